@@ -1,0 +1,21 @@
+//! sparsedex-core: a compressed inverted index for learned sparse vectors (SPLADE, BM25,
+//! any non-negative sparse weights) with exact top-k traversal.
+//!
+//! Layers, bottom up:
+//! - [`codec`]: 128-value blocks of bit-packed integers, SIMD decoding with a scalar twin.
+//! - [`container`]: the versioned, checksummed file image every index lives in (memory or mmap).
+//! - [`index`]: validation, quantization, the builder and the immutable [`index::Index`].
+//! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
+//! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
+//! - [`synth`]: a seedable synthetic corpus that looks like SPLADE output, for benches and tests.
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod container;
+pub mod error;
+pub mod index;
+pub mod postings;
+pub mod search;
+pub mod synth;
+
+pub use error::{Error, Result};

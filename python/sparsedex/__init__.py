@@ -1,0 +1,1 @@
+"""sparsedex: learned sparse retrieval with a Rust core."""

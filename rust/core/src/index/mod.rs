@@ -1,1 +1,243 @@
-//! (being written)
+//! The immutable index: validated, quantized sparse vectors laid out as block-compressed
+//! posting lists inside one [`Container`] image, in memory or memory-mapped from a file.
+//!
+//! Layout (all sections little-endian, see [`format`]): for every term `t` in `0..n_terms`,
+//! its postings occupy global posting positions `term_post_start[t]..term_post_start[t+1]`
+//! and blocks `term_block_start[t]..term_block_start[t+1]`. Block `b` holds up to 128
+//! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (so its bit width
+//! is `(block_off[b+1] - block_off[b]) / 16`), its last doc id is `block_last[b]` and its
+//! largest impact `block_max[b]`. Impacts are stored unpacked, one per posting, at the
+//! posting's global position (u8 for the quantized kind, f32 for the float kind).
+
+pub mod build;
+pub mod format;
+
+use crate::codec::BLOCK_LEN;
+use crate::container::{Container, Image};
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+pub use build::{BuildOptions, Quantization};
+
+/// Sentinel doc id of an exhausted cursor; never a real document.
+pub const TERMINATED: u32 = u32::MAX;
+
+/// How impacts are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImpactKind {
+    /// `u8` impacts: `round(w * scale)` clamped to 1..=255 for every non-zero weight `w`.
+    U8,
+    /// `f32` impacts: the weights as given.
+    F32,
+}
+
+/// The per-kind impact arrays of an index.
+#[derive(Clone, Copy, Debug)]
+pub struct ImpactArrays<'a, I> {
+    /// One impact per posting, at the posting's global position.
+    pub impacts: &'a [I],
+    /// Largest impact of each block.
+    pub block_max: &'a [I],
+    /// Largest impact of each term's list (0 for empty lists).
+    pub term_max: &'a [I],
+}
+
+/// Impact arrays of either kind.
+#[derive(Clone, Copy, Debug)]
+pub enum Impacts<'a> {
+    /// Quantized.
+    U8(ImpactArrays<'a, u8>),
+    /// Float.
+    F32(ImpactArrays<'a, f32>),
+}
+
+/// External ids stored with the index, if the builder was given any.
+#[derive(Clone, Copy, Debug)]
+pub enum ExternalIds<'a> {
+    /// No external ids: a document's id is its row number.
+    None,
+    /// 64-bit integer ids, one per document.
+    Int(&'a [i64]),
+    /// String ids: document `d`'s id is `bytes[offsets[d]..offsets[d+1]]` (UTF-8).
+    Str {
+        /// `n_docs + 1` offsets into `bytes`.
+        offsets: &'a [u64],
+        /// Concatenated UTF-8 ids.
+        bytes: &'a [u8],
+    },
+}
+
+/// Borrowed, validated views of every array of an index.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexView<'a> {
+    /// Number of documents (rows), including those with no postings.
+    pub n_docs: u32,
+    /// Vocabulary size: term ids are `0..n_terms`.
+    pub n_terms: u32,
+    /// Whether the vocabulary size was given at build time (then larger query term ids are
+    /// errors; otherwise they are terms absent from the index).
+    pub vocab_declared: bool,
+    /// Quantization scale (impact = round(weight * scale)); 1.0 for the float kind.
+    pub scale: f32,
+    /// `n_terms + 1` global posting offsets.
+    pub term_post_start: &'a [u64],
+    /// `n_terms + 1` block offsets.
+    pub term_block_start: &'a [u32],
+    /// Last doc id of each block.
+    pub block_last: &'a [u32],
+    /// `n_blocks + 1` byte offsets into `docs`.
+    pub block_off: &'a [u64],
+    /// Packed doc-id deltas.
+    pub docs: &'a [u8],
+    /// Impacts and their maxima.
+    pub impacts: Impacts<'a>,
+    /// Stored forward vectors (CSR over documents, original float weights), if kept.
+    pub forward: Option<Forward<'a>>,
+    /// External ids.
+    pub ids: ExternalIds<'a>,
+}
+
+/// The stored original vectors, row-major (for `get` and explanations).
+#[derive(Clone, Copy, Debug)]
+pub struct Forward<'a> {
+    /// `n_docs + 1` offsets.
+    pub indptr: &'a [u64],
+    /// Term ids, ascending within a row.
+    pub terms: &'a [u32],
+    /// Weights as given (zeros dropped).
+    pub values: &'a [f32],
+}
+
+impl<'a> IndexView<'a> {
+    /// Document frequency of term `t` (0 for ids out of range).
+    pub fn df(&self, t: u32) -> u64 {
+        let t = t as usize;
+        if t >= self.n_terms as usize {
+            return 0;
+        }
+        self.term_post_start[t + 1] - self.term_post_start[t]
+    }
+    /// Total number of postings.
+    pub fn n_postings(&self) -> u64 {
+        *self.term_post_start.last().unwrap_or(&0)
+    }
+    /// Total number of blocks.
+    pub fn n_blocks(&self) -> usize {
+        self.block_last.len()
+    }
+    /// Kind of the stored impacts.
+    pub fn kind(&self) -> ImpactKind {
+        match self.impacts {
+            Impacts::U8(_) => ImpactKind::U8,
+            Impacts::F32(_) => ImpactKind::F32,
+        }
+    }
+}
+
+/// An immutable index. Cheap to share across threads (`Send + Sync`); searching borrows it.
+pub struct Index {
+    // Field order matters: `view` borrows from `container` and is dropped first.
+    view: IndexView<'static>,
+    container: Arc<Container>,
+}
+
+/// Counts and sizes, for `stats()`.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Documents.
+    pub n_docs: u64,
+    /// Vocabulary size.
+    pub n_terms: u64,
+    /// Terms with at least one posting.
+    pub n_nonempty_terms: u64,
+    /// Postings.
+    pub n_postings: u64,
+    /// 128-posting blocks.
+    pub n_blocks: u64,
+    /// Bytes of the whole image.
+    pub bytes: u64,
+    /// Bytes of the posting lists alone (doc ids, impacts, block and term metadata).
+    pub postings_bytes: u64,
+    /// Bytes of the stored forward vectors.
+    pub forward_bytes: u64,
+    /// Impact kind.
+    pub kind: ImpactKind,
+    /// Quantization scale.
+    pub scale: f32,
+}
+
+impl Index {
+    /// Parse an image (built in memory or mapped from a file) and validate every invariant the
+    /// search code relies on, so that a corrupt file is an error here and never a panic later.
+    pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
+        let container = Arc::new(Container::parse(image, format::MAGIC, format::VERSION, verify_checksums)?);
+        let view = format::read_view(&container)?;
+        // SAFETY: every slice in `view` points into the image owned by `container`: a heap
+        // buffer or a read-only memory map, neither of which moves or is released while the
+        // `Arc<Container>` held in the same struct lives. `view` is declared before
+        // `container`, so it is dropped first, and it is only handed out re-borrowed with the
+        // lifetime of `&self` (see [`Index::view`]).
+        let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
+        Ok(Index { view, container })
+    }
+
+    /// Open an index file, memory-mapped. Checksums of every section are verified.
+    pub fn open(path: &Path) -> Result<Index> {
+        let image = Image::open_file(path)?;
+        Index::from_image(image, true).map_err(|e| match e {
+            Error::Corrupt(msg) => Error::Corrupt(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Write the index to `path` (atomically: a temporary file renamed into place).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.container.image_bytes();
+        format::write_image_file(bytes, path)
+    }
+
+    /// Borrowed views of the index arrays.
+    pub fn view(&self) -> &IndexView<'_> {
+        &self.view
+    }
+
+    /// Number of documents.
+    pub fn n_docs(&self) -> u32 {
+        self.view.n_docs
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Stats {
+        let v = &self.view;
+        let imp_size = match v.impacts {
+            Impacts::U8(_) => 1u64,
+            Impacts::F32(_) => 4,
+        };
+        let n_blocks = v.n_blocks() as u64;
+        let postings_bytes = v.docs.len() as u64
+            + v.n_postings() * imp_size
+            + n_blocks * (4 + 8 + imp_size)
+            + (v.n_terms as u64) * (8 + 4 + imp_size);
+        let forward_bytes = v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
+        Stats {
+            n_docs: v.n_docs as u64,
+            n_terms: v.n_terms as u64,
+            n_nonempty_terms: (0..v.n_terms).filter(|&t| v.df(t) > 0).count() as u64,
+            n_postings: v.n_postings(),
+            n_blocks,
+            bytes: self.container.total_bytes() as u64,
+            postings_bytes,
+            forward_bytes,
+            kind: v.kind(),
+            scale: v.scale,
+        }
+    }
+
+    /// Number of postings of term `t` that fall in block `b` of the term (all but the last are full).
+    pub fn block_len(v: &IndexView<'_>, t: u32, b_in_term: usize) -> usize {
+        let df = v.df(t) as usize;
+        let full = b_in_term * BLOCK_LEN;
+        (df - full).min(BLOCK_LEN)
+    }
+}

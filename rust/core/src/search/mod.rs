@@ -1,1 +1,310 @@
-//! (being written)
+//! Exact top-k traversal.
+//!
+//! Every algorithm returns exactly the exhaustive oracle's top-k on the same index: the same
+//! doc ids and equal scores, ordered by score descending then doc id ascending. For the
+//! quantized kind scores are integers (query weights are quantized too, see [`plan`]), so
+//! equality is exact by construction. For the float kind every algorithm sums a document's
+//! contributions in the same canonical order (query terms by ascending term id, as the
+//! term-at-a-time oracle does), and pruning compares upper bounds with a relative slack that
+//! covers float rounding, so no document that could enter is ever pruned.
+
+pub mod bmm;
+pub mod common;
+pub mod bmw;
+pub mod exhaustive;
+pub mod maxscore;
+pub mod plan;
+pub mod topk;
+pub mod wand;
+
+use crate::index::build::CsrRef;
+use crate::index::{Impacts, Index, IndexView};
+use crate::{Error, Result};
+pub use plan::{Plan, QueryRef};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One result: internal doc id (row number) and score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hit {
+    /// Internal doc id.
+    pub doc: u32,
+    /// Score (dot product of the query and the stored impacts, rescaled to weight units).
+    pub score: f32,
+}
+
+/// A traversal algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Term-at-a-time over every posting of every query term; the oracle.
+    Exhaustive,
+    /// MaxScore (Turtle & Flood 1995).
+    MaxScore,
+    /// WAND (Broder et al. 2003).
+    Wand,
+    /// Block-Max WAND (Ding & Suel 2011).
+    BlockMaxWand,
+    /// Block-Max MaxScore (MaxScore with block-max bounds on the non-essential lists).
+    BlockMaxMaxScore,
+    /// Chosen per query by [`choose`].
+    Auto,
+}
+
+impl Algorithm {
+    /// Every algorithm, by its canonical name.
+    pub const ALL: [Algorithm; 6] = [
+        Algorithm::Exhaustive,
+        Algorithm::MaxScore,
+        Algorithm::Wand,
+        Algorithm::BlockMaxWand,
+        Algorithm::BlockMaxMaxScore,
+        Algorithm::Auto,
+    ];
+    /// Canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Exhaustive => "exhaustive",
+            Algorithm::MaxScore => "maxscore",
+            Algorithm::Wand => "wand",
+            Algorithm::BlockMaxWand => "bmw",
+            Algorithm::BlockMaxMaxScore => "bmm",
+            Algorithm::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "exhaustive" | "taat" | "oracle" => Algorithm::Exhaustive,
+            "maxscore" => Algorithm::MaxScore,
+            "wand" => Algorithm::Wand,
+            "bmw" | "block_max_wand" | "blockmaxwand" => Algorithm::BlockMaxWand,
+            "bmm" | "block_max_maxscore" | "blockmaxmaxscore" => Algorithm::BlockMaxMaxScore,
+            "auto" => Algorithm::Auto,
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, auto)"
+                )))
+            }
+        })
+    }
+}
+
+/// Score arithmetic of an impact kind.
+pub trait Kind: 'static {
+    /// Stored impact.
+    type Imp: Copy + Default + PartialOrd + Send + Sync + fmt::Debug;
+    /// Accumulated score.
+    type S: Copy + Default + PartialOrd + std::ops::Add<Output = Self::S> + std::ops::AddAssign + Send + Sync + fmt::Debug;
+    /// Query weight.
+    type W: Copy + Send + Sync + fmt::Debug;
+    /// Float kinds sum contributions in canonical order and prune with slack.
+    const FLOAT: bool;
+    /// Convert validated, positive query weights; returns the weights and the norm
+    /// (see [`plan`] for the quantized rule).
+    fn weights(ws: &[f32], index_scale: f32) -> (Vec<Self::W>, f32);
+    /// This kind's accumulator buffer in the scratch space.
+    fn acc(s: &mut Scratch) -> &mut Vec<Self::S>;
+    /// True for a zero query weight.
+    fn w_is_zero(w: Self::W) -> bool;
+    /// Contribution of one posting.
+    fn mul(w: Self::W, i: Self::Imp) -> Self::S;
+    /// True if no document whose score is at most `bound` can enter a collector whose
+    /// threshold is `thr`, given DAAT order (equal scores lose to earlier docs).
+    fn prune(bound: Self::S, thr: Self::S, slack: f32) -> bool;
+    /// Score in weight units.
+    fn to_f32(s: Self::S, norm: f32) -> f32;
+    /// The arrays of this kind, if the index has this kind.
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, Self::Imp>>;
+}
+
+/// Quantized kind: u8 impacts, u32 query weights, u32 scores (never overflow, see [`plan`]).
+pub enum U8Kind {}
+impl Kind for U8Kind {
+    type Imp = u8;
+    type S = u32;
+    type W = u32;
+    const FLOAT: bool = false;
+    fn weights(ws: &[f32], index_scale: f32) -> (Vec<u32>, f32) {
+        let max = ws.iter().copied().fold(0.0f64, |a, b| a.max(b as f64));
+        let sum: f64 = ws.iter().map(|&w| w as f64).sum();
+        if max <= 0.0 {
+            return (vec![0; ws.len()], 1.0);
+        }
+        let budget = (u32::MAX as f64 / 255.0).floor() - ws.len() as f64;
+        let q = (65535.0 / max).min(budget / sum);
+        let out = ws.iter().map(|&w| (w as f64 * q).round() as u32).collect();
+        (out, (q * index_scale as f64) as f32)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<u32> {
+        &mut s.acc_u32
+    }
+    fn w_is_zero(w: u32) -> bool {
+        w == 0
+    }
+    #[inline(always)]
+    fn mul(w: u32, i: u8) -> u32 {
+        w * i as u32
+    }
+    #[inline(always)]
+    fn prune(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound <= thr
+    }
+    #[inline(always)]
+    fn to_f32(s: u32, norm: f32) -> f32 {
+        (s as f64 / norm as f64) as f32
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, u8>> {
+        match v.impacts {
+            Impacts::U8(a) => Some(a),
+            Impacts::F32(_) => None,
+        }
+    }
+}
+
+/// Float kind: f32 impacts, weights and scores.
+pub enum F32Kind {}
+impl Kind for F32Kind {
+    type Imp = f32;
+    type S = f32;
+    type W = f32;
+    const FLOAT: bool = true;
+    fn weights(ws: &[f32], _index_scale: f32) -> (Vec<f32>, f32) {
+        (ws.to_vec(), 1.0)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<f32> {
+        &mut s.acc_f32
+    }
+    fn w_is_zero(w: f32) -> bool {
+        w == 0.0
+    }
+    #[inline(always)]
+    fn mul(w: f32, i: f32) -> f32 {
+        w * i
+    }
+    #[inline(always)]
+    fn prune(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
+    fn to_f32(s: f32, _norm: f32) -> f32 {
+        s
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, f32>> {
+        match v.impacts {
+            Impacts::F32(a) => Some(a),
+            Impacts::U8(_) => None,
+        }
+    }
+}
+
+/// Per-thread reusable buffers.
+#[derive(Default)]
+pub struct Scratch {
+    /// Integer accumulators of the term-at-a-time oracle.
+    pub acc_u32: Vec<u32>,
+    /// Float accumulators.
+    pub acc_f32: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// The rule behind [`Algorithm::Auto`]: which algorithm to run for this query.
+pub fn choose<K: Kind>(_v: &IndexView<'_>, plan: &Plan<K>) -> Algorithm {
+    if plan.terms.len() <= 1 {
+        Algorithm::MaxScore
+    } else {
+        Algorithm::BlockMaxMaxScore
+    }
+}
+
+fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, algo: Algorithm) -> Vec<Hit> {
+    let algo = if algo == Algorithm::Auto { choose(v, plan) } else { algo };
+    let raw = match algo {
+        Algorithm::Exhaustive => SCRATCH.with(|s| exhaustive::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
+        Algorithm::MaxScore => maxscore::search::<K>(v, arrays, plan, k),
+        Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxMaxScore | Algorithm::Auto => bmm::search::<K>(v, arrays, plan, k),
+    };
+    raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
+}
+
+fn check_k(k: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::InvalidArgument("k must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Exact top-`k` of one query.
+pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
+    check_k(k)?;
+    search_one(index.view(), q, k, algo, None)
+}
+
+fn search_one(v: &IndexView<'_>, q: QueryRef<'_>, k: usize, algo: Algorithm, qi: Option<usize>) -> Result<Vec<Hit>> {
+    match v.impacts {
+        Impacts::U8(a) => {
+            let plan = Plan::<U8Kind>::new(v, q, qi)?;
+            Ok(run::<U8Kind>(v, &a, &plan, k, algo))
+        }
+        Impacts::F32(a) => {
+            let plan = Plan::<F32Kind>::new(v, q, qi)?;
+            Ok(run::<F32Kind>(v, &a, &plan, k, algo))
+        }
+    }
+}
+
+fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = pools.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(&threads) {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?,
+    );
+    map.insert(threads, p.clone());
+    Ok(p)
+}
+
+/// Exact top-`k` of every query of a CSR batch, in parallel on `threads` threads (all cores
+/// when `None`). Errors name the offending query.
+pub fn search_batch(index: &Index, queries: CsrRef<'_>, k: usize, algo: Algorithm, threads: Option<usize>) -> Result<Vec<Vec<Hit>>> {
+    use rayon::prelude::*;
+    check_k(k)?;
+    let nq = crate::index::build::check_csr(&queries, "queries")?;
+    let v = index.view();
+    let work = || -> Result<Vec<Vec<Hit>>> {
+        (0..nq)
+            .into_par_iter()
+            .map(|i| {
+                let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+                search_one(v, QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] }, k, algo, Some(i))
+            })
+            .collect()
+    };
+    match threads {
+        None => work(),
+        Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
+        Some(n) => pool(n)?.install(work),
+    }
+}

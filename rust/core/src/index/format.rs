@@ -1,0 +1,150 @@
+//! Section names of an index image and the validation run when one is opened.
+//!
+//! Format version 1. Sections (all little-endian):
+//! - `meta` (u64 x 5): n_docs, n_terms, impact kind (0 = u8, 1 = f32), f32 scale bits,
+//!   vocabulary declared (0/1).
+//! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1).
+//! - `block_last` (u32, n_blocks), `block_off` (u64, n_blocks + 1), `docs` (bytes).
+//! - `impacts_u8` | `impacts_f32`, `block_max_u8` | `block_max_f32`, `term_max_u8` | `term_max_f32`.
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32), `fwd_values` (f32): the stored vectors.
+//! - optional `ids_i64` (i64, n_docs) or `ids_str_off` (u64, n_docs + 1) + `ids_str` (bytes).
+
+use super::{ExternalIds, Forward, ImpactArrays, Impacts, IndexView};
+use crate::codec::{packed_len, BLOCK_LEN};
+use crate::container::Container;
+use crate::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// File magic of an index image.
+pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
+/// Format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+fn corrupt(msg: impl Into<String>) -> Error {
+    Error::Corrupt(msg.into())
+}
+
+fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Result<()> {
+    if offs.len() != expect_len {
+        return Err(corrupt(format!("section '{name}' has {} entries, expected {expect_len}", offs.len())));
+    }
+    if offs.first().copied().unwrap_or(0) != 0 || offs.last().copied().unwrap_or(0) != end {
+        return Err(corrupt(format!("section '{name}' does not span 0..{end}")));
+    }
+    if offs.windows(2).any(|w| w[0] > w[1]) {
+        return Err(corrupt(format!("section '{name}' is not non-decreasing")));
+    }
+    Ok(())
+}
+
+/// Build validated views over a parsed container.
+pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
+    let meta = c.u64s("meta")?;
+    if meta.len() < 4 {
+        return Err(corrupt("section 'meta' is too short"));
+    }
+    let n_docs = u32::try_from(meta[0]).map_err(|_| corrupt("n_docs out of range"))?;
+    let n_terms = u32::try_from(meta[1]).map_err(|_| corrupt("n_terms out of range"))?;
+    let scale = f32::from_bits(meta[3] as u32);
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(corrupt("quantization scale is not a positive number"));
+    }
+    let nt = n_terms as usize;
+    let term_post_start = c.u64s("term_post_start")?;
+    let term_block_start = c.u32s("term_block_start")?;
+    let block_last = c.u32s("block_last")?;
+    let block_off = c.u64s("block_off")?;
+    let docs = c.bytes("docs")?;
+    let n_blocks = block_last.len();
+    if term_post_start.len() != nt + 1 {
+        return Err(corrupt("section 'term_post_start' has the wrong length"));
+    }
+    let n_postings = *term_post_start.last().unwrap_or(&0);
+    check_offsets("term_post_start", term_post_start, nt + 1, n_postings)?;
+    let tbs: Vec<u64> = term_block_start.iter().map(|&x| x as u64).collect();
+    check_offsets("term_block_start", &tbs, nt + 1, n_blocks as u64)?;
+    check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
+    for t in 0..nt {
+        let df = term_post_start[t + 1] - term_post_start[t];
+        let nb = (term_block_start[t + 1] - term_block_start[t]) as u64;
+        if nb != df.div_ceil(BLOCK_LEN as u64) {
+            return Err(corrupt(format!("term {t}: {nb} blocks for {df} postings")));
+        }
+        let blocks = &block_last[term_block_start[t] as usize..term_block_start[t + 1] as usize];
+        if blocks.windows(2).any(|w| w[0] >= w[1]) || blocks.last().is_some_and(|&l| l >= n_docs) {
+            return Err(corrupt(format!("term {t}: block doc ids out of order or out of range")));
+        }
+    }
+    for b in 0..n_blocks {
+        let len = block_off[b + 1] - block_off[b];
+        if len % 16 != 0 || len > packed_len(32) as u64 {
+            return Err(corrupt(format!("block {b}: packed length {len} is not a valid bit width")));
+        }
+    }
+    let np = n_postings as usize;
+    let impacts = match meta[2] {
+        0 => {
+            let a = ImpactArrays { impacts: c.bytes("impacts_u8")?, block_max: c.bytes("block_max_u8")?, term_max: c.bytes("term_max_u8")? };
+            check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
+            Impacts::U8(a)
+        }
+        1 => {
+            let a = ImpactArrays { impacts: c.f32s("impacts_f32")?, block_max: c.f32s("block_max_f32")?, term_max: c.f32s("term_max_f32")? };
+            check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
+            Impacts::F32(a)
+        }
+        k => return Err(corrupt(format!("unknown impact kind {k}"))),
+    };
+    let forward = if c.has("fwd_indptr") {
+        let f = Forward { indptr: c.u64s("fwd_indptr")?, terms: c.u32s("fwd_terms")?, values: c.f32s("fwd_values")? };
+        check_offsets("fwd_indptr", f.indptr, n_docs as usize + 1, f.terms.len() as u64)?;
+        if f.values.len() != f.terms.len() || f.terms.iter().any(|&t| t >= n_terms) {
+            return Err(corrupt("stored vectors are inconsistent"));
+        }
+        Some(f)
+    } else {
+        None
+    };
+    let ids = if c.has("ids_i64") {
+        let ids = c.i64s("ids_i64")?;
+        if ids.len() != n_docs as usize {
+            return Err(corrupt("section 'ids_i64' has the wrong length"));
+        }
+        ExternalIds::Int(ids)
+    } else if c.has("ids_str_off") {
+        let offsets = c.u64s("ids_str_off")?;
+        let bytes = c.bytes("ids_str")?;
+        check_offsets("ids_str_off", offsets, n_docs as usize + 1, bytes.len() as u64)?;
+        ExternalIds::Str { offsets, bytes }
+    } else {
+        ExternalIds::None
+    };
+    Ok(IndexView { n_docs, n_terms, vocab_declared: meta.get(4).copied().unwrap_or(0) == 1, scale, term_post_start, term_block_start, block_last, block_off, docs, impacts, forward, ids })
+}
+
+fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: usize) -> Result<()> {
+    if imp != np || bmax != nb || tmax != nt {
+        return Err(corrupt("impact sections have the wrong length"));
+    }
+    Ok(())
+}
+
+/// Write image bytes to `path` atomically: a temporary file in the same directory, fsync,
+/// rename over `path`, fsync the directory.
+pub fn write_image_file(bytes: &[u8], path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", p.display()), e);
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+        f.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
+        f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io("renaming into", path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

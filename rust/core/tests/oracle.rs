@@ -1,0 +1,119 @@
+//! Every traversal algorithm returns exactly the exhaustive oracle's top-k (ids and scores,
+//! score descending then doc id ascending), on random corpora whose posting lists span many
+//! 128-posting blocks, for both impact kinds.
+
+use proptest::prelude::*;
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
+use sparsedex_core::index::Index;
+use sparsedex_core::search::{search, Algorithm, Hit, QueryRef};
+
+#[derive(Debug, Clone)]
+struct Corpus {
+    indptr: Vec<u64>,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+fn corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = Corpus> {
+    // Per-term inclusion probabilities vary so that some lists are long (many blocks) and some short.
+    (1..max_docs, proptest::collection::vec(0.0f64..1.0, vocab as usize), any::<u64>(), 0u8..4).prop_map(move |(n, probs, seed, wmode)| {
+        let mut rng = seed | 1;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
+        for _ in 0..n {
+            for (t, &p) in probs.iter().enumerate() {
+                let p = p * p; // skew towards short lists
+                if (next() % 10_000) as f64 / 10_000.0 < p {
+                    c.indices.push(t as u32);
+                    let r = next();
+                    let w = match wmode {
+                        0 => 1.0,                                    // all-equal weights: ties everywhere
+                        1 => [0.5f32, 1.0, 1.5, 2.0][(r % 4) as usize], // few distinct values
+                        2 => (r % 10_000) as f32 / 1000.0 + 0.001,   // continuous
+                        _ => [1e-6f32, 1e6, 3.0, 0.25][(r % 4) as usize], // extreme range
+                    };
+                    c.values.push(w);
+                }
+            }
+            c.indptr.push(c.indices.len() as u64);
+        }
+        c
+    })
+}
+
+fn query_strategy(vocab: u32) -> impl Strategy<Value = Vec<(u32, f32)>> {
+    proptest::collection::btree_map(0..vocab + 3, prop_oneof![Just(1.0f32), 0.01f32..5.0, Just(0.0f32)], 0..10)
+        .prop_map(|m| m.into_iter().collect())
+}
+
+fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
+    let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+    let qr = QueryRef { terms: &terms, weights: &weights };
+    let oracle: Vec<Hit> = search(index, qr, k, Algorithm::Exhaustive).unwrap();
+    for algo in Algorithm::ALL {
+        let got = search(index, qr, k, algo).unwrap();
+        assert_eq!(got, oracle, "algorithm {algo} differs from the oracle (k={k}, query={q:?})");
+    }
+    // Sorted, scores positive, at most k.
+    assert!(oracle.len() <= k);
+    for w in oracle.windows(2) {
+        assert!(w[0].score > w[1].score || (w[0].score == w[1].score && w[0].doc < w[1].doc));
+    }
+}
+
+fn build_kind(c: &Corpus, quant: Quantization) -> Index {
+    build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &BuildOptions { n_terms: None, quantization: quant, store_vectors: false }).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
+        let index = build_kind(&c, Quantization::U8 { scale: None });
+        let n = c.indptr.len() - 1;
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for q in &qs {
+            run_all(&index, q, k);
+            run_all(&index, q, 10);
+        }
+    }
+
+    #[test]
+    fn all_algorithms_equal_oracle_f32(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
+        let index = build_kind(&c, Quantization::F32);
+        let n = c.indptr.len() - 1;
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for q in &qs {
+            run_all(&index, q, k);
+            run_all(&index, q, 10);
+        }
+    }
+}
+
+#[test]
+fn empty_index_and_edge_queries() {
+    let c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
+    let index = build_kind(&c, Quantization::U8 { scale: None });
+    run_all(&index, &[(0, 1.0)], 10);
+    run_all(&index, &[], 10);
+    // Docs without postings, absent terms, k larger than the index.
+    let c = Corpus { indptr: vec![0, 0, 2, 2, 3], indices: vec![0, 1, 1], values: vec![1.0, 2.0, 2.0] };
+    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+        let index = build_kind(&c, quant);
+        for q in [vec![(5u32, 1.0f32)], vec![(1, 1.0)], vec![(0, 1.0), (1, 0.5), (9, 3.0)], vec![(1, 0.0)]] {
+            for k in [1, 2, 3, 100] {
+                run_all(&index, &q, k);
+            }
+        }
+        let hits = search(&index, QueryRef { terms: &[1], weights: &[1.0] }, 10, Algorithm::Auto).unwrap();
+        assert_eq!(hits.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![1, 3]);
+        assert!((hits[0].score - 2.0).abs() < 0.01);
+    }
+}

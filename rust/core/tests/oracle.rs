@@ -16,7 +16,7 @@ struct Corpus {
 
 fn corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = Corpus> {
     // Per-term inclusion probabilities vary so that some lists are long (many blocks) and some short.
-    (1..max_docs, proptest::collection::vec(0.0f64..1.0, vocab as usize), any::<u64>(), 0u8..4).prop_map(move |(n, probs, seed, wmode)| {
+    (1..max_docs, proptest::collection::vec(0.0f64..1.0, vocab as usize), any::<u64>(), 0u8..6).prop_map(move |(n, probs, seed, wmode)| {
         let mut rng = seed | 1;
         let mut next = || {
             rng ^= rng << 13;
@@ -25,7 +25,7 @@ fn corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = Corpus>
             rng
         };
         let mut c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
-        for _ in 0..n {
+        for d in 0..n {
             for (t, &p) in probs.iter().enumerate() {
                 let p = p * p; // skew towards short lists
                 if (next() % 10_000) as f64 / 10_000.0 < p {
@@ -35,7 +35,13 @@ fn corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = Corpus>
                         0 => 1.0,                                    // all-equal weights: ties everywhere
                         1 => [0.5f32, 1.0, 1.5, 2.0][(r % 4) as usize], // few distinct values
                         2 => (r % 10_000) as f32 / 1000.0 + 0.001,   // continuous
-                        _ => [1e-6f32, 1e6, 3.0, 0.25][(r % 4) as usize], // extreme range
+                        3 => [1e-6f32, 1e6, 3.0, 0.25][(r % 4) as usize], // extreme range
+                        // Impacts clustered by doc range, so block maxima differ from list maxima
+                        // and the block-max algorithms skip whole blocks.
+                        _ => {
+                            let hot = (d / 97 + t) % 7 == 0;
+                            (r % 100) as f32 / 100.0 + if hot { 5.0 } else { 0.01 }
+                        }
                     };
                     c.values.push(w);
                 }

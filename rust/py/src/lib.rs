@@ -1,6 +1,273 @@
-//! PyO3 bindings (being written).
+//! Thin PyO3 bindings of `sparsedex-core`: numpy in, numpy out, errors mapped to Python
+//! exceptions, the interpreter released for every piece of real work.
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
+use sparsedex_core::index::{ExternalIds, Index, ImpactKind};
+use sparsedex_core::search::{self, Algorithm, QueryRef};
+use sparsedex_core::Error;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pyo3::create_exception!(_core, SparsedexError, PyException, "Base class of sparsedex errors.");
+pyo3::create_exception!(
+    _core,
+    CorruptIndexError,
+    SparsedexError,
+    "An index file is truncated, corrupted, of another format version, or not an index file."
+);
+
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::InvalidDocument { .. } | Error::InvalidQuery { .. } | Error::InvalidArgument(_) => PyValueError::new_err(e.to_string()),
+        Error::Corrupt(_) | Error::UnsupportedVersion { .. } => CorruptIndexError::new_err(e.to_string()),
+        Error::Io { ref source, .. } => match source.kind() {
+            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
+            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
+            _ => PyOSError::new_err(e.to_string()),
+        },
+    }
+}
+
+/// Run `f` without the interpreter lock, turning core errors (and, defensively, panics) into
+/// Python exceptions. A panic is a bug; it must still never reach users as PanicException.
+fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+    let r = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    match r {
+        Ok(r) => r.map_err(to_py),
+        Err(p) => {
+            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(SparsedexError::new_err(format!("internal error (please report it): {msg}")))
+        }
+    }
+}
+
+fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous 1-d array")))
+}
+
+fn parse_algo(s: &str) -> PyResult<Algorithm> {
+    s.parse().map_err(to_py)
+}
+
+/// An immutable index over sparse vectors (the low-level engine behind `sparsedex.VectorIndex`).
+#[pyclass(frozen, name = "Index", module = "sparsedex._core")]
+struct PyIndex {
+    inner: Arc<Index>,
+}
+
+#[pymethods]
+impl PyIndex {
+    /// Build from CSR arrays (indptr u64, indices u32, values f32).
+    #[staticmethod]
+    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        py: Python<'_>,
+        indptr: PyReadonlyArray1<'_, u64>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+        n_terms: Option<u32>,
+        quantization: &str,
+        scale: Option<f32>,
+        ids_int: Option<PyReadonlyArray1<'_, i64>>,
+        ids_str: Option<Vec<String>>,
+        store_vectors: bool,
+    ) -> PyResult<Self> {
+        let quantization = match quantization {
+            "u8" => Quantization::U8 { scale },
+            "float" | "f32" => {
+                if scale.is_some() {
+                    return Err(PyValueError::new_err("scale only applies to quantization='u8'"));
+                }
+                Quantization::F32
+            }
+            other => return Err(PyValueError::new_err(format!("quantization must be 'u8' or 'float', got '{other}'"))),
+        };
+        let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+        let ids_i = match &ids_int {
+            Some(a) => Some(slice(a, "ids")?),
+            None => None,
+        };
+        let opts = BuildOptions { n_terms, quantization, store_vectors };
+        let ids_s = ids_str.as_deref();
+        let index = enter(py, || {
+            let ids = match (ids_i, ids_s) {
+                (Some(i), _) => IdsInput::Int(i),
+                (None, Some(s)) => IdsInput::Str(s),
+                (None, None) => IdsInput::None,
+            };
+            build(csr, ids, &opts)
+        })?;
+        Ok(PyIndex { inner: Arc::new(index) })
+    }
+
+    /// Open an index file (memory-mapped; every checksum verified).
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let index = enter(py, || Index::open(&path))?;
+        Ok(PyIndex { inner: Arc::new(index) })
+    }
+
+    /// Write the index to a file, atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let inner = self.inner.clone();
+        enter(py, move || inner.save(&path))
+    }
+
+    /// Exact top-k of one query: (doc ids uint32, scores float32), best first.
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto"))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        indices: PyReadonlyArray1<'py, u32>,
+        values: PyReadonlyArray1<'py, f32>,
+        k: usize,
+        algorithm: &str,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+        let algo = parse_algo(algorithm)?;
+        let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
+        let inner = &self.inner;
+        let hits = enter(py, || search::search(inner, q, k, algo))?;
+        let docs: Vec<u32> = hits.iter().map(|h| h.doc).collect();
+        let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+        Ok((docs.into_pyarray(py), scores.into_pyarray(py)))
+    }
+
+    /// Exact top-k of a CSR batch of queries, on all cores (or `threads`). Returns
+    /// (doc ids int64 [nq, k], scores float32 [nq, k]); missing hits are -1 / NaN.
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_batch<'py>(
+        &self,
+        py: Python<'py>,
+        indptr: PyReadonlyArray1<'py, u64>,
+        indices: PyReadonlyArray1<'py, u32>,
+        values: PyReadonlyArray1<'py, f32>,
+        k: usize,
+        algorithm: &str,
+        threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+        let algo = parse_algo(algorithm)?;
+        let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+        let inner = &self.inner;
+        let (docs, scores, nq) = enter(py, || {
+            let res = search::search_batch(inner, csr, k, algo, threads)?;
+            let nq = res.len();
+            let mut docs = vec![-1i64; nq * k];
+            let mut scores = vec![f32::NAN; nq * k];
+            for (i, hits) in res.iter().enumerate() {
+                for (j, h) in hits.iter().enumerate() {
+                    docs[i * k + j] = h.doc as i64;
+                    scores[i * k + j] = h.score;
+                }
+            }
+            Ok((docs, scores, nq))
+        })?;
+        let docs = docs.into_pyarray(py).reshape([nq, k])?;
+        let scores = scores.into_pyarray(py).reshape([nq, k])?;
+        Ok((docs, scores))
+    }
+
+    /// Per-term breakdown of a document's score for a query: list of
+    /// (term, query weight, stored weight, contribution); contributions sum to the score.
+    fn explain(&self, py: Python<'_>, indices: PyReadonlyArray1<'_, u32>, values: PyReadonlyArray1<'_, f32>, doc: u32) -> PyResult<Vec<(u32, f32, f32, f32)>> {
+        let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
+        let inner = &self.inner;
+        let parts = enter(py, || sparsedex_core::search::explain::explain(inner, q, doc))?;
+        Ok(parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect())
+    }
+
+    /// The stored vector of internal doc `doc`: (indices uint32, values float32).
+    fn get<'py>(&self, py: Python<'py>, doc: u32) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+        let v = self.inner.view();
+        let f = v.forward.ok_or_else(|| PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored"))?;
+        if doc >= v.n_docs {
+            return Err(PyValueError::new_err(format!("document {doc} is out of range (the index has {} documents)", v.n_docs)));
+        }
+        let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
+        Ok((f.terms[a..b].to_vec().into_pyarray(py), f.values[a..b].to_vec().into_pyarray(py)))
+    }
+
+    /// External ids stored with the index: None, an int64 array, or a list of str.
+    fn ids<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(match self.inner.view().ids {
+            ExternalIds::None => None,
+            ExternalIds::Int(a) => Some(a.to_vec().into_pyarray(py).into_any()),
+            ExternalIds::Str { offsets, bytes } => {
+                let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+                for w in offsets.windows(2) {
+                    let s = std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize])
+                        .map_err(|_| CorruptIndexError::new_err("stored string ids are not valid UTF-8"))?;
+                    out.push(s.to_string());
+                }
+                Some(out.into_pyobject(py)?.into_any())
+            }
+        })
+    }
+
+    /// Counts and sizes.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("documents", s.n_docs)?;
+        d.set_item("vocabulary", s.n_terms)?;
+        d.set_item("terms", s.n_nonempty_terms)?;
+        d.set_item("postings", s.n_postings)?;
+        d.set_item("blocks", s.n_blocks)?;
+        d.set_item("bytes", s.bytes)?;
+        d.set_item("postings_bytes", s.postings_bytes)?;
+        d.set_item("vectors_bytes", s.forward_bytes)?;
+        d.set_item("quantization", match s.kind { ImpactKind::U8 => "u8", ImpactKind::F32 => "float" })?;
+        d.set_item("scale", s.scale)?;
+        d.set_item("simd", sparsedex_core::codec::kernel_name())?;
+        Ok(d)
+    }
+
+    /// Number of documents.
+    fn __len__(&self) -> usize {
+        self.inner.n_docs() as usize
+    }
+
+    /// Vocabulary size.
+    #[getter]
+    fn n_terms(&self) -> u32 {
+        self.inner.view().n_terms
+    }
+
+    /// Whether the original vectors are stored.
+    #[getter]
+    fn has_vectors(&self) -> bool {
+        self.inner.view().forward.is_some()
+    }
+}
+
+/// Names of the traversal algorithms, in the order the benchmarks report them.
+#[pyfunction]
+fn algorithms() -> Vec<&'static str> {
+    Algorithm::ALL.iter().map(|a| a.name()).collect()
+}
+
+/// Which SIMD kernel the codec uses on this machine.
+#[pyfunction]
+fn simd_kernel() -> &'static str {
+    sparsedex_core::codec::kernel_name()
+}
 
 /// The native module.
 #[pymodule]
-mod _core {}
+mod _core {
+    #[pymodule_export]
+    use super::algorithms;
+    #[pymodule_export]
+    use super::simd_kernel;
+    #[pymodule_export]
+    use super::CorruptIndexError;
+    #[pymodule_export]
+    use super::PyIndex;
+    #[pymodule_export]
+    use super::SparsedexError;
+}

@@ -12,6 +12,7 @@ pub mod bmm;
 pub mod common;
 pub mod bmw;
 pub mod exhaustive;
+pub mod explain;
 pub mod maxscore;
 pub mod plan;
 pub mod topk;

@@ -1,0 +1,278 @@
+"""VectorIndex: the low-level index over sparse vectors you bring (or an encoder made).
+
+It wraps the Rust engine (`sparsedex._core.Index`): build from CSR arrays, a scipy sparse
+matrix or a list of vectors; exact top-k search, one query or a batch on all cores; save to a
+directory and open it again memory-mapped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["VectorIndex", "to_csr", "to_query"]
+
+_FORMAT = "sparsedex-vector-index"
+_FORMAT_VERSION = 1
+_FILE = "vectors.sdx"
+
+
+def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """One sparse vector as (indices uint32, values float32); errors name the row."""
+    where = f"{what} {i}" if i is not None else what
+    if hasattr(v, "indices") and hasattr(v, "values"):  # SparseEmbedding, fastembed's too
+        idx, val = v.indices, v.values
+    elif isinstance(v, dict):
+        idx, val = list(v.keys()), list(v.values())
+    elif isinstance(v, (tuple, list)) and len(v) == 2:
+        idx, val = v
+    else:
+        raise TypeError(f"{where}: expected (indices, values), a dict {{term_id: weight}} or a SparseEmbedding, got {type(v).__name__}")
+    idx = np.asarray(idx)
+    val = np.asarray(val)
+    if idx.ndim != 1 or val.ndim != 1:
+        raise ValueError(f"{where}: indices and values must be 1-d")
+    if idx.shape != val.shape:
+        raise ValueError(f"{where}: indices and values have different lengths ({idx.shape[0]} vs {val.shape[0]})")
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"{where}: term ids must be integers, got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() > np.iinfo(np.uint32).max):
+        bad = idx[(idx < 0) | (idx > np.iinfo(np.uint32).max)][0]
+        raise ValueError(f"{where}: term id {bad} is out of range")
+    if val.size and not (np.issubdtype(val.dtype, np.floating) or np.issubdtype(val.dtype, np.integer)):
+        raise ValueError(f"{where}: weights must be numbers, got dtype {val.dtype}")
+    return np.ascontiguousarray(idx, dtype=np.uint32), np.ascontiguousarray(val, dtype=np.float32)
+
+
+def _is_int_vector(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and (np.issubdtype(x.dtype, np.integer) or x.size == 0)
+    if isinstance(x, (list, range)):
+        return all(isinstance(e, (int, np.integer)) for e in x)
+    return False
+
+
+def to_csr(docs: Any, what: str = "document") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise documents to CSR arrays (indptr uint64, indices uint32, values float32).
+
+    Accepts a tuple (indptr, indices, values), a scipy.sparse matrix, or a sequence of vectors
+    (SparseEmbedding, (indices, values) pairs or {term_id: weight} dicts).
+    """
+    if isinstance(docs, tuple) and len(docs) == 3 and _is_int_vector(docs[0]):
+        indptr, indices, values = docs
+        indices = np.asarray(indices)
+        if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 or indices.max() > np.iinfo(np.uint32).max):
+            raise ValueError(f"{what}s: term ids must be integers in 0..2^32-1")
+        return (
+            np.ascontiguousarray(indptr, dtype=np.uint64),
+            np.ascontiguousarray(indices, dtype=np.uint32),
+            np.ascontiguousarray(values, dtype=np.float32),
+        )
+    if hasattr(docs, "tocsr"):  # scipy.sparse
+        m = docs.tocsr()
+        m.sort_indices()
+        return (
+            np.ascontiguousarray(m.indptr, dtype=np.uint64),
+            np.ascontiguousarray(m.indices, dtype=np.uint32),
+            np.ascontiguousarray(m.data, dtype=np.float32),
+        )
+    rows = [_row(v, i, what) for i, v in enumerate(docs)]
+    lens = np.fromiter((r[0].shape[0] for r in rows), dtype=np.uint64, count=len(rows))
+    indptr = np.zeros(len(rows) + 1, dtype=np.uint64)
+    np.cumsum(lens, out=indptr[1:])
+    indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32)
+    values = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
+    return indptr, indices, values
+
+
+def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise one query: `(indices, values)`, a SparseEmbedding or a dict."""
+    if values is not None:
+        return _row((query, values), None, "query")
+    return _row(query, None, "query")
+
+
+class VectorIndex:
+    """An immutable, exact top-k index over non-negative sparse vectors.
+
+    >>> ix = VectorIndex.build([([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1])], ids=["a", "b"])
+    >>> ids, scores = ix.search([7], [1.0], k=1)
+    >>> ids.tolist()
+    ['b']
+    """
+
+    #: Traversal algorithms; "auto" picks one per query.
+    algorithms: tuple[str, ...] = tuple(_core.algorithms())
+
+    def __init__(self, core: _core.Index):
+        self._core = core
+        ids = core.ids()
+        if isinstance(ids, list):
+            ids = np.array(ids, dtype=object)
+        self._ids: np.ndarray | None = ids
+        self._row_of: dict[Any, int] | None = None
+
+    # construction -----------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        docs: Any,
+        ids: Sequence[Any] | np.ndarray | None = None,
+        *,
+        vocab_size: int | None = None,
+        quantization: str = "u8",
+        scale: float | None = None,
+        store_vectors: bool = True,
+    ) -> "VectorIndex":
+        """Build from documents (see :func:`to_csr` for accepted shapes).
+
+        ids: one external id per document, all ints or all strings (default: row numbers).
+        vocab_size: term ids must be below it (then larger query ids are errors too).
+        quantization: "u8" (default; impacts round(w * scale), scale = 255 / max weight unless
+        given) or "float" (f32 impacts, float scores).
+        store_vectors: keep the original vectors, for `get` (and `explain`'s document weights).
+        """
+        indptr, indices, values = to_csr(docs)
+        n = len(indptr) - 1
+        ids_int = ids_str = None
+        if ids is not None:
+            ids_list = list(ids) if not isinstance(ids, np.ndarray) else ids
+            if len(ids_list) != n:
+                raise ValueError(f"{len(ids_list)} ids given for {n} documents")
+            if isinstance(ids_list, np.ndarray) and np.issubdtype(ids_list.dtype, np.integer):
+                ids_int = np.ascontiguousarray(ids_list, dtype=np.int64)
+            elif all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in ids_list):
+                ids_int = np.asarray(ids_list, dtype=np.int64)
+            elif all(isinstance(x, str) for x in ids_list):
+                ids_str = list(ids_list)
+            else:
+                bad = next((i for i, x in enumerate(ids_list) if not isinstance(x, (str, int, np.integer)) or isinstance(x, bool)), None)
+                if bad is not None:
+                    raise TypeError(f"id of document {bad} is a {type(ids_list[bad]).__name__}: ids must be all ints or all strings")
+                raise TypeError("ids must be all ints or all strings, not a mix")
+            uniq = len(set(ids_list.tolist() if isinstance(ids_list, np.ndarray) else ids_list))
+            if uniq != n:
+                seen: set[Any] = set()
+                for i, x in enumerate(ids_list):
+                    if x in seen:
+                        raise ValueError(f"id {x!r} of document {i} is a duplicate")
+                    seen.add(x)
+        core = _core.Index.build(
+            indptr,
+            indices,
+            values,
+            n_terms=vocab_size,
+            quantization=quantization,
+            scale=scale,
+            ids_int=ids_int,
+            ids_str=ids_str,
+            store_vectors=store_vectors,
+        )
+        return cls(core)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "VectorIndex":
+        """Open an index saved with :meth:`save` (memory-mapped, checksums verified)."""
+        p = Path(path)
+        if not p.is_dir():
+            raise FileNotFoundError(f"{p}: no index directory there")
+        meta_path = p / "sparsedex.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise _core.CorruptIndexError(f"{p}: missing sparsedex.json (not a sparsedex index directory)") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise _core.CorruptIndexError(f"{meta_path}: unreadable ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            raise _core.CorruptIndexError(f"{meta_path}: not a {_FORMAT} directory")
+        if meta.get("version") != _FORMAT_VERSION:
+            raise _core.CorruptIndexError(f"{meta_path}: format version {meta.get('version')} is not supported (this build reads {_FORMAT_VERSION})")
+        return cls(_core.Index.open(str(p / _FILE)))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index to directory `path` (created if needed; files replaced atomically)."""
+        p = Path(path)
+        p.mkdir(parents=True, exist_ok=True)
+        self._core.save(str(p / _FILE))
+        tmp = p / "sparsedex.json.tmp"
+        tmp.write_text(json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}))
+        os.replace(tmp, p / "sparsedex.json")
+
+    # search -----------------------------------------------------------------------------
+    def _external(self, rows: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            return rows.astype(np.int64, copy=False)
+        return self._ids[rows]
+
+    def search(self, query: Any, values: Any = None, k: int = 10, algorithm: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of one query: (ids, scores), best first (ties: lower row first).
+
+        The query is `(indices, values)` as two arguments or one pair, a SparseEmbedding or a
+        dict {term_id: weight}.
+        """
+        idx, val = to_query(query, values)
+        rows, scores = self._core.search(idx, val, int(k), algorithm)
+        return self._external(rows), scores
+
+    def search_batch(self, queries: Any, k: int = 10, algorithm: str = "auto", threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of many queries on all cores: (ids [nq, k], scores [nq, k]).
+
+        Missing hits (fewer than k matching documents) are -1 (None for string ids) with NaN scores.
+        """
+        indptr, indices, values = to_csr(queries, what="query")
+        rows, scores = self._core.search_batch(indptr, indices, values, int(k), algorithm, threads)
+        if self._ids is None:
+            return rows, scores
+        out = np.empty(rows.shape, dtype=self._ids.dtype)
+        ok = rows >= 0
+        out[ok] = self._ids[rows[ok]]
+        out[~ok] = -1 if self._ids.dtype != object else None
+        return out, scores
+
+    # documents ----------------------------------------------------------------------------
+    def row(self, id: Any) -> int:
+        """Internal row number of external id `id` (KeyError if absent)."""
+        if self._ids is None:
+            if isinstance(id, (int, np.integer)) and 0 <= int(id) < len(self):
+                return int(id)
+            raise KeyError(id)
+        if self._row_of is None:
+            self._row_of = {(x.item() if isinstance(x, np.generic) else x): i for i, x in enumerate(self._ids)}
+        try:
+            return self._row_of[id]
+        except KeyError:
+            raise KeyError(id) from None
+
+    def get(self, id: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The stored vector of document `id`: (indices, values)."""
+        return self._core.get(self.row(id))
+
+    def explain(self, query: Any, id: Any, values: Any = None) -> list[dict[str, float]]:
+        """Why document `id` scored what it did: one dict per matched term (term, query_weight,
+        doc_weight, contribution), largest contribution first; contributions sum to the score."""
+        idx, val = to_query(query, values)
+        return [
+            {"term": t, "query_weight": qw, "doc_weight": dw, "contribution": c}
+            for t, qw, dw, c in self._core.explain(idx, val, self.row(id))
+        ]
+
+    def ids(self) -> np.ndarray:
+        """External ids in row order."""
+        return self._ids if self._ids is not None else np.arange(len(self), dtype=np.int64)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes: documents, postings, blocks, bytes, quantization, ..."""
+        return self._core.stats()
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return f"VectorIndex({s['documents']} documents, {s['postings']} postings, {s['quantization']})"

@@ -163,7 +163,10 @@ struct AlignedBuf {
 
 impl AlignedBuf {
     fn new() -> Self {
-        AlignedBuf { blocks: Vec::new(), len: 0 }
+        AlignedBuf {
+            blocks: Vec::new(),
+            len: 0,
+        }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -218,7 +221,10 @@ impl std::fmt::Debug for Image {
             Storage::Owned(_) => "owned",
             Storage::Mapped(_) => "mapped",
         };
-        f.debug_struct("Image").field("storage", &kind).field("len", &self.len()).finish()
+        f.debug_struct("Image")
+            .field("storage", &kind)
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -248,7 +254,9 @@ impl Image {
         // against (as with every mmap-based reader).
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        Ok(Image { storage: Storage::Mapped(map) })
+        Ok(Image {
+            storage: Storage::Mapped(map),
+        })
     }
 
     /// Copy arbitrary bytes into an owned, 64-byte aligned image (for tests, or bytes that
@@ -256,7 +264,9 @@ impl Image {
     pub fn from_bytes(bytes: &[u8]) -> Image {
         let mut buf = AlignedBuf::new();
         buf.extend_from_slice(bytes);
-        Image { storage: Storage::Owned(buf) }
+        Image {
+            storage: Storage::Owned(buf),
+        }
     }
 
     /// The whole image.
@@ -326,13 +336,20 @@ impl ContainerWriter {
     pub fn new(magic: [u8; 8], format_version: u32) -> Self {
         let mut buf = AlignedBuf::new();
         buf.grow(HEADER_LEN);
-        ContainerWriter { magic, format_version, buf, sections: Vec::new() }
+        ContainerWriter {
+            magic,
+            format_version,
+            buf,
+            sections: Vec::new(),
+        }
     }
 
     fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {
         check_name(name)?;
         if self.sections.iter().any(|s| s.name == name) {
-            return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
+            return Err(Error::InvalidArgument(format!(
+                "duplicate section name '{name}'"
+            )));
         }
         self.buf.pad();
         let offset = self.buf.len;
@@ -385,7 +402,12 @@ impl ContainerWriter {
 
     /// Finish: write the section table and the header, and return the in-memory image.
     pub fn into_image(self) -> Image {
-        let ContainerWriter { magic, format_version, mut buf, sections } = self;
+        let ContainerWriter {
+            magic,
+            format_version,
+            mut buf,
+            sections,
+        } = self;
         buf.pad();
         let table_offset = buf.len;
         let mut table = vec![0u8; sections.len() * ENTRY_LEN];
@@ -410,7 +432,9 @@ impl ContainerWriter {
         h[40..48].copy_from_slice(&(total as u64).to_le_bytes());
         let hc = crc(&h[..60]);
         h[60..64].copy_from_slice(&hc.to_le_bytes());
-        Image { storage: Storage::Owned(buf) }
+        Image {
+            storage: Storage::Owned(buf),
+        }
     }
 
     /// Finish and save atomically: write a temporary file in the same directory, fsync it,
@@ -447,7 +471,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        f.write_all(bytes).map_err(|e| Error::io(ctx("writing"), e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io(ctx("writing"), e))?;
         f.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| Error::io(ctx("renaming temporary file to"), e))?;
@@ -461,7 +486,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     {
         let d = File::open(&dir)
             .map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
-        d.sync_all().map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     }
     Ok(())
 }
@@ -486,7 +512,10 @@ impl std::fmt::Debug for Container {
         f.debug_struct("Container")
             .field("image", &self.image)
             .field("format_version", &self.format_version)
-            .field("sections", &self.sections.iter().map(|s| &s.name).collect::<Vec<_>>())
+            .field(
+                "sections",
+                &self.sections.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -536,7 +565,10 @@ impl Container {
         }
         let version = le_u32(h, 8);
         if version != supported_version {
-            return Err(Error::UnsupportedVersion { found: version, supported: supported_version });
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: supported_version,
+            });
         }
         let bom = le_u32(h, 12);
         if bom != BYTE_ORDER_MARK {
@@ -560,7 +592,9 @@ impl Container {
         let table_offset = le_u64(h, 32);
         let total = le_u64(h, 40);
         if (n as u64) < total {
-            return Err(corrupt(format!("truncated: expected {total} bytes, found {n}")));
+            return Err(corrupt(format!(
+                "truncated: expected {total} bytes, found {n}"
+            )));
         }
         if (n as u64) > total {
             return Err(corrupt(format!(
@@ -612,7 +646,9 @@ impl Container {
                 corrupt(format!("section '{name}': unknown element kind {kind_raw}"))
             })?;
             if e[56..64].iter().any(|&x| x != 0) {
-                return Err(corrupt(format!("section '{name}': reserved bytes are not zero")));
+                return Err(corrupt(format!(
+                    "section '{name}': reserved bytes are not zero"
+                )));
             }
             let end = offset
                 .checked_add(len)
@@ -643,7 +679,12 @@ impl Container {
             }
             prev_end = offset + len;
             crcs.push(le_u32(e, 48));
-            sections.push(Section { name, offset, len, kind });
+            sections.push(Section {
+                name,
+                offset,
+                len,
+                kind,
+            });
         }
         if b[prev_end..table_offset].iter().any(|&x| x != 0) {
             return Err(corrupt("non-zero padding before the section table"));
@@ -665,7 +706,11 @@ impl Container {
                 )));
             }
         }
-        Ok(Container { image, format_version: version, sections })
+        Ok(Container {
+            image,
+            format_version: version,
+            sections,
+        })
     }
 
     fn section(&self, name: &str) -> Result<&Section> {
@@ -700,7 +745,10 @@ impl Container {
             )));
         }
         if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
-            return Err(corrupt(format!("section '{name}' is misaligned for {}", T::KIND.name())));
+            return Err(corrupt(format!(
+                "section '{name}' is misaligned for {}",
+                T::KIND.name()
+            )));
         }
         // SAFETY: the pointer is aligned for T and the range holds exactly len/size Ts inside
         // the image, which lives as long as &self; T is a sealed plain-number type for which
@@ -794,7 +842,11 @@ mod tests {
         assert_eq!(c.format_version(), 1);
         // Every section is 64-byte aligned in memory.
         for name in c.section_names() {
-            assert_eq!(c.bytes(name).unwrap().as_ptr() as usize % ALIGN, 0, "{name}");
+            assert_eq!(
+                c.bytes(name).unwrap().as_ptr() as usize % ALIGN,
+                0,
+                "{name}"
+            );
         }
     }
 
@@ -836,7 +888,10 @@ mod tests {
 
     #[test]
     fn empty_container() {
-        let bytes = ContainerWriter::new(MAGIC, 1).into_image().as_bytes().to_vec();
+        let bytes = ContainerWriter::new(MAGIC, 1)
+            .into_image()
+            .as_bytes()
+            .to_vec();
         assert_eq!(bytes.len(), HEADER_LEN);
         let c = parse(&bytes, true).unwrap();
         assert_eq!(c.section_names().count(), 0);
@@ -859,7 +914,10 @@ mod tests {
     fn bad_names() {
         let mut w = ContainerWriter::new(MAGIC, 1);
         for bad in ["", "a\u{e9}", "tab\there", &"x".repeat(33)] {
-            assert!(matches!(w.add_bytes(bad, b""), Err(Error::InvalidArgument(_))), "{bad:?}");
+            assert!(
+                matches!(w.add_bytes(bad, b""), Err(Error::InvalidArgument(_))),
+                "{bad:?}"
+            );
         }
         w.add_bytes(&"x".repeat(32), b"ok").unwrap();
         w.add_u32s("dup", &[1]).unwrap();
@@ -889,7 +947,10 @@ mod tests {
     fn wrong_version() {
         let bytes = sample_writer(2).into_image().as_bytes().to_vec();
         match parse(&bytes, true) {
-            Err(Error::UnsupportedVersion { found: 2, supported: 1 }) => {}
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+            }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -897,7 +958,9 @@ mod tests {
     #[test]
     fn wrong_magic() {
         let image = sample_writer(1).into_image();
-        let err = Container::parse(image, *b"OTHERMAG", 1, true).unwrap_err().to_string();
+        let err = Container::parse(image, *b"OTHERMAG", 1, true)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a sparsedex index file"), "{err}");
         let err = parse(b"PK\x03\x04 zip file", true).unwrap_err().to_string();
         assert!(err.contains("not a sparsedex index file"), "{err}");
@@ -909,10 +972,16 @@ mod tests {
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
         let err = Image::open_file(&path).unwrap_err();
-        assert!(matches!(err, Error::Corrupt(ref m) if m.contains("empty file")), "{err}");
+        assert!(
+            matches!(err, Error::Corrupt(ref m) if m.contains("empty file")),
+            "{err}"
+        );
         std::fs::write(&path, &sample_bytes()[..10]).unwrap();
         let err = Image::open_file(&path).unwrap_err();
-        assert!(matches!(err, Error::Corrupt(ref m) if m.contains("truncated")), "{err}");
+        assert!(
+            matches!(err, Error::Corrupt(ref m) if m.contains("truncated")),
+            "{err}"
+        );
         let err = Image::open_file(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
         let err = parse(b"", true).unwrap_err().to_string();
@@ -974,7 +1043,8 @@ mod tests {
     fn bad_section_crc_names_the_section() {
         let mut bytes = sample_bytes();
         let c = parse(&bytes, true).unwrap();
-        let off = c.bytes("ids").unwrap().as_ptr() as usize - c.image().as_bytes().as_ptr() as usize;
+        let off =
+            c.bytes("ids").unwrap().as_ptr() as usize - c.image().as_bytes().as_ptr() as usize;
         bytes[off] ^= 1;
         let err = parse(&bytes, true).unwrap_err().to_string();
         assert!(err.contains("section 'ids': checksum mismatch"), "{err}");
@@ -1000,53 +1070,87 @@ mod tests {
     fn structural_corruption_with_valid_crcs() {
         let base = sample_bytes();
         let n = base.len() as u64;
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
-            ("offset + length overflows", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e + 40..e + 48].copy_from_slice(&u64::MAX.to_le_bytes());
-            })),
-            ("out of bounds", Box::new(move |b| {
-                let e = entry_at(b, 1);
-                b[e + 40..e + 48].copy_from_slice(&n.to_le_bytes());
-            })),
-            ("not 64-byte aligned", Box::new(|b| {
-                let e = entry_at(b, 1);
-                let off = le_u64(b, e + 32) + 4;
-                b[e + 32..e + 40].copy_from_slice(&off.to_le_bytes());
-            })),
-            ("overlapping", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e + 32..e + 40].copy_from_slice(&64u64.to_le_bytes());
-            })),
-            ("duplicate section name 'raw'", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e..e + 32].fill(0);
-                b[e..e + 3].copy_from_slice(b"raw");
-            })),
-            ("invalid name", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e] = 0;
-            })),
-            ("unknown element kind", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e + 52] = 9;
-            })),
-            ("whole number of u32", Box::new(|b| {
-                let e = entry_at(b, 1);
-                b[e + 40..e + 48].copy_from_slice(&15u64.to_le_bytes());
-            })),
-            ("non-zero padding", Box::new(|b| {
-                let e = entry_at(b, 0);
-                let end = (le_u64(b, e + 32) + le_u64(b, e + 40)) as usize;
-                b[end] = 1;
-            })),
-            ("section table size overflows", Box::new(|b| {
-                b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
-                b[32..40].copy_from_slice(&(u64::MAX - 63).to_le_bytes());
-            })),
-            ("does not end the file", Box::new(|b| {
-                b[24..28].copy_from_slice(&7u32.to_le_bytes());
-            })),
+        type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "offset + length overflows",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&u64::MAX.to_le_bytes());
+                }),
+            ),
+            (
+                "out of bounds",
+                Box::new(move |b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&n.to_le_bytes());
+                }),
+            ),
+            (
+                "not 64-byte aligned",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    let off = le_u64(b, e + 32) + 4;
+                    b[e + 32..e + 40].copy_from_slice(&off.to_le_bytes());
+                }),
+            ),
+            (
+                "overlapping",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 32..e + 40].copy_from_slice(&64u64.to_le_bytes());
+                }),
+            ),
+            (
+                "duplicate section name 'raw'",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e..e + 32].fill(0);
+                    b[e..e + 3].copy_from_slice(b"raw");
+                }),
+            ),
+            (
+                "invalid name",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e] = 0;
+                }),
+            ),
+            (
+                "unknown element kind",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 52] = 9;
+                }),
+            ),
+            (
+                "whole number of u32",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&15u64.to_le_bytes());
+                }),
+            ),
+            (
+                "non-zero padding",
+                Box::new(|b| {
+                    let e = entry_at(b, 0);
+                    let end = (le_u64(b, e + 32) + le_u64(b, e + 40)) as usize;
+                    b[end] = 1;
+                }),
+            ),
+            (
+                "section table size overflows",
+                Box::new(|b| {
+                    b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+                    b[32..40].copy_from_slice(&(u64::MAX - 63).to_le_bytes());
+                }),
+            ),
+            (
+                "does not end the file",
+                Box::new(|b| {
+                    b[24..28].copy_from_slice(&7u32.to_le_bytes());
+                }),
+            ),
             ("unknown header flags", Box::new(|b| b[20] = 1)),
             ("byte-order mark", Box::new(|b| b[12..16].reverse())),
         ];

@@ -1,65 +1,1227 @@
-//! TEMPORARY container (replaced by the real container branch).
-#![allow(missing_docs)]
-use crate::{Error, Result};
+//! The versioned, checksummed file image that every index lives in.
+//!
+//! An index is built into an in-memory [`Image`] with a [`ContainerWriter`], then either used
+//! directly or saved with [`ContainerWriter::write_file`]; a saved file is opened again by
+//! mapping it read-only ([`Image::open_file`]). Both kinds of image go through the same
+//! [`Container::parse`], which validates everything before any section is handed out, so a
+//! truncated, corrupted or foreign file is an [`Error::Corrupt`] and never a panic or undefined
+//! behaviour.
+//!
+//! # Layout (all integers little-endian)
+//!
+//! ```text
+//! offset 0   header, 64 bytes
+//!            0..8    magic (chosen by the caller, e.g. b"SPDXIDX\0")
+//!            8..12   format version (of the caller's format)
+//!            12..16  byte-order mark 0x0A0B0C0D (reads differently on a big-endian writer)
+//!            16..20  container layout version (this module's layout, currently 1)
+//!            20..24  flags (must be 0)
+//!            24..28  section count
+//!            28..32  CRC32 of the section table
+//!            32..40  section table offset (64-aligned)
+//!            40..48  total length of the file in bytes
+//!            48..60  reserved, zero
+//!            60..64  CRC32 of header bytes 0..60
+//! offset 64  sections, in table order, each starting at a multiple of 64 from the file start,
+//!            separated by zero padding
+//! table      one 64-byte entry per section, at the end of the file:
+//!            0..32   name, ASCII, zero-padded (1..=32 printable characters)
+//!            32..40  offset of the data from the file start (64-aligned)
+//!            40..48  length of the data in bytes
+//!            48..52  CRC32 of the data
+//!            52..56  element kind (0 bytes, 1 u32, 2 u64, 3 f32, 4 i64)
+//!            56..64  reserved, zero
+//! ```
+//!
+//! The file ends exactly at the end of the table (`total length = table offset + 64 × count`).
+//! Every byte is covered by a check: the header by its CRC, the table by its CRC (stored in the
+//! header), section data by per-section CRCs (checked when `verify_checksums` is set), and all
+//! padding between sections must be zero (always checked). A single flipped byte anywhere is
+//! therefore detected when checksums are verified; without them, only section data can change
+//! unnoticed.
+//!
+//! Putting the table at the end lets the writer append each section straight into the final
+//! 64-byte aligned buffer, so building an image never holds two copies of the data.
+//!
+//! Big-endian hosts are refused on parse (an [`Error::InvalidArgument`]) rather than misread.
+
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 
-pub struct ContainerWriter { magic: [u8; 8], version: u32, sections: Vec<(String, Vec<u8>)> }
-impl ContainerWriter {
-    pub fn new(magic: [u8; 8], format_version: u32) -> Self { Self { magic, version: format_version, sections: vec![] } }
-    pub fn add_bytes(&mut self, name: &str, data: &[u8]) { self.sections.push((name.to_string(), data.to_vec())); }
-    pub fn add_u32s(&mut self, name: &str, d: &[u32]) { self.add_bytes(name, &d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()) }
-    pub fn add_u64s(&mut self, name: &str, d: &[u64]) { self.add_bytes(name, &d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()) }
-    pub fn add_f32s(&mut self, name: &str, d: &[f32]) { self.add_bytes(name, &d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()) }
-    pub fn add_i64s(&mut self, name: &str, d: &[i64]) { self.add_bytes(name, &d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()) }
-    fn serialize(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&self.magic);
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&(self.sections.len() as u32).to_le_bytes());
-        let table_len = self.sections.len() * 48;
-        let mut off = ((16 + table_len + 63) / 64) * 64;
-        let mut table = Vec::new();
-        for (n, d) in &self.sections {
-            let mut name = [0u8; 32]; name[..n.len()].copy_from_slice(n.as_bytes());
-            table.extend_from_slice(&name); table.extend_from_slice(&(off as u64).to_le_bytes()); table.extend_from_slice(&(d.len() as u64).to_le_bytes());
-            off = ((off + d.len() + 63) / 64) * 64;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Size of the fixed header, and the alignment of every section.
+pub const ALIGN: usize = 64;
+const HEADER_LEN: usize = 64;
+const ENTRY_LEN: usize = 64;
+/// Longest section name in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+const BYTE_ORDER_MARK: u32 = 0x0A0B_0C0D;
+const LAYOUT_VERSION: u32 = 1;
+
+/// Element type recorded for a section; typed accessors check it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Bytes = 0,
+    U32 = 1,
+    U64 = 2,
+    F32 = 3,
+    I64 = 4,
+}
+
+impl Kind {
+    fn from_u32(v: u32) -> Option<Kind> {
+        Some(match v {
+            0 => Kind::Bytes,
+            1 => Kind::U32,
+            2 => Kind::U64,
+            3 => Kind::F32,
+            4 => Kind::I64,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bytes => "bytes",
+            Kind::U32 => "u32",
+            Kind::U64 => "u64",
+            Kind::F32 => "f32",
+            Kind::I64 => "i64",
         }
-        out.extend_from_slice(&table);
-        for (_, d) in &self.sections { while out.len() % 64 != 0 { out.push(0); } out.extend_from_slice(d); }
-        out
     }
-    pub fn into_image(self) -> Image { let b = self.serialize(); let mut v = vec![0u64; (b.len() + 7) / 8]; 
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr() as *mut u8, b.len()); } Image::Owned(v, b.len()) }
-    pub fn write_file(self, path: &Path) -> Result<()> { std::fs::write(path, self.serialize()).map_err(|e| Error::io(format!("writing {}", path.display()), e)) }
+    fn elem_size(self) -> usize {
+        match self {
+            Kind::Bytes => 1,
+            Kind::U32 | Kind::F32 => 4,
+            Kind::U64 | Kind::I64 => 8,
+        }
+    }
 }
-pub enum Image { Owned(Vec<u64>, usize), Mapped(memmap2::Mmap) }
+
+mod sealed {
+    /// Plain numeric element types: every bit pattern is a valid value, no padding.
+    pub trait Pod: Copy + 'static {
+        const KIND: super::Kind;
+        fn write_le(data: &[Self], out: &mut Vec<u8>);
+    }
+}
+use sealed::Pod;
+
+macro_rules! pod {
+    ($t:ty, $k:expr) => {
+        impl Pod for $t {
+            const KIND: Kind = $k;
+            fn write_le(data: &[Self], out: &mut Vec<u8>) {
+                for v in data {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    };
+}
+pod!(u32, Kind::U32);
+pod!(u64, Kind::U64);
+pod!(f32, Kind::F32);
+pod!(i64, Kind::I64);
+
+/// View a slice of plain numbers as its bytes in memory order.
+fn pod_bytes<T: Pod>(data: &[T]) -> &[u8] {
+    // SAFETY: T is one of u32/u64/f32/i64 (sealed): no padding, no invalid bit patterns for
+    // u8, and u8 has alignment 1; the byte length is exactly the slice's size in memory.
+    unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) }
+}
+
+fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+fn crc(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// A 64-byte aligned block; the unit of the owned buffer.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block([u8; ALIGN]);
+
+/// Growable byte buffer whose start is 64-byte aligned in memory.
+struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new() -> Self {
+        AlignedBuf {
+            blocks: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `blocks` owns `blocks.len() * 64 >= len` initialized bytes; Block is
+        // repr(C) over [u8; 64], so its storage is plain bytes.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_bytes`, and `&mut self` gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+
+    /// Grow to `new_len >= len` bytes. Bytes past `len` are always zero (blocks are zeroed
+    /// when allocated and the buffer never shrinks), so the new bytes are zero.
+    fn grow(&mut self, new_len: usize) {
+        debug_assert!(new_len >= self.len);
+        let blocks = new_len.div_ceil(ALIGN);
+        if blocks > self.blocks.len() {
+            // Vec::resize reserves with amortized doubling.
+            self.blocks.resize(blocks, Block([0; ALIGN]));
+        }
+        self.len = new_len;
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        let start = self.len;
+        self.grow(start + data.len());
+        self.as_bytes_mut()[start..].copy_from_slice(data);
+    }
+
+    /// Pad with zeros to the next multiple of 64.
+    fn pad(&mut self) {
+        self.grow(align_up(self.len));
+    }
+}
+
+enum Storage {
+    Owned(AlignedBuf),
+    Mapped(memmap2::Mmap),
+}
+
+/// The bytes of one container: an owned, 64-byte aligned buffer, or a read-only memory map
+/// of a file. Cheap to move; `Send + Sync`.
+pub struct Image {
+    storage: Storage,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.storage {
+            Storage::Owned(_) => "owned",
+            Storage::Mapped(_) => "mapped",
+        };
+        f.debug_struct("Image")
+            .field("storage", &kind)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 impl Image {
-    pub fn open_file(path: &Path) -> Result<Image> { let f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Ok(Image::Mapped(unsafe { memmap2::Mmap::map(&f) }.map_err(|e| Error::io("mmap", e))?)) }
-    pub fn as_bytes(&self) -> &[u8] { match self { Image::Owned(v, n) => unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, *n) }, Image::Mapped(m) => m } }
-}
-pub struct Container { image: Image, sections: Vec<(String, usize, usize)> }
-impl Container {
-    pub fn parse(image: Image, magic: [u8; 8], supported_version: u32, _verify: bool) -> Result<Container> {
-        let b = image.as_bytes();
-        if b.len() < 16 || b[..8] != magic { return Err(Error::Corrupt("not a sparsedex index file".into())); }
-        let v = u32::from_le_bytes(b[8..12].try_into().unwrap());
-        if v != supported_version { return Err(Error::UnsupportedVersion { found: v, supported: supported_version }); }
-        let n = u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
-        let mut sections = vec![];
-        for i in 0..n { let e = &b[16 + i * 48..16 + i * 48 + 48];
-            let name = String::from_utf8_lossy(&e[..32]).trim_end_matches('\0').to_string();
-            let off = u64::from_le_bytes(e[32..40].try_into().unwrap()) as usize; let len = u64::from_le_bytes(e[40..48].try_into().unwrap()) as usize;
-            if off + len > b.len() { return Err(Error::Corrupt("truncated".into())); }
-            sections.push((name, off, len)); }
-        Ok(Container { image, sections })
+    /// Map a file read-only. A file shorter than the 64-byte header (including an empty file)
+    /// is [`Error::Corrupt`]; everything else is checked by [`Container::parse`].
+    ///
+    /// The map is only sound while no one modifies the file; files written by
+    /// [`ContainerWriter::write_file`] are replaced by rename, never rewritten in place.
+    pub fn open_file(path: &Path) -> Result<Image> {
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
+            .len();
+        if len < HEADER_LEN as u64 {
+            return Err(Error::Corrupt(format!(
+                "{}: {}",
+                path.display(),
+                short_image_message(len as usize)
+            )));
+        }
+        // SAFETY: the map is read-only and private to this process; the crate's own writer
+        // never modifies a published file in place (it renames a new one over it). A third
+        // party truncating the file while mapped is outside what a library can defend
+        // against (as with every mmap-based reader).
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        Ok(Image {
+            storage: Storage::Mapped(map),
+        })
     }
-    pub fn bytes(&self, name: &str) -> Result<&[u8]> { let s = self.sections.iter().find(|s| s.0 == name).ok_or_else(|| Error::Corrupt(format!("missing section '{name}'")))?; Ok(&self.image.as_bytes()[s.1..s.1 + s.2]) }
-    pub fn u32s(&self, name: &str) -> Result<&[u32]> { let b = self.bytes(name)?; let (p, m, s) = unsafe { b.align_to::<u32>() }; if !p.is_empty() || !s.is_empty() { return Err(Error::Corrupt(name.into())); } Ok(m) }
-    pub fn u64s(&self, name: &str) -> Result<&[u64]> { let b = self.bytes(name)?; let (p, m, s) = unsafe { b.align_to::<u64>() }; if !p.is_empty() || !s.is_empty() { return Err(Error::Corrupt(name.into())); } Ok(m) }
-    pub fn f32s(&self, name: &str) -> Result<&[f32]> { let b = self.bytes(name)?; let (p, m, s) = unsafe { b.align_to::<f32>() }; if !p.is_empty() || !s.is_empty() { return Err(Error::Corrupt(name.into())); } Ok(m) }
-    pub fn i64s(&self, name: &str) -> Result<&[i64]> { let b = self.bytes(name)?; let (p, m, s) = unsafe { b.align_to::<i64>() }; if !p.is_empty() || !s.is_empty() { return Err(Error::Corrupt(name.into())); } Ok(m) }
-    pub fn image_bytes(&self) -> &[u8] { self.image.as_bytes() }
-    pub fn has(&self, name: &str) -> bool { self.sections.iter().any(|s| s.0 == name) }
-    pub fn total_bytes(&self) -> usize { self.image.as_bytes().len() }
+
+    /// Copy arbitrary bytes into an owned, 64-byte aligned image (for tests, or bytes that
+    /// came from elsewhere, such as Python).
+    pub fn from_bytes(bytes: &[u8]) -> Image {
+        let mut buf = AlignedBuf::new();
+        buf.extend_from_slice(bytes);
+        Image {
+            storage: Storage::Owned(buf),
+        }
+    }
+
+    /// The whole image.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.storage {
+            Storage::Owned(b) => b.as_bytes(),
+            Storage::Mapped(m) => m,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the image holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the image is a memory map of a file (rather than an owned buffer).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
+    }
+}
+
+fn short_image_message(len: usize) -> String {
+    if len == 0 {
+        return "empty file (0 bytes): not a sparsedex index file".to_string();
+    }
+    format!("truncated: expected at least {HEADER_LEN} bytes (the header), found {len}")
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "section name {name:?} must be 1 to {MAX_NAME_LEN} bytes long"
+        )));
+    }
+    if !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(Error::InvalidArgument(format!(
+            "section name {name:?} must be printable ASCII"
+        )));
+    }
+    Ok(())
+}
+
+struct PendingSection {
+    name: String,
+    offset: usize,
+    len: usize,
+    crc: u32,
+    kind: Kind,
+}
+
+/// Builds a container image section by section. Data is appended straight into the final
+/// 64-byte aligned buffer; the table and header are written by [`into_image`](Self::into_image).
+pub struct ContainerWriter {
+    magic: [u8; 8],
+    format_version: u32,
+    buf: AlignedBuf,
+    sections: Vec<PendingSection>,
+}
+
+impl ContainerWriter {
+    /// Start an image for a format identified by `magic` at `format_version`.
+    pub fn new(magic: [u8; 8], format_version: u32) -> Self {
+        let mut buf = AlignedBuf::new();
+        buf.grow(HEADER_LEN);
+        ContainerWriter {
+            magic,
+            format_version,
+            buf,
+            sections: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {
+        check_name(name)?;
+        if self.sections.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidArgument(format!(
+                "duplicate section name '{name}'"
+            )));
+        }
+        self.buf.pad();
+        let offset = self.buf.len;
+        self.buf.extend_from_slice(data);
+        self.sections.push(PendingSection {
+            name: name.to_string(),
+            offset,
+            len: data.len(),
+            crc: crc(data),
+            kind,
+        });
+        Ok(())
+    }
+
+    fn add_pod<T: Pod>(&mut self, name: &str, data: &[T]) -> Result<()> {
+        if cfg!(target_endian = "little") {
+            self.add(name, T::KIND, pod_bytes(data))
+        } else {
+            let mut le = Vec::with_capacity(std::mem::size_of_val(data));
+            T::write_le(data, &mut le);
+            self.add(name, T::KIND, &le)
+        }
+    }
+
+    /// Add a raw byte section. Names are 1..=32 printable ASCII bytes and unique within the
+    /// container; anything else is [`Error::InvalidArgument`].
+    pub fn add_bytes(&mut self, name: &str, data: &[u8]) -> Result<()> {
+        self.add(name, Kind::Bytes, data)
+    }
+
+    /// Add a section of `u32`s (stored little-endian). Name rules as [`add_bytes`](Self::add_bytes).
+    pub fn add_u32s(&mut self, name: &str, data: &[u32]) -> Result<()> {
+        self.add_pod(name, data)
+    }
+
+    /// Add a section of `u64`s (stored little-endian). Name rules as [`add_bytes`](Self::add_bytes).
+    pub fn add_u64s(&mut self, name: &str, data: &[u64]) -> Result<()> {
+        self.add_pod(name, data)
+    }
+
+    /// Add a section of `f32`s (stored little-endian). Name rules as [`add_bytes`](Self::add_bytes).
+    pub fn add_f32s(&mut self, name: &str, data: &[f32]) -> Result<()> {
+        self.add_pod(name, data)
+    }
+
+    /// Add a section of `i64`s (stored little-endian). Name rules as [`add_bytes`](Self::add_bytes).
+    pub fn add_i64s(&mut self, name: &str, data: &[i64]) -> Result<()> {
+        self.add_pod(name, data)
+    }
+
+    /// Finish: write the section table and the header, and return the in-memory image.
+    pub fn into_image(self) -> Image {
+        let ContainerWriter {
+            magic,
+            format_version,
+            mut buf,
+            sections,
+        } = self;
+        buf.pad();
+        let table_offset = buf.len;
+        let mut table = vec![0u8; sections.len() * ENTRY_LEN];
+        for (s, e) in sections.iter().zip(table.chunks_exact_mut(ENTRY_LEN)) {
+            e[..s.name.len()].copy_from_slice(s.name.as_bytes());
+            e[32..40].copy_from_slice(&(s.offset as u64).to_le_bytes());
+            e[40..48].copy_from_slice(&(s.len as u64).to_le_bytes());
+            e[48..52].copy_from_slice(&s.crc.to_le_bytes());
+            e[52..56].copy_from_slice(&(s.kind as u32).to_le_bytes());
+        }
+        buf.extend_from_slice(&table);
+        let total = buf.len;
+        let h = &mut buf.as_bytes_mut()[..HEADER_LEN];
+        h[0..8].copy_from_slice(&magic);
+        h[8..12].copy_from_slice(&format_version.to_le_bytes());
+        h[12..16].copy_from_slice(&BYTE_ORDER_MARK.to_le_bytes());
+        h[16..20].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        h[20..24].copy_from_slice(&0u32.to_le_bytes());
+        h[24..28].copy_from_slice(&(sections.len() as u32).to_le_bytes());
+        h[28..32].copy_from_slice(&crc(&table).to_le_bytes());
+        h[32..40].copy_from_slice(&(table_offset as u64).to_le_bytes());
+        h[40..48].copy_from_slice(&(total as u64).to_le_bytes());
+        let hc = crc(&h[..60]);
+        h[60..64].copy_from_slice(&hc.to_le_bytes());
+        Image {
+            storage: Storage::Owned(buf),
+        }
+    }
+
+    /// Finish and save atomically: write a temporary file in the same directory, fsync it,
+    /// rename it over `path`, then fsync the directory. On error the temporary file is removed
+    /// and `path` is untouched.
+    pub fn write_file(self, path: &Path) -> Result<()> {
+        let image = self.into_image();
+        write_atomically(path, image.as_bytes())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let ctx = |what: &str| format!("{what} {}", path.display());
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp_name = format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp = dir.join(tmp_name);
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io(ctx("writing"), e))?;
+        f.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(ctx("renaming temporary file to"), e))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    #[cfg(unix)]
+    {
+        let d = File::open(&dir)
+            .map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
+        d.sync_all()
+            .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Section {
+    name: String,
+    offset: usize,
+    len: usize,
+    kind: Kind,
+}
+
+/// A parsed, validated container: named sections over an [`Image`]. `Send + Sync`.
+pub struct Container {
+    image: Image,
+    format_version: u32,
+    sections: Vec<Section>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("image", &self.image)
+            .field("format_version", &self.format_version)
+            .field(
+                "sections",
+                &self.sections.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn corrupt(msg: impl Into<String>) -> Error {
+    Error::Corrupt(msg.into())
+}
+
+impl Container {
+    /// Validate `image` and index its sections.
+    ///
+    /// Checks, in order: length and magic (`"not a sparsedex index file"`), header CRC,
+    /// format version ([`Error::UnsupportedVersion`] if not `supported_version`), byte-order
+    /// mark, layout version and flags, total length against the image length (`"truncated:
+    /// expected N bytes, found M"`), section table bounds and CRC, then every entry: name,
+    /// kind, 64-byte alignment, bounds without overflow, order without overlap, zero padding,
+    /// unique names; finally, if `verify_checksums`, each section's CRC32 (in parallel; the
+    /// error names the first bad section in table order). Never panics on any input.
+    pub fn parse(
+        image: Image,
+        magic: [u8; 8],
+        supported_version: u32,
+        verify_checksums: bool,
+    ) -> Result<Container> {
+        if cfg!(target_endian = "big") {
+            return Err(Error::InvalidArgument(
+                "sparsedex index files are little-endian; big-endian hosts are not supported"
+                    .into(),
+            ));
+        }
+        let b = image.as_bytes();
+        let n = b.len();
+        let magic_prefix = n.min(8);
+        if n > 0 && b[..magic_prefix] != magic[..magic_prefix] {
+            return Err(corrupt("not a sparsedex index file (wrong magic bytes)"));
+        }
+        if n < HEADER_LEN {
+            return Err(corrupt(short_image_message(n)));
+        }
+        let h = &b[..HEADER_LEN];
+        let stored = le_u32(h, 60);
+        let computed = crc(&h[..60]);
+        if stored != computed {
+            return Err(corrupt(format!(
+                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            )));
+        }
+        let version = le_u32(h, 8);
+        if version != supported_version {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: supported_version,
+            });
+        }
+        let bom = le_u32(h, 12);
+        if bom != BYTE_ORDER_MARK {
+            return Err(corrupt(format!("bad byte-order mark {bom:#010x}")));
+        }
+        let layout = le_u32(h, 16);
+        if layout != LAYOUT_VERSION {
+            return Err(corrupt(format!(
+                "unknown container layout version {layout} (expected {LAYOUT_VERSION})"
+            )));
+        }
+        let flags = le_u32(h, 20);
+        if flags != 0 {
+            return Err(corrupt(format!("unknown header flags {flags:#x}")));
+        }
+        if h[48..60].iter().any(|&x| x != 0) {
+            return Err(corrupt("reserved header bytes are not zero"));
+        }
+        let count = le_u32(h, 24) as u64;
+        let table_crc = le_u32(h, 28);
+        let table_offset = le_u64(h, 32);
+        let total = le_u64(h, 40);
+        if (n as u64) < total {
+            return Err(corrupt(format!(
+                "truncated: expected {total} bytes, found {n}"
+            )));
+        }
+        if (n as u64) > total {
+            return Err(corrupt(format!(
+                "trailing data: header says {total} bytes, found {n}"
+            )));
+        }
+        // From here on total == n, so every in-bounds u64 fits in usize.
+        let table_end = count
+            .checked_mul(ENTRY_LEN as u64)
+            .and_then(|l| l.checked_add(table_offset))
+            .ok_or_else(|| corrupt("section table size overflows"))?;
+        if table_offset < HEADER_LEN as u64 || table_offset % ALIGN as u64 != 0 {
+            return Err(corrupt(format!("bad section table offset {table_offset}")));
+        }
+        if table_end != total {
+            return Err(corrupt(format!(
+                "section table ({count} entries at {table_offset}) does not end the file \
+                 ({total} bytes)"
+            )));
+        }
+        let table_offset = table_offset as usize;
+        let table = &b[table_offset..n];
+        let computed = crc(table);
+        if computed != table_crc {
+            return Err(corrupt(format!(
+                "section table checksum mismatch (stored {table_crc:#010x}, computed \
+                 {computed:#010x})"
+            )));
+        }
+
+        let mut sections: Vec<Section> = Vec::with_capacity(count as usize);
+        let mut crcs: Vec<u32> = Vec::with_capacity(count as usize);
+        let mut prev_end = HEADER_LEN;
+        for (i, e) in table.chunks_exact(ENTRY_LEN).enumerate() {
+            let raw = &e[..MAX_NAME_LEN];
+            let name_len = raw.iter().position(|&c| c == 0).unwrap_or(MAX_NAME_LEN);
+            if name_len == 0
+                || raw[name_len..].iter().any(|&c| c != 0)
+                || !raw[..name_len].iter().all(|c| (0x20..0x7f).contains(c))
+            {
+                return Err(corrupt(format!("section {i}: invalid name")));
+            }
+            // Printable ASCII is valid UTF-8.
+            let name = String::from_utf8_lossy(&raw[..name_len]).into_owned();
+            let offset = le_u64(e, 32);
+            let len = le_u64(e, 40);
+            let kind_raw = le_u32(e, 52);
+            let kind = Kind::from_u32(kind_raw).ok_or_else(|| {
+                corrupt(format!("section '{name}': unknown element kind {kind_raw}"))
+            })?;
+            if e[56..64].iter().any(|&x| x != 0) {
+                return Err(corrupt(format!(
+                    "section '{name}': reserved bytes are not zero"
+                )));
+            }
+            let end = offset
+                .checked_add(len)
+                .ok_or_else(|| corrupt(format!("section '{name}': offset + length overflows")))?;
+            if offset % ALIGN as u64 != 0 {
+                return Err(corrupt(format!(
+                    "section '{name}': offset {offset} is not {ALIGN}-byte aligned"
+                )));
+            }
+            if offset < prev_end as u64 || end > table_offset as u64 {
+                return Err(corrupt(format!(
+                    "section '{name}': bytes {offset}..{end} out of bounds or overlapping \
+                     (allowed {prev_end}..{table_offset})"
+                )));
+            }
+            let (offset, len) = (offset as usize, len as usize);
+            if len % kind.elem_size() != 0 {
+                return Err(corrupt(format!(
+                    "section '{name}': {len} bytes is not a whole number of {} values",
+                    kind.name()
+                )));
+            }
+            if b[prev_end..offset].iter().any(|&x| x != 0) {
+                return Err(corrupt(format!("non-zero padding before section '{name}'")));
+            }
+            if sections.iter().any(|s| s.name == name) {
+                return Err(corrupt(format!("duplicate section name '{name}'")));
+            }
+            prev_end = offset + len;
+            crcs.push(le_u32(e, 48));
+            sections.push(Section {
+                name,
+                offset,
+                len,
+                kind,
+            });
+        }
+        if b[prev_end..table_offset].iter().any(|&x| x != 0) {
+            return Err(corrupt("non-zero padding before the section table"));
+        }
+        if verify_checksums {
+            let bad: Vec<Option<u32>> = sections
+                .par_iter()
+                .zip(crcs.par_iter())
+                .map(|(s, &stored)| {
+                    let c = crc(&b[s.offset..s.offset + s.len]);
+                    (c != stored).then_some(c)
+                })
+                .collect();
+            if let Some(i) = bad.iter().position(|x| x.is_some()) {
+                let computed = bad[i].unwrap_or_default();
+                return Err(corrupt(format!(
+                    "section '{}': checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                    sections[i].name, crcs[i]
+                )));
+            }
+        }
+        Ok(Container {
+            image,
+            format_version: version,
+            sections,
+        })
+    }
+
+    fn section(&self, name: &str) -> Result<&Section> {
+        self.sections
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| corrupt(format!("missing section '{name}'")))
+    }
+
+    /// The raw bytes of a section (of any element kind).
+    pub fn bytes(&self, name: &str) -> Result<&[u8]> {
+        let s = self.section(name)?;
+        Ok(&self.image.as_bytes()[s.offset..s.offset + s.len])
+    }
+
+    fn typed<T: Pod>(&self, name: &str) -> Result<&[T]> {
+        let s = self.section(name)?;
+        if s.kind != T::KIND && s.kind != Kind::Bytes {
+            return Err(corrupt(format!(
+                "section '{name}' holds {} values, not {}",
+                s.kind.name(),
+                T::KIND.name()
+            )));
+        }
+        let bytes = &self.image.as_bytes()[s.offset..s.offset + s.len];
+        let size = std::mem::size_of::<T>();
+        if bytes.len() % size != 0 {
+            return Err(corrupt(format!(
+                "section '{name}': {} bytes is not a whole number of {} values",
+                bytes.len(),
+                T::KIND.name()
+            )));
+        }
+        if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+            return Err(corrupt(format!(
+                "section '{name}' is misaligned for {}",
+                T::KIND.name()
+            )));
+        }
+        // SAFETY: the pointer is aligned for T and the range holds exactly len/size Ts inside
+        // the image, which lives as long as &self; T is a sealed plain-number type for which
+        // every bit pattern is valid; the host is little-endian (parse refuses otherwise), so
+        // the stored little-endian values read correctly.
+        Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) })
+    }
+
+    /// A section of `u32`s. Sections written as another numeric type are [`Error::Corrupt`];
+    /// raw byte sections are reinterpreted if their length and alignment allow.
+    pub fn u32s(&self, name: &str) -> Result<&[u32]> {
+        self.typed(name)
+    }
+
+    /// A section of `u64`s (rules as [`u32s`](Self::u32s)).
+    pub fn u64s(&self, name: &str) -> Result<&[u64]> {
+        self.typed(name)
+    }
+
+    /// A section of `f32`s (rules as [`u32s`](Self::u32s)). Values are not checked.
+    pub fn f32s(&self, name: &str) -> Result<&[f32]> {
+        self.typed(name)
+    }
+
+    /// A section of `i64`s (rules as [`u32s`](Self::u32s)).
+    pub fn i64s(&self, name: &str) -> Result<&[i64]> {
+        self.typed(name)
+    }
+
+    /// Whether a section of that name exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.sections.iter().any(|s| s.name == name)
+    }
+
+    /// Section names, in the order they were written.
+    pub fn section_names(&self) -> impl Iterator<Item = &str> {
+        self.sections.iter().map(|s| s.name.as_str())
+    }
+
+    /// Size of the whole image in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.image.len()
+    }
+
+    /// The format version read from the header (equal to the supported version).
+    pub fn format_version(&self) -> u32 {
+        self.format_version
+    }
+
+    /// The underlying image.
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAGIC: [u8; 8] = *b"SPDXTEST";
+
+    fn sample_writer(version: u32) -> ContainerWriter {
+        let mut w = ContainerWriter::new(MAGIC, version);
+        w.add_bytes("raw", b"hello, container").unwrap();
+        w.add_u32s("ids", &[1, 2, 3, u32::MAX]).unwrap();
+        w.add_u64s("offsets", &[0, 7, u64::MAX]).unwrap();
+        w.add_bytes("empty", &[]).unwrap();
+        w.add_f32s("weights", &[0.5, -1.25, f32::INFINITY]).unwrap();
+        w.add_i64s("signed", &[-1, i64::MIN, 42]).unwrap();
+        w
+    }
+
+    fn parse(bytes: &[u8], verify: bool) -> Result<Container> {
+        Container::parse(Image::from_bytes(bytes), MAGIC, 1, verify)
+    }
+
+    fn check_sample(c: &Container) {
+        assert_eq!(c.bytes("raw").unwrap(), b"hello, container");
+        assert_eq!(c.u32s("ids").unwrap(), &[1, 2, 3, u32::MAX]);
+        assert_eq!(c.u64s("offsets").unwrap(), &[0, 7, u64::MAX]);
+        assert_eq!(c.bytes("empty").unwrap(), b"");
+        assert_eq!(c.f32s("weights").unwrap(), &[0.5, -1.25, f32::INFINITY]);
+        assert_eq!(c.i64s("signed").unwrap(), &[-1, i64::MIN, 42]);
+        assert!(c.has("ids") && !c.has("nope"));
+        assert_eq!(
+            c.section_names().collect::<Vec<_>>(),
+            ["raw", "ids", "offsets", "empty", "weights", "signed"]
+        );
+        assert_eq!(c.total_bytes(), c.image().len());
+        assert_eq!(c.format_version(), 1);
+        // Every section is 64-byte aligned in memory.
+        for name in c.section_names() {
+            assert_eq!(
+                c.bytes(name).unwrap().as_ptr() as usize % ALIGN,
+                0,
+                "{name}"
+            );
+        }
+    }
+
+    fn sample_bytes() -> Vec<u8> {
+        sample_writer(1).into_image().as_bytes().to_vec()
+    }
+
+    #[test]
+    fn send_sync() {
+        fn is<T: Send + Sync>() {}
+        is::<Image>();
+        is::<Container>();
+    }
+
+    #[test]
+    fn round_trip_memory() {
+        let image = sample_writer(1).into_image();
+        assert!(!image.is_mapped());
+        assert_eq!(image.as_bytes().as_ptr() as usize % ALIGN, 0);
+        let c = Container::parse(image, MAGIC, 1, true).unwrap();
+        check_sample(&c);
+    }
+
+    #[test]
+    fn round_trip_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.spdx");
+        sample_writer(1).write_file(&path).unwrap();
+        // Overwriting goes through rename as well.
+        sample_writer(1).write_file(&path).unwrap();
+        let image = Image::open_file(&path).unwrap();
+        assert!(image.is_mapped());
+        assert_eq!(image.as_bytes(), &sample_bytes()[..]);
+        let c = Container::parse(image, MAGIC, 1, true).unwrap();
+        check_sample(&c);
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn empty_container() {
+        let bytes = ContainerWriter::new(MAGIC, 1)
+            .into_image()
+            .as_bytes()
+            .to_vec();
+        assert_eq!(bytes.len(), HEADER_LEN);
+        let c = parse(&bytes, true).unwrap();
+        assert_eq!(c.section_names().count(), 0);
+        let err = c.bytes("x").unwrap_err().to_string();
+        assert!(err.contains("missing section 'x'"), "{err}");
+    }
+
+    #[test]
+    fn large_section_round_trip() {
+        let data: Vec<u32> = (0..100_000).collect();
+        let mut w = ContainerWriter::new(MAGIC, 1);
+        w.add_bytes("odd", &[1, 2, 3]).unwrap();
+        w.add_u32s("big", &data).unwrap();
+        let c = Container::parse(w.into_image(), MAGIC, 1, true).unwrap();
+        assert_eq!(c.u32s("big").unwrap(), &data[..]);
+        assert_eq!(c.bytes("odd").unwrap(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn bad_names() {
+        let mut w = ContainerWriter::new(MAGIC, 1);
+        for bad in ["", "a\u{e9}", "tab\there", &"x".repeat(33)] {
+            assert!(
+                matches!(w.add_bytes(bad, b""), Err(Error::InvalidArgument(_))),
+                "{bad:?}"
+            );
+        }
+        w.add_bytes(&"x".repeat(32), b"ok").unwrap();
+        w.add_u32s("dup", &[1]).unwrap();
+        let err = w.add_f32s("dup", &[1.0]).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("duplicate")));
+        let c = Container::parse(w.into_image(), MAGIC, 1, true).unwrap();
+        assert_eq!(c.bytes(&"x".repeat(32)).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn typed_access_checks_kind_length_and_alignment() {
+        let mut w = ContainerWriter::new(MAGIC, 1);
+        w.add_bytes("seven", &[0; 7]).unwrap();
+        w.add_bytes("eight", &1u64.to_le_bytes()).unwrap();
+        w.add_f32s("floats", &[1.0]).unwrap();
+        let c = Container::parse(w.into_image(), MAGIC, 1, true).unwrap();
+        assert!(matches!(c.u32s("seven"), Err(Error::Corrupt(_))));
+        assert_eq!(c.u64s("eight").unwrap(), &[1]);
+        assert_eq!(c.u32s("eight").unwrap(), &[1, 0]);
+        let err = c.u32s("floats").unwrap_err().to_string();
+        assert!(err.contains("holds f32 values, not u32"), "{err}");
+        assert!(c.bytes("floats").is_ok());
+        assert!(matches!(c.i64s("missing"), Err(Error::Corrupt(m)) if m.contains("missing")));
+    }
+
+    #[test]
+    fn wrong_version() {
+        let bytes = sample_writer(2).into_image().as_bytes().to_vec();
+        match parse(&bytes, true) {
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_magic() {
+        let image = sample_writer(1).into_image();
+        let err = Container::parse(image, *b"OTHERMAG", 1, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a sparsedex index file"), "{err}");
+        let err = parse(b"PK\x03\x04 zip file", true).unwrap_err().to_string();
+        assert!(err.contains("not a sparsedex index file"), "{err}");
+    }
+
+    #[test]
+    fn empty_and_short_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty");
+        std::fs::write(&path, b"").unwrap();
+        let err = Image::open_file(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt(ref m) if m.contains("empty file")),
+            "{err}"
+        );
+        std::fs::write(&path, &sample_bytes()[..10]).unwrap();
+        let err = Image::open_file(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt(ref m) if m.contains("truncated")),
+            "{err}"
+        );
+        let err = Image::open_file(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        let err = parse(b"", true).unwrap_err().to_string();
+        assert!(err.contains("empty file"), "{err}");
+    }
+
+    #[test]
+    fn truncation_at_every_length() {
+        let bytes = sample_bytes();
+        for len in 0..bytes.len() {
+            for verify in [false, true] {
+                let err = parse(&bytes[..len], verify).unwrap_err();
+                assert!(matches!(err, Error::Corrupt(_)), "len {len}: {err}");
+                if len >= HEADER_LEN {
+                    let msg = err.to_string();
+                    let want = format!("truncated: expected {} bytes, found {len}", bytes.len());
+                    assert!(msg.contains(&want), "{msg}");
+                }
+            }
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(parse(&longer, true), Err(Error::Corrupt(m)) if m.contains("trailing")));
+    }
+
+    /// Flip every byte (all bits, and the lowest bit) of a small file: with checksums verified
+    /// every change is detected (no byte is uncovered: header and table by their CRCs, section
+    /// data by section CRCs, padding by the zero check); without, parse never panics and
+    /// accessors on whatever it accepts never panic either.
+    #[test]
+    fn every_byte_flip_is_detected() {
+        let bytes = sample_bytes();
+        let mut undetected_without_verify = 0;
+        for i in 0..bytes.len() {
+            for mask in [0xffu8, 0x01, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= mask;
+                match parse(&b, true) {
+                    Err(Error::Corrupt(_)) => {}
+                    // The version field is covered by the header CRC, checked first.
+                    other => panic!("byte {i} ^ {mask:#x} not detected: {other:?}"),
+                }
+                if let Ok(c) = parse(&b, false) {
+                    undetected_without_verify += 1;
+                    for name in c.section_names() {
+                        let _ = (c.bytes(name), c.u32s(name), c.u64s(name));
+                        let _ = (c.f32s(name), c.i64s(name));
+                    }
+                }
+            }
+        }
+        // Without verification only section data bytes can change unnoticed.
+        let c = parse(&bytes, true).unwrap();
+        let data: usize = c.section_names().map(|n| c.bytes(n).unwrap().len()).sum();
+        assert_eq!(undetected_without_verify, 3 * data);
+    }
+
+    #[test]
+    fn bad_section_crc_names_the_section() {
+        let mut bytes = sample_bytes();
+        let c = parse(&bytes, true).unwrap();
+        let off =
+            c.bytes("ids").unwrap().as_ptr() as usize - c.image().as_bytes().as_ptr() as usize;
+        bytes[off] ^= 1;
+        let err = parse(&bytes, true).unwrap_err().to_string();
+        assert!(err.contains("section 'ids': checksum mismatch"), "{err}");
+        let c = parse(&bytes, false).unwrap();
+        assert_eq!(c.u32s("ids").unwrap()[0], 0);
+    }
+
+    /// Rewrite a table entry and re-seal both CRCs, so that the structural checks themselves
+    /// are exercised (not just the checksums).
+    fn reseal(bytes: &mut [u8]) {
+        let table_offset = (le_u64(bytes, 32) as usize).min(bytes.len());
+        let tc = crc(&bytes[table_offset..]);
+        bytes[28..32].copy_from_slice(&tc.to_le_bytes());
+        let hc = crc(&bytes[..60]);
+        bytes[60..64].copy_from_slice(&hc.to_le_bytes());
+    }
+
+    fn entry_at(bytes: &[u8], i: usize) -> usize {
+        le_u64(bytes, 32) as usize + i * ENTRY_LEN
+    }
+
+    #[test]
+    fn structural_corruption_with_valid_crcs() {
+        let base = sample_bytes();
+        let n = base.len() as u64;
+        type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "offset + length overflows",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&u64::MAX.to_le_bytes());
+                }),
+            ),
+            (
+                "out of bounds",
+                Box::new(move |b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&n.to_le_bytes());
+                }),
+            ),
+            (
+                "not 64-byte aligned",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    let off = le_u64(b, e + 32) + 4;
+                    b[e + 32..e + 40].copy_from_slice(&off.to_le_bytes());
+                }),
+            ),
+            (
+                "overlapping",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 32..e + 40].copy_from_slice(&64u64.to_le_bytes());
+                }),
+            ),
+            (
+                "duplicate section name 'raw'",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e..e + 32].fill(0);
+                    b[e..e + 3].copy_from_slice(b"raw");
+                }),
+            ),
+            (
+                "invalid name",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e] = 0;
+                }),
+            ),
+            (
+                "unknown element kind",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 52] = 9;
+                }),
+            ),
+            (
+                "whole number of u32",
+                Box::new(|b| {
+                    let e = entry_at(b, 1);
+                    b[e + 40..e + 48].copy_from_slice(&15u64.to_le_bytes());
+                }),
+            ),
+            (
+                "non-zero padding",
+                Box::new(|b| {
+                    let e = entry_at(b, 0);
+                    let end = (le_u64(b, e + 32) + le_u64(b, e + 40)) as usize;
+                    b[end] = 1;
+                }),
+            ),
+            (
+                "section table size overflows",
+                Box::new(|b| {
+                    b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+                    b[32..40].copy_from_slice(&(u64::MAX - 63).to_le_bytes());
+                }),
+            ),
+            (
+                "does not end the file",
+                Box::new(|b| {
+                    b[24..28].copy_from_slice(&7u32.to_le_bytes());
+                }),
+            ),
+            ("unknown header flags", Box::new(|b| b[20] = 1)),
+            ("byte-order mark", Box::new(|b| b[12..16].reverse())),
+        ];
+        for (want, f) in cases {
+            let mut b = base.clone();
+            f(&mut b);
+            reseal(&mut b);
+            let err = parse(&b, false).unwrap_err().to_string();
+            assert!(err.contains(want), "want {want:?}, got {err}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn parse_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                                           verify: bool) {
+            let _ = parse(&bytes, verify);
+        }
+
+        /// Random bytes behind a valid-looking header (right magic, CRCs resealed), so that
+        /// the table checks are reached.
+        #[test]
+        fn parse_random_table_never_panics(table in proptest::collection::vec(any::<u8>(), 0..320),
+                                           count in 0u32..6, pad in 0usize..3,
+                                           verify: bool) {
+            let mut b = vec![0u8; HEADER_LEN + pad * ALIGN];
+            b[..8].copy_from_slice(&MAGIC);
+            b[8..12].copy_from_slice(&1u32.to_le_bytes());
+            b[12..16].copy_from_slice(&BYTE_ORDER_MARK.to_le_bytes());
+            b[16..20].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+            b[24..28].copy_from_slice(&count.to_le_bytes());
+            let table_offset = b.len() as u64;
+            b[32..40].copy_from_slice(&table_offset.to_le_bytes());
+            b.extend_from_slice(&table);
+            let total = b.len() as u64;
+            b[40..48].copy_from_slice(&total.to_le_bytes());
+            reseal(&mut b);
+            if let Ok(c) = parse(&b, verify) {
+                for name in c.section_names() {
+                    let _ = (c.bytes(name), c.u32s(name), c.u64s(name));
+                    let _ = (c.f32s(name), c.i64s(name));
+                }
+            }
+        }
+
+        #[test]
+        fn round_trip_random_sections(sections in proptest::collection::vec(
+            (0u8..5, proptest::collection::vec(any::<u8>(), 0..200)), 0..8)) {
+            let mut w = ContainerWriter::new(MAGIC, 1);
+            for (i, (kind, data)) in sections.iter().enumerate() {
+                let name = format!("s{i}");
+                match kind {
+                    0 => w.add_bytes(&name, data).unwrap(),
+                    1 => w.add_u32s(&name, &data.iter().map(|&x| x as u32 * 77).collect::<Vec<_>>()).unwrap(),
+                    2 => w.add_u64s(&name, &data.iter().map(|&x| x as u64 * 99).collect::<Vec<_>>()).unwrap(),
+                    3 => w.add_f32s(&name, &data.iter().map(|&x| x as f32 / 3.0).collect::<Vec<_>>()).unwrap(),
+                    _ => w.add_i64s(&name, &data.iter().map(|&x| -(x as i64)).collect::<Vec<_>>()).unwrap(),
+                }
+            }
+            let c = Container::parse(w.into_image(), MAGIC, 1, true).unwrap();
+            for (i, (kind, data)) in sections.iter().enumerate() {
+                let name = format!("s{i}");
+                match kind {
+                    0 => prop_assert_eq!(c.bytes(&name).unwrap(), &data[..]),
+                    1 => prop_assert_eq!(c.u32s(&name).unwrap().len(), data.len()),
+                    2 => prop_assert_eq!(c.u64s(&name).unwrap().len(), data.len()),
+                    3 => prop_assert_eq!(c.f32s(&name).unwrap().len(), data.len()),
+                    _ => prop_assert_eq!(c.i64s(&name).unwrap().len(), data.len()),
+                }
+            }
+        }
+    }
 }

@@ -104,6 +104,23 @@ proptest! {
 }
 
 #[test]
+fn synthetic_corpus_all_algorithms_equal_oracle() {
+    use sparsedex_core::synth::{generate, SynthParams};
+    let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
+    let (docs, queries) = generate(&p);
+    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+        let index = build(CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values }, IdsInput::None, &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false }).unwrap();
+        for i in 0..queries.indptr.len() - 1 {
+            let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+            let q: Vec<(u32, f32)> = queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
+            for k in [1, 10, 100] {
+                run_all(&index, &q, k);
+            }
+        }
+    }
+}
+
+#[test]
 fn empty_index_and_edge_queries() {
     let c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
     let index = build_kind(&c, Quantization::U8 { scale: None });

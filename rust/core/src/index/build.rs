@@ -140,20 +140,22 @@ pub fn clean_row(indices: &[u32], values: &[f32], n_terms: Option<u32>, out: &mu
 
 /// Impact types stored in an index.
 pub(crate) trait StoredImpact: Copy + PartialOrd + Default + Send + Sync + 'static {
-    fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]);
+    fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
 }
 impl StoredImpact for u8 {
-    fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) {
-        w.add_bytes("impacts_u8", impacts);
-        w.add_bytes("block_max_u8", block_max);
-        w.add_bytes("term_max_u8", term_max);
+    fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) -> Result<()> {
+        w.add_bytes("impacts_u8", impacts)?;
+        w.add_bytes("block_max_u8", block_max)?;
+        w.add_bytes("term_max_u8", term_max)?;
+        Ok(())
     }
 }
 impl StoredImpact for f32 {
-    fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) {
-        w.add_f32s("impacts_f32", impacts);
-        w.add_f32s("block_max_f32", block_max);
-        w.add_f32s("term_max_f32", term_max);
+    fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) -> Result<()> {
+        w.add_f32s("impacts_f32", impacts)?;
+        w.add_f32s("block_max_f32", block_max)?;
+        w.add_f32s("term_max_f32", term_max)?;
+        Ok(())
     }
 }
 
@@ -232,7 +234,7 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
     let (kind, scale) = match opts.quantization {
         Quantization::F32 => {
             let impacts = postings_impacts(&cleaned, |v| v);
-            write_postings(&mut w, &cleaned, impacts);
+            write_postings(&mut w, &cleaned, impacts)?;
             (ImpactKind::F32, 1.0f32)
         }
         Quantization::U8 { scale } => {
@@ -260,7 +262,7 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
                 None => 1.0,
             };
             let impacts = postings_impacts(&cleaned, |v| quantize(v, scale));
-            write_postings(&mut w, &cleaned, impacts);
+            write_postings(&mut w, &cleaned, impacts)?;
             (ImpactKind::U8, scale)
         }
     };
@@ -268,15 +270,15 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
         ImpactKind::U8 => 0u64,
         ImpactKind::F32 => 1,
     };
-    w.add_u64s("meta", &[n_docs as u64, cleaned.n_terms as u64, kind_code, scale.to_bits() as u64, opts.n_terms.is_some() as u64]);
+    w.add_u64s("meta", &[n_docs as u64, cleaned.n_terms as u64, kind_code, scale.to_bits() as u64, opts.n_terms.is_some() as u64])?;
     if opts.store_vectors {
-        w.add_u64s("fwd_indptr", &cleaned.indptr);
-        w.add_u32s("fwd_terms", &cleaned.terms);
-        w.add_f32s("fwd_values", &cleaned.values);
+        w.add_u64s("fwd_indptr", &cleaned.indptr)?;
+        w.add_u32s("fwd_terms", &cleaned.terms)?;
+        w.add_f32s("fwd_values", &cleaned.values)?;
     }
     match ids {
         IdsInput::None => {}
-        IdsInput::Int(v) => w.add_i64s("ids_i64", v),
+        IdsInput::Int(v) => w.add_i64s("ids_i64", v)?,
         IdsInput::Str(v) => {
             let mut off = Vec::with_capacity(v.len() + 1);
             let mut bytes = Vec::new();
@@ -285,8 +287,8 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
                 bytes.extend_from_slice(s.as_bytes());
                 off.push(bytes.len() as u64);
             }
-            w.add_u64s("ids_str_off", &off);
-            w.add_bytes("ids_str", &bytes);
+            w.add_u64s("ids_str_off", &off)?;
+            w.add_bytes("ids_str", &bytes)?;
         }
     }
     drop(cleaned);
@@ -325,7 +327,7 @@ fn postings_impacts<I: StoredImpact>(c: &Cleaned, f: impl Fn(f32) -> I) -> Posti
     Postings { start, docs, impacts }
 }
 
-fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Postings<I>) {
+fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Postings<I>) -> Result<()> {
     let nt = c.n_terms as usize;
     struct TermBlocks<I> {
         bytes: Vec<u8>,
@@ -377,10 +379,10 @@ fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Post
         term_block_start.push(block_last.len() as u32);
     }
     block_off.push(docs_bytes.len() as u64);
-    w.add_u64s("term_post_start", &p.start);
-    w.add_u32s("term_block_start", &term_block_start);
-    w.add_u32s("block_last", &block_last);
-    w.add_u64s("block_off", &block_off);
-    w.add_bytes("docs", &docs_bytes);
-    I::add_sections(w, &p.impacts, &block_max, &term_max);
+    w.add_u64s("term_post_start", &p.start)?;
+    w.add_u32s("term_block_start", &term_block_start)?;
+    w.add_u32s("block_last", &block_last)?;
+    w.add_u64s("block_off", &block_off)?;
+    w.add_bytes("docs", &docs_bytes)?;
+    I::add_sections(w, &p.impacts, &block_max, &term_max)
 }

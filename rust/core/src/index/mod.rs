@@ -193,7 +193,7 @@ impl Index {
 
     /// Write the index to `path` (atomically: a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.container.image_bytes();
+        let bytes = self.container.image().as_bytes();
         format::write_image_file(bytes, path)
     }
 

@@ -27,10 +27,13 @@ pub fn decode_docs(input: &[u8], bits: u32, prev: Option<u32>, out: &mut [u32; B
     (DECODE[bits as usize])(input, base(prev), out)
 }
 
-static UNPACK: [fn(&[u8], &mut [u32; BLOCK_LEN]); 33] =
-    bit_table!(fn(&[u8], &mut [u32; BLOCK_LEN]), unpack_bits);
-static DECODE: [fn(&[u8], u32, &mut [u32; BLOCK_LEN]); 33] =
-    bit_table!(fn(&[u8], u32, &mut [u32; BLOCK_LEN]), decode_bits);
+/// A safe scalar unpack kernel for one bit width.
+type ScalarUnpack = fn(&[u8], &mut [u32; BLOCK_LEN]);
+/// A safe scalar doc-id decode kernel for one bit width.
+type ScalarDecode = fn(&[u8], u32, &mut [u32; BLOCK_LEN]);
+
+static UNPACK: [ScalarUnpack; 33] = bit_table!(ScalarUnpack, unpack_bits);
+static DECODE: [ScalarDecode; 33] = bit_table!(ScalarDecode, decode_bits);
 
 /// Unpacks one block of `BITS`-bit values; `input` is exactly `packed_len(BITS)` bytes.
 // The unrolled loop's last straddling value updates `cur` for a successor it does not have.

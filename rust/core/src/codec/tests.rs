@@ -27,12 +27,12 @@ fn decode_with(k: &Kernel, input: &[u8], bits: u32, prev: Option<u32>) -> [u32; 
     out
 }
 
-/// `bytes` copied into a fresh buffer at byte offset `off`, the returned slice ending exactly
-/// where the allocation's payload ends.
-fn shifted(bytes: &[u8], off: usize) -> Vec<u8> {
+/// `bytes` copied into a fresh exact-size allocation at byte offset `off`: the block ends where
+/// the allocation ends, so a kernel reading past `packed_len` is out of bounds (Miri sees it).
+fn shifted(bytes: &[u8], off: usize) -> Box<[u8]> {
     let mut v = vec![0x5A; off];
     v.extend_from_slice(bytes);
-    v
+    v.into_boxed_slice()
 }
 
 /// Checks every decode path (dispatched, scalar API, each kernel table, offsets 0..8) on one
@@ -48,7 +48,12 @@ fn check_unpack(packed: &[u8], bits: u32, expect: &[u32; BLOCK_LEN]) {
         scalar::unpack(input, bits, &mut out);
         assert_eq!(&out, expect, "scalar unpack, bits {bits}, offset {off}");
         for k in kernels() {
-            assert_eq!(&unpack_with(k, input, bits), expect, "{} bits {bits} off {off}", k.name);
+            assert_eq!(
+                &unpack_with(k, input, bits),
+                expect,
+                "{} bits {bits} off {off}",
+                k.name
+            );
         }
     }
 }
@@ -80,7 +85,12 @@ fn check_docs(docs: &[u32], prev: Option<u32>) {
         decode_docs(input, bits, prev, &mut got);
         assert_eq!(got, expect, "dispatched decode, offset {off}");
         for k in kernels() {
-            assert_eq!(decode_with(k, input, bits, prev), expect, "{} offset {off}", k.name);
+            assert_eq!(
+                decode_with(k, input, bits, prev),
+                expect,
+                "{} offset {off}",
+                k.name
+            );
         }
     }
 }

@@ -110,7 +110,11 @@ unsafe fn unpack_body<const BITS: u32, S: Sink>(input: &[u8], sink: &mut S) {
         if k > 0 && s == 0 {
             cur = row(input, w);
         }
-        let mut v = if s == 0 { cur } else { _mm_srl_epi32(cur, _mm_cvtsi32_si128(s as i32)) };
+        let mut v = if s == 0 {
+            cur
+        } else {
+            _mm_srl_epi32(cur, _mm_cvtsi32_si128(s as i32))
+        };
         if s + BITS > 32 {
             let next = row(input, w + 1);
             let hi = _mm_sll_epi32(next, _mm_cvtsi32_si128((32 - s) as i32));

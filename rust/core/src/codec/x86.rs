@@ -5,8 +5,8 @@
 
 use core::arch::x86_64::{
     __m128i, _mm_add_epi32, _mm_and_si128, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_or_si128,
-    _mm_set1_epi32, _mm_setzero_si128, _mm_shuffle_epi32, _mm_sll_epi32, _mm_slli_si128,
-    _mm_srl_epi32, _mm_storeu_si128,
+    _mm_set1_epi32, _mm_set_epi32, _mm_setzero_si128, _mm_shuffle_epi32, _mm_sll_epi32,
+    _mm_slli_epi64, _mm_srl_epi32, _mm_storeu_si128,
 };
 
 use super::{bit_table, mask, packed_len, unroll32, DecodeFn, Kernel, UnpackFn, BLOCK_LEN};
@@ -51,19 +51,27 @@ struct PrefixStore {
     out: *mut u32,
     /// The last doc id so far, broadcast to all four lanes.
     acc: __m128i,
+    /// `[1; 4]`: stored values are gaps minus one.
     one: __m128i,
+    /// `[0, 0, !0, !0]`: selects lanes 2 and 3.
+    hi: __m128i,
 }
 
 impl Sink for PrefixStore {
     #[inline(always)]
     unsafe fn put(&mut self, k: u32, v: __m128i) {
+        // Inclusive prefix sum of the 4 gaps [a, b, c, d] with a single shuffle (the shuffle
+        // port is this kernel's bottleneck): a 64-bit shift gives [a, a+b, c, c+d], then lane 1
+        // is broadcast (pshufd) and masked onto lanes 2 and 3.
         let v = _mm_add_epi32(v, self.one); // the gaps
-        let v = _mm_add_epi32(v, _mm_slli_si128::<4>(v));
-        let v = _mm_add_epi32(v, _mm_slli_si128::<8>(v)); // inclusive prefix sum of 4 lanes
-        let v = _mm_add_epi32(v, self.acc);
+        let v = _mm_add_epi32(v, _mm_slli_epi64::<32>(v));
+        let v = _mm_add_epi32(v, _mm_and_si128(_mm_shuffle_epi32::<0x50>(v), self.hi));
+        let docs = _mm_add_epi32(v, self.acc);
         // SAFETY: k < 32, so `4k..4k+4` is inside the 128-slot output; storeu is unaligned.
-        _mm_storeu_si128(self.out.add(4 * k as usize).cast::<__m128i>(), v);
-        self.acc = _mm_shuffle_epi32::<0xFF>(v);
+        _mm_storeu_si128(self.out.add(4 * k as usize).cast::<__m128i>(), docs);
+        // Carry = acc + this vector's total: one add on the loop-carried chain (the shuffle
+        // of `v` is off it), instead of add + shuffle when broadcasting the last doc id.
+        self.acc = _mm_add_epi32(self.acc, _mm_shuffle_epi32::<0xFF>(v));
     }
 }
 
@@ -155,6 +163,7 @@ macro_rules! kernels {
                 out: out.as_mut_ptr(),
                 acc: _mm_set1_epi32(base as i32),
                 one: _mm_set1_epi32(1),
+                hi: _mm_set_epi32(-1, -1, 0, 0),
             };
             // SAFETY: forwarded from this function's contract; `out` holds 128 values.
             unpack_body::<BITS, _>(input, &mut sink);

@@ -12,75 +12,107 @@ use super::topk::TopK;
 use super::Kind;
 use crate::index::{ImpactArrays, IndexView, TERMINATED};
 
-/// Restore doc order after cursor `i` moved forward.
-#[inline]
-pub(crate) fn bubble<K: Kind>(cs: &mut [TermCursor<'_, K>], mut i: usize) {
-    while i + 1 < cs.len() && cs[i].cur.doc() > cs[i + 1].cur.doc() {
-        cs.swap(i, i + 1);
-        i += 1;
-    }
+/// Cursors in doc order: `order[i]` indexes `cs`. Cursors are large (they hold a decoded
+/// block), so the order is kept in a small index array rather than by moving cursors.
+pub(crate) struct Sorted<'a, K: Kind> {
+    pub cs: Vec<TermCursor<'a, K>>,
+    pub order: Vec<usize>,
 }
 
-/// Restore doc order after every cursor in `0..m` moved forward.
-#[inline]
-pub(crate) fn resort<K: Kind>(cs: &mut [TermCursor<'_, K>], m: usize) {
-    for i in (0..m).rev() {
-        bubble(cs, i);
+impl<'a, K: Kind> Sorted<'a, K> {
+    pub fn new(cs: Vec<TermCursor<'a, K>>) -> Self {
+        let mut order: Vec<usize> = (0..cs.len()).collect();
+        order.sort_by_key(|&i| cs[i].cur.doc());
+        Sorted { cs, order }
     }
-}
-
-/// Find the pivot: the first position whose cumulative bound may beat `thr`.
-#[inline]
-pub(crate) fn find_pivot<K: Kind>(cs: &[TermCursor<'_, K>], thr: K::S, slack: f32) -> Option<usize> {
-    let mut ub = K::S::default();
-    for (p, c) in cs.iter().enumerate() {
-        if c.cur.doc() == TERMINATED {
-            return None;
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+    #[inline(always)]
+    pub fn at(&mut self, i: usize) -> &mut TermCursor<'a, K> {
+        &mut self.cs[self.order[i]]
+    }
+    #[inline(always)]
+    pub fn doc(&self, i: usize) -> u32 {
+        self.cs[self.order[i]].cur.doc()
+    }
+    #[inline(always)]
+    pub fn ub(&self, i: usize) -> K::S {
+        self.cs[self.order[i]].ub
+    }
+    /// Restore doc order after the cursor at position `i` moved forward.
+    #[inline]
+    pub fn bubble(&mut self, mut i: usize) {
+        let o = self.order[i];
+        let d = self.cs[o].cur.doc();
+        while i + 1 < self.order.len() && d > self.cs[self.order[i + 1]].cur.doc() {
+            self.order[i] = self.order[i + 1];
+            i += 1;
         }
-        ub += c.ub;
-        if !K::prune(ub, thr, slack) {
-            return Some(p);
+        self.order[i] = o;
+    }
+    /// Restore doc order after every cursor in positions `0..m` moved forward.
+    #[inline]
+    pub fn resort(&mut self, m: usize) {
+        for i in (0..m).rev() {
+            self.bubble(i);
         }
     }
-    None
-}
-
-/// Score the document `d` on which the first `m` cursors sit; advances them. Returns the exact score.
-#[inline]
-pub(crate) fn score_prefix<K: Kind>(cs: &mut [TermCursor<'_, K>], d: u32, ev: &mut Evaluator<K>) -> (K::S, usize) {
-    let mut score = K::S::default();
-    let mut m = 0;
-    while m < cs.len() && cs[m].cur.doc() == d {
-        let s = cs[m].score();
-        ev.add(&mut score, cs[m].qi, s);
-        cs[m].cur.next();
-        m += 1;
+    /// The first position whose cumulative bound may beat `thr`.
+    #[inline]
+    pub fn find_pivot(&self, thr: K::S, slack: f32) -> Option<usize> {
+        let mut ub = K::S::default();
+        for (p, &o) in self.order.iter().enumerate() {
+            let c = &self.cs[o];
+            if c.cur.doc() == TERMINATED {
+                return None;
+            }
+            ub += c.ub;
+            if !K::prune(ub, thr, slack) {
+                return Some(p);
+            }
+        }
+        None
     }
-    (ev.finish(score), m)
+    /// Score doc `d`, on which the first `m` cursors sit, and advance them; returns the exact
+    /// score and `m`.
+    #[inline]
+    pub fn score_prefix(&mut self, d: u32, ev: &mut Evaluator<K>) -> (K::S, usize) {
+        let mut score = K::S::default();
+        let mut m = 0;
+        while m < self.order.len() && self.doc(m) == d {
+            let c = &mut self.cs[self.order[m]];
+            let s = c.score();
+            ev.add(&mut score, c.qi, s);
+            c.cur.next();
+            m += 1;
+        }
+        (ev.finish(score), m)
+    }
 }
 
 /// Exact top-`k` by WAND.
 pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
-    let mut cs = open_cursors(v, arrays, plan);
-    cs.sort_by_key(|c| c.cur.doc());
+    let mut cs = Sorted::new(open_cursors(v, arrays, plan));
     let mut top = TopK::new(k);
     let mut ev = Evaluator::<K>::new(cs.len());
     let mut thr = top.threshold();
-    while let Some(pivot) = find_pivot(&cs, thr, plan.slack) {
-        let pd = cs[pivot].cur.doc();
-        if cs[0].cur.doc() == pd {
-            let (score, m) = score_prefix(&mut cs, pd, &mut ev);
+    while let Some(pivot) = cs.find_pivot(thr, plan.slack) {
+        let pd = cs.doc(pivot);
+        if cs.doc(0) == pd {
+            let (score, m) = cs.score_prefix(pd, &mut ev);
             if top.push(pd, score) {
                 thr = top.threshold();
             }
-            resort(&mut cs, m);
+            cs.resort(m);
         } else {
             let mut i = pivot;
-            while cs[i].cur.doc() == pd {
+            while cs.doc(i) == pd {
                 i -= 1;
             }
-            cs[i].cur.seek(pd);
-            bubble(&mut cs, i);
+            cs.at(i).cur.seek(pd);
+            cs.bubble(i);
         }
     }
     top.into_sorted()

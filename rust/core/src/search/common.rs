@@ -84,3 +84,115 @@ impl<K: Kind> Evaluator<K> {
         }
     }
 }
+
+/// Random access: the impact of `doc` in `term`'s list, if the document has the term.
+/// Binary search over the term's block boundaries, then one block decode.
+pub fn lookup<I: Copy>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, I>, term: u32, doc: u32, buf: &mut [u32; crate::codec::BLOCK_LEN]) -> Option<I> {
+    let t = term as usize;
+    if t >= v.n_terms as usize {
+        return None;
+    }
+    let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+    let lasts = &v.block_last[b0..b1];
+    let bi = lasts.partition_point(|&l| l < doc);
+    if bi == lasts.len() {
+        return None;
+    }
+    let b = b0 + bi;
+    let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
+    let prev = if bi > 0 { Some(lasts[bi - 1]) } else { None };
+    crate::codec::decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, buf);
+    let p0 = v.term_post_start[t] as usize;
+    let df = v.term_post_start[t + 1] as usize - p0;
+    let len = (df - bi * crate::codec::BLOCK_LEN).min(crate::codec::BLOCK_LEN);
+    let pos = buf[..len].partition_point(|&d| d < doc);
+    if pos < len && buf[pos] == doc {
+        arrays.impacts.get(p0 + bi * crate::codec::BLOCK_LEN + pos).copied()
+    } else {
+        None
+    }
+}
+
+/// Up to `k` distinct documents with lower bounds of their scores (a min-heap with a
+/// membership bitset). Entries may be stale (lower than the document's current partial
+/// score): the k-th entry is still a valid lower bound of the k-th best final score.
+pub struct DistinctTop<S> {
+    k: usize,
+    heap: Vec<(S, u32)>,
+    member: Vec<u64>,
+}
+
+impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
+    /// For `n_docs` documents.
+    pub fn new(k: usize, n_docs: usize) -> Self {
+        DistinctTop { k, heap: Vec::with_capacity(k.min(1 << 16)), member: vec![0; n_docs.div_ceil(64)] }
+    }
+    /// Smallest kept score once `k` documents are kept, zero before.
+    #[inline(always)]
+    pub fn kth(&self) -> S {
+        if self.heap.len() < self.k {
+            S::default()
+        } else {
+            self.heap[0].0
+        }
+    }
+    /// Offer `doc` with lower bound `s` (ignored if the document is already kept).
+    #[inline]
+    pub fn offer(&mut self, doc: u32, s: S) {
+        let (w, bit) = ((doc >> 6) as usize, 1u64 << (doc & 63));
+        if self.member[w] & bit != 0 {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.member[w] |= bit;
+            self.heap.push((s, doc));
+            let mut i = self.heap.len() - 1;
+            while i > 0 {
+                let p = (i - 1) / 2;
+                if self.heap[i].0 < self.heap[p].0 {
+                    self.heap.swap(i, p);
+                    i = p;
+                } else {
+                    break;
+                }
+            }
+        } else if s > self.heap[0].0 {
+            let old = self.heap[0].1;
+            self.member[(old >> 6) as usize] &= !(1u64 << (old & 63));
+            self.member[w] |= bit;
+            self.heap[0] = (s, doc);
+            self.sift_down(0);
+        }
+    }
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut m = i;
+            if l < n && self.heap[l].0 < self.heap[m].0 {
+                m = l;
+            }
+            if r < n && self.heap[r].0 < self.heap[m].0 {
+                m = r;
+            }
+            if m == i {
+                break;
+            }
+            self.heap.swap(i, m);
+            i = m;
+        }
+    }
+    /// Replace every kept score by `f(doc)` (fresher lower bounds) and restore the heap.
+    pub fn refresh(&mut self, mut f: impl FnMut(u32) -> S) {
+        for e in self.heap.iter_mut() {
+            e.0 = f(e.1);
+        }
+        for i in (0..self.heap.len() / 2).rev() {
+            self.sift_down(i);
+        }
+    }
+    /// Kept documents.
+    pub fn docs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.heap.iter().map(|e| e.1)
+    }
+}

@@ -14,9 +14,7 @@ use crate::index::{ImpactArrays, IndexView};
 /// Exact top-`k` by scoring every posting.
 pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, scratch: &mut Scratch) -> Vec<(u32, K::S)> {
     let n = v.n_docs as usize;
-    let acc = K::acc(scratch);
-    acc.clear();
-    acc.resize(n, K::S::default());
+    let acc = super::zeroed_acc::<K>(scratch, n);
     let mut buf = [0u32; BLOCK_LEN];
     let mut contrib = [K::S::default(); BLOCK_LEN];
     for pt in &plan.terms {
@@ -44,7 +42,9 @@ pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, pla
     }
     let mut top = TopK::new(k);
     let mut thr = top.threshold();
-    for (d, &s) in acc.iter().enumerate() {
+    // One pass collects the top-k and clears the accumulators for the next query.
+    for (d, a) in acc.iter_mut().enumerate() {
+        let s = std::mem::take(a);
         if s > thr {
             top.push(d as u32, s);
             thr = top.threshold();

@@ -15,6 +15,7 @@ pub mod exhaustive;
 pub mod explain;
 pub mod maxscore;
 pub mod plan;
+pub mod taat_maxscore;
 pub mod topk;
 pub mod wand;
 
@@ -50,18 +51,22 @@ pub enum Algorithm {
     BlockMaxWand,
     /// Block-Max MaxScore (MaxScore with block-max bounds on the non-essential lists).
     BlockMaxMaxScore,
+    /// Term-at-a-time MaxScore: accumulate the high-bound terms, then only probe the rest for
+    /// surviving candidates.
+    TaatMaxScore,
     /// Chosen per query by [`choose`].
     Auto,
 }
 
 impl Algorithm {
     /// Every algorithm, by its canonical name.
-    pub const ALL: [Algorithm; 6] = [
+    pub const ALL: [Algorithm; 7] = [
         Algorithm::Exhaustive,
         Algorithm::MaxScore,
         Algorithm::Wand,
         Algorithm::BlockMaxWand,
         Algorithm::BlockMaxMaxScore,
+        Algorithm::TaatMaxScore,
         Algorithm::Auto,
     ];
     /// Canonical name.
@@ -72,6 +77,7 @@ impl Algorithm {
             Algorithm::Wand => "wand",
             Algorithm::BlockMaxWand => "bmw",
             Algorithm::BlockMaxMaxScore => "bmm",
+            Algorithm::TaatMaxScore => "taat-maxscore",
             Algorithm::Auto => "auto",
         }
     }
@@ -92,10 +98,11 @@ impl FromStr for Algorithm {
             "wand" => Algorithm::Wand,
             "bmw" | "block_max_wand" | "blockmaxwand" => Algorithm::BlockMaxWand,
             "bmm" | "block_max_maxscore" | "blockmaxmaxscore" => Algorithm::BlockMaxMaxScore,
+            "taat-maxscore" | "taat_maxscore" | "tms" => Algorithm::TaatMaxScore,
             "auto" => Algorithm::Auto,
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, auto)"
+                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, auto)"
                 )))
             }
         })
@@ -124,6 +131,9 @@ pub trait Kind: 'static {
     /// True if no document whose score is at most `bound` can enter a collector whose
     /// threshold is `thr`, given DAAT order (equal scores lose to earlier docs).
     fn prune(bound: Self::S, thr: Self::S, slack: f32) -> bool;
+    /// True if `bound` is certainly below `thr` (strict: a document whose score equals the
+    /// threshold may still enter by doc id when documents are not visited in doc order).
+    fn below(bound: Self::S, thr: Self::S, slack: f32) -> bool;
     /// Score in weight units.
     fn to_f32(s: Self::S, norm: f32) -> f32;
     /// The arrays of this kind, if the index has this kind.
@@ -163,6 +173,10 @@ impl Kind for U8Kind {
         bound <= thr
     }
     #[inline(always)]
+    fn below(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound < thr
+    }
+    #[inline(always)]
     fn to_f32(s: u32, norm: f32) -> f32 {
         (s as f64 / norm as f64) as f32
     }
@@ -199,6 +213,10 @@ impl Kind for F32Kind {
         bound * (1.0 + slack) < thr
     }
     #[inline(always)]
+    fn below(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
     fn to_f32(s: f32, _norm: f32) -> f32 {
         s
     }
@@ -217,6 +235,18 @@ pub struct Scratch {
     pub acc_u32: Vec<u32>,
     /// Float accumulators.
     pub acc_f32: Vec<f32>,
+}
+
+/// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
+/// leaves them all zero when it returns, so only a size change costs a clear.
+pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut Vec<K::S> {
+    let acc = K::acc(scratch);
+    if acc.len() != n {
+        acc.clear();
+        acc.resize(n, K::S::default());
+    }
+    debug_assert!(acc.iter().all(|a| *a == K::S::default()), "accumulators were left dirty");
+    acc
 }
 
 thread_local! {
@@ -240,6 +270,7 @@ fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Im
         Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxMaxScore | Algorithm::Auto => bmm::search::<K>(v, arrays, plan, k),
+        Algorithm::TaatMaxScore => SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
     };
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }

@@ -53,7 +53,7 @@ class SparseEmbedding:
             indices = indices.astype(np.int32)
         self.indices = indices
         values = np.asarray(self.values)
-        if values.dtype.kind in "fiub":
+        if values.dtype.kind in "fiub" and not _overflows_float32(values):
             values = values.astype(np.float32, copy=False)
         self.values = values
 
@@ -117,6 +117,14 @@ class SparseEmbedding:
             )
             return f"SparseEmbedding(nnz={self.indices.shape[0]}, {{{head}, ...}})"
         return f"SparseEmbedding(indices={self.indices!r}, values={self.values!r})"
+
+
+def _overflows_float32(values: np.ndarray) -> bool:
+    """True when finite values would become inf in float32 (kept as is for validation to name)."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or values.size == 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)))
 
 
 def _int_array(x: Any) -> np.ndarray:
@@ -210,15 +218,15 @@ def validate_embedding(
             raise ValueError(
                 f"{where}: indices[{bad}] = {int(idx[bad])} is not below {what} ({bound})"
             )
+    if _overflows_float32(val):
+        bad = int(np.argmax(np.isfinite(val) & (np.abs(val) > np.finfo(np.float32).max)))
+        raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite in float32")
     val32 = val.astype(np.float32, copy=False)
     if val32.size:
         finite = np.isfinite(val32)
         if not finite.all():
             bad = int(np.argmin(finite))
-            raise ValueError(
-                f"{where}: values[{bad}] = {val[bad]!r} is not finite"
-                + (" in float32" if np.isfinite(val[bad]) else "")
-            )
+            raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite")
         if (val32 < 0).any():
             bad = int(np.argmax(val32 < 0))
             raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is negative")

@@ -310,3 +310,45 @@ def test_bad_input_errors(tmp_path):
     (tmp_path / "ok" / "manifest.json").write_text("{not json")
     with pytest.raises(CorruptIndexError, match="unreadable"):
         SparseIndex.open(tmp_path / "ok")
+
+
+# model directories and the README ------------------------------------------------------------
+def test_local_model_directory(tmp_path):
+    from sparsedex.encoders.registry import bundled_model_dir
+
+    src = bundled_model_dir("splade-tiny")
+    model = tmp_path / "my-model"
+    model.mkdir()
+    for name in ("model.onnx", "tokenizer.json", "config.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (model / name).write_bytes(src.joinpath(name).read_bytes())
+    ix = SparseIndex(str(model))
+    ix.add(["a rock band on tour", "a detective story"])
+    assert ix.encoder_identity["source"] == "local"
+    ix.save(tmp_path / "ix")
+    again = SparseIndex.open(tmp_path / "ix")
+    same_hits(again.search(QUERY), ix.search(QUERY))
+    assert again.encoder_identity["model"] == str(model.resolve())
+    # the model moved: a clear error on first use, and encoder= points to the new place
+    moved = tmp_path / "moved"
+    model.rename(moved)
+    broken = SparseIndex.open(tmp_path / "ix")
+    with pytest.raises(FileNotFoundError, match="my-model"):
+        broken.search(QUERY)
+    same_hits(SparseIndex.open(tmp_path / "ix", encoder=str(moved)).search(QUERY), ix.search(QUERY))
+
+
+def test_readme_python_examples(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), flags=re.S)
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    ran = 0
+    for code in blocks:
+        if "Splade_PP_en_v1" in code:  # needs the network
+            continue
+        exec(compile(code, str(readme), "exec"), {"__name__": "readme"})
+        ran += 1
+    assert ran >= 4

@@ -283,17 +283,28 @@ def cmd_info(a: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1, default=str))
         return 0
     enc = info["encoder"]
-    print(f"index:        {a.index_dir}")
-    print(f"documents:    {info['documents']}")
+    rows: list[tuple[str, Any]] = [("index", a.index_dir), ("documents", info["documents"])]
     if enc is None:
-        print("encoder:      none (vectors you bring)")
+        rows.append(("encoder", "none (vectors you bring)"))
     elif enc.get("kind") == "bm25":
-        print(f"encoder:      BM25 k1={enc.get('k1')} b={enc.get('b')}, {enc.get('vocab_size')} terms, analyzer {enc.get('analyzer')}")
+        an = enc.get("analyzer") or {}
+        stop = an.get("stopwords")
+        analysis = ", ".join(
+            [f"stemmer {an.get('language')}" if an.get("stemming") else "no stemming",
+             "no stopwords" if not stop else f"stopwords {stop if isinstance(stop, str) else len(stop)}",
+             "lowercase" if an.get("lowercase") else "case kept",
+             f"tokens {an.get('token_pattern')}"]
+        )
+        rows.append(("encoder", f"BM25 k1={enc.get('k1')} b={enc.get('b')}, {enc.get('vocab_size')} terms ({analysis})"))
     else:
-        print(f"encoder:      {enc.get('kind')} {enc.get('model')} ({enc.get('source')}, max_length {enc.get('max_length')})")
-    print(f"quantization: {info['quantization']}")
+        rows.append(("encoder", f"{enc.get('kind')} {enc.get('model')} ({enc.get('source')}, max_length {enc.get('max_length')})"))
+    rows.append(("quantization", info["quantization"]))
     for k, v in (info["engine"] or {}).items():
-        print(f"{k + ':':<14}{v}")
+        if k not in ("documents", "quantization"):
+            rows.append((k, v))
+    w = max(len(k) for k, _ in rows) + 2
+    for k, v in rows:
+        print(f"{k + ':':<{w}}{v}")
     return 0
 
 
@@ -327,7 +338,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"\nWhy {top.payload['title']!r} is first:")
     print(f"  its description:  {doc.text}")
     shared = (_words(a.query) & _words(doc.text or "")) - _STOP
-    print("  words in common:  " + (", ".join(sorted(shared)) if shared else "none; SPLADE expanded both texts:"))
+    print("  words in common:  " + (", ".join(sorted(shared)) if shared else "none; the match comes from SPLADE expanding both texts"))
     print(f"  query expanded to:       {_terms_line(e.query_terms, 15)}")
     print(f"  description expanded to: {_terms_line(e.document_terms, 15)}")
     print(f"\nMatched terms (query weight x document weight = contribution; they sum to the score):")

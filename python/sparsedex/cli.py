@@ -235,7 +235,11 @@ def cmd_explain(a: argparse.Namespace) -> int:
     print(f"query terms:    {_terms_line(e.query_terms, 12)}")
     print(f"document terms: {_terms_line(e.document_terms, 12)}")
     print()
-    print(e.__str__() if a.all is False else e.__str__().split("\n", 1)[0] + "\n" + e.table(limit=None))
+    if a.all:
+        print(str(e).split("\n", 1)[0])
+        print(e.table(limit=None))
+    else:
+        print(e)
     return 0
 
 
@@ -328,14 +332,14 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"\nQuery: {a.query!r}\n")
     print(f"{'rank':>4}  {'score':>7}  film")
     for r, h in enumerate(hits, 1):
-        print(f"{r:>4}  {h.score:7.3f}  {h.payload['title']}")
+        print(f"{r:>4}  {h.score:7.3f}  {(h.payload or {}).get('title', h.id)}")
     if not hits:
         print("no matching documents")
         return 0
     top = hits[0]
     e = index.explain(a.query, top.id, top_terms=15)
     doc = index.get(top.id)
-    print(f"\nWhy {top.payload['title']!r} is first:")
+    print(f"\nWhy {(top.payload or {}).get('title', top.id)!r} is first:")
     print(f"  its description:  {doc.text}")
     shared = (_words(a.query) & _words(doc.text or "")) - _STOP
     print("  words in common:  " + (", ".join(sorted(shared)) if shared else "none; the match comes from SPLADE expanding both texts"))
@@ -379,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("index_dir", metavar="INDEX_DIR")
     i.add_argument("--encoder", default="splade-tiny",
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
-    i.add_argument("--quantization", choices=["u8", "float"], default=None,
+    i.add_argument("--quantization", choices=["u8", "float"], default="u8",
                    help="impact precision (default u8)")
     i.add_argument("--text-field", default="text", help="JSON field holding the text (default: text)")
     i.add_argument("--id-field", default="id", help="JSON field holding the id (default: id; without it, ids are 0, 1, ...)")

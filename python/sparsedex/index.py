@@ -227,7 +227,8 @@ class SparseIndex:
         sparse vectors you bring.
     quantization:
         ``"u8"`` (8-bit impacts: smaller, faster, scores slightly rounded) or ``"float"``
-        (f32 impacts, exact float scores). ``None`` (default) picks ``"u8"``.
+        (f32 impacts, exact float scores). The default ``"u8"`` moves the reference
+        effectiveness numbers of the test collections by at most 0.003 (see README).
     store_texts:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
@@ -240,15 +241,14 @@ class SparseIndex:
     def __init__(
         self,
         encoder: Any = "splade-tiny",
-        quantization: str | None = None,
+        quantization: str = "u8",
         *,
         store_texts: bool = True,
         vocab_size: int | None = None,
     ) -> None:
-        q = "u8" if quantization is None else quantization
-        if q not in _QUANTIZATIONS:
+        if quantization not in _QUANTIZATIONS:
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
-        self.quantization = q
+        self.quantization = quantization
         self.store_texts = bool(store_texts)
         self._encoder = _make_encoder(encoder)
         self._encoder_identity: dict[str, Any] | None = None  # for a lazily re-created encoder
@@ -342,10 +342,10 @@ class SparseIndex:
         if payloads is None:
             pls: list[dict[str, Any] | None] = [None] * n
         else:
-            pls = list(payloads)
-            if len(pls) != n:
-                raise ValueError(f"{len(pls)} payloads given for {n} documents")
-            pls = [_json_payload(p, i) for i, p in enumerate(pls)]
+            raw = list(payloads)
+            if len(raw) != n:
+                raise ValueError(f"{len(raw)} payloads given for {n} documents")
+            pls = [_json_payload(p, i) for i, p in enumerate(raw)]
         if self._has_encoder:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
@@ -432,7 +432,7 @@ class SparseIndex:
         from .encoders.bm25 import bm25_doc_weights
 
         enc = self.encoder
-        lens = np.diff(indptr.astype(np.int64))
+        lens: np.ndarray = np.diff(indptr.astype(np.int64)).astype(np.int64)
         n = len(lens)
         dl_doc = np.bincount(np.repeat(np.arange(n), lens), weights=tf.astype(np.float64), minlength=n)
         avgdl = float(dl_doc.mean()) if n else 0.0

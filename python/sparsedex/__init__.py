@@ -1,9 +1,40 @@
 """sparsedex: learned sparse retrieval (SPLADE, BM25, your own vectors) with a Rust core.
 
 Exact top-k search, fast, with every match explainable term by term.
+
+>>> from sparsedex import SparseIndex
+>>> index = SparseIndex("splade-tiny")        # bundled model, works offline  # doctest: +SKIP
+>>> index.add(["Spinal Tap, one of England's loudest bands, ..."])            # doctest: +SKIP
+>>> index.search("A movie about music")                                       # doctest: +SKIP
 """
 
-from ._core import CorruptIndexError, SparsedexError
-from .vector_index import VectorIndex
+from importlib.metadata import PackageNotFoundError, version as _version
 
-__all__ = ["VectorIndex", "SparsedexError", "CorruptIndexError"]
+from ._core import CorruptIndexError, SparsedexError
+from .encoders import Analyzer, Bm25Encoder, ModelNotAvailableError, SpladeEncoder, list_supported_models
+from .index import Document, Explanation, Hit, SparseIndex, TermMatch
+from .vector_index import VectorIndex
+from .vectors import SparseEmbedding
+
+try:
+    __version__ = _version("sparsedex")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "SparseIndex",
+    "Hit",
+    "Document",
+    "Explanation",
+    "TermMatch",
+    "VectorIndex",
+    "SparseEmbedding",
+    "SpladeEncoder",
+    "Bm25Encoder",
+    "Analyzer",
+    "list_supported_models",
+    "ModelNotAvailableError",
+    "SparsedexError",
+    "CorruptIndexError",
+    "__version__",
+]

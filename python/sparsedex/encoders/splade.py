@@ -1,0 +1,492 @@
+"""SPLADE encoder on ONNX Runtime and HF tokenizers, behaving as fastembed's ``SpladePP``.
+
+Vector of a text = max over its tokens of ``log(1 + relu(logits)) * attention_mask``; the
+non-zero entries form the sparse vector (no threshold, no special-token removal), with
+the text truncated to ``max_length`` tokens and ``token_type_ids`` all zero, as fastembed does.
+
+Memory. The model's output is ``logits[batch, seq, vocab]`` (30,522 floats per token). It is
+never returned to Python: the pooling is appended to the ONNX graph when the model is loaded
+(in memory; nothing is written to disk), so a session call returns ``[batch, vocab]``. Since
+``f(x) = log(1 + relu(x))`` is monotone non-decreasing and ``f >= 0``,
+``max_t mask_t * f(x_t) == f(max_{t: mask_t = 1} x_t)`` exactly, so the graph takes the max
+of the logits over unmasked tokens first (padding set to -inf by a broadcast add) and applies
+relu / +1 / log to ``[batch, vocab]`` only. ORT still materialises ``logits`` for one call, so
+texts are sorted by length and sent in sub-batches whose padded size stays under
+``token_budget`` tokens: peak memory is about ``token_budget * vocab * 4`` bytes (x2)
+whatever the batch size.
+
+One numerical difference to fastembed: ONNX has no ``log1p``; ``log(1 + x)`` in float32
+differs from ``log1p(x)`` by at most ~6e-8 absolute, and a pooled logit in (0, 6e-8) becomes
+0 (dropped) instead of a ~1e-8 weight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._progress import progress_bar
+from ..vectors import SparseEmbedding, as_sparse_embedding
+from .registry import ModelNotAvailableError, ResolvedModel, list_supported_models, resolve_model
+
+__all__ = ["SpladeEncoder", "list_supported_models", "add_pooling_to_graph"]
+
+_POOLED = "sparsedex_sparse_vector"
+_EXTRA_MASK = "sparsedex_attention_mask"
+_IDS_NAMES = ("input_ids",)
+_MASK_NAMES = ("attention_mask", "input_mask")
+_TYPE_NAMES = ("token_type_ids", "segment_ids")
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _opset(model: Any) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def _graph_inputs(model: Any) -> list[Any]:
+    inits = {t.name for t in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOLED) -> Any:
+    """Append SPLADE max-pooling to an ONNX ModelProto (in place; also returned).
+
+    Adds ``output[batch, vocab] = log(1 + relu(max_{t: mask[b,t] != 0} logits[b, t, :]))`` and
+    makes it the graph's only output. ``mask`` must be a graph input ``[batch, seq]``.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    opset = _opset(model)
+    g = model.graph
+    p = "sparsedex_pool_"
+
+    def const(name: str, arr: np.ndarray) -> str:
+        g.initializer.append(numpy_helper.from_array(arr, name=p + name))
+        return p + name
+
+    zero = const("zero", np.array(0.0, dtype=np.float32))
+    neg_inf = const("neg_inf", np.array(-np.inf, dtype=np.float32))
+    one = const("one", np.array(1.0, dtype=np.float32))
+    nodes = [helper.make_node("Cast", [mask], [p + "mask_bool"], to=TensorProto.BOOL)]
+    if opset >= 13:
+        axes_last = const("axes_last", np.array([-1], dtype=np.int64))
+        nodes.append(helper.make_node("Unsqueeze", [p + "mask_bool", axes_last], [p + "mask3"]))
+    else:
+        nodes.append(helper.make_node("Unsqueeze", [p + "mask_bool"], [p + "mask3"], axes=[-1]))
+    nodes += [
+        # bias[b, t, 1] = 0 for real tokens, -inf for padding; logits + 0 == logits exactly
+        helper.make_node("Where", [p + "mask3", zero, neg_inf], [p + "bias"]),
+        helper.make_node("Add", [logits, p + "bias"], [p + "masked"]),
+    ]
+    if opset >= 18:
+        axes_seq = const("axes_seq", np.array([1], dtype=np.int64))
+        nodes.append(
+            helper.make_node("ReduceMax", [p + "masked", axes_seq], [p + "max"], keepdims=0)
+        )
+    else:
+        nodes.append(helper.make_node("ReduceMax", [p + "masked"], [p + "max"], axes=[1], keepdims=0))
+    nodes += [
+        helper.make_node("Relu", [p + "max"], [p + "relu"]),
+        helper.make_node("Add", [p + "relu", one], [p + "plus1"]),
+        helper.make_node("Log", [p + "plus1"], [output]),
+    ]
+    g.node.extend(nodes)
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", "vocab"]))
+    return model
+
+
+def _dim_value(value_info: Any, axis: int) -> int | None:
+    try:
+        dims = value_info.type.tensor_type.shape.dim
+        d = dims[axis]
+    except (AttributeError, IndexError):
+        return None
+    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+
+
+def _read_json(resolved: ResolvedModel, name: str) -> dict[str, Any]:
+    if not resolved.has(name):
+        return {}
+    try:
+        data = json.loads(resolved.file(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{name} of model {resolved.name!r} is not valid JSON: {e}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _valid_len(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000 else None
+
+
+class SpladeEncoder:
+    """Text to SPLADE sparse vectors (fastembed SpladePP semantics) on ONNX Runtime.
+
+    Parameters
+    ----------
+    model:
+        ``"splade-tiny"`` (bundled, default), ``"prithivida/Splade_PP_en_v1"`` (downloaded from
+        the hub repo ``Qdrant/Splade_PP_en_v1`` into the Hugging Face cache), or a directory
+        holding ``model.onnx`` and ``tokenizer.json``.
+    max_length:
+        Texts are truncated to this many tokens (special tokens included); capped at the
+        model's own limit (tokenizer_config.json ``model_max_length``).
+    threads:
+        ORT intra-op threads; ``None`` uses every core this process may run on.
+    batch_size:
+        Most texts per ONNX call.
+    token_budget:
+        Most padded tokens (texts x longest text) per ONNX call; bounds ORT's
+        ``[tokens, vocab]`` intermediate. Raised to ``max_length`` if smaller.
+    cache_dir, local_files_only:
+        Where hub downloads go; ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never downloads.
+    progress:
+        ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it.
+    """
+
+    kind = "splade"
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "splade-tiny",
+        *,
+        max_length: int = 512,
+        threads: int | None = None,
+        batch_size: int = 64,
+        token_budget: int = 4096,
+        cache_dir: str | None = None,
+        local_files_only: bool = False,
+        progress: bool | None = None,
+        providers: Sequence[Any] | None = None,
+    ) -> None:
+        if max_length < 2:
+            raise ValueError(f"max_length must be >= 2, got {max_length}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._resolved = resolve_model(model, cache_dir=cache_dir, local_files_only=local_files_only)
+        self.model_name = self._resolved.name
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.threads = int(threads) if threads else _available_cores()
+        self._model_sha256: str | None = None
+        self._load_tokenizer(max_length)
+        self.token_budget = max(int(token_budget), self.max_length)
+        self._load_session(providers)
+
+    # loading -----------------------------------------------------------------------------
+    def _load_tokenizer(self, max_length: int) -> None:
+        from tokenizers import AddedToken, Tokenizer
+
+        r = self._resolved
+        tok_cfg = _read_json(r, "tokenizer_config.json")
+        self._config = _read_json(r, "config.json")
+        special = _read_json(r, "special_tokens_map.json")
+        tok = Tokenizer.from_str(r.file("tokenizer.json").read_text(encoding="utf-8"))
+        limits = [
+            x
+            for x in (
+                _valid_len(tok_cfg.get("model_max_length")),
+                _valid_len(tok_cfg.get("max_length")),
+            )
+            if x is not None
+        ]
+        if not limits and _valid_len(self._config.get("max_position_embeddings")):
+            limits = [self._config["max_position_embeddings"]]
+        self.max_length = min([int(max_length), *limits])
+        trunc = tok.truncation or {}
+        tok.enable_truncation(
+            max_length=self.max_length,
+            direction=tok_cfg.get("truncation_side") or trunc.get("direction", "right"),
+        )
+        for value in special.values():  # as fastembed: make sure special tokens are special
+            for t in value if isinstance(value, list) else [value]:
+                if isinstance(t, str):
+                    tok.add_special_tokens([t])
+                elif isinstance(t, dict):
+                    tok.add_special_tokens([AddedToken(**t)])
+        pad = tok.padding or {}
+        pad_token = pad.get("pad_token") or tok_cfg.get("pad_token") or "[PAD]"
+        pad_id = pad.get("pad_id", self._config.get("pad_token_id"))
+        if pad_id is None:
+            pad_id = tok.token_to_id(pad_token)
+        self._pad_id = int(pad_id) if pad_id is not None else 0
+        tok.no_padding()  # padding is done per sub-batch here
+        self._tokenizer = tok
+
+    def _load_session(self, providers: Sequence[Any] | None) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        r = self._resolved
+        model_file = r.description.model_file if r.description else "model.onnx"
+        raw = r.file(model_file).read_bytes()
+        self._model_sha256 = hashlib.sha256(raw).hexdigest()
+        proto = onnx.load_from_string(raw)
+        del raw
+        if isinstance(r.root, Path) and any(
+            t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer
+        ):
+            from onnx.external_data_helper import load_external_data_for_model
+
+            load_external_data_for_model(proto, str(r.root))
+
+        inputs = {i.name: i for i in _graph_inputs(proto)}
+        self._ids_name = next((n for n in _IDS_NAMES if n in inputs), None)
+        if self._ids_name is None:
+            raise ValueError(
+                f"model {r.name!r} has no input_ids input (inputs: {sorted(inputs)})"
+            )
+        self._mask_name = next((n for n in _MASK_NAMES if n in inputs), None)
+        self._type_name = next((n for n in _TYPE_NAMES if n in inputs), None)
+        unknown = set(inputs) - {self._ids_name, self._mask_name, self._type_name}
+        if unknown:
+            raise ValueError(f"model {r.name!r} has inputs this encoder cannot fill: {sorted(unknown)}")
+        self._input_dtypes = {
+            name: _onnx_int_dtype(vi.type.tensor_type.elem_type) for name, vi in inputs.items()
+        }
+
+        outputs = list(proto.graph.output)
+        out = next((o for o in outputs if o.name == "logits"), None)
+        if out is None:
+            rank3 = [o for o in outputs if len(o.type.tensor_type.shape.dim) == 3]
+            out = rank3[0] if rank3 else (outputs[0] if outputs else None)
+        if out is None:
+            raise ValueError(f"model {r.name!r} has no output")
+        vocab = _dim_value(out, -1)
+        if vocab is None:
+            vocab = _valid_len(self._config.get("vocab_size")) or self._tokenizer.get_vocab_size(
+                with_added_tokens=True
+            )
+        self._vocab_size = int(vocab)
+
+        mask_for_pool = self._mask_name
+        if mask_for_pool is None:
+            from onnx import TensorProto, helper
+
+            proto.graph.input.append(
+                helper.make_tensor_value_info(_EXTRA_MASK, TensorProto.INT64, ["batch", "seq"])
+            )
+            mask_for_pool = _EXTRA_MASK
+            self._input_dtypes[_EXTRA_MASK] = np.dtype(np.int64)
+        self._pool_mask_name = mask_for_pool
+        add_pooling_to_graph(proto, out.name, mask_for_pool)
+        serialized = proto.SerializeToString()
+        del proto
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            serialized, sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
+        )
+
+    # properties ------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def tokenizer(self) -> Any:
+        """The HF ``tokenizers.Tokenizer`` (truncation set, padding off)."""
+        return self._tokenizer
+
+    @property
+    def input_names(self) -> list[str]:
+        """The ONNX inputs this encoder feeds."""
+        return [i.name for i in self._session.get_inputs()]
+
+    def identity(self) -> dict[str, Any]:
+        """What re-creates this encoder (saved with an index): kind, model, sha256, max_length."""
+        return {
+            "kind": self.kind,
+            "model": self.model_name,
+            "source": self._resolved.source,
+            "model_sha256": self._model_sha256,
+            "max_length": self.max_length,
+            "vocab_size": self.vocab_size,
+        }
+
+    @classmethod
+    def from_identity(
+        cls, identity: dict[str, Any], *, verify: bool = True, **kwargs: Any
+    ) -> SpladeEncoder:
+        """Re-create an encoder from :meth:`identity`; with ``verify`` the model's sha256 must match."""
+        if identity.get("kind", "splade") != "splade":
+            raise ValueError(f"not a SPLADE encoder identity: {identity!r}")
+        kwargs.setdefault("max_length", identity.get("max_length", 512))
+        enc = cls(identity["model"], **kwargs)
+        want = identity.get("model_sha256")
+        if verify and want and want != enc._model_sha256:
+            raise ValueError(
+                f"model {identity['model']!r} has changed: sha256 {enc._model_sha256} differs from "
+                f"the saved {want}; its vectors would not match the index (pass verify=False to "
+                "load it anyway)"
+            )
+        return enc
+
+    # encoding --------------------------------------------------------------------------
+    def encode_documents(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
+        """One sparse vector per text (a single string counts as one text)."""
+        return list(self._encode(texts, desc="encoding documents"))
+
+    def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
+        """Queries are encoded as documents are (SPLADE++ uses one encoder for both)."""
+        return list(self._encode(texts, desc="encoding queries"))
+
+    def embed(
+        self, documents: str | Iterable[str], batch_size: int | None = None, **_: Any
+    ) -> Iterator[SparseEmbedding]:
+        """fastembed-compatible: a generator of vectors (``parallel`` etc. are ignored)."""
+        return self._encode(documents, desc="encoding", batch_size=batch_size)
+
+    def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
+        return self.embed(texts, **kwargs)
+
+    def query_embed(self, query: str | Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
+        return self.embed(query, **kwargs)
+
+    def _encode(
+        self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None
+    ) -> Iterator[SparseEmbedding]:
+        if isinstance(texts, str):
+            texts = [texts]
+        total = len(texts) if isinstance(texts, Sequence) else None
+        bs = int(batch_size or self.batch_size)
+        chunk = max(1024, 4 * bs)  # texts tokenized and length-sorted together
+        bar = progress_bar(total, desc, self.progress, unit="text", min_total=2 * chunk)
+        try:
+            start = 0
+            for part in _chunks(texts, chunk):
+                for j, t in enumerate(part):
+                    if not isinstance(t, str):
+                        raise TypeError(f"text {start + j} is {type(t).__name__}, not str")
+                yield from self._encode_chunk(part, bs)
+                start += len(part)
+                bar.update(len(part))
+        finally:
+            bar.close()
+
+    def _encode_chunk(self, texts: list[str], batch_size: int) -> list[SparseEmbedding]:
+        encs = self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        ids = [e.ids for e in encs]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        out: list[SparseEmbedding | None] = [None] * len(texts)
+        i = 0
+        while i < len(order):
+            longest = max(int(lengths[order[i]]), 1)
+            n = max(1, min(batch_size, self.token_budget // longest, len(order) - i))
+            group = order[i : i + n]
+            pooled = self._run([ids[k] for k in group], longest)
+            for row, k in zip(pooled, group):
+                nz = np.flatnonzero(row)
+                out[k] = SparseEmbedding(indices=nz.astype(np.int32), values=row[nz])
+            i += n
+        return out  # type: ignore[return-value]
+
+    def _run(self, ids: list[list[int]], width: int) -> np.ndarray:
+        n = len(ids)
+        input_ids = np.full((n, width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        for r, row in enumerate(ids):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feed: dict[str, np.ndarray] = {self._ids_name: input_ids}  # type: ignore[dict-item]
+        feed[self._pool_mask_name] = mask
+        if self._type_name is not None:
+            feed[self._type_name] = np.zeros((n, width), dtype=np.int64)
+        for name, arr in feed.items():
+            want = self._input_dtypes.get(name)
+            if want is not None and arr.dtype != want:
+                feed[name] = arr.astype(want)
+        (pooled,) = self._session.run([_POOLED], feed)
+        return pooled
+
+    # tokens ----------------------------------------------------------------------------
+    def token_id(self, token: str) -> int:
+        """The vocabulary id of ``token``; KeyError if it is not in the vocabulary."""
+        i = self._tokenizer.token_to_id(token)
+        if i is None:
+            raise KeyError(f"token {token!r} is not in the vocabulary")
+        return int(i)
+
+    def token_ids(self, tokens: Iterable[str]) -> list[int]:
+        return [self.token_id(t) for t in tokens]
+
+    def id_to_token(self, token_id: int) -> str:
+        t = self._tokenizer.id_to_token(int(token_id))
+        if t is None:
+            raise KeyError(f"token id {token_id} is not in the vocabulary")
+        return str(t)
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens the model sees for ``text`` (special tokens included, truncated)."""
+        return list(self._tokenizer.encode(text).tokens)
+
+    def decode(self, embedding: Any, top_k: int | None = None) -> list[tuple[str, float]]:
+        """``[(token, weight), ...]`` highest weight first (ties: lower id first)."""
+        return decode_with(embedding, self.id_to_token, top_k)
+
+    def __repr__(self) -> str:
+        return (
+            f"SpladeEncoder(model={self.model_name!r}, max_length={self.max_length}, "
+            f"threads={self.threads}, vocab_size={self.vocab_size})"
+        )
+
+
+def decode_with(embedding: Any, id_to_token: Any, top_k: int | None = None) -> list[tuple[str, float]]:
+    """Shared by the encoders: sort a vector's entries by weight, map ids to tokens."""
+    emb = as_sparse_embedding(embedding)
+    idx = np.asarray(emb.indices)
+    val = np.asarray(emb.values, dtype=np.float64)
+    order = np.lexsort((idx, -val))
+    if top_k is not None:
+        order = order[: max(0, int(top_k))]
+    return [(id_to_token(int(idx[k])), float(val[k])) for k in order]
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    if isinstance(items, Sequence):
+        for s in range(0, len(items), size):
+            yield list(items[s : s + size])
+        return
+    buf: list[str] = []
+    for x in items:
+        buf.append(x)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _onnx_int_dtype(elem_type: int) -> np.dtype:
+    from onnx import TensorProto
+
+    return {
+        TensorProto.INT32: np.dtype(np.int32),
+        TensorProto.INT64: np.dtype(np.int64),
+        TensorProto.FLOAT: np.dtype(np.float32),
+        TensorProto.BOOL: np.dtype(np.bool_),
+    }.get(elem_type, np.dtype(np.int64))
+
+
+# keep the name importable from here as documented
+ModelNotAvailableError = ModelNotAvailableError

@@ -1,0 +1,117 @@
+"""SparseEmbedding and the vector contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sparsedex.vectors import (
+    SparseEmbedding,
+    as_sparse_embedding,
+    to_csr_arrays,
+    validate_embedding,
+    validate_embeddings,
+)
+
+
+@dataclass
+class FastembedLike:
+    """Same shape as fastembed.sparse.sparse_embedding_base.SparseEmbedding (values first)."""
+
+    values: np.ndarray
+    indices: np.ndarray
+
+
+def test_dict_roundtrip_and_object():
+    e = SparseEmbedding(indices=np.array([3, 1, 7], dtype=np.int32), values=[0.5, 1.0, 2.0])
+    assert e.values.dtype == np.float32
+    assert e.as_dict() == {3: 0.5, 1: 1.0, 7: 2.0}
+    assert SparseEmbedding.from_dict(e.as_dict()) == e
+    obj = e.as_object()
+    assert set(obj) == {"values", "indices"}
+    assert as_sparse_embedding(obj) == e
+    assert len(e) == e.nnz == 3
+    assert SparseEmbedding.from_dict({}).nnz == 0
+
+
+def test_fastembed_duck_typing_both_ways():
+    fe = FastembedLike(values=np.array([0.1, 0.2], dtype=np.float32), indices=np.array([5, 9]))
+    ours = as_sparse_embedding(fe)
+    assert isinstance(ours, SparseEmbedding)
+    assert ours.as_dict() == pytest.approx({5: 0.1, 9: 0.2})
+    assert ours == fe  # equality by content against any (indices, values) object
+    # and a fastembed-style consumer can read ours the same way
+    back = FastembedLike(**ours.as_object())
+    np.testing.assert_array_equal(back.indices, fe.indices)
+
+
+def test_real_fastembed_object_if_installed():
+    fastembed = pytest.importorskip("fastembed")
+    FE = fastembed.SparseEmbedding
+    fe = FE(values=np.array([1.5], dtype=np.float32), indices=np.array([42]))
+    assert validate_embedding(fe).as_dict() == {42: 1.5}
+    ours = SparseEmbedding(indices=np.array([42], dtype=np.int32), values=np.array([1.5]))
+    assert FE.from_dict(ours.as_dict()).as_dict() == ours.as_dict()
+
+
+def test_other_input_shapes():
+    assert as_sparse_embedding(([1, 2], [0.5, 0.25])).as_dict() == {1: 0.5, 2: 0.25}
+    assert as_sparse_embedding({4: 1.0}).as_dict() == {4: 1.0}
+    with pytest.raises(TypeError):
+        as_sparse_embedding(3.0)
+
+
+def test_validate_normalises_and_drops_zeros():
+    v = validate_embedding(SparseEmbedding(np.array([2, 5, 9]), np.array([0.5, 0.0, 1.0])), 10)
+    assert v.indices.dtype == np.uint32 and v.values.dtype == np.float32
+    assert v.as_dict() == {2: 0.5, 9: 1.0}
+    kept = validate_embedding(([2, 5], [0.5, 0.0]), drop_zeros=False)
+    assert kept.nnz == 2
+
+
+@pytest.mark.parametrize(
+    "indices,values,vocab,match",
+    [
+        ([1, 2], [1.0], None, "differ in length"),
+        ([1, 1], [1.0, 2.0], None, "more than once"),
+        ([1, -2], [1.0, 2.0], None, "negative"),
+        ([1, 10], [1.0, 2.0], 10, "vocabulary size"),
+        ([1, 2**32], [1.0, 2.0], None, "2\\*\\*32"),
+        ([1, 2], [1.0, float("nan")], None, "not finite"),
+        ([1, 2], [1.0, float("inf")], None, "not finite"),
+        ([1, 2], [1.0, 1e300], None, "not finite in float32"),
+        ([1, 2], [1.0, -0.5], None, "negative"),
+        (np.array([1.0, 2.0]), [1.0, 2.0], None, "integer dtype"),
+        (np.array([[1, 2]]), [1.0, 2.0], None, "1-D"),
+        ([1, 2], ["a", "b"], None, "numbers"),
+    ],
+)
+def test_validate_errors_name_row_and_field(indices, values, vocab, match):
+    with pytest.raises(ValueError, match=match) as ei:
+        validate_embeddings([([0], [1.0]), (np.asarray(indices), np.asarray(values))], vocab)
+    assert "row 1" in str(ei.value)
+
+
+def test_csr_arrays():
+    indptr, idx, val = to_csr_arrays([([3, 1], [1.0, 2.0]), ([], []), ([0], [0.5])], 4)
+    assert indptr.tolist() == [0, 2, 2, 3]
+    assert idx.tolist() == [3, 1, 0] and idx.dtype == np.uint32
+    assert val.dtype == np.float32
+    indptr, idx, val = to_csr_arrays([])
+    assert indptr.tolist() == [0] and idx.size == 0
+
+
+@given(
+    st.dictionaries(
+        st.integers(0, 2**32 - 1),
+        st.floats(0, float(np.float32(1e30)), allow_nan=False, width=32),
+        max_size=50,
+    )
+)
+def test_valid_vectors_pass_unchanged(d):
+    v = validate_embedding(SparseEmbedding.from_dict(d) if d else SparseEmbedding.empty())
+    assert v.as_dict() == {k: x for k, x in d.items() if x != 0}

@@ -11,7 +11,7 @@
 //! match is ever lost. A query's score error is at most `sum_t q_t * err_t`.
 
 use super::format::{MAGIC, VERSION};
-use super::{ImpactKind, Index};
+use super::{ImpactKind, Index, DOC_BLOCK};
 use crate::codec::{encode_docs, BLOCK_LEN};
 use crate::container::ContainerWriter;
 use crate::{Error, Result};
@@ -140,9 +140,13 @@ pub fn clean_row(indices: &[u32], values: &[f32], n_terms: Option<u32>, out: &mu
 
 /// Impact types stored in an index.
 pub(crate) trait StoredImpact: Copy + PartialOrd + Default + Send + Sync + 'static {
+    fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
     fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
 }
 impl StoredImpact for u8 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[u8]) -> Result<()> {
+        w.add_bytes("dbm_u8", dense)
+    }
     fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) -> Result<()> {
         w.add_bytes("impacts_u8", impacts)?;
         w.add_bytes("block_max_u8", block_max)?;
@@ -151,6 +155,9 @@ impl StoredImpact for u8 {
     }
 }
 impl StoredImpact for f32 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[f32]) -> Result<()> {
+        w.add_f32s("dbm_f32", dense)
+    }
     fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) -> Result<()> {
         w.add_f32s("impacts_f32", impacts)?;
         w.add_f32s("block_max_f32", block_max)?;
@@ -384,5 +391,33 @@ fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Post
     w.add_u32s("block_last", &block_last)?;
     w.add_u64s("block_off", &block_off)?;
     w.add_bytes("docs", &docs_bytes)?;
-    I::add_sections(w, &p.impacts, &block_max, &term_max)
+    I::add_sections(w, &p.impacts, &block_max, &term_max)?;
+
+    // Doc-block maxima (for the block-max pruning algorithm): dense arrays for the terms
+    // common enough that a dense add is cheaper than reading their postings.
+    let n_docs = c.indptr.len() - 1;
+    let nb = n_docs.div_ceil(DOC_BLOCK);
+    let mut slot = vec![u32::MAX; nt];
+    let popular: Vec<usize> = (0..nt).filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t]).collect();
+    for (i, &t) in popular.iter().enumerate() {
+        slot[t] = i as u32;
+    }
+    let dense: Vec<Vec<I>> = popular
+        .par_iter()
+        .map(|&t| {
+            let mut m = vec![I::default(); nb];
+            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+            for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
+                let e = &mut m[d as usize / DOC_BLOCK];
+                if imp > *e {
+                    *e = imp;
+                }
+            }
+            m
+        })
+        .collect();
+    let flat: Vec<I> = dense.concat();
+    w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
+    w.add_u32s("dbm_slot", &slot)?;
+    I::add_dense(w, &flat)
 }

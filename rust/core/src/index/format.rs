@@ -6,6 +6,9 @@
 //! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1).
 //! - `block_last` (u32, n_blocks), `block_off` (u64, n_blocks + 1), `docs` (bytes).
 //! - `impacts_u8` | `impacts_f32`, `block_max_u8` | `block_max_f32`, `term_max_u8` | `term_max_f32`.
+//! - `dbm_meta` (u64 x 2: doc block size 64, number of dense arrays), `dbm_slot` (u32,
+//!   n_terms: dense array index or u32::MAX), `dbm_u8` | `dbm_f32` (dense arrays of
+//!   ceil(n_docs / 64) doc-block maxima each).
 //! - optional `fwd_indptr` (u64), `fwd_terms` (u32), `fwd_values` (f32): the stored vectors.
 //! - optional `ids_i64` (i64, n_docs) or `ids_str_off` (u64, n_docs + 1) + `ids_str` (bytes).
 
@@ -83,14 +86,30 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         }
     }
     let np = n_postings as usize;
+    let dbm_meta = c.u64s("dbm_meta")?;
+    if dbm_meta.len() != 2 || dbm_meta[0] != super::DOC_BLOCK as u64 {
+        return Err(corrupt("section 'dbm_meta' is not valid"));
+    }
+    let n_pop = dbm_meta[1] as usize;
+    let dbm_slot = c.u32s("dbm_slot")?;
+    let n_doc_blocks = (n_docs as usize).div_ceil(super::DOC_BLOCK);
+    if dbm_slot.len() != nt || dbm_slot.iter().any(|&s| s != u32::MAX && s as usize >= n_pop) {
+        return Err(corrupt("section 'dbm_slot' is not valid"));
+    }
     let impacts = match meta[2] {
         0 => {
-            let a = ImpactArrays { impacts: c.bytes("impacts_u8")?, block_max: c.bytes("block_max_u8")?, term_max: c.bytes("term_max_u8")? };
+            let dense = c.bytes("dbm_u8")?;
+            check_dense(dense.len(), n_pop, n_doc_blocks)?;
+            let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
+            let a = ImpactArrays { impacts: c.bytes("impacts_u8")?, block_max: c.bytes("block_max_u8")?, term_max: c.bytes("term_max_u8")?, doc_block_max };
             check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
             Impacts::U8(a)
         }
         1 => {
-            let a = ImpactArrays { impacts: c.f32s("impacts_f32")?, block_max: c.f32s("block_max_f32")?, term_max: c.f32s("term_max_f32")? };
+            let dense = c.f32s("dbm_f32")?;
+            check_dense(dense.len(), n_pop, n_doc_blocks)?;
+            let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
+            let a = ImpactArrays { impacts: c.f32s("impacts_f32")?, block_max: c.f32s("block_max_f32")?, term_max: c.f32s("term_max_f32")?, doc_block_max };
             check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
             Impacts::F32(a)
         }
@@ -121,6 +140,13 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         ExternalIds::None
     };
     Ok(IndexView { n_docs, n_terms, vocab_declared: meta.get(4).copied().unwrap_or(0) == 1, scale, term_post_start, term_block_start, block_last, block_off, docs, impacts, forward, ids })
+}
+
+fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {
+    if Some(len) != n_pop.checked_mul(n_blocks) {
+        return Err(corrupt("doc-block maxima have the wrong length"));
+    }
+    Ok(())
 }
 
 fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: usize) -> Result<()> {

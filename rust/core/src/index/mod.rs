@@ -20,6 +20,33 @@ use std::sync::Arc;
 
 pub use build::{BuildOptions, Quantization};
 
+/// Documents per doc block of the block-max pruning structure (doc `d` is in block `d / 64`).
+pub const DOC_BLOCK: usize = 64;
+
+/// Per-doc-block maxima of the common terms (see [`crate::search::bmp`]).
+#[derive(Clone, Copy, Debug)]
+pub struct DocBlockMax<'a, I> {
+    /// Per term: index of its dense array, or `u32::MAX` if the term has none.
+    pub slot: &'a [u32],
+    /// Dense arrays, `n_doc_blocks` entries each: the largest impact of the term in each doc block.
+    pub dense: &'a [I],
+    /// Number of doc blocks.
+    pub n_blocks: usize,
+}
+
+impl<'a, I> DocBlockMax<'a, I> {
+    /// The dense array of term `t`, if it has one.
+    #[inline]
+    pub fn of(&self, t: u32) -> Option<&'a [I]> {
+        let s = *self.slot.get(t as usize)?;
+        if s == u32::MAX {
+            return None;
+        }
+        let a = s as usize * self.n_blocks;
+        self.dense.get(a..a + self.n_blocks)
+    }
+}
+
 /// Sentinel doc id of an exhausted cursor; never a real document.
 pub const TERMINATED: u32 = u32::MAX;
 
@@ -41,6 +68,8 @@ pub struct ImpactArrays<'a, I> {
     pub block_max: &'a [I],
     /// Largest impact of each term's list (0 for empty lists).
     pub term_max: &'a [I],
+    /// Doc-block maxima of the common terms.
+    pub doc_block_max: DocBlockMax<'a, I>,
 }
 
 /// Impact arrays of either kind.
@@ -218,7 +247,11 @@ impl Index {
         let postings_bytes = v.docs.len() as u64
             + v.n_postings() * imp_size
             + n_blocks * (4 + 8 + imp_size)
-            + (v.n_terms as u64) * (8 + 4 + imp_size);
+            + (v.n_terms as u64) * (8 + 4 + 4 + imp_size)
+            + match v.impacts {
+                Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
+                Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
+            };
         let forward_bytes = v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
         Stats {
             n_docs: v.n_docs as u64,

@@ -9,6 +9,7 @@
 //! covers float rounding, so no document that could enter is ever pruned.
 
 pub mod bmm;
+pub mod bmp;
 pub mod common;
 pub mod bmw;
 pub mod exhaustive;
@@ -54,19 +55,22 @@ pub enum Algorithm {
     /// Term-at-a-time MaxScore: accumulate the high-bound terms, then only probe the rest for
     /// surviving candidates.
     TaatMaxScore,
+    /// Block-max pruning over 64-document blocks (Mallia, Suel & Tonellotto 2024).
+    BlockMaxPruning,
     /// Chosen per query by [`choose`].
     Auto,
 }
 
 impl Algorithm {
     /// Every algorithm, by its canonical name.
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 8] = [
         Algorithm::Exhaustive,
         Algorithm::MaxScore,
         Algorithm::Wand,
         Algorithm::BlockMaxWand,
         Algorithm::BlockMaxMaxScore,
         Algorithm::TaatMaxScore,
+        Algorithm::BlockMaxPruning,
         Algorithm::Auto,
     ];
     /// Canonical name.
@@ -78,6 +82,7 @@ impl Algorithm {
             Algorithm::BlockMaxWand => "bmw",
             Algorithm::BlockMaxMaxScore => "bmm",
             Algorithm::TaatMaxScore => "taat-maxscore",
+            Algorithm::BlockMaxPruning => "bmp",
             Algorithm::Auto => "auto",
         }
     }
@@ -99,10 +104,11 @@ impl FromStr for Algorithm {
             "bmw" | "block_max_wand" | "blockmaxwand" => Algorithm::BlockMaxWand,
             "bmm" | "block_max_maxscore" | "blockmaxmaxscore" => Algorithm::BlockMaxMaxScore,
             "taat-maxscore" | "taat_maxscore" | "tms" => Algorithm::TaatMaxScore,
+            "bmp" | "block_max_pruning" => Algorithm::BlockMaxPruning,
             "auto" => Algorithm::Auto,
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, auto)"
+                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, auto)"
                 )))
             }
         })
@@ -124,6 +130,8 @@ pub trait Kind: 'static {
     fn weights(ws: &[f32], index_scale: f32) -> (Vec<Self::W>, f32);
     /// This kind's accumulator buffer in the scratch space.
     fn acc(s: &mut Scratch) -> &mut Vec<Self::S>;
+    /// This kind's doc-block bound and compact accumulator buffers.
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<Self::S>, &mut Vec<Self::S>);
     /// True for a zero query weight.
     fn w_is_zero(w: Self::W) -> bool;
     /// Contribution of one posting.
@@ -160,6 +168,9 @@ impl Kind for U8Kind {
     }
     fn acc(s: &mut Scratch) -> &mut Vec<u32> {
         &mut s.acc_u32
+    }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<u32>, &mut Vec<u32>) {
+        (&mut s.ub_u32, &mut s.small_u32)
     }
     fn w_is_zero(w: u32) -> bool {
         w == 0
@@ -201,6 +212,9 @@ impl Kind for F32Kind {
     fn acc(s: &mut Scratch) -> &mut Vec<f32> {
         &mut s.acc_f32
     }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut s.ub_f32, &mut s.small_f32)
+    }
     fn w_is_zero(w: f32) -> bool {
         w == 0.0
     }
@@ -235,6 +249,14 @@ pub struct Scratch {
     pub acc_u32: Vec<u32>,
     /// Float accumulators.
     pub acc_f32: Vec<f32>,
+    /// Doc-block upper bounds (integer kind).
+    pub ub_u32: Vec<u32>,
+    /// Doc-block upper bounds (float kind).
+    pub ub_f32: Vec<f32>,
+    /// Compact accumulators of selected doc blocks (integer kind).
+    pub small_u32: Vec<u32>,
+    /// Compact accumulators of selected doc blocks (float kind).
+    pub small_f32: Vec<f32>,
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
@@ -270,6 +292,7 @@ fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Im
         Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxMaxScore | Algorithm::Auto => bmm::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxPruning => SCRATCH.with(|s| bmp::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
         Algorithm::TaatMaxScore => SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
     };
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()

@@ -37,7 +37,7 @@ from .._progress import progress_bar
 from ..vectors import SparseEmbedding, as_sparse_embedding
 from .registry import ModelNotAvailableError, ResolvedModel, list_supported_models, resolve_model
 
-__all__ = ["SpladeEncoder", "list_supported_models", "add_pooling_to_graph"]
+__all__ = ["SpladeEncoder", "ModelNotAvailableError", "list_supported_models", "add_pooling_to_graph"]
 
 _POOLED = "sparsedex_sparse_vector"
 _EXTRA_MASK = "sparsedex_attention_mask"
@@ -482,13 +482,11 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
 def _onnx_int_dtype(elem_type: int) -> np.dtype:
     from onnx import TensorProto
 
-    return {
-        TensorProto.INT32: np.dtype(np.int32),
-        TensorProto.INT64: np.dtype(np.int64),
-        TensorProto.FLOAT: np.dtype(np.float32),
-        TensorProto.BOOL: np.dtype(np.bool_),
-    }.get(elem_type, np.dtype(np.int64))
+    table: dict[int, np.dtype] = {
+        int(TensorProto.INT32): np.dtype(np.int32),
+        int(TensorProto.INT64): np.dtype(np.int64),
+        int(TensorProto.FLOAT): np.dtype(np.float32),
+        int(TensorProto.BOOL): np.dtype(np.bool_),
+    }
+    return table.get(int(elem_type), np.dtype(np.int64))
 
-
-# keep the name importable from here as documented
-ModelNotAvailableError = ModelNotAvailableError

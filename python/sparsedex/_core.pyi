@@ -25,6 +25,7 @@ class Index:
         ids_int: npt.NDArray[np.int64] | None = None,
         ids_str: list[str] | None = None,
         store_vectors: bool = True,
+        reorder: bool = True,
     ) -> Index: ...
     @staticmethod
     def open(path: str | os.PathLike[str]) -> Index: ...

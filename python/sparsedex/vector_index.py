@@ -129,6 +129,7 @@ class VectorIndex:
         quantization: str = "u8",
         scale: float | None = None,
         store_vectors: bool = True,
+        reorder: bool = True,
     ) -> "VectorIndex":
         """Build from documents (see :func:`to_csr` for accepted shapes).
 
@@ -137,6 +138,8 @@ class VectorIndex:
         quantization: "u8" (default; impacts round(w * scale), scale = 255 / max weight unless
         given) or "float" (f32 impacts, float scores).
         store_vectors: keep the original vectors, for `get` (and `explain`'s document weights).
+        reorder: store similar documents next to each other (faster block-max pruning); ids
+        are unaffected, but equal scores are then ordered by storage position, not input row.
         """
         indptr, indices, values = to_csr(docs)
         n = len(indptr) - 1
@@ -173,6 +176,7 @@ class VectorIndex:
             ids_int=ids_int,
             ids_str=ids_str,
             store_vectors=store_vectors,
+            reorder=reorder,
         )
         return cls(core)
 

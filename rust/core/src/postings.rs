@@ -86,6 +86,19 @@ impl<'a, I: Copy + Default> Cursor<'a, I> {
         self.doc = self.buf[0];
     }
 
+    /// First block at or after `b` whose last doc is >= `target` (`end_block` if none): a few
+    /// linear steps, then a binary search for long jumps.
+    #[inline]
+    fn find_block(&self, mut b: usize, target: u32) -> usize {
+        for _ in 0..4 {
+            if b >= self.end_block || self.block_last[b] >= target {
+                return b;
+            }
+            b += 1;
+        }
+        b + self.block_last[b.min(self.end_block)..self.end_block].partition_point(|&l| l < target)
+    }
+
     /// Current doc id, or [`TERMINATED`].
     #[inline]
     pub fn doc(&self) -> u32 {
@@ -127,9 +140,7 @@ impl<'a, I: Copy + Default> Cursor<'a, I> {
             if self.bm_block > b && self.block_last[self.bm_block - 1] < target {
                 b = self.bm_block;
             }
-            while b < self.end_block && self.block_last[b] < target {
-                b += 1;
-            }
+            b = self.find_block(b, target);
             if b == self.end_block {
                 self.pos = self.len;
                 self.doc = TERMINATED;
@@ -159,9 +170,7 @@ impl<'a, I: Copy + Default> Cursor<'a, I> {
         } else if self.block > b && self.block_last[self.block - 1] < target {
             b = self.block;
         }
-        while b < self.end_block && self.block_last[b] < target {
-            b += 1;
-        }
+        b = self.find_block(b, target);
         self.bm_block = b;
         if b == self.end_block {
             (I::default(), TERMINATED)

@@ -74,7 +74,7 @@ fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
 }
 
 fn build_kind(c: &Corpus, quant: Quantization) -> Index {
-    build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &BuildOptions { n_terms: None, quantization: quant, store_vectors: false }).unwrap()
+    build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false }).unwrap()
 }
 
 proptest! {
@@ -109,7 +109,7 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
     for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
-        let index = build(CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values }, IdsInput::None, &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false }).unwrap();
+        let index = build(CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values }, IdsInput::None, &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true }).unwrap();
         for i in 0..queries.indptr.len() - 1 {
             let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
             let q: Vec<(u32, f32)> = queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();

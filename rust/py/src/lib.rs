@@ -63,7 +63,7 @@ struct PyIndex {
 impl PyIndex {
     /// Build from CSR arrays (indptr u64, indices u32, values f32).
     #[staticmethod]
-    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true))]
+    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=true))]
     #[allow(clippy::too_many_arguments)]
     fn build(
         py: Python<'_>,
@@ -76,6 +76,7 @@ impl PyIndex {
         ids_int: Option<PyReadonlyArray1<'_, i64>>,
         ids_str: Option<Vec<String>>,
         store_vectors: bool,
+        reorder: bool,
     ) -> PyResult<Self> {
         let quantization = match quantization {
             "u8" => Quantization::U8 { scale },
@@ -92,7 +93,7 @@ impl PyIndex {
             Some(a) => Some(slice(a, "ids")?),
             None => None,
         };
-        let opts = BuildOptions { n_terms, quantization, store_vectors };
+        let opts = BuildOptions { n_terms, quantization, store_vectors, reorder };
         let ids_s = ids_str.as_deref();
         let index = enter(py, || {
             let ids = match (ids_i, ids_s) {

@@ -38,11 +38,14 @@ pub struct BuildOptions {
     pub quantization: Quantization,
     /// Keep the original vectors (for `get` and explanations).
     pub store_vectors: bool,
+    /// Reorder documents so that similar ones get neighbouring internal ids (see
+    /// [`similarity_order`]); external ids (or the input row numbers) are kept.
+    pub reorder: bool,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { n_terms: None, quantization: Quantization::U8 { scale: None }, store_vectors: true }
+        BuildOptions { n_terms: None, quantization: Quantization::U8 { scale: None }, store_vectors: true, reorder: true }
     }
 }
 
@@ -224,10 +227,85 @@ fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> {
     Ok(Cleaned { indptr, terms, values, n_terms })
 }
 
+/// A document order that puts similar documents next to each other, so that blocks of
+/// neighbouring ids hold documents that score alike (which block-max pruning needs).
+///
+/// Each document's signature is its two terms with the largest `weight x idf`
+/// (`idf = ln((N + 1) / (df + 1))`): the most distinctive, heavily weighted terms, which for
+/// learned sparse vectors name the document's topic. Documents are sorted by (first term,
+/// second term, input row). Linear in the number of postings plus a sort; a much cheaper
+/// stand-in for graph bisection (Dhulipala et al., KDD 2016), which gives tighter blocks.
+/// Returns `order`, where `order[new_id] = input_row`.
+pub fn similarity_order(indptr: &[u64], terms: &[u32], values: &[f32], n_terms: u32) -> Vec<u32> {
+    let n = indptr.len().saturating_sub(1);
+    let mut df = vec![0u32; n_terms as usize];
+    for &t in terms {
+        df[t as usize] += 1;
+    }
+    let idf: Vec<f32> = df.iter().map(|&d| (((n + 1) as f32) / (d as f32 + 1.0)).ln()).collect();
+    let mut keys: Vec<(u32, u32, u32)> = (0..n)
+        .into_par_iter()
+        .map(|d| {
+            let (a, b) = (indptr[d] as usize, indptr[d + 1] as usize);
+            let (mut s1, mut t1, mut s2, mut t2) = (-1.0f32, u32::MAX, -1.0f32, u32::MAX);
+            for (&t, &w) in terms[a..b].iter().zip(&values[a..b]) {
+                let s = w * idf[t as usize];
+                if s > s1 {
+                    (s2, t2) = (s1, t1);
+                    (s1, t1) = (s, t);
+                } else if s > s2 {
+                    (s2, t2) = (s, t);
+                }
+            }
+            (t1, t2, d as u32)
+        })
+        .collect();
+    keys.par_sort_unstable();
+    keys.into_iter().map(|k| k.2).collect()
+}
+
+fn permute(c: Cleaned, order: &[u32]) -> Cleaned {
+    let mut indptr = Vec::with_capacity(c.indptr.len());
+    indptr.push(0u64);
+    let mut terms = Vec::with_capacity(c.terms.len());
+    let mut values = Vec::with_capacity(c.values.len());
+    for &d in order {
+        let (a, b) = (c.indptr[d as usize] as usize, c.indptr[d as usize + 1] as usize);
+        terms.extend_from_slice(&c.terms[a..b]);
+        values.extend_from_slice(&c.values[a..b]);
+        indptr.push(terms.len() as u64);
+    }
+    Cleaned { indptr, terms, values, n_terms: c.n_terms }
+}
+
 /// Build an index in memory.
 pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result<Index> {
     let cleaned = clean(&docs, opts.n_terms)?;
     let n_docs = cleaned.indptr.len() - 1;
+    // Reordering keeps the caller's ids (or row numbers) as external ids.
+    let mut owned_int: Vec<i64> = Vec::new();
+    let mut owned_str: Vec<String> = Vec::new();
+    let (cleaned, ids) = if opts.reorder && n_docs > 1 {
+        let order = similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms);
+        let ids = match ids {
+            IdsInput::None => {
+                owned_int = order.iter().map(|&d| d as i64).collect();
+                IdsInput::Int(&owned_int)
+            }
+            IdsInput::Int(v) if v.len() == n_docs => {
+                owned_int = order.iter().map(|&d| v[d as usize]).collect();
+                IdsInput::Int(&owned_int)
+            }
+            IdsInput::Str(v) if v.len() == n_docs => {
+                owned_str = order.iter().map(|&d| v[d as usize].clone()).collect();
+                IdsInput::Str(&owned_str)
+            }
+            other => other,
+        };
+        (permute(cleaned, &order), ids)
+    } else {
+        (cleaned, ids)
+    };
     match ids {
         IdsInput::Int(v) if v.len() != n_docs => {
             return Err(Error::InvalidArgument(format!("{} ids given for {n_docs} documents", v.len())))

@@ -275,25 +275,36 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The rule behind [`Algorithm::Auto`]: which algorithm to run for this query.
-pub fn choose<K: Kind>(_v: &IndexView<'_>, plan: &Plan<K>) -> Algorithm {
-    if plan.terms.len() <= 1 {
-        Algorithm::MaxScore
-    } else {
-        Algorithm::BlockMaxMaxScore
+/// The rule behind [`Algorithm::Auto`], measured with `benches/auto_rule.py` on the synthetic
+/// SPLADE-like corpus at 100k and 1M documents (see benches/README.md):
+/// - a query whose lists hold fewer postings than 5% of the documents: MaxScore (the
+///   exhaustive scorer's pass over every accumulator would dominate);
+/// - otherwise block-max pruning, which gives up for the exhaustive scorer as soon as its
+///   first batch shows that more than 1/8 of the doc blocks would have to be scored.
+fn run_auto<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
+    let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
+    if postings * 20 < v.n_docs as u64 {
+        return maxscore::search::<K>(v, arrays, plan, k);
     }
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        match bmp::search_or_give_up::<K>(v, arrays, plan, k, &mut s, Some(0.125)) {
+            Some(r) => r,
+            None => exhaustive::search::<K>(v, arrays, plan, k, &mut s),
+        }
+    })
 }
 
 fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, algo: Algorithm) -> Vec<Hit> {
-    let algo = if algo == Algorithm::Auto { choose(v, plan) } else { algo };
     let raw = match algo {
         Algorithm::Exhaustive => SCRATCH.with(|s| exhaustive::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
         Algorithm::MaxScore => maxscore::search::<K>(v, arrays, plan, k),
         Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
-        Algorithm::BlockMaxMaxScore | Algorithm::Auto => bmm::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxMaxScore => bmm::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxPruning => SCRATCH.with(|s| bmp::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
         Algorithm::TaatMaxScore => SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
+        Algorithm::Auto => run_auto::<K>(v, arrays, plan, k),
     };
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }

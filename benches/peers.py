@@ -312,7 +312,7 @@ class Seismic(Adapter):
     kind = "approx"
 
     def __init__(self, k, workdir, configs=((10, 0.9),), n_postings=3500,
-                 centroid_fraction=0.1, summary_energy=0.4):
+                 centroid_fraction=0.1, summary_energy=0.4, build_threads=1):
         super().__init__()
         import importlib.metadata as md
         self.version = md.version("pyseismic-lsr")
@@ -322,7 +322,8 @@ class Seismic(Adapter):
         self.query_cut, self.heap_factor = self.configs[0]
         self.build_params = dict(n_postings=n_postings, centroid_fraction=centroid_fraction,
                                  summary_energy=summary_energy)
-        self.info.update(self.build_params)
+        self.build_threads = build_threads
+        self.info.update(self.build_params, build_threads=build_threads)
 
     def build(self, c):
         from seismic import SeismicDataset, SeismicIndex, get_seismic_string
@@ -331,7 +332,8 @@ class Seismic(Adapter):
         ds.add_documents_by_id([str(i) for i in range(c.n_docs)], c.doc_indices.astype(np.int64),
                                c.doc_values.astype(np.float32), c.doc_indptr.astype(np.int64))
         with _stdout_to_stderr():  # Seismic prints its progress on stdout
-            self.index = SeismicIndex.build_from_dataset(ds, num_threads=1, **self.build_params)
+            self.index = SeismicIndex.build_from_dataset(ds, num_threads=self.build_threads,
+                                                          **self.build_params)
 
     def set_config(self, query_cut, heap_factor):
         self.query_cut, self.heap_factor = query_cut, heap_factor

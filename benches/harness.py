@@ -279,37 +279,69 @@ def recall_at_k(scorer, c, kth, results, qweights, k, rel_eps=1e-9):
 
 
 # ======================================================================= bmp scale
-def choose_bmp_scale(c: Corpus, max_score=65_535):
-    """Largest doc scale s (impact = round(w*s) <= 255) at which no query's top bmp score
-    (sum of ceil(q*32/max q) * impact) passes ``max_score``: bound, then bisect on exact
-    integer top scores."""
+def _int_max_score(csc, qterms, qints, scale):
+    """max over queries and rows of sum(qint * rint(w * scale)): bmp's 16-bit quantity."""
+    import scipy.sparse as sp
+    m = sp.csc_matrix((np.rint(csc.data * scale), csc.indices, csc.indptr), shape=csc.shape)
+    return max(float((m[:, t] @ q).max()) for t, q in zip(qterms, qints))
+
+
+def _block_max_csc(c: Corpus, bsize):
+    """(blocks × vocab) matrix of the largest float weight of each term in each doc block;
+    rint is monotone, so rint(block max × s) is bmp's block max at scale s."""
+    import scipy.sparse as sp
+    row = np.repeat(np.arange(c.n_docs, dtype=np.int64) // bsize, np.diff(c.doc_indptr.astype(np.int64)))
+    key = row * c.vocab + c.doc_indices
+    order = np.argsort(key, kind="stable")
+    key, val = key[order], c.doc_values[order].astype(np.float64)
+    first = np.concatenate([[True], key[1:] != key[:-1]])
+    starts = np.flatnonzero(first)
+    bmax = np.maximum.reduceat(val, starts)
+    k = key[starts]
+    nb = (c.n_docs + bsize - 1) // bsize
+    return sp.csr_matrix((bmax, (k // c.vocab, k % c.vocab)), shape=(nb, c.vocab)).tocsc()
+
+
+def choose_bmp_scale(c: Corpus, rule="top", bsize=32, max_score=65_535):
+    """Largest doc scale s (impact = round(w*s) <= 255) for bmp's 16-bit arithmetic.
+
+    rule "top": no query's top document score (sum of ceil(q*32/max q) * impact) passes
+    65,535 (PEERS.md's rule: scores accumulate in u16 and wrap).
+    rule "blockmax": no query's block upper bound (the same sum over each term's block-max
+    impact) passes 65,535 either. bmp's upper bounds saturate at 65,535 rather than wrap, so
+    "top" is enough for exact scores, but saturated blocks all look alike and cannot be
+    pruned; "blockmax" trades float recall (a smaller scale) for pruning power.
+    Returns (scale, top document score, largest block upper bound, reason)."""
     from peers import Bmp
+    qterms = [c.query(i)[0].astype(np.int64) for i in range(c.n_queries)]
     qints = [Bmp.quantize_query(c.query(i)[1]).astype(np.float64) for i in range(c.n_queries)]
-    fs = Scorer(c, c.doc_values, np.float64)
-    f_top = max(float(fs.all_scores(c.query(i)[0], qints[i]).max()) for i in range(c.n_queries))
+    docs = Scorer(c, c.doc_values, np.float64).csc
+    blocks = _block_max_csc(c, bsize)
+    target = docs if rule == "top" else blocks
     s_hi = 255.0 / float(c.doc_values.max())
-
-    def top_int(s):
-        sc = Scorer(c, Bmp.quantize_docs(c.doc_values, s), np.float64)
-        return max(float(sc.all_scores(c.query(i)[0], qints[i]).max()) for i in range(c.n_queries))
-
-    if f_top * s_hi + 0.5 * max(q.sum() for q in qints) <= max_score:
-        s, t = s_hi, top_int(s_hi)
-        return s, t, "255 / max doc weight (u8 limit binds first)"
-    good = (max_score - 0.5 * max(q.sum() for q in qints)) / f_top  # provably safe
-    bad = min(s_hi, (max_score + 1) / f_top * 1.0001)
-    tg = top_int(good)
-    assert tg <= max_score, (good, tg)
-    if top_int(bad) <= max_score:
-        good, bad = bad, None
-    for _ in range(6 if bad else 0):
-        mid = 0.5 * (good + bad)
-        if top_int(mid) <= max_score:
-            good = mid
+    f_top = max(float((target[:, t] @ q).max()) for t, q in zip(qterms, qints))
+    slack = 0.5 * max(q.sum() for q in qints)  # rint adds at most 0.5 per term
+    if f_top * s_hi + slack <= max_score:
+        good, why = s_hi, "255 / max doc weight: the u8 impact limit binds first"
+    else:
+        why = ("16-bit limit on the top document score binds first" if rule == "top" else
+               "16-bit limit on block upper bounds binds first")
+        good = (max_score - slack) / f_top  # provably safe
+        bad = min(s_hi, (max_score + 1) / f_top)  # provably unsafe unless capped by s_hi
+        if _int_max_score(target, qterms, qints, bad) <= max_score:
+            good = bad
         else:
-            bad = mid
-    good = float(np.floor(good * 1e4) / 1e4)
-    return good, top_int(good), "16-bit score accumulator binds first"
+            for _ in range(8):
+                mid = 0.5 * (good + bad)
+                if _int_max_score(target, qterms, qints, mid) <= max_score:
+                    good = mid
+                else:
+                    bad = mid
+        good = float(np.floor(good * 1e4) / 1e4)
+    top = _int_max_score(docs, qterms, qints, good)
+    ub = _int_max_score(blocks, qterms, qints, good)
+    assert (top if rule == "top" else ub) <= max_score, (good, top, ub)
+    return good, top, ub, why
 
 
 # ========================================================================== timing
@@ -397,22 +429,25 @@ def run(args):
     if "bmp" in systems:
         try:
             if args.bmp_scale:
-                scale, top, why = args.bmp_scale, None, "given on the command line"
+                scale, top, ub, why = args.bmp_scale, None, None, "given on the command line"
             else:
-                log("bmp: choosing the doc-impact scale (16-bit score limit)")
-                scale, top, why = choose_bmp_scale(c)
-            log(f"bmp: doc scale {scale:.4f} ({why}); largest top score {top}")
+                log(f"bmp: choosing the doc-impact scale (16-bit rule '{args.bmp_scale_rule}')")
+                scale, top, ub, why = choose_bmp_scale(c, args.bmp_scale_rule, args.bmp_bsize)
+            log(f"bmp: doc scale {scale:.4f} ({why}); largest top score {top}, "
+                f"largest block upper bound {ub} (saturates at 65,535)")
             a = peers.Bmp(k, workdir, scale, bsize=args.bmp_bsize)
-            a.info.update(scale_reason=why, max_top_score=top)
+            a.info.update(scale_rule=args.bmp_scale_rule, scale_reason=why, max_top_score=top,
+                          max_block_upper_bound=ub)
             b, nb = build(a, "bmp")
             own_sc = Scorer(c, peers.Bmp.quantize_docs(c.doc_values, scale), np.float64)
             ow = lambda i: peers.Bmp.quantize_query(c.query(i)[1]).astype(np.float64)  # noqa: E731
             _, own_kth, own_top = topk_truth(own_sc, c, k, ow)
             a.info["max_top_score_check"] = float(own_top.max())
             measure("bmp", a, "exact", b, nb, own=(own_sc, ow, own_kth, 1.0))
+            ubtxt = "" if ub is None else f", largest block upper bound {ub:.0f}"
             notes.append(f"bmp: block {args.bmp_bsize}, alpha=beta=1 (exact over its own scores), "
                          f"doc impact = round(w x {scale:.4f}) ({why}; largest top score over these "
-                         f"queries {own_top.max():.0f} <= 65,535), query = ceil(q x 32 / max q) inside "
+                         f"queries {own_top.max():.0f}{ubtxt}), query = ceil(q x 32 / max q) inside "
                          "bmp; no doc reordering")
         except Exception as exc:
             skipped.append(f"bmp: {type(exc).__name__}: {exc}")
@@ -622,6 +657,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=20, help="warm-up queries per system (untimed)")
     p.add_argument("--bmp-scale", type=float, help="override the chosen bmp doc scale")
     p.add_argument("--bmp-bsize", type=int, default=32)
+    p.add_argument("--bmp-scale-rule", choices=["top", "blockmax"], default="top",
+                   help="top: no top doc score passes 65,535; blockmax: no block upper bound does")
     p.add_argument("--pisa-algorithms", default="maxscore,block_max_wand",
                    help="any of maxscore,wand,block_max_wand,block_max_maxscore,ranked_or")
     p.add_argument("--pisa-doc-scale", type=float, default=100.0)

@@ -242,7 +242,6 @@ class Pisa(Adapter):
         return np.floor(q_values.astype(np.float64) * self.query_scale).astype(np.int64)
 
     def build(self, c):
-        os.environ.setdefault("JAVA_HOME", "")  # not needed: pyterrier-pisa never starts the JVM
         from pyterrier_pisa import PisaIndex
         if self.path.exists():
             shutil.rmtree(self.path)

@@ -18,6 +18,29 @@ def _family(name):
     return name.split("-")[0]
 
 
+def _x(v):
+    """Speedup as text: two significant digits below 10, whole numbers above."""
+    return f"{v:.2g}×" if v < 10 else f"{v:,.0f}×"
+
+
+def _place_labels(ax, rows):
+    """Annotate points, nudging labels down where they would overlap (axes coordinates)."""
+    import numpy as np
+    x0, x1 = ax.get_xlim()
+    y0, y1 = (np.log10(v) for v in ax.get_ylim())
+    placed = []
+    for r in sorted(rows, key=lambda r: -r["median_ms"]):
+        fx = (r["recall"] - x0) / (x1 - x0)
+        fy = (np.log10(r["median_ms"]) - y0) / (y1 - y0)
+        ly = fy
+        while any(abs(ly - py) < 0.045 and abs(fx - px) < 0.25 for px, py in placed):
+            ly -= 0.045
+        placed.append((fx, ly))
+        ax.annotate(r["system"], (fx, fy), xycoords="axes fraction", xytext=(fx + 0.02, ly + 0.01),
+                    textcoords="axes fraction", fontsize=8,
+                    arrowprops=dict(arrowstyle="-", color="gray", lw=0.5) if ly != fy else None)
+
+
 def plot(json_path, png_path=None):
     import matplotlib
     matplotlib.use("Agg")
@@ -38,14 +61,16 @@ def plot(json_path, png_path=None):
                    edgecolor="black", linewidth=0.5, zorder=3)
         ax.errorbar(r["recall"], r["median_ms"], yerr=[[0], [r["p90_ms"] - r["median_ms"]]],
                     color=FAMILY_COLORS.get(fam, "k"), alpha=0.4, capsize=2, zorder=2)
-        ax.annotate(r["system"], (r["recall"], r["median_ms"]), textcoords="offset points",
-                    xytext=(6, 3), fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel(f"recall@{k} vs exact float scoring")
     ax.set_ylabel("median ms / query (1 thread, log); bar to p90")
     lo = min(r["recall"] for r in rows)
-    ax.set_xlim(max(0.0, lo - 0.08), 1.06)
+    ax.set_xlim(max(0.0, lo - 0.05), 1.0 + max(0.01, (1.0 - lo) * 0.6))
+    ymin = min(r["median_ms"] for r in rows)
+    ymax = max(r["p90_ms"] for r in rows)
+    ax.set_ylim(ymin / 2.5, ymax * 1.5)
     ax.grid(True, which="both", alpha=0.3)
+    _place_labels(ax, rows)
     ax.set_title("latency vs recall  (o exact, ^ approximate)", fontsize=10)
 
     # right: speedup vs scipy, bars sorted
@@ -58,7 +83,7 @@ def plot(json_path, png_path=None):
         hatch = "" if r["kind"] == "exact" else "//"
         b_.set_hatch(hatch)
         bx.text(b_.get_width() * 1.05, b_.get_y() + b_.get_height() / 2,
-                f"{r.get('speedup_vs_scipy', 0):.1f}×  ({r['median_ms']:.2f} ms, R={r['recall']:.3f})",
+                f"{_x(r.get('speedup_vs_scipy', 0))}  ({r['median_ms']:.2f} ms, R={r['recall']:.3f})",
                 va="center", fontsize=8)
     bx.set_yticks(range(len(srt)))
     bx.set_yticklabels(names, fontsize=8)

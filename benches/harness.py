@@ -346,6 +346,7 @@ def choose_bmp_scale(c: Corpus, rule="top", bsize=32, max_score=65_535):
 
 # ========================================================================== timing
 def run_queries(search, prepared, warmup, label):
+    """Warm up, then time every query once. Returns (ns per query, ids, scores, cpu/wall)."""
     for q in prepared[:warmup]:
         search(q)
     times, results, scores = [], [], []
@@ -360,11 +361,21 @@ def run_queries(search, prepared, warmup, label):
             last = time.perf_counter()
             log(f"  {label}: {i + 1:,}/{len(prepared):,} queries")
     wall = time.perf_counter() - wall0
-    ms = np.array(times) / 1e6
-    return {
-        "median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
-        "mean_ms": float(ms.mean()), "cpu_per_wall": (time.process_time() - cpu0) / wall,
-    }, results, scores
+    return np.array(times), results, scores, (time.process_time() - cpu0) / wall
+
+
+@dataclass
+class Entry:
+    """One table row: a built adapter plus the setting (algorithm, knobs) the row uses."""
+    name: str
+    kind: str
+    adapter: object
+    build_s: float
+    nbytes: int
+    setup: object = None      # callable that switches the adapter to this row's setting
+    own: object = None        # (scorer, query weights, k-th own score) for integer-exact peers
+    ref: str = None           # row whose ids and scores this one must equal exactly
+    extra: dict = None
 
 
 def run(args):
@@ -380,35 +391,10 @@ def run(args):
     t = time.perf_counter()
     truth = Scorer(c, c.doc_values, np.float64)
     fw = lambda i: c.query(i)[1].astype(np.float64)  # noqa: E731
-    gt_ids, gt_kth, _ = topk_truth(truth, c, k, fw)
+    _, gt_kth, _ = topk_truth(truth, c, k, fw)
     log(f"ground truth: {time.perf_counter() - t:.1f}s")
 
-    rows, notes, skipped = [], [], []
-    raw_q = [c.query(i) for i in range(c.n_queries)]
-
-    def measure(name, adapter, kind, build_s, nbytes, own=None, extra=None):
-        prepared = [adapter.prepare(*q) for q in raw_q]
-        log(f"{name}: querying {len(prepared):,} queries")
-        timing, results, scores = run_queries(adapter.search, prepared, args.warmup, name)
-        row = {"system": name, "kind": kind, "version": adapter.version,
-               "build_s": build_s, "index_bytes": int(nbytes), **timing,
-               "recall": recall_at_k(truth, c, gt_kth, results, fw, k)}
-        if own is not None:  # exactness over the system's own integer scores
-            own_scorer, own_w, own_kth, own_scale = own
-            row["recall_own_scores"] = recall_at_k(own_scorer, c, own_kth, results, own_w, k)
-            agree = []
-            for i, (ids, sc) in enumerate(zip(results, scores)):
-                if len(ids):
-                    exp = own_scorer.csc[:, c.query(i)[0].astype(np.int64)][ids] @ own_w(i)
-                    agree.append(np.allclose(exp / own_scale, sc, rtol=1e-6, atol=1e-6))
-            row["reported_scores_match_model"] = float(np.mean(agree))
-        row.update(extra or {})
-        row["settings"] = dict(adapter.info)
-        rows.append(row)
-        log(f"{name}: median {row['median_ms']:.3f} ms, p90 {row['p90_ms']:.3f} ms, "
-            f"recall@{k} {row['recall']:.4f}" +
-            (f", own-score recall {row['recall_own_scores']:.4f}" if own else ""))
-        return results, scores
+    entries, notes, skipped, batch = [], [], [], []
 
     def build(adapter, label):
         log(f"{label}: building")
@@ -419,13 +405,11 @@ def run(args):
         log(f"{label}: built in {b:.1f}s, {nbytes / 1e6:.1f} MB")
         return b, nbytes
 
-    # -- scipy (always: it is the baseline)
+    # ---------------------------------------------------------------- build phase
     a = peers.ScipyExhaustive(k)
     a.info["note"] = "float32 CSC matrix in memory; columns of the query terms times the weights"
-    b, nb = build(a, "scipy")
-    measure("scipy", a, "exact", b, nb)
+    entries.append(Entry("scipy", "exact", a, *build(a, "scipy")))
 
-    # -- bmp
     if "bmp" in systems:
         try:
             if args.bmp_scale:
@@ -442,8 +426,7 @@ def run(args):
             own_sc = Scorer(c, peers.Bmp.quantize_docs(c.doc_values, scale), np.float64)
             ow = lambda i: peers.Bmp.quantize_query(c.query(i)[1]).astype(np.float64)  # noqa: E731
             _, own_kth, own_top = topk_truth(own_sc, c, k, ow)
-            a.info["max_top_score_check"] = float(own_top.max())
-            measure("bmp", a, "exact", b, nb, own=(own_sc, ow, own_kth, 1.0))
+            entries.append(Entry("bmp", "exact", a, b, nb, own=(own_sc, ow, own_kth)))
             ubtxt = "" if ub is None else f", largest block upper bound {ub:.0f}"
             notes.append(f"bmp: block {args.bmp_bsize}, alpha=beta=1 (exact over its own scores), "
                          f"doc impact = round(w x {scale:.4f}) ({why}; largest top score over these "
@@ -453,19 +436,18 @@ def run(args):
             skipped.append(f"bmp: {type(exc).__name__}: {exc}")
             log(skipped[-1])
 
-    # -- PISA
     if "pisa" in systems:
         try:
             a = peers.Pisa(k, workdir, algorithms=args.pisa_algorithms.split(","),
                            doc_scale=args.pisa_doc_scale, query_scale=args.pisa_query_scale)
             b, nb = build(a, "pisa")
             own_sc = Scorer(c, peers.Pisa.quantize_docs(c.doc_values, a.doc_scale), np.float64)
-            ow = lambda i: a.quantize_query(c.query(i)[1]).astype(np.float64)  # noqa: E731
+            ow = (lambda a_: lambda i: a_.quantize_query(c.query(i)[1]).astype(np.float64))(a)
             _, own_kth, _ = topk_truth(own_sc, c, k, ow)
             for alg in a.algorithms:
-                a.set_algorithm(alg)
-                measure(f"pisa-{alg}", a, "exact", b, nb, own=(own_sc, ow, own_kth, 1.0),
-                        extra={"algorithm": alg})
+                entries.append(Entry(f"pisa-{alg}", "exact", a, b, nb,
+                                     setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
+                                     own=(own_sc, ow, own_kth), extra={"algorithm": alg}))
             notes.append(f"pisa: quantized scorer, block_simdbp, doc impact = int(w x {a.doc_scale:g}), "
                          f"query weight = floor(q x {a.query_scale:g}) sent as repeated terms; "
                          "native _pisathon.retrieve, one query per call")
@@ -473,7 +455,6 @@ def run(args):
             skipped.append(f"pisa: {type(exc).__name__}: {exc}")
             log(skipped[-1])
 
-    # -- Seismic
     if "seismic" in systems:
         try:
             configs = [tuple(float(x) for x in cfg.split(":")) for cfg in args.seismic_configs.split(",")]
@@ -481,9 +462,9 @@ def run(args):
             a = peers.Seismic(k, workdir, configs=configs, build_threads=args.build_threads)
             b, nb = build(a, "seismic")
             for qc, hf in configs:
-                a.set_config(qc, hf)
-                measure(f"seismic-qc{qc}-hf{hf:g}", a, "approx", b, nb,
-                        extra={"query_cut": qc, "heap_factor": hf})
+                entries.append(Entry(f"seismic-qc{qc}-hf{hf:g}", "approx", a, b, nb,
+                                     setup=(lambda a_, x, y: lambda: a_.set_config(x, y))(a, qc, hf),
+                                     extra={"query_cut": qc, "heap_factor": hf}))
             notes.append("seismic: n_postings=3500, centroid_fraction=0.1, summary_energy=0.4, "
                          f"built with {args.build_threads} thread(s), searched with 1; rows named by "
                          "query_cut (qc) and heap_factor (hf)")
@@ -491,7 +472,6 @@ def run(args):
             skipped.append(f"seismic: {type(exc).__name__}: {exc}")
             log(skipped[-1])
 
-    # -- sparsedex
     if "sparsedex" in systems:
         ok, why = peers.sparsedex_available()
         if not ok:
@@ -500,10 +480,83 @@ def run(args):
         else:
             for quant in args.sparsedex_quantizations.split(","):
                 try:
-                    _run_sparsedex(args, c, k, workdir, quant, build, measure, rows, notes)
+                    a = peers.Sparsedex(k, workdir, quantization=quant)
+                    label = "sparsedex" if quant == "u8" else f"sparsedex-{quant}"
+                    b, nb = build(a, label)
+                    algs = a.algorithms
+                    if quant != "u8" and args.sparsedex_float_algorithms != "all":
+                        algs = [x for x in args.sparsedex_float_algorithms.split(",") if x in algs]
+                    ordered = (["exhaustive"] if "exhaustive" in algs else []) + \
+                        [x for x in algs if x != "exhaustive"]
+                    for alg in ordered:
+                        ref = f"{label}-exhaustive" if alg != "exhaustive" and "exhaustive" in ordered else None
+                        entries.append(Entry(f"{label}-{alg}", "exact", a, b, nb, ref=ref,
+                                             setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
+                                             extra={"algorithm": alg}))
+                    batch.append((label, a, b, nb))
+                    notes.append(f"{label}: quantization={quant}; one row per algorithm in "
+                                 "VectorIndex.algorithms; batch row = search_batch over all queries, "
+                                 f"threads=None ({os.cpu_count()} cores)")
                 except Exception as exc:
                     skipped.append(f"sparsedex ({quant}): {type(exc).__name__}: {exc}")
                     log(skipped[-1])
+
+    # ---------------------------------------------------------------- timing phase
+    # Rounds interleave the systems, so a burst of load on a shared machine hits all of them;
+    # per query we keep the fastest round.
+    prepared = {}
+    for e in entries:
+        if id(e.adapter) not in prepared:
+            prepared[id(e.adapter)] = [e.adapter.prepare(*c.query(i)) for i in range(c.n_queries)]
+    times = {e.name: [] for e in entries}
+    cpu = {e.name: [] for e in entries}
+    first = {}
+    for rnd in range(args.rounds):
+        for e in entries:
+            if e.setup:
+                e.setup()
+            log(f"{e.name}: round {rnd + 1}/{args.rounds}, {c.n_queries:,} queries")
+            ns, res, sc, cw = run_queries(e.adapter.search, prepared[id(e.adapter)], args.warmup, e.name)
+            times[e.name].append(ns)
+            cpu[e.name].append(cw)
+            if rnd == 0:
+                first[e.name] = (res, sc)
+
+    rows = []
+    for e in entries:
+        ms = np.min(np.stack(times[e.name]), axis=0) / 1e6
+        res, sc = first[e.name]
+        row = {"system": e.name, "kind": e.kind, "version": e.adapter.version,
+               "build_s": e.build_s, "index_bytes": int(e.nbytes),
+               "median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+               "mean_ms": float(ms.mean()), "cpu_per_wall": float(np.mean(cpu[e.name])),
+               "rounds": args.rounds, "recall": recall_at_k(truth, c, gt_kth, res, fw, k)}
+        if e.own is not None:  # exactness over the system's own integer scores
+            own_sc, ow, own_kth = e.own
+            row["recall_own_scores"] = recall_at_k(own_sc, c, own_kth, res, ow, k)
+            agree = [np.allclose(own_sc.csc[:, c.query(i)[0].astype(np.int64)][ids] @ ow(i), s_,
+                                 rtol=1e-6, atol=1e-6) for i, (ids, s_) in enumerate(zip(res, sc)) if len(ids)]
+            row["reported_scores_match_model"] = float(np.mean(agree))
+        if e.ref is not None:  # the contract: every algorithm returns exactly the oracle's top-k
+            rres, rsc = first[e.ref]
+            same = float(np.mean([np.array_equal(x, y) and np.array_equal(s_, t_)
+                                  for x, y, s_, t_ in zip(res, rres, sc, rsc)]))
+            row["matches_exhaustive"] = same
+            if same < 1:
+                log(f"WARNING: {e.name} differs from {e.ref} on {(1 - same) * 100:.1f}% of queries")
+        row.update(e.extra or {})
+        row["settings"] = dict(e.adapter.info)
+        rows.append(row)
+        log(f"{e.name}: median {row['median_ms']:.3f} ms, p90 {row['p90_ms']:.3f} ms, "
+            f"recall@{k} {row['recall']:.4f}" +
+            (f", own-score recall {row['recall_own_scores']:.4f}" if e.own else ""))
+
+    for label, a, b, nb in batch:
+        try:
+            rows.append(_batch_row(c, label, a, b, nb))
+        except Exception as exc:
+            skipped.append(f"{label} batch: {type(exc).__name__}: {exc}")
+            log(skipped[-1])
 
     base = next(r for r in rows if r["system"] == "scipy")
     for r in rows:
@@ -512,43 +565,24 @@ def run(args):
     return c, info, rows, notes, skipped
 
 
-def _run_sparsedex(args, c, k, workdir, quant, build, measure, rows, notes):
-    a = peers.Sparsedex(k, workdir, quantization=quant)
-    label = "sparsedex" if quant == "u8" else f"sparsedex-{quant}"
-    b, nb = build(a, label)
-    algs = a.algorithms
-    if quant != "u8" and args.sparsedex_float_algorithms != "all":
-        algs = [x for x in args.sparsedex_float_algorithms.split(",") if x in algs]
-    ref = None
-    for alg in (["exhaustive"] if "exhaustive" in algs else []) + [x for x in algs if x != "exhaustive"]:
-        a.set_algorithm(alg)
-        res, sc = measure(f"{label}-{alg}", a, "exact", b, nb, extra={"algorithm": alg})
-        if ref is None:
-            ref = (res, sc)
-        else:  # the contract: every algorithm returns exactly the oracle's top-k
-            same = np.mean([np.array_equal(x, y) and np.array_equal(s, t)
-                            for x, y, s, t in zip(res, ref[0], sc, ref[1])])
-            rows[-1]["matches_exhaustive"] = float(same)
-            if same < 1:
-                log(f"WARNING: {label}-{alg} differs from exhaustive on {(1 - same) * 100:.1f}% of queries")
-    # batch throughput on all cores
-    threads = None
-    a.search_batch(c, algorithm="auto", threads=threads)  # warm-up
+def _batch_row(c, label, a, b, nb):
+    """Throughput of search_batch over all queries on all cores, and its agreement with
+    one-query-at-a-time search."""
+    log(f"{label}: batch search on all cores")
+    a.search_batch(c, algorithm="auto", threads=None)  # warm-up
     t0 = time.perf_counter()
-    b_ids, b_scores = a.search_batch(c, algorithm="auto", threads=threads)
+    b_ids, _ = a.search_batch(c, algorithm="auto", threads=None)
     wall = time.perf_counter() - t0
     a.set_algorithm("auto")
-    same = np.mean([np.array_equal(np.asarray(b_ids[i])[:len(s_ids)], s_ids)
+    same = np.mean([np.array_equal(np.asarray(b_ids[i])[:len(s_ids)], np.asarray(s_ids))
                     for i, (s_ids, _) in enumerate(a.search(a.prepare(*c.query(i)))
                                                    for i in range(c.n_queries))])
-    rows.append({"system": f"{label}-batch-auto", "kind": "exact", "version": a.version,
-                 "build_s": b, "index_bytes": int(nb), "batch": True,
-                 "threads": os.cpu_count(), "queries_per_s": c.n_queries / wall,
-                 "matches_single_query": float(same), "settings": dict(a.info)})
     if same < 1:
         log(f"WARNING: {label} search_batch differs from search on {(1 - same) * 100:.1f}% of queries")
-    notes.append(f"{label}: quantization={quant}; rows per algorithm in VectorIndex.algorithms; "
-                 f"batch row = search_batch over all queries, threads=None ({os.cpu_count()} cores)")
+    return {"system": f"{label}-batch-auto", "kind": "exact", "version": a.version,
+            "build_s": b, "index_bytes": int(nb), "batch": True,
+            "threads": os.cpu_count(), "queries_per_s": c.n_queries / wall,
+            "matches_single_query": float(same), "settings": dict(a.info)}
 
 
 def _parse_systems(s):
@@ -588,9 +622,11 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
         f"{platform.python_version()}; {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.",
         f"Command: `{cmd}`",
         "",
-        f"Latency: one query per call, single thread, {args.warmup} warm-up queries, then every "
-        "query once; query conversion to each peer's input format is not timed. Recall@"
-        f"{k}: returned docs whose exact float score reaches the {k}th exact float score, / {k}.",
+        f"Latency: one query per call, single thread; {args.rounds} rounds that interleave the "
+        f"systems, each after {args.warmup} warm-up queries; per query the fastest round, then "
+        "median and p90 over queries. Query conversion to each peer's input format is not timed. "
+        f"Recall@{k}: returned docs whose exact float score reaches the {k}th exact float score, / {k}. "
+        "Speedup: scipy's median / the system's median, same run.",
         "",
         f"| system | kind | build s | index MB | median ms | p90 ms | speedup vs scipy | recall@{k} |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -620,8 +656,15 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
             if "matches_exhaustive" in r:
                 bits.append(f"identical ids and scores to exhaustive on {r['matches_exhaustive'] * 100:.1f}% of queries")
             lines.append(f"- {r['system']}: " + "; ".join(bits))
+    cw = [r for r in rows if "cpu_per_wall" in r]
+    if cw:
+        lines += ["", "Process CPU time / wall time while timing (1.0 = one core, undisturbed; well "
+                  "below 1 = the shared machine was busy): " +
+                  ", ".join(f"{r['system']} {r['cpu_per_wall']:.2f}" for r in cw) + "."]
     lines += ["", "Settings:", ""] + [f"- {n}" for n in notes]
-    vers = sorted({f"{r['system'].split('-')[0]} {r['version']}" for r in rows if r.get("version")})
+    pkg = {"pisa": "pyterrier-pisa", "seismic": "pyseismic-lsr"}
+    vers = sorted({f"{pkg.get(r['system'].split('-')[0], r['system'].split('-')[0])} {r['version']}"
+                   for r in rows if r.get("version")})
     lines += ["", "Versions: " + ", ".join(vers) + "."]
     if skipped:
         lines += ["", "Not run:", ""] + [f"- {s}" for s in skipped]
@@ -654,7 +697,9 @@ def main(argv=None):
     p.add_argument("--regen", action="store_true", help="ignore the cached corpus")
     p.add_argument("--workdir", default=str(BENCH_DIR / "data" / "indexes"), help="where peers write their indexes")
     p.add_argument("--name", help="output file stem (default: number of documents)")
-    p.add_argument("--warmup", type=int, default=20, help="warm-up queries per system (untimed)")
+    p.add_argument("--warmup", type=int, default=20, help="warm-up queries per system and round (untimed)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="timing rounds, interleaving systems; per query the fastest round counts")
     p.add_argument("--bmp-scale", type=float, help="override the chosen bmp doc scale")
     p.add_argument("--bmp-bsize", type=int, default=32)
     p.add_argument("--bmp-scale-rule", choices=["top", "blockmax"], default="top",

@@ -268,6 +268,7 @@ def recall_at_k(scorer, c, kth, results, qweights, k, rel_eps=1e-9):
     rec = []
     for i, got in enumerate(results):
         got = np.unique(np.asarray(got, dtype=np.int64))
+        got = got[(got >= 0) & (got < c.n_docs)]  # ignore padding of short result lists
         if len(got) == 0:
             rec.append(0.0)
             continue

@@ -66,19 +66,9 @@ fn codec_benches(c: &mut Criterion) {
     bench_decoder(
         c,
         "unpack",
-        [
-            (dispatched, |i, b, _, o| codec::unpack(i, b, o)),
-            ("scalar", |i, b, _, o| codec::scalar::unpack(i, b, o)),
-        ],
+        [(dispatched, |i, b, _, o| codec::unpack(i, b, o)), ("scalar", |i, b, _, o| codec::scalar::unpack(i, b, o))],
     );
-    bench_decoder(
-        c,
-        "decode_docs",
-        [
-            (dispatched, codec::decode_docs),
-            ("scalar", codec::scalar::decode_docs),
-        ],
-    );
+    bench_decoder(c, "decode_docs", [(dispatched, codec::decode_docs), ("scalar", codec::scalar::decode_docs)]);
 }
 
 criterion_group!(benches, codec_benches);

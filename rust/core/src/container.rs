@@ -163,10 +163,7 @@ struct AlignedBuf {
 
 impl AlignedBuf {
     fn new() -> Self {
-        AlignedBuf {
-            blocks: Vec::new(),
-            len: 0,
-        }
+        AlignedBuf { blocks: Vec::new(), len: 0 }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -221,10 +218,7 @@ impl std::fmt::Debug for Image {
             Storage::Owned(_) => "owned",
             Storage::Mapped(_) => "mapped",
         };
-        f.debug_struct("Image")
-            .field("storage", &kind)
-            .field("len", &self.len())
-            .finish()
+        f.debug_struct("Image").field("storage", &kind).field("len", &self.len()).finish()
     }
 }
 
@@ -235,28 +229,18 @@ impl Image {
     /// The map is only sound while no one modifies the file; files written by
     /// [`ContainerWriter::write_file`] are replaced by rename, never rewritten in place.
     pub fn open_file(path: &Path) -> Result<Image> {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
-            .len();
+        let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let len = file.metadata().map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?.len();
         if len < HEADER_LEN as u64 {
-            return Err(Error::Corrupt(format!(
-                "{}: {}",
-                path.display(),
-                short_image_message(len as usize)
-            )));
+            return Err(Error::Corrupt(format!("{}: {}", path.display(), short_image_message(len as usize))));
         }
         // SAFETY: the map is read-only and private to this process; the crate's own writer
         // never modifies a published file in place (it renames a new one over it). A third
         // party truncating the file while mapped is outside what a library can defend
         // against (as with every mmap-based reader).
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        Ok(Image {
-            storage: Storage::Mapped(map),
-        })
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        Ok(Image { storage: Storage::Mapped(map) })
     }
 
     /// Copy arbitrary bytes into an owned, 64-byte aligned image (for tests, or bytes that
@@ -264,9 +248,7 @@ impl Image {
     pub fn from_bytes(bytes: &[u8]) -> Image {
         let mut buf = AlignedBuf::new();
         buf.extend_from_slice(bytes);
-        Image {
-            storage: Storage::Owned(buf),
-        }
+        Image { storage: Storage::Owned(buf) }
     }
 
     /// The whole image.
@@ -302,14 +284,10 @@ fn short_image_message(len: usize) -> String {
 
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(Error::InvalidArgument(format!(
-            "section name {name:?} must be 1 to {MAX_NAME_LEN} bytes long"
-        )));
+        return Err(Error::InvalidArgument(format!("section name {name:?} must be 1 to {MAX_NAME_LEN} bytes long")));
     }
     if !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(Error::InvalidArgument(format!(
-            "section name {name:?} must be printable ASCII"
-        )));
+        return Err(Error::InvalidArgument(format!("section name {name:?} must be printable ASCII")));
     }
     Ok(())
 }
@@ -336,31 +314,18 @@ impl ContainerWriter {
     pub fn new(magic: [u8; 8], format_version: u32) -> Self {
         let mut buf = AlignedBuf::new();
         buf.grow(HEADER_LEN);
-        ContainerWriter {
-            magic,
-            format_version,
-            buf,
-            sections: Vec::new(),
-        }
+        ContainerWriter { magic, format_version, buf, sections: Vec::new() }
     }
 
     fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {
         check_name(name)?;
         if self.sections.iter().any(|s| s.name == name) {
-            return Err(Error::InvalidArgument(format!(
-                "duplicate section name '{name}'"
-            )));
+            return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
         }
         self.buf.pad();
         let offset = self.buf.len;
         self.buf.extend_from_slice(data);
-        self.sections.push(PendingSection {
-            name: name.to_string(),
-            offset,
-            len: data.len(),
-            crc: crc(data),
-            kind,
-        });
+        self.sections.push(PendingSection { name: name.to_string(), offset, len: data.len(), crc: crc(data), kind });
         Ok(())
     }
 
@@ -402,12 +367,7 @@ impl ContainerWriter {
 
     /// Finish: write the section table and the header, and return the in-memory image.
     pub fn into_image(self) -> Image {
-        let ContainerWriter {
-            magic,
-            format_version,
-            mut buf,
-            sections,
-        } = self;
+        let ContainerWriter { magic, format_version, mut buf, sections } = self;
         buf.pad();
         let table_offset = buf.len;
         let mut table = vec![0u8; sections.len() * ENTRY_LEN];
@@ -432,9 +392,7 @@ impl ContainerWriter {
         h[40..48].copy_from_slice(&(total as u64).to_le_bytes());
         let hc = crc(&h[..60]);
         h[60..64].copy_from_slice(&hc.to_le_bytes());
-        Image {
-            storage: Storage::Owned(buf),
-        }
+        Image { storage: Storage::Owned(buf) }
     }
 
     /// Finish and save atomically: write a temporary file in the same directory, fsync it,
@@ -451,9 +409,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
 
     let ctx = |what: &str| format!("{what} {}", path.display());
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let file_name =
+        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -471,8 +428,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io(ctx("writing"), e))?;
+        f.write_all(bytes).map_err(|e| Error::io(ctx("writing"), e))?;
         f.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| Error::io(ctx("renaming temporary file to"), e))?;
@@ -484,10 +440,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     #[cfg(unix)]
     {
-        let d = File::open(&dir)
-            .map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
-        d.sync_all()
-            .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+        let d = File::open(&dir).map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
+        d.sync_all().map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     }
     Ok(())
 }
@@ -512,10 +466,7 @@ impl std::fmt::Debug for Container {
         f.debug_struct("Container")
             .field("image", &self.image)
             .field("format_version", &self.format_version)
-            .field(
-                "sections",
-                &self.sections.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            )
+            .field("sections", &self.sections.iter().map(|s| &s.name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -534,16 +485,10 @@ impl Container {
     /// kind, 64-byte alignment, bounds without overflow, order without overlap, zero padding,
     /// unique names; finally, if `verify_checksums`, each section's CRC32 (in parallel; the
     /// error names the first bad section in table order). Never panics on any input.
-    pub fn parse(
-        image: Image,
-        magic: [u8; 8],
-        supported_version: u32,
-        verify_checksums: bool,
-    ) -> Result<Container> {
+    pub fn parse(image: Image, magic: [u8; 8], supported_version: u32, verify_checksums: bool) -> Result<Container> {
         if cfg!(target_endian = "big") {
             return Err(Error::InvalidArgument(
-                "sparsedex index files are little-endian; big-endian hosts are not supported"
-                    .into(),
+                "sparsedex index files are little-endian; big-endian hosts are not supported".into(),
             ));
         }
         let b = image.as_bytes();
@@ -565,10 +510,7 @@ impl Container {
         }
         let version = le_u32(h, 8);
         if version != supported_version {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: supported_version,
-            });
+            return Err(Error::UnsupportedVersion { found: version, supported: supported_version });
         }
         let bom = le_u32(h, 12);
         if bom != BYTE_ORDER_MARK {
@@ -576,9 +518,7 @@ impl Container {
         }
         let layout = le_u32(h, 16);
         if layout != LAYOUT_VERSION {
-            return Err(corrupt(format!(
-                "unknown container layout version {layout} (expected {LAYOUT_VERSION})"
-            )));
+            return Err(corrupt(format!("unknown container layout version {layout} (expected {LAYOUT_VERSION})")));
         }
         let flags = le_u32(h, 20);
         if flags != 0 {
@@ -592,14 +532,10 @@ impl Container {
         let table_offset = le_u64(h, 32);
         let total = le_u64(h, 40);
         if (n as u64) < total {
-            return Err(corrupt(format!(
-                "truncated: expected {total} bytes, found {n}"
-            )));
+            return Err(corrupt(format!("truncated: expected {total} bytes, found {n}")));
         }
         if (n as u64) > total {
-            return Err(corrupt(format!(
-                "trailing data: header says {total} bytes, found {n}"
-            )));
+            return Err(corrupt(format!("trailing data: header says {total} bytes, found {n}")));
         }
         // From here on total == n, so every in-bounds u64 fits in usize.
         let table_end = count
@@ -642,21 +578,16 @@ impl Container {
             let offset = le_u64(e, 32);
             let len = le_u64(e, 40);
             let kind_raw = le_u32(e, 52);
-            let kind = Kind::from_u32(kind_raw).ok_or_else(|| {
-                corrupt(format!("section '{name}': unknown element kind {kind_raw}"))
-            })?;
+            let kind = Kind::from_u32(kind_raw)
+                .ok_or_else(|| corrupt(format!("section '{name}': unknown element kind {kind_raw}")))?;
             if e[56..64].iter().any(|&x| x != 0) {
-                return Err(corrupt(format!(
-                    "section '{name}': reserved bytes are not zero"
-                )));
+                return Err(corrupt(format!("section '{name}': reserved bytes are not zero")));
             }
             let end = offset
                 .checked_add(len)
                 .ok_or_else(|| corrupt(format!("section '{name}': offset + length overflows")))?;
             if offset % ALIGN as u64 != 0 {
-                return Err(corrupt(format!(
-                    "section '{name}': offset {offset} is not {ALIGN}-byte aligned"
-                )));
+                return Err(corrupt(format!("section '{name}': offset {offset} is not {ALIGN}-byte aligned")));
             }
             if offset < prev_end as u64 || end > table_offset as u64 {
                 return Err(corrupt(format!(
@@ -679,12 +610,7 @@ impl Container {
             }
             prev_end = offset + len;
             crcs.push(le_u32(e, 48));
-            sections.push(Section {
-                name,
-                offset,
-                len,
-                kind,
-            });
+            sections.push(Section { name, offset, len, kind });
         }
         if b[prev_end..table_offset].iter().any(|&x| x != 0) {
             return Err(corrupt("non-zero padding before the section table"));
@@ -706,18 +632,11 @@ impl Container {
                 )));
             }
         }
-        Ok(Container {
-            image,
-            format_version: version,
-            sections,
-        })
+        Ok(Container { image, format_version: version, sections })
     }
 
     fn section(&self, name: &str) -> Result<&Section> {
-        self.sections
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| corrupt(format!("missing section '{name}'")))
+        self.sections.iter().find(|s| s.name == name).ok_or_else(|| corrupt(format!("missing section '{name}'")))
     }
 
     /// The raw bytes of a section (of any element kind).
@@ -729,11 +648,7 @@ impl Container {
     fn typed<T: Pod>(&self, name: &str) -> Result<&[T]> {
         let s = self.section(name)?;
         if s.kind != T::KIND && s.kind != Kind::Bytes {
-            return Err(corrupt(format!(
-                "section '{name}' holds {} values, not {}",
-                s.kind.name(),
-                T::KIND.name()
-            )));
+            return Err(corrupt(format!("section '{name}' holds {} values, not {}", s.kind.name(), T::KIND.name())));
         }
         let bytes = &self.image.as_bytes()[s.offset..s.offset + s.len];
         let size = std::mem::size_of::<T>();
@@ -745,10 +660,7 @@ impl Container {
             )));
         }
         if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
-            return Err(corrupt(format!(
-                "section '{name}' is misaligned for {}",
-                T::KIND.name()
-            )));
+            return Err(corrupt(format!("section '{name}' is misaligned for {}", T::KIND.name())));
         }
         // SAFETY: the pointer is aligned for T and the range holds exactly len/size Ts inside
         // the image, which lives as long as &self; T is a sealed plain-number type for which
@@ -834,19 +746,12 @@ mod tests {
         assert_eq!(c.f32s("weights").unwrap(), &[0.5, -1.25, f32::INFINITY]);
         assert_eq!(c.i64s("signed").unwrap(), &[-1, i64::MIN, 42]);
         assert!(c.has("ids") && !c.has("nope"));
-        assert_eq!(
-            c.section_names().collect::<Vec<_>>(),
-            ["raw", "ids", "offsets", "empty", "weights", "signed"]
-        );
+        assert_eq!(c.section_names().collect::<Vec<_>>(), ["raw", "ids", "offsets", "empty", "weights", "signed"]);
         assert_eq!(c.total_bytes(), c.image().len());
         assert_eq!(c.format_version(), 1);
         // Every section is 64-byte aligned in memory.
         for name in c.section_names() {
-            assert_eq!(
-                c.bytes(name).unwrap().as_ptr() as usize % ALIGN,
-                0,
-                "{name}"
-            );
+            assert_eq!(c.bytes(name).unwrap().as_ptr() as usize % ALIGN, 0, "{name}");
         }
     }
 
@@ -888,10 +793,7 @@ mod tests {
 
     #[test]
     fn empty_container() {
-        let bytes = ContainerWriter::new(MAGIC, 1)
-            .into_image()
-            .as_bytes()
-            .to_vec();
+        let bytes = ContainerWriter::new(MAGIC, 1).into_image().as_bytes().to_vec();
         assert_eq!(bytes.len(), HEADER_LEN);
         let c = parse(&bytes, true).unwrap();
         assert_eq!(c.section_names().count(), 0);
@@ -914,10 +816,7 @@ mod tests {
     fn bad_names() {
         let mut w = ContainerWriter::new(MAGIC, 1);
         for bad in ["", "a\u{e9}", "tab\there", &"x".repeat(33)] {
-            assert!(
-                matches!(w.add_bytes(bad, b""), Err(Error::InvalidArgument(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(w.add_bytes(bad, b""), Err(Error::InvalidArgument(_))), "{bad:?}");
         }
         w.add_bytes(&"x".repeat(32), b"ok").unwrap();
         w.add_u32s("dup", &[1]).unwrap();
@@ -947,10 +846,7 @@ mod tests {
     fn wrong_version() {
         let bytes = sample_writer(2).into_image().as_bytes().to_vec();
         match parse(&bytes, true) {
-            Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
-            }) => {}
+            Err(Error::UnsupportedVersion { found: 2, supported: 1 }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -958,9 +854,7 @@ mod tests {
     #[test]
     fn wrong_magic() {
         let image = sample_writer(1).into_image();
-        let err = Container::parse(image, *b"OTHERMAG", 1, true)
-            .unwrap_err()
-            .to_string();
+        let err = Container::parse(image, *b"OTHERMAG", 1, true).unwrap_err().to_string();
         assert!(err.contains("not a sparsedex index file"), "{err}");
         let err = parse(b"PK\x03\x04 zip file", true).unwrap_err().to_string();
         assert!(err.contains("not a sparsedex index file"), "{err}");
@@ -972,16 +866,10 @@ mod tests {
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
         let err = Image::open_file(&path).unwrap_err();
-        assert!(
-            matches!(err, Error::Corrupt(ref m) if m.contains("empty file")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Corrupt(ref m) if m.contains("empty file")), "{err}");
         std::fs::write(&path, &sample_bytes()[..10]).unwrap();
         let err = Image::open_file(&path).unwrap_err();
-        assert!(
-            matches!(err, Error::Corrupt(ref m) if m.contains("truncated")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Corrupt(ref m) if m.contains("truncated")), "{err}");
         let err = Image::open_file(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
         let err = parse(b"", true).unwrap_err().to_string();
@@ -1043,8 +931,7 @@ mod tests {
     fn bad_section_crc_names_the_section() {
         let mut bytes = sample_bytes();
         let c = parse(&bytes, true).unwrap();
-        let off =
-            c.bytes("ids").unwrap().as_ptr() as usize - c.image().as_bytes().as_ptr() as usize;
+        let off = c.bytes("ids").unwrap().as_ptr() as usize - c.image().as_bytes().as_ptr() as usize;
         bytes[off] ^= 1;
         let err = parse(&bytes, true).unwrap_err().to_string();
         assert!(err.contains("section 'ids': checksum mismatch"), "{err}");

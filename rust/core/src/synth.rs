@@ -133,10 +133,7 @@ impl SynthParams {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidArgument(format!("synth: {m}")));
         if self.vocab_size < 2 {
-            return bad(format!(
-                "vocab_size must be at least 2, got {}",
-                self.vocab_size
-            ));
+            return bad(format!("vocab_size must be at least 2, got {}", self.vocab_size));
         }
         if self.n_topics == 0 || self.topic_size == 0 {
             return bad("n_topics and topic_size must be at least 1".into());
@@ -146,10 +143,7 @@ impl SynthParams {
                 return bad(format!("{name} must be finite and at least 1, got {v}"));
             }
         }
-        for (name, v) in [
-            ("topics_per_doc", self.topics_per_doc),
-            ("topics_per_query", self.topics_per_query),
-        ] {
+        for (name, v) in [("topics_per_doc", self.topics_per_doc), ("topics_per_query", self.topics_per_query)] {
             if !(v.is_finite() && (1.0..=64.0).contains(&v)) {
                 return bad(format!("{name} must be in 1..=64, got {v}"));
             }
@@ -316,11 +310,7 @@ impl Model {
         }
         let global = Alias::new(&by_term);
         let specific_start = v / 50;
-        let specific = Alias::new(&zipf_weights(
-            v - specific_start,
-            p.topic_term_exponent,
-            0.0,
-        ));
+        let specific = Alias::new(&zipf_weights(v - specific_start, p.topic_term_exponent, 0.0));
         let topic_pop = Alias::new(&zipf_weights(p.n_topics, p.topic_zipf_exponent, 0.0));
         let size = p.topic_size.min(v / 2).max(1);
         let in_topic = Alias::new(&zipf_weights(size, IN_TOPIC_EXPONENT, 0.0));
@@ -357,15 +347,7 @@ impl Model {
                 Topic { terms, logit }
             })
             .collect();
-        Model {
-            seed: p.seed,
-            vocab: p.vocab_size,
-            global,
-            topic_pop,
-            in_topic,
-            topics,
-            softplus: Softplus::new(),
-        }
+        Model { seed: p.seed, vocab: p.vocab_size, global, topic_pop, in_topic, topics, softplus: Softplus::new() }
     }
 
     fn row_len(&self, kind: &RowKind, rng: &mut Rng) -> usize {
@@ -383,9 +365,7 @@ impl Model {
             .map(|c| {
                 let mut rng = Rng::derived(self.seed, stream, 2 * c as u64);
                 let rows = CHUNK.min(n - c * CHUNK);
-                (0..rows)
-                    .map(|_| self.row_len(kind, &mut rng) as u32)
-                    .collect()
+                (0..rows).map(|_| self.row_len(kind, &mut rng) as u32).collect()
             })
             .collect();
         let mut indptr = Vec::with_capacity(n + 1);
@@ -423,11 +403,7 @@ impl Model {
                 at += len;
             }
         });
-        Csr {
-            indptr,
-            indices,
-            values,
-        }
+        Csr { indptr, indices, values }
     }
 
     /// One row of exactly `len` distinct terms, packed `term << 32 | weight bits`, sorted.
@@ -487,9 +463,7 @@ impl Softplus {
 
     fn new() -> Self {
         let h = (Self::HI - Self::LO) / Self::STEPS as f64;
-        let table = (0..=Self::STEPS + 1)
-            .map(|i| (Self::LO + i as f64 * h).exp().ln_1p() as f32)
-            .collect();
+        let table = (0..=Self::STEPS + 1).map(|i| (Self::LO + i as f64 * h).exp().ln_1p() as f32).collect();
         Softplus { table }
     }
 
@@ -518,10 +492,7 @@ struct Seen {
 
 impl Seen {
     fn new(n: usize) -> Self {
-        Seen {
-            stamp: vec![0; n],
-            row: 0,
-        }
+        Seen { stamp: vec![0; n], row: 0 }
     }
     fn next_row(&mut self) {
         self.row = self.row.wrapping_add(1);
@@ -563,12 +534,7 @@ impl Rng {
         let mut x = a ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
         let b = splitmix64(&mut x);
         let mut x = b ^ index.wrapping_mul(0x8CB9_2BA7_2F3D_8DD7);
-        let s = [
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-            splitmix64(&mut x),
-        ];
+        let s = [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)];
         Rng { s }
     }
 
@@ -634,8 +600,7 @@ impl Alias {
         let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / sum).collect();
         let mut threshold = vec![u32::MAX; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
-            (0..n).partition(|&i| scaled[i] < 1.0);
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
         while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
             threshold[s] = (scaled[s] * 4_294_967_296.0).min(u32::MAX as f64) as u32;
             alias[s] = l as u32;
@@ -645,9 +610,7 @@ impl Alias {
                 small.push(l);
             }
         }
-        Alias {
-            cells: threshold.into_iter().zip(alias).collect(),
-        }
+        Alias { cells: threshold.into_iter().zip(alias).collect() }
     }
 
     fn sample(&self, rng: &mut Rng) -> usize {
@@ -667,11 +630,7 @@ mod tests {
     use super::*;
 
     fn small() -> SynthParams {
-        SynthParams {
-            n_docs: 5_000,
-            n_queries: 50,
-            ..Default::default()
-        }
+        SynthParams { n_docs: 5_000, n_queries: 50, ..Default::default() }
     }
 
     fn check_contract(m: &Csr, vocab: u32, n: usize) {
@@ -682,15 +641,9 @@ mod tests {
         for i in 0..m.n_rows() {
             let (ids, vals) = m.row(i);
             assert!(!ids.is_empty(), "row {i} empty");
-            assert!(
-                ids.windows(2).all(|w| w[0] < w[1]),
-                "row {i} not sorted/unique"
-            );
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "row {i} not sorted/unique");
             assert!(ids.iter().all(|&t| t < vocab), "row {i} id out of range");
-            assert!(
-                vals.iter().all(|v| v.is_finite() && *v > 0.0),
-                "row {i} bad value"
-            );
+            assert!(vals.iter().all(|v| v.is_finite() && *v > 0.0), "row {i} bad value");
         }
     }
 
@@ -701,46 +654,25 @@ mod tests {
         check_contract(&d, p.vocab_size, p.n_docs);
         check_contract(&q, p.vocab_size, p.n_queries);
         // Tiny vocabulary: draws stall, the uniform fill still gives valid rows.
-        let p = SynthParams {
-            vocab_size: 50,
-            n_docs: 300,
-            n_queries: 10,
-            ..Default::default()
-        };
+        let p = SynthParams { vocab_size: 50, n_docs: 300, n_queries: 10, ..Default::default() };
         let (d, q) = generate(&p);
         check_contract(&d, 50, 300);
         check_contract(&q, 50, 10);
         // Zero rows.
-        let (d, q) = generate(&SynthParams {
-            n_docs: 0,
-            n_queries: 0,
-            ..Default::default()
-        });
+        let (d, q) = generate(&SynthParams { n_docs: 0, n_queries: 0, ..Default::default() });
         assert_eq!((d.n_rows(), q.n_rows(), d.indptr.len()), (0, 0, 1));
     }
 
     #[test]
     fn deterministic_and_thread_independent() {
-        let p = SynthParams {
-            n_docs: 3_000,
-            n_queries: 20,
-            ..Default::default()
-        };
+        let p = SynthParams { n_docs: 3_000, n_queries: 20, ..Default::default() };
         let a = generate(&p);
-        let pool = |n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .unwrap()
-        };
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
         let b = pool(1).install(|| generate(&p));
         let c = pool(3).install(|| generate(&p));
         assert_eq!(a, b);
         assert_eq!(a, c);
-        let other = generate(&SynthParams {
-            seed: 7,
-            ..p.clone()
-        });
+        let other = generate(&SynthParams { seed: 7, ..p.clone() });
         assert_ne!(a.0, other.0);
         // A prefix of rows does not depend on how many rows follow.
         let shorter = generate(&SynthParams { n_docs: 1_500, ..p });
@@ -775,11 +707,7 @@ mod tests {
         let share = top as f64 / d.nnz() as f64;
         assert!(share > 0.2, "top 1% of terms hold {share:.3} of postings");
         // The longest list covers a large share of documents, and many terms are rare.
-        assert!(
-            df[0] as f64 > 0.3 * p.n_docs as f64,
-            "longest list {}",
-            df[0]
-        );
+        assert!(df[0] as f64 > 0.3 * p.n_docs as f64, "longest list {}", df[0]);
         let used = df.iter().filter(|&&x| x > 0).count();
         assert!(used > p.vocab_size as usize / 3, "only {used} terms used");
     }
@@ -787,14 +715,9 @@ mod tests {
     #[test]
     fn weights_look_like_splade() {
         let (d, q) = generate(&small());
-        let frac = |v: &[f32], lo: f32, hi: f32| {
-            v.iter().filter(|&&x| x >= lo && x <= hi).count() as f64 / v.len() as f64
-        };
-        assert!(
-            frac(&d.values, 0.1, 1.5) > 0.7,
-            "{}",
-            frac(&d.values, 0.1, 1.5)
-        );
+        let frac =
+            |v: &[f32], lo: f32, hi: f32| v.iter().filter(|&&x| x >= lo && x <= hi).count() as f64 / v.len() as f64;
+        assert!(frac(&d.values, 0.1, 1.5) > 0.7, "{}", frac(&d.values, 0.1, 1.5));
         let max = d.values.iter().cloned().fold(0f32, f32::max);
         assert!((2.0..6.0).contains(&max), "max {max}");
         let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
@@ -824,57 +747,29 @@ mod tests {
             }
             let score = |di: usize| {
                 let (dt, dv) = d.row(di);
-                dt.iter()
-                    .zip(dv)
-                    .map(|(&t, &v)| dense[t as usize] * v)
-                    .sum::<f32>()
+                dt.iter().zip(dv).map(|(&t, &v)| dense[t as usize] * v).sum::<f32>()
             };
-            let best = (0..d.n_rows())
-                .max_by(|&a, &b| score(a).total_cmp(&score(b)))
-                .unwrap();
+            let best = (0..d.n_rows()).max_by(|&a, &b| score(a).total_cmp(&score(b))).unwrap();
             best_overlap += overlap(qt, d.row(best).0) as f64;
-            let random: usize = (0..100)
-                .map(|k| overlap(qt, d.row((qi * 97 + k * 31) % d.n_rows()).0))
-                .sum();
+            let random: usize = (0..100).map(|k| overlap(qt, d.row((qi * 97 + k * 31) % d.n_rows()).0)).sum();
             random_overlap += random as f64 / 100.0;
             for &t in qt {
                 dense[t as usize] = 0.0;
             }
         }
-        assert!(
-            best_overlap > 3.0 * random_overlap,
-            "best {best_overlap}, random {random_overlap}"
-        );
+        assert!(best_overlap > 3.0 * random_overlap, "best {best_overlap}, random {random_overlap}");
     }
 
     #[test]
     fn invalid_parameters_are_errors() {
         for p in [
-            SynthParams {
-                vocab_size: 1,
-                ..Default::default()
-            },
-            SynthParams {
-                doc_nnz: f64::NAN,
-                ..Default::default()
-            },
-            SynthParams {
-                n_topics: 0,
-                ..Default::default()
-            },
-            SynthParams {
-                topics_per_doc: 0.5,
-                ..Default::default()
-            },
-            SynthParams {
-                background_fraction: 1.5,
-                ..Default::default()
-            },
+            SynthParams { vocab_size: 1, ..Default::default() },
+            SynthParams { doc_nnz: f64::NAN, ..Default::default() },
+            SynthParams { n_topics: 0, ..Default::default() },
+            SynthParams { topics_per_doc: 0.5, ..Default::default() },
+            SynthParams { background_fraction: 1.5, ..Default::default() },
         ] {
-            assert!(
-                matches!(try_generate(&p), Err(Error::InvalidArgument(_))),
-                "{p:?}"
-            );
+            assert!(matches!(try_generate(&p), Err(Error::InvalidArgument(_))), "{p:?}");
         }
     }
 
@@ -882,21 +777,12 @@ mod tests {
     #[test]
     #[ignore]
     fn time_1m_docs() {
-        let p = SynthParams {
-            n_docs: 1_000_000,
-            n_queries: 1_000,
-            ..Default::default()
-        };
+        let p = SynthParams { n_docs: 1_000_000, n_queries: 1_000, ..Default::default() };
         // CPU time of the process (utime + stime, in clock ticks of 10 ms), as the machines
         // here are shared and wall time says little.
         let cpu = || {
             let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-            let f: Vec<&str> = s
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
+            let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
             let tick = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
             (tick(11) + tick(12)) / 100.0
         };
@@ -916,10 +802,7 @@ mod tests {
     #[test]
     #[ignore]
     fn print_stats() {
-        let p = SynthParams {
-            n_docs: 20_000,
-            ..Default::default()
-        };
+        let p = SynthParams { n_docs: 20_000, ..Default::default() };
         let t = std::time::Instant::now();
         let (d, q) = generate(&p);
         println!("generated in {:?}", t.elapsed());

@@ -16,40 +16,42 @@ struct Corpus {
 
 fn corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = Corpus> {
     // Per-term inclusion probabilities vary so that some lists are long (many blocks) and some short.
-    (1..max_docs, proptest::collection::vec(0.0f64..1.0, vocab as usize), any::<u64>(), 0u8..6).prop_map(move |(n, probs, seed, wmode)| {
-        let mut rng = seed | 1;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        let mut c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
-        for d in 0..n {
-            for (t, &p) in probs.iter().enumerate() {
-                let p = p * p; // skew towards short lists
-                if (next() % 10_000) as f64 / 10_000.0 < p {
-                    c.indices.push(t as u32);
-                    let r = next();
-                    let w = match wmode {
-                        0 => 1.0,                                    // all-equal weights: ties everywhere
-                        1 => [0.5f32, 1.0, 1.5, 2.0][(r % 4) as usize], // few distinct values
-                        2 => (r % 10_000) as f32 / 1000.0 + 0.001,   // continuous
-                        3 => [1e-6f32, 1e6, 3.0, 0.25][(r % 4) as usize], // extreme range
-                        // Impacts clustered by doc range, so block maxima differ from list maxima
-                        // and the block-max algorithms skip whole blocks.
-                        _ => {
-                            let hot = (d / 97 + t) % 7 == 0;
-                            (r % 100) as f32 / 100.0 + if hot { 5.0 } else { 0.01 }
-                        }
-                    };
-                    c.values.push(w);
+    (1..max_docs, proptest::collection::vec(0.0f64..1.0, vocab as usize), any::<u64>(), 0u8..6).prop_map(
+        move |(n, probs, seed, wmode)| {
+            let mut rng = seed | 1;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let mut c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
+            for d in 0..n {
+                for (t, &p) in probs.iter().enumerate() {
+                    let p = p * p; // skew towards short lists
+                    if (next() % 10_000) as f64 / 10_000.0 < p {
+                        c.indices.push(t as u32);
+                        let r = next();
+                        let w = match wmode {
+                            0 => 1.0,                                         // all-equal weights: ties everywhere
+                            1 => [0.5f32, 1.0, 1.5, 2.0][(r % 4) as usize],   // few distinct values
+                            2 => (r % 10_000) as f32 / 1000.0 + 0.001,        // continuous
+                            3 => [1e-6f32, 1e6, 3.0, 0.25][(r % 4) as usize], // extreme range
+                            // Impacts clustered by doc range, so block maxima differ from list maxima
+                            // and the block-max algorithms skip whole blocks.
+                            _ => {
+                                let hot = (d / 97 + t) % 7 == 0;
+                                (r % 100) as f32 / 100.0 + if hot { 5.0 } else { 0.01 }
+                            }
+                        };
+                        c.values.push(w);
+                    }
                 }
+                c.indptr.push(c.indices.len() as u64);
             }
-            c.indptr.push(c.indices.len() as u64);
-        }
-        c
-    })
+            c
+        },
+    )
 }
 
 fn query_strategy(vocab: u32) -> impl Strategy<Value = Vec<(u32, f32)>> {
@@ -74,7 +76,12 @@ fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
 }
 
 fn build_kind(c: &Corpus, quant: Quantization) -> Index {
-    build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false }).unwrap()
+    build(
+        CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
+        IdsInput::None,
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false },
+    )
+    .unwrap()
 }
 
 proptest! {
@@ -109,10 +116,16 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
     for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
-        let index = build(CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values }, IdsInput::None, &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true }).unwrap();
+        let index = build(
+            CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
+            IdsInput::None,
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true },
+        )
+        .unwrap();
         for i in 0..queries.indptr.len() - 1 {
             let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-            let q: Vec<(u32, f32)> = queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
+            let q: Vec<(u32, f32)> =
+                queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
             for k in [1, 10, 100] {
                 run_all(&index, &q, k);
             }

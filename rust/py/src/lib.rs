@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermission
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
-use sparsedex_core::index::{ExternalIds, Index, ImpactKind};
+use sparsedex_core::index::{ExternalIds, ImpactKind, Index};
 use sparsedex_core::search::{self, Algorithm, QueryRef};
 use sparsedex_core::Error;
 use std::path::PathBuf;
@@ -22,7 +22,9 @@ pyo3::create_exception!(
 
 fn to_py(e: Error) -> PyErr {
     match e {
-        Error::InvalidDocument { .. } | Error::InvalidQuery { .. } | Error::InvalidArgument(_) => PyValueError::new_err(e.to_string()),
+        Error::InvalidDocument { .. } | Error::InvalidQuery { .. } | Error::InvalidArgument(_) => {
+            PyValueError::new_err(e.to_string())
+        }
         Error::Corrupt(_) | Error::UnsupportedVersion { .. } => CorruptIndexError::new_err(e.to_string()),
         Error::Io { ref source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
@@ -39,7 +41,11 @@ fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -
     match r {
         Ok(r) => r.map_err(to_py),
         Err(p) => {
-            let msg = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
             Err(SparsedexError::new_err(format!("internal error (please report it): {msg}")))
         }
     }
@@ -88,7 +94,11 @@ impl PyIndex {
             }
             other => return Err(PyValueError::new_err(format!("quantization must be 'u8' or 'float', got '{other}'"))),
         };
-        let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+        let csr = CsrRef {
+            indptr: slice(&indptr, "indptr")?,
+            indices: slice(&indices, "indices")?,
+            values: slice(&values, "values")?,
+        };
         let ids_i = match &ids_int {
             Some(a) => Some(slice(a, "ids")?),
             None => None,
@@ -153,7 +163,11 @@ impl PyIndex {
         threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
         let algo = parse_algo(algorithm)?;
-        let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+        let csr = CsrRef {
+            indptr: slice(&indptr, "indptr")?,
+            indices: slice(&indices, "indices")?,
+            values: slice(&values, "values")?,
+        };
         let inner = &self.inner;
         let (docs, scores, nq) = enter(py, || {
             let res = search::search_batch(inner, csr, k, algo, threads)?;
@@ -175,7 +189,13 @@ impl PyIndex {
 
     /// Per-term breakdown of a document's score for a query: list of
     /// (term, query weight, stored weight, contribution); contributions sum to the score.
-    fn explain(&self, py: Python<'_>, indices: PyReadonlyArray1<'_, u32>, values: PyReadonlyArray1<'_, f32>, doc: u32) -> PyResult<Vec<(u32, f32, f32, f32)>> {
+    fn explain(
+        &self,
+        py: Python<'_>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+        doc: u32,
+    ) -> PyResult<Vec<(u32, f32, f32, f32)>> {
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let inner = &self.inner;
         let parts = enter(py, || sparsedex_core::search::explain::explain(inner, q, doc))?;
@@ -185,9 +205,14 @@ impl PyIndex {
     /// The stored vector of internal doc `doc`: (indices uint32, values float32).
     fn get<'py>(&self, py: Python<'py>, doc: u32) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
         let v = self.inner.view();
-        let f = v.forward.ok_or_else(|| PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored"))?;
+        let f = v.forward.ok_or_else(|| {
+            PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored")
+        })?;
         if doc >= v.n_docs {
-            return Err(PyValueError::new_err(format!("document {doc} is out of range (the index has {} documents)", v.n_docs)));
+            return Err(PyValueError::new_err(format!(
+                "document {doc} is out of range (the index has {} documents)",
+                v.n_docs
+            )));
         }
         let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
         Ok((f.terms[a..b].to_vec().into_pyarray(py), f.values[a..b].to_vec().into_pyarray(py)))
@@ -222,7 +247,13 @@ impl PyIndex {
         d.set_item("bytes", s.bytes)?;
         d.set_item("postings_bytes", s.postings_bytes)?;
         d.set_item("vectors_bytes", s.forward_bytes)?;
-        d.set_item("quantization", match s.kind { ImpactKind::U8 => "u8", ImpactKind::F32 => "float" })?;
+        d.set_item(
+            "quantization",
+            match s.kind {
+                ImpactKind::U8 => "u8",
+                ImpactKind::F32 => "float",
+            },
+        )?;
         d.set_item("scale", s.scale)?;
         d.set_item("simd", sparsedex_core::codec::kernel_name())?;
         Ok(d)

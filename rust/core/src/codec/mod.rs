@@ -70,10 +70,7 @@ fn clamp_bits(bits: u32) -> u32 {
 /// low `bits` bits, so a bad value never corrupts its neighbours.
 pub fn pack(values: &[u32; BLOCK_LEN], bits: u32, out: &mut Vec<u8>) {
     let bits = clamp_bits(bits);
-    debug_assert!(
-        values.iter().all(|&v| bits_for(v) <= bits),
-        "a value does not fit in {bits} bits"
-    );
+    debug_assert!(values.iter().all(|&v| bits_for(v) <= bits), "a value does not fit in {bits} bits");
     let start = out.len();
     out.resize(start + packed_len(bits), 0);
     if bits == 0 {
@@ -128,11 +125,7 @@ pub fn unpack(input: &[u8], bits: u32, out: &mut [u32; BLOCK_LEN]) {
 /// If `docs` is empty or longer than [`BLOCK_LEN`]. Non-increasing doc ids (or a first doc id
 /// not above `prev`) are a caller bug: debug assertion, garbage but no panic in release.
 pub fn encode_docs(docs: &[u32], prev: Option<u32>, out: &mut Vec<u8>) -> u32 {
-    assert!(
-        !docs.is_empty() && docs.len() <= BLOCK_LEN,
-        "a doc-id block holds 1..=128 docs, got {}",
-        docs.len()
-    );
+    assert!(!docs.is_empty() && docs.len() <= BLOCK_LEN, "a doc-id block holds 1..=128 docs, got {}", docs.len());
     let mut gaps = [0u32; BLOCK_LEN];
     let mut last = base(prev);
     let mut max = 0u32;

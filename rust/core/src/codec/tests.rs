@@ -48,12 +48,7 @@ fn check_unpack(packed: &[u8], bits: u32, expect: &[u32; BLOCK_LEN]) {
         scalar::unpack(input, bits, &mut out);
         assert_eq!(&out, expect, "scalar unpack, bits {bits}, offset {off}");
         for k in kernels() {
-            assert_eq!(
-                &unpack_with(k, input, bits),
-                expect,
-                "{} bits {bits} off {off}",
-                k.name
-            );
+            assert_eq!(&unpack_with(k, input, bits), expect, "{} bits {bits} off {off}", k.name);
         }
     }
 }
@@ -85,12 +80,7 @@ fn check_docs(docs: &[u32], prev: Option<u32>) {
         decode_docs(input, bits, prev, &mut got);
         assert_eq!(got, expect, "dispatched decode, offset {off}");
         for k in kernels() {
-            assert_eq!(
-                decode_with(k, input, bits, prev),
-                expect,
-                "{} offset {off}",
-                k.name
-            );
+            assert_eq!(decode_with(k, input, bits, prev), expect, "{} offset {off}", k.name);
         }
     }
 }

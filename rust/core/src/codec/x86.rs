@@ -4,26 +4,20 @@
 //! every output vector is values `4k..4k+4` in order, extracted with immediate shifts.
 
 use core::arch::x86_64::{
-    __m128i, _mm_add_epi32, _mm_and_si128, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_or_si128,
-    _mm_set1_epi32, _mm_set_epi32, _mm_setzero_si128, _mm_shuffle_epi32, _mm_sll_epi32,
-    _mm_slli_epi64, _mm_srl_epi32, _mm_storeu_si128,
+    __m128i, _mm_add_epi32, _mm_and_si128, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_or_si128, _mm_set1_epi32,
+    _mm_set_epi32, _mm_setzero_si128, _mm_shuffle_epi32, _mm_sll_epi32, _mm_slli_epi64, _mm_srl_epi32,
+    _mm_storeu_si128,
 };
 
 use super::{bit_table, mask, packed_len, unroll32, DecodeFn, Kernel, UnpackFn, BLOCK_LEN};
 
 /// SSE2 kernels (always available on x86-64).
-pub(super) static SSE2: Kernel = Kernel {
-    name: "sse2",
-    unpack: bit_table!(UnpackFn, unpack_sse2),
-    decode: bit_table!(DecodeFn, decode_sse2),
-};
+pub(super) static SSE2: Kernel =
+    Kernel { name: "sse2", unpack: bit_table!(UnpackFn, unpack_sse2), decode: bit_table!(DecodeFn, decode_sse2) };
 
 /// The same kernels compiled with AVX2 enabled; only valid where AVX2 was detected.
-pub(super) static AVX2: Kernel = Kernel {
-    name: "avx2",
-    unpack: bit_table!(UnpackFn, unpack_avx2),
-    decode: bit_table!(DecodeFn, decode_avx2),
-};
+pub(super) static AVX2: Kernel =
+    Kernel { name: "avx2", unpack: bit_table!(UnpackFn, unpack_avx2), decode: bit_table!(DecodeFn, decode_avx2) };
 
 /// Where an unpacked vector of values `4k..4k+4` goes.
 trait Sink {
@@ -118,11 +112,7 @@ unsafe fn unpack_body<const BITS: u32, S: Sink>(input: &[u8], sink: &mut S) {
         if k > 0 && s == 0 {
             cur = row(input, w);
         }
-        let mut v = if s == 0 {
-            cur
-        } else {
-            _mm_srl_epi32(cur, _mm_cvtsi32_si128(s as i32))
-        };
+        let mut v = if s == 0 { cur } else { _mm_srl_epi32(cur, _mm_cvtsi32_si128(s as i32)) };
         if s + BITS > 32 {
             let next = row(input, w + 1);
             let hi = _mm_sll_epi32(next, _mm_cvtsi32_si128((32 - s) as i32));

@@ -45,7 +45,12 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { n_terms: None, quantization: Quantization::U8 { scale: None }, store_vectors: true, reorder: true }
+        BuildOptions {
+            n_terms: None,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: true,
+        }
     }
 }
 
@@ -100,7 +105,12 @@ pub fn check_csr(csr: &CsrRef<'_>, what: &str) -> Result<usize> {
 
 /// Validate one row and return its non-zero entries sorted by term id.
 /// `n_terms` is the vocabulary size if known. The error message names the field.
-pub fn clean_row(indices: &[u32], values: &[f32], n_terms: Option<u32>, out: &mut Vec<(u32, f32)>) -> Result<(), String> {
+pub fn clean_row(
+    indices: &[u32],
+    values: &[f32],
+    n_terms: Option<u32>,
+    out: &mut Vec<(u32, f32)>,
+) -> Result<(), String> {
     out.clear();
     if indices.len() != values.len() {
         return Err(format!("indices and values have different lengths ({} vs {})", indices.len(), values.len()));
@@ -327,7 +337,9 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
             let scale = match scale {
                 Some(s) => {
                     if !(s.is_finite() && s > 0.0) {
-                        return Err(Error::InvalidArgument(format!("quantization scale must be a positive number, got {s}")));
+                        return Err(Error::InvalidArgument(format!(
+                            "quantization scale must be a positive number, got {s}"
+                        )));
                     }
                     if let Some(pos) = cleaned.values.iter().position(|&v| v * s > 255.5) {
                         let d = cleaned.indptr.partition_point(|&o| o <= pos as u64) - 1;
@@ -355,7 +367,10 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
         ImpactKind::U8 => 0u64,
         ImpactKind::F32 => 1,
     };
-    w.add_u64s("meta", &[n_docs as u64, cleaned.n_terms as u64, kind_code, scale.to_bits() as u64, opts.n_terms.is_some() as u64])?;
+    w.add_u64s(
+        "meta",
+        &[n_docs as u64, cleaned.n_terms as u64, kind_code, scale.to_bits() as u64, opts.n_terms.is_some() as u64],
+    )?;
     if opts.store_vectors {
         w.add_u64s("fwd_indptr", &cleaned.indptr)?;
         w.add_u32s("fwd_terms", &cleaned.terms)?;
@@ -428,7 +443,13 @@ fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Post
             let docs = &p.docs[a..b];
             let imps = &p.impacts[a..b];
             let nb = docs.len().div_ceil(BLOCK_LEN);
-            let mut tb = TermBlocks { bytes: Vec::new(), offs: Vec::with_capacity(nb), last: Vec::with_capacity(nb), max: Vec::with_capacity(nb), term_max: I::default() };
+            let mut tb = TermBlocks {
+                bytes: Vec::new(),
+                offs: Vec::with_capacity(nb),
+                last: Vec::with_capacity(nb),
+                max: Vec::with_capacity(nb),
+                term_max: I::default(),
+            };
             let mut prev = None;
             for (dc, ic) in docs.chunks(BLOCK_LEN).zip(imps.chunks(BLOCK_LEN)) {
                 tb.offs.push(tb.bytes.len() as u64);
@@ -476,7 +497,9 @@ fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Post
     let n_docs = c.indptr.len() - 1;
     let nb = n_docs.div_ceil(DOC_BLOCK);
     let mut slot = vec![u32::MAX; nt];
-    let popular: Vec<usize> = (0..nt).filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t]).collect();
+    let popular: Vec<usize> = (0..nt)
+        .filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t])
+        .collect();
     for (i, &t) in popular.iter().enumerate() {
         slot[t] = i as u32;
     }

@@ -101,7 +101,12 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
             let dense = c.bytes("dbm_u8")?;
             check_dense(dense.len(), n_pop, n_doc_blocks)?;
             let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
-            let a = ImpactArrays { impacts: c.bytes("impacts_u8")?, block_max: c.bytes("block_max_u8")?, term_max: c.bytes("term_max_u8")?, doc_block_max };
+            let a = ImpactArrays {
+                impacts: c.bytes("impacts_u8")?,
+                block_max: c.bytes("block_max_u8")?,
+                term_max: c.bytes("term_max_u8")?,
+                doc_block_max,
+            };
             check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
             Impacts::U8(a)
         }
@@ -109,7 +114,12 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
             let dense = c.f32s("dbm_f32")?;
             check_dense(dense.len(), n_pop, n_doc_blocks)?;
             let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
-            let a = ImpactArrays { impacts: c.f32s("impacts_f32")?, block_max: c.f32s("block_max_f32")?, term_max: c.f32s("term_max_f32")?, doc_block_max };
+            let a = ImpactArrays {
+                impacts: c.f32s("impacts_f32")?,
+                block_max: c.f32s("block_max_f32")?,
+                term_max: c.f32s("term_max_f32")?,
+                doc_block_max,
+            };
             check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
             Impacts::F32(a)
         }
@@ -139,7 +149,20 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     } else {
         ExternalIds::None
     };
-    Ok(IndexView { n_docs, n_terms, vocab_declared: meta.get(4).copied().unwrap_or(0) == 1, scale, term_post_start, term_block_start, block_last, block_off, docs, impacts, forward, ids })
+    Ok(IndexView {
+        n_docs,
+        n_terms,
+        vocab_declared: meta.get(4).copied().unwrap_or(0) == 1,
+        scale,
+        term_post_start,
+        term_block_start,
+        block_last,
+        block_off,
+        docs,
+        impacts,
+        forward,
+        ids,
+    })
 }
 
 fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {
@@ -160,7 +183,8 @@ fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: us
 /// rename over `path`, fsync the directory.
 pub fn write_image_file(bytes: &[u8], path: &Path) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let name =
+        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
     let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", p.display()), e);
     {

@@ -252,7 +252,8 @@ impl Index {
                 Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
                 Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
             };
-        let forward_bytes = v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
+        let forward_bytes =
+            v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
         Stats {
             n_docs: v.n_docs as u64,
             n_terms: v.n_terms as u64,

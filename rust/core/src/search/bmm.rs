@@ -14,7 +14,12 @@ use super::Kind;
 use crate::index::{ImpactArrays, IndexView, TERMINATED};
 
 /// Exact top-`k` by Block-Max MaxScore.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+) -> Vec<(u32, K::S)> {
     let mut cs = open_cursors(v, arrays, plan);
     cs.sort_by(|a, b| a.ub.partial_cmp(&b.ub).unwrap_or(std::cmp::Ordering::Equal).then(a.qi.cmp(&b.qi)));
     let n = cs.len();

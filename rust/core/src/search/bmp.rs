@@ -103,7 +103,13 @@ enum TermSource<'a, I, S> {
 }
 
 /// Score the doc blocks `blocks` (ascending) exactly and offer every matching doc to `top`.
-fn score_blocks<K: Kind>(plan: &Plan<K>, sources: &mut [TermSource<'_, K::Imp, K::S>], blocks: &[u32], acc: &mut Vec<K::S>, top: &mut TopK<K::S>) {
+fn score_blocks<K: Kind>(
+    plan: &Plan<K>,
+    sources: &mut [TermSource<'_, K::Imp, K::S>],
+    blocks: &[u32],
+    acc: &mut Vec<K::S>,
+    top: &mut TopK<K::S>,
+) {
     acc.clear();
     acc.resize(blocks.len() * DOC_BLOCK, K::S::default());
     let zero = K::Imp::default();
@@ -149,7 +155,13 @@ fn score_blocks<K: Kind>(plan: &Plan<K>, sources: &mut [TermSource<'_, K::Imp, K
 }
 
 /// Exact top-`k` by doc-block max pruning.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, scratch: &mut Scratch) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    scratch: &mut Scratch,
+) -> Vec<(u32, K::S)> {
     search_or_give_up(v, arrays, plan, k, scratch, None).unwrap_or_default()
 }
 
@@ -247,7 +259,9 @@ pub fn search_or_give_up<K: Kind>(
         }
         let take = batch.min(ids.len() - done);
         if take < ids.len() - done {
-            ids[done..].select_nth_unstable_by(take - 1, |&a, &b| ub[b as usize].partial_cmp(&ub[a as usize]).unwrap_or(std::cmp::Ordering::Equal));
+            ids[done..].select_nth_unstable_by(take - 1, |&a, &b| {
+                ub[b as usize].partial_cmp(&ub[a as usize]).unwrap_or(std::cmp::Ordering::Equal)
+            });
         }
         picked.clear();
         picked.extend_from_slice(&ids[done..done + take]);

@@ -13,7 +13,12 @@ use super::Kind;
 use crate::index::{ImpactArrays, IndexView, TERMINATED};
 
 /// Exact top-`k` by Block-Max WAND.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+) -> Vec<(u32, K::S)> {
     let mut cs = Sorted::new(open_cursors(v, arrays, plan));
     let n = cs.len();
     let mut top = TopK::new(k);

@@ -26,7 +26,11 @@ impl<'a, K: Kind> TermCursor<'a, K> {
 }
 
 /// Open one cursor per plan term.
-pub fn open_cursors<'a, K: Kind>(v: &IndexView<'a>, arrays: &ImpactArrays<'a, K::Imp>, plan: &Plan<K>) -> Vec<TermCursor<'a, K>> {
+pub fn open_cursors<'a, K: Kind>(
+    v: &IndexView<'a>,
+    arrays: &ImpactArrays<'a, K::Imp>,
+    plan: &Plan<K>,
+) -> Vec<TermCursor<'a, K>> {
     plan.terms
         .iter()
         .map(|pt| {
@@ -48,7 +52,10 @@ pub struct Evaluator<K: Kind> {
 impl<K: Kind> Evaluator<K> {
     /// For a query of `n` terms.
     pub fn new(n: usize) -> Self {
-        Evaluator { contrib: vec![K::S::default(); if K::FLOAT { n } else { 0 }], touched: Vec::with_capacity(if K::FLOAT { n } else { 0 }) }
+        Evaluator {
+            contrib: vec![K::S::default(); if K::FLOAT { n } else { 0 }],
+            touched: Vec::with_capacity(if K::FLOAT { n } else { 0 }),
+        }
     }
 
     /// Add the contribution `c` of canonical term `qi` to the running `score`.
@@ -87,7 +94,13 @@ impl<K: Kind> Evaluator<K> {
 
 /// Random access: the impact of `doc` in `term`'s list, if the document has the term.
 /// Binary search over the term's block boundaries, then one block decode.
-pub fn lookup<I: Copy>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, I>, term: u32, doc: u32, buf: &mut [u32; crate::codec::BLOCK_LEN]) -> Option<I> {
+pub fn lookup<I: Copy>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, I>,
+    term: u32,
+    doc: u32,
+    buf: &mut [u32; crate::codec::BLOCK_LEN],
+) -> Option<I> {
     let t = term as usize;
     if t >= v.n_terms as usize {
         return None;

@@ -12,7 +12,13 @@ use crate::codec::{decode_docs, BLOCK_LEN};
 use crate::index::{ImpactArrays, IndexView};
 
 /// Exact top-`k` by scoring every posting.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, scratch: &mut Scratch) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    scratch: &mut Scratch,
+) -> Vec<(u32, K::S)> {
     let n = v.n_docs as usize;
     let acc = super::zeroed_acc::<K>(scratch, n);
     let mut buf = [0u32; BLOCK_LEN];

@@ -21,17 +21,30 @@ pub struct Contribution {
     pub contribution: f32,
 }
 
-fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, q: QueryRef<'_>, doc: u32, deq: impl Fn(K::Imp) -> f32) -> Result<Vec<Contribution>> {
+fn run<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, K::Imp>,
+    q: QueryRef<'_>,
+    doc: u32,
+    deq: impl Fn(K::Imp) -> f32,
+) -> Result<Vec<Contribution>> {
     let plan = Plan::<K>::new(v, q, None)?;
     let mut out = Vec::new();
     for c in open_cursors(v, arrays, &plan).iter_mut() {
         if c.cur.seek(doc) == doc {
             let term = plan.terms[c.qi].term;
             let qw = q.terms.iter().position(|&t| t == term).map_or(0.0, |i| q.weights[i]);
-            out.push(Contribution { term, query_weight: qw, doc_weight: deq(c.cur.impact()), contribution: K::to_f32(c.score(), plan.norm) });
+            out.push(Contribution {
+                term,
+                query_weight: qw,
+                doc_weight: deq(c.cur.impact()),
+                contribution: K::to_f32(c.score(), plan.norm),
+            });
         }
     }
-    out.sort_by(|a, b| b.contribution.partial_cmp(&a.contribution).unwrap_or(std::cmp::Ordering::Equal).then(a.term.cmp(&b.term)));
+    out.sort_by(|a, b| {
+        b.contribution.partial_cmp(&a.contribution).unwrap_or(std::cmp::Ordering::Equal).then(a.term.cmp(&b.term))
+    });
     Ok(out)
 }
 
@@ -39,7 +52,10 @@ fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Im
 pub fn explain(index: &Index, q: QueryRef<'_>, doc: u32) -> Result<Vec<Contribution>> {
     let v = index.view();
     if doc >= v.n_docs {
-        return Err(Error::InvalidArgument(format!("document {doc} is out of range (the index has {} documents)", v.n_docs)));
+        return Err(Error::InvalidArgument(format!(
+            "document {doc} is out of range (the index has {} documents)",
+            v.n_docs
+        )));
     }
     match v.impacts {
         Impacts::U8(a) => {

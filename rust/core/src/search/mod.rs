@@ -10,8 +10,8 @@
 
 pub mod bmm;
 pub mod bmp;
-pub mod common;
 pub mod bmw;
+pub mod common;
 pub mod exhaustive;
 pub mod explain;
 pub mod maxscore;
@@ -120,7 +120,14 @@ pub trait Kind: 'static {
     /// Stored impact.
     type Imp: Copy + Default + PartialOrd + Send + Sync + fmt::Debug;
     /// Accumulated score.
-    type S: Copy + Default + PartialOrd + std::ops::Add<Output = Self::S> + std::ops::AddAssign + Send + Sync + fmt::Debug;
+    type S: Copy
+        + Default
+        + PartialOrd
+        + std::ops::Add<Output = Self::S>
+        + std::ops::AddAssign
+        + Send
+        + Sync
+        + fmt::Debug;
     /// Query weight.
     type W: Copy + Send + Sync + fmt::Debug;
     /// Float kinds sum contributions in canonical order and prune with slack.
@@ -281,7 +288,12 @@ thread_local! {
 ///   exhaustive scorer's pass over every accumulator would dominate);
 /// - otherwise block-max pruning, which gives up for the exhaustive scorer as soon as its
 ///   first batch shows that more than 1/8 of the doc blocks would have to be scored.
-fn run_auto<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
+fn run_auto<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+) -> Vec<(u32, K::S)> {
     let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
     if postings * 20 < v.n_docs as u64 {
         return maxscore::search::<K>(v, arrays, plan, k);
@@ -295,7 +307,13 @@ fn run_auto<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, 
     })
 }
 
-fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, algo: Algorithm) -> Vec<Hit> {
+fn run<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    algo: Algorithm,
+) -> Vec<Hit> {
     let raw = match algo {
         Algorithm::Exhaustive => SCRATCH.with(|s| exhaustive::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
         Algorithm::MaxScore => maxscore::search::<K>(v, arrays, plan, k),
@@ -303,7 +321,9 @@ fn run<K: Kind>(v: &IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, K::Im
         Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxMaxScore => bmm::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxPruning => SCRATCH.with(|s| bmp::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
-        Algorithm::TaatMaxScore => SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
+        Algorithm::TaatMaxScore => {
+            SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut()))
+        }
         Algorithm::Auto => run_auto::<K>(v, arrays, plan, k),
     };
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
@@ -354,7 +374,13 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 
 /// Exact top-`k` of every query of a CSR batch, in parallel on `threads` threads (all cores
 /// when `None`). Errors name the offending query.
-pub fn search_batch(index: &Index, queries: CsrRef<'_>, k: usize, algo: Algorithm, threads: Option<usize>) -> Result<Vec<Vec<Hit>>> {
+pub fn search_batch(
+    index: &Index,
+    queries: CsrRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    threads: Option<usize>,
+) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
     check_k(k)?;
     let nq = crate::index::build::check_csr(&queries, "queries")?;
@@ -364,7 +390,13 @@ pub fn search_batch(index: &Index, queries: CsrRef<'_>, k: usize, algo: Algorith
             .into_par_iter()
             .map(|i| {
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-                search_one(v, QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] }, k, algo, Some(i))
+                search_one(
+                    v,
+                    QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] },
+                    k,
+                    algo,
+                    Some(i),
+                )
             })
             .collect()
     };

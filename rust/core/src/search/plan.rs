@@ -55,8 +55,12 @@ impl<K: Kind> Plan<K> {
         let ws: Vec<f32> = row.iter().map(|e| e.1).collect();
         let (wq, norm) = K::weights(&ws, v.scale);
         // Terms whose (quantized) weight is zero are dropped.
-        let mut terms: Vec<PlanTerm<K::W>> =
-            row.iter().zip(wq).filter(|(_, w)| !K::w_is_zero(*w)).map(|(&(t, _), w)| PlanTerm { term: t, w, qi: 0 }).collect();
+        let mut terms: Vec<PlanTerm<K::W>> = row
+            .iter()
+            .zip(wq)
+            .filter(|(_, w)| !K::w_is_zero(*w))
+            .map(|(&(t, _), w)| PlanTerm { term: t, w, qi: 0 })
+            .collect();
         for (i, pt) in terms.iter_mut().enumerate() {
             pt.qi = i;
         }

@@ -22,7 +22,13 @@ use crate::index::{ImpactArrays, IndexView};
 use crate::postings::Cursor;
 
 /// Exact top-`k` by term-at-a-time MaxScore.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize, scratch: &mut Scratch) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    scratch: &mut Scratch,
+) -> Vec<(u32, K::S)> {
     let n = v.n_docs as usize;
     let m = plan.terms.len();
     if m == 0 || n == 0 {

@@ -93,7 +93,12 @@ impl<'a, K: Kind> Sorted<'a, K> {
 }
 
 /// Exact top-`k` by WAND.
-pub fn search<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, k: usize) -> Vec<(u32, K::S)> {
+pub fn search<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+) -> Vec<(u32, K::S)> {
     let mut cs = Sorted::new(open_cursors(v, arrays, plan));
     let mut top = TopK::new(k);
     let mut ev = Evaluator::<K>::new(cs.len());

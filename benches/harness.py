@@ -220,6 +220,18 @@ def load_corpus(args) -> Corpus:
         source = f"{tag} generator, seed {args.seed}"
     d = _canonical(*arrays[:3], "documents")
     q = _canonical(*arrays[3:], "queries")
+    if getattr(args, "doc_order", "input") == "similarity":
+        from sparsedex import _core
+        order = _core.similarity_order(np.ascontiguousarray(d[0], np.uint64), np.ascontiguousarray(d[1], np.uint32),
+                                       np.ascontiguousarray(d[2], np.float32)).astype(np.int64)
+        lens = np.diff(d[0].astype(np.int64))[order]
+        indptr = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        starts = d[0].astype(np.int64)[order]
+        gather = np.repeat(starts - indptr[:-1], lens) + np.arange(indptr[-1])
+        d = (indptr.astype(d[0].dtype), d[1][gather], d[2][gather])
+        source += "; documents given to every system in sparsedex's similarity order"
+        log("corpus: documents permuted into sparsedex's similarity order for every system")
     vocab = max(VOCAB, int(d[1].max()) + 1, int(q[1].max()) + 1)
     return Corpus(*d, *q, vocab=vocab, source=source)
 
@@ -696,6 +708,10 @@ def main(argv=None):
     p.add_argument("--generator", choices=["auto", "core", "fallback"], default="auto",
                    help="auto = sparsedex._core.synthetic_corpus when importable, else the numpy fallback")
     p.add_argument("--regen", action="store_true", help="ignore the cached corpus")
+    p.add_argument("--doc-order", choices=["input", "similarity"], default="input",
+                   help="give every system the documents in input order (default) or in sparsedex's "
+                        "similarity order (what VectorIndex.build(reorder=True) uses), so that peers "
+                        "with block-max pruning get the same doc-id locality")
     p.add_argument("--workdir", default=str(BENCH_DIR / "data" / "indexes"), help="where peers write their indexes")
     p.add_argument("--name", help="output file stem (default: number of documents)")
     p.add_argument("--warmup", type=int, default=20, help="warm-up queries per system and round (untimed)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sparsedex.eval import (
@@ -177,6 +177,11 @@ run_st = st.dictionaries(
 @settings(max_examples=150, deadline=None)
 @given(qrels_st, run_st)
 def test_matches_ir_measures_on_random_runs(qrels, run):
+    # pytrec_eval (trec_eval 9.0.x inside ir_measures) never returns from nDCG without a cutoff
+    # for a query whose only judgements are negative, e.g. {"5": {"d10": -1}} with a run for
+    # "5" (found by hypothesis under CI's derandomised profile). Our evaluator handles it; the
+    # reference cannot, so such queries are left out of the comparison.
+    assume(all(any(r > 0 for r in docs.values()) or all(r >= 0 for r in docs.values()) for docs in qrels.values()))
     assert_same(run, qrels)
 
 

@@ -6,7 +6,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CorruptIndexError", "Index", "SparsedexError", "algorithms", "simd_kernel", "synthetic_corpus"]
+__all__ = ["CorruptIndexError", "Index", "SparsedexError", "algorithms", "similarity_order", "simd_kernel", "synthetic_corpus"]
 
 class SparsedexError(Exception): ...
 class CorruptIndexError(SparsedexError): ...
@@ -56,6 +56,12 @@ class Index:
 
 def algorithms() -> list[str]: ...
 def simd_kernel() -> str: ...
+def similarity_order(
+    indptr: npt.NDArray[np.uint64],
+    indices: npt.NDArray[np.uint32],
+    values: npt.NDArray[np.float32],
+    n_terms: int | None = None,
+) -> npt.NDArray[np.uint32]: ...
 def synthetic_corpus(
     n_docs: int,
     n_queries: int = 1000,

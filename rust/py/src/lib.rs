@@ -325,6 +325,30 @@ fn synthetic_corpus<'py>(
     ))
 }
 
+/// The document order `VectorIndex.build(reorder=True)` uses: `order[new_position] = input_row`
+/// (documents sorted by their two most distinctive heavy terms). For giving other engines the
+/// same order in side-by-side benchmarks.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, values, n_terms=None))]
+fn similarity_order<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, u64>,
+    indices: PyReadonlyArray1<'py, u32>,
+    values: PyReadonlyArray1<'py, f32>,
+    n_terms: Option<u32>,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+    let order = enter(py, || {
+        sparsedex_core::index::build::check_csr(&csr, "documents")?;
+        let nt = n_terms.unwrap_or_else(|| csr.indices.iter().copied().max().map_or(0, |m| m + 1));
+        if let Some(&t) = csr.indices.iter().find(|&&t| t >= nt) {
+            return Err(Error::InvalidArgument(format!("term id {t} is out of range (vocabulary size {nt})")));
+        }
+        Ok(sparsedex_core::index::build::similarity_order(csr.indptr, csr.indices, csr.values, nt))
+    })?;
+    Ok(order.into_pyarray(py))
+}
+
 /// The native module.
 #[pymodule]
 mod _core {
@@ -332,6 +356,8 @@ mod _core {
     use super::algorithms;
     #[pymodule_export]
     use super::simd_kernel;
+    #[pymodule_export]
+    use super::similarity_order;
     #[pymodule_export]
     use super::synthetic_corpus;
     #[pymodule_export]

@@ -507,7 +507,7 @@ def run(args):
                                              setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
                                              extra={"algorithm": alg}))
                     batch.append((label, a, b, nb))
-                    notes.append(f"{label}: quantization={quant}; one row per algorithm in "
+                    notes.append(f"{label}: quantization={quant}, store_vectors=False (posting lists only); one row per algorithm in "
                                  "VectorIndex.algorithms; batch row = search_batch over all queries, "
                                  f"threads=None ({os.cpu_count()} cores)")
                 except Exception as exc:

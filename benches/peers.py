@@ -384,8 +384,10 @@ class Sparsedex(Adapter):
         return list(self.VectorIndex.algorithms)
 
     def build(self, c):
+        # store_vectors=False: search needs only the posting lists (the stored vectors serve
+        # get/explain), and no peer here keeps the original float vectors either.
         self.ix = self.VectorIndex.build(
-            (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization)
+            (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=False)
 
     def set_algorithm(self, algorithm):
         self.algorithm = algorithm

@@ -165,9 +165,9 @@ impl<'a, I: Copy + Default> Cursor<'a, I> {
         let mut b = self.bm_block;
         // Never trust the shallow pointer past the block that holds `target`: fall back to the
         // decoded block (which holds the current doc <= target) if `target` went backwards.
-        if b > self.first_block && self.block_last[b - 1] >= target {
-            b = self.block;
-        } else if self.block > b && self.block_last[self.block - 1] < target {
+        if (b > self.first_block && self.block_last[b - 1] >= target)
+            || (self.block > b && self.block_last[self.block - 1] < target)
+        {
             b = self.block;
         }
         b = self.find_block(b, target);

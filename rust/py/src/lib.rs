@@ -337,7 +337,11 @@ fn similarity_order<'py>(
     values: PyReadonlyArray1<'py, f32>,
     n_terms: Option<u32>,
 ) -> PyResult<Bound<'py, PyArray1<u32>>> {
-    let csr = CsrRef { indptr: slice(&indptr, "indptr")?, indices: slice(&indices, "indices")?, values: slice(&values, "values")? };
+    let csr = CsrRef {
+        indptr: slice(&indptr, "indptr")?,
+        indices: slice(&indices, "indices")?,
+        values: slice(&values, "values")?,
+    };
     let order = enter(py, || {
         sparsedex_core::index::build::check_csr(&csr, "documents")?;
         let nt = n_terms.unwrap_or_else(|| csr.indices.iter().copied().max().map_or(0, |m| m + 1));

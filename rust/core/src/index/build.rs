@@ -293,28 +293,31 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
     let cleaned = clean(&docs, opts.n_terms)?;
     let n_docs = cleaned.indptr.len() - 1;
     // Reordering keeps the caller's ids (or row numbers) as external ids.
-    let mut owned_int: Vec<i64> = Vec::new();
-    let mut owned_str: Vec<String> = Vec::new();
-    let (cleaned, ids) = if opts.reorder && n_docs > 1 {
-        let order = similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms);
-        let ids = match ids {
-            IdsInput::None => {
-                owned_int = order.iter().map(|&d| d as i64).collect();
-                IdsInput::Int(&owned_int)
-            }
-            IdsInput::Int(v) if v.len() == n_docs => {
-                owned_int = order.iter().map(|&d| v[d as usize]).collect();
-                IdsInput::Int(&owned_int)
-            }
-            IdsInput::Str(v) if v.len() == n_docs => {
-                owned_str = order.iter().map(|&d| v[d as usize].clone()).collect();
-                IdsInput::Str(&owned_str)
-            }
-            other => other,
-        };
-        (permute(cleaned, &order), ids)
+    let order = if opts.reorder && n_docs > 1 {
+        Some(similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms))
     } else {
-        (cleaned, ids)
+        None
+    };
+    let owned_int: Vec<i64> = match (&order, ids) {
+        (Some(o), IdsInput::None) => o.iter().map(|&d| d as i64).collect(),
+        (Some(o), IdsInput::Int(v)) if v.len() == n_docs => o.iter().map(|&d| v[d as usize]).collect(),
+        _ => Vec::new(),
+    };
+    let owned_str: Vec<String> = match (&order, ids) {
+        (Some(o), IdsInput::Str(v)) if v.len() == n_docs => o.iter().map(|&d| v[d as usize].clone()).collect(),
+        _ => Vec::new(),
+    };
+    let (cleaned, ids) = match order {
+        Some(o) => {
+            let ids = match ids {
+                IdsInput::None => IdsInput::Int(&owned_int),
+                IdsInput::Int(v) if v.len() == n_docs => IdsInput::Int(&owned_int),
+                IdsInput::Str(v) if v.len() == n_docs => IdsInput::Str(&owned_str),
+                other => other,
+            };
+            (permute(cleaned, &o), ids)
+        }
+        None => (cleaned, ids),
     };
     match ids {
         IdsInput::Int(v) if v.len() != n_docs => {

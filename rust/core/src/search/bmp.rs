@@ -14,6 +14,7 @@
 //! Pruning needs documents that score alike to share blocks: on a collection in arbitrary
 //! order most blocks survive and the exhaustive scorer is faster (see `choose`).
 
+use super::common::for_each_posting;
 use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
@@ -183,7 +184,6 @@ pub fn search_or_give_up<K: Kind>(
     let (ub, acc) = K::ub_and_acc(scratch);
     ub.clear();
     ub.resize(nb, K::S::default());
-    let mut buf = [0u32; BLOCK_LEN];
     // 1. Upper bound of every doc block.
     let mut sources = Vec::with_capacity(plan.terms.len());
     for pt in &plan.terms {
@@ -195,35 +195,27 @@ pub fn search_or_give_up<K: Kind>(
             sources.push(TermSource::Dense(d, RangeReader::new(v, arrays.impacts, t)));
             continue;
         }
-        let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
-        let p0 = v.term_post_start[t] as usize;
-        let df = v.term_post_start[t + 1] as usize - p0;
+        let df = v.df(pt.term) as usize;
         let mut docs = Vec::with_capacity(df);
         let mut contrib = Vec::with_capacity(df);
         let mut cur_blk = usize::MAX;
         let mut cur_max = K::S::default();
-        for b in b0..b1 {
-            let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-            let prev = if b > b0 { Some(v.block_last[b - 1]) } else { None };
-            decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut buf);
-            let start = (b - b0) * BLOCK_LEN;
-            let len = (df - start).min(BLOCK_LEN);
-            for (&d, &imp) in buf[..len].iter().zip(&arrays.impacts[p0 + start..p0 + start + len]) {
-                let c = K::mul(pt.w, imp);
-                docs.push(d);
-                contrib.push(c);
-                let blk = d as usize / DOC_BLOCK;
-                if blk != cur_blk {
-                    if let Some(u) = ub.get_mut(cur_blk) {
-                        *u += cur_max;
-                    }
-                    cur_blk = blk;
-                    cur_max = c;
-                } else if c > cur_max {
-                    cur_max = c;
+        let w = pt.w;
+        for_each_posting(v, arrays, pt.term, |d, imp| {
+            let c = K::mul(w, imp);
+            docs.push(d);
+            contrib.push(c);
+            let blk = d as usize / DOC_BLOCK;
+            if blk != cur_blk {
+                if let Some(u) = ub.get_mut(cur_blk) {
+                    *u += cur_max;
                 }
+                cur_blk = blk;
+                cur_max = c;
+            } else if c > cur_max {
+                cur_max = c;
             }
-        }
+        });
         if let Some(u) = ub.get_mut(cur_blk) {
             *u += cur_max;
         }

@@ -209,3 +209,32 @@ impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
         self.heap.iter().map(|e| e.1)
     }
 }
+
+/// Call `f(doc, impact)` for every posting of `term` in doc order, decoding block by block:
+/// the term-at-a-time loop shared by the exhaustive scorer, TAAT MaxScore and block-max pruning.
+#[inline]
+pub fn for_each_posting<I: Copy>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, I>,
+    term: u32,
+    mut f: impl FnMut(u32, I),
+) {
+    let t = term as usize;
+    if t >= v.n_terms as usize {
+        return;
+    }
+    let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+    let p0 = v.term_post_start[t] as usize;
+    let df = v.term_post_start[t + 1] as usize - p0;
+    let mut buf = [0u32; crate::codec::BLOCK_LEN];
+    for b in b0..b1 {
+        let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
+        let prev = if b > b0 { Some(v.block_last[b - 1]) } else { None };
+        crate::codec::decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut buf);
+        let start = (b - b0) * crate::codec::BLOCK_LEN;
+        let len = (df - start).min(crate::codec::BLOCK_LEN);
+        for (&d, &imp) in buf[..len].iter().zip(&arrays.impacts[p0 + start..p0 + start + len]) {
+            f(d, imp);
+        }
+    }
+}

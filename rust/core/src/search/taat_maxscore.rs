@@ -13,11 +13,11 @@
 //! lets ties be decided by doc order. Float scores are recomputed for the final candidates in
 //! canonical term order, so they equal the oracle's bit for bit.
 
-use super::common::{lookup, open_cursors, DistinctTop};
+use super::common::{for_each_posting, lookup, open_cursors, DistinctTop};
 use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
-use crate::codec::{decode_docs, BLOCK_LEN};
+use crate::codec::BLOCK_LEN;
 use crate::index::{ImpactArrays, IndexView};
 use crate::postings::Cursor;
 
@@ -53,28 +53,17 @@ pub fn search<K: Kind>(
     let mut i = 0;
     while i < m && !(i > 0 && K::below(rest[i], theta, slack)) {
         let pt = &plan.terms[order[i]];
-        let t = pt.term as usize;
-        let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
-        let p0 = v.term_post_start[t] as usize;
-        let df = v.term_post_start[t + 1] as usize - p0;
+        let w = pt.w;
         let mut hmin = top.kth();
-        for b in b0..b1 {
-            let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-            let prev = if b > b0 { Some(v.block_last[b - 1]) } else { None };
-            decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut buf);
-            let start = (b - b0) * BLOCK_LEN;
-            let len = (df - start).min(BLOCK_LEN);
-            let imps = &arrays.impacts[p0 + start..p0 + start + len];
-            for (&d, &imp) in buf[..len].iter().zip(imps) {
-                if let Some(a) = acc.get_mut(d as usize) {
-                    *a += K::mul(pt.w, imp);
-                    if *a > hmin {
-                        top.offer(d, *a);
-                        hmin = top.kth();
-                    }
+        for_each_posting(v, arrays, pt.term, |d, imp| {
+            if let Some(a) = acc.get_mut(d as usize) {
+                *a += K::mul(w, imp);
+                if *a > hmin {
+                    top.offer(d, *a);
+                    hmin = top.kth();
                 }
             }
-        }
+        });
         i += 1;
         top.refresh(|d| acc[d as usize]);
         theta = top.kth();
@@ -123,23 +112,14 @@ pub fn search<K: Kind>(
         let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
         if cand.len() * 4 > df {
             // Many candidates: stream the whole list; non-candidates have a zero accumulator.
-            let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
-            let p0 = v.term_post_start[t] as usize;
-            for b in b0..b1 {
-                let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-                let prev = if b > b0 { Some(v.block_last[b - 1]) } else { None };
-                decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut buf);
-                let start = (b - b0) * BLOCK_LEN;
-                let len = (df - start).min(BLOCK_LEN);
-                let imps = &arrays.impacts[p0 + start..p0 + start + len];
-                for (&d, &imp) in buf[..len].iter().zip(imps) {
-                    if let Some(a) = acc.get_mut(d as usize) {
-                        if *a > K::S::default() {
-                            *a += K::mul(pt.w, imp);
-                        }
+            let w = pt.w;
+            for_each_posting(v, arrays, pt.term, |d, imp| {
+                if let Some(a) = acc.get_mut(d as usize) {
+                    if *a > K::S::default() {
+                        *a += K::mul(w, imp);
                     }
                 }
-            }
+            });
             for &d in &cand {
                 top.offer(d, acc[d as usize]);
             }

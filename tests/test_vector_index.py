@@ -179,13 +179,22 @@ def test_bad_inputs_other():
     assert len(ix.search([1000], [1.0])[0]) == 0
 
 
+def test_huge_k_is_capped_not_allocated():
+    ix = VectorIndex.build([([1], [1.0]), ([1, 2], [0.5, 1.0])])
+    for algo in VectorIndex.algorithms:
+        ids, scores = ix.search([1], [1.0], k=10**15, algorithm=algo)
+        assert ids.tolist() == [0, 1]
+    ids, scores = ix.search_batch([([1], [1.0]), ([2], [1.0])], k=10**15)
+    assert ids.shape == (2, 2) and ids.tolist() == [[0, 1], [1, -1]]
+
+
 def test_empty_index():
     ix = VectorIndex.build([])
     assert len(ix) == 0
     ids, scores = ix.search([1], [1.0], k=3)
     assert len(ids) == 0
     ids, scores = ix.search_batch([([1], [1.0])], k=3)
-    assert ids.tolist() == [[-1, -1, -1]]
+    assert ids.tolist() == [[-1]]  # columns = min(k, documents), at least 1
 
 
 def test_save_open_roundtrip(tmp_path):

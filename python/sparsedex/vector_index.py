@@ -225,9 +225,10 @@ class VectorIndex:
         return self._external(rows), scores
 
     def search_batch(self, queries: Any, k: int = 10, algorithm: str = "auto", threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of many queries on all cores: (ids [nq, k], scores [nq, k]).
+        """Exact top-k of many queries on all cores: (ids [nq, c], scores [nq, c]), where
+        c = min(k, number of documents).
 
-        Missing hits (fewer than k matching documents) are -1 (None for string ids) with NaN scores.
+        Missing hits (fewer than c matching documents) are -1 (None for string ids) with NaN scores.
         """
         indptr, indices, values = to_csr(queries, what="query")
         rows, scores = self._core.search_batch(indptr, indices, values, int(k), algorithm, threads)

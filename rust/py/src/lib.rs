@@ -149,7 +149,8 @@ impl PyIndex {
     }
 
     /// Exact top-k of a CSR batch of queries, on all cores (or `threads`). Returns
-    /// (doc ids int64 [nq, k], scores float32 [nq, k]); missing hits are -1 / NaN.
+    /// (doc ids int64 [nq, c], scores float32 [nq, c]) with c = min(k, number of documents);
+    /// missing hits are -1 / NaN.
     #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
@@ -169,6 +170,8 @@ impl PyIndex {
             values: slice(&values, "values")?,
         };
         let inner = &self.inner;
+        // Columns: k, or the number of documents if that is smaller (no more hits can exist).
+        let k = if k == 0 { 0 } else { k.min(inner.n_docs().max(1) as usize) };
         let (docs, scores, nq) = enter(py, || {
             let res = search::search_batch(inner, csr, k, algo, threads)?;
             let nq = res.len();

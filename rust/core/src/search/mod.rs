@@ -339,6 +339,7 @@ fn check_k(k: usize) -> Result<()> {
 /// Exact top-`k` of one query.
 pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
     check_k(k)?;
+    let k = k.min(index.n_docs().max(1) as usize); // no more hits than documents
     search_one(index.view(), q, k, algo, None)
 }
 
@@ -383,6 +384,7 @@ pub fn search_batch(
 ) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
     check_k(k)?;
+    let k = k.min(index.n_docs().max(1) as usize); // no more hits than documents
     let nq = crate::index::build::check_csr(&queries, "queries")?;
     let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {

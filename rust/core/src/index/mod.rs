@@ -12,7 +12,6 @@
 pub mod build;
 pub mod format;
 
-use crate::codec::BLOCK_LEN;
 use crate::container::{Container, Image};
 use crate::{Error, Result};
 use std::path::Path;
@@ -266,12 +265,5 @@ impl Index {
             kind: v.kind(),
             scale: v.scale,
         }
-    }
-
-    /// Number of postings of term `t` that fall in block `b` of the term (all but the last are full).
-    pub fn block_len(v: &IndexView<'_>, t: u32, b_in_term: usize) -> usize {
-        let df = v.df(t) as usize;
-        let full = b_in_term * BLOCK_LEN;
-        (df - full).min(BLOCK_LEN)
     }
 }

@@ -37,7 +37,7 @@ import numpy as np
 
 from ._core import CorruptIndexError, SparsedexError
 from .vector_index import VectorIndex
-from .vectors import SparseEmbedding, validate_embedding
+from .vectors import SparseEmbedding, to_csr_arrays, validate_embedding
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch"]
 
@@ -187,15 +187,8 @@ def _json_payload(p: Any, row: int) -> dict[str, Any] | None:
 
 
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lens = np.fromiter((v.indices.shape[0] for v in vectors), dtype=np.uint64, count=len(vectors))
-    indptr = np.zeros(len(vectors) + 1, dtype=np.uint64)
-    np.cumsum(lens, out=indptr[1:])
-    if vectors:
-        indices = np.concatenate([np.asarray(v.indices, dtype=np.uint32) for v in vectors])
-        values = np.concatenate([np.asarray(v.values, dtype=np.float32) for v in vectors])
-    else:
-        indices, values = np.zeros(0, np.uint32), np.zeros(0, np.float32)
-    return indptr, indices, values
+    """CSR arrays of already validated vectors."""
+    return to_csr_arrays(vectors, validate=False)
 
 
 def _replace_dir(tmp: Path, dest: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core
+from .vectors import to_csr_arrays
 
 __all__ = ["VectorIndex", "to_csr", "to_query"]
 
@@ -82,13 +83,9 @@ def to_csr(docs: Any, what: str = "document") -> tuple[np.ndarray, np.ndarray, n
             np.ascontiguousarray(m.indices, dtype=np.uint32),
             np.ascontiguousarray(m.data, dtype=np.float32),
         )
-    rows = [_row(v, i, what) for i, v in enumerate(docs)]
-    lens = np.fromiter((r[0].shape[0] for r in rows), dtype=np.uint64, count=len(rows))
-    indptr = np.zeros(len(rows) + 1, dtype=np.uint64)
-    np.cumsum(lens, out=indptr[1:])
-    indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.uint32)
-    values = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
-    return indptr, indices, values
+    rows = [_row(v, i, what) for i, v in enumerate(docs)]  # checked here for row-naming errors
+    indptr, indices, values = to_csr_arrays(rows, validate=False)
+    return indptr.astype(np.uint64), indices, values
 
 
 def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,27 @@
 use crate::codec::{decode_docs, BLOCK_LEN};
 use crate::index::{ImpactArrays, IndexView, TERMINATED};
 
+/// Decode block `b` (global index) of a term whose first block is `first_block` into `buf`:
+/// the one place that turns block metadata into doc ids.
+#[inline]
+pub fn decode_block(v: &IndexView<'_>, first_block: usize, b: usize, buf: &mut [u32; BLOCK_LEN]) {
+    decode_block_raw(v.docs, v.block_off, v.block_last, first_block, b, buf)
+}
+
+#[inline]
+fn decode_block_raw(
+    docs: &[u8],
+    block_off: &[u64],
+    block_last: &[u32],
+    first_block: usize,
+    b: usize,
+    buf: &mut [u32; BLOCK_LEN],
+) {
+    let (lo, hi) = (block_off[b] as usize, block_off[b + 1] as usize);
+    let prev = if b > first_block { Some(block_last[b - 1]) } else { None };
+    decode_docs(&docs[lo..hi], ((hi - lo) / 16) as u32, prev, buf);
+}
+
 /// A forward-only cursor over the postings of one term.
 pub struct Cursor<'a, I> {
     docs: &'a [u8],
@@ -75,11 +96,7 @@ impl<'a, I: Copy + Default> Cursor<'a, I> {
     #[inline]
     fn load_block(&mut self, b: usize) {
         self.block = b;
-        let lo = self.block_off[b] as usize;
-        let hi = self.block_off[b + 1] as usize;
-        let bits = ((hi - lo) / 16) as u32;
-        let prev = if b > self.first_block { Some(self.block_last[b - 1]) } else { None };
-        decode_docs(&self.docs[lo..hi], bits, prev, &mut self.buf);
+        decode_block_raw(self.docs, self.block_off, self.block_last, self.first_block, b, &mut self.buf);
         let in_term = b - self.first_block;
         self.len = (self.df - in_term * BLOCK_LEN).min(BLOCK_LEN);
         self.pos = 0;

@@ -171,7 +171,7 @@ impl PyIndex {
         };
         let inner = &self.inner;
         // Columns: k, or the number of documents if that is smaller (no more hits can exist).
-        let k = if k == 0 { 0 } else { k.min(inner.n_docs().max(1) as usize) };
+        let k = search::effective_k(inner, k).map_err(to_py)?;
         let (docs, scores, nq) = enter(py, || {
             let res = search::search_batch(inner, csr, k, algo, threads)?;
             let nq = res.len();

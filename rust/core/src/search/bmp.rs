@@ -18,8 +18,9 @@ use super::common::for_each_posting;
 use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
-use crate::codec::{decode_docs, BLOCK_LEN};
+use crate::codec::BLOCK_LEN;
 use crate::index::{ImpactArrays, IndexView, DOC_BLOCK};
+use crate::postings::decode_block;
 
 /// Reads the postings of one term in doc ranges that only move forward, decoding a block
 /// only when a range needs it.
@@ -58,10 +59,7 @@ impl<'a, I: Copy> RangeReader<'a, I> {
         if self.decoded && self.cur == b {
             return;
         }
-        let v = self.v;
-        let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-        let prev = if b > self.b0 { Some(v.block_last[b - 1]) } else { None };
-        decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut self.buf);
+        decode_block(self.v, self.b0, b, &mut self.buf);
         self.cur = b;
         self.decoded = true;
     }

@@ -3,7 +3,7 @@
 use super::plan::Plan;
 use super::Kind;
 use crate::index::{ImpactArrays, IndexView};
-use crate::postings::Cursor;
+use crate::postings::{decode_block, Cursor};
 
 /// A query term's cursor with its weight, upper bound and canonical position.
 pub struct TermCursor<'a, K: Kind> {
@@ -111,10 +111,7 @@ pub fn lookup<I: Copy>(
     if bi == lasts.len() {
         return None;
     }
-    let b = b0 + bi;
-    let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-    let prev = if bi > 0 { Some(lasts[bi - 1]) } else { None };
-    crate::codec::decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, buf);
+    decode_block(v, b0, b0 + bi, buf);
     let p0 = v.term_post_start[t] as usize;
     let df = v.term_post_start[t + 1] as usize - p0;
     let len = (df - bi * crate::codec::BLOCK_LEN).min(crate::codec::BLOCK_LEN);
@@ -228,9 +225,7 @@ pub fn for_each_posting<I: Copy>(
     let df = v.term_post_start[t + 1] as usize - p0;
     let mut buf = [0u32; crate::codec::BLOCK_LEN];
     for b in b0..b1 {
-        let (lo, hi) = (v.block_off[b] as usize, v.block_off[b + 1] as usize);
-        let prev = if b > b0 { Some(v.block_last[b - 1]) } else { None };
-        crate::codec::decode_docs(&v.docs[lo..hi], ((hi - lo) / 16) as u32, prev, &mut buf);
+        decode_block(v, b0, b, &mut buf);
         let start = (b - b0) * crate::codec::BLOCK_LEN;
         let len = (df - start).min(crate::codec::BLOCK_LEN);
         for (&d, &imp) in buf[..len].iter().zip(&arrays.impacts[p0 + start..p0 + start + len]) {

@@ -329,17 +329,18 @@ fn run<K: Kind>(
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }
 
-fn check_k(k: usize) -> Result<()> {
+/// The number of hits a search for `k` can return: `k` capped at the number of documents
+/// (at least 1), so that a huge `k` never becomes an allocation. Errors if `k` is 0.
+pub fn effective_k(index: &Index, k: usize) -> Result<usize> {
     if k == 0 {
         return Err(Error::InvalidArgument("k must be at least 1".into()));
     }
-    Ok(())
+    Ok(k.min(index.n_docs().max(1) as usize))
 }
 
 /// Exact top-`k` of one query.
 pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
-    check_k(k)?;
-    let k = k.min(index.n_docs().max(1) as usize); // no more hits than documents
+    let k = effective_k(index, k)?;
     search_one(index.view(), q, k, algo, None)
 }
 
@@ -383,8 +384,7 @@ pub fn search_batch(
     threads: Option<usize>,
 ) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
-    check_k(k)?;
-    let k = k.min(index.n_docs().max(1) as usize); // no more hits than documents
+    let k = effective_k(index, k)?;
     let nq = crate::index::build::check_csr(&queries, "queries")?;
     let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {

@@ -395,7 +395,7 @@ class SparseIndex:
         assert self._engine is not None and not self._bm25
         vecs = []
         for r in range(len(self._ids)):
-            idx, val = self._engine._core.get(self._engine.row(self._ids[r]))
+            idx, val = self._engine.get(self._ids[r])
             vecs.append(SparseEmbedding(indices=idx, values=val))
         self._vectors = vecs
 
@@ -530,7 +530,7 @@ class SparseIndex:
         row = self._row(id)
         engine = self._engine_index()
         assert engine is not None
-        idx, val = engine._core.get(engine.row(self._ids[row]))
+        idx, val = engine.get(self._ids[row])
         return Document(self._ids[row], self._texts[row], self._payloads[row], SparseEmbedding(indices=idx, values=val))
 
     def ids(self) -> list[Any]:
@@ -558,7 +558,7 @@ class SparseIndex:
             TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
         ]
         score = float(np.float32(math.fsum(m.contribution for m in matches)))
-        d_idx, d_val = engine._core.get(engine.row(self._ids[row]))
+        d_idx, d_val = engine.get(self._ids[row])
         doc_terms = self.decode(SparseEmbedding(indices=d_idx, values=d_val), top_k=top_terms)
         return Explanation(self._ids[row], score, matches, self.decode(q, top_k=top_terms), doc_terms)
 

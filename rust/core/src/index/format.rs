@@ -15,6 +15,7 @@
 use super::{ExternalIds, Forward, ImpactArrays, Impacts, IndexView};
 use crate::codec::{packed_len, BLOCK_LEN};
 use crate::container::Container;
+use crate::postings::decode_block;
 use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
@@ -121,6 +122,10 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
                 doc_block_max,
             };
             check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
+            check_weights("impacts_f32", a.impacts)?;
+            check_weights("block_max_f32", a.block_max)?;
+            check_weights("term_max_f32", a.term_max)?;
+            check_weights("dbm_f32", a.doc_block_max.dense)?;
             Impacts::F32(a)
         }
         k => return Err(corrupt(format!("unknown impact kind {k}"))),
@@ -149,7 +154,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     } else {
         ExternalIds::None
     };
-    Ok(IndexView {
+    let view = IndexView {
         n_docs,
         n_terms,
         vocab_declared: meta.get(4).copied().unwrap_or(0) == 1,
@@ -162,7 +167,35 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         impacts,
         forward,
         ids,
-    })
+    };
+    check_doc_blocks(&view)?;
+    Ok(view)
+}
+
+/// Decode every doc-id block once and check what the cursors rely on: the doc ids of a
+/// block's postings are strictly increasing, above the previous block's last doc id (within
+/// the term), and the last one is the block's `block_last` (so below `n_docs`). A seek stops
+/// inside the block whose `block_last` reaches its target only if that holds. In parallel
+/// over terms; the cost is one decode of the postings, less than verifying their checksums.
+fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
+    use rayon::prelude::*;
+    (0..v.n_terms as usize).into_par_iter().try_for_each_init(
+        || [0u32; BLOCK_LEN],
+        |buf, t| {
+            let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+            let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
+            for b in first..end {
+                decode_block(v, first, b, buf);
+                let len = (df - (b - first) * BLOCK_LEN).min(BLOCK_LEN);
+                let docs = &buf[..len];
+                let above_prev = b == first || docs[0] > v.block_last[b - 1];
+                if !above_prev || docs.windows(2).any(|w| w[0] >= w[1]) || docs[len - 1] != v.block_last[b] {
+                    return Err(corrupt(format!("term {t}: doc ids of block {b} do not match the block metadata")));
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {
@@ -170,6 +203,17 @@ fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {
         return Err(corrupt("doc-block maxima have the wrong length"));
     }
     Ok(())
+}
+
+/// Float impacts and their maxima must be finite and non-negative, as the builder writes them:
+/// the scorers treat a zero accumulator as "not touched" and a positive one as a candidate, so
+/// a negative or NaN impact would leave an accumulator of the per-thread scratch space dirty
+/// for the next search (of any index) on that thread.
+fn check_weights(name: &str, ws: &[f32]) -> Result<()> {
+    match ws.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
+        Some(i) => Err(corrupt(format!("section '{name}': entry {i} is {} (not a finite weight >= 0)", ws[i]))),
+        None => Ok(()),
+    }
 }
 
 fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: usize) -> Result<()> {

@@ -1,0 +1,60 @@
+"""Write the seed corpus of the fuzz targets: a few tiny, valid index files.
+
+    python rust/fuzz/make_seeds.py
+
+Each seed is the `vectors.sdx` file of a `VectorIndex` directory (the format `Index::open`
+reads). They cover both impact kinds, int / str / no external ids, stored vectors or not, a
+declared vocabulary, an empty row, and a term long enough to span several 128-posting blocks.
+Seeds are deterministic; rerun after a format change and commit the result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sparsedex import VectorIndex
+
+HERE = Path(__file__).resolve().parent
+TARGETS = ("index_open", "container_parse")
+
+
+def seeds() -> dict[str, VectorIndex]:
+    rng = np.random.default_rng(7)
+    small = [([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1]), ([], []), ([0, 3, 9], [0.3, 0.3, 4.0])]
+    # 300 documents, term 2 in every one of them (3 blocks), a few random others.
+    wide = []
+    for _ in range(300):
+        extra = sorted(set(rng.integers(3, 24, size=3).tolist()))
+        terms = [2, *extra]
+        wide.append((terms, rng.uniform(0.05, 3.0, size=len(terms)).round(2).tolist()))
+    return {
+        "u8-int-ids": VectorIndex.build(small, ids=[10, 20, 30, 40]),
+        "u8-str-ids-vocab": VectorIndex.build(small, ids=["a", "b", "c", "d"], vocab_size=12),
+        "float-no-vectors": VectorIndex.build(small, quantization="float", store_vectors=False, reorder=False),
+        "u8-multiblock": VectorIndex.build(wide, store_vectors=False),
+        "float-multiblock": VectorIndex.build(wide, quantization="float", store_vectors=False, reorder=False),
+        "single-doc": VectorIndex.build([([5], [1.0])]),
+    }
+
+
+def main() -> None:
+    for target in TARGETS:
+        out = HERE / "corpus" / target
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("seed-*"):
+            old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, ix in seeds().items():
+            d = Path(tmp) / name
+            ix.save(d)
+            for target in TARGETS:
+                shutil.copyfile(d / "vectors.sdx", HERE / "corpus" / target / f"seed-{name}.sdx")
+            print(f"seed-{name}.sdx: {(d / 'vectors.sdx').stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()

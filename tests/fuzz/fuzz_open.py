@@ -1,0 +1,175 @@
+"""atheris harness for the on-disk readers: mutated files must open cleanly or fail cleanly.
+
+    python tests/fuzz/fuzz_open.py TARGET [libFuzzer flags] [corpus dirs]
+    python tests/fuzz/fuzz_open.py vector_index -max_total_time=60
+
+Contract checked for every input: opening raises only `CorruptIndexError` or
+`FileNotFoundError`, or returns an index that can be searched (every algorithm, one query and
+a batch), explained, read (`get`, `ids`, `stats`) without any other exception. A panic in the
+core surfaces as `SparsedexError("internal error ...")`, which is not allowed, so it crashes
+the run like any other exception.
+
+Targets (`TARGETS`; add the next reader as one more entry):
+- `vector_index`: the bytes are the directory's index file (`vectors.sdx`); each input is
+  opened as given (checksums catch it) and resealed, every CRC recomputed, so that the
+  structural validation behind the checksums is reached.
+- `vector_index_meta`: the bytes are the directory's `sparsedex.json`, next to a valid index file.
+
+The target's seed directory is always added after the given corpus directories (libFuzzer
+writes new inputs to the first one; without any, a fresh temporary one is used). Note that
+atheris only sees coverage of Python code; the Rust core is fuzzed with coverage by the
+cargo-fuzz targets in rust/fuzz.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import atheris
+
+import numpy as np
+
+# Only the package's own Python code is instrumented (numpy, onnxruntime... would make the
+# start take a minute and add nothing).
+with atheris.instrument_imports(include=["sparsedex"]):
+    import sparsedex
+    from sparsedex import CorruptIndexError, VectorIndex
+
+ROOT = Path(__file__).resolve().parents[2]
+INDEX_SEEDS = ROOT / "rust" / "fuzz" / "corpus" / "index_open"
+META_SEEDS = Path(__file__).resolve().parent / "seeds" / "vector_index_meta"
+INDEX_FILE = "vectors.sdx"
+META_FILE = "sparsedex.json"
+VALID_META = b'{"format": "sparsedex-vector-index", "version": 1}'
+
+_workdir = Path(tempfile.mkdtemp(prefix="sparsedex-fuzz-"))
+
+
+def reseal(data: bytes) -> bytes:
+    """Recompute every checksum of a container image (section CRCs, then the table CRC,
+    then the header CRC) as far as the header and table can be located; the same as
+    `reseal` in rust/fuzz/fuzz_targets/common.rs."""
+    b = bytearray(data)
+    if len(b) < 64:
+        return bytes(b)
+    count = struct.unpack_from("<I", b, 24)[0]
+    table = struct.unpack_from("<Q", b, 32)[0]
+    if 64 <= table <= len(b):
+        for i in range(min(count, (len(b) - table) // 64)):
+            e = table + 64 * i
+            off, length = struct.unpack_from("<QQ", b, e + 32)
+            if off + length <= table:
+                struct.pack_into("<I", b, e + 48, zlib.crc32(b[off : off + length]))
+        struct.pack_into("<I", b, 28, zlib.crc32(b[table:]))
+    struct.pack_into("<I", b, 60, zlib.crc32(b[:60]))
+    return bytes(b)
+
+
+def _write(directory: Path, name: str, data: bytes) -> None:
+    # Replace, never rewrite in place: a previous index may still map the old file.
+    tmp = directory / (name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, directory / name)
+
+
+def _index_dir(index_bytes: bytes, meta_bytes: bytes) -> Path:
+    d = _workdir / "ix"
+    d.mkdir(exist_ok=True)
+    _write(d, INDEX_FILE, index_bytes)
+    _write(d, META_FILE, meta_bytes)
+    return d
+
+
+def exercise(ix: VectorIndex) -> None:
+    """Use every reader of an index that opened; any exception is a bug."""
+    n_docs = len(ix)
+    n_terms = ix._core.n_terms
+    ix.stats()
+    repr(ix)
+    ids = ix.ids()
+    has_vectors = ix._core.has_vectors
+    for row in range(min(n_docs, 16)):
+        if has_vectors:
+            ix.get(ids[row])
+    if n_terms == 0:
+        return
+    terms = list(range(min(n_terms, 6)))
+    weights = [0.25 + i for i in range(len(terms))]
+    for algorithm in ix.algorithms:
+        for k in (1, 10):
+            hits, scores = ix.search(terms, weights, k=k, algorithm=algorithm)
+            assert len(hits) == len(scores) <= k
+    ix.search_batch([(terms, weights), (terms[:1], [1.0])], k=5, threads=1)
+    for row in range(min(n_docs, 4)):
+        ix.explain((terms, weights), ids[row])
+
+
+def _open_and_use(index_bytes: bytes, meta_bytes: bytes) -> None:
+    d = _index_dir(index_bytes, meta_bytes)
+    try:
+        ix = VectorIndex.open(d)
+    except (CorruptIndexError, FileNotFoundError):
+        return
+    exercise(ix)
+
+
+def fuzz_vector_index(data: bytes) -> None:
+    _open_and_use(data, VALID_META)
+    sealed = reseal(data)
+    if sealed != data:
+        _open_and_use(sealed, VALID_META)
+
+
+def fuzz_vector_index_meta(data: bytes) -> None:
+    _open_and_use(_valid_index_bytes(), data)
+
+
+_valid_index: bytes | None = None
+
+
+def _valid_index_bytes() -> bytes:
+    global _valid_index
+    if _valid_index is None:
+        _valid_index = (INDEX_SEEDS / "seed-u8-int-ids.sdx").read_bytes()
+    return _valid_index
+
+
+@dataclass(frozen=True)
+class Target:
+    run: Callable[[bytes], None]
+    seeds: Path
+
+
+TARGETS: dict[str, Target] = {
+    "vector_index": Target(fuzz_vector_index, INDEX_SEEDS),
+    "vector_index_meta": Target(fuzz_vector_index_meta, META_SEEDS),
+}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[1] not in TARGETS:
+        sys.exit(f"usage: {argv[0]} TARGET [libFuzzer flags] [corpus dirs]; targets: {', '.join(TARGETS)}")
+    target = TARGETS[argv[1]]
+    args = [argv[0], *argv[2:]]
+    dirs = [a for a in args[1:] if not a.startswith("-")]
+    if not dirs:
+        # libFuzzer writes new inputs to the first directory: a scratch one, not the seeds.
+        (_workdir / "corpus").mkdir(exist_ok=True)
+        args.append(str(_workdir / "corpus"))
+    if str(target.seeds) not in dirs:
+        args.append(str(target.seeds))
+    np.seterr(all="ignore")
+    print(f"sparsedex {sparsedex.__version__}: fuzzing target {argv[1]}", flush=True)
+    atheris.Setup(args, target.run)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,611 @@
+"""Payload filters: a small Mongo-like language, evaluated over a whole segment at once.
+
+Each document may carry a payload: a JSON-like ``dict`` or ``None``. A filter is a plain,
+JSON-serialisable dict. :func:`compile_filter` validates it once into a :class:`Filter`;
+:meth:`Filter.mask` evaluates it over a :class:`PayloadColumns` (one segment's payloads,
+turned into typed numpy columns once per field path) and returns a boolean mask, one entry
+per document, with numpy work only. :meth:`Filter.matches` evaluates the same semantics on
+one payload in plain Python; it is the reference the vectorised path is tested against.
+
+Language
+--------
+- ``{"genre": "drama"}`` is equality, shorthand for ``{"genre": {"$eq": "drama"}}``.
+- Field operators: ``$eq``, ``$ne``, ``$in`` (list), ``$nin`` (list), ``$gt``, ``$gte``,
+  ``$lt``, ``$lte`` (number bounds only), ``$exists`` (``true``/``false``). Several
+  operators on one field are ANDed: ``{"year": {"$gte": 1980, "$lt": 1990}}``.
+- Several keys in one dict are ANDed: ``{"genre": "drama", "year": {"$gte": 1980}}``.
+- Logical: ``{"$and": [f, ...]}``, ``{"$or": [f, ...]}`` (non-empty lists), ``{"$not": f}``.
+- Field names are dotted paths into nested dicts: ``"meta.lang"`` reads
+  ``payload["meta"]["lang"]``. A payload key that itself contains a dot cannot be addressed,
+  and paths do not descend into lists (``"tags.name"`` does not look inside a list of dicts).
+- ``{}`` matches every document.
+
+Semantics
+---------
+- A field is *missing* when the path does not exist: the payload is ``None``, a key is
+  absent, or an intermediate value is not a dict.
+- The *values* of a present field are the elements of the value when it is a list, else the
+  value itself. Elements that are lists or dicts match no predicate (only ``$exists``).
+- JSON equality: numbers compare by value across int and float (``1 == 1.0``); bools are
+  not numbers (``True != 1``, ``False != 0``); strings by exact value; ``null`` equals only
+  ``null`` (a missing field does not equal ``null``). Only scalars (null, bool, number,
+  string) can be compared; a list or dict operand is a :class:`FilterError`, and so is a
+  non-finite float.
+- ``$eq``, ``$in`` and the ranges match when ANY value of the field matches (as in Mongo and
+  Qdrant). Each operator is tested on its own, so ``{"x": {"$gt": 1, "$lt": 3}}`` matches
+  ``{"x": [0, 5]}`` (there is no ``$elemMatch``). ``$in: []`` matches nothing.
+- ``$ne: x`` is exactly ``$not: {$eq: x}`` and ``$nin`` is ``$not: {$in: ...}``: both match
+  documents where the field is missing.
+- ``$exists: true`` matches when the path exists, whatever the value (``null``, ``[]`` and
+  ``{}`` included); ``$exists: false`` is its negation.
+- Ranges match numbers only (never bools, strings or null). A bound must be a number (an int
+  that is not a bool, or a finite float); anything else is a :class:`FilterError`.
+- Integers of any size are compared exactly, in payloads and in filters: the columns keep
+  integers within +-2**53 (and all floats) as float64, which is exact for them, and larger
+  integers apart as Python ints, compared in Python (such values are rare, so that path is
+  small). A float64 column is compared with a filter bound beyond 2**53 through the two
+  floats around the bound, never through a rounded bound. So nothing needs rejecting at add
+  time for size; :func:`check_payload_value` instead rejects what would make an answer
+  wrong: values that are not JSON (tuples, sets, bytes, numpy scalars, ...), non-string
+  keys and non-finite floats.
+
+Errors
+------
+A malformed filter raises :class:`FilterError` (a :class:`ValueError`) naming where it is,
+for example ``filter at $and[1].year: unknown operator '$gtx' (known: $eq, $ne, ...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["FilterError", "Filter", "PayloadColumns", "compile_filter", "check_payload_value"]
+
+_EXACT = 2**53  # integers with |v| <= 2**53 are exact in float64
+
+_FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
+_LOGICAL_OPS = ("$and", "$or", "$not")
+_RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
+
+_MISSING = object()
+
+
+class FilterError(ValueError):
+    """A filter expression is malformed; the message names the offending part."""
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, float)
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, str)) or _is_number(v)
+
+
+def _json_eq(a: Any, b: Any) -> bool:
+    """JSON equality of two scalars (reference semantics)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and a == b
+    if _is_number(a) and _is_number(b):
+        return a == b  # Python compares int and float exactly
+    return False
+
+
+def _resolve(payload: Any, keys: tuple[str, ...]) -> Any:
+    v = payload
+    for k in keys:
+        if not isinstance(v, dict):
+            return _MISSING
+        v = v.get(k, _MISSING)
+    return v
+
+
+def _elements(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def _float_bracket(b: int) -> tuple[float, float]:
+    """The floats ``lo <= b <= hi`` adjacent to the integer ``b`` (equal when exact)."""
+    try:
+        f = float(b)
+    except OverflowError:
+        f = math.inf if b > 0 else -math.inf
+    if f == b:
+        return f, f
+    if f > b:
+        return math.nextafter(f, -math.inf), f
+    return f, math.nextafter(f, math.inf)
+
+
+def _as_float(x: Any) -> float | None:
+    """``x`` (a number) as the float64 equal to it, or None when no float equals it."""
+    if isinstance(x, float):
+        return x
+    lo, hi = _float_bracket(x)
+    return lo if lo == hi else None
+
+
+# --------------------------------------------------------------------------- columns
+
+
+class _Part:
+    """One typed slice of a field: values plus the docs they belong to.
+
+    Dense when every document has at most one value of this type: ``vals`` then has one
+    entry per document (``fill`` where there is none) and a predicate on ``vals`` is the mask
+    itself. Otherwise ``docs[i]`` is the document of ``vals[i]`` and results are scattered.
+    """
+
+    __slots__ = ("n", "docs", "vals")
+
+    def __init__(self, n: int, docs: list[int], vals: list[Any], dtype: Any, fill: Any) -> None:
+        self.n = n
+        d = np.asarray(docs, dtype=np.int64)
+        v = np.asarray(vals, dtype=dtype)
+        if d.size == 0 or not np.any(d[1:] == d[:-1]):  # docs ascend; repeats are adjacent
+            dense = np.full(n, fill, dtype=dtype)
+            dense[d] = v
+            self.docs: np.ndarray | None = None
+            self.vals = dense
+        else:
+            self.docs = d
+            self.vals = v
+
+    def scatter(self, sel: np.ndarray) -> np.ndarray:
+        if self.docs is None:
+            return sel
+        out = np.zeros(self.n, dtype=bool)
+        out[self.docs[sel]] = True
+        return out
+
+
+class _Column:
+    """All values found at one field path of a segment."""
+
+    def __init__(self, payloads: Sequence[Any], path: str) -> None:
+        n = len(payloads)
+        keys = tuple(path.split("."))
+        present = np.zeros(n, dtype=bool)
+        num_d: list[int] = []
+        num_v: list[float] = []
+        str_d: list[int] = []
+        str_v: list[int] = []
+        codes: dict[str, int] = {}
+        true_d: list[int] = []
+        false_d: list[int] = []
+        null_d: list[int] = []
+        big: list[tuple[int, int]] = []
+        for i, p in enumerate(payloads):
+            v = p
+            for k in keys:
+                if not isinstance(v, dict):
+                    v = _MISSING
+                    break
+                v = v.get(k, _MISSING)
+            if v is _MISSING:
+                continue
+            present[i] = True
+            for e in v if isinstance(v, list) else (v,):
+                if isinstance(e, str):
+                    str_d.append(i)
+                    str_v.append(codes.setdefault(e, len(codes)))
+                elif isinstance(e, bool):
+                    (true_d if e else false_d).append(i)
+                elif isinstance(e, int):
+                    if -_EXACT <= e <= _EXACT:
+                        num_d.append(i)
+                        num_v.append(float(e))
+                    else:
+                        big.append((i, e))
+                elif isinstance(e, float):
+                    num_d.append(i)
+                    num_v.append(e)
+                elif e is None:
+                    null_d.append(i)
+                # lists and dicts inside lists, and non-JSON values, match no predicate
+        self.n = n
+        self.present = present
+        self.num = _Part(n, num_d, num_v, np.float64, np.nan)
+        self.str = _Part(n, str_d, str_v, np.int64, -1)
+        self.codes = codes
+        self.true = _doc_mask(n, true_d)
+        self.false = _doc_mask(n, false_d)
+        self.null = _doc_mask(n, null_d)
+        self.big = big
+
+    def _none(self) -> np.ndarray:
+        return np.zeros(self.n, dtype=bool)
+
+    def _big_mask(self, test: Callable[[int], bool]) -> np.ndarray | None:
+        hits = [d for d, v in self.big if test(v)]
+        return _doc_mask(self.n, hits) if hits else None
+
+    def eq(self, x: Any) -> np.ndarray:
+        if x is None:
+            return self._none() if self.null is None else self.null.copy()
+        if isinstance(x, bool):
+            m = self.true if x else self.false
+            return self._none() if m is None else m.copy()
+        return self.isin([x])  # strings and numbers
+
+    def isin(self, xs: list[Any]) -> np.ndarray:
+        out = self._none()
+        strs = [x for x in xs if isinstance(x, str)]
+        nums = [x for x in xs if _is_number(x)]
+        if strs and self.codes:
+            found = [self.codes[s] for s in strs if s in self.codes]
+            if found:
+                table = np.zeros(len(self.codes) + 1, dtype=bool)
+                table[np.asarray(found, dtype=np.int64) + 1] = True
+                out |= self.str.scatter(table[self.str.vals + 1])
+        if nums:
+            floats = [f for f in map(_as_float, nums) if f is not None]
+            if floats and self.num.vals.size:
+                out |= self.num.scatter(np.isin(self.num.vals, np.asarray(floats, np.float64)))
+            if self.big:
+                wanted = set(nums)  # no bools in it; int/float hashes agree with ==
+                m = self._big_mask(lambda v: v in wanted)
+                if m is not None:
+                    out |= m
+        if None in xs and self.null is not None:
+            out |= self.null
+        for b, m in ((True, self.true), (False, self.false)):
+            if m is not None and any(x is b for x in xs):
+                out |= m
+        return out
+
+    def range(self, op: str, bound: int | float) -> np.ndarray:
+        vals = self.num.vals
+        if isinstance(bound, float) or -_EXACT <= bound <= _EXACT:
+            sel = _COMPARE[op](vals, float(bound))
+        else:
+            lo, hi = _float_bracket(bound)
+            if lo == hi:
+                sel = _COMPARE[op](vals, lo)
+            elif op in ("$gt", "$gte"):
+                sel = vals >= hi
+            else:
+                sel = vals <= lo
+        out = self.num.scatter(sel)
+        if self.big:
+            py_op = _PY_COMPARE[op]
+            m = self._big_mask(lambda v: py_op(v, bound))
+            if m is not None:
+                out = out | m
+        return out
+
+
+def _doc_mask(n: int, docs: list[int]) -> np.ndarray | None:
+    if not docs:
+        return None
+    m = np.zeros(n, dtype=bool)
+    m[np.asarray(docs, dtype=np.int64)] = True
+    return m
+
+
+_COMPARE: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "$gt": np.greater,
+    "$gte": np.greater_equal,
+    "$lt": np.less,
+    "$lte": np.less_equal,
+}
+_PY_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda a, b: a > b,
+    "$gte": lambda a, b: a >= b,
+    "$lt": lambda a, b: a < b,
+    "$lte": lambda a, b: a <= b,
+}
+
+
+class PayloadColumns:
+    """Columns of one segment's payloads, built once, evaluated many times.
+
+    The columns of a field path are built on first use (one Python pass over the payloads)
+    and cached. Two threads may build the same path at once: both build, one result is kept,
+    and built columns are never modified. Payload dicts must not be mutated afterwards.
+    """
+
+    def __init__(self, payloads: Sequence[dict[str, Any] | None]) -> None:
+        self._payloads = list(payloads)
+        self._columns: dict[str, _Column] = {}
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def __repr__(self) -> str:
+        return f"PayloadColumns({len(self)} documents, {len(self._columns)} fields built)"
+
+    def column(self, path: str) -> _Column:
+        col = self._columns.get(path)
+        if col is None:
+            col = self._columns.setdefault(path, _Column(self._payloads, path))
+        return col
+
+
+# --------------------------------------------------------------------------- filter tree
+
+
+class _Node:
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        raise NotImplementedError
+
+    def matches(self, payload: Any) -> bool:
+        raise NotImplementedError
+
+
+class _And(_Node):
+    def __init__(self, children: list[_Node]) -> None:
+        self.children = children
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        out = np.ones(len(cols), dtype=bool)
+        for c in self.children:
+            out &= c.mask(cols)
+        return out
+
+    def matches(self, payload: Any) -> bool:
+        return all(c.matches(payload) for c in self.children)
+
+
+class _Or(_Node):
+    def __init__(self, children: list[_Node]) -> None:
+        self.children = children
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        out = np.zeros(len(cols), dtype=bool)
+        for c in self.children:
+            out |= c.mask(cols)
+        return out
+
+    def matches(self, payload: Any) -> bool:
+        return any(c.matches(payload) for c in self.children)
+
+
+class _Not(_Node):
+    def __init__(self, child: _Node) -> None:
+        self.child = child
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        return ~self.child.mask(cols)
+
+    def matches(self, payload: Any) -> bool:
+        return not self.child.matches(payload)
+
+
+class _Pred(_Node):
+    """One positive predicate on a field: $eq, $in, a range or $exists true."""
+
+    def __init__(self, path: str, op: str, operand: Any) -> None:
+        self.path = path
+        self.keys = tuple(path.split("."))
+        self.op = op
+        self.operand = operand
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        col = cols.column(self.path)
+        if self.op == "$exists":
+            return col.present.copy()
+        if self.op == "$eq":
+            return col.eq(self.operand)
+        if self.op == "$in":
+            return col.isin(self.operand)
+        return col.range(self.op, self.operand)
+
+    def matches(self, payload: Any) -> bool:
+        v = _resolve(payload, self.keys)
+        if v is _MISSING:
+            return False
+        if self.op == "$exists":
+            return True
+        elems = _elements(v)
+        if self.op == "$eq":
+            return any(_json_eq(e, self.operand) for e in elems)
+        if self.op == "$in":
+            return any(_json_eq(e, x) for e in elems for x in self.operand)
+        compare = _PY_COMPARE[self.op]
+        return any(_is_number(e) and compare(e, self.operand) for e in elems)
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _type_name(x: Any) -> str:
+    return type(x).__name__
+
+
+def _where(loc: str) -> str:
+    return f"filter at {loc}" if loc else "filter"
+
+
+def _join(loc: str, part: str) -> str:
+    return f"{loc}.{part}" if loc else part
+
+
+def _scalar(x: Any, loc: str) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        raise FilterError(f"{_where(loc)}: expected a finite number, got {x!r}")
+    if not _is_scalar(x):
+        raise FilterError(
+            f"{_where(loc)}: expected a scalar (null, bool, number or string), got "
+            f"{_type_name(x)}; only scalars can be compared"
+        )
+    return x
+
+
+def _number(x: Any, loc: str) -> int | float:
+    if not _is_number(x):
+        raise FilterError(f"{_where(loc)}: expected a number, got {_type_name(x)}")
+    if isinstance(x, float) and not math.isfinite(x):
+        raise FilterError(f"{_where(loc)}: expected a finite number, got {x!r}")
+    return x
+
+
+def _check_path(path: Any, loc: str) -> str:
+    if not isinstance(path, str):
+        raise FilterError(f"{_where(loc)}: field names must be strings, got {_type_name(path)}")
+    if path.startswith("$"):
+        raise FilterError(
+            f"{_where(loc)}: unknown logical operator {path!r} (known: {', '.join(_LOGICAL_OPS)})"
+        )
+    if path == "" or "" in path.split("."):
+        raise FilterError(f"{_where(loc)}: invalid field path {path!r} (empty segment)")
+    return path
+
+
+def _compile(expr: Any, loc: str) -> tuple[_Node, dict[str, Any]]:
+    """Validate ``expr``; return its tree and its canonical form."""
+    if not isinstance(expr, dict):
+        raise FilterError(f"{_where(loc)}: expected a dict, got {_type_name(expr)}")
+    nodes: list[_Node] = []
+    canon: dict[str, Any] = {}
+    for key, value in expr.items():
+        if isinstance(key, str) and key in ("$and", "$or"):
+            here = _join(loc, key)
+            if not isinstance(value, list) or not value:
+                got = "an empty list" if isinstance(value, list) else _type_name(value)
+                raise FilterError(f"{_where(here)}: expected a non-empty list, got {got}")
+            parts = [_compile(f, f"{here}[{i}]") for i, f in enumerate(value)]
+            children = [p[0] for p in parts]
+            nodes.append(_And(children) if key == "$and" else _Or(children))
+            canon[key] = [p[1] for p in parts]
+        elif key == "$not":
+            node, c = _compile(value, _join(loc, key))
+            nodes.append(_Not(node))
+            canon[key] = c
+        else:
+            path = _check_path(key, _join(loc, str(key)))
+            node, c = _compile_field(path, value, _join(loc, path))
+            nodes.append(node)
+            canon[path] = c
+    node = nodes[0] if len(nodes) == 1 else _And(nodes)
+    return node, canon
+
+
+def _compile_field(path: str, value: Any, loc: str) -> tuple[_Node, dict[str, Any]]:
+    if not isinstance(value, dict):
+        x = _scalar(value, loc)
+        return _Pred(path, "$eq", x), {"$eq": x}
+    if not value:
+        raise FilterError(f"{_where(loc)}: empty operator dict (an equality with a dict is not supported)")
+    nodes: list[_Node] = []
+    canon: dict[str, Any] = {}
+    for op, arg in value.items():
+        if not (isinstance(op, str) and op.startswith("$")):
+            raise FilterError(
+                f"{_where(loc)}: {op!r} is not an operator; only scalars can be compared, "
+                f"and nested fields are addressed by a dotted path ('{path}.{op}')"
+            )
+        here = _join(loc, op)
+        if op in ("$eq", "$ne"):
+            x = _scalar(arg, here)
+            node: _Node = _Pred(path, "$eq", x)
+            nodes.append(_Not(node) if op == "$ne" else node)
+            canon[op] = x
+        elif op in ("$in", "$nin"):
+            if not isinstance(arg, list):
+                raise FilterError(f"{_where(here)}: expected a list, got {_type_name(arg)}")
+            xs = [_scalar(x, f"{here}[{i}]") for i, x in enumerate(arg)]
+            node = _Pred(path, "$in", xs)
+            nodes.append(_Not(node) if op == "$nin" else node)
+            canon[op] = xs
+        elif op in _RANGE_OPS:
+            b = _number(arg, here)
+            nodes.append(_Pred(path, op, b))
+            canon[op] = b
+        elif op == "$exists":
+            if not isinstance(arg, bool):
+                raise FilterError(f"{_where(here)}: expected true or false, got {_type_name(arg)}")
+            node = _Pred(path, "$exists", True)
+            nodes.append(node if arg else _Not(node))
+            canon[op] = arg
+        else:
+            raise FilterError(f"{_where(loc)}: unknown operator {op!r} (known: {', '.join(_FIELD_OPS)})")
+    return (nodes[0] if len(nodes) == 1 else _And(nodes)), canon
+
+
+class Filter:
+    """A validated filter expression; build it with :func:`compile_filter`."""
+
+    __slots__ = ("_node", "_json")
+
+    def __init__(self, node: _Node, canonical: dict[str, Any]) -> None:
+        self._node = node
+        self._json = json.dumps(canonical, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def mask(self, columns: PayloadColumns) -> np.ndarray:
+        """Boolean mask over the documents of ``columns``: True where the filter matches."""
+        if not isinstance(columns, PayloadColumns):
+            raise TypeError(f"expected PayloadColumns, got {_type_name(columns)}")
+        return self._node.mask(columns)
+
+    def matches(self, payload: dict[str, Any] | None) -> bool:
+        """Whether one payload matches (the reference semantics, in plain Python)."""
+        return self._node.matches(payload)
+
+    def to_json(self) -> str:
+        """Canonical JSON (shorthand expanded, keys sorted, no spaces): a cache key."""
+        return self._json
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Filter) and other._json == self._json
+
+    def __hash__(self) -> int:
+        return hash(self._json)
+
+    def __repr__(self) -> str:
+        return f"Filter({self._json})"
+
+
+def compile_filter(expr: Any) -> Filter:
+    """Validate a filter expression (a dict) into a :class:`Filter`; a Filter is returned as is.
+
+    Raises :class:`FilterError` naming the offending part when ``expr`` is malformed.
+    """
+    if isinstance(expr, Filter):
+        return expr
+    node, canon = _compile(expr, "")
+    return Filter(node, canon)
+
+
+# --------------------------------------------------------------------------- payload check
+
+
+def check_payload_value(payload: dict[str, Any] | None, row: int) -> None:
+    """Raise :class:`ValueError` naming document ``row`` and the field path when ``payload``
+    is not JSON-like: ``None`` or a dict with string keys whose values are null, bool, int
+    (any size: integers are compared exactly), finite float, str, lists and dicts of those.
+    """
+    if payload is None:
+        return
+    if not isinstance(payload, dict):
+        raise ValueError(f"payload of document {row}: expected a dict or None, got {_type_name(payload)}")
+    _check_value(payload, row, "")
+
+
+def _check_value(v: Any, row: int, path: str) -> None:
+    where = f"payload of document {row} at {path}" if path else f"payload of document {row}"
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where}: keys must be strings, got {_type_name(k)} {k!r}")
+            _check_value(x, row, f"{path}.{k}" if path else k)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _check_value(x, row, f"{path}[{i}]")
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{where}: expected a finite number, got {v!r}")
+    elif not (v is None or isinstance(v, (bool, int, str))):
+        raise ValueError(f"{where}: {_type_name(v)} is not a JSON value")

@@ -170,3 +170,30 @@ def test_console_script_demo():
     r = subprocess.run([exe, "demo", "-k", "3"], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[5].split(maxsplit=2)[2] == "This Is Spinal Tap"
+
+
+def test_add_delete_merge_and_filter(capsys, corpus, tmp_path):
+    ix = tmp_path / "ix"
+    assert run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")[0] == 0
+    more = tmp_path / "more.jsonl"
+    more.write_text(json.dumps({"id": "jazz", "text": "a jazz band on tour", "year": 1990}) + "\n"
+                    + json.dumps({"id": "heat", "text": "thieves and a heist in LA", "year": 1995}) + "\n")
+    rc, out, err = run_cli(capsys, "add", ix, more)
+    assert rc == 0 and "4 -> 5 documents" in out, err  # heat was replaced, jazz added
+    rc, out, err = run_cli(capsys, "search", ix, "band tour", "--json", "--filter", '{"year": {"$gte": 1985}}')
+    assert rc == 0, err
+    assert [h["id"] for h in json.loads(out)] == ["jazz"]
+    rc, out, err = run_cli(capsys, "search", ix, "heist", "--json")
+    assert json.loads(out)[0]["payload"] == {"year": 1995}
+    rc, out, err = run_cli(capsys, "delete", ix, "jazz", "spinal")
+    assert rc == 0 and "deleted 2 documents" in out and "3 left" in out, err
+    rc, out, err = run_cli(capsys, "delete", ix, "nope")
+    assert rc == 1 and "no document with id 'nope'" in err
+    rc, out, err = run_cli(capsys, "info", ix)
+    assert "segments:       2 (3 deleted documents" in out, out
+    rc, out, err = run_cli(capsys, "merge", ix)
+    assert rc == 0 and "-> 1 segments" in out, err
+    rc, out, err = run_cli(capsys, "search", ix, "band", "--filter", "{bad json")
+    assert rc == 1 and "--filter is not valid JSON" in err
+    rc, out, err = run_cli(capsys, "search", ix, "band", "--filter", '{"year": {"$around": 3}}')
+    assert rc == 1 and "unknown operator" in err

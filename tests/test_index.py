@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from sparsedex import CorruptIndexError
+from sparsedex import CorruptIndexError, VectorIndex
 from sparsedex.index import Document, Explanation, Hit, SparseIndex
 from sparsedex.vectors import SparseEmbedding
 
@@ -111,7 +111,7 @@ def test_search_batch_equals_search(movie_index):
     for q, hits in zip(queries, batch):
         same_hits(hits, movie_index.search(q, k=5))
     for algo in ("exhaustive", "maxscore", "wand"):
-        if algo in movie_index.vector_index.algorithms:
+        if algo in VectorIndex.algorithms:
             same_hits(movie_index.search(QUERY, k=5, algorithm=algo), movie_index.search(QUERY, k=5))
 
 
@@ -142,6 +142,8 @@ def test_add_after_search_and_after_open(tmp_path):
     ix.save(tmp_path / "ix")
     ix2 = SparseIndex.open(tmp_path / "ix")
     ix2.add(["a jazz pianist"], ids=["jazz"])
+    assert "jazz" not in ix2  # an opened index shows changes at commit()
+    ix2.commit()
     fresh = SparseIndex("splade-tiny", "float")
     fresh.add(["a rock band on a world tour", "a detective solves a murder", "an opera singer and her orchestra",
                "a jazz pianist"], ids=["rock", "crime", "opera", "jazz"], payloads=[{"year": 1984}, None, None, None])
@@ -216,6 +218,7 @@ def test_bm25_statistics_follow_adds(tmp_path):
     same_hits(ix2.search("quick fox", k=3), ix.search("quick fox", k=3))
     assert ix2.explain("quick fox", 0) == ix.explain("quick fox", 0)
     ix2.add(BM25_DOCS[3:])
+    ix2.commit()
     want = textbook_bm25(BM25_DOCS, "quick fox day")
     for h in ix2.search("quick fox day", k=5):
         assert h.score == pytest.approx(want[h.id], rel=1e-5)
@@ -253,6 +256,7 @@ def test_vectors_you_bring(tmp_path):
     assert ix2.encoder is None
     same_hits(ix2.search({7: 1.0, 5: 1.0}), ix.search({7: 1.0, 5: 1.0}))
     ix2.add([{7: 9.0}])
+    ix2.commit()
     assert ix2.search({7: 1.0}, k=1)[0].id == 4
     batch = ix2.search_batch([{7: 1.0}, {3: 1.0}, {99: 1.0}], k=2)
     assert [[h.id for h in hs] for hs in batch] == [[4, 1], [2], []]
@@ -301,14 +305,14 @@ def test_bad_input_errors(tmp_path):
         SparseIndex.open(tmp_path / "missing")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("mine")
-    with pytest.raises(CorruptIndexError, match="manifest"):
+    with pytest.raises(CorruptIndexError, match="CURRENT"):
         SparseIndex.open(tmp_path / "junk")
     with pytest.raises(FileExistsError, match="not a sparsedex index"):
         v.save(tmp_path / "junk")
     assert (tmp_path / "junk" / "x.txt").read_text() == "mine"
     v.save(tmp_path / "ok")
-    (tmp_path / "ok" / "manifest.json").write_text("{not json")
-    with pytest.raises(CorruptIndexError, match="unreadable"):
+    (tmp_path / "ok" / "CURRENT").write_text("{not json")
+    with pytest.raises(CorruptIndexError, match="bad magic"):
         SparseIndex.open(tmp_path / "ok")
 
 

@@ -6,7 +6,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CorruptIndexError", "Index", "SparsedexError", "algorithms", "similarity_order", "simd_kernel", "synthetic_corpus"]
+__all__ = ["CorruptIndexError", "Index", "SparsedexError", "algorithms", "clean_csr", "similarity_order", "simd_kernel", "synthetic_corpus"]
 
 class SparsedexError(Exception): ...
 class CorruptIndexError(SparsedexError): ...
@@ -31,7 +31,12 @@ class Index:
     def open(path: str | os.PathLike[str]) -> Index: ...
     def save(self, path: str | os.PathLike[str]) -> None: ...
     def search(
-        self, indices: npt.NDArray[np.uint32], values: npt.NDArray[np.float32], k: int = 10, algorithm: str = "auto"
+        self,
+        indices: npt.NDArray[np.uint32],
+        values: npt.NDArray[np.float32],
+        k: int = 10,
+        algorithm: str = "auto",
+        allowed: npt.NDArray[np.uint64] | None = None,
     ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
     def search_batch(
         self,
@@ -41,11 +46,13 @@ class Index:
         k: int = 10,
         algorithm: str = "auto",
         threads: int | None = None,
+        allowed: npt.NDArray[np.uint64] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
     def explain(
         self, indices: npt.NDArray[np.uint32], values: npt.NDArray[np.float32], doc: int
     ) -> list[tuple[int, float, float, float]]: ...
     def get(self, doc: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+    def vectors(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
     def ids(self) -> npt.NDArray[np.int64] | list[str] | None: ...
     def stats(self) -> dict[str, Any]: ...
     def __len__(self) -> int: ...
@@ -62,6 +69,12 @@ def similarity_order(
     values: npt.NDArray[np.float32],
     n_terms: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
+def clean_csr(
+    indptr: npt.NDArray[np.uint64],
+    indices: npt.NDArray[np.uint32],
+    values: npt.NDArray[np.float32],
+    n_terms: int | None = None,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
 def synthetic_corpus(
     n_docs: int,
     n_queries: int = 1000,

@@ -114,13 +114,15 @@ def _progress(total: int, desc: str) -> Any:
     return progress_bar(total, desc, None, unit="doc", min_total=2)
 
 
-def _add_in_chunks(index: Any, texts: list[str], ids: list[Any] | None, payloads: list[Any], chunk: int = 1024) -> None:
+def _add_in_chunks(
+    index: Any, texts: list[str], ids: list[Any] | None, payloads: list[Any], chunk: int = 1024, upsert: bool = False
+) -> None:
     enc = index.encoder
     if hasattr(enc, "progress"):
         enc.progress = False  # one bar, here
     with _progress(len(texts), "indexing") as bar:
         for s in range(0, len(texts), chunk):
-            index.add(
+            (index.upsert if upsert else index.add)(
                 texts[s : s + chunk],
                 ids=None if ids is None else ids[s : s + chunk],
                 payloads=payloads[s : s + chunk],
@@ -177,9 +179,54 @@ def cmd_index(a: argparse.Namespace) -> int:
     return 0
 
 
+def _filter_arg(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise UserError(f"--filter is not valid JSON ({e}): e.g. --filter '{{\"year\": {{\"$gte\": 1990}}}}'") from None
+
+
+def cmd_add(a: argparse.Namespace) -> int:
+    index = _open_index(a.index_dir)
+    ids, texts, payloads = _records(a.corpus, a.text_field, a.id_field, "corpus file")
+    if not texts:
+        raise UserError(f"{a.corpus}: no documents")
+    t0 = time.perf_counter()
+    before = len(index)
+    if ids is None:
+        _add_in_chunks(index, texts, None, payloads)
+    else:
+        _add_in_chunks(index, texts, ids, payloads, upsert=True)
+    gen = index.commit()
+    print(
+        f"added or replaced {len(texts)} documents in {a.index_dir} ({before} -> {len(index)} documents, "
+        f"commit {gen}, {len(index.segments())} segments) in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+def cmd_delete(a: argparse.Namespace) -> int:
+    index = _open_index(a.index_dir)
+    ids = [_doc_id(index, x) for x in a.doc_ids]
+    n = index.delete(ids, missing_ok=a.missing_ok)
+    gen = index.commit()
+    print(f"deleted {n} documents from {a.index_dir} ({len(index)} left, commit {gen})")
+    return 0
+
+
+def cmd_merge(a: argparse.Namespace) -> int:
+    index = _open_index(a.index_dir)
+    before = len(index.segments())
+    gen = index.merge(a.max_segments)
+    print(f"merged {a.index_dir}: {before} -> {len(index.segments())} segments (commit {gen})")
+    return 0
+
+
 def cmd_search(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
-    hits = index.search(a.query, k=a.k, algorithm=a.algorithm)
+    hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=_filter_arg(a.filter))
     if a.json:
         out = []
         for h in hits:
@@ -303,6 +350,9 @@ def cmd_info(a: argparse.Namespace) -> int:
     else:
         rows.append(("encoder", f"{enc.get('kind')} {enc.get('model')} ({enc.get('source')}, max_length {enc.get('max_length')})"))
     rows.append(("quantization", info["quantization"]))
+    segs = info["segments"]
+    rows.append(("commit", info["generation"]))
+    rows.append(("segments", f"{len(segs)} ({sum(s['documents'] - s['live'] for s in segs)} deleted documents not yet merged away)"))
     for k, v in (info["engine"] or {}).items():
         if k not in ("documents", "quantization"):
             rows.append((k, v))
@@ -397,7 +447,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", help="traversal algorithm (default auto)")
+    s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
     s.set_defaults(func=cmd_search)
+
+    ad = sub.add_parser("add", help="add (or replace, by id) documents of a JSONL corpus in an index, and commit")
+    ad.add_argument("index_dir", metavar="INDEX_DIR")
+    ad.add_argument("corpus", metavar="CORPUS.jsonl")
+    ad.add_argument("--text-field", default="text", help="JSON field holding the text (default: text)")
+    ad.add_argument("--id-field", default="id", help="JSON field holding the id (default: id)")
+    ad.set_defaults(func=cmd_add)
+
+    de = sub.add_parser("delete", help="delete documents by id from an index, and commit")
+    de.add_argument("index_dir", metavar="INDEX_DIR")
+    de.add_argument("doc_ids", metavar="DOC_ID", nargs="+")
+    de.add_argument("--missing-ok", action="store_true", help="ignore ids that are not in the index")
+    de.set_defaults(func=cmd_delete)
+
+    mg = sub.add_parser("merge", help="merge an index's segments (drops deleted documents)")
+    mg.add_argument("index_dir", metavar="INDEX_DIR")
+    mg.add_argument("--max-segments", type=int, default=1, help="segments to keep (default 1)")
+    mg.set_defaults(func=cmd_merge)
 
     x = sub.add_parser("explain", help="explain one document's score for a query")
     x.add_argument("index_dir", metavar="INDEX_DIR")

@@ -7,18 +7,28 @@
 [Hit(id=0, score=9.31, payload={'year': 1984})]
 >>> print(index.explain("A movie about music", 0))            # doctest: +SKIP
 
-A SparseIndex keeps an encoder (SPLADE, BM25, or none when you bring vectors), the documents'
-ids, texts and payloads, and a :class:`~sparsedex.VectorIndex` (the Rust engine) over their
-vectors. Documents can be added at any time; the engine's index is immutable, so the first
-search after an :meth:`SparseIndex.add` rebuilds it from all stored vectors (kept in memory as
-numpy arrays until then). That costs a full build per add-then-search cycle: add in large
-batches. Incremental segments are a later feature.
+A SparseIndex keeps an encoder (SPLADE, BM25, or none when you bring vectors) and a
+:class:`~sparsedex.store.Store`: immutable segments (Rust engine indexes) with the documents'
+ids, texts and payloads, deletion bitmaps, and atomic commits.
 
-BM25 indexes store term frequencies and document lengths. Document weights
-``tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl))`` are computed from the index's own statistics whenever the
-engine's index is (re)built, and query weights ``idf*qtf`` with
-``idf = ln(1+(N-df+0.5)/(df+0.5))`` from its own N and df at query time, so scores stay the
-textbook BM25 of the current collection as documents are added.
+- In memory (``SparseIndex(encoder)``): what :meth:`~SparseIndex.add` stages is committed
+  implicitly before the next read, so a search always sees every added document.
+- On disk (``SparseIndex(encoder, path=...)`` or :meth:`SparseIndex.open`): adds, upserts and
+  deletes are staged until :meth:`~SparseIndex.commit`, which makes all of them durable and
+  visible at once. The first write takes the index's writer lock; readers (other processes,
+  or other ``SparseIndex.open`` handles) see the commit they opened until
+  :meth:`~SparseIndex.refresh`.
+
+Filters (``search(..., filter={"year": {"$gte": 1990}})``, see :mod:`sparsedex.filters`) and
+deletions are applied inside the traversal as allowed-document sets, so a filtered search
+returns the true top-k of the matching documents.
+
+BM25 indexes store term frequencies (document lengths are their sums). Document weights
+``tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl))`` are computed from the live collection's statistics
+whenever a commit changes them (in memory, for every segment: a cost proportional to the
+collection, paid once per commit), and query weights ``idf*qtf`` with
+``idf = ln(1+(N-df+0.5)/(df+0.5))`` from its live N and df, so scores stay the textbook BM25
+of the documents currently in the index, across adds and deletes.
 """
 
 from __future__ import annotations
@@ -26,8 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +44,15 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from ._core import CorruptIndexError, SparsedexError
+from .filters import Filter, check_payload_value, compile_filter
+from .store import IndexLockedError, MergePolicy, Snapshot, Store
 from .vector_index import VectorIndex
 from .vectors import SparseEmbedding, to_csr_arrays, validate_embedding
 
-__all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch"]
+__all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
 
-_FORMAT = "sparsedex-index"
-_FORMAT_VERSION = 1
-_MANIFEST = "manifest.json"
-_ENCODER = "encoder.json"
-_VECTORS = "vectors"
-_BM25 = "bm25_tf.npz"
 _QUANTIZATIONS = ("u8", "float")
 
 
@@ -186,29 +192,40 @@ def _json_payload(p: Any, row: int) -> dict[str, Any] | None:
         raise ValueError(f"payload of document {row} is not JSON-serialisable: {e}") from None
 
 
+def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None."""
+    if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
+                                  and docs[0].ndim == 1 and np.issubdtype(docs[0].dtype, np.integer)):
+        from .vector_index import to_csr
+
+        return to_csr(docs)
+    return None
+
+
+def _json_payloads(raw: list[Any]) -> list[dict[str, Any] | None]:
+    """Validated, JSON-normalised copies of the payloads (one JSON round trip for the batch;
+    on failure, document by document to name the offending one)."""
+    if all(p is None or isinstance(p, dict) for p in raw):
+        try:
+            out = json.loads(json.dumps(raw, allow_nan=False))
+        except (TypeError, ValueError):
+            pass
+        else:
+            return out  # JSON through and through: string keys, finite numbers
+    pls = [_json_payload(p, i) for i, p in enumerate(raw)]
+    for i, p in enumerate(pls):
+        check_payload_value(p, i)
+    return pls
+
+
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR arrays of already validated vectors."""
     return to_csr_arrays(vectors, validate=False)
 
 
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Move the finished directory ``tmp`` to ``dest``, replacing what is there."""
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-        os.replace(dest, old / "index")
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            os.replace(old / "index", dest)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
-
-
 # the index ----------------------------------------------------------------------------------
 class SparseIndex:
-    """A searchable, explainable collection of documents.
+    """A searchable, explainable, updatable collection of documents.
 
     Parameters
     ----------
@@ -226,9 +243,21 @@ class SparseIndex:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
         Vectors-you-bring only: term ids must be below it (default: no limit).
+    path:
+        A directory for a durable index (created; it must not hold an index already). Changes
+        are then staged until :meth:`commit`. Without a path the index lives in memory.
+    merge_policy:
+        How segments are merged as documents arrive (default :class:`MergePolicy`:
+        tiered, factor 10). ``MergePolicy(factor=0)`` never merges on its own.
+    max_weight:
+        ``u8`` only: the largest document weight the 8-bit grid covers (impact =
+        ``round(w * 255 / max_weight)``), shared by every segment, so scores do not depend on
+        how documents fall into segments. Default: the largest weight of the first commit. A
+        segment holding a larger weight gets its own, coarser grid (its scores then differ
+        from a single index's by the rounding).
 
-    Documents are added with :meth:`add`; the first search after an add rebuilds the engine's
-    immutable index from all stored vectors (see the module docstring).
+    Reads (search, get, ids, len, explain) see the last commit. An in-memory index commits
+    implicitly before each read, so it always shows every added document.
     """
 
     def __init__(
@@ -238,25 +267,29 @@ class SparseIndex:
         *,
         store_texts: bool = True,
         vocab_size: int | None = None,
+        path: str | os.PathLike[str] | None = None,
+        merge_policy: MergePolicy | None = None,
+        max_weight: float | None = None,
     ) -> None:
         if quantization not in _QUANTIZATIONS:
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
-        self.quantization = quantization
-        self.store_texts = bool(store_texts)
         self._encoder = _make_encoder(encoder)
         self._encoder_identity: dict[str, Any] | None = None  # for a lazily re-created encoder
-        self._vocab_size = vocab_size if self._encoder is None else None
-        self._ids: list[Any] = []
-        self._row_of: dict[Any, int] = {}
-        self._texts: list[str | None] = []
-        self._payloads: list[dict[str, Any] | None] = []
-        # source vectors: weights (SPLADE, vectors you bring) or term frequencies (BM25);
-        # None while they only live in the engine index (after open()) and are not needed
-        self._vectors: list[SparseEmbedding] | None = []
-        self._engine: VectorIndex | None = None
-        self._stale = False
-        # BM25 statistics of the collection the engine index was built on
-        self._df: np.ndarray | None = None
+        self._init_common()
+        vocab = vocab_size if self._encoder is None else None
+        self._store = Store(
+            path,
+            quantization=quantization,
+            vocab_size=vocab,
+            settings={"encoder": self._identity_for_store()},
+            merge_policy=merge_policy,
+            store_texts=store_texts,
+            max_weight=max_weight,
+        )
+
+    def _init_common(self) -> None:
+        self._bm25_cache: tuple[int, Any] | None = None
+        self._lock = threading.RLock()
 
     # encoder ----------------------------------------------------------------------------------
     @property
@@ -283,6 +316,12 @@ class SparseIndex:
             return enc.identity(include_vocabulary=False)
         return enc.identity()
 
+    def _identity_for_store(self) -> dict[str, Any] | None:
+        ident = self.encoder_identity
+        if self._bm25:
+            ident = self.encoder.identity(include_vocabulary=True)
+        return ident
+
     @property
     def _has_encoder(self) -> bool:
         return self._encoder is not None or self._encoder_identity is not None
@@ -294,7 +333,73 @@ class SparseIndex:
             return ident.get("kind") == "bm25"
         return _is_bm25(self._encoder)
 
+    @property
+    def quantization(self) -> str:
+        return self._store.quantization
+
+    @property
+    def store_texts(self) -> bool:
+        return self._store.store_texts
+
+    @property
+    def path(self) -> Path | None:
+        """The index directory (None for an in-memory index)."""
+        return self._store.path
+
     # adding -----------------------------------------------------------------------------------
+    def _prepare(
+        self,
+        documents: Any,
+        ids: Sequence[Any] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        *,
+        upsert: bool,
+    ) -> tuple[list[Any], tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any] | None], list[str | None]]:
+        bulk = _bulk_csr(documents)
+        if bulk is not None:
+            if self._has_encoder:
+                raise TypeError("this index encodes texts: pass a list of texts, not a sparse matrix")
+            indptr, indices, values = bulk
+            csr = _core.clean_csr(indptr, indices, values, self._store.vocab_size)
+            n = len(csr[0]) - 1
+            texts: list[str | None] = [None] * n
+        else:
+            if isinstance(documents, str) or (not isinstance(documents, Sequence) and hasattr(documents, "indices")):
+                documents = [documents]
+            docs = list(documents)
+            n = len(docs)
+            if self._has_encoder:
+                for i, d in enumerate(docs):
+                    if not isinstance(d, str):
+                        raise TypeError(
+                            f"document {i} is a {type(d).__name__}: this index encodes texts "
+                            f"(create SparseIndex(encoder=None) to add vectors you bring)"
+                        )
+                texts = list(docs)
+            else:
+                for i, d in enumerate(docs):
+                    if isinstance(d, str):
+                        raise TypeError(
+                            f"document {i} is a text but this index has no encoder: pass vectors, or "
+                            "create SparseIndex('splade-tiny') / SparseIndex('bm25') for texts"
+                        )
+                texts = [None] * n
+        new_ids = self._check_ids(ids, n, upsert=upsert)
+        if payloads is None:
+            pls: list[dict[str, Any] | None] = [None] * n
+        else:
+            raw = list(payloads)
+            if len(raw) != n:
+                raise ValueError(f"{len(raw)} payloads given for {n} documents")
+            pls = _json_payloads(raw)
+        if bulk is not None:
+            return new_ids, csr, pls, texts
+        if self._has_encoder:
+            vectors = list(self.encoder.encode_documents(docs)) if n else []
+        else:
+            vectors = [validate_embedding(d, self._store.vocab_size, row=i) for i, d in enumerate(docs)]
+        return new_ids, _csr(vectors), pls, texts
+
     def add(
         self,
         documents: str | Iterable[Any],
@@ -304,72 +409,110 @@ class SparseIndex:
         """Add documents: texts (with an encoder) or sparse vectors (without one).
 
         documents: a list of texts, or of vectors (SparseEmbedding, ``(indices, values)``,
-        ``{term_id: weight}``); one text alone is one document.
+        ``{term_id: weight}``); one text alone is one document. Many vectors at once go fastest
+        as a scipy.sparse matrix or CSR arrays ``(indptr, indices, values)`` (one row each).
         ids: one per document, all ints or all strings, unique in the index (default: running
-        integers continuing from the largest int id).
-        payloads: one JSON-like dict (or None) per document, returned with hits.
-        Returns the ids of the added documents.
+        integers continuing from the largest int id ever added). An id already in the index
+        is an error: :meth:`upsert` replaces documents.
+        payloads: one JSON-like dict (or None) per document, returned with hits and usable in
+        filters.
+        Returns the ids of the added documents. On a durable index they become visible (and
+        durable) at the next :meth:`commit`.
         """
-        if isinstance(documents, str) or (not isinstance(documents, Sequence) and hasattr(documents, "indices")):
-            documents = [documents]
-        docs = list(documents)
-        n = len(docs)
-        texts: list[str | None]
-        if self._has_encoder:
-            for i, d in enumerate(docs):
-                if not isinstance(d, str):
-                    raise TypeError(
-                        f"document {i} is a {type(d).__name__}: this index encodes texts "
-                        f"(create SparseIndex(encoder=None) to add vectors you bring)"
-                    )
-            texts = list(docs)
-        else:
-            for i, d in enumerate(docs):
-                if isinstance(d, str):
-                    raise TypeError(
-                        f"document {i} is a text but this index has no encoder: pass vectors, or "
-                        "create SparseIndex('splade-tiny') / SparseIndex('bm25') for texts"
-                    )
-            texts = [None] * n
-        new_ids = self._check_ids(ids, n)
-        if payloads is None:
-            pls: list[dict[str, Any] | None] = [None] * n
-        else:
-            raw = list(payloads)
-            if len(raw) != n:
-                raise ValueError(f"{len(raw)} payloads given for {n} documents")
-            pls = [_json_payload(p, i) for i, p in enumerate(raw)]
-        if self._has_encoder:
-            vectors = list(self.encoder.encode_documents(docs)) if n else []
-        else:
-            vectors = [validate_embedding(d, self._vocab_size, row=i) for i, d in enumerate(docs)]
-        if n == 0:
-            return []
-        self._ensure_vectors()
-        assert self._vectors is not None
-        self._vectors.extend(vectors)
-        for i in new_ids:
-            self._row_of[i] = len(self._ids)
-            self._ids.append(i)
-        self._texts.extend(texts if self.store_texts else [None] * n)
-        self._payloads.extend(pls)
-        self._stale = True
-        return new_ids
+        return self._add(documents, ids, payloads, upsert=False)
 
-    def _check_ids(self, ids: Sequence[Any] | None, n: int) -> list[Any]:
+    def upsert(
+        self,
+        documents: str | Iterable[Any],
+        ids: Sequence[Any],
+        payloads: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[Any]:
+        """Add documents, replacing any document that has the same id (as :meth:`add`)."""
         if ids is None:
-            if self._ids and isinstance(self._ids[0], str):
+            raise ValueError("upsert() needs ids: they say which documents to replace")
+        return self._add(documents, ids, payloads, upsert=True)
+
+    def _add(self, documents: Any, ids: Any, payloads: Any, *, upsert: bool) -> list[Any]:
+        with self._lock:
+            new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
+            if not new_ids:
+                return []
+            self._store.add(csr, new_ids, pls, texts, replace=upsert)
+            return new_ids
+
+    def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
+        """Delete documents by id (one id or a list). An unknown id is a KeyError unless
+        ``missing_ok``. Returns how many documents were deleted. On a durable index the
+        deletion becomes visible (and durable) at the next :meth:`commit`."""
+        if isinstance(ids, (str, int, np.integer)) and not isinstance(ids, bool):
+            ids = [ids]
+        with self._lock:
+            return self._store.delete([_plain_id(x) for x in ids], missing_ok=missing_ok)
+
+    def commit(self) -> int:
+        """Make every add, upsert and delete so far durable and visible, atomically (a crash
+        at any moment leaves the previous commit intact). Returns the commit's generation."""
+        with self._lock:
+            if self._store._pending_any():
+                self._store.settings["encoder"] = self._identity_for_store()
+            return self._store.commit()
+
+    def rollback(self) -> None:
+        """Forget every change since the last commit."""
+        with self._lock:
+            self._store.rollback()
+
+    def merge(self, max_segments: int = 1) -> int:
+        """Merge segments until at most ``max_segments`` remain (deleted documents are dropped);
+        commits staged changes first. Returns the new generation."""
+        with self._lock:
+            if self._store._pending_any():
+                self._store.settings["encoder"] = self._identity_for_store()
+            return self._store.merge(max_segments)
+
+    def refresh(self) -> bool:
+        """Move this handle to the newest commit in its directory (True if there was one)."""
+        with self._lock:
+            changed = self._store.refresh()
+            if changed and self._bm25:
+                self._reload_bm25_encoder()
+            return changed
+
+    def close(self) -> None:
+        """Forget uncommitted changes and release the writer lock (if this handle holds it)."""
+        self._store.close()
+
+    def __enter__(self) -> "SparseIndex":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def generation(self) -> int:
+        """The generation of the commit this handle reads."""
+        return self._snap().generation
+
+    def segments(self) -> list[dict[str, Any]]:
+        """One entry per segment: name, documents, live documents."""
+        return [
+            {"name": st.segment.name, "documents": st.segment.n, "live": st.live}
+            for st in self._snap().states
+        ]
+
+    def _check_ids(self, ids: Sequence[Any] | None, n: int, *, upsert: bool = False) -> list[Any]:
+        snap_ids_kind = self._id_kind()
+        if ids is None:
+            if snap_ids_kind is str:
                 raise ValueError("this index has string ids: pass ids= for the new documents")
-            start = max(self._ids) + 1 if self._ids else 0
+            start = self._store.next_int_id()
             return list(range(start, start + n))
         if isinstance(ids, (str, bytes)):
             raise TypeError("ids must be a sequence (one id per document), not a string")
         out = [_plain_id(x) for x in ids]
         if len(out) != n:
             raise ValueError(f"{len(out)} ids given for {n} documents")
-        want: type | None = None
-        if self._ids:
-            want = str if isinstance(self._ids[0], str) else int
+        want = snap_ids_kind
         seen: set[Any] = set()
         for i, x in enumerate(out):
             if isinstance(x, bool) or not isinstance(x, (int, str)):
@@ -382,107 +525,160 @@ class SparseIndex:
                     f"id {x!r} of document {i} is a {kind.__name__} but the index's ids are "
                     f"{want.__name__}s: ids must be all ints or all strings"
                 )
-            if x in seen or x in self._row_of:
-                raise ValueError(f"id {x!r} of document {i} is already in the index")
+            if x in seen:
+                raise ValueError(f"id {x!r} of document {i} is a duplicate")
+            if not upsert and self._store.locate(x) is not None:
+                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
             seen.add(x)
         return out
 
-    # engine -----------------------------------------------------------------------------------
-    def _ensure_vectors(self) -> None:
-        """Bring the source vectors back from the engine index (after open())."""
-        if self._vectors is not None:
-            return
-        assert self._engine is not None and not self._bm25
-        vecs = []
-        for r in range(len(self._ids)):
-            idx, val = self._engine.get(self._ids[r])
-            vecs.append(SparseEmbedding(indices=idx, values=val))
-        self._vectors = vecs
+    def _id_kind(self) -> type | None:
+        st = self._store
+        for x in st._p_ids[:1]:
+            return str if isinstance(x, str) else int
+        for s in st.snapshot.states:
+            for x in s.segment.ids[:1]:
+                return str if isinstance(x, str) else int
+        k = st.settings.get("id_kind")
+        return {"str": str, "int": int}.get(k) if isinstance(k, str) else None
 
-    def _engine_index(self) -> VectorIndex | None:
-        if self._engine is not None and not self._stale:
-            return self._engine
-        if not self._ids:
-            return None
-        assert self._vectors is not None
-        indptr, indices, values = _csr(self._vectors)
-        vocab = None
-        if self._bm25:
-            values, self._df = self._bm25_doc_weights(indptr, indices, values)
-            vocab = max(self.encoder.vocab_size, 1)
-        elif self._encoder is not None:
-            vocab = getattr(self._encoder, "vocab_size", None)
-        else:
-            vocab = self._vocab_size
-        ids = self._ids
-        self._engine = VectorIndex.build(
-            (indptr, indices, values), ids=ids, vocab_size=vocab, quantization=self.quantization
-        )
-        self._stale = False
-        return self._engine
+    # snapshot and engines ---------------------------------------------------------------------
+    def _snap(self) -> Snapshot:
+        """The snapshot reads use: an in-memory index commits staged changes first."""
+        st = self._store
+        if st.path is None and st._pending_any():
+            with self._lock:
+                if st._pending_any():
+                    st.settings["encoder"] = self._identity_for_store()
+                    st.commit()
+        return st.snapshot
 
-    def _bm25_doc_weights(self, indptr: np.ndarray, indices: np.ndarray, tf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _bm25_state(self, snap: Snapshot) -> tuple[list[_core.Index], np.ndarray, int]:
+        """BM25 engines (document weights under the live statistics), df and N of ``snap``."""
+        cache = self._bm25_cache
+        if cache is not None and cache[0] is snap:
+            return cache[1]
         from .encoders.bm25 import bm25_doc_weights
 
         enc = self.encoder
-        lens: np.ndarray = np.diff(indptr.astype(np.int64)).astype(np.int64)
-        n = len(lens)
-        dl_doc = np.bincount(np.repeat(np.arange(n), lens), weights=tf.astype(np.float64), minlength=n)
-        avgdl = float(dl_doc.mean()) if n else 0.0
-        dl = np.repeat(dl_doc, lens)
-        w = bm25_doc_weights(tf, dl, avgdl, enc.k1, enc.b).astype(np.float32) if tf.size else tf
-        df = np.bincount(indices.astype(np.int64), minlength=enc.vocab_size)
-        return w, df
+        parts = []
+        n_live = 0
+        dl_total = 0.0
+        vocab = max(enc.vocab_size, 1)
+        df = np.zeros(vocab, dtype=np.int64)
+        for s in snap.states:
+            indptr, indices, tf = s.segment.index.vectors()
+            lens = np.diff(indptr.astype(np.int64))
+            n = len(lens)
+            row = np.repeat(np.arange(n), lens)
+            dl = np.bincount(row, weights=tf.astype(np.float64), minlength=n)
+            live = s.live_mask()
+            live_post = live[row]
+            n_live += int(live.sum())
+            dl_total += float(dl[live].sum())
+            df += np.bincount(indices[live_post].astype(np.int64), minlength=vocab)[:vocab]
+            parts.append((indptr, indices, tf, dl, row, live_post))
+        avgdl = dl_total / n_live if n_live else 0.0
+        weights = []
+        wmax = 0.0
+        for indptr, indices, tf, dl, row, live_post in parts:
+            if tf.size and avgdl > 0:
+                w = bm25_doc_weights(tf, dl[row], avgdl, enc.k1, enc.b).astype(np.float32)
+                w[~live_post] = 0.0  # deleted documents are never returned; keep them out of the scale
+            else:
+                w = np.zeros(tf.shape, dtype=np.float32)
+            weights.append(w)
+            if w.size:
+                wmax = max(wmax, float(w.max()))
+        scale = 255.0 / wmax if (self.quantization == "u8" and wmax > 0) else None
+        engines = []
+        for (indptr, indices, tf, dl, row, live_post), w in zip(parts, weights):
+            engines.append(
+                _core.Index.build(
+                    indptr, indices, w, quantization=self.quantization, scale=scale,
+                    store_vectors=True, reorder=False,
+                )
+            )
+        state = (engines, df, n_live)
+        self._bm25_cache = (snap, state)
+        return state
 
-    def _bm25_query(self, qtf: SparseEmbedding) -> SparseEmbedding:
+    def _engines(self, snap: Snapshot) -> list[_core.Index] | None:
+        return self._bm25_state(snap)[0] if self._bm25 else None
+
+    def _reload_bm25_encoder(self) -> None:
+        ident = self._store.settings.get("encoder")
+        if isinstance(ident, dict) and ident.get("kind") == "bm25":
+            from .encoders.bm25 import Bm25Encoder
+
+            self._encoder = Bm25Encoder.from_identity(ident)
+
+    def _bm25_query(self, qtf: SparseEmbedding, snap: Snapshot) -> SparseEmbedding:
         from .encoders.bm25 import bm25_idf
 
-        assert self._df is not None
+        _, df_all, n_live = self._bm25_state(snap)
         idx = np.asarray(qtf.indices, dtype=np.int64)
-        known = idx < self._df.shape[0]
+        known = idx < df_all.shape[0]
         idx = idx[known]
-        df = self._df[idx]
+        df = df_all[idx]
         has = df > 0
         idx, df = idx[has], df[has]
-        w = bm25_idf(df, len(self._ids)) * np.asarray(qtf.values, dtype=np.float64)[known][has]
+        w = bm25_idf(df, n_live) * np.asarray(qtf.values, dtype=np.float64)[known][has]
         return SparseEmbedding(indices=idx.astype(np.uint32), values=w.astype(np.float32))
 
-    def _query_vector(self, query: Any, what: str = "query") -> SparseEmbedding:
+    def _query_vector(self, query: Any, snap: Snapshot, what: str = "query") -> SparseEmbedding:
         if isinstance(query, str):
             if not self._has_encoder:
                 raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
             (v,) = self.encoder.encode_queries([query])
             if self._bm25:
-                self._engine_index()
-                v = self._bm25_query(v) if self._df is not None else SparseEmbedding.empty()
+                v = self._bm25_query(v, snap)
             return v
         return validate_embedding(query, row=None)
 
     # searching --------------------------------------------------------------------------------
-    def search(self, query: Any, k: int = 10, algorithm: str = "auto") -> list[Hit]:
+    def search(
+        self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None
+    ) -> list[Hit]:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
         Scores are exact dot products of the query and document vectors in the index's
-        arithmetic; ties go to the document added first. ``algorithm``: ``"auto"`` or one of
-        :attr:`VectorIndex.algorithms` (all return the same hits).
+        arithmetic. ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
+        return the same hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`),
+        e.g. ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k
+        of the documents that match it. Ties go to the earlier segment, then the earlier
+        stored document.
         """
         k = self._check_k(k)
-        q = self._query_vector(query)
-        engine = self._engine_index()
-        if engine is None or q.nnz == 0:
+        flt = None if filter is None else compile_filter(filter)
+        _check_algorithm(algorithm)
+        snap = self._snap()
+        q = self._query_vector(query, snap)
+        if q.nnz == 0 or not snap.states:
             return []
-        ids, scores = engine.search(q.indices, q.values, k=k, algorithm=algorithm)
-        return [self._hit(i, s) for i, s in zip(ids.tolist(), scores.tolist())]
+        hits = snap.search(
+            np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
+            algorithm, flt, self._engines(snap),
+        )
+        return [self._hit(snap, h.segment, h.doc, h.score) for h in hits]
 
     def search_batch(
-        self, queries: Iterable[Any], k: int = 10, algorithm: str = "auto", threads: int | None = None
+        self,
+        queries: Iterable[Any],
+        k: int = 10,
+        algorithm: str = "auto",
+        threads: int | None = None,
+        filter: Any = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors) at once, on ``threads`` cores
-        (default: all)."""
+        (default: all); ``filter`` applies to every query."""
         k = self._check_k(k)
+        flt = None if filter is None else compile_filter(filter)
+        _check_algorithm(algorithm)
         qs = list(queries)
         if not qs:
             return []
+        snap = self._snap()
         texts = [q for q in qs if isinstance(q, str)]
         if texts and len(texts) != len(qs):
             raise TypeError("queries must be all texts or all vectors")
@@ -491,17 +687,15 @@ class SparseIndex:
                 raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")
             vecs = list(self.encoder.encode_queries(texts))
             if self._bm25:
-                self._engine_index()
-                vecs = [self._bm25_query(v) if self._df is not None else SparseEmbedding.empty() for v in vecs]
+                vecs = [self._bm25_query(v, snap) for v in vecs]
         else:
             vecs = [validate_embedding(q, row=i) for i, q in enumerate(qs)]
-        engine = self._engine_index()
-        if engine is None:
+        if not snap.states:
             return [[] for _ in qs]
-        ids, scores = engine.search_batch(_csr(vecs), k=k, algorithm=algorithm, threads=threads)
+        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, self._engines(snap))
         out = []
-        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
-            out.append([self._hit(i, s) for i, s in zip(row_ids, row_scores) if not (s != s)])
+        for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist()):
+            out.append([self._hit(snap, si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0])
         return out
 
     def _check_k(self, k: int) -> int:
@@ -509,36 +703,40 @@ class SparseIndex:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         return int(k)
 
-    def _hit(self, id: Any, score: float) -> Hit:
-        return Hit(id, float(score), self._payloads[self._row_of[id]])
+    def _hit(self, snap: Snapshot, si: int, doc: int, score: float) -> Hit:
+        seg = snap.states[si].segment
+        return Hit(seg.ids[doc], float(score), seg.payloads[doc])
 
     # documents --------------------------------------------------------------------------------
-    def _row(self, id: Any) -> int:
+    def _locate(self, snap: Snapshot, id: Any) -> tuple[int, int]:
         try:
-            return self._row_of[_plain_id(id)]
+            return snap.locate(_plain_id(id))
         except (KeyError, TypeError):
             raise KeyError(f"no document with id {id!r} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
         try:
-            return _plain_id(id) in self._row_of
+            return _plain_id(id) in self._snap().where()
         except TypeError:
             return False
 
     def get(self, id: Any) -> Document:
         """The stored document ``id`` (KeyError if there is none)."""
-        row = self._row(id)
-        engine = self._engine_index()
-        assert engine is not None
-        idx, val = engine.get(self._ids[row])
-        return Document(self._ids[row], self._texts[row], self._payloads[row], SparseEmbedding(indices=idx, values=val))
+        snap = self._snap()
+        si, d = self._locate(snap, id)
+        seg = snap.states[si].segment
+        engines = self._engines(snap)
+        eng = seg.index if engines is None else engines[si]
+        idx, val = eng.get(d)
+        text = None if seg.texts is None else seg.texts[d]
+        return Document(seg.ids[d], text, seg.payloads[d], SparseEmbedding(indices=idx, values=val))
 
     def ids(self) -> list[Any]:
-        """All document ids, in the order they were added."""
-        return list(self._ids)
+        """All document ids (segment by segment; within a segment in storage order)."""
+        return self._snap().ids()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._snap().live
 
     # explaining -------------------------------------------------------------------------------
     def explain(self, query: Any, id: Any, top_terms: int | None = 30) -> Explanation:
@@ -549,18 +747,20 @@ class SparseIndex:
         to the score :meth:`search` gives. ``top_terms`` bounds the decoded query and document
         vectors kept in the explanation (None: all).
         """
-        row = self._row(id)
-        q = self._query_vector(query)
-        engine = self._engine_index()
-        assert engine is not None
-        parts = engine._core.explain(np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), engine.row(self._ids[row]))
+        snap = self._snap()
+        si, d = self._locate(snap, id)
+        q = self._query_vector(query, snap)
+        seg = snap.states[si].segment
+        engines = self._engines(snap)
+        eng = seg.index if engines is None else engines[si]
+        parts = eng.explain(np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), d)
         matches = [
             TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
         ]
         score = float(np.float32(math.fsum(m.contribution for m in matches)))
-        d_idx, d_val = engine.get(self._ids[row])
+        d_idx, d_val = eng.get(d)
         doc_terms = self.decode(SparseEmbedding(indices=d_idx, values=d_val), top_k=top_terms)
-        return Explanation(self._ids[row], score, matches, self.decode(q, top_k=top_terms), doc_terms)
+        return Explanation(seg.ids[d], score, matches, self.decode(q, top_k=top_terms), doc_terms)
 
     def _token(self, term_id: int) -> str:
         enc = self.encoder
@@ -574,7 +774,10 @@ class SparseIndex:
     def decode(self, embedding: Any, top_k: int | None = None) -> list[tuple[str, float]]:
         """A vector (or a text, encoded as a query) as ``[(token, weight), ...]``, highest
         weight first. Without an encoder the tokens are the term ids as strings."""
-        v = self._query_vector(embedding) if isinstance(embedding, str) else validate_embedding(embedding)
+        if isinstance(embedding, str):
+            v = self._query_vector(embedding, self._snap())
+        else:
+            v = validate_embedding(embedding)
         idx = np.asarray(v.indices, dtype=np.int64)
         val = np.asarray(v.values, dtype=np.float64)
         order = np.lexsort((idx, -val))
@@ -584,143 +787,104 @@ class SparseIndex:
 
     # persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to directory ``path``: the engine index, the BM25 term frequencies
-        (BM25), ``encoder.json`` (the encoder's identity) and ``manifest.json`` (ids, texts,
-        payloads). The directory is replaced as a whole (written beside it, then renamed);
-        an existing directory that is not a sparsedex index is never overwritten."""
+        """Write the index to directory ``path``.
+
+        For the index's own directory this is :meth:`commit`. Otherwise the committed state
+        (an in-memory index: everything added) is written as a new index at ``path``, which
+        must be empty, missing, or hold a sparsedex index (then replaced atomically: its
+        readers keep their snapshot). Uncommitted changes of a durable index are not copied.
+        """
         dest = Path(path)
+        if self.path is not None and dest.resolve() == self.path.resolve():
+            self.commit()
+            return
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            if any(dest.iterdir()) and not (dest / _MANIFEST).is_file():
+            if any(dest.iterdir()) and not (dest / "CURRENT").is_file():
                 raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        engine = self._engine_index()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-        try:
-            if engine is not None:
-                engine.save(tmp / _VECTORS)
-            ident = self.encoder_identity
-            if self._bm25:
-                enc = self.encoder
-                ident = enc.identity(include_vocabulary=True)
-                assert self._vectors is not None
-                indptr, indices, values = _csr(self._vectors)
-                with open(tmp / _BM25, "wb") as f:
-                    np.savez(f, indptr=indptr, indices=indices, tf=values)
-            if ident is not None and ident.get("kind") == "custom":
-                raise ValueError(
-                    f"cannot save an index whose encoder ({ident['class']}) has no identity(): "
-                    "use SpladeEncoder, Bm25Encoder or vectors you bring"
-                )
-            (tmp / _ENCODER).write_text(json.dumps(ident, ensure_ascii=False), encoding="utf-8")
-            manifest = {
-                "format": _FORMAT,
-                "version": _FORMAT_VERSION,
-                "documents": len(self._ids),
-                "quantization": self.quantization,
-                "store_texts": self.store_texts,
-                "vocab_size": self._vocab_size,
-                "encoder": None if ident is None else {k: v for k, v in ident.items() if k != "vocabulary"},
-                "ids": self._ids,
-                "texts": self._texts,
-                "payloads": self._payloads,
-            }
-            (tmp / _MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-            _replace_dir(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        ident = self._identity_for_store()
+        if ident is not None and ident.get("kind") == "custom":
+            raise ValueError(
+                f"cannot save an index whose encoder ({ident['class']}) has no identity(): "
+                "use SpladeEncoder, Bm25Encoder or vectors you bring"
+            )
+        snap = self._snap()
+        with self._lock:
+            self._store.settings["encoder"] = ident
+            self._store.save_copy(dest)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], encoder: Any = None) -> "SparseIndex":
-        """Open an index written by :meth:`save`.
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        encoder: Any = None,
+        *,
+        merge_policy: MergePolicy | None = None,
+    ) -> "SparseIndex":
+        """Open the last commit of the index at ``path``.
 
-        The encoder is re-created from its saved identity on first use (the bundled model by
-        name, a local model directory by its path, BM25 with its saved term dictionary and
-        parameters); pass ``encoder=`` to use another one (e.g. the model moved elsewhere).
+        Reading needs no lock; the first add, upsert, delete or commit takes the writer lock
+        (:class:`IndexLockedError` if another writer holds it). The encoder is re-created from
+        its saved identity on first use (the bundled model by name, a local model directory by
+        its path, BM25 with its saved term dictionary and parameters); pass ``encoder=`` to use
+        another one (e.g. the model moved elsewhere).
         """
-        p = Path(path)
-        if not p.is_dir():
-            raise FileNotFoundError(f"{p}: no index directory there")
-        mpath = p / _MANIFEST
-        if not mpath.is_file():
-            raise CorruptIndexError(f"{p}: missing {_MANIFEST} (not a sparsedex index directory)")
-        try:
-            m = json.loads(mpath.read_text(encoding="utf-8"))
-            ident = json.loads((p / _ENCODER).read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise CorruptIndexError(f"{p}: missing {Path(e.filename).name}") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise CorruptIndexError(f"{p}: unreadable manifest ({e})") from None
-        if not isinstance(m, dict) or m.get("format") != _FORMAT:
-            raise CorruptIndexError(f"{mpath}: not a {_FORMAT} manifest")
-        if m.get("version") != _FORMAT_VERSION:
-            raise CorruptIndexError(
-                f"{mpath}: format version {m.get('version')} is not supported (this build reads {_FORMAT_VERSION})"
-            )
-        try:
-            ids, texts, payloads = m["ids"], m["texts"], m["payloads"]
-            n = int(m["documents"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CorruptIndexError(f"{mpath}: incomplete manifest ({e})") from None
-        if not (len(ids) == len(texts) == len(payloads) == n):
-            raise CorruptIndexError(f"{mpath}: ids, texts and payloads do not match the document count {n}")
-        self = cls(None, m.get("quantization", "u8"), store_texts=m.get("store_texts", True), vocab_size=m.get("vocab_size"))
+        self = cls.__new__(cls)
+        self._init_common()
+        self._store = Store.open(path, merge_policy=merge_policy)
+        self._encoder = None
+        self._encoder_identity = None
+        ident = self._store.settings.get("encoder")
         if encoder is not None:
             self._encoder = _make_encoder(encoder)
-            self._vocab_size = None
-        elif ident is not None:
+        elif isinstance(ident, dict):
             if ident.get("kind") == "bm25":
                 from .encoders.bm25 import Bm25Encoder
 
-                self._encoder = Bm25Encoder.from_identity(ident)
+                try:
+                    self._encoder = Bm25Encoder.from_identity(ident)
+                except (ValueError, TypeError, KeyError) as e:
+                    raise CorruptIndexError(f"{path}: unreadable BM25 encoder settings ({e})") from None
             else:
                 self._encoder_identity = ident
-        self._ids = ids
-        self._row_of = {x: i for i, x in enumerate(ids)}
-        if len(self._row_of) != n:
-            raise CorruptIndexError(f"{mpath}: duplicate document ids")
-        self._texts = texts
-        self._payloads = payloads
-        if n:
-            self._engine = VectorIndex.open(p / _VECTORS)
-            if len(self._engine) != n:
-                raise CorruptIndexError(f"{p}: the engine index has {len(self._engine)} documents, the manifest {n}")
-            self._vectors = None
-            if self._bm25:
-                try:
-                    with np.load(p / _BM25) as z:
-                        indptr, indices, tf = z["indptr"], z["indices"], z["tf"]
-                except (OSError, KeyError, ValueError) as e:
-                    raise CorruptIndexError(f"{p / _BM25}: unreadable ({e})") from None
-                if len(indptr) != n + 1:
-                    raise CorruptIndexError(f"{p / _BM25}: has {len(indptr) - 1} documents, the manifest {n}")
-                self._vectors = [
-                    SparseEmbedding(indices=indices[a:b], values=tf[a:b])
-                    for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist())
-                ]
-                self._df = np.bincount(indices.astype(np.int64), minlength=self.encoder.vocab_size)
         return self
 
     # misc -------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Documents, encoder identity (without the BM25 term list), quantization and the engine's stats."""
+        """Documents, encoder identity (without the BM25 term list), quantization, segments
+        and the engines' summed stats."""
         ident = self.encoder_identity
-        engine = self._engine_index()
+        snap = self._snap()
+        engine: dict[str, Any] | None = None
+        for st in snap.states:
+            s = st.segment.index.stats()
+            if engine is None:
+                engine = dict(s)
+            else:
+                for key, val in s.items():
+                    if isinstance(val, int) and isinstance(engine.get(key), int) and key != "n_terms":
+                        engine[key] += val
         return {
             "documents": len(self),
             "encoder": None if ident is None else {k: v for k, v in ident.items() if k != "vocabulary"},
             "quantization": self.quantization,
-            "engine": engine.stats() if engine is not None else None,
+            "generation": snap.generation,
+            "segments": self.segments(),
+            "engine": engine,
         }
-
-    @property
-    def vector_index(self) -> VectorIndex | None:
-        """The engine index over the current documents (built now if needed)."""
-        return self._engine_index()
 
     def __repr__(self) -> str:
         ident = self.encoder_identity
         enc = "vectors" if ident is None else (ident.get("model") or ident.get("kind"))
-        return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r})"
+        where = "" if self.path is None else f", path={str(self.path)!r}"
+        return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r}{where})"
+
+
+_ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxscore", "blockmaxmaxscore",
+            "taat_maxscore", "tms", "block_max_pruning"}
+
+
+def _check_algorithm(name: str) -> None:
+    if not isinstance(name, str) or (name.lower() not in VectorIndex.algorithms and name.lower() not in _ALIASES):
+        raise ValueError(f"unknown algorithm {name!r} (choose one of: {', '.join(VectorIndex.algorithms)})")

@@ -17,10 +17,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-try:  # huggingface_hub is a hard dependency, but keep import errors readable
-    from huggingface_hub import snapshot_download
-except ImportError:  # pragma: no cover
-    snapshot_download = None  # type: ignore[assignment]
+
+def snapshot_download(*args: Any, **kwargs: Any) -> str:
+    """huggingface_hub's ``snapshot_download``, imported on first use (importing
+    huggingface_hub costs a quarter of a second that most uses never need)."""
+    try:
+        from huggingface_hub import snapshot_download as hub_snapshot_download
+    except ImportError:  # pragma: no cover - a hard dependency, but keep the error readable
+        raise ModelNotAvailableError("downloading models needs huggingface_hub (pip install huggingface_hub)") from None
+    return str(hub_snapshot_download(*args, **kwargs))
 
 __all__ = [
     "ModelDescription",
@@ -145,10 +150,6 @@ def _hub_download(desc: ModelDescription, cache_dir: str | None, local_files_onl
     repo = desc.sources["hf"]
     cache = cache_dir or os.environ.get("SPARSEDEX_CACHE_DIR") or None
     offline = local_files_only or _truthy(os.environ.get("HF_HUB_OFFLINE"))
-    if snapshot_download is None:  # pragma: no cover
-        raise ModelNotAvailableError(
-            f"model {desc.model!r} needs huggingface_hub to download. " + _how_to_provide(desc)
-        )
     errors: list[str] = []
     attempts = [True] if offline else [False, True]  # online, then whatever is cached
     for only_local in attempts:

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
 use sparsedex_core::index::Index;
-use sparsedex_core::search::{search, Algorithm, Hit, QueryRef};
+use sparsedex_core::search::{search, search_filtered, search_forward, Algorithm, DocSet, Hit, QueryRef};
 
 #[derive(Debug, Clone)]
 struct Corpus {
@@ -86,8 +86,77 @@ fn build_kind(c: &Corpus, quant: Quantization) -> Index {
     .unwrap()
 }
 
+/// Filtered search: every algorithm, and the forward scorer, return the brute-force top-k of
+/// the allowed documents (the unfiltered ranking of every document, restricted to the set).
+fn run_filtered(index: &Index, q: &[(u32, f32)], k: usize, allowed: &DocSet) {
+    let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+    let qr = QueryRef { terms: &terms, weights: &weights };
+    let everything = search(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive).unwrap();
+    let expect: Vec<Hit> = everything.into_iter().filter(|h| allowed.contains(h.doc)).take(k).collect();
+    for algo in Algorithm::ALL {
+        let got = search_filtered(index, qr, k, algo, Some(allowed)).unwrap();
+        assert_eq!(got, expect, "filtered {algo} differs from brute force (k={k}, {} allowed)", allowed.len());
+    }
+    if index.view().forward.is_some() {
+        let got = search_forward(index, qr, k, allowed).unwrap();
+        assert_eq!(got, expect, "forward scorer differs from brute force (k={k})");
+    }
+}
+
+fn allowed_strategy() -> impl Strategy<Value = (u8, u64, f64)> {
+    // (shape, seed, density): random bits, one doc range, or every m-th doc.
+    (0u8..3, any::<u64>(), prop_oneof![Just(0.0f64), 0.0f64..0.05, 0.0f64..1.0, Just(1.0f64)])
+}
+
+fn make_allowed(n: u32, (shape, seed, density): (u8, u64, f64)) -> DocSet {
+    let mut rng = seed | 1;
+    let docs: Vec<u32> = (0..n)
+        .filter(|&d| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            match shape {
+                0 => ((rng % 10_000) as f64) < density * 10_000.0,
+                1 => {
+                    (d as f64) >= (seed % (n as u64 + 1)) as f64
+                        && (d as f64) < (seed % (n as u64 + 1)) as f64 + density * n as f64
+                }
+                _ => d % ((1.0 / density.max(1e-3)) as u32).max(1) == 0,
+            }
+        })
+        .collect();
+    DocSet::from_docs(docs, n).unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn filtered_search_equals_brute_force(
+        c in corpus_strategy(1500, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        sets in proptest::collection::vec(allowed_strategy(), 1..4),
+        float in any::<bool>(),
+        kf in 0.0f64..1.0,
+    ) {
+        let quantization = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
+        let index = build(
+            CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
+            IdsInput::None,
+            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false },
+        )
+        .unwrap();
+        let n = index.n_docs();
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for spec in &sets {
+            let allowed = make_allowed(n, *spec);
+            for q in &qs {
+                run_filtered(&index, q, k, &allowed);
+                run_filtered(&index, q, 10, &allowed);
+            }
+        }
+    }
 
     #[test]
     fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
 use sparsedex_core::index::{ExternalIds, ImpactKind, Index};
-use sparsedex_core::search::{self, Algorithm, QueryRef};
+use sparsedex_core::search::{self, Algorithm, DocSet, QueryRef};
 use sparsedex_core::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +53,20 @@ fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -
 
 fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous 1-d array")))
+}
+
+/// Term ids and weights (or doc ids and scores) as numpy arrays.
+type Vec1<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+/// A batch of hits: ids `[nq, k]` and scores `[nq, k]`.
+type Hits2<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+/// CSR arrays.
+type Csr1<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+
+fn doc_set(a: &Option<PyReadonlyArray1<'_, u64>>, n_docs: u32) -> PyResult<Option<DocSet>> {
+    match a {
+        None => Ok(None),
+        Some(a) => DocSet::from_words(slice(a, "allowed")?.to_vec(), n_docs).map(Some).map_err(to_py),
+    }
 }
 
 fn parse_algo(s: &str) -> PyResult<Algorithm> {
@@ -129,8 +143,10 @@ impl PyIndex {
         enter(py, move || inner.save(&path))
     }
 
-    /// Exact top-k of one query: (doc ids uint32, scores float32), best first.
-    #[pyo3(signature = (indices, values, k=10, algorithm="auto"))]
+    /// Exact top-k of one query: (doc ids uint32, scores float32), best first. `allowed`: a
+    /// uint64 bitset over internal doc ids (bit d%64 of word d//64); only those documents can
+    /// be returned.
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", allowed=None))]
     fn search<'py>(
         &self,
         py: Python<'py>,
@@ -138,11 +154,13 @@ impl PyIndex {
         values: PyReadonlyArray1<'py, f32>,
         k: usize,
         algorithm: &str,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+        allowed: Option<PyReadonlyArray1<'py, u64>>,
+    ) -> PyResult<Vec1<'py>> {
         let algo = parse_algo(algorithm)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let inner = &self.inner;
-        let hits = enter(py, || search::search(inner, q, k, algo))?;
+        let allowed = doc_set(&allowed, inner.n_docs())?;
+        let hits = enter(py, || search::search_filtered(inner, q, k, algo, allowed.as_ref()))?;
         let docs: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
         Ok((docs.into_pyarray(py), scores.into_pyarray(py)))
@@ -151,7 +169,7 @@ impl PyIndex {
     /// Exact top-k of a CSR batch of queries, on all cores (or `threads`). Returns
     /// (doc ids int64 [nq, c], scores float32 [nq, c]) with c = min(k, number of documents);
     /// missing hits are -1 / NaN.
-    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None))]
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, allowed=None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
         &self,
@@ -162,7 +180,8 @@ impl PyIndex {
         k: usize,
         algorithm: &str,
         threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+        allowed: Option<PyReadonlyArray1<'py, u64>>,
+    ) -> PyResult<Hits2<'py>> {
         let algo = parse_algo(algorithm)?;
         let csr = CsrRef {
             indptr: slice(&indptr, "indptr")?,
@@ -172,8 +191,9 @@ impl PyIndex {
         let inner = &self.inner;
         // Columns: k, or the number of documents if that is smaller (no more hits can exist).
         let k = search::effective_k(inner, k).map_err(to_py)?;
+        let allowed = doc_set(&allowed, inner.n_docs())?;
         let (docs, scores, nq) = enter(py, || {
-            let res = search::search_batch(inner, csr, k, algo, threads)?;
+            let res = search::search_batch(inner, csr, k, algo, threads, allowed.as_ref())?;
             let nq = res.len();
             let mut docs = vec![-1i64; nq * k];
             let mut scores = vec![f32::NAN; nq * k];
@@ -206,7 +226,7 @@ impl PyIndex {
     }
 
     /// The stored vector of internal doc `doc`: (indices uint32, values float32).
-    fn get<'py>(&self, py: Python<'py>, doc: u32) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+    fn get<'py>(&self, py: Python<'py>, doc: u32) -> PyResult<Vec1<'py>> {
         let v = self.inner.view();
         let f = v.forward.ok_or_else(|| {
             PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored")
@@ -219,6 +239,16 @@ impl PyIndex {
         }
         let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
         Ok((f.terms[a..b].to_vec().into_pyarray(py), f.values[a..b].to_vec().into_pyarray(py)))
+    }
+
+    /// All stored vectors as CSR arrays in internal doc order: (indptr uint64, indices uint32,
+    /// values float32).
+    fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Csr1<'py>> {
+        let v = self.inner.view();
+        let f = v.forward.ok_or_else(|| {
+            PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored")
+        })?;
+        Ok((f.indptr.to_vec().into_pyarray(py), f.terms.to_vec().into_pyarray(py), f.values.to_vec().into_pyarray(py)))
     }
 
     /// External ids stored with the index: None, an int64 array, or a list of str.
@@ -281,6 +311,26 @@ impl PyIndex {
 }
 
 /// Names of the traversal algorithms, in the order the benchmarks report them.
+/// Validate CSR document rows as the index builder does (errors name the document) and
+/// return them cleaned: zero weights dropped, rows sorted by term id.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, values, n_terms=None))]
+fn clean_csr<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, u64>,
+    indices: PyReadonlyArray1<'py, u32>,
+    values: PyReadonlyArray1<'py, f32>,
+    n_terms: Option<u32>,
+) -> PyResult<Csr1<'py>> {
+    let csr = CsrRef {
+        indptr: slice(&indptr, "indptr")?,
+        indices: slice(&indices, "indices")?,
+        values: slice(&values, "values")?,
+    };
+    let (p, t, v) = enter(py, || sparsedex_core::index::build::clean_csr(csr, n_terms))?;
+    Ok((p.into_pyarray(py), t.into_pyarray(py), v.into_pyarray(py)))
+}
+
 #[pyfunction]
 fn algorithms() -> Vec<&'static str> {
     Algorithm::ALL.iter().map(|a| a.name()).collect()
@@ -361,6 +411,8 @@ fn similarity_order<'py>(
 mod _core {
     #[pymodule_export]
     use super::algorithms;
+    #[pymodule_export]
+    use super::clean_csr;
     #[pymodule_export]
     use super::simd_kernel;
     #[pymodule_export]

@@ -193,6 +193,13 @@ struct Cleaned {
     n_terms: u32,
 }
 
+/// Validate CSR rows as the builder does (errors name the document) and return them cleaned:
+/// zero weights dropped, each row sorted by term id.
+pub fn clean_csr(docs: CsrRef<'_>, n_terms: Option<u32>) -> Result<(Vec<u64>, Vec<u32>, Vec<f32>)> {
+    let c = clean(&docs, n_terms)?;
+    Ok((c.indptr, c.terms, c.values))
+}
+
 fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> {
     let n_docs = check_csr(docs, "documents")?;
     if n_docs >= u32::MAX as usize {

@@ -224,8 +224,12 @@ pub fn search_or_give_up<K: Kind>(
     //    dropped before the next batch. A dropped block's documents all score below the final
     //    k-th score, since the threshold only grows.
     let slack = plan.slack;
-    let mut ids: Vec<u32> = (0..nb as u32).filter(|&b| ub[b as usize] > K::S::default()).collect();
-    let mut top = TopK::new(k);
+    // Blocks without an allowed document are never scored.
+    let allowed = plan.allowed.as_ref();
+    let mut ids: Vec<u32> = (0..nb as u32)
+        .filter(|&b| ub[b as usize] > K::S::default() && allowed.map_or(true, |a| a.word(b as usize) != 0))
+        .collect();
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref());
     let mut batch = (4 * k).div_ceil(DOC_BLOCK).max(8);
     let mut done = 0;
     let mut picked: Vec<u32> = Vec::new();

@@ -1,7 +1,7 @@
 //! Pieces shared by the document-at-a-time algorithms.
 
 use super::plan::Plan;
-use super::Kind;
+use super::{DocSet, Kind};
 use crate::index::{ImpactArrays, IndexView};
 use crate::postings::{decode_block, Cursor};
 
@@ -130,12 +130,18 @@ pub struct DistinctTop<S> {
     k: usize,
     heap: Vec<(S, u32)>,
     member: Vec<u64>,
+    allowed: Option<DocSet>,
 }
 
 impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
-    /// For `n_docs` documents.
-    pub fn new(k: usize, n_docs: usize) -> Self {
-        DistinctTop { k, heap: Vec::with_capacity(k.min(1 << 16)), member: vec![0; n_docs.div_ceil(64)] }
+    /// For `n_docs` documents, of which only those in `allowed` (all when `None`) are kept.
+    pub fn new(k: usize, n_docs: usize, allowed: Option<&DocSet>) -> Self {
+        DistinctTop {
+            k,
+            heap: Vec::with_capacity(k.min(1 << 16)),
+            member: vec![0; n_docs.div_ceil(64)],
+            allowed: allowed.cloned(),
+        }
     }
     /// Smallest kept score once `k` documents are kept, zero before.
     #[inline(always)]
@@ -152,6 +158,11 @@ impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
         let (w, bit) = ((doc >> 6) as usize, 1u64 << (doc & 63));
         if self.member[w] & bit != 0 {
             return;
+        }
+        if let Some(a) = &self.allowed {
+            if !a.contains(doc) {
+                return;
+            }
         }
         if self.heap.len() < self.k {
             self.member[w] |= bit;

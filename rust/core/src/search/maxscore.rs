@@ -30,7 +30,7 @@ pub fn search<K: Kind>(
         acc += c.ub;
         prefix.push(acc);
     }
-    let mut top = TopK::new(k);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref());
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
     let mut first_ess = 0;
@@ -46,8 +46,12 @@ pub fn search<K: Kind>(
             }
             next = next.min(c.cur.doc());
         }
-        let mut pruned = false;
+        // A document outside the allowed set is dropped before its non-essential lists are read.
+        let mut pruned = plan.allowed.as_ref().is_some_and(|a| !a.contains(cur));
         for i in (0..first_ess).rev() {
+            if pruned {
+                break;
+            }
             if K::prune(score + prefix[i], thr, plan.slack) {
                 pruned = true;
                 break;

@@ -14,6 +14,7 @@ pub mod bmw;
 pub mod common;
 pub mod exhaustive;
 pub mod explain;
+pub mod forward;
 pub mod maxscore;
 pub mod plan;
 pub mod taat_maxscore;
@@ -139,6 +140,10 @@ pub trait Kind: 'static {
     fn acc(s: &mut Scratch) -> &mut Vec<Self::S>;
     /// This kind's doc-block bound and compact accumulator buffers.
     fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<Self::S>, &mut Vec<Self::S>);
+    /// This kind's dense query-weight table in the scratch space.
+    fn table(s: &mut Scratch) -> &mut Vec<Option<Self::W>>;
+    /// The stored impact of a document weight `w` (as the builder derives it).
+    fn impact_of(w: f32, scale: f32) -> Self::Imp;
     /// True for a zero query weight.
     fn w_is_zero(w: Self::W) -> bool;
     /// Contribution of one posting.
@@ -178,6 +183,13 @@ impl Kind for U8Kind {
     }
     fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<u32>, &mut Vec<u32>) {
         (&mut s.ub_u32, &mut s.small_u32)
+    }
+    fn table(s: &mut Scratch) -> &mut Vec<Option<u32>> {
+        &mut s.table_u32
+    }
+    #[inline(always)]
+    fn impact_of(w: f32, scale: f32) -> u8 {
+        crate::index::build::quantize(w, scale)
     }
     fn w_is_zero(w: u32) -> bool {
         w == 0
@@ -222,6 +234,13 @@ impl Kind for F32Kind {
     fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
         (&mut s.ub_f32, &mut s.small_f32)
     }
+    fn table(s: &mut Scratch) -> &mut Vec<Option<f32>> {
+        &mut s.table_f32
+    }
+    #[inline(always)]
+    fn impact_of(w: f32, _scale: f32) -> f32 {
+        w
+    }
     fn w_is_zero(w: f32) -> bool {
         w == 0.0
     }
@@ -264,6 +283,71 @@ pub struct Scratch {
     pub small_u32: Vec<u32>,
     /// Compact accumulators of selected doc blocks (float kind).
     pub small_f32: Vec<f32>,
+    /// Dense query weights by term id (integer kind), all `None` between queries.
+    pub table_u32: Vec<Option<u32>>,
+    /// Dense query weights by term id (float kind).
+    pub table_f32: Vec<Option<f32>>,
+}
+
+/// A set of internal doc ids: bit `d % 64` of word `d / 64`. Cloning shares the words.
+#[derive(Clone, Debug)]
+pub struct DocSet {
+    words: Arc<[u64]>,
+    len: u64,
+}
+
+impl DocSet {
+    /// The set given by `words` over an index of `n_docs` documents. `words` must hold exactly
+    /// `ceil(n_docs / 64)` words; bits at or beyond `n_docs` are ignored (cleared).
+    pub fn from_words(mut words: Vec<u64>, n_docs: u32) -> Result<DocSet> {
+        let need = (n_docs as usize).div_ceil(64);
+        if words.len() != need {
+            return Err(Error::InvalidArgument(format!(
+                "allowed-document set has {} words, an index of {n_docs} documents needs {need}",
+                words.len()
+            )));
+        }
+        if n_docs % 64 != 0 {
+            if let Some(last) = words.last_mut() {
+                *last &= (1u64 << (n_docs % 64)) - 1;
+            }
+        }
+        let len = words.iter().map(|w| w.count_ones() as u64).sum();
+        Ok(DocSet { words: words.into(), len })
+    }
+    /// The set of the listed documents (each below `n_docs`).
+    pub fn from_docs(docs: impl IntoIterator<Item = u32>, n_docs: u32) -> Result<DocSet> {
+        let mut words = vec![0u64; (n_docs as usize).div_ceil(64)];
+        for d in docs {
+            if d >= n_docs {
+                return Err(Error::InvalidArgument(format!("document {d} is out of range ({n_docs} documents)")));
+            }
+            words[(d >> 6) as usize] |= 1 << (d & 63);
+        }
+        DocSet::from_words(words, n_docs)
+    }
+    /// Whether `d` is in the set.
+    #[inline(always)]
+    pub fn contains(&self, d: u32) -> bool {
+        self.words.get((d >> 6) as usize).is_some_and(|w| w >> (d & 63) & 1 != 0)
+    }
+    /// Word `i` (documents `64 i .. 64 i + 63`); 0 beyond the end.
+    #[inline(always)]
+    pub fn word(&self, i: usize) -> u64 {
+        self.words.get(i).copied().unwrap_or(0)
+    }
+    /// All words.
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+    /// Number of documents in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// True when the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
@@ -284,6 +368,9 @@ thread_local! {
 
 /// The rule behind [`Algorithm::Auto`], measured with `benches/auto_rule.py` on the synthetic
 /// SPLADE-like corpus at 100k and 1M documents (see benches/README.md):
+/// - a filter that leaves documents whose stored vectors hold fewer entries than the query's
+///   posting lists (and the index stores vectors): score those documents one by one
+///   ([`forward`]);
 /// - a query whose lists hold fewer postings than 5% of the documents: MaxScore (the
 ///   exhaustive scorer's pass over every accumulator would dominate);
 /// - otherwise block-max pruning, which gives up for the exhaustive scorer as soon as its
@@ -295,6 +382,13 @@ fn run_auto<K: Kind>(
     k: usize,
 ) -> Vec<(u32, K::S)> {
     let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
+    if let (Some(allowed), Some(fwd)) = (&plan.allowed, &v.forward) {
+        // Expected stored entries of the allowed documents.
+        let entries = (allowed.len() as f64) * (fwd.terms.len() as f64) / (v.n_docs.max(1) as f64);
+        if entries < FORWARD_RATIO * postings as f64 {
+            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, allowed, K::table(&mut s.borrow_mut())));
+        }
+    }
     if postings * 20 < v.n_docs as u64 {
         return maxscore::search::<K>(v, arrays, plan, k);
     }
@@ -306,6 +400,11 @@ fn run_auto<K: Kind>(
         }
     })
 }
+
+/// Auto scores allowed documents from their stored vectors when their entries number fewer
+/// than this many times the query's postings (a stored entry costs a table lookup; a posting
+/// in the traversals costs a decode and an accumulate).
+const FORWARD_RATIO: f64 = 1.0;
 
 fn run<K: Kind>(
     v: &IndexView<'_>,
@@ -340,18 +439,81 @@ pub fn effective_k(index: &Index, k: usize) -> Result<usize> {
 
 /// Exact top-`k` of one query.
 pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
-    let k = effective_k(index, k)?;
-    search_one(index.view(), q, k, algo, None)
+    search_filtered(index, q, k, algo, None)
 }
 
-fn search_one(v: &IndexView<'_>, q: QueryRef<'_>, k: usize, algo: Algorithm, qi: Option<usize>) -> Result<Vec<Hit>> {
+/// Exact top-`k` of one query among the documents in `allowed` (all when `None`): the true
+/// top-k of the allowed documents, as the exhaustive scorer restricted to them finds it.
+pub fn search_filtered(
+    index: &Index,
+    q: QueryRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    allowed: Option<&DocSet>,
+) -> Result<Vec<Hit>> {
+    let k = effective_k(index, k)?;
+    check_allowed(index, allowed)?;
+    search_one(index.view(), q, k, algo, None, allowed)
+}
+
+/// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
+/// (the plan [`Algorithm::Auto`] picks for selective filters). Errors if the index does not
+/// store vectors.
+pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet) -> Result<Vec<Hit>> {
+    let k = effective_k(index, k)?;
+    check_allowed(index, Some(allowed))?;
+    let v = index.view();
+    let fwd = v
+        .forward
+        .ok_or_else(|| Error::InvalidArgument("this index does not store vectors (store_vectors=false)".into()))?;
+    fn go<K: Kind>(
+        v: &IndexView<'_>,
+        fwd: &crate::index::Forward<'_>,
+        q: QueryRef<'_>,
+        k: usize,
+        allowed: &DocSet,
+    ) -> Result<Vec<Hit>> {
+        let plan = Plan::<K>::new(v, q, None)?;
+        let raw = SCRATCH.with(|s| forward::search::<K>(v, fwd, &plan, k, allowed, K::table(&mut s.borrow_mut())));
+        Ok(raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect())
+    }
+    match v.impacts {
+        Impacts::U8(_) => go::<U8Kind>(v, &fwd, q, k, allowed),
+        Impacts::F32(_) => go::<F32Kind>(v, &fwd, q, k, allowed),
+    }
+}
+
+fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<()> {
+    if let Some(a) = allowed {
+        let need = (index.n_docs() as usize).div_ceil(64);
+        if a.words().len() != need {
+            return Err(Error::InvalidArgument(format!(
+                "allowed-document set has {} words, this index of {} documents needs {need}",
+                a.words().len(),
+                index.n_docs()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn search_one(
+    v: &IndexView<'_>,
+    q: QueryRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    qi: Option<usize>,
+    allowed: Option<&DocSet>,
+) -> Result<Vec<Hit>> {
     match v.impacts {
         Impacts::U8(a) => {
-            let plan = Plan::<U8Kind>::new(v, q, qi)?;
+            let mut plan = Plan::<U8Kind>::new(v, q, qi)?;
+            plan.allowed = allowed.cloned();
             Ok(run::<U8Kind>(v, &a, &plan, k, algo))
         }
         Impacts::F32(a) => {
-            let plan = Plan::<F32Kind>::new(v, q, qi)?;
+            let mut plan = Plan::<F32Kind>::new(v, q, qi)?;
+            plan.allowed = allowed.cloned();
             Ok(run::<F32Kind>(v, &a, &plan, k, algo))
         }
     }
@@ -375,16 +537,19 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 }
 
 /// Exact top-`k` of every query of a CSR batch, in parallel on `threads` threads (all cores
-/// when `None`). Errors name the offending query.
+/// when `None`), among the documents in `allowed` (all when `None`). Errors name the
+/// offending query.
 pub fn search_batch(
     index: &Index,
     queries: CsrRef<'_>,
     k: usize,
     algo: Algorithm,
     threads: Option<usize>,
+    allowed: Option<&DocSet>,
 ) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
     let k = effective_k(index, k)?;
+    check_allowed(index, allowed)?;
     let nq = crate::index::build::check_csr(&queries, "queries")?;
     let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {
@@ -398,6 +563,7 @@ pub fn search_batch(
                     k,
                     algo,
                     Some(i),
+                    allowed,
                 )
             })
             .collect()

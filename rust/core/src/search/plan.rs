@@ -9,7 +9,7 @@
 //! 16 bits of precision and no document score can overflow a u32 accumulator
 //! (`sum_t w_int_t * 255 < 2^32`). Reported scores are `int_score / (Q * index_scale)`.
 
-use super::Kind;
+use super::{DocSet, Kind};
 use crate::index::build::clean_row;
 use crate::index::IndexView;
 use crate::{Error, Result};
@@ -43,6 +43,8 @@ pub struct Plan<K: Kind> {
     pub norm: f32,
     /// Relative slack of float pruning comparisons (0 for integer scores).
     pub slack: f32,
+    /// Only these documents may be returned (all when `None`).
+    pub allowed: Option<DocSet>,
 }
 
 impl<K: Kind> Plan<K> {
@@ -51,20 +53,22 @@ impl<K: Kind> Plan<K> {
         let mut row = Vec::with_capacity(q.terms.len());
         let vocab = if v.vocab_declared { Some(v.n_terms) } else { None };
         clean_row(q.terms, q.weights, vocab, &mut row).map_err(|msg| Error::InvalidQuery { query: qi, msg })?;
-        row.retain(|&(t, _)| v.df(t) > 0);
+        // Weights are converted over the whole query, before terms without postings are
+        // dropped, so a query gets the same integer weights in every index (segment) that
+        // shares the scale: scores stay comparable, and equal to a single merged index's.
         let ws: Vec<f32> = row.iter().map(|e| e.1).collect();
         let (wq, norm) = K::weights(&ws, v.scale);
-        // Terms whose (quantized) weight is zero are dropped.
+        // Terms without postings, or whose (quantized) weight is zero, are dropped.
         let mut terms: Vec<PlanTerm<K::W>> = row
             .iter()
             .zip(wq)
-            .filter(|(_, w)| !K::w_is_zero(*w))
+            .filter(|(&(t, _), w)| v.df(t) > 0 && !K::w_is_zero(*w))
             .map(|(&(t, _), w)| PlanTerm { term: t, w, qi: 0 })
             .collect();
         for (i, pt) in terms.iter_mut().enumerate() {
             pt.qi = i;
         }
         let slack = if K::FLOAT { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
-        Ok(Plan { terms, norm, slack })
+        Ok(Plan { terms, norm, slack, allowed: None })
     }
 }

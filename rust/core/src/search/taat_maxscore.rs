@@ -45,7 +45,7 @@ pub fn search<K: Kind>(
         rest[i] = rest[i + 1] + ubs[order[i]];
     }
     let acc = super::zeroed_acc::<K>(scratch, n);
-    let mut top = DistinctTop::<K::S>::new(k, n);
+    let mut top = DistinctTop::<K::S>::new(k, n, plan.allowed.as_ref());
     let mut buf = [0u32; BLOCK_LEN];
     let mut theta = K::S::default();
 
@@ -162,7 +162,7 @@ pub fn search<K: Kind>(
             }
         }
     }
-    let mut out = TopK::new(k);
+    let mut out = TopK::with_allowed(k, plan.allowed.as_ref());
     for &d in &cand {
         out.push(d, acc[d as usize]);
         acc[d as usize] = K::S::default();

@@ -4,11 +4,16 @@
 //! current k-th entry under that order, so the collector's content does not depend on the
 //! order in which documents are offered.
 
-/// Bounded collector of the best `k` (doc, score) pairs.
+use super::DocSet;
+
+/// Bounded collector of the best `k` (doc, score) pairs, optionally restricted to an
+/// allowed-document set (a document outside it never enters, so every threshold derived from
+/// the collector is a threshold of the allowed documents only).
 pub struct TopK<S> {
     k: usize,
     /// Min-heap on "worse first": heap[0] is the current k-th best.
     heap: Vec<(S, u32)>,
+    allowed: Option<DocSet>,
 }
 
 #[inline]
@@ -20,7 +25,12 @@ fn worse<S: PartialOrd>(a: &(S, u32), b: &(S, u32)) -> bool {
 impl<S: Copy + PartialOrd + Default> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)) }
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None }
+    }
+
+    /// Collector for the best `k` documents of `allowed` (all documents when `None`).
+    pub fn with_allowed(k: usize, allowed: Option<&DocSet>) -> Self {
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned() }
     }
 
     /// Score a document must beat to enter (ties resolved by doc id): the k-th score once full,
@@ -39,6 +49,11 @@ impl<S: Copy + PartialOrd + Default> TopK<S> {
     pub fn push(&mut self, doc: u32, score: S) -> bool {
         if !(score > S::default()) {
             return false;
+        }
+        if let Some(a) = &self.allowed {
+            if !a.contains(doc) {
+                return false;
+            }
         }
         let e = (score, doc);
         if self.heap.len() < self.k {

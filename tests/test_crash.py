@@ -1,0 +1,87 @@
+"""Crash safety: a child process adding, deleting and committing in a loop is killed with
+SIGKILL at random moments; after every kill the index opens, holds exactly the documents of
+its last commit (each once), and answers exactly as a fresh index of those documents."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsedex import SparseIndex, VectorIndex
+
+sys.path.insert(0, str(Path(__file__).parent))
+from crash_child import B, doc_vec, expected_ids  # noqa: E402
+
+CHILD = Path(__file__).parent / "crash_child.py"
+
+
+def _queries():
+    rng = np.random.default_rng(5)
+    out = []
+    for _ in range(5):
+        n = int(rng.integers(2, 8))
+        out.append((np.sort(rng.choice(60, n, replace=False)).astype(np.uint32), rng.uniform(0.1, 2, n).astype(np.float32)))
+    return out
+
+
+def _verify(path: Path, known: int) -> int:
+    """Check the committed state; returns its batch number."""
+    if not (path / "CURRENT").exists():  # killed before the index was first committed
+        assert known == -1
+        return -1
+    ix = SparseIndex.open(path)
+    ids = ix.ids()
+    assert len(ids) == len(set(ids)), "a document appears twice"
+    b = max(ids) // B if ids else -1
+    assert b in (known, known + 1), f"state of batch {b}, but batch {known} was committed and reported"
+    want = expected_ids(b)
+    assert set(ids) == want, f"batch {b}: {len(set(ids) ^ want)} documents differ from the committed state"
+    if want:
+        ref = VectorIndex.build([doc_vec(i) for i in sorted(want)], ids=sorted(want), quantization="float")
+        for q in _queries():
+            got = [(h.id, h.score) for h in ix.search(q, k=10)]
+            r_ids, r_scores = ref.search(q[0], q[1], k=10)
+            assert [s for _, s in got] == r_scores.tolist()
+            assert [i for i, _ in got] == r_ids.tolist() or sorted(got) == sorted(zip(r_ids.tolist(), r_scores.tolist()))
+        assert ix.get(max(ids)).payload == {"batch": b}
+    ix.close()
+    return b
+
+
+def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    path = tmp_path / "ix"
+    known = -1
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    done = 0
+    while done < kills:
+        proc = subprocess.Popen([sys.executable, str(CHILD), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        # let it start (imports) and then run for a random while: kills land in every phase of
+        # a commit (encoding, segment writes, manifest, CURRENT switch, merges, cleanup)
+        time.sleep(float(rng.uniform(0.25, 1.0)))
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode != -signal.SIGKILL:
+            pytest.fail(f"child exited with {proc.returncode} before the kill:\n{err.decode()[-3000:]}")
+        reported = [int(x) for x in out.decode().split()]
+        if reported:
+            known = max(known, reported[-1])
+        known = _verify(path, known)
+        done += 1
+    assert known > 5, f"only {known + 1} batches committed in {kills} runs: the child barely ran"
+
+
+def test_sigkill_at_random_moments(tmp_path):
+    run_kills(tmp_path, kills=50, seed=0)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_long(tmp_path):
+    run_kills(tmp_path, kills=300, seed=1)

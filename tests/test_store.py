@@ -1,0 +1,503 @@
+"""Segments, deletes, upserts, commits, snapshots, the writer lock, merges and filtered search
+of a living SparseIndex, each checked against a fresh index built from the same documents."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from sparsedex import CorruptIndexError, SparseIndex, VectorIndex
+from sparsedex.filters import compile_filter
+from sparsedex.index import IndexLockedError, MergePolicy
+
+NEVER = MergePolicy(factor=0)
+
+
+def rand_vec(rng, vocab=60, lo=3, hi=12):
+    n = int(rng.integers(lo, hi))
+    idx = np.sort(rng.choice(vocab, size=n, replace=False)).astype(np.uint32)
+    return (idx, rng.uniform(0.05, 3.0, size=n).astype(np.float32))
+
+
+def doc_vec(i, vocab=60):
+    """The vector of document ``i`` (deterministic)."""
+    return rand_vec(np.random.default_rng(10_000 + i), vocab)
+
+
+def payload(i):
+    return {"year": 1950 + i % 70, "genre": ["drama", "comedy", "noir"][i % 3], "even": i % 2 == 0}
+
+
+def fresh(ids, quantization="float", scale=None):
+    """A single-segment index of documents ``ids`` (vectors from doc_vec)."""
+    return VectorIndex.build([doc_vec(i) for i in ids], ids=list(ids), quantization=quantization, scale=scale)
+
+
+def queries(n=12, seed=3):
+    rng = np.random.default_rng(seed)
+    return [rand_vec(rng, 60, 2, 8) for _ in range(n)]
+
+
+def assert_same_results(hits, ids, scores):
+    """Hits equal a fresh index's (ids, scores); equal scores may come in any order."""
+    got = [(h.id, h.score) for h in hits]
+    want = list(zip(np.asarray(ids).tolist(), np.asarray(scores).tolist()))
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=0, abs=0), (got, want)
+    if got:
+        last = got[-1][1]
+        assert {i for i, s in got if s > last} == {i for i, s in want if s > last}
+
+
+def check_against_fresh(ix, live_ids, quantization="float", scale=None, k=10):
+    ref = fresh(sorted(live_ids), quantization, scale)
+    assert len(ix) == len(live_ids) and sorted(ix.ids()) == sorted(live_ids)
+    for q in queries():
+        ids, scores = ref.search(q[0], q[1], k=k)
+        assert_same_results(ix.search(q, k=k), ids, scores)
+    batch = ix.search_batch(queries(), k=k)
+    for q, hits in zip(queries(), batch):
+        assert hits == ix.search(q, k=k)
+
+
+# segments --------------------------------------------------------------------------------
+@pytest.mark.parametrize("quantization", ["float", "u8"])
+def test_segments_search_like_one_index(tmp_path, quantization):
+    ix = SparseIndex(None, quantization, path=tmp_path / "ix", merge_policy=NEVER)
+    # the first batch holds the largest weight, so every segment shares the u8 scale
+    first = [(np.array([0], np.uint32), np.array([3.0], np.float32))]
+    ix.add(first, ids=[-1])
+    ix.commit()
+    for b in range(6):
+        ids = list(range(b * 7, b * 7 + 7))
+        ix.add([doc_vec(i) for i in ids], ids=ids, payloads=[payload(i) for i in ids])
+        ix.commit()
+    assert len(ix.segments()) == 7
+    docs = [doc_vec(i) for i in range(42)]
+    ref = VectorIndex.build(first + docs, ids=[-1] + list(range(42)), quantization=quantization,
+                            scale=None if quantization == "float" else 255 / 3.0)
+    for q in queries():
+        ids, scores = ref.search(q[0], q[1], k=10)
+        assert_same_results(ix.search(q, k=10), ids, scores)
+    for algo in VectorIndex.algorithms:
+        assert ix.search(queries()[0], k=10, algorithm=algo) == ix.search(queries()[0], k=10)
+    assert ix.get(5).payload == payload(5)
+    assert ix.get(5).vector.indices.tolist() == doc_vec(5)[0].tolist()
+
+
+def test_uncommitted_changes_are_invisible_until_commit(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix")
+    ix.add([doc_vec(i) for i in range(5)], ids=list(range(5)))
+    assert len(ix) == 0 and ix.search(doc_vec(0), k=3) == []
+    reader = SparseIndex.open(tmp_path / "ix")
+    g = ix.commit()
+    assert len(ix) == 5 and ix.generation == g
+    assert len(reader) == 0  # a reader keeps its snapshot ...
+    assert reader.refresh() and len(reader) == 5  # ... until it refreshes
+    assert not reader.refresh()
+    ix.delete([0, 1])
+    ix.add([doc_vec(9)], ids=[9])
+    ix.rollback()
+    assert ix.commit() == g and len(ix) == 5
+    ix.delete(0)
+    ix.commit()
+    assert reader.refresh() and 0 not in reader and len(reader) == 4
+
+
+def test_in_memory_index_shows_adds_at_once():
+    ix = SparseIndex(None, "float")
+    ix.add([doc_vec(i) for i in range(4)])
+    assert len(ix) == 4
+    ix.add([doc_vec(i) for i in range(4, 6)])
+    ix.delete(2)
+    check_against_fresh(ix, [0, 1, 3, 4, 5])
+    assert ix.add([doc_vec(7)]) == [6]  # running ids continue after the largest ever added
+
+
+# deletes and upserts ------------------------------------------------------------------------
+@pytest.mark.parametrize("quantization", ["float", "u8"])
+def test_deletes_and_upserts_equal_fresh_index(tmp_path, quantization):
+    ix = SparseIndex(None, quantization, path=tmp_path / "ix", merge_policy=NEVER)
+    # the first segment holds the largest weight, so every segment shares the u8 scale
+    ix.add([(np.array([0], np.uint32), np.array([3.0], np.float32))], ids=[-1])
+    ix.commit()
+    ix.delete([-1])
+    scale = None if quantization == "float" else 255 / 3.0
+    live = set()
+    rng = np.random.default_rng(0)
+    for b in range(5):
+        ids = list(range(b * 20, b * 20 + 20))
+        ix.add([doc_vec(i) for i in ids], ids=ids)
+        live |= set(ids)
+        gone = rng.choice(sorted(live), size=6, replace=False).tolist()
+        ix.delete(gone)
+        live -= set(gone)
+        ix.commit()
+    scales = {st.segment.index.stats()["scale"] for st in ix._store.snapshot.states}
+    assert len(scales) == 1
+    check_against_fresh(ix, live, quantization, scale)
+    # upsert replaces a document (new vector and payload); delete of an unknown id fails
+    some = sorted(live)[0]
+    ix.upsert([doc_vec(999)], ids=[some], payloads=[{"new": True}])
+    ix.commit()
+    assert ix.get(some).payload == {"new": True}
+    assert ix.get(some).vector.indices.tolist() == doc_vec(999)[0].tolist()
+    with pytest.raises(KeyError, match="no document with id 12345"):
+        ix.delete([12345])
+    assert ix.delete([12345], missing_ok=True) == 0
+    with pytest.raises(ValueError, match="already in the index"):
+        ix.add([doc_vec(1)], ids=[some])
+
+
+def test_merges_drop_deleted_documents_and_bound_segments(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=MergePolicy(factor=3, floor_docs=4))
+    live = set()
+    for b in range(30):
+        ids = list(range(b * 4, b * 4 + 4))
+        ix.add([doc_vec(i) for i in ids], ids=ids)
+        live |= set(ids)
+        if b % 3 == 2:
+            ix.delete([b * 4 - 1])
+            live.discard(b * 4 - 1)
+        ix.commit()
+        assert len(ix.segments()) <= 2 * 4  # (factor - 1) per level, few levels
+    check_against_fresh(ix, live)
+    ix.merge()
+    segs = ix.segments()
+    assert len(segs) == 1 and segs[0]["documents"] == segs[0]["live"] == len(live)
+    check_against_fresh(ix, live)
+    again = SparseIndex.open(tmp_path / "ix")
+    check_against_fresh(again, live)
+
+
+def test_merge_to_n_segments(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=NEVER)
+    for b in range(12):
+        ix.add([doc_vec(i) for i in range(b * 5, b * 5 + 5)], ids=list(range(b * 5, b * 5 + 5)))
+        ix.commit()
+    assert len(ix.segments()) == 12
+    ix.merge(max_segments=4)
+    assert len(ix.segments()) == 4
+    check_against_fresh(ix, range(60))
+
+
+# BM25 statistics ------------------------------------------------------------------------------
+BM25_TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a fox and a dog are friends",
+    "lazy afternoons in the sun",
+    "the dog barks at the quick cat",
+    "brown bears eat honey in the forest",
+    "a quick guide to foxes and bears",
+    "the forest is dark and the night is long",
+    "sun and honey for the lazy bear",
+]
+
+
+@pytest.mark.parametrize("quantization", ["float", "u8"])
+def test_bm25_scores_after_deletes_equal_fresh_index(tmp_path, quantization):
+    ix = SparseIndex("bm25", quantization, path=tmp_path / "ix", merge_policy=NEVER)
+    ix.add(BM25_TEXTS[:4], ids=list(range(4)))
+    ix.commit()
+    ix.add(BM25_TEXTS[4:], ids=list(range(4, 8)))
+    ix.commit()
+    ix.delete([1, 6])
+    ix.commit()
+    assert len(ix.segments()) == 2
+    survivors = [i for i in range(8) if i not in (1, 6)]
+    ref = SparseIndex("bm25", quantization)
+    ref.add([BM25_TEXTS[i] for i in range(8)], ids=list(range(8)))  # same term dictionary
+    ref.delete([1, 6])
+    ref.merge()
+    fresh_ref = SparseIndex("bm25", quantization)
+    fresh_ref._encoder = ref.encoder  # same term ids, statistics from the survivors only
+    fresh_ref.add([BM25_TEXTS[i] for i in survivors], ids=survivors)
+    for q in ["quick fox", "lazy dog in the sun", "honey bear forest", "the"]:
+        got = {h.id: h.score for h in ix.search(q, k=8)}
+        want = {h.id: h.score for h in fresh_ref.search(q, k=8)}
+        assert got == want, q
+        reopened = SparseIndex.open(tmp_path / "ix")
+        assert {h.id: h.score for h in reopened.search(q, k=8)} == want
+
+
+# writer lock ----------------------------------------------------------------------------------
+def test_one_writer_at_a_time(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix")
+    ix.add([doc_vec(0)], ids=[0])
+    ix.commit()
+    other = SparseIndex.open(tmp_path / "ix")
+    assert len(other) == 1  # reading needs no lock
+    with pytest.raises(IndexLockedError, match="another writer"):
+        other.add([doc_vec(1)], ids=[1])
+    code = textwrap.dedent(f"""
+        import sys
+        from sparsedex import SparseIndex
+        from sparsedex.index import IndexLockedError
+        ix = SparseIndex.open({str(tmp_path / "ix")!r})
+        try:
+            ix.delete([0])
+        except IndexLockedError as e:
+            print("locked:", e)
+            sys.exit(3)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3 and "pid" in r.stdout, r.stdout + r.stderr
+    ix.close()
+    other.add([doc_vec(1)], ids=[1])  # the lock is free now; the writer caught up first
+    other.commit()
+    assert sorted(SparseIndex.open(tmp_path / "ix").ids()) == [0, 1]
+
+
+def test_create_refuses_an_existing_index(tmp_path):
+    SparseIndex(None, path=tmp_path / "ix").close()
+    with pytest.raises(FileExistsError, match="already holds an index"):
+        SparseIndex(None, path=tmp_path / "ix")
+
+
+# corruption -----------------------------------------------------------------------------------
+def _committed(tmp_path, shift=0):
+    p = tmp_path / "ix"
+    ix = SparseIndex(None, "u8", path=p, merge_policy=NEVER)
+    ix.add([doc_vec(i + shift) for i in range(30)], ids=list(range(30)), payloads=[payload(i) for i in range(30)])
+    ix.commit()
+    ix.add([doc_vec(i) for i in range(30, 40)], ids=list(range(30, 40)))
+    ix.delete([3, 31])
+    ix.commit()
+    ix.close()
+    return p
+
+
+def _open_and_search(p):
+    ix = SparseIndex.open(p)
+    ix.search(doc_vec(0), k=5)
+    return ix
+
+
+def test_corruption_is_a_clear_error(tmp_path):
+    p = _committed(tmp_path)
+    files = sorted(f.name for f in p.iterdir() if f.name != "LOCK")
+    assert any(f.endswith(".sdx") for f in files) and any(".del-" in f for f in files)
+    assert _open_and_search(p) is not None
+    rng = np.random.default_rng(0)
+    for name in files:
+        data = (p / name).read_bytes()
+        cases = [data[:n] for n in sorted({0, 1, 7, len(data) // 2, len(data) - 1})]
+        for _ in range(12):
+            b = bytearray(data)
+            b[int(rng.integers(len(b)))] ^= 1 << int(rng.integers(8))
+            cases.append(bytes(b))
+        for bad in cases:
+            (p / name).write_bytes(bad)
+            try:
+                _open_and_search(p)
+            except CorruptIndexError:
+                pass
+            else:  # a flip that changes nothing checked (e.g. JSON whitespace) must change nothing
+                assert bad == data or name.startswith("manifest") or name == "CURRENT", name
+        (p / name).write_bytes(data)
+        (p / name).unlink()
+        with pytest.raises(CorruptIndexError, match="missing"):
+            _open_and_search(p)
+        (p / name).write_bytes(data)
+    assert len(_open_and_search(p)) == 38
+
+
+def test_files_from_another_index_are_rejected(tmp_path):
+    a = _committed(tmp_path / "a", shift=1000)
+    b = _committed(tmp_path / "b")  # same layout and file names, other vectors and store id
+    for f in sorted(x.name for x in a.iterdir() if x.name.startswith("seg-")):
+        orig = (b / f).read_bytes()
+        (b / f).write_bytes((a / f).read_bytes())
+        with pytest.raises(CorruptIndexError, match="another index|checksum|size"):
+            _open_and_search(b)
+        (b / f).write_bytes(orig)
+    _open_and_search(b)
+    with pytest.raises(FileNotFoundError):
+        SparseIndex.open(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorruptIndexError, match="CURRENT"):
+        SparseIndex.open(tmp_path / "empty")
+
+
+# concurrency ----------------------------------------------------------------------------------
+def test_searches_see_whole_commits_while_a_writer_works(tmp_path):
+    """Several threads search while another adds, deletes and commits; every result equals
+    the result of some committed snapshot (no torn state, no error)."""
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=MergePolicy(factor=3, floor_docs=5))
+    reader = SparseIndex.open(tmp_path / "ix")
+    qs = queries(4, seed=11)
+    states: dict[int, frozenset[int]] = {ix.generation: frozenset()}
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[tuple[int, int, tuple]] = []
+
+    def writer():
+        try:
+            live: set[int] = set()
+            rng = np.random.default_rng(1)
+            for b in range(25):
+                ids = list(range(b * 6, b * 6 + 6))
+                ix.add([doc_vec(i) for i in ids], ids=ids)
+                live |= set(ids)
+                if b % 2:
+                    gone = rng.choice(sorted(live), size=3, replace=False).tolist()
+                    ix.delete(gone)
+                    live -= set(gone)
+                g = ix.commit()
+                states[g] = frozenset(live)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            stop.set()
+
+    def searcher(handle, refresh):
+        try:
+            while not stop.is_set():
+                if refresh:
+                    handle.refresh()
+                for qi, q in enumerate(qs):
+                    hits = handle.search(q, k=8)
+                    seen.append((qi, -1, tuple((h.id, h.score) for h in hits)))
+        except BaseException as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer)]
+    threads += [threading.Thread(target=searcher, args=(ix, False)) for _ in range(2)]
+    threads += [threading.Thread(target=searcher, args=(reader, True))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    assert len(seen) > 20
+    # every committed state's results
+    expect: dict[int, set[tuple]] = {qi: set() for qi in range(len(qs))}
+    for live in set(states.values()):
+        if not live:
+            for qi in expect:
+                expect[qi].add(())
+            continue
+        ref = fresh(sorted(live))
+        for qi, q in enumerate(qs):
+            ids, scores = ref.search(q[0], q[1], k=8)
+            expect[qi].add(tuple(zip(ids.tolist(), scores.tolist())))
+    for qi, _, got in seen:
+        assert got in expect[qi], "a search saw a state that was never committed"
+
+
+# filters --------------------------------------------------------------------------------------
+def test_filtered_search_basics(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=NEVER)
+    n = 120
+    for b in range(3):
+        ids = list(range(b * 40, b * 40 + 40))
+        ix.add([doc_vec(i) for i in ids], ids=ids, payloads=[payload(i) for i in ids])
+        ix.commit()
+    ix.delete([5, 50, 95])
+    ix.commit()
+    live = [i for i in range(n) if i not in (5, 50, 95)]
+    for flt in [{"genre": "noir"}, {"year": {"$gte": 2000, "$lt": 2005}}, {"even": True, "genre": {"$in": ["drama"]}},
+                {"$or": [{"year": 1951}, {"genre": "comedy"}]}, {"missing": {"$exists": False}}, {"genre": "none"}]:
+        f = compile_filter(flt)
+        allowed = [i for i in live if f.matches(payload(i))]
+        for q in queries(5):
+            hits = ix.search(q, k=7, filter=flt)
+            assert all(f.matches(h.payload) for h in hits)
+            if allowed:
+                ids, scores = fresh(allowed).search(q[0], q[1], k=7)
+                assert_same_results(hits, ids, scores)
+            else:
+                assert hits == []
+        assert ix.search_batch(queries(5), k=7, filter=flt) == [ix.search(q, k=7, filter=flt) for q in queries(5)]
+    with pytest.raises(ValueError, match="unknown operator"):
+        ix.search(queries()[0], filter={"year": {"$gtx": 3}})
+
+
+payload_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.5]),
+                           st.sampled_from(["a", "b", "c"]), st.lists(st.sampled_from(["a", "b", 1, 2]), max_size=3))
+payloads_st = st.one_of(st.none(), st.dictionaries(st.sampled_from(["x", "y", "z"]), payload_values, max_size=3))
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1.0, 2.5]), st.sampled_from(["a", "b", "c"]))
+field = st.sampled_from(["x", "y", "z"])
+leaf = st.one_of(
+    st.builds(lambda f, v: {f: v}, field, scalar),
+    st.builds(lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$eq", "$ne"]), scalar),
+    st.builds(lambda f, op, vs: {f: {op: vs}}, field, st.sampled_from(["$in", "$nin"]), st.lists(scalar, max_size=3)),
+    st.builds(lambda f, op, v: {f: {op: v}}, field, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), st.integers(-3, 3)),
+    st.builds(lambda f, v: {f: {"$exists": v}}, field, st.booleans()),
+)
+filters_st = st.recursive(
+    leaf,
+    lambda inner: st.one_of(
+        st.builds(lambda fs: {"$and": fs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda fs: {"$or": fs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda f: {"$not": f}, inner),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pls=st.lists(payloads_st, min_size=1, max_size=90),
+    flt=filters_st,
+    quantization=st.sampled_from(["float", "u8"]),
+    split=st.integers(1, 4),
+    k=st.integers(1, 12),
+    data=st.data(),
+)
+def test_filtered_search_equals_brute_force(pls, flt, quantization, split, k, data):
+    """A filtered search over several segments (with deletions) returns the brute-force top-k
+    of the live documents that match, for random payloads and filter expressions."""
+    n = len(pls)
+    ix = SparseIndex(None, quantization, merge_policy=NEVER)
+    bounds = np.linspace(0, n, split + 1).astype(int)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b > a:
+            ix.add([doc_vec(i) for i in range(a, b)], ids=list(range(a, b)), payloads=pls[a:b])
+            len(ix)  # commit this batch as its own segment
+    dead = data.draw(st.lists(st.integers(0, n - 1), max_size=n // 4, unique=True))
+    if dead:
+        ix.delete(dead)
+    f = compile_filter(flt)
+    live = [i for i in range(n) if i not in set(dead)]
+    q = data.draw(st.sampled_from(queries(6)))
+    everything = ix.search(q, k=n)  # the unfiltered ranking of every live document
+    want = [(h.id, h.score) for h in everything if f.matches(pls[h.id])][:k]
+    got = [(h.id, h.score) for h in ix.search(q, k=k, filter=flt)]
+    assert got == want
+    assert {i for i, _ in got} <= {i for i in live if f.matches(pls[i])}
+    # scores are the dot products (brute force over the vectors)
+    qd = dict(zip(q[0].tolist(), q[1].tolist()))
+    for i, s in got:
+        idx, val = doc_vec(i)
+        dot = sum(qd.get(t, 0.0) * v for t, v in zip(idx.tolist(), val.tolist()))
+        assert s == pytest.approx(dot, rel=1e-5 if quantization == "float" else 2e-2, abs=1e-3 if quantization == "u8" else 1e-6)
+
+
+def test_bulk_csr_add_and_max_weight(tmp_path):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    m = sp.random(300, 80, density=0.08, random_state=5, format="csr", dtype=np.float32)
+    m.data = rng.uniform(0.1, 2.0, m.data.shape[0]).astype(np.float32)
+    ix = SparseIndex(None, "u8", path=tmp_path / "ix", merge_policy=NEVER, max_weight=2.0)
+    ix.add(m[:100], payloads=[{"i": i} for i in range(100)])
+    ix.commit()
+    ix.add(m[100:])
+    ix.commit()
+    assert len(ix) == 300 and len(ix.segments()) == 2
+    ref = VectorIndex.build(m, quantization="u8", scale=255 / 2.0)
+    for q in queries(8):
+        ids, scores = ref.search(q[0], q[1], k=10)
+        assert_same_results(ix.search(q, k=10), ids, scores)  # one grid for every segment
+    bad = m[:3].copy()
+    bad.data[bad.indptr[2]] = np.nan
+    with pytest.raises(ValueError, match="document 2"):
+        ix.add(bad, ids=[1000, 1001, 1002])
+    with pytest.raises(ValueError, match="max_weight"):
+        SparseIndex(None, "float", max_weight=2.0)

@@ -276,7 +276,7 @@ def render(res: dict) -> str:
                   "| filter (selectivity) | median ms | p90 ms | vs unfiltered | filter evaluation ms (once per filter) |",
                   "|---|---:|---:|---:|---:|"]
         for name, v in res["filters"]["latency"].items():
-            ev = "" if v["filter_eval_ms"] is None else f"{v['filter_eval_ms']:.1f}"
+            ev = "" if v["filter_eval_ms"] is None else f"{v['filter_eval_ms']:.2f}"
             lines.append(f"| {name} | {v['median_ms']:.3f} | {v['p90_ms']:.3f} | {v['vs_unfiltered']:.2f}× | {ev} |")
         lines += ["", f"Building the payload columns (once per segment): {res['filters']['payload_columns_s']:.1f} s.", ""]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CorruptIndexError", "Index", "SparsedexError", "algorithms", "clean_csr", "similarity_order", "simd_kernel", "synthetic_corpus"]
+__all__ = ["CorruptIndexError", "Index", "SparsedexError", "DocSet", "algorithms", "clean_csr", "search_segments", "search_segments_batch", "similarity_order", "simd_kernel", "synthetic_corpus"]
 
 class SparsedexError(Exception): ...
 class CorruptIndexError(SparsedexError): ...
@@ -69,6 +69,29 @@ def similarity_order(
     values: npt.NDArray[np.float32],
     n_terms: int | None = None,
 ) -> npt.NDArray[np.uint32]: ...
+@final
+class DocSet:
+    def __new__(cls, words: npt.NDArray[np.uint64], n_docs: int) -> DocSet: ...
+    def __len__(self) -> int: ...
+
+def search_segments(
+    indexes: list[Index],
+    allowed: list[DocSet | None],
+    indices: npt.NDArray[np.uint32],
+    values: npt.NDArray[np.float32],
+    k: int = 10,
+    algorithm: str = "auto",
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+def search_segments_batch(
+    indexes: list[Index],
+    allowed: list[DocSet | None],
+    indptr: npt.NDArray[np.uint64],
+    indices: npt.NDArray[np.uint32],
+    values: npt.NDArray[np.float32],
+    k: int = 10,
+    algorithm: str = "auto",
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
 def clean_csr(
     indptr: npt.NDArray[np.uint64],
     indices: npt.NDArray[np.uint32],

@@ -284,7 +284,7 @@ class SegmentState:
     segment: Segment
     deleted: np.ndarray | None  # bool, internal order; None: nothing deleted
     deletes_record: dict[str, Any] | None = None
-    _allowed: OrderedDict[str, np.ndarray | None] = field(default_factory=OrderedDict)
+    _allowed: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     live: int = field(init=False, default=0)
 
@@ -296,31 +296,30 @@ class SegmentState:
             return np.ones(self.segment.n, dtype=bool)
         return ~self.deleted
 
-    def allowed(self, flt: Filter | None) -> np.ndarray | None | bool:
-        """Allowed-document words for ``flt`` (None: every document; False: none)."""
+    def allowed(self, flt: Filter | None) -> "_core.DocSet | None | bool":
+        """The engine's allowed-document set for ``flt`` over the live documents (None: every
+        document; False: none). Cached per filter (the 32 most recent)."""
         key = "" if flt is None else flt.to_json()
         with self._lock:
             if key in self._allowed:
                 self._allowed.move_to_end(key)
-                hit = self._allowed[key]
-                return False if hit is not None and hit.size == 0 else hit
+                return self._allowed[key]
         mask = None if self.deleted is None else ~self.deleted
         if flt is not None:
             m = flt.mask(self.segment.columns)
             mask = m if mask is None else (mask & m)
-        if mask is None:
-            words = None
+        out: _core.DocSet | None | bool
+        if mask is None or mask.all():
+            out = None
         elif not mask.any():
-            words = np.zeros(0, dtype=np.uint64)
-        elif mask.all():
-            words = None
+            out = False
         else:
-            words = _pack(mask)
+            out = _core.DocSet(_pack(mask), self.segment.n)
         with self._lock:
-            self._allowed[key] = words
+            self._allowed[key] = out
             while len(self._allowed) > 32:
                 self._allowed.popitem(last=False)
-        return False if words is not None and words.size == 0 else words
+        return out
 
 
 def _live_ids(st: SegmentState) -> list[Any]:
@@ -414,6 +413,20 @@ class Snapshot:
                 out.extend(ids[d] for d in np.flatnonzero(~st.deleted).tolist())
         return out
 
+    def _plan(self, flt: Filter | None, engines: Sequence[_core.Index] | None):  # type: ignore[no-untyped-def]
+        """Positions, engines and allowed sets of the segments that can hold hits."""
+        pos, engs, sets = [], [], []
+        for si, st in enumerate(self.states):
+            if st.live == 0:
+                continue
+            allowed = st.allowed(flt)
+            if allowed is False:
+                continue
+            pos.append(si)
+            engs.append(st.segment.index if engines is None else engines[si])
+            sets.append(allowed)
+        return pos, engs, sets
+
     def search(
         self,
         indices: np.ndarray,
@@ -424,19 +437,11 @@ class Snapshot:
         engines: Sequence[_core.Index] | None = None,
     ) -> list[StoreHit]:
         """Exact global top-k over every segment's live documents passing ``flt``."""
-        parts: list[tuple[float, int, int, int]] = []
-        for si, st in enumerate(self.states):
-            if st.live == 0:
-                continue
-            allowed = st.allowed(flt)
-            if allowed is False:
-                continue
-            eng = st.segment.index if engines is None else engines[si]
-            docs, scores = eng.search(indices, values, k=k, algorithm=algorithm, allowed=allowed)
-            for rank, (d, s) in enumerate(zip(docs.tolist(), scores.tolist())):
-                parts.append((-s, si, rank, d))
-        parts.sort()
-        return [StoreHit(si, d, -ns) for ns, si, _, d in parts[:k]]
+        pos, engs, sets = self._plan(flt, engines)
+        if not engs:
+            return []
+        segs, docs, scores = _core.search_segments(engs, sets, indices, values, k=k, algorithm=algorithm)
+        return [StoreHit(pos[a], d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
 
     def search_batch(
         self,
@@ -451,29 +456,15 @@ class Snapshot:
         ``[nq, k']`` with -1 / NaN padding."""
         indptr, indices, values = csr
         nq = len(indptr) - 1
-        segs, docs, scores = [], [], []
-        for si, st in enumerate(self.states):
-            if st.live == 0:
-                continue
-            allowed = st.allowed(flt)
-            if allowed is False:
-                continue
-            eng = st.segment.index if engines is None else engines[si]
-            d, s = eng.search_batch(
-                np.ascontiguousarray(indptr, dtype=np.uint64), indices, values, k=k, algorithm=algorithm,
-                threads=threads, allowed=allowed,
-            )
-            segs.append(np.full(d.shape, si, dtype=np.int64))
-            docs.append(d)
-            scores.append(s)
-        if not docs:
+        pos, engs, sets = self._plan(flt, engines)
+        if not engs:
             return (np.full((nq, 0), -1, np.int64), np.full((nq, 0), -1, np.int64), np.zeros((nq, 0), np.float32))
-        S, D, V = np.concatenate(segs, 1), np.concatenate(docs, 1), np.concatenate(scores, 1)
-        key = np.where(np.isnan(V), np.inf, -V.astype(np.float64))
-        order = np.argsort(key, axis=1, kind="stable")[:, :k]
-        D = np.take_along_axis(D, order, 1)
-        S = np.where(D < 0, -1, np.take_along_axis(S, order, 1))
-        V = np.take_along_axis(V, order, 1)
+        S, D, V = _core.search_segments_batch(
+            engs, sets, np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
+            np.ascontiguousarray(values, dtype=np.float32), k=k, algorithm=algorithm, threads=threads,
+        )
+        posa = np.asarray(pos, dtype=np.int64)
+        S = np.where(S >= 0, posa[np.clip(S, 0, None)], -1)
         return S, D, V
 
 

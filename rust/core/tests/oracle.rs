@@ -5,7 +5,9 @@
 use proptest::prelude::*;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
 use sparsedex_core::index::Index;
-use sparsedex_core::search::{search, search_filtered, search_forward, Algorithm, DocSet, Hit, QueryRef};
+use sparsedex_core::search::{
+    search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
+};
 
 #[derive(Debug, Clone)]
 struct Corpus {
@@ -131,6 +133,56 @@ fn make_allowed(n: u32, (shape, seed, density): (u8, u64, f64)) -> DocSet {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A corpus split into segments (each with its own allowed set) searched with
+    /// `search_segments` returns exactly what one index over all documents returns (with the
+    /// union of the allowed sets), for every algorithm: the per-segment floor is exact.
+    #[test]
+    fn segments_equal_one_index(
+        c in corpus_strategy(1500, 12),
+        cuts in proptest::collection::vec(0.0f64..1.0, 0..6),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        set in allowed_strategy(),
+        filtered in any::<bool>(),
+        float in any::<bool>(),
+        k in 1usize..40,
+    ) {
+        let n = c.indptr.len() - 1;
+        let max_w = c.values.iter().copied().fold(0.0f32, f32::max);
+        let quantization = if float || max_w <= 0.0 { Quantization::F32 } else { Quantization::U8 { scale: Some(255.0 / max_w) } };
+        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false };
+        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap();
+        let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
+        bounds.push(0);
+        bounds.push(n);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let allowed = if filtered { Some(make_allowed(n as u32, set)) } else { None };
+        let mut parts = Vec::new();
+        for w in bounds.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (lo, hi) = (c.indptr[a] as usize, c.indptr[b] as usize);
+            let indptr: Vec<u64> = c.indptr[a..=b].iter().map(|&p| p - c.indptr[a]).collect();
+            let index = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &c.values[lo..hi] }, IdsInput::None, &opts).unwrap();
+            let set = allowed.as_ref().map(|al| DocSet::from_docs((a as u32..b as u32).filter(|&d| al.contains(d)).map(|d| d - a as u32), (b - a) as u32).unwrap());
+            parts.push((a as u32, index, set));
+        }
+        let segs: Vec<Segment<'_>> = parts.iter().map(|(_, ix, set)| Segment { index: ix, allowed: set.as_ref() }).collect();
+        for q in &qs {
+            let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+            let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+            let qr = QueryRef { terms: &terms, weights: &weights };
+            let want = search_filtered(&whole, qr, k, Algorithm::Exhaustive, allowed.as_ref()).unwrap();
+            for algo in Algorithm::ALL {
+                let got: Vec<Hit> = search_segments(&segs, qr, k, algo)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| Hit { doc: parts[h.segment as usize].0 + h.doc, score: h.score })
+                    .collect();
+                prop_assert_eq!(&got, &want, "{} over {} segments (k={})", algo, segs.len(), k);
+            }
+        }
+    }
 
     #[test]
     fn filtered_search_equals_brute_force(

@@ -311,6 +311,120 @@ impl PyIndex {
 }
 
 /// Names of the traversal algorithms, in the order the benchmarks report them.
+/// A set of allowed internal doc ids of one index (bit d%64 of word d//64), built once and
+/// reused across searches.
+#[pyclass(frozen, name = "DocSet", module = "sparsedex._core")]
+struct PyDocSet {
+    inner: DocSet,
+}
+
+#[pymethods]
+impl PyDocSet {
+    /// From uint64 words over an index of `n_docs` documents (exactly ceil(n_docs/64) words;
+    /// bits past n_docs are ignored).
+    #[new]
+    fn new(words: PyReadonlyArray1<'_, u64>, n_docs: u32) -> PyResult<Self> {
+        let inner = DocSet::from_words(slice(&words, "words")?.to_vec(), n_docs).map_err(to_py)?;
+        Ok(PyDocSet { inner })
+    }
+
+    /// Number of documents in the set.
+    fn __len__(&self) -> usize {
+        self.inner.len() as usize
+    }
+}
+
+fn segments_of<'a>(indexes: &'a [Arc<Index>], allowed: &'a [Option<DocSet>]) -> PyResult<Vec<search::Segment<'a>>> {
+    if indexes.len() != allowed.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} indexes but {} allowed sets: give one (or None) per index",
+            indexes.len(),
+            allowed.len()
+        )));
+    }
+    Ok(indexes.iter().zip(allowed).map(|(ix, a)| search::Segment { index: ix, allowed: a.as_ref() }).collect())
+}
+
+/// Exact global top-k of one query over several indexes (segments), each restricted to its
+/// allowed set (None: every document): (segment positions uint32, internal docs uint32,
+/// scores float32), best first; ties go to the earlier segment, then the earlier document.
+#[pyfunction]
+#[pyo3(signature = (indexes, allowed, indices, values, k=10, algorithm="auto"))]
+#[allow(clippy::type_complexity)]
+fn search_segments<'py>(
+    py: Python<'py>,
+    indexes: Vec<Bound<'py, PyIndex>>,
+    allowed: Vec<Option<Bound<'py, PyDocSet>>>,
+    indices: PyReadonlyArray1<'py, u32>,
+    values: PyReadonlyArray1<'py, f32>,
+    k: usize,
+    algorithm: &str,
+) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
+    let algo = parse_algo(algorithm)?;
+    let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
+    let sets: Vec<Option<DocSet>> = allowed.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
+    let segs = segments_of(&ixs, &sets)?;
+    let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
+    let hits = enter(py, || search::search_segments(&segs, q, k, algo))?;
+    let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
+    let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
+    let v: Vec<f32> = hits.iter().map(|h| h.score).collect();
+    Ok((a.into_pyarray(py), d.into_pyarray(py), v.into_pyarray(py)))
+}
+
+/// `search_segments` for a CSR batch of queries, on all cores (or `threads`): (segment
+/// positions int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN
+/// where a query has fewer hits.
+#[pyfunction]
+#[pyo3(signature = (indexes, allowed, indptr, indices, values, k=10, algorithm="auto", threads=None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn search_segments_batch<'py>(
+    py: Python<'py>,
+    indexes: Vec<Bound<'py, PyIndex>>,
+    allowed: Vec<Option<Bound<'py, PyDocSet>>>,
+    indptr: PyReadonlyArray1<'py, u64>,
+    indices: PyReadonlyArray1<'py, u32>,
+    values: PyReadonlyArray1<'py, f32>,
+    k: usize,
+    algorithm: &str,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
+    let algo = parse_algo(algorithm)?;
+    if k == 0 {
+        return Err(PyValueError::new_err("k must be at least 1"));
+    }
+    let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
+    let sets: Vec<Option<DocSet>> = allowed.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
+    let segs = segments_of(&ixs, &sets)?;
+    let total: u64 = ixs.iter().map(|ix| ix.n_docs() as u64).sum();
+    let k = k.min(total.max(1) as usize);
+    let csr = CsrRef {
+        indptr: slice(&indptr, "indptr")?,
+        indices: slice(&indices, "indices")?,
+        values: slice(&values, "values")?,
+    };
+    let (sg, docs, scores, nq) = enter(py, || {
+        let res = search::search_segments_batch(&segs, csr, k, algo, threads)?;
+        let nq = res.len();
+        let mut sg = vec![-1i64; nq * k];
+        let mut docs = vec![-1i64; nq * k];
+        let mut scores = vec![f32::NAN; nq * k];
+        for (i, hits) in res.iter().enumerate() {
+            for (j, h) in hits.iter().enumerate() {
+                sg[i * k + j] = h.segment as i64;
+                docs[i * k + j] = h.doc as i64;
+                scores[i * k + j] = h.score;
+            }
+        }
+        Ok((sg, docs, scores, nq))
+    })?;
+    Ok((
+        sg.into_pyarray(py).reshape([nq, k])?,
+        docs.into_pyarray(py).reshape([nq, k])?,
+        scores.into_pyarray(py).reshape([nq, k])?,
+    ))
+}
+
 /// Validate CSR document rows as the index builder does (errors name the document) and
 /// return them cleaned: zero weights dropped, rows sorted by term id.
 #[pyfunction]
@@ -414,6 +528,10 @@ mod _core {
     #[pymodule_export]
     use super::clean_csr;
     #[pymodule_export]
+    use super::search_segments;
+    #[pymodule_export]
+    use super::search_segments_batch;
+    #[pymodule_export]
     use super::simd_kernel;
     #[pymodule_export]
     use super::similarity_order;
@@ -421,6 +539,8 @@ mod _core {
     use super::synthetic_corpus;
     #[pymodule_export]
     use super::CorruptIndexError;
+    #[pymodule_export]
+    use super::PyDocSet;
     #[pymodule_export]
     use super::PyIndex;
     #[pymodule_export]

@@ -29,10 +29,13 @@ pub fn search<K: Kind>(
         acc += c.ub;
         prefix.push(acc);
     }
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref());
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
     let mut first_ess = 0;
+    while first_ess < n && K::prune(prefix[first_ess], thr, plan.slack) {
+        first_ess += 1; // a floor carried over from other segments prunes from the start
+    }
     // bm_prefix[i] = sum of the block maxima of non-essential lists 0..=i for the candidate.
     let mut bm_prefix = vec![K::S::default(); n];
     let mut cur = cs.iter().map(|c| c.cur.doc()).min().unwrap_or(TERMINATED);

@@ -131,23 +131,26 @@ pub struct DistinctTop<S> {
     heap: Vec<(S, u32)>,
     member: Vec<u64>,
     allowed: Option<DocSet>,
+    floor: S,
 }
 
 impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
-    /// For `n_docs` documents, of which only those in `allowed` (all when `None`) are kept.
-    pub fn new(k: usize, n_docs: usize, allowed: Option<&DocSet>) -> Self {
+    /// For `n_docs` documents, of which only those in `allowed` (all when `None`) are kept;
+    /// `floor` is a known lower bound of the final k-th score (zero if none).
+    pub fn new(k: usize, n_docs: usize, allowed: Option<&DocSet>, floor: S) -> Self {
         DistinctTop {
             k,
             heap: Vec::with_capacity(k.min(1 << 16)),
             member: vec![0; n_docs.div_ceil(64)],
             allowed: allowed.cloned(),
+            floor,
         }
     }
-    /// Smallest kept score once `k` documents are kept, zero before.
+    /// Smallest kept score once `k` documents are kept (at least the floor), the floor before.
     #[inline(always)]
     pub fn kth(&self) -> S {
-        if self.heap.len() < self.k {
-            S::default()
+        if self.heap.len() < self.k || !(self.heap[0].0 > self.floor) {
+            self.floor
         } else {
             self.heap[0].0
         }

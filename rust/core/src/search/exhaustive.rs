@@ -29,7 +29,7 @@ pub fn search<K: Kind>(
             }
         });
     }
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref());
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
     let mut thr = top.threshold();
     // One pass collects the top-k and clears the accumulators for the next query.
     for (d, a) in acc.iter_mut().enumerate() {

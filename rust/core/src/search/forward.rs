@@ -21,7 +21,7 @@ pub fn search<K: Kind>(
     allowed: &DocSet,
     table: &mut Vec<Option<K::W>>,
 ) -> Vec<(u32, K::S)> {
-    let mut top = TopK::with_allowed(k, Some(allowed));
+    let mut top = TopK::with_allowed(k, Some(allowed), plan.floor);
     if plan.terms.is_empty() {
         return Vec::new();
     }

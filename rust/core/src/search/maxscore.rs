@@ -30,10 +30,13 @@ pub fn search<K: Kind>(
         acc += c.ub;
         prefix.push(acc);
     }
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref());
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
     let mut first_ess = 0;
+    while first_ess < n && K::prune(prefix[first_ess], thr, plan.slack) {
+        first_ess += 1; // a floor carried over from other segments prunes from the start
+    }
     let mut cur = cs.iter().map(|c| c.cur.doc()).min().unwrap_or(TERMINATED);
     while cur != TERMINATED && first_ess < n {
         let mut score = K::S::default();

@@ -45,6 +45,9 @@ pub struct Plan<K: Kind> {
     pub slack: f32,
     /// Only these documents may be returned (all when `None`).
     pub allowed: Option<DocSet>,
+    /// Only documents scoring above this may be returned (zero, or the k-th score found so
+    /// far in other segments of the same search, see [`super::search_segments`]).
+    pub floor: K::S,
 }
 
 impl<K: Kind> Plan<K> {
@@ -69,6 +72,6 @@ impl<K: Kind> Plan<K> {
             pt.qi = i;
         }
         let slack = if K::FLOAT { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
-        Ok(Plan { terms, norm, slack, allowed: None })
+        Ok(Plan { terms, norm, slack, allowed: None, floor: K::S::default() })
     }
 }

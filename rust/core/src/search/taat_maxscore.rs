@@ -45,9 +45,9 @@ pub fn search<K: Kind>(
         rest[i] = rest[i + 1] + ubs[order[i]];
     }
     let acc = super::zeroed_acc::<K>(scratch, n);
-    let mut top = DistinctTop::<K::S>::new(k, n, plan.allowed.as_ref());
+    let mut top = DistinctTop::<K::S>::new(k, n, plan.allowed.as_ref(), plan.floor);
     let mut buf = [0u32; BLOCK_LEN];
-    let mut theta = K::S::default();
+    let mut theta = top.kth();
 
     // Phase 1: whole lists, highest bound first, until the unread bounds fall below theta.
     let mut i = 0;
@@ -162,7 +162,7 @@ pub fn search<K: Kind>(
             }
         }
     }
-    let mut out = TopK::with_allowed(k, plan.allowed.as_ref());
+    let mut out = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
     for &d in &cand {
         out.push(d, acc[d as usize]);
         acc[d as usize] = K::S::default();

@@ -14,6 +14,9 @@ pub struct TopK<S> {
     /// Min-heap on "worse first": heap[0] is the current k-th best.
     heap: Vec<(S, u32)>,
     allowed: Option<DocSet>,
+    /// A document must score above this to enter (zero, or a floor carried over from other
+    /// segments of the same search).
+    floor: S,
 }
 
 #[inline]
@@ -25,20 +28,21 @@ fn worse<S: PartialOrd>(a: &(S, u32), b: &(S, u32)) -> bool {
 impl<S: Copy + PartialOrd + Default> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None }
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None, floor: S::default() }
     }
 
-    /// Collector for the best `k` documents of `allowed` (all documents when `None`).
-    pub fn with_allowed(k: usize, allowed: Option<&DocSet>) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned() }
+    /// Collector for the best `k` documents of `allowed` (all documents when `None`) that
+    /// score above `floor`.
+    pub fn with_allowed(k: usize, allowed: Option<&DocSet>, floor: S) -> Self {
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned(), floor }
     }
 
     /// Score a document must beat to enter (ties resolved by doc id): the k-th score once full,
-    /// zero before (documents with a zero score are never returned).
+    /// the floor before (zero unless given: documents with a zero score are never returned).
     #[inline]
     pub fn threshold(&self) -> S {
         if self.heap.len() < self.k {
-            S::default()
+            self.floor
         } else {
             self.heap[0].0
         }
@@ -47,7 +51,7 @@ impl<S: Copy + PartialOrd + Default> TopK<S> {
     /// Offer a document; returns true if it entered.
     #[inline]
     pub fn push(&mut self, doc: u32, score: S) -> bool {
-        if !(score > S::default()) {
+        if !(score > self.floor) {
             return false;
         }
         if let Some(a) = &self.allowed {

@@ -261,10 +261,71 @@ class Segment:
             raise CorruptIndexError(f"{docs}: ids and payloads do not match the document count {n}")
         if texts is not None and (not isinstance(texts, list) or len(texts) != n):
             raise CorruptIndexError(f"{docs}: texts do not match the document count {n}")
+        _check_docs(docs, ids, payloads, texts)
         index = _core.Index.open(str(sdx))
         if len(index) != n:
             raise CorruptIndexError(f"{sdx}: has {len(index)} documents, the manifest records {n}")
         return cls(name, index, ids, payloads, texts)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_manifest(path: Path, m: dict[str, Any]) -> None:
+    """Every field of a manifest has the type and range the writer gives it."""
+    def bad(what: str) -> CorruptIndexError:
+        return CorruptIndexError(f"{path}: {what}")
+
+    if not isinstance(m.get("uuid"), str):
+        raise bad("no store id")
+    if m.get("quantization") not in ("u8", "float"):
+        raise bad(f"unknown quantization {m.get('quantization')!r}")
+    v = m.get("vocab_size")
+    if v is not None and not (_is_int(v) and 0 < v <= 2**32):
+        raise bad(f"bad vocab_size {v!r}")
+    sc = m.get("scale")
+    if sc is not None and not (isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) and sc > 0):
+        raise bad(f"bad scale {sc!r}")
+    for key in ("generation", "next_segment", "next_int_id"):
+        if not _is_int(m.get(key)):
+            raise bad(f"bad {key} {m.get(key)!r}")
+    if not isinstance(m.get("store_texts"), bool) or not isinstance(m.get("settings"), dict):
+        raise bad("bad settings")
+    segs = m.get("segments")
+    if not isinstance(segs, list):
+        raise bad("no segment list")
+    names = set()
+    for rec in segs:
+        if not isinstance(rec, dict) or not isinstance(rec.get("name"), str) or not rec["name"].startswith("seg-"):
+            raise bad("malformed segment entry")
+        if rec["name"] in names or "/" in rec["name"]:
+            raise bad(f"segment {rec['name']!r} listed twice or misnamed")
+        names.add(rec["name"])
+        n = rec.get("documents")
+        if not (_is_int(n) and 0 <= n < 2**32):
+            raise bad(f"segment {rec['name']}: bad document count {n!r}")
+        if rec.get("deletes") is not None and not isinstance(rec["deletes"], dict):
+            raise bad(f"segment {rec['name']}: malformed deletions entry")
+
+
+def _check_docs(path: Path, ids: list[Any], payloads: list[Any], texts: list[Any] | None) -> None:
+    """The documents file's lists hold what the index wrote: unique ids, all ints or all
+    strings; dict (or null) payloads; string (or null) texts."""
+    if ids:
+        kind = str if isinstance(ids[0], str) else int
+        for i, x in enumerate(ids):
+            if isinstance(x, bool) or not isinstance(x, kind):
+                raise CorruptIndexError(f"{path}: id of document {i} is {json.dumps(x)[:40]}, not a {kind.__name__}")
+        if len(set(ids)) != len(ids):
+            raise CorruptIndexError(f"{path}: duplicate document ids")
+    for i, p in enumerate(payloads):
+        if p is not None and not isinstance(p, dict):
+            raise CorruptIndexError(f"{path}: payload of document {i} is not an object")
+    if texts is not None:
+        for i, t in enumerate(texts):
+            if t is not None and not isinstance(t, str):
+                raise CorruptIndexError(f"{path}: text of document {i} is not a string")
 
 
 def _pack(mask: np.ndarray) -> np.ndarray:
@@ -602,6 +663,7 @@ class Store:
             raise CorruptIndexError(f"{mp}: format version {m.get('version')} is not supported (this build reads {VERSION})")
         if c.get("store") != m.get("uuid"):
             raise CorruptIndexError(f"{mp}: belongs to another index than {_CURRENT}")
+        _check_manifest(mp, m)
         return name, m
 
     def _load_current(self, old: Snapshot | None) -> bool:

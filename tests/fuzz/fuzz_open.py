@@ -14,6 +14,13 @@ Targets (`TARGETS`; add the next reader as one more entry):
   opened as given (checksums catch it) and resealed, every CRC recomputed, so that the
   structural validation behind the checksums is reached.
 - `vector_index_meta`: the bytes are the directory's `sparsedex.json`, next to a valid index file.
+- `store`: a committed `SparseIndex` directory (two segments, deletions, payloads) with one of
+  its files replaced: the first byte picks the file (`CURRENT`, the manifest, a documents file,
+  a deletions file, an engine file) and, with its high bit set, reseals the rest (fixes the
+  file's own checksum and its size and checksum in the manifest, so the parsers behind the
+  checksums are reached); the other bytes are the file. Opening must raise only
+  `CorruptIndexError`/`FileNotFoundError` or give an index that searches (with and without
+  a filter), gets, explains and lists without any other exception.
 
 The target's seed directory is always added after the given corpus directories (libFuzzer
 writes new inputs to the first one; without any, a fresh temporary one is used). Note that
@@ -40,7 +47,8 @@ import numpy as np
 # start take a minute and add nothing).
 with atheris.instrument_imports(include=["sparsedex"]):
     import sparsedex
-    from sparsedex import CorruptIndexError, VectorIndex
+    from sparsedex import CorruptIndexError, SparseIndex, VectorIndex
+    from sparsedex.index import MergePolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX_SEEDS = ROOT / "rust" / "fuzz" / "corpus" / "index_open"
@@ -141,15 +149,141 @@ def _valid_index_bytes() -> bytes:
     return _valid_index
 
 
+# the store target ---------------------------------------------------------------------------
+STORE_KINDS = ("CURRENT", "manifest", "docs", "deletes", "index")
+
+
+def _store_template() -> Path:
+    d = _workdir / "store-template"
+    if (d / "CURRENT").exists():
+        return d
+    rng = np.random.default_rng(0)
+    ix = SparseIndex(None, "u8", path=d, merge_policy=MergePolicy(factor=0))
+    def vec() -> tuple[list[int], list[float]]:
+        t = sorted(rng.choice(12, size=int(rng.integers(1, 6)), replace=False).tolist())
+        return t, rng.uniform(0.1, 2.0, len(t)).round(3).tolist()
+    ix.add([vec() for _ in range(20)], payloads=[{"n": i, "tag": ["a", "b"][i % 2]} for i in range(20)])
+    ix.commit()
+    ix.add([vec() for _ in range(10)], payloads=[None] * 10)
+    ix.delete([3, 21])
+    ix.commit()
+    ix.close()
+    return d
+
+
+def _store_file(d: Path, kind: str) -> Path:
+    names = sorted(p.name for p in d.iterdir())
+    pick = {
+        "CURRENT": lambda n: n == "CURRENT",
+        "manifest": lambda n: n.startswith("manifest-"),
+        "docs": lambda n: n.endswith(".docs"),
+        "deletes": lambda n: ".del-" in n,
+        "index": lambda n: n.endswith(".sdx"),
+    }[kind]
+    return d / next(n for n in names if pick(n))
+
+
+def _frame(magic: bytes, body: bytes) -> bytes:
+    return magic + struct.pack("<IQ", zlib.crc32(body), len(body)) + body
+
+
+def _reseal_store(d: Path, target: Path, data: bytes) -> None:
+    """Write ``data`` as ``target`` with its frame fixed, and the manifest's record of it."""
+    import json
+
+    magic = {".docs": b"SDXDOCS1", "CURRENT": b"SDXCURR1"}.get(target.suffix or target.name)
+    if ".del-" in target.name:
+        magic = b"SDXDELS1"
+    if target.name.startswith("manifest-"):
+        magic = b"SDXMANI1"
+    if target.suffix == ".sdx":
+        data = reseal(data)
+    elif magic is not None:
+        data = _frame(magic, data)
+    _write(d, target.name, data)
+    if target.name.startswith("manifest-") or target.name == "CURRENT":
+        return
+    mp = _store_file(d, "manifest")
+    raw = mp.read_bytes()
+    m = json.loads(raw[20:])
+    head = data[:65536] if target.suffix == ".sdx" else data
+    for rec in m["segments"]:
+        for key in ("index", "docs", "deletes"):
+            r = rec.get(key)
+            if isinstance(r, dict) and r.get("file") == target.name:
+                r["size"], r["crc32"] = len(data), zlib.crc32(head)
+    _write(d, mp.name, _frame(b"SDXMANI1", json.dumps(m).encode()))
+
+
+def exercise_store(ix: SparseIndex) -> None:
+    n = len(ix)
+    ids = ix.ids()
+    assert len(ids) == n
+    ix.segments()
+    ix.info()
+    repr(ix)
+    q = ([1, 3, 5], [1.0, 0.5, 2.0])
+    for algorithm in ("auto", "exhaustive", "bmp", "maxscore"):
+        hits = ix.search(q, k=5, algorithm=algorithm)
+        assert len(hits) <= 5
+    ix.search(q, k=3, filter={"n": {"$gte": 5}})
+    ix.search(q, k=3, filter={"$or": [{"tag": "a"}, {"missing": {"$exists": False}}]})
+    ix.search_batch([q, ([2], [1.0])], k=4, threads=1)
+    for x in ids[:3]:
+        ix.get(x)
+        ix.explain(q, x)
+
+
+def fuzz_store(data: bytes) -> None:
+    if not data:
+        return
+    kind = STORE_KINDS[data[0] % len(STORE_KINDS)]
+    d = _workdir / "store"
+    if d.exists():
+        for p in d.iterdir():
+            p.unlink()
+    else:
+        d.mkdir()
+    template = _store_template()
+    for p in template.iterdir():
+        if p.name != "LOCK":
+            (d / p.name).write_bytes(p.read_bytes())
+    target = _store_file(d, kind)
+    if data[0] & 0x80:
+        _reseal_store(d, target, data[1:])
+    else:
+        _write(d, target.name, data[1:])
+    try:
+        ix = SparseIndex.open(d)
+    except (CorruptIndexError, FileNotFoundError):
+        return
+    exercise_store(ix)
+
+
+def _store_seeds() -> Path:
+    """One seed per file kind: the template's valid file (sealed as it is, and as resealable
+    content without its frame)."""
+    out = _workdir / "store-seeds"
+    out.mkdir(exist_ok=True)
+    template = _store_template()
+    for i, kind in enumerate(STORE_KINDS):
+        data = _store_file(template, kind).read_bytes()
+        (out / f"seed-{kind}").write_bytes(bytes([i]) + data)
+        inner = data if kind == "index" else data[20:]
+        (out / f"seed-{kind}-resealed").write_bytes(bytes([i | 0x80]) + inner)
+    return out
+
+
 @dataclass(frozen=True)
 class Target:
     run: Callable[[bytes], None]
-    seeds: Path
+    seeds: Path | Callable[[], Path]
 
 
 TARGETS: dict[str, Target] = {
     "vector_index": Target(fuzz_vector_index, INDEX_SEEDS),
     "vector_index_meta": Target(fuzz_vector_index_meta, META_SEEDS),
+    "store": Target(fuzz_store, _store_seeds),
 }
 
 
@@ -163,8 +297,9 @@ def main(argv: list[str]) -> None:
         # libFuzzer writes new inputs to the first directory: a scratch one, not the seeds.
         (_workdir / "corpus").mkdir(exist_ok=True)
         args.append(str(_workdir / "corpus"))
-    if str(target.seeds) not in dirs:
-        args.append(str(target.seeds))
+    seeds = target.seeds if isinstance(target.seeds, Path) else target.seeds()
+    if str(seeds) not in dirs:
+        args.append(str(seeds))
     np.seterr(all="ignore")
     print(f"sparsedex {sparsedex.__version__}: fuzzing target {argv[1]}", flush=True)
     atheris.Setup(args, target.run)

@@ -12,7 +12,9 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from ._core import CorruptIndexError, SparsedexError
 from .encoders import Analyzer, Bm25Encoder, ModelNotAvailableError, SpladeEncoder, list_supported_models
+from .filters import FilterError
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
+from .store import IndexLockedError, MergePolicy
 from .vector_index import VectorIndex
 from .vectors import SparseEmbedding
 
@@ -36,5 +38,8 @@ __all__ = [
     "ModelNotAvailableError",
     "SparsedexError",
     "CorruptIndexError",
+    "IndexLockedError",
+    "MergePolicy",
+    "FilterError",
     "__version__",
 ]

@@ -288,7 +288,7 @@ class SparseIndex:
         )
 
     def _init_common(self) -> None:
-        self._bm25_cache: tuple[int, Any] | None = None
+        self._bm25_cache: tuple[Snapshot, Any] | None = None
         self._lock = threading.RLock()
 
     # encoder ----------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ class SparseIndex:
         df = np.zeros(vocab, dtype=np.int64)
         for s in snap.states:
             indptr, indices, tf = s.segment.index.vectors()
-            lens = np.diff(indptr.astype(np.int64))
+            lens: np.ndarray = np.diff(indptr.astype(np.int64)).astype(np.int64)
             n = len(lens)
             row = np.repeat(np.arange(n), lens)
             dl = np.bincount(row, weights=tf.astype(np.float64), minlength=n)

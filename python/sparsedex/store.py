@@ -281,10 +281,10 @@ def _check_manifest(path: Path, m: dict[str, Any]) -> None:
         raise bad("no store id")
     if m.get("quantization") not in ("u8", "float"):
         raise bad(f"unknown quantization {m.get('quantization')!r}")
-    v = m.get("vocab_size")
+    v: Any = m.get("vocab_size")
     if v is not None and not (_is_int(v) and 0 < v <= 2**32):
         raise bad(f"bad vocab_size {v!r}")
-    sc = m.get("scale")
+    sc: Any = m.get("scale")
     if sc is not None and not (isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) and sc > 0):
         raise bad(f"bad scale {sc!r}")
     for key in ("generation", "next_segment", "next_int_id"):
@@ -302,7 +302,7 @@ def _check_manifest(path: Path, m: dict[str, Any]) -> None:
         if rec["name"] in names or "/" in rec["name"]:
             raise bad(f"segment {rec['name']!r} listed twice or misnamed")
         names.add(rec["name"])
-        n = rec.get("documents")
+        n: Any = rec.get("documents")
         if not (_is_int(n) and 0 <= n < 2**32):
             raise bad(f"segment {rec['name']}: bad document count {n!r}")
         if rec.get("deletes") is not None and not isinstance(rec["deletes"], dict):
@@ -724,7 +724,7 @@ class Store:
             else:
                 deleted = self._load_deletes(drec, store_id, name, n)
             states.append(SegmentState(seg, deleted, drec))
-        settings = m.get("settings") if isinstance(m.get("settings"), dict) else {}
+        settings = m["settings"] if isinstance(m.get("settings"), dict) else {}
         return Snapshot(gen, states, settings)
 
     def _load_deletes(self, rec: dict[str, Any], store_id: str, name: str, n: int) -> np.ndarray:
@@ -970,7 +970,12 @@ class Store:
             if self._p_next_int is not None:
                 self._meta["next_int_id"] = self._p_next_int
             if merge:
-                states = self._merge(states, self.merge_policy.plan(states))
+                # cascade: a merge can fill the next level
+                for _ in range(64):
+                    groups = self.merge_policy.plan(states)
+                    if not groups:
+                        break
+                    states = self._merge(states, groups)
             states = [st for st in states if st.live > 0]
             self._write_commit(states, snap.generation + 1)
             self._reset_pending()
@@ -1004,7 +1009,10 @@ class Store:
         out: list[SegmentState] = []
         merged_into: dict[int, SegmentState] = {}
         for g in groups:
-            parts, ids, payloads, texts = [], [], [], []
+            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            ids: list[Any] = []
+            payloads: list[dict[str, Any] | None] = []
+            texts: list[str | None] = []
             for i in g:
                 st = states[i]
                 seg = st.segment

@@ -257,6 +257,11 @@ def test_create_refuses_an_existing_index(tmp_path):
     SparseIndex(None, path=tmp_path / "ix").close()
     with pytest.raises(FileExistsError, match="already holds an index"):
         SparseIndex(None, path=tmp_path / "ix")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="not empty and not a sparsedex index"):
+        SparseIndex(None, path=tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 # corruption -----------------------------------------------------------------------------------

@@ -268,6 +268,11 @@ class Segment:
         return cls(name, index, ids, payloads, texts)
 
 
+def _ours(name: str) -> bool:
+    """A file name a store writes (left behind by a store that never committed)."""
+    return name in (_CURRENT, _LOCK) or name.startswith(("seg-", "manifest-")) or name.endswith(".tmp")
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -612,6 +617,13 @@ class Store:
                 raise FileExistsError(f"{self.path} already holds an index: open it with SparseIndex.open()")
             if self.path.exists() and not self.path.is_dir():
                 raise FileExistsError(f"{self.path} exists and is not a directory")
+            if self.path.is_dir():
+                foreign = [f for f in os.listdir(self.path) if not _ours(f)]
+                if foreign:
+                    raise FileExistsError(
+                        f"{self.path} is not empty and not a sparsedex index ({foreign[0]!r} is there): "
+                        "choose an empty or new directory"
+                    )
             self.path.mkdir(parents=True, exist_ok=True)
             self._acquire()
             self._write_commit([], generation=1)

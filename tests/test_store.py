@@ -165,6 +165,7 @@ def test_merges_drop_deleted_documents_and_bound_segments(tmp_path):
             ix.delete([b * 4 - 1])
             live.discard(b * 4 - 1)
         ix.commit()
+        ix.wait_for_merges()
         assert len(ix.segments()) <= 2 * 4  # (factor - 1) per level, few levels
     check_against_fresh(ix, live)
     ix.merge()
@@ -173,6 +174,44 @@ def test_merges_drop_deleted_documents_and_bound_segments(tmp_path):
     check_against_fresh(ix, live)
     again = SparseIndex.open(tmp_path / "ix")
     check_against_fresh(again, live)
+
+
+def test_background_merge_keeps_deletes_made_while_it_ran(tmp_path, monkeypatch):
+    """A background merge builds from the commit it started at; deletions committed or staged
+    while it ran are carried over to the merged segment."""
+    policy = MergePolicy(factor=3, floor_docs=5)
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=policy)
+    for b in range(2):
+        ix.add([doc_vec(i) for i in range(b * 5, b * 5 + 5)], ids=list(range(b * 5, b * 5 + 5)))
+        ix.commit()
+    store = ix._store
+    built, go = threading.Event(), threading.Event()
+    real = store._merged_segment
+
+    def slow_merge(members, name):
+        seg = real(members, name)
+        built.set()
+        assert go.wait(30)  # hold the built segment back while the writer goes on
+        return seg
+
+    monkeypatch.setattr(store, "_merged_segment", slow_merge)
+    ix.add([doc_vec(i) for i in range(10, 15)], ids=list(range(10, 15)))
+    ix.commit()  # the third segment of level 0: a merge starts in the background
+    assert built.wait(30)
+    ix.delete([1, 7])
+    g = ix.commit()  # committed while the merge runs
+    ix.delete([12, 3])  # staged while the merge runs
+    ix.upsert([doc_vec(99)], ids=[4])
+    go.set()
+    ix.wait_for_merges()
+    assert ix.generation == g + 1 and len(ix.segments()) == 1  # merged; staged changes still staged
+    assert sorted(ix.ids()) == [i for i in range(15) if i not in (1, 7)]
+    ix.commit()
+    ix.wait_for_merges()
+    live = [i for i in range(15) if i not in (1, 7, 12, 3)]
+    assert sorted(ix.ids()) == live
+    assert ix.get(4).vector.indices.tolist() == doc_vec(99)[0].tolist()
+    assert sorted(SparseIndex.open(tmp_path / "ix").ids()) == live
 
 
 def test_merge_to_n_segments(tmp_path):

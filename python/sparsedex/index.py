@@ -457,6 +457,10 @@ class SparseIndex:
                 self._store.settings["encoder"] = self._identity_for_store()
             return self._store.commit()
 
+    def wait_for_merges(self) -> None:
+        """Block until background merges are done (see :class:`MergePolicy`)."""
+        self._store.wait_for_merges()
+
     def rollback(self) -> None:
         """Forget every change since the last commit."""
         with self._lock:

@@ -544,11 +544,15 @@ class MergePolicy:
     of N documents keeps at most about ``(factor - 1) * log_factor(N / floor_docs)`` segments.
 
     ``MergePolicy(factor=0)`` never merges (segments accumulate until :meth:`Store.merge`).
+    With ``background=True`` (the default) merges run in a thread after a commit and are
+    committed on their own when done, so a commit never waits for a merge; with ``False`` a
+    commit performs the merges it triggers before it returns.
     """
 
     factor: int = 10
     floor_docs: int = 1000
     max_deleted: float = 0.5
+    background: bool = True
 
     def plan(self, states: Sequence[SegmentState]) -> list[list[int]]:
         """Groups of segment positions to merge (each group into one segment)."""
@@ -600,6 +604,9 @@ class Store:
         self.merge_policy = merge_policy or MergePolicy()
         self._wlock = threading.RLock()
         self._lock_fd: int | None = None
+        self._merger: threading.Thread | None = None
+        self._merge_error: BaseException | None = None
+        self._inflight: set[str] = set()
         self._meta: dict[str, Any] = {
             "uuid": _uuid.uuid4().hex,
             "quantization": quantization,
@@ -641,6 +648,9 @@ class Store:
         self.merge_policy = merge_policy or MergePolicy()
         self._wlock = threading.RLock()
         self._lock_fd = None
+        self._merger = None
+        self._merge_error = None
+        self._inflight = set()
         self._reset_pending()
         self._snapshot = Snapshot(0, [], {})
         self._meta = {}
@@ -793,7 +803,7 @@ class Store:
         self._p_payloads: list[dict[str, Any] | None] = []
         self._p_texts: list[str | None] = []
         self._p_dropped: set[int] = set()  # pending rows deleted again before the commit
-        self._p_deletes: dict[int, set[int]] = {}  # segment position -> internal docs
+        self._p_deletes: dict[str, set[int]] = {}  # segment name -> internal docs
         self._p_next_int: int | None = None
 
     def _pending_any(self) -> bool:
@@ -857,7 +867,7 @@ class Store:
             si, d = snap.locate(id)
         except KeyError:
             return None
-        if d in self._p_deletes.get(si, ()):
+        if d in self._p_deletes.get(snap.states[si].segment.name, ()):
             return None
         return ("committed", si, d)
 
@@ -907,7 +917,7 @@ class Store:
             del self._p_row[x]
             self._p_dropped.add(a)
         else:
-            self._p_deletes.setdefault(a, set()).add(b)
+            self._p_deletes.setdefault(self._snapshot.states[a].segment.name, set()).add(b)
 
     def delete(self, ids: Iterable[Any], *, missing_ok: bool = False) -> int:
         """Stage deletions; returns how many documents will be deleted."""
@@ -962,10 +972,13 @@ class Store:
             self._begin_write()
             if not self._pending_any():
                 return self._snapshot.generation
+            self._raise_merge_error()
             snap = self._snapshot
             states = list(snap.states)
+            pos = {st.segment.name: i for i, st in enumerate(states)}
             # deletions: new bitmaps for the touched segments
-            for si, docs in self._p_deletes.items():
+            for name, docs in self._p_deletes.items():
+                si = pos[name]
                 st = states[si]
                 deleted = np.zeros(st.segment.n, dtype=bool) if st.deleted is None else st.deleted.copy()
                 deleted[list(docs)] = True
@@ -981,7 +994,8 @@ class Store:
                 states.append(SegmentState(seg, None, None))
             if self._p_next_int is not None:
                 self._meta["next_int_id"] = self._p_next_int
-            if merge:
+            background = merge and self.merge_policy.background
+            if merge and not background:
                 # cascade: a merge can fill the next level
                 for _ in range(64):
                     groups = self.merge_policy.plan(states)
@@ -991,13 +1005,139 @@ class Store:
             states = [st for st in states if st.live > 0]
             self._write_commit(states, snap.generation + 1)
             self._reset_pending()
-            return self._snapshot.generation
+            generation = self._snapshot.generation
+            if background:
+                self._start_merger()
+            return generation
+
+    # background merges ------------------------------------------------------------------------
+    def _start_merger(self) -> None:
+        """Start the merge thread if the policy wants merges and none is running."""
+        if self._merger is not None and self._merger.is_alive():
+            return  # it plans again when it is done
+        if not self.merge_policy.plan(self._snapshot.states):
+            return
+        self._merger = threading.Thread(target=self._merge_loop, name="sparsedex-merge", daemon=True)
+        self._merger.start()
+
+    def _merge_loop(self) -> None:
+        """Merge what the policy plans, commit, plan again, until nothing is left to merge.
+        Segments are built outside the writer's lock (adds, deletes and commits go on); the
+        merge is committed under it, carrying over deletions made in the meantime."""
+        try:
+            while True:
+                with self._wlock:
+                    if self._lock_fd is None and self.path is not None:
+                        return  # closed
+                    base = self._snapshot
+                    groups = self.merge_policy.plan(base.states)
+                    if not groups:
+                        return
+                    names = [self._new_name() for _ in groups]
+                    self._inflight.update(names)  # kept by the garbage collector meanwhile
+                built = []
+                for g, name in zip(groups, names):
+                    members = [base.states[i] for i in g]
+                    seg = self._merged_segment(members, name)
+                    if seg is not None and self.path is not None:
+                        seg._files = seg.write(self.path, self._meta["uuid"])  # type: ignore[attr-defined]
+                    built.append((members, seg))
+                with self._wlock:
+                    self._inflight.difference_update(names)
+                    if self._lock_fd is None and self.path is not None:
+                        return  # closed meanwhile: the files are collected by the next writer
+                    self._install_merges(built)
+        except BaseException as e:  # reported by the next commit or wait_for_merges()
+            self._merge_error = e
+            with self._wlock:
+                self._inflight.clear()
+
+    def _install_merges(self, built: list[tuple[list[SegmentState], "Segment | None"]]) -> None:
+        """Replace merged segments by their merge in a new commit (under the writer lock)."""
+        cur = self._snapshot
+        by_name = {st.segment.name: st for st in cur.states}
+        replace: dict[str, SegmentState | None] = {}
+        for members, seg in built:
+            if any(m.segment.name not in by_name for m in members):
+                continue  # merged away meanwhile (an explicit merge()): drop this one
+            doc_of = {} if seg is None else {x: d for d, x in enumerate(seg.ids)}
+            newly: list[int] = []
+            pending: set[int] = set()
+            for m in members:
+                now = by_name[m.segment.name]
+                ids = m.segment.ids
+                if now.deleted is not None:
+                    gone = now.deleted if m.deleted is None else (now.deleted & ~m.deleted)
+                    newly.extend(doc_of[ids[d]] for d in np.flatnonzero(gone).tolist() if ids[d] in doc_of)
+                for d in self._p_deletes.pop(m.segment.name, ()):
+                    if ids[d] in doc_of:
+                        pending.add(doc_of[ids[d]])
+            merged: SegmentState | None = None
+            if seg is not None:
+                deleted = None
+                if newly:
+                    deleted = np.zeros(seg.n, dtype=bool)
+                    deleted[newly] = True
+                merged = SegmentState(seg, deleted, None)
+                if pending:
+                    self._p_deletes.setdefault(seg.name, set()).update(pending)
+            for i, m in enumerate(members):
+                replace[m.segment.name] = merged if i == 0 else None
+        if not replace:
+            return
+        states: list[SegmentState] = []
+        for st in cur.states:
+            if st.segment.name in replace:
+                new = replace[st.segment.name]
+                if new is not None and new.live > 0:
+                    states.append(new)
+            else:
+                states.append(st)
+        self._write_commit(states, cur.generation + 1)
+
+    def _merged_segment(self, members: list[SegmentState], name: str) -> "Segment | None":
+        """One segment of the members' live documents (None if there are none)."""
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        ids: list[Any] = []
+        payloads: list[dict[str, Any] | None] = []
+        texts: list[str | None] = []
+        for st in members:
+            seg = st.segment
+            live = np.flatnonzero(st.live_mask())
+            parts.append(_take_rows(seg.index.vectors(), live))
+            ll = live.tolist()
+            ids.extend(seg.ids[d] for d in ll)
+            payloads.extend(seg.payloads[d] for d in ll)
+            if seg.texts is not None:
+                texts.extend(seg.texts[d] for d in ll)
+            else:
+                texts.extend([None] * len(ll))
+        if not ids:
+            return None
+        csr = _stack(parts)
+        return Segment.build(
+            name, csr, ids, payloads, texts if self.store_texts else None,
+            quantization=self.quantization, scale=self._segment_scale(csr[2]), vocab_size=self.vocab_size,
+        )
+
+    def wait_for_merges(self) -> None:
+        """Block until background merges are done (and raise if one failed)."""
+        while self._merger is not None and self._merger.is_alive():
+            self._merger.join(0.1)
+        self._raise_merge_error()
+
+    def _raise_merge_error(self) -> None:
+        e = self._merge_error
+        if e is not None:
+            self._merge_error = None
+            raise SparsedexError(f"a background merge failed: {type(e).__name__}: {e}") from e
 
     def merge(self, max_segments: int = 1) -> int:
         """Merge segments (smallest first) until at most ``max_segments`` remain, dropping
         deleted documents; commits staged changes too. Returns the new generation."""
         if max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {max_segments}")
+        self.wait_for_merges()
         with self._wlock:
             self._begin_write()
             if self._pending_any():
@@ -1016,35 +1156,20 @@ class Store:
             return self._snapshot.generation
 
     def _merge(self, states: list[SegmentState], groups: list[list[int]]) -> list[SegmentState]:
+        """``states`` with each group merged into one segment (at the group's first position)."""
         if not groups:
             return states
-        out: list[SegmentState] = []
-        merged_into: dict[int, SegmentState] = {}
+        merged_into: dict[int, SegmentState | None] = {}
         for g in groups:
-            parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            ids: list[Any] = []
-            payloads: list[dict[str, Any] | None] = []
-            texts: list[str | None] = []
-            for i in g:
-                st = states[i]
-                seg = st.segment
-                live = np.flatnonzero(st.live_mask())
-                parts.append(_take_rows(seg.index.vectors(), live))
-                ll = live.tolist()
-                ids.extend(seg.ids[d] for d in ll)
-                payloads.extend(seg.payloads[d] for d in ll)
-                if seg.texts is not None:
-                    texts.extend(seg.texts[d] for d in ll)
-                else:
-                    texts.extend([None] * len(ll))
-            if not ids:
-                continue
-            seg = self._build(_stack(parts), ids, payloads, texts if self.store_texts else None)
-            merged_into[g[0]] = SegmentState(seg, None, None)
+            seg = self._merged_segment([states[i] for i in g], self._new_name())
+            merged_into[g[0]] = None if seg is None else SegmentState(seg, None, None)
         grouped = {i for g in groups for i in g}
+        out: list[SegmentState] = []
         for i, st in enumerate(states):
             if i in merged_into:
-                out.append(merged_into[i])
+                m = merged_into[i]
+                if m is not None:
+                    out.append(m)
             elif i not in grouped:
                 out.append(st)
         return out
@@ -1095,8 +1220,9 @@ class Store:
             keep.update({f"{st.segment.name}.sdx", f"{st.segment.name}.docs"})
             if st.deletes_record is not None:
                 keep.add(st.deletes_record["file"])
+        inflight = tuple(self._inflight)
         for f in os.listdir(self.path):
-            if f in keep:
+            if f in keep or (inflight and f.startswith(inflight)):
                 continue
             if f.startswith(("seg-", "manifest-")) or f.endswith(".tmp"):
                 try:
@@ -1111,6 +1237,9 @@ class Store:
         copy.merge_policy = self.merge_policy
         copy._wlock = threading.RLock()
         copy._lock_fd = None
+        copy._merger = None
+        copy._merge_error = None
+        copy._inflight = set()
         copy._reset_pending()
         copy._snapshot = Snapshot(0, [], {})
         copy._meta = json.loads(json.dumps(self._meta))

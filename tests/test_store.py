@@ -550,3 +550,14 @@ def test_bulk_csr_add_and_max_weight(tmp_path):
         ix.add(bad, ids=[1000, 1001, 1002])
     with pytest.raises(ValueError, match="max_weight"):
         SparseIndex(None, "float", max_weight=2.0)
+
+
+def test_close_waits_for_background_merges(tmp_path):
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=MergePolicy(factor=3, floor_docs=5))
+    for b in range(3):
+        ix.add([doc_vec(i) for i in range(b * 5, b * 5 + 5)], ids=list(range(b * 5, b * 5 + 5)))
+        ix.commit()
+    ix.close()
+    reopened = SparseIndex.open(tmp_path / "ix")
+    assert len(reopened.segments()) == 1 and len(reopened) == 15
+    check_against_fresh(reopened, range(15))

@@ -200,6 +200,7 @@ def cmd_add(a: argparse.Namespace) -> int:
     else:
         _add_in_chunks(index, texts, ids, payloads, upsert=True)
     gen = index.commit()
+    index.close()  # lets a merge the commit started finish
     print(
         f"added or replaced {len(texts)} documents in {a.index_dir} ({before} -> {len(index)} documents, "
         f"commit {gen}, {len(index.segments())} segments) in {time.perf_counter() - t0:.1f} s"
@@ -212,6 +213,7 @@ def cmd_delete(a: argparse.Namespace) -> int:
     ids = [_doc_id(index, x) for x in a.doc_ids]
     n = index.delete(ids, missing_ok=a.missing_ok)
     gen = index.commit()
+    index.close()
     print(f"deleted {n} documents from {a.index_dir} ({len(index)} left, commit {gen})")
     return 0
 

@@ -482,9 +482,10 @@ class SparseIndex:
                 self._reload_bm25_encoder()
             return changed
 
-    def close(self) -> None:
-        """Forget uncommitted changes and release the writer lock (if this handle holds it)."""
-        self._store.close()
+    def close(self, wait_for_merges: bool = True) -> None:
+        """Forget uncommitted changes and release the writer lock (if this handle holds it),
+        after background merges finish (``wait_for_merges=False`` abandons a running merge)."""
+        self._store.close(wait_for_merges)
 
     def __enter__(self) -> "SparseIndex":
         return self

@@ -840,13 +840,19 @@ class Store:
             self._load_current(self._snapshot)
             self._collect_garbage()
 
-    def close(self) -> None:
-        """Drop uncommitted changes and release the writer lock (if held)."""
-        with self._wlock:
-            self._reset_pending()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+    def close(self, wait_for_merges: bool = True) -> None:
+        """Drop uncommitted changes and release the writer lock (if held), after waiting for
+        background merges (unless ``wait_for_merges=False``: a running merge is then
+        abandoned; the next writer cleans up its files)."""
+        try:
+            if wait_for_merges:
+                self.wait_for_merges()
+        finally:
+            with self._wlock:
+                self._reset_pending()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         fd = getattr(self, "_lock_fd", None)

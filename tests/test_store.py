@@ -561,3 +561,20 @@ def test_close_waits_for_background_merges(tmp_path):
     reopened = SparseIndex.open(tmp_path / "ix")
     assert len(reopened.segments()) == 1 and len(reopened) == 15
     check_against_fresh(reopened, range(15))
+
+
+def test_reopened_writer_leaves_committed_files_alone_and_collects_debris(tmp_path):
+    p = tmp_path / "ix"
+    ix = SparseIndex(None, "float", path=p, merge_policy=NEVER)
+    ix.add([doc_vec(i) for i in range(5)], ids=list(range(5)))
+    ix.commit()
+    ix.close()
+    sdx = next(p.glob("seg-*.sdx"))
+    before = sdx.stat().st_mtime_ns, sdx.stat().st_ino
+    (p / f".{sdx.name}.tmp12345").write_bytes(b"half an engine file from a crashed writer")
+    again = SparseIndex.open(p)
+    again.add([doc_vec(9)], ids=[9])
+    again.commit()
+    assert (sdx.stat().st_mtime_ns, sdx.stat().st_ino) == before  # not written again
+    assert not (p / f".{sdx.name}.tmp12345").exists()
+    again.close()

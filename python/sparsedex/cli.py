@@ -88,8 +88,7 @@ def _open_index(path: str) -> Any:
 
 
 def _doc_id(index: Any, raw: str) -> Any:
-    ids = index.ids()
-    if ids and isinstance(ids[0], int):
+    if index._id_kind() is int:
         try:
             return int(raw)
         except ValueError:

@@ -316,6 +316,12 @@ class SparseIndex:
             return enc.identity(include_vocabulary=False)
         return enc.identity()
 
+    def _stamp_encoder(self) -> None:
+        """Record the encoder's identity with the next commit when there are staged changes
+        (adds grow BM25's term dictionary)."""
+        if self._store._pending_any():
+            self._store.settings["encoder"] = self._identity_for_store()
+
     def _identity_for_store(self) -> dict[str, Any] | None:
         ident = self.encoder_identity
         if self._bm25:
@@ -453,8 +459,7 @@ class SparseIndex:
         """Make every add, upsert and delete so far durable and visible, atomically (a crash
         at any moment leaves the previous commit intact). Returns the commit's generation."""
         with self._lock:
-            if self._store._pending_any():
-                self._store.settings["encoder"] = self._identity_for_store()
+            self._stamp_encoder()
             return self._store.commit()
 
     def wait_for_merges(self) -> None:
@@ -470,8 +475,7 @@ class SparseIndex:
         """Merge segments until at most ``max_segments`` remain (deleted documents are dropped);
         commits staged changes first. Returns the new generation."""
         with self._lock:
-            if self._store._pending_any():
-                self._store.settings["encoder"] = self._identity_for_store()
+            self._stamp_encoder()
             return self._store.merge(max_segments)
 
     def refresh(self) -> bool:
@@ -544,8 +548,7 @@ class SparseIndex:
         for s in st.snapshot.states:
             for x in s.segment.ids[:1]:
                 return str if isinstance(x, str) else int
-        k = st.settings.get("id_kind")
-        return {"str": str, "int": int}.get(k) if isinstance(k, str) else None
+        return None
 
     # snapshot and engines ---------------------------------------------------------------------
     def _snap(self) -> Snapshot:
@@ -553,9 +556,8 @@ class SparseIndex:
         st = self._store
         if st.path is None and st._pending_any():
             with self._lock:
-                if st._pending_any():
-                    st.settings["encoder"] = self._identity_for_store()
-                    st.commit()
+                self._stamp_encoder()
+                st.commit()
         return st.snapshot
 
     def _bm25_state(self, snap: Snapshot) -> tuple[list[_core.Index], np.ndarray, int]:
@@ -814,7 +816,7 @@ class SparseIndex:
                 f"cannot save an index whose encoder ({ident['class']}) has no identity(): "
                 "use SpladeEncoder, Bm25Encoder or vectors you bring"
             )
-        snap = self._snap()
+        self._snap()  # an in-memory index commits what is staged
         with self._lock:
             self._store.settings["encoder"] = ident
             self._store.save_copy(dest)

@@ -112,13 +112,16 @@ def _unframe(path: Path, magic: bytes, data: bytes) -> bytes:
     return body
 
 
-def _file_record(path: Path) -> dict[str, Any]:
-    """Size and CRC32 of the file (of its head for engine files, whose head holds the CRC32
-    of every section, which the engine verifies at open)."""
-    size = path.stat().st_size
+def _head_crc(path: Path) -> int:
+    """CRC32 of the file (of its head for engine files, whose head holds the CRC32 of every
+    section, which the engine verifies at open)."""
     with open(path, "rb") as f:
-        head = f.read(_HEAD) if path.suffix == ".sdx" else f.read()
-    return {"file": path.name, "size": size, "crc32": zlib.crc32(head)}
+        return zlib.crc32(f.read(_HEAD) if path.suffix == ".sdx" else f.read())
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    """The manifest's record of a file: name, size and :func:`_head_crc`."""
+    return {"file": path.name, "size": path.stat().st_size, "crc32": _head_crc(path)}
 
 
 def _check_record(root: Path, rec: Any, what: str) -> Path:
@@ -137,10 +140,17 @@ def _check_record(root: Path, rec: Any, what: str) -> Path:
 
 
 def _verify_head(p: Path, rec: dict[str, Any]) -> None:
-    with open(p, "rb") as f:
-        head = f.read(_HEAD) if p.suffix == ".sdx" else f.read()
-    if zlib.crc32(head) != rec.get("crc32"):
+    if _head_crc(p) != rec.get("crc32"):
         raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
+
+
+def _read_recorded(root: Path, rec: Any, what: str, magic: bytes) -> tuple[Path, bytes]:
+    """The body of a framed file the manifest records, its size and CRC checked."""
+    p = _check_record(root, rec, what)
+    data = p.read_bytes()
+    if zlib.crc32(data) != rec.get("crc32"):
+        raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
+    return p, _unframe(p, magic, data)
 
 
 # segments -------------------------------------------------------------------------------
@@ -161,6 +171,7 @@ class Segment:
         self.payloads = payloads
         self.texts = texts
         self.n = len(ids)
+        self.files: dict[str, Any] | None = None  # manifest records, once written
         self._columns: PayloadColumns | None = None
         self._lock = threading.Lock()
 
@@ -228,24 +239,20 @@ class Segment:
         return _framed(_DOCS_MAGIC, body)
 
     def write(self, root: Path, store_id: str) -> dict[str, Any]:
-        """Write the segment's two files (fsynced); returns their manifest records."""
-        sdx = root / f"{self.name}.sdx"
-        self.index.save(str(sdx))  # written beside, fsynced and renamed by the engine
-        with open(sdx, "rb") as f:
-            os.fsync(f.fileno())
-        docs = root / f"{self.name}.docs"
-        _write_durably(docs, self.docs_bytes(store_id))
-        return {"index": _file_record(sdx), "docs": _file_record(docs)}
+        """Write the segment's two files (fsynced) once; returns their manifest records."""
+        if self.files is None:
+            sdx = root / f"{self.name}.sdx"
+            self.index.save(str(sdx))  # written beside, fsynced and renamed by the engine
+            docs = root / f"{self.name}.docs"
+            _write_durably(docs, self.docs_bytes(store_id))
+            self.files = {"index": _file_record(sdx), "docs": _file_record(docs)}
+        return self.files
 
     @classmethod
     def load(cls, root: Path, name: str, rec: dict[str, Any], store_id: str, n: int) -> "Segment":
         sdx = _check_record(root, rec.get("index"), f"segment {name}'s engine index")
-        docs = _check_record(root, rec.get("docs"), f"segment {name}'s documents")
         _verify_head(sdx, rec["index"])
-        data = docs.read_bytes()
-        if zlib.crc32(data) != rec["docs"].get("crc32"):
-            raise CorruptIndexError(f"{docs}: checksum differs from the manifest's (corrupted, or from another index)")
-        body = _unframe(docs, _DOCS_MAGIC, data)
+        docs, body = _read_recorded(root, rec.get("docs"), f"segment {name}'s documents", _DOCS_MAGIC)
         try:
             d = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
@@ -265,12 +272,20 @@ class Segment:
         index = _core.Index.open(str(sdx))
         if len(index) != n:
             raise CorruptIndexError(f"{sdx}: has {len(index)} documents, the manifest records {n}")
-        return cls(name, index, ids, payloads, texts)
+        seg = cls(name, index, ids, payloads, texts)
+        seg.files = {"index": rec["index"], "docs": rec["docs"]}
+        return seg
 
 
 def _ours(name: str) -> bool:
     """A file name a store writes (left behind by a store that never committed)."""
-    return name in (_CURRENT, _LOCK) or name.startswith(("seg-", "manifest-")) or name.endswith(".tmp")
+    return name in (_CURRENT, _LOCK) or _collectable(name)
+
+
+def _collectable(name: str) -> bool:
+    """Segment and manifest files, and temporary files (``*.tmp``, and the engine's
+    ``.seg-N.sdx.tmp<pid>``) a crash may leave behind."""
+    return name.startswith(("seg-", "manifest-", ".seg-")) or name.endswith(".tmp")
 
 
 def _is_int(x: Any) -> bool:
@@ -416,10 +431,9 @@ class StoreHit:
 class Snapshot:
     """The store as of one commit: immutable, safe to search from many threads."""
 
-    def __init__(self, generation: int, states: list[SegmentState], settings: dict[str, Any]) -> None:
+    def __init__(self, generation: int, states: list[SegmentState]) -> None:
         self.generation = generation
         self.states = states
-        self.settings = settings
         self._where: dict[Any, tuple[str, int]] | None = None
         self._pos = {st.segment.name: i for i, st in enumerate(states)}
         self._lock = threading.Lock()
@@ -470,14 +484,7 @@ class Snapshot:
         self._where = w
 
     def ids(self) -> list[Any]:
-        out: list[Any] = []
-        for st in self.states:
-            ids = st.segment.ids
-            if st.deleted is None:
-                out.extend(ids)
-            else:
-                out.extend(ids[d] for d in np.flatnonzero(~st.deleted).tolist())
-        return out
+        return [x for st in self.states for x in _live_ids(st)]
 
     def _plan(self, flt: Filter | None, engines: Sequence[_core.Index] | None):  # type: ignore[no-untyped-def]
         """Positions, engines and allowed sets of the segments that can hold hits."""
@@ -581,6 +588,8 @@ class MergePolicy:
 class Store:
     """Segments on disk (``path``) or in memory (``path=None``), with one writer."""
 
+    _meta: dict[str, Any]  # the manifest's fields other than segments and generation
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -600,14 +609,8 @@ class Store:
                 raise ValueError("max_weight only applies to quantization='u8'")
             if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
                 raise ValueError(f"max_weight must be a positive number, got {max_weight!r}")
-        self.path = None if path is None else Path(path)
-        self.merge_policy = merge_policy or MergePolicy()
-        self._wlock = threading.RLock()
-        self._lock_fd: int | None = None
-        self._merger: threading.Thread | None = None
-        self._merge_error: BaseException | None = None
-        self._inflight: set[str] = set()
-        self._meta: dict[str, Any] = {
+        self._init_runtime(None if path is None else Path(path), merge_policy)
+        self._meta = {
             "uuid": _uuid.uuid4().hex,
             "quantization": quantization,
             "vocab_size": vocab_size,
@@ -617,8 +620,6 @@ class Store:
             "next_int_id": 0,
             "settings": dict(settings or {}),
         }
-        self._snapshot = Snapshot(0, [], self._meta["settings"])
-        self._reset_pending()
         if self.path is not None:
             if (self.path / _CURRENT).exists():
                 raise FileExistsError(f"{self.path} already holds an index: open it with SparseIndex.open()")
@@ -644,26 +645,29 @@ class Store:
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no index directory there")
         self = cls.__new__(cls)
-        self.path = p
-        self.merge_policy = merge_policy or MergePolicy()
-        self._wlock = threading.RLock()
-        self._lock_fd = None
-        self._merger = None
-        self._merge_error = None
-        self._inflight = set()
-        self._reset_pending()
-        self._snapshot = Snapshot(0, [], {})
-        self._meta = {}
+        self._init_runtime(p, merge_policy)
         self._load_current(None)
         return self
 
-    def _read_current(self) -> tuple[str, dict[str, Any]]:
+    def _init_runtime(self, path: Path | None, merge_policy: MergePolicy | None) -> None:
+        """The state every store starts from: no lock, no merge, nothing staged, empty."""
+        self.path = path
+        self.merge_policy = merge_policy or MergePolicy()
+        self._wlock = threading.RLock()
+        self._lock_fd: int | None = None
+        self._merger: threading.Thread | None = None
+        self._merge_error: BaseException | None = None
+        self._inflight: set[str] = set()  # segments a background merge is writing
+        self._meta = {}
+        self._snapshot = Snapshot(0, [])
+        self._reset_pending()
+
+    def _read_current(self, raw: bytes | None) -> tuple[str, dict[str, Any]]:
+        """The manifest named by ``raw``, the bytes of CURRENT (None: missing)."""
         assert self.path is not None
         cur = self.path / _CURRENT
-        try:
-            raw = cur.read_bytes()
-        except FileNotFoundError:
-            raise CorruptIndexError(f"{self.path}: missing {_CURRENT} (not a sparsedex index directory)") from None
+        if raw is None:
+            raise CorruptIndexError(f"{self.path}: missing {_CURRENT} (not a sparsedex index directory)")
         body = _unframe(cur, b"SDXCURR1", raw)
         try:
             c = json.loads(body.decode("utf-8"))
@@ -691,14 +695,16 @@ class Store:
     def _load_current(self, old: Snapshot | None) -> bool:
         """Load the committed state (reusing segments of ``old``); False if unchanged."""
         assert self.path is not None
-        cur = self.path / _CURRENT
+        def current() -> bytes | None:
+            try:
+                return (self.path / _CURRENT).read_bytes()  # type: ignore[operator]
+            except FileNotFoundError:
+                return None
+
+        raw = current()
         for attempt in range(50):
             try:
-                before = cur.read_bytes()
-            except FileNotFoundError:
-                before = b""
-            try:
-                name, m = self._read_current()
+                name, m = self._read_current(raw)
                 if old is not None and m.get("generation") == old.generation:
                     return False
                 try:
@@ -709,33 +715,22 @@ class Store:
             except CorruptIndexError:
                 # A writer may have committed and collected files while we read: retry if
                 # CURRENT moved on; otherwise the corruption is real.
-                try:
-                    after = cur.read_bytes()
-                except FileNotFoundError:
-                    after = b""
-                if after == before or attempt == 49:
+                before, raw = raw, current()
+                if raw == before or attempt == 49:
                     raise
         self._meta = {k: v for k, v in m.items() if k not in ("segments", "generation", "format", "version")}
         self._snapshot = snap
         return True
 
     def _snapshot_from(self, m: dict[str, Any], old: Snapshot | None) -> Snapshot:
+        """The snapshot of a manifest (checked by :func:`_check_manifest`), reusing the
+        segments and deletions ``old`` already loaded."""
         assert self.path is not None
-        try:
-            gen = int(m["generation"])
-            segs = m["segments"]
-            store_id = m["uuid"]
-            if not isinstance(segs, list):
-                raise TypeError("segments is not a list")
-        except (KeyError, TypeError, ValueError) as e:
-            raise CorruptIndexError(f"{self.path}: incomplete manifest ({e})") from None
+        gen, store_id = m["generation"], m["uuid"]
         known = {} if old is None else {st.segment.name: st for st in old.states}
         states = []
-        for rec in segs:
-            try:
-                name, n = rec["name"], int(rec["documents"])
-            except (KeyError, TypeError, ValueError):
-                raise CorruptIndexError(f"{self.path}: malformed segment entry in the manifest") from None
+        for rec in m["segments"]:
+            name, n = rec["name"], rec["documents"]
             prev = known.get(name)
             seg = prev.segment if prev is not None else Segment.load(self.path, name, rec, store_id, n)
             drec = rec.get("deletes")
@@ -746,16 +741,11 @@ class Store:
             else:
                 deleted = self._load_deletes(drec, store_id, name, n)
             states.append(SegmentState(seg, deleted, drec))
-        settings = m["settings"] if isinstance(m.get("settings"), dict) else {}
-        return Snapshot(gen, states, settings)
+        return Snapshot(gen, states)
 
     def _load_deletes(self, rec: dict[str, Any], store_id: str, name: str, n: int) -> np.ndarray:
         assert self.path is not None
-        p = _check_record(self.path, rec, f"segment {name}'s deletions")
-        data = p.read_bytes()
-        if zlib.crc32(data) != rec.get("crc32"):
-            raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
-        body = _unframe(p, _DEL_MAGIC, data)
+        p, body = _read_recorded(self.path, rec, f"segment {name}'s deletions", _DEL_MAGIC)
         tag = f"{store_id}/{name}".encode()
         if not body.startswith(tag + b"\n"):
             raise CorruptIndexError(f"{p}: belongs to another index or segment")
@@ -891,19 +881,16 @@ class Store:
         *,
         replace: bool = False,
     ) -> None:
-        """Stage documents (validated vectors, ids unique among themselves). With ``replace``
-        an existing document with the same id is deleted first (upsert); otherwise an existing
-        id is an error."""
+        """Stage documents (validated vectors; ids unique among themselves and, without
+        ``replace``, not in the index: the caller checks that before encoding). With
+        ``replace`` an existing document with the same id is deleted first (upsert)."""
         with self._wlock:
             self._begin_write()
-            if not replace:
-                for i, x in enumerate(ids):
-                    if self.locate(x) is not None:
-                        raise ValueError(f"id {x!r} of document {i} is already in the index (use upsert() to replace it)")
-            else:
+            if replace:
                 for x in ids:
-                    if self.locate(x) is not None:
-                        self._delete_one(x)
+                    loc = self.locate(x)
+                    if loc is not None:
+                        self._delete_at(x, loc)
             base = len(self._p_ids)
             self._p_vectors.append(csr)
             for j, x in enumerate(ids):
@@ -914,10 +901,8 @@ class Store:
             self._p_payloads.extend(payloads)
             self._p_texts.extend(texts if texts is not None and self.store_texts else [None] * len(ids))
 
-    def _delete_one(self, x: Any) -> None:
-        loc = self.locate(x)
-        if loc is None:
-            raise KeyError(f"no document with id {x!r} in the index")
+    def _delete_at(self, x: Any, loc: tuple[str, int, int]) -> None:
+        """Stage the deletion of live id ``x`` found at ``loc`` (see :meth:`locate`)."""
         kind, a, b = loc
         if kind == "pending":
             del self._p_row[x]
@@ -929,17 +914,16 @@ class Store:
         """Stage deletions; returns how many documents will be deleted."""
         with self._wlock:
             self._begin_write()
-            ids = list(ids)
-            if not missing_ok:
-                for x in ids:
-                    if self.locate(x) is None:
-                        raise KeyError(f"no document with id {x!r} in the index")
-            n = 0
-            for x in ids:
-                if self.locate(x) is not None:
-                    self._delete_one(x)
-                    n += 1
-            return n
+            found = []
+            for x in dict.fromkeys(ids):  # an id listed twice is deleted once
+                loc = self.locate(x)
+                if loc is not None:
+                    found.append((x, loc))
+                elif not missing_ok:
+                    raise KeyError(f"no document with id {x!r} in the index")
+            for x, loc in found:
+                self._delete_at(x, loc)
+            return len(found)
 
     def rollback(self) -> None:
         """Forget uncommitted changes."""
@@ -1046,7 +1030,7 @@ class Store:
                     members = [base.states[i] for i in g]
                     seg = self._merged_segment(members, name)
                     if seg is not None and self.path is not None:
-                        seg._files = seg.write(self.path, self._meta["uuid"])  # type: ignore[attr-defined]
+                        seg.write(self.path, self._meta["uuid"])
                     built.append((members, seg))
                 with self._wlock:
                     self._inflight.difference_update(names)
@@ -1187,11 +1171,7 @@ class Store:
         for st in states:
             rec: dict[str, Any] = {"name": st.segment.name, "documents": st.segment.n, "live": st.live}
             if self.path is not None:
-                files = getattr(st.segment, "_files", None)
-                if files is None:
-                    files = st.segment.write(self.path, store_id)
-                    st.segment._files = files  # type: ignore[attr-defined]
-                rec.update(files)
+                rec.update(st.segment.write(self.path, store_id))
                 if st.deleted is not None and st.deletes_record is None:
                     p = self.path / f"{st.segment.name}.del-{generation:06d}"
                     body = f"{store_id}/{st.segment.name}\n".encode() + np.packbits(st.deleted, bitorder="little").tobytes()
@@ -1209,7 +1189,7 @@ class Store:
             cur = json.dumps({"manifest": name, "store": store_id}).encode()
             _write_durably(self.path / _CURRENT, _framed(b"SDXCURR1", cur))  # the commit point
             _fsync_dir(self.path)
-        snap = Snapshot(generation, states, self.settings)
+        snap = Snapshot(generation, states)
         snap.derive_where(self._snapshot)
         self._snapshot = snap
         if self.path is not None:
@@ -1226,11 +1206,11 @@ class Store:
             keep.update({f"{st.segment.name}.sdx", f"{st.segment.name}.docs"})
             if st.deletes_record is not None:
                 keep.add(st.deletes_record["file"])
-        inflight = tuple(self._inflight)
+        inflight = tuple(self._inflight) + tuple("." + n for n in self._inflight)
         for f in os.listdir(self.path):
             if f in keep or (inflight and f.startswith(inflight)):
                 continue
-            if f.startswith(("seg-", "manifest-")) or f.endswith(".tmp"):
+            if _collectable(f):
                 try:
                     os.unlink(self.path / f)
                 except OSError:
@@ -1239,25 +1219,19 @@ class Store:
     def save_copy(self, dest: str | os.PathLike[str]) -> None:
         """Write the committed state as a new store at ``dest`` (a fresh store id)."""
         copy = Store.__new__(Store)
-        copy.path = Path(dest)
-        copy.merge_policy = self.merge_policy
-        copy._wlock = threading.RLock()
-        copy._lock_fd = None
-        copy._merger = None
-        copy._merge_error = None
-        copy._inflight = set()
-        copy._reset_pending()
-        copy._snapshot = Snapshot(0, [], {})
+        copy._init_runtime(Path(dest), self.merge_policy)
         copy._meta = json.loads(json.dumps(self._meta))
         copy._meta["uuid"] = _uuid.uuid4().hex
+        assert copy.path is not None
         copy.path.mkdir(parents=True, exist_ok=True)
         copy._acquire()
         try:
-            states = [SegmentState(st.segment, st.deleted, None) for st in self._snapshot.states]
-            fresh = []
-            for st in states:
-                seg = Segment(st.segment.name, st.segment.index, st.segment.ids, st.segment.payloads, st.segment.texts)
-                fresh.append(SegmentState(seg, st.deleted, None))
+            # new Segment objects over the same engines: their files are written afresh
+            fresh = [
+                SegmentState(Segment(seg.name, seg.index, seg.ids, seg.payloads, seg.texts), st.deleted, None)
+                for st in self._snapshot.states
+                for seg in (st.segment,)
+            ]
             copy._write_commit(fresh, max(1, self._snapshot.generation))
         finally:
             copy.close()

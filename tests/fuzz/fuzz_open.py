@@ -49,6 +49,7 @@ with atheris.instrument_imports(include=["sparsedex"]):
     import sparsedex
     from sparsedex import CorruptIndexError, SparseIndex, VectorIndex
     from sparsedex.index import MergePolicy
+    from sparsedex.store import _framed
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX_SEEDS = ROOT / "rust" / "fuzz" / "corpus" / "index_open"
@@ -183,10 +184,6 @@ def _store_file(d: Path, kind: str) -> Path:
     return d / next(n for n in names if pick(n))
 
 
-def _frame(magic: bytes, body: bytes) -> bytes:
-    return magic + struct.pack("<IQ", zlib.crc32(body), len(body)) + body
-
-
 def _reseal_store(d: Path, target: Path, data: bytes) -> None:
     """Write ``data`` as ``target`` with its frame fixed, and the manifest's record of it."""
     import json
@@ -199,7 +196,7 @@ def _reseal_store(d: Path, target: Path, data: bytes) -> None:
     if target.suffix == ".sdx":
         data = reseal(data)
     elif magic is not None:
-        data = _frame(magic, data)
+        data = _framed(magic, data)
     _write(d, target.name, data)
     if target.name.startswith("manifest-") or target.name == "CURRENT":
         return
@@ -212,7 +209,7 @@ def _reseal_store(d: Path, target: Path, data: bytes) -> None:
             r = rec.get(key)
             if isinstance(r, dict) and r.get("file") == target.name:
                 r["size"], r["crc32"] = len(data), zlib.crc32(head)
-    _write(d, mp.name, _frame(b"SDXMANI1", json.dumps(m).encode()))
+    _write(d, mp.name, _framed(b"SDXMANI1", json.dumps(m).encode()))
 
 
 def exercise_store(ix: SparseIndex) -> None:

@@ -334,6 +334,18 @@ impl PyDocSet {
     }
 }
 
+/// The indexes and allowed sets behind the Python objects (shared, not copied), so that the
+/// search can run without the interpreter.
+fn shared(
+    indexes: &[Bound<'_, PyIndex>],
+    allowed: &[Option<Bound<'_, PyDocSet>>],
+) -> (Vec<Arc<Index>>, Vec<Option<DocSet>>) {
+    (
+        indexes.iter().map(|b| b.get().inner.clone()).collect(),
+        allowed.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect(),
+    )
+}
+
 fn segments_of<'a>(indexes: &'a [Arc<Index>], allowed: &'a [Option<DocSet>]) -> PyResult<Vec<search::Segment<'a>>> {
     if indexes.len() != allowed.len() {
         return Err(PyValueError::new_err(format!(
@@ -361,8 +373,7 @@ fn search_segments<'py>(
     algorithm: &str,
 ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>)> {
     let algo = parse_algo(algorithm)?;
-    let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
-    let sets: Vec<Option<DocSet>> = allowed.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
+    let (ixs, sets) = shared(&indexes, &allowed);
     let segs = segments_of(&ixs, &sets)?;
     let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
     let hits = enter(py, || search::search_segments(&segs, q, k, algo))?;
@@ -393,8 +404,7 @@ fn search_segments_batch<'py>(
     if k == 0 {
         return Err(PyValueError::new_err("k must be at least 1"));
     }
-    let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
-    let sets: Vec<Option<DocSet>> = allowed.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
+    let (ixs, sets) = shared(&indexes, &allowed);
     let segs = segments_of(&ixs, &sets)?;
     let total: u64 = ixs.iter().map(|ix| ix.n_docs() as u64).sum();
     let k = k.min(total.max(1) as usize);

@@ -9,18 +9,21 @@
 
 use super::plan::Plan;
 use super::topk::TopK;
-use super::{DocSet, Kind};
+use super::Kind;
 use crate::index::{Forward, IndexView};
 
-/// Exact top-`k` of the documents in `allowed`, scored from the forward vectors.
+/// Exact top-`k` of the plan's allowed documents (none without an allowed set), scored
+/// from the forward vectors.
 pub fn search<K: Kind>(
     v: &IndexView<'_>,
     fwd: &Forward<'_>,
     plan: &Plan<K>,
     k: usize,
-    allowed: &DocSet,
     table: &mut Vec<Option<K::W>>,
 ) -> Vec<(u32, K::S)> {
+    let Some(allowed) = plan.allowed.as_ref() else {
+        return Vec::new();
+    };
     let mut top = TopK::with_allowed(k, Some(allowed), plan.floor);
     if plan.terms.is_empty() {
         return Vec::new();

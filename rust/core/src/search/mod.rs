@@ -411,7 +411,7 @@ fn run_auto<K: Kind>(
         // Expected stored entries of the allowed documents.
         let entries = (allowed.len() as f64) * (fwd.terms.len() as f64) / (v.n_docs.max(1) as f64);
         if entries < FORWARD_RATIO * postings as f64 {
-            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, allowed, K::table(&mut s.borrow_mut())));
+            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, K::table(&mut s.borrow_mut())));
         }
     }
     if postings * 20 < v.n_docs as u64 {
@@ -512,8 +512,9 @@ pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet
         k: usize,
         allowed: &DocSet,
     ) -> Result<Vec<Hit>> {
-        let plan = Plan::<K>::new(v, q, None)?;
-        let raw = SCRATCH.with(|s| forward::search::<K>(v, fwd, &plan, k, allowed, K::table(&mut s.borrow_mut())));
+        let mut plan = Plan::<K>::new(v, q, None)?;
+        plan.allowed = Some(allowed.clone());
+        let raw = SCRATCH.with(|s| forward::search::<K>(v, fwd, &plan, k, K::table(&mut s.borrow_mut())));
         Ok(raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect())
     }
     match v.impacts {
@@ -668,6 +669,11 @@ pub fn search_segments_batch(
             })
             .collect()
     };
+    on_threads(threads, work)
+}
+
+/// Run `work` on `threads` threads (rayon's global pool when `None`).
+fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     match threads {
         None => work(),
         Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
@@ -724,9 +730,5 @@ pub fn search_batch(
             })
             .collect()
     };
-    match threads {
-        None => work(),
-        Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
-        Some(n) => pool(n)?.install(work),
-    }
+    on_threads(threads, work)
 }

@@ -14,9 +14,13 @@ is wrong with it. The rules:
 - **Payloads**: see :func:`sparsedex.filters.normalize_payload` (stored exactly, or refused).
 - **Weights** are at most :data:`~sparsedex.vectors.MAX_WEIGHT` (``1e14``) besides being
   finite and ``>= 0``, so no score can overflow float32 (see :mod:`sparsedex.vectors`).
-- **Sizes**: ``k`` is an integer in ``1 .. MAX_K`` (``2**31 - 1``; an index returns at most
-  all of its documents anyway); ``threads`` in ``1 .. max_threads()`` (four times the cores
-  this process may run on); ``vocab_size`` in ``1 .. 2**32`` (term ids are 32-bit).
+- **Sizes**: ``k`` is an integer in ``1 .. MAX_K`` (``2**63 - 1``); a ``k`` above the number
+  of documents returns every matching one, and the engine never allocates more than the
+  documents it has, so a huge ``k`` costs nothing extra; ``threads`` in ``1 .. max_threads()`` (four times the cores
+  this process may run on); ``vocab_size`` in ``1 .. MAX_VOCAB_SIZE`` (``2**24``), and a
+  document's term ids below ``vocab_size`` or, without one, below ``MAX_VOCAB_SIZE``: the
+  engine's per-term tables are dense, so a term id is a memory request (see
+  :mod:`sparsedex.vectors`).
   An integer outside its range is a :class:`ValueError` stating the range, a value that is
   not an integer a :class:`TypeError`.
 
@@ -34,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .filters import MAX_DEPTH, PayloadError, normalize_payload
+from .vectors import MAX_VOCAB_SIZE as _MAX_VOCAB
 from .vectors import MAX_WEIGHT
 
 __all__ = [
@@ -55,13 +60,15 @@ __all__ = [
     "documents_list",
     "normalize_payloads",
     "check_csr_weights",
+    "check_csr_terms",
     "check_weight",
+    "vocab_limit",
 ]
 
-#: Largest ``k`` a search accepts.
-MAX_K = 2**31 - 1
-#: Largest vocabulary: term ids are unsigned 32-bit integers.
-MAX_VOCAB_SIZE = 2**32
+#: Largest ``k`` a search accepts (the engine clamps its work to the documents it has).
+MAX_K = 2**63 - 1
+#: Largest vocabulary an index holds (see :data:`sparsedex.vectors.MAX_VOCAB_SIZE`).
+MAX_VOCAB_SIZE = _MAX_VOCAB
 #: Integer ids are signed 64-bit integers.
 ID_MIN, ID_MAX = -(2**63), 2**63 - 1
 
@@ -112,7 +119,7 @@ def check_threads(threads: Any) -> int | None:
 
 
 def check_vocab_size(vocab_size: Any) -> int | None:
-    """``vocab_size``: None (no limit below 2**32) or an integer in ``1 .. 2**32``."""
+    """``vocab_size``: None (term ids below ``MAX_VOCAB_SIZE``) or an integer in ``1 .. MAX_VOCAB_SIZE``."""
     if vocab_size is None:
         return None
     return check_int(vocab_size, "vocab_size", 1, MAX_VOCAB_SIZE)
@@ -264,12 +271,36 @@ def check_weight(value: Any, name: str) -> float:
     return v
 
 
+def vocab_limit(vocab_size: int | None) -> tuple[int, str]:
+    """The bound on documents' term ids and its name for messages."""
+    if vocab_size is not None:
+        return vocab_size, "the vocabulary size"
+    return MAX_VOCAB_SIZE, "2**24, the largest vocabulary an index holds"
+
+
+def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "document",
+                    vocab_size: int | None = None) -> None:
+    """ValueError naming the row of the first term id at or above the vocabulary size (or
+    :data:`MAX_VOCAB_SIZE`), before the engine sizes its tables by it."""
+    ix = np.asarray(indices)
+    if ix.size == 0 or ix.dtype.kind not in "iu":
+        return
+    limit, name = vocab_limit(vocab_size)
+    over = ix >= limit
+    if over.any():
+        pos = int(np.argmax(over))
+        row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
+        raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {name} ({limit})")
+
+
 def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "document") -> None:
-    """ValueError naming the row of the first weight above :data:`MAX_WEIGHT`."""
+    """ValueError naming the row of the first finite weight above :data:`MAX_WEIGHT` (NaN,
+    infinities and negative weights are left to the engine's own check, which names them)."""
     v = np.asarray(values)
     if v.size == 0:
         return
-    over = v > np.float32(MAX_WEIGHT)
+    with np.errstate(invalid="ignore"):
+        over = np.isfinite(v) & (v > np.float32(MAX_WEIGHT))  # NaN and inf: the engine names them
     if over.any():
         pos = int(np.argmax(over))
         row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1

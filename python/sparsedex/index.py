@@ -212,8 +212,9 @@ class SparseIndex:
     store_texts:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
-        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**32``
-        (default: no limit below 2**32).
+        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**24``
+        (default: term ids below 2**24, the largest vocabulary an index holds: the engine's
+        per-term tables are dense, see :mod:`sparsedex.vectors`).
     path:
         A directory for a durable index (created; it must not hold an index already). Changes
         are then staged until :meth:`commit`. Without a path the index lives in memory.
@@ -237,7 +238,7 @@ class SparseIndex:
     (:func:`sparsedex.filters.normalize_payload`: JSON values, numpy scalars as the Python
     value equal to them; tuples, non-string keys, NaN are refused); vectors meeting
     :mod:`sparsedex.vectors`' contract (weights finite, ``>= 0``, at most 1e14; no bools);
-    ``k`` in ``1 .. 2**31 - 1`` and ``threads`` in ``1 .. 4 x cores``. Errors name the
+    ``k`` in ``1 .. 2**63 - 1`` and ``threads`` in ``1 .. 4 x cores``. Errors name the
     document (``document 3``) or the query and what is wrong.
     """
 
@@ -349,6 +350,7 @@ class SparseIndex:
             if self._has_encoder:
                 raise TypeError("this index encodes texts: pass a list of texts, not a sparse matrix")
             indptr, indices, values = bulk
+            _validate.check_csr_terms(indptr, indices, vocab_size=self._store.vocab_size)
             csr = _core.clean_csr(indptr, indices, values, self._store.vocab_size)
             _validate.check_csr_weights(csr[0], csr[2])
             n = len(csr[0]) - 1
@@ -381,8 +383,9 @@ class SparseIndex:
         if self._has_encoder:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
+            limit, name = _validate.vocab_limit(self._store.vocab_size)
             vectors = [
-                validate_embedding(d, self._store.vocab_size, row=i, what="document") for i, d in enumerate(docs)
+                validate_embedding(d, limit, row=i, what="document", limit_name=name) for i, d in enumerate(docs)
             ]
         return new_ids, _csr(vectors), pls, texts
 

@@ -500,6 +500,8 @@ class SparseIndex:
         ]
 
     def _check_ids(self, ids: Sequence[Any] | None, n: int, *, upsert: bool = False) -> list[Any]:
+        if ids is None and n == 0:
+            return []  # nothing to add, nothing to number
         snap_ids_kind = self._id_kind()
         if ids is None:
             if snap_ids_kind is str:

@@ -90,13 +90,13 @@ def main() -> None:
             print(f"repeat {r + 1}: {rows[setting][-1]}", file=sys.stderr)
     base = statistics.median(x["seconds"] for x in rows["whole"])
     print(f"{a.texts} texts of {a.words:,} words, splade-tiny, {a.threads} threads, median of {a.repeats}:\n")
-    print("| setting | seconds | vs whole | peak RSS MB | vector checksum |")
+    print("| setting | seconds | speed-up vs whole | peak RSS MB | vector checksum |")
     print("|---|---:|---:|---:|---:|")
     for setting, xs in rows.items():
         s = statistics.median(x["seconds"] for x in xs)
         m = statistics.median(x["rss_mb"] for x in xs)
         sums = {round(x["checksum"], 3) for x in xs}
-        print(f"| {setting} | {s:.2f} | {base / s:.2f}x faster | {m:.0f} | {', '.join(map(str, sums))} |")
+        print(f"| {setting} | {s:.2f} | {base / s:.2f}x | {m:.0f} | {', '.join(map(str, sums))} |")
 
 
 if __name__ == "__main__":

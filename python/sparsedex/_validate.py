@@ -73,7 +73,6 @@ MAX_VOCAB_SIZE = _MAX_VOCAB
 ID_MIN, ID_MAX = -(2**63), 2**63 - 1
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 def _cores() -> int:
@@ -253,11 +252,16 @@ def normalize_payloads(raw: Any, n: int) -> list[dict[str, Any] | None]:
 
 
 def _json_depth(text: str) -> int:
-    """Deepest nesting of arrays and objects in JSON ``text`` (strings blanked out first)."""
-    skeleton = _JSON_STRING.sub('""', text).encode("ascii", "replace")
-    b = np.frombuffer(skeleton, dtype=np.uint8)
-    step = (b == ord("[")).astype(np.int32) + (b == ord("{")) - (b == ord("]")) - (b == ord("}"))
-    return int(np.cumsum(step).max()) if step.size else 0
+    """Deepest nesting of arrays and objects in ``json.dumps`` output (brackets inside strings
+    do not count). In that output a quote inside a string is always escaped (``\\"``) and a
+    backslash doubled, so after dropping escaped pairs every quote delimits a string."""
+    b = np.frombuffer(text.replace("\\\\", "").replace('\\"', "").encode("utf-8"), dtype=np.uint8)
+    if b.size == 0:
+        return 0
+    outside = (np.cumsum(b == ord('"')) & 1) == 0
+    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int8) - ((b == ord("]")) | (b == ord("}")))
+    step[~outside] = 0
+    return int(np.cumsum(step, dtype=np.int32).max())
 
 
 # vectors ----------------------------------------------------------------------------------

@@ -367,7 +367,7 @@ class SparseIndex:
                             f"document {i} is a {type(d).__name__}: this index encodes texts "
                             f"(create SparseIndex(encoder=None) to add vectors you bring)"
                         )
-                texts = _validate.check_texts(docs)
+                texts = list[str | None](_validate.check_texts(docs))
             else:
                 for i, d in enumerate(docs):
                     if isinstance(d, str):
@@ -404,9 +404,15 @@ class SparseIndex:
         integers continuing from the largest int id ever added). An id already in the index
         is an error: :meth:`upsert` replaces documents.
         payloads: one JSON-like dict (or None) per document, returned with hits and usable in
-        filters.
+        filters; stored exactly or refused (:func:`sparsedex.filters.normalize_payload`).
         Returns the ids of the added documents. On a durable index they become visible (and
         durable) at the next :meth:`commit`.
+
+        Raises :class:`ValueError` or :class:`TypeError` naming the document and what is wrong
+        (a lone surrogate in a text, id or payload; an id outside the signed 64-bit range, a
+        bool or float id; a tuple, NaN or non-string key in a payload; a negative, NaN, bool
+        or above-1e14 weight; a term id at or above the vocabulary size), before anything is
+        encoded or staged: a refused add changes nothing (see the class docstring).
         """
         return self._add(documents, ids, payloads, upsert=False)
 
@@ -642,7 +648,10 @@ class SparseIndex:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
         Scores are exact dot products of the query and document vectors in the index's
-        arithmetic. ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
+        arithmetic. ``k``: 1 .. 2**63 - 1 (at most every matching document is returned); a
+        vector query may be anything :func:`sparsedex.vectors.as_sparse_embedding` takes (a
+        scipy.sparse row, a pandas Series, ...); an invalid query is a ValueError / TypeError
+        that starts with "query". ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
         return the same hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`),
         e.g. ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k
         of the documents that match it. Ties go to the earlier segment, then the earlier
@@ -669,8 +678,9 @@ class SparseIndex:
         threads: int | None = None,
         filter: Any = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` for many queries (texts or vectors) at once, on ``threads`` cores
-        (default: all); ``filter`` applies to every query."""
+        """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
+        a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
+        may use); ``filter`` applies to every query. Errors name the query (``query 3``)."""
         k = self._check_k(k)
         flt = None if filter is None else compile_filter(filter)
         _check_algorithm(algorithm)

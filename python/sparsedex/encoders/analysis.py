@@ -174,7 +174,7 @@ class Analyzer:
     def _fold(self, text: str) -> str:
         if self.normalization is None or text.isascii():
             return text.lower() if self.lowercase else text
-        form = self.normalization
+        form: Any = self.normalization
         text = unicodedata.normalize(form, text)
         if self.lowercase:
             text = unicodedata.normalize(form, text.casefold())

@@ -480,8 +480,10 @@ class SpladeEncoder:
         total = len(texts) if isinstance(texts, Sequence) else None
         bs = check_int(batch_size, "batch_size", 1, 1 << 20) if batch_size is not None else self.batch_size
         chunk = max(1024, 4 * bs)  # texts tokenized and length-sorted together
-        external = self.progress if hasattr(self.progress, "update") else None
-        bar = external or progress_bar(total, desc, self.progress, unit="text", min_total=2 * chunk)
+        external: Any = self.progress if hasattr(self.progress, "update") else None
+        bar: Any = external if external is not None else progress_bar(
+            total, desc, self.progress, unit="text", min_total=2 * chunk
+        )
         try:
             start = 0
             for part in _chunks(texts, chunk):

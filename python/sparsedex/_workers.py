@@ -91,10 +91,15 @@ def _init_worker(spec: dict[str, Any], slots: Any) -> None:
             kwargs.pop("cuda", None)
             kwargs["providers"] = [("CUDAExecutionProvider", {"device_id": device}), "CPUExecutionProvider"]
         spec = dict(spec, kwargs=kwargs)
-    _encoder = build_from_spec(spec)
+    try:
+        _encoder = build_from_spec(spec)
+    except Exception as e:  # raised with the first batch: an initializer error would only break the pool
+        _encoder = e
 
 
 def _encode_batch(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    if isinstance(_encoder, Exception):
+        raise _encoder
     vecs = _encoder.encode_documents(texts)
     return [(np.asarray(v.indices), np.asarray(v.values)) for v in vecs]
 
@@ -179,8 +184,11 @@ def _parallel(
                     f.cancel()
     except BrokenProcessPool as e:
         raise RuntimeError(
-            f"a worker process of embed(parallel={workers}) died before finishing its batch "
-            f"(killed, or out of memory: try fewer workers or a smaller batch_size): {e}"
+            f"a worker process of embed(parallel={workers}) died before finishing its batch: it was "
+            "killed or ran out of memory (try fewer workers or a smaller batch_size), or it could not "
+            "start (spawned workers re-import the main script: guard the script's code with "
+            "`if __name__ == '__main__':`; code fed on stdin cannot be re-imported) "
+            f"[{e}]"
         ) from None
 
 

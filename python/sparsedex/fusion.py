@@ -19,8 +19,9 @@ over), an ``(id, score)`` pair, or, for RRF only, a bare id. A ``{id: score}`` m
 run too (ranked by score, highest first). Ids are compared after turning numpy scalars into
 Python ones (``np.int64(3)`` and ``3`` are the same document); an id may appear once per run.
 
-The result is a list of :class:`~sparsedex.Hit` (``id``, fused ``score``, ``payload`` of the
-first item seen for that id; a sparsedex ``Hit`` keeps its other fields), best first.
+The result is a list of :class:`~sparsedex.Hit` (``id``, fused ``score``, and the ``payload``
+of the first item met for that id that has one; a sparsedex ``Hit`` keeps its other fields),
+best first.
 Ties (equal fused scores) keep the order in which the documents were first met, reading the
 runs in the order given, each best first: the first run breaks ties. Deterministic, and
 independent of how ids compare or hash.
@@ -147,6 +148,13 @@ def _limit(limit: int | None) -> int | None:
     return int(limit)
 
 
+def _remember(first: dict[Any, _Item], it: _Item) -> None:
+    """Keep, per id, the first item that carries a payload (else the first item)."""
+    have = first.get(it.id)
+    if have is None or (getattr(have.source, "payload", None) is None and getattr(it.source, "payload", None) is not None):
+        first[it.id] = it
+
+
 def _result(scores: dict[Any, float], first: dict[Any, _Item], limit: int | None) -> list[Hit]:
     # stable sort: equal scores keep first-met order (dict insertion order)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])
@@ -205,7 +213,7 @@ def reciprocal_rank_fusion(
     for wi, items in zip(w, parsed):
         for rank, it in enumerate(items, start=1):
             scores[it.id] = scores.get(it.id, 0.0) + wi / (kk + rank)
-            first.setdefault(it.id, it)
+            _remember(first, it)
     return _result(scores, first, lim)
 
 
@@ -266,7 +274,7 @@ def distribution_based_score_fusion(
     for wi, items in zip(w, parsed):
         for it, norm in zip(items, _distribution_normalised(items)):
             scores[it.id] = scores.get(it.id, 0.0) + wi * norm
-            first.setdefault(it.id, it)
+            _remember(first, it)
     return _result(scores, first, lim)
 
 

@@ -60,12 +60,15 @@ class SparseTextEmbedding:
     threads:
         SPLADE: ONNX Runtime threads per process (default: every core; with ``parallel=N``,
         cores / N per worker). Not accepted for Qdrant/bm25.
-    providers, cuda, device_ids:
-        SPLADE: ONNX Runtime execution providers, passed through; ``cuda=True`` runs on CUDA
-        device ``device_ids[0]`` (default 0), and ``parallel`` workers take ``device_ids`` in
-        turn. CUDA that is missing or fails to start raises
-        :class:`~sparsedex.encoders.providers.ProviderNotAvailableError`. Not accepted for
-        Qdrant/bm25 (it runs no model).
+    providers:
+        SPLADE: ONNX Runtime execution providers, passed through as given (names or
+        ``(name, options)`` pairs). Not accepted for Qdrant/bm25 (it runs no model).
+    cuda:
+        SPLADE: run on CUDA device ``device_ids[0]`` (default 0). CUDA that is missing or
+        fails to start raises :class:`~sparsedex.encoders.providers.ProviderNotAvailableError`.
+        Not accepted for Qdrant/bm25.
+    device_ids:
+        With ``cuda=True``: the CUDA devices; ``parallel`` workers take them in turn.
     lazy_load:
         Load the model at the first call instead of now.
     specific_model_path:

@@ -105,9 +105,12 @@ class FastembedBm25Encoder:
 
     Parameters
     ----------
-    k, b, avg_len:
-        BM25 saturation, length normalisation and the assumed average document length in
-        terms (fastembed's defaults 1.2, 0.75, 256).
+    k:
+        BM25 term-frequency saturation (fastembed: 1.2).
+    b:
+        BM25 length normalisation, in [0, 1] (fastembed: 0.75).
+    avg_len:
+        The assumed average document length in terms (fastembed: 256, whatever the collection).
     language:
         Snowball stemmer language (:data:`SUPPORTED_LANGUAGES`) and stopword list name.
     token_max_length:

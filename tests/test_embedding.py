@@ -202,3 +202,23 @@ def test_provider_helpers():
     prov.check_session(fell_back, ["CPUExecutionProvider"])
     ok = types.SimpleNamespace(get_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     prov.check_session(ok, ["CUDAExecutionProvider"])
+
+
+def test_cuda_auto_and_token_count():
+    import onnxruntime as ort
+
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if not has_cuda:
+        assert SparseTextEmbedding("splade-tiny", cuda="auto").model.providers == ["CPUExecutionProvider"]
+    assert SparseTextEmbedding("splade-tiny", cuda="cpu").model.providers == ["CPUExecutionProvider"]
+    bm25 = SparseTextEmbedding("Qdrant/bm25", cuda="auto")  # fastembed's default Device.AUTO: fine, no model
+    with pytest.raises(ValueError, match="cuda must be"):
+        SparseTextEmbedding("splade-tiny", cuda="gpu")
+    with pytest.raises(ValueError, match="runs no model"):
+        SparseTextEmbedding("Qdrant/bm25", cuda="cuda")
+    assert bm25.token_count(["Hello, World!", "the RUNNER's run-time"]) == 2 + 5
+    tiny = SparseTextEmbedding("splade-tiny", lazy_load=True)
+    assert tiny.token_count("Hello World") == 4  # [CLS] hello world [SEP]
+    assert tiny.token_count(["a " * 1000]) == 512  # truncated at max_length
+    with pytest.raises(TypeError, match="text 1 is int"):
+        tiny.token_count(["ok", 5])

@@ -45,6 +45,26 @@ _BM25_KWARGS = frozenset(
 _SPLADE_KWARGS = frozenset({"max_length", "batch_size", "token_budget", "local_files_only", "progress"})
 
 
+def _cuda_flag(cuda: Any, runs_model: bool) -> bool:
+    """``cuda`` as a bool: True / "cuda" -> True, False / "cpu" -> False, "auto" -> whether this
+    onnxruntime has CUDA (only where a model runs and no providers were given)."""
+    if isinstance(cuda, bool):
+        return cuda
+    if isinstance(cuda, str):  # also fastembed's Device enum, a str enum
+        v = str(getattr(cuda, "value", cuda)).lower()
+        if v == "cuda":
+            return True
+        if v == "cpu":
+            return False
+        if v == "auto":
+            if not runs_model:
+                return False
+            import onnxruntime as ort
+
+            return "CUDAExecutionProvider" in ort.get_available_providers()
+    raise ValueError(f"cuda must be True, False, 'cuda', 'cpu' or 'auto', got {cuda!r}")
+
+
 class SparseTextEmbedding:
     """Sparse text embeddings with fastembed's interface.
 
@@ -64,9 +84,11 @@ class SparseTextEmbedding:
         SPLADE: ONNX Runtime execution providers, passed through as given (names or
         ``(name, options)`` pairs). Not accepted for Qdrant/bm25 (it runs no model).
     cuda:
-        SPLADE: run on CUDA device ``device_ids[0]`` (default 0). CUDA that is missing or
-        fails to start raises :class:`~sparsedex.encoders.providers.ProviderNotAvailableError`.
-        Not accepted for Qdrant/bm25.
+        SPLADE: ``True`` (or ``"cuda"``) runs on CUDA device ``device_ids[0]`` (default 0);
+        CUDA that is missing or fails to start raises
+        :class:`~sparsedex.encoders.providers.ProviderNotAvailableError`. ``"auto"`` (fastembed's
+        ``Device.AUTO``) uses CUDA when this onnxruntime has it, else the CPU. ``False`` /
+        ``"cpu"``: the CPU. Qdrant/bm25 runs no model: only ``False``, ``"cpu"`` or ``"auto"``.
     device_ids:
         With ``cuda=True``: the CUDA devices; ``parallel`` workers take them in turn.
     lazy_load:
@@ -97,7 +119,7 @@ class SparseTextEmbedding:
         cache_dir: str | None = None,
         threads: int | None = None,
         providers: Sequence[Any] | None = None,
-        cuda: bool = False,
+        cuda: bool | str = False,
         device_ids: Sequence[int] | None = None,
         lazy_load: bool = False,
         specific_model_path: str | os.PathLike[str] | None = None,
@@ -109,6 +131,7 @@ class SparseTextEmbedding:
         self.model_name = desc.model if desc is not None else os.fspath(model_name)
         self._description: ModelDescription | None = desc
         self._kind = desc.kind if desc is not None else "splade"
+        cuda = _cuda_flag(cuda, runs_model=self._kind == "splade" and providers is None)
         if device_ids is not None:
             device_ids = [int(d) for d in device_ids]
             if not cuda:
@@ -167,6 +190,19 @@ class SparseTextEmbedding:
             cuda=self._cuda_flag,
             **kwargs,
         )
+
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024) -> int:
+        """Tokens in ``texts``: SPLADE, the model's tokens (special tokens included, truncated
+        at ``max_length``); Qdrant/bm25, the words before stopwords and stemming."""
+        check_batch_size(batch_size)
+        model = self.model
+        if self._kind == "fastembed-bm25":
+            return int(model.token_count(texts))
+        items = [texts] if isinstance(texts, str) else list(texts)
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise TypeError(f"text {i} is {type(t).__name__}, not str")
+        return sum(len(e.ids) for e in model.tokenizer.encode_batch(items, add_special_tokens=True))
 
     # the model -----------------------------------------------------------------------------
     @property

@@ -222,3 +222,8 @@ def test_cuda_auto_and_token_count():
     assert tiny.token_count(["a " * 1000]) == 512  # truncated at max_length
     with pytest.raises(TypeError, match="text 1 is int"):
         tiny.token_count(["ok", 5])
+
+
+def test_qdrant_bm25_is_not_an_onnx_model():
+    with pytest.raises(ModelNotAvailableError, match="hashed BM25.*SparseTextEmbedding"):
+        SpladeEncoder("Qdrant/bm25")

@@ -60,6 +60,7 @@ def test_dbsf_by_hand():
     assert got == pytest.approx({"x": na[0], "y": na[1] + nb[0], "z": na[2], "w": nb[1]}, rel=1e-12)
     assert [h.score for h in fusion.dbsf([[("only", 3.0)]])] == [0.5]
     assert [h.score for h in fusion.dbsf([[("a", 2.0), ("b", 2.0)]])] == [0.5, 0.5]
+    assert [h.score for h in fusion.dbsf([[(i, 1.35) for i in range(3)]])] == [0.5] * 3  # mean rounds
     w = {h.id: h.score for h in fusion.dbsf([a, b], weights=[0, 1])}
     assert w["x"] == 0 and w["w"] == pytest.approx(nb[1])
 

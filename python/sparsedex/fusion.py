@@ -224,8 +224,10 @@ def _distribution_normalised(items: list[_Item]) -> list[float]:
     if n == 1:
         return [0.5]
     s = np.array([it.score for it in items], dtype=np.float64)
-    mean = float(s.mean())
-    std = float(s.std(ddof=1))
+    if s.max() == s.min():  # equal scores: std is 0 (a rounded mean would make it ~1e-16)
+        return [0.5] * n
+    mean = math.fsum(s.tolist()) / n
+    std = math.sqrt(math.fsum(((s - mean) ** 2).tolist()) / (n - 1))
     lo, hi = mean - 3.0 * std, mean + 3.0 * std
     if not hi > lo:
         return [0.5] * n

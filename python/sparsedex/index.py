@@ -228,6 +228,8 @@ class SparseIndex:
         segment holding a larger weight gets its own, coarser grid (its scores then differ
         from a single index's by the rounding).
 
+    Notes
+    -----
     Reads (search, get, ids, len, explain) see the last commit. An in-memory index commits
     implicitly before each read, so it always shows every added document.
 

@@ -115,7 +115,10 @@ class Analyzer:
         Unicode normal form applied to the text first: ``"NFKC"`` (default) or ``"NFC"``;
         ``None`` applies none (the analysis of sparsedex <= 0.1, kept for indexes it saved).
 
-    Raises :class:`ValueError` for an unknown language, stopword list or normal form.
+    Raises
+    ------
+    ValueError
+        An unknown language, stopword list or normal form.
     """
 
     def __init__(

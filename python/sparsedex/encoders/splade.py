@@ -6,7 +6,8 @@ the text truncated to ``max_length`` tokens and ``token_type_ids`` all zero, as 
 
 Memory. The model's output is ``logits[batch, seq, vocab]`` (30,522 floats per token). It is
 never returned to Python: the pooling is appended to the ONNX graph when the model is loaded
-(in memory; nothing is written to disk), so a session call returns ``[batch, vocab]``. Since
+(in memory, nothing is written to disk, and without the ``onnx`` package: see
+:mod:`sparsedex.encoders.onnx_graph`), so a session call returns ``[batch, vocab]``. Since
 ``f(x) = log(1 + relu(x))`` is monotone non-decreasing and ``f >= 0``,
 ``max_t mask_t * f(x_t) == f(max_{t: mask_t = 1} x_t)`` exactly, so the graph takes the max
 of the logits over unmasked tokens first (padding set to -inf by a broadcast add) and applies
@@ -46,12 +47,23 @@ import numpy as np
 from .._progress import progress_bar
 from .._validate import check_int, check_text, max_threads
 from ..vectors import SparseEmbedding, as_sparse_embedding
+from .onnx_graph import (
+    ELEM_BOOL,
+    ELEM_FLOAT,
+    ELEM_INT32,
+    ELEM_INT64,
+    OnnxFormatError,
+    read_interface,
+    with_pooling,
+)
+from .providers import ProviderNotAvailableError, check_available, check_session, resolve_providers
 from .registry import ModelNotAvailableError, ResolvedModel, list_supported_models, resolve_model
 
 __all__ = [
     "SpladeEncoder",
     "TextWindow",
     "ModelNotAvailableError",
+    "ProviderNotAvailableError",
     "list_supported_models",
     "add_pooling_to_graph",
 ]
@@ -77,16 +89,14 @@ def _opset(model: Any) -> int:
     return 1
 
 
-def _graph_inputs(model: Any) -> list[Any]:
-    inits = {t.name for t in model.graph.initializer}
-    return [i for i in model.graph.input if i.name not in inits]
-
-
 def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOLED) -> Any:
     """Append SPLADE max-pooling to an ONNX ModelProto (in place; also returned).
 
     Adds ``output[batch, vocab] = log(1 + relu(max_{t: mask[b,t] != 0} logits[b, t, :]))`` and
-    makes it the graph's only output. ``mask`` must be a graph input ``[batch, seq]``.
+    makes it the graph's only output. ``mask`` must be a graph input ``[batch, seq]``. Needs
+    the ``onnx`` package; the encoder itself uses :func:`sparsedex.encoders.onnx_graph.with_pooling`,
+    which appends the same nodes on the serialized bytes (used here for models with external
+    data, and in the tests as the reference).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -130,13 +140,26 @@ def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOL
     return model
 
 
-def _dim_value(value_info: Any, axis: int) -> int | None:
+def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool) -> bytes:
+    """The pooled graph of a model whose weights live in external data files: those need the
+    ``onnx`` package to be read in (models over 2 GB are saved that way)."""
     try:
-        dims = value_info.type.tensor_type.shape.dim
-        d = dims[axis]
-    except (AttributeError, IndexError):
-        return None
-    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+        import onnx
+        from onnx import TensorProto, helper
+        from onnx.external_data_helper import load_external_data_for_model
+    except ImportError:
+        raise ImportError(
+            f"model {r.name!r} keeps its weights in external data files; loading such a model "
+            "needs the onnx package: pip install onnx"
+        ) from None
+    if not isinstance(r.root, Path):
+        raise ValueError(f"model {r.name!r} has external data but is not in a directory")
+    proto = onnx.load_from_string(raw)
+    load_external_data_for_model(proto, str(r.root))
+    if add_mask:
+        proto.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "seq"]))
+    add_pooling_to_graph(proto, logits, mask)
+    return bytes(proto.SerializeToString())
 
 
 def _read_json(resolved: ResolvedModel, name: str) -> dict[str, Any]:
@@ -260,9 +283,27 @@ class SpladeEncoder:
         ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it;
         or a tqdm-like object with ``update(n)``, advanced by the number of texts of every
         ONNX batch (the bar then shows a live rate) and never closed here.
+    providers:
+        ONNX Runtime execution providers, passed through as given: names or
+        ``(name, options)`` pairs, e.g. ``[("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider"]``. Default: ``["CPUExecutionProvider"]``.
+    cuda:
+        Shorthand for ``providers=[("CUDAExecutionProvider", {"device_id": 0}),
+        "CPUExecutionProvider"]`` (needs ``pip install 'sparsedex[gpu]'``).
 
-    Texts must be ``str`` of valid Unicode: anything else (a lone surrogate ``"\\ud800"``,
-    ``None``) is an error naming the text (``text 3``) before any text is encoded.
+    Raises
+    ------
+    ModelNotAvailableError
+        The model's files are not here and cannot be downloaded.
+    ProviderNotAvailableError
+        A requested provider (CUDA) is not in this onnxruntime build, or ONNX Runtime could not
+        start it (it would otherwise fall back to the CPU without telling).
+    ValueError
+        Bad arguments, or a model this encoder cannot drive (no ``input_ids`` input, inputs
+        it cannot fill, not an ONNX file). When encoding: a text that is not valid Unicode (a
+        lone surrogate such as ``"\\ud800"``), named (``text 3``) before any text is encoded.
+    TypeError
+        When encoding: a text that is not a ``str`` (``None``, a number), named likewise.
     """
 
     kind = "splade"
@@ -279,6 +320,7 @@ class SpladeEncoder:
         local_files_only: bool = False,
         progress: bool | None = None,
         providers: Sequence[Any] | None = None,
+        cuda: bool = False,
     ) -> None:
         max_length = check_int(max_length, "max_length", 2, 1_000_000)
         batch_size = check_int(batch_size, "batch_size", 1, 1 << 20)
@@ -293,7 +335,7 @@ class SpladeEncoder:
         self._model_sha256: str | None = None
         self._load_tokenizer(max_length)
         self.token_budget = max(int(token_budget), self.max_length)
-        self._load_session(providers)
+        self._load_session(providers, cuda)
 
     # loading -----------------------------------------------------------------------------
     def _load_tokenizer(self, max_length: int) -> None:
@@ -336,24 +378,23 @@ class SpladeEncoder:
         self._tokenizer = tok
         self._window = TextWindow(tok, self.max_length)
 
-    def _load_session(self, providers: Sequence[Any] | None) -> None:
-        import onnx
+    def _load_session(self, providers: Sequence[Any] | None, cuda: bool = False) -> None:
+        """Read the model's interface, append the pooling (onnx_graph: no ``onnx`` needed) and
+        start an ONNX Runtime session on the requested providers (see providers.py)."""
         import onnxruntime as ort
 
+        plist = resolve_providers(providers, cuda)
+        check_available(plist, ort.get_available_providers())
         r = self._resolved
         model_file = r.description.model_file if r.description else "model.onnx"
         raw = r.file(model_file).read_bytes()
         self._model_sha256 = hashlib.sha256(raw).hexdigest()
-        proto = onnx.load_from_string(raw)
-        del raw
-        if isinstance(r.root, Path) and any(
-            t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer
-        ):
-            from onnx.external_data_helper import load_external_data_for_model
+        try:
+            info = read_interface(raw)
+        except OnnxFormatError as e:
+            raise ValueError(f"{model_file} of model {r.name!r} is not a readable ONNX model: {e}") from None
 
-            load_external_data_for_model(proto, str(r.root))
-
-        inputs = {i.name: i for i in _graph_inputs(proto)}
+        inputs = {i.name: i for i in info.inputs}
         self._ids_name = next((n for n in _IDS_NAMES if n in inputs), None)
         if self._ids_name is None:
             raise ValueError(
@@ -364,46 +405,46 @@ class SpladeEncoder:
         unknown = set(inputs) - {self._ids_name, self._mask_name, self._type_name}
         if unknown:
             raise ValueError(f"model {r.name!r} has inputs this encoder cannot fill: {sorted(unknown)}")
-        self._input_dtypes = {
-            name: _onnx_int_dtype(vi.type.tensor_type.elem_type) for name, vi in inputs.items()
-        }
+        self._input_dtypes = {name: _onnx_int_dtype(vi.elem_type) for name, vi in inputs.items()}
 
-        outputs = list(proto.graph.output)
+        outputs = info.outputs
         out = next((o for o in outputs if o.name == "logits"), None)
         if out is None:
-            rank3 = [o for o in outputs if len(o.type.tensor_type.shape.dim) == 3]
+            rank3 = [o for o in outputs if o.shape is not None and len(o.shape) == 3]
             out = rank3[0] if rank3 else (outputs[0] if outputs else None)
         if out is None:
             raise ValueError(f"model {r.name!r} has no output")
-        vocab = _dim_value(out, -1)
+        last = out.shape[-1] if out.shape else None
+        vocab = last if isinstance(last, int) and last > 0 else None
         if vocab is None:
             vocab = _valid_len(self._config.get("vocab_size")) or self._tokenizer.get_vocab_size(
                 with_added_tokens=True
             )
         self._vocab_size = int(vocab)
 
-        mask_for_pool = self._mask_name
-        if mask_for_pool is None:
-            from onnx import TensorProto, helper
-
-            proto.graph.input.append(
-                helper.make_tensor_value_info(_EXTRA_MASK, TensorProto.INT64, ["batch", "seq"])
-            )
-            mask_for_pool = _EXTRA_MASK
+        add_mask = self._mask_name is None
+        self._pool_mask_name = _EXTRA_MASK if add_mask else str(self._mask_name)
+        if add_mask:
             self._input_dtypes[_EXTRA_MASK] = np.dtype(np.int64)
-        self._pool_mask_name = mask_for_pool
-        add_pooling_to_graph(proto, out.name, mask_for_pool)
-        serialized = proto.SerializeToString()
-        del proto
+        if info.external_data:
+            serialized = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask)
+        else:
+            serialized = with_pooling(raw, out.name, self._pool_mask_name, add_mask_input=add_mask, interface=info)
+        del raw
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            serialized, sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        self._providers = plist
+        self._session = ort.InferenceSession(serialized, sess_options=so, providers=plist)
+        check_session(self._session, plist)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the ONNX Runtime session runs on, first choice first."""
+        return list(self._session.get_providers())
 
     # properties ------------------------------------------------------------------------
     @property
@@ -593,14 +634,12 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield buf
 
 
-def _onnx_int_dtype(elem_type: int) -> np.dtype:
-    from onnx import TensorProto
-
+def _onnx_int_dtype(elem_type: int | None) -> np.dtype:
+    """numpy dtype of an ONNX input's element type (TensorProto.DataType); int64 if unknown."""
     table: dict[int, np.dtype] = {
-        int(TensorProto.INT32): np.dtype(np.int32),
-        int(TensorProto.INT64): np.dtype(np.int64),
-        int(TensorProto.FLOAT): np.dtype(np.float32),
-        int(TensorProto.BOOL): np.dtype(np.bool_),
+        ELEM_INT32: np.dtype(np.int32),
+        ELEM_INT64: np.dtype(np.int64),
+        ELEM_FLOAT: np.dtype(np.float32),
+        ELEM_BOOL: np.dtype(np.bool_),
     }
-    return table.get(int(elem_type), np.dtype(np.int64))
-
+    return table.get(int(elem_type) if elem_type is not None else ELEM_INT64, np.dtype(np.int64))

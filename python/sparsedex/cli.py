@@ -36,6 +36,7 @@ import json
 import math
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -807,7 +808,7 @@ def _k_type() -> Any:
 def _sub(sub: Any, name: str, help: str, description: str, examples: Sequence[str]) -> argparse.ArgumentParser:
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
     return sub.add_parser(  # type: ignore[no-any-return]
-        name, help=help, description=description, epilog=epilog,
+        name, help=help, description=textwrap.fill(description, 88), epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -948,7 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = _sub(sub, "run", "search every query of a topics file and write a TREC run (no qrels needed)",
              "Search every query of TOPICS (JSONL with an id and a text field, or TSV 'qid<TAB>text') and "
              "write the top -k documents of each as a TREC run file ('qid Q0 docid rank score tag'), ready for "
-             "trec_eval, ir_measures or `sparsedex eval`-style scoring elsewhere.",
+             "trec_eval or ir_measures. No qrels are needed.",
              ["sparsedex run queries.jsonl my-index -o run.trec",
               "sparsedex run queries.tsv my-index -o run.trec -k 100 --run-tag splade-tiny"])
     r.add_argument("topics", metavar="TOPICS")

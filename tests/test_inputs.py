@@ -318,6 +318,10 @@ def test_pandas_inputs():
     v.add([pd.Series({3: 0.5, 7: 1.5})], ids=["s"])
     assert v.get("s").vector.as_dict() == {3: 0.5, 7: 1.5}
     assert v.search(pd.Series({7: 2.0}))[0].score == pytest.approx(3.0)
+    with pytest.raises(TypeError, match=r"documents is a pandas DataFrame: pass one column, e.g. df\['text'\]"):
+        ix.add(df)
+    with pytest.raises(TypeError, match="DataFrame"):
+        ix.search_batch(df[["text"]])
     with pytest.raises(ValueError, match="payload of document 1 at year: expected a finite number, got nan"):
         ix.add(["x", "y"], ids=[40, 41], payloads=pd.DataFrame({"year": [1.0, float("nan")]}).to_dict("records"))
 

@@ -213,6 +213,9 @@ def documents_list(documents: Any) -> list[Any]:
         raise TypeError(
             f"documents must be a list of texts or vectors, got {type(documents).__name__}"
         )
+    if type(documents).__module__.startswith("pandas") and hasattr(documents, "columns"):
+        # iterating a DataFrame gives its column names, not its rows
+        raise TypeError("documents is a pandas DataFrame: pass one column, e.g. df['text']")
     return list(documents)
 
 

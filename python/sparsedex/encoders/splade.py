@@ -18,6 +18,16 @@ texts are sorted by length and sent in sub-batches whose padded size stays under
 batch size or text length. Keep ORT's memory arena on: without it every call maps and
 zeroes fresh pages and encoding runs 3-4x slower.
 
+Cost bounded by the model window. Only the first ``max_length`` tokens of a text reach the
+model, so only a window of the text is tokenised (:class:`TextWindow`): a text longer than
+``16 * max_length`` characters is cut there (for a left-truncating tokenizer: its end) and
+tokenised; if the window holds more than the tokens kept, all of them from words that end
+well inside the window, those tokens are exactly the ones the whole text would give, and the
+window is used; otherwise the window grows fourfold and is tried again, up to the whole
+text. Time and memory per text are therefore bounded by the window, whatever the text's
+length, and the vectors are identical to tokenising the whole text (tested on texts of every
+size and on tokenizers of each family: WordPiece, byte-level BPE, SentencePiece Unigram).
+
 One numerical difference to fastembed: ONNX has no ``log1p``; ``log(1 + x)`` in float32
 differs from ``log1p(x)`` by at most ~6e-8 absolute, and a pooled logit in (0, 6e-8) becomes
 0 (dropped) instead of a ~1e-8 weight.
@@ -35,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from .._progress import progress_bar
+from .._validate import check_int, check_text, max_threads
 from ..vectors import SparseEmbedding, as_sparse_embedding
 from .onnx_graph import (
     ELEM_BOOL,
@@ -50,6 +61,7 @@ from .registry import ModelNotAvailableError, ResolvedModel, list_supported_mode
 
 __all__ = [
     "SpladeEncoder",
+    "TextWindow",
     "ModelNotAvailableError",
     "ProviderNotAvailableError",
     "list_supported_models",
@@ -164,6 +176,87 @@ def _valid_len(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000 else None
 
 
+class TextWindow:
+    """Tokenise only the part of each text a model with a ``max_length`` window sees.
+
+    ``encode(texts)`` returns, for every text, exactly the encoding
+    ``tokenizer.encode(text)`` returns (truncation on, at ``max_length`` tokens, special
+    tokens added), while tokenising at most a window of the text (see the module docstring):
+    the first try cuts the text at ``chars_per_token * max_length`` characters. The window
+    is accepted when it yields more content tokens than are kept and the last kept token
+    (the first one, truncating from the left) belongs to a word that ends at least
+    ``margin`` characters inside the window, where ``margin`` exceeds twice the longest added
+    token: then no word, added token or normaliser context that the cut touched can reach a
+    kept token. Otherwise the window grows fourfold, up to the whole text.
+
+    ``tokenizer``: a ``tokenizers.Tokenizer`` with truncation set (``max_length``, direction)
+    and padding off; it is copied, not changed.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, chars_per_token: int = 16) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = tokenizer
+        raw = Tokenizer.from_str(tokenizer.to_str())
+        raw.no_truncation()
+        raw.no_padding()
+        self._raw = raw
+        self.max_length = int(max_length)
+        self.budget = self.max_length - tokenizer.num_special_tokens_to_add(False)
+        self.direction = (tokenizer.truncation or {}).get("direction", "right")
+        self.chars = max(1, int(chars_per_token) * self.max_length)
+        added = [t.content for t in tokenizer.get_added_tokens_decoder().values()]
+        self.margin = 2 * max((len(a) for a in added), default=0) + 16
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """One ``tokenizers.Encoding`` per text, as ``tokenizer.encode_batch(texts)`` gives."""
+        out: list[Any] = [None] * len(texts)
+        short = [i for i, t in enumerate(texts) if len(t) <= self.chars or self.budget < 1]
+        if short:
+            for i, e in zip(short, self.tokenizer.encode_batch([texts[i] for i in short])):
+                out[i] = e
+        pending = [i for i, t in enumerate(texts) if out[i] is None]
+        cut = self.chars
+        while pending:
+            windows = [self._cut(texts[i], cut) for i in pending]
+            encs = self._raw.encode_batch(windows, add_special_tokens=False)
+            later = []
+            for i, w, e in zip(pending, windows, encs):
+                if len(w) == len(texts[i]) or self._complete(e, len(w)):
+                    out[i] = self.tokenizer.post_process(e)
+                else:
+                    later.append(i)
+            pending = later
+            cut *= 4
+        return out
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids of each text (truncated, special tokens included)."""
+        return [e.ids for e in self.encode(texts)]
+
+    def _cut(self, text: str, n: int) -> str:
+        if n >= len(text):
+            return text
+        return text[:n] if self.direction == "right" else text[len(text) - n :]
+
+    def _complete(self, enc: Any, length: int) -> bool:
+        """Whether the kept tokens of ``enc`` (the window's encoding, no special tokens) are
+        the whole text's: more tokens than kept, and the kept ones clear of the cut."""
+        n, b = len(enc.ids), self.budget
+        if n <= b:
+            return False
+        words, offsets = enc.word_ids, enc.offsets
+        if self.direction == "right":
+            k, edge = b - 1, n - 1
+            if words[k] is None or words[edge] is None or not words[k] < words[edge]:
+                return False
+            return bool(offsets[k][1] + self.margin <= length)
+        k, edge = n - b, 0
+        if words[k] is None or words[edge] is None or not words[edge] < words[k]:
+            return False
+        return bool(offsets[k][0] >= self.margin)
+
+
 class SpladeEncoder:
     """Text to SPLADE sparse vectors (fastembed SpladePP semantics) on ONNX Runtime.
 
@@ -175,7 +268,8 @@ class SpladeEncoder:
         holding ``model.onnx`` and ``tokenizer.json``.
     max_length:
         Texts are truncated to this many tokens (special tokens included); capped at the
-        model's own limit (tokenizer_config.json ``model_max_length``).
+        model's own limit (tokenizer_config.json ``model_max_length``). Only a window of a
+        long text is tokenised (see :class:`TextWindow`), with identical vectors.
     threads:
         ORT intra-op threads; ``None`` uses every core this process may run on.
     batch_size:
@@ -186,7 +280,9 @@ class SpladeEncoder:
     cache_dir, local_files_only:
         Where hub downloads go; ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never downloads.
     progress:
-        ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it.
+        ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it;
+        or a tqdm-like object with ``update(n)``, advanced by the number of texts of every
+        ONNX batch (the bar then shows a live rate) and never closed here.
     providers:
         ONNX Runtime execution providers, passed through as given: names or
         ``(name, options)`` pairs, e.g. ``[("CUDAExecutionProvider", {"device_id": 1}),
@@ -204,7 +300,10 @@ class SpladeEncoder:
         start it (it would otherwise fall back to the CPU without telling).
     ValueError
         Bad arguments, or a model this encoder cannot drive (no ``input_ids`` input, inputs
-        it cannot fill, not an ONNX file).
+        it cannot fill, not an ONNX file). When encoding: a text that is not valid Unicode (a
+        lone surrogate such as ``"\\ud800"``), named (``text 3``) before any text is encoded.
+    TypeError
+        When encoding: a text that is not a ``str`` (``None``, a number), named likewise.
     """
 
     kind = "splade"
@@ -223,10 +322,11 @@ class SpladeEncoder:
         providers: Sequence[Any] | None = None,
         cuda: bool = False,
     ) -> None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be >= 2, got {max_length}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        max_length = check_int(max_length, "max_length", 2, 1_000_000)
+        batch_size = check_int(batch_size, "batch_size", 1, 1 << 20)
+        token_budget = check_int(token_budget, "token_budget", 1, 1 << 30)
+        if threads is not None:
+            threads = check_int(threads, "threads", 1, max_threads())
         self._resolved = resolve_model(model, cache_dir=cache_dir, local_files_only=local_files_only)
         self.model_name = self._resolved.name
         self.batch_size = int(batch_size)
@@ -276,6 +376,7 @@ class SpladeEncoder:
         self._pad_id = int(pad_id) if pad_id is not None else 0
         tok.no_padding()  # padding is done per sub-batch here
         self._tokenizer = tok
+        self._window = TextWindow(tok, self.max_length)
 
     def _load_session(self, providers: Sequence[Any] | None, cuda: bool = False) -> None:
         """Read the model's interface, append the pooling (onnx_graph: no ``onnx`` needed) and
@@ -415,25 +516,30 @@ class SpladeEncoder:
     ) -> Iterator[SparseEmbedding]:
         if isinstance(texts, str):
             texts = [texts]
+        if texts is None:
+            raise TypeError("texts is None: pass a text or a list of texts")
         total = len(texts) if isinstance(texts, Sequence) else None
-        bs = int(batch_size or self.batch_size)
+        bs = check_int(batch_size, "batch_size", 1, 1 << 20) if batch_size is not None else self.batch_size
         chunk = max(1024, 4 * bs)  # texts tokenized and length-sorted together
-        bar = progress_bar(total, desc, self.progress, unit="text", min_total=2 * chunk)
+        external: Any = self.progress if hasattr(self.progress, "update") else None
+        bar: Any = external if external is not None else progress_bar(
+            total, desc, self.progress, unit="text", min_total=2 * chunk
+        )
         try:
             start = 0
             for part in _chunks(texts, chunk):
                 for j, t in enumerate(part):
-                    if not isinstance(t, str):
-                        raise TypeError(f"text {start + j} is {type(t).__name__}, not str")
-                yield from self._encode_chunk(part, bs)
+                    check_text(t, f"text {start + j}")
+                yield from self._encode_chunk(part, bs, bar.update)
                 start += len(part)
-                bar.update(len(part))
         finally:
-            bar.close()
+            if external is None:
+                bar.close()
 
-    def _encode_chunk(self, texts: list[str], batch_size: int) -> list[SparseEmbedding]:
-        encs = self._tokenizer.encode_batch(texts, add_special_tokens=True)
-        ids = [e.ids for e in encs]
+    def _encode_chunk(
+        self, texts: list[str], batch_size: int, on_batch: Any = None
+    ) -> list[SparseEmbedding]:
+        ids = self._window.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         out: list[SparseEmbedding | None] = [None] * len(texts)
@@ -447,6 +553,8 @@ class SpladeEncoder:
                 nz = np.flatnonzero(row)
                 out[k] = SparseEmbedding(indices=nz.astype(np.int32), values=row[nz])
             i += n
+            if on_batch is not None:
+                on_batch(len(group))
         return out  # type: ignore[return-value]
 
     def _run(self, ids: list[list[int]], width: int) -> np.ndarray:
@@ -486,7 +594,8 @@ class SpladeEncoder:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens the model sees for ``text`` (special tokens included, truncated)."""
-        return list(self._tokenizer.encode(text).tokens)
+        check_text(text, "text")
+        return list(self._window.encode([text])[0].tokens)
 
     def decode(self, embedding: Any, top_k: int | None = None) -> list[tuple[str, float]]:
         """``[(token, weight), ...]`` highest weight first (ties: lower id first)."""

@@ -4,6 +4,7 @@
 //! Layers, bottom up:
 //! - [`codec`]: 128-value blocks of bit-packed integers, SIMD decoding with a scalar twin.
 //! - [`container`]: the versioned, checksummed file image every index lives in (memory or mmap).
+//! - [`fs`]: the one atomic, durable file write.
 //! - [`index`]: validation, quantization, the builder and the immutable [`index::Index`].
 //! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
 //! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
@@ -20,6 +21,7 @@
 pub mod codec;
 pub mod container;
 pub mod error;
+pub mod fs;
 pub mod index;
 pub mod postings;
 pub mod search;

@@ -17,8 +17,6 @@ use crate::codec::{packed_len, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
 use crate::{Error, Result};
-use std::io::Write;
-use std::path::Path;
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
@@ -219,26 +217,6 @@ fn check_weights(name: &str, ws: &[f32]) -> Result<()> {
 fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: usize) -> Result<()> {
     if imp != np || bmax != nb || tmax != nt {
         return Err(corrupt("impact sections have the wrong length"));
-    }
-    Ok(())
-}
-
-/// Write image bytes to `path` atomically: a temporary file in the same directory, fsync,
-/// rename over `path`, fsync the directory.
-pub fn write_image_file(bytes: &[u8], path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name =
-        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", p.display()), e);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
-        f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming into", path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
     }
     Ok(())
 }

@@ -219,10 +219,9 @@ impl Index {
         })
     }
 
-    /// Write the index to `path` (atomically: a temporary file renamed into place).
+    /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.container.image().as_bytes();
-        format::write_image_file(bytes, path)
+        crate::fs::write_atomically(path, self.container.image().as_bytes())
     }
 
     /// Borrowed views of the index arrays.

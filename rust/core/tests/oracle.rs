@@ -276,3 +276,139 @@ fn empty_index_and_edge_queries() {
         assert!((hits[0].score - 2.0).abs() < 0.01);
     }
 }
+
+/// A one-to-one map of `0..vocab` onto spread-out 32-bit ids whose largest is `u32::MAX`
+/// (and which holds 0): ascending when `monotone`, scrambled otherwise.
+fn spread_ids(vocab: u32, seed: u64, monotone: bool) -> Vec<u32> {
+    let mut rng = seed | 1;
+    let mut ids: Vec<u32> = Vec::with_capacity(vocab as usize);
+    let mut seen = std::collections::HashSet::new();
+    for special in [u32::MAX, 0] {
+        if ids.len() < vocab as usize {
+            ids.push(special);
+            seen.insert(special);
+        }
+    }
+    while ids.len() < vocab as usize {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let x = (rng >> 16) as u32;
+        if seen.insert(x) {
+            ids.push(x);
+        }
+    }
+    if monotone {
+        ids.sort_unstable();
+    }
+    ids
+}
+
+fn remap_corpus(c: &Corpus, ids: &[u32]) -> Corpus {
+    // Rows must stay free of duplicates (they are: the map is one-to-one); order within a row
+    // does not matter to the builder.
+    Corpus { indptr: c.indptr.clone(), indices: c.indices.iter().map(|&t| ids[t as usize]).collect(), values: c.values.clone() }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Term ids anywhere in 0..=2^32-1 (including u32::MAX) give exactly the results of the same
+    /// corpus with dense ids, for every algorithm and both kinds; queries may hold ids the
+    /// index has never seen. (Float scores are compared exactly when the id map keeps the
+    /// order of terms, which is the canonical summation order.)
+    #[test]
+    fn spread_term_ids_equal_dense_ids(
+        c in corpus_strategy(1200, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        seed in any::<u64>(),
+        monotone in any::<bool>(),
+        float in any::<bool>(),
+        k in 1usize..30,
+    ) {
+        let ids = spread_ids(15, seed, monotone);
+        let quant = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
+        let dense = build_kind(&c, quant);
+        let spread = build_kind(&remap_corpus(&c, &ids), quant);
+        prop_assert_eq!(dense.n_docs(), spread.n_docs());
+        for q in &qs {
+            let mq: Vec<(u32, f32)> = q.iter().map(|&(t, w)| (ids[t as usize], w)).collect();
+            run_all(&spread, &mq, k);
+            if !float || monotone {
+                let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+                let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+                let mterms: Vec<u32> = mq.iter().map(|e| e.0).collect();
+                let want = search(&dense, QueryRef { terms: &terms, weights: &weights }, k, Algorithm::Exhaustive).unwrap();
+                let got = search(&spread, QueryRef { terms: &mterms, weights: &weights }, k, Algorithm::Auto).unwrap();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn any_u32_term_id_in_documents_and_queries() {
+    let indptr = vec![0u64, 2, 3, 5];
+    let indices = vec![u32::MAX, 7, 1 << 31, 0, u32::MAX];
+    let values = vec![1.0f32, 2.0, 3.0, 0.5, 4.0];
+    for quantization in [Quantization::U8 { scale: None }, Quantization::F32] {
+        for reorder in [false, true] {
+            let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
+            let ix =
+                build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap();
+            let st = ix.stats();
+            assert_eq!((st.n_terms, st.vocabulary), (4, 1u64 << 32));
+            let hits = search(&ix, QueryRef { terms: &[u32::MAX, 12345], weights: &[1.0, 9.0] }, 10, Algorithm::Auto)
+                .unwrap();
+            assert_eq!(hits.len(), 2);
+            assert!((hits[0].score - 4.0).abs() < 0.02 && (hits[1].score - 1.0).abs() < 0.02, "{hits:?}");
+            // Stored vectors come back with their external ids.
+            let mut rows: Vec<(Vec<u32>, Vec<f32>)> = (0..3).map(|d| ix.vector(d).unwrap()).collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(rows[0].0, vec![0, u32::MAX]);
+            assert_eq!(rows[1].0, vec![7, u32::MAX]);
+            assert_eq!(rows[2].0, vec![1 << 31]);
+            assert!(ix.vector(3).is_err());
+        }
+    }
+}
+
+#[test]
+fn declared_vocabulary_rejects_larger_ids() {
+    let opts = BuildOptions { n_terms: Some(100), quantization: Quantization::F32, store_vectors: true, reorder: false };
+    let err = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 100], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("document 1") && err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts).unwrap();
+    assert_eq!(ix.stats().vocabulary, 100);
+    let err = search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
+    // Without a declared size, unknown ids are terms without postings.
+    let opts = BuildOptions { n_terms: None, ..opts };
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts).unwrap();
+    let hits = search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto).unwrap();
+    assert_eq!(hits.len(), 1);
+    let zero = BuildOptions { n_terms: Some(0), ..opts };
+    assert!(build(CsrRef { indptr: &[0], indices: &[], values: &[] }, IdsInput::None, &zero).is_err());
+}
+
+/// Per-term arrays follow the distinct terms: a 2-document segment over a 30k vocabulary (or
+/// with ids near 2^32) is a few KB, not hundreds.
+#[test]
+fn tiny_segments_are_tiny() {
+    for (indices, vocab) in [(vec![3u32, 29_000, 17, 30_000], Some(30_522)), (vec![3, u32::MAX, 1 << 30, 9], None)] {
+        let opts =
+            BuildOptions { n_terms: vocab, quantization: Quantization::U8 { scale: None }, store_vectors: true, reorder: true };
+        let ix = build(
+            CsrRef { indptr: &[0, 2, 4], indices: &indices, values: &[1.0, 2.0, 3.0, 4.0] },
+            IdsInput::Int(&[10, 20]),
+            &opts,
+        )
+        .unwrap();
+        let bytes = ix.stats().bytes;
+        assert!(bytes < 4096, "a 2-document segment takes {bytes} bytes");
+    }
+}

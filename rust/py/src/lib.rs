@@ -225,30 +225,20 @@ impl PyIndex {
         Ok(parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect())
     }
 
-    /// The stored vector of internal doc `doc`: (indices uint32, values float32).
+    /// The stored vector of internal doc `doc`: (term ids uint32, values float32), term ids
+    /// ascending.
     fn get<'py>(&self, py: Python<'py>, doc: u32) -> PyResult<Vec1<'py>> {
-        let v = self.inner.view();
-        let f = v.forward.ok_or_else(|| {
-            PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored")
-        })?;
-        if doc >= v.n_docs {
-            return Err(PyValueError::new_err(format!(
-                "document {doc} is out of range (the index has {} documents)",
-                v.n_docs
-            )));
-        }
-        let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
-        Ok((f.terms[a..b].to_vec().into_pyarray(py), f.values[a..b].to_vec().into_pyarray(py)))
+        let inner = &self.inner;
+        let (t, v) = enter(py, || inner.vector(doc))?;
+        Ok((t.into_pyarray(py), v.into_pyarray(py)))
     }
 
-    /// All stored vectors as CSR arrays in internal doc order: (indptr uint64, indices uint32,
+    /// All stored vectors as CSR arrays in internal doc order: (indptr uint64, term ids uint32,
     /// values float32).
     fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Csr1<'py>> {
-        let v = self.inner.view();
-        let f = v.forward.ok_or_else(|| {
-            PyValueError::new_err("this index was built with store_vectors=False: vectors are not stored")
-        })?;
-        Ok((f.indptr.to_vec().into_pyarray(py), f.terms.to_vec().into_pyarray(py), f.values.to_vec().into_pyarray(py)))
+        let inner = &self.inner;
+        let (p, t, v) = enter(py, || inner.vectors())?;
+        Ok((p.into_pyarray(py), t.into_pyarray(py), v.into_pyarray(py)))
     }
 
     /// External ids stored with the index: None, an int64 array, or a list of str.
@@ -273,8 +263,8 @@ impl PyIndex {
         let s = self.inner.stats();
         let d = PyDict::new(py);
         d.set_item("documents", s.n_docs)?;
-        d.set_item("vocabulary", s.n_terms)?;
-        d.set_item("terms", s.n_nonempty_terms)?;
+        d.set_item("vocabulary", s.vocabulary)?;
+        d.set_item("terms", s.n_terms)?;
         d.set_item("postings", s.n_postings)?;
         d.set_item("blocks", s.n_blocks)?;
         d.set_item("bytes", s.bytes)?;
@@ -297,10 +287,10 @@ impl PyIndex {
         self.inner.n_docs() as usize
     }
 
-    /// Vocabulary size.
+    /// Vocabulary size: the declared one, or the largest term id + 1.
     #[getter]
-    fn n_terms(&self) -> u32 {
-        self.inner.view().n_terms
+    fn n_terms(&self) -> u64 {
+        self.inner.stats().vocabulary
     }
 
     /// Whether the original vectors are stored.
@@ -519,14 +509,7 @@ fn similarity_order<'py>(
         indices: slice(&indices, "indices")?,
         values: slice(&values, "values")?,
     };
-    let order = enter(py, || {
-        sparsedex_core::index::build::check_csr(&csr, "documents")?;
-        let nt = n_terms.unwrap_or_else(|| csr.indices.iter().copied().max().map_or(0, |m| m + 1));
-        if let Some(&t) = csr.indices.iter().find(|&&t| t >= nt) {
-            return Err(Error::InvalidArgument(format!("term id {t} is out of range (vocabulary size {nt})")));
-        }
-        Ok(sparsedex_core::index::build::similarity_order(csr.indptr, csr.indices, csr.values, nt))
-    })?;
+    let order = enter(py, || sparsedex_core::index::build::similarity_order(csr, n_terms))?;
     Ok(order.into_pyarray(py))
 }
 

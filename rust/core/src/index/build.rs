@@ -11,6 +11,7 @@
 //! match is ever lost. A query's score error is at most `sum_t q_t * err_t`.
 
 use super::format::{MAGIC, VERSION};
+use super::terms::{segment_lut, TermMap};
 use super::{ImpactKind, Index, DOC_BLOCK};
 use crate::codec::{encode_docs, BLOCK_LEN};
 use crate::container::ContainerWriter;
@@ -185,12 +186,31 @@ pub fn quantize(w: f32, scale: f32) -> u8 {
     (w * scale).round().clamp(1.0, 255.0) as u8
 }
 
-/// A validated, row-sorted copy of the input (zeros dropped).
+/// A validated, row-sorted copy of the input (zeros dropped), with external term ids.
 struct Cleaned {
     indptr: Vec<u64>,
     terms: Vec<u32>,
     values: Vec<f32>,
-    n_terms: u32,
+}
+
+/// [`Cleaned`] with its terms mapped to dense local ids (`term_ids[local] = external`).
+struct Local {
+    indptr: Vec<u64>,
+    terms: Vec<u32>,
+    values: Vec<f32>,
+    term_ids: Vec<u32>,
+}
+
+impl Local {
+    fn new(c: Cleaned) -> Local {
+        let Cleaned { indptr, mut terms, values } = c;
+        let (map, term_ids) = TermMap::from_terms(&terms);
+        map.remap(&mut terms);
+        Local { indptr, terms, values, term_ids }
+    }
+    fn n_terms(&self) -> u32 {
+        self.term_ids.len() as u32
+    }
 }
 
 /// Validate CSR rows as the builder does (errors name the document) and return them cleaned:
@@ -201,6 +221,9 @@ pub fn clean_csr(docs: CsrRef<'_>, n_terms: Option<u32>) -> Result<(Vec<u64>, Ve
 }
 
 fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> {
+    if n_terms == Some(0) {
+        return Err(Error::InvalidArgument("the vocabulary size must be at least 1".into()));
+    }
     let n_docs = check_csr(docs, "documents")?;
     if n_docs >= u32::MAX as usize {
         return Err(Error::InvalidArgument(format!("too many documents ({n_docs})")));
@@ -237,11 +260,7 @@ fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> {
         terms.extend_from_slice(&t);
         values.extend_from_slice(&v);
     }
-    let n_terms = match n_terms {
-        Some(n) => n,
-        None => terms.iter().copied().max().map_or(0, |m| m + 1),
-    };
-    Ok(Cleaned { indptr, terms, values, n_terms })
+    Ok(Cleaned { indptr, terms, values })
 }
 
 /// A document order that puts similar documents next to each other, so that blocks of
@@ -253,7 +272,25 @@ fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> {
 /// second term, input row). Linear in the number of postings plus a sort; a much cheaper
 /// stand-in for graph bisection (Dhulipala et al., KDD 2016), which gives tighter blocks.
 /// Returns `order`, where `order[new_id] = input_row`.
-pub fn similarity_order(indptr: &[u64], terms: &[u32], values: &[f32], n_terms: u32) -> Vec<u32> {
+///
+/// Any term ids (`0..=2^32-1`) work; `n_terms`, if given, is the vocabulary size they must be
+/// below. Errors on a malformed CSR or an id out of range.
+pub fn similarity_order(docs: CsrRef<'_>, n_terms: Option<u32>) -> Result<Vec<u32>> {
+    check_csr(&docs, "documents")?;
+    if let (Some(nt), Some(&t)) = (n_terms, docs.indices.iter().max()) {
+        if t >= nt {
+            return Err(Error::InvalidArgument(format!("term id {t} is out of range (vocabulary size {nt})")));
+        }
+    }
+    let (map, term_ids) = TermMap::from_terms(docs.indices);
+    let mut local = docs.indices.to_vec();
+    map.remap(&mut local);
+    Ok(signature_order(docs.indptr, &local, docs.values, term_ids.len() as u32))
+}
+
+/// [`similarity_order`] over local term ids `0..n_terms` (ties between equal weights go to the
+/// smaller id, which is the smaller external id too).
+fn signature_order(indptr: &[u64], terms: &[u32], values: &[f32], n_terms: u32) -> Vec<u32> {
     let n = indptr.len().saturating_sub(1);
     let mut df = vec![0u32; n_terms as usize];
     for &t in terms {
@@ -281,7 +318,7 @@ pub fn similarity_order(indptr: &[u64], terms: &[u32], values: &[f32], n_terms: 
     keys.into_iter().map(|k| k.2).collect()
 }
 
-fn permute(c: Cleaned, order: &[u32]) -> Cleaned {
+fn permute(c: Local, order: &[u32]) -> Local {
     let mut indptr = Vec::with_capacity(c.indptr.len());
     indptr.push(0u64);
     let mut terms = Vec::with_capacity(c.terms.len());
@@ -292,16 +329,16 @@ fn permute(c: Cleaned, order: &[u32]) -> Cleaned {
         values.extend_from_slice(&c.values[a..b]);
         indptr.push(terms.len() as u64);
     }
-    Cleaned { indptr, terms, values, n_terms: c.n_terms }
+    Local { indptr, terms, values, term_ids: c.term_ids }
 }
 
 /// Build an index in memory.
 pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result<Index> {
-    let cleaned = clean(&docs, opts.n_terms)?;
+    let cleaned = Local::new(clean(&docs, opts.n_terms)?);
     let n_docs = cleaned.indptr.len() - 1;
     // Reordering keeps the caller's ids (or row numbers) as external ids.
     let order = if opts.reorder && n_docs > 1 {
-        Some(similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms))
+        Some(signature_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms()))
     } else {
         None
     };
@@ -377,10 +414,19 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
         ImpactKind::U8 => 0u64,
         ImpactKind::F32 => 1,
     };
-    w.add_u64s(
-        "meta",
-        &[n_docs as u64, cleaned.n_terms as u64, kind_code, scale.to_bits() as u64, opts.n_terms.is_some() as u64],
-    )?;
+    let mut meta = [0u64; super::format::META_LEN];
+    meta[..5].copy_from_slice(&[
+        n_docs as u64,
+        cleaned.n_terms() as u64,
+        kind_code,
+        scale.to_bits() as u64,
+        opts.n_terms.map_or(0, u64::from),
+    ]);
+    w.add_u64s("meta", &meta)?;
+    w.add_u32s("term_ids", &cleaned.term_ids)?;
+    if let Some(lut) = segment_lut(&cleaned.term_ids) {
+        w.add_u32s("term_lut", &lut)?;
+    }
     if opts.store_vectors {
         w.add_u64s("fwd_indptr", &cleaned.indptr)?;
         w.add_u32s("fwd_terms", &cleaned.terms)?;
@@ -412,8 +458,8 @@ struct Postings<I> {
     impacts: Vec<I>,
 }
 
-fn postings_impacts<I: StoredImpact>(c: &Cleaned, f: impl Fn(f32) -> I) -> Postings<I> {
-    let nt = c.n_terms as usize;
+fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32) -> I) -> Postings<I> {
+    let nt = c.n_terms() as usize;
     let mut start = vec![0u64; nt + 1];
     for &t in &c.terms {
         start[t as usize + 1] += 1;
@@ -437,8 +483,8 @@ fn postings_impacts<I: StoredImpact>(c: &Cleaned, f: impl Fn(f32) -> I) -> Posti
     Postings { start, docs, impacts }
 }
 
-fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Cleaned, p: Postings<I>) -> Result<()> {
-    let nt = c.n_terms as usize;
+fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local, p: Postings<I>) -> Result<()> {
+    let nt = c.n_terms() as usize;
     struct TermBlocks<I> {
         bytes: Vec<u8>,
         offs: Vec<u64>,

@@ -1,16 +1,25 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
-//! Format version 1. Sections (all little-endian):
-//! - `meta` (u64 x 5): n_docs, n_terms, impact kind (0 = u8, 1 = f32), f32 scale bits,
-//!   vocabulary declared (0/1).
-//! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1).
+//! Format version 2 (every section little-endian; rust/core/FORMAT.md has the full table):
+//! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32),
+//!   f32 scale bits, declared vocabulary size (0 = none), then 5 fields reserved for later
+//!   kinds (zero).
+//! - `term_ids` (u32, n_terms): external id of each local term, strictly ascending.
+//! - optional `term_lut` (u32, last term id + 1): external -> local id or u32::MAX; written only
+//!   when it holds at most 4 entries per local term.
+//! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1): every local
+//!   term has at least one posting.
 //! - `block_last` (u32, n_blocks), `block_off` (u64, n_blocks + 1), `docs` (bytes).
 //! - `impacts_u8` | `impacts_f32`, `block_max_u8` | `block_max_f32`, `term_max_u8` | `term_max_f32`.
 //! - `dbm_meta` (u64 x 2: doc block size 64, number of dense arrays), `dbm_slot` (u32,
 //!   n_terms: dense array index or u32::MAX), `dbm_u8` | `dbm_f32` (dense arrays of
 //!   ceil(n_docs / 64) doc-block maxima each).
-//! - optional `fwd_indptr` (u64), `fwd_terms` (u32), `fwd_values` (f32): the stored vectors.
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids), `fwd_values` (f32): the stored
+//!   vectors.
 //! - optional `ids_i64` (i64, n_docs) or `ids_str_off` (u64, n_docs + 1) + `ids_str` (bytes).
+//!
+//! Version 1 files (per-term arrays sized by the largest term id) are refused with
+//! [`Error::UnsupportedVersion`].
 
 use super::{ExternalIds, Forward, ImpactArrays, Impacts, IndexView};
 use crate::codec::{packed_len, BLOCK_LEN};
@@ -21,7 +30,9 @@ use crate::{Error, Result};
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
 /// Format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Number of `meta` entries.
+pub const META_LEN: usize = 10;
 
 fn corrupt(msg: impl Into<String>) -> Error {
     Error::Corrupt(msg.into())
@@ -43,16 +54,21 @@ fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Resul
 /// Build validated views over a parsed container.
 pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let meta = c.u64s("meta")?;
-    if meta.len() < 4 {
-        return Err(corrupt("section 'meta' is too short"));
+    if meta.len() != META_LEN {
+        return Err(corrupt(format!("section 'meta' has {} entries, expected {META_LEN}", meta.len())));
     }
     let n_docs = u32::try_from(meta[0]).map_err(|_| corrupt("n_docs out of range"))?;
     let n_terms = u32::try_from(meta[1]).map_err(|_| corrupt("n_terms out of range"))?;
     let scale = f32::from_bits(meta[3] as u32);
-    if !(scale.is_finite() && scale > 0.0) {
+    if !(scale.is_finite() && scale > 0.0) || meta[3] > u32::MAX as u64 {
         return Err(corrupt("quantization scale is not a positive number"));
     }
+    let vocab = match meta[4] {
+        0 => None,
+        n => Some(u32::try_from(n).map_err(|_| corrupt("declared vocabulary size out of range"))?),
+    };
     let nt = n_terms as usize;
+    let (term_ids, term_lut) = read_terms(c, nt, vocab)?;
     let term_post_start = c.u64s("term_post_start")?;
     let term_block_start = c.u32s("term_block_start")?;
     let block_last = c.u32s("block_last")?;
@@ -69,6 +85,9 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
     for t in 0..nt {
         let df = term_post_start[t + 1] - term_post_start[t];
+        if df == 0 {
+            return Err(corrupt(format!("local term {t} has no postings")));
+        }
         let nb = (term_block_start[t + 1] - term_block_start[t]) as u64;
         if nb != df.div_ceil(BLOCK_LEN as u64) {
             return Err(corrupt(format!("term {t}: {nb} blocks for {df} postings")));
@@ -155,7 +174,9 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let view = IndexView {
         n_docs,
         n_terms,
-        vocab_declared: meta.get(4).copied().unwrap_or(0) == 1,
+        vocab,
+        term_ids,
+        term_lut,
         scale,
         term_post_start,
         term_block_start,
@@ -194,6 +215,40 @@ fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
             Ok(())
         },
     )
+}
+
+/// `term_ids` (strictly ascending, below the declared vocabulary) and the optional
+/// `term_lut`, which must be exactly the table the builder writes for them.
+fn read_terms(c: &Container, nt: usize, vocab: Option<u32>) -> Result<(&[u32], Option<&[u32]>)> {
+    let term_ids = c.u32s("term_ids")?;
+    if term_ids.len() != nt {
+        return Err(corrupt(format!("section 'term_ids' has {} entries, expected {nt}", term_ids.len())));
+    }
+    if term_ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(corrupt("section 'term_ids' is not strictly ascending"));
+    }
+    if let (Some(v), Some(&last)) = (vocab, term_ids.last()) {
+        if last >= v {
+            return Err(corrupt(format!("term id {last} is beyond the declared vocabulary size {v}")));
+        }
+    }
+    if !c.has("term_lut") {
+        return Ok((term_ids, None));
+    }
+    let lut = c.u32s("term_lut")?;
+    let want = term_ids.last().map_or(0, |&t| t as u64 + 1);
+    if lut.len() as u64 != want || want > super::terms::LUT_FACTOR * nt as u64 {
+        return Err(corrupt(format!("section 'term_lut' has {} entries, expected {want}", lut.len())));
+    }
+    for (l, &t) in term_ids.iter().enumerate() {
+        if lut[t as usize] != l as u32 {
+            return Err(corrupt(format!("section 'term_lut' does not map term {t} to its local id {l}")));
+        }
+    }
+    if lut.iter().filter(|&&x| x != super::terms::NO_TERM).count() != nt {
+        return Err(corrupt("section 'term_lut' maps terms that are not in 'term_ids'"));
+    }
+    Ok((term_ids, Some(lut)))
 }
 
 fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {

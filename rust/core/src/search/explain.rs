@@ -11,7 +11,7 @@ use crate::{Error, Result};
 /// One matched term.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contribution {
-    /// Term id.
+    /// External term id.
     pub term: u32,
     /// The query's weight for the term (as given).
     pub query_weight: f32,
@@ -32,7 +32,7 @@ fn run<K: Kind>(
     let mut out = Vec::new();
     for c in open_cursors(v, arrays, &plan).iter_mut() {
         if c.cur.seek(doc) == doc {
-            let term = plan.terms[c.qi].term;
+            let term = v.external_term(plan.terms[c.qi].term);
             let qw = q.terms.iter().position(|&t| t == term).map_or(0.0, |i| q.weights[i]);
             out.push(Contribution {
                 term,

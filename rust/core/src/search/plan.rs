@@ -26,7 +26,7 @@ pub struct QueryRef<'a> {
 /// One query term ready for traversal.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanTerm<W> {
-    /// Term id.
+    /// Local term id in the segment.
     pub term: u32,
     /// Weight in the index's arithmetic.
     pub w: W,
@@ -54,19 +54,19 @@ impl<K: Kind> Plan<K> {
     /// Validate and prepare `q` for `v`. `qi` is the query's position in a batch, for errors.
     pub fn new(v: &IndexView<'_>, q: QueryRef<'_>, qi: Option<usize>) -> Result<Plan<K>> {
         let mut row = Vec::with_capacity(q.terms.len());
-        let vocab = if v.vocab_declared { Some(v.n_terms) } else { None };
-        clean_row(q.terms, q.weights, vocab, &mut row).map_err(|msg| Error::InvalidQuery { query: qi, msg })?;
+        clean_row(q.terms, q.weights, v.vocab, &mut row).map_err(|msg| Error::InvalidQuery { query: qi, msg })?;
         // Weights are converted over the whole query, before terms without postings are
         // dropped, so a query gets the same integer weights in every index (segment) that
         // shares the scale: scores stay comparable, and equal to a single merged index's.
         let ws: Vec<f32> = row.iter().map(|e| e.1).collect();
         let (wq, norm) = K::weights(&ws, v.scale);
-        // Terms without postings, or whose (quantized) weight is zero, are dropped.
+        // Terms without postings, or whose (quantized) weight is zero, are dropped; the others
+        // are mapped to local ids (ascending like the external ones).
         let mut terms: Vec<PlanTerm<K::W>> = row
             .iter()
             .zip(wq)
-            .filter(|(&(t, _), w)| v.df(t) > 0 && !K::w_is_zero(*w))
-            .map(|(&(t, _), w)| PlanTerm { term: t, w, qi: 0 })
+            .filter(|(_, w)| !K::w_is_zero(*w))
+            .filter_map(|(&(t, _), w)| Some(PlanTerm { term: v.local_term(t)?, w, qi: 0 }))
             .collect();
         for (i, pt) in terms.iter_mut().enumerate() {
             pt.qi = i;

@@ -74,10 +74,7 @@ pub fn copy_atomically(src: &Path, dst: &Path) -> Result<()> {
 
 /// Write `path` atomically and durably with `fill`, which writes the content into the open
 /// temporary file.
-pub fn write_atomically_with(
-    path: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<()> {
+pub fn write_atomically_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let tmp = temp_path(path)?;
     let result = (|| -> Result<()> {
         failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;

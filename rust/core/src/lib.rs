@@ -5,7 +5,8 @@
 //! - [`codec`]: 128-value blocks of bit-packed integers, SIMD decoding with a scalar twin.
 //! - [`container`]: the versioned, checksummed file image every index lives in (memory or mmap).
 //! - [`fs`]: the one atomic, durable file write.
-//! - [`index`]: validation, quantization, the builder and the immutable [`index::Index`].
+//! - [`vectors`]: the vector contract (validation of documents and queries).
+//! - [`index`]: quantization, the builder and the immutable [`index::Index`].
 //! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
 //! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
 //! - [`synth`]: a seedable synthetic corpus that looks like SPLADE output, for benches and tests.
@@ -26,5 +27,6 @@ pub mod index;
 pub mod postings;
 pub mod search;
 pub mod synth;
+pub mod vectors;
 
 pub use error::{Error, Result};

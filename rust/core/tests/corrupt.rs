@@ -6,7 +6,7 @@
 //! index that opens can be searched without a panic.
 
 use sparsedex_core::container::{Container, Image};
-use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::format::{MAGIC, VERSION};
 use sparsedex_core::index::Index;
 use sparsedex_core::search::{search, Algorithm, QueryRef};
@@ -33,8 +33,9 @@ fn corpus() -> (Vec<u64>, Vec<u32>, Vec<f32>) {
 
 fn index_bytes(quantization: Quantization) -> Vec<u8> {
     let (indptr, indices, values) = corpus();
-    let opts = BuildOptions { quantization, store_vectors: false, reorder: false, ..Default::default() };
-    let ix = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap();
+    let opts = BuildOptions { quantization, store_vectors: false, reorder: Reorder::None, ..Default::default() };
+    let ix =
+        build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap().index;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ix.sdx");
     ix.save(&path).unwrap();

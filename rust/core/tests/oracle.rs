@@ -3,7 +3,7 @@
 //! 128-posting blocks, for both impact kinds.
 
 use proptest::prelude::*;
-use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::Index;
 use sparsedex_core::search::{
     search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
@@ -83,9 +83,10 @@ fn build_kind(c: &Corpus, quant: Quantization) -> Index {
     build(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
-        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false },
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: Reorder::None },
     )
     .unwrap()
+    .index
 }
 
 /// Filtered search: every algorithm, and the forward scorer, return the brute-force top-k of
@@ -150,8 +151,8 @@ proptest! {
         let n = c.indptr.len() - 1;
         let max_w = c.values.iter().copied().fold(0.0f32, f32::max);
         let quantization = if float || max_w <= 0.0 { Quantization::F32 } else { Quantization::U8 { scale: Some(255.0 / max_w) } };
-        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false };
-        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap();
+        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap().index;
         let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
         bounds.push(0);
         bounds.push(n);
@@ -163,7 +164,7 @@ proptest! {
             let (a, b) = (w[0], w[1]);
             let (lo, hi) = (c.indptr[a] as usize, c.indptr[b] as usize);
             let indptr: Vec<u64> = c.indptr[a..=b].iter().map(|&p| p - c.indptr[a]).collect();
-            let index = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &c.values[lo..hi] }, IdsInput::None, &opts).unwrap();
+            let index = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &c.values[lo..hi] }, IdsInput::None, &opts).unwrap().index;
             let set = allowed.as_ref().map(|al| DocSet::from_docs((a as u32..b as u32).filter(|&d| al.contains(d)).map(|d| d - a as u32), (b - a) as u32).unwrap());
             parts.push((a as u32, index, set));
         }
@@ -196,9 +197,9 @@ proptest! {
         let index = build(
             CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
             IdsInput::None,
-            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false },
+            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None },
         )
-        .unwrap();
+        .unwrap().index;
         let n = index.n_docs();
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for spec in &sets {
@@ -242,9 +243,15 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
-            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true },
+            &BuildOptions {
+                n_terms: Some(p.vocab_size),
+                quantization: quant,
+                store_vectors: false,
+                reorder: Reorder::Signature,
+            },
         )
-        .unwrap();
+        .unwrap()
+        .index;
         for i in 0..queries.indptr.len() - 1 {
             let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
             let q: Vec<(u32, f32)> =
@@ -307,7 +314,11 @@ fn spread_ids(vocab: u32, seed: u64, monotone: bool) -> Vec<u32> {
 fn remap_corpus(c: &Corpus, ids: &[u32]) -> Corpus {
     // Rows must stay free of duplicates (they are: the map is one-to-one); order within a row
     // does not matter to the builder.
-    Corpus { indptr: c.indptr.clone(), indices: c.indices.iter().map(|&t| ids[t as usize]).collect(), values: c.values.clone() }
+    Corpus {
+        indptr: c.indptr.clone(),
+        indices: c.indices.iter().map(|&t| ids[t as usize]).collect(),
+        values: c.values.clone(),
+    }
 }
 
 proptest! {
@@ -353,13 +364,19 @@ fn any_u32_term_id_in_documents_and_queries() {
     let values = vec![1.0f32, 2.0, 3.0, 0.5, 4.0];
     for quantization in [Quantization::U8 { scale: None }, Quantization::F32] {
         for reorder in [false, true] {
-            let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
-            let ix =
-                build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap();
+            let opts = BuildOptions {
+                n_terms: None,
+                quantization,
+                store_vectors: true,
+                reorder: if reorder { Reorder::Signature } else { Reorder::None },
+            };
+            let ix = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts)
+                .unwrap()
+                .index;
             let st = ix.stats();
             assert_eq!((st.n_terms, st.vocabulary), (4, 1u64 << 32));
-            let hits = search(&ix, QueryRef { terms: &[u32::MAX, 12345], weights: &[1.0, 9.0] }, 10, Algorithm::Auto)
-                .unwrap();
+            let hits =
+                search(&ix, QueryRef { terms: &[u32::MAX, 12345], weights: &[1.0, 9.0] }, 10, Algorithm::Auto).unwrap();
             assert_eq!(hits.len(), 2);
             assert!((hits[0].score - 4.0).abs() < 0.02 && (hits[1].score - 1.0).abs() < 0.02, "{hits:?}");
             // Stored vectors come back with their external ids.
@@ -375,20 +392,28 @@ fn any_u32_term_id_in_documents_and_queries() {
 
 #[test]
 fn declared_vocabulary_rejects_larger_ids() {
-    let opts = BuildOptions { n_terms: Some(100), quantization: Quantization::F32, store_vectors: true, reorder: false };
+    let opts = BuildOptions {
+        n_terms: Some(100),
+        quantization: Quantization::F32,
+        store_vectors: true,
+        reorder: Reorder::None,
+    };
     let err = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 100], values: &[1.0, 1.0] }, IdsInput::None, &opts)
         .unwrap_err()
         .to_string();
     assert!(err.contains("document 1") && err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
-    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts).unwrap();
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap()
+        .index;
     assert_eq!(ix.stats().vocabulary, 100);
-    let err = search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto)
-        .unwrap_err()
-        .to_string();
+    let err =
+        search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto).unwrap_err().to_string();
     assert!(err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
     // Without a declared size, unknown ids are terms without postings.
     let opts = BuildOptions { n_terms: None, ..opts };
-    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts).unwrap();
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap()
+        .index;
     let hits = search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto).unwrap();
     assert_eq!(hits.len(), 1);
     let zero = BuildOptions { n_terms: Some(0), ..opts };
@@ -400,14 +425,19 @@ fn declared_vocabulary_rejects_larger_ids() {
 #[test]
 fn tiny_segments_are_tiny() {
     for (indices, vocab) in [(vec![3u32, 29_000, 17, 30_000], Some(30_522)), (vec![3, u32::MAX, 1 << 30, 9], None)] {
-        let opts =
-            BuildOptions { n_terms: vocab, quantization: Quantization::U8 { scale: None }, store_vectors: true, reorder: true };
+        let opts = BuildOptions {
+            n_terms: vocab,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: Reorder::Signature,
+        };
         let ix = build(
             CsrRef { indptr: &[0, 2, 4], indices: &indices, values: &[1.0, 2.0, 3.0, 4.0] },
             IdsInput::Int(&[10, 20]),
             &opts,
         )
-        .unwrap();
+        .unwrap()
+        .index;
         let bytes = ix.stats().bytes;
         assert!(bytes < 4096, "a 2-document segment takes {bytes} bytes");
     }

@@ -5,8 +5,8 @@ use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
-use sparsedex_core::index::{ExternalIds, ImpactKind, Index};
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
+use sparsedex_core::index::{ExternalIds, Id, ImpactKind, Index};
 use sparsedex_core::search::{self, Algorithm, DocSet, QueryRef};
 use sparsedex_core::Error;
 use std::path::PathBuf;
@@ -117,15 +117,26 @@ impl PyIndex {
             Some(a) => Some(slice(a, "ids")?),
             None => None,
         };
-        let opts = BuildOptions { n_terms, quantization, store_vectors, reorder };
+        let opts = BuildOptions {
+            n_terms,
+            quantization,
+            store_vectors,
+            reorder: if reorder { Reorder::Signature } else { Reorder::None },
+        };
         let ids_s = ids_str.as_deref();
         let index = enter(py, || {
+            // Without ids, a reordered index keeps the input row numbers as its ids.
+            let rows: Vec<i64>;
             let ids = match (ids_i, ids_s) {
                 (Some(i), _) => IdsInput::Int(i),
                 (None, Some(s)) => IdsInput::Str(s),
+                (None, None) if reorder => {
+                    rows = (0..csr.indptr.len().saturating_sub(1) as i64).collect();
+                    IdsInput::Int(&rows)
+                }
                 (None, None) => IdsInput::None,
             };
-            build(csr, ids, &opts)
+            Ok(build(csr, ids, &opts)?.index)
         })?;
         Ok(PyIndex { inner: Arc::new(index) })
     }
@@ -243,16 +254,13 @@ impl PyIndex {
 
     /// External ids stored with the index: None, an int64 array, or a list of str.
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let n = self.inner.n_docs();
         Ok(match self.inner.view().ids {
             ExternalIds::None => None,
-            ExternalIds::Int(a) => Some(a.to_vec().into_pyarray(py).into_any()),
-            ExternalIds::Str { offsets, bytes } => {
-                let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
-                for w in offsets.windows(2) {
-                    let s = std::str::from_utf8(&bytes[w[0] as usize..w[1] as usize])
-                        .map_err(|_| CorruptIndexError::new_err("stored string ids are not valid UTF-8"))?;
-                    out.push(s.to_string());
-                }
+            ExternalIds::Int { ids, .. } => Some(ids.to_vec().into_pyarray(py).into_any()),
+            ids @ ExternalIds::Str { .. } => {
+                let out: Vec<&str> =
+                    (0..n).map(|d| if let Some(Id::Str(s)) = ids.get(d) { s } else { "" }).collect();
                 Some(out.into_pyobject(py)?.into_any())
             }
         })
@@ -391,13 +399,9 @@ fn search_segments_batch<'py>(
     threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>)> {
     let algo = parse_algo(algorithm)?;
-    if k == 0 {
-        return Err(PyValueError::new_err("k must be at least 1"));
-    }
     let (ixs, sets) = shared(&indexes, &allowed);
     let segs = segments_of(&ixs, &sets)?;
-    let total: u64 = ixs.iter().map(|ix| ix.n_docs() as u64).sum();
-    let k = k.min(total.max(1) as usize);
+    let k = search::effective_k_segments(&segs, k).map_err(to_py)?;
     let csr = CsrRef {
         indptr: slice(&indptr, "indptr")?,
         indices: slice(&indices, "indices")?,

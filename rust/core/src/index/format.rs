@@ -16,12 +16,13 @@
 //!   ceil(n_docs / 64) doc-block maxima each).
 //! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids), `fwd_values` (f32): the stored
 //!   vectors.
-//! - optional `ids_i64` (i64, n_docs) or `ids_str_off` (u64, n_docs + 1) + `ids_str` (bytes).
+//! - optional ids (see [`super::ids`]): `ids_i64` (i64, n_docs) or `ids_str_off` (u64,
+//!   n_docs + 1) + `ids_str` (bytes, UTF-8), with `ids_sorted` (u32, n_docs).
 //!
 //! Version 1 files (per-term arrays sized by the largest term id) are refused with
 //! [`Error::UnsupportedVersion`].
 
-use super::{ExternalIds, Forward, ImpactArrays, Impacts, IndexView};
+use super::{Forward, ImpactArrays, Impacts, IndexView};
 use crate::codec::{packed_len, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
@@ -38,7 +39,7 @@ fn corrupt(msg: impl Into<String>) -> Error {
     Error::Corrupt(msg.into())
 }
 
-fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Result<()> {
+pub(crate) fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Result<()> {
     if offs.len() != expect_len {
         return Err(corrupt(format!("section '{name}' has {} entries, expected {expect_len}", offs.len())));
     }
@@ -157,20 +158,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     } else {
         None
     };
-    let ids = if c.has("ids_i64") {
-        let ids = c.i64s("ids_i64")?;
-        if ids.len() != n_docs as usize {
-            return Err(corrupt("section 'ids_i64' has the wrong length"));
-        }
-        ExternalIds::Int(ids)
-    } else if c.has("ids_str_off") {
-        let offsets = c.u64s("ids_str_off")?;
-        let bytes = c.bytes("ids_str")?;
-        check_offsets("ids_str_off", offsets, n_docs as usize + 1, bytes.len() as u64)?;
-        ExternalIds::Str { offsets, bytes }
-    } else {
-        ExternalIds::None
-    };
+    let ids = super::ids::read_ids(c, n_docs)?;
     let view = IndexView {
         n_docs,
         n_terms,

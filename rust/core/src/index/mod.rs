@@ -14,14 +14,19 @@
 
 pub mod build;
 pub mod format;
+pub mod ids;
+pub mod order;
 pub mod terms;
+mod write;
 
 use crate::container::{Container, Image};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-pub use build::{BuildOptions, Quantization};
+pub use build::{BuildOptions, Built, Quantization};
+pub use ids::{ExternalIds, Id, IdBuf, IdsInput};
+pub use order::Reorder;
 
 /// Documents per doc block of the block-max pruning structure (doc `d` is in block `d / 64`).
 pub const DOC_BLOCK: usize = 64;
@@ -82,22 +87,6 @@ pub enum Impacts<'a> {
     U8(ImpactArrays<'a, u8>),
     /// Float.
     F32(ImpactArrays<'a, f32>),
-}
-
-/// External ids stored with the index, if the builder was given any.
-#[derive(Clone, Copy, Debug)]
-pub enum ExternalIds<'a> {
-    /// No external ids: a document's id is its row number.
-    None,
-    /// 64-bit integer ids, one per document.
-    Int(&'a [i64]),
-    /// String ids: document `d`'s id is `bytes[offsets[d]..offsets[d+1]]` (UTF-8).
-    Str {
-        /// `n_docs + 1` offsets into `bytes`.
-        offsets: &'a [u64],
-        /// Concatenated UTF-8 ids.
-        bytes: &'a [u8],
-    },
 }
 
 /// Borrowed, validated views of every array of an index.
@@ -295,6 +284,21 @@ impl Index {
             Error::InvalidArgument("this index was built with store_vectors=False: vectors are not stored".into())
         })?;
         Ok((f.indptr.to_vec(), f.terms.iter().map(|&t| v.term_ids[t as usize]).collect(), f.values.to_vec()))
+    }
+
+    /// The internal doc whose id is `id`, if any: a binary search over the stored ids (with no
+    /// stored ids, an integer id is the internal row number).
+    pub fn locate(&self, id: Id<'_>) -> Option<u32> {
+        self.view.ids.locate(id, self.view.n_docs)
+    }
+
+    /// The id of internal doc `doc` (its row number when the index stores no ids); `None` out
+    /// of range.
+    pub fn id(&self, doc: u32) -> Option<Id<'_>> {
+        if doc >= self.view.n_docs {
+            return None;
+        }
+        self.view.ids.get(doc)
     }
 
     /// Counts and sizes.

@@ -476,6 +476,16 @@ pub fn effective_k(index: &Index, k: usize) -> Result<usize> {
     Ok(k.min(index.n_docs().max(1) as usize))
 }
 
+/// The number of hits a search over segments can return: `k` capped at their total number of
+/// documents (at least 1). Errors if `k` is 0.
+pub fn effective_k_segments(segs: &[Segment<'_>], k: usize) -> Result<usize> {
+    if k == 0 {
+        return Err(Error::InvalidArgument("k must be at least 1".into()));
+    }
+    let total: u64 = segs.iter().map(|s| s.index.n_docs() as u64).sum();
+    Ok(k.min(total.max(1).min(usize::MAX as u64) as usize))
+}
+
 /// Exact top-`k` of one query.
 pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
     search_filtered(index, q, k, algo, None)

@@ -1,0 +1,165 @@
+//! Writing the posting sections of a segment: a counting sort of the rows into term-major
+//! postings, 128-posting blocks with their maxima, and the doc-block maxima of common terms.
+
+use super::build::Local;
+use super::DOC_BLOCK;
+use crate::codec::{encode_docs, BLOCK_LEN};
+use crate::container::ContainerWriter;
+use crate::Result;
+use rayon::prelude::*;
+
+/// Impact types stored in an index.
+pub(crate) trait StoredImpact: Copy + PartialOrd + Default + Send + Sync + 'static {
+    fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
+    fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
+}
+impl StoredImpact for u8 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[u8]) -> Result<()> {
+        w.add_bytes("dbm_u8", dense)
+    }
+    fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) -> Result<()> {
+        w.add_bytes("impacts_u8", impacts)?;
+        w.add_bytes("block_max_u8", block_max)?;
+        w.add_bytes("term_max_u8", term_max)?;
+        Ok(())
+    }
+}
+impl StoredImpact for f32 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[f32]) -> Result<()> {
+        w.add_f32s("dbm_f32", dense)
+    }
+    fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) -> Result<()> {
+        w.add_f32s("impacts_f32", impacts)?;
+        w.add_f32s("block_max_f32", block_max)?;
+        w.add_f32s("term_max_f32", term_max)?;
+        Ok(())
+    }
+}
+
+/// Term-major postings: (term_post_start, docs, impacts) by a counting sort of the rows.
+pub(crate) struct Postings<I> {
+    start: Vec<u64>,
+    docs: Vec<u32>,
+    impacts: Vec<I>,
+}
+
+pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32) -> I) -> Postings<I> {
+    let nt = c.n_terms() as usize;
+    let mut start = vec![0u64; nt + 1];
+    for &t in &c.terms {
+        start[t as usize + 1] += 1;
+    }
+    for t in 0..nt {
+        start[t + 1] += start[t];
+    }
+    let np = c.terms.len();
+    let mut docs = vec![0u32; np];
+    let mut impacts = vec![I::default(); np];
+    let mut fill: Vec<u64> = start[..nt].to_vec();
+    for d in 0..c.indptr.len() - 1 {
+        for p in c.indptr[d] as usize..c.indptr[d + 1] as usize {
+            let t = c.terms[p] as usize;
+            let at = fill[t] as usize;
+            docs[at] = d as u32;
+            impacts[at] = f(c.values[p]);
+            fill[t] += 1;
+        }
+    }
+    Postings { start, docs, impacts }
+}
+
+pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local, p: Postings<I>) -> Result<()> {
+    let nt = c.n_terms() as usize;
+    struct TermBlocks<I> {
+        bytes: Vec<u8>,
+        offs: Vec<u64>,
+        last: Vec<u32>,
+        max: Vec<I>,
+        term_max: I,
+    }
+    let per_term: Vec<TermBlocks<I>> = (0..nt)
+        .into_par_iter()
+        .map(|t| {
+            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+            let docs = &p.docs[a..b];
+            let imps = &p.impacts[a..b];
+            let nb = docs.len().div_ceil(BLOCK_LEN);
+            let mut tb = TermBlocks {
+                bytes: Vec::new(),
+                offs: Vec::with_capacity(nb),
+                last: Vec::with_capacity(nb),
+                max: Vec::with_capacity(nb),
+                term_max: I::default(),
+            };
+            let mut prev = None;
+            for (dc, ic) in docs.chunks(BLOCK_LEN).zip(imps.chunks(BLOCK_LEN)) {
+                tb.offs.push(tb.bytes.len() as u64);
+                encode_docs(dc, prev, &mut tb.bytes);
+                let last = *dc.last().unwrap();
+                prev = Some(last);
+                tb.last.push(last);
+                let m = ic.iter().copied().fold(I::default(), |a, b| if b > a { b } else { a });
+                tb.max.push(m);
+                if m > tb.term_max {
+                    tb.term_max = m;
+                }
+            }
+            tb
+        })
+        .collect();
+    let n_blocks: usize = per_term.iter().map(|t| t.last.len()).sum();
+    let total_bytes: usize = per_term.iter().map(|t| t.bytes.len()).sum();
+    let mut term_block_start = Vec::with_capacity(nt + 1);
+    let mut block_off = Vec::with_capacity(n_blocks + 1);
+    let mut block_last = Vec::with_capacity(n_blocks);
+    let mut block_max = Vec::with_capacity(n_blocks);
+    let mut term_max = Vec::with_capacity(nt);
+    let mut docs_bytes = Vec::with_capacity(total_bytes);
+    term_block_start.push(0u32);
+    for tb in per_term {
+        let base = docs_bytes.len() as u64;
+        block_off.extend(tb.offs.iter().map(|o| o + base));
+        docs_bytes.extend_from_slice(&tb.bytes);
+        block_last.extend_from_slice(&tb.last);
+        block_max.extend_from_slice(&tb.max);
+        term_max.push(tb.term_max);
+        term_block_start.push(block_last.len() as u32);
+    }
+    block_off.push(docs_bytes.len() as u64);
+    w.add_u64s("term_post_start", &p.start)?;
+    w.add_u32s("term_block_start", &term_block_start)?;
+    w.add_u32s("block_last", &block_last)?;
+    w.add_u64s("block_off", &block_off)?;
+    w.add_bytes("docs", &docs_bytes)?;
+    I::add_sections(w, &p.impacts, &block_max, &term_max)?;
+
+    // Doc-block maxima (for the block-max pruning algorithm): dense arrays for the terms
+    // common enough that a dense add is cheaper than reading their postings.
+    let n_docs = c.indptr.len() - 1;
+    let nb = n_docs.div_ceil(DOC_BLOCK);
+    let mut slot = vec![u32::MAX; nt];
+    let popular: Vec<usize> = (0..nt)
+        .filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t])
+        .collect();
+    for (i, &t) in popular.iter().enumerate() {
+        slot[t] = i as u32;
+    }
+    let dense: Vec<Vec<I>> = popular
+        .par_iter()
+        .map(|&t| {
+            let mut m = vec![I::default(); nb];
+            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+            for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
+                let e = &mut m[d as usize / DOC_BLOCK];
+                if imp > *e {
+                    *e = imp;
+                }
+            }
+            m
+        })
+        .collect();
+    let flat: Vec<I> = dense.concat();
+    w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
+    w.add_u32s("dbm_slot", &slot)?;
+    I::add_dense(w, &flat)
+}

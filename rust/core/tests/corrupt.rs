@@ -173,7 +173,8 @@ fn bad_term_dictionaries_are_corrupt() {
     let base = index_bytes(Quantization::U8 { scale: None });
     let n_terms = open(&base).unwrap().view().n_terms as usize;
     assert!(open(&base).unwrap().view().term_lut.is_some());
-    let cases: Vec<(&str, Box<dyn Fn(&mut [u8])>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut [u8])>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         ("term_ids", Box::new(|s| set_u32(s, 1, 0)), "not strictly ascending"),
         ("term_ids", Box::new(move |s| set_u32(s, n_terms - 1, 1000)), "term_lut"),
         ("term_lut", Box::new(|s| set_u32(s, 0, 1)), "does not map term 0"),

@@ -204,7 +204,7 @@ impl PyIndex {
         let k = search::effective_k(inner, k).map_err(to_py)?;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let (docs, scores, nq) = enter(py, || {
-            let res = search::search_batch(inner, csr, k, algo, threads, allowed.as_ref())?;
+            let res = search::search_batch(inner, csr, k, algo, threads, allowed.as_ref(), None)?;
             let nq = res.len();
             let mut docs = vec![-1i64; nq * k];
             let mut scores = vec![f32::NAN; nq * k];
@@ -283,6 +283,7 @@ impl PyIndex {
             match s.kind {
                 ImpactKind::U8 => "u8",
                 ImpactKind::F32 => "float",
+                ImpactKind::Bm25 => "bm25",
             },
         )?;
         d.set_item("scale", s.scale)?;
@@ -374,7 +375,7 @@ fn search_segments<'py>(
     let (ixs, sets) = shared(&indexes, &allowed);
     let segs = segments_of(&ixs, &sets)?;
     let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
-    let hits = enter(py, || search::search_segments(&segs, q, k, algo))?;
+    let hits = enter(py, || search::search_segments(&segs, q, k, algo, None))?;
     let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
     let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
     let v: Vec<f32> = hits.iter().map(|h| h.score).collect();
@@ -408,7 +409,7 @@ fn search_segments_batch<'py>(
         values: slice(&values, "values")?,
     };
     let (sg, docs, scores, nq) = enter(py, || {
-        let res = search::search_segments_batch(&segs, csr, k, algo, threads)?;
+        let res = search::search_segments_batch(&segs, csr, k, algo, threads, None)?;
         let nq = res.len();
         let mut sg = vec![-1i64; nq * k];
         let mut docs = vec![-1i64; nq * k];

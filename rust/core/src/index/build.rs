@@ -1,20 +1,21 @@
-//! Validation, quantization and construction of an [`Index`] from sparse vectors.
-//!
-//! Vector contract (DESIGN.md): term ids are below the vocabulary size and unique per vector;
-//! weights are finite and >= 0; zero weights are dropped. Anything else is an error naming the
-//! offending row. Rows need not be sorted by term id.
+//! Construction of an [`Index`] from sparse vectors (validated by [`crate::vectors`]).
 //!
 //! Quantization (the default): every non-zero weight `w` becomes the impact
 //! `q(w) = clamp(round(w * scale), 1, 255)` with `scale = 255 / max_weight` unless given.
 //! For `w >= 0.5 / scale` the error `|w - q(w) / scale|` is at most `0.5 / scale`
 //! (`max_weight / 510`); smaller weights are kept as impact 1 (error below `1 / scale`), so no
 //! match is ever lost. A query's score error is at most `sum_t q_t * err_t`.
+//!
+//! BM25 ([`Quantization::Bm25`]): the weights are term frequencies (whole numbers >= 1), stored
+//! with each document's length (given, or the sum of its term frequencies); scoring happens at
+//! query time from the collection statistics (see [`crate::search::bm25`]).
 
 use super::format::{MAGIC, VERSION};
 use super::ids::IdsData;
 use super::order::permute;
 use super::terms::{segment_lut, TermMap};
 use super::write::{postings_impacts, write_postings};
+use super::impact::{Bm25Impact, Bm25Params};
 use super::{ImpactKind, Index};
 use crate::container::ContainerWriter;
 use crate::vectors::{clean, Cleaned};
@@ -34,6 +35,8 @@ pub enum Quantization {
     },
     /// `f32` impacts, scores computed in float.
     F32,
+    /// BM25: term frequencies and document lengths, scored at query time.
+    Bm25(Bm25Params),
 }
 
 /// Build options.
@@ -99,42 +102,112 @@ pub struct Built {
 /// (unique; a duplicate is an error naming the document). Returns the index and the order the
 /// documents were stored in.
 pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result<Built> {
+    build_with(docs, ids, None, opts)
+}
+
+/// [`build`] with document lengths (BM25 only; by default each document's length is the sum
+/// of its term frequencies).
+pub fn build_with(docs: CsrRef<'_>, ids: IdsInput<'_>, doc_len: Option<&[u32]>, opts: &BuildOptions) -> Result<Built> {
     let cleaned = clean(&docs, opts.n_terms)?;
-    let ids = IdsData::from_input(ids, cleaned.indptr.len() - 1)?;
+    let n = cleaned.indptr.len() - 1;
+    let ids = IdsData::from_input(ids, n)?;
     let sorted = ids.sorted()?;
-    build_local(Local::new(cleaned), ids, sorted, opts)
+    let doc_len = match opts.quantization {
+        Quantization::Bm25(p) => {
+            p.check()?;
+            check_tf(&cleaned)?;
+            Some(match doc_len {
+                Some(l) if l.len() != n => {
+                    return Err(Error::InvalidArgument(format!("{} document lengths given for {n} documents", l.len())))
+                }
+                Some(l) => l.to_vec(),
+                None => tf_sums(&cleaned)?,
+            })
+        }
+        _ if doc_len.is_some() => {
+            return Err(Error::InvalidArgument("document lengths only apply to BM25 indexes".into()));
+        }
+        _ => None,
+    };
+    build_local(Local::new(cleaned), ids, sorted, doc_len, opts)
+}
+
+/// BM25 weights are term frequencies: whole numbers from 1 to 2^32 - 1.
+fn check_tf(c: &Cleaned) -> Result<()> {
+    match c.values.iter().position(|&v| v.fract() != 0.0 || v > u32::MAX as f32) {
+        None => Ok(()),
+        Some(pos) => {
+            let d = c.indptr.partition_point(|&o| o <= pos as u64) - 1;
+            Err(Error::InvalidDocument {
+                doc: d,
+                msg: format!(
+                    "term frequency {} of term {} is not a whole number (a BM25 index stores term frequencies)",
+                    c.values[pos], c.terms[pos]
+                ),
+            })
+        }
+    }
+}
+
+/// Each document's length as the sum of its term frequencies.
+fn tf_sums(c: &Cleaned) -> Result<Vec<u32>> {
+    c.indptr
+        .windows(2)
+        .enumerate()
+        .map(|(d, w)| {
+            let s: f64 = c.values[w[0] as usize..w[1] as usize].iter().map(|&v| v as f64).sum();
+            u32::try_from(s as u64).map_err(|_| Error::InvalidDocument {
+                doc: d,
+                msg: format!("length {s} (the sum of its term frequencies) exceeds 2^32 - 1"),
+            })
+        })
+        .collect()
 }
 
 /// Build from validated rows with local term ids; `sorted` lists the rows in ascending id
-/// order (from [`IdsData::sorted`]).
-pub(crate) fn build_local(local: Local, ids: IdsData, sorted: Option<Vec<u32>>, opts: &BuildOptions) -> Result<Built> {
+/// order (from [`IdsData::sorted`]); `doc_len` for BM25.
+pub(crate) fn build_local(
+    local: Local,
+    ids: IdsData,
+    sorted: Option<Vec<u32>>,
+    doc_len: Option<Vec<u32>>,
+    opts: &BuildOptions,
+) -> Result<Built> {
     let n_docs = local.indptr.len() - 1;
     let order = opts.reorder.order(&local);
-    let (local, ids, sorted) = match &order {
+    let (local, ids, sorted, doc_len) = match &order {
         Some(o) => {
             let mut inv = vec![0u32; n_docs];
             for (new, &old) in o.iter().enumerate() {
                 inv[old as usize] = new as u32;
             }
             let sorted = sorted.map(|s| s.into_iter().map(|d| inv[d as usize]).collect::<Vec<u32>>());
-            (permute(local, o), ids.permute(o), sorted)
+            let doc_len = doc_len.map(|l| o.iter().map(|&d| l[d as usize]).collect::<Vec<u32>>());
+            (permute(local, o), ids.permute(o), sorted, doc_len)
         }
-        None => (local, ids, sorted),
+        None => (local, ids, sorted, doc_len),
     };
     let mut w = ContainerWriter::new(MAGIC, VERSION);
-    let (kind, scale) = write_impacts(&mut w, &local, opts.quantization)?;
-    let kind_code = match kind {
-        ImpactKind::U8 => 0u64,
-        ImpactKind::F32 => 1,
-    };
+    let (kind, scale) = write_impacts(&mut w, &local, opts.quantization, doc_len.as_deref())?;
     let mut meta = [0u64; super::format::META_LEN];
     meta[..5].copy_from_slice(&[
         n_docs as u64,
         local.n_terms() as u64,
-        kind_code,
+        match kind {
+            ImpactKind::U8 => 0,
+            ImpactKind::F32 => 1,
+            ImpactKind::Bm25 => 2,
+        },
         scale.to_bits() as u64,
         opts.n_terms.map_or(0, u64::from),
     ]);
+    if let (Quantization::Bm25(p), Some(dl)) = (opts.quantization, &doc_len) {
+        meta[5] = p.k1.to_bits() as u64;
+        meta[6] = p.b.to_bits() as u64;
+        meta[7] = dl.iter().map(|&x| x as u64).sum();
+        meta[8] = p.quantized as u64;
+        w.add_u32s("doc_len", dl)?;
+    }
     w.add_u64s("meta", &meta)?;
     w.add_u32s("term_ids", &local.term_ids)?;
     if let Some(lut) = segment_lut(&local.term_ids) {
@@ -152,18 +225,29 @@ pub(crate) fn build_local(local: Local, ids: IdsData, sorted: Option<Vec<u32>>, 
 }
 
 /// Write the posting sections for `quantization`; returns the impact kind and the scale.
-fn write_impacts(w: &mut ContainerWriter, local: &Local, quantization: Quantization) -> Result<(ImpactKind, f32)> {
+fn write_impacts(
+    w: &mut ContainerWriter,
+    local: &Local,
+    quantization: Quantization,
+    doc_len: Option<&[u32]>,
+) -> Result<(ImpactKind, f32)> {
     Ok(match quantization {
         Quantization::F32 => {
-            let impacts = postings_impacts(local, |v| v);
+            let impacts = postings_impacts(local, |v, _| v);
             write_postings(w, local, impacts)?;
             (ImpactKind::F32, 1.0f32)
         }
         Quantization::U8 { scale } => {
             let scale = u8_scale(local, scale)?;
-            let impacts = postings_impacts(local, |v| quantize(v, scale));
+            let impacts = postings_impacts(local, |v, _| quantize(v, scale));
             write_postings(w, local, impacts)?;
             (ImpactKind::U8, scale)
+        }
+        Quantization::Bm25(_) => {
+            let dl = doc_len.ok_or_else(|| Error::InvalidArgument("a BM25 index needs document lengths".into()))?;
+            let impacts = postings_impacts(local, |v, d| Bm25Impact { tf: v as u32, dl: dl[d] });
+            write_postings(w, local, impacts)?;
+            (ImpactKind::Bm25, 1.0f32)
         }
     })
 }

@@ -15,6 +15,7 @@
 pub mod build;
 pub mod format;
 pub mod ids;
+pub mod impact;
 pub mod order;
 pub mod terms;
 mod write;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 pub use build::{BuildOptions, Built, Quantization};
 pub use ids::{ExternalIds, Id, IdBuf, IdsInput};
+pub use impact::{Bm25Impact, Bm25Params, Impact};
 pub use order::Reorder;
 
 /// Documents per doc block of the block-max pruning structure (doc `d` is in block `d / 64`).
@@ -65,6 +67,9 @@ pub enum ImpactKind {
     U8,
     /// `f32` impacts: the weights as given.
     F32,
+    /// BM25: term frequency and document length per posting, scored at query time from the
+    /// collection statistics the query brings (see [`crate::search::bm25`]).
+    Bm25,
 }
 
 /// The per-kind impact arrays of an index.
@@ -87,6 +92,8 @@ pub enum Impacts<'a> {
     U8(ImpactArrays<'a, u8>),
     /// Float.
     F32(ImpactArrays<'a, f32>),
+    /// BM25 (tf, document length) pairs; maxima are joins (largest tf, smallest length).
+    Bm25(ImpactArrays<'a, Bm25Impact>),
 }
 
 /// Borrowed, validated views of every array of an index.
@@ -123,6 +130,19 @@ pub struct IndexView<'a> {
     pub forward: Option<Forward<'a>>,
     /// External ids.
     pub ids: ExternalIds<'a>,
+    /// BM25 kind: its parameters and the sum of the document lengths.
+    pub bm25: Option<Bm25Meta>,
+    /// BM25 kind: the length of every document.
+    pub doc_len: Option<&'a [u32]>,
+}
+
+/// What a BM25 segment records besides its postings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bm25Meta {
+    /// k1, b and the scoring arithmetic.
+    pub params: Bm25Params,
+    /// Sum of the lengths of all documents of the segment.
+    pub total_len: u64,
 }
 
 /// The stored original vectors, row-major (for `get` and explanations).
@@ -172,6 +192,7 @@ impl<'a> IndexView<'a> {
         match self.impacts {
             Impacts::U8(_) => ImpactKind::U8,
             Impacts::F32(_) => ImpactKind::F32,
+            Impacts::Bm25(_) => ImpactKind::Bm25,
         }
     }
 }
@@ -307,6 +328,7 @@ impl Index {
         let imp_size = match v.impacts {
             Impacts::U8(_) => 1u64,
             Impacts::F32(_) => 4,
+            Impacts::Bm25(_) => 8,
         };
         let n_blocks = v.n_blocks() as u64;
         let postings_bytes = v.docs.len() as u64
@@ -317,7 +339,9 @@ impl Index {
             + match v.impacts {
                 Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
                 Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
-            };
+                Impacts::Bm25(a) => a.doc_block_max.dense.len() as u64 * 8,
+            }
+            + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =
             v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
         Stats {

@@ -2,6 +2,7 @@
 //! postings, 128-posting blocks with their maxima, and the doc-block maxima of common terms.
 
 use super::build::Local;
+use super::impact::{bm25_as_u32s, Bm25Impact, Impact};
 use super::DOC_BLOCK;
 use crate::codec::{encode_docs, BLOCK_LEN};
 use crate::container::ContainerWriter;
@@ -9,7 +10,7 @@ use crate::Result;
 use rayon::prelude::*;
 
 /// Impact types stored in an index.
-pub(crate) trait StoredImpact: Copy + PartialOrd + Default + Send + Sync + 'static {
+pub(crate) trait StoredImpact: Impact {
     fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
     fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
 }
@@ -35,6 +36,22 @@ impl StoredImpact for f32 {
         Ok(())
     }
 }
+impl StoredImpact for Bm25Impact {
+    fn add_dense(w: &mut ContainerWriter, dense: &[Bm25Impact]) -> Result<()> {
+        w.add_u32s("dbm_bm25", bm25_as_u32s(dense))
+    }
+    fn add_sections(
+        w: &mut ContainerWriter,
+        impacts: &[Bm25Impact],
+        block_max: &[Bm25Impact],
+        term_max: &[Bm25Impact],
+    ) -> Result<()> {
+        w.add_u32s("impacts_bm25", bm25_as_u32s(impacts))?;
+        w.add_u32s("block_max_bm25", bm25_as_u32s(block_max))?;
+        w.add_u32s("term_max_bm25", bm25_as_u32s(term_max))?;
+        Ok(())
+    }
+}
 
 /// Term-major postings: (term_post_start, docs, impacts) by a counting sort of the rows.
 pub(crate) struct Postings<I> {
@@ -43,7 +60,8 @@ pub(crate) struct Postings<I> {
     impacts: Vec<I>,
 }
 
-pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32) -> I) -> Postings<I> {
+/// `f(weight, doc)` gives the impact of a posting.
+pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32, usize) -> I) -> Postings<I> {
     let nt = c.n_terms() as usize;
     let mut start = vec![0u64; nt + 1];
     for &t in &c.terms {
@@ -61,7 +79,7 @@ pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32) -> I)
             let t = c.terms[p] as usize;
             let at = fill[t] as usize;
             docs[at] = d as u32;
-            impacts[at] = f(c.values[p]);
+            impacts[at] = f(c.values[p], d);
             fill[t] += 1;
         }
     }
@@ -98,11 +116,9 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
                 let last = *dc.last().unwrap();
                 prev = Some(last);
                 tb.last.push(last);
-                let m = ic.iter().copied().fold(I::default(), |a, b| if b > a { b } else { a });
+                let m = ic.iter().copied().fold(I::default(), I::join);
                 tb.max.push(m);
-                if m > tb.term_max {
-                    tb.term_max = m;
-                }
+                tb.term_max = tb.term_max.join(m);
             }
             tb
         })
@@ -151,9 +167,7 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
             let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
             for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
                 let e = &mut m[d as usize / DOC_BLOCK];
-                if imp > *e {
-                    *e = imp;
-                }
+                *e = e.join(imp);
             }
             m
         })

@@ -106,15 +106,6 @@ impl IdsData {
         })
     }
 
-    /// An empty set of ids of the same kind as `self`, for appending.
-    pub(crate) fn empty_like(&self) -> IdsData {
-        match self {
-            IdsData::None => IdsData::None,
-            IdsData::Int(_) => IdsData::Int(Vec::new()),
-            IdsData::Str { .. } => IdsData::Str { off: vec![0], bytes: Vec::new() },
-        }
-    }
-
     /// Append one id (of the same kind).
     pub(crate) fn push(&mut self, id: Id<'_>) -> Result<()> {
         match (self, id) {

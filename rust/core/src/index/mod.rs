@@ -16,6 +16,7 @@ pub mod build;
 pub mod format;
 pub mod ids;
 pub mod impact;
+pub mod merge;
 pub mod order;
 pub mod terms;
 mod write;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub use build::{BuildOptions, Built, Quantization};
 pub use ids::{ExternalIds, Id, IdBuf, IdsInput};
 pub use impact::{Bm25Impact, Bm25Params, Impact};
+pub use merge::{merge, MergeOptions, Merged};
 pub use order::Reorder;
 
 /// Documents per doc block of the block-max pruning structure (doc `d` is in block `d / 64`).

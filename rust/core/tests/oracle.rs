@@ -492,21 +492,34 @@ fn build_bm25(tc: &TfCorpus, params: Bm25Params, store_vectors: bool) -> Index {
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
         tc.doc_len.as_deref(),
-        &BuildOptions { n_terms: None, quantization: Quantization::Bm25(params), store_vectors, reorder: Reorder::None },
+        &BuildOptions {
+            n_terms: None,
+            quantization: Quantization::Bm25(params),
+            store_vectors,
+            reorder: Reorder::None,
+        },
     )
     .unwrap()
     .index
 }
 
 fn params_strategy() -> impl Strategy<Value = Bm25Params> {
-    (prop_oneof![Just(1.2f32), Just(0.0f32), 0.0f32..3.0], prop_oneof![Just(0.75f32), Just(0.0), Just(1.0), 0.0f32..1.0], any::<bool>())
+    (
+        prop_oneof![Just(1.2f32), Just(0.0f32), 0.0f32..3.0],
+        prop_oneof![Just(0.75f32), Just(0.0), Just(1.0), 0.0f32..1.0],
+        any::<bool>(),
+    )
         .prop_map(|(k1, b, quantized)| Bm25Params { k1, b, quantized })
 }
 
 /// Statistics for the terms `0..vocab + 3`: the index's own (`None`), or arbitrary ones (any
 /// N, total length and df: the bounds must hold whatever the statistics are).
 fn stats_strategy(vocab: u32) -> impl Strategy<Value = Option<(u64, u64, Vec<u64>)>> {
-    proptest::option::of((1u64..100_000, 1u64..10_000_000, proptest::collection::vec(0u64..5_000, (vocab + 3) as usize)))
+    proptest::option::of((
+        1u64..100_000,
+        1u64..10_000_000,
+        proptest::collection::vec(0u64..5_000, (vocab + 3) as usize),
+    ))
 }
 
 fn make_stats(s: &Option<(u64, u64, Vec<u64>)>) -> Option<Bm25Stats> {
@@ -528,8 +541,10 @@ fn q_ref(q: &[(u32, f32)]) -> (Vec<u32>, Vec<f32>) {
 fn run_all_bm25(index: &Index, q: &[(u32, f32)], k: usize, stats: Option<&Bm25Stats>, allowed: Option<&DocSet>) {
     let (terms, weights) = q_ref(q);
     let qr = QueryRef { terms: &terms, weights: &weights };
-    let everything = search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
-    let want: Vec<Hit> = everything.into_iter().filter(|h| allowed.map_or(true, |a| a.contains(h.doc))).take(k).collect();
+    let everything =
+        search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
+    let want: Vec<Hit> =
+        everything.into_iter().filter(|h| allowed.map_or(true, |a| a.contains(h.doc))).take(k).collect();
     for algo in Algorithm::ALL {
         let got = search_with(index, qr, k, algo, allowed, stats).unwrap();
         assert_eq!(got, want, "BM25 {algo} differs from the oracle (k={k}, query={q:?})");

@@ -26,9 +26,12 @@ fn to_py(e: Error) -> PyErr {
             PyValueError::new_err(e.to_string())
         }
         Error::Corrupt(_) | Error::UnsupportedVersion { .. } => CorruptIndexError::new_err(e.to_string()),
+        Error::NotFound(_) => pyo3::exceptions::PyKeyError::new_err(e.to_string()),
+        Error::Conflict(_) => SparsedexError::new_err(e.to_string()),
         Error::Io { ref source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
+            std::io::ErrorKind::AlreadyExists => pyo3::exceptions::PyFileExistsError::new_err(e.to_string()),
             _ => PyOSError::new_err(e.to_string()),
         },
     }

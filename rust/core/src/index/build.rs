@@ -12,10 +12,10 @@
 
 use super::format::{MAGIC, VERSION};
 use super::ids::IdsData;
+use super::impact::{Bm25Impact, Bm25Params};
 use super::order::permute;
 use super::terms::{segment_lut, TermMap};
 use super::write::{postings_impacts, write_postings};
-use super::impact::{Bm25Impact, Bm25Params};
 use super::{ImpactKind, Index};
 use crate::container::ContainerWriter;
 use crate::vectors::{clean, Cleaned};
@@ -133,7 +133,7 @@ pub fn build_with(docs: CsrRef<'_>, ids: IdsInput<'_>, doc_len: Option<&[u32]>, 
 }
 
 /// BM25 weights are term frequencies: whole numbers from 1 to 2^32 - 1.
-fn check_tf(c: &Cleaned) -> Result<()> {
+pub(crate) fn check_tf(c: &Cleaned) -> Result<()> {
     match c.values.iter().position(|&v| v.fract() != 0.0 || v > u32::MAX as f32) {
         None => Ok(()),
         Some(pos) => {
@@ -150,7 +150,7 @@ fn check_tf(c: &Cleaned) -> Result<()> {
 }
 
 /// Each document's length as the sum of its term frequencies.
-fn tf_sums(c: &Cleaned) -> Result<Vec<u32>> {
+pub(crate) fn tf_sums(c: &Cleaned) -> Result<Vec<u32>> {
     c.indptr
         .windows(2)
         .enumerate()

@@ -140,7 +140,8 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
                     .ok_or_else(|| corrupt(format!("section '{n}' holds an odd number of u32")))
             };
             let a = read_arrays("bm25", pairs, dbm, lens)?;
-            for (name, xs) in [("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
+            for (name, xs) in
+                [("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
             {
                 if let Some(i) = xs.iter().position(|x| x.tf == 0) {
                     return Err(corrupt(format!("section '{name}': entry {i} has term frequency 0")));
@@ -316,4 +317,3 @@ fn check_weights(name: &str, ws: &[f32]) -> Result<()> {
         None => Ok(()),
     }
 }
-

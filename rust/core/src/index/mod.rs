@@ -267,6 +267,11 @@ impl Index {
         })
     }
 
+    /// The bytes of the index's file image.
+    pub(crate) fn image_bytes(&self) -> &[u8] {
+        self.container.image().as_bytes()
+    }
+
     /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::fs::write_atomically(path, self.container.image().as_bytes())

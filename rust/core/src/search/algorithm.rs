@@ -22,7 +22,7 @@ pub enum Algorithm {
     TaatMaxScore,
     /// Block-max pruning over 64-document blocks (Mallia, Suel & Tonellotto 2024).
     BlockMaxPruning,
-    /// Chosen per query by [`choose`].
+    /// Chosen per query by the measured rule of `search::run_auto`.
     Auto,
 }
 

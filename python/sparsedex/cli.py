@@ -821,6 +821,32 @@ _QTEXT_HELP = "JSON field(s) holding the query text (default: text, else query, 
 _QID_HELP = "JSON field holding the query id (default: the first of id, _id, qid, query_id)"
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    if a.ray:
+        try:
+            from .ray import MANIFEST, ShardedIndex
+        except ImportError as e:
+            raise UserError(f"{e}") from None
+        import ray
+
+        if not (Path(a.index_dir) / MANIFEST).is_file():
+            raise UserError(f"{a.index_dir}: no {MANIFEST}; --ray serves a sharded index (sparsedex.ray.build_shards)")
+        ray.init(address=a.address)
+        with ShardedIndex(a.index_dir, replicas=a.replicas) as index:  # checks every shard, then hands over
+            pass
+        from ._serve import run
+
+        print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}/", flush=True)
+        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True)
+        return 0
+    if a.replicas != 1 or a.address is not None:
+        raise UserError("--replicas and --address need --ray")
+    from ._http import serve_index
+
+    serve_index(_open_index(a.index_dir), host=a.host, port=a.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     try:
         from importlib.metadata import version
@@ -971,6 +997,22 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("index_dir", metavar="INDEX_DIR")
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_info)
+
+    sv = _sub(sub, "serve", "search an index over HTTP (JSON)",
+              "Serve search over HTTP: POST /search {\"query\": ..., \"k\": 10, \"filter\": {...}} answers "
+              "{\"hits\": [{\"id\", \"score\", \"payload\"}]}; also /search_batch, /get, /explain and GET /health. "
+              "Without --ray, one index in this process; with --ray, a sharded index (sparsedex.ray) through Ray "
+              "Serve (needs pip install 'sparsedex[ray]').",
+              ["sparsedex serve my-index --port 8000",
+               "sparsedex serve my-sharded-index --ray --replicas 2",
+               "curl -s localhost:8000/search -d '{\"query\": \"a movie about music\", \"k\": 3}'"])
+    sv.add_argument("index_dir", metavar="INDEX_DIR")
+    sv.add_argument("--ray", action="store_true", help="serve a sharded index with Ray Serve")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=_bounded_int(1, 65535), default=8000, help="port (default 8000)")
+    sv.add_argument("--replicas", type=_bounded_int(1, 64), default=1, help="--ray: actors per shard (default 1)")
+    sv.add_argument("--address", default=None, help="--ray: the Ray cluster to join (default: start a local one)")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

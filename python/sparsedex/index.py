@@ -275,6 +275,10 @@ class SparseIndex:
 
     def _init_common(self) -> None:
         self._bm25_cache: tuple[Snapshot, Any] | None = None
+        # sparsedex.ray: BM25 collection statistics (and u8 grid) of the whole sharded
+        # collection, set by _set_external_bm25; None = this index's own statistics
+        self._external_bm25: dict[str, Any] | None = None
+        self._bm25_last_wmax = 0.0
         self._lock = threading.RLock()
 
     # encoder ----------------------------------------------------------------------------------
@@ -584,6 +588,15 @@ class SparseIndex:
             dl_total += float(dl[live].sum())
             df += np.bincount(indices[live_post].astype(np.int64), minlength=vocab)[:vocab]
             parts.append((indptr, indices, tf, dl, row, live_post))
+        ext = self._external_bm25
+        if ext is not None:
+            # a shard of a sharded index: N, total length and df of the whole collection
+            # (df by this shard's term ids), so its weights are the single index's
+            n_live, dl_total = int(ext["n_docs"]), float(ext["total_length"])
+            gdf = np.zeros(vocab, dtype=np.int64)
+            own = np.asarray(ext["df"], dtype=np.int64)[:vocab]
+            gdf[: own.shape[0]] = own
+            df = gdf
         avgdl = dl_total / n_live if n_live else 0.0
         weights = []
         wmax = 0.0
@@ -596,6 +609,9 @@ class SparseIndex:
             weights.append(w)
             if w.size:
                 wmax = max(wmax, float(w.max()))
+        self._bm25_last_wmax = wmax
+        if ext is not None and ext.get("max_weight") is not None:
+            wmax = float(ext["max_weight"])  # the grid of the whole sharded collection
         scale = 255.0 / wmax if (self.quantization == "u8" and wmax > 0) else None
         engines = []
         for (indptr, indices, tf, dl, row, live_post), w in zip(parts, weights):
@@ -608,6 +624,36 @@ class SparseIndex:
         state = (engines, df, n_live)
         self._bm25_cache = (snap, state)
         return state
+
+    def _bm25_local_stats(self) -> tuple[int, float, np.ndarray]:
+        """sparsedex.ray: this index's own live N, total length (sum of live document
+        lengths) and df (by this index's term ids) of its last commit."""
+        snap = self._snap()
+        vocab = max(self.encoder.vocab_size, 1)
+        df = np.zeros(vocab, dtype=np.int64)
+        n_live, total = 0, 0.0
+        for s in snap.states:
+            indptr, indices, tf = s.segment.index.vectors()
+            lens = np.diff(indptr.astype(np.int64))
+            row = np.repeat(np.arange(len(lens)), lens)
+            live = s.live_mask()
+            n_live += int(live.sum())
+            total += float(tf.astype(np.float64)[live[row]].sum())
+            df += np.bincount(indices[live[row]].astype(np.int64), minlength=vocab)[:vocab]
+        return n_live, total, df
+
+    def _bm25_max_weight(self) -> float:
+        """sparsedex.ray: the largest live BM25 document weight under the statistics in force."""
+        self._bm25_state(self._snap())
+        return self._bm25_last_wmax
+
+    def _set_external_bm25(self, stats: dict[str, Any] | None) -> None:
+        """sparsedex.ray: score BM25 with the statistics of a whole sharded collection:
+        ``{"n_docs", "total_length", "df" (array by this index's term ids), "max_weight"
+        (u8 grid, or None)}``; None goes back to this index's own statistics."""
+        with self._lock:
+            self._external_bm25 = stats
+            self._bm25_cache = None
 
     def _engines(self, snap: Snapshot) -> list[_core.Index] | None:
         return self._bm25_state(snap)[0] if self._bm25 else None

@@ -1,0 +1,1109 @@
+"""sparsedex on a Ray cluster: encode with Ray Data, build one index per shard, search them as one.
+
+Install the extra: ``pip install 'sparsedex[ray]'`` (``ray[data,serve]``). The core package
+never imports Ray; this module does.
+
+>>> import ray, sparsedex.ray as sdr                                    # doctest: +SKIP
+>>> ds = ray.data.read_json("corpus.jsonl")                             # doctest: +SKIP
+>>> ds = sdr.encode(ds, "splade-tiny", concurrency=4)                   # doctest: +SKIP
+>>> sdr.build_shards(ds, "idx", num_shards=8)                           # doctest: +SKIP
+>>> index = sdr.ShardedIndex("idx", replicas=2)                         # doctest: +SKIP
+>>> index.search("a movie about music", k=10)                           # doctest: +SKIP
+
+What is exact, and why
+----------------------
+A sharded index answers **exactly** what one :class:`~sparsedex.SparseIndex` over the same
+documents answers (same ids, same scores, same tie order):
+
+- Every shard is scored in one arithmetic. ``u8`` shards share **one quantization grid**
+  (``impact = round(w * 255 / max_weight)``, ``max_weight`` the largest weight of the whole
+  collection unless given), written in ``shards.json`` and checked when a shard opens.
+- BM25 uses the statistics of the whole collection (N, df per term, average document length),
+  gathered from the shards after every commit and handed back to each of them (df is summed
+  by term *text*: each shard keeps its own term dictionary). ``u8`` BM25 shards also share
+  the grid of the whole collection's largest live weight.
+- Documents go to shard ``blake2b-64(key) mod num_shards`` with ``key = "i:<decimal>"`` for an
+  int id and ``"s:<utf-8>"`` for a string id: the same id lands on the same shard on every
+  machine and Python version (unlike ``hash()``).
+- The per-shard top-k are merged by (score descending, id ascending), the canonical order of
+  a single index's ties.
+
+Layout of a sharded index directory: ``shards.json`` (format, index id, shard count, routing,
+quantization grid, encoder identity, shard names and sizes) and one ordinary sparsedex index
+per shard (``shard-00000`` ...), each holding ``sparsedex-shard.json`` (index id, shard number,
+grid) so that a shard copied from another index, or rebuilt with another grid, is refused
+by name.
+
+SPLADE shards store vectors only: :class:`ShardedIndex` encodes a text query once, on the
+caller's side, and sends the vector to the shards. BM25 shards keep their texts and encode
+queries themselves (BM25 query weights need their term dictionaries).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    import ray
+    import ray.exceptions as _rex
+except ImportError as e:  # pragma: no cover - exercised without the extra
+    raise ImportError("sparsedex.ray needs Ray: pip install 'sparsedex[ray]'") from e
+
+from ._core import SparsedexError
+from .index import Document, Explanation, Hit, SparseIndex, TermMatch
+from .vectors import SparseEmbedding, validate_embedding
+
+__all__ = [
+    "encode",
+    "build_shards",
+    "ShardedIndex",
+    "ShardError",
+    "ShardUnavailableError",
+    "shard_of",
+    "MANIFEST",
+]
+
+MANIFEST = "shards.json"
+_MARKER = "sparsedex-shard.json"
+_FORMAT = "sparsedex-shards"
+_VERSION = 1
+
+
+class ShardError(SparsedexError):
+    """A shard of a sharded index is missing, belongs to another index, has another
+    quantization grid, or failed; the message names the shard."""
+
+
+class ShardUnavailableError(ShardError):
+    """No live replica of a shard answered (its actor died, or did not answer within the
+    timeout)."""
+
+
+# routing ------------------------------------------------------------------------------------
+def _route_key(id: Any) -> bytes:
+    if isinstance(id, (bool, np.bool_)):
+        raise TypeError(f"id {id!r} is a bool: ids are ints or strings")
+    if isinstance(id, (int, np.integer)):
+        return b"i:" + str(int(id)).encode("ascii")
+    if isinstance(id, str):
+        return b"s:" + id.encode("utf-8", "surrogatepass")
+    raise TypeError(f"id {id!r} is a {type(id).__name__}: ids are ints or strings")
+
+
+def shard_of(id: Any, num_shards: int) -> int:
+    """The shard (``0 .. num_shards-1``) that document ``id`` (an int or a str) lives in:
+    ``blake2b(key, digest_size=8)`` read little-endian, mod ``num_shards``; stable across
+    processes, machines and Python versions. TypeError for another kind of id."""
+    h = hashlib.blake2b(_route_key(id), digest_size=8).digest()
+    return int.from_bytes(h, "little") % int(num_shards)
+
+
+def _shard_column(ids: Any, num_shards: int) -> np.ndarray:
+    return np.fromiter((shard_of(x, num_shards) for x in ids), dtype=np.int64, count=len(ids))
+
+
+def _plain_id(x: Any) -> Any:
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.str_):
+        return str(x)
+    return x
+
+
+# encoders -----------------------------------------------------------------------------------
+def _encoder_identity(encoder: Any) -> dict[str, Any]:
+    """The picklable identity an actor re-creates ``encoder`` from (the model is loaded in the
+    actor, never shipped)."""
+    if isinstance(encoder, Mapping):
+        return dict(encoder)
+    from .index import _make_encoder
+
+    enc = _make_encoder(encoder)
+    if enc is None or not hasattr(enc, "identity"):
+        raise TypeError(f"encoder {encoder!r} has no identity(): pass a model name, a directory or a SpladeEncoder")
+    return dict(enc.identity())
+
+
+def _is_bm25_identity(ident: Mapping[str, Any] | None) -> bool:
+    return ident is not None and ident.get("kind") == "bm25"
+
+
+class _EncodeActor:
+    """A Ray Data actor: loads the encoder once, then encodes batch after batch."""
+
+    def __init__(self, identity: dict[str, Any], text_column: str, cuda: bool, threads: int | None) -> None:
+        from .encoders.registry import load_encoder
+
+        kwargs: dict[str, Any] = {}
+        if cuda:
+            kwargs["cuda"] = True  # onnxruntime's CUDAExecutionProvider (ProviderNotAvailableError without it)
+        if threads is not None:
+            kwargs["threads"] = threads
+        kwargs["progress"] = False
+        self.encoder = load_encoder(identity, **kwargs)
+        self.text_column = text_column
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.text_column not in batch:
+            raise KeyError(f"the dataset has no column {self.text_column!r} (columns: {sorted(batch)})")
+        texts = batch[self.text_column].tolist()
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"column {self.text_column!r}: row {i} of a batch is a {type(t).__name__}, not a text")
+        vecs = self.encoder.encode_documents(texts) if texts else []
+        out = dict(batch)
+        ind = np.empty(len(vecs), dtype=object)
+        val = np.empty(len(vecs), dtype=object)
+        for i, v in enumerate(vecs):
+            ind[i] = np.asarray(v.indices, dtype=np.uint32)
+            val[i] = np.asarray(v.values, dtype=np.float32)
+        out["indices"], out["values"] = ind, val
+        return out
+
+
+def encode(
+    dataset: "ray.data.Dataset",
+    encoder: Any = "splade-tiny",
+    *,
+    text_column: str = "text",
+    batch_size: int = 64,
+    concurrency: int | tuple[int, int] = 1,
+    num_cpus: float = 1,
+    num_gpus: float = 0,
+) -> "ray.data.Dataset":
+    """Encode a Ray Dataset's texts into sparse vectors on a pool of actors.
+
+    Parameters
+    ----------
+    dataset:
+        A ``ray.data.Dataset`` with a text column.
+    encoder:
+        A SPLADE model (``"splade-tiny"``, a model name or directory, a
+        :class:`~sparsedex.encoders.SpladeEncoder`, or its ``identity()`` dict). The model is
+        loaded **once per actor** from its identity (never pickled), then every batch the
+        actor receives is encoded with it. BM25 is not encoded here: its weights need the
+        whole collection (give texts to :func:`build_shards` with ``encoder="bm25"``).
+    text_column:
+        The column holding the texts (each a ``str``).
+    batch_size:
+        Rows per batch handed to an actor.
+    concurrency:
+        Number of encoder actors (or ``(min, max)`` for an autoscaling pool).
+    num_cpus:
+        CPUs reserved per actor; the encoder runs that many ONNX Runtime threads (at least 1).
+    num_gpus:
+        GPUs per actor; when ``> 0`` the actor runs ONNX Runtime's ``CUDAExecutionProvider``
+        (install ``onnxruntime-gpu``, see the GPU page; an actor without it fails with
+        :class:`~sparsedex.ProviderNotAvailableError`).
+
+    Returns
+    -------
+    ray.data.Dataset
+        The same rows (other columns pass through) with ``indices`` (uint32 term ids,
+        ascending) and ``values`` (float32 weights > 0) columns added: variable-length arrays,
+        one vector per row, equal to ``SpladeEncoder.encode_documents`` of the text.
+
+    Raises
+    ------
+    ValueError
+        For BM25, or a bad ``batch_size`` / ``concurrency``.
+    KeyError, TypeError
+        (when the dataset executes) a missing text column or a row that is not a text.
+    """
+    ident = _encoder_identity(encoder)
+    if _is_bm25_identity(ident) or ident.get("kind") not in ("splade", "fastembed-bm25"):
+        raise ValueError(
+            f"encode() runs SPLADE models, not {ident.get('kind')!r}: BM25 weights depend on the whole "
+            "collection, so give the texts to build_shards(..., encoder='bm25', text_column=...)"
+        )
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not (num_cpus > 0 and num_gpus >= 0):
+        raise ValueError(f"num_cpus must be > 0 and num_gpus >= 0, got {num_cpus!r}, {num_gpus!r}")
+    threads = max(1, int(math.floor(num_cpus)))
+    if isinstance(concurrency, tuple):
+        pool = ray.data.ActorPoolStrategy(min_size=int(concurrency[0]), max_size=int(concurrency[1]))
+    elif isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
+        pool = ray.data.ActorPoolStrategy(size=concurrency)
+    else:
+        raise ValueError(f"concurrency must be a positive int or a (min, max) pair, got {concurrency!r}")
+    return dataset.map_batches(
+        _EncodeActor,
+        fn_constructor_kwargs={
+            "identity": ident, "text_column": text_column, "cuda": num_gpus > 0, "threads": threads,
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=pool,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus if num_gpus > 0 else None,
+    )
+
+
+# building -----------------------------------------------------------------------------------
+def _shard_name(i: int) -> str:
+    return f"shard-{i:05d}"
+
+
+def _grid(quantization: str, bm25: bool, max_weight: float | None) -> dict[str, Any]:
+    if quantization == "float":
+        return {"quantization": "float"}
+    if bm25:
+        return {"quantization": "u8", "max_weight": "bm25-live"}
+    return {"quantization": "u8", "max_weight": float(max_weight)} if max_weight is not None else {"quantization": "u8"}
+
+
+class _ShardBuilder:
+    """One shard being built (a Ray actor): collects its documents as the dataset streams
+    by, then writes one ordinary sparsedex index with the grid every shard shares."""
+
+    def __init__(self, root: str, spec: dict[str, Any], shard: int) -> None:
+        self.root, self.spec, self.shard = Path(root), spec, shard
+        self.name = _shard_name(shard)
+        self.ids: list[Any] = []
+        self.docs: list[Any] = []
+        self.payloads: list[Any] = []
+        self.wmax = 0.0
+
+    def add(self, ids: list[Any], docs: list[Any], payloads: list[Any]) -> int:
+        self.ids += ids
+        self.docs += docs
+        self.payloads += payloads
+        if not self.spec["bm25"]:
+            for _, v in docs:
+                if len(v):
+                    self.wmax = max(self.wmax, float(np.max(v)))
+        return len(ids)
+
+    def max_weight(self) -> float:
+        """The largest weight this shard holds (vectors; 0.0 for BM25)."""
+        return self.wmax
+
+    def build(self, grid: dict[str, Any]) -> int:
+        """Write the shard (documents in id order) and its member file; returns its size."""
+        spec = self.spec
+        order = sorted(range(len(self.ids)), key=lambda i: self.ids[i])  # ties stored id-ascending
+        ids = [self.ids[i] for i in order]
+        docs = [self.docs[i] for i in order]
+        payloads = [self.payloads[i] for i in order] if spec["payload_columns"] else None
+        kw: dict[str, Any] = {"quantization": grid["quantization"], "path": self.root / self.name}
+        try:
+            if spec["bm25"]:
+                idx = SparseIndex(_bm25_encoder(spec), store_texts=True, **kw)
+            else:
+                mw = grid.get("max_weight")
+                idx = SparseIndex(None, store_texts=False, vocab_size=spec["vocab_size"],
+                                  max_weight=mw if isinstance(mw, float) else None, **kw)
+            if ids:
+                idx.add(docs, ids=ids, payloads=payloads)
+            idx.commit()
+            idx.close()
+        except (ValueError, TypeError, KeyError) as e:
+            raise type(e)(f"{self.name}: {e}") from None
+        _write_json(self.root / self.name / _MARKER, {
+            "format": _FORMAT + "-member", "index_id": spec["index_id"], "shard": self.shard, "grid": grid,
+        })
+        self.ids, self.docs, self.payloads = [], [], []
+        return len(ids)
+
+
+def _route_batch(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Ray Data map_batches: send each row of the batch to its shard's builder."""
+    n = len(builders)
+    ids = [_plain_id(x) for x in batch[spec["id_column"]].tolist()]
+    shards = _shard_column(ids, n)
+    if spec["bm25"]:
+        docs = batch[spec["text_column"]].tolist()
+    else:
+        ind, val = batch["indices"], batch["values"]
+        docs = [(np.asarray(ind[i], dtype=np.uint32), np.asarray(val[i], dtype=np.float32)) for i in range(len(ids))]
+    cols = {c: batch[c].tolist() for c in spec["payload_columns"]}
+    pls = [{c: _json_value(cols[c][i]) for c in cols} if cols else None for i in range(len(ids))]
+    refs = []
+    for s in np.unique(shards).tolist():
+        rows = np.flatnonzero(shards == s).tolist()
+        refs.append(builders[s].add.remote([ids[i] for i in rows], [docs[i] for i in rows], [pls[i] for i in rows]))
+    ray.get(refs)  # backpressure: a batch is done when its shards hold it
+    return {"n": np.array([len(ids)], dtype=np.int64)}
+
+
+def _bm25_encoder(spec: dict[str, Any]) -> Any:
+    """A fresh BM25 encoder with the given parameters and analysis (its own, empty, term
+    dictionary: every shard grows its own)."""
+    from .encoders.bm25 import Bm25Encoder
+
+    ident = {k: v for k, v in (spec["encoder"] or {}).items() if k not in ("vocabulary", "vocab_size")}
+    return Bm25Encoder.from_identity(ident) if ident else Bm25Encoder()
+
+
+def _json_value(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_shards(
+    dataset: "ray.data.Dataset",
+    path: str | os.PathLike[str],
+    *,
+    num_shards: int,
+    encoder: Any = None,
+    id_column: str = "id",
+    text_column: str | None = None,
+    payload_columns: Sequence[str] | None = None,
+    quantization: str = "u8",
+    max_weight: float | None = None,
+    encode_concurrency: int = 1,
+    batch_size: int = 1024,
+    num_cpus: float = 0.25,
+) -> dict[str, Any]:
+    """Build a sharded index at ``path``: one ordinary sparsedex index per shard, in parallel.
+
+    Parameters
+    ----------
+    dataset:
+        A ``ray.data.Dataset``, one row per document, with an ``id_column`` (ints or strings,
+        unique) and, with ``encoder=None``, ``indices`` / ``values`` columns (as
+        :func:`encode` produces); with an encoder, a ``text_column``.
+    path:
+        A new or empty directory (on a file system every Ray node sees at that path).
+    num_shards:
+        Number of shards (1 .. 65536). Document ``id`` goes to shard
+        :func:`shard_of` ``(id, num_shards)``.
+    encoder:
+        ``None`` (vectors in the dataset), ``"bm25"`` (BM25 with the whole collection's
+        statistics: shards keep texts and their own term dictionaries), or a SPLADE model,
+        which :func:`encode` runs first (``encode_concurrency`` actors).
+    text_column:
+        The text column with an encoder (default ``"text"``).
+    payload_columns:
+        Columns stored as each document's payload (filterable), JSON values.
+    quantization:
+        ``"u8"`` or ``"float"``. For ``u8``, one grid for every shard: ``max_weight`` if
+        given, else the largest weight of the whole dataset (BM25: the largest live weight
+        under the collection's statistics, recomputed at every commit).
+    batch_size:
+        Rows per batch routed to the shard builders.
+    num_cpus:
+        CPUs reserved per shard builder (one Ray actor per shard, all building at once).
+
+    Returns
+    -------
+    dict
+        The manifest written to ``path/shards.json``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments; a bad document (the message starts with its shard's name and names
+        the document); duplicate ids; ``max_weight`` with BM25 or float.
+    KeyError
+        A column that the dataset does not have.
+    FileExistsError
+        ``path`` holds something already.
+
+    Notes
+    -----
+    The dataset streams through once: each batch is routed row by row to its shard's builder
+    actor, which keeps its documents until every batch has passed, then (with the global
+    grid now known) writes its index. A shard's documents must therefore fit in one worker's
+    memory: choose ``num_shards`` accordingly (see the sizing table of the Ray page).
+    """
+    if not (isinstance(num_shards, int) and not isinstance(num_shards, bool) and 1 <= num_shards <= 65536):
+        raise ValueError(f"num_shards must be an int in 1 .. 65536, got {num_shards!r}")
+    if quantization not in ("u8", "float"):
+        raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
+    ident: dict[str, Any] | None = None if encoder is None else _encoder_identity(encoder)
+    bm25 = _is_bm25_identity(ident)
+    if max_weight is not None:
+        if quantization != "u8" or bm25:
+            raise ValueError("max_weight applies to u8 vectors (not float, not BM25, whose grid follows the collection)")
+        if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
+            raise ValueError(f"max_weight must be a positive finite number, got {max_weight!r}")
+        max_weight = float(max_weight)
+    root = Path(path)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise FileExistsError(f"{root} exists and is not an empty directory")
+    cols = dataset.columns()
+    if id_column not in cols:
+        raise KeyError(f"the dataset has no id column {id_column!r} (columns: {cols})")
+    for c in payload_columns or ():
+        if c not in cols:
+            raise KeyError(f"the dataset has no payload column {c!r} (columns: {cols})")
+    vocab_size = None
+    if ident is not None:
+        text_column = text_column or "text"
+        if text_column not in cols:
+            raise KeyError(f"the dataset has no text column {text_column!r} (columns: {cols})")
+        if not bm25:
+            dataset = encode(dataset, ident, text_column=text_column, concurrency=encode_concurrency)
+            from .encoders.registry import load_encoder
+
+            vocab_size = int(load_encoder(ident, progress=False).vocab_size)
+    else:
+        for c in ("indices", "values"):
+            if c not in cols:
+                raise KeyError(f"the dataset has no {c!r} column: pass vectors (see encode()) or an encoder")
+    index_id = uuid.uuid4().hex
+    spec = {
+        "index_id": index_id, "id_column": id_column, "text_column": text_column,
+        "payload_columns": list(payload_columns or ()), "bm25": bm25,
+        "encoder": ident if bm25 else None, "vocab_size": vocab_size,
+    }
+    root.mkdir(parents=True, exist_ok=True)
+    opts = {"num_cpus": num_cpus, "max_restarts": 0}
+    builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(root), spec, i) for i in range(num_shards)]
+    try:
+        routed = dataset.map_batches(
+            _route_batch, fn_kwargs={"builders": builders, "spec": spec}, batch_size=batch_size,
+            batch_format="numpy", num_cpus=min(1.0, num_cpus * 2),
+        )
+        n_docs = int(routed.sum("n") or 0)
+        if quantization == "u8" and not bm25 and max_weight is None:
+            max_weight = max([float(w) for w in ray.get([b.max_weight.remote() for b in builders])] + [0.0]) or 1.0
+        grid = _grid(quantization, bm25, max_weight)
+        counts = ray.get([b.build.remote(grid) for b in builders])
+    except _rex.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        raise (cause if isinstance(cause, (ValueError, TypeError, KeyError)) else e) from None
+    finally:
+        for b in builders:
+            ray.kill(b)
+    if sum(counts) != n_docs:  # pragma: no cover - a bug in routing
+        raise RuntimeError(f"shards hold {sum(counts)} documents, the dataset {n_docs}")
+    manifest = {
+        "format": _FORMAT, "version": _VERSION, "index_id": index_id, "num_shards": num_shards,
+        "routing": {"hash": "blake2b-64-le", "key": "i:<decimal int id> | s:<utf-8 str id>", "shard": "hash mod num_shards"},
+        "grid": grid, "encoder": ident, "bm25": bm25,
+        "shards": [{"name": _shard_name(i), "documents": counts[i]} for i in range(num_shards)],
+    }
+    _write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+# shard actors -------------------------------------------------------------------------------
+def _hits_out(hits: list[Hit]) -> list[tuple[Any, float, Any]]:
+    return [(h.id, h.score, h.payload) for h in hits]
+
+
+class _Bm25Query:
+    """A BM25 query weighted with the whole collection's statistics: terms (text) and
+    weights ``idf(df, N) * qtf`` (float32), as a single index computes them."""
+
+    __slots__ = ("terms", "weights")
+
+    def __init__(self, terms: list[str], weights: np.ndarray) -> None:
+        self.terms, self.weights = terms, weights
+
+    def __reduce__(self) -> Any:
+        return (_Bm25Query, (self.terms, self.weights))
+
+
+class _Shard:
+    """One shard's index, opened memory-mapped in a Ray actor."""
+
+    def __init__(self, root: str, manifest: dict[str, Any], shard: int) -> None:
+        self.name = _shard_name(shard)
+        self.error: str | None = None
+        try:
+            self.index = _open_shard(Path(root), manifest, shard)
+        except Exception as e:  # reported by describe(), where the caller asks
+            self.error = f"{type(e).__name__}: {e}"
+
+    def _ok(self) -> SparseIndex:
+        if self.error is not None:
+            raise ShardError(self.error)
+        return self.index
+
+    def describe(self) -> dict[str, Any]:
+        idx = self._ok()
+        return {"documents": len(idx), "generation": idx.generation}
+
+    def ping(self) -> bool:
+        return True
+
+    # BM25 statistics
+    def bm25_stats(self) -> tuple[int, float, dict[str, int]]:
+        idx = self._ok()
+        n, total, df = idx._bm25_local_stats()
+        terms = idx.encoder.vocabulary.terms
+        nz = np.flatnonzero(df)
+        return n, total, {terms[i]: int(df[i]) for i in nz}
+
+    def set_bm25_stats(self, n: int, total: float, df: Mapping[str, int], max_weight: float | None) -> float:
+        idx = self._ok()
+        terms = idx.encoder.vocabulary.terms
+        arr = np.fromiter((df.get(t, 0) for t in terms), dtype=np.int64, count=len(terms))
+        idx._set_external_bm25({"n_docs": n, "total_length": total, "df": arr, "max_weight": max_weight})
+        return idx._bm25_max_weight() if max_weight is None else float(max_weight)
+
+    def _local(self, q: Any) -> Any:
+        """A query as this shard's index takes it: a BM25 query (weighted by the coordinator
+        with the whole collection's statistics) maps its terms to this shard's term ids; a
+        term this shard never saw gets an id past its dictionary (it matches nothing here, but
+        stays in the query: u8 query quantization depends on every query weight)."""
+        if isinstance(q, _Bm25Query):
+            vocab = self.index.encoder.vocabulary
+            n = len(vocab)
+            ids, extra = [], 0
+            for t in q.terms:
+                i = vocab.get(t)
+                if i is None:
+                    i, extra = n + extra, extra + 1
+                ids.append(i)
+            order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+            return SparseEmbedding(indices=np.asarray(ids, dtype=np.uint32)[order],
+                                   values=np.asarray(q.weights, dtype=np.float32)[order])
+        return q
+
+    # reads
+    def search(self, q: Any, k: int, algorithm: str, filter: Any) -> list[tuple[Any, float, Any]]:
+        idx = self._ok()
+        q = self._local(q)
+        if isinstance(q, SparseEmbedding) and q.nnz == 0:
+            return []
+        return _hits_out(idx.search(q, k=k, algorithm=algorithm, filter=filter))
+
+    def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any) -> list[list[tuple[Any, float, Any]]]:
+        idx = self._ok()
+        local = [self._local(q) for q in qs]
+        live = [i for i, q in enumerate(local) if not (isinstance(q, SparseEmbedding) and q.nnz == 0)]
+        out: list[list[tuple[Any, float, Any]]] = [[] for _ in qs]
+        if live:
+            res = idx.search_batch([local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1)
+            for i, h in zip(live, res):
+                out[i] = _hits_out(h)
+        return out
+
+    def get(self, id: Any) -> Document | None:
+        idx = self._ok()
+        return idx.get(id) if id in idx else None
+
+    def explain(self, q: Any, id: Any, top_terms: int | None) -> Explanation | None:
+        idx = self._ok()
+        return idx.explain(self._local(q), id, top_terms=top_terms) if id in idx else None
+
+    def contains(self, ids: list[Any]) -> list[bool]:
+        idx = self._ok()
+        return [x in idx for x in ids]
+
+    # writes (the writer replica)
+    def add(self, docs: list[Any], ids: list[Any], payloads: Any, upsert: bool) -> int:
+        idx = self._ok()
+        (idx.upsert if upsert else idx.add)(docs, ids=ids, payloads=payloads)
+        return len(ids)
+
+    def delete(self, ids: list[Any], missing_ok: bool) -> int:
+        return self._ok().delete(ids, missing_ok=missing_ok)
+
+    def commit(self) -> int:
+        return self._ok().commit()
+
+    def refresh(self) -> bool:
+        return self._ok().refresh()
+
+    def close(self) -> None:
+        if self.error is None:
+            self.index.close()
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise ShardError(f"{what}: unreadable {path.name} ({e})") from None
+    if not isinstance(obj, dict):
+        raise ShardError(f"{what}: {path.name} is not a JSON object")
+    return obj
+
+
+def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex:
+    """Open shard ``shard`` after checking it is there, is this index's, and has its grid."""
+    name = _shard_name(shard)
+    d = root / name
+    if not d.is_dir():
+        raise ShardError(f"shard {name} is missing: no directory {d}")
+    try:
+        marker = _read_json(d / _MARKER, f"shard {name}")
+    except FileNotFoundError:
+        raise ShardError(f"shard {name}: {d / _MARKER} is missing (not a shard of a sharded index)") from None
+    if marker.get("index_id") != manifest["index_id"] or marker.get("shard") != shard:
+        raise ShardError(
+            f"shard {name} belongs to another index (index id {marker.get('index_id')!r}, shard "
+            f"{marker.get('shard')!r}; this index is {manifest['index_id']!r})"
+        )
+    grid = manifest["grid"]
+    if marker.get("grid") != grid:
+        raise ShardError(f"shard {name} has quantization grid {marker.get('grid')!r}, the index {grid!r}")
+    try:
+        idx = SparseIndex.open(d)
+    except Exception as e:
+        raise ShardError(f"shard {name}: {type(e).__name__}: {e}") from None
+    actual = _actual_grid(idx)
+    want_q = grid["quantization"]
+    if actual[0] != want_q or (isinstance(grid.get("max_weight"), float) and
+                                (actual[1] is None or not math.isclose(actual[1], grid["max_weight"], rel_tol=1e-12))):
+        idx.close()
+        raise ShardError(
+            f"shard {name} is quantized {actual[0]!r} with max_weight {actual[1]!r}, but the index's grid is {grid!r}"
+        )
+    return idx
+
+
+def _actual_grid(idx: SparseIndex) -> tuple[str, float | None]:
+    """(quantization, max_weight of the shared u8 grid or None) of an open index."""
+    meta = getattr(idx._store, "_meta", {})  # private: the store's fixed u8 scale (255 / max_weight)
+    scale = meta.get("scale") if isinstance(meta, dict) else None
+    return idx.quantization, (255.0 / scale if scale else None)
+
+
+ShardActor = ray.remote(_Shard)
+
+
+# the sharded index --------------------------------------------------------------------------
+class ShardedIndex:
+    """A sharded index (built by :func:`build_shards`) served by Ray actors, searched as one.
+
+    Parameters
+    ----------
+    path:
+        The directory holding ``shards.json`` and the shards (on a file system every Ray node
+        sees at that path).
+    replicas:
+        Actors per shard (each opens the shard memory-mapped). With ``replicas > 1`` a read
+        goes to the replicas in turn and moves on to another when one dies or times out.
+        Writes go to replica 0 (the shard's writer); after :meth:`commit` the others refresh.
+    num_cpus:
+        CPUs reserved per actor (fractional: ``0.25`` lets 8 actors share 2 cores).
+    timeout_s:
+        How long a call waits for a shard's answer before trying another replica (then
+        :class:`ShardUnavailableError`).
+    encoder:
+        The query encoder for a SPLADE index (default: re-created from ``shards.json``).
+
+    Raises
+    ------
+    ShardError
+        A shard is missing, belongs to another index, or has another quantization grid (the
+        message names it); ``shards.json`` is missing or unreadable.
+
+    Notes
+    -----
+    Results equal a single :class:`~sparsedex.SparseIndex` over the same documents (ids,
+    scores, tie order: score descending, then id ascending). Adding documents needs ids
+    (they choose the shard). Needs ``ray.init()`` first (or starts a local cluster as Ray does).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        replicas: int = 1,
+        num_cpus: float = 0.25,
+        timeout_s: float = 60.0,
+        encoder: Any = None,
+    ) -> None:
+        if not (isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1):
+            raise ValueError(f"replicas must be a positive int, got {replicas!r}")
+        if not (timeout_s > 0):
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self.path = Path(path)
+        try:
+            m = _read_json(self.path / MANIFEST, str(self.path))
+        except FileNotFoundError:
+            raise ShardError(f"{self.path}: no {MANIFEST} (not a sharded index)") from None
+        if m.get("format") != _FORMAT or m.get("version") != _VERSION:
+            raise ShardError(f"{self.path / MANIFEST}: format {m.get('format')!r} v{m.get('version')!r}, expected {_FORMAT} v{_VERSION}")
+        self.manifest = m
+        self.num_shards = int(m["num_shards"])
+        self.replicas = replicas
+        self.timeout_s = float(timeout_s)
+        self._bm25 = bool(m.get("bm25"))
+        self._encoder_arg = encoder
+        self._encoder: Any = None
+        self._bm25_analyzer: Any = None
+        self._bm25_stats: tuple[int, float, dict[str, int]] = (0, 0.0, {})
+        self._lock = threading.RLock()
+        self._rr = 0
+        for i in range(self.num_shards):  # cheap checks first, by name, before any actor starts
+            d = self.path / _shard_name(i)
+            if not d.is_dir():
+                raise ShardError(f"shard {_shard_name(i)} is missing: no directory {d}")
+        opts = {"num_cpus": num_cpus, "max_restarts": 0, "max_task_retries": 0}
+        self._actors: list[list[Any]] = [
+            [ShardActor.options(**opts).remote(str(self.path), m, i) for _ in range(replicas)]
+            for i in range(self.num_shards)
+        ]
+        self._dead: set[tuple[int, int]] = set()
+        try:
+            self._fan("describe")
+            if self._bm25:
+                self._sync_bm25()
+        except BaseException:
+            self.close()
+            raise
+
+    # calls ------------------------------------------------------------------------------------
+    def _err(self, shard: int, why: str) -> ShardUnavailableError:
+        return ShardUnavailableError(
+            f"shard {_shard_name(shard)} is unavailable: {why}"
+            + ("" if self.replicas > 1 else " (it has no other replica: open with replicas > 1 to keep answering)")
+        )
+
+    def _fan(self, method: str, *args: Any, shards: Iterable[int] | None = None, writer: bool = False,
+             per_shard: Mapping[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+        """Call ``method`` on one live replica of each shard (replica 0 if ``writer``), retrying
+        another replica on death or timeout; returns {shard: result}."""
+        todo = list(range(self.num_shards)) if shards is None else list(shards)
+        out: dict[int, Any] = {}
+        tried: dict[int, set[int]] = {s: set() for s in todo}
+        last: dict[int, str] = {}
+        while todo:
+            refs: dict[Any, tuple[int, int]] = {}
+            with self._lock:
+                self._rr += 1
+                rr = self._rr
+            for s in todo:
+                r = self._pick(s, tried[s], rr, writer)
+                if r is None:
+                    raise self._err(s, last.get(s, "every replica is dead"))
+                tried[s].add(r)
+                a = per_shard[s] if per_shard is not None else args
+                refs[getattr(self._actors[s][r], method).remote(*a)] = (s, r)
+            ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
+            retry = []
+            for ref in ready:
+                s, r = refs[ref]
+                try:
+                    out[s] = ray.get(ref)
+                except (_rex.RayActorError, _rex.ActorUnavailableError) as e:
+                    self._dead.add((s, r))
+                    last[s] = f"its actor died ({type(e).__name__})"
+                    retry.append(s)
+                except _rex.RayTaskError as e:
+                    cause = e.cause if getattr(e, "cause", None) is not None else e
+                    if isinstance(cause, ShardError):
+                        raise type(cause)(str(cause)) from None
+                    if isinstance(cause, (ValueError, TypeError, KeyError, SparsedexError)):
+                        raise cause from None
+                    raise ShardError(f"shard {_shard_name(s)}: {type(cause).__name__}: {cause}") from None
+            for ref in pending:
+                s, r = refs[ref]
+                ray.cancel(ref, force=False)
+                last[s] = f"no answer within {self.timeout_s:g} s"
+                self._dead.add((s, r))
+                retry.append(s)
+            if writer and retry:
+                s = retry[0]
+                raise ShardUnavailableError(f"shard {_shard_name(s)}: its writer (replica 0) is unavailable: {last[s]}")
+            todo = retry
+        return out
+
+    def _pick(self, s: int, tried: set[int], rr: int, writer: bool) -> int | None:
+        if writer:
+            return None if (s, 0) in self._dead or 0 in tried else 0
+        n = self.replicas
+        for j in range(n):
+            r = (rr + j) % n
+            if r not in tried and (s, r) not in self._dead:
+                return r
+        return None
+
+    # BM25 statistics --------------------------------------------------------------------------
+    def _sync_bm25(self) -> None:
+        """Gather N, total length and df from every shard and give each the whole collection's
+        (then the shared u8 grid: the largest live weight under those statistics)."""
+        stats = self._fan("bm25_stats", writer=False)
+        n = sum(int(v[0]) for v in stats.values())
+        total = float(sum(float(v[1]) for v in stats.values()))
+        df: dict[str, int] = {}
+        for s in sorted(stats):
+            for t, c in stats[s][2].items():
+                df[t] = df.get(t, 0) + c
+        self._bm25_stats = (n, total, df)
+        for_all = self._all_replicas("set_bm25_stats", n, total, df, None)
+        if self.manifest["grid"]["quantization"] == "u8":
+            wmax = max([float(v) for v in for_all] + [0.0])
+            self._all_replicas("set_bm25_stats", n, total, df, wmax if wmax > 0 else None)
+
+    def _all_replicas(self, method: str, *args: Any) -> list[Any]:
+        refs = {}
+        for s in range(self.num_shards):
+            for r in range(self.replicas):
+                if (s, r) not in self._dead:
+                    refs[getattr(self._actors[s][r], method).remote(*args)] = (s, r)
+        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
+        out = []
+        for ref in ready:
+            try:
+                out.append(ray.get(ref))
+            except (_rex.RayActorError, _rex.ActorUnavailableError):
+                self._dead.add(refs[ref])
+        for ref in pending:
+            self._dead.add(refs[ref])
+        for s in range(self.num_shards):
+            if all((s, r) in self._dead for r in range(self.replicas)):
+                raise self._err(s, "every replica is dead")
+        return out
+
+    # queries ----------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Any:
+        """The query encoder of a SPLADE index (None for BM25, whose shards encode, and for
+        vectors you bring)."""
+        if self._bm25:
+            return None
+        if self._encoder is None:
+            if self._encoder_arg is not None:
+                from .index import _make_encoder
+
+                self._encoder = _make_encoder(self._encoder_arg)
+            elif self.manifest.get("encoder"):
+                from .encoders.registry import load_encoder
+
+                self._encoder = load_encoder(self.manifest["encoder"], progress=False)
+        return self._encoder
+
+    def _query(self, q: Any, what: str = "query") -> Any:
+        """What a shard receives: a BM25 query weighted with the collection statistics, else an
+        (indices, values) vector (a text encoded here, once)."""
+        if self._bm25:
+            return self._bm25_query(q, what)
+        if isinstance(q, str):
+            if self.encoder is None:
+                raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
+            (v,) = self.encoder.encode_queries([q])
+        else:
+            v = validate_embedding(q, row=None, what=what)
+        return (np.asarray(v.indices, dtype=np.uint32), np.asarray(v.values, dtype=np.float32))
+
+    def _bm25_query(self, text: Any, what: str) -> _Bm25Query:
+        from collections import Counter
+
+        from . import _validate
+        from .encoders.bm25 import Bm25Encoder, bm25_idf
+
+        if not isinstance(text, str):
+            raise TypeError(f"{what} is a {type(text).__name__}: a BM25 index is searched with texts")
+        _validate.check_text(text, what)
+        if self._bm25_analyzer is None:
+            ident = {k: v for k, v in self.manifest["encoder"].items() if k not in ("vocabulary", "vocab_size")}
+            self._bm25_analyzer = Bm25Encoder.from_identity(ident).analyzer
+        n, _, df = self._bm25_stats
+        counts = Counter(self._bm25_analyzer(text))
+        terms = [t for t in counts if df.get(t, 0) > 0]
+        w = bm25_idf(np.asarray([df[t] for t in terms], dtype=np.int64), n) * np.asarray(
+            [counts[t] for t in terms], dtype=np.float64)
+        return _Bm25Query(terms, w.astype(np.float32))
+
+    @staticmethod
+    def _merge(parts: Iterable[list[tuple[Any, float, Any]]], k: int) -> list[Hit]:
+        rows = [h for p in parts for h in p]
+        rows.sort(key=lambda h: (-h[1], h[0]))
+        return [Hit(i, s, p) for i, s, p in rows[:k]]
+
+    def search(self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None) -> list[Hit]:
+        """The ``k`` best documents of the whole collection for ``query`` (a text or a sparse
+        vector), best first: every shard's top-k merged by (score descending, id ascending),
+        which is exactly :meth:`SparseIndex.search` over the same documents. ``filter``
+        applies in every shard. Errors as :meth:`SparseIndex.search`, plus
+        :class:`ShardUnavailableError`."""
+        from . import _validate
+
+        k = _validate.check_k(k)
+        q = self._query(query)
+        res = self._fan("search", q, k, algorithm, filter)
+        return self._merge((res[s] for s in sorted(res)), k)
+
+    def search_batch(self, queries: Iterable[Any], k: int = 10, algorithm: str = "auto",
+                     filter: Any = None) -> list[list[Hit]]:
+        """:meth:`search` for many queries; one call per shard."""
+        from . import _validate
+
+        k = _validate.check_k(k)
+        qs = list(queries)
+        if not qs:
+            return []
+        sent = [self._query(q, what=f"query {i}") for i, q in enumerate(qs)]
+        if not self._bm25:
+            sent = [SparseEmbedding(indices=a, values=b) for a, b in sent]
+        res = self._fan("search_batch", sent, k, algorithm, filter)
+        return [self._merge((res[s][i] for s in sorted(res)), k) for i in range(len(qs))]
+
+    def _owner(self, id: Any) -> int:
+        from . import _validate
+
+        return shard_of(_validate.lookup_id(id), self.num_shards)
+
+    def get(self, id: Any) -> Document:
+        """The stored document ``id`` (from the one shard it hashes to; KeyError if none)."""
+        s = self._owner(id)
+        d = self._fan("get", id, shards=[s])[s]
+        if d is None:
+            raise KeyError(f"no document with id {id!r} in the index")
+        return d
+
+    def __contains__(self, id: Any) -> bool:
+        try:
+            s = self._owner(id)
+        except TypeError:
+            return False
+        return bool(self._fan("contains", [id], shards=[s])[s][0])
+
+    def explain(self, query: Any, id: Any, top_terms: int | None = 30) -> Explanation:
+        """Why document ``id`` scored what it did (as :meth:`SparseIndex.explain`; a SPLADE
+        index decodes term ids to tokens with its encoder)."""
+        s = self._owner(id)
+        e = self._fan("explain", self._query(query), id, top_terms, shards=[s])[s]
+        if e is None:
+            raise KeyError(f"no document with id {id!r} in the index")
+        enc = self.encoder
+        if enc is not None and hasattr(enc, "id_to_token"):
+            tok = enc.id_to_token
+            e = Explanation(
+                e.id, e.score, [TermMatch(m.term_id, tok(m.term_id), m.query_weight, m.doc_weight,
+                                          m.contribution) for m in e.matches],
+                [(tok(int(t)), w) for t, w in e.query_terms], [(tok(int(t)), w) for t, w in e.document_terms],
+            )
+        return e
+
+    def __len__(self) -> int:
+        return sum(v["documents"] for v in self._fan("describe").values())
+
+    # writes -----------------------------------------------------------------------------------
+    def _route(self, ids: Sequence[Any]) -> dict[int, list[int]]:
+        from . import _validate
+
+        groups: dict[int, list[int]] = {}
+        for i, x in enumerate(ids):
+            try:
+                key = _validate.lookup_id(x)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"document {i}: {e}") from None
+            groups.setdefault(shard_of(key, self.num_shards), []).append(i)
+        return groups
+
+    def _write_docs(self, documents: Sequence[Any], ids: Sequence[Any] | None, payloads: Any, upsert: bool) -> list[Any]:
+        docs = [documents] if isinstance(documents, str) else list(documents)
+        if ids is None:
+            raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
+        ids = list(ids)
+        if len(ids) != len(docs):
+            raise ValueError(f"{len(docs)} documents but {len(ids)} ids")
+        if payloads is not None:
+            payloads = list(payloads)
+            if len(payloads) != len(docs):
+                raise ValueError(f"{len(docs)} documents but {len(payloads)} payloads")
+        if not self._bm25:
+            if any(isinstance(d, str) for d in docs):
+                if self.encoder is None:
+                    raise TypeError("documents are texts but this index has no encoder: pass sparse vectors")
+                docs = list(self.encoder.encode_documents(docs))
+            docs = [validate_embedding(d, row=i, what="document") for i, d in enumerate(docs)]
+            docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
+        groups = self._route(ids)
+        per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
+                   None if payloads is None else [payloads[i] for i in rows], upsert)
+               for s, rows in groups.items()}
+        self._fan("add", shards=sorted(per), writer=True, per_shard=per)
+        return ids
+
+    def add(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:
+        """Add documents (texts or vectors, as the index takes) with their ids, each to the
+        shard its id hashes to; visible after :meth:`commit`. An id already in its shard is an
+        error (as :meth:`SparseIndex.add`)."""
+        return self._write_docs(documents, ids, payloads, upsert=False)
+
+    def upsert(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:
+        """Add or replace documents by id (routed as :meth:`add`)."""
+        return self._write_docs(documents, ids, payloads, upsert=True)
+
+    def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
+        """Delete documents by id (routed); an unknown id is a KeyError unless ``missing_ok``.
+        Visible after :meth:`commit`."""
+        ids = [ids] if isinstance(ids, (int, str)) else list(ids)
+        groups = self._route(ids)
+        per = {s: ([ids[i] for i in rows], missing_ok) for s, rows in groups.items()}
+        if not missing_ok:  # check every shard first: a refused delete changes nothing
+            have = self._fan("contains", shards=sorted(groups), per_shard={s: (p[0],) for s, p in per.items()})
+            for s, flags in have.items():
+                for x, ok in zip(per[s][0], flags):
+                    if not ok:
+                        raise KeyError(f"no document with id {x!r} in the index")
+        return sum(self._fan("delete", shards=sorted(per), writer=True, per_shard=per).values())
+
+    def commit(self) -> int:
+        """Commit every shard (each atomically; shards one after the other), refresh the
+        other replicas and, for BM25, the collection statistics. Returns the largest shard
+        generation."""
+        gens = self._fan("commit", writer=True)
+        if self.replicas > 1:
+            self._all_replicas("refresh")
+        if self._bm25:
+            self._sync_bm25()
+        return max(gens.values())
+
+    # lifecycle --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every shard actor (their indexes close)."""
+        actors, self._actors = getattr(self, "_actors", []), []
+        for reps in actors:
+            for a in reps:
+                try:
+                    ray.kill(a)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+    def __enter__(self) -> "ShardedIndex":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def actors(self) -> list[list[Any]]:
+        """The actor handles, ``[shard][replica]`` (for monitoring and tests)."""
+        return [list(r) for r in self._actors]
+
+    def serve(self, *, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",
+              name: str = "sparsedex", blocking: bool = False) -> str:
+        """Serve this index over HTTP with Ray Serve; returns the base URL.
+
+        ``POST {route_prefix}search`` with ``{"query": text | {"indices": [...], "values":
+        [...]}, "k": 10, "filter": {...}, "algorithm": "auto"}`` answers ``{"hits": [{"id",
+        "score", "payload"}]}``; ``search_batch`` takes ``"queries"`` and answers
+        ``{"hits": [[...], ...]}``; ``get`` takes ``{"id"}``; ``explain`` takes ``{"query",
+        "id"}``. Bad input: HTTP 400 with ``{"error": message}``; an unavailable shard: 503.
+        The deployment opens its own :class:`ShardedIndex` on this path (same replicas).
+        """
+        from ._serve import run
+
+        return run(str(self.path), replicas=self.replicas, host=host, port=port,
+                   route_prefix=route_prefix, name=name, blocking=blocking, timeout_s=self.timeout_s)
+
+    def __repr__(self) -> str:
+        return f"ShardedIndex({str(self.path)!r}, shards={self.num_shards}, replicas={self.replicas})"

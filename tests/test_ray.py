@@ -1,0 +1,397 @@
+"""sparsedex.ray on a local Ray cluster started here (2 CPUs, fractional actors).
+
+Sharded == single index (hypothesis: random corpora, 1-5 shards, u8 / float, BM25 / vectors,
+deletions), encode == the in-process encoder, bad shards named, dead actors, Serve over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'sparsedex[ray]'")
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+import sparsedex  # noqa: E402
+from sparsedex import SparseIndex  # noqa: E402
+import sparsedex.ray as sdr  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_core_does_not_import_ray() -> None:
+    code = "import sys, sparsedex, sparsedex.index, sparsedex.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import logging
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+             logging_level=logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    for name in ("ray.data", "ray.serve", "ray"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    yield
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    except Exception:  # noqa: BLE001
+        pass
+    ray.shutdown()
+
+
+def test_shard_of_is_stable() -> None:
+    # fixed values: the routing must never change between versions or machines
+    assert [sdr.shard_of(i, 7) for i in range(8)] == [sdr.shard_of(i, 7) for i in range(8)]
+    got = (sdr.shard_of(0, 5), sdr.shard_of(12345, 5), sdr.shard_of("doc-1", 5), sdr.shard_of("é", 5))
+    import hashlib
+
+    want = tuple(
+        int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little") % 5
+        for k in (b"i:0", b"i:12345", b"s:doc-1", "s:é".encode())
+    )
+    assert got == want
+    assert sdr.shard_of(np.int64(3), 4) == sdr.shard_of(3, 4)
+    with pytest.raises(TypeError, match="bool"):
+        sdr.shard_of(True, 3)
+    with pytest.raises(TypeError, match="float"):
+        sdr.shard_of(1.5, 3)
+
+
+# random corpora ----------------------------------------------------------------------------
+WORDS = "ant bee cat dog eel fox gnu hen ibis jay kiwi lark mole newt owl pig ram seal toad yak".split()
+
+
+def _corpus(seed: int, n: int, bm25: bool):
+    rng = np.random.default_rng(seed)
+    ids = [int(x) for x in rng.choice(10_000, size=n, replace=False)]
+    rows = []
+    for i in ids:
+        if bm25:
+            words = rng.choice(WORDS, size=int(rng.integers(1, 9)))
+            rows.append({"id": i, "text": " ".join(words), "year": int(rng.integers(1990, 1996))})
+        else:
+            nnz = int(rng.integers(1, 7))
+            idx = np.sort(rng.choice(40, size=nnz, replace=False)).astype(np.uint32)
+            # few distinct weights: many exact ties across shards
+            val = rng.choice([0.5, 1.0, 1.5, 2.0, 3.25], size=nnz).astype(np.float32)
+            rows.append({"id": i, "indices": idx, "values": val, "year": int(rng.integers(1990, 1996))})
+    return rows
+
+
+def _queries(seed: int, bm25: bool):
+    rng = np.random.default_rng(seed + 1)
+    if bm25:
+        return [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 4)))) for _ in range(4)]
+    out = []
+    for _ in range(4):
+        nnz = int(rng.integers(1, 5))
+        idx = np.sort(rng.choice(40, size=nnz, replace=False)).astype(np.uint32)
+        out.append((idx, rng.choice([0.5, 1.0, 2.0], size=nnz).astype(np.float32)))
+    return out
+
+
+def _single(rows, bm25: bool, quantization: str, deleted):
+    rows = sorted(rows, key=lambda r: r["id"])  # insertion order = id order (canonical ties)
+    idx = SparseIndex("bm25" if bm25 else None, quantization)
+    docs = [r["text"] for r in rows] if bm25 else [(r["indices"], r["values"]) for r in rows]
+    idx.add(docs, ids=[r["id"] for r in rows], payloads=[{"year": r["year"]} for r in rows])
+    idx.commit()
+    if deleted:
+        idx.delete(deleted)
+        idx.commit()
+    return idx
+
+
+def _same(a, b) -> None:
+    assert [(h.id, h.score, h.payload) for h in a] == [(h.id, h.score, h.payload) for h in b]
+
+
+def _canonical(single, q, k, **kw):
+    """The single index's top-k in canonical tie order (score desc, then id asc), as the core
+    returns it once ties are ordered by id (issue 10); today ties go to the earlier segment."""
+    hits = single.search(q, k=len(single) + 1, **kw)
+    return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 40),
+    num_shards=st.integers(1, 5),
+    quantization=st.sampled_from(["u8", "float"]),
+    bm25=st.booleans(),
+    delete_frac=st.sampled_from([0.0, 0.3]),
+)
+def test_sharded_equals_single(cluster, tmp_path_factory, seed, n, num_shards, quantization, bm25, delete_frac):
+    rows = _corpus(seed, n, bm25)
+    path = tmp_path_factory.mktemp("sh") / "idx"
+    ds = ray.data.from_items(rows, override_num_blocks=2)
+    sdr.build_shards(ds, path, num_shards=num_shards, encoder="bm25" if bm25 else None,
+                     payload_columns=["year"], quantization=quantization)
+    rng = np.random.default_rng(seed + 2)
+    deleted = [r["id"] for r in rows if rng.random() < delete_frac]
+    single = _single(rows, bm25, quantization, deleted)
+    with sdr.ShardedIndex(path, timeout_s=60) as sh:
+        if deleted:
+            assert sh.delete(deleted) == len(deleted)
+            sh.commit()
+        assert len(sh) == len(single)
+        qs = _queries(seed, bm25)
+        flt = {"year": {"$gte": 1992}}
+        for q in qs:
+            for k in (1, 3, 50):
+                _same(sh.search(q, k=k), _canonical(single, q, k))
+            _same(sh.search(q, k=5, filter=flt), _canonical(single, q, 5, filter=flt))
+        for q, got in zip(qs, sh.search_batch(qs, k=4)):
+            _same(got, _canonical(single, q, 4))
+        live = [r["id"] for r in rows if r["id"] not in set(deleted)]
+        if live:
+            d1, d2 = sh.get(live[-1]), single.get(live[-1])
+            assert (d1.id, d1.payload, d1.text) == (d2.id, d2.payload, d2.text)
+            if bm25:  # each shard has its own term dictionary: compare by term
+                assert sorted(d1.vector.values.tolist()) == sorted(d2.vector.values.tolist())
+            else:
+                assert d1.vector.indices.tolist() == d2.vector.indices.tolist()
+                assert d1.vector.values.tolist() == d2.vector.values.tolist()
+            e1, e2 = sh.explain(qs[0], live[-1]), single.explain(qs[0], live[-1])
+            assert e1.score == e2.score
+            assert [(m.token, m.contribution) for m in e1.matches] == [(m.token, m.contribution) for m in e2.matches]
+        if deleted:
+            with pytest.raises(KeyError):
+                sh.get(deleted[0])
+
+
+def test_routed_writes_equal_single(cluster, tmp_path) -> None:
+    """add / upsert / delete / commit through the sharded index, BM25 u8 (global statistics move)."""
+    rows = _corpus(7, 30, True)
+    sdr.build_shards(ray.data.from_items(rows[:20], override_num_blocks=2), tmp_path / "i", num_shards=3, encoder="bm25",
+                     payload_columns=["year"])
+    single = _single(rows[:20], True, "u8", [])
+    with sdr.ShardedIndex(tmp_path / "i", replicas=2) as sh:
+        new = sorted(rows[20:], key=lambda r: r["id"])
+        sh.add([r["text"] for r in new], ids=[r["id"] for r in new], payloads=[{"year": r["year"]} for r in new])
+        single.add([r["text"] for r in new], ids=[r["id"] for r in new], payloads=[{"year": r["year"]} for r in new])
+        sh.delete([rows[0]["id"], rows[1]["id"]])
+        single.delete([rows[0]["id"], rows[1]["id"]])
+        with pytest.raises(KeyError, match="no document"):
+            sh.delete([rows[0]["id"] + 100_000])
+        sh.commit()
+        single.commit()
+        assert len(sh) == len(single) == 28
+        for q in _queries(7, True):
+            for k in (3, 30):
+                _same(sh.search(q, k=k), _canonical(single, q, k))
+        with pytest.raises(ValueError, match="needs ids"):
+            sh.add(["x"], ids=None)  # type: ignore[arg-type]
+
+
+def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
+    texts = ["a rock band on tour", "a detective story", "the loudest band in england", "music", ""]
+    ds = ray.data.from_items([{"id": i, "text": t, "other": i * 2} for i, t in enumerate(texts)], override_num_blocks=2)
+    out = sdr.encode(ds, "splade-tiny", batch_size=2, concurrency=1).take_all()
+    out.sort(key=lambda r: r["id"])
+    ref = sparsedex.SpladeEncoder("splade-tiny").encode_documents(texts)
+    for r, v in zip(out, ref):
+        assert r["other"] == r["id"] * 2
+        assert np.asarray(r["indices"]).tolist() == v.indices.tolist()
+        assert np.asarray(r["values"]).tolist() == v.values.tolist()
+    with pytest.raises(ValueError, match="BM25"):
+        sdr.encode(ds, "bm25")
+    # SPLADE shards: text queries are encoded once by the caller, equal to a single index
+    sdr.build_shards(ds, tmp_path / "s", num_shards=2, encoder="splade-tiny")
+    single = SparseIndex("splade-tiny")
+    single.add(texts, ids=list(range(len(texts))))
+    with sdr.ShardedIndex(tmp_path / "s") as sh:
+        _same(sh.search("rock music", k=5), single.search("rock music", k=5))
+        e = sh.explain("rock music", 0)
+        assert e.score == single.explain("rock music", 0).score
+        assert {m.token for m in e.matches} == {m.token for m in single.explain("rock music", 0).matches}
+
+
+# bad shards ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(cluster, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bad") / "idx"
+    sdr.build_shards(ray.data.from_items(_corpus(3, 30, False), override_num_blocks=2), path, num_shards=3)
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_missing_shard(built, tmp_path) -> None:
+    p = _copy(built, tmp_path / "c")
+    shutil.rmtree(p / "shard-00001")
+    with pytest.raises(sdr.ShardError, match="shard-00001 is missing"):
+        sdr.ShardedIndex(p)
+
+
+def test_shard_of_another_index(built, tmp_path) -> None:
+    other = tmp_path / "other"
+    sdr.build_shards(ray.data.from_items(_corpus(4, 10, False), override_num_blocks=2), other, num_shards=3)
+    p = _copy(built, tmp_path / "c")
+    shutil.rmtree(p / "shard-00002")
+    shutil.copytree(other / "shard-00002", p / "shard-00002")
+    with pytest.raises(sdr.ShardError, match="shard-00002 belongs to another index"):
+        sdr.ShardedIndex(p)
+
+
+def test_shard_with_another_grid(built, tmp_path) -> None:
+    p = _copy(built, tmp_path / "c")
+    marker = json.loads((p / "shard-00000" / "sparsedex-shard.json").read_text())
+    shutil.rmtree(p / "shard-00000")
+    idx = SparseIndex(None, "u8", path=p / "shard-00000", max_weight=100.0, store_texts=False)
+    idx.add([([1], [1.0])], ids=[5])
+    idx.commit()
+    idx.close()
+    (p / "shard-00000" / "sparsedex-shard.json").write_text(json.dumps(marker))
+    with pytest.raises(sdr.ShardError, match="shard-00000 is quantized 'u8' with max_weight 100"):
+        sdr.ShardedIndex(p)
+
+
+def test_no_manifest(tmp_path, cluster) -> None:
+    with pytest.raises(sdr.ShardError, match="no shards.json"):
+        sdr.ShardedIndex(tmp_path)
+
+
+def test_dead_actor(built) -> None:
+    q = ([1, 2, 3], [1.0, 1.0, 1.0])
+    with sdr.ShardedIndex(built, replicas=2, timeout_s=20) as sh:
+        want = sh.search(q, k=10)
+        ray.kill(sh.actors()[1][0])
+        ray.kill(sh.actors()[2][1])
+        for _ in range(3):  # every replica choice: still answers, and the same
+            _same(sh.search(q, k=10), want)
+    with sdr.ShardedIndex(built, replicas=1, timeout_s=20) as sh:
+        ray.kill(sh.actors()[1][0])
+        t = time.monotonic()
+        with pytest.raises(sdr.ShardUnavailableError, match="shard-00001 is unavailable.*no other replica"):
+            sh.search(q, k=10)
+        assert time.monotonic() - t < 20
+
+
+def test_hung_actor_times_out(built) -> None:
+    """A shard that does not answer within timeout_s is an error naming it, not a hang."""
+    with sdr.ShardedIndex(built, replicas=1, timeout_s=2) as sh:
+        a = sh.actors()[0][0]
+        # occupy the actor (one call at a time) with a long call, then query
+        blocker = a.search.remote(([1], [1.0]), 10, "auto", None)  # fast; then a sleep:
+        ray.get(blocker)
+        sh._actors[0][0] = _Sleeper.remote()
+        t = time.monotonic()
+        with pytest.raises(sdr.ShardUnavailableError, match="shard-00000 is unavailable: no answer within 2 s"):
+            sh.search(([1], [1.0]), k=3)
+        assert time.monotonic() - t < 10
+        ray.kill(sh._actors[0][0])
+        sh._actors[0][0] = a
+
+
+@ray.remote(num_cpus=0.1)
+class _Sleeper:
+    def search(self, *a):
+        time.sleep(30)
+
+
+# serving ---------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_http(built) -> None:
+    import requests
+
+    port = _free_port()
+    with sdr.ShardedIndex(built) as sh:
+        q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
+        want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
+        base = sh.serve(port=port)
+    from ray import serve
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = requests.post(base + "search", json={"query": q, "k": 5, "filter": {"year": {"$lte": 1993}}},
+                                  timeout=30)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in want]}
+        r = requests.post(base + "search", json={"query": q, "k": 0}, timeout=30)
+        assert r.status_code == 400 and "k" in r.json()["error"]
+        r = requests.post(base + "get", json={"id": 10**9}, timeout=30)
+        assert r.status_code == 404 and "no document" in r.json()["error"]
+        r = requests.post(base + "search_batch", json={"queries": [q, q], "k": 2}, timeout=30)
+        assert r.status_code == 200 and len(r.json()["hits"]) == 2
+        r = requests.post(base + "search", data=b"{not json", timeout=30)
+        assert r.status_code == 400
+    finally:
+        serve.shutdown()
+
+
+def test_cli_serve_plain_index(tmp_path) -> None:
+    """``sparsedex serve INDEX`` (no Ray): the same JSON API over the standard library server."""
+    import requests
+
+    idx = SparseIndex(None, "float", path=tmp_path / "p")
+    idx.add([([1, 2], [1.0, 2.0]), ([2], [3.0])], ids=["a", "b"], payloads=[{"x": 1}, None])
+    idx.commit()
+    idx.close()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sparsedex", "serve", str(tmp_path / "p"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = requests.post(f"http://127.0.0.1:{port}/search",
+                                  json={"query": {"indices": [2], "values": [1.0]}, "k": 2}, timeout=10)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stderr.read()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert r.json() == {"hits": [{"id": "b", "score": 3.0, "payload": None},
+                                     {"id": "a", "score": 2.0, "payload": {"x": 1}}]}
+        r = requests.post(f"http://127.0.0.1:{port}/explain", json={"query": {"indices": [2], "values": [1.0]}},
+                          timeout=10)
+        assert r.status_code == 400 and r.json() == {"error": 'the request has no "id"'}
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json() == {"documents": 2}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_cli_serve_ray_needs_sharded_index(tmp_path, capsys) -> None:
+    from sparsedex.cli import main
+
+    assert main(["serve", str(tmp_path), "--ray"]) == 1
+    assert "no shards.json" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--replicas", "2"]) == 1
+    assert "need --ray" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'sparsedex[ray]'")
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st  # noqa: E402
 
 import sparsedex  # noqa: E402
 from sparsedex import SparseIndex  # noqa: E402
@@ -129,7 +129,9 @@ def _canonical(single, q, k, **kw):
     return sorted(hits, key=lambda h: (-h.score, h.id))[:k]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+# each example builds shards and starts actors (seconds): few examples, no shrinking
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+          phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False, print_blob=True)
 @given(
     seed=st.integers(0, 10_000),
     n=st.integers(1, 40),

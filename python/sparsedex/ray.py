@@ -476,11 +476,15 @@ def build_shards(
     opts = {"num_cpus": num_cpus, "max_restarts": 0}
     builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(root), spec, i) for i in range(num_shards)]
     try:
+        # every builder placed before the dataset starts: Ray Data would otherwise fill the
+        # CPUs with routing tasks that wait on builders that cannot be scheduled
+        ray.get([b.max_weight.remote() for b in builders])
         routed = dataset.map_batches(
             _route_batch, fn_kwargs={"builders": builders, "spec": spec}, batch_size=batch_size,
             batch_format="numpy", num_cpus=min(1.0, num_cpus * 2),
         )
-        n_docs = int(routed.sum("n") or 0)
+        # consumed here (no aggregation task: it would need a whole CPU the builders may hold)
+        n_docs = sum(int(b["n"].sum()) for b in routed.iter_batches(batch_format="numpy", batch_size=None))
         if quantization == "u8" and not bm25 and max_weight is None:
             max_weight = max([float(w) for w in ray.get([b.max_weight.remote() for b in builders])] + [0.0]) or 1.0
         grid = _grid(quantization, bm25, max_weight)
@@ -579,12 +583,26 @@ class _Shard:
         return q
 
     # reads
+    def _canonical(self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None) -> list[Hit]:
+        """This shard's top-k in canonical order (score descending, then id ascending): when
+        documents tie with the k-th score, every tied one is fetched (doubling k until a lower
+        score shows) so that the k kept are the smallest ids, whatever order the engine breaks
+        ties in. (Once the core orders ties by id, this only re-asks when ties straddle k.)"""
+        kk = k
+        if hits is None:
+            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter)
+        while len(hits) == kk and hits and hits[-1].score == hits[k - 1].score:
+            kk *= 2
+            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter)
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits[:k]
+
     def search(self, q: Any, k: int, algorithm: str, filter: Any) -> list[tuple[Any, float, Any]]:
-        idx = self._ok()
+        self._ok()
         q = self._local(q)
         if isinstance(q, SparseEmbedding) and q.nnz == 0:
             return []
-        return _hits_out(idx.search(q, k=k, algorithm=algorithm, filter=filter))
+        return _hits_out(self._canonical(q, k, algorithm, filter))
 
     def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any) -> list[list[tuple[Any, float, Any]]]:
         idx = self._ok()
@@ -594,7 +612,7 @@ class _Shard:
         if live:
             res = idx.search_batch([local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1)
             for i, h in zip(live, res):
-                out[i] = _hits_out(h)
+                out[i] = _hits_out(self._canonical(local[i], k, algorithm, filter, hits=h))
         return out
 
     def get(self, id: Any) -> Document | None:

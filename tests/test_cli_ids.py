@@ -282,7 +282,7 @@ def test_deep_and_bad_filters_are_one_line(capsys, beir_ix):
 def test_every_subcommand_help_has_a_description_and_an_example():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert set(sub.choices) == {"demo", "index", "search", "add", "delete", "merge", "explain", "eval", "run", "info"}
+    assert set(sub.choices) == {"demo", "index", "search", "add", "delete", "merge", "explain", "eval", "run", "info", "serve"}
     for name, p in sub.choices.items():
         text = p.format_help()
         assert p.description and len(p.description) > 40, name

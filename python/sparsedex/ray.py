@@ -721,6 +721,8 @@ class ShardedIndex:
     timeout_s:
         How long a call waits for a shard's answer before trying another replica (then
         :class:`ShardUnavailableError`).
+    start_timeout_s:
+        How long opening waits for the actors to start and open their shards.
     encoder:
         The query encoder for a SPLADE index (default: re-created from ``shards.json``).
 
@@ -744,6 +746,7 @@ class ShardedIndex:
         replicas: int = 1,
         num_cpus: float = 0.25,
         timeout_s: float = 60.0,
+        start_timeout_s: float = 300.0,
         encoder: Any = None,
     ) -> None:
         if not (isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1):
@@ -779,7 +782,7 @@ class ShardedIndex:
         ]
         self._dead: set[tuple[int, int]] = set()
         try:
-            self._fan("describe")
+            self._fan("describe", timeout_s=max(self.timeout_s, start_timeout_s))  # actors start, shards open
             if self._bm25:
                 self._sync_bm25()
         except BaseException:
@@ -794,7 +797,7 @@ class ShardedIndex:
         )
 
     def _fan(self, method: str, *args: Any, shards: Iterable[int] | None = None, writer: bool = False,
-             per_shard: Mapping[int, tuple[Any, ...]] | None = None) -> dict[int, Any]:
+             per_shard: Mapping[int, tuple[Any, ...]] | None = None, timeout_s: float | None = None) -> dict[int, Any]:
         """Call ``method`` on one live replica of each shard (replica 0 if ``writer``), retrying
         another replica on death or timeout; returns {shard: result}."""
         todo = list(range(self.num_shards)) if shards is None else list(shards)
@@ -813,7 +816,8 @@ class ShardedIndex:
                 tried[s].add(r)
                 a = per_shard[s] if per_shard is not None else args
                 refs[getattr(self._actors[s][r], method).remote(*a)] = (s, r)
-            ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
+            wait = self.timeout_s if timeout_s is None else timeout_s
+            ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=wait)
             retry = []
             for ref in ready:
                 s, r = refs[ref]
@@ -833,7 +837,7 @@ class ShardedIndex:
             for ref in pending:
                 s, r = refs[ref]
                 ray.cancel(ref, force=False)
-                last[s] = f"no answer within {self.timeout_s:g} s"
+                last[s] = f"no answer within {wait:g} s"
                 self._dead.add((s, r))
                 retry.append(s)
             if writer and retry:

@@ -305,7 +305,14 @@ class _ShardBuilder:
                 mw = grid.get("max_weight")
                 idx = SparseIndex(None, store_texts=False, vocab_size=spec["vocab_size"],
                                   max_weight=mw if isinstance(mw, float) else None, **kw)
-            if ids:
+            if ids and not spec["bm25"]:
+                # one CSR matrix: checked and cleaned in Rust, not vector by vector in Python
+                indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+                np.cumsum([len(d[0]) for d in docs], out=indptr[1:])
+                indices = np.concatenate([d[0] for d in docs]).astype(np.uint32, copy=False)
+                values = np.concatenate([d[1] for d in docs]).astype(np.float32, copy=False)
+                idx.add((indptr, indices, values), ids=ids, payloads=payloads)
+            elif ids:
                 idx.add(docs, ids=ids, payloads=payloads)
             idx.commit()
             idx.close()

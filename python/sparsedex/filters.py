@@ -87,6 +87,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._core import SparsedexError
+
 __all__ = [
     "FilterError",
     "Filter",
@@ -110,7 +112,7 @@ _RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 _MISSING = object()
 
 
-class FilterError(ValueError):
+class FilterError(SparsedexError, ValueError):
     """A filter expression is malformed; the message names the offending part."""
 
 
@@ -669,7 +671,7 @@ def _surrogate_note(s: str) -> str:
     )
 
 
-class PayloadError(ValueError):
+class PayloadError(SparsedexError, ValueError):
     """A payload value that cannot be stored exactly: ``path`` is where (``"a.b[2]"``, ``""``
     for the payload itself) and ``problem`` what is wrong; ``str()`` names the document."""
 

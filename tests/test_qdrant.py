@@ -278,14 +278,17 @@ def test_same_hits_and_scores_as_qdrant_on_vaswani(shared):
 
 
 def _tie_groups(hits, key):
-    groups: list[tuple[float, set]] = []
+    """Ids grouped by equal score (1e-5 relative: f32 vs f64 sums), best first; the last group
+    is left out (the limit may cut it)."""
+    out: list[set] = []
+    last = None
     for h in hits:
-        s = round(float(h.score), 4)
-        if groups and math.isclose(groups[-1][0], s, rel_tol=1e-5):
-            groups[-1][1].add(key(h))
+        if last is not None and abs(h.score - last) <= 1e-5 * max(1.0, abs(last)):
+            out[-1].add(key(h))
         else:
-            groups.append((s, {key(h)}))
-    return [g for _, g in groups[:-1]]  # the last group may be cut by the limit
+            out.append({key(h)})
+        last = h.score
+    return out[:-1]
 
 
 def test_qdrant_bm25_index_applies_idf_as_qdrant(shared):
@@ -306,7 +309,7 @@ def test_qdrant_bm25_index_applies_idf_as_qdrant(shared):
     for q, qv in zip(queries, model.query_embed(queries)):
         theirs = client.query_points("b", query=_to_qdrant_vec(qv), using="bm25", limit=5).points
         for ours in (index.search(q, limit=5), index.search(qv, limit=5)):
-            assert [round(h.score, 4) for h in ours] == pytest.approx([round(p.score, 4) for p in theirs], rel=1e-5)
+            assert [h.score for h in ours] == pytest.approx([p.score for p in theirs], rel=1e-5)
             assert _tie_groups(ours, lambda h: h.id) == _tie_groups(theirs, lambda p: p.id)
 
 

@@ -335,8 +335,8 @@ def hybrid_search(
     """Hybrid search in one call: ``query`` (a text) searched in every index of ``indexes``
     (typically ``[bm25_index, splade_index]``, each encoding the text its own way), the
     ``depth`` best hits of each (default ``max(limit, 100)``) fused with :func:`fuse`
-    (``method`` ``"rrf"`` with ``k``, or ``"dbsf"``; ``weights`` one per index), the ``limit``
-    best fused hits returned.
+    (``method`` ``"rrf"`` with its constant ``k``, or ``"dbsf"``; ``weights`` one per index),
+    the ``limit`` best fused hits returned (``k`` here is RRF's constant, not a hit count).
 
     ``search_kwargs`` go to every :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`
     (``filter``, ``query_filter``, ``with_payload``, ``with_vectors``, ``algorithm``,
@@ -345,9 +345,6 @@ def hybrid_search(
     the same documents under the same ids.
     """
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
-    for key in ("k", "limit"):
-        if key in search_kwargs:
-            raise TypeError(f"hybrid_search: pass depth= (hits taken from each index), not {key}= in search arguments")
     runs = [ix.search(query, limit=dep, **search_kwargs) for ix in ixs]
     return fuse(runs, method, k=k, weights=weights, limit=lim)
 
@@ -366,9 +363,6 @@ def hybrid_search_batch(
     """:func:`hybrid_search` for many queries: one :meth:`search_batch
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
-    for key in ("k", "limit"):
-        if key in search_kwargs:
-            raise TypeError(f"hybrid_search_batch: pass depth=, not {key}= in search arguments")
     queries = list(queries)
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
     return [fuse([r[i] for r in per_index], method, k=k, weights=weights, limit=lim) for i in range(len(queries))]

@@ -63,7 +63,7 @@ class SparsedexRetriever(BaseRetriever):
         from ..index import SparseIndex
 
         if not isinstance(v, SparseIndex):
-            raise TypeError(f"index must be a sparsedex.SparseIndex, got {type(v).__name__}")
+            raise ValueError(f"index must be a sparsedex.SparseIndex, got {type(v).__name__}")
         return v
 
     @field_validator("search_kwargs")

@@ -325,3 +325,23 @@ def test_qdrant_bm25_index_reopens_with_idf(tmp_path):
     doc = again.get(before[0].id).vector.as_dict()
     (fox,) = [t for t in again.encoder.encode_queries(["fox"])[0].indices.tolist()]
     assert before[0].score == pytest.approx(idf * doc[fox], rel=1e-6)
+
+
+# -- the README: the article's fastembed + Qdrant code and ours print the same ------------------
+def test_readme_seed_code_and_ours_agree(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    (seed,) = [b for b in blocks if "from fastembed import SparseTextEmbedding\nfrom qdrant_client" in b]
+    (ours,) = [b for b in blocks if "index.search(\n    query,\n    query_filter=" in b]
+    # the seed with its import changed to sparsedex (and the bundled model: no download here)
+    ported = seed.replace("from fastembed import", "from sparsedex import").replace(
+        'model_name="prithivida/Splade_PP_en_v1"', 'model_name="splade-tiny"')
+    exec(compile(ported, "README seed", "exec"), {"__name__": "readme"})
+    theirs = capsys.readouterr().out.split()
+    exec(compile(ours, "README ours", "exec"), {"__name__": "readme"})
+    mine = capsys.readouterr().out.split()
+    assert " ".join(mine[:-1]) == " ".join(theirs[:-1]) == "This Is Spinal Tap"
+    assert float(mine[-1]) == pytest.approx(float(theirs[-1]), rel=1e-6)

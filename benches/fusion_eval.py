@@ -202,7 +202,10 @@ def markdown(results: dict) -> str:
         out.append("")
         if r.get("one_call"):
             out += ["One call (`fusion.hybrid_search_batch`, all queries, top-1000 of each input) against "
-                    "the two-step path (`search_batch` per index, then `fusion.fuse` per query):", "",
+                    "the two-step path (`search_batch` per index, then `fusion.fuse` per query): the same "
+                    "runs, id for id and score for score. Both do the same work (query encoding included); "
+                    "the times are single runs on a shared 2-core machine, so only their order of "
+                    "magnitude means anything.", "",
                     "| fusion | same runs | one call (s) | two-step (s) |", "|---|---|---|---|"]
             for rname, m in r["one_call"].items():
                 out.append(f"| {rname} | {'yes' if m['equal to two-step'] else 'NO'} | {m['one call s']:.2f} | "

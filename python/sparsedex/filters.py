@@ -553,20 +553,21 @@ class _Ids(_Node):
 
     def __init__(self, ids: list[Any]) -> None:
         self.ids = ids
-        self._set = {(type(x) is str, x) for x in ids}
+        self._ints = {x for x in ids if isinstance(x, int)}
+        self._strs = {x for x in ids if isinstance(x, str)}
+
+    def _has(self, i: Any) -> bool:
+        return i in self._strs if isinstance(i, str) else i in self._ints
 
     def mask(self, cols: PayloadColumns) -> np.ndarray:
         if cols.ids is None:
             raise FilterError("filter at $ids: these documents come without their ids")
-        want = self._set
-        return np.fromiter(
-            ((isinstance(i, str), _plain(i, "$ids")) in want for i in cols.ids), dtype=bool, count=len(cols.ids)
-        )
+        return np.fromiter(map(self._has, cols.ids), dtype=bool, count=len(cols.ids))
 
     def matches(self, payload: Any, id: Any = None) -> bool:
         if id is None:
             raise FilterError("filter at $ids: matches() needs the document's id (id=...)")
-        return (isinstance(id, str), _plain(id, "$ids")) in self._set
+        return self._has(_plain(id, "$ids"))
 
 
 # --------------------------------------------------------------------------- compiling

@@ -345,3 +345,10 @@ def test_readme_seed_code_and_ours_agree(capsys):
     mine = capsys.readouterr().out.split()
     assert " ".join(mine[:-1]) == " ".join(theirs[:-1]) == "This Is Spinal Tap"
     assert float(mine[-1]) == pytest.approx(float(theirs[-1]), rel=1e-6)
+
+
+def test_with_vectors_of_a_bm25_index_are_its_weights():
+    index = SparseIndex("bm25", quantization="float")
+    index.add(["the quick brown fox", "a lazy dog", "the fox and the dog"], payloads=[{"n": 1}, None, {"n": 3}])
+    for h in index.search("fox dog", with_vectors=True, query_filter={"must": [{"key": "n", "range": {"gte": 1}}]}):
+        assert h.vector == index.get(h.id).vector and h.payload is not None

@@ -176,7 +176,7 @@ def _make_encoder(encoder: Any) -> Any:
         return SpladeEncoder(name)
     if not (hasattr(encoder, "encode_documents") and hasattr(encoder, "encode_queries")):
         raise TypeError(
-            f"encoder must be 'splade-tiny', 'bm25', a model name or directory, a SpladeEncoder, "
+            f"encoder must be 'splade-tiny', 'bm25', 'Qdrant/bm25', a model name or directory, a SpladeEncoder, "
             f"a Bm25Encoder or None (vectors you bring), got {type(encoder).__name__}"
         )
     return encoder
@@ -208,7 +208,8 @@ class SparseIndex:
     Parameters
     ----------
     encoder:
-        ``"splade-tiny"`` (default; bundled, works offline), ``"bm25"``, another SPLADE model
+        ``"splade-tiny"`` (default; bundled, works offline), ``"bm25"``, ``"Qdrant/bm25"``
+        (fastembed's BM25 vectors; IDF applied to every query, as Qdrant's ``Modifier.IDF``), another SPLADE model
         name (``"prithivida/Splade_PP_en_v1"``) or a directory holding ``model.onnx`` and
         ``tokenizer.json``, a :class:`~sparsedex.encoders.SpladeEncoder` or
         :class:`~sparsedex.encoders.Bm25Encoder` instance, or ``None`` to add and search with

@@ -208,6 +208,10 @@ def test_with_payload(small):
     assert small.get("a").payload == {"year": 1984, "meta": {"lang": "en", "n": 1}}  # untouched
     with pytest.raises(TypeError, match="with_payload"):
         small.search({1: 1.0}, with_payload=3)
+    with pytest.raises(ValueError, match=r"with_payload: 'a\[\]\.b' is not a payload key"):
+        small.search({1: 1.0}, with_payload=["a[].b"])
+    with pytest.raises(ValueError, match="with_payload"):
+        small.search({1: 1.0}, with_payload=["a..b"])
 
 
 def test_with_vectors(small):

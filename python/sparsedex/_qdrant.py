@@ -356,7 +356,8 @@ class SearchOptions:
         return cls(k, flt, _check_selector(with_payload), bool(with_vectors), thr)
 
     def keep(self, score: float) -> bool:
-        """Qdrant's rule (qdrant-client local mode): hits scoring above the threshold, strictly."""
+        """Qdrant's rule: hits scoring strictly above the threshold (the server's "scores better
+        than this threshold"; qdrant-client's local mode agrees since qdrant/qdrant-client#1387)."""
         return self.score_threshold is None or score > self.score_threshold
 
     def payload(self, payload: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -369,19 +370,28 @@ def _expr_of(f: Filter) -> Any:
     return json.loads(f.to_json())
 
 
+def _payload_key(key: Any) -> str:
+    if not isinstance(key, str) or not key or _ARRAY_SYNTAX.search(key) or "" in key.split("."):
+        raise ValueError(
+            f"with_payload: {key!r} is not a payload key (a non-empty dotted path such as 'meta.lang'; "
+            "array paths like 'a[].b' are not supported)"
+        )
+    return key
+
+
 def _check_selector(sel: Any) -> Any:
     sel = _plain(sel)
     if isinstance(sel, (bool, np.bool_)):
         return bool(sel)
     if isinstance(sel, str):
-        return {"include": [_key(sel, "with_payload")]}
+        return {"include": [_payload_key(sel)]}
     if isinstance(sel, (list, tuple)):
-        return {"include": [_key(k, "with_payload") for k in sel]}
+        return {"include": [_payload_key(k) for k in sel]}
     if isinstance(sel, Mapping) and len(sel) == 1 and next(iter(sel)) in ("include", "exclude"):
         ((kind, keys),) = sel.items()
         if isinstance(keys, str) or not isinstance(keys, (list, tuple)):
             raise TypeError(f"with_payload {kind} must be a list of keys")
-        return {kind: [_key(k, "with_payload") for k in keys]}
+        return {kind: [_payload_key(k) for k in keys]}
     raise TypeError(
         f"with_payload must be True, False, a list of keys, or PayloadSelectorInclude / "
         f"PayloadSelectorExclude, got {type(sel).__name__}"

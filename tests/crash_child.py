@@ -48,6 +48,7 @@ def main(path: str) -> None:
         ix = SparseIndex(None, "float", path=path, merge_policy=policy)
     ids = ix.ids()
     b = max(ids) // B if ids else -1
+    print("ready", flush=True)  # imports done and the index open: kills from here on count
     while True:
         b += 1
         new = list(range(b * B, (b + 1) * B))

@@ -27,6 +27,7 @@ def main(dest: str, scratch: str, start: int) -> None:
     from crash_child import doc_vec
 
     v = start
+    print("ready", flush=True)  # imports done: kills from here on count
     while True:
         ids = version_ids(v)
         docs = [doc_vec(i) for i in ids]

@@ -55,6 +55,15 @@ def _verify(path: Path, known: int) -> int:
     return b
 
 
+def _wait_ready(proc: subprocess.Popen) -> bytes:
+    """Wait until the child printed "ready" (or died); returns what else it printed."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != b"ready":
+        return line
+    return b""
+
+
 def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     path = tmp_path / "ix"
@@ -63,14 +72,16 @@ def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
     done = 0
     while done < kills:
         proc = subprocess.Popen([sys.executable, str(CHILD), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        # let it start (imports) and then run for a random while: kills land in every phase of
-        # a commit (encoding, segment writes, manifest, CURRENT switch, merges, cleanup)
-        time.sleep(float(rng.uniform(0.25, 1.0)))
+        # let it start (imports, open: it says "ready"; a loaded machine may take seconds) and
+        # then run for a random while: kills land in every phase of a commit (encoding, segment
+        # and documents writes, manifest, CURRENT switch, background merges, cleanup)
+        first = _wait_ready(proc)
+        time.sleep(float(rng.uniform(0.05, 0.8)))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
         if proc.returncode != -signal.SIGKILL:
             pytest.fail(f"child exited with {proc.returncode} before the kill:\n{err.decode()[-3000:]}")
-        reported = [int(x) for x in out.decode().split()]
+        reported = [int(x) for x in (first + out).decode().split() if x != b"ready" and x != "ready"]
         if reported:
             known = max(known, reported[-1])
         known = _verify(path, known)
@@ -123,12 +134,13 @@ def run_save_kills(tmp_path: Path, kills: int, seed: int) -> None:
         scratch = tmp_path / f"scratch{done}"
         proc = subprocess.Popen([sys.executable, str(SAVE_CHILD), str(dest), str(scratch), str(start)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        time.sleep(float(rng.uniform(0.3, 1.2)))
+        first = _wait_ready(proc)
+        time.sleep(float(rng.uniform(0.05, 0.8)))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
         if proc.returncode != -signal.SIGKILL:
             pytest.fail(f"child exited with {proc.returncode} before the kill:\n{err.decode()[-3000:]}")
-        got = [int(x) for x in out.decode().split()]
+        got = [int(x) for x in (first + out).decode().split()]
         if got:
             reported = max(reported, got[-1])
         if (dest / "CURRENT").exists():

@@ -168,6 +168,14 @@ class SqliteDocs(SegmentDocs):
         self._segment = segment
         self._lock = threading.Lock()
         self._verified = crc32 is None
+        self._fh = None
+        try:
+            if crc32 is not None:
+                # the lazy checksum reads this handle, not the name (a writer may collect the
+                # file once a newer commit is current: an open file stays readable)
+                self._fh = open(self.path, "rb")
+        except FileNotFoundError:
+            raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
         try:
             # Opening the connection opens the file: from here on a collected file stays readable.
             self._conn = sqlite3.connect(
@@ -188,12 +196,12 @@ class SqliteDocs(SegmentDocs):
             if self._verified:
                 return
             crc = 0
-            try:
-                with open(self.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        crc = zlib.crc32(block, crc)
-            except FileNotFoundError:
-                raise self._corrupt("missing (a documents file of the committed index)") from None
+            assert self._fh is not None
+            f, self._fh = self._fh, None
+            with f:
+                f.seek(0)
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    crc = zlib.crc32(block, crc)
             if crc != self._crc32:
                 raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
             self._check_schema()
@@ -291,6 +299,9 @@ class SqliteDocs(SegmentDocs):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
     def __repr__(self) -> str:
         return f"SqliteDocs({str(self.path)!r}, {self.n} documents)"

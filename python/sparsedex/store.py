@@ -403,7 +403,9 @@ class Store:
             raise CorruptIndexError(f"{f}: missing (a documents file of the committed index)") from None
         if size != rec[1]:
             raise CorruptIndexError(f"{f}: size {size} bytes, the manifest records {rec[1]} (truncated, or from another index)")
-        return SqliteDocs(f, n, crc32=int(rec[2]), segment=name)
+        # The manifest's size and CRC32 bind the file to this commit; its recorded segment name
+        # is not checked, as save_copy copies a database under the destination's new name.
+        return SqliteDocs(f, n, crc32=int(rec[2]))
 
     def _load_snapshot(self, retry: bool = False) -> None:
         """Make the core's current snapshot this store's (opening the documents of segments

@@ -41,6 +41,8 @@ def main(path: str) -> None:
     from sparsedex import SparseIndex
     from sparsedex.index import MergePolicy
 
+    print("ready", file=sys.stderr, flush=True)  # imported: the parent's random wait starts now
+
     policy = MergePolicy(factor=3, floor_docs=B)
     if (Path(path) / "CURRENT").exists():
         ix = SparseIndex.open(path, merge_policy=policy)
@@ -48,7 +50,6 @@ def main(path: str) -> None:
         ix = SparseIndex(None, "float", path=path, merge_policy=policy)
     ids = ix.ids()
     b = max(ids) // B if ids else -1
-    print("ready", flush=True)  # imports done and the index open: kills from here on count
     while True:
         b += 1
         new = list(range(b * B, (b + 1) * B))

@@ -216,9 +216,9 @@ def main() -> None:
                 flt = compile_filter(f)
                 ts = []
                 for _ in range(5):
-                    seg._allowed.clear()
+                    seg.segment._masks.clear()
                     t0 = time.perf_counter()
-                    seg.allowed(flt)
+                    seg.segment.filter_set(flt)
                     ts.append((time.perf_counter() - t0) * 1e3)
                 evals[name] = statistics.median(ts)
             # correctness: filtered hits = the brute-force top-k of the matching documents

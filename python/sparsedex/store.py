@@ -544,7 +544,11 @@ class Store:
                 from . import _legacy
 
                 _legacy.upgrade(self)
-            self._core.begin_write()
+            self._core.begin_write()  # catches up, collects garbage
+            from . import _legacy
+
+            if _legacy.is_legacy_leftover(self.path):  # an upgrade killed after its commit point
+                _legacy.remove_legacy_files(self.path, keep_current=False)
             self._writing = True
             self._load_snapshot()
         except BaseException:

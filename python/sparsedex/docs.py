@@ -56,6 +56,9 @@ _MISSING = object()
 _CHUNK = 900  # rows per IN (...) query: below SQLite's default limit of 999 variables
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def payload_json(p: dict[str, Any] | None) -> str | None:
     """The stored form of a payload: compact JSON (``None`` stays ``None``).
 
@@ -63,7 +66,7 @@ def payload_json(p: dict[str, Any] | None) -> str | None:
     ``add`` time, so a commit never meets it)."""
     if p is None:
         return None
-    return json.dumps(p, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(p)  # one encoder: json.dumps with options builds one per call
 
 
 def _load_payload(s: str | None) -> dict[str, Any] | None:

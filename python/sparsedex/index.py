@@ -553,9 +553,11 @@ class SparseIndex:
                 )
             if x in seen:
                 raise ValueError(f"id {x!r} of document {i} is a duplicate")
-            if not upsert and self._store.locate(x) is not None:
-                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
             seen.add(x)
+            if not upsert and self._has_encoder and self._store.locate(x) is not None:  # before encoding
+                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
+        # vectors: ids already in the index are refused by the store before it changes anything
+        # ("document i: id x is already in the index"), without a lookup per id here
         return out
 
     def _id_kind(self) -> type | None:

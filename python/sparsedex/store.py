@@ -307,7 +307,7 @@ class Store:
                 raise ValueError(f"max_weight must be a positive number, got {max_weight!r}")
         p = None if path is None else Path(path)
         self._init_runtime(p, merge_policy)
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "format": SETTINGS_FORMAT,
             "version": SETTINGS_VERSION,
             "store_texts": bool(store_texts),
@@ -334,11 +334,13 @@ class Store:
                         "choose an empty or new directory"
                     )
             p.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
+            lock = WriterLock(p)
+            self._lock = lock
+            lock.acquire()
             try:
                 self._core = _core.Store.create(p, **kw)
             except BaseException:
-                self._lock.release()
+                lock.release()
                 raise
             self._writing = True
         self._load_snapshot()
@@ -376,7 +378,7 @@ class Store:
         self._mem_docs: dict[str, MemoryDocs] = {}  # in memory: each segment's documents
         self._mem_inflight: set[str] = set()  # in memory: merges whose documents are ready
         self._snapshot: Snapshot | None = None
-        self._settings: dict[str, Any] = {}
+        self._settings = {}
         self._legacy: Any = None  # an old-layout directory not upgraded yet
         self._reset_pending()
 
@@ -396,6 +398,7 @@ class Store:
         rec = next((r for r in records if r[0] == want), None)
         if rec is None:
             raise CorruptIndexError(f"{self.path}: segment {name} has no documents file ({want}) in the manifest")
+        assert self.path is not None
         f = self.path / want
         try:
             size = f.stat().st_size
@@ -714,7 +717,7 @@ class Store:
             attachments: list[str] = []
             if name:
                 pls, txs = self._docs_of_rows(order)
-                if not self._in_memory:
+                if self.path is not None and not self._in_memory:
                     att = f"{name}.{_DOCS_EXT}"
                     write_docs(self.path / att, name, [payload_json(p) for p in pls], txs)
                     attachments.append(att)
@@ -750,15 +753,24 @@ class Store:
             self._mem_inflight.add(name)
             self._mem_docs[name] = MemoryDocs(pls, txs if self.store_texts else None)
             return []
+        assert self.path is not None
         att = f"{name}.{_DOCS_EXT}"
         merge_docs(self.path / att, name, [m.docs for m in members], om, od, self.store_texts)
         return [att]
 
     def _merge_group(self, names: list[str]) -> int | None:
         """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
-        install the merge under the writer's lock. None if a member went away meanwhile."""
-        members = [self._segs[n] for n in names]
-        prepared = self._core.merge(names)
+        install the merge under the writer's lock. None if a member went away meanwhile (a
+        commit dropped it, all its documents deleted)."""
+        with self._wlock:
+            found = [self._segs.get(n) for n in names]
+        members = [m for m in found if m is not None]
+        if len(members) != len(names):
+            return None
+        try:
+            prepared = self._core.merge(names)
+        except KeyError:  # a member is no longer in the current commit
+            return None
         name = prepared.name
         try:
             attachments = self._merge_docs(prepared, members)

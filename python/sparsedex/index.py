@@ -855,7 +855,10 @@ class SparseIndex:
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            if any(dest.iterdir()) and not (dest / "CURRENT").is_file():
+            from ._legacy import is_ours
+
+            # a directory holding only what a save killed before its first commit left is fine
+            if any(not is_ours(f.name) for f in dest.iterdir()) and not (dest / "CURRENT").is_file():
                 raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
         ident = self._identity_for_store()
         if ident is not None and ident.get("kind") == "custom":

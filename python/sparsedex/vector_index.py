@@ -1,8 +1,11 @@
-"""VectorIndex: the low-level index over sparse vectors you bring (or an encoder made).
+"""VectorIndex: a read-only view of one immutable engine segment (deprecated for users).
 
-It wraps the Rust engine (`sparsedex._core.Index`): build from CSR arrays, a scipy sparse
-matrix or a list of vectors; exact top-k search, one query or a batch on all cores; save to a
-directory and open it again memory-mapped.
+Use :class:`sparsedex.SparseIndex` (``SparseIndex(None)`` or ``SparseIndex.create(path)``
+for vectors you bring, bulk CSR / scipy input included): one index class, one directory format
+(rust/core/FORMAT.md), one id system. ``VectorIndex`` remains as the engine's own one-segment
+view (build from CSR arrays, a scipy sparse matrix or a list of vectors; exact top-k search;
+``save`` / ``open`` of a single ``vectors.sdx``), used as the brute-force reference in tests
+and by the benchmark harness.
 """
 
 from __future__ import annotations
@@ -212,10 +215,9 @@ class VectorIndex:
         """Write the index to directory `path` (created if needed; files replaced atomically)."""
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        self._core.save(str(p / _FILE))
-        tmp = p / "sparsedex.json.tmp"
-        tmp.write_text(json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}))
-        os.replace(tmp, p / "sparsedex.json")
+        self._core.save(str(p / _FILE))  # atomic: a failed write leaves no temporary file
+        meta = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
+        _core.write_atomically(str(p / "sparsedex.json"), meta)
 
     # search -----------------------------------------------------------------------------
     def _external(self, rows: np.ndarray) -> np.ndarray:

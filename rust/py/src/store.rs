@@ -400,7 +400,8 @@ impl PySnapshot {
         Ok(d)
     }
 
-    /// One dict per segment: name, documents, live, attachments (file names).
+    /// One dict per segment: name, documents, live, attachments (file names) and
+    /// attachment_records ((name, size, crc32) as the manifest records them).
     fn segments<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.inner
             .segments()
@@ -411,6 +412,10 @@ impl PySnapshot {
                 d.set_item("documents", s.index().n_docs())?;
                 d.set_item("live", s.n_live)?;
                 d.set_item("attachments", s.data.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>())?;
+                d.set_item(
+                    "attachment_records",
+                    s.data.attachments.iter().map(|a| (a.name.clone(), a.size, a.crc32)).collect::<Vec<_>>(),
+                )?;
                 Ok(d)
             })
             .collect()

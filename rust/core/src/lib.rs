@@ -6,6 +6,8 @@
 //! - [`container`]: the versioned, checksummed file image every index lives in (memory or mmap).
 //! - [`index`]: validation, quantization, the builder and the immutable [`index::Index`].
 //! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
+//! - [`reorder`]: document orders (signature sort, recursive graph bisection) that make
+//!   blocks of neighbouring ids hold similar documents.
 //! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
 //! - [`synth`]: a seedable synthetic corpus that looks like SPLADE output, for benches and tests.
 #![warn(missing_docs)]
@@ -22,6 +24,7 @@ pub mod container;
 pub mod error;
 pub mod index;
 pub mod postings;
+pub mod reorder;
 pub mod search;
 pub mod synth;
 

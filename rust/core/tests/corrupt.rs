@@ -33,7 +33,7 @@ fn corpus() -> (Vec<u64>, Vec<u32>, Vec<f32>) {
 
 fn index_bytes(quantization: Quantization) -> Vec<u8> {
     let (indptr, indices, values) = corpus();
-    let opts = BuildOptions { quantization, store_vectors: false, reorder: false, ..Default::default() };
+    let opts = BuildOptions { quantization, store_vectors: false, reorder: false.into(), ..Default::default() };
     let ix = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ix.sdx");

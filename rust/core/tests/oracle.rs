@@ -83,7 +83,7 @@ fn build_kind(c: &Corpus, quant: Quantization) -> Index {
     build(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
-        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false },
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false.into() },
     )
     .unwrap()
 }
@@ -150,7 +150,7 @@ proptest! {
         let n = c.indptr.len() - 1;
         let max_w = c.values.iter().copied().fold(0.0f32, f32::max);
         let quantization = if float || max_w <= 0.0 { Quantization::F32 } else { Quantization::U8 { scale: Some(255.0 / max_w) } };
-        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false };
+        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false.into() };
         let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap();
         let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
         bounds.push(0);
@@ -196,7 +196,7 @@ proptest! {
         let index = build(
             CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
             IdsInput::None,
-            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false },
+            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false.into() },
         )
         .unwrap();
         let n = index.n_docs();
@@ -242,7 +242,7 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
-            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true },
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true.into() },
         )
         .unwrap();
         for i in 0..queries.indptr.len() - 1 {

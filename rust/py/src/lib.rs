@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
 use sparsedex_core::index::{ExternalIds, ImpactKind, Index};
+use sparsedex_core::reorder::{BpOptions, BpWeighting, Reorder};
 use sparsedex_core::search::{self, Algorithm, DocSet, QueryRef};
 use sparsedex_core::Error;
 use std::path::PathBuf;
@@ -81,9 +82,11 @@ struct PyIndex {
 
 #[pymethods]
 impl PyIndex {
-    /// Build from CSR arrays (indptr u64, indices u32, values f32).
+    /// Build from CSR arrays (indptr u64, indices u32, values f32). `reorder`: "bp",
+    /// "signature", "none", True (the default order) or False (none).
     #[staticmethod]
-    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=true))]
+    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=ReorderArg::Bool(true)),
+        text_signature = "(indptr, indices, values, *, n_terms=None, quantization=\"u8\", scale=None, ids_int=None, ids_str=None, store_vectors=True, reorder=True)")]
     #[allow(clippy::too_many_arguments)]
     fn build(
         py: Python<'_>,
@@ -96,8 +99,9 @@ impl PyIndex {
         ids_int: Option<PyReadonlyArray1<'_, i64>>,
         ids_str: Option<Vec<String>>,
         store_vectors: bool,
-        reorder: bool,
+        reorder: ReorderArg,
     ) -> PyResult<Self> {
+        let reorder = reorder.parse()?;
         let quantization = match quantization {
             "u8" => Quantization::U8 { scale },
             "float" | "f32" => {
@@ -530,11 +534,116 @@ fn similarity_order<'py>(
     Ok(order.into_pyarray(py))
 }
 
+/// The `reorder` argument: a bool (True: the default order) or a name.
+#[derive(FromPyObject)]
+enum ReorderArg {
+    Bool(bool),
+    Name(String),
+}
+
+impl ReorderArg {
+    fn parse(self) -> PyResult<Reorder> {
+        match self {
+            ReorderArg::Bool(b) => Ok(Reorder::from(b)),
+            ReorderArg::Name(s) => s.parse().map_err(to_py),
+        }
+    }
+}
+
+/// Document order by recursive graph bisection (Dhulipala et al., KDD 2016; Mackenzie et
+/// al., TKDE 2023): `order[new_position] = input_row`, uint32. Options as the core's
+/// `BpOptions` (None keeps a default); `weighting` is "uniform", "impact" or "levelsN"
+/// (N nested weight levels per term); `init` (uint32
+/// permutation) is the starting order instead of the input order.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, values, n_terms=None, *, init=None, leaf_size=None, align=None, max_depth=None,
+    max_iterations=None, deep_iterations=None, deep_size=None, min_swap_fraction=None, min_df=None,
+    max_df_fraction=None, weighting=None, min_weight_ratio=None))]
+#[allow(clippy::too_many_arguments)]
+fn bp_order<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, u64>,
+    indices: PyReadonlyArray1<'py, u32>,
+    values: PyReadonlyArray1<'py, f32>,
+    n_terms: Option<u32>,
+    init: Option<PyReadonlyArray1<'py, u32>>,
+    leaf_size: Option<usize>,
+    align: Option<usize>,
+    max_depth: Option<u32>,
+    max_iterations: Option<u32>,
+    deep_iterations: Option<u32>,
+    deep_size: Option<usize>,
+    min_swap_fraction: Option<f64>,
+    min_df: Option<u32>,
+    max_df_fraction: Option<f64>,
+    weighting: Option<&str>,
+    min_weight_ratio: Option<f32>,
+) -> PyResult<Bound<'py, PyArray1<u32>>> {
+    let mut o = BpOptions::default();
+    o.leaf_size = leaf_size.unwrap_or(o.leaf_size);
+    o.align = align.unwrap_or(o.align);
+    o.max_depth = max_depth.unwrap_or(o.max_depth);
+    o.max_iterations = max_iterations.unwrap_or(o.max_iterations);
+    o.deep_iterations = deep_iterations.unwrap_or(o.deep_iterations);
+    o.deep_size = deep_size.unwrap_or(o.deep_size);
+    o.min_swap_fraction = min_swap_fraction.unwrap_or(o.min_swap_fraction);
+    o.min_df = min_df.unwrap_or(o.min_df);
+    o.max_df_fraction = max_df_fraction.unwrap_or(o.max_df_fraction);
+    o.min_weight_ratio = min_weight_ratio.unwrap_or(o.min_weight_ratio);
+    o.weighting = match weighting {
+        None => o.weighting,
+        Some("uniform") => BpWeighting::Uniform,
+        Some("impact") => BpWeighting::Impact,
+        Some(w) if w.starts_with("levels") && w[6..].parse::<u8>().is_ok_and(|l| l >= 1) => {
+            BpWeighting::Levels(w[6..].parse().unwrap_or(1))
+        }
+        Some(other) => return Err(PyValueError::new_err(format!("weighting must be 'uniform', 'impact' or 'levelsN' (N >= 1), got '{other}'"))),
+    };
+    let csr = CsrRef {
+        indptr: slice(&indptr, "indptr")?,
+        indices: slice(&indices, "indices")?,
+        values: slice(&values, "values")?,
+    };
+    let init = match &init {
+        Some(a) => Some(slice(a, "init")?),
+        None => None,
+    };
+    let order = enter(py, || {
+        o.check()?;
+        let n = sparsedex_core::index::build::check_csr(&csr, "documents")?;
+        if n >= u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!("too many documents ({n})")));
+        }
+        let nt = n_terms.unwrap_or_else(|| csr.indices.iter().copied().max().map_or(0, |m| m + 1));
+        if let Some(&t) = csr.indices.iter().find(|&&t| t >= nt) {
+            return Err(Error::InvalidArgument(format!("term id {t} is out of range (vocabulary size {nt})")));
+        }
+        match init {
+            None => Ok(sparsedex_core::reorder::bp_order(csr.indptr, csr.indices, csr.values, nt, &o)),
+            Some(init) => {
+                if init.len() != n {
+                    return Err(Error::InvalidArgument(format!("init has {} entries for {n} documents", init.len())));
+                }
+                let mut seen = vec![false; n];
+                for &d in init {
+                    if d as usize >= n || std::mem::replace(&mut seen[d as usize], true) {
+                        return Err(Error::InvalidArgument(format!("init is not a permutation of the rows (row {d})")));
+                    }
+                }
+                Ok(sparsedex_core::reorder::bp_refine(csr.indptr, csr.indices, csr.values, nt, init, &o))
+            }
+        }
+    })?;
+    Ok(order.into_pyarray(py))
+}
+
 /// The native module.
 #[pymodule]
 mod _core {
     #[pymodule_export]
     use super::algorithms;
+    #[pymodule_export]
+    use super::bp_order;
     #[pymodule_export]
     use super::clean_csr;
     #[pymodule_export]

@@ -14,6 +14,7 @@ use super::format::{MAGIC, VERSION};
 use super::{ImpactKind, Index, DOC_BLOCK};
 use crate::codec::{encode_docs, BLOCK_LEN};
 use crate::container::ContainerWriter;
+use crate::reorder::{bp_order, Reorder};
 use crate::{Error, Result};
 use rayon::prelude::*;
 
@@ -38,9 +39,10 @@ pub struct BuildOptions {
     pub quantization: Quantization,
     /// Keep the original vectors (for `get` and explanations).
     pub store_vectors: bool,
-    /// Reorder documents so that similar ones get neighbouring internal ids (see
-    /// [`similarity_order`]); external ids (or the input row numbers) are kept.
-    pub reorder: bool,
+    /// How documents are ordered (see [`crate::reorder`]): similar ones get neighbouring
+    /// internal ids; external ids (or the input row numbers) are kept. `true.into()` is the
+    /// default order, `false.into()` none.
+    pub reorder: Reorder,
 }
 
 impl Default for BuildOptions {
@@ -49,7 +51,7 @@ impl Default for BuildOptions {
             n_terms: None,
             quantization: Quantization::U8 { scale: None },
             store_vectors: true,
-            reorder: true,
+            reorder: Reorder::default(),
         }
     }
 }
@@ -300,10 +302,14 @@ pub fn build(docs: CsrRef<'_>, ids: IdsInput<'_>, opts: &BuildOptions) -> Result
     let cleaned = clean(&docs, opts.n_terms)?;
     let n_docs = cleaned.indptr.len() - 1;
     // Reordering keeps the caller's ids (or row numbers) as external ids.
-    let order = if opts.reorder && n_docs > 1 {
-        Some(similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms))
-    } else {
-        None
+    let order = match &opts.reorder {
+        _ if n_docs <= 1 => None,
+        Reorder::None => None,
+        Reorder::Signature => Some(similarity_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms)),
+        Reorder::Bp(o) => {
+            o.check()?;
+            Some(bp_order(&cleaned.indptr, &cleaned.terms, &cleaned.values, cleaned.n_terms, o))
+        }
     };
     let owned_int: Vec<i64> = match (&order, ids) {
         (Some(o), IdsInput::None) => o.iter().map(|&d| d as i64).collect(),

@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
-use sparsedex_core::index::Index;
+use sparsedex_core::index::{ExternalIds, Index};
+use sparsedex_core::reorder::{BpOptions, BpWeighting, Reorder};
 use sparsedex_core::search::{
     search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
 };
@@ -233,16 +234,83 @@ proptest! {
     }
 }
 
+/// Every document order the builder offers, BP with options that exercise its variants.
+fn reorder_strategy() -> impl Strategy<Value = Reorder> {
+    prop_oneof![
+        Just(Reorder::None),
+        Just(Reorder::Signature),
+        Just(Reorder::bp()),
+        Just(Reorder::Bp(BpOptions { leaf_size: 4, align: 8, weighting: BpWeighting::Impact, ..BpOptions::default() })),
+        Just(Reorder::Bp(BpOptions {
+            leaf_size: 1,
+            align: 1,
+            weighting: BpWeighting::Levels(3),
+            min_weight_ratio: 0.3,
+            max_iterations: 3,
+            ..BpOptions::default()
+        })),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// On a reordered index every algorithm still equals the oracle, and internal document
+    /// `i` holds input row `ids[i]` (the stored vector and the external id agree).
+    #[test]
+    fn all_algorithms_equal_oracle_reordered(
+        c in corpus_strategy(1500, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..6),
+        kf in 0.0f64..1.0,
+        reorder in reorder_strategy(),
+        float in any::<bool>(),
+    ) {
+        let quantization = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
+        let index = build(
+            CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
+            IdsInput::None,
+            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: reorder.clone() },
+        )
+        .unwrap();
+        let n = c.indptr.len() - 1;
+        let v = index.view();
+        let fwd = v.forward.unwrap();
+        match (&v.ids, reorder.is_some() && n > 1) {
+            (ExternalIds::Int(ids), true) => {
+                let mut seen = vec![false; n];
+                for (i, &row) in ids.iter().enumerate() {
+                    let row = row as usize;
+                    prop_assert!(row < n && !seen[row], "ids are not a permutation");
+                    seen[row] = true;
+                    let (a, b) = (c.indptr[row] as usize, c.indptr[row + 1] as usize);
+                    let want: Vec<(u32, f32)> = c.indices[a..b].iter().copied().zip(c.values[a..b].iter().copied()).filter(|e| e.1 > 0.0).collect();
+                    let (fa, fb) = (fwd.indptr[i] as usize, fwd.indptr[i + 1] as usize);
+                    let got: Vec<(u32, f32)> = fwd.terms[fa..fb].iter().copied().zip(fwd.values[fa..fb].iter().copied()).collect();
+                    prop_assert_eq!(got, want, "internal doc {} is not input row {}", i, row);
+                }
+            }
+            (ExternalIds::None, false) => {}
+            _ => prop_assert!(false, "unexpected ids for reorder {:?} over {} docs", reorder, n),
+        }
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for q in &qs {
+            run_all(&index, q, k);
+            run_all(&index, q, 10);
+        }
+    }
+}
+
 #[test]
 fn synthetic_corpus_all_algorithms_equal_oracle() {
     use sparsedex_core::synth::{generate, SynthParams};
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
-    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+    for (quant, reorder) in [(Quantization::U8 { scale: None }, Reorder::bp()), (Quantization::F32, Reorder::Signature)]
+    {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
-            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder: true.into() },
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder },
         )
         .unwrap();
         for i in 0..queries.indptr.len() - 1 {

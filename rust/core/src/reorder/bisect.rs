@@ -6,14 +6,27 @@ use super::bp::{BpOptions, BpWeighting, UNIT_SCALE};
 use rayon::prelude::*;
 use std::ops::Range;
 
+// Thresholds of the parallel code paths (small under test, so that tests run them).
 /// Partitions at least this large compute move gains in parallel.
+#[cfg(not(test))]
 const PAR_GAINS: usize = 4096;
+#[cfg(test)]
+const PAR_GAINS: usize = 48;
 /// Partitions at least this large count degrees in parallel.
+#[cfg(not(test))]
 const PAR_DEGREES: usize = 1 << 15;
+#[cfg(test)]
+const PAR_DEGREES: usize = 96;
 /// Partitions at least this large bisect their two halves in parallel.
+#[cfg(not(test))]
 const PAR_RECURSE: usize = 256;
+#[cfg(test)]
+const PAR_RECURSE: usize = 8;
 /// Documents per task of the parallel passes.
+#[cfg(not(test))]
 const PAR_CHUNK: usize = 1024;
+#[cfg(test)]
+const PAR_CHUNK: usize = 16;
 
 /// The documents of one partition and their postings: document `i` (input row `docs[i]`) has
 /// terms `terms[starts[i]..starts[i + 1]]` (the last one up to the end of `terms`) with units
@@ -36,21 +49,23 @@ impl Part<'_> {
     }
 }
 
-/// Precomputed logarithms: `log2(i)` for `i` in `0..=n_docs + 2` (integer degrees).
+/// Precomputed cost differences for integer degrees: `delta[d] = f(d) - f(d - 1)` with
+/// `f(d) = d * log2(d + 1)`, for `d` in `1..=n_docs + 2` (`delta[0] = 0`).
 pub(crate) struct Tables {
-    log2: Vec<f32>,
+    delta: Vec<f32>,
     weighting: BpWeighting,
 }
 
 impl Tables {
     pub fn new(n_docs: usize, weighting: BpWeighting) -> Tables {
-        let log2 = match weighting {
+        let f = |d: usize| d as f64 * ((d + 1) as f64).log2();
+        let delta = match weighting {
             BpWeighting::Uniform | BpWeighting::Levels(_) => {
-                (0..n_docs + 3).map(|i| if i == 0 { 0.0 } else { (i as f32).log2() }).collect()
+                (0..n_docs + 3).map(|d| if d == 0 { 0.0 } else { (f(d) - f(d - 1)) as f32 }).collect()
             }
             BpWeighting::Impact => Vec::new(),
         };
-        Tables { log2, weighting }
+        Tables { delta, weighting }
     }
 }
 
@@ -127,13 +142,14 @@ fn bisect(ctx: &Ctx<'_>, p: &Part<'_>, m: usize) -> (Vec<u8>, Vec<[u32; 2]>) {
     let mut side = vec![0u8; n];
     side[m..].fill(1);
     let mut deg = degrees(p, &side);
-    let mut cache = vec![[0.0f32; 2]; p.n_terms];
+    let mut cache = [vec![0.0f32; p.n_terms], vec![0.0f32; p.n_terms]];
+    let uniform = ctx.tables.weighting != BpWeighting::Impact;
     let (log_n0, log_n1) = ((m as f32).log2(), ((n - m) as f32).log2());
     let mut gains = vec![0.0f32; n];
     let (mut cand0, mut cand1) = (Vec::new(), Vec::new());
     for _ in 0..ctx.opts.iterations(n) {
         move_gains(ctx.tables, &deg, &mut cache, log_n0, log_n1);
-        doc_gains(p, &side, &cache, &mut gains);
+        doc_gains(p, &side, &cache, uniform, &mut gains);
         // A document can only be in a swap with a positive sum if its gain beats minus the
         // best gain on the other side.
         let mut best = [f32::NEG_INFINITY; 2];
@@ -154,11 +170,8 @@ fn bisect(ctx: &Ctx<'_>, p: &Part<'_>, m: usize) -> (Vec<u8>, Vec<[u32; 2]>) {
             cand0.sort_unstable_by(by_gain);
             cand1.sort_unstable_by(by_gain);
         }
-        let swaps = cand0
-            .iter()
-            .zip(&cand1)
-            .take_while(|(a, b)| gains[**a as usize] + gains[**b as usize] > 0.0)
-            .count();
+        let swaps =
+            cand0.iter().zip(&cand1).take_while(|(a, b)| gains[**a as usize] + gains[**b as usize] > 0.0).count();
         if swaps == 0 {
             break;
         }
@@ -215,45 +228,70 @@ fn degrees(p: &Part<'_>, side: &[u8]) -> Vec<[u32; 2]> {
 
 /// Per term, the gain (cost decrease) of moving one unit of it from each half to the other.
 ///
-/// Uniform: the exact difference of `c(d, n) = d * (log2 n - log2(d + 1))` (Dhulipala et al.;
-/// PISA). Impact: degrees are real (units / [`UNIT_SCALE`]) and the difference is taken as
-/// the derivative of `c` at the midpoint of the move, per unit of [`UNIT_SCALE`].
-#[inline(never)]
-fn move_gains(tables: &Tables, deg: &[[u32; 2]], cache: &mut [[f32; 2]], log_n0: f32, log_n1: f32) {
+/// Uniform: the exact difference of the cost `c(d, n) = d * (log2 n - log2(d + 1))` of the
+/// term's degree `d` in a half of `n` documents (Dhulipala et al.; PISA's `expb`): with
+/// `f(d) = d * log2(d + 1)`, moving one posting from half 0 to half 1 gains
+/// `log2 n0 - log2 n1 + (f(d1 + 1) - f(d1)) - (f(d0) - f(d0 - 1))`. Impact: degrees are real
+/// (units / [`UNIT_SCALE`]) and the difference is taken as the derivative of `c` at the
+/// midpoint of the move, per unit of [`UNIT_SCALE`].
+fn move_gains(tables: &Tables, deg: &[[u32; 2]], cache: &mut [Vec<f32>; 2], log_n0: f32, log_n1: f32) {
+    let [c0, c1] = cache;
     match tables.weighting {
         BpWeighting::Uniform | BpWeighting::Levels(_) => {
-            let l = &tables.log2;
-            let c = |d: u32, log_n: f32| d as f32 * (log_n - l[d as usize + 1]);
-            for (&[d0, d1], out) in deg.iter().zip(cache.iter_mut()) {
-                let g0 = if d0 > 0 { c(d0, log_n0) + c(d1, log_n1) - c(d0 - 1, log_n0) - c(d1 + 1, log_n1) } else { 0.0 };
-                let g1 = if d1 > 0 { c(d1, log_n1) + c(d0, log_n0) - c(d1 - 1, log_n1) - c(d0 + 1, log_n0) } else { 0.0 };
-                *out = [g0, g1];
+            let delta = &tables.delta[..];
+            let dn = log_n0 - log_n1;
+            for ((&[d0, d1], o0), o1) in deg.iter().zip(c0.iter_mut()).zip(c1.iter_mut()) {
+                let (d0, d1) = (d0 as usize, d1 as usize);
+                // d0 = 0 (or d1 = 0): no document of that half to move; the value is unused.
+                *o0 = dn + delta[d1 + 1] - delta[d0];
+                *o1 = -dn + delta[d0 + 1] - delta[d1];
             }
         }
         BpWeighting::Impact => {
             const INV_LN2: f32 = std::f32::consts::LOG2_E;
             let dc = |x: f32, log_n: f32| log_n - (x + 1.0).log2() - x / (x + 1.0) * INV_LN2;
-            for (&[d0, d1], out) in deg.iter().zip(cache.iter_mut()) {
+            for ((&[d0, d1], o0), o1) in deg.iter().zip(c0.iter_mut()).zip(c1.iter_mut()) {
                 let (x0, x1) = (d0 as f32 / UNIT_SCALE, d1 as f32 / UNIT_SCALE);
                 let g0 = if d0 > 0 { dc((x0 - 0.5).max(0.0), log_n0) - dc(x1 + 0.5, log_n1) } else { 0.0 };
                 let g1 = if d1 > 0 { dc((x1 - 0.5).max(0.0), log_n1) - dc(x0 + 0.5, log_n0) } else { 0.0 };
-                *out = [g0 / UNIT_SCALE, g1 / UNIT_SCALE];
+                (*o0, *o1) = (g0 / UNIT_SCALE, g1 / UNIT_SCALE);
             }
         }
     }
 }
 
-/// Every document's gain of moving to the other half: the sum over its postings (each
-/// document summed sequentially, so the result does not depend on the threads).
-#[inline(never)]
-fn doc_gains(p: &Part<'_>, side: &[u8], cache: &[[f32; 2]], gains: &mut [f32]) {
+/// Every document's gain of moving to the other half: the sum over its postings of units x
+/// the term's gain (four running sums, added in a fixed order: the result does not depend on
+/// the threads). With `uniform` units (all 1) the multiplication is skipped.
+fn doc_gains(p: &Part<'_>, side: &[u8], cache: &[Vec<f32>; 2], uniform: bool, gains: &mut [f32]) {
     let gain = |i: usize| {
-        let sd = side[i] as usize;
-        let mut g = 0.0f32;
-        for q in p.range(i) {
-            g += p.units[q] as f32 * cache[p.terms[q] as usize][sd];
+        let c = &cache[side[i] as usize][..];
+        let r = p.range(i);
+        let (ts, us) = (&p.terms[r.clone()], &p.units[r]);
+        let mut acc = [0.0f32; 4];
+        if uniform {
+            let mut quads = ts.chunks_exact(4);
+            for q in &mut quads {
+                for j in 0..4 {
+                    acc[j] += c[q[j] as usize];
+                }
+            }
+            for (j, &t) in quads.remainder().iter().enumerate() {
+                acc[j] += c[t as usize];
+            }
+        } else {
+            let mut quads = ts.chunks_exact(4).zip(us.chunks_exact(4));
+            for (q, u) in &mut quads {
+                for j in 0..4 {
+                    acc[j] += u[j] as f32 * c[q[j] as usize];
+                }
+            }
+            let done = ts.len() / 4 * 4;
+            for (j, (&t, &u)) in ts[done..].iter().zip(&us[done..]).enumerate() {
+                acc[j] += u as f32 * c[t as usize];
+            }
         }
-        g
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
     };
     if gains.len() >= PAR_GAINS {
         gains.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(c, ch)| {

@@ -210,8 +210,11 @@ fn check_input(indptr: &[u64], terms: &[u32], values: &[f32], n_terms: u32, init
 }
 
 /// Documents per chunk of the parallel passes over the input (fixed, so that results do not
-/// depend on the number of threads).
+/// depend on the number of threads; small under test, so that tests use several).
+#[cfg(not(test))]
 const CHUNK: usize = 4096;
+#[cfg(test)]
+const CHUNK: usize = 16;
 
 /// Fixed-point scale of [`BpWeighting::Impact`] units: a posting of mean weight counts 16.
 pub(crate) const UNIT_SCALE: f32 = 16.0;
@@ -277,23 +280,27 @@ impl Graph {
         // 2. Units: 1, or the weight relative to the mean weight of the kept postings (sums in
         //    fixed chunks, added in order: the same float result whatever the threads).
         let mean_weight = || {
-                let sums: Vec<(f64, u64)> = init
-                    .par_chunks(CHUNK)
-                    .map(|chunk| {
-                        let (mut s, mut c) = (0.0f64, 0u64);
-                        for &d in chunk {
-                            for (&t, &w) in row(d) {
-                                if keep_term[t as usize] {
-                                    s += w as f64;
-                                    c += 1;
-                                }
+            let sums: Vec<(f64, u64)> = init
+                .par_chunks(CHUNK)
+                .map(|chunk| {
+                    let (mut s, mut c) = (0.0f64, 0u64);
+                    for &d in chunk {
+                        for (&t, &w) in row(d) {
+                            if keep_term[t as usize] {
+                                s += w as f64;
+                                c += 1;
                             }
                         }
-                        (s, c)
-                    })
-                    .collect();
-                let (s, c) = sums.iter().fold((0.0f64, 0u64), |a, b| (a.0 + b.0, a.1 + b.1));
-                if c > 0 { (s / c as f64) as f32 } else { 1.0 }
+                    }
+                    (s, c)
+                })
+                .collect();
+            let (s, c) = sums.iter().fold((0.0f64, 0u64), |a, b| (a.0 + b.0, a.1 + b.1));
+            if c > 0 {
+                (s / c as f64) as f32
+            } else {
+                1.0
+            }
         };
         let (levels, mean) = match opts.weighting {
             BpWeighting::Uniform => (1u32, 1.0),

@@ -16,9 +16,11 @@
 //! Every function returns `order`, with `order[new_id] = input_row`, and is deterministic for
 //! its input and options whatever the number of threads.
 
-pub mod bp;
 mod bisect;
+pub mod bp;
 pub mod cost;
+#[cfg(test)]
+mod tests;
 
 pub use bp::{bp_order, bp_refine, BpOptions, BpWeighting};
 pub use cost::log_gap_bits;

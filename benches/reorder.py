@@ -26,8 +26,11 @@ signature order). Per order it reports:
   score so far); and the ideal fraction (blocks whose bound reaches the final k-th score:
   what any block-level method must score).
 
-Variants are `name:key=value;key=value` with `_core.bp_order`'s keywords (plus
-`init=signature`: BP starting from the signature order instead of the shuffle).
+Variants are `name:key=value,key=value` with `_core.bp_order`'s keywords, plus
+`init=signature` (BP starting from the signature order instead of the shuffle) and
+`init=segmentsN` (a merge: the rows cut into N segments, each BP-ordered with the defaults on
+its own, concatenated; the variant's options then refine that order, and only the refine is
+timed; `max_iterations=0` keeps the plain concatenation).
 Outputs `<out>/reorder-<corpus>.md` and `.json`; progress on stderr.
 """
 
@@ -111,17 +114,45 @@ def parse_variants(spec):
     return out
 
 
-def compute_order(name, opts, csr, n_terms):
+def prepare_order(name, opts, csr, n_terms):
+    """A callable computing the order (what is timed). A merge's segment orders are computed
+    here, outside it: they were computed when the segments were built."""
     from sparsedex import _core
 
     if name == "random":
-        return np.arange(len(csr[0]) - 1, dtype=np.uint32)
+        return lambda: np.arange(len(csr[0]) - 1, dtype=np.uint32)
     if name == "signature":
-        return _core.similarity_order(*csr, n_terms)
+        return lambda: _core.similarity_order(*csr, n_terms)
     opts = dict(opts)
-    if opts.get("init") == "signature":
-        opts["init"] = _core.similarity_order(*csr, n_terms)
-    return _core.bp_order(*csr, n_terms, **opts)
+    init = str(opts.get("init", ""))
+    if init.startswith("segments"):
+        opts["init"] = merged_segments(csr, n_terms, int(init[len("segments"):]))
+    if init == "signature":
+        del opts["init"]
+        return lambda: _core.bp_order(*csr, n_terms, init=_core.similarity_order(*csr, n_terms), **opts)
+    return lambda: _core.bp_order(*csr, n_terms, **opts)
+
+
+def compute_order(name, opts, csr, n_terms):
+    return prepare_order(name, opts, csr, n_terms)()
+
+
+_SEGMENT_CACHE = {}
+
+
+def merged_segments(csr, n_terms, n_segments):
+    from sparsedex import _core
+
+    key = (id(csr[0]), len(csr[0]), n_segments)
+    if key not in _SEGMENT_CACHE:
+        n = len(csr[0]) - 1
+        cuts = np.linspace(0, n, n_segments + 1).astype(np.int64)
+        parts = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            seg = take_rows(csr, np.arange(a, b))
+            parts.append(a + _core.bp_order(*seg, n_terms).astype(np.int64))
+        _SEGMENT_CACHE[key] = np.concatenate(parts).astype(np.uint32)
+    return _SEGMENT_CACHE[key]
 
 
 # ---------------------------------------------------------------------------- timing worker
@@ -135,10 +166,11 @@ def worker(args):
     for name, opts in parse_variants(args.variants):
         if name == "random":
             continue
+        run = prepare_order(name, opts, csr, VOCAB)
         ts = []
         for _ in range(args.reps):
             t0 = time.perf_counter()
-            compute_order(name, opts, csr, VOCAB)
+            run()
             ts.append(time.perf_counter() - t0)
         res["order:" + name] = float(np.median(ts))
     for mode in ("none", "signature", "bp"):
@@ -322,7 +354,7 @@ def render(meta, results, threads):
             r.update(ms_bmp=float("nan"), ms_exhaustive=float("nan"), ms_auto=float("nan"))
         lines.append(
             f"| {name} |{tc} {r['postings_bytes'] / 1e6:.1f} | {r['ms_bmp']:.3f} | {r['ms_exhaustive']:.3f} | "
-            f"{r['ms_auto']:.3f} | {r['ms_bmp'] / r['ms_exhaustive']:.2f} | {r['bmp_blocks']:.3f} | {r['ideal_blocks']:.3f} |"
+            f"{r['ms_auto']:.3f} | {r['ms_bmp'] / r['ms_exhaustive']:.2f} | {r['bmp_blocks']:.4f} | {r['ideal_blocks']:.4f} |"
         )
     lines.append("")
     lines.append(f"Postings bytes relative to random: " + ", ".join(

@@ -597,7 +597,11 @@ fn bp_order<'py>(
         Some(w) if w.starts_with("levels") && w[6..].parse::<u8>().is_ok_and(|l| l >= 1) => {
             BpWeighting::Levels(w[6..].parse().unwrap_or(1))
         }
-        Some(other) => return Err(PyValueError::new_err(format!("weighting must be 'uniform', 'impact' or 'levelsN' (N >= 1), got '{other}'"))),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "weighting must be 'uniform', 'impact' or 'levelsN' (N >= 1), got '{other}'"
+            )))
+        }
     };
     let csr = CsrRef {
         indptr: slice(&indptr, "indptr")?,

@@ -158,13 +158,27 @@ fn bisect(ctx: &Ctx<'_>, p: &Part<'_>, m: usize) -> (Vec<u8>, Vec<[u32; 2]>) {
         }
         cand0.clear();
         cand1.clear();
+        let mut positive = [0usize; 2];
         for (i, (g, &sd)) in gains.iter().zip(&side).enumerate() {
+            positive[sd as usize] += (*g > 0.0) as usize;
             if *g + best[1 - sd as usize] > 0.0 {
                 if sd == 0 { &mut cand0 } else { &mut cand1 }.push(i as u32);
             }
         }
+        // The j-th pair has a positive sum only if one of its gains is positive, so at most
+        // max(positive) pairs swap: select that many from each side before sorting.
         let by_gain = |a: &u32, b: &u32| gains[*b as usize].total_cmp(&gains[*a as usize]).then(a.cmp(b));
-        if cand0.len() + cand1.len() >= PAR_GAINS {
+        let most = cand0.len().min(cand1.len()).min(positive[0].max(positive[1]));
+        if most == 0 {
+            break;
+        }
+        for cand in [&mut cand0, &mut cand1] {
+            if cand.len() > most {
+                cand.select_nth_unstable_by(most - 1, by_gain);
+                cand.truncate(most);
+            }
+        }
+        if 2 * most >= PAR_GAINS {
             rayon::join(|| cand0.par_sort_unstable_by(by_gain), || cand1.par_sort_unstable_by(by_gain));
         } else {
             cand0.sort_unstable_by(by_gain);
@@ -249,7 +263,7 @@ fn move_gains(tables: &Tables, deg: &[[u32; 2]], cache: &mut [Vec<f32>; 2], log_
         }
         BpWeighting::Impact => {
             const INV_LN2: f32 = std::f32::consts::LOG2_E;
-            let dc = |x: f32, log_n: f32| log_n - (x + 1.0).log2() - x / (x + 1.0) * INV_LN2;
+            let dc = |x: f32, log_n: f32| log_n - fast_log2(x + 1.0) - x / (x + 1.0) * INV_LN2;
             for ((&[d0, d1], o0), o1) in deg.iter().zip(c0.iter_mut()).zip(c1.iter_mut()) {
                 let (x0, x1) = (d0 as f32 / UNIT_SCALE, d1 as f32 / UNIT_SCALE);
                 let g0 = if d0 > 0 { dc((x0 - 0.5).max(0.0), log_n0) - dc(x1 + 0.5, log_n1) } else { 0.0 };
@@ -258,6 +272,17 @@ fn move_gains(tables: &Tables, deg: &[[u32; 2]], cache: &mut [Vec<f32>; 2], log_
             }
         }
     }
+}
+
+/// `log2 x` for finite `x >= 1`, within 3e-5: the exponent plus a degree-5 least-squares
+/// polynomial of the mantissa (plain arithmetic, so the same on every machine and thread).
+#[inline]
+pub(crate) fn fast_log2(x: f32) -> f32 {
+    const C: [f32; 5] = [1.441_825_8, -0.708_682_1, 0.415_421_95, -0.194_422_67, 0.045_885_527];
+    let bits = x.to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let t = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) - 1.0;
+    e as f32 + t * (C[0] + t * (C[1] + t * (C[2] + t * (C[3] + t * C[4]))))
 }
 
 /// Every document's gain of moving to the other half: the sum over its postings of units x
@@ -307,7 +332,6 @@ fn doc_gains(p: &Part<'_>, side: &[u8], cache: &[Vec<f32>; 2], uniform: bool, ga
 }
 
 /// Move document `i` out of half `from`, updating the degrees.
-#[inline(never)]
 fn move_doc(p: &Part<'_>, i: usize, from: usize, deg: &mut [[u32; 2]]) {
     for q in p.range(i) {
         let d = &mut deg[p.terms[q] as usize];

@@ -65,11 +65,14 @@ pub struct BpOptions {
     /// Stop bisecting below this depth (default 64: no limit in practice; 0 = no bisection).
     pub max_depth: u32,
     /// Swap iterations per bisection for the partitions larger than [`Self::deep_size`]
-    /// (default 20, as in Dhulipala et al.).
+    /// (default 10; Dhulipala et al. use 20, which orders debian's blocks about 2% better
+    /// for about 1.5 times the time).
     pub max_iterations: u32,
-    /// Swap iterations per bisection for partitions of at most [`Self::deep_size`] documents.
+    /// Swap iterations per bisection for partitions of at most [`Self::deep_size`] documents
+    /// (default 10). The deep levels form the 64-document blocks: cutting their iterations
+    /// costs pruning quality first.
     pub deep_iterations: u32,
-    /// Size (documents) at or below which a partition counts as deep.
+    /// Size (documents) at or below which a partition counts as deep (default 0: none).
     pub deep_size: usize,
     /// A bisection stops iterating when an iteration swaps fewer than this fraction of its
     /// documents (default 0.002; 0 = only when nothing moves).
@@ -79,10 +82,11 @@ pub struct BpOptions {
     pub min_df: u32,
     /// Terms in more than this fraction of the documents are ignored (default 1.0: none).
     pub max_df_fraction: f64,
-    /// How postings count (default [`BpWeighting::Uniform`]).
+    /// How postings count (default [`BpWeighting::Impact`]).
     pub weighting: BpWeighting,
     /// Keep only postings whose weight is at least this fraction of their document's largest
-    /// weight (default 0.0: all postings). In `0.0..=1.0`.
+    /// weight (default 0.3, which keeps about a quarter of SPLADE postings: 3-4 times faster,
+    /// and blocks as tight or tighter; 0.0 keeps all). In `0.0..=1.0`.
     pub min_weight_ratio: f32,
 }
 
@@ -92,14 +96,14 @@ impl Default for BpOptions {
             leaf_size: 64,
             align: 64,
             max_depth: 64,
-            max_iterations: 20,
-            deep_iterations: 20,
+            max_iterations: 10,
+            deep_iterations: 10,
             deep_size: 0,
             min_swap_fraction: 0.002,
             min_df: 2,
             max_df_fraction: 1.0,
-            weighting: BpWeighting::Uniform,
-            min_weight_ratio: 0.0,
+            weighting: BpWeighting::Impact,
+            min_weight_ratio: 0.3,
         }
     }
 }

@@ -278,3 +278,13 @@ fn reorder_parses_names_and_bools() {
     assert_eq!(Reorder::from(false), Reorder::None);
     assert_eq!(Reorder::from(true), Reorder::default());
 }
+
+#[test]
+fn fast_log2_is_close() {
+    for i in 0..100_000 {
+        let x = 1.0 + i as f32 * 0.37;
+        let (a, b) = (super::bisect::fast_log2(x), x.log2());
+        assert!((a - b).abs() < 1e-4, "log2({x}) = {b}, fast {a}");
+    }
+    assert_eq!(super::bisect::fast_log2(1.0), 0.0);
+}

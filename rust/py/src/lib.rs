@@ -506,7 +506,7 @@ fn synthetic_corpus<'py>(
     ))
 }
 
-/// The document order `VectorIndex.build(reorder=True)` uses: `order[new_position] = input_row`
+/// The signature order (`Index.build(reorder="signature")`): `order[new_position] = input_row`
 /// (documents sorted by their two most distinctive heavy terms). For giving other engines the
 /// same order in side-by-side benchmarks.
 #[pyfunction]

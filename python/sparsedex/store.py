@@ -195,6 +195,7 @@ class Segment:
         quantization: str,
         scale: float | None,
         vocab_size: int | None,
+        reorder: str = "signature",
     ) -> "Segment":
         indptr, indices, values = csr
         n = len(indptr) - 1
@@ -207,7 +208,7 @@ class Segment:
             scale=scale,
             ids_int=np.arange(n, dtype=np.int64),
             store_vectors=True,
-            reorder=True,
+            reorder=reorder,
         )
         order = index.ids()
         assert isinstance(order, np.ndarray)
@@ -288,6 +289,23 @@ def _collectable(name: str) -> bool:
     return name.startswith(("seg-", "manifest-", ".seg-")) or name.endswith(".tmp")
 
 
+#: Document orders of a segment (``reorder=``): recursive graph bisection (Dhulipala et al.,
+#: KDD 2016; Mackenzie et al., TKDE 2023), the signature sort, or the order of arrival.
+REORDERS = ("bp", "signature", "none")
+
+
+def reorder_name(reorder: Any) -> str:
+    """``reorder=`` as a name: "bp", "signature" or "none"; True is the default ("bp"), False
+    "none". Anything else is a ValueError (a TypeError for another type)."""
+    if isinstance(reorder, bool):
+        return "bp" if reorder else "none"
+    if isinstance(reorder, str):
+        if reorder in REORDERS:
+            return reorder
+        raise ValueError(f"reorder must be 'bp', 'signature' or 'none' (or True / False), got {reorder!r}")
+    raise TypeError(f"reorder must be a string or a bool, got {type(reorder).__name__}")
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -312,6 +330,8 @@ def _check_manifest(path: Path, m: dict[str, Any]) -> None:
             raise bad(f"bad {key} {m.get(key)!r}")
     if not isinstance(m.get("store_texts"), bool) or not isinstance(m.get("settings"), dict):
         raise bad("bad settings")
+    if m.get("reorder", "signature") not in REORDERS:
+        raise bad(f"unknown document order {m.get('reorder')!r}")
     segs = m.get("segments")
     if not isinstance(segs, list):
         raise bad("no segment list")
@@ -600,10 +620,12 @@ class Store:
         merge_policy: MergePolicy | None = None,
         store_texts: bool = True,
         max_weight: float | None = None,
+        reorder: str | bool = True,
     ) -> None:
         """A new, empty store (at ``path``, which must not hold an index already)."""
         if quantization not in ("u8", "float"):
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
+        reorder = reorder_name(reorder)
         if max_weight is not None:
             if quantization != "u8":
                 raise ValueError("max_weight only applies to quantization='u8'")
@@ -616,6 +638,7 @@ class Store:
             "vocab_size": vocab_size,
             "scale": None if max_weight is None else 255.0 / float(max_weight),
             "store_texts": bool(store_texts),
+            "reorder": reorder,
             "next_segment": 1,
             "next_int_id": 0,
             "settings": dict(settings or {}),
@@ -767,6 +790,12 @@ class Store:
     def vocab_size(self) -> int | None:
         v = self._meta.get("vocab_size")
         return None if v is None else int(v)
+
+    @property
+    def reorder(self) -> str:
+        """Document order of the segments built at commit and at merge ("bp", "signature" or
+        "none"; stores written before it was recorded used "signature")."""
+        return str(self._meta.get("reorder", "signature"))
 
     @property
     def store_texts(self) -> bool:
@@ -953,6 +982,7 @@ class Store:
         return Segment.build(
             self._new_name(), csr, ids, payloads, texts,
             quantization=self.quantization, scale=self._segment_scale(csr[2]), vocab_size=self.vocab_size,
+            reorder=self.reorder,
         )
 
     def commit(self, *, merge: bool = True) -> int:
@@ -1108,6 +1138,7 @@ class Store:
         return Segment.build(
             name, csr, ids, payloads, texts if self.store_texts else None,
             quantization=self.quantization, scale=self._segment_scale(csr[2]), vocab_size=self.vocab_size,
+            reorder=self.reorder,
         )
 
     def wait_for_merges(self) -> None:

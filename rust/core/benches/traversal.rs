@@ -20,7 +20,8 @@ fn bench(c: &mut Criterion) {
         IdsInput::None,
         &BuildOptions { n_terms: Some(p.vocab_size), store_vectors: false, ..BuildOptions::default() },
     )
-    .expect("synthetic corpus is valid");
+    .expect("synthetic corpus is valid")
+    .index;
     let qs: Vec<(Vec<u32>, Vec<f32>)> = (0..queries.indptr.len() - 1)
         .map(|i| {
             let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);

@@ -46,7 +46,6 @@
 //! Big-endian hosts are refused on parse (an [`Error::InvalidArgument`]) rather than misread.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -395,55 +394,12 @@ impl ContainerWriter {
         Image { storage: Storage::Owned(buf) }
     }
 
-    /// Finish and save atomically: write a temporary file in the same directory, fsync it,
-    /// rename it over `path`, then fsync the directory. On error the temporary file is removed
-    /// and `path` is untouched.
+    /// Finish and save atomically with [`crate::fs::write_atomically`]: on error `path` is
+    /// untouched and no temporary file is left.
     pub fn write_file(self, path: &Path) -> Result<()> {
         let image = self.into_image();
-        write_atomically(path, image.as_bytes())
+        crate::fs::write_atomically(path, image.as_bytes())
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let ctx = |what: &str| format!("{what} {}", path.display());
-    let file_name =
-        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let tmp_name = format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let tmp = dir.join(tmp_name);
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        f.write_all(bytes).map_err(|e| Error::io(ctx("writing"), e))?;
-        f.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(ctx("renaming temporary file to"), e))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return result;
-    }
-    #[cfg(unix)]
-    {
-        let d = File::open(&dir).map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
-        d.sync_all().map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Clone)]

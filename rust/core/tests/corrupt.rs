@@ -6,7 +6,7 @@
 //! index that opens can be searched without a panic.
 
 use sparsedex_core::container::{Container, Image};
-use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::format::{MAGIC, VERSION};
 use sparsedex_core::index::Index;
 use sparsedex_core::search::{search, Algorithm, QueryRef};
@@ -33,8 +33,9 @@ fn corpus() -> (Vec<u64>, Vec<u32>, Vec<f32>) {
 
 fn index_bytes(quantization: Quantization) -> Vec<u8> {
     let (indptr, indices, values) = corpus();
-    let opts = BuildOptions { quantization, store_vectors: false, reorder: false.into(), ..Default::default() };
-    let ix = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap();
+    let opts = BuildOptions { quantization, store_vectors: false, reorder: Reorder::None, ..Default::default() };
+    let ix =
+        build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap().index;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ix.sdx");
     ix.save(&path).unwrap();
@@ -158,5 +159,45 @@ fn doc_ids_that_disagree_with_block_metadata_are_corrupt() {
         let mut bytes = base.clone();
         patch(&mut bytes, "docs", |s| s.fill(0));
         assert_corrupt(open(&bytes), "do not match the block metadata");
+    }
+}
+
+fn set_u32(sec: &mut [u8], i: usize, v: u32) {
+    sec[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The term dictionary is checked at open: `term_ids` strictly ascending and below a declared
+/// vocabulary, `term_lut` exactly the table of `term_ids`, every local term with postings.
+#[test]
+fn bad_term_dictionaries_are_corrupt() {
+    let base = index_bytes(Quantization::U8 { scale: None });
+    let n_terms = open(&base).unwrap().view().n_terms as usize;
+    assert!(open(&base).unwrap().view().term_lut.is_some());
+    type Mutation = Box<dyn Fn(&mut [u8])>;
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        ("term_ids", Box::new(|s| set_u32(s, 1, 0)), "not strictly ascending"),
+        ("term_ids", Box::new(move |s| set_u32(s, n_terms - 1, 1000)), "term_lut"),
+        ("term_lut", Box::new(|s| set_u32(s, 0, 1)), "does not map term 0"),
+        ("term_lut", Box::new(|s| set_u32(s, 2, u32::MAX)), "does not map term 2"),
+        ("meta", Box::new(|s| s[32..40].copy_from_slice(&3u64.to_le_bytes())), "declared vocabulary size 3"),
+    ];
+    for (section, f, want) in cases {
+        let mut bytes = base.clone();
+        patch(&mut bytes, section, |s| f(s));
+        assert_corrupt(open(&bytes), want);
+    }
+}
+
+/// Files of format version 1 (per-term arrays sized by the largest term id) are refused with a
+/// clear version error.
+#[test]
+fn version_1_files_are_refused() {
+    let mut bytes = index_bytes(Quantization::F32);
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let c = crc32fast::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&c.to_le_bytes());
+    match open(&bytes) {
+        Err(Error::UnsupportedVersion { found: 1, supported: 2 }) => {}
+        other => panic!("{other:?}"),
     }
 }

@@ -3,9 +3,9 @@
 //! 128-posting blocks, for both impact kinds.
 
 use proptest::prelude::*;
-use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization};
-use sparsedex_core::index::{ExternalIds, Index};
-use sparsedex_core::reorder::{BpOptions, BpWeighting, Reorder};
+use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
+use sparsedex_core::index::{Id, Index};
+use sparsedex_core::reorder::{BpOptions, BpWeighting};
 use sparsedex_core::search::{
     search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
 };
@@ -84,9 +84,10 @@ fn build_kind(c: &Corpus, quant: Quantization) -> Index {
     build(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
-        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: false.into() },
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: Reorder::None },
     )
     .unwrap()
+    .index
 }
 
 /// Filtered search: every algorithm, and the forward scorer, return the brute-force top-k of
@@ -151,8 +152,8 @@ proptest! {
         let n = c.indptr.len() - 1;
         let max_w = c.values.iter().copied().fold(0.0f32, f32::max);
         let quantization = if float || max_w <= 0.0 { Quantization::F32 } else { Quantization::U8 { scale: Some(255.0 / max_w) } };
-        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false.into() };
-        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap();
+        let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::None, &opts).unwrap().index;
         let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
         bounds.push(0);
         bounds.push(n);
@@ -164,7 +165,7 @@ proptest! {
             let (a, b) = (w[0], w[1]);
             let (lo, hi) = (c.indptr[a] as usize, c.indptr[b] as usize);
             let indptr: Vec<u64> = c.indptr[a..=b].iter().map(|&p| p - c.indptr[a]).collect();
-            let index = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &c.values[lo..hi] }, IdsInput::None, &opts).unwrap();
+            let index = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &c.values[lo..hi] }, IdsInput::None, &opts).unwrap().index;
             let set = allowed.as_ref().map(|al| DocSet::from_docs((a as u32..b as u32).filter(|&d| al.contains(d)).map(|d| d - a as u32), (b - a) as u32).unwrap());
             parts.push((a as u32, index, set));
         }
@@ -175,7 +176,7 @@ proptest! {
             let qr = QueryRef { terms: &terms, weights: &weights };
             let want = search_filtered(&whole, qr, k, Algorithm::Exhaustive, allowed.as_ref()).unwrap();
             for algo in Algorithm::ALL {
-                let got: Vec<Hit> = search_segments(&segs, qr, k, algo)
+                let got: Vec<Hit> = search_segments(&segs, qr, k, algo, None)
                     .unwrap()
                     .into_iter()
                     .map(|h| Hit { doc: parts[h.segment as usize].0 + h.doc, score: h.score })
@@ -197,9 +198,9 @@ proptest! {
         let index = build(
             CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
             IdsInput::None,
-            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: false.into() },
+            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None },
         )
-        .unwrap();
+        .unwrap().index;
         let n = index.n_docs();
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for spec in &sets {
@@ -249,16 +250,34 @@ fn reorder_strategy() -> impl Strategy<Value = Reorder> {
             max_iterations: 3,
             ..BpOptions::default()
         })),
+        Just(Reorder::Bp(BpOptions { leaf_size: 2, align: 1, weighting: BpWeighting::Uniform, min_weight_ratio: 0.0, ..BpOptions::default() })),
     ]
+}
+
+/// Top-k of `index` keyed by external (integer) id: `(id, score)`, best first.
+fn hits_by_id(index: &Index, q: &[(u32, f32)], k: usize, algo: Algorithm) -> Vec<(i64, f32)> {
+    let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+    search(index, QueryRef { terms: &terms, weights: &weights }, k, algo)
+        .unwrap()
+        .into_iter()
+        .map(|h| match index.id(h.doc) {
+            Some(Id::Int(x)) => (x, h.score),
+            other => panic!("doc {} has id {other:?}", h.doc),
+        })
+        .collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// On a reordered index every algorithm still equals the oracle, and internal document
-    /// `i` holds input row `ids[i]` (the stored vector and the external id agree).
+    /// Whatever the document order, results keyed by external id are those of the index in
+    /// input order: the same scores, best first, and every returned id has the score it has
+    /// there (ties at the k-th score may pick other ids, as ties go to the smaller internal
+    /// doc); every algorithm equals the oracle on the reordered index; internal doc `i` stores
+    /// the vector of the input row its id names.
     #[test]
-    fn all_algorithms_equal_oracle_reordered(
+    fn results_by_id_do_not_depend_on_the_order(
         c in corpus_strategy(1500, 12),
         qs in proptest::collection::vec(query_strategy(12), 1..6),
         kf in 0.0f64..1.0,
@@ -266,36 +285,37 @@ proptest! {
         float in any::<bool>(),
     ) {
         let quantization = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
-        let index = build(
-            CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
-            IdsInput::None,
-            &BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: reorder.clone() },
-        )
-        .unwrap();
         let n = c.indptr.len() - 1;
-        let v = index.view();
-        let fwd = v.forward.unwrap();
-        match (&v.ids, reorder.is_some() && n > 1) {
-            (ExternalIds::Int(ids), true) => {
-                let mut seen = vec![false; n];
-                for (i, &row) in ids.iter().enumerate() {
-                    let row = row as usize;
-                    prop_assert!(row < n && !seen[row], "ids are not a permutation");
-                    seen[row] = true;
-                    let (a, b) = (c.indptr[row] as usize, c.indptr[row + 1] as usize);
-                    let want: Vec<(u32, f32)> = c.indices[a..b].iter().copied().zip(c.values[a..b].iter().copied()).filter(|e| e.1 > 0.0).collect();
-                    let (fa, fb) = (fwd.indptr[i] as usize, fwd.indptr[i + 1] as usize);
-                    let got: Vec<(u32, f32)> = fwd.terms[fa..fb].iter().copied().zip(fwd.values[fa..fb].iter().copied()).collect();
-                    prop_assert_eq!(got, want, "internal doc {} is not input row {}", i, row);
-                }
-            }
-            (ExternalIds::None, false) => {}
-            _ => prop_assert!(false, "unexpected ids for reorder {:?} over {} docs", reorder, n),
+        let ids: Vec<i64> = (0..n as i64).map(|r| r * 7_919 - 1_000).collect();
+        let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+        let opts = |reorder| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
+        let plain = build(csr, IdsInput::Int(&ids), &opts(Reorder::None)).unwrap().index;
+        let built = build(csr, IdsInput::Int(&ids), &opts(reorder)).unwrap();
+        let index = built.index;
+        let mut seen = vec![false; n];
+        for (i, &row) in built.order.iter().enumerate() {
+            let row = row as usize;
+            prop_assert!(row < n && !seen[row], "the order is not a permutation");
+            seen[row] = true;
+            prop_assert_eq!(index.id(i as u32), Some(Id::Int(ids[row])));
+            prop_assert_eq!(index.vector(i as u32).unwrap(), plain.vector(row as u32).unwrap());
         }
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for q in &qs {
-            run_all(&index, q, k);
-            run_all(&index, q, 10);
+            let all: std::collections::HashMap<i64, f32> =
+                hits_by_id(&plain, q, n.max(1), Algorithm::Exhaustive).into_iter().collect();
+            for k in [k, 10] {
+                let want = hits_by_id(&plain, q, k, Algorithm::Exhaustive);
+                for algo in Algorithm::ALL {
+                    let got = hits_by_id(&index, q, k, algo);
+                    let scores = |h: &[(i64, f32)]| h.iter().map(|e| e.1).collect::<Vec<f32>>();
+                    prop_assert_eq!(scores(&got), scores(&want), "{} scores differ ({:?})", algo, reorder);
+                    for (id, s) in &got {
+                        prop_assert_eq!(all.get(id), Some(s), "{} returned id {} with another score", algo, id);
+                    }
+                }
+                run_all(&index, q, k);
+            }
         }
     }
 }
@@ -312,7 +332,8 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
             IdsInput::None,
             &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder },
         )
-        .unwrap();
+        .unwrap()
+        .index;
         for i in 0..queries.indptr.len() - 1 {
             let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
             let q: Vec<(u32, f32)> =
@@ -342,5 +363,427 @@ fn empty_index_and_edge_queries() {
         let hits = search(&index, QueryRef { terms: &[1], weights: &[1.0] }, 10, Algorithm::Auto).unwrap();
         assert_eq!(hits.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![1, 3]);
         assert!((hits[0].score - 2.0).abs() < 0.01);
+    }
+}
+
+/// A one-to-one map of `0..vocab` onto spread-out 32-bit ids whose largest is `u32::MAX`
+/// (and which holds 0): ascending when `monotone`, scrambled otherwise.
+fn spread_ids(vocab: u32, seed: u64, monotone: bool) -> Vec<u32> {
+    let mut rng = seed | 1;
+    let mut ids: Vec<u32> = Vec::with_capacity(vocab as usize);
+    let mut seen = std::collections::HashSet::new();
+    for special in [u32::MAX, 0] {
+        if ids.len() < vocab as usize {
+            ids.push(special);
+            seen.insert(special);
+        }
+    }
+    while ids.len() < vocab as usize {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let x = (rng >> 16) as u32;
+        if seen.insert(x) {
+            ids.push(x);
+        }
+    }
+    if monotone {
+        ids.sort_unstable();
+    }
+    ids
+}
+
+fn remap_corpus(c: &Corpus, ids: &[u32]) -> Corpus {
+    // Rows must stay free of duplicates (they are: the map is one-to-one); order within a row
+    // does not matter to the builder.
+    Corpus {
+        indptr: c.indptr.clone(),
+        indices: c.indices.iter().map(|&t| ids[t as usize]).collect(),
+        values: c.values.clone(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Term ids anywhere in 0..=2^32-1 (including u32::MAX) give exactly the results of the same
+    /// corpus with dense ids, for every algorithm and both kinds; queries may hold ids the
+    /// index has never seen. (Float scores are compared exactly when the id map keeps the
+    /// order of terms, which is the canonical summation order.)
+    #[test]
+    fn spread_term_ids_equal_dense_ids(
+        c in corpus_strategy(1200, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        seed in any::<u64>(),
+        monotone in any::<bool>(),
+        float in any::<bool>(),
+        k in 1usize..30,
+    ) {
+        let ids = spread_ids(15, seed, monotone);
+        let quant = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
+        let dense = build_kind(&c, quant);
+        let spread = build_kind(&remap_corpus(&c, &ids), quant);
+        prop_assert_eq!(dense.n_docs(), spread.n_docs());
+        for q in &qs {
+            let mq: Vec<(u32, f32)> = q.iter().map(|&(t, w)| (ids[t as usize], w)).collect();
+            run_all(&spread, &mq, k);
+            if !float || monotone {
+                let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+                let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+                let mterms: Vec<u32> = mq.iter().map(|e| e.0).collect();
+                let want = search(&dense, QueryRef { terms: &terms, weights: &weights }, k, Algorithm::Exhaustive).unwrap();
+                let got = search(&spread, QueryRef { terms: &mterms, weights: &weights }, k, Algorithm::Auto).unwrap();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
+
+#[test]
+fn any_u32_term_id_in_documents_and_queries() {
+    let indptr = vec![0u64, 2, 3, 5];
+    let indices = vec![u32::MAX, 7, 1 << 31, 0, u32::MAX];
+    let values = vec![1.0f32, 2.0, 3.0, 0.5, 4.0];
+    for quantization in [Quantization::U8 { scale: None }, Quantization::F32] {
+        for reorder in [false, true] {
+            let opts = BuildOptions {
+                n_terms: None,
+                quantization,
+                store_vectors: true,
+                reorder: if reorder { Reorder::Signature } else { Reorder::None },
+            };
+            let ix = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts)
+                .unwrap()
+                .index;
+            let st = ix.stats();
+            assert_eq!((st.n_terms, st.vocabulary), (4, 1u64 << 32));
+            let hits =
+                search(&ix, QueryRef { terms: &[u32::MAX, 12345], weights: &[1.0, 9.0] }, 10, Algorithm::Auto).unwrap();
+            assert_eq!(hits.len(), 2);
+            assert!((hits[0].score - 4.0).abs() < 0.02 && (hits[1].score - 1.0).abs() < 0.02, "{hits:?}");
+            // Stored vectors come back with their external ids.
+            let mut rows: Vec<(Vec<u32>, Vec<f32>)> = (0..3).map(|d| ix.vector(d).unwrap()).collect();
+            rows.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(rows[0].0, vec![0, u32::MAX]);
+            assert_eq!(rows[1].0, vec![7, u32::MAX]);
+            assert_eq!(rows[2].0, vec![1 << 31]);
+            assert!(ix.vector(3).is_err());
+        }
+    }
+}
+
+#[test]
+fn declared_vocabulary_rejects_larger_ids() {
+    let opts = BuildOptions {
+        n_terms: Some(100),
+        quantization: Quantization::F32,
+        store_vectors: true,
+        reorder: Reorder::None,
+    };
+    let err = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 100], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("document 1") && err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap()
+        .index;
+    assert_eq!(ix.stats().vocabulary, 100);
+    let err =
+        search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto).unwrap_err().to_string();
+    assert!(err.contains("term id 100 is out of range (vocabulary size 100)"), "{err}");
+    // Without a declared size, unknown ids are terms without postings.
+    let opts = BuildOptions { n_terms: None, ..opts };
+    let ix = build(CsrRef { indptr: &[0, 1, 2], indices: &[5, 99], values: &[1.0, 1.0] }, IdsInput::None, &opts)
+        .unwrap()
+        .index;
+    let hits = search(&ix, QueryRef { terms: &[5, 100], weights: &[1.0, 1.0] }, 3, Algorithm::Auto).unwrap();
+    assert_eq!(hits.len(), 1);
+    let zero = BuildOptions { n_terms: Some(0), ..opts };
+    assert!(build(CsrRef { indptr: &[0], indices: &[], values: &[] }, IdsInput::None, &zero).is_err());
+}
+
+/// Per-term arrays follow the distinct terms: a 2-document segment over a 30k vocabulary (or
+/// with ids near 2^32) is a few KB, not hundreds.
+#[test]
+fn tiny_segments_are_tiny() {
+    for (indices, vocab) in [(vec![3u32, 29_000, 17, 30_000], Some(30_522)), (vec![3, u32::MAX, 1 << 30, 9], None)] {
+        let opts = BuildOptions {
+            n_terms: vocab,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: Reorder::Signature,
+        };
+        let ix = build(
+            CsrRef { indptr: &[0, 2, 4], indices: &indices, values: &[1.0, 2.0, 3.0, 4.0] },
+            IdsInput::Int(&[10, 20]),
+            &opts,
+        )
+        .unwrap()
+        .index;
+        let bytes = ix.stats().bytes;
+        assert!(bytes < 4096, "a 2-document segment takes {bytes} bytes");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// BM25: term frequencies and document lengths scored at query time from statistics that come
+// with the query.
+
+use sparsedex_core::index::build::build_with;
+use sparsedex_core::index::Bm25Params;
+use sparsedex_core::search::{search_with, Bm25Stats};
+
+/// A corpus whose weights are term frequencies (whole numbers, skewed towards 1), with
+/// document lengths that are their sums or given (then larger, as when stop words count).
+#[derive(Debug, Clone)]
+struct TfCorpus {
+    c: Corpus,
+    doc_len: Option<Vec<u32>>,
+}
+
+fn tf_corpus_strategy(max_docs: usize, vocab: u32) -> impl Strategy<Value = TfCorpus> {
+    (corpus_strategy(max_docs, vocab), any::<u64>(), any::<bool>()).prop_map(|(mut c, seed, given)| {
+        let mut rng = seed | 1;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for v in c.values.iter_mut() {
+            *v = match next() % 8 {
+                0..=3 => 1.0,
+                4 | 5 => 2.0,
+                6 => (3 + next() % 5) as f32,
+                _ => (1 + next() % 300) as f32,
+            };
+        }
+        let doc_len = given.then(|| {
+            c.indptr
+                .windows(2)
+                .map(|w| c.values[w[0] as usize..w[1] as usize].iter().sum::<f32>() as u32 + (next() % 50) as u32)
+                .collect()
+        });
+        TfCorpus { c, doc_len }
+    })
+}
+
+fn build_bm25(tc: &TfCorpus, params: Bm25Params, store_vectors: bool) -> Index {
+    let c = &tc.c;
+    build_with(
+        CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
+        IdsInput::None,
+        tc.doc_len.as_deref(),
+        &BuildOptions {
+            n_terms: None,
+            quantization: Quantization::Bm25(params),
+            store_vectors,
+            reorder: Reorder::None,
+        },
+    )
+    .unwrap()
+    .index
+}
+
+fn params_strategy() -> impl Strategy<Value = Bm25Params> {
+    (
+        prop_oneof![Just(1.2f32), Just(0.0f32), 0.0f32..3.0],
+        prop_oneof![Just(0.75f32), Just(0.0), Just(1.0), 0.0f32..1.0],
+        any::<bool>(),
+    )
+        .prop_map(|(k1, b, quantized)| Bm25Params { k1, b, quantized })
+}
+
+/// Statistics for the terms `0..vocab + 3`: the index's own (`None`), or arbitrary ones (any
+/// N, total length and df: the bounds must hold whatever the statistics are).
+fn stats_strategy(vocab: u32) -> impl Strategy<Value = Option<(u64, u64, Vec<u64>)>> {
+    proptest::option::of((
+        1u64..100_000,
+        1u64..10_000_000,
+        proptest::collection::vec(0u64..5_000, (vocab + 3) as usize),
+    ))
+}
+
+fn make_stats(s: &Option<(u64, u64, Vec<u64>)>) -> Option<Bm25Stats> {
+    s.as_ref().map(|(n, total, df)| {
+        let df = df.iter().map(|d| d % (n + 1)).collect();
+        Bm25Stats::new(*n, *total, (0..(df_len(s)) as u32).collect(), df).unwrap()
+    })
+}
+
+fn df_len(s: &Option<(u64, u64, Vec<u64>)>) -> usize {
+    s.as_ref().map_or(0, |x| x.2.len())
+}
+
+fn q_ref(q: &[(u32, f32)]) -> (Vec<u32>, Vec<f32>) {
+    (q.iter().map(|e| e.0).collect(), q.iter().map(|e| e.1).collect())
+}
+
+/// Every algorithm (filtered or not, and the forward scorer) equals the exhaustive scorer.
+fn run_all_bm25(index: &Index, q: &[(u32, f32)], k: usize, stats: Option<&Bm25Stats>, allowed: Option<&DocSet>) {
+    let (terms, weights) = q_ref(q);
+    let qr = QueryRef { terms: &terms, weights: &weights };
+    let everything =
+        search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
+    let want: Vec<Hit> =
+        everything.into_iter().filter(|h| allowed.map_or(true, |a| a.contains(h.doc))).take(k).collect();
+    for algo in Algorithm::ALL {
+        let got = search_with(index, qr, k, algo, allowed, stats).unwrap();
+        assert_eq!(got, want, "BM25 {algo} differs from the oracle (k={k}, query={q:?})");
+    }
+    if let (Some(a), Some(_), None) = (allowed, index.view().forward, stats) {
+        assert_eq!(search_forward(index, qr, k, a).unwrap(), want, "BM25 forward scorer");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bm25_all_algorithms_equal_oracle(
+        tc in tf_corpus_strategy(1500, 12),
+        params in params_strategy(),
+        stats in stats_strategy(12),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        set in allowed_strategy(),
+        kf in 0.0f64..1.0,
+    ) {
+        let index = build_bm25(&tc, params, true);
+        let stats = make_stats(&stats);
+        let n = index.n_docs();
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        let allowed = make_allowed(n, set);
+        for q in &qs {
+            for k in [k, 10] {
+                run_all_bm25(&index, q, k, stats.as_ref(), None);
+                run_all_bm25(&index, q, k, stats.as_ref(), Some(&allowed));
+            }
+        }
+    }
+
+    /// A BM25 corpus split into segments, searched with the statistics of the whole (given or
+    /// computed over the segments), equals one index over every document: floors are exact.
+    #[test]
+    fn bm25_segments_equal_one_index(
+        tc in tf_corpus_strategy(1500, 12),
+        params in params_strategy(),
+        stats in stats_strategy(12),
+        cuts in proptest::collection::vec(0.0f64..1.0, 0..6),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        set in allowed_strategy(),
+        filtered in any::<bool>(),
+        k in 1usize..40,
+    ) {
+        let c = &tc.c;
+        let n = c.indptr.len() - 1;
+        let whole = build_bm25(&tc, params, false);
+        let stats = make_stats(&stats);
+        let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
+        bounds.extend([0, n]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let allowed = if filtered { Some(make_allowed(n as u32, set)) } else { None };
+        let mut parts = Vec::new();
+        for w in bounds.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (lo, hi) = (c.indptr[a] as usize, c.indptr[b] as usize);
+            let indptr: Vec<u64> = c.indptr[a..=b].iter().map(|&p| p - c.indptr[a]).collect();
+            let part = TfCorpus {
+                c: Corpus { indptr, indices: c.indices[lo..hi].to_vec(), values: c.values[lo..hi].to_vec() },
+                doc_len: tc.doc_len.as_ref().map(|l| l[a..b].to_vec()),
+            };
+            let set = allowed.as_ref().map(|al| DocSet::from_docs((a as u32..b as u32).filter(|&d| al.contains(d)).map(|d| d - a as u32), (b - a) as u32).unwrap());
+            parts.push((a as u32, build_bm25(&part, params, false), set));
+        }
+        let segs: Vec<Segment<'_>> = parts.iter().map(|(_, ix, set)| Segment { index: ix, allowed: set.as_ref() }).collect();
+        for q in &qs {
+            let (terms, weights) = q_ref(q);
+            let qr = QueryRef { terms: &terms, weights: &weights };
+            let want = search_with(&whole, qr, k, Algorithm::Exhaustive, allowed.as_ref(), stats.as_ref()).unwrap();
+            for algo in Algorithm::ALL {
+                let got: Vec<Hit> = search_segments(&segs, qr, k, algo, stats.as_ref())
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| Hit { doc: parts[h.segment as usize].0 + h.doc, score: h.score })
+                    .collect();
+                prop_assert_eq!(&got, &want, "{} over {} segments (k={})", algo, segs.len(), k);
+            }
+        }
+    }
+
+    /// Float BM25 scores equal the textbook formula computed in f64, to float rounding.
+    #[test]
+    fn bm25_float_scores_equal_the_textbook(
+        tc in tf_corpus_strategy(400, 10),
+        k1 in prop_oneof![Just(1.2f32), 0.0f32..3.0],
+        b in prop_oneof![Just(0.75f32), 0.0f32..1.0],
+        stats in stats_strategy(10),
+        q in query_strategy(10),
+    ) {
+        let params = Bm25Params { k1, b, quantized: false };
+        let index = build_bm25(&tc, params, false);
+        let stats = make_stats(&stats).unwrap_or_else(|| Bm25Stats::of_indexes(&[&index], &(0..13).collect::<Vec<u32>>()));
+        let (terms, weights) = q_ref(&q);
+        let n = tc.c.indptr.len() - 1;
+        let hits = search_with(&index, QueryRef { terms: &terms, weights: &weights }, n.max(1), Algorithm::Exhaustive, None, Some(&stats)).unwrap();
+        let (nn, avgdl) = (stats.n_docs() as f64, stats.avgdl());
+        let (k1, b) = (k1 as f64, b as f64);
+        let mut want = vec![0.0f64; n];
+        for d in 0..n {
+            let (lo, hi) = (tc.c.indptr[d] as usize, tc.c.indptr[d + 1] as usize);
+            let dl = tc.doc_len.as_ref().map_or_else(|| tc.c.values[lo..hi].iter().map(|&x| x as f64).sum(), |l| l[d] as f64);
+            for (&t, &tf) in tc.c.indices[lo..hi].iter().zip(&tc.c.values[lo..hi]) {
+                if let Some(&(_, qtf)) = q.iter().find(|e| e.0 == t) {
+                    let df = stats.df_of(t).unwrap() as f64;
+                    if qtf > 0.0 && df > 0.0 {
+                        let idf = (1.0 + (nn - df + 0.5) / (df + 0.5)).ln();
+                        let tf = tf as f64;
+                        want[d] += idf * qtf as f64 * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl));
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(hits.len(), want.iter().filter(|&&w| (w as f32) > 0.0).count());
+        for h in &hits {
+            let w = want[h.doc as usize];
+            let tol = 1e-5 * w.abs() + 1e-30;
+            prop_assert!((h.score as f64 - w).abs() <= tol, "doc {}: {} vs textbook {}", h.doc, h.score, w);
+        }
+    }
+}
+
+/// Quantized BM25 scores are within the grid's rounding of the float scores.
+#[test]
+fn bm25_quantized_scores_track_float_scores() {
+    use sparsedex_core::synth::{generate, SynthParams};
+    let p = SynthParams { n_docs: 3000, n_queries: 20, seed: 3, ..SynthParams::default() };
+    let (docs, queries) = generate(&p);
+    let tf: Vec<f32> = docs.values.iter().map(|&v| (v * 3.0).ceil()).collect();
+    let mk = |quantized| {
+        build(
+            CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &tf },
+            IdsInput::None,
+            &BuildOptions {
+                n_terms: None,
+                quantization: Quantization::Bm25(Bm25Params { k1: 1.2, b: 0.75, quantized }),
+                store_vectors: false,
+                reorder: Reorder::Signature,
+            },
+        )
+        .unwrap()
+        .index
+    };
+    let (f, q) = (mk(false), mk(true));
+    for i in 0..queries.indptr.len() - 1 {
+        let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+        let qtf: Vec<f32> = vec![1.0; b - a];
+        let qr = QueryRef { terms: &queries.indices[a..b], weights: &qtf };
+        let (hf, hq) = (search(&f, qr, 10, Algorithm::Auto).unwrap(), search(&q, qr, 10, Algorithm::Auto).unwrap());
+        run_all_bm25(&q, &queries.indices[a..b].iter().map(|&t| (t, 1.0)).collect::<Vec<_>>(), 10, None, None);
+        // Each term's document weight is off by at most half a grid step (k1 + 1) / 510.
+        let bound = (b - a) as f32 * 2.2 / 510.0 * 20.0;
+        for (x, y) in hf.iter().zip(&hq) {
+            assert!((x.score - y.score).abs() <= bound, "{x:?} vs {y:?}");
+        }
     }
 }

@@ -1,35 +1,47 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
-//! Format version 1. Sections (all little-endian):
-//! - `meta` (u64 x 5): n_docs, n_terms, impact kind (0 = u8, 1 = f32), f32 scale bits,
-//!   vocabulary declared (0/1).
-//! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1).
+//! Format version 2 (every section little-endian; rust/core/FORMAT.md has the full table):
+//! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
+//!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
+//!   bits, total document length, integer scoring (0/1); one reserved (0). Zero for others.
+//! - `term_ids` (u32, n_terms): external id of each local term, strictly ascending.
+//! - optional `term_lut` (u32, last term id + 1): external -> local id or u32::MAX; written only
+//!   when it holds at most 4 entries per local term.
+//! - `term_post_start` (u64, n_terms + 1), `term_block_start` (u32, n_terms + 1): every local
+//!   term has at least one posting.
 //! - `block_last` (u32, n_blocks), `block_off` (u64, n_blocks + 1), `docs` (bytes).
-//! - `impacts_u8` | `impacts_f32`, `block_max_u8` | `block_max_f32`, `term_max_u8` | `term_max_f32`.
+//! - `impacts_<k>`, `block_max_<k>`, `term_max_<k>` for the kind `<k>` = `u8` (bytes), `f32`
+//!   or `bm25` (u32 pairs tf, dl per posting; maxima are joins: largest tf, smallest dl).
 //! - `dbm_meta` (u64 x 2: doc block size 64, number of dense arrays), `dbm_slot` (u32,
-//!   n_terms: dense array index or u32::MAX), `dbm_u8` | `dbm_f32` (dense arrays of
-//!   ceil(n_docs / 64) doc-block maxima each).
-//! - optional `fwd_indptr` (u64), `fwd_terms` (u32), `fwd_values` (f32): the stored vectors.
-//! - optional `ids_i64` (i64, n_docs) or `ids_str_off` (u64, n_docs + 1) + `ids_str` (bytes).
+//!   n_terms: dense array index or u32::MAX), `dbm_<k>` (dense arrays of ceil(n_docs / 64)
+//!   doc-block maxima each).
+//! - BM25: `doc_len` (u32, n_docs), each posting's `dl` equal to its document's length.
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids), `fwd_values` (f32): the stored
+//!   vectors.
+//! - optional ids (see [`super::ids`]): `ids_i64` (i64, n_docs) or `ids_str_off` (u64,
+//!   n_docs + 1) + `ids_str` (bytes, UTF-8), with `ids_sorted` (u32, n_docs).
+//!
+//! Version 1 files (per-term arrays sized by the largest term id) are refused with
+//! [`Error::UnsupportedVersion`].
 
-use super::{ExternalIds, Forward, ImpactArrays, Impacts, IndexView};
+use super::{Forward, ImpactArrays, Impacts, IndexView};
 use crate::codec::{packed_len, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
 use crate::{Error, Result};
-use std::io::Write;
-use std::path::Path;
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
 /// Format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Number of `meta` entries.
+pub const META_LEN: usize = 10;
 
 fn corrupt(msg: impl Into<String>) -> Error {
     Error::Corrupt(msg.into())
 }
 
-fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Result<()> {
+pub(crate) fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Result<()> {
     if offs.len() != expect_len {
         return Err(corrupt(format!("section '{name}' has {} entries, expected {expect_len}", offs.len())));
     }
@@ -45,16 +57,21 @@ fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u64) -> Resul
 /// Build validated views over a parsed container.
 pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let meta = c.u64s("meta")?;
-    if meta.len() < 4 {
-        return Err(corrupt("section 'meta' is too short"));
+    if meta.len() != META_LEN {
+        return Err(corrupt(format!("section 'meta' has {} entries, expected {META_LEN}", meta.len())));
     }
     let n_docs = u32::try_from(meta[0]).map_err(|_| corrupt("n_docs out of range"))?;
     let n_terms = u32::try_from(meta[1]).map_err(|_| corrupt("n_terms out of range"))?;
     let scale = f32::from_bits(meta[3] as u32);
-    if !(scale.is_finite() && scale > 0.0) {
+    if !(scale.is_finite() && scale > 0.0) || meta[3] > u32::MAX as u64 {
         return Err(corrupt("quantization scale is not a positive number"));
     }
+    let vocab = match meta[4] {
+        0 => None,
+        n => Some(u32::try_from(n).map_err(|_| corrupt("declared vocabulary size out of range"))?),
+    };
     let nt = n_terms as usize;
+    let (term_ids, term_lut) = read_terms(c, nt, vocab)?;
     let term_post_start = c.u64s("term_post_start")?;
     let term_block_start = c.u32s("term_block_start")?;
     let block_last = c.u32s("block_last")?;
@@ -71,6 +88,9 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
     for t in 0..nt {
         let df = term_post_start[t + 1] - term_post_start[t];
+        if df == 0 {
+            return Err(corrupt(format!("local term {t} has no postings")));
+        }
         let nb = (term_block_start[t + 1] - term_block_start[t]) as u64;
         if nb != df.div_ceil(BLOCK_LEN as u64) {
             return Err(corrupt(format!("term {t}: {nb} blocks for {df} postings")));
@@ -97,36 +117,38 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     if dbm_slot.len() != nt || dbm_slot.iter().any(|&s| s != u32::MAX && s as usize >= n_pop) {
         return Err(corrupt("section 'dbm_slot' is not valid"));
     }
-    let impacts = match meta[2] {
+    let dbm = (dbm_slot, n_doc_blocks);
+    let lens = (np, n_blocks, nt, n_pop * n_doc_blocks);
+    let (impacts, bm25, doc_len) = match meta[2] {
         0 => {
-            let dense = c.bytes("dbm_u8")?;
-            check_dense(dense.len(), n_pop, n_doc_blocks)?;
-            let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
-            let a = ImpactArrays {
-                impacts: c.bytes("impacts_u8")?,
-                block_max: c.bytes("block_max_u8")?,
-                term_max: c.bytes("term_max_u8")?,
-                doc_block_max,
-            };
-            check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
-            Impacts::U8(a)
+            check_no_bm25(meta)?;
+            let a = read_arrays("u8", |n| c.bytes(n), dbm, lens)?;
+            (Impacts::U8(a), None, None)
         }
         1 => {
-            let dense = c.f32s("dbm_f32")?;
-            check_dense(dense.len(), n_pop, n_doc_blocks)?;
-            let doc_block_max = super::DocBlockMax { slot: dbm_slot, dense, n_blocks: n_doc_blocks };
-            let a = ImpactArrays {
-                impacts: c.f32s("impacts_f32")?,
-                block_max: c.f32s("block_max_f32")?,
-                term_max: c.f32s("term_max_f32")?,
-                doc_block_max,
-            };
-            check_lens(a.impacts.len(), a.block_max.len(), a.term_max.len(), np, n_blocks, nt)?;
+            check_no_bm25(meta)?;
+            let a = read_arrays("f32", |n| c.f32s(n), dbm, lens)?;
             check_weights("impacts_f32", a.impacts)?;
             check_weights("block_max_f32", a.block_max)?;
             check_weights("term_max_f32", a.term_max)?;
             check_weights("dbm_f32", a.doc_block_max.dense)?;
-            Impacts::F32(a)
+            (Impacts::F32(a), None, None)
+        }
+        2 => {
+            let pairs = |n: &str| {
+                super::impact::bm25_from_u32s(c.u32s(n)?)
+                    .ok_or_else(|| corrupt(format!("section '{n}' holds an odd number of u32")))
+            };
+            let a = read_arrays("bm25", pairs, dbm, lens)?;
+            for (name, xs) in
+                [("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
+            {
+                if let Some(i) = xs.iter().position(|x| x.tf == 0) {
+                    return Err(corrupt(format!("section '{name}': entry {i} has term frequency 0")));
+                }
+            }
+            let (meta, doc_len) = read_bm25(c, meta, n_docs)?;
+            (Impacts::Bm25(a), Some(meta), Some(doc_len))
         }
         k => return Err(corrupt(format!("unknown impact kind {k}"))),
     };
@@ -140,24 +162,13 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     } else {
         None
     };
-    let ids = if c.has("ids_i64") {
-        let ids = c.i64s("ids_i64")?;
-        if ids.len() != n_docs as usize {
-            return Err(corrupt("section 'ids_i64' has the wrong length"));
-        }
-        ExternalIds::Int(ids)
-    } else if c.has("ids_str_off") {
-        let offsets = c.u64s("ids_str_off")?;
-        let bytes = c.bytes("ids_str")?;
-        check_offsets("ids_str_off", offsets, n_docs as usize + 1, bytes.len() as u64)?;
-        ExternalIds::Str { offsets, bytes }
-    } else {
-        ExternalIds::None
-    };
+    let ids = super::ids::read_ids(c, n_docs)?;
     let view = IndexView {
         n_docs,
         n_terms,
-        vocab_declared: meta.get(4).copied().unwrap_or(0) == 1,
+        vocab,
+        term_ids,
+        term_lut,
         scale,
         term_post_start,
         term_block_start,
@@ -167,6 +178,8 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         impacts,
         forward,
         ids,
+        bm25,
+        doc_len,
     };
     check_doc_blocks(&view)?;
     Ok(view)
@@ -192,15 +205,104 @@ fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
                 if !above_prev || docs.windows(2).any(|w| w[0] >= w[1]) || docs[len - 1] != v.block_last[b] {
                     return Err(corrupt(format!("term {t}: doc ids of block {b} do not match the block metadata")));
                 }
+                if let (Impacts::Bm25(a), Some(dl)) = (v.impacts, v.doc_len) {
+                    // Every posting repeats its document's length.
+                    let p0 = v.term_post_start[t] as usize + (b - first) * BLOCK_LEN;
+                    if docs.iter().zip(&a.impacts[p0..p0 + len]).any(|(&d, i)| dl[d as usize] != i.dl) {
+                        return Err(corrupt(format!("term {t}: a posting of block {b} disagrees with 'doc_len'")));
+                    }
+                }
             }
             Ok(())
         },
     )
 }
 
-fn check_dense(len: usize, n_pop: usize, n_blocks: usize) -> Result<()> {
-    if Some(len) != n_pop.checked_mul(n_blocks) {
+/// `term_ids` (strictly ascending, below the declared vocabulary) and the optional
+/// `term_lut`, which must be exactly the table the builder writes for them.
+fn read_terms(c: &Container, nt: usize, vocab: Option<u32>) -> Result<(&[u32], Option<&[u32]>)> {
+    let term_ids = c.u32s("term_ids")?;
+    if term_ids.len() != nt {
+        return Err(corrupt(format!("section 'term_ids' has {} entries, expected {nt}", term_ids.len())));
+    }
+    if term_ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(corrupt("section 'term_ids' is not strictly ascending"));
+    }
+    if let (Some(v), Some(&last)) = (vocab, term_ids.last()) {
+        if last >= v {
+            return Err(corrupt(format!("term id {last} is beyond the declared vocabulary size {v}")));
+        }
+    }
+    if !c.has("term_lut") {
+        return Ok((term_ids, None));
+    }
+    let lut = c.u32s("term_lut")?;
+    let want = term_ids.last().map_or(0, |&t| t as u64 + 1);
+    if lut.len() as u64 != want || want > super::terms::LUT_FACTOR * nt as u64 {
+        return Err(corrupt(format!("section 'term_lut' has {} entries, expected {want}", lut.len())));
+    }
+    for (l, &t) in term_ids.iter().enumerate() {
+        if lut[t as usize] != l as u32 {
+            return Err(corrupt(format!("section 'term_lut' does not map term {t} to its local id {l}")));
+        }
+    }
+    if lut.iter().filter(|&&x| x != super::terms::NO_TERM).count() != nt {
+        return Err(corrupt("section 'term_lut' maps terms that are not in 'term_ids'"));
+    }
+    Ok((term_ids, Some(lut)))
+}
+
+/// The impact sections of kind `suffix` (`impacts_<suffix>`, `block_max_<suffix>`,
+/// `term_max_<suffix>`, `dbm_<suffix>`), read with `get` and checked against the expected
+/// lengths `(postings, blocks, terms, dense doc-block maxima)`.
+fn read_arrays<'a, I>(
+    suffix: &str,
+    get: impl Fn(&str) -> Result<&'a [I]>,
+    (slot, n_blocks): (&'a [u32], usize),
+    (np, nb, nt, nd): (usize, usize, usize, usize),
+) -> Result<ImpactArrays<'a, I>> {
+    let a = ImpactArrays {
+        impacts: get(&format!("impacts_{suffix}"))?,
+        block_max: get(&format!("block_max_{suffix}"))?,
+        term_max: get(&format!("term_max_{suffix}"))?,
+        doc_block_max: super::DocBlockMax { slot, dense: get(&format!("dbm_{suffix}"))?, n_blocks },
+    };
+    if a.impacts.len() != np || a.block_max.len() != nb || a.term_max.len() != nt {
+        return Err(corrupt("impact sections have the wrong length"));
+    }
+    if Some(a.doc_block_max.dense.len()) != Some(nd) {
         return Err(corrupt("doc-block maxima have the wrong length"));
+    }
+    Ok(a)
+}
+
+/// The BM25 fields of `meta` and the `doc_len` section (whose sum is the recorded total).
+fn read_bm25<'a>(c: &'a Container, meta: &[u64], n_docs: u32) -> Result<(super::Bm25Meta, &'a [u32])> {
+    let f = |x: u64| u32::try_from(x).map(f32::from_bits).map_err(|_| corrupt("BM25 parameter out of range"));
+    let params = super::Bm25Params {
+        k1: f(meta[5])?,
+        b: f(meta[6])?,
+        quantized: match meta[8] {
+            0 => false,
+            1 => true,
+            _ => return Err(corrupt("BM25 scoring flag is not 0 or 1")),
+        },
+    };
+    params.check().map_err(|e| corrupt(e.to_string()))?;
+    let doc_len = c.u32s("doc_len")?;
+    if doc_len.len() != n_docs as usize {
+        return Err(corrupt(format!("section 'doc_len' has {} entries for {n_docs} documents", doc_len.len())));
+    }
+    let total: u64 = doc_len.iter().map(|&x| x as u64).sum();
+    if total != meta[7] {
+        return Err(corrupt(format!("document lengths sum to {total}, the header records {}", meta[7])));
+    }
+    Ok((super::Bm25Meta { params, total_len: total }, doc_len))
+}
+
+fn check_no_bm25(meta: &[u64]) -> Result<()> {
+    if meta[5..].iter().any(|&x| x != 0) {
+        return Err(corrupt("section 'meta': BM25 fields set on an index of another kind"));
     }
     Ok(())
 }
@@ -214,31 +316,4 @@ fn check_weights(name: &str, ws: &[f32]) -> Result<()> {
         Some(i) => Err(corrupt(format!("section '{name}': entry {i} is {} (not a finite weight >= 0)", ws[i]))),
         None => Ok(()),
     }
-}
-
-fn check_lens(imp: usize, bmax: usize, tmax: usize, np: usize, nb: usize, nt: usize) -> Result<()> {
-    if imp != np || bmax != nb || tmax != nt {
-        return Err(corrupt("impact sections have the wrong length"));
-    }
-    Ok(())
-}
-
-/// Write image bytes to `path` atomically: a temporary file in the same directory, fsync,
-/// rename over `path`, fsync the directory.
-pub fn write_image_file(bytes: &[u8], path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name =
-        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let io = |what: &str, p: &Path, e| Error::io(format!("{what} {}", p.display()), e);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
-        f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| io("renaming into", path, e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

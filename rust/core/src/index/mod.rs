@@ -1,7 +1,10 @@
 //! The immutable index: validated, quantized sparse vectors laid out as block-compressed
 //! posting lists inside one [`Container`] image, in memory or memory-mapped from a file.
 //!
-//! Layout (all sections little-endian, see [`format`]): for every term `t` in `0..n_terms`,
+//! Terms are indexed by dense *local* ids `0..n_terms` (only terms with at least one posting
+//! exist in a segment); `term_ids[t]` is the external id of local term `t` (see [`terms`]).
+//!
+//! Layout (all sections little-endian, see [`mod@format`]): for every local term `t`,
 //! its postings occupy global posting positions `term_post_start[t]..term_post_start[t+1]`
 //! and blocks `term_block_start[t]..term_block_start[t+1]`. Block `b` holds up to 128
 //! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (so its bit width
@@ -11,13 +14,23 @@
 
 pub mod build;
 pub mod format;
+pub mod ids;
+pub mod impact;
+pub mod merge;
+pub mod order;
+pub mod terms;
+mod write;
 
 use crate::container::{Container, Image};
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-pub use build::{BuildOptions, Quantization};
+pub use build::{BuildOptions, Built, Quantization};
+pub use ids::{ExternalIds, Id, IdBuf, IdsInput};
+pub use impact::{Bm25Impact, Bm25Params, Impact};
+pub use merge::{merge, MergeOptions, Merged};
+pub use order::Reorder;
 
 /// Documents per doc block of the block-max pruning structure (doc `d` is in block `d / 64`).
 pub const DOC_BLOCK: usize = 64;
@@ -56,6 +69,9 @@ pub enum ImpactKind {
     U8,
     /// `f32` impacts: the weights as given.
     F32,
+    /// BM25: term frequency and document length per posting, scored at query time from the
+    /// collection statistics the query brings (see [`crate::search::bm25`]).
+    Bm25,
 }
 
 /// The per-kind impact arrays of an index.
@@ -78,22 +94,8 @@ pub enum Impacts<'a> {
     U8(ImpactArrays<'a, u8>),
     /// Float.
     F32(ImpactArrays<'a, f32>),
-}
-
-/// External ids stored with the index, if the builder was given any.
-#[derive(Clone, Copy, Debug)]
-pub enum ExternalIds<'a> {
-    /// No external ids: a document's id is its row number.
-    None,
-    /// 64-bit integer ids, one per document.
-    Int(&'a [i64]),
-    /// String ids: document `d`'s id is `bytes[offsets[d]..offsets[d+1]]` (UTF-8).
-    Str {
-        /// `n_docs + 1` offsets into `bytes`.
-        offsets: &'a [u64],
-        /// Concatenated UTF-8 ids.
-        bytes: &'a [u8],
-    },
+    /// BM25 (tf, document length) pairs; maxima are joins (largest tf, smallest length).
+    Bm25(ImpactArrays<'a, Bm25Impact>),
 }
 
 /// Borrowed, validated views of every array of an index.
@@ -101,11 +103,17 @@ pub enum ExternalIds<'a> {
 pub struct IndexView<'a> {
     /// Number of documents (rows), including those with no postings.
     pub n_docs: u32,
-    /// Vocabulary size: term ids are `0..n_terms`.
+    /// Number of local terms (terms with at least one posting): local ids are `0..n_terms`.
     pub n_terms: u32,
-    /// Whether the vocabulary size was given at build time (then larger query term ids are
-    /// errors; otherwise they are terms absent from the index).
-    pub vocab_declared: bool,
+    /// The vocabulary size declared at build time, if any: then term ids at or above it are
+    /// errors in queries too (otherwise they are terms absent from the index).
+    pub vocab: Option<u32>,
+    /// External id of each local term, strictly ascending (`n_terms` entries).
+    pub term_ids: &'a [u32],
+    /// External -> local lookup table (`u32::MAX` where absent), present when the external ids
+    /// are dense enough (see [`terms`]); otherwise [`IndexView::local_term`] binary-searches
+    /// `term_ids`.
+    pub term_lut: Option<&'a [u32]>,
     /// Quantization scale (impact = round(weight * scale)); 1.0 for the float kind.
     pub scale: f32,
     /// `n_terms + 1` global posting offsets.
@@ -124,6 +132,19 @@ pub struct IndexView<'a> {
     pub forward: Option<Forward<'a>>,
     /// External ids.
     pub ids: ExternalIds<'a>,
+    /// BM25 kind: its parameters and the sum of the document lengths.
+    pub bm25: Option<Bm25Meta>,
+    /// BM25 kind: the length of every document.
+    pub doc_len: Option<&'a [u32]>,
+}
+
+/// What a BM25 segment records besides its postings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bm25Meta {
+    /// k1, b and the scoring arithmetic.
+    pub params: Bm25Params,
+    /// Sum of the lengths of all documents of the segment.
+    pub total_len: u64,
 }
 
 /// The stored original vectors, row-major (for `get` and explanations).
@@ -131,14 +152,28 @@ pub struct IndexView<'a> {
 pub struct Forward<'a> {
     /// `n_docs + 1` offsets.
     pub indptr: &'a [u64],
-    /// Term ids, ascending within a row.
+    /// Local term ids, ascending within a row.
     pub terms: &'a [u32],
     /// Weights as given (zeros dropped).
     pub values: &'a [f32],
 }
 
 impl<'a> IndexView<'a> {
-    /// Document frequency of term `t` (0 for ids out of range).
+    /// The local id of external term id `ext`, if the segment has postings for it: one table
+    /// lookup, or a binary search over `term_ids`.
+    #[inline]
+    pub fn local_term(&self, ext: u32) -> Option<u32> {
+        match self.term_lut {
+            Some(lut) => lut.get(ext as usize).copied().filter(|&l| l != terms::NO_TERM),
+            None => self.term_ids.binary_search(&ext).ok().map(|l| l as u32),
+        }
+    }
+    /// The external id of local term `t`.
+    #[inline]
+    pub fn external_term(&self, t: u32) -> u32 {
+        self.term_ids[t as usize]
+    }
+    /// Document frequency of local term `t` (0 for ids out of range).
     pub fn df(&self, t: u32) -> u64 {
         let t = t as usize;
         if t >= self.n_terms as usize {
@@ -159,6 +194,7 @@ impl<'a> IndexView<'a> {
         match self.impacts {
             Impacts::U8(_) => ImpactKind::U8,
             Impacts::F32(_) => ImpactKind::F32,
+            Impacts::Bm25(_) => ImpactKind::Bm25,
         }
     }
 }
@@ -170,15 +206,27 @@ pub struct Index {
     container: Arc<Container>,
 }
 
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = &self.view;
+        f.debug_struct("Index")
+            .field("n_docs", &v.n_docs)
+            .field("n_terms", &v.n_terms)
+            .field("kind", &v.kind())
+            .field("mapped", &self.container.image().is_mapped())
+            .finish()
+    }
+}
+
 /// Counts and sizes, for `stats()`.
 #[derive(Clone, Debug)]
 pub struct Stats {
     /// Documents.
     pub n_docs: u64,
-    /// Vocabulary size.
+    /// Vocabulary size: the declared one, or the largest term id + 1.
+    pub vocabulary: u64,
+    /// Distinct terms (each has at least one posting).
     pub n_terms: u64,
-    /// Terms with at least one posting.
-    pub n_nonempty_terms: u64,
     /// Postings.
     pub n_postings: u64,
     /// 128-posting blocks.
@@ -219,10 +267,14 @@ impl Index {
         })
     }
 
-    /// Write the index to `path` (atomically: a temporary file renamed into place).
+    /// The bytes of the index's file image.
+    pub(crate) fn image_bytes(&self) -> &[u8] {
+        self.container.image().as_bytes()
+    }
+
+    /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.container.image().as_bytes();
-        format::write_image_file(bytes, path)
+        crate::fs::write_atomically(path, self.container.image().as_bytes())
     }
 
     /// Borrowed views of the index arrays.
@@ -235,28 +287,74 @@ impl Index {
         self.view.n_docs
     }
 
+    /// The stored vector of document `doc` with external term ids, ascending:
+    /// `(term ids, weights)`. Errors if `doc` is out of range or vectors are not stored.
+    pub fn vector(&self, doc: u32) -> Result<(Vec<u32>, Vec<f32>)> {
+        let v = &self.view;
+        let f = v.forward.ok_or_else(|| {
+            Error::InvalidArgument("this index was built with store_vectors=False: vectors are not stored".into())
+        })?;
+        if doc >= v.n_docs {
+            return Err(Error::InvalidArgument(format!(
+                "document {doc} is out of range (the index has {} documents)",
+                v.n_docs
+            )));
+        }
+        let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
+        Ok((f.terms[a..b].iter().map(|&t| v.term_ids[t as usize]).collect(), f.values[a..b].to_vec()))
+    }
+
+    /// Every stored vector as CSR arrays with external term ids, in internal doc order:
+    /// `(indptr, term ids, weights)`. Errors if vectors are not stored.
+    pub fn vectors(&self) -> Result<(Vec<u64>, Vec<u32>, Vec<f32>)> {
+        let v = &self.view;
+        let f = v.forward.ok_or_else(|| {
+            Error::InvalidArgument("this index was built with store_vectors=False: vectors are not stored".into())
+        })?;
+        Ok((f.indptr.to_vec(), f.terms.iter().map(|&t| v.term_ids[t as usize]).collect(), f.values.to_vec()))
+    }
+
+    /// The internal doc whose id is `id`, if any: a binary search over the stored ids (with no
+    /// stored ids, an integer id is the internal row number).
+    pub fn locate(&self, id: Id<'_>) -> Option<u32> {
+        self.view.ids.locate(id, self.view.n_docs)
+    }
+
+    /// The id of internal doc `doc` (its row number when the index stores no ids); `None` out
+    /// of range.
+    pub fn id(&self, doc: u32) -> Option<Id<'_>> {
+        if doc >= self.view.n_docs {
+            return None;
+        }
+        self.view.ids.get(doc)
+    }
+
     /// Counts and sizes.
     pub fn stats(&self) -> Stats {
         let v = &self.view;
         let imp_size = match v.impacts {
             Impacts::U8(_) => 1u64,
             Impacts::F32(_) => 4,
+            Impacts::Bm25(_) => 8,
         };
         let n_blocks = v.n_blocks() as u64;
         let postings_bytes = v.docs.len() as u64
             + v.n_postings() * imp_size
             + n_blocks * (4 + 8 + imp_size)
-            + (v.n_terms as u64) * (8 + 4 + 4 + imp_size)
+            + (v.n_terms as u64) * (8 + 4 + 4 + 4 + imp_size)
+            + v.term_lut.map_or(0, |l| l.len() as u64 * 4)
             + match v.impacts {
                 Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
                 Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
-            };
+                Impacts::Bm25(a) => a.doc_block_max.dense.len() as u64 * 8,
+            }
+            + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =
             v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
         Stats {
             n_docs: v.n_docs as u64,
+            vocabulary: v.vocab.map_or_else(|| v.term_ids.last().map_or(0, |&t| t as u64 + 1), u64::from),
             n_terms: v.n_terms as u64,
-            n_nonempty_terms: (0..v.n_terms).filter(|&t| v.df(t) > 0).count() as u64,
             n_postings: v.n_postings(),
             n_blocks,
             bytes: self.container.total_bytes() as u64,

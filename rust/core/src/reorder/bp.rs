@@ -63,7 +63,7 @@ pub enum BpWeighting {
 
 /// Options of [`bp_order`]. The defaults are the measured recommendation (see
 /// `benches/reorder.py` and its results).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BpOptions {
     /// Stop bisecting partitions of at most this many documents (default 64, the block of
     /// block-max pruning). At least 1.

@@ -4,7 +4,7 @@
 
 use super::bisect::split_point;
 use super::*;
-use crate::index::build::similarity_order;
+use crate::index::build::{similarity_order, CsrRef};
 use proptest::prelude::*;
 
 /// CSR rows: (indptr, terms, values).
@@ -196,7 +196,7 @@ fn lowers_log_gap_cost_below_random_and_signature_on_planted_clusters() {
     let n = topics.len();
     let identity: Vec<u32> = (0..n as u32).collect(); // the rows are in random order
     let random = log_gap_bits(&r.0, &r.1, vocab, &identity);
-    let sig_order = similarity_order(&r.0, &r.1, &r.2, vocab);
+    let sig_order = similarity_order(CsrRef { indptr: &r.0, indices: &r.1, values: &r.2 }, Some(vocab)).unwrap();
     let sig = log_gap_bits(&r.0, &r.1, vocab, &sig_order);
     let sig_purity = block_purity(&sig_order, &topics);
     assert!(sig < random);

@@ -19,7 +19,7 @@ use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
 use crate::codec::BLOCK_LEN;
-use crate::index::{ImpactArrays, IndexView, DOC_BLOCK};
+use crate::index::{Impact, ImpactArrays, IndexView, DOC_BLOCK};
 use crate::postings::decode_block;
 
 /// Reads the postings of one term in doc ranges that only move forward, decoding a block
@@ -111,13 +111,12 @@ fn score_blocks<K: Kind>(
 ) {
     acc.clear();
     acc.resize(blocks.len() * DOC_BLOCK, K::S::default());
-    let zero = K::Imp::default();
     for (pt, src) in plan.terms.iter().zip(sources.iter_mut()) {
         match src {
             TermSource::Dense(dense, reader) => {
                 reader.restart(); // batches are not in doc order relative to each other
                 for (bi, &b) in blocks.iter().enumerate() {
-                    if !(dense[b as usize] > zero) {
+                    if dense[b as usize].is_zero() {
                         continue;
                     }
                     let lo = b * DOC_BLOCK as u32;

@@ -2,18 +2,20 @@
 //! weight, and how much each contributed. Contributions are computed in the index's own
 //! arithmetic, so they sum to the score the search returned (up to float rounding of the sum).
 
+use super::bm25::Bm25Stats;
 use super::common::open_cursors;
 use super::plan::{Plan, QueryRef};
-use super::{F32Kind, Kind, U8Kind};
-use crate::index::{Impacts, Index, IndexView};
+use super::segments::{prepare, Prepared};
+use super::{with_kind, Kind};
+use crate::index::{Index, IndexView};
 use crate::{Error, Result};
 
 /// One matched term.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contribution {
-    /// Term id.
+    /// External term id.
     pub term: u32,
-    /// The query's weight for the term (as given).
+    /// The query's weight for the term (as given; BM25: `idf * qtf`).
     pub query_weight: f32,
     /// The document's weight for the term as the index scores it (dequantized impact).
     pub doc_weight: f32,
@@ -24,20 +26,18 @@ pub struct Contribution {
 fn run<K: Kind>(
     v: &IndexView<'_>,
     arrays: &crate::index::ImpactArrays<'_, K::Imp>,
-    q: QueryRef<'_>,
+    p: &Prepared,
     doc: u32,
-    deq: impl Fn(K::Imp) -> f32,
-) -> Result<Vec<Contribution>> {
-    let plan = Plan::<K>::new(v, q, None)?;
+) -> Vec<Contribution> {
+    let plan = Plan::<K>::new(v, &p.query, p.avgdl);
     let mut out = Vec::new();
     for c in open_cursors(v, arrays, &plan).iter_mut() {
         if c.cur.seek(doc) == doc {
-            let term = plan.terms[c.qi].term;
-            let qw = q.terms.iter().position(|&t| t == term).map_or(0.0, |i| q.weights[i]);
+            let term = v.external_term(plan.terms[c.qi].term);
             out.push(Contribution {
                 term,
-                query_weight: qw,
-                doc_weight: deq(c.cur.impact()),
+                query_weight: p.query.weight_of(term).unwrap_or(0.0),
+                doc_weight: K::doc_weight(c.cur.impact(), &plan.ctx),
                 contribution: K::to_f32(c.score(), plan.norm),
             });
         }
@@ -45,11 +45,18 @@ fn run<K: Kind>(
     out.sort_by(|a, b| {
         b.contribution.partial_cmp(&a.contribution).unwrap_or(std::cmp::Ordering::Equal).then(a.term.cmp(&b.term))
     });
-    Ok(out)
+    out
 }
 
-/// Explain internal document `doc`'s score for query `q`.
+/// Explain internal document `doc`'s score for query `q` (BM25 indexes: under the index's own
+/// statistics).
 pub fn explain(index: &Index, q: QueryRef<'_>, doc: u32) -> Result<Vec<Contribution>> {
+    explain_with(index, q, doc, None)
+}
+
+/// [`explain`] of a BM25 index under `stats` (then `query_weight` is the query term's
+/// `idf * qtf` and `doc_weight` its BM25 document weight `(k1 + 1) tf / (tf + K)`).
+pub fn explain_with(index: &Index, q: QueryRef<'_>, doc: u32, stats: Option<&Bm25Stats>) -> Result<Vec<Contribution>> {
     let v = index.view();
     if doc >= v.n_docs {
         return Err(Error::InvalidArgument(format!(
@@ -57,11 +64,6 @@ pub fn explain(index: &Index, q: QueryRef<'_>, doc: u32) -> Result<Vec<Contribut
             v.n_docs
         )));
     }
-    match v.impacts {
-        Impacts::U8(a) => {
-            let scale = v.scale;
-            run::<U8Kind>(v, &a, q, doc, |i| i as f32 / scale)
-        }
-        Impacts::F32(a) => run::<F32Kind>(v, &a, q, doc, |i| i),
-    }
+    let p = prepare(&[index], q, None, stats)?;
+    Ok(with_kind!(v, |K, a| run::<K>(v, &a, &p, doc)))
 }

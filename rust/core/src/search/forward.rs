@@ -19,7 +19,7 @@ pub fn search<K: Kind>(
     fwd: &Forward<'_>,
     plan: &Plan<K>,
     k: usize,
-    table: &mut Vec<Option<K::W>>,
+    table: &mut Vec<u32>,
 ) -> Vec<(u32, K::S)> {
     let Some(allowed) = plan.allowed.as_ref() else {
         return Vec::new();
@@ -31,10 +31,10 @@ pub fn search<K: Kind>(
     let nt = v.n_terms as usize;
     if table.len() != nt {
         table.clear();
-        table.resize(nt, None);
+        table.resize(nt, u32::MAX);
     }
-    for pt in &plan.terms {
-        table[pt.term as usize] = Some(pt.w);
+    for (i, pt) in plan.terms.iter().enumerate() {
+        table[pt.term as usize] = i as u32;
     }
     let n = v.n_docs as usize;
     let mut docs: Vec<u32> = Vec::with_capacity(allowed.len() as usize);
@@ -60,15 +60,16 @@ pub fn search<K: Kind>(
         let d = d as usize;
         let (a, b) = (fwd.indptr[d] as usize, fwd.indptr[d + 1] as usize);
         let mut s = K::S::default();
+        let dl = v.doc_len.map_or(0, |l| l[d]);
         for (&t, &x) in fwd.terms[a..b].iter().zip(&fwd.values[a..b]) {
-            if let Some(Some(w)) = table.get(t as usize) {
-                s += K::mul(*w, K::impact_of(x, v.scale));
+            if let Some(pt) = table.get(t as usize).and_then(|&i| plan.terms.get(i as usize)) {
+                s += K::mul(pt.w, K::impact_of(x, dl, v.scale));
             }
         }
         top.push(d as u32, s);
     }
     for pt in &plan.terms {
-        table[pt.term as usize] = None;
+        table[pt.term as usize] = u32::MAX;
     }
     top.into_sorted()
 }

@@ -2,33 +2,48 @@
 //!
 //! Every algorithm returns exactly the exhaustive oracle's top-k on the same index: the same
 //! doc ids and equal scores, ordered by score descending then doc id ascending. For the
-//! quantized kind scores are integers (query weights are quantized too, see [`plan`]), so
-//! equality is exact by construction. For the float kind every algorithm sums a document's
+//! integer kinds scores are integers (query weights are quantized too, see [`plan`]), so
+//! equality is exact by construction. For the float kinds every algorithm sums a document's
 //! contributions in the same canonical order (query terms by ascending term id, as the
 //! term-at-a-time oracle does), and pruning compares upper bounds with a relative slack that
 //! covers float rounding, so no document that could enter is ever pruned.
+//!
+//! A query is validated once per search ([`plan::Query`]), then prepared per segment
+//! ([`plan::Plan`]); BM25 segments are scored from collection statistics that come with the
+//! query ([`bm25::Bm25Stats`]).
 
+pub mod algorithm;
+pub mod bm25;
 pub mod bmm;
 pub mod bmp;
 pub mod bmw;
 pub mod common;
+pub mod docset;
 pub mod exhaustive;
 pub mod explain;
 pub mod forward;
+pub mod kind;
 pub mod maxscore;
 pub mod plan;
+pub mod segments;
 pub mod taat_maxscore;
 pub mod topk;
 pub mod wand;
 
-use crate::index::build::CsrRef;
-use crate::index::{Impacts, Index, IndexView};
+pub use algorithm::Algorithm;
+pub use bm25::{Bm25F32Kind, Bm25Stats, Bm25U8Kind};
+pub use docset::DocSet;
+pub use kind::{F32Kind, Kind, Scratch, U8Kind};
+pub use plan::{Plan, Query, QueryRef};
+pub use segments::{effective_k_segments, search_segments, search_segments_batch, Segment, SegmentHit};
+
+use crate::index::{Index, IndexView};
+use crate::vectors::{check_csr, CsrRef};
 use crate::{Error, Result};
-pub use plan::{Plan, QueryRef};
+use kind::zeroed_acc;
+use segments::{prepare, Prepared};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// One result: internal doc id (row number) and score.
@@ -40,350 +55,31 @@ pub struct Hit {
     pub score: f32,
 }
 
-/// A traversal algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// Term-at-a-time over every posting of every query term; the oracle.
-    Exhaustive,
-    /// MaxScore (Turtle & Flood 1995).
-    MaxScore,
-    /// WAND (Broder et al. 2003).
-    Wand,
-    /// Block-Max WAND (Ding & Suel 2011).
-    BlockMaxWand,
-    /// Block-Max MaxScore (MaxScore with block-max bounds on the non-essential lists).
-    BlockMaxMaxScore,
-    /// Term-at-a-time MaxScore: accumulate the high-bound terms, then only probe the rest for
-    /// surviving candidates.
-    TaatMaxScore,
-    /// Block-max pruning over 64-document blocks (Mallia, Suel & Tonellotto 2024).
-    BlockMaxPruning,
-    /// Chosen per query by [`choose`].
-    Auto,
-}
-
-impl Algorithm {
-    /// Every algorithm, by its canonical name.
-    pub const ALL: [Algorithm; 8] = [
-        Algorithm::Exhaustive,
-        Algorithm::MaxScore,
-        Algorithm::Wand,
-        Algorithm::BlockMaxWand,
-        Algorithm::BlockMaxMaxScore,
-        Algorithm::TaatMaxScore,
-        Algorithm::BlockMaxPruning,
-        Algorithm::Auto,
-    ];
-    /// Canonical name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Exhaustive => "exhaustive",
-            Algorithm::MaxScore => "maxscore",
-            Algorithm::Wand => "wand",
-            Algorithm::BlockMaxWand => "bmw",
-            Algorithm::BlockMaxMaxScore => "bmm",
-            Algorithm::TaatMaxScore => "taat-maxscore",
-            Algorithm::BlockMaxPruning => "bmp",
-            Algorithm::Auto => "auto",
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "exhaustive" | "taat" | "oracle" => Algorithm::Exhaustive,
-            "maxscore" => Algorithm::MaxScore,
-            "wand" => Algorithm::Wand,
-            "bmw" | "block_max_wand" | "blockmaxwand" => Algorithm::BlockMaxWand,
-            "bmm" | "block_max_maxscore" | "blockmaxmaxscore" => Algorithm::BlockMaxMaxScore,
-            "taat-maxscore" | "taat_maxscore" | "tms" => Algorithm::TaatMaxScore,
-            "bmp" | "block_max_pruning" => Algorithm::BlockMaxPruning,
-            "auto" => Algorithm::Auto,
-            _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, auto)"
-                )))
-            }
-        })
-    }
-}
-
-/// Score arithmetic of an impact kind.
-pub trait Kind: 'static {
-    /// Stored impact.
-    type Imp: Copy + Default + PartialOrd + Send + Sync + fmt::Debug;
-    /// Accumulated score.
-    type S: Copy
-        + Default
-        + PartialOrd
-        + std::ops::Add<Output = Self::S>
-        + std::ops::AddAssign
-        + Send
-        + Sync
-        + fmt::Debug;
-    /// Query weight.
-    type W: Copy + Send + Sync + fmt::Debug;
-    /// Float kinds sum contributions in canonical order and prune with slack.
-    const FLOAT: bool;
-    /// Convert validated, positive query weights; returns the weights and the norm
-    /// (see [`plan`] for the quantized rule).
-    fn weights(ws: &[f32], index_scale: f32) -> (Vec<Self::W>, f32);
-    /// This kind's accumulator buffer in the scratch space.
-    fn acc(s: &mut Scratch) -> &mut Vec<Self::S>;
-    /// This kind's doc-block bound and compact accumulator buffers.
-    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<Self::S>, &mut Vec<Self::S>);
-    /// This kind's dense query-weight table in the scratch space.
-    fn table(s: &mut Scratch) -> &mut Vec<Option<Self::W>>;
-    /// The stored impact of a document weight `w` (as the builder derives it).
-    fn impact_of(w: f32, scale: f32) -> Self::Imp;
-    /// True for a zero query weight.
-    fn w_is_zero(w: Self::W) -> bool;
-    /// Contribution of one posting.
-    fn mul(w: Self::W, i: Self::Imp) -> Self::S;
-    /// True if no document whose score is at most `bound` can enter a collector whose
-    /// threshold is `thr`, given DAAT order (equal scores lose to earlier docs).
-    fn prune(bound: Self::S, thr: Self::S, slack: f32) -> bool;
-    /// True if `bound` is certainly below `thr` (strict: a document whose score equals the
-    /// threshold may still enter by doc id when documents are not visited in doc order).
-    fn below(bound: Self::S, thr: Self::S, slack: f32) -> bool;
-    /// Score in weight units.
-    fn to_f32(s: Self::S, norm: f32) -> f32;
-    /// The largest score whose weight-unit value is below `f` (zero if none): a document that
-    /// beats it scores at least `f` in weight units.
-    fn floor_below(f: f32, norm: f32) -> Self::S;
-    /// The arrays of this kind, if the index has this kind.
-    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, Self::Imp>>;
-}
-
-/// Quantized kind: u8 impacts, u32 query weights, u32 scores (never overflow, see [`plan`]).
-pub enum U8Kind {}
-impl Kind for U8Kind {
-    type Imp = u8;
-    type S = u32;
-    type W = u32;
-    const FLOAT: bool = false;
-    fn weights(ws: &[f32], index_scale: f32) -> (Vec<u32>, f32) {
-        let max = ws.iter().copied().fold(0.0f64, |a, b| a.max(b as f64));
-        let sum: f64 = ws.iter().map(|&w| w as f64).sum();
-        if max <= 0.0 {
-            return (vec![0; ws.len()], 1.0);
-        }
-        let budget = (u32::MAX as f64 / 255.0).floor() - ws.len() as f64;
-        let q = (65535.0 / max).min(budget / sum);
-        let out = ws.iter().map(|&w| (w as f64 * q).round() as u32).collect();
-        (out, (q * index_scale as f64) as f32)
-    }
-    fn acc(s: &mut Scratch) -> &mut Vec<u32> {
-        &mut s.acc_u32
-    }
-    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<u32>, &mut Vec<u32>) {
-        (&mut s.ub_u32, &mut s.small_u32)
-    }
-    fn table(s: &mut Scratch) -> &mut Vec<Option<u32>> {
-        &mut s.table_u32
-    }
-    #[inline(always)]
-    fn impact_of(w: f32, scale: f32) -> u8 {
-        crate::index::build::quantize(w, scale)
-    }
-    fn w_is_zero(w: u32) -> bool {
-        w == 0
-    }
-    #[inline(always)]
-    fn mul(w: u32, i: u8) -> u32 {
-        w * i as u32
-    }
-    #[inline(always)]
-    fn prune(bound: u32, thr: u32, _slack: f32) -> bool {
-        bound <= thr
-    }
-    #[inline(always)]
-    fn below(bound: u32, thr: u32, _slack: f32) -> bool {
-        bound < thr
-    }
-    #[inline(always)]
-    fn to_f32(s: u32, norm: f32) -> f32 {
-        (s as f64 / norm as f64) as f32
-    }
-    fn floor_below(f: f32, norm: f32) -> u32 {
-        if !(f > 0.0) || !(norm > 0.0) {
-            return 0;
-        }
-        let mut s = ((f as f64) * (norm as f64)).floor().clamp(0.0, u32::MAX as f64) as u32;
-        while s > 0 && Self::to_f32(s, norm) >= f {
-            s -= 1;
-        }
-        while s < u32::MAX && Self::to_f32(s + 1, norm) < f {
-            s += 1;
-        }
-        s
-    }
-    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, u8>> {
+/// Evaluate `$body` with `$K` the scoring kind of view `$v` and `$a` its impact arrays.
+macro_rules! with_kind {
+    ($v:expr, |$K:ident, $a:ident| $body:expr) => {{
+        let v: &$crate::index::IndexView<'_> = $v;
         match v.impacts {
-            Impacts::U8(a) => Some(a),
-            Impacts::F32(_) => None,
-        }
-    }
-}
-
-/// Float kind: f32 impacts, weights and scores.
-pub enum F32Kind {}
-impl Kind for F32Kind {
-    type Imp = f32;
-    type S = f32;
-    type W = f32;
-    const FLOAT: bool = true;
-    fn weights(ws: &[f32], _index_scale: f32) -> (Vec<f32>, f32) {
-        (ws.to_vec(), 1.0)
-    }
-    fn acc(s: &mut Scratch) -> &mut Vec<f32> {
-        &mut s.acc_f32
-    }
-    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
-        (&mut s.ub_f32, &mut s.small_f32)
-    }
-    fn table(s: &mut Scratch) -> &mut Vec<Option<f32>> {
-        &mut s.table_f32
-    }
-    #[inline(always)]
-    fn impact_of(w: f32, _scale: f32) -> f32 {
-        w
-    }
-    fn w_is_zero(w: f32) -> bool {
-        w == 0.0
-    }
-    #[inline(always)]
-    fn mul(w: f32, i: f32) -> f32 {
-        w * i
-    }
-    #[inline(always)]
-    fn prune(bound: f32, thr: f32, slack: f32) -> bool {
-        bound * (1.0 + slack) < thr
-    }
-    #[inline(always)]
-    fn below(bound: f32, thr: f32, slack: f32) -> bool {
-        bound * (1.0 + slack) < thr
-    }
-    #[inline(always)]
-    fn to_f32(s: f32, _norm: f32) -> f32 {
-        s
-    }
-    fn floor_below(f: f32, _norm: f32) -> f32 {
-        if !(f > 0.0) || !f.is_finite() {
-            return 0.0;
-        }
-        // the next f32 down (f > 0, finite)
-        f32::from_bits(f.to_bits() - 1)
-    }
-    fn arrays<'a>(v: &IndexView<'a>) -> Option<crate::index::ImpactArrays<'a, f32>> {
-        match v.impacts {
-            Impacts::F32(a) => Some(a),
-            Impacts::U8(_) => None,
-        }
-    }
-}
-
-/// Per-thread reusable buffers.
-#[derive(Default)]
-pub struct Scratch {
-    /// Integer accumulators of the term-at-a-time oracle.
-    pub acc_u32: Vec<u32>,
-    /// Float accumulators.
-    pub acc_f32: Vec<f32>,
-    /// Doc-block upper bounds (integer kind).
-    pub ub_u32: Vec<u32>,
-    /// Doc-block upper bounds (float kind).
-    pub ub_f32: Vec<f32>,
-    /// Compact accumulators of selected doc blocks (integer kind).
-    pub small_u32: Vec<u32>,
-    /// Compact accumulators of selected doc blocks (float kind).
-    pub small_f32: Vec<f32>,
-    /// Dense query weights by term id (integer kind), all `None` between queries.
-    pub table_u32: Vec<Option<u32>>,
-    /// Dense query weights by term id (float kind).
-    pub table_f32: Vec<Option<f32>>,
-}
-
-/// A set of internal doc ids: bit `d % 64` of word `d / 64`. Cloning shares the words.
-#[derive(Clone, Debug)]
-pub struct DocSet {
-    words: Arc<[u64]>,
-    len: u64,
-}
-
-impl DocSet {
-    /// The set given by `words` over an index of `n_docs` documents. `words` must hold exactly
-    /// `ceil(n_docs / 64)` words; bits at or beyond `n_docs` are ignored (cleared).
-    pub fn from_words(mut words: Vec<u64>, n_docs: u32) -> Result<DocSet> {
-        let need = (n_docs as usize).div_ceil(64);
-        if words.len() != need {
-            return Err(Error::InvalidArgument(format!(
-                "allowed-document set has {} words, an index of {n_docs} documents needs {need}",
-                words.len()
-            )));
-        }
-        if n_docs % 64 != 0 {
-            if let Some(last) = words.last_mut() {
-                *last &= (1u64 << (n_docs % 64)) - 1;
+            $crate::index::Impacts::U8($a) => {
+                type $K = $crate::search::kind::U8Kind;
+                $body
+            }
+            $crate::index::Impacts::F32($a) => {
+                type $K = $crate::search::kind::F32Kind;
+                $body
+            }
+            $crate::index::Impacts::Bm25($a) if v.bm25.is_some_and(|m| m.params.quantized) => {
+                type $K = $crate::search::bm25::Bm25U8Kind;
+                $body
+            }
+            $crate::index::Impacts::Bm25($a) => {
+                type $K = $crate::search::bm25::Bm25F32Kind;
+                $body
             }
         }
-        let len = words.iter().map(|w| w.count_ones() as u64).sum();
-        Ok(DocSet { words: words.into(), len })
-    }
-    /// The set of the listed documents (each below `n_docs`).
-    pub fn from_docs(docs: impl IntoIterator<Item = u32>, n_docs: u32) -> Result<DocSet> {
-        let mut words = vec![0u64; (n_docs as usize).div_ceil(64)];
-        for d in docs {
-            if d >= n_docs {
-                return Err(Error::InvalidArgument(format!("document {d} is out of range ({n_docs} documents)")));
-            }
-            words[(d >> 6) as usize] |= 1 << (d & 63);
-        }
-        DocSet::from_words(words, n_docs)
-    }
-    /// Whether `d` is in the set.
-    #[inline(always)]
-    pub fn contains(&self, d: u32) -> bool {
-        self.words.get((d >> 6) as usize).is_some_and(|w| w >> (d & 63) & 1 != 0)
-    }
-    /// Word `i` (documents `64 i .. 64 i + 63`); 0 beyond the end.
-    #[inline(always)]
-    pub fn word(&self, i: usize) -> u64 {
-        self.words.get(i).copied().unwrap_or(0)
-    }
-    /// All words.
-    pub fn words(&self) -> &[u64] {
-        &self.words
-    }
-    /// Number of documents in the set.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-    /// True when the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
+    }};
 }
-
-/// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
-/// leaves them all zero when it returns, so only a size change costs a clear.
-pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut Vec<K::S> {
-    let acc = K::acc(scratch);
-    if acc.len() != n {
-        acc.clear();
-        acc.resize(n, K::S::default());
-    }
-    debug_assert!(acc.iter().all(|a| *a == K::S::default()), "accumulators were left dirty");
-    acc
-}
+pub(crate) use with_kind;
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -411,7 +107,7 @@ fn run_auto<K: Kind>(
         // Expected stored entries of the allowed documents.
         let entries = (allowed.len() as f64) * (fwd.terms.len() as f64) / (v.n_docs.max(1) as f64);
         if entries < FORWARD_RATIO * postings as f64 {
-            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, K::table(&mut s.borrow_mut())));
+            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, &mut s.borrow_mut().table));
         }
     }
     if postings * 20 < v.n_docs as u64 {
@@ -476,9 +172,9 @@ pub fn effective_k(index: &Index, k: usize) -> Result<usize> {
     Ok(k.min(index.n_docs().max(1) as usize))
 }
 
-/// Exact top-`k` of one query.
+/// Exact top-`k` of one query (BM25 indexes: under the index's own statistics).
 pub fn search(index: &Index, q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<Hit>> {
-    search_filtered(index, q, k, algo, None)
+    search_with(index, q, k, algo, None, None)
 }
 
 /// Exact top-`k` of one query among the documents in `allowed` (all when `None`): the true
@@ -490,9 +186,23 @@ pub fn search_filtered(
     algo: Algorithm,
     allowed: Option<&DocSet>,
 ) -> Result<Vec<Hit>> {
+    search_with(index, q, k, algo, allowed, None)
+}
+
+/// [`search_filtered`] of a BM25 index under `stats` (the index's own statistics when `None`;
+/// ignored by other kinds).
+pub fn search_with(
+    index: &Index,
+    q: QueryRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    allowed: Option<&DocSet>,
+    stats: Option<&Bm25Stats>,
+) -> Result<Vec<Hit>> {
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
-    search_one(index.view(), q, k, algo, None, allowed)
+    let p = prepare(&[index], q, None, stats)?;
+    Ok(search_one_above(index.view(), &p, k, algo, allowed, None))
 }
 
 /// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
@@ -505,25 +215,16 @@ pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet
     let fwd = v
         .forward
         .ok_or_else(|| Error::InvalidArgument("this index does not store vectors (store_vectors=false)".into()))?;
-    fn go<K: Kind>(
-        v: &IndexView<'_>,
-        fwd: &crate::index::Forward<'_>,
-        q: QueryRef<'_>,
-        k: usize,
-        allowed: &DocSet,
-    ) -> Result<Vec<Hit>> {
-        let mut plan = Plan::<K>::new(v, q, None)?;
+    let p = prepare(&[index], q, None, None)?;
+    Ok(with_kind!(v, |K, _a| {
+        let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = Some(allowed.clone());
-        let raw = SCRATCH.with(|s| forward::search::<K>(v, fwd, &plan, k, K::table(&mut s.borrow_mut())));
-        Ok(raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect())
-    }
-    match v.impacts {
-        Impacts::U8(_) => go::<U8Kind>(v, &fwd, q, k, allowed),
-        Impacts::F32(_) => go::<F32Kind>(v, &fwd, q, k, allowed),
-    }
+        let raw = SCRATCH.with(|s| forward::search::<K>(v, &fwd, &plan, k, &mut s.borrow_mut().table));
+        raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
+    }))
 }
 
-fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<()> {
+pub(crate) fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<()> {
     if let Some(a) = allowed {
         let need = (index.n_docs() as usize).div_ceil(64);
         if a.words().len() != need {
@@ -537,143 +238,28 @@ fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<()> {
     Ok(())
 }
 
-fn search_one(
+/// Top-`k` of a prepared query in one segment, among `allowed`, returning only documents that
+/// score at least `floor` (weight units).
+pub(crate) fn search_one_above(
     v: &IndexView<'_>,
-    q: QueryRef<'_>,
+    p: &Prepared,
     k: usize,
     algo: Algorithm,
-    qi: Option<usize>,
-    allowed: Option<&DocSet>,
-) -> Result<Vec<Hit>> {
-    search_one_above(v, q, k, algo, qi, allowed, None)
-}
-
-/// As [`search_one`], returning only documents that score at least `floor` (weight units).
-fn search_one_above(
-    v: &IndexView<'_>,
-    q: QueryRef<'_>,
-    k: usize,
-    algo: Algorithm,
-    qi: Option<usize>,
     allowed: Option<&DocSet>,
     floor: Option<f32>,
-) -> Result<Vec<Hit>> {
-    match v.impacts {
-        Impacts::U8(a) => {
-            let mut plan = Plan::<U8Kind>::new(v, q, qi)?;
-            plan.allowed = allowed.cloned();
-            if let Some(f) = floor {
-                plan.floor = U8Kind::floor_below(f, plan.norm);
-            }
-            Ok(run::<U8Kind>(v, &a, &plan, k, algo))
+) -> Vec<Hit> {
+    with_kind!(v, |K, a| {
+        let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
+        plan.allowed = allowed.cloned();
+        if let Some(f) = floor {
+            plan.floor = K::floor_below(f, plan.norm);
         }
-        Impacts::F32(a) => {
-            let mut plan = Plan::<F32Kind>::new(v, q, qi)?;
-            plan.allowed = allowed.cloned();
-            if let Some(f) = floor {
-                plan.floor = F32Kind::floor_below(f, plan.norm);
-            }
-            Ok(run::<F32Kind>(v, &a, &plan, k, algo))
-        }
-    }
-}
-
-/// One segment of a multi-segment search: an index and its allowed documents (live and
-/// passing the filter; all when `None`).
-#[derive(Clone, Copy)]
-pub struct Segment<'a> {
-    /// The segment's index.
-    pub index: &'a Index,
-    /// Its allowed documents.
-    pub allowed: Option<&'a DocSet>,
-}
-
-/// A hit of a multi-segment search.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SegmentHit {
-    /// Position of the segment in the list searched.
-    pub segment: u32,
-    /// Internal doc id in that segment.
-    pub doc: u32,
-    /// Score in weight units.
-    pub score: f32,
-}
-
-/// Exact global top-`k` over several segments: every segment's exact top-k merged, best
-/// first by score, ties to the earlier segment, then the earlier internal doc.
-///
-/// Segments are searched largest first, and each search starts from a floor: the k-th score
-/// found so far (documents scoring below it cannot enter the global top-k, so a segment
-/// returns only the documents at or above it and its traversal prunes from the start).
-pub fn search_segments(segs: &[Segment<'_>], q: QueryRef<'_>, k: usize, algo: Algorithm) -> Result<Vec<SegmentHit>> {
-    for s in segs {
-        check_allowed(s.index, s.allowed)?;
-    }
-    search_segments_one(segs, q, k, algo, None)
-}
-
-fn search_segments_one(
-    segs: &[Segment<'_>],
-    q: QueryRef<'_>,
-    k: usize,
-    algo: Algorithm,
-    qi: Option<usize>,
-) -> Result<Vec<SegmentHit>> {
-    if k == 0 {
-        return Err(Error::InvalidArgument("k must be at least 1".into()));
-    }
-    let mut order: Vec<usize> = (0..segs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(segs[i].allowed.map_or(segs[i].index.n_docs() as u64, |a| a.len())));
-    let mut best: Vec<SegmentHit> = Vec::with_capacity(2 * k.min(1 << 16));
-    for &si in &order {
-        let s = &segs[si];
-        if s.index.n_docs() == 0 || s.allowed.is_some_and(|a| a.is_empty()) {
-            continue;
-        }
-        let floor = if best.len() >= k { Some(best[k - 1].score) } else { None };
-        let kk = k.min(s.index.n_docs() as usize);
-        let hits = search_one_above(s.index.view(), q, kk, algo, qi, s.allowed, floor)?;
-        best.extend(hits.into_iter().map(|h| SegmentHit { segment: si as u32, doc: h.doc, score: h.score }));
-        best.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.segment.cmp(&b.segment))
-                .then(a.doc.cmp(&b.doc))
-        });
-        best.truncate(k);
-    }
-    Ok(best)
-}
-
-/// [`search_segments`] for every query of a CSR batch, in parallel on `threads` threads.
-pub fn search_segments_batch(
-    segs: &[Segment<'_>],
-    queries: CsrRef<'_>,
-    k: usize,
-    algo: Algorithm,
-    threads: Option<usize>,
-) -> Result<Vec<Vec<SegmentHit>>> {
-    use rayon::prelude::*;
-    let nq = crate::index::build::check_csr(&queries, "queries")?;
-    for s in segs {
-        check_allowed(s.index, s.allowed)?;
-    }
-    let work = || -> Result<Vec<Vec<SegmentHit>>> {
-        (0..nq)
-            .into_par_iter()
-            .map(|i| {
-                let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-                let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
-                search_segments_one(segs, q, k, algo, Some(i))
-            })
-            .collect()
-    };
-    on_threads(threads, work)
+        run::<K>(v, &a, &plan, k, algo)
+    })
 }
 
 /// Run `work` on `threads` threads (rayon's global pool when `None`).
-fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     match threads {
         None => work(),
         Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
@@ -699,7 +285,8 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 }
 
 /// Exact top-`k` of every query of a CSR batch, in parallel on `threads` threads (all cores
-/// when `None`), among the documents in `allowed` (all when `None`). Errors name the
+/// when `None`), among the documents in `allowed` (all when `None`); BM25 indexes under
+/// `stats` (covering every term of the batch), or their own statistics. Errors name the
 /// offending query.
 pub fn search_batch(
     index: &Index,
@@ -708,25 +295,21 @@ pub fn search_batch(
     algo: Algorithm,
     threads: Option<usize>,
     allowed: Option<&DocSet>,
+    stats: Option<&Bm25Stats>,
 ) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
-    let nq = crate::index::build::check_csr(&queries, "queries")?;
+    let nq = check_csr(&queries, "queries")?;
     let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {
         (0..nq)
             .into_par_iter()
             .map(|i| {
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-                search_one(
-                    v,
-                    QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] },
-                    k,
-                    algo,
-                    Some(i),
-                    allowed,
-                )
+                let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
+                let p = prepare(&[index], q, Some(i), stats)?;
+                Ok(search_one_above(v, &p, k, algo, allowed, None))
             })
             .collect()
     };

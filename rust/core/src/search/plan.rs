@@ -1,17 +1,22 @@
-//! Query validation and preparation.
+//! Query preparation, in two steps: validation once per search ([`Query`]), then, per segment,
+//! the mapping of its terms to the segment's local ids and its weights to the segment's
+//! arithmetic ([`Plan`]).
 //!
-//! A query is validated like a document row (DESIGN.md vector contract). Terms with a zero
-//! weight or no postings are dropped. The remaining terms are kept in ascending term-id order:
-//! that is the canonical summation order of float scores.
+//! A query is validated like a document row (the vector contract of [`crate::vectors`]): once,
+//! whatever the number of segments searched. Terms with a zero weight are dropped; the others
+//! are kept in ascending term-id order, the canonical summation order of float scores (local
+//! ids keep that order). In a segment, terms without postings are dropped.
 //!
-//! Quantized indexes also quantize the query: `w_int = round(w * Q)` with
-//! `Q = min(65535 / max_w, (2^32 - 1) / 255 - n) / sum_w)`, so the largest query weight keeps
-//! 16 bits of precision and no document score can overflow a u32 accumulator
-//! (`sum_t w_int_t * 255 < 2^32`). Reported scores are `int_score / (Q * index_scale)`.
+//! Integer kinds quantize the query weights over the whole query, before terms without
+//! postings are dropped (see [`super::kind::quantize_query`]), so a query gets the same
+//! integer weights in every segment that shares the scale: scores stay comparable, and equal
+//! to a single merged index's. Reported scores are `int_score / norm`.
 
+use super::bm25::Bm25Stats;
+use super::kind::{Bm25Ctx, WeightCtx};
 use super::{DocSet, Kind};
-use crate::index::build::clean_row;
 use crate::index::IndexView;
+use crate::vectors::clean_row;
 use crate::{Error, Result};
 
 /// A query vector: term ids and weights (any order, unique ids).
@@ -23,18 +28,68 @@ pub struct QueryRef<'a> {
     pub weights: &'a [f32],
 }
 
+/// A validated query: external term ids strictly ascending, weights > 0.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Query {
+    terms: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl Query {
+    /// Validate `q` (term ids below `vocab` when given, unique; weights finite and >= 0) and
+    /// drop zero weights. `qi` is the query's position in a batch, for errors.
+    pub fn new(q: QueryRef<'_>, vocab: Option<u32>, qi: Option<usize>) -> Result<Query> {
+        let mut row = Vec::with_capacity(q.terms.len());
+        clean_row(q.terms, q.weights, vocab, &mut row).map_err(|msg| Error::InvalidQuery { query: qi, msg })?;
+        Ok(Query { terms: row.iter().map(|e| e.0).collect(), weights: row.iter().map(|e| e.1).collect() })
+    }
+
+    /// The query of a BM25 search: each weight (the query term frequency) times the term's
+    /// idf under `stats`; terms no document holds are dropped. Errors if `stats` does not cover
+    /// a term.
+    pub fn bm25(&self, stats: &Bm25Stats, qi: Option<usize>) -> Result<Query> {
+        let mut out = Query::default();
+        for (&t, &qtf) in self.terms.iter().zip(&self.weights) {
+            let df = stats.df_of(t).ok_or_else(|| Error::InvalidQuery {
+                query: qi,
+                msg: format!("the BM25 statistics given have no document frequency for term {t}"),
+            })?;
+            if df > 0 {
+                out.terms.push(t);
+                out.weights.push((stats.idf(df) * qtf as f64) as f32);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Term ids, ascending.
+    pub fn terms(&self) -> &[u32] {
+        &self.terms
+    }
+
+    /// Weights (> 0), aligned with the terms.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The weight of `term`, if the query has it.
+    pub fn weight_of(&self, term: u32) -> Option<f32> {
+        self.terms.binary_search(&term).ok().map(|i| self.weights[i])
+    }
+}
+
 /// One query term ready for traversal.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanTerm<W> {
-    /// Term id.
+    /// Local term id in the segment.
     pub term: u32,
-    /// Weight in the index's arithmetic.
+    /// Weight in the segment's arithmetic.
     pub w: W,
     /// Position in canonical (ascending term id) order.
     pub qi: usize,
 }
 
-/// A prepared query.
+/// A query prepared for one segment.
 #[derive(Clone, Debug)]
 pub struct Plan<K: Kind> {
     /// Terms with postings and a non-zero weight, ascending by term id.
@@ -43,6 +98,8 @@ pub struct Plan<K: Kind> {
     pub norm: f32,
     /// Relative slack of float pruning comparisons (0 for integer scores).
     pub slack: f32,
+    /// What the weights were derived with (the segment's scale, BM25 parameters).
+    pub ctx: WeightCtx,
     /// Only these documents may be returned (all when `None`).
     pub allowed: Option<DocSet>,
     /// Only documents scoring above this may be returned (zero, or the k-th score found so
@@ -51,27 +108,31 @@ pub struct Plan<K: Kind> {
 }
 
 impl<K: Kind> Plan<K> {
-    /// Validate and prepare `q` for `v`. `qi` is the query's position in a batch, for errors.
-    pub fn new(v: &IndexView<'_>, q: QueryRef<'_>, qi: Option<usize>) -> Result<Plan<K>> {
-        let mut row = Vec::with_capacity(q.terms.len());
-        let vocab = if v.vocab_declared { Some(v.n_terms) } else { None };
-        clean_row(q.terms, q.weights, vocab, &mut row).map_err(|msg| Error::InvalidQuery { query: qi, msg })?;
-        // Weights are converted over the whole query, before terms without postings are
-        // dropped, so a query gets the same integer weights in every index (segment) that
-        // shares the scale: scores stay comparable, and equal to a single merged index's.
-        let ws: Vec<f32> = row.iter().map(|e| e.1).collect();
-        let (wq, norm) = K::weights(&ws, v.scale);
-        // Terms without postings, or whose (quantized) weight is zero, are dropped.
-        let mut terms: Vec<PlanTerm<K::W>> = row
+    /// Prepare the validated query `q` for segment `v`. `avgdl`: the average document length
+    /// of the collection, for BM25 segments (the segment's own when `None`).
+    pub fn new(v: &IndexView<'_>, q: &Query, avgdl: Option<f64>) -> Plan<K> {
+        let bm25 = v.bm25.map(|m| Bm25Ctx {
+            k1: m.params.k1,
+            b: m.params.b,
+            avgdl: avgdl.unwrap_or(if v.n_docs > 0 && m.total_len > 0 {
+                m.total_len as f64 / v.n_docs as f64
+            } else {
+                1.0
+            }),
+        });
+        let ctx = WeightCtx { scale: v.scale, bm25 };
+        let (wq, norm) = K::weights(&q.weights, &ctx);
+        let mut terms: Vec<PlanTerm<K::W>> = q
+            .terms
             .iter()
             .zip(wq)
-            .filter(|(&(t, _), w)| v.df(t) > 0 && !K::w_is_zero(*w))
-            .map(|(&(t, _), w)| PlanTerm { term: t, w, qi: 0 })
+            .filter(|(_, w)| !K::w_is_zero(*w))
+            .filter_map(|(&t, w)| Some(PlanTerm { term: v.local_term(t)?, w, qi: 0 }))
             .collect();
         for (i, pt) in terms.iter_mut().enumerate() {
             pt.qi = i;
         }
         let slack = if K::FLOAT { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
-        Ok(Plan { terms, norm, slack, allowed: None, floor: K::S::default() })
+        Plan { terms, norm, slack, ctx, allowed: None, floor: K::S::default() }
     }
 }

@@ -1,0 +1,356 @@
+//! The crate's one way to put a file on disk durably, and the directory fsync that makes a
+//! rename durable.
+//!
+//! [`write_atomically`] writes a uniquely named temporary file in the destination's directory
+//! (created with `create_new`, so two writers never share one), writes and fsyncs it, renames
+//! it over the destination and fsyncs the directory. Readers therefore see the old file or the
+//! new one, never a mix, and after it returns the new file survives a power cut. On any error
+//! the temporary file is removed and the destination is untouched. (As tantivy's
+//! `MmapDirectory::atomic_write` and `sync_directory` do.)
+//!
+//! Temporary names are `.<name>.tmp-<pid>-<n>`; [`temp_target`] recognises them, so that a
+//! writer can collect the ones a crashed process left behind.
+//!
+//! In tests, every step that touches the file system (create, write, sync, rename, directory
+//! sync, remove) passes through a failure point: a test can make the n-th step fail, once (an
+//! I/O error the caller must survive) or for good (a simulated crash: nothing after it reaches
+//! the disk, not even clean-up), see [`failpoint`].
+
+use crate::{Error, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The directory of `path` (`.` for a bare file name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A fresh temporary name for a file that will be renamed to `path`: `.<name>.tmp-<pid>-<n>`.
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", path.display())))?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Ok(dir_of(path).join(format!(".{name}.tmp-{}-{n}", std::process::id())))
+}
+
+/// If `name` is a temporary name made by [`write_atomically`], the name of the file it was
+/// going to become (`.<target>.tmp-<pid>-<n>` gives `<target>`).
+pub fn temp_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(".tmp-")?;
+    let (target, suffix) = (&rest[..at], &rest[at + 5..]);
+    let (pid, n) = suffix.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (!target.is_empty() && digits(pid) && digits(n)).then_some(target)
+}
+
+/// Write `bytes` to `path` atomically and durably (see the module doc).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |f| failpoint::write(f, bytes))
+}
+
+/// Copy the file `src` to `dst` atomically and durably, streaming (for files too large to
+/// hold in memory).
+pub fn copy_atomically(src: &Path, dst: &Path) -> Result<()> {
+    let mut from = File::open(src).map_err(|e| Error::io(format!("opening {}", src.display()), e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    write_atomically_with(dst, |f| loop {
+        let n = std::io::Read::read(&mut from, &mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        failpoint::write(f, &buf[..n])?;
+    })
+}
+
+/// Write `path` atomically and durably with `fill`, which writes the content into the open
+/// temporary file.
+pub fn write_atomically_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    replace_with(path, fill)?;
+    sync_dir(&dir_of(path))
+}
+
+/// The first half of [`write_atomically`]: the new content is fsynced and renamed into place
+/// (readers see it), but the rename is not durable until [`sync_dir`] of its directory. For
+/// commit points, where what happens in memory once the rename is done must not depend on
+/// whether the directory sync then succeeds.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_with(path, |f| failpoint::write(f, bytes))
+}
+
+fn replace_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_path(path)?;
+    let result = (|| -> Result<()> {
+        failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        fill(&mut f).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        f.flush().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        failpoint::hit("sync", &tmp).map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        f.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        drop(f);
+        failpoint::hit("rename", path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Best effort; under a simulated crash this is skipped, as it would be by a real one.
+        if failpoint::hit("remove", &tmp).is_ok() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Fsync a directory, so that the renames and removals inside it are durable. A no-op where
+/// directories cannot be opened (Windows, where a rename is made durable by the file system).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    failpoint::hit("sync_dir", dir).map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+    #[cfg(unix)]
+    {
+        let d = File::open(dir).map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))?;
+        d.sync_all().map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+/// Remove a file (garbage collection). Errors are returned for the caller to ignore or report.
+pub fn remove_file(path: &Path) -> std::io::Result<()> {
+    failpoint::hit("remove", path)?;
+    std::fs::remove_file(path)
+}
+
+/// Failure injection for crash tests (compiled only into the crate's own tests; a no-op
+/// otherwise).
+pub mod failpoint {
+    #[cfg(test)]
+    pub use imp::{arm, count, disarm, Mode};
+
+    /// Whether the next step may run (`Ok`), or fails by injection.
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn hit(_step: &str, _path: &std::path::Path) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    /// Write `bytes` to `f` (one step).
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn write(f: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(f, bytes)
+    }
+
+    #[cfg(test)]
+    pub(crate) use imp::{hit, write};
+
+    #[cfg(test)]
+    mod imp {
+        use std::cell::RefCell;
+        use std::fs::File;
+        use std::io::Write;
+        use std::path::Path;
+
+        /// What happens at the chosen step.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Mode {
+            /// The step fails with an I/O error; later steps work (clean-up runs).
+            Error,
+            /// The process "dies": the step (a write: half of it) and every later step fail
+            /// without reaching the disk.
+            Crash,
+        }
+
+        #[derive(Default)]
+        struct Plan {
+            countdown: Option<usize>,
+            mode: Option<Mode>,
+            crashed: bool,
+            steps: Vec<String>,
+        }
+
+        thread_local! {
+            static PLAN: RefCell<Plan> = RefCell::new(Plan::default());
+        }
+
+        /// Fail the `n`-th step (0-based) from now on this thread, in `mode`.
+        pub fn arm(n: usize, mode: Mode) {
+            PLAN.with(|p| *p.borrow_mut() = Plan { countdown: Some(n), mode: Some(mode), ..Plan::default() });
+        }
+
+        /// Stop injecting; returns the steps seen since [`arm`] or [`count`], and whether a
+        /// crash was simulated.
+        pub fn disarm() -> (Vec<String>, bool) {
+            PLAN.with(|p| {
+                let p = std::mem::take(&mut *p.borrow_mut());
+                (p.steps, p.crashed)
+            })
+        }
+
+        /// Record steps without failing any.
+        pub fn count() {
+            PLAN.with(|p| *p.borrow_mut() = Plan::default());
+        }
+
+        fn injected() -> std::io::Error {
+            std::io::Error::other("injected failure")
+        }
+
+        pub(crate) fn hit(step: &str, path: &Path) -> std::io::Result<()> {
+            PLAN.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.crashed {
+                    return Err(injected());
+                }
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                p.steps.push(format!("{step} {name}"));
+                match p.countdown {
+                    Some(0) => {
+                        p.countdown = None;
+                        if p.mode == Some(Mode::Crash) {
+                            p.crashed = true;
+                        }
+                        Err(injected())
+                    }
+                    Some(n) => {
+                        p.countdown = Some(n - 1);
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            })
+        }
+
+        /// One step; an injected crash writes half of `bytes` first (a torn write).
+        pub(crate) fn write(f: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+            let crash = PLAN.with(|p| {
+                let p = p.borrow();
+                !p.crashed && p.countdown == Some(0) && p.mode == Some(Mode::Crash)
+            });
+            if crash {
+                f.write_all(&bytes[..bytes.len() / 2])?;
+            }
+            hit("write", Path::new(""))?;
+            f.write_all(bytes)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failpoint::{self, Mode};
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn writes_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        write_atomically(&p, b"one").unwrap();
+        write_atomically(&p, b"two!").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two!");
+        assert_eq!(names(dir.path()), vec!["a.bin"]);
+        let q = dir.path().join("b.bin");
+        copy_atomically(&p, &q).unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), b"two!");
+    }
+
+    #[test]
+    fn rename_onto_a_directory_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("taken");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("inside"), b"x").unwrap();
+        let err = write_atomically(&target, b"data").unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(err.to_string().contains("taken"), "{err}");
+        assert_eq!(names(dir.path()), vec!["taken"]);
+    }
+
+    #[test]
+    fn missing_directory_and_bad_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_atomically(&dir.path().join("no/such/dir/f"), b"x").unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+        assert!(matches!(write_atomically(Path::new("/"), b"x"), Err(Error::InvalidArgument(_))));
+    }
+
+    /// An injected error at every step leaves the destination as it was and no temporary file.
+    #[test]
+    fn every_failing_step_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomically(&p, b"old").unwrap();
+        failpoint::count();
+        write_atomically(&p, b"new").unwrap();
+        let (steps, _) = failpoint::disarm();
+        assert_eq!(steps.len(), 5, "{steps:?}"); // create, write, sync, rename, sync_dir
+        for n in 0..steps.len() {
+            write_atomically(&p, b"old").unwrap();
+            failpoint::arm(n, Mode::Error);
+            let r = write_atomically(&p, b"new");
+            failpoint::disarm();
+            let content = std::fs::read(&p).unwrap();
+            if n < 4 {
+                assert!(r.is_err(), "step {n}");
+                assert_eq!(content, b"old", "step {n}");
+            } else {
+                // The directory sync failed after the rename: reported, the file is the new one.
+                assert!(r.is_err());
+                assert_eq!(content, b"new");
+            }
+            assert_eq!(names(dir.path()), vec!["f"], "step {n}");
+        }
+    }
+
+    /// A simulated crash at every step leaves the old or the new file (and maybe a temporary
+    /// file, which `temp_target` recognises).
+    #[test]
+    fn crash_at_every_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        for n in 0..5 {
+            write_atomically(&p, b"old").unwrap();
+            failpoint::arm(n, Mode::Crash);
+            assert!(write_atomically(&p, b"new-content").is_err());
+            let (_, crashed) = failpoint::disarm();
+            assert!(crashed);
+            let content = std::fs::read(&p).unwrap();
+            assert!(content == b"old" || content == b"new-content", "step {n}: {content:?}");
+            for name in names(dir.path()) {
+                if name != "f" {
+                    assert_eq!(temp_target(&name), Some("f"), "{name}");
+                    std::fs::remove_file(dir.path().join(name)).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn temp_names() {
+        let t = temp_path(Path::new("/x/seg-000001.sdx")).unwrap();
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_target(name), Some("seg-000001.sdx"));
+        for not in ["seg-1.sdx", ".seg.tmp-", ".a.tmp-1", ".a.tmp-x-1", "..tmp-1-2", ".a.tmp-1-2x"] {
+            assert_eq!(temp_target(not), None, "{not}");
+        }
+    }
+}

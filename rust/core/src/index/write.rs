@@ -1,0 +1,192 @@
+//! Writing the posting sections of a segment: a counting sort of the rows into term-major
+//! postings, 128-posting blocks with their maxima, and the doc-block maxima of common terms.
+
+use super::build::Local;
+use super::impact::{bm25_as_u32s, Bm25Impact, Impact};
+use super::DOC_BLOCK;
+use crate::codec::{encode_docs, BLOCK_LEN};
+use crate::container::ContainerWriter;
+use crate::Result;
+use rayon::prelude::*;
+
+/// Impact types stored in an index.
+pub(crate) trait StoredImpact: Impact {
+    fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
+    fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
+}
+impl StoredImpact for u8 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[u8]) -> Result<()> {
+        w.add_bytes("dbm_u8", dense)
+    }
+    fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) -> Result<()> {
+        w.add_bytes("impacts_u8", impacts)?;
+        w.add_bytes("block_max_u8", block_max)?;
+        w.add_bytes("term_max_u8", term_max)?;
+        Ok(())
+    }
+}
+impl StoredImpact for f32 {
+    fn add_dense(w: &mut ContainerWriter, dense: &[f32]) -> Result<()> {
+        w.add_f32s("dbm_f32", dense)
+    }
+    fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) -> Result<()> {
+        w.add_f32s("impacts_f32", impacts)?;
+        w.add_f32s("block_max_f32", block_max)?;
+        w.add_f32s("term_max_f32", term_max)?;
+        Ok(())
+    }
+}
+impl StoredImpact for Bm25Impact {
+    fn add_dense(w: &mut ContainerWriter, dense: &[Bm25Impact]) -> Result<()> {
+        w.add_u32s("dbm_bm25", bm25_as_u32s(dense))
+    }
+    fn add_sections(
+        w: &mut ContainerWriter,
+        impacts: &[Bm25Impact],
+        block_max: &[Bm25Impact],
+        term_max: &[Bm25Impact],
+    ) -> Result<()> {
+        w.add_u32s("impacts_bm25", bm25_as_u32s(impacts))?;
+        w.add_u32s("block_max_bm25", bm25_as_u32s(block_max))?;
+        w.add_u32s("term_max_bm25", bm25_as_u32s(term_max))?;
+        Ok(())
+    }
+}
+
+/// Term-major postings: (term_post_start, docs, impacts) by a counting sort of the rows.
+pub(crate) struct Postings<I> {
+    start: Vec<u64>,
+    docs: Vec<u32>,
+    impacts: Vec<I>,
+}
+
+/// `f(weight, doc)` gives the impact of a posting.
+pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32, usize) -> I) -> Postings<I> {
+    let nt = c.n_terms() as usize;
+    let mut start = vec![0u64; nt + 1];
+    for &t in &c.terms {
+        start[t as usize + 1] += 1;
+    }
+    for t in 0..nt {
+        start[t + 1] += start[t];
+    }
+    let np = c.terms.len();
+    let mut docs = vec![0u32; np];
+    let mut impacts = vec![I::default(); np];
+    let mut fill: Vec<u64> = start[..nt].to_vec();
+    for d in 0..c.indptr.len() - 1 {
+        for p in c.indptr[d] as usize..c.indptr[d + 1] as usize {
+            let t = c.terms[p] as usize;
+            let at = fill[t] as usize;
+            docs[at] = d as u32;
+            impacts[at] = f(c.values[p], d);
+            fill[t] += 1;
+        }
+    }
+    Postings { start, docs, impacts }
+}
+
+pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local, p: Postings<I>) -> Result<()> {
+    let nt = c.n_terms() as usize;
+    struct TermBlocks<I> {
+        bytes: Vec<u8>,
+        offs: Vec<u64>,
+        last: Vec<u32>,
+        max: Vec<I>,
+    }
+    // Terms in contiguous groups of about GROUP postings, each encoded into one set of buffers
+    // (in parallel across groups): few allocations for small segments, full parallelism for
+    // large ones.
+    const GROUP: u64 = 1 << 16;
+    let mut bounds = vec![0usize];
+    for t in 0..nt {
+        if p.start[t + 1] - p.start[*bounds.last().unwrap_or(&0)] >= GROUP {
+            bounds.push(t + 1);
+        }
+    }
+    if *bounds.last().unwrap_or(&0) != nt {
+        bounds.push(nt);
+    }
+    let groups: Vec<(TermBlocks<I>, Vec<u32>, Vec<I>)> = bounds
+        .par_windows(2)
+        .map(|w| {
+            let (t0, t1) = (w[0], w[1]);
+            let mut tb = TermBlocks { bytes: Vec::new(), offs: Vec::new(), last: Vec::new(), max: Vec::new() };
+            let mut block_counts = Vec::with_capacity(t1 - t0);
+            let mut term_maxes = Vec::with_capacity(t1 - t0);
+            for t in t0..t1 {
+                let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+                let mut prev = None;
+                let mut term_max = I::default();
+                let mut n = 0u32;
+                for (dc, ic) in p.docs[a..b].chunks(BLOCK_LEN).zip(p.impacts[a..b].chunks(BLOCK_LEN)) {
+                    tb.offs.push(tb.bytes.len() as u64);
+                    encode_docs(dc, prev, &mut tb.bytes);
+                    let last = *dc.last().unwrap_or(&0);
+                    prev = Some(last);
+                    tb.last.push(last);
+                    let m = ic.iter().copied().fold(I::default(), I::join);
+                    tb.max.push(m);
+                    term_max = term_max.join(m);
+                    n += 1;
+                }
+                block_counts.push(n);
+                term_maxes.push(term_max);
+            }
+            (tb, block_counts, term_maxes)
+        })
+        .collect();
+    let n_blocks: usize = groups.iter().map(|g| g.0.last.len()).sum();
+    let total_bytes: usize = groups.iter().map(|g| g.0.bytes.len()).sum();
+    let mut term_block_start = Vec::with_capacity(nt + 1);
+    let mut block_off = Vec::with_capacity(n_blocks + 1);
+    let mut block_last = Vec::with_capacity(n_blocks);
+    let mut block_max = Vec::with_capacity(n_blocks);
+    let mut term_max = Vec::with_capacity(nt);
+    let mut docs_bytes = Vec::with_capacity(total_bytes);
+    term_block_start.push(0u32);
+    for (tb, counts, maxes) in groups {
+        let base = docs_bytes.len() as u64;
+        block_off.extend(tb.offs.iter().map(|o| o + base));
+        docs_bytes.extend_from_slice(&tb.bytes);
+        block_last.extend_from_slice(&tb.last);
+        block_max.extend_from_slice(&tb.max);
+        term_max.extend_from_slice(&maxes);
+        for c in counts {
+            let prev = *term_block_start.last().unwrap_or(&0);
+            term_block_start.push(prev + c);
+        }
+    }
+    block_off.push(docs_bytes.len() as u64);
+    w.add_u64s("term_post_start", &p.start)?;
+    w.add_u32s("term_block_start", &term_block_start)?;
+    w.add_u32s("block_last", &block_last)?;
+    w.add_u64s("block_off", &block_off)?;
+    w.add_bytes("docs", &docs_bytes)?;
+    I::add_sections(w, &p.impacts, &block_max, &term_max)?;
+
+    // Doc-block maxima (for the block-max pruning algorithm): dense arrays for the terms
+    // common enough that a dense add is cheaper than reading their postings.
+    let n_docs = c.indptr.len() - 1;
+    let nb = n_docs.div_ceil(DOC_BLOCK);
+    let mut slot = vec![u32::MAX; nt];
+    let popular: Vec<usize> = (0..nt)
+        .filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t])
+        .collect();
+    for (i, &t) in popular.iter().enumerate() {
+        slot[t] = i as u32;
+    }
+    let mut flat = vec![I::default(); popular.len() * nb];
+    if nb > 0 {
+        flat.par_chunks_mut(nb).zip(popular.par_iter()).for_each(|(m, &t)| {
+            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+            for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
+                let e = &mut m[d as usize / DOC_BLOCK];
+                *e = e.join(imp);
+            }
+        });
+    }
+    w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
+    w.add_u32s("dbm_slot", &slot)?;
+    I::add_dense(w, &flat)
+}

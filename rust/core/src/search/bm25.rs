@@ -1,0 +1,370 @@
+//! BM25 scored in the engine at query time (Robertson & Zaragoza, "The probabilistic relevance
+//! framework: BM25 and beyond", FnTIR 2009; the idf of Lucene's `BM25Similarity`):
+//!
+//! ```text
+//! score(q, d) = sum over query terms t of  W_t * tf / (tf + k1 * (1 - b) + k1 * b * dl / avgdl)
+//! W_t         = idf_t * qtf_t * (k1 + 1)
+//! idf_t       = ln(1 + (N - df_t + 0.5) / (df_t + 0.5))
+//! ```
+//!
+//! Segments store `(tf, dl)` per posting and k1, b; the collection statistics (N, the total
+//! length, df of each query term) come with the query ([`Bm25Stats`]), computed by the caller
+//! over whatever the collection is (a store's live documents, or every shard of a sharded
+//! index), so scores equal those of a fresh index over the same documents.
+//!
+//! A posting's score is evaluated as `W / (1 + K / tf)` with `K = c0 + c1 * dl`,
+//! `c0 = k1 (1 - b)`, `c1 = k1 b / avgdl`. Every floating-point step is monotone (a product,
+//! sum or quotient of non-negative values rounds monotonically in each argument), so the
+//! computed score is non-decreasing in `tf` and non-increasing in `dl` *as computed*, not only
+//! in exact arithmetic: the score of a block's join `(max tf, min dl)` is a true upper bound of
+//! every posting in the block, for any statistics.
+//!
+//! Two arithmetics over the same postings:
+//! - [`Bm25F32Kind`]: float scores, summed in canonical order like [`super::F32Kind`].
+//! - [`Bm25U8Kind`]: the document weight `(k1 + 1) tf / (tf + K)` (always below `k1 + 1`) is
+//!   quantized on the fixed grid `255 / (k1 + 1)` at query time, and multiplied by the query
+//!   weight `idf * qtf` quantized to 16 bits as [`super::U8Kind`] does: exact integer scores,
+//!   comparable across segments and shards that share k1 and the statistics.
+
+use super::kind::{f32_floor_below, quantize_query, u32_floor_below, Bm25Ctx, Kind, Scratch, WeightCtx};
+use crate::index::{Bm25Impact, ImpactArrays, Impacts, Index, IndexView};
+use crate::{Error, Result};
+
+/// Collection statistics of a BM25 search: the number of documents, the sum of their lengths,
+/// and the document frequency of a set of terms (every term of the query, or of a batch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bm25Stats {
+    n_docs: u64,
+    total_len: u64,
+    terms: Vec<u32>,
+    df: Vec<u64>,
+}
+
+impl Bm25Stats {
+    /// Statistics over `n_docs` documents of total length `total_len`, with `df[i]` the
+    /// document frequency of `terms[i]`. Terms may come in any order; a repeated term, lengths
+    /// that differ, or a document frequency above `n_docs` are errors.
+    pub fn new(n_docs: u64, total_len: u64, terms: Vec<u32>, df: Vec<u64>) -> Result<Bm25Stats> {
+        if terms.len() != df.len() {
+            return Err(Error::InvalidArgument(format!(
+                "BM25 statistics: {} terms but {} document frequencies",
+                terms.len(),
+                df.len()
+            )));
+        }
+        if let Some((t, d)) = terms.iter().zip(&df).find(|(_, &d)| d > n_docs) {
+            return Err(Error::InvalidArgument(format!(
+                "BM25 statistics: term {t} is in {d} documents, more than the {n_docs} documents counted"
+            )));
+        }
+        let mut pairs: Vec<(u32, u64)> = terms.into_iter().zip(df).collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::InvalidArgument(format!("BM25 statistics: term {} is listed twice", w[0].0)));
+        }
+        let (terms, df) = pairs.into_iter().unzip();
+        Ok(Bm25Stats { n_docs, total_len, terms, df })
+    }
+
+    /// Statistics over every document of `indexes` (BM25 segments; others count nothing) for
+    /// `terms` (any order, duplicates allowed).
+    pub fn of_indexes(indexes: &[&Index], terms: &[u32]) -> Bm25Stats {
+        let mut t = terms.to_vec();
+        t.sort_unstable();
+        t.dedup();
+        let mut df = vec![0u64; t.len()];
+        let (mut n_docs, mut total_len) = (0u64, 0u64);
+        for ix in indexes {
+            let v = ix.view();
+            let Some(meta) = v.bm25 else { continue };
+            n_docs += v.n_docs as u64;
+            total_len += meta.total_len;
+            for (d, &term) in df.iter_mut().zip(&t) {
+                *d += v.local_term(term).map_or(0, |l| v.df(l));
+            }
+        }
+        Bm25Stats { n_docs, total_len, terms: t, df }
+    }
+
+    /// Number of documents (N).
+    pub fn n_docs(&self) -> u64 {
+        self.n_docs
+    }
+
+    /// Sum of the document lengths.
+    pub fn total_len(&self) -> u64 {
+        self.total_len
+    }
+
+    /// The terms, ascending.
+    pub fn terms(&self) -> &[u32] {
+        &self.terms
+    }
+
+    /// Document frequencies, aligned with [`Bm25Stats::terms`].
+    pub fn df(&self) -> &[u64] {
+        &self.df
+    }
+
+    /// Document frequency of `term`, if the statistics cover it.
+    pub fn df_of(&self, term: u32) -> Option<u64> {
+        self.terms.binary_search(&term).ok().map(|i| self.df[i])
+    }
+
+    /// Average document length (1 for a collection without length, which has no postings).
+    pub fn avgdl(&self) -> f64 {
+        if self.n_docs == 0 || self.total_len == 0 {
+            1.0
+        } else {
+            self.total_len as f64 / self.n_docs as f64
+        }
+    }
+
+    /// `ln(1 + (N - df + 0.5) / (df + 0.5))` (> 0, since `df <= N`).
+    pub fn idf(&self, df: u64) -> f64 {
+        let (n, df) = (self.n_docs as f64, df as f64);
+        ((n - df + 0.5) / (df + 0.5)).ln_1p()
+    }
+
+    /// The sum of statistics of disjoint collections (shards) over the same terms.
+    pub fn sum(parts: &[Bm25Stats]) -> Result<Bm25Stats> {
+        let Some(first) = parts.first() else {
+            return Ok(Bm25Stats { n_docs: 0, total_len: 0, terms: Vec::new(), df: Vec::new() });
+        };
+        let mut out = first.clone();
+        for p in &parts[1..] {
+            if p.terms != out.terms {
+                return Err(Error::InvalidArgument("BM25 statistics to add cover different terms".into()));
+            }
+            out.n_docs += p.n_docs;
+            out.total_len += p.total_len;
+            for (a, b) in out.df.iter_mut().zip(&p.df) {
+                *a += b;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `c0 = k1 (1 - b)` and `c1 = k1 b / avgdl` of a search.
+fn consts(ctx: &WeightCtx) -> (Bm25Ctx, f32, f32) {
+    let p = ctx.bm25.unwrap_or(Bm25Ctx { k1: 0.0, b: 0.0, avgdl: 1.0 });
+    let avgdl = if p.avgdl > 0.0 && p.avgdl.is_finite() { p.avgdl } else { 1.0 };
+    let (k1, b) = (p.k1 as f64, p.b as f64);
+    (p, (k1 * (1.0 - b)) as f32, (k1 * b / avgdl) as f32)
+}
+
+/// `1 + K / tf`, the divisor of a posting's score (monotone in tf and dl, see the module doc).
+#[inline(always)]
+fn divisor(c0: f32, c1: f32, i: Bm25Impact) -> f32 {
+    1.0 + (c0 + c1 * i.dl as f32) / i.tf as f32
+}
+
+/// Query weight of [`Bm25F32Kind`]: `W = idf * qtf * (k1 + 1)` and the search's constants.
+#[derive(Clone, Copy, Debug)]
+pub struct Bm25W {
+    /// `idf * qtf * (k1 + 1)`.
+    pub w: f32,
+    /// `k1 (1 - b)`.
+    pub c0: f32,
+    /// `k1 b / avgdl`.
+    pub c1: f32,
+}
+
+/// BM25 with float scores.
+pub enum Bm25F32Kind {}
+impl Kind for Bm25F32Kind {
+    type Imp = Bm25Impact;
+    type S = f32;
+    type W = Bm25W;
+    const FLOAT: bool = true;
+    fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Bm25W>, f32) {
+        let (p, c0, c1) = consts(ctx);
+        let k1p1 = p.k1 as f64 + 1.0;
+        (ws.iter().map(|&w| Bm25W { w: (w as f64 * k1p1) as f32, c0, c1 }).collect(), 1.0)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<f32> {
+        &mut s.acc_f32
+    }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut s.ub_f32, &mut s.small_f32)
+    }
+    #[inline(always)]
+    fn impact_of(x: f32, dl: u32, _scale: f32) -> Bm25Impact {
+        Bm25Impact { tf: x as u32, dl }
+    }
+    fn doc_weight(i: Bm25Impact, ctx: &WeightCtx) -> f32 {
+        let (p, c0, c1) = consts(ctx);
+        if i.tf == 0 {
+            return 0.0;
+        }
+        ((p.k1 as f64 + 1.0) / divisor(c0, c1, i) as f64) as f32
+    }
+    fn w_is_zero(w: Bm25W) -> bool {
+        w.w == 0.0
+    }
+    #[inline(always)]
+    fn mul(w: Bm25W, i: Bm25Impact) -> f32 {
+        if i.tf == 0 {
+            return 0.0;
+        }
+        w.w / divisor(w.c0, w.c1, i)
+    }
+    #[inline(always)]
+    fn prune(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
+    fn below(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
+    fn to_f32(s: f32, _norm: f32) -> f32 {
+        s
+    }
+    fn floor_below(f: f32, _norm: f32) -> f32 {
+        f32_floor_below(f)
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, Bm25Impact>> {
+        match v.impacts {
+            Impacts::Bm25(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Query weight of [`Bm25U8Kind`]: the quantized `idf * qtf` and the search's constants.
+#[derive(Clone, Copy, Debug)]
+pub struct Bm25Q {
+    /// Quantized `idf * qtf`.
+    pub q: u32,
+    /// `k1 (1 - b)`.
+    pub c0: f32,
+    /// `k1 b / avgdl`.
+    pub c1: f32,
+}
+
+/// The document weight `(k1 + 1) tf / (tf + K)` on the grid `255 / (k1 + 1)`:
+/// `round(255 / (1 + K / tf))` clamped to 1..=255 (a match is never lost).
+#[inline(always)]
+fn q8(c0: f32, c1: f32, i: Bm25Impact) -> u32 {
+    ((255.0 / divisor(c0, c1, i)).round() as u32).clamp(1, 255)
+}
+
+/// BM25 with exact integer scores.
+pub enum Bm25U8Kind {}
+impl Kind for Bm25U8Kind {
+    type Imp = Bm25Impact;
+    type S = u32;
+    type W = Bm25Q;
+    const FLOAT: bool = false;
+    fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Bm25Q>, f32) {
+        let (p, c0, c1) = consts(ctx);
+        let (qs, q) = quantize_query(ws);
+        let grid = 255.0 / (p.k1 as f64 + 1.0);
+        (qs.into_iter().map(|q| Bm25Q { q, c0, c1 }).collect(), (q * grid) as f32)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<u32> {
+        &mut s.acc_u32
+    }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<u32>, &mut Vec<u32>) {
+        (&mut s.ub_u32, &mut s.small_u32)
+    }
+    #[inline(always)]
+    fn impact_of(x: f32, dl: u32, _scale: f32) -> Bm25Impact {
+        Bm25Impact { tf: x as u32, dl }
+    }
+    fn doc_weight(i: Bm25Impact, ctx: &WeightCtx) -> f32 {
+        let (p, c0, c1) = consts(ctx);
+        if i.tf == 0 {
+            return 0.0;
+        }
+        (q8(c0, c1, i) as f64 * (p.k1 as f64 + 1.0) / 255.0) as f32
+    }
+    fn w_is_zero(w: Bm25Q) -> bool {
+        w.q == 0
+    }
+    #[inline(always)]
+    fn mul(w: Bm25Q, i: Bm25Impact) -> u32 {
+        if i.tf == 0 {
+            return 0;
+        }
+        w.q * q8(w.c0, w.c1, i)
+    }
+    #[inline(always)]
+    fn prune(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound <= thr
+    }
+    #[inline(always)]
+    fn below(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound < thr
+    }
+    #[inline(always)]
+    fn to_f32(s: u32, norm: f32) -> f32 {
+        (s as f64 / norm as f64) as f32
+    }
+    fn floor_below(f: f32, norm: f32) -> u32 {
+        u32_floor_below(f, norm)
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, Bm25Impact>> {
+        match v.impacts {
+            Impacts::Bm25(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(k1: f32, b: f32, avgdl: f64) -> WeightCtx {
+        WeightCtx { scale: 1.0, bm25: Some(Bm25Ctx { k1, b, avgdl }) }
+    }
+
+    /// The computed score is monotone in (tf up, dl down) for random parameters: a join bounds
+    /// every posting under it.
+    #[test]
+    fn computed_scores_are_monotone() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..2000 {
+            let k1 = (next() % 400) as f32 / 100.0;
+            let b = (next() % 101) as f32 / 100.0;
+            let avgdl = 1.0 + (next() % 100_000) as f64 / 7.0;
+            let c = ctx(k1, b, avgdl);
+            let (fw, _) = Bm25F32Kind::weights(&[(next() % 1000) as f32 / 37.0 + 0.01], &c);
+            let (qw, _) = Bm25U8Kind::weights(&[(next() % 1000) as f32 / 37.0 + 0.01], &c);
+            let tf = 1 + (next() % 50) as u32;
+            let dl = (next() % 1_000_000) as u32;
+            let i = Bm25Impact { tf, dl };
+            for j in [Bm25Impact { tf: tf + 1, dl }, Bm25Impact { tf, dl: dl.saturating_sub(1) }, i] {
+                assert!(Bm25F32Kind::mul(fw[0], j) >= Bm25F32Kind::mul(fw[0], i), "{k1} {b} {avgdl} {i:?} {j:?}");
+                assert!(Bm25U8Kind::mul(qw[0], j) >= Bm25U8Kind::mul(qw[0], i));
+            }
+            assert_eq!(Bm25F32Kind::mul(fw[0], Bm25Impact::default()), 0.0);
+            assert_eq!(Bm25U8Kind::mul(qw[0], Bm25Impact::default()), 0);
+        }
+    }
+
+    #[test]
+    fn stats() {
+        let s = Bm25Stats::new(10, 50, vec![9, 2], vec![1, 4]).unwrap();
+        assert_eq!((s.terms(), s.df()), (&[2u32, 9][..], &[4u64, 1][..]));
+        assert_eq!(s.df_of(9), Some(1));
+        assert_eq!(s.df_of(3), None);
+        assert_eq!(s.avgdl(), 5.0);
+        assert!((s.idf(4) - (1.0f64 + 6.5 / 4.5).ln()).abs() < 1e-12);
+        assert!(Bm25Stats::new(1, 1, vec![1, 1], vec![1, 1]).is_err());
+        assert!(Bm25Stats::new(1, 1, vec![1], vec![]).is_err());
+        let err = Bm25Stats::new(3, 9, vec![7], vec![4]).unwrap_err().to_string();
+        assert!(err.contains("term 7 is in 4 documents, more than the 3"), "{err}");
+        let t = Bm25Stats::sum(&[s.clone(), s.clone()]).unwrap();
+        assert_eq!((t.n_docs(), t.total_len(), t.df()), (20, 100, &[8u64, 2][..]));
+    }
+}

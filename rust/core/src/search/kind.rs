@@ -1,0 +1,258 @@
+//! Score arithmetic of each impact kind ([`Kind`]) and the per-thread scratch space.
+//!
+//! Four kinds: [`U8Kind`] (u8 impacts, integer scores), [`F32Kind`] (float impacts and
+//! scores), and the two BM25 kinds of [`super::bm25`] over the same (tf, length) postings.
+//! Integer kinds give exact scores (every algorithm equals the oracle bit for bit); float kinds
+//! sum a document's contributions in canonical order (ascending term id) and prune with a
+//! relative slack that covers float rounding.
+
+use crate::index::{Impact, ImpactArrays, Impacts, IndexView};
+use std::fmt;
+
+/// What a segment brings to turning query weights into its arithmetic.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightCtx {
+    /// The segment's quantization scale (u8 kind).
+    pub scale: f32,
+    /// BM25 kinds: the parameters and the average document length of the collection.
+    pub bm25: Option<Bm25Ctx>,
+}
+
+/// BM25 parameters of one search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bm25Ctx {
+    /// k1 of the segment.
+    pub k1: f32,
+    /// b of the segment.
+    pub b: f32,
+    /// Average document length of the collection (> 0).
+    pub avgdl: f64,
+}
+
+/// Score arithmetic of an impact kind.
+pub trait Kind: 'static {
+    /// Stored impact.
+    type Imp: Impact;
+    /// Accumulated score.
+    type S: Copy
+        + Default
+        + PartialOrd
+        + std::ops::Add<Output = Self::S>
+        + std::ops::AddAssign
+        + Send
+        + Sync
+        + fmt::Debug;
+    /// Query weight.
+    type W: Copy + Send + Sync + fmt::Debug;
+    /// Float kinds sum contributions in canonical order and prune with slack.
+    const FLOAT: bool;
+    /// Convert validated, positive query weights; returns the weights and the norm that turns
+    /// an accumulated score into weight units (see [`super::plan`] for the quantized rule).
+    fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Self::W>, f32);
+    /// This kind's accumulator buffer in the scratch space.
+    fn acc(s: &mut Scratch) -> &mut Vec<Self::S>;
+    /// This kind's doc-block bound and compact accumulator buffers.
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<Self::S>, &mut Vec<Self::S>);
+    /// The stored impact of a stored vector's weight `x` in a document of length `dl` (as the
+    /// builder derives it).
+    fn impact_of(x: f32, dl: u32, scale: f32) -> Self::Imp;
+    /// The document's weight for a term, as this kind scores it (for explanations).
+    fn doc_weight(i: Self::Imp, ctx: &WeightCtx) -> f32;
+    /// True for a zero query weight.
+    fn w_is_zero(w: Self::W) -> bool;
+    /// Contribution of one posting; non-decreasing in the impact's order (so the contribution
+    /// of a join bounds the contributions of the impacts under it).
+    fn mul(w: Self::W, i: Self::Imp) -> Self::S;
+    /// True if no document whose score is at most `bound` can enter a collector whose
+    /// threshold is `thr`, given DAAT order (equal scores lose to earlier docs).
+    fn prune(bound: Self::S, thr: Self::S, slack: f32) -> bool;
+    /// True if `bound` is certainly below `thr` (strict: a document whose score equals the
+    /// threshold may still enter by doc id when documents are not visited in doc order).
+    fn below(bound: Self::S, thr: Self::S, slack: f32) -> bool;
+    /// Score in weight units.
+    fn to_f32(s: Self::S, norm: f32) -> f32;
+    /// The largest score whose weight-unit value is below `f` (zero if none): a document that
+    /// beats it scores at least `f` in weight units.
+    fn floor_below(f: f32, norm: f32) -> Self::S;
+    /// The arrays of this kind, if the index has this kind.
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, Self::Imp>>;
+}
+
+/// The quantized query weights of integer kinds: `w_int = round(w * Q)` with
+/// `Q = min(65535 / max_w, ((2^32 - 1) / 255 - n) / sum_w)`, so the largest weight keeps 16 bits
+/// of precision and no score overflows a u32 (`sum w_int * 255 < 2^32`). Returns the weights
+/// and `Q`.
+pub fn quantize_query(ws: &[f32]) -> (Vec<u32>, f64) {
+    let max = ws.iter().copied().fold(0.0f64, |a, b| a.max(b as f64));
+    let sum: f64 = ws.iter().map(|&w| w as f64).sum();
+    if max <= 0.0 {
+        return (vec![0; ws.len()], 1.0);
+    }
+    let budget = (u32::MAX as f64 / 255.0).floor() - ws.len() as f64;
+    let q = (65535.0 / max).min(budget / sum);
+    (ws.iter().map(|&w| (w as f64 * q).round() as u32).collect(), q)
+}
+
+/// `floor_below` of integer kinds.
+pub fn u32_floor_below(f: f32, norm: f32) -> u32 {
+    let to_f32 = |s: u32| (s as f64 / norm as f64) as f32;
+    if !(f > 0.0) || !(norm > 0.0) {
+        return 0;
+    }
+    let mut s = ((f as f64) * (norm as f64)).floor().clamp(0.0, u32::MAX as f64) as u32;
+    while s > 0 && to_f32(s) >= f {
+        s -= 1;
+    }
+    while s < u32::MAX && to_f32(s + 1) < f {
+        s += 1;
+    }
+    s
+}
+
+/// `floor_below` of float kinds: the next f32 below `f`.
+pub fn f32_floor_below(f: f32) -> f32 {
+    if !(f > 0.0) || !f.is_finite() {
+        return 0.0;
+    }
+    f32::from_bits(f.to_bits() - 1)
+}
+
+/// Quantized kind: u8 impacts, u32 query weights, u32 scores (never overflow, see
+/// [`quantize_query`]).
+pub enum U8Kind {}
+impl Kind for U8Kind {
+    type Imp = u8;
+    type S = u32;
+    type W = u32;
+    const FLOAT: bool = false;
+    fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<u32>, f32) {
+        let (w, q) = quantize_query(ws);
+        (w, (q * ctx.scale as f64) as f32)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<u32> {
+        &mut s.acc_u32
+    }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<u32>, &mut Vec<u32>) {
+        (&mut s.ub_u32, &mut s.small_u32)
+    }
+    #[inline(always)]
+    fn impact_of(x: f32, _dl: u32, scale: f32) -> u8 {
+        crate::index::build::quantize(x, scale)
+    }
+    fn doc_weight(i: u8, ctx: &WeightCtx) -> f32 {
+        i as f32 / ctx.scale
+    }
+    fn w_is_zero(w: u32) -> bool {
+        w == 0
+    }
+    #[inline(always)]
+    fn mul(w: u32, i: u8) -> u32 {
+        w * i as u32
+    }
+    #[inline(always)]
+    fn prune(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound <= thr
+    }
+    #[inline(always)]
+    fn below(bound: u32, thr: u32, _slack: f32) -> bool {
+        bound < thr
+    }
+    #[inline(always)]
+    fn to_f32(s: u32, norm: f32) -> f32 {
+        (s as f64 / norm as f64) as f32
+    }
+    fn floor_below(f: f32, norm: f32) -> u32 {
+        u32_floor_below(f, norm)
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, u8>> {
+        match v.impacts {
+            Impacts::U8(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Float kind: f32 impacts, weights and scores.
+pub enum F32Kind {}
+impl Kind for F32Kind {
+    type Imp = f32;
+    type S = f32;
+    type W = f32;
+    const FLOAT: bool = true;
+    fn weights(ws: &[f32], _ctx: &WeightCtx) -> (Vec<f32>, f32) {
+        (ws.to_vec(), 1.0)
+    }
+    fn acc(s: &mut Scratch) -> &mut Vec<f32> {
+        &mut s.acc_f32
+    }
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        (&mut s.ub_f32, &mut s.small_f32)
+    }
+    #[inline(always)]
+    fn impact_of(x: f32, _dl: u32, _scale: f32) -> f32 {
+        x
+    }
+    fn doc_weight(i: f32, _ctx: &WeightCtx) -> f32 {
+        i
+    }
+    fn w_is_zero(w: f32) -> bool {
+        w == 0.0
+    }
+    #[inline(always)]
+    fn mul(w: f32, i: f32) -> f32 {
+        w * i
+    }
+    #[inline(always)]
+    fn prune(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
+    fn below(bound: f32, thr: f32, slack: f32) -> bool {
+        bound * (1.0 + slack) < thr
+    }
+    #[inline(always)]
+    fn to_f32(s: f32, _norm: f32) -> f32 {
+        s
+    }
+    fn floor_below(f: f32, _norm: f32) -> f32 {
+        f32_floor_below(f)
+    }
+    fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, f32>> {
+        match v.impacts {
+            Impacts::F32(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Per-thread reusable buffers.
+#[derive(Default)]
+pub struct Scratch {
+    /// Integer accumulators of the term-at-a-time oracle.
+    pub acc_u32: Vec<u32>,
+    /// Float accumulators.
+    pub acc_f32: Vec<f32>,
+    /// Doc-block upper bounds (integer kinds).
+    pub ub_u32: Vec<u32>,
+    /// Doc-block upper bounds (float kinds).
+    pub ub_f32: Vec<f32>,
+    /// Compact accumulators of selected doc blocks (integer kinds).
+    pub small_u32: Vec<u32>,
+    /// Compact accumulators of selected doc blocks (float kinds).
+    pub small_f32: Vec<f32>,
+    /// Position in the plan by local term id (`u32::MAX` for terms not in the query), all
+    /// `u32::MAX` between queries.
+    pub table: Vec<u32>,
+}
+
+/// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
+/// leaves them all zero when it returns, so only a size change costs a clear.
+pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut Vec<K::S> {
+    let acc = K::acc(scratch);
+    if acc.len() != n {
+        acc.clear();
+        acc.resize(n, K::S::default());
+    }
+    debug_assert!(acc.iter().all(|a| *a == K::S::default()), "accumulators were left dirty");
+    acc
+}

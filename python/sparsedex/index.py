@@ -212,9 +212,9 @@ class SparseIndex:
     store_texts:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
-        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**24``
-        (default: term ids below 2**24, the largest vocabulary an index holds: the engine's
-        per-term tables are dense, see :mod:`sparsedex.vectors`).
+        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**32 - 1``
+        (default: none, any 32-bit term id; memory follows the number of distinct terms, see
+        :mod:`sparsedex.vectors`).
     path:
         A directory for a durable index (created; it must not hold an index already). Changes
         are then staged until :meth:`commit`. Without a path the index lives in memory.

@@ -37,6 +37,15 @@
 //! tight as, or tighter than, the classic objective over all postings, for about half of its
 //! time: that is the default.
 //!
+//! In the builder ([`crate::index::Reorder::Bp`], the default order of a build, of
+//! [`crate::index::merge()`] and of a store's commits and merges), measured end to end by
+//! `benches/reorder_modes.py` (results in `benches/results/reorder-modes-*.md`): BP takes
+//! about three times the CPU of a build without reordering (debian 60k: 2.2 against 0.6 CPU
+//! seconds; synthetic 1M: 44 against 15), the same at a merge (the members' orders concatenated
+//! are the starting order), keeps the postings within 1% of the signature order's size
+//! (4.6% smaller at 1M), and makes block-max pruning (`bmp`) 31% faster than on the signature
+//! order on debian.
+//!
 //! Determinism: every step is a function of the input and options only. Degrees are integer
 //! sums, each document's gain is summed in a fixed order, sorts use a total order (gain, then
 //! position), so the output is the same whatever the number of threads.

@@ -220,7 +220,7 @@ fn refine_from_a_good_start_does_not_undo_it() {
     let (r, vocab, _) = planted(2000, 20, 9);
     let o = BpOptions::default();
     let first = bp_order(&r.0, &r.1, &r.2, vocab, &o);
-    let again = bp_refine(&r.0, &r.1, &r.2, vocab, &first, &BpOptions { max_iterations: 4, ..o.clone() });
+    let again = bp_refine(&r.0, &r.1, &r.2, vocab, &first, &BpOptions { max_iterations: 4, ..o });
     let (a, b) = (log_gap_bits(&r.0, &r.1, vocab, &first), log_gap_bits(&r.0, &r.1, vocab, &again));
     assert!(b <= a * 1.01, "refining raised the cost from {a:.4} to {b:.4}");
 }

@@ -237,6 +237,16 @@ class SparseIndex:
         how documents fall into segments. Default: the largest weight of the first commit. A
         segment holding a larger weight gets its own, coarser grid (its scores then differ
         from a single index's by the rounding).
+    reorder:
+        The document order inside each segment, at every commit and merge (kept with the
+        index): ``"bp"`` (the default; True means it), recursive graph bisection (Dhulipala et
+        al., "Compressing graphs and indexes with recursive graph bisection", KDD 2016;
+        Mackenzie et al., "Tradeoff options for bipartite graph partitioning", TKDE 2023),
+        which puts documents about the same thing in the same 64-document blocks so that
+        block-max pruning skips more; ``"signature"``, a sort by each document's two heaviest
+        distinctive terms (cheaper to build, looser blocks); ``"none"`` (False), the order of
+        arrival. Ids, results and scores do not depend on it (documents of equal score may
+        come in another order). A ValueError for another name.
 
     Notes
     -----
@@ -264,6 +274,7 @@ class SparseIndex:
         path: str | os.PathLike[str] | None = None,
         merge_policy: MergePolicy | None = None,
         max_weight: float | None = None,
+        reorder: str | bool = True,
     ) -> None:
         if quantization not in _QUANTIZATIONS:
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
@@ -283,6 +294,7 @@ class SparseIndex:
             store_texts=store_texts,
             max_weight=max_weight,
             bm25=bm25,
+            reorder=reorder,
         )
 
     @classmethod

@@ -54,6 +54,23 @@ SETTINGS_VERSION = 2
 _DOCS_EXT = "docs"
 
 
+#: Document orders of a segment (``reorder=``): recursive graph bisection (Dhulipala et al.,
+#: KDD 2016; Mackenzie et al., TKDE 2023), the signature sort, or the order of arrival.
+REORDERS = ("bp", "signature", "none")
+
+
+def reorder_name(reorder: Any) -> str:
+    """``reorder=`` as a name: "bp", "signature" or "none"; True is the default ("bp"), False
+    "none". Anything else is a ValueError (a TypeError for another type)."""
+    if isinstance(reorder, bool):
+        return "bp" if reorder else "none"
+    if isinstance(reorder, str):
+        if reorder in REORDERS:
+            return reorder
+        raise ValueError(f"reorder must be 'bp', 'signature' or 'none' (or True / False), got {reorder!r}")
+    raise TypeError(f"reorder must be a string or a bool, got {type(reorder).__name__}")
+
+
 # merge policy ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MergePolicy:
@@ -303,8 +320,11 @@ class Store:
         store_texts: bool = True,
         max_weight: float | None = None,
         bm25: tuple[float, float] | None = None,
+        reorder: str | bool = True,
     ) -> None:
-        """A new, empty store (at ``path``, which must not hold an index already)."""
+        """A new, empty store (at ``path``, which must not hold an index already). ``reorder``:
+        the document order of the segments built at commit and merge (:func:`reorder_name`)."""
+        reorder = reorder_name(reorder)
         if quantization not in ("u8", "float"):
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
         if max_weight is not None:
@@ -322,7 +342,7 @@ class Store:
         }
         kw: dict[str, Any] = dict(
             quantization=quantization, max_weight=None if max_weight is None else float(max_weight),
-            vocab_size=vocab_size, bm25=bm25, settings_json=_settings_json(self._settings),
+            vocab_size=vocab_size, bm25=bm25, settings_json=_settings_json(self._settings), reorder=reorder,
         )
         if p is None:
             self._core = _core.Store.create(None, **kw)
@@ -472,6 +492,12 @@ class Store:
     @property
     def quantization(self) -> str:
         return str(self._core_settings()["quantization"])
+
+    @property
+    def reorder(self) -> str:
+        """Document order of the segments built at commit and at merge ("bp", "signature" or
+        "none"; stores written before it was recorded used "signature")."""
+        return str(self._core_settings().get("reorder", "signature"))
 
     @property
     def vocab_size(self) -> int | None:

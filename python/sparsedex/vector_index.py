@@ -140,7 +140,7 @@ class VectorIndex:
         quantization: str = "u8",
         scale: float | None = None,
         store_vectors: bool = True,
-        reorder: bool = True,
+        reorder: bool | str = True,
     ) -> "VectorIndex":
         """Build from documents (see :func:`to_csr` for accepted shapes).
 
@@ -149,8 +149,12 @@ class VectorIndex:
         quantization: "u8" (default; impacts round(w * scale), scale = 255 / max weight unless
         given) or "float" (f32 impacts, float scores).
         store_vectors: keep the original vectors, for `get` (and `explain`'s document weights).
-        reorder: store similar documents next to each other (faster block-max pruning); ids
-        are unaffected, but equal scores are then ordered by storage position, not input row.
+        reorder: the document order: "bp" (the default; True means it), recursive graph
+        bisection (Dhulipala et al., KDD 2016; Mackenzie et al., TKDE 2023), "signature" (a
+        sort by each document's two heaviest distinctive terms: cheaper, looser blocks) or
+        "none" (False). Similar documents next to each other make block-max pruning faster;
+        ids are unaffected, but equal scores are then ordered by storage position, not input
+        row. A ValueError for another name.
         """
         vocab_size = _validate.check_vocab_size(vocab_size)
         indptr, indices, values = to_csr(docs, vocab_size=vocab_size)

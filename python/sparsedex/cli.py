@@ -27,6 +27,12 @@ Input records (JSONL, one object a line):
 
 Query files for ``eval`` and ``run`` may also be TSV, ``qid<TAB>text`` a line (MS MARCO's
 ``queries.tsv``): a file whose first line is not a JSON object is read that way.
+
+Every text file (corpus, queries, qrels) is read by one rule, the one of
+:mod:`sparsedex.eval` too (``sparsedex._textfile``): UTF-8, a byte-order mark at the start
+of the file dropped (``utf-8-sig``); another byte that is not UTF-8 is an error naming the
+file, line and byte. A key twice in one JSON object is an error naming the file, line and
+key (``json`` would keep the last one without a word).
 """
 
 from __future__ import annotations

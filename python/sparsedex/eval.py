@@ -102,7 +102,8 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     A first line whose relevance field is not a number is taken as a header and skipped;
     blank lines and lines starting with ``#`` are skipped. A malformed line, a fractional
     grade, a document judged twice for one query or a file that is not UTF-8 raises
-    :class:`ValueError` naming the file and line (see the module docstring).
+    :class:`ValueError` naming the file and line (see the module docstring); so does a file
+    with no judgement at all (empty, or only a header, comments and blank lines).
     """
     qrels: Qrels = {}
     seen: dict[tuple[str, str], int] = {}
@@ -154,7 +155,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
     Blank lines and ``#`` comments are skipped. A malformed line, a score that is not a
     number or is NaN, a document listed twice for one query or a file that is not UTF-8
-    raises :class:`ValueError` naming the file and line (see the module docstring).
+    raises :class:`ValueError` naming the file and line (see the module docstring); so does a
+    file with no result at all.
     """
     run: Run = {}
     seen: dict[tuple[str, str], int] = {}

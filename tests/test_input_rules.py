@@ -329,3 +329,11 @@ def test_splade_query_embed_of_blank_text_stays_the_models(tmp_path):
     vecs = enc.encode_queries(["", "rock", " "])
     assert [x.indices.size == 0 for x in vecs] == [True, False, True]
     assert np.array_equal(vecs[1].indices, list(enc.query_embed(["rock"]))[0].indices)
+
+
+@pytest.mark.parametrize("query", ["", " "])
+def test_cli_blank_query_says_why_nothing_matches(capsys, ix, query):
+    rc, out, _ = run_cli(capsys, "search", ix, query)
+    assert rc == 0 and out == "no matching documents (an empty or blank query matches no document)\n"
+    rc, out, _ = run_cli(capsys, "demo", "--query", query)
+    assert rc == 0 and "no matching documents (an empty or blank query" in out and "Why" not in out

@@ -617,7 +617,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not hits:
-        print("no matching documents")
+        print("no matching documents" + (" (an empty or blank query matches no document)" if not a.query.strip() else ""))
         return 0
     idw = max(len("id"), *(len(str(h.id)) for h in hits))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
@@ -812,12 +812,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     print(f"Indexed {len(index)} film descriptions with the bundled SPLADE model splade-tiny ({dt:.1f} s).")
     print(f"\nQuery: {a.query!r}\n")
+    if not hits:
+        blank = " (an empty or blank query matches no document)" if not a.query.strip() else ""
+        print(f"no matching documents{blank}")
+        return 0
     print(f"{'rank':>4}  {'score':>7}  film")
     for r, h in enumerate(hits, 1):
         print(f"{r:>4}  {h.score:7.3f}  {(h.payload or {}).get('title', h.id)}")
-    if not hits:
-        print("no matching documents")
-        return 0
     top = hits[0]
     e = index.explain(a.query, top.id, top_terms=15)
     doc = index.get(top.id)

@@ -173,7 +173,7 @@ class VectorIndex:
             else:
                 bad = next((i for i, x in enumerate(ids_list) if not isinstance(x, (str, int, np.integer)) or isinstance(x, bool)), None)
                 if bad is not None:
-                    raise TypeError(f"id of document {bad} is a {type(ids_list[bad]).__name__}: ids must be all ints or all strings")
+                    raise TypeError(f"id of document {bad} is {_validate.a_type(ids_list[bad])}: ids must be all ints or all strings")
                 raise TypeError("ids must be all ints or all strings, not a mix")
             uniq = len(set(ids_list.tolist() if isinstance(ids_list, np.ndarray) else ids_list))
             if uniq != n:

@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--segments", default="1,10,50")
     ap.add_argument("--only", default="adds,segments,filters")
+    ap.add_argument("--policies", default="background,inside,none",
+                    help="merge policies of the adds part: background (default policy), inside, none")
     ap.add_argument("--tmp", default=None, help="directory for the indexes (default: system temp)")
     ap.add_argument("--out", default=None, help="write updates-<docs>.{json,md,png} there")
     a = ap.parse_args()
@@ -119,11 +121,14 @@ def main() -> None:
     try:
         if "adds" in only:
             res["adds"] = {}
-            for policy_name, policy in (
-                ("tiered, background (default)", MergePolicy()),
-                ("tiered, inside commit", MergePolicy(background=False)),
-                ("no merges", MergePolicy(factor=0)),
+            chosen = set(a.policies.split(","))
+            for key, policy_name, policy in (
+                ("background", "tiered, background (default)", MergePolicy()),
+                ("inside", "tiered, inside commit", MergePolicy(background=False)),
+                ("none", "no merges", MergePolicy(factor=0)),
             ):
+                if key not in chosen:
+                    continue
                 path = tmp / "adds"
                 ix = SparseIndex(None, "u8", path=path, store_texts=False, max_weight=float(dv.max()),
                                  merge_policy=policy)
@@ -216,9 +221,9 @@ def main() -> None:
                 flt = compile_filter(f)
                 ts = []
                 for _ in range(5):
-                    seg._allowed.clear()
+                    seg.segment._masks.clear()
                     t0 = time.perf_counter()
-                    seg.allowed(flt)
+                    seg.segment.filter_set(flt)
                     ts.append((time.perf_counter() - t0) * 1e3)
                 evals[name] = statistics.median(ts)
             # correctness: filtered hits = the brute-force top-k of the matching documents

@@ -165,3 +165,39 @@ def test_scores_match_bm25s_lucene_on_vaswani_sample():
         assert np.all(np.diff(theirs[top_ours]) <= 1e-5)  # bm25s orders our top 10 the same way
         checked += 1
     assert checked > 80
+
+
+def test_shards_score_like_one_index_with_summed_statistics(tmp_path):
+    """collection_stats of N shards, summed, make each shard score exactly like one index over
+    all their documents (the hook a sharded index builds on)."""
+    from sparsedex import Bm25Stats, SparseIndex
+
+    docs = [f"the {w} fox and the {v} dog number {i}" for i, (w, v) in
+            enumerate(zip(["quick", "slow", "red", "lazy"] * 6, ["brown", "lazy", "old", "young", "big", "small"] * 4))]
+    ids = [f"d{i}" for i in range(len(docs))]
+    one = SparseIndex("bm25", "float")
+    one.add(docs, ids=ids)
+    # shards share the analysis and the term dictionary (same encoder object)
+    shards = [SparseIndex(one.encoder, "float") for _ in range(3)]
+    for s, shard in enumerate(shards):
+        shard.add(docs[s::3], ids=ids[s::3])
+    for q in ["quick fox", "lazy dog", "old young big", "number 7"]:
+        parts = [sh.collection_stats(q) for sh in shards]
+        total = Bm25Stats.sum(parts)
+        whole = one.collection_stats(q)
+        assert (total.n_docs, total.total_len, total.df.tolist(), total.terms.tolist()) == (
+            whole.n_docs, whole.total_len, whole.df.tolist(), whole.terms.tolist())
+        merged = sorted((h for sh in shards for h in sh.search(q, k=30, collection_stats=total)),
+                        key=lambda h: (-h.score, h.id))
+        want = sorted(one.search(q, k=30), key=lambda h: (-h.score, h.id))
+        assert [(h.id, h.score) for h in merged] == [(h.id, h.score) for h in want], q
+        # without the shared statistics each shard scores with its own (different) ones
+        own = {h.id: h.score for sh in shards for h in sh.search(q, k=30)}
+        assert own != {h.id: h.score for h in want}
+        e = shards[0].explain(q, want[0].id, collection_stats=total) if want[0].id in shards[0] else None
+        if e is not None:
+            assert e.score == pytest.approx(want[0].score, rel=1e-6)
+    with pytest.raises(TypeError, match="Bm25Stats"):
+        shards[0].search("fox", collection_stats=(1, 2, 3))
+    with pytest.raises(TypeError, match="BM25"):
+        SparseIndex(None).collection_stats([1, 2])

@@ -219,7 +219,7 @@ def test_eval_warns_about_ids_and_cutoffs(capsys, tmp_path, beir_ix):
     rc, out, err = run_cli(capsys, "eval", beir_ix, tmp_path / "queries.jsonl", tmp_path / "other.tsv", "-k", "10",
                            "--metrics", "map,r@100,p@5")
     assert rc == 0
-    assert "warning: none of the 2 documents retrieved appears in" in err and "index: 'doc-a', 'doc-c'" in err
+    assert "warning: none of the 2 documents retrieved appear in" in err and "index: 'doc-a', 'doc-c'" in err
     assert "warning: r@100 looks at the top 100 but -k 10 retrieves only 10 documents a query" in err
     assert "p@5 looks" not in err
 

@@ -74,7 +74,7 @@ def test_arguments_that_do_not_apply_are_errors():
     for bad in (0, -3, 2.5):
         with pytest.raises(ValueError, match="batch_size"):
             list(m.embed(["x"], batch_size=bad))
-    with pytest.raises(TypeError, match="document 2 is int"):
+    with pytest.raises(TypeError, match="text 2 is an int, not a str"):
         list(m.embed(["a", "b", 7], batch_size=2, parallel=2))
 
 
@@ -237,7 +237,7 @@ def test_cuda_auto_and_token_count():
     tiny = SparseTextEmbedding("splade-tiny", lazy_load=True)
     assert tiny.token_count("Hello World") == 4  # [CLS] hello world [SEP]
     assert tiny.token_count(["a " * 1000]) == 512  # truncated at max_length
-    with pytest.raises(TypeError, match="text 1 is int"):
+    with pytest.raises(TypeError, match="text 1 is an int, not a str"):
         tiny.token_count(["ok", 5])
 
 

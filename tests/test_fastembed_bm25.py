@@ -131,7 +131,7 @@ def test_options(tmp_path):
     for bad in ({"k": -1}, {"b": 2}, {"avg_len": 0}, {"k": float("nan")}, {"token_max_length": 0}):
         with pytest.raises(ValueError):
             FastembedBm25Encoder(**bad)
-    with pytest.raises(TypeError, match="text 1 is int"):
+    with pytest.raises(TypeError, match="text 1 is an int, not a str"):
         FastembedBm25Encoder().encode_documents(["ok", 3])
 
 

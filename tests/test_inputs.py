@@ -28,16 +28,8 @@ def staged(ix: SparseIndex) -> dict:
     st = ix._store
     enc = ix._encoder
     return copy.deepcopy({
-        "ids": list(st._p_ids),
-        "payloads": list(st._p_payloads),
-        "texts": list(st._p_texts),
-        "rows": dict(st._p_row),
-        "dropped": set(st._p_dropped),
-        "deletes": {k: set(v) for k, v in st._p_deletes.items()},
-        "n_vectors": len(st._p_vectors),
-        "next": st._p_next_int,
+        **st.staged(),  # staged rows (ids, payloads, texts), deletions, next id, generation
         "terms": list(enc.vocabulary.terms) if getattr(enc, "kind", None) == "bm25" else None,
-        "generation": st.snapshot.generation,
     })
 
 

@@ -186,15 +186,15 @@ def test_background_merge_keeps_deletes_made_while_it_ran(tmp_path, monkeypatch)
         ix.commit()
     store = ix._store
     built, go = threading.Event(), threading.Event()
-    real = store._merged_segment
+    real = store._merge_docs
 
-    def slow_merge(members, name):
-        seg = real(members, name)
+    def slow_merge(prepared, members):
+        out = real(prepared, members)  # the engine merge is done, its documents written
         built.set()
         assert go.wait(30)  # hold the built segment back while the writer goes on
-        return seg
+        return out
 
-    monkeypatch.setattr(store, "_merged_segment", slow_merge)
+    monkeypatch.setattr(store, "_merge_docs", slow_merge)
     ix.add([doc_vec(i) for i in range(10, 15)], ids=list(range(10, 15)))
     ix.commit()  # the third segment of level 0: a merge starts in the background
     assert built.wait(30)
@@ -322,8 +322,11 @@ def _padding_only(data, bad):
 
 
 def _open_and_search(p):
+    """Open, search and read every document (documents files are verified on first read)."""
     ix = SparseIndex.open(p)
     ix.search(doc_vec(0), k=5)
+    for i in ix.ids():
+        ix.get(i)
     return ix
 
 
@@ -361,6 +364,8 @@ def test_files_from_another_index_are_rejected(tmp_path):
     b = _committed(tmp_path / "b")  # same layout and file names, other vectors and store id
     for f in sorted(x.name for x in a.iterdir() if x.name.startswith("seg-")):
         orig = (b / f).read_bytes()
+        if orig == (a / f).read_bytes():
+            continue  # the same bytes (a documents file of equal payloads): nothing to detect
         (b / f).write_bytes((a / f).read_bytes())
         with pytest.raises(CorruptIndexError, match="another index|checksum|size"):
             _open_and_search(b)
@@ -571,10 +576,40 @@ def test_reopened_writer_leaves_committed_files_alone_and_collects_debris(tmp_pa
     ix.close()
     sdx = next(p.glob("seg-*.sdx"))
     before = sdx.stat().st_mtime_ns, sdx.stat().st_ino
-    (p / f".{sdx.name}.tmp12345").write_bytes(b"half an engine file from a crashed writer")
+    # temporary files of crashed writes (engine file, documents database, manifest)
+    debris = [f".{sdx.name}.tmp-12345-0", f".{sdx.stem}.docs.tmp-12345-140234", ".manifest-000009.tmp-12345-3"]
+    for d in debris:
+        (p / d).write_bytes(b"half a file from a crashed writer")
+    reader = SparseIndex.open(p)
+    assert len(reader) == 5 and all((p / d).exists() for d in debris)  # readers never delete
     again = SparseIndex.open(p)
-    again.add([doc_vec(9)], ids=[9])
+    again.add([doc_vec(9)], ids=[9])  # the first write collects them
     again.commit()
     assert (sdx.stat().st_mtime_ns, sdx.stat().st_ino) == before  # not written again
-    assert not (p / f".{sdx.name}.tmp12345").exists()
+    assert not any((p / d).exists() for d in debris)
     again.close()
+
+
+def test_failed_documents_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A documents database whose write fails (disk full, ...) is removed at once, and the
+    commit changes nothing (issue 9, item 9)."""
+    import sparsedex.docs as docs_mod
+
+    p = tmp_path / "ix"
+    ix = SparseIndex(None, "float", path=p, merge_policy=NEVER)
+    ix.add([doc_vec(i) for i in range(5)], ids=list(range(5)), payloads=[payload(i) for i in range(5)])
+    real = docs_mod._publish
+
+    def full_disk(tmp, dest):
+        assert tmp.exists() and tmp.name.startswith(f".{dest.name}.tmp-")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(docs_mod, "_publish", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        ix.commit()
+    assert not [f for f in p.iterdir() if ".tmp-" in f.name]
+    assert len(SparseIndex.open(p)) == 0
+    monkeypatch.setattr(docs_mod, "_publish", real)
+    ix.commit()  # the staged documents are still there
+    assert len(ix) == 5 and ix.get(3).payload == payload(3)
+    ix.close()

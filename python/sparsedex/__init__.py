@@ -10,7 +10,7 @@ Exact top-k search, fast, with every match explainable term by term.
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from ._core import ConflictError, CorruptIndexError, SparsedexError
+from ._core import Bm25Stats, ConflictError, CorruptIndexError, SparsedexError
 from . import errors, fusion
 from .embedding import SparseTextEmbedding
 from .encoders import (
@@ -50,6 +50,7 @@ __all__ = [
     "ModelNotAvailableError",
     "ProviderNotAvailableError",
     "SparsedexError",
+    "Bm25Stats",
     "CorruptIndexError",
     "ConflictError",
     "IndexLockedError",

@@ -24,6 +24,7 @@ __all__ = [
     "Store",
     "algorithm_name",
     "algorithms",
+    "bp_order",
     "clean_csr",
     "merge",
     "search_segments",
@@ -81,7 +82,7 @@ class Index:
         ids_int: _I64 | None = None,
         ids_str: list[str] | None = None,
         store_vectors: bool = True,
-        reorder: bool = True,
+        reorder: bool | str = True,
         bm25: tuple[float, float] | None = None,
         doc_len: _U32 | None = None,
     ) -> Index: ...
@@ -97,7 +98,7 @@ class Index:
         ids_int: _I64 | None = None,
         ids_str: list[str] | None = None,
         store_vectors: bool = True,
-        reorder: bool = True,
+        reorder: bool | str = True,
         bm25: tuple[float, float] | None = None,
         doc_len: _U32 | None = None,
     ) -> tuple[Index, _U32]: ...
@@ -223,6 +224,7 @@ class Store:
         vocab_size: int | None = None,
         bm25: tuple[float, float] | None = None,
         settings_json: str = "{}",
+        reorder: bool | str = True,
     ) -> Store: ...
     @staticmethod
     def open(path: _Path) -> Store: ...
@@ -268,6 +270,25 @@ def algorithms() -> list[str]: ...
 def algorithm_name(name: str) -> str: ...
 def simd_kernel() -> str: ...
 def write_atomically(path: _Path, data: bytes) -> None: ...
+def bp_order(
+    indptr: _U64,
+    indices: _U32,
+    values: _F32,
+    n_terms: int | None = None,
+    *,
+    init: _U32 | None = None,
+    leaf_size: int | None = None,
+    align: int | None = None,
+    max_depth: int | None = None,
+    max_iterations: int | None = None,
+    deep_iterations: int | None = None,
+    deep_size: int | None = None,
+    min_swap_fraction: float | None = None,
+    min_df: int | None = None,
+    max_df_fraction: float | None = None,
+    weighting: str | None = None,
+    min_weight_ratio: float | None = None,
+) -> _U32: ...
 def similarity_order(
     indptr: _U64,
     indices: _U32,
@@ -279,7 +300,7 @@ def merge(
     live: list[DocSet | None],
     quantization: str | None = None,
     scale: float | None = None,
-    reorder: bool = True,
+    reorder: bool | str = True,
 ) -> tuple[Index, _U32, _U32]: ...
 def search_segments(
     indexes: list[Index],

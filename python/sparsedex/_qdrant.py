@@ -363,6 +363,11 @@ class SearchOptions:
     def payload(self, payload: dict[str, Any] | None) -> dict[str, Any] | None:
         return select_payload(payload, self.with_payload)
 
+    @property
+    def wants_payload(self) -> bool:
+        """Whether hits carry payloads at all (``with_payload=False``: none is read)."""
+        return self.with_payload is not False
+
 
 def _expr_of(f: Filter) -> Any:
     import json
@@ -495,7 +500,7 @@ def idf_query(index: Any, q: SparseEmbedding, snap: Any) -> SparseEmbedding:
         parts = []
         for st in snap.states:
             indptr, indices, values = st.segment.index.vectors()
-            parts.append((indptr, indices, values, None if st.deleted is None else ~st.deleted))
+            parts.append((indptr, indices, values, None if st.live_set is None else st.live_mask()))
         cache = (snap, collection_df(parts))
         index.__dict__["_idf_cache"] = cache
     terms, df, n_live = cache[1]

@@ -137,14 +137,49 @@ def _surrogate_problem(s: str) -> str | None:
     )
 
 
+def a_type(x: Any) -> str:
+    """``x``'s type name with its article, for messages: ``"an int"``, ``"a str"``."""
+    name = type(x).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def check_text(text: Any, label: str) -> str:
     """``text`` when it is a ``str`` of valid Unicode; else TypeError / ValueError naming ``label``."""
     if not isinstance(text, str):
-        raise TypeError(f"{label} is a {type(text).__name__}, not a str")
+        raise TypeError(f"{label} is {a_type(text)}, not a str")
     problem = _surrogate_problem(text)
     if problem:
         raise ValueError(f"{label} {problem}")
     return text
+
+
+def text_batch(texts: Any, what: str = "text") -> Iterable[Any]:
+    """The texts of an encoder call: a ``str`` is one text, any other iterable a batch.
+
+    Raises TypeError for what is neither (``None``, a number, ``bytes``: iterating bytes
+    would give ints); the items are checked one by one with :func:`check_text`, labelled
+    ``f"{what} {i}"``, by the caller (:func:`iter_texts`).
+    """
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None:
+        raise TypeError("texts is None: pass a text or a list of texts")
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"texts is {a_type(texts)}: pass a str (decode the bytes first, e.g. b.decode('utf-8')) or a list of str"
+        )
+    try:
+        iter(texts)
+    except TypeError:
+        raise TypeError(f"texts is {a_type(texts)}: pass a text (str) or a list of texts") from None
+    return texts  # type: ignore[no-any-return]
+
+
+def iter_texts(texts: Any, what: str = "text") -> Iterable[str]:
+    """Each text of :func:`text_batch`, checked with :func:`check_text` as it is reached
+    (so a generator of texts is read once, lazily)."""
+    for i, t in enumerate(text_batch(texts, what)):
+        yield check_text(t, f"{what} {i}")
 
 
 def check_texts(texts: Iterable[Any], what: str = "document") -> list[str]:
@@ -165,7 +200,7 @@ def check_id(x: Any, label: str) -> int | str:
         if problem:
             raise ValueError(f"id of {label} {problem}")
         return str(x)
-    raise TypeError(f"id of {label} is a {type(x).__name__}: ids are ints or strings")
+    raise TypeError(f"id of {label} is {a_type(x)}: ids are ints or strings")
 
 
 def check_new_ids(ids: Any, n: int) -> list[int | str]:

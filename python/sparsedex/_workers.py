@@ -105,17 +105,18 @@ def _encode_batch(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _batches(documents: str | Iterable[str], size: int) -> Iterator[list[str]]:
-    if isinstance(documents, str):
-        documents = [documents]
-    it = iter(documents)
+    """Batches of ``size`` texts, each checked here (``_validate.check_text``, labelled
+    ``text N`` by position in ``documents``) before any process encodes it."""
+    from ._validate import check_text, text_batch
+
+    it = iter(text_batch(documents))
     start = 0
     while True:
         batch = list(itertools.islice(it, size))
         if not batch:
             return
         for j, t in enumerate(batch):
-            if not isinstance(t, str):
-                raise TypeError(f"document {start + j} is {type(t).__name__}, not str")
+            check_text(t, f"text {start + j}")
         start += len(batch)
         yield batch
 

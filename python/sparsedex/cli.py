@@ -27,6 +27,12 @@ Input records (JSONL, one object a line):
 
 Query files for ``eval`` and ``run`` may also be TSV, ``qid<TAB>text`` a line (MS MARCO's
 ``queries.tsv``): a file whose first line is not a JSON object is read that way.
+
+Every text file (corpus, queries, qrels) is read by one rule, the one of
+:mod:`sparsedex.eval` too (``sparsedex._textfile``): UTF-8, a byte-order mark at the start
+of the file dropped (``utf-8-sig``); another byte that is not UTF-8 is an error naming the
+file, line and byte. A key twice in one JSON object is an error naming the file, line and
+key (``json`` would keep the last one without a word).
 """
 
 from __future__ import annotations
@@ -65,9 +71,36 @@ def _warn(msg: str) -> None:
 
 
 # input files ----------------------------------------------------------------------------------
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key twice in one object (json keeps the last one)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _text_lines(p: Path) -> Any:
+    """``(line number, line)`` of a text file by the one reader rule (``_textfile``: UTF-8,
+    a leading byte-order mark dropped); not UTF-8 is a UserError naming file and line."""
+    from ._textfile import utf8_lines
+
+    try:
+        yield from utf8_lines(p)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file, one a line (blank lines skipped); errors name the line.
 
+    Read by the one text-file rule (UTF-8; a byte-order mark at the start is dropped). A key
+    twice in one object is an error (``{"id": "a", "id": "b"}`` would silently keep ``b``).
     Each object gets its line number under ``"__line__"``.
     """
     p = Path(path)
@@ -76,24 +109,21 @@ def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
     if p.is_dir():
         raise UserError(f"{p}: is a directory, expected a JSONL {what}")
     out = []
-    with p.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except RecursionError:
-                raise UserError(f"{p}:{lineno}: bad JSON line (nested too deeply)") from None
-            except ValueError as e:
-                raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            rec["__line__"] = lineno
-            out.append(rec)
+    for lineno, line in _text_lines(p):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as e:
+            raise UserError(f"{p}:{lineno}: key {e.args[0]!r} appears twice in one JSON object: keep one") from None
+        except RecursionError:
+            raise UserError(f"{p}:{lineno}: bad JSON line (nested too deeply)") from None
+        except ValueError as e:
+            raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        rec["__line__"] = lineno
+        out.append(rec)
     return out
 
 
@@ -234,6 +264,11 @@ def load_records(
     if ids != "none":
         idf = _pick_id_field(path, recs, id_field, QUERY_ID_FIELDS if queries else DOC_ID_FIELDS,
                              required=ids == "required", no_ids_hint=no_ids_hint)
+    if idf is not None and idf in fields:
+        raise UserError(
+            f"{path}: field {idf!r} is the id field, so it cannot also be the text: pass --text-field with another "
+            f"field" + ("" if id_field is not None else f", or --id-field NAME to take the ids from another field")
+        )
     out_ids: list[Any] | None = [] if idf is not None else None
     seen: dict[Any, int] = {}
     kind: tuple[type, int] | None = None
@@ -293,39 +328,32 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         raise UserError(f"{p}: no such queries file")
     if p.is_dir():
         raise UserError(f"{p}: is a directory, expected a queries file")
-    with p.open("rb") as f:
-        head = b""
-        for raw in f:
-            if raw.strip():
-                head = raw.strip()
-                break
+    from ._textfile import first_content_bytes
+
+    head = first_content_bytes(p)
     if head.startswith(b"{") or not head:
         r = load_records(path, text_field, id_field, "queries file", ids="required")
         assert r.ids is not None
         return [(str(q), t) for q, t in zip(r.ids, r.texts)]
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
-    with p.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise UserError(f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
-            if not line.strip():
-                continue
-            qid, sep, text = line.partition("\t")
-            if not sep:
-                raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")
-            qid = qid.strip()
-            if not qid:
-                raise UserError(f"{p}:{lineno}: empty query id")
-            if qid in seen:
-                raise UserError(f"{p}:{lineno}: query id {qid!r} repeats the id of line {seen[qid]}")
-            problem = _surrogate_problem(text)
-            if problem:
-                raise UserError(f"{p}:{lineno}: query text {problem}")
-            seen[qid] = lineno
-            out.append((qid, text))
+    for lineno, line in _text_lines(p):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        qid, sep, text = line.partition("\t")
+        if not sep:
+            raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")
+        qid = qid.strip()
+        if not qid:
+            raise UserError(f"{p}:{lineno}: empty query id")
+        if qid in seen:
+            raise UserError(f"{p}:{lineno}: query id {qid!r} repeats the id of line {seen[qid]}")
+        problem = _surrogate_problem(text)
+        if problem:
+            raise UserError(f"{p}:{lineno}: query text {problem}")
+        seen[qid] = lineno
+        out.append((qid, text))
     return out
 
 
@@ -453,9 +481,11 @@ def _eval_warnings(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, 
     if retrieved and not retrieved & judged:
         ex_run = ", ".join(repr(d) for d in sorted(retrieved)[:3])
         ex_qrels = ", ".join(repr(d) for d in sorted(judged)[:3])
+        n = len(retrieved)
+        what = "the one document retrieved does not appear" if n == 1 else f"none of the {n} documents retrieved appear"
         _warn(
-            f"none of the {len(retrieved)} documents retrieved appears in {qrels_path}: do the index's ids match "
-            f"the qrels' document ids? (index: {ex_run}, ...; qrels: {ex_qrels}, ...)"
+            f"{what} in {qrels_path}: do the index's ids match the qrels' document ids? "
+            f"(index: {ex_run}{', ...' if n > 3 else ''}; qrels: {ex_qrels}{', ...' if len(judged) > 3 else ''})"
         )
     for m in metrics:
         if m.k is not None and m.k > k:
@@ -528,6 +558,18 @@ def cmd_add(a: argparse.Namespace) -> int:
             "document again; pass --id-field NAME, or --new-ids to add them as new documents"
         )
     index = _open_index(a.index_dir)
+    have = index._id_kind()  # the index's id type (None: no document yet)
+    if a.new_ids and have is str:
+        raise UserError(
+            f"{a.index_dir} has string ids and --new-ids numbers the new documents 0, 1, ...: give each document "
+            "an id field (--id-field NAME) and run `sparsedex add` without --new-ids"
+        )
+    if recs.ids and have is not None and not isinstance(recs.ids[0], have):
+        want, got = ("strings", "an integer") if have is str else ("integers", "a string")
+        raise UserError(
+            f"{a.corpus}:{recs.lines[0]}: id {recs.ids[0]!r} is {got} but the ids of {a.index_dir} are {want}: "
+            "ids must be all strings or all integers"
+        )
     t0 = time.perf_counter()
     before = len(index)
     _add_in_chunks(index, recs, upsert=not a.new_ids, new_ids=a.new_ids)
@@ -562,6 +604,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 def cmd_search(a: argparse.Namespace) -> int:
     flt = _filter_arg(a.filter)
+    _check_query_arg(a.query)
     index = _open_index(a.index_dir)
     hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=flt)
     if a.json:
@@ -574,7 +617,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not hits:
-        print("no matching documents")
+        print("no matching documents" + (" (an empty or blank query matches no document)" if not a.query.strip() else ""))
         return 0
     idw = max(len("id"), *(len(str(h.id)) for h in hits))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
@@ -583,6 +626,17 @@ def cmd_search(a: argparse.Namespace) -> int:
         if a.explain:
             print(_indent(index.explain(a.query, h.id).table(limit=10), 6))
     return 0
+
+
+def _check_query_arg(query: str) -> None:
+    """A query from the command line that is not UTF-8: Python hands its bytes over as lone
+    surrogates U+DC80..U+DCFF (PEP 383); name the byte and point at the shell's encoding."""
+    m = re.search("[\udc80-\udcff]", query)
+    if m is not None:
+        raise UserError(
+            f"the query is not UTF-8 text (byte 0x{ord(m.group()) - 0xDC00:02x} at character {m.start() + 1}): "
+            "type it in a UTF-8 terminal (e.g. LANG=C.UTF-8), or convert it first (iconv -t UTF-8)"
+        )
 
 
 def _indent(s: str, n: int) -> str:
@@ -608,6 +662,7 @@ def _terms_line(terms: list[tuple[str, float]], n: int) -> str:
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
+    _check_query_arg(a.query)
     index = _open_index(a.index_dir)
     doc_id = _doc_id(index, a.doc_id)
     if doc_id not in index:
@@ -757,12 +812,13 @@ def cmd_demo(a: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     print(f"Indexed {len(index)} film descriptions with the bundled SPLADE model splade-tiny ({dt:.1f} s).")
     print(f"\nQuery: {a.query!r}\n")
+    if not hits:
+        blank = " (an empty or blank query matches no document)" if not a.query.strip() else ""
+        print(f"no matching documents{blank}")
+        return 0
     print(f"{'rank':>4}  {'score':>7}  film")
     for r, h in enumerate(hits, 1):
         print(f"{r:>4}  {h.score:7.3f}  {(h.payload or {}).get('title', h.id)}")
-    if not hits:
-        print("no matching documents")
-        return 0
     top = hits[0]
     e = index.explain(a.query, top.id, top_terms=15)
     doc = index.get(top.id)
@@ -797,6 +853,28 @@ def _bounded_int(lo: int, hi: int) -> Any:
 
     parse.__name__ = "integer"
     return parse
+
+
+def _algorithm_type(raw: str) -> str:
+    from .index import _check_algorithm
+
+    try:
+        _check_algorithm(raw)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return raw
+
+
+_algorithm_type.__name__ = "algorithm"
+
+
+def _run_tag_type(raw: str) -> str:
+    if not raw or re.search(r"\s", raw):
+        raise argparse.ArgumentTypeError(f"must be one non-empty word (no spaces: the run file's last column), got {raw!r}")
+    return raw
+
+
+_run_tag_type.__name__ = "run tag"
 
 
 def _k_type() -> Any:
@@ -905,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=k_type, default=10, help="hits (default 10)")
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
-    s.add_argument("--algorithm", default="auto", help="traversal algorithm (default auto)")
+    s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
     s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
     s.set_defaults(func=cmd_search)
 
@@ -962,13 +1040,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--metrics", default="ndcg@10,map,r@100", help="comma-separated (default ndcg@10,map,r@100)")
     e.add_argument("-k", type=k_type, default=1000, help="documents retrieved per query (default 1000)")
     e.add_argument("--run-out", metavar="RUN.trec", help="write the run in TREC format")
-    e.add_argument("--run-tag", default="sparsedex", help="tag column of the run file")
+    e.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file")
     e.add_argument("--gains", choices=["linear", "exponential"], default="linear",
                    help="nDCG gains: rel (default, as trec_eval and ir_measures) or 2^rel-1")
     e.add_argument("--rel-threshold", type=int, default=1, help="lowest relevant grade (default 1)")
     e.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     e.add_argument("--id-field", default=None, help=_QID_HELP)
-    e.add_argument("--algorithm", default="auto")
+    e.add_argument("--algorithm", default="auto", type=_algorithm_type)
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_eval)
 
@@ -982,10 +1060,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("index_dir", metavar="INDEX_DIR")
     r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write")
     r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")
-    r.add_argument("--run-tag", default="sparsedex", help="tag column of the run file (default sparsedex)")
+    r.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file (default sparsedex)")
     r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     r.add_argument("--id-field", default=None, help=_QID_HELP)
-    r.add_argument("--algorithm", default="auto")
+    r.add_argument("--algorithm", default="auto", type=_algorithm_type)
     r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
     r.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
     r.set_defaults(func=cmd_run)
@@ -1017,6 +1095,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _message(e: BaseException) -> str:
+    cli = getattr(e, "cli_message", None)  # ModelNotAvailableError: advice for the command line
+    if isinstance(cli, str):
+        return cli
     if isinstance(e, KeyError) and e.args:
         return str(e.args[0])
     if isinstance(e, OSError) and e.filename and e.strerror:

@@ -32,6 +32,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ._validate import iter_texts
 from ._workers import available_cores, check_batch_size, embed_maybe_parallel, resolve_parallel
 from .encoders.fastembed_bm25 import FastembedBm25Encoder
 from .encoders.registry import ModelDescription, _find_description, list_supported_models
@@ -198,10 +199,7 @@ class SparseTextEmbedding:
         model = self.model
         if self._kind == "fastembed-bm25":
             return int(model.token_count(texts))
-        items = [texts] if isinstance(texts, str) else list(texts)
-        for i, t in enumerate(items):
-            if not isinstance(t, str):
-                raise TypeError(f"text {i} is {type(t).__name__}, not str")
+        items = list(iter_texts(texts))
         return sum(len(e.ids) for e in model.tokenizer.encode_batch(items, add_special_tokens=True))
 
     # the model -----------------------------------------------------------------------------

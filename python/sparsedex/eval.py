@@ -34,7 +34,17 @@ of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
 - Grades are integers. trec_eval reads them with ``atol``, truncating ``1.5`` to 1 without a
   word; here **a fractional grade is an error** naming the query and document (``2.0`` is the
   grade 2). ``True`` / ``False`` and NaN are not grades.
-- Files must be UTF-8; an error names the file and line.
+- Files must be UTF-8; a UTF-8 byte-order mark at the start of a file is dropped (read as
+  ``utf-8-sig``), so a file saved by a Windows tool gives the same metrics. Any other byte
+  that is not UTF-8 is an error naming the file and line. A qrels file with no judgement
+  (empty, or only a header, blank lines and comments) or a run file with no result is an
+  error naming the file.
+- Tied scores: RR / RR@k, like every metric here, rank ties by document id descending
+  (trec_eval's order). ir_measures' default provider for ``RR@k`` is its ``msmarco`` engine,
+  which orders ties differently, so on a run with tied scores ``RR@k`` can differ from
+  ir_measures' default; it equals ir_measures' ``trec_eval`` order (ask for
+  ``RR@k`` through ``ir_measures.pytrec_eval`` or ``RR`` without a cutoff). Untied runs
+  agree on every metric.
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._textfile import utf8_lines
+from ._validate import a_type
 
 __all__ = [
     "Qrels",
@@ -71,22 +84,16 @@ _GAINS = ("exponential", "linear")
 # files ----------------------------------------------------------------------------------
 def _lines(p: Path) -> Iterator[tuple[int, str]]:
     """(line number, stripped line) of the content lines of a text file: blank lines and
-    ``#`` comments skipped; not UTF-8 is a ValueError naming the file and line."""
+    ``#`` comments skipped; read by the one text-file rule (UTF-8, a leading byte-order mark
+    dropped: see ``docs/inputs.md``); not UTF-8 is a ValueError naming the file and line."""
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
     if p.is_dir():
         raise IsADirectoryError(f"{p}: is a directory, not a file")
-    with p.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ValueError(
-                    f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
-                ) from None
-            s = line.strip()
-            if s and not s.startswith("#"):
-                yield lineno, s
+    for lineno, line in utf8_lines(p):
+        s = line.strip()
+        if s and not s.startswith("#"):
+            yield lineno, s
 
 
 def read_qrels(path: str | os.PathLike[str]) -> Qrels:
@@ -95,7 +102,8 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     A first line whose relevance field is not a number is taken as a header and skipped;
     blank lines and lines starting with ``#`` are skipped. A malformed line, a fractional
     grade, a document judged twice for one query or a file that is not UTF-8 raises
-    :class:`ValueError` naming the file and line (see the module docstring).
+    :class:`ValueError` naming the file and line (see the module docstring); so does a file
+    with no judgement at all (empty, or only a header, comments and blank lines).
     """
     qrels: Qrels = {}
     seen: dict[tuple[str, str], int] = {}
@@ -134,6 +142,8 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
             )
         seen[key] = lineno
         qrels.setdefault(qid, {})[did] = rel
+    if not qrels:
+        raise ValueError(f"{p}: no judgements (the qrels file is empty)")
     return qrels
 
 
@@ -145,7 +155,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
     Blank lines and ``#`` comments are skipped. A malformed line, a score that is not a
     number or is NaN, a document listed twice for one query or a file that is not UTF-8
-    raises :class:`ValueError` naming the file and line (see the module docstring).
+    raises :class:`ValueError` naming the file and line (see the module docstring); so does a
+    file with no result at all.
     """
     run: Run = {}
     seen: dict[tuple[str, str], int] = {}
@@ -171,6 +182,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
             )
         seen[key] = lineno
         run.setdefault(qid, {})[did] = score
+    if not run:
+        raise ValueError(f"{p}: no results (the run file is empty)")
     return run
 
 
@@ -181,7 +194,7 @@ def _for(qid: Any) -> str:
 def _score(x: Any, qid: Any, did: Any) -> float:
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise ValueError(
-            f"score of document {did!r}{_for(qid)} is a {type(x).__name__} ({x!r}), not a number"
+            f"score of document {did!r}{_for(qid)} is {a_type(x)} ({x!r}), not a number"
         )
     v = float(x)
     if math.isnan(v):
@@ -195,7 +208,7 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
         pairs = list(docs.items())
     elif isinstance(docs, (str, bytes)) or not isinstance(docs, Iterable):
         raise ValueError(
-            f"run entry{_for(qid)} is a {type(docs).__name__}: expected {{docid: score}} or "
+            f"run entry{_for(qid)} is {a_type(docs)}: expected {{docid: score}} or "
             "[(docid, score), ...]"
         )
     else:
@@ -391,7 +404,7 @@ def _as_qrels(qrels: Any) -> dict[str, dict[str, int]]:
         if q in out:
             raise ValueError(f"query {q!r} appears twice in the qrels (as {qid!r} and as its string)")
         if not isinstance(judged, Mapping):
-            raise ValueError(f"qrels of query {q!r} is a {type(judged).__name__}, expected {{docid: relevance}}")
+            raise ValueError(f"qrels of query {q!r} is {a_type(judged)}, expected {{docid: relevance}}")
         docs: dict[str, int] = {}
         for d, r in judged.items():
             did = str(d)

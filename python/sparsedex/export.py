@@ -50,18 +50,30 @@ def _qdrant_id(x: Any, uuid_ids: bool) -> int | str:
 
 
 def _documents(index: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray, dict[str, Any] | None, str | None]]:
-    """Live documents of the index's last commit: (id, indices, values, payload, text)."""
+    """Live documents of the index's last commit: (id, indices, values, payload, text). A BM25
+    index stores term frequencies: its documents go out as BM25 document weights
+    ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` under the live statistics, the
+    engine's own, as :meth:`SparseIndex.explain` gives them (the IDF part is Qdrant's IDF
+    modifier)."""
     snap = index._snap()
-    engines = index._engines(snap)
+    bm25 = bool(index._bm25)
     for si, st in enumerate(snap.states):
         seg = st.segment
-        eng = seg.index if engines is None else engines[si]
+        eng = seg.index
         indptr, indices, values = eng.vectors()
-        live = st.live_mask()
-        for d in np.flatnonzero(live).tolist():
-            a, b = int(indptr[d]), int(indptr[d + 1])
-            text = None if seg.texts is None else seg.texts[d]
-            yield seg.ids[d], indices[a:b], values[a:b], seg.payloads[d], text
+        live = np.flatnonzero(st.live_mask()).tolist()
+        for at in range(0, len(live), 1024):
+            chunk = live[at:at + 1024]
+            for d, payload, text in zip(chunk, seg.docs.payloads(chunk), seg.docs.texts(chunk)):
+                a, b = int(indptr[d]), int(indptr[d + 1])
+                idx, val = indices[a:b], values[a:b]
+                if bm25 and len(idx):
+                    parts = snap.core.explain(
+                        np.ascontiguousarray(idx, dtype=np.uint32), np.ones(len(idx), np.float32), si, d, None
+                    )
+                    dw = {int(t): float(w) for t, _, w, _ in parts}
+                    val = np.asarray([dw[int(t)] for t in idx.tolist()], dtype=np.float32)
+                yield eng.id(d), idx, val, payload, text
 
 
 def to_qdrant(

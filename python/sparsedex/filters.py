@@ -237,12 +237,30 @@ class _Part:
         return out
 
 
-class _Column:
-    """All values found at one field path of a segment."""
+def _path_values(payloads: Sequence[Any], path: str) -> tuple[list[int], list[Any]]:
+    """The documents whose payload holds ``path`` and the value there, documents ascending."""
+    keys = tuple(path.split("."))
+    docs: list[int] = []
+    vals: list[Any] = []
+    for i, p in enumerate(payloads):
+        v = p
+        for k in keys:
+            if not isinstance(v, dict):
+                v = _MISSING
+                break
+            v = v.get(k, _MISSING)
+        if v is _MISSING:
+            continue
+        docs.append(i)
+        vals.append(v)
+    return docs, vals
 
-    def __init__(self, payloads: Sequence[Any], path: str) -> None:
-        n = len(payloads)
-        keys = tuple(path.split("."))
+
+class _Column:
+    """All values found at one field path of a segment: ``docs`` (ascending) hold the path,
+    with values ``vals`` (JSON values), out of ``n`` documents."""
+
+    def __init__(self, n: int, docs: Sequence[int], vals: Sequence[Any]) -> None:
         present = np.zeros(n, dtype=bool)
         num_d: list[int] = []
         num_v: list[float] = []
@@ -254,15 +272,8 @@ class _Column:
         null_d: list[int] = []
         big: list[tuple[int, int]] = []
         other_d: list[int] = []
-        for i, p in enumerate(payloads):
-            v = p
-            for k in keys:
-                if not isinstance(v, dict):
-                    v = _MISSING
-                    break
-                v = v.get(k, _MISSING)
-            if v is _MISSING:
-                continue
+        for i, v in zip(docs, vals):
+            i = int(i)
             present[i] = True
             for e in v if isinstance(v, list) else (v,):
                 if isinstance(e, str):
@@ -418,21 +429,46 @@ _PY_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 class PayloadColumns:
     """Columns of one segment's payloads, built once, evaluated many times.
 
-    The columns of a field path are built on first use (one Python pass over the payloads)
-    and cached. Two threads may build the same path at once: both build, one result is kept,
+    The columns of a field path are built on first use (one Python pass over the payloads, or
+    over the values a documents store finds at that path: ``source.path_values(path)``) and
+    cached. Two threads may build the same path at once: both build, one result is kept,
     and built columns are never modified. Payload dicts must not be mutated afterwards.
     """
 
-    def __init__(self, payloads: Sequence[dict[str, Any] | None], ids: Sequence[Any] | None = None) -> None:
-        self._payloads = list(payloads)
+    def __init__(
+        self,
+        payloads: Sequence[dict[str, Any] | None] | None = None,
+        ids: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
+        *,
+        source: Any = None,
+    ) -> None:
+        if (payloads is None) == (source is None):
+            raise TypeError("PayloadColumns takes payloads or source=, one of the two")
+        # source: anything with ``n`` and ``path_values(path) -> (docs, values)`` (a segment's
+        # documents, sparsedex.docs.SegmentDocs): columns are then built from the values at
+        # one path, never from whole payloads
+        self._payloads = None if payloads is None else list(payloads)
+        self._source = source
+        self._n = len(self._payloads) if self._payloads is not None else int(source.n)
         self._columns: dict[str, _Column] = {}
-        if ids is not None and len(ids) != len(self._payloads):
-            raise ValueError(f"{len(ids)} ids for {len(self._payloads)} payloads")
-        #: the documents' ids, in the same order (what ``$ids`` tests); None when not given
-        self.ids = ids
+        if ids is not None and not callable(ids) and len(ids) != self._n:
+            raise ValueError(f"{len(ids)} ids for {self._n} payloads")
+        # the documents' ids, in the same order (what ``$ids`` tests), or a function giving
+        # them on first use; None when not given
+        self._ids = ids
+
+    @property
+    def ids(self) -> Sequence[Any] | None:
+        """The documents' ids in document order (what ``$ids`` tests); None when not given."""
+        if callable(self._ids):
+            ids = list(self._ids())
+            if len(ids) != self._n:
+                raise ValueError(f"{len(ids)} ids for {self._n} payloads")
+            self._ids = ids
+        return self._ids
 
     def __len__(self) -> int:
-        return len(self._payloads)
+        return self._n
 
     def __repr__(self) -> str:
         return f"PayloadColumns({len(self)} documents, {len(self._columns)} fields built)"
@@ -440,7 +476,11 @@ class PayloadColumns:
     def column(self, path: str) -> _Column:
         col = self._columns.get(path)
         if col is None:
-            col = self._columns.setdefault(path, _Column(self._payloads, path))
+            if self._payloads is not None:
+                docs, vals = _path_values(self._payloads, path)
+            else:
+                docs, vals = self._source.path_values(path)
+            col = self._columns.setdefault(path, _Column(self._n, docs, vals))
         return col
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import a_type
 from .index import Hit
 
 __all__ = [
@@ -79,7 +80,7 @@ def _item(x: Any, run: int, pos: int, need_score: bool) -> _Item:
         return _Item(_plain(x[0]), _score(x[1], run, pos), None)
     if isinstance(x, (list, tuple, Mapping, set)) or (hasattr(x, "__len__") and not isinstance(x, (str, bytes))):
         raise TypeError(
-            f"run {run}, item {pos} is a {type(x).__name__}: an item is a hit (.id, .score), an "
+            f"run {run}, item {pos} is {a_type(x)}: an item is a hit (.id, .score), an "
             "(id, score) pair or an id; pass the runs as a list of ranked lists"
         )
     if need_score:
@@ -111,7 +112,7 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
             items = [_Item(_plain(pairs[i][0]), _score(pairs[i][1], r, i), None) for i in order]
         elif isinstance(run, (str, bytes)) or not isinstance(run, Iterable) or hasattr(run, "score"):
             raise TypeError(
-                f"run {r} is a {type(run).__name__}, not a ranked list: pass runs=[list_1, list_2, ...]"
+                f"run {r} is {a_type(run)}, not a ranked list: pass runs=[list_1, list_2, ...]"
             )
         else:
             items = [_item(x, r, p, need_score) for p, x in enumerate(run)]
@@ -307,7 +308,7 @@ def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[li
         raise TypeError("indexes must be a non-empty list of SparseIndex (e.g. [bm25_index, splade_index])")
     for i, ix in enumerate(indexes):
         if not isinstance(ix, SparseIndex):
-            raise TypeError(f"indexes[{i}] is a {type(ix).__name__}, not a SparseIndex")
+            raise TypeError(f"indexes[{i}] is {a_type(ix)}, not a SparseIndex")
     if weights is not None and len(weights) != len(indexes):
         raise ValueError(f"{len(weights)} weights for {len(indexes)} indexes")
     lim = _limit(limit)

@@ -23,12 +23,14 @@ Filters (``search(..., filter={"year": {"$gte": 1990}})``, see :mod:`sparsedex.f
 deletions are applied inside the traversal as allowed-document sets, so a filtered search
 returns the true top-k of the matching documents.
 
-BM25 indexes store term frequencies (document lengths are their sums). Document weights
-``tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl))`` are computed from the live collection's statistics
-whenever a commit changes them (in memory, for every segment: a cost proportional to the
-collection, paid once per commit), and query weights ``idf*qtf`` with
-``idf = ln(1+(N-df+0.5)/(df+0.5))`` from its live N and df, so scores stay the textbook BM25
-of the documents currently in the index, across adds and deletes.
+BM25 indexes store term frequencies and document lengths; the engine scores
+``idf * qtf * tf*(k1+1)/(tf+k1*(1-b+b*dl/avgdl))`` with ``idf = ln(1+(N-df+0.5)/(df+0.5))``
+at query time from the live collection's statistics (N, df, average length over the documents
+currently in the index), as Lucene and tantivy do (Robertson & Zaragoza, "The Probabilistic
+Relevance Framework: BM25 and Beyond", 2009). A commit costs what its new documents cost, and
+scores equal a fresh index's over the surviving documents, across adds and deletes. The
+statistics can also come from outside (:meth:`SparseIndex.collection_stats`,
+``search(..., collection_stats=...)``), so that N shards score exactly like one index.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
 from .store import IndexLockedError, MergePolicy, Snapshot, Store
-from .vector_index import VectorIndex
 from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
@@ -236,6 +237,16 @@ class SparseIndex:
         how documents fall into segments. Default: the largest weight of the first commit. A
         segment holding a larger weight gets its own, coarser grid (its scores then differ
         from a single index's by the rounding).
+    reorder:
+        The document order inside each segment, at every commit and merge (kept with the
+        index): ``"bp"`` (the default; True means it), recursive graph bisection (Dhulipala et
+        al., "Compressing graphs and indexes with recursive graph bisection", KDD 2016;
+        Mackenzie et al., "Tradeoff options for bipartite graph partitioning", TKDE 2023),
+        which puts documents about the same thing in the same 64-document blocks so that
+        block-max pruning skips more; ``"signature"``, a sort by each document's two heaviest
+        distinctive terms (cheaper to build, looser blocks); ``"none"`` (False), the order of
+        arrival. Ids, results and scores do not depend on it (documents of equal score may
+        come in another order). A ValueError for another name.
 
     Notes
     -----
@@ -263,6 +274,7 @@ class SparseIndex:
         path: str | os.PathLike[str] | None = None,
         merge_policy: MergePolicy | None = None,
         max_weight: float | None = None,
+        reorder: str | bool = True,
     ) -> None:
         if quantization not in _QUANTIZATIONS:
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
@@ -272,6 +284,7 @@ class SparseIndex:
         vocab = _validate.check_vocab_size(vocab_size) if self._encoder is None else None
         if max_weight is not None:
             max_weight = _validate.check_weight(max_weight, "max_weight")
+        bm25 = (float(self._encoder.k1), float(self._encoder.b)) if _is_bm25(self._encoder) else None
         self._store = Store(
             path,
             quantization=quantization,
@@ -280,14 +293,25 @@ class SparseIndex:
             merge_policy=merge_policy,
             store_texts=store_texts,
             max_weight=max_weight,
+            bm25=bm25,
+            reorder=reorder,
         )
 
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        encoder: Any = None,
+        quantization: str = "u8",
+        **kwargs: Any,
+    ) -> "SparseIndex":
+        """A new index (at ``path``, or in memory for None); by default for vectors you bring
+        (``encoder=None``). Same parameters as the constructor, e.g.
+        ``SparseIndex.create("ix", max_weight=3.0)`` fixes the u8 grid (``255 / max_weight``)
+        so that scores do not depend on how documents fall into segments or shards."""
+        return cls(encoder, quantization, path=path, **kwargs)
+
     def _init_common(self) -> None:
-        self._bm25_cache: tuple[Snapshot, Any] | None = None
-        # sparsedex.ray: BM25 collection statistics (and u8 grid) of the whole sharded
-        # collection, set by _set_external_bm25; None = this index's own statistics
-        self._external_bm25: dict[str, Any] | None = None
-        self._bm25_last_wmax = 0.0
         self._lock = threading.RLock()
 
     # encoder ----------------------------------------------------------------------------------
@@ -318,8 +342,8 @@ class SparseIndex:
     def _stamp_encoder(self) -> None:
         """Record the encoder's identity with the next commit when there are staged changes
         (adds grow BM25's term dictionary)."""
-        if self._store._pending_any():
-            self._store.settings["encoder"] = self._identity_for_store()
+        if self._store.has_staged():
+            self._store.set_settings({**self._store.settings, "encoder": self._identity_for_store()})
 
     def _identity_for_store(self) -> dict[str, Any] | None:
         ident = self.encoder_identity
@@ -528,6 +552,8 @@ class SparseIndex:
             if snap_ids_kind is str:
                 raise ValueError("this index has string ids: pass ids= for the new documents")
             start = self._store.next_int_id()
+            if start == _validate.ID_MAX and self._store.locate(start) is not None:
+                start += 1  # the core's counter stops at the largest id: it is taken
             if start + n - 1 > _validate.ID_MAX:
                 raise ValueError(
                     f"cannot number {n} new documents from {start}: integer ids are signed 64-bit "
@@ -548,124 +574,25 @@ class SparseIndex:
                 )
             if x in seen:
                 raise ValueError(f"id {x!r} of document {i} is a duplicate")
-            if not upsert and self._store.locate(x) is not None:
-                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
             seen.add(x)
+            if not upsert and self._has_encoder and self._store.locate(x) is not None:  # before encoding
+                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
+        # vectors: ids already in the index are refused by the store before it changes anything
+        # ("document i: id x is already in the index"), without a lookup per id here
         return out
 
     def _id_kind(self) -> type | None:
-        st = self._store
-        for x in st._p_ids[:1]:
-            return str if isinstance(x, str) else int
-        for s in st.snapshot.states:
-            for x in s.segment.ids[:1]:
-                return str if isinstance(x, str) else int
-        return None
+        return self._store.id_kind
 
-    # snapshot and engines ---------------------------------------------------------------------
+    # snapshot ---------------------------------------------------------------------------------
     def _snap(self) -> Snapshot:
         """The snapshot reads use: an in-memory index commits staged changes first."""
         st = self._store
-        if st.path is None and st._pending_any():
+        if st.path is None and st.has_staged():
             with self._lock:
                 self._stamp_encoder()
                 st.commit()
         return st.snapshot
-
-    def _bm25_state(self, snap: Snapshot) -> tuple[list[_core.Index], np.ndarray, int]:
-        """BM25 engines (document weights under the live statistics), df and N of ``snap``."""
-        cache = self._bm25_cache
-        if cache is not None and cache[0] is snap:
-            return cache[1]
-        from .encoders.bm25 import bm25_doc_weights
-
-        enc = self.encoder
-        parts = []
-        n_live = 0
-        dl_total = 0.0
-        vocab = max(enc.vocab_size, 1)
-        df = np.zeros(vocab, dtype=np.int64)
-        for s in snap.states:
-            indptr, indices, tf = s.segment.index.vectors()
-            lens: np.ndarray = np.diff(indptr.astype(np.int64)).astype(np.int64)
-            n = len(lens)
-            row = np.repeat(np.arange(n), lens)
-            dl = np.bincount(row, weights=tf.astype(np.float64), minlength=n)
-            live = s.live_mask()
-            live_post = live[row]
-            n_live += int(live.sum())
-            dl_total += float(dl[live].sum())
-            df += np.bincount(indices[live_post].astype(np.int64), minlength=vocab)[:vocab]
-            parts.append((indptr, indices, tf, dl, row, live_post))
-        ext = self._external_bm25
-        if ext is not None:
-            # a shard of a sharded index: N, total length and df of the whole collection
-            # (df by this shard's term ids), so its weights are the single index's
-            n_live, dl_total = int(ext["n_docs"]), float(ext["total_length"])
-            gdf = np.zeros(vocab, dtype=np.int64)
-            own = np.asarray(ext["df"], dtype=np.int64)[:vocab]
-            gdf[: own.shape[0]] = own
-            df = gdf
-        avgdl = dl_total / n_live if n_live else 0.0
-        weights = []
-        wmax = 0.0
-        for indptr, indices, tf, dl, row, live_post in parts:
-            if tf.size and avgdl > 0:
-                w = bm25_doc_weights(tf, dl[row], avgdl, enc.k1, enc.b).astype(np.float32)
-                w[~live_post] = 0.0  # deleted documents are never returned; keep them out of the scale
-            else:
-                w = np.zeros(tf.shape, dtype=np.float32)
-            weights.append(w)
-            if w.size:
-                wmax = max(wmax, float(w.max()))
-        self._bm25_last_wmax = wmax
-        if ext is not None and ext.get("max_weight") is not None:
-            wmax = float(ext["max_weight"])  # the grid of the whole sharded collection
-        scale = 255.0 / wmax if (self.quantization == "u8" and wmax > 0) else None
-        engines = []
-        for (indptr, indices, tf, dl, row, live_post), w in zip(parts, weights):
-            engines.append(
-                _core.Index.build(
-                    indptr, indices, w, quantization=self.quantization, scale=scale,
-                    store_vectors=True, reorder=False,
-                )
-            )
-        state = (engines, df, n_live)
-        self._bm25_cache = (snap, state)
-        return state
-
-    def _bm25_local_stats(self) -> tuple[int, float, np.ndarray]:
-        """sparsedex.ray: this index's own live N, total length (sum of live document
-        lengths) and df (by this index's term ids) of its last commit."""
-        snap = self._snap()
-        vocab = max(self.encoder.vocab_size, 1)
-        df = np.zeros(vocab, dtype=np.int64)
-        n_live, total = 0, 0.0
-        for s in snap.states:
-            indptr, indices, tf = s.segment.index.vectors()
-            lens = np.diff(indptr.astype(np.int64))
-            row = np.repeat(np.arange(len(lens)), lens)
-            live = s.live_mask()
-            n_live += int(live.sum())
-            total += float(tf.astype(np.float64)[live[row]].sum())
-            df += np.bincount(indices[live[row]].astype(np.int64), minlength=vocab)[:vocab]
-        return n_live, total, df
-
-    def _bm25_max_weight(self) -> float:
-        """sparsedex.ray: the largest live BM25 document weight under the statistics in force."""
-        self._bm25_state(self._snap())
-        return self._bm25_last_wmax
-
-    def _set_external_bm25(self, stats: dict[str, Any] | None) -> None:
-        """sparsedex.ray: score BM25 with the statistics of a whole sharded collection:
-        ``{"n_docs", "total_length", "df" (array by this index's term ids), "max_weight"
-        (u8 grid, or None)}``; None goes back to this index's own statistics."""
-        with self._lock:
-            self._external_bm25 = stats
-            self._bm25_cache = None
-
-    def _engines(self, snap: Snapshot) -> list[_core.Index] | None:
-        return self._bm25_state(snap)[0] if self._bm25 else None
 
     def _reload_bm25_encoder(self) -> None:
         ident = self._store.settings.get("encoder")
@@ -674,32 +601,20 @@ class SparseIndex:
 
             self._encoder = Bm25Encoder.from_identity(ident)
 
-    def _bm25_query(self, qtf: SparseEmbedding, snap: Snapshot) -> SparseEmbedding:
-        from .encoders.bm25 import bm25_idf
-
-        _, df_all, n_live = self._bm25_state(snap)
-        idx = np.asarray(qtf.indices, dtype=np.int64)
-        known = idx < df_all.shape[0]
-        idx = idx[known]
-        df = df_all[idx]
-        has = df > 0
-        idx, df = idx[has], df[has]
-        w = bm25_idf(df, n_live) * np.asarray(qtf.values, dtype=np.float64)[known][has]
-        return SparseEmbedding(indices=idx.astype(np.uint32), values=w.astype(np.float32))
-
-    def _query_vector(self, query: Any, snap: Snapshot, what: str = "query") -> SparseEmbedding:
+    def _query_vector(self, query: Any, what: str = "query", snap: Snapshot | None = None) -> SparseEmbedding:
+        """A query as the engine takes it: SPLADE weights, BM25 query term frequencies (the
+        engine applies idf), or your vector, validated (Qdrant/bm25: with IDF from the live
+        documents of ``snap``, Qdrant's IDF modifier)."""
         if isinstance(query, str):
             if not self._has_encoder:
                 raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
             _validate.check_text(query, what)
             (v,) = self.encoder.encode_queries([query])
-            if self._bm25:
-                v = self._bm25_query(v, snap)
-            elif self._idf:
-                v = _qdrant.idf_query(self, v, snap)
+            if self._idf:
+                v = _qdrant.idf_query(self, v, snap if snap is not None else self._snap())
             return v
         v = validate_embedding(query, row=None, what=what)
-        return _qdrant.idf_query(self, v, snap) if self._idf else v
+        return _qdrant.idf_query(self, v, snap if snap is not None else self._snap()) if self._idf else v
 
     @property
     def _idf(self) -> bool:
@@ -709,6 +624,51 @@ class SparseIndex:
             return ident.get("kind") == "fastembed-bm25"
         return _qdrant.requires_idf(self._encoder)
 
+    # BM25 collection statistics -----------------------------------------------------------------
+    def collection_stats(self, terms: Any = None) -> _core.Bm25Stats:
+        """BM25 collection statistics of the live documents: ``(n_docs, total_len, df)`` for
+        ``terms`` (term ids: an int array, or a text / list of texts analysed as queries; None:
+        every term of the index's BM25 dictionary).
+
+        Returns a :class:`sparsedex._core.Bm25Stats` (``n_docs``: live documents N;
+        ``total_len``: the sum of their lengths; ``terms``: uint32 term ids ascending, unique;
+        ``df``: uint64 documents holding each term). Statistics of several shards add up
+        (``Bm25Stats.sum([...])``); pass the sum to :meth:`search` / :meth:`search_batch`
+        (``collection_stats=``) so that N shards score exactly like one index over all their
+        documents. TypeError for an index that is not BM25.
+        """
+        if not self._bm25:
+            raise TypeError("collection_stats() is for BM25 indexes (this index scores dot products)")
+        snap = self._snap()
+        return snap.core.bm25_stats(self._stat_terms(terms))
+
+    def _stat_terms(self, terms: Any) -> np.ndarray:
+        if terms is None:
+            return np.arange(self.encoder.vocab_size, dtype=np.uint32)
+        if isinstance(terms, str):
+            terms = [terms]
+        if isinstance(terms, (list, tuple)) and terms and all(isinstance(t, str) for t in terms):
+            _validate.check_texts(terms, "query")
+            vs = self.encoder.encode_queries(list(terms))
+            ids = [np.asarray(v.indices, dtype=np.int64) for v in vs]
+            return np.unique(np.concatenate(ids) if ids else np.zeros(0, np.int64)).astype(np.uint32)
+        arr = np.asarray(terms)
+        if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 2**32 - 1)):
+            raise ValueError("terms must be a 1-d array of term ids in 0 .. 2**32 - 1, or texts")
+        return arr.astype(np.uint32)
+
+    def _check_stats(self, stats: Any) -> _core.Bm25Stats | None:
+        if stats is None:
+            return None
+        if not self._bm25:
+            raise TypeError("collection_stats= applies to BM25 indexes only")
+        if not isinstance(stats, _core.Bm25Stats):
+            raise TypeError(
+                f"collection_stats must be a Bm25Stats (from collection_stats(), or Bm25Stats.sum of "
+                f"several), got {type(stats).__name__}"
+            )
+        return stats
+
     # searching --------------------------------------------------------------------------------
     def search(
         self,
@@ -716,6 +676,7 @@ class SparseIndex:
         k: int = 10,
         algorithm: str = "auto",
         filter: Any = None,
+        collection_stats: Any = None,
         *,
         limit: int | None = None,
         query_filter: Any = None,
@@ -726,22 +687,25 @@ class SparseIndex:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
         Scores are exact dot products of the query and document vectors in the index's
-        arithmetic. ``k``: 1 .. 2**63 - 1 (at most every matching document is returned); a
-        vector query may be anything :func:`sparsedex.vectors.as_sparse_embedding` takes (a
-        scipy.sparse row, a pandas Series, ...); an invalid query is a ValueError / TypeError
-        that starts with "query". ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
-        return the same hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`),
-        e.g. ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k
-        of the documents that match it. Ties go to the earlier segment, then the earlier
-        stored document.
+        arithmetic (BM25: the BM25 score under the live collection statistics, or under
+        ``collection_stats``, see :meth:`collection_stats`). ``k``: 1 .. 2**63 - 1 (at most
+        every matching document is returned); a vector query may be anything
+        :func:`sparsedex.vectors.as_sparse_embedding` takes (a scipy.sparse row, a pandas
+        Series, ...); an invalid query is a ValueError / TypeError that starts with "query".
+        ``algorithm``: ``"auto"`` or one of :attr:`SparseIndex.algorithms` (all return the same
+        hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`), e.g.
+        ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k of the
+        documents that match it (evaluated inside the traversal). Ties go to the earlier
+        segment, then the earlier stored document.
 
         Qdrant's keywords (see :mod:`sparsedex._qdrant`): ``limit`` (another name for ``k``),
         ``query_filter`` (a ``qdrant_client.models.Filter`` or its dict form, translated into a
         filter and ANDed with ``filter``; a condition that does not translate is a
         :class:`~sparsedex.filters.FilterError` naming it), ``with_payload`` (True, False, a list
         of dotted keys, or an include / exclude selector), ``with_vectors`` (``Hit.vector``
-        holds the document's vector as indexed) and ``score_threshold`` (only hits scoring
-        above it). With ``quantization="float"`` the scores are the ones Qdrant computes.
+        holds the document's vector as indexed, as :meth:`get` returns it) and
+        ``score_threshold`` (only hits scoring above it). With ``quantization="float"`` the
+        scores are the ones Qdrant computes.
         """
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
@@ -750,15 +714,16 @@ class SparseIndex:
         k = self._check_k(opts.k)
         flt = opts.filter
         _check_algorithm(algorithm)
+        stats = self._check_stats(collection_stats)
         snap = self._snap()
-        q = self._query_vector(query, snap)
+        q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
         hits = snap.search(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
-            algorithm, flt, self._engines(snap),
+            algorithm, flt, stats,
         )
-        return [self._hit(snap, h.segment, h.doc, h.score, opts) for h in hits if opts.keep(h.score)]
+        return self._hits(snap, [(h.segment, h.doc, h.score) for h in hits if opts.keep(h.score)], opts)
 
     def search_batch(
         self,
@@ -767,6 +732,7 @@ class SparseIndex:
         algorithm: str = "auto",
         threads: int | None = None,
         filter: Any = None,
+        collection_stats: Any = None,
         *,
         limit: int | None = None,
         query_filter: Any = None,
@@ -776,8 +742,9 @@ class SparseIndex:
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
         a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
-        may use); ``filter`` and the Qdrant keywords of :meth:`search` apply to every query.
-        Errors name the query (``query 3``)."""
+        may use); ``filter``, ``collection_stats`` (BM25 statistics must then cover every
+        query's terms) and the Qdrant keywords of :meth:`search` apply to every query. Errors
+        name the query (``query 3``)."""
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
             with_vectors=with_vectors, score_threshold=score_threshold,
@@ -786,6 +753,7 @@ class SparseIndex:
         flt = opts.filter
         _check_algorithm(algorithm)
         threads = _validate.check_threads(threads)
+        stats = self._check_stats(collection_stats)
         rows = sparse_matrix_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
         if qs is None:
@@ -801,59 +769,79 @@ class SparseIndex:
                 raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")
             _validate.check_texts(texts, "query")
             vecs = list(self.encoder.encode_queries(texts))
-            if self._bm25:
-                vecs = [self._bm25_query(v, snap) for v in vecs]
         else:
             vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
         if self._idf:
             vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         if not snap.states:
             return [[] for _ in qs]
-        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, self._engines(snap))
-        out = []
-        for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist()):
-            out.append([self._hit(snap, si, d, v, opts) for si, d, v in zip(srow, drow, vrow)
-                        if d >= 0 and opts.keep(v)])
+        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, stats)
+        triples = [
+            [(si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0 and opts.keep(v)]
+            for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist())
+        ]
+        flat = self._hits(snap, [t for row in triples for t in row], opts)
+        out, at = [], 0
+        for row in triples:
+            out.append(flat[at:at + len(row)])
+            at += len(row)
         return out
+
+    #: Traversal algorithms; "auto" picks one per query.
+    algorithms: tuple[str, ...] = tuple(_core.algorithms())
 
     def _check_k(self, k: int) -> int:
         return _validate.check_k(k)
 
-    def _hit(self, snap: Snapshot, si: int, doc: int, score: float, opts: Any = None) -> Hit:
-        seg = snap.states[si].segment
-        if opts is None:
-            return Hit(seg.ids[doc], float(score), seg.payloads[doc])
-        vector = None
-        if opts.with_vectors:
-            engines = self._engines(snap)
-            idx, val = (seg.index if engines is None else engines[si]).get(doc)
-            vector = SparseEmbedding(indices=idx, values=val)
-        return Hit(seg.ids[doc], float(score), opts.payload(seg.payloads[doc]), vector)
+    def _hits(self, snap: Snapshot, triples: list[tuple[int, int, float]], opts: Any = None) -> list[Hit]:
+        """Hits for (segment position, internal doc, score), payloads read per segment at once;
+        ``opts`` (Qdrant keywords): payload selection and vectors."""
+        want_payload = opts is None or opts.wants_payload
+        by_seg: dict[int, list[int]] = {}
+        for si, d, _ in triples:
+            by_seg.setdefault(si, []).append(d)
+        payloads: dict[tuple[int, int], Any] = {}
+        if want_payload:
+            for si, docs in by_seg.items():
+                seg = snap.states[si].segment
+                for d, p in zip(docs, seg.docs.payloads(docs)):
+                    payloads[(si, d)] = p
+        out = []
+        for si, d, score in triples:
+            index = snap.states[si].segment.index
+            p = payloads.get((si, d))
+            vector = None
+            if opts is not None:
+                p = opts.payload(p) if want_payload else None
+                if opts.with_vectors:
+                    idx, val = index.get(d)
+                    vector = SparseEmbedding(indices=idx, values=val)
+            out.append(Hit(index.id(d), float(score), p, vector))
+        return out
 
     # documents --------------------------------------------------------------------------------
     def _locate(self, snap: Snapshot, id: Any) -> tuple[int, int]:
         key = _validate.lookup_id(id)
         try:
             return snap.locate(key)
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise KeyError(f"no document with id {id!r} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
         try:
-            return _validate.lookup_id(id) in self._snap().where()
-        except TypeError:
+            key = _validate.lookup_id(id)
+            return self._snap().core.locate(key) is not None
+        except (TypeError, ValueError, OverflowError):
             return False
 
     def get(self, id: Any) -> Document:
-        """The stored document ``id`` (KeyError if there is none)."""
+        """The stored document ``id`` (KeyError if there is none): its text (None if not kept),
+        payload and vector as stored (BM25: term frequencies). Reads only this document."""
         snap = self._snap()
         si, d = self._locate(snap, id)
         seg = snap.states[si].segment
-        engines = self._engines(snap)
-        eng = seg.index if engines is None else engines[si]
-        idx, val = eng.get(d)
-        text = None if seg.texts is None else seg.texts[d]
-        return Document(seg.ids[d], text, seg.payloads[d], SparseEmbedding(indices=idx, values=val))
+        idx, val = seg.index.get(d)
+        return Document(seg.index.id(d), seg.docs.text(d), seg.docs.payload(d), SparseEmbedding(indices=idx, values=val))
 
     def ids(self) -> list[Any]:
         """All document ids (segment by segment; within a segment in storage order)."""
@@ -863,28 +851,33 @@ class SparseIndex:
         return self._snap().live
 
     # explaining -------------------------------------------------------------------------------
-    def explain(self, query: Any, id: Any, top_terms: int | None = 30) -> Explanation:
+    def explain(self, query: Any, id: Any, top_terms: int | None = 30, collection_stats: Any = None) -> Explanation:
         """Why document ``id`` scored what it did for ``query`` (a text or a vector).
 
         The matched terms come decoded to tokens (the encoder's vocabulary, or BM25's term
         dictionary) with query weight, document weight and contribution; the contributions sum
-        to the score :meth:`search` gives. ``top_terms`` bounds the decoded query and document
-        vectors kept in the explanation (None: all).
+        to the score :meth:`search` gives (BM25: the query weight is ``idf * qtf`` and the
+        document weight ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` under the live
+        statistics, or ``collection_stats``). ``top_terms`` bounds the decoded query and
+        document vectors kept in the explanation (None: all).
         """
+        stats = self._check_stats(collection_stats)
         snap = self._snap()
         si, d = self._locate(snap, id)
-        q = self._query_vector(query, snap)
+        q = self._query_vector(query)
         seg = snap.states[si].segment
-        engines = self._engines(snap)
-        eng = seg.index if engines is None else engines[si]
-        parts = eng.explain(np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), d)
+        parts = snap.core.explain(
+            np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats
+        )
         matches = [
             TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
         ]
+        matches.sort(key=lambda m: (-m.contribution, m.term_id))
         score = float(np.float32(math.fsum(m.contribution for m in matches)))
-        d_idx, d_val = eng.get(d)
+        d_idx, d_val = seg.index.get(d)
         doc_terms = self.decode(SparseEmbedding(indices=d_idx, values=d_val), top_k=top_terms)
-        return Explanation(seg.ids[d], score, matches, self.decode(q, top_k=top_terms), doc_terms)
+        shown = self._bm25_query_weights(q, stats) if self._bm25 else q
+        return Explanation(seg.index.id(d), score, matches, self.decode(shown, top_k=top_terms), doc_terms)
 
     def _token(self, term_id: int) -> str:
         enc = self.encoder
@@ -895,11 +888,27 @@ class SparseIndex:
         except (KeyError, IndexError):
             return f"#{term_id}"
 
+    def _bm25_query_weights(self, q: SparseEmbedding, stats: Any = None) -> SparseEmbedding:
+        """A BM25 query's term weights ``idf * qtf`` under the live statistics (or ``stats``),
+        for display: terms absent from the index are left out."""
+        from .encoders.bm25 import bm25_idf
+
+        idx = np.asarray(q.indices, dtype=np.uint32)
+        st = stats if stats is not None else self._snap().core.bm25_stats(idx)
+        df_of = dict(zip(st.terms.tolist(), st.df.tolist()))
+        df = np.asarray([df_of.get(int(t), 0) for t in idx.tolist()], dtype=np.int64)
+        has = df > 0
+        w = bm25_idf(df[has], st.n_docs) * np.asarray(q.values, dtype=np.float64)[has]
+        return SparseEmbedding(indices=idx[has], values=w.astype(np.float32))
+
     def decode(self, embedding: Any, top_k: int | None = None) -> list[tuple[str, float]]:
         """A vector (or a text, encoded as a query) as ``[(token, weight), ...]``, highest
-        weight first. Without an encoder the tokens are the term ids as strings."""
+        weight first. Without an encoder the tokens are the term ids as strings. A text
+        decoded by a BM25 index shows the query weights ``idf * qtf`` of its terms."""
         if isinstance(embedding, str):
-            v = self._query_vector(embedding, self._snap())
+            v = self._query_vector(embedding)
+            if self._bm25:
+                v = self._bm25_query_weights(v)
         else:
             v = validate_embedding(embedding, what="vector")
         idx = np.asarray(v.indices, dtype=np.int64)
@@ -925,7 +934,10 @@ class SparseIndex:
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            if any(dest.iterdir()) and not (dest / "CURRENT").is_file():
+            from ._legacy import is_ours
+
+            # a directory holding only what a save killed before its first commit left is fine
+            if any(not is_ours(f.name) for f in dest.iterdir()) and not (dest / "CURRENT").is_file():
                 raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
         ident = self._identity_for_store()
         if ident is not None and ident.get("kind") == "custom":
@@ -935,8 +947,7 @@ class SparseIndex:
             )
         self._snap()  # an in-memory index commits what is staged
         with self._lock:
-            self._store.settings["encoder"] = ident
-            self._store.save_copy(dest)
+            self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident})
 
     @classmethod
     def open(
@@ -1010,5 +1021,6 @@ _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxsc
 
 
 def _check_algorithm(name: str) -> None:
-    if not isinstance(name, str) or (name.lower() not in VectorIndex.algorithms and name.lower() not in _ALIASES):
-        raise ValueError(f"unknown algorithm {name!r} (choose one of: {', '.join(VectorIndex.algorithms)})")
+    algos = SparseIndex.algorithms
+    if not isinstance(name, str) or (name.lower() not in algos and name.lower() not in _ALIASES):
+        raise ValueError(f"unknown algorithm {name!r} (choose one of: {', '.join(algos)})")

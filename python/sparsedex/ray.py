@@ -19,9 +19,10 @@ documents answers (same ids, same scores, same tie order):
   (``impact = round(w * 255 / max_weight)``, ``max_weight`` the largest weight of the whole
   collection unless given), written in ``shards.json`` and checked when a shard opens.
 - BM25 uses the statistics of the whole collection (N, df per term, average document length),
-  gathered from the shards after every commit and handed back to each of them (df is summed
-  by term *text*: each shard keeps its own term dictionary). ``u8`` BM25 shards also share
-  the grid of the whole collection's largest live weight.
+  gathered from the shards (:meth:`SparseIndex.collection_stats`) after every commit; df is
+  summed by term *text* (each shard keeps its own term dictionary) and sent with each query,
+  and each shard's engine scores with them (``collection_stats=``). The engine's ``u8`` BM25
+  grid is fixed (``255 / (k1 + 1)``), the same in every shard.
 - Documents go to shard ``blake2b-64(key) mod num_shards`` with ``key = "i:<decimal>"`` for an
   int id and ``"s:<utf-8>"`` for a string id: the same id lands on the same shard on every
   machine and Python version (unlike ``hash()``).
@@ -446,7 +447,7 @@ def build_shards(
     bm25 = _is_bm25_identity(ident)
     if max_weight is not None:
         if quantization != "u8" or bm25:
-            raise ValueError("max_weight applies to u8 vectors (not float, not BM25, whose grid follows the collection)")
+            raise ValueError("max_weight applies to u8 vectors (not float, not BM25, whose u8 grid is fixed by k1)")
         if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
             raise ValueError(f"max_weight must be a positive finite number, got {max_weight!r}")
         max_weight = float(max_weight)
@@ -520,16 +521,18 @@ def _hits_out(hits: list[Hit]) -> list[tuple[Any, float, Any]]:
 
 
 class _Bm25Query:
-    """A BM25 query weighted with the whole collection's statistics: terms (text) and
-    weights ``idf(df, N) * qtf`` (float32), as a single index computes them."""
+    """A BM25 query as every shard takes it: terms (text) present in the collection, their
+    query term frequencies ``qtf`` (float32) and their document frequencies ``df`` in the
+    whole collection; each shard's engine applies ``idf(df, N)`` from the collection's
+    statistics, as a single index over every document does."""
 
-    __slots__ = ("terms", "weights")
+    __slots__ = ("terms", "weights", "df")
 
-    def __init__(self, terms: list[str], weights: np.ndarray) -> None:
-        self.terms, self.weights = terms, weights
+    def __init__(self, terms: list[str], weights: np.ndarray, df: list[int]) -> None:
+        self.terms, self.weights, self.df = terms, weights, df
 
     def __reduce__(self) -> Any:
-        return (_Bm25Query, (self.terms, self.weights))
+        return (_Bm25Query, (self.terms, self.weights, self.df))
 
 
 class _Shard:
@@ -538,6 +541,7 @@ class _Shard:
     def __init__(self, root: str, manifest: dict[str, Any], shard: int) -> None:
         self.name = _shard_name(shard)
         self.error: str | None = None
+        self._collection = (0, 0)  # the whole collection's N and total length (BM25)
         try:
             self.index = _open_shard(Path(root), manifest, shard)
         except Exception as e:  # reported by describe(), where the caller asks
@@ -556,19 +560,34 @@ class _Shard:
         return True
 
     # BM25 statistics
-    def bm25_stats(self) -> tuple[int, float, dict[str, int]]:
+    def bm25_stats(self) -> tuple[int, int, dict[str, int]]:
+        """This shard's live N, total length and df by term text (SparseIndex.collection_stats)."""
         idx = self._ok()
-        n, total, df = idx._bm25_local_stats()
+        st = idx.collection_stats(None)
         terms = idx.encoder.vocabulary.terms
-        nz = np.flatnonzero(df)
-        return n, total, {terms[i]: int(df[i]) for i in nz}
+        return int(st.n_docs), int(st.total_len), {
+            terms[t]: int(d) for t, d in zip(st.terms.tolist(), st.df.tolist()) if d > 0
+        }
 
-    def set_bm25_stats(self, n: int, total: float, df: Mapping[str, int], max_weight: float | None) -> float:
-        idx = self._ok()
-        terms = idx.encoder.vocabulary.terms
-        arr = np.fromiter((df.get(t, 0) for t in terms), dtype=np.int64, count=len(terms))
-        idx._set_external_bm25({"n_docs": n, "total_length": total, "df": arr, "max_weight": max_weight})
-        return idx._bm25_max_weight() if max_weight is None else float(max_weight)
+    def set_bm25_stats(self, n: int, total: int, df: Mapping[str, int], max_weight: float | None) -> float:
+        """The whole collection's N and total length (df comes with each query). The engine's
+        BM25 u8 grid is fixed (255 / (k1 + 1)), the same in every shard: nothing to share."""
+        self._ok()
+        self._collection = (int(n), int(total))
+        return 0.0
+
+    def _stats_for(self, qs: list[SparseEmbedding], dfs: list[list[int]]) -> Any:
+        """The collection statistics covering the terms of ``qs`` (this shard's term ids),
+        with the whole collection's df of each."""
+        from ._core import Bm25Stats
+
+        n, total = self._collection
+        by_term: dict[int, int] = {}
+        for q, df in zip(qs, dfs):
+            for t, d in zip(q.indices.tolist(), df):
+                by_term[int(t)] = int(d)
+        terms = np.asarray(sorted(by_term), dtype=np.uint32)
+        return Bm25Stats(n, total, terms, np.asarray([by_term[t] for t in terms.tolist()], dtype=np.uint64))
 
     def _local(self, q: Any) -> Any:
         """A query as this shard's index takes it: a BM25 query (weighted by the coordinator
@@ -585,41 +604,50 @@ class _Shard:
                     i, extra = n + extra, extra + 1
                 ids.append(i)
             order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
-            return SparseEmbedding(indices=np.asarray(ids, dtype=np.uint32)[order],
-                                   values=np.asarray(q.weights, dtype=np.float32)[order])
-        return q
+            v = SparseEmbedding(indices=np.asarray(ids, dtype=np.uint32)[order],
+                                values=np.asarray(q.weights, dtype=np.float32)[order])
+            return v, [int(q.df[i]) for i in order.tolist()]
+        return q, None
 
     # reads
-    def _canonical(self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None) -> list[Hit]:
+    def _canonical(
+        self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None, stats: Any = None
+    ) -> list[Hit]:
         """This shard's top-k in canonical order (score descending, then id ascending): when
         documents tie with the k-th score, every tied one is fetched (doubling k until a lower
         score shows) so that the k kept are the smallest ids, whatever order the engine breaks
         ties in. (Once the core orders ties by id, this only re-asks when ties straddle k.)"""
         kk = k
         if hits is None:
-            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter)
+            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter, collection_stats=stats)
         while len(hits) == kk and hits and hits[-1].score == hits[k - 1].score:
             kk *= 2
-            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter)
+            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter, collection_stats=stats)
         hits.sort(key=lambda h: (-h.score, h.id))
         return hits[:k]
 
     def search(self, q: Any, k: int, algorithm: str, filter: Any) -> list[tuple[Any, float, Any]]:
         self._ok()
-        q = self._local(q)
+        q, df = self._local(q)
         if isinstance(q, SparseEmbedding) and q.nnz == 0:
             return []
-        return _hits_out(self._canonical(q, k, algorithm, filter))
+        stats = None if df is None else self._stats_for([q], [df])
+        return _hits_out(self._canonical(q, k, algorithm, filter, stats=stats))
 
     def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any) -> list[list[tuple[Any, float, Any]]]:
         idx = self._ok()
-        local = [self._local(q) for q in qs]
+        pairs = [self._local(q) for q in qs]
+        local = [q for q, _ in pairs]
         live = [i for i, q in enumerate(local) if not (isinstance(q, SparseEmbedding) and q.nnz == 0)]
         out: list[list[tuple[Any, float, Any]]] = [[] for _ in qs]
         if live:
-            res = idx.search_batch([local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1)
+            bm25 = pairs[live[0]][1] is not None
+            stats = self._stats_for([local[i] for i in live], [pairs[i][1] for i in live]) if bm25 else None
+            res = idx.search_batch(
+                [local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1, collection_stats=stats
+            )
             for i, h in zip(live, res):
-                out[i] = _hits_out(self._canonical(local[i], k, algorithm, filter, hits=h))
+                out[i] = _hits_out(self._canonical(local[i], k, algorithm, filter, hits=h, stats=stats))
         return out
 
     def get(self, id: Any) -> Document | None:
@@ -628,7 +656,11 @@ class _Shard:
 
     def explain(self, q: Any, id: Any, top_terms: int | None) -> Explanation | None:
         idx = self._ok()
-        return idx.explain(self._local(q), id, top_terms=top_terms) if id in idx else None
+        if id not in idx:
+            return None
+        v, df = self._local(q)
+        stats = None if df is None else self._stats_for([v], [df])
+        return idx.explain(v, id, top_terms=top_terms, collection_stats=stats)
 
     def contains(self, ids: list[Any]) -> list[bool]:
         idx = self._ok()
@@ -692,7 +724,7 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
     actual = _actual_grid(idx)
     want_q = grid["quantization"]
     if actual[0] != want_q or (isinstance(grid.get("max_weight"), float) and
-                                (actual[1] is None or not math.isclose(actual[1], grid["max_weight"], rel_tol=1e-12))):
+                                (actual[1] is None or not math.isclose(actual[1], grid["max_weight"], rel_tol=1e-6))):
         idx.close()
         raise ShardError(
             f"shard {name} is quantized {actual[0]!r} with max_weight {actual[1]!r}, but the index's grid is {grid!r}"
@@ -702,8 +734,9 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
 
 def _actual_grid(idx: SparseIndex) -> tuple[str, float | None]:
     """(quantization, max_weight of the shared u8 grid or None) of an open index."""
-    meta = getattr(idx._store, "_meta", {})  # private: the store's fixed u8 scale (255 / max_weight)
-    scale = meta.get("scale") if isinstance(meta, dict) else None
+    if getattr(idx, "_bm25", False):
+        return idx.quantization, None  # the engine's BM25 u8 grid is fixed: 255 / (k1 + 1)
+    scale = idx._store._core_settings().get("scale")  # the store's fixed u8 scale (255 / max_weight)
     return idx.quantization, (255.0 / scale if scale else None)
 
 
@@ -775,7 +808,7 @@ class ShardedIndex:
         self._encoder_arg = encoder
         self._encoder: Any = None
         self._bm25_analyzer: Any = None
-        self._bm25_stats: tuple[int, float, dict[str, int]] = (0, 0.0, {})
+        self._bm25_stats: tuple[int, int, dict[str, int]] = (0, 0, {})
         self._lock = threading.RLock()
         self._rr = 0
         for i in range(self.num_shards):  # cheap checks first, by name, before any actor starts
@@ -865,20 +898,18 @@ class ShardedIndex:
 
     # BM25 statistics --------------------------------------------------------------------------
     def _sync_bm25(self) -> None:
-        """Gather N, total length and df from every shard and give each the whole collection's
-        (then the shared u8 grid: the largest live weight under those statistics)."""
+        """Gather N, total length and df (by term text) from every shard; each shard gets the
+        whole collection's N and total length, and each query carries its terms' df."""
         stats = self._fan("bm25_stats", writer=False)
         n = sum(int(v[0]) for v in stats.values())
-        total = float(sum(float(v[1]) for v in stats.values()))
+        total = int(sum(int(v[1]) for v in stats.values()))
         df: dict[str, int] = {}
         for s in sorted(stats):
             for t, c in stats[s][2].items():
                 df[t] = df.get(t, 0) + c
         self._bm25_stats = (n, total, df)
-        for_all = self._all_replicas("set_bm25_stats", n, total, df, None)
-        if self.manifest["grid"]["quantization"] == "u8":
-            wmax = max([float(v) for v in for_all] + [0.0])
-            self._all_replicas("set_bm25_stats", n, total, df, wmax if wmax > 0 else None)
+        # every shard gets N and the total length; df travels with each query (terms only)
+        self._all_replicas("set_bm25_stats", n, total, {}, None)
 
     def _all_replicas(self, method: str, *args: Any) -> list[Any]:
         refs = {}
@@ -919,7 +950,7 @@ class ShardedIndex:
         return self._encoder
 
     def _query(self, q: Any, what: str = "query") -> Any:
-        """What a shard receives: a BM25 query weighted with the collection statistics, else an
+        """What a shard receives: a BM25 query (terms, qtf and the collection's df), else an
         (indices, values) vector (a text encoded here, once)."""
         if self._bm25:
             return self._bm25_query(q, what)
@@ -935,7 +966,7 @@ class ShardedIndex:
         from collections import Counter
 
         from . import _validate
-        from .encoders.bm25 import Bm25Encoder, bm25_idf
+        from .encoders.bm25 import Bm25Encoder
 
         if not isinstance(text, str):
             raise TypeError(f"{what} is a {type(text).__name__}: a BM25 index is searched with texts")
@@ -943,12 +974,11 @@ class ShardedIndex:
         if self._bm25_analyzer is None:
             ident = {k: v for k, v in self.manifest["encoder"].items() if k not in ("vocabulary", "vocab_size")}
             self._bm25_analyzer = Bm25Encoder.from_identity(ident).analyzer
-        n, _, df = self._bm25_stats
+        _, _, df = self._bm25_stats
         counts = Counter(self._bm25_analyzer(text))
         terms = [t for t in counts if df.get(t, 0) > 0]
-        w = bm25_idf(np.asarray([df[t] for t in terms], dtype=np.int64), n) * np.asarray(
-            [counts[t] for t in terms], dtype=np.float64)
-        return _Bm25Query(terms, w.astype(np.float32))
+        qtf = np.asarray([counts[t] for t in terms], dtype=np.float32)
+        return _Bm25Query(terms, qtf, [int(df[t]) for t in terms])
 
     @staticmethod
     def _merge(parts: Iterable[list[tuple[Any, float, Any]]], k: int) -> list[Hit]:

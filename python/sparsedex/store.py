@@ -1,52 +1,40 @@
-"""The storage under :class:`~sparsedex.SparseIndex`: immutable segments, deletes, payloads,
-atomic commits and snapshots.
+"""The storage under :class:`~sparsedex.SparseIndex`: the Rust store (segments, deletions,
+commits, merges) plus each segment's documents (payloads and texts) and the writer lock.
 
-A store is a set of **segments**. Each segment is an immutable engine index (the Rust
-container, memory-mapped, every section checksummed) plus a documents file (ids, payloads,
-texts), both in the engine's internal document order. Adding documents never touches an
-existing segment: a commit writes the added documents as a new segment. Deleting marks
-documents in a per-segment deletion bitmap (a new small file per commit). A merge policy
-keeps the number of segments bounded and drops deleted documents while it merges.
+The segment lifecycle lives in the Rust core (``_core.Store``, see rust/core/FORMAT.md for
+every file): staged additions and deletions, building a segment, the commit protocol (new
+files under new names, manifest, then ``CURRENT`` renamed into place: the commit point),
+merges straight from the segments' postings, deletion bitmaps, garbage collection. This
+module adds what the engine does not know:
 
-Searching covers every segment with one global top-k: each segment returns its exact top-k
-of the documents that are live and pass the filter (deletions and filters are allowed-document
-sets inside the traversal, so nothing is post-filtered away), and the lists are merged by
-score, ties going to the earlier segment, then to the earlier internal document.
+- **documents**: per segment a SQLite database ``seg-N.docs`` (:mod:`sparsedex.docs`), in the
+  segment's internal order, written between ``prepare_commit`` (which says the order) and
+  ``finish_commit`` (which records its size and CRC32 in the manifest). Texts and payloads
+  are read lazily: opening an index reads none of them. An in-memory index keeps them in
+  Python lists.
+- **the writer lock** (:class:`~sparsedex.lock.WriterLock`, ``filelock``): taken by the first
+  write, checked (the ``LOCK`` file is still ours) before every commit point.
+- **background merges**: a Python thread plans (tiered policy), merges in Rust with the
+  interpreter released, copies the members' documents in SQLite, and installs the merge
+  under the writer's lock; deletions made meanwhile are carried over by the core.
+- **filters**: payload columns built per segment and per field path on first use
+  (:class:`~sparsedex.filters.PayloadColumns` over :meth:`SegmentDocs.path_values`), turned
+  into allowed-document sets the engine intersects with the live documents inside the
+  traversal.
 
-On disk (a directory)::
-
-    CURRENT                  names the committed manifest (replaced atomically)
-    manifest-000007.json     the committed state: segments, their files, settings
-    seg-000003.sdx           engine index of segment 3
-    seg-000003.docs          ids, payloads and texts of segment 3
-    seg-000003.del-000007    segment 3's deleted documents as of commit 7
-    LOCK                     held (flock) by the one writer
-
-A commit writes the new segment and deletion files and the new manifest, fsyncs each, then
-replaces ``CURRENT`` (write, fsync, rename, fsync the directory): the rename is the commit
-point, so a crash at any moment leaves either the old or the new state, both complete. Every
-file carries a format version and a checksum, and the manifest records each file's size and
-checksum: opening verifies all of them, and a file from another store (each store has a
-random id, written into its files) is an error.
-
-Readers take no lock: a :class:`Store` opened on a directory sees the commit that was current
-when it was opened (a snapshot) until :meth:`Store.refresh`. One writer at a time holds
-``LOCK``; a second writer gets :class:`IndexLockedError`.
+Old directories (sparsedex 0.1's JSON layout) are upgraded in place by the first writer, or
+read as they are by readers (:mod:`sparsedex._legacy`).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import struct
 import threading
-import uuid as _uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,491 +42,33 @@ import numpy as np
 
 from . import _core
 from ._core import CorruptIndexError, SparsedexError
-from .filters import Filter, PayloadColumns, compile_filter
-
-__all__ = ["Store", "Snapshot", "MergePolicy", "IndexLockedError", "StoreHit"]
-
-FORMAT = "sparsedex-store"
-VERSION = 1
-_CURRENT = "CURRENT"
-_LOCK = "LOCK"
-_DOCS_MAGIC = b"SDXDOCS1"
-_DEL_MAGIC = b"SDXDELS1"
-_HEAD = 65536  # bytes of an engine file whose CRC identifies it (header + section table)
-
-
-class IndexLockedError(SparsedexError):
-    """Another writer holds the index's lock."""
-
-
-# files ----------------------------------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file: fsync, rename (no fsync of the dir)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _framed(magic: bytes, body: bytes) -> bytes:
-    return magic + struct.pack("<IQ", zlib.crc32(body), len(body)) + body
-
-
-def _unframe(path: Path, magic: bytes, data: bytes) -> bytes:
-    head = len(magic) + 12
-    if len(data) < head or data[: len(magic)] != magic:
-        raise CorruptIndexError(f"{path}: not a sparsedex {magic[3:7].decode().lower()} file (bad magic)")
-    crc, n = struct.unpack("<IQ", data[len(magic) : head])
-    body = data[head:]
-    if len(body) != n:
-        raise CorruptIndexError(f"{path}: truncated ({len(body)} of {n} bytes)")
-    if zlib.crc32(body) != crc:
-        raise CorruptIndexError(f"{path}: checksum mismatch (the file is corrupted)")
-    return body
-
-
-def _head_crc(path: Path) -> int:
-    """CRC32 of the file (of its head for engine files, whose head holds the CRC32 of every
-    section, which the engine verifies at open)."""
-    with open(path, "rb") as f:
-        return zlib.crc32(f.read(_HEAD) if path.suffix == ".sdx" else f.read())
-
-
-def _file_record(path: Path) -> dict[str, Any]:
-    """The manifest's record of a file: name, size and :func:`_head_crc`."""
-    return {"file": path.name, "size": path.stat().st_size, "crc32": _head_crc(path)}
-
-
-def _check_record(root: Path, rec: Any, what: str) -> Path:
-    if not isinstance(rec, dict) or not isinstance(rec.get("file"), str) or "/" in rec["file"]:
-        raise CorruptIndexError(f"{root}: manifest entry for {what} is malformed")
-    p = root / rec["file"]
-    try:
-        size = p.stat().st_size
-    except FileNotFoundError:
-        raise CorruptIndexError(f"{p}: missing ({what} of the committed index)") from None
-    if size != rec.get("size"):
-        raise CorruptIndexError(
-            f"{p}: size {size} bytes, the manifest records {rec.get('size')} (truncated, or from another index)"
-        )
-    return p
-
-
-def _verify_head(p: Path, rec: dict[str, Any]) -> None:
-    if _head_crc(p) != rec.get("crc32"):
-        raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
-
-
-def _read_recorded(root: Path, rec: Any, what: str, magic: bytes) -> tuple[Path, bytes]:
-    """The body of a framed file the manifest records, its size and CRC checked."""
-    p = _check_record(root, rec, what)
-    data = p.read_bytes()
-    if zlib.crc32(data) != rec.get("crc32"):
-        raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
-    return p, _unframe(p, magic, data)
-
-
-# segments -------------------------------------------------------------------------------
-class Segment:
-    """One immutable segment: engine index and per-document data, all in internal order."""
-
-    def __init__(
-        self,
-        name: str,
-        index: _core.Index,
-        ids: list[Any],
-        payloads: list[dict[str, Any] | None],
-        texts: list[str | None] | None,
-    ) -> None:
-        self.name = name
-        self.index = index
-        self.ids = ids
-        self.payloads = payloads
-        self.texts = texts
-        self.n = len(ids)
-        self.files: dict[str, Any] | None = None  # manifest records, once written
-        self._columns: PayloadColumns | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def columns(self) -> PayloadColumns:
-        if self._columns is None:
-            with self._lock:
-                if self._columns is None:
-                    self._columns = PayloadColumns(self.payloads, ids=self.ids)
-        return self._columns
-
-    @classmethod
-    def build(
-        cls,
-        name: str,
-        csr: tuple[np.ndarray, np.ndarray, np.ndarray],
-        ids: list[Any],
-        payloads: list[dict[str, Any] | None],
-        texts: list[str | None] | None,
-        *,
-        quantization: str,
-        scale: float | None,
-        vocab_size: int | None,
-    ) -> "Segment":
-        indptr, indices, values = csr
-        n = len(indptr) - 1
-        index = _core.Index.build(
-            np.ascontiguousarray(indptr, dtype=np.uint64),
-            np.ascontiguousarray(indices, dtype=np.uint32),
-            np.ascontiguousarray(values, dtype=np.float32),
-            n_terms=vocab_size,
-            quantization=quantization,
-            scale=scale,
-            ids_int=np.arange(n, dtype=np.int64),
-            store_vectors=True,
-            reorder=True,
-        )
-        order = index.ids()
-        assert isinstance(order, np.ndarray)
-        perm = order.tolist()
-        return cls(
-            name,
-            index,
-            [ids[i] for i in perm],
-            [payloads[i] for i in perm],
-            None if texts is None else [texts[i] for i in perm],
-        )
-
-    def docs_bytes(self, store_id: str) -> bytes:
-        body = json.dumps(
-            {
-                "format": FORMAT + "-docs",
-                "version": VERSION,
-                "store": store_id,
-                "segment": self.name,
-                "documents": self.n,
-                "ids": self.ids,
-                "payloads": self.payloads,
-                "texts": self.texts,
-            },
-            ensure_ascii=False,
-            allow_nan=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-        return _framed(_DOCS_MAGIC, body)
-
-    def write(self, root: Path, store_id: str) -> dict[str, Any]:
-        """Write the segment's two files (fsynced) once; returns their manifest records."""
-        if self.files is None:
-            sdx = root / f"{self.name}.sdx"
-            self.index.save(str(sdx))  # written beside, fsynced and renamed by the engine
-            docs = root / f"{self.name}.docs"
-            _write_durably(docs, self.docs_bytes(store_id))
-            self.files = {"index": _file_record(sdx), "docs": _file_record(docs)}
-        return self.files
-
-    @classmethod
-    def load(cls, root: Path, name: str, rec: dict[str, Any], store_id: str, n: int) -> "Segment":
-        sdx = _check_record(root, rec.get("index"), f"segment {name}'s engine index")
-        _verify_head(sdx, rec["index"])
-        docs, body = _read_recorded(root, rec.get("docs"), f"segment {name}'s documents", _DOCS_MAGIC)
-        try:
-            d = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise CorruptIndexError(f"{docs}: unreadable ({e})") from None
-        if not isinstance(d, dict) or d.get("format") != FORMAT + "-docs":
-            raise CorruptIndexError(f"{docs}: not a sparsedex documents file")
-        if d.get("version") != VERSION:
-            raise CorruptIndexError(f"{docs}: format version {d.get('version')} is not supported (this build reads {VERSION})")
-        if d.get("store") != store_id or d.get("segment") != name:
-            raise CorruptIndexError(f"{docs}: belongs to another index (store {d.get('store')}, segment {d.get('segment')})")
-        ids, payloads, texts = d.get("ids"), d.get("payloads"), d.get("texts")
-        if not (isinstance(ids, list) and isinstance(payloads, list) and len(ids) == len(payloads) == n):
-            raise CorruptIndexError(f"{docs}: ids and payloads do not match the document count {n}")
-        if texts is not None and (not isinstance(texts, list) or len(texts) != n):
-            raise CorruptIndexError(f"{docs}: texts do not match the document count {n}")
-        _check_docs(docs, ids, payloads, texts)
-        index = _core.Index.open(str(sdx))
-        if len(index) != n:
-            raise CorruptIndexError(f"{sdx}: has {len(index)} documents, the manifest records {n}")
-        seg = cls(name, index, ids, payloads, texts)
-        seg.files = {"index": rec["index"], "docs": rec["docs"]}
-        return seg
-
-
-def _ours(name: str) -> bool:
-    """A file name a store writes (left behind by a store that never committed)."""
-    return name in (_CURRENT, _LOCK) or _collectable(name)
-
-
-def _collectable(name: str) -> bool:
-    """Segment and manifest files, and temporary files (``*.tmp``, and the engine's
-    ``.seg-N.sdx.tmp<pid>``) a crash may leave behind."""
-    return name.startswith(("seg-", "manifest-", ".seg-")) or name.endswith(".tmp")
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _check_manifest(path: Path, m: dict[str, Any]) -> None:
-    """Every field of a manifest has the type and range the writer gives it."""
-    def bad(what: str) -> CorruptIndexError:
-        return CorruptIndexError(f"{path}: {what}")
-
-    if not isinstance(m.get("uuid"), str):
-        raise bad("no store id")
-    if m.get("quantization") not in ("u8", "float"):
-        raise bad(f"unknown quantization {m.get('quantization')!r}")
-    v: Any = m.get("vocab_size")
-    if v is not None and not (_is_int(v) and 0 < v <= 2**32):
-        raise bad(f"bad vocab_size {v!r}")
-    sc: Any = m.get("scale")
-    if sc is not None and not (isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) and sc > 0):
-        raise bad(f"bad scale {sc!r}")
-    for key in ("generation", "next_segment", "next_int_id"):
-        if not _is_int(m.get(key)):
-            raise bad(f"bad {key} {m.get(key)!r}")
-    if not isinstance(m.get("store_texts"), bool) or not isinstance(m.get("settings"), dict):
-        raise bad("bad settings")
-    segs = m.get("segments")
-    if not isinstance(segs, list):
-        raise bad("no segment list")
-    names = set()
-    for rec in segs:
-        if not isinstance(rec, dict) or not isinstance(rec.get("name"), str) or not rec["name"].startswith("seg-"):
-            raise bad("malformed segment entry")
-        if rec["name"] in names or "/" in rec["name"]:
-            raise bad(f"segment {rec['name']!r} listed twice or misnamed")
-        names.add(rec["name"])
-        n: Any = rec.get("documents")
-        if not (_is_int(n) and 0 <= n < 2**32):
-            raise bad(f"segment {rec['name']}: bad document count {n!r}")
-        if rec.get("deletes") is not None and not isinstance(rec["deletes"], dict):
-            raise bad(f"segment {rec['name']}: malformed deletions entry")
-
-
-def _check_docs(path: Path, ids: list[Any], payloads: list[Any], texts: list[Any] | None) -> None:
-    """The documents file's lists hold what the index wrote: unique ids, all ints or all
-    strings; dict (or null) payloads; string (or null) texts."""
-    if ids:
-        kind = str if isinstance(ids[0], str) else int
-        for i, x in enumerate(ids):
-            if isinstance(x, bool) or not isinstance(x, kind):
-                raise CorruptIndexError(f"{path}: id of document {i} is {json.dumps(x)[:40]}, not a {kind.__name__}")
-        if len(set(ids)) != len(ids):
-            raise CorruptIndexError(f"{path}: duplicate document ids")
-    for i, p in enumerate(payloads):
-        if p is not None and not isinstance(p, dict):
-            raise CorruptIndexError(f"{path}: payload of document {i} is not an object")
-    if texts is not None:
-        for i, t in enumerate(texts):
-            if t is not None and not isinstance(t, str):
-                raise CorruptIndexError(f"{path}: text of document {i} is not a string")
-
-
-def _pack(mask: np.ndarray) -> np.ndarray:
-    """A bool mask as the engine's allowed-document words (bit d%64 of word d//64)."""
-    n = mask.shape[0]
-    words = (n + 63) // 64
-    b = np.packbits(mask, bitorder="little")
-    out = np.zeros(words * 8, dtype=np.uint8)
-    out[: b.shape[0]] = b
-    return out.view("<u8").astype(np.uint64, copy=False)
-
-
-@dataclass
-class SegmentState:
-    """A segment as of one commit: the segment and its deleted documents."""
-
-    segment: Segment
-    deleted: np.ndarray | None  # bool, internal order; None: nothing deleted
-    deletes_record: dict[str, Any] | None = None
-    _allowed: OrderedDict[str, Any] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    live: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        self.live = self.segment.n - (0 if self.deleted is None else int(self.deleted.sum()))
-
-    def live_mask(self) -> np.ndarray:
-        if self.deleted is None:
-            return np.ones(self.segment.n, dtype=bool)
-        return ~self.deleted
-
-    def allowed(self, flt: Filter | None) -> "_core.DocSet | None | bool":
-        """The engine's allowed-document set for ``flt`` over the live documents (None: every
-        document; False: none). Cached per filter (the 32 most recent)."""
-        key = "" if flt is None else flt.to_json()
-        with self._lock:
-            if key in self._allowed:
-                self._allowed.move_to_end(key)
-                return self._allowed[key]
-        mask = None if self.deleted is None else ~self.deleted
-        if flt is not None:
-            m = flt.mask(self.segment.columns)
-            mask = m if mask is None else (mask & m)
-        out: _core.DocSet | None | bool
-        if mask is None or mask.all():
-            out = None
-        elif not mask.any():
-            out = False
-        else:
-            out = _core.DocSet(_pack(mask), self.segment.n)
-        with self._lock:
-            self._allowed[key] = out
-            while len(self._allowed) > 32:
-                self._allowed.popitem(last=False)
-        return out
-
-
-def _live_ids(st: SegmentState) -> list[Any]:
-    ids = st.segment.ids
-    if st.deleted is None:
-        return ids
-    return [ids[d] for d in np.flatnonzero(~st.deleted).tolist()]
-
-
-def _add_live(w: dict[Any, tuple[str, int]], st: SegmentState) -> None:
-    name, ids = st.segment.name, st.segment.ids
-    if st.deleted is None:
-        w.update(zip(ids, ((name, d) for d in range(len(ids)))))
-    else:
-        for d in np.flatnonzero(~st.deleted).tolist():
-            w[ids[d]] = (name, d)
-
-
-@dataclass(frozen=True)
-class StoreHit:
-    """A search result inside the store: segment position, internal doc and score."""
-
-    segment: int
-    doc: int
-    score: float
-
-
-class Snapshot:
-    """The store as of one commit: immutable, safe to search from many threads."""
-
-    def __init__(self, generation: int, states: list[SegmentState]) -> None:
-        self.generation = generation
-        self.states = states
-        self._where: dict[Any, tuple[str, int]] | None = None
-        self._pos = {st.segment.name: i for i, st in enumerate(states)}
-        self._lock = threading.Lock()
-
-    @property
-    def live(self) -> int:
-        return sum(s.live for s in self.states)
-
-    def where(self) -> dict[Any, tuple[str, int]]:
-        """Live id -> (segment name, internal doc)."""
-        if self._where is None:
-            with self._lock:
-                if self._where is None:
-                    w: dict[Any, tuple[str, int]] = {}
-                    for st in self.states:
-                        _add_live(w, st)
-                    self._where = w
-        return self._where
-
-    def locate(self, id: Any) -> tuple[int, int]:
-        """(segment position, internal doc) of a live id; KeyError if there is none."""
-        name, d = self.where()[id]
-        return self._pos[name], d
-
-    def derive_where(self, old: "Snapshot") -> None:
-        """Build this snapshot's id map from ``old``'s (if built): copy, then apply the
-        segments that appeared, vanished or gained deletions."""
-        if old._where is None:
-            return
-        w = dict(old._where)
-        before = {st.segment.name: st for st in old.states}
-        now = {st.segment.name: st for st in self.states}
-        for name, st in before.items():
-            if name not in now:
-                for x in _live_ids(st):
-                    if w.get(x, (None,))[0] == name:
-                        del w[x]
-        for name, st in now.items():
-            prev = before.get(name)
-            if prev is None:
-                _add_live(w, st)
-            elif prev.deleted is not st.deleted and st.deleted is not None:
-                newly = st.deleted if prev.deleted is None else (st.deleted & ~prev.deleted)
-                ids = st.segment.ids
-                for d in np.flatnonzero(newly).tolist():
-                    if w.get(ids[d]) == (name, d):
-                        del w[ids[d]]
-        self._where = w
-
-    def ids(self) -> list[Any]:
-        return [x for st in self.states for x in _live_ids(st)]
-
-    def _plan(self, flt: Filter | None, engines: Sequence[_core.Index] | None):  # type: ignore[no-untyped-def]
-        """Positions, engines and allowed sets of the segments that can hold hits."""
-        pos, engs, sets = [], [], []
-        for si, st in enumerate(self.states):
-            if st.live == 0:
-                continue
-            allowed = st.allowed(flt)
-            if allowed is False:
-                continue
-            pos.append(si)
-            engs.append(st.segment.index if engines is None else engines[si])
-            sets.append(allowed)
-        return pos, engs, sets
-
-    def search(
-        self,
-        indices: np.ndarray,
-        values: np.ndarray,
-        k: int,
-        algorithm: str = "auto",
-        flt: Filter | None = None,
-        engines: Sequence[_core.Index] | None = None,
-    ) -> list[StoreHit]:
-        """Exact global top-k over every segment's live documents passing ``flt``."""
-        pos, engs, sets = self._plan(flt, engines)
-        if not engs:
-            return []
-        segs, docs, scores = _core.search_segments(engs, sets, indices, values, k=k, algorithm=algorithm)
-        return [StoreHit(pos[a], d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
-
-    def search_batch(
-        self,
-        csr: tuple[np.ndarray, np.ndarray, np.ndarray],
-        k: int,
-        algorithm: str = "auto",
-        threads: int | None = None,
-        flt: Filter | None = None,
-        engines: Sequence[_core.Index] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Global top-k of every query: (segment positions, internal docs, scores), each
-        ``[nq, k']`` with -1 / NaN padding."""
-        indptr, indices, values = csr
-        nq = len(indptr) - 1
-        pos, engs, sets = self._plan(flt, engines)
-        if not engs:
-            return (np.full((nq, 0), -1, np.int64), np.full((nq, 0), -1, np.int64), np.zeros((nq, 0), np.float32))
-        S, D, V = _core.search_segments_batch(
-            engs, sets, np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
-            np.ascontiguousarray(values, dtype=np.float32), k=k, algorithm=algorithm, threads=threads,
-        )
-        posa = np.asarray(pos, dtype=np.int64)
-        S = np.where(S >= 0, posa[np.clip(S, 0, None)], -1)
-        return S, D, V
+from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payload_json, write_docs
+from .filters import Filter, PayloadColumns
+from .lock import LOCK_FILE, IndexLockedError, WriterLock
+
+__all__ = ["Store", "Snapshot", "SegmentView", "MergePolicy", "IndexLockedError", "StoreHit", "SETTINGS_FORMAT"]
+
+#: ``format`` of the settings this layer keeps in every manifest (opaque to the core).
+SETTINGS_FORMAT = "sparsedex-index"
+SETTINGS_VERSION = 2
+_DOCS_EXT = "docs"
+
+
+#: Document orders of a segment (``reorder=``): recursive graph bisection (Dhulipala et al.,
+#: KDD 2016; Mackenzie et al., TKDE 2023), the signature sort, or the order of arrival.
+REORDERS = ("bp", "signature", "none")
+
+
+def reorder_name(reorder: Any) -> str:
+    """``reorder=`` as a name: "bp", "signature" or "none"; True is the default ("bp"), False
+    "none". Anything else is a ValueError (a TypeError for another type)."""
+    if isinstance(reorder, bool):
+        return "bp" if reorder else "none"
+    if isinstance(reorder, str):
+        if reorder in REORDERS:
+            return reorder
+        raise ValueError(f"reorder must be 'bp', 'signature' or 'none' (or True / False), got {reorder!r}")
+    raise TypeError(f"reorder must be a string or a bool, got {type(reorder).__name__}")
 
 
 # merge policy ---------------------------------------------------------------------------
@@ -553,7 +83,8 @@ class MergePolicy:
     ``MergePolicy(factor=0)`` never merges (segments accumulate until :meth:`Store.merge`).
     With ``background=True`` (the default) merges run in a thread after a commit and are
     committed on their own when done, so a commit never waits for a merge; with ``False`` a
-    commit performs the merges it triggers before it returns.
+    commit performs the merges it triggers before it returns. The plan is the core's
+    (``_core.Store.plan_merges``); merging happens in Rust from the segments' postings.
     """
 
     factor: int = 10
@@ -561,34 +92,222 @@ class MergePolicy:
     max_deleted: float = 0.5
     background: bool = True
 
-    def plan(self, states: Sequence[SegmentState]) -> list[list[int]]:
-        """Groups of segment positions to merge (each group into one segment)."""
-        if self.factor < 2:
+    def __post_init__(self) -> None:
+        if not (isinstance(self.factor, int) and self.factor >= 0):
+            raise ValueError(f"factor must be an integer >= 0, got {self.factor!r}")
+        if not (isinstance(self.floor_docs, int) and self.floor_docs >= 1):
+            raise ValueError(f"floor_docs must be an integer >= 1, got {self.floor_docs!r}")
+        if not (isinstance(self.max_deleted, (int, float)) and 0 <= self.max_deleted <= 1):
+            raise ValueError(f"max_deleted must be in 0 .. 1, got {self.max_deleted!r}")
+
+    @property
+    def merges(self) -> bool:
+        return self.factor >= 2
+
+    def plan(self, store: _core.Store) -> list[list[str]]:
+        """Groups of segment names to merge (each group into one segment)."""
+        if not self.merges:
             return []
-        groups: list[list[int]] = []
-        used: set[int] = set()
-        levels: dict[int, list[int]] = {}
-        for i, st in enumerate(states):
-            live = st.live
-            if st.segment.n and st.segment.n - live > self.max_deleted * st.segment.n:
-                groups.append([i])
-                used.add(i)
+        return store.plan_merges(self.factor, self.floor_docs, float(self.max_deleted))
+
+
+# segments and snapshots -------------------------------------------------------------------
+def _pack(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as the engine's document-set words (bit d%64 of word d//64)."""
+    n = mask.shape[0]
+    words = (n + 63) // 64
+    b = np.packbits(mask, bitorder="little")
+    out = np.zeros(words * 8, dtype=np.uint8)
+    out[: b.shape[0]] = b
+    return out.view("<u8").astype(np.uint64, copy=False)
+
+
+def _unpack(words: np.ndarray, n: int) -> np.ndarray:
+    return np.unpackbits(np.asarray(words, dtype="<u8").view(np.uint8), count=n, bitorder="little").astype(bool)
+
+
+class SegmentView:
+    """One immutable segment as this process sees it: its engine index, its documents and the
+    payload columns of its filters (built on first use). Shared by every snapshot that lists
+    the segment (segments never change; their deletions belong to the snapshot)."""
+
+    def __init__(self, name: str, n: int, index: _core.Index, docs: SegmentDocs) -> None:
+        self.name = name
+        self.n = n
+        self.index = index
+        self.docs = docs
+        self._columns: PayloadColumns | None = None
+        self._masks: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def columns(self) -> PayloadColumns:
+        """Payload columns for filters (built lazily, per field path, from the documents)."""
+        if self._columns is None:
+            with self._lock:
+                if self._columns is None:
+                    self._columns = PayloadColumns(source=self.docs, ids=self._id_list)
+        return self._columns
+
+    def _id_list(self) -> list[Any]:
+        """The documents' ids in internal order (for ``$ids`` filters)."""
+        ids = self.index.ids()
+        if ids is None:
+            return list(range(self.n))
+        return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+    def filter_set(self, flt: Filter) -> "_core.DocSet | None":
+        """The documents of this segment ``flt`` allows (None: all), cached per filter (the 32
+        most recent). Deleted documents are the snapshot's business (the engine intersects)."""
+        key = flt.to_json()
+        with self._lock:
+            if key in self._masks:
+                self._masks.move_to_end(key)
+                return self._masks[key]
+        mask = flt.mask(self.columns)
+        out = None if mask.all() else _core.DocSet(_pack(mask), self.n)
+        with self._lock:
+            self._masks[key] = out
+            while len(self._masks) > 32:
+                self._masks.popitem(last=False)
+        return out
+
+    def __repr__(self) -> str:
+        return f"SegmentView({self.name!r}, {self.n} documents, {self.docs!r})"
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    """A segment as of one commit: the segment and its live documents."""
+
+    segment: SegmentView
+    live: int
+    live_set: "_core.DocSet | None"  # None: no document deleted
+
+    def live_mask(self) -> np.ndarray:
+        if self.live_set is None:
+            return np.ones(self.segment.n, dtype=bool)
+        return _unpack(self.live_set.words(), self.segment.n)
+
+
+@dataclass(frozen=True)
+class StoreHit:
+    """A search result inside the store: segment position, internal doc and score."""
+
+    segment: int
+    doc: int
+    score: float
+
+
+class Snapshot:
+    """The store as of one commit: immutable, safe to search from many threads."""
+
+    def __init__(self, core: _core.Snapshot, segments: list[SegmentView]) -> None:
+        self.core = core
+        self.generation = core.generation
+        info = core.segments()
+        self.states = [
+            SegmentState(seg, int(rec["live"]), core.live(i)) for i, (seg, rec) in enumerate(zip(segments, info))
+        ]
+
+    @property
+    def live(self) -> int:
+        return len(self.core)
+
+    def locate(self, id: Any) -> tuple[int, int]:
+        """(segment position, internal doc) of a live id; KeyError if there is none."""
+        loc = self.core.locate(id)
+        if loc is None:
+            raise KeyError(id)
+        return loc
+
+    def ids(self) -> list[Any]:
+        """Live ids, segment by segment, in storage order."""
+        out: list[Any] = []
+        for st in self.states:
+            ids = st.segment.index.ids()
+            if ids is None:
                 continue
-            lvl = int(math.log(max(live, self.floor_docs) / self.floor_docs, self.factor) + 1e-9)
-            levels.setdefault(lvl, []).append(i)
-        for lvl in sorted(levels):
-            members = [i for i in levels[lvl] if i not in used]
-            while len(members) >= self.factor:
-                g, members = members[: self.factor], members[self.factor :]
-                groups.append(g)
-        return groups
+            if st.live_set is not None:
+                keep = np.flatnonzero(st.live_mask())
+                ids = ids[keep] if isinstance(ids, np.ndarray) else [ids[d] for d in keep.tolist()]
+            out.extend(ids.tolist() if isinstance(ids, np.ndarray) else ids)
+        return out
+
+    def _filters(self, flt: Filter | None) -> list[Any] | None:
+        if flt is None:
+            return None
+        return [st.segment.filter_set(flt) if st.live else None for st in self.states]
+
+    def search(
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        k: int,
+        algorithm: str = "auto",
+        flt: Filter | None = None,
+        stats: _core.Bm25Stats | None = None,
+    ) -> list[StoreHit]:
+        """Exact global top-k over every segment's live documents passing ``flt``."""
+        if not self.states:
+            return []
+        segs, docs, scores = self.core.search(
+            np.ascontiguousarray(indices, dtype=np.uint32), np.ascontiguousarray(values, dtype=np.float32),
+            k, algorithm, self._filters(flt), stats,
+        )
+        return [StoreHit(a, d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
+
+    def search_batch(
+        self,
+        csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+        k: int,
+        algorithm: str = "auto",
+        threads: int | None = None,
+        flt: Filter | None = None,
+        stats: _core.Bm25Stats | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Global top-k of every query: (segment positions, internal docs, scores), each
+        ``[nq, k']`` with -1 / NaN padding."""
+        indptr, indices, values = csr
+        nq = len(indptr) - 1
+        if not self.states:
+            return (np.full((nq, 0), -1, np.int64), np.full((nq, 0), -1, np.int64), np.zeros((nq, 0), np.float32))
+        return self.core.search_batch(
+            np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
+            np.ascontiguousarray(values, dtype=np.float32), k, algorithm, threads, self._filters(flt), stats,
+        )
+
+    def __repr__(self) -> str:
+        return f"Snapshot(generation={self.generation}, segments={len(self.states)}, live={self.live})"
+
+
+def _settings_json(settings: dict[str, Any]) -> str:
+    return json.dumps(settings, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def _parse_settings(path: Any, raw: str) -> dict[str, Any]:
+    try:
+        s = json.loads(raw) if raw else {}
+    except ValueError as e:
+        raise CorruptIndexError(f"{path}: the index settings are not JSON ({e})") from None
+    if not isinstance(s, dict):
+        raise CorruptIndexError(f"{path}: the index settings are not a JSON object")
+    if s and s.get("format") != SETTINGS_FORMAT:
+        raise CorruptIndexError(f"{path}: not a sparsedex index (settings format {s.get('format')!r})")
+    if s and s.get("version") != SETTINGS_VERSION:
+        raise CorruptIndexError(
+            f"{path}: index settings version {s.get('version')} is not supported (this build reads {SETTINGS_VERSION})"
+        )
+    return s
 
 
 # the store ------------------------------------------------------------------------------
 class Store:
-    """Segments on disk (``path``) or in memory (``path=None``), with one writer."""
+    """An index's segments on disk (``path``) or in memory (``path=None``), with one writer.
 
-    _meta: dict[str, Any]  # the manifest's fields other than segments and generation
+    Every write (``add``, ``delete``, ``commit``, ``merge``) takes the directory's writer lock
+    first (:class:`IndexLockedError` if another writer holds it); :meth:`close` releases it.
+    """
 
     def __init__(
         self,
@@ -600,8 +319,12 @@ class Store:
         merge_policy: MergePolicy | None = None,
         store_texts: bool = True,
         max_weight: float | None = None,
+        bm25: tuple[float, float] | None = None,
+        reorder: str | bool = True,
     ) -> None:
-        """A new, empty store (at ``path``, which must not hold an index already)."""
+        """A new, empty store (at ``path``, which must not hold an index already). ``reorder``:
+        the document order of the segments built at commit and merge (:func:`reorder_name`)."""
+        reorder = reorder_name(reorder)
         if quantization not in ("u8", "float"):
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
         if max_weight is not None:
@@ -609,268 +332,304 @@ class Store:
                 raise ValueError("max_weight only applies to quantization='u8'")
             if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
                 raise ValueError(f"max_weight must be a positive number, got {max_weight!r}")
-        self._init_runtime(None if path is None else Path(path), merge_policy)
-        self._meta = {
-            "uuid": _uuid.uuid4().hex,
-            "quantization": quantization,
-            "vocab_size": vocab_size,
-            "scale": None if max_weight is None else 255.0 / float(max_weight),
+        p = None if path is None else Path(path)
+        self._init_runtime(p, merge_policy)
+        self._settings: dict[str, Any] = {
+            "format": SETTINGS_FORMAT,
+            "version": SETTINGS_VERSION,
             "store_texts": bool(store_texts),
-            "next_segment": 1,
-            "next_int_id": 0,
-            "settings": dict(settings or {}),
+            **dict(settings or {}),
         }
-        if self.path is not None:
-            if (self.path / _CURRENT).exists():
-                raise FileExistsError(f"{self.path} already holds an index: open it with SparseIndex.open()")
-            if self.path.exists() and not self.path.is_dir():
-                raise FileExistsError(f"{self.path} exists and is not a directory")
-            if self.path.is_dir():
-                foreign = [f for f in os.listdir(self.path) if not _ours(f)]
+        kw: dict[str, Any] = dict(
+            quantization=quantization, max_weight=None if max_weight is None else float(max_weight),
+            vocab_size=vocab_size, bm25=bm25, settings_json=_settings_json(self._settings), reorder=reorder,
+        )
+        if p is None:
+            self._core = _core.Store.create(None, **kw)
+        else:
+            if p.exists() and not p.is_dir():
+                raise FileExistsError(f"{p} exists and is not a directory")
+            if (p / "CURRENT").exists():
+                raise FileExistsError(f"{p} already holds an index: open it with SparseIndex.open()")
+            if p.is_dir():
+                from ._legacy import is_ours
+
+                foreign = [f for f in os.listdir(p) if not is_ours(f)]
                 if foreign:
                     raise FileExistsError(
-                        f"{self.path} is not empty and not a sparsedex index ({foreign[0]!r} is there): "
+                        f"{p} is not empty and not a sparsedex index ({foreign[0]!r} is there): "
                         "choose an empty or new directory"
                     )
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._acquire()
-            self._write_commit([], generation=1)
+            p.mkdir(parents=True, exist_ok=True)
+            lock = WriterLock(p)
+            self._lock = lock
+            lock.acquire()
+            try:
+                self._core = _core.Store.create(p, **kw)
+            except BaseException:
+                lock.release()
+                raise
+            self._writing = True
+        self._load_snapshot()
 
     # opening ------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, merge_policy: MergePolicy | None = None) -> "Store":
         """Open the committed state of the store at ``path`` (no lock is taken until the
-        first write)."""
+        first write). A directory in sparsedex 0.1's layout is read as it is until the first
+        write, which upgrades it in place (see :mod:`sparsedex._legacy`)."""
         p = Path(path)
         if not p.is_dir():
             raise FileNotFoundError(f"{p}: no index directory there")
+        from . import _legacy
+
+        if _legacy.is_legacy(p):
+            return _legacy.open_legacy(cls, p, merge_policy)
         self = cls.__new__(cls)
         self._init_runtime(p, merge_policy)
-        self._load_current(None)
+        self._core = _core.Store.open(p)
+        self._load_snapshot(retry=True)
         return self
 
     def _init_runtime(self, path: Path | None, merge_policy: MergePolicy | None) -> None:
-        """The state every store starts from: no lock, no merge, nothing staged, empty."""
+        """The state every store starts from: no lock, no merge, nothing staged."""
         self.path = path
         self.merge_policy = merge_policy or MergePolicy()
         self._wlock = threading.RLock()
-        self._lock_fd: int | None = None
+        self._lock = WriterLock(path) if path is not None else None
+        self._writing = path is None  # in memory: always the writer
+        self._closed = False
         self._merger: threading.Thread | None = None
         self._merge_error: BaseException | None = None
-        self._inflight: set[str] = set()  # segments a background merge is writing
-        self._meta = {}
-        self._snapshot = Snapshot(0, [])
+        self._segs: dict[str, SegmentView] = {}
+        self._mem_docs: dict[str, MemoryDocs] = {}  # in memory: each segment's documents
+        self._mem_inflight: set[str] = set()  # in memory: merges whose documents are ready
+        self._snapshot: Snapshot | None = None
+        self._settings = {}
+        self._legacy: Any = None  # an old-layout directory not upgraded yet
         self._reset_pending()
 
-    def _read_current(self, raw: bytes | None) -> tuple[str, dict[str, Any]]:
-        """The manifest named by ``raw``, the bytes of CURRENT (None: missing)."""
+    @property
+    def _in_memory(self) -> bool:
+        """Whether the core keeps segments in memory (no path; or an old-layout directory
+        read as it is, until its first writer upgrades it)."""
+        return self._core.path is None
+
+    def _open_docs(self, name: str, n: int, records: list[tuple[str, int, int]]) -> SegmentDocs:
+        if self._in_memory:
+            docs = self._mem_docs.get(name)
+            if docs is None:
+                raise SparsedexError(f"segment {name}: its documents are missing (internal error)")
+            return docs
+        want = f"{name}.{_DOCS_EXT}"
+        rec = next((r for r in records if r[0] == want), None)
+        if rec is None:
+            raise CorruptIndexError(f"{self.path}: segment {name} has no documents file ({want}) in the manifest")
         assert self.path is not None
-        cur = self.path / _CURRENT
-        if raw is None:
-            raise CorruptIndexError(f"{self.path}: missing {_CURRENT} (not a sparsedex index directory)")
-        body = _unframe(cur, b"SDXCURR1", raw)
+        f = self.path / want
         try:
-            c = json.loads(body.decode("utf-8"))
-            name = c["manifest"]
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
-            raise CorruptIndexError(f"{cur}: unreadable ({e})") from None
-        if not isinstance(name, str) or "/" in name:
-            raise CorruptIndexError(f"{cur}: names no manifest")
-        mp = self.path / name
-        try:
-            m = json.loads(_unframe(mp, b"SDXMANI1", mp.read_bytes()).decode("utf-8"))
+            size = f.stat().st_size
         except FileNotFoundError:
-            raise CorruptIndexError(f"{mp}: missing (named by {_CURRENT})") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise CorruptIndexError(f"{mp}: unreadable ({e})") from None
-        if not isinstance(m, dict) or m.get("format") != FORMAT:
-            raise CorruptIndexError(f"{mp}: not a {FORMAT} manifest")
-        if m.get("version") != VERSION:
-            raise CorruptIndexError(f"{mp}: format version {m.get('version')} is not supported (this build reads {VERSION})")
-        if c.get("store") != m.get("uuid"):
-            raise CorruptIndexError(f"{mp}: belongs to another index than {_CURRENT}")
-        _check_manifest(mp, m)
-        return name, m
+            raise CorruptIndexError(f"{f}: missing (a documents file of the committed index)") from None
+        if size != rec[1]:
+            raise CorruptIndexError(f"{f}: size {size} bytes, the manifest records {rec[1]} (truncated, or from another index)")
+        # The manifest's size and CRC32 bind the file to this commit; its recorded segment name
+        # is not checked, as save_copy copies a database under the destination's new name.
+        return SqliteDocs(f, n, crc32=int(rec[2]))
 
-    def _load_current(self, old: Snapshot | None) -> bool:
-        """Load the committed state (reusing segments of ``old``); False if unchanged."""
-        assert self.path is not None
-        def current() -> bytes | None:
-            try:
-                return (self.path / _CURRENT).read_bytes()  # type: ignore[operator]
-            except FileNotFoundError:
-                return None
-
-        raw = current()
+    def _load_snapshot(self, retry: bool = False) -> None:
+        """Make the core's current snapshot this store's (opening the documents of segments
+        not seen before). A reader that finds a documents file gone (a writer committed and
+        collected meanwhile) moves on to the newer commit, as long as there is one."""
         for attempt in range(50):
+            core = self._core.snapshot()
+            if self._snapshot is not None and self._snapshot.generation == core.generation and self._snapshot.core.uuid == core.uuid:
+                self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
+                return
             try:
-                name, m = self._read_current(raw)
-                if old is not None and m.get("generation") == old.generation:
-                    return False
-                try:
-                    snap = self._snapshot_from(m, old)
-                except FileNotFoundError as e:
-                    raise CorruptIndexError(f"{e.filename}: missing (named by the committed manifest)") from None
-                break
+                segs = []
+                for i, rec in enumerate(core.segments()):
+                    name = rec["name"]
+                    seg = self._segs.get(name)
+                    if seg is None:
+                        n = int(rec["documents"])
+                        docs = self._open_docs(name, n, rec.get("attachment_records", []))
+                        seg = SegmentView(name, n, core.index(i), docs)
+                    segs.append(seg)
+                settings = _parse_settings(self.path, core.settings()["settings_json"])
             except CorruptIndexError:
-                # A writer may have committed and collected files while we read: retry if
-                # CURRENT moved on; otherwise the corruption is real.
-                before, raw = raw, current()
-                if raw == before or attempt == 49:
+                if not retry or attempt == 49 or self._writing:
                     raise
-        self._meta = {k: v for k, v in m.items() if k not in ("segments", "generation", "format", "version")}
-        self._snapshot = snap
-        return True
-
-    def _snapshot_from(self, m: dict[str, Any], old: Snapshot | None) -> Snapshot:
-        """The snapshot of a manifest (checked by :func:`_check_manifest`), reusing the
-        segments and deletions ``old`` already loaded."""
-        assert self.path is not None
-        gen, store_id = m["generation"], m["uuid"]
-        known = {} if old is None else {st.segment.name: st for st in old.states}
-        states = []
-        for rec in m["segments"]:
-            name, n = rec["name"], rec["documents"]
-            prev = known.get(name)
-            seg = prev.segment if prev is not None else Segment.load(self.path, name, rec, store_id, n)
-            drec = rec.get("deletes")
-            if prev is not None and prev.deletes_record == drec:
-                deleted = prev.deleted
-            elif drec is None:
-                deleted = None
-            else:
-                deleted = self._load_deletes(drec, store_id, name, n)
-            states.append(SegmentState(seg, deleted, drec))
-        return Snapshot(gen, states)
-
-    def _load_deletes(self, rec: dict[str, Any], store_id: str, name: str, n: int) -> np.ndarray:
-        assert self.path is not None
-        p, body = _read_recorded(self.path, rec, f"segment {name}'s deletions", _DEL_MAGIC)
-        tag = f"{store_id}/{name}".encode()
-        if not body.startswith(tag + b"\n"):
-            raise CorruptIndexError(f"{p}: belongs to another index or segment")
-        bits = np.frombuffer(body[len(tag) + 1 :], dtype=np.uint8)
-        if bits.shape[0] != (n + 7) // 8:
-            raise CorruptIndexError(f"{p}: holds {bits.shape[0] * 8} bits for {n} documents")
-        return np.unpackbits(bits, count=n, bitorder="little").astype(bool)
+                try:
+                    moved = self._core.refresh()
+                except SparsedexError:
+                    raise
+                if not moved:
+                    raise
+                continue
+            self._segs = {s.name: s for s in segs}
+            if self._in_memory:
+                self._mem_docs = {
+                    k: v for k, v in self._mem_docs.items() if k in self._segs or k in self._mem_inflight
+                }
+            self._settings = settings
+            self._snapshot = Snapshot(core, segs)
+            return
 
     # reading ------------------------------------------------------------------------------
     @property
     def snapshot(self) -> Snapshot:
+        assert self._snapshot is not None
         return self._snapshot
 
     @property
+    def core(self) -> _core.Store:
+        return self._core
+
+    def _core_settings(self) -> dict[str, Any]:
+        return self.snapshot.core.settings()
+
+    @property
     def quantization(self) -> str:
-        return str(self._meta.get("quantization", "u8"))
+        return str(self._core_settings()["quantization"])
+
+    @property
+    def reorder(self) -> str:
+        """Document order of the segments built at commit and at merge ("bp", "signature" or
+        "none"; stores written before it was recorded used "signature")."""
+        return str(self._core_settings().get("reorder", "signature"))
 
     @property
     def vocab_size(self) -> int | None:
-        v = self._meta.get("vocab_size")
+        v = self._core_settings()["vocab_size"]
         return None if v is None else int(v)
 
     @property
+    def bm25(self) -> tuple[float, float] | None:
+        return self._core_settings()["bm25"]
+
+    @property
+    def id_kind(self) -> type | None:
+        """int or str (the kind of the index's ids, committed or staged), None if no id yet."""
+        if self._p_ids:
+            return str if isinstance(self._p_ids[0], str) else int
+        k = self._core_settings()["id_kind"]
+        return None if k is None else (str if k == "str" else int)
+
+    @property
     def store_texts(self) -> bool:
-        return bool(self._meta.get("store_texts", True))
+        return bool(self._settings.get("store_texts", True))
 
     @property
     def settings(self) -> dict[str, Any]:
-        return self._meta.setdefault("settings", {})
+        """The layer above's settings (encoder identity, ...), committed with every commit."""
+        return self._settings
 
     def refresh(self) -> bool:
         """Move to the newest commit; True if there was a newer one."""
         if self.path is None:
             return False
         with self._wlock:
-            if self._pending_any():
+            if self.has_staged():
                 raise SparsedexError("refresh() with uncommitted changes: commit() or rollback() first")
-            return self._load_current(self._snapshot)
+            if self._legacy is not None:
+                return False
+            moved = self._core.refresh()
+            if moved:
+                self._load_snapshot(retry=True)
+            return moved
 
     # writing ------------------------------------------------------------------------------
     def _reset_pending(self) -> None:
-        self._p_vectors: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._p_ids: list[Any] = []
-        self._p_row: dict[Any, int] = {}
+        self._p_ids: list[Any] = []  # staged ids by staged row (dropped rows included)
         self._p_payloads: list[dict[str, Any] | None] = []
         self._p_texts: list[str | None] = []
-        self._p_dropped: set[int] = set()  # pending rows deleted again before the commit
-        self._p_deletes: dict[str, set[int]] = {}  # segment name -> internal docs
-        self._p_next_int: int | None = None
+        self._p_deletes = 0
+        self._prepared: tuple[str, np.ndarray] | None = None
+        self._p_settings: str | None = None
+
+    def has_staged(self) -> bool:
+        return bool(self._p_ids or self._p_deletes) or self._core.has_staged() or self._p_settings is not None
 
     def _pending_any(self) -> bool:
-        return bool(self._p_ids or self._p_deletes)
+        return self.has_staged()
 
-    def _acquire(self) -> None:
-        if self.path is None or self._lock_fd is not None:
-            return
-        import fcntl
-
-        fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            except OSError:
-                holder = "unknown"
-            os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise IndexLockedError(
-                    f"{self.path} is being written by another writer ({holder}); one writer at a "
-                    "time: close() the other index, or open this one only to read"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        self._lock_fd = fd
+    def staged(self) -> dict[str, Any]:
+        """What is staged (for tests: a refused call must leave it as it was)."""
+        return {
+            "ids": list(self._p_ids),
+            "payloads": json.dumps(self._p_payloads, sort_keys=True, default=repr),
+            "texts": list(self._p_texts),
+            "deletes": self._p_deletes,
+            "has_staged": self._core.has_staged(),
+            "next_int_id": self._core.next_int_id(),
+            "generation": self.snapshot.generation,
+        }
 
     def _begin_write(self) -> None:
-        """Become the writer: take the lock, then catch up with commits made meanwhile."""
-        if self.path is not None and self._lock_fd is None:
-            self._acquire()
-            self._load_current(self._snapshot)
-            self._collect_garbage()
+        """Become the writer: take the lock, upgrade an old layout, catch up with commits
+        made meanwhile (the core also collects garbage there)."""
+        if self._closed:
+            raise SparsedexError("this index is closed")
+        if self._writing:
+            return
+        assert self.path is not None and self._lock is not None
+        self._lock.acquire()
+        try:
+            if self._legacy is not None:
+                from . import _legacy
+
+                _legacy.upgrade(self)
+            self._core.begin_write()  # catches up, collects garbage
+            from . import _legacy
+
+            if _legacy.is_legacy_leftover(self.path):  # an upgrade killed after its commit point
+                _legacy.remove_legacy_files(self.path, keep_current=False)
+            self._writing = True
+            self._load_snapshot()
+        except BaseException:
+            self._writing = False
+            try:
+                self._core.end_write()
+            finally:
+                self._lock.release()
+            raise
 
     def close(self, wait_for_merges: bool = True) -> None:
         """Drop uncommitted changes and release the writer lock (if held), after waiting for
         background merges (unless ``wait_for_merges=False``: a running merge is then
-        abandoned; the next writer cleans up its files)."""
+        abandoned; the next writer collects its files)."""
         try:
             if wait_for_merges:
                 self.wait_for_merges()
         finally:
             with self._wlock:
                 self._reset_pending()
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)
-                    self._lock_fd = None
+                self._core.rollback()
+                if self.path is not None and self._writing:
+                    self._core.end_write()
+                    self._writing = False
+                if self._lock is not None:
+                    self._lock.release()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
-        fd = getattr(self, "_lock_fd", None)
-        if fd is not None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
             try:
-                os.close(fd)
-            except OSError:
+                lock.release()
+            except Exception:
                 pass
 
     def locate(self, id: Any) -> tuple[str, int, int] | None:
-        """("pending", row, -1) or ("committed", segment position, internal doc), or None,
-        for a live id as the writer sees it (committed minus pending deletes, plus pending adds)."""
-        row = self._p_row.get(id)
-        if row is not None:
-            return ("pending", row, -1)
-        snap = self._snapshot
+        """("staged", row, -1) or ("committed", segment position, internal doc), or None,
+        for a live id as the writer sees it (committed minus staged deletes, plus staged adds)."""
         try:
-            si, d = snap.locate(id)
-        except KeyError:
+            return self._core.locate(id)
+        except (TypeError, ValueError, OverflowError):
             return None
-        if d in self._p_deletes.get(snap.states[si].segment.name, ()):
-            return None
-        return ("committed", si, d)
 
     def next_int_id(self) -> int:
-        if self._p_next_int is None:
-            self._p_next_int = int(self._meta.get("next_int_id", 0))
-        return self._p_next_int
+        return self._core.next_int_id()
 
     def add(
         self,
@@ -880,235 +639,224 @@ class Store:
         texts: Sequence[str | None] | None,
         *,
         replace: bool = False,
+        doc_len: np.ndarray | None = None,
     ) -> None:
-        """Stage documents (validated vectors; ids unique among themselves and, without
-        ``replace``, not in the index: the caller checks that before encoding). With
-        ``replace`` an existing document with the same id is deleted first (upsert)."""
+        """Stage documents (validated vectors; BM25: term frequencies and lengths ``doc_len``).
+        Ids are unique among themselves and, without ``replace``, not in the index (the core
+        checks again and refuses the whole call otherwise). With ``replace`` an existing
+        document with the same id is deleted first (upsert)."""
         with self._wlock:
             self._begin_write()
-            if replace:
-                for x in ids:
-                    loc = self.locate(x)
-                    if loc is not None:
-                        self._delete_at(x, loc)
-            base = len(self._p_ids)
-            self._p_vectors.append(csr)
-            for j, x in enumerate(ids):
-                self._p_row[x] = base + j
-                if isinstance(x, int):
-                    self._p_next_int = max(self.next_int_id(), x + 1)
-            self._p_ids.extend(ids)
+            if self._prepared is not None:
+                self._retry_or_drop_prepared()
+            indptr, indices, values = csr
+            ids_l = list(ids)
+            kw: dict[str, Any] = {}
+            if ids_l and isinstance(ids_l[0], str):
+                kw["ids_str"] = ids_l
+            else:
+                kw["ids_int"] = np.asarray(ids_l, dtype=np.int64)
+            if doc_len is not None:
+                kw["doc_len"] = np.ascontiguousarray(doc_len, dtype=np.uint32)
+            start, stop = self._core.stage_add(
+                np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
+                np.ascontiguousarray(values, dtype=np.float32), replace=replace, **kw,
+            )
+            assert start == len(self._p_ids) and stop - start == len(ids_l), (start, stop, len(self._p_ids))
+            self._p_ids.extend(ids_l)
             self._p_payloads.extend(payloads)
-            self._p_texts.extend(texts if texts is not None and self.store_texts else [None] * len(ids))
-
-    def _delete_at(self, x: Any, loc: tuple[str, int, int]) -> None:
-        """Stage the deletion of live id ``x`` found at ``loc`` (see :meth:`locate`)."""
-        kind, a, b = loc
-        if kind == "pending":
-            del self._p_row[x]
-            self._p_dropped.add(a)
-        else:
-            self._p_deletes.setdefault(self._snapshot.states[a].segment.name, set()).add(b)
+            keep = texts is not None and self.store_texts
+            self._p_texts.extend(texts if keep else [None] * len(ids_l))  # type: ignore[arg-type]
 
     def delete(self, ids: Iterable[Any], *, missing_ok: bool = False) -> int:
-        """Stage deletions; returns how many documents will be deleted."""
+        """Stage deletions; returns how many documents will be deleted (KeyError for an id
+        that is not there, unless ``missing_ok``)."""
         with self._wlock:
             self._begin_write()
-            found = []
-            for x in dict.fromkeys(ids):  # an id listed twice is deleted once
-                loc = self.locate(x)
-                if loc is not None:
-                    found.append((x, loc))
-                elif not missing_ok:
-                    raise KeyError(f"no document with id {x!r} in the index")
-            for x, loc in found:
-                self._delete_at(x, loc)
-            return len(found)
+            if self._prepared is not None:
+                self._retry_or_drop_prepared()
+            ids_l = list(dict.fromkeys(ids))
+            if not ids_l:
+                return 0
+            ints = [x for x in ids_l if not isinstance(x, str)]
+            strs = [x for x in ids_l if isinstance(x, str)]
+            kind = self.id_kind
+            # ids of the other kind cannot be in the index
+            if kind is str and ints or kind is int and strs or kind is None:
+                missing = ints if kind is str else strs if kind is int else ids_l
+                if missing and not missing_ok:
+                    raise KeyError(f"no document with id {missing[0]!r} in the index")
+                ids_l = strs if kind is str else ints if kind is int else []
+            if not ids_l:
+                return 0
+            try:
+                if isinstance(ids_l[0], str):
+                    n = self._core.stage_delete(ids_str=ids_l, missing_ok=missing_ok)
+                else:
+                    n = self._core.stage_delete(ids_int=np.asarray(ids_l, dtype=np.int64), missing_ok=missing_ok)
+            except KeyError:
+                missing_id = next((x for x in ids_l if self.locate(x) is None), None)
+                raise KeyError(f"no document with id {missing_id!r} in the index") from None
+            self._p_deletes += int(n)
+            return int(n)
+
+    def _retry_or_drop_prepared(self) -> None:
+        """A commit failed after its segment was built: the core keeps the prepared commit
+        (and the staged changes) until it is finished or rolled back, so staging more must
+        wait for a successful commit() (or rollback())."""
+        raise SparsedexError(
+            "the last commit failed after its segment was built: commit() again (or rollback()) before staging more"
+        )
 
     def rollback(self) -> None:
         """Forget uncommitted changes."""
         with self._wlock:
+            self._core.rollback()
             self._reset_pending()
 
-    def _new_name(self) -> str:
-        n = int(self._meta["next_segment"])
-        self._meta["next_segment"] = n + 1
-        return f"seg-{n:06d}"
+    def set_settings(self, settings: dict[str, Any]) -> None:
+        """Replace the layer above's settings with the next commit (if they changed)."""
+        new = {**settings, "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION}
+        if new != self._settings:
+            self._p_settings = _settings_json(new)
+            self._pending_settings = new
 
-    def _segment_scale(self, values: np.ndarray) -> float | None:
-        """The collection's u8 scale (``255 / max_weight``, or fixed by the first segment:
-        255 / its largest weight); a segment with a weight beyond that range gets its own scale
-        (None: the builder's 255 / max weight), so its scores are rounded on another grid."""
-        if self.quantization != "u8":
-            return None
-        vmax = float(values.max()) if values.size else 0.0
-        scale = self._meta.get("scale")
-        if scale is None:
-            if vmax <= 0:
-                return None
-            self._meta["scale"] = scale = 255.0 / vmax
-        return float(scale) if vmax * float(scale) <= 255.0 else None
+    def _docs_of_rows(self, order: np.ndarray) -> tuple[list[Any], list[str | None] | None]:
+        rows = order.tolist()
+        pls = [self._p_payloads[r] for r in rows]
+        txs = [self._p_texts[r] for r in rows] if self.store_texts else None
+        return pls, txs
 
-    def _build(self, csr, ids, payloads, texts) -> Segment:  # type: ignore[no-untyped-def]
-        return Segment.build(
-            self._new_name(), csr, ids, payloads, texts,
-            quantization=self.quantization, scale=self._segment_scale(csr[2]), vocab_size=self.vocab_size,
-        )
+    def _check_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.check()
 
     def commit(self, *, merge: bool = True) -> int:
         """Make every staged change durable and visible at once; returns the new generation
         (unchanged if there was nothing to commit)."""
         with self._wlock:
             self._begin_write()
-            if not self._pending_any():
-                return self._snapshot.generation
+            if not self.has_staged():
+                return self.snapshot.generation
             self._raise_merge_error()
-            snap = self._snapshot
-            states = list(snap.states)
-            pos = {st.segment.name: i for i, st in enumerate(states)}
-            # deletions: new bitmaps for the touched segments
-            for name, docs in self._p_deletes.items():
-                si = pos[name]
-                st = states[si]
-                deleted = np.zeros(st.segment.n, dtype=bool) if st.deleted is None else st.deleted.copy()
-                deleted[list(docs)] = True
-                states[si] = SegmentState(st.segment, deleted, None)
-            # additions: one new segment
-            keep = [r for r in range(len(self._p_ids)) if r not in self._p_dropped]
-            if keep:
-                csr = _stack(self._p_vectors)
-                if len(keep) != len(self._p_ids):
-                    csr = _take_rows(csr, np.asarray(keep, dtype=np.int64))
-                texts = [self._p_texts[r] for r in keep] if self.store_texts else None
-                seg = self._build(csr, [self._p_ids[r] for r in keep], [self._p_payloads[r] for r in keep], texts)
-                states.append(SegmentState(seg, None, None))
-            if self._p_next_int is not None:
-                self._meta["next_int_id"] = self._p_next_int
-            background = merge and self.merge_policy.background
-            if merge and not background:
-                # cascade: a merge can fill the next level
-                for _ in range(64):
-                    groups = self.merge_policy.plan(states)
-                    if not groups:
-                        break
-                    states = self._merge(states, groups)
-            states = [st for st in states if st.live > 0]
-            self._write_commit(states, snap.generation + 1)
+            self._check_lock()
+            if self._prepared is None:
+                p = self._core.prepare_commit()
+                if p is not None:
+                    self._prepared = (p[0], p[1])
+                else:
+                    self._prepared = ("", np.zeros(0, np.uint32))
+            name, order = self._prepared
+            attachments: list[str] = []
+            if name:
+                pls, txs = self._docs_of_rows(order)
+                if self.path is not None and not self._in_memory:
+                    att = f"{name}.{_DOCS_EXT}"
+                    write_docs(self.path / att, name, [payload_json(p) for p in pls], txs)
+                    attachments.append(att)
+                else:
+                    self._mem_docs[name] = MemoryDocs(pls, txs)
+            self._check_lock()
+            generation = self._core.finish_commit(attachments, self._p_settings)
+            if self._p_settings is not None:
+                self._settings = self._pending_settings
             self._reset_pending()
-            generation = self._snapshot.generation
-            if background:
-                self._start_merger()
+            self._load_snapshot()
+            if merge and self.merge_policy.merges:
+                if self.merge_policy.background:
+                    self._start_merger()
+                else:
+                    generation = self._merge_now()
             return generation
 
-    # background merges ------------------------------------------------------------------------
+    # merges -------------------------------------------------------------------------------
+    def _merge_docs(self, prepared: _core.PreparedMerge, members: list[SegmentView]) -> list[str]:
+        """Write the merged segment's documents; returns its attachments."""
+        om, od = prepared.origin()
+        if om.shape[0] == 0:
+            return []
+        name = prepared.name
+        if self._in_memory:
+            pls: list[Any] = []
+            txs: list[str | None] = []
+            for m, d in zip(om.tolist(), od.tolist()):
+                docs = members[m].docs
+                pls.append(docs.payload(d))
+                txs.append(docs.text(d))
+            self._mem_inflight.add(name)
+            self._mem_docs[name] = MemoryDocs(pls, txs if self.store_texts else None)
+            return []
+        assert self.path is not None
+        att = f"{name}.{_DOCS_EXT}"
+        merge_docs(self.path / att, name, [m.docs for m in members], om, od, self.store_texts)
+        return [att]
+
+    def _merge_group(self, names: list[str]) -> int | None:
+        """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
+        install the merge under the writer's lock. None if a member went away meanwhile (a
+        commit dropped it, all its documents deleted)."""
+        with self._wlock:
+            found = [self._segs.get(n) for n in names]
+        members = [m for m in found if m is not None]
+        if len(members) != len(names):
+            return None
+        try:
+            prepared = self._core.merge(names)
+        except KeyError:  # a member is no longer in the current commit
+            return None
+        name = prepared.name
+        try:
+            attachments = self._merge_docs(prepared, members)
+            with self._wlock:
+                if self._closed or not self._writing:
+                    return None  # closed meanwhile: the files are collected by the next writer
+                self._check_lock()
+                gen = self._core.finish_merge(prepared, attachments)
+                self._mem_inflight.discard(name)
+                if gen is None:
+                    return None
+                self._load_snapshot()
+                return gen
+        finally:
+            if name in self._mem_inflight:
+                self._mem_inflight.discard(name)
+                self._mem_docs.pop(name, None)
+
+    def _merge_now(self) -> int:
+        """Merge (in this thread) what the policy plans until nothing is left."""
+        for _ in range(64):
+            groups = self.merge_policy.plan(self._core)
+            if not groups:
+                break
+            for g in groups:
+                self._merge_group(g)
+        return self.snapshot.generation
+
     def _start_merger(self) -> None:
         """Start the merge thread if the policy wants merges and none is running."""
         if self._merger is not None and self._merger.is_alive():
             return  # it plans again when it is done
-        if not self.merge_policy.plan(self._snapshot.states):
+        if not self.merge_policy.plan(self._core):
             return
         self._merger = threading.Thread(target=self._merge_loop, name="sparsedex-merge", daemon=True)
         self._merger.start()
 
     def _merge_loop(self) -> None:
-        """Merge what the policy plans, commit, plan again, until nothing is left to merge.
-        Segments are built outside the writer's lock (adds, deletes and commits go on); the
-        merge is committed under it, carrying over deletions made in the meantime."""
+        """Merge what the policy plans, install, plan again, until nothing is left to merge.
+        Merges are built outside the writer's lock (adds, deletes and commits go on); each is
+        installed under it, carrying over deletions made in the meantime."""
         try:
             while True:
                 with self._wlock:
-                    if self._lock_fd is None and self.path is not None:
-                        return  # closed
-                    base = self._snapshot
-                    groups = self.merge_policy.plan(base.states)
-                    if not groups:
+                    if self._closed or not self._writing:
                         return
-                    names = [self._new_name() for _ in groups]
-                    self._inflight.update(names)  # kept by the garbage collector meanwhile
-                built = []
-                for g, name in zip(groups, names):
-                    members = [base.states[i] for i in g]
-                    seg = self._merged_segment(members, name)
-                    if seg is not None and self.path is not None:
-                        seg.write(self.path, self._meta["uuid"])
-                    built.append((members, seg))
-                with self._wlock:
-                    self._inflight.difference_update(names)
-                    if self._lock_fd is None and self.path is not None:
-                        return  # closed meanwhile: the files are collected by the next writer
-                    self._install_merges(built)
+                    groups = self.merge_policy.plan(self._core)
+                if not groups:
+                    return
+                for g in groups:
+                    self._merge_group(g)
         except BaseException as e:  # reported by the next commit or wait_for_merges()
             self._merge_error = e
-            with self._wlock:
-                self._inflight.clear()
-
-    def _install_merges(self, built: list[tuple[list[SegmentState], "Segment | None"]]) -> None:
-        """Replace merged segments by their merge in a new commit (under the writer lock)."""
-        cur = self._snapshot
-        by_name = {st.segment.name: st for st in cur.states}
-        replace: dict[str, SegmentState | None] = {}
-        for members, seg in built:
-            if any(m.segment.name not in by_name for m in members):
-                continue  # merged away meanwhile (an explicit merge()): drop this one
-            doc_of = {} if seg is None else {x: d for d, x in enumerate(seg.ids)}
-            newly: list[int] = []
-            pending: set[int] = set()
-            for m in members:
-                now = by_name[m.segment.name]
-                ids = m.segment.ids
-                if now.deleted is not None:
-                    gone = now.deleted if m.deleted is None else (now.deleted & ~m.deleted)
-                    newly.extend(doc_of[ids[d]] for d in np.flatnonzero(gone).tolist() if ids[d] in doc_of)
-                for d in self._p_deletes.pop(m.segment.name, ()):
-                    if ids[d] in doc_of:
-                        pending.add(doc_of[ids[d]])
-            merged: SegmentState | None = None
-            if seg is not None:
-                deleted = None
-                if newly:
-                    deleted = np.zeros(seg.n, dtype=bool)
-                    deleted[newly] = True
-                merged = SegmentState(seg, deleted, None)
-                if pending:
-                    self._p_deletes.setdefault(seg.name, set()).update(pending)
-            for i, m in enumerate(members):
-                replace[m.segment.name] = merged if i == 0 else None
-        if not replace:
-            return
-        states: list[SegmentState] = []
-        for st in cur.states:
-            if st.segment.name in replace:
-                new = replace[st.segment.name]
-                if new is not None and new.live > 0:
-                    states.append(new)
-            else:
-                states.append(st)
-        self._write_commit(states, cur.generation + 1)
-
-    def _merged_segment(self, members: list[SegmentState], name: str) -> "Segment | None":
-        """One segment of the members' live documents (None if there are none)."""
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        ids: list[Any] = []
-        payloads: list[dict[str, Any] | None] = []
-        texts: list[str | None] = []
-        for st in members:
-            seg = st.segment
-            live = np.flatnonzero(st.live_mask())
-            parts.append(_take_rows(seg.index.vectors(), live))
-            ll = live.tolist()
-            ids.extend(seg.ids[d] for d in ll)
-            payloads.extend(seg.payloads[d] for d in ll)
-            if seg.texts is not None:
-                texts.extend(seg.texts[d] for d in ll)
-            else:
-                texts.extend([None] * len(ll))
-        if not ids:
-            return None
-        csr = _stack(parts)
-        return Segment.build(
-            name, csr, ids, payloads, texts if self.store_texts else None,
-            quantization=self.quantization, scale=self._segment_scale(csr[2]), vocab_size=self.vocab_size,
-        )
 
     def wait_for_merges(self) -> None:
         """Block until background merges are done (and raise if one failed)."""
@@ -1130,134 +878,43 @@ class Store:
         self.wait_for_merges()
         with self._wlock:
             self._begin_write()
-            if self._pending_any():
+            if self.has_staged():
                 self.commit(merge=False)
-            states = [st for st in self._snapshot.states if st.live > 0]
-            groups: list[list[int]] = []
-            if len(states) > max_segments:
-                order = sorted(range(len(states)), key=lambda i: states[i].live)
-                groups = [sorted(order[: len(states) - max_segments + 1])]
-            elif any(st.deleted is not None for st in states) and max_segments == 1 and states:
-                groups = [[0]]
-            if not groups and len(states) == len(self._snapshot.states):
-                return self._snapshot.generation
-            states = self._merge(states, groups)
-            self._write_commit(states, self._snapshot.generation + 1)
-            return self._snapshot.generation
+            for _ in range(64):
+                names = self._core.plan_merge_to(max_segments)
+                if not names:
+                    break
+                self._merge_group(names)
+            return self.snapshot.generation
 
-    def _merge(self, states: list[SegmentState], groups: list[list[int]]) -> list[SegmentState]:
-        """``states`` with each group merged into one segment (at the group's first position)."""
-        if not groups:
-            return states
-        merged_into: dict[int, SegmentState | None] = {}
-        for g in groups:
-            seg = self._merged_segment([states[i] for i in g], self._new_name())
-            merged_into[g[0]] = None if seg is None else SegmentState(seg, None, None)
-        grouped = {i for g in groups for i in g}
-        out: list[SegmentState] = []
-        for i, st in enumerate(states):
-            if i in merged_into:
-                m = merged_into[i]
-                if m is not None:
-                    out.append(m)
-            elif i not in grouped:
-                out.append(st)
-        return out
-
-    def _write_commit(self, states: list[SegmentState], generation: int) -> None:
-        """Write every new file of ``states``, then the manifest, then switch CURRENT."""
-        store_id = self._meta["uuid"]
-        recs = []
-        for st in states:
-            rec: dict[str, Any] = {"name": st.segment.name, "documents": st.segment.n, "live": st.live}
-            if self.path is not None:
-                rec.update(st.segment.write(self.path, store_id))
-                if st.deleted is not None and st.deletes_record is None:
-                    p = self.path / f"{st.segment.name}.del-{generation:06d}"
-                    body = f"{store_id}/{st.segment.name}\n".encode() + np.packbits(st.deleted, bitorder="little").tobytes()
-                    _write_durably(p, _framed(_DEL_MAGIC, body))
-                    st.deletes_record = _file_record(p)
-                rec["deletes"] = st.deletes_record
-            recs.append(rec)
-        if self.path is not None:
-            m = dict(self._meta)
-            m.update({"format": FORMAT, "version": VERSION, "generation": generation, "segments": recs})
-            name = f"manifest-{generation:06d}.json"
-            body = json.dumps(m, ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8")
-            _write_durably(self.path / name, _framed(b"SDXMANI1", body))
-            _fsync_dir(self.path)
-            cur = json.dumps({"manifest": name, "store": store_id}).encode()
-            _write_durably(self.path / _CURRENT, _framed(b"SDXCURR1", cur))  # the commit point
-            _fsync_dir(self.path)
-        snap = Snapshot(generation, states)
-        snap.derive_where(self._snapshot)
-        self._snapshot = snap
-        if self.path is not None:
-            self._collect_garbage()
-
-    def _collect_garbage(self) -> None:
-        """Remove files no longer named by the committed manifest (older manifests, merged
-        segments, superseded deletions, leftovers of a crashed commit). Open readers keep
-        what they mapped or loaded."""
-        if self.path is None or self._lock_fd is None:
-            return
-        keep = {_CURRENT, _LOCK, f"manifest-{self._snapshot.generation:06d}.json"}
-        for st in self._snapshot.states:
-            keep.update({f"{st.segment.name}.sdx", f"{st.segment.name}.docs"})
-            if st.deletes_record is not None:
-                keep.add(st.deletes_record["file"])
-        inflight = tuple(self._inflight) + tuple("." + n for n in self._inflight)
-        for f in os.listdir(self.path):
-            if f in keep or (inflight and f.startswith(inflight)):
-                continue
-            if _collectable(f):
-                try:
-                    os.unlink(self.path / f)
-                except OSError:
-                    pass
-
-    def save_copy(self, dest: str | os.PathLike[str]) -> None:
-        """Write the committed state as a new store at ``dest`` (a fresh store id)."""
-        copy = Store.__new__(Store)
-        copy._init_runtime(Path(dest), self.merge_policy)
-        copy._meta = json.loads(json.dumps(self._meta))
-        copy._meta["uuid"] = _uuid.uuid4().hex
-        assert copy.path is not None
-        copy.path.mkdir(parents=True, exist_ok=True)
-        copy._acquire()
+    # saving -------------------------------------------------------------------------------
+    def save_copy(self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None) -> int:
+        """Write the committed state as a store at ``dest`` (empty, missing, or holding an
+        index: its counters and id go on, and its previous save stays whole until the new
+        one's ``CURRENT`` replaces it). Takes ``dest``'s writer lock meanwhile."""
+        d = Path(dest)
+        d.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(d)
+        lock.acquire()
         try:
-            # new Segment objects over the same engines: their files are written afresh
-            fresh = [
-                SegmentState(Segment(seg.name, seg.index, seg.ids, seg.payloads, seg.texts), st.deleted, None)
-                for st in self._snapshot.states
-                for seg in (st.segment,)
-            ]
-            copy._write_commit(fresh, max(1, self._snapshot.generation))
+            from . import _legacy
+
+            if _legacy.is_legacy(d):
+                _legacy.remove_legacy_files(d, keep_current=True)
+            p = self._core.prepare_save(d)
+            attachments: list[str] = []
+            if self._in_memory:
+                for src, to in p.names():
+                    seg = self._segs[src]
+                    att = f"{to}.{_DOCS_EXT}"
+                    write_docs(d / att, to, [payload_json(x) for x in seg.docs.all_payloads()],
+                               seg.docs.all_texts() if self.store_texts else None)
+                    attachments.append(att)
+            lock.check()
+            new = self._settings if settings is None else {**settings, "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION}
+            gen = self._core.finish_save(p, attachments, _settings_json(new))
+            if _legacy.is_legacy_leftover(d):
+                _legacy.remove_legacy_files(d, keep_current=False)
+            return gen
         finally:
-            copy.close()
-
-
-def _stack(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if len(parts) == 1:
-        ip, ix, v = parts[0]
-        return np.asarray(ip, dtype=np.int64), ix, v
-    lens = [np.diff(np.asarray(p[0], dtype=np.int64)) for p in parts]
-    allens = np.concatenate(lens) if lens else np.zeros(0, np.int64)
-    indptr = np.zeros(allens.shape[0] + 1, dtype=np.int64)
-    np.cumsum(allens, out=indptr[1:])
-    indices = np.concatenate([np.asarray(p[1], dtype=np.uint32)[: int(p[0][-1])] for p in parts]) if parts else np.zeros(0, np.uint32)
-    values = np.concatenate([np.asarray(p[2], dtype=np.float32)[: int(p[0][-1])] for p in parts]) if parts else np.zeros(0, np.float32)
-    return indptr, indices, values
-
-
-def _take_rows(csr: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    indptr = np.asarray(csr[0], dtype=np.int64)
-    lens = np.diff(indptr)[rows]
-    out_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lens, out=out_ptr[1:])
-    total = int(out_ptr[-1])
-    if total:
-        starts = np.repeat(indptr[rows] - out_ptr[:-1], lens)
-        pos = starts + np.arange(total, dtype=np.int64)
-        return out_ptr, np.asarray(csr[1])[pos], np.asarray(csr[2])[pos]
-    return out_ptr, np.zeros(0, np.uint32), np.zeros(0, np.float32)
+            lock.release()

@@ -1,8 +1,11 @@
-"""VectorIndex: the low-level index over sparse vectors you bring (or an encoder made).
+"""VectorIndex: a read-only view of one immutable engine segment (deprecated for users).
 
-It wraps the Rust engine (`sparsedex._core.Index`): build from CSR arrays, a scipy sparse
-matrix or a list of vectors; exact top-k search, one query or a batch on all cores; save to a
-directory and open it again memory-mapped.
+Use :class:`sparsedex.SparseIndex` (``SparseIndex(None)`` or ``SparseIndex.create(path)``
+for vectors you bring, bulk CSR / scipy input included): one index class, one directory format
+(rust/core/FORMAT.md), one id system. ``VectorIndex`` remains as the engine's own one-segment
+view (build from CSR arrays, a scipy sparse matrix or a list of vectors; exact top-k search;
+``save`` / ``open`` of a single ``vectors.sdx``), used as the brute-force reference in tests
+and by the benchmark harness.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ class VectorIndex:
         quantization: str = "u8",
         scale: float | None = None,
         store_vectors: bool = True,
-        reorder: bool = True,
+        reorder: bool | str = True,
     ) -> "VectorIndex":
         """Build from documents (see :func:`to_csr` for accepted shapes).
 
@@ -146,8 +149,12 @@ class VectorIndex:
         quantization: "u8" (default; impacts round(w * scale), scale = 255 / max weight unless
         given) or "float" (f32 impacts, float scores).
         store_vectors: keep the original vectors, for `get` (and `explain`'s document weights).
-        reorder: store similar documents next to each other (faster block-max pruning); ids
-        are unaffected, but equal scores are then ordered by storage position, not input row.
+        reorder: the document order: "bp" (the default; True means it), recursive graph
+        bisection (Dhulipala et al., KDD 2016; Mackenzie et al., TKDE 2023), "signature" (a
+        sort by each document's two heaviest distinctive terms: cheaper, looser blocks) or
+        "none" (False). Similar documents next to each other make block-max pruning faster;
+        ids are unaffected, but equal scores are then ordered by storage position, not input
+        row. A ValueError for another name.
         """
         vocab_size = _validate.check_vocab_size(vocab_size)
         indptr, indices, values = to_csr(docs, vocab_size=vocab_size)
@@ -166,7 +173,7 @@ class VectorIndex:
             else:
                 bad = next((i for i, x in enumerate(ids_list) if not isinstance(x, (str, int, np.integer)) or isinstance(x, bool)), None)
                 if bad is not None:
-                    raise TypeError(f"id of document {bad} is a {type(ids_list[bad]).__name__}: ids must be all ints or all strings")
+                    raise TypeError(f"id of document {bad} is {_validate.a_type(ids_list[bad])}: ids must be all ints or all strings")
                 raise TypeError("ids must be all ints or all strings, not a mix")
             uniq = len(set(ids_list.tolist() if isinstance(ids_list, np.ndarray) else ids_list))
             if uniq != n:
@@ -212,10 +219,9 @@ class VectorIndex:
         """Write the index to directory `path` (created if needed; files replaced atomically)."""
         p = Path(path)
         p.mkdir(parents=True, exist_ok=True)
-        self._core.save(str(p / _FILE))
-        tmp = p / "sparsedex.json.tmp"
-        tmp.write_text(json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}))
-        os.replace(tmp, p / "sparsedex.json")
+        self._core.save(str(p / _FILE))  # atomic: a failed write leaves no temporary file
+        meta = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
+        _core.write_atomically(str(p / "sparsedex.json"), meta)
 
     # search -----------------------------------------------------------------------------
     def _external(self, rows: np.ndarray) -> np.ndarray:

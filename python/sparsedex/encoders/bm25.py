@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import iter_texts
 from ..vectors import SparseEmbedding, as_sparse_embedding
 from .analysis import Analyzer
 
@@ -229,13 +230,9 @@ class Bm25Encoder:
         self, texts: str | Iterable[str]
     ) -> tuple[list[SparseEmbedding], np.ndarray]:
         """``(tf vectors, dl)``: dl (int64) = number of terms of each document after analysis."""
-        if isinstance(texts, str):
-            texts = [texts]
         vecs: list[SparseEmbedding] = []
         lengths: list[int] = []
-        for row, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text {row} is {type(text).__name__}, not str")
+        for text in iter_texts(texts):
             terms = self.analyzer(text)
             vecs.append(self._vector(terms, grow=True))
             lengths.append(len(terms))
@@ -243,12 +240,8 @@ class Bm25Encoder:
 
     def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
         """Query vectors: values = query term frequency; unknown terms dropped."""
-        if isinstance(texts, str):
-            texts = [texts]
         out = []
-        for row, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"query {row} is {type(text).__name__}, not str")
+        for text in iter_texts(texts, "query"):
             out.append(self._vector(self.analyzer(text), grow=False))
         return out
 

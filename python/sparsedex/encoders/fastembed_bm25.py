@@ -271,9 +271,7 @@ class FastembedBm25Encoder:
 
     def token_count(self, texts: str | Iterable[str]) -> int:
         """Words in ``texts`` before stopwords and stemming (fastembed's ``token_count``)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        return sum(len(fastembed_words(t)) for t in texts)
+        return sum(len(fastembed_words(t)) for t in _texts(texts))
 
     # vectors -----------------------------------------------------------------------------------
     def encode_document(self, text: str) -> SparseEmbedding:
@@ -379,10 +377,8 @@ class FastembedBm25Encoder:
 
 
 def _texts(texts: str | Iterable[str]) -> Iterator[str]:
-    if isinstance(texts, str):
-        yield texts
-        return
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"text {i} is {type(t).__name__}, not str")
-        yield t
+    """The texts, checked as every encoder checks them (``_validate.iter_texts``: ``str``
+    of valid Unicode; a lone surrogate, ``None``, bytes or a number is refused)."""
+    from .._validate import iter_texts
+
+    yield from iter_texts(texts)

@@ -54,7 +54,13 @@ REQUIRED_FILES = ["model.onnx", "tokenizer.json"]
 
 
 class ModelNotAvailableError(SparsedexError, FileNotFoundError):
-    """The model's files are not on this machine and could not be downloaded."""
+    """The model's files are not on this machine and could not be downloaded.
+
+    ``cli_message``: the same message with command-line advice (``--encoder DIR``) where
+    the Python one says ``SpladeEncoder('DIR')``; None when the two are the same.
+    """
+
+    cli_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,14 +163,11 @@ def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _how_to_provide(desc: ModelDescription) -> str:
+def _how_to_provide(desc: ModelDescription, pass_dir: str) -> str:
     repo = desc.sources.get("hf", "?")
-    files = ", ".join(HUB_FILES)
     return (
-        f"To use it offline, fetch the files {files} of the hub repo {repo} on a machine "
-        f"with network access (e.g. `huggingface-cli download {repo} {' '.join(HUB_FILES)} "
-        f"--local-dir DIR`), copy DIR here and pass it: SpladeEncoder('DIR'). "
-        f"The bundled model 'splade-tiny' works without any download."
+        f"Fetch it on a machine with network access (`hf download {repo} {' '.join(HUB_FILES)} --local-dir DIR`), "
+        f"copy DIR here and pass {pass_dir}; the bundled 'splade-tiny' needs no download."
     )
 
 
@@ -192,13 +195,16 @@ def _hub_download(desc: ModelDescription, cache_dir: str | None, local_files_onl
             errors.append(f"downloaded snapshot {path} lacks {', '.join(missing)}")
             continue
         return path
-    why = "offline (HF_HUB_OFFLINE=1 or local_files_only) and not in the cache" if offline else (
-        "download failed"
-    )
-    raise ModelNotAvailableError(
-        f"model {desc.model!r} is not available: {why} ({'; '.join(errors)}). "
-        + _how_to_provide(desc)
-    )
+    if offline:
+        # the hub's own message ("pass local_files_only=False", ...) is advice for the
+        # online case: offline, the cause is simply that the files are not cached
+        why = "offline (HF_HUB_OFFLINE=1 or local_files_only) and not in the cache"
+    else:
+        why = f"download failed ({errors[0][:160]})"
+    head = f"model {desc.model!r} is not available: {why}. "
+    err = ModelNotAvailableError(head + _how_to_provide(desc, "it: SpladeEncoder('DIR')"))
+    err.cli_message = head + _how_to_provide(desc, "--encoder DIR")
+    raise err
 
 
 def resolve_model(

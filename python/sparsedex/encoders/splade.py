@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from .._progress import progress_bar
-from .._validate import check_int, check_text, max_threads
+from .._validate import check_int, check_text, iter_texts, max_threads, text_batch
 from ..vectors import SparseEmbedding, as_sparse_embedding
 from .onnx_graph import (
     ELEM_BOOL,
@@ -345,7 +345,13 @@ class SpladeEncoder:
         tok_cfg = _read_json(r, "tokenizer_config.json")
         self._config = _read_json(r, "config.json")
         special = _read_json(r, "special_tokens_map.json")
-        tok = Tokenizer.from_str(r.file("tokenizer.json").read_text(encoding="utf-8"))
+        try:
+            tok = Tokenizer.from_str(r.file("tokenizer.json").read_text(encoding="utf-8"))
+        except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on a bad file
+            why = " ".join(str(e).split())[:200] or type(e).__name__
+            raise ValueError(
+                f"tokenizer.json of model {r.name!r} is not a readable Hugging Face tokenizer file ({why})"
+            ) from None
         limits = [
             x
             for x in (
@@ -496,8 +502,23 @@ class SpladeEncoder:
         return list(self._encode(texts, desc="encoding documents"))
 
     def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
-        """Queries are encoded as documents are (SPLADE++ uses one encoder for both)."""
-        return list(self._encode(texts, desc="encoding queries"))
+        """Queries are encoded as documents are (SPLADE++ uses one encoder for both), except
+        that an empty or whitespace-only query gets the empty vector, so it matches no
+        document, as with every other encoder (BM25, Qdrant/bm25). The model itself would
+        give such a text the weights of its special tokens ([CLS], [SEP]) and rank documents
+        by them; :meth:`query_embed` / :meth:`embed` still return exactly that, as fastembed.
+        """
+        items = list(iter_texts(texts))
+        blank = [i for i, t in enumerate(items) if not t.strip()]
+        if not blank:
+            return list(self._encode(items, desc="encoding queries"))
+        out: list[SparseEmbedding | None] = [None] * len(items)
+        for i in blank:
+            out[i] = SparseEmbedding(indices=np.zeros(0, dtype=np.uint32), values=np.zeros(0, dtype=np.float32))
+        rest = [i for i, t in enumerate(items) if t.strip()]
+        for i, v in zip(rest, self._encode([items[i] for i in rest], desc="encoding queries")):
+            out[i] = v
+        return out  # type: ignore[return-value]
 
     def embed(
         self,
@@ -560,10 +581,7 @@ class SpladeEncoder:
     def _encode(
         self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None
     ) -> Iterator[SparseEmbedding]:
-        if isinstance(texts, str):
-            texts = [texts]
-        if texts is None:
-            raise TypeError("texts is None: pass a text or a list of texts")
+        texts = text_batch(texts)
         total = len(texts) if isinstance(texts, Sequence) else None
         bs = check_int(batch_size, "batch_size", 1, 1 << 20) if batch_size is not None else self.batch_size
         chunk = max(1024, 4 * bs)  # texts tokenized and length-sorted together

@@ -8,6 +8,8 @@
 //! - [`vectors`]: the vector contract (validation of documents and queries).
 //! - [`index`]: quantization, the builder and the immutable [`index::Index`].
 //! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
+//! - [`reorder`]: document orders (signature sort, recursive graph bisection) that make
+//!   blocks of neighbouring ids hold similar documents.
 //! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
 //! - [`store`]: the segment lifecycle: commits, deletions, merges, snapshots, garbage collection.
 //! - [`synth`]: a seedable synthetic corpus that looks like SPLADE output, for benches and tests.
@@ -26,6 +28,7 @@ pub mod error;
 pub mod fs;
 pub mod index;
 pub mod postings;
+pub mod reorder;
 pub mod search;
 pub mod store;
 pub mod synth;

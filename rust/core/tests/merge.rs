@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use sparsedex_core::index::build::{build_with, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::{merge, Bm25Params, Id, Index, MergeOptions};
+use sparsedex_core::reorder::BpOptions;
 use sparsedex_core::search::{search, Algorithm, DocSet, QueryRef};
 
 #[derive(Debug, Clone)]
@@ -47,7 +48,17 @@ fn rows(c: &Corpus, rows: &[usize]) -> Corpus {
 }
 
 fn build(c: &Corpus, ids: &[i64], doc_len: Option<&[u32]>, quantization: Quantization) -> (Index, Vec<u32>) {
-    let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::Signature };
+    build_ordered(c, ids, doc_len, quantization, Reorder::Signature)
+}
+
+fn build_ordered(
+    c: &Corpus,
+    ids: &[i64],
+    doc_len: Option<&[u32]>,
+    quantization: Quantization,
+    reorder: Reorder,
+) -> (Index, Vec<u32>) {
+    let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
     let b = build_with(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::Int(ids),
@@ -82,7 +93,16 @@ proptest! {
         deleted in 0.0f64..0.9,
         kind in 0u8..4,
         k in 1usize..30,
+        order in 0u8..4,
     ) {
+        // Every document order, at build and at merge (BP with small leaves, so that it moves
+        // documents even in small segments).
+        let reorder = match order {
+            0 => Reorder::None,
+            1 => Reorder::Signature,
+            2 => Reorder::bp(),
+            _ => Reorder::Bp(BpOptions { leaf_size: 2, align: 4, ..BpOptions::default() }),
+        };
         let tf = kind >= 2;
         let c = corpus(n, 12, seed, tf);
         let max_w = c.values.iter().copied().fold(0.0f32, f32::max).max(1.0);
@@ -109,7 +129,7 @@ proptest! {
             let pc = rows(&c, &part);
             let pid: Vec<i64> = part.iter().map(|&r| ids[r]).collect();
             let plen: Vec<u32> = part.iter().map(|&r| doc_len[r]).collect();
-            let (ix, order) = build(&pc, &pid, tf.then_some(&plen[..]), quantization);
+            let (ix, order) = build_ordered(&pc, &pid, tf.then_some(&plen[..]), quantization, reorder);
             let live: Vec<u32> = (0..ix.n_docs()).filter(|_| {
                 rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
                 (rng % 1000) as f64 >= deleted * 1000.0
@@ -119,7 +139,7 @@ proptest! {
             members.push((ix, set));
         }
         let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|(ix, s)| (ix, Some(s))).collect();
-        let opts = MergeOptions { quantization: if tf { None } else { Some(quantization) }, reorder: Reorder::Signature };
+        let opts = MergeOptions { quantization: if tf { None } else { Some(quantization) }, reorder };
         let merged = merge(&refs, &opts).unwrap();
         prop_assert_eq!(merged.index.n_docs() as usize, survivors.len());
         // Where each merged document came from: same id, same stored vector.
@@ -133,7 +153,7 @@ proptest! {
         let fc = rows(&c, &survivors);
         let fid: Vec<i64> = survivors.iter().map(|&r| ids[r]).collect();
         let flen: Vec<u32> = survivors.iter().map(|&r| doc_len[r]).collect();
-        let (fresh, _) = build(&fc, &fid, tf.then_some(&flen[..]), quantization);
+        let (fresh, _) = build_ordered(&fc, &fid, tf.then_some(&flen[..]), quantization, reorder);
         prop_assert_eq!(fresh.stats().scale, merged.index.stats().scale);
         for qseed in 0..4u32 {
             let q: Vec<(u32, f32)> = (0..12u32).filter(|t| (t * 7 + qseed) % 3 == 0)

@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
-use sparsedex_core::index::Index;
+use sparsedex_core::index::{Id, Index};
+use sparsedex_core::reorder::{BpOptions, BpWeighting};
 use sparsedex_core::search::{
     search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
 };
@@ -234,21 +235,102 @@ proptest! {
     }
 }
 
+/// Every document order the builder offers, BP with options that exercise its variants.
+fn reorder_strategy() -> impl Strategy<Value = Reorder> {
+    prop_oneof![
+        Just(Reorder::None),
+        Just(Reorder::Signature),
+        Just(Reorder::bp()),
+        Just(Reorder::Bp(BpOptions { leaf_size: 4, align: 8, weighting: BpWeighting::Impact, ..BpOptions::default() })),
+        Just(Reorder::Bp(BpOptions {
+            leaf_size: 1,
+            align: 1,
+            weighting: BpWeighting::Levels(3),
+            min_weight_ratio: 0.3,
+            max_iterations: 3,
+            ..BpOptions::default()
+        })),
+        Just(Reorder::Bp(BpOptions { leaf_size: 2, align: 1, weighting: BpWeighting::Uniform, min_weight_ratio: 0.0, ..BpOptions::default() })),
+    ]
+}
+
+/// Top-k of `index` keyed by external (integer) id: `(id, score)`, best first.
+fn hits_by_id(index: &Index, q: &[(u32, f32)], k: usize, algo: Algorithm) -> Vec<(i64, f32)> {
+    let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+    search(index, QueryRef { terms: &terms, weights: &weights }, k, algo)
+        .unwrap()
+        .into_iter()
+        .map(|h| match index.id(h.doc) {
+            Some(Id::Int(x)) => (x, h.score),
+            other => panic!("doc {} has id {other:?}", h.doc),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the document order, results keyed by external id are those of the index in
+    /// input order: the same scores, best first, and every returned id has the score it has
+    /// there (ties at the k-th score may pick other ids, as ties go to the smaller internal
+    /// doc); every algorithm equals the oracle on the reordered index; internal doc `i` stores
+    /// the vector of the input row its id names.
+    #[test]
+    fn results_by_id_do_not_depend_on_the_order(
+        c in corpus_strategy(1500, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..6),
+        kf in 0.0f64..1.0,
+        reorder in reorder_strategy(),
+        float in any::<bool>(),
+    ) {
+        let quantization = if float { Quantization::F32 } else { Quantization::U8 { scale: None } };
+        let n = c.indptr.len() - 1;
+        let ids: Vec<i64> = (0..n as i64).map(|r| r * 7_919 - 1_000).collect();
+        let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+        let opts = |reorder| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
+        let plain = build(csr, IdsInput::Int(&ids), &opts(Reorder::None)).unwrap().index;
+        let built = build(csr, IdsInput::Int(&ids), &opts(reorder)).unwrap();
+        let index = built.index;
+        let mut seen = vec![false; n];
+        for (i, &row) in built.order.iter().enumerate() {
+            let row = row as usize;
+            prop_assert!(row < n && !seen[row], "the order is not a permutation");
+            seen[row] = true;
+            prop_assert_eq!(index.id(i as u32), Some(Id::Int(ids[row])));
+            prop_assert_eq!(index.vector(i as u32).unwrap(), plain.vector(row as u32).unwrap());
+        }
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for q in &qs {
+            let all: std::collections::HashMap<i64, f32> =
+                hits_by_id(&plain, q, n.max(1), Algorithm::Exhaustive).into_iter().collect();
+            for k in [k, 10] {
+                let want = hits_by_id(&plain, q, k, Algorithm::Exhaustive);
+                for algo in Algorithm::ALL {
+                    let got = hits_by_id(&index, q, k, algo);
+                    let scores = |h: &[(i64, f32)]| h.iter().map(|e| e.1).collect::<Vec<f32>>();
+                    prop_assert_eq!(scores(&got), scores(&want), "{} scores differ ({:?})", algo, reorder);
+                    for (id, s) in &got {
+                        prop_assert_eq!(all.get(id), Some(s), "{} returned id {} with another score", algo, id);
+                    }
+                }
+                run_all(&index, q, k);
+            }
+        }
+    }
+}
+
 #[test]
 fn synthetic_corpus_all_algorithms_equal_oracle() {
     use sparsedex_core::synth::{generate, SynthParams};
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
-    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+    for (quant, reorder) in [(Quantization::U8 { scale: None }, Reorder::bp()), (Quantization::F32, Reorder::Signature)]
+    {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
-            &BuildOptions {
-                n_terms: Some(p.vocab_size),
-                quantization: quant,
-                store_vectors: false,
-                reorder: Reorder::Signature,
-            },
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder },
         )
         .unwrap()
         .index;

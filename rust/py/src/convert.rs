@@ -3,7 +3,7 @@
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use sparsedex_core::index::{Id, IdBuf, IdsInput, Quantization};
+use sparsedex_core::index::{Id, IdBuf, IdsInput, Quantization, Reorder};
 use sparsedex_core::search::{Algorithm, Bm25Stats, DocSet};
 use sparsedex_core::vectors::CsrRef;
 
@@ -21,6 +21,26 @@ pub type Csr1<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Boun
 pub type SegHits1<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
 /// Segment hits of a batch: (segment positions, internal docs, scores), each `[nq, k]`.
 pub type SegHits2<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
+/// The `reorder` argument: `"bp"`, `"signature"`, `"none"`, True (the default order) or
+/// False (none).
+#[derive(FromPyObject, Clone, Debug)]
+pub enum ReorderArg {
+    /// True: the default order ([`Reorder::default`]); False: none.
+    Bool(bool),
+    /// A mode's name.
+    Name(String),
+}
+
+impl ReorderArg {
+    /// The core's order (a ValueError for an unknown name).
+    pub fn parse(&self) -> PyResult<Reorder> {
+        match self {
+            ReorderArg::Bool(b) => Ok(Reorder::from(*b)),
+            ReorderArg::Name(s) => s.parse().map_err(to_py),
+        }
+    }
+}
 
 /// A numpy array as a slice (a non-contiguous array is a ValueError naming the argument).
 pub fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {

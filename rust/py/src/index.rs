@@ -4,12 +4,14 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sparsedex_core::index::build::{build_with, BuildOptions, Built};
-use sparsedex_core::index::{ExternalIds, Id, IdsInput, ImpactKind, Index, Reorder};
+use sparsedex_core::index::{ExternalIds, Id, IdsInput, ImpactKind, Index};
 use sparsedex_core::search::{self, QueryRef};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::convert::{csr, doc_set, id_of, id_to_py, ids_input, quantization, slice, Csr1, Hits2, PyBm25Stats, Vec1};
+use crate::convert::{
+    csr, doc_set, id_of, id_to_py, ids_input, quantization, slice, Csr1, Hits2, PyBm25Stats, ReorderArg, Vec1,
+};
 use crate::error::{enter, to_py};
 
 /// An immutable index over sparse vectors: one engine segment (the low-level engine behind
@@ -32,10 +34,11 @@ fn build_index(
     ids_int: Option<PyReadonlyArray1<'_, i64>>,
     ids_str: Option<Vec<String>>,
     store_vectors: bool,
-    reorder: bool,
+    reorder: ReorderArg,
     bm25: Option<(f32, f32)>,
     doc_len: Option<PyReadonlyArray1<'_, u32>>,
 ) -> PyResult<Built> {
+    let reorder = reorder.parse()?;
     let quantization = quantization(quant, scale, bm25)?;
     let docs = csr(&indptr, &indices, &values)?;
     let ids_i = match &ids_int {
@@ -51,14 +54,14 @@ fn build_index(
         n_terms,
         quantization,
         store_vectors,
-        reorder: if reorder { Reorder::Signature } else { Reorder::None },
+        reorder,
     };
     enter(py, || {
         // Without ids, a reordered index keeps the input row numbers as its ids (what
         // `VectorIndex` reports as ids).
         let rows: Vec<i64>;
         let ids = match ids {
-            IdsInput::None if reorder => {
+            IdsInput::None if reorder.is_some() => {
                 rows = (0..docs.indptr.len().saturating_sub(1) as i64).collect();
                 IdsInput::Int(&rows)
             }
@@ -76,9 +79,13 @@ impl PyIndex {
     /// (k1, b) for an index of term frequencies (whole numbers) with document lengths
     /// `doc_len` (default: the sums of the term frequencies), scored at query time; "u8" then
     /// means integer scores. Ids: `ids_int` (int64) or `ids_str`, unique; without ids a
-    /// reordered index keeps the input row numbers as ids.
+    /// reordered index keeps the input row numbers as ids. `reorder`: the document order,
+    /// "bp" (recursive graph bisection: Dhulipala et al., KDD 2016; Mackenzie et al., TKDE
+    /// 2023), "signature" (sort by each document's two heaviest distinctive terms), "none",
+    /// True (the default, "bp") or False ("none"); ids are kept whatever the order.
     #[staticmethod]
-    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=true, bm25=None, doc_len=None))]
+    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=ReorderArg::Bool(true), bm25=None, doc_len=None),
+        text_signature = "(indptr, indices, values, *, n_terms=None, quantization='u8', scale=None, ids_int=None, ids_str=None, store_vectors=True, reorder=True, bm25=None, doc_len=None)")]
     #[allow(clippy::too_many_arguments)]
     fn build(
         py: Python<'_>,
@@ -91,7 +98,7 @@ impl PyIndex {
         ids_int: Option<PyReadonlyArray1<'_, i64>>,
         ids_str: Option<Vec<String>>,
         store_vectors: bool,
-        reorder: bool,
+        reorder: ReorderArg,
         bm25: Option<(f32, f32)>,
         doc_len: Option<PyReadonlyArray1<'_, u32>>,
     ) -> PyResult<Self> {
@@ -116,7 +123,8 @@ impl PyIndex {
     /// `build`, also returning the order documents were stored in: `order[internal_doc] =
     /// input_row` (uint32).
     #[staticmethod]
-    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=true, bm25=None, doc_len=None))]
+    #[pyo3(signature = (indptr, indices, values, *, n_terms=None, quantization="u8", scale=None, ids_int=None, ids_str=None, store_vectors=true, reorder=ReorderArg::Bool(true), bm25=None, doc_len=None),
+        text_signature = "(indptr, indices, values, *, n_terms=None, quantization='u8', scale=None, ids_int=None, ids_str=None, store_vectors=True, reorder=True, bm25=None, doc_len=None)")]
     #[allow(clippy::too_many_arguments)]
     fn build_with_order<'py>(
         py: Python<'py>,
@@ -129,7 +137,7 @@ impl PyIndex {
         ids_int: Option<PyReadonlyArray1<'py, i64>>,
         ids_str: Option<Vec<String>>,
         store_vectors: bool,
-        reorder: bool,
+        reorder: ReorderArg,
         bm25: Option<(f32, f32)>,
         doc_len: Option<PyReadonlyArray1<'py, u32>>,
     ) -> PyResult<(Self, Bound<'py, PyArray1<u32>>)> {
@@ -352,9 +360,11 @@ impl PyIndex {
 /// one index, from their stored vectors: returns (index, member position uint32, member doc
 /// uint32) with the origin of every merged document. `quantization`/`scale` as in `build`
 /// (default: the first member's kind and scale; a shared u8 `scale` the merged weights do not
-/// fit is replaced by their own grid); BM25 members keep their parameters.
+/// fit is replaced by their own grid); BM25 members keep their parameters. `reorder` as in
+/// `Index.build`: the members' orders concatenated are the starting order BP refines.
 #[pyfunction]
-#[pyo3(signature = (indexes, live, quantization=None, scale=None, reorder=true))]
+#[pyo3(signature = (indexes, live, quantization=None, scale=None, reorder=ReorderArg::Bool(true)),
+    text_signature = "(indexes, live, quantization=None, scale=None, reorder=True)")]
 #[allow(clippy::type_complexity)]
 pub fn merge<'py>(
     py: Python<'py>,
@@ -362,7 +372,7 @@ pub fn merge<'py>(
     live: Vec<Option<Bound<'py, crate::segments::PyDocSet>>>,
     quantization: Option<&str>,
     scale: Option<f32>,
-    reorder: bool,
+    reorder: ReorderArg,
 ) -> PyResult<(PyIndex, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>)> {
     if indexes.len() != live.len() {
         return Err(pyo3::exceptions::PyValueError::new_err(format!(
@@ -377,10 +387,7 @@ pub fn merge<'py>(
     };
     let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
     let sets: Vec<_> = live.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
-    let opts = sparsedex_core::index::MergeOptions {
-        quantization: q,
-        reorder: if reorder { Reorder::Signature } else { Reorder::None },
-    };
+    let opts = sparsedex_core::index::MergeOptions { quantization: q, reorder: reorder.parse()? };
     let m = enter(py, || {
         let members: Vec<(&Index, Option<&sparsedex_core::search::DocSet>)> =
             ixs.iter().zip(&sets).map(|(ix, s)| (&**ix, s.as_ref())).collect();

@@ -16,7 +16,7 @@ mod _core {
     #[pymodule_export]
     use super::convert::PyBm25Stats;
     #[pymodule_export]
-    use super::dev::{similarity_order, synthetic_corpus};
+    use super::dev::{bp_order, similarity_order, synthetic_corpus};
     #[pymodule_export]
     use super::error::{ConflictError, CorruptIndexError, SparsedexError};
     #[pymodule_export]

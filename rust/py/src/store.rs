@@ -14,7 +14,7 @@ use sparsedex_core::store::{
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, SegHits1, SegHits2};
+use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, ReorderArg, SegHits1, SegHits2};
 use crate::error::{enter, ConflictError};
 use crate::index::PyIndex;
 use crate::segments::PyDocSet;
@@ -74,9 +74,13 @@ impl PyStore {
     /// "u8" or "float". `max_weight` (u8): fixes the shared scale 255 / max_weight (default:
     /// the first commit's largest weight). `vocab_size`: term ids must be below it. `bm25`:
     /// (k1, b) for a store of term-frequency vectors scored as BM25. `settings_json`: opaque
-    /// settings of the layer above, kept in every commit.
+    /// settings of the layer above, kept in every commit. `reorder`: the document order of
+    /// every segment the store builds, at commit and at merge, as in `Index.build` (kept in the
+    /// store).
     #[staticmethod]
-    #[pyo3(signature = (path=None, *, quantization="u8", max_weight=None, vocab_size=None, bm25=None, settings_json="{}"))]
+    #[pyo3(signature = (path=None, *, quantization="u8", max_weight=None, vocab_size=None, bm25=None, settings_json="{}", reorder=ReorderArg::Bool(true)),
+        text_signature = "(path=None, *, quantization='u8', max_weight=None, vocab_size=None, bm25=None, settings_json='{}', reorder=True)")]
+    #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
         path: Option<PathBuf>,
@@ -85,14 +89,21 @@ impl PyStore {
         vocab_size: Option<u32>,
         bm25: Option<(f32, f32)>,
         settings_json: &str,
+        reorder: ReorderArg,
     ) -> PyResult<Self> {
         let quantization = match quantization {
             "u8" => StoreQuantization::U8,
             "float" | "f32" => StoreQuantization::F32,
             other => return Err(PyValueError::new_err(format!("quantization must be 'u8' or 'float', got '{other}'"))),
         };
-        let config =
-            StoreConfig { quantization, max_weight, vocab: vocab_size, bm25, settings_json: settings_json.to_string() };
+        let config = StoreConfig {
+            quantization,
+            max_weight,
+            vocab: vocab_size,
+            bm25,
+            settings_json: settings_json.to_string(),
+            reorder: reorder.parse()?,
+        };
         let store = enter(py, || Store::create(path.as_deref(), config))?;
         Ok(PyStore { inner: Arc::new(store) })
     }
@@ -379,7 +390,8 @@ impl PySnapshot {
     }
 
     /// The store's settings as of this commit: quantization, scale, vocab_size, bm25,
-    /// next_int_id, id_kind ("int", "str" or None), settings_json.
+    /// next_int_id, id_kind ("int", "str" or None), settings_json, reorder ("bp",
+    /// "signature" or "none").
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.settings();
         let d = PyDict::new(py);
@@ -397,10 +409,12 @@ impl PySnapshot {
             },
         )?;
         d.set_item("settings_json", &s.json)?;
+        d.set_item("reorder", s.reorder.name())?;
         Ok(d)
     }
 
-    /// One dict per segment: name, documents, live, attachments (file names).
+    /// One dict per segment: name, documents, live, attachments (file names) and
+    /// attachment_records ((name, size, crc32) as the manifest records them).
     fn segments<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.inner
             .segments()
@@ -411,6 +425,10 @@ impl PySnapshot {
                 d.set_item("documents", s.index().n_docs())?;
                 d.set_item("live", s.n_live)?;
                 d.set_item("attachments", s.data.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>())?;
+                d.set_item(
+                    "attachment_records",
+                    s.data.attachments.iter().map(|a| (a.name.clone(), a.size, a.crc32)).collect::<Vec<_>>(),
+                )?;
                 Ok(d)
             })
             .collect()

@@ -22,7 +22,7 @@ use crate::vectors::{clean, Cleaned};
 use crate::{Error, Result};
 
 pub use super::ids::IdsInput;
-pub use super::order::{similarity_order, Reorder};
+pub use super::order::{bp_order_csr, similarity_order, Reorder};
 pub use crate::vectors::{check_csr, clean_csr, clean_row, CsrRef};
 
 /// How to store impacts.
@@ -58,7 +58,7 @@ impl Default for BuildOptions {
             n_terms: None,
             quantization: Quantization::U8 { scale: None },
             store_vectors: true,
-            reorder: Reorder::Signature,
+            reorder: Reorder::default(),
         }
     }
 }
@@ -174,7 +174,7 @@ pub(crate) fn build_local(
     opts: &BuildOptions,
 ) -> Result<Built> {
     let n_docs = local.indptr.len() - 1;
-    let order = opts.reorder.order(&local);
+    let order = opts.reorder.order(&local)?;
     let (local, ids, sorted, doc_len) = match &order {
         Some(o) => {
             let mut inv = vec![0u32; n_docs];

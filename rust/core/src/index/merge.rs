@@ -14,8 +14,8 @@ use crate::search::DocSet;
 use crate::vectors::Cleaned;
 use crate::{Error, Result};
 
-/// How to merge.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// How to merge (default: the first member's kind, the default document order).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct MergeOptions {
     /// Impact storage of the merged segment. For `U8 { scale: Some(s) }`, `s` is a shared grid
     /// (a collection's): it is used when every merged weight fits it (`w * s <= 255`), and the
@@ -26,11 +26,6 @@ pub struct MergeOptions {
     pub reorder: Reorder,
 }
 
-impl Default for MergeOptions {
-    fn default() -> Self {
-        MergeOptions { quantization: None, reorder: Reorder::Signature }
-    }
-}
 
 /// A merged segment and where its documents came from.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use super::files::{
     FileRecord, Role, CURRENT_MAGIC, MANIFEST_MAGIC, STORE_VERSION,
 };
 use crate::container::ContainerWriter;
-use crate::index::Bm25Params;
+use crate::index::{Bm25Params, Reorder};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::Path;
@@ -56,6 +56,9 @@ pub struct Settings {
     pub id_kind: IdKind,
     /// Opaque JSON of the layer above (encoder identity, ...), stored as given.
     pub json: String,
+    /// Document order of new segments and merges (`meta[11]`: 0 signature, the order of
+    /// stores written before it was recorded; 1 none; 2 BP with its default options).
+    pub reorder: Reorder,
 }
 
 impl Settings {
@@ -124,6 +127,11 @@ impl Manifest {
             IdKind::Str => 2,
         };
         meta[10] = self.segments.len() as u64;
+        meta[11] = match s.reorder {
+            Reorder::Signature => 0,
+            Reorder::None => 1,
+            Reorder::Bp(_) => 2,
+        };
         let mut strings: Vec<&str> = Vec::new();
         let mut segs = Vec::new();
         let mut files = Vec::new();
@@ -261,10 +269,26 @@ fn decode_settings(meta: &[u64], json: String, path: &Path) -> Result<Settings> 
         2 => IdKind::Str,
         _ => return Err(corrupt(path, "bad id kind")),
     };
-    if meta[11..].iter().any(|&x| x != 0) {
+    let reorder = match meta[11] {
+        0 => Reorder::Signature,
+        1 => Reorder::None,
+        2 => Reorder::bp(),
+        r => return Err(corrupt(path, format!("unknown document order {r}"))),
+    };
+    if meta[12..].iter().any(|&x| x != 0) {
         return Err(corrupt(path, "reserved fields are not zero"));
     }
-    Ok(Settings { quantization, scale, vocab, bm25, next_segment: meta[1], next_int_id: meta[2] as i64, id_kind, json })
+    Ok(Settings {
+        quantization,
+        scale,
+        vocab,
+        bm25,
+        next_segment: meta[1],
+        next_int_id: meta[2] as i64,
+        id_kind,
+        json,
+        reorder,
+    })
 }
 
 /// What CURRENT says: the committed manifest (name, size, CRC32), its generation and the
@@ -328,6 +352,7 @@ mod tests {
                 next_int_id: -3,
                 id_kind: IdKind::Str,
                 json: "{\"encoder\": \"é\"}".into(),
+                reorder: Reorder::bp(),
             },
             segments: vec![
                 SegmentRecord {
@@ -355,6 +380,11 @@ mod tests {
         let m = sample();
         let p = Path::new("manifest-000007");
         assert_eq!(Manifest::decode(&m.encode().unwrap(), p).unwrap(), m);
+        for reorder in [Reorder::None, Reorder::Signature, Reorder::bp()] {
+            let mut m = sample();
+            m.settings.reorder = reorder;
+            assert_eq!(Manifest::decode(&m.encode().unwrap(), p).unwrap().settings.reorder, reorder);
+        }
         let c = Current {
             manifest: FileRecord { name: "manifest-000007".into(), size: 99, crc32: 3 },
             generation: 7,

@@ -6,7 +6,7 @@ use super::files::FileRecord;
 use super::segment::{SegmentData, SegmentState};
 use super::{lock, InflightGuard, Store};
 use crate::index::build::Quantization;
-use crate::index::{merge, Index, MergeOptions, Reorder};
+use crate::index::{merge, Index, MergeOptions};
 use crate::search::DocSet;
 use crate::store::manifest::StoreQuantization;
 use crate::{Error, Result};
@@ -137,7 +137,7 @@ impl Store {
             (None, StoreQuantization::U8) => Some(Quantization::U8 { scale: snap.settings.scale }),
         };
         let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|s| (s.index(), s.live.as_ref())).collect();
-        let merged = merge(&refs, &MergeOptions { quantization, reorder: Reorder::Signature })?;
+        let merged = merge(&refs, &MergeOptions { quantization, reorder: snap.settings.reorder })?;
         let (name, guard) = self.new_segment();
         let engine =
             if merged.index.n_docs() == 0 { None } else { Some(self.write_engine(&name, &Arc::new(merged.index))?) };

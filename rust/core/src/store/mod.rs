@@ -49,6 +49,7 @@ pub use segment::{SegmentData, SegmentState};
 pub use snapshot::Snapshot;
 pub use writer::{Location, PreparedSegment};
 
+use crate::index::Reorder;
 use crate::{Error, Result};
 use files::{manifest_name, FileRecord as Rec};
 use manifest::{Current, Manifest, SegmentRecord};
@@ -72,6 +73,9 @@ pub struct StoreConfig {
     pub bm25: Option<(f32, f32)>,
     /// Opaque JSON of the layer above, kept in every manifest.
     pub settings_json: String,
+    /// Document order of the store's segments, at commit and at merge (kept in the manifest;
+    /// BP with its default options is recorded as `bp`).
+    pub reorder: Reorder,
 }
 
 impl Default for StoreConfig {
@@ -82,6 +86,7 @@ impl Default for StoreConfig {
             vocab: None,
             bm25: None,
             settings_json: "{}".into(),
+            reorder: Reorder::default(),
         }
     }
 }
@@ -378,6 +383,7 @@ fn new_settings(c: &StoreConfig) -> Result<Settings> {
     if let Some((k1, b)) = c.bm25 {
         crate::index::Bm25Params { k1, b, quantized: false }.check()?;
     }
+    c.reorder.check()?;
     Ok(Settings {
         quantization: c.quantization,
         scale,
@@ -387,6 +393,7 @@ fn new_settings(c: &StoreConfig) -> Result<Settings> {
         next_int_id: 0,
         id_kind: manifest::IdKind::Unknown,
         json: c.settings_json.clone(),
+        reorder: c.reorder,
     })
 }
 

@@ -7,7 +7,7 @@ use super::segment::{SegmentData, SegmentState};
 use super::{lock, InflightGuard, Store};
 use crate::index::build::{build_local, BuildOptions, Local, Quantization};
 use crate::index::ids::IdsData;
-use crate::index::{Id, IdBuf, IdsInput, Index, Reorder};
+use crate::index::{Id, IdBuf, IdsInput, Index};
 use crate::vectors::{clean, Cleaned, CsrRef};
 use crate::{Error, Result};
 use std::collections::{BTreeSet, HashMap};
@@ -302,7 +302,7 @@ impl Store {
         let (quantization, scale) = segment_quantization(&w.settings, &c.values);
         let sorted = ids.sorted()?;
         let opts =
-            BuildOptions { n_terms: w.settings.vocab, quantization, store_vectors: true, reorder: Reorder::Signature };
+            BuildOptions { n_terms: w.settings.vocab, quantization, store_vectors: true, reorder: w.settings.reorder };
         let built = build_local(Local::new(c), ids, sorted, w.settings.bm25.map(|_| lens), &opts)?;
         let (name, guard) = self.new_segment();
         let order = built.order.iter().map(|&i| keep[i as usize]).collect();

@@ -520,3 +520,69 @@ fn string_ids_and_bad_input() {
     let _ = DocSet::all(3);
     let _: Option<&Index> = None;
 }
+
+/// The store's document order applies at commit and at merge and is kept on disk: the order a
+/// commit reports is the builder's for that mode (the identity for `none`), merged segments
+/// are in the order [`crate::index::merge`] gives with the mode, and results by id agree.
+#[test]
+fn reorder_applies_at_commit_and_merge_and_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small_bp = Reorder::Bp(crate::reorder::BpOptions { leaf_size: 2, align: 4, ..Default::default() });
+    let mut states = Vec::new();
+    for (i, reorder) in [Reorder::None, Reorder::Signature, Reorder::bp(), small_bp].into_iter().enumerate() {
+        let dir = tmp.path().join(format!("r{i}"));
+        let store = Store::create(Some(&dir), StoreConfig { reorder, ..StoreConfig::default() }).unwrap();
+        let mut orders = Vec::new();
+        for s in 0..3i64 {
+            let d = docs(150, s as u64 + 11, false);
+            store.stage_add(csr(&d), IdsInput::Int(&ids(s * 150..s * 150 + 150)), None, false).unwrap();
+            let p = store.prepare_commit().unwrap().unwrap();
+            // The builder's order for this mode (same scale: the first commit fixes it).
+            let scale = store.snapshot().settings().scale;
+            let q = Quantization::U8 { scale: if s == 0 { None } else { scale } };
+            let opts = BuildOptions { n_terms: None, quantization: q, store_vectors: true, reorder };
+            let want = build_with(csr(&d), IdsInput::Int(&ids(s * 150..s * 150 + 150)), None, &opts).unwrap().order;
+            assert_eq!(p.order, want, "{reorder:?}");
+            orders.push(p.order.clone());
+            store.finish_commit(&[], None).unwrap();
+        }
+        if reorder == Reorder::None {
+            assert!(orders.iter().all(|o| o.iter().enumerate().all(|(i, &r)| i as u32 == r)));
+        } else {
+            assert!(orders.iter().any(|o| o.iter().enumerate().any(|(i, &r)| i as u32 != r)));
+        }
+        let snap = store.snapshot();
+        let names: Vec<String> = snap.segments().iter().map(|s| s.name().to_string()).collect();
+        let members: Vec<(&Index, Option<&DocSet>)> = snap.segments().iter().map(|s| (s.index(), None)).collect();
+        let q = Quantization::U8 { scale: snap.settings().scale };
+        let want = crate::index::merge(&members, &crate::index::MergeOptions { quantization: Some(q), reorder })
+            .unwrap()
+            .origin;
+        let prepared = store.merge(&names).unwrap();
+        assert_eq!(prepared.origin, want, "{reorder:?}");
+        store.finish_merge(prepared, &[]).unwrap().unwrap();
+        let reopened = Store::open(&dir).unwrap();
+        let snap = reopened.snapshot();
+        // Custom BP options are recorded as BP with its default options.
+        let kept = if matches!(reorder, Reorder::Bp(_)) { Reorder::bp() } else { reorder };
+        assert_eq!(snap.settings().reorder, kept);
+        assert_eq!(snap.segments().len(), 1);
+        states.push((state(&snap), queries().iter().map(|q| hits(&snap, q, 10, Algorithm::Auto)).collect::<Vec<_>>()));
+    }
+    for (st, hs) in &states[1..] {
+        assert_eq!(st, &states[0].0);
+        for (a, b) in hs.iter().zip(&states[0].1) {
+            same_hits(a, b);
+        }
+    }
+    assert!(Store::create(
+        None,
+        StoreConfig {
+            reorder: Reorder::Bp(crate::reorder::BpOptions { leaf_size: 0, ..Default::default() }),
+            ..StoreConfig::default()
+        }
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("leaf_size"));
+}

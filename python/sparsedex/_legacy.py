@@ -1,0 +1,273 @@
+"""Directories written by sparsedex 0.1 (the Python store): read as they are, upgraded in place
+by their first writer.
+
+The 0.1 layout (JSON throughout, framed ``magic + crc32 + length + body``)::
+
+    CURRENT                  SDXCURR1 {"manifest": "manifest-<G>.json", "store": uuid}
+    manifest-<G>.json        SDXMANI1 {format "sparsedex-store", version 1, segments, settings, ...}
+    seg-<N>.sdx              engine segment, format version 1 (read by ``_core.Index.open``)
+    seg-<N>.docs             SDXDOCS1 {ids, payloads, texts} in the segment's internal order
+    seg-<N>.del-<G>          SDXDELS1 "<uuid>/<segment>\\n" + deleted-document bits (little-endian)
+    LOCK
+
+**Readers** (``SparseIndex.open`` without writing) load it into an in-memory store: each
+segment's vectors, ids and documents, minus its deleted documents, re-indexed in memory. The
+directory is not touched. (0.1 read every text and payload at open too; these directories
+are small or rare.)
+
+**The first writer upgrades it in place**, under the writer lock: it writes the index in the
+current layout beside the old files under *new* names (segment numbers above every old one,
+``manifest-<G>`` without ``.json``), then replaces ``CURRENT`` atomically: that rename is the
+commit point. A crash before it leaves the 0.1 index whole (the new files are leftovers the
+next writer collects); a crash after it leaves the upgraded index, whose garbage collection
+removes the old segment files; the old ``manifest-*.json`` files are removed after the switch.
+So a kill at any moment leaves a directory that opens, as the old or the upgraded index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._core import CorruptIndexError
+
+_CUR_MAGIC = b"SDXCURR1"
+_MAN_MAGIC = b"SDXMANI1"
+_DOCS_MAGIC = b"SDXDOCS1"
+_DEL_MAGIC = b"SDXDELS1"
+_HEAD = 65536
+
+
+def is_ours(name: str) -> bool:
+    """A file name an index directory may hold (ours, any version, temporary ones too)."""
+    return name in ("CURRENT", "LOCK") or name.startswith(("seg-", "manifest-", ".seg-", ".manifest-", ".CURRENT")) \
+        or name.endswith(".tmp")
+
+
+def _current_bytes(p: Path) -> bytes | None:
+    try:
+        with open(p / "CURRENT", "rb") as f:
+            return f.read(1 << 16)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def is_legacy(p: Path) -> bool:
+    """Whether ``p``'s CURRENT is sparsedex 0.1's."""
+    raw = _current_bytes(p)
+    return raw is not None and raw.startswith(_CUR_MAGIC)
+
+
+def is_legacy_leftover(p: Path) -> bool:
+    """Whether ``p`` holds a 0.1 manifest although its CURRENT is of today's layout."""
+    return not is_legacy(p) and any(n.startswith("manifest-") and n.endswith(".json") for n in os.listdir(p))
+
+
+def remove_legacy_files(p: Path, keep_current: bool) -> None:
+    """After the switch: remove the 0.1 manifests (our GC does not know their names). Before it
+    (``keep_current``): nothing to do, the old files stay until CURRENT is replaced."""
+    if keep_current:
+        return
+    for n in os.listdir(p):
+        if n.startswith("manifest-") and n.endswith(".json") or n.startswith(".manifest-") and ".json" in n:
+            try:
+                os.unlink(p / n)
+            except OSError:
+                pass
+
+
+def _unframe(path: Path, magic: bytes, data: bytes) -> bytes:
+    head = len(magic) + 12
+    if len(data) < head or data[: len(magic)] != magic:
+        raise CorruptIndexError(f"{path}: not a sparsedex 0.1 file (bad magic)")
+    crc, n = struct.unpack("<IQ", data[len(magic):head])
+    body = data[head:]
+    if len(body) != n:
+        raise CorruptIndexError(f"{path}: truncated ({len(body)} of {n} bytes)")
+    if zlib.crc32(body) != crc:
+        raise CorruptIndexError(f"{path}: checksum mismatch (the file is corrupted)")
+    return body
+
+
+def _json(path: Path, magic: bytes, data: bytes) -> Any:
+    try:
+        return json.loads(_unframe(path, magic, data).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptIndexError(f"{path}: unreadable ({e})") from None
+
+
+def _recorded(root: Path, rec: Any, what: str, head_only: bool = False) -> tuple[Path, bytes]:
+    if not isinstance(rec, dict) or not isinstance(rec.get("file"), str) or "/" in rec["file"]:
+        raise CorruptIndexError(f"{root}: manifest entry for {what} is malformed")
+    p = root / rec["file"]
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise CorruptIndexError(f"{p}: missing ({what} of the committed index)") from None
+    if len(data) != rec.get("size"):
+        raise CorruptIndexError(f"{p}: size {len(data)} bytes, the manifest records {rec.get('size')}")
+    if zlib.crc32(data[:_HEAD] if head_only else data) != rec.get("crc32"):
+        raise CorruptIndexError(f"{p}: checksum differs from the manifest's (corrupted, or from another index)")
+    return p, data
+
+
+class Legacy:
+    """A 0.1 directory, read whole: settings and each segment's live documents."""
+
+    def __init__(self, p: Path) -> None:
+        raw = _current_bytes(p)
+        if raw is None:
+            raise CorruptIndexError(f"{p}: missing CURRENT (not a sparsedex index directory)")
+        cur = _json(p / "CURRENT", _CUR_MAGIC, raw)
+        name = cur.get("manifest") if isinstance(cur, dict) else None
+        if not isinstance(name, str) or "/" in name:
+            raise CorruptIndexError(f"{p / 'CURRENT'}: names no manifest")
+        mp = p / name
+        try:
+            m = _json(mp, _MAN_MAGIC, mp.read_bytes())
+        except FileNotFoundError:
+            raise CorruptIndexError(f"{mp}: missing (named by CURRENT)") from None
+        if not isinstance(m, dict) or m.get("format") != "sparsedex-store" or m.get("version") != 1:
+            raise CorruptIndexError(f"{mp}: not a sparsedex 0.1 manifest")
+        if m.get("uuid") != cur.get("store"):
+            raise CorruptIndexError(f"{mp}: belongs to another index than CURRENT")
+        if m.get("quantization") not in ("u8", "float") or not isinstance(m.get("segments"), list):
+            raise CorruptIndexError(f"{mp}: malformed manifest")
+        self.path = p
+        self.uuid: str = m["uuid"]
+        self.quantization: str = m["quantization"]
+        self.vocab_size: int | None = m.get("vocab_size")
+        self.scale: float | None = m.get("scale")
+        self.store_texts: bool = bool(m.get("store_texts", True))
+        self.settings: dict[str, Any] = m.get("settings") or {}
+        self.segments: list[dict[str, Any]] = m["segments"]
+
+    def bm25(self) -> tuple[float, float] | None:
+        enc = self.settings.get("encoder")
+        if isinstance(enc, dict) and enc.get("kind") == "bm25":
+            return (float(enc.get("k1", 1.2)), float(enc.get("b", 0.75)))
+        return None
+
+    def documents(self) -> list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[Any], list[Any], list[Any]]]:
+        """Per segment: the live documents' (CSR vectors, ids, payloads, texts)."""
+        out = []
+        for rec in self.segments:
+            name = rec.get("name")
+            if not isinstance(rec, dict) or not isinstance(name, str):
+                raise CorruptIndexError(f"{self.path}: malformed segment entry")
+            n = rec.get("documents")
+            sdx, _ = _recorded(self.path, rec.get("index"), f"segment {name}'s engine index", head_only=True)
+            dpath, ddata = _recorded(self.path, rec.get("docs"), f"segment {name}'s documents")
+            d = _json(dpath, _DOCS_MAGIC, ddata)
+            if not isinstance(d, dict) or d.get("store") != self.uuid or d.get("segment") != name:
+                raise CorruptIndexError(f"{dpath}: belongs to another index")
+            ids, pls, txs = d.get("ids"), d.get("payloads"), d.get("texts")
+            if not (isinstance(ids, list) and isinstance(pls, list) and len(ids) == len(pls) == n):
+                raise CorruptIndexError(f"{dpath}: ids and payloads do not match the document count {n}")
+            if txs is None:
+                txs = [None] * n
+            if not isinstance(txs, list) or len(txs) != n:
+                raise CorruptIndexError(f"{dpath}: texts do not match the document count {n}")
+            index = _core.Index.open(str(sdx))
+            if len(index) != n:
+                raise CorruptIndexError(f"{sdx}: has {len(index)} documents, the manifest records {n}")
+            indptr, indices, values = index.vectors()
+            live = np.ones(n, dtype=bool)
+            if rec.get("deletes") is not None:
+                p, data = _recorded(self.path, rec["deletes"], f"segment {name}'s deletions")
+                body = _unframe(p, _DEL_MAGIC, data)
+                tag = f"{self.uuid}/{name}".encode()
+                if not body.startswith(tag + b"\n"):
+                    raise CorruptIndexError(f"{p}: belongs to another index or segment")
+                bits = np.frombuffer(body[len(tag) + 1:], dtype=np.uint8)
+                live = ~np.unpackbits(bits, count=n, bitorder="little").astype(bool)
+            keep = np.flatnonzero(live)
+            ip = np.asarray(indptr, dtype=np.int64)
+            lens = np.diff(ip)[keep]
+            optr = np.zeros(keep.shape[0] + 1, dtype=np.uint64)
+            np.cumsum(lens, out=optr[1:])
+            pos = np.concatenate([np.arange(ip[r], ip[r + 1]) for r in keep.tolist()]) if keep.size else np.zeros(0, np.int64)
+            csr = (optr, np.asarray(indices)[pos].astype(np.uint32), np.asarray(values)[pos].astype(np.float32))
+            kl = keep.tolist()
+            out.append((csr, [ids[i] for i in kl], [pls[i] for i in kl], [txs[i] for i in kl]))
+        return out
+
+
+def _memory_store(store: Any, old: Legacy) -> None:
+    """Fill ``store`` (a :class:`~sparsedex.store.Store` being opened) with ``old``'s live
+    documents, in an in-memory core store."""
+    from .docs import MemoryDocs
+    from .store import SETTINGS_FORMAT, SETTINGS_VERSION, _settings_json
+
+    settings = {"format": SETTINGS_FORMAT, "version": SETTINGS_VERSION, "store_texts": old.store_texts,
+                **{k: v for k, v in old.settings.items() if k not in ("format", "version")}}
+    store._settings = settings
+    max_weight = None
+    if old.quantization == "u8" and old.scale and old.bm25() is None:
+        max_weight = 255.0 / float(old.scale)
+    store._core = _core.Store.create(
+        None, quantization=old.quantization, max_weight=max_weight, vocab_size=old.vocab_size, bm25=old.bm25(),
+        settings_json=_settings_json(settings),
+    )
+    for csr, ids, pls, txs in old.documents():
+        if not ids:
+            continue
+        kw: dict[str, Any] = {"ids_str": ids} if isinstance(ids[0], str) else {"ids_int": np.asarray(ids, dtype=np.int64)}
+        store._core.stage_add(*csr, **kw)
+        # one segment per old segment (search order kept)
+        prepared = store._core.prepare_commit()
+        if prepared is not None:
+            name, order = prepared
+            rows = order.tolist()
+            store._mem_docs[name] = MemoryDocs([pls[r] for r in rows], [txs[r] for r in rows] if old.store_texts else None)
+        store._core.finish_commit([], None)
+
+
+def open_legacy(cls: Any, p: Path, merge_policy: Any) -> Any:
+    """A :class:`~sparsedex.store.Store` reading the 0.1 directory ``p`` (in memory)."""
+    self = cls.__new__(cls)
+    self._init_runtime(p, merge_policy)
+    old = Legacy(p)
+    _memory_store(self, old)
+    self._legacy = old
+    self._load_snapshot()
+    return self
+
+
+def upgrade(store: Any) -> None:
+    """Upgrade ``store``'s 0.1 directory in place (the caller holds the writer lock): see the
+    module doc. Afterwards ``store`` is a store of the directory in today's layout."""
+    p = store.path
+    if is_legacy(p):
+        old = Legacy(p)  # as it is now, under the lock
+        tmp = store.__class__.__new__(store.__class__)
+        tmp._init_runtime(p, store.merge_policy)
+        _memory_store(tmp, old)
+        tmp._load_snapshot()
+        prepared = tmp._core.prepare_save(p)
+        from .docs import payload_json, write_docs
+
+        attachments = []
+        for src, to in prepared.names():
+            seg = tmp._segs[src]
+            att = f"{to}.docs"
+            write_docs(p / att, to, [payload_json(x) for x in seg.docs.all_payloads()],
+                       seg.docs.all_texts() if old.store_texts else None)
+            attachments.append(att)
+        store._lock.check()
+        from .store import _settings_json
+
+        tmp._core.finish_save(prepared, attachments, _settings_json(tmp._settings))  # the commit point
+    remove_legacy_files(p, keep_current=False)
+    store._core = _core.Store.open(p)
+    store._legacy = None
+    store._segs = {}
+    store._mem_docs = {}
+    store._snapshot = None

@@ -1,0 +1,444 @@
+"""Document storage: each segment's payloads and texts, read lazily.
+
+The engine (Rust) keeps what search needs: vectors, postings, ids and deletions. What a user
+reads back with a hit or :meth:`~sparsedex.SparseIndex.get` (payloads, texts) lives beside
+it, one store per segment, in the segment's internal document order:
+
+- on disk, ``seg-N.docs`` is a SQLite database (Python's standard ``sqlite3``), written once
+  when its segment is committed or merged and never modified, registered with the segment as
+  an attachment (the manifest records its size and CRC32, and the store garbage-collects it
+  with the segment);
+- in memory (an index without a path), two Python lists.
+
+Why SQLite: it is in the standard library, its file format is stable, documented and
+crash-safe, and it reads one row by its rowid without reading the rest, so opening an index
+costs nothing per document and memory does not grow with the collection. A database is opened
+read-only with ``immutable=1`` (no locks, no journal: the file never changes) when the snapshot
+that lists it is loaded, so a writer collecting the file afterwards cannot break a reader that
+has not read from it yet (POSIX keeps an open file alive).
+
+Schema (``PRAGMA application_id`` = 0x53445844, "SDXD"; ``user_version`` = 1)::
+
+    CREATE TABLE docs (doc INTEGER PRIMARY KEY, payload TEXT, text TEXT)
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)   -- segment name, documents, format
+
+``doc`` is the internal document number (0..n-1, every one present), ``payload`` the payload
+as compact JSON (NULL for none), ``text`` the text (NULL when not kept).
+
+Payload columns for filters (:class:`~sparsedex.filters.PayloadColumns`) are built per field
+path on first use: :meth:`SegmentDocs.path_values` asks SQLite's JSON functions for the
+documents holding the path and their values, so evaluating a filter never loads whole payloads
+into Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._core import CorruptIndexError
+
+__all__ = ["SegmentDocs", "MemoryDocs", "SqliteDocs", "write_docs", "merge_docs", "payload_json"]
+
+APPLICATION_ID = 0x53445844  # "SDXD"
+SCHEMA_VERSION = 1
+_MISSING = object()
+_CHUNK = 900  # rows per IN (...) query: below SQLite's default limit of 999 variables
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def payload_json(p: dict[str, Any] | None) -> str | None:
+    """The stored form of a payload: compact JSON (``None`` stays ``None``).
+
+    Raises ``ValueError`` / ``TypeError`` for what JSON cannot hold exactly (validated at
+    ``add`` time, so a commit never meets it)."""
+    if p is None:
+        return None
+    return _ENCODER.encode(p)  # one encoder: json.dumps with options builds one per call
+
+
+def _load_payload(s: str | None) -> dict[str, Any] | None:
+    return None if s is None else json.loads(s)
+
+
+class SegmentDocs(ABC):
+    """The payloads and texts of one segment's documents, by internal document number."""
+
+    n: int
+
+    @abstractmethod
+    def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        """Payloads of ``docs`` (internal numbers, any order, repeats allowed), in that order."""
+
+    @abstractmethod
+    def texts(self, docs: Sequence[int]) -> list[str | None]:
+        """Texts of ``docs`` (None where no text was kept), in that order."""
+
+    @abstractmethod
+    def path_values(self, path: str) -> tuple[np.ndarray, list[Any]]:
+        """The documents whose payload holds the dotted ``path`` and the value found there
+        (a JSON value: None, bool, int, float, str, list or dict), documents ascending."""
+
+    def payload(self, doc: int) -> dict[str, Any] | None:
+        return self.payloads([doc])[0]
+
+    def text(self, doc: int) -> str | None:
+        return self.texts([doc])[0]
+
+    def all_payloads(self) -> list[dict[str, Any] | None]:
+        return self.payloads(range(self.n))
+
+    def all_texts(self) -> list[str | None]:
+        return self.texts(range(self.n))
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release what the store holds open."""
+
+
+def _resolve(payload: Any, keys: Sequence[str]) -> Any:
+    v = payload
+    for k in keys:
+        if not isinstance(v, dict):
+            return _MISSING
+        v = v.get(k, _MISSING)
+        if v is _MISSING:
+            return _MISSING
+    return v
+
+
+class MemoryDocs(SegmentDocs):
+    """Payloads and texts held in Python lists (an in-memory index)."""
+
+    def __init__(self, payloads: Sequence[dict[str, Any] | None], texts: Sequence[str | None] | None) -> None:
+        self._payloads = list(payloads)
+        self._texts = None if texts is None else list(texts)
+        if self._texts is not None and len(self._texts) != len(self._payloads):
+            raise ValueError(f"{len(self._texts)} texts for {len(self._payloads)} payloads")
+        self.n = len(self._payloads)
+
+    def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        p = self._payloads
+        return [p[d] for d in docs]
+
+    def texts(self, docs: Sequence[int]) -> list[str | None]:
+        if self._texts is None:
+            return [None] * len(docs)
+        t = self._texts
+        return [t[d] for d in docs]
+
+    def path_values(self, path: str) -> tuple[np.ndarray, list[Any]]:
+        keys = path.split(".")
+        docs: list[int] = []
+        vals: list[Any] = []
+        for i, p in enumerate(self._payloads):
+            v = _resolve(p, keys)
+            if v is not _MISSING:
+                docs.append(i)
+                vals.append(v)
+        return np.asarray(docs, dtype=np.int64), vals
+
+    def __repr__(self) -> str:
+        return f"MemoryDocs({self.n} documents)"
+
+
+_SIMPLE_KEY = re.compile(r'^[^"\\]+$')
+
+
+class SqliteDocs(SegmentDocs):
+    """A segment's ``seg-N.docs`` database, opened read-only and immutable.
+
+    ``crc32``/``size`` (from the manifest), when given, are checked on the first read (the
+    whole file once, ~1 GB/s): a damaged or swapped file is a :class:`CorruptIndexError`
+    naming it, not a wrong payload. ``n`` is the segment's document count (checked too)."""
+
+    def __init__(self, path: str | os.PathLike[str], n: int, *, crc32: int | None = None,
+                 segment: str | None = None) -> None:
+        self.path = Path(path)
+        self.n = int(n)
+        self._crc32 = crc32
+        self._segment = segment
+        self._lock = threading.Lock()
+        self._verified = crc32 is None
+        self._fh = None
+        try:
+            if crc32 is not None:
+                # the lazy checksum reads this handle, not the name (a writer may collect the
+                # file once a newer commit is current: an open file stays readable)
+                self._fh = open(self.path, "rb")
+        except FileNotFoundError:
+            raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
+        try:
+            # Opening the connection opens the file: from here on a collected file stays readable.
+            self._conn = sqlite3.connect(
+                f"file:{self.path.as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as e:
+            raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
+
+    def _corrupt(self, what: str) -> CorruptIndexError:
+        return CorruptIndexError(f"{self.path}: {what}")
+
+    def _ensure_verified(self) -> None:
+        """First read: the file's CRC32 against the manifest's, then the schema."""
+        if self._verified:
+            return
+        with self._lock:
+            if self._verified:
+                return
+            crc = 0
+            assert self._fh is not None
+            f, self._fh = self._fh, None
+            with f:
+                f.seek(0)
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    crc = zlib.crc32(block, crc)
+            if crc != self._crc32:
+                raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
+            self._check_schema()
+            self._verified = True
+
+    def _check_schema(self) -> None:
+        try:
+            app = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            ver = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as e:
+            raise self._corrupt(f"not a sparsedex documents database ({e})") from None
+        if app != APPLICATION_ID:
+            raise self._corrupt("not a sparsedex documents database (application id)")
+        if ver != SCHEMA_VERSION:
+            raise self._corrupt(f"documents format version {ver} is not supported (this build reads {SCHEMA_VERSION})")
+        if meta.get("documents") != str(self.n):
+            raise self._corrupt(f"holds {meta.get('documents')} documents, the manifest records {self.n}")
+        if self._segment is not None and meta.get("segment") != self._segment:
+            raise self._corrupt(f"belongs to segment {meta.get('segment')}, not {self._segment}")
+
+    def _rows(self, column: str, docs: Sequence[int]) -> dict[int, Any]:
+        self._ensure_verified()
+        wanted = sorted(set(int(d) for d in docs))
+        for d in wanted[:1] + wanted[-1:]:
+            if not 0 <= d < self.n:
+                raise IndexError(f"document {d} is out of range ({self.n} documents)")
+        out: dict[int, Any] = {}
+        try:
+            with self._lock:
+                if len(wanted) * 4 >= self.n and self.n > _CHUNK:
+                    cur = self._conn.execute(f"SELECT doc, {column} FROM docs ORDER BY doc")
+                    want = set(wanted)
+                    out = {d: v for d, v in cur if d in want}
+                else:
+                    for a in range(0, len(wanted), _CHUNK):
+                        part = wanted[a : a + _CHUNK]
+                        q = f"SELECT doc, {column} FROM docs WHERE doc IN ({','.join('?' * len(part))})"
+                        out.update(self._conn.execute(q, part).fetchall())
+        except sqlite3.Error as e:
+            raise self._corrupt(f"unreadable ({e})") from None
+        if len(out) != len(wanted):
+            missing = next(d for d in wanted if d not in out)
+            raise self._corrupt(f"document {missing} is missing")
+        return out
+
+    def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        rows = self._rows("payload", docs)
+        try:
+            cache = {d: _load_payload(s) for d, s in rows.items()}
+        except ValueError as e:
+            raise self._corrupt(f"a payload is not JSON ({e})") from None
+        return [cache[int(d)] for d in docs]
+
+    def texts(self, docs: Sequence[int]) -> list[str | None]:
+        rows = self._rows("text", docs)
+        return [rows[int(d)] for d in docs]
+
+    def path_values(self, path: str) -> tuple[np.ndarray, list[Any]]:
+        keys = path.split(".")
+        if not all(_SIMPLE_KEY.match(k) for k in keys):  # a key SQLite's JSON path cannot quote
+            all_p = self.all_payloads()
+            docs = [i for i, p in enumerate(all_p) if _resolve(p, keys) is not _MISSING]
+            return np.asarray(docs, dtype=np.int64), [_resolve(all_p[i], keys) for i in docs]
+        self._ensure_verified()
+        jpath = "$" + "".join(f'."{k}"' for k in keys)
+        docs_l: list[int] = []
+        vals: list[Any] = []
+        exact: list[int] = []  # positions whose value needs the JSON text (big ints, lists, dicts)
+        try:
+            with self._lock:
+                cur = self._conn.execute(
+                    "SELECT doc, json_type(payload, ?1), json_extract(payload, ?1) FROM docs "
+                    "WHERE payload IS NOT NULL AND json_type(payload, ?1) IS NOT NULL ORDER BY doc",
+                    (jpath,),
+                )
+                for d, t, v in cur:
+                    if t == "true":
+                        v = True
+                    elif t == "false":
+                        v = False
+                    elif t in ("array", "object") or (t == "integer" and not isinstance(v, int)):
+                        exact.append(len(vals))
+                    docs_l.append(d)
+                    vals.append(v)
+                for i in exact:
+                    (text,) = self._conn.execute(
+                        "SELECT payload -> ?1 FROM docs WHERE doc = ?2", (jpath, docs_l[i])
+                    ).fetchone()
+                    vals[i] = json.loads(text)
+        except (sqlite3.Error, ValueError) as e:
+            raise self._corrupt(f"unreadable payloads ({e})") from None
+        return np.asarray(docs_l, dtype=np.int64), vals
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+    def __repr__(self) -> str:
+        return f"SqliteDocs({str(self.path)!r}, {self.n} documents)"
+
+
+def _create(path: Path, segment: str, n: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path.as_posix()}", uri=True, isolation_level=None)
+    conn.executescript(
+        f"""
+        PRAGMA journal_mode = OFF;
+        PRAGMA synchronous = OFF;
+        PRAGMA application_id = {APPLICATION_ID};
+        PRAGMA user_version = {SCHEMA_VERSION};
+        CREATE TABLE docs (doc INTEGER PRIMARY KEY, payload TEXT, text TEXT);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        """
+    )
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [("format", "sparsedex-docs"), ("segment", segment), ("documents", str(n))],
+    )
+    return conn
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """fsync ``tmp`` and rename it to ``dest`` (the store fsyncs the directory at commit)."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+
+
+def _tmp_name(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def write_docs(
+    dest: str | os.PathLike[str],
+    segment: str,
+    payloads: Sequence[str | None],
+    texts: Sequence[str | None] | None,
+) -> None:
+    """Write a new documents database at ``dest`` (a temporary file, fsynced, renamed).
+
+    ``payloads`` are already in stored form (:func:`payload_json`), one per document in
+    internal order; ``texts`` likewise (or None: no texts kept)."""
+    dest = Path(dest)
+    tmp = _tmp_name(dest)
+    n = len(payloads)
+    try:
+        conn = _create(tmp, segment, n)
+        try:
+            conn.execute("BEGIN")
+            rows: Iterable[tuple[int, str | None, str | None]]
+            if texts is None:
+                rows = ((i, p, None) for i, p in enumerate(payloads))
+            else:
+                rows = ((i, p, t) for i, (p, t) in enumerate(zip(payloads, texts)))
+            conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        _publish(tmp, dest)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def merge_docs(
+    dest: str | os.PathLike[str],
+    segment: str,
+    members: Sequence[SegmentDocs],
+    origin_member: np.ndarray,
+    origin_doc: np.ndarray,
+    keep_texts: bool,
+) -> None:
+    """Write the documents database of a merged segment: document ``j`` of the new segment is
+    document ``origin_doc[j]`` of ``members[origin_member[j]]`` (as the engine's merge reports
+    it). SQLite members are copied inside SQLite (attached, joined on a mapping table)."""
+    dest = Path(dest)
+    tmp = _tmp_name(dest)
+    om = np.asarray(origin_member, dtype=np.int64)
+    od = np.asarray(origin_doc, dtype=np.int64)
+    if om.shape != od.shape:
+        raise ValueError("origin arrays differ in length")
+    n = int(om.shape[0])
+    try:
+        conn = _create(tmp, segment, n)
+        try:
+            conn.execute("CREATE TEMP TABLE map (new INTEGER PRIMARY KEY, old INTEGER NOT NULL)")
+            for i, m in enumerate(members):
+                new = np.flatnonzero(om == i)
+                if new.size == 0:
+                    continue
+                old = od[new]
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM temp.map")
+                conn.executemany("INSERT INTO temp.map VALUES (?, ?)", zip(new.tolist(), old.tolist()))
+                if isinstance(m, SqliteDocs):
+                    m._ensure_verified()
+                    conn.execute("COMMIT")
+                    conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
+                    try:
+                        text = "s.text" if keep_texts else "NULL"
+                        conn.execute("BEGIN")
+                        conn.execute(
+                            f"INSERT INTO main.docs SELECT map.new, s.payload, {text} "
+                            "FROM temp.map AS map JOIN src.docs AS s ON s.doc = map.old"
+                        )
+                        conn.execute("COMMIT")
+                    finally:
+                        conn.execute("DETACH DATABASE src")
+                else:
+                    conn.execute("COMMIT")
+                    ol = old.tolist()
+                    pls = [payload_json(p) for p in m.payloads(ol)]
+                    txs = m.texts(ol) if keep_texts else [None] * len(ol)
+                    conn.execute("BEGIN")
+                    conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))
+                    conn.execute("COMMIT")
+            (count,) = conn.execute("SELECT count(*) FROM docs").fetchone()
+            if count != n:
+                raise CorruptIndexError(f"merging documents into {dest.name}: {count} rows copied, expected {n}")
+        finally:
+            conn.close()
+        _publish(tmp, dest)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise

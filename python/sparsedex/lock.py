@@ -1,0 +1,110 @@
+"""The one-writer lock of an index directory.
+
+An index directory has at most one writer at a time. The first write (add, upsert, delete,
+commit, merge) of a :class:`~sparsedex.SparseIndex` takes the lock on the directory's ``LOCK``
+file; :meth:`~sparsedex.SparseIndex.close` releases it. Readers never lock.
+
+The lock is the ``filelock`` package's (``fcntl.flock`` on POSIX, ``LockFileEx`` on Windows):
+held by the open file, released when the process ends however it ends, and handled across
+``fork``: a forked child (a ``multiprocessing`` worker) does not hold it and cannot release
+the parent's hold, and the parent's release frees the directory even while such children live.
+
+A lock file can be deleted while held (by hand, or by a tool cleaning a directory). A second
+writer would then create a new ``LOCK`` and lock that. So the holder checks, before every
+commit point, that ``LOCK`` is still the file it locked (same device and inode); if not, the
+commit is refused with :class:`IndexLockedError` and nothing is published.
+
+The holder's process id and host are written into ``LOCK`` for the error a second writer gets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import filelock
+
+from ._core import SparsedexError
+
+__all__ = ["IndexLockedError", "WriterLock", "LOCK_FILE"]
+
+LOCK_FILE = "LOCK"
+
+
+class IndexLockedError(SparsedexError):
+    """Another writer holds the index's writer lock (or took it over while we held it)."""
+
+
+class WriterLock:
+    """The writer lock of ``directory`` (not taken until :meth:`acquire`)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self._lock: filelock.BaseFileLock | None = None
+        self._identity: tuple[int, int] | None = None
+        self._pid = os.getpid()
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock through this object."""
+        return self._lock is not None and self._pid == os.getpid() and self._lock.is_locked
+
+    def _holder(self) -> str:
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            text = ""
+        return text or "unknown holder"
+
+    def acquire(self) -> None:
+        """Take the lock now, or raise :class:`IndexLockedError` naming the holder."""
+        if self.held:
+            return
+        lock = filelock.FileLock(str(self.path), timeout=0, thread_local=False, is_singleton=False)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise IndexLockedError(
+                f"{self.directory} is being written by another writer ({self._holder()}); one "
+                "writer at a time: close() the other index, or open this one only to read"
+            ) from None
+        try:
+            st = os.stat(self.path)
+            with open(self.path, "r+b") as f:  # who holds it, for a second writer's error
+                f.truncate(0)
+                f.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
+                f.flush()
+        except OSError:
+            lock.release()
+            raise
+        self._lock = lock
+        self._identity = (st.st_dev, st.st_ino)
+        self._pid = os.getpid()
+
+    def check(self) -> None:
+        """Raise :class:`IndexLockedError` unless the lock is held and ``LOCK`` is still the
+        file that was locked (it was not deleted or replaced meanwhile)."""
+        if not self.held:
+            raise IndexLockedError(f"{self.directory}: this index does not hold the writer lock")
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise IndexLockedError(
+                f"{self.path} was deleted or replaced while this writer held it: another writer may "
+                "have taken the index over; nothing was committed. close() and open the index again"
+            )
+
+    def release(self) -> None:
+        """Release the lock (no-op if not held, or in a forked child)."""
+        lock, self._lock = self._lock, None
+        self._identity = None
+        if lock is not None and self._pid == os.getpid():
+            lock.release(force=True)
+
+    def __repr__(self) -> str:
+        return f"WriterLock({str(self.path)!r}, held={self.held})"

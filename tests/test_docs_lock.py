@@ -1,0 +1,138 @@
+"""The documents store (sqlite / memory) and the writer lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from sparsedex._core import CorruptIndexError
+from sparsedex.docs import MemoryDocs, SqliteDocs, merge_docs, payload_json, write_docs
+from sparsedex.lock import IndexLockedError, WriterLock
+
+PAYLOADS = [
+    {"a": 1, "b": [1, 2, "x"], "c": True, "n": {"m": "deep"}},
+    None,
+    {"a": "s", "big": 12345678901234567890123, "f": 1.5, "z": None},
+    {"a": 2**60, "c": False, "b": []},
+    {"weird key": {"q\"uote": 3}, "a": -0.0},
+    {},
+]
+TEXTS = ["zero", None, "two \u00e9\u4e2d", "", "four", "five"]
+
+
+def _sqlite(tmp_path, payloads=PAYLOADS, texts=TEXTS, name="seg-000001"):
+    p = tmp_path / f"{name}.docs"
+    write_docs(p, name, [payload_json(x) for x in payloads], texts)
+    import zlib
+
+    return SqliteDocs(p, len(payloads), crc32=zlib.crc32(p.read_bytes()), segment=name)
+
+
+def test_roundtrip_equals_memory(tmp_path):
+    s = _sqlite(tmp_path)
+    m = MemoryDocs(PAYLOADS, TEXTS)
+    assert s.all_payloads() == m.all_payloads() == PAYLOADS
+    assert s.all_texts() == TEXTS
+    assert s.payloads([5, 0, 0, 2]) == [PAYLOADS[5], PAYLOADS[0], PAYLOADS[0], PAYLOADS[2]]
+    for path in ["a", "b", "c", "n.m", "n", "big", "f", "z", "missing", "weird key.q\"uote", "a.b"]:
+        sd, sv = s.path_values(path)
+        md, mv = m.path_values(path)
+        assert sd.tolist() == md.tolist(), path
+        assert json.dumps(sv) == json.dumps(mv), path
+        for x, y in zip(sv, mv):
+            assert type(x) is type(y), (path, x, y)
+
+
+def test_out_of_range_and_no_texts(tmp_path):
+    p = tmp_path / "seg-000002.docs"
+    write_docs(p, "seg-000002", [None, None], None)
+    s = SqliteDocs(p, 2)
+    assert s.all_texts() == [None, None]
+    with pytest.raises(IndexError):
+        s.payload(2)
+
+
+def test_corruption_detected(tmp_path):
+    s = _sqlite(tmp_path)
+    p = s.path
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    import zlib
+
+    bad = SqliteDocs(p, len(PAYLOADS), crc32=zlib.crc32(b"something else"))
+    with pytest.raises(CorruptIndexError, match="checksum"):
+        bad.payload(0)
+    wrong_count = SqliteDocs(_sqlite(tmp_path, name="seg-000009").path, 3, crc32=zlib.crc32((tmp_path / "seg-000009.docs").read_bytes()))
+    with pytest.raises(CorruptIndexError, match="documents"):
+        wrong_count.payload(0)
+    (tmp_path / "junk.docs").write_bytes(b"not a database at all" * 100)
+    junk = SqliteDocs(tmp_path / "junk.docs", 1, crc32=zlib.crc32((tmp_path / "junk.docs").read_bytes()))
+    with pytest.raises(CorruptIndexError):
+        junk.payload(0)
+
+
+def test_merge_docs(tmp_path):
+    a = _sqlite(tmp_path, name="seg-000001")
+    b = MemoryDocs([{"k": i} for i in range(4)], [f"t{i}" for i in range(4)])
+    member = np.array([1, 0, 0, 1, 1])
+    doc = np.array([3, 2, 0, 0, 1])
+    dest = tmp_path / "seg-000003.docs"
+    merge_docs(dest, "seg-000003", [a, b], member, doc, keep_texts=True)
+    import zlib
+
+    m = SqliteDocs(dest, 5, crc32=zlib.crc32(dest.read_bytes()), segment="seg-000003")
+    assert m.all_payloads() == [{"k": 3}, PAYLOADS[2], PAYLOADS[0], {"k": 0}, {"k": 1}]
+    assert m.all_texts() == ["t3", TEXTS[2], TEXTS[0], "t0", "t1"]
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(UnicodeEncodeError):
+        write_docs(tmp_path / "seg-000004.docs", "seg-000004", [None], ["\ud800"])
+    assert os.listdir(tmp_path) == []
+
+
+def test_lock_one_writer_and_deleted_lock(tmp_path):
+    a = WriterLock(tmp_path)
+    a.acquire()
+    with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
+        WriterLock(tmp_path).acquire()
+    a.check()
+    os.unlink(tmp_path / "LOCK")
+    c = WriterLock(tmp_path)
+    c.acquire()  # a lost LOCK file lets another writer lock a new one...
+    with pytest.raises(IndexLockedError, match="deleted or replaced"):
+        a.check()  # ...but the first can no longer commit
+    c.release()
+    a.release()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_lock_not_kept_by_forked_child(tmp_path):
+    a = WriterLock(tmp_path)
+    a.acquire()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: holds nothing, and releasing must not free the parent's lock
+        os.close(r)
+        a.release()
+        os.write(w, b"1" if not a.held else b"0")
+        os.read(os.open(os.devnull, os.O_RDONLY), 1)
+        import time
+
+        time.sleep(1.5)
+        os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    with pytest.raises(IndexLockedError):
+        WriterLock(tmp_path).acquire()  # the child's release did not free it
+    a.release()
+    b = WriterLock(tmp_path)
+    b.acquire()  # freed although the child still runs
+    b.release()
+    os.waitpid(pid, 0)

@@ -50,7 +50,7 @@ from . import _core
 from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
-from .store import IndexLockedError, MergePolicy, Snapshot, Store
+from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store
 from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
@@ -523,10 +523,24 @@ class SparseIndex:
 
     def close(self, wait_for_merges: bool = True) -> None:
         """Forget uncommitted changes and release the writer lock (if this handle holds it),
-        after background merges finish (``wait_for_merges=False`` abandons a running merge)."""
+        after background merges finish (``wait_for_merges=False`` abandons a running merge).
+
+        Closing is final and idempotent (a second ``close()`` does nothing): afterwards every
+        other method, reads (search, get, ids, len, explain, ...) and writes (add, commit, ...)
+        alike, raises :class:`~sparsedex.ClosedIndexError` (a ``ValueError``, as a closed
+        Python file does), and the handle never takes the writer lock again; open the
+        directory again with :meth:`open` for more. ``with SparseIndex.open(path) as ix:``
+        closes on leaving the block."""
         self._store.close(wait_for_merges)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called on this handle."""
+        return self._store.closed
+
     def __enter__(self) -> "SparseIndex":
+        if self._store.closed:
+            raise ClosedIndexError("this index is closed: open it again (SparseIndex.open) to read or write")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -828,9 +842,10 @@ class SparseIndex:
             raise KeyError(f"no document with id {id!r} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
+        snap = self._snap()  # ClosedIndexError on a closed index
         try:
             key = _validate.lookup_id(id)
-            return self._snap().core.locate(key) is not None
+            return snap.core.locate(key) is not None
         except (TypeError, ValueError, OverflowError):
             return False
 

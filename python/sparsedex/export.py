@@ -9,8 +9,11 @@ collection with qdrant-client (``pip install qdrant-client``; sparsedex does not
 >>> to_qdrant(index, QdrantClient(":memory:"), "movies", vector_name="splade")  # doctest: +SKIP
 20
 
-Searching the collection then gives sparsedex's hits: with ``quantization="float"`` the same
-ids and scores (f32 rounding aside). For BM25 indexes the collection gets Qdrant's IDF
+The vectors written are the stored float vectors (as added; BM25 indexes: document weights,
+below), never a ``u8`` index's 8-bit impacts. Searching the collection then gives sparsedex's
+hits: with ``quantization="float"`` the same ids and scores (f32 rounding aside); from a ``u8``
+index, Qdrant's scores are the unrounded ones (2.2 where sparsedex says 2.2039, as 0.5 is
+stored as the impact 0.502), and ranks can differ where that rounding ties or swaps documents. For BM25 indexes the collection gets Qdrant's IDF
 modifier, so Qdrant applies IDF at query time as sparsedex does:
 
 - ``SparseIndex("bm25")``: the exported vectors are the BM25 document weights under the

@@ -62,8 +62,13 @@ _QUANTIZATIONS = ("u8", "float")
 @dataclass(frozen=True)
 class Hit:
     """One search result: the document's id, its score, its payload (None if it has none, or
-    with ``with_payload=False``) and, with ``with_vectors=True``, its vector as indexed (a
-    :class:`~sparsedex.SparseEmbedding`; None otherwise)."""
+    with ``with_payload=False``) and, with ``with_vectors=True``, its stored vector (a
+    :class:`~sparsedex.SparseEmbedding`, as :meth:`SparseIndex.get` returns it; None otherwise).
+
+    The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). With
+    ``quantization="u8"`` the score is computed on 8-bit impacts (each weight rounded to the
+    index's grid, e.g. 0.5 scores as 0.502), so it differs from the dot product of the query
+    with ``vector`` by that rounding; with ``"float"`` it equals it (f32 rounding aside)."""
 
     id: Any
     score: float
@@ -78,8 +83,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class Document:
-    """A stored document: id, text (None if not kept), payload and its vector as indexed
-    (for BM25: the BM25 document weights under the current collection statistics)."""
+    """A stored document: id, text (None if not kept), payload and its stored vector: the
+    one added, in float32 (BM25 indexes: the term frequencies), not the 8-bit impacts a
+    ``u8`` index scores with (see :class:`Hit`)."""
 
     id: Any
     text: str | None
@@ -717,7 +723,8 @@ class SparseIndex:
         filter and ANDed with ``filter``; a condition that does not translate is a
         :class:`~sparsedex.filters.FilterError` naming it), ``with_payload`` (True, False, a list
         of dotted keys, or an include / exclude selector), ``with_vectors`` (``Hit.vector``
-        holds the document's vector as indexed, as :meth:`get` returns it) and
+        holds the document's stored float vector, as :meth:`get` returns it; a ``u8`` index's
+        scores use its 8-bit rounding, see :class:`Hit`) and
         ``score_threshold`` (only hits scoring above it). With ``quantization="float"`` the
         scores are the ones Qdrant computes.
         """

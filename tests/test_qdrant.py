@@ -212,6 +212,17 @@ def test_with_payload(small):
         small.search({1: 1.0}, with_payload=["a[].b"])
     with pytest.raises(ValueError, match="with_payload"):
         small.search({1: 1.0}, with_payload=["a..b"])
+    with pytest.raises(TypeError, match=r"with_payload='year': a bare string.*\['year'\]"):
+        small.search({1: 1.0}, with_payload="year")  # Qdrant takes a bool, a list or a selector
+
+
+def test_nan_range_bound_names_the_query_filter_clause(small):
+    for bad in (float("nan"), float("inf")):
+        flt = models.Filter(must=[models.FieldCondition(key="year", range=models.Range(lt=bad))])
+        with pytest.raises(FilterError, match=r"query_filter at must\[0\]\.range: the lt bound of a range on 'year' must be a finite"):
+            small.search({1: 1.0}, query_filter=flt)
+    with pytest.raises(FilterError, match=r"query_filter at must\[0\]\.range: the gte bound"):
+        small.search({1: 1.0}, query_filter={"must": [{"key": "year", "range": {"gte": float("nan")}}]})
 
 
 def test_with_vectors(small):

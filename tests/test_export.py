@@ -120,3 +120,23 @@ def test_ids_and_existing_collections():
     with pytest.raises(ValueError, match="does not store texts"):
         nt = SparseIndex(None, store_texts=False)
         to_qdrant(nt, client, "u", text_key="text")
+
+
+def test_refused_export_leaves_no_collection():
+    client = QdrantClient(":memory:")
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}, {2: 0.5}], ids=["a", "b"], payloads=[{"sparsedex_id": 1}, {"t": 2}])
+    with pytest.raises(ValueError, match="not a Qdrant point id"):
+        to_qdrant(ix, client, "v")
+    assert not client.collection_exists("v")
+    with pytest.raises(ValueError, match=r"document 'a' already holds 'sparsedex_id'"):
+        to_qdrant(ix, client, "v", ids="uuid")
+    assert not client.collection_exists("v")
+    with pytest.raises(ValueError, match=r"document 'b' already holds 't'"):
+        to_qdrant(ix, client, "v", ids="uuid", id_key="i", text_key="t")
+    assert not client.collection_exists("v")
+    with pytest.raises(ValueError, match="id_key"):
+        to_qdrant(ix, client, "v", ids="uuid", id_key="")
+    assert not client.collection_exists("v")
+    assert to_qdrant(ix, client, "v", ids="uuid", id_key="i") == 2
+    assert client.count("v").count == 2

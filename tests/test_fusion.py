@@ -146,8 +146,11 @@ def test_bad_input_is_named():
         fusion.rrf([[], []], weights=[1, -1])
     with pytest.raises(ValueError, match="k must be"):
         fusion.rrf([["a"]], k=0)
-    with pytest.raises(ValueError, match="limit"):
-        fusion.rrf([["a"]], limit=-1)
+    for bad in (-1, 0):  # as search(limit=0): refused, not an empty list
+        with pytest.raises(ValueError, match="limit"):
+            fusion.rrf([["a"]], limit=bad)
+        with pytest.raises(ValueError, match="limit"):
+            fusion.distribution_based_score_fusion([[("a", 1.0)]], limit=bad)
     with pytest.raises(TypeError, match="not hashable"):
         fusion.rrf([[(["a"], 1.0)]])
     with pytest.raises(TypeError, match="run 0, item 0 is a list"):

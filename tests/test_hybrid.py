@@ -61,3 +61,21 @@ def test_bad_arguments(pair):
         fusion.hybrid_search([bm25, splade], "q", limit=3, nope=1)  # passed on to search()
     with pytest.raises(ValueError, match="unknown fusion method"):
         fusion.hybrid_search([bm25, splade], "q", method="max")
+
+
+def test_rrf_constant_only_where_it_applies():
+    a = SparseIndex("bm25")
+    a.add(["rock band", "jazz band", "band on tour"], ids=["r", "j", "t"])
+    for kw in ({"k": 1}, {"rrf_k": 1}):
+        with pytest.raises(ValueError, match="does not apply to method='dbsf'"):
+            fusion.hybrid_search([a], "band", method="dbsf", **kw)
+        with pytest.raises(ValueError, match="does not apply"):
+            fusion.hybrid_search_batch([a], ["band"], method="dbsf", **kw)
+        with pytest.raises(ValueError, match="does not apply"):
+            fusion.fuse([["r"]], "dbsf", **kw)
+    with pytest.raises(ValueError, match="not both"):
+        fusion.hybrid_search([a], "band", rrf_k=1, k=1)
+    assert len(fusion.hybrid_search([a], "band", method="dbsf", limit=1)) == 1
+    # rrf_k and its alias k are the same constant
+    assert fusion.hybrid_search([a], "band", rrf_k=1) == fusion.hybrid_search([a], "band", k=1)
+    assert fusion.fuse([["r", "j"]], rrf_k=1)[0].score == pytest.approx(1 / 2)

@@ -212,6 +212,17 @@ def test_with_payload(small):
         small.search({1: 1.0}, with_payload=["a[].b"])
     with pytest.raises(ValueError, match="with_payload"):
         small.search({1: 1.0}, with_payload=["a..b"])
+    with pytest.raises(TypeError, match=r"with_payload='year': a bare string.*\['year'\]"):
+        small.search({1: 1.0}, with_payload="year")  # Qdrant takes a bool, a list or a selector
+
+
+def test_nan_range_bound_names_the_query_filter_clause(small):
+    for bad in (float("nan"), float("inf")):
+        flt = models.Filter(must=[models.FieldCondition(key="year", range=models.Range(lt=bad))])
+        with pytest.raises(FilterError, match=r"query_filter at must\[0\]\.range: the lt bound of a range on 'year' must be a finite"):
+            small.search({1: 1.0}, query_filter=flt)
+    with pytest.raises(FilterError, match=r"query_filter at must\[0\]\.range: the gte bound"):
+        small.search({1: 1.0}, query_filter={"must": [{"key": "year", "range": {"gte": float("nan")}}]})
 
 
 def test_with_vectors(small):
@@ -356,3 +367,23 @@ def test_with_vectors_of_a_bm25_index_are_its_weights():
     index.add(["the quick brown fox", "a lazy dog", "the fox and the dog"], payloads=[{"n": 1}, None, {"n": 3}])
     for h in index.search("fox dog", with_vectors=True, query_filter={"must": [{"key": "n", "range": {"gte": 1}}]}):
         assert h.vector == index.get(h.id).vector and h.payload is not None
+
+
+def test_hit_vector_is_the_stored_float_vector_and_u8_scores_are_rounded():
+    import numpy as np
+
+    from sparsedex import SparseIndex
+
+    for quant in ("u8", "float"):
+        ix = SparseIndex(None, quantization=quant)
+        ix.add([{1: 0.5, 7: 1.2}], ids=["d"])
+        (h,) = ix.search({1: 1.0, 7: 1.0}, limit=1, with_vectors=True)
+        assert h.vector.indices.tolist() == [1, 7]
+        assert np.array_equal(h.vector.values, np.asarray([0.5, 1.2], np.float32))  # as added, both kinds
+        assert np.array_equal(ix.get("d").vector.values, h.vector.values)
+        dot = float(h.vector.values.astype(np.float64).sum())
+        if quant == "float":
+            assert h.score == pytest.approx(dot, rel=1e-6)
+        else:  # 8-bit impacts: 0.5 is 0.502 on the grid max_weight=1.2
+            assert h.score != pytest.approx(dot, rel=1e-6)
+            assert h.score == pytest.approx(dot, abs=2 * 1.2 / 255)

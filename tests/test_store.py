@@ -613,3 +613,58 @@ def test_failed_documents_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     ix.commit()  # the staged documents are still there
     assert len(ix) == 5 and ix.get(3).payload == payload(3)
     ix.close()
+
+
+def test_closed_index_refuses_reads_and_writes_and_never_retakes_the_lock(tmp_path):
+    from sparsedex import ClosedIndexError, SparseIndex
+
+    d = tmp_path / "c1"
+    w = SparseIndex(None, path=d)
+    w.add([{1: 1.0}], ids=["a"])
+    w.commit()
+    assert not w.closed
+    w.close()
+    w.close()  # idempotent
+    assert w.closed
+    calls = {
+        "add": lambda: w.add([{2: 1.0}], ids=["b"]),
+        "upsert": lambda: w.upsert([{2: 1.0}], ids=["b"]),
+        "delete": lambda: w.delete("a"),
+        "commit": w.commit,
+        "rollback": w.rollback,
+        "merge": w.merge,
+        "refresh": w.refresh,
+        "wait_for_merges": w.wait_for_merges,
+        "search": lambda: w.search({1: 1.0}),
+        "get": lambda: w.get("a"),
+        "ids": w.ids,
+        "len": lambda: len(w),
+        "contains": lambda: "a" in w,
+        "explain": lambda: w.explain({1: 1.0}, "a"),
+        "save": lambda: w.save(tmp_path / "copy"),
+        "generation": lambda: w.generation,
+        "enter": lambda: w.__enter__(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ClosedIndexError, match="closed"):
+            call()
+    assert issubclass(ClosedIndexError, ValueError)
+    # the closed handle did not take the writer lock back: another writer can write
+    with SparseIndex.open(d) as other:
+        other.add([{2: 1.0}], ids=["b"])
+        other.commit()
+    assert other.closed
+    with SparseIndex.open(d) as r:
+        assert sorted(r.ids()) == ["a", "b"]
+
+
+def test_closed_in_memory_index_refuses_use():
+    from sparsedex import ClosedIndexError, SparseIndex
+
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}])
+    ix.close()
+    with pytest.raises(ClosedIndexError):
+        ix.search({1: 1.0})
+    with pytest.raises(ClosedIndexError):
+        ix.add([{1: 1.0}])

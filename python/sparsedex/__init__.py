@@ -24,7 +24,7 @@ from .encoders import (
 )
 from .filters import FilterError, PayloadError
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
-from .store import IndexLockedError, MergePolicy
+from .store import ClosedIndexError, IndexLockedError, MergePolicy
 from .vector_index import VectorIndex
 from .vectors import SparseEmbedding
 
@@ -54,6 +54,7 @@ __all__ = [
     "CorruptIndexError",
     "ConflictError",
     "IndexLockedError",
+    "ClosedIndexError",
     "PayloadError",
     "errors",
     "MergePolicy",

@@ -295,6 +295,8 @@ def _range(key: str, r: Any, loc: str) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _untranslatable(loc, f"a range on {key!r} with a {type(v).__name__} bound",
                                   "DatetimeRange is not supported; bounds are numbers")
+        if not math.isfinite(v):
+            raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} must be a finite number, got {v!r}")
         bounds["$" + k] = v
     if not bounds:
         raise FilterError(f"{_where(loc)}: a range on {key!r} needs at least one bound")
@@ -388,8 +390,11 @@ def _check_selector(sel: Any) -> Any:
     sel = _plain(sel)
     if isinstance(sel, (bool, np.bool_)):
         return bool(sel)
-    if isinstance(sel, str):
-        return {"include": [_payload_key(sel)]}
+    if isinstance(sel, str):  # Qdrant takes a bool, a list or a selector, not a bare key
+        raise TypeError(
+            f"with_payload={sel!r}: a bare string is not a payload selector; pass a list of keys "
+            f"([{sel!r}]), True, False, or PayloadSelectorInclude / PayloadSelectorExclude"
+        )
     if isinstance(sel, (list, tuple)):
         return {"include": [_payload_key(k) for k in sel]}
     if isinstance(sel, Mapping) and len(sel) == 1 and next(iter(sel)) in ("include", "exclude"):

@@ -574,11 +574,13 @@ def cmd_add(a: argparse.Namespace) -> int:
     before = len(index)
     _add_in_chunks(index, recs, upsert=not a.new_ids, new_ids=a.new_ids)
     gen = index.commit()
-    index.close()  # lets a merge the commit started finish
+    index.wait_for_merges()  # lets a merge the commit started finish
+    after, nseg = len(index), len(index.segments())
+    index.close()
     verb = "added" if a.new_ids else "added or replaced"
     print(
-        f"{verb} {len(recs.texts)} documents in {a.index_dir} ({before} -> {len(index)} documents, "
-        f"commit {gen}, {len(index.segments())} segments) in {time.perf_counter() - t0:.1f} s"
+        f"{verb} {len(recs.texts)} documents in {a.index_dir} ({before} -> {after} documents, "
+        f"commit {gen}, {nseg} segments) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
 
@@ -588,8 +590,9 @@ def cmd_delete(a: argparse.Namespace) -> int:
     ids = [_doc_id(index, x) for x in a.doc_ids]
     n = index.delete(ids, missing_ok=a.missing_ok)
     gen = index.commit()
+    left = len(index)
     index.close()
-    print(f"deleted {n} documents from {a.index_dir} ({len(index)} left, commit {gen})")
+    print(f"deleted {n} documents from {a.index_dir} ({left} left, commit {gen})")
     return 0
 
 
@@ -597,8 +600,9 @@ def cmd_merge(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
     before = len(index.segments())
     gen = index.merge(a.max_segments)
+    after = len(index.segments())
     index.close()
-    print(f"merged {a.index_dir}: {before} -> {len(index.segments())} segments (commit {gen})")
+    print(f"merged {a.index_dir}: {before} -> {after} segments (commit {gen})")
     return 0
 
 

@@ -14,6 +14,8 @@ exception                             raised when
 :class:`ConflictError`                another writer changed the index meanwhile, or calls came
                                       in the wrong order
 :class:`IndexLockedError`             another writer holds the index's ``LOCK``
+:class:`ClosedIndexError`              an index was used after ``close()`` (reads and writes)
+(``ValueError``)
 :class:`FilterError` (``ValueError``)  a filter expression is malformed (names the clause)
 :class:`PayloadError` (``ValueError``) a payload cannot be stored or filtered on
 :class:`ModelNotAvailableError`       a model is neither bundled, cached nor downloadable
@@ -33,13 +35,14 @@ from ._core import ConflictError, CorruptIndexError, SparsedexError
 from .encoders.providers import ProviderNotAvailableError
 from .encoders.registry import ModelNotAvailableError
 from .filters import FilterError, PayloadError
-from .store import IndexLockedError
+from .store import ClosedIndexError, IndexLockedError
 
 __all__ = [
     "SparsedexError",
     "CorruptIndexError",
     "ConflictError",
     "IndexLockedError",
+    "ClosedIndexError",
     "FilterError",
     "PayloadError",
     "ModelNotAvailableError",

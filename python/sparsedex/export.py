@@ -9,8 +9,11 @@ collection with qdrant-client (``pip install qdrant-client``; sparsedex does not
 >>> to_qdrant(index, QdrantClient(":memory:"), "movies", vector_name="splade")  # doctest: +SKIP
 20
 
-Searching the collection then gives sparsedex's hits: with ``quantization="float"`` the same
-ids and scores (f32 rounding aside). For BM25 indexes the collection gets Qdrant's IDF
+The vectors written are the stored float vectors (as added; BM25 indexes: document weights,
+below), never a ``u8`` index's 8-bit impacts. Searching the collection then gives sparsedex's
+hits: with ``quantization="float"`` the same ids and scores (f32 rounding aside); from a ``u8``
+index, Qdrant's scores are the unrounded ones (2.2 where sparsedex says 2.2039, as 0.5 is
+stored as the impact 0.502), and ranks can differ where that rounding ties or swaps documents. For BM25 indexes the collection gets Qdrant's IDF
 modifier, so Qdrant applies IDF at query time as sparsedex does:
 
 - ``SparseIndex("bm25")``: the exported vectors are the BM25 document weights under the
@@ -76,6 +79,29 @@ def _documents(index: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray, dict[s
                 yield eng.id(d), idx, val, payload, text
 
 
+def _check_documents(index: Any, uuid_ids: bool, id_key: str, text_key: str | None) -> None:
+    """Everything about the documents that would make the export fail, found before Qdrant is
+    touched: ids that are not point ids (``ids="same"``), payloads already holding ``id_key``
+    (``ids="uuid"``) or ``text_key``. Payloads are read only when a key is to be added."""
+    snap = index._snap()
+    keys = [k for k in ((id_key if uuid_ids else None), text_key) if k is not None]
+    for st in snap.states:
+        seg = st.segment
+        eng = seg.index
+        live = np.flatnonzero(st.live_mask()).tolist()
+        for at in range(0, len(live), 1024):
+            chunk = live[at:at + 1024]
+            doc_ids = [eng.id(d) for d in chunk]
+            if not uuid_ids:
+                for x in doc_ids:
+                    _qdrant_id(x, False)
+            if keys:
+                for x, payload in zip(doc_ids, seg.docs.payloads(chunk)):
+                    for key in keys:
+                        if payload and key in payload:
+                            raise ValueError(f"payload of document {x!r} already holds {key!r}: choose another key")
+
+
 def to_qdrant(
     index: Any,
     client: Any,
@@ -123,7 +149,8 @@ def to_qdrant(
     ValueError
         An id that is not a Qdrant point id (with ``ids="same"``), an existing collection
         without the sparse vector or with another modifier, a payload that already holds
-        ``id_key`` or ``text_key``, bad arguments.
+        ``id_key`` or ``text_key``, bad arguments. All of these are found before the
+        collection is created or any point written: a refused export leaves Qdrant as it was.
     ImportError
         qdrant-client is not installed.
     """
@@ -139,8 +166,17 @@ def to_qdrant(
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
     if not isinstance(vector_name, str) or not vector_name:
         raise ValueError(f"vector_name must be a non-empty string, got {vector_name!r}")
+    if text_key is not None and (not isinstance(text_key, str) or not text_key):
+        raise ValueError(f"text_key must be None or a non-empty string, got {text_key!r}")
     if text_key is not None and not index.store_texts:
         raise ValueError(f"text_key={text_key!r}: this index does not store texts")
+    if ids == "uuid" and (not isinstance(id_key, str) or not id_key):
+        raise ValueError(f"id_key must be a non-empty string, got {id_key!r}")
+    if ids == "uuid" and id_key == text_key:
+        raise ValueError(f"id_key and text_key are both {id_key!r}: choose two keys")
+    # every check on the documents before the collection is created or written to, so that a
+    # refused export leaves nothing behind
+    _check_documents(index, ids == "uuid", id_key, text_key)
     bm25 = bool(index._bm25 or index._idf)
     modifier = models.Modifier.IDF if bm25 else None
     _ensure_collection(client, models, collection_name, vector_name, modifier)

@@ -143,12 +143,31 @@ def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
     return w
 
 
-def _limit(limit: int | None) -> int | None:
+def _limit(limit: int | None, name: str = "limit") -> int | None:
+    """None, or an integer >= 1 (as :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`:
+    ``limit=0`` is refused, not answered with an empty list)."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
-        raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"{name} must be None or an integer >= 1, got {limit!r}")
     return int(limit)
+
+
+def _rrf_constant(method: str, rrf_k: float | None, k: float | None) -> float | None:
+    """RRF's rank constant from ``rrf_k`` or its alias ``k``: None for ``"dbsf"`` (where
+    either is a ValueError, as it would be ignored), 60 for ``"rrf"`` when neither is given."""
+    if rrf_k is not None and k is not None:
+        raise ValueError("give RRF's rank constant once: rrf_k= or its alias k=, not both")
+    given = rrf_k if rrf_k is not None else k
+    name = "rrf_k" if rrf_k is not None else "k"
+    if str(method).lower() == "dbsf":
+        if given is not None:
+            raise ValueError(
+                f"{name}={given!r} is RRF's rank constant and does not apply to method='dbsf' "
+                "(the number of hits is limit=)"
+            )
+        return None
+    return 60.0 if given is None else given
 
 
 def _remember(first: dict[Any, _Item], it: _Item) -> None:
@@ -203,7 +222,8 @@ def reciprocal_rank_fusion(
     ------
     TypeError, ValueError
         A run that is not a list, an item that is not a hit / pair / id, an id twice in one
-        run, a bad ``k``, weight or limit; the message names the run and the item.
+        run, a bad ``k``, weight or limit (``limit`` is None or >= 1); the message names the
+        run and the item.
     """
     kk = float(k)
     if not math.isfinite(kk) or kk <= 0:
@@ -287,18 +307,23 @@ def fuse(
     runs: Iterable[Any],
     method: str = "rrf",
     *,
-    k: float = 60,
+    rrf_k: float | None = None,
     weights: Sequence[float] | None = None,
     limit: int | None = None,
+    k: float | None = None,
 ) -> list[Hit]:
-    """:func:`reciprocal_rank_fusion` (``method="rrf"``, uses ``k``) or
-    :func:`distribution_based_score_fusion` (``method="dbsf"``)."""
+    """:func:`reciprocal_rank_fusion` (``method="rrf"``, with the rank constant ``rrf_k``,
+    default 60; ``k`` is an alias kept for earlier code) or
+    :func:`distribution_based_score_fusion` (``method="dbsf"``, where ``rrf_k`` / ``k`` does
+    not apply and is a ValueError). ``limit`` is the number of fused hits (None: all)."""
     m = str(method).lower()
+    if m not in METHODS:
+        raise ValueError(f"unknown fusion method {method!r}: use one of {', '.join(METHODS)}")
+    const = _rrf_constant(m, rrf_k, k)
     if m == "rrf":
-        return reciprocal_rank_fusion(runs, k=k, weights=weights, limit=limit)
-    if m == "dbsf":
-        return distribution_based_score_fusion(runs, weights=weights, limit=limit)
-    raise ValueError(f"unknown fusion method {method!r}: use one of {', '.join(METHODS)}")
+        assert const is not None
+        return reciprocal_rank_fusion(runs, k=const, weights=weights, limit=limit)
+    return distribution_based_score_fusion(runs, weights=weights, limit=limit)
 
 
 def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[list[Any], int, int]:
@@ -316,7 +341,7 @@ def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[li
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     if depth is None:
         depth = max(lim, 100)
-    dep = _limit(depth)
+    dep = _limit(depth, "depth")
     if dep is None or dep < lim:
         raise ValueError(f"depth must be an integer >= limit ({lim}), got {depth!r}")
     return list(indexes), lim, dep
@@ -330,14 +355,17 @@ def hybrid_search(
     limit: int = 10,
     depth: int | None = None,
     weights: Sequence[float] | None = None,
-    k: float = 60,
+    rrf_k: float | None = None,
+    k: float | None = None,
     **search_kwargs: Any,
 ) -> list[Hit]:
     """Hybrid search in one call: ``query`` (a text) searched in every index of ``indexes``
     (typically ``[bm25_index, splade_index]``, each encoding the text its own way), the
     ``depth`` best hits of each (default ``max(limit, 100)``) fused with :func:`fuse`
-    (``method`` ``"rrf"`` with its constant ``k``, or ``"dbsf"``; ``weights`` one per index),
-    the ``limit`` best fused hits returned (``k`` here is RRF's constant, not a hit count).
+    (``method`` ``"rrf"`` with its rank constant ``rrf_k``, default 60, or ``"dbsf"``;
+    ``weights`` one per index), the ``limit`` best fused hits returned. ``k`` is an alias of
+    ``rrf_k`` kept for earlier code: RRF's constant, not a hit count (that is ``limit``); with
+    ``method="dbsf"`` either is a ValueError, as it would not apply.
 
     ``search_kwargs`` go to every :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`
     (``filter``, ``query_filter``, ``with_payload``, ``with_vectors``, ``algorithm``,
@@ -346,8 +374,9 @@ def hybrid_search(
     the same documents under the same ids.
     """
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
     runs = [ix.search(query, limit=dep, **search_kwargs) for ix in ixs]
-    return fuse(runs, method, k=k, weights=weights, limit=lim)
+    return fuse(runs, method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)
 
 
 def hybrid_search_batch(
@@ -358,15 +387,20 @@ def hybrid_search_batch(
     limit: int = 10,
     depth: int | None = None,
     weights: Sequence[float] | None = None,
-    k: float = 60,
+    rrf_k: float | None = None,
+    k: float | None = None,
     **search_kwargs: Any,
 ) -> list[list[Hit]]:
     """:func:`hybrid_search` for many queries: one :meth:`search_batch
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
     queries = list(queries)
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
-    return [fuse([r[i] for r in per_index], method, k=k, weights=weights, limit=lim) for i in range(len(queries))]
+    return [
+        fuse([r[i] for r in per_index], method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)
+        for i in range(len(queries))
+    ]
 
 
 rrf = reciprocal_rank_fusion

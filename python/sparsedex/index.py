@@ -50,7 +50,7 @@ from . import _core
 from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
-from .store import IndexLockedError, MergePolicy, Snapshot, Store
+from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store
 from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
@@ -62,8 +62,13 @@ _QUANTIZATIONS = ("u8", "float")
 @dataclass(frozen=True)
 class Hit:
     """One search result: the document's id, its score, its payload (None if it has none, or
-    with ``with_payload=False``) and, with ``with_vectors=True``, its vector as indexed (a
-    :class:`~sparsedex.SparseEmbedding`; None otherwise)."""
+    with ``with_payload=False``) and, with ``with_vectors=True``, its stored vector (a
+    :class:`~sparsedex.SparseEmbedding`, as :meth:`SparseIndex.get` returns it; None otherwise).
+
+    The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). With
+    ``quantization="u8"`` the score is computed on 8-bit impacts (each weight rounded to the
+    index's grid, e.g. 0.5 scores as 0.502), so it differs from the dot product of the query
+    with ``vector`` by that rounding; with ``"float"`` it equals it (f32 rounding aside)."""
 
     id: Any
     score: float
@@ -78,8 +83,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class Document:
-    """A stored document: id, text (None if not kept), payload and its vector as indexed
-    (for BM25: the BM25 document weights under the current collection statistics)."""
+    """A stored document: id, text (None if not kept), payload and its stored vector: the
+    one added, in float32 (BM25 indexes: the term frequencies), not the 8-bit impacts a
+    ``u8`` index scores with (see :class:`Hit`)."""
 
     id: Any
     text: str | None
@@ -523,10 +529,24 @@ class SparseIndex:
 
     def close(self, wait_for_merges: bool = True) -> None:
         """Forget uncommitted changes and release the writer lock (if this handle holds it),
-        after background merges finish (``wait_for_merges=False`` abandons a running merge)."""
+        after background merges finish (``wait_for_merges=False`` abandons a running merge).
+
+        Closing is final and idempotent (a second ``close()`` does nothing): afterwards every
+        other method, reads (search, get, ids, len, explain, ...) and writes (add, commit, ...)
+        alike, raises :class:`~sparsedex.ClosedIndexError` (a ``ValueError``, as a closed
+        Python file does), and the handle never takes the writer lock again; open the
+        directory again with :meth:`open` for more. ``with SparseIndex.open(path) as ix:``
+        closes on leaving the block."""
         self._store.close(wait_for_merges)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called on this handle."""
+        return self._store.closed
+
     def __enter__(self) -> "SparseIndex":
+        if self._store.closed:
+            raise ClosedIndexError("this index is closed: open it again (SparseIndex.open) to read or write")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -703,7 +723,8 @@ class SparseIndex:
         filter and ANDed with ``filter``; a condition that does not translate is a
         :class:`~sparsedex.filters.FilterError` naming it), ``with_payload`` (True, False, a list
         of dotted keys, or an include / exclude selector), ``with_vectors`` (``Hit.vector``
-        holds the document's vector as indexed, as :meth:`get` returns it) and
+        holds the document's stored float vector, as :meth:`get` returns it; a ``u8`` index's
+        scores use its 8-bit rounding, see :class:`Hit`) and
         ``score_threshold`` (only hits scoring above it). With ``quantization="float"`` the
         scores are the ones Qdrant computes.
         """
@@ -828,9 +849,10 @@ class SparseIndex:
             raise KeyError(f"no document with id {id!r} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
+        snap = self._snap()  # ClosedIndexError on a closed index
         try:
             key = _validate.lookup_id(id)
-            return self._snap().core.locate(key) is not None
+            return snap.core.locate(key) is not None
         except (TypeError, ValueError, OverflowError):
             return False
 

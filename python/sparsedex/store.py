@@ -46,7 +46,26 @@ from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payload_json,
 from .filters import Filter, PayloadColumns
 from .lock import LOCK_FILE, IndexLockedError, WriterLock
 
-__all__ = ["Store", "Snapshot", "SegmentView", "MergePolicy", "IndexLockedError", "StoreHit", "SETTINGS_FORMAT"]
+__all__ = [
+    "Store",
+    "Snapshot",
+    "SegmentView",
+    "MergePolicy",
+    "IndexLockedError",
+    "ClosedIndexError",
+    "StoreHit",
+    "SETTINGS_FORMAT",
+]
+
+
+class ClosedIndexError(SparsedexError, ValueError):
+    """An index handle was used after :meth:`~sparsedex.SparseIndex.close` (reads and writes
+    alike; like a closed Python file, whose methods raise ``ValueError``)."""
+
+
+def _closed_error() -> ClosedIndexError:
+    return ClosedIndexError("this index is closed: open it again (SparseIndex.open) to read or write")
+
 
 #: ``format`` of the settings this layer keeps in every manifest (opaque to the core).
 SETTINGS_FORMAT = "sparsedex-index"
@@ -477,8 +496,18 @@ class Store:
             return
 
     # reading ------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise _closed_error()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     @property
     def snapshot(self) -> Snapshot:
+        self._check_open()
         assert self._snapshot is not None
         return self._snapshot
 
@@ -527,6 +556,7 @@ class Store:
 
     def refresh(self) -> bool:
         """Move to the newest commit; True if there was a newer one."""
+        self._check_open()
         if self.path is None:
             return False
         with self._wlock:
@@ -549,6 +579,7 @@ class Store:
         self._p_settings: str | None = None
 
     def has_staged(self) -> bool:
+        self._check_open()
         return bool(self._p_ids or self._p_deletes) or self._core.has_staged() or self._p_settings is not None
 
     def _pending_any(self) -> bool:
@@ -556,6 +587,7 @@ class Store:
 
     def staged(self) -> dict[str, Any]:
         """What is staged (for tests: a refused call must leave it as it was)."""
+        self._check_open()
         return {
             "ids": list(self._p_ids),
             "payloads": json.dumps(self._p_payloads, sort_keys=True, default=repr),
@@ -569,8 +601,7 @@ class Store:
     def _begin_write(self) -> None:
         """Become the writer: take the lock, upgrade an old layout, catch up with commits
         made meanwhile (the core also collects garbage there)."""
-        if self._closed:
-            raise SparsedexError("this index is closed")
+        self._check_open()
         if self._writing:
             return
         assert self.path is not None and self._lock is not None
@@ -598,12 +629,17 @@ class Store:
     def close(self, wait_for_merges: bool = True) -> None:
         """Drop uncommitted changes and release the writer lock (if held), after waiting for
         background merges (unless ``wait_for_merges=False``: a running merge is then
-        abandoned; the next writer collects its files)."""
+        abandoned; the next writer collects its files). Idempotent: closing a closed store
+        does nothing. Every other method of a closed store raises :class:`ClosedIndexError`,
+        and it never takes the writer lock again."""
+        if self._closed:
+            return
         try:
             if wait_for_merges:
                 self.wait_for_merges()
         finally:
             with self._wlock:
+                self._closed = True
                 self._reset_pending()
                 self._core.rollback()
                 if self.path is not None and self._writing:
@@ -623,12 +659,14 @@ class Store:
     def locate(self, id: Any) -> tuple[str, int, int] | None:
         """("staged", row, -1) or ("committed", segment position, internal doc), or None,
         for a live id as the writer sees it (committed minus staged deletes, plus staged adds)."""
+        self._check_open()
         try:
             return self._core.locate(id)
         except (TypeError, ValueError, OverflowError):
             return None
 
     def next_int_id(self) -> int:
+        self._check_open()
         return self._core.next_int_id()
 
     def add(
@@ -645,6 +683,7 @@ class Store:
         Ids are unique among themselves and, without ``replace``, not in the index (the core
         checks again and refuses the whole call otherwise). With ``replace`` an existing
         document with the same id is deleted first (upsert)."""
+        self._check_open()
         with self._wlock:
             self._begin_write()
             if self._prepared is not None:
@@ -710,12 +749,14 @@ class Store:
 
     def rollback(self) -> None:
         """Forget uncommitted changes."""
+        self._check_open()
         with self._wlock:
             self._core.rollback()
             self._reset_pending()
 
     def set_settings(self, settings: dict[str, Any]) -> None:
         """Replace the layer above's settings with the next commit (if they changed)."""
+        self._check_open()
         new = {**settings, "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION}
         if new != self._settings:
             self._p_settings = _settings_json(new)
@@ -860,6 +901,7 @@ class Store:
 
     def wait_for_merges(self) -> None:
         """Block until background merges are done (and raise if one failed)."""
+        self._check_open()
         while self._merger is not None and self._merger.is_alive():
             self._merger.join(0.1)
         self._raise_merge_error()
@@ -892,6 +934,7 @@ class Store:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
         one's ``CURRENT`` replaces it). Takes ``dest``'s writer lock meanwhile."""
+        self._check_open()
         d = Path(dest)
         d.mkdir(parents=True, exist_ok=True)
         lock = WriterLock(d)

@@ -4,7 +4,7 @@
 >>> from sparsedex.retrievers.langchain import SparsedexRetriever
 >>> retriever = SparsedexRetriever(index=SparseIndex.open("movies-index"), k=3)  # doctest: +SKIP
 >>> retriever.invoke("A movie about music")                                       # doctest: +SKIP
-[Document(id='18', metadata={'title': 'This Is Spinal Tap', ..., 'id': 18, 'score': 12.72}, page_content='Spinal Tap, ...')]
+[Document(id='18', metadata={'title': 'This Is Spinal Tap', ..., 'sparsedex_id': 18, 'sparsedex_score': 12.72}, page_content='Spinal Tap, ...')]
 
 ``invoke`` / ``batch`` run synchronously; ``ainvoke`` / ``abatch`` run the search in an
 executor thread (the engine releases the GIL while it searches).
@@ -25,7 +25,7 @@ except ImportError as e:  # pragma: no cover - exercised when the extra is missi
     ) from e
 from pydantic import ConfigDict, Field, field_validator
 
-from . import hit_metadata, hit_text
+from . import check_top_k, hit_metadata, hit_text, warn_if_no_texts
 
 __all__ = ["SparsedexRetriever"]
 
@@ -38,24 +38,28 @@ class SparsedexRetriever(BaseRetriever):
     index:
         The :class:`~sparsedex.SparseIndex` (with an encoder: queries are texts).
     k:
-        How many documents (default 4, LangChain's usual).
+        How many documents (default 4, LangChain's usual): an integer >= 1, checked when the
+        retriever is built.
     search_kwargs:
         More keywords for :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`:
         ``filter``, ``query_filter``, ``score_threshold``, ``with_payload``, ``algorithm``.
     id_key, score_key:
-        Metadata keys for the hit's id and score (``score_key=None``: no score in metadata).
+        Metadata keys for the hit's id and score (default ``"sparsedex_id"`` /
+        ``"sparsedex_score"``; ``score_key=None``: no score in metadata). A payload holding one
+        of them is a ValueError at search naming the document: its value is never overwritten.
 
-    Each ``Document`` has ``page_content`` = the stored text ("" if the index keeps no texts),
-    ``metadata`` = the payload plus id and score, and ``id`` = ``str(hit.id)``.
+    Each ``Document`` has ``page_content`` = the stored text ("" if the index keeps no texts:
+    a UserWarning says so when the retriever is built), ``metadata`` = the payload plus id and
+    score, and ``id`` = ``str(hit.id)``. Unknown fields (a misspelt ``kk=3``) are refused.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     index: Any
     k: int = 4
     search_kwargs: dict[str, Any] = Field(default_factory=dict)
-    id_key: str = "id"
-    score_key: str | None = "score"
+    id_key: str = "sparsedex_id"
+    score_key: str | None = "sparsedex_score"
 
     @field_validator("index")
     @classmethod
@@ -64,7 +68,13 @@ class SparsedexRetriever(BaseRetriever):
 
         if not isinstance(v, SparseIndex):
             raise ValueError(f"index must be a sparsedex.SparseIndex, got {type(v).__name__}")
+        warn_if_no_texts(v, stacklevel=2)
         return v
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _check_k(cls, v: Any) -> int:
+        return check_top_k(v, "k")
 
     @field_validator("search_kwargs")
     @classmethod

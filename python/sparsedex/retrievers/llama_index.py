@@ -23,7 +23,7 @@ except ImportError as e:  # pragma: no cover - exercised when the extra is missi
         "sparsedex.retrievers.llama_index needs llama-index-core: pip install 'sparsedex[llamaindex]'"
     ) from e
 
-from . import hit_metadata, hit_text
+from . import check_top_k, hit_metadata, hit_text, warn_if_no_texts
 
 __all__ = ["SparsedexRetriever"]
 
@@ -36,17 +36,21 @@ class SparsedexRetriever(BaseRetriever):
     index:
         The :class:`~sparsedex.SparseIndex` (with an encoder: queries are texts).
     similarity_top_k:
-        How many nodes (default 10).
+        How many nodes (default 10): an integer >= 1, checked when the retriever is built.
     search_kwargs:
         More keywords for :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`:
         ``filter``, ``query_filter``, ``score_threshold``, ``with_payload``, ``algorithm``.
     id_key:
-        Metadata key for the hit's id (the node's ``id_`` is ``str(hit.id)``).
+        Metadata key for the hit's id (default ``"sparsedex_id"``; the node's ``id_`` is
+        ``str(hit.id)``). A payload holding that key is a ValueError at search naming the
+        document: its value is never overwritten.
     **kwargs:
-        ``callback_manager``, ``verbose``... for LlamaIndex's ``BaseRetriever``.
+        ``callback_manager``, ``verbose``... for LlamaIndex's ``BaseRetriever`` (whose fixed
+        signature makes any other keyword a TypeError).
 
     Each ``NodeWithScore`` holds a ``TextNode`` (text = the stored text, "" if the index keeps
-    no texts; metadata = the payload plus the id) and the hit's score.
+    no texts: a UserWarning says so when the retriever is built; metadata = the payload plus
+    the id) and the hit's score.
     """
 
     def __init__(
@@ -54,7 +58,7 @@ class SparsedexRetriever(BaseRetriever):
         index: Any,
         similarity_top_k: int = 10,
         search_kwargs: dict[str, Any] | None = None,
-        id_key: str = "id",
+        id_key: str = "sparsedex_id",
         **kwargs: Any,
     ) -> None:
         from ..index import SparseIndex
@@ -65,11 +69,13 @@ class SparsedexRetriever(BaseRetriever):
         for key in ("k", "limit"):
             if key in search_kwargs:
                 raise ValueError(f"search_kwargs: set similarity_top_k, not {key!r}")
+        similarity_top_k = check_top_k(similarity_top_k, "similarity_top_k")
+        warn_if_no_texts(index)
         self._index = index
         self._top_k = similarity_top_k
         self._search_kwargs = search_kwargs
         self._id_key = id_key
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # its fixed signature refuses unknown keywords (TypeError)
 
     def _search(self, query: str) -> list[NodeWithScore]:
         hits = self._index.search(query, limit=self._top_k, **self._search_kwargs)

@@ -80,10 +80,16 @@ fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
 }
 
 fn build_kind(c: &Corpus, quant: Quantization) -> Index {
+    build_kind_with(c, quant, false)
+}
+
+/// With `store_vectors`, the algorithms that rescore from stored rows (sp, bmt, approximate
+/// search) run their own code instead of their fallbacks.
+fn build_kind_with(c: &Corpus, quant: Quantization, store_vectors: bool) -> Index {
     build(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
-        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: Reorder::None },
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors, reorder: Reorder::None },
     )
     .unwrap()
     .index
@@ -212,8 +218,8 @@ proptest! {
     }
 
     #[test]
-    fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
-        let index = build_kind(&c, Quantization::U8 { scale: None });
+    fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0, store in any::<bool>()) {
+        let index = build_kind_with(&c, Quantization::U8 { scale: None }, store);
         let n = c.indptr.len() - 1;
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for q in &qs {
@@ -223,8 +229,8 @@ proptest! {
     }
 
     #[test]
-    fn all_algorithms_equal_oracle_f32(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
-        let index = build_kind(&c, Quantization::F32);
+    fn all_algorithms_equal_oracle_f32(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0, store in any::<bool>()) {
+        let index = build_kind_with(&c, Quantization::F32, store);
         let n = c.indptr.len() - 1;
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for q in &qs {
@@ -239,14 +245,16 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
     use sparsedex_core::synth::{generate, SynthParams};
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
-    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+    for (quant, store_vectors) in
+        [(Quantization::U8 { scale: None }, true), (Quantization::U8 { scale: None }, false), (Quantization::F32, true)]
+    {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
             &BuildOptions {
                 n_terms: Some(p.vocab_size),
                 quantization: quant,
-                store_vectors: false,
+                store_vectors,
                 reorder: Reorder::Signature,
             },
         )
@@ -492,21 +500,34 @@ fn build_bm25(tc: &TfCorpus, params: Bm25Params, store_vectors: bool) -> Index {
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
         tc.doc_len.as_deref(),
-        &BuildOptions { n_terms: None, quantization: Quantization::Bm25(params), store_vectors, reorder: Reorder::None },
+        &BuildOptions {
+            n_terms: None,
+            quantization: Quantization::Bm25(params),
+            store_vectors,
+            reorder: Reorder::None,
+        },
     )
     .unwrap()
     .index
 }
 
 fn params_strategy() -> impl Strategy<Value = Bm25Params> {
-    (prop_oneof![Just(1.2f32), Just(0.0f32), 0.0f32..3.0], prop_oneof![Just(0.75f32), Just(0.0), Just(1.0), 0.0f32..1.0], any::<bool>())
+    (
+        prop_oneof![Just(1.2f32), Just(0.0f32), 0.0f32..3.0],
+        prop_oneof![Just(0.75f32), Just(0.0), Just(1.0), 0.0f32..1.0],
+        any::<bool>(),
+    )
         .prop_map(|(k1, b, quantized)| Bm25Params { k1, b, quantized })
 }
 
 /// Statistics for the terms `0..vocab + 3`: the index's own (`None`), or arbitrary ones (any
 /// N, total length and df: the bounds must hold whatever the statistics are).
 fn stats_strategy(vocab: u32) -> impl Strategy<Value = Option<(u64, u64, Vec<u64>)>> {
-    proptest::option::of((1u64..100_000, 1u64..10_000_000, proptest::collection::vec(0u64..5_000, (vocab + 3) as usize)))
+    proptest::option::of((
+        1u64..100_000,
+        1u64..10_000_000,
+        proptest::collection::vec(0u64..5_000, (vocab + 3) as usize),
+    ))
 }
 
 fn make_stats(s: &Option<(u64, u64, Vec<u64>)>) -> Option<Bm25Stats> {
@@ -528,8 +549,10 @@ fn q_ref(q: &[(u32, f32)]) -> (Vec<u32>, Vec<f32>) {
 fn run_all_bm25(index: &Index, q: &[(u32, f32)], k: usize, stats: Option<&Bm25Stats>, allowed: Option<&DocSet>) {
     let (terms, weights) = q_ref(q);
     let qr = QueryRef { terms: &terms, weights: &weights };
-    let everything = search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
-    let want: Vec<Hit> = everything.into_iter().filter(|h| allowed.map_or(true, |a| a.contains(h.doc))).take(k).collect();
+    let everything =
+        search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
+    let want: Vec<Hit> =
+        everything.into_iter().filter(|h| allowed.map_or(true, |a| a.contains(h.doc))).take(k).collect();
     for algo in Algorithm::ALL {
         let got = search_with(index, qr, k, algo, allowed, stats).unwrap();
         assert_eq!(got, want, "BM25 {algo} differs from the oracle (k={k}, query={q:?})");

@@ -12,6 +12,7 @@
 //! largest impact `block_max[b]`. Impacts are stored unpacked, one per posting, at the
 //! posting's global position (u8 for the quantized kind, f32 for the float kind).
 
+pub mod blockmax;
 pub mod build;
 pub mod format;
 pub mod ids;
@@ -47,6 +48,10 @@ pub struct DocBlockMax<'a, I> {
 }
 
 impl<'a, I> DocBlockMax<'a, I> {
+    /// No dense arrays (every term's maxima come from its postings).
+    pub fn none(n_blocks: usize) -> Self {
+        DocBlockMax { slot: &[], dense: &[], n_blocks }
+    }
     /// The dense array of term `t`, if it has one.
     #[inline]
     pub fn of(&self, t: u32) -> Option<&'a [I]> {
@@ -85,6 +90,18 @@ pub struct ImpactArrays<'a, I> {
     pub term_max: &'a [I],
     /// Doc-block maxima of the common terms.
     pub doc_block_max: DocBlockMax<'a, I>,
+    /// Fine-block maxima ([`blockmax::FINE_BLOCK`] documents) of the common terms (no arrays
+    /// in an index written without them).
+    pub fine_block_max: DocBlockMax<'a, I>,
+    /// Superblock maxima ([`blockmax::SUPERBLOCK_DOCS`] documents) of the common terms.
+    pub superblock_max: DocBlockMax<'a, I>,
+}
+
+impl<I> ImpactArrays<'_, I> {
+    /// Entries of the dense block-maxima arrays (doc blocks, fine blocks, superblocks).
+    fn dense_len(&self) -> usize {
+        self.doc_block_max.dense.len() + self.fine_block_max.dense.len() + self.superblock_max.dense.len()
+    }
 }
 
 /// Impact arrays of either kind.
@@ -339,9 +356,9 @@ impl Index {
             + (v.n_terms as u64) * (8 + 4 + 4 + 4 + imp_size)
             + v.term_lut.map_or(0, |l| l.len() as u64 * 4)
             + match v.impacts {
-                Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
-                Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
-                Impacts::Bm25(a) => a.doc_block_max.dense.len() as u64 * 8,
+                Impacts::U8(a) => a.dense_len() as u64,
+                Impacts::F32(a) => a.dense_len() as u64 * 4,
+                Impacts::Bm25(a) => a.dense_len() as u64 * 8,
             }
             + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =

@@ -16,16 +16,20 @@ pub mod algorithm;
 pub mod bm25;
 pub mod bmm;
 pub mod bmp;
+pub mod bmt;
 pub mod bmw;
 pub mod common;
 pub mod docset;
 pub mod exhaustive;
 pub mod explain;
 pub mod forward;
+pub mod kernels;
 pub mod kind;
 pub mod maxscore;
 pub mod plan;
+pub(crate) mod rows;
 pub mod segments;
+pub mod superblock;
 pub mod taat_maxscore;
 pub mod topk;
 pub mod wand;
@@ -155,6 +159,10 @@ fn run<K: Kind>(
         Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxMaxScore => bmm::search::<K>(v, arrays, plan, k),
         Algorithm::BlockMaxPruning => SCRATCH.with(|s| bmp::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
+        Algorithm::BlockMaxTaat => SCRATCH.with(|s| bmt::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
+        Algorithm::SuperblockPruning => {
+            SCRATCH.with(|s| superblock::search::<K>(v, arrays, plan, k, &mut s.borrow_mut()))
+        }
         Algorithm::TaatMaxScore => {
             SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut()))
         }

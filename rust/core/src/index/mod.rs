@@ -221,6 +221,9 @@ pub struct Index {
     // Field order matters: `view` borrows from `container` and is dropped first.
     view: IndexView<'static>,
     container: Arc<Container>,
+    /// The approximate-search calibration, made on first use (kept in memory only, see
+    /// [`crate::search::approx::calibrate`]).
+    approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -272,7 +275,7 @@ impl Index {
         // `container`, so it is dropped first, and it is only handed out re-borrowed with the
         // lifetime of `&self` (see [`Index::view`]).
         let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
-        Ok(Index { view, container })
+        Ok(Index { view, container, approx: std::sync::Mutex::new(None) })
     }
 
     /// Open an index file, memory-mapped. Checksums of every section are verified.
@@ -287,6 +290,11 @@ impl Index {
     /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::fs::write_atomically(path, self.container.image().as_bytes())
+    }
+
+    /// The slot of this segment's approximate-search calibration.
+    pub(crate) fn approx_calibration(&self) -> &std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>> {
+        &self.approx
     }
 
     /// Borrowed views of the index arrays.

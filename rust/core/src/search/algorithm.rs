@@ -28,12 +28,14 @@ pub enum Algorithm {
     /// Block-max term-at-a-time MaxScore: the query's essential terms accumulated exhaustively,
     /// the others bounded per 16-document block, survivors rescored from stored vectors.
     BlockMaxTaat,
+    /// Approximate search at a recall target (see [`super::approx`]); not in [`Algorithm::ALL`].
+    Approximate(super::approx::RecallTarget),
     /// Chosen per query by the measured rule of `search::auto`.
     Auto,
 }
 
 impl Algorithm {
-    /// Every algorithm, by its canonical name.
+    /// Every exact algorithm (and auto), by its canonical name.
     pub const ALL: [Algorithm; 10] = [
         Algorithm::Exhaustive,
         Algorithm::MaxScore,
@@ -58,6 +60,7 @@ impl Algorithm {
             Algorithm::BlockMaxPruning => "bmp",
             Algorithm::SuperblockPruning => "sp",
             Algorithm::BlockMaxTaat => "bmt",
+            Algorithm::Approximate(_) => "approximate",
             Algorithm::Auto => "auto",
         }
     }
@@ -83,9 +86,10 @@ impl FromStr for Algorithm {
             "sp" | "superblock" | "superblock_pruning" => Algorithm::SuperblockPruning,
             "bmt" | "block_max_taat" => Algorithm::BlockMaxTaat,
             "auto" => Algorithm::Auto,
+            "approximate" | "approx" => Algorithm::Approximate(super::approx::RecallTarget::DEFAULT),
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, sp, bmt, auto)"
+                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, sp, bmt, auto, approximate)"
                 )))
             }
         })

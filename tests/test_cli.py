@@ -83,15 +83,21 @@ def test_eval_cranfield_bm25(capsys, shared, tmp_path):
     ix = tmp_path / "ix"
     assert run_cli(capsys, "index", data / "corpus.jsonl", ix, "--encoder", "bm25", "--quantization", "float")[0] == 0
     run = tmp_path / "run.trec"
-    rc, out, err = run_cli(capsys, "eval", ix, data / "queries.jsonl", data / "qrels.tsv", "--run-out", run)
+    rc, out, err = run_cli(capsys, "eval", ix, data / "queries.jsonl", data / "qrels.tsv", "--run-out", run,
+                           "--gains", "exponential")
     assert rc == 0, err
     table = dict(line.split()[:2] for line in out.splitlines()[1:4])
-    assert float(table["ndcg@10"]) == pytest.approx(ref["ndcg10"], abs=0.005)
+    assert float(table["ndcg@10"]) == pytest.approx(ref["ndcg10"], abs=0.005)  # the reference's 2^rel-1 gains
+    assert "nDCG gains: exponential" in out
     assert float(table["map"]) == pytest.approx(ref["map"], abs=0.005)
     assert float(table["r@100"]) == pytest.approx(ref["r100"], abs=0.005)
     assert "225 judged queries" in out
     lines = run.read_text().splitlines()
     assert 200 * 1000 < len(lines) <= 225 * 1000 and lines[0].split()[1] == "Q0" and lines[0].split()[3] == "1"
+    # default: linear gains, as trec_eval and ir_measures (0.3357: REFERENCE_RESULTS' _settings note)
+    rc, out, _ = run_cli(capsys, "eval", ix, data / "queries.jsonl", data / "qrels.tsv", "--metrics", "ndcg@10")
+    assert float(out.splitlines()[1].split()[1]) == pytest.approx(0.3357, abs=0.005)
+    assert "nDCG gains: linear (rel), as trec_eval and ir_measures" in out
     rc, out, _ = run_cli(capsys, "eval", ix, data / "queries.jsonl", data / "qrels.tsv", "--metrics", "p@5,mrr@10", "--json", "-k", "10")
     res = json.loads(out)["metrics"]
     assert set(res) == {"p@5", "mrr@10"} and 0 < res["p@5"] < 1
@@ -112,7 +118,7 @@ def test_demo(capsys):
     [
         (["index", "{tmp}/nope.jsonl", "{tmp}/ix"], "nope.jsonl: no such corpus file"),
         (["index", "{tmp}/bad.jsonl", "{tmp}/ix"], "bad.jsonl:2: bad JSON line"),
-        (["index", "{tmp}/notext.jsonl", "{tmp}/ix"], "notext.jsonl:1: no 'text' field"),
+        (["index", "{tmp}/notext.jsonl", "{tmp}/ix"], "notext.jsonl:1: no text field (looked for text, contents; fields here: id, body)"),
         (["index", "{tmp}/good.jsonl", "{tmp}/ix", "--encoder", "/no/such/model"], "unknown model '/no/such/model'"),
         (["search", "{tmp}/missing", "q"], "missing: no such index directory"),
         (["search", "{tmp}", "q"], "not a sparsedex index"),

@@ -126,10 +126,11 @@ def test_bundled_model_is_a_package_resource():
 def test_list_supported_models():
     models = list_supported_models()
     names = [m["model"] for m in models]
-    assert names == ["splade-tiny", "prithivida/Splade_PP_en_v1"]
+    assert names == ["splade-tiny", "prithivida/Splade_PP_en_v1", "Qdrant/bm25"]
     for m in models:
-        assert {"model", "vocab_size", "description", "license", "size_in_GB", "sources"} <= set(m)
-        assert m["vocab_size"] == 30522
+        assert {"model", "vocab_size", "description", "license", "size_in_GB", "sources", "requires_idf"} <= set(m)
+        assert m["vocab_size"] == (30522 if m["kind"] == "splade" else 0)
+    assert [m["requires_idf"] for m in models] == [False, False, True]
     assert models[1]["sources"] == {"hf": "Qdrant/Splade_PP_en_v1"}
     json.dumps(models)
 

@@ -94,7 +94,7 @@ def assert_same(run, qrels, *, check_exp=True):
     # exponential gains == ir_measures nDCG on converted qrels
     if check_exp:
         ndcgs = [(n, m) for n, m in OURS_VS_THEIRS if n.startswith("ndcg")]
-        ours_e = evaluate(run, qrels, [n for n, _ in ndcgs])
+        ours_e = evaluate(run, qrels, [n for n, _ in ndcgs], gains="exponential")
         agg_e = theirs_aggregate([m for _, m in ndcgs], exp_qrels(qrels), run)
         for n, m in ndcgs:
             assert ours_e[n] == pytest.approx(agg_e[m], abs=1e-9, nan_ok=True), n
@@ -124,7 +124,7 @@ def test_hand_computed():
     run = {"1": {"z": 3.0, "b": 2.0, "c": 2.0, "a": 1.0}, "4": {"q": 1.0}}
     # ranking of q1 (ties by doc id descending): z, c, b, a
     assert [d for d, _ in rank(run["1"])] == ["z", "c", "b", "a"]
-    pq = evaluate_per_query(run, qrels, ["rr", "p@2", "r@3", "map", "ndcg@3"])
+    pq = evaluate_per_query(run, qrels, ["rr", "p@2", "r@3", "map", "ndcg@3"], gains="exponential")
     assert pq["rr"] == {"1": 1 / 3, "2": 0.0, "3": 0.0}  # query 4 is not judged: ignored
     assert pq["p@2"]["1"] == 0.0 and pq["r@3"]["1"] == 0.5
     assert pq["map"]["1"] == pytest.approx((1 / 3 + 2 / 4) / 2)
@@ -235,7 +235,7 @@ def reference(name, system):
 
 
 def check_reference(run, qrels, ref):
-    got = evaluate(run, qrels, ["ndcg@10", "map", "r@100"])
+    got = evaluate(run, qrels, ["ndcg@10", "map", "r@100"], gains="exponential")  # the reference's gains
     assert len(qrels) == ref["n"]
     assert got["ndcg@10"] == pytest.approx(ref["ndcg10"], abs=0.005)
     assert got["map"] == pytest.approx(ref["map"], abs=0.005)
@@ -251,6 +251,7 @@ def test_bm25_reproduces_reference_and_matches_ir_measures(name):
     assert_same(run, qrels)
     if name == "cranfield":  # graded: linear gains read as the _settings note says
         assert evaluate(run, qrels, ["ndcg@10"], gains="linear")["ndcg@10"] == pytest.approx(0.3357, abs=0.005)
+        assert evaluate(run, qrels, ["ndcg@10"])["ndcg@10"] == pytest.approx(0.3357, abs=0.005)  # the default
 
 
 @pytest.mark.slow

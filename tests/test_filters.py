@@ -408,10 +408,11 @@ def test_check_payload_value():
     cases = [
         ({"a": {"b": math.nan}}, "payload of document 7 at a.b: expected a finite number, got nan"),
         ({"a": [1, math.inf]}, "payload of document 7 at a[1]: expected a finite number, got inf"),
-        ({"a": (1, 2)}, "payload of document 7 at a: tuple is not a JSON value"),
+        ({"a": (1, 2)}, "payload of document 7 at a: tuple is not a JSON value (JSON would store a list"),
         ({"a": {"b": {1, 2}}}, "payload of document 7 at a.b: set is not a JSON value"),
         ({"a": {1: "x"}}, "payload of document 7 at a: keys must be strings, got int 1"),
-        ({"a": np.int64(3)}, "payload of document 7 at a: int64 is not a JSON value"),
+        ({"a": np.array([3])}, "payload of document 7 at a: a numpy array is not a JSON value"),
+        ({"a": "\ud800"}, "payload of document 7 at a: the string holds a lone surrogate (U+D800 at character 0)"),
         ([1], "payload of document 7: expected a dict or None, got list"),
     ]
     for payload, message in cases:

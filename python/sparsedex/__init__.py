@@ -11,7 +11,17 @@ Exact top-k search, fast, with every match explainable term by term.
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from ._core import CorruptIndexError, SparsedexError
-from .encoders import Analyzer, Bm25Encoder, ModelNotAvailableError, SpladeEncoder, list_supported_models
+from . import fusion
+from .embedding import SparseTextEmbedding
+from .encoders import (
+    Analyzer,
+    Bm25Encoder,
+    FastembedBm25Encoder,
+    ModelNotAvailableError,
+    ProviderNotAvailableError,
+    SpladeEncoder,
+    list_supported_models,
+)
 from .filters import FilterError
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
 from .store import IndexLockedError, MergePolicy
@@ -31,15 +41,19 @@ __all__ = [
     "TermMatch",
     "VectorIndex",
     "SparseEmbedding",
+    "SparseTextEmbedding",
     "SpladeEncoder",
     "Bm25Encoder",
+    "FastembedBm25Encoder",
     "Analyzer",
     "list_supported_models",
     "ModelNotAvailableError",
+    "ProviderNotAvailableError",
     "SparsedexError",
     "CorruptIndexError",
     "IndexLockedError",
     "MergePolicy",
     "FilterError",
+    "fusion",
     "__version__",
 ]

@@ -1,4 +1,9 @@
-"""Type stubs of the native module (rust/py). Checked by `python -m mypy.stubtest sparsedex._core`."""
+"""Type stubs of the native module (rust/py). Checked by `python -m mypy.stubtest sparsedex._core`.
+
+The engine (`Index`, one immutable segment), searches over several segments, and the store
+(`Store`, `Snapshot`): the segment lifecycle of an index, in memory or in a directory. Every
+file format is described in rust/core/FORMAT.md.
+"""
 
 import os
 from typing import Any, final
@@ -6,98 +11,302 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CorruptIndexError", "Index", "SparsedexError", "DocSet", "algorithms", "clean_csr", "search_segments", "search_segments_batch", "similarity_order", "simd_kernel", "synthetic_corpus"]
+__all__ = [
+    "Bm25Stats",
+    "ConflictError",
+    "CorruptIndexError",
+    "DocSet",
+    "Index",
+    "PreparedMerge",
+    "PreparedSave",
+    "Snapshot",
+    "SparsedexError",
+    "Store",
+    "algorithm_name",
+    "algorithms",
+    "clean_csr",
+    "merge",
+    "search_segments",
+    "search_segments_batch",
+    "similarity_order",
+    "simd_kernel",
+    "synthetic_corpus",
+    "write_atomically",
+]
 
-class SparsedexError(Exception): ...
-class CorruptIndexError(SparsedexError): ...
+_Path = str | os.PathLike[str]
+_U32 = npt.NDArray[np.uint32]
+_U64 = npt.NDArray[np.uint64]
+_I64 = npt.NDArray[np.int64]
+_F32 = npt.NDArray[np.float32]
+
+class SparsedexError(Exception):
+    """Base class of sparsedex errors."""
+
+class CorruptIndexError(SparsedexError):
+    """An index file is truncated, corrupted, of another format version, or not an index file."""
+
+class ConflictError(SparsedexError):
+    """The index was changed by another writer meanwhile, or a call came in the wrong order."""
+
+@final
+class Bm25Stats:
+    """Collection statistics of a BM25 search: N, total length, df of each term (df <= N)."""
+
+    def __new__(cls, n_docs: int, total_len: int, terms: _U32, df: _U64) -> Bm25Stats: ...
+    @staticmethod
+    def sum(parts: list[Bm25Stats]) -> Bm25Stats: ...
+    @property
+    def n_docs(self) -> int: ...
+    @property
+    def total_len(self) -> int: ...
+    @property
+    def terms(self) -> _U32: ...
+    @property
+    def df(self) -> _U64: ...
 
 @final
 class Index:
+    """One immutable engine segment (build, open, save, search, explain, get)."""
+
     @staticmethod
     def build(
-        indptr: npt.NDArray[np.uint64],
-        indices: npt.NDArray[np.uint32],
-        values: npt.NDArray[np.float32],
+        indptr: _U64,
+        indices: _U32,
+        values: _F32,
         *,
         n_terms: int | None = None,
         quantization: str = "u8",
         scale: float | None = None,
-        ids_int: npt.NDArray[np.int64] | None = None,
+        ids_int: _I64 | None = None,
         ids_str: list[str] | None = None,
         store_vectors: bool = True,
         reorder: bool = True,
+        bm25: tuple[float, float] | None = None,
+        doc_len: _U32 | None = None,
     ) -> Index: ...
     @staticmethod
-    def open(path: str | os.PathLike[str]) -> Index: ...
-    def save(self, path: str | os.PathLike[str]) -> None: ...
+    def build_with_order(
+        indptr: _U64,
+        indices: _U32,
+        values: _F32,
+        *,
+        n_terms: int | None = None,
+        quantization: str = "u8",
+        scale: float | None = None,
+        ids_int: _I64 | None = None,
+        ids_str: list[str] | None = None,
+        store_vectors: bool = True,
+        reorder: bool = True,
+        bm25: tuple[float, float] | None = None,
+        doc_len: _U32 | None = None,
+    ) -> tuple[Index, _U32]: ...
+    @staticmethod
+    def open(path: _Path) -> Index: ...
+    def save(self, path: _Path) -> None: ...
     def search(
         self,
-        indices: npt.NDArray[np.uint32],
-        values: npt.NDArray[np.float32],
+        indices: _U32,
+        values: _F32,
         k: int = 10,
         algorithm: str = "auto",
-        allowed: npt.NDArray[np.uint64] | None = None,
-    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+        allowed: _U64 | None = None,
+        stats: Bm25Stats | None = None,
+    ) -> tuple[_U32, _F32]: ...
     def search_batch(
         self,
-        indptr: npt.NDArray[np.uint64],
-        indices: npt.NDArray[np.uint32],
-        values: npt.NDArray[np.float32],
+        indptr: _U64,
+        indices: _U32,
+        values: _F32,
         k: int = 10,
         algorithm: str = "auto",
         threads: int | None = None,
-        allowed: npt.NDArray[np.uint64] | None = None,
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+        allowed: _U64 | None = None,
+        stats: Bm25Stats | None = None,
+    ) -> tuple[_I64, _F32]: ...
     def explain(
-        self, indices: npt.NDArray[np.uint32], values: npt.NDArray[np.float32], doc: int
+        self, indices: _U32, values: _F32, doc: int, stats: Bm25Stats | None = None
     ) -> list[tuple[int, float, float, float]]: ...
-    def get(self, doc: int) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
-    def vectors(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
-    def ids(self) -> npt.NDArray[np.int64] | list[str] | None: ...
+    def get(self, doc: int) -> tuple[_U32, _F32]: ...
+    def vectors(self) -> tuple[_U64, _U32, _F32]: ...
+    def ids(self) -> _I64 | list[str] | None: ...
+    def id(self, doc: int) -> int | str: ...
+    def locate(self, id: int | str) -> int | None: ...
+    def bm25_stats(self, terms: _U32) -> Bm25Stats: ...
     def stats(self) -> dict[str, Any]: ...
     def __len__(self) -> int: ...
+    @property
+    def vocabulary(self) -> int: ...
     @property
     def n_terms(self) -> int: ...
     @property
     def has_vectors(self) -> bool: ...
 
-def algorithms() -> list[str]: ...
-def simd_kernel() -> str: ...
-def similarity_order(
-    indptr: npt.NDArray[np.uint64],
-    indices: npt.NDArray[np.uint32],
-    values: npt.NDArray[np.float32],
-    n_terms: int | None = None,
-) -> npt.NDArray[np.uint32]: ...
 @final
 class DocSet:
-    def __new__(cls, words: npt.NDArray[np.uint64], n_docs: int) -> DocSet: ...
+    """A set of allowed internal doc ids of one segment (bit d%64 of word d//64)."""
+
+    def __new__(cls, words: _U64, n_docs: int) -> DocSet: ...
+    def words(self) -> _U64: ...
     def __len__(self) -> int: ...
 
+@final
+class PreparedMerge:
+    """A merged segment built by `Store.merge`, waiting for `Store.finish_merge`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def members(self) -> list[str]: ...
+    def origin(self) -> tuple[_U32, _U32]: ...
+
+@final
+class PreparedSave:
+    """A copy being saved by `Store.prepare_save`, waiting for `Store.finish_save`."""
+
+    def names(self) -> list[tuple[str, str]]: ...
+    @property
+    def dest(self) -> str: ...
+
+@final
+class Snapshot:
+    """A commit of a store: immutable, safe to search from many threads."""
+
+    @property
+    def generation(self) -> int: ...
+    @property
+    def uuid(self) -> str: ...
+    def __len__(self) -> int: ...
+    def settings(self) -> dict[str, Any]: ...
+    def segments(self) -> list[dict[str, Any]]: ...
+    def index(self, pos: int) -> Index: ...
+    def live(self, pos: int) -> DocSet | None: ...
+    def locate(self, id: int | str) -> tuple[int, int] | None: ...
+    def bm25_stats(self, terms: _U32) -> Bm25Stats: ...
+    def search(
+        self,
+        indices: _U32,
+        values: _F32,
+        k: int = 10,
+        algorithm: str = "auto",
+        filters: list[DocSet | None] | None = None,
+        stats: Bm25Stats | None = None,
+    ) -> tuple[_U32, _U32, _F32]: ...
+    def search_batch(
+        self,
+        indptr: _U64,
+        indices: _U32,
+        values: _F32,
+        k: int = 10,
+        algorithm: str = "auto",
+        threads: int | None = None,
+        filters: list[DocSet | None] | None = None,
+        stats: Bm25Stats | None = None,
+    ) -> tuple[_I64, _I64, _F32]: ...
+    def explain(
+        self, indices: _U32, values: _F32, segment: int, doc: int, stats: Bm25Stats | None = None
+    ) -> list[tuple[int, float, float, float]]: ...
+
+@final
+class Store:
+    """An index's segments, deletions and commits, in memory or in a directory.
+
+    Every write call must be made holding the directory's writer lock (its LOCK file).
+    """
+
+    @staticmethod
+    def create(
+        path: _Path | None = None,
+        *,
+        quantization: str = "u8",
+        max_weight: float | None = None,
+        vocab_size: int | None = None,
+        bm25: tuple[float, float] | None = None,
+        settings_json: str = "{}",
+    ) -> Store: ...
+    @staticmethod
+    def open(path: _Path) -> Store: ...
+    @property
+    def path(self) -> str | None: ...
+    def snapshot(self) -> Snapshot: ...
+    def refresh(self) -> bool: ...
+    def begin_write(self) -> None: ...
+    def end_write(self) -> None: ...
+    def stage_add(
+        self,
+        indptr: _U64,
+        indices: _U32,
+        values: _F32,
+        *,
+        ids_int: _I64 | None = None,
+        ids_str: list[str] | None = None,
+        doc_len: _U32 | None = None,
+        replace: bool = False,
+    ) -> tuple[int, int]: ...
+    def stage_delete(
+        self, *, ids_int: _I64 | None = None, ids_str: list[str] | None = None, missing_ok: bool = False
+    ) -> int: ...
+    def locate(self, id: int | str) -> tuple[str, int, int] | None: ...
+    def has_staged(self) -> bool: ...
+    def next_int_id(self) -> int: ...
+    def rollback(self) -> None: ...
+    def prepare_commit(self) -> tuple[str, _U32] | None: ...
+    def finish_commit(self, attachments: list[str] = ..., settings_json: str | None = None) -> int: ...
+    def plan_merges(self, factor: int = 10, floor_docs: int = 1000, max_deleted: float = 0.5) -> list[list[str]]: ...
+    def plan_merge_to(self, max_segments: int) -> list[str]: ...
+    def merge(self, names: list[str]) -> PreparedMerge: ...
+    def finish_merge(self, prepared: PreparedMerge, attachments: list[str] = ...) -> int | None: ...
+    def save_copy(self, dest: _Path) -> int: ...
+    def prepare_save(self, dest: _Path) -> PreparedSave: ...
+    def finish_save(
+        self, prepared: PreparedSave, attachments: list[str] = ..., settings_json: str | None = None
+    ) -> int: ...
+    def verify_attachment(self, name: str) -> None: ...
+    def collect_garbage(self) -> None: ...
+
+def algorithms() -> list[str]: ...
+def algorithm_name(name: str) -> str: ...
+def simd_kernel() -> str: ...
+def write_atomically(path: _Path, data: bytes) -> None: ...
+def similarity_order(
+    indptr: _U64,
+    indices: _U32,
+    values: _F32,
+    n_terms: int | None = None,
+) -> _U32: ...
+def merge(
+    indexes: list[Index],
+    live: list[DocSet | None],
+    quantization: str | None = None,
+    scale: float | None = None,
+    reorder: bool = True,
+) -> tuple[Index, _U32, _U32]: ...
 def search_segments(
     indexes: list[Index],
     allowed: list[DocSet | None],
-    indices: npt.NDArray[np.uint32],
-    values: npt.NDArray[np.float32],
+    indices: _U32,
+    values: _F32,
     k: int = 10,
     algorithm: str = "auto",
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+    stats: Bm25Stats | None = None,
+) -> tuple[_U32, _U32, _F32]: ...
 def search_segments_batch(
     indexes: list[Index],
     allowed: list[DocSet | None],
-    indptr: npt.NDArray[np.uint64],
-    indices: npt.NDArray[np.uint32],
-    values: npt.NDArray[np.float32],
+    indptr: _U64,
+    indices: _U32,
+    values: _F32,
     k: int = 10,
     algorithm: str = "auto",
     threads: int | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]: ...
+    stats: Bm25Stats | None = None,
+) -> tuple[_I64, _I64, _F32]: ...
 def clean_csr(
-    indptr: npt.NDArray[np.uint64],
-    indices: npt.NDArray[np.uint32],
-    values: npt.NDArray[np.float32],
+    indptr: _U64,
+    indices: _U32,
+    values: _F32,
     n_terms: int | None = None,
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.float32]]: ...
+) -> tuple[_U64, _U32, _F32]: ...
 def synthetic_corpus(
     n_docs: int,
     n_queries: int = 1000,
@@ -107,11 +316,4 @@ def synthetic_corpus(
     doc_nnz: float = 120.0,
     query_nnz: float = 45.0,
     n_topics: int = 1000,
-) -> tuple[
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint32],
-    npt.NDArray[np.float32],
-    npt.NDArray[np.uint64],
-    npt.NDArray[np.uint32],
-    npt.NDArray[np.float32],
-]: ...
+) -> tuple[_U64, _U32, _F32, _U64, _U32, _F32]: ...

@@ -1,8 +1,32 @@
 """The ``sparsedex`` command line (also ``python -m sparsedex``).
 
-Commands: ``demo``, ``index``, ``search``, ``explain``, ``eval``, ``info``. User errors (missing
-files, bad JSON lines, unknown document ids, ...) print one line on stderr and exit 1; bad
-usage exits 2 (argparse).
+Commands: ``demo``, ``index``, ``add``, ``delete``, ``merge``, ``search``, ``explain``,
+``eval``, ``run``, ``info``; ``sparsedex COMMAND --help`` describes each with an example.
+
+Errors never print a traceback: every failure is one line on stderr, ``sparsedex: error:
+...``, naming the file, line and field where there is one (``corpus.jsonl:2000: id 'x'
+repeats the id of line 17``), with exit code 1; usage errors (an unknown option, ``-k 0``)
+exit with 2. Warnings (``sparsedex: warning: ...``) go to stderr too and do not change the
+exit code.
+
+Input records (JSONL, one object a line):
+
+- **ids**: ``--id-field`` names the field; without it the first of ``id``, ``_id`` (BEIR),
+  ``docid``, ``doc_id``, ``pid``, ``docno`` present is used (for queries also ``qid``,
+  ``query_id``). When none is present but a field looks like an id (``uuid``, ``doc_key``,
+  ``DocID``, ...), the command stops and names it; when no field looks like one, ``index``
+  numbers the documents 0, 1, 2, ... in file order and says so on stderr.
+- **texts**: ``--text-field`` names the field, or several joined with a space
+  (``--text-field title,text``; a missing or null field counts as empty). Without it:
+  ``text`` (preceded by ``title`` when the record has a non-empty one, as BEIR corpora are
+  indexed), else ``contents`` (Pyserini); for queries ``text``, ``query``,
+  else ``title``.
+- every other field is the document's payload. Each id, text and payload is checked before
+  anything is encoded (valid Unicode, ids unique and all of one kind, payload values that
+  can be stored exactly: see :func:`sparsedex.filters.normalize_payload`).
+
+Query files for ``eval`` and ``run`` may also be TSV, ``qid<TAB>text`` a line (MS MARCO's
+``queries.tsv``): a file whose first line is not a JSON object is read that way.
 """
 
 from __future__ import annotations
@@ -10,74 +34,302 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "read_jsonl", "evaluate_index"]
+__all__ = ["main", "read_jsonl", "evaluate_index", "load_records", "Records"]
 
 PROG = "sparsedex"
+
+DOC_ID_FIELDS = ("id", "_id", "docid", "doc_id", "pid", "docno")
+QUERY_ID_FIELDS = ("id", "_id", "qid", "query_id", "query-id", "topic_id")
+DOC_TEXT_FIELDS = ("text", "contents")
+QUERY_TEXT_FIELDS = ("text", "query", "title")
+_ID_LIKE = re.compile(r"(?:^|[_\-. ])(?:id|ids|no|num|number|key|uuid|guid)$|^(?:uuid|guid|key|docno|docnum|url)$")
+_CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$|^ID$")
 
 
 class UserError(Exception):
     """An error reported as one line, without a traceback."""
 
 
+def _warn(msg: str) -> None:
+    print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
+
 # input files ----------------------------------------------------------------------------------
 def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
-    """The JSON objects of a JSONL file, one a line (blank lines skipped); errors name the line."""
+    """The JSON objects of a JSONL file, one a line (blank lines skipped); errors name the line.
+
+    Each object gets its line number under ``"__line__"``.
+    """
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such {what}")
     if p.is_dir():
         raise UserError(f"{p}: is a directory, expected a JSONL {what}")
     out = []
-    try:
-        with p.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError as e:
-                    raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-                rec["__line__"] = lineno
-                out.append(rec)
-    except UnicodeDecodeError as e:
-        raise UserError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except RecursionError:
+                raise UserError(f"{p}:{lineno}: bad JSON line (nested too deeply)") from None
+            except ValueError as e:
+                raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
+            if not isinstance(rec, dict):
+                raise UserError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            rec["__line__"] = lineno
+            out.append(rec)
     return out
 
 
-def _records(path: str, text_field: str, id_field: str, what: str) -> tuple[list[Any] | None, list[str], list[dict[str, Any]]]:
+@dataclass
+class Records:
+    """Checked input records: ids (None: numbered by the index), texts, payloads, the line
+    of each record, and the fields used."""
+
+    path: str
+    ids: list[Any] | None
+    texts: list[str]
+    payloads: list[dict[str, Any] | None]
+    lines: list[int]
+    id_field: str | None
+    text_fields: list[str]
+
+
+def _looks_like_id(name: str) -> bool:
+    return bool(_ID_LIKE.search(name.lower()) or _CAMEL_ID.search(name))
+
+
+def _pick_id_field(path: str, recs: list[dict[str, Any]], id_field: str | None, candidates: Sequence[str],
+                   *, required: bool, no_ids_hint: str) -> str | None:
+    if id_field is not None:
+        return id_field
+    first = recs[0]
+    for name in candidates:
+        if name in first:
+            return name
+    fields = [k for k in first if k != "__line__"]
+    looks = [k for k in fields if _looks_like_id(k) and isinstance(first[k], (str, int)) and not isinstance(first[k], bool)]
+    looked = ", ".join(candidates)
+    if looks:
+        raise UserError(
+            f"{path}:{first['__line__']}: no id field (looked for {looked}); field {looks[0]!r} looks like one: "
+            f"pass --id-field {looks[0]}" + ("" if required or not no_ids_hint else f", or {no_ids_hint}")
+        )
+    if required:
+        raise UserError(
+            f"{path}:{first['__line__']}: no id field (looked for {looked}; fields here: "
+            f"{', '.join(fields) or 'none'}): pass --id-field NAME"
+        )
+    return None
+
+
+def _pick_text_fields(path: str, recs: list[dict[str, Any]], text_field: str | None,
+                      candidates: Sequence[str], what: str) -> tuple[list[str], bool]:
+    """(fields, auto_title): the fields whose values make the text."""
+    if text_field is not None:
+        fields = [f.strip() for f in text_field.split(",") if f.strip()]
+        if not fields:
+            raise UserError(f"--text-field is empty: name a field, or several separated by commas (title,text)")
+        return fields, False
+    first = recs[0]
+    for name in candidates:
+        if name in first:
+            return [name], name == "text" and what != "queries"
+    fields = [k for k in first if k != "__line__"]
+    raise UserError(
+        f"{path}:{first['__line__']}: no text field (looked for {', '.join(candidates)}; fields here: "
+        f"{', '.join(fields) or 'none'}): pass --text-field NAME (several: --text-field title,text)"
+    )
+
+
+def _text_of(path: str, r: dict[str, Any], line: int, fields: list[str], auto_title: bool) -> str:
+    from ._validate import _surrogate_problem
+
+    if len(fields) == 1 and not auto_title:
+        name = fields[0]
+        if name not in r:
+            raise UserError(f"{path}:{line}: no {name!r} field (choose it with --text-field)")
+        t = r.pop(name)
+        if not isinstance(t, str):
+            raise UserError(f"{path}:{line}: field {name!r} is {_json_type(t)}, not a string")
+    else:
+        if auto_title and fields[0] not in r:
+            raise UserError(f"{path}:{line}: no {fields[0]!r} field (choose it with --text-field)")
+        names = ["title", *fields] if auto_title and "title" in r else list(fields)
+        if not any(n in r for n in names):
+            raise UserError(f"{path}:{line}: none of the fields {', '.join(map(repr, names))} (choose with --text-field)")
+        parts = []
+        for name in names:
+            v = r.pop(name, None)
+            if v is None:
+                continue
+            if not isinstance(v, str):
+                raise UserError(f"{path}:{line}: field {name!r} is {_json_type(v)}, not a string")
+            if v:
+                parts.append(v)
+        t = " ".join(parts)
+        name = "+".join(names)
+    problem = _surrogate_problem(t)
+    if problem:
+        raise UserError(f"{path}:{line}: field {name!r} {problem}")
+    return t
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def load_records(
+    path: str | Path,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    what: str = "corpus file",
+    *,
+    ids: str = "optional",
+    no_ids_hint: str = "--no-ids to number the documents 0, 1, ...",
+) -> Records:
+    """Read and check a JSONL corpus or queries file (see the module docstring).
+
+    ``ids``: ``"optional"`` (auto-numbered when no field looks like an id), ``"required"``
+    or ``"none"`` (never read ids: number the documents). Raises :class:`UserError` naming
+    the file, line and field of the first problem.
+    """
+    from ._validate import ID_MAX, ID_MIN, _surrogate_problem
+    from .filters import PayloadError, normalize_payload
+
+    path = str(path)
     recs = read_jsonl(path, what)
-    have_ids = [id_field in r for r in recs]
-    if any(have_ids) and not all(have_ids):
-        bad = recs[have_ids.index(False)]
-        raise UserError(f"{path}:{bad['__line__']}: no {id_field!r} field (the other lines have one)")
-    ids: list[Any] | None = [] if all(have_ids) and recs else None
-    texts, payloads = [], []
+    if not recs:
+        return Records(path, None if ids != "required" else [], [], [], [], None, [])
+    queries = what.startswith("quer")
+    fields, auto_title = _pick_text_fields(path, recs, text_field, QUERY_TEXT_FIELDS if queries else DOC_TEXT_FIELDS,
+                                           "queries" if queries else "corpus")
+    idf = None
+    if ids != "none":
+        idf = _pick_id_field(path, recs, id_field, QUERY_ID_FIELDS if queries else DOC_ID_FIELDS,
+                             required=ids == "required", no_ids_hint=no_ids_hint)
+    out_ids: list[Any] | None = [] if idf is not None else None
+    seen: dict[Any, int] = {}
+    kind: tuple[type, int] | None = None
+    texts: list[str] = []
+    payloads: list[dict[str, Any] | None] = []
+    lines: list[int] = []
     for r in recs:
         line = r.pop("__line__")
-        if text_field not in r:
-            raise UserError(f"{path}:{line}: no {text_field!r} field (choose it with --text-field)")
-        t = r.pop(text_field)
-        if not isinstance(t, str):
-            raise UserError(f"{path}:{line}: {text_field!r} is a {type(t).__name__}, not a string")
-        texts.append(t)
-        if ids is not None:
-            i = r.pop(id_field)
-            if isinstance(i, bool) or not isinstance(i, (int, str)):
-                raise UserError(f"{path}:{line}: {id_field!r} must be a string or an integer, got {json.dumps(i)}")
-            ids.append(i)
-        payloads.append(r)
-    return ids, texts, payloads
+        lines.append(line)
+        if out_ids is not None:
+            assert idf is not None
+            if idf not in r:
+                raise UserError(f"{path}:{line}: no {idf!r} field (the id field; choose it with --id-field)")
+            x = r.pop(idf)
+            if isinstance(x, bool) or not isinstance(x, (int, str)):
+                raise UserError(f"{path}:{line}: field {idf!r} must be a string or an integer, got {json.dumps(x)[:40]}")
+            if isinstance(x, int) and not ID_MIN <= x <= ID_MAX:
+                raise UserError(f"{path}:{line}: field {idf!r}: integer id {x} is outside the signed 64-bit range")
+            if isinstance(x, str):
+                problem = _surrogate_problem(x)
+                if problem:
+                    raise UserError(f"{path}:{line}: field {idf!r} {problem}")
+            k = str if isinstance(x, str) else int
+            if kind is None:
+                kind = (k, line)
+            elif k is not kind[0]:
+                raise UserError(
+                    f"{path}:{line}: id {x!r} is {'a string' if k is str else 'an integer'} but the id on line "
+                    f"{kind[1]} is {'a string' if kind[0] is str else 'an integer'}: ids must be all strings or all "
+                    "integers"
+                )
+            if x in seen:
+                raise UserError(f"{path}:{line}: id {x!r} repeats the id of line {seen[x]}")
+            seen[x] = line
+            out_ids.append(x)
+        texts.append(_text_of(path, r, line, fields, auto_title))
+        try:
+            payloads.append(normalize_payload(r, 0) if r else None)
+        except PayloadError as e:
+            where = f"field {e.path!r}" if e.path else "payload"
+            raise UserError(f"{path}:{line}: {where}: {e.problem}") from None
+    return Records(path, out_ids, texts, payloads, lines, idf, (["title"] if auto_title else []) + fields)
 
 
+def _records(path: str, text_field: str | None, id_field: str | None, what: str) -> tuple[list[Any] | None, list[str], list[dict[str, Any]]]:
+    """``(ids or None, texts, payloads)`` of a JSONL file (kept for callers of earlier versions)."""
+    r = load_records(path, text_field, id_field, what)
+    return r.ids, r.texts, [p or {} for p in r.payloads]
+
+
+def load_queries(path: str, text_field: str | None, id_field: str | None) -> list[tuple[str, str]]:
+    """``[(qid, text), ...]`` of a JSONL queries file, or of a TSV file ``qid<TAB>text``."""
+    from ._validate import _surrogate_problem
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such queries file")
+    if p.is_dir():
+        raise UserError(f"{p}: is a directory, expected a queries file")
+    with p.open("rb") as f:
+        head = b""
+        for raw in f:
+            if raw.strip():
+                head = raw.strip()
+                break
+    if head.startswith(b"{") or not head:
+        r = load_records(path, text_field, id_field, "queries file", ids="required")
+        assert r.ids is not None
+        return [(str(q), t) for q, t in zip(r.ids, r.texts)]
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+            if not line.strip():
+                continue
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")
+            qid = qid.strip()
+            if not qid:
+                raise UserError(f"{p}:{lineno}: empty query id")
+            if qid in seen:
+                raise UserError(f"{p}:{lineno}: query id {qid!r} repeats the id of line {seen[qid]}")
+            problem = _surrogate_problem(text)
+            if problem:
+                raise UserError(f"{p}:{lineno}: query text {problem}")
+            seen[qid] = lineno
+            out.append((qid, text))
+    return out
+
+
+# index helpers --------------------------------------------------------------------------------
 def _open_index(path: str) -> Any:
     from .index import SparseIndex
 
@@ -107,29 +359,70 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _progress(total: int, desc: str) -> Any:
+def _progress(total: int, desc: str, unit: str = "doc") -> Any:
     from ._progress import progress_bar
 
-    return progress_bar(total, desc, None, unit="doc", min_total=2)
+    return progress_bar(total, desc, None, unit=unit, min_total=2)
 
 
-def _add_in_chunks(
-    index: Any, texts: list[str], ids: list[Any] | None, payloads: list[Any], chunk: int = 1024, upsert: bool = False
-) -> None:
+_ROW = re.compile(r"\b(document|row|text) (\d+)\b")
+
+
+def _add_in_chunks(index: Any, recs: Records, chunk: int = 1024, upsert: bool = False, new_ids: bool = False) -> None:
+    """Add the records in chunks under one progress bar, which advances per encoding batch
+    (SPLADE) or per chunk (BM25) and shows a live rate. An error about a document of a chunk
+    names its file and line."""
     enc = index.encoder
-    if hasattr(enc, "progress"):
-        enc.progress = False  # one bar, here
+    per_batch = hasattr(enc, "progress")
+    texts, ids, payloads = recs.texts, recs.ids, recs.payloads
     with _progress(len(texts), "indexing") as bar:
-        for s in range(0, len(texts), chunk):
-            (index.upsert if upsert else index.add)(
-                texts[s : s + chunk],
-                ids=None if ids is None else ids[s : s + chunk],
-                payloads=payloads[s : s + chunk],
-            )
-            bar.update(len(texts[s : s + chunk]))
+        saved = getattr(enc, "progress", None)
+        if per_batch:
+            enc.progress = bar
+        try:
+            for s in range(0, len(texts), chunk):
+                part = texts[s : s + chunk]
+                try:
+                    (index.upsert if upsert else index.add)(
+                        part,
+                        ids=None if (ids is None or new_ids) else ids[s : s + chunk],
+                        payloads=payloads[s : s + chunk],
+                    )
+                except (ValueError, TypeError) as e:
+                    msg = _message(e)
+                    m = _ROW.search(msg)
+                    if m is not None and int(m.group(2)) < len(part):
+                        line = recs.lines[s + int(m.group(2))]
+                        msg = f"{recs.path}:{line}: " + _ROW.sub("the document", msg, count=1)
+                    raise UserError(msg) from None
+                if not per_batch:
+                    bar.update(len(part))
+        finally:
+            if per_batch:
+                enc.progress = saved
 
 
 # evaluation ---------------------------------------------------------------------------------
+def _search_all(index: Any, queries: Sequence[tuple[str, str]], k: int, algorithm: str,
+                filter: Any = None) -> dict[str, dict[str, float]]:
+    """``{qid: {docid: score}}`` of ``queries`` on ``index``, 256 queries a batch."""
+    enc = index.encoder
+    saved = getattr(enc, "progress", None)
+    if hasattr(enc, "progress"):
+        enc.progress = False
+    try:
+        with _progress(len(queries), "searching", unit="query") as bar:
+            results = []
+            for s in range(0, len(queries), 256):
+                part = [t for _, t in queries[s : s + 256]]
+                results.extend(index.search_batch(part, k=k, algorithm=algorithm, filter=filter))
+                bar.update(len(part))
+    finally:
+        if hasattr(enc, "progress"):
+            enc.progress = saved
+    return {str(qid): {str(h.id): h.score for h in hits} for (qid, _), hits in zip(queries, results)}
+
+
 def evaluate_index(
     index: Any,
     queries: Sequence[tuple[str, str]],
@@ -137,37 +430,69 @@ def evaluate_index(
     metrics: Sequence[str] = ("ndcg@10", "map", "r@100"),
     k: int = 1000,
     *,
-    gains: str = "exponential",
+    gains: str = "linear",
     rel_threshold: int = 1,
     algorithm: str = "auto",
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Search ``queries`` ((id, text) pairs) on ``index`` and score the run against ``qrels``
-    (a path or ``{qid: {docid: rel}}``): returns (means by metric, run ``{qid: {docid: score}}``)."""
+    (a path or ``{qid: {docid: rel}}``): returns (means by metric, run ``{qid: {docid: score}}``).
+    ``gains``: nDCG gains, ``"linear"`` (trec_eval's, default) or ``"exponential"``."""
     from .eval import evaluate, read_qrels
 
     if not isinstance(qrels, dict):
         qrels = read_qrels(qrels)
-    with _progress(len(queries), "searching") as bar:
-        results = []
-        for s in range(0, len(queries), 256):
-            part = [t for _, t in queries[s : s + 256]]
-            results.extend(index.search_batch(part, k=k, algorithm=algorithm))
-            bar.update(len(part))
-    run = {str(qid): {str(h.id): h.score for h in hits} for (qid, _), hits in zip(queries, results)}
+    run = _search_all(index, queries, k, algorithm)
     means = evaluate(run, qrels, list(metrics), gains=gains, rel_threshold=rel_threshold)
     return means, run
 
 
+def _eval_warnings(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], metrics: list[Any], k: int,
+                   qrels_path: str) -> None:
+    retrieved = {d for docs in run.values() for d in docs}
+    judged = {d for docs in qrels.values() for d in docs}
+    if retrieved and not retrieved & judged:
+        ex_run = ", ".join(repr(d) for d in sorted(retrieved)[:3])
+        ex_qrels = ", ".join(repr(d) for d in sorted(judged)[:3])
+        _warn(
+            f"none of the {len(retrieved)} documents retrieved appears in {qrels_path}: do the index's ids match "
+            f"the qrels' document ids? (index: {ex_run}, ...; qrels: {ex_qrels}, ...)"
+        )
+    for m in metrics:
+        if m.k is not None and m.k > k:
+            _warn(f"{m} looks at the top {m.k} but -k {k} retrieves only {k} documents a query: pass -k {m.k} or more")
+
+
 # commands -----------------------------------------------------------------------------------
+def _check_new_index_dir(path: str, overwrite: bool) -> None:
+    p = Path(path)
+    if not p.exists():
+        return
+    if not p.is_dir():
+        raise UserError(f"{p}: exists and is not a directory")
+    if not any(p.iterdir()):
+        return
+    if (p / "CURRENT").is_file():
+        if overwrite:
+            return
+        raise UserError(
+            f"{p}: holds an index already: pass --overwrite to replace it, or use `sparsedex add {p} CORPUS` "
+            "to add documents to it"
+        )
+    raise UserError(f"{p}: exists, is not empty and is not a sparsedex index: choose another directory")
+
+
 def cmd_index(a: argparse.Namespace) -> int:
     from .index import SparseIndex
 
-    ids, texts, payloads = _records(a.corpus, a.text_field, a.id_field, "corpus file")
-    if not texts:
+    _check_new_index_dir(a.index_dir, a.overwrite)
+    recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file", ids="none" if a.no_ids else "optional")
+    if not recs.texts:
         raise UserError(f"{a.corpus}: no documents")
+    if recs.ids is None and not a.no_ids:
+        _warn(f"{a.corpus} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
     t0 = time.perf_counter()
     index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
-    _add_in_chunks(index, texts, ids, payloads)
+    _add_in_chunks(index, recs)
     index.save(a.index_dir)
     dt = time.perf_counter() - t0
     ident = index.encoder_identity or {}
@@ -182,26 +507,35 @@ def _filter_arg(raw: str | None) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        flt = json.loads(raw)
+    except RecursionError:
+        raise UserError("--filter is nested too deeply") from None
     except ValueError as e:
         raise UserError(f"--filter is not valid JSON ({e}): e.g. --filter '{{\"year\": {{\"$gte\": 1990}}}}'") from None
+    from .filters import compile_filter
+
+    return compile_filter(flt)
 
 
 def cmd_add(a: argparse.Namespace) -> int:
-    index = _open_index(a.index_dir)
-    ids, texts, payloads = _records(a.corpus, a.text_field, a.id_field, "corpus file")
-    if not texts:
+    recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file", ids="none" if a.new_ids else "optional",
+                        no_ids_hint="--new-ids to add the documents as new ones")
+    if not recs.texts:
         raise UserError(f"{a.corpus}: no documents")
+    if recs.ids is None and not a.new_ids:
+        raise UserError(
+            f"{a.corpus}: no id field: `add` replaces documents by id, so without ids it would add every "
+            "document again; pass --id-field NAME, or --new-ids to add them as new documents"
+        )
+    index = _open_index(a.index_dir)
     t0 = time.perf_counter()
     before = len(index)
-    if ids is None:
-        _add_in_chunks(index, texts, None, payloads)
-    else:
-        _add_in_chunks(index, texts, ids, payloads, upsert=True)
+    _add_in_chunks(index, recs, upsert=not a.new_ids, new_ids=a.new_ids)
     gen = index.commit()
     index.close()  # lets a merge the commit started finish
+    verb = "added" if a.new_ids else "added or replaced"
     print(
-        f"added or replaced {len(texts)} documents in {a.index_dir} ({before} -> {len(index)} documents, "
+        f"{verb} {len(recs.texts)} documents in {a.index_dir} ({before} -> {len(index)} documents, "
         f"commit {gen}, {len(index.segments())} segments) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
@@ -221,13 +555,15 @@ def cmd_merge(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
     before = len(index.segments())
     gen = index.merge(a.max_segments)
+    index.close()
     print(f"merged {a.index_dir}: {before} -> {len(index.segments())} segments (commit {gen})")
     return 0
 
 
 def cmd_search(a: argparse.Namespace) -> int:
+    flt = _filter_arg(a.filter)
     index = _open_index(a.index_dir)
-    hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=_filter_arg(a.filter))
+    hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=flt)
     if a.json:
         out = []
         for h in hits:
@@ -291,40 +627,74 @@ def cmd_explain(a: argparse.Namespace) -> int:
     return 0
 
 
+_GAINS_NOTE = {
+    "linear": "nDCG gains: linear (rel), as trec_eval and ir_measures; --gains exponential for 2^rel-1",
+    "exponential": "nDCG gains: exponential (2^rel-1); trec_eval and ir_measures use linear gains (the default)",
+}
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from .eval import parse_metric, read_qrels, write_run
 
     metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]
     if not metrics:
         raise UserError("--metrics is empty")
-    for m in metrics:
-        parse_metric(m)
-    index = _open_index(a.index_dir)
-    qids, texts, _ = _records(a.queries, a.text_field, a.id_field, "queries file")
-    if qids is None:
-        raise UserError(f"{a.queries}: queries need an {a.id_field!r} field")
+    parsed = [parse_metric(m) for m in metrics]
     if not Path(a.qrels).is_file():
         raise UserError(f"{a.qrels}: no such qrels file")
     qrels = read_qrels(a.qrels)
+    queries = load_queries(a.queries, a.text_field, a.id_field)
+    index = _open_index(a.index_dir)
     t0 = time.perf_counter()
     means, run = evaluate_index(
-        index, list(zip([str(q) for q in qids], texts)), qrels, metrics, a.k,
+        index, queries, qrels, metrics, a.k,
         gains=a.gains, rel_threshold=a.rel_threshold, algorithm=a.algorithm,
     )
     dt = time.perf_counter() - t0
+    _eval_warnings(run, qrels, parsed, a.k, a.qrels)
     if a.run_out:
         write_run(run, a.run_out, tag=a.run_tag)
     judged_run = sum(1 for q in qrels if q in run)
+    uses_ndcg = any(m.kind == "ndcg" for m in parsed)
     if a.json:
-        print(json.dumps({"metrics": means, "judged_queries": len(qrels), "queries": len(qids)}, indent=1))
+        out: dict[str, Any] = {"metrics": means, "judged_queries": len(qrels), "queries": len(queries), "k": a.k}
+        if uses_ndcg:
+            out["gains"] = a.gains
+        print(json.dumps(out, indent=1))
         return 0
     w = max(len("metric"), *(len(m) for m in metrics))
     print(f"{'metric':<{w}}  value")
     for m in metrics:
         v = means[m]
         print(f"{m:<{w}}  {'nan' if math.isnan(v) else f'{v:.4f}'}")
-    print(f"{len(qrels)} judged queries ({judged_run} of them in the {len(qids)} queries run), "
+    print(f"{len(qrels)} judged queries ({judged_run} of them in the {len(queries)} queries run), "
           f"top {a.k}, {dt:.1f} s" + (f"; run written to {a.run_out}" if a.run_out else ""))
+    if uses_ndcg:
+        print(_GAINS_NOTE[a.gains])
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .eval import write_run
+
+    flt = _filter_arg(a.filter)
+    queries = load_queries(a.topics, a.text_field, a.id_field)
+    if not queries:
+        raise UserError(f"{a.topics}: no queries")
+    out = Path(a.output)
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory, expected a run file name")
+    if out.exists() and not a.overwrite:
+        raise UserError(f"{out}: exists: pass --overwrite to replace it")
+    index = _open_index(a.index_dir)
+    t0 = time.perf_counter()
+    run = _search_all(index, queries, a.k, a.algorithm, flt)
+    bad = next((d for docs in run.values() for d in docs if not d or re.search(r"\s", d)), None)
+    if bad is not None:
+        raise UserError(f"document id {bad!r} is empty or holds whitespace: a TREC run cannot hold it")
+    write_run(run, out, tag=a.run_tag)
+    n = sum(len(d) for d in run.values())
+    print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -341,11 +711,17 @@ def cmd_info(a: argparse.Namespace) -> int:
     elif enc.get("kind") == "bm25":
         an = enc.get("analyzer") or {}
         stop = an.get("stopwords")
+        norm = an.get("normalization")
+        if norm:
+            text = f"Unicode {norm}" + (" + case folding" if an.get("lowercase") else "")
+        else:
+            text = "lowercase" if an.get("lowercase") else "case kept"
+        pattern = an.get("token_pattern")
         analysis = ", ".join(
-            [f"stemmer {an.get('language')}" if an.get("stemming") else "no stemming",
-             "no stopwords" if not stop else f"stopwords {stop if isinstance(stop, str) else len(stop)}",
-             "lowercase" if an.get("lowercase") else "case kept",
-             f"tokens {an.get('token_pattern')}"]
+            [text,
+             f"tokens {pattern}" if pattern else "words with their combining marks",
+             f"stemmer {an.get('language')}" if an.get("stemming") else "no stemming",
+             "no stopwords" if not stop else f"stopwords {stop if isinstance(stop, str) else len(stop)}"]
         )
         rows.append(("encoder", f"BM25 k1={enc.get('k1')} b={enc.get('b')}, {enc.get('vocab_size')} terms ({analysis})"))
     else:
@@ -396,7 +772,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print("  words in common:  " + (", ".join(sorted(shared)) if shared else "none; the match comes from SPLADE expanding both texts"))
     print(f"  query expanded to:       {_terms_line(e.query_terms, 15)}")
     print(f"  description expanded to: {_terms_line(e.document_terms, 15)}")
-    print(f"\nMatched terms (query weight x document weight = contribution; they sum to the score):")
+    print("\nMatched terms (query weight x document weight = contribution; they sum to the score):")
     print(_indent(e.table(limit=12), 2))
     return 0
 
@@ -405,12 +781,46 @@ _STOP = frozenset("a an and about are as at be by for from in into is it of on o
 
 
 def _words(text: str) -> set[str]:
-    import re
-
     return {w for w in re.findall(r"\w+", text.lower())}
 
 
 # parser -------------------------------------------------------------------------------------
+def _bounded_int(lo: int, hi: int) -> Any:
+    def parse(raw: str) -> int:
+        try:
+            v = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {raw!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {v}")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _k_type() -> Any:
+    from ._validate import MAX_K
+
+    return _bounded_int(1, MAX_K)
+
+
+def _sub(sub: Any, name: str, help: str, description: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+    return sub.add_parser(  # type: ignore[no-any-return]
+        name, help=help, description=textwrap.fill(description, 88), epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+_TEXT_HELP = ("JSON field(s) holding the text; several joined with a space, e.g. title,text "
+              "(default: text, preceded by title when present; else contents)")
+_ID_HELP = ("JSON field holding the id (default: the first of id, _id, docid, doc_id, pid, docno; "
+            "without one, documents are numbered 0, 1, ...)")
+_QTEXT_HELP = "JSON field(s) holding the query text (default: text, else query, else title)"
+_QID_HELP = "JSON field holding the query id (default: the first of id, _id, qid, query_id)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     try:
         from importlib.metadata import version
@@ -419,57 +829,93 @@ def build_parser() -> argparse.ArgumentParser:
     except Exception:  # pragma: no cover - not installed as a distribution
         __version__ = "unknown"
 
-    p = argparse.ArgumentParser(prog=PROG, description="Learned sparse retrieval: index, search, explain and evaluate.")
+    k_type = _k_type()
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learned sparse retrieval: index, search, explain and evaluate.",
+        epilog="Run 'sparsedex COMMAND --help' for a command's options and examples.",
+    )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    d = sub.add_parser("demo", help="index 20 film descriptions with the bundled SPLADE model and explain a search")
+    d = _sub(sub, "demo", "index 20 film descriptions with the bundled SPLADE model and explain a search",
+             "Index the 20 film descriptions shipped with sparsedex using the bundled splade-tiny model "
+             "(offline), search them and explain the top hit term by term.",
+             ["sparsedex demo", 'sparsedex demo --query "a film about a heist" -k 10'])
     d.add_argument("--query", default=DEMO_QUERY, help=f"the query (default: {DEMO_QUERY!r})")
-    d.add_argument("-k", type=int, default=5, help="hits to show (default 5)")
+    d.add_argument("-k", type=k_type, default=5, help="hits to show (default 5)")
     d.set_defaults(func=cmd_demo)
 
-    i = sub.add_parser("index", help="index a JSONL corpus into a directory")
+    i = _sub(sub, "index", "index a JSONL corpus into a new directory",
+             "Encode every document of a JSONL corpus (one JSON object a line) and write a new index "
+             "directory. The id field becomes the document id (BEIR's _id, docid and pid are recognised), "
+             "the text field(s) are encoded, every other field is kept as the payload, returned with hits "
+             "and usable in --filter. An existing index is replaced only with --overwrite.",
+             ["sparsedex index corpus.jsonl my-index",
+              "sparsedex index beir/scifact/corpus.jsonl scifact-bm25 --encoder bm25   # _id, title + text",
+              "sparsedex index passages.jsonl ix --id-field pid --text-field title,text --quantization float"])
     i.add_argument("corpus", metavar="CORPUS.jsonl")
     i.add_argument("index_dir", metavar="INDEX_DIR")
     i.add_argument("--encoder", default="splade-tiny",
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
     i.add_argument("--quantization", choices=["u8", "float"], default="u8",
                    help="impact precision (default u8)")
-    i.add_argument("--text-field", default="text", help="JSON field holding the text (default: text)")
-    i.add_argument("--id-field", default="id", help="JSON field holding the id (default: id; without it, ids are 0, 1, ...)")
+    i.add_argument("--text-field", default=None, help=_TEXT_HELP)
+    i.add_argument("--id-field", default=None, help=_ID_HELP)
+    i.add_argument("--no-ids", action="store_true", help="ignore any id field: number the documents 0, 1, ...")
     i.add_argument("--no-texts", action="store_true", help="do not keep the texts in the index")
+    i.add_argument("--overwrite", action="store_true", help="replace an index already in INDEX_DIR")
     i.set_defaults(func=cmd_index)
 
-    s = sub.add_parser("search", help="search an index")
+    s = _sub(sub, "search", "search an index",
+             "Search an index with a text query and print the best hits, optionally explained term by term "
+             "and restricted by a payload filter.",
+             ['sparsedex search my-index "a movie about music"',
+              'sparsedex search my-index "heist" -k 5 --explain',
+              'sparsedex search my-index "band" --filter \'{"year": {"$gte": 1990}}\' --json'])
     s.add_argument("index_dir", metavar="INDEX_DIR")
     s.add_argument("query")
-    s.add_argument("-k", type=int, default=10, help="hits (default 10)")
+    s.add_argument("-k", type=k_type, default=10, help="hits (default 10)")
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", help="traversal algorithm (default auto)")
     s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
     s.set_defaults(func=cmd_search)
 
-    ad = sub.add_parser("add", help="add (or replace, by id) documents of a JSONL corpus in an index, and commit")
+    ad = _sub(sub, "add", "add or replace (by id) the documents of a JSONL corpus in an index, and commit",
+              "Add the documents of a JSONL corpus to an existing index, replacing any document with the same "
+              "id, and commit. Ids are required (a corpus without them would be added again on every run); "
+              "--new-ids adds the documents as new ones, numbered after the index's largest id.",
+              ["sparsedex add my-index more.jsonl", "sparsedex add my-index more.jsonl --id-field docid",
+               "sparsedex add my-index notes.jsonl --new-ids"])
     ad.add_argument("index_dir", metavar="INDEX_DIR")
     ad.add_argument("corpus", metavar="CORPUS.jsonl")
-    ad.add_argument("--text-field", default="text", help="JSON field holding the text (default: text)")
-    ad.add_argument("--id-field", default="id", help="JSON field holding the id (default: id)")
+    ad.add_argument("--text-field", default=None, help=_TEXT_HELP)
+    ad.add_argument("--id-field", default=None, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
+    ad.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
     ad.set_defaults(func=cmd_add)
 
-    de = sub.add_parser("delete", help="delete documents by id from an index, and commit")
+    de = _sub(sub, "delete", "delete documents by id from an index, and commit",
+              "Delete documents by id and commit. An id that is not in the index is an error unless "
+              "--missing-ok.",
+              ["sparsedex delete my-index doc-17 doc-42", "sparsedex delete my-index 3 --missing-ok"])
     de.add_argument("index_dir", metavar="INDEX_DIR")
     de.add_argument("doc_ids", metavar="DOC_ID", nargs="+")
     de.add_argument("--missing-ok", action="store_true", help="ignore ids that are not in the index")
     de.set_defaults(func=cmd_delete)
 
-    mg = sub.add_parser("merge", help="merge an index's segments (drops deleted documents)")
+    mg = _sub(sub, "merge", "merge an index's segments (drops deleted documents)",
+              "Merge an index's segments down to --max-segments, dropping deleted documents, and commit.",
+              ["sparsedex merge my-index", "sparsedex merge my-index --max-segments 4"])
     mg.add_argument("index_dir", metavar="INDEX_DIR")
-    mg.add_argument("--max-segments", type=int, default=1, help="segments to keep (default 1)")
+    mg.add_argument("--max-segments", type=_bounded_int(1, 2**31 - 1), default=1, help="segments to keep (default 1)")
     mg.set_defaults(func=cmd_merge)
 
-    x = sub.add_parser("explain", help="explain one document's score for a query")
+    x = _sub(sub, "explain", "explain one document's score for a query",
+             "Show why one document scored what it did for a query: both texts expanded into weighted terms, "
+             "and the matched terms whose contributions sum to the score.",
+             ['sparsedex explain my-index "a movie about music" spinal', 'sparsedex explain my-index "heist" 3 --all'])
     x.add_argument("index_dir", metavar="INDEX_DIR")
     x.add_argument("query")
     x.add_argument("doc_id", metavar="DOC_ID")
@@ -477,24 +923,51 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true", help="print JSON")
     x.set_defaults(func=cmd_explain)
 
-    e = sub.add_parser("eval", help="run queries and score them against qrels")
+    e = _sub(sub, "eval", "run queries and score them against qrels",
+             "Search every query of QUERIES (JSONL, or TSV 'qid<TAB>text') and score the run against QRELS "
+             "('qid docid rel' or TREC's 'qid iter docid rel') with trec_eval's definitions (equal to "
+             "ir_measures). nDCG uses linear gains (rel), as trec_eval and ir_measures; --gains exponential "
+             "uses 2^rel-1. Warns when no retrieved id is in the qrels and when a metric looks deeper than -k.",
+             ["sparsedex eval my-index queries.jsonl qrels.tsv",
+              "sparsedex eval my-index queries.jsonl qrels.tsv --metrics ndcg@10,mrr@10,r@1000 -k 1000 --run-out run.trec"])
     e.add_argument("index_dir", metavar="INDEX_DIR")
     e.add_argument("queries", metavar="QUERIES.jsonl")
     e.add_argument("qrels", metavar="QRELS.tsv")
     e.add_argument("--metrics", default="ndcg@10,map,r@100", help="comma-separated (default ndcg@10,map,r@100)")
-    e.add_argument("-k", type=int, default=1000, help="documents retrieved per query (default 1000)")
+    e.add_argument("-k", type=k_type, default=1000, help="documents retrieved per query (default 1000)")
     e.add_argument("--run-out", metavar="RUN.trec", help="write the run in TREC format")
     e.add_argument("--run-tag", default="sparsedex", help="tag column of the run file")
-    e.add_argument("--gains", choices=["exponential", "linear"], default="exponential",
-                   help="nDCG gains: 2^rel-1 (default) or rel")
+    e.add_argument("--gains", choices=["linear", "exponential"], default="linear",
+                   help="nDCG gains: rel (default, as trec_eval and ir_measures) or 2^rel-1")
     e.add_argument("--rel-threshold", type=int, default=1, help="lowest relevant grade (default 1)")
-    e.add_argument("--text-field", default="text")
-    e.add_argument("--id-field", default="id")
+    e.add_argument("--text-field", default=None, help=_QTEXT_HELP)
+    e.add_argument("--id-field", default=None, help=_QID_HELP)
     e.add_argument("--algorithm", default="auto")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_eval)
 
-    n = sub.add_parser("info", help="describe an index")
+    r = _sub(sub, "run", "search every query of a topics file and write a TREC run (no qrels needed)",
+             "Search every query of TOPICS (JSONL with an id and a text field, or TSV 'qid<TAB>text') and "
+             "write the top -k documents of each as a TREC run file ('qid Q0 docid rank score tag'), ready for "
+             "trec_eval or ir_measures. No qrels are needed.",
+             ["sparsedex run queries.jsonl my-index -o run.trec",
+              "sparsedex run queries.tsv my-index -o run.trec -k 100 --run-tag splade-tiny"])
+    r.add_argument("topics", metavar="TOPICS")
+    r.add_argument("index_dir", metavar="INDEX_DIR")
+    r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write")
+    r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")
+    r.add_argument("--run-tag", default="sparsedex", help="tag column of the run file (default sparsedex)")
+    r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
+    r.add_argument("--id-field", default=None, help=_QID_HELP)
+    r.add_argument("--algorithm", default="auto")
+    r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
+    r.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
+    r.set_defaults(func=cmd_run)
+
+    n = _sub(sub, "info", "describe an index",
+             "Print an index's size, encoder (model, or BM25 parameters and text analysis), quantization, "
+             "commit and segments.",
+             ["sparsedex info my-index", "sparsedex info my-index --json"])
     n.add_argument("index_dir", metavar="INDEX_DIR")
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_info)
@@ -507,15 +980,13 @@ def _message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.filename and e.strerror:
         return f"{e.filename}: {e.strerror}"
     msg = str(e) or type(e).__name__
-    return " ".join(msg.split()) if "\n" in msg else msg
+    return " ".join(msg.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage)."""
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
     parser = build_parser()
     a = parser.parse_args(argv)
-    if getattr(a, "k", 1) is not None and getattr(a, "k", 1) < 1:
-        parser.error("-k must be >= 1")
     from ._core import SparsedexError
 
     try:
@@ -527,6 +998,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (UserError, SparsedexError, OSError, ValueError, TypeError, KeyError) as e:
         print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print(f"{PROG}: error: input nested too deeply", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{PROG}: error: out of memory", file=sys.stderr)
+        return 1
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - a bug; still one line, never a traceback
+        print(f"{PROG}: error: internal error ({type(e).__name__}: {_message(e)}); please report it", file=sys.stderr)
         return 1
 
 

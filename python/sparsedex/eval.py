@@ -7,16 +7,34 @@ provider on the same run and the same gains):
   order); the ranks written in a run file are ignored.
 - Binary metrics (AP, RR, R, P) count a document relevant when ``rel >= rel_threshold``
   (default 1); ``R = number of relevant documents in the qrels`` of that query.
-- nDCG gains are ``2**rel - 1`` by default (``gains="exponential"``, as in
-  REFERENCE_RESULTS.json) or ``rel`` (``gains="linear"``, what trec_eval and ir_measures use
-  by default); ``rel <= 0`` gains 0. The ideal DCG ranks all judged documents by gain and is
-  cut at the same depth. ir_measures reproduces the exponential variant when given qrels
-  whose values are already ``2**rel - 1``.
+- nDCG gains are ``rel`` by default (``gains="linear"``: what trec_eval's ``ndcg`` /
+  ``ndcg_cut`` and ir_measures' ``nDCG`` use) or ``2**rel - 1`` (``gains="exponential"``,
+  the convention of REFERENCE_RESULTS.json and of Burges et al. 2005); ``rel <= 0`` gains 0.
+  The two agree on binary qrels. The ideal DCG ranks all judged documents by gain and is cut
+  at the same depth. ir_measures reproduces the exponential variant when given qrels whose
+  values are already ``2**rel - 1``.
 - AP@k divides by R (trec_eval's ``map_cut``), P@k by k, R@k by R.
 - Means are over judged queries: every query in the qrels counts, a query the run lacks
   scores 0 (``missing="zero"``); ``missing="skip"`` averages over the queries in both.
   Queries only in the run are ignored. A judged query with no relevant document scores 0.
   With no query to average over, the mean is NaN (as ir_measures reports).
+
+Inputs (trec_eval's rules, ``get_trec_results.c``, ``get_qrels.c`` and ``form_res_rels.c``
+of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
+
+- A run file has six whitespace-separated fields a line, ``qid Q0 docno rank score tag``;
+  a qrels file ``qid iter docno rel`` (or ``qid docno rel``; a first line whose grade is not
+  a number is a header). Blank lines and lines starting with ``#`` are skipped.
+- **A document listed twice for one query is an error**, in a run and in qrels alike, as
+  trec_eval stops with "duplicate docs"; the message names the query, the document and both
+  lines. The same holds for runs given as ``{qid: [(docid, score), ...]}`` lists, and for
+  dicts whose keys collide once made strings (``1`` and ``"1"``).
+- Scores are numbers; **NaN is an error** (trec_eval's sort has no order for it);
+  ``inf`` and ``-inf`` rank first and last. ``True`` / ``False`` are not scores.
+- Grades are integers. trec_eval reads them with ``atol``, truncating ``1.5`` to 1 without a
+  word; here **a fractional grade is an error** naming the query and document (``2.0`` is the
+  grade 2). ``True`` / ``False`` and NaN are not grades.
+- Files must be UTF-8; an error names the file and line.
 """
 
 from __future__ import annotations
@@ -24,10 +42,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Qrels",
@@ -49,85 +69,161 @@ _GAINS = ("exponential", "linear")
 
 
 # files ----------------------------------------------------------------------------------
+def _lines(p: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of the content lines of a text file: blank lines and
+    ``#`` comments skipped; not UTF-8 is a ValueError naming the file and line."""
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.is_dir():
+        raise IsADirectoryError(f"{p}: is a directory, not a file")
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                ) from None
+            s = line.strip()
+            if s and not s.startswith("#"):
+                yield lineno, s
+
+
 def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     """Read qrels: ``qid docid rel`` (TSV / whitespace) or TREC ``qid iter docid rel``.
 
-    A first line whose relevance field is not an integer is taken as a header and skipped;
-    blank lines and lines starting with ``#`` are skipped. Any other malformed line raises
-    :class:`ValueError` naming the file and line.
+    A first line whose relevance field is not a number is taken as a header and skipped;
+    blank lines and lines starting with ``#`` are skipped. A malformed line, a fractional
+    grade, a document judged twice for one query or a file that is not UTF-8 raises
+    :class:`ValueError` naming the file and line (see the module docstring).
     """
     qrels: Qrels = {}
+    seen: dict[tuple[str, str], int] = {}
     p = Path(path)
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            parts = s.split()
-            if len(parts) == 3:
-                qid, did, rel_s = parts
-            elif len(parts) == 4:
-                qid, _, did, rel_s = parts
-            else:
-                raise ValueError(
-                    f"{p}:{lineno}: expected 'qid docid rel' or 'qid iter docid rel', "
-                    f"got {len(parts)} fields"
-                )
-            try:
-                rel = _parse_rel(rel_s)
-            except ValueError:
-                if not qrels and lineno == _first_content_line(p):
-                    continue  # header
-                raise ValueError(f"{p}:{lineno}: relevance {rel_s!r} is not an integer") from None
-            qrels.setdefault(qid, {})[did] = rel
+    first = True
+    for lineno, s in _lines(p):
+        parts = s.split()
+        if len(parts) == 3:
+            qid, did, rel_s = parts
+        elif len(parts) == 4:
+            qid, _, did, rel_s = parts
+        else:
+            raise ValueError(
+                f"{p}:{lineno}: expected 'qid docid rel' or 'qid iter docid rel', "
+                f"got {len(parts)} fields"
+            )
+        try:
+            value = float(rel_s)
+        except ValueError:
+            if first:
+                first = False
+                continue  # header
+            raise ValueError(f"{p}:{lineno}: relevance {rel_s!r} is not an integer") from None
+        first = False
+        if not (math.isfinite(value) and value == int(value)):
+            raise ValueError(
+                f"{p}:{lineno}: relevance {rel_s!r} of document {did!r} for query {qid!r} is not an "
+                "integer (trec_eval would truncate it; grades are integers)"
+            )
+        rel = int(rel_s) if _INT.fullmatch(rel_s) else int(value)
+        key = (qid, did)
+        if key in seen:
+            raise ValueError(
+                f"{p}:{lineno}: document {did!r} is judged twice for query {qid!r} (first on line "
+                f"{seen[key]}); trec_eval refuses duplicate docs"
+            )
+        seen[key] = lineno
+        qrels.setdefault(qid, {})[did] = rel
     return qrels
 
 
-def _parse_rel(s: str) -> int:
-    try:
-        return int(s)
-    except ValueError:
-        v = float(s)
-        if v != int(v):
-            raise ValueError(s) from None
-        return int(v)
-
-
-def _first_content_line(p: Path) -> int:
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            s = line.strip()
-            if s and not s.startswith("#"):
-                return lineno
-    return 0
+_INT = re.compile(r"[+-]?\d+")
 
 
 def read_run(path: str | os.PathLike[str]) -> Run:
-    """Read a TREC run (``qid Q0 docid rank score tag``); returns ``{qid: {docid: score}}``."""
+    """Read a TREC run (``qid Q0 docid rank score tag``); returns ``{qid: {docid: score}}``.
+
+    Blank lines and ``#`` comments are skipped. A malformed line, a score that is not a
+    number or is NaN, a document listed twice for one query or a file that is not UTF-8
+    raises :class:`ValueError` naming the file and line (see the module docstring).
+    """
     run: Run = {}
+    seen: dict[tuple[str, str], int] = {}
     p = Path(path)
-    with p.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            s = line.strip()
-            if not s:
-                continue
-            parts = s.split()
-            if len(parts) != 6:
-                raise ValueError(
-                    f"{p}:{lineno}: expected 6 fields 'qid Q0 docid rank score tag', got {len(parts)}"
-                )
-            qid, _, did, _, score_s, _ = parts
-            try:
-                score = float(score_s)
-            except ValueError:
-                raise ValueError(f"{p}:{lineno}: score {score_s!r} is not a number") from None
-            run.setdefault(qid, {})[did] = score
+    for lineno, s in _lines(p):
+        parts = s.split()
+        if len(parts) != 6:
+            raise ValueError(
+                f"{p}:{lineno}: expected 6 fields 'qid Q0 docid rank score tag', got {len(parts)}"
+            )
+        qid, _, did, _, score_s, _ = parts
+        try:
+            score = float(score_s)
+        except ValueError:
+            raise ValueError(f"{p}:{lineno}: score {score_s!r} is not a number") from None
+        if math.isnan(score):
+            raise ValueError(f"{p}:{lineno}: score of document {did!r} for query {qid!r} is NaN")
+        key = (qid, did)
+        if key in seen:
+            raise ValueError(
+                f"{p}:{lineno}: document {did!r} is listed twice for query {qid!r} (first on line "
+                f"{seen[key]}); trec_eval refuses duplicate docs"
+            )
+        seen[key] = lineno
+        run.setdefault(qid, {})[did] = score
     return run
 
 
+def _for(qid: Any) -> str:
+    return "" if qid is None else f" for query {qid!r}"
+
+
+def _score(x: Any, qid: Any, did: Any) -> float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"score of document {did!r}{_for(qid)} is a {type(x).__name__} ({x!r}), not a number"
+        )
+    v = float(x)
+    if math.isnan(v):
+        raise ValueError(f"score of document {did!r}{_for(qid)} is NaN")
+    return v
+
+
+def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
+    """``[(docid, score), ...]`` of one query's run entry (a dict or a list of pairs), checked."""
+    if isinstance(docs, Mapping):
+        pairs = list(docs.items())
+    elif isinstance(docs, (str, bytes)) or not isinstance(docs, Iterable):
+        raise ValueError(
+            f"run entry{_for(qid)} is a {type(docs).__name__}: expected {{docid: score}} or "
+            "[(docid, score), ...]"
+        )
+    else:
+        pairs = []
+        for item in docs:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise ValueError(f"run entry{_for(qid)}: {item!r} is not a (docid, score) pair")
+            pairs.append((item[0], item[1]))
+    out: list[tuple[str, float]] = []
+    seen: set[str] = set()
+    for d, x in pairs:
+        did = str(d)
+        if did in seen:
+            raise ValueError(
+                f"document {did!r} is listed twice{_for(qid)} (trec_eval refuses duplicate docs)"
+            )
+        seen.add(did)
+        out.append((did, _score(x, qid, did)))
+    return out
+
+
 def rank(docs: Mapping[str, float] | Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Order documents as trec_eval does: score descending, then document id descending."""
-    items = list(docs.items()) if isinstance(docs, Mapping) else [(d, float(s)) for d, s in docs]
+    """Order documents as trec_eval does: score descending, then document id descending.
+
+    Raises :class:`ValueError` for a NaN score, a score that is not a number, or a document
+    listed twice.
+    """
+    items = _scored(docs, None)
     return sorted(items, key=lambda x: (x[1], x[0]), reverse=True)
 
 
@@ -143,7 +239,11 @@ def write_run(
         raise ValueError(f"run tag must be a non-empty word, got {tag!r}")
     lines = []
     for qid, docs in run.items():
-        ranked = rank(docs) if isinstance(docs, Mapping) else [(d, float(s)) for d, s in docs]
+        ranked = (
+            sorted(_scored(docs, qid), key=lambda x: (x[1], x[0]), reverse=True)
+            if isinstance(docs, Mapping)
+            else _scored(docs, qid)
+        )
         if k is not None:
             ranked = ranked[:k]
         for r, (did, score) in enumerate(ranked, 1):
@@ -255,16 +355,50 @@ def _query_values(
 
 def _as_run(run: Any) -> dict[str, list[str]]:
     """``{qid: ranked doc ids}`` from ``{qid: {doc: score}}`` or ``{qid: [(doc, score), ...]}``
-    (the latter re-ranked too, so a list and a dict of the same scores evaluate alike)."""
+    (the latter re-ranked too, so a list and a dict of the same scores evaluate alike).
+    Checked as a run file is (see the module docstring)."""
     if not isinstance(run, Mapping):
         raise TypeError("run must be {qid: {docid: score}} or {qid: [(docid, score), ...]}")
     out: dict[str, list[str]] = {}
     for qid, docs in run.items():
-        if isinstance(docs, Mapping):
-            items = [(str(d), float(s)) for d, s in docs.items()]
-        else:
-            items = [(str(d), float(s)) for d, s in docs]
-        out[str(qid)] = [d for d, _ in rank(items)]
+        q = str(qid)
+        if q in out:
+            raise ValueError(f"query {q!r} appears twice in the run (as {qid!r} and as its string)")
+        items = _scored(docs, q)
+        out[q] = [d for d, _ in sorted(items, key=lambda x: (x[1], x[0]), reverse=True)]
+    return out
+
+
+def _grade(x: Any, qid: str, did: str) -> int:
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
+        return int(x)
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
+        return int(x)
+    what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else repr(x)
+    raise ValueError(
+        f"relevance of document {did!r} for query {qid!r} is {what}: grades are integers "
+        "(trec_eval would truncate a fractional grade)"
+    )
+
+
+def _as_qrels(qrels: Any) -> dict[str, dict[str, int]]:
+    """``{qid: {docid: grade}}`` with string ids and int grades, checked (module docstring)."""
+    if not isinstance(qrels, Mapping):
+        raise TypeError("qrels must be {qid: {docid: relevance}} or a path to a qrels file")
+    out: dict[str, dict[str, int]] = {}
+    for qid, judged in qrels.items():
+        q = str(qid)
+        if q in out:
+            raise ValueError(f"query {q!r} appears twice in the qrels (as {qid!r} and as its string)")
+        if not isinstance(judged, Mapping):
+            raise ValueError(f"qrels of query {q!r} is a {type(judged).__name__}, expected {{docid: relevance}}")
+        docs: dict[str, int] = {}
+        for d, r in judged.items():
+            did = str(d)
+            if did in docs:
+                raise ValueError(f"document {did!r} is judged twice for query {q!r} (as {d!r} and as its string)")
+            docs[did] = _grade(r, q, did)
+        out[q] = docs
     return out
 
 
@@ -274,10 +408,13 @@ def evaluate_per_query(
     metrics: Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
     *,
     rel_threshold: int = 1,
-    gains: str = "exponential",
+    gains: str = "linear",
     missing: str = "zero",
 ) -> dict[str, dict[str, float]]:
-    """``{metric name: {qid: value}}`` over the judged queries (see the module docstring)."""
+    """``{metric name: {qid: value}}`` over the judged queries (see the module docstring).
+
+    Raises :class:`ValueError` naming the query and document for a run or qrels that breaks
+    the input rules (duplicate document, NaN score, fractional grade, ...)."""
     if gains not in _GAINS:
         raise ValueError(f"gains must be one of {_GAINS}, got {gains!r}")
     if missing not in ("zero", "skip"):
@@ -285,17 +422,16 @@ def evaluate_per_query(
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
+    checked = _as_qrels(qrels)
     result: dict[str, dict[str, float]] = {n: {} for n in names}
-    for qid, judged in qrels.items():
-        qid = str(qid)
+    for qid, judged in checked.items():
         if qid not in ranked:
             if missing == "skip":
                 continue
             docs: list[str] = []
         else:
             docs = ranked[qid]
-        values = _query_values(docs, {str(d): int(r) for d, r in judged.items()}, parsed,
-                               rel_threshold, gains)
+        values = _query_values(docs, judged, parsed, rel_threshold, gains)
         for n, v in zip(names, values):
             result[n][qid] = v
     return result
@@ -307,15 +443,17 @@ def evaluate(
     metrics: Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
     *,
     rel_threshold: int = 1,
-    gains: str = "exponential",
+    gains: str = "linear",
     missing: str = "zero",
     per_query: bool = False,
 ) -> Any:
     """Mean of each metric over the judged queries: ``{metric name: value}``.
 
     ``run``: ``{qid: {docid: score}}`` or ``{qid: [(docid, score), ...]}``, or a path to a
-    TREC run file; ``qrels``: ``{qid: {docid: rel}}`` or a path. With ``per_query=True``
-    returns ``(means, per_query_values)``.
+    TREC run file; ``qrels``: ``{qid: {docid: rel}}`` or a path. ``gains``: ``"linear"``
+    (default, trec_eval's and ir_measures' nDCG) or ``"exponential"`` (``2**rel - 1``). With
+    ``per_query=True`` returns ``(means, per_query_values)``. Bad input raises
+    :class:`ValueError` naming the file and line, or the query and document.
     """
     if isinstance(run, (str, os.PathLike)):
         run = read_run(run)

@@ -45,26 +45,61 @@ Semantics
   integers apart as Python ints, compared in Python (such values are rare, so that path is
   small). A float64 column is compared with a filter bound beyond 2**53 through the two
   floats around the bound, never through a rounded bound. So nothing needs rejecting at add
-  time for size; :func:`check_payload_value` instead rejects what would make an answer
-  wrong: values that are not JSON (tuples, sets, bytes, numpy scalars, ...), non-string
-  keys and non-finite floats.
+  time for size.
+
+Payloads: what is stored
+------------------------
+A payload is stored exactly as given, or refused; it is never rewritten silently.
+:func:`normalize_payload` (run by ``SparseIndex.add`` / ``upsert`` on every payload) returns
+the copy that is stored and raises :class:`ValueError` naming the document and the field for
+anything else:
+
+- ``None``, or a dict (any ``Mapping``) whose keys are strings;
+- values: ``None``, ``bool``, ``int`` (any size up to 4,300 digits, Python's limit for
+  writing an integer as text), finite ``float``, ``str``, and lists and dicts of those,
+  nested at most :data:`MAX_DEPTH` levels;
+- numpy scalars (``np.int64``, ``np.float32``, ``np.bool_``, ``np.str_``, ...) are stored as
+  the Python value equal to them (``np.float32(0.1)`` becomes ``0.10000000149011612``, the
+  exact value of that float32); a numpy float that no Python float equals (``np.longdouble``
+  beyond float64) is refused;
+- refused: tuples and sets (JSON would turn them into lists), non-string keys (JSON would
+  turn ``1`` into ``"1"``), NaN and infinities, bytes, numpy arrays (pass ``.tolist()``),
+  dates, ``pandas.NA`` and any other object, and strings holding a lone surrogate
+  (``"\\ud800"``: not valid Unicode, so it cannot be written as UTF-8).
+
+Filter operands follow the same value rules: numpy scalars compare as the Python value equal
+to them, and ``$in`` / ``$nin`` take a list, a tuple or a 1-D numpy array.
 
 Errors
 ------
 A malformed filter raises :class:`FilterError` (a :class:`ValueError`) naming where it is,
 for example ``filter at $and[1].year: unknown operator '$gtx' (known: $eq, $ne, ...)``.
+A filter nested deeper than :data:`MAX_DEPTH` levels is a :class:`FilterError` too.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["FilterError", "Filter", "PayloadColumns", "compile_filter", "check_payload_value"]
+__all__ = [
+    "FilterError",
+    "Filter",
+    "PayloadColumns",
+    "compile_filter",
+    "check_payload_value",
+    "normalize_payload",
+    "PayloadError",
+    "MAX_DEPTH",
+]
+
+#: Deepest nesting of a payload (dicts and lists) or of a filter expression.
+MAX_DEPTH = 64
 
 _EXACT = 2**53  # integers with |v| <= 2**53 are exact in float64
 
@@ -77,6 +112,28 @@ _MISSING = object()
 
 class FilterError(ValueError):
     """A filter expression is malformed; the message names the offending part."""
+
+
+def _numpy_scalar(x: Any) -> Any:
+    """The Python scalar equal to numpy scalar ``x`` (``x`` itself when it is not one).
+
+    Raises :class:`ValueError` when no Python value equals it (a long double beyond float64,
+    a complex number, a datetime).
+    """
+    if not isinstance(x, np.generic):
+        return x
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        f = float(x)
+        if not (f == x or (math.isnan(f) and np.isnan(x))):
+            raise ValueError(f"{type(x).__name__} {x} has no exact float64 value (convert it to float first)")
+        return f
+    if isinstance(x, np.str_):
+        return str(x)
+    raise ValueError(f"{type(x).__name__} is not a JSON value")
 
 
 # --------------------------------------------------------------------------- values
@@ -433,7 +490,17 @@ def _join(loc: str, part: str) -> str:
     return f"{loc}.{part}" if loc else part
 
 
+def _plain(x: Any, loc: str) -> Any:
+    try:
+        return _numpy_scalar(x)
+    except ValueError as e:
+        raise FilterError(f"{_where(loc)}: {e}") from None
+
+
 def _scalar(x: Any, loc: str) -> Any:
+    x = _plain(x, loc)
+    if isinstance(x, str) and _has_surrogate(x):
+        raise FilterError(f"{_where(loc)}: the string holds a lone surrogate (not valid Unicode)")
     if isinstance(x, float) and not math.isfinite(x):
         raise FilterError(f"{_where(loc)}: expected a finite number, got {x!r}")
     if not _is_scalar(x):
@@ -445,6 +512,7 @@ def _scalar(x: Any, loc: str) -> Any:
 
 
 def _number(x: Any, loc: str) -> int | float:
+    x = _plain(x, loc)
     if not _is_number(x):
         raise FilterError(f"{_where(loc)}: expected a number, got {_type_name(x)}")
     if isinstance(x, float) and not math.isfinite(x):
@@ -464,8 +532,10 @@ def _check_path(path: Any, loc: str) -> str:
     return path
 
 
-def _compile(expr: Any, loc: str) -> tuple[_Node, dict[str, Any]]:
+def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]]:
     """Validate ``expr``; return its tree and its canonical form."""
+    if depth > MAX_DEPTH:
+        raise FilterError(f"{_where(loc)}: the filter is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(expr, dict):
         raise FilterError(f"{_where(loc)}: expected a dict, got {_type_name(expr)}")
     nodes: list[_Node] = []
@@ -476,12 +546,12 @@ def _compile(expr: Any, loc: str) -> tuple[_Node, dict[str, Any]]:
             if not isinstance(value, list) or not value:
                 got = "an empty list" if isinstance(value, list) else _type_name(value)
                 raise FilterError(f"{_where(here)}: expected a non-empty list, got {got}")
-            parts = [_compile(f, f"{here}[{i}]") for i, f in enumerate(value)]
+            parts = [_compile(f, f"{here}[{i}]", depth + 1) for i, f in enumerate(value)]
             children = [p[0] for p in parts]
             nodes.append(_And(children) if key == "$and" else _Or(children))
             canon[key] = [p[1] for p in parts]
         elif key == "$not":
-            node, c = _compile(value, _join(loc, key))
+            node, c = _compile(value, _join(loc, key), depth + 1)
             nodes.append(_Not(node))
             canon[key] = c
         else:
@@ -514,7 +584,9 @@ def _compile_field(path: str, value: Any, loc: str) -> tuple[_Node, dict[str, An
             nodes.append(_Not(node) if op == "$ne" else node)
             canon[op] = x
         elif op in ("$in", "$nin"):
-            if not isinstance(arg, list):
+            if isinstance(arg, np.ndarray) and arg.ndim == 1:
+                arg = list(arg)
+            if not isinstance(arg, (list, tuple)):
                 raise FilterError(f"{_where(here)}: expected a list, got {_type_name(arg)}")
             xs = [_scalar(x, f"{here}[{i}]") for i, x in enumerate(arg)]
             node = _Pred(path, "$in", xs)
@@ -581,31 +653,118 @@ def compile_filter(expr: Any) -> Filter:
 
 # --------------------------------------------------------------------------- payload check
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(s: str) -> bool:
+    return not s.isascii() and _SURROGATE.search(s) is not None
+
+
+def _surrogate_note(s: str) -> str:
+    m = _SURROGATE.search(s)
+    assert m is not None
+    return (
+        f"the string holds a lone surrogate (U+{ord(m.group()):04X} at character {m.start()}), "
+        "which is not valid Unicode and cannot be stored"
+    )
+
+
+class PayloadError(ValueError):
+    """A payload value that cannot be stored exactly: ``path`` is where (``"a.b[2]"``, ``""``
+    for the payload itself) and ``problem`` what is wrong; ``str()`` names the document."""
+
+    def __init__(self, label: str, path: str, problem: str) -> None:
+        self.label = label
+        self.path = path
+        self.problem = problem
+        at = f" at {path}" if path else ""
+        super().__init__(f"payload of {label}{at}: {problem}")
+
+
+class _Problem(Exception):
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+
+
+def normalize_payload(payload: Any, row: int | str) -> dict[str, Any] | None:
+    """The copy of ``payload`` that an index stores, or :class:`PayloadError` (a ValueError).
+
+    ``row`` names the document in messages (an int: ``"document 3"``; a string is used as
+    is). The rules are in the module docstring ("Payloads: what is stored"): JSON values
+    exactly, numpy scalars as the Python value equal to them, anything else refused.
+    """
+    label = f"document {row}" if isinstance(row, int) else str(row)
+    if payload is None:
+        return None
+    if not isinstance(payload, Mapping):
+        raise PayloadError(label, "", f"expected a dict or None, got {_type_name(payload)}")
+    try:
+        return _plain_dict(payload, "", 1)
+    except _Problem as e:
+        raise PayloadError(label, e.path, e.problem) from None
+
+
+def _plain_dict(d: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise _Problem(path, f"nested more than {MAX_DEPTH} levels deep")
+    out: dict[str, Any] = {}
+    for k, x in d.items():
+        if not isinstance(k, str):
+            raise _Problem(path, f"keys must be strings, got {_type_name(k)} {k!r}")
+        here = f"{path}.{k}" if path else k
+        if _has_surrogate(k):
+            raise _Problem(path, f"key {k!r}: " + _surrogate_note(k))
+        out[str(k)] = _plain_value(x, here, depth)
+    return out
+
+
+def _plain_value(v: Any, path: str, depth: int) -> Any:
+    if v is None or v is True or v is False:
+        return v
+    t = type(v)
+    if t is str:
+        if _has_surrogate(v):
+            raise _Problem(path, _surrogate_note(v))
+        return v
+    if t is int:
+        if v.bit_length() > 14_000:  # about 4,200 digits: beyond, check Python's text limit
+            try:
+                str(v)
+            except ValueError:
+                raise _Problem(path, "the integer has too many digits to be written as text") from None
+        return v
+    if t is float:
+        if not math.isfinite(v):
+            raise _Problem(path, f"expected a finite number, got {v!r}")
+        return v
+    if t is dict or (isinstance(v, Mapping) and not isinstance(v, np.ndarray)):
+        return _plain_dict(v, path, depth + 1)
+    if t is list:
+        if depth + 1 > MAX_DEPTH:
+            raise _Problem(path, f"nested more than {MAX_DEPTH} levels deep")
+        return [_plain_value(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(v)]
+    if isinstance(v, np.generic):
+        try:
+            return _plain_value(_numpy_scalar(v), path, depth)
+        except ValueError as e:
+            raise _Problem(path, str(e)) from None
+    if isinstance(v, bool):  # pragma: no cover - bool cannot be subclassed
+        return bool(v)
+    if isinstance(v, str):  # str subclasses: the plain string equal to it
+        return _plain_value(str(v), path, depth)
+    if isinstance(v, int):  # int subclasses (IntEnum, ...): the plain int equal to it
+        return _plain_value(int(v), path, depth)
+    if isinstance(v, float):
+        return _plain_value(float(v), path, depth)
+    if isinstance(v, np.ndarray):
+        raise _Problem(path, "a numpy array is not a JSON value (pass .tolist() to store a list)")
+    if isinstance(v, (tuple, set, frozenset)):
+        raise _Problem(path, f"{_type_name(v)} is not a JSON value (JSON would store a list: pass a list)")
+    raise _Problem(path, f"{_type_name(v)} is not a JSON value")
+
 
 def check_payload_value(payload: dict[str, Any] | None, row: int) -> None:
     """Raise :class:`ValueError` naming document ``row`` and the field path when ``payload``
-    is not JSON-like: ``None`` or a dict with string keys whose values are null, bool, int
-    (any size: integers are compared exactly), finite float, str, lists and dicts of those.
-    """
-    if payload is None:
-        return
-    if not isinstance(payload, dict):
-        raise ValueError(f"payload of document {row}: expected a dict or None, got {_type_name(payload)}")
-    _check_value(payload, row, "")
-
-
-def _check_value(v: Any, row: int, path: str) -> None:
-    where = f"payload of document {row} at {path}" if path else f"payload of document {row}"
-    if isinstance(v, dict):
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: keys must be strings, got {_type_name(k)} {k!r}")
-            _check_value(x, row, f"{path}.{k}" if path else k)
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            _check_value(x, row, f"{path}[{i}]")
-    elif isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"{where}: expected a finite number, got {v!r}")
-    elif not (v is None or isinstance(v, (bool, int, str))):
-        raise ValueError(f"{where}: {_type_name(v)} is not a JSON value")
+    cannot be stored exactly (see :func:`normalize_payload`, which returns the stored copy)."""
+    normalize_payload(payload, row)

@@ -46,10 +46,11 @@ import numpy as np
 
 from . import _core
 from ._core import CorruptIndexError, SparsedexError
-from .filters import Filter, check_payload_value, compile_filter
+from . import _validate
+from .filters import Filter, compile_filter
 from .store import IndexLockedError, MergePolicy, Snapshot, Store
 from .vector_index import VectorIndex
-from .vectors import SparseEmbedding, to_csr_arrays, validate_embedding
+from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
 
@@ -177,21 +178,6 @@ def _is_bm25(encoder: Any) -> bool:
     return getattr(encoder, "kind", None) == "bm25"
 
 
-def _plain_id(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _json_payload(p: Any, row: int) -> dict[str, Any] | None:
-    if p is None:
-        return None
-    if not isinstance(p, Mapping):
-        raise TypeError(f"payload of document {row} is a {type(p).__name__}: payloads are dicts (or None)")
-    try:
-        return json.loads(json.dumps(dict(p), allow_nan=False))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"payload of document {row} is not JSON-serialisable: {e}") from None
-
-
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None."""
     if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
@@ -200,22 +186,6 @@ def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
 
         return to_csr(docs)
     return None
-
-
-def _json_payloads(raw: list[Any]) -> list[dict[str, Any] | None]:
-    """Validated, JSON-normalised copies of the payloads (one JSON round trip for the batch;
-    on failure, document by document to name the offending one)."""
-    if all(p is None or isinstance(p, dict) for p in raw):
-        try:
-            out = json.loads(json.dumps(raw, allow_nan=False))
-        except (TypeError, ValueError):
-            pass
-        else:
-            return out  # JSON through and through: string keys, finite numbers
-    pls = [_json_payload(p, i) for i, p in enumerate(raw)]
-    for i, p in enumerate(pls):
-        check_payload_value(p, i)
-    return pls
 
 
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -242,7 +212,9 @@ class SparseIndex:
     store_texts:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
-        Vectors-you-bring only: term ids must be below it (default: no limit).
+        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**24``
+        (default: term ids below 2**24, the largest vocabulary an index holds: the engine's
+        per-term tables are dense, see :mod:`sparsedex.vectors`).
     path:
         A directory for a durable index (created; it must not hold an index already). Changes
         are then staged until :meth:`commit`. Without a path the index lives in memory.
@@ -256,8 +228,20 @@ class SparseIndex:
         segment holding a larger weight gets its own, coarser grid (its scores then differ
         from a single index's by the rounding).
 
+    Notes
+    -----
     Reads (search, get, ids, len, explain) see the last commit. An in-memory index commits
     implicitly before each read, so it always shows every added document.
+
+    What is accepted (checked at the door: a refused call changes nothing, and nothing that
+    could make a later commit fail is ever staged; see :mod:`sparsedex._validate`): texts of
+    valid Unicode (a lone surrogate such as ``"\\ud800"`` is refused); ids that are ints in the
+    signed 64-bit range or strings; payloads stored exactly or refused
+    (:func:`sparsedex.filters.normalize_payload`: JSON values, numpy scalars as the Python
+    value equal to them; tuples, non-string keys, NaN are refused); vectors meeting
+    :mod:`sparsedex.vectors`' contract (weights finite, ``>= 0``, at most 1e14; no bools);
+    ``k`` in ``1 .. 2**63 - 1`` and ``threads`` in ``1 .. 4 x cores``. Errors name the
+    document (``document 3``) or the query and what is wrong.
     """
 
     def __init__(
@@ -276,7 +260,9 @@ class SparseIndex:
         self._encoder = _make_encoder(encoder)
         self._encoder_identity: dict[str, Any] | None = None  # for a lazily re-created encoder
         self._init_common()
-        vocab = vocab_size if self._encoder is None else None
+        vocab = _validate.check_vocab_size(vocab_size) if self._encoder is None else None
+        if max_weight is not None:
+            max_weight = _validate.check_weight(max_weight, "max_weight")
         self._store = Store(
             path,
             quantization=quantization,
@@ -366,13 +352,15 @@ class SparseIndex:
             if self._has_encoder:
                 raise TypeError("this index encodes texts: pass a list of texts, not a sparse matrix")
             indptr, indices, values = bulk
+            _validate.check_csr_terms(indptr, indices, vocab_size=self._store.vocab_size)
             csr = _core.clean_csr(indptr, indices, values, self._store.vocab_size)
+            _validate.check_csr_weights(csr[0], csr[2])
             n = len(csr[0]) - 1
             texts: list[str | None] = [None] * n
         else:
             if isinstance(documents, str) or (not isinstance(documents, Sequence) and hasattr(documents, "indices")):
                 documents = [documents]
-            docs = list(documents)
+            docs = _validate.documents_list(documents)
             n = len(docs)
             if self._has_encoder:
                 for i, d in enumerate(docs):
@@ -381,7 +369,7 @@ class SparseIndex:
                             f"document {i} is a {type(d).__name__}: this index encodes texts "
                             f"(create SparseIndex(encoder=None) to add vectors you bring)"
                         )
-                texts = list(docs)
+                texts = list[str | None](_validate.check_texts(docs))
             else:
                 for i, d in enumerate(docs):
                     if isinstance(d, str):
@@ -391,19 +379,16 @@ class SparseIndex:
                         )
                 texts = [None] * n
         new_ids = self._check_ids(ids, n, upsert=upsert)
-        if payloads is None:
-            pls: list[dict[str, Any] | None] = [None] * n
-        else:
-            raw = list(payloads)
-            if len(raw) != n:
-                raise ValueError(f"{len(raw)} payloads given for {n} documents")
-            pls = _json_payloads(raw)
+        pls = _validate.normalize_payloads(payloads, n)
         if bulk is not None:
             return new_ids, csr, pls, texts
         if self._has_encoder:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
-            vectors = [validate_embedding(d, self._store.vocab_size, row=i) for i, d in enumerate(docs)]
+            limit, name = _validate.vocab_limit(self._store.vocab_size)
+            vectors = [
+                validate_embedding(d, limit, row=i, what="document", limit_name=name) for i, d in enumerate(docs)
+            ]
         return new_ids, _csr(vectors), pls, texts
 
     def add(
@@ -421,9 +406,15 @@ class SparseIndex:
         integers continuing from the largest int id ever added). An id already in the index
         is an error: :meth:`upsert` replaces documents.
         payloads: one JSON-like dict (or None) per document, returned with hits and usable in
-        filters.
+        filters; stored exactly or refused (:func:`sparsedex.filters.normalize_payload`).
         Returns the ids of the added documents. On a durable index they become visible (and
         durable) at the next :meth:`commit`.
+
+        Raises :class:`ValueError` or :class:`TypeError` naming the document and what is wrong
+        (a lone surrogate in a text, id or payload; an id outside the signed 64-bit range, a
+        bool or float id; a tuple, NaN or non-string key in a payload; a negative, NaN, bool
+        or above-1e14 weight; a term id at or above the vocabulary size), before anything is
+        encoded or staged: a refused add changes nothing (see the class docstring).
         """
         return self._add(documents, ids, payloads, upsert=False)
 
@@ -440,20 +431,27 @@ class SparseIndex:
 
     def _add(self, documents: Any, ids: Any, payloads: Any, *, upsert: bool) -> list[Any]:
         with self._lock:
-            new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
-            if not new_ids:
-                return []
-            self._store.add(csr, new_ids, pls, texts, replace=upsert)
+            # encoding grows BM25's term dictionary: a refused add must leave it as it was
+            vocab = getattr(self._encoder, "vocabulary", None) if self._bm25 else None
+            mark = len(vocab) if vocab is not None else None
+            try:
+                new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
+                if not new_ids:
+                    return []
+                self._store.add(csr, new_ids, pls, texts, replace=upsert)
+            except BaseException:
+                if vocab is not None and mark is not None:
+                    vocab.truncate(mark)
+                raise
             return new_ids
 
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
         """Delete documents by id (one id or a list). An unknown id is a KeyError unless
         ``missing_ok``. Returns how many documents were deleted. On a durable index the
         deletion becomes visible (and durable) at the next :meth:`commit`."""
-        if isinstance(ids, (str, int, np.integer)) and not isinstance(ids, bool):
-            ids = [ids]
+        lookup = _validate.lookup_ids(ids)
         with self._lock:
-            return self._store.delete([_plain_id(x) for x in ids], missing_ok=missing_ok)
+            return self._store.delete(lookup, missing_ok=missing_ok)
 
     def commit(self) -> int:
         """Make every add, upsert and delete so far durable and visible, atomically (a crash
@@ -510,22 +508,23 @@ class SparseIndex:
         ]
 
     def _check_ids(self, ids: Sequence[Any] | None, n: int, *, upsert: bool = False) -> list[Any]:
+        if ids is None and n == 0:
+            return []  # nothing to add, nothing to number
         snap_ids_kind = self._id_kind()
         if ids is None:
             if snap_ids_kind is str:
                 raise ValueError("this index has string ids: pass ids= for the new documents")
             start = self._store.next_int_id()
+            if start + n - 1 > _validate.ID_MAX:
+                raise ValueError(
+                    f"cannot number {n} new documents from {start}: integer ids are signed 64-bit "
+                    "(at most 2**63 - 1); pass ids="
+                )
             return list(range(start, start + n))
-        if isinstance(ids, (str, bytes)):
-            raise TypeError("ids must be a sequence (one id per document), not a string")
-        out = [_plain_id(x) for x in ids]
-        if len(out) != n:
-            raise ValueError(f"{len(out)} ids given for {n} documents")
+        out: list[Any] = _validate.check_new_ids(ids, n)
         want = snap_ids_kind
         seen: set[Any] = set()
         for i, x in enumerate(out):
-            if isinstance(x, bool) or not isinstance(x, (int, str)):
-                raise TypeError(f"id of document {i} is a {type(x).__name__}: ids are ints or strings")
             kind = str if isinstance(x, str) else int
             if want is None:
                 want = kind
@@ -637,11 +636,12 @@ class SparseIndex:
         if isinstance(query, str):
             if not self._has_encoder:
                 raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
+            _validate.check_text(query, what)
             (v,) = self.encoder.encode_queries([query])
             if self._bm25:
                 v = self._bm25_query(v, snap)
             return v
-        return validate_embedding(query, row=None)
+        return validate_embedding(query, row=None, what=what)
 
     # searching --------------------------------------------------------------------------------
     def search(
@@ -650,7 +650,10 @@ class SparseIndex:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
         Scores are exact dot products of the query and document vectors in the index's
-        arithmetic. ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
+        arithmetic. ``k``: 1 .. 2**63 - 1 (at most every matching document is returned); a
+        vector query may be anything :func:`sparsedex.vectors.as_sparse_embedding` takes (a
+        scipy.sparse row, a pandas Series, ...); an invalid query is a ValueError / TypeError
+        that starts with "query". ``algorithm``: ``"auto"`` or one of :attr:`VectorIndex.algorithms` (all
         return the same hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`),
         e.g. ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k
         of the documents that match it. Ties go to the earlier segment, then the earlier
@@ -677,12 +680,17 @@ class SparseIndex:
         threads: int | None = None,
         filter: Any = None,
     ) -> list[list[Hit]]:
-        """:meth:`search` for many queries (texts or vectors) at once, on ``threads`` cores
-        (default: all); ``filter`` applies to every query."""
+        """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
+        a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
+        may use); ``filter`` applies to every query. Errors name the query (``query 3``)."""
         k = self._check_k(k)
         flt = None if filter is None else compile_filter(filter)
         _check_algorithm(algorithm)
-        qs = list(queries)
+        threads = _validate.check_threads(threads)
+        rows = sparse_matrix_rows(queries)
+        qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
+        if qs is None:
+            raise TypeError("queries is None: pass a list of texts or sparse vectors")
         if not qs:
             return []
         snap = self._snap()
@@ -692,11 +700,12 @@ class SparseIndex:
         if texts:
             if not self._has_encoder:
                 raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")
+            _validate.check_texts(texts, "query")
             vecs = list(self.encoder.encode_queries(texts))
             if self._bm25:
                 vecs = [self._bm25_query(v, snap) for v in vecs]
         else:
-            vecs = [validate_embedding(q, row=i) for i, q in enumerate(qs)]
+            vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
         if not snap.states:
             return [[] for _ in qs]
         S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, self._engines(snap))
@@ -706,9 +715,7 @@ class SparseIndex:
         return out
 
     def _check_k(self, k: int) -> int:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        return int(k)
+        return _validate.check_k(k)
 
     def _hit(self, snap: Snapshot, si: int, doc: int, score: float) -> Hit:
         seg = snap.states[si].segment
@@ -716,14 +723,15 @@ class SparseIndex:
 
     # documents --------------------------------------------------------------------------------
     def _locate(self, snap: Snapshot, id: Any) -> tuple[int, int]:
+        key = _validate.lookup_id(id)
         try:
-            return snap.locate(_plain_id(id))
+            return snap.locate(key)
         except (KeyError, TypeError):
             raise KeyError(f"no document with id {id!r} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
         try:
-            return _plain_id(id) in self._snap().where()
+            return _validate.lookup_id(id) in self._snap().where()
         except TypeError:
             return False
 
@@ -784,7 +792,7 @@ class SparseIndex:
         if isinstance(embedding, str):
             v = self._query_vector(embedding, self._snap())
         else:
-            v = validate_embedding(embedding)
+            v = validate_embedding(embedding, what="vector")
         idx = np.asarray(v.indices, dtype=np.int64)
         val = np.asarray(v.values, dtype=np.float64)
         order = np.lexsort((idx, -val))

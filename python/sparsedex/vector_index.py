@@ -14,8 +14,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _core
-from .vectors import to_csr_arrays
+from . import _core, _validate
+from .vectors import _array, to_csr_arrays
 
 __all__ = ["VectorIndex", "to_csr", "to_query"]
 
@@ -35,8 +35,8 @@ def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
         idx, val = v
     else:
         raise TypeError(f"{where}: expected (indices, values), a dict {{term_id: weight}} or a SparseEmbedding, got {type(v).__name__}")
-    idx = np.asarray(idx)
-    val = np.asarray(val)
+    idx = _array(idx)  # a list holding a bool stays an object array: refused below
+    val = _array(val)
     if idx.ndim != 1 or val.ndim != 1:
         raise ValueError(f"{where}: indices and values must be 1-d")
     if idx.shape != val.shape:
@@ -59,12 +59,23 @@ def _is_int_vector(x: Any) -> bool:
     return False
 
 
-def to_csr(docs: Any, what: str = "document") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def to_csr(docs: Any, what: str = "document", vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalise documents to CSR arrays (indptr uint64, indices uint32, values float32).
 
     Accepts a tuple (indptr, indices, values), a scipy.sparse matrix, or a sequence of vectors
-    (SparseEmbedding, (indices, values) pairs or {term_id: weight} dicts).
+    (SparseEmbedding, (indices, values) pairs or {term_id: weight} dicts). A weight above
+    1e14 (:data:`sparsedex.vectors.MAX_WEIGHT`), or a document term id at or above
+    ``vocab_size`` (default :data:`sparsedex.vectors.MAX_VOCAB_SIZE`, 2**24) is a ValueError
+    naming its row.
     """
+    csr = _to_csr(docs, what)
+    if what == "document" and vocab_size is None:  # with a vocabulary size, the engine names the row
+        _validate.check_csr_terms(csr[0], csr[1], what)
+    _validate.check_csr_weights(csr[0], csr[2], what)
+    return csr
+
+
+def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(docs, tuple) and len(docs) == 3 and _is_int_vector(docs[0]):
         indptr, indices, values = docs
         indices = np.asarray(indices)
@@ -90,9 +101,9 @@ def to_csr(docs: Any, what: str = "document") -> tuple[np.ndarray, np.ndarray, n
 
 def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalise one query: `(indices, values)`, a SparseEmbedding or a dict."""
-    if values is not None:
-        return _row((query, values), None, "query")
-    return _row(query, None, "query")
+    idx, val = _row((query, values), None, "query") if values is not None else _row(query, None, "query")
+    _validate.check_csr_weights(np.array([0, val.size]), val, "query")
+    return idx, val
 
 
 class VectorIndex:
@@ -138,7 +149,8 @@ class VectorIndex:
         reorder: store similar documents next to each other (faster block-max pruning); ids
         are unaffected, but equal scores are then ordered by storage position, not input row.
         """
-        indptr, indices, values = to_csr(docs)
+        vocab_size = _validate.check_vocab_size(vocab_size)
+        indptr, indices, values = to_csr(docs, vocab_size=vocab_size)
         n = len(indptr) - 1
         ids_int = ids_str = None
         if ids is not None:
@@ -217,8 +229,9 @@ class VectorIndex:
         The query is `(indices, values)` as two arguments or one pair, a SparseEmbedding or a
         dict {term_id: weight}.
         """
+        k = _validate.check_k(k)
         idx, val = to_query(query, values)
-        rows, scores = self._core.search(idx, val, int(k), algorithm)
+        rows, scores = self._core.search(idx, val, k, algorithm)
         return self._external(rows), scores
 
     def search_batch(self, queries: Any, k: int = 10, algorithm: str = "auto", threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -227,8 +240,10 @@ class VectorIndex:
 
         Missing hits (fewer than c matching documents) are -1 (None for string ids) with NaN scores.
         """
+        k = _validate.check_k(k)
+        threads = _validate.check_threads(threads)
         indptr, indices, values = to_csr(queries, what="query")
-        rows, scores = self._core.search_batch(indptr, indices, values, int(k), algorithm, threads)
+        rows, scores = self._core.search_batch(indptr, indices, values, k, algorithm, threads)
         if self._ids is None:
             return rows, scores
         out = np.empty(rows.shape, dtype=self._ids.dtype)

@@ -8,13 +8,37 @@ expected (fastembed objects are accepted by duck typing; nothing here imports fa
 The contract every vector handed to an index must meet (see DESIGN.md, "Vectors"):
 
 - term ids are integers, ``0 <= id < vocab_size`` (when the vocabulary size is known) and
-  below 2**32, unique within the vector;
-- weights are finite and ``>= 0``; zero weights carry no information and are dropped;
+  below ``2**32 - 1`` (the engine keeps the vocabulary size in 32 bits), unique within the
+  vector; a document added to an index must have term ids below :data:`MAX_VOCAB_SIZE`
+  (``2**24``), see below;
+- weights are finite numbers, ``>= 0`` and at most :data:`MAX_WEIGHT` (``1e14``); zero
+  weights carry no information and are dropped;
 - ``indices`` and ``values`` are 1-D and have the same length.
 
 :func:`validate_embedding` checks it and raises :class:`ValueError` naming the row and the
 field at fault. It never repairs a vector silently (dropping zeros is part of the
-contract, not a repair, and can be switched off).
+contract, not a repair, and can be switched off). In particular:
+
+- ``True`` / ``False`` are not weights or term ids (a bool array, or a list holding a
+  bool, is refused rather than read as 1.0 / 0.0);
+- weights above ``1e14`` are refused: scores are float32 sums of products, and with every
+  weight at most 1e14 no dot product can overflow (``1e14 * 1e14 * 2**32 < 3.4e38``), where
+  finite weights near the float32 limit would give ``inf`` scores that rank wrongly.
+
+Why documents' term ids are bounded by ``MAX_VOCAB_SIZE = 2**24`` (16,777,216): the engine
+keeps a table entry per term id below the largest one in a segment, whether or not the terms
+occur, so one document holding the term id ``t`` costs memory and disk in proportion to
+``t`` (measured: one document with term id ``2**24`` takes 1.9 GB of memory to build and a
+272 MB index; ``2**26``: 7.7 GB and 1.1 GB; ``2**32 - 2`` would need about 500 GB and kills
+the process). Real vocabularies are far below the bound (BERT 30,522, XLM-R 250,002, a BM25
+dictionary grows with the corpus); hashed term ids (``mmh3`` over 2**31 or 2**32 values) must
+be mapped to a dense range first. Query term ids need no table and are only held below
+``2**32 - 1``.
+
+What counts as one sparse vector (:func:`as_sparse_embedding`): a :class:`SparseEmbedding`
+(or fastembed's), ``(indices, values)``, ``{term_id: weight}``, ``{"indices": ...,
+"values": ...}``, a scipy.sparse row (a ``1 x V`` matrix or a 1-D sparse array; duplicate
+entries are summed, as scipy defines them) or a pandas Series of weights indexed by term id.
 """
 
 from __future__ import annotations
@@ -26,14 +50,26 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_WEIGHT",
+    "MAX_VOCAB_SIZE",
     "SparseEmbedding",
     "as_sparse_embedding",
+    "sparse_matrix_rows",
     "validate_embedding",
     "validate_embeddings",
     "to_csr_arrays",
 ]
 
-_MAX_TERM_ID = 2**32 - 1
+_MAX_TERM_ID = 2**32 - 2  # the vocabulary size, max id + 1, must fit in 32 bits
+
+#: Largest vocabulary an index holds (term ids of documents are below it): see the module
+#: docstring for why (the engine's per-term tables are dense).
+MAX_VOCAB_SIZE = 2**24
+
+#: Largest weight a vector may hold (see the module docstring): with every weight at most
+#: 1e14, a dot product is at most 1e14 * 1e14 * 2**32 ~ 4.3e37, below float32's 3.4e38.
+MAX_WEIGHT = 1e14
+_MAX_WEIGHT32 = np.float32(MAX_WEIGHT)
 
 
 @dataclass(eq=False)
@@ -48,12 +84,12 @@ class SparseEmbedding:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        indices = np.asarray(self.indices)
+        indices = _array(self.indices)
         if indices.size == 0 and indices.dtype.kind not in "iu":
             indices = indices.astype(np.int32)
         self.indices = indices
-        values = np.asarray(self.values)
-        if values.dtype.kind in "fiub" and not _overflows_float32(values):
+        values = _array(self.values)
+        if values.dtype.kind in "fiu" and not _overflows_float32(values):
             values = values.astype(np.float32, copy=False)
         self.values = values
 
@@ -72,10 +108,7 @@ class SparseEmbedding:
         if len(data) == 0:
             return cls(indices=np.zeros(0, dtype=np.int32), values=np.zeros(0, dtype=np.float32))
         keys = list(data.keys())
-        return cls(
-            indices=_int_array(keys),
-            values=np.asarray([data[k] for k in keys], dtype=np.float32),
-        )
+        return cls(indices=_int_array(keys), values=_array([data[k] for k in keys]))
 
     # conveniences --------------------------------------------------------------------
     @classmethod
@@ -127,8 +160,55 @@ def _overflows_float32(values: np.ndarray) -> bool:
         return bool(np.any(np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)))
 
 
+def _has_bool(items: list[Any] | tuple[Any, ...]) -> bool:
+    types = set(map(type, items))
+    return bool in types or np.bool_ in types
+
+
+def _array(x: Any) -> np.ndarray:
+    """``np.asarray(x)``, except that a list holding a bool stays an object array (numpy
+    would read ``[True, 0.5]`` as ``[1.0, 0.5]``), for validation to refuse by position."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, (list, tuple)) and x and _has_bool(x):
+        return np.asarray(x, dtype=object)
+    return np.asarray(x)
+
+
+def _first_bool(arr: np.ndarray) -> int | None:
+    for i, v in enumerate(arr.tolist()):
+        if isinstance(v, bool):
+            return i
+    return None
+
+
+def _scipy_row(obj: Any) -> SparseEmbedding | None:
+    """A scipy.sparse row (``1 x V`` or 1-D) as a vector; None when ``obj`` is not scipy.sparse."""
+    if not type(obj).__module__.startswith("scipy.sparse") or not hasattr(obj, "tocoo"):
+        return None
+    shape = tuple(obj.shape)
+    if len(shape) == 2 and shape[0] != 1:
+        raise TypeError(
+            f"a sparse matrix with {shape[0]} rows is {shape[0]} vectors, not one: "
+            "pass it to search_batch (or add), or take one row"
+        )
+    coo = obj.tocoo(copy=True)
+    coo.sum_duplicates()  # scipy's meaning of repeated entries: their sum
+    cols = coo.coords[-1] if hasattr(coo, "coords") else coo.col
+    return SparseEmbedding(indices=np.asarray(cols), values=np.asarray(coo.data))
+
+
+def _pandas_series(obj: Any) -> SparseEmbedding | None:
+    """A pandas Series of weights indexed by term id; None when ``obj`` is not one."""
+    if not type(obj).__module__.startswith("pandas") or not hasattr(obj, "to_numpy"):
+        return None
+    if getattr(obj, "ndim", 1) != 1 or not hasattr(obj, "index"):
+        raise TypeError(f"a pandas {type(obj).__name__} is not one sparse vector: pass a Series {{term_id: weight}}")
+    return SparseEmbedding(indices=_int_array(obj.index.to_numpy()), values=obj.to_numpy())
+
+
 def _int_array(x: Any) -> np.ndarray:
-    arr = np.asarray(x)
+    arr = _array(x)
     if arr.dtype.kind in "iu":
         return arr
     if arr.size == 0:
@@ -141,29 +221,56 @@ def as_sparse_embedding(obj: Any) -> SparseEmbedding:
 
     Accepts a :class:`SparseEmbedding`, any object with ``indices`` and ``values``
     attributes (fastembed's ``SparseEmbedding``), a mapping ``{"indices": ..., "values": ...}``
-    (``as_object()`` output), a mapping ``{term_id: weight}`` (``as_dict()`` output), or a pair
-    ``(indices, values)``. Raises :class:`TypeError` for anything else. Values are not
-    checked here (see :func:`validate_embedding`).
+    (``as_object()`` output), a mapping ``{term_id: weight}`` (``as_dict()`` output), a pair
+    ``(indices, values)``, a scipy.sparse row (``1 x V`` matrix or 1-D array; repeated entries
+    summed) or a pandas Series of weights indexed by term id. Raises :class:`TypeError` for
+    anything else (a sparse matrix of several rows included). Values are not checked here
+    (see :func:`validate_embedding`).
     """
     if isinstance(obj, SparseEmbedding):
         return obj
+    row = _scipy_row(obj)
+    if row is not None:
+        return row
+    series = _pandas_series(obj)
+    if series is not None:
+        return series
     if hasattr(obj, "indices") and hasattr(obj, "values") and not isinstance(obj, Mapping):
-        return SparseEmbedding(indices=_int_array(obj.indices), values=np.asarray(obj.values))
+        return SparseEmbedding(indices=_int_array(obj.indices), values=_array(obj.values))
     if isinstance(obj, Mapping):
         if set(obj.keys()) == {"indices", "values"}:
-            return SparseEmbedding(indices=_int_array(obj["indices"]), values=np.asarray(obj["values"]))
+            return SparseEmbedding(indices=_int_array(obj["indices"]), values=_array(obj["values"]))
         return SparseEmbedding.from_dict(obj)
     if isinstance(obj, tuple) and len(obj) == 2:
-        return SparseEmbedding(indices=_int_array(obj[0]), values=np.asarray(obj[1]))
+        return SparseEmbedding(indices=_int_array(obj[0]), values=_array(obj[1]))
     raise TypeError(
         f"cannot interpret {type(obj).__name__} as a sparse vector: pass a SparseEmbedding, "
         "an object with .indices and .values, {term_id: weight}, "
-        '{"indices": [...], "values": [...]} or (indices, values)'
+        '{"indices": [...], "values": [...]}, (indices, values), a scipy.sparse row or a '
+        "pandas Series"
     )
 
 
-def _where(row: int | None) -> str:
-    return f"row {row}" if row is not None else "vector"
+def sparse_matrix_rows(obj: Any) -> list[SparseEmbedding] | None:
+    """The rows of a 2-D scipy.sparse matrix / array as vectors (repeated entries summed);
+    None when ``obj`` is not one."""
+    if not type(obj).__module__.startswith("scipy.sparse") or not hasattr(obj, "tocsr"):
+        return None
+    if len(obj.shape) != 2:
+        return [as_sparse_embedding(obj)]
+    m = obj.tocsr(copy=True)
+    m.sum_duplicates()
+    ip = np.asarray(m.indptr, dtype=np.int64)
+    return [
+        SparseEmbedding(indices=np.asarray(m.indices[ip[r] : ip[r + 1]]), values=np.asarray(m.data[ip[r] : ip[r + 1]]))
+        for r in range(m.shape[0])
+    ]
+
+
+def _where(row: int | None, what: str | None) -> str:
+    if what is None:
+        return f"row {row}" if row is not None else "vector"
+    return f"{what} {row}" if row is not None else what
 
 
 def validate_embedding(
@@ -172,15 +279,20 @@ def validate_embedding(
     *,
     row: int | None = None,
     drop_zeros: bool = True,
+    what: str | None = None,
+    limit_name: str = "the vocabulary size",
 ) -> SparseEmbedding:
     """Check one vector against the contract; return it as uint32 indices / float32 values.
 
-    ``row`` is the position used in error messages. Zero weights are removed when
-    ``drop_zeros`` (the default). Anything else that breaks the contract raises
-    :class:`ValueError` (or :class:`TypeError` when the object is not a sparse vector at
-    all) naming the row and the field.
+    ``row`` is the position used in error messages and ``what`` the word before it
+    (``what="query", row=3``: "query 3: ..."; ``what="query"`` alone: "query: ..."; default
+    "row 3" / "vector"); ``limit_name`` says what ``vocab_size`` is in the message about a
+    term id at or above it. Zero weights are removed when ``drop_zeros`` (the default).
+    Anything else that breaks the contract raises :class:`ValueError` (or
+    :class:`TypeError` when the object is not a sparse vector at all) naming the row and the
+    field.
     """
-    where = _where(row)
+    where = _where(row, what)
     try:
         emb = as_sparse_embedding(embedding)
     except TypeError as e:
@@ -195,6 +307,9 @@ def validate_embedding(
             f"{where}: indices and values differ in length ({idx.shape[0]} != {val.shape[0]})"
         )
     if idx.dtype.kind not in "iu":
+        bad = _first_bool(idx) if idx.dtype == object else None
+        if bad is not None:
+            raise ValueError(f"{where}: indices[{bad}] is a bool ({idx[bad]!r}), not a term id")
         if idx.dtype.kind == "b" or idx.dtype == object:
             raise ValueError(f"{where}: indices must be integers, got dtype {idx.dtype}")
         if idx.dtype.kind == "f" and np.all(np.isfinite(idx)) and np.all(idx == np.round(idx)):
@@ -203,6 +318,15 @@ def validate_embedding(
                 "(convert with np.asarray(indices, dtype=np.uint32))"
             )
         raise ValueError(f"{where}: indices must be integers, got dtype {idx.dtype}")
+    if val.dtype.kind == "b":
+        raise ValueError(
+            f"{where}: values are booleans (dtype bool), not weights; convert them "
+            "(values.astype(np.float32)) if 1.0 / 0.0 is what you mean"
+        )
+    if val.dtype == object:
+        bad = _first_bool(val)
+        if bad is not None:
+            raise ValueError(f"{where}: values[{bad}] is a bool ({val[bad]!r}), not a weight")
     if val.dtype.kind not in "fiu":
         raise ValueError(f"{where}: values must be numbers, got dtype {val.dtype}")
     if idx.size:
@@ -213,8 +337,8 @@ def validate_embedding(
         limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
         if hi > limit:
             bad = int(np.argmax(idx > limit))
-            what = "the vocabulary size" if vocab_size is not None else "2**32"
-            bound = vocab_size if vocab_size is not None else 2**32
+            what = limit_name if vocab_size is not None else "2**32 - 1"
+            bound = vocab_size if vocab_size is not None else 2**32 - 1
             raise ValueError(
                 f"{where}: indices[{bad}] = {int(idx[bad])} is not below {what} ({bound})"
             )
@@ -230,6 +354,12 @@ def validate_embedding(
         if (val32 < 0).any():
             bad = int(np.argmax(val32 < 0))
             raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is negative")
+        if (val32 > _MAX_WEIGHT32).any():
+            bad = int(np.argmax(val32 > _MAX_WEIGHT32))
+            raise ValueError(
+                f"{where}: values[{bad}] = {val[bad]!s} is above the largest weight sparsedex "
+                "accepts (1e14); larger weights could overflow float32 scores"
+            )
     idx32 = idx.astype(np.uint32, copy=False)
     if idx32.size > 1:
         uniq = np.unique(idx32)
@@ -244,12 +374,19 @@ def validate_embedding(
 
 
 def validate_embeddings(
-    embeddings: Iterable[Any], vocab_size: int | None = None, *, drop_zeros: bool = True
+    embeddings: Iterable[Any],
+    vocab_size: int | None = None,
+    *,
+    drop_zeros: bool = True,
+    what: str | None = None,
 ) -> list[SparseEmbedding]:
-    """:func:`validate_embedding` on each item, rows numbered from 0."""
+    """:func:`validate_embedding` on each item, rows numbered from 0 (a 2-D scipy.sparse
+    matrix counts as its rows)."""
+    rows = sparse_matrix_rows(embeddings)
+    items = rows if rows is not None else embeddings
     return [
-        validate_embedding(e, vocab_size, row=i, drop_zeros=drop_zeros)
-        for i, e in enumerate(embeddings)
+        validate_embedding(e, vocab_size, row=i, drop_zeros=drop_zeros, what=what)
+        for i, e in enumerate(items)
     ]
 
 

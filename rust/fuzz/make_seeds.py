@@ -4,7 +4,8 @@
 
 Each seed is the `vectors.sdx` file of a `VectorIndex` directory (the format `Index::open`
 reads). They cover both impact kinds, int / str / no external ids, stored vectors or not, a
-declared vocabulary, an empty row, and a term long enough to span several 128-posting blocks.
+declared vocabulary, an empty row, a term long enough to span several 128-posting blocks, term
+ids up to 2^32 - 1, and a BM25 segment (format version 2).
 Seeds are deterministic; rerun after a format change and commit the result.
 """
 
@@ -38,7 +39,23 @@ def seeds() -> dict[str, VectorIndex]:
         "u8-multiblock": VectorIndex.build(wide, store_vectors=False),
         "float-multiblock": VectorIndex.build(wide, quantization="float", store_vectors=False, reorder=False),
         "single-doc": VectorIndex.build([([5], [1.0])]),
+        # Term ids anywhere in 0..2^32-1 (no lookup table: ids far apart).
+        "hashed-ids": VectorIndex.build([([7, 2**32 - 1], [1.0, 2.0]), ([2**31, 12345], [0.5, 1.5])], ids=["x", "y"]),
     }
+
+
+def bm25_seed() -> bytes:
+    """A BM25 segment (term frequencies, document lengths, integer ids)."""
+    from sparsedex import _core
+
+    indptr = np.array([0, 2, 3, 6], dtype=np.uint64)
+    indices = np.array([1, 4, 4, 1, 2, 9], dtype=np.uint32)
+    values = np.array([2, 1, 3, 1, 1, 5], dtype=np.float32)
+    ix = _core.Index.build(indptr, indices, values, bm25=(1.2, 0.75), ids_int=np.array([5, 6, 7], dtype=np.int64))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bm25.sdx"
+        ix.save(path)
+        return path.read_bytes()
 
 
 def main() -> None:
@@ -54,6 +71,10 @@ def main() -> None:
             for target in TARGETS:
                 shutil.copyfile(d / "vectors.sdx", HERE / "corpus" / target / f"seed-{name}.sdx")
             print(f"seed-{name}.sdx: {(d / 'vectors.sdx').stat().st_size} bytes")
+    data = bm25_seed()
+    for target in TARGETS:
+        (HERE / "corpus" / target / "seed-bm25.sdx").write_bytes(data)
+    print(f"seed-bm25.sdx: {len(data)} bytes")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,32 @@
-"""Text analysis for BM25: lowercase, Unicode ``\\w+`` words, optional stopwords and stemming.
+"""Text analysis for BM25: Unicode normalisation, case folding, words, stopwords, stemming.
 
-``Analyzer()`` with its defaults is the analysis behind REFERENCE_RESULTS.json's BM25 numbers:
-lowercase, ``\\w+`` tokens (Python's Unicode-aware ``re``), the Snowball English stemmer
-(PyStemmer), no stopwords.
+What ``Analyzer()`` does to a text, in order (the same for documents and queries):
+
+1. **Unicode normalisation NFKC** (``unicodedata.normalize("NFKC", text)``): the same word
+   typed in composed (NFC) or decomposed (NFD) form, or with compatibility characters
+   (the ligature ``"ﬁ"``, full-width ``"Ｚ"``), becomes one string, so ``"Zürich"`` with a
+   combining diaeresis matches ``"Zürich"`` with a precomposed one.
+2. **Full Unicode case folding** (``str.casefold()``, then NFKC again, since folding can undo
+   normalisation): ``"Straße"``, ``"STRASSE"`` and ``"strasse"`` are one word.
+3. **Words**: maximal runs of word characters (Python's Unicode ``\\w``) and the combining
+   marks that follow them (Unicode categories Mn, Mc, Me), so a mark that has no precomposed
+   form (Devanagari vowel signs, ``"n̈"``) stays inside its word instead of splitting it.
+4. Optional stopwords (compared after steps 1-3), then the Snowball stemmer (PyStemmer).
+
+On ASCII text steps 1-3 are lowercasing and ``\\w+`` words, exactly what earlier versions
+did, which is the analysis behind REFERENCE_RESULTS.json's BM25 numbers (Snowball English,
+no stopwords). ``normalization="NFC"`` keeps compatibility characters apart;
+``normalization=None`` turns steps 1-3 off and gives the analysis of sparsedex <= 0.1
+(``str.lower()`` and ``\\w+``): an index saved by those versions has no ``normalization``
+in its analyzer config and keeps analysing its documents and queries that way when opened.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import threading
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,6 +38,49 @@ ENGLISH_STOPWORDS = frozenset(
     "then there these they this to was will with".split()
 )
 _BUILTIN_STOPWORDS = {"english": ENGLISH_STOPWORDS, "en": ENGLISH_STOPWORDS}
+
+
+_NORMALIZATIONS = ("NFKC", "NFC")
+_LEGACY_PATTERN = r"\w+"
+_ASCII_WORDS = re.compile(r"\w+")
+_word_re: re.Pattern[str] | None = None
+_word_lock = threading.Lock()
+
+
+def _mark_ranges() -> list[tuple[int, int]]:
+    """Code point ranges of Unicode combining marks (categories Mn, Mc, Me) in this Python's
+    Unicode database. Marks live below U+20000 and in the supplementary special-purpose plane."""
+    ranges: list[tuple[int, int]] = []
+    start = prev = -2
+    for lo, hi in ((0x300, 0x20000), (0xE0000, 0xE1000)):
+        for cp in range(lo, min(hi, sys.maxunicode + 1)):
+            if unicodedata.category(chr(cp))[0] == "M":
+                if cp != prev + 1:
+                    if start >= 0:
+                        ranges.append((start, prev))
+                    start = cp
+                prev = cp
+    if start >= 0:
+        ranges.append((start, prev))
+    return ranges
+
+
+def word_pattern() -> re.Pattern[str]:
+    """The default word: a word character, then word characters and combining marks.
+
+    Built once per process (a scan of the Unicode database, about 0.1 s) on the first text
+    that is not ASCII; on ASCII text it matches what ``\\w+`` matches.
+    """
+    global _word_re
+    if _word_re is None:
+        with _word_lock:
+            if _word_re is None:
+                marks = "".join(
+                    re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                    for a, b in _mark_ranges()
+                )
+                _word_re = re.compile(rf"\w[\w{marks}]*")
+    return _word_re
 
 
 def available_languages() -> list[str]:
@@ -40,12 +102,23 @@ class Analyzer:
         Apply the Snowball stemmer (default ``True``).
     stopwords:
         ``None``/``False``: keep every word (default). ``True`` or a language name: the built-in
-        list (English only). An iterable of words: that list (compared after lowercasing, before
-        stemming).
+        list (English only). An iterable of words: that list (normalised and case folded as
+        the text is, compared before stemming).
     lowercase:
-        Lowercase the text first (default ``True``).
+        Fold case (default ``True``): full Unicode case folding (``str.casefold``) when
+        ``normalization`` is set, ``str.lower()`` when it is ``None``.
     token_pattern:
-        Regular expression of a word (default ``\\w+``, Unicode).
+        Regular expression of a word. ``None`` (default): word characters with the combining
+        marks that follow them (see the module docstring); ``r"\\w+"`` was the default of
+        sparsedex <= 0.1.
+    normalization:
+        Unicode normal form applied to the text first: ``"NFKC"`` (default) or ``"NFC"``;
+        ``None`` applies none (the analysis of sparsedex <= 0.1, kept for indexes it saved).
+
+    Raises
+    ------
+    ValueError
+        An unknown language, stopword list or normal form.
     """
 
     def __init__(
@@ -55,13 +128,19 @@ class Analyzer:
         stemming: bool = True,
         stopwords: bool | str | Iterable[str] | None = None,
         lowercase: bool = True,
-        token_pattern: str = r"\w+",
+        token_pattern: str | None = None,
+        normalization: str | None = "NFKC",
     ) -> None:
+        if normalization is not None:
+            if not isinstance(normalization, str) or normalization.upper() not in _NORMALIZATIONS:
+                raise ValueError(f"normalization must be 'NFKC', 'NFC' or None, got {normalization!r}")
+            normalization = normalization.upper()
         self.language = language
         self.stemming = bool(stemming)
         self.lowercase = bool(lowercase)
+        self.normalization = normalization
         self.token_pattern = token_pattern
-        self._re = re.compile(token_pattern)
+        self._re = None if token_pattern is None else re.compile(token_pattern)
         self._stopwords_spec: Any
         if stopwords is None or stopwords is False:
             self.stopwords: frozenset[str] = frozenset()
@@ -75,7 +154,7 @@ class Analyzer:
             self.stopwords = _BUILTIN_STOPWORDS[name.lower()]
             self._stopwords_spec = name.lower()
         else:
-            words = [w.lower() if self.lowercase else w for w in stopwords]
+            words = [self._fold(w) for w in stopwords]
             self.stopwords = frozenset(words)
             self._stopwords_spec = sorted(self.stopwords)
         self._stemmer = None
@@ -90,11 +169,29 @@ class Analyzer:
                     f"available: {', '.join(available_languages())}"
                 ) from None
 
-    def words(self, text: str) -> list[str]:
-        """Lowercased words with stopwords removed, before stemming."""
+    def normalize(self, text: str) -> str:
+        """``text`` after Unicode normalisation and case folding (steps 1-2 of the module
+        docstring; ``str.lower()`` only when ``normalization`` is None)."""
+        return self._fold(text)
+
+    def _fold(self, text: str) -> str:
+        if self.normalization is None or text.isascii():
+            return text.lower() if self.lowercase else text
+        form: Any = self.normalization
+        text = unicodedata.normalize(form, text)
         if self.lowercase:
-            text = text.lower()
-        words = self._re.findall(text)
+            text = unicodedata.normalize(form, text.casefold())
+        return text
+
+    def words(self, text: str) -> list[str]:
+        """Normalised, case-folded words with stopwords removed, before stemming."""
+        text = self._fold(text)
+        if self._re is not None:
+            words = self._re.findall(text)
+        elif text.isascii():
+            words = _ASCII_WORDS.findall(text)
+        else:
+            words = word_pattern().findall(text)
         if self.stopwords:
             words = [w for w in words if w not in self.stopwords]
         return words
@@ -118,16 +215,21 @@ class Analyzer:
             "stopwords": self._stopwords_spec,
             "lowercase": self.lowercase,
             "token_pattern": self.token_pattern,
+            "normalization": self.normalization,
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Analyzer:
+        """The analyzer of :meth:`config`. A config without ``normalization`` (saved by
+        sparsedex <= 0.1) gives that version's analysis: no normalisation, ``str.lower()``,
+        its ``token_pattern`` (``\\w+``)."""
         return cls(
             config.get("language", "english"),
             stemming=config.get("stemming", True),
             stopwords=config.get("stopwords"),
             lowercase=config.get("lowercase", True),
-            token_pattern=config.get("token_pattern", r"\w+"),
+            token_pattern=config.get("token_pattern", _LEGACY_PATTERN),
+            normalization=config.get("normalization"),
         )
 
     def __eq__(self, other: object) -> bool:

@@ -138,6 +138,12 @@ class TermDictionary:
             raise KeyError(f"term id {term_id} is not in the dictionary ({len(self)} terms)")
         return self._terms[i]
 
+    def truncate(self, n: int) -> None:
+        """Forget every term with id ``>= n`` (undoes the terms a refused add introduced)."""
+        for t in self._terms[n:]:
+            del self._ids[t]
+        del self._terms[n:]
+
     @property
     def terms(self) -> list[str]:
         """All terms in id order (a copy)."""

@@ -1,7 +1,8 @@
 """Known models and where their files come from.
 
-A model is found by name in :data:`SUPPORTED_MODELS` (the bundled ``splade-tiny``, or
-``prithivida/Splade_PP_en_v1`` downloaded from the Hugging Face hub), or given as a local
+A model is found by name in :data:`SUPPORTED_MODELS` (the bundled ``splade-tiny``,
+``prithivida/Splade_PP_en_v1`` downloaded from the Hugging Face hub, and ``Qdrant/bm25``,
+fastembed's hashed BM25, which has no model file), or given as a local
 directory holding ``model.onnx`` and ``tokenizer.json`` (optionally ``config.json``,
 ``tokenizer_config.json``, ``special_tokens_map.json``).
 
@@ -66,6 +67,11 @@ class ModelDescription:
     sources: dict[str, str]
     model_file: str = "model.onnx"
     aliases: tuple[str, ...] = field(default=())
+    #: "splade" (an ONNX model run by SpladeEncoder) or "fastembed-bm25" (no model file:
+    #: FastembedBm25Encoder, hashed term ids).
+    kind: str = "splade"
+    #: The index must apply IDF at query time (fastembed's field of the same name).
+    requires_idf: bool = False
 
 
 SUPPORTED_MODELS: list[ModelDescription] = [
@@ -88,6 +94,20 @@ SUPPORTED_MODELS: list[ModelDescription] = [
         size_in_GB=0.532,
         sources={"hf": "Qdrant/Splade_PP_en_v1"},
         aliases=("prithvida/Splade_PP_en_v1", "Qdrant/Splade_PP_en_v1", "Qdrant/SPLADE_PP_en_v1"),
+    ),
+    ModelDescription(
+        model="Qdrant/bm25",
+        vocab_size=0,
+        description=(
+            "BM25 as sparse embeddings, as fastembed computes them (Snowball stemming, mmh3-hashed "
+            "term ids, k=1.2, b=0.75, avg_len=256); the index applies IDF at query time."
+        ),
+        license="apache-2.0",
+        size_in_GB=0.0,
+        sources={"bundled": "sparsedex/encoders/stopwords"},
+        model_file="",
+        kind="fastembed-bm25",
+        requires_idf=True,
     ),
 ]
 
@@ -187,6 +207,12 @@ def resolve_model(
     """Find a model's files: a registry name (bundled or downloaded) or a local directory."""
     if isinstance(model, str):
         desc = _find_description(model)
+        if desc is not None and desc.kind != "splade":
+            raise ModelNotAvailableError(
+                f"{desc.model!r} is not an ONNX model but fastembed's hashed BM25: use "
+                f"sparsedex.SparseTextEmbedding({desc.model!r}) or "
+                "sparsedex.encoders.FastembedBm25Encoder()"
+            )
         if desc is not None:
             if "bundled" in desc.sources:
                 root = bundled_model_dir(desc.model)
@@ -231,4 +257,8 @@ def load_encoder(identity: dict[str, Any], **kwargs: Any) -> Any:
         from .bm25 import Bm25Encoder
 
         return Bm25Encoder.from_identity(identity, **kwargs)
+    if kind == "fastembed-bm25":
+        from .fastembed_bm25 import FastembedBm25Encoder
+
+        return FastembedBm25Encoder.from_identity(identity, **kwargs)
     raise ValueError(f"unknown encoder kind {kind!r} in identity {identity!r}")

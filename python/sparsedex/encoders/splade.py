@@ -6,7 +6,8 @@ the text truncated to ``max_length`` tokens and ``token_type_ids`` all zero, as 
 
 Memory. The model's output is ``logits[batch, seq, vocab]`` (30,522 floats per token). It is
 never returned to Python: the pooling is appended to the ONNX graph when the model is loaded
-(in memory; nothing is written to disk), so a session call returns ``[batch, vocab]``. Since
+(in memory, nothing is written to disk, and without the ``onnx`` package: see
+:mod:`sparsedex.encoders.onnx_graph`), so a session call returns ``[batch, vocab]``. Since
 ``f(x) = log(1 + relu(x))`` is monotone non-decreasing and ``f >= 0``,
 ``max_t mask_t * f(x_t) == f(max_{t: mask_t = 1} x_t)`` exactly, so the graph takes the max
 of the logits over unmasked tokens first (padding set to -inf by a broadcast add) and applies
@@ -16,6 +17,16 @@ texts are sorted by length and sent in sub-batches whose padded size stays under
 (measured with splade-tiny, budget 1024: ~0.5-0.6 GB above the loaded model) whatever the
 batch size or text length. Keep ORT's memory arena on: without it every call maps and
 zeroes fresh pages and encoding runs 3-4x slower.
+
+Cost bounded by the model window. Only the first ``max_length`` tokens of a text reach the
+model, so only a window of the text is tokenised (:class:`TextWindow`): a text longer than
+``16 * max_length`` characters is cut there (for a left-truncating tokenizer: its end) and
+tokenised; if the window holds more than the tokens kept, all of them from words that end
+well inside the window, those tokens are exactly the ones the whole text would give, and the
+window is used; otherwise the window grows fourfold and is tried again, up to the whole
+text. Time and memory per text are therefore bounded by the window, whatever the text's
+length, and the vectors are identical to tokenising the whole text (tested on texts of every
+size and on tokenizers of each family: WordPiece, byte-level BPE, SentencePiece Unigram).
 
 One numerical difference to fastembed: ONNX has no ``log1p``; ``log(1 + x)`` in float32
 differs from ``log1p(x)`` by at most ~6e-8 absolute, and a pooled logit in (0, 6e-8) becomes
@@ -34,10 +45,28 @@ from typing import Any
 import numpy as np
 
 from .._progress import progress_bar
+from .._validate import check_int, check_text, max_threads
 from ..vectors import SparseEmbedding, as_sparse_embedding
+from .onnx_graph import (
+    ELEM_BOOL,
+    ELEM_FLOAT,
+    ELEM_INT32,
+    ELEM_INT64,
+    OnnxFormatError,
+    read_interface,
+    with_pooling,
+)
+from .providers import ProviderNotAvailableError, check_available, check_session, resolve_providers
 from .registry import ModelNotAvailableError, ResolvedModel, list_supported_models, resolve_model
 
-__all__ = ["SpladeEncoder", "ModelNotAvailableError", "list_supported_models", "add_pooling_to_graph"]
+__all__ = [
+    "SpladeEncoder",
+    "TextWindow",
+    "ModelNotAvailableError",
+    "ProviderNotAvailableError",
+    "list_supported_models",
+    "add_pooling_to_graph",
+]
 
 _POOLED = "sparsedex_sparse_vector"
 _EXTRA_MASK = "sparsedex_attention_mask"
@@ -60,16 +89,14 @@ def _opset(model: Any) -> int:
     return 1
 
 
-def _graph_inputs(model: Any) -> list[Any]:
-    inits = {t.name for t in model.graph.initializer}
-    return [i for i in model.graph.input if i.name not in inits]
-
-
 def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOLED) -> Any:
     """Append SPLADE max-pooling to an ONNX ModelProto (in place; also returned).
 
     Adds ``output[batch, vocab] = log(1 + relu(max_{t: mask[b,t] != 0} logits[b, t, :]))`` and
-    makes it the graph's only output. ``mask`` must be a graph input ``[batch, seq]``.
+    makes it the graph's only output. ``mask`` must be a graph input ``[batch, seq]``. Needs
+    the ``onnx`` package; the encoder itself uses :func:`sparsedex.encoders.onnx_graph.with_pooling`,
+    which appends the same nodes on the serialized bytes (used here for models with external
+    data, and in the tests as the reference).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -113,13 +140,26 @@ def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOL
     return model
 
 
-def _dim_value(value_info: Any, axis: int) -> int | None:
+def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool) -> bytes:
+    """The pooled graph of a model whose weights live in external data files: those need the
+    ``onnx`` package to be read in (models over 2 GB are saved that way)."""
     try:
-        dims = value_info.type.tensor_type.shape.dim
-        d = dims[axis]
-    except (AttributeError, IndexError):
-        return None
-    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+        import onnx
+        from onnx import TensorProto, helper
+        from onnx.external_data_helper import load_external_data_for_model
+    except ImportError:
+        raise ImportError(
+            f"model {r.name!r} keeps its weights in external data files; loading such a model "
+            "needs the onnx package: pip install onnx"
+        ) from None
+    if not isinstance(r.root, Path):
+        raise ValueError(f"model {r.name!r} has external data but is not in a directory")
+    proto = onnx.load_from_string(raw)
+    load_external_data_for_model(proto, str(r.root))
+    if add_mask:
+        proto.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "seq"]))
+    add_pooling_to_graph(proto, logits, mask)
+    return bytes(proto.SerializeToString())
 
 
 def _read_json(resolved: ResolvedModel, name: str) -> dict[str, Any]:
@@ -136,6 +176,87 @@ def _valid_len(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000 else None
 
 
+class TextWindow:
+    """Tokenise only the part of each text a model with a ``max_length`` window sees.
+
+    ``encode(texts)`` returns, for every text, exactly the encoding
+    ``tokenizer.encode(text)`` returns (truncation on, at ``max_length`` tokens, special
+    tokens added), while tokenising at most a window of the text (see the module docstring):
+    the first try cuts the text at ``chars_per_token * max_length`` characters. The window
+    is accepted when it yields more content tokens than are kept and the last kept token
+    (the first one, truncating from the left) belongs to a word that ends at least
+    ``margin`` characters inside the window, where ``margin`` exceeds twice the longest added
+    token: then no word, added token or normaliser context that the cut touched can reach a
+    kept token. Otherwise the window grows fourfold, up to the whole text.
+
+    ``tokenizer``: a ``tokenizers.Tokenizer`` with truncation set (``max_length``, direction)
+    and padding off; it is copied, not changed.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, chars_per_token: int = 16) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = tokenizer
+        raw = Tokenizer.from_str(tokenizer.to_str())
+        raw.no_truncation()
+        raw.no_padding()
+        self._raw = raw
+        self.max_length = int(max_length)
+        self.budget = self.max_length - tokenizer.num_special_tokens_to_add(False)
+        self.direction = (tokenizer.truncation or {}).get("direction", "right")
+        self.chars = max(1, int(chars_per_token) * self.max_length)
+        added = [t.content for t in tokenizer.get_added_tokens_decoder().values()]
+        self.margin = 2 * max((len(a) for a in added), default=0) + 16
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """One ``tokenizers.Encoding`` per text, as ``tokenizer.encode_batch(texts)`` gives."""
+        out: list[Any] = [None] * len(texts)
+        short = [i for i, t in enumerate(texts) if len(t) <= self.chars or self.budget < 1]
+        if short:
+            for i, e in zip(short, self.tokenizer.encode_batch([texts[i] for i in short])):
+                out[i] = e
+        pending = [i for i, t in enumerate(texts) if out[i] is None]
+        cut = self.chars
+        while pending:
+            windows = [self._cut(texts[i], cut) for i in pending]
+            encs = self._raw.encode_batch(windows, add_special_tokens=False)
+            later = []
+            for i, w, e in zip(pending, windows, encs):
+                if len(w) == len(texts[i]) or self._complete(e, len(w)):
+                    out[i] = self.tokenizer.post_process(e)
+                else:
+                    later.append(i)
+            pending = later
+            cut *= 4
+        return out
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The token ids of each text (truncated, special tokens included)."""
+        return [e.ids for e in self.encode(texts)]
+
+    def _cut(self, text: str, n: int) -> str:
+        if n >= len(text):
+            return text
+        return text[:n] if self.direction == "right" else text[len(text) - n :]
+
+    def _complete(self, enc: Any, length: int) -> bool:
+        """Whether the kept tokens of ``enc`` (the window's encoding, no special tokens) are
+        the whole text's: more tokens than kept, and the kept ones clear of the cut."""
+        n, b = len(enc.ids), self.budget
+        if n <= b:
+            return False
+        words, offsets = enc.word_ids, enc.offsets
+        if self.direction == "right":
+            k, edge = b - 1, n - 1
+            if words[k] is None or words[edge] is None or not words[k] < words[edge]:
+                return False
+            return bool(offsets[k][1] + self.margin <= length)
+        k, edge = n - b, 0
+        if words[k] is None or words[edge] is None or not words[edge] < words[k]:
+            return False
+        return bool(offsets[k][0] >= self.margin)
+
+
 class SpladeEncoder:
     """Text to SPLADE sparse vectors (fastembed SpladePP semantics) on ONNX Runtime.
 
@@ -147,7 +268,8 @@ class SpladeEncoder:
         holding ``model.onnx`` and ``tokenizer.json``.
     max_length:
         Texts are truncated to this many tokens (special tokens included); capped at the
-        model's own limit (tokenizer_config.json ``model_max_length``).
+        model's own limit (tokenizer_config.json ``model_max_length``). Only a window of a
+        long text is tokenised (see :class:`TextWindow`), with identical vectors.
     threads:
         ORT intra-op threads; ``None`` uses every core this process may run on.
     batch_size:
@@ -158,7 +280,30 @@ class SpladeEncoder:
     cache_dir, local_files_only:
         Where hub downloads go; ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never downloads.
     progress:
-        ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it.
+        ``None``: a bar on stderr for long runs when it is a terminal; ``True``/``False`` force it;
+        or a tqdm-like object with ``update(n)``, advanced by the number of texts of every
+        ONNX batch (the bar then shows a live rate) and never closed here.
+    providers:
+        ONNX Runtime execution providers, passed through as given: names or
+        ``(name, options)`` pairs, e.g. ``[("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider"]``. Default: ``["CPUExecutionProvider"]``.
+    cuda:
+        Shorthand for ``providers=[("CUDAExecutionProvider", {"device_id": 0}),
+        "CPUExecutionProvider"]`` (needs ``pip install 'sparsedex[gpu]'``).
+
+    Raises
+    ------
+    ModelNotAvailableError
+        The model's files are not here and cannot be downloaded.
+    ProviderNotAvailableError
+        A requested provider (CUDA) is not in this onnxruntime build, or ONNX Runtime could not
+        start it (it would otherwise fall back to the CPU without telling).
+    ValueError
+        Bad arguments, or a model this encoder cannot drive (no ``input_ids`` input, inputs
+        it cannot fill, not an ONNX file). When encoding: a text that is not valid Unicode (a
+        lone surrogate such as ``"\\ud800"``), named (``text 3``) before any text is encoded.
+    TypeError
+        When encoding: a text that is not a ``str`` (``None``, a number), named likewise.
     """
 
     kind = "splade"
@@ -175,11 +320,13 @@ class SpladeEncoder:
         local_files_only: bool = False,
         progress: bool | None = None,
         providers: Sequence[Any] | None = None,
+        cuda: bool = False,
     ) -> None:
-        if max_length < 2:
-            raise ValueError(f"max_length must be >= 2, got {max_length}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        max_length = check_int(max_length, "max_length", 2, 1_000_000)
+        batch_size = check_int(batch_size, "batch_size", 1, 1 << 20)
+        token_budget = check_int(token_budget, "token_budget", 1, 1 << 30)
+        if threads is not None:
+            threads = check_int(threads, "threads", 1, max_threads())
         self._resolved = resolve_model(model, cache_dir=cache_dir, local_files_only=local_files_only)
         self.model_name = self._resolved.name
         self.batch_size = int(batch_size)
@@ -188,7 +335,7 @@ class SpladeEncoder:
         self._model_sha256: str | None = None
         self._load_tokenizer(max_length)
         self.token_budget = max(int(token_budget), self.max_length)
-        self._load_session(providers)
+        self._load_session(providers, cuda)
 
     # loading -----------------------------------------------------------------------------
     def _load_tokenizer(self, max_length: int) -> None:
@@ -229,25 +376,25 @@ class SpladeEncoder:
         self._pad_id = int(pad_id) if pad_id is not None else 0
         tok.no_padding()  # padding is done per sub-batch here
         self._tokenizer = tok
+        self._window = TextWindow(tok, self.max_length)
 
-    def _load_session(self, providers: Sequence[Any] | None) -> None:
-        import onnx
+    def _load_session(self, providers: Sequence[Any] | None, cuda: bool = False) -> None:
+        """Read the model's interface, append the pooling (onnx_graph: no ``onnx`` needed) and
+        start an ONNX Runtime session on the requested providers (see providers.py)."""
         import onnxruntime as ort
 
+        plist = resolve_providers(providers, cuda)
+        check_available(plist, ort.get_available_providers())
         r = self._resolved
         model_file = r.description.model_file if r.description else "model.onnx"
         raw = r.file(model_file).read_bytes()
         self._model_sha256 = hashlib.sha256(raw).hexdigest()
-        proto = onnx.load_from_string(raw)
-        del raw
-        if isinstance(r.root, Path) and any(
-            t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer
-        ):
-            from onnx.external_data_helper import load_external_data_for_model
+        try:
+            info = read_interface(raw)
+        except OnnxFormatError as e:
+            raise ValueError(f"{model_file} of model {r.name!r} is not a readable ONNX model: {e}") from None
 
-            load_external_data_for_model(proto, str(r.root))
-
-        inputs = {i.name: i for i in _graph_inputs(proto)}
+        inputs = {i.name: i for i in info.inputs}
         self._ids_name = next((n for n in _IDS_NAMES if n in inputs), None)
         if self._ids_name is None:
             raise ValueError(
@@ -258,46 +405,46 @@ class SpladeEncoder:
         unknown = set(inputs) - {self._ids_name, self._mask_name, self._type_name}
         if unknown:
             raise ValueError(f"model {r.name!r} has inputs this encoder cannot fill: {sorted(unknown)}")
-        self._input_dtypes = {
-            name: _onnx_int_dtype(vi.type.tensor_type.elem_type) for name, vi in inputs.items()
-        }
+        self._input_dtypes = {name: _onnx_int_dtype(vi.elem_type) for name, vi in inputs.items()}
 
-        outputs = list(proto.graph.output)
+        outputs = info.outputs
         out = next((o for o in outputs if o.name == "logits"), None)
         if out is None:
-            rank3 = [o for o in outputs if len(o.type.tensor_type.shape.dim) == 3]
+            rank3 = [o for o in outputs if o.shape is not None and len(o.shape) == 3]
             out = rank3[0] if rank3 else (outputs[0] if outputs else None)
         if out is None:
             raise ValueError(f"model {r.name!r} has no output")
-        vocab = _dim_value(out, -1)
+        last = out.shape[-1] if out.shape else None
+        vocab = last if isinstance(last, int) and last > 0 else None
         if vocab is None:
             vocab = _valid_len(self._config.get("vocab_size")) or self._tokenizer.get_vocab_size(
                 with_added_tokens=True
             )
         self._vocab_size = int(vocab)
 
-        mask_for_pool = self._mask_name
-        if mask_for_pool is None:
-            from onnx import TensorProto, helper
-
-            proto.graph.input.append(
-                helper.make_tensor_value_info(_EXTRA_MASK, TensorProto.INT64, ["batch", "seq"])
-            )
-            mask_for_pool = _EXTRA_MASK
+        add_mask = self._mask_name is None
+        self._pool_mask_name = _EXTRA_MASK if add_mask else str(self._mask_name)
+        if add_mask:
             self._input_dtypes[_EXTRA_MASK] = np.dtype(np.int64)
-        self._pool_mask_name = mask_for_pool
-        add_pooling_to_graph(proto, out.name, mask_for_pool)
-        serialized = proto.SerializeToString()
-        del proto
+        if info.external_data:
+            serialized = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask)
+        else:
+            serialized = with_pooling(raw, out.name, self._pool_mask_name, add_mask_input=add_mask, interface=info)
+        del raw
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self._session = ort.InferenceSession(
-            serialized, sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        self._providers = plist
+        self._session = ort.InferenceSession(serialized, sess_options=so, providers=plist)
+        check_session(self._session, plist)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the ONNX Runtime session runs on, first choice first."""
+        return list(self._session.get_providers())
 
     # properties ------------------------------------------------------------------------
     @property
@@ -369,25 +516,30 @@ class SpladeEncoder:
     ) -> Iterator[SparseEmbedding]:
         if isinstance(texts, str):
             texts = [texts]
+        if texts is None:
+            raise TypeError("texts is None: pass a text or a list of texts")
         total = len(texts) if isinstance(texts, Sequence) else None
-        bs = int(batch_size or self.batch_size)
+        bs = check_int(batch_size, "batch_size", 1, 1 << 20) if batch_size is not None else self.batch_size
         chunk = max(1024, 4 * bs)  # texts tokenized and length-sorted together
-        bar = progress_bar(total, desc, self.progress, unit="text", min_total=2 * chunk)
+        external: Any = self.progress if hasattr(self.progress, "update") else None
+        bar: Any = external if external is not None else progress_bar(
+            total, desc, self.progress, unit="text", min_total=2 * chunk
+        )
         try:
             start = 0
             for part in _chunks(texts, chunk):
                 for j, t in enumerate(part):
-                    if not isinstance(t, str):
-                        raise TypeError(f"text {start + j} is {type(t).__name__}, not str")
-                yield from self._encode_chunk(part, bs)
+                    check_text(t, f"text {start + j}")
+                yield from self._encode_chunk(part, bs, bar.update)
                 start += len(part)
-                bar.update(len(part))
         finally:
-            bar.close()
+            if external is None:
+                bar.close()
 
-    def _encode_chunk(self, texts: list[str], batch_size: int) -> list[SparseEmbedding]:
-        encs = self._tokenizer.encode_batch(texts, add_special_tokens=True)
-        ids = [e.ids for e in encs]
+    def _encode_chunk(
+        self, texts: list[str], batch_size: int, on_batch: Any = None
+    ) -> list[SparseEmbedding]:
+        ids = self._window.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         out: list[SparseEmbedding | None] = [None] * len(texts)
@@ -401,6 +553,8 @@ class SpladeEncoder:
                 nz = np.flatnonzero(row)
                 out[k] = SparseEmbedding(indices=nz.astype(np.int32), values=row[nz])
             i += n
+            if on_batch is not None:
+                on_batch(len(group))
         return out  # type: ignore[return-value]
 
     def _run(self, ids: list[list[int]], width: int) -> np.ndarray:
@@ -440,7 +594,8 @@ class SpladeEncoder:
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens the model sees for ``text`` (special tokens included, truncated)."""
-        return list(self._tokenizer.encode(text).tokens)
+        check_text(text, "text")
+        return list(self._window.encode([text])[0].tokens)
 
     def decode(self, embedding: Any, top_k: int | None = None) -> list[tuple[str, float]]:
         """``[(token, weight), ...]`` highest weight first (ties: lower id first)."""
@@ -479,14 +634,12 @@ def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield buf
 
 
-def _onnx_int_dtype(elem_type: int) -> np.dtype:
-    from onnx import TensorProto
-
+def _onnx_int_dtype(elem_type: int | None) -> np.dtype:
+    """numpy dtype of an ONNX input's element type (TensorProto.DataType); int64 if unknown."""
     table: dict[int, np.dtype] = {
-        int(TensorProto.INT32): np.dtype(np.int32),
-        int(TensorProto.INT64): np.dtype(np.int64),
-        int(TensorProto.FLOAT): np.dtype(np.float32),
-        int(TensorProto.BOOL): np.dtype(np.bool_),
+        ELEM_INT32: np.dtype(np.int32),
+        ELEM_INT64: np.dtype(np.int64),
+        ELEM_FLOAT: np.dtype(np.float32),
+        ELEM_BOOL: np.dtype(np.bool_),
     }
-    return table.get(int(elem_type), np.dtype(np.int64))
-
+    return table.get(int(elem_type) if elem_type is not None else ELEM_INT64, np.dtype(np.int64))

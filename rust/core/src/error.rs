@@ -23,6 +23,13 @@ pub enum Error {
     /// An argument other than a vector is out of range (k, scale, shapes...).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A document id (or another named thing) that is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The index directory was changed by someone else meanwhile (another writer committed
+    /// without the caller holding the writer lock), or an operation came in the wrong order.
+    #[error("{0}")]
+    Conflict(String),
     /// A file (or in-memory image) is truncated, corrupted or not an index file.
     #[error("corrupt index file: {0}")]
     Corrupt(String),

@@ -75,6 +75,19 @@ pub fn copy_atomically(src: &Path, dst: &Path) -> Result<()> {
 /// Write `path` atomically and durably with `fill`, which writes the content into the open
 /// temporary file.
 pub fn write_atomically_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    replace_with(path, fill)?;
+    sync_dir(&dir_of(path))
+}
+
+/// The first half of [`write_atomically`]: the new content is fsynced and renamed into place
+/// (readers see it), but the rename is not durable until [`sync_dir`] of its directory. For
+/// commit points, where what happens in memory once the rename is done must not depend on
+/// whether the directory sync then succeeds.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_with(path, |f| failpoint::write(f, bytes))
+}
+
+fn replace_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
     let tmp = temp_path(path)?;
     let result = (|| -> Result<()> {
         failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
@@ -99,7 +112,7 @@ pub fn write_atomically_with(path: &Path, fill: impl FnOnce(&mut File) -> std::i
         }
         return Err(e);
     }
-    sync_dir(&dir_of(path))
+    Ok(())
 }
 
 /// Fsync a directory, so that the renames and removals inside it are durable. A no-op where

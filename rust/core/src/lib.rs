@@ -9,6 +9,7 @@
 //! - [`index`]: quantization, the builder and the immutable [`index::Index`].
 //! - [`postings`]: cursors over block-compressed posting lists with block-max metadata.
 //! - [`search`]: the exhaustive oracle and the dynamic-pruning algorithms.
+//! - [`store`]: the segment lifecycle: commits, deletions, merges, snapshots, garbage collection.
 //! - [`synth`]: a seedable synthetic corpus that looks like SPLADE output, for benches and tests.
 #![warn(missing_docs)]
 // `!(a > b)` on floats is deliberate (false for NaN); cursors have `next` like tantivy's DocSet.
@@ -26,6 +27,7 @@ pub mod fs;
 pub mod index;
 pub mod postings;
 pub mod search;
+pub mod store;
 pub mod synth;
 pub mod vectors;
 

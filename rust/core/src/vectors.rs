@@ -70,25 +70,18 @@ pub fn clean_row(
                 return Err(format!("term id {t} is out of range (vocabulary size {n})"));
             }
         }
-        if let Some(p) = prev {
-            if t <= p {
-                sorted = false;
-            }
-        }
+        sorted &= prev.map_or(true, |p| p < t);
         prev = Some(t);
-        if w > 0.0 {
-            out.push((t, w));
-        }
+        // Zeros are kept until duplicates are checked (on the full row), then dropped.
+        out.push((t, w));
     }
     if !sorted {
-        // Duplicates are detected on the full row, zeros included.
-        let mut ids: Vec<u32> = indices.to_vec();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("term id {} appears more than once", w[0]));
-        }
         out.sort_unstable_by_key(|e| e.0);
+        if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("term id {} appears more than once", w[0].0));
+        }
     }
+    out.retain(|e| e.1 > 0.0);
     Ok(())
 }
 

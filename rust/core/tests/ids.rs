@@ -81,7 +81,9 @@ proptest! {
 #[test]
 fn without_ids_a_document_is_its_row() {
     let rows = corpus(50, 3);
-    let built = build(CsrRef { indptr: &rows.0, indices: &rows.1, values: &rows.2 }, IdsInput::None, &opts(Reorder::Signature)).unwrap();
+    let built =
+        build(CsrRef { indptr: &rows.0, indices: &rows.1, values: &rows.2 }, IdsInput::None, &opts(Reorder::Signature))
+            .unwrap();
     let ix = built.index;
     assert_eq!(ix.id(7), Some(Id::Int(7)));
     assert_eq!(ix.locate(Id::Int(7)), Some(7));

@@ -48,8 +48,13 @@ fn rows(c: &Corpus, rows: &[usize]) -> Corpus {
 
 fn build(c: &Corpus, ids: &[i64], doc_len: Option<&[u32]>, quantization: Quantization) -> (Index, Vec<u32>) {
     let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::Signature };
-    let b = build_with(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values }, IdsInput::Int(ids), doc_len, &opts)
-        .unwrap();
+    let b = build_with(
+        CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
+        IdsInput::Int(ids),
+        doc_len,
+        &opts,
+    )
+    .unwrap();
     (b.index, b.order)
 }
 
@@ -145,8 +150,12 @@ fn merge_refuses_what_it_cannot_merge() {
     let c = corpus(20, 6, 1, true);
     let ids: Vec<i64> = (0..20).collect();
     let (bm, _) = build(&c, &ids, None, Quantization::Bm25(Bm25Params { k1: 1.2, b: 0.75, quantized: false }));
-    let (other_bm, _) =
-        build(&c, &(100..120).collect::<Vec<i64>>(), None, Quantization::Bm25(Bm25Params { k1: 0.9, b: 0.75, quantized: false }));
+    let (other_bm, _) = build(
+        &c,
+        &(100..120).collect::<Vec<i64>>(),
+        None,
+        Quantization::Bm25(Bm25Params { k1: 0.9, b: 0.75, quantized: false }),
+    );
     let (plain, _) = build(&c, &(200..220).collect::<Vec<i64>>(), None, Quantization::F32);
     let (dup, _) = build(&c, &ids, None, Quantization::Bm25(Bm25Params { k1: 1.2, b: 0.75, quantized: false }));
     let opts = MergeOptions::default();

@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sparsedex_core::container::Image;
-use sparsedex_core::index::{ExternalIds, Index};
+use sparsedex_core::index::{Id, Index};
 use sparsedex_core::search::{explain::explain, search, Algorithm, QueryRef};
 use sparsedex_core::Error;
 
@@ -21,36 +21,29 @@ fn queries(index: &Index) -> Vec<(Vec<u32>, Vec<f32>)> {
     let v = index.view();
     let n = v.n_terms;
     // The terms with the most postings (the ones a traversal spends time in), the first
-    // few term ids, and one id past the vocabulary.
+    // few terms, and one id the index does not hold (queries use external term ids).
     let mut by_df: Vec<u32> = (0..n.min(4096)).collect();
     by_df.sort_by_key(|&t| std::cmp::Reverse(v.df(t)));
     by_df.truncate(6);
-    let first: Vec<u32> = (0..n.min(3)).collect();
+    let by_df: Vec<u32> = by_df.into_iter().map(|t| v.external_term(t)).collect();
+    let first: Vec<u32> = (0..n.min(3)).map(|t| v.external_term(t)).collect();
     let weights = |ts: &[u32]| ts.iter().enumerate().map(|(i, _)| 0.25 + i as f32).collect::<Vec<f32>>();
     let mut out = vec![(by_df.clone(), weights(&by_df)), (first.clone(), weights(&first))];
-    out.push((vec![n], vec![1.0]));
+    out.push((vec![v.term_ids.last().map_or(0, |&t| t.wrapping_add(1))], vec![1.0]));
     out
 }
 
 fn exercise(index: &Index) {
     let v = index.view();
     let _ = index.stats();
-    // Readers of the stored data, as the bindings use them (`get`, `ids`).
-    for d in 0..v.n_docs.min(64) as usize {
-        if let Some(f) = v.forward {
-            let (a, b) = (f.indptr[d] as usize, f.indptr[d + 1] as usize);
-            let _ = (&f.terms[a..b], &f.values[a..b]);
-        }
-        match v.ids {
-            ExternalIds::None => {}
-            ExternalIds::Int(a) => {
-                let _ = a[d];
-            }
-            ExternalIds::Str { offsets, bytes } => {
-                let _ = std::str::from_utf8(&bytes[offsets[d] as usize..offsets[d + 1] as usize]);
-            }
+    // Readers of the stored data, as the bindings use them (`get`, `id`, `locate`).
+    for d in 0..v.n_docs.min(64) {
+        let _ = index.vector(d);
+        if let Some(id) = index.id(d) {
+            assert_eq!(index.locate(id), Some(d), "an id does not locate its document");
         }
     }
+    let _ = (index.locate(Id::Int(-1)), index.locate(Id::Str("")), index.vectors());
     for (terms, weights) in queries(index) {
         let q = QueryRef { terms: &terms, weights: &weights };
         let mut top = Vec::new();

@@ -140,7 +140,7 @@ pub fn build_with(docs: CsrRef<'_>, ids: IdsInput<'_>, doc_len: Option<&[u32]>, 
 }
 
 /// BM25 weights are term frequencies: whole numbers from 1 to 2^32 - 1.
-fn check_tf(c: &Cleaned) -> Result<()> {
+pub(crate) fn check_tf(c: &Cleaned) -> Result<()> {
     match c.values.iter().position(|&v| v.fract() != 0.0 || v > u32::MAX as f32) {
         None => Ok(()),
         Some(pos) => {
@@ -157,7 +157,7 @@ fn check_tf(c: &Cleaned) -> Result<()> {
 }
 
 /// Each document's length as the sum of its term frequencies.
-fn tf_sums(c: &Cleaned) -> Result<Vec<u32>> {
+pub(crate) fn tf_sums(c: &Cleaned) -> Result<Vec<u32>> {
     c.indptr
         .windows(2)
         .enumerate()

@@ -4,7 +4,7 @@
 //! Terms are indexed by dense *local* ids `0..n_terms` (only terms with at least one posting
 //! exist in a segment); `term_ids[t]` is the external id of local term `t` (see [`terms`]).
 //!
-//! Layout (all sections little-endian, see [`format`]): for every local term `t`,
+//! Layout (all sections little-endian, see [`mod@format`]): for every local term `t`,
 //! its postings occupy global posting positions `term_post_start[t]..term_post_start[t+1]`
 //! and blocks `term_block_start[t]..term_block_start[t+1]`. Block `b` holds up to 128
 //! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (so its bit width
@@ -285,6 +285,11 @@ impl Index {
             Error::Corrupt(msg) => Error::Corrupt(format!("{}: {msg}", path.display())),
             other => other,
         })
+    }
+
+    /// The bytes of the index's file image.
+    pub(crate) fn image_bytes(&self) -> &[u8] {
+        self.container.image().as_bytes()
     }
 
     /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).

@@ -93,38 +93,51 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
         offs: Vec<u64>,
         last: Vec<u32>,
         max: Vec<I>,
-        term_max: I,
     }
-    let per_term: Vec<TermBlocks<I>> = (0..nt)
-        .into_par_iter()
-        .map(|t| {
-            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
-            let docs = &p.docs[a..b];
-            let imps = &p.impacts[a..b];
-            let nb = docs.len().div_ceil(BLOCK_LEN);
-            let mut tb = TermBlocks {
-                bytes: Vec::new(),
-                offs: Vec::with_capacity(nb),
-                last: Vec::with_capacity(nb),
-                max: Vec::with_capacity(nb),
-                term_max: I::default(),
-            };
-            let mut prev = None;
-            for (dc, ic) in docs.chunks(BLOCK_LEN).zip(imps.chunks(BLOCK_LEN)) {
-                tb.offs.push(tb.bytes.len() as u64);
-                encode_docs(dc, prev, &mut tb.bytes);
-                let last = *dc.last().unwrap();
-                prev = Some(last);
-                tb.last.push(last);
-                let m = ic.iter().copied().fold(I::default(), I::join);
-                tb.max.push(m);
-                tb.term_max = tb.term_max.join(m);
+    // Terms in contiguous groups of about GROUP postings, each encoded into one set of buffers
+    // (in parallel across groups): few allocations for small segments, full parallelism for
+    // large ones.
+    const GROUP: u64 = 1 << 16;
+    let mut bounds = vec![0usize];
+    for t in 0..nt {
+        if p.start[t + 1] - p.start[*bounds.last().unwrap_or(&0)] >= GROUP {
+            bounds.push(t + 1);
+        }
+    }
+    if *bounds.last().unwrap_or(&0) != nt {
+        bounds.push(nt);
+    }
+    let groups: Vec<(TermBlocks<I>, Vec<u32>, Vec<I>)> = bounds
+        .par_windows(2)
+        .map(|w| {
+            let (t0, t1) = (w[0], w[1]);
+            let mut tb = TermBlocks { bytes: Vec::new(), offs: Vec::new(), last: Vec::new(), max: Vec::new() };
+            let mut block_counts = Vec::with_capacity(t1 - t0);
+            let mut term_maxes = Vec::with_capacity(t1 - t0);
+            for t in t0..t1 {
+                let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
+                let mut prev = None;
+                let mut term_max = I::default();
+                let mut n = 0u32;
+                for (dc, ic) in p.docs[a..b].chunks(BLOCK_LEN).zip(p.impacts[a..b].chunks(BLOCK_LEN)) {
+                    tb.offs.push(tb.bytes.len() as u64);
+                    encode_docs(dc, prev, &mut tb.bytes);
+                    let last = *dc.last().unwrap_or(&0);
+                    prev = Some(last);
+                    tb.last.push(last);
+                    let m = ic.iter().copied().fold(I::default(), I::join);
+                    tb.max.push(m);
+                    term_max = term_max.join(m);
+                    n += 1;
+                }
+                block_counts.push(n);
+                term_maxes.push(term_max);
             }
-            tb
+            (tb, block_counts, term_maxes)
         })
         .collect();
-    let n_blocks: usize = per_term.iter().map(|t| t.last.len()).sum();
-    let total_bytes: usize = per_term.iter().map(|t| t.bytes.len()).sum();
+    let n_blocks: usize = groups.iter().map(|g| g.0.last.len()).sum();
+    let total_bytes: usize = groups.iter().map(|g| g.0.bytes.len()).sum();
     let mut term_block_start = Vec::with_capacity(nt + 1);
     let mut block_off = Vec::with_capacity(n_blocks + 1);
     let mut block_last = Vec::with_capacity(n_blocks);
@@ -132,14 +145,17 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
     let mut term_max = Vec::with_capacity(nt);
     let mut docs_bytes = Vec::with_capacity(total_bytes);
     term_block_start.push(0u32);
-    for tb in per_term {
+    for (tb, counts, maxes) in groups {
         let base = docs_bytes.len() as u64;
         block_off.extend(tb.offs.iter().map(|o| o + base));
         docs_bytes.extend_from_slice(&tb.bytes);
         block_last.extend_from_slice(&tb.last);
         block_max.extend_from_slice(&tb.max);
-        term_max.push(tb.term_max);
-        term_block_start.push(block_last.len() as u32);
+        term_max.extend_from_slice(&maxes);
+        for c in counts {
+            let prev = *term_block_start.last().unwrap_or(&0);
+            term_block_start.push(prev + c);
+        }
     }
     block_off.push(docs_bytes.len() as u64);
     w.add_u64s("term_post_start", &p.start)?;
@@ -160,19 +176,16 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
     for (i, &t) in popular.iter().enumerate() {
         slot[t] = i as u32;
     }
-    let dense: Vec<Vec<I>> = popular
-        .par_iter()
-        .map(|&t| {
-            let mut m = vec![I::default(); nb];
+    let mut flat = vec![I::default(); popular.len() * nb];
+    if nb > 0 {
+        flat.par_chunks_mut(nb).zip(popular.par_iter()).for_each(|(m, &t)| {
             let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
             for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
                 let e = &mut m[d as usize / DOC_BLOCK];
                 *e = e.join(imp);
             }
-            m
-        })
-        .collect();
-    let flat: Vec<I> = dense.concat();
+        });
+    }
     w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
     w.add_u32s("dbm_slot", &slot)?;
     I::add_dense(w, &flat)?;

@@ -64,7 +64,6 @@ impl DocSet {
     }
 }
 
-
 impl DocSet {
     /// The documents in both sets (over the same documents).
     pub fn and(&self, other: &DocSet) -> Result<DocSet> {

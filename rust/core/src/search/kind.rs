@@ -126,7 +126,7 @@ pub trait Kind: 'static {
 /// `Q = min(65535 / max_w, ((2^32 - 1) / 255 - n) / sum_w)`, so the largest weight keeps 16 bits
 /// of precision and no score overflows a u32 (`sum w_int * 255 < 2^32`). Returns the weights
 /// and `Q`.
-pub(crate) fn quantize_query(ws: &[f32]) -> (Vec<u32>, f64) {
+pub fn quantize_query(ws: &[f32]) -> (Vec<u32>, f64) {
     let max = ws.iter().copied().fold(0.0f64, |a, b| a.max(b as f64));
     let sum: f64 = ws.iter().map(|&w| w as f64).sum();
     if max <= 0.0 {
@@ -138,7 +138,7 @@ pub(crate) fn quantize_query(ws: &[f32]) -> (Vec<u32>, f64) {
 }
 
 /// `floor_below` of integer kinds.
-pub(crate) fn u32_floor_below(f: f32, norm: f32) -> u32 {
+pub fn u32_floor_below(f: f32, norm: f32) -> u32 {
     let to_f32 = |s: u32| (s as f64 / norm as f64) as f32;
     if !(f > 0.0) || !(norm > 0.0) {
         return 0;
@@ -154,7 +154,7 @@ pub(crate) fn u32_floor_below(f: f32, norm: f32) -> u32 {
 }
 
 /// `floor_below` of float kinds: the next f32 below `f`.
-pub(crate) fn f32_floor_below(f: f32) -> f32 {
+pub fn f32_floor_below(f: f32) -> f32 {
     if !(f > 0.0) || !f.is_finite() {
         return 0.0;
     }

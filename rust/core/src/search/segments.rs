@@ -61,7 +61,12 @@ pub(crate) fn shared_bm25<'a>(indexes: impl Iterator<Item = &'a Index>) -> Resul
 /// Validate `q` once for `indexes` (term ids below the smallest declared vocabulary) and, for
 /// BM25 indexes, weight it with `stats` (computed over every document of `indexes` when
 /// `None`).
-pub(crate) fn prepare(indexes: &[&Index], q: QueryRef<'_>, qi: Option<usize>, stats: Option<&Bm25Stats>) -> Result<Prepared> {
+pub(crate) fn prepare(
+    indexes: &[&Index],
+    q: QueryRef<'_>,
+    qi: Option<usize>,
+    stats: Option<&Bm25Stats>,
+) -> Result<Prepared> {
     let vocab = indexes.iter().filter_map(|ix| ix.view().vocab).min();
     let query = Query::new(q, vocab, qi)?;
     if shared_bm25(indexes.iter().copied())?.is_none() {

@@ -1,0 +1,170 @@
+//! Loading the committed state of a directory: CURRENT, the manifest it names, every segment
+//! and deletion file, each checked against the manifest's record (size and whole-file CRC32;
+//! attachments by size here and by CRC32 when the layer above first opens them).
+//!
+//! Readers take no lock: a writer may commit and collect files while a reader loads. A load
+//! that fails on a missing or mismatched file is retried as long as CURRENT keeps moving on;
+//! if CURRENT did not change, the corruption is real and is reported.
+
+use super::files::{in_file, FileRecord, CURRENT};
+use super::manifest::{Current, Manifest, Settings, StoreQuantization};
+use super::segment::{decode_deletions, SegmentData, SegmentState};
+use super::snapshot::Snapshot;
+use crate::index::Impacts;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A loaded commit.
+pub(crate) struct Loaded {
+    pub current: Current,
+    pub manifest: Manifest,
+    pub snapshot: Snapshot,
+}
+
+/// The bytes of CURRENT (`None` if there is none).
+pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(dir.join(CURRENT)) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !dir.is_dir() {
+                return Err(Error::io(format!("{}: no index directory there", dir.display()), e));
+            }
+            Ok(None)
+        }
+        Err(e) => Err(Error::io(format!("reading {}", dir.join(CURRENT).display()), e)),
+    }
+}
+
+/// Parse CURRENT's bytes.
+pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current> {
+    let b = bytes.ok_or_else(|| {
+        Error::Corrupt(format!("{}: missing {CURRENT} (not a sparsedex index directory)", dir.display()))
+    })?;
+    Current::decode(b, &dir.join(CURRENT))
+}
+
+/// Load the committed state of `dir`, reusing the segments and deletions `old` already holds.
+pub(crate) fn load(dir: &Path, old: Option<&Snapshot>) -> Result<Loaded> {
+    let mut raw = read_current_bytes(dir)?;
+    for attempt in 0.. {
+        match load_once(dir, raw.as_deref(), old) {
+            Ok(l) => return Ok(l),
+            Err(e @ (Error::Corrupt(_) | Error::Io { .. })) => {
+                let now = read_current_bytes(dir)?;
+                if now == raw || attempt >= 100 {
+                    return Err(e);
+                }
+                raw = now;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<Loaded> {
+    let current = parse_current(dir, raw)?;
+    let mpath = dir.join(&current.manifest.name);
+    let bytes = current.manifest.read(dir, "the manifest named by CURRENT")?;
+    let manifest = Manifest::decode(&bytes, &mpath)?;
+    if manifest.uuid != current.uuid || manifest.generation != current.generation {
+        return Err(Error::Corrupt(format!("{}: belongs to another index or commit than {CURRENT}", mpath.display())));
+    }
+    let known: HashMap<&str, &SegmentState> =
+        old.map(|o| o.segments.iter().map(|s| (s.name(), s)).collect()).unwrap_or_default();
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for rec in &manifest.segments {
+        let prev = known.get(rec.name.as_str()).filter(|s| s.data.sdx.as_ref() == Some(&rec.sdx));
+        let data = match prev {
+            Some(s) => s.data.clone(),
+            None => {
+                let what = format!("segment {}'s engine file", rec.name);
+                let index = rec.sdx.open_index(dir, &what)?;
+                let path = dir.join(&rec.sdx.name);
+                if index.n_docs() != rec.n_docs {
+                    return Err(Error::Corrupt(format!(
+                        "{}: has {} documents, the manifest records {}",
+                        path.display(),
+                        index.n_docs(),
+                        rec.n_docs
+                    )));
+                }
+                check_kind(&index, &manifest.settings).map_err(|e| in_file(e, &path))?;
+                for a in &rec.attachments {
+                    check_size(dir, a, &rec.name)?;
+                }
+                Arc::new(SegmentData {
+                    name: rec.name.clone(),
+                    index: Arc::new(index),
+                    sdx: Some(rec.sdx.clone()),
+                    attachments: rec.attachments.clone(),
+                })
+            }
+        };
+        let state = match (prev, &rec.deletions) {
+            (Some(s), d) if s.deletions.as_ref() == d.as_ref() => (*s).clone(),
+            (_, None) => SegmentState::new(data, None, None)?,
+            (_, Some(d)) => {
+                let path = dir.join(&d.name);
+                let bytes = d.read(dir, &format!("segment {}'s deletions", rec.name))?;
+                let set = decode_deletions(&bytes, &path, &manifest.uuid, &rec.name, rec.n_docs)?;
+                SegmentState::new(data, Some(set), Some(d.clone()))?
+            }
+        };
+        if state.n_live != rec.n_live {
+            return Err(Error::Corrupt(format!(
+                "{}: segment {} has {} live documents, the manifest records {}",
+                mpath.display(),
+                rec.name,
+                state.n_live,
+                rec.n_live
+            )));
+        }
+        segments.push(state);
+    }
+    let snapshot = Snapshot {
+        generation: manifest.generation,
+        uuid: manifest.uuid.clone(),
+        settings: Arc::new(manifest.settings.clone()),
+        segments,
+    };
+    Ok(Loaded { current, manifest, snapshot })
+}
+
+/// An attachment's size as the manifest records it (its CRC32 is checked on first use).
+fn check_size(dir: &Path, a: &FileRecord, segment: &str) -> Result<()> {
+    let path = dir.join(&a.name);
+    let size = std::fs::metadata(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Corrupt(format!("{}: missing (an attachment of segment {segment})", path.display()))
+            }
+            _ => Error::io(format!("reading metadata of {}", path.display()), e),
+        })?
+        .len();
+    if size != a.size {
+        return Err(Error::Corrupt(format!(
+            "{}: {size} bytes, the manifest records {} (truncated, or from another index)",
+            path.display(),
+            a.size
+        )));
+    }
+    Ok(())
+}
+
+/// A segment's kind agrees with the store's settings.
+pub(crate) fn check_kind(index: &crate::index::Index, s: &Settings) -> Result<()> {
+    let v = index.view();
+    let ok = match (v.impacts, s.bm25_params()) {
+        (Impacts::Bm25(_), Some(p)) => v.bm25.is_some_and(|m| m.params == p),
+        (Impacts::U8(_), None) => s.quantization == StoreQuantization::U8,
+        (Impacts::F32(_), None) => s.quantization == StoreQuantization::F32,
+        _ => false,
+    };
+    if !ok || v.vocab != s.vocab {
+        return Err(Error::Corrupt("the segment's kind or vocabulary differs from the store's settings".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Merges: the tiered policy that plans them, building a merged segment from a snapshot
+//! without the writer lock ([`Store::merge`]), and installing it under the lock
+//! ([`Store::finish_merge`]), carrying over the deletions made meanwhile.
+
+use super::files::FileRecord;
+use super::segment::{SegmentData, SegmentState};
+use super::{lock, InflightGuard, Store};
+use crate::index::build::Quantization;
+use crate::index::{merge, Index, MergeOptions, Reorder};
+use crate::search::DocSet;
+use crate::store::manifest::StoreQuantization;
+use crate::{Error, Result};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Tiered merging: segments are grouped in levels by live size (level `L` holds
+/// `floor_docs * factor^L` up to `floor_docs * factor^(L+1)` documents); when a level holds
+/// `factor` segments they are merged into one (of the next level). A segment with more than
+/// `max_deleted` of its documents deleted is rewritten without them. An index of N documents
+/// thus keeps about `(factor - 1) * log_factor(N / floor_docs)` segments at most. A `factor`
+/// below 2 never merges.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MergePolicy {
+    /// Segments per level.
+    pub factor: u32,
+    /// Documents of the smallest level.
+    pub floor_docs: u64,
+    /// Fraction of deleted documents that makes a segment be rewritten.
+    pub max_deleted: f64,
+}
+
+impl Default for MergePolicy {
+    fn default() -> Self {
+        MergePolicy { factor: 10, floor_docs: 1000, max_deleted: 0.5 }
+    }
+}
+
+impl MergePolicy {
+    /// Groups of segment positions to merge (each group into one segment).
+    pub fn plan(&self, segments: &[SegmentState]) -> Vec<Vec<usize>> {
+        if self.factor < 2 {
+            return Vec::new();
+        }
+        let floor = self.floor_docs.max(1) as f64;
+        let mut groups = Vec::new();
+        let mut levels: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        for (i, s) in segments.iter().enumerate() {
+            let (n, live) = (s.index().n_docs() as f64, s.n_live as f64);
+            if n > 0.0 && n - live > self.max_deleted * n {
+                groups.push(vec![i]);
+                continue;
+            }
+            let lvl = ((live.max(floor) / floor).ln() / (self.factor as f64).ln() + 1e-9).floor() as i64;
+            levels.entry(lvl).or_default().push(i);
+        }
+        for members in levels.values() {
+            for g in members.chunks_exact(self.factor as usize) {
+                groups.push(g.to_vec());
+            }
+        }
+        groups
+    }
+
+    /// The group that brings `segments` down to at most `max_segments` (the smallest ones), or
+    /// rewrites a single segment with deletions when `max_segments` is 1; empty if none.
+    pub fn plan_to(segments: &[SegmentState], max_segments: usize) -> Vec<usize> {
+        let max_segments = max_segments.max(1);
+        if segments.len() > max_segments {
+            let mut order: Vec<usize> = (0..segments.len()).collect();
+            order.sort_by_key(|&i| segments[i].n_live);
+            let mut g = order[..segments.len() - max_segments + 1].to_vec();
+            g.sort_unstable();
+            g
+        } else if max_segments == 1 && segments.len() == 1 && segments[0].deleted.is_some() {
+            vec![0]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A merged segment built (and, on disk, written) from a snapshot, waiting for
+/// [`Store::finish_merge`]. Dropping it abandons the merge (its files are collected).
+pub struct PreparedMerge {
+    /// The merged segment's name (attachments are named `<name>.<ext>`).
+    pub name: String,
+    /// The merged segments' names.
+    pub members: Vec<String>,
+    /// `origin[internal_doc] = (member position in `members`, internal doc in that member)`.
+    pub origin: Vec<(u32, u32)>,
+    base: Vec<Option<DocSet>>,
+    engine: Option<(Arc<Index>, Option<FileRecord>)>,
+    _guard: InflightGuard,
+}
+
+impl std::fmt::Debug for PreparedMerge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedMerge").field("name", &self.name).field("members", &self.members).finish()
+    }
+}
+
+impl Store {
+    /// The merges `policy` plans for the current snapshot, as groups of segment names.
+    pub fn plan_merges(&self, policy: &MergePolicy) -> Vec<Vec<String>> {
+        let snap = self.snapshot();
+        let names = |g: Vec<usize>| g.into_iter().map(|i| snap.segments[i].name().to_string()).collect();
+        policy.plan(&snap.segments).into_iter().map(names).collect()
+    }
+
+    /// The segments to merge to have at most `max_segments` (see [`MergePolicy::plan_to`]).
+    pub fn plan_merge_to(&self, max_segments: usize) -> Vec<String> {
+        let snap = self.snapshot();
+        MergePolicy::plan_to(&snap.segments, max_segments)
+            .into_iter()
+            .map(|i| snap.segments[i].name().to_string())
+            .collect()
+    }
+
+    /// Merge the live documents of the segments `names` of the current snapshot into one
+    /// segment, and write its engine file: heavy work that needs no writer lock (commits may go
+    /// on meanwhile). Install it with [`Store::finish_merge`].
+    pub fn merge(&self, names: &[String]) -> Result<PreparedMerge> {
+        let snap = self.snapshot();
+        let mut members: Vec<&SegmentState> = Vec::with_capacity(names.len());
+        for n in names {
+            let s = snap.segments.iter().find(|s| s.name() == n).ok_or_else(|| {
+                Error::NotFound(format!("segment {n} is not in the current commit (generation {})", snap.generation))
+            })?;
+            if members.iter().any(|m| m.name() == n) {
+                return Err(Error::InvalidArgument(format!("segment {n} is listed twice")));
+            }
+            members.push(s);
+        }
+        let quantization = match (snap.settings.bm25, snap.settings.quantization) {
+            (Some(_), _) => None,
+            (None, StoreQuantization::F32) => Some(Quantization::F32),
+            (None, StoreQuantization::U8) => Some(Quantization::U8 { scale: snap.settings.scale }),
+        };
+        let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|s| (s.index(), s.live.as_ref())).collect();
+        let merged = merge(&refs, &MergeOptions { quantization, reorder: Reorder::Signature })?;
+        let (name, guard) = self.new_segment();
+        let engine =
+            if merged.index.n_docs() == 0 { None } else { Some(self.write_engine(&name, &Arc::new(merged.index))?) };
+        Ok(PreparedMerge {
+            name,
+            members: names.to_vec(),
+            origin: merged.origin,
+            base: members.iter().map(|s| s.deleted.clone()).collect(),
+            engine,
+            _guard: guard,
+        })
+    }
+
+    /// Install a merge (a writer call): the merged segment (with `attachments`, files
+    /// `<name>.<ext>` the caller wrote) replaces its members, at the first member's place,
+    /// keeping the deletions made since [`Store::merge`] read them and moving staged deletions
+    /// of the members onto it. Returns the new generation, or `None` if a member is gone
+    /// meanwhile (merged elsewhere): the merge is then dropped.
+    pub fn finish_merge(&self, prepared: PreparedMerge, attachments: &[String]) -> Result<Option<u64>> {
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)?;
+        let snap = self.snapshot();
+        let pos: Option<Vec<usize>> = prepared.members.iter().map(|n| snap.position(n)).collect();
+        let Some(pos) = pos else {
+            // Abandoned: its files go now (the name leaves the in-flight set with `prepared`).
+            drop(prepared);
+            if let Some(dir) = &self.dir {
+                self.collect(dir);
+            }
+            return Ok(None);
+        };
+        // Member doc -> merged doc.
+        let mut inv: Vec<Vec<u32>> =
+            pos.iter().map(|&p| vec![u32::MAX; snap.segments[p].index().n_docs() as usize]).collect();
+        for (d, &(m, od)) in prepared.origin.iter().enumerate() {
+            inv[m as usize][od as usize] = d as u32;
+        }
+        let mut newly = Vec::new();
+        let mut moved = BTreeSet::new();
+        for (m, &p) in pos.iter().enumerate() {
+            let now = &snap.segments[p];
+            if let Some(del) = &now.deleted {
+                for (wi, &word) in del.words().iter().enumerate() {
+                    let mut bits = word & !prepared.base[m].as_ref().map_or(0, |b| b.word(wi));
+                    while bits != 0 {
+                        let od = wi * 64 + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        if let Some(&d) = inv[m].get(od).filter(|&&d| d != u32::MAX) {
+                            newly.push(d);
+                        }
+                    }
+                }
+            }
+            if let Some(staged) = w.staged.deletes.get(now.name()) {
+                moved.extend(
+                    staged.iter().filter_map(|&od| inv[m].get(od as usize).copied().filter(|&d| d != u32::MAX)),
+                );
+            }
+        }
+        let merged = match &prepared.engine {
+            None => None,
+            Some((index, sdx)) => {
+                let attachments = self.record_attachments(&prepared.name, attachments)?;
+                let data =
+                    SegmentData { name: prepared.name.clone(), index: index.clone(), sdx: sdx.clone(), attachments };
+                let n = index.n_docs();
+                let deleted = if newly.is_empty() { None } else { Some(DocSet::from_docs(newly, n)?) };
+                Some(SegmentState::new(Arc::new(data), deleted, None)?).filter(|s| s.n_live > 0)
+            }
+        };
+        let first = *pos.iter().min().unwrap_or(&0);
+        let mut states = Vec::with_capacity(snap.segments.len());
+        for (i, s) in snap.segments.iter().enumerate() {
+            if i == first {
+                states.extend(merged.clone());
+            } else if !pos.contains(&i) {
+                states.push(s.clone());
+            }
+        }
+        let (generation, synced) = self.write_commit(&mut w, states, None)?;
+        for n in &prepared.members {
+            w.staged.deletes.remove(n);
+        }
+        if !moved.is_empty() && merged.is_some() {
+            w.staged.deletes.insert(prepared.name.clone(), moved);
+        }
+        synced.map(|_| Some(generation))
+    }
+}

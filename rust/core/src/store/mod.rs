@@ -1,0 +1,428 @@
+//! The store: the lifecycle of a set of segments, in memory or in a directory (see
+//! rust/core/FORMAT.md for every file).
+//!
+//! A store is a list of immutable engine segments, each with a deletion bitmap. Adding
+//! documents never touches an existing segment: a commit writes the added documents as a new
+//! segment; deleting marks documents in a new deletion file; merges (planned by a tiered
+//! policy, [`MergePolicy`]) rewrite several segments as one, dropping deleted documents.
+//! Searches cover every segment with one exact global top-k ([`Snapshot::search`]).
+//!
+//! **Commits.** Every file is written under a name never used before (segment numbers and
+//! generations only grow), atomically and durably ([`crate::fs::write_atomically`]): new
+//! segment and deletion files, then `manifest-<G>`, then `CURRENT` (the commit point). A crash
+//! at any moment leaves the old commit or the new one, both complete; files of an unfinished
+//! commit are collected by the next writer. A commit runs in two steps so that the layer
+//! above can write a file of its own per new segment (an *attachment*, such as a documents
+//! database in the segment's internal order) before the commit point:
+//! [`Store::prepare_commit`] builds the segment in memory and says its name and document
+//! order, [`Store::finish_commit`] makes everything durable and visible at once.
+//!
+//! **Readers** ([`Store::open`]) take no lock and see the commit that was current when they
+//! opened (a [`Snapshot`]) until [`Store::refresh`]. They retry while a writer commits and
+//! collects files under them.
+//!
+//! **Writers.** The store does not lock: the caller must hold the directory's writer lock
+//! (the `LOCK` file, e.g. with Python's `filelock`) around every write call (`begin_write`,
+//! `stage_*`, `prepare_commit`, `finish_commit`, `finish_merge`, `collect_garbage`) and around
+//! [`Store::save_copy`]'s use of the destination. [`Store::merge`] needs no lock: it builds a
+//! merged segment from a snapshot while commits go on, and [`Store::finish_merge`] (under the
+//! lock) installs it, carrying over deletions made meanwhile. A writer that finds CURRENT
+//! changed by someone else refuses to commit ([`Error::Conflict`]).
+
+mod files;
+mod gc;
+mod load;
+mod manifest;
+mod merging;
+mod save;
+mod segment;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use files::{FileRecord, CURRENT, LOCK};
+pub use manifest::{IdKind, Settings, StoreQuantization};
+pub use merging::{MergePolicy, PreparedMerge};
+pub use save::PreparedSave;
+pub use segment::{SegmentData, SegmentState};
+pub use snapshot::Snapshot;
+pub use writer::{Location, PreparedSegment};
+
+use crate::{Error, Result};
+use files::{manifest_name, FileRecord as Rec};
+use manifest::{Current, Manifest, SegmentRecord};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Settings of a new store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreConfig {
+    /// Impact storage (and, for BM25, integer or float scoring).
+    pub quantization: StoreQuantization,
+    /// u8 stores: the largest weight expected (the shared scale is `255 / max_weight`); by
+    /// default the first commit's largest weight. A segment with larger weights gets its own
+    /// grid (its scores are then rounded on another grid).
+    pub max_weight: Option<f32>,
+    /// Declared vocabulary size (term ids must be below it).
+    pub vocab: Option<u32>,
+    /// A BM25 store: k1 and b (documents are term-frequency vectors).
+    pub bm25: Option<(f32, f32)>,
+    /// Opaque JSON of the layer above, kept in every manifest.
+    pub settings_json: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            quantization: StoreQuantization::U8,
+            max_weight: None,
+            vocab: None,
+            bm25: None,
+            settings_json: "{}".into(),
+        }
+    }
+}
+
+/// Names of segments being written (by a prepared commit or a merge), spared by the garbage
+/// collector; counted, as a name stays in flight until every holder is done.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inflight(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Inflight {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Hold `name` in flight until the guard is dropped.
+    pub(crate) fn hold(&self, name: &str) -> InflightGuard {
+        *self.lock().entry(name.to_string()).or_insert(0) += 1;
+        InflightGuard { set: self.clone(), name: name.to_string() }
+    }
+    pub(crate) fn names(&self) -> HashSet<String> {
+        self.lock().keys().cloned().collect()
+    }
+}
+
+/// Keeps a segment name in flight while alive.
+#[derive(Debug)]
+pub(crate) struct InflightGuard {
+    set: Inflight,
+    name: String,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        let mut m = self.set.lock();
+        if let Some(c) = m.get_mut(&self.name) {
+            *c -= 1;
+            if *c == 0 {
+                m.remove(&self.name);
+            }
+        }
+    }
+}
+
+/// A set of segments with one writer at a time (see the module doc).
+pub struct Store {
+    dir: Option<PathBuf>,
+    current: Mutex<Arc<Snapshot>>,
+    writer: Mutex<writer::Writer>,
+    next_segment: AtomicU64,
+    inflight: Inflight,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).field("generation", &self.snapshot().generation).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Store {
+    /// A new, empty store: in memory (`path` `None`) or in a directory that holds no index
+    /// (it may hold our leftovers and the caller's `LOCK`; anything else is refused, so as not
+    /// to write into someone else's directory). The caller holds the writer lock.
+    pub fn create(path: Option<&Path>, config: StoreConfig) -> Result<Store> {
+        let settings = new_settings(&config)?;
+        let uuid = files::new_uuid();
+        let snapshot = Arc::new(Snapshot {
+            generation: 0,
+            uuid: uuid.clone(),
+            settings: Arc::new(settings.clone()),
+            segments: Vec::new(),
+        });
+        let store = Store {
+            dir: path.map(Path::to_path_buf),
+            current: Mutex::new(snapshot),
+            writer: Mutex::new(writer::Writer::new(settings, true, String::new())),
+            next_segment: AtomicU64::new(1),
+            inflight: Inflight::default(),
+        };
+        if let Some(dir) = path {
+            check_creatable(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
+            let (seg, _) = gc::scan_numbers(dir);
+            store.next_segment.fetch_max(seg.map_or(1, |s| s + 1), Ordering::Relaxed);
+        }
+        let mut w = lock(&store.writer);
+        store.write_commit(&mut w, Vec::new(), None)?.1?;
+        drop(w);
+        Ok(store)
+    }
+
+    /// Open the committed state of the store in directory `path` to read it (no lock is
+    /// needed; a write call makes it a writer, see [`Store::begin_write`]).
+    pub fn open(path: &Path) -> Result<Store> {
+        let l = load::load(path, None)?;
+        Ok(Store {
+            dir: Some(path.to_path_buf()),
+            next_segment: AtomicU64::new(l.manifest.settings.next_segment),
+            writer: Mutex::new(writer::Writer::new(
+                l.manifest.settings.clone(),
+                false,
+                l.current.manifest.name.clone(),
+            )),
+            current: Mutex::new(Arc::new(l.snapshot)),
+            inflight: Inflight::default(),
+        })
+    }
+
+    /// The directory (`None` in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The current snapshot (cheap; holds the segments it names for as long as it lives).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        lock(&self.current).clone()
+    }
+
+    /// Move to the newest commit in the directory; true if there was a newer one. Refused
+    /// while changes are staged.
+    pub fn refresh(&self) -> Result<bool> {
+        let Some(dir) = &self.dir else { return Ok(false) };
+        let mut w = lock(&self.writer);
+        if w.has_staged() {
+            return Err(Error::Conflict("refresh() with uncommitted changes: commit or roll back first".into()));
+        }
+        self.reload(&mut w, dir)
+    }
+
+    fn reload(&self, w: &mut writer::Writer, dir: &Path) -> Result<bool> {
+        let old = self.snapshot();
+        let l = load::load(dir, Some(&old))?;
+        if l.current.manifest.name == w.manifest_name && l.snapshot.generation == old.generation {
+            return Ok(false);
+        }
+        self.next_segment.fetch_max(l.manifest.settings.next_segment, Ordering::Relaxed);
+        w.settings = l.manifest.settings.clone();
+        w.manifest_name = l.current.manifest.name.clone();
+        *lock(&self.current) = Arc::new(l.snapshot);
+        Ok(true)
+    }
+
+    /// Become the writer (the caller has just taken the writer lock): catch up with commits
+    /// made meanwhile, make sure no name a crashed writer used is reused, and collect garbage.
+    /// Every write call does this first; it is a no-op for a writer.
+    pub fn begin_write(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)
+    }
+
+    fn begin(&self, w: &mut writer::Writer) -> Result<()> {
+        if w.is_writer {
+            return Ok(());
+        }
+        if let Some(dir) = &self.dir {
+            self.reload(w, dir)?;
+            let (seg, _) = gc::scan_numbers(dir);
+            self.next_segment.fetch_max(seg.map_or(1, |s| s + 1), Ordering::Relaxed);
+            self.collect(dir);
+        }
+        w.is_writer = true;
+        Ok(())
+    }
+
+    /// Stop being the writer (the caller is about to release the writer lock): staged changes
+    /// are dropped, and the next write call catches up again.
+    pub fn end_write(&self) {
+        let mut w = lock(&self.writer);
+        w.rollback();
+        if self.dir.is_some() {
+            w.is_writer = false;
+        }
+    }
+
+    /// Collect garbage now (a writer call).
+    pub fn collect_garbage(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)?;
+        if let Some(dir) = &self.dir {
+            self.collect(dir);
+        }
+        Ok(())
+    }
+
+    fn collect(&self, dir: &Path) -> usize {
+        let snap = self.snapshot();
+        let mut keep: HashSet<String> = [files::CURRENT.to_string(), files::LOCK.to_string()].into();
+        keep.insert(manifest_name(snap.generation));
+        for s in &snap.segments {
+            keep.extend(s.data.sdx.iter().chain(&s.data.attachments).chain(&s.deletions).map(|r| r.name.clone()));
+        }
+        gc::collect(dir, &keep, &self.inflight.names())
+    }
+
+    /// Check an attachment's CRC32 against the manifest's record (the layer above calls this
+    /// the first time it opens one). Errors if the current snapshot has no such attachment.
+    pub fn verify_attachment(&self, name: &str) -> Result<()> {
+        let dir =
+            self.dir.as_ref().ok_or_else(|| Error::InvalidArgument("an in-memory store has no attachments".into()))?;
+        let snap = self.snapshot();
+        let rec = snap
+            .segments
+            .iter()
+            .flat_map(|s| s.data.attachments.iter())
+            .find(|a| a.name == name)
+            .ok_or_else(|| Error::NotFound(format!("no attachment named {name:?} in the current commit")))?;
+        rec.verify(dir, "an attachment")
+    }
+
+    /// A fresh segment name, in flight until the guard drops.
+    pub(crate) fn new_segment(&self) -> (String, InflightGuard) {
+        let n = self.next_segment.fetch_add(1, Ordering::Relaxed);
+        let name = files::segment_name(n);
+        let guard = self.inflight.hold(&name);
+        (name, guard)
+    }
+
+    /// Commit `states` (and `settings`, when given) as the next generation: deletion files
+    /// for states that changed, the manifest, CURRENT; then publish the snapshot and collect
+    /// garbage. New segments' engine files and attachments must already be durable. Nothing
+    /// changes in memory unless the commit point (the rename of CURRENT) is reached. Returns
+    /// the generation and, separately, the result of the final directory sync: an error there
+    /// means the commit is done and visible but its durability is not confirmed.
+    pub(crate) fn write_commit(
+        &self,
+        w: &mut writer::Writer,
+        mut states: Vec<SegmentState>,
+        settings: Option<Settings>,
+    ) -> Result<(u64, Result<()>)> {
+        let old = self.snapshot();
+        let generation = old.generation + 1;
+        let mut settings = settings.unwrap_or_else(|| w.settings.clone());
+        settings.next_segment = self.next_segment.load(Ordering::Relaxed);
+        if let Some(dir) = &self.dir {
+            if !w.manifest_name.is_empty() {
+                check_current(dir, &w.manifest_name)?;
+            }
+            let mut recs = Vec::with_capacity(states.len());
+            for s in states.iter_mut() {
+                if let (Some(del), None) = (&s.deleted, &s.deletions) {
+                    let name = files::deletions_name(s.name(), generation);
+                    let bytes = segment::encode_deletions(&old.uuid, s.name(), generation, s.index().n_docs(), del)?;
+                    crate::fs::write_atomically(&dir.join(&name), &bytes)?;
+                    s.deletions = Some(Rec::of_bytes(&name, &bytes));
+                }
+                recs.push(SegmentRecord {
+                    name: s.name().to_string(),
+                    n_docs: s.index().n_docs(),
+                    n_live: s.n_live,
+                    sdx: s
+                        .data
+                        .sdx
+                        .clone()
+                        .ok_or_else(|| Error::Conflict(format!("segment {} has no file", s.name())))?,
+                    deletions: s.deletions.clone(),
+                    attachments: s.data.attachments.clone(),
+                });
+            }
+            let m = Manifest { generation, uuid: old.uuid.clone(), settings: settings.clone(), segments: recs };
+            let mname = manifest_name(generation);
+            let bytes = m.encode()?;
+            crate::fs::write_atomically(&dir.join(&mname), &bytes)?;
+            let cur = Current { manifest: Rec::of_bytes(&mname, &bytes), generation, uuid: old.uuid.clone() };
+            crate::fs::replace(&dir.join(files::CURRENT), &cur.encode()?)?; // the commit point
+            w.manifest_name = mname;
+        }
+        w.settings = settings.clone();
+        let snap = Snapshot { generation, uuid: old.uuid.clone(), settings: Arc::new(settings), segments: states };
+        *lock(&self.current) = Arc::new(snap);
+        let mut synced = Ok(());
+        if let Some(dir) = &self.dir {
+            synced = crate::fs::sync_dir(dir);
+            self.collect(dir);
+        }
+        Ok((generation, synced))
+    }
+}
+
+/// The settings of a new store, checked.
+fn new_settings(c: &StoreConfig) -> Result<Settings> {
+    let scale = match c.max_weight {
+        None => None,
+        Some(_) if c.quantization != StoreQuantization::U8 || c.bm25.is_some() => {
+            return Err(Error::InvalidArgument("max_weight only applies to u8 stores of weights (not BM25)".into()))
+        }
+        Some(m) if m.is_finite() && m > 0.0 => Some(255.0 / m),
+        Some(m) => return Err(Error::InvalidArgument(format!("max_weight must be a positive number, got {m}"))),
+    };
+    if c.vocab == Some(0) {
+        return Err(Error::InvalidArgument("the vocabulary size must be at least 1".into()));
+    }
+    if let Some((k1, b)) = c.bm25 {
+        crate::index::Bm25Params { k1, b, quantized: false }.check()?;
+    }
+    Ok(Settings {
+        quantization: c.quantization,
+        scale,
+        vocab: c.vocab,
+        bm25: c.bm25,
+        next_segment: 1,
+        next_int_id: 0,
+        id_kind: manifest::IdKind::Unknown,
+        json: c.settings_json.clone(),
+    })
+}
+
+/// A directory a new store may be created in: absent, or holding only our files and LOCK,
+/// and no CURRENT.
+fn check_creatable(dir: &Path) -> Result<()> {
+    let exists = |msg: String| Error::io(msg, std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    if dir.exists() && !dir.is_dir() {
+        return Err(exists(format!("{} exists and is not a directory", dir.display())));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == files::CURRENT {
+            return Err(exists(format!("{} already holds an index: open it instead", dir.display())));
+        }
+        if name != files::LOCK && files::ours(&name).is_none() {
+            return Err(exists(format!(
+                "{} is not empty and not a sparsedex index ({name:?} is there): choose an empty or new directory",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// CURRENT still names `manifest` (nobody else committed).
+fn check_current(dir: &Path, manifest: &str) -> Result<()> {
+    let raw = load::read_current_bytes(dir)?;
+    let cur = load::parse_current(dir, raw.as_deref())?;
+    if cur.manifest.name != manifest {
+        return Err(Error::Conflict(format!(
+            "{}: another writer committed {} meanwhile (hold the writer lock around every write)",
+            dir.display(),
+            cur.manifest.name
+        )));
+    }
+    Ok(())
+}

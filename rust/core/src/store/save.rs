@@ -1,0 +1,200 @@
+//! Saving a copy of the committed state into another directory, as a full commit there under
+//! fresh names: the destination's previous save (if any) stays whole until CURRENT switches,
+//! so a crash leaves the old save or the new one, and readers opening the destination while
+//! it is re-saved see one or the other, never an error.
+
+use super::files::{self, deletions_name, manifest_name, sdx_name, split_segment_file, FileRecord};
+use super::manifest::{Current, Manifest, SegmentRecord};
+use super::segment::encode_deletions;
+use super::snapshot::Snapshot;
+use super::writer::sync_file;
+use super::{check_current, gc, load, Store};
+use crate::{Error, Result};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A copy being saved: every segment's engine and deletion files (and, from an on-disk store,
+/// its attachments) are written into the destination; [`Store::finish_save`] commits them.
+#[derive(Debug)]
+pub struct PreparedSave {
+    dest: PathBuf,
+    snapshot: Arc<Snapshot>,
+    uuid: String,
+    generation: u64,
+    next_segment: u64,
+    /// The manifest the destination's CURRENT named when the save began.
+    before: Option<String>,
+    segments: Vec<SegmentRecord>,
+}
+
+impl PreparedSave {
+    /// The destination directory.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// `(source segment, destination segment)` names, in order: the caller writes the
+    /// destination's attachments `<destination segment>.<ext>` for segments it keeps in memory.
+    pub fn names(&self) -> Vec<(String, String)> {
+        self.snapshot
+            .segments
+            .iter()
+            .map(|s| s.name().to_string())
+            .zip(self.segments.iter().map(|r| r.name.clone()))
+            .collect()
+    }
+
+    /// The generation the save will commit.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+impl Store {
+    /// Save the committed state into `dest` (see the module doc): the destination keeps its
+    /// store id and counters when it holds a store already (so names there are never reused);
+    /// a directory holding files that are not a store's is refused. The caller holds `dest`'s
+    /// writer lock. Returns the destination's new generation.
+    pub fn save_copy(&self, dest: &Path) -> Result<u64> {
+        let p = self.prepare_save(dest)?;
+        self.finish_save(p, &[], None)
+    }
+
+    /// The first step of [`Store::save_copy`]: write every file but the manifest and CURRENT.
+    pub fn prepare_save(&self, dest: &Path) -> Result<PreparedSave> {
+        if self.dir.as_deref().is_some_and(|d| same_dir(d, dest)) {
+            return Err(Error::InvalidArgument(format!(
+                "{} is this index's own directory: commit instead",
+                dest.display()
+            )));
+        }
+        // A directory without an index must hold nothing but our leftovers (files around an
+        // index are left alone).
+        if let (Ok(entries), false) = (std::fs::read_dir(dest), dest.join(files::CURRENT).exists()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name != files::CURRENT && name != files::LOCK && files::ours(&name).is_none() {
+                    return Err(Error::io(
+                        format!(
+                            "{} holds files that are not a sparsedex index's ({name:?}): choose another directory",
+                            dest.display()
+                        ),
+                        std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                    ));
+                }
+            }
+        }
+        std::fs::create_dir_all(dest).map_err(|e| Error::io(format!("creating directory {}", dest.display()), e))?;
+        // The destination's own store id and counters, if it holds a readable store.
+        let existing =
+            load::read_current_bytes(dest)?.and_then(|b| load::parse_current(dest, Some(&b)).ok()).and_then(|c| {
+                let bytes = c.manifest.read(dest, "the manifest").ok()?;
+                let m = Manifest::decode(&bytes, &dest.join(&c.manifest.name)).ok()?;
+                Some((c, m))
+            });
+        let (max_seg, max_gen) = gc::scan_numbers(dest);
+        let mut next = max_seg.map_or(1, |s| s + 1);
+        let mut generation = max_gen.map_or(1, |g| g + 1);
+        let (uuid, before) = match &existing {
+            Some((c, m)) => {
+                next = next.max(m.settings.next_segment);
+                generation = generation.max(m.generation + 1);
+                (m.uuid.clone(), Some(c.manifest.name.clone()))
+            }
+            None => (files::new_uuid(), None),
+        };
+        let snapshot = self.snapshot();
+        let mut segments = Vec::with_capacity(snapshot.segments.len());
+        for s in &snapshot.segments {
+            let name = files::segment_name(next);
+            next += 1;
+            let sdx = sdx_name(&name);
+            let bytes = s.index().image_bytes();
+            crate::fs::write_atomically(&dest.join(&sdx), bytes)?;
+            let mut attachments = Vec::with_capacity(s.data.attachments.len());
+            if let Some(src) = &self.dir {
+                for a in &s.data.attachments {
+                    let rest = split_segment_file(&a.name).map_or("", |(_, r)| r);
+                    let to = format!("{name}.{rest}");
+                    crate::fs::copy_atomically(&src.join(&a.name), &dest.join(&to))?;
+                    let rec = FileRecord::of_file(dest, &to)?;
+                    if (rec.size, rec.crc32) != (a.size, a.crc32) {
+                        return Err(Error::Corrupt(format!(
+                            "{}: differs from the manifest's record (corrupted)",
+                            src.join(&a.name).display()
+                        )));
+                    }
+                    attachments.push(rec);
+                }
+            }
+            let deletions = match &s.deleted {
+                None => None,
+                Some(del) => {
+                    let dname = deletions_name(&name, generation);
+                    let b = encode_deletions(&uuid, &name, generation, s.index().n_docs(), del)?;
+                    crate::fs::write_atomically(&dest.join(&dname), &b)?;
+                    Some(FileRecord::of_bytes(&dname, &b))
+                }
+            };
+            segments.push(SegmentRecord {
+                name: name.clone(),
+                n_docs: s.index().n_docs(),
+                n_live: s.n_live,
+                sdx: FileRecord::of_bytes(&sdx, bytes),
+                deletions,
+                attachments,
+            });
+        }
+        Ok(PreparedSave { dest: dest.to_path_buf(), snapshot, uuid, generation, next_segment: next, before, segments })
+    }
+
+    /// Commit a prepared save: the caller's `attachments` (files `<destination segment>.<ext>`
+    /// it wrote into the destination) are fsynced and recorded, then the manifest and CURRENT
+    /// are written (the commit point) and the destination's unreferenced files collected.
+    /// `settings_json` replaces the opaque settings in the copy.
+    pub fn finish_save(&self, mut p: PreparedSave, attachments: &[String], settings_json: Option<&str>) -> Result<u64> {
+        let dest = p.dest.clone();
+        for a in attachments {
+            let seg = split_segment_file(a)
+                .filter(|(_, rest)| files::role_of(rest) == files::Role::Attachment)
+                .and_then(|(seg, _)| p.segments.iter_mut().find(|r| r.name == seg))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("attachment {a:?} is not named <segment>.<ext> for a saved segment"))
+                })?;
+            if seg.attachments.iter().any(|r| &r.name == a) {
+                return Err(Error::InvalidArgument(format!("attachment {a:?} is listed twice")));
+            }
+            sync_file(&dest.join(a))?;
+            seg.attachments.push(FileRecord::of_file(&dest, a)?);
+        }
+        let mut settings = (*p.snapshot.settings).clone();
+        if let Some(j) = settings_json {
+            settings.json = j.to_string();
+        }
+        settings.next_segment = p.next_segment;
+        let m = Manifest { generation: p.generation, uuid: p.uuid.clone(), settings, segments: p.segments };
+        let mname = manifest_name(p.generation);
+        let bytes = m.encode()?;
+        crate::fs::write_atomically(&dest.join(&mname), &bytes)?;
+        if let Some(before) = &p.before {
+            check_current(&dest, before)?;
+        }
+        let cur = Current { manifest: FileRecord::of_bytes(&mname, &bytes), generation: p.generation, uuid: p.uuid };
+        crate::fs::replace(&dest.join(files::CURRENT), &cur.encode()?)?; // the commit point
+        let synced = crate::fs::sync_dir(&dest);
+        let mut keep: HashSet<String> = [files::CURRENT.to_string(), files::LOCK.to_string(), mname].into();
+        for r in &m.segments {
+            keep.extend(std::iter::once(&r.sdx).chain(&r.deletions).chain(&r.attachments).map(|f| f.name.clone()));
+        }
+        gc::collect(&dest, &keep, &HashSet::new());
+        synced.map(|_| p.generation)
+    }
+}

@@ -1,0 +1,211 @@
+//! A snapshot: the store as of one commit, immutable and safe to search from many threads.
+//! Readers see whole commits; a store moves to a newer one with [`super::Store::refresh`].
+
+use super::manifest::Settings;
+use super::segment::SegmentState;
+use crate::index::{Id, Impacts};
+use crate::search::common::for_each_posting;
+use crate::search::explain::{explain_with, Contribution};
+use crate::search::{
+    search_segments, search_segments_batch, Algorithm, Bm25Stats, DocSet, QueryRef, Segment, SegmentHit,
+};
+use crate::vectors::CsrRef;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The store as of one commit.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) generation: u64,
+    pub(crate) uuid: String,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) segments: Vec<SegmentState>,
+}
+
+impl Snapshot {
+    /// The commit's generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The store id.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// The store's settings as of this commit.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The segments, in search order (ties go to the earlier one).
+    pub fn segments(&self) -> &[SegmentState] {
+        &self.segments
+    }
+
+    /// Number of live documents.
+    pub fn n_live(&self) -> u64 {
+        self.segments.iter().map(|s| s.n_live as u64).sum()
+    }
+
+    /// Position of the segment named `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.segments.iter().position(|s| s.name() == name)
+    }
+
+    /// `(segment position, internal doc)` of the live document with id `id`: a binary search
+    /// per segment, newest first.
+    pub fn locate(&self, id: Id<'_>) -> Option<(usize, u32)> {
+        self.segments.iter().enumerate().rev().find_map(|(i, s)| s.locate(id).map(|d| (i, d)))
+    }
+
+    /// BM25 statistics of the live documents for `terms`: N, the total length and each term's
+    /// document frequency, deleted documents excluded (so scores equal those of a fresh index
+    /// over the surviving documents). Zero for a store of another kind.
+    pub fn bm25_stats(&self, terms: &[u32]) -> Bm25Stats {
+        let mut t = terms.to_vec();
+        t.sort_unstable();
+        t.dedup();
+        let mut df = vec![0u64; t.len()];
+        let (mut n, mut total) = (0u64, 0u64);
+        for s in &self.segments {
+            let v = s.index().view();
+            let Impacts::Bm25(a) = v.impacts else { continue };
+            n += s.n_live as u64;
+            total += s.live_len;
+            for (d, &term) in df.iter_mut().zip(&t) {
+                let Some(l) = v.local_term(term) else { continue };
+                *d += match &s.deleted {
+                    None => v.df(l),
+                    Some(del) => {
+                        let mut c = 0u64;
+                        for_each_posting(v, &a, l, |doc, _| c += !del.contains(doc) as u64);
+                        c
+                    }
+                };
+            }
+        }
+        // df <= n by construction (live postings of live documents).
+        Bm25Stats::new(n, total, t, df).unwrap_or_else(|_| Bm25Stats::of_indexes(&[], &[]))
+    }
+
+    /// The segments a search covers (positions) and their allowed sets: live AND the caller's
+    /// filter (one per segment, `None` for no filter), skipping segments with nothing allowed.
+    fn searched(&self, filters: Option<&[Option<DocSet>]>) -> Result<(Vec<usize>, Vec<Option<DocSet>>)> {
+        if let Some(f) = filters {
+            if f.len() != self.segments.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} filter sets for {} segments: give one (or None) per segment",
+                    f.len(),
+                    self.segments.len()
+                )));
+            }
+        }
+        let (mut pos, mut sets) = (Vec::new(), Vec::new());
+        for (i, s) in self.segments.iter().enumerate() {
+            if s.n_live == 0 {
+                continue;
+            }
+            let allowed = match (s.live.as_ref(), filters.and_then(|f| f[i].as_ref())) {
+                (None, None) => None,
+                (Some(l), None) => Some(l.clone()),
+                (None, Some(f)) => Some(f.clone()),
+                (Some(l), Some(f)) => Some(l.and(f)?),
+            };
+            if let Some(a) = &allowed {
+                if a.words().len() != (s.index().n_docs() as usize).div_ceil(64) {
+                    return Err(Error::InvalidArgument(format!("filter set of segment {i} has the wrong size")));
+                }
+                if a.is_empty() {
+                    continue;
+                }
+            }
+            pos.push(i);
+            sets.push(allowed);
+        }
+        Ok((pos, sets))
+    }
+
+    fn stats_for(&self, terms: &[u32], stats: Option<&Bm25Stats>) -> Option<Bm25Stats> {
+        match stats {
+            Some(s) => Some(s.clone()),
+            None if self.settings.bm25.is_some() => Some(self.bm25_stats(terms)),
+            None => None,
+        }
+    }
+
+    /// Exact global top-`k` of one query over the live documents passing `filters`; BM25
+    /// stores score with `stats` (their live documents' statistics when `None`; a sharded
+    /// index passes the sum over its shards). Hits name segments by position in this snapshot.
+    pub fn search(
+        &self,
+        q: QueryRef<'_>,
+        k: usize,
+        algo: Algorithm,
+        filters: Option<&[Option<DocSet>]>,
+        stats: Option<&Bm25Stats>,
+    ) -> Result<Vec<SegmentHit>> {
+        if k == 0 {
+            return Err(Error::InvalidArgument("k must be at least 1".into()));
+        }
+        let (pos, sets) = self.searched(filters)?;
+        if pos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let segs: Vec<Segment<'_>> = pos
+            .iter()
+            .zip(&sets)
+            .map(|(&i, a)| Segment { index: self.segments[i].index(), allowed: a.as_ref() })
+            .collect();
+        let stats = self.stats_for(q.terms, stats);
+        let hits = search_segments(&segs, q, k, algo, stats.as_ref())?;
+        Ok(hits.into_iter().map(|h| SegmentHit { segment: pos[h.segment as usize] as u32, ..h }).collect())
+    }
+
+    /// [`Snapshot::search`] for every query of a CSR batch, on `threads` threads.
+    pub fn search_batch(
+        &self,
+        queries: CsrRef<'_>,
+        k: usize,
+        algo: Algorithm,
+        threads: Option<usize>,
+        filters: Option<&[Option<DocSet>]>,
+        stats: Option<&Bm25Stats>,
+    ) -> Result<Vec<Vec<SegmentHit>>> {
+        let nq = crate::vectors::check_csr(&queries, "queries")?;
+        if k == 0 {
+            return Err(Error::InvalidArgument("k must be at least 1".into()));
+        }
+        let (pos, sets) = self.searched(filters)?;
+        if pos.is_empty() {
+            return Ok(vec![Vec::new(); nq]);
+        }
+        let segs: Vec<Segment<'_>> = pos
+            .iter()
+            .zip(&sets)
+            .map(|(&i, a)| Segment { index: self.segments[i].index(), allowed: a.as_ref() })
+            .collect();
+        let stats = self.stats_for(queries.indices, stats);
+        let res = search_segments_batch(&segs, queries, k, algo, threads, stats.as_ref())?;
+        Ok(res
+            .into_iter()
+            .map(|hits| hits.into_iter().map(|h| SegmentHit { segment: pos[h.segment as usize] as u32, ..h }).collect())
+            .collect())
+    }
+
+    /// Per-term explanation of internal doc `doc` of segment `segment` for query `q`, in the
+    /// arithmetic a search uses (BM25: under `stats`, or the live statistics).
+    pub fn explain(
+        &self,
+        q: QueryRef<'_>,
+        segment: usize,
+        doc: u32,
+        stats: Option<&Bm25Stats>,
+    ) -> Result<Vec<Contribution>> {
+        let s = self.segments.get(segment).ok_or_else(|| {
+            Error::InvalidArgument(format!("segment {segment} is out of range ({} segments)", self.segments.len()))
+        })?;
+        let stats = self.stats_for(q.terms, stats);
+        explain_with(s.index(), q, doc, stats.as_ref())
+    }
+}

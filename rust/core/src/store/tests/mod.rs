@@ -1,0 +1,522 @@
+//! Store tests: commits, deletions, upserts, merges, BM25 statistics, saves, garbage
+//! collection and conflicting writers; crash tests in [`crash`].
+
+mod crash;
+
+use super::*;
+use crate::index::build::{build_with, BuildOptions, Quantization};
+use crate::index::{Bm25Params, Id, IdsInput, Index, Reorder};
+use crate::search::{search_with, Algorithm, DocSet, Hit, QueryRef};
+use crate::vectors::CsrRef;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Random documents over `vocab` terms (whole-number weights when `tf`).
+pub(super) fn docs(n: usize, seed: u64, tf: bool) -> (Vec<u64>, Vec<u32>, Vec<f32>) {
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut indptr, mut indices, mut values) = (vec![0u64], vec![], vec![]);
+    for _ in 0..n {
+        for t in 0..20u32 {
+            if next() % 100 < 5 + 10 * (t % 4) as u64 {
+                indices.push(t * 1_000_003);
+                values.push(if tf { (1 + next() % 3) as f32 } else { (1 + next() % 500) as f32 / 50.0 });
+            }
+        }
+        indptr.push(indices.len() as u64);
+    }
+    (indptr, indices, values)
+}
+
+pub(super) fn csr(d: &(Vec<u64>, Vec<u32>, Vec<f32>)) -> CsrRef<'_> {
+    CsrRef { indptr: &d.0, indices: &d.1, values: &d.2 }
+}
+
+/// Live documents of a snapshot: id -> stored vector (weights as bits).
+pub(super) type State = BTreeMap<i64, (Vec<u32>, Vec<u32>)>;
+
+pub(super) fn state(snap: &Snapshot) -> State {
+    let mut out = BTreeMap::new();
+    for s in snap.segments() {
+        for d in 0..s.index().n_docs() {
+            if s.is_deleted(d) {
+                continue;
+            }
+            let Some(Id::Int(id)) = s.index().id(d) else { panic!("int ids") };
+            let (t, v) = s.index().vector(d).unwrap();
+            assert!(out.insert(id, (t, v.iter().map(|x| x.to_bits()).collect())).is_none(), "id {id} twice");
+        }
+    }
+    out
+}
+
+fn ids(r: std::ops::Range<i64>) -> Vec<i64> {
+    r.collect()
+}
+
+/// The snapshot's hits as (id, score).
+fn hits(snap: &Snapshot, q: &[(u32, f32)], k: usize, algo: Algorithm) -> Vec<(i64, f32)> {
+    let t: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let w: Vec<f32> = q.iter().map(|e| e.1).collect();
+    snap.search(QueryRef { terms: &t, weights: &w }, k, algo, None, None)
+        .unwrap()
+        .into_iter()
+        .map(|h| match snap.segments()[h.segment as usize].index().id(h.doc) {
+            Some(Id::Int(x)) => (x, h.score),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// One index built from a state's documents (ascending id), searched by (id, score).
+fn fresh_hits(st: &State, quantization: Quantization, q: &[(u32, f32)], k: usize) -> Vec<(i64, f32)> {
+    let (mut indptr, mut indices, mut values, mut idv) = (vec![0u64], vec![], vec![], vec![]);
+    for (id, (t, v)) in st {
+        indices.extend_from_slice(t);
+        values.extend(v.iter().map(|b| f32::from_bits(*b)));
+        indptr.push(indices.len() as u64);
+        idv.push(*id);
+    }
+    let quantization = match quantization {
+        // The store's rule: the shared grid if every weight fits it, the data's own otherwise.
+        Quantization::U8 { scale: Some(s) } => {
+            Quantization::U8 { scale: (values.iter().copied().fold(0.0f32, f32::max) * s <= 255.0).then_some(s) }
+        }
+        q => q,
+    };
+    let opts = BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+    let ix =
+        build_with(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::Int(&idv), None, &opts)
+            .unwrap()
+            .index;
+    let t: Vec<u32> = q.iter().map(|e| e.0).collect();
+    let w: Vec<f32> = q.iter().map(|e| e.1).collect();
+    let h: Vec<Hit> =
+        search_with(&ix, QueryRef { terms: &t, weights: &w }, k, Algorithm::Exhaustive, None, None).unwrap();
+    h.into_iter().map(|h| (idv[h.doc as usize], h.score)).collect()
+}
+
+fn queries() -> Vec<Vec<(u32, f32)>> {
+    vec![
+        vec![(0, 1.0), (3_000_009, 2.0)],
+        vec![(5_000_015, 1.0), (7_000_021, 0.5), (19_000_057, 3.0)],
+        (0..20).map(|t| (t * 1_000_003, 1.0)).collect(),
+    ]
+}
+
+/// Scores may tie: compare the sets of (id, score bits) and the scores in order.
+fn same_hits(a: &[(i64, f32)], b: &[(i64, f32)]) {
+    let sa: Vec<u32> = a.iter().map(|h| h.1.to_bits()).collect();
+    let sb: Vec<u32> = b.iter().map(|h| h.1.to_bits()).collect();
+    assert_eq!(sa, sb, "{a:?} vs {b:?}");
+}
+
+#[test]
+fn in_memory_adds_deletes_upserts_and_searches() {
+    let store =
+        Store::create(None, StoreConfig { quantization: StoreQuantization::F32, ..StoreConfig::default() }).unwrap();
+    assert_eq!(store.snapshot().generation(), 1);
+    let a = docs(300, 1, false);
+    assert_eq!(store.stage_add(csr(&a), IdsInput::None, None, false).unwrap(), 0..300);
+    assert_eq!(store.next_int_id(), 300);
+    assert_eq!(store.locate(Id::Int(5)), Some(Location::Staged(5)));
+    assert_eq!(store.finish_commit(&[], None).unwrap(), 2);
+    let b = docs(100, 2, false);
+    store.stage_add(csr(&b), IdsInput::Int(&ids(250..350)), None, true).unwrap(); // 50 upserts
+    let err = store.stage_add(csr(&b), IdsInput::Int(&ids(340..440)), None, false).unwrap_err().to_string();
+    assert!(err.contains("id 340 is already in the index"), "{err}");
+    assert_eq!(store.stage_delete(IdsInput::Int(&[0, 1, 1, 999]), true).unwrap(), 2);
+    assert!(matches!(store.stage_delete(IdsInput::Int(&[999]), false), Err(Error::NotFound(_))));
+    assert_eq!(store.finish_commit(&[], None).unwrap(), 3);
+    let snap = store.snapshot();
+    let st = state(&snap);
+    assert_eq!(st.len(), 348);
+    assert!(!st.contains_key(&0) && st.contains_key(&349));
+    // Upserted documents carry their new vectors.
+    let (t, v) = (&b.1[b.0[0] as usize..b.0[1] as usize], &b.2[b.0[0] as usize..b.0[1] as usize]);
+    assert_eq!(st[&250], (t.to_vec(), v.iter().map(|x| x.to_bits()).collect()));
+    for q in queries() {
+        for algo in Algorithm::ALL {
+            same_hits(&hits(&snap, &q, 10, algo), &fresh_hits(&st, Quantization::F32, &q, 10));
+        }
+    }
+    // Rollback forgets staged changes; string ids are refused in an int store.
+    store.stage_delete(IdsInput::Int(&[2]), false).unwrap();
+    store.rollback();
+    assert!(!store.has_staged());
+    let s = vec!["x".to_string()];
+    let one = docs(1, 3, false);
+    assert!(store.stage_add(csr(&one), IdsInput::Str(&s), None, false).unwrap_err().to_string().contains("integers"));
+}
+
+#[test]
+fn shared_u8_scale_is_fixed_by_the_first_commit() {
+    let store = Store::create(None, StoreConfig::default()).unwrap();
+    let a = docs(50, 1, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let max = a.2.iter().copied().fold(0.0f32, f32::max);
+    assert_eq!(store.snapshot().settings().scale, Some(255.0 / max));
+    // Smaller weights share the grid; larger ones get the segment's own.
+    let small = (vec![0u64, 1], vec![0u32], vec![max / 2.0]);
+    let big = (vec![0u64, 1], vec![0u32], vec![max * 3.0]);
+    store.stage_add(csr(&small), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    store.stage_add(csr(&big), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let scales: Vec<f32> = store.snapshot().segments().iter().map(|s| s.index().view().scale).collect();
+    assert_eq!(scales, vec![255.0 / max, 255.0 / max, 255.0 / (max * 3.0)]);
+}
+
+/// BM25 over a store with deletions scores exactly as a fresh BM25 index over the surviving
+/// documents (statistics exclude deleted documents), with both arithmetics.
+#[test]
+fn bm25_scores_equal_a_fresh_index_of_the_survivors() {
+    for quantization in [StoreQuantization::F32, StoreQuantization::U8] {
+        let store =
+            Store::create(None, StoreConfig { quantization, bm25: Some((1.2, 0.75)), ..StoreConfig::default() })
+                .unwrap();
+        let mut all = BTreeMap::new();
+        for (seed, range) in [(1u64, 0i64..200), (2, 200..260), (3, 260..400)] {
+            let d = docs((range.end - range.start) as usize, seed, true);
+            let lens: Vec<u32> = (0..d.0.len() - 1).map(|i| 3 + i as u32 % 11).collect();
+            store.stage_add(csr(&d), IdsInput::Int(&ids(range.clone())), Some(&lens), false).unwrap();
+            for (j, id) in range.enumerate() {
+                all.insert(
+                    id,
+                    (
+                        d.1[d.0[j] as usize..d.0[j + 1] as usize].to_vec(),
+                        d.2[d.0[j] as usize..d.0[j + 1] as usize].to_vec(),
+                        lens[j],
+                    ),
+                );
+            }
+            store.finish_commit(&[], None).unwrap();
+        }
+        let gone: Vec<i64> = (0..400).filter(|i| i % 3 == 0 || (150..300).contains(i)).collect();
+        store.stage_delete(IdsInput::Int(&gone), false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+        for g in &gone {
+            all.remove(g);
+        }
+        let (mut indptr, mut indices, mut values, mut lens, mut idv) = (vec![0u64], vec![], vec![], vec![], vec![]);
+        for (id, (t, v, l)) in &all {
+            indices.extend_from_slice(t);
+            values.extend_from_slice(v);
+            indptr.push(indices.len() as u64);
+            lens.push(*l);
+            idv.push(*id);
+        }
+        let params = Bm25Params { k1: 1.2, b: 0.75, quantized: quantization == StoreQuantization::U8 };
+        let opts = BuildOptions {
+            n_terms: None,
+            quantization: Quantization::Bm25(params),
+            store_vectors: true,
+            reorder: Reorder::None,
+        };
+        let fresh = build_with(
+            CsrRef { indptr: &indptr, indices: &indices, values: &values },
+            IdsInput::Int(&idv),
+            Some(&lens),
+            &opts,
+        )
+        .unwrap()
+        .index;
+        let snap = store.snapshot();
+        let terms: Vec<u32> = (0..20).map(|t| t * 1_000_003).collect();
+        let stats = snap.bm25_stats(&terms);
+        assert_eq!(stats, crate::search::Bm25Stats::of_indexes(&[&fresh], &terms));
+        for q in queries() {
+            let t: Vec<u32> = q.iter().map(|e| e.0).collect();
+            let w: Vec<f32> = q.iter().map(|e| e.1.round().max(1.0)).collect();
+            let qr = QueryRef { terms: &t, weights: &w };
+            let want: Vec<(i64, f32)> = search_with(&fresh, qr, 15, Algorithm::Exhaustive, None, None)
+                .unwrap()
+                .into_iter()
+                .map(|h| (idv[h.doc as usize], h.score))
+                .collect();
+            for algo in Algorithm::ALL {
+                let got: Vec<(i64, f32)> = snap
+                    .search(qr, 15, algo, None, None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| match snap.segments()[h.segment as usize].index().id(h.doc) {
+                        Some(Id::Int(x)) => (x, h.score),
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                same_hits(&got, &want);
+            }
+        }
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn on_disk_commits_attachments_reopen_and_refresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join(LOCK), b"pid 1").unwrap();
+    let store =
+        Store::create(Some(&dir), StoreConfig { settings_json: "{\"a\":1}".into(), ..StoreConfig::default() }).unwrap();
+    let reader = Store::open(&dir).unwrap();
+    let a = docs(200, 7, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    let p = store.prepare_commit().unwrap().unwrap();
+    assert_eq!(p.name, "seg-000001");
+    let mut sorted = p.order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..200).collect::<Vec<u32>>());
+    std::fs::write(dir.join("seg-000001.docs"), b"documents in internal order").unwrap();
+    assert_eq!(store.finish_commit(&["seg-000001.docs".to_string()], Some("{\"a\":2}")).unwrap(), 2);
+    assert_eq!(names(&dir), vec!["CURRENT", "LOCK", "manifest-000002", "seg-000001.docs", "seg-000001.sdx"]);
+    // The reader sees its commit until it refreshes.
+    assert_eq!(reader.snapshot().n_live(), 0);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.snapshot().n_live(), 200);
+    assert_eq!(reader.snapshot().settings().json, "{\"a\":2}");
+    assert!(!reader.refresh().unwrap());
+    reader.verify_attachment("seg-000001.docs").unwrap();
+    store.stage_delete(IdsInput::Int(&[3, 4]), false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let reopened = Store::open(&dir).unwrap();
+    assert_eq!(state(&reopened.snapshot()), state(&store.snapshot()));
+    assert_eq!(reopened.snapshot().segments()[0].data.attachments.len(), 1);
+    // A changed attachment is detected.
+    std::fs::write(dir.join("seg-000001.docs"), b"documents in internal ordeR").unwrap();
+    assert!(matches!(reopened.verify_attachment("seg-000001.docs"), Err(Error::Corrupt(_))));
+    // Creating over an index, or over someone else's files, is refused.
+    assert!(Store::create(Some(&dir), StoreConfig::default()).is_err());
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let err = Store::create(Some(&other), StoreConfig::default()).unwrap_err().to_string();
+    assert!(err.contains("notes.txt"), "{err}");
+}
+
+#[test]
+fn conflicting_writers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let one = Store::create(Some(dir), StoreConfig::default()).unwrap();
+    let two = Store::open(dir).unwrap();
+    let a = docs(10, 1, false);
+    two.stage_add(csr(&a), IdsInput::None, None, false).unwrap(); // becomes a writer at generation 1
+    one.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    one.finish_commit(&[], None).unwrap();
+    assert!(matches!(two.finish_commit(&[], None), Err(Error::Conflict(_))));
+    // After releasing and re-taking the lock, it catches up.
+    two.end_write();
+    two.stage_add(csr(&a), IdsInput::Int(&ids(100..110)), None, false).unwrap();
+    assert_eq!(two.finish_commit(&[], None).unwrap(), 3);
+}
+
+#[test]
+fn garbage_collection_spares_foreign_files_and_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = Store::create(Some(dir), StoreConfig::default()).unwrap();
+    for f in ["LOCK", "notes.txt", "seg-notes", ".hidden", ".notes.tmp-1-2"] {
+        std::fs::write(dir.join(f), f).unwrap();
+    }
+    // Leftovers of a crashed writer: an unreferenced segment, a manifest, temp files.
+    for f in ["seg-000009.sdx", "seg-000009.docs", "manifest-000005", ".CURRENT.tmp-99-1", ".seg-000009.sdx.tmp-99-2"] {
+        std::fs::write(dir.join(f), b"x").unwrap();
+    }
+    store.end_write();
+    let a = docs(10, 1, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap(); // begin_write collects
+    store.finish_commit(&[], None).unwrap();
+    let mut want: Vec<String> =
+        ["CURRENT", "LOCK", "notes.txt", "seg-notes", ".hidden", ".notes.tmp-1-2", "manifest-000002"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    // Names are never reused: the new segment comes after the leftover seg-000009.
+    want.push("seg-000010.sdx".into());
+    want.sort();
+    assert_eq!(names(dir), want);
+    for f in ["LOCK", "notes.txt", "seg-notes", ".hidden", ".notes.tmp-1-2"] {
+        assert_eq!(std::fs::read(dir.join(f)).unwrap(), f.as_bytes());
+    }
+}
+
+/// Merges planned by the policy and installed while deletions go on: the merged segment keeps
+/// the deletions made meanwhile and takes the staged ones; results are a fresh index's.
+#[test]
+fn merges_carry_over_deletions_made_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    for on_disk in [false, true] {
+        let dir = tmp.path().join(format!("m{on_disk}"));
+        let store = Store::create(on_disk.then_some(dir.as_path()), StoreConfig::default()).unwrap();
+        for i in 0..4i64 {
+            let d = docs(40, i as u64 + 1, false);
+            store.stage_add(csr(&d), IdsInput::Int(&ids(i * 40..i * 40 + 40)), None, false).unwrap();
+            store.finish_commit(&[], None).unwrap();
+        }
+        store.stage_delete(IdsInput::Int(&[1, 2, 3]), false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+        let policy = MergePolicy { factor: 3, floor_docs: 10, max_deleted: 0.5 };
+        let plan = store.plan_merges(&policy);
+        assert_eq!(plan, vec![vec!["seg-000001".to_string(), "seg-000002".into(), "seg-000003".into()]]);
+        let prepared = store.merge(&plan[0]).unwrap();
+        assert_eq!(prepared.origin.len(), 117);
+        // Meanwhile: a committed deletion in a member, a staged one, and an add.
+        store.stage_delete(IdsInput::Int(&[50]), false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+        store.stage_delete(IdsInput::Int(&[90, 150]), false).unwrap();
+        if on_disk {
+            std::fs::write(dir.join(format!("{}.docs", prepared.name)), b"merged docs").unwrap();
+        }
+        let atts = if on_disk { vec![format!("{}.docs", prepared.name)] } else { vec![] };
+        let name = prepared.name.clone();
+        store.finish_merge(prepared, &atts).unwrap().unwrap();
+        let snap = store.snapshot();
+        let seg_names: Vec<&str> = snap.segments().iter().map(|s| s.name()).collect();
+        assert_eq!(seg_names, vec![name.as_str(), "seg-000004"]);
+        assert!(snap.locate(Id::Int(50)).is_none() && snap.locate(Id::Int(90)).is_some());
+        assert_eq!(store.locate(Id::Int(90)), None);
+        store.finish_commit(&[], None).unwrap();
+        let st = state(&store.snapshot());
+        assert_eq!(st.len(), 160 - 6);
+        for gone in [1, 2, 3, 50, 90, 150] {
+            assert!(!st.contains_key(&gone));
+        }
+        // A merge whose member is gone meanwhile is dropped.
+        let stale = store.merge(std::slice::from_ref(&name)).unwrap();
+        let again = store.merge(&[name.clone(), "seg-000004".into()]).unwrap();
+        store.finish_merge(again, &[]).unwrap().unwrap();
+        assert_eq!(store.finish_merge(stale, &[]).unwrap(), None);
+        let snap = store.snapshot();
+        assert_eq!(snap.segments().len(), 1);
+        assert_eq!(state(&snap), st);
+        let quant = Quantization::U8 { scale: snap.settings().scale };
+        for q in queries() {
+            same_hits(&hits(&snap, &q, 10, Algorithm::Auto), &fresh_hits(&st, quant, &q, 10));
+        }
+        if on_disk {
+            let reopened = Store::open(&dir).unwrap();
+            assert_eq!(state(&reopened.snapshot()), st);
+            let files = names(&dir);
+            assert_eq!(files.iter().filter(|f| f.ends_with(".sdx")).count(), 1, "{files:?}");
+        }
+    }
+}
+
+#[test]
+fn save_copy_over_an_earlier_save() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src_dir = tmp.path().join("src");
+    let dest = tmp.path().join("dest");
+    for on_disk in [true, false] {
+        let store = Store::create(on_disk.then_some(src_dir.as_path()), StoreConfig::default()).unwrap();
+        let a = docs(100, 3, false);
+        store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+        store.prepare_commit().unwrap();
+        if on_disk {
+            std::fs::write(src_dir.join("seg-000001.docs"), b"docs").unwrap();
+        }
+        store.finish_commit(&if on_disk { vec!["seg-000001.docs".into()] } else { vec![] }, None).unwrap();
+        store.stage_delete(IdsInput::Int(&[7]), false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+        let first = store.save_copy(&dest).unwrap();
+        let saved = Store::open(&dest).unwrap();
+        assert_eq!(state(&saved.snapshot()), state(&store.snapshot()));
+        let uuid = saved.snapshot().uuid().to_string();
+        store.stage_add(csr(&docs(5, 4, false)), IdsInput::None, None, false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+        // In memory, the caller writes the copy's attachments itself.
+        let p = store.prepare_save(&dest).unwrap();
+        let mut atts = vec![];
+        for (_, new) in p.names() {
+            if !on_disk {
+                std::fs::write(dest.join(format!("{new}.docs")), b"d").unwrap();
+                atts.push(format!("{new}.docs"));
+            }
+        }
+        let second = store.finish_save(p, &atts, None).unwrap();
+        assert!(second > first);
+        let saved = Store::open(&dest).unwrap();
+        assert_eq!(saved.snapshot().uuid(), uuid);
+        assert_eq!(state(&saved.snapshot()), state(&store.snapshot()));
+        // Only the second save's files remain, under new names.
+        let files = names(&dest);
+        assert!(files.iter().all(|f| !f.starts_with("seg-000001.") && !f.starts_with("manifest-000001")), "{files:?}");
+        if on_disk {
+            std::fs::remove_dir_all(&src_dir).unwrap();
+        }
+        std::fs::remove_dir_all(&dest).unwrap();
+    }
+    let store = Store::create(Some(&src_dir), StoreConfig::default()).unwrap();
+    assert!(store.save_copy(&src_dir).is_err());
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("thesis.tex"), b"x").unwrap();
+    assert!(store.save_copy(&dest).unwrap_err().to_string().contains("thesis.tex"));
+}
+
+/// Readers opening a directory while it is saved over again and again always get a whole
+/// save (the old or the new), never an error.
+#[test]
+fn readers_never_fail_during_re_saves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let store = Store::create(None, StoreConfig::default()).unwrap();
+    store.stage_add(csr(&docs(300, 5, false)), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    store.save_copy(&dest).unwrap();
+    let want = state(&store.snapshot());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut opened = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let st = Store::open(&dest).unwrap();
+                assert_eq!(state(&st.snapshot()), want);
+                opened += 1;
+            }
+            opened
+        });
+        for _ in 0..30 {
+            store.save_copy(&dest).unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    });
+}
+
+#[test]
+fn string_ids_and_bad_input() {
+    let store = Store::create(None, StoreConfig { vocab: Some(100), ..StoreConfig::default() }).unwrap();
+    let d = (vec![0u64, 1, 2], vec![5u32, 99], vec![1.0f32, 2.0]);
+    let s: Vec<String> = vec!["a".into(), "é".into()];
+    store.stage_add(csr(&d), IdsInput::Str(&s), None, false).unwrap();
+    assert!(store.stage_add(csr(&d), IdsInput::None, None, false).unwrap_err().to_string().contains("string ids"));
+    let bad = (vec![0u64, 1], vec![100u32], vec![1.0f32]);
+    let err = store.stage_add(csr(&bad), IdsInput::Str(&["b".into()]), None, false).unwrap_err().to_string();
+    assert!(err.contains("document 0") && err.contains("vocabulary size 100"), "{err}");
+    let dup: Vec<String> = vec!["z".into(), "z".into()];
+    assert!(store.stage_add(csr(&d), IdsInput::Str(&dup), None, false).unwrap_err().to_string().contains("duplicate"));
+    assert!(store.stage_add(csr(&d), IdsInput::Str(&s), Some(&[1, 2]), false).is_err()); // lengths: BM25 only
+    store.finish_commit(&[], None).unwrap();
+    let snap = store.snapshot();
+    assert_eq!(snap.locate(Id::Str("é")), Some((0, snap.segments()[0].index().locate(Id::Str("é")).unwrap())));
+    assert!(Store::create(None, StoreConfig { max_weight: Some(-1.0), ..StoreConfig::default() }).is_err());
+    assert!(Store::create(None, StoreConfig { bm25: Some((1.2, 2.0)), ..StoreConfig::default() }).is_err());
+    let bm = Store::create(None, StoreConfig { bm25: Some((1.2, 0.75)), ..StoreConfig::default() }).unwrap();
+    let frac = (vec![0u64, 1], vec![1u32], vec![1.5f32]);
+    assert!(bm.stage_add(csr(&frac), IdsInput::None, None, false).unwrap_err().to_string().contains("whole number"));
+    let _ = DocSet::all(3);
+    let _: Option<&Index> = None;
+}

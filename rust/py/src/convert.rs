@@ -1,0 +1,184 @@
+//! Conversions between numpy / Python values and the core's types.
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use sparsedex_core::index::{Id, IdBuf, IdsInput, Quantization};
+use sparsedex_core::search::{Algorithm, Bm25Stats, DocSet};
+use sparsedex_core::vectors::CsrRef;
+
+use crate::error::to_py;
+
+/// Term ids and weights (or doc ids and scores) as numpy arrays.
+pub type Vec1<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+/// Hits of a batch over one index: doc ids `[nq, k]` and scores `[nq, k]`.
+pub type Hits2<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+/// Pairs of uint32 arrays.
+pub type Pairs<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
+/// CSR arrays.
+pub type Csr1<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+/// Segment hits of one query: (segment positions, internal docs, scores).
+pub type SegHits1<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>);
+/// Segment hits of a batch: (segment positions, internal docs, scores), each `[nq, k]`.
+pub type SegHits2<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f32>>);
+
+/// A numpy array as a slice (a non-contiguous array is a ValueError naming the argument).
+pub fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a contiguous 1-d array")))
+}
+
+/// CSR arrays as the core's view.
+pub fn csr<'a>(
+    indptr: &'a PyReadonlyArray1<'_, u64>,
+    indices: &'a PyReadonlyArray1<'_, u32>,
+    values: &'a PyReadonlyArray1<'_, f32>,
+) -> PyResult<CsrRef<'a>> {
+    Ok(CsrRef {
+        indptr: slice(indptr, "indptr")?,
+        indices: slice(indices, "indices")?,
+        values: slice(values, "values")?,
+    })
+}
+
+/// An allowed-document set from uint64 words.
+pub fn doc_set(a: &Option<PyReadonlyArray1<'_, u64>>, n_docs: u32) -> PyResult<Option<DocSet>> {
+    match a {
+        None => Ok(None),
+        Some(a) => DocSet::from_words(slice(a, "allowed")?.to_vec(), n_docs).map(Some).map_err(to_py),
+    }
+}
+
+/// An algorithm name (or alias).
+pub fn algorithm(s: &str) -> PyResult<Algorithm> {
+    s.parse().map_err(to_py)
+}
+
+/// `quantization` ("u8" or "float"), with a u8 `scale` and BM25 parameters.
+pub fn quantization(q: &str, scale: Option<f32>, bm25: Option<(f32, f32)>) -> PyResult<Quantization> {
+    let u8 = match q {
+        "u8" => true,
+        "float" | "f32" => false,
+        other => return Err(PyValueError::new_err(format!("quantization must be 'u8' or 'float', got '{other}'"))),
+    };
+    if scale.is_some() && (!u8 || bm25.is_some()) {
+        return Err(PyValueError::new_err("scale only applies to quantization='u8' without BM25"));
+    }
+    Ok(match (bm25, u8) {
+        (Some((k1, b)), quantized) => Quantization::Bm25(sparsedex_core::index::Bm25Params { k1, b, quantized }),
+        (None, true) => Quantization::U8 { scale },
+        (None, false) => Quantization::F32,
+    })
+}
+
+/// Ids given as `ids_int` (int64 array) or `ids_str` (list of str), at most one.
+pub fn ids_input<'a>(ids_int: Option<&'a [i64]>, ids_str: Option<&'a [String]>) -> PyResult<IdsInput<'a>> {
+    match (ids_int, ids_str) {
+        (Some(_), Some(_)) => Err(PyValueError::new_err("give ids_int or ids_str, not both")),
+        (Some(i), None) => Ok(IdsInput::Int(i)),
+        (None, Some(s)) => Ok(IdsInput::Str(s)),
+        (None, None) => Ok(IdsInput::None),
+    }
+}
+
+/// A document id from Python: an int or a str.
+pub fn id_of(x: &Bound<'_, PyAny>) -> PyResult<IdBuf> {
+    if x.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err("ids are ints or strings, not bools"));
+    }
+    if let Ok(s) = x.extract::<String>() {
+        return Ok(IdBuf::Str(s));
+    }
+    match x.extract::<i64>() {
+        Ok(i) => Ok(IdBuf::Int(i)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "ids are ints (64-bit) or strings, not {}",
+            x.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))),
+    }
+}
+
+/// A document id as a Python object.
+pub fn id_to_py<'py>(py: Python<'py>, id: Id<'_>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match id {
+        Id::Int(i) => i.into_pyobject(py)?.into_any(),
+        Id::Str(s) => s.into_pyobject(py)?.into_any(),
+    })
+}
+
+/// BM25 statistics handed over from Python.
+#[pyclass(frozen, name = "Bm25Stats", module = "sparsedex._core")]
+pub struct PyBm25Stats {
+    pub inner: Bm25Stats,
+}
+
+#[pymethods]
+impl PyBm25Stats {
+    /// Statistics over `n_docs` documents of total length `total_len`, with `df[i]` the
+    /// document frequency of `terms[i]` (every term a query may hold). A df above `n_docs` or
+    /// a repeated term is a ValueError.
+    #[new]
+    fn new(
+        n_docs: u64,
+        total_len: u64,
+        terms: PyReadonlyArray1<'_, u32>,
+        df: PyReadonlyArray1<'_, u64>,
+    ) -> PyResult<Self> {
+        let inner = Bm25Stats::new(n_docs, total_len, slice(&terms, "terms")?.to_vec(), slice(&df, "df")?.to_vec())
+            .map_err(to_py)?;
+        Ok(PyBm25Stats { inner })
+    }
+
+    /// The sum of statistics of disjoint collections (shards) over the same terms.
+    #[staticmethod]
+    fn sum(parts: Vec<Bound<'_, PyBm25Stats>>) -> PyResult<Self> {
+        let parts: Vec<Bm25Stats> = parts.iter().map(|p| p.get().inner.clone()).collect();
+        Ok(PyBm25Stats { inner: Bm25Stats::sum(&parts).map_err(to_py)? })
+    }
+
+    /// Number of documents (N).
+    #[getter]
+    fn n_docs(&self) -> u64 {
+        self.inner.n_docs()
+    }
+
+    /// Sum of the document lengths.
+    #[getter]
+    fn total_len(&self) -> u64 {
+        self.inner.total_len()
+    }
+
+    /// The terms, ascending (uint32).
+    #[getter]
+    fn terms<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.inner.terms().to_vec().into_pyarray(py)
+    }
+
+    /// Document frequencies aligned with `terms` (uint64).
+    #[getter]
+    fn df<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        self.inner.df().to_vec().into_pyarray(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Bm25Stats(n_docs={}, total_len={}, terms={})",
+            self.inner.n_docs(),
+            self.inner.total_len(),
+            self.inner.terms().len()
+        )
+    }
+}
+
+/// Hits of a batch as `[nq, k]` matrices, `-1` / NaN where a query has fewer hits; `f` gives
+/// a hit's (segment or -1, doc, score).
+pub fn matrices<H>(res: &[Vec<H>], k: usize, f: impl Fn(&H) -> (i64, i64, f32)) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
+    let nq = res.len();
+    let (mut sg, mut docs, mut scores) = (vec![-1i64; nq * k], vec![-1i64; nq * k], vec![f32::NAN; nq * k]);
+    for (i, hits) in res.iter().enumerate() {
+        for (j, h) in hits.iter().take(k).enumerate() {
+            let (s, d, v) = f(h);
+            (sg[i * k + j], docs[i * k + j], scores[i * k + j]) = (s, d, v);
+        }
+    }
+    (sg, docs, scores)
+}

@@ -1,0 +1,533 @@
+//! `_core.Store` and `_core.Snapshot`: the segment lifecycle of an index (in memory or in a
+//! directory). The store does not lock: the caller holds the directory's writer lock (the
+//! `LOCK` file) around every write call (see `Store`'s docstring).
+
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use sparsedex_core::search::DocSet;
+use sparsedex_core::search::QueryRef;
+use sparsedex_core::store::{
+    IdKind, Location, MergePolicy, PreparedMerge, PreparedSave, Snapshot, Store, StoreConfig, StoreQuantization,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, SegHits1, SegHits2};
+use crate::error::{enter, ConflictError};
+use crate::index::PyIndex;
+use crate::segments::PyDocSet;
+
+/// An index's segments, deletions and commits, in memory (`path=None`) or in a directory.
+///
+/// Reads (`snapshot()`, `refresh()`) take no lock. Every write call (`begin_write`,
+/// `stage_add`, `stage_delete`, `prepare_commit`, `finish_commit`, `finish_merge`,
+/// `collect_garbage`) must be made while holding the directory's writer lock (a `LOCK` file
+/// in it, e.g. `filelock.FileLock(path / "LOCK")`); `end_write()` before releasing it.
+/// `merge()` needs no lock. A commit is made in two steps: `prepare_commit()` builds the
+/// staged documents into a segment and gives its name and document order, the caller writes
+/// its own files `<name>.<ext>` (attachments) in that order, and `finish_commit(attachments)`
+/// makes everything durable and visible at once.
+#[pyclass(frozen, name = "Store", module = "sparsedex._core")]
+pub struct PyStore {
+    inner: Arc<Store>,
+}
+
+/// A commit of a store: immutable, safe to search from many threads.
+#[pyclass(frozen, name = "Snapshot", module = "sparsedex._core")]
+pub struct PySnapshot {
+    inner: Arc<Snapshot>,
+}
+
+/// A merged segment built from a snapshot (`Store.merge`), waiting for `Store.finish_merge`.
+#[pyclass(frozen, name = "PreparedMerge", module = "sparsedex._core")]
+pub struct PyPreparedMerge {
+    inner: Mutex<Option<PreparedMerge>>,
+    name: String,
+    members: Vec<String>,
+}
+
+/// A copy being saved (`Store.prepare_save`), waiting for `Store.finish_save`.
+#[pyclass(frozen, name = "PreparedSave", module = "sparsedex._core")]
+pub struct PyPreparedSave {
+    inner: Mutex<Option<PreparedSave>>,
+    names: Vec<(String, String)>,
+    dest: PathBuf,
+}
+
+fn taken<T>(m: &Mutex<Option<T>>, what: &str) -> PyResult<T> {
+    m.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| ConflictError::new_err(format!("this {what} was already finished")))
+}
+
+fn filter_sets(f: &Option<Vec<Option<Bound<'_, PyDocSet>>>>) -> Option<Vec<Option<DocSet>>> {
+    f.as_ref().map(|v| v.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect())
+}
+
+#[pymethods]
+impl PyStore {
+    /// A new, empty store: in memory (`path=None`) or in a directory holding no index (it may
+    /// hold the caller's `LOCK`; other files are refused: FileExistsError). `quantization`:
+    /// "u8" or "float". `max_weight` (u8): fixes the shared scale 255 / max_weight (default:
+    /// the first commit's largest weight). `vocab_size`: term ids must be below it. `bm25`:
+    /// (k1, b) for a store of term-frequency vectors scored as BM25. `settings_json`: opaque
+    /// settings of the layer above, kept in every commit.
+    #[staticmethod]
+    #[pyo3(signature = (path=None, *, quantization="u8", max_weight=None, vocab_size=None, bm25=None, settings_json="{}"))]
+    fn create(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        quantization: &str,
+        max_weight: Option<f32>,
+        vocab_size: Option<u32>,
+        bm25: Option<(f32, f32)>,
+        settings_json: &str,
+    ) -> PyResult<Self> {
+        let quantization = match quantization {
+            "u8" => StoreQuantization::U8,
+            "float" | "f32" => StoreQuantization::F32,
+            other => return Err(PyValueError::new_err(format!("quantization must be 'u8' or 'float', got '{other}'"))),
+        };
+        let config =
+            StoreConfig { quantization, max_weight, vocab: vocab_size, bm25, settings_json: settings_json.to_string() };
+        let store = enter(py, || Store::create(path.as_deref(), config))?;
+        Ok(PyStore { inner: Arc::new(store) })
+    }
+
+    /// Open the committed state of the store in directory `path` (no lock needed to read).
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let store = enter(py, || Store::open(&path))?;
+        Ok(PyStore { inner: Arc::new(store) })
+    }
+
+    /// The directory (None in memory).
+    #[getter]
+    fn path(&self) -> Option<PathBuf> {
+        self.inner.path().map(|p| p.to_path_buf())
+    }
+
+    /// The current snapshot.
+    fn snapshot(&self) -> PySnapshot {
+        PySnapshot { inner: self.inner.snapshot() }
+    }
+
+    /// Move to the newest commit; True if there was a newer one (ConflictError while changes
+    /// are staged).
+    fn refresh(&self, py: Python<'_>) -> PyResult<bool> {
+        let s = self.inner.clone();
+        enter(py, move || s.refresh())
+    }
+
+    /// Become the writer (just after taking the writer lock): catch up with other writers'
+    /// commits and collect garbage. Every write call does this first.
+    fn begin_write(&self, py: Python<'_>) -> PyResult<()> {
+        let s = self.inner.clone();
+        enter(py, move || s.begin_write())
+    }
+
+    /// Stop being the writer (just before releasing the writer lock): staged changes are
+    /// dropped.
+    fn end_write(&self) {
+        self.inner.end_write()
+    }
+
+    /// Stage documents (CSR arrays; errors name the document) with their ids (`ids_int` int64
+    /// or `ids_str`; none: automatic integer ids), and BM25 lengths `doc_len` (uint32; default:
+    /// the sums of the term frequencies). Without `replace` an id already in the index is a
+    /// ValueError; with it, the old document is deleted (upsert). Returns the staged rows
+    /// (start, stop) of the documents.
+    #[pyo3(signature = (indptr, indices, values, *, ids_int=None, ids_str=None, doc_len=None, replace=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn stage_add(
+        &self,
+        py: Python<'_>,
+        indptr: PyReadonlyArray1<'_, u64>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+        ids_int: Option<PyReadonlyArray1<'_, i64>>,
+        ids_str: Option<Vec<String>>,
+        doc_len: Option<PyReadonlyArray1<'_, u32>>,
+        replace: bool,
+    ) -> PyResult<(u32, u32)> {
+        let docs = csr(&indptr, &indices, &values)?;
+        let ii = match &ids_int {
+            Some(a) => Some(slice(a, "ids_int")?),
+            None => None,
+        };
+        let lens = match &doc_len {
+            Some(a) => Some(slice(a, "doc_len")?),
+            None => None,
+        };
+        let ids = ids_input(ii, ids_str.as_deref())?;
+        let s = &self.inner;
+        let r = enter(py, || s.stage_add(docs, ids, lens, replace))?;
+        Ok((r.start, r.end))
+    }
+
+    /// Stage the deletion of the live documents with these ids (`ids_int` or `ids_str`);
+    /// KeyError for an id that is not there unless `missing_ok`. Returns how many will go.
+    #[pyo3(signature = (*, ids_int=None, ids_str=None, missing_ok=false))]
+    fn stage_delete(
+        &self,
+        py: Python<'_>,
+        ids_int: Option<PyReadonlyArray1<'_, i64>>,
+        ids_str: Option<Vec<String>>,
+        missing_ok: bool,
+    ) -> PyResult<u64> {
+        let ii = match &ids_int {
+            Some(a) => Some(slice(a, "ids_int")?),
+            None => None,
+        };
+        let ids = ids_input(ii, ids_str.as_deref())?;
+        let s = &self.inner;
+        enter(py, || s.stage_delete(ids, missing_ok))
+    }
+
+    /// Where the live document `id` (int or str) is, as the writer sees it:
+    /// ("staged", row, -1), ("committed", segment position, internal doc), or None.
+    fn locate(&self, id: &Bound<'_, PyAny>) -> PyResult<Option<(&'static str, u32, i64)>> {
+        let id = id_of(id)?;
+        Ok(self.inner.locate(id.as_id()).map(|l| match l {
+            Location::Staged(row) => ("staged", row, -1),
+            Location::Committed { segment, doc } => ("committed", segment as u32, doc as i64),
+        }))
+    }
+
+    /// Whether changes are staged (or a commit prepared).
+    fn has_staged(&self) -> bool {
+        self.inner.has_staged()
+    }
+
+    /// The next automatic integer id.
+    fn next_int_id(&self) -> i64 {
+        self.inner.next_int_id()
+    }
+
+    /// Forget the staged changes (and a prepared commit).
+    fn rollback(&self) {
+        self.inner.rollback()
+    }
+
+    /// Build the staged documents into a segment: (name, order uint32 with
+    /// order[internal_doc] = staged row), or None when no document is staged. Write the
+    /// segment's attachments `<name>.<ext>` in that order, then `finish_commit`.
+    fn prepare_commit<'py>(&self, py: Python<'py>) -> PyResult<Option<(String, Bound<'py, PyArray1<u32>>)>> {
+        let s = &self.inner;
+        let p = enter(py, || s.prepare_commit())?;
+        Ok(p.map(|p| (p.name, p.order.into_pyarray(py))))
+    }
+
+    /// Commit the staged changes (preparing them if `prepare_commit` was not called) with the
+    /// attachments of the new segment (file names in the directory), replacing the opaque
+    /// settings if `settings_json` is given. Returns the new generation (unchanged if there
+    /// was nothing to commit).
+    #[pyo3(signature = (attachments=Vec::new(), settings_json=None))]
+    fn finish_commit(&self, py: Python<'_>, attachments: Vec<String>, settings_json: Option<String>) -> PyResult<u64> {
+        let s = &self.inner;
+        enter(py, || s.finish_commit(&attachments, settings_json.as_deref()))
+    }
+
+    /// The merges the tiered policy plans: groups of segment names (see MergePolicy).
+    #[pyo3(signature = (factor=10, floor_docs=1000, max_deleted=0.5))]
+    fn plan_merges(&self, factor: u32, floor_docs: u64, max_deleted: f64) -> Vec<Vec<String>> {
+        self.inner.plan_merges(&MergePolicy { factor, floor_docs, max_deleted })
+    }
+
+    /// The segments to merge so that at most `max_segments` remain (smallest first; the single
+    /// segment if it has deletions and `max_segments` is 1); empty if none.
+    fn plan_merge_to(&self, max_segments: usize) -> Vec<String> {
+        self.inner.plan_merge_to(max_segments)
+    }
+
+    /// Merge the live documents of segments `names` into one segment and write it (no lock
+    /// needed; heavy work, the interpreter is released). Install it with `finish_merge`.
+    fn merge(&self, py: Python<'_>, names: Vec<String>) -> PyResult<PyPreparedMerge> {
+        let s = &self.inner;
+        let p = enter(py, || s.merge(&names))?;
+        Ok(PyPreparedMerge { name: p.name.clone(), members: p.members.clone(), inner: Mutex::new(Some(p)) })
+    }
+
+    /// Install a prepared merge (with its attachments), keeping deletions made meanwhile.
+    /// Returns the new generation, or None if a member was merged away meanwhile.
+    #[pyo3(signature = (prepared, attachments=Vec::new()))]
+    fn finish_merge(
+        &self,
+        py: Python<'_>,
+        prepared: &PyPreparedMerge,
+        attachments: Vec<String>,
+    ) -> PyResult<Option<u64>> {
+        let p = taken(&prepared.inner, "merge")?;
+        let s = &self.inner;
+        enter(py, || s.finish_merge(p, &attachments))
+    }
+
+    /// Save the committed state into directory `dest` (whose writer lock the caller holds)
+    /// under fresh names; the previous save there stays whole until the new one is committed.
+    /// Returns the destination's generation.
+    fn save_copy(&self, py: Python<'_>, dest: PathBuf) -> PyResult<u64> {
+        let s = &self.inner;
+        enter(py, || s.save_copy(&dest))
+    }
+
+    /// The first step of `save_copy`: every file but the commit. An in-memory store's caller
+    /// then writes the attachments of the copy (`PreparedSave.names()`).
+    fn prepare_save(&self, py: Python<'_>, dest: PathBuf) -> PyResult<PyPreparedSave> {
+        let s = &self.inner;
+        let p = enter(py, || s.prepare_save(&dest))?;
+        Ok(PyPreparedSave { names: p.names(), dest: p.dest().to_path_buf(), inner: Mutex::new(Some(p)) })
+    }
+
+    /// Commit a prepared save, with the caller's attachments (file names in the destination).
+    #[pyo3(signature = (prepared, attachments=Vec::new(), settings_json=None))]
+    fn finish_save(
+        &self,
+        py: Python<'_>,
+        prepared: &PyPreparedSave,
+        attachments: Vec<String>,
+        settings_json: Option<String>,
+    ) -> PyResult<u64> {
+        let p = taken(&prepared.inner, "save")?;
+        let s = &self.inner;
+        enter(py, || s.finish_save(p, &attachments, settings_json.as_deref()))
+    }
+
+    /// Check an attachment's CRC32 against the commit's record (CorruptIndexError if it
+    /// differs; call it the first time the attachment is opened).
+    fn verify_attachment(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, || s.verify_attachment(&name))
+    }
+
+    /// Remove the store's own files no commit references (a writer call).
+    fn collect_garbage(&self, py: Python<'_>) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, || s.collect_garbage())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}
+
+#[pymethods]
+impl PyPreparedMerge {
+    /// The merged segment's name (attachments are `<name>.<ext>`).
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// The names of the merged segments.
+    #[getter]
+    fn members(&self) -> Vec<String> {
+        self.members.clone()
+    }
+
+    /// Where each merged document came from: (member position uint32, member's internal doc
+    /// uint32), by internal doc of the merged segment.
+    fn origin<'py>(&self, py: Python<'py>) -> PyResult<Pairs<'py>> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let p = g.as_ref().ok_or_else(|| ConflictError::new_err("this merge was already finished"))?;
+        let (a, b): (Vec<u32>, Vec<u32>) = p.origin.iter().copied().unzip();
+        Ok((a.into_pyarray(py), b.into_pyarray(py)))
+    }
+}
+
+#[pymethods]
+impl PyPreparedSave {
+    /// (source segment, destination segment) names, in order.
+    fn names(&self) -> Vec<(String, String)> {
+        self.names.clone()
+    }
+
+    /// The destination directory.
+    #[getter]
+    fn dest(&self) -> PathBuf {
+        self.dest.clone()
+    }
+}
+
+impl PySnapshot {
+    fn segment(&self, pos: usize) -> PyResult<&sparsedex_core::store::SegmentState> {
+        self.inner.segments().get(pos).ok_or_else(|| {
+            PyIndexError::new_err(format!("segment {pos} is out of range ({} segments)", self.inner.segments().len()))
+        })
+    }
+}
+
+#[pymethods]
+impl PySnapshot {
+    /// The commit's generation.
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    /// The store id.
+    #[getter]
+    fn uuid(&self) -> String {
+        self.inner.uuid().to_string()
+    }
+
+    /// Number of live documents.
+    fn __len__(&self) -> usize {
+        self.inner.n_live() as usize
+    }
+
+    /// The store's settings as of this commit: quantization, scale, vocab_size, bm25,
+    /// next_int_id, id_kind ("int", "str" or None), settings_json.
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.settings();
+        let d = PyDict::new(py);
+        d.set_item("quantization", if s.quantization == StoreQuantization::U8 { "u8" } else { "float" })?;
+        d.set_item("scale", s.scale)?;
+        d.set_item("vocab_size", s.vocab)?;
+        d.set_item("bm25", s.bm25)?;
+        d.set_item("next_int_id", s.next_int_id)?;
+        d.set_item(
+            "id_kind",
+            match s.id_kind {
+                IdKind::Unknown => None,
+                IdKind::Int => Some("int"),
+                IdKind::Str => Some("str"),
+            },
+        )?;
+        d.set_item("settings_json", &s.json)?;
+        Ok(d)
+    }
+
+    /// One dict per segment: name, documents, live, attachments (file names).
+    fn segments<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .segments()
+            .iter()
+            .map(|s| {
+                let d = PyDict::new(py);
+                d.set_item("name", s.name())?;
+                d.set_item("documents", s.index().n_docs())?;
+                d.set_item("live", s.n_live)?;
+                d.set_item("attachments", s.data.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>())?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The engine index of segment `pos` (shared, not copied).
+    fn index(&self, pos: usize) -> PyResult<PyIndex> {
+        Ok(PyIndex { inner: self.segment(pos)?.data.index.clone() })
+    }
+
+    /// The live documents of segment `pos` as a DocSet (None: all live).
+    fn live(&self, pos: usize) -> PyResult<Option<PyDocSet>> {
+        Ok(self.segment(pos)?.live.clone().map(|inner| PyDocSet { inner }))
+    }
+
+    /// (segment position, internal doc) of the live document `id` (int or str), or None.
+    fn locate(&self, id: &Bound<'_, PyAny>) -> PyResult<Option<(usize, u32)>> {
+        Ok(self.inner.locate(id_of(id)?.as_id()))
+    }
+
+    /// BM25 statistics of the live documents for `terms` (uint32): deleted documents excluded.
+    fn bm25_stats(&self, py: Python<'_>, terms: PyReadonlyArray1<'_, u32>) -> PyResult<PyBm25Stats> {
+        let t = slice(&terms, "terms")?;
+        let snap = &self.inner;
+        let inner = enter(py, || Ok(snap.bm25_stats(t)))?;
+        Ok(PyBm25Stats { inner })
+    }
+
+    /// Exact global top-k of one query over the live documents (each segment restricted to its
+    /// `filters` set too, one per segment or None): (segment positions uint32, internal docs
+    /// uint32, scores float32). BM25 stores: under `stats` (the live statistics when None).
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", filters=None, stats=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        indices: PyReadonlyArray1<'py, u32>,
+        values: PyReadonlyArray1<'py, f32>,
+        k: usize,
+        algorithm: &str,
+        filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
+        stats: Option<Bound<'py, PyBm25Stats>>,
+    ) -> PyResult<SegHits1<'py>> {
+        let algo = crate::convert::algorithm(algorithm)?;
+        let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
+        let f = filter_sets(&filters);
+        let stats = stats.map(|s| s.get().inner.clone());
+        let snap = &self.inner;
+        let hits = enter(py, || snap.search(q, k, algo, f.as_deref(), stats.as_ref()))?;
+        let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
+        let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
+        let v: Vec<f32> = hits.iter().map(|h| h.score).collect();
+        Ok((a.into_pyarray(py), d.into_pyarray(py), v.into_pyarray(py)))
+    }
+
+    /// `search` for a CSR batch of queries on all cores (or `threads`): (segment positions
+    /// int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN padded.
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, filters=None, stats=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_batch<'py>(
+        &self,
+        py: Python<'py>,
+        indptr: PyReadonlyArray1<'py, u64>,
+        indices: PyReadonlyArray1<'py, u32>,
+        values: PyReadonlyArray1<'py, f32>,
+        k: usize,
+        algorithm: &str,
+        threads: Option<usize>,
+        filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
+        stats: Option<Bound<'py, PyBm25Stats>>,
+    ) -> PyResult<SegHits2<'py>> {
+        let algo = crate::convert::algorithm(algorithm)?;
+        let queries = csr(&indptr, &indices, &values)?;
+        let f = filter_sets(&filters);
+        let stats = stats.map(|s| s.get().inner.clone());
+        let snap = &self.inner;
+        if k == 0 {
+            return Err(PyValueError::new_err("k must be at least 1"));
+        }
+        let k = k.min((snap.n_live().max(1)).min(usize::MAX as u64) as usize);
+        let (sg, docs, scores, nq) = enter(py, || {
+            let res = snap.search_batch(queries, k, algo, threads, f.as_deref(), stats.as_ref())?;
+            let (sg, docs, scores) = matrices(&res, k, |h| (h.segment as i64, h.doc as i64, h.score));
+            Ok((sg, docs, scores, res.len()))
+        })?;
+        Ok((
+            sg.into_pyarray(py).reshape([nq, k])?,
+            docs.into_pyarray(py).reshape([nq, k])?,
+            scores.into_pyarray(py).reshape([nq, k])?,
+        ))
+    }
+
+    /// Per-term explanation of internal doc `doc` of segment `segment` for a query, in the
+    /// search's arithmetic: list of (term, query weight, document weight, contribution).
+    #[pyo3(signature = (indices, values, segment, doc, stats=None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+        segment: usize,
+        doc: u32,
+        stats: Option<Bound<'_, PyBm25Stats>>,
+    ) -> PyResult<Vec<(u32, f32, f32, f32)>> {
+        let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
+        let stats = stats.map(|s| s.get().inner.clone());
+        let snap = &self.inner;
+        let parts = enter(py, || snap.explain(q, segment, doc, stats.as_ref()))?;
+        Ok(parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Snapshot(generation={}, segments={}, live={})",
+            self.inner.generation(),
+            self.inner.segments().len(),
+            self.inner.n_live()
+        )
+    }
+}

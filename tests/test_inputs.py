@@ -1,0 +1,541 @@
+"""Every input handled (issue 9, items 1-8; issue 11, item 9): each reported example, plus
+further inputs of the same kind, refused at the door with an error that names what is wrong,
+or kept exactly; a refused call changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparsedex import FilterError, SparseIndex, VectorIndex
+from sparsedex._validate import MAX_K, max_threads
+from sparsedex.encoders.analysis import Analyzer
+from sparsedex.eval import evaluate, read_qrels, read_run
+
+DATA = Path(__file__).resolve().parent / "data"
+NFD = lambda s: unicodedata.normalize("NFD", s)  # noqa: E731
+
+
+def staged(ix: SparseIndex) -> dict:
+    """Everything a refused call must leave as it was: staged rows, deletions, ids, BM25 terms."""
+    st = ix._store
+    enc = ix._encoder
+    return copy.deepcopy({
+        "ids": list(st._p_ids),
+        "payloads": list(st._p_payloads),
+        "texts": list(st._p_texts),
+        "rows": dict(st._p_row),
+        "dropped": set(st._p_dropped),
+        "deletes": {k: set(v) for k, v in st._p_deletes.items()},
+        "n_vectors": len(st._p_vectors),
+        "next": st._p_next_int,
+        "terms": list(enc.vocabulary.terms) if getattr(enc, "kind", None) == "bm25" else None,
+        "generation": st.snapshot.generation,
+    })
+
+
+# 1. text normalisation in BM25 ---------------------------------------------------------------
+def test_nfc_and_nfd_forms_of_a_word_match():
+    ix = SparseIndex("bm25", "float")
+    ix.add([NFD("A résumé from Zürich"), "Résumé writing in Zürich", "nothing here"], ids=["nfd", "nfc", "x"])
+    for q in ["résumé", NFD("résumé"), "Zürich", NFD("Zürich"), "RÉSUMÉ", NFD("ZÜRICH")]:
+        assert {h.id for h in ix.search(q)} == {"nfd", "nfc"}, q
+    an = ix.encoder.analyzer
+    assert an(NFD("résumé Zürich")) == an("résumé Zürich") == ["résumé", "zürich"]
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("Straße", "STRASSE"),              # full case folding: ß folds to ss
+        ("ﬁle", "file"),                   # NFKC: the ligature is two letters
+        ("Ｚürich", "zürich"),              # NFKC: full-width letters
+        ("ΟΔΌΣ", "οδός"),                   # final sigma folds with sigma
+        (NFD("Ångström"), "ångström"),      # two combining marks in one word
+    ],
+)
+def test_more_forms_of_one_word_analyse_alike(a, b):
+    an = Analyzer()
+    assert an(a) == an(b) and len(an(a)) == 1
+
+
+def test_combining_marks_stay_inside_their_word():
+    an = Analyzer(stemming=False)
+    assert an("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]  # Devanagari vowel signs and virama are marks
+    assert an("Spın̈al Tap") == ["spın̈al", "tap"]   # n + combining diaeresis has no precomposed form
+    assert an("x_1 foo-bar, 42") == ["x_1", "foo", "bar", "42"]  # ASCII: \w+ as before
+
+
+def test_normalization_options_and_config():
+    assert Analyzer(normalization="NFC", stemming=False)("Ｚürich") == ["ｚürich"]  # NFC keeps full-width letters
+    assert Analyzer(normalization="NFC", stemming=False)(NFD("é")) == ["é"]
+    legacy = Analyzer(normalization=None, token_pattern=r"\w+", stemming=False)
+    assert legacy(NFD("Zürich")) == ["zu", "rich"]  # what sparsedex 0.1 did
+    with pytest.raises(ValueError, match="normalization must be 'NFKC', 'NFC' or None"):
+        Analyzer(normalization="NFD")
+    cfg = Analyzer().config()
+    assert cfg["normalization"] == "NFKC" and cfg["token_pattern"] is None
+    assert Analyzer.from_config(json.loads(json.dumps(cfg))) == Analyzer()
+    # a config written by sparsedex 0.1 has no "normalization": it keeps analysing as 0.1 did
+    old = {"language": "english", "stemming": True, "stopwords": None, "lowercase": True, "token_pattern": r"\w+"}
+    a = Analyzer.from_config(old)
+    assert a.normalization is None and a(NFD("résumé")) == ["re", "sume"] and a("Straße") == ["straße"]
+
+
+def test_stopwords_are_normalised_like_the_text():
+    an = Analyzer(stopwords=["STRASSE", NFD("café")], stemming=False)
+    assert an("die Straße am Café") == ["die", "am"]
+
+
+def test_index_saved_before_normalisation_opens_and_searches_as_it_did(tmp_path):
+    """tests/data/bm25-index-v0.1 was written by sparsedex 0.1 (tests/data/make_bm25_index_v0_1.py),
+    with the hits that version returned."""
+    src = DATA / "bm25-index-v0.1"
+    expected = json.loads((DATA / "bm25-index-v0.1.expected.json").read_text())
+    path = tmp_path / "old"
+    shutil.copytree(src, path)
+    ix = SparseIndex.open(path)
+    assert ix.encoder.analyzer.normalization is None  # the saved analysis, not today's default
+    for q in expected["queries"]:
+        got = [[h.id, h.score] for h in ix.search(q, k=10)]
+        want = expected["hits"][q]
+        assert [g[0] for g in got] == [w[0] for w in want], q
+        assert [g[1] for g in got] == pytest.approx([w[1] for w in want], rel=1e-6), q
+    # adding to it keeps its analysis, so old and new documents stay comparable
+    ix.add([NFD("Zürich again")], ids=["new"])
+    ix.commit()
+    assert {h.id for h in ix.search(NFD("Zürich"))} == {"d1", "new"}
+    ix.close()
+    again = SparseIndex.open(path)
+    assert again.encoder.analyzer.normalization is None
+    assert {h.id for h in again.search("rich")} == {"d1", "new"}
+
+
+# 2. SPLADE window: see tests/test_text_window.py ----------------------------------------------
+
+
+# 3. validate at the door ----------------------------------------------------------------------
+SURROGATE_CASES = [
+    # (index kwargs, add kwargs, message fragment)
+    (dict(encoder=None), dict(documents=[{1: 1.0}, {2: 1.0}], payloads=[{"a": "ok"}, {"a": "\ud800"}]),
+     "payload of document 1 at a: the string holds a lone surrogate (U+D800 at character 0)"),
+    (dict(encoder=None), dict(documents=[{1: 1.0}], ids=["ok\udfffx"]),
+     "id of document 0 holds a lone surrogate (U+DFFF at character 2)"),
+    (dict(encoder="bm25"), dict(documents=["good text", "bad \ud800 text"]),
+     "document 1 holds a lone surrogate (U+D800 at character 4)"),
+    # further inputs of the kind: a surrogate in a payload key, deep in a list, a non-finite number
+    (dict(encoder=None), dict(documents=[{1: 1.0}], payloads=[{"k\udc00": 1}]), "payload of document 0: key 'k\\udc00'"),
+    (dict(encoder=None), dict(documents=[{1: 1.0}], payloads=[{"a": [{"b": ["x", "\ud83d"]}]}]),
+     "payload of document 0 at a[0].b[1]: the string holds a lone surrogate"),
+    (dict(encoder=None), dict(documents=[{1: 1.0}], payloads=[{"a": {"b": math.inf}}]),
+     "payload of document 0 at a.b: expected a finite number, got inf"),
+    (dict(encoder=None), dict(documents=[{1: 1.0}], payloads=[{"n": 10**5000}]),
+     "payload of document 0 at n: the integer has too many digits"),
+]
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+@pytest.mark.parametrize("index_kw, add_kw, message", SURROGATE_CASES)
+def test_content_that_cannot_be_stored_is_refused_by_add(tmp_path, on_disk, index_kw, add_kw, message):
+    ix = SparseIndex(index_kw["encoder"], path=tmp_path / "ix" if on_disk else None)
+    good = ["first good document"] if index_kw["encoder"] else [{9: 1.0}]
+    ix.add(good, ids=["g"] if "ids" in add_kw else None)
+    before = staged(ix)
+    with pytest.raises(ValueError) as e:
+        ix.add(**add_kw)
+    assert message in str(e.value)
+    assert staged(ix) == before  # a failed add changes nothing
+    n = len(add_kw["documents"])
+    with pytest.raises(ValueError):
+        ix.upsert(**{**add_kw, "ids": add_kw.get("ids", list(range(100, 100 + n)))})
+    assert staged(ix) == before
+    assert ix.commit() >= 0  # the good document commits: nothing unstorable was staged
+    assert len(ix) == 1
+    if on_disk:
+        ix.close()
+        assert len(SparseIndex.open(tmp_path / "ix")) == 1
+
+
+def test_a_refused_add_leaves_bm25_terms_as_they_were(tmp_path):
+    from sparsedex import IndexLockedError
+
+    ix = SparseIndex("bm25", path=tmp_path / "ix")
+    ix.add(["hello world"])
+    ix.commit()
+    ix.close()
+    writer = SparseIndex.open(tmp_path / "ix")
+    writer.add(["the writer holds the lock"])
+    other = SparseIndex.open(tmp_path / "ix")
+    terms = list(other.encoder.vocabulary.terms)
+    with pytest.raises(IndexLockedError):
+        other.add(["brand new vocabulary zyzzyva"])  # encoded, then refused by the lock
+    assert other.encoder.vocabulary.terms == terms
+    writer.close()
+
+
+def test_a_surrogate_query_is_named():
+    ix = SparseIndex("bm25")
+    ix.add(["some text"])
+    with pytest.raises(ValueError, match="query holds a lone surrogate"):
+        ix.search("bad \ud800")
+    with pytest.raises(ValueError, match="query 1 holds a lone surrogate"):
+        ix.search_batch(["fine", "bad \udc00"])
+
+
+# 4. silent rewrites: refused, or kept exactly ------------------------------------------------
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({1: "a", 2.5: "b"}, "payload of document 0: keys must be strings, got int 1"),
+        ({"t": (1, 2)}, "payload of document 0 at t: tuple is not a JSON value (JSON would store a list"),
+        ({"a": {True: 1}}, "payload of document 0 at a: keys must be strings, got bool True"),
+        ({"s": {1, 2}}, "payload of document 0 at s: set is not a JSON value"),
+        ({"b": b"bytes"}, "payload of document 0 at b: bytes is not a JSON value"),
+        ({"x": np.array([1.0, 2.0])}, "payload of document 0 at x: a numpy array is not a JSON value"),
+        ({"n": float("nan")}, "payload of document 0 at n: expected a finite number, got nan"),
+    ],
+)
+def test_payloads_that_would_be_rewritten_are_refused(payload, message):
+    ix = SparseIndex(None)
+    with pytest.raises(ValueError) as e:
+        ix.add([{1: 1.0}], payloads=[payload])
+    assert message in str(e.value)
+    assert len(ix) == 0
+
+
+@pytest.mark.parametrize(
+    "vector, message",
+    [
+        ({1: True, 2: False}, "document 0: values[0] is a bool (True), not a weight"),
+        (([1, 2], [0.5, True]), "document 0: values[1] is a bool (True), not a weight"),
+        ((np.array([1, 2]), np.array([True, False])), "document 0: values are booleans (dtype bool)"),
+        (([True, 2], [0.5, 0.5]), "document 0: indices[0] is a bool (True), not a term id"),
+    ],
+)
+def test_bools_are_not_weights_or_term_ids(vector, message):
+    ix = SparseIndex(None)
+    with pytest.raises(ValueError) as e:
+        ix.add([vector])
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("weight", [3e38, 1e20, float(np.finfo(np.float32).max), 1.5e14])
+def test_weights_that_could_overflow_scores_are_refused(weight):
+    ix = SparseIndex(None, "float")
+    with pytest.raises(ValueError, match=r"document 0: values\[0\] = .* is above the largest weight sparsedex accepts \(1e14\)"):
+        ix.add([{1: weight}])
+    with pytest.raises(ValueError, match=r"query: values\[0\] = .* is above the largest weight"):
+        ix.search({1: weight})
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="document 1: weight .* is above the largest weight"):
+        ix.add(sp.csr_matrix(np.array([[0.0, 1.0], [weight, 0.0]])))
+    with pytest.raises(ValueError, match="document 0: weight .* is above the largest weight"):
+        VectorIndex.build([([1], [weight])])
+
+
+def test_largest_weights_give_finite_scores_in_the_right_order():
+    ix = SparseIndex(None, "float")
+    ix.add([{1: 1e14, 2: 1e14}, {1: 1e14}, {1: 1.0}], ids=["both", "one", "small"])
+    hits = ix.search({1: 1e14, 2: 1e14}, k=3)
+    assert [h.id for h in hits] == ["both", "one", "small"]
+    assert all(math.isfinite(h.score) for h in hits)
+
+
+def test_numpy_scalars_in_payloads_round_trip_exactly(tmp_path):
+    payload = {
+        "i64": np.int64(2**62 + 1), "u8": np.uint8(200), "f32": np.float32(0.1), "f64": np.float64(1 / 3),
+        "b": np.bool_(True), "s": np.str_("naïve"), "nested": [np.int32(-7), {"f": np.float16(0.5)}],
+        "big": 2**80, "neg0": -0.0,
+    }
+    ix = SparseIndex(None, path=tmp_path / "ix")
+    ix.add([{1: 1.0}], ids=["a"], payloads=[payload])
+    ix.commit()
+    ix.close()
+    got = SparseIndex.open(tmp_path / "ix").get("a").payload
+    for k, v in payload.items():
+        if k == "nested":
+            assert got[k][0] == -7 and type(got[k][0]) is int
+            assert got[k][1]["f"] == 0.5 and type(got[k][1]["f"]) is float
+            continue
+        assert got[k] == v, k
+    assert type(got["i64"]) is int and type(got["b"]) is bool and type(got["f32"]) is float
+    assert got["f32"] == float(np.float32(0.1)) == 0.10000000149011612
+    assert math.copysign(1.0, got["neg0"]) == -1.0
+    if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:  # x86-64: 80-bit long double
+        with pytest.raises(ValueError, match="at x: longdouble .* has no exact float64 value"):
+            SparseIndex(None).add([{1: 1.0}], payloads=[{"x": np.longdouble(1) / 3}])
+
+
+def test_numpy_scalars_in_filters():
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}] * 3, ids=[1, 2, 3], payloads=[{"y": 1990, "g": "a"}, {"y": 2000, "g": "b"}, {"y": 2010, "g": "a"}])
+    q = {1: 1.0}
+    assert {h.id for h in ix.search(q, filter={"y": np.int64(2000)})} == {2}
+    assert {h.id for h in ix.search(q, filter={"y": {"$gte": np.float32(2000)}})} == {2, 3}
+    assert {h.id for h in ix.search(q, filter={"y": {"$in": np.array([1990, 2010])}})} == {1, 3}
+    assert {h.id for h in ix.search(q, filter={"g": {"$nin": (np.str_("a"),)}})} == {2}
+    with pytest.raises(FilterError, match="filter at y: expected a finite number, got nan"):
+        ix.search(q, filter={"y": np.float64("nan")})
+
+
+def test_scipy_rows_and_matrices_as_queries():
+    sp = pytest.importorskip("scipy.sparse")
+    ix = SparseIndex(None, "float")
+    ix.add([{1: 1.0}, {2: 2.0}, {1: 0.5, 3: 1.0}], ids=["a", "b", "c"])
+    m = sp.csr_matrix(np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 2.0]]))
+    want = [ix.search({1: 1.0}), ix.search({2: 1.0}), ix.search({3: 2.0})]
+    assert ix.search(m[0]) == want[0]                       # a 1 x V matrix row
+    assert ix.search(sp.csr_array(m)[1]) == want[1]         # a 1-D sparse array
+    assert ix.search(sp.coo_matrix(m.getrow(2))) == want[2]
+    for batch in (m, sp.csr_array(m), m.tocoo(), m.tocsc()):
+        assert ix.search_batch(batch) == want
+    dup = sp.coo_matrix(([0.25, 0.75], ([0, 0], [1, 1])), shape=(1, 4))  # repeated entries: their sum
+    assert ix.search(dup) == ix.search({1: 1.0})
+    with pytest.raises(TypeError, match="query: a sparse matrix with 3 rows is 3 vectors"):
+        ix.search(m)
+    assert ix.explain(m[0], "a").score == pytest.approx(1.0)
+
+
+def test_pandas_inputs():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"id": [10, 20, 30], "text": ["red apples", "green pears", "red cars"], "year": [1990, 2000, 2010]})
+    ix = SparseIndex("bm25")
+    ix.add(df["text"], ids=df["id"], payloads=df[["year"]].to_dict("records"))
+    assert ix.ids() == [10, 20, 30] and ix.get(20).payload == {"year": 2000}
+    assert [h.id for h in ix.search("red", filter={"year": {"$gt": df["year"].iloc[0]}})] == [30]
+    assert [[h.id for h in hs] for hs in ix.search_batch(pd.Series(["pears", "cars"]))] == [[20], [30]]
+    ix.delete(df["id"].iloc[:1])
+    assert 10 not in ix
+    v = SparseIndex(None, "float")
+    v.add([pd.Series({3: 0.5, 7: 1.5})], ids=["s"])
+    assert v.get("s").vector.as_dict() == {3: 0.5, 7: 1.5}
+    assert v.search(pd.Series({7: 2.0}))[0].score == pytest.approx(3.0)
+    with pytest.raises(TypeError, match=r"documents is a pandas DataFrame: pass one column, e.g. df\['text'\]"):
+        ix.add(df)
+    with pytest.raises(TypeError, match="DataFrame"):
+        ix.search_batch(df[["text"]])
+    with pytest.raises(ValueError, match="payload of document 1 at year: expected a finite number, got nan"):
+        ix.add(["x", "y"], ids=[40, 41], payloads=pd.DataFrame({"year": [1.0, float("nan")]}).to_dict("records"))
+
+
+# 5. evaluation inputs: trec_eval's rules --------------------------------------------------------
+QRELS = {"q": {"d1": 1, "d2": 0}}
+
+
+def test_a_document_twice_in_a_run_is_refused():
+    with pytest.raises(ValueError, match="document 'd1' is listed twice for query 'q'"):
+        evaluate({"q": [("d1", 2.0), ("d1", 1.0)]}, QRELS, ["map", "ndcg@10"])
+    with pytest.raises(ValueError, match="document '1' is listed twice for query 'q'"):
+        evaluate({"q": {1: 2.0, "1": 1.0}}, QRELS)  # two keys, one id
+    with pytest.raises(ValueError, match="query '7' appears twice in the run"):
+        evaluate({7: {"d1": 1.0}, "7": {"d2": 1.0}}, QRELS)
+
+
+def test_repeated_lines_in_run_and_qrels_files_are_refused(tmp_path):
+    (tmp_path / "run.trec").write_text("q Q0 d1 1 2.0 t\nq Q0 d2 2 1.0 t\nq Q0 d1 3 0.5 t\n")
+    with pytest.raises(ValueError, match=r"run.trec:3: document 'd1' is listed twice for query 'q' \(first on line 1\)"):
+        read_run(tmp_path / "run.trec")
+    (tmp_path / "qrels.tsv").write_text("q\td1\t1\nq\td2\t0\nq\td1\t2\n")
+    with pytest.raises(ValueError, match=r"qrels.tsv:3: document 'd1' is judged twice for query 'q' \(first on line 1\)"):
+        read_qrels(tmp_path / "qrels.tsv")
+    (tmp_path / "q4.txt").write_text("q 0 d1 1\nq 0 d1 1\n")
+    with pytest.raises(ValueError, match="q4.txt:2: document 'd1' is judged twice"):
+        read_qrels(tmp_path / "q4.txt")
+
+
+@pytest.mark.parametrize("score", [float("nan"), np.float32("nan"), "1.0", True, None])
+def test_scores_must_be_numbers_and_not_nan(score):
+    with pytest.raises(ValueError, match="score of document 'd2' for query 'q' is"):
+        evaluate({"q": {"d1": 1.0, "d2": score}}, QRELS)
+
+
+def test_nan_in_a_run_file_and_infinities(tmp_path):
+    (tmp_path / "r.trec").write_text("q Q0 d1 1 1.0 t\nq Q0 d2 2 nan t\n")
+    with pytest.raises(ValueError, match="r.trec:2: score of document 'd2' for query 'q' is NaN"):
+        read_run(tmp_path / "r.trec")
+    # infinities are ordered: +inf first, -inf last, as trec_eval's sort puts them
+    assert evaluate({"q": {"d2": math.inf, "d1": 1.0}}, QRELS, ["rr"])["rr"] == 0.5
+    assert evaluate({"q": {"d2": -math.inf, "d1": 1.0}}, QRELS, ["rr"])["rr"] == 1.0
+
+
+@pytest.mark.parametrize("grade", [1.5, 0.25, float("nan"), True, "1"])
+def test_grades_must_be_integers(grade):
+    with pytest.raises(ValueError, match="relevance of document 'd1' for query 'q' is"):
+        evaluate({"q": {"d1": 1.0}}, {"q": {"d1": grade}})
+
+
+def test_fractional_grades_in_a_file_and_integral_floats(tmp_path):
+    (tmp_path / "q.tsv").write_text("q\td1\t1\nq\td2\t1.5\n")
+    with pytest.raises(ValueError, match=r"q.tsv:2: relevance '1.5' of document 'd2' for query 'q' is not an integer"):
+        read_qrels(tmp_path / "q.tsv")
+    (tmp_path / "h.tsv").write_text("q\td1\t0.5\n")  # a fractional first line is not a header
+    with pytest.raises(ValueError, match="h.tsv:1: relevance '0.5'"):
+        read_qrels(tmp_path / "h.tsv")
+    assert evaluate({"q": {"d1": 1.0}}, {"q": {"d1": 2.0}}, ["ndcg@1"]) == {"ndcg@1": 1.0}  # 2.0 is the grade 2
+
+
+def test_files_that_are_not_utf8_are_named(tmp_path):
+    (tmp_path / "latin1.tsv").write_bytes("q\td\u00e9\t1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.tsv:1: not UTF-8 text \(byte 0xe9 at column 4\)"):
+        read_qrels(tmp_path / "latin1.tsv")
+    (tmp_path / "run.trec").write_bytes(b"q Q0 d1 1 1.0 t\nq Q0 \xff 2 0.5 t\n")
+    with pytest.raises(ValueError, match="run.trec:2: not UTF-8 text"):
+        read_run(tmp_path / "run.trec")
+
+
+def test_dict_runs_and_lists_still_equal():
+    run = {"q": {"d1": 1.0, "d2": 2.0}}
+    assert evaluate(run, QRELS) == evaluate({"q": [("d2", 2.0), ("d1", 1.0)]}, QRELS)
+    assert evaluate({"q": {"d1": np.float32(1.0)}}, {"q": {"d1": np.int64(1)}}, ["p@1"]) == {"p@1": 1.0}
+
+
+# 6. resource requests ---------------------------------------------------------------------------
+def test_threads_are_bounded():
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match=f"threads must be between 1 and {max_threads()}, got 100000"):
+        ix.search_batch([{1: 1.0}], threads=100000)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="threads must be between 1 and"):
+            ix.search_batch([{1: 1.0}], threads=bad)
+    with pytest.raises(TypeError, match="threads must be an integer"):
+        ix.search_batch([{1: 1.0}], threads=2.5)
+    assert ix.search_batch([{1: 1.0}], threads=max_threads())[0][0].id == 0
+    v = VectorIndex.build([([1], [1.0])])
+    with pytest.raises(ValueError, match="threads must be between"):
+        v.search_batch([([1], [1.0])], threads=10**6)
+
+
+@pytest.mark.parametrize("vocab_size, error", [(0, ValueError), (-5, ValueError), (2**33, ValueError), (2**24 + 1, ValueError),
+                                               (True, TypeError), (10.0, TypeError)])
+def test_vocab_size_is_checked_at_creation(vocab_size, error):
+    with pytest.raises(error, match="vocab_size must be"):
+        SparseIndex(None, vocab_size=vocab_size)
+    with pytest.raises(error, match="vocab_size must be"):
+        VectorIndex.build([([1], [1.0])], vocab_size=vocab_size)
+
+
+def test_vocab_size_limits_are_usable(tmp_path):
+    # the engine's per-term tables are dense: a term id is a memory request (2**24: ~2 GB to build),
+    # so document term ids are held below the vocabulary size, by default 2**24
+    ix = SparseIndex(None, vocab_size=2**20, path=tmp_path / "ix")
+    ix.add([{2**20 - 1: 1.0}])
+    ix.commit()
+    ix.close()
+    assert SparseIndex.open(tmp_path / "ix").search({2**20 - 1: 1.0})[0].id == 0
+    free = SparseIndex(None)
+    for t in (2**24, 2**32 - 1, 2**31):
+        with pytest.raises(ValueError, match=rf"document 0: indices\[0\] = {t} is not below 2\*\*24, the largest vocabulary"):
+            free.add([{t: 1.0}])
+        with pytest.raises(ValueError, match=rf"document 0: term id {t} is not below 2\*\*24"):
+            VectorIndex.build((np.array([0, 1]), np.array([t], np.uint32), np.array([1.0], np.float32)))
+        with pytest.raises(ValueError, match=rf"document 1: term id {t} is not below 2\*\*24"):
+            free.add((np.array([0, 1, 2]), np.array([1, t], np.uint32), np.array([1.0, 1.0], np.float32)))
+    assert len(free) == 0
+    assert free.search({2**32 - 2: 1.0}) == []  # a query term id needs no table
+    one = SparseIndex(None, vocab_size=1)
+    one.add([{0: 1.0}])
+    with pytest.raises(ValueError, match="is not below the vocabulary size"):
+        one.add([{1: 1.0}])
+
+
+@pytest.mark.parametrize("k", [0, -1, 2**63, 10**30])
+def test_k_out_of_range_is_a_value_error(k):
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match=f"k must be between 1 and {MAX_K}"):
+        ix.search({1: 1.0}, k=k)
+    with pytest.raises(ValueError, match="k must be between"):
+        ix.search_batch([{1: 1.0}], k=k)
+    with pytest.raises(ValueError, match="k must be between"):
+        VectorIndex.build([([1], [1.0])]).search([1], [1.0], k=k)
+
+
+def test_k_may_exceed_the_documents():
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}, {1: 2.0}])
+    assert [h.id for h in ix.search({1: 1.0}, k=MAX_K)] == [1, 0]
+    assert [h.id for h in ix.search({1: 1.0}, k=np.int64(3))] == [1, 0]
+    with pytest.raises(TypeError, match="k must be an integer"):
+        ix.search({1: 1.0}, k=2.0)
+
+
+@pytest.mark.parametrize("bad_id", [2**63, -(2**63) - 1, 2**70])
+def test_int_ids_are_signed_64_bit(bad_id):
+    ix = SparseIndex(None)
+    with pytest.raises(ValueError, match="integer ids are signed 64-bit"):
+        ix.add([{1: 1.0}], ids=[bad_id])
+    ix.add([{1: 1.0}], ids=[2**63 - 1])
+    assert (2**63 - 1) in ix
+    with pytest.raises(ValueError, match="cannot number 1 new documents from 9223372036854775808"):
+        ix.add([{1: 1.0}])  # the next running id would not fit
+    assert len(ix) == 1
+
+
+# 8. messages that say what is wrong ------------------------------------------------------------
+def test_none_and_other_non_lists():
+    ix = SparseIndex(None)
+    with pytest.raises(TypeError, match="documents is None: pass a list of texts"):
+        ix.add(None)
+    with pytest.raises(TypeError, match="documents is None"):
+        ix.upsert(None, ids=[1])
+    with pytest.raises(TypeError, match="ids is None: pass one id or a list of ids to delete"):
+        ix.delete(None)
+    with pytest.raises(TypeError, match="ids must be one id .* got float"):
+        ix.delete(3.5)
+    with pytest.raises(TypeError, match="documents must be a list of texts or vectors, got int"):
+        ix.add(5)
+    with pytest.raises(TypeError, match="queries is None"):
+        ix.search_batch(None)
+    with pytest.raises(TypeError, match="payloads must be a list"):
+        ix.add([{1: 1.0}], payloads={"a": 1})
+
+
+def test_lookups_do_not_convert_id_kinds():
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}, {2: 1.0}], ids=[0, 1])
+    for bad in (True, 1.0, np.float64(1)):
+        with pytest.raises(TypeError, match="a document id is an int or a str"):
+            ix.get(bad)
+        with pytest.raises(TypeError, match="a document id is an int or a str"):
+            ix.delete([bad])
+        assert bad not in ix
+    assert ix.get(np.int64(1)).id == 1
+    assert len(ix) == 2
+
+
+def test_query_side_errors_say_query():
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match=r"^query: values\[0\] = -1.0 is negative"):
+        ix.search({1: -1.0})
+    with pytest.raises(ValueError, match=r"^query 1: indices\[0\] = -3 is negative"):
+        ix.search_batch([{1: 1.0}, ([-3], [1.0])])
+    with pytest.raises(TypeError, match="^query 1: cannot interpret float as a sparse vector"):
+        ix.search_batch([{1: 1.0}, 3.0])
+    with pytest.raises(ValueError, match="^query: values.* is not finite"):
+        ix.explain({1: float("nan")}, 0)
+
+
+def test_splade_texts_with_surrogates_are_named():
+    from sparsedex.encoders import SpladeEncoder
+
+    enc = SpladeEncoder("splade-tiny", progress=False)
+    with pytest.raises(ValueError, match=r"text 1 holds a lone surrogate \(U\+D800 at character 3\)"):
+        enc.encode_documents(["fine", "bad\ud800"])
+    with pytest.raises(TypeError, match="text 0 is a NoneType, not a str"):
+        enc.encode_documents([None])
+    with pytest.raises(TypeError, match="texts is None"):
+        enc.encode_documents(None)
+    ix = SparseIndex(enc)
+    with pytest.raises(ValueError, match="document 0 holds a lone surrogate"):
+        ix.add(["\udcff"])
+    assert len(ix) == 0

@@ -112,6 +112,7 @@ class Index:
         algorithm: str = "auto",
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_U32, _F32]: ...
     def search_batch(
         self,
@@ -123,6 +124,7 @@ class Index:
         threads: int | None = None,
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_I64, _F32]: ...
     def explain(
         self, indices: _U32, values: _F32, doc: int, stats: Bm25Stats | None = None
@@ -191,6 +193,7 @@ class Snapshot:
         algorithm: str = "auto",
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_U32, _U32, _F32]: ...
     def search_batch(
         self,
@@ -202,6 +205,7 @@ class Snapshot:
         threads: int | None = None,
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_I64, _I64, _F32]: ...
     def explain(
         self, indices: _U32, values: _F32, segment: int, doc: int, stats: Bm25Stats | None = None
@@ -289,6 +293,7 @@ def search_segments(
     k: int = 10,
     algorithm: str = "auto",
     stats: Bm25Stats | None = None,
+    target_recall: float | None = None,
 ) -> tuple[_U32, _U32, _F32]: ...
 def search_segments_batch(
     indexes: list[Index],
@@ -300,6 +305,7 @@ def search_segments_batch(
     algorithm: str = "auto",
     threads: int | None = None,
     stats: Bm25Stats | None = None,
+    target_recall: float | None = None,
 ) -> tuple[_I64, _I64, _F32]: ...
 def clean_csr(
     indptr: _U64,

@@ -645,7 +645,12 @@ class SparseIndex:
 
     # searching --------------------------------------------------------------------------------
     def search(
-        self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None
+        self,
+        query: Any,
+        k: int = 10,
+        algorithm: str = "auto",
+        filter: Any = None,
+        target_recall: float | None = None,
     ) -> list[Hit]:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
@@ -658,17 +663,26 @@ class SparseIndex:
         e.g. ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k
         of the documents that match it. Ties go to the earlier segment, then the earlier
         stored document.
+
+        ``algorithm="approximate"`` trades exactness for speed at a recall target
+        ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
+        use, on pseudo-queries drawn from its stored vectors, and the cheapest setting whose
+        calibration recall@10 reaches the target is used (query cut by weight share, then an
+        exact rerank of the cut query's best candidates; after Seismic, Bruch et al. SIGIR
+        2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned hits are exact;
+        filters and deletions are honoured. ``target_recall`` with another algorithm is a
+        ValueError.
         """
         k = self._check_k(k)
         flt = None if filter is None else compile_filter(filter)
-        _check_algorithm(algorithm)
+        _check_algorithm(algorithm, target_recall)
         snap = self._snap()
         q = self._query_vector(query, snap)
         if q.nnz == 0 or not snap.states:
             return []
         hits = snap.search(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
-            algorithm, flt, self._engines(snap),
+            algorithm, flt, self._engines(snap), target_recall=target_recall,
         )
         return [self._hit(snap, h.segment, h.doc, h.score) for h in hits]
 
@@ -679,13 +693,15 @@ class SparseIndex:
         algorithm: str = "auto",
         threads: int | None = None,
         filter: Any = None,
+        target_recall: float | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
         a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
-        may use); ``filter`` applies to every query. Errors name the query (``query 3``)."""
+        may use); ``filter`` applies to every query; ``target_recall`` as in :meth:`search`.
+        Errors name the query (``query 3``)."""
         k = self._check_k(k)
         flt = None if filter is None else compile_filter(filter)
-        _check_algorithm(algorithm)
+        _check_algorithm(algorithm, target_recall)
         threads = _validate.check_threads(threads)
         rows = sparse_matrix_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
@@ -708,7 +724,9 @@ class SparseIndex:
             vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
         if not snap.states:
             return [[] for _ in qs]
-        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, self._engines(snap))
+        S, D, V = snap.search_batch(
+            _csr(vecs), k, algorithm, threads, flt, self._engines(snap), target_recall=target_recall
+        )
         out = []
         for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist()):
             out.append([self._hit(snap, si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0])
@@ -900,6 +918,18 @@ _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxsc
             "taat_maxscore", "tms", "block_max_pruning"}
 
 
-def _check_algorithm(name: str) -> None:
-    if not isinstance(name, str) or (name.lower() not in VectorIndex.algorithms and name.lower() not in _ALIASES):
-        raise ValueError(f"unknown algorithm {name!r} (choose one of: {', '.join(VectorIndex.algorithms)})")
+_APPROXIMATE = {"approximate", "approx"}
+
+
+def _check_algorithm(name: str, target_recall: float | None = None) -> None:
+    if not isinstance(name, str) or (
+        name.lower() not in VectorIndex.algorithms and name.lower() not in _ALIASES | _APPROXIMATE
+    ):
+        choices = ", ".join((*VectorIndex.algorithms, "approximate"))
+        raise ValueError(f"unknown algorithm {name!r} (choose one of: {choices})")
+    if target_recall is None:
+        return
+    if name.lower() not in _APPROXIMATE:
+        raise ValueError(f"target_recall applies to algorithm='approximate' only, got algorithm={name!r}")
+    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) or not 0 < target_recall <= 1:
+        raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")

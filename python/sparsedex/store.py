@@ -508,12 +508,16 @@ class Snapshot:
         algorithm: str = "auto",
         flt: Filter | None = None,
         engines: Sequence[_core.Index] | None = None,
+        target_recall: float | None = None,
     ) -> list[StoreHit]:
-        """Exact global top-k over every segment's live documents passing ``flt``."""
+        """Global top-k over every segment's live documents passing ``flt`` (exact, or at
+        ``target_recall`` with ``algorithm="approximate"``)."""
         pos, engs, sets = self._plan(flt, engines)
         if not engs:
             return []
-        segs, docs, scores = _core.search_segments(engs, sets, indices, values, k=k, algorithm=algorithm)
+        segs, docs, scores = _core.search_segments(
+            engs, sets, indices, values, k=k, algorithm=algorithm, target_recall=target_recall
+        )
         return [StoreHit(pos[a], d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
 
     def search_batch(
@@ -524,6 +528,7 @@ class Snapshot:
         threads: int | None = None,
         flt: Filter | None = None,
         engines: Sequence[_core.Index] | None = None,
+        target_recall: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global top-k of every query: (segment positions, internal docs, scores), each
         ``[nq, k']`` with -1 / NaN padding."""
@@ -535,6 +540,7 @@ class Snapshot:
         S, D, V = _core.search_segments_batch(
             engs, sets, np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
             np.ascontiguousarray(values, dtype=np.float32), k=k, algorithm=algorithm, threads=threads,
+            target_recall=target_recall,
         )
         posa = np.asarray(pos, dtype=np.int64)
         S = np.where(S >= 0, posa[np.clip(S, 0, None)], -1)

@@ -132,6 +132,7 @@ fn main() {
             );
         }
     }
+    eprintln!("auto race on this segment: {:?}", ix.auto_standing());
     let mut p = post.clone();
     p.sort();
     println!("postings/query median {} mean {}", p[nq / 2], p.iter().sum::<u64>() / nq as u64);

@@ -224,6 +224,11 @@ pub struct Index {
     /// The approximate-search calibration, made on first use (kept in memory only, see
     /// [`crate::search::approx::calibrate`]).
     approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
+    /// The timings behind [`crate::search::Algorithm::Auto`]'s choice on this segment (in
+    /// memory only, see `search::auto`).
+    auto: crate::search::auto::Race,
+    /// The same for the cut queries of approximate searches (they have fewer terms).
+    auto_cut: crate::search::auto::Race,
 }
 
 impl std::fmt::Debug for Index {
@@ -275,7 +280,7 @@ impl Index {
         // `container`, so it is dropped first, and it is only handed out re-borrowed with the
         // lifetime of `&self` (see [`Index::view`]).
         let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
-        Ok(Index { view, container, approx: std::sync::Mutex::new(None) })
+        Ok(Index { view, container, approx: std::sync::Mutex::new(None), auto: Default::default(), auto_cut: Default::default() })
     }
 
     /// Open an index file, memory-mapped. Checksums of every section are verified.
@@ -295,6 +300,23 @@ impl Index {
     /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::fs::write_atomically(path, self.container.image().as_bytes())
+    }
+
+    /// Where auto's race stands on this segment: the leading algorithm (`None` before the
+    /// warm-up ends) and the median nanoseconds per posting of each candidate run so far (see
+    /// `search::auto`).
+    pub fn auto_standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
+        self.auto.standing()
+    }
+
+    /// The timings behind auto's choice on this segment.
+    pub(crate) fn auto_race(&self) -> &crate::search::auto::Race {
+        &self.auto
+    }
+
+    /// The timings behind auto's choice for the cut queries of approximate searches.
+    pub(crate) fn auto_cut_race(&self) -> &crate::search::auto::Race {
+        &self.auto_cut
     }
 
     /// The slot of this segment's approximate-search calibration.

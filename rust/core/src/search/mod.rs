@@ -14,7 +14,7 @@
 
 pub mod algorithm;
 pub mod approx;
-mod auto;
+pub(crate) mod auto;
 pub mod bm25;
 pub mod bmm;
 pub mod bmp;
@@ -100,6 +100,7 @@ pub(crate) fn exact_raw<K: Kind>(
     plan: &Plan<K>,
     k: usize,
     algo: Algorithm,
+    race: Option<&auto::Race>,
     scratch: &mut Scratch,
 ) -> Vec<(u32, K::S)> {
     match algo {
@@ -112,7 +113,7 @@ pub(crate) fn exact_raw<K: Kind>(
         Algorithm::BlockMaxTaat => bmt::search::<K>(v, arrays, plan, k, scratch),
         Algorithm::SuperblockPruning => superblock::search::<K>(v, arrays, plan, k, scratch),
         Algorithm::TaatMaxScore => taat_maxscore::search::<K>(v, arrays, plan, k, scratch),
-        Algorithm::Auto | Algorithm::Approximate(_) => auto::run::<K>(v, arrays, plan, k, scratch),
+        Algorithm::Auto | Algorithm::Approximate(_) => auto::run::<K>(v, arrays, plan, k, race, scratch),
     }
 }
 
@@ -122,8 +123,9 @@ fn run<K: Kind>(
     plan: &Plan<K>,
     k: usize,
     algo: Algorithm,
+    race: &auto::Race,
 ) -> Vec<Hit> {
-    let raw = SCRATCH.with(|s| exact_raw::<K>(v, arrays, plan, k, algo, &mut s.borrow_mut()));
+    let raw = SCRATCH.with(|s| exact_raw::<K>(v, arrays, plan, k, algo, Some(race), &mut s.borrow_mut()));
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }
 
@@ -169,7 +171,7 @@ pub fn search_with(
     if let Algorithm::Approximate(t) = algo {
         return Ok(approx::search_one(index, &p, k, t, allowed, None));
     }
-    Ok(search_one_above(index.view(), &p, k, algo, allowed, None))
+    Ok(search_one_above(index, &p, k, algo, allowed, None))
 }
 
 /// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
@@ -208,20 +210,21 @@ pub(crate) fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<(
 /// Top-`k` of a prepared query in one segment, among `allowed`, returning only documents that
 /// score at least `floor` (weight units).
 pub(crate) fn search_one_above(
-    v: &IndexView<'_>,
+    index: &Index,
     p: &Prepared,
     k: usize,
     algo: Algorithm,
     allowed: Option<&DocSet>,
     floor: Option<f32>,
 ) -> Vec<Hit> {
+    let v = index.view();
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        run::<K>(v, &a, &plan, k, algo)
+        run::<K>(v, &a, &plan, k, algo, index.auto_race())
     })
 }
 
@@ -268,7 +271,6 @@ pub fn search_batch(
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
     let nq = check_csr(&queries, "queries")?;
-    let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {
         (0..nq)
             .into_par_iter()
@@ -279,7 +281,7 @@ pub fn search_batch(
                 if let Algorithm::Approximate(t) = algo {
                     return Ok(approx::search_one(index, &p, k, t, allowed, None));
                 }
-                Ok(search_one_above(v, &p, k, algo, allowed, None))
+                Ok(search_one_above(index, &p, k, algo, allowed, None))
             })
             .collect()
     };

@@ -249,7 +249,7 @@ fn eval_query<K: Kind>(
 ) -> Option<(usize, Vec<(f64, f64)>)> {
     let fwd = v.forward?;
     let k = CAL_K.min(v.n_docs as usize);
-    let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, scratch);
+    let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
     if truth.len() < k || k == 0 {
         return None;
     }
@@ -262,7 +262,7 @@ fn eval_query<K: Kind>(
         let kept = cut_terms(plan, arrays, beta);
         let cut = super::cut_plan(plan, &kept);
         let postings: u64 = cut.terms.iter().map(|pt| v.df(pt.term)).sum();
-        let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, scratch);
+        let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, None, scratch);
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let full: Vec<(u32, K::S)> = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
         rows.finish(scratch);

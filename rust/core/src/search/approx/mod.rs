@@ -116,18 +116,19 @@ pub(crate) fn run<K: Kind>(
     plan: &Plan<K>,
     k: usize,
     params: ApproxParams,
+    race: Option<&super::auto::Race>,
     scratch: &mut Scratch,
 ) -> Vec<(u32, K::S)> {
     let Some(fwd) = v.forward else {
-        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, scratch);
+        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
     };
     let kept = cut_terms(plan, arrays, params.beta);
     let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
     if kept.len() == plan.terms.len() && kk == k {
-        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, scratch);
+        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
     }
     let cut = cut_plan(plan, &kept);
-    let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, scratch);
+    let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
     let rows = RowScorer::new(v, fwd, plan, scratch);
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
     for (d, _) in cands {
@@ -160,7 +161,7 @@ pub(crate) fn search_one(
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        let raw = super::SCRATCH.with(|s| run::<K>(v, &a, &plan, k, params, &mut s.borrow_mut()));
+        let raw = super::SCRATCH.with(|s| run::<K>(v, &a, &plan, k, params, Some(index.auto_cut_race()), &mut s.borrow_mut()));
         raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
     })
 }

@@ -192,8 +192,9 @@ def load_corpus(args) -> Corpus:
         # A directory with scipy.sparse docs.npz and queries.npz (e.g. ../shared/data/debian).
         import scipy.sparse as sps
         dm, qm = sps.load_npz(Path(args.data) / "docs.npz"), sps.load_npz(Path(args.data) / "queries.npz")
+        qm = qm[: args.queries]
         arrays = [dm.indptr, dm.indices, dm.data, qm.indptr, qm.indices, qm.data]
-        source = f"directory {args.data} (docs.npz, queries.npz)"
+        source = f"directory {args.data} (docs.npz, queries.npz; first {qm.shape[0]} queries)"
     elif args.data:
         z = np.load(args.data)
         arrays = [z[n] for n in names]

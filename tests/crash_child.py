@@ -41,6 +41,8 @@ def main(path: str) -> None:
     from sparsedex import SparseIndex
     from sparsedex.index import MergePolicy
 
+    print("ready", file=sys.stderr, flush=True)  # imported: the parent's random wait starts now
+
     policy = MergePolicy(factor=3, floor_docs=B)
     if (Path(path) / "CURRENT").exists():
         ix = SparseIndex.open(path, merge_policy=policy)

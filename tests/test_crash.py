@@ -63,11 +63,14 @@ def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
     done = 0
     while done < kills:
         proc = subprocess.Popen([sys.executable, str(CHILD), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        # let it start (imports) and then run for a random while: kills land in every phase of
-        # a commit (encoding, segment writes, manifest, CURRENT switch, merges, cleanup)
-        time.sleep(float(rng.uniform(0.25, 1.0)))
+        # let it start (imports: it says "ready" on stderr, however loaded the machine) and then
+        # run for a random while: kills land in every phase of a commit (opening, encoding,
+        # segment writes, manifest, CURRENT switch, merges, cleanup)
+        first = proc.stderr.readline()
+        time.sleep(float(rng.uniform(0.0, 0.75)))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=60)
+        err = first + err
         if proc.returncode != -signal.SIGKILL:
             pytest.fail(f"child exited with {proc.returncode} before the kill:\n{err.decode()[-3000:]}")
         reported = [int(x) for x in out.decode().split()]

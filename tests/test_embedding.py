@@ -152,6 +152,23 @@ def test_splade_parallel_workers(tiny, passages):
         _same(a, b)
 
 
+@pytest.mark.model
+def test_splade_encoder_embed_parallel(passages):
+    """SpladeEncoder.embed(parallel=N) runs N workers (it used to ignore parallel)."""
+    enc = SpladeEncoder("splade-tiny", threads=1, progress=False)
+    texts = passages[:8]
+    got = list(enc.embed(texts, batch_size=2, parallel=2))
+    want = [v for i in range(0, 8, 2) for v in enc.encode_documents(texts[i : i + 2])]
+    assert len(got) == 8
+    for a, b in zip(got, want):
+        _same(a, b)
+    assert [v.as_dict() for v in enc.embed(texts[:2], batch_size=2, parallel=2)] == [v.as_dict() for v in want[:2]]
+    with pytest.raises(ValueError, match="parallel"):
+        enc.embed(texts, parallel=-1)
+    with pytest.raises(TypeError, match="unexpected argument"):
+        enc.embed(texts, threads=3)
+
+
 def test_worker_errors_come_back():
     from sparsedex import _workers
 

@@ -84,6 +84,10 @@ def filter_exprs(pool: list, single: bool = False) -> st.SearchStrategy:
         "$nin": st.lists(operand, max_size=3),
         "$exists": st.booleans(),
         **{op: number for op in ["$gt", "$gte", "$lt", "$lte"]},
+        "$elemMatch": st.fixed_dictionaries(
+            {}, optional={"$gt": number, "$gte": number, "$lt": number, "$lte": number,
+                          "$nin": st.lists(operand, max_size=3)},
+        ).filter(bool),
     }
     op_arg = st.sampled_from(sorted(args)).flatmap(lambda op: st.tuples(st.just(op), args[op]))
     if single:
@@ -240,6 +244,33 @@ def test_ne_and_nin_match_missing_fields():
     assert evaluate({"x": {"$in": []}}, docs) == [False] * 5
 
 
+def test_elem_match_needs_one_value_for_all():
+    docs = [{"x": [0, 5]}, {"x": 2}, {"x": [2.5, "a"]}, {"x": []}, {}, {"x": None}, {"x": [None, "b"]},
+            {"x": [[1], "a"]}, {"x": {"y": 1}}, {"x": True}]
+    assert evaluate({"x": {"$elemMatch": {"$gt": 1, "$lt": 3}}}, docs) == [
+        False, True, True, False, False, False, False, False, False, False]
+    assert evaluate({"x": {"$gt": 1, "$lt": 3}}, docs)[0] is True  # each operator on its own
+    # some non-null value outside the list (a list or dict value counts as one)
+    assert evaluate({"x": {"$elemMatch": {"$nin": ["a", None]}}}, docs) == [
+        True, True, True, False, False, False, True, True, True, True]
+    assert evaluate({"x": {"$elemMatch": {"$nin": ["a", None, True], "$gte": 0}}}, docs) == [
+        True, True, True, False, False, False, False, False, False, False]
+
+
+def test_ids_filter():
+    f = compile_filter({"$or": [{"$ids": [1, "b", np.int64(7)]}, {"g": 1}]})
+    cols = PayloadColumns([{"g": 0}, {"g": 1}, None, None], ids=[1, 2, "1", 7])
+    assert f.mask(cols).tolist() == [True, True, False, True]
+    assert f.matches({"g": 0}, id=7) and not f.matches(None, id="1")
+    with pytest.raises(FilterError, match="without their ids"):
+        f.mask(PayloadColumns([None]))
+    with pytest.raises(FilterError, match=r"\$ids\[0\].*int or a str"):
+        compile_filter({"$ids": [True]})
+    with pytest.raises(FilterError, match="not allowed in \\$elemMatch"):
+        compile_filter({"x": {"$elemMatch": {"$eq": 1}}})
+    assert compile_filter({"$ids": []}).mask(cols).tolist() == [False] * 4
+
+
 def test_exists():
     docs = [{"x": None}, {"x": []}, {"x": {}}, {"x": 0}, {}, None, {"y": {"x": 1}}]
     assert evaluate({"x": {"$exists": True}}, docs) == [True] * 4 + [False] * 3
@@ -361,7 +392,7 @@ def test_mask_rejects_other_inputs():
         ([{"x": 1}], "filter: expected a dict, got list"),
         (
             {"$and": [{"x": 1}, {"year": {"$gtx": 1}}]},
-            "filter at $and[1].year: unknown operator '$gtx' (known: $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists)",
+            "filter at $and[1].year: unknown operator '$gtx' (known: $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists, $elemMatch)",
         ),
         ({"year": {"$in": 3}}, "filter at year.$in: expected a list, got int"),
         ({"year": {"$nin": "ab"}}, "filter at year.$nin: expected a list, got str"),
@@ -384,7 +415,7 @@ def test_mask_rejects_other_inputs():
         ({"$or": [{"x": 1}, "y"]}, "filter at $or[1]: expected a dict, got str"),
         ({"$not": [{"x": 1}]}, "filter at $not: expected a dict, got list"),
         ({"$not": {"x": {"$bad": 1}}}, "filter at $not.x: unknown operator '$bad'"),
-        ({"$nor": [{"x": 1}]}, "filter at $nor: unknown logical operator '$nor' (known: $and, $or, $not)"),
+        ({"$nor": [{"x": 1}]}, "filter at $nor: unknown logical operator '$nor' (known: $and, $or, $not, $ids)"),
         ({"$eq": 1}, "filter at $eq: unknown logical operator '$eq'"),
         ({1: 2}, "filter at 1: field names must be strings, got int"),
         ({"": 1}, "filter: invalid field path '' (empty segment)"),

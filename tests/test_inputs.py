@@ -414,7 +414,7 @@ def test_threads_are_bounded():
         v.search_batch([([1], [1.0])], threads=10**6)
 
 
-@pytest.mark.parametrize("vocab_size, error", [(0, ValueError), (-5, ValueError), (2**33, ValueError), (2**24 + 1, ValueError),
+@pytest.mark.parametrize("vocab_size, error", [(0, ValueError), (-5, ValueError), (2**33, ValueError), (2**32, ValueError),
                                                (True, TypeError), (10.0, TypeError)])
 def test_vocab_size_is_checked_at_creation(vocab_size, error):
     with pytest.raises(error, match="vocab_size must be"):
@@ -424,27 +424,31 @@ def test_vocab_size_is_checked_at_creation(vocab_size, error):
 
 
 def test_vocab_size_limits_are_usable(tmp_path):
-    # the engine's per-term tables are dense: a term id is a memory request (2**24: ~2 GB to build),
-    # so document term ids are held below the vocabulary size, by default 2**24
+    # each segment keeps a term dictionary: any 32-bit term id costs the same (issue 8)
     ix = SparseIndex(None, vocab_size=2**20, path=tmp_path / "ix")
     ix.add([{2**20 - 1: 1.0}])
     ix.commit()
     ix.close()
     assert SparseIndex.open(tmp_path / "ix").search({2**20 - 1: 1.0})[0].id == 0
     free = SparseIndex(None)
-    for t in (2**24, 2**32 - 1, 2**31):
-        with pytest.raises(ValueError, match=rf"document 0: indices\[0\] = {t} is not below 2\*\*24, the largest vocabulary"):
+    big = (2**24, 2**32 - 1, 2**31)
+    free.add([{t: 1.0, 7: 0.5} for t in big])
+    free.add((np.array([0, 2]), np.array([1, 2**32 - 1], np.uint32), np.array([1.0, 2.0], np.float32)))
+    assert [h.id for h in free.search({2**32 - 1: 1.0})] == [3, 1]
+    assert [h.id for h in free.search({2**24: 1.0})] == [0]
+    assert free.search({2**32 - 2: 1.0}) == []  # absent from the index: matches nothing
+    v = VectorIndex.build((np.array([0, 1]), np.array([2**32 - 1], np.uint32), np.array([1.0], np.float32)))
+    assert v.search(([2**32 - 1], [1.0]))[0].tolist() == [0]
+    for t in (2**32, 2**40):
+        with pytest.raises(ValueError, match=rf"document 0: indices\[0\] = {t} is not below 2\*\*32"):
             free.add([{t: 1.0}])
-        with pytest.raises(ValueError, match=rf"document 0: term id {t} is not below 2\*\*24"):
-            VectorIndex.build((np.array([0, 1]), np.array([t], np.uint32), np.array([1.0], np.float32)))
-        with pytest.raises(ValueError, match=rf"document 1: term id {t} is not below 2\*\*24"):
-            free.add((np.array([0, 1, 2]), np.array([1, t], np.uint32), np.array([1.0, 1.0], np.float32)))
-    assert len(free) == 0
-    assert free.search({2**32 - 2: 1.0}) == []  # a query term id needs no table
+    assert len(free) == 4
     one = SparseIndex(None, vocab_size=1)
     one.add([{0: 1.0}])
     with pytest.raises(ValueError, match="is not below the vocabulary size"):
         one.add([{1: 1.0}])
+    with pytest.raises(ValueError, match="vocab_size must be"):
+        SparseIndex(None, vocab_size=2**32)
 
 
 @pytest.mark.parametrize("k", [0, -1, 2**63, 10**30])

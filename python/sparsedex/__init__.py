@@ -10,8 +10,8 @@ Exact top-k search, fast, with every match explainable term by term.
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
-from ._core import CorruptIndexError, SparsedexError
-from . import fusion
+from ._core import ConflictError, CorruptIndexError, SparsedexError
+from . import errors, fusion
 from .embedding import SparseTextEmbedding
 from .encoders import (
     Analyzer,
@@ -22,7 +22,7 @@ from .encoders import (
     SpladeEncoder,
     list_supported_models,
 )
-from .filters import FilterError
+from .filters import FilterError, PayloadError
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
 from .store import IndexLockedError, MergePolicy
 from .vector_index import VectorIndex
@@ -51,7 +51,10 @@ __all__ = [
     "ProviderNotAvailableError",
     "SparsedexError",
     "CorruptIndexError",
+    "ConflictError",
     "IndexLockedError",
+    "PayloadError",
+    "errors",
     "MergePolicy",
     "FilterError",
     "fusion",

@@ -17,9 +17,9 @@ is wrong with it. The rules:
 - **Sizes**: ``k`` is an integer in ``1 .. MAX_K`` (``2**63 - 1``); a ``k`` above the number
   of documents returns every matching one, and the engine never allocates more than the
   documents it has, so a huge ``k`` costs nothing extra; ``threads`` in ``1 .. max_threads()`` (four times the cores
-  this process may run on); ``vocab_size`` in ``1 .. MAX_VOCAB_SIZE`` (``2**24``), and a
-  document's term ids below ``vocab_size`` or, without one, below ``MAX_VOCAB_SIZE``: the
-  engine's per-term tables are dense, so a term id is a memory request (see
+  this process may run on); ``vocab_size`` in ``1 .. MAX_VOCAB_SIZE`` (``2**32 - 1``), and a
+  document's term ids below ``vocab_size`` or, without one, any 32-bit unsigned value (each
+  segment maps the ids it holds through a term dictionary, so any id costs the same, see
   :mod:`sparsedex.vectors`).
   An integer outside its range is a :class:`ValueError` stating the range, a value that is
   not an integer a :class:`TypeError`.
@@ -118,7 +118,7 @@ def check_threads(threads: Any) -> int | None:
 
 
 def check_vocab_size(vocab_size: Any) -> int | None:
-    """``vocab_size``: None (term ids below ``MAX_VOCAB_SIZE``) or an integer in ``1 .. MAX_VOCAB_SIZE``."""
+    """``vocab_size``: None (any 32-bit term id) or an integer in ``1 .. MAX_VOCAB_SIZE``."""
     if vocab_size is None:
         return None
     return check_int(vocab_size, "vocab_size", 1, MAX_VOCAB_SIZE)
@@ -282,13 +282,13 @@ def vocab_limit(vocab_size: int | None) -> tuple[int, str]:
     """The bound on documents' term ids and its name for messages."""
     if vocab_size is not None:
         return vocab_size, "the vocabulary size"
-    return MAX_VOCAB_SIZE, "2**24, the largest vocabulary an index holds"
+    return 2**32, "2**32 (term ids are 32-bit unsigned)"
 
 
 def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "document",
                     vocab_size: int | None = None) -> None:
     """ValueError naming the row of the first term id at or above the vocabulary size (or
-    :data:`MAX_VOCAB_SIZE`), before the engine sizes its tables by it."""
+    2**32 without one)."""
     ix = np.asarray(indices)
     if ix.size == 0 or ix.dtype.kind not in "iu":
         return

@@ -18,6 +18,13 @@ Language
 - Field names are dotted paths into nested dicts: ``"meta.lang"`` reads
   ``payload["meta"]["lang"]``. A payload key that itself contains a dot cannot be addressed,
   and paths do not descend into lists (``"tags.name"`` does not look inside a list of dicts).
+- ``{"$elemMatch": {...}}`` on a field: at least ONE value of the field satisfies every
+  operator inside at once; inside it only ``$gt``, ``$gte``, ``$lt``, ``$lte`` and ``$nin``
+  are allowed: ``{"x": {"$elemMatch": {"$gt": 1, "$lt": 3}}}`` does not match
+  ``{"x": [0, 5]}``, and ``{"tags": {"$elemMatch": {"$nin": ["a", None]}}}`` matches when some
+  non-null value is not ``"a"`` (a list or dict value counts as such a value). A missing field,
+  or ``[]``, has no value, so it never matches.
+- ``{"$ids": [id, ...]}``: the documents whose id (not payload) is listed (ints or strings).
 - ``{}`` matches every document.
 
 Semantics
@@ -87,6 +94,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._core import SparsedexError
+
 __all__ = [
     "FilterError",
     "Filter",
@@ -103,14 +112,14 @@ MAX_DEPTH = 64
 
 _EXACT = 2**53  # integers with |v| <= 2**53 are exact in float64
 
-_FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
-_LOGICAL_OPS = ("$and", "$or", "$not")
+_FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists", "$elemMatch")
+_LOGICAL_OPS = ("$and", "$or", "$not", "$ids")
 _RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 
 _MISSING = object()
 
 
-class FilterError(ValueError):
+class FilterError(SparsedexError, ValueError):
     """A filter expression is malformed; the message names the offending part."""
 
 
@@ -244,6 +253,7 @@ class _Column:
         false_d: list[int] = []
         null_d: list[int] = []
         big: list[tuple[int, int]] = []
+        other_d: list[int] = []
         for i, p in enumerate(payloads):
             v = p
             for k in keys:
@@ -271,7 +281,8 @@ class _Column:
                     num_v.append(e)
                 elif e is None:
                     null_d.append(i)
-                # lists and dicts inside lists, and non-JSON values, match no predicate
+                else:  # lists and dicts (inside lists, or a dict value): only $exists and $elemMatch/$nin
+                    other_d.append(i)
         self.n = n
         self.present = present
         self.num = _Part(n, num_d, num_v, np.float64, np.nan)
@@ -280,6 +291,7 @@ class _Column:
         self.true = _doc_mask(n, true_d)
         self.false = _doc_mask(n, false_d)
         self.null = _doc_mask(n, null_d)
+        self.other = _doc_mask(n, other_d)
         self.big = big
 
     def _none(self) -> np.ndarray:
@@ -324,24 +336,61 @@ class _Column:
         return out
 
     def range(self, op: str, bound: int | float) -> np.ndarray:
-        vals = self.num.vals
-        if isinstance(bound, float) or -_EXACT <= bound <= _EXACT:
-            sel = _COMPARE[op](vals, float(bound))
-        else:
-            lo, hi = _float_bracket(bound)
-            if lo == hi:
-                sel = _COMPARE[op](vals, lo)
-            elif op in ("$gt", "$gte"):
-                sel = vals >= hi
-            else:
-                sel = vals <= lo
-        out = self.num.scatter(sel)
+        out = self.num.scatter(_range_sel(self.num.vals, op, bound))
         if self.big:
             py_op = _PY_COMPARE[op]
             m = self._big_mask(lambda v: py_op(v, bound))
             if m is not None:
                 out = out | m
         return out
+
+    def elem_match(self, ranges: list[tuple[str, int | float]], nin: list[Any] | None) -> np.ndarray:
+        """Documents with one value satisfying every range and not JSON-equal to any of ``nin``."""
+        vals = self.num.vals
+        sel = ~np.isnan(vals)  # a dense part fills documents without a number with NaN
+        for op, bound in ranges:
+            sel &= _range_sel(vals, op, bound)
+        if nin is not None:
+            floats = [f for f in map(_as_float, [x for x in nin if _is_number(x)]) if f is not None]
+            if floats:
+                sel &= ~np.isin(vals, np.asarray(floats, np.float64))
+        out = self.num.scatter(sel)
+        if self.big:
+            excluded = [x for x in (nin or []) if _is_number(x)]
+            m = self._big_mask(
+                lambda v: all(_PY_COMPARE[op](v, b) for op, b in ranges) and not any(v == x for x in excluded)
+            )
+            if m is not None:
+                out |= m
+        if ranges or nin is None:
+            return out
+        codes = self.str.vals
+        s_sel = codes >= 0
+        found = [self.codes[x] for x in nin if isinstance(x, str) and x in self.codes]
+        if found:
+            s_sel &= ~np.isin(codes, np.asarray(found, dtype=np.int64))
+        out |= self.str.scatter(s_sel)
+        for m, present in (
+            (self.true, any(x is True for x in nin)),
+            (self.false, any(x is False for x in nin)),
+            (self.null, any(x is None for x in nin)),
+            (self.other, False),
+        ):
+            if m is not None and not present:
+                out |= m
+        return out
+
+
+def _range_sel(vals: np.ndarray, op: str, bound: int | float) -> np.ndarray:
+    """``vals op bound`` element-wise, exact for integer bounds beyond 2**53 (NaN: False)."""
+    if isinstance(bound, float) or -_EXACT <= bound <= _EXACT:
+        return _COMPARE[op](vals, float(bound))  # type: ignore[no-any-return]
+    lo, hi = _float_bracket(bound)
+    if lo == hi:
+        return _COMPARE[op](vals, lo)  # type: ignore[no-any-return]
+    if op in ("$gt", "$gte"):
+        return vals >= hi  # type: ignore[no-any-return]
+    return vals <= lo  # type: ignore[no-any-return]
 
 
 def _doc_mask(n: int, docs: list[int]) -> np.ndarray | None:
@@ -374,9 +423,13 @@ class PayloadColumns:
     and built columns are never modified. Payload dicts must not be mutated afterwards.
     """
 
-    def __init__(self, payloads: Sequence[dict[str, Any] | None]) -> None:
+    def __init__(self, payloads: Sequence[dict[str, Any] | None], ids: Sequence[Any] | None = None) -> None:
         self._payloads = list(payloads)
         self._columns: dict[str, _Column] = {}
+        if ids is not None and len(ids) != len(self._payloads):
+            raise ValueError(f"{len(ids)} ids for {len(self._payloads)} payloads")
+        #: the documents' ids, in the same order (what ``$ids`` tests); None when not given
+        self.ids = ids
 
     def __len__(self) -> int:
         return len(self._payloads)
@@ -398,7 +451,7 @@ class _Node:
     def mask(self, cols: PayloadColumns) -> np.ndarray:
         raise NotImplementedError
 
-    def matches(self, payload: Any) -> bool:
+    def matches(self, payload: Any, id: Any = None) -> bool:
         raise NotImplementedError
 
 
@@ -412,8 +465,8 @@ class _And(_Node):
             out &= c.mask(cols)
         return out
 
-    def matches(self, payload: Any) -> bool:
-        return all(c.matches(payload) for c in self.children)
+    def matches(self, payload: Any, id: Any = None) -> bool:
+        return all(c.matches(payload, id) for c in self.children)
 
 
 class _Or(_Node):
@@ -426,8 +479,8 @@ class _Or(_Node):
             out |= c.mask(cols)
         return out
 
-    def matches(self, payload: Any) -> bool:
-        return any(c.matches(payload) for c in self.children)
+    def matches(self, payload: Any, id: Any = None) -> bool:
+        return any(c.matches(payload, id) for c in self.children)
 
 
 class _Not(_Node):
@@ -437,8 +490,8 @@ class _Not(_Node):
     def mask(self, cols: PayloadColumns) -> np.ndarray:
         return ~self.child.mask(cols)
 
-    def matches(self, payload: Any) -> bool:
-        return not self.child.matches(payload)
+    def matches(self, payload: Any, id: Any = None) -> bool:
+        return not self.child.matches(payload, id)
 
 
 class _Pred(_Node):
@@ -460,7 +513,7 @@ class _Pred(_Node):
             return col.isin(self.operand)
         return col.range(self.op, self.operand)
 
-    def matches(self, payload: Any) -> bool:
+    def matches(self, payload: Any, id: Any = None) -> bool:
         v = _resolve(payload, self.keys)
         if v is _MISSING:
             return False
@@ -473,6 +526,50 @@ class _Pred(_Node):
             return any(_json_eq(e, x) for e in elems for x in self.operand)
         compare = _PY_COMPARE[self.op]
         return any(_is_number(e) and compare(e, self.operand) for e in elems)
+
+
+class _ElemMatch(_Node):
+    """One value of the field satisfies every range and is JSON-equal to none of ``nin``."""
+
+    def __init__(self, path: str, ranges: list[tuple[str, int | float]], nin: list[Any] | None) -> None:
+        self.path = path
+        self.keys = tuple(path.split("."))
+        self.ranges = ranges
+        self.nin = nin
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        return cols.column(self.path).elem_match(self.ranges, self.nin)
+
+    def _one(self, e: Any) -> bool:
+        if self.ranges and not (_is_number(e) and all(_PY_COMPARE[op](e, b) for op, b in self.ranges)):
+            return False
+        return self.nin is None or not any(_json_eq(e, x) for x in self.nin)
+
+    def matches(self, payload: Any, id: Any = None) -> bool:
+        v = _resolve(payload, self.keys)
+        return v is not _MISSING and any(self._one(e) for e in _elements(v))
+
+
+class _Ids(_Node):
+    """The document's id is one of ``ids`` (ints and strings; ``1`` never equals ``"1"``)."""
+
+    def __init__(self, ids: list[Any]) -> None:
+        self.ids = ids
+        self._ints = {x for x in ids if isinstance(x, int)}
+        self._strs = {x for x in ids if isinstance(x, str)}
+
+    def _has(self, i: Any) -> bool:
+        return i in self._strs if isinstance(i, str) else i in self._ints
+
+    def mask(self, cols: PayloadColumns) -> np.ndarray:
+        if cols.ids is None:
+            raise FilterError("filter at $ids: these documents come without their ids")
+        return np.fromiter(map(self._has, cols.ids), dtype=bool, count=len(cols.ids))
+
+    def matches(self, payload: Any, id: Any = None) -> bool:
+        if id is None:
+            raise FilterError("filter at $ids: matches() needs the document's id (id=...)")
+        return self._has(_plain(id, "$ids"))
 
 
 # --------------------------------------------------------------------------- compiling
@@ -554,6 +651,20 @@ def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]
             node, c = _compile(value, _join(loc, key), depth + 1)
             nodes.append(_Not(node))
             canon[key] = c
+        elif key == "$ids":
+            here = _join(loc, key)
+            if isinstance(value, np.ndarray) and value.ndim == 1:
+                value = list(value)
+            if not isinstance(value, (list, tuple)):
+                raise FilterError(f"{_where(here)}: expected a list of ids, got {_type_name(value)}")
+            ids = []
+            for i, x in enumerate(value):
+                x = _plain(x, f"{here}[{i}]")
+                if isinstance(x, bool) or not isinstance(x, (int, str)):
+                    raise FilterError(f"{_where(f'{here}[{i}]')}: an id is an int or a str, got {_type_name(x)}")
+                ids.append(x)
+            nodes.append(_Ids(ids))
+            canon[key] = ids
         else:
             path = _check_path(key, _join(loc, str(key)))
             node, c = _compile_field(path, value, _join(loc, path))
@@ -596,6 +707,32 @@ def _compile_field(path: str, value: Any, loc: str) -> tuple[_Node, dict[str, An
             b = _number(arg, here)
             nodes.append(_Pred(path, op, b))
             canon[op] = b
+        elif op == "$elemMatch":
+            if not isinstance(arg, dict) or not arg:
+                raise FilterError(f"{_where(here)}: expected a non-empty dict of operators, got {_type_name(arg)}")
+            ranges: list[tuple[str, int | float]] = []
+            nin: list[Any] | None = None
+            sub: dict[str, Any] = {}
+            for op2, arg2 in arg.items():
+                here2 = _join(here, str(op2))
+                if op2 in _RANGE_OPS:
+                    b = _number(arg2, here2)
+                    ranges.append((op2, b))
+                    sub[op2] = b
+                elif op2 == "$nin":
+                    if isinstance(arg2, np.ndarray) and arg2.ndim == 1:
+                        arg2 = list(arg2)
+                    if not isinstance(arg2, (list, tuple)):
+                        raise FilterError(f"{_where(here2)}: expected a list, got {_type_name(arg2)}")
+                    nin = [_scalar(x, f"{here2}[{i}]") for i, x in enumerate(arg2)]
+                    sub[op2] = nin
+                else:
+                    raise FilterError(
+                        f"{_where(here)}: operator {op2!r} is not allowed in $elemMatch "
+                        "(allowed: $gt, $gte, $lt, $lte, $nin)"
+                    )
+            nodes.append(_ElemMatch(path, ranges, nin))
+            canon[op] = sub
         elif op == "$exists":
             if not isinstance(arg, bool):
                 raise FilterError(f"{_where(here)}: expected true or false, got {_type_name(arg)}")
@@ -622,9 +759,10 @@ class Filter:
             raise TypeError(f"expected PayloadColumns, got {_type_name(columns)}")
         return self._node.mask(columns)
 
-    def matches(self, payload: dict[str, Any] | None) -> bool:
-        """Whether one payload matches (the reference semantics, in plain Python)."""
-        return self._node.matches(payload)
+    def matches(self, payload: dict[str, Any] | None, id: Any = None) -> bool:
+        """Whether one payload matches (the reference semantics, in plain Python); ``id``:
+        the document's id, needed by ``$ids`` only."""
+        return self._node.matches(payload, id)
 
     def to_json(self) -> str:
         """Canonical JSON (shorthand expanded, keys sorted, no spaces): a cache key."""
@@ -669,7 +807,7 @@ def _surrogate_note(s: str) -> str:
     )
 
 
-class PayloadError(ValueError):
+class PayloadError(SparsedexError, ValueError):
     """A payload value that cannot be stored exactly: ``path`` is where (``"a.b[2]"``, ``""``
     for the payload itself) and ``problem`` what is wrong; ``str()`` names the document."""
 

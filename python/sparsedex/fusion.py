@@ -48,6 +48,8 @@ __all__ = [
     "reciprocal_rank_fusion",
     "distribution_based_score_fusion",
     "fuse",
+    "hybrid_search",
+    "hybrid_search_batch",
     "rrf",
     "dbsf",
     "METHODS",
@@ -296,6 +298,74 @@ def fuse(
     if m == "dbsf":
         return distribution_based_score_fusion(runs, weights=weights, limit=limit)
     raise ValueError(f"unknown fusion method {method!r}: use one of {', '.join(METHODS)}")
+
+
+def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[list[Any], int, int]:
+    from .index import SparseIndex
+
+    if isinstance(indexes, SparseIndex) or not isinstance(indexes, Sequence) or not indexes:
+        raise TypeError("indexes must be a non-empty list of SparseIndex (e.g. [bm25_index, splade_index])")
+    for i, ix in enumerate(indexes):
+        if not isinstance(ix, SparseIndex):
+            raise TypeError(f"indexes[{i}] is a {type(ix).__name__}, not a SparseIndex")
+    if weights is not None and len(weights) != len(indexes):
+        raise ValueError(f"{len(weights)} weights for {len(indexes)} indexes")
+    lim = _limit(limit)
+    if lim is None or lim < 1:
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    if depth is None:
+        depth = max(lim, 100)
+    dep = _limit(depth)
+    if dep is None or dep < lim:
+        raise ValueError(f"depth must be an integer >= limit ({lim}), got {depth!r}")
+    return list(indexes), lim, dep
+
+
+def hybrid_search(
+    indexes: Sequence[Any],
+    query: Any,
+    *,
+    method: str = "rrf",
+    limit: int = 10,
+    depth: int | None = None,
+    weights: Sequence[float] | None = None,
+    k: float = 60,
+    **search_kwargs: Any,
+) -> list[Hit]:
+    """Hybrid search in one call: ``query`` (a text) searched in every index of ``indexes``
+    (typically ``[bm25_index, splade_index]``, each encoding the text its own way), the
+    ``depth`` best hits of each (default ``max(limit, 100)``) fused with :func:`fuse`
+    (``method`` ``"rrf"`` with its constant ``k``, or ``"dbsf"``; ``weights`` one per index),
+    the ``limit`` best fused hits returned (``k`` here is RRF's constant, not a hit count).
+
+    ``search_kwargs`` go to every :meth:`SparseIndex.search <sparsedex.SparseIndex.search>`
+    (``filter``, ``query_filter``, ``with_payload``, ``with_vectors``, ``algorithm``,
+    ``score_threshold``...). The fused hits carry the payload (and vector) of the first index
+    that returned them. Documents are matched across indexes by id, so the indexes should hold
+    the same documents under the same ids.
+    """
+    ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    runs = [ix.search(query, limit=dep, **search_kwargs) for ix in ixs]
+    return fuse(runs, method, k=k, weights=weights, limit=lim)
+
+
+def hybrid_search_batch(
+    indexes: Sequence[Any],
+    queries: Sequence[Any],
+    *,
+    method: str = "rrf",
+    limit: int = 10,
+    depth: int | None = None,
+    weights: Sequence[float] | None = None,
+    k: float = 60,
+    **search_kwargs: Any,
+) -> list[list[Hit]]:
+    """:func:`hybrid_search` for many queries: one :meth:`search_batch
+    <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
+    ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    queries = list(queries)
+    per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
+    return [fuse([r[i] for r in per_index], method, k=k, weights=weights, limit=lim) for i in range(len(queries))]
 
 
 rrf = reciprocal_rank_fusion

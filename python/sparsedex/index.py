@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _core
 from ._core import CorruptIndexError, SparsedexError
-from . import _validate
+from . import _qdrant, _validate
 from .filters import Filter, compile_filter
 from .store import IndexLockedError, MergePolicy, Snapshot, Store
 from .vector_index import VectorIndex
@@ -60,15 +60,19 @@ _QUANTIZATIONS = ("u8", "float")
 # results ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the document's id, its score and its payload (None if it has none)."""
+    """One search result: the document's id, its score, its payload (None if it has none, or
+    with ``with_payload=False``) and, with ``with_vectors=True``, its vector as indexed (a
+    :class:`~sparsedex.SparseEmbedding`; None otherwise)."""
 
     id: Any
     score: float
     payload: dict[str, Any] | None = None
+    vector: SparseEmbedding | None = None
 
     def __repr__(self) -> str:
         p = "" if self.payload is None else f", payload={self.payload!r}"
-        return f"Hit(id={self.id!r}, score={self.score:.4f}{p})"
+        v = "" if self.vector is None else f", vector=<{self.vector.nnz} terms>"
+        return f"Hit(id={self.id!r}, score={self.score:.4f}{p}{v})"
 
 
 @dataclass(frozen=True)
@@ -163,12 +167,16 @@ def _make_encoder(encoder: Any) -> Any:
             from .encoders.bm25 import Bm25Encoder
 
             return Bm25Encoder()
+        if name.lower() == "qdrant/bm25":  # fastembed's BM25; the index applies IDF (Qdrant's Modifier.IDF)
+            from .encoders.fastembed_bm25 import FastembedBm25Encoder
+
+            return FastembedBm25Encoder()
         from .encoders.splade import SpladeEncoder
 
         return SpladeEncoder(name)
     if not (hasattr(encoder, "encode_documents") and hasattr(encoder, "encode_queries")):
         raise TypeError(
-            f"encoder must be 'splade-tiny', 'bm25', a model name or directory, a SpladeEncoder, "
+            f"encoder must be 'splade-tiny', 'bm25', 'Qdrant/bm25', a model name or directory, a SpladeEncoder, "
             f"a Bm25Encoder or None (vectors you bring), got {type(encoder).__name__}"
         )
     return encoder
@@ -200,7 +208,8 @@ class SparseIndex:
     Parameters
     ----------
     encoder:
-        ``"splade-tiny"`` (default; bundled, works offline), ``"bm25"``, another SPLADE model
+        ``"splade-tiny"`` (default; bundled, works offline), ``"bm25"``, ``"Qdrant/bm25"``
+        (fastembed's BM25 vectors; IDF applied to every query, as Qdrant's ``Modifier.IDF``), another SPLADE model
         name (``"prithivida/Splade_PP_en_v1"``) or a directory holding ``model.onnx`` and
         ``tokenizer.json``, a :class:`~sparsedex.encoders.SpladeEncoder` or
         :class:`~sparsedex.encoders.Bm25Encoder` instance, or ``None`` to add and search with
@@ -212,9 +221,9 @@ class SparseIndex:
     store_texts:
         Keep each added text (returned by :meth:`get`, saved with the index).
     vocab_size:
-        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**24``
-        (default: term ids below 2**24, the largest vocabulary an index holds: the engine's
-        per-term tables are dense, see :mod:`sparsedex.vectors`).
+        Vectors-you-bring only: term ids must be below it, an integer in ``1 .. 2**32 - 1``
+        (default: none, any 32-bit term id; memory follows the number of distinct terms, see
+        :mod:`sparsedex.vectors`).
     path:
         A directory for a durable index (created; it must not hold an index already). Changes
         are then staged until :meth:`commit`. Without a path the index lives in memory.
@@ -640,8 +649,19 @@ class SparseIndex:
             (v,) = self.encoder.encode_queries([query])
             if self._bm25:
                 v = self._bm25_query(v, snap)
+            elif self._idf:
+                v = _qdrant.idf_query(self, v, snap)
             return v
-        return validate_embedding(query, row=None, what=what)
+        v = validate_embedding(query, row=None, what=what)
+        return _qdrant.idf_query(self, v, snap) if self._idf else v
+
+    @property
+    def _idf(self) -> bool:
+        """Qdrant/bm25: IDF applied to every query at search time (Qdrant's Modifier.IDF)."""
+        ident = self._encoder_identity
+        if ident is not None:
+            return ident.get("kind") == "fastembed-bm25"
+        return _qdrant.requires_idf(self._encoder)
 
     # searching --------------------------------------------------------------------------------
     def search(
@@ -650,6 +670,12 @@ class SparseIndex:
         k: int = 10,
         algorithm: str = "auto",
         filter: Any = None,
+        *,
+        limit: int | None = None,
+        query_filter: Any = None,
+        with_payload: Any = True,
+        with_vectors: bool = False,
+        score_threshold: float | None = None,
         target_recall: float | None = None,
     ) -> list[Hit]:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
@@ -664,6 +690,14 @@ class SparseIndex:
         of the documents that match it. Ties go to the earlier segment, then the earlier
         stored document.
 
+        Qdrant's keywords (see :mod:`sparsedex._qdrant`): ``limit`` (another name for ``k``),
+        ``query_filter`` (a ``qdrant_client.models.Filter`` or its dict form, translated into a
+        filter and ANDed with ``filter``; a condition that does not translate is a
+        :class:`~sparsedex.filters.FilterError` naming it), ``with_payload`` (True, False, a list
+        of dotted keys, or an include / exclude selector), ``with_vectors`` (``Hit.vector``
+        holds the document's vector as indexed) and ``score_threshold`` (only hits scoring
+        above it). With ``quantization="float"`` the scores are the ones Qdrant computes.
+
         ``algorithm="approximate"`` trades exactness for speed at a recall target
         ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
         use, on pseudo-queries drawn from its stored vectors, and the cheapest setting whose
@@ -673,8 +707,12 @@ class SparseIndex:
         filters and deletions are honoured. ``target_recall`` with another algorithm is a
         ValueError.
         """
-        k = self._check_k(k)
-        flt = None if filter is None else compile_filter(filter)
+        opts = _qdrant.SearchOptions.resolve(
+            k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
+            with_vectors=with_vectors, score_threshold=score_threshold,
+        )
+        k = self._check_k(opts.k)
+        flt = opts.filter
         _check_algorithm(algorithm, target_recall)
         snap = self._snap()
         q = self._query_vector(query, snap)
@@ -684,7 +722,7 @@ class SparseIndex:
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
             algorithm, flt, self._engines(snap), target_recall=target_recall,
         )
-        return [self._hit(snap, h.segment, h.doc, h.score) for h in hits]
+        return [self._hit(snap, h.segment, h.doc, h.score, opts) for h in hits if opts.keep(h.score)]
 
     def search_batch(
         self,
@@ -693,14 +731,25 @@ class SparseIndex:
         algorithm: str = "auto",
         threads: int | None = None,
         filter: Any = None,
+        *,
+        limit: int | None = None,
+        query_filter: Any = None,
+        with_payload: Any = True,
+        with_vectors: bool = False,
+        score_threshold: float | None = None,
         target_recall: float | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
         a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
-        may use); ``filter`` applies to every query; ``target_recall`` as in :meth:`search`.
+        may use); ``filter``, ``target_recall`` and the Qdrant keywords of :meth:`search` apply
+        to every query.
         Errors name the query (``query 3``)."""
-        k = self._check_k(k)
-        flt = None if filter is None else compile_filter(filter)
+        opts = _qdrant.SearchOptions.resolve(
+            k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
+            with_vectors=with_vectors, score_threshold=score_threshold,
+        )
+        k = self._check_k(opts.k)
+        flt = opts.filter
         _check_algorithm(algorithm, target_recall)
         threads = _validate.check_threads(threads)
         rows = sparse_matrix_rows(queries)
@@ -722,6 +771,8 @@ class SparseIndex:
                 vecs = [self._bm25_query(v, snap) for v in vecs]
         else:
             vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
+        if self._idf:
+            vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         if not snap.states:
             return [[] for _ in qs]
         S, D, V = snap.search_batch(
@@ -729,15 +780,23 @@ class SparseIndex:
         )
         out = []
         for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist()):
-            out.append([self._hit(snap, si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0])
+            out.append([self._hit(snap, si, d, v, opts) for si, d, v in zip(srow, drow, vrow)
+                        if d >= 0 and opts.keep(v)])
         return out
 
     def _check_k(self, k: int) -> int:
         return _validate.check_k(k)
 
-    def _hit(self, snap: Snapshot, si: int, doc: int, score: float) -> Hit:
+    def _hit(self, snap: Snapshot, si: int, doc: int, score: float, opts: Any = None) -> Hit:
         seg = snap.states[si].segment
-        return Hit(seg.ids[doc], float(score), seg.payloads[doc])
+        if opts is None:
+            return Hit(seg.ids[doc], float(score), seg.payloads[doc])
+        vector = None
+        if opts.with_vectors:
+            engines = self._engines(snap)
+            idx, val = (seg.index if engines is None else engines[si]).get(doc)
+            vector = SparseEmbedding(indices=idx, values=val)
+        return Hit(seg.ids[doc], float(score), opts.payload(seg.payloads[doc]), vector)
 
     # documents --------------------------------------------------------------------------------
     def _locate(self, snap: Snapshot, id: Any) -> tuple[int, int]:

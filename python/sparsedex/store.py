@@ -180,7 +180,7 @@ class Segment:
         if self._columns is None:
             with self._lock:
                 if self._columns is None:
-                    self._columns = PayloadColumns(self.payloads)
+                    self._columns = PayloadColumns(self.payloads, ids=self.ids)
         return self._columns
 
     @classmethod

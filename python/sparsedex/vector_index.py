@@ -65,7 +65,7 @@ def to_csr(docs: Any, what: str = "document", vocab_size: int | None = None) -> 
     Accepts a tuple (indptr, indices, values), a scipy.sparse matrix, or a sequence of vectors
     (SparseEmbedding, (indices, values) pairs or {term_id: weight} dicts). A weight above
     1e14 (:data:`sparsedex.vectors.MAX_WEIGHT`), or a document term id at or above
-    ``vocab_size`` (default :data:`sparsedex.vectors.MAX_VOCAB_SIZE`, 2**24) is a ValueError
+    ``vocab_size`` (default: none, any 32-bit id) is a ValueError
     naming its row.
     """
     csr = _to_csr(docs, what)

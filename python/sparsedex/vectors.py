@@ -7,10 +7,9 @@ expected (fastembed objects are accepted by duck typing; nothing here imports fa
 
 The contract every vector handed to an index must meet (see DESIGN.md, "Vectors"):
 
-- term ids are integers, ``0 <= id < vocab_size`` (when the vocabulary size is known) and
-  below ``2**32 - 1`` (the engine keeps the vocabulary size in 32 bits), unique within the
-  vector; a document added to an index must have term ids below :data:`MAX_VOCAB_SIZE`
-  (``2**24``), see below;
+- term ids are integers, ``0 <= id < vocab_size`` when the vocabulary size is known,
+  otherwise any 32-bit unsigned value ``0 .. 2**32 - 1``, unique within the vector (see
+  below: any id costs the same);
 - weights are finite numbers, ``>= 0`` and at most :data:`MAX_WEIGHT` (``1e14``); zero
   weights carry no information and are dropped;
 - ``indices`` and ``values`` are 1-D and have the same length.
@@ -25,15 +24,12 @@ contract, not a repair, and can be switched off). In particular:
   weight at most 1e14 no dot product can overflow (``1e14 * 1e14 * 2**32 < 3.4e38``), where
   finite weights near the float32 limit would give ``inf`` scores that rank wrongly.
 
-Why documents' term ids are bounded by ``MAX_VOCAB_SIZE = 2**24`` (16,777,216): the engine
-keeps a table entry per term id below the largest one in a segment, whether or not the terms
-occur, so one document holding the term id ``t`` costs memory and disk in proportion to
-``t`` (measured: one document with term id ``2**24`` takes 1.9 GB of memory to build and a
-272 MB index; ``2**26``: 7.7 GB and 1.1 GB; ``2**32 - 2`` would need about 500 GB and kills
-the process). Real vocabularies are far below the bound (BERT 30,522, XLM-R 250,002, a BM25
-dictionary grows with the corpus); hashed term ids (``mmh3`` over 2**31 or 2**32 values) must
-be mapped to a dense range first. Query term ids need no table and are only held below
-``2**32 - 1``.
+Any 32-bit term id costs the same: each index segment keeps a term dictionary that maps the
+external term ids it holds to dense internal ones, so memory and disk follow the number of
+*distinct* terms, never the value of the largest id. Hashed vocabularies (fastembed's
+``Qdrant/bm25`` and BM42 use 32-bit ``mmh3`` hashes; feature-hashed vectors) are used as they
+are. A declared ``vocab_size`` is at most :data:`MAX_VOCAB_SIZE` (``2**32 - 1``), since it is
+kept in 32 bits; a query term id that no document holds matches nothing and costs nothing.
 
 What counts as one sparse vector (:func:`as_sparse_embedding`): a :class:`SparseEmbedding`
 (or fastembed's), ``(indices, values)``, ``{term_id: weight}``, ``{"indices": ...,
@@ -60,11 +56,11 @@ __all__ = [
     "to_csr_arrays",
 ]
 
-_MAX_TERM_ID = 2**32 - 2  # the vocabulary size, max id + 1, must fit in 32 bits
+_MAX_TERM_ID = 2**32 - 1  # term ids are 32-bit unsigned
 
-#: Largest vocabulary an index holds (term ids of documents are below it): see the module
-#: docstring for why (the engine's per-term tables are dense).
-MAX_VOCAB_SIZE = 2**24
+#: Largest vocabulary size an index can declare (kept in 32 bits); without a declared size,
+#: term ids are any 32-bit unsigned value (see the module docstring).
+MAX_VOCAB_SIZE = 2**32 - 1
 
 #: Largest weight a vector may hold (see the module docstring): with every weight at most
 #: 1e14, a dot product is at most 1e14 * 1e14 * 2**32 ~ 4.3e37, below float32's 3.4e38.
@@ -337,8 +333,8 @@ def validate_embedding(
         limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
         if hi > limit:
             bad = int(np.argmax(idx > limit))
-            what = limit_name if vocab_size is not None else "2**32 - 1"
-            bound = vocab_size if vocab_size is not None else 2**32 - 1
+            what = limit_name if vocab_size is not None else "2**32 (term ids are 32-bit unsigned)"
+            bound = vocab_size if vocab_size is not None else 2**32
             raise ValueError(
                 f"{where}: indices[{bad}] = {int(idx[bad])} is not below {what} ({bound})"
             )

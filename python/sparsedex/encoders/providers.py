@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._core import SparsedexError
+
 __all__ = ["ProviderNotAvailableError", "resolve_providers", "check_available", "check_session"]
 
 CPU = "CPUExecutionProvider"
@@ -32,7 +34,7 @@ _GPU_HELP = (
 )
 
 
-class ProviderNotAvailableError(RuntimeError):
+class ProviderNotAvailableError(SparsedexError, RuntimeError):
     """An ONNX Runtime execution provider that was asked for (e.g. CUDA) cannot run here."""
 
 

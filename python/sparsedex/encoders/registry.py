@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._core import SparsedexError
+
 
 def snapshot_download(*args: Any, **kwargs: Any) -> str:
     """huggingface_hub's ``snapshot_download``, imported on first use (importing
@@ -51,7 +53,7 @@ HUB_FILES = [
 REQUIRED_FILES = ["model.onnx", "tokenizer.json"]
 
 
-class ModelNotAvailableError(FileNotFoundError):
+class ModelNotAvailableError(SparsedexError, FileNotFoundError):
     """The model's files are not on this machine and could not be downloaded."""
 
 

@@ -500,10 +500,56 @@ class SpladeEncoder:
         return list(self._encode(texts, desc="encoding queries"))
 
     def embed(
-        self, documents: str | Iterable[str], batch_size: int | None = None, **_: Any
+        self,
+        documents: str | Iterable[str],
+        batch_size: int | None = None,
+        parallel: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
-        """fastembed-compatible: a generator of vectors (``parallel`` etc. are ignored)."""
-        return self._encode(documents, desc="encoding", batch_size=batch_size)
+        """fastembed-compatible: a generator of vectors, in order.
+
+        ``batch_size``: texts per model call (default: the encoder's). ``parallel``: ``None``
+        encodes in this process; ``N >= 1`` in N spawned worker processes (``0``: one per
+        core), each loading this model once and taking whole batches of ``batch_size`` texts,
+        with the cores shared among them (see :mod:`sparsedex._workers`; a script calling this
+        at import time needs an ``if __name__ == "__main__":`` guard). Raises
+        :class:`TypeError` for an unknown keyword and :class:`ValueError` for a bad
+        ``parallel`` or ``batch_size``.
+        """
+        if kwargs:
+            raise TypeError(f"embed() got unexpected argument(s) {', '.join(sorted(kwargs))}")
+        from .._workers import check_batch_size, embed_maybe_parallel, resolve_parallel
+
+        bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        if resolve_parallel(parallel) is None:
+            return self._encode(documents, desc="encoding", batch_size=bs)
+        return embed_maybe_parallel(
+            self, self.worker_spec(), documents, bs, parallel,
+            local=lambda batch: list(self._encode(batch, desc="encoding", batch_size=bs)),
+        )
+
+    def worker_spec(self) -> dict[str, Any]:
+        """What a worker process needs to build the same encoder (same model file, checked by
+        sha256; the same providers; ONNX Runtime threads shared among the workers)."""
+        from .._workers import available_cores
+
+        ident = self.identity()
+        r = self._resolved
+        return {
+            "kind": "splade",
+            "model": str(r.root) if r.source == "hf" else ident["model"],  # the downloaded files
+            "model_sha256": ident.get("model_sha256"),
+            "kwargs": {
+                "max_length": self.max_length,
+                "batch_size": self.batch_size,
+                "token_budget": self.token_budget,
+                "progress": False,
+                "local_files_only": True,
+                "providers": list(self._providers),
+                "threads": None,
+            },
+            "cores": self.threads or available_cores(),
+        }
 
     def passage_embed(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseEmbedding]:
         return self.embed(texts, **kwargs)

@@ -188,16 +188,85 @@ fn bad_term_dictionaries_are_corrupt() {
     }
 }
 
-/// Files of format version 1 (per-term arrays sized by the largest term id) are refused with a
-/// clear version error.
+/// Files of an unknown format version are refused with a clear version error.
 #[test]
-fn version_1_files_are_refused() {
+fn unknown_versions_are_refused() {
+    let mut bytes = index_bytes(Quantization::F32);
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let c = crc32fast::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&c.to_le_bytes());
+    match open(&bytes) {
+        Err(Error::UnsupportedVersion { found: 3, supported: 2 }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A format-version-1 file without stored vectors cannot be upgraded: a corruption error that
+/// says so, not a crash.
+#[test]
+fn version_1_files_without_vectors_are_refused() {
     let mut bytes = index_bytes(Quantization::F32);
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     let c = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&c.to_le_bytes());
-    match open(&bytes) {
-        Err(Error::UnsupportedVersion { found: 1, supported: 2 }) => {}
-        other => panic!("{other:?}"),
+    assert_corrupt(open(&bytes), "no stored vectors");
+}
+
+/// The sections of a format-version-1 image (sparsedex 0.1) holding `corpus()`: only those
+/// the upgrade reads, plus a posting section it ignores.
+fn v1_image(u8_scale: Option<f32>, ids: Option<&[String]>) -> Vec<u8> {
+    use sparsedex_core::container::ContainerWriter;
+    let (indptr, indices, values) = corpus();
+    let mut w = ContainerWriter::new(MAGIC, 1);
+    let (kind, scale) = match u8_scale {
+        Some(s) => (0u64, s),
+        None => (1u64, 1.0f32),
+    };
+    w.add_u64s("meta", &[300, 8, kind, scale.to_bits() as u64, 1]).unwrap();
+    w.add_u64s("term_post_start", &[0; 9]).unwrap();
+    w.add_u64s("fwd_indptr", &indptr).unwrap();
+    w.add_u32s("fwd_terms", &indices).unwrap();
+    w.add_f32s("fwd_values", &values).unwrap();
+    if let Some(ids) = ids {
+        let mut off = vec![0u64];
+        let mut b = Vec::new();
+        for s in ids {
+            b.extend_from_slice(s.as_bytes());
+            off.push(b.len() as u64);
+        }
+        w.add_u64s("ids_str_off", &off).unwrap();
+        w.add_bytes("ids_str", &b).unwrap();
     }
+    w.into_image().as_bytes().to_vec()
+}
+
+/// A format-version-1 file opens as the version-2 index of the same documents: same order,
+/// ids, vectors, impacts and search results.
+#[test]
+fn version_1_files_are_upgraded_in_memory() {
+    let (indptr, indices, values) = corpus();
+    let ids: Vec<String> = (0..300).map(|d| format!("doc-{d}")).collect();
+    for (u8_scale, quantization) in [(Some(255.0 / 8.0), Quantization::U8 { scale: Some(255.0 / 8.0) }), (None, Quantization::F32)] {
+        let old = open(&v1_image(u8_scale, Some(&ids))).unwrap();
+        let opts = BuildOptions { quantization, store_vectors: true, reorder: Reorder::None, n_terms: Some(8) };
+        let new = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::Str(&ids), &opts)
+            .unwrap()
+            .index;
+        assert_eq!(old.n_docs(), 300);
+        assert_eq!(old.vectors().unwrap(), new.vectors().unwrap());
+        for d in 0..300 {
+            assert_eq!(old.id(d), new.id(d));
+        }
+        for t in 0..8u32 {
+            let q = QueryRef { terms: &[t], weights: &[1.0] };
+            let a = search(&old, q, 10, Algorithm::Exhaustive).unwrap();
+            let b = search(&new, q, 10, Algorithm::Exhaustive).unwrap();
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        }
+    }
+    // Damage inside a version-1 file is still found.
+    let mut bytes = v1_image(None, None);
+    let n = bytes.len();
+    bytes[n - 70] ^= 0x40;
+    assert!(matches!(open(&bytes), Err(Error::Corrupt(_))));
 }

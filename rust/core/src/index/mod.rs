@@ -20,6 +20,7 @@ pub mod impact;
 pub mod merge;
 pub mod order;
 pub mod terms;
+pub mod v1;
 mod write;
 
 use crate::container::{Container, Image};
@@ -271,7 +272,13 @@ pub struct Stats {
 impl Index {
     /// Parse an image (built in memory or mapped from a file) and validate every invariant the
     /// search code relies on, so that a corrupt file is an error here and never a panic later.
+    ///
+    /// A file of format version 1 (sparsedex 0.1) is rebuilt in memory as a version-2 index
+    /// with the same documents, order, ids and impacts ([`v1::upgrade`]).
     pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
+        if image.as_bytes().len() >= 12 && image.as_bytes()[..8] == format::MAGIC && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes() {
+            return v1::upgrade(image, verify_checksums);
+        }
         let container = Arc::new(Container::parse(image, format::MAGIC, format::VERSION, verify_checksums)?);
         let view = format::read_view(&container)?;
         // SAFETY: every slice in `view` points into the image owned by `container`: a heap

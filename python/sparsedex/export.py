@@ -1,0 +1,192 @@
+"""Export an index to the engines people already run.
+
+:func:`to_qdrant` writes every live document of a :class:`~sparsedex.SparseIndex` (its
+vector, as :meth:`~sparsedex.SparseIndex.get` returns it, and its payload) into a Qdrant
+collection with qdrant-client (``pip install qdrant-client``; sparsedex does not depend on it).
+
+>>> from qdrant_client import QdrantClient                  # doctest: +SKIP
+>>> from sparsedex.export import to_qdrant
+>>> to_qdrant(index, QdrantClient(":memory:"), "movies", vector_name="splade")  # doctest: +SKIP
+20
+
+Searching the collection then gives sparsedex's hits: with ``quantization="float"`` the same
+ids and scores (f32 rounding aside). For BM25 indexes the collection gets Qdrant's IDF
+modifier, so Qdrant applies IDF at query time as sparsedex does:
+
+- ``SparseIndex("bm25")``: the exported vectors are the BM25 document weights under the
+  collection's current statistics (N, average length); query Qdrant with the query's term
+  counts, ``index.encoder.encode_queries([text])[0]`` (Qdrant multiplies by IDF).
+- ``SparseIndex("Qdrant/bm25")``: fastembed's vectors as they were added; query with
+  ``SparseTextEmbedding("Qdrant/bm25").query_embed(text)``, as with fastembed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ._progress import progress_bar
+
+__all__ = ["to_qdrant"]
+
+
+def _qdrant_id(x: Any, uuid_ids: bool) -> int | str:
+    if uuid_ids:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sparsedex:{type(x).__name__}:{x}"))
+    if isinstance(x, int) and 0 <= x < 2**64:
+        return x
+    if isinstance(x, str):
+        try:
+            return str(uuid.UUID(x))
+        except ValueError:
+            pass
+    raise ValueError(
+        f"document id {x!r} is not a Qdrant point id (an unsigned integer or a UUID): pass "
+        "ids='uuid' to write UUIDs derived from the ids, with the id itself in the payload"
+    )
+
+
+def _documents(index: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray, dict[str, Any] | None, str | None]]:
+    """Live documents of the index's last commit: (id, indices, values, payload, text)."""
+    snap = index._snap()
+    engines = index._engines(snap)
+    for si, st in enumerate(snap.states):
+        seg = st.segment
+        eng = seg.index if engines is None else engines[si]
+        indptr, indices, values = eng.vectors()
+        live = st.live_mask()
+        for d in np.flatnonzero(live).tolist():
+            a, b = int(indptr[d]), int(indptr[d + 1])
+            text = None if seg.texts is None else seg.texts[d]
+            yield seg.ids[d], indices[a:b], values[a:b], seg.payloads[d], text
+
+
+def to_qdrant(
+    index: Any,
+    client: Any,
+    collection_name: str,
+    vector_name: str = "sparse",
+    *,
+    batch_size: int = 256,
+    ids: str = "same",
+    id_key: str = "sparsedex_id",
+    text_key: str | None = None,
+    progress: bool | None = None,
+) -> int:
+    """Write the live documents of ``index`` into Qdrant collection ``collection_name``.
+
+    Parameters
+    ----------
+    index:
+        A :class:`~sparsedex.SparseIndex` (its last commit; an in-memory index commits what is
+        staged first).
+    client:
+        A ``qdrant_client.QdrantClient`` (a server, or ``QdrantClient(":memory:")``).
+    collection_name, vector_name:
+        The collection and the name of its sparse vector. A missing collection is created with
+        ``sparse_vectors_config={vector_name: SparseVectorParams(modifier=...)}`` (IDF for BM25
+        indexes, none otherwise) and no dense vectors. An existing one must already have that
+        sparse vector with the same modifier; points with the same ids are overwritten.
+    batch_size:
+        Points per ``upsert`` call (1 .. 65536).
+    ids:
+        ``"same"``: the documents' ids are the point ids (they must be unsigned integers or UUID
+        strings); ``"uuid"``: point ids are UUIDs derived from the ids (uuid5, stable), and the
+        id itself goes into the payload under ``id_key``.
+    text_key:
+        Also write each stored text into the payload under this key (None: no texts).
+    progress:
+        Show a progress bar (None: when stderr is a terminal and there are many documents).
+
+    Returns
+    -------
+    int
+        The number of points written.
+
+    Raises
+    ------
+    ValueError
+        An id that is not a Qdrant point id (with ``ids="same"``), an existing collection
+        without the sparse vector or with another modifier, a payload that already holds
+        ``id_key`` or ``text_key``, bad arguments.
+    ImportError
+        qdrant-client is not installed.
+    """
+    try:
+        from qdrant_client import models
+    except ImportError:
+        raise ImportError("to_qdrant needs qdrant-client: pip install qdrant-client") from None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= 65536:
+        raise ValueError(f"batch_size must be an integer in 1 .. 65536, got {batch_size!r}")
+    if ids not in ("same", "uuid"):
+        raise ValueError(f"ids must be 'same' or 'uuid', got {ids!r}")
+    if not isinstance(collection_name, str) or not collection_name:
+        raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
+    if not isinstance(vector_name, str) or not vector_name:
+        raise ValueError(f"vector_name must be a non-empty string, got {vector_name!r}")
+    if text_key is not None and not index.store_texts:
+        raise ValueError(f"text_key={text_key!r}: this index does not store texts")
+    bm25 = bool(index._bm25 or index._idf)
+    modifier = models.Modifier.IDF if bm25 else None
+    _ensure_collection(client, models, collection_name, vector_name, modifier)
+
+    total = len(index)
+    bar = progress_bar(total, f"to Qdrant {collection_name}", progress, unit="doc", min_total=10_000)
+    written = 0
+    batch: list[Any] = []
+    uuid_ids = ids == "uuid"
+    try:
+        for doc_id, idx, val, payload, text in _documents(index):
+            out = dict(payload) if payload else {}
+            for key, value in ((id_key if uuid_ids else None, doc_id), (text_key, text)):
+                if key is None:
+                    continue
+                if key in out:
+                    raise ValueError(f"payload of document {doc_id!r} already holds {key!r}: choose another key")
+                out[key] = value
+            batch.append(
+                models.PointStruct(
+                    id=_qdrant_id(doc_id, uuid_ids),
+                    vector={vector_name: models.SparseVector(indices=idx.tolist(), values=val.tolist())},
+                    payload=out,
+                )
+            )
+            if len(batch) == batch_size:
+                client.upsert(collection_name=collection_name, points=batch, wait=True)
+                written += len(batch)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            client.upsert(collection_name=collection_name, points=batch, wait=True)
+            written += len(batch)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+    return written
+
+
+def _ensure_collection(client: Any, models: Any, name: str, vector_name: str, modifier: Any) -> None:
+    if not client.collection_exists(name):
+        client.create_collection(
+            collection_name=name,
+            vectors_config={},
+            sparse_vectors_config={vector_name: models.SparseVectorParams(modifier=modifier)},
+        )
+        return
+    params = client.get_collection(name).config.params
+    sparse = params.sparse_vectors or {}
+    if vector_name not in sparse:
+        raise ValueError(
+            f"Qdrant collection {name!r} has no sparse vector {vector_name!r} (it has: "
+            f"{', '.join(sparse) or 'none'}): pass vector_name=, or a new collection name"
+        )
+    have = sparse[vector_name].modifier
+    have = None if have in (None, models.Modifier.NONE) else have
+    if have != modifier:
+        raise ValueError(
+            f"sparse vector {vector_name!r} of Qdrant collection {name!r} has modifier {have}, this "
+            f"index needs {modifier} (IDF for BM25 indexes, none otherwise)"
+        )

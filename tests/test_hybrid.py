@@ -1,0 +1,63 @@
+"""fusion.hybrid_search: a BM25 and a SPLADE index fused in one call equals searching each and
+fusing the runs with fusion.fuse."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from sparsedex import SparseIndex, fusion
+
+
+@pytest.fixture(scope="module")
+def pair():
+    lines = (resources.files("sparsedex") / "data" / "movies.jsonl").read_text().splitlines()
+    movies = [json.loads(x) for x in lines]
+    texts = [m["movie_description"] for m in movies]
+    ids = [m["movie_name"] for m in movies]
+    payloads = [{"minutes": m["movie_watch_time_min"]} for m in movies]
+    bm25, splade = SparseIndex("bm25"), SparseIndex("splade-tiny")
+    bm25.add(texts, ids=ids, payloads=payloads)
+    splade.add(texts, ids=ids, payloads=payloads)
+    return bm25, splade
+
+
+@pytest.mark.parametrize("method", ["rrf", "dbsf"])
+def test_one_call_equals_fuse(pair, method):
+    bm25, splade = pair
+    for q in ["a band on tour", "A movie about music", "detective"]:
+        want = fusion.fuse([bm25.search(q, k=100), splade.search(q, k=100)], method, limit=5)
+        got = fusion.hybrid_search([bm25, splade], q, method=method, limit=5)
+        assert got == want
+        (batch,) = fusion.hybrid_search_batch([bm25, splade], [q], method=method, limit=5)
+        assert batch == want
+
+
+def test_weights_filters_and_depth(pair):
+    bm25, splade = pair
+    q = "a band on tour"
+    flt = {"minutes": {"$lt": 100}}
+    want = fusion.fuse([bm25.search(q, k=7, filter=flt), splade.search(q, k=7, filter=flt)], "rrf",
+                       weights=[2.0, 1.0], k=10, limit=3)
+    got = fusion.hybrid_search([bm25, splade], q, limit=3, depth=7, weights=[2.0, 1.0], k=10, filter=flt)
+    assert got == want and all(h.payload["minutes"] < 100 for h in got)
+    hits = fusion.hybrid_search([bm25, splade], q, limit=2, with_vectors=True, with_payload=False)
+    assert all(h.vector is not None and h.payload is None for h in hits)
+
+
+def test_bad_arguments(pair):
+    bm25, splade = pair
+    with pytest.raises(TypeError, match="list of SparseIndex"):
+        fusion.hybrid_search(bm25, "q")
+    with pytest.raises(TypeError, match=r"indexes\[1\]"):
+        fusion.hybrid_search([bm25, "x"], "q")
+    with pytest.raises(ValueError, match="weights"):
+        fusion.hybrid_search([bm25, splade], "q", weights=[1.0])
+    with pytest.raises(ValueError, match="depth"):
+        fusion.hybrid_search([bm25, splade], "q", limit=10, depth=5)
+    with pytest.raises(TypeError):
+        fusion.hybrid_search([bm25, splade], "q", limit=3, nope=1)  # passed on to search()
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        fusion.hybrid_search([bm25, splade], "q", method="max")

@@ -188,7 +188,14 @@ def load_corpus(args) -> Corpus:
     """--data file.npz, else sparsedex._core.synthetic_corpus, else the numpy fallback.
     Generated corpora are cached under benches/data/ (git-ignored)."""
     names = ("doc_indptr", "doc_indices", "doc_values", "q_indptr", "q_indices", "q_values")
-    if args.data:
+    if args.data and Path(args.data).is_dir():
+        # A directory with scipy.sparse docs.npz and queries.npz (e.g. ../shared/data/debian).
+        import scipy.sparse as sps
+        dm, qm = sps.load_npz(Path(args.data) / "docs.npz"), sps.load_npz(Path(args.data) / "queries.npz")
+        qm = qm[: args.queries]
+        arrays = [dm.indptr, dm.indices, dm.data, qm.indptr, qm.indices, qm.data]
+        source = f"directory {args.data} (docs.npz, queries.npz; first {qm.shape[0]} queries)"
+    elif args.data:
         z = np.load(args.data)
         arrays = [z[n] for n in names]
         source = f"file {args.data}"
@@ -506,8 +513,13 @@ def run(args):
                         entries.append(Entry(f"{label}-{alg}", "exact", a, b, nb, ref=ref,
                                              setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
                                              extra={"algorithm": alg}))
+                    if quant == "u8":
+                        for t in [x for x in args.approx_targets.split(",") if x]:
+                            entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
+                                                 setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
+                                                 extra={"algorithm": "approximate", "target_recall": float(t)}))
                     batch.append((label, a, b, nb))
-                    notes.append(f"{label}: quantization={quant}, store_vectors=False (posting lists only); one row per algorithm in "
+                    notes.append(f"{label}: quantization={quant}, store_vectors=True; one row per algorithm in "
                                  "VectorIndex.algorithms; batch row = search_batch over all queries, "
                                  f"threads=None ({os.cpu_count()} cores)")
                 except Exception as exc:
@@ -704,7 +716,8 @@ def main(argv=None):
     p.add_argument("--systems", default="all",
                    help="'all' or a comma list of scipy,bmp,pisa,seismic,sparsedex ('peers' = bmp,pisa,seismic); scipy always runs")
     p.add_argument("--out", default=str(BENCH_DIR / "results"))
-    p.add_argument("--data", help=".npz with doc_indptr, doc_indices, doc_values, q_indptr, q_indices, q_values")
+    p.add_argument("--data", help=".npz with doc_indptr, doc_indices, doc_values, q_indptr, q_indices, q_values, "
+                   "or a directory with scipy.sparse docs.npz and queries.npz")
     p.add_argument("--generator", choices=["auto", "core", "fallback"], default="auto",
                    help="auto = sparsedex._core.synthetic_corpus when importable, else the numpy fallback")
     p.add_argument("--regen", action="store_true", help="ignore the cached corpus")
@@ -731,6 +744,8 @@ def main(argv=None):
     p.add_argument("--sparsedex-quantizations", default="u8,float")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
+    p.add_argument("--approx-targets", default="0.95,0.97,0.99",
+                   help="recall targets of sparsedex's approximate rows (u8 only; empty: none)")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
     cmd = "python benches/harness.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -384,20 +384,24 @@ class Sparsedex(Adapter):
         return list(self.VectorIndex.algorithms)
 
     def build(self, c):
-        # store_vectors=False: search needs only the posting lists (the stored vectors serve
-        # get/explain), and no peer here keeps the original float vectors either.
+        # store_vectors=True: superblock pruning (sp), block-max TAAT (bmt) and the approximate
+        # mode score surviving blocks from the stored vectors (their bytes count in the size).
         self.ix = self.VectorIndex.build(
-            (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=False)
+            (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=True)
 
     def set_algorithm(self, algorithm):
-        self.algorithm = algorithm
+        """An algorithm name, or "approximate@0.97" (approximate at that recall target)."""
+        name, _, target = algorithm.partition("@")
+        self.algorithm = name
+        self.target_recall = float(target) if target else None
 
     def prepare(self, q_indices, q_values):
         return (np.ascontiguousarray(q_indices, dtype=np.uint32),
                 np.ascontiguousarray(q_values, dtype=np.float32))
 
     def search(self, q):
-        return self.ix.search(q[0], q[1], k=self.k, algorithm=self.algorithm)
+        return self.ix.search(q[0], q[1], k=self.k, algorithm=self.algorithm,
+                              target_recall=getattr(self, "target_recall", None))
 
     def search_batch(self, c, algorithm="auto", threads=None):
         return self.ix.search_batch((c.q_indptr, c.q_indices, c.q_values), k=self.k,

@@ -113,6 +113,7 @@ class Index:
         algorithm: str = "auto",
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_U32, _F32]: ...
     def search_batch(
         self,
@@ -124,6 +125,7 @@ class Index:
         threads: int | None = None,
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_I64, _F32]: ...
     def explain(
         self, indices: _U32, values: _F32, doc: int, stats: Bm25Stats | None = None
@@ -192,6 +194,7 @@ class Snapshot:
         algorithm: str = "auto",
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_U32, _U32, _F32]: ...
     def search_batch(
         self,
@@ -203,6 +206,7 @@ class Snapshot:
         threads: int | None = None,
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[_I64, _I64, _F32]: ...
     def explain(
         self, indices: _U32, values: _F32, segment: int, doc: int, stats: Bm25Stats | None = None
@@ -310,6 +314,7 @@ def search_segments(
     k: int = 10,
     algorithm: str = "auto",
     stats: Bm25Stats | None = None,
+    target_recall: float | None = None,
 ) -> tuple[_U32, _U32, _F32]: ...
 def search_segments_batch(
     indexes: list[Index],
@@ -321,6 +326,7 @@ def search_segments_batch(
     algorithm: str = "auto",
     threads: int | None = None,
     stats: Bm25Stats | None = None,
+    target_recall: float | None = None,
 ) -> tuple[_I64, _I64, _F32]: ...
 def clean_csr(
     indptr: _U64,

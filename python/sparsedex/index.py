@@ -703,6 +703,7 @@ class SparseIndex:
         with_payload: Any = True,
         with_vectors: bool = False,
         score_threshold: float | None = None,
+        target_recall: float | None = None,
     ) -> list[Hit]:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
@@ -727,6 +728,15 @@ class SparseIndex:
         scores use its 8-bit rounding, see :class:`Hit`) and
         ``score_threshold`` (only hits scoring above it). With ``quantization="float"`` the
         scores are the ones Qdrant computes.
+
+        ``algorithm="approximate"`` trades exactness for speed at a recall target
+        ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
+        use, on pseudo-queries drawn from its stored vectors, and the cheapest setting whose
+        calibration recall@10 reaches the target is used (query cut by weight share, then an
+        exact rerank of the cut query's best candidates; after Seismic, Bruch et al. SIGIR
+        2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned hits are exact;
+        filters and deletions are honoured. ``target_recall`` with another algorithm is a
+        ValueError.
         """
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
@@ -734,7 +744,7 @@ class SparseIndex:
         )
         k = self._check_k(opts.k)
         flt = opts.filter
-        _check_algorithm(algorithm)
+        _check_algorithm(algorithm, target_recall)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
         q = self._query_vector(query, snap=snap)
@@ -742,7 +752,7 @@ class SparseIndex:
             return []
         hits = snap.search(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
-            algorithm, flt, stats,
+            algorithm, flt, stats, target_recall=target_recall,
         )
         return self._hits(snap, [(h.segment, h.doc, h.score) for h in hits if opts.keep(h.score)], opts)
 
@@ -760,19 +770,20 @@ class SparseIndex:
         with_payload: Any = True,
         with_vectors: bool = False,
         score_threshold: float | None = None,
+        target_recall: float | None = None,
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
         a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
         may use); ``filter``, ``collection_stats`` (BM25 statistics must then cover every
-        query's terms) and the Qdrant keywords of :meth:`search` apply to every query. Errors
-        name the query (``query 3``)."""
+        query's terms), ``target_recall`` and the Qdrant keywords of :meth:`search` apply to
+        every query. Errors name the query (``query 3``)."""
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
             with_vectors=with_vectors, score_threshold=score_threshold,
         )
         k = self._check_k(opts.k)
         flt = opts.filter
-        _check_algorithm(algorithm)
+        _check_algorithm(algorithm, target_recall)
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
         rows = sparse_matrix_rows(queries)
@@ -796,7 +807,7 @@ class SparseIndex:
             vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         if not snap.states:
             return [[] for _ in qs]
-        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, stats)
+        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, stats, target_recall=target_recall)
         triples = [
             [(si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0 and opts.keep(v)]
             for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist())
@@ -1042,7 +1053,17 @@ _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxsc
             "taat_maxscore", "tms", "block_max_pruning"}
 
 
-def _check_algorithm(name: str) -> None:
+_APPROXIMATE = {"approximate", "approx"}
+
+
+def _check_algorithm(name: str, target_recall: float | None = None) -> None:
     algos = SparseIndex.algorithms
-    if not isinstance(name, str) or (name.lower() not in algos and name.lower() not in _ALIASES):
-        raise ValueError(f"unknown algorithm {name!r} (choose one of: {', '.join(algos)})")
+    if not isinstance(name, str) or (name.lower() not in algos and name.lower() not in _ALIASES | _APPROXIMATE):
+        choices = ", ".join((*algos, "approximate"))
+        raise ValueError(f"unknown algorithm {name!r} (choose one of: {choices})")
+    if target_recall is None:
+        return
+    if name.lower() not in _APPROXIMATE:
+        raise ValueError(f"target_recall applies to algorithm='approximate' only, got algorithm={name!r}")
+    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) or not 0 < target_recall <= 1:
+        raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")

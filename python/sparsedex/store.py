@@ -266,13 +266,15 @@ class Snapshot:
         algorithm: str = "auto",
         flt: Filter | None = None,
         stats: _core.Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> list[StoreHit]:
-        """Exact global top-k over every segment's live documents passing ``flt``."""
+        """Global top-k over every segment's live documents passing ``flt`` (exact, or with
+        ``algorithm="approximate"`` at ``target_recall``)."""
         if not self.states:
             return []
         segs, docs, scores = self.core.search(
             np.ascontiguousarray(indices, dtype=np.uint32), np.ascontiguousarray(values, dtype=np.float32),
-            k, algorithm, self._filters(flt), stats,
+            k, algorithm, self._filters(flt), stats, target_recall,
         )
         return [StoreHit(a, d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
 
@@ -284,6 +286,7 @@ class Snapshot:
         threads: int | None = None,
         flt: Filter | None = None,
         stats: _core.Bm25Stats | None = None,
+        target_recall: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global top-k of every query: (segment positions, internal docs, scores), each
         ``[nq, k']`` with -1 / NaN padding."""
@@ -294,6 +297,7 @@ class Snapshot:
         return self.core.search_batch(
             np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
             np.ascontiguousarray(values, dtype=np.float32), k, algorithm, threads, self._filters(flt), stats,
+            target_recall,
         )
 
     def __repr__(self) -> str:

@@ -229,18 +229,30 @@ class VectorIndex:
             return rows.astype(np.int64, copy=False)
         return self._ids[rows]
 
-    def search(self, query: Any, values: Any = None, k: int = 10, algorithm: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: Any, values: Any = None, k: int = 10, algorithm: str = "auto", target_recall: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of one query: (ids, scores), best first (ties: lower row first).
 
         The query is `(indices, values)` as two arguments or one pair, a SparseEmbedding or a
-        dict {term_id: weight}.
+        dict {term_id: weight}. ``algorithm="approximate"`` with ``target_recall`` in (0, 1]
+        (default 0.97) searches approximately at that calibrated recall@10 (see
+        :meth:`sparsedex.SparseIndex.search`); it needs ``store_vectors=True`` (searches exactly
+        otherwise).
         """
         k = _validate.check_k(k)
         idx, val = to_query(query, values)
-        rows, scores = self._core.search(idx, val, k, algorithm)
+        rows, scores = self._core.search(idx, val, k, algorithm, target_recall=target_recall)
         return self._external(rows), scores
 
-    def search_batch(self, queries: Any, k: int = 10, algorithm: str = "auto", threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_batch(
+        self,
+        queries: Any,
+        k: int = 10,
+        algorithm: str = "auto",
+        threads: int | None = None,
+        target_recall: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of many queries on all cores: (ids [nq, c], scores [nq, c]), where
         c = min(k, number of documents).
 
@@ -249,7 +261,7 @@ class VectorIndex:
         k = _validate.check_k(k)
         threads = _validate.check_threads(threads)
         indptr, indices, values = to_csr(queries, what="query")
-        rows, scores = self._core.search_batch(indptr, indices, values, k, algorithm, threads)
+        rows, scores = self._core.search_batch(indptr, indices, values, k, algorithm, threads, target_recall=target_recall)
         if self._ids is None:
             return rows, scores
         out = np.empty(rows.shape, dtype=self._ids.dtype)

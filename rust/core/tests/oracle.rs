@@ -81,10 +81,16 @@ fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
 }
 
 fn build_kind(c: &Corpus, quant: Quantization) -> Index {
+    build_kind_with(c, quant, false)
+}
+
+/// With `store_vectors`, the algorithms that rescore from stored rows (sp, bmt, approximate
+/// search) run their own code instead of their fallbacks.
+fn build_kind_with(c: &Corpus, quant: Quantization, store_vectors: bool) -> Index {
     build(
         CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values },
         IdsInput::None,
-        &BuildOptions { n_terms: None, quantization: quant, store_vectors: false, reorder: Reorder::None },
+        &BuildOptions { n_terms: None, quantization: quant, store_vectors, reorder: Reorder::None },
     )
     .unwrap()
     .index
@@ -213,8 +219,8 @@ proptest! {
     }
 
     #[test]
-    fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
-        let index = build_kind(&c, Quantization::U8 { scale: None });
+    fn all_algorithms_equal_oracle_u8(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0, store in any::<bool>()) {
+        let index = build_kind_with(&c, Quantization::U8 { scale: None }, store);
         let n = c.indptr.len() - 1;
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for q in &qs {
@@ -224,8 +230,8 @@ proptest! {
     }
 
     #[test]
-    fn all_algorithms_equal_oracle_f32(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0) {
-        let index = build_kind(&c, Quantization::F32);
+    fn all_algorithms_equal_oracle_f32(c in corpus_strategy(1500, 12), qs in proptest::collection::vec(query_strategy(12), 1..6), kf in 0.0f64..1.0, store in any::<bool>()) {
+        let index = build_kind_with(&c, Quantization::F32, store);
         let n = c.indptr.len() - 1;
         let k = 1 + (kf * (n + 1) as f64) as usize;
         for q in &qs {
@@ -325,12 +331,16 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
     use sparsedex_core::synth::{generate, SynthParams};
     let p = SynthParams { n_docs: 20_000, n_queries: 40, seed: 7, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
-    for (quant, reorder) in [(Quantization::U8 { scale: None }, Reorder::bp()), (Quantization::F32, Reorder::Signature)]
+    for (quant, store_vectors, reorder) in [
+        (Quantization::U8 { scale: None }, true, Reorder::bp()),
+        (Quantization::U8 { scale: None }, false, Reorder::Signature),
+        (Quantization::F32, true, Reorder::Signature),
+    ]
     {
         let index = build(
             CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
             IdsInput::None,
-            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors: false, reorder },
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors, reorder },
         )
         .unwrap()
         .index;

@@ -68,9 +68,19 @@ pub fn doc_set(a: &Option<PyReadonlyArray1<'_, u64>>, n_docs: u32) -> PyResult<O
     }
 }
 
-/// An algorithm name (or alias).
-pub fn algorithm(s: &str) -> PyResult<Algorithm> {
-    s.parse().map_err(to_py)
+/// An algorithm name (or alias), with the recall target of `"approximate"` (default 0.97;
+/// a target with any other algorithm is a ValueError).
+pub fn algorithm(s: &str, target_recall: Option<f64>) -> PyResult<Algorithm> {
+    let a: Algorithm = s.parse().map_err(to_py)?;
+    match (a, target_recall) {
+        (Algorithm::Approximate(_), Some(r)) => {
+            Ok(Algorithm::Approximate(sparsedex_core::search::approx::RecallTarget::new(r).map_err(to_py)?))
+        }
+        (_, Some(_)) => Err(PyValueError::new_err(format!(
+            "target_recall applies to algorithm='approximate' only, got algorithm='{s}'"
+        ))),
+        (a, None) => Ok(a),
+    }
 }
 
 /// `quantization` ("u8" or "float"), with a u8 `scale` and BM25 parameters.

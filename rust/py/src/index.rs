@@ -175,7 +175,7 @@ impl PyIndex {
     /// Exact top-k of one query: (doc ids uint32, scores float32), best first. `allowed`: a
     /// uint64 bitset over internal doc ids (bit d%64 of word d//64); only those documents can
     /// be returned. BM25 indexes: scored under `stats` (the index's own when None).
-    #[pyo3(signature = (indices, values, k=10, algorithm="auto", allowed=None, stats=None))]
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", allowed=None, stats=None, target_recall=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -186,8 +186,9 @@ impl PyIndex {
         algorithm: &str,
         allowed: Option<PyReadonlyArray1<'py, u64>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
+        target_recall: Option<f64>,
     ) -> PyResult<Vec1<'py>> {
-        let algo = crate::convert::algorithm(algorithm)?;
+        let algo = crate::convert::algorithm(algorithm, target_recall)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let inner = &self.inner;
         let allowed = doc_set(&allowed, inner.n_docs())?;
@@ -201,7 +202,7 @@ impl PyIndex {
     /// Exact top-k of a CSR batch of queries, on all cores (or `threads`). Returns
     /// (doc ids int64 [nq, c], scores float32 [nq, c]) with c = min(k, number of documents);
     /// missing hits are -1 / NaN. BM25: `stats` must cover every term of the batch.
-    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, allowed=None, stats=None))]
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, allowed=None, stats=None, target_recall=None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
         &self,
@@ -214,8 +215,9 @@ impl PyIndex {
         threads: Option<usize>,
         allowed: Option<PyReadonlyArray1<'py, u64>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
+        target_recall: Option<f64>,
     ) -> PyResult<Hits2<'py>> {
-        let algo = crate::convert::algorithm(algorithm)?;
+        let algo = crate::convert::algorithm(algorithm, target_recall)?;
         let queries = csr(&indptr, &indices, &values)?;
         let inner = &self.inner;
         let k = search::effective_k(inner, k).map_err(to_py)?;

@@ -67,7 +67,7 @@ fn segments_of<'a>(indexes: &'a [Arc<Index>], allowed: &'a [Option<DocSet>]) -> 
 /// scores float32), best first; ties go to the earlier segment, then the earlier document.
 /// BM25 segments are scored under `stats` (every document of the segments when None).
 #[pyfunction]
-#[pyo3(signature = (indexes, allowed, indices, values, k=10, algorithm="auto", stats=None))]
+#[pyo3(signature = (indexes, allowed, indices, values, k=10, algorithm="auto", stats=None, target_recall=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn search_segments<'py>(
     py: Python<'py>,
@@ -78,8 +78,9 @@ pub fn search_segments<'py>(
     k: usize,
     algorithm: &str,
     stats: Option<Bound<'py, PyBm25Stats>>,
+    target_recall: Option<f64>,
 ) -> PyResult<SegHits1<'py>> {
-    let algo = crate::convert::algorithm(algorithm)?;
+    let algo = crate::convert::algorithm(algorithm, target_recall)?;
     let (ixs, sets) = shared(&indexes, &allowed)?;
     let segs = segments_of(&ixs, &sets);
     let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
@@ -95,7 +96,7 @@ pub fn search_segments<'py>(
 /// positions int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN
 /// where a query has fewer hits; k is capped at the number of documents.
 #[pyfunction]
-#[pyo3(signature = (indexes, allowed, indptr, indices, values, k=10, algorithm="auto", threads=None, stats=None))]
+#[pyo3(signature = (indexes, allowed, indptr, indices, values, k=10, algorithm="auto", threads=None, stats=None, target_recall=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn search_segments_batch<'py>(
     py: Python<'py>,
@@ -108,8 +109,9 @@ pub fn search_segments_batch<'py>(
     algorithm: &str,
     threads: Option<usize>,
     stats: Option<Bound<'py, PyBm25Stats>>,
+    target_recall: Option<f64>,
 ) -> PyResult<SegHits2<'py>> {
-    let algo = crate::convert::algorithm(algorithm)?;
+    let algo = crate::convert::algorithm(algorithm, target_recall)?;
     let (ixs, sets) = shared(&indexes, &allowed)?;
     let segs = segments_of(&ixs, &sets);
     let k = search::effective_k_segments(&segs, k).map_err(to_py)?;
@@ -152,7 +154,7 @@ pub fn algorithms() -> Vec<&'static str> {
 /// The canonical name of an algorithm name or alias (ValueError if unknown).
 #[pyfunction]
 pub fn algorithm_name(name: &str) -> PyResult<&'static str> {
-    Ok(algorithm(name)?.name())
+    Ok(algorithm(name, None)?.name())
 }
 
 /// Which SIMD kernel the codec uses on this machine.

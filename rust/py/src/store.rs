@@ -460,7 +460,7 @@ impl PySnapshot {
     /// Exact global top-k of one query over the live documents (each segment restricted to its
     /// `filters` set too, one per segment or None): (segment positions uint32, internal docs
     /// uint32, scores float32). BM25 stores: under `stats` (the live statistics when None).
-    #[pyo3(signature = (indices, values, k=10, algorithm="auto", filters=None, stats=None))]
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", filters=None, stats=None, target_recall=None))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -471,8 +471,9 @@ impl PySnapshot {
         algorithm: &str,
         filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
+        target_recall: Option<f64>,
     ) -> PyResult<SegHits1<'py>> {
-        let algo = crate::convert::algorithm(algorithm)?;
+        let algo = crate::convert::algorithm(algorithm, target_recall)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());
@@ -486,7 +487,7 @@ impl PySnapshot {
 
     /// `search` for a CSR batch of queries on all cores (or `threads`): (segment positions
     /// int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN padded.
-    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, filters=None, stats=None))]
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, filters=None, stats=None, target_recall=None))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
         &self,
@@ -499,8 +500,9 @@ impl PySnapshot {
         threads: Option<usize>,
         filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
+        target_recall: Option<f64>,
     ) -> PyResult<SegHits2<'py>> {
-        let algo = crate::convert::algorithm(algorithm)?;
+        let algo = crate::convert::algorithm(algorithm, target_recall)?;
         let queries = csr(&indptr, &indices, &values)?;
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());

@@ -122,16 +122,18 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let (impacts, bm25, doc_len) = match meta[2] {
         0 => {
             check_no_bm25(meta)?;
-            let a = read_arrays("u8", |n| c.bytes(n), dbm, lens)?;
+            let a = read_arrays("u8", |n| c.bytes(n), dbm, lens, c, n_docs)?;
             (Impacts::U8(a), None, None)
         }
         1 => {
             check_no_bm25(meta)?;
-            let a = read_arrays("f32", |n| c.f32s(n), dbm, lens)?;
+            let a = read_arrays("f32", |n| c.f32s(n), dbm, lens, c, n_docs)?;
             check_weights("impacts_f32", a.impacts)?;
             check_weights("block_max_f32", a.block_max)?;
             check_weights("term_max_f32", a.term_max)?;
             check_weights("dbm_f32", a.doc_block_max.dense)?;
+            check_weights("fbm_f32", a.fine_block_max.dense)?;
+            check_weights("sbm_f32", a.superblock_max.dense)?;
             (Impacts::F32(a), None, None)
         }
         2 => {
@@ -139,7 +141,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
                 super::impact::bm25_from_u32s(c.u32s(n)?)
                     .ok_or_else(|| corrupt(format!("section '{n}' holds an odd number of u32")))
             };
-            let a = read_arrays("bm25", pairs, dbm, lens)?;
+            let a = read_arrays("bm25", pairs, dbm, lens, c, n_docs)?;
             for (name, xs) in
                 [("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
             {
@@ -260,12 +262,17 @@ fn read_arrays<'a, I>(
     get: impl Fn(&str) -> Result<&'a [I]>,
     (slot, n_blocks): (&'a [u32], usize),
     (np, nb, nt, nd): (usize, usize, usize, usize),
+    c: &'a Container,
+    n_docs: u32,
 ) -> Result<ImpactArrays<'a, I>> {
+    let (fine_block_max, superblock_max) = super::blockmax::read_block_maxima(c, suffix, &get, nt, n_docs)?;
     let a = ImpactArrays {
         impacts: get(&format!("impacts_{suffix}"))?,
         block_max: get(&format!("block_max_{suffix}"))?,
         term_max: get(&format!("term_max_{suffix}"))?,
         doc_block_max: super::DocBlockMax { slot, dense: get(&format!("dbm_{suffix}"))?, n_blocks },
+        fine_block_max,
+        superblock_max,
     };
     if a.impacts.len() != np || a.block_max.len() != nb || a.term_max.len() != nt {
         return Err(corrupt("impact sections have the wrong length"));

@@ -12,6 +12,7 @@
 //! largest impact `block_max[b]`. Impacts are stored unpacked, one per posting, at the
 //! posting's global position (u8 for the quantized kind, f32 for the float kind).
 
+pub mod blockmax;
 pub mod build;
 pub mod format;
 pub mod ids;
@@ -48,6 +49,10 @@ pub struct DocBlockMax<'a, I> {
 }
 
 impl<'a, I> DocBlockMax<'a, I> {
+    /// No dense arrays (every term's maxima come from its postings).
+    pub fn none(n_blocks: usize) -> Self {
+        DocBlockMax { slot: &[], dense: &[], n_blocks }
+    }
     /// The dense array of term `t`, if it has one.
     #[inline]
     pub fn of(&self, t: u32) -> Option<&'a [I]> {
@@ -86,6 +91,18 @@ pub struct ImpactArrays<'a, I> {
     pub term_max: &'a [I],
     /// Doc-block maxima of the common terms.
     pub doc_block_max: DocBlockMax<'a, I>,
+    /// Fine-block maxima ([`blockmax::FINE_BLOCK`] documents) of the common terms (no arrays
+    /// in an index written without them).
+    pub fine_block_max: DocBlockMax<'a, I>,
+    /// Superblock maxima ([`blockmax::SUPERBLOCK_DOCS`] documents) of the common terms.
+    pub superblock_max: DocBlockMax<'a, I>,
+}
+
+impl<I> ImpactArrays<'_, I> {
+    /// Entries of the dense block-maxima arrays (doc blocks, fine blocks, superblocks).
+    fn dense_len(&self) -> usize {
+        self.doc_block_max.dense.len() + self.fine_block_max.dense.len() + self.superblock_max.dense.len()
+    }
 }
 
 /// Impact arrays of either kind.
@@ -205,6 +222,14 @@ pub struct Index {
     // Field order matters: `view` borrows from `container` and is dropped first.
     view: IndexView<'static>,
     container: Arc<Container>,
+    /// The approximate-search calibration, made on first use (kept in memory only, see
+    /// [`crate::search::approx::calibrate`]).
+    approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
+    /// The timings behind [`crate::search::Algorithm::Auto`]'s choice on this segment (in
+    /// memory only, see `search::auto`).
+    auto: crate::search::auto::Race,
+    /// The same for the cut queries of approximate searches (they have fewer terms).
+    auto_cut: crate::search::auto::Race,
 }
 
 impl std::fmt::Debug for Index {
@@ -262,7 +287,7 @@ impl Index {
         // `container`, so it is dropped first, and it is only handed out re-borrowed with the
         // lifetime of `&self` (see [`Index::view`]).
         let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
-        Ok(Index { view, container })
+        Ok(Index { view, container, approx: std::sync::Mutex::new(None), auto: Default::default(), auto_cut: Default::default() })
     }
 
     /// Open an index file, memory-mapped. Checksums of every section are verified.
@@ -282,6 +307,28 @@ impl Index {
     /// Write the index to `path` atomically and durably ([`crate::fs::write_atomically`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::fs::write_atomically(path, self.container.image().as_bytes())
+    }
+
+    /// Where auto's race stands on this segment: the leading algorithm (`None` before the
+    /// warm-up ends) and the median nanoseconds per posting of each candidate run so far (see
+    /// `search::auto`).
+    pub fn auto_standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
+        self.auto.standing()
+    }
+
+    /// The timings behind auto's choice on this segment.
+    pub(crate) fn auto_race(&self) -> &crate::search::auto::Race {
+        &self.auto
+    }
+
+    /// The timings behind auto's choice for the cut queries of approximate searches.
+    pub(crate) fn auto_cut_race(&self) -> &crate::search::auto::Race {
+        &self.auto_cut
+    }
+
+    /// The slot of this segment's approximate-search calibration.
+    pub(crate) fn approx_calibration(&self) -> &std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>> {
+        &self.approx
     }
 
     /// Borrowed views of the index arrays.
@@ -351,9 +398,9 @@ impl Index {
             + (v.n_terms as u64) * (8 + 4 + 4 + 4 + imp_size)
             + v.term_lut.map_or(0, |l| l.len() as u64 * 4)
             + match v.impacts {
-                Impacts::U8(a) => a.doc_block_max.dense.len() as u64,
-                Impacts::F32(a) => a.doc_block_max.dense.len() as u64 * 4,
-                Impacts::Bm25(a) => a.doc_block_max.dense.len() as u64 * 8,
+                Impacts::U8(a) => a.dense_len() as u64,
+                Impacts::F32(a) => a.dense_len() as u64 * 4,
+                Impacts::Bm25(a) => a.dense_len() as u64 * 8,
             }
             + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =

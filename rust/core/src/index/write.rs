@@ -10,7 +10,7 @@ use crate::Result;
 use rayon::prelude::*;
 
 /// Impact types stored in an index.
-pub(crate) trait StoredImpact: Impact {
+pub(crate) trait StoredImpact: Impact + super::blockmax::DenseSection {
     fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
     fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
 }
@@ -188,5 +188,6 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
     }
     w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
     w.add_u32s("dbm_slot", &slot)?;
-    I::add_dense(w, &flat)
+    I::add_dense(w, &flat)?;
+    super::blockmax::write_block_maxima(w, n_docs, &p.start, &p.docs, &p.impacts)
 }

@@ -22,13 +22,21 @@ pub enum Algorithm {
     TaatMaxScore,
     /// Block-max pruning over 64-document blocks (Mallia, Suel & Tonellotto 2024).
     BlockMaxPruning,
-    /// Chosen per query by the measured rule of `search::run_auto`.
+    /// Two-level block-max pruning: 64-document doc blocks, then 16-document fine blocks
+    /// (after Carlson et al. 2025's superblock pruning on top of Mallia et al. 2024).
+    SuperblockPruning,
+    /// Block-max term-at-a-time MaxScore: the query's essential terms accumulated exhaustively,
+    /// the others bounded per 16-document block, survivors rescored from stored vectors.
+    BlockMaxTaat,
+    /// Approximate search at a recall target (see [`super::approx`]); not in [`Algorithm::ALL`].
+    Approximate(super::approx::RecallTarget),
+    /// Chosen per query by the measured rule of `search::auto`.
     Auto,
 }
 
 impl Algorithm {
-    /// Every algorithm, by its canonical name.
-    pub const ALL: [Algorithm; 8] = [
+    /// Every exact algorithm (and auto), by its canonical name.
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::Exhaustive,
         Algorithm::MaxScore,
         Algorithm::Wand,
@@ -36,6 +44,8 @@ impl Algorithm {
         Algorithm::BlockMaxMaxScore,
         Algorithm::TaatMaxScore,
         Algorithm::BlockMaxPruning,
+        Algorithm::SuperblockPruning,
+        Algorithm::BlockMaxTaat,
         Algorithm::Auto,
     ];
     /// Canonical name.
@@ -48,6 +58,9 @@ impl Algorithm {
             Algorithm::BlockMaxMaxScore => "bmm",
             Algorithm::TaatMaxScore => "taat-maxscore",
             Algorithm::BlockMaxPruning => "bmp",
+            Algorithm::SuperblockPruning => "sp",
+            Algorithm::BlockMaxTaat => "bmt",
+            Algorithm::Approximate(_) => "approximate",
             Algorithm::Auto => "auto",
         }
     }
@@ -70,10 +83,13 @@ impl FromStr for Algorithm {
             "bmm" | "block_max_maxscore" | "blockmaxmaxscore" => Algorithm::BlockMaxMaxScore,
             "taat-maxscore" | "taat_maxscore" | "tms" => Algorithm::TaatMaxScore,
             "bmp" | "block_max_pruning" => Algorithm::BlockMaxPruning,
+            "sp" | "superblock" | "superblock_pruning" => Algorithm::SuperblockPruning,
+            "bmt" | "block_max_taat" => Algorithm::BlockMaxTaat,
             "auto" => Algorithm::Auto,
+            "approximate" | "approx" => Algorithm::Approximate(super::approx::RecallTarget::DEFAULT),
             _ => {
                 return Err(Error::InvalidArgument(format!(
-                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, auto)"
+                    "unknown algorithm '{s}' (choose one of: exhaustive, maxscore, wand, bmw, bmm, taat-maxscore, bmp, sp, bmt, auto, approximate)"
                 )))
             }
         })

@@ -2,10 +2,12 @@
 //!
 //! Every posting of every query term is decoded and added into a dense accumulator array
 //! (one slot per document), terms in canonical order (ascending term id); then one pass over
-//! the accumulators collects the top-k. The inner loop is a plain gather-free multiply-add
-//! over each decoded block.
+//! the accumulators collects the top-k and clears them. Both loops are kernels of the impact
+//! kind ([`Kind::accumulate`], [`Kind::drain_above`]): for u8 impacts, a 16-lane gather / add
+//! / scatter per decoded block and a 16-lane threshold scan where the CPU has AVX-512, scalar
+//! loops elsewhere (see [`super::kernels`]).
 
-use super::common::for_each_posting;
+use super::kernels::for_each_block;
 use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
@@ -23,21 +25,14 @@ pub fn search<K: Kind>(
     let acc = super::zeroed_acc::<K>(scratch, n);
     for pt in &plan.terms {
         let w = pt.w;
-        for_each_posting(v, arrays, pt.term, |d, imp| {
-            if let Some(a) = acc.get_mut(d as usize) {
-                *a += K::mul(w, imp);
-            }
-        });
+        for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
     }
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
-    let mut thr = top.threshold();
     // One pass collects the top-k and clears the accumulators for the next query.
-    for (d, a) in acc.iter_mut().enumerate() {
-        let s = std::mem::take(a);
-        if s > thr {
-            top.push(d as u32, s);
-            thr = top.threshold();
-        }
-    }
+    let thr = top.threshold();
+    K::drain_above(acc, thr, |d, s| {
+        top.push(d, s);
+        top.threshold()
+    });
     top.into_sorted()
 }

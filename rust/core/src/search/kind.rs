@@ -76,6 +76,50 @@ pub trait Kind: 'static {
     fn floor_below(f: f32, norm: f32) -> Self::S;
     /// The arrays of this kind, if the index has this kind.
     fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, Self::Imp>>;
+    /// `acc[docs[i]] += w x imps[i]` for the postings of one block (distinct doc ids; ids at or
+    /// beyond `acc.len()` are ignored). Kinds with a SIMD kernel override it
+    /// ([`super::kernels`]).
+    #[inline]
+    fn accumulate(acc: &mut [Self::S], docs: &[u32], imps: &[Self::Imp], w: Self::W) {
+        for (&d, &i) in docs.iter().zip(imps) {
+            if let Some(a) = acc.get_mut(d as usize) {
+                *a += Self::mul(w, i);
+            }
+        }
+    }
+    /// The u32 multiplier of query weight `w` for the u8 row kernel
+    /// ([`super::kernels::score_row_u8`]), if this kind scores a stored row as the u32 sum of
+    /// `w * quantize(x, scale)` (the u8 kind); `None` for the others (generic row scorer).
+    #[inline]
+    fn row_weight_u32(_w: Self::W) -> Option<u32> {
+        None
+    }
+    /// A u32 sum of the row kernel as a score of this kind (called only for kinds whose
+    /// [`Kind::row_weight_u32`] is `Some`).
+    #[inline]
+    fn score_from_u32(_s: u32) -> Self::S {
+        debug_assert!(false, "score_from_u32 of a kind without a row kernel");
+        Self::S::default()
+    }
+    /// `ub[i] += w x dense[i]` for every block `i`: one term's share of the block upper
+    /// bounds. Kinds with a SIMD kernel override it.
+    #[inline]
+    fn add_bounds(ub: &mut [Self::S], dense: &[Self::Imp], w: Self::W) {
+        for (u, &x) in ub.iter_mut().zip(dense) {
+            *u += Self::mul(w, x);
+        }
+    }
+    /// Zero every accumulator, calling `take(doc, score)` in doc order for those above the
+    /// threshold `thr`; `take` returns the new threshold. Kinds with a SIMD kernel override it.
+    #[inline]
+    fn drain_above(acc: &mut [Self::S], mut thr: Self::S, mut take: impl FnMut(u32, Self::S) -> Self::S) {
+        for (d, a) in acc.iter_mut().enumerate() {
+            let s = std::mem::take(a);
+            if s > thr {
+                thr = take(d as u32, s);
+            }
+        }
+    }
 }
 
 /// The quantized query weights of integer kinds: `w_int = round(w * Q)` with
@@ -170,6 +214,26 @@ impl Kind for U8Kind {
             _ => None,
         }
     }
+    #[inline]
+    fn accumulate(acc: &mut [u32], docs: &[u32], imps: &[u8], w: u32) {
+        super::kernels::accumulate_u32(super::kernels::isa(), acc, docs, imps, w)
+    }
+    #[inline]
+    fn row_weight_u32(w: u32) -> Option<u32> {
+        Some(w)
+    }
+    #[inline]
+    fn score_from_u32(s: u32) -> u32 {
+        s
+    }
+    #[inline]
+    fn add_bounds(ub: &mut [u32], dense: &[u8], w: u32) {
+        super::kernels::add_scaled_u32(super::kernels::isa(), ub, dense, w)
+    }
+    #[inline]
+    fn drain_above(acc: &mut [u32], thr: u32, take: impl FnMut(u32, u32) -> u32) {
+        super::kernels::drain_above_u32(super::kernels::isa(), acc, thr, take)
+    }
 }
 
 /// Float kind: f32 impacts, weights and scores.
@@ -243,6 +307,9 @@ pub struct Scratch {
     /// Position in the plan by local term id (`u32::MAX` for terms not in the query), all
     /// `u32::MAX` between queries.
     pub table: Vec<u32>,
+    /// The query's u32 weight by local term id (0 for terms not in the query), all 0 between
+    /// queries: the table of the u8 row kernel ([`super::rows`]).
+    pub weights_u32: Vec<u32>,
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them

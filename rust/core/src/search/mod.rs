@@ -13,19 +13,25 @@
 //! query ([`bm25::Bm25Stats`]).
 
 pub mod algorithm;
+pub mod approx;
+pub(crate) mod auto;
 pub mod bm25;
 pub mod bmm;
 pub mod bmp;
+pub mod bmt;
 pub mod bmw;
 pub mod common;
 pub mod docset;
 pub mod exhaustive;
 pub mod explain;
 pub mod forward;
+pub mod kernels;
 pub mod kind;
 pub mod maxscore;
 pub mod plan;
+pub(crate) mod rows;
 pub mod segments;
+pub mod superblock;
 pub mod taat_maxscore;
 pub mod topk;
 pub mod wand;
@@ -82,64 +88,34 @@ macro_rules! with_kind {
 pub(crate) use with_kind;
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    pub(crate) static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The rule behind [`Algorithm::Auto`], measured with `benches/auto_rule.py` on the synthetic
-/// SPLADE-like corpus at 100k and 1M documents (see benches/README.md):
-/// - a filter that leaves documents whose stored vectors hold fewer entries than the query's
-///   posting lists (and the index stores vectors): score those documents one by one
-///   ([`forward`]);
-/// - a query whose lists hold fewer postings than 5% of the documents: MaxScore (the
-///   exhaustive scorer's pass over every accumulator would dominate);
-/// - an index (segment) of fewer than 32,768 documents, or a filter that leaves fewer than
-///   1/8 of the documents: the exhaustive scorer;
-/// - otherwise block-max pruning, which gives up for the exhaustive scorer as soon as its
-///   first batch shows that more than 1/8 of the doc blocks would have to be scored.
-fn run_auto<K: Kind>(
+/// Exact top-`k` of a prepared plan with `algo` (raw scores of the plan's kind), using
+/// `scratch` for every buffer. An approximate `algo` runs the exact auto rule here: the
+/// approximate path starts one level up ([`approx::search_one`]).
+pub(crate) fn exact_raw<K: Kind>(
     v: &IndexView<'_>,
     arrays: &crate::index::ImpactArrays<'_, K::Imp>,
     plan: &Plan<K>,
     k: usize,
+    algo: Algorithm,
+    race: Option<&auto::Race>,
+    scratch: &mut Scratch,
 ) -> Vec<(u32, K::S)> {
-    let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
-    if let (Some(allowed), Some(fwd)) = (&plan.allowed, &v.forward) {
-        // Expected stored entries of the allowed documents.
-        let entries = (allowed.len() as f64) * (fwd.terms.len() as f64) / (v.n_docs.max(1) as f64);
-        if entries < FORWARD_RATIO * postings as f64 {
-            return SCRATCH.with(|s| forward::search::<K>(v, fwd, plan, k, &mut s.borrow_mut().table));
-        }
+    match algo {
+        Algorithm::Exhaustive => exhaustive::search::<K>(v, arrays, plan, k, scratch),
+        Algorithm::MaxScore => maxscore::search::<K>(v, arrays, plan, k),
+        Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxMaxScore => bmm::search::<K>(v, arrays, plan, k),
+        Algorithm::BlockMaxPruning => bmp::search::<K>(v, arrays, plan, k, scratch),
+        Algorithm::BlockMaxTaat => bmt::search::<K>(v, arrays, plan, k, scratch),
+        Algorithm::SuperblockPruning => superblock::search::<K>(v, arrays, plan, k, scratch),
+        Algorithm::TaatMaxScore => taat_maxscore::search::<K>(v, arrays, plan, k, scratch),
+        Algorithm::Auto | Algorithm::Approximate(_) => auto::run::<K>(v, arrays, plan, k, race, scratch),
     }
-    if postings * 20 < v.n_docs as u64 {
-        return maxscore::search::<K>(v, arrays, plan, k);
-    }
-    // A filter leaving under 1/8 of the documents keeps the threshold low for long: block-max
-    // pruning scores most blocks anyway (at 1M documents and 1% selectivity, 4 ms against
-    // 1.75 ms exhaustive).
-    let narrow = plan.allowed.as_ref().is_some_and(|a| a.len() * 8 < v.n_docs as u64);
-    if v.n_docs < SMALL_INDEX || narrow {
-        return SCRATCH.with(|s| exhaustive::search::<K>(v, arrays, plan, k, &mut s.borrow_mut()));
-    }
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        match bmp::search_or_give_up::<K>(v, arrays, plan, k, &mut s, Some(0.125)) {
-            Some(r) => r,
-            None => exhaustive::search::<K>(v, arrays, plan, k, &mut s),
-        }
-    })
 }
-
-/// Below this many documents (small segments) auto scores exhaustively: block-max pruning's
-/// per-term setup costs more than it saves (measured with benches/updates.py: 10 segments of
-/// 10k documents, 0.43 ms exhaustive against 0.65 ms with bmp).
-const SMALL_INDEX: u32 = 1 << 15;
-
-/// Auto scores allowed documents from their stored vectors when their entries number fewer
-/// than this many times the query's postings. Measured at 1M synthetic documents with a
-/// random filter: a stored entry costs ~1.3-1.6 ns (documents far apart, prefetched), a
-/// posting of the exhaustive scorer ~0.8 ns; at 1% selectivity the forward scorer takes
-/// 1.45 ms against 1.75 ms, at 2% 3.8 ms against 1.7 ms.
-const FORWARD_RATIO: f64 = 0.6;
 
 fn run<K: Kind>(
     v: &IndexView<'_>,
@@ -147,19 +123,9 @@ fn run<K: Kind>(
     plan: &Plan<K>,
     k: usize,
     algo: Algorithm,
+    race: &auto::Race,
 ) -> Vec<Hit> {
-    let raw = match algo {
-        Algorithm::Exhaustive => SCRATCH.with(|s| exhaustive::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
-        Algorithm::MaxScore => maxscore::search::<K>(v, arrays, plan, k),
-        Algorithm::Wand => wand::search::<K>(v, arrays, plan, k),
-        Algorithm::BlockMaxWand => bmw::search::<K>(v, arrays, plan, k),
-        Algorithm::BlockMaxMaxScore => bmm::search::<K>(v, arrays, plan, k),
-        Algorithm::BlockMaxPruning => SCRATCH.with(|s| bmp::search::<K>(v, arrays, plan, k, &mut s.borrow_mut())),
-        Algorithm::TaatMaxScore => {
-            SCRATCH.with(|s| taat_maxscore::search::<K>(v, arrays, plan, k, &mut s.borrow_mut()))
-        }
-        Algorithm::Auto => run_auto::<K>(v, arrays, plan, k),
-    };
+    let raw = SCRATCH.with(|s| exact_raw::<K>(v, arrays, plan, k, algo, Some(race), &mut s.borrow_mut()));
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }
 
@@ -202,7 +168,10 @@ pub fn search_with(
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
     let p = prepare(&[index], q, None, stats)?;
-    Ok(search_one_above(index.view(), &p, k, algo, allowed, None))
+    if let Algorithm::Approximate(t) = algo {
+        return Ok(approx::search_one(index, &p, k, t, allowed, None));
+    }
+    Ok(search_one_above(index, &p, k, algo, allowed, None))
 }
 
 /// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
@@ -241,20 +210,21 @@ pub(crate) fn check_allowed(index: &Index, allowed: Option<&DocSet>) -> Result<(
 /// Top-`k` of a prepared query in one segment, among `allowed`, returning only documents that
 /// score at least `floor` (weight units).
 pub(crate) fn search_one_above(
-    v: &IndexView<'_>,
+    index: &Index,
     p: &Prepared,
     k: usize,
     algo: Algorithm,
     allowed: Option<&DocSet>,
     floor: Option<f32>,
 ) -> Vec<Hit> {
+    let v = index.view();
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        run::<K>(v, &a, &plan, k, algo)
+        run::<K>(v, &a, &plan, k, algo, index.auto_race())
     })
 }
 
@@ -301,7 +271,6 @@ pub fn search_batch(
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
     let nq = check_csr(&queries, "queries")?;
-    let v = index.view();
     let work = || -> Result<Vec<Vec<Hit>>> {
         (0..nq)
             .into_par_iter()
@@ -309,7 +278,10 @@ pub fn search_batch(
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
                 let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
                 let p = prepare(&[index], q, Some(i), stats)?;
-                Ok(search_one_above(v, &p, k, algo, allowed, None))
+                if let Algorithm::Approximate(t) = algo {
+                    return Ok(approx::search_one(index, &p, k, t, allowed, None));
+                }
+                Ok(search_one_above(index, &p, k, algo, allowed, None))
             })
             .collect()
     };

@@ -130,7 +130,10 @@ pub(crate) fn search_prepared(segs: &[Segment<'_>], p: &Prepared, k: usize, algo
         }
         let floor = if best.len() >= k { Some(best[k - 1].score) } else { None };
         let kk = k.min(s.index.n_docs() as usize);
-        let hits = search_one_above(s.index.view(), p, kk, algo, s.allowed, floor);
+        let hits = match algo {
+            Algorithm::Approximate(t) => super::approx::search_one(s.index, p, kk, t, s.allowed, floor),
+            _ => search_one_above(s.index, p, kk, algo, s.allowed, floor),
+        };
         best.extend(hits.into_iter().map(|h| SegmentHit { segment: si as u32, doc: h.doc, score: h.score }));
         best.sort_by(|a, b| {
             b.score

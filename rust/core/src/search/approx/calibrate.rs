@@ -1,0 +1,281 @@
+//! Calibration: from a recall target to the parameters `(beta, rerank)` of one segment.
+//!
+//! A grid of parameters is evaluated on calibration queries: recall@k of the approximate
+//! result against the exact one (a returned document counts when its exact score reaches the
+//! exact k-th score, so ties at the k-th place are not held against it), and a cost, the
+//! entries the search touches (postings of the cut query's lists plus the stored entries of
+//! the reranked rows). Queries are grouped by length (the number of their terms in the
+//! segment), because a short query needs a larger share of its weight than a long one:
+//! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
+//! point of the query's bucket whose calibration recall reaches the target is used.
+//!
+//! Calibration queries are the user's (`calibrate(queries)`), or *pseudo-queries*: stored
+//! rows of documents drawn at random, cut to their heaviest 6, 12, 24, 48, 96 or 160 terms
+//! (one length per bucket), searched among every other document (the source document is
+//! excluded, or it would trivially be the first hit). The calibration of a segment is made
+//! once, on the first approximate search, and kept in memory with the segment
+//! ([`cached`]); it is not written to the segment file: it takes seconds (less than a tenth of
+//! the build), depends on the queries given, and can be redone at any time.
+
+use super::{cut_terms, ApproxParams};
+use crate::index::{Index, IndexView};
+use crate::search::plan::{Plan, Query, QueryRef};
+use crate::search::rows::RowScorer;
+use crate::search::topk::TopK;
+use crate::search::{exact_raw, with_kind, Algorithm, DocSet, Kind, Scratch};
+use crate::vectors::{check_csr, CsrRef};
+use crate::Result;
+use std::sync::Arc;
+
+/// Shares of the query's total bound kept by the cut, evaluated by the calibration.
+pub const BETAS: [f32; 8] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+/// Rerank depths (multiples of k) evaluated by the calibration.
+pub const RERANKS: [f32; 8] = [1.0, 1.5, 2.5, 4.0, 6.5, 10.0, 16.0, 25.0];
+/// Upper ends of the query-length buckets (number of query terms in the segment).
+pub const BUCKETS: [usize; 6] = [8, 16, 32, 64, 128, usize::MAX];
+/// Length of the pseudo-queries of each bucket.
+const PSEUDO_LEN: [usize; 6] = [6, 12, 24, 48, 96, 160];
+/// Pseudo-queries per bucket.
+pub const PSEUDO_PER_BUCKET: usize = 100;
+/// k of the calibration searches.
+pub const CAL_K: usize = 10;
+
+/// One grid point of one bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalibrationPoint {
+    /// Bucket index (see [`BUCKETS`]).
+    pub bucket: usize,
+    /// Parameters.
+    pub params: ApproxParams,
+    /// Mean recall@k on the bucket's calibration queries.
+    pub recall: f64,
+    /// Mean entries touched (postings read plus stored entries reranked).
+    pub cost: f64,
+}
+
+/// A segment's calibration.
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    /// Every grid point of every bucket with calibration queries.
+    pub points: Vec<CalibrationPoint>,
+    /// Calibration queries per bucket.
+    pub queries: [usize; 6],
+    /// True for pseudo-queries (stored rows), false for queries given.
+    pub pseudo: bool,
+}
+
+impl Calibration {
+    /// The bucket of a query with `n_terms` terms in the segment, or the nearest bucket that
+    /// has calibration queries.
+    fn bucket(&self, n_terms: usize) -> Option<usize> {
+        let b = BUCKETS.iter().position(|&m| n_terms <= m).unwrap_or(BUCKETS.len() - 1);
+        (0..BUCKETS.len())
+            .filter(|&c| self.queries[c] > 0)
+            .min_by_key(|&c| (c as isize - b as isize).unsigned_abs() * 2 + usize::from(c > b))
+    }
+
+    /// The cheapest calibrated parameters whose recall reaches `target` for a query of
+    /// `n_terms` terms, with the recall they reached (the exact search, recall 1, if none).
+    pub fn choose(&self, target: f64, n_terms: usize) -> (ApproxParams, f64) {
+        let Some(b) = self.bucket(n_terms) else {
+            return (ApproxParams::EXACT, 1.0);
+        };
+        self.points
+            .iter()
+            .filter(|p| p.bucket == b && p.recall >= target)
+            .min_by(|x, y| x.cost.partial_cmp(&y.cost).unwrap_or(std::cmp::Ordering::Equal))
+            .map_or((ApproxParams::EXACT, 1.0), |p| (p.params, p.recall))
+    }
+
+    /// [`Calibration::choose`]'s parameters.
+    pub fn params(&self, target: f64, n_terms: usize) -> ApproxParams {
+        self.choose(target, n_terms).0
+    }
+}
+
+/// The segment's calibration, made from pseudo-queries on first use (or the one given with
+/// [`set`]). The first use calibrates on the calling thread alone, holding the segment's
+/// lock: a parallel calibration started from a worker of a batch search could, while it
+/// waits, be handed another query of the same batch that needs the same lock.
+pub fn cached(index: &Index) -> Arc<Calibration> {
+    let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = slot.as_ref() {
+        return c.clone();
+    }
+    let c = Arc::new(calibrate(index, None, 0x5eed, false));
+    *slot = Some(c.clone());
+    c
+}
+
+/// Keep `c` as the segment's calibration (replacing any).
+pub fn set(index: &Index, c: Calibration) {
+    *index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+}
+
+/// Calibrate a segment on `queries` (CSR, external term ids), or on pseudo-queries drawn with
+/// `seed` when `None`. Errors only for malformed queries (naming the query).
+pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> Result<Calibration> {
+    if let Some(q) = &queries {
+        let nq = check_csr(q, "calibration queries")?;
+        let vocab = index.view().vocab;
+        for i in 0..nq {
+            let (a, b) = (q.indptr[i] as usize, q.indptr[i + 1] as usize);
+            Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, vocab, Some(i))?;
+        }
+    }
+    Ok(calibrate(index, queries, seed, true))
+}
+
+/// One calibration query: external terms and weights, and the document it came from.
+struct CalQuery {
+    terms: Vec<u32>,
+    weights: Vec<f32>,
+    exclude: Option<u32>,
+}
+
+fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bool) -> Calibration {
+    use rayon::prelude::*;
+    let v = index.view();
+    let pseudo = queries.is_none();
+    let qs: Vec<CalQuery> = match queries {
+        Some(q) => (0..q.indptr.len().saturating_sub(1))
+            .filter_map(|i| {
+                let (a, b) = (q.indptr[i] as usize, q.indptr[i + 1] as usize);
+                let query = Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, v.vocab, None).ok()?;
+                Some(CalQuery { terms: query.terms().to_vec(), weights: query.weights().to_vec(), exclude: None })
+            })
+            .collect(),
+        None => pseudo_queries(v, seed),
+    };
+    if v.forward.is_none() || qs.is_empty() {
+        return Calibration { points: Vec::new(), queries: [0; 6], pseudo };
+    }
+    // Per query: its bucket, and per grid point (recall, cost).
+    let eval = |q: &CalQuery| {
+        let query = Query::new(QueryRef { terms: &q.terms, weights: &q.weights }, None, None).ok()?;
+        let allowed = q.exclude.map(|d| all_but(v.n_docs, d));
+        with_kind!(v, |K, a| {
+            let mut plan = Plan::<K>::new(v, &query, None);
+            plan.allowed = allowed;
+            crate::search::SCRATCH.with(|s| eval_query::<K>(v, &a, &plan, &mut s.borrow_mut()))
+        })
+    };
+    let evals: Vec<Option<(usize, Vec<(f64, f64)>)>> =
+        if parallel { qs.par_iter().map(eval).collect() } else { qs.iter().map(eval).collect() };
+    let mut sums = vec![vec![(0.0f64, 0.0f64); BETAS.len() * RERANKS.len()]; BUCKETS.len()];
+    let mut counts = [0usize; 6];
+    for (b, grid) in evals.into_iter().flatten() {
+        counts[b] += 1;
+        for (s, g) in sums[b].iter_mut().zip(grid) {
+            s.0 += g.0;
+            s.1 += g.1;
+        }
+    }
+    let mut points = Vec::new();
+    for b in 0..BUCKETS.len() {
+        if counts[b] == 0 {
+            continue;
+        }
+        for (bi, &beta) in BETAS.iter().enumerate() {
+            for (ri, &rerank) in RERANKS.iter().enumerate() {
+                let (r, c) = sums[b][bi * RERANKS.len() + ri];
+                points.push(CalibrationPoint {
+                    bucket: b,
+                    params: ApproxParams { beta, rerank },
+                    recall: r / counts[b] as f64,
+                    cost: c / counts[b] as f64,
+                });
+            }
+        }
+    }
+    Calibration { points, queries: counts, pseudo }
+}
+
+/// Every document of `n` but `d`.
+fn all_but(n: u32, d: u32) -> DocSet {
+    let mut words = vec![u64::MAX; (n as usize).div_ceil(64)];
+    words[(d >> 6) as usize] &= !(1u64 << (d & 63));
+    DocSet::from_words(words, n).expect("sized for n")
+}
+
+/// Stored rows of random documents cut to each bucket's length (heaviest terms), as
+/// external-id queries; [`PSEUDO_PER_BUCKET`] per bucket where rows are long enough.
+fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
+    let Some(fwd) = v.forward else { return Vec::new() };
+    let n = v.n_docs as usize;
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut out = Vec::new();
+    for (b, &len) in PSEUDO_LEN.iter().enumerate() {
+        let lo = if b == 0 { 1 } else { BUCKETS[b - 1] + 1 };
+        let mut got = 0;
+        for _ in 0..PSEUDO_PER_BUCKET * 20 {
+            if got == PSEUDO_PER_BUCKET || n == 0 {
+                break;
+            }
+            let d = (next() % n as u64) as usize;
+            let (a, e) = (fwd.indptr[d] as usize, fwd.indptr[d + 1] as usize);
+            if e - a < lo {
+                continue;
+            }
+            let mut entries: Vec<(u32, f32)> =
+                fwd.terms[a..e].iter().zip(&fwd.values[a..e]).map(|(&t, &x)| (v.external_term(t), x)).collect();
+            entries.sort_by(|x, y| y.1.partial_cmp(&x.1).unwrap_or(std::cmp::Ordering::Equal).then(x.0.cmp(&y.0)));
+            entries.truncate(len);
+            entries.sort_unstable_by_key(|e| e.0);
+            out.push(CalQuery {
+                terms: entries.iter().map(|e| e.0).collect(),
+                weights: entries.iter().map(|e| e.1).collect(),
+                exclude: Some(d as u32),
+            });
+            got += 1;
+        }
+    }
+    out
+}
+
+/// Evaluate the grid on one calibration query: its bucket and, per (beta, rerank) in
+/// row-major order, (recall@k, entries touched). `None` if the query has no exact hit.
+fn eval_query<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    scratch: &mut Scratch,
+) -> Option<(usize, Vec<(f64, f64)>)> {
+    let fwd = v.forward?;
+    let k = CAL_K.min(v.n_docs as usize);
+    let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
+    if truth.len() < k || k == 0 {
+        return None;
+    }
+    let theta = truth[k - 1].1;
+    let bucket = BUCKETS.iter().position(|&m| plan.terms.len() <= m).unwrap_or(BUCKETS.len() - 1);
+    let mean_row = fwd.terms.len() as f64 / v.n_docs.max(1) as f64;
+    let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
+    let mut grid = Vec::with_capacity(BETAS.len() * RERANKS.len());
+    for &beta in &BETAS {
+        let kept = cut_terms(plan, arrays, beta);
+        let cut = super::cut_plan(plan, &kept);
+        let postings: u64 = cut.terms.iter().map(|pt| v.df(pt.term)).sum();
+        let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, None, scratch);
+        let rows = RowScorer::new(v, fwd, plan, scratch);
+        let full: Vec<(u32, K::S)> = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
+        rows.finish(scratch);
+        for &rerank in &RERANKS {
+            let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
+            let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), K::S::default());
+            for &(d, s) in full.iter().take(kk) {
+                top.push(d, s);
+            }
+            let hits = top.into_sorted();
+            let good = hits.iter().filter(|h| h.1 >= theta).count();
+            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * mean_row));
+        }
+    }
+    Some((bucket, grid))
+}

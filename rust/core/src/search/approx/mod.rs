@@ -1,0 +1,167 @@
+//! Approximate top-k with a recall target: the exact top-`k'` of a *cut* query (its heaviest
+//! terms), reranked exactly by the full query.
+//!
+//! Learned sparse queries spread their weight over many terms (SPLADE queries: 20..150), but
+//! the top documents are decided by the few heaviest ones. Seismic (Bruch, Nardini, Rulli &
+//! Venturini, SIGIR 2024) exploits this with a *query cut* (only the heaviest query terms'
+//! lists are visited) and a *heap factor* (candidates are scored in full only when a cheap
+//! bound comes close to the threshold); BMP (Mallia et al., SIGIR 2024) with *beta* (query
+//! terms pruned by weight) and *alpha* (blocks pruned against a scaled threshold). Here:
+//!
+//! 1. **Cut.** Query terms are ranked by their largest possible contribution (weight x the
+//!    term's largest impact); the heaviest are kept until they hold a fraction `beta` of the
+//!    query's total (at least one term).
+//! 2. **Candidates.** The exact top-`k'` (`k' = rerank x k`) of the cut query, by the exact
+//!    engine ([`Algorithm::Auto`](super::Algorithm::Auto): block-max pruning on large
+//!    segments, term-at-a-time on small ones), among the allowed documents.
+//! 3. **Rerank.** The candidates' exact scores under the full query, from their stored rows
+//!    ([`super::rows`]); the best `k` (above the floor) are returned, with exact scores.
+//!
+//! `(beta, rerank)` come from a calibration of the segment ([`calibrate`]): the cheapest
+//! point of a grid whose recall on calibration queries reaches the target. `beta = 1` with
+//! `rerank = 1` is the exact search, so every target up to 1 is reachable. A segment without
+//! stored vectors, or smaller than [`MIN_DOCS`], is searched exactly.
+
+pub mod calibrate;
+
+pub use calibrate::{Calibration, CalibrationPoint};
+
+use super::plan::Plan;
+use super::rows::RowScorer;
+use super::segments::Prepared;
+use super::topk::TopK;
+use super::{with_kind, Algorithm, DocSet, Hit, Kind, Scratch};
+use crate::index::{ImpactArrays, Index, IndexView};
+use crate::{Error, Result};
+
+/// Segments smaller than this are searched exactly by approximate searches: the exact search
+/// takes tens of microseconds there, less than a calibration would ever save.
+pub const MIN_DOCS: u32 = 1 << 13;
+
+/// A recall target in `(0, 1]`, kept in units of 1/10,000 (so that it can be compared and
+/// hashed exactly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecallTarget(u16);
+
+impl RecallTarget {
+    /// The target of `algorithm="approximate"` without an explicit one.
+    pub const DEFAULT: RecallTarget = RecallTarget(9700);
+
+    /// A target in `(0, 1]`; anything else is an error naming the value.
+    pub fn new(r: f64) -> Result<RecallTarget> {
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(Error::InvalidArgument(format!("target_recall must be in (0, 1], got {r}")));
+        }
+        Ok(RecallTarget((r * 10_000.0).round().clamp(1.0, 10_000.0) as u16))
+    }
+
+    /// The target as a fraction.
+    pub fn get(self) -> f64 {
+        self.0 as f64 / 10_000.0
+    }
+}
+
+/// The parameters of one approximate search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ApproxParams {
+    /// Share of the query's total bound kept by the cut (in `(0, 1]`).
+    pub beta: f32,
+    /// Candidates reranked, as a multiple of `k` (at least 1).
+    pub rerank: f32,
+}
+
+impl ApproxParams {
+    /// The parameters of the exact search.
+    pub const EXACT: ApproxParams = ApproxParams { beta: 1.0, rerank: 1.0 };
+}
+
+/// The plan terms kept by a cut at `beta`, as positions in `plan.terms` (ascending).
+pub(crate) fn cut_terms<K: Kind>(plan: &Plan<K>, arrays: &ImpactArrays<'_, K::Imp>, beta: f32) -> Vec<usize> {
+    let ubs: Vec<f64> =
+        plan.terms.iter().map(|pt| K::to_f32(K::mul(pt.w, arrays.term_max[pt.term as usize]), 1.0) as f64).collect();
+    let total: f64 = ubs.iter().sum();
+    let mut order: Vec<usize> = (0..ubs.len()).collect();
+    order.sort_by(|&a, &b| ubs[b].partial_cmp(&ubs[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    let mut kept = Vec::new();
+    let mut sum = 0.0;
+    for &i in &order {
+        if !kept.is_empty() && sum >= beta as f64 * total {
+            break;
+        }
+        kept.push(i);
+        sum += ubs[i];
+    }
+    kept.sort_unstable();
+    kept
+}
+
+/// The plan of the terms at positions `kept` of `plan`, without a floor (a floor bounds full
+/// scores, not the cut query's).
+pub(crate) fn cut_plan<K: Kind>(plan: &Plan<K>, kept: &[usize]) -> Plan<K> {
+    Plan {
+        terms: kept.iter().map(|&i| plan.terms[i]).collect(),
+        norm: plan.norm,
+        slack: plan.slack,
+        ctx: plan.ctx,
+        allowed: plan.allowed.clone(),
+        floor: K::S::default(),
+    }
+}
+
+/// Approximate top-`k` of a prepared plan in one segment with stored vectors: the exact
+/// top-`k'` of the cut plan reranked by the full plan. `allowed` and `floor` are the plan's.
+pub(crate) fn run<K: Kind>(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    params: ApproxParams,
+    race: Option<&super::auto::Race>,
+    scratch: &mut Scratch,
+) -> Vec<(u32, K::S)> {
+    let Some(fwd) = v.forward else {
+        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
+    };
+    let kept = cut_terms(plan, arrays, params.beta);
+    let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
+    if kept.len() == plan.terms.len() && kk == k {
+        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
+    }
+    let cut = cut_plan(plan, &kept);
+    let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
+    let rows = RowScorer::new(v, fwd, plan, scratch);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    for (d, _) in cands {
+        top.push(d, rows.score(d as usize));
+    }
+    rows.finish(scratch);
+    top.into_sorted()
+}
+
+/// Approximate top-`k` of a prepared query in one segment, at recall `target` (calibrating
+/// the segment on first use), among `allowed`, above `floor` (weight units).
+pub(crate) fn search_one(
+    index: &Index,
+    p: &Prepared,
+    k: usize,
+    target: RecallTarget,
+    allowed: Option<&DocSet>,
+    floor: Option<f32>,
+) -> Vec<Hit> {
+    let v = index.view();
+    let params = if v.forward.is_none() || v.n_docs < MIN_DOCS {
+        ApproxParams::EXACT
+    } else {
+        let n_terms = p.query.terms().iter().filter(|&&t| v.local_term(t).is_some()).count();
+        calibrate::cached(index).params(target.get(), n_terms)
+    };
+    with_kind!(v, |K, a| {
+        let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
+        plan.allowed = allowed.cloned();
+        if let Some(f) = floor {
+            plan.floor = K::floor_below(f, plan.norm);
+        }
+        let raw = super::SCRATCH.with(|s| run::<K>(v, &a, &plan, k, params, Some(index.auto_cut_race()), &mut s.borrow_mut()));
+        raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
+    })
+}

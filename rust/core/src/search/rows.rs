@@ -1,0 +1,90 @@
+//! Exact scores of documents from their stored (forward) rows, for the algorithms that score
+//! a few documents after pruning: two-level block-max pruning ([`super::superblock`]),
+//! block-max TAAT MaxScore ([`super::bmt`]) and approximate search ([`super::approx`]).
+//!
+//! A stored row lists a document's local term ids in ascending order with their weights as
+//! given; each weight's impact is re-derived exactly as the builder derived it
+//! ([`Kind::impact_of`]), so a row's score is the oracle's: for integer kinds the same sum,
+//! for float kinds the same products added in the same canonical (ascending term) order. The
+//! u8 kind runs a 16-lane kernel over a dense table of the query's weights
+//! ([`super::kernels::score_row_u8`]); other kinds look each entry up in a table of plan
+//! positions.
+
+use super::kernels;
+use super::plan::Plan;
+use super::{Kind, Scratch};
+use crate::index::{Forward, IndexView};
+
+/// Scores documents of one segment for one prepared query from their stored rows. Borrows the
+/// per-term tables of the scratch space; [`RowScorer::finish`] gives them back cleared.
+pub(crate) struct RowScorer<'a, 'p, K: Kind> {
+    v: &'a IndexView<'a>,
+    fwd: Forward<'a>,
+    plan: &'p Plan<K>,
+    /// Plan position by local term (generic path).
+    pos: Vec<u32>,
+    /// u32 weight by local term (u8 kernel path).
+    wtab: Vec<u32>,
+    fast: bool,
+    isa: kernels::Isa,
+}
+
+impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
+    /// A scorer for `plan` over the stored rows `fwd` of `v`, with tables from `scratch`.
+    pub(crate) fn new(v: &'a IndexView<'a>, fwd: Forward<'a>, plan: &'p Plan<K>, scratch: &mut Scratch) -> Self {
+        let nt = v.n_terms as usize;
+        let fast = plan.terms.iter().all(|pt| K::row_weight_u32(pt.w).is_some());
+        let mut pos = std::mem::take(&mut scratch.table);
+        let mut wtab = std::mem::take(&mut scratch.weights_u32);
+        if fast {
+            if wtab.len() != nt {
+                wtab.clear();
+                wtab.resize(nt, 0);
+            }
+            for pt in &plan.terms {
+                wtab[pt.term as usize] = K::row_weight_u32(pt.w).unwrap_or(0);
+            }
+        } else {
+            if pos.len() != nt {
+                pos.clear();
+                pos.resize(nt, u32::MAX);
+            }
+            for (i, pt) in plan.terms.iter().enumerate() {
+                pos[pt.term as usize] = i as u32;
+            }
+        }
+        RowScorer { v, fwd, plan, pos, wtab, fast, isa: kernels::isa() }
+    }
+
+    /// The exact score of document `d` (< n_docs).
+    #[inline]
+    pub(crate) fn score(&self, d: usize) -> K::S {
+        let (a, b) = (self.fwd.indptr[d] as usize, self.fwd.indptr[d + 1] as usize);
+        let (terms, values) = (&self.fwd.terms[a..b], &self.fwd.values[a..b]);
+        if self.fast {
+            return K::score_from_u32(kernels::score_row_u8(self.isa, terms, values, self.v.scale, &self.wtab));
+        }
+        let dl = self.v.doc_len.map_or(0, |l| l[d]);
+        let mut s = K::S::default();
+        for (&t, &x) in terms.iter().zip(values) {
+            if let Some(pt) = self.pos.get(t as usize).and_then(|&i| self.plan.terms.get(i as usize)) {
+                s += K::mul(pt.w, K::impact_of(x, dl, self.v.scale));
+            }
+        }
+        s
+    }
+
+    /// Give the tables back to `scratch`, cleared for the next query.
+    pub(crate) fn finish(mut self, scratch: &mut Scratch) {
+        for pt in &self.plan.terms {
+            if let Some(e) = self.wtab.get_mut(pt.term as usize) {
+                *e = 0;
+            }
+            if let Some(e) = self.pos.get_mut(pt.term as usize) {
+                *e = u32::MAX;
+            }
+        }
+        scratch.table = std::mem::take(&mut self.pos);
+        scratch.weights_u32 = std::mem::take(&mut self.wtab);
+    }
+}

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-import sparsedex
 from sparsedex import _core
+from sparsedex._segment import SegmentView
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--algorithms", default="exhaustive,maxscore,bmw,bmm,taat-maxscore,bmp,auto")
     args = ap.parse_args()
     di, dx, dv, qi, qx, qv = _core.synthetic_corpus(args.docs, args.queries, args.seed)
-    ix = sparsedex.VectorIndex.build((di, dx, dv), vocab_size=30522, store_vectors=False)
+    ix = SegmentView.build((di, dx, dv), vocab_size=30522, store_vectors=False)
     df = np.bincount(dx, minlength=30522)
     del di, dx, dv
     algos = args.algorithms.split(",")

@@ -520,7 +520,7 @@ def run(args):
                                                  extra={"algorithm": "approximate", "target_recall": float(t)}))
                     batch.append((label, a, b, nb))
                     notes.append(f"{label}: quantization={quant}, store_vectors=True; one row per algorithm in "
-                                 "VectorIndex.algorithms; batch row = search_batch over all queries, "
+                                 "SparseIndex.algorithms; batch row = search_batch over all queries, "
                                  f"threads=None ({os.cpu_count()} cores)")
                 except Exception as exc:
                     skipped.append(f"sparsedex ({quant}): {type(exc).__name__}: {exc}")
@@ -723,7 +723,7 @@ def main(argv=None):
     p.add_argument("--regen", action="store_true", help="ignore the cached corpus")
     p.add_argument("--doc-order", choices=["input", "similarity"], default="input",
                    help="give every system the documents in input order (default) or in sparsedex's "
-                        "similarity order (what VectorIndex.build(reorder=True) uses), so that peers "
+                        "similarity order (what the engine's build with reorder=True uses), so that peers "
                         "with block-max pruning get the same doc-id locality")
     p.add_argument("--workdir", default=str(BENCH_DIR / "data" / "indexes"), help="where peers write their indexes")
     p.add_argument("--name", help="output file stem (default: number of documents)")

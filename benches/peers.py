@@ -356,22 +356,22 @@ class Seismic(Adapter):
 # ------------------------------------------------------------------------------- sparsedex
 def sparsedex_available():
     try:
-        from sparsedex import VectorIndex  # noqa: F401
+        from sparsedex._segment import SegmentView  # noqa: F401
         return True, ""
     except Exception as exc:  # ImportError, or a half-built extension
         return False, f"{type(exc).__name__}: {exc}"
 
 
 class Sparsedex(Adapter):
-    """sparsedex VectorIndex; one system row per algorithm (set_algorithm)."""
+    """sparsedex (the engine's one-segment view, `sparsedex._segment.SegmentView`); one system row per algorithm (set_algorithm)."""
 
     kind = "exact"
 
     def __init__(self, k, workdir, quantization="u8"):
         super().__init__()
         import sparsedex
-        from sparsedex import VectorIndex
-        self.VectorIndex = VectorIndex
+        from sparsedex._segment import SegmentView
+        self.SegmentView = SegmentView
         self.version = getattr(sparsedex, "__version__", "dev")
         self.k = k
         self.quantization = quantization
@@ -381,12 +381,12 @@ class Sparsedex(Adapter):
 
     @property
     def algorithms(self):
-        return list(self.VectorIndex.algorithms)
+        return list(self.SegmentView.algorithms)
 
     def build(self, c):
         # store_vectors=True: superblock pruning (sp), block-max TAAT (bmt) and the approximate
         # mode score surviving blocks from the stored vectors (their bytes count in the size).
-        self.ix = self.VectorIndex.build(
+        self.ix = self.SegmentView.build(
             (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=True)
 
     def set_algorithm(self, algorithm):

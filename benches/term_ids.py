@@ -19,7 +19,7 @@ Subcommands (each prints one JSON object; `compare` also a markdown table):
              `pip install --no-deps --target DIR`), each in a fresh process, interleaved,
              --reps times; reports medians and the ratios to dense ids measured in the same run.
 
-Build: `_core.Index.build(..., quantization="u8", reorder=True)` (the default a `VectorIndex`
+Build: `_core.Index.build(..., quantization="u8", reorder=True)` (the default a `SparseIndex`
 gets; rayon uses every core), wall and CPU time (the CPU time suffers less from a shared
 machine). Latency: k=10, one thread (a single search), algorithm "auto" and "exhaustive",
 each query timed alone, its fastest of 3 rounds after one warm-up pass; the median over

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsedex import SparseIndex, VectorIndex
+from sparsedex import SparseIndex
+from sparsedex._segment import SegmentView
 
 sys.path.insert(0, str(Path(__file__).parent))
 from crash_child import B, doc_vec, expected_ids  # noqa: E402
@@ -44,7 +45,7 @@ def _verify(path: Path, known: int) -> int:
     want = expected_ids(b)
     assert set(ids) == want, f"batch {b}: {len(set(ids) ^ want)} documents differ from the committed state"
     if want:
-        ref = VectorIndex.build([doc_vec(i) for i in sorted(want)], ids=sorted(want), quantization="float")
+        ref = SegmentView.build([doc_vec(i) for i in sorted(want)], ids=sorted(want), quantization="float")
         for q in _queries():
             got = [(h.id, h.score) for h in ix.search(q, k=10)]
             r_ids, r_scores = ref.search(q[0], q[1], k=10)
@@ -114,7 +115,7 @@ def _verify_save(path: Path, reported: int) -> int:
     assert ids == version_ids(v), f"not one version: {ids}"
     assert v >= reported, f"version {v} but version {reported} was saved and reported"
     assert ix.get(ids[-1]).payload == {"v": v}
-    ref = VectorIndex.build([doc_vec(i) for i in ids], ids=ids, quantization="float")
+    ref = SegmentView.build([doc_vec(i) for i in ids], ids=ids, quantization="float")
     q = _queries()[0]
     got = [(h.id, h.score) for h in ix.search(q, k=5)]
     r_ids, r_scores = ref.search(q[0], q[1], k=5)

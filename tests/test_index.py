@@ -8,7 +8,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from sparsedex import CorruptIndexError, VectorIndex
+from sparsedex import CorruptIndexError
+from sparsedex._segment import SegmentView
 from sparsedex.index import Document, Explanation, Hit, SparseIndex
 from sparsedex.vectors import SparseEmbedding
 
@@ -111,7 +112,7 @@ def test_search_batch_equals_search(movie_index):
     for q, hits in zip(queries, batch):
         same_hits(hits, movie_index.search(q, k=5))
     for algo in ("exhaustive", "maxscore", "wand"):
-        if algo in VectorIndex.algorithms:
+        if algo in SegmentView.algorithms:
             same_hits(movie_index.search(QUERY, k=5, algorithm=algo), movie_index.search(QUERY, k=5))
 
 

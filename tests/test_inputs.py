@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsedex import FilterError, SparseIndex, VectorIndex
+from sparsedex import FilterError, SparseIndex
+from sparsedex._segment import SegmentView
 from sparsedex._validate import MAX_K, max_threads
 from sparsedex.encoders.analysis import Analyzer
 from sparsedex.eval import evaluate, read_qrels, read_run
@@ -230,7 +231,7 @@ def test_weights_that_could_overflow_scores_are_refused(weight):
     with pytest.raises(ValueError, match="document 1: weight .* is above the largest weight"):
         ix.add(sp.csr_matrix(np.array([[0.0, 1.0], [weight, 0.0]])))
     with pytest.raises(ValueError, match="document 0: weight .* is above the largest weight"):
-        VectorIndex.build([([1], [weight])])
+        SegmentView.build([([1], [weight])])
 
 
 def test_largest_weights_give_finite_scores_in_the_right_order():
@@ -401,7 +402,7 @@ def test_threads_are_bounded():
     with pytest.raises(TypeError, match="threads must be an integer"):
         ix.search_batch([{1: 1.0}], threads=2.5)
     assert ix.search_batch([{1: 1.0}], threads=max_threads())[0][0].id == 0
-    v = VectorIndex.build([([1], [1.0])])
+    v = SegmentView.build([([1], [1.0])])
     with pytest.raises(ValueError, match="threads must be between"):
         v.search_batch([([1], [1.0])], threads=10**6)
 
@@ -412,7 +413,7 @@ def test_vocab_size_is_checked_at_creation(vocab_size, error):
     with pytest.raises(error, match="vocab_size must be"):
         SparseIndex(None, vocab_size=vocab_size)
     with pytest.raises(error, match="vocab_size must be"):
-        VectorIndex.build([([1], [1.0])], vocab_size=vocab_size)
+        SegmentView.build([([1], [1.0])], vocab_size=vocab_size)
 
 
 def test_vocab_size_limits_are_usable(tmp_path):
@@ -429,7 +430,7 @@ def test_vocab_size_limits_are_usable(tmp_path):
     assert [h.id for h in free.search({2**32 - 1: 1.0})] == [3, 1]
     assert [h.id for h in free.search({2**24: 1.0})] == [0]
     assert free.search({2**32 - 2: 1.0}) == []  # absent from the index: matches nothing
-    v = VectorIndex.build((np.array([0, 1]), np.array([2**32 - 1], np.uint32), np.array([1.0], np.float32)))
+    v = SegmentView.build((np.array([0, 1]), np.array([2**32 - 1], np.uint32), np.array([1.0], np.float32)))
     assert v.search(([2**32 - 1], [1.0]))[0].tolist() == [0]
     for t in (2**32, 2**40):
         with pytest.raises(ValueError, match=rf"document 0: indices\[0\] = {t} is not below 2\*\*32"):
@@ -452,7 +453,7 @@ def test_k_out_of_range_is_a_value_error(k):
     with pytest.raises(ValueError, match="k must be between"):
         ix.search_batch([{1: 1.0}], k=k)
     with pytest.raises(ValueError, match="k must be between"):
-        VectorIndex.build([([1], [1.0])]).search([1], [1.0], k=k)
+        SegmentView.build([([1], [1.0])]).search([1], [1.0], k=k)
 
 
 def test_k_may_exceed_the_documents():

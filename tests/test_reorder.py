@@ -1,5 +1,5 @@
 """Document order (`reorder="bp" | "signature" | "none"`): through the bindings (build, merge,
-store, `bp_order`) and `SparseIndex` / `VectorIndex`, results keyed by id do not depend on it,
+store, `bp_order`) and `SparseIndex` / `SegmentView`, results keyed by id do not depend on it,
 and a bad value is a clear error."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsedex import SparseIndex, VectorIndex, _core
+from sparsedex import SparseIndex, _core
+from sparsedex._segment import SegmentView
 
 MODES = ("none", "signature", "bp", True, False)
 
@@ -77,7 +78,7 @@ def test_bad_reorder_values_are_clear_errors():
     with pytest.raises(TypeError, match="reorder must be a string or a bool"):
         SparseIndex(None, reorder=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="reorder must be"):
-        VectorIndex.build(docs, reorder="fast")
+        SegmentView.build(docs, reorder="fast")
     with pytest.raises(ValueError, match="weighting"):
         _core.bp_order(*docs, weighting="levels0")
     with pytest.raises(ValueError, match="leaf_size"):

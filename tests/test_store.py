@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sparsedex import CorruptIndexError, SparseIndex, VectorIndex
+from sparsedex import CorruptIndexError, SparseIndex
+from sparsedex._segment import SegmentView
 from sparsedex.filters import compile_filter
 from sparsedex.index import IndexLockedError, MergePolicy
 
@@ -36,7 +37,7 @@ def payload(i):
 
 def fresh(ids, quantization="float", scale=None):
     """A single-segment index of documents ``ids`` (vectors from doc_vec)."""
-    return VectorIndex.build([doc_vec(i) for i in ids], ids=list(ids), quantization=quantization, scale=scale)
+    return SegmentView.build([doc_vec(i) for i in ids], ids=list(ids), quantization=quantization, scale=scale)
 
 
 def queries(n=12, seed=3):
@@ -79,12 +80,12 @@ def test_segments_search_like_one_index(tmp_path, quantization):
         ix.commit()
     assert len(ix.segments()) == 7
     docs = [doc_vec(i) for i in range(42)]
-    ref = VectorIndex.build(first + docs, ids=[-1] + list(range(42)), quantization=quantization,
+    ref = SegmentView.build(first + docs, ids=[-1] + list(range(42)), quantization=quantization,
                             scale=None if quantization == "float" else 255 / 3.0)
     for q in queries():
         ids, scores = ref.search(q[0], q[1], k=10)
         assert_same_results(ix.search(q, k=10), ids, scores)
-    for algo in VectorIndex.algorithms:
+    for algo in SegmentView.algorithms:
         assert ix.search(queries()[0], k=10, algorithm=algo) == ix.search(queries()[0], k=10)
     assert ix.get(5).payload == payload(5)
     assert ix.get(5).vector.indices.tolist() == doc_vec(5)[0].tolist()
@@ -545,7 +546,7 @@ def test_bulk_csr_add_and_max_weight(tmp_path):
     ix.add(m[100:])
     ix.commit()
     assert len(ix) == 300 and len(ix.segments()) == 2
-    ref = VectorIndex.build(m, quantization="u8", scale=255 / 2.0)
+    ref = SegmentView.build(m, quantization="u8", scale=255 / 2.0)
     for q in queries(8):
         ids, scores = ref.search(q[0], q[1], k=10)
         assert_same_results(ix.search(q, k=10), ids, scores)  # one grid for every segment

@@ -25,7 +25,6 @@ from .encoders import (
 from .filters import FilterError, PayloadError
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
 from .store import ClosedIndexError, IndexLockedError, MergePolicy
-from .vector_index import VectorIndex
 from .vectors import SparseEmbedding
 
 try:
@@ -39,7 +38,6 @@ __all__ = [
     "Document",
     "Explanation",
     "TermMatch",
-    "VectorIndex",
     "SparseEmbedding",
     "SparseTextEmbedding",
     "SpladeEncoder",
@@ -62,3 +60,14 @@ __all__ = [
     "fusion",
     "__version__",
 ]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module attribute hook (PEP 562)
+    if name == "VectorIndex":
+        raise AttributeError(
+            "sparsedex.VectorIndex was removed in 0.2: there is one index class, SparseIndex. "
+            "Build from vectors you bring with SparseIndex(None).add(vectors, ids=...) (CSR "
+            "arrays and scipy matrices included), or SparseIndex.create(path) for a durable one; "
+            "SparseIndex.open(path) opens a directory a VectorIndex saved."
+        )
+    raise AttributeError(f"module 'sparsedex' has no attribute {name!r}")

@@ -22,6 +22,16 @@ commit point. A crash before it leaves the 0.1 index whole (the new files are le
 next writer collects); a crash after it leaves the upgraded index, whose garbage collection
 removes the old segment files; the old ``manifest-*.json`` files are removed after the switch.
 So a kill at any moment leaves a directory that opens, as the old or the upgraded index.
+
+**0.1's ``VectorIndex`` directories** (the second class 0.1 had, for vectors you bring)::
+
+    sparsedex.json           {"format": "sparsedex-vector-index", "version": 1}
+    vectors.sdx              one engine segment, format version 1 or 2, with its ids
+
+are read and upgraded the same way, as an index of one segment without payloads or texts
+(they kept none). Its vectors must have been stored (``store_vectors=True``, the default): an
+index built without them cannot be rebuilt, and opening it is a :class:`CorruptIndexError`
+that says so. After the switch the two old files are removed.
 """
 
 from __future__ import annotations
@@ -59,15 +69,29 @@ def _current_bytes(p: Path) -> bytes | None:
         return None
 
 
+_VEC_META = "sparsedex.json"
+_VEC_FILE = "vectors.sdx"
+_VEC_FORMAT = "sparsedex-vector-index"
+
+
+def is_vector_dir(p: Path) -> bool:
+    """Whether ``p`` is a 0.1 ``VectorIndex`` directory (a ``sparsedex.json``, no CURRENT)."""
+    return _current_bytes(p) is None and (p / _VEC_META).is_file()
+
+
 def is_legacy(p: Path) -> bool:
-    """Whether ``p``'s CURRENT is sparsedex 0.1's."""
+    """Whether ``p`` is in a sparsedex 0.1 layout (its CURRENT is 0.1's, or a VectorIndex's)."""
     raw = _current_bytes(p)
-    return raw is not None and raw.startswith(_CUR_MAGIC)
+    if raw is None:
+        return (p / _VEC_META).is_file()
+    return raw.startswith(_CUR_MAGIC)
 
 
 def is_legacy_leftover(p: Path) -> bool:
-    """Whether ``p`` holds a 0.1 manifest although its CURRENT is of today's layout."""
-    return not is_legacy(p) and any(n.startswith("manifest-") and n.endswith(".json") for n in os.listdir(p))
+    """Whether ``p`` holds 0.1 files although its CURRENT is of today's layout."""
+    if _current_bytes(p) is None or is_legacy(p):
+        return False
+    return any(n.startswith("manifest-") and n.endswith(".json") or n in (_VEC_META, _VEC_FILE) for n in os.listdir(p))
 
 
 def remove_legacy_files(p: Path, keep_current: bool) -> None:
@@ -75,8 +99,9 @@ def remove_legacy_files(p: Path, keep_current: bool) -> None:
     (``keep_current``): nothing to do, the old files stay until CURRENT is replaced."""
     if keep_current:
         return
-    for n in os.listdir(p):
-        if n.startswith("manifest-") and n.endswith(".json") or n.startswith(".manifest-") and ".json" in n:
+    for n in sorted(os.listdir(p), key=lambda n: n != _VEC_META):  # sparsedex.json first
+        if n.startswith("manifest-") and n.endswith(".json") or n.startswith(".manifest-") and ".json" in n \
+                or n in (_VEC_META, _VEC_FILE):
             try:
                 os.unlink(p / n)
             except OSError:
@@ -122,6 +147,10 @@ class Legacy:
     """A 0.1 directory, read whole: settings and each segment's live documents."""
 
     def __init__(self, p: Path) -> None:
+        self._vectors: Any = None
+        if is_vector_dir(p):
+            self._init_vector_dir(p)
+            return
         raw = _current_bytes(p)
         if raw is None:
             raise CorruptIndexError(f"{p}: missing CURRENT (not a sparsedex index directory)")
@@ -149,6 +178,35 @@ class Legacy:
         self.settings: dict[str, Any] = m.get("settings") or {}
         self.segments: list[dict[str, Any]] = m["segments"]
 
+    def _init_vector_dir(self, p: Path) -> None:
+        mp = p / _VEC_META
+        try:
+            meta = json.loads(mp.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptIndexError(f"{mp}: unreadable ({e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != _VEC_FORMAT:
+            raise CorruptIndexError(f"{mp}: not a {_VEC_FORMAT} directory")
+        if meta.get("version") != 1:
+            raise CorruptIndexError(f"{mp}: format version {meta.get('version')!r} is not supported (this build reads 1)")
+        sdx = p / _VEC_FILE
+        if not sdx.is_file():
+            raise CorruptIndexError(f"{sdx}: missing (named by {_VEC_META})")
+        index = _core.Index.open(str(sdx))
+        st = index.stats()
+        if len(index) and not st.get("vectors_bytes"):
+            raise CorruptIndexError(
+                f"{sdx}: built without its vectors (store_vectors=False), so it cannot be opened as a "
+                "SparseIndex; rebuild it from the vectors with SparseIndex(None).add(...)")
+        self._vectors = index
+        self.path = p
+        self.uuid = ""
+        self.quantization = str(st["quantization"])
+        self.vocab_size = None
+        self.scale = float(st["scale"]) if st.get("scale") else None
+        self.store_texts = False
+        self.settings = {}
+        self.segments = []
+
     def bm25(self) -> tuple[float, float] | None:
         enc = self.settings.get("encoder")
         if isinstance(enc, dict) and enc.get("kind") == "bm25":
@@ -157,6 +215,14 @@ class Legacy:
 
     def documents(self) -> list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[Any], list[Any], list[Any]]]:
         """Per segment: the live documents' (CSR vectors, ids, payloads, texts)."""
+        if self._vectors is not None:
+            index = self._vectors
+            n = len(index)
+            ids = index.ids()
+            ids = list(range(n)) if ids is None else [x.item() if isinstance(x, np.generic) else x for x in ids]
+            indptr, indices, values = index.vectors()
+            csr = (np.asarray(indptr, dtype=np.uint64), np.asarray(indices, dtype=np.uint32), np.asarray(values, dtype=np.float32))
+            return [(csr, ids, [None] * n, [None] * n)]
         out = []
         for rec in self.segments:
             name = rec.get("name")

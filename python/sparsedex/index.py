@@ -197,7 +197,7 @@ def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None."""
     if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
                                   and docs[0].ndim == 1 and np.issubdtype(docs[0].dtype, np.integer)):
-        from .vector_index import to_csr
+        from ._segment import to_csr
 
         return to_csr(docs)
     return None
@@ -409,7 +409,7 @@ class SparseIndex:
                 for i, d in enumerate(docs):
                     if not isinstance(d, str):
                         raise TypeError(
-                            f"document {i} is a {type(d).__name__}: this index encodes texts "
+                            f"document {i} is {_validate.a_type(d)}: this index encodes texts "
                             f"(create SparseIndex(encoder=None) to add vectors you bring)"
                         )
                 texts = list[str | None](_validate.check_texts(docs))
@@ -570,14 +570,14 @@ class SparseIndex:
         snap_ids_kind = self._id_kind()
         if ids is None:
             if snap_ids_kind is str:
-                raise ValueError("this index has string ids: pass ids= for the new documents")
+                raise ValueError("this index has string ids: pass ids=[...] (one string per new document)")
             start = self._store.next_int_id()
             if start == _validate.ID_MAX and self._store.locate(start) is not None:
                 start += 1  # the core's counter stops at the largest id: it is taken
             if start + n - 1 > _validate.ID_MAX:
                 raise ValueError(
                     f"cannot number {n} new documents from {start}: integer ids are signed 64-bit "
-                    "(at most 2**63 - 1); pass ids="
+                    "(at most 2**63 - 1); pass ids=[...] for the new documents"
                 )
             return list(range(start, start + n))
         out: list[Any] = _validate.check_new_ids(ids, n)
@@ -589,8 +589,8 @@ class SparseIndex:
                 want = kind
             elif kind is not want:
                 raise TypeError(
-                    f"id {x!r} of document {i} is a {kind.__name__} but the index's ids are "
-                    f"{want.__name__}s: ids must be all ints or all strings"
+                    f"id {x!r} of document {i} is {_validate.a_type(x)} but the index's ids are "
+                    f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
                 )
             if x in seen:
                 raise ValueError(f"id {x!r} of document {i} is a duplicate")
@@ -967,10 +967,11 @@ class SparseIndex:
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            from ._legacy import is_ours
+            from ._legacy import is_ours, is_vector_dir
 
             # a directory holding only what a save killed before its first commit left is fine
-            if any(not is_ours(f.name) for f in dest.iterdir()) and not (dest / "CURRENT").is_file():
+            if any(not is_ours(f.name) for f in dest.iterdir()) and not (dest / "CURRENT").is_file() \
+                    and not is_vector_dir(dest):
                 raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
         ident = self._identity_for_store()
         if ident is not None and ident.get("kind") == "custom":

@@ -372,7 +372,9 @@ class Store:
         else:
             if p.exists() and not p.is_dir():
                 raise FileExistsError(f"{p} exists and is not a directory")
-            if (p / "CURRENT").exists():
+            from ._legacy import is_vector_dir
+
+            if (p / "CURRENT").exists() or p.is_dir() and is_vector_dir(p):
                 raise FileExistsError(f"{p} already holds an index: open it with SparseIndex.open()")
             if p.is_dir():
                 from ._legacy import is_ours

@@ -2,8 +2,8 @@
 
     python rust/fuzz/make_seeds.py
 
-Each seed is the `vectors.sdx` file of a `VectorIndex` directory (the format `Index::open`
-reads). They cover both impact kinds, int / str / no external ids, stored vectors or not, a
+Each seed is one engine segment file (`seg-N.sdx` of an index directory, the format
+`Index::open` reads), written by the engine's one-segment view. They cover both impact kinds, int / str / no external ids, stored vectors or not, a
 declared vocabulary, an empty row, a term long enough to span several 128-posting blocks, term
 ids up to 2^32 - 1, and a BM25 segment (format version 2).
 Seeds are deterministic; rerun after a format change and commit the result.
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsedex import VectorIndex
+from sparsedex._segment import SegmentView
 
 HERE = Path(__file__).resolve().parent
 TARGETS = ("index_open", "container_parse")
 
 
-def seeds() -> dict[str, VectorIndex]:
+def seeds() -> dict[str, SegmentView]:
     rng = np.random.default_rng(7)
     small = [([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1]), ([], []), ([0, 3, 9], [0.3, 0.3, 4.0])]
     # 300 documents, term 2 in every one of them (3 blocks), a few random others.
@@ -33,14 +33,14 @@ def seeds() -> dict[str, VectorIndex]:
         terms = [2, *extra]
         wide.append((terms, rng.uniform(0.05, 3.0, size=len(terms)).round(2).tolist()))
     return {
-        "u8-int-ids": VectorIndex.build(small, ids=[10, 20, 30, 40]),
-        "u8-str-ids-vocab": VectorIndex.build(small, ids=["a", "b", "c", "d"], vocab_size=12),
-        "float-no-vectors": VectorIndex.build(small, quantization="float", store_vectors=False, reorder=False),
-        "u8-multiblock": VectorIndex.build(wide, store_vectors=False),
-        "float-multiblock": VectorIndex.build(wide, quantization="float", store_vectors=False, reorder=False),
-        "single-doc": VectorIndex.build([([5], [1.0])]),
+        "u8-int-ids": SegmentView.build(small, ids=[10, 20, 30, 40]),
+        "u8-str-ids-vocab": SegmentView.build(small, ids=["a", "b", "c", "d"], vocab_size=12),
+        "float-no-vectors": SegmentView.build(small, quantization="float", store_vectors=False, reorder=False),
+        "u8-multiblock": SegmentView.build(wide, store_vectors=False),
+        "float-multiblock": SegmentView.build(wide, quantization="float", store_vectors=False, reorder=False),
+        "single-doc": SegmentView.build([([5], [1.0])]),
         # Term ids anywhere in 0..2^32-1 (no lookup table: ids far apart).
-        "hashed-ids": VectorIndex.build([([7, 2**32 - 1], [1.0, 2.0]), ([2**31, 12345], [0.5, 1.5])], ids=["x", "y"]),
+        "hashed-ids": SegmentView.build([([7, 2**32 - 1], [1.0, 2.0]), ([2**31, 12345], [0.5, 1.5])], ids=["x", "y"]),
     }
 
 
@@ -66,11 +66,11 @@ def main() -> None:
             old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         for name, ix in seeds().items():
-            d = Path(tmp) / name
-            ix.save(d)
+            f = Path(tmp) / f"{name}.sdx"
+            ix.save(f)
             for target in TARGETS:
-                shutil.copyfile(d / "vectors.sdx", HERE / "corpus" / target / f"seed-{name}.sdx")
-            print(f"seed-{name}.sdx: {(d / 'vectors.sdx').stat().st_size} bytes")
+                shutil.copyfile(f, HERE / "corpus" / target / f"seed-{name}.sdx")
+            print(f"seed-{name}.sdx: {f.stat().st_size} bytes")
     data = bm25_seed()
     for target in TARGETS:
         (HERE / "corpus" / target / "seed-bm25.sdx").write_bytes(data)

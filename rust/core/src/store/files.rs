@@ -17,6 +17,9 @@ use std::path::Path;
 pub const CURRENT: &str = "CURRENT";
 /// The writer lock file (the caller's; the store never reads, writes or removes it).
 pub const LOCK: &str = "LOCK";
+/// The files of a sparsedex 0.1 `VectorIndex` directory, which a save (the upgrade of such a
+/// directory, or a save over it) may write beside; the Python side removes them after the switch.
+pub const LEGACY_VECTOR_INDEX: [&str; 2] = ["sparsedex.json", "vectors.sdx"];
 /// Magic of a manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SPDXMAN1";
 /// Magic of CURRENT.

@@ -76,12 +76,17 @@ impl Store {
                 dest.display()
             )));
         }
-        // A directory without an index must hold nothing but our leftovers (files around an
-        // index are left alone).
+        // A directory without an index must hold nothing but our leftovers, or be a sparsedex
+        // 0.1 `VectorIndex` directory (`sparsedex.json` + `vectors.sdx`, which the caller removes
+        // once CURRENT names the new index). Files around an index are left alone.
         if let (Ok(entries), false) = (std::fs::read_dir(dest), dest.join(files::CURRENT).exists()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name != files::CURRENT && name != files::LOCK && files::ours(&name).is_none() {
+                if name != files::CURRENT
+                    && name != files::LOCK
+                    && !files::LEGACY_VECTOR_INDEX.contains(&name.as_str())
+                    && files::ours(&name).is_none()
+                {
                     return Err(Error::io(
                         format!(
                             "{} holds files that are not a sparsedex index's ({name:?}): choose another directory",

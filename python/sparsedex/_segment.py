@@ -1,16 +1,19 @@
-"""VectorIndex: a read-only view of one immutable engine segment (deprecated for users).
+"""SegmentView: the engine's own read-only view of one immutable segment (not for users).
 
-Use :class:`sparsedex.SparseIndex` (``SparseIndex(None)`` or ``SparseIndex.create(path)``
-for vectors you bring, bulk CSR / scipy input included): one index class, one directory format
-(rust/core/FORMAT.md), one id system. ``VectorIndex`` remains as the engine's own one-segment
-view (build from CSR arrays, a scipy sparse matrix or a list of vectors; exact top-k search;
-``save`` / ``open`` of a single ``vectors.sdx``), used as the brute-force reference in tests
-and by the benchmark harness.
+Users have one index class, :class:`sparsedex.SparseIndex` (``SparseIndex(None)`` or
+``SparseIndex.create(path)`` for vectors you bring, bulk CSR / scipy input included), one
+directory format (rust/core/FORMAT.md) and one id system. ``SegmentView`` wraps one engine
+segment (``_core.Index``): built from CSR arrays, a scipy sparse matrix or a list of vectors,
+searched exactly, written to and read from one segment file (``seg-N.sdx`` of the index
+directory format). The tests use it as the reference beside the store, and the benchmark
+harness to measure the engine without the store around it.
+
+sparsedex 0.1's ``VectorIndex`` directories (``sparsedex.json`` + ``vectors.sdx``) are opened
+by :meth:`sparsedex.SparseIndex.open` (see ``_legacy.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -20,11 +23,7 @@ import numpy as np
 from . import _core, _validate
 from .vectors import _array, to_csr_arrays
 
-__all__ = ["VectorIndex", "to_csr", "to_query"]
-
-_FORMAT = "sparsedex-vector-index"
-_FORMAT_VERSION = 1
-_FILE = "vectors.sdx"
+__all__ = ["SegmentView", "to_csr", "to_query"]
 
 
 def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +108,10 @@ def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     return idx, val
 
 
-class VectorIndex:
+class SegmentView:
     """An immutable, exact top-k index over non-negative sparse vectors.
 
-    >>> ix = VectorIndex.build([([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1])], ids=["a", "b"])
+    >>> ix = SegmentView.build([([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1])], ids=["a", "b"])
     >>> ids, scores = ix.search([7], [1.0], k=1)
     >>> ids.tolist()
     ['b']
@@ -141,7 +140,7 @@ class VectorIndex:
         scale: float | None = None,
         store_vectors: bool = True,
         reorder: bool | str = True,
-    ) -> "VectorIndex":
+    ) -> "SegmentView":
         """Build from documents (see :func:`to_csr` for accepted shapes).
 
         ids: one external id per document, all ints or all strings (default: row numbers).
@@ -197,31 +196,19 @@ class VectorIndex:
         return cls(core)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "VectorIndex":
-        """Open an index saved with :meth:`save` (memory-mapped, checksums verified)."""
+    def open(cls, path: str | os.PathLike[str]) -> "SegmentView":
+        """Open one segment file (memory-mapped, checksums verified).
+
+        Raises FileNotFoundError if there is no such file, CorruptIndexError if it is not a
+        whole, valid segment."""
         p = Path(path)
-        if not p.is_dir():
-            raise FileNotFoundError(f"{p}: no index directory there")
-        meta_path = p / "sparsedex.json"
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise _core.CorruptIndexError(f"{p}: missing sparsedex.json (not a sparsedex index directory)") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise _core.CorruptIndexError(f"{meta_path}: unreadable ({e})") from None
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-            raise _core.CorruptIndexError(f"{meta_path}: not a {_FORMAT} directory")
-        if meta.get("version") != _FORMAT_VERSION:
-            raise _core.CorruptIndexError(f"{meta_path}: format version {meta.get('version')} is not supported (this build reads {_FORMAT_VERSION})")
-        return cls(_core.Index.open(str(p / _FILE)))
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no segment file there")
+        return cls(_core.Index.open(str(p)))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the index to directory `path` (created if needed; files replaced atomically)."""
-        p = Path(path)
-        p.mkdir(parents=True, exist_ok=True)
-        self._core.save(str(p / _FILE))  # atomic: a failed write leaves no temporary file
-        meta = json.dumps({"format": _FORMAT, "version": _FORMAT_VERSION}).encode()
-        _core.write_atomically(str(p / "sparsedex.json"), meta)
+        """Write the segment to file ``path`` atomically (a failed write leaves no temporary file)."""
+        self._core.save(str(Path(path)))
 
     # search -----------------------------------------------------------------------------
     def _external(self, rows: np.ndarray) -> np.ndarray:
@@ -310,4 +297,4 @@ class VectorIndex:
 
     def __repr__(self) -> str:
         s = self.stats()
-        return f"VectorIndex({s['documents']} documents, {s['postings']} postings, {s['quantization']})"
+        return f"SegmentView({s['documents']} documents, {s['postings']} postings, {s['quantization']})"

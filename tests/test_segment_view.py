@@ -1,4 +1,5 @@
-"""VectorIndex: exact results against a numpy oracle, input validation, persistence."""
+"""SegmentView (the engine's one-segment view): exact results against a numpy oracle, input
+validation, persistence of one segment file."""
 
 import threading
 
@@ -7,7 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sparsedex
-from sparsedex import CorruptIndexError, VectorIndex
+from sparsedex import CorruptIndexError
+from sparsedex._segment import SegmentView
 
 
 def dense_scores(docs, q, vocab):
@@ -33,7 +35,7 @@ def random_docs(rng, n, vocab, nnz):
 def test_float_index_matches_dense_oracle(quantization):
     rng = np.random.default_rng(0)
     docs = random_docs(rng, 3000, 200, 30)
-    ix = VectorIndex.build(docs, quantization=quantization)
+    ix = SegmentView.build(docs, quantization=quantization)
     for _ in range(20):
         q = random_docs(rng, 1, 200, 15)[0]
         exact = dense_scores(docs, q, 200)
@@ -48,7 +50,7 @@ def test_float_index_matches_dense_oracle(quantization):
             bound = ix.stats()["scale"]
             err = np.sum(q[1]) * (0.5 / bound) * 1.01 + 1e-6
             assert np.all(np.abs(scores - exact[ids]) <= err)
-        for algo in VectorIndex.algorithms:
+        for algo in SegmentView.algorithms:
             ids2, scores2 = ix.search(q, k=10, algorithm=algo)
             np.testing.assert_array_equal(ids2, ids)
             np.testing.assert_array_equal(scores2, scores)
@@ -62,10 +64,10 @@ def test_float_index_matches_dense_oracle(quantization):
     st.sampled_from(["u8", "float"]),
 )
 def test_all_algorithms_agree_hypothesis(docs, query, k, quantization):
-    ix = VectorIndex.build([(list(d.keys()), list(d.values())) for d in docs], quantization=quantization)
+    ix = SegmentView.build([(list(d.keys()), list(d.values())) for d in docs], quantization=quantization)
     q = (list(query.keys()), list(query.values()))
     ref = ix.search(q, k=k, algorithm="exhaustive")
-    for algo in VectorIndex.algorithms:
+    for algo in SegmentView.algorithms:
         got = ix.search(q, k=k, algorithm=algo)
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_array_equal(got[1], ref[1])
@@ -78,7 +80,7 @@ def test_all_algorithms_agree_hypothesis(docs, query, k, quantization):
 def test_search_batch_equals_single_and_threads():
     rng = np.random.default_rng(1)
     docs = random_docs(rng, 2000, 300, 40)
-    ix = VectorIndex.build(docs, ids=[f"d{i}" for i in range(2000)])
+    ix = SegmentView.build(docs, ids=[f"d{i}" for i in range(2000)])
     queries = random_docs(rng, 50, 300, 20) + [(np.array([], np.uint32), np.array([], np.float32))]
     for threads in (None, 1, 2):
         ids, scores = ix.search_batch(queries, k=7, threads=threads)
@@ -94,7 +96,7 @@ def test_search_batch_equals_single_and_threads():
 def test_threaded_searches_are_consistent():
     rng = np.random.default_rng(2)
     docs = random_docs(rng, 3000, 100, 30)
-    ix = VectorIndex.build(docs)
+    ix = SegmentView.build(docs)
     queries = random_docs(rng, 40, 100, 10)
     expected = [ix.search(q, k=5) for q in queries]
     errors = []
@@ -103,7 +105,7 @@ def test_threaded_searches_are_consistent():
         r = np.random.default_rng(seed)
         for _ in range(200):
             i = int(r.integers(len(queries)))
-            got = ix.search(queries[i], k=5, algorithm=str(r.choice(VectorIndex.algorithms)))
+            got = ix.search(queries[i], k=5, algorithm=str(r.choice(SegmentView.algorithms)))
             if not (np.array_equal(got[0], expected[i][0]) and np.array_equal(got[1], expected[i][1])):
                 errors.append(i)
 
@@ -115,7 +117,7 @@ def test_threaded_searches_are_consistent():
 
 def test_ids_get_explain():
     docs = [([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1]), ([], [])]
-    ix = VectorIndex.build(docs, ids=[10, 20, 30], quantization="float")
+    ix = SegmentView.build(docs, ids=[10, 20, 30], quantization="float")
     ids, scores = ix.search(([7, 9], [1.0, 2.0]), k=5)
     assert ids.tolist() == [20, 10]
     np.testing.assert_allclose(scores, [2.2, 1.2], rtol=1e-6)
@@ -144,26 +146,26 @@ def test_ids_get_explain():
 )
 def test_bad_documents_name_the_row(docs, message):
     with pytest.raises((ValueError, TypeError)) as e:
-        VectorIndex.build(docs)
+        SegmentView.build(docs)
     assert message in str(e.value)
 
 
 def test_bad_inputs_other():
     with pytest.raises(ValueError, match="document 0: term id 12 is out of range \\(vocabulary size 10\\)"):
-        VectorIndex.build([([12], [1.0])], vocab_size=10)
+        SegmentView.build([([12], [1.0])], vocab_size=10)
     with pytest.raises(ValueError, match="indptr ends at 5"):
-        VectorIndex.build((np.array([0, 5]), np.array([1, 2], np.uint32), np.array([1, 1], np.float32)))
+        SegmentView.build((np.array([0, 5]), np.array([1, 2], np.uint32), np.array([1, 1], np.float32)))
     with pytest.raises(ValueError, match="2 ids given for 1 documents"):
-        VectorIndex.build([([1], [1.0])], ids=["a", "b"])
+        SegmentView.build([([1], [1.0])], ids=["a", "b"])
     with pytest.raises(ValueError, match="duplicate"):
-        VectorIndex.build([([1], [1.0]), ([2], [1.0])], ids=["a", "a"])
+        SegmentView.build([([1], [1.0]), ([2], [1.0])], ids=["a", "a"])
     with pytest.raises(TypeError, match="all ints or all strings"):
-        VectorIndex.build([([1], [1.0]), ([2], [1.0])], ids=["a", 3])
+        SegmentView.build([([1], [1.0]), ([2], [1.0])], ids=["a", 3])
     with pytest.raises(ValueError, match="exceeds the quantization range"):
-        VectorIndex.build([([1], [10.0])], scale=100.0)
+        SegmentView.build([([1], [10.0])], scale=100.0)
     with pytest.raises(ValueError, match="quantization must be"):
-        VectorIndex.build([([1], [1.0])], quantization="int4")
-    ix = VectorIndex.build([([1], [1.0])], vocab_size=10)
+        SegmentView.build([([1], [1.0])], quantization="int4")
+    ix = SegmentView.build([([1], [1.0])], vocab_size=10)
     with pytest.raises(ValueError, match="query: weight of term 1 is NaN"):
         ix.search([1], [float("nan")])
     with pytest.raises(ValueError, match="query: term id 11 is out of range"):
@@ -175,13 +177,13 @@ def test_bad_inputs_other():
     with pytest.raises(ValueError, match="unknown algorithm 'fast'"):
         ix.search([1], [1.0], algorithm="fast")
     # Without a declared vocabulary, larger query ids are simply absent terms.
-    ix = VectorIndex.build([([1], [1.0])])
+    ix = SegmentView.build([([1], [1.0])])
     assert len(ix.search([1000], [1.0])[0]) == 0
 
 
 def test_huge_k_is_capped_not_allocated():
-    ix = VectorIndex.build([([1], [1.0]), ([1, 2], [0.5, 1.0])])
-    for algo in VectorIndex.algorithms:
+    ix = SegmentView.build([([1], [1.0]), ([1, 2], [0.5, 1.0])])
+    for algo in SegmentView.algorithms:
         ids, scores = ix.search([1], [1.0], k=10**15, algorithm=algo)
         assert ids.tolist() == [0, 1]
     ids, scores = ix.search_batch([([1], [1.0]), ([2], [1.0])], k=10**15)
@@ -189,7 +191,7 @@ def test_huge_k_is_capped_not_allocated():
 
 
 def test_empty_index():
-    ix = VectorIndex.build([])
+    ix = SegmentView.build([])
     assert len(ix) == 0
     ids, scores = ix.search([1], [1.0], k=3)
     assert len(ids) == 0
@@ -201,9 +203,9 @@ def test_save_open_roundtrip(tmp_path):
     rng = np.random.default_rng(3)
     docs = random_docs(rng, 1500, 500, 40)
     for quantization in ("u8", "float"):
-        ix = VectorIndex.build(docs, ids=[f"doc-{i}" for i in range(len(docs))], quantization=quantization)
-        ix.save(tmp_path / quantization)
-        ix2 = VectorIndex.open(tmp_path / quantization)
+        ix = SegmentView.build(docs, ids=[f"doc-{i}" for i in range(len(docs))], quantization=quantization)
+        ix.save(tmp_path / f"{quantization}.sdx")
+        ix2 = SegmentView.open(tmp_path / f"{quantization}.sdx")
         assert len(ix2) == len(ix) and ix2.stats() == ix.stats()
         for q in random_docs(rng, 10, 500, 20):
             a, b = ix.search(q, k=10), ix2.search(q, k=10)
@@ -214,15 +216,15 @@ def test_save_open_roundtrip(tmp_path):
 
 def test_corrupted_and_truncated_files(tmp_path):
     rng = np.random.default_rng(4)
-    ix = VectorIndex.build(random_docs(rng, 400, 100, 20))
-    ix.save(tmp_path / "ix")
-    f = tmp_path / "ix" / "vectors.sdx"
+    ix = SegmentView.build(random_docs(rng, 400, 100, 20))
+    f = tmp_path / "seg-1.sdx"
+    ix.save(f)
     data = f.read_bytes()
     # truncations
     for n in [0, 7, 16, 100, len(data) // 2, len(data) - 1]:
         f.write_bytes(data[:n])
         with pytest.raises(CorruptIndexError):
-            VectorIndex.open(tmp_path / "ix")
+            SegmentView.open(f)
     # flipped bytes across the file: an error or (a flip in padding) identical results, never a crash
     q = ([1, 2, 3, 50], [1.0, 0.5, 0.25, 2.0])
     ref = ix.search(q, k=10)
@@ -233,34 +235,29 @@ def test_corrupted_and_truncated_files(tmp_path):
         bad[pos] ^= 0x5A
         f.write_bytes(bytes(bad))
         try:
-            ix2 = VectorIndex.open(tmp_path / "ix")
+            ix2 = SegmentView.open(f)
         except CorruptIndexError:
             flagged += 1
             continue
         got = ix2.search(q, k=10)
         assert got[0].tolist() == ref[0].tolist()
     assert flagged > len(positions) * 0.5
-    # wrong version, missing files, not an index
-    f.write_bytes(data)
-    (tmp_path / "ix" / "sparsedex.json").write_text('{"format": "sparsedex-vector-index", "version": 99}')
-    with pytest.raises(CorruptIndexError, match="version 99"):
-        VectorIndex.open(tmp_path / "ix")
-    (tmp_path / "ix" / "sparsedex.json").write_text('{"format": "sparsedex-vector-index", "version": 1}')
+    # not an index, missing files
     f.write_bytes(b"hello world, not an index at all" * 10)
     with pytest.raises(CorruptIndexError, match="not a sparsedex index file"):
-        VectorIndex.open(tmp_path / "ix")
+        SegmentView.open(f)
     f.unlink()
     with pytest.raises(FileNotFoundError):
-        VectorIndex.open(tmp_path / "ix")
+        SegmentView.open(f)
     with pytest.raises(FileNotFoundError):
-        VectorIndex.open(tmp_path / "nowhere")
+        SegmentView.open(tmp_path)  # a directory is not a segment file
 
 
 def test_scipy_and_csr_inputs():
     sp = pytest.importorskip("scipy.sparse")
     m = sp.random(100, 50, density=0.1, random_state=0, format="csr", dtype=np.float32)
-    a = VectorIndex.build(m)
-    b = VectorIndex.build((m.indptr, m.indices, m.data))
+    a = SegmentView.build(m)
+    b = SegmentView.build((m.indptr, m.indices, m.data))
     q = ([1, 2, 3], [1.0, 1.0, 1.0])
     assert a.search(q)[0].tolist() == b.search(q)[0].tolist()
     assert len(a) == 100

@@ -387,3 +387,30 @@ def test_hit_vector_is_the_stored_float_vector_and_u8_scores_are_rounded():
         else:  # 8-bit impacts: 0.5 is 0.502 on the grid max_weight=1.2
             assert h.score != pytest.approx(dot, rel=1e-6)
             assert h.score == pytest.approx(dot, abs=2 * 1.2 / 255)
+
+
+def test_live_df_counts_like_the_stored_vectors(tmp_path):
+    """The engine's per-term live document frequency (what Qdrant's IDF modifier is computed
+    from) equals a count over the stored vectors of the live documents: every impact kind,
+    several segments, deletions, weights that round to 0 on the u8 grid."""
+    from sparsedex import _qdrant
+
+    rng = np.random.default_rng(0)
+    for quant in ("u8", "float"):
+        ix = SparseIndex(None, quant, path=tmp_path / quant)
+        for part in range(3):
+            ix.add([(sorted(rng.choice(300, 8, replace=False).tolist()), rng.uniform(0.001, 3, 8).tolist()) for _ in range(700)])
+            ix.commit()
+        ix.delete(list(range(0, 2100, 7)))
+        ix.commit()
+        snap = ix._snap()
+        parts = []
+        for st in snap.states:
+            ip, ind, val = st.segment.index.vectors()
+            parts.append((ip, ind, val, None if st.live_set is None else st.live_mask()))
+        terms, df, n = _qdrant.collection_df(parts)
+        probe = np.concatenate([terms, np.array([301, 2**32 - 1], np.uint32)])
+        n2, df2 = snap.core.live_df(probe)
+        assert n2 == n == 1800 and len(snap.states) >= 2
+        assert df2.tolist() == df.tolist() + [0, 0]
+        ix.close()

@@ -216,13 +216,13 @@ class Legacy:
     def documents(self) -> list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[Any], list[Any], list[Any]]]:
         """Per segment: the live documents' (CSR vectors, ids, payloads, texts)."""
         if self._vectors is not None:
-            index = self._vectors
-            n = len(index)
-            ids = index.ids()
-            ids = list(range(n)) if ids is None else [x.item() if isinstance(x, np.generic) else x for x in ids]
-            indptr, indices, values = index.vectors()
-            csr = (np.asarray(indptr, dtype=np.uint64), np.asarray(indices, dtype=np.uint32), np.asarray(values, dtype=np.float32))
-            return [(csr, ids, [None] * n, [None] * n)]
+            seg = self._vectors
+            count = len(seg)
+            raw = seg.ids()
+            vids = list(range(count)) if raw is None else [x.item() if isinstance(x, np.generic) else x for x in raw]
+            vptr, vind, vval = seg.vectors()
+            vcsr = (np.asarray(vptr, dtype=np.uint64), np.asarray(vind, dtype=np.uint32), np.asarray(vval, dtype=np.float32))
+            return [(vcsr, vids, [None] * count, [None] * count)]
         out = []
         for rec in self.segments:
             name = rec.get("name")

@@ -498,15 +498,11 @@ def apply_idf(q: SparseEmbedding, terms: np.ndarray, df: np.ndarray, n_live: int
 
 
 def idf_query(index: Any, q: SparseEmbedding, snap: Any) -> SparseEmbedding:
-    """``q`` with IDF applied from the live documents of snapshot ``snap`` of ``index`` (cached
-    per snapshot on the index)."""
-    cache = index.__dict__.get("_idf_cache")
-    if cache is None or cache[0] is not snap:
-        parts = []
-        for st in snap.states:
-            indptr, indices, values = st.segment.index.vectors()
-            parts.append((indptr, indices, values, None if st.live_set is None else st.live_mask()))
-        cache = (snap, collection_df(parts))
-        index.__dict__["_idf_cache"] = cache
-    terms, df, n_live = cache[1]
-    return apply_idf(q, terms, df, n_live)
+    """``q`` with Qdrant's IDF applied from the live documents of snapshot ``snap``: the
+    engine counts each query term's live document frequency (one lookup per term and
+    segment, a postings scan where a segment has deletions), so a query costs what its terms
+    cost, whatever the collection's size."""
+    idx = np.unique(np.asarray(q.indices, dtype=np.uint32))
+    n_live, df = snap.core.live_df(idx)
+    keep = df > 0
+    return apply_idf(q, idx[keep], np.asarray(df, dtype=np.int64)[keep], int(n_live))

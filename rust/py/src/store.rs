@@ -449,6 +449,15 @@ impl PySnapshot {
         Ok(self.inner.locate(id_of(id)?.as_id()))
     }
 
+    /// (live documents, document frequencies uint64 aligned with `terms`) over the live
+    /// documents, for any impact kind.
+    fn live_df<'py>(&self, py: Python<'py>, terms: PyReadonlyArray1<'py, u32>) -> PyResult<(u64, Bound<'py, PyArray1<u64>>)> {
+        let t = slice(&terms, "terms")?;
+        let snap = &self.inner;
+        let (n, df) = enter(py, || Ok(snap.live_df(t)))?;
+        Ok((n, df.into_pyarray(py)))
+    }
+
     /// BM25 statistics of the live documents for `terms` (uint32): deleted documents excluded.
     fn bm25_stats(&self, py: Python<'_>, terms: PyReadonlyArray1<'_, u32>) -> PyResult<PyBm25Stats> {
         let t = slice(&terms, "terms")?;

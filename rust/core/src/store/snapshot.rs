@@ -89,6 +89,36 @@ impl Snapshot {
         Bm25Stats::new(n, total, t, df).unwrap_or_else(|_| Bm25Stats::of_indexes(&[], &[]))
     }
 
+    /// Document frequencies of `terms` (any order, duplicates allowed) over the live documents,
+    /// for any impact kind, and the number of live documents: `(n_live, df)` with `df[i]` the
+    /// live documents holding `terms[i]`. A term absent from every segment counts 0. Costs one
+    /// lookup per term and segment, plus a scan of the term's postings in segments with
+    /// deletions. (For IDF weights computed outside the engine, e.g. Qdrant's BM25 query IDF.)
+    pub fn live_df(&self, terms: &[u32]) -> (u64, Vec<u64>) {
+        let mut df = vec![0u64; terms.len()];
+        let mut n = 0u64;
+        for s in &self.segments {
+            let v = s.index().view();
+            n += s.n_live as u64;
+            for (d, &term) in df.iter_mut().zip(terms) {
+                let Some(l) = v.local_term(term) else { continue };
+                *d += match &s.deleted {
+                    None => v.df(l),
+                    Some(del) => {
+                        let mut c = 0u64;
+                        match &v.impacts {
+                            Impacts::U8(a) => for_each_posting(v, a, l, |doc, _| c += !del.contains(doc) as u64),
+                            Impacts::F32(a) => for_each_posting(v, a, l, |doc, _| c += !del.contains(doc) as u64),
+                            Impacts::Bm25(a) => for_each_posting(v, a, l, |doc, _| c += !del.contains(doc) as u64),
+                        }
+                        c
+                    }
+                };
+            }
+        }
+        (n, df)
+    }
+
     /// The segments a search covers (positions) and their allowed sets: live AND the caller's
     /// filter (one per segment, `None` for no filter), skipping segments with nothing allowed.
     fn searched(&self, filters: Option<&[Option<DocSet>]>) -> Result<(Vec<usize>, Vec<Option<DocSet>>)> {

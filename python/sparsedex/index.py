@@ -786,25 +786,11 @@ class SparseIndex:
         _check_algorithm(algorithm, target_recall)
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
-        rows = sparse_matrix_rows(queries)
-        qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
-        if qs is None:
-            raise TypeError("queries is None: pass a list of texts or sparse vectors")
-        if not qs:
-            return []
         snap = self._snap()
-        texts = [q for q in qs if isinstance(q, str)]
-        if texts and len(texts) != len(qs):
-            raise TypeError("queries must be all texts or all vectors")
-        if texts:
-            if not self._has_encoder:
-                raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")
-            _validate.check_texts(texts, "query")
-            vecs = list(self.encoder.encode_queries(texts))
-        else:
-            vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
-        if self._idf:
-            vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
+        vecs = self._batch_vectors(queries, snap)
+        qs = vecs
+        if not vecs:
+            return []
         if not snap.states:
             return [[] for _ in qs]
         S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, stats, target_recall=target_recall)
@@ -817,6 +803,82 @@ class SparseIndex:
         for row in triples:
             out.append(flat[at:at + len(row)])
             at += len(row)
+        return out
+
+    def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
+        """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
+        (errors name the query)."""
+        rows = sparse_matrix_rows(queries)
+        qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
+        if qs is None:
+            raise TypeError("queries is None: pass a list of texts or sparse vectors")
+        if not qs:
+            return []
+        texts = [q for q in qs if isinstance(q, str)]
+        if texts and len(texts) != len(qs):
+            raise TypeError("queries must be all texts or all vectors")
+        if texts:
+            if not self._has_encoder:
+                raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")
+            _validate.check_texts(texts, "query")
+            vecs = list(self.encoder.encode_queries(texts))
+        else:
+            vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
+        if self._idf:
+            vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
+        return vecs
+
+    def calibrate(self, queries: Any = None, *, target_recall: float = 0.97) -> list[dict[str, Any]]:
+        """Calibrate approximate search now, on all cores, rather than on the first
+        ``algorithm="approximate"`` query (which calibrates each segment it meets on one core),
+        and report the recall each segment's chosen parameters reached.
+
+        queries: None, to calibrate every segment not calibrated yet on pseudo-queries (stored
+        rows of random documents cut to their heaviest 6..160 terms); or queries as
+        :meth:`search_batch` takes them (texts with an encoder, vectors otherwise; ideally a
+        sample of real queries), to recalibrate every segment on them.
+        target_recall: the target in (0, 1] the report is for (searches may use any target;
+        the calibration covers them all).
+
+        Returns one dict per segment of the current snapshot: ``name``, ``documents``,
+        ``approximate`` (False: the segment is searched exactly by approximate searches, as it
+        holds fewer than 8,192 documents or no stored vectors), ``calibrated_on``
+        (``"pseudo-queries"`` or ``"queries"``) and ``buckets``: per query length (queries are
+        grouped by their number of terms present in the segment, ``max_terms``; None for the
+        longest bucket) the number of calibration ``queries``, the parameters chosen for the
+        target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
+        reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
+        queries (1.0 with beta = rerank = 1: the exact search, where no cheaper point reaches
+        the target). Calibrations live with the segments in memory: a merged or reopened
+        segment is calibrated again. Raises ValueError for a target outside (0, 1] and the
+        errors of :meth:`search_batch` for bad queries.
+        """
+        _check_algorithm("approximate", target_recall)
+        snap = self._snap()
+        csr = None
+        if queries is not None:
+            vecs = self._batch_vectors(queries, snap)
+            if not vecs:
+                raise ValueError("calibration queries: the list is empty")
+            ip, ix, vx = _csr(vecs)
+            csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
+        out = []
+        for pos, st in enumerate(snap.states):
+            core = snap.core
+            if csr is not None or core.calibration(pos, float(target_recall)) is None:
+                ok = core.calibrate(pos, *csr) if csr is not None else core.calibrate(pos)
+            else:
+                ok = True
+            rep = core.calibration(pos, float(target_recall)) if ok else None
+            entry: dict[str, Any] = {"name": st.segment.name, "documents": st.segment.n, "approximate": rep is not None}
+            if rep is not None:
+                pseudo, buckets = rep
+                entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
+                entry["buckets"] = [
+                    {"max_terms": m, "queries": nq, "beta": round(float(b), 4), "rerank": round(float(r), 4), "recall": round(float(rc), 4)}
+                    for m, nq, b, r, rc in buckets
+                ]
+            out.append(entry)
         return out
 
     #: Traversal algorithms; "auto" picks one per query.

@@ -449,6 +449,55 @@ impl PySnapshot {
         Ok(self.inner.locate(id_of(id)?.as_id()))
     }
 
+    /// Calibrate segment `pos` for approximate search now, on all cores: on the given queries
+    /// (CSR, external term ids) or, without them, on pseudo-queries drawn from its stored rows.
+    /// Replaces any calibration it had. Returns False (and does nothing) for a segment searched
+    /// exactly by approximate searches (no stored vectors, or fewer than 8,192 documents).
+    #[pyo3(signature = (pos, indptr=None, indices=None, values=None))]
+    fn calibrate(
+        &self,
+        py: Python<'_>,
+        pos: usize,
+        indptr: Option<PyReadonlyArray1<'_, u64>>,
+        indices: Option<PyReadonlyArray1<'_, u32>>,
+        values: Option<PyReadonlyArray1<'_, f32>>,
+    ) -> PyResult<bool> {
+        use sparsedex_core::search::approx::{calibrate, MIN_DOCS};
+        let index = self.segment(pos)?.index();
+        let v = index.view();
+        if v.forward.is_none() || v.n_docs < MIN_DOCS {
+            return Ok(false);
+        }
+        let q = match (&indptr, &indices, &values) {
+            (Some(a), Some(b), Some(c)) => Some(csr(a, b, c)?),
+            (None, None, None) => None,
+            _ => return Err(PyValueError::new_err("calibration queries: give indptr, indices and values, or none")),
+        };
+        let c = enter(py, || calibrate::calibrate_with(index, q, 0x5eed))?;
+        calibrate::set(index, c);
+        Ok(true)
+    }
+
+    /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries?, one
+    /// entry per query-length bucket with calibration queries: (most query terms, or None for
+    /// the last bucket; calibration queries; beta; rerank; recall@10 reached on them)). The
+    /// entries are the cheapest parameters reaching the target (the exact search, recall 1.0,
+    /// where none does). None if the segment is not calibrated yet.
+    fn calibration(&self, pos: usize, target: f64) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f64)>)>> {
+        use sparsedex_core::search::approx::calibrate::{self, BUCKETS};
+        let index = self.segment(pos)?.index();
+        let Some(c) = calibrate::peek(index) else { return Ok(None) };
+        let mut out = Vec::new();
+        for (b, &max) in BUCKETS.iter().enumerate() {
+            if c.queries[b] == 0 {
+                continue;
+            }
+            let (p, recall) = c.choose(target, max.min(1 << 20));
+            out.push(((max != usize::MAX).then_some(max), c.queries[b], p.beta, p.rerank, recall));
+        }
+        Ok(Some((c.pseudo, out)))
+    }
+
     /// (live documents, document frequencies uint64 aligned with `terms`) over the live
     /// documents, for any impact kind.
     fn live_df<'py>(&self, py: Python<'py>, terms: PyReadonlyArray1<'py, u32>) -> PyResult<(u64, Bound<'py, PyArray1<u64>>)> {

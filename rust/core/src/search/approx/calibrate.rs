@@ -112,6 +112,11 @@ pub fn set(index: &Index, c: Calibration) {
     *index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
 }
 
+/// The segment's calibration if it has one already (never calibrates).
+pub fn peek(index: &Index) -> Option<Arc<Calibration>> {
+    index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Calibrate a segment on `queries` (CSR, external term ids), or on pseudo-queries drawn with
 /// `seed` when `None`. Errors only for malformed queries (naming the query).
 pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> Result<Calibration> {

@@ -1,0 +1,108 @@
+"""SparseIndex.calibrate: approximate search calibrated ahead of time, on pseudo-queries or on
+the user's queries, with the recall reached on the calibration queries reported per segment
+and query-length bucket; searches afterwards use that calibration (no calibration on the
+first approximate query)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsedex import SparseIndex
+
+
+def _corpus(n: int, seed: int = 0, vocab: int = 3000, nnz: int = 40):
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, vocab + 1) ** 0.9
+    p /= p.sum()
+    docs = []
+    for _ in range(n):
+        t = np.unique(rng.choice(vocab, nnz, p=p))
+        docs.append((t.tolist(), rng.gamma(1.5, 0.6, len(t)).round(3).tolist()))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    from sparsedex import MergePolicy
+
+    ix = SparseIndex.create(tmp_path_factory.mktemp("cal") / "i", merge_policy=MergePolicy(factor=0))
+    ix.add(_corpus(9000))
+    ix.commit()
+    ix.add(_corpus(300, seed=1))  # a second, small segment: searched exactly
+    ix.commit()
+    assert len(ix.segments()) == 2
+    yield ix
+    ix.close()
+
+
+def test_calibrate_reports_each_segment(big):
+    rep = big.calibrate(target_recall=0.95)
+    assert len(rep) == len(big.segments())
+    large = [r for r in rep if r["documents"] >= 8192]
+    small = [r for r in rep if r["documents"] < 8192]
+    assert large and all(r["approximate"] for r in large)
+    assert all(not r["approximate"] and "buckets" not in r for r in small)
+    for r in large:
+        assert r["calibrated_on"] == "pseudo-queries"
+        assert r["buckets"], r
+        for b in r["buckets"]:
+            assert b["queries"] > 0 and 0 < b["beta"] <= 1 and b["rerank"] >= 1
+            assert b["recall"] >= 0.95  # the chosen point reached the target on its queries
+            if b["beta"] == 1 and b["rerank"] == 1:
+                assert b["recall"] == 1.0
+    # a higher target never chooses a cheaper point with lower recall
+    hi = big.calibrate(target_recall=0.995)
+    for a, b in zip(rep, hi):
+        for x, y in zip(a.get("buckets", []), b.get("buckets", [])):
+            assert y["recall"] >= 0.995 and (y["beta"], y["rerank"]) >= (0.0, 1.0)
+
+
+def test_calibrate_on_queries_and_recall_holds(big):
+    queries = _corpus(200, seed=7, nnz=30)
+    rep = big.calibrate(queries[:100], target_recall=0.97)
+    large = [r for r in rep if r["approximate"]]
+    assert large and all(r["calibrated_on"] == "queries" for r in large)
+    assert sum(b["queries"] for b in large[0]["buckets"]) <= 100
+    # held-out queries of the same kind: recall@10 against the exact search near the target
+    hits = 0
+    total = 0
+    for q in queries[100:]:
+        exact = big.search(q, k=10, algorithm="exhaustive")
+        if len(exact) < 10:
+            continue
+        kth = exact[-1].score
+        approx = big.search(q, k=10, algorithm="approximate", target_recall=0.97)
+        want = {h.id for h in exact}
+        hits += sum(1 for h in approx if h.id in want or h.score >= kth)
+        total += 10
+        for h in approx:  # scores of returned hits are exact
+            assert h.score == pytest.approx(big.explain(q, h.id).score, rel=1e-5, abs=1e-5)
+    assert total and hits / total >= 0.97 - 0.03  # held-out: small sample, some slack
+
+
+def test_calibrate_bad_input(big):
+    with pytest.raises(ValueError, match="target_recall"):
+        big.calibrate(target_recall=1.5)
+    with pytest.raises(ValueError, match="target_recall"):
+        big.calibrate(target_recall=0)
+    with pytest.raises(ValueError, match="empty"):
+        big.calibrate([])
+    with pytest.raises(TypeError, match="texts"):
+        big.calibrate(["a text"])
+    with pytest.raises((ValueError, TypeError), match="query 1"):
+        big.calibrate([([1], [1.0]), ([2], [-1.0])])
+
+
+def test_calibrate_empty_and_closed(tmp_path):
+    ix = SparseIndex(None)
+    assert ix.calibrate() == []
+    d = SparseIndex.create(tmp_path / "i")
+    d.add([([1], [1.0])])
+    d.commit()
+    assert [r["approximate"] for r in d.calibrate()] == [False]
+    d.close()
+    from sparsedex import ClosedIndexError
+
+    with pytest.raises(ClosedIndexError):
+        d.calibrate()

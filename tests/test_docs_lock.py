@@ -136,3 +136,23 @@ def test_lock_not_kept_by_forked_child(tmp_path):
     b.acquire()  # freed although the child still runs
     b.release()
     os.waitpid(pid, 0)
+
+
+def test_lock_path_that_is_a_directory_is_named(tmp_path):
+    """A LOCK that is a directory (or otherwise cannot be opened) is an OSError naming the
+    lock and what to do, not a raw error from the lock library."""
+    from sparsedex import SparseIndex
+
+    ix = SparseIndex.create(tmp_path / "i")
+    ix.add([([1], [1.0])])
+    ix.commit()
+    ix.close()
+    (tmp_path / "i" / "LOCK").unlink(missing_ok=True)
+    (tmp_path / "i" / "LOCK").mkdir()
+    r = SparseIndex.open(tmp_path / "i")  # reading needs no lock
+    assert len(r) == 1
+    with pytest.raises(IsADirectoryError, match="writer lock LOCK is a directory, not a lock file: remove it"):
+        r.add([([2], [1.0])])
+    assert len(r) == 1
+    r.close()
+    assert repr(r).startswith("SparseIndex(closed")

@@ -1106,9 +1106,11 @@ class SparseIndex:
         }
 
     def __repr__(self) -> str:
+        where = "" if self.path is None else f", path={str(self.path)!r}"
+        if self._store.closed:
+            return f"SparseIndex(closed{where})"
         ident = self.encoder_identity
         enc = "vectors" if ident is None else (ident.get("model") or ident.get("kind"))
-        where = "" if self.path is None else f", path={str(self.path)!r}"
         return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r}{where})"
 
 

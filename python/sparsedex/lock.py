@@ -70,6 +70,9 @@ class WriterLock:
                 f"{self.directory} is being written by another writer ({self._holder()}); one "
                 "writer at a time: close() the other index, or open this one only to read"
             ) from None
+        except OSError as e:  # not a lock we could take at all
+            why = "is a directory, not a lock file: remove it" if self.path.is_dir() else f"cannot be opened ({e.strerror or e})"
+            raise type(e)(e.errno, f"{self.directory}: the writer lock {self.path.name} {why}", str(self.path)) from None
         try:
             st = os.stat(self.path)
             with open(self.path, "r+b") as f:  # who holds it, for a second writer's error

@@ -14,17 +14,28 @@
 //! order clusters its postings, which no count predicts: on 1M synthetic documents reordered
 //! by graph bisection superblock pruning is 6.7x faster than the exhaustive scorer, on 60k
 //! real SPLADE vectors (debian) in the same order it is 10x *slower* (medians of 2,000
-//! queries, `examples/probe.rs`). So the choice is **measured on the segment itself** (a
-//! *race*, [`Race`]): the candidates are the exhaustive scorer, block-max pruning and, when
-//! the segment stores its vectors, superblock pruning. A segment's first queries run each
-//! candidate in a burst of `1 + WARM` consecutive queries (the first run of a burst only
-//! warms the caches and is not counted) and record the time per posting of each query; from
-//! then on the candidate with the lowest median time per posting over its last [`RING`]
-//! counted runs is used. The others are re-checked in bursts of [`BURST`] queries, a
-//! candidate `r` times slower than the leader every `RECHECK x r` queries (so each costs
-//! about `BURST / RECHECK` = 2% of the leader's time), so that the choice follows the
-//! machine's load and the query mix. Every candidate is exact, so the race changes only the
-//! speed, never the hits.
+//! queries, `examples/probe.rs`). So the choice is **measured on the segment itself**, by a
+//! *paired race* ([`Race`]) between the exhaustive scorer, block-max pruning and, when the
+//! segment stores its vectors, superblock pruning:
+//!
+//! - **Warm-up.** The segment's first `1 + WARM` queries are run by every candidate (the
+//!   first only warms the caches); the candidate with the least total time on those same
+//!   queries leads.
+//! - **Leader.** Every later query is answered by the leader alone, untimed.
+//! - **Re-checks.** Every other candidate is re-checked in bursts of [`BURST`] consecutive
+//!   queries (the first uncounted), run *on the same query* as the leader (in alternating
+//!   order, so that neither profits from the other's warm caches), and the ratio of their
+//!   times is kept (the last [`RING`]). A candidate `r` times slower than the leader is
+//!   re-checked `RECHECK x r` queries after its last burst, so re-checks cost about
+//!   `BURST / RECHECK` (2%) of the leader's time per candidate whatever their speed.
+//! - **Switch.** When a candidate's median ratio over at least [`MIN_PAIRS`] paired queries is
+//!   below [`SWITCH`], it becomes the leader (and the other candidates are re-checked against
+//!   it soon).
+//!
+//! Comparing candidates on the same queries matters: how much a pruning algorithm saves
+//! varies from query to query far more than the gap between two good candidates, so times of
+//! different queries (even per posting) pick a wrong leader for long stretches. Every
+//! candidate is exact, so the race changes only the speed, never the hits.
 
 use super::plan::Plan;
 use super::{bmp, exhaustive, forward, maxscore, superblock, Kind, Scratch};
@@ -44,16 +55,20 @@ const SMALL_INDEX: u32 = 1 << 15;
 /// 1.45 ms against 1.75 ms, at 2% 3.8 ms against 1.7 ms.
 const FORWARD_RATIO: f64 = 0.6;
 
-/// Counted runs per candidate in the warm-up.
+/// Counted queries of the warm-up, each run by every candidate.
 pub const WARM: usize = 4;
-/// Runs per candidate whose times are kept.
-pub const RING: usize = 6;
-/// Consecutive runs of a re-checked candidate (the first is not counted).
+/// Paired ratios kept per candidate.
+pub const RING: usize = 8;
+/// Consecutive paired runs of a re-checked candidate (the first is not counted).
 pub const BURST: usize = 3;
 /// A candidate `r` times slower than the leader is re-checked `RECHECK x r` queries after
-/// its last run, so that re-checks cost about `BURST / RECHECK` of the leader's time per
+/// its last burst, so that re-checks cost about `BURST / RECHECK` of the leader's time per
 /// candidate whatever their speed.
 pub const RECHECK: f32 = 128.0;
+/// Paired runs a candidate needs before it can take the lead.
+pub const MIN_PAIRS: usize = 4;
+/// A candidate takes the lead when its median time ratio to the leader falls below this.
+pub const SWITCH: f32 = 0.95;
 
 /// The candidates of the race, in the order they are tried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +80,7 @@ enum Candidate {
 
 const CANDIDATES: [Candidate; 3] = [Candidate::Exhaustive, Candidate::BlockMax, Candidate::Superblock];
 
-/// A segment's race between auto's candidates: recent times per posting of each.
+/// A segment's race between auto's candidates (see the module doc).
 #[derive(Debug, Default)]
 pub struct Race {
     inner: Mutex<RaceState>,
@@ -73,8 +88,13 @@ pub struct Race {
 
 #[derive(Debug, Default)]
 struct RaceState {
-    /// Nanoseconds per posting of the last [`RING`] counted runs of each candidate.
-    times: [Vec<f32>; 3],
+    /// The candidate answering queries (None during the warm-up).
+    leader: Option<usize>,
+    /// Warm-up queries seen, and each candidate's summed time on the counted ones (ns).
+    warm_seen: usize,
+    warm_ns: [f64; 3],
+    /// Per candidate: its time divided by the leader's on the same query, last [`RING`].
+    ratios: [Vec<f32>; 3],
     /// Next slot of each ring.
     next: [usize; 3],
     /// Queries decided so far.
@@ -83,6 +103,17 @@ struct RaceState {
     burst: Option<(usize, usize)>,
     /// The query count from which each candidate is due for a re-check.
     due: [u64; 3],
+}
+
+/// What to run for one query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Warm-up: every candidate, timed (counted unless it is the very first query).
+    All { counted: bool },
+    /// The leader alone, untimed.
+    Lead(usize),
+    /// The leader and a challenger on the same query, both timed; the ratio counts if `counted`.
+    Pair { leader: usize, challenger: usize, counted: bool },
 }
 
 fn median(xs: &[f32]) -> f32 {
@@ -95,59 +126,87 @@ fn median(xs: &[f32]) -> f32 {
 }
 
 impl RaceState {
-    /// The candidate to run next among the first `n`, and whether its time counts (the first
-    /// run of a burst only warms the caches).
-    fn pick(&mut self, n: usize) -> (usize, bool) {
+    /// What to run for the next query among the first `n` candidates.
+    fn pick(&mut self, n: usize) -> Step {
         self.queries += 1;
+        let Some(leader) = self.leader else {
+            self.warm_seen += 1;
+            return Step::All { counted: self.warm_seen > 1 };
+        };
         if let Some((c, left)) = self.burst {
             self.burst = if left > 1 { Some((c, left - 1)) } else { None };
-            return (c, true);
+            return Step::Pair { leader, challenger: c, counted: true };
         }
-        if let Some(c) = (0..n).find(|&c| self.times[c].is_empty()) {
-            self.burst = Some((c, WARM));
-            return (c, false);
-        }
-        let best = self.leader(n);
-        let lead = median(&self.times[best]).max(1e-3);
-        for c in (0..n).filter(|&c| c != best) {
+        for c in (0..n).filter(|&c| c != leader) {
             if self.queries >= self.due[c] {
-                let ratio = (median(&self.times[c]) / lead).clamp(1.0, 1e3);
+                let ratio = median(&self.ratios[c]);
+                let ratio = if ratio.is_finite() { ratio.clamp(1.0, 1e3) } else { 1.0 };
                 self.due[c] = self.queries + BURST as u64 + (RECHECK * ratio) as u64;
                 self.burst = Some((c, BURST - 1));
-                return (c, false);
+                return Step::Pair { leader, challenger: c, counted: false };
             }
         }
-        (best, true)
+        Step::Lead(leader)
     }
 
-    fn leader(&self, n: usize) -> usize {
-        (0..n).min_by(|&a, &b| median(&self.times[a]).total_cmp(&median(&self.times[b]))).unwrap_or(0)
+    /// The warm-up's times of one query (ns per candidate, the first `n` valid).
+    fn record_warm(&mut self, n: usize, ns: [f64; 3]) {
+        for (w, t) in self.warm_ns.iter_mut().zip(ns).take(n) {
+            *w += t;
+        }
+        if self.warm_seen > WARM {
+            let lead = (0..n).min_by(|&a, &b| self.warm_ns[a].total_cmp(&self.warm_ns[b])).unwrap_or(0);
+            self.set_leader(n, lead, 0);
+            for c in (0..n).filter(|&c| c != lead) {
+                let r = (self.warm_ns[c] / self.warm_ns[lead].max(1.0)) as f32;
+                self.ratios[c] = vec![r];
+                self.next[c] = 1;
+                self.due[c] = self.queries + (RECHECK * r.clamp(1.0, 1e3)) as u64;
+            }
+        }
     }
 
-    fn record(&mut self, c: usize, ns_per_posting: f32) {
-        if self.times[c].len() < RING {
-            self.times[c].push(ns_per_posting);
+    fn set_leader(&mut self, n: usize, lead: usize, recheck_in: u64) {
+        self.leader = Some(lead);
+        self.burst = None;
+        for c in 0..n {
+            self.ratios[c].clear();
+            self.next[c] = 0;
+            self.due[c] = self.queries + recheck_in;
+        }
+    }
+
+    /// A counted paired run: `challenger` took `ratio` times the leader's time.
+    fn record_pair(&mut self, n: usize, challenger: usize, ratio: f32) {
+        let c = challenger;
+        if self.ratios[c].len() < RING {
+            self.ratios[c].push(ratio);
         } else {
-            self.times[c][self.next[c]] = ns_per_posting;
+            self.ratios[c][self.next[c]] = ratio;
         }
         self.next[c] = (self.next[c] + 1) % RING;
-        if self.due[c] == 0 {
-            // First due date after the warm-up: one re-check interval.
-            self.due[c] = self.queries + RECHECK as u64;
+        if self.ratios[c].len() >= MIN_PAIRS && median(&self.ratios[c]) < SWITCH {
+            // The others are re-checked against the new leader after one short interval.
+            self.set_leader(n, c, BURST as u64);
+            for (i, o) in (0..n).filter(|&o| o != c).enumerate() {
+                self.due[o] = self.queries + 1 + (i as u64) * (2 * BURST as u64);
+            }
         }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        self.leader
     }
 }
 
 impl Race {
-    /// The candidate leading the race on a segment, by name (`None` before the warm-up ends),
-    /// with the median nanoseconds per posting of every candidate run so far.
+    /// The candidate leading the race on a segment, by name (`None` during the warm-up), with
+    /// the median time ratio of every other candidate to the leader on the same queries.
     pub fn standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
         let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let names = ["exhaustive", "bmp", "sp"];
-        let n = (0..3).filter(|&c| !st.times[c].is_empty()).count();
-        let warm = n >= 2 && (0..n).all(|c| st.times[c].len() >= WARM);
-        let lead = if warm { Some(names[st.leader(n)]) } else { None };
-        (lead, (0..3).filter(|&c| !st.times[c].is_empty()).map(|c| (names[c], median(&st.times[c]))).collect())
+        let lead = st.leader().map(|c| names[c]);
+        (lead, (0..3).filter(|&c| !st.ratios[c].is_empty()).map(|c| (names[c], median(&st.ratios[c]))).collect())
     }
 }
 
@@ -187,43 +246,89 @@ pub(crate) fn run<K: Kind>(
         };
     };
     let n = if v.forward.is_some() { 3 } else { 2 };
-    let (c, counted) = race.inner.lock().unwrap_or_else(|e| e.into_inner()).pick(n);
-    let t = Instant::now();
-    let out = match CANDIDATES[c] {
+    let step = race.inner.lock().unwrap_or_else(|e| e.into_inner()).pick(n);
+    let go = |c: usize, scratch: &mut Scratch| match CANDIDATES[c] {
         Candidate::Exhaustive => exhaustive::search::<K>(v, arrays, plan, k, scratch),
         Candidate::BlockMax => bmp::search::<K>(v, arrays, plan, k, scratch),
         Candidate::Superblock => superblock::search::<K>(v, arrays, plan, k, scratch),
     };
-    if counted {
-        let ns = t.elapsed().as_nanos() as f64 / postings.max(1) as f64;
-        race.inner.lock().unwrap_or_else(|e| e.into_inner()).record(c, ns as f32);
+    let timed = |c: usize, scratch: &mut Scratch| {
+        let t = Instant::now();
+        let out = go(c, scratch);
+        (out, t.elapsed().as_nanos() as f64)
+    };
+    match step {
+        Step::Lead(c) => go(c, scratch),
+        Step::All { counted } => {
+            let mut ns = [0f64; 3];
+            let mut out = Vec::new();
+            for (c, t) in ns.iter_mut().enumerate().take(n) {
+                let (o, e) = timed(c, scratch);
+                *t = e;
+                if c == 0 {
+                    out = o;
+                }
+            }
+            if counted {
+                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_warm(n, ns);
+            }
+            out
+        }
+        Step::Pair { leader, challenger, counted } => {
+            // Alternate who runs first, so that neither profits from the other's warm caches.
+            let (out, tl, tc) = if postings % 2 == 0 {
+                let (o, tl) = timed(leader, scratch);
+                let (_, tc) = timed(challenger, scratch);
+                (o, tl, tc)
+            } else {
+                let (_, tc) = timed(challenger, scratch);
+                let (o, tl) = timed(leader, scratch);
+                (o, tl, tc)
+            };
+            if counted {
+                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_pair(n, challenger, (tc / tl.max(1.0)) as f32);
+            }
+            out
+        }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn step(st: &mut RaceState, cost: &[f32; 3], runs: &mut [usize; 3]) -> usize {
-        let (c, counted) = st.pick(3);
-        runs[c] += 1;
-        if counted {
-            st.record(c, cost[c]);
+    /// One query of a race where candidate `c` takes `cost[c]` (times of the same query).
+    fn step(st: &mut RaceState, cost: &[f32; 3], runs: &mut [usize; 3]) {
+        match st.pick(3) {
+            Step::All { counted } => {
+                for r in runs.iter_mut() {
+                    *r += 1;
+                }
+                if counted {
+                    st.record_warm(3, [cost[0] as f64, cost[1] as f64, cost[2] as f64]);
+                }
+            }
+            Step::Lead(c) => runs[c] += 1,
+            Step::Pair { leader, challenger, counted } => {
+                runs[leader] += 1;
+                runs[challenger] += 1;
+                if counted {
+                    st.record_pair(3, challenger, cost[challenger] / cost[leader]);
+                }
+            }
         }
-        c
     }
 
     #[test]
-    fn race_warms_up_every_candidate_then_keeps_the_fastest_and_rechecks() {
+    fn race_warms_up_on_the_same_queries_then_keeps_the_fastest_and_rechecks() {
         let mut st = RaceState::default();
-        let cost = [3.0f32, 1.0, 2.0]; // ns per posting of each candidate
+        let cost = [3.0f32, 1.0, 2.0]; // time of each candidate on every query
         let mut runs = [0usize; 3];
-        for _ in 0..3 * (WARM + 1) {
+        for _ in 0..(WARM + 1) {
             step(&mut st, &cost, &mut runs);
         }
-        assert_eq!(runs, [WARM + 1; 3], "the warm-up runs each candidate 1 + WARM times");
-        assert_eq!(st.leader(3), 1);
+        assert_eq!(runs, [WARM + 1; 3], "the warm-up runs every candidate on the same queries");
+        assert_eq!(st.leader(), Some(1));
         let mut runs = [0usize; 3];
         for _ in 0..10_000 {
             step(&mut st, &cost, &mut runs);
@@ -232,11 +337,38 @@ mod tests {
         let expect = |r: f32| 10_000.0 * BURST as f32 / (RECHECK * r + BURST as f32);
         assert!((runs[0] as f32 - expect(3.0)).abs() <= 2.0 * BURST as f32, "{runs:?}");
         assert!((runs[2] as f32 - expect(2.0)).abs() <= 2.0 * BURST as f32, "{runs:?}");
+        assert_eq!(runs[1], 10_000, "the leader answers every query");
+        assert_eq!(st.leader(), Some(1));
         // The leader changes when the times change.
         let cost = [3.0f32, 5.0, 2.0];
         for _ in 0..2_000 {
             step(&mut st, &cost, &mut runs);
         }
-        assert_eq!(st.leader(3), 2);
+        assert_eq!(st.leader(), Some(2));
+        // ... and not for a candidate only slightly faster than the leader.
+        let mut st2 = RaceState::default();
+        for _ in 0..(WARM + 1) {
+            step(&mut st2, &[3.0, 1.0, 1.0 / 0.97], &mut runs);
+        }
+        for _ in 0..5_000 {
+            step(&mut st2, &[3.0, 1.0, 0.98], &mut runs);
+        }
+        assert_eq!(st2.leader(), Some(1), "a 2% gain is within the switch margin");
+    }
+
+    #[test]
+    fn paired_ratios_pick_the_leader_even_when_query_costs_vary_widely() {
+        // Query costs vary 100x from query to query; candidate 2 is always 0.8x candidate 1.
+        let mut st = RaceState::default();
+        let mut runs = [0usize; 3];
+        let mut seed = 7u64;
+        for _ in 0..5_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let q = 1.0 + (seed % 100) as f32;
+            step(&mut st, &[3.0 * q, 1.0 * q, 0.8 * q], &mut runs);
+        }
+        assert_eq!(st.leader(), Some(2));
     }
 }

@@ -321,8 +321,7 @@ impl Store {
         }
         let (quantization, scale) = segment_quantization(&w.settings, &c.values);
         let sorted = ids.sorted()?;
-        let opts =
-            BuildOptions {
+        let opts = BuildOptions {
             n_terms: w.settings.vocab,
             quantization,
             store_vectors: true,

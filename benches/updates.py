@@ -88,6 +88,50 @@ def build_segments(path: Path, docs, payloads, n_segments: int) -> SparseIndex:
     return ix
 
 
+def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolicy, reorder: str, label: str) -> dict:
+    """One adds run: batches of ``a.batch`` with a commit after each, then wait for merges."""
+    ix = SparseIndex(None, "u8", path=path, store_texts=False, max_weight=max_weight, merge_policy=policy,
+                     reorder=reorder)
+    commits = []
+    t_all = time.perf_counter()
+    for a0 in range(0, a.docs, a.batch):
+        b0 = min(a.docs, a0 + a.batch)
+        t0 = time.perf_counter()
+        ix.add(rows(docs, a0, b0), ids=list(range(a0, b0)), payloads=payloads[a0:b0])
+        t1 = time.perf_counter()
+        ix.commit()
+        commits.append((t1 - t0, time.perf_counter() - t1, len(ix.segments())))
+        if (b0 // a.batch) % 10 == 0:
+            log(f"  {label}: added {b0} documents, {len(ix.segments())} segments, "
+                f"{b0 / (time.perf_counter() - t_all):,.0f} docs/s so far")
+    last_commit = time.perf_counter() - t_all
+    ix.wait_for_merges()
+    total = time.perf_counter() - t_all
+    ct = [c[1] for c in commits]
+    disk = sum(f.stat().st_size for f in path.iterdir())
+    out = {
+        "reorder": reorder,
+        "seconds": total,
+        "seconds_to_last_commit": last_commit,
+        "docs_per_s": a.docs / total,
+        "docs_per_s_to_last_commit": a.docs / last_commit,
+        "commits": len(commits),
+        "add_ms_median": statistics.median(c[0] for c in commits) * 1e3,
+        "commit_ms_median": statistics.median(ct) * 1e3,
+        "commit_ms_p90": sorted(ct)[int(0.9 * len(ct))] * 1e3,
+        "commit_ms_max": max(ct) * 1e3,
+        "max_segments": max(c[2] for c in commits),
+        "final_segments": len(ix.segments()),
+        "disk_mb": disk / 1e6,
+        "segments_after_each_commit": [c[2] for c in commits],
+    }
+    log(f"adds, {label}: {a.docs / total:,.0f} docs/s, {len(ix.segments())} segments at the end")
+    ix.close()
+    del ix
+    shutil.rmtree(path, ignore_errors=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=1_000_000)
@@ -100,6 +144,10 @@ def main() -> None:
     ap.add_argument("--only", default="adds,segments,filters")
     ap.add_argument("--policies", default="background,inside,none",
                     help="merge policies of the adds part: background (default policy), inside, none")
+    ap.add_argument("--reorders", default="bp",
+                    help="document orders of the adds part, comma-separated rows: bp (the default), signature, none")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs of each adds row (the row reports the run of median throughput)")
     ap.add_argument("--tmp", default=None, help="directory for the indexes (default: system temp)")
     ap.add_argument("--out", default=None, help="write updates-<docs>.{json,md,png} there")
     a = ap.parse_args()
@@ -122,52 +170,28 @@ def main() -> None:
         if "adds" in only:
             res["adds"] = {}
             chosen = set(a.policies.split(","))
-            for key, policy_name, policy in (
-                ("background", "tiered, background (default)", MergePolicy()),
-                ("inside", "tiered, inside commit", MergePolicy(background=False)),
-                ("none", "no merges", MergePolicy(factor=0)),
-            ):
-                if key not in chosen:
-                    continue
-                path = tmp / "adds"
-                ix = SparseIndex(None, "u8", path=path, store_texts=False, max_weight=float(dv.max()),
-                                 merge_policy=policy)
-                commits = []
-                t_all = time.perf_counter()
-                for a0 in range(0, a.docs, a.batch):
-                    b0 = min(a.docs, a0 + a.batch)
-                    t0 = time.perf_counter()
-                    ix.add(rows(docs, a0, b0), ids=list(range(a0, b0)), payloads=payloads[a0:b0])
-                    t1 = time.perf_counter()
-                    ix.commit()
-                    commits.append((t1 - t0, time.perf_counter() - t1, len(ix.segments())))
-                    if (b0 // a.batch) % 10 == 0:
-                        log(f"  {policy_name}: added {b0} documents, {len(ix.segments())} segments, "
-                            f"{b0 / (time.perf_counter() - t_all):,.0f} docs/s so far")
-                last_commit = time.perf_counter() - t_all
-                ix.wait_for_merges()
-                total = time.perf_counter() - t_all
-                ct = [c[1] for c in commits]
-                disk = sum(f.stat().st_size for f in path.iterdir())
-                res["adds"][policy_name] = {
-                    "seconds": total,
-                    "seconds_to_last_commit": last_commit,
-                    "docs_per_s": a.docs / total,
-                    "docs_per_s_to_last_commit": a.docs / last_commit,
-                    "commits": len(commits),
-                    "add_ms_median": statistics.median(c[0] for c in commits) * 1e3,
-                    "commit_ms_median": statistics.median(ct) * 1e3,
-                    "commit_ms_p90": sorted(ct)[int(0.9 * len(ct))] * 1e3,
-                    "commit_ms_max": max(ct) * 1e3,
-                    "max_segments": max(c[2] for c in commits),
-                    "final_segments": len(ix.segments()),
-                    "disk_mb": disk / 1e6,
-                    "segments_after_each_commit": [c[2] for c in commits],
-                }
-                log(f"adds, {policy_name}: {a.docs / total:,.0f} docs/s, {len(ix.segments())} segments at the end")
-                ix.close()
-                del ix
-                shutil.rmtree(path, ignore_errors=True)
+            runs = [(key, policy_name, policy, reorder)
+                    for key, policy_name, policy in (
+                        ("background", "tiered, background (default)", MergePolicy()),
+                        ("inside", "tiered, inside commit", MergePolicy(background=False)),
+                        ("none", "no merges", MergePolicy(factor=0)),
+                    )
+                    if key in chosen
+                    for reorder in a.reorders.split(",")]
+            res["adds_load"] = {"before": os.getloadavg()}
+            results: dict = {}
+            # rows interleaved run by run, so that a change of machine load hits every row alike
+            for rep in range(a.repeats):
+                for _key, policy_name, policy, reorder in runs:
+                    row = policy_name if a.reorders == "bp" else f"{policy_name}, reorder {reorder}"
+                    r = add_run(a, tmp / "adds", docs, payloads, float(dv.max()), policy, reorder, f"{row} #{rep + 1}")
+                    results.setdefault(row, []).append(r)
+            for row, rs in results.items():
+                rs.sort(key=lambda r: r["docs_per_s"])
+                best = dict(rs[len(rs) // 2])
+                best["runs_docs_per_s"] = [r["docs_per_s"] for r in rs]
+                res["adds"][row] = best
+            res["adds_load"]["after"] = os.getloadavg()
 
         if "segments" in only:
             seg_counts = [int(x) for x in a.segments.split(",")]
@@ -272,6 +296,10 @@ def render(res: dict) -> str:
     if "adds" in res:
         lines += [
             f"## Adds: batches of {res['batch']:,}, commit after each", "",
+            *([f"Load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in res['adds_load']['before'])}; "
+               f"after: {', '.join(f'{x:.1f}' for x in res['adds_load']['after'])}. Each row: the run of median "
+               f"throughput of {len(next(iter(res['adds'].values())).get('runs_docs_per_s', [0]))} "
+               f"(all runs' docs/s in the JSON).", ""] if "adds_load" in res else []),
             "| merge policy | docs/s (all merges done) | docs/s (to the last commit) | total s | commits | add ms (median) | commit ms median / p90 / max | max segments | final segments | disk MB |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from sparsedex._core import CorruptIndexError
-from sparsedex.docs import MemoryDocs, SqliteDocs, merge_docs, payload_json, write_docs
+from sparsedex import docs as docs_mod
+from sparsedex.docs import MemoryDocs, SqliteDocs, merge_docs, payload_json, payloads_json, write_docs
 from sparsedex.lock import IndexLockedError, WriterLock
 
 PAYLOADS = [
@@ -45,6 +46,32 @@ def test_roundtrip_equals_memory(tmp_path):
         assert json.dumps(sv) == json.dumps(mv), path
         for x, y in zip(sv, mv):
             assert type(x) is type(y), (path, x, y)
+
+
+TRICKY = PAYLOADS + [
+    {"s": "quote\" back\\ nl\n tab\t \u2028 \u00e9 \U0001f600 \x00 \x1f", "e": 1e-07, "h": 1.5e300, "t": 0.1},
+    {"n": {"x": [1, [2, {"y": None}]], "t": True}},
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 8192])
+def test_payloads_are_stored_as_payload_json_gives_them(tmp_path, monkeypatch, chunk):
+    # without texts the payloads go through SQLite's json_each, a chunk at a time: the stored
+    # strings must be payload_json's, byte for byte, and the document numbers 0..n-1
+    import sqlite3
+
+    monkeypatch.setattr(docs_mod, "_CHUNK_DOCS", chunk)
+    want = [payload_json(x) for x in TRICKY]
+    assert payloads_json(TRICKY) == want
+    p = tmp_path / "seg-000003.docs"
+    write_docs(p, "seg-000003", want, None)
+    conn = sqlite3.connect(p)
+    try:
+        rows = conn.execute("SELECT doc, payload, text FROM docs ORDER BY doc").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(i, w, None) for i, w in enumerate(want)]
+    assert SqliteDocs(p, len(TRICKY)).all_payloads() == TRICKY
 
 
 def test_out_of_range_and_no_texts(tmp_path):

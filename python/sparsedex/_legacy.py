@@ -177,6 +177,11 @@ class Legacy:
         self.store_texts: bool = bool(m.get("store_texts", True))
         self.settings: dict[str, Any] = m.get("settings") or {}
         self.segments: list[dict[str, Any]] = m["segments"]
+        nxt = m.get("next_int_id", 0)
+        if not isinstance(nxt, int) or isinstance(nxt, bool) or nxt < 0:
+            raise CorruptIndexError(f"{mp}: malformed next_int_id {nxt!r}")
+        # ids below it were used, by live or deleted documents: never given again
+        self.next_int_id: int = nxt
 
     def _init_vector_dir(self, p: Path) -> None:
         mp = p / _VEC_META
@@ -294,6 +299,8 @@ def _memory_store(store: Any, old: Legacy) -> None:
             rows = order.tolist()
             store._mem_docs[name] = MemoryDocs([pls[r] for r in rows], [txs[r] for r in rows] if old.store_texts else None)
         store._core.finish_commit([], None)
+    store._core.reserve_int_ids(old.next_int_id)
+    store._core.finish_commit([], None)
 
 
 def open_legacy(cls: Any, p: Path, merge_policy: Any) -> Any:
@@ -318,13 +325,13 @@ def upgrade(store: Any) -> None:
         _memory_store(tmp, old)
         tmp._load_snapshot()
         prepared = tmp._core.prepare_save(p)
-        from .docs import payload_json, write_docs
+        from .docs import payloads_json, write_docs
 
         attachments = []
         for src, to in prepared.names():
             seg = tmp._segs[src]
             att = f"{to}.docs"
-            write_docs(p / att, to, [payload_json(x) for x in seg.docs.all_payloads()],
+            write_docs(p / att, to, payloads_json(seg.docs.all_payloads()),
                        seg.docs.all_texts() if old.store_texts else None)
             attachments.append(att)
         store._lock.check()

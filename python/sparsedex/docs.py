@@ -48,7 +48,7 @@ import numpy as np
 
 from ._core import CorruptIndexError
 
-__all__ = ["SegmentDocs", "MemoryDocs", "SqliteDocs", "write_docs", "merge_docs", "payload_json"]
+__all__ = ["SegmentDocs", "MemoryDocs", "SqliteDocs", "write_docs", "merge_docs", "payload_json", "payloads_json"]
 
 APPLICATION_ID = 0x53445844  # "SDXD"
 SCHEMA_VERSION = 1
@@ -67,6 +67,29 @@ def payload_json(p: dict[str, Any] | None) -> str | None:
     if p is None:
         return None
     return _ENCODER.encode(p)  # one encoder: json.dumps with options builds one per call
+
+
+try:  # the C encoder of the json module, made once (JSONEncoder.encode makes one per call)
+    from json.encoder import c_make_encoder as _c_make_encoder
+except ImportError:  # pragma: no cover - interpreters without the C accelerator
+    _c_make_encoder = None
+
+_C_ENCODE = (
+    _c_make_encoder(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if _c_make_encoder is not None
+    else None
+)
+
+
+def payloads_json(payloads: Iterable[dict[str, Any] | None]) -> list[str | None]:
+    """:func:`payload_json` of each payload (the same strings), several times faster for a
+    batch. The payloads are validated ones (``add`` checked them: no NaN, no cycle); without
+    the C encoder this is :func:`payload_json` per payload."""
+    enc = _C_ENCODE
+    if enc is None:  # pragma: no cover
+        return [payload_json(p) for p in payloads]
+    join = "".join
+    return [None if p is None else join(enc(p, 0)) for p in payloads]
 
 
 def _load_payload(s: str | None) -> dict[str, Any] | None:
@@ -343,6 +366,36 @@ def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
+_CHUNK_DOCS = 8192  # payloads per INSERT ... SELECT FROM json_each
+_CHUNK_CHARS = 1 << 26  # ... and at most this much JSON (SQLite's string limit is 1e9 bytes)
+
+
+def _insert_payloads(conn: sqlite3.Connection, payloads: Sequence[str | None]) -> None:
+    """Insert documents ``0..n`` with payloads (stored form) and no texts: the payloads of a
+    chunk go to SQLite as one JSON array, unpacked by ``json_each`` (whose ``value`` of an
+    object is the object's own JSON text, unchanged; ``null`` is SQL NULL), so a row costs no
+    Python-level binding. Without SQLite's JSON functions, one row at a time."""
+    n = len(payloads)
+    start = 0
+    while start < n:
+        stop, size = start, 0
+        while stop < n and stop - start < _CHUNK_DOCS and size < _CHUNK_CHARS:
+            p = payloads[stop]
+            size += 5 if p is None else len(p) + 1
+            stop += 1
+        chunk = payloads[start:stop]
+        array = "[" + ",".join("null" if p is None else p for p in chunk) + "]"
+        try:
+            conn.execute(
+                "INSERT INTO docs SELECT ? + key, value, NULL FROM json_each(?)", (start, array)
+            )
+        except sqlite3.OperationalError as e:  # pragma: no cover - SQLite built without JSON
+            if "json_each" not in str(e):
+                raise
+            conn.executemany("INSERT INTO docs VALUES (?, ?, NULL)", ((start + i, p) for i, p in enumerate(chunk)))
+        start = stop
+
+
 def write_docs(
     dest: str | os.PathLike[str],
     segment: str,
@@ -360,12 +413,11 @@ def write_docs(
         conn = _create(tmp, segment, n)
         try:
             conn.execute("BEGIN")
-            rows: Iterable[tuple[int, str | None, str | None]]
             if texts is None:
-                rows = ((i, p, None) for i, p in enumerate(payloads))
+                _insert_payloads(conn, payloads)
             else:
                 rows = ((i, p, t) for i, (p, t) in enumerate(zip(payloads, texts)))
-            conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+                conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -425,7 +477,7 @@ def merge_docs(
                 else:
                     conn.execute("COMMIT")
                     ol = old.tolist()
-                    pls = [payload_json(p) for p in m.payloads(ol)]
+                    pls = payloads_json(m.payloads(ol))
                     txs = m.texts(ol) if keep_texts else [None] * len(ol)
                     conn.execute("BEGIN")
                     conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))

@@ -42,7 +42,7 @@ import numpy as np
 
 from . import _core
 from ._core import CorruptIndexError, SparsedexError
-from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payload_json, write_docs
+from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
 from .filters import Filter, PayloadColumns
 from .lock import LOCK_FILE, IndexLockedError, WriterLock
 
@@ -799,7 +799,7 @@ class Store:
                 pls, txs = self._docs_of_rows(order)
                 if self.path is not None and not self._in_memory:
                     att = f"{name}.{_DOCS_EXT}"
-                    write_docs(self.path / att, name, [payload_json(p) for p in pls], txs)
+                    write_docs(self.path / att, name, payloads_json(pls), txs)
                     attachments.append(att)
                 else:
                     self._mem_docs[name] = MemoryDocs(pls, txs)
@@ -956,7 +956,7 @@ class Store:
                 for src, to in p.names():
                     seg = self._segs[src]
                     att = f"{to}.{_DOCS_EXT}"
-                    write_docs(d / att, to, [payload_json(x) for x in seg.docs.all_payloads()],
+                    write_docs(d / att, to, payloads_json(seg.docs.all_payloads()),
                                seg.docs.all_texts() if self.store_texts else None)
                     attachments.append(att)
             lock.check()

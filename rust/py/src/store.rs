@@ -218,6 +218,13 @@ impl PyStore {
         self.inner.next_int_id()
     }
 
+    /// Stage a raise of the next automatic integer id to at least `next` (a writer call;
+    /// ValueError for a negative `next`).
+    fn reserve_int_ids(&self, py: Python<'_>, next: i64) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, move || s.reserve_int_ids(next))
+    }
+
     /// Forget the staged changes (and a prepared commit).
     fn rollback(&self) {
         self.inner.rollback()

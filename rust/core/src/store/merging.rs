@@ -137,7 +137,9 @@ impl Store {
             (None, StoreQuantization::U8) => Some(Quantization::U8 { scale: snap.settings.scale }),
         };
         let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|s| (s.index(), s.live.as_ref())).collect();
-        let merged = merge(&refs, &MergeOptions { quantization, reorder: snap.settings.reorder })?;
+        let n_live = members.iter().map(|s| s.n_live as usize).sum();
+        let reorder = super::segment_reorder(snap.settings.reorder, n_live);
+        let merged = merge(&refs, &MergeOptions { quantization, reorder })?;
         let (name, guard) = self.new_segment();
         let engine =
             if merged.index.n_docs() == 0 { None } else { Some(self.write_engine(&name, &Arc::new(merged.index))?) };

@@ -91,6 +91,25 @@ impl Default for StoreConfig {
     }
 }
 
+/// Segments of fewer documents than this, written by a commit or a merge of a store whose
+/// order is BP, get the signature order instead ([`segment_reorder`]).
+///
+/// BP costs about four times a build without reordering (`benches/updates.py`, reorder rows)
+/// and pays off through block-max pruning, which the default search (`auto`) does not use on
+/// segments this small: it scores them exhaustively, whatever their order. A small segment of
+/// a tiered store is short-lived too: merges replace it soon and reorder its documents, with
+/// BP once the merged segment is large. So adds in small commits do not pay for BP twice.
+pub const BP_MIN_DOCS: usize = 32_768;
+
+/// The order a store segment of `n_docs` documents is built in: the store's `reorder`, but
+/// the signature order in place of BP below [`BP_MIN_DOCS`] documents.
+pub fn segment_reorder(reorder: Reorder, n_docs: usize) -> Reorder {
+    match reorder {
+        Reorder::Bp(_) if n_docs < BP_MIN_DOCS => Reorder::Signature,
+        r => r,
+    }
+}
+
 /// Names of segments being written (by a prepared commit or a merge), spared by the garbage
 /// collector; counted, as a name stays in flight until every holder is done.
 #[derive(Clone, Debug, Default)]

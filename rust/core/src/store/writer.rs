@@ -56,7 +56,7 @@ pub(crate) struct Staged {
 
 impl Staged {
     fn any(&self) -> bool {
-        !self.ids.is_empty() || !self.deletes.is_empty()
+        !self.ids.is_empty() || !self.deletes.is_empty() || self.next_int_id.is_some()
     }
 }
 
@@ -135,6 +135,26 @@ impl Store {
     pub fn next_int_id(&self) -> i64 {
         let w = lock(&self.writer);
         w.staged.next_int_id.unwrap_or(w.settings.next_int_id)
+    }
+
+    /// Stage a raise of the next automatic integer id to at least `next` (a writer call): the
+    /// ids below it count as used even though no live document has them (deleted documents of
+    /// a directory being upgraded). Committed like any staged change; a lower `next` changes
+    /// nothing. Errors on a negative `next`.
+    pub fn reserve_int_ids(&self, next: i64) -> Result<()> {
+        if next < 0 {
+            return Err(Error::InvalidArgument(format!("the next integer id must be at least 0, got {next}")));
+        }
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)?;
+        if w.prepared.is_some() {
+            return Err(Error::Conflict("a commit is prepared: finish it (or roll back) before staging more".into()));
+        }
+        let have = w.staged.next_int_id.unwrap_or(w.settings.next_int_id);
+        if next > have {
+            w.staged.next_int_id = Some(next);
+        }
+        Ok(())
     }
 
     /// Stage documents (a writer call): CSR rows (validated as the builder does; errors name
@@ -301,8 +321,12 @@ impl Store {
         }
         let (quantization, scale) = segment_quantization(&w.settings, &c.values);
         let sorted = ids.sorted()?;
-        let opts =
-            BuildOptions { n_terms: w.settings.vocab, quantization, store_vectors: true, reorder: w.settings.reorder };
+        let opts = BuildOptions {
+            n_terms: w.settings.vocab,
+            quantization,
+            store_vectors: true,
+            reorder: super::segment_reorder(w.settings.reorder, keep.len()),
+        };
         let built = build_local(Local::new(c), ids, sorted, w.settings.bm25.map(|_| lens), &opts)?;
         let (name, guard) = self.new_segment();
         let order = built.order.iter().map(|&i| keep[i as usize]).collect();

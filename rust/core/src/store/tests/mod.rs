@@ -537,10 +537,16 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
             let d = docs(150, s as u64 + 11, false);
             store.stage_add(csr(&d), IdsInput::Int(&ids(s * 150..s * 150 + 150)), None, false).unwrap();
             let p = store.prepare_commit().unwrap().unwrap();
-            // The builder's order for this mode (same scale: the first commit fixes it).
+            // The builder's order for this mode (same scale: the first commit fixes it); BP
+            // becomes the signature order in segments this small (segment_reorder).
             let scale = store.snapshot().settings().scale;
             let q = Quantization::U8 { scale: if s == 0 { None } else { scale } };
-            let opts = BuildOptions { n_terms: None, quantization: q, store_vectors: true, reorder };
+            let opts = BuildOptions {
+                n_terms: None,
+                quantization: q,
+                store_vectors: true,
+                reorder: segment_reorder(reorder, 150),
+            };
             let want = build_with(csr(&d), IdsInput::Int(&ids(s * 150..s * 150 + 150)), None, &opts).unwrap().order;
             assert_eq!(p.order, want, "{reorder:?}");
             orders.push(p.order.clone());
@@ -555,9 +561,11 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
         let names: Vec<String> = snap.segments().iter().map(|s| s.name().to_string()).collect();
         let members: Vec<(&Index, Option<&DocSet>)> = snap.segments().iter().map(|s| (s.index(), None)).collect();
         let q = Quantization::U8 { scale: snap.settings().scale };
-        let want = crate::index::merge(&members, &crate::index::MergeOptions { quantization: Some(q), reorder })
-            .unwrap()
-            .origin;
+        let merge_order = segment_reorder(reorder, 450);
+        let want =
+            crate::index::merge(&members, &crate::index::MergeOptions { quantization: Some(q), reorder: merge_order })
+                .unwrap()
+                .origin;
         let prepared = store.merge(&names).unwrap();
         assert_eq!(prepared.origin, want, "{reorder:?}");
         store.finish_merge(prepared, &[]).unwrap().unwrap();
@@ -585,4 +593,48 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
     .unwrap_err()
     .to_string()
     .contains("leaf_size"));
+}
+
+#[test]
+fn reserved_int_ids_are_committed_and_never_given_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join(LOCK), b"pid 1").unwrap();
+    let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+    let a = docs(10, 1, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    assert_eq!(store.next_int_id(), 10);
+    store.reserve_int_ids(5).unwrap(); // below: nothing to commit
+    assert!(!store.has_staged());
+    assert!(store.reserve_int_ids(-1).unwrap_err().to_string().contains("at least 0"));
+    store.reserve_int_ids(100).unwrap(); // alone, it is a change to commit
+    assert!(store.has_staged() && store.next_int_id() == 100);
+    let g = store.snapshot().generation();
+    assert_eq!(store.finish_commit(&[], None).unwrap(), g + 1);
+    assert_eq!(Store::open(&dir).unwrap().next_int_id(), 100);
+    store.stage_add(csr(&docs(3, 2, false)), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let got: Vec<i64> = state(&store.snapshot()).keys().copied().filter(|&i| i >= 10).collect();
+    assert_eq!(got, vec![100, 101, 102]);
+    // a rollback forgets a reservation
+    store.reserve_int_ids(1000).unwrap();
+    store.rollback();
+    assert_eq!(store.next_int_id(), 103);
+}
+
+#[test]
+fn small_bp_segments_get_the_signature_order() {
+    assert_eq!(segment_reorder(Reorder::bp(), BP_MIN_DOCS - 1), Reorder::Signature);
+    assert_eq!(segment_reorder(Reorder::bp(), BP_MIN_DOCS), Reorder::bp());
+    for r in [Reorder::None, Reorder::Signature] {
+        assert_eq!(segment_reorder(r, 10), r);
+    }
+    // a small commit of a BP store: its order is the signature order of the staged rows
+    let store = Store::create(None, StoreConfig::default()).unwrap();
+    let a = docs(500, 4, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    let p = store.prepare_commit().unwrap().unwrap();
+    assert_eq!(p.order, crate::index::build::similarity_order(csr(&a), None).unwrap());
 }

@@ -211,6 +211,7 @@ class Legacy:
         self.store_texts = False
         self.settings = {}
         self.segments = []
+        self.next_int_id = 0  # a VectorIndex numbered nothing beyond its documents' own ids
 
     def bm25(self) -> tuple[float, float] | None:
         enc = self.settings.get("encoder")

@@ -316,13 +316,14 @@ pub struct Scratch {
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
-/// leaves them all zero when it returns, so only a size change costs a clear.
-pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut Vec<K::S> {
+/// leaves them all zero when it returns, and the buffer only grows (a search over segments of
+/// different sizes reuses the largest one's buffer), so nothing is cleared between queries
+/// or segments.
+pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut [K::S] {
     let acc = K::acc(scratch);
-    if acc.len() != n {
-        acc.clear();
+    if acc.len() < n {
         acc.resize(n, K::S::default());
     }
     debug_assert!(acc.iter().all(|a| *a == K::S::default()), "accumulators were left dirty");
-    acc
+    &mut acc[..n]
 }

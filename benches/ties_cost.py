@@ -25,7 +25,7 @@ import time
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-ALGOS = ["exhaustive", "taat_maxscore", "maxscore", "wand", "bmw", "bmm", "bmp", "bmt", "superblock", "auto"]
+ALGOS = ["exhaustive", "taat-maxscore", "maxscore", "wand", "bmw", "bmm", "bmp", "sp", "bmt", "auto"]
 
 
 def corpus(name: str, n_docs: int, n_queries: int):

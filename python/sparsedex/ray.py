@@ -613,17 +613,13 @@ class _Shard:
     def _canonical(
         self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None, stats: Any = None
     ) -> list[Hit]:
-        """This shard's top-k in canonical order (score descending, then id ascending): when
-        documents tie with the k-th score, every tied one is fetched (doubling k until a lower
-        score shows) so that the k kept are the smallest ids, whatever order the engine breaks
-        ties in. (Once the core orders ties by id, this only re-asks when ties straddle k.)"""
-        kk = k
+        """This shard's top-k in canonical order (score descending, then id ascending). The
+        engine returns exactly that whatever the shard's layout (BP order, segments, merges):
+        equal scores go to the smaller id (integers numerically, strings by their UTF-8 bytes,
+        which is Python's order of ``str``), so the k hits are the shard's share of the single
+        index's top-k and no re-asking is needed."""
         if hits is None:
-            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter, collection_stats=stats)
-        while len(hits) == kk and hits and hits[-1].score == hits[k - 1].score:
-            kk *= 2
-            hits = self.index.search(q, k=kk, algorithm=algorithm, filter=filter, collection_stats=stats)
-        hits.sort(key=lambda h: (-h.score, h.id))
+            hits = self.index.search(q, k=k, algorithm=algorithm, filter=filter, collection_stats=stats)
         return hits[:k]
 
     def search(self, q: Any, k: int, algorithm: str, filter: Any) -> list[tuple[Any, float, Any]]:

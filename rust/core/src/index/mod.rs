@@ -230,6 +230,8 @@ pub struct Index {
     auto: crate::search::auto::Race,
     /// The same for the cut queries of approximate searches (they have fewer terms).
     auto_cut: crate::search::auto::Race,
+    /// The tie key of every document, made on first search ([`Index::tie_rank`]).
+    ties: std::sync::OnceLock<Option<Arc<[u32]>>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -287,7 +289,14 @@ impl Index {
         // `container`, so it is dropped first, and it is only handed out re-borrowed with the
         // lifetime of `&self` (see [`Index::view`]).
         let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
-        Ok(Index { view, container, approx: std::sync::Mutex::new(None), auto: Default::default(), auto_cut: Default::default() })
+        Ok(Index {
+            view,
+            container,
+            approx: std::sync::Mutex::new(None),
+            auto: Default::default(),
+            auto_cut: Default::default(),
+            ties: Default::default(),
+        })
     }
 
     /// Open an index file, memory-mapped. Checksums of every section are verified.
@@ -381,6 +390,31 @@ impl Index {
             return None;
         }
         self.view.ids.get(doc)
+    }
+
+    /// The tie key of every internal doc: the rank of its id among the segment's ids
+    /// (integers numerically, strings by their UTF-8 bytes), so that searches order equal
+    /// scores by id ascending whatever the internal order (BP reordering, merges). `None`
+    /// when the internal order already is the id order (no stored ids, or ids stored
+    /// ascending): the tie key is then the doc id itself. Made on first use (a pass over
+    /// `ids_sorted`, 4 bytes per document when needed) and kept in memory.
+    pub fn tie_rank(&self) -> Option<&Arc<[u32]>> {
+        self.ties
+            .get_or_init(|| {
+                let sorted = match self.view.ids {
+                    ExternalIds::None => return None,
+                    ExternalIds::Int { sorted, .. } | ExternalIds::Str { sorted, .. } => sorted,
+                };
+                if sorted.iter().enumerate().all(|(i, &d)| d as usize == i) {
+                    return None;
+                }
+                let mut rank = vec![0u32; sorted.len()];
+                for (i, &d) in sorted.iter().enumerate() {
+                    rank[d as usize] = i as u32;
+                }
+                Some(rank.into())
+            })
+            .as_ref()
     }
 
     /// Counts and sizes.

@@ -297,7 +297,7 @@ impl Kind for Bm25U8Kind {
     }
     #[inline(always)]
     fn below(bound: u32, thr: u32, _slack: f32) -> bool {
-        bound < thr
+        bound <= thr
     }
     #[inline(always)]
     fn to_f32(s: u32, norm: f32) -> f32 {

@@ -29,7 +29,7 @@ pub fn search<K: Kind>(
         acc += c.ub;
         prefix.push(acc);
     }
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
     let mut first_ess = 0;

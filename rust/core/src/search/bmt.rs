@@ -92,10 +92,10 @@ pub fn search<K: Kind>(
         next += 1;
     }
     let allowed = plan.allowed.as_ref();
-    let mut seed = TopK::with_allowed(k, allowed, K::S::default());
+    let mut seed = TopK::with_allowed(k, allowed, K::S::default()).with_ties(plan.ties.as_ref());
     {
         // The k largest partial scores (allowed documents only), then their exact scores.
-        let mut partial = TopK::with_allowed(k, allowed, K::S::default());
+        let mut partial = TopK::with_allowed(k, allowed, K::S::default()).with_ties(plan.ties.as_ref());
         let mut thr = partial.threshold();
         for (d, &a) in acc.iter().enumerate() {
             if a > thr {
@@ -136,7 +136,7 @@ pub fn search<K: Kind>(
             K::add_bounds(&mut bound, fa, plan.terms[i].w);
         }
     }
-    let mut top = TopK::with_allowed(k, allowed, plan.floor);
+    let mut top = TopK::with_allowed(k, allowed, plan.floor).with_ties(plan.ties.as_ref());
     // With every term read, integer accumulators are the exact scores: no rescoring.
     let exact = nonessential.is_empty() && !K::FLOAT;
     let mut cand: Vec<(K::S, u32)> = Vec::new();

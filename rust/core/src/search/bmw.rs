@@ -21,7 +21,7 @@ pub fn search<K: Kind>(
 ) -> Vec<(u32, K::S)> {
     let mut cs = Sorted::new(open_cursors(v, arrays, plan));
     let n = cs.len();
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
     while let Some(mut pivot) = cs.find_pivot(thr, plan.slack) {

@@ -134,7 +134,7 @@ pub struct DistinctTop<S> {
     floor: S,
 }
 
-impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
+impl<S: super::topk::Score> DistinctTop<S> {
     /// For `n_docs` documents, of which only those in `allowed` (all when `None`) are kept;
     /// `floor` is a known lower bound of the final k-th score (zero if none).
     pub fn new(k: usize, n_docs: usize, allowed: Option<&DocSet>, floor: S) -> Self {
@@ -146,13 +146,20 @@ impl<S: Copy + PartialOrd + Default> DistinctTop<S> {
             floor,
         }
     }
-    /// Smallest kept score once `k` documents are kept (at least the floor), the floor before.
+    /// Exclusive lower bound of the final k-th score: just below the smallest kept score once
+    /// `k` documents are kept (at least the floor), the floor before. A document whose score
+    /// is at most this cannot enter the top-k (one scoring exactly the smallest kept score
+    /// still may, by its tie key).
     #[inline(always)]
     pub fn kth(&self) -> S {
-        if self.heap.len() < self.k || !(self.heap[0].0 > self.floor) {
-            self.floor
+        if self.heap.len() < self.k {
+            return self.floor;
+        }
+        let t = self.heap[0].0.just_below();
+        if t > self.floor {
+            t
         } else {
-            self.heap[0].0
+            self.floor
         }
     }
     /// Offer `doc` with lower bound `s` (ignored if the document is already kept).

@@ -27,7 +27,7 @@ pub fn search<K: Kind>(
         let w = pt.w;
         for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
     }
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // One pass collects the top-k and clears the accumulators for the next query.
     let thr = top.threshold();
     K::drain_above(acc, thr, |d, s| {

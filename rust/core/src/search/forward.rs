@@ -24,7 +24,7 @@ pub fn search<K: Kind>(
     let Some(allowed) = plan.allowed.as_ref() else {
         return Vec::new();
     };
-    let mut top = TopK::with_allowed(k, Some(allowed), plan.floor);
+    let mut top = TopK::with_allowed(k, Some(allowed), plan.floor).with_ties(plan.ties.as_ref());
     if plan.terms.is_empty() {
         return Vec::new();
     }

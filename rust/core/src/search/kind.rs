@@ -37,6 +37,7 @@ pub trait Kind: 'static {
     type S: Copy
         + Default
         + PartialOrd
+        + super::topk::Score
         + std::ops::Add<Output = Self::S>
         + std::ops::AddAssign
         + Send
@@ -64,10 +65,12 @@ pub trait Kind: 'static {
     /// of a join bounds the contributions of the impacts under it).
     fn mul(w: Self::W, i: Self::Imp) -> Self::S;
     /// True if no document whose score is at most `bound` can enter a collector whose
-    /// threshold is `thr`, given DAAT order (equal scores lose to earlier docs).
+    /// exclusive threshold is `thr` ([`super::topk::TopK::threshold`]: a document must score
+    /// above it; it already lies just below the k-th score, so a document tying with the k-th
+    /// score, which may enter by its tie key, is never pruned).
     fn prune(bound: Self::S, thr: Self::S, slack: f32) -> bool;
-    /// True if `bound` is certainly below `thr` (strict: a document whose score equals the
-    /// threshold may still enter by doc id when documents are not visited in doc order).
+    /// The same test as [`Kind::prune`], for the traversals that do not visit documents in doc
+    /// order (thresholds are exclusive, so visiting order does not matter).
     fn below(bound: Self::S, thr: Self::S, slack: f32) -> bool;
     /// Score in weight units.
     fn to_f32(s: Self::S, norm: f32) -> f32;
@@ -199,7 +202,7 @@ impl Kind for U8Kind {
     }
     #[inline(always)]
     fn below(bound: u32, thr: u32, _slack: f32) -> bool {
-        bound < thr
+        bound <= thr
     }
     #[inline(always)]
     fn to_f32(s: u32, norm: f32) -> f32 {
@@ -313,13 +316,14 @@ pub struct Scratch {
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them
-/// leaves them all zero when it returns, so only a size change costs a clear.
-pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut Vec<K::S> {
+/// leaves them all zero when it returns, and the buffer only grows (a search over segments of
+/// different sizes reuses the largest one's buffer), so nothing is cleared between queries
+/// or segments.
+pub(crate) fn zeroed_acc<K: Kind>(scratch: &mut Scratch, n: usize) -> &mut [K::S] {
     let acc = K::acc(scratch);
-    if acc.len() != n {
-        acc.clear();
+    if acc.len() < n {
         acc.resize(n, K::S::default());
     }
     debug_assert!(acc.iter().all(|a| *a == K::S::default()), "accumulators were left dirty");
-    acc
+    &mut acc[..n]
 }

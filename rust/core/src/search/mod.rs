@@ -1,7 +1,10 @@
 //! Exact top-k traversal.
 //!
 //! Every algorithm returns exactly the exhaustive oracle's top-k on the same index: the same
-//! doc ids and equal scores, ordered by score descending then doc id ascending. For the
+//! doc ids and equal scores, ordered by score descending then by the documents' ids ascending
+//! (their *tie key*, [`crate::index::Index::tie_rank`]; the internal doc id when the index
+//! stores no ids). The order therefore does not depend on the internal layout (BP
+//! reordering, merges, how documents are split into segments). For the
 //! integer kinds scores are integers (query weights are quantized too, see [`plan`]), so
 //! equality is exact by construction. For the float kinds every algorithm sums a document's
 //! contributions in the same canonical order (query terms by ascending term id, as the
@@ -188,6 +191,7 @@ pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet
     Ok(with_kind!(v, |K, _a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = Some(allowed.clone());
+        plan.ties = index.tie_rank().cloned();
         let raw = SCRATCH.with(|s| forward::search::<K>(v, &fwd, &plan, k, &mut s.borrow_mut().table));
         raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
     }))
@@ -221,6 +225,7 @@ pub(crate) fn search_one_above(
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
+        plan.ties = index.tie_rank().cloned();
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }

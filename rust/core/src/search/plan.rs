@@ -105,6 +105,9 @@ pub struct Plan<K: Kind> {
     /// Only documents scoring above this may be returned (zero, or the k-th score found so
     /// far in other segments of the same search, see [`super::search_segments`]).
     pub floor: K::S,
+    /// Tie key of each internal doc (the rank of its id in the segment,
+    /// [`crate::index::Index::tie_rank`]); `None`: the doc id itself.
+    pub ties: Option<std::sync::Arc<[u32]>>,
 }
 
 impl<K: Kind> Plan<K> {
@@ -133,6 +136,6 @@ impl<K: Kind> Plan<K> {
             pt.qi = i;
         }
         let slack = if K::FLOAT { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
-        Plan { terms, norm, slack, ctx, allowed: None, floor: K::S::default() }
+        Plan { terms, norm, slack, ctx, allowed: None, floor: K::S::default(), ties: None }
     }
 }

@@ -3,7 +3,7 @@
 use super::bm25::Bm25Stats;
 use super::plan::{Query, QueryRef};
 use super::{check_allowed, on_threads, search_one_above, Algorithm, DocSet};
-use crate::index::{Bm25Params, Index};
+use crate::index::{Bm25Params, ExternalIds, Index};
 use crate::vectors::{check_csr, CsrRef};
 use crate::{Error, Result};
 
@@ -94,7 +94,10 @@ pub fn effective_k_segments(segs: &[Segment<'_>], k: usize) -> Result<usize> {
 }
 
 /// Exact global top-`k` over several segments: every segment's exact top-k merged, best
-/// first by score, ties to the earlier segment, then the earlier internal doc. The query is
+/// first by score, ties to the smaller document id (integers numerically, strings by their
+/// bytes; segments without stored ids: the earlier segment, then the earlier doc), the order of
+/// a single segment's ties too, so the result does not depend on how the documents are split
+/// into segments or ordered inside them. The query is
 /// validated once. BM25 segments are scored with `stats` (every document of the segments when
 /// `None`; a store passes its live documents' statistics, a sharded index the sum over its
 /// shards).
@@ -136,11 +139,23 @@ pub(crate) fn search_prepared(segs: &[Segment<'_>], p: &Prepared, k: usize, algo
         };
         best.extend(hits.into_iter().map(|h| SegmentHit { segment: si as u32, doc: h.doc, score: h.score }));
         best.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(std::cmp::Ordering::Equal)
+            b.score.partial_cmp(&a.score).unwrap_or(std::cmp::Ordering::Equal).then_with(|| {
+                // Stored ids only: the row numbers of segments without ids are not comparable.
+                let id = |h: &SegmentHit| {
+                    let ix = segs[h.segment as usize].index;
+                    if matches!(ix.view().ids, ExternalIds::None) {
+                        None
+                    } else {
+                        ix.id(h.doc)
+                    }
+                };
+                match (id(a), id(b)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    _ => std::cmp::Ordering::Equal,
+                }
                 .then(a.segment.cmp(&b.segment))
                 .then(a.doc.cmp(&b.doc))
+            })
         });
         best.truncate(k);
     }

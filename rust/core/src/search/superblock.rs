@@ -135,7 +135,7 @@ fn run<K: Kind>(
     let mut ids: Vec<u32> = (0..nb as u32)
         .filter(|&b| ub[b as usize] > K::S::default() && allowed.map_or(true, |a| a.word(b as usize) != 0))
         .collect();
-    let mut top = TopK::with_allowed(k, allowed, plan.floor);
+    let mut top = TopK::with_allowed(k, allowed, plan.floor).with_ties(plan.ties.as_ref());
     let mut batch = (4 * k).div_ceil(DOC_BLOCK).max(FIRST_BATCH);
     let mut done = 0;
     let mut picked: Vec<u32> = Vec::new();

@@ -9,8 +9,8 @@
 //! and, for each remaining term, only looks those candidates up (`seek`, skipping blocks that
 //! hold none), dropping candidates as `R` shrinks and `theta` grows.
 //!
-//! Pruning is strict (`bound < theta`), because candidates are not visited in a way that
-//! lets ties be decided by doc order. Float scores are recomputed for the final candidates in
+//! `theta` is exclusive (just below a lower bound of the k-th score), so a candidate that
+//! could tie with the k-th score, and enter by its tie key, is never dropped. Float scores are recomputed for the final candidates in
 //! canonical term order, so they equal the oracle's bit for bit.
 
 use super::common::{for_each_posting, lookup, open_cursors, DistinctTop};
@@ -84,8 +84,9 @@ pub fn search<K: Kind>(
                 .collect();
             if fulls.len() == k {
                 fulls.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
-                if fulls[k - 1] > theta {
-                    theta = fulls[k - 1];
+                let f = super::topk::Score::just_below(fulls[k - 1]);
+                if f > theta {
+                    theta = f;
                 }
             }
         }
@@ -162,7 +163,7 @@ pub fn search<K: Kind>(
             }
         }
     }
-    let mut out = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut out = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     for &d in &cand {
         out.push(d, acc[d as usize]);
         acc[d as usize] = K::S::default();

@@ -1,50 +1,105 @@
 //! The top-k collector shared by every algorithm.
 //!
-//! Order: score descending, then doc id ascending. A document enters only if it beats the
-//! current k-th entry under that order, so the collector's content does not depend on the
-//! order in which documents are offered.
+//! Order: score descending, then the document's *tie key* ascending. The tie key is the rank
+//! of the document's external id among the segment's ids ([`crate::index::Index::tie_rank`]),
+//! or the internal doc id when the segment stores no ids or keeps them in ascending order. So
+//! ties fall to the smaller id, whatever the internal order (BP reordering, merges): the same
+//! order for one segment or many. A document enters only if it beats the current k-th entry
+//! under that order, so the collector's content does not depend on the order in which
+//! documents are offered.
+//!
+//! Thresholds are *exclusive*: [`TopK::threshold`] is the largest score that can no longer
+//! enter (just below the k-th score once full), so a document scoring exactly the k-th score
+//! (which may still enter by its tie key) is never pruned by a test `score <= threshold`.
 
 use super::DocSet;
+use std::sync::Arc;
+
+/// A score type: ordered, with the largest value below a given one (so that an inclusive
+/// bound "at least `s`" is the exclusive bound "above `s.just_below()`").
+pub trait Score: Copy + PartialOrd + Default {
+    /// The largest value below `self` (integers: `self - 1`, saturating; floats: the next
+    /// representable value down).
+    fn just_below(self) -> Self;
+}
+
+impl Score for u32 {
+    #[inline(always)]
+    fn just_below(self) -> u32 {
+        self.saturating_sub(1)
+    }
+}
+
+impl Score for f32 {
+    #[inline(always)]
+    fn just_below(self) -> f32 {
+        if self.is_nan() || self == f32::NEG_INFINITY {
+            self
+        } else if self == 0.0 {
+            -f32::from_bits(1)
+        } else if self > 0.0 {
+            f32::from_bits(self.to_bits() - 1)
+        } else {
+            f32::from_bits(self.to_bits() + 1)
+        }
+    }
+}
 
 /// Bounded collector of the best `k` (doc, score) pairs, optionally restricted to an
 /// allowed-document set (a document outside it never enters, so every threshold derived from
 /// the collector is a threshold of the allowed documents only).
 pub struct TopK<S> {
     k: usize,
-    /// Min-heap on "worse first": heap[0] is the current k-th best.
-    heap: Vec<(S, u32)>,
+    /// Min-heap on "worse first": heap[0] is the current k-th best. Entries: (score, tie key,
+    /// doc).
+    heap: Vec<(S, u32, u32)>,
     allowed: Option<DocSet>,
+    /// Tie key by internal doc (`None`: the doc id itself).
+    ties: Option<Arc<[u32]>>,
     /// A document must score above this to enter (zero, or a floor carried over from other
     /// segments of the same search).
     floor: S,
 }
 
-#[inline]
-fn worse<S: PartialOrd>(a: &(S, u32), b: &(S, u32)) -> bool {
-    // a is worse than b: lower score, or equal score and larger doc id.
+#[inline(always)]
+fn worse<S: PartialOrd>(a: &(S, u32, u32), b: &(S, u32, u32)) -> bool {
+    // a is worse than b: lower score, or equal score and larger tie key.
     a.0 < b.0 || (a.0 == b.0 && a.1 > b.1)
 }
 
-impl<S: Copy + PartialOrd + Default> TopK<S> {
+impl<S: Score> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None, floor: S::default() }
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None, ties: None, floor: S::default() }
     }
 
     /// Collector for the best `k` documents of `allowed` (all documents when `None`) that
     /// score above `floor`.
     pub fn with_allowed(k: usize, allowed: Option<&DocSet>, floor: S) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned(), floor }
+        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned(), ties: None, floor }
     }
 
-    /// Score a document must beat to enter (ties resolved by doc id): the k-th score once full,
-    /// the floor before (zero unless given: documents with a zero score are never returned).
+    /// This collector with ties broken by `ties[doc]` ascending (by doc id when `None`).
+    pub fn with_ties(mut self, ties: Option<&Arc<[u32]>>) -> Self {
+        self.ties = ties.cloned();
+        self
+    }
+
+    /// Exclusive threshold: a document must score above it to enter. The floor while fewer
+    /// than `k` documents are held (zero unless given: documents with a zero score are never
+    /// returned); once full, the score just below the k-th (a document with the k-th score
+    /// may still enter by its tie key).
     #[inline]
     pub fn threshold(&self) -> S {
         if self.heap.len() < self.k {
             self.floor
         } else {
-            self.heap[0].0
+            let t = self.heap[0].0.just_below();
+            if t > self.floor {
+                t
+            } else {
+                self.floor
+            }
         }
     }
 
@@ -54,12 +109,19 @@ impl<S: Copy + PartialOrd + Default> TopK<S> {
         if !(score > self.floor) {
             return false;
         }
+        if self.heap.len() >= self.k && score < self.heap[0].0 {
+            return false;
+        }
         if let Some(a) = &self.allowed {
             if !a.contains(doc) {
                 return false;
             }
         }
-        let e = (score, doc);
+        let key = match &self.ties {
+            Some(t) => t[doc as usize],
+            None => doc,
+        };
+        let e = (score, key, doc);
         if self.heap.len() < self.k {
             self.heap.push(e);
             self.sift_up(self.heap.len() - 1);
@@ -115,6 +177,35 @@ impl<S: Copy + PartialOrd + Default> TopK<S> {
                 std::cmp::Ordering::Equal
             }
         });
-        self.heap.into_iter().map(|(s, d)| (d, s)).collect()
+        self.heap.into_iter().map(|(s, _, d)| (d, s)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_fall_to_the_smaller_key_whatever_the_offer_order() {
+        // docs 0..6, all with score 5; keys reverse the doc order.
+        let ties: Arc<[u32]> = vec![5, 4, 3, 2, 1, 0].into();
+        for order in [[0u32, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 5, 0, 3, 1, 4]] {
+            let mut t = TopK::<u32>::new(3).with_ties(Some(&ties));
+            for d in order {
+                t.push(d, 5);
+            }
+            assert_eq!(t.threshold(), 4, "exclusive threshold: a tied score may still enter");
+            assert_eq!(t.into_sorted(), vec![(5, 5), (4, 5), (3, 5)]);
+        }
+    }
+
+    #[test]
+    fn just_below_is_the_previous_value() {
+        assert_eq!(7u32.just_below(), 6);
+        assert_eq!(0u32.just_below(), 0);
+        let x = 1.5f32;
+        assert!(x.just_below() < x && f32::from_bits(x.just_below().to_bits() + 1) == x);
+        assert!(0.0f32.just_below() < 0.0);
+        assert!((-2.0f32).just_below() < -2.0);
     }
 }

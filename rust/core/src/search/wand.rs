@@ -100,7 +100,7 @@ pub fn search<K: Kind>(
     k: usize,
 ) -> Vec<(u32, K::S)> {
     let mut cs = Sorted::new(open_cursors(v, arrays, plan));
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     let mut ev = Evaluator::<K>::new(cs.len());
     let mut thr = top.threshold();
     while let Some(pivot) = cs.find_pivot(thr, plan.slack) {

@@ -273,7 +273,7 @@ fn eval_query<K: Kind>(
         rows.finish(scratch);
         for &rerank in &RERANKS {
             let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
-            let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), K::S::default());
+            let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), K::S::default()).with_ties(plan.ties.as_ref());
             for &(d, s) in full.iter().take(kk) {
                 top.push(d, s);
             }

@@ -105,6 +105,7 @@ pub(crate) fn cut_plan<K: Kind>(plan: &Plan<K>, kept: &[usize]) -> Plan<K> {
         ctx: plan.ctx,
         allowed: plan.allowed.clone(),
         floor: K::S::default(),
+        ties: plan.ties.clone(),
     }
 }
 
@@ -130,7 +131,7 @@ pub(crate) fn run<K: Kind>(
     let cut = cut_plan(plan, &kept);
     let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
     let rows = RowScorer::new(v, fwd, plan, scratch);
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor);
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     for (d, _) in cands {
         top.push(d, rows.score(d as usize));
     }
@@ -158,10 +159,12 @@ pub(crate) fn search_one(
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
+        plan.ties = index.tie_rank().cloned();
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        let raw = super::SCRATCH.with(|s| run::<K>(v, &a, &plan, k, params, Some(index.auto_cut_race()), &mut s.borrow_mut()));
+        let raw = super::SCRATCH
+            .with(|s| run::<K>(v, &a, &plan, k, params, Some(index.auto_cut_race()), &mut s.borrow_mut()));
         raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
     })
 }

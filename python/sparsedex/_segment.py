@@ -152,8 +152,7 @@ class SegmentView:
         bisection (Dhulipala et al., KDD 2016; Mackenzie et al., TKDE 2023), "signature" (a
         sort by each document's two heaviest distinctive terms: cheaper, looser blocks) or
         "none" (False). Similar documents next to each other make block-max pruning faster;
-        ids are unaffected, but equal scores are then ordered by storage position, not input
-        row. A ValueError for another name.
+        ids, results and the order of equal scores (by id ascending) are unaffected. A ValueError for another name.
         """
         vocab_size = _validate.check_vocab_size(vocab_size)
         indptr, indices, values = to_csr(docs, vocab_size=vocab_size)
@@ -219,7 +218,7 @@ class SegmentView:
     def search(
         self, query: Any, values: Any = None, k: int = 10, algorithm: str = "auto", target_recall: float | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of one query: (ids, scores), best first (ties: lower row first).
+        """Exact top-k of one query: (ids, scores), best first (ties: lower id first).
 
         The query is `(indices, values)` as two arguments or one pair, a SparseEmbedding or a
         dict {term_id: weight}. ``algorithm="approximate"`` with ``target_recall`` in (0, 1]

@@ -255,8 +255,7 @@ class SparseIndex:
         merge of small segments) gets the signature order: BP costs about four times a build
         and small segments are soon merged (their merge reorders them, with BP once it is
         large), so adds in small commits go 1.5-2x faster (``benches/updates.py``). Ids,
-        results and scores do not depend on it (documents of equal score may come in another
-        order). A ValueError for another name.
+        results, scores and the order of equal scores (by id) do not depend on it. A ValueError for another name.
 
     Notes
     -----
@@ -720,8 +719,8 @@ class SparseIndex:
         ``algorithm``: ``"auto"`` or one of :attr:`SparseIndex.algorithms` (all return the same
         hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`), e.g.
         ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k of the
-        documents that match it (evaluated inside the traversal). Ties go to the earlier
-        segment, then the earlier stored document.
+        documents that match it (evaluated inside the traversal). Equal scores come by id
+        ascending (ints numerically, strings by code point), whatever the storage order.
 
         Qdrant's keywords (see :mod:`sparsedex._qdrant`): ``limit`` (another name for ``k``),
         ``query_filter`` (a ``qdrant_client.models.Filter`` or its dict form, translated into a

@@ -224,9 +224,104 @@ def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
     single.add(texts, ids=list(range(len(texts))))
     with sdr.ShardedIndex(tmp_path / "s") as sh:
         _same(sh.search("rock music", k=5), single.search("rock music", k=5))
+        # SPLADE shards keep texts (store_texts=True, as SparseIndex), upserts too
+        assert [sh.get(i).text for i in range(len(texts))] == texts
+        sh.upsert(["a new song"], ids=[1])
+        sh.add(["more music"], ids=[99])
+        sh.commit()
+        assert (sh.get(1).text, sh.get(99).text) == ("a new song", "more music")
         e = sh.explain("rock music", 0)
         assert e.score == single.explain("rock music", 0).score
         assert {m.token for m in e.matches} == {m.token for m in single.explain("rock music", 0).matches}
+
+
+def test_build_shards_many_shards_on_a_small_cluster(cluster, tmp_path) -> None:
+    """num_shards x the builders' reservation >= the cluster's CPUs: builders get less (the
+    build finishes), and an explicit reservation that leaves no room is refused up front."""
+    import threading
+
+    rows = [{"id": i, "indices": np.array([1, 2], np.uint32), "values": np.array([1.0, 0.5], np.float32)}
+            for i in range(5)]
+    with pytest.raises(ValueError, match=r"num_cpus=0.5 x num_shards=8 .* pass num_cpus <="):
+        sdr.build_shards(ray.data.from_items(rows), tmp_path / "r", num_shards=8, num_cpus=0.5)
+    assert not (tmp_path / "r").exists()
+    out: dict = {}
+
+    def build() -> None:
+        try:
+            out["m"] = sdr.build_shards(ray.data.from_items(rows), tmp_path / "i", num_shards=8)
+        except BaseException as e:  # noqa: BLE001
+            out["e"] = e
+
+    t = threading.Thread(target=build, daemon=True)
+    t.start()
+    t.join(180)
+    assert not t.is_alive(), "build_shards(num_shards=8) on 2 CPUs hangs"
+    assert "e" not in out, out.get("e")
+    assert sum(s["documents"] for s in out["m"]["shards"]) == 5
+
+
+def test_build_shards_input_errors(cluster, tmp_path) -> None:
+    """Errors raised inside Ray tasks and actors come out as the ValueError / TypeError the
+    docstring promises, with their own message (PayloadError survives pickling)."""
+    import pickle
+
+    from sparsedex.filters import PayloadError
+
+    e = PayloadError("document 0", "p", "expected a finite number, got nan")
+    assert str(pickle.loads(pickle.dumps(e))) == str(e)
+    rows = [{"id": i, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32),
+             "p": float("nan") if i == 1 else 1.0} for i in range(3)]
+    with pytest.raises(PayloadError, match=r"payload of shard-0000\d: document 1 at p: expected a finite number, got nan"):
+        sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2, payload_columns=["p"])
+    rows = [{"id": 1.5, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
+    with pytest.raises(TypeError, match="id 1.5 is a float"):
+        sdr.build_shards(ray.data.from_items(rows), tmp_path / "b", num_shards=2)
+
+
+def test_bm25_batch_equals_search(cluster, tmp_path) -> None:
+    """search_batch scores as search (and a single index): terms a shard never saw keep the
+    collection's df of each, also when several such terms come in one batch."""
+    # rare words only in shard 0 with different document frequencies; shard 1 never sees them
+    ids0 = [i for i in range(200) if sdr.shard_of(i, 2) == 0][:8]
+    ids1 = [i for i in range(200) if sdr.shard_of(i, 2) == 1][:8]
+    texts = {}
+    for j, i in enumerate(ids0):
+        texts[i] = "ant bee " + ("zeta " if j < 1 else "") + ("kappa " if j < 5 else "") + "cat"
+    for j, i in enumerate(ids1):
+        texts[i] = "ant " + ("dog " * (j % 3 + 1))
+    rows = [{"id": i, "text": t, "year": 1990} for i, t in texts.items()]
+    sdr.build_shards(ray.data.from_items(rows, override_num_blocks=2), tmp_path / "i", num_shards=2, encoder="bm25",
+                     payload_columns=["year"])
+    single = _single(rows, True, "u8", [])
+    qs = ["dog zeta", "dog kappa", "ant zeta kappa", "dog"]
+    with sdr.ShardedIndex(tmp_path / "i") as sh:
+        batch = sh.search_batch(qs, k=20)
+        for q, got in zip(qs, batch):
+            _same(got, sh.search(q, k=20))
+            _same(got, _canonical(single, q, 20))
+
+
+def test_bm25_float_sharded_within_float32_rounding(cluster, tmp_path) -> None:
+    """float BM25: a term's contributions are summed in term-id order, and term ids are the
+    order in which a dictionary first met each term, so two single indexes over the same
+    documents added in another order (and shards, each with its own dictionary) can differ in
+    the last float32 bits; never more than float32 rounding (same ids at k = every match)."""
+    docs = [json.loads(line) for line in open("/work/shared/data/cranfield/corpus.jsonl")][:400] \
+        if Path("/work/shared/data/cranfield/corpus.jsonl").is_file() else None
+    if docs is None:
+        pytest.skip("cranfield is not here")
+    queries = [json.loads(line)["text"] for line in open("/work/shared/data/cranfield/queries.jsonl")][:20]
+    sdr.build_shards(ray.data.from_items([{"id": d["id"], "text": d["text"]} for d in docs]), tmp_path / "i",
+                     num_shards=3, encoder="bm25", quantization="float")
+    single = SparseIndex("bm25", "float")
+    single.add([d["text"] for d in docs], ids=[d["id"] for d in docs])
+    with sdr.ShardedIndex(tmp_path / "i") as sh:
+        for q, got in zip(queries, sh.search_batch(queries, k=len(docs))):
+            want = {h.id: h.score for h in single.search(q, k=len(docs))}
+            assert {h.id for h in got} == set(want)
+            for h in got:
+                assert h.score == pytest.approx(want[h.id], rel=1e-6, abs=0)
 
 
 # bad shards ------------------------------------------------------------------------------
@@ -272,6 +367,25 @@ def test_shard_with_another_grid(built, tmp_path) -> None:
         sdr.ShardedIndex(p)
 
 
+def test_swapped_shards_and_manifest_count(built, tmp_path) -> None:
+    p = _copy(built, tmp_path / "c")
+    (p / "shard-00000").rename(p / "tmp")
+    (p / "shard-00001").rename(p / "shard-00000")
+    (p / "tmp").rename(p / "shard-00001")
+    with pytest.raises(sdr.ShardError, match="shard shard-0000[01] holds shard [01], expected shard [01]"):
+        sdr.ShardedIndex(p)
+    p = _copy(built, tmp_path / "d")
+    m = json.loads((p / "shards.json").read_text())
+    m["num_shards"] = 2
+    (p / "shards.json").write_text(json.dumps(m))
+    with pytest.raises(sdr.ShardError, match="num_shards is 2 but its shard list has 3 entries"):
+        sdr.ShardedIndex(p)
+    m["shards"] = m["shards"][:2]
+    (p / "shards.json").write_text(json.dumps(m))
+    with pytest.raises(sdr.ShardError, match="num_shards is 2 but .* also holds shard-00002"):
+        sdr.ShardedIndex(p)
+
+
 def test_no_manifest(tmp_path, cluster) -> None:
     with pytest.raises(sdr.ShardError, match="no shards.json"):
         sdr.ShardedIndex(tmp_path)
@@ -285,12 +399,21 @@ def test_dead_actor(built) -> None:
         ray.kill(sh.actors()[2][1])
         for _ in range(3):  # every replica choice: still answers, and the same
             _same(sh.search(q, k=10), want)
+        with pytest.raises(sdr.ShardUnavailableError, match=r"shard-00001: its writer \(replica 0\) is dead"):
+            sh.delete([next(i for i in range(10**9, 10**9 + 100) if sdr.shard_of(i, 3) == 1)], missing_ok=True)
     with sdr.ShardedIndex(built, replicas=1, timeout_s=20) as sh:
         ray.kill(sh.actors()[1][0])
         t = time.monotonic()
         with pytest.raises(sdr.ShardUnavailableError, match="shard-00001 is unavailable.*no other replica"):
             sh.search(q, k=10)
         assert time.monotonic() - t < 20
+    from sparsedex.errors import ClosedIndexError
+
+    with pytest.raises(ClosedIndexError, match="closed"):
+        sh.search(q, k=10)
+    with pytest.raises(ClosedIndexError):
+        len(sh)
+    assert "closed" in repr(sh)
 
 
 def test_hung_actor_times_out(built) -> None:
@@ -304,6 +427,42 @@ def test_hung_actor_times_out(built) -> None:
         assert time.monotonic() - t < 10
         ray.kill(sh._actors[0][0])
         sh._actors[0][0] = a
+
+
+@ray.remote(num_cpus=0.1)
+class _SlowOnce(sdr._Shard):
+    """A real shard whose first search takes 3 s."""
+
+    slow = True
+
+    def search(self, *a):
+        if self.slow:
+            self.slow = False
+            time.sleep(3)
+        return super().search(*a)
+
+
+def test_timeout_keeps_live_replica(built) -> None:
+    """A call past timeout_s fails that call (naming the shard and the timeout); the replica
+    stays in rotation: once it has caught up, searches answer again."""
+    q = ([1, 2, 3], [1.0, 1.0, 1.0])
+    with sdr.ShardedIndex(built, replicas=1, timeout_s=1) as sh:
+        want = sh.search(q, k=10)
+        ray.kill(sh._actors[0][0])
+        sh._actors[0][0] = _SlowOnce.remote(str(built), sh.manifest, 0)
+        assert ray.get(sh._actors[0][0].ping.remote(), timeout=60)
+        with pytest.raises(sdr.ShardUnavailableError, match=r"shard-00000 is unavailable: no answer within 1 s"):
+            sh.search(q, k=10)
+        assert not sh._dead
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                got = sh.search(q, k=10)
+                break
+            except sdr.ShardUnavailableError as e:
+                assert "no answer within" in str(e) and time.monotonic() < deadline
+                time.sleep(0.5)
+        _same(got, want)
 
 
 @ray.remote(num_cpus=0.1)
@@ -321,14 +480,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_http(built) -> None:
+def _poll(fn, deadline_s: float = 30.0):
+    """``fn()`` until it returns a true value (or the deadline passes: AssertionError)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        v = fn()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def test_serve_http(built, tmp_path) -> None:
     import requests
 
     port = _free_port()
-    with sdr.ShardedIndex(built) as sh:
-        q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
-        want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
-        base = sh.serve(port=port)
+    sh = sdr.ShardedIndex(_copy(built, tmp_path / "c"))
+    q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
+    want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
+    top = sh.search((q["indices"], q["values"]), k=1)[0].id
+    base = sh.serve(port=port, refresh_s=0.2)
     from ray import serve
 
     try:
@@ -352,8 +523,24 @@ def test_serve_http(built) -> None:
         assert r.status_code == 200 and len(r.json()["hits"]) == 2
         r = requests.post(base + "search", data=b"{not json", timeout=30)
         assert r.status_code == 400
+        r = requests.post(base + "search", json={"query": q, "fliter": {}}, timeout=30)
+        assert r.status_code == 400 and 'unknown field "fliter"' in r.json()["error"]
+        # the served index follows this object's commits
+        sh.delete([top])
+        sh.upsert([([39], [5.0])], ids=[10**6], payloads=[{"year": 1990}])
+        sh.commit()
+
+        def served() -> bool:
+            r = requests.post(base + "search", json={"query": {"indices": [1, 2, 3, 39], "values": [1, 2, 0.5, 1]},
+                                                     "k": 50}, timeout=30)
+            ids = [h["id"] for h in r.json()["hits"]]
+            return top not in ids and 10**6 in ids
+
+        _poll(served)
+        assert requests.get(base + "health", timeout=30).json() == {"documents": len(sh)}
     finally:
         serve.shutdown()
+        sh.close()
 
 
 def test_cli_serve_plain_index(tmp_path) -> None:
@@ -365,7 +552,8 @@ def test_cli_serve_plain_index(tmp_path) -> None:
     idx.commit()
     idx.close()
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sparsedex", "serve", str(tmp_path / "p"), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "sparsedex", "serve", str(tmp_path / "p"), "--port", str(port),
+                             "--refresh-s", "0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -385,6 +573,21 @@ def test_cli_serve_plain_index(tmp_path) -> None:
                           timeout=10)
         assert r.status_code == 400 and r.json() == {"error": 'the request has no "id"'}
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json() == {"documents": 2}
+        # a commit made by another process is served (refresh at most every --refresh-s)
+        w = SparseIndex.open(tmp_path / "p")
+        w.add([([2], [9.0])], ids=["c"])
+        w.delete(["a"])
+        w.commit()
+        w.close()
+
+        def served():
+            r = requests.post(f"http://127.0.0.1:{port}/search",
+                              json={"query": {"indices": [2], "values": [1.0]}, "k": 5}, timeout=10)
+            return [h["id"] for h in r.json()["hits"]] == ["c", "b"]
+
+        _poll(served)
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json() == {"documents": 2}
+        assert requests.post(f"http://127.0.0.1:{port}/get", json={"id": "a"}, timeout=10).status_code == 404
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -5,21 +5,35 @@ Requests and responses are JSON shaped like the Python calls:
 
 - ``POST /search``       ``{"query": "text" | {"indices": [...], "values": [...]}, "k": 10,
   "filter": {...}, "algorithm": "auto"}`` -> ``{"hits": [{"id", "score", "payload"}, ...]}``
+  (``"limit"``, Qdrant's name for ``k``, is accepted too)
 - ``POST /search_batch`` ``{"queries": [...], "k", "filter", "algorithm"}`` -> ``{"hits": [[...], ...]}``
 - ``POST /get``          ``{"id": ...}`` -> ``{"id", "text", "payload", "vector": {"indices", "values"}}``
 - ``POST /explain``      ``{"query": ..., "id": ..., "top_terms": 30}`` -> ``{"id", "score", "matches": [...]}``
 - ``GET /health``        -> ``{"documents": n}``
 
-Bad input answers 400 ``{"error": message}``, an unknown id or endpoint 404, an unavailable
-shard 503. Nothing here imports Ray.
+Bad input answers 400 ``{"error": message}`` (a field the endpoint does not take is an error
+naming it, so that a typo such as ``"fliter"`` never silently returns unfiltered hits; a body
+nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable shard 503.
+Nothing here imports Ray.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+import time
+from typing import Any, Callable
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
+
+#: the fields each endpoint takes (anything else is a 400 naming it)
+FIELDS = {
+    "search": ("query", "k", "limit", "filter", "algorithm"),
+    "search_batch": ("queries", "k", "limit", "filter", "algorithm"),
+    "get": ("id",),
+    "explain": ("query", "id", "top_terms"),
+    "health": (),
+}
 
 
 def _vector(v: Any) -> Any:
@@ -38,18 +52,50 @@ def _need(body: dict[str, Any], *fields: str) -> None:
             raise ValueError(f'the request has no "{f}"')
 
 
+def _check_fields(op: str, body: dict[str, Any]) -> None:
+    allowed = FIELDS.get(op)
+    if allowed is None:
+        return
+    for f in body:
+        if f not in allowed:
+            raise ValueError(
+                f'unknown field "{f}" in a /{op} request (it takes: {", ".join(allowed) or "no fields"})'
+            )
+
+
+def _k(body: dict[str, Any]) -> Any:
+    """``k``, or ``limit`` (Qdrant's name for it); both at once must agree."""
+    if "limit" in body:
+        if "k" in body and body["k"] != body["limit"]:
+            raise ValueError(f'pass "k" or "limit" (its Qdrant name), not both: k={body["k"]!r}, limit={body["limit"]!r}')
+        return body["limit"]
+    return body.get("k", 10)
+
+
+def _top_terms(body: dict[str, Any]) -> int | None:
+    t = body.get("top_terms", 30)
+    if t is None:
+        return None
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ValueError(f'"top_terms" must be an integer >= 0 or null, got {t!r}')
+    return t
+
+
 def call(index: Any, op: str, body: dict[str, Any]) -> Any:
     """Run endpoint ``op`` with JSON ``body`` on ``index`` (a SparseIndex or a ShardedIndex)."""
+    if op not in ENDPOINTS:
+        raise LookupError(f"unknown endpoint {op!r} (one of: {', '.join(ENDPOINTS)})")
+    _check_fields(op, body)
     if op == "search":
         _need(body, "query")
-        hits = index.search(_vector(body["query"]), k=body.get("k", 10), algorithm=body.get("algorithm", "auto"),
+        hits = index.search(_vector(body["query"]), k=_k(body), algorithm=body.get("algorithm", "auto"),
                             filter=body.get("filter"))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
         qs = body.get("queries")
         if not isinstance(qs, list):
             raise ValueError('the request has no "queries" list')
-        res = index.search_batch([_vector(q) for q in qs], k=body.get("k", 10),
+        res = index.search_batch([_vector(q) for q in qs], k=_k(body),
                                  algorithm=body.get("algorithm", "auto"), filter=body.get("filter"))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":
@@ -60,7 +106,7 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
                 "vector": {"indices": [int(x) for x in v.indices], "values": [float(x) for x in v.values]}}
     if op == "explain":
         _need(body, "query", "id")
-        e = index.explain(_vector(body["query"]), body["id"], top_terms=body.get("top_terms", 30))
+        e = index.explain(_vector(body["query"]), body["id"], top_terms=_top_terms(body))
         return {"id": e.id, "score": e.score,
                 "matches": [{"term_id": m.term_id, "token": m.token, "query_weight": m.query_weight,
                              "doc_weight": m.doc_weight, "contribution": m.contribution} for m in e.matches]}
@@ -69,8 +115,36 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
     raise LookupError(f"unknown endpoint {op!r} (one of: {', '.join(ENDPOINTS)})")
 
 
-def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseException] | None = None) -> tuple[int, Any]:
-    """(HTTP status, JSON object) for a request to ``path`` with body ``raw`` (None: GET)."""
+class Refresher:
+    """Calls ``refresh`` (``SparseIndex.refresh`` / ``ShardedIndex.refresh``: move to the
+    directory's newest commit) before a request when ``every_s`` seconds or more have passed
+    since the last call, so that a server follows later commits (``sparsedex add``, another
+    writer) at the cost of one cheap check per ``every_s``. One caller refreshes at a time;
+    the others answer from the snapshot they have."""
+
+    def __init__(self, refresh: Callable[[], Any], every_s: float = 1.0) -> None:
+        if not (isinstance(every_s, (int, float)) and every_s >= 0):
+            raise ValueError(f"refresh_s must be a number >= 0, got {every_s!r}")
+        self.refresh, self.every_s = refresh, float(every_s)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last < self.every_s:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self.refresh()
+            self._last = time.monotonic()
+        finally:
+            self._lock.release()
+
+
+def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseException] | None = None,
+            refresh: Callable[[], None] | None = None) -> tuple[int, Any]:
+    """(HTTP status, JSON object) for a request to ``path`` with body ``raw`` (None: GET);
+    ``refresh`` (a :class:`Refresher`) runs first."""
     op = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     body: Any = {}
     if raw:
@@ -78,9 +152,13 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
             body = json.loads(raw)
         except ValueError as e:
             return 400, {"error": f"the request body is not JSON ({e})"}
+        except RecursionError:
+            return 400, {"error": "the request body is nested too deeply"}
         if not isinstance(body, dict):
             return 400, {"error": "the request body must be a JSON object"}
     try:
+        if refresh is not None:
+            refresh()
         return 200, call(index, op, body)
     except KeyError as e:
         return 404, {"error": str(e.args[0]) if e.args else "not found"}
@@ -88,19 +166,25 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
         return 404, {"error": str(e)}
     except (ValueError, TypeError) as e:
         return 400, {"error": str(e)}
+    except RecursionError:
+        return 400, {"error": "the request is nested too deeply (a filter or a query)"}
     except Exception as e:  # noqa: BLE001 - a shard down, or a bug: an answer, not a dropped connection
         if unavailable is not None and isinstance(e, unavailable):
             return 503, {"error": str(e)}
         return 500, {"error": f"{type(e).__name__}: {e}"}
 
 
-def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve one index with the standard library's threading HTTP server until interrupted."""
+def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s: float = 1.0) -> None:
+    """Serve one index with the standard library's threading HTTP server until interrupted.
+    The index follows its directory's commits (``index.refresh()`` at most every
+    ``refresh_s`` seconds, before a request)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    refresher = Refresher(index.refresh, refresh_s) if getattr(index, "path", None) is not None else None
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, raw: bytes | None) -> None:
-            status, obj = respond(index, self.path, raw)
+            status, obj = respond(index, self.path, raw, None, refresher)
             data = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -16,26 +16,28 @@ class SearchDeployment:
     """A Serve replica holding one :class:`~sparsedex.ray.ShardedIndex` handle (its shard
     actors are shared by every request the replica answers)."""
 
-    def __init__(self, path: str, replicas: int, timeout_s: float) -> None:
+    def __init__(self, path: str, replicas: int, timeout_s: float, refresh_s: float = 1.0) -> None:
         from .ray import ShardedIndex
 
         self.index = ShardedIndex(path, replicas=replicas, timeout_s=timeout_s)
+        self.refresher = _http.Refresher(self.index.refresh, refresh_s)
 
     async def __call__(self, request: Request) -> JSONResponse:
         from .ray import ShardUnavailableError
 
         raw = await request.body() if request.method == "POST" else None
-        status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError)
+        status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError, self.refresher)
         return JSONResponse(obj, status_code=status)
 
 
 def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",
-        name: str = "sparsedex", blocking: bool = False, timeout_s: float = 60.0) -> str:
+        name: str = "sparsedex", blocking: bool = False, timeout_s: float = 60.0, refresh_s: float = 1.0) -> str:
     """Start (or update) the Serve application ``name`` for the sharded index at ``path``;
-    returns its base URL. ``blocking`` waits until interrupted (the CLI)."""
+    returns its base URL. ``blocking`` waits until interrupted (the CLI). The index follows
+    the directory's commits: checked at most every ``refresh_s`` seconds, before a request."""
     if not ray.is_initialized():
         ray.init()
     serve.start(http_options={"host": host, "port": port})
-    app = SearchDeployment.bind(path, replicas, timeout_s)
+    app = SearchDeployment.bind(path, replicas, timeout_s, refresh_s)
     serve.run(app, name=name, route_prefix=route_prefix, blocking=blocking)
     return f"http://{host}:{port}{route_prefix.rstrip('/')}/"

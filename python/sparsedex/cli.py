@@ -859,6 +859,19 @@ def _bounded_int(lo: int, hi: int) -> Any:
     return parse
 
 
+def _seconds(raw: str) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {raw!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {raw}")
+    return v
+
+
+_seconds.__name__ = "seconds"
+
+
 def _algorithm_type(raw: str) -> str:
     from .index import _check_algorithm
 
@@ -919,13 +932,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
         from ._serve import run
 
         print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}/", flush=True)
-        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True)
+        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s)
         return 0
     if a.replicas != 1 or a.address is not None:
         raise UserError("--replicas and --address need --ray")
     from ._http import serve_index
 
-    serve_index(_open_index(a.index_dir), host=a.host, port=a.port)
+    serve_index(_open_index(a.index_dir), host=a.host, port=a.port, refresh_s=a.refresh_s)
     return 0
 
 
@@ -1094,6 +1107,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=_bounded_int(1, 65535), default=8000, help="port (default 8000)")
     sv.add_argument("--replicas", type=_bounded_int(1, 64), default=1, help="--ray: actors per shard (default 1)")
     sv.add_argument("--address", default=None, help="--ray: the Ray cluster to join (default: start a local one)")
+    sv.add_argument("--refresh-s", type=_seconds, default=1.0,
+                    help="follow the index directory's commits (sparsedex add / delete, other writers): check "
+                         "for a newer commit at most every this many seconds, before a request (default 1; "
+                         "0: before every request)")
     sv.set_defaults(func=cmd_serve)
     return p
 

@@ -858,6 +858,9 @@ class PayloadError(SparsedexError, ValueError):
         at = f" at {path}" if path else ""
         super().__init__(f"payload of {label}{at}: {problem}")
 
+    def __reduce__(self) -> Any:  # pickles whole (across processes: Ray, multiprocessing)
+        return (type(self), (self.label, self.path, self.problem))
+
 
 class _Problem(Exception):
     def __init__(self, path: str, problem: str) -> None:

@@ -275,12 +275,14 @@ class _ShardBuilder:
         self.ids: list[Any] = []
         self.docs: list[Any] = []
         self.payloads: list[Any] = []
+        self.texts: list[Any] = []
         self.wmax = 0.0
 
-    def add(self, ids: list[Any], docs: list[Any], payloads: list[Any]) -> int:
+    def add(self, ids: list[Any], docs: list[Any], payloads: list[Any], texts: list[Any] | None = None) -> int:
         self.ids += ids
         self.docs += docs
         self.payloads += payloads
+        self.texts += texts if texts is not None else [None] * len(ids)
         if not self.spec["bm25"]:
             for _, v in docs:
                 if len(v):
@@ -298,13 +300,15 @@ class _ShardBuilder:
         ids = [self.ids[i] for i in order]
         docs = [self.docs[i] for i in order]
         payloads = [self.payloads[i] for i in order] if spec["payload_columns"] else None
+        texts = [self.texts[i] for i in order]
+        keep_texts = bool(spec.get("store_texts")) and not spec["bm25"]
         kw: dict[str, Any] = {"quantization": grid["quantization"], "path": self.root / self.name}
         try:
             if spec["bm25"]:
                 idx = SparseIndex(_bm25_encoder(spec), store_texts=True, **kw)
             else:
                 mw = grid.get("max_weight")
-                idx = SparseIndex(None, store_texts=False, vocab_size=spec["vocab_size"],
+                idx = SparseIndex(None, store_texts=keep_texts, vocab_size=spec["vocab_size"],
                                   max_weight=mw if isinstance(mw, float) else None, **kw)
             if ids and not spec["bm25"]:
                 # one CSR matrix: checked and cleaned in Rust, not vector by vector in Python
@@ -312,22 +316,72 @@ class _ShardBuilder:
                 np.cumsum([len(d[0]) for d in docs], out=indptr[1:])
                 indices = np.concatenate([d[0] for d in docs]).astype(np.uint32, copy=False)
                 values = np.concatenate([d[1] for d in docs]).astype(np.float32, copy=False)
-                idx.add((indptr, indices, values), ids=ids, payloads=payloads)
+                if keep_texts:
+                    _add_vectors_with_texts(idx, (indptr, indices, values), ids, payloads, texts, upsert=False)
+                else:
+                    idx.add((indptr, indices, values), ids=ids, payloads=payloads)
             elif ids:
                 idx.add(docs, ids=ids, payloads=payloads)
             idx.commit()
             idx.close()
         except (ValueError, TypeError, KeyError) as e:
-            raise type(e)(f"{self.name}: {e}") from None
+            raise _prefixed(e, f"{self.name}: ") from None
         _write_json(self.root / self.name / _MARKER, {
             "format": _FORMAT + "-member", "index_id": spec["index_id"], "shard": self.shard, "grid": grid,
         })
-        self.ids, self.docs, self.payloads = [], [], []
+        self.ids, self.docs, self.payloads, self.texts = [], [], [], []
         return len(ids)
 
 
+def _add_vectors_with_texts(idx: SparseIndex, docs: Any, ids: Sequence[Any], payloads: Any,
+                            texts: Sequence[Any], *, upsert: bool) -> None:
+    """Add (or upsert) vectors together with the texts they were encoded from, to an index
+    without an encoder (a SPLADE shard: the encoder runs once, upstream) that keeps texts."""
+    from . import _validate
+
+    with idx._lock:
+        new_ids, csr, pls, _ = idx._prepare(docs, ids, payloads, upsert=upsert)
+        if not new_ids:
+            return
+        txt = [None if t is None else _validate.check_text(t, f"document {i}") for i, t in enumerate(texts)]
+        idx._store.add(csr, new_ids, pls, txt, replace=upsert)
+
+
 def _route_batch(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Ray Data map_batches: send each row of the batch to its shard's builder."""
+    """Ray Data map_batches: send each row of the batch to its shard's builder. A bad row's
+    ValueError / TypeError / KeyError comes back as data (column ``error``, pickled), which
+    the driver raises as it is: Ray Data would wrap a raised one in a UserCodeException that
+    loses it on the way."""
+    err: BaseException | None = None
+    try:
+        n_rows = _route_rows(batch, builders, spec)
+    except (ValueError, TypeError, KeyError) as e:
+        err = e
+    except _rex.RayTaskError as e:  # a builder refused the rows
+        err = _user_cause(e)
+        if err is e:
+            raise
+    if err is None:
+        return {"n": np.array([n_rows], dtype=np.int64), "error": np.array([b""], dtype=object)}
+    import pickle
+
+    return {"n": np.array([0], dtype=np.int64), "error": np.array([pickle.dumps(_prefixed(err, ""))], dtype=object)}
+
+
+def _raise_routed(raw: Any) -> None:
+    """Raise the error :func:`_route_batch` sent back (if any)."""
+    if raw is None or len(raw) == 0:
+        return
+    import pickle
+
+    try:
+        e = pickle.loads(raw)
+    except Exception:  # noqa: BLE001 - an exception class this process cannot rebuild
+        e = ValueError(repr(raw))
+    raise e
+
+
+def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[str, Any]) -> int:
     n = len(builders)
     ids = [_plain_id(x) for x in batch[spec["id_column"]].tolist()]
     shards = _shard_column(ids, n)
@@ -336,14 +390,84 @@ def _route_batch(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[s
     else:
         ind, val = batch["indices"], batch["values"]
         docs = [(np.asarray(ind[i], dtype=np.uint32), np.asarray(val[i], dtype=np.float32)) for i in range(len(ids))]
+    texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
     cols = {c: batch[c].tolist() for c in spec["payload_columns"]}
     pls = [{c: _json_value(cols[c][i]) for c in cols} if cols else None for i in range(len(ids))]
     refs = []
     for s in np.unique(shards).tolist():
         rows = np.flatnonzero(shards == s).tolist()
-        refs.append(builders[s].add.remote([ids[i] for i in rows], [docs[i] for i in rows], [pls[i] for i in rows]))
+        refs.append(builders[s].add.remote([ids[i] for i in rows], [docs[i] for i in rows], [pls[i] for i in rows],
+                                           None if texts is None else [texts[i] for i in rows]))
     ray.get(refs)  # backpressure: a batch is done when its shards hold it
-    return {"n": np.array([len(ids)], dtype=np.int64)}
+    return len(ids)
+
+
+def _prefixed(e: BaseException, prefix: str) -> BaseException:
+    """``e`` with ``prefix`` before its message, of the same class when that class can be
+    built from one message (else of its standard base: ValueError, TypeError, KeyError), so
+    that it crosses process boundaries (Ray pickles it) intact."""
+    from .filters import PayloadError
+
+    if isinstance(e, PayloadError):
+        return PayloadError(f"{prefix}{e.label}", e.path, e.problem)
+    msg = f"{prefix}{e.args[0] if isinstance(e, KeyError) and e.args else e}"
+    try:
+        out = type(e)(msg)
+        if str(out) == msg or isinstance(e, KeyError):
+            return out
+    except Exception:  # noqa: BLE001 - a constructor that takes other arguments
+        pass
+    for base in (KeyError, TypeError, ValueError):
+        if isinstance(e, base):
+            return base(msg)
+    return e
+
+
+def _user_cause(e: BaseException) -> BaseException:
+    """The user's exception inside a RayTaskError (Ray Data wraps it in a UserCodeException,
+    itself the RayTaskError's cause)."""
+    if not isinstance(e, _rex.RayError):
+        return e
+    seen = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (ValueError, TypeError, KeyError)) and not isinstance(cur, _rex.RayError):
+            return cur
+        nxt = getattr(cur, "cause", None) if isinstance(cur, _rex.RayTaskError) else None
+        cur = nxt if nxt is not None else (cur.__cause__ or cur.__context__)
+    return e
+
+
+_ROUTE_CPUS = 0.5  # a Ray Data routing task (it only hands rows to the builders)
+_DATA_CPUS = 1.0  # kept free for Ray Data's tasks (reading and routing batches)
+
+
+def _builder_cpus(num_shards: int, num_cpus: float | None, encoders: int) -> float:
+    """CPUs to reserve per shard builder so that ``num_shards`` of them still leave Ray Data
+    room to run (every builder is placed before the dataset starts: builders holding every
+    CPU would make the routing tasks, and so build_shards, wait forever)."""
+    if not ray.is_initialized():
+        ray.init()
+    need = _DATA_CPUS + float(encoders)  # each SPLADE encoder actor reserves 1 CPU
+    if num_cpus is None:
+        # what is free now (other actors may hold CPUs): builders may get 0 (they mostly wait)
+        avail = float(ray.available_resources().get("CPU", 0.0))
+        return min(0.25, max(0.0, avail - need) / num_shards)
+    if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and num_cpus >= 0):
+        raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    room = total - need
+    if num_cpus * num_shards > room + 1e-9:
+        raise ValueError(
+            f"build_shards would reserve num_cpus={num_cpus:g} x num_shards={num_shards} = "
+            f"{num_cpus * num_shards:g} CPUs for its shard builders, but the cluster has {total:g} CPUs "
+            f"and Ray Data's tasks need {need:g}"
+            + (f" (with {encoders} encoder actor(s))" if encoders else "")
+            + f": pass num_cpus <= {max(room, 0) / num_shards:.4g} (builders mostly wait; num_cpus=0 is "
+            "fine), or num_cpus=None to size it from the free CPUs, or use fewer shards or a larger cluster"
+        )
+    return float(num_cpus)
 
 
 def _bm25_encoder(spec: dict[str, Any]) -> Any:
@@ -385,7 +509,8 @@ def build_shards(
     max_weight: float | None = None,
     encode_concurrency: int = 1,
     batch_size: int = 1024,
-    num_cpus: float = 0.25,
+    num_cpus: float | None = None,
+    store_texts: bool = True,
 ) -> dict[str, Any]:
     """Build a sharded index at ``path``: one ordinary sparsedex index per shard, in parallel.
 
@@ -415,7 +540,15 @@ def build_shards(
     batch_size:
         Rows per batch routed to the shard builders.
     num_cpus:
-        CPUs reserved per shard builder (one Ray actor per shard, all building at once).
+        CPUs reserved per shard builder (one Ray actor per shard, all alive at once). Default
+        (None): 0.25, or less when ``num_shards`` builders would not leave the cluster room
+        for Ray Data's own tasks (``_DATA_CPUS`` = 1 CPU for reading and routing batches, plus
+        1 per SPLADE encoder actor): each then gets ``(available CPUs - that) / num_shards``
+        (builders mostly wait; 0 is allowed). Given explicitly, a reservation that leaves no
+        room is a ValueError up front (it would otherwise wait forever for a CPU).
+    store_texts:
+        With an encoder, keep each document's text in its shard (returned by ``get``), as
+        :class:`~sparsedex.SparseIndex` does by default. BM25 shards always keep texts.
 
     Returns
     -------
@@ -451,6 +584,7 @@ def build_shards(
         if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
             raise ValueError(f"max_weight must be a positive finite number, got {max_weight!r}")
         max_weight = float(max_weight)
+    builder_cpus = _builder_cpus(num_shards, num_cpus, 0 if (ident is None or bm25) else encode_concurrency)
     root = Path(path)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty directory")
@@ -479,9 +613,10 @@ def build_shards(
         "index_id": index_id, "id_column": id_column, "text_column": text_column,
         "payload_columns": list(payload_columns or ()), "bm25": bm25,
         "encoder": ident if bm25 else None, "vocab_size": vocab_size,
+        "store_texts": bool(store_texts) and ident is not None and not bm25,
     }
     root.mkdir(parents=True, exist_ok=True)
-    opts = {"num_cpus": num_cpus, "max_restarts": 0}
+    opts = {"num_cpus": builder_cpus, "max_restarts": 0}
     builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(root), spec, i) for i in range(num_shards)]
     try:
         # every builder placed before the dataset starts: Ray Data would otherwise fill the
@@ -489,17 +624,23 @@ def build_shards(
         ray.get([b.max_weight.remote() for b in builders])
         routed = dataset.map_batches(
             _route_batch, fn_kwargs={"builders": builders, "spec": spec}, batch_size=batch_size,
-            batch_format="numpy", num_cpus=min(1.0, num_cpus * 2),
+            batch_format="numpy", num_cpus=_ROUTE_CPUS,
         )
         # consumed here (no aggregation task: it would need a whole CPU the builders may hold)
-        n_docs = sum(int(b["n"].sum()) for b in routed.iter_batches(batch_format="numpy", batch_size=None))
+        n_docs = 0
+        for b in routed.iter_batches(batch_format="numpy", batch_size=None):
+            for raw in b["error"].tolist():
+                _raise_routed(raw)
+            n_docs += int(b["n"].sum())
         if quantization == "u8" and not bm25 and max_weight is None:
             max_weight = max([float(w) for w in ray.get([b.max_weight.remote() for b in builders])] + [0.0]) or 1.0
         grid = _grid(quantization, bm25, max_weight)
         counts = ray.get([b.build.remote(grid) for b in builders])
-    except _rex.RayTaskError as e:
-        cause = getattr(e, "cause", None)
-        raise (cause if isinstance(cause, (ValueError, TypeError, KeyError)) else e) from None
+    except Exception as e:  # a RayTaskError, or Ray Data's UserCodeException around the user's error
+        cause = _user_cause(e)
+        if cause is e:
+            raise
+        raise cause from None
     finally:
         for b in builders:
             ray.kill(b)
@@ -589,19 +730,23 @@ class _Shard:
         terms = np.asarray(sorted(by_term), dtype=np.uint32)
         return Bm25Stats(n, total, terms, np.asarray([by_term[t] for t in terms.tolist()], dtype=np.uint64))
 
-    def _local(self, q: Any) -> Any:
+    def _local(self, q: Any, unseen: dict[str, int] | None = None) -> Any:
         """A query as this shard's index takes it: a BM25 query (weighted by the coordinator
         with the whole collection's statistics) maps its terms to this shard's term ids; a
         term this shard never saw gets an id past its dictionary (it matches nothing here, but
-        stays in the query: u8 query quantization depends on every query weight)."""
+        stays in the query: u8 query quantization depends on every query weight). ``unseen``
+        maps such terms to their ids across the queries of one batch, whose statistics are
+        gathered into one table: two different unseen terms must not share an id there (one
+        would get the other's df, so another weight and another quantized query)."""
         if isinstance(q, _Bm25Query):
             vocab = self.index.encoder.vocabulary
             n = len(vocab)
-            ids, extra = [], 0
+            unseen = {} if unseen is None else unseen
+            ids = []
             for t in q.terms:
                 i = vocab.get(t)
                 if i is None:
-                    i, extra = n + extra, extra + 1
+                    i = unseen.setdefault(t, n + len(unseen))
                 ids.append(i)
             order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
             v = SparseEmbedding(indices=np.asarray(ids, dtype=np.uint32)[order],
@@ -632,7 +777,8 @@ class _Shard:
 
     def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any) -> list[list[tuple[Any, float, Any]]]:
         idx = self._ok()
-        pairs = [self._local(q) for q in qs]
+        unseen: dict[str, int] = {}
+        pairs = [self._local(q, unseen) for q in qs]
         local = [q for q, _ in pairs]
         live = [i for i, q in enumerate(local) if not (isinstance(q, SparseEmbedding) and q.nnz == 0)]
         out: list[list[tuple[Any, float, Any]]] = [[] for _ in qs]
@@ -663,9 +809,12 @@ class _Shard:
         return [x in idx for x in ids]
 
     # writes (the writer replica)
-    def add(self, docs: list[Any], ids: list[Any], payloads: Any, upsert: bool) -> int:
+    def add(self, docs: list[Any], ids: list[Any], payloads: Any, upsert: bool, texts: list[Any] | None = None) -> int:
         idx = self._ok()
-        (idx.upsert if upsert else idx.add)(docs, ids=ids, payloads=payloads)
+        if texts is not None and idx.store_texts and not getattr(idx, "_bm25", False):
+            _add_vectors_with_texts(idx, docs, ids, payloads, texts, upsert=upsert)
+        else:
+            (idx.upsert if upsert else idx.add)(docs, ids=ids, payloads=payloads)
         return len(ids)
 
     def delete(self, ids: list[Any], missing_ok: bool) -> int:
@@ -676,6 +825,14 @@ class _Shard:
 
     def refresh(self) -> bool:
         return self._ok().refresh()
+
+    def poll(self) -> bool:
+        """Move to the newest commit of the shard's directory unless this replica has staged
+        writes of its own (then it is the writer, which sees its commits anyway)."""
+        idx = self._ok()
+        if idx._store.has_staged():
+            return False
+        return idx.refresh()
 
     def close(self) -> None:
         if self.error is None:
@@ -705,10 +862,15 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
         marker = _read_json(d / _MARKER, f"shard {name}")
     except FileNotFoundError:
         raise ShardError(f"shard {name}: {d / _MARKER} is missing (not a shard of a sharded index)") from None
-    if marker.get("index_id") != manifest["index_id"] or marker.get("shard") != shard:
+    if marker.get("index_id") != manifest["index_id"]:
         raise ShardError(
             f"shard {name} belongs to another index (index id {marker.get('index_id')!r}, shard "
             f"{marker.get('shard')!r}; this index is {manifest['index_id']!r})"
+        )
+    if marker.get("shard") != shard:
+        raise ShardError(
+            f"shard {name} holds shard {marker.get('shard')!r}, expected shard {shard} (shard directories "
+            "swapped or renamed? each document's shard is fixed by its id's hash)"
         )
     grid = manifest["grid"]
     if marker.get("grid") != grid:
@@ -726,6 +888,27 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
             f"shard {name} is quantized {actual[0]!r} with max_weight {actual[1]!r}, but the index's grid is {grid!r}"
         )
     return idx
+
+
+def _check_manifest_shards(root: Path, m: Mapping[str, Any]) -> int:
+    """``num_shards`` of ``shards.json``, after checking it against its shard list and the
+    shard directories present (routing depends on it: a wrong count sends ids to wrong shards)."""
+    n = m.get("num_shards")
+    if not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 65536):
+        raise ShardError(f"{root / MANIFEST}: num_shards is {n!r}, expected an int in 1 .. 65536")
+    listed = m.get("shards")
+    if not isinstance(listed, list) or len(listed) != n:
+        raise ShardError(
+            f"{root / MANIFEST}: num_shards is {n} but its shard list has "
+            f"{len(listed) if isinstance(listed, list) else 'no'} entries"
+        )
+    extra = sorted(p.name for p in root.glob("shard-*") if p.is_dir() and p.name[6:].isdigit() and int(p.name[6:]) >= n)
+    if extra:
+        raise ShardError(
+            f"{root / MANIFEST}: num_shards is {n} but {root} also holds {', '.join(extra)}: the manifest and "
+            "the shard directories disagree"
+        )
+    return n
 
 
 def _actual_grid(idx: SparseIndex) -> tuple[str, float | None]:
@@ -756,7 +939,9 @@ class ShardedIndex:
         CPUs reserved per actor (fractional: ``0.25`` lets 8 actors share 2 cores).
     timeout_s:
         How long a call waits for a shard's answer before trying another replica (then
-        :class:`ShardUnavailableError`).
+        :class:`ShardUnavailableError` naming the shard and the timeout). A timeout fails
+        that call only: the replica may just be busy and stays in rotation; only an actor
+        that died is dropped.
     start_timeout_s:
         How long opening waits for the actors to start and open their shards.
     encoder:
@@ -765,8 +950,11 @@ class ShardedIndex:
     Raises
     ------
     ShardError
-        A shard is missing, belongs to another index, or has another quantization grid (the
-        message names it); ``shards.json`` is missing or unreadable.
+        A shard is missing, belongs to another index, holds another shard of this index, or
+        has another quantization grid (the message names it); ``shards.json`` is missing,
+        unreadable, or its ``num_shards`` disagrees with its shard list or the shard
+        directories. After :meth:`close`, every call raises
+        :class:`~sparsedex.errors.ClosedIndexError`.
 
     Notes
     -----
@@ -789,6 +977,7 @@ class ShardedIndex:
             raise ValueError(f"replicas must be a positive int, got {replicas!r}")
         if not (timeout_s > 0):
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self._closed = False
         self.path = Path(path)
         try:
             m = _read_json(self.path / MANIFEST, str(self.path))
@@ -797,7 +986,7 @@ class ShardedIndex:
         if m.get("format") != _FORMAT or m.get("version") != _VERSION:
             raise ShardError(f"{self.path / MANIFEST}: format {m.get('format')!r} v{m.get('version')!r}, expected {_FORMAT} v{_VERSION}")
         self.manifest = m
-        self.num_shards = int(m["num_shards"])
+        self.num_shards = _check_manifest_shards(self.path, m)
         self.replicas = replicas
         self.timeout_s = float(timeout_s)
         self._bm25 = bool(m.get("bm25"))
@@ -836,6 +1025,7 @@ class ShardedIndex:
              per_shard: Mapping[int, tuple[Any, ...]] | None = None, timeout_s: float | None = None) -> dict[int, Any]:
         """Call ``method`` on one live replica of each shard (replica 0 if ``writer``), retrying
         another replica on death or timeout; returns {shard: result}."""
+        self._check_open()
         todo = list(range(self.num_shards)) if shards is None else list(shards)
         out: dict[int, Any] = {}
         tried: dict[int, set[int]] = {s: set() for s in todo}
@@ -859,7 +1049,10 @@ class ShardedIndex:
                 s, r = refs[ref]
                 try:
                     out[s] = ray.get(ref)
-                except (_rex.RayActorError, _rex.ActorUnavailableError) as e:
+                except _rex.ActorUnavailableError as e:  # transient (network, a busy node): not dead
+                    last[s] = f"its actor is unavailable for now ({type(e).__name__})"
+                    retry.append(s)
+                except _rex.RayActorError as e:  # ActorDiedError: dropped for good
                     self._dead.add((s, r))
                     last[s] = f"its actor died ({type(e).__name__})"
                     retry.append(s)
@@ -871,20 +1064,34 @@ class ShardedIndex:
                         raise cause from None
                     raise ShardError(f"shard {_shard_name(s)}: {type(cause).__name__}: {cause}") from None
             for ref in pending:
+                # a timeout fails this call on this replica, nothing more: the actor may only be
+                # busy (a long batch, a backlog), so it stays in rotation; only an actor that
+                # died (RayActorError above) is dropped
                 s, r = refs[ref]
-                ray.cancel(ref, force=False)
-                last[s] = f"no answer within {wait:g} s"
-                self._dead.add((s, r))
+                if not writer:  # a read still queued is dropped; a write stays queued, in order
+                    ray.cancel(ref, force=False)
+                last[s] = f"no answer within {wait:g} s (timeout_s)"
                 retry.append(s)
             if writer and retry:
                 s = retry[0]
-                raise ShardUnavailableError(f"shard {_shard_name(s)}: its writer (replica 0) is unavailable: {last[s]}")
+                raise ShardUnavailableError(
+                    f"shard {_shard_name(s)}: its writer (replica 0) is dead ({last[s]}): writes go to "
+                    "replica 0; reopen the index to restart it" if (s, 0) in self._dead else
+                    f"shard {_shard_name(s)}: its writer (replica 0) did not answer: {last[s]}"
+                    + ("; the write stays queued on it and applies in order" if "no answer" in last[s] else "")
+                )
             todo = retry
         return out
 
     def _pick(self, s: int, tried: set[int], rr: int, writer: bool) -> int | None:
         if writer:
-            return None if (s, 0) in self._dead or 0 in tried else 0
+            if (s, 0) in self._dead:
+                raise ShardUnavailableError(
+                    f"shard {_shard_name(s)}: its writer (replica 0) is dead: writes go to replica 0 of "
+                    "each shard; reopen the index to restart it"
+                    + (" (reads still go to its other replicas)" if self.replicas > 1 else "")
+                )
+            return None if 0 in tried else 0
         n = self.replicas
         for j in range(n):
             r = (rr + j) % n
@@ -907,7 +1114,14 @@ class ShardedIndex:
         # every shard gets N and the total length; df travels with each query (terms only)
         self._all_replicas("set_bm25_stats", n, total, {}, None)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            from .store import ClosedIndexError
+
+            raise ClosedIndexError(f"{self!r} is closed: open a new ShardedIndex({str(self.path)!r})")
+
     def _all_replicas(self, method: str, *args: Any) -> list[Any]:
+        self._check_open()
         refs = {}
         for s in range(self.num_shards):
             for r in range(self.replicas):
@@ -918,10 +1132,12 @@ class ShardedIndex:
         for ref in ready:
             try:
                 out.append(ray.get(ref))
-            except (_rex.RayActorError, _rex.ActorUnavailableError):
+            except _rex.ActorUnavailableError:
+                pass  # transient: the replica stays in rotation
+            except _rex.RayActorError:
                 self._dead.add(refs[ref])
-        for ref in pending:
-            self._dead.add(refs[ref])
+        # a replica that did not answer in time is busy, not dead: its call stays queued and
+        # runs before any later call from here (Ray keeps one caller's actor calls in order)
         for s in range(self.num_shards):
             if all((s, r) in self._dead for r in range(self.replicas)):
                 raise self._err(s, "every replica is dead")
@@ -1074,16 +1290,24 @@ class ShardedIndex:
             payloads = list(payloads)
             if len(payloads) != len(docs):
                 raise ValueError(f"{len(docs)} documents but {len(payloads)} payloads")
+        texts: list[Any] | None = None
         if not self._bm25:
             if any(isinstance(d, str) for d in docs):
                 if self.encoder is None:
                     raise TypeError("documents are texts but this index has no encoder: pass sparse vectors")
+                from . import _validate
+
+                for i, d in enumerate(docs):
+                    if not isinstance(d, str):
+                        raise TypeError(f"document {i} is {_validate.a_type(d)}: pass all texts or all vectors")
+                texts = list(_validate.check_texts(docs))
                 docs = list(self.encoder.encode_documents(docs))
             docs = [validate_embedding(d, row=i, what="document") for i, d in enumerate(docs)]
             docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
         groups = self._route(ids)
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
-                   None if payloads is None else [payloads[i] for i in rows], upsert)
+                   None if payloads is None else [payloads[i] for i in rows], upsert,
+                   None if texts is None else [texts[i] for i in rows])
                for s, rows in groups.items()}
         self._fan("add", shards=sorted(per), writer=True, per_shard=per)
         return ids
@@ -1123,9 +1347,21 @@ class ShardedIndex:
             self._sync_bm25()
         return max(gens.values())
 
+    def refresh(self) -> bool:
+        """Move every replica to its shard's newest commit (made by another process or another
+        :class:`ShardedIndex` on the same path; this object's own :meth:`commit` refreshes its
+        replicas already), and for BM25 gather the collection statistics again. Returns True
+        if any shard moved. A replica holding uncommitted writes of its own stays where it
+        is. Cheap when nothing changed (each replica reads its ``CURRENT``)."""
+        moved = any(self._all_replicas("poll"))
+        if moved and self._bm25:
+            self._sync_bm25()
+        return moved
+
     # lifecycle --------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop every shard actor (their indexes close)."""
+        self._closed = True
         actors, self._actors = getattr(self, "_actors", []), []
         for reps in actors:
             for a in reps:
@@ -1145,7 +1381,7 @@ class ShardedIndex:
         return [list(r) for r in self._actors]
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",
-              name: str = "sparsedex", blocking: bool = False) -> str:
+              name: str = "sparsedex", blocking: bool = False, refresh_s: float = 1.0) -> str:
         """Serve this index over HTTP with Ray Serve; returns the base URL.
 
         ``POST {route_prefix}search`` with ``{"query": text | {"indices": [...], "values":
@@ -1153,12 +1389,18 @@ class ShardedIndex:
         "score", "payload"}]}``; ``search_batch`` takes ``"queries"`` and answers
         ``{"hits": [[...], ...]}``; ``get`` takes ``{"id"}``; ``explain`` takes ``{"query",
         "id"}``. Bad input: HTTP 400 with ``{"error": message}``; an unavailable shard: 503.
-        The deployment opens its own :class:`ShardedIndex` on this path (same replicas).
+        The deployment opens its own :class:`ShardedIndex` on this path (same replicas) and
+        follows the directory's commits: a request arriving ``refresh_s`` seconds or more after
+        the last check first calls :meth:`refresh` (one cheap call per shard replica), so a
+        commit (this object's, another process's, ``sparsedex add``) is served within about
+        ``refresh_s`` of it (0: checked before every request).
         """
         from ._serve import run
 
         return run(str(self.path), replicas=self.replicas, host=host, port=port,
-                   route_prefix=route_prefix, name=name, blocking=blocking, timeout_s=self.timeout_s)
+                   route_prefix=route_prefix, name=name, blocking=blocking, timeout_s=self.timeout_s,
+                   refresh_s=refresh_s)
 
     def __repr__(self) -> str:
-        return f"ShardedIndex({str(self.path)!r}, shards={self.num_shards}, replicas={self.replicas})"
+        closed = ", closed" if getattr(self, "_closed", False) else ""
+        return f"ShardedIndex({str(self.path)!r}, shards={self.num_shards}, replicas={self.replicas}{closed})"

@@ -1,0 +1,91 @@
+"""The JSON API of ``sparsedex serve`` (sparsedex._http), without a server or Ray: request
+fields checked by name, ``limit`` as ``k``'s Qdrant name, ``top_terms``, deep nesting, and the
+refresher that makes a server follow later commits."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sparsedex import SparseIndex
+from sparsedex import _http
+
+
+@pytest.fixture()
+def index():
+    idx = SparseIndex(None, "float")
+    idx.add([([1, 2], [1.0, 2.0]), ([2], [3.0]), ([3], [1.0])], ids=["a", "b", "c"], payloads=[{"x": 1}, None, None])
+    return idx
+
+
+def _req(index, op: str, body) -> tuple[int, dict]:
+    return _http.respond(index, "/" + op, json.dumps(body).encode())
+
+
+Q = {"indices": [2], "values": [1.0]}
+
+
+def test_unknown_fields_are_named(index) -> None:
+    status, obj = _req(index, "search", {"query": Q, "k": 2, "fliter": {"x": 1}})
+    assert status == 400 and obj["error"].startswith('unknown field "fliter" in a /search request')
+    for op, body in (("search_batch", {"queries": [Q], "bogus": 1}), ("get", {"id": "a", "k": 1}),
+                     ("explain", {"query": Q, "id": "a", "filter": {}})):
+        status, obj = _req(index, op, body)
+        assert status == 400 and "unknown field" in obj["error"], (op, obj)
+    assert _req(index, "search", {"query": Q, "k": 2})[0] == 200
+
+
+def test_limit_is_k(index) -> None:
+    status, obj = _req(index, "search", {"query": Q, "limit": 1})
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]
+    status, obj = _req(index, "search_batch", {"queries": [Q, Q], "limit": 1})
+    assert status == 200 and [len(h) for h in obj["hits"]] == [1, 1]
+    status, obj = _req(index, "search", {"query": Q, "limit": 1, "k": 2})
+    assert status == 400 and "not both" in obj["error"]
+    assert _req(index, "search", {"query": Q, "limit": 1, "k": 1})[0] == 200
+    status, obj = _req(index, "search", {"query": Q, "limit": "x"})
+    assert status == 400 and "k" in obj["error"]
+
+
+def test_top_terms(index) -> None:
+    for bad in ("x", -1, 1.5, True):
+        status, obj = _req(index, "explain", {"query": Q, "id": "a", "top_terms": bad})
+        assert status == 400 and '"top_terms" must be an integer >= 0' in obj["error"], bad
+    for ok in (0, 1, None):
+        assert _req(index, "explain", {"query": Q, "id": "a", "top_terms": ok})[0] == 200
+
+
+def test_deeply_nested_body_is_400(index) -> None:
+    deep = '{"query": {"indices": [2], "values": [1.0]}, "filter": ' + '{"$and": [' * 5000 + "{}" + "]}" * 5000 + "}"
+    status, obj = _http.respond(index, "/search", deep.encode())
+    assert status == 400 and "nested too deeply" in obj["error"]
+
+
+def test_refresher_follows_commits(tmp_path) -> None:
+    w = SparseIndex(None, "float", path=tmp_path / "i")
+    w.add([([1], [1.0])], ids=["a"])
+    w.commit()
+    r = SparseIndex.open(tmp_path / "i")
+    refresh = _http.Refresher(r.refresh, 0.0)
+    w.add([([1], [2.0])], ids=["b"])
+    w.delete(["a"])
+    w.commit()
+    status, obj = _http.respond(r, "/search", json.dumps({"query": {"indices": [1], "values": [1.0]}}).encode(),
+                                None, refresh)
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]
+    # at most one check per every_s seconds
+    calls = []
+    slow = _http.Refresher(lambda: calls.append(1), 3600)
+    slow()
+    slow()
+    assert calls == []
+    slow._last = time.monotonic() - 3601
+    slow()
+    slow()
+    assert calls == [1]
+    with pytest.raises(ValueError, match="refresh_s"):
+        _http.Refresher(r.refresh, -1)
+    w.close()
+    r.close()

@@ -194,6 +194,7 @@ class SqliteDocs(SegmentDocs):
         self._segment = segment
         self._lock = threading.Lock()
         self._verified = crc32 is None
+        self._failed: str | None = None
         self._fh = None
         try:
             if crc32 is not None:
@@ -221,16 +222,23 @@ class SqliteDocs(SegmentDocs):
         with self._lock:
             if self._verified:
                 return
-            crc = 0
-            assert self._fh is not None
-            f, self._fh = self._fh, None
-            with f:
-                f.seek(0)
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    crc = zlib.crc32(block, crc)
-            if crc != self._crc32:
-                raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
-            self._check_schema()
+            if self._failed is not None:  # found damaged before: the same error on every read
+                raise CorruptIndexError(self._failed)
+            try:
+                crc = 0
+                f, self._fh = self._fh, None
+                if f is None:
+                    raise self._corrupt("no open handle to verify (closed)")
+                with f:
+                    f.seek(0)
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        crc = zlib.crc32(block, crc)
+                if crc != self._crc32:
+                    raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
+                self._check_schema()
+            except CorruptIndexError as e:
+                self._failed = str(e)
+                raise
             self._verified = True
 
     def _check_schema(self) -> None:

@@ -865,14 +865,12 @@ class SparseIndex:
                 raise ValueError("calibration queries: the list is empty")
             ip, ix, vx = _csr(vecs)
             csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
+        core, target = snap.core, float(target_recall)
         out = []
         for pos, st in enumerate(snap.states):
-            core = snap.core
-            if csr is not None or core.calibration(pos, float(target_recall)) is None:
-                ok = core.calibrate(pos, *csr) if csr is not None else core.calibrate(pos)
-            else:
-                ok = True
-            rep = core.calibration(pos, float(target_recall)) if ok else None
+            rep = None if csr is not None else core.calibration(pos, target)
+            if rep is None and core.calibrate(pos, *(csr or ())):
+                rep = core.calibration(pos, target)
             entry: dict[str, Any] = {"name": st.segment.name, "documents": st.segment.n, "approximate": rep is not None}
             if rep is not None:
                 pseudo, buckets = rep

@@ -531,7 +531,9 @@ def test_serve_http(built, tmp_path) -> None:
     import requests
 
     port = _free_port()
-    sh = sdr.ShardedIndex(_copy(built, tmp_path / "c"))
+    # replicas=2: 3 shards x 2 actors here, and as many again in the Serve deployment, on 2 CPUs
+    # (serve() used to wait forever for CPUs the first set held)
+    sh = sdr.ShardedIndex(_copy(built, tmp_path / "c"), replicas=2)
     q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
     want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
     top = sh.search((q["indices"], q["values"]), k=1)[0].id

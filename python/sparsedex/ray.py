@@ -1461,7 +1461,9 @@ class ShardedIndex:
         "score", "payload"}]}``; ``search_batch`` takes ``"queries"`` and answers
         ``{"hits": [[...], ...]}``; ``get`` takes ``{"id"}``; ``explain`` takes ``{"query",
         "id"}``. Bad input: HTTP 400 with ``{"error": message}``; an unavailable shard: 503.
-        The deployment opens its own :class:`ShardedIndex` on this path (same replicas) and
+        The deployment opens its own :class:`ShardedIndex` on this path (same replicas; its
+        actors reserve up to 0.25 CPU each, less when fewer are free, so that serving
+        next to this object's actors does not wait for CPUs) and
         follows the directory's commits: a request arriving ``refresh_s`` seconds or more after
         the last check first calls :meth:`refresh` (one cheap call per shard replica), so a
         commit (this object's, another process's, ``sparsedex add``) is served within about

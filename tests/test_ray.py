@@ -302,6 +302,9 @@ def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path
     assert got[0].dtype == np.uint32 and got[1].dtype == np.float32 and got[0].tolist() == [3, 1]
     with pytest.raises(ValueError, match=cases[0][2]):  # and end to end, through Ray Data
         sdr.build_shards(ray.data.from_items(rows(cases[0][0])), tmp_path / "v", num_shards=2)
+    dup = [{"id": i % 3, "indices": np.array([1], np.uint32), "values": np.array([1.0])} for i in range(5)]
+    with pytest.raises(ValueError, match=r"shard-0000\d: id [01] appears more than once in the dataset"):
+        sdr.build_shards(ray.data.from_items(dup), tmp_path / "d", num_shards=2)
     with pytest.raises(TypeError, match="a document has no id"):
         sdr.build_shards(ray.data.from_items([{"id": None, "indices": np.array([1], np.uint32),
                                                "values": np.array([1.0])}]), tmp_path / "n", num_shards=2)

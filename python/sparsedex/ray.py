@@ -302,6 +302,9 @@ class _ShardBuilder:
         spec = self.spec
         order = sorted(range(len(self.ids)), key=lambda i: self.ids[i])  # ties stored id-ascending
         ids = [self.ids[i] for i in order]
+        for a, b in zip(ids, ids[1:]):
+            if a == b and type(a) is type(b):  # sorted: a repeated id sits next to itself
+                raise ValueError(f"{self.name}: id {a!r} appears more than once in the dataset (ids must be unique)")
         docs = [self.docs[i] for i in order]
         payloads = [self.payloads[i] for i in order] if spec["payload_columns"] else None
         texts = [self.texts[i] for i in order]
@@ -391,6 +394,12 @@ def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[st
     shards = _shard_column(ids, n)
     if spec["bm25"]:
         docs = batch[spec["text_column"]].tolist()
+        for i, d in enumerate(docs):
+            if not isinstance(d, str):
+                from ._validate import a_type
+
+                raise TypeError(f"document {ids[i]!r}: the text column {spec['text_column']!r} holds "
+                                f"{a_type(d)}, not a text (a BM25 index encodes texts)")
     else:
         ind, val = batch["indices"], batch["values"]
         docs = [_vector_row(ind[i], val[i], ids[i]) for i in range(len(ids))]

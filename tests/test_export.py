@@ -122,6 +122,23 @@ def test_ids_and_existing_collections():
         to_qdrant(nt, client, "u", text_key="text")
 
 
+def test_uuid_ids_must_be_canonical():
+    """Qdrant keeps a UUID's canonical spelling: another spelling would come back changed, and
+    two spellings of one UUID would become one point."""
+    upper, lower = "A1B2C3D4-0000-0000-0000-00000000000A", "a1b2c3d4-0000-0000-0000-00000000000a"
+    index = SparseIndex(None, "float")
+    index.add([{1: 1.0}, {2: 1.0}], ids=[upper, lower])
+    client = QdrantClient(":memory:")
+    with pytest.raises(ValueError, match=r"not in Qdrant's canonical form \('a1b2c3d4-0000-0000-0000-00000000000a'\)"):
+        to_qdrant(index, client, "c")
+    assert not client.collection_exists("c")
+    assert to_qdrant(index, client, "c", ids="uuid") == 2 and client.count("c").count == 2
+    ok = SparseIndex(None, "float")
+    ok.add([{1: 1.0}], ids=[lower])
+    assert to_qdrant(ok, client, "d") == 1
+    assert [p.id for p in client.scroll("d", limit=10)[0]] == [lower]
+
+
 def test_refused_export_leaves_no_collection():
     client = QdrantClient(":memory:")
     ix = SparseIndex(None)

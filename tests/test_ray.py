@@ -272,11 +272,50 @@ def test_build_shards_input_errors(cluster, tmp_path) -> None:
     assert str(pickle.loads(pickle.dumps(e))) == str(e)
     rows = [{"id": i, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32),
              "p": float("nan") if i == 1 else 1.0} for i in range(3)]
-    with pytest.raises(PayloadError, match=r"payload of shard-0000\d: document 1 at p: expected a finite number, got nan"):
+    with pytest.raises(PayloadError, match=r"payload of document 1 at p: expected a finite number, got nan"):
         sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2, payload_columns=["p"])
     rows = [{"id": 1.5, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
     with pytest.raises(TypeError, match="id 1.5 is a float"):
         sdr.build_shards(ray.data.from_items(rows), tmp_path / "b", num_shards=2)
+
+
+def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path) -> None:
+    """A vector SparseIndex.add refuses is refused by build_shards too, naming the document's
+    id (never cast: a float, negative or too large term id used to be truncated or wrapped);
+    a missing id says so; lists nested in payloads (numpy arrays after Ray Data) are stored."""
+    def rows(ind, val=(1.0, 2.0), id=7):
+        return [{"id": id, "indices": ind, "values": np.array(val)}]  # Arrow wants one dtype per column
+
+    cases = [
+        (np.array([1.7, 3.0]), (1.0, 2.0), r"document 7: indices must be integers, got dtype float64"),
+        (np.array([1.0, 3.0]), (1.0, 2.0), r"document 7: indices must have an integer dtype"),
+        (np.array([-1, 3], np.int64), (1.0, 2.0), r"document 7: indices\[0\] = -1 is negative"),
+        (np.array([2**32 + 1, 3], np.int64), (1.0, 2.0), r"document 7: indices\[0\] = 4294967297 is not below 2\*\*32"),
+        (np.array([True, False]), (1.0, 2.0), r"document 7: indices must be integers, got dtype bool"),
+        (np.array([1, 2], np.uint32), (float("inf"), 1.0), r"document 7: values\[0\] = inf is not finite"),
+        (np.array([1, 2], np.uint32), (1e20, 1.0), r"document 7: values\[0\] = 1e\+20 is above the largest weight"),
+    ]
+    for ind, val, msg in cases:  # the check each routed row goes through
+        with pytest.raises(ValueError, match=msg):
+            sdr._vector_row(ind, np.array(val), 7)
+    got = sdr._vector_row(np.array([3, 1], np.int64), np.array([0.5, 2.0]), 7)
+    assert got[0].dtype == np.uint32 and got[1].dtype == np.float32 and got[0].tolist() == [3, 1]
+    with pytest.raises(ValueError, match=cases[0][2]):  # and end to end, through Ray Data
+        sdr.build_shards(ray.data.from_items(rows(cases[0][0])), tmp_path / "v", num_shards=2)
+    dup = [{"id": i % 3, "indices": np.array([1], np.uint32), "values": np.array([1.0])} for i in range(5)]
+    with pytest.raises(ValueError, match=r"shard-0000\d: id [01] appears more than once in the dataset"):
+        sdr.build_shards(ray.data.from_items(dup), tmp_path / "d", num_shards=2)
+    with pytest.raises(TypeError, match="a document has no id"):
+        sdr.build_shards(ray.data.from_items([{"id": None, "indices": np.array([1], np.uint32),
+                                               "values": np.array([1.0])}]), tmp_path / "n", num_shards=2)
+    meta = {"tags": ["rock", "live"], "year": 1984, "deep": {"xs": [[1, 2], [3]]}}
+    sdr.build_shards(ray.data.from_items([{"id": 1, "indices": np.array([1], np.uint32), "values": np.array([1.0]),
+                                           "meta": meta}]), tmp_path / "p", num_shards=1, payload_columns=["meta"])
+    with sdr.ShardedIndex(tmp_path / "p") as sh:
+        assert sh.get(1).payload == {"meta": meta}
+    # shard actors that cannot all be placed: refused at once, not after start_timeout_s
+    with pytest.raises(ValueError, match=r"1 shard\(s\) x replicas=2 x num_cpus=4 = 8 CPUs .* pass num_cpus <="):
+        sdr.ShardedIndex(tmp_path / "p", replicas=2, num_cpus=4)
 
 
 def test_bm25_batch_equals_search(cluster, tmp_path) -> None:
@@ -495,7 +534,9 @@ def test_serve_http(built, tmp_path) -> None:
     import requests
 
     port = _free_port()
-    sh = sdr.ShardedIndex(_copy(built, tmp_path / "c"))
+    # replicas=2: 3 shards x 2 actors here, and as many again in the Serve deployment, on 2 CPUs
+    # (serve() used to wait forever for CPUs the first set held)
+    sh = sdr.ShardedIndex(_copy(built, tmp_path / "c"), replicas=2)
     q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
     want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
     top = sh.search((q["indices"], q["values"]), k=1)[0].id

@@ -37,6 +37,17 @@ def test_unknown_fields_are_named(index) -> None:
     assert _req(index, "search", {"query": Q, "k": 2})[0] == 200
 
 
+def test_query_vector_keys_and_duplicate_keys(index) -> None:
+    status, obj = _req(index, "search", {"query": {"indices": [1], "values": [1.0], "extra": 1}})
+    assert status == 400 and obj["error"].startswith('query: unknown key "extra"'), obj
+    status, obj = _req(index, "search", {"query": {"indices": [1]}})
+    assert status == 400 and obj["error"].startswith('query: "values" is missing'), obj
+    status, obj = _req(index, "search_batch", {"queries": [Q, {"values": [1.0]}]})
+    assert status == 400 and obj["error"].startswith('query 1: "indices" is missing'), obj
+    status, obj = _http.respond(index, "/search", b'{"query": {"indices": [2], "values": [1.0]}, "k": 1, "k": 2}')
+    assert status == 400 and 'the key "k" appears twice' in obj["error"], obj
+
+
 def test_limit_is_k(index) -> None:
     status, obj = _req(index, "search", {"query": Q, "limit": 1})
     assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]

@@ -36,10 +36,28 @@ FIELDS = {
 }
 
 
-def _vector(v: Any) -> Any:
-    if isinstance(v, dict) and set(v) == {"indices", "values"}:
+def _vector(v: Any, what: str = "query") -> Any:
+    """A JSON query: a text, or ``{"indices": [...], "values": [...]}`` (both keys, no other)."""
+    if isinstance(v, dict):
+        for key in v:
+            if key not in ("indices", "values"):
+                raise ValueError(f'{what}: unknown key "{key}" (a sparse vector is {{"indices": [...], "values": [...]}})')
+        for key in ("indices", "values"):
+            if key not in v:
+                raise ValueError(f'{what}: "{key}" is missing (a sparse vector is {{"indices": [...], "values": [...]}})')
         return (v["indices"], v["values"])
     return v
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads hook: a key given twice in one object is an error (the last would win
+    silently: a repeated "filter" would drop the first)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f'the key "{key}" appears twice in one JSON object')
+        out[key] = value
+    return out
 
 
 def _hit(h: Any) -> dict[str, Any]:
@@ -95,7 +113,7 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
         qs = body.get("queries")
         if not isinstance(qs, list):
             raise ValueError('the request has no "queries" list')
-        res = index.search_batch([_vector(q) for q in qs], k=_k(body),
+        res = index.search_batch([_vector(q, f"query {i}") for i, q in enumerate(qs)], k=_k(body),
                                  algorithm=body.get("algorithm", "auto"), filter=body.get("filter"))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":
@@ -149,7 +167,7 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
     body: Any = {}
     if raw:
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, object_pairs_hook=_no_duplicates)
         except ValueError as e:
             return 400, {"error": f"the request body is not JSON ({e})"}
         except RecursionError:

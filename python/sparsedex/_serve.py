@@ -11,10 +11,13 @@ from starlette.responses import JSONResponse
 from . import _http
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25})
+# num_cpus=0: the replica mostly waits on its shard actors, and a reservation could leave it
+# unplaced (Serve then waits for CPUs forever) on a cluster whose CPUs the shard actors hold.
+@serve.deployment(ray_actor_options={"num_cpus": 0})
 class SearchDeployment:
     """A Serve replica holding one :class:`~sparsedex.ray.ShardedIndex` handle (its shard
-    actors are shared by every request the replica answers)."""
+    actors are shared by every request the replica answers; they reserve the CPUs free when
+    it starts, up to 0.25 each, see ``ShardedIndex(num_cpus=None)``)."""
 
     def __init__(self, path: str, replicas: int, timeout_s: float, refresh_s: float = 1.0) -> None:
         from .ray import ShardedIndex

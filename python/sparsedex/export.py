@@ -43,9 +43,19 @@ def _qdrant_id(x: Any, uuid_ids: bool) -> int | str:
         return x
     if isinstance(x, str):
         try:
-            return str(uuid.UUID(x))
+            canonical = str(uuid.UUID(x))
         except ValueError:
             pass
+        else:
+            if canonical == x:
+                return x
+            # Qdrant keeps the canonical spelling: the point would come back under another id,
+            # and two spellings of one UUID would overwrite each other.
+            raise ValueError(
+                f"document id {x!r} spells a UUID but not in Qdrant's canonical form ({canonical!r}): "
+                "Qdrant would return it changed, and ids that spell the same UUID would become one "
+                "point; pass ids='uuid' (the id itself goes into the payload)"
+            )
     raise ValueError(
         f"document id {x!r} is not a Qdrant point id (an unsigned integer or a UUID): pass "
         "ids='uuid' to write UUIDs derived from the ids, with the id itself in the payload"
@@ -132,7 +142,8 @@ def to_qdrant(
         Points per ``upsert`` call (1 .. 65536).
     ids:
         ``"same"``: the documents' ids are the point ids (they must be unsigned integers or UUID
-        strings); ``"uuid"``: point ids are UUIDs derived from the ids (uuid5, stable), and the
+        strings in canonical form, lower-case with hyphens: Qdrant returns other spellings
+        changed); ``"uuid"``: point ids are UUIDs derived from the ids (uuid5, stable), and the
         id itself goes into the payload under ``id_key``.
     text_key:
         Also write each stored text into the payload under this key (None: no texts).

@@ -851,15 +851,16 @@ class PayloadError(SparsedexError, ValueError):
     """A payload value that cannot be stored exactly: ``path`` is where (``"a.b[2]"``, ``""``
     for the payload itself) and ``problem`` what is wrong; ``str()`` names the document."""
 
-    def __init__(self, label: str, path: str, problem: str) -> None:
+    def __init__(self, label: str, path: str, problem: str, prefix: str = "") -> None:
         self.label = label
         self.path = path
         self.problem = problem
+        self.prefix = prefix
         at = f" at {path}" if path else ""
-        super().__init__(f"payload of {label}{at}: {problem}")
+        super().__init__(f"{prefix}payload of {label}{at}: {problem}")
 
     def __reduce__(self) -> Any:  # pickles whole (across processes: Ray, multiprocessing)
-        return (type(self), (self.label, self.path, self.problem))
+        return (type(self), (self.label, self.path, self.problem, self.prefix))
 
 
 class _Problem(Exception):

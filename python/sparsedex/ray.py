@@ -62,6 +62,7 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
     raise ImportError("sparsedex.ray needs Ray: pip install 'sparsedex[ray]'") from e
 
 from ._core import SparsedexError
+from .filters import normalize_payload
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
 from .vectors import SparseEmbedding, validate_embedding
 
@@ -93,6 +94,9 @@ class ShardUnavailableError(ShardError):
 
 # routing ------------------------------------------------------------------------------------
 def _route_key(id: Any) -> bytes:
+    if id is None or (isinstance(id, (float, np.floating)) and id != id):
+        raise TypeError("a document has no id (None / null; Arrow reads a missing integer id as NaN): "
+                        "every row needs an int or str id")
     if isinstance(id, (bool, np.bool_)):
         raise TypeError(f"id {id!r} is a bool: ids are ints or strings")
     if isinstance(id, (int, np.integer)):
@@ -298,6 +302,9 @@ class _ShardBuilder:
         spec = self.spec
         order = sorted(range(len(self.ids)), key=lambda i: self.ids[i])  # ties stored id-ascending
         ids = [self.ids[i] for i in order]
+        for a, b in zip(ids, ids[1:]):
+            if a == b and type(a) is type(b):  # sorted: a repeated id sits next to itself
+                raise ValueError(f"{self.name}: id {a!r} appears more than once in the dataset (ids must be unique)")
         docs = [self.docs[i] for i in order]
         payloads = [self.payloads[i] for i in order] if spec["payload_columns"] else None
         texts = [self.texts[i] for i in order]
@@ -387,12 +394,20 @@ def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[st
     shards = _shard_column(ids, n)
     if spec["bm25"]:
         docs = batch[spec["text_column"]].tolist()
+        for i, d in enumerate(docs):
+            if not isinstance(d, str):
+                from ._validate import a_type
+
+                raise TypeError(f"document {ids[i]!r}: the text column {spec['text_column']!r} holds "
+                                f"{a_type(d)}, not a text (a BM25 index encodes texts)")
     else:
         ind, val = batch["indices"], batch["values"]
-        docs = [(np.asarray(ind[i], dtype=np.uint32), np.asarray(val[i], dtype=np.float32)) for i in range(len(ids))]
+        docs = [_vector_row(ind[i], val[i], ids[i]) for i in range(len(ids))]
     texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
     cols = {c: batch[c].tolist() for c in spec["payload_columns"]}
-    pls = [{c: _json_value(cols[c][i]) for c in cols} if cols else None for i in range(len(ids))]
+    # checked here, where the document's id is known (a shard's builder knows rows only)
+    pls = [normalize_payload({c: _json_value(cols[c][i]) for c in cols}, f"document {ids[i]!r}") if cols else None
+           for i in range(len(ids))]
     refs = []
     for s in np.unique(shards).tolist():
         rows = np.flatnonzero(shards == s).tolist()
@@ -409,7 +424,7 @@ def _prefixed(e: BaseException, prefix: str) -> BaseException:
     from .filters import PayloadError
 
     if isinstance(e, PayloadError):
-        return PayloadError(f"{prefix}{e.label}", e.path, e.problem)
+        return PayloadError(e.label, e.path, e.problem, prefix + e.prefix)
     msg = f"{prefix}{e.args[0] if isinstance(e, KeyError) and e.args else e}"
     try:
         out = type(e)(msg)
@@ -480,11 +495,39 @@ def _bm25_encoder(spec: dict[str, Any]) -> Any:
 
 
 def _json_value(x: Any) -> Any:
+    """A payload value as Ray Data / Arrow hands it over, back as the plain JSON value the user
+    wrote: numpy scalars and arrays (lists become arrays on the way, at any depth) to Python."""
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return [_json_value(v) for v in x.tolist()] if x.dtype == object else x.tolist()
+    if isinstance(x, dict):
+        return {k: _json_value(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_value(v) for v in x]
     return x
+
+
+_U32_MAX = 2**32 - 1
+_MAX_WEIGHT = 1e14
+
+
+def _vector_row(ind: Any, val: Any, id: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One routed document's vector, checked as :meth:`SparseIndex.add` checks it (term ids
+    integers in 0 .. 2**32-1, weights finite in 0 .. 1e14) before any cast, so that a float,
+    negative or too large term id is refused, naming the document, instead of being wrapped
+    or truncated. The quick checks are numpy reductions; the full check (and its message)
+    runs only for a row that fails them."""
+    a, v = np.asarray(ind), np.asarray(val)
+    ok = a.ndim == 1 and v.ndim == 1 and a.shape == v.shape and a.dtype.kind in "iu" and v.dtype.kind in "fiu"
+    if ok and a.size:
+        ok = bool(a.min() >= 0 and a.max() <= _U32_MAX)
+        if ok and v.dtype.kind == "f":
+            ok = bool(np.isfinite(v).all())
+        ok = ok and bool(v.min() >= 0 and v.max() <= _MAX_WEIGHT)
+    if not ok:
+        validate_embedding((a, v), drop_zeros=False, what=f"document {id!r}")
+    return a.astype(np.uint32, copy=False), v.astype(np.float32, copy=False)
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -923,6 +966,37 @@ ShardActor = ray.remote(_Shard)
 
 
 # the sharded index --------------------------------------------------------------------------
+def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
+    """The CPUs each shard actor reserves: ``num_cpus``, or when None, 0.25 or less so that
+    every actor fits in the CPUs free now. An explicit value whose actors cannot all be placed is
+    refused before any actor starts: Ray would start those that fit and leave the rest
+    pending, and opening would wait for them until ``start_timeout_s``. Checked against the
+    CPUs of the cluster's nodes (an autoscaling cluster may add nodes: pass ``num_cpus=0``
+    there, or size it first)."""
+    if num_cpus is None:
+        if not ray.is_initialized():
+            ray.init()
+        free = float(ray.available_resources().get("CPU", 0.0))
+        return min(0.25, max(0.0, free) / (num_shards * replicas))
+    if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and math.isfinite(num_cpus)
+            and num_cpus >= 0):
+        raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
+    if num_cpus == 0:
+        return 0.0
+    if not ray.is_initialized():
+        ray.init()
+    need = num_shards * replicas * float(num_cpus)
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    if need > total + 1e-9:
+        fits = total / (num_shards * replicas)
+        raise ValueError(
+            f"{num_shards} shard(s) x replicas={replicas} x num_cpus={num_cpus:g} = {need:g} CPUs for the "
+            f"shard actors, but the cluster has {total:g}: pass num_cpus <= {fits:.4g} (num_cpus=0 also "
+            "works: a shard actor mostly waits) or fewer replicas, or add nodes"
+        )
+    return float(num_cpus)
+
+
 class ShardedIndex:
     """A sharded index (built by :func:`build_shards`) served by Ray actors, searched as one.
 
@@ -936,7 +1010,10 @@ class ShardedIndex:
         goes to the replicas in turn and moves on to another when one dies or times out.
         Writes go to replica 0 (the shard's writer); after :meth:`commit` the others refresh.
     num_cpus:
-        CPUs reserved per actor (fractional: ``0.25`` lets 8 actors share 2 cores).
+        CPUs reserved per actor (fractional: ``0.25`` lets 8 actors share 2 cores). None (the
+        default): 0.25, or less when ``num_shards x replicas`` actors would not fit in the
+        CPUs free now (shard actors mostly wait; 0 is fine). An explicit value whose actors
+        do not fit in the cluster is a ``ValueError`` before any actor starts.
     timeout_s:
         How long a call waits for a shard's answer before trying another replica (then
         :class:`ShardUnavailableError` naming the shard and the timeout). A timeout fails
@@ -968,7 +1045,7 @@ class ShardedIndex:
         path: str | os.PathLike[str],
         *,
         replicas: int = 1,
-        num_cpus: float = 0.25,
+        num_cpus: float | None = None,
         timeout_s: float = 60.0,
         start_timeout_s: float = 300.0,
         encoder: Any = None,
@@ -1000,6 +1077,7 @@ class ShardedIndex:
             d = self.path / _shard_name(i)
             if not d.is_dir():
                 raise ShardError(f"shard {_shard_name(i)} is missing: no directory {d}")
+        num_cpus = _check_actor_cpus(self.num_shards, replicas, num_cpus)
         opts = {"num_cpus": num_cpus, "max_restarts": 0, "max_task_retries": 0}
         self._actors: list[list[Any]] = [
             [ShardActor.options(**opts).remote(str(self.path), m, i) for _ in range(replicas)]
@@ -1007,7 +1085,8 @@ class ShardedIndex:
         ]
         self._dead: set[tuple[int, int]] = set()
         try:
-            self._fan("describe", timeout_s=max(self.timeout_s, start_timeout_s))  # actors start, shards open
+            # actors start, shards open
+            self._fan("describe", timeout_s=max(self.timeout_s, start_timeout_s), timeout_name="start_timeout_s")
             if self._bm25:
                 self._sync_bm25()
         except BaseException:
@@ -1022,7 +1101,8 @@ class ShardedIndex:
         )
 
     def _fan(self, method: str, *args: Any, shards: Iterable[int] | None = None, writer: bool = False,
-             per_shard: Mapping[int, tuple[Any, ...]] | None = None, timeout_s: float | None = None) -> dict[int, Any]:
+             per_shard: Mapping[int, tuple[Any, ...]] | None = None, timeout_s: float | None = None,
+             timeout_name: str = "timeout_s") -> dict[int, Any]:
         """Call ``method`` on one live replica of each shard (replica 0 if ``writer``), retrying
         another replica on death or timeout; returns {shard: result}."""
         self._check_open()
@@ -1043,6 +1123,7 @@ class ShardedIndex:
                 a = per_shard[s] if per_shard is not None else args
                 refs[getattr(self._actors[s][r], method).remote(*a)] = (s, r)
             wait = self.timeout_s if timeout_s is None else timeout_s
+            limit = "timeout_s" if timeout_s is None else timeout_name
             ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=wait)
             retry = []
             for ref in ready:
@@ -1070,7 +1151,7 @@ class ShardedIndex:
                 s, r = refs[ref]
                 if not writer:  # a read still queued is dropped; a write stays queued, in order
                     ray.cancel(ref, force=False)
-                last[s] = f"no answer within {wait:g} s (timeout_s)"
+                last[s] = f"no answer within {wait:g} s ({limit})"
                 retry.append(s)
             if writer and retry:
                 s = retry[0]
@@ -1389,7 +1470,9 @@ class ShardedIndex:
         "score", "payload"}]}``; ``search_batch`` takes ``"queries"`` and answers
         ``{"hits": [[...], ...]}``; ``get`` takes ``{"id"}``; ``explain`` takes ``{"query",
         "id"}``. Bad input: HTTP 400 with ``{"error": message}``; an unavailable shard: 503.
-        The deployment opens its own :class:`ShardedIndex` on this path (same replicas) and
+        The deployment opens its own :class:`ShardedIndex` on this path (same replicas; its
+        actors reserve up to 0.25 CPU each, less when fewer are free, so that serving
+        next to this object's actors does not wait for CPUs) and
         follows the directory's commits: a request arriving ``refresh_s`` seconds or more after
         the last check first calls :meth:`refresh` (one cheap call per shard replica), so a
         commit (this object's, another process's, ``sparsedex add``) is served within about

@@ -272,7 +272,7 @@ def test_build_shards_input_errors(cluster, tmp_path) -> None:
     assert str(pickle.loads(pickle.dumps(e))) == str(e)
     rows = [{"id": i, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32),
              "p": float("nan") if i == 1 else 1.0} for i in range(3)]
-    with pytest.raises(PayloadError, match=r"payload of document 1 at p: expected a finite number, got nan"):
+    with pytest.raises(ValueError, match=r"payload column 'p' of document 1 is NaN: Ray Data hands a missing value"):
         sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2, payload_columns=["p"])
     rows = [{"id": 1.5, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
     with pytest.raises(TypeError, match="id 1.5 is a float"):

@@ -42,6 +42,8 @@ def test_query_vector_keys_and_duplicate_keys(index) -> None:
     assert status == 400 and obj["error"].startswith('query: unknown key "extra"'), obj
     status, obj = _req(index, "search", {"query": {"indices": [1]}})
     assert status == 400 and obj["error"].startswith('query: "values" is missing'), obj
+    status, obj = _req(index, "search", {"query": {"indices": None, "values": [1.0]}})
+    assert status == 400 and obj["error"] == 'query: "indices" must be a JSON list, got null', obj
     status, obj = _req(index, "search_batch", {"queries": [Q, {"values": [1.0]}]})
     assert status == 400 and obj["error"].startswith('query 1: "indices" is missing'), obj
     status, obj = _http.respond(index, "/search", b'{"query": {"indices": [2], "values": [1.0]}, "k": 1, "k": 2}')

@@ -45,6 +45,9 @@ def _vector(v: Any, what: str = "query") -> Any:
         for key in ("indices", "values"):
             if key not in v:
                 raise ValueError(f'{what}: "{key}" is missing (a sparse vector is {{"indices": [...], "values": [...]}})')
+            if not isinstance(v[key], list):
+                kind = "null" if v[key] is None else type(v[key]).__name__
+                raise ValueError(f'{what}: "{key}" must be a JSON list, got {kind}')
         return (v["indices"], v["values"])
     return v
 

@@ -41,6 +41,21 @@ def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 80
     if not ray.is_initialized():
         ray.init()
     serve.start(http_options={"host": host, "port": port})
+    # Serve keeps the HTTP options it first started with (a later serve.start ignores them):
+    # a URL built from other arguments would point where nothing listens.
+    try:
+        from ray.serve.context import _get_global_client
+
+        cfg = _get_global_client().http_config
+        have = (str(cfg.host), int(cfg.port))
+    except Exception:  # noqa: BLE001 - a Ray without this (private) accessor: trust the arguments
+        have = (host, port)
+    if have != (host, port):
+        raise ValueError(
+            f"Ray Serve already listens on {have[0]}:{have[1]} in this cluster (it keeps the address it "
+            f"started with): serve on port={have[1]}, host={have[0]!r} (under another name= to keep the "
+            "application already there), or call ray.serve.shutdown() first"
+        )
     app = SearchDeployment.bind(path, replicas, timeout_s, refresh_s)
     serve.run(app, name=name, route_prefix=route_prefix, blocking=blocking)
     return f"http://{host}:{port}{route_prefix.rstrip('/')}/"

@@ -406,6 +406,13 @@ def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[st
     texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
     cols = {c: batch[c].tolist() for c in spec["payload_columns"]}
     # checked here, where the document's id is known (a shard's builder knows rows only)
+    for c, col in cols.items():
+        for i, x in enumerate(col):
+            if isinstance(x, float) and x != x:
+                raise ValueError(
+                    f"payload column {c!r} of document {ids[i]!r} is NaN: Ray Data hands a missing value (null) "
+                    "of a number or text column over as NaN, and payloads hold no NaN; give every row a value"
+                )
     pls = [normalize_payload({c: _json_value(cols[c][i]) for c in cols}, f"document {ids[i]!r}") if cols else None
            for i in range(len(ids))]
     refs = []
@@ -968,8 +975,8 @@ ShardActor = ray.remote(_Shard)
 # the sharded index --------------------------------------------------------------------------
 def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
     """The CPUs each shard actor reserves: ``num_cpus``, or when None, 0.25 or less so that
-    every actor fits in the CPUs free now. An explicit value whose actors cannot all be placed is
-    refused before any actor starts: Ray would start those that fit and leave the rest
+    every actor fits in the CPUs free now (a multiple of 0.0001, Ray's step). An explicit
+    value whose actors do not fit in the CPUs free now is refused before any actor starts: Ray would start those that fit and leave the rest
     pending, and opening would wait for them until ``start_timeout_s``. Checked against the
     CPUs of the cluster's nodes (an autoscaling cluster may add nodes: pass ``num_cpus=0``
     there, or size it first)."""
@@ -977,7 +984,8 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
         if not ray.is_initialized():
             ray.init()
         free = float(ray.available_resources().get("CPU", 0.0))
-        return min(0.25, max(0.0, free) / (num_shards * replicas))
+        # Ray takes fractions of a CPU in steps of 0.0001: round down (0 is fine, actors mostly wait)
+        return math.floor(min(0.25, max(0.0, free) / (num_shards * replicas)) * 10_000) / 10_000
     if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and math.isfinite(num_cpus)
             and num_cpus >= 0):
         raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
@@ -987,12 +995,14 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
         ray.init()
     need = num_shards * replicas * float(num_cpus)
     total = float(ray.cluster_resources().get("CPU", 0.0))
-    if need > total + 1e-9:
-        fits = total / (num_shards * replicas)
+    free = float(ray.available_resources().get("CPU", 0.0))
+    if need > free + 1e-9:
+        fits = math.floor(max(free, 0.0) / (num_shards * replicas) * 10_000) / 10_000
         raise ValueError(
             f"{num_shards} shard(s) x replicas={replicas} x num_cpus={num_cpus:g} = {need:g} CPUs for the "
-            f"shard actors, but the cluster has {total:g}: pass num_cpus <= {fits:.4g} (num_cpus=0 also "
-            "works: a shard actor mostly waits) or fewer replicas, or add nodes"
+            f"shard actors, but the cluster has {free:g} of its {total:g} CPUs free: pass num_cpus <= {fits:g} "
+            "(or num_cpus=None to size it; num_cpus=0 also works: a shard actor mostly waits), fewer "
+            "replicas, close what holds the CPUs, or add nodes"
         )
     return float(num_cpus)
 
@@ -1013,7 +1023,7 @@ class ShardedIndex:
         CPUs reserved per actor (fractional: ``0.25`` lets 8 actors share 2 cores). None (the
         default): 0.25, or less when ``num_shards x replicas`` actors would not fit in the
         CPUs free now (shard actors mostly wait; 0 is fine). An explicit value whose actors
-        do not fit in the cluster is a ``ValueError`` before any actor starts.
+        do not fit in the CPUs free now is a ``ValueError`` before any actor starts.
     timeout_s:
         How long a call waits for a shard's answer before trying another replica (then
         :class:`ShardUnavailableError` naming the shard and the timeout). A timeout fails
@@ -1478,6 +1488,7 @@ class ShardedIndex:
         commit (this object's, another process's, ``sparsedex add``) is served within about
         ``refresh_s`` of it (0: checked before every request).
         """
+        self._check_open()
         from ._serve import run
 
         return run(str(self.path), replicas=self.replicas, host=host, port=port,

@@ -107,10 +107,7 @@ pub(crate) fn concat(
     }
     let doc_len = match quantization {
         Quantization::Bm25(_) => Some(
-            origin
-                .iter()
-                .map(|&(m, d)| views[m as usize].doc_len.map_or(0, |l| l[d as usize]))
-                .collect::<Vec<u32>>(),
+            origin.iter().map(|&(m, d)| views[m as usize].doc_len.map_or(0, |l| l[d as usize])).collect::<Vec<u32>>(),
         ),
         _ => None,
     };
@@ -139,12 +136,19 @@ pub(crate) fn concat(
     };
     // Stored vectors, ids.
     let n_post: usize = views.iter().map(|v| v.forward.map_or(0, |f| f.terms.len())).sum();
-    let mut local = Local { indptr: Vec::with_capacity(origin.len() + 1), terms: Vec::with_capacity(n_post), values: Vec::with_capacity(n_post), term_ids };
+    let mut local = Local {
+        indptr: Vec::with_capacity(origin.len() + 1),
+        terms: Vec::with_capacity(n_post),
+        values: Vec::with_capacity(n_post),
+        term_ids,
+    };
     local.indptr.push(0);
     let has_ids = !matches!(ids, IdsData::None);
     for &(m, d) in &origin {
         let v = views[m as usize];
-        let f = v.forward.ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
+        let f = v
+            .forward
+            .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
         let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
         let map = &local_of[m as usize];
         for &t in &f.terms[a..b] {
@@ -196,7 +200,9 @@ fn postings_of<'a, I: StoredImpact>(
     let arrs: Vec<ImpactArrays<'a, I>> = views
         .iter()
         .enumerate()
-        .map(|(m, v)| arrays(v).ok_or_else(|| Error::InvalidArgument(format!("member {m} stores another kind of impacts"))))
+        .map(|(m, v)| {
+            arrays(v).ok_or_else(|| Error::InvalidArgument(format!("member {m} stores another kind of impacts")))
+        })
         .collect::<Result<_>>()?;
     // Members without deletions are shifted, not remapped.
     let shift: Vec<Option<u32>> = newdoc
@@ -235,7 +241,10 @@ fn postings_of<'a, I: StoredImpact>(
                 let a = &arrs[m];
                 let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
                 let (p0, p1) = (v.term_post_start[t] as usize, v.term_post_start[t + 1] as usize);
-                let imps = a.impacts.get(p0..p1).ok_or_else(|| Error::Corrupt(format!("member {m}: postings out of range")))?;
+                let imps = a
+                    .impacts
+                    .get(p0..p1)
+                    .ok_or_else(|| Error::Corrupt(format!("member {m}: postings out of range")))?;
                 for (i, b) in (b0..b1).enumerate() {
                     decode_block(v, b0, b, &mut buf);
                     let lo = i * BLOCK_LEN;

@@ -31,7 +31,6 @@ pub struct MergeOptions {
     pub reorder: Reorder,
 }
 
-
 /// A merged segment and where its documents came from.
 #[derive(Debug)]
 pub struct Merged {

@@ -98,6 +98,7 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
                      reorder=reorder)
     commits = []
     t_all = time.perf_counter()
+    c_all = time.process_time()  # CPU of every thread of the process: the work, whatever the load
     for a0 in range(0, a.docs, a.batch):
         b0 = min(a.docs, a0 + a.batch)
         t0 = time.perf_counter()
@@ -109,11 +110,14 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
             log(f"  {label}: added {b0} documents, {len(ix.segments())} segments, "
                 f"{b0 / (time.perf_counter() - t_all):,.0f} docs/s so far")
     last_commit = time.perf_counter() - t_all
+    cpu_last = time.process_time() - c_all
     ix.wait_for_merges()
     total = time.perf_counter() - t_all
+    cpu_merged = time.process_time() - c_all
     if "reorder" in inspect.signature(ix.wait_for_merges).parameters:
         ix.wait_for_merges(reorder=True)
     reordered = time.perf_counter() - t_all
+    cpu_reordered = time.process_time() - c_all
     settled = med_p90(latency(ix, queries, a.k)) if queries else (float("nan"), float("nan"))
     ct = [c[1] for c in commits]
     disk = sum(f.stat().st_size for f in path.iterdir())
@@ -124,6 +128,9 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
         "docs_per_s": a.docs / total,
         "docs_per_s_to_last_commit": a.docs / last_commit,
         "seconds_reordered": reordered,
+        "cpu_s_to_last_commit": cpu_last,
+        "cpu_s_merged": cpu_merged,
+        "cpu_s_reordered": cpu_reordered,
         "docs_per_s_reordered": a.docs / reordered,
         "settled_query_ms_median": settled[0],
         "settled_query_ms_p90": settled[1],

@@ -32,6 +32,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # builds on one core too: a fair, stable baseline
 
 import argparse  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
@@ -88,12 +89,16 @@ def build_segments(path: Path, docs, payloads, n_segments: int) -> SparseIndex:
     return ix
 
 
-def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolicy, reorder: str, label: str) -> dict:
-    """One adds run: batches of ``a.batch`` with a commit after each, then wait for merges."""
+def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolicy, reorder: str, label: str,
+            queries=None) -> dict:
+    """One adds run: batches of ``a.batch`` with a commit after each, then wait for merges,
+    then for the reorder jobs (``wait_for_merges(reorder=True)``, where the package has them),
+    then the query latency of the settled index (one round over ``queries``)."""
     ix = SparseIndex(None, "u8", path=path, store_texts=False, max_weight=max_weight, merge_policy=policy,
                      reorder=reorder)
     commits = []
     t_all = time.perf_counter()
+    c_all = time.process_time()  # CPU of every thread of the process: the work, whatever the load
     for a0 in range(0, a.docs, a.batch):
         b0 = min(a.docs, a0 + a.batch)
         t0 = time.perf_counter()
@@ -105,8 +110,15 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
             log(f"  {label}: added {b0} documents, {len(ix.segments())} segments, "
                 f"{b0 / (time.perf_counter() - t_all):,.0f} docs/s so far")
     last_commit = time.perf_counter() - t_all
+    cpu_last = time.process_time() - c_all
     ix.wait_for_merges()
     total = time.perf_counter() - t_all
+    cpu_merged = time.process_time() - c_all
+    if "reorder" in inspect.signature(ix.wait_for_merges).parameters:
+        ix.wait_for_merges(reorder=True)
+    reordered = time.perf_counter() - t_all
+    cpu_reordered = time.process_time() - c_all
+    settled = med_p90(latency(ix, queries, a.k)) if queries else (float("nan"), float("nan"))
     ct = [c[1] for c in commits]
     disk = sum(f.stat().st_size for f in path.iterdir())
     out = {
@@ -115,6 +127,13 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
         "seconds_to_last_commit": last_commit,
         "docs_per_s": a.docs / total,
         "docs_per_s_to_last_commit": a.docs / last_commit,
+        "seconds_reordered": reordered,
+        "cpu_s_to_last_commit": cpu_last,
+        "cpu_s_merged": cpu_merged,
+        "cpu_s_reordered": cpu_reordered,
+        "docs_per_s_reordered": a.docs / reordered,
+        "settled_query_ms_median": settled[0],
+        "settled_query_ms_p90": settled[1],
         "commits": len(commits),
         "add_ms_median": statistics.median(c[0] for c in commits) * 1e3,
         "commit_ms_median": statistics.median(ct) * 1e3,
@@ -184,7 +203,8 @@ def main() -> None:
             for rep in range(a.repeats):
                 for _key, policy_name, policy, reorder in runs:
                     row = policy_name if a.reorders == "bp" else f"{policy_name}, reorder {reorder}"
-                    r = add_run(a, tmp / "adds", docs, payloads, float(dv.max()), policy, reorder, f"{row} #{rep + 1}")
+                    r = add_run(a, tmp / "adds", docs, payloads, float(dv.max()), policy, reorder, f"{row} #{rep + 1}",
+                                queries)
                     results.setdefault(row, []).append(r)
             for row, rs in results.items():
                 rs.sort(key=lambda r: r["docs_per_s"])
@@ -300,19 +320,23 @@ def render(res: dict) -> str:
                f"after: {', '.join(f'{x:.1f}' for x in res['adds_load']['after'])}. Each row: the run of median "
                f"throughput of {len(next(iter(res['adds'].values())).get('runs_docs_per_s', [0]))} "
                f"(all runs' docs/s in the JSON).", ""] if "adds_load" in res else []),
-            "| merge policy | docs/s (all merges done) | docs/s (to the last commit) | total s | commits | add ms (median) | commit ms median / p90 / max | max segments | final segments | disk MB |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| merge policy | docs/s (all merges done) | docs/s (to the last commit) | docs/s (reordered) | total s | commits | add ms (median) | commit ms median / p90 / max | max segments | final segments | disk MB | settled query ms median / p90 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in res["adds"].items():
             lines.append(
-                f"| {name} | {r['docs_per_s']:,.0f} | {r['docs_per_s_to_last_commit']:,.0f} | {r['seconds']:.1f} | {r['commits']} | {r['add_ms_median']:.1f} | "
+                f"| {name} | {r['docs_per_s']:,.0f} | {r['docs_per_s_to_last_commit']:,.0f} | "
+                f"{r.get('docs_per_s_reordered', r['docs_per_s']):,.0f} | {r['seconds']:.1f} | {r['commits']} | {r['add_ms_median']:.1f} | "
                 f"{r['commit_ms_median']:.0f} / {r['commit_ms_p90']:.0f} / {r['commit_ms_max']:.0f} | {r['max_segments']} | "
-                f"{r['final_segments']} | {r['disk_mb']:,.0f} |"
+                f"{r['final_segments']} | {r['disk_mb']:,.0f} | "
+                f"{r.get('settled_query_ms_median', float('nan')):.3f} / {r.get('settled_query_ms_p90', float('nan')):.3f} |"
             )
         lines += ["", "Commits fsync every new file. Background merges run in a thread and commit on their own "
                   "(the run ends when they are done); inside commit, a commit that fills a level merges it before "
                   "returning, which is where that row's p90 and maximum come from. Segments are counted right "
-                  "after each commit.", ""]
+                  "after each commit. Reordered: until `wait_for_merges(reorder=True)` returns (merged segments "
+                  "rebuilt in the index's order; the same as all merges done where merges reorder). Settled "
+                  "query: one round over the queries on the final index.", ""]
     if "segments" in res:
         lines += ["## Latency against segments (same documents, identical hits)", "",
                   "| segments | median ms | p90 ms | vs merged |", "|---:|---:|---:|---:|"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -669,3 +670,104 @@ def test_closed_in_memory_index_refuses_use():
         ix.search({1: 1.0})
     with pytest.raises(ClosedIndexError):
         ix.add([{1: 1.0}])
+
+
+# deferred reordering ----------------------------------------------------------------------
+def _bulk(n, seed, vocab=400):
+    """``n`` random CSR rows (4-10 terms each)."""
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(4, 11, size=n)
+    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    indices = np.concatenate([np.sort(rng.choice(vocab, size=k, replace=False)) for k in lens]).astype(np.uint32)
+    values = rng.uniform(0.1, 2.0, size=int(indptr[-1])).astype(np.float32)
+    return indptr, indices, values
+
+
+def _settled(ix, qs):
+    return [[(h.id, h.score) for h in ix.search(q, k=10)] for q in qs]
+
+
+def _big_merged(tmp_path, order, policy):
+    """An index whose three 11,000-document commits are merged into one segment of 33,000
+    documents (at least BP_MIN_DOCS): it waits for a reorder job."""
+    ix = SparseIndex(None, "u8", path=tmp_path / "ix", reorder=order, max_weight=2.0, merge_policy=policy)
+    for b in range(3):
+        ix.add(_bulk(11_000, b), ids=list(range(b * 11_000, (b + 1) * 11_000)))
+        ix.commit()
+    return ix
+
+
+@pytest.mark.parametrize("order", ["signature", "bp"])
+def test_merges_concatenate_and_reorder_jobs_run_on_demand(tmp_path, order):
+    never_idle = MergePolicy(factor=3, floor_docs=11_000, reorder_delay=3600, reorder_after_commits=1000)
+    ix = _big_merged(tmp_path, order, never_idle)
+    ix.wait_for_merges()
+    assert len(ix.segments()) == 1
+    core = ix._store._core
+    pending = core.plan_reorders()
+    assert pending == [ix.segments()[0]["name"]]
+    qs = [(np.sort(np.random.default_rng(s).choice(400, 6, replace=False)).astype(np.uint32),
+           np.ones(6, np.float32)) for s in range(20)]
+    before = _settled(ix, qs)
+    ix.delete([5, 11_007])
+    ix.commit()
+    ix.wait_for_merges(reorder=True)
+    assert core.plan_reorders() == [] and len(ix.segments()) == 1
+    assert ix.segments()[0]["name"] != pending[0]
+    after = _settled(ix, qs)
+    want = [[h for h in hs if h[0] not in (5, 11_007)] for hs in before]
+    assert [a[: len(w)] for a, w in zip(after, want)] == want  # same hits, deleted ones gone
+    ix.close()
+    again = SparseIndex.open(tmp_path / "ix")
+    assert again._store._core.plan_reorders() == [] and _settled(again, qs) == after
+
+
+def test_reorder_jobs_run_when_the_writer_is_idle_or_after_many_commits(tmp_path):
+    idle = MergePolicy(factor=3, floor_docs=11_000, reorder_delay=0.05, reorder_after_commits=1000)
+    ix = _big_merged(tmp_path / "a", "signature", idle)
+    core = ix._store._core
+    for _ in range(600):  # the merge thread reorders once no commit came for reorder_delay
+        if not core.plan_reorders() and (ix._store._merger is None or not ix._store._merger.is_alive()):
+            break
+        time.sleep(0.05)
+    assert core.plan_reorders() == [] and len(ix.segments()) == 1
+    ix.close()
+
+    by_count = MergePolicy(factor=3, floor_docs=11_000, reorder_delay=3600, reorder_after_commits=2)
+    ix = _big_merged(tmp_path / "b", "signature", by_count)
+    core = ix._store._core
+    ix.wait_for_merges()
+    assert core.plan_reorders() != []
+    for i in range(3):  # small commits: the merged segment has waited through 2 of them
+        ix.add([doc_vec(i)], ids=[100_000 + i])
+        ix.commit()
+    for _ in range(600):
+        if not core.plan_reorders():
+            break
+        time.sleep(0.05)
+    assert core.plan_reorders() == []
+    ix.close()
+
+    inside = MergePolicy(factor=3, floor_docs=11_000, background=False, reorder_after_commits=1)
+    ix = _big_merged(tmp_path / "c", "signature", inside)
+    core = ix._store._core
+    assert core.plan_reorders() != []  # merged by the third commit, not yet due
+    ix.add([doc_vec(0)], ids=[100_000])
+    ix.commit()
+    assert core.plan_reorders() == []
+    ix.close()
+
+
+def test_close_does_not_wait_for_reorder_delay_and_the_job_stays_pending(tmp_path):
+    never_idle = MergePolicy(factor=3, floor_docs=11_000, reorder_delay=3600, reorder_after_commits=1000)
+    ix = _big_merged(tmp_path, "signature", never_idle)
+    for _ in range(600):
+        if len(ix.segments()) == 1:
+            break
+        time.sleep(0.05)
+    assert ix._store._merger is not None and ix._store._merger.is_alive()  # waiting to reorder
+    t0 = time.perf_counter()
+    ix.close()  # wakes the merge thread, which starts no reorder job
+    assert time.perf_counter() - t0 < 30
+    again = SparseIndex.open(tmp_path / "ix")
+    assert again._store._core.plan_reorders() == [again.segments()[0]["name"]]  # kept on disk

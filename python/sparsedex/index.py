@@ -251,10 +251,13 @@ class SparseIndex:
         which puts documents about the same thing in the same 64-document blocks so that
         block-max pruning skips more; ``"signature"``, a sort by each document's two heaviest
         distinctive terms (cheaper to build, looser blocks); ``"none"`` (False), the order of
-        arrival. With ``"bp"``, a segment of fewer than 32,768 documents (a small commit, a
-        merge of small segments) gets the signature order: BP costs about four times a build
-        and small segments are soon merged (their merge reorders them, with BP once it is
-        large), so adds in small commits go 1.5-2x faster (``benches/updates.py``). Ids,
+        arrival. With ``"bp"``, a commit of fewer than 32,768 documents gets the signature
+        order: BP costs about four times a build and small segments are soon merged. Merges
+        concatenate their members (no reordering); a merged segment of at least 32,768
+        documents is reordered later by a background job, when the writer is idle or the
+        segment has lived through many commits (:class:`MergePolicy`; force it with
+        ``wait_for_merges(reorder=True)`` or ``merge()``), so a bulk load does not pay for
+        orders its segments keep only until their next merge (``benches/updates.py``). Ids,
         results, scores and the order of equal scores (by id) do not depend on it. A ValueError for another name.
 
     Notes
@@ -506,9 +509,12 @@ class SparseIndex:
             self._stamp_encoder()
             return self._store.commit()
 
-    def wait_for_merges(self) -> None:
-        """Block until background merges are done (see :class:`MergePolicy`)."""
-        self._store.wait_for_merges()
+    def wait_for_merges(self, reorder: bool = False) -> None:
+        """Block until background merges are done (see :class:`MergePolicy`). With
+        ``reorder=True``, then rebuild every merged segment still waiting for its reorder job
+        in the index's document order (``reorder``, e.g. BP), so that searches are as fast as
+        they get; results are the same either way."""
+        self._store.wait_for_merges(reorder)
 
     def rollback(self) -> None:
         """Forget every change since the last commit."""
@@ -516,7 +522,8 @@ class SparseIndex:
             self._store.rollback()
 
     def merge(self, max_segments: int = 1) -> int:
-        """Merge segments until at most ``max_segments`` remain (deleted documents are dropped);
+        """Merge segments until at most ``max_segments`` remain (deleted documents are dropped)
+        and put every segment in the index's document order (see :class:`MergePolicy`);
         commits staged changes first. Returns the new generation."""
         with self._lock:
             self._stamp_encoder()

@@ -103,13 +103,30 @@ class MergePolicy:
     With ``background=True`` (the default) merges run in a thread after a commit and are
     committed on their own when done, so a commit never waits for a merge; with ``False`` a
     commit performs the merges it triggers before it returns. The plan is the core's
-    (``_core.Store.plan_merges``); merging happens in Rust from the segments' postings.
+    (``_core.Store.plan_merges``); merging happens in Rust from the segments' postings,
+    concatenated (no rebuild, no reordering) whenever their impacts share a grid.
+
+    **Deferred reordering.** In an index that orders its documents (``reorder="bp"`` or
+    ``"signature"``) a merged segment keeps its members' order at first; once it holds at
+    least ``BP_MIN_DOCS`` (32,768) live documents, a *reorder job* rebuilds it in the index's
+    order (with BP: Dhulipala et al. 2016), a one-segment merge installed like any other,
+    dropped if the segment is merged away meanwhile. Searches are exact in either order; the
+    order only makes them faster. With background merges the merge thread runs a job, largest
+    segment first, when no merge is planned and either no commit came for ``reorder_delay``
+    seconds (the writer is idle) or the segment has waited through ``reorder_after_commits``
+    commits (it lives long even though commits keep coming); merges always go first. So a
+    bulk load does not reorder segments that are about to be merged again. Inside-commit
+    merging (``background=False``) runs the jobs due by the commit count in the commit.
+    :meth:`Store.wait_for_merges` with ``reorder=True`` and :meth:`Store.merge` run every
+    pending job before they return.
     """
 
     factor: int = 10
     floor_docs: int = 1000
     max_deleted: float = 0.5
     background: bool = True
+    reorder_delay: float = 1.0
+    reorder_after_commits: int = 100
 
     def __post_init__(self) -> None:
         if not (isinstance(self.factor, int) and self.factor >= 0):
@@ -118,6 +135,10 @@ class MergePolicy:
             raise ValueError(f"floor_docs must be an integer >= 1, got {self.floor_docs!r}")
         if not (isinstance(self.max_deleted, (int, float)) and 0 <= self.max_deleted <= 1):
             raise ValueError(f"max_deleted must be in 0 .. 1, got {self.max_deleted!r}")
+        if not (isinstance(self.reorder_delay, (int, float)) and self.reorder_delay >= 0):
+            raise ValueError(f"reorder_delay must be a number of seconds >= 0, got {self.reorder_delay!r}")
+        if not (isinstance(self.reorder_after_commits, int) and self.reorder_after_commits >= 1):
+            raise ValueError(f"reorder_after_commits must be an integer >= 1, got {self.reorder_after_commits!r}")
 
     @property
     def merges(self) -> bool:
@@ -426,6 +447,10 @@ class Store:
         self._closed = False
         self._merger: threading.Thread | None = None
         self._merge_error: BaseException | None = None
+        self._commits = 0  # commits made through this object (the reorder jobs' clock)
+        self._reorder_seen: dict[str, int] = {}  # segment waiting for a reorder -> commit count then
+        self._wake = threading.Event()  # set by commits and wait_for_merges: the merge thread plans again
+        self._no_reorders = 0  # > 0: the merge thread starts no reorder job (someone waits for merges)
         self._segs: dict[str, SegmentView] = {}
         self._mem_docs: dict[str, MemoryDocs] = {}  # in memory: each segment's documents
         self._mem_inflight: set[str] = set()  # in memory: merges whose documents are ready
@@ -809,11 +834,14 @@ class Store:
                 self._settings = self._pending_settings
             self._reset_pending()
             self._load_snapshot()
+            self._commits += 1
+            self._wake.set()
             if merge and self.merge_policy.merges:
                 if self.merge_policy.background:
                     self._start_merger()
                 else:
                     generation = self._merge_now()
+                    generation = self._reorder_due(generation)
             return generation
 
     # merges -------------------------------------------------------------------------------
@@ -838,17 +866,18 @@ class Store:
         merge_docs(self.path / att, name, [m.docs for m in members], om, od, self.store_texts)
         return [att]
 
-    def _merge_group(self, names: list[str]) -> int | None:
+    def _merge_group(self, names: list[str], reorder: bool = False) -> int | None:
         """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
         install the merge under the writer's lock. None if a member went away meanwhile (a
-        commit dropped it, all its documents deleted)."""
+        commit dropped it, all its documents deleted). ``reorder``: a reorder job of the single
+        segment ``names[0]`` (rebuilt in the index's document order)."""
         with self._wlock:
             found = [self._segs.get(n) for n in names]
         members = [m for m in found if m is not None]
         if len(members) != len(names):
             return None
         try:
-            prepared = self._core.merge(names)
+            prepared = self._core.reorder(names[0]) if reorder else self._core.merge(names)
         except KeyError:  # a member is no longer in the current commit
             return None
         name = prepared.name
@@ -879,38 +908,105 @@ class Store:
                 self._merge_group(g)
         return self.snapshot.generation
 
+    def _reorder_candidates(self) -> list[str]:
+        """Segments waiting for a reorder job, largest first; notes when each was first seen
+        waiting (in commits)."""
+        names = self._core.plan_reorders()
+        seen = self._reorder_seen
+        for n in [n for n in seen if n not in names]:
+            del seen[n]
+        for n in names:
+            seen.setdefault(n, self._commits)
+        return names
+
+    def _due_by_commits(self, names: list[str]) -> str | None:
+        """The largest segment that has waited through ``reorder_after_commits`` commits."""
+        due = self.merge_policy.reorder_after_commits
+        return next((n for n in names if self._commits - self._reorder_seen.get(n, self._commits) >= due), None)
+
+    def _reorder_due(self, generation: int) -> int:
+        """Inside-commit merging: run the reorder jobs due by the commit count."""
+        for _ in range(64):
+            name = self._due_by_commits(self._reorder_candidates())
+            if name is None:
+                break
+            self._merge_group([name], reorder=True)
+            generation = self.snapshot.generation
+        return generation
+
+    def _reorder_all(self) -> None:
+        """Run every pending reorder job in this thread."""
+        done: set[str] = set()
+        for _ in range(1024):
+            names = [n for n in self._reorder_candidates() if n not in done]
+            if not names:
+                return
+            done.add(names[0])
+            self._merge_group([names[0]], reorder=True)
+
     def _start_merger(self) -> None:
-        """Start the merge thread if the policy wants merges and none is running."""
+        """Start the merge thread if the policy wants merges (or a segment waits for a
+        reorder job) and none is running."""
         if self._merger is not None and self._merger.is_alive():
             return  # it plans again when it is done
-        if not self.merge_policy.plan(self._core):
+        if not self.merge_policy.plan(self._core) and not self._reorder_candidates():
             return
         self._merger = threading.Thread(target=self._merge_loop, name="sparsedex-merge", daemon=True)
         self._merger.start()
 
     def _merge_loop(self) -> None:
-        """Merge what the policy plans, install, plan again, until nothing is left to merge.
-        Merges are built outside the writer's lock (adds, deletes and commits go on); each is
-        installed under it, carrying over deletions made in the meantime."""
+        """Merge what the policy plans, install, plan again, until nothing is left to merge;
+        then run the reorder jobs that are due (see :class:`MergePolicy`), one at a time,
+        planning merges again after each. Merges are built outside the writer's lock (adds,
+        deletes and commits go on); each is installed under it, carrying over deletions made
+        in the meantime."""
         try:
             while True:
                 with self._wlock:
                     if self._closed or not self._writing:
                         return
+                    commits = self._commits
+                    self._wake.clear()
                     groups = self.merge_policy.plan(self._core)
-                if not groups:
+                    waiting = [] if groups or self._no_reorders else self._reorder_candidates()
+                if groups:
+                    for g in groups:
+                        self._merge_group(g)
+                    continue
+                if not waiting:
                     return
-                for g in groups:
-                    self._merge_group(g)
+                name = self._due_by_commits(waiting)
+                if name is None:
+                    # Idle for reorder_delay seconds (no commit, nobody waiting for merges)?
+                    if self._wake.wait(self.merge_policy.reorder_delay) or self._commits != commits:
+                        continue
+                    name = waiting[0]
+                if self._no_reorders:
+                    continue
+                self._merge_group([name], reorder=True)
         except BaseException as e:  # reported by the next commit or wait_for_merges()
             self._merge_error = e
 
-    def wait_for_merges(self) -> None:
-        """Block until background merges are done (and raise if one failed)."""
+    def wait_for_merges(self, reorder: bool = False) -> None:
+        """Block until background merges are done (and raise if one failed). A reorder job
+        already running is waited for; no new one starts meanwhile. With ``reorder=True``,
+        then run every pending reorder job (in this thread), so that every segment is in the
+        index's document order (see :class:`MergePolicy`)."""
         self._check_open()
-        while self._merger is not None and self._merger.is_alive():
-            self._merger.join(0.1)
+        with self._wlock:
+            self._no_reorders += 1
+        try:
+            self._wake.set()
+            while self._merger is not None and self._merger.is_alive():
+                self._merger.join(0.1)
+        finally:
+            with self._wlock:
+                self._no_reorders -= 1
         self._raise_merge_error()
+        if reorder and self._core.plan_reorders():
+            with self._wlock:
+                self._begin_write()
+            self._reorder_all()
 
     def _raise_merge_error(self) -> None:
         e = self._merge_error
@@ -920,7 +1016,9 @@ class Store:
 
     def merge(self, max_segments: int = 1) -> int:
         """Merge segments (smallest first) until at most ``max_segments`` remain, dropping
-        deleted documents; commits staged changes too. Returns the new generation."""
+        deleted documents; commits staged changes too; then run every pending reorder job
+        (see :class:`MergePolicy`), so that every segment is in the index's document order.
+        Returns the new generation."""
         if max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {max_segments}")
         self.wait_for_merges()
@@ -933,6 +1031,7 @@ class Store:
                 if not names:
                     break
                 self._merge_group(names)
+            self._reorder_all()
             return self.snapshot.generation
 
     # saving -------------------------------------------------------------------------------

@@ -203,3 +203,125 @@ fn merge_refuses_what_it_cannot_merge() {
     assert_eq!(m.index.n_docs(), 0);
     assert!(m.origin.is_empty());
 }
+
+/// The bytes of an index's file.
+fn image(ix: &Index, dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let p = dir.join(name);
+    ix.save(&p).unwrap();
+    std::fs::read(p).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A merge without reordering concatenates the members' postings when their impacts share
+    /// a grid, and writes exactly the image a fresh build of the survivors (in member order,
+    /// not reordered) writes: same bytes, hence same ids, scores and tie order. Members on
+    /// another u8 grid make it fall back to the rebuild (same results).
+    #[test]
+    fn concatenation_writes_the_image_of_a_fresh_build(
+        n in 1usize..600,
+        seed in any::<u64>(),
+        cuts in proptest::collection::vec(0.0f64..1.0, 0..5),
+        deleted in 0.0f64..0.95,
+        kind in 0u8..4,
+        id_kind in 0u8..3,
+        member_order in 0u8..3,
+        own_grid in any::<bool>(),
+        vocab in any::<bool>(),
+        k in 1usize..40,
+    ) {
+        let tf = kind >= 2;
+        let c = corpus(n, 14, seed, tf);
+        let max_w = c.values.iter().copied().fold(0.0f32, f32::max).max(1.0);
+        let shared = Quantization::U8 { scale: Some(255.0 / max_w) };
+        let quantization = match kind {
+            0 => shared,
+            1 => Quantization::F32,
+            k => Quantization::Bm25(Bm25Params { k1: 1.2, b: 0.75, quantized: k == 3 }),
+        };
+        let doc_len: Vec<u32> = (0..n).map(|r| {
+            let (a, b) = (c.indptr[r] as usize, c.indptr[r + 1] as usize);
+            c.values[a..b].iter().sum::<f32>() as u32 + (r % 5) as u32
+        }).collect();
+        let int_ids: Vec<i64> = (0..n as i64).map(|r| (r * 7_919) % 100_003 - 50_000).collect();
+        let str_ids: Vec<String> = (0..n).map(|r| format!("doc-{}", (r * 31) % 1009 + 1009 * r)).collect();
+        let n_terms = vocab.then_some(u32::MAX);
+        let build_part = |rows_: &[usize], q: Quantization, order: Reorder| -> (Index, Vec<u32>) {
+            let pc = rows(&c, rows_);
+            let plen: Vec<u32> = rows_.iter().map(|&r| doc_len[r]).collect();
+            let pint: Vec<i64> = rows_.iter().map(|&r| int_ids[r]).collect();
+            let pstr: Vec<String> = rows_.iter().map(|&r| str_ids[r].clone()).collect();
+            let ids = match id_kind {
+                0 => IdsInput::Int(&pint),
+                1 => IdsInput::Str(&pstr),
+                _ => IdsInput::None,
+            };
+            let opts = BuildOptions { n_terms, quantization: q, store_vectors: true, reorder: order };
+            let b = build_with(
+                CsrRef { indptr: &pc.indptr, indices: &pc.indices, values: &pc.values },
+                ids,
+                tf.then_some(&plen[..]),
+                &opts,
+            )
+            .unwrap();
+            (b.index, b.order)
+        };
+        // Without ids a document's id is its row: only one member then keeps ids meaningful.
+        let mut bounds: Vec<usize> = if id_kind == 2 { vec![] } else { cuts.iter().map(|f| (f * n as f64) as usize).collect() };
+        bounds.extend([0, n]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut rng = seed ^ 0xabcd;
+        let mut members = Vec::new();
+        let mut survivors: Vec<usize> = Vec::new();
+        let mut grids_agree = true;
+        for (i, w) in bounds.windows(2).enumerate() {
+            let part: Vec<usize> = (w[0]..w[1]).collect();
+            let order = match member_order { 0 => Reorder::None, 1 => Reorder::Signature, _ => Reorder::bp() };
+            // The last member on its own grid (when asked): no concatenation.
+            let q = if kind == 0 && own_grid && i + 1 == bounds.len() - 1 && i > 0 {
+                grids_agree = false;
+                Quantization::U8 { scale: Some(200.0 / max_w) }
+            } else {
+                quantization
+            };
+            let (ix, order) = build_part(&part, q, order);
+            let live: Vec<u32> = (0..ix.n_docs()).filter(|_| {
+                rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+                (rng % 1000) as f64 >= deleted * 1000.0
+            }).collect();
+            survivors.extend(live.iter().map(|&d| part[order[d as usize] as usize]));
+            let set = DocSet::from_docs(live, ix.n_docs()).unwrap();
+            members.push((ix, set));
+        }
+        let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|(ix, s)| (ix, Some(s))).collect();
+        let opts = MergeOptions { quantization: if tf { None } else { Some(quantization) }, reorder: Reorder::None };
+        let merged = merge(&refs, &opts).unwrap();
+        prop_assert_eq!(merged.concatenated, grids_agree);
+        prop_assert!(!merged.index.view().members_order);
+        let (fresh, order) = build_part(&survivors, quantization, Reorder::None);
+        prop_assert!(order.iter().enumerate().all(|(i, &r)| i as u32 == r));
+        if grids_agree {
+            let dir = tempfile::tempdir().unwrap();
+            prop_assert!(image(&merged.index, dir.path(), "m") == image(&fresh, dir.path(), "f"));
+        }
+        for qseed in 0..3u32 {
+            let q: Vec<(u32, f32)> = (0..14u32).filter(|t| (t * 5 + qseed) % 3 != 0)
+                .map(|t| (t.wrapping_mul(2_654_435_761), if tf { 1.0 } else { 0.25 + (t % 5) as f32 })).collect();
+            let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+            let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+            for algo in [Algorithm::Exhaustive, Algorithm::Auto, Algorithm::BlockMaxWand] {
+                let got: Vec<(u32, f32)> = search(&merged.index, QueryRef { terms: &terms, weights: &weights }, k, algo)
+                    .unwrap().into_iter().map(|h| (h.doc, h.score)).collect();
+                let want: Vec<(u32, f32)> = search(&fresh, QueryRef { terms: &terms, weights: &weights }, k, algo)
+                    .unwrap().into_iter().map(|h| (h.doc, h.score)).collect();
+                if grids_agree {
+                    prop_assert_eq!(got, want);
+                } else {
+                    prop_assert_eq!(got.len(), want.len());
+                }
+            }
+        }
+    }
+}

@@ -269,6 +269,20 @@ impl PyStore {
         Ok(PyPreparedMerge { name: p.name.clone(), members: p.members.clone(), inner: Mutex::new(Some(p)) })
     }
 
+    /// Segments waiting for a reorder job (in their merged members' order, at least
+    /// BP_MIN_DOCS live documents), largest first; empty when the store does not reorder.
+    fn plan_reorders(&self) -> Vec<String> {
+        self.inner.plan_reorders()
+    }
+
+    /// A reorder job: rebuild segment `name` in the store's document order (no lock needed;
+    /// the interpreter is released). Install it with `finish_merge`, like a merge.
+    fn reorder(&self, py: Python<'_>, name: String) -> PyResult<PyPreparedMerge> {
+        let s = &self.inner;
+        let p = enter(py, || s.reorder(&name))?;
+        Ok(PyPreparedMerge { name: p.name.clone(), members: p.members.clone(), inner: Mutex::new(Some(p)) })
+    }
+
     /// Install a prepared merge (with its attachments), keeping deletions made meanwhile.
     /// Returns the new generation, or None if a member was merged away meanwhile.
     #[pyo3(signature = (prepared, attachments=Vec::new()))]

@@ -196,39 +196,66 @@ pub(crate) fn build_local(
     };
     let mut w = ContainerWriter::new(MAGIC, VERSION);
     let (kind, scale) = write_impacts(&mut w, &local, opts.quantization, doc_len.as_deref())?;
+    let tail = Tail { kind, scale, opts, members_order: false };
+    let index = write_tail(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
+    Ok(Built { index, order: order.unwrap_or_else(|| (0..n_docs as u32).collect()) })
+}
+
+/// What [`write_tail`] writes besides the arrays: the impact kind and scale of the posting
+/// sections already written, the build options, and whether the document order is the
+/// concatenation of merged members' (`meta[9]`, see [`super::format`]).
+pub(crate) struct Tail<'a> {
+    pub(crate) kind: ImpactKind,
+    pub(crate) scale: f32,
+    pub(crate) opts: &'a BuildOptions,
+    pub(crate) members_order: bool,
+}
+
+/// Write every section after the postings (meta, BM25 lengths, term dictionary, stored
+/// vectors, ids) and parse the image: the one place both a build and a merge by
+/// concatenation ([`super::concat`]) finish a segment, so that they write the same bytes.
+pub(crate) fn write_tail(
+    mut w: ContainerWriter,
+    local: Local,
+    t: &Tail<'_>,
+    ids: &IdsData,
+    sorted: Option<&[u32]>,
+    doc_len: Option<&[u32]>,
+) -> Result<Index> {
+    let n_docs = local.indptr.len() - 1;
     let mut meta = [0u64; super::format::META_LEN];
     meta[..5].copy_from_slice(&[
         n_docs as u64,
         local.n_terms() as u64,
-        match kind {
+        match t.kind {
             ImpactKind::U8 => 0,
             ImpactKind::F32 => 1,
             ImpactKind::Bm25 => 2,
         },
-        scale.to_bits() as u64,
-        opts.n_terms.map_or(0, u64::from),
+        t.scale.to_bits() as u64,
+        t.opts.n_terms.map_or(0, u64::from),
     ]);
-    if let (Quantization::Bm25(p), Some(dl)) = (opts.quantization, &doc_len) {
+    if let (Quantization::Bm25(p), Some(dl)) = (t.opts.quantization, doc_len) {
         meta[5] = p.k1.to_bits() as u64;
         meta[6] = p.b.to_bits() as u64;
         meta[7] = dl.iter().map(|&x| x as u64).sum();
         meta[8] = p.quantized as u64;
         w.add_u32s("doc_len", dl)?;
     }
+    meta[9] = t.members_order as u64;
     w.add_u64s("meta", &meta)?;
     w.add_u32s("term_ids", &local.term_ids)?;
     if let Some(lut) = segment_lut(&local.term_ids) {
         w.add_u32s("term_lut", &lut)?;
     }
-    if opts.store_vectors {
+    if t.opts.store_vectors {
         w.add_u64s("fwd_indptr", &local.indptr)?;
         w.add_u32s("fwd_terms", &local.terms)?;
         w.add_f32s("fwd_values", &local.values)?;
     }
-    ids.write(&mut w, sorted.as_deref())?;
+    ids.write(&mut w, sorted)?;
     drop(local);
-    let index = Index::from_image(w.into_image(), false)?;
-    Ok(Built { index, order: order.unwrap_or_else(|| (0..n_docs as u32).collect()) })
+    Index::from_image(w.into_image(), false)
 }
 
 /// Write the posting sections for `quantization`; returns the impact kind and the scale.
@@ -241,19 +268,19 @@ fn write_impacts(
     Ok(match quantization {
         Quantization::F32 => {
             let impacts = postings_impacts(local, |v, _| v);
-            write_postings(w, local, impacts)?;
+            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
             (ImpactKind::F32, 1.0f32)
         }
         Quantization::U8 { scale } => {
             let scale = u8_scale(local, scale)?;
             let impacts = postings_impacts(local, |v, _| quantize(v, scale));
-            write_postings(w, local, impacts)?;
+            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
             (ImpactKind::U8, scale)
         }
         Quantization::Bm25(_) => {
             let dl = doc_len.ok_or_else(|| Error::InvalidArgument("a BM25 index needs document lengths".into()))?;
             let impacts = postings_impacts(local, |v, d| Bm25Impact { tf: v as u32, dl: dl[d] });
-            write_postings(w, local, impacts)?;
+            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
             (ImpactKind::Bm25, 1.0f32)
         }
     })

@@ -3,7 +3,9 @@
 //! Format version 2 (every section little-endian; rust/core/FORMAT.md has the full table):
 //! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
 //!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
-//!   bits, total document length, integer scoring (0/1); one reserved (0). Zero for others.
+//!   bits, total document length, integer scoring (0/1) (zero for other kinds); document order
+//!   (0: the order the segment was built in; 1: the concatenation of merged members' live
+//!   documents, which a store reorders later, see `store::merging`).
 //! - `term_ids` (u32, n_terms): external id of each local term, strictly ascending.
 //! - optional `term_lut` (u32, last term id + 1): external -> local id or u32::MAX; written only
 //!   when it holds at most 4 entries per local term.
@@ -69,6 +71,11 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let vocab = match meta[4] {
         0 => None,
         n => Some(u32::try_from(n).map_err(|_| corrupt("declared vocabulary size out of range"))?),
+    };
+    let members_order = match meta[9] {
+        0 => false,
+        1 => true,
+        x => return Err(corrupt(format!("unknown document order {x} in 'meta'"))),
     };
     let nt = n_terms as usize;
     let (term_ids, term_lut) = read_terms(c, nt, vocab)?;
@@ -182,6 +189,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         ids,
         bm25,
         doc_len,
+        members_order,
     };
     check_doc_blocks(&view)?;
     Ok(view)
@@ -308,7 +316,7 @@ fn read_bm25<'a>(c: &'a Container, meta: &[u64], n_docs: u32) -> Result<(super::
 }
 
 fn check_no_bm25(meta: &[u64]) -> Result<()> {
-    if meta[5..].iter().any(|&x| x != 0) {
+    if meta[5..9].iter().any(|&x| x != 0) {
         return Err(corrupt("section 'meta': BM25 fields set on an index of another kind"));
     }
     Ok(())

@@ -1,12 +1,17 @@
 //! Merging segments: the live documents of several indexes into one, without their vectors
 //! ever leaving Rust (as tantivy's `IndexMerger` does).
 //!
-//! The members' stored vectors (mapped from their local term ids back to external ids), ids
-//! and document lengths (BM25) are gathered in member order, skipping deleted documents, and
+//! Without reordering, when every member stores its impacts on the merged segment's grid
+//! (the same u8 scale, floats, or BM25), the members' postings are concatenated
+//! ([`super::concat`]): doc ids remapped, impacts copied, blocks re-encoded. Otherwise the
+//! members' stored vectors (mapped from their local term ids back to external ids), ids and
+//! document lengths (BM25) are gathered in member order, skipping deleted documents, and
 //! built into a new segment: a fresh term dictionary, the quantization grid given (or the
-//! data's own), the reorder mode given. The result says where each document came from.
+//! data's own), the reorder mode given. Both give the same segment where both apply. The
+//! result says where each document came from.
 
 use super::build::{build_local, BuildOptions, Local, Quantization};
+use super::concat::{concat, concat_grid};
 use super::ids::{ExternalIds, IdsData};
 use super::order::Reorder;
 use super::{Bm25Params, Impacts, Index};
@@ -26,7 +31,6 @@ pub struct MergeOptions {
     pub reorder: Reorder,
 }
 
-
 /// A merged segment and where its documents came from.
 #[derive(Debug)]
 pub struct Merged {
@@ -34,6 +38,9 @@ pub struct Merged {
     pub index: Index,
     /// `origin[new_doc] = (member position, internal doc in that member)`.
     pub origin: Vec<(u32, u32)>,
+    /// Whether the members' postings were concatenated (rather than the segment rebuilt from
+    /// their stored vectors).
+    pub concatenated: bool,
 }
 
 /// The impact kind of the merged segment.
@@ -96,18 +103,35 @@ fn target_vocab(members: &[(&Index, Option<&DocSet>)]) -> Result<Option<u32>> {
 /// into one index. Every member must store its vectors; BM25 members must share k1 and b;
 /// ids must be of one kind (integers, strings, or none) and unique across members.
 pub fn merge(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions) -> Result<Merged> {
+    merge_impl(members, opts, None)
+}
+
+/// A store's merge: by concatenation whenever the members allow it, whatever `order` says,
+/// the result then marked as being in its members' order ([`super::IndexView::members_order`])
+/// when `order` reorders and the members' orders are not kept as they are (more than one
+/// member, or a single member so marked); otherwise rebuilt in `order`.
+pub(crate) fn merge_deferring_order(
+    members: &[(&Index, Option<&DocSet>)],
+    quantization: Option<Quantization>,
+    order: Reorder,
+) -> Result<Merged> {
+    let pending = order.is_some() && (members.len() > 1 || members.iter().any(|(ix, _)| ix.view().members_order));
+    merge_impl(members, &MergeOptions { quantization, reorder: order }, Some(pending))
+}
+
+/// `concat_mark`: concatenate when possible even if `opts` reorders, marking the result
+/// with it; `None`: concatenate only without reordering (unmarked).
+fn merge_impl(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions, concat_mark: Option<bool>) -> Result<Merged> {
     let quantization = target_kind(members, opts)?;
     let n_terms = target_vocab(members)?;
-    let bm25 = matches!(quantization, Quantization::Bm25(_));
-    let mut c = Cleaned { indptr: vec![0], terms: Vec::new(), values: Vec::new() };
     let mut ids = IdsData::None;
-    let mut doc_len: Vec<u32> = Vec::new();
-    let mut origin: Vec<(u32, u32)> = Vec::new();
     for (m, (ix, live)) in members.iter().enumerate() {
         let v = ix.view();
-        let f = v.forward.ok_or_else(|| {
-            Error::InvalidArgument(format!("member {m} of the merge does not store its vectors (store_vectors=false)"))
-        })?;
+        if v.forward.is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "member {m} of the merge does not store its vectors (store_vectors=false)"
+            )));
+        }
         if let Some(l) = live {
             crate::search::check_allowed(ix, Some(l))?;
         }
@@ -120,6 +144,35 @@ pub fn merge(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions) -> Resu
         } else if matches!(v.ids, ExternalIds::None) != matches!(ids, IdsData::None) {
             return Err(Error::InvalidArgument("cannot merge segments with ids and segments without".into()));
         }
+    }
+    let concat_ok = match concat_mark {
+        Some(_) => true,
+        None => !opts.reorder.is_some(),
+    };
+    if let Some(grid) = concat_ok.then(|| concat_grid(members, quantization)).flatten() {
+        let c = concat(members, grid, n_terms, ids, concat_mark.unwrap_or(false))?;
+        return Ok(Merged { index: c.index, origin: c.origin, concatenated: true });
+    }
+    rebuild(members, opts, quantization, n_terms, ids)
+}
+
+/// Merge by gathering the members' stored vectors and building anew.
+fn rebuild(
+    members: &[(&Index, Option<&DocSet>)],
+    opts: &MergeOptions,
+    quantization: Quantization,
+    n_terms: Option<u32>,
+    mut ids: IdsData,
+) -> Result<Merged> {
+    let bm25 = matches!(quantization, Quantization::Bm25(_));
+    let mut c = Cleaned { indptr: vec![0], terms: Vec::new(), values: Vec::new() };
+    let mut doc_len: Vec<u32> = Vec::new();
+    let mut origin: Vec<(u32, u32)> = Vec::new();
+    for (m, (ix, live)) in members.iter().enumerate() {
+        let v = ix.view();
+        let f = v.forward.ok_or_else(|| {
+            Error::InvalidArgument(format!("member {m} of the merge does not store its vectors (store_vectors=false)"))
+        })?;
         let has_ids = !matches!(ids, IdsData::None);
         for d in 0..v.n_docs {
             if live.is_some_and(|l| !l.contains(d)) {
@@ -163,5 +216,5 @@ pub fn merge(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions) -> Resu
     let opts = BuildOptions { n_terms, quantization, store_vectors: true, reorder: opts.reorder };
     let built = build_local(Local::new(c), ids, sorted, bm25.then_some(doc_len), &opts)?;
     let origin = built.order.iter().map(|&row| origin[row as usize]).collect();
-    Ok(Merged { index: built.index, origin })
+    Ok(Merged { index: built.index, origin, concatenated: false })
 }

@@ -14,6 +14,7 @@
 
 pub mod blockmax;
 pub mod build;
+mod concat;
 pub mod format;
 pub mod ids;
 pub mod impact;
@@ -154,6 +155,10 @@ pub struct IndexView<'a> {
     pub bm25: Option<Bm25Meta>,
     /// BM25 kind: the length of every document.
     pub doc_len: Option<&'a [u32]>,
+    /// The documents are in the order of a merge by concatenation (the members' live
+    /// documents one member after the other), not in an order the segment was built in: a
+    /// store whose segments are reordered (BP, signature) reorders such a segment later.
+    pub members_order: bool,
 }
 
 /// What a BM25 segment records besides its postings.

@@ -60,6 +60,14 @@ pub(crate) struct Postings<I> {
     impacts: Vec<I>,
 }
 
+impl<I> Postings<I> {
+    /// Postings given term-major: term `t`'s at `start[t]..start[t + 1]` of `docs` (ascending
+    /// within a term) and `impacts`.
+    pub(crate) fn new(start: Vec<u64>, docs: Vec<u32>, impacts: Vec<I>) -> Self {
+        Postings { start, docs, impacts }
+    }
+}
+
 /// `f(weight, doc)` gives the impact of a posting.
 pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32, usize) -> I) -> Postings<I> {
     let nt = c.n_terms() as usize;
@@ -86,8 +94,13 @@ pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32, usize
     Postings { start, docs, impacts }
 }
 
-pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local, p: Postings<I>) -> Result<()> {
-    let nt = c.n_terms() as usize;
+/// Write the posting sections of a segment of `nt` terms and `n_docs` documents.
+pub(crate) fn write_postings<I: StoredImpact>(
+    w: &mut ContainerWriter,
+    nt: usize,
+    n_docs: usize,
+    p: Postings<I>,
+) -> Result<()> {
     struct TermBlocks<I> {
         bytes: Vec<u8>,
         offs: Vec<u64>,
@@ -167,7 +180,6 @@ pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, c: &Local
 
     // Doc-block maxima (for the block-max pruning algorithm): dense arrays for the terms
     // common enough that a dense add is cheaper than reading their postings.
-    let n_docs = c.indptr.len() - 1;
     let nb = n_docs.div_ceil(DOC_BLOCK);
     let mut slot = vec![u32::MAX; nt];
     let popular: Vec<usize> = (0..nt)

@@ -1,11 +1,23 @@
 //! Merges: the tiered policy that plans them, building a merged segment from a snapshot
 //! without the writer lock ([`Store::merge`]), and installing it under the lock
 //! ([`Store::finish_merge`]), carrying over the deletions made meanwhile.
+//!
+//! **Deferred reordering.** A merge concatenates its members' postings whenever their impacts
+//! are on one grid (see `index::concat`): it never reorders documents, whatever the store's
+//! order, and costs a pass over the postings instead of a build. A merged segment of a store
+//! that orders its segments (BP, signature) is then marked as being in its members' order;
+//! once it holds [`super::BP_MIN_DOCS`] live documents it is a candidate for a *reorder job*
+//! ([`Store::plan_reorders`], [`Store::reorder`]): a one-member merge that rebuilds it in the
+//! store's order, installed like a merge ([`Store::finish_merge`]: deletions made meanwhile
+//! carried over, abandoned if the segment was merged away). When the job runs is the
+//! caller's choice (the Python layer runs it in its merge thread when no merge is planned,
+//! see `MergePolicy`). Searches are exact throughout: a segment scores the same in any order.
 
 use super::files::FileRecord;
 use super::segment::{SegmentData, SegmentState};
 use super::{lock, InflightGuard, Store};
 use crate::index::build::Quantization;
+use crate::index::merge::merge_deferring_order;
 use crate::index::{merge, Index, MergeOptions};
 use crate::search::DocSet;
 use crate::store::manifest::StoreQuantization;
@@ -116,10 +128,38 @@ impl Store {
             .collect()
     }
 
+    /// The segments a reorder job would rebuild in the store's document order, largest first:
+    /// those in their merged members' order with at least [`super::BP_MIN_DOCS`] live
+    /// documents (none when the store keeps documents in the order they come).
+    pub fn plan_reorders(&self) -> Vec<String> {
+        let snap = self.snapshot();
+        if !snap.settings.reorder.is_some() {
+            return Vec::new();
+        }
+        let mut c: Vec<&SegmentState> = snap
+            .segments
+            .iter()
+            .filter(|s| s.index().view().members_order && s.n_live as usize >= super::BP_MIN_DOCS)
+            .collect();
+        c.sort_by_key(|s| std::cmp::Reverse(s.n_live));
+        c.into_iter().map(|s| s.name().to_string()).collect()
+    }
+
+    /// A reorder job: rebuild segment `name` of the current snapshot from its stored vectors in
+    /// the store's document order (dropping its deleted documents), without the writer lock.
+    /// Install it with [`Store::finish_merge`] like a merge.
+    pub fn reorder(&self, name: &str) -> Result<PreparedMerge> {
+        self.merge_with(&[name.to_string()], true)
+    }
+
     /// Merge the live documents of the segments `names` of the current snapshot into one
     /// segment, and write its engine file: heavy work that needs no writer lock (commits may go
     /// on meanwhile). Install it with [`Store::finish_merge`].
     pub fn merge(&self, names: &[String]) -> Result<PreparedMerge> {
+        self.merge_with(names, false)
+    }
+
+    fn merge_with(&self, names: &[String], rebuild: bool) -> Result<PreparedMerge> {
         let snap = self.snapshot();
         let mut members: Vec<&SegmentState> = Vec::with_capacity(names.len());
         for n in names {
@@ -139,7 +179,11 @@ impl Store {
         let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|s| (s.index(), s.live.as_ref())).collect();
         let n_live = members.iter().map(|s| s.n_live as usize).sum();
         let reorder = super::segment_reorder(snap.settings.reorder, n_live);
-        let merged = merge(&refs, &MergeOptions { quantization, reorder })?;
+        let merged = if rebuild {
+            merge(&refs, &MergeOptions { quantization, reorder })?
+        } else {
+            merge_deferring_order(&refs, quantization, reorder)?
+        };
         let (name, guard) = self.new_segment();
         let engine =
             if merged.index.n_docs() == 0 { None } else { Some(self.write_engine(&name, &Arc::new(merged.index))?) };

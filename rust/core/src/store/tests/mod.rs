@@ -562,13 +562,32 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
         let members: Vec<(&Index, Option<&DocSet>)> = snap.segments().iter().map(|s| (s.index(), None)).collect();
         let q = Quantization::U8 { scale: snap.settings().scale };
         let merge_order = segment_reorder(reorder, 450);
-        let want =
-            crate::index::merge(&members, &crate::index::MergeOptions { quantization: Some(q), reorder: merge_order })
-                .unwrap()
-                .origin;
+        // A merge concatenates its members (their postings share the store's grid) ...
+        let want = crate::index::merge(
+            &members,
+            &crate::index::MergeOptions { quantization: Some(q), reorder: Reorder::None },
+        )
+        .unwrap();
+        assert!(want.concatenated);
         let prepared = store.merge(&names).unwrap();
+        assert_eq!(prepared.origin, want.origin, "{reorder:?}");
+        store.finish_merge(prepared, &[]).unwrap().unwrap();
+        // ... marked as in its members' order when the store reorders; too small for a job to
+        // be planned, a reorder job run anyway gives the store's order.
+        let snap = store.snapshot();
+        let merged = &snap.segments()[0];
+        assert_eq!(merged.index().view().members_order, reorder.is_some());
+        assert!(store.plan_reorders().is_empty());
+        let want = crate::index::merge(
+            &[(merged.index(), None)],
+            &crate::index::MergeOptions { quantization: Some(q), reorder: merge_order },
+        )
+        .unwrap()
+        .origin;
+        let prepared = store.reorder(merged.name()).unwrap();
         assert_eq!(prepared.origin, want, "{reorder:?}");
         store.finish_merge(prepared, &[]).unwrap().unwrap();
+        assert!(!store.snapshot().segments()[0].index().view().members_order);
         let reopened = Store::open(&dir).unwrap();
         let snap = reopened.snapshot();
         // Custom BP options are recorded as BP with its default options.
@@ -593,6 +612,63 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
     .unwrap_err()
     .to_string()
     .contains("leaf_size"));
+}
+
+/// Reorder jobs: a merged segment of at least BP_MIN_DOCS live documents in a store that
+/// orders its segments is planned for one; the job rebuilds it in the store's order, keeps
+/// the deletions made while it ran, survives a reopen, and is dropped when its segment is
+/// merged away meanwhile. Results never change.
+#[test]
+fn reorder_jobs_rebuild_large_merged_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let store =
+        Store::create(Some(&dir), StoreConfig { reorder: Reorder::Signature, ..StoreConfig::default() }).unwrap();
+    let per = 12_000i64;
+    for s in 0..3i64 {
+        let d = docs(per as usize, s as u64 + 3, false);
+        store.stage_add(csr(&d), IdsInput::Int(&ids(s * per..(s + 1) * per)), None, false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+    }
+    assert!(store.plan_reorders().is_empty());
+    let names: Vec<String> = store.snapshot().segments().iter().map(|s| s.name().to_string()).collect();
+    let p = store.merge(&names).unwrap();
+    store.finish_merge(p, &[]).unwrap().unwrap();
+    let snap = store.snapshot();
+    let merged = snap.segments()[0].name().to_string();
+    assert_eq!(store.plan_reorders(), vec![merged.clone()]);
+    // Deletions while the job runs are carried over.
+    let job = store.reorder(&merged).unwrap();
+    store.stage_delete(IdsInput::Int(&[5, per + 7, 2 * per + 9]), false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let deleted_state = state(&store.snapshot());
+    let before: Vec<_> = queries().iter().map(|q| hits(&store.snapshot(), q, 10, Algorithm::Auto)).collect();
+    store.finish_merge(job, &[]).unwrap().unwrap();
+    let snap = store.snapshot();
+    assert_eq!(snap.segments().len(), 1);
+    assert!(!snap.segments()[0].index().view().members_order);
+    assert_eq!(state(&snap), deleted_state);
+    assert!(store.plan_reorders().is_empty());
+    let reopened = Store::open(&dir).unwrap();
+    assert!(reopened.plan_reorders().is_empty());
+    assert_eq!(state(&reopened.snapshot()), deleted_state);
+    for (q, b) in queries().iter().zip(&before) {
+        same_hits(&hits(&reopened.snapshot(), q, 10, Algorithm::Auto), b);
+    }
+    // A job whose segment is merged away meanwhile is dropped.
+    let d = docs(100, 99, false);
+    store.stage_add(csr(&d), IdsInput::Int(&ids(10 * per..10 * per + 100)), None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let p = store.merge(&store.plan_merge_to(1)).unwrap();
+    store.finish_merge(p, &[]).unwrap().unwrap();
+    let name = store.plan_reorders()[0].clone();
+    let job = store.reorder(&name).unwrap();
+    store.stage_add(csr(&docs(50, 98, false)), IdsInput::Int(&ids(11 * per..11 * per + 50)), None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let p = store.merge(&store.plan_merge_to(1)).unwrap();
+    store.finish_merge(p, &[]).unwrap().unwrap();
+    assert_eq!(store.finish_merge(job, &[]).unwrap(), None);
+    assert_eq!(store.snapshot().segments().len(), 1);
 }
 
 #[test]

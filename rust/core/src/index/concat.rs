@@ -1,0 +1,286 @@
+//! Merging segments by concatenating their postings, as tantivy's `IndexMerger` and Lucene's
+//! `SegmentMerger` do: no rebuild from the stored vectors, no re-quantization, no sort.
+//!
+//! The merged segment holds the members' live documents one member after the other, each
+//! member's in its internal order. Its term dictionary is the union of the members' (external
+//! ids ascending, terms left without a live posting dropped); each term's postings are the
+//! members' postings, decoded block by block, with doc ids remapped (deleted documents
+//! dropped) and impacts copied, then cut into 128-posting blocks with fresh block-max bounds
+//! and dense maxima by the builder's own writer. Stored vectors, document lengths and ids are
+//! carried over the same way. Impacts can be copied only when every member stores them on the
+//! merged segment's grid: the same u8 scale, floats, or BM25 (tf, document length) pairs.
+//!
+//! The image is the one [`super::build::build`] writes for the surviving documents in that
+//! order without reordering, byte for byte (the tests compare them), so searches are the
+//! same too.
+
+use super::build::{write_tail, BuildOptions, Local, Quantization, Tail};
+use super::ids::IdsData;
+use super::write::{write_postings, Postings, StoredImpact};
+use super::{ImpactArrays, ImpactKind, Impacts, Index, IndexView};
+use crate::codec::BLOCK_LEN;
+use crate::container::ContainerWriter;
+use crate::postings::decode_block;
+use crate::search::DocSet;
+use crate::{Error, Result};
+
+/// The grid the members can be merged onto by copying their impacts, if any: every member
+/// stores its vectors and its impacts on the grid the rebuild would choose for `quantization`
+/// (for u8 with a shared scale `s`: `s` if every live weight fits it, `w * s <= 255`, else
+/// 255 / the largest live weight; every member's scale must be that one, bit for bit).
+pub(crate) fn concat_grid(members: &[(&Index, Option<&DocSet>)], quantization: Quantization) -> Option<Quantization> {
+    if members.iter().any(|(ix, _)| ix.view().forward.is_none()) {
+        return None;
+    }
+    let kinds_agree = |want: ImpactKind| members.iter().all(|(ix, _)| ix.view().kind() == want);
+    match quantization {
+        Quantization::F32 => kinds_agree(ImpactKind::F32).then_some(quantization),
+        Quantization::Bm25(_) => kinds_agree(ImpactKind::Bm25).then_some(quantization),
+        Quantization::U8 { scale } => {
+            if !kinds_agree(ImpactKind::U8) {
+                return None;
+            }
+            let mut max = 0.0f32;
+            for (ix, live) in members {
+                let f = ix.view().forward?;
+                match live {
+                    None => max = f.values.iter().copied().fold(max, f32::max),
+                    Some(l) => {
+                        for d in 0..ix.n_docs() {
+                            if l.contains(d) {
+                                let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
+                                max = f.values[a..b].iter().copied().fold(max, f32::max);
+                            }
+                        }
+                    }
+                }
+            }
+            let s = match scale {
+                Some(s) if max * s <= 255.0 => s,
+                _ if max > 0.0 => 255.0 / max,
+                _ => 1.0,
+            };
+            members
+                .iter()
+                .all(|(ix, _)| ix.view().scale.to_bits() == s.to_bits())
+                .then_some(Quantization::U8 { scale: Some(s) })
+        }
+    }
+}
+
+/// The merged image and where its documents came from (see [`super::merge::Merged`]).
+pub(crate) struct Concatenated {
+    pub(crate) index: Index,
+    pub(crate) origin: Vec<(u32, u32)>,
+}
+
+/// Merge by concatenation (`quantization` from [`concat_grid`]; the caller checked the ids'
+/// kinds): the live
+/// documents of `members` into `quantization`, with `ids` (empty, of the members' kind) to
+/// fill, declared vocabulary `n_terms`; `members_order` marks the image as being in the
+/// members' order (`meta[9]`).
+pub(crate) fn concat(
+    members: &[(&Index, Option<&DocSet>)],
+    quantization: Quantization,
+    n_terms: Option<u32>,
+    mut ids: IdsData,
+    members_order: bool,
+) -> Result<Concatenated> {
+    let views: Vec<&IndexView<'_>> = members.iter().map(|(ix, _)| ix.view()).collect();
+    // Member doc -> merged doc (u32::MAX: deleted), and the origin of every merged doc.
+    let mut newdoc: Vec<Vec<u32>> = Vec::with_capacity(members.len());
+    let mut origin: Vec<(u32, u32)> = Vec::new();
+    for (m, (ix, live)) in members.iter().enumerate() {
+        let mut map = Vec::with_capacity(ix.n_docs() as usize);
+        for d in 0..ix.n_docs() {
+            if live.is_some_and(|l| !l.contains(d)) {
+                map.push(u32::MAX);
+            } else {
+                if origin.len() >= u32::MAX as usize - 1 {
+                    return Err(Error::InvalidArgument(format!("too many documents to merge ({})", origin.len())));
+                }
+                map.push(origin.len() as u32);
+                origin.push((m as u32, d));
+            }
+        }
+        newdoc.push(map);
+    }
+    let doc_len = match quantization {
+        Quantization::Bm25(_) => Some(
+            origin.iter().map(|&(m, d)| views[m as usize].doc_len.map_or(0, |l| l[d as usize])).collect::<Vec<u32>>(),
+        ),
+        _ => None,
+    };
+    let (kind, scale, (w, n_postings), term_ids, local_of) = match quantization {
+        Quantization::F32 => {
+            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+                Impacts::F32(a) => Some(a),
+                _ => None,
+            })?;
+            (ImpactKind::F32, 1.0, w, t, l)
+        }
+        Quantization::U8 { scale } => {
+            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+                Impacts::U8(a) => Some(a),
+                _ => None,
+            })?;
+            (ImpactKind::U8, scale.unwrap_or(1.0), w, t, l)
+        }
+        Quantization::Bm25(_) => {
+            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+                Impacts::Bm25(a) => Some(a),
+                _ => None,
+            })?;
+            (ImpactKind::Bm25, 1.0, w, t, l)
+        }
+    };
+    // Stored vectors, ids.
+    let n_post: usize = views.iter().map(|v| v.forward.map_or(0, |f| f.terms.len())).sum();
+    let mut local = Local {
+        indptr: Vec::with_capacity(origin.len() + 1),
+        terms: Vec::with_capacity(n_post),
+        values: Vec::with_capacity(n_post),
+        term_ids,
+    };
+    local.indptr.push(0);
+    let has_ids = !matches!(ids, IdsData::None);
+    for &(m, d) in &origin {
+        let v = views[m as usize];
+        let f = v
+            .forward
+            .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
+        let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
+        let map = &local_of[m as usize];
+        for &t in &f.terms[a..b] {
+            match map.get(t as usize) {
+                Some(&l) if l != u32::MAX => local.terms.push(l),
+                _ => {
+                    return Err(Error::Corrupt(format!(
+                        "member {m}, document {d}: stored vector holds term {} that has no posting of the document",
+                        v.external_term(t)
+                    )))
+                }
+            }
+        }
+        local.values.extend_from_slice(&f.values[a..b]);
+        local.indptr.push(local.terms.len() as u64);
+        if has_ids {
+            ids.push(v.ids.get(d).unwrap_or(super::Id::Int(d as i64)))?;
+        }
+    }
+    if local.terms.len() != n_postings {
+        return Err(Error::Corrupt(format!(
+            "the members' stored vectors hold {} live entries, their postings {}",
+            local.terms.len(),
+            n_postings
+        )));
+    }
+    let sorted = ids.sorted().map_err(|e| match e {
+        Error::InvalidDocument { doc, msg } => {
+            let (m, d) = origin[doc];
+            Error::InvalidArgument(format!("cannot merge: member {m}, document {d}: {msg} in another member"))
+        }
+        other => other,
+    })?;
+    let opts = BuildOptions { n_terms, quantization, store_vectors: true, reorder: super::Reorder::None };
+    let tail = Tail { kind, scale, opts: &opts, members_order };
+    let index = write_tail(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
+    Ok(Concatenated { index, origin })
+}
+
+/// The merged posting sections, written: (the writer, number of postings), the merged
+/// term dictionary, and per member its local term -> merged local term (`u32::MAX`: no live
+/// posting left).
+#[allow(clippy::type_complexity)]
+fn postings_of<'a, I: StoredImpact>(
+    views: &[&IndexView<'a>],
+    newdoc: &[Vec<u32>],
+    arrays: impl Fn(&IndexView<'a>) -> Option<ImpactArrays<'a, I>>,
+) -> Result<((ContainerWriter, usize), Vec<u32>, Vec<Vec<u32>>)> {
+    let arrs: Vec<ImpactArrays<'a, I>> = views
+        .iter()
+        .enumerate()
+        .map(|(m, v)| {
+            arrays(v).ok_or_else(|| Error::InvalidArgument(format!("member {m} stores another kind of impacts")))
+        })
+        .collect::<Result<_>>()?;
+    // Members without deletions are shifted, not remapped.
+    let shift: Vec<Option<u32>> = newdoc
+        .iter()
+        .map(|map| {
+            let base = map.first().copied().unwrap_or(0);
+            let shifted = map.iter().enumerate().all(|(d, &n)| n != u32::MAX && n == base.wrapping_add(d as u32));
+            shifted.then_some(base)
+        })
+        .collect();
+    let total: usize = views.iter().map(|v| v.n_postings() as usize).sum();
+    let mut start = vec![0u64];
+    let mut docs: Vec<u32> = Vec::with_capacity(total);
+    let mut impacts: Vec<I> = Vec::with_capacity(total);
+    let mut term_ids = Vec::new();
+    let mut local_of: Vec<Vec<u32>> = views.iter().map(|v| vec![u32::MAX; v.n_terms as usize]).collect();
+    let mut next = vec![0usize; views.len()];
+    let mut buf = [0u32; BLOCK_LEN];
+    loop {
+        // The smallest external id not yet merged.
+        let mut ext = None;
+        for (v, &t) in views.iter().zip(&next) {
+            if t < v.n_terms as usize {
+                let e = v.term_ids[t];
+                ext = Some(ext.map_or(e, |x: u32| x.min(e)));
+            }
+        }
+        let Some(ext) = ext else { break };
+        let before = docs.len();
+        let mut members_here = Vec::new();
+        for (m, v) in views.iter().enumerate() {
+            let t = next[m];
+            if t < v.n_terms as usize && v.term_ids[t] == ext {
+                next[m] += 1;
+                members_here.push((m, t));
+                let a = &arrs[m];
+                let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+                let (p0, p1) = (v.term_post_start[t] as usize, v.term_post_start[t + 1] as usize);
+                let imps = a
+                    .impacts
+                    .get(p0..p1)
+                    .ok_or_else(|| Error::Corrupt(format!("member {m}: postings out of range")))?;
+                for (i, b) in (b0..b1).enumerate() {
+                    decode_block(v, b0, b, &mut buf);
+                    let lo = i * BLOCK_LEN;
+                    let n = BLOCK_LEN.min(imps.len().saturating_sub(lo));
+                    let (bd, bi) = (&buf[..n], &imps[lo..lo + n]);
+                    match shift[m] {
+                        Some(base) => {
+                            docs.extend(bd.iter().map(|&d| d.wrapping_add(base)));
+                            impacts.extend_from_slice(bi);
+                        }
+                        None => {
+                            let map = &newdoc[m];
+                            for (&d, &x) in bd.iter().zip(bi) {
+                                let nd = map.get(d as usize).copied().unwrap_or(u32::MAX);
+                                if nd != u32::MAX {
+                                    docs.push(nd);
+                                    impacts.push(x);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if docs.len() > before {
+            let l = term_ids.len() as u32;
+            for (m, t) in members_here {
+                local_of[m][t] = l;
+            }
+            term_ids.push(ext);
+            start.push(docs.len() as u64);
+        }
+    }
+    let n_post = docs.len();
+    let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
+    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION);
+    write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
+    Ok(((w, n_post), term_ids, local_of))
+}

@@ -344,6 +344,13 @@ def test_max_weight_below_the_data_is_an_error(cluster, tmp_path) -> None:
         sh.add([([1], [2.5])], ids=[11])
         sh.commit()
         assert [h.id for h in sh.search(([1], [1.0]), k=5)][0] == 11
+    # without max_weight the grid is the data's largest weight: a heavier add only warns
+    sdr.build_shards(ray.data.from_items(rows), tmp_path / "d", num_shards=2)
+    with sdr.ShardedIndex(tmp_path / "d") as sh:
+        with pytest.warns(UserWarning, match=r"document 0 \(id 12\) has weight 3\.0, above the largest weight"):
+            sh.add([([2], [3.0])], ids=[12])
+        sh.commit()
+        assert len(sh) == 4
 
 
 # bad shards ------------------------------------------------------------------------------

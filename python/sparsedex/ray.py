@@ -18,11 +18,11 @@ documents answers (same ids, same scores, same tie order):
 - Every shard is scored in one arithmetic. ``u8`` shards share **one quantization grid**
   (``impact = round(w * 255 / max_weight)``, ``max_weight`` the largest weight of the whole
   collection unless given), written in ``shards.json`` and checked when a shard opens; a
-  weight above it is refused, at build and at :meth:`ShardedIndex.add`, naming the document
-  (it would be scored on another grid). ``float`` shards are exact too: float vectors add a
-  document's contributions in ascending term id (the same ids in every shard), and float
-  BM25 adds them exactly, in fixed point, so no score depends on a shard's own term
-  dictionary (see the README, "quantization").
+  given ``max_weight`` is a bound: a weight above it is refused, at build and at
+  :meth:`ShardedIndex.add`, naming the document (it would be scored on another grid).
+  ``float`` shards are exact too: float vectors add a document's contributions in ascending
+  term id (the same ids in every shard), and float BM25 adds them exactly, in fixed point,
+  so no score depends on a shard's own term dictionary (see the README, "quantization").
 - BM25 uses the statistics of the whole collection (N, df per term, average document length),
   gathered from the shards (:meth:`SparseIndex.collection_stats`) after every commit; df is
   summed by term *text* (each shard keeps its own term dictionary) and sent with each query,
@@ -278,6 +278,33 @@ def _check_grid_fits(weight: float, max_weight: float, who: str, where: str) -> 
             f"the sharded index would no longer score exactly as one index; {where} with max_weight >= {weight!r} "
             "(or max_weight=None: the largest weight of the data)"
         )
+
+
+def _check_add_fits(docs: list[Any], ids: list[Any], max_weight: float, given: bool) -> None:
+    """Vectors added to a sharded ``u8`` index must fit its grid: a ValueError naming the first
+    document that does not when ``max_weight`` was given to :func:`build_shards` (the caller's
+    bound), a warning when the grid is the build data's largest weight (adding heavier
+    documents later is ordinary: that shard's new segment then gets a coarser grid of its own,
+    and the sharded scores may differ from one index's by that u8 rounding)."""
+    import warnings
+
+    for i, (_, v) in enumerate(docs):
+        if not len(v):
+            continue
+        w = float(np.max(v))
+        if _grid_fits(w, max_weight):
+            continue
+        if given:
+            _check_grid_fits(w, max_weight, f"document {i} (id {ids[i]!r})", "rebuild the index (build_shards)")
+        warnings.warn(
+            f"document {i} (id {ids[i]!r}) has weight {w!r}, above the largest weight the index was built with "
+            f"({max_weight!r}, the u8 grid every shard shares): the segment it lands in gets a coarser grid of its "
+            "own, and its shard's scores may differ from one index's by that rounding; build with a larger "
+            "max_weight to keep one grid",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
 
 
 def _grid(quantization: str, bm25: bool, max_weight: float | None) -> dict[str, Any]:
@@ -568,7 +595,7 @@ def build_shards(
         ``255 / (k1 + 1)``). A document weight above a given ``max_weight`` is a ValueError
         naming the document's id and the weight (it would leave the shared grid, and the
         shards would no longer score exactly as one index); so is a later :meth:`ShardedIndex.add`
-        of such a weight.
+        of such a weight (without ``max_weight``, a later heavier weight is a warning).
     batch_size:
         Rows per batch routed to the shard builders.
     num_cpus:
@@ -642,6 +669,7 @@ def build_shards(
             if c not in cols:
                 raise KeyError(f"the dataset has no {c!r} column: pass vectors (see encode()) or an encoder")
     index_id = uuid.uuid4().hex
+    max_weight_given = max_weight is not None
     spec = {
         "index_id": index_id, "id_column": id_column, "text_column": text_column,
         "payload_columns": list(payload_columns or ()), "bm25": bm25,
@@ -686,7 +714,7 @@ def build_shards(
     manifest = {
         "format": _FORMAT, "version": _VERSION, "index_id": index_id, "num_shards": num_shards,
         "routing": {"hash": "blake2b-64-le", "key": "i:<decimal int id> | s:<utf-8 str id>", "shard": "hash mod num_shards"},
-        "grid": grid, "encoder": ident, "bm25": bm25,
+        "grid": grid, "max_weight_given": max_weight_given, "encoder": ident, "bm25": bm25,
         "shards": [{"name": _shard_name(i), "documents": counts[i]} for i in range(num_shards)],
     }
     _write_json(root / MANIFEST, manifest)
@@ -1343,10 +1371,7 @@ class ShardedIndex:
             docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
             mw = self.manifest.get("grid", {}).get("max_weight")
             if isinstance(mw, float):  # the shared u8 grid: a heavier weight would leave it
-                for i, (_, v) in enumerate(docs):
-                    if len(v):
-                        _check_grid_fits(float(np.max(v)), mw, f"document {i} (id {ids[i]!r})",
-                                         "rebuild the index (build_shards)")
+                _check_add_fits(docs, ids, mw, bool(self.manifest.get("max_weight_given")))
         groups = self._route(ids)
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
                    None if payloads is None else [payloads[i] for i in rows], upsert,
@@ -1358,9 +1383,11 @@ class ShardedIndex:
     def add(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:
         """Add documents (texts or vectors, as the index takes) with their ids, each to the
         shard its id hashes to; visible after :meth:`commit`. An id already in its shard is an
-        error (as :meth:`SparseIndex.add`); so is, on a ``u8`` index of vectors, a weight above
-        the grid's ``max_weight`` (ValueError naming the document and the weight, before
-        anything is written: it would leave the grid every shard shares)."""
+        error (as :meth:`SparseIndex.add`); so is, on a ``u8`` index of vectors built with an
+        explicit ``max_weight``, a weight above it (ValueError naming the document and the
+        weight, before anything is written: it would leave the grid every shard shares). On a
+        grid taken from the build data's largest weight, a heavier weight is a ``UserWarning``
+        (its shard's new segment gets a coarser grid of its own)."""
         return self._write_docs(documents, ids, payloads, upsert=False)
 
     def upsert(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:

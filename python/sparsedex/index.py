@@ -514,7 +514,7 @@ class SparseIndex:
                 "of its own (255 / its largest weight), so its scores are rounded more coarsely and depend on "
                 "how documents fall into segments; create the index with a larger max_weight to keep one grid",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:

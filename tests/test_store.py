@@ -559,6 +559,31 @@ def test_bulk_csr_add_and_max_weight(tmp_path):
         SparseIndex(None, "float", max_weight=2.0)
 
 
+def test_weight_above_an_explicit_max_weight_warns_and_is_not_clipped(tmp_path):
+    """A weight above the max_weight an index was created with is never clipped (its segment
+    gets a grid of its own): a UserWarning names the document and the weight, also after the
+    index is opened again; an index whose grid came from its first commit does not warn."""
+    import warnings
+
+    ix = SparseIndex(None, "u8", path=tmp_path / "ix", merge_policy=NEVER, max_weight=1.0)
+    ix.add([([1, 2], [0.5, 0.25])], ids=[1])
+    ix.commit()
+    with pytest.warns(UserWarning, match=r"document 1 \(id 3\) has weight 4\.0, above the max_weight=1\.0"):
+        ix.add([([1], [1.0]), ([2], [4.0])], ids=[2, 3])
+    ix.commit()
+    assert ix.search(([2], [1.0]), k=1)[0].score == pytest.approx(4.0, rel=0.01)  # not clipped to 1.0
+    ix.close()
+    with SparseIndex.open(tmp_path / "ix") as again:
+        with pytest.warns(UserWarning, match=r"id 4\) has weight 2\.0"):
+            again.add([([1], [2.0])], ids=[4])
+    plain = SparseIndex(None, "u8")
+    plain.add([([1], [1.0])], ids=[1])
+    plain.commit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.add([([1], [5.0])], ids=[2])
+
+
 def test_close_waits_for_background_merges(tmp_path):
     ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=MergePolicy(factor=3, floor_docs=5))
     for b in range(3):

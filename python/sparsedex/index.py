@@ -39,6 +39,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +243,9 @@ class SparseIndex:
         ``round(w * 255 / max_weight)``), shared by every segment, so scores do not depend on
         how documents fall into segments. Default: the largest weight of the first commit. A
         segment holding a larger weight gets its own, coarser grid (its scores then differ
-        from a single index's by the rounding).
+        from a single index's by the rounding); with an explicit ``max_weight``, adding such a
+        weight also warns (``UserWarning`` naming the document and the weight). Weights are
+        never clipped.
     reorder:
         The document order inside each segment, at every commit and merge (kept with the
         index): ``"bp"`` (the default; True means it), recursive graph bisection (Dhulipala et
@@ -301,7 +304,9 @@ class SparseIndex:
             path,
             quantization=quantization,
             vocab_size=vocab,
-            settings={"encoder": self._identity_for_store()},
+            # an explicit max_weight is remembered: a heavier weight is then warned about
+            settings={"encoder": self._identity_for_store(),
+                      **({"max_weight": max_weight} if max_weight is not None else {})},
             merge_policy=merge_policy,
             store_texts=store_texts,
             max_weight=max_weight,
@@ -487,12 +492,33 @@ class SparseIndex:
                 new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
                 if not new_ids:
                     return []
+                self._warn_above_max_weight(csr, new_ids)
                 self._store.add(csr, new_ids, pls, texts, replace=upsert)
             except BaseException:
                 if vocab is not None and mark is not None:
                     vocab.truncate(mark)
                 raise
             return new_ids
+
+    def _warn_above_max_weight(self, csr: Any, ids: list[Any]) -> None:
+        """Warn (naming the document and the weight) when a weight is above the ``max_weight``
+        this index was created with: its segment then gets a coarser grid of its own."""
+        mw = self._store.settings.get("max_weight")
+        if not isinstance(mw, float) or self.quantization != "u8" or self._bm25:
+            return
+        indptr, values = np.asarray(csr[0]), np.asarray(csr[2], dtype=np.float32)
+        # the engine's own test, in float32: w * (255 / max_weight) <= 255 keeps the shared grid
+        over = np.flatnonzero(values * (np.float32(255.0) / np.float32(mw)) > np.float32(255.0))
+        if over.size:
+            row = int(np.searchsorted(indptr, over[0], side="right")) - 1
+            warnings.warn(
+                f"document {row} (id {ids[row]!r}) has weight {float(values[over[0]])!r}, above the "
+                f"max_weight={mw!r} this index was created with: the segment it lands in gets a coarser u8 grid "
+                "of its own (255 / its largest weight), so its scores are rounded more coarsely and depend on "
+                "how documents fall into segments; create the index with a larger max_weight to keep one grid",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
         """Delete documents by id (one id or a list). An unknown id is a KeyError unless

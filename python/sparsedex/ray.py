@@ -17,7 +17,12 @@ documents answers (same ids, same scores, same tie order):
 
 - Every shard is scored in one arithmetic. ``u8`` shards share **one quantization grid**
   (``impact = round(w * 255 / max_weight)``, ``max_weight`` the largest weight of the whole
-  collection unless given), written in ``shards.json`` and checked when a shard opens.
+  collection unless given), written in ``shards.json`` and checked when a shard opens; a
+  given ``max_weight`` is a bound: a weight above it is refused, at build and at
+  :meth:`ShardedIndex.add`, naming the document (it would be scored on another grid).
+  ``float`` shards are exact too: float vectors add a document's contributions in ascending
+  term id (the same ids in every shard), and float BM25 adds them exactly, in fixed point,
+  so no score depends on a shard's own term dictionary (see the README, "quantization").
 - BM25 uses the statistics of the whole collection (N, df per term, average document length),
   gathered from the shards (:meth:`SparseIndex.collection_stats`) after every commit; df is
   summed by term *text* (each shard keeps its own term dictionary) and sent with each query,
@@ -261,6 +266,51 @@ def _shard_name(i: int) -> str:
     return f"shard-{i:05d}"
 
 
+def _grid_fits(weight: float, max_weight: float) -> bool:
+    """Whether ``weight`` fits the u8 grid of ``max_weight``: the engine's own test (in
+    float32, ``w * (255 / max_weight) <= 255``), under which a segment keeps the shared grid."""
+    scale = np.float32(255.0) / np.float32(max_weight)
+    return bool(np.float32(weight) * scale <= np.float32(255.0))
+
+
+def _check_grid_fits(weight: float, max_weight: float, who: str, where: str) -> None:
+    """A ValueError naming ``who`` if ``weight`` does not fit the grid of ``max_weight``."""
+    if not _grid_fits(weight, max_weight):
+        raise ValueError(
+            f"{who} has weight {weight!r}, above max_weight={max_weight!r} (the u8 grid every shard shares, "
+            f"impact = round(w * 255 / max_weight)): its shard would score it on a coarser grid of its own, and "
+            f"the sharded index would no longer score exactly as one index; {where} with max_weight >= {weight!r} "
+            "(or max_weight=None: the largest weight of the data)"
+        )
+
+
+def _check_add_fits(docs: list[Any], ids: list[Any], max_weight: float, given: bool) -> None:
+    """Vectors added to a sharded ``u8`` index must fit its grid: a ValueError naming the first
+    document that does not when ``max_weight`` was given to :func:`build_shards` (the caller's
+    bound), a warning when the grid is the build data's largest weight (adding heavier
+    documents later is ordinary: that shard's new segment then gets a coarser grid of its own,
+    and the sharded scores may differ from one index's by that u8 rounding)."""
+    import warnings
+
+    for i, (_, v) in enumerate(docs):
+        if not len(v):
+            continue
+        w = float(np.max(v))
+        if _grid_fits(w, max_weight):
+            continue
+        if given:
+            _check_grid_fits(w, max_weight, f"document {i} (id {ids[i]!r})", "rebuild the index (build_shards)")
+        warnings.warn(
+            f"document {i} (id {ids[i]!r}) has weight {w!r}, above the largest weight the index was built with "
+            f"({max_weight!r}, the u8 grid every shard shares): the segment it lands in gets a coarser grid of its "
+            "own, and its shard's scores may differ from one index's by that rounding; build with a larger "
+            "max_weight to keep one grid",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+
+
 def _grid(quantization: str, bm25: bool, max_weight: float | None) -> dict[str, Any]:
     if quantization == "float":
         return {"quantization": "float"}
@@ -281,6 +331,7 @@ class _ShardBuilder:
         self.payloads: list[Any] = []
         self.texts: list[Any] = []
         self.wmax = 0.0
+        self.wmax_id: Any = None  # the id of the document holding it
 
     def add(self, ids: list[Any], docs: list[Any], payloads: list[Any], texts: list[Any] | None = None) -> int:
         self.ids += ids
@@ -288,14 +339,19 @@ class _ShardBuilder:
         self.payloads += payloads
         self.texts += texts if texts is not None else [None] * len(ids)
         if not self.spec["bm25"]:
-            for _, v in docs:
-                if len(v):
-                    self.wmax = max(self.wmax, float(np.max(v)))
+            for i, (_, v) in zip(ids, docs):
+                if len(v) and float(np.max(v)) > self.wmax:
+                    self.wmax, self.wmax_id = float(np.max(v)), i
         return len(ids)
 
     def max_weight(self) -> float:
         """The largest weight this shard holds (vectors; 0.0 for BM25)."""
         return self.wmax
+
+    def heaviest(self) -> tuple[float, Any]:
+        """The largest weight this shard holds and the id of a document holding it
+        (``(0.0, None)`` for BM25 or no weights)."""
+        return self.wmax, self.wmax_id
 
     def build(self, grid: dict[str, Any]) -> int:
         """Write the shard (documents in id order) and its member file; returns its size."""
@@ -585,8 +641,11 @@ def build_shards(
         Columns stored as each document's payload (filterable), JSON values.
     quantization:
         ``"u8"`` or ``"float"``. For ``u8``, one grid for every shard: ``max_weight`` if
-        given, else the largest weight of the whole dataset (BM25: the largest live weight
-        under the collection's statistics, recomputed at every commit).
+        given, else the largest weight of the whole dataset (BM25: the engine's fixed grid
+        ``255 / (k1 + 1)``). A document weight above a given ``max_weight`` is a ValueError
+        naming the document's id and the weight (it would leave the shared grid, and the
+        shards would no longer score exactly as one index); so is a later :meth:`ShardedIndex.add`
+        of such a weight (without ``max_weight``, a later heavier weight is a warning).
     batch_size:
         Rows per batch routed to the shard builders.
     num_cpus:
@@ -609,7 +668,8 @@ def build_shards(
     ------
     ValueError, TypeError
         Bad arguments; a bad document (the message starts with its shard's name and names
-        the document); duplicate ids; ``max_weight`` with BM25 or float.
+        the document); duplicate ids; ``max_weight`` with BM25 or float; a weight above
+        ``max_weight`` (the message names the document's id and the weight).
     KeyError
         A column that the dataset does not have.
     FileExistsError
@@ -659,6 +719,7 @@ def build_shards(
             if c not in cols:
                 raise KeyError(f"the dataset has no {c!r} column: pass vectors (see encode()) or an encoder")
     index_id = uuid.uuid4().hex
+    max_weight_given = max_weight is not None
     spec = {
         "index_id": index_id, "id_column": id_column, "text_column": text_column,
         "payload_columns": list(payload_columns or ()), "bm25": bm25,
@@ -682,8 +743,12 @@ def build_shards(
             for raw in b["error"].tolist():
                 _raise_routed(raw)
             n_docs += int(b["n"].sum())
-        if quantization == "u8" and not bm25 and max_weight is None:
-            max_weight = max([float(w) for w in ray.get([b.max_weight.remote() for b in builders])] + [0.0]) or 1.0
+        if quantization == "u8" and not bm25:
+            heaviest = max(ray.get([b.heaviest.remote() for b in builders]), key=lambda h: h[0])
+            if max_weight is None:
+                max_weight = heaviest[0] or 1.0
+            else:
+                _check_grid_fits(heaviest[0], max_weight, f"the document with id {heaviest[1]!r}", "build_shards")
         grid = _grid(quantization, bm25, max_weight)
         counts = ray.get([b.build.remote(grid) for b in builders])
     except Exception as e:  # a RayTaskError, or Ray Data's UserCodeException around the user's error
@@ -699,7 +764,7 @@ def build_shards(
     manifest = {
         "format": _FORMAT, "version": _VERSION, "index_id": index_id, "num_shards": num_shards,
         "routing": {"hash": "blake2b-64-le", "key": "i:<decimal int id> | s:<utf-8 str id>", "shard": "hash mod num_shards"},
-        "grid": grid, "encoder": ident, "bm25": bm25,
+        "grid": grid, "max_weight_given": max_weight_given, "encoder": ident, "bm25": bm25,
         "shards": [{"name": _shard_name(i), "documents": counts[i]} for i in range(num_shards)],
     }
     _write_json(root / MANIFEST, manifest)
@@ -1395,6 +1460,9 @@ class ShardedIndex:
                 docs = list(self.encoder.encode_documents(docs))
             docs = [validate_embedding(d, row=i, what="document") for i, d in enumerate(docs)]
             docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
+            mw = self.manifest.get("grid", {}).get("max_weight")
+            if isinstance(mw, float):  # the shared u8 grid: a heavier weight would leave it
+                _check_add_fits(docs, ids, mw, bool(self.manifest.get("max_weight_given")))
         groups = self._route(ids)
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
                    None if payloads is None else [payloads[i] for i in rows], upsert,
@@ -1406,7 +1474,11 @@ class ShardedIndex:
     def add(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:
         """Add documents (texts or vectors, as the index takes) with their ids, each to the
         shard its id hashes to; visible after :meth:`commit`. An id already in its shard is an
-        error (as :meth:`SparseIndex.add`)."""
+        error (as :meth:`SparseIndex.add`); so is, on a ``u8`` index of vectors built with an
+        explicit ``max_weight``, a weight above it (ValueError naming the document and the
+        weight, before anything is written: it would leave the grid every shard shares). On a
+        grid taken from the build data's largest weight, a heavier weight is a ``UserWarning``
+        (its shard's new segment gets a coarser grid of its own)."""
         return self._write_docs(documents, ids, payloads, upsert=False)
 
     def upsert(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:

@@ -20,13 +20,18 @@
 //! every posting in the block, for any statistics.
 //!
 //! Two arithmetics over the same postings:
-//! - [`Bm25F32Kind`]: float scores, summed in canonical order like [`super::F32Kind`].
+//! - [`Bm25F32Kind`]: float scores. Each contribution is the f32 of the formula above; a
+//!   document's contributions are summed exactly in fixed point ([`super::fixed`]), so the
+//!   score (the f32 nearest to that sum) does not depend on the order of the terms, hence not
+//!   on how a term dictionary numbered them: two indexes over the same documents, added in
+//!   any order or split into shards with their own dictionaries, give bit-identical scores.
 //! - [`Bm25U8Kind`]: the document weight `(k1 + 1) tf / (tf + K)` (always below `k1 + 1`) is
 //!   quantized on the fixed grid `255 / (k1 + 1)` at query time, and multiplied by the query
 //!   weight `idf * qtf` quantized to 16 bits as [`super::U8Kind`] does: exact integer scores,
 //!   comparable across segments and shards that share k1 and the statistics.
 
-use super::kind::{f32_floor_below, quantize_query, u32_floor_below, Bm25Ctx, Kind, Scratch, WeightCtx};
+use super::fixed::{self, Fixed};
+use super::kind::{quantize_query, u32_floor_below, Bm25Ctx, Kind, Scratch, WeightCtx};
 use crate::index::{Bm25Impact, ImpactArrays, Impacts, Index, IndexView};
 use crate::{Error, Result};
 
@@ -160,10 +165,11 @@ fn divisor(c0: f32, c1: f32, i: Bm25Impact) -> f32 {
     1.0 + (c0 + c1 * i.dl as f32) / i.tf as f32
 }
 
-/// Query weight of [`Bm25F32Kind`]: `W = idf * qtf * (k1 + 1)` and the search's constants.
+/// Query weight of [`Bm25F32Kind`]: `W = idf * qtf * (k1 + 1)` in fixed-point units
+/// (`W x 2^e`, see [`super::fixed`]) and the search's constants.
 #[derive(Clone, Copy, Debug)]
 pub struct Bm25W {
-    /// `idf * qtf * (k1 + 1)`.
+    /// `idf * qtf * (k1 + 1) * 2^e` (a power-of-two scaling: exact).
     pub w: f32,
     /// `k1 (1 - b)`.
     pub c0: f32,
@@ -171,23 +177,30 @@ pub struct Bm25W {
     pub c1: f32,
 }
 
-/// BM25 with float scores.
+/// BM25 with float scores, summed exactly in fixed point ([`super::fixed`]): a contribution
+/// is `trunc(W 2^e / (1 + K / tf))` units (the f32 formula scaled by `2^e`, which is exact),
+/// a score the f32 nearest to the sum of its units times `2^-e`, whatever the order of terms.
 pub enum Bm25F32Kind {}
 impl Kind for Bm25F32Kind {
     type Imp = Bm25Impact;
-    type S = f32;
+    type S = Fixed;
     type W = Bm25W;
-    const FLOAT: bool = true;
+    const ORDERED_SUM: bool = false;
+    /// The unit `2^-e` comes from the sum of every query weight (the bound of every score), so
+    /// it is the same in every segment and shard searched with the same statistics.
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Bm25W>, f32) {
         let (p, c0, c1) = consts(ctx);
         let k1p1 = p.k1 as f64 + 1.0;
-        (ws.iter().map(|&w| Bm25W { w: (w as f64 * k1p1) as f32, c0, c1 }).collect(), 1.0)
+        let big: Vec<f32> = ws.iter().map(|&w| (w as f64 * k1p1) as f32).collect();
+        let e = fixed::unit_exponent(big.iter().map(|&w| w as f64).sum());
+        let (scale, norm) = (2f64.powi(e), 2f32.powi(e));
+        (big.into_iter().map(|w| Bm25W { w: (w as f64 * scale) as f32, c0, c1 }).collect(), norm)
     }
-    fn acc(s: &mut Scratch) -> &mut Vec<f32> {
-        &mut s.acc_f32
+    fn acc(s: &mut Scratch) -> &mut Vec<Fixed> {
+        &mut s.acc_fixed
     }
-    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<f32>, &mut Vec<f32>) {
-        (&mut s.ub_f32, &mut s.small_f32)
+    fn ub_and_acc(s: &mut Scratch) -> (&mut Vec<Fixed>, &mut Vec<Fixed>) {
+        (&mut s.ub_fixed, &mut s.small_fixed)
     }
     #[inline(always)]
     fn impact_of(x: f32, dl: u32, _scale: f32) -> Bm25Impact {
@@ -204,26 +217,26 @@ impl Kind for Bm25F32Kind {
         w.w == 0.0
     }
     #[inline(always)]
-    fn mul(w: Bm25W, i: Bm25Impact) -> f32 {
+    fn mul(w: Bm25W, i: Bm25Impact) -> Fixed {
         if i.tf == 0 {
-            return 0.0;
+            return Fixed(0);
         }
-        w.w / divisor(w.c0, w.c1, i)
+        fixed::to_units(w.w / divisor(w.c0, w.c1, i))
     }
     #[inline(always)]
-    fn prune(bound: f32, thr: f32, slack: f32) -> bool {
-        bound * (1.0 + slack) < thr
+    fn prune(bound: Fixed, thr: Fixed, _slack: f32) -> bool {
+        bound <= thr
     }
     #[inline(always)]
-    fn below(bound: f32, thr: f32, slack: f32) -> bool {
-        bound * (1.0 + slack) < thr
+    fn below(bound: Fixed, thr: Fixed, _slack: f32) -> bool {
+        bound <= thr
     }
     #[inline(always)]
-    fn to_f32(s: f32, _norm: f32) -> f32 {
-        s
+    fn to_f32(s: Fixed, norm: f32) -> f32 {
+        fixed::to_f32(s, norm)
     }
-    fn floor_below(f: f32, _norm: f32) -> f32 {
-        f32_floor_below(f)
+    fn floor_below(f: f32, norm: f32) -> Fixed {
+        fixed::floor_below(f, norm)
     }
     fn arrays<'a>(v: &IndexView<'a>) -> Option<ImpactArrays<'a, Bm25Impact>> {
         match v.impacts {
@@ -257,7 +270,7 @@ impl Kind for Bm25U8Kind {
     type Imp = Bm25Impact;
     type S = u32;
     type W = Bm25Q;
-    const FLOAT: bool = false;
+    const ORDERED_SUM: bool = false;
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Bm25Q>, f32) {
         let (p, c0, c1) = consts(ctx);
         let (qs, q) = quantize_query(ws);
@@ -347,7 +360,7 @@ mod tests {
                 assert!(Bm25F32Kind::mul(fw[0], j) >= Bm25F32Kind::mul(fw[0], i), "{k1} {b} {avgdl} {i:?} {j:?}");
                 assert!(Bm25U8Kind::mul(qw[0], j) >= Bm25U8Kind::mul(qw[0], i));
             }
-            assert_eq!(Bm25F32Kind::mul(fw[0], Bm25Impact::default()), 0.0);
+            assert_eq!(Bm25F32Kind::mul(fw[0], Bm25Impact::default()), Fixed(0));
             assert_eq!(Bm25U8Kind::mul(qw[0], Bm25Impact::default()), 0);
         }
     }

@@ -138,7 +138,7 @@ pub fn search<K: Kind>(
     }
     let mut top = TopK::with_allowed(k, allowed, plan.floor).with_ties(plan.ties.as_ref());
     // With every term read, integer accumulators are the exact scores: no rescoring.
-    let exact = nonessential.is_empty() && !K::FLOAT;
+    let exact = nonessential.is_empty() && !K::ORDERED_SUM;
     let mut cand: Vec<(K::S, u32)> = Vec::new();
     for (f, &b) in bound.iter().enumerate() {
         let lo = f * FINE_BLOCK;

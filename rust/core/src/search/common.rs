@@ -41,9 +41,10 @@ pub fn open_cursors<'a, K: Kind>(
         .collect()
 }
 
-/// Sums a document's contributions. Integer kinds add as they go; float kinds remember each
-/// contribution by canonical position and sum them in that order at the end, so the result is
-/// bit-identical to the term-at-a-time oracle's.
+/// Sums a document's contributions. Exact kinds (integers, fixed point) add as they go; float
+/// vectors ([`Kind::ORDERED_SUM`]) remember each contribution by canonical position and sum
+/// them in that order at the end, so the result is bit-identical to the term-at-a-time
+/// oracle's.
 pub struct Evaluator<K: Kind> {
     contrib: Vec<K::S>,
     touched: Vec<usize>,
@@ -53,8 +54,8 @@ impl<K: Kind> Evaluator<K> {
     /// For a query of `n` terms.
     pub fn new(n: usize) -> Self {
         Evaluator {
-            contrib: vec![K::S::default(); if K::FLOAT { n } else { 0 }],
-            touched: Vec::with_capacity(if K::FLOAT { n } else { 0 }),
+            contrib: vec![K::S::default(); if K::ORDERED_SUM { n } else { 0 }],
+            touched: Vec::with_capacity(if K::ORDERED_SUM { n } else { 0 }),
         }
     }
 
@@ -62,7 +63,7 @@ impl<K: Kind> Evaluator<K> {
     #[inline(always)]
     pub fn add(&mut self, score: &mut K::S, qi: usize, c: K::S) {
         *score += c;
-        if K::FLOAT {
+        if K::ORDERED_SUM {
             self.contrib[qi] = c;
             self.touched.push(qi);
         }
@@ -71,7 +72,7 @@ impl<K: Kind> Evaluator<K> {
     /// The exact score of the document (canonical order for floats); resets the evaluator.
     #[inline(always)]
     pub fn finish(&mut self, score: K::S) -> K::S {
-        if !K::FLOAT {
+        if !K::ORDERED_SUM {
             return score;
         }
         self.touched.sort_unstable();
@@ -86,7 +87,7 @@ impl<K: Kind> Evaluator<K> {
     /// Forget the current document (it was pruned).
     #[inline(always)]
     pub fn discard(&mut self) {
-        if K::FLOAT {
+        if K::ORDERED_SUM {
             self.touched.clear();
         }
     }

@@ -1,6 +1,7 @@
 //! Per-term explanation of a document's score: which query terms it matched, with what stored
 //! weight, and how much each contributed. Contributions are computed in the index's own
-//! arithmetic, so they sum to the score the search returned (up to float rounding of the sum).
+//! arithmetic, so they sum to the score the search returned (up to float rounding of the sum;
+//! for float BM25 the score is the f32 nearest to their exact sum, see [`super::fixed`]).
 
 use super::bm25::Bm25Stats;
 use super::common::open_cursors;

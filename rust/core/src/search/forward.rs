@@ -4,8 +4,9 @@
 //!
 //! Each allowed document's stored terms (ascending term id) are looked up in a dense table of
 //! query weights, and its impacts are re-derived from the stored weights exactly as the
-//! builder derived them, so the scores are the oracle's: integers for the quantized kind, and
-//! for floats the same products summed in the same canonical (ascending term) order.
+//! builder derived them, so the scores are the oracle's: exact sums for the quantized kinds
+//! and float BM25, and for float vectors the same products summed in the same canonical
+//! (ascending term) order.
 
 use super::plan::Plan;
 use super::topk::TopK;

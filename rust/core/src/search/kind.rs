@@ -2,9 +2,12 @@
 //!
 //! Four kinds: [`U8Kind`] (u8 impacts, integer scores), [`F32Kind`] (float impacts and
 //! scores), and the two BM25 kinds of [`super::bm25`] over the same (tf, length) postings.
-//! Integer kinds give exact scores (every algorithm equals the oracle bit for bit); float kinds
-//! sum a document's contributions in canonical order (ascending term id) and prune with a
-//! relative slack that covers float rounding.
+//! Integer kinds give exact scores (every algorithm equals the oracle bit for bit). Float
+//! vectors sum a document's f32 contributions in canonical order (ascending term id, the
+//! caller's ids, the same in every index over the same vectors) and prune with a relative
+//! slack that covers float rounding. Float BM25 sums in fixed point
+//! ([`super::fixed`]): exact, so its scores depend on no order at all (BM25 term ids are
+//! each dictionary's own).
 
 use crate::index::{Impact, ImpactArrays, Impacts, IndexView};
 use std::fmt;
@@ -45,8 +48,11 @@ pub trait Kind: 'static {
         + fmt::Debug;
     /// Query weight.
     type W: Copy + Send + Sync + fmt::Debug;
-    /// Float kinds sum contributions in canonical order and prune with slack.
-    const FLOAT: bool;
+    /// True when scores are rounded float sums (f32 vectors): a document's contributions are
+    /// added in canonical order (ascending term id) and pruning compares with a relative slack
+    /// ([`super::Plan::slack`]). False when sums are exact (integers, fixed point): any order
+    /// gives the same score, and pruning compares exactly.
+    const ORDERED_SUM: bool;
     /// Convert validated, positive query weights; returns the weights and the norm that turns
     /// an accumulated score into weight units (see [`super::plan`] for the quantized rule).
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Self::W>, f32);
@@ -171,7 +177,7 @@ impl Kind for U8Kind {
     type Imp = u8;
     type S = u32;
     type W = u32;
-    const FLOAT: bool = false;
+    const ORDERED_SUM: bool = false;
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<u32>, f32) {
         let (w, q) = quantize_query(ws);
         (w, (q * ctx.scale as f64) as f32)
@@ -245,7 +251,7 @@ impl Kind for F32Kind {
     type Imp = f32;
     type S = f32;
     type W = f32;
-    const FLOAT: bool = true;
+    const ORDERED_SUM: bool = true;
     fn weights(ws: &[f32], _ctx: &WeightCtx) -> (Vec<f32>, f32) {
         (ws.to_vec(), 1.0)
     }
@@ -307,6 +313,12 @@ pub struct Scratch {
     pub small_u32: Vec<u32>,
     /// Compact accumulators of selected doc blocks (float kinds).
     pub small_f32: Vec<f32>,
+    /// Fixed-point accumulators (float BM25, [`super::fixed`]).
+    pub acc_fixed: Vec<super::fixed::Fixed>,
+    /// Doc-block upper bounds (fixed point).
+    pub ub_fixed: Vec<super::fixed::Fixed>,
+    /// Compact accumulators of selected doc blocks (fixed point).
+    pub small_fixed: Vec<super::fixed::Fixed>,
     /// Position in the plan by local term id (`u32::MAX` for terms not in the query), all
     /// `u32::MAX` between queries.
     pub table: Vec<u32>,

@@ -6,10 +6,13 @@
 //! stores no ids). The order therefore does not depend on the internal layout (BP
 //! reordering, merges, how documents are split into segments). For the
 //! integer kinds scores are integers (query weights are quantized too, see [`plan`]), so
-//! equality is exact by construction. For the float kinds every algorithm sums a document's
-//! contributions in the same canonical order (query terms by ascending term id, as the
-//! term-at-a-time oracle does), and pruning compares upper bounds with a relative slack that
-//! covers float rounding, so no document that could enter is ever pruned.
+//! equality is exact by construction. Float BM25 sums in fixed point ([`fixed`]): exact too,
+//! and independent of the order of the terms (BM25 term ids are each dictionary's own), so
+//! shards and indexes fed the same documents in any order give bit-identical scores. For
+//! float vectors every algorithm sums a document's f32 contributions in the same canonical
+//! order (query terms by ascending term id, the caller's ids, as the term-at-a-time oracle
+//! does), and pruning compares upper bounds with a relative slack that covers float rounding,
+//! so no document that could enter is ever pruned.
 //!
 //! A query is validated once per search ([`plan::Query`]), then prepared per segment
 //! ([`plan::Plan`]); BM25 segments are scored from collection statistics that come with the
@@ -27,6 +30,7 @@ pub mod common;
 pub mod docset;
 pub mod exhaustive;
 pub mod explain;
+pub mod fixed;
 pub mod forward;
 pub mod kernels;
 pub mod kind;

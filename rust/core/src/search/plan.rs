@@ -4,8 +4,8 @@
 //!
 //! A query is validated like a document row (the vector contract of [`crate::vectors`]): once,
 //! whatever the number of segments searched. Terms with a zero weight are dropped; the others
-//! are kept in ascending term-id order, the canonical summation order of float scores (local
-//! ids keep that order). In a segment, terms without postings are dropped.
+//! are kept in ascending term-id order, the canonical summation order of float vector scores
+//! (local ids keep that order; float BM25 sums exactly, in any order, see [`super::fixed`]). In a segment, terms without postings are dropped.
 //!
 //! Integer kinds quantize the query weights over the whole query, before terms without
 //! postings are dropped (see [`super::kind::quantize_query`]), so a query gets the same
@@ -96,7 +96,7 @@ pub struct Plan<K: Kind> {
     pub terms: Vec<PlanTerm<K::W>>,
     /// Divisor that turns an accumulated score into weight units.
     pub norm: f32,
-    /// Relative slack of float pruning comparisons (0 for integer scores).
+    /// Relative slack of float pruning comparisons (0 for exact sums: integers, fixed point).
     pub slack: f32,
     /// What the weights were derived with (the segment's scale, BM25 parameters).
     pub ctx: WeightCtx,
@@ -135,7 +135,7 @@ impl<K: Kind> Plan<K> {
         for (i, pt) in terms.iter_mut().enumerate() {
             pt.qi = i;
         }
-        let slack = if K::FLOAT { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
+        let slack = if K::ORDERED_SUM { (terms.len() as f32 + 2.0) * 2.0f32.powi(-22) } else { 0.0 };
         Plan { terms, norm, slack, ctx, allowed: None, floor: K::S::default(), ties: None }
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! A stored row lists a document's local term ids in ascending order with their weights as
 //! given; each weight's impact is re-derived exactly as the builder derived it
-//! ([`Kind::impact_of`]), so a row's score is the oracle's: for integer kinds the same sum,
-//! for float kinds the same products added in the same canonical (ascending term) order. The
+//! ([`Kind::impact_of`]), so a row's score is the oracle's: for exact kinds (integers, fixed
+//! point) the same sum, for float vectors the same products added in the same canonical
+//! (ascending term) order. The
 //! u8 kind runs a 16-lane kernel over a dense table of the query's weights
 //! ([`super::kernels::score_row_u8`]); other kinds look each entry up in a table of plan
 //! positions.

@@ -10,8 +10,9 @@
 //! hold none), dropping candidates as `R` shrinks and `theta` grows.
 //!
 //! `theta` is exclusive (just below a lower bound of the k-th score), so a candidate that
-//! could tie with the k-th score, and enter by its tie key, is never dropped. Float scores are recomputed for the final candidates in
-//! canonical term order, so they equal the oracle's bit for bit.
+//! could tie with the k-th score, and enter by its tie key, is never dropped. Float vector
+//! scores ([`Kind::ORDERED_SUM`]) are recomputed for the final candidates in canonical term
+//! order, so they equal the oracle's bit for bit; exact sums need no recomputing.
 
 use super::common::{for_each_posting, lookup, open_cursors, DistinctTop};
 use super::plan::Plan;
@@ -149,8 +150,8 @@ pub fn search<K: Kind>(
         });
     }
 
-    // Final scores: exact already for integers; recomputed in canonical order for floats.
-    if K::FLOAT {
+    // Final scores: exact already for exact sums; recomputed in canonical order for f32 sums.
+    if K::ORDERED_SUM {
         for &d in &cand {
             acc[d as usize] = K::S::default();
         }

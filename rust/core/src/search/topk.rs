@@ -18,9 +18,17 @@ use std::sync::Arc;
 /// A score type: ordered, with the largest value below a given one (so that an inclusive
 /// bound "at least `s`" is the exclusive bound "above `s.just_below()`").
 pub trait Score: Copy + PartialOrd + Default {
-    /// The largest value below `self` (integers: `self - 1`, saturating; floats: the next
-    /// representable value down).
+    /// The largest value that ranks below `self` (integers: `self - 1`, saturating; floats:
+    /// the next representable value down; fixed point: the largest sum that rounds to a
+    /// smaller f32, [`super::fixed::Fixed`]).
     fn just_below(self) -> Self;
+    /// The value `self` ranks as: itself, except for fixed-point sums, which rank as the f32
+    /// they round to (the smallest sum that rounds to it), so that sums reported as equal
+    /// scores tie.
+    #[inline(always)]
+    fn canon(self) -> Self {
+        self
+    }
 }
 
 impl Score for u32 {
@@ -103,9 +111,11 @@ impl<S: Score> TopK<S> {
         }
     }
 
-    /// Offer a document; returns true if it entered.
+    /// Offer a document; returns true if it entered. It competes with its score's rank
+    /// value ([`Score::canon`]), which is what [`TopK::into_sorted`] returns.
     #[inline]
     pub fn push(&mut self, doc: u32, score: S) -> bool {
+        let score = score.canon();
         if !(score > self.floor) {
             return false;
         }

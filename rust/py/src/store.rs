@@ -410,8 +410,8 @@ impl PySnapshot {
 
     /// The store's settings as of this commit: quantization, scale, vocab_size, bm25,
     /// next_int_id, id_kind ("int", "str" or None), settings_json, reorder ("bp",
-    /// "signature" or "none"), vocabulary_terms and vocabulary_file (the committed number of
-    /// terms of the vocabulary file and its name; None without one).
+    /// "signature" or "none"), vocabulary_terms, vocabulary_file and vocabulary_bytes (the
+    /// vocabulary file's committed terms, name and committed length; None without one).
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.settings();
         let d = PyDict::new(py);
@@ -432,6 +432,7 @@ impl PySnapshot {
         d.set_item("reorder", s.reorder.name())?;
         d.set_item("vocabulary_terms", s.vocabulary.as_ref().map(|v| v.n_terms))?;
         d.set_item("vocabulary_file", s.vocabulary.as_ref().map(|v| v.file.name.clone()))?;
+        d.set_item("vocabulary_bytes", s.vocabulary.as_ref().map(|v| v.file.size))?;
         Ok(d)
     }
 

@@ -246,9 +246,7 @@ fn v1_image(u8_scale: Option<f32>, ids: Option<&[String]>) -> Vec<u8> {
 fn version_1_files_are_upgraded_in_memory() {
     let (indptr, indices, values) = corpus();
     let ids: Vec<String> = (0..300).map(|d| format!("doc-{d}")).collect();
-    for (u8_scale, quantization) in
-        [(Some(255.0 / 8.0), Quantization::U8 { scale: Some(255.0 / 8.0) }), (None, Quantization::F32)]
-    {
+    for (u8_scale, quantization) in [(Some(255.0 / 8.0), Quantization::U8 { scale: Some(255.0 / 8.0) }), (None, Quantization::F32)] {
         let old = open(&v1_image(u8_scale, Some(&ids))).unwrap();
         let opts = BuildOptions { quantization, store_vectors: true, reorder: Reorder::None, n_terms: Some(8) };
         let new = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::Str(&ids), &opts)

@@ -26,6 +26,7 @@ pub struct MergeOptions {
     pub reorder: Reorder,
 }
 
+
 /// A merged segment and where its documents came from.
 #[derive(Debug)]
 pub struct Merged {

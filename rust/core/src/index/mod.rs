@@ -278,10 +278,7 @@ impl Index {
     /// A file of format version 1 (sparsedex 0.1) is rebuilt in memory as a version-2 index
     /// with the same documents, order, ids and impacts ([`v1::upgrade`]).
     pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
-        if image.as_bytes().len() >= 12
-            && image.as_bytes()[..8] == format::MAGIC
-            && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes()
-        {
+        if image.as_bytes().len() >= 12 && image.as_bytes()[..8] == format::MAGIC && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes() {
             return v1::upgrade(image, verify_checksums);
         }
         let container = Arc::new(Container::parse(image, format::MAGIC, format::VERSION, verify_checksums)?);

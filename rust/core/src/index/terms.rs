@@ -410,3 +410,5 @@ mod tests {
         assert!(matches!(map, TermMap::Dense(ref l) if l.len() == 4));
     }
 }
+
+

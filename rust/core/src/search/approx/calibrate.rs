@@ -146,8 +146,7 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         Some(q) => (0..q.indptr.len().saturating_sub(1))
             .filter_map(|i| {
                 let (a, b) = (q.indptr[i] as usize, q.indptr[i + 1] as usize);
-                let query =
-                    Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, v.vocab, None).ok()?;
+                let query = Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, v.vocab, None).ok()?;
                 Some(CalQuery { terms: query.terms().to_vec(), weights: query.weights().to_vec(), exclude: None })
             })
             .collect(),

@@ -10,7 +10,10 @@ Subcommands (each prints one JSON object; `compare` also a markdown table):
   hashed     20k documents with hashed ids: every query's top-10 equals brute force (a float64
              dot product over the compacted columns), and the process's peak RSS.
   one        build time and per-query latency of one variant in this process:
-             --variant dense|random|random-unsorted, --n documents, --queries, --seed.
+             --variant dense|random|random-unsorted|random-monotone|permuted, --n documents,
+             --queries, --seed. `random-monotone` maps ids to random values in the same order
+             (the term dictionary's lookup cost alone); `permuted` keeps dense ids but puts the
+             terms in the random ids' order (the cost of the order alone: its local ids, postings and BP order are those of `random`).
              `random` keeps each row sorted by (mapped) term id, the canonical CSR form of the
              mapped corpus; `random-unsorted` leaves the rows in the dense order, so that
              validation sorts them too.
@@ -69,12 +72,14 @@ def sort_rows(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray):
 
 def corpus(n: int, queries: int, seed: int, variant: str):
     d_ptr, d_idx, d_val, q_ptr, q_idx, q_val = core().synthetic_corpus(n, queries, seed)
-    if variant in ("random", "random-unsorted", "random-monotone"):
+    if variant in ("random", "random-unsorted", "random-monotone", "permuted"):
         m = random_ids(30522, seed + 1)
         if variant == "random-monotone":
             m = np.sort(m)
+        if variant == "permuted":  # dense ids, in the random ids' order: the order's cost alone
+            m = np.argsort(np.argsort(m)).astype(np.uint32)
         d_idx, q_idx = m[d_idx], m[q_idx]
-        if variant == "random":
+        if variant in ("random", "permuted"):
             d_idx, d_val = sort_rows(d_ptr, d_idx, d_val)
     return (d_ptr, d_idx, d_val), (q_ptr, q_idx, q_val)
 
@@ -160,6 +165,7 @@ def cmd_one(a: argparse.Namespace) -> dict:
 def cmd_compare(a: argparse.Namespace) -> dict:
     runs = [("dense", None), ("random", None)]
     runs += [("random-unsorted", None)] * a.unsorted + [("random-monotone", None)] * a.monotone
+    runs += [("permuted", None)] * a.permuted
     runs += [("dense", a.baseline)] if a.baseline else []
     results: dict[str, list[dict]] = {}
     for rep in range(a.reps):
@@ -199,7 +205,7 @@ def main() -> None:
     h.add_argument("--queries", type=int, default=200)
     h.add_argument("--seed", type=int, default=0)
     o = sub.add_parser("one")
-    o.add_argument("--variant", choices=("dense", "random", "random-unsorted", "random-monotone"), required=True)
+    o.add_argument("--variant", choices=("dense", "random", "random-unsorted", "random-monotone", "permuted"), required=True)
     for q in (o, c := sub.add_parser("compare")):
         q.add_argument("--n", type=int, default=1_000_000)
         q.add_argument("--queries", type=int, default=200)
@@ -207,6 +213,7 @@ def main() -> None:
     c.add_argument("--reps", type=int, default=3)
     c.add_argument("--unsorted", action="store_true", help="also random ids with rows left unsorted (validation sorts them)")
     c.add_argument("--monotone", action="store_true", help="also random ids that keep the order of terms (the dictionary's cost alone)")
+    c.add_argument("--permuted", action="store_true", help="also dense ids permuted in the random ids' order (the order's cost alone)")
     c.add_argument("--baseline", default=None, help="a directory holding another sparsedex package (main's)")
     a = p.parse_args()
     out = {"hashed": cmd_hashed, "one": cmd_one, "compare": cmd_compare}[a.cmd](a)

@@ -1,4 +1,6 @@
-"""Child process of the crash test: adds and commits batches in a loop until it is killed.
+"""Child process of the crash test: adds and commits batches in a loop until it is killed
+(``crash_child.py PATH [bm25]``: vectors, or texts in a BM25 index whose every commit appends
+new terms to its vocabulary file).
 
 State after committing batch ``b`` (deterministic, see ``expected_ids``): documents
 ``0 .. (b+1)*B - 1`` were added; the ids of batch ``b - 2`` divisible by 5 (but never a batch's
@@ -21,6 +23,11 @@ def doc_vec(i: int, vocab: int = 60) -> tuple[np.ndarray, np.ndarray]:
     return idx, rng.uniform(0.05, 3.0, size=n).astype(np.float32)
 
 
+def doc_text(i: int) -> str:
+    """BM25 mode: every document brings new terms (w<i>, and t<i // 3> every third)."""
+    return f"w{i} common{i % 4} t{i // 3} shared"
+
+
 def deleted_by(b: int) -> list[int]:
     """Ids deleted by the commit of batch ``b``."""
     if b < 2:
@@ -35,7 +42,7 @@ def expected_ids(b: int) -> set[int]:
     return ids
 
 
-def main(path: str) -> None:
+def main(path: str, mode: str = "vectors") -> None:
     from pathlib import Path
 
     from sparsedex import SparseIndex
@@ -47,17 +54,18 @@ def main(path: str) -> None:
     if (Path(path) / "CURRENT").exists():
         ix = SparseIndex.open(path, merge_policy=policy)
     else:  # never committed (maybe killed while creating it): create it
-        ix = SparseIndex(None, "float", path=path, merge_policy=policy)
+        ix = SparseIndex("bm25" if mode == "bm25" else None, "float", path=path, merge_policy=policy)
     ids = ix.ids()
     b = max(ids) // B if ids else -1
     while True:
         b += 1
         new = list(range(b * B, (b + 1) * B))
-        ix.add([doc_vec(i) for i in new], ids=new, payloads=[{"batch": b} for _ in new])
+        docs = [doc_text(i) for i in new] if mode == "bm25" else [doc_vec(i) for i in new]
+        ix.add(docs, ids=new, payloads=[{"batch": b} for _ in new])
         ix.delete(deleted_by(b))
         ix.commit()
         print(b, flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

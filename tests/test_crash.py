@@ -18,7 +18,7 @@ from sparsedex import SparseIndex
 from sparsedex._segment import SegmentView
 
 sys.path.insert(0, str(Path(__file__).parent))
-from crash_child import B, doc_vec, expected_ids  # noqa: E402
+from crash_child import B, doc_text, doc_vec, expected_ids  # noqa: E402
 
 CHILD = Path(__file__).parent / "crash_child.py"
 
@@ -32,7 +32,23 @@ def _queries():
     return out
 
 
-def _verify(path: Path, known: int) -> int:
+def _verify_bm25(ix: SparseIndex, want: set[int]) -> None:
+    """The vocabulary file holds every committed term once, in the ids the documents use:
+    scores equal a fresh BM25 index of the surviving documents, and each new term finds its
+    document."""
+    terms = ix.encoder.vocabulary.terms
+    assert len(terms) == len(set(terms)), "a term appears twice in the vocabulary"
+    ref = SparseIndex("bm25", "float")
+    ref.add([doc_text(i) for i in sorted(want)], ids=sorted(want))
+    for q in ("shared common1", "common2 t3", f"w{max(want)} t{max(want) // 3}"):
+        got = [(h.id, h.score) for h in ix.search(q, k=10)]
+        exp = [(h.id, h.score) for h in ref.search(q, k=10)]
+        assert [s for _, s in got] == [s for _, s in exp], q
+    for i in sorted(want)[:: max(1, len(want) // 15)]:
+        assert ix.search(f"w{i}", k=1)[0].id == i
+
+
+def _verify(path: Path, known: int, mode: str = "vectors") -> int:
     """Check the committed state; returns its batch number."""
     if not (path / "CURRENT").exists():  # killed before the index was first committed
         assert known == -1
@@ -44,7 +60,10 @@ def _verify(path: Path, known: int) -> int:
     assert b in (known, known + 1), f"state of batch {b}, but batch {known} was committed and reported"
     want = expected_ids(b)
     assert set(ids) == want, f"batch {b}: {len(set(ids) ^ want)} documents differ from the committed state"
-    if want:
+    if want and mode == "bm25":
+        _verify_bm25(ix, want)
+        assert ix.get(max(ids)).payload == {"batch": b}
+    elif want:
         ref = SegmentView.build([doc_vec(i) for i in sorted(want)], ids=sorted(want), quantization="float")
         for q in _queries():
             got = [(h.id, h.score) for h in ix.search(q, k=10)]
@@ -65,14 +84,14 @@ def _wait_ready(proc: subprocess.Popen) -> bytes:
     return b""
 
 
-def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
+def run_kills(tmp_path: Path, kills: int, seed: int, mode: str = "vectors") -> None:
     rng = np.random.default_rng(seed)
     path = tmp_path / "ix"
     known = -1
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     done = 0
     while done < kills:
-        proc = subprocess.Popen([sys.executable, str(CHILD), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen([sys.executable, str(CHILD), str(path), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         # let it start (imports: it says "ready" on stderr, however loaded the machine) and then
         # run for a random while: kills land in every phase of a commit (opening, encoding,
         # segment writes, manifest, CURRENT switch, merges, cleanup)
@@ -86,13 +105,19 @@ def run_kills(tmp_path: Path, kills: int, seed: int) -> None:
         reported = [int(x) for x in out.decode().split()]
         if reported:
             known = max(known, reported[-1])
-        known = _verify(path, known)
+        known = _verify(path, known, mode)
         done += 1
     assert known > 5, f"only {known + 1} batches committed in {kills} runs: the child barely ran"
 
 
 def test_sigkill_at_random_moments(tmp_path):
     run_kills(tmp_path, kills=50, seed=0)
+
+
+def test_sigkill_bm25_vocabulary_at_random_moments(tmp_path):
+    """BM25: every commit appends new terms to the vocabulary file in place; a kill in the
+    middle of an append leaves the previous commit whole (its committed prefix)."""
+    run_kills(tmp_path, kills=40, seed=3, mode="bm25")
 
 
 @pytest.mark.slow

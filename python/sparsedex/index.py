@@ -357,16 +357,38 @@ class SparseIndex:
         return enc.identity()
 
     def _stamp_encoder(self) -> None:
-        """Record the encoder's identity with the next commit when there are staged changes
-        (adds grow BM25's term dictionary)."""
+        """Record the encoder's identity with the next commit when there are staged changes,
+        and stage BM25's new terms (those past the committed ones) for the vocabulary file:
+        a commit appends only them, whatever the size of the vocabulary."""
         if self._store.has_staged():
             self._store.set_settings({**self._store.settings, "encoder": self._identity_for_store()})
+            if self._bm25:
+                self._store.stage_terms(self.encoder.vocabulary)
 
     def _identity_for_store(self) -> dict[str, Any] | None:
+        """The encoder identity kept in the index settings. BM25's term dictionary is not in
+        it: it lives in the append-only vocabulary file (``vocab-<G>``, see
+        rust/core/FORMAT.md), so the settings do not change as the vocabulary grows."""
         ident = self.encoder_identity
-        if self._bm25:
-            ident = self.encoder.identity(include_vocabulary=True)
+        if self._bm25 and ident is not None:
+            ident = {k: v for k, v in ident.items() if k not in ("vocabulary", "vocab_size")}
         return ident
+
+    def _bm25_terms(self, ident: dict[str, Any]) -> list[str]:
+        """The committed BM25 term dictionary: the vocabulary file's terms, or, for an index
+        written before the file existed (not yet upgraded by a writer), its settings'."""
+        if self._store.vocabulary_len() is not None:
+            return self._store.vocabulary()
+        terms = ident.get("vocabulary", [])
+        return terms if isinstance(terms, list) else []
+
+    def _sync_vocabulary(self) -> None:
+        """Give the BM25 encoder the terms other writers committed since it was loaded (the
+        dictionary only grows), before it assigns ids to new terms."""
+        n = self._store.vocabulary_len()
+        vocab = self.encoder.vocabulary
+        if n is not None and len(vocab) < n:
+            vocab.extend(self._store.vocabulary(len(vocab)))
 
     @property
     def _has_encoder(self) -> bool:
@@ -486,6 +508,10 @@ class SparseIndex:
     def _add(self, documents: Any, ids: Any, payloads: Any, *, upsert: bool) -> list[Any]:
         with self._lock:
             # encoding grows BM25's term dictionary: a refused add must leave it as it was
+            if self._bm25 and self._store.path is not None and not self._store.closed:
+                # term ids are assigned by encoding: as the writer, knowing every committed term
+                self._store.begin_write()
+                self._sync_vocabulary()
             vocab = getattr(self._encoder, "vocabulary", None) if self._bm25 else None
             mark = len(vocab) if vocab is not None else None
             try:
@@ -653,9 +679,19 @@ class SparseIndex:
     def _reload_bm25_encoder(self) -> None:
         ident = self._store.settings.get("encoder")
         if isinstance(ident, dict) and ident.get("kind") == "bm25":
-            from .encoders.bm25 import Bm25Encoder
+            self._encoder = self._load_bm25_encoder(ident)
 
-            self._encoder = Bm25Encoder.from_identity(ident)
+    def _load_bm25_encoder(self, ident: dict[str, Any]) -> Any:
+        """The BM25 encoder of the committed index: its parameters from the settings, its
+        term dictionary from the vocabulary file (or, in older indexes, the settings)."""
+        from .encoders.bm25 import Bm25Encoder
+
+        terms = self._bm25_terms(ident)
+        ident = {k: v for k, v in ident.items() if k != "vocab_size" or "vocabulary" in ident}
+        try:
+            return Bm25Encoder.from_identity({**ident, "vocabulary": terms})
+        except (ValueError, TypeError, KeyError) as e:
+            raise CorruptIndexError(f"{self._store.path}: unreadable BM25 encoder settings ({e})") from None
 
     def _query_vector(self, query: Any, what: str = "query", snap: Snapshot | None = None) -> SparseEmbedding:
         """A query as the engine takes it: SPLADE weights, BM25 query term frequencies (the
@@ -1077,7 +1113,8 @@ class SparseIndex:
             )
         self._snap()  # an in-memory index commits what is staged
         with self._lock:
-            self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident})
+            terms = self.encoder.vocabulary.terms if self._bm25 else None
+            self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident}, terms=terms)
 
     @classmethod
     def open(
@@ -1105,12 +1142,7 @@ class SparseIndex:
             self._encoder = _make_encoder(encoder)
         elif isinstance(ident, dict):
             if ident.get("kind") == "bm25":
-                from .encoders.bm25 import Bm25Encoder
-
-                try:
-                    self._encoder = Bm25Encoder.from_identity(ident)
-                except (ValueError, TypeError, KeyError) as e:
-                    raise CorruptIndexError(f"{path}: unreadable BM25 encoder settings ({e})") from None
+                self._encoder = self._load_bm25_encoder(ident)
             else:
                 self._encoder_identity = ident
         return self

@@ -568,6 +568,38 @@ class Store:
     def bm25(self) -> tuple[float, float] | None:
         return self._core_settings()["bm25"]
 
+    # vocabulary (term texts by term id; BM25) -----------------------------------------------
+    def vocabulary_len(self) -> int | None:
+        """Committed terms of the index's vocabulary file (``vocab-<G>``, rust/core/FORMAT.md);
+        None without one (an in-memory store, or an index whose terms are still in its
+        settings, as sparsedex wrote them before the file existed)."""
+        n = self._core_settings().get("vocabulary_terms")
+        return None if n is None else int(n)
+
+    def vocabulary(self, start: int = 0) -> list[str]:
+        """The committed terms with ids ``start ..`` from the vocabulary file, read through
+        the handle opened with the snapshot (:class:`CorruptIndexError` naming the file if it
+        is truncated or its checksum differs)."""
+        return self.snapshot.core.vocabulary(start)
+
+    def stage_terms(self, terms: Any) -> None:
+        """Stage the terms of ``terms`` (a :class:`~sparsedex.encoders.bm25.TermDictionary`
+        extending the committed one) past the committed ones, to be appended to the vocabulary
+        file by the next commit: a commit writes only its new terms. Nothing to do in memory."""
+        if self._in_memory:
+            return
+        with self._wlock:
+            self._begin_write()
+            have = self.vocabulary_len() or 0
+            if len(terms) > have:
+                self._core.stage_terms(have, terms.terms_from(have))
+
+    def begin_write(self) -> None:
+        """Become the writer now (take the writer lock, catch up with commits made meanwhile):
+        before assigning ids that a commit will make durable (BM25 term ids)."""
+        with self._wlock:
+            self._begin_write()
+
     @property
     def id_kind(self) -> type | None:
         """int or str (the kind of the index's ids, committed or staged), None if no id yet."""
@@ -1035,10 +1067,14 @@ class Store:
             return self.snapshot.generation
 
     # saving -------------------------------------------------------------------------------
-    def save_copy(self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None) -> int:
+    def save_copy(
+        self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None, terms: Sequence[str] | None = None
+    ) -> int:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
-        one's ``CURRENT`` replaces it). Takes ``dest``'s writer lock meanwhile."""
+        one's ``CURRENT`` replaces it). Takes ``dest``'s writer lock meanwhile. ``terms``: the
+        copy's vocabulary (term texts by id) for an in-memory store; a store on disk copies
+        its committed vocabulary file."""
         self._check_open()
         d = Path(dest)
         d.mkdir(parents=True, exist_ok=True)
@@ -1060,7 +1096,9 @@ class Store:
                     attachments.append(att)
             lock.check()
             new = self._settings if settings is None else {**settings, "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION}
-            gen = self._core.finish_save(p, attachments, _settings_json(new))
+            gen = self._core.finish_save(
+                p, attachments, _settings_json(new), list(terms) if terms is not None and self._in_memory else None
+            )
             if _legacy.is_legacy_leftover(d):
                 _legacy.remove_legacy_files(d, keep_current=False)
             return gen

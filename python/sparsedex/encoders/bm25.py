@@ -139,6 +139,18 @@ class TermDictionary:
             raise KeyError(f"term id {term_id} is not in the dictionary ({len(self)} terms)")
         return self._terms[i]
 
+    def terms_from(self, n: int) -> list[str]:
+        """The terms with ids ``n ..`` in id order (a copy of just those)."""
+        return self._terms[n:]
+
+    def extend(self, terms: Iterable[str]) -> None:
+        """Append new terms (ids ``len(self) ..``); ValueError for a term already there."""
+        for t in terms:
+            if t in self._ids:
+                raise ValueError(f"term {t!r} is already in the dictionary (id {self._ids[t]})")
+            self._ids[t] = len(self._terms)
+            self._terms.append(t)
+
     def truncate(self, n: int) -> None:
         """Forget every term with id ``>= n`` (undoes the terms a refused add introduced)."""
         for t in self._terms[n:]:

@@ -249,6 +249,15 @@ impl PyStore {
         enter(py, || s.finish_commit(&attachments, settings_json.as_deref()))
     }
 
+    /// Stage the term texts of ids `first ..` to be appended to the index's vocabulary file
+    /// (`vocab-<G>`) by the next commit, replacing terms staged before. `first` must be the
+    /// number of committed terms (`Snapshot.settings()["vocabulary_terms"]`, 0 without a
+    /// file): the vocabulary is append-only. In memory the terms are not kept.
+    fn stage_terms(&self, py: Python<'_>, first: u64, terms: Vec<String>) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, move || s.stage_terms(first, terms))
+    }
+
     /// The merges the tiered policy plans: groups of segment names (see MergePolicy).
     #[pyo3(signature = (factor=10, floor_docs=1000, max_deleted=0.5))]
     fn plan_merges(&self, factor: u32, floor_docs: u64, max_deleted: f64) -> Vec<Vec<String>> {
@@ -314,17 +323,20 @@ impl PyStore {
     }
 
     /// Commit a prepared save, with the caller's attachments (file names in the destination).
-    #[pyo3(signature = (prepared, attachments=Vec::new(), settings_json=None))]
+    /// The copy's vocabulary file holds `terms` when given (an in-memory store's), otherwise
+    /// the source's committed vocabulary, if any.
+    #[pyo3(signature = (prepared, attachments=Vec::new(), settings_json=None, terms=None))]
     fn finish_save(
         &self,
         py: Python<'_>,
         prepared: &PyPreparedSave,
         attachments: Vec<String>,
         settings_json: Option<String>,
+        terms: Option<Vec<String>>,
     ) -> PyResult<u64> {
         let p = taken(&prepared.inner, "save")?;
         let s = &self.inner;
-        enter(py, || s.finish_save(p, &attachments, settings_json.as_deref()))
+        enter(py, || s.finish_save(p, &attachments, settings_json.as_deref(), terms.as_deref()))
     }
 
     /// Check an attachment's CRC32 against the commit's record (CorruptIndexError if it
@@ -412,7 +424,8 @@ impl PySnapshot {
 
     /// The store's settings as of this commit: quantization, scale, vocab_size, bm25,
     /// next_int_id, id_kind ("int", "str" or None), settings_json, reorder ("bp",
-    /// "signature" or "none").
+    /// "signature" or "none"), vocabulary_terms, vocabulary_file and vocabulary_bytes (the
+    /// vocabulary file's committed terms, name and committed length; None without one).
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.settings();
         let d = PyDict::new(py);
@@ -431,7 +444,19 @@ impl PySnapshot {
         )?;
         d.set_item("settings_json", &s.json)?;
         d.set_item("reorder", s.reorder.name())?;
+        d.set_item("vocabulary_terms", s.vocabulary.as_ref().map(|v| v.n_terms))?;
+        d.set_item("vocabulary_file", s.vocabulary.as_ref().map(|v| v.file.name.clone()))?;
+        d.set_item("vocabulary_bytes", s.vocabulary.as_ref().map(|v| v.file.size))?;
         Ok(d)
+    }
+
+    /// The committed term texts with ids `start ..` from the index's vocabulary file (empty
+    /// without one), read through the handle opened with this commit; CorruptIndexError naming
+    /// the file if it is truncated or its checksum differs from the manifest's.
+    #[pyo3(signature = (start=0))]
+    fn vocabulary(&self, py: Python<'_>, start: u64) -> PyResult<Vec<String>> {
+        let s = &self.inner;
+        enter(py, || s.vocabulary(start))
     }
 
     /// One dict per segment: name, documents, live, attachments (file names) and
@@ -504,7 +529,11 @@ impl PySnapshot {
     /// the last bucket; calibration queries; beta; rerank; recall@10 reached on them)). The
     /// entries are the cheapest parameters reaching the target (the exact search, recall 1.0,
     /// where none does). None if the segment is not calibrated yet.
-    fn calibration(&self, pos: usize, target: f64) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f64)>)>> {
+    fn calibration(
+        &self,
+        pos: usize,
+        target: f64,
+    ) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f64)>)>> {
         use sparsedex_core::search::approx::calibrate::{self, BUCKETS};
         let index = self.segment(pos)?.index();
         let Some(c) = calibrate::peek(index) else { return Ok(None) };
@@ -521,7 +550,11 @@ impl PySnapshot {
 
     /// (live documents, document frequencies uint64 aligned with `terms`) over the live
     /// documents, for any impact kind.
-    fn live_df<'py>(&self, py: Python<'py>, terms: PyReadonlyArray1<'py, u32>) -> PyResult<(u64, Bound<'py, PyArray1<u64>>)> {
+    fn live_df<'py>(
+        &self,
+        py: Python<'py>,
+        terms: PyReadonlyArray1<'py, u32>,
+    ) -> PyResult<(u64, Bound<'py, PyArray1<u64>>)> {
         let t = slice(&terms, "terms")?;
         let snap = &self.inner;
         let (n, df) = enter(py, || Ok(snap.live_df(t)))?;

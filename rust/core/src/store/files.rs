@@ -2,7 +2,7 @@
 //! CRC32 of the whole file), and reading the store's own small files, which are containers
 //! like the engine's segments (one framing: header, section table, CRC per section, version).
 //!
-//! Names (rust/core/FORMAT.md): `CURRENT`, `manifest-<G>`, `seg-<N>.sdx`,
+//! Names (rust/core/FORMAT.md): `CURRENT`, `manifest-<G>`, `vocab-<G>`, `seg-<N>.sdx`,
 //! `seg-<N>.del-<G>`, attachments `seg-<N>.<ext>`, `LOCK` (the caller's writer lock, never
 //! touched here), and temporary files `.<name>.tmp-<pid>-<n>` ([`crate::fs`]). `<N>` and
 //! `<G>` are decimal, zero-padded to at least 6 digits.
@@ -105,7 +105,7 @@ pub fn ours(name: &str) -> Option<Option<&str>> {
     if name == CURRENT || name == LOCK {
         return None;
     }
-    if parse_manifest(name).is_some() {
+    if parse_manifest(name).is_some() || super::vocab::parse_vocab(name).is_some() {
         return Some(None);
     }
     if let Some((seg, _)) = split_segment_file(name) {
@@ -300,6 +300,9 @@ mod tests {
         assert_eq!(ours("notes.txt"), None);
         assert_eq!(ours("seg-notes"), None);
         assert_eq!(ours("manifest-000002"), Some(None));
+        assert_eq!(ours("vocab-000002"), Some(None));
+        assert_eq!(ours(".vocab-000002.tmp-77-3"), Some(None));
+        assert_eq!(ours("vocab-2"), None);
         assert_eq!(ours("seg-000002.sdx"), Some(Some("seg-000002")));
         assert_eq!(ours(".seg-000002.sdx.tmp-77-3"), Some(Some("seg-000002")));
         assert_eq!(ours(".CURRENT.tmp-77-3"), Some(None));

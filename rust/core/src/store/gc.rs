@@ -32,7 +32,8 @@ pub(crate) fn collect(dir: &Path, keep: &HashSet<String>, inflight: &HashSet<Str
     removed
 }
 
-/// The largest segment number and manifest generation named by any file in `dir` (so that a
+/// The largest segment number and generation (of a manifest or vocabulary file) named by any
+/// file in `dir` (so that a
 /// writer never reuses a name, even one a crashed writer left behind).
 pub(crate) fn scan_numbers(dir: &Path) -> (Option<u64>, Option<u64>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return (None, None) };
@@ -40,7 +41,7 @@ pub(crate) fn scan_numbers(dir: &Path) -> (Option<u64>, Option<u64>) {
     for e in entries.flatten() {
         let Ok(name) = e.file_name().into_string() else { continue };
         let base = crate::fs::temp_target(&name).unwrap_or(&name).to_string();
-        if let Some(g) = parse_manifest(&base) {
+        if let Some(g) = parse_manifest(&base).or_else(|| super::vocab::parse_vocab(&base)) {
             gen = gen.max(Some(g));
         } else if let Some((s, _)) = split_segment_file(&base) {
             seg = seg.max(parse_segment(s));

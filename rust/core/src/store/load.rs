@@ -10,6 +10,7 @@ use super::files::{in_file, FileRecord, CURRENT};
 use super::manifest::{Current, Manifest, Settings, StoreQuantization};
 use super::segment::{decode_deletions, SegmentData, SegmentState};
 use super::snapshot::Snapshot;
+use super::vocab::VocabHandle;
 use crate::index::Impacts;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -124,11 +125,17 @@ fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<L
         }
         segments.push(state);
     }
+    let vocab = match (&manifest.settings.vocabulary, old.and_then(|o| o.vocab.as_ref())) {
+        (None, _) => None,
+        (Some(r), Some(h)) if h.record() == r => Some(h.clone()),
+        (Some(r), _) => Some(Arc::new(VocabHandle::open(dir, r)?)),
+    };
     let snapshot = Snapshot {
         generation: manifest.generation,
         uuid: manifest.uuid.clone(),
         settings: Arc::new(manifest.settings.clone()),
         segments,
+        vocab,
     };
     Ok(Loaded { current, manifest, snapshot })
 }

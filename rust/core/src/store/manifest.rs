@@ -10,7 +10,8 @@ use super::files::{
     is_uuid, pack_strings, parse_segment, parse_small, role_of, sdx_name, split_segment_file, unpack_strings,
     FileRecord, Role, CURRENT_MAGIC, MANIFEST_MAGIC, STORE_VERSION,
 };
-use crate::container::ContainerWriter;
+use super::vocab::{parse_vocab, VocabRecord};
+use crate::container::{Container, ContainerWriter, Image};
 use crate::index::{Bm25Params, Reorder};
 use crate::{Error, Result};
 use std::collections::HashSet;
@@ -59,6 +60,8 @@ pub struct Settings {
     /// Document order of new segments and merges (`meta[11]`: 0 signature, the order of
     /// stores written before it was recorded; 1 none; 2 BP with its default options).
     pub reorder: Reorder,
+    /// The vocabulary file (term texts by term id, append-only; BM25 stores), if any.
+    pub vocabulary: Option<VocabRecord>,
 }
 
 impl Settings {
@@ -99,6 +102,22 @@ pub struct Manifest {
 }
 
 const META_LEN: usize = 16;
+/// Format version of a manifest that records a vocabulary file (sections `vocab` and
+/// `vocab_name`); one without is written as version 1 ([`STORE_VERSION`]), as before.
+pub const MANIFEST_VOCAB_VERSION: u32 = 2;
+
+/// Parse a manifest container of version 1 or 2 (every checksum verified).
+fn parse_manifest_container(bytes: &[u8], path: &Path) -> Result<Container> {
+    match Container::parse(Image::from_bytes(bytes), MANIFEST_MAGIC, MANIFEST_VOCAB_VERSION, true) {
+        Err(Error::UnsupportedVersion { found, .. }) if found == STORE_VERSION => {
+            parse_small(bytes, MANIFEST_MAGIC, path)
+        }
+        Err(Error::UnsupportedVersion { found, .. }) => {
+            Err(Error::UnsupportedVersion { found, supported: MANIFEST_VOCAB_VERSION })
+        }
+        r => r.map_err(|e| super::files::in_file(e, path)),
+    }
+}
 
 fn corrupt(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("{}: {msg}", path.display()))
@@ -154,7 +173,8 @@ impl Manifest {
             strings.push(&r.name);
         }
         let (off, bytes) = pack_strings(strings);
-        let mut w = ContainerWriter::new(MANIFEST_MAGIC, STORE_VERSION);
+        let version = if s.vocabulary.is_some() { MANIFEST_VOCAB_VERSION } else { STORE_VERSION };
+        let mut w = ContainerWriter::new(MANIFEST_MAGIC, version);
         w.add_u64s("meta", &meta)?;
         w.add_bytes("uuid", self.uuid.as_bytes())?;
         w.add_bytes("settings", s.json.as_bytes())?;
@@ -162,12 +182,16 @@ impl Manifest {
         w.add_u64s("files", &files)?;
         w.add_u64s("string_off", &off)?;
         w.add_bytes("strings", &bytes)?;
+        if let Some(v) = &s.vocabulary {
+            w.add_u64s("vocab", &[v.file.size, v.file.crc32 as u64, v.n_terms])?;
+            w.add_bytes("vocab_name", v.file.name.as_bytes())?;
+        }
         Ok(w.into_image().as_bytes().to_vec())
     }
 
     /// Parse and validate a manifest read from `path`.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
-        let c = parse_small(bytes, MANIFEST_MAGIC, path)?;
+        let c = parse_manifest_container(bytes, path)?;
         let meta = c.u64s("meta")?;
         if meta.len() != META_LEN {
             return Err(corrupt(path, "section 'meta' has the wrong length"));
@@ -180,7 +204,16 @@ impl Manifest {
         if !is_uuid(&uuid) {
             return Err(corrupt(path, "no store id"));
         }
-        let settings = decode_settings(meta, text("settings")?, path)?;
+        let mut settings = decode_settings(meta, text("settings")?, path)?;
+        if c.format_version() == MANIFEST_VOCAB_VERSION {
+            let v = c.u64s("vocab")?;
+            let name = text("vocab_name")?;
+            if v.len() != 3 || v[1] > u32::MAX as u64 || parse_vocab(&name).is_none() {
+                return Err(corrupt(path, "bad vocabulary record"));
+            }
+            settings.vocabulary =
+                Some(VocabRecord { file: FileRecord { name, size: v[0], crc32: v[1] as u32 }, n_terms: v[2] });
+        }
         let strings = unpack_strings(c.u64s("string_off")?, c.bytes("strings")?, &path.display().to_string())?;
         let segs = c.u64s("segments")?;
         let files = c.u64s("files")?;
@@ -288,6 +321,7 @@ fn decode_settings(meta: &[u64], json: String, path: &Path) -> Result<Settings> 
         id_kind,
         json,
         reorder,
+        vocabulary: None,
     })
 }
 
@@ -353,6 +387,7 @@ mod tests {
                 id_kind: IdKind::Str,
                 json: "{\"encoder\": \"é\"}".into(),
                 reorder: Reorder::bp(),
+                vocabulary: None,
             },
             segments: vec![
                 SegmentRecord {
@@ -385,6 +420,16 @@ mod tests {
             m.settings.reorder = reorder;
             assert_eq!(Manifest::decode(&m.encode().unwrap(), p).unwrap().settings.reorder, reorder);
         }
+        let mut m = sample();
+        let vocab = VocabRecord {
+            file: FileRecord { name: "vocab-000003".into(), size: 640, crc32: 0xdead_beef },
+            n_terms: 12,
+        };
+        m.settings.vocabulary = Some(vocab);
+        let bytes = m.encode().unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), MANIFEST_VOCAB_VERSION);
+        assert_eq!(Manifest::decode(&bytes, p).unwrap(), m);
+        assert_eq!(u32::from_le_bytes(sample().encode().unwrap()[8..12].try_into().unwrap()), STORE_VERSION);
         let c = Current {
             manifest: FileRecord { name: "manifest-000007".into(), size: 99, crc32: 3 },
             generation: 7,

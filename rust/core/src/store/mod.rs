@@ -39,6 +39,7 @@ mod segment;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod vocab;
 mod writer;
 
 pub use files::{FileRecord, CURRENT, LOCK};
@@ -47,6 +48,7 @@ pub use merging::{MergePolicy, PreparedMerge};
 pub use save::PreparedSave;
 pub use segment::{SegmentData, SegmentState};
 pub use snapshot::Snapshot;
+pub use vocab::{VocabHandle, VocabRecord};
 pub use writer::{Location, PreparedSegment};
 
 use crate::index::Reorder;
@@ -155,6 +157,8 @@ pub struct Store {
     writer: Mutex<writer::Writer>,
     next_segment: AtomicU64,
     inflight: Inflight,
+    /// Terms to append to the vocabulary file at the next commit.
+    staged_terms: vocab::StagedTerms,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,6 +183,7 @@ impl Store {
             uuid: uuid.clone(),
             settings: Arc::new(settings.clone()),
             segments: Vec::new(),
+            vocab: None,
         });
         let store = Store {
             dir: path.map(Path::to_path_buf),
@@ -186,6 +191,7 @@ impl Store {
             writer: Mutex::new(writer::Writer::new(settings, true, String::new())),
             next_segment: AtomicU64::new(1),
             inflight: Inflight::default(),
+            staged_terms: Default::default(),
         };
         if let Some(dir) = path {
             check_creatable(dir)?;
@@ -213,6 +219,7 @@ impl Store {
             )),
             current: Mutex::new(Arc::new(l.snapshot)),
             inflight: Inflight::default(),
+            staged_terms: Default::default(),
         })
     }
 
@@ -277,9 +284,28 @@ impl Store {
     pub fn end_write(&self) {
         let mut w = lock(&self.writer);
         w.rollback();
+        *lock(&self.staged_terms.0) = None;
         if self.dir.is_some() {
             w.is_writer = false;
         }
+    }
+
+    /// Stage `terms`, the term texts of ids `first ..`, to be appended to the vocabulary file
+    /// by the next commit (a writer call; replaces terms staged before). `first` must be the
+    /// number of committed terms ([`Snapshot::vocabulary_len`]): terms are only ever appended.
+    /// A store without a vocabulary file gets one (`vocab-<G>`) at the commit. In memory the
+    /// terms are not kept (the layer above keeps them; a save is given them).
+    pub fn stage_terms(&self, first: u64, terms: Vec<String>) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)?;
+        let have = w.settings.vocabulary.as_ref().map_or(0, |v| v.n_terms);
+        if first != have {
+            return Err(Error::Conflict(format!(
+                "terms staged from id {first}, but the index has {have} committed terms (the vocabulary is append-only)"
+            )));
+        }
+        *lock(&self.staged_terms.0) = (!terms.is_empty()).then_some((first, terms));
+        Ok(())
     }
 
     /// Collect garbage now (a writer call).
@@ -296,6 +322,7 @@ impl Store {
         let snap = self.snapshot();
         let mut keep: HashSet<String> = [files::CURRENT.to_string(), files::LOCK.to_string()].into();
         keep.insert(manifest_name(snap.generation));
+        keep.extend(snap.settings.vocabulary.iter().map(|v| v.file.name.clone()));
         for s in &snap.segments {
             keep.extend(s.data.sdx.iter().chain(&s.data.attachments).chain(&s.deletions).map(|r| r.name.clone()));
         }
@@ -341,9 +368,26 @@ impl Store {
         let generation = old.generation + 1;
         let mut settings = settings.unwrap_or_else(|| w.settings.clone());
         settings.next_segment = self.next_segment.load(Ordering::Relaxed);
+        // Held until the commit point: staged terms stay staged if the commit fails.
+        let mut staged_terms = lock(&self.staged_terms.0);
+        let mut vocab = old.vocab.clone();
         if let Some(dir) = &self.dir {
             if !w.manifest_name.is_empty() {
                 check_current(dir, &w.manifest_name)?;
+            }
+            if let Some((first, terms)) = staged_terms.as_ref() {
+                let rec = match &settings.vocabulary {
+                    Some(v) if v.n_terms == *first => vocab::append(dir, v, &old.uuid, terms)?,
+                    None if *first == 0 => vocab::write_new(dir, &vocab::vocab_name(generation), &old.uuid, terms)?,
+                    v => {
+                        return Err(Error::Conflict(format!(
+                            "terms staged from id {first}, but the index has {} committed terms",
+                            v.as_ref().map_or(0, |v| v.n_terms)
+                        )))
+                    }
+                };
+                vocab = Some(Arc::new(vocab::VocabHandle::open(dir, &rec)?));
+                settings.vocabulary = Some(rec);
             }
             let mut recs = Vec::with_capacity(states.len());
             for s in states.iter_mut() {
@@ -374,8 +418,11 @@ impl Store {
             crate::fs::replace(&dir.join(files::CURRENT), &cur.encode()?)?; // the commit point
             w.manifest_name = mname;
         }
+        *staged_terms = None;
+        drop(staged_terms);
         w.settings = settings.clone();
-        let snap = Snapshot { generation, uuid: old.uuid.clone(), settings: Arc::new(settings), segments: states };
+        let snap =
+            Snapshot { generation, uuid: old.uuid.clone(), settings: Arc::new(settings), segments: states, vocab };
         *lock(&self.current) = Arc::new(snap);
         let mut synced = Ok(());
         if let Some(dir) = &self.dir {
@@ -413,6 +460,7 @@ fn new_settings(c: &StoreConfig) -> Result<Settings> {
         id_kind: manifest::IdKind::Unknown,
         json: c.settings_json.clone(),
         reorder: c.reorder,
+        vocabulary: None,
     })
 }
 

@@ -8,7 +8,7 @@ use super::manifest::{Current, Manifest, SegmentRecord};
 use super::segment::encode_deletions;
 use super::snapshot::Snapshot;
 use super::writer::sync_file;
-use super::{check_current, gc, load, Store};
+use super::{check_current, gc, load, vocab, Store};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ impl Store {
     /// writer lock. Returns the destination's new generation.
     pub fn save_copy(&self, dest: &Path) -> Result<u64> {
         let p = self.prepare_save(dest)?;
-        self.finish_save(p, &[], None)
+        self.finish_save(p, &[], None, None)
     }
 
     /// The first step of [`Store::save_copy`]: write every file but the manifest and CURRENT.
@@ -164,8 +164,16 @@ impl Store {
     /// Commit a prepared save: the caller's `attachments` (files `<destination segment>.<ext>`
     /// it wrote into the destination) are fsynced and recorded, then the manifest and CURRENT
     /// are written (the commit point) and the destination's unreferenced files collected.
-    /// `settings_json` replaces the opaque settings in the copy.
-    pub fn finish_save(&self, mut p: PreparedSave, attachments: &[String], settings_json: Option<&str>) -> Result<u64> {
+    /// `settings_json` replaces the opaque settings in the copy. The copy's vocabulary file
+    /// (`vocab-<G>`, written whole) holds `terms` when given (an in-memory store keeps none:
+    /// the layer above gives them), otherwise the source's committed terms, if it has any.
+    pub fn finish_save(
+        &self,
+        mut p: PreparedSave,
+        attachments: &[String],
+        settings_json: Option<&str>,
+        terms: Option<&[String]>,
+    ) -> Result<u64> {
         let dest = p.dest.clone();
         for a in attachments {
             let seg = split_segment_file(a)
@@ -185,6 +193,16 @@ impl Store {
             settings.json = j.to_string();
         }
         settings.next_segment = p.next_segment;
+        let source_terms = match (terms, &p.snapshot.vocab) {
+            (None, Some(h)) => Some(h.terms(&p.snapshot.uuid, 0)?),
+            _ => None,
+        };
+        settings.vocabulary = match terms.or(source_terms.as_deref()) {
+            Some(t) if !t.is_empty() || p.snapshot.vocab.is_some() => {
+                Some(vocab::write_new(&dest, &vocab::vocab_name(p.generation), &p.uuid, t)?)
+            }
+            _ => None,
+        };
         let m = Manifest { generation: p.generation, uuid: p.uuid.clone(), settings, segments: p.segments };
         let mname = manifest_name(p.generation);
         let bytes = m.encode()?;
@@ -196,6 +214,7 @@ impl Store {
         crate::fs::replace(&dest.join(files::CURRENT), &cur.encode()?)?; // the commit point
         let synced = crate::fs::sync_dir(&dest);
         let mut keep: HashSet<String> = [files::CURRENT.to_string(), files::LOCK.to_string(), mname].into();
+        keep.extend(m.settings.vocabulary.iter().map(|v| v.file.name.clone()));
         for r in &m.segments {
             keep.extend(std::iter::once(&r.sdx).chain(&r.deletions).chain(&r.attachments).map(|f| f.name.clone()));
         }

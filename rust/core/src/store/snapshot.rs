@@ -20,6 +20,9 @@ pub struct Snapshot {
     pub(crate) uuid: String,
     pub(crate) settings: Arc<Settings>,
     pub(crate) segments: Vec<SegmentState>,
+    /// The vocabulary file, opened when the commit was loaded (`None` without one, and in
+    /// memory).
+    pub(crate) vocab: super::vocab::SharedVocab,
 }
 
 impl Snapshot {
@@ -41,6 +44,21 @@ impl Snapshot {
     /// The segments, in search order (ties go to the earlier one).
     pub fn segments(&self) -> &[SegmentState] {
         &self.segments
+    }
+
+    /// Number of committed terms in the vocabulary file (`None`: the store has none).
+    pub fn vocabulary_len(&self) -> Option<u64> {
+        self.settings.vocabulary.as_ref().map(|v| v.n_terms)
+    }
+
+    /// The committed term texts with ids `start ..` (empty without a vocabulary file), read
+    /// through the handle opened with the commit, the committed prefix's CRC32 checked
+    /// ([`Error::Corrupt`] naming the file otherwise).
+    pub fn vocabulary(&self, start: u64) -> Result<Vec<String>> {
+        match &self.vocab {
+            Some(h) => h.terms(&self.uuid, start),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Number of live documents.

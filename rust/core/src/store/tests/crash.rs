@@ -10,9 +10,15 @@ use std::collections::BTreeMap;
 
 const FOREIGN: [&str; 4] = ["LOCK", "notes.txt", "seg-notes", ".notes.tmp-1-1"];
 
-/// What a reader sees: generation, segments (sizes) and live documents.
-fn fingerprint(snap: &Snapshot) -> (u64, Vec<u32>, State) {
-    (snap.generation(), snap.segments().iter().map(|s| s.n_live).collect(), state(snap))
+/// What a reader sees: generation, segments (sizes), live documents and the vocabulary.
+fn fingerprint(snap: &Snapshot) -> (u64, Vec<u32>, State, Vec<String>) {
+    let vocab = snap.vocabulary(0).unwrap_or_else(|e| panic!("the vocabulary: {e}"));
+    (snap.generation(), snap.segments().iter().map(|s| s.n_live).collect(), state(snap), vocab)
+}
+
+/// Terms `t<first> ..` (`n` of them).
+fn terms(first: u64, n: u64) -> Vec<String> {
+    (first..first + n).map(|i| format!("t{i}")).collect()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -33,6 +39,7 @@ fn check_clean(dir: &Path) {
     store.begin_write().unwrap();
     let snap = store.snapshot();
     let mut keep: Vec<String> = vec![CURRENT.into(), files::manifest_name(snap.generation())];
+    keep.extend(snap.settings().vocabulary.iter().map(|v| v.file.name.clone()));
     for s in snap.segments() {
         keep.extend(s.data.sdx.iter().chain(&s.data.attachments).chain(&s.deletions).map(|r| r.name.clone()));
     }
@@ -43,10 +50,15 @@ fn check_clean(dir: &Path) {
     let before: Vec<String> = names(dir);
     let d = docs(3, 99, false);
     store.stage_add(csr(&d), IdsInput::Int(&[1_000_000, 1_000_001, 1_000_002]), None, false).unwrap();
+    let n_terms = snap.vocabulary_len().unwrap_or(0);
+    store.stage_terms(n_terms, terms(n_terms, 2)).unwrap();
     store.prepare_commit().unwrap();
     store.finish_commit(&[], None).unwrap();
     let last = store.snapshot().segments().last().unwrap().name().to_string();
     assert!(!before.iter().any(|f| f.starts_with(&format!("{last}."))), "{last} reused");
+    // The vocabulary went on from the committed terms (a torn append was cut off).
+    let want: Vec<String> = snap.vocabulary(0).unwrap().into_iter().chain(terms(n_terms, 2)).collect();
+    assert_eq!(Store::open(dir).unwrap().snapshot().vocabulary(0).unwrap(), want);
 }
 
 /// Run `op` on a copy of `template` with a failure injected at every step, in both modes.
@@ -91,7 +103,7 @@ fn at_every_step(template: &Path, writes_through_store: bool, op: &dyn Fn(&Store
                 // The store survives the error: the operation goes through when tried again.
                 op(&store, &dir, true).unwrap_or_else(|e| panic!("step {n} ({step}): retry failed: {e}"));
                 let again = fingerprint(&Store::open(&dir).unwrap().snapshot());
-                assert!(again.1 == new.1 && again.2 == new.2, "step {n} ({step}): retry");
+                assert!(again.1 == new.1 && again.2 == new.2 && again.3 == new.3, "step {n} ({step}): retry");
             }
             drop(store);
             check_clean(&dir);
@@ -110,10 +122,12 @@ fn template(dir: &Path) {
         std::fs::write(dir.join(f), f).unwrap();
     }
     store.stage_add(csr(&docs(60, 1, false)), IdsInput::None, None, false).unwrap();
+    store.stage_terms(0, terms(0, 5)).unwrap();
     let p = store.prepare_commit().unwrap().unwrap();
     std::fs::write(dir.join(format!("{}.docs", p.name)), b"docs one").unwrap();
     store.finish_commit(&[format!("{}.docs", p.name)], None).unwrap();
     store.stage_add(csr(&docs(40, 2, false)), IdsInput::None, None, false).unwrap();
+    store.stage_terms(5, terms(5, 3)).unwrap();
     store.finish_commit(&[], None).unwrap();
     store.stage_delete(IdsInput::Int(&[1, 2, 70]), false).unwrap();
     store.finish_commit(&[], None).unwrap();
@@ -129,6 +143,7 @@ fn commit_survives_a_failure_at_every_step() {
             store.stage_add(csr(&docs(30, 3, false)), IdsInput::None, None, false)?;
             store.stage_add(csr(&docs(2, 4, false)), IdsInput::Int(&[5, 80]), None, true)?; // upserts
             store.stage_delete(IdsInput::Int(&[3, 75]), false)?;
+            store.stage_terms(8, terms(8, 4))?;
             let p = store.prepare_commit()?.unwrap();
             std::fs::write(dir.join(format!("{}.docs", p.name)), b"new docs").unwrap();
         }

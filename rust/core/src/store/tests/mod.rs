@@ -446,7 +446,7 @@ fn save_copy_over_an_earlier_save() {
                 atts.push(format!("{new}.docs"));
             }
         }
-        let second = store.finish_save(p, &atts, None).unwrap();
+        let second = store.finish_save(p, &atts, None, None).unwrap();
         assert!(second > first);
         let saved = Store::open(&dest).unwrap();
         assert_eq!(saved.snapshot().uuid(), uuid);
@@ -713,4 +713,99 @@ fn small_bp_segments_get_the_signature_order() {
     store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
     let p = store.prepare_commit().unwrap().unwrap();
     assert_eq!(p.order, crate::index::build::similarity_order(csr(&a), None).unwrap());
+}
+
+fn words(first: u64, n: u64) -> Vec<String> {
+    (first..first + n).map(|i| format!("w{i}é")).collect()
+}
+
+#[test]
+fn the_vocabulary_file_is_appended_per_commit_and_read_as_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+    assert_eq!(store.snapshot().vocabulary_len(), None);
+    store.stage_add(csr(&docs(30, 1, false)), IdsInput::None, None, false).unwrap();
+    store.stage_terms(0, words(0, 100)).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let first = store.snapshot().settings().vocabulary.clone().unwrap();
+    assert_eq!(first.n_terms, 100);
+    let reader = Store::open(&dir).unwrap();
+    // Appending: the same file grows; the manifest records the longer prefix.
+    for c in 1..4u64 {
+        store.stage_add(csr(&docs(5, 10 + c, false)), IdsInput::None, None, false).unwrap();
+        // Only the committed count is accepted as the first id.
+        assert!(matches!(store.stage_terms(7, words(7, 1)), Err(Error::Conflict(_))));
+        store.stage_terms(100 * c, words(100 * c, 100)).unwrap();
+        store.finish_commit(&[], None).unwrap();
+    }
+    let last = store.snapshot().settings().vocabulary.clone().unwrap();
+    assert_eq!((last.file.name.as_str(), last.n_terms), (first.file.name.as_str(), 400));
+    assert_eq!(std::fs::metadata(dir.join(&last.file.name)).unwrap().len(), last.file.size);
+    // A merge commit keeps it; terms staged then go with whichever commit comes first.
+    let names_now: Vec<String> = store.snapshot().segments().iter().map(|s| s.name().to_string()).collect();
+    store.stage_terms(400, words(400, 1)).unwrap();
+    let p = store.merge(&names_now).unwrap();
+    store.finish_merge(p, &[]).unwrap();
+    assert_eq!(store.snapshot().vocabulary_len(), Some(401));
+    // The reader still reads its own commit's 100 terms, then moves on.
+    assert_eq!(reader.snapshot().vocabulary(0).unwrap(), words(0, 100));
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.snapshot().vocabulary(398).unwrap(), words(398, 3));
+    assert_eq!(Store::open(&dir).unwrap().snapshot().vocabulary(0).unwrap(), words(0, 401));
+    // Rolled back with the writer's end; nothing staged, nothing appended.
+    store.stage_terms(401, words(401, 5)).unwrap();
+    store.end_write();
+    store.begin_write().unwrap();
+    store.stage_add(csr(&docs(2, 99, false)), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    assert_eq!(store.snapshot().vocabulary_len(), Some(401));
+    // A copy gets a vocabulary file of its own, whole; the old file of a re-saved
+    // destination is collected.
+    let dest = tmp.path().join("copy");
+    store.save_copy(&dest).unwrap();
+    store.stage_terms(401, words(401, 2)).unwrap();
+    store.stage_add(csr(&docs(2, 98, false)), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    store.save_copy(&dest).unwrap();
+    let copy = Store::open(&dest).unwrap().snapshot();
+    assert_eq!(copy.vocabulary(0).unwrap(), words(0, 403));
+    let vocab_files: Vec<String> = names(&dest).into_iter().filter(|n| n.starts_with("vocab-")).collect();
+    assert_eq!(vocab_files, vec![copy.settings().vocabulary.as_ref().unwrap().file.name.clone()]);
+    // An in-memory store's copy takes the terms it is given.
+    let mem = Store::create(None, StoreConfig::default()).unwrap();
+    mem.stage_add(csr(&docs(3, 5, false)), IdsInput::None, None, false).unwrap();
+    mem.finish_commit(&[], None).unwrap();
+    let mdest = tmp.path().join("mem-copy");
+    let p = mem.prepare_save(&mdest).unwrap();
+    mem.finish_save(p, &[], None, Some(&words(0, 3))).unwrap();
+    assert_eq!(Store::open(&mdest).unwrap().snapshot().vocabulary(0).unwrap(), words(0, 3));
+}
+
+#[test]
+fn a_damaged_vocabulary_file_is_a_corruption_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+    store.stage_add(csr(&docs(10, 1, false)), IdsInput::None, None, false).unwrap();
+    store.stage_terms(0, words(0, 50)).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let name = store.snapshot().settings().vocabulary.clone().unwrap().file.name;
+    drop(store);
+    let path = dir.join(&name);
+    let good = std::fs::read(&path).unwrap();
+    // Truncated: opening fails.
+    std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+    let e = Store::open(&dir).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)) && e.to_string().contains(&name), "{e}");
+    // Changed: reading the terms fails.
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let e = Store::open(&dir).unwrap().snapshot().vocabulary(0).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)) && e.to_string().contains(&name), "{e}");
+    // Missing.
+    std::fs::remove_file(&path).unwrap();
+    let e = Store::open(&dir).unwrap_err();
+    assert!(matches!(e, Error::Corrupt(_)) && e.to_string().contains("missing"), "{e}");
 }

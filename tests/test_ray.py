@@ -272,7 +272,7 @@ def test_build_shards_input_errors(cluster, tmp_path) -> None:
     assert str(pickle.loads(pickle.dumps(e))) == str(e)
     rows = [{"id": i, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32),
              "p": float("nan") if i == 1 else 1.0} for i in range(3)]
-    with pytest.raises(ValueError, match=r"payload column 'p' of document 1 is NaN: Ray Data hands a missing value"):
+    with pytest.raises(PayloadError, match=r"payload of document 1 at p: expected a finite number, got nan"):
         sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2, payload_columns=["p"])
     rows = [{"id": 1.5, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
     with pytest.raises(TypeError, match="id 1.5 is a float"):
@@ -309,10 +309,13 @@ def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path
         sdr.build_shards(ray.data.from_items([{"id": None, "indices": np.array([1], np.uint32),
                                                "values": np.array([1.0])}]), tmp_path / "n", num_shards=2)
     meta = {"tags": ["rock", "live"], "year": 1984, "deep": {"xs": [[1, 2], [3]]}}
-    sdr.build_shards(ray.data.from_items([{"id": 1, "indices": np.array([1], np.uint32), "values": np.array([1.0]),
-                                           "meta": meta}]), tmp_path / "p", num_shards=1, payload_columns=["meta"])
+    items = [{"id": 1, "indices": np.array([1], np.uint32), "values": np.array([1.0]), "meta": meta, "n": 3},
+             {"id": 2, "indices": np.array([1], np.uint32), "values": np.array([1.0]), "meta": None, "n": None}]
+    sdr.build_shards(ray.data.from_items(items, override_num_blocks=1), tmp_path / "p", num_shards=1,
+                     payload_columns=["meta", "n"])
     with sdr.ShardedIndex(tmp_path / "p") as sh:
-        assert sh.get(1).payload == {"meta": meta}
+        assert sh.get(1).payload == {"meta": meta, "n": 3}  # an int stays an int beside a null
+        assert sh.get(2).payload == {"meta": None, "n": None}
     # shard actors that cannot all be placed: refused at once, not after start_timeout_s
     with pytest.raises(ValueError, match=r"1 shard\(s\) x replicas=2 x num_cpus=4 = 8 CPUs .* pass num_cpus <="):
         sdr.ShardedIndex(tmp_path / "p", replicas=2, num_cpus=4)

@@ -410,7 +410,23 @@ def _add_vectors_with_texts(idx: SparseIndex, docs: Any, ids: Sequence[Any], pay
         idx._store.add(csr, new_ids, pls, txt, replace=upsert)
 
 
-def _route_batch(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[str, Any]) -> dict[str, np.ndarray]:
+def _split_batch(batch: Any, payload_columns: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]]:
+    """(numpy columns, payload columns as Python values) of a batch. Ray Data hands batches
+    over as Arrow tables here: payload columns are read with ``to_pylist`` (an int stays an
+    int and a null is None, where numpy would turn a nullable int column into floats with
+    NaN), the others as the numpy batch Ray Data would have given."""
+    import pyarrow as pa
+
+    if isinstance(batch, pa.Table):
+        from ray.data.block import BlockAccessor
+
+        payload = {c: batch.column(c).to_pylist() for c in payload_columns}
+        rest = batch.select([c for c in batch.column_names if c not in payload])
+        return BlockAccessor.for_block(rest).to_batch_format("numpy"), payload
+    return batch, {c: batch[c].tolist() for c in payload_columns}
+
+
+def _route_batch(batch: Any, builders: list[Any], spec: dict[str, Any]) -> dict[str, np.ndarray]:
     """Ray Data map_batches: send each row of the batch to its shard's builder. A bad row's
     ValueError / TypeError / KeyError comes back as data (column ``error``, pickled), which
     the driver raises as it is: Ray Data would wrap a raised one in a UserCodeException that
@@ -444,8 +460,9 @@ def _raise_routed(raw: Any) -> None:
     raise e
 
 
-def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[str, Any]) -> int:
+def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
     n = len(builders)
+    batch, cols = _split_batch(batch, spec["payload_columns"])
     ids = [_plain_id(x) for x in batch[spec["id_column"]].tolist()]
     shards = _shard_column(ids, n)
     if spec["bm25"]:
@@ -460,15 +477,7 @@ def _route_rows(batch: dict[str, np.ndarray], builders: list[Any], spec: dict[st
         ind, val = batch["indices"], batch["values"]
         docs = [_vector_row(ind[i], val[i], ids[i]) for i in range(len(ids))]
     texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
-    cols = {c: batch[c].tolist() for c in spec["payload_columns"]}
     # checked here, where the document's id is known (a shard's builder knows rows only)
-    for c, col in cols.items():
-        for i, x in enumerate(col):
-            if isinstance(x, float) and x != x:
-                raise ValueError(
-                    f"payload column {c!r} of document {ids[i]!r} is NaN: Ray Data hands a missing value (null) "
-                    "of a number or text column over as NaN, and payloads hold no NaN; give every row a value"
-                )
     pls = [normalize_payload({c: _json_value(cols[c][i]) for c in cols}, f"document {ids[i]!r}") if cols else None
            for i in range(len(ids))]
     refs = []
@@ -735,7 +744,7 @@ def build_shards(
         ray.get([b.max_weight.remote() for b in builders])
         routed = dataset.map_batches(
             _route_batch, fn_kwargs={"builders": builders, "spec": spec}, batch_size=batch_size,
-            batch_format="numpy", num_cpus=_ROUTE_CPUS,
+            batch_format="pyarrow", num_cpus=_ROUTE_CPUS,
         )
         # consumed here (no aggregation task: it would need a whole CPU the builders may hold)
         n_docs = 0

@@ -55,6 +55,16 @@ def cluster():
     ray.shutdown()
 
 
+def test_cpu_share_is_a_reservation_ray_accepts() -> None:
+    """Auto-sized reservations are multiples of 0.0001 (Ray refuses a non-zero one below
+    it: a build failed when 0.0002 free CPUs were split over 3 shards)."""
+    for x in (0.0, 0.00005, 0.0002 / 3, 0.5 / 3, 0.25, 1 / 7, 2.0 / 12):
+        got = sdr._cpu_share(x)
+        assert got == 0.0 or int(got * 10_000) >= 1, (x, got)
+        assert 0.0 <= got <= x + 1e-12 and x - got < 0.0001 + 1e-12
+    assert sdr._cpu_share(0.00005) == 0.0 and sdr._cpu_share(0.25) == 0.25
+
+
 def test_shard_of_is_stable() -> None:
     # fixed values: the routing must never change between versions or machines
     assert [sdr.shard_of(i, 7) for i in range(8)] == [sdr.shard_of(i, 7) for i in range(8)]

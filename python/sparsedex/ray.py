@@ -530,6 +530,12 @@ _ROUTE_CPUS = 0.5  # a Ray Data routing task (it only hands rows to the builders
 _DATA_CPUS = 1.0  # kept free for Ray Data's tasks (reading and routing batches)
 
 
+def _cpu_share(x: float) -> float:
+    """``x`` CPUs rounded down to Ray's step of 0.0001 (Ray refuses a non-zero reservation
+    below it; 0 is fine: builders and shard actors mostly wait)."""
+    return math.floor(max(0.0, x) * 10_000 + 1e-9) / 10_000
+
+
 def _builder_cpus(num_shards: int, num_cpus: float | None, encoders: int) -> float:
     """CPUs to reserve per shard builder so that ``num_shards`` of them still leave Ray Data
     room to run (every builder is placed before the dataset starts: builders holding every
@@ -540,7 +546,7 @@ def _builder_cpus(num_shards: int, num_cpus: float | None, encoders: int) -> flo
     if num_cpus is None:
         # what is free now (other actors may hold CPUs): builders may get 0 (they mostly wait)
         avail = float(ray.available_resources().get("CPU", 0.0))
-        return min(0.25, max(0.0, avail - need) / num_shards)
+        return _cpu_share(min(0.25, max(0.0, avail - need) / num_shards))
     if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and num_cpus >= 0):
         raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
     total = float(ray.cluster_resources().get("CPU", 0.0))
@@ -1059,7 +1065,7 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
             ray.init()
         free = float(ray.available_resources().get("CPU", 0.0))
         # Ray takes fractions of a CPU in steps of 0.0001: round down (0 is fine, actors mostly wait)
-        return math.floor(min(0.25, max(0.0, free) / (num_shards * replicas)) * 10_000) / 10_000
+        return _cpu_share(min(0.25, max(0.0, free) / (num_shards * replicas)))
     if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and math.isfinite(num_cpus)
             and num_cpus >= 0):
         raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
@@ -1071,7 +1077,7 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
     total = float(ray.cluster_resources().get("CPU", 0.0))
     free = float(ray.available_resources().get("CPU", 0.0))
     if need > free + 1e-9:
-        fits = math.floor(max(free, 0.0) / (num_shards * replicas) * 10_000) / 10_000
+        fits = _cpu_share(free / (num_shards * replicas))
         raise ValueError(
             f"{num_shards} shard(s) x replicas={replicas} x num_cpus={num_cpus:g} = {need:g} CPUs for the "
             f"shard actors, but the cluster has {free:g} of its {total:g} CPUs free: pass num_cpus <= {fits:g} "

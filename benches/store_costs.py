@@ -7,9 +7,11 @@
    ``search`` (k=10) of a two-word query, timed ``--rounds`` times. Reported: the median round
    at each N and the ratio of the largest N to the smallest (issue 8: 3.6x on the Python store;
    target <= 2x).
-2. **Open** (``--open N``): a durable index of N documents (vectors you bring, ~30 terms each,
-   a short payload ``{"i": i, "tag": ...}`` and a short text each), closed; then, in a fresh
-   process each time: ``SparseIndex.open`` + the first ``search`` (k=10) + one ``get``.
+2. **Open** (``--open N``): a durable index of N documents, closed; then, in a fresh process
+   each time: ``SparseIndex.open`` + the first ``search`` (k=10) + one ``get``.
+   ``--open-kind bm25`` (default, what issue 8 names): BM25 over synthetic texts (40 words
+   each, kept by the index) with a short payload ``{"i": i, "tag": ...}``; ``vectors``: vectors
+   you bring (~30 terms each) with the same payloads and no text.
    Reported: median wall time and the growth of anonymous memory (RssAnon, /proc/self/status)
    over the three calls (issue 8: 193 MB and 1.3 s on the Python store; target <= 64 MB, <= 1 s).
 
@@ -63,7 +65,19 @@ def bm25_round_ms(n: int, rounds: int, tmp: Path) -> dict:
     return {"n_docs": n, "median_ms": 1000 * statistics.median(times), "segments_at_end": segs}
 
 
-def build_open_index(path: Path, n: int) -> None:
+def build_open_index(path: Path, n: int, kind: str = "bm25") -> None:
+    if kind == "bm25":
+        rng = np.random.default_rng(3)
+        ix = SparseIndex("bm25", "u8", path=path, merge_policy=MergePolicy(factor=0))
+        step = 50_000
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            ix.add(texts(rng, hi - lo), ids=list(range(lo, hi)), payloads=[{"i": i, "tag": f"t{i % 97}"} for i in range(lo, hi)])
+            ix.commit()
+            print(f"  {hi:,} / {n:,} documents", flush=True)
+        ix.merge(1)
+        ix.close()
+        return
     ip, ix_, v, *_ = _core.synthetic_corpus(n, 1, seed=3, doc_nnz=30.0, query_nnz=10.0)
     ix = SparseIndex(None, "u8", path=path, merge_policy=MergePolicy(factor=0))
     step = 50_000
@@ -88,12 +102,14 @@ from sparsedex import SparseIndex
 a0 = anon(); t0 = time.perf_counter()
 ix = SparseIndex.open(sys.argv[1])
 t1 = time.perf_counter()
-hits = ix.search({1: 1.0, 7: 0.5, 40: 2.0}, k=10)
+hits = ix.search("w1 w7 w40" if ix.encoder is not None else {1: 1.0, 7: 0.5, 40: 2.0}, k=10)
 t2 = time.perf_counter()
 doc = ix.get(12345)
 t3 = time.perf_counter()
+assert hits and doc.payload["i"] == 12345, (hits, doc.payload)
 print(json.dumps({"open_s": t1 - t0, "search_s": t2 - t1, "get_s": t3 - t2, "total_s": t3 - t0,
-                  "anon_mb": (anon() - a0) / 2**20, "hits": len(hits), "payload": doc.payload}))
+                  "anon_mb": (anon() - a0) / 2**20, "hits": len(hits), "payload": doc.payload,
+                  "text_chars": len(doc.text or "")}))
 """
 
 
@@ -112,6 +128,7 @@ def main() -> None:
     ap.add_argument("--bm25", default="10000,100000")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--open", type=int, default=300_000)
+    ap.add_argument("--open-kind", choices=("bm25", "vectors"), default="bm25")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
@@ -136,11 +153,15 @@ def main() -> None:
         if a.open:
             p = tmp / "open"
             t0 = time.perf_counter()
-            build_open_index(p, a.open)
+            build_open_index(p, a.open, a.open_kind)
             print(f"built {a.open:,} documents in {time.perf_counter() - t0:.1f} s", flush=True)
             r = open_costs(p, a.repeats)
             print(json.dumps({k: v for k, v in r.items() if k != "runs"}), flush=True)
-            lines += [f"## Open + first search + one get, {a.open:,} documents with short payloads", "",
+            what = "BM25 texts (kept) and short payloads" if a.open_kind == "bm25" else "vectors you bring and short payloads"
+            r["kind"] = a.open_kind
+            r["disk_mb"] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 2**20
+            lines += [f"## Open + first search + one get, {a.open:,} documents: {what}", "",
+                      f"Index directory {r['disk_mb']:.0f} MB; text of the document read: {r['runs'][0]['text_chars']} characters.", "",
                       f"Fresh process each time, median of {a.repeats}; anonymous memory = growth of RssAnon over the three calls.", "",
                       "| open s | first search s | get s | total s | anonymous MB |", "|---:|---:|---:|---:|---:|",
                       f"| {r['open_s']:.3f} | {r['search_s']:.3f} | {r['get_s']:.4f} | {r['total_s']:.3f} | {r['anon_mb']:.1f} |", ""]

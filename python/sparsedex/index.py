@@ -36,7 +36,6 @@ statistics can also come from outside (:meth:`SparseIndex.collection_stats`,
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import warnings
@@ -1031,14 +1030,15 @@ class SparseIndex:
         si, d = self._locate(snap, id)
         q = self._query_vector(query)
         seg = snap.states[si].segment
-        parts = snap.core.explain(
-            np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats
+        parts, score = snap.core.explain(
+            np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats,
+            with_score=True,
         )
         matches = [
             TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
         ]
         matches.sort(key=lambda m: (-m.contribution, m.term_id))
-        score = float(np.float32(math.fsum(m.contribution for m in matches)))
+        score = float(score)  # bit-identical to the hit's score
         d_idx, d_val = seg.index.get(d)
         doc_terms = self.decode(SparseEmbedding(indices=d_idx, values=d_val), top_k=top_terms)
         shown = self._bm25_query_weights(q, stats) if self._bm25 else q

@@ -103,13 +103,15 @@ class TermDictionary:
     """A growing map term -> id (ids 0, 1, 2, ... in order of first sight) and back."""
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
-        self._terms: list[str] = []
-        self._ids: dict[str, int] = {}
-        for t in terms:
-            if t in self._ids:
-                raise ValueError(f"term {t!r} appears twice in the term list")
-            self._ids[t] = len(self._terms)
-            self._terms.append(t)
+        self._terms: list[str] = list(terms)
+        # one C-level pass (opening a BM25 index builds this for its whole vocabulary)
+        self._ids: dict[str, int] = dict(zip(self._terms, range(len(self._terms))))
+        if len(self._ids) != len(self._terms):
+            seen: set[str] = set()
+            for t in self._terms:
+                if t in seen:
+                    raise ValueError(f"term {t!r} appears twice in the term list")
+                seen.add(t)
 
     def __len__(self) -> int:
         return len(self._terms)
@@ -167,7 +169,7 @@ class TermDictionary:
 
     @classmethod
     def from_json(cls, data: Any) -> TermDictionary:
-        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+        if not isinstance(data, list) or not set(map(type, data)) <= {str}:
             raise ValueError("a term dictionary is a JSON list of strings (terms in id order)")
         return cls(data)
 

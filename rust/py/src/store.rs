@@ -636,8 +636,10 @@ impl PySnapshot {
     }
 
     /// Per-term explanation of internal doc `doc` of segment `segment` for a query, in the
-    /// search's arithmetic: list of (term, query weight, document weight, contribution).
-    #[pyo3(signature = (indices, values, segment, doc, stats=None))]
+    /// search's arithmetic: list of (term, query weight, document weight, contribution); with
+    /// `with_score`, the pair (that list, the document's score bit-identical to a search's).
+    #[pyo3(signature = (indices, values, segment, doc, stats=None, with_score=false))]
+    #[allow(clippy::too_many_arguments)]
     fn explain(
         &self,
         py: Python<'_>,
@@ -646,12 +648,19 @@ impl PySnapshot {
         segment: usize,
         doc: u32,
         stats: Option<Bound<'_, PyBm25Stats>>,
-    ) -> PyResult<Vec<(u32, f32, f32, f32)>> {
+        with_score: bool,
+    ) -> PyResult<Py<PyAny>> {
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let stats = stats.map(|s| s.get().inner.clone());
         let snap = &self.inner;
-        let parts = enter(py, || snap.explain(q, segment, doc, stats.as_ref()))?;
-        Ok(parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect())
+        let (parts, score) = enter(py, || snap.explain(q, segment, doc, stats.as_ref()))?;
+        let parts: Vec<(u32, f32, f32, f32)> =
+            parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect();
+        Ok(if with_score {
+            (parts, score).into_pyobject(py)?.into_any().unbind()
+        } else {
+            parts.into_pyobject(py)?.into_any().unbind()
+        })
     }
 
     fn __repr__(&self) -> String {

@@ -2,6 +2,8 @@
 //! weight, and how much each contributed. Contributions are computed in the index's own
 //! arithmetic, so they sum to the score the search returned (up to float rounding of the sum;
 //! for float BM25 the score is the f32 nearest to their exact sum, see [`super::fixed`]).
+//! [`explain_scored`] also gives the document's score summed exactly as a search sums it (in
+//! the kind's own accumulator, in query term order), bit-identical to the search's score.
 
 use super::bm25::Bm25Stats;
 use super::common::open_cursors;
@@ -29,11 +31,14 @@ fn run<K: Kind>(
     arrays: &crate::index::ImpactArrays<'_, K::Imp>,
     p: &Prepared,
     doc: u32,
-) -> Vec<Contribution> {
+) -> (Vec<Contribution>, f32) {
     let plan = Plan::<K>::new(v, &p.query, p.avgdl);
     let mut out = Vec::new();
+    // the searches add a document's per-term scores in the plan's term order
+    let mut total = K::S::default();
     for c in open_cursors(v, arrays, &plan).iter_mut() {
         if c.cur.seek(doc) == doc {
+            total += c.score();
             let term = v.external_term(plan.terms[c.qi].term);
             out.push(Contribution {
                 term,
@@ -46,7 +51,7 @@ fn run<K: Kind>(
     out.sort_by(|a, b| {
         b.contribution.partial_cmp(&a.contribution).unwrap_or(std::cmp::Ordering::Equal).then(a.term.cmp(&b.term))
     });
-    out
+    (out, K::to_f32(total, plan.norm))
 }
 
 /// Explain internal document `doc`'s score for query `q` (BM25 indexes: under the index's own
@@ -58,6 +63,18 @@ pub fn explain(index: &Index, q: QueryRef<'_>, doc: u32) -> Result<Vec<Contribut
 /// [`explain`] of a BM25 index under `stats` (then `query_weight` is the query term's
 /// `idf * qtf` and `doc_weight` its BM25 document weight `(k1 + 1) tf / (tf + K)`).
 pub fn explain_with(index: &Index, q: QueryRef<'_>, doc: u32, stats: Option<&Bm25Stats>) -> Result<Vec<Contribution>> {
+    explain_scored(index, q, doc, stats).map(|(parts, _)| parts)
+}
+
+/// [`explain_with`], and the document's score for `q` as a search computes it (bit-identical:
+/// the per-term scores are added in the search's accumulator type and order, then converted
+/// once), which the contributions' float sum can miss by a unit in the last place.
+pub fn explain_scored(
+    index: &Index,
+    q: QueryRef<'_>,
+    doc: u32,
+    stats: Option<&Bm25Stats>,
+) -> Result<(Vec<Contribution>, f32)> {
     let v = index.view();
     if doc >= v.n_docs {
         return Err(Error::InvalidArgument(format!(

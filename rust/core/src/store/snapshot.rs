@@ -5,7 +5,7 @@ use super::manifest::Settings;
 use super::segment::SegmentState;
 use crate::index::{Id, Impacts};
 use crate::search::common::for_each_posting;
-use crate::search::explain::{explain_with, Contribution};
+use crate::search::explain::{explain_scored, Contribution};
 use crate::search::{
     search_segments, search_segments_batch, Algorithm, Bm25Stats, DocSet, QueryRef, Segment, SegmentHit,
 };
@@ -242,18 +242,19 @@ impl Snapshot {
     }
 
     /// Per-term explanation of internal doc `doc` of segment `segment` for query `q`, in the
-    /// arithmetic a search uses (BM25: under `stats`, or the live statistics).
+    /// arithmetic a search uses (BM25: under `stats`, or the live statistics), with the
+    /// document's score exactly as a search gives it.
     pub fn explain(
         &self,
         q: QueryRef<'_>,
         segment: usize,
         doc: u32,
         stats: Option<&Bm25Stats>,
-    ) -> Result<Vec<Contribution>> {
+    ) -> Result<(Vec<Contribution>, f32)> {
         let s = self.segments.get(segment).ok_or_else(|| {
             Error::InvalidArgument(format!("segment {segment} is out of range ({} segments)", self.segments.len()))
         })?;
         let stats = self.stats_for(q.terms, stats);
-        explain_with(s.index(), q, doc, stats.as_ref())
+        explain_scored(s.index(), q, doc, stats.as_ref())
     }
 }

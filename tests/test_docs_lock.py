@@ -187,3 +187,81 @@ def test_lock_path_that_is_a_directory_is_named(tmp_path):
     assert len(r) == 1
     r.close()
     assert repr(r).startswith("SparseIndex(closed")
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 18])
+def test_path_values_equal_memory_on_random_payloads(tmp_path, monkeypatch, chunk):
+    """SQLite path_values (one aggregate per range of documents, values re-parsed from their
+    stored JSON text) equals the in-memory oracle: same documents, values equal with the same
+    types, floats and big integers bit-exact."""
+    monkeypatch.setattr(docs_mod, "_PATH_CHUNK", chunk)
+    rng = np.random.default_rng(5)
+    scalars = [0.1, 1e-320, 5e-324, 1.7976931348623157e308, -0.0, 2**53 + 1, -(2**63), 10**30, True, False,
+               None, "", "x\"y", "\u00e9\U0001f600", 3, -7.25]
+    payloads = []
+    for i in range(40):
+        if i % 9 == 0:
+            payloads.append(None)
+            continue
+        p = {}
+        for key in ("a", "b", "c"):
+            r = rng.random()
+            if r < 0.3:
+                continue
+            if r < 0.75:
+                p[key] = scalars[int(rng.integers(len(scalars)))]
+            elif r < 0.9:
+                p[key] = [scalars[int(rng.integers(len(scalars)))] for _ in range(int(rng.integers(0, 3)))]
+            else:
+                p[key] = {"d": scalars[int(rng.integers(len(scalars)))]}
+        payloads.append(p)
+    s = _sqlite(tmp_path, payloads=payloads, texts=[None] * len(payloads))
+    m = MemoryDocs(payloads, None)
+    for path in ("a", "b", "c", "c.d", "a.d", "zz"):
+        sd, sv = s.path_values(path)
+        md, mv = m.path_values(path)
+        assert sd.tolist() == md.tolist(), path
+        assert len(sv) == len(mv)
+        for x, y in zip(sv, mv):
+            assert json.dumps(x) == json.dumps(y) and type(x) is type(y), (path, x, y)
+            if isinstance(x, float):
+                assert np.float64(x).tobytes() == np.float64(y).tobytes(), (path, x, y)
+
+
+@pytest.mark.parametrize(
+    "vals",
+    [
+        ["b", "a", "b", "c", "a"],
+        [1, 2.5, -3, 2**53, -(2**53)],
+        [0.25, 1e300, -0.0],
+        [1, 2**53 + 1],  # a big integer: the general path
+        [True, 1, "x", None, [1, "y"], {"k": 1}],  # mixed: the general path
+    ],
+)
+def test_payload_column_fast_path_equals_general(vals):
+    """_Column's C-level path for all-string / all-number values builds what its general
+    per-value loop builds."""
+    from sparsedex.filters import _Column
+
+    n = 12
+    docs = [1, 3, 4, 8, 11][: len(vals)] if len(vals) <= 5 else list(range(len(vals)))
+    fast = _Column(n, docs, vals)
+    slow = _Column.__new__(_Column)
+    orig = _Column._init_uniform
+    try:
+        _Column._init_uniform = lambda self, *a: False
+        slow = _Column(n, docs, vals)
+    finally:
+        _Column._init_uniform = orig
+    assert fast.codes == slow.codes
+    assert fast.present.tolist() == slow.present.tolist()
+    for part in ("num", "str"):
+        a, b = getattr(fast, part), getattr(slow, part)
+        assert (a.docs is None) == (b.docs is None)
+        np.testing.assert_array_equal(a.vals, b.vals)
+        if a.docs is not None:
+            np.testing.assert_array_equal(a.docs, b.docs)
+    for m in ("true", "false", "null", "other"):
+        a, b = getattr(fast, m), getattr(slow, m)
+        assert (a is None and b is None) or a.tolist() == b.tolist()
+    assert fast.big == slow.big

@@ -10,7 +10,15 @@ Exact top-k search, fast, with every match explainable term by term.
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+import os as _os
+
 from ._core import Bm25Stats, ConflictError, CorruptIndexError, SparsedexError
+from ._core import _after_fork
+
+# A fork()ed child (multiprocessing's default on Linux) has none of the parent's engine
+# threads: tell the engine, so that its parallel work uses a pool of the child's own.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork)
 from . import errors, fusion
 from .embedding import SparseTextEmbedding
 from .encoders import (

@@ -27,6 +27,7 @@ pub mod container;
 pub mod error;
 pub mod fs;
 pub mod index;
+pub mod par;
 pub mod postings;
 pub mod reorder;
 pub mod search;

@@ -42,7 +42,8 @@ pub fn to_py(e: Error) -> PyErr {
 /// Run `f` without the interpreter lock, turning core errors (and, defensively, panics) into
 /// Python exceptions. A panic is a bug; it must still never reach users as PanicException.
 pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
-    let r = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    // parallel work below runs on a pool of this process even in a fork() child (core `par`)
+    let r = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sparsedex_core::par::run(f))));
     match r {
         Ok(r) => r.map_err(to_py),
         Err(p) => {
@@ -54,4 +55,12 @@ pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Sen
             Err(SparsedexError::new_err(format!("internal error (please report it): {msg}")))
         }
     }
+}
+
+/// Called by Python in a `fork()` child (`os.register_at_fork(after_in_child=...)`): the
+/// engine's parallel work then runs on a thread pool of the child, not on the parent's pool,
+/// whose threads the child does not have (it would wait for them forever).
+#[pyfunction]
+pub fn _after_fork() {
+    sparsedex_core::par::note_fork();
 }

@@ -247,11 +247,19 @@ pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() ->
 }
 
 fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    // cached per process: a pool inherited through fork() has no threads (see crate::par)
+    static POOLS: OnceLock<Mutex<HashMap<(u32, usize), Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = pools.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = map.get(&threads) {
+    let pid = std::process::id();
+    if let Some(p) = map.get(&(pid, threads)) {
         return Ok(p.clone());
+    }
+    if map.keys().any(|&(owner, _)| owner != pid) {
+        // never drop another process's pools (their workers do not exist here)
+        for (_, stale) in map.drain() {
+            std::mem::forget(stale);
+        }
     }
     let p = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -259,7 +267,7 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
             .build()
             .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?,
     );
-    map.insert(threads, p.clone());
+    map.insert((pid, threads), p.clone());
     Ok(p)
 }
 

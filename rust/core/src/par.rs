@@ -1,0 +1,79 @@
+//! The engine's parallel work after `fork()`.
+//!
+//! Building, verifying and batch searches run on rayon's global pool. A child made by
+//! `fork()` inherits that pool's state but none of its worker threads (fork copies only the
+//! calling thread), so its first parallel call would wait forever for workers that do not
+//! exist: the known rayon-after-fork deadlock (`multiprocessing`'s default start method on
+//! Linux forks). HF `tokenizers` handles the same problem by turning its parallelism off in a
+//! forked child; here the child gets a pool of its own instead.
+//!
+//! The bindings call [`note_fork`] in the child right after a fork (Python's
+//! `os.register_at_fork(after_in_child=...)`) and run every call into the engine through
+//! [`run`]: in the process that built the global pool, `run(f)` is just `f()`; in a forked
+//! child it runs `f` inside a pool created in that child (and again in a grandchild), so every
+//! `par_iter` below it uses live threads. Explicitly sized pools (`threads=` of batch
+//! searches) are cached per process for the same reason.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+static FORKED: AtomicBool = AtomicBool::new(false);
+static CHILD_POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+/// Record that this process is a `fork()` child of a process that may have started rayon's
+/// global pool. Async-signal-safe (one atomic store): call it from an after-fork hook.
+pub fn note_fork() {
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+/// True once [`note_fork`] was called in this process (or an ancestor it was forked from).
+pub fn forked() -> bool {
+    FORKED.load(Ordering::SeqCst)
+}
+
+/// Run `f`, whose parallel work must not use a pool inherited through `fork()`: directly
+/// when this process never forked (or when already on a worker of a live pool), else inside
+/// a pool of this process.
+pub fn run<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if !forked() || rayon::current_thread_index().is_some() {
+        return f();
+    }
+    match child_pool() {
+        Some(pool) => pool.install(f),
+        None => f(),
+    }
+}
+
+/// This process's own pool (created on first use after a fork; `None` if no thread could
+/// be started, then the work runs on the calling thread's rayon fallback).
+fn child_pool() -> Option<Arc<rayon::ThreadPool>> {
+    let pid = std::process::id();
+    let mut slot = CHILD_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((owner, pool)) = slot.as_ref() {
+        if *owner == pid {
+            return Some(pool.clone());
+        }
+    }
+    // a pool made by the parent of a nested fork: its threads are gone here; never drop it
+    // (dropping would signal workers that do not exist), just forget it
+    if let Some((_, stale)) = slot.take() {
+        std::mem::forget(stale);
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sparsedex-{i}")).build().ok()?,
+    );
+    *slot = Some((pid, pool.clone()));
+    Some(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    #[test]
+    fn run_is_transparent_before_a_fork() {
+        assert!(!super::forked());
+        let s: u64 = super::run(|| (0..10_000u64).into_par_iter().sum());
+        assert_eq!(s, 49_995_000);
+    }
+}

@@ -1,0 +1,87 @@
+"""The engine in fork()ed children (multiprocessing's default start method on Linux).
+
+A child made by fork() has none of the parent's threads, rayon's pool included: before the
+fix, a child of a process that had used the engine once hung forever in its first parallel
+call (``SparseIndex.open``, ``add``, ``save``, ``search_batch``), found by a newcomer review.
+"""
+
+import multiprocessing as mp
+import sys
+
+import numpy as np
+import pytest
+
+from sparsedex import SparseIndex
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or "fork" not in mp.get_all_start_methods(), reason="fork() start method"
+)
+
+
+def _docs(n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        t = np.sort(rng.choice(500, size=20, replace=False))
+        out.append((t.astype(np.uint32), rng.random(20, dtype=np.float32) + 0.1))
+    return out
+
+
+def _child_work(path):
+    """Everything that runs parallel code in the engine, in the child."""
+    ix = SparseIndex.open(path)
+    top = ix.search(dict(zip(*map(list, _docs(1, 1)[0]))), k=5)
+    batch = ix.search_batch([dict(zip(*map(list, d))) for d in _docs(8, 2)], k=5, threads=2)
+    new = SparseIndex(None, "u8")
+    new.add(_docs(3000, 3))
+    new.save(path + "-child")
+    again = SparseIndex.open(path + "-child")
+    n = len(again)
+    ix.close()
+    again.close()
+    return [h.id for h in top], len(batch), n
+
+
+def _child(path, q):
+    try:
+        q.put(("ok", _child_work(path)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        q.put(("error", repr(e)))
+
+
+@pytest.mark.parametrize("before", ["open", "build", "search_batch"])
+def test_forked_child_uses_the_engine(tmp_path, before):
+    path = str(tmp_path / "ix")
+    ix = SparseIndex(None, "u8", path=path)
+    ix.add(_docs(3000, 0))
+    ix.commit()
+    ix.close()
+    # the parent uses the engine's parallel code first
+    if before == "open":
+        SparseIndex.open(path).close()
+    elif before == "build":
+        mem = SparseIndex(None, "u8")
+        mem.add(_docs(3000, 5))
+        mem.search({1: 1.0})
+    else:
+        r = SparseIndex.open(path)
+        r.search_batch([{1: 1.0, 2: 0.5}] * 16, k=3, threads=2)
+        r.search_batch([{1: 1.0, 2: 0.5}] * 16, k=3)
+        r.close()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(path, q))
+    p.start()
+    p.join(120)
+    if p.is_alive():
+        p.kill()
+        p.join()
+        pytest.fail(f"the forked child hung (parent used the engine: {before})")
+    status, result = q.get(timeout=10)
+    assert status == "ok", result
+    top, n_batch, n = result
+    assert n_batch == 8 and n == 3000 and len(top) == 5
+    # the same answer as in the parent
+    ref = SparseIndex.open(path)
+    assert [h.id for h in ref.search(dict(zip(*map(list, _docs(1, 1)[0]))), k=5)] == top
+    ref.close()

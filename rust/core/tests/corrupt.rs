@@ -63,7 +63,8 @@ fn patch(bytes: &mut [u8], name: &str, f: impl FnOnce(&mut [u8])) {
     let c = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&c.to_le_bytes());
     // The patched image is still a valid container.
-    Container::parse(Image::from_bytes(bytes), MAGIC, VERSION, true).unwrap();
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    Container::parse(Image::from_bytes(bytes), MAGIC, version, true).unwrap();
 }
 
 fn set_f32(sec: &mut [u8], i: usize, v: f32) {
@@ -192,11 +193,11 @@ fn bad_term_dictionaries_are_corrupt() {
 #[test]
 fn unknown_versions_are_refused() {
     let mut bytes = index_bytes(Quantization::F32);
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&(VERSION + 1).to_le_bytes());
     let c = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&c.to_le_bytes());
     match open(&bytes) {
-        Err(Error::UnsupportedVersion { found: 3, supported: 2 }) => {}
+        Err(Error::UnsupportedVersion { found, supported: VERSION }) if found == VERSION + 1 => {}
         other => panic!("{other:?}"),
     }
 }
@@ -246,7 +247,9 @@ fn v1_image(u8_scale: Option<f32>, ids: Option<&[String]>) -> Vec<u8> {
 fn version_1_files_are_upgraded_in_memory() {
     let (indptr, indices, values) = corpus();
     let ids: Vec<String> = (0..300).map(|d| format!("doc-{d}")).collect();
-    for (u8_scale, quantization) in [(Some(255.0 / 8.0), Quantization::U8 { scale: Some(255.0 / 8.0) }), (None, Quantization::F32)] {
+    for (u8_scale, quantization) in
+        [(Some(255.0 / 8.0), Quantization::U8 { scale: Some(255.0 / 8.0) }), (None, Quantization::F32)]
+    {
         let old = open(&v1_image(u8_scale, Some(&ids))).unwrap();
         let opts = BuildOptions { quantization, store_vectors: true, reorder: Reorder::None, n_terms: Some(8) };
         let new = build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::Str(&ids), &opts)

@@ -151,7 +151,7 @@ pub(crate) fn concat(
             .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
         let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
         let map = &local_of[m as usize];
-        for &t in &f.terms[a..b] {
+        for t in f.terms.range(a, b) {
             match map.get(t as usize) {
                 Some(&l) if l != u32::MAX => local.terms.push(l),
                 _ => {
@@ -280,7 +280,7 @@ fn postings_of<'a, I: StoredImpact>(
     }
     let n_post = docs.len();
     let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
-    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION);
+    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION_NO_U16);
     write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
     Ok(((w, n_post), term_ids, local_of))
 }

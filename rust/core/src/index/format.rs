@@ -1,6 +1,7 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
-//! Format version 2 (every section little-endian; rust/core/FORMAT.md has the full table):
+//! Format versions 2 and 3 (every section little-endian; rust/core/FORMAT.md has the full
+//! table; 3 is 2 with `fwd_terms_u16`, the only version-3 section):
 //! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
 //!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
 //!   bits, total document length, integer scoring (0/1) (zero for other kinds); document order
@@ -18,15 +19,16 @@
 //!   n_terms: dense array index or u32::MAX), `dbm_<k>` (dense arrays of ceil(n_docs / 64)
 //!   doc-block maxima each).
 //! - BM25: `doc_len` (u32, n_docs), each posting's `dl` equal to its document's length.
-//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids), `fwd_values` (f32): the stored
-//!   vectors.
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids) or, version 3 only,
+//!   `fwd_terms_u16` (u16 stored as bytes; written when n_terms <= 65,536), `fwd_values` (f32):
+//!   the stored vectors.
 //! - optional ids (see [`super::ids`]): `ids_i64` (i64, n_docs) or `ids_str_off` (u64,
 //!   n_docs + 1) + `ids_str` (bytes, UTF-8), with `ids_sorted` (u32, n_docs).
 //!
-//! Version 1 files (per-term arrays sized by the largest term id) are refused with
-//! [`Error::UnsupportedVersion`].
+//! Version 1 files (per-term arrays sized by the largest term id) are upgraded in memory
+//! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` is corrupt.
 
-use super::{Forward, ImpactArrays, Impacts, IndexView};
+use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView};
 use crate::codec::{packed_len, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
@@ -34,8 +36,12 @@ use crate::{Error, Result};
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
-/// Format version this build writes and reads.
-pub const VERSION: u32 = 2;
+/// Newest format version this build writes and reads: version 2 plus the stored vectors'
+/// term ids as `u16` (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
+pub const VERSION: u32 = 3;
+/// The version a segment without `fwd_terms_u16` is written as (no stored vectors, or more than
+/// 65,536 local terms), so that earlier builds keep reading it. Both are read.
+pub const VERSION_NO_U16: u32 = 2;
 /// Number of `meta` entries.
 pub const META_LEN: usize = 10;
 
@@ -162,9 +168,17 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         k => return Err(corrupt(format!("unknown impact kind {k}"))),
     };
     let forward = if c.has("fwd_indptr") {
-        let f = Forward { indptr: c.u64s("fwd_indptr")?, terms: c.u32s("fwd_terms")?, values: c.f32s("fwd_values")? };
+        let terms = if c.has("fwd_terms_u16") {
+            if c.has("fwd_terms") {
+                return Err(corrupt("stored vectors have both 'fwd_terms' and 'fwd_terms_u16'"));
+            }
+            FwdTerms::U16(c.u16s("fwd_terms_u16")?)
+        } else {
+            FwdTerms::U32(c.u32s("fwd_terms")?)
+        };
+        let f = Forward { indptr: c.u64s("fwd_indptr")?, terms, values: c.f32s("fwd_values")? };
         check_offsets("fwd_indptr", f.indptr, n_docs as usize + 1, f.terms.len() as u64)?;
-        if f.values.len() != f.terms.len() || f.terms.iter().any(|&t| t >= n_terms) {
+        if f.values.len() != f.terms.len() || f.terms.max().is_some_and(|t| t >= n_terms) {
             return Err(corrupt("stored vectors are inconsistent"));
         }
         Some(f)

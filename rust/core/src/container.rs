@@ -319,12 +319,6 @@ impl ContainerWriter {
         ContainerWriter { magic, format_version, buf, sections: Vec::new() }
     }
 
-    /// Change the format version the header will carry (a writer that learns, part way, that
-    /// it writes a section only a later version has).
-    pub fn set_version(&mut self, format_version: u32) {
-        self.format_version = format_version;
-    }
-
     fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {
         check_name(name)?;
         if self.sections.iter().any(|s| s.name == name) {

@@ -1,11 +1,12 @@
-//! The stored vectors' layouts (rust/core/FORMAT.md §2): format version 3 stores local term
-//! ids as `u16` (`fwd_terms_u16`) when a segment has at most 65,536 local terms; version 2
-//! (`fwd_terms`, u32) is written otherwise and still read. Both give back the vectors bit for
-//! bit and the same search results; a bad stored-vector section is a corruption error.
+//! Format version 3 (rust/core/FORMAT.md §2): the stored vectors' local term ids as `u16`
+//! (`fwd_terms_u16`) when a segment has at most 65,536 local terms (`fwd_terms`, u32,
+//! otherwise), and trimmed final doc-id blocks. Version-2 files (u32 term ids, full blocks)
+//! still open. Both give back the vectors bit for bit and the same search results; a bad
+//! section of the new layout is a corruption error.
 
 use sparsedex_core::container::{Container, ContainerWriter, Image};
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
-use sparsedex_core::index::format::{MAGIC, VERSION, VERSION_NO_U16};
+use sparsedex_core::index::format::{MAGIC, VERSION, VERSION_2};
 use sparsedex_core::index::{FwdTerms, Index};
 use sparsedex_core::search::{search, Algorithm, QueryRef};
 use sparsedex_core::Error;
@@ -75,10 +76,33 @@ fn rewrite(bytes: &[u8], version: u32, edit: impl Fn(&str, &[u8]) -> Vec<(String
     w.into_image().as_bytes().to_vec()
 }
 
-/// The version-2 twin of a version-3 image: `fwd_terms_u16` widened to `fwd_terms` (u32).
+fn le_u64s(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+/// The version-2 twin of a version-3 image: `fwd_terms_u16` widened to `fwd_terms` (u32), and
+/// every trimmed final doc-id block padded back to its full `16 * bits` bytes with zero rows.
 fn as_version_2(bytes: &[u8]) -> Vec<u8> {
-    rewrite(bytes, VERSION_NO_U16, |name, data| {
-        if name == "fwd_terms_u16" {
+    let c = Container::parse(Image::from_bytes(bytes), MAGIC, VERSION, true).unwrap();
+    let (off, docs) = (le_u64s(c.bytes("block_off").unwrap()), c.bytes("docs").unwrap());
+    let (mut new_off, mut new_docs) = (vec![0u64], Vec::new());
+    for w in off.windows(2) {
+        let blk = &docs[w[0] as usize..w[1] as usize];
+        if blk.len() % 16 == 0 {
+            new_docs.extend_from_slice(blk);
+        } else {
+            let bits = *blk.last().unwrap() as usize;
+            new_docs.extend_from_slice(&blk[..blk.len() - 1]);
+            new_docs.resize(new_docs.len() + 16 * bits - (blk.len() - 1), 0);
+        }
+        new_off.push(new_docs.len() as u64);
+    }
+    rewrite(bytes, VERSION_2, |name, data| {
+        if name == "docs" {
+            vec![(name.into(), new_docs.clone())]
+        } else if name == "block_off" {
+            vec![(name.into(), new_off.iter().flat_map(|x| x.to_le_bytes()).collect())]
+        } else if name == "fwd_terms_u16" {
             let wide: Vec<u8> =
                 data.chunks_exact(2).flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes()).collect();
             vec![("fwd_terms".into(), wide)]
@@ -137,7 +161,8 @@ fn version_2_files_with_u32_term_ids_still_open_and_search_the_same() {
     for q in [Quantization::U8 { scale: None }, Quantization::F32] {
         let v3 = bytes_of(&built(&csr, q));
         let v2 = as_version_2(&v3);
-        assert_eq!(version(&v2), VERSION_NO_U16);
+        assert_eq!(version(&v2), VERSION_2);
+        assert!(v2.len() > v3.len());
         let (a, b) = (open(&v3).unwrap(), open(&v2).unwrap());
         assert!(matches!(b.view().forward.unwrap().terms, FwdTerms::U32(_)));
         assert_eq!(a.vectors().unwrap().1, b.vectors().unwrap().1);
@@ -148,13 +173,13 @@ fn version_2_files_with_u32_term_ids_still_open_and_search_the_same() {
 }
 
 #[test]
-fn more_than_65536_local_terms_store_u32_term_ids_as_version_2() {
+fn more_than_65536_local_terms_store_u32_term_ids() {
     let csr = corpus(12_000, 200_000);
     let ix = built(&csr, Quantization::U8 { scale: None });
     assert!(ix.view().n_terms as usize > 65_536, "{} local terms", ix.view().n_terms);
     assert!(matches!(ix.view().forward.unwrap().terms, FwdTerms::U32(_)));
     let bytes = bytes_of(&ix);
-    assert_eq!(version(&bytes), VERSION_NO_U16);
+    assert_eq!(version(&bytes), VERSION);
     let back = open(&bytes).unwrap();
     assert_eq!(back.vectors().unwrap().1, csr.1);
     let terms: Vec<u32> = csr.1[..40].to_vec();
@@ -165,11 +190,80 @@ fn more_than_65536_local_terms_store_u32_term_ids_as_version_2() {
 }
 
 #[test]
-fn segments_without_stored_vectors_stay_version_2() {
-    let csr = corpus(500, 300);
+fn version_2_files_without_stored_vectors_open_and_search_the_same() {
+    let csr = corpus(3000, 2000);
     let opts = BuildOptions { store_vectors: false, reorder: Reorder::None, ..Default::default() };
     let ix = build(CsrRef { indptr: &csr.0, indices: &csr.1, values: &csr.2 }, IdsInput::None, &opts).unwrap().index;
-    assert_eq!(version(&bytes_of(&ix)), VERSION_NO_U16);
+    let v3 = bytes_of(&ix);
+    let v2 = as_version_2(&v3);
+    let back = open(&v2).unwrap();
+    let terms: Vec<u32> = (0..ix.view().n_terms).filter(|t| t % 41 == 0).map(|t| ix.view().external_term(t)).collect();
+    same_results(&ix, &back, &terms);
+}
+
+/// Patch the final block of the first term whose final block is trimmed, with `f(block)`.
+fn patch_trimmed(v3: &[u8], f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    let c = Container::parse(Image::from_bytes(v3), MAGIC, VERSION, true).unwrap();
+    let (off, docs) = (le_u64s(c.bytes("block_off").unwrap()), c.bytes("docs").unwrap());
+    let b = off.windows(2).position(|w| (w[1] - w[0]) % 16 == 1).expect("a trimmed block");
+    let (mut new_off, mut new_docs) = (vec![0u64], Vec::new());
+    for (i, w) in off.windows(2).enumerate() {
+        let mut blk = docs[w[0] as usize..w[1] as usize].to_vec();
+        if i == b {
+            f(&mut blk);
+        }
+        new_docs.extend_from_slice(&blk);
+        new_off.push(new_docs.len() as u64);
+    }
+    rewrite(v3, VERSION, |name, data| match name {
+        "docs" => vec![(name.into(), new_docs.clone())],
+        "block_off" => vec![(name.into(), new_off.iter().flat_map(|x| x.to_le_bytes()).collect())],
+        _ => vec![(name.into(), data.to_vec())],
+    })
+}
+
+#[test]
+fn short_lists_are_trimmed_and_bad_trimmed_blocks_are_corrupt() {
+    let csr = corpus(3000, 2000);
+    let ix = built(&csr, Quantization::U8 { scale: None });
+    let v3 = bytes_of(&ix);
+    let v2 = as_version_2(&v3);
+    let c3 = Container::parse(Image::from_bytes(&v3), MAGIC, VERSION, true).unwrap();
+    let c2 = Container::parse(Image::from_bytes(&v2), MAGIC, VERSION_2, true).unwrap();
+    assert!(c3.bytes("docs").unwrap().len() < c2.bytes("docs").unwrap().len());
+    // The same bytes with the trimmed block unchanged open (the patch itself is sound).
+    open(&patch_trimmed(&v3, |_| {})).unwrap();
+    // A bit width above 32, or 0.
+    assert_corrupt(open(&patch_trimmed(&v3, |b| *b.last_mut().unwrap() = 33)), "trimmed final block");
+    assert_corrupt(open(&patch_trimmed(&v3, |b| *b.last_mut().unwrap() = 0)), "trimmed final block");
+    // A width whose rows do not match the kept rows.
+    assert_corrupt(
+        open(&patch_trimmed(&v3, |b| {
+            let w = *b.last().unwrap();
+            *b.last_mut().unwrap() = if w < 32 { w + 1 } else { w - 1 };
+            b.insert(0, 0);
+            b.insert(0, 0);
+        })),
+        "trimmed final block",
+    );
+    // One more row than needed.
+    assert_corrupt(
+        open(&patch_trimmed(&v3, |b| {
+            let n = b.len() - 1;
+            b.splice(n..n, [0u8; 16]);
+        })),
+        "trimmed final block",
+    );
+    // A trimmed block in a version-2 file.
+    let v2_trimmed = rewrite(&v3, VERSION_2, |name, data| {
+        let d = if name == "fwd_terms_u16" {
+            data.chunks_exact(2).flat_map(|c| (u16::from_le_bytes([c[0], c[1]]) as u32).to_le_bytes()).collect()
+        } else {
+            data.to_vec()
+        };
+        vec![(if name == "fwd_terms_u16" { "fwd_terms".to_string() } else { name.to_string() }, d)]
+    });
+    assert_corrupt(open(&v2_trimmed), "trimmed final block");
 }
 
 #[test]
@@ -216,7 +310,16 @@ fn bad_u16_term_sections_are_corrupt() {
     });
     assert_corrupt(open(&both), "both");
     // A u16 section in a version-2 file (which earlier builds would have misread).
-    let v2_u16 = rewrite(&v3, VERSION_NO_U16, |name, data| vec![(name.to_string(), data.to_vec())]);
+    let v2_u16 = as_version_2(&v3);
+    let v2_u16 = rewrite(&v2_u16, VERSION_2, |name, data| {
+        if name == "fwd_terms" {
+            let narrow: Vec<u8> =
+                data.chunks_exact(4).flat_map(|c| (u32::from_le_bytes(c.try_into().unwrap()) as u16).to_le_bytes()).collect();
+            vec![("fwd_terms_u16".into(), narrow)]
+        } else {
+            vec![(name.to_string(), data.to_vec())]
+        }
+    });
     assert_corrupt(open(&v2_u16), "fwd_terms_u16");
 }
 

@@ -10,7 +10,7 @@
 //! with each document's length (given, or the sum of its term frequencies); scoring happens at
 //! query time from the collection statistics (see [`crate::search::bm25`]).
 
-use super::format::{MAGIC, VERSION_NO_U16};
+use super::format::{MAGIC, VERSION};
 use super::ids::IdsData;
 use super::impact::{Bm25Impact, Bm25Params};
 use super::order::permute;
@@ -194,7 +194,7 @@ pub(crate) fn build_local(
         }
         None => (local, ids, sorted, doc_len),
     };
-    let mut w = ContainerWriter::new(MAGIC, VERSION_NO_U16);
+    let mut w = ContainerWriter::new(MAGIC, VERSION);
     let (kind, scale) = write_impacts(&mut w, &local, opts.quantization, doc_len.as_deref())?;
     let tail = Tail { kind, scale, opts, members_order: false };
     let index = write_tail(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
@@ -251,10 +251,9 @@ pub(crate) fn write_tail(
     if t.opts.store_vectors {
         w.add_u64s("fwd_indptr", &local.indptr)?;
         if local.n_terms() as usize <= super::FWD_U16_TERMS {
-            // Local ids fit in 16 bits: half the bytes, and a section only version 3 has.
+            // Local ids fit in 16 bits: half the bytes.
             let t16: Vec<u16> = local.terms.iter().map(|&t| t as u16).collect();
             w.add_u16s("fwd_terms_u16", &t16)?;
-            w.set_version(super::format::VERSION);
         } else {
             w.add_u32s("fwd_terms", &local.terms)?;
         }

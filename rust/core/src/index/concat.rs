@@ -280,7 +280,7 @@ fn postings_of<'a, I: StoredImpact>(
     }
     let n_post = docs.len();
     let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
-    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION_NO_U16);
+    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION);
     write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
     Ok(((w, n_post), term_ids, local_of))
 }

@@ -1,7 +1,7 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
 //! Format versions 2 and 3 (every section little-endian; rust/core/FORMAT.md has the full
-//! table; 3 is 2 with `fwd_terms_u16`, the only version-3 section):
+//! table; 3 is 2 with trimmed final doc-id blocks and `fwd_terms_u16`):
 //! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
 //!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
 //!   bits, total document length, integer scoring (0/1) (zero for other kinds); document order
@@ -26,22 +26,22 @@
 //!   n_docs + 1) + `ids_str` (bytes, UTF-8), with `ids_sorted` (u32, n_docs).
 //!
 //! Version 1 files (per-term arrays sized by the largest term id) are upgraded in memory
-//! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` is corrupt.
+//! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
 use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView};
-use crate::codec::{packed_len, BLOCK_LEN};
+use crate::codec::{packed_len, rows_for, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
 use crate::{Error, Result};
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
-/// Newest format version this build writes and reads: version 2 plus the stored vectors'
-/// term ids as `u16` (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
+/// Format version this build writes (and reads): version 2 plus trimmed final doc-id blocks
+/// ([`crate::codec::encode_docs_final`]) and the stored vectors' term ids as `u16`
+/// (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
 pub const VERSION: u32 = 3;
-/// The version a segment without `fwd_terms_u16` is written as (no stored vectors, or more than
-/// 65,536 local terms), so that earlier builds keep reading it. Both are read.
-pub const VERSION_NO_U16: u32 = 2;
+/// The previous version, still read: full doc-id blocks only, `fwd_terms` as `u32`.
+pub const VERSION_2: u32 = 2;
 /// Number of `meta` entries.
 pub const META_LEN: usize = 10;
 
@@ -99,6 +99,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let tbs: Vec<u64> = term_block_start.iter().map(|&x| x as u64).collect();
     check_offsets("term_block_start", &tbs, nt + 1, n_blocks as u64)?;
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
+    let trimmed_ok = c.format_version() >= VERSION;
     for t in 0..nt {
         let df = term_post_start[t + 1] - term_post_start[t];
         if df == 0 {
@@ -108,15 +109,37 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         if nb != df.div_ceil(BLOCK_LEN as u64) {
             return Err(corrupt(format!("term {t}: {nb} blocks for {df} postings")));
         }
+        // Byte lengths: a full block is 16 * bits (bits <= 32); a list's final block may be
+        // trimmed (version 3): 16 * rows + 1 bytes, the last one its bit width, with exactly
+        // the rows its values need and fewer than the full block's.
+        let (b0, b1) = (term_block_start[t] as usize, term_block_start[t + 1] as usize);
+        for b in b0..b1 {
+            let len = block_off[b + 1] - block_off[b];
+            if len % 16 == 0 {
+                if len > packed_len(32) as u64 {
+                    return Err(corrupt(format!("block {b}: packed length {len} is not a valid bit width")));
+                }
+                continue;
+            }
+            let n_vals = (df - (b - b0) as u64 * BLOCK_LEN as u64) as usize;
+            let bits = docs.get(block_off[b + 1] as usize - 1).copied().unwrap_or(0) as u32;
+            let rows = (len / 16) as usize;
+            if !trimmed_ok
+                || len % 16 != 1
+                || b + 1 != b1
+                || n_vals >= BLOCK_LEN
+                || !(1..=32).contains(&bits)
+                || rows != rows_for(n_vals, bits)
+                || rows >= bits as usize
+            {
+                return Err(corrupt(format!(
+                    "term {t}: block {b} has packed length {len}, which is neither a full block nor its trimmed final block"
+                )));
+            }
+        }
         let blocks = &block_last[term_block_start[t] as usize..term_block_start[t + 1] as usize];
         if blocks.windows(2).any(|w| w[0] >= w[1]) || blocks.last().is_some_and(|&l| l >= n_docs) {
             return Err(corrupt(format!("term {t}: block doc ids out of order or out of range")));
-        }
-    }
-    for b in 0..n_blocks {
-        let len = block_off[b + 1] - block_off[b];
-        if len % 16 != 0 || len > packed_len(32) as u64 {
-            return Err(corrupt(format!("block {b}: packed length {len} is not a valid bit width")));
         }
     }
     let np = n_postings as usize;

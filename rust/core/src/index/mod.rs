@@ -7,8 +7,9 @@
 //! Layout (all sections little-endian, see [`mod@format`]): for every local term `t`,
 //! its postings occupy global posting positions `term_post_start[t]..term_post_start[t+1]`
 //! and blocks `term_block_start[t]..term_block_start[t+1]`. Block `b` holds up to 128
-//! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (so its bit width
-//! is `(block_off[b+1] - block_off[b]) / 16`), its last doc id is `block_last[b]` and its
+//! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (a full block of
+//! bit width `(block_off[b+1] - block_off[b]) / 16`, or a list's trimmed final block, see
+//! [`crate::codec::encode_docs_final`]), its last doc id is `block_last[b]` and its
 //! largest impact `block_max[b]`. Impacts are stored unpacked, one per posting, at the
 //! posting's global position (u8 for the quantized kind, f32 for the float kind).
 
@@ -182,7 +183,7 @@ pub struct Forward<'a> {
 }
 
 /// The local term ids of the stored vectors: `u16` when the segment has at most 65,536 local
-/// terms (format version 3, section `fwd_terms_u16`), `u32` otherwise (`fwd_terms`).
+/// terms (section `fwd_terms_u16`, format version 3), `u32` otherwise (`fwd_terms`).
 #[derive(Clone, Copy, Debug)]
 pub enum FwdTerms<'a> {
     /// Two bytes per entry.
@@ -353,8 +354,8 @@ impl Index {
             return v1::upgrade(image, verify_checksums);
         }
         let b = image.as_bytes();
-        let old = b.len() >= 12 && b[..8] == format::MAGIC && b[8..12] == format::VERSION_NO_U16.to_le_bytes();
-        let version = if old { format::VERSION_NO_U16 } else { format::VERSION };
+        let old = b.len() >= 12 && b[..8] == format::MAGIC && b[8..12] == format::VERSION_2.to_le_bytes();
+        let version = if old { format::VERSION_2 } else { format::VERSION };
         let container = Arc::new(Container::parse(image, format::MAGIC, version, verify_checksums)?);
         if old && container.has("fwd_terms_u16") {
             return Err(Error::Corrupt(format!(

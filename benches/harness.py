@@ -504,6 +504,8 @@ def run(args):
                     label = "sparsedex" if quant == "u8" else f"sparsedex-{quant}"
                     b, nb = build(a, label)
                     algs = a.algorithms
+                    if quant == "u8" and args.sparsedex_algorithms != "all":
+                        algs = [x for x in args.sparsedex_algorithms.split(",") if x in algs]
                     if quant != "u8" and args.sparsedex_float_algorithms != "all":
                         algs = [x for x in args.sparsedex_float_algorithms.split(",") if x in algs]
                     ordered = (["exhaustive"] if "exhaustive" in algs else []) + \
@@ -760,6 +762,8 @@ def main(argv=None):
     p.add_argument("--build-threads", type=int, default=1,
                    help="threads for Seismic's build only (slow at 1M docs); queries always use 1")
     p.add_argument("--sparsedex-quantizations", default="u8,float")
+    p.add_argument("--sparsedex-algorithms", default="all",
+                   help="algorithms to run on the u8 index ('all' for every one)")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
     p.add_argument("--approx-targets", default="0.95,0.97,0.99",

@@ -313,8 +313,10 @@ fn bad_u16_term_sections_are_corrupt() {
     let v2_u16 = as_version_2(&v3);
     let v2_u16 = rewrite(&v2_u16, VERSION_2, |name, data| {
         if name == "fwd_terms" {
-            let narrow: Vec<u8> =
-                data.chunks_exact(4).flat_map(|c| (u32::from_le_bytes(c.try_into().unwrap()) as u16).to_le_bytes()).collect();
+            let narrow: Vec<u8> = data
+                .chunks_exact(4)
+                .flat_map(|c| (u32::from_le_bytes(c.try_into().unwrap()) as u16).to_le_bytes())
+                .collect();
             vec![("fwd_terms_u16".into(), narrow)]
         } else {
             vec![(name.to_string(), data.to_vec())]

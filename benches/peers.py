@@ -126,6 +126,9 @@ class ScipyExhaustive(Adapter):
         m = self.csc
         return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
 
+    def postings_bytes(self):
+        return self.bytes()  # the CSC matrix is its posting lists
+
     def prepare(self, q_indices, q_values):
         return (q_indices.astype(np.int64), q_values.astype(np.float32))
 
@@ -298,6 +301,9 @@ class Pisa(Adapter):
         self.info["dir_bytes_incl_uncompressed_inverted"] = dir_bytes(self.path)
         return sum(p.stat().st_size for p in files)
 
+    def postings_bytes(self):
+        return self.bytes()  # PISA's index holds postings, block maxima and lexicons only
+
 
 # --------------------------------------------------------------------------------- Seismic
 class Seismic(Adapter):
@@ -423,3 +429,9 @@ class Sparsedex(Adapter):
         except Exception as exc:
             self.info["save_error"] = repr(exc)
         return int(st.get("bytes", self.info.get("saved_dir_bytes", 0)))
+
+    def postings_bytes(self):
+        """Doc ids, impacts, block-max and term metadata (`stats()['postings_bytes']`), without
+        the stored vectors (`vectors_bytes`) and ids."""
+        st = self.info.get("stats") or dict(self.ix.stats())
+        return int(st["postings_bytes"])

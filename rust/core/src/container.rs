@@ -125,10 +125,13 @@ pod!(u32, Kind::U32);
 pod!(u64, Kind::U64);
 pod!(f32, Kind::F32);
 pod!(i64, Kind::I64);
+// u16 arrays are stored as byte sections (element kind 0), little-endian: the container's
+// element kinds stay as they are; `u16s` reinterprets a byte section of even length.
+pod!(u16, Kind::Bytes);
 
 /// View a slice of plain numbers as its bytes in memory order.
 fn pod_bytes<T: Pod>(data: &[T]) -> &[u8] {
-    // SAFETY: T is one of u32/u64/f32/i64 (sealed): no padding, no invalid bit patterns for
+    // SAFETY: T is one of u16/u32/u64/f32/i64 (sealed): no padding, no invalid bit patterns for
     // u8, and u8 has alignment 1; the byte length is exactly the slice's size in memory.
     unsafe { std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data)) }
 }
@@ -346,6 +349,12 @@ impl ContainerWriter {
 
     /// Add a section of `u32`s (stored little-endian). Name rules as [`add_bytes`](Self::add_bytes).
     pub fn add_u32s(&mut self, name: &str, data: &[u32]) -> Result<()> {
+        self.add_pod(name, data)
+    }
+
+    /// Add a section of `u16`s, stored little-endian as a byte section (element kind 0). Name
+    /// rules as [`add_bytes`](Self::add_bytes).
+    pub fn add_u16s(&mut self, name: &str, data: &[u16]) -> Result<()> {
         self.add_pod(name, data)
     }
 
@@ -638,6 +647,12 @@ impl Container {
 
     /// A section of `f32`s (rules as [`u32s`](Self::u32s)). Values are not checked.
     pub fn f32s(&self, name: &str) -> Result<&[f32]> {
+        self.typed(name)
+    }
+
+    /// A byte section read as little-endian `u16`s (its length must be even and its offset
+    /// 2-aligned in memory, which 64-aligned sections are).
+    pub fn u16s(&self, name: &str) -> Result<&[u16]> {
         self.typed(name)
     }
 

@@ -24,7 +24,9 @@
 //! doc id of the previous block (a list's first block uses a virtual previous doc id of `-1`,
 //! so its first stored value is the doc id itself). Short final blocks are padded with zero
 //! gaps; decoding runs on wrapping `u32` arithmetic, so padding (or corrupt input) can never
-//! panic, it only yields meaningless values past the block's real length.
+//! panic, it only yields meaningless values past the block's real length. A list's short final
+//! block is stored *trimmed* ([`encode_docs_final`], [`decode_stored_docs`]): only the rows its
+//! values need, then its bit width in one byte.
 
 use std::sync::OnceLock;
 
@@ -157,6 +159,65 @@ pub fn decode_docs(input: &[u8], bits: u32, prev: Option<u32>, out: &mut [u32; B
     // SAFETY: as in `unpack`: the kernel's CPU features were detected, `bits <= 32`, and
     // `input` holds exactly the `packed_len(bits)` bytes the kernel reads.
     unsafe { (kernel.decode[bits as usize])(input, base(prev), out) }
+}
+
+/// Rows (16-byte words of the four lanes) that hold the first `len` values of a block packed at
+/// `bits`: lane `j` holds values `j, j + 4, ...`, at most `ceil(len / 4)` of them, in a stream
+/// of `bits` bits each, so the first `ceil(ceil(len / 4) * bits / 32)` rows hold them all.
+#[inline]
+pub fn rows_for(len: usize, bits: u32) -> usize {
+    (len.div_ceil(4) * clamp_bits(bits) as usize).div_ceil(32)
+}
+
+/// A list's final doc-id block (`docs` as in [`encode_docs`]), *trimmed* when it is short: the
+/// block is packed as by [`encode_docs`], then, if its `len < 128` values fit in fewer rows
+/// than the full block's `bits` ([`rows_for`]), only those rows are kept and one byte holding
+/// `bits` is appended (`16 * rows + 1` bytes, a length that is not a multiple of 16, which is
+/// how [`decode_stored_docs`] tells the layouts apart). The rows kept are byte for byte those
+/// of the full block, and the rows dropped hold only padding, so decoding (with the dropped
+/// rows as zeros) gives the full block's output. Returns `bits`.
+///
+/// Format version 3 of the index (rust/core/FORMAT.md §2); on the debian corpus the final blocks of
+/// the 14,000 lists shorter than a block were a quarter of the doc-id bytes.
+pub fn encode_docs_final(docs: &[u32], prev: Option<u32>, out: &mut Vec<u8>) -> u32 {
+    let start = out.len();
+    let bits = encode_docs(docs, prev, out);
+    let rows = rows_for(docs.len(), bits);
+    if docs.len() < BLOCK_LEN && rows < bits as usize {
+        out.truncate(start + 16 * rows);
+        out.push(bits as u8);
+    }
+    bits
+}
+
+/// Decode a doc-id block as stored: a full block of `input.len() / 16` bits (a multiple of 16
+/// bytes), or a trimmed final block ([`encode_docs_final`]: `16 * rows + 1` bytes, the last
+/// one its bit width), whose missing rows decode as zeros. A trimmed block's bit width is
+/// clamped to 32 and at most `packed_len(bits)` of its bytes are read, so a corrupt one yields
+/// meaningless values, never a panic; a full block longer than `packed_len(32)` is a caller
+/// bug as in [`decode_docs`] (opening an index refuses it).
+#[inline]
+pub fn decode_stored_docs(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
+    if input.len() % 16 == 0 {
+        decode_docs(input, (input.len() / 16) as u32, prev, out);
+    } else {
+        decode_trimmed(input, prev, out);
+    }
+}
+
+#[inline(never)]
+fn decode_trimmed(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
+    let bits = input.last().map_or(0, |&b| clamp_bits_lenient(b as u32));
+    let mut full = [0u8; 16 * MAX_BITS as usize];
+    let n = (input.len() - 1).min(packed_len(bits));
+    full[..n].copy_from_slice(&input[..n]);
+    decode_docs(&full, bits, prev, out);
+}
+
+/// `bits.min(32)` without the debug assertion (a corrupt byte is not a caller bug).
+#[inline(always)]
+fn clamp_bits_lenient(bits: u32) -> u32 {
+    bits.min(MAX_BITS)
 }
 
 /// Which kernel [`unpack`] / [`decode_docs`] dispatch to on this machine: `"avx2"`, `"sse2"`

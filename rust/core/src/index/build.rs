@@ -250,7 +250,13 @@ pub(crate) fn write_tail(
     }
     if t.opts.store_vectors {
         w.add_u64s("fwd_indptr", &local.indptr)?;
-        w.add_u32s("fwd_terms", &local.terms)?;
+        if local.n_terms() as usize <= super::FWD_U16_TERMS {
+            // Local ids fit in 16 bits: half the bytes.
+            let t16: Vec<u16> = local.terms.iter().map(|&t| t as u16).collect();
+            w.add_u16s("fwd_terms_u16", &t16)?;
+        } else {
+            w.add_u32s("fwd_terms", &local.terms)?;
+        }
         w.add_f32s("fwd_values", &local.values)?;
     }
     ids.write(&mut w, sorted)?;

@@ -151,7 +151,7 @@ pub(crate) fn concat(
             .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
         let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
         let map = &local_of[m as usize];
-        for &t in &f.terms[a..b] {
+        for t in f.terms.range(a, b) {
             match map.get(t as usize) {
                 Some(&l) if l != u32::MAX => local.terms.push(l),
                 _ => {

@@ -1,6 +1,7 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
-//! Format version 2 (every section little-endian; rust/core/FORMAT.md has the full table):
+//! Format versions 2 and 3 (every section little-endian; rust/core/FORMAT.md has the full
+//! table; 3 is 2 with trimmed final doc-id blocks and `fwd_terms_u16`):
 //! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
 //!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
 //!   bits, total document length, integer scoring (0/1) (zero for other kinds); document order
@@ -18,24 +19,29 @@
 //!   n_terms: dense array index or u32::MAX), `dbm_<k>` (dense arrays of ceil(n_docs / 64)
 //!   doc-block maxima each).
 //! - BM25: `doc_len` (u32, n_docs), each posting's `dl` equal to its document's length.
-//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids), `fwd_values` (f32): the stored
-//!   vectors.
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids) or, version 3 only,
+//!   `fwd_terms_u16` (u16 stored as bytes; written when n_terms <= 65,536), `fwd_values` (f32):
+//!   the stored vectors.
 //! - optional ids (see [`super::ids`]): `ids_i64` (i64, n_docs) or `ids_str_off` (u64,
 //!   n_docs + 1) + `ids_str` (bytes, UTF-8), with `ids_sorted` (u32, n_docs).
 //!
-//! Version 1 files (per-term arrays sized by the largest term id) are refused with
-//! [`Error::UnsupportedVersion`].
+//! Version 1 files (per-term arrays sized by the largest term id) are upgraded in memory
+//! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
-use super::{Forward, ImpactArrays, Impacts, IndexView};
-use crate::codec::{packed_len, BLOCK_LEN};
+use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView};
+use crate::codec::{packed_len, rows_for, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
 use crate::{Error, Result};
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
-/// Format version this build writes and reads.
-pub const VERSION: u32 = 2;
+/// Format version this build writes (and reads): version 2 plus trimmed final doc-id blocks
+/// ([`crate::codec::encode_docs_final`]) and the stored vectors' term ids as `u16`
+/// (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
+pub const VERSION: u32 = 3;
+/// The previous version, still read: full doc-id blocks only, `fwd_terms` as `u32`.
+pub const VERSION_2: u32 = 2;
 /// Number of `meta` entries.
 pub const META_LEN: usize = 10;
 
@@ -93,6 +99,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     let tbs: Vec<u64> = term_block_start.iter().map(|&x| x as u64).collect();
     check_offsets("term_block_start", &tbs, nt + 1, n_blocks as u64)?;
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
+    let trimmed_ok = c.format_version() >= VERSION;
     for t in 0..nt {
         let df = term_post_start[t + 1] - term_post_start[t];
         if df == 0 {
@@ -102,15 +109,37 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         if nb != df.div_ceil(BLOCK_LEN as u64) {
             return Err(corrupt(format!("term {t}: {nb} blocks for {df} postings")));
         }
+        // Byte lengths: a full block is 16 * bits (bits <= 32); a list's final block may be
+        // trimmed (version 3): 16 * rows + 1 bytes, the last one its bit width, with exactly
+        // the rows its values need and fewer than the full block's.
+        let (b0, b1) = (term_block_start[t] as usize, term_block_start[t + 1] as usize);
+        for b in b0..b1 {
+            let len = block_off[b + 1] - block_off[b];
+            if len % 16 == 0 {
+                if len > packed_len(32) as u64 {
+                    return Err(corrupt(format!("block {b}: packed length {len} is not a valid bit width")));
+                }
+                continue;
+            }
+            let n_vals = (df - (b - b0) as u64 * BLOCK_LEN as u64) as usize;
+            let bits = docs.get(block_off[b + 1] as usize - 1).copied().unwrap_or(0) as u32;
+            let rows = (len / 16) as usize;
+            if !trimmed_ok
+                || len % 16 != 1
+                || b + 1 != b1
+                || n_vals >= BLOCK_LEN
+                || !(1..=32).contains(&bits)
+                || rows != rows_for(n_vals, bits)
+                || rows >= bits as usize
+            {
+                return Err(corrupt(format!(
+                    "term {t}: block {b} has packed length {len}, which is neither a full block nor its trimmed final block"
+                )));
+            }
+        }
         let blocks = &block_last[term_block_start[t] as usize..term_block_start[t + 1] as usize];
         if blocks.windows(2).any(|w| w[0] >= w[1]) || blocks.last().is_some_and(|&l| l >= n_docs) {
             return Err(corrupt(format!("term {t}: block doc ids out of order or out of range")));
-        }
-    }
-    for b in 0..n_blocks {
-        let len = block_off[b + 1] - block_off[b];
-        if len % 16 != 0 || len > packed_len(32) as u64 {
-            return Err(corrupt(format!("block {b}: packed length {len} is not a valid bit width")));
         }
     }
     let np = n_postings as usize;
@@ -162,9 +191,17 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         k => return Err(corrupt(format!("unknown impact kind {k}"))),
     };
     let forward = if c.has("fwd_indptr") {
-        let f = Forward { indptr: c.u64s("fwd_indptr")?, terms: c.u32s("fwd_terms")?, values: c.f32s("fwd_values")? };
+        let terms = if c.has("fwd_terms_u16") {
+            if c.has("fwd_terms") {
+                return Err(corrupt("stored vectors have both 'fwd_terms' and 'fwd_terms_u16'"));
+            }
+            FwdTerms::U16(c.u16s("fwd_terms_u16")?)
+        } else {
+            FwdTerms::U32(c.u32s("fwd_terms")?)
+        };
+        let f = Forward { indptr: c.u64s("fwd_indptr")?, terms, values: c.f32s("fwd_values")? };
         check_offsets("fwd_indptr", f.indptr, n_docs as usize + 1, f.terms.len() as u64)?;
-        if f.values.len() != f.terms.len() || f.terms.iter().any(|&t| t >= n_terms) {
+        if f.values.len() != f.terms.len() || f.terms.max().is_some_and(|t| t >= n_terms) {
             return Err(corrupt("stored vectors are inconsistent"));
         }
         Some(f)

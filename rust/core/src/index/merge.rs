@@ -179,7 +179,7 @@ fn rebuild(
                 continue;
             }
             let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
-            for (&t, &x) in f.terms[a..b].iter().zip(&f.values[a..b]) {
+            for (t, &x) in f.terms.range(a, b).zip(&f.values[a..b]) {
                 if !(x.is_finite() && x > 0.0) || (bm25 && x.fract() != 0.0) {
                     return Err(Error::Corrupt(format!("member {m}, document {d}: stored weight {x} is not valid")));
                 }

@@ -7,8 +7,9 @@
 //! Layout (all sections little-endian, see [`mod@format`]): for every local term `t`,
 //! its postings occupy global posting positions `term_post_start[t]..term_post_start[t+1]`
 //! and blocks `term_block_start[t]..term_block_start[t+1]`. Block `b` holds up to 128
-//! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (so its bit width
-//! is `(block_off[b+1] - block_off[b]) / 16`), its last doc id is `block_last[b]` and its
+//! postings: its doc ids are packed in `docs[block_off[b]..block_off[b+1]]` (a full block of
+//! bit width `(block_off[b+1] - block_off[b]) / 16`, or a list's trimmed final block, see
+//! [`crate::codec::encode_docs_final`]), its last doc id is `block_last[b]` and its
 //! largest impact `block_max[b]`. Impacts are stored unpacked, one per posting, at the
 //! posting's global position (u8 for the quantized kind, f32 for the float kind).
 
@@ -176,9 +177,72 @@ pub struct Forward<'a> {
     /// `n_docs + 1` offsets.
     pub indptr: &'a [u64],
     /// Local term ids, ascending within a row.
-    pub terms: &'a [u32],
+    pub terms: FwdTerms<'a>,
     /// Weights as given (zeros dropped).
     pub values: &'a [f32],
+}
+
+/// The local term ids of the stored vectors: `u16` when the segment has at most 65,536 local
+/// terms (section `fwd_terms_u16`, format version 3), `u32` otherwise (`fwd_terms`).
+#[derive(Clone, Copy, Debug)]
+pub enum FwdTerms<'a> {
+    /// Two bytes per entry.
+    U16(&'a [u16]),
+    /// Four bytes per entry.
+    U32(&'a [u32]),
+}
+
+/// Local term ids of any stored width, widened to `u32` where they are read.
+pub trait TermId: Copy + Into<u32> + Send + Sync + 'static {}
+impl TermId for u16 {}
+impl TermId for u32 {}
+
+/// Largest number of local terms whose ids are stored as `u16`.
+pub const FWD_U16_TERMS: usize = 1 << 16;
+
+impl<'a> FwdTerms<'a> {
+    /// Number of stored entries (postings of the forward index).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self {
+            FwdTerms::U16(t) => t.len(),
+            FwdTerms::U32(t) => t.len(),
+        }
+    }
+
+    /// Whether no entry is stored.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes per entry (2 or 4).
+    #[inline]
+    pub fn width(&self) -> usize {
+        match self {
+            FwdTerms::U16(_) => 2,
+            FwdTerms::U32(_) => 4,
+        }
+    }
+
+    /// Entries `a..b` as `u32` (cold paths: get, merges, calibration; the scorers dispatch
+    /// once per row on the width instead).
+    #[inline]
+    pub fn range(&self, a: usize, b: usize) -> impl Iterator<Item = u32> + 'a {
+        let (x, y) = match *self {
+            FwdTerms::U16(t) => (Some(t[a..b].iter()), None),
+            FwdTerms::U32(t) => (None, Some(t[a..b].iter())),
+        };
+        x.into_iter().flatten().map(|&t| t as u32).chain(y.into_iter().flatten().copied())
+    }
+
+    /// The largest entry, if any.
+    pub fn max(&self) -> Option<u32> {
+        match self {
+            FwdTerms::U16(t) => t.iter().max().map(|&x| x as u32),
+            FwdTerms::U32(t) => t.iter().max().copied(),
+        }
+    }
 }
 
 impl<'a> IndexView<'a> {
@@ -283,10 +347,22 @@ impl Index {
     /// A file of format version 1 (sparsedex 0.1) is rebuilt in memory as a version-2 index
     /// with the same documents, order, ids and impacts ([`v1::upgrade`]).
     pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
-        if image.as_bytes().len() >= 12 && image.as_bytes()[..8] == format::MAGIC && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes() {
+        if image.as_bytes().len() >= 12
+            && image.as_bytes()[..8] == format::MAGIC
+            && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes()
+        {
             return v1::upgrade(image, verify_checksums);
         }
-        let container = Arc::new(Container::parse(image, format::MAGIC, format::VERSION, verify_checksums)?);
+        let b = image.as_bytes();
+        let old = b.len() >= 12 && b[..8] == format::MAGIC && b[8..12] == format::VERSION_2.to_le_bytes();
+        let version = if old { format::VERSION_2 } else { format::VERSION };
+        let container = Arc::new(Container::parse(image, format::MAGIC, version, verify_checksums)?);
+        if old && container.has("fwd_terms_u16") {
+            return Err(Error::Corrupt(format!(
+                "section 'fwd_terms_u16' in a file of format version {version} (it needs version {})",
+                format::VERSION
+            )));
+        }
         let view = format::read_view(&container)?;
         // SAFETY: every slice in `view` points into the image owned by `container`: a heap
         // buffer or a read-only memory map, neither of which moves or is released while the
@@ -369,7 +445,7 @@ impl Index {
             )));
         }
         let (a, b) = (f.indptr[doc as usize] as usize, f.indptr[doc as usize + 1] as usize);
-        Ok((f.terms[a..b].iter().map(|&t| v.term_ids[t as usize]).collect(), f.values[a..b].to_vec()))
+        Ok((f.terms.range(a, b).map(|t| v.term_ids[t as usize]).collect(), f.values[a..b].to_vec()))
     }
 
     /// Every stored vector as CSR arrays with external term ids, in internal doc order:
@@ -379,7 +455,11 @@ impl Index {
         let f = v.forward.ok_or_else(|| {
             Error::InvalidArgument("this index was built with store_vectors=False: vectors are not stored".into())
         })?;
-        Ok((f.indptr.to_vec(), f.terms.iter().map(|&t| v.term_ids[t as usize]).collect(), f.values.to_vec()))
+        Ok((
+            f.indptr.to_vec(),
+            f.terms.range(0, f.terms.len()).map(|t| v.term_ids[t as usize]).collect(),
+            f.values.to_vec(),
+        ))
     }
 
     /// The internal doc whose id is `id`, if any: a binary search over the stored ids (with no
@@ -443,7 +523,7 @@ impl Index {
             }
             + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =
-            v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * 4 + f.values.len() * 4) as u64);
+            v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * f.terms.width() + f.values.len() * 4) as u64);
         Stats {
             n_docs: v.n_docs as u64,
             vocabulary: v.vocab.map_or_else(|| v.term_ids.last().map_or(0, |&t| t as u64 + 1), u64::from),

@@ -4,7 +4,7 @@
 use super::build::Local;
 use super::impact::{bm25_as_u32s, Bm25Impact, Impact};
 use super::DOC_BLOCK;
-use crate::codec::{encode_docs, BLOCK_LEN};
+use crate::codec::{encode_docs, encode_docs_final, BLOCK_LEN};
 use crate::container::ContainerWriter;
 use crate::Result;
 use rayon::prelude::*;
@@ -134,7 +134,11 @@ pub(crate) fn write_postings<I: StoredImpact>(
                 let mut n = 0u32;
                 for (dc, ic) in p.docs[a..b].chunks(BLOCK_LEN).zip(p.impacts[a..b].chunks(BLOCK_LEN)) {
                     tb.offs.push(tb.bytes.len() as u64);
-                    encode_docs(dc, prev, &mut tb.bytes);
+                    if dc.len() < BLOCK_LEN {
+                        encode_docs_final(dc, prev, &mut tb.bytes); // only a list's last block is short
+                    } else {
+                        encode_docs(dc, prev, &mut tb.bytes);
+                    }
                     let last = *dc.last().unwrap_or(&0);
                     prev = Some(last);
                     tb.last.push(last);

@@ -11,7 +11,7 @@
 use super::plan::Plan;
 use super::topk::TopK;
 use super::Kind;
-use crate::index::{Forward, IndexView};
+use crate::index::{Forward, FwdTerms, IndexView, TermId};
 
 /// Exact top-`k` of the plan's allowed documents (none without an allowed set), scored
 /// from the forward vectors.
@@ -60,13 +60,12 @@ pub fn search<K: Kind>(
         }
         let d = d as usize;
         let (a, b) = (fwd.indptr[d] as usize, fwd.indptr[d + 1] as usize);
-        let mut s = K::S::default();
         let dl = v.doc_len.map_or(0, |l| l[d]);
-        for (&t, &x) in fwd.terms[a..b].iter().zip(&fwd.values[a..b]) {
-            if let Some(pt) = table.get(t as usize).and_then(|&i| plan.terms.get(i as usize)) {
-                s += K::mul(pt.w, K::impact_of(x, dl, v.scale));
-            }
-        }
+        let values = &fwd.values[a..b];
+        let s = match fwd.terms {
+            FwdTerms::U16(t) => score_row(v, plan, table, &t[a..b], values, dl),
+            FwdTerms::U32(t) => score_row(v, plan, table, &t[a..b], values, dl),
+        };
         top.push(d as u32, s);
     }
     for pt in &plan.terms {
@@ -75,20 +74,45 @@ pub fn search<K: Kind>(
     top.into_sorted()
 }
 
+/// The score of one stored row (`terms`, `values`) through the plan-position `table`.
+#[inline(always)]
+fn score_row<K: Kind, T: TermId>(
+    v: &IndexView<'_>,
+    plan: &Plan<K>,
+    table: &[u32],
+    terms: &[T],
+    values: &[f32],
+    dl: u32,
+) -> K::S {
+    let mut s = K::S::default();
+    for (&t, &x) in terms.iter().zip(values) {
+        if let Some(pt) = table.get(t.into() as usize).and_then(|&i| plan.terms.get(i as usize)) {
+            s += K::mul(pt.w, K::impact_of(x, dl, v.scale));
+        }
+    }
+    s
+}
+
 /// Ask the CPU to start loading document `d`'s stored terms and weights.
 #[inline(always)]
 fn prefetch_row(fwd: &Forward<'_>, d: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let (a, b) = (fwd.indptr[d] as usize, fwd.indptr[d + 1] as usize);
-        let (t, w) = (fwd.terms[a..b].as_ptr() as *const i8, fwd.values[a..b].as_ptr() as *const i8);
+        let (t, tbytes) = match fwd.terms {
+            FwdTerms::U16(x) => (x[a..b].as_ptr() as *const i8, (b - a) * 2),
+            FwdTerms::U32(x) => (x[a..b].as_ptr() as *const i8, (b - a) * 4),
+        };
+        let w = fwd.values[a..b].as_ptr() as *const i8;
         let bytes = (b - a) * 4;
         let mut off = 0;
         while off < bytes {
             // SAFETY: prefetching is a hint and never faults; the addresses lie inside the
             // two slices (off < their byte length).
             unsafe {
-                std::arch::x86_64::_mm_prefetch(t.add(off), std::arch::x86_64::_MM_HINT_T0);
+                if off < tbytes {
+                    std::arch::x86_64::_mm_prefetch(t.add(off), std::arch::x86_64::_MM_HINT_T0);
+                }
                 std::arch::x86_64::_mm_prefetch(w.add(off), std::arch::x86_64::_MM_HINT_T0);
             }
             off += 64;

@@ -18,6 +18,8 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::index::TermId;
+
 /// Which accumulation kernel this CPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -171,9 +173,9 @@ pub fn add_scaled_u32_scalar(ub: &mut [u32], dense: &[u8], w: u32) {
 /// `wtab[t] * quantize(x, scale)` (wrapping; the query plan guarantees no overflow), where
 /// `wtab` holds the query's u32 weight of each local term (0 for terms not in the query) and
 /// `quantize` is the builder's [`crate::index::build::quantize`]. Terms at or beyond
-/// `wtab.len()` count as absent.
+/// `wtab.len()` count as absent. Term ids are `u16` or `u32` (the stored vectors' width).
 #[inline]
-pub fn score_row_u8(isa: Isa, terms: &[u32], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
+pub fn score_row_u8<T: TermId>(isa: Isa, terms: &[T], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
     let n = terms.len().min(values.len());
     if wtab.is_empty() {
         return 0;
@@ -181,19 +183,26 @@ pub fn score_row_u8(isa: Isa, terms: &[u32], values: &[f32], scale: f32, wtab: &
     match isa {
         Isa::Scalar => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: avx512f/bw were detected; `terms` and `values` hold at least `n` elements,
-        // `wtab` is not empty (the kernel clamps every term id to `wtab.len() - 1` before the
-        // gather and masks out the entries it clamped).
-        Isa::Avx512 => unsafe { x86::score_row_u8(terms.as_ptr(), values.as_ptr(), n, scale, wtab) },
+        // SAFETY: avx512f/bw were detected; `terms` holds at least `n` elements of the width
+        // passed (2 or 4 bytes, checked here), `values` at least `n`; `wtab` is not empty (the
+        // kernel clamps every term id to `wtab.len() - 1` before the gather and masks out the
+        // entries it clamped).
+        Isa::Avx512 => unsafe {
+            match std::mem::size_of::<T>() {
+                2 => x86::score_row_u8::<2>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),
+                4 => x86::score_row_u8::<4>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),
+                _ => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+            }
+        },
     }
 }
 
 /// The portable twin of [`score_row_u8`].
 #[inline]
-pub fn score_row_u8_scalar(terms: &[u32], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
+pub fn score_row_u8_scalar<T: TermId>(terms: &[T], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
     let mut s = 0u32;
     for (&t, &x) in terms.iter().zip(values) {
-        let w = wtab.get(t as usize).copied().unwrap_or(0);
+        let w = wtab.get(t.into() as usize).copied().unwrap_or(0);
         if w != 0 {
             s = s.wrapping_add(w.wrapping_mul(crate::index::build::quantize(x, scale) as u32));
         }
@@ -258,11 +267,11 @@ mod x86 {
     ///
     /// # Safety
     ///
-    /// avx512f and avx512bw are available; `terms` and `values` are valid for `n` reads;
-    /// `wtab` is not empty.
+    /// avx512f and avx512bw are available; `terms` is valid for `n` reads of `W`-byte
+    /// little-endian ids (`W` is 2 or 4), `values` for `n` reads; `wtab` is not empty.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn score_row_u8(
-        terms: *const u32,
+    pub(super) unsafe fn score_row_u8<const W: usize>(
+        terms: *const u8,
         values: *const f32,
         n: usize,
         scale: f32,
@@ -278,7 +287,15 @@ mod x86 {
         while i < n {
             let m: __mmask16 = if i + 16 <= n { 0xffff } else { ((1u32 << (n - i)) - 1) as __mmask16 };
             // SAFETY: masked loads read only lanes below n - i, all in bounds.
-            let t = _mm512_maskz_loadu_epi32(m, terms.add(i).cast());
+            let t = if W == 2 {
+                // SAFETY: as above, 16-bit lanes below n - i (mask bit j covers id j).
+                _mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_maskz_loadu_epi16(
+                    m as __mmask32,
+                    terms.add(2 * i).cast(),
+                )))
+            } else {
+                _mm512_maskz_loadu_epi32(m, terms.add(4 * i).cast())
+            };
             let inb = _mm512_mask_cmple_epu32_mask(m, t, last);
             let t = _mm512_min_epu32(t, last);
             // SAFETY: every lane index is clamped to wtab.len() - 1 (and lanes are masked).
@@ -466,8 +483,13 @@ mod tests {
                 .collect();
             let scale = [1.0f32, 0.7, 3.3, 90.0][case % 4];
             let want = score_row_u8_scalar(&terms, &values, scale, &wtab);
+            // The same row with 16-bit term ids (the stored vectors of a segment of at most
+            // 65,536 terms): ids here are below 403, so they are the same ids.
+            let terms16: Vec<u16> = terms.iter().map(|&t| t as u16).collect();
+            assert_eq!(score_row_u8_scalar(&terms16, &values, scale, &wtab), want, "u16 scalar case {case}");
             for isa in available() {
                 assert_eq!(score_row_u8(isa, &terms, &values, scale, &wtab), want, "{isa:?} case {case}");
+                assert_eq!(score_row_u8(isa, &terms16, &values, scale, &wtab), want, "{isa:?} u16 case {case}");
             }
         }
     }

@@ -14,7 +14,7 @@
 use super::kernels;
 use super::plan::Plan;
 use super::{Kind, Scratch};
-use crate::index::{Forward, IndexView};
+use crate::index::{Forward, FwdTerms, IndexView, TermId};
 
 /// Scores documents of one segment for one prepared query from their stored rows. Borrows the
 /// per-term tables of the scratch space; [`RowScorer::finish`] gives them back cleared.
@@ -61,14 +61,21 @@ impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
     #[inline]
     pub(crate) fn score(&self, d: usize) -> K::S {
         let (a, b) = (self.fwd.indptr[d] as usize, self.fwd.indptr[d + 1] as usize);
-        let (terms, values) = (&self.fwd.terms[a..b], &self.fwd.values[a..b]);
+        match self.fwd.terms {
+            FwdTerms::U16(t) => self.score_row(d, &t[a..b], &self.fwd.values[a..b]),
+            FwdTerms::U32(t) => self.score_row(d, &t[a..b], &self.fwd.values[a..b]),
+        }
+    }
+
+    #[inline(always)]
+    fn score_row<T: TermId>(&self, d: usize, terms: &[T], values: &[f32]) -> K::S {
         if self.fast {
             return K::score_from_u32(kernels::score_row_u8(self.isa, terms, values, self.v.scale, &self.wtab));
         }
         let dl = self.v.doc_len.map_or(0, |l| l[d]);
         let mut s = K::S::default();
         for (&t, &x) in terms.iter().zip(values) {
-            if let Some(pt) = self.pos.get(t as usize).and_then(|&i| self.plan.terms.get(i as usize)) {
+            if let Some(pt) = self.pos.get(t.into() as usize).and_then(|&i| self.plan.terms.get(i as usize)) {
                 s += K::mul(pt.w, K::impact_of(x, dl, self.v.scale));
             }
         }

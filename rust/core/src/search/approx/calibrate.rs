@@ -146,7 +146,8 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         Some(q) => (0..q.indptr.len().saturating_sub(1))
             .filter_map(|i| {
                 let (a, b) = (q.indptr[i] as usize, q.indptr[i + 1] as usize);
-                let query = Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, v.vocab, None).ok()?;
+                let query =
+                    Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, v.vocab, None).ok()?;
                 Some(CalQuery { terms: query.terms().to_vec(), weights: query.weights().to_vec(), exclude: None })
             })
             .collect(),
@@ -229,7 +230,7 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
                 continue;
             }
             let mut entries: Vec<(u32, f32)> =
-                fwd.terms[a..e].iter().zip(&fwd.values[a..e]).map(|(&t, &x)| (v.external_term(t), x)).collect();
+                fwd.terms.range(a, e).zip(&fwd.values[a..e]).map(|(t, &x)| (v.external_term(t), x)).collect();
             entries.sort_by(|x, y| y.1.partial_cmp(&x.1).unwrap_or(std::cmp::Ordering::Equal).then(x.0.cmp(&y.0)));
             entries.truncate(len);
             entries.sort_unstable_by_key(|e| e.0);

@@ -195,12 +195,13 @@ def _is_bm25(encoder: Any) -> bool:
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None."""
+    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None
+    (unchecked: the caller checks term ids and weights once, against its vocabulary)."""
     if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
                                   and docs[0].ndim == 1 and np.issubdtype(docs[0].dtype, np.integer)):
-        from ._segment import to_csr
+        from ._segment import _to_csr
 
-        return to_csr(docs)
+        return _to_csr(docs, "document")
     return None
 
 
@@ -423,15 +424,33 @@ class SparseIndex:
         *,
         upsert: bool,
     ) -> tuple[list[Any], tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any] | None], list[str | None]]:
+        new_ids, csr, pls, _stored, texts = self._prepare_stored(documents, ids, payloads, upsert=upsert)
+        return new_ids, csr, pls, texts
+
+    def _prepare_stored(
+        self,
+        documents: Any,
+        ids: Sequence[Any] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        *,
+        upsert: bool,
+    ) -> tuple[
+        list[Any], tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any] | None], list[str | None],
+        list[str | None],
+    ]:
+        """ids, CSR arrays (term ids and weight limits checked; the rest is the store's check
+        as it stages them), payload copies, their stored JSON forms, texts."""
         bulk = _bulk_csr(documents)
         if bulk is not None:
             if self._has_encoder:
                 raise TypeError("this index encodes texts: pass a list of texts, not a sparse matrix")
+            # checked here for the errors that name the vocabulary and the weight limit; the
+            # rest (NaN, negative, repeated term ids) once, by the store as it stages the rows
             indptr, indices, values = bulk
             _validate.check_csr_terms(indptr, indices, vocab_size=self._store.vocab_size)
-            csr = _core.clean_csr(indptr, indices, values, self._store.vocab_size)
-            _validate.check_csr_weights(csr[0], csr[2])
-            n = len(csr[0]) - 1
+            _validate.check_csr_weights(indptr, values)
+            csr = (indptr, indices, values)
+            n = len(indptr) - 1
             texts: list[str | None] = [None] * n
         else:
             if isinstance(documents, str) or (not isinstance(documents, Sequence) and hasattr(documents, "indices")):
@@ -455,9 +474,9 @@ class SparseIndex:
                         )
                 texts = [None] * n
         new_ids = self._check_ids(ids, n, upsert=upsert)
-        pls = _validate.normalize_payloads(payloads, n)
+        pls, stored = _validate.normalize_payloads_stored(payloads, n)
         if bulk is not None:
-            return new_ids, csr, pls, texts
+            return new_ids, csr, pls, stored, texts
         if self._has_encoder:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
@@ -465,7 +484,7 @@ class SparseIndex:
             vectors = [
                 validate_embedding(d, limit, row=i, what="document", limit_name=name) for i, d in enumerate(docs)
             ]
-        return new_ids, _csr(vectors), pls, texts
+        return new_ids, _csr(vectors), pls, stored, texts
 
     def add(
         self,
@@ -515,11 +534,11 @@ class SparseIndex:
             vocab = getattr(self._encoder, "vocabulary", None) if self._bm25 else None
             mark = len(vocab) if vocab is not None else None
             try:
-                new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
+                new_ids, csr, pls, stored, texts = self._prepare_stored(documents, ids, payloads, upsert=upsert)
                 if not new_ids:
                     return []
                 self._warn_above_max_weight(csr, new_ids)
-                self._store.add(csr, new_ids, pls, texts, replace=upsert)
+                self._store.add(csr, new_ids, pls, texts, replace=upsert, stored_payloads=stored)
             except BaseException:
                 if vocab is not None and mark is not None:
                     vocab.truncate(mark)
@@ -642,6 +661,10 @@ class SparseIndex:
                     "(at most 2**63 - 1); pass ids=[...] for the new documents"
                 )
             return list(range(start, start + n))
+        if not self._has_encoder or upsert:
+            fast = _validate.int_ids_fast(ids, n, snap_ids_kind)
+            if fast is not None:
+                return fast
         out: list[Any] = _validate.check_new_ids(ids, n)
         want = snap_ids_kind
         seen: set[Any] = set()

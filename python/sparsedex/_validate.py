@@ -375,6 +375,8 @@ def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "docume
     if ix.size == 0 or ix.dtype.kind not in "iu":
         return
     limit, name = vocab_limit(vocab_size)
+    if int(ix.max()) < limit:  # one pass, no temporary: the common case
+        return
     over = ix >= limit
     if over.any():
         pos = int(np.argmax(over))
@@ -387,6 +389,9 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
     infinities and negative weights are left to the engine's own check, which names them)."""
     v = np.asarray(values)
     if v.size == 0:
+        return
+    top = v.max()
+    if top <= np.float32(MAX_WEIGHT):  # one pass, no temporary (False for NaN: checked below)
         return
     with np.errstate(invalid="ignore"):
         over = np.isfinite(v) & (v > np.float32(MAX_WEIGHT))  # NaN and inf: the engine names them

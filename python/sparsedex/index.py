@@ -52,7 +52,7 @@ from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
 from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store
-from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
+from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding, validate_embeddings_csr
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
 
@@ -481,9 +481,7 @@ class SparseIndex:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
             limit, name = _validate.vocab_limit(self._store.vocab_size)
-            vectors = [
-                validate_embedding(d, limit, row=i, what="document", limit_name=name) for i, d in enumerate(docs)
-            ]
+            return new_ids, validate_embeddings_csr(docs, limit, what="document", limit_name=name), pls, stored, texts
         return new_ids, _csr(vectors), pls, stored, texts
 
     def add(
@@ -552,8 +550,14 @@ class SparseIndex:
         if not isinstance(mw, float) or self.quantization != "u8" or self._bm25:
             return
         indptr, values = np.asarray(csr[0]), np.asarray(csr[2], dtype=np.float32)
+        if values.size == 0:
+            return
         # the engine's own test, in float32: w * (255 / max_weight) <= 255 keeps the shared grid
-        over = np.flatnonzero(values * (np.float32(255.0) / np.float32(mw)) > np.float32(255.0))
+        # (monotone in w: when the largest weight passes, all do; NaN goes on to the full test)
+        factor = np.float32(255.0) / np.float32(mw)
+        if values.max() * factor <= np.float32(255.0):
+            return
+        over = np.flatnonzero(values * factor > np.float32(255.0))
         if over.size:
             row = int(np.searchsorted(indptr, over[0], side="right")) - 1
             warnings.warn(

@@ -448,7 +448,8 @@ def _fill_map(conn: sqlite3.Connection, new: np.ndarray, old: np.ndarray) -> Non
         nw, ol = new[a : a + _CHUNK_DOCS * 8], old[a : a + _CHUNK_DOCS * 8]
         try:
             conn.execute(
-                "INSERT INTO temp.map SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+                "INSERT INTO temp.map SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)",
                 (json.dumps(np.stack([nw, ol], axis=1).tolist()),),
             )
         except sqlite3.OperationalError as e:  # pragma: no cover - SQLite built without JSON

@@ -265,3 +265,26 @@ def test_payload_column_fast_path_equals_general(vals):
         a, b = getattr(fast, m), getattr(slow, m)
         assert (a is None and b is None) or a.tolist() == b.tolist()
     assert fast.big == slow.big
+
+
+@pytest.mark.parametrize(
+    "member, doc",
+    [
+        ([0, 0, 0, 1, 1, 1, 1], [0, 1, 2, 0, 1, 2, 3]),  # concatenation: runs, no mapping table
+        ([0, 0, 1, 1, 1], [0, 2, 1, 2, 3]),  # deletions: a gap in the first member's run
+        ([1, 0, 1, 0, 0, 1], [3, 2, 0, 0, 1, 1]),  # a reorder: interleaved, out of order
+    ],
+)
+def test_merge_docs_runs_and_mappings(tmp_path, member, doc):
+    import zlib
+
+    a = _sqlite(tmp_path, name="seg-000001")
+    b_docs = MemoryDocs([{"k": i} for i in range(4)], [f"t{i}" for i in range(4)])
+    write_docs(tmp_path / "seg-000002.docs", "seg-000002", payloads_json(b_docs.payloads(range(4))), b_docs.texts(range(4)))
+    b = SqliteDocs(tmp_path / "seg-000002.docs", 4, crc32=zlib.crc32((tmp_path / "seg-000002.docs").read_bytes()))
+    dest = tmp_path / "seg-000003.docs"
+    merge_docs(dest, "seg-000003", [a, b], np.array(member), np.array(doc), keep_texts=True)
+    m = SqliteDocs(dest, len(doc), crc32=zlib.crc32(dest.read_bytes()), segment="seg-000003")
+    want_p = [PAYLOADS[d] if s == 0 else {"k": d} for s, d in zip(member, doc)]
+    want_t = [TEXTS[d] if s == 0 else f"t{d}" for s, d in zip(member, doc)]
+    assert m.all_payloads() == want_p and m.all_texts() == want_t

@@ -536,3 +536,23 @@ def test_splade_texts_with_surrogates_are_named():
     with pytest.raises(ValueError, match="document 0 holds a lone surrogate"):
         ix.add(["\udcff"])
     assert len(ix) == 0
+
+
+def test_int_ids_checked_as_a_batch_keep_their_messages():
+    """Plain int ids go through one numpy check; anything it does not accept is checked id
+    by id, so the errors still name the document (and a refused add stages nothing)."""
+    ix = SparseIndex(None)
+    docs = [{1: 1.0}, {2: 1.0}, {3: 1.0}]
+    with pytest.raises(ValueError, match=r"^id 5 of document 2 is a duplicate"):
+        ix.add(docs, ids=[5, 6, 5])
+    with pytest.raises(TypeError, match=r"id of document 1 is a bool"):
+        ix.add(docs, ids=[1, True, 3])
+    with pytest.raises(ValueError, match=r"^id of document 2 is 9223372036854775808: integer ids are signed 64-bit"):
+        ix.add(docs, ids=[1, 2, 2**63])
+    with pytest.raises(ValueError, match="2 ids given for 3 documents"):
+        ix.add(docs, ids=[1, 2])
+    assert len(ix) == 0
+    assert ix.add(docs, ids=[np.int64(7), 8, 2**63 - 1]) == [7, 8, 2**63 - 1]
+    assert all(type(i) is int for i in ix.ids())
+    with pytest.raises(ValueError, match=r"document 0: id 8 is already in the index"):
+        ix.add([{4: 1.0}], ids=[8])

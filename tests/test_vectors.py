@@ -115,3 +115,67 @@ def test_csr_arrays():
 def test_valid_vectors_pass_unchanged(d):
     v = validate_embedding(SparseEmbedding.from_dict(d) if d else SparseEmbedding.empty())
     assert v.as_dict() == {k: x for k, x in d.items() if x != 0}
+
+
+# the batch validator: same arrays and same errors as vector by vector ----------------------
+_weights = st.sampled_from([0.0, 0.5, 1.0, 2.5, 1e13, 1e15, -1.0, float("nan"), float("inf"), 1e39])
+
+
+@st.composite
+def _vector(draw):
+    terms = draw(st.lists(st.integers(0, 40), max_size=6))
+    ws = draw(st.lists(_weights, min_size=len(terms), max_size=len(terms)))
+    form = draw(st.sampled_from(["tuple", "sorted", "dict", "embedding", "lists", "f64", "int64", "bool", "2d"]))
+    if form == "sorted":
+        uniq = sorted(set(terms))
+        return (np.asarray(uniq, dtype=np.uint32), np.asarray(ws[: len(uniq)], dtype=np.float32))
+    if form == "dict":
+        return {t: w for t, w in zip(terms, ws)}
+    if form == "embedding":
+        uniq = sorted(set(terms))
+        return SparseEmbedding(indices=np.asarray(uniq, dtype=np.int64), values=np.asarray(ws[: len(uniq)]))
+    if form == "lists":
+        return (list(terms), list(ws))
+    if form == "f64":
+        return (np.asarray(terms, dtype=np.int32), np.asarray(ws, dtype=np.float64))
+    if form == "int64":
+        return (np.asarray(terms, dtype=np.uint64), np.asarray([1] * len(terms), dtype=np.int64))
+    if form == "bool":
+        return (np.asarray(terms), np.asarray([True] * len(terms)))
+    if form == "2d":
+        return (np.asarray(terms).reshape(1, -1), np.asarray(ws).reshape(1, -1))
+    with np.errstate(over="ignore"):  # 1e39 becomes inf in float32: the check names it
+        return (np.asarray(terms), np.asarray(ws, dtype=np.float32))
+
+
+@given(st.lists(_vector(), max_size=6), st.sampled_from([None, 20, 2**32]))
+def test_batch_validation_equals_vector_by_vector(vectors, vocab_size):
+    from sparsedex.vectors import validate_embeddings_csr
+
+    try:
+        want = to_csr_arrays(validate_embeddings(vectors, vocab_size, what="document"), validate=False)
+        want_err = None
+    except (TypeError, ValueError) as e:
+        want, want_err = None, (type(e), str(e))
+    try:
+        got = validate_embeddings_csr(vectors, vocab_size, what="document")
+        got_err = None
+    except (TypeError, ValueError) as e:
+        got, got_err = None, (type(e), str(e))
+    assert got_err == want_err
+    if want is not None:
+        for a, b in zip(want, got):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+def test_batch_validation_names_the_first_vector_at_fault():
+    from sparsedex.vectors import validate_embeddings_csr
+
+    good = (np.array([1, 2]), np.array([0.5, 1.0], dtype=np.float32))
+    with pytest.raises(ValueError, match=r"^document 2: indices contain term id 7 more than once"):
+        validate_embeddings_csr([good, good, (np.array([7, 7]), np.array([1.0, 2.0]))], what="document")
+    with pytest.raises(ValueError, match=r"^document 1: values\[0\] = nan is not finite"):
+        validate_embeddings_csr([good, (np.array([3]), np.array([np.nan]))], what="document")
+    indptr, indices, values = validate_embeddings_csr([good, (np.array([4, 9]), np.array([0.0, 3.0]))])
+    assert indptr.tolist() == [0, 2, 3] and indices.tolist() == [1, 2, 9] and values.tolist() == [0.5, 1.0, 3.0]

@@ -215,6 +215,26 @@ def check_new_ids(ids: Any, n: int) -> list[int | str]:
     return out
 
 
+def int_ids_fast(ids: Any, n: int, kind: type | None) -> list[int] | None:
+    """``ids`` as a list of ``n`` distinct plain ints in the signed 64-bit range, checked as a
+    batch (numpy), or None when they are anything else (strings, bools, numpy scalars, a
+    duplicate, a wrong count...): then :func:`check_new_ids` and the caller's own checks go
+    document by document and name the first one at fault."""
+    if kind is str or type(ids) is not list or len(ids) != n or n == 0:
+        return None
+    if not all(type(x) is int for x in ids):  # bool, numpy scalars, str: the slow path names them
+        return None
+    try:
+        a = np.fromiter(ids, dtype=np.int64, count=n)
+    except OverflowError:
+        return None
+    if n > 1:
+        s = np.sort(a)
+        if bool((s[1:] == s[:-1]).any()):
+            return None
+    return list(ids)
+
+
 def lookup_id(x: Any) -> int | str:
     """An id to look up (get, explain, delete): a plain int or str, or TypeError.
 
@@ -289,6 +309,33 @@ def normalize_payloads(raw: Any, n: int) -> list[dict[str, Any] | None]:
     return out
 
 
+def normalize_payloads_stored(raw: Any, n: int) -> tuple[list[dict[str, Any] | None], list[str | None]]:
+    """:func:`normalize_payloads` and the stored form of each copy
+    (:func:`sparsedex.docs.payloads_json`), encoding each payload once: the fast path checks
+    the batch through the JSON array of those stored forms (accepted only when its copy
+    equals the input), and a commit writes the strings as they are."""
+    from .docs import payloads_json
+
+    if raw is None:
+        return [None] * n, [None] * n
+    if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Iterable):
+        raise TypeError(f"payloads must be a list (one dict or None per document), got {type(raw).__name__}")
+    items = list(raw)
+    if len(items) == n and all(p is None or type(p) is dict for p in items):
+        try:
+            stored = payloads_json(items)
+            text = "[" + ",".join("null" if p is None else p for p in stored) + "]"
+            text.encode("utf-8")
+            copy = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            pass
+        else:
+            if copy == items and _json_depth(text) - 1 <= MAX_DEPTH:
+                return copy, stored
+    out = normalize_payloads(items, n)
+    return out, payloads_json(out)
+
+
 def _json_depth(text: str) -> int:
     """Deepest nesting of arrays and objects in ``json.dumps`` output (brackets inside strings
     do not count). In that output a quote inside a string is always escaped (``\\"``) and a
@@ -328,6 +375,8 @@ def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "docume
     if ix.size == 0 or ix.dtype.kind not in "iu":
         return
     limit, name = vocab_limit(vocab_size)
+    if int(ix.max()) < limit:  # one pass, no temporary: the common case
+        return
     over = ix >= limit
     if over.any():
         pos = int(np.argmax(over))
@@ -340,6 +389,9 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
     infinities and negative weights are left to the engine's own check, which names them)."""
     v = np.asarray(values)
     if v.size == 0:
+        return
+    top = v.max()
+    if top <= np.float32(MAX_WEIGHT):  # one pass, no temporary (False for NaN: checked below)
         return
     with np.errstate(invalid="ignore"):
         over = np.isfinite(v) & (v > np.float32(MAX_WEIGHT))  # NaN and inf: the engine names them

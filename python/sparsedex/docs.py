@@ -451,6 +451,27 @@ def write_docs(
         raise
 
 
+def _fill_map(conn: sqlite3.Connection, new: np.ndarray, old: np.ndarray) -> None:
+    """Replace the rows of ``temp.map`` by the pairs ``(new[i], old[i])``: one JSON array
+    unpacked by ``json_each`` per chunk (no Python-level binding per row; without SQLite's
+    JSON functions, one row at a time)."""
+    conn.execute("BEGIN")
+    conn.execute("DELETE FROM temp.map")
+    for a in range(0, new.shape[0], _CHUNK_DOCS * 8):
+        nw, ol = new[a : a + _CHUNK_DOCS * 8], old[a : a + _CHUNK_DOCS * 8]
+        try:
+            conn.execute(
+                "INSERT INTO temp.map SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                "FROM json_each(?)",
+                (json.dumps(np.stack([nw, ol], axis=1).tolist()),),
+            )
+        except sqlite3.OperationalError as e:  # pragma: no cover - SQLite built without JSON
+            if "json_each" not in str(e) and "json_extract" not in str(e):
+                raise
+            conn.executemany("INSERT INTO temp.map VALUES (?, ?)", zip(nw.tolist(), ol.tolist()))
+    conn.execute("COMMIT")
+
+
 def merge_docs(
     dest: str | os.PathLike[str],
     segment: str,
@@ -478,25 +499,32 @@ def merge_docs(
                 if new.size == 0:
                     continue
                 old = od[new]
-                conn.execute("BEGIN")
-                conn.execute("DELETE FROM temp.map")
-                conn.executemany("INSERT INTO temp.map VALUES (?, ?)", zip(new.tolist(), old.tolist()))
+                # a run of consecutive documents landing on consecutive new numbers (a merge
+                # that concatenates members, no deletions in between) needs no mapping table
+                run = bool(np.all(np.diff(new) == 1) and np.all(np.diff(old) == 1))
                 if isinstance(m, SqliteDocs):
                     m._ensure_verified()
-                    conn.execute("COMMIT")
+                    if not run:
+                        _fill_map(conn, new, old)
                     conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
                     try:
                         text = "s.text" if keep_texts else "NULL"
                         conn.execute("BEGIN")
-                        conn.execute(
-                            f"INSERT INTO main.docs SELECT map.new, s.payload, {text} "
-                            "FROM temp.map AS map JOIN src.docs AS s ON s.doc = map.old"
-                        )
+                        if run:
+                            conn.execute(
+                                f"INSERT INTO main.docs SELECT s.doc + ?, s.payload, {text} "
+                                "FROM src.docs AS s WHERE s.doc BETWEEN ? AND ? ORDER BY s.doc",
+                                (int(new[0] - old[0]), int(old[0]), int(old[-1])),
+                            )
+                        else:
+                            conn.execute(
+                                f"INSERT INTO main.docs SELECT map.new, s.payload, {text} "
+                                "FROM temp.map AS map JOIN src.docs AS s ON s.doc = map.old"
+                            )
                         conn.execute("COMMIT")
                     finally:
                         conn.execute("DETACH DATABASE src")
                 else:
-                    conn.execute("COMMIT")
                     ol = old.tolist()
                     pls = payloads_json(m.payloads(ol))
                     txs = m.texts(ol) if keep_texts else [None] * len(ol)

@@ -51,7 +51,7 @@ from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
 from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store
-from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding
+from .vectors import SparseEmbedding, sparse_matrix_rows, to_csr_arrays, validate_embedding, validate_embeddings_csr
 
 __all__ = ["SparseIndex", "Hit", "Document", "Explanation", "TermMatch", "IndexLockedError", "MergePolicy"]
 
@@ -194,12 +194,13 @@ def _is_bm25(encoder: Any) -> bool:
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None."""
+    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None
+    (unchecked: the caller checks term ids and weights once, against its vocabulary)."""
     if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
                                   and docs[0].ndim == 1 and np.issubdtype(docs[0].dtype, np.integer)):
-        from ._segment import to_csr
+        from ._segment import _to_csr
 
-        return to_csr(docs)
+        return _to_csr(docs, "document")
     return None
 
 
@@ -422,15 +423,33 @@ class SparseIndex:
         *,
         upsert: bool,
     ) -> tuple[list[Any], tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any] | None], list[str | None]]:
+        new_ids, csr, pls, _stored, texts = self._prepare_stored(documents, ids, payloads, upsert=upsert)
+        return new_ids, csr, pls, texts
+
+    def _prepare_stored(
+        self,
+        documents: Any,
+        ids: Sequence[Any] | None,
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        *,
+        upsert: bool,
+    ) -> tuple[
+        list[Any], tuple[np.ndarray, np.ndarray, np.ndarray], list[dict[str, Any] | None], list[str | None],
+        list[str | None],
+    ]:
+        """ids, CSR arrays (term ids and weight limits checked; the rest is the store's check
+        as it stages them), payload copies, their stored JSON forms, texts."""
         bulk = _bulk_csr(documents)
         if bulk is not None:
             if self._has_encoder:
                 raise TypeError("this index encodes texts: pass a list of texts, not a sparse matrix")
+            # checked here for the errors that name the vocabulary and the weight limit; the
+            # rest (NaN, negative, repeated term ids) once, by the store as it stages the rows
             indptr, indices, values = bulk
             _validate.check_csr_terms(indptr, indices, vocab_size=self._store.vocab_size)
-            csr = _core.clean_csr(indptr, indices, values, self._store.vocab_size)
-            _validate.check_csr_weights(csr[0], csr[2])
-            n = len(csr[0]) - 1
+            _validate.check_csr_weights(indptr, values)
+            csr = (indptr, indices, values)
+            n = len(indptr) - 1
             texts: list[str | None] = [None] * n
         else:
             if isinstance(documents, str) or (not isinstance(documents, Sequence) and hasattr(documents, "indices")):
@@ -454,17 +473,15 @@ class SparseIndex:
                         )
                 texts = [None] * n
         new_ids = self._check_ids(ids, n, upsert=upsert)
-        pls = _validate.normalize_payloads(payloads, n)
+        pls, stored = _validate.normalize_payloads_stored(payloads, n)
         if bulk is not None:
-            return new_ids, csr, pls, texts
+            return new_ids, csr, pls, stored, texts
         if self._has_encoder:
             vectors = list(self.encoder.encode_documents(docs)) if n else []
         else:
             limit, name = _validate.vocab_limit(self._store.vocab_size)
-            vectors = [
-                validate_embedding(d, limit, row=i, what="document", limit_name=name) for i, d in enumerate(docs)
-            ]
-        return new_ids, _csr(vectors), pls, texts
+            return new_ids, validate_embeddings_csr(docs, limit, what="document", limit_name=name), pls, stored, texts
+        return new_ids, _csr(vectors), pls, stored, texts
 
     def add(
         self,
@@ -514,11 +531,11 @@ class SparseIndex:
             vocab = getattr(self._encoder, "vocabulary", None) if self._bm25 else None
             mark = len(vocab) if vocab is not None else None
             try:
-                new_ids, csr, pls, texts = self._prepare(documents, ids, payloads, upsert=upsert)
+                new_ids, csr, pls, stored, texts = self._prepare_stored(documents, ids, payloads, upsert=upsert)
                 if not new_ids:
                     return []
                 self._warn_above_max_weight(csr, new_ids)
-                self._store.add(csr, new_ids, pls, texts, replace=upsert)
+                self._store.add(csr, new_ids, pls, texts, replace=upsert, stored_payloads=stored)
             except BaseException:
                 if vocab is not None and mark is not None:
                     vocab.truncate(mark)
@@ -532,8 +549,14 @@ class SparseIndex:
         if not isinstance(mw, float) or self.quantization != "u8" or self._bm25:
             return
         indptr, values = np.asarray(csr[0]), np.asarray(csr[2], dtype=np.float32)
+        if values.size == 0:
+            return
         # the engine's own test, in float32: w * (255 / max_weight) <= 255 keeps the shared grid
-        over = np.flatnonzero(values * (np.float32(255.0) / np.float32(mw)) > np.float32(255.0))
+        # (monotone in w: when the largest weight passes, all do; NaN goes on to the full test)
+        factor = np.float32(255.0) / np.float32(mw)
+        if values.max() * factor <= np.float32(255.0):
+            return
+        over = np.flatnonzero(values * factor > np.float32(255.0))
         if over.size:
             row = int(np.searchsorted(indptr, over[0], side="right")) - 1
             warnings.warn(
@@ -641,6 +664,10 @@ class SparseIndex:
                     "(at most 2**63 - 1); pass ids=[...] for the new documents"
                 )
             return list(range(start, start + n))
+        if not self._has_encoder or upsert:
+            fast = _validate.int_ids_fast(ids, n, snap_ids_kind)
+            if fast is not None:
+                return fast
         out: list[Any] = _validate.check_new_ids(ids, n)
         want = snap_ids_kind
         seen: set[Any] = set()

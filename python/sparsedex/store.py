@@ -636,6 +636,7 @@ class Store:
     def _reset_pending(self) -> None:
         self._p_ids: list[Any] = []  # staged ids by staged row (dropped rows included)
         self._p_payloads: list[dict[str, Any] | None] = []
+        self._p_stored: list[str | None] = []  # the payloads' stored form (JSON), by staged row
         self._p_texts: list[str | None] = []
         self._p_deletes = 0
         self._prepared: tuple[str, np.ndarray] | None = None
@@ -741,11 +742,15 @@ class Store:
         *,
         replace: bool = False,
         doc_len: np.ndarray | None = None,
+        stored_payloads: Sequence[str | None] | None = None,
     ) -> None:
-        """Stage documents (validated vectors; BM25: term frequencies and lengths ``doc_len``).
-        Ids are unique among themselves and, without ``replace``, not in the index (the core
-        checks again and refuses the whole call otherwise). With ``replace`` an existing
-        document with the same id is deleted first (upsert)."""
+        """Stage documents (vectors whose term ids and weight limits the caller checked: the
+        core checks the rest as it stages them, naming the document; BM25: term frequencies
+        and lengths ``doc_len``). Ids are unique among themselves and, without ``replace``,
+        not in the index (the core checks again and refuses the whole call otherwise). With
+        ``replace`` an existing document with the same id is deleted first (upsert).
+        ``stored_payloads``: the payloads' stored form (:func:`~sparsedex.docs.payloads_json`)
+        when the caller has it (else encoded here), written as they are at commit."""
         self._check_open()
         with self._wlock:
             self._begin_write()
@@ -753,11 +758,15 @@ class Store:
                 self._retry_or_drop_prepared()
             indptr, indices, values = csr
             ids_l = list(ids)
+            if stored_payloads is None:
+                stored_payloads = payloads_json(payloads)
+            elif len(stored_payloads) != len(ids_l):
+                raise ValueError(f"{len(stored_payloads)} stored payloads for {len(ids_l)} documents")
             kw: dict[str, Any] = {}
             if ids_l and isinstance(ids_l[0], str):
                 kw["ids_str"] = ids_l
             else:
-                kw["ids_int"] = np.asarray(ids_l, dtype=np.int64)
+                kw["ids_int"] = np.fromiter(ids_l, dtype=np.int64, count=len(ids_l))
             if doc_len is not None:
                 kw["doc_len"] = np.ascontiguousarray(doc_len, dtype=np.uint32)
             start, stop = self._core.stage_add(
@@ -767,6 +776,7 @@ class Store:
             assert start == len(self._p_ids) and stop - start == len(ids_l), (start, stop, len(self._p_ids))
             self._p_ids.extend(ids_l)
             self._p_payloads.extend(payloads)
+            self._p_stored.extend(stored_payloads)
             keep = texts is not None and self.store_texts
             self._p_texts.extend(texts if keep else [None] * len(ids_l))  # type: ignore[arg-type]
 
@@ -825,12 +835,6 @@ class Store:
             self._p_settings = _settings_json(new)
             self._pending_settings = new
 
-    def _docs_of_rows(self, order: np.ndarray) -> tuple[list[Any], list[str | None] | None]:
-        rows = order.tolist()
-        pls = [self._p_payloads[r] for r in rows]
-        txs = [self._p_texts[r] for r in rows] if self.store_texts else None
-        return pls, txs
-
     def _check_lock(self) -> None:
         if self._lock is not None:
             self._lock.check()
@@ -853,13 +857,16 @@ class Store:
             name, order = self._prepared
             attachments: list[str] = []
             if name:
-                pls, txs = self._docs_of_rows(order)
+                rows = order.tolist()
+                txs = [self._p_texts[r] for r in rows] if self.store_texts else None
                 if self.path is not None and not self._in_memory:
                     att = f"{name}.{_DOCS_EXT}"
-                    write_docs(self.path / att, name, payloads_json(pls), txs)
+                    stored = self._p_stored
+                    write_docs(self.path / att, name, [stored[r] for r in rows], txs)
                     attachments.append(att)
                 else:
-                    self._mem_docs[name] = MemoryDocs(pls, txs)
+                    pls = self._p_payloads
+                    self._mem_docs[name] = MemoryDocs([pls[r] for r in rows], txs)
             self._check_lock()
             generation = self._core.finish_commit(attachments, self._p_settings)
             if self._p_settings is not None:

@@ -39,7 +39,7 @@ entries are summed, as scipy defines them) or a pandas Series of weights indexed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "sparse_matrix_rows",
     "validate_embedding",
     "validate_embeddings",
+    "validate_embeddings_csr",
     "to_csr_arrays",
 ]
 
@@ -384,6 +385,83 @@ def validate_embeddings(
         validate_embedding(e, vocab_size, row=i, drop_zeros=drop_zeros, what=what)
         for i, e in enumerate(items)
     ]
+
+
+def validate_embeddings_csr(
+    embeddings: Sequence[Any],
+    vocab_size: int | None = None,
+    *,
+    what: str | None = None,
+    limit_name: str = "the vocabulary size",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`validate_embedding` of each vector (rows numbered from 0, zero weights
+    dropped), stacked as CSR arrays ``(indptr int64, indices uint32, values float32)``:
+    the same arrays as ``to_csr_arrays(validate_embeddings(...))``, and the same errors.
+
+    The checks run once over the whole batch (numpy) rather than vector by vector; only when
+    the batch breaks the contract somewhere, or holds something the batch checks do not
+    cover (indices not increasing within a vector, a vector that is not 1-D, mixed dtypes),
+    does it go vector by vector, so that the error names the first vector at fault and the
+    field. Raises :class:`ValueError` / :class:`TypeError` as :func:`validate_embedding`.
+    """
+    items = embeddings if isinstance(embeddings, list) else list(embeddings)
+    fast = _batch_csr(items, vocab_size)
+    if fast is not None:
+        return fast
+    embs = [
+        validate_embedding(e, vocab_size, row=i, what=what, limit_name=limit_name) for i, e in enumerate(items)
+    ]
+    return to_csr_arrays(embs, validate=False)
+
+
+def _batch_csr(items: list[Any], vocab_size: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The CSR arrays of valid vectors with indices increasing in each, checked as a batch;
+    None when any check fails (the caller then goes vector by vector for the error)."""
+    n = len(items)
+    if n == 0:
+        return None
+    try:
+        embs = [as_sparse_embedding(e) for e in items]
+    except TypeError:
+        return None
+    idxs = [np.asarray(e.indices) for e in embs]
+    vals = [np.asarray(e.values) for e in embs]
+    if any(a.ndim != 1 or a.dtype.kind not in "iu" for a in idxs):
+        return None
+    if any(v.ndim != 1 or v.dtype.kind not in "fiu" for v in vals):
+        return None
+    lens = np.fromiter((a.shape[0] for a in idxs), dtype=np.int64, count=n)
+    if not np.array_equal(lens, np.fromiter((v.shape[0] for v in vals), dtype=np.int64, count=n)):
+        return None
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=indptr[1:])
+    idx = np.concatenate(idxs)
+    val = np.concatenate(vals)
+    if idx.size == 0:
+        return indptr, idx.astype(np.uint32), val.astype(np.float32)
+    if idx.dtype.kind not in "iu":  # uint64 with int64 concatenates to float64
+        return None
+    limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
+    if idx.min() < 0 or idx.max() > limit or _overflows_float32(val):
+        return None
+    val32 = val.astype(np.float32, copy=False)
+    if not np.isfinite(val32).all() or (val32 < 0).any() or (val32 > _MAX_WEIGHT32).any():
+        return None
+    idx32 = idx.astype(np.uint32, copy=False)
+    # strictly increasing within each vector: no repeated term id (else: vector by vector)
+    up = idx32[1:] > idx32[:-1]
+    starts = indptr[1:-1]
+    up[starts[(starts > 0) & (starts < idx32.size)] - 1] = True
+    if not up.all():
+        return None
+    zero = val32 == 0
+    if zero.any():
+        keep = ~zero
+        kept = np.zeros(idx32.size + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept[1:])
+        indptr = kept[indptr]
+        idx32, val32 = idx32[keep], val32[keep]
+    return indptr, np.ascontiguousarray(idx32), np.ascontiguousarray(val32)
 
 
 def to_csr_arrays(

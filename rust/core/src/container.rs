@@ -197,6 +197,13 @@ impl AlignedBuf {
         self.as_bytes_mut()[start..].copy_from_slice(data);
     }
 
+    /// Reserve room for `additional` more bytes, so that appending them does not reallocate
+    /// (and copy) the image built so far.
+    fn reserve(&mut self, additional: usize) {
+        let blocks = (self.len + additional).div_ceil(ALIGN);
+        self.blocks.reserve(blocks.saturating_sub(self.blocks.len()));
+    }
+
     /// Pad with zeros to the next multiple of 64.
     fn pad(&mut self) {
         self.grow(align_up(self.len));
@@ -317,6 +324,12 @@ impl ContainerWriter {
         let mut buf = AlignedBuf::new();
         buf.grow(HEADER_LEN);
         ContainerWriter { magic, format_version, buf, sections: Vec::new() }
+    }
+
+    /// Reserve room for about `bytes` more bytes of sections (an estimate: the image grows
+    /// past it as needed), so that a large image is not copied as it grows.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
     }
 
     fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {

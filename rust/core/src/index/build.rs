@@ -195,6 +195,9 @@ pub(crate) fn build_local(
         None => (local, ids, sorted, doc_len),
     };
     let mut w = ContainerWriter::new(MAGIC, VERSION);
+    // room for the postings, stored vectors and ids at their largest (f32), so that the image
+    // is not copied as it grows; untouched reserved pages cost no memory
+    w.reserve(local.terms.len() * 16 + n_docs * 40 + (1 << 20));
     let (kind, scale) = write_impacts(&mut w, &local, opts.quantization, doc_len.as_deref())?;
     let tail = Tail { kind, scale, opts, members_order: false };
     let index = write_tail(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;

@@ -178,10 +178,22 @@ impl FileRecord {
     /// the map; the whole-file CRC stands in for the per-section ones, so each byte is read
     /// once.
     pub fn open_index(&self, dir: &Path, what: &str) -> Result<Index> {
+        self.open_mapped(dir, what, true)
+    }
+
+    /// Open the engine file this process has just written from the bytes this record was
+    /// made of ([`FileRecord::of_bytes`]), memory-mapped: the size is checked, the CRC32 is
+    /// not computed a second time (that would read every page of the new file back).
+    pub(crate) fn open_written_index(&self, dir: &Path) -> Result<Index> {
+        self.open_mapped(dir, "a new segment", false)
+    }
+
+    fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool) -> Result<Index> {
         let path = dir.join(&self.name);
         let image = Image::open_file(&path).map_err(|e| missing_as_corrupt(e, &path, what))?;
         let b = image.as_bytes();
-        self.check(&path, b.len() as u64, crc32fast::hash(b), what)?;
+        let crc = if check_crc { crc32fast::hash(b) } else { self.crc32 };
+        self.check(&path, b.len() as u64, crc, what)?;
         Index::from_image(image, false).map_err(|e| in_file(e, &path))
     }
 }

@@ -354,7 +354,9 @@ impl Store {
 
     /// Commit `states` (and `settings`, when given) as the next generation: deletion files
     /// for states that changed, the manifest, CURRENT; then publish the snapshot and collect
-    /// garbage. New segments' engine files and attachments must already be durable. Nothing
+    /// garbage. New segments' engine files and attachments must already be written, fsynced
+    /// and renamed into place: the directory sync after the manifest's rename makes those
+    /// renames durable before CURRENT names the manifest. Nothing
     /// changes in memory unless the commit point (the rename of CURRENT) is reached. Returns
     /// the generation and, separately, the result of the final directory sync: an error there
     /// means the commit is done and visible but its durability is not confirmed.

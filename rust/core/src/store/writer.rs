@@ -398,15 +398,19 @@ impl Store {
         synced.map(|_| generation)
     }
 
-    /// Make a built segment's engine file durable and return the index memory-mapped from it
-    /// with its record (in memory: the index as is).
+    /// Write a built segment's engine file (content fsynced and renamed into place; the rename
+    /// is made durable by the directory sync that follows the manifest's rename in
+    /// [`Store::write_commit`], before CURRENT moves) and return the index memory-mapped from
+    /// it with its record (in memory: the index as is). The record's CRC32 is computed once,
+    /// over the bytes written, and the mapped file is not checksummed again: a later open
+    /// verifies it against the manifest.
     pub(crate) fn write_engine(&self, name: &str, index: &Arc<Index>) -> Result<(Arc<Index>, Option<FileRecord>)> {
         let Some(dir) = &self.dir else { return Ok((index.clone(), None)) };
         let file = sdx_name(name);
         let bytes = index.image_bytes();
-        crate::fs::write_atomically(&dir.join(&file), bytes)?;
+        crate::fs::replace(&dir.join(&file), bytes)?;
         let rec = FileRecord::of_bytes(&file, bytes);
-        let mapped = rec.open_index(dir, "a new segment")?;
+        let mapped = rec.open_written_index(dir)?;
         Ok((Arc::new(mapped), Some(rec)))
     }
 

@@ -492,6 +492,21 @@ def run(args):
             skipped.append(f"seismic: {type(exc).__name__}: {exc}")
             log(skipped[-1])
 
+    if "kannolo" in systems:
+        try:
+            efs = [int(x) for x in args.kannolo_efs.split(",") if x]
+            a = peers.Kannolo(k, workdir, efs=efs, m=args.kannolo_m, ef_construction=args.kannolo_efc)
+            b, nb = build(a, "kannolo")
+            for ef in efs:
+                entries.append(Entry(f"kannolo-ef{ef}", "approx", a, b, nb,
+                                     setup=(lambda a_, x: lambda: a_.set_ef(x))(a, ef),
+                                     extra={"ef_search": ef}))
+            notes.append(f"kannolo: SparsePlainHNSW, m={args.kannolo_m}, ef_construction={args.kannolo_efc} "
+                         "(build uses its own threads), searched one query per call; rows named by ef_search")
+        except Exception as exc:
+            skipped.append(f"kannolo: {type(exc).__name__}: {exc}")
+            log(skipped[-1])
+
     if "sparsedex" in systems:
         ok, why = peers.sparsedex_available()
         if not ok:
@@ -611,7 +626,7 @@ def _batch_row(c, label, a, b, nb):
 
 
 def _parse_systems(s):
-    allowed = ["scipy", "bmp", "pisa", "seismic", "sparsedex"]
+    allowed = ["scipy", "bmp", "pisa", "seismic", "kannolo", "sparsedex"]
     if s == "all":
         return allowed
     out = [x.strip() for x in s.split(",") if x.strip()]
@@ -619,7 +634,7 @@ def _parse_systems(s):
     if bad:
         raise SystemExit(f"unknown systems {bad}; choose from {allowed}, 'peers' or 'all'")
     if "peers" in out:
-        out += ["bmp", "pisa", "seismic"]
+        out += ["bmp", "pisa", "seismic", "kannolo"]
     return out
 
 
@@ -687,7 +702,7 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
                   "below 1 = the shared machine was busy): " +
                   ", ".join(f"{r['system']} {r['cpu_per_wall']:.2f}" for r in cw) + "."]
     lines += ["", "Settings:", ""] + [f"- {n}" for n in notes]
-    pkg = {"pisa": "pyterrier-pisa", "seismic": "pyseismic-lsr"}
+    pkg = {"pisa": "pyterrier-pisa", "seismic": "pyseismic-lsr", "kannolo": "kannolo"}
     vers = sorted({f"{pkg.get(r['system'].split('-')[0], r['system'].split('-')[0])} {r['version']}"
                    for r in rows if r.get("version")})
     lines += ["", "Versions: " + ", ".join(vers) + "."]
@@ -714,7 +729,7 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--systems", default="all",
-                   help="'all' or a comma list of scipy,bmp,pisa,seismic,sparsedex ('peers' = bmp,pisa,seismic); scipy always runs")
+                   help="'all' or a comma list of scipy,bmp,pisa,seismic,kannolo,sparsedex ('peers' = bmp,pisa,seismic,kannolo); scipy always runs")
     p.add_argument("--out", default=str(BENCH_DIR / "results"))
     p.add_argument("--data", help=".npz with doc_indptr, doc_indices, doc_values, q_indptr, q_indices, q_values, "
                    "or a directory with scipy.sparse docs.npz and queries.npz")
@@ -739,6 +754,9 @@ def main(argv=None):
     p.add_argument("--pisa-doc-scale", type=float, default=100.0)
     p.add_argument("--pisa-query-scale", type=float, default=100.0)
     p.add_argument("--seismic-configs", default="10:0.9,20:0.9", help="query_cut:heap_factor,...")
+    p.add_argument("--kannolo-efs", default="50,100,200", help="kannolo ef_search values, one row each")
+    p.add_argument("--kannolo-m", type=int, default=32)
+    p.add_argument("--kannolo-efc", type=int, default=200, help="kannolo ef_construction")
     p.add_argument("--build-threads", type=int, default=1,
                    help="threads for Seismic's build only (slow at 1M docs); queries always use 1")
     p.add_argument("--sparsedex-quantizations", default="u8,float")

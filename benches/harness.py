@@ -188,13 +188,19 @@ def load_corpus(args) -> Corpus:
     """--data file.npz, else sparsedex._core.synthetic_corpus, else the numpy fallback.
     Generated corpora are cached under benches/data/ (git-ignored)."""
     names = ("doc_indptr", "doc_indices", "doc_values", "q_indptr", "q_indices", "q_values")
+    cal = None  # calibration queries for sparsedex's approximate mode (disjoint from the timed ones)
     if args.data and Path(args.data).is_dir():
         # A directory with scipy.sparse docs.npz and queries.npz (e.g. ../shared/data/debian).
         import scipy.sparse as sps
         dm, qm = sps.load_npz(Path(args.data) / "docs.npz"), sps.load_npz(Path(args.data) / "queries.npz")
+        ncal = getattr(args, "calibration_queries", 0)
+        cal_m = qm[args.queries: args.queries + ncal] if ncal else None
         qm = qm[: args.queries]
         arrays = [dm.indptr, dm.indices, dm.data, qm.indptr, qm.indices, qm.data]
         source = f"directory {args.data} (docs.npz, queries.npz; first {qm.shape[0]} queries)"
+        if cal_m is not None:
+            cal = (cal_m.indptr, cal_m.indices, cal_m.data)
+            source += f"; sparsedex calibrated on the next {cal_m.shape[0]} queries"
     elif args.data:
         z = np.load(args.data)
         arrays = [z[n] for n in names]
@@ -211,6 +217,14 @@ def load_corpus(args) -> Corpus:
                     raise SystemExit(f"--generator core: sparsedex._core.synthetic_corpus unavailable ({exc})")
                 gen = "fallback"
         tag = FALLBACK_VERSION if gen == "fallback" else f"core-{_sparsedex_version()}"
+        ncal = getattr(args, "calibration_queries", 0)
+        if ncal and gen == "core":
+            # the generator's queries for n + m queries start with its queries for n: the
+            # timed queries stay the same, the next m calibrate
+            full = fn(args.docs, args.queries + ncal, args.seed)
+            qi = _canonical(*full[3:], "queries")
+            lo, hi = int(qi[0][args.queries]), int(qi[0][-1])
+            cal = (qi[0][args.queries:] - lo, qi[1][lo:hi], qi[2][lo:hi])
         cache = BENCH_DIR / "data" / f"{tag}-d{args.docs}-q{args.queries}-s{args.seed}.npz"
         if cache.exists() and not args.regen:
             log(f"corpus: cached {cache}")
@@ -225,6 +239,8 @@ def load_corpus(args) -> Corpus:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **dict(zip(names, arrays)))
         source = f"{tag} generator, seed {args.seed}"
+        if cal is not None:
+            source += f"; sparsedex calibrated on the generator's next {len(cal[0]) - 1} queries"
     d = _canonical(*arrays[:3], "documents")
     q = _canonical(*arrays[3:], "queries")
     if getattr(args, "doc_order", "input") == "similarity":
@@ -240,7 +256,9 @@ def load_corpus(args) -> Corpus:
         source += "; documents given to every system in sparsedex's similarity order"
         log("corpus: documents permuted into sparsedex's similarity order for every system")
     vocab = max(VOCAB, int(d[1].max()) + 1, int(q[1].max()) + 1)
-    return Corpus(*d, *q, vocab=vocab, source=source)
+    c = Corpus(*d, *q, vocab=vocab, source=source)
+    c.calibration = None if cal is None else _canonical(*cal, "calibration queries")
+    return c
 
 
 def _sparsedex_version():
@@ -395,6 +413,7 @@ class Entry:
     setup: object = None      # callable that switches the adapter to this row's setting
     own: object = None        # (scorer, query weights, k-th own score) for integer-exact peers
     ref: str = None           # row whose ids and scores this one must equal exactly
+    approx_ref: str = None    # exact row of the same engine an approximate row is measured against
     extra: dict = None
 
 
@@ -531,6 +550,7 @@ def run(args):
                     if quant == "u8":
                         for t in [x for x in args.approx_targets.split(",") if x]:
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
+                                                 approx_ref=f"{label}-exhaustive",
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
                                                  extra={"algorithm": "approximate", "target_recall": float(t)}))
                     batch.append((label, a, b, nb))
@@ -584,6 +604,13 @@ def run(args):
             row["matches_exhaustive"] = same
             if same < 1:
                 log(f"WARNING: {e.name} differs from {e.ref} on {(1 - same) * 100:.1f}% of queries")
+        if e.extra and e.extra.get("algorithm") == "approximate" and e.approx_ref in first:
+            # recall against the engine's own exact search (what the calibration targets; the
+            # recall column is against float scores, which u8 quantization alone costs a little)
+            rres, rsc = first[e.approx_ref]
+            got = [sum(1 for s_ in sc_ if len(rs) >= k and s_ >= rs[k - 1]) / k
+                   for sc_, rs in zip(sc, rsc) if len(rs) >= k]
+            row["recall_vs_engine_exact"] = float(np.mean(got)) if got else None
         row.update(e.extra or {})
         row["settings"] = dict(e.adapter.info)
         rows.append(row)
@@ -696,6 +723,10 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
             if "matches_exhaustive" in r:
                 bits.append(f"identical ids and scores to exhaustive on {r['matches_exhaustive'] * 100:.1f}% of queries")
             lines.append(f"- {r['system']}: " + "; ".join(bits))
+    rv = [r for r in rows if r.get("recall_vs_engine_exact") is not None]
+    if rv:
+        lines += ["", f"Approximate rows' recall@{k} against sparsedex's own exact (u8) search, which the "
+                  "calibration targets: " + ", ".join(f"{r['system']} {r['recall_vs_engine_exact']:.4f}" for r in rv) + "."]
     cw = [r for r in rows if "cpu_per_wall" in r]
     if cw:
         lines += ["", "Process CPU time / wall time while timing (1.0 = one core, undisturbed; well "
@@ -762,6 +793,9 @@ def main(argv=None):
     p.add_argument("--sparsedex-quantizations", default="u8,float")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
+    p.add_argument("--calibration-queries", type=int, default=0,
+                   help="calibrate sparsedex's approximate mode on this many other queries of the corpus "
+                        "(the ones after the timed queries; counted in its build time); 0: pseudo-queries")
     p.add_argument("--approx-targets", default="0.95,0.97,0.99",
                    help="recall targets of sparsedex's approximate rows (u8 only; empty: none)")
     p.add_argument("--no-plot", action="store_true")

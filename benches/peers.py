@@ -437,6 +437,10 @@ class Sparsedex(Adapter):
         # mode score surviving blocks from the stored vectors (their bytes count in the size).
         self.ix = self.SegmentView.build(
             (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=True)
+        cal = getattr(c, "calibration", None)
+        if cal is not None:  # approximate mode calibrated on other queries than the timed ones
+            self.ix.calibrate(cal)
+            self.info["calibration_queries"] = len(cal[0]) - 1
 
     def set_algorithm(self, algorithm):
         """An algorithm name, or "approximate@0.97" (approximate at that recall target)."""

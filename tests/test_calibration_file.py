@@ -173,3 +173,21 @@ def test_read_only_directory_still_searches(built, tmp_path):
         ix.close()
     finally:
         os.chmod(path, 0o755)
+
+
+def test_segment_view_calibrate_on_queries():
+    from sparsedex._segment import SegmentView
+
+    docs = _corpus(9000, seed=11)
+    sv = SegmentView.build(docs)
+    m0 = _made()
+    assert sv.calibrate(QUERIES) is True
+    assert _made() == m0 + 1
+    for q in QUERIES[:5]:  # searches use it: no further calibration
+        ids, scores = sv.search(q, k=10, algorithm="approximate", target_recall=0.97)
+        assert len(ids) == 10 and np.all(np.diff(scores) <= 0)
+    assert _made() == m0 + 1
+    assert SegmentView.build(docs[:100]).calibrate(QUERIES) is False  # small: searched exactly
+    assert SegmentView.build(docs, store_vectors=False).calibrate(QUERIES) is False
+    with pytest.raises(ValueError, match="query 1"):
+        sv.calibrate([([1], [1.0]), ([2], [-1.0])])

@@ -25,6 +25,7 @@ __all__ = [
     "algorithm_name",
     "algorithms",
     "bp_order",
+    "calibration_counters",
     "clean_csr",
     "merge",
     "search_segments",

@@ -169,7 +169,12 @@ mod tests {
     fn sample() -> Calibration {
         Calibration {
             points: vec![
-                CalibrationPoint { bucket: 1, params: ApproxParams { beta: 0.5, rerank: 2.5 }, recall: 0.97, cost: 1234.5 },
+                CalibrationPoint {
+                    bucket: 1,
+                    params: ApproxParams { beta: 0.5, rerank: 2.5 },
+                    recall: 0.97,
+                    cost: 1234.5,
+                },
                 CalibrationPoint { bucket: 1, params: ApproxParams::EXACT, recall: 1.0, cost: 9999.0 },
             ],
             queries: [0, 100, 0, 0, 0, 0],

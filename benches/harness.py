@@ -188,13 +188,19 @@ def load_corpus(args) -> Corpus:
     """--data file.npz, else sparsedex._core.synthetic_corpus, else the numpy fallback.
     Generated corpora are cached under benches/data/ (git-ignored)."""
     names = ("doc_indptr", "doc_indices", "doc_values", "q_indptr", "q_indices", "q_values")
+    cal = None  # calibration queries for sparsedex's approximate mode (disjoint from the timed ones)
     if args.data and Path(args.data).is_dir():
         # A directory with scipy.sparse docs.npz and queries.npz (e.g. ../shared/data/debian).
         import scipy.sparse as sps
         dm, qm = sps.load_npz(Path(args.data) / "docs.npz"), sps.load_npz(Path(args.data) / "queries.npz")
+        ncal = getattr(args, "calibration_queries", 0)
+        cal_m = qm[args.queries: args.queries + ncal] if ncal else None
         qm = qm[: args.queries]
         arrays = [dm.indptr, dm.indices, dm.data, qm.indptr, qm.indices, qm.data]
         source = f"directory {args.data} (docs.npz, queries.npz; first {qm.shape[0]} queries)"
+        if cal_m is not None:
+            cal = (cal_m.indptr, cal_m.indices, cal_m.data)
+            source += f"; sparsedex calibrated on the next {cal_m.shape[0]} queries"
     elif args.data:
         z = np.load(args.data)
         arrays = [z[n] for n in names]
@@ -211,6 +217,14 @@ def load_corpus(args) -> Corpus:
                     raise SystemExit(f"--generator core: sparsedex._core.synthetic_corpus unavailable ({exc})")
                 gen = "fallback"
         tag = FALLBACK_VERSION if gen == "fallback" else f"core-{_sparsedex_version()}"
+        ncal = getattr(args, "calibration_queries", 0)
+        if ncal and gen == "core":
+            # the generator's queries for n + m queries start with its queries for n: the
+            # timed queries stay the same, the next m calibrate
+            full = fn(args.docs, args.queries + ncal, args.seed)
+            qi = _canonical(*full[3:], "queries")
+            lo, hi = int(qi[0][args.queries]), int(qi[0][-1])
+            cal = (qi[0][args.queries:] - lo, qi[1][lo:hi], qi[2][lo:hi])
         cache = BENCH_DIR / "data" / f"{tag}-d{args.docs}-q{args.queries}-s{args.seed}.npz"
         if cache.exists() and not args.regen:
             log(f"corpus: cached {cache}")
@@ -225,6 +239,8 @@ def load_corpus(args) -> Corpus:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **dict(zip(names, arrays)))
         source = f"{tag} generator, seed {args.seed}"
+        if cal is not None:
+            source += f"; sparsedex calibrated on the generator's next {len(cal[0]) - 1} queries"
     d = _canonical(*arrays[:3], "documents")
     q = _canonical(*arrays[3:], "queries")
     if getattr(args, "doc_order", "input") == "similarity":
@@ -240,7 +256,9 @@ def load_corpus(args) -> Corpus:
         source += "; documents given to every system in sparsedex's similarity order"
         log("corpus: documents permuted into sparsedex's similarity order for every system")
     vocab = max(VOCAB, int(d[1].max()) + 1, int(q[1].max()) + 1)
-    return Corpus(*d, *q, vocab=vocab, source=source)
+    c = Corpus(*d, *q, vocab=vocab, source=source)
+    c.calibration = None if cal is None else _canonical(*cal, "calibration queries")
+    return c
 
 
 def _sparsedex_version():
@@ -395,6 +413,7 @@ class Entry:
     setup: object = None      # callable that switches the adapter to this row's setting
     own: object = None        # (scorer, query weights, k-th own score) for integer-exact peers
     ref: str = None           # row whose ids and scores this one must equal exactly
+    approx_ref: str = None    # exact row of the same engine an approximate row is measured against
     extra: dict = None
 
 
@@ -492,6 +511,21 @@ def run(args):
             skipped.append(f"seismic: {type(exc).__name__}: {exc}")
             log(skipped[-1])
 
+    if "kannolo" in systems:
+        try:
+            efs = [int(x) for x in args.kannolo_efs.split(",") if x]
+            a = peers.Kannolo(k, workdir, efs=efs, m=args.kannolo_m, ef_construction=args.kannolo_efc)
+            b, nb = build(a, "kannolo")
+            for ef in efs:
+                entries.append(Entry(f"kannolo-ef{ef}", "approx", a, b, nb,
+                                     setup=(lambda a_, x: lambda: a_.set_ef(x))(a, ef),
+                                     extra={"ef_search": ef}))
+            notes.append(f"kannolo: SparsePlainHNSW, m={args.kannolo_m}, ef_construction={args.kannolo_efc} "
+                         "(build uses its own threads), searched one query per call; rows named by ef_search")
+        except Exception as exc:
+            skipped.append(f"kannolo: {type(exc).__name__}: {exc}")
+            log(skipped[-1])
+
     if "sparsedex" in systems:
         ok, why = peers.sparsedex_available()
         if not ok:
@@ -518,6 +552,7 @@ def run(args):
                     if quant == "u8":
                         for t in [x for x in args.approx_targets.split(",") if x]:
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
+                                                 approx_ref=f"{label}-exhaustive",
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
                                                  extra={"algorithm": "approximate", "target_recall": float(t)}))
                     batch.append((label, a, b, nb))
@@ -572,6 +607,13 @@ def run(args):
             row["matches_exhaustive"] = same
             if same < 1:
                 log(f"WARNING: {e.name} differs from {e.ref} on {(1 - same) * 100:.1f}% of queries")
+        if e.extra and e.extra.get("algorithm") == "approximate" and e.approx_ref in first:
+            # recall against the engine's own exact search (what the calibration targets; the
+            # recall column is against float scores, which u8 quantization alone costs a little)
+            rres, rsc = first[e.approx_ref]
+            got = [sum(1 for s_ in sc_ if len(rs) >= k and s_ >= rs[k - 1]) / k
+                   for sc_, rs in zip(sc, rsc) if len(rs) >= k]
+            row["recall_vs_engine_exact"] = float(np.mean(got)) if got else None
         row.update(e.extra or {})
         row["settings"] = dict(e.adapter.info)
         rows.append(row)
@@ -614,7 +656,7 @@ def _batch_row(c, label, a, b, nb):
 
 
 def _parse_systems(s):
-    allowed = ["scipy", "bmp", "pisa", "seismic", "sparsedex"]
+    allowed = ["scipy", "bmp", "pisa", "seismic", "kannolo", "sparsedex"]
     if s == "all":
         return allowed
     out = [x.strip() for x in s.split(",") if x.strip()]
@@ -622,7 +664,7 @@ def _parse_systems(s):
     if bad:
         raise SystemExit(f"unknown systems {bad}; choose from {allowed}, 'peers' or 'all'")
     if "peers" in out:
-        out += ["bmp", "pisa", "seismic"]
+        out += ["bmp", "pisa", "seismic", "kannolo"]
     return out
 
 
@@ -692,13 +734,17 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
             if "matches_exhaustive" in r:
                 bits.append(f"identical ids and scores to exhaustive on {r['matches_exhaustive'] * 100:.1f}% of queries")
             lines.append(f"- {r['system']}: " + "; ".join(bits))
+    rv = [r for r in rows if r.get("recall_vs_engine_exact") is not None]
+    if rv:
+        lines += ["", f"Approximate rows' recall@{k} against sparsedex's own exact (u8) search, which the "
+                  "calibration targets: " + ", ".join(f"{r['system']} {r['recall_vs_engine_exact']:.4f}" for r in rv) + "."]
     cw = [r for r in rows if "cpu_per_wall" in r]
     if cw:
         lines += ["", "Process CPU time / wall time while timing (1.0 = one core, undisturbed; well "
                   "below 1 = the shared machine was busy): " +
                   ", ".join(f"{r['system']} {r['cpu_per_wall']:.2f}" for r in cw) + "."]
     lines += ["", "Settings:", ""] + [f"- {n}" for n in notes]
-    pkg = {"pisa": "pyterrier-pisa", "seismic": "pyseismic-lsr"}
+    pkg = {"pisa": "pyterrier-pisa", "seismic": "pyseismic-lsr", "kannolo": "kannolo"}
     vers = sorted({f"{pkg.get(r['system'].split('-')[0], r['system'].split('-')[0])} {r['version']}"
                    for r in rows if r.get("version")})
     lines += ["", "Versions: " + ", ".join(vers) + "."]
@@ -734,7 +780,7 @@ def main(argv=None):
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--systems", default="all",
-                   help="'all' or a comma list of scipy,bmp,pisa,seismic,sparsedex ('peers' = bmp,pisa,seismic); scipy always runs")
+                   help="'all' or a comma list of scipy,bmp,pisa,seismic,kannolo,sparsedex ('peers' = bmp,pisa,seismic,kannolo); scipy always runs")
     p.add_argument("--out", default=str(BENCH_DIR / "results"))
     p.add_argument("--data", help=".npz with doc_indptr, doc_indices, doc_values, q_indptr, q_indices, q_values, "
                    "or a directory with scipy.sparse docs.npz and queries.npz")
@@ -759,6 +805,9 @@ def main(argv=None):
     p.add_argument("--pisa-doc-scale", type=float, default=100.0)
     p.add_argument("--pisa-query-scale", type=float, default=100.0)
     p.add_argument("--seismic-configs", default="10:0.9,20:0.9", help="query_cut:heap_factor,...")
+    p.add_argument("--kannolo-efs", default="50,100,200", help="kannolo ef_search values, one row each")
+    p.add_argument("--kannolo-m", type=int, default=32)
+    p.add_argument("--kannolo-efc", type=int, default=200, help="kannolo ef_construction")
     p.add_argument("--build-threads", type=int, default=1,
                    help="threads for Seismic's build only (slow at 1M docs); queries always use 1")
     p.add_argument("--sparsedex-quantizations", default="u8,float")
@@ -766,6 +815,9 @@ def main(argv=None):
                    help="algorithms to run on the u8 index ('all' for every one)")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
+    p.add_argument("--calibration-queries", type=int, default=0,
+                   help="calibrate sparsedex's approximate mode on this many other queries of the corpus "
+                        "(the ones after the timed queries; counted in its build time); 0: pseudo-queries")
     p.add_argument("--approx-targets", default="0.95,0.97,0.99",
                    help="recall targets of sparsedex's approximate rows (u8 only; empty: none)")
     p.add_argument("--no-plot", action="store_true")

@@ -359,6 +359,55 @@ class Seismic(Adapter):
         return dir_bytes(Path(self.path + ".index.seismic"))
 
 
+class Kannolo(Adapter):
+    """kannolo (same authors as Seismic): sparse HNSW under dot product
+    (`SparsePlainHNSW`, approximate) — knob ef_search; build m, ef_construction.
+
+    Term ids go in as int32 components, values as float32; ids come back as row numbers and
+    the scores as kannolo's distances (dot products)."""
+
+    name = "kannolo"
+    kind = "approx"
+
+    def __init__(self, k, workdir, efs=(50, 100, 200), m=32, ef_construction=200):
+        super().__init__()
+        import importlib.metadata as md
+        self.version = md.version("kannolo")
+        self.k = k
+        self.efs = list(efs)
+        self.ef_search = self.efs[0]
+        self.m, self.ef_construction = m, ef_construction
+        self.path = str(Path(workdir) / "kannolo.hnsw")
+        self.info.update(m=m, ef_construction=ef_construction, index="SparsePlainHNSW")
+
+    def build(self, c):
+        import kannolo
+        self.index = kannolo.SparsePlainHNSW.build_from_arrays(
+            np.ascontiguousarray(c.doc_indices, dtype=np.int32),
+            np.ascontiguousarray(c.doc_values, dtype=np.float32),
+            np.ascontiguousarray(c.doc_indptr, dtype=np.int64), m=self.m,
+            ef_construction=self.ef_construction)
+
+    def set_ef(self, ef):
+        self.ef_search = ef
+
+    def prepare(self, q_indices, q_values):
+        return (np.ascontiguousarray(q_indices, dtype=np.int32),
+                np.ascontiguousarray(q_values, dtype=np.float32))
+
+    def search(self, q):
+        comps, vals = q
+        dist, ids = self.index.search(comps, vals, self.k, ef_search=self.ef_search)
+        return [int(i) for i in ids], [float(d) for d in dist]
+
+    def bytes(self):
+        try:
+            return int(self.index.space_usage_bytes())
+        except Exception:
+            self.index.save(self.path)
+            return dir_bytes(Path(self.path))
+
+
 # ------------------------------------------------------------------------------- sparsedex
 def sparsedex_available():
     try:
@@ -394,6 +443,10 @@ class Sparsedex(Adapter):
         # mode score surviving blocks from the stored vectors (their bytes count in the size).
         self.ix = self.SegmentView.build(
             (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=True)
+        cal = getattr(c, "calibration", None)
+        if cal is not None:  # approximate mode calibrated on other queries than the timed ones
+            self.ix.calibrate(cal)
+            self.info["calibration_queries"] = len(cal[0]) - 1
 
     def set_algorithm(self, algorithm):
         """An algorithm name, or "approximate@0.97" (approximate at that recall target)."""

@@ -209,6 +209,18 @@ class SegmentView:
         """Write the segment to file ``path`` atomically (a failed write leaves no temporary file)."""
         self._core.save(str(Path(path)))
 
+    def calibrate(self, queries: Any) -> bool:
+        """Calibrate approximate search on ``queries`` (a sample of real queries, as
+        :meth:`search_batch` takes them: a CSR triple or a scipy.sparse matrix), replacing the
+        calibration on pseudo-queries a first approximate search would make. Returns False
+        (nothing done) when the segment is searched exactly by approximate searches (no stored
+        vectors, or fewer than 8,192 documents). Raises ValueError naming a malformed query.
+        Evaluate the recall reached on *other* queries than these."""
+        ip, ix, vx = to_csr(queries, "query")
+        return bool(self._core.calibrate(np.ascontiguousarray(ip, dtype=np.uint64),
+                                         np.ascontiguousarray(ix, dtype=np.uint32),
+                                         np.ascontiguousarray(vx, dtype=np.float32)))
+
     # search -----------------------------------------------------------------------------
     def _external(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:

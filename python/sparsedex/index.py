@@ -829,7 +829,9 @@ class SparseIndex:
 
         ``algorithm="approximate"`` trades exactness for speed at a recall target
         ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
-        use, on pseudo-queries drawn from its stored vectors, and the cheapest setting whose
+        use, on pseudo-queries drawn from its stored vectors (kept in the segment's
+        calibration file, so a reopened index is not calibrated again; see :meth:`calibrate`),
+        and the cheapest setting whose
         calibration recall@10 reaches the target is used (query cut by weight share, then an
         exact rerank of the cut query's best candidates; after Seismic, Bruch et al. SIGIR
         2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned hits are exact;
@@ -947,8 +949,11 @@ class SparseIndex:
         target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
         reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
         queries (1.0 with beta = rerank = 1: the exact search, where no cheaper point reaches
-        the target). Calibrations live with the segments in memory: a merged or reopened
-        segment is calibrated again. Raises ValueError for a target outside (0, 1] and the
+        the target). A segment's calibration is kept with it in memory and, for an index
+        directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
+        §6a), which a later open reads: a reopened index is not calibrated again; a merge's
+        new segment is, and a damaged calibration file is ignored (recalibrated, rewritten).
+        Raises ValueError for a target outside (0, 1] and the
         errors of :meth:`search_batch` for bad queries.
         """
         _check_algorithm("approximate", target_recall)

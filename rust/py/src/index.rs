@@ -166,6 +166,29 @@ impl PyIndex {
         Ok(PyIndex { inner: Arc::new(index) })
     }
 
+    /// Calibrate approximate search on `queries` (CSR: indptr uint64, indices uint32,
+    /// values float32; external term ids), replacing any calibration. False (nothing done)
+    /// for an index searched exactly by approximate searches (no stored vectors, or fewer than
+    /// 8,192 documents). ValueError naming a malformed query.
+    fn calibrate(
+        &self,
+        py: Python<'_>,
+        indptr: PyReadonlyArray1<'_, u64>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<bool> {
+        use sparsedex_core::search::approx::{calibrate, MIN_DOCS};
+        let index = &*self.inner;
+        let v = index.view();
+        if v.forward.is_none() || v.n_docs < MIN_DOCS {
+            return Ok(false);
+        }
+        let q = csr(&indptr, &indices, &values)?;
+        let c = enter(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
+        calibrate::set(index, c);
+        Ok(true)
+    }
+
     /// Write the index to a file, atomically and durably.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = self.inner.clone();

@@ -151,6 +151,15 @@ pub fn algorithms() -> Vec<&'static str> {
     search::Algorithm::ALL.iter().map(|a| a.name()).collect()
 }
 
+/// Approximate-search calibrations in this process so far: (calibrations computed,
+/// calibration files written, calibration files read). For tests: a reopened index whose
+/// segments read their calibration files computes none.
+#[pyfunction]
+pub fn calibration_counters() -> (u64, u64, u64) {
+    let (written, loaded) = sparsedex_core::search::approx::persist::counters();
+    (sparsedex_core::search::approx::calibrate::calibrations_made(), written, loaded)
+}
+
 /// The canonical name of an algorithm name or alias (ValueError if unknown).
 #[pyfunction]
 pub fn algorithm_name(name: &str) -> PyResult<&'static str> {

@@ -291,9 +291,12 @@ pub struct Index {
     // Field order matters: `view` borrows from `container` and is dropped first.
     view: IndexView<'static>,
     container: Arc<Container>,
-    /// The approximate-search calibration, made on first use (kept in memory only, see
-    /// [`crate::search::approx::calibrate`]).
+    /// The approximate-search calibration, made on first use or read from the segment's
+    /// calibration file (see [`crate::search::approx::calibrate`]).
     approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
+    /// Where this segment's calibration is kept on disk (set once by the store for segments of
+    /// an index directory; unset in memory).
+    approx_file: std::sync::OnceLock<crate::search::approx::persist::Sidecar>,
     /// The timings behind [`crate::search::Algorithm::Auto`]'s choice on this segment (in
     /// memory only, see `search::auto`).
     auto: crate::search::auto::Race,
@@ -374,6 +377,7 @@ impl Index {
             view,
             container,
             approx: std::sync::Mutex::new(None),
+            approx_file: Default::default(),
             auto: Default::default(),
             auto_cut: Default::default(),
             ties: Default::default(),
@@ -419,6 +423,11 @@ impl Index {
     /// The slot of this segment's approximate-search calibration.
     pub(crate) fn approx_calibration(&self) -> &std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>> {
         &self.approx
+    }
+
+    /// Where this segment's calibration is kept on disk, once the store has said so.
+    pub(crate) fn approx_file(&self) -> &std::sync::OnceLock<crate::search::approx::persist::Sidecar> {
+        &self.approx_file
     }
 
     /// Borrowed views of the index arrays.

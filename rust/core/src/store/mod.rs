@@ -167,6 +167,17 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// `snap` with every segment told where its calibration file is (and given the calibration
+/// it holds, see [`crate::search::approx::persist`]); segments already told are skipped.
+fn attach_calibrations(dir: &Path, snap: Snapshot) -> Snapshot {
+    for s in &snap.segments {
+        if let Some(sdx) = &s.data.sdx {
+            crate::search::approx::persist::attach(s.index(), dir, &snap.uuid, s.name(), sdx.crc32);
+        }
+    }
+    snap
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -217,7 +228,7 @@ impl Store {
                 false,
                 l.current.manifest.name.clone(),
             )),
-            current: Mutex::new(Arc::new(l.snapshot)),
+            current: Mutex::new(Arc::new(attach_calibrations(path, l.snapshot))),
             inflight: Inflight::default(),
             staged_terms: Default::default(),
         })
@@ -253,7 +264,7 @@ impl Store {
         self.next_segment.fetch_max(l.manifest.settings.next_segment, Ordering::Relaxed);
         w.settings = l.manifest.settings.clone();
         w.manifest_name = l.current.manifest.name.clone();
-        *lock(&self.current) = Arc::new(l.snapshot);
+        *lock(&self.current) = Arc::new(attach_calibrations(dir, l.snapshot));
         Ok(true)
     }
 
@@ -325,6 +336,7 @@ impl Store {
         keep.extend(snap.settings.vocabulary.iter().map(|v| v.file.name.clone()));
         for s in &snap.segments {
             keep.extend(s.data.sdx.iter().chain(&s.data.attachments).chain(&s.deletions).map(|r| r.name.clone()));
+            keep.insert(crate::search::approx::persist::file_name(s.name())); // its calibration, if any
         }
         gc::collect(dir, &keep, &self.inflight.names())
     }
@@ -423,8 +435,11 @@ impl Store {
         *staged_terms = None;
         drop(staged_terms);
         w.settings = settings.clone();
-        let snap =
+        let mut snap =
             Snapshot { generation, uuid: old.uuid.clone(), settings: Arc::new(settings), segments: states, vocab };
+        if let Some(dir) = &self.dir {
+            snap = attach_calibrations(dir, snap);
+        }
         *lock(&self.current) = Arc::new(snap);
         let mut synced = Ok(());
         if let Some(dir) = &self.dir {

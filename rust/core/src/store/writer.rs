@@ -426,7 +426,10 @@ impl Store {
         let mut recs = Vec::with_capacity(attachments.len());
         for a in attachments {
             match split_segment_file(a) {
-                Some((seg, rest)) if seg == name && super::files::role_of(rest) == super::files::Role::Attachment => {}
+                Some((seg, rest))
+                    if seg == name
+                        && super::files::role_of(rest) == super::files::Role::Attachment
+                        && rest != crate::search::approx::persist::EXT => {}
                 _ => {
                     return Err(Error::InvalidArgument(format!(
                         "attachment {a:?} is not named {name}.<ext> (or uses a name the store reserves)"

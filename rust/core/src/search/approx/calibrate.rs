@@ -13,9 +13,11 @@
 //! rows of documents drawn at random, cut to their heaviest 6, 12, 24, 48, 96 or 160 terms
 //! (one length per bucket), searched among every other document (the source document is
 //! excluded, or it would trivially be the first hit). The calibration of a segment is made
-//! once, on the first approximate search, and kept in memory with the segment
-//! ([`cached`]); it is not written to the segment file: it takes seconds (less than a tenth of
-//! the build), depends on the queries given, and can be redone at any time.
+//! once, on the first approximate search ([`cached`]) or by [`set`], kept in memory with the
+//! segment and, for segments of an index directory, written to the segment's calibration file
+//! `seg-<N>.cal` ([`super::persist`]), from which a later open takes it: reopening an index
+//! does not calibrate it again. It is not part of the engine file (it depends on the queries
+//! given and can be redone at any time).
 
 use super::{cut_terms, ApproxParams};
 use crate::index::{Index, IndexView};
@@ -103,13 +105,25 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
         return c.clone();
     }
     let c = Arc::new(calibrate(index, None, 0x5eed, false));
+    super::persist::save(index, &c);
     *slot = Some(c.clone());
     c
 }
 
-/// Keep `c` as the segment's calibration (replacing any).
+/// Keep `c` as the segment's calibration (replacing any), and write it to the segment's
+/// calibration file when the segment has one (best effort, see [`super::persist`]).
 pub fn set(index: &Index, c: Calibration) {
-    *index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+    let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+    super::persist::save(index, &c);
+    *slot = Some(Arc::new(c));
+}
+
+static CALIBRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Calibrations computed by this process so far (an observable for tests: a calibration read
+/// from a segment's calibration file is not counted).
+pub fn calibrations_made() -> u64 {
+    CALIBRATIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The segment's calibration if it has one already (never calibrates).
@@ -140,6 +154,7 @@ struct CalQuery {
 
 fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bool) -> Calibration {
     use rayon::prelude::*;
+    CALIBRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let v = index.view();
     let pseudo = queries.is_none();
     let qs: Vec<CalQuery> = match queries {

@@ -23,6 +23,7 @@
 //! stored vectors, or smaller than [`MIN_DOCS`], is searched exactly.
 
 pub mod calibrate;
+pub mod persist;
 
 pub use calibrate::{Calibration, CalibrationPoint};
 

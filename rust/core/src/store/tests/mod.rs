@@ -809,3 +809,31 @@ fn a_damaged_vocabulary_file_is_a_corruption_error_naming_it() {
     let e = Store::open(&dir).unwrap_err();
     assert!(matches!(e, Error::Corrupt(_)) && e.to_string().contains("missing"), "{e}");
 }
+
+#[test]
+fn calibration_files_live_and_die_with_their_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    std::fs::create_dir(&dir).unwrap();
+    let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+    let a = docs(50, 3, false);
+    store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    store.prepare_commit().unwrap();
+    // The calibration file's name is reserved: not an attachment.
+    std::fs::write(dir.join("seg-000001.cal"), b"x").unwrap();
+    let err = store.finish_commit(&["seg-000001.cal".to_string()], None).unwrap_err().to_string();
+    assert!(err.contains("reserves"), "{err}");
+    store.finish_commit(&[], None).unwrap();
+    // A live segment's calibration file is kept by garbage collection ...
+    store.collect_garbage().unwrap();
+    assert!(dir.join("seg-000001.cal").exists());
+    // ... and collected with its segment.
+    let b = docs(50, 4, false);
+    store.stage_add(csr(&b), IdsInput::None, None, false).unwrap();
+    store.prepare_commit().unwrap();
+    store.finish_commit(&[], None).unwrap();
+    let p = store.merge(&["seg-000001".to_string(), "seg-000002".to_string()]).unwrap();
+    store.finish_merge(p, &[]).unwrap().unwrap();
+    store.collect_garbage().unwrap();
+    assert!(!dir.join("seg-000001.cal").exists());
+}

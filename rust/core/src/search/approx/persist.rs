@@ -1,0 +1,207 @@
+//! A segment's calibration on disk: the file `seg-<N>.cal` beside the segment's engine file
+//! (rust/core/FORMAT.md §2a), so that reopening an index does not calibrate it again.
+//!
+//! Segments are immutable, so a calibration stays right for as long as its segment lives. The
+//! file is a container (magic `SPDXCAL1`, version 1) bound to exactly one engine file: its
+//! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
+//! left from another store, another segment or another build of the same name is never used.
+//! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
+//! process calibrated (a reader too: no commit is made, the manifest does not list it), and
+//! removed by the store's garbage collection together with its segment.
+//!
+//! A calibration file is a cache of something that can be recomputed: a missing, corrupt,
+//! foreign or outdated one (another grid of buckets) is ignored, the segment is calibrated
+//! again on its first approximate search and the file is rewritten. Its checksums make sure
+//! a damaged file is never *used*. A failure to write it (a read-only directory, a full
+//! disk) leaves the calibration in memory only, as before; searches never fail for it.
+
+use super::calibrate::{Calibration, CalibrationPoint, BUCKETS};
+use super::ApproxParams;
+use crate::container::{Container, ContainerWriter, Image};
+use crate::index::Index;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Magic of a calibration file.
+pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
+/// Format version of a calibration file.
+pub const VERSION: u32 = 1;
+/// Extension of a segment's calibration file (`seg-<N>.cal`).
+pub const EXT: &str = "cal";
+
+/// Where a segment's calibration is kept, and the owner string that binds the file to the
+/// segment's engine file.
+#[derive(Clone, Debug)]
+pub struct Sidecar {
+    /// The file `seg-<N>.cal`.
+    pub path: PathBuf,
+    /// `<store uuid>/<segment>/<CRC32 of the engine file, 8 hex digits>`.
+    pub owner: String,
+}
+
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static LOADED: AtomicU64 = AtomicU64::new(0);
+
+/// Calibration files written and read by this process so far (an observable for tests).
+pub fn counters() -> (u64, u64) {
+    (WRITTEN.load(Ordering::Relaxed), LOADED.load(Ordering::Relaxed))
+}
+
+/// The name of segment `segment`'s calibration file.
+pub fn file_name(segment: &str) -> String {
+    format!("{segment}.{EXT}")
+}
+
+/// Tell `index` (segment `segment` of store `uuid` in `dir`, engine file CRC32 `sdx_crc`) where
+/// its calibration lives, and take the calibration from the file when there is a valid one and
+/// the segment has none in memory yet. Does nothing after the first call for an index.
+pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32) {
+    if index.approx_file().get().is_some() {
+        return;
+    }
+    let sc = Sidecar { path: dir.join(file_name(segment)), owner: format!("{uuid}/{segment}/{sdx_crc:08x}") };
+    let loaded = match std::fs::read(&sc.path) {
+        Ok(bytes) => decode(&bytes, &sc.owner, index.n_docs()).ok(),
+        Err(_) => None,
+    };
+    if index.approx_file().set(sc).is_err() {
+        return; // another thread attached it first
+    }
+    if let Some(c) = loaded {
+        let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(Arc::new(c));
+            LOADED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Write `c` as `index`'s calibration file, if the store told it where (best effort: a
+/// failure leaves the calibration in memory only). True if written.
+pub fn save(index: &Index, c: &Calibration) -> bool {
+    let Some(sc) = index.approx_file().get() else { return false };
+    let ok = encode(c, &sc.owner, index.n_docs()).and_then(|b| crate::fs::write_atomically(&sc.path, &b)).is_ok();
+    if ok {
+        WRITTEN.fetch_add(1, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// The bytes of a calibration file for `c`.
+pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
+    let mut w = ContainerWriter::new(MAGIC, VERSION);
+    w.add_u64s("meta", &[n_docs as u64, c.points.len() as u64, u64::from(c.pseudo)])?;
+    w.add_bytes("owner", owner.as_bytes())?;
+    w.add_u64s("buckets", &BUCKETS.map(|b| b as u64))?;
+    w.add_u64s("queries", &c.queries.map(|q| q as u64))?;
+    let mut pts = Vec::with_capacity(c.points.len() * 5);
+    for p in &c.points {
+        pts.extend([
+            p.bucket as u64,
+            p.params.beta.to_bits() as u64,
+            p.params.rerank.to_bits() as u64,
+            p.recall.to_bits(),
+            p.cost.to_bits(),
+        ]);
+    }
+    w.add_u64s("points", &pts)?;
+    Ok(w.into_image().as_bytes().to_vec())
+}
+
+/// Parse a calibration file made for `owner` (a segment of `n_docs` documents); every value is
+/// checked (a file for another owner, grid of buckets or document count is refused too).
+pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
+    let bad = |m: &str| Error::Corrupt(format!("calibration file: {m}"));
+    let c = Container::parse(Image::from_bytes(bytes), MAGIC, VERSION, true)?;
+    if c.bytes("owner")? != owner.as_bytes() {
+        return Err(bad("belongs to another index, segment or engine file"));
+    }
+    let meta = c.u64s("meta")?;
+    if meta.len() != 3 || meta[0] != n_docs as u64 || meta[2] > 1 {
+        return Err(bad("bad meta section"));
+    }
+    if c.u64s("buckets")? != BUCKETS.map(|b| b as u64).as_slice() {
+        return Err(bad("made for another grid of query-length buckets"));
+    }
+    let q = c.u64s("queries")?;
+    if q.len() != BUCKETS.len() || q.iter().any(|&x| x > u32::MAX as u64) {
+        return Err(bad("bad queries section"));
+    }
+    let mut queries = [0usize; 6];
+    for (d, &s) in queries.iter_mut().zip(q) {
+        *d = s as usize;
+    }
+    let raw = c.u64s("points")?;
+    if raw.len() % 5 != 0 || (raw.len() / 5) as u64 != meta[1] {
+        return Err(bad("bad points section"));
+    }
+    let mut points = Vec::with_capacity(raw.len() / 5);
+    for r in raw.chunks_exact(5) {
+        let f32_of = |x: u64| (x <= u32::MAX as u64).then(|| f32::from_bits(x as u32));
+        let (Some(beta), Some(rerank)) = (f32_of(r[1]), f32_of(r[2])) else {
+            return Err(bad("bad parameters"));
+        };
+        let (recall, cost) = (f64::from_bits(r[3]), f64::from_bits(r[4]));
+        let bucket = r[0] as usize;
+        let ok = bucket < BUCKETS.len()
+            && queries[bucket] > 0
+            && beta > 0.0
+            && beta <= 1.0
+            && rerank >= 1.0
+            && rerank.is_finite()
+            && (0.0..=1.0).contains(&recall)
+            && cost.is_finite()
+            && cost >= 0.0;
+        if !ok {
+            return Err(bad("a calibration point is out of range"));
+        }
+        points.push(CalibrationPoint { bucket, params: ApproxParams { beta, rerank }, recall, cost });
+    }
+    Ok(Calibration { points, queries, pseudo: meta[2] == 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Calibration {
+        Calibration {
+            points: vec![
+                CalibrationPoint {
+                    bucket: 1,
+                    params: ApproxParams { beta: 0.5, rerank: 2.5 },
+                    recall: 0.97,
+                    cost: 1234.5,
+                },
+                CalibrationPoint { bucket: 1, params: ApproxParams::EXACT, recall: 1.0, cost: 9999.0 },
+            ],
+            queries: [0, 100, 0, 0, 0, 0],
+            pseudo: true,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = sample();
+        let b = encode(&c, "u/seg-000001/0000abcd", 10_000).unwrap();
+        let d = decode(&b, "u/seg-000001/0000abcd", 10_000).unwrap();
+        assert_eq!(d.points, c.points);
+        assert_eq!(d.queries, c.queries);
+        assert!(d.pseudo);
+    }
+
+    #[test]
+    fn refuses_foreign_or_damaged() {
+        let b = encode(&sample(), "u/seg-000001/0000abcd", 10_000).unwrap();
+        assert!(decode(&b, "u/seg-000001/0000abce", 10_000).is_err());
+        assert!(decode(&b, "u/seg-000001/0000abcd", 10_001).is_err());
+        assert!(decode(&b[..b.len() - 1], "u/seg-000001/0000abcd", 10_000).is_err());
+        for i in [0, 20, 70, 130, b.len() - 70] {
+            let mut x = b.clone();
+            x[i] ^= 0x40;
+            assert!(decode(&x, "u/seg-000001/0000abcd", 10_000).is_err(), "flip at {i}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+"""Persisted calibration: a segment's approximate-search calibration is written to its
+calibration file ``seg-<N>.cal`` and read back at open, so reopening an index does not
+calibrate it again; a damaged or foreign file is ignored (the segment is calibrated again and
+the file rewritten); a merge's new segment is calibrated fresh and the merged-away segments'
+files are collected with them. Calibrations are counted through
+``_core.calibration_counters()`` (computed, files written, files read), never by timing."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from sparsedex import MergePolicy, SparseIndex
+from sparsedex import _core
+
+
+def _corpus(n: int, seed: int = 0, vocab: int = 3000, nnz: int = 40):
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, vocab + 1) ** 0.9
+    p /= p.sum()
+    docs = []
+    for _ in range(n):
+        t = np.unique(rng.choice(vocab, nnz, p=p))
+        docs.append((t.tolist(), rng.gamma(1.5, 0.6, len(t)).round(3).tolist()))
+    return docs
+
+
+QUERIES = _corpus(20, seed=5, nnz=25)
+
+
+def _approx(ix):
+    return [[(h.id, round(h.score, 5)) for h in ix.search(q, k=10, algorithm="approximate", target_recall=0.95)]
+            for q in QUERIES]
+
+
+def _made():
+    return _core.calibration_counters()[0]
+
+
+def _cal_files(path):
+    return sorted(p.name for p in path.iterdir() if p.name.endswith(".cal"))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """An index directory with one large segment (approximate) and one small (exact)."""
+    path = tmp_path_factory.mktemp("calfile") / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    ix.add(_corpus(9000))
+    ix.commit()
+    ix.add(_corpus(300, seed=1))
+    ix.commit()
+    ix.close()
+    return path
+
+
+def _copy(built, tmp_path):
+    dst = tmp_path / "i"
+    shutil.copytree(built, dst)
+    return dst
+
+
+def test_reopen_does_not_recalibrate(built, tmp_path):
+    path = _copy(built, tmp_path)
+    assert _cal_files(path) == []
+    ix = SparseIndex.open(path)
+    m0, w0, _ = _core.calibration_counters()
+    first = _approx(ix)
+    m1, w1, _ = _core.calibration_counters()
+    assert m1 == m0 + 1 and w1 == w0 + 1  # only the large segment is calibrated, and written
+    large = [s["name"] for s in ix.segments() if s["documents"] >= 8192]
+    assert _cal_files(path) == [f"{large[0]}.cal"]
+    rep = ix.calibrate(target_recall=0.95)
+    ix.close()
+    assert _made() == m1  # calibrate() without queries keeps an existing calibration
+
+    _, _, l0 = _core.calibration_counters()
+    ix = SparseIndex.open(path)
+    assert _core.calibration_counters()[2] == l0 + 1  # read at open
+    assert _approx(ix) == first
+    assert ix.calibrate(target_recall=0.95) == rep  # the same calibration, reported the same
+    assert _made() == m1  # no calibration after reopening
+    ix.close()
+
+
+def test_calibrate_writes_the_file(built, tmp_path):
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    m0 = _made()
+    rep = ix.calibrate(QUERIES, target_recall=0.97)
+    assert _made() == m0 + 1 and len(_cal_files(path)) == 1
+    ix.close()
+    ix = SparseIndex.open(path)
+    again = ix.calibrate(target_recall=0.97)
+    assert again == rep and any(r.get("calibrated_on") == "queries" for r in again)
+    _approx(ix)
+    assert _made() == m0 + 1
+    ix.close()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "empty"])
+def test_damaged_file_is_recalibrated_and_rewritten(built, tmp_path, damage):
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    want = _approx(ix)
+    ix.close()
+    (cal,) = _cal_files(path)
+    f = path / cal
+    data = bytearray(f.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x10
+    elif damage == "truncate":
+        data = data[: len(data) - 64]
+    elif damage == "empty":
+        data = bytearray()
+    else:  # the file of another index's segment of the same name
+        other = tmp_path / "other"
+        o = SparseIndex.create(other)
+        o.add(_corpus(9000, seed=3))
+        o.commit()
+        o.calibrate()
+        o.close()
+        data = bytearray((other / cal).read_bytes())
+    f.write_bytes(bytes(data))
+
+    m0, _, l0 = _core.calibration_counters()
+    ix = SparseIndex.open(path)
+    assert _core.calibration_counters()[2] == l0  # not used
+    assert _approx(ix) == want  # same calibration grid and seed: the same results
+    assert _made() == m0 + 1
+    ix.close()
+    ix = SparseIndex.open(path)  # rewritten: read back now
+    assert _core.calibration_counters()[2] == l0 + 1
+    _approx(ix)
+    assert _made() == m0 + 1
+    ix.close()
+
+
+def test_merge_calibrates_the_new_segment_and_collects_the_old_file(built, tmp_path):
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    _approx(ix)
+    (old,) = _cal_files(path)
+    m0 = _made()
+    ix.merge(1)
+    (seg,) = ix.segments()
+    assert seg["name"] != old[: -len(".cal")]
+    assert old not in _cal_files(path)  # collected with its segment
+    _approx(ix)
+    assert _made() == m0 + 1  # the merged segment is calibrated fresh
+    assert _cal_files(path) == [f"{seg['name']}.cal"]
+    ix.close()
+    ix = SparseIndex.open(path)
+    _approx(ix)
+    assert _made() == m0 + 1
+    ix.close()
+
+
+def test_read_only_directory_still_searches(built, tmp_path):
+    import os
+
+    path = _copy(built, tmp_path)
+    os.chmod(path, 0o555)
+    try:
+        if os.access(path, os.W_OK):
+            pytest.skip("running with permissions that ignore a read-only directory")
+        ix = SparseIndex.open(path)
+        m0, w0, _ = _core.calibration_counters()
+        assert len(_approx(ix)) == len(QUERIES)
+        assert _core.calibration_counters()[:2] == (m0 + 1, w0)  # calibrated in memory only
+        ix.close()
+    finally:
+        os.chmod(path, 0o755)
+
+
+def test_segment_view_calibrate_on_queries():
+    from sparsedex._segment import SegmentView
+
+    docs = _corpus(9000, seed=11)
+    sv = SegmentView.build(docs)
+    m0 = _made()
+    assert sv.calibrate(QUERIES) is True
+    assert _made() == m0 + 1
+    for q in QUERIES[:5]:  # searches use it: no further calibration
+        ids, scores = sv.search(q, k=10, algorithm="approximate", target_recall=0.97)
+        assert len(ids) == 10 and np.all(np.diff(scores) <= 0)
+    assert _made() == m0 + 1
+    assert SegmentView.build(docs[:100]).calibrate(QUERIES) is False  # small: searched exactly
+    assert SegmentView.build(docs, store_vectors=False).calibrate(QUERIES) is False
+    with pytest.raises(ValueError, match="query 1"):
+        sv.calibrate([([1], [1.0]), ([2], [-1.0])])

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "_after_fork",
     "Bm25Stats",
     "ConflictError",
     "CorruptIndexError",
@@ -223,8 +224,14 @@ class Snapshot:
         target_recall: float | None = None,
     ) -> tuple[_I64, _I64, _F32]: ...
     def explain(
-        self, indices: _U32, values: _F32, segment: int, doc: int, stats: Bm25Stats | None = None
-    ) -> list[tuple[int, float, float, float]]: ...
+        self,
+        indices: _U32,
+        values: _F32,
+        segment: int,
+        doc: int,
+        stats: Bm25Stats | None = None,
+        with_score: bool = False,
+    ) -> list[tuple[int, float, float, float]] | tuple[list[tuple[int, float, float, float]], float]: ...
 
 @final
 class Store:
@@ -292,6 +299,7 @@ class Store:
     def verify_attachment(self, name: str) -> None: ...
     def collect_garbage(self) -> None: ...
 
+def _after_fork() -> None: ...
 def algorithms() -> list[str]: ...
 def algorithm_name(name: str) -> str: ...
 def calibration_counters() -> tuple[int, int, int]: ...

@@ -6,7 +6,7 @@
 //! block pointer that moves independently of the decoded position (`block_max_for`), as
 //! tantivy's term scorer and PISA's block-max cursors do: it never decodes anything.
 
-use crate::codec::{decode_stored_docs, BLOCK_LEN};
+use crate::codec::{decode_stored_docs_at, BLOCK_LEN};
 use crate::index::{ImpactArrays, IndexView, TERMINATED};
 
 /// Decode block `b` (global index) of a term whose first block is `first_block` into `buf`:
@@ -27,7 +27,7 @@ fn decode_block_raw(
 ) {
     let (lo, hi) = (block_off[b] as usize, block_off[b + 1] as usize);
     let prev = if b > first_block { Some(block_last[b - 1]) } else { None };
-    decode_stored_docs(&docs[lo..hi], prev, buf);
+    decode_stored_docs_at(docs, lo, hi, prev, buf);
 }
 
 /// A forward-only cursor over the postings of one term.

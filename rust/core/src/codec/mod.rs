@@ -205,6 +205,27 @@ pub fn decode_stored_docs(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK
     }
 }
 
+/// [`decode_stored_docs`] of the block stored at `section[lo..hi]`. A trimmed block is decoded
+/// in place when the section holds `packed_len(bits)` bytes from `lo`, without copying it into
+/// a zeroed full block: the bytes past it (its width byte, the next block) are read as its
+/// dropped rows, and those rows only hold bits of values at or past the block's length (lane
+/// `j` keeps its first `ceil(len / 4)` values in the rows kept, [`rows_for`]), which callers
+/// never read, and the prefix sum runs forward, so values before the length are the same as
+/// [`decode_stored_docs`] gives. Near the section's end it copies, as that function does.
+#[inline]
+pub fn decode_stored_docs_at(section: &[u8], lo: usize, hi: usize, prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
+    let input = &section[lo..hi];
+    if input.len() % 16 == 0 {
+        decode_docs(input, (input.len() / 16) as u32, prev, out);
+        return;
+    }
+    let bits = input.last().map_or(0, |&b| clamp_bits_lenient(b as u32));
+    match section.get(lo..lo + packed_len(bits)) {
+        Some(full) if bits > 0 => decode_docs(full, bits, prev, out),
+        _ => decode_trimmed(input, prev, out),
+    }
+}
+
 #[inline(never)]
 fn decode_trimmed(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
     let bits = input.last().map_or(0, |&b| clamp_bits_lenient(b as u32));

@@ -245,3 +245,36 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A trimmed final block decoded in place, with arbitrary bytes after it (the next block),
+    /// gives the values the copying decoder gives, up to the block's length; at the section's
+    /// end it falls back to the copy.
+    #[test]
+    fn trimmed_block_in_place_equals_copy(
+        gaps in proptest::collection::vec(0u32..5000, 1..BLOCK_LEN),
+        first in 0u32..1_000_000,
+        prev in proptest::option::of(0u32..1000),
+        tail in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let start = prev.map_or(first, |p| p + 1 + first);
+        let mut docs = Vec::with_capacity(gaps.len());
+        let mut d = start;
+        for g in &gaps {
+            docs.push(d);
+            d = d.saturating_add(g + 1);
+        }
+        prop_assume!(docs.windows(2).all(|w| w[0] < w[1]));
+        let mut section = vec![0x5Au8; 7]; // an earlier block's bytes
+        let lo = section.len();
+        encode_docs_final(&docs, prev, &mut section);
+        let hi = section.len();
+        section.extend_from_slice(&tail);
+        let mut want = [0u32; BLOCK_LEN];
+        decode_stored_docs(&section[lo..hi], prev, &mut want);
+        prop_assert_eq!(&want[..docs.len()], &docs[..]);
+        let mut got = [0xDEAD_BEEFu32; BLOCK_LEN];
+        decode_stored_docs_at(&section, lo, hi, prev, &mut got);
+        prop_assert_eq!(&got[..docs.len()], &docs[..]);
+    }
+}

@@ -10,7 +10,7 @@ the same run, which cancels part of the shared machine's load).
     python benches/compare_runs_stop17.py
 """
 import json, statistics, sys
-pairs = {"debian": [("benches/results/debian-main-stop17.json", "benches/results/debian-stop17.json"),
+pairs = {"debian": [("benches/results/debian-main-stop17.json", "benches/results/debian-size-branch-stop17.json"),
                     ("benches/results/debian-main-r2-stop17.json", "benches/results/debian-r2-stop17.json")],
          "synthetic 100k": [("benches/results/syn100k-main-stop17.json", "benches/results/syn100k-stop17.json"),
                             ("benches/results/syn100k-main-r2-stop17.json", "benches/results/syn100k-r2-stop17.json")]}

@@ -22,7 +22,9 @@ fn main() {
         .map_or("exhaustive,bmp,auto".to_string(), |s| s.clone())
         .split(',')
         .map(|s| match s.strip_prefix("approx") {
-            Some(t) => Algorithm::Approximate(sparsedex_core::search::approx::RecallTarget::new(t.parse().unwrap()).unwrap()),
+            Some(t) => {
+                Algorithm::Approximate(sparsedex_core::search::approx::RecallTarget::new(t.parse().unwrap()).unwrap())
+            }
             None => s.parse().unwrap(),
         })
         .collect();
@@ -70,18 +72,21 @@ fn main() {
     };
     for alg in &algos {
         let mut tsa = vec![vec![f64::MAX; nq]; isas.len()];
-      let (mut recall_sum, mut recall_n) = (0.0f64, 0usize);
-      if let Algorithm::Approximate(_) = alg {
-          let t = Instant::now();
-          let (s, e) = (qi[0] as usize, qi[1] as usize);
-          let _ = search(&ix, QueryRef { terms: &qx[s..e], weights: &qv[s..e] }, 10, *alg);
-          eprintln!("calibration (first query) {:.2}s", t.elapsed().as_secs_f64());
-          let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
-          for nt in [6usize, 12, 24, 48, 96, 160] {
-              let (p, r) = cal.choose(if let Algorithm::Approximate(t) = alg { t.get() } else { 1.0 }, nt);
-              eprintln!("  {nt} terms: beta {} rerank {} cal recall {:.4} (queries per bucket {:?})", p.beta, p.rerank, r, cal.queries);
-          }
-      }
+        let (mut recall_sum, mut recall_n) = (0.0f64, 0usize);
+        if let Algorithm::Approximate(_) = alg {
+            let t = Instant::now();
+            let (s, e) = (qi[0] as usize, qi[1] as usize);
+            let _ = search(&ix, QueryRef { terms: &qx[s..e], weights: &qv[s..e] }, 10, *alg);
+            eprintln!("calibration (first query) {:.2}s", t.elapsed().as_secs_f64());
+            let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
+            for nt in [6usize, 12, 24, 48, 96, 160] {
+                let (p, r) = cal.choose(if let Algorithm::Approximate(t) = alg { t.get() } else { 1.0 }, nt);
+                eprintln!(
+                    "  {nt} terms: beta {} rerank {} cal recall {:.4} (queries per bucket {:?})",
+                    p.beta, p.rerank, r, cal.queries
+                );
+            }
+        }
         for round in 0..3 {
             for (ii, isa) in isas.iter().enumerate() {
                 sparsedex_core::search::kernels::force(*isa);

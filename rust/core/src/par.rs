@@ -59,9 +59,7 @@ fn child_pool() -> Option<Arc<rayon::ThreadPool>> {
     if let Some((_, stale)) = slot.take() {
         std::mem::forget(stale);
     }
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sparsedex-{i}")).build().ok()?,
-    );
+    let pool = Arc::new(rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sparsedex-{i}")).build().ok()?);
     *slot = Some((pid, pool.clone()));
     Some(pool)
 }

@@ -256,7 +256,13 @@ fn reorder_strategy() -> impl Strategy<Value = Reorder> {
             max_iterations: 3,
             ..BpOptions::default()
         })),
-        Just(Reorder::Bp(BpOptions { leaf_size: 2, align: 1, weighting: BpWeighting::Uniform, min_weight_ratio: 0.0, ..BpOptions::default() })),
+        Just(Reorder::Bp(BpOptions {
+            leaf_size: 2,
+            align: 1,
+            weighting: BpWeighting::Uniform,
+            min_weight_ratio: 0.0,
+            ..BpOptions::default()
+        })),
     ]
 }
 

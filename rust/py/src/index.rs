@@ -50,12 +50,7 @@ fn build_index(
         None => None,
     };
     let ids = ids_input(ids_i, ids_str.as_deref())?;
-    let opts = BuildOptions {
-        n_terms,
-        quantization,
-        store_vectors,
-        reorder,
-    };
+    let opts = BuildOptions { n_terms, quantization, store_vectors, reorder };
     enter(py, || {
         // Without ids, a reordered index keeps the input row numbers as its ids (what
         // `VectorIndex` reports as ids).

@@ -104,7 +104,12 @@ impl std::str::FromStr for Reorder {
 /// from `init` (`init[position] = input_row`, a permutation of the rows) or the input order.
 /// Returns `order`, where `order[new_id] = input_row`. Errors on a malformed CSR, an id out
 /// of range, options out of range, or an `init` that is not a permutation.
-pub fn bp_order_csr(docs: CsrRef<'_>, n_terms: Option<u32>, init: Option<&[u32]>, opts: &BpOptions) -> Result<Vec<u32>> {
+pub fn bp_order_csr(
+    docs: CsrRef<'_>,
+    n_terms: Option<u32>,
+    init: Option<&[u32]>,
+    opts: &BpOptions,
+) -> Result<Vec<u32>> {
     opts.check()?;
     let n = check_csr(&docs, "documents")?;
     if n >= u32::MAX as usize {

@@ -410,5 +410,3 @@ mod tests {
         assert!(matches!(map, TermMap::Dense(ref l) if l.len() == 4));
     }
 }
-
-

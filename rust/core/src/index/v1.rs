@@ -70,7 +70,10 @@ pub fn upgrade(image: Image, verify_checksums: bool) -> Result<Index> {
     } else if c.has("ids_str_off") {
         let off = c.u64s("ids_str_off")?;
         let bytes = c.bytes("ids_str")?;
-        if off.len() != n_docs + 1 || off[0] != 0 || off[n_docs] != bytes.len() as u64 || off.windows(2).any(|w| w[0] > w[1])
+        if off.len() != n_docs + 1
+            || off[0] != 0
+            || off[n_docs] != bytes.len() as u64
+            || off.windows(2).any(|w| w[0] > w[1])
         {
             return Err(corrupt("'ids_str_off' does not describe 'ids_str'"));
         }

@@ -22,6 +22,6 @@ pub mod cost;
 #[cfg(test)]
 mod tests;
 
+pub use crate::index::Reorder;
 pub use bp::{bp_order, bp_refine, BpOptions, BpWeighting};
 pub use cost::log_gap_bits;
-pub use crate::index::Reorder;

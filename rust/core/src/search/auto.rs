@@ -39,9 +39,9 @@
 
 use super::plan::Plan;
 use super::{bmp, exhaustive, forward, maxscore, superblock, Kind, Scratch};
+use crate::index::{ImpactArrays, IndexView};
 use std::sync::Mutex;
 use std::time::Instant;
-use crate::index::{ImpactArrays, IndexView};
 
 /// Below this many documents (small segments) auto scores exhaustively: block-max pruning's
 /// per-term setup costs more than it saves (measured with benches/updates.py: 10 segments of
@@ -286,7 +286,11 @@ pub(crate) fn run<K: Kind>(
                 (o, tl, tc)
             };
             if counted {
-                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_pair(n, challenger, (tc / tl.max(1.0)) as f32);
+                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_pair(
+                    n,
+                    challenger,
+                    (tc / tl.max(1.0)) as f32,
+                );
             }
             out
         }

@@ -474,3 +474,23 @@ def test_one_million_documents_is_vectorised():
     expected_year = np.array([d is not None and d["year"] >= 1990 for d in docs])
     assert (year.mask(cols) == expected_year).all()
     assert mask.sum() == sum(1 for d in docs if d and d["year"] >= 1990 and d["genre"] in ("drama", "noir"))
+
+
+@pytest.mark.parametrize("key", ["a\tb", "a\nb", "a\x01b", "a\x00b"])
+def test_payload_keys_with_control_characters_filter_on_a_durable_index(tmp_path, key):
+    """Keys holding control characters (stored JSON-escaped) filter as in memory on a durable
+    index (newcomer7: they matched nothing; NUL gave a false CorruptIndexError)."""
+    from sparsedex import SparseIndex
+
+    docs = [{1: 1.0}, {1: 2.0}, {1: 3.0}]
+    pays = [{key: 5, "n": {key: "x"}}, {key: 6}, {"other": 5}]
+    mem = SparseIndex(None)
+    mem.add(docs, payloads=pays)
+    dur = SparseIndex(None, path=tmp_path / "ix")
+    dur.add(docs, payloads=pays)
+    dur.commit()
+    for f in ({key: 5}, {key: {"$exists": True}}, {f"n.{key}": "x"}, {key: {"$ne": 5}}):
+        want = [h.id for h in mem.search({1: 1.0}, k=10, filter=f)]
+        assert [h.id for h in dur.search({1: 1.0}, k=10, filter=f)] == want, f
+    assert [h.id for h in dur.search({1: 1.0}, k=10, filter={key: 5})] == [0]
+    dur.close()

@@ -85,3 +85,32 @@ def test_forked_child_uses_the_engine(tmp_path, before):
     ref = SparseIndex.open(path)
     assert [h.id for h in ref.search(dict(zip(*map(list, _docs(1, 1)[0]))), k=5)] == top
     ref.close()
+
+
+def _child_writes_through_parent(ix, q):
+    try:
+        ix.add([{1: 1.0}])
+        q.put(("added", None))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        q.put((type(e).__name__, str(e)))
+
+
+def test_forked_child_cannot_stage_through_the_parents_writer(tmp_path):
+    """A fork child that writes through the writer it inherited is refused at the write, with
+    a message that says why (before: the add was accepted and the child's commit failed)."""
+    path = str(tmp_path / "ix")
+    ix = SparseIndex(None, "u8", path=path)
+    ix.add(_docs(10, 0))
+    ix.commit()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_writes_through_parent, args=(ix, q))
+    p.start()
+    p.join(60)
+    assert not p.is_alive()
+    kind, msg = q.get(timeout=10)
+    assert kind == "IndexLockedError" and "fork()ed child" in msg and "open the index again" in msg, (kind, msg)
+    ix.add(_docs(5, 1))  # the parent still writes
+    ix.commit()
+    assert len(ix) == 15
+    ix.close()

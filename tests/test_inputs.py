@@ -556,3 +556,32 @@ def test_int_ids_checked_as_a_batch_keep_their_messages():
     assert all(type(i) is int for i in ix.ids())
     with pytest.raises(ValueError, match=r"document 0: id 8 is already in the index"):
         ix.add([{4: 1.0}], ids=[8])
+
+
+def test_scipy_and_csr_term_ids_beyond_u32_are_refused_not_wrapped():
+    """A scipy matrix (int64 column ids) or CSR arrays with a term id >= 2**32 or < 0 is an
+    error naming the document and position (newcomer7: 2**32 + 5 was stored as term 5), and
+    the caller's matrix is never reordered in place."""
+    import scipy.sparse as sp
+
+    ix = SparseIndex(None, "u8")
+    m = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([2**32 + 5, 3], np.int64), np.array([0, 1, 2])),
+                      shape=(2, 2**33))
+    with pytest.raises(ValueError, match=r"document 0: indices\[0\] = 4294967301 is not below 2\*\*32"):
+        ix.add(m)
+    m2 = sp.csr_matrix((np.array([1.0, 2.0, 3.0], np.float32), np.array([1, 7, 2**32 + 9], np.int64),
+                        np.array([0, 1, 3])), shape=(2, 2**33))
+    with pytest.raises(ValueError, match=r"document 1: indices\[1\] = 4294967305 is not below 2\*\*32"):
+        ix.add(m2)
+    csr = (np.array([0, 1, 3]), np.array([4, 9, -2]), np.array([1.0, 1.0, 1.0], np.float32))
+    with pytest.raises(ValueError, match=r"document 1: indices\[1\] = -2 is negative"):
+        ix.add(csr)
+    with pytest.raises(ValueError, match="indptr must have an integer dtype"):
+        ix.add((np.array([0.0, 1.0]), np.array([4]), np.array([1.0], np.float32)))
+    assert len(ix) == 0
+    unsorted = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([7, 3]), np.array([0, 2])), shape=(1, 10))
+    unsorted.has_sorted_indices = False
+    before = unsorted.indices.copy()
+    ix.add(unsorted)
+    assert unsorted.indices.tolist() == before.tolist()
+    assert ix.get(0).vector.indices.tolist() == [3, 7]

@@ -77,20 +77,47 @@ def to_csr(docs: Any, what: str = "document", vocab_size: int | None = None) -> 
     return csr
 
 
+def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
+    """ValueError naming the document and position of the first term id that is not an
+    integer in 0 .. 2**32 - 1 (checked before the cast to uint32, which would wrap it)."""
+    if indices.size == 0:
+        return
+    if indices.dtype.kind not in "iu":
+        raise ValueError(f"{what}s: term ids must be integers in 0..2**32-1, got dtype {indices.dtype}")
+    if int(indices.min()) >= 0 and int(indices.max()) <= _U32_MAX:  # the common case: two passes
+        return
+    bad = (indices < 0) | (indices > _U32_MAX)
+    pos = int(np.argmax(bad))
+    row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
+    j = pos - int(np.asarray(indptr)[row])
+    v = int(indices[pos])
+    why = "is negative" if v < 0 else "is not below 2**32 (term ids are 32-bit unsigned) (4294967296)"
+    raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
+
+
+_U32_MAX = 2**32 - 1
+
+
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(docs, tuple) and len(docs) == 3 and _is_int_vector(docs[0]):
         indptr, indices, values = docs
         indices = np.asarray(indices)
-        if indices.size and (not np.issubdtype(indices.dtype, np.integer) or indices.min() < 0 or indices.max() > np.iinfo(np.uint32).max):
-            raise ValueError(f"{what}s: term ids must be integers in 0..2^32-1")
+        _check_term_ids(indptr, indices, what)
         return (
             np.ascontiguousarray(indptr, dtype=np.uint64),
             np.ascontiguousarray(indices, dtype=np.uint32),
             np.ascontiguousarray(values, dtype=np.float32),
         )
+    if isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray) and docs[0].ndim == 1 \
+            and docs[0].dtype.kind == "f":
+        raise ValueError(f"{what}s: CSR indptr must have an integer dtype, got {docs[0].dtype}")
     if hasattr(docs, "tocsr"):  # scipy.sparse
         m = docs.tocsr()
-        m.sort_indices()
+        if not m.has_sorted_indices:
+            if m is docs:  # never reorder the caller's matrix in place
+                m = m.copy()
+            m.sort_indices()
+        _check_term_ids(m.indptr, np.asarray(m.indices), what)
         return (
             np.ascontiguousarray(m.indptr, dtype=np.uint64),
             np.ascontiguousarray(m.indices, dtype=np.uint32),

@@ -179,7 +179,10 @@ class MemoryDocs(SegmentDocs):
         return f"MemoryDocs({self.n} documents)"
 
 
-_SIMPLE_KEY = re.compile(r'^[^"\\]+$')
+# keys SQLite's JSON path can quote: no quote, backslash or control character (a payload stores
+# those JSON-escaped, which `$."<key>"` does not match; NUL ends the path); others are resolved
+# in Python
+_SIMPLE_KEY = re.compile(r'^[^"\\\x00-\x1f]+$')
 
 
 class SqliteDocs(SegmentDocs):

@@ -197,7 +197,7 @@ def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None
     (unchecked: the caller checks term ids and weights once, against its vocabulary)."""
     if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
-                                  and docs[0].ndim == 1 and np.issubdtype(docs[0].dtype, np.integer)):
+                                  and docs[0].ndim == 1 and docs[0].dtype.kind in "iuf"):
         from ._segment import _to_csr
 
         return _to_csr(docs, "document")

@@ -86,9 +86,19 @@ class WriterLock:
         self._identity = (st.st_dev, st.st_ino)
         self._pid = os.getpid()
 
+    def check_process(self) -> None:
+        """Raise :class:`IndexLockedError` in a ``fork()``ed child of the process that took the
+        lock: the child does not hold it, and must open the index itself to write."""
+        if self._lock is not None and self._pid != os.getpid():
+            raise IndexLockedError(
+                f"{self.directory}: this writer was opened in process {self._pid}; a fork()ed child "
+                f"(process {os.getpid()}) cannot write through it: open the index again in the child"
+            )
+
     def check(self) -> None:
         """Raise :class:`IndexLockedError` unless the lock is held and ``LOCK`` is still the
         file that was locked (it was not deleted or replaced meanwhile)."""
+        self.check_process()
         if not self.held:
             raise IndexLockedError(f"{self.directory}: this index does not hold the writer lock")
         try:

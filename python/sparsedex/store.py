@@ -667,6 +667,8 @@ class Store:
         made meanwhile (the core also collects garbage there)."""
         self._check_open()
         if self._writing:
+            if self._lock is not None:
+                self._lock.check_process()  # a fork child staging through its parent's writer
             return
         assert self.path is not None and self._lock is not None
         self._lock.acquire()

@@ -585,3 +585,22 @@ def test_scipy_and_csr_term_ids_beyond_u32_are_refused_not_wrapped():
     ix.add(unsorted)
     assert unsorted.indices.tolist() == before.tolist()
     assert ix.get(0).vector.indices.tolist() == [3, 7]
+
+
+def test_scipy_and_csr_weights_too_large_for_float32_are_named():
+    """A finite float64 weight above float32's range in a scipy matrix or CSR arrays is
+    refused as not finite in float32, naming the document and position, with no numpy
+    overflow warning (newcomer7: it was reported as "inf" after a RuntimeWarning)."""
+    import warnings
+
+    import scipy.sparse as sp
+
+    ix = SparseIndex(None, "float")
+    csr = (np.array([0, 1, 3]), np.array([4, 2, 9]), np.array([1.0, 0.5, 1e39]))
+    m = sp.csr_matrix((csr[2], csr[1], csr[0]), shape=(2, 10))
+    for docs in (csr, m):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=r"document 1: values\[1\] = 1e\+39 is not finite in float32"):
+                ix.add(docs)
+    assert len(ix) == 0

@@ -96,6 +96,22 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
 
 
 _U32_MAX = 2**32 - 1
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
+    """ValueError naming the document and position of the first finite weight too large for
+    float32 (the cast would make it inf, with a numpy warning, and the message would say inf)."""
+    v = np.asarray(values)
+    if v.size == 0 or v.dtype.kind != "f" or v.dtype.itemsize <= 4:
+        return
+    with np.errstate(invalid="ignore"):
+        big = np.isfinite(v) & (np.abs(v) > _F32_MAX)
+    if big.any():
+        pos = int(np.argmax(big))
+        row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
+        j = pos - int(np.asarray(indptr)[row])
+        raise ValueError(f"{what} {row}: values[{j}] = {float(v[pos])!r} is not finite in float32")
 
 
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,6 +119,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         indptr, indices, values = docs
         indices = np.asarray(indices)
         _check_term_ids(indptr, indices, what)
+        _check_float32_range(indptr, values, what)
         return (
             np.ascontiguousarray(indptr, dtype=np.uint64),
             np.ascontiguousarray(indices, dtype=np.uint32),
@@ -118,6 +135,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 m = m.copy()
             m.sort_indices()
         _check_term_ids(m.indptr, np.asarray(m.indices), what)
+        _check_float32_range(m.indptr, m.data, what)
         return (
             np.ascontiguousarray(m.indptr, dtype=np.uint64),
             np.ascontiguousarray(m.indices, dtype=np.uint32),

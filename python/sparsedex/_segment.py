@@ -77,6 +77,17 @@ def to_csr(docs: Any, what: str = "document", vocab_size: int | None = None) -> 
     return csr
 
 
+_U32_MAX = 2**32 - 1
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _at(indptr: Any, pos: int) -> tuple[int, int]:
+    """(row, position within the row) of flat position ``pos`` of a CSR batch."""
+    ip = np.asarray(indptr, dtype=np.int64)
+    row = int(np.searchsorted(ip, pos, side="right")) - 1
+    return row, pos - int(ip[row])
+
+
 def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     """ValueError naming the document and position of the first term id that is not an
     integer in 0 .. 2**32 - 1 (checked before the cast to uint32, which would wrap it)."""
@@ -86,17 +97,11 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
         raise ValueError(f"{what}s: term ids must be integers in 0..2**32-1, got dtype {indices.dtype}")
     if int(indices.min()) >= 0 and int(indices.max()) <= _U32_MAX:  # the common case: two passes
         return
-    bad = (indices < 0) | (indices > _U32_MAX)
-    pos = int(np.argmax(bad))
-    row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
-    j = pos - int(np.asarray(indptr)[row])
+    pos = int(np.argmax((indices < 0) | (indices > _U32_MAX)))
+    row, j = _at(indptr, pos)
     v = int(indices[pos])
     why = "is negative" if v < 0 else "is not below 2**32 (term ids are 32-bit unsigned) (4294967296)"
     raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
-
-
-_U32_MAX = 2**32 - 1
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
@@ -109,8 +114,7 @@ def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
         big = np.isfinite(v) & (np.abs(v) > _F32_MAX)
     if big.any():
         pos = int(np.argmax(big))
-        row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
-        j = pos - int(np.asarray(indptr)[row])
+        row, j = _at(indptr, pos)
         raise ValueError(f"{what} {row}: values[{j}] = {float(v[pos])!r} is not finite in float32")
 
 

@@ -288,3 +288,15 @@ def test_merge_docs_runs_and_mappings(tmp_path, member, doc):
     want_p = [PAYLOADS[d] if s == 0 else {"k": d} for s, d in zip(member, doc)]
     want_t = [TEXTS[d] if s == 0 else f"t{d}" for s, d in zip(member, doc)]
     assert m.all_payloads() == want_p and m.all_texts() == want_t
+
+
+def test_lock_holder_text_is_bounded_and_printable(tmp_path):
+    a = WriterLock(tmp_path)
+    a.acquire()
+    with open(tmp_path / "LOCK", "r+b") as f:  # overwritten in place while still locked
+        f.write(bytes(range(256)) * 50)
+    with pytest.raises(IndexLockedError) as e:
+        WriterLock(tmp_path).acquire()
+    msg = str(e.value)
+    assert len(msg) < 400 and msg.isprintable()
+    a.release()

@@ -203,10 +203,9 @@ class SqliteDocs(SegmentDocs):
         self._failed: str | None = None
         self._fh = None
         try:
-            if crc32 is not None:
-                # the lazy checksum reads this handle, not the name (a writer may collect the
-                # file once a newer commit is current: an open file stays readable)
-                self._fh = open(self.path, "rb")
+            # the lazy checksum and copy_to() read this handle, not the name (a writer may
+            # collect the file once a newer commit is current: an open file stays readable)
+            self._fh = open(self.path, "rb")
         except FileNotFoundError:
             raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
         try:
@@ -231,14 +230,7 @@ class SqliteDocs(SegmentDocs):
             if self._failed is not None:  # found damaged before: the same error on every read
                 raise CorruptIndexError(self._failed)
             try:
-                crc = 0
-                f, self._fh = self._fh, None
-                if f is None:
-                    raise self._corrupt("no open handle to verify (closed)")
-                with f:
-                    f.seek(0)
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        crc = zlib.crc32(block, crc)
+                crc = self._read_all(lambda block: None)
                 if crc != self._crc32:
                     raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
                 self._check_schema()
@@ -246,6 +238,38 @@ class SqliteDocs(SegmentDocs):
                 self._failed = str(e)
                 raise
             self._verified = True
+
+    def _read_all(self, sink: Any) -> int:
+        """Pass the whole file, through the handle opened with the segment, to ``sink`` in
+        blocks of 1 MiB; returns its CRC32."""
+        if self._fh is None:
+            raise self._corrupt("no open handle to read (closed)")
+        fd = self._fh.fileno()
+        crc, at = 0, 0
+        while True:
+            block = os.pread(fd, 1 << 20, at)
+            if not block:
+                return crc
+            crc = zlib.crc32(block, crc)
+            sink(block)
+            at += len(block)
+
+    def copy_to(self, dest: str | os.PathLike[str]) -> None:
+        """Write this segment's documents file, byte for byte, to ``dest`` (a new file; the
+        caller fsyncs it), from the handle opened with the segment, so that a snapshot whose
+        file a newer commit has collected can still be saved. Raises
+        :class:`CorruptIndexError` naming this file if its bytes no longer match the
+        manifest's CRC32, ``OSError`` naming ``dest`` if it cannot be written."""
+        with self._lock:
+            try:
+                with open(dest, "xb") as out:
+                    crc = self._read_all(out.write)
+            except CorruptIndexError:
+                raise
+            except OSError as e:
+                raise type(e)(e.errno, f"copying {self.path.name} to {dest}: {e.strerror or e}") from None
+        if self._crc32 is not None and crc != self._crc32:
+            raise self._corrupt("checksum differs from the manifest's (corrupted, or from another index)")
 
     def _check_schema(self) -> None:
         try:

@@ -53,10 +53,13 @@ class WriterLock:
 
     def _holder(self) -> str:
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace").strip()
+            with open(self.path, "rb") as f:
+                raw = f.read(200)
         except OSError:
-            text = ""
-        return text or "unknown holder"
+            raw = b""
+        # what a writer wrote there ("pid N on host"); anything else is shown only in part
+        text = "".join(c if c.isprintable() else "?" for c in raw.decode("utf-8", errors="replace")).strip()
+        return (text[:100] + "…" if len(text) > 100 else text) or "unknown holder"
 
     def acquire(self) -> None:
         """Take the lock now, or raise :class:`IndexLockedError` naming the holder."""

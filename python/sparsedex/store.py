@@ -1094,15 +1094,21 @@ class Store:
 
             if _legacy.is_legacy(d):
                 _legacy.remove_legacy_files(d, keep_current=True)
-            p = self._core.prepare_save(d)
+            # This handle's snapshot, whose segments' documents it holds open: a newer commit
+            # (a background merge, another writer) may have collected their files by name.
+            snap = self.snapshot
+            segs = {st.segment.name: st.segment for st in snap.states}
+            p = self._core.prepare_save(d, snapshot=snap.core, copy_attachments=False)
             attachments: list[str] = []
-            if self._in_memory:
-                for src, to in p.names():
-                    seg = self._segs[src]
-                    att = f"{to}.{_DOCS_EXT}"
+            for src, to in p.names():
+                seg = segs[src]
+                att = f"{to}.{_DOCS_EXT}"
+                if isinstance(seg.docs, SqliteDocs):
+                    seg.docs.copy_to(d / att)
+                else:
                     write_docs(d / att, to, payloads_json(seg.docs.all_payloads()),
                                seg.docs.all_texts() if self.store_texts else None)
-                    attachments.append(att)
+                attachments.append(att)
             lock.check()
             new = self._settings if settings is None else {**settings, "format": SETTINGS_FORMAT, "version": SETTINGS_VERSION}
             gen = self._core.finish_save(

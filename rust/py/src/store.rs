@@ -314,11 +314,20 @@ impl PyStore {
         enter(py, || s.save_copy(&dest))
     }
 
-    /// The first step of `save_copy`: every file but the commit. An in-memory store's caller
-    /// then writes the attachments of the copy (`PreparedSave.names()`).
-    fn prepare_save(&self, py: Python<'_>, dest: PathBuf) -> PyResult<PyPreparedSave> {
+    /// The first step of `save_copy`: every file but the commit, for `snapshot` (default: the
+    /// current one). An in-memory store's caller, or any caller with `copy_attachments=False`,
+    /// then writes the attachments of the copy itself (`PreparedSave.names()`).
+    #[pyo3(signature = (dest, snapshot=None, copy_attachments=true))]
+    fn prepare_save(
+        &self,
+        py: Python<'_>,
+        dest: PathBuf,
+        snapshot: Option<&PySnapshot>,
+        copy_attachments: bool,
+    ) -> PyResult<PyPreparedSave> {
         let s = &self.inner;
-        let p = enter(py, || s.prepare_save(&dest))?;
+        let snap = snapshot.map(|x| x.inner.clone());
+        let p = enter(py, || s.prepare_save_of(&dest, snap.unwrap_or_else(|| s.snapshot()), copy_attachments))?;
         Ok(PyPreparedSave { names: p.names(), dest: p.dest().to_path_buf(), inner: Mutex::new(Some(p)) })
     }
 

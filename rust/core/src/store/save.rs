@@ -68,8 +68,21 @@ impl Store {
         self.finish_save(p, &[], None, None)
     }
 
-    /// The first step of [`Store::save_copy`]: write every file but the manifest and CURRENT.
+    /// The first step of [`Store::save_copy`]: write every file but the manifest and CURRENT,
+    /// for the current snapshot, attachments copied by name from the store's directory.
     pub fn prepare_save(&self, dest: &Path) -> Result<PreparedSave> {
+        self.prepare_save_of(dest, self.snapshot(), true)
+    }
+
+    /// [`Store::prepare_save`] of `snapshot` (one of this store's, e.g. the one a reader holds
+    /// while newer commits have collected some of its files). With `copy_attachments` false
+    /// the caller writes every segment's attachments into the destination itself (from the
+    /// files it holds open: a collected attachment stays readable through an open handle, not
+    /// by its name) and names them to [`Store::finish_save`].
+    pub fn prepare_save_of(&self, dest: &Path, snapshot: Arc<Snapshot>, copy_attachments: bool) -> Result<PreparedSave> {
+        if snapshot.uuid != self.snapshot().uuid {
+            return Err(Error::InvalidArgument("the snapshot to save is not one of this store's".into()));
+        }
         if self.dir.as_deref().is_some_and(|d| same_dir(d, dest)) {
             return Err(Error::InvalidArgument(format!(
                 "{} is this index's own directory: commit instead",
@@ -116,7 +129,6 @@ impl Store {
             }
             None => (files::new_uuid(), None),
         };
-        let snapshot = self.snapshot();
         let mut segments = Vec::with_capacity(snapshot.segments.len());
         for s in &snapshot.segments {
             let name = files::segment_name(next);
@@ -125,7 +137,7 @@ impl Store {
             let bytes = s.index().image_bytes();
             crate::fs::write_atomically(&dest.join(&sdx), bytes)?;
             let mut attachments = Vec::with_capacity(s.data.attachments.len());
-            if let Some(src) = &self.dir {
+            if let (Some(src), true) = (&self.dir, copy_attachments) {
                 for a in &s.data.attachments {
                     let rest = split_segment_file(&a.name).map_or("", |(_, r)| r);
                     let to = format!("{name}.{rest}");

@@ -1,0 +1,148 @@
+"""``save()`` writes the snapshot the handle holds, even after newer commits (a merge, a save
+over the directory) collected that snapshot's files by name: documents are copied through the
+handles opened with the segments, checked against the manifest's CRC32."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from sparsedex import CorruptIndexError, SparseIndex
+from sparsedex.index import MergePolicy
+
+NEVER = MergePolicy(factor=0)
+TEXTS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a lazy dog sleeps in the sun all day",
+    "quick thinking saves the day",
+    "honey bears live in the forest",
+    "the forest is quiet at night",
+    "a brown bear and a quick fox",
+]
+
+
+def vec(i):
+    rng = np.random.default_rng(1_000 + i)
+    idx = np.sort(rng.choice(50, size=6, replace=False)).astype(np.uint32)
+    return idx, rng.uniform(0.1, 2.0, size=6).astype(np.float32)
+
+
+def _hits(ix, q, k=50):
+    return [(h.id, h.score, h.payload) for h in ix.search(q, k=k)]
+
+
+def test_reader_save_after_the_writer_merged_its_segments_away(tmp_path):
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    w = SparseIndex(None, "float", path=src, merge_policy=NEVER)
+    for c in range(3):
+        ids = list(range(c * 40, c * 40 + 40))
+        w.add([vec(i) for i in ids], ids=ids, payloads=[{"i": i, "c": c} for i in ids])
+        w.commit()
+    reader = SparseIndex.open(src)
+    q = vec(7)
+    want = _hits(reader, q)
+    old_docs = {f for f in os.listdir(src) if f.endswith(".docs")}
+    w.merge()
+    assert not old_docs & set(os.listdir(src))  # the reader's documents files are collected
+    reader.save(copy)
+    back = SparseIndex.open(copy)
+    assert len(back) == 120
+    assert _hits(back, q) == want
+    assert back.get(45).payload == {"i": 45, "c": 1}
+    w.close()
+
+
+def test_bm25_reader_save_after_a_save_over_its_directory(tmp_path):
+    a, other, copy = tmp_path / "a", tmp_path / "other", tmp_path / "copy"
+    ix = SparseIndex("bm25", "float", path=a, merge_policy=NEVER)
+    ix.add(TEXTS[:3], ids=[0, 1, 2])
+    ix.commit()
+    ix.add(TEXTS[3:], ids=[3, 4, 5])
+    ix.commit()
+    ix.close()
+    reader = SparseIndex.open(a)
+    want = _hits(reader, "quick fox")
+    replacement = SparseIndex("bm25", "float")
+    replacement.add(["an unrelated text"], ids=["x"])
+    replacement.save(other)
+    replacement.save(a)  # a save over the directory collects every file of the old index
+    reader.save(copy)
+    back = SparseIndex.open(copy)
+    assert len(back) == 6
+    assert _hits(back, "quick fox") == want
+    assert back.get(4).text == TEXTS[4]
+
+
+def test_writer_saves_while_its_background_merges_commit(tmp_path):
+    src = tmp_path / "src"
+    w = SparseIndex(None, "float", path=src, merge_policy=MergePolicy(factor=3))
+    n = 0
+    errors: list[BaseException] = []
+    for round_ in range(12):
+        ids = list(range(n, n + 30))
+        n += 30
+        w.add([vec(i) for i in ids], ids=ids, payloads=[{"i": i} for i in ids])
+        w.commit()
+        t = tmp_path / f"copy{round_ % 2}"
+        try:
+            w.save(t)
+        except BaseException as e:  # noqa: BLE001 - collected, asserted below
+            errors.append(e)
+            continue
+        back = SparseIndex.open(t)
+        assert len(back) == n
+        assert back.get(ids[0]).payload == {"i": ids[0]}
+    assert errors == []
+    w.wait_for_merges()
+    w.save(tmp_path / "final")
+    back = SparseIndex.open(tmp_path / "final")
+    assert len(back) == n
+    assert back.get(n - 1).payload == {"i": n - 1}
+    w.close()
+
+
+def test_saving_a_documents_file_damaged_after_open_names_it(tmp_path):
+    src = tmp_path / "src"
+    w = SparseIndex(None, "float", path=src, merge_policy=NEVER)
+    w.add([vec(i) for i in range(20)], ids=list(range(20)), payloads=[{"i": i} for i in range(20)])
+    w.commit()
+    w.close()
+    reader = SparseIndex.open(src)
+    docs = next(f for f in os.listdir(src) if f.endswith(".docs"))
+    with open(src / docs, "r+b") as f:  # the same file the reader holds open
+        f.seek(200)
+        b = f.read(1)
+        f.seek(200)
+        f.write(bytes([b[0] ^ 0xFF]))
+    with pytest.raises(CorruptIndexError, match=docs):
+        reader.save(tmp_path / "copy")
+    assert not (tmp_path / "copy" / "CURRENT").exists()  # nothing committed there
+
+
+def test_save_while_another_thread_searches(tmp_path):
+    src = tmp_path / "src"
+    w = SparseIndex(None, "float", path=src, merge_policy=NEVER)
+    w.add([vec(i) for i in range(200)], ids=list(range(200)), payloads=[{"i": i} for i in range(200)])
+    w.commit()
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def search():
+        while not stop.is_set():
+            seen.append(len(w.search(vec(3), k=5, filter={"i": {"$lt": 100}})))
+
+    t = threading.Thread(target=search)
+    t.start()
+    try:
+        for k in range(3):
+            w.save(tmp_path / f"copy{k}")
+    finally:
+        stop.set()
+        t.join()
+    assert set(seen) <= {5}
+    for k in range(3):
+        assert SparseIndex.open(tmp_path / f"copy{k}").get(150).payload == {"i": 150}
+    w.close()

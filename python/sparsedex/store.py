@@ -95,7 +95,9 @@ def reorder_name(reorder: Any) -> str:
 class MergePolicy:
     """Tiered merging: segments are grouped in levels by live size (level ``L`` holds
     ``floor_docs * factor**L`` up to ``floor_docs * factor**(L+1)`` documents); when a level
-    holds ``factor`` segments they are merged into one (of the next level). A segment with
+    holds ``factor`` segments they are merged into one (of the next level), in the same merge
+    as that level's segments when it fills that level too (each document is rewritten once on
+    the way up, not once per level). A segment with
     more than ``max_deleted`` of its documents deleted is rewritten without them. So an index
     of N documents keeps at most about ``(factor - 1) * log_factor(N / floor_docs)`` segments.
 

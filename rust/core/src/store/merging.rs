@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 /// Tiered merging: segments are grouped in levels by live size (level `L` holds
 /// `floor_docs * factor^L` up to `floor_docs * factor^(L+1)` documents); when a level holds
-/// `factor` segments they are merged into one (of the next level). A segment with more than
+/// `factor` segments they are merged into one (of the next level), in one merge with that
+/// level's segments when it fills that level too (see [`MergePolicy::plan`]). A segment with more than
 /// `max_deleted` of its documents deleted is rewritten without them. An index of N documents
 /// thus keeps about `(factor - 1) * log_factor(N / floor_docs)` segments at most. A `factor`
 /// below 2 never merges.

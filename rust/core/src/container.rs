@@ -439,7 +439,15 @@ fn table_of(sections: &[PendingSection]) -> Vec<u8> {
 }
 
 /// Fill the 64-byte header `h`.
-fn write_header(h: &mut [u8], magic: [u8; 8], format_version: u32, n_sections: usize, table: &[u8], table_offset: usize, total: usize) {
+fn write_header(
+    h: &mut [u8],
+    magic: [u8; 8],
+    format_version: u32,
+    n_sections: usize,
+    table: &[u8],
+    table_offset: usize,
+    total: usize,
+) {
     h[0..8].copy_from_slice(&magic);
     h[8..12].copy_from_slice(&format_version.to_le_bytes());
     h[12..16].copy_from_slice(&BYTE_ORDER_MARK.to_le_bytes());

@@ -293,12 +293,7 @@ impl PyStore {
     /// needed; heavy work, the interpreter is released). Install it with `finish_merge`.
     /// `reserved`: the segment name to merge into (`reserve_segment`; used up).
     #[pyo3(signature = (names, reserved=None))]
-    fn merge(
-        &self,
-        py: Python<'_>,
-        names: Vec<String>,
-        reserved: Option<&PyReservation>,
-    ) -> PyResult<PyPreparedMerge> {
+    fn merge(&self, py: Python<'_>, names: Vec<String>, reserved: Option<&PyReservation>) -> PyResult<PyPreparedMerge> {
         let s = &self.inner;
         let r = reserved.map(|r| taken(&r.inner, "reservation")).transpose()?;
         let p = enter(py, || match r {

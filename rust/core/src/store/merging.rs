@@ -60,8 +60,7 @@ impl MergePolicy {
             return Vec::new();
         }
         let floor = self.floor_docs.max(1) as f64;
-        let level =
-            |live: f64| ((live.max(floor) / floor).ln() / (self.factor as f64).ln() + 1e-9).floor() as i64;
+        let level = |live: f64| ((live.max(floor) / floor).ln() / (self.factor as f64).ln() + 1e-9).floor() as i64;
         let mut groups = Vec::new();
         // Per level, its units: a segment, or a planned merge (its segments, live documents).
         let mut levels: std::collections::BTreeMap<i64, Vec<(Vec<usize>, u64)>> = Default::default();

@@ -20,6 +20,7 @@ __all__ = [
     "Index",
     "PreparedMerge",
     "PreparedSave",
+    "Reservation",
     "Snapshot",
     "SparsedexError",
     "Store",

@@ -178,6 +178,40 @@ def test_merges_drop_deleted_documents_and_bound_segments(tmp_path):
     check_against_fresh(again, live)
 
 
+def test_merge_copies_documents_again_when_the_merge_order_differs(tmp_path):
+    """A merge's documents are copied alongside the engine merge, in the order a
+    concatenation gives (``concat_origin``); when the merge comes out in another order, they
+    are copied again in the merge's: every id keeps its own payload."""
+    ix = SparseIndex(None, "float", path=tmp_path / "ix", merge_policy=MergePolicy(factor=0))
+    for b in range(3):
+        r = range(b * 5, b * 5 + 5)
+        ix.add([doc_vec(i) for i in r], ids=list(r), payloads=[{"i": i, "t": f"t{i}"} for i in r])
+        ix.commit()
+    store = ix._store
+    real = store._core
+    asked = []
+
+    class Skewed:  # the core, with a wrong guess of the merge's order
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def concat_origin(self, names):
+            om, od = real.concat_origin(names)
+            asked.append(len(om))
+            return om[::-1].copy(), od[::-1].copy()
+
+    store._core = Skewed()
+    try:
+        ix.merge()
+    finally:
+        store._core = real
+    assert asked == [15] and len(ix.segments()) == 1
+    for i in range(15):
+        assert ix.get(i).payload == {"i": i, "t": f"t{i}"}
+    again = SparseIndex.open(tmp_path / "ix")
+    assert [again.get(i).payload for i in range(15)] == [{"i": i, "t": f"t{i}"} for i in range(15)]
+
+
 def test_background_merge_keeps_deletes_made_while_it_ran(tmp_path, monkeypatch):
     """A background merge builds from the commit it started at; deletions committed or staged
     while it ran are carried over to the merged segment."""
@@ -188,15 +222,16 @@ def test_background_merge_keeps_deletes_made_while_it_ran(tmp_path, monkeypatch)
         ix.commit()
     store = ix._store
     built, go = threading.Event(), threading.Event()
-    real = store._merge_docs
+    real = store._merge_alongside_docs
 
-    def slow_merge(prepared, members):
-        out = real(prepared, members)  # the engine merge is done, its documents written
+    def slow_merge(names, members):
+        out = real(names, members)  # the engine merge is done, its documents written
+        assert out[1] is not None  # copied alongside, in the merge's order
         built.set()
         assert go.wait(30)  # hold the built segment back while the writer goes on
         return out
 
-    monkeypatch.setattr(store, "_merge_docs", slow_merge)
+    monkeypatch.setattr(store, "_merge_alongside_docs", slow_merge)
     ix.add([doc_vec(i) for i in range(10, 15)], ids=list(range(10, 15)))
     ix.commit()  # the third segment of level 0: a merge starts in the background
     assert built.wait(30)

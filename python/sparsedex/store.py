@@ -95,7 +95,9 @@ def reorder_name(reorder: Any) -> str:
 class MergePolicy:
     """Tiered merging: segments are grouped in levels by live size (level ``L`` holds
     ``floor_docs * factor**L`` up to ``floor_docs * factor**(L+1)`` documents); when a level
-    holds ``factor`` segments they are merged into one (of the next level). A segment with
+    holds ``factor`` segments they are merged into one (of the next level), in the same merge
+    as that level's segments when it fills that level too (each document is rewritten once on
+    the way up, not once per level). A segment with
     more than ``max_deleted`` of its documents deleted is rewritten without them. So an index
     of N documents keeps at most about ``(factor - 1) * log_factor(N / floor_docs)`` segments.
 
@@ -907,6 +909,43 @@ class Store:
         merge_docs(self.path / att, name, [m.docs for m in members], om, od, self.store_texts)
         return [att]
 
+    def _merge_alongside_docs(
+        self, names: list[str], members: list[SegmentView]
+    ) -> tuple[_core.PreparedMerge, list[str] | None]:
+        """Merge ``names`` in Rust while another thread copies their documents in SQLite (both
+        release the interpreter; at the end of a bulk load the adding thread is idle, so the
+        two use both cores), into a reserved segment name (its files are not collected
+        meanwhile). The copy follows the order a concatenating merge gives
+        (``concat_origin``); if the merge came out in another order (deletions meanwhile, or
+        a rebuild), returns no attachments and the caller copies again in the merge's order.
+        In memory: the merge alone."""
+        if self._in_memory:
+            return self._core.merge(names), None
+        assert self.path is not None
+        reserved = self._core.reserve_segment()
+        om, od = self._core.concat_origin(names)
+        att = f"{reserved.name}.{_DOCS_EXT}"
+        failed: list[BaseException] = []
+
+        def copy() -> None:
+            try:
+                merge_docs(self.path / att, reserved.name, [m.docs for m in members], om, od, self.store_texts)
+            except BaseException as e:  # re-raised below, in the merging thread
+                failed.append(e)
+
+        copier = threading.Thread(target=copy, name="sparsedex-merge-docs", daemon=True)
+        copier.start()
+        try:
+            prepared = self._core.merge(names, reserved)
+        finally:
+            copier.join()
+        if failed:
+            raise failed[0]
+        pm, pd = prepared.origin()
+        if om.shape == pm.shape and np.array_equal(om, pm) and np.array_equal(od, pd):
+            return prepared, [att]
+        return prepared, None
+
     def _merge_group(self, names: list[str], reorder: bool = False) -> int | None:
         """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
         install the merge under the writer's lock. None if a member went away meanwhile (a
@@ -917,13 +956,17 @@ class Store:
         members = [m for m in found if m is not None]
         if len(members) != len(names):
             return None
+        early: list[str] | None = None
         try:
-            prepared = self._core.reorder(names[0]) if reorder else self._core.merge(names)
+            if reorder:
+                prepared = self._core.reorder(names[0])
+            else:
+                prepared, early = self._merge_alongside_docs(names, members)
         except KeyError:  # a member is no longer in the current commit
             return None
         name = prepared.name
         try:
-            attachments = self._merge_docs(prepared, members)
+            attachments = early if early is not None else self._merge_docs(prepared, members)
             with self._wlock:
                 if self._closed or not self._writing:
                     return None  # closed meanwhile: the files are collected by the next writer

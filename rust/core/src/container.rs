@@ -311,11 +311,154 @@ struct PendingSection {
 
 /// Builds a container image section by section. Data is appended straight into the final
 /// 64-byte aligned buffer; the table and header are written by [`into_image`](Self::into_image).
+/// A writer made with [`to_file`](Self::to_file) streams the image into a file instead (see
+/// [`FileSink`]); [`finish_file`](Self::finish_file) completes it.
 pub struct ContainerWriter {
     magic: [u8; 8],
     format_version: u32,
     buf: AlignedBuf,
     sections: Vec<PendingSection>,
+    file: Option<FileSink>,
+}
+
+/// Bytes handed to the writing thread at a time.
+const CHUNK: usize = 8 << 20;
+/// Chunks queued for the writing thread at most (the memory a streamed image holds: about
+/// `(QUEUED + 2) * CHUNK`).
+const QUEUED: usize = 4;
+
+/// Where a streamed image goes: a file, written by a thread of its own while the caller
+/// computes the next sections, so that the disk works while the CPU does (and the image is
+/// never held whole in memory). Tracks the file's length and the CRC32 of everything after
+/// the header (the header is written last, at offset 0).
+struct FileSink {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<File>>>,
+    /// Bytes of the file so far, the 64-byte header included.
+    len: usize,
+    /// CRC32 of bytes `HEADER_LEN..len`.
+    crc: crc32fast::Hasher,
+    /// The chunk being filled.
+    cur: Vec<u8>,
+}
+
+impl FileSink {
+    fn new(mut file: File) -> Result<FileSink> {
+        // The header's place (written for real by `finish_file`); one failure point in the
+        // caller's thread, where tests arm them.
+        crate::fs::failpoint::write(&mut file, &[0u8; HEADER_LEN]).map_err(|e| Error::io("writing an image", e))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED);
+        let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let thread = std::thread::Builder::new()
+            .name("sparsedex-write".into())
+            .spawn(move || -> std::io::Result<File> {
+                for mut chunk in rx {
+                    std::io::Write::write_all(&mut file, &chunk)?;
+                    chunk.clear();
+                    let _ = back.try_send(chunk);
+                }
+                Ok(file)
+            })
+            .map_err(|e| Error::io("starting the thread that writes an image", e))?;
+        Ok(FileSink {
+            tx: Some(tx),
+            spare,
+            thread: Some(thread),
+            len: HEADER_LEN,
+            crc: crc32fast::Hasher::new(),
+            cur: Vec::with_capacity(CHUNK),
+        })
+    }
+
+    /// The writing thread's error (it stopped), or its file once every chunk is written.
+    fn join(&mut self) -> Result<File> {
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(Ok(f))) => Ok(f),
+            Some(Ok(Err(e))) => Err(Error::io("writing an image", e)),
+            Some(Err(_)) => Err(Error::io("writing an image", std::io::Error::other("the writing thread panicked"))),
+            None => Err(Error::io("writing an image", std::io::Error::other("the file was already finished"))),
+        }
+    }
+
+    fn send(&mut self) -> Result<()> {
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.cur, next);
+        let sent = self.tx.as_ref().map(|tx| tx.send(full).is_ok()).unwrap_or(false);
+        if !sent {
+            // The thread stopped on an error: report it.
+            self.join()?;
+            return Err(Error::io("writing an image", std::io::Error::other("the writing thread stopped early")));
+        }
+        Ok(())
+    }
+
+    /// Append `data` (its CRC32 already in `crc`, or `None` to compute it here).
+    fn write(&mut self, mut data: &[u8], crc: Option<(u32, usize)>) -> Result<()> {
+        match crc {
+            Some((c, n)) => self.crc.combine(&crc32fast::Hasher::new_with_initial_len(c, n as u64)),
+            None => self.crc.update(data),
+        }
+        self.len += data.len();
+        while !data.is_empty() {
+            let n = (CHUNK - self.cur.len()).min(data.len());
+            self.cur.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.cur.len() == CHUNK {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn pad(&mut self) -> Result<()> {
+        let n = align_up(self.len) - self.len;
+        self.write(&[0u8; ALIGN][..n], None)
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Abandoned (an error on the way): the thread ends once the queue is drained.
+        self.tx = None;
+    }
+}
+
+/// The section table of `sections`.
+fn table_of(sections: &[PendingSection]) -> Vec<u8> {
+    let mut table = vec![0u8; sections.len() * ENTRY_LEN];
+    for (s, e) in sections.iter().zip(table.chunks_exact_mut(ENTRY_LEN)) {
+        e[..s.name.len()].copy_from_slice(s.name.as_bytes());
+        e[32..40].copy_from_slice(&(s.offset as u64).to_le_bytes());
+        e[40..48].copy_from_slice(&(s.len as u64).to_le_bytes());
+        e[48..52].copy_from_slice(&s.crc.to_le_bytes());
+        e[52..56].copy_from_slice(&(s.kind as u32).to_le_bytes());
+    }
+    table
+}
+
+/// Fill the 64-byte header `h`.
+fn write_header(
+    h: &mut [u8],
+    magic: [u8; 8],
+    format_version: u32,
+    n_sections: usize,
+    table: &[u8],
+    table_offset: usize,
+    total: usize,
+) {
+    h[0..8].copy_from_slice(&magic);
+    h[8..12].copy_from_slice(&format_version.to_le_bytes());
+    h[12..16].copy_from_slice(&BYTE_ORDER_MARK.to_le_bytes());
+    h[16..20].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    h[20..24].copy_from_slice(&0u32.to_le_bytes());
+    h[24..28].copy_from_slice(&(n_sections as u32).to_le_bytes());
+    h[28..32].copy_from_slice(&crc(table).to_le_bytes());
+    h[32..40].copy_from_slice(&(table_offset as u64).to_le_bytes());
+    h[40..48].copy_from_slice(&(total as u64).to_le_bytes());
+    let hc = crc(&h[..60]);
+    h[60..64].copy_from_slice(&hc.to_le_bytes());
 }
 
 impl ContainerWriter {
@@ -323,13 +466,55 @@ impl ContainerWriter {
     pub fn new(magic: [u8; 8], format_version: u32) -> Self {
         let mut buf = AlignedBuf::new();
         buf.grow(HEADER_LEN);
-        ContainerWriter { magic, format_version, buf, sections: Vec::new() }
+        ContainerWriter { magic, format_version, buf, sections: Vec::new(), file: None }
+    }
+
+    /// Start an image streamed into `file` (empty, open for writing at its start) by a
+    /// thread of its own, instead of built in memory: the same bytes
+    /// [`into_image`](Self::into_image) would hold. Finish with
+    /// [`finish_file`](Self::finish_file); dropping the writer abandons the file's content.
+    pub fn to_file(magic: [u8; 8], format_version: u32, file: File) -> Result<Self> {
+        let mut w = ContainerWriter::new(magic, format_version);
+        w.file = Some(FileSink::new(file)?);
+        Ok(w)
+    }
+
+    /// Whether this writer streams into a file ([`to_file`](Self::to_file)).
+    pub fn is_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Finish a streamed image ([`to_file`](Self::to_file)): write the section table, then the
+    /// header at offset 0. Returns the file (not synced), its length and the CRC32 of its
+    /// whole content.
+    pub fn finish_file(mut self) -> Result<(File, u64, u32)> {
+        let mut sink =
+            self.file.take().ok_or_else(|| Error::InvalidArgument("finish_file on an in-memory image".into()))?;
+        sink.pad()?;
+        let table_offset = sink.len;
+        let table = table_of(&self.sections);
+        sink.write(&table, None)?;
+        sink.send()?;
+        let total = sink.len;
+        let mut file = sink.join()?;
+        let mut h = [0u8; HEADER_LEN];
+        write_header(&mut h, self.magic, self.format_version, self.sections.len(), &table, table_offset, total);
+        let io = |e| Error::io("writing an image's header", e);
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0)).map_err(io)?;
+        std::io::Write::write_all(&mut file, &h).map_err(io)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
+        let mut whole = crc32fast::Hasher::new();
+        whole.update(&h);
+        whole.combine(&sink.crc);
+        Ok((file, total as u64, whole.finalize()))
     }
 
     /// Reserve room for about `bytes` more bytes of sections (an estimate: the image grows
     /// past it as needed), so that a large image is not copied as it grows.
     pub fn reserve(&mut self, bytes: usize) {
-        self.buf.reserve(bytes);
+        if self.file.is_none() {
+            self.buf.reserve(bytes);
+        }
     }
 
     fn add(&mut self, name: &str, kind: Kind, data: &[u8]) -> Result<()> {
@@ -337,10 +522,22 @@ impl ContainerWriter {
         if self.sections.iter().any(|s| s.name == name) {
             return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
         }
-        self.buf.pad();
-        let offset = self.buf.len;
-        self.buf.extend_from_slice(data);
-        self.sections.push(PendingSection { name: name.to_string(), offset, len: data.len(), crc: crc(data), kind });
+        let c = crc(data);
+        let offset = match &mut self.file {
+            None => {
+                self.buf.pad();
+                let offset = self.buf.len;
+                self.buf.extend_from_slice(data);
+                offset
+            }
+            Some(sink) => {
+                sink.pad()?;
+                let offset = sink.len;
+                sink.write(data, Some((c, data.len())))?;
+                offset
+            }
+        };
+        self.sections.push(PendingSection { name: name.to_string(), offset, len: data.len(), crc: c, kind });
         Ok(())
     }
 
@@ -387,32 +584,20 @@ impl ContainerWriter {
     }
 
     /// Finish: write the section table and the header, and return the in-memory image.
+    ///
+    /// # Panics
+    /// On a writer streaming into a file ([`to_file`](Self::to_file)): finish that one with
+    /// [`finish_file`](Self::finish_file).
     pub fn into_image(self) -> Image {
-        let ContainerWriter { magic, format_version, mut buf, sections } = self;
+        assert!(self.file.is_none(), "into_image on an image streamed into a file");
+        let ContainerWriter { magic, format_version, mut buf, sections, .. } = self;
         buf.pad();
         let table_offset = buf.len;
-        let mut table = vec![0u8; sections.len() * ENTRY_LEN];
-        for (s, e) in sections.iter().zip(table.chunks_exact_mut(ENTRY_LEN)) {
-            e[..s.name.len()].copy_from_slice(s.name.as_bytes());
-            e[32..40].copy_from_slice(&(s.offset as u64).to_le_bytes());
-            e[40..48].copy_from_slice(&(s.len as u64).to_le_bytes());
-            e[48..52].copy_from_slice(&s.crc.to_le_bytes());
-            e[52..56].copy_from_slice(&(s.kind as u32).to_le_bytes());
-        }
+        let table = table_of(&sections);
         buf.extend_from_slice(&table);
         let total = buf.len;
         let h = &mut buf.as_bytes_mut()[..HEADER_LEN];
-        h[0..8].copy_from_slice(&magic);
-        h[8..12].copy_from_slice(&format_version.to_le_bytes());
-        h[12..16].copy_from_slice(&BYTE_ORDER_MARK.to_le_bytes());
-        h[16..20].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
-        h[20..24].copy_from_slice(&0u32.to_le_bytes());
-        h[24..28].copy_from_slice(&(sections.len() as u32).to_le_bytes());
-        h[28..32].copy_from_slice(&crc(&table).to_le_bytes());
-        h[32..40].copy_from_slice(&(table_offset as u64).to_le_bytes());
-        h[40..48].copy_from_slice(&(total as u64).to_le_bytes());
-        let hc = crc(&h[..60]);
-        h[60..64].copy_from_slice(&hc.to_le_bytes());
+        write_header(h, magic, format_version, sections.len(), &table, table_offset, total);
         Image { storage: Storage::Owned(buf) }
     }
 
@@ -737,6 +922,43 @@ mod tests {
         for name in c.section_names() {
             assert_eq!(c.bytes(name).unwrap().as_ptr() as usize % ALIGN, 0, "{name}");
         }
+    }
+
+    /// A writer streaming into a file writes the bytes the in-memory writer makes, with the
+    /// whole file's CRC32, whatever the section sizes (empty, unaligned, several chunks).
+    #[test]
+    fn streamed_file_equals_in_memory_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..CHUNK * 2 + 12_345).map(|i| (i * 7 + i / 251) as u8).collect();
+        let words: Vec<u32> = (0..(CHUNK / 4 + 99) as u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let fill = |w: &mut ContainerWriter| {
+            w.add_bytes("raw", b"hello, container").unwrap();
+            w.add_bytes("empty", &[]).unwrap();
+            w.add_bytes("big", &big).unwrap();
+            w.add_u32s("words", &words).unwrap();
+            w.add_u64s("tail", &[1, 2, 3]).unwrap();
+        };
+        let mut mem = ContainerWriter::new(MAGIC, 1);
+        fill(&mut mem);
+        let want = mem.into_image();
+        let path = tmp.path().join("c");
+        let mut w = ContainerWriter::to_file(MAGIC, 1, File::create(&path).unwrap()).unwrap();
+        assert!(w.is_file());
+        fill(&mut w);
+        let (_f, size, crc32) = w.finish_file().unwrap();
+        drop(_f);
+        let got = std::fs::read(&path).unwrap();
+        assert!(got == want.as_bytes());
+        assert_eq!(size, got.len() as u64);
+        assert_eq!(crc32, crc32fast::hash(&got));
+        let c = Container::parse(Image::open_file(&path).unwrap(), MAGIC, 1, true).unwrap();
+        assert_eq!(c.bytes("big").unwrap(), &big[..]);
+        // Abandoned half way: no hang, no panic.
+        let mut w = ContainerWriter::to_file(MAGIC, 1, File::create(tmp.path().join("d")).unwrap()).unwrap();
+        w.add_bytes("big", &big).unwrap();
+        drop(w);
+        // Not an in-memory writer's to finish into a file.
+        assert!(ContainerWriter::new(MAGIC, 1).finish_file().is_err());
     }
 
     fn sample_bytes() -> Vec<u8> {

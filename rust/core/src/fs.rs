@@ -88,31 +88,38 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn replace_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    replace_fill(path, |f, tmp| fill(f).map_err(|e| Error::io(format!("writing {}", tmp.display()), e)))
+}
+
+/// [`replace`] with `fill` writing the content into the open temporary file (whose path it
+/// gets, for its error messages) and returning what it computed on the way (the file's CRC,
+/// say): the file is then fsynced and renamed to `path`, and `fill`'s value returned. On any
+/// error, `fill`'s included, the temporary file is removed and `path` is untouched.
+pub(crate) fn replace_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>) -> Result<T> {
     let tmp = temp_path(path)?;
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<T> {
         failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        fill(&mut f).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        let value = fill(&mut f, &tmp)?;
         f.flush().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
         failpoint::hit("sync", &tmp).map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
         f.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
         drop(f);
         failpoint::hit("rename", path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
-        Ok(())
+        Ok(value)
     })();
-    if let Err(e) = result {
+    if result.is_err() {
         // Best effort; under a simulated crash this is skipped, as it would be by a real one.
         if failpoint::hit("remove", &tmp).is_ok() {
             let _ = std::fs::remove_file(&tmp);
         }
-        return Err(e);
     }
-    Ok(())
+    result
 }
 
 /// Fsync a directory, so that the renames and removals inside it are durable. A no-op where

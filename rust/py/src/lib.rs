@@ -27,5 +27,5 @@ mod _core {
         simd_kernel, write_atomically, PyDocSet,
     };
     #[pymodule_export]
-    use super::store::{PyPreparedMerge, PyPreparedSave, PySnapshot, PyStore};
+    use super::store::{PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore};
 }

@@ -9,7 +9,8 @@ use pyo3::types::PyDict;
 use sparsedex_core::search::DocSet;
 use sparsedex_core::search::QueryRef;
 use sparsedex_core::store::{
-    IdKind, Location, MergePolicy, PreparedMerge, PreparedSave, Snapshot, Store, StoreConfig, StoreQuantization,
+    IdKind, Location, MergePolicy, PreparedMerge, PreparedSave, Reservation, Snapshot, Store, StoreConfig,
+    StoreQuantization,
 };
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,24 @@ pub struct PyPreparedMerge {
     inner: Mutex<Option<PreparedMerge>>,
     name: String,
     members: Vec<String>,
+}
+
+/// A segment name reserved for a merge (`Store.reserve_segment`): files `<name>.<ext>` are
+/// not collected while it is held; `Store.merge(names, reserved=...)` merges into it.
+/// Dropping it unused releases the name.
+#[pyclass(frozen, name = "Reservation", module = "sparsedex._core")]
+pub struct PyReservation {
+    inner: Mutex<Option<Reservation>>,
+    name: String,
+}
+
+#[pymethods]
+impl PyReservation {
+    /// The reserved segment name.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 /// A copy being saved (`Store.prepare_save`), waiting for `Store.finish_save`.
@@ -272,10 +291,35 @@ impl PyStore {
 
     /// Merge the live documents of segments `names` into one segment and write it (no lock
     /// needed; heavy work, the interpreter is released). Install it with `finish_merge`.
-    fn merge(&self, py: Python<'_>, names: Vec<String>) -> PyResult<PyPreparedMerge> {
+    /// `reserved`: the segment name to merge into (`reserve_segment`; used up).
+    #[pyo3(signature = (names, reserved=None))]
+    fn merge(&self, py: Python<'_>, names: Vec<String>, reserved: Option<&PyReservation>) -> PyResult<PyPreparedMerge> {
         let s = &self.inner;
-        let p = enter(py, || s.merge(&names))?;
+        let r = reserved.map(|r| taken(&r.inner, "reservation")).transpose()?;
+        let p = enter(py, || match r {
+            Some(r) => s.merge_reserved(&names, r),
+            None => s.merge(&names),
+        })?;
         Ok(PyPreparedMerge { name: p.name.clone(), members: p.members.clone(), inner: Mutex::new(Some(p)) })
+    }
+
+    /// Reserve a fresh segment name for a merge, so that its attachments can be written while
+    /// the merge runs (see `Reservation`).
+    fn reserve_segment(&self) -> PyReservation {
+        let r = self.inner.reserve_segment();
+        PyReservation { name: r.name.clone(), inner: Mutex::new(Some(r)) }
+    }
+
+    /// The origin a merge of segments `names` that concatenates them would have now: (member
+    /// position uint32, member's internal doc uint32) of every live document, members in the
+    /// order given. `merge` gives this order unless deletions come meanwhile or the segment
+    /// must be rebuilt: compare with `PreparedMerge.origin()`. KeyError if a segment is not
+    /// in the current commit.
+    fn concat_origin<'py>(&self, py: Python<'py>, names: Vec<String>) -> PyResult<Pairs<'py>> {
+        let s = &self.inner;
+        let o = enter(py, || s.concat_origin(&names))?;
+        let (a, b): (Vec<u32>, Vec<u32>) = o.into_iter().unzip();
+        Ok((a.into_pyarray(py), b.into_pyarray(py)))
     }
 
     /// Segments waiting for a reorder job (in their merged members' order, at least

@@ -218,13 +218,26 @@ pub(crate) struct Tail<'a> {
 /// vectors, ids) and parse the image: the one place both a build and a merge by
 /// concatenation ([`super::concat`]) finish a segment, so that they write the same bytes.
 pub(crate) fn write_tail(
-    mut w: ContainerWriter,
+    w: ContainerWriter,
     local: Local,
     t: &Tail<'_>,
     ids: &IdsData,
     sorted: Option<&[u32]>,
     doc_len: Option<&[u32]>,
 ) -> Result<Index> {
+    let w = write_tail_sections(w, local, t, ids, sorted, doc_len)?;
+    Index::from_image(w.into_image(), false)
+}
+
+/// [`write_tail`]'s sections, added to `w` (in memory or streamed into a file), not finished.
+pub(crate) fn write_tail_sections(
+    mut w: ContainerWriter,
+    local: Local,
+    t: &Tail<'_>,
+    ids: &IdsData,
+    sorted: Option<&[u32]>,
+    doc_len: Option<&[u32]>,
+) -> Result<ContainerWriter> {
     let n_docs = local.indptr.len() - 1;
     let mut meta = [0u64; super::format::META_LEN];
     meta[..5].copy_from_slice(&[
@@ -264,7 +277,7 @@ pub(crate) fn write_tail(
     }
     ids.write(&mut w, sorted)?;
     drop(local);
-    Index::from_image(w.into_image(), false)
+    Ok(w)
 }
 
 /// Write the posting sections for `quantization`; returns the impact kind and the scale.

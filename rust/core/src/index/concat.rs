@@ -14,7 +14,7 @@
 //! order without reordering, byte for byte (the tests compare them), so searches are the
 //! same too.
 
-use super::build::{write_tail, BuildOptions, Local, Quantization, Tail};
+use super::build::{write_tail_sections, BuildOptions, Local, Quantization, Tail};
 use super::ids::IdsData;
 use super::write::{write_postings, Postings, StoredImpact};
 use super::{ImpactArrays, ImpactKind, Impacts, Index, IndexView};
@@ -70,22 +70,37 @@ pub(crate) fn concat_grid(members: &[(&Index, Option<&DocSet>)], quantization: Q
 
 /// The merged image and where its documents came from (see [`super::merge::Merged`]).
 pub(crate) struct Concatenated {
-    pub(crate) index: Index,
+    pub(crate) out: Out,
     pub(crate) origin: Vec<(u32, u32)>,
+}
+
+/// Where a merged image went.
+pub(crate) enum Out {
+    /// Built in memory.
+    Index(Index),
+    /// Streamed into the file the merge was given (not synced): its length and CRC32.
+    File { size: u64, crc32: u32 },
 }
 
 /// Merge by concatenation (`quantization` from [`concat_grid`]; the caller checked the ids'
 /// kinds): the live
 /// documents of `members` into `quantization`, with `ids` (empty, of the members' kind) to
 /// fill, declared vocabulary `n_terms`; `members_order` marks the image as being in the
-/// members' order (`meta[9]`).
+/// members' order (`meta[9]`). With `file` (empty, open for writing) the image is streamed
+/// into it as it is made ([`ContainerWriter::to_file`]) instead of built in memory: the same
+/// bytes.
 pub(crate) fn concat(
     members: &[(&Index, Option<&DocSet>)],
     quantization: Quantization,
     n_terms: Option<u32>,
     mut ids: IdsData,
     members_order: bool,
+    file: Option<std::fs::File>,
 ) -> Result<Concatenated> {
+    let w = match file {
+        None => ContainerWriter::new(super::format::MAGIC, super::format::VERSION),
+        Some(f) => ContainerWriter::to_file(super::format::MAGIC, super::format::VERSION, f)?,
+    };
     let views: Vec<&IndexView<'_>> = members.iter().map(|(ix, _)| ix.view()).collect();
     // Member doc -> merged doc (u32::MAX: deleted), and the origin of every merged doc.
     let mut newdoc: Vec<Vec<u32>> = Vec::with_capacity(members.len());
@@ -113,21 +128,21 @@ pub(crate) fn concat(
     };
     let (kind, scale, (w, n_postings), term_ids, local_of) = match quantization {
         Quantization::F32 => {
-            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
                 Impacts::F32(a) => Some(a),
                 _ => None,
             })?;
             (ImpactKind::F32, 1.0, w, t, l)
         }
         Quantization::U8 { scale } => {
-            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
                 Impacts::U8(a) => Some(a),
                 _ => None,
             })?;
             (ImpactKind::U8, scale.unwrap_or(1.0), w, t, l)
         }
         Quantization::Bm25(_) => {
-            let (w, t, l) = postings_of(&views, &newdoc, |v| match v.impacts {
+            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
                 Impacts::Bm25(a) => Some(a),
                 _ => None,
             })?;
@@ -184,8 +199,14 @@ pub(crate) fn concat(
     })?;
     let opts = BuildOptions { n_terms, quantization, store_vectors: true, reorder: super::Reorder::None };
     let tail = Tail { kind, scale, opts: &opts, members_order };
-    let index = write_tail(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
-    Ok(Concatenated { index, origin })
+    let w = write_tail_sections(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
+    let out = if w.is_file() {
+        let (_file, size, crc32) = w.finish_file()?;
+        Out::File { size, crc32 }
+    } else {
+        Out::Index(Index::from_image(w.into_image(), false)?)
+    };
+    Ok(Concatenated { out, origin })
 }
 
 /// The merged posting sections, written: (the writer, number of postings), the merged
@@ -193,6 +214,7 @@ pub(crate) fn concat(
 /// posting left).
 #[allow(clippy::type_complexity)]
 fn postings_of<'a, I: StoredImpact>(
+    mut w: ContainerWriter,
     views: &[&IndexView<'a>],
     newdoc: &[Vec<u32>],
     arrays: impl Fn(&IndexView<'a>) -> Option<ImpactArrays<'a, I>>,
@@ -280,7 +302,6 @@ fn postings_of<'a, I: StoredImpact>(
     }
     let n_post = docs.len();
     let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
-    let mut w = ContainerWriter::new(super::format::MAGIC, super::format::VERSION);
     write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
     Ok(((w, n_post), term_ids, local_of))
 }

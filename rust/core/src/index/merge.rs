@@ -11,7 +11,7 @@
 //! result says where each document came from.
 
 use super::build::{build_local, BuildOptions, Local, Quantization};
-use super::concat::{concat, concat_grid};
+use super::concat::{concat, concat_grid, Out};
 use super::ids::{ExternalIds, IdsData};
 use super::order::Reorder;
 use super::{Bm25Params, Impacts, Index};
@@ -103,7 +103,15 @@ fn target_vocab(members: &[(&Index, Option<&DocSet>)]) -> Result<Option<u32>> {
 /// into one index. Every member must store its vectors; BM25 members must share k1 and b;
 /// ids must be of one kind (integers, strings, or none) and unique across members.
 pub fn merge(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions) -> Result<Merged> {
-    merge_impl(members, opts, None)
+    in_memory(merge_impl(members, opts, None, None)?)
+}
+
+/// The merged index of a merge made without a file.
+fn in_memory((out, origin, concatenated): (Out, Vec<(u32, u32)>, bool)) -> Result<Merged> {
+    match out {
+        Out::Index(index) => Ok(Merged { index, origin, concatenated }),
+        Out::File { .. } => Err(Error::InvalidArgument("a merge into a file has no in-memory index".into())),
+    }
 }
 
 /// A store's merge: by concatenation whenever the members allow it, whatever `order` says,
@@ -115,13 +123,32 @@ pub(crate) fn merge_deferring_order(
     quantization: Option<Quantization>,
     order: Reorder,
 ) -> Result<Merged> {
+    in_memory(merge_deferring_order_into(members, quantization, order, None)?)
+}
+
+/// [`merge_deferring_order`], with `file` (empty, open for writing): a concatenation is
+/// streamed into it as it is made ([`Out::File`]); a rebuild is still made in memory
+/// ([`Out::Index`]). Returns where the image went, the origin of the merged documents and
+/// whether they were concatenated.
+pub(crate) fn merge_deferring_order_into(
+    members: &[(&Index, Option<&DocSet>)],
+    quantization: Option<Quantization>,
+    order: Reorder,
+    file: Option<std::fs::File>,
+) -> Result<(Out, Vec<(u32, u32)>, bool)> {
     let pending = order.is_some() && (members.len() > 1 || members.iter().any(|(ix, _)| ix.view().members_order));
-    merge_impl(members, &MergeOptions { quantization, reorder: order }, Some(pending))
+    merge_impl(members, &MergeOptions { quantization, reorder: order }, Some(pending), file)
 }
 
 /// `concat_mark`: concatenate when possible even if `opts` reorders, marking the result
-/// with it; `None`: concatenate only without reordering (unmarked).
-fn merge_impl(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions, concat_mark: Option<bool>) -> Result<Merged> {
+/// with it; `None`: concatenate only without reordering (unmarked). `file`: see
+/// [`merge_deferring_order_into`].
+fn merge_impl(
+    members: &[(&Index, Option<&DocSet>)],
+    opts: &MergeOptions,
+    concat_mark: Option<bool>,
+    file: Option<std::fs::File>,
+) -> Result<(Out, Vec<(u32, u32)>, bool)> {
     let quantization = target_kind(members, opts)?;
     let n_terms = target_vocab(members)?;
     let mut ids = IdsData::None;
@@ -150,10 +177,11 @@ fn merge_impl(members: &[(&Index, Option<&DocSet>)], opts: &MergeOptions, concat
         None => !opts.reorder.is_some(),
     };
     if let Some(grid) = concat_ok.then(|| concat_grid(members, quantization)).flatten() {
-        let c = concat(members, grid, n_terms, ids, concat_mark.unwrap_or(false))?;
-        return Ok(Merged { index: c.index, origin: c.origin, concatenated: true });
+        let c = concat(members, grid, n_terms, ids, concat_mark.unwrap_or(false), file)?;
+        return Ok((c.out, c.origin, true));
     }
-    rebuild(members, opts, quantization, n_terms, ids)
+    let m = rebuild(members, opts, quantization, n_terms, ids)?;
+    Ok((Out::Index(m.index), m.origin, m.concatenated))
 }
 
 /// Merge by gathering the members' stored vectors and building anew.

@@ -15,7 +15,7 @@
 
 pub mod blockmax;
 pub mod build;
-mod concat;
+pub(crate) mod concat;
 pub mod format;
 pub mod ids;
 pub mod impact;

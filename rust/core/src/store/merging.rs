@@ -17,7 +17,8 @@ use super::files::FileRecord;
 use super::segment::{SegmentData, SegmentState};
 use super::{lock, InflightGuard, Store};
 use crate::index::build::Quantization;
-use crate::index::merge::merge_deferring_order;
+use crate::index::concat::Out;
+use crate::index::merge::{merge_deferring_order, merge_deferring_order_into};
 use crate::index::{merge, Index, MergeOptions};
 use crate::search::DocSet;
 use crate::store::manifest::StoreQuantization;
@@ -27,7 +28,8 @@ use std::sync::Arc;
 
 /// Tiered merging: segments are grouped in levels by live size (level `L` holds
 /// `floor_docs * factor^L` up to `floor_docs * factor^(L+1)` documents); when a level holds
-/// `factor` segments they are merged into one (of the next level). A segment with more than
+/// `factor` segments they are merged into one (of the next level), in one merge with that
+/// level's segments when it fills that level too (see [`MergePolicy::plan`]). A segment with more than
 /// `max_deleted` of its documents deleted is rewritten without them. An index of N documents
 /// thus keeps about `(factor - 1) * log_factor(N / floor_docs)` segments at most. A `factor`
 /// below 2 never merges.
@@ -48,27 +50,45 @@ impl Default for MergePolicy {
 }
 
 impl MergePolicy {
-    /// Groups of segment positions to merge (each group into one segment).
+    /// Groups of segment positions to merge (each group into one segment), positions
+    /// ascending. A level's merge whose result fills the next level up is planned together
+    /// with that level's segments, as one merge (with 10 batches of 10,000 and nine segments
+    /// of 100,000, one merge of the 19 into 1,000,000 instead of 10 into 100,000 then 10 into
+    /// 1,000,000): every document is rewritten once on the way, not once per level.
     pub fn plan(&self, segments: &[SegmentState]) -> Vec<Vec<usize>> {
         if self.factor < 2 {
             return Vec::new();
         }
         let floor = self.floor_docs.max(1) as f64;
+        let level = |live: f64| ((live.max(floor) / floor).ln() / (self.factor as f64).ln() + 1e-9).floor() as i64;
         let mut groups = Vec::new();
-        let mut levels: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+        // Per level, its units: a segment, or a planned merge (its segments, live documents).
+        let mut levels: std::collections::BTreeMap<i64, Vec<(Vec<usize>, u64)>> = Default::default();
         for (i, s) in segments.iter().enumerate() {
             let (n, live) = (s.index().n_docs() as f64, s.n_live as f64);
             if n > 0.0 && n - live > self.max_deleted * n {
                 groups.push(vec![i]);
                 continue;
             }
-            let lvl = ((live.max(floor) / floor).ln() / (self.factor as f64).ln() + 1e-9).floor() as i64;
-            levels.entry(lvl).or_default().push(i);
+            levels.entry(level(live)).or_default().push((vec![i], u64::from(s.n_live)));
         }
-        for members in levels.values() {
-            for g in members.chunks_exact(self.factor as usize) {
-                groups.push(g.to_vec());
+        while let Some((lvl, units)) = levels.pop_first() {
+            let mut chunks = units.chunks_exact(self.factor as usize);
+            for chunk in chunks.by_ref() {
+                let members: Vec<usize> = chunk.iter().flat_map(|u| u.0.iter().copied()).collect();
+                let live: u64 = chunk.iter().map(|u| u.1).sum();
+                let up = level(live as f64);
+                if up > lvl {
+                    // Planned at its own level: merged in one go if that level fills up.
+                    levels.entry(up).or_default().push((members, live));
+                } else {
+                    groups.push(members);
+                }
             }
+            groups.extend(chunks.remainder().iter().filter(|u| u.0.len() > 1).map(|u| u.0.clone()));
+        }
+        for g in &mut groups {
+            g.sort_unstable();
         }
         groups
     }
@@ -111,7 +131,50 @@ impl std::fmt::Debug for PreparedMerge {
     }
 }
 
+/// A segment name reserved for a merge ([`Store::reserve_segment`]): files named after it
+/// (`<name>.<ext>`) are never collected while it is held, so a caller can write a merge's
+/// attachments while the merge runs ([`Store::merge_reserved`]). Dropping it releases the name.
+pub struct Reservation {
+    /// The reserved segment name.
+    pub name: String,
+    guard: InflightGuard,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation").field("name", &self.name).finish()
+    }
+}
+
 impl Store {
+    /// Reserve a fresh segment name for a merge (see [`Reservation`]).
+    pub fn reserve_segment(&self) -> Reservation {
+        let (name, guard) = self.new_segment();
+        Reservation { name, guard }
+    }
+
+    /// The origin a merge of segments `names` that concatenates them would have in the
+    /// current snapshot: every live document of each member, members in the order given,
+    /// each member's in its internal order (`(member position, internal doc)` per merged
+    /// document). [`Store::merge`] gives this order unless deletions come meanwhile or the
+    /// members' impacts cannot be concatenated (the segment is then rebuilt); a caller that
+    /// starts work on it early compares it with [`PreparedMerge::origin`].
+    pub fn concat_origin(&self, names: &[String]) -> Result<Vec<(u32, u32)>> {
+        let snap = self.snapshot();
+        let mut origin = Vec::new();
+        for (m, n) in names.iter().enumerate() {
+            let s = snap.segments.iter().find(|s| s.name() == n).ok_or_else(|| {
+                Error::NotFound(format!("segment {n} is not in the current commit (generation {})", snap.generation))
+            })?;
+            for d in 0..s.index().n_docs() {
+                if s.live.as_ref().is_none_or(|l| l.contains(d)) {
+                    origin.push((m as u32, d));
+                }
+            }
+        }
+        Ok(origin)
+    }
+
     /// The merges `policy` plans for the current snapshot, as groups of segment names.
     pub fn plan_merges(&self, policy: &MergePolicy) -> Vec<Vec<String>> {
         let snap = self.snapshot();
@@ -149,17 +212,22 @@ impl Store {
     /// the store's document order (dropping its deleted documents), without the writer lock.
     /// Install it with [`Store::finish_merge`] like a merge.
     pub fn reorder(&self, name: &str) -> Result<PreparedMerge> {
-        self.merge_with(&[name.to_string()], true)
+        self.merge_with(&[name.to_string()], true, None)
     }
 
     /// Merge the live documents of the segments `names` of the current snapshot into one
     /// segment, and write its engine file: heavy work that needs no writer lock (commits may go
     /// on meanwhile). Install it with [`Store::finish_merge`].
     pub fn merge(&self, names: &[String]) -> Result<PreparedMerge> {
-        self.merge_with(names, false)
+        self.merge_with(names, false, None)
     }
 
-    fn merge_with(&self, names: &[String], rebuild: bool) -> Result<PreparedMerge> {
+    /// [`Store::merge`] into the segment name `reserved` (see [`Reservation`]).
+    pub fn merge_reserved(&self, names: &[String], reserved: Reservation) -> Result<PreparedMerge> {
+        self.merge_with(names, false, Some(reserved))
+    }
+
+    fn merge_with(&self, names: &[String], rebuild: bool, reserved: Option<Reservation>) -> Result<PreparedMerge> {
         let snap = self.snapshot();
         let mut members: Vec<&SegmentState> = Vec::with_capacity(names.len());
         for n in names {
@@ -179,18 +247,50 @@ impl Store {
         let refs: Vec<(&Index, Option<&DocSet>)> = members.iter().map(|s| (s.index(), s.live.as_ref())).collect();
         let n_live = members.iter().map(|s| s.n_live as usize).sum();
         let reorder = super::segment_reorder(snap.settings.reorder, n_live);
-        let merged = if rebuild {
-            merge(&refs, &MergeOptions { quantization, reorder })?
-        } else {
-            merge_deferring_order(&refs, quantization, reorder)?
+        let (name, guard) = match reserved {
+            Some(r) => (r.name, r.guard),
+            None => self.new_segment(),
         };
-        let (name, guard) = self.new_segment();
-        let engine =
-            if merged.index.n_docs() == 0 { None } else { Some(self.write_engine(&name, &Arc::new(merged.index))?) };
+        let (origin, engine) = match &self.dir {
+            // On disk, a concatenation streams its image into the segment's file as it is
+            // made (the disk writes while the merge computes; no in-memory copy of the image).
+            Some(dir) if !rebuild && n_live > 0 => {
+                let file = super::files::sdx_name(&name);
+                let (origin, size, crc32) = crate::fs::replace_fill(&dir.join(&file), |f, tmp| {
+                    let sink = f.try_clone().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                    let (out, origin, _) = merge_deferring_order_into(&refs, quantization, reorder, Some(sink))?;
+                    match out {
+                        Out::File { size, crc32, .. } => Ok((origin, size, crc32)),
+                        Out::Index(index) => {
+                            let bytes = index.image_bytes();
+                            crate::fs::failpoint::write(f, bytes)
+                                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                            Ok((origin, bytes.len() as u64, crc32fast::hash(bytes)))
+                        }
+                    }
+                })?;
+                let rec = FileRecord { name: file, size, crc32 };
+                let mapped = rec.open_written_index(dir)?;
+                (origin, Some((Arc::new(mapped), Some(rec))))
+            }
+            _ => {
+                let merged = if rebuild {
+                    merge(&refs, &MergeOptions { quantization, reorder })?
+                } else {
+                    merge_deferring_order(&refs, quantization, reorder)?
+                };
+                let engine = if merged.index.n_docs() == 0 {
+                    None
+                } else {
+                    Some(self.write_engine(&name, &Arc::new(merged.index))?)
+                };
+                (merged.origin, engine)
+            }
+        };
         Ok(PreparedMerge {
             name,
             members: names.to_vec(),
-            origin: merged.origin,
+            origin,
             base: members.iter().map(|s| s.deleted.clone()).collect(),
             engine,
             _guard: guard,

@@ -44,7 +44,7 @@ mod writer;
 
 pub use files::{FileRecord, CURRENT, LOCK};
 pub use manifest::{IdKind, Settings, StoreQuantization};
-pub use merging::{MergePolicy, PreparedMerge};
+pub use merging::{MergePolicy, PreparedMerge, Reservation};
 pub use save::PreparedSave;
 pub use segment::{SegmentData, SegmentState};
 pub use snapshot::Snapshot;

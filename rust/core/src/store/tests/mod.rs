@@ -353,6 +353,34 @@ fn garbage_collection_spares_foreign_files_and_lock() {
     }
 }
 
+/// The tiered plan: a level's merge that fills the next level up takes that level's segments
+/// in, as one merge; one that does not is planned alone.
+#[test]
+fn a_merge_that_fills_the_next_level_is_planned_with_it() {
+    let policy = MergePolicy { factor: 3, floor_docs: 10, max_deleted: 0.5 };
+    let plan_of = |sizes: &[i64]| {
+        let store = Store::create(None, StoreConfig::default()).unwrap();
+        let mut at = 0;
+        for (i, &n) in sizes.iter().enumerate() {
+            let d = docs(n as usize, i as u64 + 1, false);
+            store.stage_add(csr(&d), IdsInput::Int(&ids(at..at + n)), None, false).unwrap();
+            store.finish_commit(&[], None).unwrap();
+            at += n;
+        }
+        store.plan_merges(&policy)
+    };
+    let names = |v: &[u32]| v.iter().map(|n| format!("seg-{n:06}")).collect::<Vec<_>>();
+    // Two segments of level 1 (30 documents), then three of level 0 (10): one merge of five.
+    assert_eq!(plan_of(&[30, 30, 10, 10, 10]), vec![names(&[1, 2, 3, 4, 5])]);
+    // One of level 1: the level-0 merge alone.
+    assert_eq!(plan_of(&[30, 10, 10, 10]), vec![names(&[2, 3, 4])]);
+    // Two levels up at once: 2 x 90, 2 x 30, 3 x 10 -> one merge of seven.
+    assert_eq!(plan_of(&[90, 90, 30, 30, 10, 10, 10]), vec![names(&[1, 2, 3, 4, 5, 6, 7])]);
+    // A full level with nothing below to join: as before.
+    assert_eq!(plan_of(&[30, 30, 30, 10]), vec![names(&[1, 2, 3])]);
+    assert!(plan_of(&[30, 30, 10, 10]).is_empty());
+}
+
 /// Merges planned by the policy and installed while deletions go on: the merged segment keeps
 /// the deletions made meanwhile and takes the staged ones; results are a fresh index's.
 #[test]
@@ -571,6 +599,10 @@ fn reorder_applies_at_commit_and_merge_and_is_kept() {
         assert!(want.concatenated);
         let prepared = store.merge(&names).unwrap();
         assert_eq!(prepared.origin, want.origin, "{reorder:?}");
+        // ... streamed into its file: the bytes of the same merge made in memory ...
+        let in_memory = crate::index::merge::merge_deferring_order(&members, Some(q), merge_order).unwrap();
+        let written = std::fs::read(dir.join(super::files::sdx_name(&prepared.name))).unwrap();
+        assert!(written == in_memory.index.image_bytes(), "{reorder:?}");
         store.finish_merge(prepared, &[]).unwrap().unwrap();
         // ... marked as in its members' order when the store reorders; too small for a job to
         // be planned, a reorder job run anyway gives the store's order.

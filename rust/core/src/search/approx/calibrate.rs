@@ -51,7 +51,7 @@ pub struct CalibrationPoint {
     pub params: ApproxParams,
     /// Mean recall@k on the bucket's calibration queries.
     pub recall: f64,
-    /// Mean entries touched (postings read plus stored entries reranked).
+    /// Mean cost: postings of the cut query's lists plus [`row_cost`] per reranked candidate.
     pub cost: f64,
 }
 
@@ -264,12 +264,25 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
     out
 }
 
+/// The cost of reranking one candidate, in postings of the candidate stage, for rows of
+/// `mean_row` stored entries on average. A candidate is a random access into the stored rows
+/// (cache and TLB misses, then a gather per entry into the query's weight table) and one more
+/// place in the candidate stage's top-k' heap, which lowers its threshold: on debian (60k
+/// real splade-tiny documents of 150 entries) one more candidate costs 1.5-1.7 us where a
+/// posting of the exhaustive scorer costs 1.4 ns, about 7.5 postings per stored entry (measured
+/// with `examples/approx_grid.rs`). Counting a row at its entries alone (1 each) made the
+/// calibration choose deep reranks of a short cut that were 2-3x slower than a shallow rerank
+/// of a longer cut at the same recall.
+pub fn row_cost(mean_row: f64) -> f64 {
+    64.0 + 7.0 * mean_row
+}
+
 /// Depth of the reference of a quantized segment, as a multiple of k: the float top-k is taken
 /// from the exact top-`REF_DEPTH x k` by quantized scores, reranked by float scores.
 pub const REF_DEPTH: usize = 10;
 
 /// Evaluate the grid on one calibration query: its bucket and, per (beta, rerank) in
-/// row-major order, (recall@k, entries touched). `None` if the query has no exact hit.
+/// row-major order, (recall@k, cost: see [`row_cost`]). `None` if the query has no exact hit.
 ///
 /// Recall is measured against the scores approximate search returns: for quantized vector
 /// kinds ([`Kind::FLOAT_RERANK`]) the float dot product of the stored vectors, whose top-k is
@@ -352,7 +365,7 @@ fn eval_grid<K: Kind, S: Score>(
             }
             let hits = top.into_sorted();
             let good = hits.iter().filter(|h| h.1 >= theta).count();
-            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * mean_row));
+            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * row_cost(mean_row)));
         }
     }
     (bucket, grid)

@@ -190,6 +190,28 @@ pub(crate) fn search_one(
         let n_terms = p.query.terms().iter().filter(|&&t| v.local_term(t).is_some()).count();
         calibrate::cached(index).params(target.get(), n_terms)
     };
+    search_params(index, p, k, params, allowed, floor)
+}
+
+/// Approximate top-`k` of `q` in one segment with the parameters given rather than calibrated
+/// ones (for benchmarks and calibration studies; `algorithm="approximate"` calibrates).
+/// Errors as [`super::search`] does.
+#[doc(hidden)]
+pub fn search_with_params(index: &Index, q: super::QueryRef<'_>, k: usize, params: ApproxParams) -> Result<Vec<Hit>> {
+    let k = super::effective_k(index, k)?;
+    let p = super::segments::prepare(&[index], q, None, None)?;
+    Ok(search_params(index, &p, k, params, None, None))
+}
+
+fn search_params(
+    index: &Index,
+    p: &Prepared,
+    k: usize,
+    params: ApproxParams,
+    allowed: Option<&DocSet>,
+    floor: Option<f32>,
+) -> Vec<Hit> {
+    let v = index.view();
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();

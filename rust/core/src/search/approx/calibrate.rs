@@ -1,10 +1,11 @@
 //! Calibration: from a recall target to the parameters `(beta, rerank)` of one segment.
 //!
 //! A grid of parameters is evaluated on calibration queries: recall@k of the approximate
-//! result against the exact one (a returned document counts when its exact score reaches the
-//! exact k-th score, so ties at the k-th place are not held against it), and a cost, the
-//! entries the search touches (postings of the cut query's lists plus the stored entries of
-//! the reranked rows). Queries are grouped by length (the number of their terms in the
+//! result against the exact one (a returned document counts when its score reaches the exact
+//! k-th score, so ties at the k-th place are not held against it; for u8 segments scores are
+//! the float dot products of the stored vectors, the ones approximate search returns, see
+//! [`eval_query`]), and a cost: the postings of the cut query's lists plus [`row_cost`] per
+//! reranked candidate. Queries are grouped by length (the number of their terms in the
 //! segment), because a short query needs a larger share of its weight than a long one:
 //! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
 //! point of the query's bucket whose calibration recall reaches the target is used.

@@ -68,7 +68,10 @@ class Hit:
     The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). With
     ``quantization="u8"`` the score is computed on 8-bit impacts (each weight rounded to the
     index's grid, e.g. 0.5 scores as 0.502), so it differs from the dot product of the query
-    with ``vector`` by that rounding; with ``"float"`` it equals it (f32 rounding aside)."""
+    with ``vector`` by that rounding; with ``"float"`` it equals it (f32 rounding aside).
+    Hits of ``algorithm="approximate"`` are the exception: their score is the float32 dot
+    product of the stored vector with the query in every index that stores vectors (a ``u8``
+    index reranks its candidates from the stored vectors), the score a ``"float"`` index gives."""
 
     id: Any
     score: float
@@ -833,10 +836,14 @@ class SparseIndex:
         calibration file, so a reopened index is not calibrated again; see :meth:`calibrate`),
         and the cheapest setting whose
         calibration recall@10 reaches the target is used (query cut by weight share, then an
-        exact rerank of the cut query's best candidates; after Seismic, Bruch et al. SIGIR
-        2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned hits are exact;
-        filters and deletions are honoured. ``target_recall`` with another algorithm is a
-        ValueError.
+        exact rerank of the cut query's best candidates from the stored vectors; after Seismic,
+        Bruch et al. SIGIR 2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned
+        hits are exact: with ``quantization="u8"`` they are the float32 dot products of the
+        stored (unrounded) vectors with the query, the scores a ``"float"`` index gives, not the
+        8-bit scores of the exact algorithms, and ``target_recall`` is recall against those
+        float scores (so approximate search can be closer to the float ranking than the exact
+        u8 search is). Filters and deletions are honoured. ``target_recall`` with another
+        algorithm is a ValueError.
         """
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
@@ -1055,7 +1062,10 @@ class SparseIndex:
         to the score :meth:`search` gives (BM25: the query weight is ``idf * qtf`` and the
         document weight ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` under the live
         statistics, or ``collection_stats``). ``top_terms`` bounds the decoded query and
-        document vectors kept in the explanation (None: all).
+        document vectors kept in the explanation (None: all). With ``quantization="u8"`` the
+        score explained is the exact algorithms' 8-bit one; a hit of ``algorithm="approximate"``
+        carries the float dot product of the stored vector with the query instead (see
+        :class:`Hit`), which differs from it by the 8-bit rounding.
         """
         stats = self._check_stats(collection_stats)
         snap = self._snap()

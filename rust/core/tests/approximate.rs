@@ -1,5 +1,6 @@
-//! Approximate search: hits carry exact scores, honour filters, and the recall target holds on
-//! held-out queries (queries the calibration never saw).
+//! Approximate search: hits carry the float dot product of the stored vectors (the score an f32
+//! index gives, bit for bit, also over a u8 index), honour filters, and the recall target holds
+//! against float scores on held-out queries (queries the calibration never saw).
 
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::Index;
@@ -9,21 +10,29 @@ use sparsedex_core::synth::{generate, SynthParams};
 use sparsedex_core::vectors::CsrRef;
 
 fn corpus(n_docs: usize, seed: u64) -> (Index, sparsedex_core::synth::Csr, u32) {
+    let (index, _, queries, v) = corpus_with_float(n_docs, seed);
+    (index, queries, v)
+}
+
+/// A u8 index with stored vectors and an f32 index over the same documents, and queries.
+fn corpus_with_float(n_docs: usize, seed: u64) -> (Index, Index, sparsedex_core::synth::Csr, u32) {
     let p = SynthParams { n_docs, n_queries: 200, seed, ..SynthParams::default() };
     let (docs, queries) = generate(&p);
-    let index = build(
-        CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
-        IdsInput::None,
-        &BuildOptions {
-            n_terms: Some(p.vocab_size),
-            quantization: Quantization::U8 { scale: None },
-            store_vectors: true,
-            reorder: Reorder::Signature,
-        },
-    )
-    .unwrap()
-    .index;
-    (index, queries, p.vocab_size)
+    let make = |quantization| {
+        build(
+            CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
+            IdsInput::None,
+            &BuildOptions {
+                n_terms: Some(p.vocab_size),
+                quantization,
+                store_vectors: true,
+                reorder: Reorder::Signature,
+            },
+        )
+        .unwrap()
+        .index
+    };
+    (make(Quantization::U8 { scale: None }), make(Quantization::F32), queries, p.vocab_size)
 }
 
 /// recall@k of `got` against the exact `want`: a hit counts when its score reaches the exact
@@ -34,32 +43,63 @@ fn recall(got: &[sparsedex_core::search::Hit], want: &[sparsedex_core::search::H
 }
 
 #[test]
-fn approximate_meets_its_target_on_held_out_queries_with_exact_scores() {
-    let (index, queries, _) = corpus(30_000, 11);
-    let exact_scores = |q: QueryRef<'_>| search(&index, q, index.n_docs() as usize, Algorithm::Exhaustive).unwrap();
-    for target in [0.9, 0.97] {
-        let algo = Algorithm::Approximate(RecallTarget::new(target).unwrap());
-        let (mut sum, mut n) = (0.0, 0usize);
-        for i in 0..queries.indptr.len() - 1 {
-            let (terms, weights) = queries.row(i);
-            let q = QueryRef { terms, weights };
-            let want = search(&index, q, 10, Algorithm::Exhaustive).unwrap();
-            let got = search(&index, q, 10, algo).unwrap();
+fn approximate_meets_its_target_against_float_scores_on_held_out_queries() {
+    let (index, float, queries, _) = corpus_with_float(30_000, 11);
+    let targets = [0.9, 0.97, 0.99];
+    let algos = targets.map(|t| Algorithm::Approximate(RecallTarget::new(t).unwrap()));
+    let (mut sums, mut quantized, mut n) = ([0.0f64; 3], 0.0, 0usize);
+    for i in 0..queries.indptr.len() - 1 {
+        let (terms, weights) = queries.row(i);
+        let q = QueryRef { terms, weights };
+        let want = search(&float, q, 10, Algorithm::Exhaustive).unwrap();
+        let all = search(&float, q, float.n_docs() as usize, Algorithm::Exhaustive).unwrap();
+        let float_hit = |d: u32| *all.iter().find(|x| x.doc == d).expect("hit is a matching document");
+        for (algo, sum) in algos.iter().zip(&mut sums) {
+            let got = search(&index, q, 10, *algo).unwrap();
             assert_eq!(got.len(), want.len(), "query {i}: approximate returns as many hits as exact");
-            // Every returned score is the document's exact score, best first.
-            let all = exact_scores(q);
+            // Every returned score is the document's float score, bit for bit, best first.
             for h in &got {
-                let e = all.iter().find(|x| x.doc == h.doc).expect("hit is a matching document");
-                assert_eq!(e.score, h.score, "query {i}: doc {} score", h.doc);
+                assert_eq!(float_hit(h.doc).score.to_bits(), h.score.to_bits(), "query {i}: doc {} score", h.doc);
             }
             assert!(got.windows(2).all(|w| w[0].score >= w[1].score));
-            sum += recall(&got, &want);
-            n += 1;
+            *sum += recall(&got, &want);
         }
+        let exact: Vec<_> =
+            search(&index, q, 10, Algorithm::Exhaustive).unwrap().iter().map(|h| float_hit(h.doc)).collect();
+        quantized += recall(&exact, &want);
+        n += 1;
+    }
+    for (target, sum) in targets.iter().zip(sums) {
         let r = sum / n as f64;
         // The calibration holds the target on its own queries; on held-out queries allow the
         // sampling error of 200 queries.
         assert!(r >= target - 0.02, "target {target}: held-out recall {r}");
+    }
+    // The float rerank lifts recall past the quantized exact search's own recall against float
+    // scores (the ceiling a rerank by quantized scores could never pass).
+    let ceiling = quantized / n as f64;
+    assert!(
+        sums[2] / n as f64 >= ceiling.min(0.995) - 0.005,
+        "target 0.99: recall {}, quantized exact {ceiling}",
+        sums[2] / n as f64
+    );
+}
+
+#[test]
+fn approximate_scores_of_a_small_segment_are_float_scores_too() {
+    // Below MIN_DOCS the segment is not calibrated, but its hits still carry float scores
+    // (so that they merge with other segments' float scores).
+    let (index, float, queries, _) = corpus_with_float(3_000, 2);
+    let algo = Algorithm::Approximate(RecallTarget::new(0.95).unwrap());
+    for i in 0..30 {
+        let (terms, weights) = queries.row(i);
+        let q = QueryRef { terms, weights };
+        let got = search(&index, q, 10, algo).unwrap();
+        let all = search(&float, q, float.n_docs() as usize, Algorithm::Exhaustive).unwrap();
+        for h in &got {
+            let e = all.iter().find(|x| x.doc == h.doc).expect("hit is a matching document");
+            assert_eq!(e.score.to_bits(), h.score.to_bits(), "query {i}: doc {} score", h.doc);
+        }
     }
 }
 

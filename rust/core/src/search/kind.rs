@@ -53,6 +53,12 @@ pub trait Kind: 'static {
     /// ([`super::Plan::slack`]). False when sums are exact (integers, fixed point): any order
     /// gives the same score, and pruning compares exactly.
     const ORDERED_SUM: bool;
+    /// True when the kind's scores approximate the float dot product of the stored vectors
+    /// (quantized vector kinds): approximate search then reranks its candidates with the
+    /// float dot product of their stored rows ([`super::rows::FloatRowScorer`]), so that its
+    /// scores and its recall target are those of the vectors as given. False for kinds whose
+    /// scores are already the float dot product (f32 vectors) or are no dot product (BM25).
+    const FLOAT_RERANK: bool = false;
     /// Convert validated, positive query weights; returns the weights and the norm that turns
     /// an accumulated score into weight units (see [`super::plan`] for the quantized rule).
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Self::W>, f32);
@@ -178,6 +184,7 @@ impl Kind for U8Kind {
     type S = u32;
     type W = u32;
     const ORDERED_SUM: bool = false;
+    const FLOAT_RERANK: bool = true;
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<u32>, f32) {
         let (w, q) = quantize_query(ws);
         (w, (q * ctx.scale as f64) as f32)
@@ -325,6 +332,10 @@ pub struct Scratch {
     /// The query's u32 weight by local term id (0 for terms not in the query), all 0 between
     /// queries: the table of the u8 row kernel ([`super::rows`]).
     pub weights_u32: Vec<u32>,
+    /// The query's float weight by local term id (0 for terms not in the query), all 0
+    /// between queries: the table of the float rerank of approximate search
+    /// ([`super::rows::FloatRowScorer`]).
+    pub weights_f32: Vec<f32>,
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them

@@ -12,7 +12,7 @@
 //! positions.
 
 use super::kernels;
-use super::plan::Plan;
+use super::plan::{Plan, Query};
 use super::{Kind, Scratch};
 use crate::index::{Forward, FwdTerms, IndexView, TermId};
 
@@ -94,5 +94,73 @@ impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
         }
         scratch.table = std::mem::take(&mut self.pos);
         scratch.weights_u32 = std::mem::take(&mut self.wtab);
+    }
+}
+
+/// Float dot products of stored rows with a query's float weights: the scores of approximate
+/// search over quantized segments ([`super::approx`]). A stored row keeps the weights as given
+/// (f32), so its dot product with the query is the score an f32 index over the same vectors
+/// gives, bit for bit: the products `w x` are added in ascending term id order, as the f32
+/// kind adds them (local term ids ascend with the caller's ids). Borrows the float weight
+/// table of the scratch space; [`FloatRowScorer::finish`] gives it back cleared.
+pub(crate) struct FloatRowScorer<'a> {
+    fwd: Forward<'a>,
+    /// Float query weight by local term (0 for terms not in the query).
+    wf: Vec<f32>,
+    /// Local terms set in `wf`.
+    set: Vec<u32>,
+}
+
+impl<'a> FloatRowScorer<'a> {
+    /// A scorer for the validated query `q` (external term ids) over the stored rows `fwd` of
+    /// `v`, with the table from `scratch`.
+    pub(crate) fn new(v: &IndexView<'a>, fwd: Forward<'a>, q: &Query, scratch: &mut Scratch) -> Self {
+        let nt = v.n_terms as usize;
+        let mut wf = std::mem::take(&mut scratch.weights_f32);
+        if wf.len() != nt {
+            wf.clear();
+            wf.resize(nt, 0.0);
+        }
+        let mut set = Vec::with_capacity(q.terms().len());
+        for (&t, &w) in q.terms().iter().zip(q.weights()) {
+            if let Some(l) = v.local_term(t) {
+                wf[l as usize] = w;
+                set.push(l);
+            }
+        }
+        FloatRowScorer { fwd, wf, set }
+    }
+
+    /// The float dot product of document `d`'s stored row (`d` < n_docs) with the query.
+    #[inline]
+    pub(crate) fn score(&self, d: usize) -> f32 {
+        let (a, b) = (self.fwd.indptr[d] as usize, self.fwd.indptr[d + 1] as usize);
+        match self.fwd.terms {
+            FwdTerms::U16(t) => self.score_row(&t[a..b], &self.fwd.values[a..b]),
+            FwdTerms::U32(t) => self.score_row(&t[a..b], &self.fwd.values[a..b]),
+        }
+    }
+
+    #[inline(always)]
+    fn score_row<T: TermId>(&self, terms: &[T], values: &[f32]) -> f32 {
+        let mut s = 0.0f32;
+        for (&t, &x) in terms.iter().zip(values) {
+            let w = self.wf[t.into() as usize];
+            // Terms outside the query are skipped rather than added as `0 x x`: the sum is
+            // then the f32 kind's, term for term (a `+0.0` or `-0.0` would not change it, but
+            // a non-finite product would).
+            if w != 0.0 {
+                s += w * x;
+            }
+        }
+        s
+    }
+
+    /// Give the table back to `scratch`, cleared for the next query.
+    pub(crate) fn finish(mut self, scratch: &mut Scratch) {
+        for &t in &self.set {
+            self.wf[t as usize] = 0.0;
+        }
+        scratch.weights_f32 = std::mem::take(&mut self.wf);
     }
 }

@@ -1,10 +1,11 @@
 //! Calibration: from a recall target to the parameters `(beta, rerank)` of one segment.
 //!
 //! A grid of parameters is evaluated on calibration queries: recall@k of the approximate
-//! result against the exact one (a returned document counts when its exact score reaches the
-//! exact k-th score, so ties at the k-th place are not held against it), and a cost, the
-//! entries the search touches (postings of the cut query's lists plus the stored entries of
-//! the reranked rows). Queries are grouped by length (the number of their terms in the
+//! result against the exact one (a returned document counts when its score reaches the exact
+//! k-th score, so ties at the k-th place are not held against it; for u8 segments scores are
+//! the float dot products of the stored vectors, the ones approximate search returns, see
+//! [`eval_query`]), and a cost: the postings of the cut query's lists plus [`row_cost`] per
+//! reranked candidate. Queries are grouped by length (the number of their terms in the
 //! segment), because a short query needs a larger share of its weight than a long one:
 //! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
 //! point of the query's bucket whose calibration recall reaches the target is used.
@@ -22,8 +23,8 @@
 use super::{cut_terms, ApproxParams};
 use crate::index::{Index, IndexView};
 use crate::search::plan::{Plan, Query, QueryRef};
-use crate::search::rows::RowScorer;
-use crate::search::topk::TopK;
+use crate::search::rows::{FloatRowScorer, RowScorer};
+use crate::search::topk::{Score, TopK};
 use crate::search::{exact_raw, with_kind, Algorithm, DocSet, Kind, Scratch};
 use crate::vectors::{check_csr, CsrRef};
 use crate::Result;
@@ -51,7 +52,7 @@ pub struct CalibrationPoint {
     pub params: ApproxParams,
     /// Mean recall@k on the bucket's calibration queries.
     pub recall: f64,
-    /// Mean entries touched (postings read plus stored entries reranked).
+    /// Mean cost: postings of the cut query's lists plus [`row_cost`] per reranked candidate.
     pub cost: f64,
 }
 
@@ -82,10 +83,14 @@ impl Calibration {
         let Some(b) = self.bucket(n_terms) else {
             return (ApproxParams::EXACT, 1.0);
         };
-        self.points
-            .iter()
-            .filter(|p| p.bucket == b && p.recall >= target)
-            .min_by(|x, y| x.cost.partial_cmp(&y.cost).unwrap_or(std::cmp::Ordering::Equal))
+        let ord = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+        let pts = || self.points.iter().filter(|p| p.bucket == b);
+        pts()
+            .filter(|p| p.recall >= target)
+            .min_by(|x, y| ord(x.cost, y.cost))
+            // No point reaches the target (float recall of a quantized segment): the point of
+            // the highest recall, the cheapest of those.
+            .or_else(|| pts().max_by(|x, y| ord(x.recall, y.recall).then(ord(y.cost, x.cost))))
             .map_or((ApproxParams::EXACT, 1.0), |p| (p.params, p.recall))
     }
 
@@ -178,7 +183,7 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         with_kind!(v, |K, a| {
             let mut plan = Plan::<K>::new(v, &query, None);
             plan.allowed = allowed;
-            crate::search::SCRATCH.with(|s| eval_query::<K>(v, &a, &plan, &mut s.borrow_mut()))
+            crate::search::SCRATCH.with(|s| eval_query::<K>(v, &a, &plan, &query, &mut s.borrow_mut()))
         })
     };
     let evals: Vec<Option<(usize, Vec<(f64, f64)>)>> =
@@ -260,21 +265,89 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
     out
 }
 
+/// The cost of reranking one candidate, in postings of the candidate stage, for rows of
+/// `mean_row` stored entries on average. A candidate is a random access into the stored rows
+/// (cache and TLB misses, then a gather per entry into the query's weight table) and one more
+/// place in the candidate stage's top-k' heap, which lowers its threshold: on debian (60k
+/// real splade-tiny documents of 150 entries) one more candidate costs 1.5-1.7 us where a
+/// posting of the exhaustive scorer costs 1.4 ns, about 7.5 postings per stored entry (measured
+/// with `examples/approx_grid.rs`). Counting a row at its entries alone (1 each) made the
+/// calibration choose deep reranks of a short cut that were 2-3x slower than a shallow rerank
+/// of a longer cut at the same recall.
+pub fn row_cost(mean_row: f64) -> f64 {
+    64.0 + 7.0 * mean_row
+}
+
+/// Depth of the reference of a quantized segment, as a multiple of k: the float top-k is taken
+/// from the exact top-`REF_DEPTH x k` by quantized scores, reranked by float scores.
+pub const REF_DEPTH: usize = 10;
+
 /// Evaluate the grid on one calibration query: its bucket and, per (beta, rerank) in
-/// row-major order, (recall@k, entries touched). `None` if the query has no exact hit.
+/// row-major order, (recall@k, cost: see [`row_cost`]). `None` if the query has no exact hit.
+///
+/// Recall is measured against the scores approximate search returns: for quantized vector
+/// kinds ([`Kind::FLOAT_RERANK`]) the float dot product of the stored vectors, whose top-k is
+/// found among the exact top-`REF_DEPTH x k` by quantized scores (a quantized top-100 misses a
+/// float top-10 document only when quantization moves it by more than 90 places); for other
+/// kinds their own exact scores.
 fn eval_query<K: Kind>(
     v: &IndexView<'_>,
     arrays: &crate::index::ImpactArrays<'_, K::Imp>,
     plan: &Plan<K>,
+    query: &Query,
     scratch: &mut Scratch,
 ) -> Option<(usize, Vec<(f64, f64)>)> {
     let fwd = v.forward?;
     let k = CAL_K.min(v.n_docs as usize);
-    let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
-    if truth.len() < k || k == 0 {
+    if k == 0 {
         return None;
     }
-    let theta = truth[k - 1].1;
+    if K::FLOAT_RERANK {
+        let deep =
+            exact_raw::<K>(v, arrays, plan, (REF_DEPTH * k).min(v.n_docs as usize), Algorithm::Auto, None, scratch);
+        let rows = FloatRowScorer::new(v, fwd, query, scratch);
+        let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), 0.0f32).with_ties(plan.ties.as_ref());
+        for (d, _) in deep {
+            top.push(d, rows.score(d as usize));
+        }
+        rows.finish(scratch);
+        let truth = top.into_sorted();
+        if truth.len() < k {
+            return None;
+        }
+        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, scratch, |scratch, cands| {
+            let rows = FloatRowScorer::new(v, fwd, query, scratch);
+            let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
+            rows.finish(scratch);
+            full
+        }))
+    } else {
+        let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
+        if truth.len() < k {
+            return None;
+        }
+        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, scratch, |scratch, cands| {
+            let rows = RowScorer::new(v, fwd, plan, scratch);
+            let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
+            rows.finish(scratch);
+            full
+        }))
+    }
+}
+
+/// The grid of one calibration query whose reference k-th score is `theta`, with candidates
+/// rescored by `rescore` (in the score type of the reference).
+#[allow(clippy::too_many_arguments)]
+fn eval_grid<K: Kind, S: Score>(
+    v: &IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, K::Imp>,
+    plan: &Plan<K>,
+    k: usize,
+    theta: S,
+    scratch: &mut Scratch,
+    rescore: impl Fn(&mut Scratch, &[(u32, K::S)]) -> Vec<(u32, S)>,
+) -> (usize, Vec<(f64, f64)>) {
+    let fwd = v.forward.expect("checked by the caller");
     let bucket = BUCKETS.iter().position(|&m| plan.terms.len() <= m).unwrap_or(BUCKETS.len() - 1);
     let mean_row = fwd.terms.len() as f64 / v.n_docs.max(1) as f64;
     let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
@@ -284,19 +357,17 @@ fn eval_query<K: Kind>(
         let cut = super::cut_plan(plan, &kept);
         let postings: u64 = cut.terms.iter().map(|pt| v.df(pt.term)).sum();
         let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, None, scratch);
-        let rows = RowScorer::new(v, fwd, plan, scratch);
-        let full: Vec<(u32, K::S)> = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
-        rows.finish(scratch);
+        let full = rescore(scratch, &cands);
         for &rerank in &RERANKS {
             let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
-            let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), K::S::default()).with_ties(plan.ties.as_ref());
+            let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), S::default()).with_ties(plan.ties.as_ref());
             for &(d, s) in full.iter().take(kk) {
                 top.push(d, s);
             }
             let hits = top.into_sorted();
             let good = hits.iter().filter(|h| h.1 >= theta).count();
-            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * mean_row));
+            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * row_cost(mean_row)));
         }
     }
-    Some((bucket, grid))
+    (bucket, grid)
 }

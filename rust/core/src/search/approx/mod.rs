@@ -15,20 +15,27 @@
 //!    engine ([`Algorithm::Auto`](super::Algorithm::Auto): block-max pruning on large
 //!    segments, term-at-a-time on small ones), among the allowed documents.
 //! 3. **Rerank.** The candidates' exact scores under the full query, from their stored rows
-//!    ([`super::rows`]); the best `k` (above the floor) are returned, with exact scores.
+//!    ([`super::rows`]); the best `k` (above the floor) are returned, with exact scores. For a
+//!    quantized (u8) segment the rerank is the **float** dot product of the stored vectors
+//!    (kept as given, f32) with the query's float weights, as Seismic reranks from its forward
+//!    index: hits carry the score an f32 index over the same vectors gives (bit for bit), and
+//!    the result can be closer to the float ranking than the segment's own exact search,
+//!    whose u8 rounding caps its recall against float scores (0.9915 on debian, 0.9945 on
+//!    synthetic 100k). Segments of other kinds rerank with their own exact scores.
 //!
 //! `(beta, rerank)` come from a calibration of the segment ([`calibrate`]): the cheapest
-//! point of a grid whose recall on calibration queries reaches the target. `beta = 1` with
-//! `rerank = 1` is the exact search, so every target up to 1 is reachable. A segment without
-//! stored vectors, or smaller than [`MIN_DOCS`], is searched exactly.
+//! point of a grid whose recall on calibration queries (against the scores the rerank gives:
+//! float for u8 segments) reaches the target, or the point of highest recall when none does.
+//! A segment without stored vectors is searched exactly; one smaller than [`MIN_DOCS`] is not
+//! calibrated but takes [`SMALL`] (its exact top-4k reranked).
 
 pub mod calibrate;
 pub mod persist;
 
 pub use calibrate::{Calibration, CalibrationPoint};
 
-use super::plan::Plan;
-use super::rows::RowScorer;
+use super::plan::{Plan, Query};
+use super::rows::{FloatRowScorer, RowScorer};
 use super::segments::Prepared;
 use super::topk::TopK;
 use super::{with_kind, Algorithm, DocSet, Hit, Kind, Scratch};
@@ -61,6 +68,12 @@ impl RecallTarget {
         self.0 as f64 / 10_000.0
     }
 }
+
+/// The parameters of the approximate search of a segment smaller than [`MIN_DOCS`] with stored
+/// vectors: the exact top-`4k` by the segment's own scores, reranked (by float scores where the
+/// segment is quantized, so that its scores are those of the other segments; elsewhere this is
+/// the exact search).
+pub const SMALL: ApproxParams = ApproxParams { beta: 1.0, rerank: 4.0 };
 
 /// The parameters of one approximate search.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -110,29 +123,52 @@ pub(crate) fn cut_plan<K: Kind>(plan: &Plan<K>, kept: &[usize]) -> Plan<K> {
     }
 }
 
-/// Approximate top-`k` of a prepared plan in one segment with stored vectors: the exact
-/// top-`k'` of the cut plan reranked by the full plan. `allowed` and `floor` are the plan's.
+/// Approximate top-`k` of a prepared plan in one segment with stored vectors, scores in
+/// weight units: the exact top-`k'` of the cut plan reranked by the full query. For quantized
+/// vector kinds ([`Kind::FLOAT_RERANK`]) the rerank is the float dot product of the stored rows
+/// with the query's float weights (`query`), and only hits scoring at least `floor` (weight
+/// units) are returned; other kinds rerank with their own exact scores, above `plan.floor`.
+/// `allowed` is the plan's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<K: Kind>(
     v: &IndexView<'_>,
     arrays: &ImpactArrays<'_, K::Imp>,
     plan: &Plan<K>,
+    query: &Query,
     k: usize,
     params: ApproxParams,
+    floor: Option<f32>,
     race: Option<&super::auto::Race>,
     scratch: &mut Scratch,
-) -> Vec<(u32, K::S)> {
+) -> Vec<(u32, f32)> {
+    let weight_units = |raw: Vec<(u32, K::S)>| raw.into_iter().map(|(d, s)| (d, K::to_f32(s, plan.norm))).collect();
     let Some(fwd) = v.forward else {
-        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
+        return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
     };
     let kept = cut_terms(plan, arrays, params.beta);
     let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
-    if kept.len() == plan.terms.len() && kk == k {
-        return super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch);
+    if !K::FLOAT_RERANK {
+        // The full query's top-k' reranked by its own exact scores is its exact top-k.
+        if kept.len() == plan.terms.len() {
+            return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
+        }
+        let cut = cut_plan(plan, &kept);
+        let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
+        let rows = RowScorer::new(v, fwd, plan, scratch);
+        let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+        for (d, _) in cands {
+            top.push(d, rows.score(d as usize));
+        }
+        rows.finish(scratch);
+        return weight_units(top.into_sorted());
     }
+    // Quantized vectors: candidates by the quantized scores of the cut query (no floor: it
+    // bounds float scores of the full query), scores by the float rows.
     let cut = cut_plan(plan, &kept);
     let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
-    let rows = RowScorer::new(v, fwd, plan, scratch);
-    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    let rows = FloatRowScorer::new(v, fwd, query, scratch);
+    let floor = floor.map_or(0.0, |f| super::F32Kind::floor_below(f, 1.0));
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), floor).with_ties(plan.ties.as_ref());
     for (d, _) in cands {
         top.push(d, rows.score(d as usize));
     }
@@ -141,7 +177,9 @@ pub(crate) fn run<K: Kind>(
 }
 
 /// Approximate top-`k` of a prepared query in one segment, at recall `target` (calibrating
-/// the segment on first use), among `allowed`, above `floor` (weight units).
+/// the segment on first use), among `allowed`, above `floor` (weight units). Hits of a
+/// quantized segment with stored vectors carry the float dot product of the stored vector
+/// with the query (see [`run`]); other segments' hits carry their exact scores.
 pub(crate) fn search_one(
     index: &Index,
     p: &Prepared,
@@ -151,12 +189,36 @@ pub(crate) fn search_one(
     floor: Option<f32>,
 ) -> Vec<Hit> {
     let v = index.view();
-    let params = if v.forward.is_none() || v.n_docs < MIN_DOCS {
+    let params = if v.forward.is_none() {
         ApproxParams::EXACT
+    } else if v.n_docs < MIN_DOCS {
+        SMALL
     } else {
         let n_terms = p.query.terms().iter().filter(|&&t| v.local_term(t).is_some()).count();
         calibrate::cached(index).params(target.get(), n_terms)
     };
+    search_params(index, p, k, params, allowed, floor)
+}
+
+/// Approximate top-`k` of `q` in one segment with the parameters given rather than calibrated
+/// ones (for benchmarks and calibration studies; `algorithm="approximate"` calibrates).
+/// Errors as [`super::search`] does.
+#[doc(hidden)]
+pub fn search_with_params(index: &Index, q: super::QueryRef<'_>, k: usize, params: ApproxParams) -> Result<Vec<Hit>> {
+    let k = super::effective_k(index, k)?;
+    let p = super::segments::prepare(&[index], q, None, None)?;
+    Ok(search_params(index, &p, k, params, None, None))
+}
+
+fn search_params(
+    index: &Index,
+    p: &Prepared,
+    k: usize,
+    params: ApproxParams,
+    allowed: Option<&DocSet>,
+    floor: Option<f32>,
+) -> Vec<Hit> {
+    let v = index.view();
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
@@ -164,8 +226,9 @@ pub(crate) fn search_one(
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        let raw = super::SCRATCH
-            .with(|s| run::<K>(v, &a, &plan, k, params, Some(index.auto_cut_race()), &mut s.borrow_mut()));
-        raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
+        let raw = super::SCRATCH.with(|s| {
+            run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), &mut s.borrow_mut())
+        });
+        raw.into_iter().map(|(doc, score)| Hit { doc, score }).collect()
     })
 }

@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §2a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 1) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 2) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -10,7 +10,7 @@
 //! removed by the store's garbage collection together with its segment.
 //!
 //! A calibration file is a cache of something that can be recomputed: a missing, corrupt,
-//! foreign or outdated one (another grid of buckets) is ignored, the segment is calibrated
+//! foreign or outdated one (another format version, grid of buckets) is ignored, the segment is calibrated
 //! again on its first approximate search and the file is rewritten. Its checksums make sure
 //! a damaged file is never *used*. A failure to write it (a read-only directory, a full
 //! disk) leaves the calibration in memory only, as before; searches never fail for it.
@@ -26,8 +26,10 @@ use std::sync::Arc;
 
 /// Magic of a calibration file.
 pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
-/// Format version of a calibration file.
-pub const VERSION: u32 = 1;
+/// Format version of a calibration file. Version 2: the recall of a quantized segment's points
+/// is against the float dot product of the stored vectors (version 1 measured it against the
+/// segment's quantized scores; such a file is refused, so the segment is calibrated again).
+pub const VERSION: u32 = 2;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).
 pub const EXT: &str = "cal";
 
@@ -190,6 +192,23 @@ mod tests {
         assert_eq!(d.points, c.points);
         assert_eq!(d.queries, c.queries);
         assert!(d.pseudo);
+    }
+
+    #[test]
+    fn refuses_a_version_1_file() {
+        // Version 1 recall was measured against quantized scores: a file of that version must
+        // never be read as one against float scores.
+        let c = sample();
+        let mut w = ContainerWriter::new(MAGIC, 1);
+        let b = encode(&c, "u/seg-000001/0000abcd", 10_000).unwrap();
+        let parsed = Container::parse(Image::from_bytes(&b), MAGIC, VERSION, true).unwrap();
+        for name in ["meta", "buckets", "queries", "points"] {
+            w.add_u64s(name, parsed.u64s(name).unwrap()).unwrap();
+        }
+        w.add_bytes("owner", b"u/seg-000001/0000abcd").unwrap();
+        let old = w.into_image().as_bytes().to_vec();
+        let e = decode(&old, "u/seg-000001/0000abcd", 10_000).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedVersion { found: 1, .. }), "{e}");
     }
 
     #[test]

@@ -1,0 +1,113 @@
+//! Development probe for approximate search: per (beta, rerank) grid point, the median latency
+//! and the recall@10 against float scores on a corpus dumped as raw arrays (as `probe`), beside
+//! the calibrated choice at 0.95 / 0.97 / 0.99.
+//! `cargo run --release --example approx_grid -- DIR [n_queries]`
+use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
+use sparsedex_core::search::approx::calibrate::{BETAS, RERANKS};
+use sparsedex_core::search::approx::{search_with_params, ApproxParams, RecallTarget};
+use sparsedex_core::search::{search, Algorithm, QueryRef};
+use sparsedex_core::vectors::CsrRef;
+use std::time::Instant;
+
+fn read<T: Copy + Default>(p: &str) -> Vec<T> {
+    let b = std::fs::read(p).unwrap();
+    let n = b.len() / std::mem::size_of::<T>();
+    let mut v = vec![T::default(); n];
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr() as *mut u8, b.len()) };
+    v
+}
+
+fn median(mut x: Vec<f64>) -> f64 {
+    x.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    x[x.len() / 2]
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let dir = &a[1];
+    let nq_max: usize = a.get(2).map_or(200, |s| s.parse().unwrap());
+    let di: Vec<u64> = read(&format!("{dir}/d_indptr"));
+    let dx: Vec<u32> = read(&format!("{dir}/d_indices"));
+    let dv: Vec<f32> = read(&format!("{dir}/d_values"));
+    let qi: Vec<u64> = read(&format!("{dir}/q_indptr"));
+    let qx: Vec<u32> = read(&format!("{dir}/q_indices"));
+    let qv: Vec<f32> = read(&format!("{dir}/q_values"));
+    let n_terms = dx.iter().chain(&qx).max().map_or(1, |&m| m + 1);
+    let make = |quantization| {
+        build(
+            CsrRef { indptr: &di, indices: &dx, values: &dv },
+            IdsInput::None,
+            &BuildOptions { n_terms: Some(n_terms), quantization, store_vectors: true, reorder: Reorder::Signature },
+        )
+        .unwrap()
+        .index
+    };
+    let t = Instant::now();
+    let ix = make(Quantization::U8 { scale: None });
+    let fx = make(Quantization::F32);
+    eprintln!("built both in {:.1}s", t.elapsed().as_secs_f64());
+    let nq = (qi.len() - 1).min(nq_max);
+    let q = |i: usize| {
+        let (s, e) = (qi[i] as usize, qi[i + 1] as usize);
+        QueryRef { terms: &qx[s..e], weights: &qv[s..e] }
+    };
+    let truth: Vec<f32> = (0..nq)
+        .map(|i| search(&fx, q(i), 10, Algorithm::Exhaustive).unwrap().last().map_or(0.0, |h| h.score))
+        .collect();
+    let recall = |hits: &[sparsedex_core::search::Hit], i: usize| {
+        hits.iter().filter(|h| h.score >= truth[i]).count() as f64 / 10.0
+    };
+    let time = |f: &dyn Fn(usize) -> Vec<sparsedex_core::search::Hit>| {
+        let mut ts = vec![f64::MAX; nq];
+        let mut r = 0.0;
+        for round in 0..3 {
+            for (i, t) in ts.iter_mut().enumerate() {
+                let t0 = Instant::now();
+                let h = f(i);
+                *t = t.min(t0.elapsed().as_secs_f64() * 1e3);
+                if round == 0 {
+                    r += recall(&h, i);
+                }
+            }
+        }
+        (median(ts), r / nq as f64)
+    };
+    let (ms, _) = time(&|i| search(&ix, q(i), 10, Algorithm::Exhaustive).unwrap());
+    let exact_float_recall = (0..nq)
+        .map(|i| {
+            let h = search(&ix, q(i), 10, Algorithm::Exhaustive).unwrap();
+            let all = search(&fx, q(i), fx.n_docs() as usize, Algorithm::Exhaustive).unwrap();
+            let fh: Vec<_> = h.iter().map(|x| *all.iter().find(|y| y.doc == x.doc).unwrap()).collect();
+            recall(&fh, i)
+        })
+        .sum::<f64>()
+        / nq as f64;
+    println!("exhaustive u8: {ms:.3} ms, recall vs float {exact_float_recall:.4}");
+    for t in [0.95, 0.97, 0.99] {
+        let algo = Algorithm::Approximate(RecallTarget::new(t).unwrap());
+        let (ms, r) = time(&|i| search(&ix, q(i), 10, algo).unwrap());
+        let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
+        let ch: Vec<String> = [12usize, 24, 48]
+            .iter()
+            .map(|&n| {
+                let (p, r) = cal.choose(t, n);
+                format!("{n}t:b{}r{}@{r:.3}", p.beta, p.rerank)
+            })
+            .collect();
+        println!("approximate@{t}: {ms:.3} ms recall {r:.4}  chosen {}", ch.join(" "));
+    }
+    let lens: Vec<usize> = (0..nq).map(|i| q(i).terms.len()).collect();
+    println!("query terms median {}", median(lens.iter().map(|&x| x as f64).collect()));
+    let betas: Vec<f32> =
+        std::env::var("BETAS").map_or(BETAS.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect());
+    let reranks: Vec<f32> =
+        std::env::var("RERANKS").map_or(RERANKS.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect());
+    println!("beta rerank ms recall");
+    for &beta in &betas {
+        for &rerank in &reranks {
+            let p = ApproxParams { beta, rerank };
+            let (ms, r) = time(&|i| search_with_params(&ix, q(i), 10, p).unwrap());
+            println!("{beta} {rerank} {ms:.3} {r:.4}");
+        }
+    }
+}

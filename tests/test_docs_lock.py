@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import errno
 import os
 import sys
 
@@ -300,3 +301,22 @@ def test_lock_holder_text_is_bounded_and_printable(tmp_path):
     msg = str(e.value)
     assert len(msg) < 400 and msg.isprintable()
     a.release()
+
+
+def test_merge_docs_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    import sparsedex.docs as docs_mod
+
+    real = docs_mod._create
+
+    def tiny(path, segment, n):  # a database that cannot grow: SQLite's "disk is full"
+        conn = real(path, segment, n)
+        conn.execute("PRAGMA max_page_count = 4")
+        return conn
+
+    monkeypatch.setattr(docs_mod, "_create", tiny)
+    big = MemoryDocs([{"k": "x" * 2000} for _ in range(50)], None)
+    dest = tmp_path / "seg-000003.docs"
+    with pytest.raises(OSError, match="seg-000003") as e:
+        merge_docs(dest, "seg-000003", [big], np.zeros(50, dtype=np.int64), np.arange(50), keep_texts=False)
+    assert e.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []

@@ -33,6 +33,7 @@ into Python.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -564,9 +565,13 @@ def merge_docs(
         finally:
             conn.close()
         _publish(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(e, sqlite3.OperationalError):  # full disk, I/O error: name the file
+            full = "full" in str(e)
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          f"writing the documents of merged segment {segment} ({tmp}): {e}", str(tmp)) from e
         raise

@@ -37,6 +37,13 @@
 //! - **Switch.** When a candidate's median ratio over at least [`MIN_PAIRS`] paired queries is
 //!   below [`SWITCH`], it becomes the leader (and the other candidates are re-checked against
 //!   it soon).
+//! - **Cost classes.** Which candidate is fastest also depends on the query's cost, so each
+//!   segment holds one race per class of postings per document (below 1, 1..2, 2..4, 4 or
+//!   more; [`CLASSES`]). Measured with `benches/auto_gap.py` (thirds of 400 queries by
+//!   postings, medians in ms): on debian the exhaustive scorer wins the cheap third (0.202
+//!   against bmt 0.310) and bmt the costly third (0.407 against 0.465); on synthetic 100k
+//!   block-max pruning wins the cheap third (0.212 against sp 0.236) and superblock pruning
+//!   the costly third (0.328 against 0.395). Each class pays its own warm-up.
 //! - **Clock.** Runs are timed in the thread's CPU time ([`Clock`]): on a busy machine a run
 //!   descheduled half-way would otherwise count the other processes' time.
 //!
@@ -107,6 +114,21 @@ pub const SWITCH: f32 = 0.95;
 /// Number of candidates.
 const NC: usize = 4;
 
+/// Query-cost classes, each with its own race: the query's postings per document of the
+/// segment below 1, 1..2, 2..4, and 4 or more.
+pub const CLASSES: usize = 4;
+
+/// The cost class of a query whose lists hold `postings` postings, in a segment of `n_docs`.
+fn class_of(postings: u64, n_docs: u32) -> usize {
+    let per_doc = postings as f64 / n_docs.max(1) as f64;
+    match per_doc {
+        x if x < 1.0 => 0,
+        x if x < 2.0 => 1,
+        x if x < 4.0 => 2,
+        _ => 3,
+    }
+}
+
 /// The candidates of the race, in the order they are tried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Candidate {
@@ -138,10 +160,10 @@ impl Cands {
     }
 }
 
-/// A segment's race between auto's candidates (see the module doc).
+/// A segment's races between auto's candidates, one per query-cost class (see the module doc).
 #[derive(Debug, Default)]
 pub struct Race {
-    inner: Mutex<RaceState>,
+    inner: Mutex<[RaceState; CLASSES]>,
 }
 
 #[derive(Debug, Default)]
@@ -289,10 +311,21 @@ impl RaceState {
 impl Race {
     /// The candidate leading the race on a segment, by name (`None` during the warm-up), with
     /// the median time ratio of every other candidate to the leader on the same queries.
+    ///
+    /// Of the query-cost class that has seen the most queries; [`Race::standings`] gives
+    /// every class.
     pub fn standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
-        let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let st = all.iter().max_by_key(|s| s.queries).expect("CLASSES > 0");
         let lead = st.leader().map(|c| NAMES[c]);
         (lead, (0..NC).filter(|&c| !st.ratios[c].is_empty()).map(|c| (NAMES[c], median(&st.ratios[c]))).collect())
+    }
+
+    /// Per query-cost class (postings per document below 1, 1..2, 2..4, 4 or more): the
+    /// queries it has seen and its leader (`None` before its warm-up ends).
+    pub fn standings(&self) -> Vec<(u64, Option<&'static str>)> {
+        let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter().map(|s| (s.queries, s.leader().map(|c| NAMES[c]))).collect()
     }
 }
 
@@ -385,7 +418,8 @@ pub(crate) fn run<K: Kind>(
         };
     };
     let cands = candidates(v, arrays);
-    let step = race.inner.lock().unwrap_or_else(|e| e.into_inner()).pick(cands);
+    let class = class_of(postings, v.n_docs);
+    let step = race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].pick(cands);
     let go = |c: usize, scratch: &mut Scratch| match CANDIDATES[c] {
         Candidate::Exhaustive => exhaustive::search::<K>(v, arrays, plan, k, scratch),
         Candidate::BlockMax => bmp::search::<K>(v, arrays, plan, k, scratch),
@@ -413,7 +447,7 @@ pub(crate) fn run<K: Kind>(
                 }
             }
             if counted {
-                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_warm(cands, ns);
+                race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].record_warm(cands, ns);
             }
             out
         }
@@ -429,7 +463,7 @@ pub(crate) fn run<K: Kind>(
                 (o, tl, tc)
             };
             if counted {
-                race.inner.lock().unwrap_or_else(|e| e.into_inner()).record_pair(
+                race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].record_pair(
                     cands,
                     challenger,
                     (tc / tl.max(1.0)) as f32,
@@ -601,5 +635,25 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
         }
         assert!(t.elapsed_ns() > 0.0 && x != 0);
+    }
+
+    #[test]
+    fn each_query_cost_class_races_on_its_own() {
+        assert_eq!(
+            [0, 59_999, 60_000, 119_999, 120_000, 239_999, 240_000, u64::MAX].map(|p| class_of(p, 60_000)),
+            [0, 0, 1, 1, 2, 2, 3, 3]
+        );
+        // Cheap queries favour block-max pruning, costly ones superblock pruning (as on
+        // synthetic 100k): each class elects its own leader.
+        let race = Race::default();
+        let mut runs = [0usize; NC];
+        for i in 0..2_000 {
+            let (class, cost) = if i % 2 == 0 { (1, [2.0f32, 1.0, 1.3, 3.0]) } else { (3, [2.0, 1.0, 0.7, 3.0]) };
+            let mut all = race.inner.lock().unwrap();
+            step(&mut all[class], ALL, &cost, &mut runs);
+        }
+        let st = race.standings();
+        assert_eq!(st.iter().map(|s| s.1).collect::<Vec<_>>(), vec![None, Some("bmp"), None, Some("sp")]);
+        assert_eq!(st.iter().map(|s| s.0).sum::<u64>(), 2_000);
     }
 }

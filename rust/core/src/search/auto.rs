@@ -69,6 +69,10 @@
 //! margin. `benches/auto_gap.py` interleaves the rows per chunk of 10 queries (400 queries,
 //! 3 rounds): debian exhaustive 0.306, bmt 0.347, bmp 0.816, sp 2.105, auto 0.318 ms (1.04x);
 //! synthetic 100k sp 0.268, bmp 0.280, bmt 0.369, exhaustive 0.414, auto 0.284 ms (1.06x).
+//! With the per-class races (below): debian exhaustive 0.212, bmt 0.214, auto 0.217 ms
+//! (1.02x); synthetic 100k sp 0.280, bmp 0.286, auto 0.290 ms (1.03x); synthetic 1M (200
+//! queries) sp 1.407, bmp 1.575, auto 1.380 ms (0.98x); auto's mean is the lowest on all
+//! three (benches/results/auto-gap-stop18.md).
 //!
 //! Where stop 17's auto lost 23% on debian, the loss came from the warm-up, not from the
 //! steady state: a warm-up decided by sums of wall times elected block-max pruning (2.5x

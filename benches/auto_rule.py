@@ -3,7 +3,7 @@
 For the synthetic SPLADE-like corpus (sparsedex._core.synthetic_corpus), queries are cut to
 their m heaviest terms (m = 1..all) and every algorithm runs on one thread at k=10. Prints,
 per m, the median postings per document (sum of the query terms' document frequencies / N)
-and the median ms of each algorithm. The rule in rust/core/src/search/mod.rs (`run_auto`) is
+and the median ms of each algorithm. The count rules in rust/core/src/search/auto.rs are
 read off this table: MaxScore below ~0.05 postings per document, block-max pruning (with its
 fallback to the exhaustive scorer) above.
 

@@ -621,6 +621,16 @@ def run(args):
             f"recall@{k} {row['recall']:.4f}" +
             (f", own-score recall {row['recall_own_scores']:.4f}" if e.own else ""))
 
+    for label, a, b, nb in batch:  # which candidate auto's race settled on (before the batch row)
+        standing = getattr(getattr(getattr(a, "ix", None), "_core", None), "auto_standing", None)
+        if standing is not None:
+            lead, others = standing()
+            notes.append(f"{label}-auto: the race's leader after the timed rounds: {lead}; median time ratio "
+                         "of each other candidate to it on the same queries: " +
+                         (", ".join(f"{n} {r:.2f}" for n, r in others) or "none"))
+            for r in rows:
+                if r["system"] == f"{label}-auto":
+                    r["auto_leader"], r["auto_ratios"] = lead, dict(others)
     for label, a, b, nb in batch:
         try:
             rows.append(_batch_row(c, label, a, b, nb))

@@ -319,6 +319,12 @@ impl PyIndex {
         Ok(PyBm25Stats { inner })
     }
 
+    /// The race behind algorithm="auto" on this segment: (leader's name or None during the
+    /// warm-up, [(candidate, median time ratio to the leader on the same queries)]).
+    fn auto_standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
+        self.inner.auto_standing()
+    }
+
     /// Counts and sizes.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.stats();

@@ -413,7 +413,6 @@ class Entry:
     setup: object = None      # callable that switches the adapter to this row's setting
     own: object = None        # (scorer, query weights, k-th own score) for integer-exact peers
     ref: str = None           # row whose ids and scores this one must equal exactly
-    approx_ref: str = None    # exact row of the same engine an approximate row is measured against
     extra: dict = None
 
 
@@ -552,7 +551,6 @@ def run(args):
                     if quant == "u8":
                         for t in [x for x in args.approx_targets.split(",") if x]:
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
-                                                 approx_ref=f"{label}-exhaustive",
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
                                                  extra={"algorithm": "approximate", "target_recall": float(t)}))
                     batch.append((label, a, b, nb))
@@ -607,13 +605,6 @@ def run(args):
             row["matches_exhaustive"] = same
             if same < 1:
                 log(f"WARNING: {e.name} differs from {e.ref} on {(1 - same) * 100:.1f}% of queries")
-        if e.extra and e.extra.get("algorithm") == "approximate" and e.approx_ref in first:
-            # recall against the engine's own exact search (what the calibration targets; the
-            # recall column is against float scores, which u8 quantization alone costs a little)
-            rres, rsc = first[e.approx_ref]
-            got = [sum(1 for s_ in sc_ if len(rs) >= k and s_ >= rs[k - 1]) / k
-                   for sc_, rs in zip(sc, rsc) if len(rs) >= k]
-            row["recall_vs_engine_exact"] = float(np.mean(got)) if got else None
         row.update(e.extra or {})
         row["settings"] = dict(e.adapter.info)
         rows.append(row)
@@ -744,10 +735,6 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
             if "matches_exhaustive" in r:
                 bits.append(f"identical ids and scores to exhaustive on {r['matches_exhaustive'] * 100:.1f}% of queries")
             lines.append(f"- {r['system']}: " + "; ".join(bits))
-    rv = [r for r in rows if r.get("recall_vs_engine_exact") is not None]
-    if rv:
-        lines += ["", f"Approximate rows' recall@{k} against sparsedex's own exact (u8) search, which the "
-                  "calibration targets: " + ", ".join(f"{r['system']} {r['recall_vs_engine_exact']:.4f}" for r in rv) + "."]
     cw = [r for r in rows if "cpu_per_wall" in r]
     if cw:
         lines += ["", "Process CPU time / wall time while timing (1.0 = one core, undisturbed; well "

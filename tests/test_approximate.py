@@ -76,3 +76,23 @@ def test_bad_target_recall(built):
         ix.search(q[0], algorithm="exhaustive", target_recall=0.9)
     with pytest.raises(ValueError, match="target_recall"):
         ix.search_batch(q[:2], algorithm="auto", target_recall=0.9)
+
+
+def test_approximate_on_a_float_index_with_a_large_segment(built):
+    # a float index (canonical-order sums) with a segment past the calibration size: the cut
+    # query is a query of its own (it once indexed per-term slots sized for the cut with the
+    # full query's positions and panicked)
+    _, d, q = built
+    fx = SparseIndex(encoder=None, quantization="float")
+    fx.add(d)
+    fx.commit()
+    report = fx.calibrate(target_recall=0.97)
+    assert report and report[0]["approximate"]
+    rs = []
+    for i in range(30):
+        want = fx.search(q[i], k=10, algorithm="exhaustive")
+        got = fx.search(q[i], k=10, algorithm="approximate", target_recall=0.97)
+        exact = {h.id: h.score for h in fx.search(q[i], k=200, algorithm="exhaustive")}
+        assert all(exact.get(h.id) == h.score for h in got if h.id in exact)
+        rs.append(_recall(got, want))
+    assert np.mean(rs) >= 0.97 - 0.03

@@ -34,7 +34,7 @@ pub mod persist;
 
 pub use calibrate::{Calibration, CalibrationPoint};
 
-use super::plan::{Plan, Query};
+use super::plan::{Plan, PlanTerm, Query};
 use super::rows::{FloatRowScorer, RowScorer};
 use super::segments::Prepared;
 use super::topk::TopK;
@@ -109,11 +109,14 @@ pub(crate) fn cut_terms<K: Kind>(plan: &Plan<K>, arrays: &ImpactArrays<'_, K::Im
     kept
 }
 
-/// The plan of the terms at positions `kept` of `plan`, without a floor (a floor bounds full
-/// scores, not the cut query's).
+/// The plan of the terms at positions `kept` (ascending) of `plan`, without a floor (a floor
+/// bounds full scores, not the cut query's). Canonical positions are renumbered `0..kept.len()`
+/// in the same order: the cut plan is a query of its own, and evaluators of float kinds size
+/// their per-term slots by its length.
 pub(crate) fn cut_plan<K: Kind>(plan: &Plan<K>, kept: &[usize]) -> Plan<K> {
+    debug_assert!(kept.windows(2).all(|w| w[0] < w[1]));
     Plan {
-        terms: kept.iter().map(|&i| plan.terms[i]).collect(),
+        terms: kept.iter().enumerate().map(|(j, &i)| PlanTerm { qi: j, ..plan.terms[i] }).collect(),
         norm: plan.norm,
         slack: plan.slack,
         ctx: plan.ctx,

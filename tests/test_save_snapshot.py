@@ -146,3 +146,25 @@ def test_save_while_another_thread_searches(tmp_path):
     for k in range(3):
         assert SparseIndex.open(tmp_path / f"copy{k}").get(150).payload == {"i": 150}
     w.close()
+
+
+@pytest.mark.parametrize("taken", ["sdx", "docs"])
+def test_a_merge_never_replaces_a_file_under_its_name(tmp_path, taken):
+    # What a merge abandoned by close(wait_for_merges=False) meets when a newer writer in the
+    # same process has committed a segment under the name the merge had reserved: the merge
+    # must fail, never rename its file over the committed one.
+    src = tmp_path / "src"
+    w = SparseIndex(None, "float", path=src, merge_policy=NEVER)
+    for c in range(3):
+        ids = list(range(c * 10, c * 10 + 10))
+        w.add([vec(i) for i in ids], ids=ids, payloads=[{"i": i} for i in ids])
+        w.commit()
+    victim = src / f"seg-000004.{taken}"
+    victim.write_bytes(b"a file another writer committed")
+    with pytest.raises(OSError, match="seg-000004"):
+        w.merge()
+    assert victim.read_bytes() == b"a file another writer committed"
+    assert not [f for f in os.listdir(src) if ".tmp-" in f]
+    w.close()
+    back = SparseIndex.open(src)
+    assert len(back) == 30 and back.get(25).payload == {"i": 25}

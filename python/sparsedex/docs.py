@@ -401,14 +401,26 @@ def _create(path: Path, segment: str, n: int) -> sqlite3.Connection:
     return conn
 
 
-def _publish(tmp: Path, dest: Path) -> None:
-    """fsync ``tmp`` and rename it to ``dest`` (the store fsyncs the directory at commit)."""
+def _publish(tmp: Path, dest: Path, new: bool = False) -> None:
+    """fsync ``tmp`` and rename it to ``dest`` (the store fsyncs the directory at commit).
+    ``new``: ``dest`` must not exist (a merge's documents: a merge that outlived its writer
+    must never replace a file a newer writer committed under the name it had reserved), so
+    ``tmp`` is hard-linked to ``dest`` (``FileExistsError`` naming it if it exists) and
+    unlinked."""
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, dest)
+    if not new:
+        os.replace(tmp, dest)
+        return
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"{dest} exists already (its name was taken by another writer)",
+                              str(dest)) from None
+    os.unlink(tmp)
 
 
 def _tmp_name(dest: Path) -> Path:
@@ -564,7 +576,7 @@ def merge_docs(
                 raise CorruptIndexError(f"merging documents into {dest.name}: {count} rows copied, expected {n}")
         finally:
             conn.close()
-        _publish(tmp, dest)
+        _publish(tmp, dest, new=True)
     except BaseException as e:
         try:
             tmp.unlink()

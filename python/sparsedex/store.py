@@ -944,6 +944,10 @@ class Store:
         pm, pd = prepared.origin()
         if om.shape == pm.shape and np.array_equal(om, pm) and np.array_equal(od, pd):
             return prepared, [att]
+        try:  # the copy in the guessed order is ours (the name is reserved): the caller copies again
+            os.unlink(self.path / att)
+        except FileNotFoundError:
+            pass
         return prepared, None
 
     def _merge_group(self, names: list[str], reorder: bool = False) -> int | None:

@@ -96,6 +96,19 @@ fn replace_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>
 /// say): the file is then fsynced and renamed to `path`, and `fill`'s value returned. On any
 /// error, `fill`'s included, the temporary file is removed and `path` is untouched.
 pub(crate) fn replace_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>) -> Result<T> {
+    publish_fill(path, fill, false)
+}
+
+/// [`replace_fill`] for a file that must not exist yet (a background merge's new segment):
+/// the finished temporary file is hard-linked to `path`, which fails with an error naming it if
+/// `path` exists, and then unlinked. So a merge that outlives its writer (abandoned by
+/// `close(wait_for_merges=False)`) can never replace a file a newer writer committed under the
+/// name the merge had reserved; it fails instead, and its temporary file is removed.
+pub(crate) fn create_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>) -> Result<T> {
+    publish_fill(path, fill, true)
+}
+
+fn publish_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>, new: bool) -> Result<T> {
     let tmp = temp_path(path)?;
     let result = (|| -> Result<T> {
         failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
@@ -110,7 +123,19 @@ pub(crate) fn replace_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -
         f.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
         drop(f);
         failpoint::hit("rename", path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
+        if new {
+            std::fs::hard_link(&tmp, path).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!("creating {}: it exists already (its name was taken by another writer)", path.display())
+                } else {
+                    format!("linking into {}", path.display())
+                };
+                Error::io(why, e)
+            })?;
+            let _ = std::fs::remove_file(&tmp); // a crash here leaves a temporary file, collected later
+        } else {
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
+        }
         Ok(value)
     })();
     if result.is_err() {

@@ -256,7 +256,7 @@ impl Store {
             // made (the disk writes while the merge computes; no in-memory copy of the image).
             Some(dir) if !rebuild && n_live > 0 => {
                 let file = super::files::sdx_name(&name);
-                let (origin, size, crc32) = crate::fs::replace_fill(&dir.join(&file), |f, tmp| {
+                let (origin, size, crc32) = crate::fs::create_fill(&dir.join(&file), |f, tmp| {
                     let sink = f.try_clone().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
                     let (out, origin, _) = merge_deferring_order_into(&refs, quantization, reorder, Some(sink))?;
                     match out {
@@ -282,7 +282,7 @@ impl Store {
                 let engine = if merged.index.n_docs() == 0 {
                     None
                 } else {
-                    Some(self.write_engine(&name, &Arc::new(merged.index))?)
+                    Some(self.write_engine(&name, &Arc::new(merged.index), true)?)
                 };
                 (merged.origin, engine)
             }

@@ -377,7 +377,7 @@ impl Store {
         match &prepared.segment {
             Some((name, index, _)) => {
                 let attachments = self.record_attachments(name, attachments)?;
-                let (index, sdx) = self.write_engine(name, index)?;
+                let (index, sdx) = self.write_engine(name, index, false)?;
                 let data = SegmentData { name: name.clone(), index, sdx, attachments };
                 states.push(SegmentState::new(Arc::new(data), None, None)?);
                 settings.id_kind = match states.last().map(|s| s.index().view().ids) {
@@ -404,11 +404,27 @@ impl Store {
     /// it with its record (in memory: the index as is). The record's CRC32 is computed once,
     /// over the bytes written, and the mapped file is not checksummed again: a later open
     /// verifies it against the manifest.
-    pub(crate) fn write_engine(&self, name: &str, index: &Arc<Index>) -> Result<(Arc<Index>, Option<FileRecord>)> {
+    ///
+    /// `merged`: a background merge's or reorder job's segment, whose file must not exist yet
+    /// ([`crate::fs::create_fill`]: a merge that outlived its writer never replaces a file a
+    /// newer writer committed under the same name); a commit's own segment replaces whatever
+    /// an abandoned merge left under its name.
+    pub(crate) fn write_engine(
+        &self,
+        name: &str,
+        index: &Arc<Index>,
+        merged: bool,
+    ) -> Result<(Arc<Index>, Option<FileRecord>)> {
         let Some(dir) = &self.dir else { return Ok((index.clone(), None)) };
         let file = sdx_name(name);
         let bytes = index.image_bytes();
-        crate::fs::replace(&dir.join(&file), bytes)?;
+        if merged {
+            crate::fs::create_fill(&dir.join(&file), |f, tmp| {
+                crate::fs::failpoint::write(f, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))
+            })?;
+        } else {
+            crate::fs::replace(&dir.join(&file), bytes)?;
+        }
         let rec = FileRecord::of_bytes(&file, bytes);
         let mapped = rec.open_written_index(dir)?;
         Ok((Arc::new(mapped), Some(rec)))

@@ -327,6 +327,7 @@ impl Race {
 
     /// Per query-cost class (postings per document below 1, 1..2, 2..4, 4 or more): the
     /// queries it has seen and its leader (`None` before its warm-up ends).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn standings(&self) -> Vec<(u64, Option<&'static str>)> {
         let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         all.iter().map(|s| (s.queries, s.leader().map(|c| NAMES[c]))).collect()

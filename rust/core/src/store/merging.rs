@@ -258,7 +258,14 @@ impl Store {
                 let file = super::files::sdx_name(&name);
                 let (origin, size, crc32) = crate::fs::create_fill(&dir.join(&file), |f, tmp| {
                     let sink = f.try_clone().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-                    let (out, origin, _) = merge_deferring_order_into(&refs, quantization, reorder, Some(sink))?;
+                    let (out, origin, _) = merge_deferring_order_into(&refs, quantization, reorder, Some(sink))
+                        .map_err(|e| match e {
+                            // the streaming writer knows no path: name the file (full disk, I/O error)
+                            Error::Io { context, source } => {
+                                Error::io(format!("{context} into {}", tmp.display()), source)
+                            }
+                            e => e,
+                        })?;
                     match out {
                         Out::File { size, crc32, .. } => Ok((origin, size, crc32)),
                         Out::Index(index) => {

@@ -79,7 +79,12 @@ impl Store {
     /// the caller writes every segment's attachments into the destination itself (from the
     /// files it holds open: a collected attachment stays readable through an open handle, not
     /// by its name) and names them to [`Store::finish_save`].
-    pub fn prepare_save_of(&self, dest: &Path, snapshot: Arc<Snapshot>, copy_attachments: bool) -> Result<PreparedSave> {
+    pub fn prepare_save_of(
+        &self,
+        dest: &Path,
+        snapshot: Arc<Snapshot>,
+        copy_attachments: bool,
+    ) -> Result<PreparedSave> {
         if snapshot.uuid != self.snapshot().uuid {
             return Err(Error::InvalidArgument("the snapshot to save is not one of this store's".into()));
         }

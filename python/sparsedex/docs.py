@@ -243,17 +243,15 @@ class SqliteDocs(SegmentDocs):
     def _read_all(self, sink: Any) -> int:
         """Pass the whole file, through the handle opened with the segment, to ``sink`` in
         blocks of 1 MiB; returns its CRC32."""
-        if self._fh is None:
+        f = self._fh
+        if f is None:
             raise self._corrupt("no open handle to read (closed)")
-        fd = self._fh.fileno()
-        crc, at = 0, 0
-        while True:
-            block = os.pread(fd, 1 << 20, at)
-            if not block:
-                return crc
+        crc = 0
+        f.seek(0)  # the callers hold self._lock: nothing else moves this handle meanwhile
+        for block in iter(lambda: f.read(1 << 20), b""):
             crc = zlib.crc32(block, crc)
             sink(block)
-            at += len(block)
+        return crc
 
     def copy_to(self, dest: str | os.PathLike[str]) -> None:
         """Write this segment's documents file, byte for byte, to ``dest`` (a new file; the
@@ -415,11 +413,16 @@ def _publish(tmp: Path, dest: Path, new: bool = False) -> None:
     if not new:
         os.replace(tmp, dest)
         return
+    taken = FileExistsError(errno.EEXIST, f"{dest} exists already (its name was taken by another writer)", str(dest))
     try:
         os.link(tmp, dest)
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, f"{dest} exists already (its name was taken by another writer)",
-                              str(dest)) from None
+        raise taken from None
+    except OSError:  # no hard links on this file system: a rename that checks first
+        if dest.exists():
+            raise taken from None
+        os.replace(tmp, dest)
+        return
     os.unlink(tmp)
 
 

@@ -944,10 +944,16 @@ class Store:
         pm, pd = prepared.origin()
         if om.shape == pm.shape and np.array_equal(om, pm) and np.array_equal(od, pd):
             return prepared, [att]
-        try:  # the copy in the guessed order is ours (the name is reserved): the caller copies again
-            os.unlink(self.path / att)
-        except FileNotFoundError:
-            pass
+        with self._wlock:
+            # The copy in the guessed order is ours while this store writes (the name is
+            # reserved): remove it and the caller copies again. Once closed (a merge abandoned by
+            # close(wait_for_merges=False)), a newer writer may have committed a file under the
+            # name: leave it (the caller's copy then fails, naming the file).
+            if not self._closed and self._writing:
+                try:
+                    os.unlink(self.path / att)
+                except FileNotFoundError:
+                    pass
         return prepared, None
 
     def _merge_group(self, names: list[str], reorder: bool = False) -> int | None:

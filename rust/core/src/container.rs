@@ -420,8 +420,13 @@ impl FileSink {
 
 impl Drop for FileSink {
     fn drop(&mut self) {
-        // Abandoned (an error on the way): the thread ends once the queue is drained.
+        // Abandoned (an error on the way): the thread ends once the queue is drained (a few
+        // chunks at most); wait for it, so that it neither writes into the temporary file after
+        // the caller removed it nor keeps the file open.
         self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

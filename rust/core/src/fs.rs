@@ -124,15 +124,27 @@ fn publish_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>
         drop(f);
         failpoint::hit("rename", path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
         if new {
-            std::fs::hard_link(&tmp, path).map_err(|e| {
-                let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    format!("creating {}: it exists already (its name was taken by another writer)", path.display())
-                } else {
-                    format!("linking into {}", path.display())
-                };
-                Error::io(why, e)
-            })?;
-            let _ = std::fs::remove_file(&tmp); // a crash here leaves a temporary file, collected later
+            let exists = |e| {
+                Error::io(
+                    format!("creating {}: it exists already (its name was taken by another writer)", path.display()),
+                    e,
+                )
+            };
+            match std::fs::hard_link(&tmp, path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp); // a crash here leaves a temporary file, collected later
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists(e)),
+                // No hard links on this file system (FAT, some network mounts): a rename that
+                // checks first (the narrow window left is what the hard link closes elsewhere).
+                Err(_) => {
+                    if path.exists() {
+                        return Err(exists(std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
+                    }
+                    std::fs::rename(&tmp, path)
+                        .map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
+                }
+            }
         } else {
             std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
         }

@@ -264,6 +264,9 @@ impl RaceState {
     /// candidate's ring holds its warm-up ratios to the leader, so that one wrong election
     /// is undone by the first re-check burst.
     fn record_warm(&mut self, cands: Cands, ns: [f64; NC]) {
+        if self.leader.is_some() {
+            return; // a query whose warm-up began before another thread's election
+        }
         self.warm_ns.push(ns);
         if self.warm_ns.len() < WARM {
             return;
@@ -316,8 +319,7 @@ impl Race {
     /// The candidate leading the race on a segment, by name (`None` during the warm-up), with
     /// the median time ratio of every other candidate to the leader on the same queries.
     ///
-    /// Of the query-cost class that has seen the most queries; [`Race::standings`] gives
-    /// every class.
+    /// Of the query-cost class that has seen the most queries.
     pub fn standing(&self) -> (Option<&'static str>, Vec<(&'static str, f32)>) {
         let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let st = all.iter().max_by_key(|s| s.queries).expect("CLASSES > 0");
@@ -327,7 +329,7 @@ impl Race {
 
     /// Per query-cost class (postings per document below 1, 1..2, 2..4, 4 or more): the
     /// queries it has seen and its leader (`None` before its warm-up ends).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[cfg(test)]
     pub fn standings(&self) -> Vec<(u64, Option<&'static str>)> {
         let all = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         all.iter().map(|s| (s.queries, s.leader().map(|c| NAMES[c]))).collect()

@@ -191,3 +191,29 @@ def test_segment_view_calibrate_on_queries():
     assert SegmentView.build(docs, store_vectors=False).calibrate(QUERIES) is False
     with pytest.raises(ValueError, match="query 1"):
         sv.calibrate([([1], [1.0]), ([2], [-1.0])])
+
+
+def test_save_carries_the_calibration(built, tmp_path):
+    """save() writes each calibrated segment's file beside its copy, rebound to the copy: the
+    saved index answers approximate searches without calibrating again, with the same hits."""
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    first = _approx(ix)
+    dest = tmp_path / "saved"
+    ix.save(dest)
+    ix.close()
+    large = [s["name"] for s in SparseIndex.open(dest).segments() if s["documents"] >= 8192]
+    assert _cal_files(dest) == [f"{large[0]}.cal"]
+    m0, _, l0 = _core.calibration_counters()
+    saved = SparseIndex.open(dest)
+    assert _approx(saved) == first
+    m1, _, l1 = _core.calibration_counters()
+    assert m1 == m0 and l1 == l0 + 1  # read from the saved file, not computed
+    saved.close()
+    # saved over again (the destination's own counters, new names): still carried
+    again = SparseIndex.open(path)
+    _approx(again)
+    again.save(dest)
+    again.close()
+    names = [s["name"] for s in SparseIndex.open(dest).segments() if s["documents"] >= 8192]
+    assert _cal_files(dest) == [f"{names[0]}.cal"] and names != large

@@ -141,6 +141,12 @@ impl Store {
             let sdx = sdx_name(&name);
             let bytes = s.index().image_bytes();
             crate::fs::write_atomically(&dest.join(&sdx), bytes)?;
+            let sdx_rec = FileRecord::of_bytes(&sdx, bytes);
+            // The segment's approximate-search calibration, if it has one: the copy is the same
+            // engine file, so the calibration holds; rebound to the destination's store, name and
+            // engine file (FORMAT.md §6a). Best effort, as every calibration write: a copy without
+            // it is calibrated again on its first approximate search.
+            crate::search::approx::persist::save_for(s.index(), dest, &uuid, &name, sdx_rec.crc32);
             let mut attachments = Vec::with_capacity(s.data.attachments.len());
             if let (Some(src), true) = (&self.dir, copy_attachments) {
                 for a in &s.data.attachments {
@@ -170,7 +176,7 @@ impl Store {
                 name: name.clone(),
                 n_docs: s.index().n_docs(),
                 n_live: s.n_live,
-                sdx: FileRecord::of_bytes(&sdx, bytes),
+                sdx: sdx_rec,
                 deletions,
                 attachments,
             });
@@ -234,6 +240,7 @@ impl Store {
         keep.extend(m.settings.vocabulary.iter().map(|v| v.file.name.clone()));
         for r in &m.segments {
             keep.extend(std::iter::once(&r.sdx).chain(&r.deletions).chain(&r.attachments).map(|f| f.name.clone()));
+            keep.insert(crate::search::approx::persist::file_name(&r.name)); // its calibration, if any
         }
         gc::collect(&dest, &keep, &HashSet::new());
         synced.map(|_| p.generation)

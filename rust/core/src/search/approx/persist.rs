@@ -91,6 +91,23 @@ pub fn save(index: &Index, c: &Calibration) -> bool {
     ok
 }
 
+/// Write `index`'s calibration, if it has one in memory, as the calibration file of segment
+/// `segment` of store `uuid` in `dir` whose engine file (the same bytes as `index`'s) has CRC32
+/// `sdx_crc`: what `save_copy` does for each segment it copies, so a saved copy is not
+/// calibrated again. Best effort, like [`save`]. True if written.
+pub fn save_for(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32) -> bool {
+    let c = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let Some(c) = c else { return false };
+    let owner = format!("{uuid}/{segment}/{sdx_crc:08x}");
+    let ok = encode(&c, &owner, index.n_docs())
+        .and_then(|b| crate::fs::write_atomically(&dir.join(file_name(segment)), &b))
+        .is_ok();
+    if ok {
+        WRITTEN.fetch_add(1, Ordering::Relaxed);
+    }
+    ok
+}
+
 /// The bytes of a calibration file for `c`.
 pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
     let mut w = ContainerWriter::new(MAGIC, VERSION);

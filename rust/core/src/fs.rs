@@ -68,7 +68,12 @@ pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
         // SAFETY: a valid open descriptor; the call only schedules I/O on it.
         unsafe {
-            libc::sync_file_range(f.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(
+                f.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
     #[cfg(not(target_os = "linux"))]

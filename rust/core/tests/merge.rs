@@ -357,15 +357,21 @@ fn wide_concatenation_writes_the_image_of_a_fresh_build() {
     let build_rows = |rows_: &[usize]| -> Index {
         let pc = rows(&c, rows_);
         let pids: Vec<i64> = rows_.iter().map(|&r| ids[r]).collect();
-        build_with(CsrRef { indptr: &pc.indptr, indices: &pc.indices, values: &pc.values }, IdsInput::Int(&pids), None, &opts)
-            .unwrap()
-            .index
+        build_with(
+            CsrRef { indptr: &pc.indptr, indices: &pc.indices, values: &pc.values },
+            IdsInput::Int(&pids),
+            None,
+            &opts,
+        )
+        .unwrap()
+        .index
     };
     let members: Vec<Index> = parts.iter().map(|p| build_rows(p)).collect();
     // Member 1 loses every fifth document; members 0 and 2 keep all of theirs.
     let live1: Vec<u32> = (0..members[1].n_docs()).filter(|d| d % 5 != 0).collect();
     let set1 = DocSet::from_docs(live1.clone(), members[1].n_docs()).unwrap();
-    let refs: Vec<(&Index, Option<&DocSet>)> = vec![(&members[0], None), (&members[1], Some(&set1)), (&members[2], None)];
+    let refs: Vec<(&Index, Option<&DocSet>)> =
+        vec![(&members[0], None), (&members[1], Some(&set1)), (&members[2], None)];
     let merged = merge(&refs, &MergeOptions { quantization: Some(q), reorder: Reorder::None }).unwrap();
     assert!(merged.concatenated);
     let mut survivors: Vec<usize> = parts[0].clone();

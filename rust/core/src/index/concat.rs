@@ -217,7 +217,10 @@ pub(crate) fn concat(
                 _ => return Err(bad(t)),
             }
         }
-        let vals = f.values.get(a..b).ok_or_else(|| Error::Corrupt(format!("member {m}, document {d}: stored values out of range")))?;
+        let vals = f
+            .values
+            .get(a..b)
+            .ok_or_else(|| Error::Corrupt(format!("member {m}, document {d}: stored values out of range")))?;
         n_stored += vals.len();
         run = match run {
             Some((rm, ra, rb)) if rm == m as usize && rb == a => Some((rm, ra, b)),

@@ -353,8 +353,16 @@ impl FileSink {
         let thread = std::thread::Builder::new()
             .name("sparsedex-write".into())
             .spawn(move || -> std::io::Result<File> {
+                // Written back as it grows ([`crate::fs::start_writeback`]): the caller's
+                // fsync then has little left to wait for.
+                let (mut written, mut synced) = (HEADER_LEN as u64, 0u64);
                 for mut chunk in rx {
                     std::io::Write::write_all(&mut file, &chunk)?;
+                    written += chunk.len() as u64;
+                    if written - synced >= crate::fs::WRITEBACK_EVERY {
+                        crate::fs::start_writeback(&file, synced, written - synced);
+                        synced = written;
+                    }
                     chunk.clear();
                     let _ = back.try_send(chunk);
                 }
@@ -544,6 +552,58 @@ impl ContainerWriter {
         };
         self.sections.push(PendingSection { name: name.to_string(), offset, len: data.len(), crc: c, kind });
         Ok(())
+    }
+
+    /// [`add`](Self::add) of the concatenation of `parts`, without concatenating them first.
+    fn add_parts(&mut self, name: &str, kind: Kind, parts: &[&[u8]]) -> Result<()> {
+        check_name(name)?;
+        if self.sections.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
+        }
+        let mut h = crc32fast::Hasher::new();
+        let mut len = 0usize;
+        for p in parts {
+            h.update(p);
+            len += p.len();
+        }
+        let c = h.finalize();
+        let offset = match &mut self.file {
+            None => {
+                self.buf.pad();
+                let offset = self.buf.len;
+                self.buf.reserve(len);
+                for p in parts {
+                    self.buf.extend_from_slice(p);
+                }
+                offset
+            }
+            Some(sink) => {
+                sink.pad()?;
+                let offset = sink.len;
+                for p in parts {
+                    sink.write(p, None)?;
+                }
+                offset
+            }
+        };
+        self.sections.push(PendingSection { name: name.to_string(), offset, len, crc: c, kind });
+        Ok(())
+    }
+
+    /// Add a section of `f32`s (stored little-endian) made of the concatenation of `parts`
+    /// (slices of other images, say), copied once into the image. Name rules as
+    /// [`add_bytes`](Self::add_bytes).
+    pub fn add_f32_parts(&mut self, name: &str, parts: &[&[f32]]) -> Result<()> {
+        if cfg!(target_endian = "little") {
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| pod_bytes(p)).collect();
+            self.add_parts(name, Kind::F32, &bytes)
+        } else {
+            let mut le = Vec::new();
+            for p in parts {
+                Pod::write_le(*p, &mut le);
+            }
+            self.add(name, Kind::F32, &le)
+        }
     }
 
     fn add_pod<T: Pod>(&mut self, name: &str, data: &[T]) -> Result<()> {

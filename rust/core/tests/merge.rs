@@ -325,3 +325,64 @@ proptest! {
         }
     }
 }
+
+/// A concatenation over more than 65,536 merged terms (stored term ids 32 bits wide), members
+/// with and without deletions, ids interleaved across members (the merged `ids_sorted` comes
+/// from the members' sorted runs) and the largest weight on impact 255 (its member's values
+/// are scanned, the others' are not): the image of a fresh build of the survivors, byte for
+/// byte.
+#[test]
+fn wide_concatenation_writes_the_image_of_a_fresh_build() {
+    let n = 3_000usize;
+    let (mut indptr, mut indices, mut values) = (vec![0u64], Vec::new(), Vec::new());
+    for r in 0..n {
+        // 30 distinct terms per row out of 90,000 (about 86k distinct in all).
+        let mut t: Vec<u32> = (0..30u32).map(|j| ((r as u32 * 30 + j) * 7_919) % 90_000).collect();
+        t.sort_unstable();
+        t.dedup();
+        for (j, &x) in t.iter().enumerate() {
+            indices.push(x);
+            values.push(0.5 + ((r * 31 + j * 7) % 97) as f32 / 10.0);
+        }
+        indptr.push(indices.len() as u64);
+    }
+    values[12_345] = 20.0; // the largest weight: impact 255 on the shared scale
+    let c = Corpus { indptr, indices, values };
+    let max_w = 20.0f32;
+    let q = Quantization::U8 { scale: Some(255.0 / max_w) };
+    // Ids interleave across members: member i holds rows i, i + 3, ... with id 3 * row.
+    let ids: Vec<i64> = (0..n as i64).map(|r| 3 * r).collect();
+    let parts: Vec<Vec<usize>> = (0..3).map(|i| (i..n).step_by(3).collect()).collect();
+    let opts = BuildOptions { n_terms: None, quantization: q, store_vectors: true, reorder: Reorder::None };
+    let build_rows = |rows_: &[usize]| -> Index {
+        let pc = rows(&c, rows_);
+        let pids: Vec<i64> = rows_.iter().map(|&r| ids[r]).collect();
+        build_with(
+            CsrRef { indptr: &pc.indptr, indices: &pc.indices, values: &pc.values },
+            IdsInput::Int(&pids),
+            None,
+            &opts,
+        )
+        .unwrap()
+        .index
+    };
+    let members: Vec<Index> = parts.iter().map(|p| build_rows(p)).collect();
+    // Member 1 loses every fifth document; members 0 and 2 keep all of theirs.
+    let live1: Vec<u32> = (0..members[1].n_docs()).filter(|d| d % 5 != 0).collect();
+    let set1 = DocSet::from_docs(live1.clone(), members[1].n_docs()).unwrap();
+    let refs: Vec<(&Index, Option<&DocSet>)> =
+        vec![(&members[0], None), (&members[1], Some(&set1)), (&members[2], None)];
+    let merged = merge(&refs, &MergeOptions { quantization: Some(q), reorder: Reorder::None }).unwrap();
+    assert!(merged.concatenated);
+    let mut survivors: Vec<usize> = parts[0].clone();
+    survivors.extend(live1.iter().map(|&d| parts[1][d as usize]));
+    survivors.extend(parts[2].iter().copied());
+    let fresh = build_rows(&survivors);
+    assert!(fresh.view().n_terms as usize > 65_536);
+    let dir = tempfile::tempdir().unwrap();
+    assert!(image(&merged.index, dir.path(), "m") == image(&fresh, dir.path(), "f"));
+    // Every id found where it is.
+    for (d, &r) in survivors.iter().enumerate().step_by(97) {
+        assert_eq!(merged.index.view().ids.locate(Id::Int(ids[r]), merged.index.n_docs()), Some(d as u32));
+    }
+}

@@ -231,7 +231,7 @@ pub(crate) fn write_tail(
 
 /// [`write_tail`]'s sections, added to `w` (in memory or streamed into a file), not finished.
 pub(crate) fn write_tail_sections(
-    mut w: ContainerWriter,
+    w: ContainerWriter,
     local: Local,
     t: &Tail<'_>,
     ids: &IdsData,
@@ -239,10 +239,39 @@ pub(crate) fn write_tail_sections(
     doc_len: Option<&[u32]>,
 ) -> Result<ContainerWriter> {
     let n_docs = local.indptr.len() - 1;
+    let w = write_tail_with(w, n_docs, &local.term_ids, t, ids, sorted, doc_len, |w| {
+        w.add_u64s("fwd_indptr", &local.indptr)?;
+        if local.n_terms() as usize <= super::FWD_U16_TERMS {
+            // Local ids fit in 16 bits: half the bytes.
+            let t16: Vec<u16> = local.terms.iter().map(|&t| t as u16).collect();
+            w.add_u16s("fwd_terms_u16", &t16)?;
+        } else {
+            w.add_u32s("fwd_terms", &local.terms)?;
+        }
+        w.add_f32s("fwd_values", &local.values)
+    })?;
+    drop(local);
+    Ok(w)
+}
+
+/// [`write_tail_sections`] for `n_docs` documents over the local terms `term_ids`, with
+/// `stored` adding the stored-vector sections (`fwd_indptr`, `fwd_terms_u16` or `fwd_terms`,
+/// `fwd_values`) when the options keep them: the one place the sections' order is decided.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_tail_with(
+    mut w: ContainerWriter,
+    n_docs: usize,
+    term_ids: &[u32],
+    t: &Tail<'_>,
+    ids: &IdsData,
+    sorted: Option<&[u32]>,
+    doc_len: Option<&[u32]>,
+    stored: impl FnOnce(&mut ContainerWriter) -> Result<()>,
+) -> Result<ContainerWriter> {
     let mut meta = [0u64; super::format::META_LEN];
     meta[..5].copy_from_slice(&[
         n_docs as u64,
-        local.n_terms() as u64,
+        term_ids.len() as u64,
         match t.kind {
             ImpactKind::U8 => 0,
             ImpactKind::F32 => 1,
@@ -260,23 +289,14 @@ pub(crate) fn write_tail_sections(
     }
     meta[9] = t.members_order as u64;
     w.add_u64s("meta", &meta)?;
-    w.add_u32s("term_ids", &local.term_ids)?;
-    if let Some(lut) = segment_lut(&local.term_ids) {
+    w.add_u32s("term_ids", term_ids)?;
+    if let Some(lut) = segment_lut(term_ids) {
         w.add_u32s("term_lut", &lut)?;
     }
     if t.opts.store_vectors {
-        w.add_u64s("fwd_indptr", &local.indptr)?;
-        if local.n_terms() as usize <= super::FWD_U16_TERMS {
-            // Local ids fit in 16 bits: half the bytes.
-            let t16: Vec<u16> = local.terms.iter().map(|&t| t as u16).collect();
-            w.add_u16s("fwd_terms_u16", &t16)?;
-        } else {
-            w.add_u32s("fwd_terms", &local.terms)?;
-        }
-        w.add_f32s("fwd_values", &local.values)?;
+        stored(&mut w)?;
     }
     ids.write(&mut w, sorted)?;
-    drop(local);
     Ok(w)
 }
 

@@ -14,8 +14,8 @@
 //! order without reordering, byte for byte (the tests compare them), so searches are the
 //! same too.
 
-use super::build::{write_tail_sections, BuildOptions, Local, Quantization, Tail};
-use super::ids::IdsData;
+use super::build::{write_tail_with, BuildOptions, Quantization, Tail};
+use super::ids::{ExternalIds, IdsData};
 use super::write::{write_postings, Postings, StoredImpact};
 use super::{ImpactArrays, ImpactKind, Impacts, Index, IndexView};
 use crate::codec::BLOCK_LEN;
@@ -40,20 +40,30 @@ pub(crate) fn concat_grid(members: &[(&Index, Option<&DocSet>)], quantization: Q
             if !kinds_agree(ImpactKind::U8) {
                 return None;
             }
-            let mut max = 0.0f32;
-            for (ix, live) in members {
-                let f = ix.view().forward?;
-                match live {
-                    None => max = f.values.iter().copied().fold(max, f32::max),
-                    Some(l) => {
-                        for d in 0..ix.n_docs() {
-                            if l.contains(d) {
-                                let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
-                                max = f.values[a..b].iter().copied().fold(max, f32::max);
-                            }
+            // Every member on the given scale `s`: a member whose impacts all stay below 255
+            // holds no weight with `w * s >= 254.5` (impact = round(w * s)), so it fits `s`
+            // by construction and its values need no scan; only the members holding an
+            // impact of 255 are scanned. If they fit too, the answer is `s`, as below.
+            if let Some(s) = scale {
+                if members.iter().all(|(ix, _)| ix.view().scale.to_bits() == s.to_bits()) {
+                    let mut max = 0.0f32;
+                    for (ix, live) in members {
+                        let below = match ix.view().impacts {
+                            Impacts::U8(a) => a.term_max.iter().all(|&m| m < 255),
+                            _ => false,
+                        };
+                        if !below {
+                            max = live_max(ix, *live, max)?;
                         }
                     }
+                    if max * s <= 255.0 {
+                        return Some(Quantization::U8 { scale: Some(s) });
+                    }
                 }
+            }
+            let mut max = 0.0f32;
+            for (ix, live) in members {
+                max = live_max(ix, *live, max)?;
             }
             let s = match scale {
                 Some(s) if max * s <= 255.0 => s,
@@ -66,6 +76,24 @@ pub(crate) fn concat_grid(members: &[(&Index, Option<&DocSet>)], quantization: Q
                 .then_some(Quantization::U8 { scale: Some(s) })
         }
     }
+}
+
+/// The largest of `max` and the stored weights of `ix`'s live documents (`None`: no stored
+/// vectors).
+fn live_max(ix: &Index, live: Option<&DocSet>, mut max: f32) -> Option<f32> {
+    let f = ix.view().forward?;
+    match live {
+        None => max = f.values.iter().copied().fold(max, f32::max),
+        Some(l) => {
+            for d in 0..ix.n_docs() {
+                if l.contains(d) {
+                    let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
+                    max = f.values[a..b].iter().copied().fold(max, f32::max);
+                }
+            }
+        }
+    }
+    Some(max)
 }
 
 /// The merged image and where its documents came from (see [`super::merge::Merged`]).
@@ -149,15 +177,20 @@ pub(crate) fn concat(
             (ImpactKind::Bm25, 1.0, w, t, l)
         }
     };
-    // Stored vectors, ids.
+    // Stored vectors, ids. Terms are remapped straight to the merged width (u16 when the
+    // merged dictionary allows, as the builder stores them); values are not gathered at all:
+    // the section is written from the members' own (mapped) value slices, one run of
+    // consecutive live documents at a time.
     let n_post: usize = views.iter().map(|v| v.forward.map_or(0, |f| f.terms.len())).sum();
-    let mut local = Local {
-        indptr: Vec::with_capacity(origin.len() + 1),
-        terms: Vec::with_capacity(n_post),
-        values: Vec::with_capacity(n_post),
-        term_ids,
-    };
-    local.indptr.push(0);
+    let narrow = term_ids.len() <= super::FWD_U16_TERMS;
+    let mut indptr: Vec<u64> = Vec::with_capacity(origin.len() + 1);
+    let mut t16: Vec<u16> = Vec::with_capacity(if narrow { n_post } else { 0 });
+    let mut t32: Vec<u32> = Vec::with_capacity(if narrow { 0 } else { n_post });
+    let mut values: Vec<&[f32]> = Vec::new();
+    // The member and value range of the run being extended.
+    let mut run: Option<(usize, usize, usize)> = None;
+    indptr.push(0);
+    let mut n_stored = 0usize;
     let has_ids = !matches!(ids, IdsData::None);
     for &(m, d) in &origin {
         let v = views[m as usize];
@@ -166,31 +199,70 @@ pub(crate) fn concat(
             .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
         let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
         let map = &local_of[m as usize];
+        let bad = |t: u32| {
+            Error::Corrupt(format!(
+                "member {m}, document {d}: stored vector holds term {} that has no posting of the document",
+                v.external_term(t)
+            ))
+        };
         for t in f.terms.range(a, b) {
             match map.get(t as usize) {
-                Some(&l) if l != u32::MAX => local.terms.push(l),
-                _ => {
-                    return Err(Error::Corrupt(format!(
-                        "member {m}, document {d}: stored vector holds term {} that has no posting of the document",
-                        v.external_term(t)
-                    )))
+                Some(&l) if l != u32::MAX => {
+                    if narrow {
+                        t16.push(l as u16)
+                    } else {
+                        t32.push(l)
+                    }
                 }
+                _ => return Err(bad(t)),
             }
         }
-        local.values.extend_from_slice(&f.values[a..b]);
-        local.indptr.push(local.terms.len() as u64);
+        let vals = f
+            .values
+            .get(a..b)
+            .ok_or_else(|| Error::Corrupt(format!("member {m}, document {d}: stored values out of range")))?;
+        n_stored += vals.len();
+        run = match run {
+            Some((rm, ra, rb)) if rm == m as usize && rb == a => Some((rm, ra, b)),
+            Some((rm, ra, rb)) => {
+                values.push(&views[rm].forward.map_or(&[][..], |f| f.values)[ra..rb]);
+                Some((m as usize, a, b))
+            }
+            None => Some((m as usize, a, b)),
+        };
+        indptr.push(n_stored as u64);
         if has_ids {
             ids.push(v.ids.get(d).unwrap_or(super::Id::Int(d as i64)))?;
         }
     }
-    if local.terms.len() != n_postings {
+    if let Some((rm, ra, rb)) = run {
+        values.push(&views[rm].forward.map_or(&[][..], |f| f.values)[ra..rb]);
+    }
+    if n_stored != n_postings {
         return Err(Error::Corrupt(format!(
-            "the members' stored vectors hold {} live entries, their postings {}",
-            local.terms.len(),
-            n_postings
+            "the members' stored vectors hold {n_stored} live entries, their postings {n_postings}"
         )));
     }
-    let sorted = ids.sorted().map_err(|e| match e {
+    // Each member's live documents in its own id order (its `ids_sorted`), as merged docs:
+    // runs the merged order is merged from, not sorted anew.
+    let runs: Vec<Vec<u32>> = if has_ids {
+        views
+            .iter()
+            .zip(&newdoc)
+            .map(|(v, map)| {
+                let keep = |d: u32| map.get(d as usize).copied().filter(|&n| n != u32::MAX);
+                match v.ids {
+                    ExternalIds::None => (0..v.n_docs).filter_map(keep).collect(),
+                    ExternalIds::Int { sorted, .. } | ExternalIds::Str { sorted, .. } => {
+                        sorted.iter().filter_map(|&d| keep(d)).collect()
+                    }
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sorted = ids.merge_sorted(&runs).map_err(|e| match e {
         Error::InvalidDocument { doc, msg } => {
             let (m, d) = origin[doc];
             Error::InvalidArgument(format!("cannot merge: member {m}, document {d}: {msg} in another member"))
@@ -199,7 +271,15 @@ pub(crate) fn concat(
     })?;
     let opts = BuildOptions { n_terms, quantization, store_vectors: true, reorder: super::Reorder::None };
     let tail = Tail { kind, scale, opts: &opts, members_order };
-    let w = write_tail_sections(w, local, &tail, &ids, sorted.as_deref(), doc_len.as_deref())?;
+    let w = write_tail_with(w, origin.len(), &term_ids, &tail, &ids, sorted.as_deref(), doc_len.as_deref(), |w| {
+        w.add_u64s("fwd_indptr", &indptr)?;
+        if narrow {
+            w.add_u16s("fwd_terms_u16", &t16)?;
+        } else {
+            w.add_u32s("fwd_terms", &t32)?;
+        }
+        w.add_f32_parts("fwd_values", &values)
+    })?;
     let out = if w.is_file() {
         let (_file, size, crc32) = w.finish_file()?;
         Out::File { size, crc32 }

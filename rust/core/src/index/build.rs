@@ -351,3 +351,24 @@ pub(crate) fn max_weight(values: &[f32]) -> f32 {
     }
     rest.iter().chain(&lanes).fold(0.0f32, |m, &v| if v > m { v } else { m })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::max_weight;
+
+    #[test]
+    fn max_weight_equals_a_fold() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for n in [0usize, 1, 15, 16, 17, 31, 33, 100, 1000] {
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % 10_000) as f32 / 7.0
+                })
+                .collect();
+            assert_eq!(max_weight(&v), v.iter().copied().fold(0.0f32, f32::max), "{n}");
+        }
+    }
+}

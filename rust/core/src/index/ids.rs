@@ -238,7 +238,8 @@ impl<'a> ExternalIds<'a> {
         };
         // Outside [smallest, largest] id: not here, without a binary search (a batch of new
         // ids above every committed one, the common case of adds, is checked in O(1) per segment).
-        let (Some(lo), Some(hi)) = (sorted.first().and_then(|&d| self.get(d)), sorted.last().and_then(|&d| self.get(d)))
+        let (Some(lo), Some(hi)) =
+            (sorted.first().and_then(|&d| self.get(d)), sorted.last().and_then(|&d| self.get(d)))
         else {
             return None;
         };

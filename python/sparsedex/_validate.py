@@ -296,7 +296,7 @@ def normalize_payloads(raw: Any, n: int) -> list[dict[str, Any] | None]:
         except (TypeError, ValueError, RecursionError):
             pass
         else:
-            if copy == items and _json_depth(text) - 1 <= MAX_DEPTH:
+            if copy == items and _depth_ok(text, items):
                 return copy  # type: ignore[no-any-return]
     out = []
     for i, p in enumerate(items):
@@ -330,10 +330,22 @@ def normalize_payloads_stored(raw: Any, n: int) -> tuple[list[dict[str, Any] | N
         except (TypeError, ValueError, RecursionError):
             pass
         else:
-            if copy == items and _json_depth(text) - 1 <= MAX_DEPTH:
+            if copy == items and _depth_ok(text, items):
                 return copy, stored
     out = normalize_payloads(items, n)
     return out, payloads_json(out)
+
+
+def _depth_ok(text: str, items: list[Any]) -> bool:
+    """Whether the JSON array ``text`` of the payloads ``items`` (dicts or None) nests its
+    payloads at most :data:`MAX_DEPTH` deep. A bound first, from two character counts: each
+    dict holds at least one opening bracket, so the deepest one holds at most
+    ``openers - len(dicts)`` beyond the array's own (brackets inside strings only raise the
+    bound); the exact depth (:func:`_json_depth`) only when the bound is above the limit."""
+    dicts = len(items) - items.count(None)
+    if text.count("{") + text.count("[") - dicts <= MAX_DEPTH:
+        return True
+    return _json_depth(text) - 1 <= MAX_DEPTH
 
 
 def _json_depth(text: str) -> int:

@@ -85,6 +85,21 @@ pub fn clean_row(
     Ok(())
 }
 
+/// Whether a row is already what [`clean_row`] makes of it: finite positive weights, term
+/// ids strictly ascending (so no repeats) and in range. One branch-light pass; any other row
+/// goes through [`clean_row`], which names what is wrong.
+fn row_is_clean(indices: &[u32], values: &[f32], n_terms: Option<u32>) -> bool {
+    if indices.len() != values.len() {
+        return false;
+    }
+    let limit = n_terms.unwrap_or(u32::MAX);
+    let in_range = n_terms.is_none() || indices.last().map_or(true, |&t| t < limit);
+    // `w > 0 && w < inf` is false for NaN, infinities, negatives and zeros
+    let weights_ok = values.iter().fold(true, |ok, &w| ok & (w > 0.0) & (w < f32::INFINITY));
+    let ascending = indices.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
+    in_range && weights_ok && ascending
+}
+
 /// A validated, row-sorted copy of the input (zeros dropped), with external term ids.
 pub(crate) struct Cleaned {
     pub(crate) indptr: Vec<u64>,
@@ -113,13 +128,21 @@ pub(crate) fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> 
         .map(|c| {
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(n_docs));
             let mut lens = Vec::with_capacity(hi - lo);
-            let mut terms = Vec::new();
-            let mut values = Vec::new();
+            let room = (docs.indptr[hi] - docs.indptr[lo]) as usize;
+            let mut terms = Vec::with_capacity(room);
+            let mut values = Vec::with_capacity(room);
             let mut row = Vec::new();
             for d in lo..hi {
                 let (a, b) = (docs.indptr[d] as usize, docs.indptr[d + 1] as usize);
-                clean_row(&docs.indices[a..b], &docs.values[a..b], n_terms, &mut row)
-                    .map_err(|msg| Error::InvalidDocument { doc: d, msg })?;
+                let (ix, vs) = (&docs.indices[a..b], &docs.values[a..b]);
+                if row_is_clean(ix, vs, n_terms) {
+                    // the common case: copied as it is (what clean_row would return)
+                    lens.push(ix.len() as u64);
+                    terms.extend_from_slice(ix);
+                    values.extend_from_slice(vs);
+                    continue;
+                }
+                clean_row(ix, vs, n_terms, &mut row).map_err(|msg| Error::InvalidDocument { doc: d, msg })?;
                 lens.push(row.len() as u64);
                 terms.extend(row.iter().map(|e| e.0));
                 values.extend(row.iter().map(|e| e.1));
@@ -129,8 +152,21 @@ pub(crate) fn clean(docs: &CsrRef<'_>, n_terms: Option<u32>) -> Result<Cleaned> 
         .collect();
     let mut indptr = Vec::with_capacity(n_docs + 1);
     indptr.push(0u64);
-    let mut terms = Vec::new();
-    let mut values = Vec::new();
+    let mut chunks = chunks.into_iter();
+    // the first chunk's buffers become the result's (one chunk: no copy at all)
+    let (mut terms, mut values) = match chunks.next() {
+        None => (Vec::new(), Vec::new()),
+        Some(c) => {
+            let (lens, mut t, mut v) = c?;
+            for l in lens {
+                indptr.push(indptr.last().unwrap() + l);
+            }
+            let room = docs.indices.len().saturating_sub(t.len());
+            t.reserve(room);
+            v.reserve(room);
+            (t, v)
+        }
+    };
     for c in chunks {
         let (lens, t, v) = c?; // chunks are in order, so the first error is the lowest row
         for l in lens {

@@ -68,6 +68,28 @@ proptest! {
         };
         let ids: Vec<Id<'_>> = if strings { strs.iter().map(|s| Id::Str(s)).collect() } else { ints.iter().map(|&x| Id::Int(x)).collect() };
         check(&ix, &built.order, &ids, &rows);
+        // Ids next to every stored one, and at both ends of the range (the lookup skips a
+        // segment whose smallest..largest id cannot hold the id): found exactly where brute
+        // force finds them.
+        let at = |want: Id<'_>| ids.iter().position(|&x| x == want).map(|p| built.order.iter().position(|&o| o as usize == p).unwrap() as u32);
+        if strings {
+            let mut probes: Vec<String> = vec![String::new(), "\u{10FFFF}".into(), "0".into()];
+            for x in &strs {
+                probes.push(format!("{x}\0"));
+                probes.push(x[..x.len().saturating_sub(1)].to_string());
+            }
+            for p in &probes {
+                prop_assert_eq!(ix.locate(Id::Str(p)), at(Id::Str(p)), "{:?}", p);
+            }
+        } else {
+            let mut probes = vec![i64::MIN, i64::MAX, 0];
+            for &x in &ints {
+                probes.extend([x.wrapping_sub(1), x.wrapping_add(1)]);
+            }
+            for &p in &probes {
+                prop_assert_eq!(ix.locate(Id::Int(p)), at(Id::Int(p)), "{}", p);
+            }
+        }
         // Absent ids, and ids of the other kind.
         prop_assert_eq!(ix.locate(Id::Str("absent")), None);
         if strings {

@@ -64,6 +64,14 @@ pub(crate) fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u6
 
 /// Build validated views over a parsed container.
 pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
+    read_view_with(c, true)
+}
+
+/// [`read_view`], with `deep = false` for an image this process built and validated itself
+/// ([`crate::index::Index::from_written_image`]): the sections, their lengths and offsets are
+/// checked as always, the passes over every posting, block, stored term and id are not (they
+/// held for the same bytes in memory).
+pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>> {
     let meta = c.u64s("meta")?;
     if meta.len() != META_LEN {
         return Err(corrupt(format!("section 'meta' has {} entries, expected {META_LEN}", meta.len())));
@@ -100,7 +108,7 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
     check_offsets("term_block_start", &tbs, nt + 1, n_blocks as u64)?;
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
     let trimmed_ok = c.format_version() >= VERSION;
-    for t in 0..nt {
+    for t in 0..if deep { nt } else { 0 } {
         let df = term_post_start[t + 1] - term_post_start[t];
         if df == 0 {
             return Err(corrupt(format!("local term {t} has no postings")));
@@ -164,12 +172,14 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         1 => {
             check_no_bm25(meta)?;
             let a = read_arrays("f32", |n| c.f32s(n), dbm, lens, c, n_docs)?;
-            check_weights("impacts_f32", a.impacts)?;
-            check_weights("block_max_f32", a.block_max)?;
-            check_weights("term_max_f32", a.term_max)?;
-            check_weights("dbm_f32", a.doc_block_max.dense)?;
-            check_weights("fbm_f32", a.fine_block_max.dense)?;
-            check_weights("sbm_f32", a.superblock_max.dense)?;
+            if deep {
+                check_weights("impacts_f32", a.impacts)?;
+                check_weights("block_max_f32", a.block_max)?;
+                check_weights("term_max_f32", a.term_max)?;
+                check_weights("dbm_f32", a.doc_block_max.dense)?;
+                check_weights("fbm_f32", a.fine_block_max.dense)?;
+                check_weights("sbm_f32", a.superblock_max.dense)?;
+            }
             (Impacts::F32(a), None, None)
         }
         2 => {
@@ -178,9 +188,12 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
                     .ok_or_else(|| corrupt(format!("section '{n}' holds an odd number of u32")))
             };
             let a = read_arrays("bm25", pairs, dbm, lens, c, n_docs)?;
-            for (name, xs) in
-                [("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
-            {
+            let checked: &[(&str, &[super::impact::Bm25Impact])] = if deep {
+                &[("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
+            } else {
+                &[]
+            };
+            for &(name, xs) in checked {
                 if let Some(i) = xs.iter().position(|x| x.tf == 0) {
                     return Err(corrupt(format!("section '{name}': entry {i} has term frequency 0")));
                 }
@@ -201,14 +214,14 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         };
         let f = Forward { indptr: c.u64s("fwd_indptr")?, terms, values: c.f32s("fwd_values")? };
         check_offsets("fwd_indptr", f.indptr, n_docs as usize + 1, f.terms.len() as u64)?;
-        if f.values.len() != f.terms.len() || f.terms.max().is_some_and(|t| t >= n_terms) {
+        if f.values.len() != f.terms.len() || deep && f.terms.max().is_some_and(|t| t >= n_terms) {
             return Err(corrupt("stored vectors are inconsistent"));
         }
         Some(f)
     } else {
         None
     };
-    let ids = super::ids::read_ids(c, n_docs)?;
+    let ids = super::ids::read_ids(c, n_docs, deep)?;
     let view = IndexView {
         n_docs,
         n_terms,
@@ -228,7 +241,9 @@ pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
         doc_len,
         members_order,
     };
-    check_doc_blocks(&view)?;
+    if deep {
+        check_doc_blocks(&view)?;
+    }
     Ok(view)
 }
 

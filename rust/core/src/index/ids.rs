@@ -280,6 +280,16 @@ impl<'a> ExternalIds<'a> {
             (ExternalIds::Int { sorted, .. }, Id::Int(_)) | (ExternalIds::Str { sorted, .. }, Id::Str(_)) => sorted,
             _ => return None,
         };
+        // Outside [smallest, largest] id: not here, without a binary search (a batch of new
+        // ids above every committed one, the common case of adds, is checked in O(1) per segment).
+        let (Some(lo), Some(hi)) =
+            (sorted.first().and_then(|&d| self.get(d)), sorted.last().and_then(|&d| self.get(d)))
+        else {
+            return None;
+        };
+        if cmp_ids(id, lo) == Ordering::Less || cmp_ids(id, hi) == Ordering::Greater {
+            return None;
+        }
         let at = sorted.partition_point(|&d| self.get(d).is_some_and(|x| cmp_ids(x, id) == Ordering::Less));
         sorted.get(at).copied().filter(|&d| self.get(d) == Some(id))
     }
@@ -295,7 +305,10 @@ fn corrupt(msg: impl Into<String>) -> Error {
 
 /// Read and validate the id sections: lengths, UTF-8 on every id's boundaries, and
 /// `ids_sorted` a permutation listing strictly ascending ids.
-pub(crate) fn read_ids(c: &Container, n_docs: u32) -> Result<ExternalIds<'_>> {
+///
+/// `deep = false` (an image this process built and validated itself): the lengths only, not
+/// the passes over every id.
+pub(crate) fn read_ids(c: &Container, n_docs: u32, deep: bool) -> Result<ExternalIds<'_>> {
     let n = n_docs as usize;
     let ids = if c.has("ids_i64") {
         let ids = c.i64s("ids_i64")?;
@@ -325,6 +338,9 @@ pub(crate) fn read_ids(c: &Container, n_docs: u32) -> Result<ExternalIds<'_>> {
     };
     if sorted.len() != n {
         return Err(corrupt(format!("section 'ids_sorted' has {} entries for {n} documents", sorted.len())));
+    }
+    if !deep {
+        return Ok(ids);
     }
     let mut seen = vec![0u64; n.div_ceil(64)];
     for &d in sorted {

@@ -350,6 +350,18 @@ impl Index {
     /// A file of format version 1 (sparsedex 0.1) is rebuilt in memory as a version-2 index
     /// with the same documents, order, ids and impacts ([`v1::upgrade`]).
     pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
+        Index::parse(image, verify_checksums, true)
+    }
+
+    /// Parse the image of a file this process has just written from an index it built and
+    /// parsed in memory (so validated, [`Index::from_image`]): the same bytes, so the sections,
+    /// lengths and offsets are checked again but not every posting, block, stored term and id
+    /// (`format::read_view_with`). Any other file goes through [`Index::from_image`].
+    pub(crate) fn from_written_image(image: Image) -> Result<Index> {
+        Index::parse(image, false, false)
+    }
+
+    fn parse(image: Image, verify_checksums: bool, deep: bool) -> Result<Index> {
         if image.as_bytes().len() >= 12
             && image.as_bytes()[..8] == format::MAGIC
             && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes()
@@ -366,7 +378,7 @@ impl Index {
                 format::VERSION
             )));
         }
-        let view = format::read_view(&container)?;
+        let view = format::read_view_with(&container, deep)?;
         // SAFETY: every slice in `view` points into the image owned by `container`: a heap
         // buffer or a read-only memory map, neither of which moves or is released while the
         // `Arc<Container>` held in the same struct lives. `view` is declared before

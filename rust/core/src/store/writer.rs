@@ -217,13 +217,21 @@ impl Store {
         }
         let s = &mut w.staged;
         let first = s.ids.len() as u32;
-        if s.indptr.is_empty() {
-            s.indptr.push(0);
+        if s.indptr.len() <= 1 && s.terms.is_empty() {
+            // nothing staged yet (one add per commit, the common case): the cleaned rows become
+            // the staged ones without a copy
+            s.indptr = cleaned.indptr;
+            s.terms = cleaned.terms;
+            s.values = cleaned.values;
+        } else {
+            if s.indptr.is_empty() {
+                s.indptr.push(0);
+            }
+            let base = *s.indptr.last().unwrap_or(&0);
+            s.indptr.extend(cleaned.indptr[1..].iter().map(|&p| p + base));
+            s.terms.extend_from_slice(&cleaned.terms);
+            s.values.extend_from_slice(&cleaned.values);
         }
-        let base = *s.indptr.last().unwrap_or(&0);
-        s.indptr.extend(cleaned.indptr[1..].iter().map(|&p| p + base));
-        s.terms.extend_from_slice(&cleaned.terms);
-        s.values.extend_from_slice(&cleaned.values);
         s.doc_len.extend(lens);
         for (i, id) in new_ids.into_iter().enumerate() {
             if let IdBuf::Int(x) = id {
@@ -426,7 +434,9 @@ impl Store {
             crate::fs::replace(&dir.join(&file), bytes)?;
         }
         let rec = FileRecord::of_bytes(&file, bytes);
-        let mapped = rec.open_written_index(dir)?;
+        // `index` was parsed (and validated) from these very bytes: the map is checked for its
+        // sections and lengths, not walked again
+        let mapped = rec.open_written_built_index(dir)?;
         Ok((Arc::new(mapped), Some(rec)))
     }
 
@@ -512,7 +522,7 @@ pub(crate) fn segment_quantization(s: &Settings, values: &[f32]) -> (Quantizatio
     match s.quantization {
         StoreQuantization::F32 => (Quantization::F32, None),
         StoreQuantization::U8 => {
-            let max = values.iter().copied().fold(0.0f32, f32::max);
+            let max = crate::index::build::max_weight(values);
             match s.scale {
                 Some(sc) => (Quantization::U8 { scale: (max * sc <= 255.0).then_some(sc) }, None),
                 None if max > 0.0 => (Quantization::U8 { scale: Some(255.0 / max) }, Some(255.0 / max)),

@@ -1,0 +1,71 @@
+//! Cleaning of CSR rows (`clean_csr`, what `stage_add` and `build` start with): rows that are
+//! already clean take a copy-as-is path; the result must be, row for row, what `clean_row`
+//! makes of each row, and the first bad row the error names.
+
+use proptest::prelude::*;
+use sparsedex_core::index::build::CsrRef;
+use sparsedex_core::vectors::{clean_csr, clean_row};
+use sparsedex_core::Error;
+
+/// A row: mostly clean (ascending ids, positive weights), sometimes unsorted, with a repeated
+/// id, a zero, a negative, NaN or infinite weight, or an id at the vocabulary's edge.
+fn row() -> impl Strategy<Value = (Vec<u32>, Vec<f32>)> {
+    (prop::collection::btree_set(0u32..60, 0..12), 0u8..10, any::<u64>()).prop_map(|(set, kind, seed)| {
+        let mut ix: Vec<u32> = set.into_iter().collect();
+        let mut vs: Vec<f32> = ix.iter().enumerate().map(|(i, _)| 0.5 + ((seed >> (i % 60)) % 7) as f32).collect();
+        let k = (seed % 97) as usize;
+        if !ix.is_empty() {
+            let j = k % ix.len();
+            match kind {
+                1 => ix.reverse(),
+                2 => vs[j] = 0.0,
+                3 => vs[j] = -1.0,
+                4 => vs[j] = f32::NAN,
+                5 => vs[j] = f32::INFINITY,
+                6 if ix.len() > 1 => {
+                    let t = ix[(j + 1) % ix.len()];
+                    ix[j] = t;
+                }
+                7 => ix[j] = 63,
+                _ => {}
+            }
+        }
+        (ix, vs)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn clean_csr_equals_clean_row_per_row(rows in prop::collection::vec(row(), 0..40), vocab in prop::option::of(60u32..70)) {
+        let mut indptr = vec![0u64];
+        let (mut indices, mut values) = (vec![], vec![]);
+        for (i, v) in &rows {
+            indices.extend_from_slice(i);
+            values.extend_from_slice(v);
+            indptr.push(indices.len() as u64);
+        }
+        let got = clean_csr(CsrRef { indptr: &indptr, indices: &indices, values: &values }, vocab);
+        // the reference: clean_row on each row, the first error naming its row
+        let mut want = (vec![0u64], vec![], vec![]);
+        let mut err = None;
+        let mut buf = Vec::new();
+        for (d, (i, v)) in rows.iter().enumerate() {
+            if let Err(msg) = clean_row(i, v, vocab, &mut buf) {
+                err = Some((d, msg));
+                break;
+            }
+            want.1.extend(buf.iter().map(|e| e.0));
+            want.2.extend(buf.iter().map(|e| e.1));
+            want.0.push(want.1.len() as u64);
+        }
+        match (got, err) {
+            (Ok(g), None) => prop_assert_eq!(g, want),
+            (Err(Error::InvalidDocument { doc, msg }), Some((d, m))) => {
+                prop_assert_eq!(doc, d);
+                prop_assert_eq!(msg, m);
+            }
+            (g, e) => prop_assert!(false, "clean_csr gave {:?}, the reference {:?}", g.map(|_| ()), e),
+        }
+    }
+}

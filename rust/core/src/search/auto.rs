@@ -34,6 +34,13 @@
 //!   times is kept (the last [`RING`]). A candidate `r` times slower than the leader is
 //!   re-checked `RECHECK x r` queries after its last burst, so re-checks cost about
 //!   `BURST / RECHECK` (1.2%) of the leader's time per candidate whatever their speed.
+//!   A *close* candidate (median ratio below [`CLOSE`], 1.3) is re-checked every [`EARLY`]
+//!   queries until it has [`RING`] paired runs of its own: six warm-up queries cannot tell a
+//!   10% gap from noise, and on debian's query-cost class 2 (stop 18) they elected the
+//!   exhaustive scorer while bmt takes ~0.9x its time there, a choice the first re-check
+//!   (`RECHECK x 1.05`, 268 queries of that class later) would only revisit after most
+//!   benchmark queries had run. Those early bursts cost at most `RING / 2` bursts of
+//!   `BURST x 1.3` leader times per close candidate, once per class and segment.
 //! - **Switch.** When a candidate's median ratio over at least [`MIN_PAIRS`] paired queries is
 //!   below [`SWITCH`], it becomes the leader (and the other candidates are re-checked against
 //!   it soon).
@@ -112,6 +119,13 @@ pub const BURST: usize = 3;
 pub const RECHECK: f32 = 256.0;
 /// Paired runs a candidate needs before it can take the lead.
 pub const MIN_PAIRS: usize = 4;
+/// A candidate whose median time ratio to the leader is below this is *close*: until it has
+/// [`RING`] paired runs of its own (not the warm-up's), it is re-checked every [`EARLY`]
+/// queries instead of `RECHECK x r`, so that six warm-up queries do not settle a near tie for
+/// hundreds of queries.
+pub const CLOSE: f32 = 1.3;
+/// Queries between the early re-check bursts of a close candidate.
+pub const EARLY: u64 = 16;
 /// A candidate takes the lead when its median time ratio to the leader falls below this.
 pub const SWITCH: f32 = 0.95;
 
@@ -187,6 +201,8 @@ struct RaceState {
     burst: Option<(usize, usize)>,
     /// The query count from which each candidate is due for a re-check.
     due: [u64; NC],
+    /// Counted paired runs of each candidate against the current leader.
+    paired: [usize; NC],
 }
 
 /// What to run for one query.
@@ -200,6 +216,22 @@ enum Step {
     Lead(usize),
     /// The leader and a challenger on the same query, both timed; the ratio counts if `counted`.
     Pair { leader: usize, challenger: usize, counted: bool },
+}
+
+/// Queries until a candidate whose median time ratio to the leader is `ratio` (infinite: none
+/// measured), with `paired` counted paired runs against it, is re-checked: [`EARLY`] while it
+/// is close ([`CLOSE`]) and has fewer than [`RING`] pairs, else `RECHECK x ratio` (re-checks
+/// then cost about `BURST / RECHECK` of the leader's time whatever the candidate's speed).
+fn recheck_gap(ratio: f32, paired: usize) -> u64 {
+    if !ratio.is_finite() {
+        return RECHECK as u64;
+    }
+    let ratio = ratio.clamp(1.0, 1e3);
+    if ratio < CLOSE && paired < RING {
+        EARLY
+    } else {
+        (RECHECK * ratio) as u64
+    }
 }
 
 fn median(xs: &[f32]) -> f32 {
@@ -249,9 +281,8 @@ impl RaceState {
         }
         for c in cands.iter().filter(|&c| c != leader) {
             if self.queries >= self.due[c] {
-                let ratio = median(&self.ratios[c]);
-                let ratio = if ratio.is_finite() { ratio.clamp(1.0, 1e3) } else { 1.0 };
-                self.due[c] = self.queries + BURST as u64 + (RECHECK * ratio) as u64;
+                let gap = recheck_gap(median(&self.ratios[c]), self.paired[c] + BURST - 1);
+                self.due[c] = self.queries + BURST as u64 + gap;
                 self.burst = Some((c, BURST - 1));
                 return Step::Pair { leader, challenger: c, counted: false };
             }
@@ -277,7 +308,7 @@ impl RaceState {
             let rs: Vec<f32> = self.warm_ns.iter().map(|t| (t[c] / t[lead].max(1.0)) as f32).collect();
             self.ratios[c] = rs.iter().rev().take(RING).rev().copied().collect();
             self.next[c] = self.ratios[c].len() % RING;
-            self.due[c] = self.queries + (RECHECK * median(&rs).clamp(1.0, 1e3)) as u64;
+            self.due[c] = self.queries + recheck_gap(median(&rs), 0);
         }
         self.warm_ns = Vec::new();
     }
@@ -288,6 +319,7 @@ impl RaceState {
         for c in cands.iter() {
             self.ratios[c].clear();
             self.next[c] = 0;
+            self.paired[c] = 0;
             self.due[c] = self.queries + recheck_in;
         }
     }
@@ -301,6 +333,11 @@ impl RaceState {
             self.ratios[c][self.next[c]] = ratio;
         }
         self.next[c] = (self.next[c] + 1) % RING;
+        self.paired[c] += 1;
+        if self.burst.map(|b| b.0) != Some(c) {
+            // The burst's last run: the next re-check follows from the ratios it measured.
+            self.due[c] = self.queries + recheck_gap(median(&self.ratios[c]), self.paired[c]);
+        }
         if self.ratios[c].len() >= MIN_PAIRS && median(&self.ratios[c]) < SWITCH {
             // The others are re-checked against the new leader after one short interval.
             self.set_leader(cands, c, BURST as u64);
@@ -626,6 +663,42 @@ mod tests {
         assert_eq!(st.leader(), Some(0));
         let limit = 3 * ((RECHECK * 1.5) as usize + BURST);
         assert!(switched.is_some_and(|i| i <= limit), "switched after {switched:?} queries (limit {limit})");
+    }
+
+    /// Debian's query-cost class 2 (stop 18): six warm-up queries put block-max TAAT (3) at
+    /// 1.05x the exhaustive scorer (0), which is elected, while over the class bmt takes 0.9x
+    /// its time. A close candidate is re-checked every EARLY queries until it has RING pairs,
+    /// so the race moves to bmt within a few bursts, not after RECHECK x 1.05 (268) queries;
+    /// far candidates (bmp 3x, sp 10x) are still re-checked only every RECHECK x r queries.
+    #[test]
+    fn a_close_runner_up_is_rechecked_early_and_takes_the_lead_when_faster() {
+        let mut st = RaceState::default();
+        warm_up(&mut st, ALL, |i| if i % 2 == 0 { [1.0, 3.0, 10.0, 1.08] } else { [1.0, 3.0, 10.0, 1.02] });
+        assert_eq!(st.leader(), Some(0));
+        let cost = [1.0f32, 3.0, 10.0, 0.9];
+        let mut runs = [0usize; NC];
+        let mut switched = None;
+        for i in 0..2_000 {
+            step(&mut st, ALL, &cost, &mut runs);
+            if switched.is_none() && st.leader() == Some(3) {
+                switched = Some(i);
+            }
+        }
+        let limit = 4 * (EARLY as usize + BURST);
+        assert!(switched.is_some_and(|i| i <= limit), "switched after {switched:?} queries (limit {limit})");
+        assert_eq!(st.leader(), Some(3));
+        // ... and stays: the exhaustive scorer (1.11x bmt) is close, re-checked early, but never
+        // below the switch margin; bmp (3.3x bmt) and sp (11x) are re-checked once on the
+        // switch, then every RECHECK x r queries: about three bursts and one in 2,000 queries.
+        assert!(runs[1] <= 3 * BURST && runs[2] <= BURST, "{runs:?}");
+        // Once a close candidate has RING pairs it falls back to RECHECK x r: in 10,000 more
+        // queries the exhaustive scorer runs about BURST per RECHECK x 1.11 queries.
+        let mut runs = [0usize; NC];
+        for _ in 0..10_000 {
+            step(&mut st, ALL, &cost, &mut runs);
+        }
+        let expect = 10_000.0 * BURST as f32 / (RECHECK * (1.0 / 0.9) + BURST as f32);
+        assert!((runs[0] as f32 - expect).abs() <= 2.0 * BURST as f32, "{runs:?}, expected {expect}");
     }
 
     #[cfg(any(target_os = "linux", target_os = "macos"))]

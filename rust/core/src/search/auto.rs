@@ -60,26 +60,27 @@
 //! candidate is exact, so the race changes only the speed, never the hits.
 //!
 //! Measured (benches/harness.py, one thread, k=10, 200 queries, 3 rounds, per query the
-//! fastest round, median ms; benches/results/*-stop18-auto*.md), auto against the fastest
-//! exact algorithm of the same run:
+//! fastest round, median ms; rows interleaved chunk by chunk of 10 queries in a shuffled order,
+//! so no row is systematically last; benches/results/*-stop19-auto2*.md), auto against the
+//! fastest exact algorithm of the same run, and a control (the same algorithm timed twice):
 //!
-//! | corpus | exhaustive | bmp | sp | bmt | auto | auto / fastest | leader |
-//! |---|---:|---:|---:|---:|---:|---:|---|
-//! | debian (60k real SPLADE), run 1 | 0.215 | 0.629 | 1.299 | 0.281 | 0.263 | 1.22 | exhaustive |
-//! | debian, run 2 | 0.239 | 0.589 | 1.439 | 0.222 | 0.243 | 1.09 | exhaustive |
-//! | synthetic 100k, run 1 | 0.390 | 0.287 | 0.256 | 0.366 | 0.254 | 0.99 | sp |
-//! | synthetic 100k, run 2 | 0.481 | 0.333 | 0.371 | 0.557 | 0.378 | 1.14 | sp |
-//! | synthetic 1M | 6.426 | 1.603 | 1.293 | 3.469 | 1.389 | 1.07 | sp |
+//! | corpus | exhaustive | bmp | sp | bmt | auto | auto / fastest | control | leader |
+//! |---|---:|---:|---:|---:|---:|---:|---:|---|
+//! | debian (60k real SPLADE), before the early re-checks | 0.217 | 0.534 | 1.370 | 0.212 | 0.217 | 1.03 | 1.04 | exhaustive |
+//! | debian | 0.216 | 0.534 | 1.232 | 0.213 | 0.209 | 0.98 | 0.97 | exhaustive |
+//! | synthetic 100k, before the early re-checks | 0.516 | 0.351 | 0.299 | 0.489 | 0.336 | 1.12 | 1.06 | bmp |
+//! | synthetic 100k | 0.411 | 0.281 | 0.251 | 0.364 | 0.267 | 1.06 | 1.01 | sp |
+//! | synthetic 1M | 4.207 | 1.536 | 1.344 | 3.294 | 1.365 | 1.02 | 1.00 | sp |
 //!
-//! The harness times one row after another, and on the shared 2-core machine (process CPU /
-//! wall 0.5) rows of the same algorithm differ by 20-30% from run to run, more than the
-//! margin. `benches/auto_gap.py` interleaves the rows per chunk of 10 queries (400 queries,
-//! 3 rounds): debian exhaustive 0.306, bmt 0.347, bmp 0.816, sp 2.105, auto 0.318 ms (1.04x);
-//! synthetic 100k sp 0.268, bmp 0.280, bmt 0.369, exhaustive 0.414, auto 0.284 ms (1.06x).
-//! With the per-class races (below): debian exhaustive 0.212, bmt 0.214, auto 0.217 ms
-//! (1.02x); synthetic 100k sp 0.280, bmp 0.286, auto 0.290 ms (1.03x); synthetic 1M (200
-//! queries) sp 1.407, bmp 1.575, auto 1.380 ms (0.98x); auto's mean is the lowest on all
-//! three (benches/results/auto-gap-stop18.md).
+//! (leader: of the class that saw the most queries.) Until stop 18 the harness ran the rows in
+//! a fixed order, auto last, and measured 1.24x (debian) and 1.35x (synthetic 100k): the same
+//! algorithm ran ~14% slower late in a run than early (benches/auto_row_order.py).
+//! `benches/auto_gap.py` (400 queries, 3 rounds, chunks of 10) by cost class, with the early
+//! re-checks: debian bmt 0.205, exhaustive 0.212, auto 0.192 ms (0.94x), class 2 (2..4
+//! postings per document, 185 queries) bmt 0.209, exhaustive 0.247, auto 0.213; synthetic
+//! 100k sp 0.261, bmp 0.271, auto 0.255 ms (0.97x) (benches/results/auto-stop19-auto2.md).
+//! Stop 18's run of the same script, without them: debian class 2 auto 0.394 against bmt
+//! 0.348 (benches/results/auto-row-order-stop18.md).
 //!
 //! Where stop 17's auto lost 23% on debian, the loss came from the warm-up, not from the
 //! steady state: a warm-up decided by sums of wall times elected block-max pruning (2.5x

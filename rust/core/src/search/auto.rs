@@ -121,9 +121,9 @@ pub const RECHECK: f32 = 256.0;
 /// Paired runs a candidate needs before it can take the lead.
 pub const MIN_PAIRS: usize = 4;
 /// A candidate whose median time ratio to the leader is below this is *close*: until it has
-/// [`RING`] paired runs of its own (not the warm-up's), it is re-checked every [`EARLY`]
-/// queries instead of `RECHECK x r`, so that six warm-up queries do not settle a near tie for
-/// hundreds of queries.
+/// [`RING`] paired runs of its own (not the warm-up's; counted over the race's life, not reset
+/// when the lead changes), it is re-checked every [`EARLY`] queries instead of `RECHECK x r`,
+/// so that six warm-up queries do not settle a near tie for hundreds of queries.
 pub const CLOSE: f32 = 1.3;
 /// Queries between the early re-check bursts of a close candidate.
 pub const EARLY: u64 = 16;
@@ -202,7 +202,9 @@ struct RaceState {
     burst: Option<(usize, usize)>,
     /// The query count from which each candidate is due for a re-check.
     due: [u64; NC],
-    /// Counted paired runs of each candidate against the current leader.
+    /// Counted paired runs of each candidate (against any leader): early re-checks ([`EARLY`])
+    /// end for good once it has [`RING`], so that two candidates in a near tie, switching
+    /// leads on noise, do not keep paying them.
     paired: [usize; NC],
 }
 
@@ -320,7 +322,6 @@ impl RaceState {
         for c in cands.iter() {
             self.ratios[c].clear();
             self.next[c] = 0;
-            self.paired[c] = 0;
             self.due[c] = self.queries + recheck_in;
         }
     }

@@ -1,7 +1,7 @@
 """auto against the exact algorithms it chooses from, under the same load: one thread, k=10.
 
-benches/harness.py times each algorithm's row over all queries before the next row starts,
-so on a shared machine a burst of load lasting seconds lands on some rows and not others
+Until stop 18 benches/harness.py timed each algorithm's row over all queries before the next
+row started (it now interleaves chunks of queries in a shuffled row order, as here), so on a shared machine a burst of load lasting seconds lands on some rows and not others
 (rows of the same algorithm differed by 20-40% between runs on the 2-core machine at load 8,
 more than the 10% that auto is allowed). Here the rows are interleaved finely: the queries
 are cut into chunks of --chunk, and each chunk is run by every algorithm in turn (the order
@@ -83,6 +83,17 @@ def main() -> None:
         sel = third == t
         print(f"| {int(post[sel].min()):,}..{int(post[sel].max()):,} | "
               + " | ".join(f"{np.median(ns[a][sel]) / 1e6:.3f}" for a in algos) + " |")
+    # By auto's query-cost classes (postings per document below 1, 1..2, 2..4, 4 or more), each
+    # with its own race (rust/core/src/search/auto.rs).
+    n_docs = len(d[0]) - 1
+    cls = np.digitize(post / n_docs, [1, 2, 4])
+    print("\n| auto's cost class (postings / doc) | queries | " + " | ".join(algos) + " |")
+    print("|---|---:|" + "---:|" * len(algos))
+    for c_, name in enumerate(["< 1", "1..2", "2..4", ">= 4"]):
+        sel = cls == c_
+        if sel.any():
+            print(f"| {c_}: {name} | {int(sel.sum())} | "
+                  + " | ".join(f"{np.median(ns[a][sel]) / 1e6:.3f}" for a in algos) + " |")
     lead, others = ix._core.auto_standing()
     print(f"# auto's leader: {lead}; median time ratio of the others to it: "
           + ", ".join(f"{n} {r:.2f}" for n, r in others), flush=True)

@@ -1,5 +1,5 @@
 """Does a row's place in the run move its time? `auto` and the exact algorithms on one segment,
-each row 200 queries x 2 rounds after 10 warm-up queries (as benches/harness.py times a row),
+each row 200 queries x 2 rounds after 10 warm-up queries (as benches/harness.py timed a row until stop 18),
 in the order given, with rows repeated: the same algorithm measured early and late in one run.
 
 Stop 18 found the harness's auto row 1.24x the fastest exact algorithm on debian while

@@ -10,6 +10,11 @@ PISA (pyterrier-pisa), Seismic (pyseismic-lsr) and every sparsedex algorithm. Pe
 build time, index bytes, median and p90 ms/query (k=10, one thread, after a warm-up, one
 query per call), speedup against scipy measured in the same run, recall@10 against exact
 float scoring. See benches/README.md for the peers' settings and traps.
+
+Timing is fair to every row (each sparsedex algorithm, each peer setting): the queries are cut
+into chunks of --chunk and each chunk is run by every row in a fresh seeded shuffled order
+before the next chunk (``time_rows``), so load and drift over the run land on every row alike;
+--control NAME,... times sparsedex algorithms twice (rows NAME-again) to show it (ratio ~1.00).
 """
 
 from __future__ import annotations
@@ -383,23 +388,76 @@ def choose_bmp_scale(c: Corpus, rule="top", bsize=32, max_score=65_535):
 
 
 # ========================================================================== timing
-def run_queries(search, prepared, warmup, label):
-    """Warm up, then time every query once. Returns (ns per query, ids, scores, cpu/wall)."""
-    for q in prepared[:warmup]:
-        search(q)
-    times, results, scores = [], [], []
-    cpu0, wall0, last = time.process_time(), time.perf_counter(), time.perf_counter()
-    for i, q in enumerate(prepared):
-        t = time.perf_counter_ns()
-        ids, sc = search(q)
-        times.append(time.perf_counter_ns() - t)
-        results.append(np.asarray(ids, dtype=np.int64))
-        scores.append(np.asarray(sc, dtype=np.float64))
-        if time.perf_counter() - last > 10:
-            last = time.perf_counter()
-            log(f"  {label}: {i + 1:,}/{len(prepared):,} queries")
-    wall = time.perf_counter() - wall0
-    return np.array(times), results, scores, (time.process_time() - cpu0) / wall
+def row_orders(n_rows, n_chunks, rounds, seed):
+    """The order in which the rows run each chunk of queries: ``orders[r][ci]`` is a permutation
+    of ``range(n_rows)`` for chunk ``ci`` of round ``r``. Every chunk takes a fresh seeded shuffle,
+    so no row is systematically first or last, nor always follows the same other row (whose
+    cache footprint it would inherit)."""
+    rng = np.random.default_rng([seed, 0x0DE5])
+    return [[rng.permutation(n_rows) for _ in range(n_chunks)] for _ in range(rounds)]
+
+
+def time_rows(entries, prepared, n_queries, args):
+    """Time every row (Entry) on every query, one query per call, fair to every row.
+
+    ``--rounds`` rounds; each round starts with ``--warmup`` untimed queries per row, then cuts
+    the queries into chunks of ``--chunk`` (0: one chunk, i.e. whole rows) and runs each chunk
+    by every row in a seeded shuffled order (``row_orders``) before the next chunk. Load on the
+    shared machine and any drift over the run (the same algorithm measured ~14% slower late in
+    a long run than early, benches/results/auto-row-order-stop18.md) then land on every row
+    alike; stop 18's harness ran the rows in a fixed order, always auto last.
+
+    Returns (ns per row: one array per round, process CPU / wall per row and round, the first
+    round's (ids, scores) per row)."""
+    n = len(entries)
+    chunk = args.chunk if args.chunk > 0 else n_queries
+    starts = list(range(0, n_queries, chunk))
+    orders = row_orders(n, len(starts), args.rounds, args.order_seed)
+    times = {e.name: [] for e in entries}
+    cpu = {e.name: [] for e in entries}
+    first = {e.name: ([None] * n_queries, [None] * n_queries) for e in entries}
+    last = time.perf_counter()
+    for rnd in range(args.rounds):
+        ns = {e.name: np.zeros(n_queries, np.int64) for e in entries}
+        busy = {e.name: [0.0, 0.0] for e in entries}  # process CPU s, wall s
+        for j in orders[rnd][0]:
+            e = entries[j]
+            if e.setup:
+                e.setup()
+            for q in prepared[id(e.adapter)][: args.warmup]:
+                e.adapter.search(q)
+        for ci, lo in enumerate(starts):
+            hi = min(lo + chunk, n_queries)
+            for j in orders[rnd][ci]:
+                e = entries[j]
+                if e.setup:
+                    e.setup()
+                qs, out, res = prepared[id(e.adapter)], ns[e.name], first[e.name]
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                for i in range(lo, hi):
+                    t = time.perf_counter_ns()
+                    ids, sc = e.adapter.search(qs[i])
+                    out[i] = time.perf_counter_ns() - t
+                    if rnd == 0:
+                        res[0][i] = np.asarray(ids, dtype=np.int64)
+                        res[1][i] = np.asarray(sc, dtype=np.float64)
+                busy[e.name][0] += time.process_time() - cpu0
+                busy[e.name][1] += time.perf_counter() - wall0
+            if time.perf_counter() - last > 10:
+                last = time.perf_counter()
+                log(f"  timing: round {rnd + 1}/{args.rounds}, queries {hi:,}/{n_queries:,}, {n} rows")
+        for e in entries:
+            times[e.name].append(ns[e.name])
+            cpu[e.name].append(busy[e.name][0] / max(busy[e.name][1], 1e-9))
+        log(f"timing: round {rnd + 1}/{args.rounds} done")
+    return times, cpu, first
+
+
+def _order_note(args):
+    how = (f"chunks of {args.chunk} queries, each run by every row in a fresh shuffled order"
+           if args.chunk > 0 else "whole rows, in a fresh shuffled order per round")
+    return (f"timing order: {args.rounds} rounds, each after {args.warmup} warm-up queries per row; "
+            f"{how} (seed {args.order_seed}); per query the fastest round")
 
 
 @dataclass
@@ -543,9 +601,13 @@ def run(args):
                         algs = [x for x in args.sparsedex_float_algorithms.split(",") if x in algs]
                     ordered = (["exhaustive"] if "exhaustive" in algs else []) + \
                         [x for x in algs if x != "exhaustive"]
-                    for alg in ordered:
-                        ref = f"{label}-exhaustive" if alg != "exhaustive" and "exhaustive" in ordered else None
-                        entries.append(Entry(f"{label}-{alg}", "exact", a, b, nb, ref=ref,
+                    again = [x for x in args.control.split(",") if x] if quant == "u8" else []
+                    bad = [x for x in again if x not in a.algorithms]
+                    if bad:
+                        raise SystemExit(f"--control: unknown sparsedex algorithms {bad}; choose from {a.algorithms}")
+                    for alg, suffix in [(x, "") for x in ordered] + [(x, "-again") for x in again]:
+                        ref = f"{label}-exhaustive" if "exhaustive" in ordered and f"{alg}{suffix}" != "exhaustive" else None
+                        entries.append(Entry(f"{label}-{alg}{suffix}", "exact", a, b, nb, ref=ref,
                                              setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
                                              extra={"algorithm": alg}))
                     if quant == "u8":
@@ -562,25 +624,12 @@ def run(args):
                     log(skipped[-1])
 
     # ---------------------------------------------------------------- timing phase
-    # Rounds interleave the systems, so a burst of load on a shared machine hits all of them;
-    # per query we keep the fastest round.
     prepared = {}
     for e in entries:
         if id(e.adapter) not in prepared:
             prepared[id(e.adapter)] = [e.adapter.prepare(*c.query(i)) for i in range(c.n_queries)]
-    times = {e.name: [] for e in entries}
-    cpu = {e.name: [] for e in entries}
-    first = {}
-    for rnd in range(args.rounds):
-        for e in entries:
-            if e.setup:
-                e.setup()
-            log(f"{e.name}: round {rnd + 1}/{args.rounds}, {c.n_queries:,} queries")
-            ns, res, sc, cw = run_queries(e.adapter.search, prepared[id(e.adapter)], args.warmup, e.name)
-            times[e.name].append(ns)
-            cpu[e.name].append(cw)
-            if rnd == 0:
-                first[e.name] = (res, sc)
+    times, cpu, first = time_rows(entries, prepared, c.n_queries, args)
+    notes.append(_order_note(args))
 
     rows = []
     for e in entries:
@@ -633,7 +682,28 @@ def run(args):
     for r in rows:
         if r.get("median_ms"):
             r["speedup_vs_scipy"] = base["median_ms"] / r["median_ms"]
+    notes.extend(_ratio_notes(rows, [label for label, *_ in batch]))
     return c, info, rows, notes, skipped
+
+
+def _ratio_notes(rows, labels):
+    """auto against the fastest exact algorithm of the same index and run, and each control row
+    (NAME-again) against its twin."""
+    med = {r["system"]: r["median_ms"] for r in rows if r.get("median_ms")}
+    out = []
+    for label in labels:
+        exact = {n: m for n, m in med.items() if n.startswith(f"{label}-") and not n.endswith("-again")
+                 and n[len(label) + 1:] not in ("auto",) and "approximate" not in n
+                 and n[len(label) + 1:].split("-")[0] != "float"}
+        if f"{label}-auto" in med and exact:
+            best = min(exact, key=exact.get)
+            out.append(f"{label}-auto / fastest exact algorithm ({best}): "
+                       f"{med[f'{label}-auto']:.3f} / {exact[best]:.3f} ms = {med[f'{label}-auto'] / exact[best]:.3f}x")
+    for n, m in med.items():
+        if n.endswith("-again") and n[: -len("-again")] in med:
+            out.append(f"control: {n} / {n[: -len('-again')]} = {m:.3f} / {med[n[: -len('-again')]]:.3f} ms "
+                       f"= {m / med[n[: -len('-again')]]:.3f}x (same algorithm, two rows)")
+    return out
 
 
 def _batch_row(c, label, a, b, nb):
@@ -693,9 +763,12 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
         f"{platform.python_version()}; {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.",
         f"Command: `{cmd}`",
         "",
-        f"Latency: one query per call, single thread; {args.rounds} rounds that interleave the "
-        f"systems, each after {args.warmup} warm-up queries; per query the fastest round, then "
-        "median and p90 over queries. Query conversion to each peer's input format is not timed. "
+        f"Latency: one query per call, single thread; {args.rounds} rounds, each after {args.warmup} "
+        "warm-up queries per system, "
+        + (f"interleaving the systems chunk by chunk of {args.chunk} queries in a fresh seeded shuffled "
+           "order per chunk (no system is systematically first or last)" if args.chunk > 0 else
+           "one system after another in a fresh seeded shuffled order per round")
+        + "; per query the fastest round, then median and p90 over queries. Query conversion to each peer's input format is not timed. "
         f"Recall@{k}: returned docs whose exact float score reaches the {k}th exact float score, / {k}. "
         "Speedup: scipy's median / the system's median, same run.",
         "",
@@ -793,6 +866,13 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=20, help="warm-up queries per system and round (untimed)")
     p.add_argument("--rounds", type=int, default=3,
                    help="timing rounds, interleaving systems; per query the fastest round counts")
+    p.add_argument("--chunk", type=int, default=10,
+                   help="queries per row turn: every chunk is run by every row, in a fresh shuffled order, "
+                        "before the next chunk (0: whole rows, shuffled per round)")
+    p.add_argument("--order-seed", type=int, default=0, help="seed of the row order shuffles")
+    p.add_argument("--control", default="",
+                   help="sparsedex (u8) algorithms to time twice, as a second row NAME-again: a control "
+                        "for the fairness of the timing order (the ratio of the two rows should be ~1.00)")
     p.add_argument("--bmp-scale", type=float, help="override the chosen bmp doc scale")
     p.add_argument("--bmp-bsize", type=int, default=32)
     p.add_argument("--bmp-scale-rule", choices=["top", "blockmax"], default="top",

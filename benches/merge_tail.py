@@ -15,7 +15,7 @@ dp, di, dv, qp, qi, qv = _core.synthetic_corpus(n, 10, 0)
 docs = (dp, di, dv)
 payloads = [None] * n
 for r in range(reps):
-    path = Path(tempfile.mkdtemp(dir="/tmp/tail2"))
+    path = Path(tempfile.mkdtemp())
     ix = SparseIndex(None, "u8", path=path, merge_policy=MergePolicy(factor=0), store_texts=False, max_weight=float(dv.max()), reorder=False)
     bounds = np.linspace(0, n, nseg + 1).astype(int)
     for a, b in zip(bounds[:-1], bounds[1:]):

@@ -320,3 +320,25 @@ def test_merge_docs_on_a_full_disk_names_the_file(tmp_path, monkeypatch):
         merge_docs(dest, "seg-000003", [big], np.zeros(50, dtype=np.int64), np.arange(50), keep_texts=False)
     assert e.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("texts", [False, True])
+def test_commit_docs_on_a_full_disk_names_the_file(tmp_path, monkeypatch, texts):
+    """A commit's documents file hitting a full disk (newcomer9 L4): OSError naming the segment
+    and the file, ENOSPC, no temporary file left."""
+    import sparsedex.docs as docs_mod
+
+    real = docs_mod._create
+
+    def tiny(path, segment, n):
+        conn = real(path, segment, n)
+        conn.execute("PRAGMA max_page_count = 4")
+        return conn
+
+    monkeypatch.setattr(docs_mod, "_create", tiny)
+    dest = tmp_path / "seg-000002.docs"
+    payloads = ['{"k":"' + "x" * 2000 + '"}'] * 50
+    with pytest.raises(OSError, match="seg-000002") as e:
+        docs_mod.write_docs(dest, "seg-000002", payloads, ["t" * 2000] * 50 if texts else None)
+    assert e.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []

@@ -604,3 +604,22 @@ def test_scipy_and_csr_weights_too_large_for_float32_are_named():
             with pytest.raises(ValueError, match=r"document 1: values\[1\] = 1e\+39 is not finite in float32"):
                 ix.add(docs)
     assert len(ix) == 0
+
+
+@pytest.mark.parametrize("values, msg", [
+    (np.array(["a", "b"]), r"documents: CSR values must be real numbers, got an array of dtype <U1"),
+    (np.array([True, False]), r"documents: CSR values are booleans \(dtype bool\)"),
+    (np.array([1 + 2j, 3j]), r"documents: CSR values must be real numbers, got an array of dtype complex128"),
+    (np.array([object(), 1.0], dtype=object), r"documents: CSR values must be real numbers, got an array of dtype object"),
+])
+def test_csr_values_of_a_wrong_dtype_are_named(values, msg):
+    """newcomer9 L5: a CSR values array of strings, booleans or other non-numbers is refused
+    naming the array (a bool is not a weight, as in a dict or pair row), and the index stays
+    usable; integer and object-of-numbers arrays are weights."""
+    ix = SparseIndex(None, "u8")
+    csr = (np.array([0, 1, 2]), np.array([3, 4]), values)
+    with pytest.raises(ValueError, match=msg):
+        ix.add(csr, ids=[1, 2])
+    ix.add((np.array([0, 1, 2]), np.array([3, 4]), np.array([1, 2])), ids=[1, 2])
+    ix.add((np.array([0, 1]), np.array([5]), np.array([0.5], dtype=object)), ids=[3])
+    assert ix.search({3: 1.0}, k=1)[0].id == 1

@@ -104,6 +104,23 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
 
 
+def _check_values_dtype(values: Any, what: str) -> None:
+    """ValueError unless CSR ``values`` are real numbers: booleans are not weights (as in a
+    dict or pair row), and strings, complex or other objects get a message naming the array."""
+    v = np.asarray(values)
+    if v.dtype.kind == "b":
+        raise ValueError(f"{what}s: CSR values are booleans (dtype bool): True/False are not weights")
+    if v.dtype.kind in "fiu":
+        return
+    if v.dtype.kind == "O":  # Python numbers in an object array convert; anything else is named
+        try:
+            np.asarray(v, dtype=np.float64)
+            return
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(f"{what}s: CSR values must be real numbers, got an array of dtype {v.dtype}")
+
+
 def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
     """ValueError naming the document and position of the first finite weight too large for
     float32 (the cast would make it inf, with a numpy warning, and the message would say inf)."""
@@ -123,6 +140,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         indptr, indices, values = docs
         indices = np.asarray(indices)
         _check_term_ids(indptr, indices, what)
+        _check_values_dtype(values, what)
         _check_float32_range(indptr, values, what)
         return (
             np.ascontiguousarray(indptr, dtype=np.uint64),
@@ -139,6 +157,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 m = m.copy()
             m.sort_indices()
         _check_term_ids(m.indptr, np.asarray(m.indices), what)
+        _check_values_dtype(m.data, what)
         _check_float32_range(m.indptr, m.data, what)
         return (
             np.ascontiguousarray(m.indptr, dtype=np.uint64),

@@ -486,11 +486,15 @@ def write_docs(
         finally:
             conn.close()
         _publish(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(e, sqlite3.OperationalError):  # full disk, I/O error: name the file
+            full = "full" in str(e)
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          f"writing the documents of segment {segment} ({tmp}): {e}", str(tmp)) from e
         raise
 
 

@@ -218,6 +218,17 @@ class SqliteDocs(SegmentDocs):
         except sqlite3.Error as e:
             raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
 
+    def __del__(self) -> None:
+        # A sqlite3.Connection sits in a reference cycle with its statement cache, so it (and
+        # the file it holds open) would live until the cycle collector runs; close it when the
+        # segment's documents are dropped, so a merged-away file's disk space is freed now.
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - best effort at teardown
+                pass
+
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"{self.path}: {what}")
 

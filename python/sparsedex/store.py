@@ -28,6 +28,7 @@ read as they are by readers (:mod:`sparsedex._legacy`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -168,6 +169,14 @@ def _unpack(words: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(np.asarray(words, dtype="<u8").view(np.uint8), count=n, bitorder="little").astype(bool)
 
 
+def _id_list(index: _core.Index, n: int) -> list[Any]:
+    """A segment's document ids in internal order (for ``$ids`` filters)."""
+    ids = index.ids()
+    if ids is None:
+        return list(range(n))
+    return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+
 class SegmentView:
     """One immutable segment as this process sees it: its engine index, its documents and the
     payload columns of its filters (built on first use). Shared by every snapshot that lists
@@ -188,15 +197,10 @@ class SegmentView:
         if self._columns is None:
             with self._lock:
                 if self._columns is None:
-                    self._columns = PayloadColumns(source=self.docs, ids=self._id_list)
+                    # ids through a function that does not hold this view: no reference cycle,
+                    # so dropping the view closes its documents file at once
+                    self._columns = PayloadColumns(source=self.docs, ids=functools.partial(_id_list, self.index, self.n))
         return self._columns
-
-    def _id_list(self) -> list[Any]:
-        """The documents' ids in internal order (for ``$ids`` filters)."""
-        ids = self.index.ids()
-        if ids is None:
-            return list(range(self.n))
-        return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
 
     def filter_set(self, flt: Filter) -> "_core.DocSet | None":
         """The documents of this segment ``flt`` allows (None: all), cached per filter (the 32
@@ -715,6 +719,13 @@ class Store:
                     self._writing = False
                 if self._lock is not None:
                     self._lock.release()
+                # Let go of the segments' files (engine files mapped, documents databases open):
+                # a closed handle kept alive by a reference (an exception's traceback, a cache)
+                # must not keep merged-away files' disk space (newcomer9 L3). A search running
+                # in another thread keeps the snapshot it holds until it returns.
+                self._snapshot = None
+                self._segs = {}
+                self._core.release()
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         lock = getattr(self, "_lock", None)

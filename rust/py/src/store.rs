@@ -249,6 +249,11 @@ impl PyStore {
         self.inner.rollback()
     }
 
+    /// Let go of the files the store holds (its snapshot becomes empty): for `close()`.
+    fn release(&self) {
+        self.inner.release()
+    }
+
     /// Build the staged documents into a segment: (name, order uint32 with
     /// order[internal_doc] = staged row), or None when no document is staged. Write the
     /// segment's attachments `<name>.<ext>` in that order, then `finish_commit`.

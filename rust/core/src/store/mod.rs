@@ -161,6 +161,25 @@ pub struct Store {
     staged_terms: vocab::StagedTerms,
 }
 
+impl Store {
+    /// Let go of the files this store holds open: its current snapshot becomes an empty one
+    /// (same store id, settings and generation; no segments, no vocabulary file), so the engine
+    /// files it mapped and the vocabulary file it opened are released as soon as no reader or
+    /// running search holds the old snapshot. For a store being closed: the layer above refuses
+    /// every call afterwards (a merge abandoned meanwhile finds its members gone and is dropped).
+    pub fn release(&self) {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let empty = Snapshot {
+            generation: cur.generation,
+            uuid: cur.uuid.clone(),
+            settings: cur.settings.clone(),
+            segments: Vec::new(),
+            vocab: None,
+        };
+        *cur = Arc::new(empty);
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("dir", &self.dir).field("generation", &self.snapshot().generation).finish()

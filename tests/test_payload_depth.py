@@ -59,3 +59,49 @@ def test_bound_agrees_with_the_exact_depth() -> None:
         text = "[" + ",".join("null" if p is None else p for p in stored) + "]"
         assert _validate._depth_ok(text, items) == (_validate._json_depth(text) - 1 <= MAX_DEPTH), text[:200]
         assert json.loads(text) == items
+
+
+@pytest.mark.parametrize("items, ok", [
+    ([deep(MAX_DEPTH)], True),  # bound exactly the limit: the fast path answers
+    ([deep(MAX_DEPTH + 1)], False),
+    ([None] * 3 + [deep_list(MAX_DEPTH + 1)], False),
+    ([{}] * 3 + [deep(MAX_DEPTH + 1)], False),
+    ([{}] * 3 + [deep(MAX_DEPTH)], True),
+    ([deep_list(MAX_DEPTH)], True),
+])
+def test_bound_at_the_limit_without_bracket_strings(items, ok) -> None:
+    """Payloads whose only brackets are their structure: the character-count bound is tight,
+    so the limit is decided on the fast path itself, and must still be exact."""
+    stored = payloads_json(items)
+    text = "[" + ",".join("null" if p is None else p for p in stored) + "]"
+    assert _validate._depth_ok(text, items) is ok
+    ix = SparseIndex(None)
+    if ok:
+        ix.add([V] * len(items), payloads=items)
+    else:
+        with pytest.raises(PayloadError, match=f"document {len(items) - 1} .*nested more than {MAX_DEPTH} levels"):
+            ix.add([V] * len(items), payloads=items)
+
+
+def test_bound_never_below_the_exact_depth_near_the_limit() -> None:
+    """Chains of depth 60..70 mixed with shallow payloads: the bound is never below the exact
+    depth (else a too-deep payload would pass), and the answer equals the exact scan's."""
+    rng = random.Random(1)
+    for _ in range(200):
+        items: list = []
+        for _ in range(rng.randint(1, 5)):
+            r = rng.random()
+            if r < 0.2:
+                items.append(None)
+            elif r < 0.5:
+                items.append({"s": rng.randint(0, 9)})
+            else:
+                items.append((deep if rng.random() < 0.5 else deep_list)(rng.randint(60, 70)))
+        if all(p is None for p in items):
+            continue
+        stored = payloads_json(items)
+        text = "[" + ",".join("null" if p is None else p for p in stored) + "]"
+        exact = _validate._json_depth(text) - 1
+        dicts = len(items) - items.count(None)
+        assert text.count("{") + text.count("[") - dicts >= exact
+        assert _validate._depth_ok(text, items) == (exact <= MAX_DEPTH)

@@ -173,8 +173,8 @@ impl IdsData {
     /// [`IdsData::sorted`] for ids made of runs that are each already in ascending id order
     /// (a concatenating merge: each member's live documents listed in its `ids_sorted` order,
     /// as docs of these ids): a k-way merge of the runs instead of a sort, the same result
-    /// and the same duplicate error. A run found out of order (a damaged member) falls back
-    /// to the sort.
+    /// and the same duplicate error. A run found out of order or repeating a document (a
+    /// damaged member) falls back to the sort.
     pub(crate) fn merge_sorted(&self, runs: &[Vec<u32>]) -> Result<Option<Vec<u32>>> {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
@@ -195,6 +195,7 @@ impl IdsData {
             if let Some((p, pd)) = prev {
                 match p.cmp(&id) {
                     Ordering::Less => {}
+                    Ordering::Equal if pd == d => return self.sorted(), // a run repeats a doc
                     Ordering::Equal => {
                         return Err(Error::InvalidDocument {
                             doc: d as usize,
@@ -306,8 +307,9 @@ fn corrupt(msg: impl Into<String>) -> Error {
 /// Read and validate the id sections: lengths, UTF-8 on every id's boundaries, and
 /// `ids_sorted` a permutation listing strictly ascending ids.
 ///
-/// `deep = false` (an image this process built and validated itself): the lengths only, not
-/// the passes over every id.
+/// `deep = false` (an image this process built and validated itself, mapped back after a
+/// byte comparison): the lengths and string ids' UTF-8 are checked, not the `ids_sorted`
+/// permutation (a pass over every id).
 pub(crate) fn read_ids(c: &Container, n_docs: u32, deep: bool) -> Result<ExternalIds<'_>> {
     let n = n_docs as usize;
     let ids = if c.has("ids_i64") {
@@ -354,4 +356,41 @@ pub(crate) fn read_ids(c: &Container, n_docs: u32, deep: bool) -> Result<Externa
         return Err(corrupt("stored ids are not unique, or 'ids_sorted' does not list them in ascending order"));
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[i64]) -> IdsData {
+        IdsData::Int(v.to_vec())
+    }
+
+    #[test]
+    fn merge_sorted_equals_the_sort() {
+        // two runs, each in ascending id order: docs 0..3 ids 10, 30, 50; docs 3..5 ids 20, 40
+        let ids = ints(&[10, 30, 50, 20, 40]);
+        let runs = vec![vec![0, 1, 2], vec![3, 4]];
+        assert_eq!(ids.merge_sorted(&runs).unwrap(), ids.sorted().unwrap());
+        assert_eq!(ids.merge_sorted(&runs).unwrap().unwrap(), vec![0, 3, 1, 4, 2]);
+    }
+
+    #[test]
+    fn merge_sorted_duplicate_error_is_the_sorts() {
+        let ids = ints(&[10, 30, 50, 30, 40]);
+        let runs = vec![vec![0, 1, 2], vec![3, 4]];
+        let a = ids.merge_sorted(&runs).unwrap_err().to_string();
+        let b = ids.sorted().unwrap_err().to_string();
+        assert_eq!(a, b);
+        assert!(a.contains("id 30 is a duplicate"), "{a}");
+    }
+
+    #[test]
+    fn merge_sorted_falls_back_on_damaged_runs() {
+        let ids = ints(&[10, 30, 50, 20, 40]);
+        // a run out of order, a run repeating a document, runs of the wrong total length
+        for runs in [vec![vec![1, 0, 2], vec![3, 4]], vec![vec![0, 1, 1], vec![3, 4]], vec![vec![0, 1], vec![3, 4]]] {
+            assert_eq!(ids.merge_sorted(&runs).unwrap(), ids.sorted().unwrap(), "{runs:?}");
+        }
+    }
 }

@@ -79,9 +79,10 @@
 //! Synthetic 100k stays the tightest: block-max and superblock pruning are a near tie on the
 //! median query (the race's median paired ratio 0.98-1.03, inside the switch margin) while
 //! superblock pruning's median *time* is ~8% lower and block-max pruning's p90 ~30% lower, so
-//! auto's second row (`auto-again`, same race) measured 1.01-1.12x over the five runs. Until stop 18 the harness ran the rows in
-//! a fixed order, auto last, and measured 1.24x (debian) and 1.35x (synthetic 100k): the same
-//! algorithm ran ~14% slower late in a run than early (benches/auto_row_order.py).
+//! auto's second row (`auto-again`, same race) measured 1.01-1.12x over the five runs. Until
+//! stop 18 the harness ran the rows in a fixed order, auto last, and measured 1.24x (debian)
+//! and 1.35x (synthetic 100k): the same algorithm ran ~14% slower late in a run than early
+//! (benches/auto_row_order.py).
 //! `benches/auto_gap.py` (400 queries, 3 rounds, chunks of 10) by cost class, with the early
 //! re-checks: debian bmt 0.205, exhaustive 0.212, auto 0.192 ms (0.94x), class 2 (2..4
 //! postings per document, 185 queries) bmt 0.209, exhaustive 0.247, auto 0.213; synthetic

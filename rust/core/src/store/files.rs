@@ -178,30 +178,43 @@ impl FileRecord {
     /// the map; the whole-file CRC stands in for the per-section ones, so each byte is read
     /// once.
     pub fn open_index(&self, dir: &Path, what: &str) -> Result<Index> {
-        self.open_mapped(dir, what, true, true)
+        self.open_mapped(dir, what, true, None)
     }
 
     /// Open the engine file this process has just written from the bytes this record was
     /// made of ([`FileRecord::of_bytes`]), memory-mapped: the size is checked, the CRC32 is
     /// not computed a second time (that would read every page of the new file back).
     pub(crate) fn open_written_index(&self, dir: &Path) -> Result<Index> {
-        self.open_mapped(dir, "a new segment", false, true)
+        self.open_mapped(dir, "a new segment", false, None)
     }
 
-    /// [`FileRecord::open_written_index`] for bytes that were the image of an index parsed in
-    /// memory (validated there, [`Index::from_image`]): the sections and their lengths are
-    /// checked, the passes over every posting and id are not made again
+    /// [`FileRecord::open_written_index`] for `bytes` that were the image of an index parsed
+    /// in memory (validated there, [`Index::from_image`]): the mapped file must hold exactly
+    /// those bytes (one comparison, the pages are still cached), then its sections and their
+    /// lengths are checked; the passes over every posting and id are not made again
     /// ([`Index::from_written_image`]).
-    pub(crate) fn open_written_built_index(&self, dir: &Path) -> Result<Index> {
-        self.open_mapped(dir, "a new segment", false, false)
+    pub(crate) fn open_written_built_index(&self, dir: &Path, bytes: &[u8]) -> Result<Index> {
+        self.open_mapped(dir, "a new segment", false, Some(bytes))
     }
 
-    fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool, deep: bool) -> Result<Index> {
+    /// Map and check the file; `built`: the bytes of an index validated in memory that the
+    /// file must equal (then the deep passes are skipped), or None for a full validation.
+    fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool, built: Option<&[u8]>) -> Result<Index> {
         let path = dir.join(&self.name);
         let image = Image::open_file(&path).map_err(|e| missing_as_corrupt(e, &path, what))?;
         let b = image.as_bytes();
         let crc = if check_crc { crc32fast::hash(b) } else { self.crc32 };
         self.check(&path, b.len() as u64, crc, what)?;
+        let deep = match built {
+            None => true,
+            Some(want) if want == b => false,
+            Some(_) => {
+                return Err(Error::Corrupt(format!(
+                    "{}: differs from the bytes just written ({what}; changed on disk)",
+                    path.display()
+                )))
+            }
+        };
         let index = if deep { Index::from_image(image, false) } else { Index::from_written_image(image) };
         index.map_err(|e| in_file(e, &path))
     }

@@ -434,9 +434,9 @@ impl Store {
             crate::fs::replace(&dir.join(&file), bytes)?;
         }
         let rec = FileRecord::of_bytes(&file, bytes);
-        // `index` was parsed (and validated) from these very bytes: the map is checked for its
-        // sections and lengths, not walked again
-        let mapped = rec.open_written_built_index(dir)?;
+        // `index` was parsed (and validated) from these very bytes: the map must hold them and
+        // is checked for its sections and lengths, not walked again
+        let mapped = rec.open_written_built_index(dir, bytes)?;
         Ok((Arc::new(mapped), Some(rec)))
     }
 

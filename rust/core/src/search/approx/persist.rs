@@ -1,5 +1,5 @@
 //! A segment's calibration on disk: the file `seg-<N>.cal` beside the segment's engine file
-//! (rust/core/FORMAT.md §2a), so that reopening an index does not calibrate it again.
+//! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
 //! file is a container (magic `SPDXCAL1`, version 2) bound to exactly one engine file: its
@@ -7,7 +7,8 @@
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
 //! process calibrated (a reader too: no commit is made, the manifest does not list it), and
-//! removed by the store's garbage collection together with its segment.
+//! removed by the store's garbage collection together with its segment. `save_copy` writes
+//! each calibrated segment's file beside its copy, bound to the copy.
 //!
 //! A calibration file is a cache of something that can be recomputed: a missing, corrupt,
 //! foreign or outdated one (another format version, grid of buckets) is ignored, the segment is calibrated
@@ -63,7 +64,7 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
     if index.approx_file().get().is_some() {
         return;
     }
-    let sc = Sidecar { path: dir.join(file_name(segment)), owner: format!("{uuid}/{segment}/{sdx_crc:08x}") };
+    let sc = Sidecar { path: dir.join(file_name(segment)), owner: owner(uuid, segment, sdx_crc) };
     let loaded = match std::fs::read(&sc.path) {
         Ok(bytes) => decode(&bytes, &sc.owner, index.n_docs()).ok(),
         Err(_) => None,
@@ -84,7 +85,18 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
 /// failure leaves the calibration in memory only). True if written.
 pub fn save(index: &Index, c: &Calibration) -> bool {
     let Some(sc) = index.approx_file().get() else { return false };
-    let ok = encode(c, &sc.owner, index.n_docs()).and_then(|b| crate::fs::write_atomically(&sc.path, &b)).is_ok();
+    write_file(&sc.path, &sc.owner, c, index.n_docs())
+}
+
+/// The owner string binding a calibration file to segment `segment` of store `uuid` whose
+/// engine file has CRC32 `sdx_crc`.
+fn owner(uuid: &str, segment: &str, sdx_crc: u32) -> String {
+    format!("{uuid}/{segment}/{sdx_crc:08x}")
+}
+
+/// Write `c` (for `owner`, a segment of `n_docs` documents) to `path` atomically; best effort.
+fn write_file(path: &Path, owner: &str, c: &Calibration, n_docs: u32) -> bool {
+    let ok = encode(c, owner, n_docs).and_then(|b| crate::fs::write_atomically(path, &b)).is_ok();
     if ok {
         WRITTEN.fetch_add(1, Ordering::Relaxed);
     }
@@ -98,14 +110,7 @@ pub fn save(index: &Index, c: &Calibration) -> bool {
 pub fn save_for(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32) -> bool {
     let c = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(c) = c else { return false };
-    let owner = format!("{uuid}/{segment}/{sdx_crc:08x}");
-    let ok = encode(&c, &owner, index.n_docs())
-        .and_then(|b| crate::fs::write_atomically(&dir.join(file_name(segment)), &b))
-        .is_ok();
-    if ok {
-        WRITTEN.fetch_add(1, Ordering::Relaxed);
-    }
-    ok
+    write_file(&dir.join(file_name(segment)), &owner(uuid, segment, sdx_crc), &c, index.n_docs())
 }
 
 /// The bytes of a calibration file for `c`.

@@ -191,10 +191,33 @@ impl AlignedBuf {
         self.len = new_len;
     }
 
+    /// Append `data`. New blocks are written once (the data, then zeros past its end), not
+    /// zero-filled first and then overwritten.
     fn extend_from_slice(&mut self, data: &[u8]) {
         let start = self.len;
-        self.grow(start + data.len());
-        self.as_bytes_mut()[start..].copy_from_slice(data);
+        let new_len = start + data.len();
+        let old_blocks = self.blocks.len();
+        let blocks = new_len.div_ceil(ALIGN);
+        if blocks <= old_blocks {
+            self.len = new_len;
+            self.as_bytes_mut()[start..].copy_from_slice(data);
+            return;
+        }
+        let old_end = old_blocks * ALIGN; // >= start: bytes past `len` lie in the last block
+        let head = old_end - start; // the bytes of `data` that land in the existing blocks
+        self.blocks.reserve(blocks - old_blocks);
+        // SAFETY: the vector has capacity for `blocks` blocks; every byte of the new blocks
+        // `old_blocks..blocks` (offsets `old_end..blocks * ALIGN`) is written below, `data`'s
+        // tail then zeros, before `set_len`; Block is repr(C) over plain bytes; `data` cannot
+        // overlap the vector's spare capacity.
+        unsafe {
+            let base = self.blocks.as_mut_ptr().cast::<u8>();
+            std::ptr::copy_nonoverlapping(data.as_ptr().add(head), base.add(old_end), new_len - old_end);
+            std::ptr::write_bytes(base.add(new_len), 0, blocks * ALIGN - new_len);
+            self.blocks.set_len(blocks);
+        }
+        self.len = new_len;
+        self.as_bytes_mut()[start..old_end].copy_from_slice(&data[..head]);
     }
 
     /// Reserve room for `additional` more bytes, so that appending them does not reallocate
@@ -403,11 +426,27 @@ impl FileSink {
     }
 
     /// Append `data` (its CRC32 already in `crc`, or `None` to compute it here).
-    fn write(&mut self, mut data: &[u8], crc: Option<(u32, usize)>) -> Result<()> {
+    fn write(&mut self, data: &[u8], crc: Option<(u32, usize)>) -> Result<()> {
         match crc {
             Some((c, n)) => self.crc.combine(&crc32fast::Hasher::new_with_initial_len(c, n as u64)),
             None => self.crc.update(data),
         }
+        self.append(data)
+    }
+
+    /// Append `parts`, whose concatenation has CRC32 `crc` and length `len` (hashed once by
+    /// the caller, not again here).
+    fn write_parts(&mut self, parts: &[&[u8]], crc: u32, len: usize) -> Result<()> {
+        debug_assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), len);
+        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(crc, len as u64));
+        for p in parts {
+            self.append(p)?;
+        }
+        Ok(())
+    }
+
+    /// Queue `data` for the file (the whole-file CRC is the callers' business).
+    fn append(&mut self, mut data: &[u8]) -> Result<()> {
         self.len += data.len();
         while !data.is_empty() {
             let n = (CHUNK - self.cur.len()).min(data.len());
@@ -580,9 +619,7 @@ impl ContainerWriter {
             Some(sink) => {
                 sink.pad()?;
                 let offset = sink.len;
-                for p in parts {
-                    sink.write(p, None)?;
-                }
+                sink.write_parts(parts, c, len)?;
                 offset
             }
         };
@@ -600,7 +637,7 @@ impl ContainerWriter {
         } else {
             let mut le = Vec::new();
             for p in parts {
-                Pod::write_le(*p, &mut le);
+                Pod::write_le(p, &mut le);
             }
             self.add(name, Kind::F32, &le)
         }

@@ -324,6 +324,57 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The CRC32 of a section's content, computed ahead of time (by the thread that produced the
+/// content, say) and given to [`ContainerWriter::add_u16s_hashed`] and its kin, which then
+/// copy the content without hashing it again. Made only from the content itself, little-endian
+/// as the typed `add_*` methods store it; a token that does not fit the content it is given
+/// with (another length or element kind) is ignored and the content hashed anew.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SectionCrc {
+    kind: Kind,
+    crc: u32,
+    len: usize,
+}
+
+impl SectionCrc {
+    fn of_parts<T: Pod>(parts: &[&[T]]) -> SectionCrc {
+        let mut h = crc32fast::Hasher::new();
+        let mut len = 0usize;
+        let mut le = Vec::new();
+        for p in parts {
+            if cfg!(target_endian = "little") {
+                h.update(pod_bytes(p));
+            } else {
+                le.clear();
+                T::write_le(p, &mut le);
+                h.update(&le);
+            }
+            len += std::mem::size_of_val(*p);
+        }
+        SectionCrc { kind: T::KIND, crc: h.finalize(), len }
+    }
+
+    /// Of a section of `u16`s.
+    pub(crate) fn u16s(data: &[u16]) -> SectionCrc {
+        Self::of_parts(&[data])
+    }
+
+    /// Of a section of `u32`s.
+    pub(crate) fn u32s(data: &[u32]) -> SectionCrc {
+        Self::of_parts(&[data])
+    }
+
+    /// Of a section of `u64`s.
+    pub(crate) fn u64s(data: &[u64]) -> SectionCrc {
+        Self::of_parts(&[data])
+    }
+
+    /// Of a section of `f32`s made of the concatenation of `parts`.
+    pub(crate) fn f32_parts(parts: &[&[f32]]) -> SectionCrc {
+        Self::of_parts(parts)
+    }
+}
+
 struct PendingSection {
     name: String,
     offset: usize,
@@ -595,17 +646,61 @@ impl ContainerWriter {
 
     /// [`add`](Self::add) of the concatenation of `parts`, without concatenating them first.
     fn add_parts(&mut self, name: &str, kind: Kind, parts: &[&[u8]]) -> Result<()> {
-        check_name(name)?;
-        if self.sections.iter().any(|s| s.name == name) {
-            return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
-        }
         let mut h = crc32fast::Hasher::new();
         let mut len = 0usize;
         for p in parts {
             h.update(p);
             len += p.len();
         }
-        let c = h.finalize();
+        self.add_hashed_parts(name, kind, parts, h.finalize(), len)
+    }
+
+    /// [`add_u16s`](Self::add_u16s) of content hashed ahead of time ([`SectionCrc::u16s`]).
+    pub(crate) fn add_u16s_hashed(&mut self, name: &str, data: &[u16], h: &SectionCrc) -> Result<()> {
+        self.add_pod_parts_hashed(name, &[data], h)
+    }
+
+    /// [`add_u32s`](Self::add_u32s) of content hashed ahead of time ([`SectionCrc::u32s`]).
+    pub(crate) fn add_u32s_hashed(&mut self, name: &str, data: &[u32], h: &SectionCrc) -> Result<()> {
+        self.add_pod_parts_hashed(name, &[data], h)
+    }
+
+    /// [`add_u64s`](Self::add_u64s) of content hashed ahead of time ([`SectionCrc::u64s`]).
+    pub(crate) fn add_u64s_hashed(&mut self, name: &str, data: &[u64], h: &SectionCrc) -> Result<()> {
+        self.add_pod_parts_hashed(name, &[data], h)
+    }
+
+    /// [`add_f32_parts`](Self::add_f32_parts) of content hashed ahead of time
+    /// ([`SectionCrc::f32_parts`]).
+    pub(crate) fn add_f32_parts_hashed(&mut self, name: &str, parts: &[&[f32]], h: &SectionCrc) -> Result<()> {
+        self.add_pod_parts_hashed(name, parts, h)
+    }
+
+    fn add_pod_parts_hashed<T: Pod>(&mut self, name: &str, parts: &[&[T]], h: &SectionCrc) -> Result<()> {
+        let len: usize = parts.iter().map(|p| std::mem::size_of_val(*p)).sum();
+        if cfg!(target_endian = "little") && h.kind == T::KIND && h.len == len {
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| pod_bytes(p)).collect();
+            return self.add_hashed_parts(name, T::KIND, &bytes, h.crc, len);
+        }
+        if cfg!(target_endian = "little") {
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| pod_bytes(p)).collect();
+            self.add_parts(name, T::KIND, &bytes)
+        } else {
+            let mut le = Vec::with_capacity(len);
+            for p in parts {
+                T::write_le(p, &mut le);
+            }
+            self.add(name, T::KIND, &le)
+        }
+    }
+
+    /// [`add_parts`](Self::add_parts) of `parts` whose concatenation is `len` bytes with
+    /// CRC32 `c`.
+    fn add_hashed_parts(&mut self, name: &str, kind: Kind, parts: &[&[u8]], c: u32, len: usize) -> Result<()> {
+        check_name(name)?;
+        if self.sections.iter().any(|s| s.name == name) {
+            return Err(Error::InvalidArgument(format!("duplicate section name '{name}'")));
+        }
         let offset = match &mut self.file {
             None => {
                 self.buf.pad();

@@ -135,7 +135,64 @@ pub(crate) fn create_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) ->
     publish_fill(path, fill, true)
 }
 
+/// [`create_fill`] that also runs `check` on the filled temporary file (its path, and what
+/// `fill` returned) while the file is synced, in a thread of its own: work that reads the file
+/// back (a deep validation of a merged segment, say) overlaps the wait for the disk instead of
+/// following it. An error from `check` is handled as one from `fill`: the temporary file is
+/// removed and `path` is untouched. Elsewhere than on Unix (where a file mapped by `check` may
+/// not be renamed) `check` runs after the file is in place, on `path`, as a caller would run it.
+pub(crate) fn create_fill_check<T: Sync, U: Send>(
+    path: &Path,
+    fill: impl FnOnce(&mut File, &Path) -> Result<T>,
+    check: impl FnOnce(&Path, &T) -> Result<U> + Send,
+) -> Result<(T, U)> {
+    if !cfg!(unix) {
+        let value = publish_fill(path, fill, true)?;
+        let checked = check(path, &value)?;
+        return Ok((value, checked));
+    }
+    let mut checked = None;
+    let value = publish_fill_with(path, fill, true, |f, tmp, value| {
+        let (sync, check) = std::thread::scope(|s| {
+            let h = std::thread::Builder::new()
+                .name("sparsedex-check".into())
+                .spawn_scoped(s, move || check(tmp, value))
+                .map_err(|e| Error::io(format!("starting the thread that checks {}", tmp.display()), e));
+            let sync = sync_file(f, tmp);
+            let check = h.and_then(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::io(format!("checking {}", tmp.display()), std::io::Error::other("the thread panicked")))
+                })
+            });
+            (sync, check)
+        });
+        sync?;
+        checked = Some(check?);
+        Ok(())
+    })?;
+    let checked = checked
+        .ok_or_else(|| Error::io(format!("checking {}", path.display()), std::io::Error::other("not checked")))?;
+    Ok((value, checked))
+}
+
+/// The failure point and `sync_all` of a filled temporary file `tmp`.
+fn sync_file(f: &File, tmp: &Path) -> Result<()> {
+    failpoint::hit("sync", tmp).map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+    f.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))
+}
+
 fn publish_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>, new: bool) -> Result<T> {
+    publish_fill_with(path, fill, new, |f, tmp, _| sync_file(f, tmp))
+}
+
+/// [`publish_fill`] with `sync` (given the file, its temporary path and `fill`'s value)
+/// making the filled file durable.
+fn publish_fill_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut File, &Path) -> Result<T>,
+    new: bool,
+    sync: impl FnOnce(&File, &Path, &T) -> Result<()>,
+) -> Result<T> {
     let tmp = temp_path(path)?;
     let result = (|| -> Result<T> {
         failpoint::hit("create", &tmp).map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
@@ -146,8 +203,7 @@ fn publish_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) -> Result<T>
             .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
         let value = fill(&mut f, &tmp)?;
         f.flush().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        failpoint::hit("sync", &tmp).map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
-        f.sync_all().map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+        sync(&f, &tmp, &value)?;
         drop(f);
         failpoint::hit("rename", path).map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
         if new {

@@ -276,3 +276,42 @@ fn version_1_files_are_upgraded_in_memory() {
     bytes[n - 70] ^= 0x40;
     assert!(matches!(open(&bytes), Err(Error::Corrupt(_))));
 }
+
+/// A concatenating merge whose member's stored vectors disagree with its postings about the
+/// live documents (a stored term with no live posting) is a corruption error, not a merged
+/// segment whose stored vectors and postings differ.
+#[test]
+fn a_merge_of_stored_vectors_that_disagree_with_the_postings_is_corrupt() {
+    use sparsedex_core::index::{merge, MergeOptions};
+    use sparsedex_core::search::DocSet;
+    let (indptr, indices, values) = corpus();
+    let opts = BuildOptions {
+        quantization: Quantization::F32,
+        store_vectors: true,
+        reorder: Reorder::None,
+        ..Default::default()
+    };
+    let ix =
+        build(CsrRef { indptr: &indptr, indices: &indices, values: &values }, IdsInput::None, &opts).unwrap().index;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ix.sdx");
+    ix.save(&path).unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    // Document 0 holds terms 0 and 1; its stored vector now says 0 and 7, and every document
+    // holding term 7 is deleted.
+    let row0: Vec<u32> = indices[indptr[0] as usize..indptr[1] as usize].to_vec();
+    assert_eq!(row0, vec![0, 1]);
+    patch(&mut bytes, "fwd_terms_u16", |s| s[2..4].copy_from_slice(&7u16.to_le_bytes()));
+    let Ok(bad) = open(&bytes) else { return }; // refused at open: as good
+    let live: Vec<u32> = (0..300u32)
+        .filter(|&d| !indices[indptr[d as usize] as usize..indptr[d as usize + 1] as usize].contains(&7))
+        .collect();
+    assert!(live.len() < 300 && live[0] == 0);
+    let set = DocSet::from_docs(live, 300).unwrap();
+    let refs: Vec<(&Index, Option<&DocSet>)> = vec![(&bad, Some(&set))];
+    match merge(&refs, &MergeOptions { quantization: Some(Quantization::F32), reorder: Reorder::None }) {
+        Err(Error::Corrupt(msg)) => assert!(msg.contains("term 7"), "{msg}"),
+        Err(e) => panic!("expected a corruption error, got {e:?}"),
+        Ok(m) => panic!("a corrupt member merged (concatenated: {})", m.concatenated),
+    }
+}

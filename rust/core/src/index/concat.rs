@@ -19,7 +19,7 @@ use super::ids::{ExternalIds, IdsData};
 use super::write::{write_postings, Postings, StoredImpact};
 use super::{ImpactArrays, ImpactKind, Impacts, Index, IndexView};
 use crate::codec::BLOCK_LEN;
-use crate::container::ContainerWriter;
+use crate::container::{ContainerWriter, SectionCrc};
 use crate::postings::decode_block;
 use crate::search::DocSet;
 use crate::{Error, Result};
@@ -121,7 +121,7 @@ pub(crate) fn concat(
     members: &[(&Index, Option<&DocSet>)],
     quantization: Quantization,
     n_terms: Option<u32>,
-    mut ids: IdsData,
+    ids: IdsData,
     members_order: bool,
     file: Option<std::fs::File>,
 ) -> Result<Concatenated> {
@@ -154,131 +154,71 @@ pub(crate) fn concat(
         ),
         _ => None,
     };
-    let (kind, scale, (w, n_postings), term_ids, local_of) = match quantization {
-        Quantization::F32 => {
-            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
+    // The postings (this thread) and the stored vectors with the ids (a second thread: the
+    // sections after the postings, made while the postings are) are independent: each side
+    // derives the merged term dictionary from its own data, and the two must agree.
+    let (postings, stored) = std::thread::scope(|s| {
+        let (views, newdoc, origin) = (&views, &newdoc, &origin);
+        let side = std::thread::Builder::new()
+            .name("sparsedex-merge-stored".into())
+            .spawn_scoped(s, move || stored_of(views, newdoc, origin, ids))
+            .map_err(|e| Error::io("starting the thread that merges stored vectors", e));
+        let postings = match quantization {
+            Quantization::F32 => postings_of(w, views, newdoc, |v| match v.impacts {
                 Impacts::F32(a) => Some(a),
                 _ => None,
-            })?;
-            (ImpactKind::F32, 1.0, w, t, l)
-        }
-        Quantization::U8 { scale } => {
-            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
+            })
+            .map(|(w, t)| (ImpactKind::F32, 1.0, w, t)),
+            Quantization::U8 { scale } => postings_of(w, views, newdoc, |v| match v.impacts {
                 Impacts::U8(a) => Some(a),
                 _ => None,
-            })?;
-            (ImpactKind::U8, scale.unwrap_or(1.0), w, t, l)
-        }
-        Quantization::Bm25(_) => {
-            let (w, t, l) = postings_of(w, &views, &newdoc, |v| match v.impacts {
+            })
+            .map(|(w, t)| (ImpactKind::U8, scale.unwrap_or(1.0), w, t)),
+            Quantization::Bm25(_) => postings_of(w, views, newdoc, |v| match v.impacts {
                 Impacts::Bm25(a) => Some(a),
                 _ => None,
-            })?;
-            (ImpactKind::Bm25, 1.0, w, t, l)
-        }
-    };
-    // Stored vectors, ids. Terms are remapped straight to the merged width (u16 when the
-    // merged dictionary allows, as the builder stores them); values are not gathered at all:
-    // the section is written from the members' own (mapped) value slices, one run of
-    // consecutive live documents at a time.
-    let n_post: usize = views.iter().map(|v| v.forward.map_or(0, |f| f.terms.len())).sum();
-    let narrow = term_ids.len() <= super::FWD_U16_TERMS;
-    let mut indptr: Vec<u64> = Vec::with_capacity(origin.len() + 1);
-    let mut t16: Vec<u16> = Vec::with_capacity(if narrow { n_post } else { 0 });
-    let mut t32: Vec<u32> = Vec::with_capacity(if narrow { 0 } else { n_post });
-    let mut values: Vec<&[f32]> = Vec::new();
-    // The member and value range of the run being extended.
-    let mut run: Option<(usize, usize, usize)> = None;
-    indptr.push(0);
-    let mut n_stored = 0usize;
-    let has_ids = !matches!(ids, IdsData::None);
-    for &(m, d) in &origin {
-        let v = views[m as usize];
-        let f = v
-            .forward
-            .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))?;
-        let (a, b) = (f.indptr[d as usize] as usize, f.indptr[d as usize + 1] as usize);
-        let map = &local_of[m as usize];
-        let bad = |t: u32| {
-            Error::Corrupt(format!(
-                "member {m}, document {d}: stored vector holds term {} that has no posting of the document",
-                v.external_term(t)
-            ))
+            })
+            .map(|(w, t)| (ImpactKind::Bm25, 1.0, w, t)),
         };
-        for t in f.terms.range(a, b) {
-            match map.get(t as usize) {
-                Some(&l) if l != u32::MAX => {
-                    if narrow {
-                        t16.push(l as u16)
-                    } else {
-                        t32.push(l)
-                    }
-                }
-                _ => return Err(bad(t)),
-            }
-        }
-        let vals = f
-            .values
-            .get(a..b)
-            .ok_or_else(|| Error::Corrupt(format!("member {m}, document {d}: stored values out of range")))?;
-        n_stored += vals.len();
-        run = match run {
-            Some((rm, ra, rb)) if rm == m as usize && rb == a => Some((rm, ra, b)),
-            Some((rm, ra, rb)) => {
-                values.push(&views[rm].forward.map_or(&[][..], |f| f.values)[ra..rb]);
-                Some((m as usize, a, b))
-            }
-            None => Some((m as usize, a, b)),
+        let stored = side.and_then(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::io("merging stored vectors", std::io::Error::other("the merging thread panicked")))
+            })
+        });
+        (postings, stored)
+    });
+    let (kind, scale, (w, n_postings), term_ids) = postings?;
+    let Stored { term_ids: stored_terms, indptr, terms, values, n_stored, ids, sorted } = stored?;
+    if stored_terms != term_ids {
+        let at = term_ids
+            .iter()
+            .zip(&stored_terms)
+            .position(|(a, b)| a != b)
+            .unwrap_or(term_ids.len().min(stored_terms.len()));
+        let which = match (term_ids.get(at), stored_terms.get(at)) {
+            (Some(&p), Some(&v)) => p.min(v),
+            (Some(&p), None) => p,
+            (None, Some(&v)) => v,
+            (None, None) => 0,
         };
-        indptr.push(n_stored as u64);
-        if has_ids {
-            ids.push(v.ids.get(d).unwrap_or(super::Id::Int(d as i64)))?;
-        }
-    }
-    if let Some((rm, ra, rb)) = run {
-        values.push(&views[rm].forward.map_or(&[][..], |f| f.values)[ra..rb]);
+        return Err(Error::Corrupt(format!(
+            "the members' stored vectors and postings disagree on the live documents of term {which}"
+        )));
     }
     if n_stored != n_postings {
         return Err(Error::Corrupt(format!(
             "the members' stored vectors hold {n_stored} live entries, their postings {n_postings}"
         )));
     }
-    // Each member's live documents in its own id order (its `ids_sorted`), as merged docs:
-    // runs the merged order is merged from, not sorted anew.
-    let runs: Vec<Vec<u32>> = if has_ids {
-        views
-            .iter()
-            .zip(&newdoc)
-            .map(|(v, map)| {
-                let keep = |d: u32| map.get(d as usize).copied().filter(|&n| n != u32::MAX);
-                match v.ids {
-                    ExternalIds::None => (0..v.n_docs).filter_map(keep).collect(),
-                    ExternalIds::Int { sorted, .. } | ExternalIds::Str { sorted, .. } => {
-                        sorted.iter().filter_map(|&d| keep(d)).collect()
-                    }
-                }
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let sorted = ids.merge_sorted(&runs).map_err(|e| match e {
-        Error::InvalidDocument { doc, msg } => {
-            let (m, d) = origin[doc];
-            Error::InvalidArgument(format!("cannot merge: member {m}, document {d}: {msg} in another member"))
-        }
-        other => other,
-    })?;
     let opts = BuildOptions { n_terms, quantization, store_vectors: true, reorder: super::Reorder::None };
     let tail = Tail { kind, scale, opts: &opts, members_order };
     let w = write_tail_with(w, origin.len(), &term_ids, &tail, &ids, sorted.as_deref(), doc_len.as_deref(), |w| {
-        w.add_u64s("fwd_indptr", &indptr)?;
-        if narrow {
-            w.add_u16s("fwd_terms_u16", &t16)?;
-        } else {
-            w.add_u32s("fwd_terms", &t32)?;
+        w.add_u64s_hashed("fwd_indptr", &indptr.0, &indptr.1)?;
+        match &terms {
+            StoredTerms::U16(t, h) => w.add_u16s_hashed("fwd_terms_u16", t, h)?,
+            StoredTerms::U32(t, h) => w.add_u32s_hashed("fwd_terms", t, h)?,
         }
-        w.add_f32_parts("fwd_values", &values)
+        w.add_f32_parts_hashed("fwd_values", &values.0, &values.1)
     })?;
     let out = if w.is_file() {
         let (_file, size, crc32) = w.finish_file()?;
@@ -289,16 +229,14 @@ pub(crate) fn concat(
     Ok(Concatenated { out, origin })
 }
 
-/// The merged posting sections, written: (the writer, number of postings), the merged
-/// term dictionary, and per member its local term -> merged local term (`u32::MAX`: no live
-/// posting left).
-#[allow(clippy::type_complexity)]
+/// The merged posting sections, written: (the writer, number of postings) and the merged
+/// term dictionary (the terms left with a live posting).
 fn postings_of<'a, I: StoredImpact>(
     mut w: ContainerWriter,
     views: &[&IndexView<'a>],
     newdoc: &[Vec<u32>],
     arrays: impl Fn(&IndexView<'a>) -> Option<ImpactArrays<'a, I>>,
-) -> Result<((ContainerWriter, usize), Vec<u32>, Vec<Vec<u32>>)> {
+) -> Result<((ContainerWriter, usize), Vec<u32>)> {
     let arrs: Vec<ImpactArrays<'a, I>> = views
         .iter()
         .enumerate()
@@ -320,7 +258,6 @@ fn postings_of<'a, I: StoredImpact>(
     let mut docs: Vec<u32> = Vec::with_capacity(total);
     let mut impacts: Vec<I> = Vec::with_capacity(total);
     let mut term_ids = Vec::new();
-    let mut local_of: Vec<Vec<u32>> = views.iter().map(|v| vec![u32::MAX; v.n_terms as usize]).collect();
     let mut next = vec![0usize; views.len()];
     let mut buf = [0u32; BLOCK_LEN];
     loop {
@@ -334,12 +271,10 @@ fn postings_of<'a, I: StoredImpact>(
         }
         let Some(ext) = ext else { break };
         let before = docs.len();
-        let mut members_here = Vec::new();
         for (m, v) in views.iter().enumerate() {
             let t = next[m];
             if t < v.n_terms as usize && v.term_ids[t] == ext {
                 next[m] += 1;
-                members_here.push((m, t));
                 let a = &arrs[m];
                 let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
                 let (p0, p1) = (v.term_post_start[t] as usize, v.term_post_start[t + 1] as usize);
@@ -372,10 +307,6 @@ fn postings_of<'a, I: StoredImpact>(
             }
         }
         if docs.len() > before {
-            let l = term_ids.len() as u32;
-            for (m, t) in members_here {
-                local_of[m][t] = l;
-            }
             term_ids.push(ext);
             start.push(docs.len() as u64);
         }
@@ -383,5 +314,219 @@ fn postings_of<'a, I: StoredImpact>(
     let n_post = docs.len();
     let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
     write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
-    Ok(((w, n_post), term_ids, local_of))
+    Ok(((w, n_post), term_ids))
+}
+
+/// The stored local term ids of a merged segment, at the width the builder would choose, with
+/// their CRC32.
+enum StoredTerms {
+    U16(Vec<u16>, SectionCrc),
+    U32(Vec<u32>, SectionCrc),
+}
+
+/// The stored-vector side of a concatenation ([`stored_of`]).
+struct Stored<'a> {
+    /// The merged term dictionary as the stored vectors see it: the terms of the live
+    /// documents' vectors (a member without deletions: its terms that have postings).
+    term_ids: Vec<u32>,
+    /// `fwd_indptr`, hashed.
+    indptr: (Vec<u64>, SectionCrc),
+    /// `fwd_terms_u16` or `fwd_terms`.
+    terms: StoredTerms,
+    /// `fwd_values`: slices of the members' values (one per run of consecutive live
+    /// documents), hashed.
+    values: (Vec<&'a [f32]>, SectionCrc),
+    /// Live stored entries.
+    n_stored: usize,
+    /// The merged documents' ids, and their ascending order.
+    ids: IdsData,
+    sorted: Option<Vec<u32>>,
+}
+
+/// The merged stored vectors (term ids remapped to the merged dictionary, which is derived from
+/// the vectors themselves; values referenced in the members' images, not copied), ids and ids
+/// order of the live documents `newdoc` / `origin` of `views`, every large section hashed here.
+fn stored_of<'a>(
+    views: &[&IndexView<'a>],
+    newdoc: &[Vec<u32>],
+    origin: &[(u32, u32)],
+    mut ids: IdsData,
+) -> Result<Stored<'a>> {
+    let forward = |m: usize| {
+        views[m]
+            .forward
+            .ok_or_else(|| Error::InvalidArgument(format!("member {m} of the merge does not store its vectors")))
+    };
+    // Each member's live documents as runs of consecutive documents: (first, end).
+    let runs_of = |map: &[u32]| {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for (d, &n) in map.iter().enumerate() {
+            if n != u32::MAX {
+                match runs.last_mut() {
+                    Some((_, e)) if *e == d as u32 => *e += 1,
+                    _ => runs.push((d as u32, d as u32 + 1)),
+                }
+            }
+        }
+        runs
+    };
+    let live_runs: Vec<Vec<(u32, u32)>> = newdoc.iter().map(|m| runs_of(m)).collect();
+    // A run's entries `a..b` of the member's stored vectors, checked.
+    let entries = |m: usize, f: &super::Forward<'_>, (d0, d1): (u32, u32)| -> Result<(usize, usize)> {
+        let at = |d: u32| f.indptr.get(d as usize).map(|&x| x as usize);
+        match (at(d0), at(d1)) {
+            (Some(a), Some(b)) if a <= b && b <= f.values.len() && b <= f.terms.len() => Ok((a, b)),
+            _ => Err(Error::Corrupt(format!("member {m}, documents {d0}..{d1}: stored vectors out of range"))),
+        }
+    };
+    // The merged dictionary: the external ids of the terms each member's live vectors hold.
+    let mut exts: Vec<u32> = Vec::new();
+    let mut lives: Vec<Vec<bool>> = Vec::with_capacity(views.len());
+    for (m, v) in views.iter().enumerate() {
+        let nt = v.n_terms as usize;
+        let mut live = vec![false; nt];
+        if live_runs[m].is_empty() {
+            // No live document: no term.
+        } else if live_runs[m].len() == 1 && live_runs[m][0] == (0, v.n_docs) {
+            // No deletions: every term with postings (a stored term outside them is an
+            // error below).
+            for (t, l) in live.iter_mut().enumerate() {
+                *l = v.term_post_start.get(t + 1).zip(v.term_post_start.get(t)).is_some_and(|(b, a)| b > a);
+            }
+        } else {
+            let f = forward(m)?;
+            for &r in &live_runs[m] {
+                let (a, b) = entries(m, &f, r)?;
+                for t in f.terms.range(a, b) {
+                    if let Some(l) = live.get_mut(t as usize) {
+                        *l = true;
+                    }
+                }
+            }
+        }
+        exts.extend(live.iter().enumerate().filter(|(_, &l)| l).map(|(t, _)| v.term_ids[t]));
+        lives.push(live);
+    }
+    exts.sort_unstable();
+    exts.dedup();
+    let local_of: Vec<Vec<u32>> = views
+        .iter()
+        .zip(&lives)
+        .map(|(v, live)| {
+            live.iter()
+                .enumerate()
+                .map(
+                    |(t, &l)| {
+                        if l {
+                            exts.binary_search(&v.term_ids[t]).map_or(u32::MAX, |x| x as u32)
+                        } else {
+                            u32::MAX
+                        }
+                    },
+                )
+                .collect()
+        })
+        .collect();
+    drop(lives);
+    // Terms remapped straight to the merged width (u16 when the merged dictionary allows, as
+    // the builder stores them), one run of live documents at a time.
+    let n_post: usize = views.iter().map(|v| v.forward.map_or(0, |f| f.terms.len())).sum();
+    let narrow = exts.len() <= super::FWD_U16_TERMS;
+    let mut indptr: Vec<u64> = Vec::with_capacity(origin.len() + 1);
+    let mut t16: Vec<u16> = Vec::with_capacity(if narrow { n_post } else { 0 });
+    let mut t32: Vec<u32> = Vec::with_capacity(if narrow { 0 } else { n_post });
+    let mut values: Vec<&'a [f32]> = Vec::new();
+    indptr.push(0);
+    let mut n_stored = 0usize;
+    let has_ids = !matches!(ids, IdsData::None);
+    for (m, v) in views.iter().enumerate() {
+        if live_runs[m].is_empty() {
+            continue;
+        }
+        let f = forward(m)?;
+        let map = &local_of[m];
+        for &(d0, d1) in &live_runs[m] {
+            let (a, b) = entries(m, &f, (d0, d1))?;
+            let mut ok = true;
+            let mut remap = |t: u32| {
+                let l = map.get(t as usize).copied().unwrap_or(u32::MAX);
+                ok &= l != u32::MAX;
+                l
+            };
+            match (f.terms, narrow) {
+                (super::FwdTerms::U16(s), true) => t16.extend(s[a..b].iter().map(|&t| remap(t as u32) as u16)),
+                (super::FwdTerms::U32(s), true) => t16.extend(s[a..b].iter().map(|&t| remap(t) as u16)),
+                (super::FwdTerms::U16(s), false) => t32.extend(s[a..b].iter().map(|&t| remap(t as u32))),
+                (super::FwdTerms::U32(s), false) => t32.extend(s[a..b].iter().map(|&t| remap(t))),
+            }
+            if !ok {
+                let p = f.terms.range(a, b).position(|t| map.get(t as usize).is_none_or(|&l| l == u32::MAX));
+                let t = p.map_or(0, |p| f.terms.range(a + p, a + p + 1).next().unwrap_or(0));
+                let d = f.indptr.partition_point(|&o| o as usize <= a + p.unwrap_or(0)).saturating_sub(1);
+                return Err(Error::Corrupt(format!(
+                    "member {m}, document {d}: stored vector holds term {} that has no posting of the document",
+                    v.external_term(t)
+                )));
+            }
+            for d in d0..d1 {
+                // Within `a..=b`, ascending: checked at open (and `entries` checked the ends).
+                let end = f.indptr[d as usize + 1] as usize;
+                if end < a || end > b {
+                    return Err(Error::Corrupt(format!("member {m}, document {d}: stored vectors out of range")));
+                }
+                indptr.push((n_stored + end - a) as u64);
+            }
+            n_stored += b - a;
+            values.push(&f.values[a..b]);
+            if has_ids {
+                for d in d0..d1 {
+                    ids.push(v.ids.get(d).unwrap_or(super::Id::Int(d as i64)))?;
+                }
+            }
+        }
+    }
+    // Each member's live documents in its own id order (its `ids_sorted`), as merged docs:
+    // runs the merged order is merged from, not sorted anew.
+    let runs: Vec<Vec<u32>> = if has_ids {
+        views
+            .iter()
+            .zip(newdoc)
+            .map(|(v, map)| {
+                let keep = |d: u32| map.get(d as usize).copied().filter(|&n| n != u32::MAX);
+                match v.ids {
+                    ExternalIds::None => (0..v.n_docs).filter_map(keep).collect(),
+                    ExternalIds::Int { sorted, .. } | ExternalIds::Str { sorted, .. } => {
+                        sorted.iter().filter_map(|&d| keep(d)).collect()
+                    }
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sorted = ids.merge_sorted(&runs).map_err(|e| match e {
+        Error::InvalidDocument { doc, msg } => {
+            let (m, d) = origin[doc];
+            Error::InvalidArgument(format!("cannot merge: member {m}, document {d}: {msg} in another member"))
+        }
+        other => other,
+    })?;
+    let terms = if narrow {
+        let h = SectionCrc::u16s(&t16);
+        StoredTerms::U16(t16, h)
+    } else {
+        let h = SectionCrc::u32s(&t32);
+        StoredTerms::U32(t32, h)
+    };
+    let indptr_crc = SectionCrc::u64s(&indptr);
+    let values_crc = SectionCrc::f32_parts(&values);
+    Ok(Stored {
+        term_ids: exts,
+        indptr: (indptr, indptr_crc),
+        terms,
+        values: (values, values_crc),
+        n_stored,
+        ids,
+        sorted,
+    })
 }

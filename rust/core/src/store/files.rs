@@ -182,13 +182,15 @@ impl FileRecord {
     }
 
     /// Open the engine file this process has just written from the bytes this record was
-    /// made of ([`FileRecord::of_bytes`]), memory-mapped: the size is checked, the CRC32 is
-    /// not computed a second time (that would read every page of the new file back).
-    pub(crate) fn open_written_index(&self, dir: &Path) -> Result<Index> {
-        self.open_mapped(dir, "a new segment", false, None)
+    /// made of ([`FileRecord::of_bytes`]), memory-mapped, from `file` (this record's file, or
+    /// the same file still under its temporary name: the mapping stays valid when it is
+    /// renamed; errors name `file`): the size is checked, the CRC32 is not computed a second
+    /// time (that would read every page of the new file back); every section is validated.
+    pub(crate) fn open_written_index_at(&self, file: &Path) -> Result<Index> {
+        self.open_mapped_at(file, "a new segment", false, None)
     }
 
-    /// [`FileRecord::open_written_index`] for `bytes` that were the image of an index parsed
+    /// [`FileRecord::open_written_index_at`] (in `dir`) for `bytes` that were the image of an index parsed
     /// in memory (validated there, [`Index::from_image`]): the mapped file must hold exactly
     /// those bytes (one comparison, the pages are still cached), then its sections and their
     /// lengths are checked; the passes over every posting and id are not made again
@@ -200,7 +202,11 @@ impl FileRecord {
     /// Map and check the file; `built`: the bytes of an index validated in memory that the
     /// file must equal (then the deep passes are skipped), or None for a full validation.
     fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool, built: Option<&[u8]>) -> Result<Index> {
-        let path = dir.join(&self.name);
+        self.open_mapped_at(&dir.join(&self.name), what, check_crc, built)
+    }
+
+    fn open_mapped_at(&self, path: &Path, what: &str, check_crc: bool, built: Option<&[u8]>) -> Result<Index> {
+        let path = path.to_path_buf();
         let image = Image::open_file(&path).map_err(|e| missing_as_corrupt(e, &path, what))?;
         let b = image.as_bytes();
         let crc = if check_crc { crc32fast::hash(b) } else { self.crc32 };

@@ -256,7 +256,11 @@ impl Store {
             // made (the disk writes while the merge computes; no in-memory copy of the image).
             Some(dir) if !rebuild && n_live > 0 => {
                 let file = super::files::sdx_name(&name);
-                let (origin, size, crc32) = crate::fs::create_fill(&dir.join(&file), |f, tmp| {
+                // The written file is mapped and validated (every posting, stored term and
+                // id) while it is synced: the check reads the cached pages as the disk writes.
+                let record =
+                    |&(_, size, crc32): &(Vec<(u32, u32)>, u64, u32)| FileRecord { name: file.clone(), size, crc32 };
+                let fill = |f: &mut std::fs::File, tmp: &std::path::Path| {
                     let sink = f.try_clone().map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
                     let (out, origin, _) = merge_deferring_order_into(&refs, quantization, reorder, Some(sink))
                         .map_err(|e| match e {
@@ -275,9 +279,12 @@ impl Store {
                             Ok((origin, bytes.len() as u64, crc32fast::hash(bytes)))
                         }
                     }
-                })?;
+                };
+                let ((origin, size, crc32), mapped) =
+                    crate::fs::create_fill_check(&dir.join(&file), fill, |tmp, written| {
+                        record(written).open_written_index_at(tmp)
+                    })?;
                 let rec = FileRecord { name: file, size, crc32 };
-                let mapped = rec.open_written_index(dir)?;
                 (origin, Some((Arc::new(mapped), Some(rec))))
             }
             _ => {

@@ -471,6 +471,41 @@ mod tests {
         }
     }
 
+    /// `create_fill_check` runs the check on the filled file: its value comes back with the
+    /// fill's; a failing check (or a failing fill, or sync) leaves no file at all.
+    #[test]
+    fn create_fill_check_checks_the_filled_file_and_cleans_up_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let fill = |f: &mut File, _: &Path| -> Result<usize> {
+            f.write_all(b"content").map_err(|e| Error::io("w", e))?;
+            Ok(7)
+        };
+        let (n, read) = create_fill_check(&p, fill, |tmp, &n| {
+            assert_ne!(tmp, p.as_path());
+            Ok(std::fs::read(tmp).unwrap()[..n].to_vec())
+        })
+        .unwrap();
+        assert_eq!((n, read.as_slice()), (7, &b"content"[..]));
+        assert_eq!(std::fs::read(&p).unwrap(), b"content");
+        assert_eq!(names(dir.path()), vec!["f"]);
+        let q = dir.path().join("g");
+        let r = create_fill_check(&q, fill, |_, _| -> Result<()> { Err(Error::Corrupt("bad file".into())) });
+        assert!(matches!(r, Err(Error::Corrupt(m)) if m == "bad file"));
+        assert_eq!(names(dir.path()), vec!["f"]);
+        // An injected error at the sync: the check's value is dropped, nothing is left.
+        failpoint::count();
+        create_fill_check(&q, fill, |_, _| Ok(())).unwrap();
+        let (steps, _) = failpoint::disarm();
+        std::fs::remove_file(&q).unwrap();
+        let sync = steps.iter().position(|s| s.starts_with("sync")).unwrap();
+        failpoint::arm(sync, Mode::Error);
+        let r = create_fill_check(&q, fill, |_, _| Ok(()));
+        failpoint::disarm();
+        assert!(r.is_err());
+        assert_eq!(names(dir.path()), vec!["f"]);
+    }
+
     #[test]
     fn temp_names() {
         let t = temp_path(Path::new("/x/seg-000001.sdx")).unwrap();

@@ -460,7 +460,7 @@ fn stored_of<'a>(
                 (super::FwdTerms::U32(s), false) => t32.extend(s[a..b].iter().map(|&t| remap(t))),
             }
             if !ok {
-                let p = f.terms.range(a, b).position(|t| map.get(t as usize).is_none_or(|&l| l == u32::MAX));
+                let p = f.terms.range(a, b).position(|t| !matches!(map.get(t as usize), Some(&l) if l != u32::MAX));
                 let t = p.map_or(0, |p| f.terms.range(a + p, a + p + 1).next().unwrap_or(0));
                 let d = f.indptr.partition_point(|&o| o as usize <= a + p.unwrap_or(0)).saturating_sub(1);
                 return Err(Error::Corrupt(format!(

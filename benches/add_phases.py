@@ -53,7 +53,7 @@ class CoreProxy:
     def __init__(self, c): self._c = c
     def __getattr__(self, n):
         f = getattr(self._c, n)
-        if n in ("stage_add", "prepare_commit", "finish_commit"):
+        if n in ("stage_add", "prepare_commit", "write_prepared", "finish_commit"):
             def g(*a, **k):
                 t = time.perf_counter(); c = time.thread_time()
                 try: return f(*a, **k)

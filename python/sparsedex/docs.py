@@ -441,6 +441,20 @@ def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
+def _failed_write(e: BaseException, tmp: Path, what: str) -> None:
+    """After writing the documents file ``tmp`` of ``what`` failed with ``e``: remove ``tmp``,
+    and raise an SQLite operational error (full disk, I/O error) as ``OSError`` (``ENOSPC`` or
+    ``EIO``) naming the segment and the file; other errors return, for the caller to re-raise."""
+    try:
+        tmp.unlink()
+    except OSError:
+        pass
+    if isinstance(e, sqlite3.OperationalError):
+        full = "full" in str(e)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      f"writing the documents of {what} ({tmp}): {e}", str(tmp)) from e
+
+
 _CHUNK_DOCS = 8192  # payloads per INSERT ... SELECT FROM json_each
 _CHUNK_CHARS = 1 << 26  # ... and at most this much JSON (SQLite's string limit is 1e9 bytes)
 
@@ -498,14 +512,7 @@ def write_docs(
             conn.close()
         _publish(tmp, dest)
     except BaseException as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(e, sqlite3.OperationalError):  # full disk, I/O error: name the file
-            full = "full" in str(e)
-            raise OSError(errno.ENOSPC if full else errno.EIO,
-                          f"writing the documents of segment {segment} ({tmp}): {e}", str(tmp)) from e
+        _failed_write(e, tmp, f"segment {segment}")
         raise
 
 
@@ -596,12 +603,5 @@ def merge_docs(
             conn.close()
         _publish(tmp, dest, new=True)
     except BaseException as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(e, sqlite3.OperationalError):  # full disk, I/O error: name the file
-            full = "full" in str(e)
-            raise OSError(errno.ENOSPC if full else errno.EIO,
-                          f"writing the documents of merged segment {segment} ({tmp}): {e}", str(tmp)) from e
+        _failed_write(e, tmp, f"merged segment {segment}")
         raise

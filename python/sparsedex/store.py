@@ -352,6 +352,31 @@ def _parse_settings(path: Any, raw: str) -> dict[str, Any]:
 
 
 # the store ------------------------------------------------------------------------------
+class _Background:
+    """``fn()`` run in a new thread (started at once); :meth:`join` waits for it and
+    :meth:`reraise` raises what it raised, in the caller's thread."""
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sparsedex-commit-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._fn()
+        except BaseException as e:  # handed to the committing thread by reraise()
+            self._error = e
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def reraise(self) -> None:
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
+
 class Store:
     """An index's segments on disk (``path``) or in memory (``path=None``), with one writer.
 
@@ -877,7 +902,15 @@ class Store:
                 if self.path is not None and not self._in_memory:
                     att = f"{name}.{_DOCS_EXT}"
                     stored = self._p_stored
-                    write_docs(self.path / att, name, [stored[r] for r in rows], txs)
+                    # the engine file is written and fsynced (Rust, interpreter released) while
+                    # this thread writes the documents file: neither is listed by a manifest
+                    # until finish_commit, so a crash in between leaves only garbage
+                    engine = _Background(self._core.write_prepared)
+                    try:
+                        write_docs(self.path / att, name, [stored[r] for r in rows], txs)
+                    finally:
+                        engine.join()
+                    engine.reraise()
                     attachments.append(att)
                 else:
                     pls = self._p_payloads

@@ -263,6 +263,16 @@ impl PyStore {
         Ok(p.map(|p| (p.name, p.order.into_pyarray(py))))
     }
 
+    /// Write the prepared segment's engine file now (fsynced, under a name no manifest lists
+    /// yet; the interpreter is released), so that its attachments can be written meanwhile in
+    /// another thread; `finish_commit` then records it instead of writing it. A no-op in
+    /// memory, when the prepared commit adds no segment, or when written already. OSError naming
+    /// the file when it cannot be written; ConflictError when no commit is prepared.
+    fn write_prepared(&self, py: Python<'_>) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, || s.write_prepared())
+    }
+
     /// Commit the staged changes (preparing them if `prepare_commit` was not called) with the
     /// attachments of the new segment (file names in the directory), replacing the opaque
     /// settings if `settings_json` is given. Returns the new generation (unchanged if there

@@ -63,6 +63,9 @@ impl Staged {
 /// A commit built in memory, waiting for [`Store::finish_commit`].
 pub(crate) struct PreparedCommit {
     segment: Option<(String, Arc<Index>, InflightGuard)>,
+    /// The segment's engine file, once written ([`Store::write_prepared`]): the index mapped
+    /// from it and its record.
+    written: Option<(Arc<Index>, Option<FileRecord>)>,
     /// The shared u8 scale this commit fixes (the store's first commit).
     scale: Option<f32>,
 }
@@ -309,7 +312,7 @@ impl Store {
         let s = &w.staged;
         let keep: Vec<u32> = (0..s.ids.len() as u32).filter(|&r| !s.dropped[r as usize]).collect();
         if keep.is_empty() {
-            return Ok((PreparedCommit { segment: None, scale: None }, None));
+            return Ok((PreparedCommit { segment: None, written: None, scale: None }, None));
         }
         let mut c = Cleaned { indptr: vec![0], terms: Vec::new(), values: Vec::new() };
         let mut ids = match s.ids[keep[0] as usize] {
@@ -339,7 +342,29 @@ impl Store {
         let (name, guard) = self.new_segment();
         let order = built.order.iter().map(|&i| keep[i as usize]).collect();
         let out = PreparedSegment { name: name.clone(), order };
-        Ok((PreparedCommit { segment: Some((name, Arc::new(built.index), guard)), scale }, Some(out)))
+        Ok((PreparedCommit { segment: Some((name, Arc::new(built.index), guard)), written: None, scale }, Some(out)))
+    }
+
+    /// Write the prepared segment's engine file now (content fsynced and renamed into place
+    /// under the segment's new name, which no manifest lists yet), so that the caller can
+    /// write the segment's attachments meanwhile in another thread: [`Store::finish_commit`]
+    /// then records this file instead of writing it. Nothing becomes visible: a crash leaves
+    /// an unreferenced file, collected as garbage. A no-op when the file is written already,
+    /// when no segment is prepared, and in memory. On an error the file is written again by
+    /// `finish_commit` (or by a second call).
+    pub fn write_prepared(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.begin(&mut w)?;
+        let Some(p) = w.prepared.as_mut() else {
+            return Err(Error::Conflict("nothing prepared".into()));
+        };
+        if self.dir.is_none() || p.written.is_some() {
+            return Ok(());
+        }
+        if let Some((name, index, _)) = &p.segment {
+            p.written = Some(self.write_engine(name, index, false)?);
+        }
+        Ok(())
     }
 
     /// Make the staged changes durable and visible at once (a writer call): the prepared
@@ -385,7 +410,10 @@ impl Store {
         match &prepared.segment {
             Some((name, index, _)) => {
                 let attachments = self.record_attachments(name, attachments)?;
-                let (index, sdx) = self.write_engine(name, index, false)?;
+                let (index, sdx) = match &prepared.written {
+                    Some((index, sdx)) => (index.clone(), sdx.clone()),
+                    None => self.write_engine(name, index, false)?,
+                };
                 let data = SegmentData { name: name.clone(), index, sdx, attachments };
                 states.push(SegmentState::new(Arc::new(data), None, None)?);
                 settings.id_kind = match states.last().map(|s| s.index().view().ids) {

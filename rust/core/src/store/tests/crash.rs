@@ -157,6 +157,31 @@ fn commit_survives_a_failure_at_every_step() {
 }
 
 #[test]
+fn commit_with_its_engine_file_written_first_survives_a_failure_at_every_step() {
+    // `write_prepared` (the engine file written while the caller writes the attachments)
+    // before `finish_commit`: the same guarantees at every step, and a retry after an error
+    // (of either call) goes through.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    template(&t);
+    let op = |store: &Store, dir: &Path, retry: bool| -> Result<()> {
+        if !retry {
+            store.stage_add(csr(&docs(30, 3, false)), IdsInput::None, None, false)?;
+            store.stage_delete(IdsInput::Int(&[3, 75]), false)?;
+            let p = store.prepare_commit()?.unwrap();
+            std::fs::write(dir.join(format!("{}.docs", p.name)), b"new docs").unwrap();
+        }
+        store.write_prepared()?;
+        let name =
+            format!("{}.docs", crate::store::files::segment_name(store.next_segment.load(Ordering::Relaxed) - 1));
+        store.finish_commit(&[name], None)?;
+        Ok(())
+    };
+    let steps = at_every_step(&t, true, &op);
+    assert!(steps >= 10, "{steps} steps");
+}
+
+#[test]
 fn finish_merge_survives_a_failure_at_every_step() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path().join("t");

@@ -307,6 +307,51 @@ fn on_disk_commits_attachments_reopen_and_refresh() {
 }
 
 #[test]
+fn the_engine_file_written_before_finish_commit_is_the_same_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = docs(300, 11, false);
+    let mut files = Vec::new();
+    for early in [false, true] {
+        let dir = tmp.path().join(format!("ix-{early}"));
+        std::fs::create_dir(&dir).unwrap();
+        let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+        assert!(matches!(store.write_prepared(), Err(Error::Conflict(_))), "nothing prepared");
+        store.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+        let p = store.prepare_commit().unwrap().unwrap();
+        let sdx = dir.join(format!("{}.sdx", p.name));
+        if early {
+            store.write_prepared().unwrap();
+            let written = std::fs::read(&sdx).unwrap();
+            std::fs::remove_file(&sdx).unwrap();
+            std::fs::write(&sdx, &written).unwrap();
+            store.write_prepared().unwrap(); // written already: not again
+            assert_eq!(std::fs::read(&sdx).unwrap(), written);
+        } else {
+            assert!(!sdx.exists());
+        }
+        store.finish_commit(&[], None).unwrap();
+        files.push(std::fs::read(&sdx).unwrap());
+        let reopened = Store::open(&dir).unwrap();
+        assert_eq!(state(&reopened.snapshot()), state(&store.snapshot()));
+        assert_eq!(reopened.snapshot().n_live(), 300);
+        // a commit of deletions alone has no engine file to write
+        store.stage_delete(IdsInput::Int(&[3]), false).unwrap();
+        assert!(store.prepare_commit().unwrap().is_none());
+        store.write_prepared().unwrap();
+        store.finish_commit(&[], None).unwrap();
+        assert_eq!(Store::open(&dir).unwrap().snapshot().n_live(), 299);
+    }
+    assert_eq!(files[0], files[1]);
+    // in memory: nothing to write
+    let mem = Store::create(None, StoreConfig::default()).unwrap();
+    mem.stage_add(csr(&a), IdsInput::None, None, false).unwrap();
+    mem.prepare_commit().unwrap();
+    mem.write_prepared().unwrap();
+    mem.finish_commit(&[], None).unwrap();
+    assert_eq!(mem.snapshot().n_live(), 300);
+}
+
+#[test]
 fn conflicting_writers_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

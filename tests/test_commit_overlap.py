@@ -1,0 +1,95 @@
+"""A commit writes its segment's engine file (a Rust call, in a helper thread) while the
+committing thread writes the documents file (SQLite): a failure of either leaves the last
+commit as it was, raises in the committing thread, and the staged changes commit when tried
+again."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+import sparsedex.docs as docs_mod
+from sparsedex import MergePolicy, SparseIndex
+
+
+def _batch(ix, first: int, n: int = 200, seed: int = 0) -> None:
+    r = np.random.default_rng(seed + first)
+    ix.add([{int(t): 1.0 + (t % 7) for t in r.choice(5_000, 12, replace=False)} for _ in range(n)],
+           ids=list(range(first, first + n)), payloads=[{"k": first + i, "pad": "x" * 300} for i in range(n)])
+
+
+def _state(path):
+    ix = SparseIndex.open(path)
+    try:
+        return len(ix), [ix.get(i).payload for i in (0, 150, 250, 399) if i < len(ix)]
+    finally:
+        ix.close()
+
+
+class _FailingWrite:
+    """The store's engine handle with ``write_prepared`` failing as on a full disk."""
+
+    def __init__(self, core):
+        self._core = core
+
+    def __getattr__(self, name):
+        if name == "write_prepared":
+            def fail():
+                raise OSError(errno.ENOSPC, "injected: no space writing the engine file")
+            return fail
+        return getattr(self._core, name)
+
+
+def test_a_failed_engine_write_leaves_the_last_commit_and_commits_when_tried_again(tmp_path):
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    _batch(ix, 0)
+    ix.commit()
+    before = _state(path)
+    _batch(ix, 200)
+    real = ix._store._core
+    ix._store._core = _FailingWrite(real)
+    with pytest.raises(OSError, match="injected") as e:
+        ix.commit()
+    assert e.value.errno == errno.ENOSPC
+    assert _state(path) == before
+    ix._store._core = real
+    ix.commit()  # the prepared segment, written by finish_commit this time
+    n, payloads = _state(path)
+    assert n == 400 and payloads == [{"k": i, "pad": "x" * 300} for i in (0, 150, 250, 399)]
+    ix.close()
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
+
+
+def test_a_failed_documents_write_leaves_the_last_commit_and_commits_when_tried_again(tmp_path, monkeypatch):
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    _batch(ix, 0)
+    ix.commit()
+    before = _state(path)
+    _batch(ix, 200)
+    real = docs_mod._create
+
+    def tiny(p, segment, n):  # a database that cannot grow: SQLite's "disk is full"
+        conn = real(p, segment, n)
+        conn.execute("PRAGMA max_page_count = 4")
+        return conn
+
+    monkeypatch.setattr(docs_mod, "_create", tiny)
+    with pytest.raises(OSError, match="seg-000002") as e:
+        ix.commit()  # the engine file was written meanwhile (no manifest lists it)
+    assert e.value.errno == errno.ENOSPC
+    assert _state(path) == before
+    monkeypatch.setattr(docs_mod, "_create", real)
+    ix.commit()  # the engine file written before is recorded, not written again
+    n, payloads = _state(path)
+    assert n == 400 and payloads == [{"k": i, "pad": "x" * 300} for i in (0, 150, 250, 399)]
+    ix.close()
+    reopened = SparseIndex.open(path)
+    assert [h.id for h in reopened.search({int(t): 1.0 for t in range(5_000)}, k=400)] != []
+    assert sorted(reopened.get(i).id for i in range(400)) == list(range(400))
+    reopened.close()
+    assert not [f for f in os.listdir(path) if ".tmp" in f]

@@ -611,6 +611,18 @@ def run(args):
                                              setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
                                              extra={"algorithm": alg}))
                     if quant == "u8":
+                        # The raw 8-bit scoring (scores="impacts": no float rerank), checked
+                        # against its own exhaustive row.
+                        raw = [x for x in args.sparsedex_impacts.split(",") if x]
+                        bad = [x for x in raw if x not in a.algorithms]
+                        if bad:
+                            raise SystemExit(f"--sparsedex-impacts: unknown algorithms {bad}; choose from {a.algorithms}")
+                        raw = (["exhaustive"] if "exhaustive" in raw else []) + [x for x in raw if x != "exhaustive"]
+                        for alg in raw:
+                            ref = f"{label}-exhaustive-impacts" if "exhaustive" in raw and alg != "exhaustive" else None
+                            entries.append(Entry(f"{label}-{alg}-impacts", "exact", a, b, nb, ref=ref,
+                                                 setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"{alg}:impacts"),
+                                                 extra={"algorithm": alg, "scores": "impacts"}))
                         for t in [x for x in args.approx_targets.split(",") if x]:
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
@@ -799,7 +811,9 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
     checks = [r for r in rows if "recall_own_scores" in r or "matches_exhaustive" in r]
     if checks:
         lines += ["", "Exactness checks (each exact system against an exhaustive oracle over its own "
-                  "integer scores; sparsedex algorithms against sparsedex-exhaustive):", ""]
+                  "integer scores; sparsedex algorithms against sparsedex-exhaustive, whose u8 rows "
+                  "return the float32 top-k; -impacts rows, the raw 8-bit scoring, against "
+                  "sparsedex-exhaustive-impacts):", ""]
         for r in checks:
             bits = []
             if "recall_own_scores" in r:
@@ -890,6 +904,9 @@ def main(argv=None):
     p.add_argument("--sparsedex-quantizations", default="u8,float")
     p.add_argument("--sparsedex-algorithms", default="all",
                    help="algorithms to run on the u8 index ('all' for every one)")
+    p.add_argument("--sparsedex-impacts", default="",
+                   help="algorithms of the u8 index also timed with the raw 8-bit scoring (scores='impacts', "
+                        "no float rerank), one row each named NAME-impacts; empty: none")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
     p.add_argument("--calibration-queries", type=int, default=0,

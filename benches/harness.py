@@ -699,18 +699,27 @@ def run(args):
 
 
 def _ratio_notes(rows, labels):
-    """auto against the fastest exact algorithm of the same index and run, and each control row
-    (NAME-again) against its twin."""
+    """auto against the fastest exact algorithm of the same index, scoring and run (the float
+    scores of a u8 index, and its raw 8-bit -impacts rows apart), each -impacts row against its
+    float twin (the cost of the float rerank), and each control row (NAME-again) against its
+    twin."""
     med = {r["system"]: r["median_ms"] for r in rows if r.get("median_ms")}
     out = []
     for label in labels:
-        exact = {n: m for n, m in med.items() if n.startswith(f"{label}-") and not n.endswith("-again")
-                 and n[len(label) + 1:] not in ("auto",) and "approximate" not in n
-                 and n[len(label) + 1:].split("-")[0] != "float"}
-        if f"{label}-auto" in med and exact:
-            best = min(exact, key=exact.get)
-            out.append(f"{label}-auto / fastest exact algorithm ({best}): "
-                       f"{med[f'{label}-auto']:.3f} / {exact[best]:.3f} ms = {med[f'{label}-auto'] / exact[best]:.3f}x")
+        for tail in ("", "-impacts"):
+            exact = {n: m for n, m in med.items() if n.startswith(f"{label}-") and n.endswith(tail)
+                     and not n.endswith("-again") and (tail or not n.endswith("-impacts"))
+                     and n[len(label) + 1:] != f"auto{tail}" and "approximate" not in n
+                     and n[len(label) + 1:].split("-")[0] != "float"}
+            auto = f"{label}-auto{tail}"
+            if auto in med and exact:
+                best = min(exact, key=exact.get)
+                out.append(f"{auto} / fastest exact algorithm ({best}): "
+                           f"{med[auto]:.3f} / {exact[best]:.3f} ms = {med[auto] / exact[best]:.3f}x")
+    for n, m in med.items():
+        if n.endswith("-impacts") and n[: -len("-impacts")] in med:
+            twin = n[: -len("-impacts")]
+            out.append(f"float rerank: {twin} / {n} = {med[twin]:.3f} / {m:.3f} ms = {med[twin] / m:.3f}x")
     for n, m in med.items():
         if n.endswith("-again") and n[: -len("-again")] in med:
             out.append(f"control: {n} / {n[: -len('-again')]} = {m:.3f} / {med[n[: -len('-again')]]:.3f} ms "

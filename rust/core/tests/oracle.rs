@@ -119,7 +119,12 @@ fn run_filtered(index: &Index, q: &[(u32, f32)], k: usize, allowed: &DocSet) {
         let expect = top(scores);
         for algo in Algorithm::ALL {
             let got = search_with_scores(index, qr, k, algo, Some(allowed), None, scores).unwrap();
-            assert_eq!(got, expect, "filtered {algo} ({scores:?}) differs from brute force (k={k}, {} allowed)", allowed.len());
+            assert_eq!(
+                got,
+                expect,
+                "filtered {algo} ({scores:?}) differs from brute force (k={k}, {} allowed)",
+                allowed.len()
+            );
         }
     }
     if index.view().forward.is_some() {
@@ -916,12 +921,18 @@ fn synthetic_corpus_u8_exact_search_is_the_float_top_k() {
     let (docs, queries) = generate(&p);
     let ids: Vec<i64> = (0..p.n_docs as i64).collect();
     let csr = CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values };
-    let opts = |quantization, reorder| BuildOptions { n_terms: Some(p.vocab_size), quantization, store_vectors: true, reorder };
+    let opts = |quantization, reorder| BuildOptions {
+        n_terms: Some(p.vocab_size),
+        quantization,
+        store_vectors: true,
+        reorder,
+    };
     let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None }, Reorder::bp())).unwrap().index;
     let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32, Reorder::Signature)).unwrap().index;
     for i in 0..queries.indptr.len() - 1 {
         let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-        let q: Vec<(u32, f32)> = queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
+        let q: Vec<(u32, f32)> =
+            queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
         for k in [1, 10, 100] {
             run_float_exact(&u8ix, &fl, &q, k, None);
         }

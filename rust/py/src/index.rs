@@ -249,8 +249,16 @@ impl PyIndex {
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
         let (docs, scores, nq) = enter(py, || {
-            let res =
-                search::search_batch_scores(inner, queries, k, algo, threads, allowed.as_ref(), stats.as_ref(), score_kind)?;
+            let res = search::search_batch_scores(
+                inner,
+                queries,
+                k,
+                algo,
+                threads,
+                allowed.as_ref(),
+                stats.as_ref(),
+                score_kind,
+            )?;
             let (_, docs, scores) = crate::convert::matrices(&res, k, |h| (-1, h.doc as i64, h.score));
             Ok((docs, scores, res.len()))
         })?;

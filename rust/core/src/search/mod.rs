@@ -36,7 +36,7 @@ pub mod kernels;
 pub mod kind;
 pub mod maxscore;
 pub mod plan;
-pub(crate) mod rerank;
+pub mod rerank;
 pub(crate) mod rows;
 pub mod segments;
 pub mod superblock;
@@ -220,8 +220,9 @@ pub fn search_with_scores(
 }
 
 /// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
-/// (the plan [`Algorithm::Auto`] picks for selective filters). Errors if the index does not
-/// store vectors.
+/// (the plan [`Algorithm::Auto`] picks for selective filters), in the index's own arithmetic
+/// (the 8-bit scores of a u8 index, [`Scores::Impacts`]). Errors if the index does not store
+/// vectors.
 pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet) -> Result<Vec<Hit>> {
     let k = effective_k(index, k)?;
     check_allowed(index, Some(allowed))?;
@@ -271,7 +272,18 @@ pub(crate) fn search_one_above(
         if K::FLOAT_RERANK && p.scores == Scores::Vectors {
             if let Some(fwd) = v.forward {
                 let hits = SCRATCH.with(|s| {
-                    rerank::search::<K>(v, &a, fwd, plan, &p.query, k, algo, Some(index.auto_race()), floor, &mut s.borrow_mut())
+                    rerank::search::<K>(
+                        v,
+                        &a,
+                        fwd,
+                        plan,
+                        &p.query,
+                        k,
+                        algo,
+                        Some(index.auto_race()),
+                        floor,
+                        &mut s.borrow_mut(),
+                    )
                 });
                 return hits.into_iter().map(|(doc, score)| Hit { doc, score }).collect();
             }

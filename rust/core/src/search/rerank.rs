@@ -69,7 +69,12 @@ pub(crate) struct Bounds {
 
 impl Bounds {
     /// The bounds of `query` (float weights) prepared as `plan` in segment `v`.
-    pub(crate) fn new<K: Kind>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, K::Imp>, plan: &Plan<K>, query: &Query) -> Self {
+    pub(crate) fn new<K: Kind>(
+        v: &IndexView<'_>,
+        arrays: &ImpactArrays<'_, K::Imp>,
+        plan: &Plan<K>,
+        query: &Query,
+    ) -> Self {
         let scale = v.scale as f64;
         let norm = plan.norm as f64;
         let (mut up, mut zero, mut n) = (0.0f64, 0.0f64, 0usize);

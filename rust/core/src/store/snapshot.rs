@@ -7,7 +7,8 @@ use crate::index::{Id, Impacts};
 use crate::search::common::for_each_posting;
 use crate::search::explain::{explain_scored_as, Contribution};
 use crate::search::{
-    search_segments_batch_scores, search_segments_scores, Algorithm, Scores, Bm25Stats, DocSet, QueryRef, Segment, SegmentHit,
+    search_segments_batch_scores, search_segments_scores, Algorithm, Bm25Stats, DocSet, QueryRef, Scores, Segment,
+    SegmentHit,
 };
 use crate::vectors::CsrRef;
 use crate::{Error, Result};

@@ -938,3 +938,37 @@ fn synthetic_corpus_u8_exact_search_is_the_float_top_k() {
         }
     }
 }
+
+/// Documents whose weights all round to the same impact: the u8 traversal cannot tell them
+/// apart, so the first candidates (the smallest ids) never settle the float top-k and the
+/// search widens its candidates until every document was one; the float top-k comes out.
+#[test]
+fn equal_impacts_widen_the_candidates_until_the_float_top_k_is_proven() {
+    let n = 300usize;
+    let c = Corpus {
+        indptr: (0..=n as u64).collect(),
+        indices: vec![0; n],
+        values: (0..n).map(|i| 1.0 + ((i * 37) % n) as f32 * 1e-6).collect(),
+    };
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+    let opts = |quantization| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+    let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None })).unwrap().index;
+    let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32)).unwrap().index;
+    let raw = search_with_scores(
+        &u8ix,
+        QueryRef { terms: &[0], weights: &[1.0] },
+        3,
+        Algorithm::Exhaustive,
+        None,
+        None,
+        Scores::Impacts,
+    )
+    .unwrap();
+    assert_eq!(raw.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![0, 1, 2], "one impact for all: ties by id");
+    for k in [1, 3, 10] {
+        run_float_exact(&u8ix, &fl, &[(0, 1.0)], k, None);
+    }
+    let hits = search(&u8ix, QueryRef { terms: &[0], weights: &[1.0] }, 1, Algorithm::Auto).unwrap();
+    assert_eq!(c.values[hits[0].doc as usize], c.values.iter().copied().fold(0.0, f32::max));
+}

@@ -611,6 +611,18 @@ def run(args):
                                              setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, alg),
                                              extra={"algorithm": alg}))
                     if quant == "u8":
+                        # The raw 8-bit scoring (scores="impacts": no float rerank), checked
+                        # against its own exhaustive row.
+                        raw = [x for x in args.sparsedex_impacts.split(",") if x]
+                        bad = [x for x in raw if x not in a.algorithms]
+                        if bad:
+                            raise SystemExit(f"--sparsedex-impacts: unknown algorithms {bad}; choose from {a.algorithms}")
+                        raw = (["exhaustive"] if "exhaustive" in raw else []) + [x for x in raw if x != "exhaustive"]
+                        for alg in raw:
+                            ref = f"{label}-exhaustive-impacts" if "exhaustive" in raw and alg != "exhaustive" else None
+                            entries.append(Entry(f"{label}-{alg}-impacts", "exact", a, b, nb, ref=ref,
+                                                 setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"{alg}:impacts"),
+                                                 extra={"algorithm": alg, "scores": "impacts"}))
                         for t in [x for x in args.approx_targets.split(",") if x]:
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
@@ -687,18 +699,27 @@ def run(args):
 
 
 def _ratio_notes(rows, labels):
-    """auto against the fastest exact algorithm of the same index and run, and each control row
-    (NAME-again) against its twin."""
+    """auto against the fastest exact algorithm of the same index, scoring and run (the float
+    scores of a u8 index, and its raw 8-bit -impacts rows apart), each -impacts row against its
+    float twin (the cost of the float rerank), and each control row (NAME-again) against its
+    twin."""
     med = {r["system"]: r["median_ms"] for r in rows if r.get("median_ms")}
     out = []
     for label in labels:
-        exact = {n: m for n, m in med.items() if n.startswith(f"{label}-") and not n.endswith("-again")
-                 and n[len(label) + 1:] not in ("auto",) and "approximate" not in n
-                 and n[len(label) + 1:].split("-")[0] != "float"}
-        if f"{label}-auto" in med and exact:
-            best = min(exact, key=exact.get)
-            out.append(f"{label}-auto / fastest exact algorithm ({best}): "
-                       f"{med[f'{label}-auto']:.3f} / {exact[best]:.3f} ms = {med[f'{label}-auto'] / exact[best]:.3f}x")
+        for tail in ("", "-impacts"):
+            exact = {n: m for n, m in med.items() if n.startswith(f"{label}-") and n.endswith(tail)
+                     and not n.endswith("-again") and (tail or not n.endswith("-impacts"))
+                     and n[len(label) + 1:] != f"auto{tail}" and "approximate" not in n
+                     and n[len(label) + 1:].split("-")[0] != "float"}
+            auto = f"{label}-auto{tail}"
+            if auto in med and exact:
+                best = min(exact, key=exact.get)
+                out.append(f"{auto} / fastest exact algorithm ({best}): "
+                           f"{med[auto]:.3f} / {exact[best]:.3f} ms = {med[auto] / exact[best]:.3f}x")
+    for n, m in med.items():
+        if n.endswith("-impacts") and n[: -len("-impacts")] in med:
+            twin = n[: -len("-impacts")]
+            out.append(f"float rerank: {twin} / {n} = {med[twin]:.3f} / {m:.3f} ms = {med[twin] / m:.3f}x")
     for n, m in med.items():
         if n.endswith("-again") and n[: -len("-again")] in med:
             out.append(f"control: {n} / {n[: -len('-again')]} = {m:.3f} / {med[n[: -len('-again')]]:.3f} ms "
@@ -799,7 +820,9 @@ def markdown(c, info, rows, notes, skipped, args, cmd):
     checks = [r for r in rows if "recall_own_scores" in r or "matches_exhaustive" in r]
     if checks:
         lines += ["", "Exactness checks (each exact system against an exhaustive oracle over its own "
-                  "integer scores; sparsedex algorithms against sparsedex-exhaustive):", ""]
+                  "integer scores; sparsedex algorithms against sparsedex-exhaustive, whose u8 rows "
+                  "return the float32 top-k; -impacts rows, the raw 8-bit scoring, against "
+                  "sparsedex-exhaustive-impacts):", ""]
         for r in checks:
             bits = []
             if "recall_own_scores" in r:
@@ -890,6 +913,9 @@ def main(argv=None):
     p.add_argument("--sparsedex-quantizations", default="u8,float")
     p.add_argument("--sparsedex-algorithms", default="all",
                    help="algorithms to run on the u8 index ('all' for every one)")
+    p.add_argument("--sparsedex-impacts", default="",
+                   help="algorithms of the u8 index also timed with the raw 8-bit scoring (scores='impacts', "
+                        "no float rerank), one row each named NAME-impacts; empty: none")
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
     p.add_argument("--calibration-queries", type=int, default=0,

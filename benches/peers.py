@@ -449,10 +449,13 @@ class Sparsedex(Adapter):
             self.info["calibration_queries"] = len(cal[0]) - 1
 
     def set_algorithm(self, algorithm):
-        """An algorithm name, or "approximate@0.97" (approximate at that recall target)."""
+        """An algorithm name, "approximate@0.97" (approximate at that recall target), or
+        "NAME:impacts" (exact, the raw 8-bit scores of a u8 index: no float rerank)."""
+        algorithm, _, scores = algorithm.partition(":")
         name, _, target = algorithm.partition("@")
         self.algorithm = name
         self.target_recall = float(target) if target else None
+        self.scores = scores or "vectors"
 
     def prepare(self, q_indices, q_values):
         return (np.ascontiguousarray(q_indices, dtype=np.uint32),
@@ -460,7 +463,8 @@ class Sparsedex(Adapter):
 
     def search(self, q):
         return self.ix.search(q[0], q[1], k=self.k, algorithm=self.algorithm,
-                              target_recall=getattr(self, "target_recall", None))
+                              target_recall=getattr(self, "target_recall", None),
+                              scores=getattr(self, "scores", "vectors"))
 
     def search_batch(self, c, algorithm="auto", threads=None):
         return self.ix.search_batch((c.q_indptr, c.q_indices, c.q_values), k=self.k,

@@ -369,7 +369,7 @@ def test_with_vectors_of_a_bm25_index_are_its_weights():
         assert h.vector == index.get(h.id).vector and h.payload is not None
 
 
-def test_hit_vector_is_the_stored_float_vector_and_u8_scores_are_rounded():
+def test_hit_vector_is_the_stored_float_vector_and_u8_scores_are_its_dot_product():
     import numpy as np
 
     from sparsedex import SparseIndex
@@ -381,12 +381,15 @@ def test_hit_vector_is_the_stored_float_vector_and_u8_scores_are_rounded():
         assert h.vector.indices.tolist() == [1, 7]
         assert np.array_equal(h.vector.values, np.asarray([0.5, 1.2], np.float32))  # as added, both kinds
         assert np.array_equal(ix.get("d").vector.values, h.vector.values)
-        dot = float(h.vector.values.astype(np.float64).sum())
+        # float32 dot product of the stored vector, both kinds (a u8 index reranks by it)
+        dot = float(np.float32(0.5) + np.float32(1.2))
+        assert h.score == dot
+        (raw,) = ix.search({1: 1.0, 7: 1.0}, limit=1, scores="impacts")
         if quant == "float":
-            assert h.score == pytest.approx(dot, rel=1e-6)
-        else:  # 8-bit impacts: 0.5 is 0.502 on the grid max_weight=1.2
-            assert h.score != pytest.approx(dot, rel=1e-6)
-            assert h.score == pytest.approx(dot, abs=2 * 1.2 / 255)
+            assert raw.score == dot
+        else:  # the raw 8-bit scoring: 0.5 is 0.502 on the grid max_weight=1.2
+            assert raw.score != pytest.approx(dot, rel=1e-6)
+            assert raw.score == pytest.approx(dot, abs=2 * 1.2 / 255)
 
 
 def test_live_df_counts_like_the_stored_vectors(tmp_path):

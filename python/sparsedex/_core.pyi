@@ -118,6 +118,7 @@ class Index:
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[_U32, _F32]: ...
     def search_batch(
         self,
@@ -130,9 +131,10 @@ class Index:
         allowed: _U64 | None = None,
         stats: Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[_I64, _F32]: ...
     def explain(
-        self, indices: _U32, values: _F32, doc: int, stats: Bm25Stats | None = None
+        self, indices: _U32, values: _F32, doc: int, stats: Bm25Stats | None = None, scores: str = "vectors"
     ) -> list[tuple[int, float, float, float]]: ...
     def get(self, doc: int) -> tuple[_U32, _F32]: ...
     def vectors(self) -> tuple[_U64, _U32, _F32]: ...
@@ -219,6 +221,7 @@ class Snapshot:
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[_U32, _U32, _F32]: ...
     def search_batch(
         self,
@@ -231,6 +234,7 @@ class Snapshot:
         filters: list[DocSet | None] | None = None,
         stats: Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[_I64, _I64, _F32]: ...
     def explain(
         self,
@@ -240,6 +244,7 @@ class Snapshot:
         doc: int,
         stats: Bm25Stats | None = None,
         with_score: bool = False,
+        scores: str = "vectors",
     ) -> list[tuple[int, float, float, float]] | tuple[list[tuple[int, float, float, float]], float]: ...
 
 @final
@@ -359,6 +364,7 @@ def search_segments(
     algorithm: str = "auto",
     stats: Bm25Stats | None = None,
     target_recall: float | None = None,
+    scores: str = "vectors",
 ) -> tuple[_U32, _U32, _F32]: ...
 def search_segments_batch(
     indexes: list[Index],
@@ -371,6 +377,7 @@ def search_segments_batch(
     threads: int | None = None,
     stats: Bm25Stats | None = None,
     target_recall: float | None = None,
+    scores: str = "vectors",
 ) -> tuple[_I64, _I64, _F32]: ...
 def clean_csr(
     indptr: _U64,

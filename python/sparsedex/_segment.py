@@ -296,9 +296,18 @@ class SegmentView:
         return self._ids[rows]
 
     def search(
-        self, query: Any, values: Any = None, k: int = 10, algorithm: str = "auto", target_recall: float | None = None
+        self,
+        query: Any,
+        values: Any = None,
+        k: int = 10,
+        algorithm: str = "auto",
+        target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of one query: (ids, scores), best first (ties: lower id first).
+        """Exact top-k of one query: (ids, scores), best first (ties: lower id first). A u8
+        segment returns ``scores``: ``"vectors"`` (the exact float32 top-k of the stored
+        vectors; the default) or ``"impacts"`` (the 8-bit scores, see
+        :meth:`sparsedex.SparseIndex.search`).
 
         The query is `(indices, values)` as two arguments or one pair, a SparseEmbedding or a
         dict {term_id: weight}. ``algorithm="approximate"`` with ``target_recall`` in (0, 1]
@@ -308,8 +317,8 @@ class SegmentView:
         """
         k = _validate.check_k(k)
         idx, val = to_query(query, values)
-        rows, scores = self._core.search(idx, val, k, algorithm, target_recall=target_recall)
-        return self._external(rows), scores
+        rows, out = self._core.search(idx, val, k, algorithm, target_recall=target_recall, scores=scores)
+        return self._external(rows), out
 
     def search_batch(
         self,
@@ -318,16 +327,20 @@ class SegmentView:
         algorithm: str = "auto",
         threads: int | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of many queries on all cores: (ids [nq, c], scores [nq, c]), where
-        c = min(k, number of documents).
+        c = min(k, number of documents); ``scores`` as in :meth:`search`.
 
         Missing hits (fewer than c matching documents) are -1 (None for string ids) with NaN scores.
         """
         k = _validate.check_k(k)
         threads = _validate.check_threads(threads)
         indptr, indices, values = to_csr(queries, what="query")
-        rows, scores = self._core.search_batch(indptr, indices, values, k, algorithm, threads, target_recall=target_recall)
+        rows, out_scores = self._core.search_batch(
+            indptr, indices, values, k, algorithm, threads, target_recall=target_recall, scores=scores
+        )
+        scores = out_scores
         if self._ids is None:
             return rows, scores
         out = np.empty(rows.shape, dtype=self._ids.dtype)
@@ -354,13 +367,14 @@ class SegmentView:
         """The stored vector of document `id`: (indices, values)."""
         return self._core.get(self.row(id))
 
-    def explain(self, query: Any, id: Any, values: Any = None) -> list[dict[str, float]]:
+    def explain(self, query: Any, id: Any, values: Any = None, scores: str = "vectors") -> list[dict[str, float]]:
         """Why document `id` scored what it did: one dict per matched term (term, query_weight,
-        doc_weight, contribution), largest contribution first; contributions sum to the score."""
+        doc_weight, contribution), largest contribution first; contributions sum to the score
+        (``scores`` as in :meth:`search`)."""
         idx, val = to_query(query, values)
         return [
             {"term": t, "query_weight": qw, "doc_weight": dw, "contribution": c}
-            for t, qw, dw, c in self._core.explain(idx, val, self.row(id))
+            for t, qw, dw, c in self._core.explain(idx, val, self.row(id), scores=scores)
         ]
 
     def ids(self) -> np.ndarray:

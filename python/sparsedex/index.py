@@ -65,13 +65,18 @@ class Hit:
     with ``with_payload=False``) and, with ``with_vectors=True``, its stored vector (a
     :class:`~sparsedex.SparseEmbedding`, as :meth:`SparseIndex.get` returns it; None otherwise).
 
-    The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). With
-    ``quantization="u8"`` the score is computed on 8-bit impacts (each weight rounded to the
-    index's grid, e.g. 0.5 scores as 0.502), so it differs from the dot product of the query
-    with ``vector`` by that rounding; with ``"float"`` it equals it (f32 rounding aside).
-    Hits of ``algorithm="approximate"`` are the exception: their score is the float32 dot
-    product of the stored vector with the query in every index that stores vectors (a ``u8``
-    index reranks its candidates from the stored vectors), the score a ``"float"`` index gives."""
+    The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). The
+    score is the float32 dot product of the query with ``vector`` (f32 products added in
+    ascending term id order: the score a ``"float"`` index or scipy in float32 gives), for
+    ``quantization="float"`` and, by default, for ``quantization="u8"`` too: a ``u8`` index
+    finds candidates with its 8-bit impacts and ranks them by the stored vectors, with a
+    bound on the 8-bit rounding that proves no other document could enter, so its exact
+    algorithms return the exact float32 top-k. Two exceptions keep the 8-bit score (each
+    weight rounded to the index's grid, e.g. 0.5 scores as 0.502): ``scores="impacts"`` (see
+    :meth:`SparseIndex.search`), and a low-level ``u8`` segment built without its vectors
+    (``SegmentView.build(..., store_vectors=False)``; a :class:`SparseIndex` always keeps
+    them), which has no float vectors to rank by. ``algorithm="approximate"`` hits carry float32 scores
+    wherever vectors are stored."""
 
     id: Any
     score: float
@@ -805,12 +810,22 @@ class SparseIndex:
         with_vectors: bool = False,
         score_threshold: float | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> list[Hit]:
         """The ``k`` best documents for ``query`` (a text, or a sparse vector), best first.
 
-        Scores are exact dot products of the query and document vectors in the index's
-        arithmetic (BM25: the BM25 score under the live collection statistics, or under
-        ``collection_stats``, see :meth:`collection_stats`). ``k``: 1 .. 2**63 - 1 (at most
+        Scores are exact dot products of the query and the stored document vectors, in
+        float32 (BM25: the BM25 score under the live collection statistics, or under
+        ``collection_stats``, see :meth:`collection_stats`). A ``quantization="u8"`` index
+        traverses its 8-bit impacts and reranks the candidates by their stored float vectors,
+        with a bound on the rounding error that keeps every document that could enter (see
+        :class:`Hit`): the hits are the exact float32 top-k, as a ``"float"`` index or scipy
+        gives them. ``scores="impacts"`` asks a ``u8`` index for the raw 8-bit scoring
+        instead: the exact top-k of the query's dot products with the 8-bit impacts, the
+        cheapest exact search over impacts (no rerank; a ranking off the float one by the
+        rounding, recall@10 about 0.99 against it on SPLADE vectors), for callers who rank by
+        the index's own arithmetic or time the traversal alone. ``"float"`` and BM25 indexes
+        ignore ``scores``. Any other value is a ValueError. ``k``: 1 .. 2**63 - 1 (at most
         every matching document is returned); a vector query may be anything
         :func:`sparsedex.vectors.as_sparse_embedding` takes (a scipy.sparse row, a pandas
         Series, ...); an invalid query is a ValueError / TypeError that starts with "query".
@@ -825,8 +840,8 @@ class SparseIndex:
         filter and ANDed with ``filter``; a condition that does not translate is a
         :class:`~sparsedex.filters.FilterError` naming it), ``with_payload`` (True, False, a list
         of dotted keys, or an include / exclude selector), ``with_vectors`` (``Hit.vector``
-        holds the document's stored float vector, as :meth:`get` returns it; a ``u8`` index's
-        scores use its 8-bit rounding, see :class:`Hit`) and
+        holds the document's stored float vector, as :meth:`get` returns it, whose dot
+        product with the query is the hit's score, see :class:`Hit`) and
         ``score_threshold`` (only hits scoring above it). With ``quantization="float"`` the
         scores are the ones Qdrant computes.
 
@@ -839,10 +854,9 @@ class SparseIndex:
         exact rerank of the cut query's best candidates from the stored vectors; after Seismic,
         Bruch et al. SIGIR 2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned
         hits are exact: with ``quantization="u8"`` they are the float32 dot products of the
-        stored (unrounded) vectors with the query, the scores a ``"float"`` index gives, not the
-        8-bit scores of the exact algorithms, and ``target_recall`` is recall against those
-        float scores (so approximate search can be closer to the float ranking than the exact
-        u8 search is). Filters and deletions are honoured. ``target_recall`` with another
+        stored (unrounded) vectors with the query, the scores a ``"float"`` index gives (and
+        the exact algorithms give), and ``target_recall`` is recall against those float
+        scores. Filters and deletions are honoured. ``target_recall`` with another
         algorithm is a ValueError.
         """
         opts = _qdrant.SearchOptions.resolve(
@@ -852,6 +866,7 @@ class SparseIndex:
         k = self._check_k(opts.k)
         flt = opts.filter
         _check_algorithm(algorithm, target_recall)
+        _check_scores(scores)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
         q = self._query_vector(query, snap=snap)
@@ -859,7 +874,7 @@ class SparseIndex:
             return []
         hits = snap.search(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
-            algorithm, flt, stats, target_recall=target_recall,
+            algorithm, flt, stats, target_recall=target_recall, scores=scores,
         )
         return self._hits(snap, [(h.segment, h.doc, h.score) for h in hits if opts.keep(h.score)], opts)
 
@@ -878,12 +893,13 @@ class SparseIndex:
         with_vectors: bool = False,
         score_threshold: float | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
         a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
         may use); ``filter``, ``collection_stats`` (BM25 statistics must then cover every
-        query's terms), ``target_recall`` and the Qdrant keywords of :meth:`search` apply to
-        every query. Errors name the query (``query 3``)."""
+        query's terms), ``target_recall``, ``scores`` and the Qdrant keywords of :meth:`search`
+        apply to every query. Errors name the query (``query 3``)."""
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
             with_vectors=with_vectors, score_threshold=score_threshold,
@@ -891,6 +907,7 @@ class SparseIndex:
         k = self._check_k(opts.k)
         flt = opts.filter
         _check_algorithm(algorithm, target_recall)
+        _check_scores(scores)
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
@@ -900,7 +917,9 @@ class SparseIndex:
             return []
         if not snap.states:
             return [[] for _ in qs]
-        S, D, V = snap.search_batch(_csr(vecs), k, algorithm, threads, flt, stats, target_recall=target_recall)
+        S, D, V = snap.search_batch(
+            _csr(vecs), k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
+        )
         triples = [
             [(si, d, v) for si, d, v in zip(srow, drow, vrow) if d >= 0 and opts.keep(v)]
             for srow, drow, vrow in zip(S.tolist(), D.tolist(), V.tolist())
@@ -1054,7 +1073,9 @@ class SparseIndex:
         return self._snap().live
 
     # explaining -------------------------------------------------------------------------------
-    def explain(self, query: Any, id: Any, top_terms: int | None = 30, collection_stats: Any = None) -> Explanation:
+    def explain(
+        self, query: Any, id: Any, top_terms: int | None = 30, collection_stats: Any = None, *, scores: str = "vectors"
+    ) -> Explanation:
         """Why document ``id`` scored what it did for ``query`` (a text or a vector).
 
         The matched terms come decoded to tokens (the encoder's vocabulary, or BM25's term
@@ -1062,11 +1083,12 @@ class SparseIndex:
         to the score :meth:`search` gives (BM25: the query weight is ``idf * qtf`` and the
         document weight ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` under the live
         statistics, or ``collection_stats``). ``top_terms`` bounds the decoded query and
-        document vectors kept in the explanation (None: all). With ``quantization="u8"`` the
-        score explained is the exact algorithms' 8-bit one; a hit of ``algorithm="approximate"``
-        carries the float dot product of the stored vector with the query instead (see
-        :class:`Hit`), which differs from it by the 8-bit rounding.
+        document vectors kept in the explanation (None: all). With ``quantization="u8"`` the score
+        explained is the one :meth:`search` returns: the float32 dot product of the stored
+        vector with the query (document weights: the stored float weights), or with
+        ``scores="impacts"`` the 8-bit score (document weights: the dequantized impacts).
         """
+        _check_scores(scores)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
         si, d = self._locate(snap, id)
@@ -1074,7 +1096,7 @@ class SparseIndex:
         seg = snap.states[si].segment
         parts, score = snap.core.explain(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats,
-            with_score=True,
+            with_score=True, scores=scores,
         )
         matches = [
             TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
@@ -1227,6 +1249,14 @@ _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxsc
 
 
 _APPROXIMATE = {"approximate", "approx"}
+
+
+_SCORES = ("vectors", "impacts")
+
+
+def _check_scores(scores: Any) -> None:
+    if not isinstance(scores, str) or scores not in _SCORES:
+        raise ValueError(f"scores must be 'vectors' or 'impacts', got {scores!r}")
 
 
 def _check_algorithm(name: str, target_recall: float | None = None) -> None:

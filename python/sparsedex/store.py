@@ -294,14 +294,16 @@ class Snapshot:
         flt: Filter | None = None,
         stats: _core.Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> list[StoreHit]:
         """Global top-k over every segment's live documents passing ``flt`` (exact, or with
-        ``algorithm="approximate"`` at ``target_recall``)."""
+        ``algorithm="approximate"`` at ``target_recall``); u8 segments return ``scores``
+        (``"vectors"``: float32 dot products of the stored vectors; ``"impacts"``: 8-bit)."""
         if not self.states:
             return []
         segs, docs, scores = self.core.search(
             np.ascontiguousarray(indices, dtype=np.uint32), np.ascontiguousarray(values, dtype=np.float32),
-            k, algorithm, self._filters(flt), stats, target_recall,
+            k, algorithm, self._filters(flt), stats, target_recall, scores,
         )
         return [StoreHit(a, d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
 
@@ -314,6 +316,7 @@ class Snapshot:
         flt: Filter | None = None,
         stats: _core.Bm25Stats | None = None,
         target_recall: float | None = None,
+        scores: str = "vectors",
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Global top-k of every query: (segment positions, internal docs, scores), each
         ``[nq, k']`` with -1 / NaN padding."""
@@ -324,7 +327,7 @@ class Snapshot:
         return self.core.search_batch(
             np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
             np.ascontiguousarray(values, dtype=np.float32), k, algorithm, threads, self._filters(flt), stats,
-            target_recall,
+            target_recall, scores,
         )
 
     def __repr__(self) -> str:

@@ -6,8 +6,10 @@ use proptest::prelude::*;
 use sparsedex_core::index::build::{build, BuildOptions, CsrRef, IdsInput, Quantization, Reorder};
 use sparsedex_core::index::{Id, Index};
 use sparsedex_core::reorder::{BpOptions, BpWeighting};
+use sparsedex_core::search::explain::explain_scored_as;
 use sparsedex_core::search::{
-    search, search_filtered, search_forward, search_segments, Algorithm, DocSet, Hit, QueryRef, Segment,
+    search, search_filtered, search_forward, search_segments, search_with_scores, Algorithm, DocSet, Hit, QueryRef,
+    Scores, Segment,
 };
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,12 @@ fn run_all(index: &Index, q: &[(u32, f32)], k: usize) {
         let got = search(index, qr, k, algo).unwrap();
         assert_eq!(got, oracle, "algorithm {algo} differs from the oracle (k={k}, query={q:?})");
     }
+    // The raw 8-bit scoring of a u8 index: every algorithm equals its own exhaustive oracle.
+    let impacts = |algo| search_with_scores(index, qr, k, algo, None, None, Scores::Impacts).unwrap();
+    let raw = impacts(Algorithm::Exhaustive);
+    for algo in Algorithm::ALL {
+        assert_eq!(impacts(algo), raw, "algorithm {algo} (impact scores) differs from the oracle (k={k}, query={q:?})");
+    }
     // Sorted, scores positive, at most k.
     assert!(oracle.len() <= k);
     // Best first. (Ties are broken by doc id on the exact integer scores; two different integer
@@ -102,15 +110,27 @@ fn run_filtered(index: &Index, q: &[(u32, f32)], k: usize, allowed: &DocSet) {
     let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
     let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
     let qr = QueryRef { terms: &terms, weights: &weights };
-    let everything = search(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive).unwrap();
-    let expect: Vec<Hit> = everything.into_iter().filter(|h| allowed.contains(h.doc)).take(k).collect();
-    for algo in Algorithm::ALL {
-        let got = search_filtered(index, qr, k, algo, Some(allowed)).unwrap();
-        assert_eq!(got, expect, "filtered {algo} differs from brute force (k={k}, {} allowed)", allowed.len());
+    let all = index.n_docs().max(1) as usize;
+    let top = |scores| -> Vec<Hit> {
+        let everything = search_with_scores(index, qr, all, Algorithm::Exhaustive, None, None, scores).unwrap();
+        everything.into_iter().filter(|h| allowed.contains(h.doc)).take(k).collect()
+    };
+    for scores in [Scores::Vectors, Scores::Impacts] {
+        let expect = top(scores);
+        for algo in Algorithm::ALL {
+            let got = search_with_scores(index, qr, k, algo, Some(allowed), None, scores).unwrap();
+            assert_eq!(
+                got,
+                expect,
+                "filtered {algo} ({scores:?}) differs from brute force (k={k}, {} allowed)",
+                allowed.len()
+            );
+        }
     }
     if index.view().forward.is_some() {
+        // The forward scorer scores in the index's own arithmetic (8-bit for u8 indexes).
         let got = search_forward(index, qr, k, allowed).unwrap();
-        assert_eq!(got, expect, "forward scorer differs from brute force (k={k})");
+        assert_eq!(got, top(Scores::Impacts), "forward scorer differs from brute force (k={k})");
     }
 }
 
@@ -800,4 +820,155 @@ fn bm25_quantized_scores_track_float_scores() {
             assert!((x.score - y.score).abs() <= bound, "{x:?} vs {y:?}");
         }
     }
+}
+
+/// Exact search of a u8 index that stores its vectors returns the float top-k: every
+/// algorithm returns the hits and scores (bit for bit: the f32 products added in ascending term
+/// order) of the exhaustive scorer of a float index over the same vectors, keyed by external
+/// id (the two indexes may order documents differently); explanations of the hits sum the
+/// stored float weights to the same score.
+fn run_float_exact(u8ix: &Index, f32ix: &Index, q: &[(u32, f32)], k: usize, allowed: Option<(&DocSet, &DocSet)>) {
+    let (terms, weights) = q_ref(q);
+    let qr = QueryRef { terms: &terms, weights: &weights };
+    let by_id = |ix: &Index, hits: Vec<Hit>| -> Vec<(i64, f32)> {
+        hits.into_iter()
+            .map(|h| match ix.id(h.doc) {
+                Some(Id::Int(x)) => (x, h.score),
+                other => panic!("doc {} has id {other:?}", h.doc),
+            })
+            .collect()
+    };
+    let want = by_id(f32ix, search_filtered(f32ix, qr, k, Algorithm::Exhaustive, allowed.map(|a| a.1)).unwrap());
+    for algo in Algorithm::ALL {
+        let hits = search_filtered(u8ix, qr, k, algo, allowed.map(|a| a.0)).unwrap();
+        for h in &hits {
+            let (parts, score) = explain_scored_as(u8ix, qr, h.doc, None, Scores::Vectors).unwrap();
+            assert_eq!(score, h.score, "explained score differs from the hit's ({algo})");
+            let sum: f32 = parts.iter().map(|p| p.contribution).sum();
+            assert!((sum - score).abs() <= 1e-5 * score.abs().max(1e-30), "contributions sum to {sum}, not {score}");
+        }
+        let got = by_id(u8ix, hits);
+        assert_eq!(got, want, "{algo} on the u8 index is not the float top-k (k={k}, query={q:?})");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The u8 index's exact search is the float index's exhaustive top-k, whatever the
+    /// document order, the filter and k.
+    #[test]
+    fn u8_exact_search_is_the_float_top_k(
+        c in corpus_strategy(1500, 12),
+        qs in proptest::collection::vec(query_strategy(12), 1..5),
+        kf in 0.0f64..1.0,
+        reorder in reorder_strategy(),
+        set in allowed_strategy(),
+        filtered in any::<bool>(),
+    ) {
+        let n = c.indptr.len() - 1;
+        let ids: Vec<i64> = (0..n as i64).map(|r| (r * 7_919) % 10_007).collect();
+        let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+        let opts = |quantization, reorder| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder };
+        let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32, Reorder::None)).unwrap().index;
+        let built = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None }, reorder)).unwrap();
+        let u8ix = built.index;
+        // The same documents allowed in both (rows of the float index, internal docs of the u8 one).
+        let rows = make_allowed(n as u32, set);
+        let docs = DocSet::from_docs(
+            built.order.iter().enumerate().filter(|(_, &r)| rows.contains(r)).map(|(i, _)| i as u32).collect::<Vec<u32>>(),
+            n as u32,
+        ).unwrap();
+        let k = 1 + (kf * (n + 1) as f64) as usize;
+        for q in &qs {
+            for k in [k, 1, 10] {
+                run_float_exact(&u8ix, &fl, q, k, if filtered { Some((&docs, &rows)) } else { None });
+            }
+        }
+    }
+}
+
+/// A query term whose weight quantizes to 0 (below 1/131070 of the largest) still counts: a
+/// document that shares only that term has a positive float score and is returned.
+#[test]
+fn query_terms_quantized_to_zero_still_count() {
+    let c = Corpus { indptr: vec![0, 1, 2, 3], indices: vec![0, 1, 2], values: vec![1.0, 0.5, 2.0] };
+    let ids: Vec<i64> = vec![10, 11, 12];
+    let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+    let opts = |quantization| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+    let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None })).unwrap().index;
+    let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32)).unwrap().index;
+    let q = [(0u32, 1.0f32), (1, 1e-7)];
+    for k in [1, 2, 3] {
+        run_float_exact(&u8ix, &fl, &q, k, None);
+    }
+    let (terms, weights) = q_ref(&q);
+    let qr = QueryRef { terms: &terms, weights: &weights };
+    let hits = search(&u8ix, qr, 3, Algorithm::Auto).unwrap();
+    assert_eq!(hits.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(hits[1].score, 0.5f32 * 1e-7);
+    // The 8-bit scoring drops the term: only document 0.
+    let raw = search_with_scores(&u8ix, qr, 3, Algorithm::Auto, None, None, Scores::Impacts).unwrap();
+    assert_eq!(raw.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![0]);
+}
+
+/// The synthetic corpus (the shape of learned sparse vectors, 20k documents, BP order):
+/// every algorithm of the u8 index returns the float index's exhaustive top-k.
+#[test]
+fn synthetic_corpus_u8_exact_search_is_the_float_top_k() {
+    use sparsedex_core::synth::{generate, SynthParams};
+    let p = SynthParams { n_docs: 20_000, n_queries: 30, seed: 11, ..SynthParams::default() };
+    let (docs, queries) = generate(&p);
+    let ids: Vec<i64> = (0..p.n_docs as i64).collect();
+    let csr = CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values };
+    let opts = |quantization, reorder| BuildOptions {
+        n_terms: Some(p.vocab_size),
+        quantization,
+        store_vectors: true,
+        reorder,
+    };
+    let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None }, Reorder::bp())).unwrap().index;
+    let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32, Reorder::Signature)).unwrap().index;
+    for i in 0..queries.indptr.len() - 1 {
+        let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+        let q: Vec<(u32, f32)> =
+            queries.indices[a..b].iter().copied().zip(queries.values[a..b].iter().copied()).collect();
+        for k in [1, 10, 100] {
+            run_float_exact(&u8ix, &fl, &q, k, None);
+        }
+    }
+}
+
+/// Documents whose weights all round to the same impact: the u8 traversal cannot tell them
+/// apart, so the first candidates (the smallest ids) never settle the float top-k and the
+/// search widens its candidates until every document was one; the float top-k comes out.
+#[test]
+fn equal_impacts_widen_the_candidates_until_the_float_top_k_is_proven() {
+    let n = 300usize;
+    let c = Corpus {
+        indptr: (0..=n as u64).collect(),
+        indices: vec![0; n],
+        values: (0..n).map(|i| 1.0 + ((i * 37) % n) as f32 * 1e-6).collect(),
+    };
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+    let opts = |quantization| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+    let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None })).unwrap().index;
+    let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32)).unwrap().index;
+    let raw = search_with_scores(
+        &u8ix,
+        QueryRef { terms: &[0], weights: &[1.0] },
+        3,
+        Algorithm::Exhaustive,
+        None,
+        None,
+        Scores::Impacts,
+    )
+    .unwrap();
+    assert_eq!(raw.iter().map(|h| h.doc).collect::<Vec<_>>(), vec![0, 1, 2], "one impact for all: ties by id");
+    for k in [1, 3, 10] {
+        run_float_exact(&u8ix, &fl, &[(0, 1.0)], k, None);
+    }
+    let hits = search(&u8ix, QueryRef { terms: &[0], weights: &[1.0] }, 1, Algorithm::Auto).unwrap();
+    assert_eq!(c.values[hits[0].doc as usize], c.values.iter().copied().fold(0.0, f32::max));
 }

@@ -83,6 +83,17 @@ pub fn algorithm(s: &str, target_recall: Option<f64>) -> PyResult<Algorithm> {
     }
 }
 
+/// The scores of exact searches of u8 segments: "vectors" (the float32 dot products of the
+/// stored vectors, the default) or "impacts" (the 8-bit scores).
+pub fn scores(s: &str) -> PyResult<sparsedex_core::search::Scores> {
+    use sparsedex_core::search::Scores;
+    match s {
+        "vectors" => Ok(Scores::Vectors),
+        "impacts" => Ok(Scores::Impacts),
+        _ => Err(PyValueError::new_err(format!("scores must be 'vectors' or 'impacts', got {s:?}"))),
+    }
+}
+
 /// `quantization` ("u8" or "float"), with a u8 `scale` and BM25 parameters.
 pub fn quantization(q: &str, scale: Option<f32>, bm25: Option<(f32, f32)>) -> PyResult<Quantization> {
     let u8 = match q {

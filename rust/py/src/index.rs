@@ -193,7 +193,9 @@ impl PyIndex {
     /// Exact top-k of one query: (doc ids uint32, scores float32), best first. `allowed`: a
     /// uint64 bitset over internal doc ids (bit d%64 of word d//64); only those documents can
     /// be returned. BM25 indexes: scored under `stats` (the index's own when None).
-    #[pyo3(signature = (indices, values, k=10, algorithm="auto", allowed=None, stats=None, target_recall=None))]
+    /// A u8 index returns `scores`: "vectors" (float32 dot products of the stored vectors,
+    /// the exact float top-k; the default) or "impacts" (the 8-bit scores).
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", allowed=None, stats=None, target_recall=None, scores="vectors"))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -205,13 +207,16 @@ impl PyIndex {
         allowed: Option<PyReadonlyArray1<'py, u64>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
         target_recall: Option<f64>,
+        scores: &str,
     ) -> PyResult<Vec1<'py>> {
         let algo = crate::convert::algorithm(algorithm, target_recall)?;
+        let score_kind = crate::convert::scores(scores)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let inner = &self.inner;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
-        let hits = enter(py, || search::search_with(inner, q, k, algo, allowed.as_ref(), stats.as_ref()))?;
+        let hits =
+            enter(py, || search::search_with_scores(inner, q, k, algo, allowed.as_ref(), stats.as_ref(), score_kind))?;
         let docs: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
         Ok((docs.into_pyarray(py), scores.into_pyarray(py)))
@@ -220,7 +225,7 @@ impl PyIndex {
     /// Exact top-k of a CSR batch of queries, on all cores (or `threads`). Returns
     /// (doc ids int64 [nq, c], scores float32 [nq, c]) with c = min(k, number of documents);
     /// missing hits are -1 / NaN. BM25: `stats` must cover every term of the batch.
-    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, allowed=None, stats=None, target_recall=None))]
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, allowed=None, stats=None, target_recall=None, scores="vectors"))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
         &self,
@@ -234,15 +239,26 @@ impl PyIndex {
         allowed: Option<PyReadonlyArray1<'py, u64>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
         target_recall: Option<f64>,
+        scores: &str,
     ) -> PyResult<Hits2<'py>> {
         let algo = crate::convert::algorithm(algorithm, target_recall)?;
+        let score_kind = crate::convert::scores(scores)?;
         let queries = csr(&indptr, &indices, &values)?;
         let inner = &self.inner;
         let k = search::effective_k(inner, k).map_err(to_py)?;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
         let (docs, scores, nq) = enter(py, || {
-            let res = search::search_batch(inner, queries, k, algo, threads, allowed.as_ref(), stats.as_ref())?;
+            let res = search::search_batch_scores(
+                inner,
+                queries,
+                k,
+                algo,
+                threads,
+                allowed.as_ref(),
+                stats.as_ref(),
+                score_kind,
+            )?;
             let (_, docs, scores) = crate::convert::matrices(&res, k, |h| (-1, h.doc as i64, h.score));
             Ok((docs, scores, res.len()))
         })?;
@@ -252,7 +268,9 @@ impl PyIndex {
     /// Per-term breakdown of a document's score for a query: list of
     /// (term, query weight, stored weight, contribution); contributions sum to the score.
     /// BM25: the query weight is idf * qtf and the stored weight the BM25 document weight.
-    #[pyo3(signature = (indices, values, doc, stats=None))]
+    /// `scores` as in `search` (u8 indexes: "vectors" explains the float scores from the
+    /// stored weights, "impacts" the 8-bit scores).
+    #[pyo3(signature = (indices, values, doc, stats=None, scores="vectors"))]
     fn explain(
         &self,
         py: Python<'_>,
@@ -260,11 +278,14 @@ impl PyIndex {
         values: PyReadonlyArray1<'_, f32>,
         doc: u32,
         stats: Option<Bound<'_, PyBm25Stats>>,
+        scores: &str,
     ) -> PyResult<Vec<(u32, f32, f32, f32)>> {
+        let scores = crate::convert::scores(scores)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let inner = &self.inner;
         let stats = stats.map(|s| s.get().inner.clone());
-        let parts = enter(py, || search::explain::explain_with(inner, q, doc, stats.as_ref()))?;
+        let parts =
+            enter(py, || search::explain::explain_scored_as(inner, q, doc, stats.as_ref(), scores).map(|(p, _)| p))?;
         Ok(parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect())
     }
 

@@ -65,9 +65,11 @@ fn segments_of<'a>(indexes: &'a [Arc<Index>], allowed: &'a [Option<DocSet>]) -> 
 /// Exact global top-k of one query over several indexes (segments), each restricted to its
 /// allowed set (None: every document): (segment positions uint32, internal docs uint32,
 /// scores float32), best first; ties go to the earlier segment, then the earlier document.
-/// BM25 segments are scored under `stats` (every document of the segments when None).
+/// BM25 segments are scored under `stats` (every document of the segments when None); u8
+/// segments return `scores` ("vectors": float32 dot products of the stored vectors, the exact
+/// float top-k; "impacts": the 8-bit scores).
 #[pyfunction]
-#[pyo3(signature = (indexes, allowed, indices, values, k=10, algorithm="auto", stats=None, target_recall=None))]
+#[pyo3(signature = (indexes, allowed, indices, values, k=10, algorithm="auto", stats=None, target_recall=None, scores="vectors"))]
 #[allow(clippy::too_many_arguments)]
 pub fn search_segments<'py>(
     py: Python<'py>,
@@ -79,13 +81,15 @@ pub fn search_segments<'py>(
     algorithm: &str,
     stats: Option<Bound<'py, PyBm25Stats>>,
     target_recall: Option<f64>,
+    scores: &str,
 ) -> PyResult<SegHits1<'py>> {
     let algo = crate::convert::algorithm(algorithm, target_recall)?;
+    let scores = crate::convert::scores(scores)?;
     let (ixs, sets) = shared(&indexes, &allowed)?;
     let segs = segments_of(&ixs, &sets);
     let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
     let stats = stats.map(|s| s.get().inner.clone());
-    let hits = enter(py, || search::search_segments(&segs, q, k, algo, stats.as_ref()))?;
+    let hits = enter(py, || search::search_segments_scores(&segs, q, k, algo, stats.as_ref(), scores))?;
     let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
     let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
     let v: Vec<f32> = hits.iter().map(|h| h.score).collect();
@@ -96,7 +100,7 @@ pub fn search_segments<'py>(
 /// positions int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN
 /// where a query has fewer hits; k is capped at the number of documents.
 #[pyfunction]
-#[pyo3(signature = (indexes, allowed, indptr, indices, values, k=10, algorithm="auto", threads=None, stats=None, target_recall=None))]
+#[pyo3(signature = (indexes, allowed, indptr, indices, values, k=10, algorithm="auto", threads=None, stats=None, target_recall=None, scores="vectors"))]
 #[allow(clippy::too_many_arguments)]
 pub fn search_segments_batch<'py>(
     py: Python<'py>,
@@ -110,15 +114,17 @@ pub fn search_segments_batch<'py>(
     threads: Option<usize>,
     stats: Option<Bound<'py, PyBm25Stats>>,
     target_recall: Option<f64>,
+    scores: &str,
 ) -> PyResult<SegHits2<'py>> {
     let algo = crate::convert::algorithm(algorithm, target_recall)?;
+    let score_kind = crate::convert::scores(scores)?;
     let (ixs, sets) = shared(&indexes, &allowed)?;
     let segs = segments_of(&ixs, &sets);
     let k = search::effective_k_segments(&segs, k).map_err(to_py)?;
     let queries = csr(&indptr, &indices, &values)?;
     let stats = stats.map(|s| s.get().inner.clone());
     let (sg, docs, scores, nq) = enter(py, || {
-        let res = search::search_segments_batch(&segs, queries, k, algo, threads, stats.as_ref())?;
+        let res = search::search_segments_batch_scores(&segs, queries, k, algo, threads, stats.as_ref(), score_kind)?;
         let (sg, docs, scores) = matrices(&res, k, |h| (h.segment as i64, h.doc as i64, h.score));
         Ok((sg, docs, scores, res.len()))
     })?;

@@ -640,7 +640,9 @@ impl PySnapshot {
     /// Exact global top-k of one query over the live documents (each segment restricted to its
     /// `filters` set too, one per segment or None): (segment positions uint32, internal docs
     /// uint32, scores float32). BM25 stores: under `stats` (the live statistics when None).
-    #[pyo3(signature = (indices, values, k=10, algorithm="auto", filters=None, stats=None, target_recall=None))]
+    /// u8 segments return `scores`: "vectors" (float32 dot products of the stored vectors,
+    /// the exact float top-k) or "impacts" (the 8-bit scores).
+    #[pyo3(signature = (indices, values, k=10, algorithm="auto", filters=None, stats=None, target_recall=None, scores="vectors"))]
     #[allow(clippy::too_many_arguments)]
     fn search<'py>(
         &self,
@@ -652,13 +654,15 @@ impl PySnapshot {
         filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
         target_recall: Option<f64>,
+        scores: &str,
     ) -> PyResult<SegHits1<'py>> {
         let algo = crate::convert::algorithm(algorithm, target_recall)?;
+        let scores = crate::convert::scores(scores)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());
         let snap = &self.inner;
-        let hits = enter(py, || snap.search(q, k, algo, f.as_deref(), stats.as_ref()))?;
+        let hits = enter(py, || snap.search(q, k, algo, f.as_deref(), stats.as_ref(), scores))?;
         let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
         let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let v: Vec<f32> = hits.iter().map(|h| h.score).collect();
@@ -667,7 +671,7 @@ impl PySnapshot {
 
     /// `search` for a CSR batch of queries on all cores (or `threads`): (segment positions
     /// int64 [nq, k], internal docs int64 [nq, k], scores float32 [nq, k]), -1 / NaN padded.
-    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, filters=None, stats=None, target_recall=None))]
+    #[pyo3(signature = (indptr, indices, values, k=10, algorithm="auto", threads=None, filters=None, stats=None, target_recall=None, scores="vectors"))]
     #[allow(clippy::too_many_arguments)]
     fn search_batch<'py>(
         &self,
@@ -681,8 +685,10 @@ impl PySnapshot {
         filters: Option<Vec<Option<Bound<'py, PyDocSet>>>>,
         stats: Option<Bound<'py, PyBm25Stats>>,
         target_recall: Option<f64>,
+        scores: &str,
     ) -> PyResult<SegHits2<'py>> {
         let algo = crate::convert::algorithm(algorithm, target_recall)?;
+        let score_kind = crate::convert::scores(scores)?;
         let queries = csr(&indptr, &indices, &values)?;
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());
@@ -692,7 +698,7 @@ impl PySnapshot {
         }
         let k = k.min((snap.n_live().max(1)).min(usize::MAX as u64) as usize);
         let (sg, docs, scores, nq) = enter(py, || {
-            let res = snap.search_batch(queries, k, algo, threads, f.as_deref(), stats.as_ref())?;
+            let res = snap.search_batch(queries, k, algo, threads, f.as_deref(), stats.as_ref(), score_kind)?;
             let (sg, docs, scores) = matrices(&res, k, |h| (h.segment as i64, h.doc as i64, h.score));
             Ok((sg, docs, scores, res.len()))
         })?;
@@ -705,8 +711,9 @@ impl PySnapshot {
 
     /// Per-term explanation of internal doc `doc` of segment `segment` for a query, in the
     /// search's arithmetic: list of (term, query weight, document weight, contribution); with
-    /// `with_score`, the pair (that list, the document's score bit-identical to a search's).
-    #[pyo3(signature = (indices, values, segment, doc, stats=None, with_score=false))]
+    /// `with_score`, the pair (that list, the document's score bit-identical to a search's);
+    /// `scores` as in `search` (u8 segments).
+    #[pyo3(signature = (indices, values, segment, doc, stats=None, with_score=false, scores="vectors"))]
     #[allow(clippy::too_many_arguments)]
     fn explain(
         &self,
@@ -717,11 +724,13 @@ impl PySnapshot {
         doc: u32,
         stats: Option<Bound<'_, PyBm25Stats>>,
         with_score: bool,
+        scores: &str,
     ) -> PyResult<Py<PyAny>> {
+        let scores = crate::convert::scores(scores)?;
         let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
         let stats = stats.map(|s| s.get().inner.clone());
         let snap = &self.inner;
-        let (parts, score) = enter(py, || snap.explain(q, segment, doc, stats.as_ref()))?;
+        let (parts, score) = enter(py, || snap.explain(q, segment, doc, stats.as_ref(), scores))?;
         let parts: Vec<(u32, f32, f32, f32)> =
             parts.into_iter().map(|p| (p.term, p.query_weight, p.doc_weight, p.contribution)).collect();
         Ok(if with_score {

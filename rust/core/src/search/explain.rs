@@ -4,12 +4,18 @@
 //! for float BM25 the score is the f32 nearest to their exact sum, see [`super::fixed`]).
 //! [`explain_scored`] also gives the document's score summed exactly as a search sums it (in
 //! the kind's own accumulator, in query term order), bit-identical to the search's score.
+//!
+//! A u8 segment that stores its vectors is explained, by default ([`Scores::Vectors`]), as its
+//! exact searches score it: each matched term's contribution is the query weight times the
+//! stored float weight (`doc_weight`), added in ascending term order in f32 as the float
+//! rerank adds them ([`super::rerank`]); [`Scores::Impacts`] explains the 8-bit scores.
 
 use super::bm25::Bm25Stats;
 use super::common::open_cursors;
 use super::plan::{Plan, QueryRef};
 use super::segments::{prepare, Prepared};
-use super::{with_kind, Kind};
+use super::{with_kind, Kind, Scores};
+use crate::index::{Forward, FwdTerms, TermId};
 use crate::index::{Index, IndexView};
 use crate::{Error, Result};
 
@@ -54,6 +60,32 @@ fn run<K: Kind>(
     (out, K::to_f32(total, plan.norm))
 }
 
+/// The float explanation of `doc` from its stored row (u8 segments, [`Scores::Vectors`]).
+fn run_float(v: &IndexView<'_>, fwd: Forward<'_>, p: &Prepared, doc: u32) -> (Vec<Contribution>, f32) {
+    fn go<T: TermId>(v: &IndexView<'_>, p: &Prepared, terms: &[T], values: &[f32]) -> (Vec<Contribution>, f32) {
+        let mut out = Vec::new();
+        let mut total = 0.0f32;
+        for (&t, &x) in terms.iter().zip(values) {
+            let term = v.external_term(t.into());
+            if let Some(w) = p.query.weight_of(term) {
+                // the float rerank's sum, term for term ([`super::rows::FloatRowScorer`])
+                total += w * x;
+                out.push(Contribution { term, query_weight: w, doc_weight: x, contribution: w * x });
+            }
+        }
+        (out, total)
+    }
+    let (a, b) = (fwd.indptr[doc as usize] as usize, fwd.indptr[doc as usize + 1] as usize);
+    let (mut out, total) = match fwd.terms {
+        FwdTerms::U16(t) => go(v, p, &t[a..b], &fwd.values[a..b]),
+        FwdTerms::U32(t) => go(v, p, &t[a..b], &fwd.values[a..b]),
+    };
+    out.sort_by(|a, b| {
+        b.contribution.partial_cmp(&a.contribution).unwrap_or(std::cmp::Ordering::Equal).then(a.term.cmp(&b.term))
+    });
+    (out, total)
+}
+
 /// Explain internal document `doc`'s score for query `q` (BM25 indexes: under the index's own
 /// statistics).
 pub fn explain(index: &Index, q: QueryRef<'_>, doc: u32) -> Result<Vec<Contribution>> {
@@ -75,6 +107,17 @@ pub fn explain_scored(
     doc: u32,
     stats: Option<&Bm25Stats>,
 ) -> Result<(Vec<Contribution>, f32)> {
+    explain_scored_as(index, q, doc, stats, Scores::default())
+}
+
+/// [`explain_scored`] of the `scores` a search returned (u8 segments; see [`Scores`]).
+pub fn explain_scored_as(
+    index: &Index,
+    q: QueryRef<'_>,
+    doc: u32,
+    stats: Option<&Bm25Stats>,
+    scores: Scores,
+) -> Result<(Vec<Contribution>, f32)> {
     let v = index.view();
     if doc >= v.n_docs {
         return Err(Error::InvalidArgument(format!(
@@ -83,5 +126,8 @@ pub fn explain_scored(
         )));
     }
     let p = prepare(&[index], q, None, stats)?;
-    Ok(with_kind!(v, |K, a| run::<K>(v, &a, &p, doc)))
+    Ok(with_kind!(v, |K, a| match v.forward {
+        Some(fwd) if K::FLOAT_RERANK && scores == Scores::Vectors => run_float(v, fwd, &p, doc),
+        _ => run::<K>(v, &a, &p, doc),
+    }))
 }

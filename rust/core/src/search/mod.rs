@@ -36,6 +36,7 @@ pub mod kernels;
 pub mod kind;
 pub mod maxscore;
 pub mod plan;
+pub mod rerank;
 pub(crate) mod rows;
 pub mod segments;
 pub mod superblock;
@@ -48,7 +49,10 @@ pub use bm25::{Bm25F32Kind, Bm25Stats, Bm25U8Kind};
 pub use docset::DocSet;
 pub use kind::{F32Kind, Kind, Scratch, U8Kind};
 pub use plan::{Plan, Query, QueryRef};
-pub use segments::{effective_k_segments, search_segments, search_segments_batch, Segment, SegmentHit};
+pub use segments::{
+    effective_k_segments, search_segments, search_segments_batch, search_segments_batch_scores, search_segments_scores,
+    Segment, SegmentHit,
+};
 
 use crate::index::{Index, IndexView};
 use crate::vectors::{check_csr, CsrRef};
@@ -64,8 +68,28 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub struct Hit {
     /// Internal doc id.
     pub doc: u32,
-    /// Score (dot product of the query and the stored impacts, rescaled to weight units).
+    /// Score in weight units: the float32 dot product of the query and the stored vector (a
+    /// u8 segment with stored vectors under [`Scores::Vectors`], the default; float indexes),
+    /// the dot product of the query and the stored impacts (u8 segments under
+    /// [`Scores::Impacts`] or without stored vectors), or the BM25 score.
     pub score: f32,
+}
+
+/// The scores an exact search returns for a quantized (u8) segment. Float and BM25 segments
+/// have one arithmetic and ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Scores {
+    /// The float32 dot products of the stored vectors with the query, and the exact top-k by
+    /// them (ties by id ascending): the u8 traversal finds candidates, the stored rows rank
+    /// them, and a bound on the quantization error proves no other document could enter
+    /// ([`rerank`]). The hits and scores of a float index over the same vectors. A u8 segment
+    /// without stored vectors (`store_vectors=false`) cannot: it returns [`Scores::Impacts`].
+    #[default]
+    Vectors,
+    /// The 8-bit scores: the exact top-k of the dot products of the query with the stored u8
+    /// impacts (in weight units). The cheapest exact search over impacts (no rerank), for
+    /// callers who rank by the index's own arithmetic or measure the traversal alone.
+    Impacts,
 }
 
 /// Evaluate `$body` with `$K` the scoring kind of view `$v` and `$a` its impact arrays.
@@ -172,9 +196,23 @@ pub fn search_with(
     allowed: Option<&DocSet>,
     stats: Option<&Bm25Stats>,
 ) -> Result<Vec<Hit>> {
+    search_with_scores(index, q, k, algo, allowed, stats, Scores::default())
+}
+
+/// [`search_with`] returning `scores` (exact algorithms on u8 segments; see [`Scores`]).
+pub fn search_with_scores(
+    index: &Index,
+    q: QueryRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    allowed: Option<&DocSet>,
+    stats: Option<&Bm25Stats>,
+    scores: Scores,
+) -> Result<Vec<Hit>> {
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
-    let p = prepare(&[index], q, None, stats)?;
+    let mut p = prepare(&[index], q, None, stats)?;
+    p.scores = scores;
     if let Algorithm::Approximate(t) = algo {
         return Ok(approx::search_one(index, &p, k, t, allowed, None));
     }
@@ -182,8 +220,9 @@ pub fn search_with(
 }
 
 /// Exact top-`k` of the documents in `allowed`, scored one by one from their stored vectors
-/// (the plan [`Algorithm::Auto`] picks for selective filters). Errors if the index does not
-/// store vectors.
+/// (the plan [`Algorithm::Auto`] picks for selective filters), in the index's own arithmetic
+/// (the 8-bit scores of a u8 index, [`Scores::Impacts`]). Errors if the index does not store
+/// vectors.
 pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet) -> Result<Vec<Hit>> {
     let k = effective_k(index, k)?;
     check_allowed(index, Some(allowed))?;
@@ -230,6 +269,25 @@ pub(crate) fn search_one_above(
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = allowed.cloned();
         plan.ties = index.tie_rank().cloned();
+        if K::FLOAT_RERANK && p.scores == Scores::Vectors {
+            if let Some(fwd) = v.forward {
+                let hits = SCRATCH.with(|s| {
+                    rerank::search::<K>(
+                        v,
+                        &a,
+                        fwd,
+                        plan,
+                        &p.query,
+                        k,
+                        algo,
+                        Some(index.auto_race()),
+                        floor,
+                        &mut s.borrow_mut(),
+                    )
+                });
+                return hits.into_iter().map(|(doc, score)| Hit { doc, score }).collect();
+            }
+        }
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
@@ -284,6 +342,21 @@ pub fn search_batch(
     allowed: Option<&DocSet>,
     stats: Option<&Bm25Stats>,
 ) -> Result<Vec<Vec<Hit>>> {
+    search_batch_scores(index, queries, k, algo, threads, allowed, stats, Scores::default())
+}
+
+/// [`search_batch`] returning `scores` (exact algorithms on u8 segments; see [`Scores`]).
+#[allow(clippy::too_many_arguments)]
+pub fn search_batch_scores(
+    index: &Index,
+    queries: CsrRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    threads: Option<usize>,
+    allowed: Option<&DocSet>,
+    stats: Option<&Bm25Stats>,
+    scores: Scores,
+) -> Result<Vec<Vec<Hit>>> {
     use rayon::prelude::*;
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
@@ -294,7 +367,8 @@ pub fn search_batch(
             .map(|i| {
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
                 let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
-                let p = prepare(&[index], q, Some(i), stats)?;
+                let mut p = prepare(&[index], q, Some(i), stats)?;
+                p.scores = scores;
                 if let Algorithm::Approximate(t) = algo {
                     return Ok(approx::search_one(index, &p, k, t, allowed, None));
                 }

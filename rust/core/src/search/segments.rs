@@ -2,7 +2,7 @@
 
 use super::bm25::Bm25Stats;
 use super::plan::{Query, QueryRef};
-use super::{check_allowed, on_threads, search_one_above, Algorithm, DocSet};
+use super::{check_allowed, on_threads, search_one_above, Algorithm, DocSet, Scores};
 use crate::index::{Bm25Params, ExternalIds, Index};
 use crate::vectors::{check_csr, CsrRef};
 use crate::{Error, Result};
@@ -34,6 +34,8 @@ pub(crate) struct Prepared {
     pub(crate) query: Query,
     /// BM25: the collection's average document length.
     pub(crate) avgdl: Option<f64>,
+    /// The scores exact searches of u8 segments return.
+    pub(crate) scores: Scores,
 }
 
 /// The BM25 parameters shared by `indexes` (`None` if none is a BM25 index); BM25 and other
@@ -70,7 +72,7 @@ pub(crate) fn prepare(
     let vocab = indexes.iter().filter_map(|ix| ix.view().vocab).min();
     let query = Query::new(q, vocab, qi)?;
     if shared_bm25(indexes.iter().copied())?.is_none() {
-        return Ok(Prepared { query, avgdl: None });
+        return Ok(Prepared { query, avgdl: None, scores: Scores::default() });
     }
     let own;
     let stats = match stats {
@@ -80,7 +82,7 @@ pub(crate) fn prepare(
             &own
         }
     };
-    Ok(Prepared { query: query.bm25(stats, qi)?, avgdl: Some(stats.avgdl()) })
+    Ok(Prepared { query: query.bm25(stats, qi)?, avgdl: Some(stats.avgdl()), scores: Scores::default() })
 }
 
 /// The number of hits a search over segments can return: `k` capped at their total number of
@@ -112,12 +114,25 @@ pub fn search_segments(
     algo: Algorithm,
     stats: Option<&Bm25Stats>,
 ) -> Result<Vec<SegmentHit>> {
+    search_segments_scores(segs, q, k, algo, stats, Scores::default())
+}
+
+/// [`search_segments`] returning `scores` (exact algorithms on u8 segments; see [`Scores`]).
+pub fn search_segments_scores(
+    segs: &[Segment<'_>],
+    q: QueryRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    stats: Option<&Bm25Stats>,
+    scores: Scores,
+) -> Result<Vec<SegmentHit>> {
     for s in segs {
         check_allowed(s.index, s.allowed)?;
     }
     let k = effective_k_segments(segs, k)?;
     let indexes: Vec<&Index> = segs.iter().map(|s| s.index).collect();
-    let p = prepare(&indexes, q, None, stats)?;
+    let mut p = prepare(&indexes, q, None, stats)?;
+    p.scores = scores;
     Ok(search_prepared(segs, &p, k, algo))
 }
 
@@ -172,6 +187,20 @@ pub fn search_segments_batch(
     threads: Option<usize>,
     stats: Option<&Bm25Stats>,
 ) -> Result<Vec<Vec<SegmentHit>>> {
+    search_segments_batch_scores(segs, queries, k, algo, threads, stats, Scores::default())
+}
+
+/// [`search_segments_batch`] returning `scores` (exact algorithms on u8 segments; see
+/// [`Scores`]).
+pub fn search_segments_batch_scores(
+    segs: &[Segment<'_>],
+    queries: CsrRef<'_>,
+    k: usize,
+    algo: Algorithm,
+    threads: Option<usize>,
+    stats: Option<&Bm25Stats>,
+    scores: Scores,
+) -> Result<Vec<Vec<SegmentHit>>> {
     use rayon::prelude::*;
     let nq = check_csr(&queries, "queries")?;
     for s in segs {
@@ -185,7 +214,8 @@ pub fn search_segments_batch(
             .map(|i| {
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
                 let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
-                let p = prepare(&indexes, q, Some(i), stats)?;
+                let mut p = prepare(&indexes, q, Some(i), stats)?;
+                p.scores = scores;
                 Ok(search_prepared(segs, &p, k, algo))
             })
             .collect()

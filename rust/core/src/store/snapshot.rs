@@ -5,9 +5,10 @@ use super::manifest::Settings;
 use super::segment::SegmentState;
 use crate::index::{Id, Impacts};
 use crate::search::common::for_each_posting;
-use crate::search::explain::{explain_scored, Contribution};
+use crate::search::explain::{explain_scored_as, Contribution};
 use crate::search::{
-    search_segments, search_segments_batch, Algorithm, Bm25Stats, DocSet, QueryRef, Segment, SegmentHit,
+    search_segments_batch_scores, search_segments_scores, Algorithm, Bm25Stats, DocSet, QueryRef, Scores, Segment,
+    SegmentHit,
 };
 use crate::vectors::CsrRef;
 use crate::{Error, Result};
@@ -184,7 +185,8 @@ impl Snapshot {
 
     /// Exact global top-`k` of one query over the live documents passing `filters`; BM25
     /// stores score with `stats` (their live documents' statistics when `None`; a sharded
-    /// index passes the sum over its shards). Hits name segments by position in this snapshot.
+    /// index passes the sum over its shards); u8 segments return `scores` ([`Scores`]). Hits
+    /// name segments by position in this snapshot.
     pub fn search(
         &self,
         q: QueryRef<'_>,
@@ -192,6 +194,7 @@ impl Snapshot {
         algo: Algorithm,
         filters: Option<&[Option<DocSet>]>,
         stats: Option<&Bm25Stats>,
+        scores: Scores,
     ) -> Result<Vec<SegmentHit>> {
         if k == 0 {
             return Err(Error::InvalidArgument("k must be at least 1".into()));
@@ -206,7 +209,7 @@ impl Snapshot {
             .map(|(&i, a)| Segment { index: self.segments[i].index(), allowed: a.as_ref() })
             .collect();
         let stats = self.stats_for(q.terms, stats);
-        let hits = search_segments(&segs, q, k, algo, stats.as_ref())?;
+        let hits = search_segments_scores(&segs, q, k, algo, stats.as_ref(), scores)?;
         Ok(hits.into_iter().map(|h| SegmentHit { segment: pos[h.segment as usize] as u32, ..h }).collect())
     }
 
@@ -219,6 +222,7 @@ impl Snapshot {
         threads: Option<usize>,
         filters: Option<&[Option<DocSet>]>,
         stats: Option<&Bm25Stats>,
+        scores: Scores,
     ) -> Result<Vec<Vec<SegmentHit>>> {
         let nq = crate::vectors::check_csr(&queries, "queries")?;
         if k == 0 {
@@ -234,7 +238,7 @@ impl Snapshot {
             .map(|(&i, a)| Segment { index: self.segments[i].index(), allowed: a.as_ref() })
             .collect();
         let stats = self.stats_for(queries.indices, stats);
-        let res = search_segments_batch(&segs, queries, k, algo, threads, stats.as_ref())?;
+        let res = search_segments_batch_scores(&segs, queries, k, algo, threads, stats.as_ref(), scores)?;
         Ok(res
             .into_iter()
             .map(|hits| hits.into_iter().map(|h| SegmentHit { segment: pos[h.segment as usize] as u32, ..h }).collect())
@@ -243,18 +247,19 @@ impl Snapshot {
 
     /// Per-term explanation of internal doc `doc` of segment `segment` for query `q`, in the
     /// arithmetic a search uses (BM25: under `stats`, or the live statistics), with the
-    /// document's score exactly as a search gives it.
+    /// document's score exactly as a search returning `scores` gives it.
     pub fn explain(
         &self,
         q: QueryRef<'_>,
         segment: usize,
         doc: u32,
         stats: Option<&Bm25Stats>,
+        scores: Scores,
     ) -> Result<(Vec<Contribution>, f32)> {
         let s = self.segments.get(segment).ok_or_else(|| {
             Error::InvalidArgument(format!("segment {segment} is out of range ({} segments)", self.segments.len()))
         })?;
         let stats = self.stats_for(q.terms, stats);
-        explain_scored(s.index(), q, doc, stats.as_ref())
+        explain_scored_as(s.index(), q, doc, stats.as_ref(), scores)
     }
 }

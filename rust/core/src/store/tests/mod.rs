@@ -63,7 +63,7 @@ fn ids(r: std::ops::Range<i64>) -> Vec<i64> {
 fn hits(snap: &Snapshot, q: &[(u32, f32)], k: usize, algo: Algorithm) -> Vec<(i64, f32)> {
     let t: Vec<u32> = q.iter().map(|e| e.0).collect();
     let w: Vec<f32> = q.iter().map(|e| e.1).collect();
-    snap.search(QueryRef { terms: &t, weights: &w }, k, algo, None, None)
+    snap.search(QueryRef { terms: &t, weights: &w }, k, algo, None, None, Default::default())
         .unwrap()
         .into_iter()
         .map(|h| match snap.segments()[h.segment as usize].index().id(h.doc) {
@@ -242,7 +242,7 @@ fn bm25_scores_equal_a_fresh_index_of_the_survivors() {
                 .collect();
             for algo in Algorithm::ALL {
                 let got: Vec<(i64, f32)> = snap
-                    .search(qr, 15, algo, None, None)
+                    .search(qr, 15, algo, None, None, Default::default())
                     .unwrap()
                     .into_iter()
                     .map(|h| match snap.segments()[h.segment as usize].index().id(h.doc) {

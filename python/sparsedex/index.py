@@ -248,12 +248,13 @@ class SparseIndex:
         tiered, factor 10). ``MergePolicy(factor=0)`` never merges on its own.
     max_weight:
         ``u8`` only: the largest document weight the 8-bit grid covers (impact =
-        ``round(w * 255 / max_weight)``), shared by every segment, so scores do not depend on
-        how documents fall into segments. Default: the largest weight of the first commit. A
-        segment holding a larger weight gets its own, coarser grid (its scores then differ
-        from a single index's by the rounding); with an explicit ``max_weight``, adding such a
-        weight also warns (``UserWarning`` naming the document and the weight). Weights are
-        never clipped.
+        ``round(w * 255 / max_weight)``), shared by every segment. Default: the largest weight
+        of the first commit. Search results do not depend on it (exact search returns float32
+        scores from the stored vectors); the 8-bit scores of ``scores="impacts"`` do. A
+        segment holding a larger weight gets its own, coarser grid (its 8-bit scores then
+        differ from a single index's by the rounding); with an explicit ``max_weight``, adding
+        such a weight also warns (``UserWarning`` naming the document and the weight). Weights
+        are never clipped.
     reorder:
         The document order inside each segment, at every commit and merge (kept with the
         index): ``"bp"`` (the default; True means it), recursive graph bisection (Dhulipala et
@@ -333,7 +334,8 @@ class SparseIndex:
         """A new index (at ``path``, or in memory for None); by default for vectors you bring
         (``encoder=None``). Same parameters as the constructor, e.g.
         ``SparseIndex.create("ix", max_weight=3.0)`` fixes the u8 grid (``255 / max_weight``)
-        so that scores do not depend on how documents fall into segments or shards."""
+        so that 8-bit scores (``scores="impacts"``) do not depend on how documents fall into
+        segments or shards."""
         return cls(encoder, quantization, path=path, **kwargs)
 
     def _init_common(self) -> None:
@@ -570,8 +572,9 @@ class SparseIndex:
             warnings.warn(
                 f"document {row} (id {ids[row]!r}) has weight {float(values[over[0]])!r}, above the "
                 f"max_weight={mw!r} this index was created with: the segment it lands in gets a coarser u8 grid "
-                "of its own (255 / its largest weight), so its scores are rounded more coarsely and depend on "
-                "how documents fall into segments; create the index with a larger max_weight to keep one grid",
+                "of its own (255 / its largest weight), so its 8-bit scores (scores='impacts') are rounded more "
+                "coarsely and depend on how documents fall into segments; create the index with a larger "
+                "max_weight to keep one grid",
                 UserWarning,
                 stacklevel=4,
             )

@@ -93,3 +93,31 @@ def test_a_failed_documents_write_leaves_the_last_commit_and_commits_when_tried_
     assert sorted(reopened.get(i).id for i in range(400)) == list(range(400))
     reopened.close()
     assert not [f for f in os.listdir(path) if ".tmp" in f]
+
+
+def test_when_both_writes_fail_the_engine_error_is_noted_on_the_raised_one(tmp_path, monkeypatch):
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    _batch(ix, 0)
+    ix.commit()
+    before = _state(path)
+    _batch(ix, 200)
+    real_core, real_create = ix._store._core, docs_mod._create
+
+    def tiny(p, segment, n):
+        conn = real_create(p, segment, n)
+        conn.execute("PRAGMA max_page_count = 4")
+        return conn
+
+    ix._store._core = _FailingWrite(real_core)
+    monkeypatch.setattr(docs_mod, "_create", tiny)
+    with pytest.raises(OSError, match="seg-000002") as e:
+        ix.commit()
+    notes = getattr(e.value, "__notes__", [])
+    assert any("failed to write too" in n and "injected" in n for n in notes), notes
+    assert _state(path) == before
+    ix._store._core = real_core
+    monkeypatch.setattr(docs_mod, "_create", real_create)
+    ix.commit()
+    assert _state(path)[0] == 400
+    ix.close()

@@ -135,6 +135,11 @@ def test_impacts_keep_the_8_bit_scoring(built):
             ux.search(q[0], k=10, scores=bad)
         with pytest.raises(ValueError, match="scores must be 'vectors' or 'impacts'"):
             ux.search_batch(q[:2], k=10, scores=bad)
+    # approximate search ranks by the stored vectors: asking it for 8-bit scores is an error
+    with pytest.raises(ValueError, match="scores='impacts' applies to the exact algorithms"):
+        ux.search(q[0], k=10, algorithm="approximate", scores="impacts")
+    with pytest.raises(ValueError, match="scores='impacts' applies to the exact algorithms"):
+        ux.search_batch(q[:2], k=10, algorithm="approximate", scores="impacts")
 
 
 def test_segment_view_without_stored_vectors_scores_impacts():

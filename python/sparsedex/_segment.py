@@ -302,6 +302,7 @@ class SegmentView:
         k: int = 10,
         algorithm: str = "auto",
         target_recall: float | None = None,
+        *,
         scores: str = "vectors",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of one query: (ids, scores), best first (ties: lower id first). A u8
@@ -327,6 +328,7 @@ class SegmentView:
         algorithm: str = "auto",
         threads: int | None = None,
         target_recall: float | None = None,
+        *,
         scores: str = "vectors",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of many queries on all cores: (ids [nq, c], scores [nq, c]), where
@@ -340,14 +342,13 @@ class SegmentView:
         rows, out_scores = self._core.search_batch(
             indptr, indices, values, k, algorithm, threads, target_recall=target_recall, scores=scores
         )
-        scores = out_scores
         if self._ids is None:
-            return rows, scores
+            return rows, out_scores
         out = np.empty(rows.shape, dtype=self._ids.dtype)
         ok = rows >= 0
         out[ok] = self._ids[rows[ok]]
         out[~ok] = -1 if self._ids.dtype != object else None
-        return out, scores
+        return out, out_scores
 
     # documents ----------------------------------------------------------------------------
     def row(self, id: Any) -> int:
@@ -367,7 +368,7 @@ class SegmentView:
         """The stored vector of document `id`: (indices, values)."""
         return self._core.get(self.row(id))
 
-    def explain(self, query: Any, id: Any, values: Any = None, scores: str = "vectors") -> list[dict[str, float]]:
+    def explain(self, query: Any, id: Any, values: Any = None, *, scores: str = "vectors") -> list[dict[str, float]]:
         """Why document `id` scored what it did: one dict per matched term (term, query_weight,
         doc_weight, contribution), largest contribution first; contributions sum to the score
         (``scores`` as in :meth:`search`)."""

@@ -67,7 +67,8 @@ class Hit:
 
     The stored vector is the one added, in float32 (BM25 indexes: the term frequencies). The
     score is the float32 dot product of the query with ``vector`` (f32 products added in
-    ascending term id order: the score a ``"float"`` index or scipy in float32 gives), for
+    ascending term id order: the score a ``"float"`` index gives; scipy or numpy in float32
+    agree up to their own summation order), for
     ``quantization="float"`` and, by default, for ``quantization="u8"`` too: a ``u8`` index
     finds candidates with its 8-bit impacts and ranks them by the stored vectors, with a
     bound on the 8-bit rounding that proves no other document could enter, so its exact
@@ -869,7 +870,7 @@ class SparseIndex:
         k = self._check_k(opts.k)
         flt = opts.filter
         _check_algorithm(algorithm, target_recall)
-        _check_scores(scores)
+        _check_scores(scores, algorithm)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
         q = self._query_vector(query, snap=snap)
@@ -910,7 +911,7 @@ class SparseIndex:
         k = self._check_k(opts.k)
         flt = opts.filter
         _check_algorithm(algorithm, target_recall)
-        _check_scores(scores)
+        _check_scores(scores, algorithm)
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
@@ -1257,9 +1258,14 @@ _APPROXIMATE = {"approximate", "approx"}
 _SCORES = ("vectors", "impacts")
 
 
-def _check_scores(scores: Any) -> None:
+def _check_scores(scores: Any, algorithm: Any = None) -> None:
     if not isinstance(scores, str) or scores not in _SCORES:
         raise ValueError(f"scores must be 'vectors' or 'impacts', got {scores!r}")
+    if scores == "impacts" and isinstance(algorithm, str) and algorithm.lower() in _APPROXIMATE:
+        raise ValueError(
+            "scores='impacts' applies to the exact algorithms; algorithm='approximate' always "
+            "returns the float32 scores of the stored vectors"
+        )
 
 
 def _check_algorithm(name: str, target_recall: float | None = None) -> None:

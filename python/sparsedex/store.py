@@ -374,6 +374,11 @@ class _Background:
     def join(self) -> None:
         self._thread.join()
 
+    @property
+    def error(self) -> BaseException | None:
+        """What ``fn()`` raised (None if nothing, or not yet)."""
+        return self._error
+
     def reraise(self) -> None:
         if self._error is not None:
             e, self._error = self._error, None
@@ -908,11 +913,17 @@ class Store:
                     # the engine file is written and fsynced (Rust, interpreter released) while
                     # this thread writes the documents file: neither is listed by a manifest
                     # until finish_commit, so a crash in between leaves only garbage
+                    # (an interrupt may leave the helper running past this method: the Rust
+                    # call then finds the store no longer the writer and writes nothing)
                     engine = _Background(self._core.write_prepared)
                     try:
                         write_docs(self.path / att, name, [stored[r] for r in rows], txs)
-                    finally:
+                    except BaseException as e:
                         engine.join()
+                        if engine.error is not None:
+                            e.add_note(f"the engine file {name}.sdx failed to write too: {engine.error!r}")
+                        raise
+                    engine.join()
                     engine.reraise()
                     attachments.append(att)
                 else:

@@ -140,7 +140,9 @@ pub(crate) fn create_fill<T>(path: &Path, fill: impl FnOnce(&mut File, &Path) ->
 /// back (a deep validation of a merged segment, say) overlaps the wait for the disk instead of
 /// following it. An error from `check` is handled as one from `fill`: the temporary file is
 /// removed and `path` is untouched. Elsewhere than on Unix (where a file mapped by `check` may
-/// not be renamed) `check` runs after the file is in place, on `path`, as a caller would run it.
+/// not be renamed) `check` runs after the file is in place, on `path`, as a caller would run it:
+/// there a failing check leaves the file at `path` (unreferenced by any manifest, so collected
+/// as garbage by the next writer), and the error is returned as on Unix.
 pub(crate) fn create_fill_check<T: Sync, U: Send>(
     path: &Path,
     fill: impl FnOnce(&mut File, &Path) -> Result<T>,

@@ -212,6 +212,71 @@ proptest! {
         }
     }
 
+    /// u8 segments on grids of their own (each scaled to its own largest weight, one of them
+    /// made much heavier) searched together return exactly the float index's top-k over all
+    /// documents: each segment's rerank is exact in float, and the floor carried between
+    /// segments (float units) is lowered by each segment's own rounding bound.
+    #[test]
+    fn u8_segments_on_their_own_grids_equal_one_float_index(
+        c in corpus_strategy(1500, 12),
+        cuts in proptest::collection::vec(0.0f64..1.0, 1..6),
+        qs in proptest::collection::vec(query_strategy(12), 1..4),
+        set in allowed_strategy(),
+        filtered in any::<bool>(),
+        heavy in 0usize..6,
+        k in 1usize..40,
+    ) {
+        let n = c.indptr.len() - 1;
+        let mut bounds: Vec<usize> = cuts.iter().map(|f| (f * n as f64) as usize).collect();
+        bounds.push(0);
+        bounds.push(n);
+        bounds.sort_unstable();
+        bounds.dedup();
+        // one segment's documents weigh 40x more: its grid is 40x coarser than the others'
+        let heavy = heavy % (bounds.len() - 1);
+        let mut values = c.values.clone();
+        let (ha, hb) = (c.indptr[bounds[heavy]] as usize, c.indptr[bounds[heavy + 1]] as usize);
+        values[ha..hb].iter_mut().for_each(|v| *v *= 40.0);
+        let fopts = BuildOptions { n_terms: None, quantization: Quantization::F32, store_vectors: true, reorder: Reorder::None };
+        let uopts = BuildOptions { quantization: Quantization::U8 { scale: None }, reorder: Reorder::bp(), ..fopts.clone() };
+        let whole = build(CsrRef { indptr: &c.indptr, indices: &c.indices, values: &values }, IdsInput::None, &fopts).unwrap().index;
+        let allowed = if filtered { Some(make_allowed(n as u32, set)) } else { None };
+        let mut parts = Vec::new();
+        for w in bounds.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let (lo, hi) = (c.indptr[a] as usize, c.indptr[b] as usize);
+            let indptr: Vec<u64> = c.indptr[a..=b].iter().map(|&p| p - c.indptr[a]).collect();
+            let ids: Vec<i64> = (a as i64..b as i64).collect();
+            let built = build(CsrRef { indptr: &indptr, indices: &c.indices[lo..hi], values: &values[lo..hi] }, IdsInput::Int(&ids), &uopts).unwrap();
+            let set = allowed.as_ref().map(|al| {
+                DocSet::from_docs(
+                    built.order.iter().enumerate().filter(|(_, &r)| al.contains(a as u32 + r)).map(|(i, _)| i as u32).collect::<Vec<u32>>(),
+                    (b - a) as u32,
+                ).unwrap()
+            });
+            parts.push((built.index, set));
+        }
+        let segs: Vec<Segment<'_>> = parts.iter().map(|(ix, set)| Segment { index: ix, allowed: set.as_ref() }).collect();
+        for q in &qs {
+            let terms: Vec<u32> = q.iter().map(|e| e.0).collect();
+            let weights: Vec<f32> = q.iter().map(|e| e.1).collect();
+            let qr = QueryRef { terms: &terms, weights: &weights };
+            let want: Vec<(i64, f32)> = search_filtered(&whole, qr, k, Algorithm::Exhaustive, allowed.as_ref())
+                .unwrap().into_iter().map(|h| (h.doc as i64, h.score)).collect();
+            for algo in Algorithm::ALL {
+                let got: Vec<(i64, f32)> = search_segments(&segs, qr, k, algo, None)
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| match parts[h.segment as usize].0.id(h.doc) {
+                        Some(Id::Int(x)) => (x, h.score),
+                        other => panic!("doc {} has id {other:?}", h.doc),
+                    })
+                    .collect();
+                prop_assert_eq!(&got, &want, "{} over {} u8 segments on their own grids (k={})", algo, segs.len(), k);
+            }
+        }
+    }
+
     #[test]
     fn filtered_search_equals_brute_force(
         c in corpus_strategy(1500, 12),

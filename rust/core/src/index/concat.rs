@@ -156,7 +156,11 @@ pub(crate) fn concat(
     };
     // The postings (this thread) and the stored vectors with the ids (a second thread: the
     // sections after the postings, made while the postings are) are independent: each side
-    // derives the merged term dictionary from its own data, and the two must agree.
+    // derives the merged term dictionary from its own data, and the two must agree. Both rely
+    // on one invariant: merged documents are the members' live documents, member by member in
+    // order, each member's in its own order (`origin` is built so, above); `stored_of` walks
+    // the members in that order and `postings_of` maps through `newdoc`.
+    debug_assert!(origin.windows(2).all(|p| p[0] < p[1]), "origin is member-major, ascending");
     let (postings, stored) = std::thread::scope(|s| {
         let (views, newdoc, origin) = (&views, &newdoc, &origin);
         let side = std::thread::Builder::new()

@@ -20,8 +20,10 @@
 //! query terms whose integer weight is 0 (`w_t < 0.5 / Q`): its float score is at most
 //! `B0 = sum over those terms of w_t (term_max_t + 1) / scale` (zero for almost every query).
 //! Float rounding of both sums (f32 products added in ascending term order; the u8 score's
-//! conversion to weight units) is covered by a relative slack `(n + 8) 2^-21`, `n` the
-//! number of query terms.
+//! conversion to weight units; the quantizer's own f32 product `x * scale`, whose rounding
+//! moves `x - x'` by at most `2^-24 x`) is covered by a relative slack `(n + 8) 2^-21`, `n`
+//! the number of query terms, plus an absolute `(n + 1) 2^-149` for products that fall below
+//! f32's normal range (subnormal results, where rounding is absolute, not relative).
 //!
 //! **The rule.** Run the segment's exact u8 traversal for the top `k'` (the algorithm asked
 //! for; every one returns the u8 oracle's top-`k'`), rerank the candidates best u8 score first
@@ -65,6 +67,8 @@ pub(crate) struct Bounds {
     pub(crate) zero: f64,
     /// Relative slack covering float rounding.
     pub(crate) slack: f64,
+    /// Absolute slack covering subnormal f32 products.
+    pub(crate) tiny: f64,
 }
 
 impl Bounds {
@@ -89,23 +93,28 @@ impl Bounds {
                 zero += w * (x_max + 1.0 / scale);
             }
         }
-        Bounds { up, zero, slack: (n as f64 + 8.0) * 2f64.powi(-21) }
+        Bounds { up, zero, slack: (n as f64 + 8.0) * 2f64.powi(-21), tiny: (n as f64 + 1.0) * 2f64.powi(-149) }
     }
 
     /// The largest float score of a document whose u8 score is at most `u` (weight units).
     #[inline]
     pub(crate) fn max_float(&self, u: f64) -> f64 {
         if u <= 0.0 {
-            self.zero.min(self.up) * (1.0 + self.slack)
+            // no zero-weight query term: such a document shares no query term, it scores 0
+            if self.zero > 0.0 {
+                self.zero.min(self.up) * (1.0 + self.slack) + self.tiny
+            } else {
+                0.0
+            }
         } else {
-            (u + self.up) * (1.0 + self.slack)
+            (u + self.up) * (1.0 + self.slack) + self.tiny
         }
     }
 
     /// The u8 score (weight units) every document whose float score exceeds `f` reaches.
     #[inline]
     pub(crate) fn min_u8(&self, f: f64) -> f64 {
-        f / (1.0 + 2.0 * self.slack) - self.up
+        (f - self.tiny) / (1.0 + 2.0 * self.slack) - self.up
     }
 }
 
@@ -159,11 +168,15 @@ pub(crate) fn search<K: Kind>(
             let rest = if cands.len() >= kk { cands.last().map_or(K::S::default(), |c| c.1) } else { plan.floor };
             done = cands.len() >= n || b.max_float(K::to_f32(rest, plan.norm) as f64) <= top.threshold() as f64;
         }
-        if !done && kk >= n {
-            // Every document above the floor was a candidate, yet the bound cannot exclude the
-            // rest (query terms quantized to weight 0): score every allowed document.
+        if !done && (kk >= n || cands.len() < kk) {
+            // Every document above the floor was a candidate (fewer than k' came back: a wider
+            // search would return the same ones), yet the bound cannot exclude the rest (query
+            // terms quantized to weight 0): score every allowed document.
             top = TopK::<f32>::with_allowed(k, plan.allowed.as_ref(), ffloor).with_ties(plan.ties.as_ref());
             for d in 0..n as u32 {
+                if plan.allowed.as_ref().is_some_and(|a| !a.contains(d)) {
+                    continue;
+                }
                 top.push(d, rows.score(d as usize));
             }
             done = true;

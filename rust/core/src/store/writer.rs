@@ -351,10 +351,15 @@ impl Store {
     /// then records this file instead of writing it. Nothing becomes visible: a crash leaves
     /// an unreferenced file, collected as garbage. A no-op when the file is written already,
     /// when no segment is prepared, and in memory. On an error the file is written again by
-    /// `finish_commit` (or by a second call).
+    /// `finish_commit` (or by a second call). A [`Error::Conflict`] when this store is not the
+    /// writer (its write ended, e.g. it was closed while a commit's helper thread had yet to
+    /// start): unlike other write calls, this one never *becomes* the writer, since that
+    /// collects garbage, which only the holder of the directory's lock may do.
     pub fn write_prepared(&self) -> Result<()> {
         let mut w = lock(&self.writer);
-        self.begin(&mut w)?;
+        if !w.is_writer {
+            return Err(Error::Conflict("write_prepared: this store is not the writer (nothing is prepared)".into()));
+        }
         let Some(p) = w.prepared.as_mut() else {
             return Err(Error::Conflict("nothing prepared".into()));
         };

@@ -352,6 +352,28 @@ fn the_engine_file_written_before_finish_commit_is_the_same_file() {
 }
 
 #[test]
+fn write_prepared_after_the_write_ended_is_a_conflict_and_touches_no_file() {
+    // A commit's helper thread that starts late (after close() ended the write and released
+    // the lock) must neither become the writer nor collect garbage: another process may hold
+    // the lock and have renamed a segment file that its manifest does not list yet.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let store = Store::create(Some(dir), StoreConfig::default()).unwrap();
+    store.stage_add(csr(&docs(50, 3, false)), IdsInput::None, None, false).unwrap();
+    let p = store.prepare_commit().unwrap().unwrap();
+    store.end_write();
+    let foreign = dir.join("seg-900.sdx"); // another writer's file, not yet in its manifest
+    std::fs::write(&foreign, b"in flight").unwrap();
+    let before: std::collections::BTreeSet<_> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(matches!(store.write_prepared(), Err(Error::Conflict(_))));
+    let after: std::collections::BTreeSet<_> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after, "no file written or collected");
+    assert!(!dir.join(format!("{}.sdx", p.name)).exists());
+}
+
+#[test]
 fn conflicting_writers_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

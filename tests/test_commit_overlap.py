@@ -121,3 +121,109 @@ def test_when_both_writes_fail_the_engine_error_is_noted_on_the_raised_one(tmp_p
     ix.commit()
     assert _state(path)[0] == 400
     ix.close()
+
+
+class _InterruptAfter:
+    """The store's engine handle with ``name`` running and then raising KeyboardInterrupt, as
+    a Ctrl-C that arrives while the Rust call runs is raised when it returns."""
+
+    def __init__(self, core, name):
+        self._core, self._name = core, name
+
+    def __getattr__(self, name):
+        real = getattr(self._core, name)
+        if name != self._name:
+            return real
+
+        def interrupted(*a, **kw):
+            real(*a, **kw)
+            raise KeyboardInterrupt
+        return interrupted
+
+
+@pytest.mark.parametrize("step", ["prepare_commit", "write_prepared", "finish_commit"])
+def test_a_commit_interrupted_after_a_rust_step_is_retried_or_done(tmp_path, step):
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    _batch(ix, 0)
+    ix.commit()
+    _batch(ix, 200)
+    real = ix._store._core
+    ix._store._core = _InterruptAfter(real, step)
+    with pytest.raises(KeyboardInterrupt):
+        ix.commit()
+    ix._store._core = real
+    if step == "finish_commit":  # past the commit point: the writer moved on to it
+        assert len(ix) == 400 and not ix._store.has_staged()
+    ix.commit()  # the retry finishes the prepared commit (or has nothing left to do)
+    assert len(ix) == 400
+    _batch(ix, 400)  # and the writer goes on
+    ix.commit()
+    ix.close()
+    n, payloads = _state(path)
+    assert n == 600 and payloads == [{"k": i, "pad": "x" * 300} for i in (0, 150, 250, 399)]
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
+
+
+def test_a_merge_whose_member_is_dropped_while_its_documents_are_copied_is_abandoned(tmp_path, monkeypatch):
+    # newcomer10 H2: every document of a member deleted and committed while a merge copies the
+    # members' documents: the commit drops the member and collects its files, the copy cannot
+    # open them; the merge is abandoned (as when the Rust side notices first), not an error
+    import sparsedex.store as store_mod
+
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    for first, n in ((0, 200), (200, 200), (400, 3)):
+        _batch(ix, first, n)
+        ix.commit()
+    real = store_mod.merge_docs
+    hits = []
+
+    def dropping(*a, **kw):
+        if not hits:
+            hits.append(1)
+            ix.delete([400, 401, 402])
+            ix.commit()  # the third segment is now empty: dropped, its files collected
+        return real(*a, **kw)
+
+    monkeypatch.setattr(store_mod, "merge_docs", dropping)
+    names = [rec["name"] for rec in ix._store._core.snapshot().segments()]
+    assert len(names) == 3
+    # as the background merger runs it (the writer's lock is free while it merges and copies)
+    assert ix._store._merge_group(names) is None  # abandoned
+    assert hits and len(ix) == 400
+    monkeypatch.setattr(store_mod, "merge_docs", real)
+    ix.merge()
+    assert len(ix._store.snapshot.states) == 1 and len(ix) == 400
+    assert [h.id for h in ix.search({int(t): 1.0 for t in range(5_000)}, k=3)]
+    ix.close()
+    n, payloads = _state(path)
+    assert n == 400 and payloads == [{"k": i, "pad": "x" * 300} for i in (0, 150, 250, 399)]
+
+
+def test_a_failed_merge_after_a_foreground_commit_warns_and_the_commit_stands(tmp_path, monkeypatch):
+    # newcomer10 M1: with MergePolicy(background=False) commit() runs the merge itself after its
+    # commit point; a full disk there must not read as a failed commit
+    import sparsedex.store as store_mod
+
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=3, floor_docs=10, background=False))
+    _batch(ix, 0)
+    ix.commit()
+    _batch(ix, 200)
+    ix.commit()
+    _batch(ix, 400)
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "injected: no space for the merged segment")
+
+    monkeypatch.setattr(store_mod, "merge_docs", full)  # the merge's documents copy
+    monkeypatch.setattr(ix._store, "_merge_alongside_docs", full)
+    with pytest.warns(RuntimeWarning, match=r"the commit succeeded \(generation \d+\); the merge that followed"):
+        gen = ix.commit()
+    assert len(ix) == 600 and _state(path)[0] == 600 and gen == ix._store.snapshot.generation
+    monkeypatch.undo()
+    _batch(ix, 600)
+    ix.commit()  # the merge is retried with this commit
+    assert len(ix) == 800 and len(ix._store.snapshot.states) < 4
+    ix.close()

@@ -72,12 +72,15 @@ class Hit:
     ``quantization="float"`` and, by default, for ``quantization="u8"`` too: a ``u8`` index
     finds candidates with its 8-bit impacts and ranks them by the stored vectors, with a
     bound on the 8-bit rounding that proves no other document could enter, so its exact
-    algorithms return the exact float32 top-k. Two exceptions keep the 8-bit score (each
+    algorithms return the exact float32 top-k. Three exceptions keep the 8-bit score (each
     weight rounded to the index's grid, e.g. 0.5 scores as 0.502): ``scores="impacts"`` (see
-    :meth:`SparseIndex.search`), and a low-level ``u8`` segment built without its vectors
+    :meth:`SparseIndex.search`); a low-level ``u8`` segment built without its vectors
     (``SegmentView.build(..., store_vectors=False)``; a :class:`SparseIndex` always keeps
-    them), which has no float vectors to rank by. ``algorithm="approximate"`` hits carry float32 scores
-    wherever vectors are stored."""
+    them), which has no float vectors to rank by; and a BM25 index with ``quantization="u8"``
+    (the default of ``SparseIndex("bm25")``), whose stored vectors are term frequencies: its
+    scores use 8-bit BM25 term weights (within about 0.5% of float BM25; ``quantization="float"``
+    gives float BM25 scores). ``algorithm="approximate"`` hits carry float32 scores wherever
+    float vectors are stored."""
 
     id: Any
     score: float
@@ -829,7 +832,8 @@ class SparseIndex:
         cheapest exact search over impacts (no rerank; a ranking off the float one by the
         rounding, recall@10 about 0.99 against it on SPLADE vectors), for callers who rank by
         the index's own arithmetic or time the traversal alone. ``"float"`` and BM25 indexes
-        ignore ``scores``. Any other value is a ValueError. ``k``: 1 .. 2**63 - 1 (at most
+        ignore ``scores`` (a ``u8`` BM25 index always scores with its 8-bit BM25 weights, see
+        :class:`Hit`). Any other value is a ValueError. ``k``: 1 .. 2**63 - 1 (at most
         every matching document is returned); a vector query may be anything
         :func:`sparsedex.vectors.as_sparse_embedding` takes (a scipy.sparse row, a pandas
         Series, ...); an invalid query is a ValueError / TypeError that starts with "query".

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -930,20 +931,46 @@ class Store:
                     pls = self._p_payloads
                     self._mem_docs[name] = MemoryDocs([pls[r] for r in rows], txs)
             self._check_lock()
-            generation = self._core.finish_commit(attachments, self._p_settings)
-            if self._p_settings is not None:
-                self._settings = self._pending_settings
-            self._reset_pending()
-            self._load_snapshot()
-            self._commits += 1
-            self._wake.set()
+            before = self._core.snapshot().generation
+            try:
+                generation = self._core.finish_commit(attachments, self._p_settings)
+            except BaseException:
+                # the commit may have gone through: an interrupt (Ctrl-C) landing once the
+                # Rust call returned, or an error of its very last step (the directory sync
+                # after CURRENT). This writer then moves on to it, so that it sees what it
+                # committed and a retried commit() has nothing left to do.
+                if self._core.snapshot().generation != before:
+                    self._committed()
+                raise
+            self._committed()
             if merge and self.merge_policy.merges:
                 if self.merge_policy.background:
                     self._start_merger()
                 else:
-                    generation = self._merge_now()
-                    generation = self._reorder_due(generation)
+                    try:
+                        generation = self._merge_now()
+                        generation = self._reorder_due(generation)
+                    except Exception as e:
+                        # the commit is durable and visible: an error of the merge that follows
+                        # it (a full disk, say) must not read as a failed commit (a caller would
+                        # add the batch again). It is left for a later commit to retry.
+                        generation = self.snapshot.generation
+                        warnings.warn(
+                            f"the commit succeeded (generation {generation}); the merge that followed it "
+                            f"failed and is left for a later commit or merge(): {e!r}",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
             return generation
+
+    def _committed(self) -> None:
+        """Bookkeeping once a commit is durable and visible."""
+        if self._p_settings is not None:
+            self._settings = self._pending_settings
+        self._reset_pending()
+        self._load_snapshot()
+        self._commits += 1
+        self._wake.set()
 
     # merges -------------------------------------------------------------------------------
     def _merge_docs(self, prepared: _core.PreparedMerge, members: list[SegmentView]) -> list[str]:
@@ -1032,9 +1059,18 @@ class Store:
                 prepared, early = self._merge_alongside_docs(names, members)
         except KeyError:  # a member is no longer in the current commit
             return None
+        except OSError:
+            if self._members_gone(names):  # its documents file collected while it was copied
+                return None
+            raise
         name = prepared.name
         try:
-            attachments = early if early is not None else self._merge_docs(prepared, members)
+            try:
+                attachments = early if early is not None else self._merge_docs(prepared, members)
+            except OSError:
+                if self._members_gone(names):
+                    return None
+                raise
             with self._wlock:
                 if self._closed or not self._writing:
                     return None  # closed meanwhile: the files are collected by the next writer
@@ -1049,6 +1085,13 @@ class Store:
             if name in self._mem_inflight:
                 self._mem_inflight.discard(name)
                 self._mem_docs.pop(name, None)
+
+    def _members_gone(self, names: list[str]) -> bool:
+        """Whether a segment of ``names`` is no longer in the current commit (a commit dropped
+        it, every document deleted, and its files may be collected): a merge of them is then
+        abandoned, as the Rust side abandons it when it notices first (``KeyError``)."""
+        current = {rec["name"] for rec in self._core.snapshot().segments()}
+        return not set(names) <= current
 
     def _merge_now(self) -> int:
         """Merge (in this thread) what the policy plans until nothing is left."""

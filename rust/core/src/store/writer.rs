@@ -68,6 +68,8 @@ pub(crate) struct PreparedCommit {
     written: Option<(Arc<Index>, Option<FileRecord>)>,
     /// The shared u8 scale this commit fixes (the store's first commit).
     scale: Option<f32>,
+    /// What [`Store::prepare_commit`] returned (returned again by a repeated call).
+    out: Option<PreparedSegment>,
 }
 
 /// The writer's state.
@@ -296,12 +298,15 @@ impl Store {
     /// Build the staged documents into a segment in memory (a writer call) and say its name
     /// and document order, so that the caller can write attachments (`<name>.<ext>`) in the
     /// segment's internal order; then [`Store::finish_commit`]. `None` when no document is
-    /// staged (deletions alone still need `finish_commit`).
+    /// staged (deletions alone still need `finish_commit`). Called again while the commit is
+    /// prepared, it returns the same answer (nothing can be staged meanwhile).
     pub fn prepare_commit(&self) -> Result<Option<PreparedSegment>> {
         let mut w = lock(&self.writer);
         self.begin(&mut w)?;
-        if w.prepared.is_some() {
-            return Err(Error::Conflict("a commit is already prepared".into()));
+        if let Some(p) = &w.prepared {
+            // prepared already (a caller interrupted before it kept the answer: staging is
+            // refused while a commit is prepared, so it is still the commit of what is staged)
+            return Ok(p.out.clone());
         }
         let (prepared, out) = self.build_staged(&w)?;
         w.prepared = Some(prepared);
@@ -312,7 +317,7 @@ impl Store {
         let s = &w.staged;
         let keep: Vec<u32> = (0..s.ids.len() as u32).filter(|&r| !s.dropped[r as usize]).collect();
         if keep.is_empty() {
-            return Ok((PreparedCommit { segment: None, written: None, scale: None }, None));
+            return Ok((PreparedCommit { segment: None, written: None, scale: None, out: None }, None));
         }
         let mut c = Cleaned { indptr: vec![0], terms: Vec::new(), values: Vec::new() };
         let mut ids = match s.ids[keep[0] as usize] {
@@ -342,7 +347,13 @@ impl Store {
         let (name, guard) = self.new_segment();
         let order = built.order.iter().map(|&i| keep[i as usize]).collect();
         let out = PreparedSegment { name: name.clone(), order };
-        Ok((PreparedCommit { segment: Some((name, Arc::new(built.index), guard)), written: None, scale }, Some(out)))
+        let prepared = PreparedCommit {
+            segment: Some((name, Arc::new(built.index), guard)),
+            written: None,
+            scale,
+            out: Some(out.clone()),
+        };
+        Ok((prepared, Some(out)))
     }
 
     /// Write the prepared segment's engine file now (content fsynced and renamed into place

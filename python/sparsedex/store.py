@@ -938,8 +938,10 @@ class Store:
                 # the commit may have gone through: an interrupt (Ctrl-C) landing once the
                 # Rust call returned, or an error of its very last step (the directory sync
                 # after CURRENT). This writer then moves on to it, so that it sees what it
-                # committed and a retried commit() has nothing left to do.
-                if self._core.snapshot().generation != before:
+                # committed and a retried commit() has nothing left to do. (Background merges
+                # install under this lock, which the commit holds: only this commit can have
+                # moved the generation, and a commit that went through left nothing staged.)
+                if self._core.snapshot().generation != before and not self._core.has_staged():
                     self._committed()
                 raise
             self._committed()

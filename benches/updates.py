@@ -93,7 +93,8 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
             queries=None) -> dict:
     """One adds run: batches of ``a.batch`` with a commit after each, then wait for merges,
     then for the reorder jobs (``wait_for_merges(reorder=True)``, where the package has them),
-    then the query latency of the settled index (one round over ``queries``)."""
+    then the query latency of the settled index (one cold round over ``queries``, then
+    ``--settled-rounds`` warm ones in both score modes)."""
     ix = SparseIndex(None, "u8", path=path, store_texts=False, max_weight=max_weight, merge_policy=policy,
                      reorder=reorder)
     commits = []
@@ -118,7 +119,21 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
         ix.wait_for_merges(reorder=True)
     reordered = time.perf_counter() - t_all
     cpu_reordered = time.process_time() - c_all
-    settled = med_p90(latency(ix, queries, a.k)) if queries else (float("nan"), float("nan"))
+    nan2 = (float("nan"), float("nan"))
+    # Cold: one round, as earlier stops measured it (it includes the race's warm-up: the first
+    # queries of each cost class run every candidate algorithm).
+    settled = med_p90(latency(ix, queries, a.k)) if queries else nan2
+    # Warm: per query the fastest of --settled-rounds rounds, the default scores (float32,
+    # reranked) and the raw 8-bit scores paired query by query, in alternating order.
+    warm = {m: [float("inf")] * len(queries) for m in ("vectors", "impacts")}
+    for r in range(a.settled_rounds if queries else 0):
+        for i, q in enumerate(queries):
+            for m in (("vectors", "impacts") if (i + r) % 2 == 0 else ("impacts", "vectors")):
+                t0 = time.perf_counter()
+                ix.search(q, k=a.k, scores=m)
+                warm[m][i] = min(warm[m][i], (time.perf_counter() - t0) * 1e3)
+    warm_v = med_p90(warm["vectors"]) if queries and a.settled_rounds else nan2
+    warm_i = med_p90(warm["impacts"]) if queries and a.settled_rounds else nan2
     ct = [c[1] for c in commits]
     disk = sum(f.stat().st_size for f in path.iterdir())
     out = {
@@ -134,6 +149,10 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
         "docs_per_s_reordered": a.docs / reordered,
         "settled_query_ms_median": settled[0],
         "settled_query_ms_p90": settled[1],
+        "settled_warm_ms_median": warm_v[0],
+        "settled_warm_ms_p90": warm_v[1],
+        "settled_warm_impacts_ms_median": warm_i[0],
+        "settled_warm_impacts_ms_p90": warm_i[1],
         "commits": len(commits),
         "add_ms_median": statistics.median(c[0] for c in commits) * 1e3,
         "commit_ms_median": statistics.median(ct) * 1e3,
@@ -157,6 +176,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--settled-rounds", type=int, default=3,
+                    help="warm rounds over the queries on the settled index (after the cold one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--segments", default="1,10,50")
@@ -320,8 +341,8 @@ def render(res: dict) -> str:
                f"after: {', '.join(f'{x:.1f}' for x in res['adds_load']['after'])}. Each row: the run of median "
                f"throughput of {len(next(iter(res['adds'].values())).get('runs_docs_per_s', [0]))} "
                f"(all runs' docs/s in the JSON).", ""] if "adds_load" in res else []),
-            "| merge policy | docs/s (all merges done) | docs/s (to the last commit) | docs/s (reordered) | total s | commits | add ms (median) | commit ms median / p90 / max | max segments | final segments | disk MB | settled query ms median / p90 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| merge policy | docs/s (all merges done) | docs/s (to the last commit) | docs/s (reordered) | total s | commits | add ms (median) | commit ms median / p90 / max | max segments | final segments | disk MB | settled query ms median / p90 | warm: float32 (default) / 8-bit scores, median (p90) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in res["adds"].items():
             lines.append(
@@ -329,14 +350,21 @@ def render(res: dict) -> str:
                 f"{r.get('docs_per_s_reordered', r['docs_per_s']):,.0f} | {r['seconds']:.1f} | {r['commits']} | {r['add_ms_median']:.1f} | "
                 f"{r['commit_ms_median']:.0f} / {r['commit_ms_p90']:.0f} / {r['commit_ms_max']:.0f} | {r['max_segments']} | "
                 f"{r['final_segments']} | {r['disk_mb']:,.0f} | "
-                f"{r.get('settled_query_ms_median', float('nan')):.3f} / {r.get('settled_query_ms_p90', float('nan')):.3f} |"
+                f"{r.get('settled_query_ms_median', float('nan')):.3f} / {r.get('settled_query_ms_p90', float('nan')):.3f} | "
+                f"{r.get('settled_warm_ms_median', float('nan')):.3f} ({r.get('settled_warm_ms_p90', float('nan')):.3f}) / "
+                f"{r.get('settled_warm_impacts_ms_median', float('nan')):.3f} "
+                f"({r.get('settled_warm_impacts_ms_p90', float('nan')):.3f}) |"
             )
         lines += ["", "Commits fsync every new file. Background merges run in a thread and commit on their own "
                   "(the run ends when they are done); inside commit, a commit that fills a level merges it before "
                   "returning, which is where that row's p90 and maximum come from. Segments are counted right "
                   "after each commit. Reordered: until `wait_for_merges(reorder=True)` returns (merged segments "
                   "rebuilt in the index's order; the same as all merges done where merges reorder). Settled "
-                  "query: one round over the queries on the final index.", ""]
+                  "query: one round over the queries on the final index (cold: it includes auto's warm-up, "
+                  "where the first queries of each query-cost class run every candidate algorithm). Warm: "
+                  "then per query the fastest of `--settled-rounds` rounds, exact search with its default "
+                  "float32 scores (8-bit traversal, float rerank) and with `scores=\"impacts\"` (8-bit "
+                  "scores), paired query by query.", ""]
     if "segments" in res:
         lines += ["## Latency against segments (same documents, identical hits)", "",
                   "| segments | median ms | p90 ms | vs merged |", "|---:|---:|---:|---:|"]

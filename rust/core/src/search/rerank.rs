@@ -30,11 +30,17 @@
 //! by their float rows into a float top-k collector, and stop at the first candidate whose
 //! bound `(u + B)(1 + slack)` cannot beat the collector's threshold: neither it nor any
 //! document after it (all score at most `u` in u8) can enter. If the traversal's `k'`-th u8
-//! score can still beat it, `k'` was too small: search again with `k'` x 4 and a u8 floor
-//! lowered from the float threshold found (`T / (1 + slack) - B`, which every document that
-//! can still enter reaches), until the bound holds or every document was a candidate. The
-//! result is exactly the top-k of the float scores (ties by id ascending), the scores of a
-//! float index over the same vectors, bit for bit, whatever the algorithm.
+//! score can still beat it, `k'` was too small: search once more for *every* document above
+//! the u8 floor lowered from the float threshold found (`T / (1 + slack) - B`, which every
+//! document that can still enter reaches) and rerank those the same way. That second
+//! traversal prunes with the floor alone, as tightly as the last of a series of widenings
+//! would (until stop 20 it widened `k'` x 4 per traversal, up to five traversals of one
+//! query), and it is run by the race's current leader, untimed (the exhaustive scorer in place
+//! of block-max TAAT MaxScore, which would rescore every candidate above the floor from its
+//! row). Only when query terms quantized to weight 0 keep the bound from excluding the rest is
+//! every allowed document scored from its row. The result is exactly the top-k of the float
+//! scores (ties by id ascending), the scores of a float index over the same vectors, bit for
+//! bit, whatever the algorithm.
 //!
 //! A floor carried from other segments (in float units) becomes the lowered u8 floor
 //! `f / (1 + 2 slack) - B` of the traversal and the float collector's floor.
@@ -48,10 +54,14 @@ use crate::index::{Forward, ImpactArrays, IndexView};
 
 /// Candidates of the first traversal: `k + max(ceil(k / 2), FIRST_EXTRA)`. Measured on debian
 /// (real splade-tiny vectors, 200 queries, k = 10): the documents whose u8 score can reach
-/// the float top-10 are 11 at the median, 14 at p95, 20 at most, so 15 candidates settle
-/// 97.5% of queries in one traversal; more would lower every pruning algorithm's threshold
-/// for all queries to spare a second traversal (with a tight floor) for the few.
-pub(crate) const FIRST_EXTRA: usize = 5;
+/// the float top-10 are 11 at the median, 14 at p95, 20 at most, so 20 candidates settle
+/// every one of those queries in one traversal. On synthetic 1M (BP order, 200 queries,
+/// `benches/rerank_cost.py`, paired against `scores="impacts"`, per-query time ratios) 15
+/// candidates cost 1.10x at the median and 1.85x at p90 (a second traversal), 20 cost 1.10-1.12x
+/// and 1.30x, 25 cost 1.15x and 1.39x; on debian the medians of 15 and 20 were within the
+/// run-to-run noise (1.10-1.16x against 1.19-1.23x). More candidates lower every pruning
+/// algorithm's threshold for all queries to spare a second traversal for the few.
+pub(crate) const FIRST_EXTRA: usize = 10;
 
 /// The number of candidates of the first traversal for `k` hits.
 pub(crate) fn first_candidates(k: usize) -> usize {
@@ -150,8 +160,20 @@ pub(crate) fn search<K: Kind>(
         None => K::S::default(),
     };
     let mut kk = first_candidates(k).min(n.max(1));
+    let mut wide = false;
     loop {
-        let cands = exact_raw::<K>(v, arrays, &plan, kk, algo, race, scratch);
+        let cands = if !wide {
+            exact_raw::<K>(v, arrays, &plan, kk, algo, race, scratch)
+        } else if matches!(algo, Algorithm::Auto) {
+            // The same query again: not a query of the race.
+            super::auto::run_untimed::<K>(v, arrays, &plan, kk, race, scratch)
+        } else if matches!(algo, Algorithm::BlockMaxTaat) {
+            // bmt for every document above the floor would rescore each candidate from its
+            // row (see auto::run_untimed): the exhaustive scorer reads each posting once.
+            exact_raw::<K>(v, arrays, &plan, kk, Algorithm::Exhaustive, None, scratch)
+        } else {
+            exact_raw::<K>(v, arrays, &plan, kk, algo, None, scratch)
+        };
         let rows = FloatRowScorer::new(v, fwd, query, scratch);
         let mut top = TopK::<f32>::with_allowed(k, plan.allowed.as_ref(), ffloor).with_ties(plan.ties.as_ref());
         let mut done = false;
@@ -192,6 +214,47 @@ pub(crate) fn search<K: Kind>(
                 plan.floor = f;
             }
         }
-        kk = kk.saturating_mul(4).min(n);
+        // Every document above the lowered floor: k' = n keeps the traversal's threshold at
+        // the floor (its collector grows with what it holds, see TopK).
+        kk = n;
+        wide = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::build::{build, BuildOptions, Quantization, Reorder};
+    use crate::index::ids::IdsInput;
+    use crate::search::{search, Algorithm, QueryRef};
+    use crate::vectors::CsrRef;
+
+    /// Weights that all quantize to one impact: every query needs the second traversal (for
+    /// every document above the lowered floor). It returns the float top-k, and auto's race
+    /// counts each query once: the second traversal is the leader's, untimed (until stop 20
+    /// each widening counted as a query of its own and was timed like one).
+    #[test]
+    fn the_second_traversal_is_not_a_query_of_the_race() {
+        let n = 40_000usize; // above auto's small-index limit: the race runs
+        let indptr: Vec<u64> = (0..=n as u64).collect();
+        let indices = vec![0u32; n];
+        let values: Vec<f32> = (0..n).map(|i| 1.0 + ((i * 7919) % n) as f32 * 1e-6).collect();
+        let csr = CsrRef { indptr: &indptr, indices: &indices, values: &values };
+        let opts = BuildOptions {
+            n_terms: None,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: Reorder::None,
+        };
+        let ix = build(csr, IdsInput::None, &opts).unwrap().index;
+        let mut best: Vec<u32> = (0..n as u32).collect();
+        best.sort_by(|&a, &b| values[b as usize].total_cmp(&values[a as usize]).then(a.cmp(&b)));
+        let queries = 12u64;
+        for _ in 0..queries {
+            let hits = search(&ix, QueryRef { terms: &[0], weights: &[1.0] }, 3, Algorithm::Auto).unwrap();
+            assert_eq!(hits.iter().map(|h| h.doc).collect::<Vec<_>>(), best[..3].to_vec());
+            assert_eq!(hits[0].score, values[best[0] as usize]);
+        }
+        let seen: u64 = ix.auto_race().standings().iter().map(|s| s.0).sum();
+        assert_eq!(seen, queries, "one query of the race per search");
     }
 }

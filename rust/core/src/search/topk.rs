@@ -53,6 +53,10 @@ impl Score for f32 {
     }
 }
 
+/// The most entries a collector allocates up front: a search for every document above a floor
+/// (`k` = the number of documents, the float rerank's second traversal) grows as it fills.
+const INITIAL: usize = 1 << 12;
+
 /// Bounded collector of the best `k` (doc, score) pairs, optionally restricted to an
 /// allowed-document set (a document outside it never enters, so every threshold derived from
 /// the collector is a threshold of the allowed documents only).
@@ -78,13 +82,13 @@ fn worse<S: PartialOrd>(a: &(S, u32, u32), b: &(S, u32, u32)) -> bool {
 impl<S: Score> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: None, ties: None, floor: S::default() }
+        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: None, ties: None, floor: S::default() }
     }
 
     /// Collector for the best `k` documents of `allowed` (all documents when `None`) that
     /// score above `floor`.
     pub fn with_allowed(k: usize, allowed: Option<&DocSet>, floor: S) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(1 << 20)), allowed: allowed.cloned(), ties: None, floor }
+        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: allowed.cloned(), ties: None, floor }
     }
 
     /// This collector with ties broken by `ties[doc]` ascending (by doc id when `None`).

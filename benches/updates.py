@@ -125,7 +125,7 @@ def add_run(a, path: Path, docs, payloads, max_weight: float, policy: MergePolic
     settled = med_p90(latency(ix, queries, a.k)) if queries else nan2
     # Warm: per query the fastest of --settled-rounds rounds, the default scores (float32,
     # reranked) and the raw 8-bit scores paired query by query, in alternating order.
-    warm = {m: [float("inf")] * len(queries) for m in ("vectors", "impacts")}
+    warm = {m: [float("inf")] * len(queries or []) for m in ("vectors", "impacts")}
     for r in range(a.settled_rounds if queries else 0):
         for i, q in enumerate(queries):
             for m in (("vectors", "impacts") if (i + r) % 2 == 0 else ("impacts", "vectors")):

@@ -1006,9 +1006,10 @@ fn synthetic_corpus_u8_exact_search_is_the_float_top_k() {
 
 /// Documents whose weights all round to the same impact: the u8 traversal cannot tell them
 /// apart, so the first candidates (the smallest ids) never settle the float top-k and the
-/// search widens its candidates until every document was one; the float top-k comes out.
+/// second traversal (every document above the lowered floor, here every document) runs for
+/// every algorithm; the float top-k comes out.
 #[test]
-fn equal_impacts_widen_the_candidates_until_the_float_top_k_is_proven() {
+fn equal_impacts_take_the_second_traversal_and_give_the_float_top_k() {
     let n = 300usize;
     let c = Corpus {
         indptr: (0..=n as u64).collect(),

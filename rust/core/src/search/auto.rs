@@ -455,10 +455,12 @@ pub(crate) fn run<K: Kind>(
 }
 
 /// As [`run`], but the race is only read: its current leader for the query's cost class runs
-/// alone and untimed, and the query does not count (as with no race while the class is still
-/// warming up). For a second traversal of a query the race already saw (the float rerank's
-/// search for every document above a floor, [`super::rerank`]), which would otherwise count
-/// twice and time a search unlike the others.
+/// alone and untimed, and the query does not count (without a leader yet, as with no race).
+/// For a second traversal of a query the race already saw (the float rerank's search for
+/// every document above a floor, `k` = the segment's documents, [`super::rerank`]), which
+/// would otherwise count twice and time a search unlike the others. A leading block-max TAAT
+/// MaxScore hands it to the exhaustive scorer: asked for every document above a floor it
+/// would rescore each candidate from its stored row.
 pub(crate) fn run_untimed<K: Kind>(
     v: &IndexView<'_>,
     arrays: &ImpactArrays<'_, K::Imp>,

@@ -34,10 +34,11 @@
 //! the u8 floor lowered from the float threshold found (`T / (1 + slack) - B`, which every
 //! document that can still enter reaches) and rerank those the same way. That second
 //! traversal prunes with the floor alone, as tightly as the last of a series of widenings
-//! would (until stop 20 it widened `k'` x 4 per traversal, up to five traversals of one
-//! query), and it is run by the race's current leader, untimed (the exhaustive scorer in place
-//! of block-max TAAT MaxScore, which would rescore every candidate above the floor from its
-//! row). Only when query terms quantized to weight 0 keep the bound from excluding the rest is
+//! would (until stop 20 it widened `k'` x 4 per traversal, one traversal per step: about ten
+//! at 1M documents in the worst case). `auto` runs it with its race's current leader, untimed
+//! and not counted as a query; every algorithm runs it itself, except that block-max TAAT
+//! MaxScore hands it to the exhaustive scorer (it would rescore every candidate above the
+//! floor from its row). Only when query terms quantized to weight 0 keep the bound from excluding the rest is
 //! every allowed document scored from its row. The result is exactly the top-k of the float
 //! scores (ties by id ascending), the scores of a float index over the same vectors, bit for
 //! bit, whatever the algorithm.
@@ -54,12 +55,13 @@ use crate::index::{Forward, ImpactArrays, IndexView};
 
 /// Candidates of the first traversal: `k + max(ceil(k / 2), FIRST_EXTRA)`. Measured on debian
 /// (real splade-tiny vectors, 200 queries, k = 10): the documents whose u8 score can reach
-/// the float top-10 are 11 at the median, 14 at p95, 20 at most, so 20 candidates settle
-/// every one of those queries in one traversal. On synthetic 1M (BP order, 200 queries,
-/// `benches/rerank_cost.py`, paired against `scores="impacts"`, per-query time ratios) 15
-/// candidates cost 1.10x at the median and 1.85x at p90 (a second traversal), 20 cost 1.10-1.12x
-/// and 1.30x, 25 cost 1.15x and 1.39x; on debian the medians of 15 and 20 were within the
-/// run-to-run noise (1.10-1.16x against 1.19-1.23x). More candidates lower every pruning
+/// the float top-10 are 11 at the median, 14 at p95, 20 at most, so 20 candidates settle all
+/// but the few queries at that maximum in one traversal (15 settled 97.5%). Per-query time
+/// ratios against `scores="impacts"` (`benches/rerank_cost.py`, paired, medians of several
+/// runs in benches/results/rerank-first-extra-stop21.md): on synthetic 1M 15 candidates cost
+/// 1.10x at the median and 1.85x at p90 (a second traversal), 20 cost 1.10-1.12x and
+/// 1.30x, 25 cost 1.15x and 1.39x; on debian 20 cost about 6% more than 15 at the median
+/// (1.19-1.23x against 1.10-1.16x) at the same p90. More candidates lower every pruning
 /// algorithm's threshold for all queries to spare a second traversal for the few.
 pub(crate) const FIRST_EXTRA: usize = 10;
 
@@ -228,8 +230,9 @@ mod tests {
     use crate::search::{search, Algorithm, QueryRef};
     use crate::vectors::CsrRef;
 
-    /// Weights that all quantize to one impact: every query needs the second traversal (for
-    /// every document above the lowered floor). It returns the float top-k, and auto's race
+    /// Weights within 4% of each other (11 impacts, documents far apart in float score
+    /// sharing one): the first candidates cannot prove the top-k, so every query needs the
+    /// second traversal (for every document above the lowered floor). It returns the float top-k, and auto's race
     /// counts each query once: the second traversal is the leader's, untimed (until stop 20
     /// each widening counted as a query of its own and was timed like one).
     #[test]

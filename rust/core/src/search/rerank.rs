@@ -38,10 +38,10 @@
 //! at 1M documents in the worst case). `auto` runs it with its race's current leader, untimed
 //! and not counted as a query; every algorithm runs it itself, except that block-max TAAT
 //! MaxScore hands it to the exhaustive scorer (it would rescore every candidate above the
-//! floor from its row). Only when query terms quantized to weight 0 keep the bound from excluding the rest is
-//! every allowed document scored from its row. The result is exactly the top-k of the float
-//! scores (ties by id ascending), the scores of a float index over the same vectors, bit for
-//! bit, whatever the algorithm.
+//! floor from its row). Only when query terms quantized to weight 0 keep the bound from
+//! excluding the rest is every allowed document scored from its row. The result is exactly
+//! the top-k of the float scores (ties by id ascending), the scores of a float index over the
+//! same vectors, bit for bit, whatever the algorithm.
 //!
 //! A floor carried from other segments (in float units) becomes the lowered u8 floor
 //! `f / (1 + 2 slack) - B` of the traversal and the float collector's floor.
@@ -232,9 +232,10 @@ mod tests {
 
     /// Weights within 4% of each other (11 impacts, documents far apart in float score
     /// sharing one): the first candidates cannot prove the top-k, so every query needs the
-    /// second traversal (for every document above the lowered floor). It returns the float top-k, and auto's race
-    /// counts each query once: the second traversal is the leader's, untimed (until stop 20
-    /// each widening counted as a query of its own and was timed like one).
+    /// second traversal (for every document above the lowered floor). It returns the float
+    /// top-k, and auto's race counts each query once: the second traversal is the leader's,
+    /// untimed (until stop 20 each widening counted as a query of its own and was timed like
+    /// one).
     #[test]
     fn the_second_traversal_is_not_a_query_of_the_race() {
         let n = 40_000usize; // above auto's small-index limit: the race runs

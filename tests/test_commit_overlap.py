@@ -165,6 +165,44 @@ def test_a_commit_interrupted_after_a_rust_step_is_retried_or_done(tmp_path, ste
     assert not [f for f in os.listdir(path) if ".tmp" in f]
 
 
+@pytest.mark.parametrize("where", ["_committed", "_load_snapshot"])
+def test_an_interrupt_in_the_bookkeeping_after_the_commit_point_is_moved_on_by_the_retry(tmp_path, monkeypatch,
+                                                                                        where):
+    """Ctrl-C after finish_commit returned, as _committed starts (the handle still holds the
+    finished commit's prepared segment) or between its reset and its snapshot reload (the
+    handle no longer sees the batch it committed): the retried commit() moves the handle on to
+    the commit that went through, and the writer goes on (newcomer11 M1 / M2: the retry either
+    failed with "nothing prepared" or returned without the batch)."""
+    path = tmp_path / "b"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    _batch(ix, 0)
+    ix.commit()
+    _batch(ix, 200)
+    store_cls = type(ix._store)
+    real = getattr(store_cls, where)
+    calls = {"n": 0}
+
+    def interrupted(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(store_cls, where, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ix.commit()
+    monkeypatch.setattr(store_cls, where, real)
+    ix.commit()  # the retry: the commit went through, the handle moves on to it
+    assert len(ix) == 400 and sorted(ix.ids())[-1] == 399 and ix.get(399).payload["k"] == 399
+    assert not ix._store.has_staged()
+    _batch(ix, 400)
+    ix.commit()
+    assert len(ix) == 600
+    ix.close()
+    n, payloads = _state(path)
+    assert n == 600 and payloads == [{"k": i, "pad": "x" * 300} for i in (0, 150, 250, 399)]
+
+
 def test_a_merge_whose_member_is_dropped_while_its_documents_are_copied_is_abandoned(tmp_path, monkeypatch):
     # newcomer10 H2: every document of a member deleted and committed while a merge copies the
     # members' documents: the commit drops the member and collects its files, the copy cannot

@@ -155,3 +155,23 @@ def test_segment_view_without_stored_vectors_scores_impacts():
         assert list(zip(fids.tolist(), fsc.tolist())) == _f32_top(d, q[i], 10)
         with pytest.raises(ValueError, match="scores must be"):
             with_v.search(qv, k=10, scores="nope")
+
+
+@pytest.mark.parametrize("w", [1e-20, 1e-32, 1e-36])
+def test_tiny_query_weights_find_what_a_float_index_finds(w):
+    """Query weights far below the documents' are valid input: a u8 index returns what a float
+    index returns (newcomer11 M3: below about 1.6e-32 the u8 query scale overflowed and the
+    search returned nothing; scores="impacts" gave every document 0.0)."""
+    docs = [(np.array([1, 2], np.uint32), np.array([1.0, 3.0], np.float32)),
+            (np.array([1], np.uint32), np.array([2.0], np.float32))]
+    q = (np.array([1], np.uint32), np.array([w], np.float32))
+    got = {}
+    for quant in ("u8", "float"):
+        ix = SparseIndex(None, quantization=quant)
+        ix.add(docs, ids=[0, 1])
+        got[quant] = [(h.id, h.score) for h in ix.search(q, k=5)]
+    assert got["u8"] == got["float"] and [i for i, _ in got["u8"]] == [1, 0]
+    ix = SparseIndex(None, quantization="u8")
+    ix.add(docs, ids=[0, 1])
+    imp = ix.search(q, k=5, scores="impacts")
+    assert [h.id for h in imp] == [1, 0] and all(h.score > 0 for h in imp)

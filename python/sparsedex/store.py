@@ -488,6 +488,10 @@ class Store:
         self._merger: threading.Thread | None = None
         self._merge_error: BaseException | None = None
         self._commits = 0  # commits made through this object (the reorder jobs' clock)
+        # The generation before the Rust commit of a commit() under way, until this handle has
+        # moved on to it (the end of _committed): set, on entry to commit(), it tells that an
+        # interrupt landed after the Rust commit, before the bookkeeping ended.
+        self._finishing: int | None = None
         self._reorder_seen: dict[str, int] = {}  # segment waiting for a reorder -> commit count then
         self._wake = threading.Event()  # set by commits and wait_for_merges: the merge thread plans again
         self._no_reorders = 0  # > 0: the merge thread starts no reorder job (someone waits for merges)
@@ -893,6 +897,17 @@ class Store:
         (unchanged if there was nothing to commit)."""
         with self._wlock:
             self._begin_write()
+            if self._finishing is not None:
+                # An earlier commit() was interrupted (Ctrl-C) after its Rust commit went through
+                # and before this handle moved on to it: move on now (the commit is durable; the
+                # handle would otherwise not see that batch, and a prepared commit the core has
+                # already finished would be retried). A commit that went through left nothing
+                # staged in the core, and moved the generation (a background merge may have
+                # moved it further); one that did not left its prepared segment staged.
+                if not self._core.has_staged() and self._core.snapshot().generation != self._finishing:
+                    self._committed()
+                    return self.snapshot.generation
+                self._finishing = None
             if not self.has_staged():
                 return self.snapshot.generation
             self._raise_merge_error()
@@ -932,6 +947,7 @@ class Store:
                     self._mem_docs[name] = MemoryDocs([pls[r] for r in rows], txs)
             self._check_lock()
             before = self._core.snapshot().generation
+            self._finishing = before
             try:
                 generation = self._core.finish_commit(attachments, self._p_settings)
             except BaseException:
@@ -943,6 +959,8 @@ class Store:
                 # moved the generation, and a commit that went through left nothing staged.)
                 if self._core.snapshot().generation != before and not self._core.has_staged():
                     self._committed()
+                else:
+                    self._finishing = None
                 raise
             self._committed()
             if merge and self.merge_policy.merges:
@@ -972,6 +990,7 @@ class Store:
         self._reset_pending()
         self._load_snapshot()
         self._commits += 1
+        self._finishing = None
         self._wake.set()
 
     # merges -------------------------------------------------------------------------------

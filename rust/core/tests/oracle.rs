@@ -1038,3 +1038,35 @@ fn equal_impacts_take_the_second_traversal_and_give_the_float_top_k() {
     let hits = search(&u8ix, QueryRef { terms: &[0], weights: &[1.0] }, 1, Algorithm::Auto).unwrap();
     assert_eq!(c.values[hits[0].doc as usize], c.values.iter().copied().fold(0.0, f32::max));
 }
+
+/// Query weights far below the documents' (legal input: finite and positive): the u8 query
+/// scale is capped so that the norm stays a finite f32, and the exact float top-k comes out for
+/// every algorithm, with the float index's scores (newcomer11 M3: below about 1.6e-32 the norm
+/// overflowed, every score read 0 and the search returned nothing). Some weights round to 0 on
+/// the capped scale: the rerank scores those terms from the rows.
+#[test]
+fn tiny_query_weights_give_the_float_top_k() {
+    let n = 300usize;
+    let mut c = Corpus { indptr: vec![0], indices: Vec::new(), values: Vec::new() };
+    for i in 0..n {
+        for t in [i % 7, 7 + i % 5, 20] {
+            c.indices.push(t as u32);
+            c.values.push(0.01 + ((i * 31 + t * 17) % 97) as f32 * 0.03);
+        }
+        c.indptr.push(c.indices.len() as u64);
+    }
+    let ids: Vec<i64> = (0..n as i64).collect();
+    let csr = CsrRef { indptr: &c.indptr, indices: &c.indices, values: &c.values };
+    let opts = |quantization| BuildOptions { n_terms: None, quantization, store_vectors: true, reorder: Reorder::None };
+    let u8ix = build(csr, IdsInput::Int(&ids), &opts(Quantization::U8 { scale: None })).unwrap().index;
+    let fl = build(csr, IdsInput::Int(&ids), &opts(Quantization::F32)).unwrap().index;
+    for w in [1e-20f32, 1e-32, 1e-34, 1e-36, 1e-38] {
+        for q in [vec![(3u32, w)], vec![(3, w), (9, w * 0.5), (20, w * 1e-3)]] {
+            let hits = search(&u8ix, QueryRef { terms: &[q[0].0], weights: &[q[0].1] }, 5, Algorithm::Auto).unwrap();
+            assert!(!hits.is_empty(), "weight {w:e}: no hits");
+            for k in [1, 5, 50] {
+                run_float_exact(&u8ix, &fl, &q, k, None);
+            }
+        }
+    }
+}

@@ -31,7 +31,7 @@
 //!   comparable across segments and shards that share k1 and the statistics.
 
 use super::fixed::{self, Fixed};
-use super::kind::{quantize_query, u32_floor_below, Bm25Ctx, Kind, Scratch, WeightCtx};
+use super::kind::{quantize_query_for, u32_floor_below, Bm25Ctx, Kind, Scratch, WeightCtx};
 use crate::index::{Bm25Impact, ImpactArrays, Impacts, Index, IndexView};
 use crate::{Error, Result};
 
@@ -273,8 +273,8 @@ impl Kind for Bm25U8Kind {
     const ORDERED_SUM: bool = false;
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<Bm25Q>, f32) {
         let (p, c0, c1) = consts(ctx);
-        let (qs, q) = quantize_query(ws);
         let grid = 255.0 / (p.k1 as f64 + 1.0);
+        let (qs, q) = quantize_query_for(ws, grid);
         (qs.into_iter().map(|q| Bm25Q { q, c0, c1 }).collect(), (q * grid) as f32)
     }
     fn acc(s: &mut Scratch) -> &mut Vec<u32> {

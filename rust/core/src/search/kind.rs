@@ -152,6 +152,23 @@ pub fn quantize_query(ws: &[f32]) -> (Vec<u32>, f64) {
     (ws.iter().map(|&w| (w as f64 * q).round() as u32).collect(), q)
 }
 
+/// [`quantize_query`] for a kind whose norm (the factor from integer scores to weight units) is
+/// `Q x unit`: `Q` is capped at `f32::MAX / 4 / unit`, so that the norm stays a finite f32.
+/// Without the cap, query weights below about `65535 x unit / f32::MAX` (1.6e-32 for a u8 grid
+/// of scale 85) made the norm infinite and every score read 0: exact search of a u8 index
+/// returned nothing (newcomer11 M3). Under the cap the largest weight keeps fewer than 16 bits
+/// (at scale 85 the cap is about 1e36: a weight of 1e-32 becomes 10^4, one of 1e-36 becomes 1);
+/// one rounding to 0 is a zero-weight query term, which the exact float rerank still scores
+/// from the rows ([`super::rerank`]).
+pub fn quantize_query_for(ws: &[f32], unit: f64) -> (Vec<u32>, f64) {
+    let (w, q) = quantize_query(ws);
+    let cap = f32::MAX as f64 / 4.0 / unit;
+    if q <= cap || !(unit > 0.0) {
+        return (w, q);
+    }
+    (ws.iter().map(|&x| (x as f64 * cap).round() as u32).collect(), cap)
+}
+
 /// `floor_below` of integer kinds.
 pub fn u32_floor_below(f: f32, norm: f32) -> u32 {
     let to_f32 = |s: u32| (s as f64 / norm as f64) as f32;
@@ -186,7 +203,7 @@ impl Kind for U8Kind {
     const ORDERED_SUM: bool = false;
     const FLOAT_RERANK: bool = true;
     fn weights(ws: &[f32], ctx: &WeightCtx) -> (Vec<u32>, f32) {
-        let (w, q) = quantize_query(ws);
+        let (w, q) = quantize_query_for(ws, ctx.scale as f64);
         (w, (q * ctx.scale as f64) as f32)
     }
     fn acc(s: &mut Scratch) -> &mut Vec<u32> {

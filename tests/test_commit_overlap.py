@@ -265,3 +265,45 @@ def test_a_failed_merge_after_a_foreground_commit_warns_and_the_commit_stands(tm
     ix.commit()  # the merge is retried with this commit
     assert len(ix) == 800 and len(ix._store.snapshot.states) < 4
     ix.close()
+
+
+@pytest.mark.parametrize("where", ["_committed", "_load_snapshot"])
+def test_a_bm25_index_interrupted_in_the_bookkeeping_moves_on_and_goes_on(tmp_path, monkeypatch, where):
+    """As above, for BM25, whose commit() first stages the vocabulary's new terms against the
+    committed ones: the retry (and an add + commit after the interrupt) must catch up with the
+    commit that went through before staging terms (review21b: it raised ConflictError on every
+    retry until rollback())."""
+    path = tmp_path / "bm"
+    ix = SparseIndex.create(path, encoder="bm25", merge_policy=MergePolicy(factor=0))
+    ix.add(["alpha beta gamma", "beta delta"], ids=[0, 1])
+    ix.commit()
+    ix.add(["epsilon zeta", "eta theta alpha"], ids=[2, 3])
+    store_cls = type(ix._store)
+    real = getattr(store_cls, where)
+    calls = {"n": 0}
+
+    def interrupted(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(store_cls, where, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ix.commit()
+    monkeypatch.setattr(store_cls, where, real)
+    if where == "_load_snapshot":  # pending already reset: new texts can be added at once
+        ix.add(["iota kappa"], ids=[4])
+    ix.commit()
+    assert [h.id for h in ix.search("zeta", k=3)] == [2]
+    ix.add(["lambda mu zeta"], ids=[5])
+    ix.commit()
+    n = len(ix)
+    ix.close()
+    r = SparseIndex.open(path)
+    try:
+        assert len(r) == n and {h.id for h in r.search("zeta", k=5)} == {2, 5}
+        if where == "_load_snapshot":
+            assert [h.id for h in r.search("kappa", k=3)] == [4]
+    finally:
+        r.close()

@@ -667,6 +667,8 @@ class Store:
         if self.path is None:
             return False
         with self._wlock:
+            if self._writing and self._catch_up():
+                return True
             if self.has_staged():
                 raise SparsedexError("refresh() with uncommitted changes: commit() or rollback() first")
             if self._legacy is not None:
@@ -706,11 +708,29 @@ class Store:
             "generation": self.snapshot.generation,
         }
 
+    def _catch_up(self) -> bool:
+        """Whether an earlier commit() was interrupted (Ctrl-C) after its Rust commit went
+        through and before this handle moved on to it; if so, move on now (the commit is
+        durable: the handle would otherwise not see that batch, retry a prepared commit the
+        core has already finished, or stage BM25 terms against the old vocabulary). A commit
+        that went through left nothing staged in the core and moved the generation (a
+        background merge may have moved it further); one that did not left its prepared
+        segment staged. Under the writer's lock."""
+        if self._finishing is None:
+            return False
+        if not self._core.has_staged() and self._core.snapshot().generation != self._finishing:
+            self._committed()
+            return True
+        self._finishing = None
+        return False
+
     def _begin_write(self) -> None:
         """Become the writer: take the lock, upgrade an old layout, catch up with commits
-        made meanwhile (the core also collects garbage there)."""
+        made meanwhile (the core also collects garbage there), and with a commit of this
+        handle's that an interrupt cut short after its commit point (:meth:`_catch_up`)."""
         self._check_open()
         if self._writing:
+            self._catch_up()
             if self._lock is not None:
                 self._lock.check_process()  # a fork child staging through its parent's writer
             return
@@ -897,17 +917,8 @@ class Store:
         (unchanged if there was nothing to commit)."""
         with self._wlock:
             self._begin_write()
-            if self._finishing is not None:
-                # An earlier commit() was interrupted (Ctrl-C) after its Rust commit went through
-                # and before this handle moved on to it: move on now (the commit is durable; the
-                # handle would otherwise not see that batch, and a prepared commit the core has
-                # already finished would be retried). A commit that went through left nothing
-                # staged in the core, and moved the generation (a background merge may have
-                # moved it further); one that did not left its prepared segment staged.
-                if not self._core.has_staged() and self._core.snapshot().generation != self._finishing:
-                    self._committed()
-                    return self.snapshot.generation
-                self._finishing = None
+            if self._catch_up():
+                return self.snapshot.generation
             if not self.has_staged():
                 return self.snapshot.generation
             self._raise_merge_error()

@@ -916,9 +916,7 @@ class Store:
         """Make every staged change durable and visible at once; returns the new generation
         (unchanged if there was nothing to commit)."""
         with self._wlock:
-            self._begin_write()
-            if self._catch_up():
-                return self.snapshot.generation
+            self._begin_write()  # moves on to a commit an interrupt cut short (_catch_up)
             if not self.has_staged():
                 return self.snapshot.generation
             self._raise_merge_error()
@@ -968,10 +966,7 @@ class Store:
                 # committed and a retried commit() has nothing left to do. (Background merges
                 # install under this lock, which the commit holds: only this commit can have
                 # moved the generation, and a commit that went through left nothing staged.)
-                if self._core.snapshot().generation != before and not self._core.has_staged():
-                    self._committed()
-                else:
-                    self._finishing = None
+                self._catch_up()
                 raise
             self._committed()
             if merge and self.merge_policy.merges:

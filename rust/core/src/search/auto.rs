@@ -168,10 +168,6 @@ enum Candidate {
 const CANDIDATES: [Candidate; NC] =
     [Candidate::Exhaustive, Candidate::BlockMax, Candidate::Superblock, Candidate::BlockMaxTaat];
 
-/// The exhaustive scorer's place in [`CANDIDATES`] (every segment has it).
-const EXHAUSTIVE: usize = 0;
-const _: () = assert!(matches!(CANDIDATES[EXHAUSTIVE], Candidate::Exhaustive));
-
 /// The candidates' names, as [`super::Algorithm::name`] spells them.
 const NAMES: [&str; NC] = ["exhaustive", "bmp", "sp", "bmt"];
 
@@ -458,9 +454,7 @@ pub(crate) fn run<K: Kind>(
 /// alone and untimed, and the query does not count (without a leader yet, as with no race).
 /// For a second traversal of a query the race already saw (the float rerank's search for
 /// every document above a floor, `k` = the segment's documents, [`super::rerank`]), which
-/// would otherwise count twice and time a search unlike the others. A leading block-max TAAT
-/// MaxScore hands it to the exhaustive scorer: asked for every document above a floor it
-/// would rescore each candidate from its stored row.
+/// would otherwise count twice and time a search unlike the others.
 pub(crate) fn run_untimed<K: Kind>(
     v: &IndexView<'_>,
     arrays: &ImpactArrays<'_, K::Imp>,
@@ -504,11 +498,6 @@ fn run_with<K: Kind>(
     let step = match race {
         Some(race) if count => race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].pick(cands),
         _ => match race.and_then(|r| r.inner.lock().unwrap_or_else(|e| e.into_inner())[class].leader()) {
-            // Block-max TAAT MaxScore asked for every document above a floor would rescore
-            // each of its candidates from the stored rows (43 ms against the exhaustive
-            // scorer's 0.9 ms on debian's slowest query): the exhaustive scorer reads each
-            // posting once.
-            Some(c) if cands.has(c) && CANDIDATES[c] == Candidate::BlockMaxTaat => Step::Lead(EXHAUSTIVE),
             Some(c) if cands.has(c) => Step::Lead(c),
             _ => {
                 return match bmp::search_or_give_up::<K>(v, arrays, plan, k, scratch, Some(0.125)) {

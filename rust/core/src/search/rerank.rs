@@ -36,10 +36,10 @@
 //! traversal prunes with the floor alone, as tightly as the last of a series of widenings
 //! would (until stop 20 it widened `k'` x 4 per traversal, one traversal per step: about ten
 //! at 1M documents in the worst case). `auto` runs it with its race's current leader, untimed
-//! and not counted as a query; every algorithm runs it itself, except that block-max TAAT
-//! MaxScore hands it to the exhaustive scorer (it would rescore every candidate above the
-//! floor from its row). Only when query terms quantized to weight 0 keep the bound from
-//! excluding the rest is every allowed document scored from its row. The result is exactly
+//! and not counted as a query; every other algorithm runs it itself (block-max TAAT MaxScore,
+//! asked for every document, hands it to the exhaustive scorer, [`super::bmt`]). Only when
+//! query terms quantized to weight 0 keep the bound from excluding the rest is every allowed
+//! document scored from its row. The result is exactly
 //! the top-k of the float scores (ties by id ascending), the scores of a float index over the
 //! same vectors, bit for bit, whatever the algorithm.
 //!
@@ -169,10 +169,6 @@ pub(crate) fn search<K: Kind>(
         } else if matches!(algo, Algorithm::Auto) {
             // The same query again: not a query of the race.
             super::auto::run_untimed::<K>(v, arrays, &plan, kk, race, scratch)
-        } else if matches!(algo, Algorithm::BlockMaxTaat) {
-            // bmt for every document above the floor would rescore each candidate from its
-            // row (see auto::run_untimed): the exhaustive scorer reads each posting once.
-            exact_raw::<K>(v, arrays, &plan, kk, Algorithm::Exhaustive, None, scratch)
         } else {
             exact_raw::<K>(v, arrays, &plan, kk, algo, None, scratch)
         };

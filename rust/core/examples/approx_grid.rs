@@ -37,7 +37,7 @@ fn main() {
         build(
             CsrRef { indptr: &di, indices: &dx, values: &dv },
             IdsInput::None,
-            &BuildOptions { n_terms: Some(n_terms), quantization, store_vectors: true, reorder: Reorder::Signature },
+            &BuildOptions { n_terms: Some(n_terms), quantization, store_vectors: true, reorder: Reorder::default() },
         )
         .unwrap()
         .index

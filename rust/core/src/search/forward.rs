@@ -95,7 +95,7 @@ fn score_row<K: Kind, T: TermId>(
 
 /// Ask the CPU to start loading document `d`'s stored terms and weights.
 #[inline(always)]
-fn prefetch_row(fwd: &Forward<'_>, d: usize) {
+pub(crate) fn prefetch_row(fwd: &Forward<'_>, d: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let (a, b) = (fwd.indptr[d] as usize, fwd.indptr[d + 1] as usize);

@@ -141,16 +141,31 @@ impl<'a> FloatRowScorer<'a> {
         }
     }
 
+    /// Ask the CPU to start loading document `d`'s stored row (`d` < n_docs).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, d: usize) {
+        super::forward::prefetch_row(&self.fwd, d);
+    }
+
     #[inline(always)]
     fn score_row<T: TermId>(&self, terms: &[T], values: &[f32]) -> f32 {
+        // Terms outside the query are skipped rather than added as `0 x x`: the sum is then
+        // the f32 kind's, term for term (a `+0.0` or `-0.0` would not change it, but a
+        // non-finite product would). Which entries match is data-dependent and unpredictable,
+        // so the products of the matching entries are first compacted without a branch, then
+        // added in order.
+        const CHUNK: usize = 64;
         let mut s = 0.0f32;
-        for (&t, &x) in terms.iter().zip(values) {
-            let w = self.wf[t.into() as usize];
-            // Terms outside the query are skipped rather than added as `0 x x`: the sum is
-            // then the f32 kind's, term for term (a `+0.0` or `-0.0` would not change it, but
-            // a non-finite product would).
-            if w != 0.0 {
-                s += w * x;
+        let mut buf = [0.0f32; CHUNK];
+        for (tc, xc) in terms.chunks(CHUNK).zip(values.chunks(CHUNK)) {
+            let mut n = 0usize;
+            for (&t, &x) in tc.iter().zip(xc) {
+                let w = self.wf[t.into() as usize];
+                buf[n] = w * x;
+                n += usize::from(w != 0.0);
+            }
+            for &p in &buf[..n] {
+                s += p;
             }
         }
         s

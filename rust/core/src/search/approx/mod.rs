@@ -172,7 +172,14 @@ pub(crate) fn run<K: Kind>(
     let rows = FloatRowScorer::new(v, fwd, query, scratch);
     let floor = floor.map_or(0.0, |f| super::F32Kind::floor_below(f, 1.0));
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), floor).with_ties(plan.ties.as_ref());
-    for (d, _) in cands {
+    // The candidates' rows lie far apart: fetch a few candidates ahead.
+    for &(d, _) in cands.iter().take(super::rerank::ROWS_AHEAD) {
+        rows.prefetch(d as usize);
+    }
+    for (i, &(d, _)) in cands.iter().enumerate() {
+        if let Some(&(next, _)) = cands.get(i + super::rerank::ROWS_AHEAD) {
+            rows.prefetch(next as usize);
+        }
         top.push(d, rows.score(d as usize));
     }
     rows.finish(scratch);

@@ -591,7 +591,11 @@ def run(args):
         else:
             for quant in args.sparsedex_quantizations.split(","):
                 try:
-                    a = peers.Sparsedex(k, workdir, quantization=quant)
+                    # With calibration queries, the main u8 index keeps the default calibration
+                    # (pseudo-queries) and a second build calibrated on the queries has rows of
+                    # its own (sparsedex-qcal-approximate@T).
+                    qcal = quant == "u8" and c.calibration is not None and bool(args.approx_targets)
+                    a = peers.Sparsedex(k, workdir, quantization=quant, calibrate=not qcal)
                     label = "sparsedex" if quant == "u8" else f"sparsedex-{quant}"
                     b, nb = build(a, label)
                     algs = a.algorithms
@@ -627,6 +631,19 @@ def run(args):
                             entries.append(Entry(f"{label}-approximate@{t}", "approx", a, b, nb,
                                                  setup=(lambda a_, x: lambda: a_.set_algorithm(x))(a, f"approximate@{t}"),
                                                  extra={"algorithm": "approximate", "target_recall": float(t)}))
+                        if qcal:
+                            aq = peers.Sparsedex(k, workdir, quantization=quant, calibrate=True, tag="-qcal")
+                            bq, nbq = build(aq, f"{label}-qcal")
+                            for t in [x for x in args.approx_targets.split(",") if x]:
+                                entries.append(Entry(
+                                    f"{label}-qcal-approximate@{t}", "approx", aq, bq, nbq,
+                                    setup=(lambda a_, x: lambda: a_.set_algorithm(x))(aq, f"approximate@{t}"),
+                                    extra={"algorithm": "approximate", "target_recall": float(t),
+                                           "calibration": "queries"}))
+                            notes.append(f"{label}-qcal: the same index built again and calibrated on the "
+                                         f"{len(c.calibration[0]) - 1} calibration queries (`calibrate(queries)`, "
+                                         "counted in its build time); the sparsedex-approximate rows keep the "
+                                         "default calibration, on pseudo-queries (stored rows)")
                     batch.append((label, a, b, nb))
                     notes.append(f"{label}: quantization={quant}, store_vectors=True; one row per algorithm in "
                                  "SparseIndex.algorithms; batch row = search_batch over all queries, "

@@ -422,7 +422,9 @@ class Sparsedex(Adapter):
 
     kind = "exact"
 
-    def __init__(self, k, workdir, quantization="u8"):
+    def __init__(self, k, workdir, quantization="u8", calibrate=True, tag=""):
+        """calibrate: calibrate the approximate mode on the corpus's calibration queries when
+        it has them (otherwise on first use, on pseudo-queries)."""
         super().__init__()
         import sparsedex
         from sparsedex._segment import SegmentView
@@ -430,7 +432,8 @@ class Sparsedex(Adapter):
         self.version = getattr(sparsedex, "__version__", "dev")
         self.k = k
         self.quantization = quantization
-        self.path = Path(workdir) / f"sparsedex-{quantization}"
+        self.path = Path(workdir) / f"sparsedex-{quantization}{tag}"
+        self.calibrate = calibrate
         self.algorithm = "auto"
         self.info.update(quantization=quantization)
 
@@ -443,7 +446,7 @@ class Sparsedex(Adapter):
         # mode score surviving blocks from the stored vectors (their bytes count in the size).
         self.ix = self.SegmentView.build(
             (c.doc_indptr, c.doc_indices, c.doc_values), quantization=self.quantization, store_vectors=True)
-        cal = getattr(c, "calibration", None)
+        cal = getattr(c, "calibration", None) if self.calibrate else None
         if cal is not None:  # approximate mode calibrated on other queries than the timed ones
             self.ix.calibrate(cal)
             self.info["calibration_queries"] = len(cal[0]) - 1

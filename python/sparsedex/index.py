@@ -858,7 +858,9 @@ class SparseIndex:
         use, on pseudo-queries drawn from its stored vectors (kept in the segment's
         calibration file, so a reopened index is not calibrated again; see :meth:`calibrate`),
         and the cheapest setting whose
-        calibration recall@10 reaches the target is used (query cut by weight share, then an
+        calibration recall@10 reaches the target by 1.5 standard errors of that mean is used
+        (so that a setting is not chosen for the luck of a small sample; query cut by weight
+        share, then an
         exact rerank of the cut query's best candidates from the stored vectors; after Seismic,
         Bruch et al. SIGIR 2024, and BMP's beta, Mallia et al. SIGIR 2024). Scores of returned
         hits are exact: with ``quantization="u8"`` they are the float32 dot products of the
@@ -982,8 +984,8 @@ class SparseIndex:
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
         target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
         reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
-        queries (1.0 with beta = rerank = 1: the exact search, where no cheaper point reaches
-        the target). A segment's calibration is kept with it in memory and, for an index
+        queries (the cheapest parameters whose mean exceeds the target by 1.5 standard errors;
+        1.0 with beta = rerank = 1: the exact search, where no cheaper point does). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
         new segment is, and a damaged calibration file is ignored (recalibrated, rewritten).

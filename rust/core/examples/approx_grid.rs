@@ -47,6 +47,18 @@ fn main() {
     let fx = make(Quantization::F32);
     eprintln!("built both in {:.1}s", t.elapsed().as_secs_f64());
     let nq = (qi.len() - 1).min(nq_max);
+    // CAL=m: calibrate on the m queries after the timed ones (as `calibrate(queries)` does)
+    // instead of pseudo-queries.
+    if let Some(m) = std::env::var("CAL").ok().map(|s| s.parse::<usize>().unwrap()) {
+        use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
+        let hi = (nq + m).min(qi.len() - 1);
+        let base = qi[nq];
+        let ip: Vec<u64> = qi[nq..=hi].iter().map(|&x| x - base).collect();
+        let (s, e) = (qi[nq] as usize, qi[hi] as usize);
+        let csr = CsrRef { indptr: &ip, indices: &qx[s..e], values: &qv[s..e] };
+        set(&ix, calibrate_with(&ix, Some(csr), 0x5eed).unwrap());
+        eprintln!("calibrated on {} queries", hi - nq);
+    }
     let q = |i: usize| {
         let (s, e) = (qi[i] as usize, qi[i + 1] as usize);
         QueryRef { terms: &qx[s..e], weights: &qv[s..e] }

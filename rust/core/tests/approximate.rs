@@ -128,3 +128,41 @@ fn target_recall_out_of_range_is_an_error() {
         assert!(e.contains("target_recall"), "{e}");
     }
 }
+
+/// Calibrated on 200 queries of the workload (`calibrate_with`), approximate search holds each
+/// target on 200 other queries of it, within their sampling error.
+#[test]
+fn calibrated_on_queries_it_holds_the_target_on_other_queries() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
+    let p = SynthParams { n_docs: 30_000, n_queries: 400, seed: 7, ..SynthParams::default() };
+    let (docs, queries) = generate(&p);
+    let csr = CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values };
+    let opts = |quantization| BuildOptions {
+        n_terms: Some(p.vocab_size),
+        quantization,
+        store_vectors: true,
+        reorder: Reorder::bp(),
+    };
+    let index = build(csr, IdsInput::None, &opts(Quantization::U8 { scale: None })).unwrap().index;
+    let float = build(csr, IdsInput::None, &opts(Quantization::F32)).unwrap().index;
+    let base = queries.indptr[200];
+    let ip: Vec<u64> = queries.indptr[200..].iter().map(|&x| x - base).collect();
+    let cal = CsrRef {
+        indptr: &ip,
+        indices: &queries.indices[base as usize..],
+        values: &queries.values[base as usize..],
+    };
+    set(&index, calibrate_with(&index, Some(cal), 1).unwrap());
+    for target in [0.95, 0.97, 0.99] {
+        let algo = Algorithm::Approximate(RecallTarget::new(target).unwrap());
+        let mut sum = 0.0;
+        for i in 0..200 {
+            let (terms, weights) = queries.row(i);
+            let q = QueryRef { terms, weights };
+            let want = search(&float, q, 10, Algorithm::Exhaustive).unwrap();
+            sum += recall(&search(&index, q, 10, algo).unwrap(), &want);
+        }
+        let r = sum / 200.0;
+        assert!(r >= target - 0.01, "target {target}: recall {r} on queries the calibration did not see");
+    }
+}

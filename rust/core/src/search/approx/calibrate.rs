@@ -8,7 +8,11 @@
 //! reranked candidate. Queries are grouped by length (the number of their terms in the
 //! segment), because a short query needs a larger share of its weight than a long one:
 //! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
-//! point of the query's bucket whose calibration recall reaches the target is used.
+//! point of the query's bucket whose calibration recall reaches the target with a margin of
+//! [`MARGIN_SE`] standard errors is used: a bucket's recall is a mean over a few hundred
+//! queries at most, and the cheapest of 64 points that reach the target on those queries is
+//! the one whose estimate is most likely too high (with 200 held-out synthetic queries and
+//! no margin, the point chosen for 0.99 reached 0.990 on them and 0.984 on others).
 //!
 //! Calibration queries are the user's (`calibrate(queries)`), or *pseudo-queries*: stored
 //! rows of documents drawn at random, cut to their heaviest 6, 12, 24, 48, 96 or 160 terms
@@ -42,6 +46,9 @@ const PSEUDO_LEN: [usize; 6] = [6, 12, 24, 48, 96, 160];
 pub const PSEUDO_PER_BUCKET: usize = 100;
 /// k of the calibration searches.
 pub const CAL_K: usize = 10;
+/// Standard errors by which a point's mean calibration recall must exceed the target for the
+/// point to be chosen (see the module doc).
+pub const MARGIN_SE: f64 = 1.5;
 
 /// One grid point of one bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,6 +59,9 @@ pub struct CalibrationPoint {
     pub params: ApproxParams,
     /// Mean recall@k on the bucket's calibration queries.
     pub recall: f64,
+    /// Standard error of that mean (the sample standard deviation of the queries' recalls
+    /// over the square root of their number; 1 for a bucket of one query).
+    pub recall_se: f64,
     /// Mean cost: postings of the cut query's lists plus [`row_cost`] per reranked candidate.
     pub cost: f64,
 }
@@ -77,8 +87,9 @@ impl Calibration {
             .min_by_key(|&c| (c as isize - b as isize).unsigned_abs() * 2 + usize::from(c > b))
     }
 
-    /// The cheapest calibrated parameters whose recall reaches `target` for a query of
-    /// `n_terms` terms, with the recall they reached (the exact search, recall 1, if none).
+    /// The cheapest calibrated parameters whose recall reaches `target` (by [`MARGIN_SE`]
+    /// standard errors) for a query of `n_terms` terms, with the mean recall they reached on
+    /// the calibration queries (the exact search, recall 1, if the segment has none).
     pub fn choose(&self, target: f64, n_terms: usize) -> (ApproxParams, f64) {
         let Some(b) = self.bucket(n_terms) else {
             return (ApproxParams::EXACT, 1.0);
@@ -86,7 +97,7 @@ impl Calibration {
         let ord = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
         let pts = || self.points.iter().filter(|p| p.bucket == b);
         pts()
-            .filter(|p| p.recall >= target)
+            .filter(|p| p.recall - MARGIN_SE * p.recall_se >= target)
             .min_by(|x, y| ord(x.cost, y.cost))
             // No point reaches the target (float recall of a quantized segment): the point of
             // the highest recall, the cheapest of those.
@@ -188,13 +199,15 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
     };
     let evals: Vec<Option<(usize, Vec<(f64, f64)>)>> =
         if parallel { qs.par_iter().map(eval).collect() } else { qs.iter().map(eval).collect() };
-    let mut sums = vec![vec![(0.0f64, 0.0f64); BETAS.len() * RERANKS.len()]; BUCKETS.len()];
+    // Per bucket and point: sums of recall, of its square, and of cost.
+    let mut sums = vec![vec![(0.0f64, 0.0f64, 0.0f64); BETAS.len() * RERANKS.len()]; BUCKETS.len()];
     let mut counts = [0usize; 6];
     for (b, grid) in evals.into_iter().flatten() {
         counts[b] += 1;
         for (s, g) in sums[b].iter_mut().zip(grid) {
             s.0 += g.0;
-            s.1 += g.1;
+            s.1 += g.0 * g.0;
+            s.2 += g.1;
         }
     }
     let mut points = Vec::new();
@@ -204,17 +217,32 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         }
         for (bi, &beta) in BETAS.iter().enumerate() {
             for (ri, &rerank) in RERANKS.iter().enumerate() {
-                let (r, c) = sums[b][bi * RERANKS.len() + ri];
+                let (r, r2, c) = sums[b][bi * RERANKS.len() + ri];
+                let (recall, recall_se) = mean_and_se(r, r2, counts[b]);
                 points.push(CalibrationPoint {
                     bucket: b,
                     params: ApproxParams { beta, rerank },
-                    recall: r / counts[b] as f64,
+                    recall,
+                    recall_se,
                     cost: c / counts[b] as f64,
                 });
             }
         }
     }
     Calibration { points, queries: counts, pseudo }
+}
+
+/// The mean of `n` (≥ 1) recalls in `[0, 1]` whose sum is `sum` and sum of squares `sum2`, and
+/// its standard error (the sample standard deviation over `sqrt(n)`; 1, the largest a recall
+/// can have, for a single query).
+fn mean_and_se(sum: f64, sum2: f64, n: usize) -> (f64, f64) {
+    let nf = n as f64;
+    let mean = (sum / nf).clamp(0.0, 1.0);
+    if n < 2 {
+        return (mean, 1.0);
+    }
+    let var = ((sum2 - nf * mean * mean) / (nf - 1.0)).max(0.0);
+    (mean, (var / nf).sqrt().min(1.0))
 }
 
 /// Every document of `n` but `d`.
@@ -268,14 +296,16 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
 /// The cost of reranking one candidate, in postings of the candidate stage, for rows of
 /// `mean_row` stored entries on average. A candidate is a random access into the stored rows
 /// (cache and TLB misses, then a gather per entry into the query's weight table) and one more
-/// place in the candidate stage's top-k' heap, which lowers its threshold: on debian (60k
-/// real splade-tiny documents of 150 entries) one more candidate costs 1.5-1.7 us where a
-/// posting of the exhaustive scorer costs 1.4 ns, about 7.5 postings per stored entry (measured
-/// with `examples/approx_grid.rs`). Counting a row at its entries alone (1 each) made the
-/// calibration choose deep reranks of a short cut that were 2-3x slower than a shallow rerank
-/// of a longer cut at the same recall.
+/// place in the candidate stage's top-k' heap, which lowers its threshold. Measured with
+/// `examples/approx_grid.rs` (the slope from 10 to 250 candidates at a fixed cut, against the
+/// exhaustive scorer's time per posting): since the rows of the candidates are prefetched a few
+/// ahead, one more candidate costs about 0.5 us on debian (60k real splade-tiny documents of
+/// 150 entries, 1.1 ns per posting) and on synthetic 100k (120 entries, 1.15 ns), about 3
+/// postings per stored entry (7.5 before the prefetch). Counting a row at its entries alone
+/// (1 each) made the calibration choose deep reranks of a short cut that were 2-3x slower than
+/// a shallow rerank of a longer cut at the same recall.
 pub fn row_cost(mean_row: f64) -> f64 {
-    64.0 + 7.0 * mean_row
+    64.0 + 3.0 * mean_row
 }
 
 /// Depth of the reference of a quantized segment, as a multiple of k: the float top-k is taken
@@ -370,4 +400,43 @@ fn eval_grid<K: Kind, S: Score>(
         }
     }
     (bucket, grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(recall: f64, recall_se: f64, cost: f64, beta: f32) -> CalibrationPoint {
+        CalibrationPoint { bucket: 2, params: ApproxParams { beta, rerank: 4.0 }, recall, recall_se, cost }
+    }
+
+    #[test]
+    fn a_point_must_reach_the_target_by_the_margin() {
+        // The cheap point's mean reaches 0.97 but not by 1.5 standard errors: the dearer one,
+        // whose estimate is tight, is chosen (without the margin the cheap one was).
+        let c = Calibration {
+            points: vec![point(0.975, 0.01, 100.0, 0.5), point(0.99, 0.002, 200.0, 0.7)],
+            queries: [0, 0, 150, 0, 0, 0],
+            pseudo: false,
+        };
+        let (p, r) = c.choose(0.97, 20);
+        assert_eq!((p.beta, r), (0.7, 0.99));
+        // A lower target lets the cheap point through.
+        assert_eq!(c.choose(0.95, 20).0.beta, 0.5);
+        // No point reaches 0.999 by the margin: the point of highest recall.
+        assert_eq!(c.choose(0.999, 20).0.beta, 0.7);
+    }
+
+    #[test]
+    fn standard_error_of_the_mean_recall() {
+        let rs = [1.0, 0.9, 1.0, 0.8];
+        let (sum, sum2) = (rs.iter().sum::<f64>(), rs.iter().map(|r| r * r).sum::<f64>());
+        let (m, se) = mean_and_se(sum, sum2, rs.len());
+        assert!((m - 0.925).abs() < 1e-12);
+        let var = rs.iter().map(|r| (r - 0.925) * (r - 0.925)).sum::<f64>() / 3.0;
+        assert!((se - (var / 4.0).sqrt()).abs() < 1e-12, "{se}");
+        // Equal recalls: no spread; one query: the largest error.
+        assert_eq!(mean_and_se(3.0, 3.0, 3), (1.0, 0.0));
+        assert_eq!(mean_and_se(0.9, 0.81, 1), (0.9, 1.0));
+    }
 }

@@ -29,8 +29,12 @@ use std::sync::Arc;
 pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// Format version of a calibration file. Version 2: the recall of a quantized segment's points
 /// is against the float dot product of the stored vectors (version 1 measured it against the
-/// segment's quantized scores; such a file is refused, so the segment is calibrated again).
-pub const VERSION: u32 = 2;
+/// segment's quantized scores). Version 3: each point also holds the standard error of its
+/// recall, and costs count a reranked row at the remeasured [`super::calibrate::row_cost`].
+/// A file of another version is refused, so the segment is calibrated again.
+pub const VERSION: u32 = 3;
+/// u64 values per point in the `points` section.
+const POINT_WORDS: usize = 6;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).
 pub const EXT: &str = "cal";
 
@@ -120,13 +124,14 @@ pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
     w.add_bytes("owner", owner.as_bytes())?;
     w.add_u64s("buckets", &BUCKETS.map(|b| b as u64))?;
     w.add_u64s("queries", &c.queries.map(|q| q as u64))?;
-    let mut pts = Vec::with_capacity(c.points.len() * 5);
+    let mut pts = Vec::with_capacity(c.points.len() * POINT_WORDS);
     for p in &c.points {
         pts.extend([
             p.bucket as u64,
             p.params.beta.to_bits() as u64,
             p.params.rerank.to_bits() as u64,
             p.recall.to_bits(),
+            p.recall_se.to_bits(),
             p.cost.to_bits(),
         ]);
     }
@@ -158,16 +163,16 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
         *d = s as usize;
     }
     let raw = c.u64s("points")?;
-    if raw.len() % 5 != 0 || (raw.len() / 5) as u64 != meta[1] {
+    if raw.len() % POINT_WORDS != 0 || (raw.len() / POINT_WORDS) as u64 != meta[1] {
         return Err(bad("bad points section"));
     }
-    let mut points = Vec::with_capacity(raw.len() / 5);
-    for r in raw.chunks_exact(5) {
+    let mut points = Vec::with_capacity(raw.len() / POINT_WORDS);
+    for r in raw.chunks_exact(POINT_WORDS) {
         let f32_of = |x: u64| (x <= u32::MAX as u64).then(|| f32::from_bits(x as u32));
         let (Some(beta), Some(rerank)) = (f32_of(r[1]), f32_of(r[2])) else {
             return Err(bad("bad parameters"));
         };
-        let (recall, cost) = (f64::from_bits(r[3]), f64::from_bits(r[4]));
+        let (recall, recall_se, cost) = (f64::from_bits(r[3]), f64::from_bits(r[4]), f64::from_bits(r[5]));
         let bucket = r[0] as usize;
         let ok = bucket < BUCKETS.len()
             && queries[bucket] > 0
@@ -176,12 +181,13 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
             && rerank >= 1.0
             && rerank.is_finite()
             && (0.0..=1.0).contains(&recall)
+            && (0.0..=1.0).contains(&recall_se)
             && cost.is_finite()
             && cost >= 0.0;
         if !ok {
             return Err(bad("a calibration point is out of range"));
         }
-        points.push(CalibrationPoint { bucket, params: ApproxParams { beta, rerank }, recall, cost });
+        points.push(CalibrationPoint { bucket, params: ApproxParams { beta, rerank }, recall, recall_se, cost });
     }
     Ok(Calibration { points, queries, pseudo: meta[2] == 1 })
 }
@@ -197,9 +203,10 @@ mod tests {
                     bucket: 1,
                     params: ApproxParams { beta: 0.5, rerank: 2.5 },
                     recall: 0.97,
+                    recall_se: 0.004,
                     cost: 1234.5,
                 },
-                CalibrationPoint { bucket: 1, params: ApproxParams::EXACT, recall: 1.0, cost: 9999.0 },
+                CalibrationPoint { bucket: 1, params: ApproxParams::EXACT, recall: 1.0, recall_se: 0.0, cost: 9999.0 },
             ],
             queries: [0, 100, 0, 0, 0, 0],
             pseudo: true,
@@ -217,11 +224,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_version_1_file() {
-        // Version 1 recall was measured against quantized scores: a file of that version must
-        // never be read as one against float scores.
+    fn refuses_an_earlier_version() {
+        // Version 1 recall was measured against quantized scores, version 2 has no standard
+        // errors and older costs: a file of either version must never be read as version 3.
+        for version in [1, 2] {
+            refuses_version(version);
+        }
+    }
+
+    fn refuses_version(version: u32) {
         let c = sample();
-        let mut w = ContainerWriter::new(MAGIC, 1);
+        let mut w = ContainerWriter::new(MAGIC, version);
         let b = encode(&c, "u/seg-000001/0000abcd", 10_000).unwrap();
         let parsed = Container::parse(Image::from_bytes(&b), MAGIC, VERSION, true).unwrap();
         for name in ["meta", "buckets", "queries", "points"] {
@@ -230,7 +243,7 @@ mod tests {
         w.add_bytes("owner", b"u/seg-000001/0000abcd").unwrap();
         let old = w.into_image().as_bytes().to_vec();
         let e = decode(&old, "u/seg-000001/0000abcd", 10_000).unwrap_err();
-        assert!(matches!(e, Error::UnsupportedVersion { found: 1, .. }), "{e}");
+        assert!(matches!(e, Error::UnsupportedVersion { found, .. } if found == version), "{e}");
     }
 
     #[test]

@@ -296,7 +296,7 @@ def _memory_store(store: Any, old: Legacy) -> None:
         # one segment per old segment (search order kept)
         prepared = store._core.prepare_commit()
         if prepared is not None:
-            name, order = prepared
+            name, order, _ = prepared
             rows = order.tolist()
             store._mem_docs[name] = MemoryDocs([pls[r] for r in rows], [txs[r] for r in rows] if old.store_texts else None)
         store._core.finish_commit([], None)

@@ -593,7 +593,13 @@ class SparseIndex:
 
     def commit(self) -> int:
         """Make every add, upsert and delete so far durable and visible, atomically (a crash
-        at any moment leaves the previous commit intact). Returns the commit's generation."""
+        at any moment leaves the previous commit intact). Returns the commit's generation.
+
+        With ``quantization="u8"``, warns (``UserWarning``, once per handle, naming the
+        document holding the largest weight) when the new segment's 8-bit grid leaves half of
+        its weights (256 or more) on impacts 1..3: one weight far above the rest set the grid, and exact
+        search, still exact, then reranks most matching documents from their stored vectors,
+        which is much slower. Such data wants ``quantization="float"``."""
         with self._lock:
             self._stamp_encoder()
             return self._store.commit()

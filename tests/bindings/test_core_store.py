@@ -38,8 +38,8 @@ def test_in_memory_store_round_trip():
     csr = corpus(200, 1)
     assert st.stage_add(*csr) == (0, 200)
     assert st.locate(5) == ("staged", 5, -1)
-    name, order = st.prepare_commit()
-    assert name == "seg-000001" and sorted(order.tolist()) == list(range(200))
+    name, order, coarse = st.prepare_commit()
+    assert name == "seg-000001" and sorted(order.tolist()) == list(range(200)) and coarse is None
     assert st.finish_commit() == 2
     snap = st.snapshot()
     assert len(snap) == 200 and snap.generation == 2
@@ -79,7 +79,7 @@ def test_on_disk_attachments_reopen_gc_and_conflicts(tmp_path: Path):
     (d / "LOCK").write_text("held")
     st = _core.Store.create(d, settings_json='{"encoder": null}')
     st.stage_add(*corpus(50, 1), ids_str=[f"doc-{i}" for i in range(50)])
-    name, order = st.prepare_commit()
+    name, order, coarse = st.prepare_commit()
     (d / f"{name}.docs").write_bytes("\n".join(f"doc-{i}" for i in order.tolist()).encode())
     gen = st.finish_commit([f"{name}.docs"], settings_json='{"encoder": "bm25"}')
     (d / "notes.txt").write_text("mine")

@@ -147,11 +147,8 @@ fn calibrated_on_queries_it_holds_the_target_on_other_queries() {
     let float = build(csr, IdsInput::None, &opts(Quantization::F32)).unwrap().index;
     let base = queries.indptr[200];
     let ip: Vec<u64> = queries.indptr[200..].iter().map(|&x| x - base).collect();
-    let cal = CsrRef {
-        indptr: &ip,
-        indices: &queries.indices[base as usize..],
-        values: &queries.values[base as usize..],
-    };
+    let cal =
+        CsrRef { indptr: &ip, indices: &queries.indices[base as usize..], values: &queries.values[base as usize..] };
     set(&index, calibrate_with(&index, Some(cal), 1).unwrap());
     for target in [0.95, 0.97, 0.99] {
         let algo = Algorithm::Approximate(RecallTarget::new(target).unwrap());

@@ -255,12 +255,22 @@ impl PyStore {
     }
 
     /// Build the staged documents into a segment: (name, order uint32 with
-    /// order[internal_doc] = staged row), or None when no document is staged. Write the
-    /// segment's attachments `<name>.<ext>` in that order, then `finish_commit`.
-    fn prepare_commit<'py>(&self, py: Python<'py>) -> PyResult<Option<(String, Bound<'py, PyArray1<u32>>)>> {
+    /// order[internal_doc] = staged row, coarse), or None when no document is staged. Write the
+    /// segment's attachments `<name>.<ext>` in that order, then `finish_commit`. `coarse` is
+    /// None, or, for a u8 segment whose 8-bit grid leaves half of its weights on impacts of at
+    /// most 3, (staged row holding its largest weight, that weight, the grid's scale, whether
+    /// the grid is the segment's own, the median impact, the number of weights).
+    #[allow(clippy::type_complexity)]
+    fn prepare_commit<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(String, Bound<'py, PyArray1<u32>>, Option<(u32, f32, f32, bool, u8, u64)>)>> {
         let s = &self.inner;
         let p = enter(py, || s.prepare_commit())?;
-        Ok(p.map(|p| (p.name, p.order.into_pyarray(py))))
+        Ok(p.map(|p| {
+            let coarse = p.coarse.map(|c| (c.row, c.weight, c.scale, c.own, c.median_impact, c.weights));
+            (p.name, p.order.into_pyarray(py), coarse)
+        }))
     }
 
     /// Write the prepared segment's engine file now (fsynced, under a name no manifest lists

@@ -28,6 +28,16 @@ fn main() {
             None => s.parse().unwrap(),
         })
         .collect();
+    {
+        use sparsedex_core::search::kernels::{available, fastest, measure};
+        let sets = available();
+        eprintln!(
+            "kernel sets {:?}: fastest trial {:?} us; picked {:?}",
+            sets,
+            measure(&sets).iter().map(|t| (t * 1e7).round() / 10.0).collect::<Vec<_>>(),
+            fastest()
+        );
+    }
     let di: Vec<u64> = read(&format!("{dir}/d_indptr"));
     let dx: Vec<u32> = read(&format!("{dir}/d_indices"));
     let dv: Vec<f32> = read(&format!("{dir}/d_values"));
@@ -66,7 +76,13 @@ fn main() {
         .collect();
     let mut oracle = Vec::new();
     let isas: Vec<Option<sparsedex_core::search::kernels::Isa>> = if std::env::var("PROBE_ISA").is_ok() {
-        sparsedex_core::search::kernels::available().into_iter().map(Some).collect()
+        {
+            let mut v: Vec<_> = sparsedex_core::search::kernels::available().into_iter().map(Some).collect();
+            if std::env::var("PROBE_ISA_REV").is_ok() {
+                v.reverse();
+            }
+            v
+        }
     } else {
         vec![None]
     };

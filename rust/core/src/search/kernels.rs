@@ -9,7 +9,9 @@
 //!
 //! Every SIMD kernel has a scalar twin with identical results (tested on random input for
 //! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at
-//! run time; the wheel stays baseline x86-64.
+//! run time; the wheel stays baseline x86-64. Where the CPU has AVX2 but not AVX-512, the
+//! threshold scan and the block-bound update run 8 lanes at a time ([`Isa::Avx2`]; AVX2 has no
+//! scatter, so the scatter-add and the row kernel stay scalar there).
 //!
 //! Safety of the scatter: the kernels never trust the doc ids. A block's doc ids are checked
 //! against the accumulator length (one vector max per block) before any unchecked access; a
@@ -25,31 +27,117 @@ use crate::index::TermId;
 pub enum Isa {
     /// Portable scalar loops.
     Scalar,
+    /// AVX2: 8-lane threshold scan and block-bound update; the other kernels scalar.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
     /// AVX-512 (F + BW) gather / scatter kernels.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
-/// The best kernel set for this CPU, detected once (or the one [`force`] chose).
+/// The kernel set searches use: the fastest on this CPU, measured once per process
+/// ([`fastest`]), or the one [`force`] chose.
 #[inline]
 pub fn isa() -> Isa {
     match CHOSEN.load(Ordering::Relaxed) {
         1 => Isa::Scalar,
         #[cfg(target_arch = "x86_64")]
         2 => Isa::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        3 => Isa::Avx2,
         _ => {
-            let best = *available().last().unwrap_or(&Isa::Scalar);
+            let best = fastest();
             CHOSEN.store(code(best), Ordering::Relaxed);
             best
         }
     }
 }
 
-/// Run every later search with `isa` (`None`: the best this CPU has), for measuring the SIMD
-/// kernels against their scalar twins. `isa` must be one of [`available`] (others are ignored).
+/// Run every later search with `isa` (`None`: the fastest, [`fastest`]), for measuring the
+/// SIMD kernels against their scalar twins. `isa` must be one of [`available`] (others are
+/// ignored).
 pub fn force(isa: Option<Isa>) {
-    let pick = isa.filter(|i| available().contains(i)).unwrap_or(*available().last().unwrap_or(&Isa::Scalar));
+    let pick = isa.filter(|i| available().contains(i)).unwrap_or_else(fastest);
     CHOSEN.store(code(pick), Ordering::Relaxed);
+}
+
+/// The fastest kernel set of [`available`] on this CPU, measured once per process (about a
+/// millisecond, on the first search): the widest instructions are not always the fastest.
+/// On an AMD EPYC with AVX-512 (a Zen 4 class core, whose 16-lane scatter is slow) the AVX-512
+/// set made debian's exhaustive search no faster than the scalar loops (0.146-0.153 against
+/// 0.146-0.149 ms median), while the AVX2 set took 0.121-0.126 ms (`examples/probe.rs` with
+/// `PROBE_ISA`, each query run by every set in turn, both orders). The measurement is the
+/// exhaustive scorer's work, [`accumulate_u32`] over 128-posting blocks of distinct random
+/// documents and one [`drain_above_u32`] pass, on 65,536 accumulators; each set runs
+/// [`PICK_TRIALS`] times, interleaved, and keeps its fastest trial. A wider set must win by
+/// [`PICK_MARGIN`] to be chosen over a narrower one.
+pub fn fastest() -> Isa {
+    static PICK: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *PICK.get_or_init(|| {
+        let sets = available();
+        if sets.len() == 1 {
+            return sets[0];
+        }
+        let times = measure(&sets);
+        let mut best = 0;
+        for i in 1..sets.len() {
+            if times[i] < times[best] * (1.0 - PICK_MARGIN) {
+                best = i;
+            }
+        }
+        sets[best]
+    })
+}
+
+/// Trials per kernel set in [`fastest`].
+pub const PICK_TRIALS: usize = 7;
+/// How much faster (as a fraction) a wider kernel set must be to be picked over a narrower one.
+pub const PICK_MARGIN: f64 = 0.03;
+
+/// Seconds of each kernel set's fastest trial of the exhaustive scorer's work (see [`fastest`]).
+pub fn measure(sets: &[Isa]) -> Vec<f64> {
+    const N: usize = 1 << 16;
+    const BLOCKS: usize = 192;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Blocks of 128 distinct ascending documents (a posting list's block), random impacts.
+    let blocks: Vec<(Vec<u32>, Vec<u8>)> = (0..BLOCKS)
+        .map(|_| {
+            let start = (next() % (N as u64 - 128 * 64)) as u32;
+            let mut d = start;
+            let docs: Vec<u32> = (0..128)
+                .map(|_| {
+                    d += 1 + (next() % 63) as u32;
+                    d
+                })
+                .collect();
+            let imps: Vec<u8> = (0..128).map(|_| 1 + (next() % 255) as u8).collect();
+            (docs, imps)
+        })
+        .collect();
+    let mut acc = vec![0u32; N];
+    let mut best = vec![f64::MAX; sets.len()];
+    for _ in 0..PICK_TRIALS {
+        for (i, &isa) in sets.iter().enumerate() {
+            let t = std::time::Instant::now();
+            for (j, (docs, imps)) in blocks.iter().enumerate() {
+                accumulate_u32(isa, &mut acc, docs, imps, 1 + j as u32);
+            }
+            let mut kept = 0u32;
+            drain_above_u32(isa, &mut acc, 1 << 20, |_, s| {
+                kept = kept.wrapping_add(s);
+                1 << 20
+            });
+            std::hint::black_box(kept);
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+        }
+    }
+    best
 }
 
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
@@ -59,6 +147,8 @@ fn code(i: Isa) -> u8 {
         Isa::Scalar => 1,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => 2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => 3,
     }
 }
 
@@ -68,6 +158,9 @@ pub fn available() -> Vec<Isa> {
     let mut v = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
     {
+        if is_x86_feature_detected!("avx2") {
+            v.push(Isa::Avx2);
+        }
         if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
             v.push(Isa::Avx512);
         }
@@ -84,6 +177,8 @@ pub fn accumulate_u32(isa: Isa, acc: &mut [u32], docs: &[u32], imps: &[u8], w: u
     let (docs, imps) = (&docs[..n], &imps[..n]);
     match isa {
         Isa::Scalar => accumulate_u32_scalar(acc, docs, imps, w),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => accumulate_u32_scalar(acc, docs, imps, w),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // Distinct ids below acc.len(): checked here, so the kernel may use unchecked lanes.
@@ -131,6 +226,9 @@ pub fn drain_above_u32(isa: Isa, acc: &mut [u32], thr: u32, take: impl FnMut(u32
     match isa {
         Isa::Scalar => drain_above_u32_scalar(acc, thr, take),
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected; the kernel reads and writes only inside `acc`.
+        Isa::Avx2 => unsafe { x86::drain_above_u32_avx2(acc, thr, take) },
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f was detected; the kernel reads and writes only inside `acc`.
         Isa::Avx512 => unsafe { x86::drain_above_u32(acc, thr, take) },
     }
@@ -155,6 +253,9 @@ pub fn add_scaled_u32(isa: Isa, ub: &mut [u32], dense: &[u8], w: u32) {
     let (ub, dense) = (&mut ub[..n], &dense[..n]);
     match isa {
         Isa::Scalar => add_scaled_u32_scalar(ub, dense, w),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected; both slices hold exactly `n` elements.
+        Isa::Avx2 => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f/bw were detected; both slices hold exactly `n` elements.
         Isa::Avx512 => unsafe { x86::add_scaled_u32(ub.as_mut_ptr(), dense.as_ptr(), n, w) },
@@ -182,6 +283,8 @@ pub fn score_row_u8<T: TermId>(isa: Isa, terms: &[T], values: &[f32], scale: f32
     }
     match isa {
         Isa::Scalar => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f/bw were detected; `terms` holds at least `n` elements of the width
         // passed (2 or 4 bytes, checked here), `values` at least `n`; `wtab` is not empty (the
@@ -239,6 +342,61 @@ pub fn for_each_block<I: Copy>(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::*;
+
+    /// AVX2 [`super::add_scaled_u32`]: the portable loop compiled for AVX2 (8 lanes of
+    /// widen, multiply, add; the compiler vectorizes it, which baseline x86-64 code cannot).
+    ///
+    /// # Safety
+    ///
+    /// avx2 is available.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn add_scaled_u32_avx2(ub: &mut [u32], dense: &[u8], w: u32) {
+        for (u, &x) in ub.iter_mut().zip(dense) {
+            *u = u.wrapping_add(w.wrapping_mul(x as u32));
+        }
+    }
+
+    /// AVX2 [`super::drain_above_u32`]: 8 lanes compared at a time (unsigned, as signed
+    /// compares of the values with their top bit flipped), zeroed with one store.
+    ///
+    /// # Safety
+    ///
+    /// avx2 is available.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn drain_above_u32_avx2(acc: &mut [u32], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {
+        let n = acc.len();
+        let p = acc.as_mut_ptr();
+        let zero = _mm256_setzero_si256();
+        let bias = _mm256_set1_epi32(i32::MIN);
+        let mut t = _mm256_set1_epi32((thr ^ 0x8000_0000) as i32);
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n: the 8 lanes are inside `acc`.
+            let v = _mm256_loadu_si256(p.add(i).cast());
+            let gt = _mm256_cmpgt_epi32(_mm256_xor_si256(v, bias), t);
+            let mut m = _mm256_movemask_ps(_mm256_castsi256_ps(gt)) as u32;
+            if m != 0 {
+                // Rare: lanes above the threshold, in doc order (the threshold may rise).
+                while m != 0 {
+                    let j = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let s = *p.add(i + j);
+                    if s > thr {
+                        thr = take((i + j) as u32, s);
+                    }
+                }
+                t = _mm256_set1_epi32((thr ^ 0x8000_0000) as i32);
+            }
+            _mm256_storeu_si256(p.add(i).cast(), zero);
+            i += 8;
+        }
+        for (d, a) in acc.iter_mut().enumerate().skip(i) {
+            let s = std::mem::take(a);
+            if s > thr {
+                thr = take(d as u32, s);
+            }
+        }
+    }
 
     /// AVX-512 [`super::add_scaled_u32`] of `n` entries.
     ///
@@ -513,13 +671,39 @@ mod tests {
     }
 
     #[test]
+    fn the_measured_pick_is_an_available_set() {
+        let sets = available();
+        let times = measure(&sets);
+        assert_eq!(times.len(), sets.len());
+        assert!(times.iter().all(|t| t.is_finite() && *t > 0.0), "{times:?}");
+        let pick = fastest();
+        assert!(sets.contains(&pick));
+        assert_eq!(fastest(), pick, "measured once per process");
+        force(None);
+        assert_eq!(isa(), pick);
+    }
+
+    #[test]
     fn drain_kernels_match_scalar() {
         let mut seed = 77u64;
         for case in 0..300 {
             let n = (rng(&mut seed) % 3000) as usize;
-            let acc: Vec<u32> =
-                (0..n).map(|_| if rng(&mut seed) % 5 == 0 { (rng(&mut seed) % 1000) as u32 } else { 0 }).collect();
-            let thr0 = (rng(&mut seed) % 50) as u32;
+            // every third case over the whole u32 range (the unsigned compare's edge: values
+            // and thresholds with the top bit set)
+            let wide = case % 3 == 0;
+            let acc: Vec<u32> = (0..n)
+                .map(|_| match (rng(&mut seed) % 5, wide) {
+                    (0, false) => (rng(&mut seed) % 1000) as u32,
+                    (0, true) => rng(&mut seed) as u32,
+                    (1, true) => u32::MAX - (rng(&mut seed) % 3) as u32,
+                    _ => 0,
+                })
+                .collect();
+            let thr0 = if wide {
+                [0, 1 << 31, (1 << 31) - 1, u32::MAX - 1][case / 3 % 4]
+            } else {
+                (rng(&mut seed) % 50) as u32
+            };
             let run = |isa: Isa| {
                 let mut a = acc.clone();
                 let mut got = Vec::new();

@@ -936,8 +936,10 @@ def main(argv=None):
     p.add_argument("--sparsedex-float-algorithms", default="exhaustive,auto",
                    help="algorithms to run on the float index ('all' for every one)")
     p.add_argument("--calibration-queries", type=int, default=0,
-                   help="calibrate sparsedex's approximate mode on this many other queries of the corpus "
-                        "(the ones after the timed queries; counted in its build time); 0: pseudo-queries")
+                   help="also time sparsedex's approximate mode calibrated on this many other queries of the "
+                        "corpus (the ones after the timed ones): a second u8 build, calibrate(queries) counted "
+                        "in its build time, rows sparsedex-qcal-approximate@T; the sparsedex-approximate rows "
+                        "keep the default calibration (pseudo-queries); 0: none")
     p.add_argument("--approx-targets", default="0.95,0.97,0.99",
                    help="recall targets of sparsedex's approximate rows (u8 only; empty: none)")
     p.add_argument("--no-plot", action="store_true")

@@ -1,7 +1,8 @@
-"""A u8 segment whose 8-bit grid is set by one weight far above the rest (half of its weights on
-impacts 1..3) warns at commit, naming the document: exact search stays exact but reranks most
-matching documents from their stored vectors, which is slow (a newcomer's break-test, stop 21:
-0.4 -> 28 ms per query at 100k documents). Ordinary data does not warn."""
+"""A u8 segment whose 8-bit grid is set by one weight far above the rest (99.9% of its weights on
+impacts 1..4) warns once its commit is done, naming the document: exact search stays exact but
+reranks most matching documents from their stored vectors, which is slow (a newcomer's
+break-test, stop 21: 0.4 -> 28 ms per query at 100k documents). Ordinary data, integer counts
+included, does not warn."""
 
 import warnings
 
@@ -62,12 +63,18 @@ def test_ordinary_weights_do_not_warn() -> None:
     ix = SparseIndex(encoder=None)
     ix.add(e, ids=list(range(e.shape[0])))
     _commit_quietly(ix)
+    # integer counts: half of their weights on impact 1, the heaviest at the top of the grid
+    c = d.copy()
+    c.data = rng.zipf(1.6, size=c.data.size).clip(1, 2_000).astype(np.float32)
+    ix = SparseIndex(encoder=None)
+    ix.add(c, ids=list(range(c.shape[0])))
+    _commit_quietly(ix)
     # too few weights to judge a grid by (255 weights on impact 1 under max_weight=1000)
     ix = SparseIndex(encoder=None, max_weight=1000.0)
     ix.add([(list(range(255)), [1.0] * 255)], ids=[1])
     _commit_quietly(ix)
     ix.add([(list(range(256)), [1.0] * 256)], ids=[2])
-    with pytest.warns(UserWarning, match=r"shared grid \(largest weight 1000:.*half of its 256 weights fall on impacts 1\.\.1\b"):
+    with pytest.warns(UserWarning, match=r"shared grid \(largest weight 1000:.*99\.9% of its 256 weights fall on impacts 1\.\.1\b"):
         ix.commit()
 
 
@@ -88,3 +95,20 @@ def test_the_shared_grid_of_a_first_commit_with_an_outlier_warns_later_segments(
     with pytest.warns(UserWarning, match=r"is the index's shared grid \(largest weight 500"):
         ix.commit()
     ix.close()
+
+
+def test_the_warning_comes_once_the_commit_is_done(tmp_path) -> None:
+    """With warnings as errors the commit is durable and visible all the same, and the next
+    add and commit work (the warning is given after the commit, not between its steps)."""
+    d = _with_outlier(_corpus(1_000), 0, 1000.0)
+    ix = SparseIndex.create(tmp_path / "ix", encoder=None)
+    ix.add(d, ids=list(range(1_000)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="8-bit grid"):
+            ix.commit()
+    assert len(ix) == 1_000
+    ix.add(_corpus(10, seed=4), ids=list(range(1_000, 1_010)))
+    _commit_quietly(ix)  # once per handle
+    ix.close()
+    assert len(SparseIndex.open(tmp_path / "ix")) == 1_010

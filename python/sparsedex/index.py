@@ -595,9 +595,9 @@ class SparseIndex:
         """Make every add, upsert and delete so far durable and visible, atomically (a crash
         at any moment leaves the previous commit intact). Returns the commit's generation.
 
-        With ``quantization="u8"``, warns (``UserWarning``, once per handle, naming the
-        document holding the largest weight) when the new segment's 8-bit grid leaves half of
-        its weights (256 or more) on impacts 1..3: one weight far above the rest set the grid, and exact
+        With ``quantization="u8"``, warns (``UserWarning``, once per handle, after the commit
+        is done, naming the document holding the largest weight) when the new segment's 8-bit
+        grid leaves 99.9% of its weights (256 or more) on impacts 1..4: one weight far above the rest set the grid, and exact
         search, still exact, then reranks most matching documents from their stored vectors,
         which is much slower. Such data wants ``quantization="float"``."""
         with self._lock:
@@ -990,8 +990,9 @@ class SparseIndex:
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
         target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
         reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
-        queries (the cheapest parameters whose mean exceeds the target by 1.5 standard errors;
-        1.0 with beta = rerank = 1: the exact search, where no cheaper point does). A segment's calibration is kept with it in memory and, for an index
+        queries (the cheapest parameters whose mean exceeds the target by 1.5 standard errors
+        of it; where none does, those of the highest mean less 1.5 standard errors, the dearest
+        of ties). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
         new segment is, and a damaged calibration file is ignored (recalibrated, rewritten).

@@ -687,30 +687,27 @@ class Store:
         self._p_texts: list[str | None] = []
         self._p_deletes = 0
         self._prepared: tuple[str, np.ndarray] | None = None
+        self._p_coarse: str | None = None  # the prepared segment's coarse-grid warning
         self._p_settings: str | None = None
 
-    def _warn_coarse_grid(
-        self, name: str, row: int, weight: float, scale: float, own: bool, median: int, n: int
-    ) -> None:
-        """Warn (once per handle) that the new u8 segment's 8-bit grid is coarse for its weights:
-        exact search stays exact but reranks most matching documents from their stored rows."""
-        if self._warned_coarse:
-            return
-        self._warned_coarse = True
+    def _coarse_grid_message(
+        self, name: str, row: int, weight: float, scale: float, own: bool, top: int, n: int
+    ) -> str:
+        """The warning that the new u8 segment's 8-bit grid is coarse for its weights (exact
+        search stays exact but reranks most matching documents from their stored rows); made
+        while the staged ids are known, given once the commit is done."""
         doc = self._p_ids[row] if 0 <= row < len(self._p_ids) else row
         if own:
             why = f"is set by weight {weight:.6g} of document {doc!r}, its largest"
         else:
             why = (f"is the index's shared grid (largest weight {255.0 / scale:.6g}: the first commit's, or "
                    f"max_weight=); this segment's largest weight is {weight:.6g}, of document {doc!r}")
-        warnings.warn(
-            f"the 8-bit grid of new segment {name} (impact = round(w * {scale:.6g}), 1..255) {why}: half of "
-            f"its {n:,} weights fall on impacts 1..{median}. Exact search stays exact, but it must rerank most "
+        return (
+            f"the 8-bit grid of new segment {name} (impact = round(w * {scale:.6g}), 1..255) {why}: 99.9% of "
+            f"its {n:,} weights fall on impacts 1..{top}. Exact search stays exact, but it must rerank most "
             "matching documents from their stored vectors, which is much slower (weights up to 3 with one "
             "of 1000: 0.4 -> 28 ms per query at 100k documents). For data with such outliers use "
-            "quantization='float', or scale the outlier down",
-            UserWarning,
-            stacklevel=4,
+            "quantization='float', or scale the outlier down"
         )
 
     def has_staged(self) -> bool:
@@ -951,7 +948,7 @@ class Store:
                 if p is not None:
                     self._prepared = (p[0], p[1])
                     if p[2] is not None:
-                        self._warn_coarse_grid(p[0], *p[2])
+                        self._p_coarse = self._coarse_grid_message(p[0], *p[2])
                 else:
                     self._prepared = ("", np.zeros(0, np.uint32))
             name, order = self._prepared
@@ -995,6 +992,7 @@ class Store:
                 # moved the generation, and a commit that went through left nothing staged.)
                 self._catch_up()
                 raise
+            coarse = self._p_coarse
             self._committed()
             if merge and self.merge_policy.merges:
                 if self.merge_policy.background:
@@ -1014,6 +1012,11 @@ class Store:
                             RuntimeWarning,
                             stacklevel=3,
                         )
+            if coarse is not None and not self._warned_coarse:
+                # once the commit is done: a warning turned into an error must not read as a
+                # failed commit (nor leave one prepared)
+                self._warned_coarse = True
+                warnings.warn(coarse, UserWarning, stacklevel=3)
             return generation
 
     def _committed(self) -> None:

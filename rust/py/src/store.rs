@@ -257,9 +257,9 @@ impl PyStore {
     /// Build the staged documents into a segment: (name, order uint32 with
     /// order[internal_doc] = staged row, coarse), or None when no document is staged. Write the
     /// segment's attachments `<name>.<ext>` in that order, then `finish_commit`. `coarse` is
-    /// None, or, for a u8 segment whose 8-bit grid leaves half of its weights on impacts of at
-    /// most 3, (staged row holding its largest weight, that weight, the grid's scale, whether
-    /// the grid is the segment's own, the median impact, the number of weights).
+    /// None, or, for a u8 segment whose 8-bit grid leaves 99.9% of its weights on impacts of at
+    /// most 4, (staged row holding its largest weight, that weight, the grid's scale, whether
+    /// the grid is the segment's own, the 99.9th-percentile impact, the number of weights).
     #[allow(clippy::type_complexity)]
     fn prepare_commit<'py>(
         &self,
@@ -268,7 +268,7 @@ impl PyStore {
         let s = &self.inner;
         let p = enter(py, || s.prepare_commit())?;
         Ok(p.map(|p| {
-            let coarse = p.coarse.map(|c| (c.row, c.weight, c.scale, c.own, c.median_impact, c.weights));
+            let coarse = p.coarse.map(|c| (c.row, c.weight, c.scale, c.own, c.top_impact, c.weights));
             (p.name, p.order.into_pyarray(py), coarse)
         }))
     }
@@ -604,9 +604,10 @@ impl PySnapshot {
 
     /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries?, one
     /// entry per query-length bucket with calibration queries: (most query terms, or None for
-    /// the last bucket; calibration queries; beta; rerank; recall@10 reached on them)). The
-    /// entries are the cheapest parameters reaching the target (the exact search, recall 1.0,
-    /// where none does). None if the segment is not calibrated yet.
+    /// the last bucket; calibration queries; beta; rerank; mean recall@10 reached on them)). The
+    /// entries are the cheapest parameters whose mean recall exceeds the target by 1.5
+    /// standard errors (where none does, those of the highest mean less 1.5 standard errors;
+    /// `Calibration::choose`). None if the segment is not calibrated yet.
     fn calibration(
         &self,
         pos: usize,

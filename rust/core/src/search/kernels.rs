@@ -9,9 +9,10 @@
 //!
 //! Every SIMD kernel has a scalar twin with identical results (tested on random input for
 //! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at
-//! run time; the wheel stays baseline x86-64. Where the CPU has AVX2 but not AVX-512, the
-//! threshold scan and the block-bound update run 8 lanes at a time ([`Isa::Avx2`]; AVX2 has no
-//! scatter, so the scatter-add and the row kernel stay scalar there).
+//! run time; the wheel stays baseline x86-64. The AVX2 set ([`Isa::Avx2`]) runs the threshold
+//! scan and the block-bound update 8 lanes at a time (AVX2 has no scatter, so the scatter-add
+//! and the row kernel stay scalar there). Which set searches use is measured once per process
+//! ([`fastest`]): on a CPU whose AVX-512 scatter is slow, the AVX2 set wins.
 //!
 //! Safety of the scatter: the kernels never trust the doc ids. A block's doc ids are checked
 //! against the accumulator length (one vector max per block) before any unchecked access; a

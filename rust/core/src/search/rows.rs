@@ -57,6 +57,12 @@ impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
         RowScorer { v, fwd, plan, pos, wtab, fast, isa: kernels::isa() }
     }
 
+    /// Ask the CPU to start loading document `d`'s stored row (`d` < n_docs).
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, d: usize) {
+        super::forward::prefetch_row(&self.fwd, d);
+    }
+
     /// The exact score of document `d` (< n_docs).
     #[inline]
     pub(crate) fn score(&self, d: usize) -> K::S {

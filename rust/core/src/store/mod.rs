@@ -49,7 +49,7 @@ pub use save::PreparedSave;
 pub use segment::{SegmentData, SegmentState};
 pub use snapshot::Snapshot;
 pub use vocab::{VocabHandle, VocabRecord};
-pub use writer::{Location, PreparedSegment};
+pub use writer::{CoarseGrid, Location, PreparedSegment};
 
 use crate::index::Reorder;
 use crate::{Error, Result};

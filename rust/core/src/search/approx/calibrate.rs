@@ -96,12 +96,15 @@ impl Calibration {
         };
         let ord = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
         let pts = || self.points.iter().filter(|p| p.bucket == b);
+        let lower = |p: &CalibrationPoint| p.recall - MARGIN_SE * p.recall_se;
         pts()
-            .filter(|p| p.recall - MARGIN_SE * p.recall_se >= target)
+            .filter(|p| lower(p) >= target)
             .min_by(|x, y| ord(x.cost, y.cost))
-            // No point reaches the target (float recall of a quantized segment): the point of
-            // the highest recall, the cheapest of those.
-            .or_else(|| pts().max_by(|x, y| ord(x.recall, y.recall).then(ord(y.cost, x.cost))))
+            // No point reaches the target by the margin (a target of 1, or too few queries):
+            // the point of the highest lower bound (not the highest mean, which a noisy point
+            // may have), the dearest of those (points tied on their bound say nothing about
+            // which is safer; the dearer searches more).
+            .or_else(|| pts().max_by(|x, y| ord(lower(x), lower(y)).then(ord(x.cost, y.cost))))
             .map_or((ApproxParams::EXACT, 1.0), |p| (p.params, p.recall))
     }
 
@@ -233,8 +236,10 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
 }
 
 /// The mean of `n` (≥ 1) recalls in `[0, 1]` whose sum is `sum` and sum of squares `sum2`, and
-/// its standard error (the sample standard deviation over `sqrt(n)`; 1, the largest a recall
-/// can have, for a single query).
+/// its standard error: the sample standard deviation over `sqrt(n)`, but at least `0.5 / n`
+/// (a sample whose recalls happen to be equal has no spread of its own, yet one more query
+/// missing half of its top 10 would move the mean by that much), and 1, the largest a recall
+/// can have, for a single query.
 fn mean_and_se(sum: f64, sum2: f64, n: usize) -> (f64, f64) {
     let nf = n as f64;
     let mean = (sum / nf).clamp(0.0, 1.0);
@@ -242,7 +247,7 @@ fn mean_and_se(sum: f64, sum2: f64, n: usize) -> (f64, f64) {
         return (mean, 1.0);
     }
     let var = ((sum2 - nf * mean * mean) / (nf - 1.0)).max(0.0);
-    (mean, (var / nf).sqrt().min(1.0))
+    (mean, (var / nf).sqrt().max(0.5 / nf).min(1.0))
 }
 
 /// Every document of `n` but `d`.
@@ -423,20 +428,44 @@ mod tests {
         assert_eq!((p.beta, r), (0.7, 0.99));
         // A lower target lets the cheap point through.
         assert_eq!(c.choose(0.95, 20).0.beta, 0.5);
-        // No point reaches 0.999 by the margin: the point of highest recall.
+        // No point reaches 0.999 by the margin: the point of the highest lower bound.
         assert_eq!(c.choose(0.999, 20).0.beta, 0.7);
+        // ... not the highest mean, when a noisy point has it: 0.995 +- 0.02 against 0.99 +- 0.002.
+        let noisy = Calibration {
+            points: vec![point(0.995, 0.02, 100.0, 0.5), point(0.99, 0.002, 200.0, 0.7)],
+            queries: [0, 0, 150, 0, 0, 0],
+            pseudo: false,
+        };
+        assert_eq!(noisy.choose(0.999, 20).0.beta, 0.7);
+    }
+
+    /// Two calibration queries that both reach recall 1 at a cheap point: their standard
+    /// error floor (0.25) keeps that point from being chosen for 0.97.
+    #[test]
+    fn two_equal_queries_do_not_settle_a_target() {
+        let (r, se) = mean_and_se(2.0, 2.0, 2);
+        let c = Calibration {
+            points: vec![point(r, se, 100.0, 0.5), point(1.0, 0.0, 900.0, 1.0)],
+            queries: [0, 0, 2, 0, 0, 0],
+            pseudo: false,
+        };
+        assert_eq!(c.choose(0.97, 20).0.beta, 1.0);
     }
 
     #[test]
     fn standard_error_of_the_mean_recall() {
-        let rs = [1.0, 0.9, 1.0, 0.8];
+        // 40 recalls: the sample's own standard error (above the floor 0.5 / 40).
+        let rs: Vec<f64> = [1.0, 0.9, 1.0, 0.8].repeat(10);
         let (sum, sum2) = (rs.iter().sum::<f64>(), rs.iter().map(|r| r * r).sum::<f64>());
         let (m, se) = mean_and_se(sum, sum2, rs.len());
         assert!((m - 0.925).abs() < 1e-12);
-        let var = rs.iter().map(|r| (r - 0.925) * (r - 0.925)).sum::<f64>() / 3.0;
-        assert!((se - (var / 4.0).sqrt()).abs() < 1e-12, "{se}");
-        // Equal recalls: no spread; one query: the largest error.
-        assert_eq!(mean_and_se(3.0, 3.0, 3), (1.0, 0.0));
+        let var = rs.iter().map(|r| (r - 0.925) * (r - 0.925)).sum::<f64>() / 39.0;
+        assert!((se - (var / 40.0).sqrt()).abs() < 1e-12, "{se}");
+        // 4 of them: the floor 0.5 / 4 is above their own 0.048.
+        assert_eq!(mean_and_se(3.7, 3.45, 4).1, 0.125);
+        // Equal recalls: no spread of their own, the floor 0.5 / n; one query: the largest error.
+        assert_eq!(mean_and_se(3.0, 3.0, 3), (1.0, 0.5 / 3.0));
+        assert_eq!(mean_and_se(100.0, 100.0, 100), (1.0, 0.005));
         assert_eq!(mean_and_se(0.9, 0.81, 1), (0.9, 1.0));
     }
 }

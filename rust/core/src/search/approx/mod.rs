@@ -159,7 +159,14 @@ pub(crate) fn run<K: Kind>(
         let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
-        for (d, _) in cands {
+        // The candidates' rows lie far apart: fetch a few candidates ahead.
+        for &(d, _) in cands.iter().take(super::rerank::ROWS_AHEAD) {
+            rows.prefetch(d as usize);
+        }
+        for (i, &(d, _)) in cands.iter().enumerate() {
+            if let Some(&(next, _)) = cands.get(i + super::rerank::ROWS_AHEAD) {
+                rows.prefetch(next as usize);
+            }
             top.push(d, rows.score(d as usize));
         }
         rows.finish(scratch);

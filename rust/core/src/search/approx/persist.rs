@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 2) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 3) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -244,6 +244,31 @@ mod tests {
         let old = w.into_image().as_bytes().to_vec();
         let e = decode(&old, "u/seg-000001/0000abcd", 10_000).unwrap_err();
         assert!(matches!(e, Error::UnsupportedVersion { found, .. } if found == version), "{e}");
+    }
+
+    /// A version-3 file whose points hold a standard error out of range (negative, above 1,
+    /// NaN) or 5 words (version 2's layout) is refused, never used.
+    #[test]
+    fn refuses_bad_standard_errors_and_short_points() {
+        for se in [-0.1, 1.5, f64::NAN] {
+            let mut c = sample();
+            c.points[0].recall_se = se;
+            let b = encode(&c, "o", 10_000).unwrap();
+            assert!(decode(&b, "o", 10_000).is_err(), "standard error {se}");
+        }
+        let c = sample();
+        let b = encode(&c, "o", 10_000).unwrap();
+        let parsed = Container::parse(Image::from_bytes(&b), MAGIC, VERSION, true).unwrap();
+        let mut w = ContainerWriter::new(MAGIC, VERSION);
+        for name in ["meta", "buckets", "queries"] {
+            w.add_u64s(name, parsed.u64s(name).unwrap()).unwrap();
+        }
+        w.add_bytes("owner", b"o").unwrap();
+        let five: Vec<u64> =
+            parsed.u64s("points").unwrap().chunks(POINT_WORDS).flat_map(|p| [p[0], p[1], p[2], p[3], p[5]]).collect();
+        w.add_u64s("points", &five).unwrap();
+        let e = decode(w.into_image().as_bytes(), "o", 10_000).unwrap_err();
+        assert!(e.to_string().contains("points"), "{e}");
     }
 
     #[test]

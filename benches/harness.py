@@ -205,7 +205,7 @@ def load_corpus(args) -> Corpus:
         source = f"directory {args.data} (docs.npz, queries.npz; first {qm.shape[0]} queries)"
         if cal_m is not None:
             cal = (cal_m.indptr, cal_m.indices, cal_m.data)
-            source += f"; sparsedex calibrated on the next {cal_m.shape[0]} queries"
+            source += f"; the next {cal_m.shape[0]} queries calibrate the sparsedex-qcal rows (and a float index)"
     elif args.data:
         z = np.load(args.data)
         arrays = [z[n] for n in names]
@@ -245,7 +245,8 @@ def load_corpus(args) -> Corpus:
             np.savez(cache, **dict(zip(names, arrays)))
         source = f"{tag} generator, seed {args.seed}"
         if cal is not None:
-            source += f"; sparsedex calibrated on the generator's next {len(cal[0]) - 1} queries"
+            source += (f"; the generator's next {len(cal[0]) - 1} queries calibrate the sparsedex-qcal rows "
+                       "(and a float index)")
     d = _canonical(*arrays[:3], "documents")
     q = _canonical(*arrays[3:], "queries")
     if getattr(args, "doc_order", "input") == "similarity":

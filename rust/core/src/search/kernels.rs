@@ -153,7 +153,8 @@ fn code(i: Isa) -> u8 {
     }
 }
 
-/// Every kernel set this CPU can run (for parity tests).
+/// Every kernel set this CPU can run, narrowest first ([`fastest`] prefers the narrower of two
+/// sets within its margin).
 pub fn available() -> Vec<Isa> {
     #[allow(unused_mut)]
     let mut v = vec![Isa::Scalar];

@@ -217,3 +217,38 @@ def test_save_carries_the_calibration(built, tmp_path):
     again.close()
     names = [s["name"] for s in SparseIndex.open(dest).segments() if s["documents"] >= 8192]
     assert _cal_files(dest) == [f"{names[0]}.cal"] and names != large
+
+
+@pytest.mark.parametrize("kind", ["fifo", "devzero", "huge"])
+def test_a_calibration_file_that_is_no_regular_small_file_is_ignored(built, tmp_path, kind):
+    """A FIFO (whose open would block forever), a link to /dev/zero (which never ends) or a
+    regular file above the size any calibration has are ignored without reading them: the
+    index opens, searches and calibrates again (in a child process, so that a hang fails the
+    test instead of stalling the suite)."""
+    import os
+    import subprocess
+    import sys
+
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    _approx(ix)  # calibrates and writes the file
+    ix.close()
+    (cal,) = _cal_files(path)
+    f = path / cal
+    f.unlink()
+    if kind == "fifo":
+        os.mkfifo(f)
+    elif kind == "devzero":
+        f.symlink_to("/dev/zero")
+    else:
+        f.write_bytes(b"\0" * (2 << 20))
+    code = (
+        "import sys; from sparsedex import SparseIndex, _core\n"
+        f"ix = SparseIndex.open({str(path)!r})\n"
+        "hits = ix.search(([1, 2, 3], [1.0, 0.5, 0.2]), k=10, algorithm='approximate')\n"
+        "print(len(hits), _core.calibration_counters()[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    n_hits, made = map(int, out.stdout.split())
+    assert n_hits == 10 and made == 1  # calibrated again, the file not used

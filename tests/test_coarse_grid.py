@@ -36,7 +36,7 @@ def test_one_outlier_weight_warns_naming_the_document_and_search_stays_exact() -
     ids = [f"doc-{i}" for i in range(d.shape[0])]
     ux = SparseIndex(encoder=None)
     ux.add(d, ids=ids)
-    with pytest.warns(UserWarning, match=r"set by weight 1000 of document 'doc-1234'.*impacts 1\.\.1\b") as rec:
+    with pytest.warns(UserWarning, match=r"set by weight 1000 of document 'doc-1234'.*impact 1\b") as rec:
         ux.commit()
     assert len(rec) == 1
     assert "quantization='float'" in str(rec[0].message)
@@ -74,7 +74,7 @@ def test_ordinary_weights_do_not_warn() -> None:
     ix.add([(list(range(255)), [1.0] * 255)], ids=[1])
     _commit_quietly(ix)
     ix.add([(list(range(256)), [1.0] * 256)], ids=[2])
-    with pytest.warns(UserWarning, match=r"shared grid \(largest weight 1000:.*99\.9% of its 256 weights fall on impacts 1\.\.1\b"):
+    with pytest.warns(UserWarning, match=r"shared grid \(largest weight 1000:.*99\.9% of its 256 weights fall on impact 1\b"):
         ix.commit()
 
 

@@ -317,6 +317,7 @@ class SegmentView:
         otherwise).
         """
         k = _validate.check_k(k)
+        target_recall = _validate.check_target_recall(target_recall)
         idx, val = to_query(query, values)
         rows, out = self._core.search(idx, val, k, algorithm, target_recall=target_recall, scores=scores)
         return self._external(rows), out
@@ -337,6 +338,7 @@ class SegmentView:
         Missing hits (fewer than c matching documents) are -1 (None for string ids) with NaN scores.
         """
         k = _validate.check_k(k)
+        target_recall = _validate.check_target_recall(target_recall)
         threads = _validate.check_threads(threads)
         indptr, indices, values = to_csr(queries, what="query")
         rows, out_scores = self._core.search_batch(

@@ -414,3 +414,14 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
             f"{what} {row}: weight {v[pos]!s} is above the largest weight sparsedex accepts "
             "(1e14); larger weights could overflow float32 scores"
         )
+
+
+def check_target_recall(target_recall: Any) -> float | None:
+    """``target_recall`` as a float in (0, 1] (None stays None): a Python or numpy number, not a
+    bool. ValueError naming the value otherwise."""
+    if target_recall is None:
+        return None
+    if (isinstance(target_recall, (bool, np.bool_)) or not isinstance(target_recall, (int, float, np.integer, np.floating))
+            or not 0 < target_recall <= 1):
+        raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")
+    return float(target_recall)

@@ -978,7 +978,10 @@ class SparseIndex:
         queries: None, to calibrate every segment not calibrated yet on pseudo-queries (stored
         rows of random documents cut to their heaviest 6..160 terms); or queries as
         :meth:`search_batch` takes them (texts with an encoder, vectors otherwise; ideally a
-        sample of real queries), to recalibrate every segment on them.
+        sample of a few hundred real queries), to recalibrate every segment on them. Only
+        query-length buckets with at least 30 of them are used; with fewer everywhere,
+        approximate search is the exact search. Queries none of which has 10 matching
+        documents in a segment are a ValueError (the segment keeps its calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
         the calibration covers them all).
 
@@ -999,6 +1002,8 @@ class SparseIndex:
         Raises ValueError for a target outside (0, 1] and the
         errors of :meth:`search_batch` for bad queries.
         """
+        if target_recall is None:
+            raise ValueError("target_recall must be a number in (0, 1], got None")
         _check_algorithm("approximate", target_recall)
         snap = self._snap()
         csr = None
@@ -1290,5 +1295,4 @@ def _check_algorithm(name: str, target_recall: float | None = None) -> None:
         return
     if name.lower() not in _APPROXIMATE:
         raise ValueError(f"target_recall applies to algorithm='approximate' only, got algorithm={name!r}")
-    if isinstance(target_recall, bool) or not isinstance(target_recall, (int, float)) or not 0 < target_recall <= 1:
-        raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")
+    _validate.check_target_recall(target_recall)

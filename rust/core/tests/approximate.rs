@@ -163,3 +163,29 @@ fn calibrated_on_queries_it_holds_the_target_on_other_queries() {
         assert!(r >= target - 0.01, "target {target}: recall {r} on queries the calibration did not see");
     }
 }
+
+/// Calibrated on too few queries (fewer than `MIN_BUCKET_QUERIES` in every bucket), approximate
+/// search is the exact search: the float top-k, not a cheap point that a handful of queries
+/// happened to pass. Queries that match no document are refused, naming the problem.
+#[test]
+fn too_few_calibration_queries_give_the_exact_search() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
+    let (index, float, queries, _) = corpus_with_float(12_000, 3);
+    let few = CsrRef {
+        indptr: &queries.indptr[..6],
+        indices: &queries.indices[..queries.indptr[5] as usize],
+        values: &queries.values[..queries.indptr[5] as usize],
+    };
+    set(&index, calibrate_with(&index, Some(few), 1).unwrap());
+    let algo = Algorithm::Approximate(RecallTarget::new(0.95).unwrap());
+    for i in 5..60 {
+        let (terms, weights) = queries.row(i);
+        let q = QueryRef { terms, weights };
+        let want = search(&float, q, 10, Algorithm::Exhaustive).unwrap();
+        assert_eq!(search(&index, q, 10, algo).unwrap(), want, "query {i}");
+    }
+    let absent = (0..30_522u32).find(|&t| index.view().local_term(t).is_none()).expect("a term no document has");
+    let none = CsrRef { indptr: &[0, 1], indices: &[absent], values: &[1.0] };
+    let e = calibrate_with(&index, Some(none), 1).unwrap_err().to_string();
+    assert!(e.contains("none of the 1 queries has 10 matching documents"), "{e}");
+}

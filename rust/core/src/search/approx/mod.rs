@@ -148,6 +148,30 @@ pub(crate) fn run<K: Kind>(
     let Some(fwd) = v.forward else {
         return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
     };
+    if K::FLOAT_RERANK && params == ApproxParams::EXACT {
+        // The exact search (no calibrated point to use): the float top-k, as exact search
+        // gives it (the u8 top-k reranked would not be).
+        return super::rerank::search::<K>(
+            v,
+            arrays,
+            fwd,
+            Plan {
+                terms: plan.terms.clone(),
+                norm: plan.norm,
+                slack: plan.slack,
+                ctx: plan.ctx,
+                allowed: plan.allowed.clone(),
+                floor: plan.floor,
+                ties: plan.ties.clone(),
+            },
+            query,
+            k,
+            Algorithm::Auto,
+            race,
+            floor,
+            scratch,
+        );
+    }
     let kept = cut_terms(plan, arrays, params.beta);
     let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
     if !K::FLOAT_RERANK {

@@ -56,6 +56,25 @@ pub fn counters() -> (u64, u64) {
     (WRITTEN.load(Ordering::Relaxed), LOADED.load(Ordering::Relaxed))
 }
 
+/// The largest calibration file read: a real one holds a few hundred points (48 bytes each)
+/// and is under 32 KiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The bytes of the calibration file at `path` when it is a regular file of at most
+/// [`MAX_FILE_BYTES`]; None otherwise. A FIFO would block the open forever and a device such
+/// as `/dev/zero` never ends, so the file's type and size are checked before it is opened,
+/// and the read stops after the limit whatever the file does meanwhile.
+fn read_bounded(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path).ok()?.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= MAX_FILE_BYTES).then_some(bytes)
+}
+
 /// The name of segment `segment`'s calibration file.
 pub fn file_name(segment: &str) -> String {
     format!("{segment}.{EXT}")
@@ -69,10 +88,7 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
         return;
     }
     let sc = Sidecar { path: dir.join(file_name(segment)), owner: owner(uuid, segment, sdx_crc) };
-    let loaded = match std::fs::read(&sc.path) {
-        Ok(bytes) => decode(&bytes, &sc.owner, index.n_docs()).ok(),
-        Err(_) => None,
-    };
+    let loaded = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok());
     if index.approx_file().set(sc).is_err() {
         return; // another thread attached it first
     }

@@ -69,6 +69,10 @@ def test_index_bm25_float_running_ids(capsys, tmp_path):
     assert rc == 0, err
     rc, out, _ = run_cli(capsys, "search", ix, "dog", "--json")
     assert [h["id"] for h in json.loads(out)] == [1]
+    rc, out, _ = run_cli(capsys, "search", ix, "dog", "--json", "--algorithm", "approximate", "--target-recall", "0.9")
+    assert rc == 0 and [h["id"] for h in json.loads(out)] == [1]
+    rc, out, err = run_cli(capsys, "search", ix, "dog", "--algorithm", "approximate", "--target-recall", "2")
+    assert rc != 0 and "target_recall must be a number in (0, 1], got 2.0" in err, err
     rc, out, _ = run_cli(capsys, "explain", ix, "dogs", "1")
     assert "dog" in out
     rc, out, _ = run_cli(capsys, "search", ix, "unicorn")

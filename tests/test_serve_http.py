@@ -102,3 +102,15 @@ def test_refresher_follows_commits(tmp_path) -> None:
         _http.Refresher(r.refresh, -1)
     w.close()
     r.close()
+
+
+def test_target_recall(index) -> None:
+    """Passed through with algorithm "approximate"; checked by the index (a 400 naming it)."""
+    status, obj = _req(index, "search", {"query": Q, "k": 2, "algorithm": "approximate", "target_recall": 0.9})
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b", "a"]
+    status, obj = _req(index, "search_batch", {"queries": [Q], "algorithm": "approximate", "target_recall": 0.99})
+    assert status == 200 and len(obj["hits"]) == 1
+    status, obj = _req(index, "search", {"query": Q, "algorithm": "approximate", "target_recall": 1.5})
+    assert status == 400 and "target_recall must be a number in (0, 1]" in obj["error"], obj
+    status, obj = _req(index, "search", {"query": Q, "target_recall": 0.9})
+    assert status == 400 and "target_recall applies to algorithm='approximate' only" in obj["error"], obj

@@ -4,9 +4,11 @@ and ``sparsedex serve --ray`` (a sharded index behind Ray Serve, :mod:`sparsedex
 Requests and responses are JSON shaped like the Python calls:
 
 - ``POST /search``       ``{"query": "text" | {"indices": [...], "values": [...]}, "k": 10,
-  "filter": {...}, "algorithm": "auto"}`` -> ``{"hits": [{"id", "score", "payload"}, ...]}``
-  (``"limit"``, Qdrant's name for ``k``, is accepted too)
-- ``POST /search_batch`` ``{"queries": [...], "k", "filter", "algorithm"}`` -> ``{"hits": [[...], ...]}``
+  "filter": {...}, "algorithm": "auto", "target_recall": 0.97}`` -> ``{"hits": [{"id", "score",
+  "payload"}, ...]}`` (``"limit"``, Qdrant's name for ``k``, is accepted too; ``"target_recall"``
+  with ``"algorithm": "approximate"`` only, and not behind ``--ray``)
+- ``POST /search_batch`` ``{"queries": [...], "k", "filter", "algorithm", "target_recall"}`` ->
+  ``{"hits": [[...], ...]}``
 - ``POST /get``          ``{"id": ...}`` -> ``{"id", "text", "payload", "vector": {"indices", "values"}}``
 - ``POST /explain``      ``{"query": ..., "id": ..., "top_terms": 30}`` -> ``{"id", "score", "matches": [...]}``
 - ``GET /health``        -> ``{"documents": n}``
@@ -28,8 +30,8 @@ ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
 
 #: the fields each endpoint takes (anything else is a 400 naming it)
 FIELDS = {
-    "search": ("query", "k", "limit", "filter", "algorithm"),
-    "search_batch": ("queries", "k", "limit", "filter", "algorithm"),
+    "search": ("query", "k", "limit", "filter", "algorithm", "target_recall"),
+    "search_batch": ("queries", "k", "limit", "filter", "algorithm", "target_recall"),
     "get": ("id",),
     "explain": ("query", "id", "top_terms"),
     "health": (),
@@ -102,6 +104,19 @@ def _top_terms(body: dict[str, Any]) -> int | None:
     return t
 
 
+def _target(index: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``target_recall`` as a keyword argument when the request gives one (checked by the
+    index; a sharded index has none)."""
+    t = body.get("target_recall")
+    if t is None:
+        return {}
+    from .index import SparseIndex
+
+    if not isinstance(index, SparseIndex):
+        raise ValueError('"target_recall" is not supported by a sharded index (serve without --ray)')
+    return {"target_recall": t}
+
+
 def call(index: Any, op: str, body: dict[str, Any]) -> Any:
     """Run endpoint ``op`` with JSON ``body`` on ``index`` (a SparseIndex or a ShardedIndex)."""
     if op not in ENDPOINTS:
@@ -110,14 +125,15 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
     if op == "search":
         _need(body, "query")
         hits = index.search(_vector(body["query"]), k=_k(body), algorithm=body.get("algorithm", "auto"),
-                            filter=body.get("filter"))
+                            filter=body.get("filter"), **_target(index, body))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
         qs = body.get("queries")
         if not isinstance(qs, list):
             raise ValueError('the request has no "queries" list')
         res = index.search_batch([_vector(q, f"query {i}") for i, q in enumerate(qs)], k=_k(body),
-                                 algorithm=body.get("algorithm", "auto"), filter=body.get("filter"))
+                                 algorithm=body.get("algorithm", "auto"), filter=body.get("filter"),
+                                 **_target(index, body))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":
         _need(body, "id")

@@ -610,7 +610,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     flt = _filter_arg(a.filter)
     _check_query_arg(a.query)
     index = _open_index(a.index_dir)
-    hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=flt)
+    kw = {} if a.target_recall is None else {"target_recall": a.target_recall}
+    hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=flt, **kw)
     if a.json:
         out = []
         for h in hits:
@@ -1001,6 +1002,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
+    s.add_argument("--target-recall", type=float, metavar="R",
+                   help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
     s.set_defaults(func=cmd_search)
 

@@ -189,3 +189,27 @@ fn too_few_calibration_queries_give_the_exact_search() {
     let e = calibrate_with(&index, Some(none), 1).unwrap_err().to_string();
     assert!(e.contains("none of the 1 queries has 10 matching documents"), "{e}");
 }
+
+/// A target of 1 is the exact search: the float top-k on every query.
+#[test]
+fn target_one_is_the_exact_search() {
+    let (index, float, queries, _) = corpus_with_float(12_000, 4);
+    let algo = Algorithm::Approximate(RecallTarget::new(1.0).unwrap());
+    for i in 0..40 {
+        let (terms, weights) = queries.row(i);
+        let q = QueryRef { terms, weights };
+        assert_eq!(
+            search(&index, q, 10, algo).unwrap(),
+            search(&float, q, 10, Algorithm::Exhaustive).unwrap(),
+            "query {i}"
+        );
+    }
+}
+
+#[test]
+fn no_calibration_queries_is_an_error() {
+    use sparsedex_core::search::approx::calibrate::calibrate_with;
+    let (index, _, _, _) = corpus_with_float(9_000, 5);
+    let e = calibrate_with(&index, Some(CsrRef { indptr: &[0], indices: &[], values: &[] }), 1).unwrap_err();
+    assert!(e.to_string().contains("calibration queries: none given"), "{e}");
+}

@@ -94,10 +94,11 @@ impl Calibration {
 
     /// The cheapest calibrated parameters whose recall reaches `target` (by [`MARGIN_SE`]
     /// standard errors) for a query of `n_terms` terms, with the mean recall they reached on
-    /// the calibration queries ([`ApproxParams::EXACT`], the exact search, recall 1, when no
-    /// bucket has [`MIN_BUCKET_QUERIES`] queries).
+    /// the calibration queries ([`ApproxParams::EXACT`], the exact search, recall 1, for a
+    /// target of 1 and when no bucket has [`MIN_BUCKET_QUERIES`] queries).
     pub fn choose(&self, target: f64, n_terms: usize) -> (ApproxParams, f64) {
-        let Some(b) = self.bucket(n_terms) else {
+        // A target of 1 is only held by the exact search (no sample can show a point reaches it).
+        let Some(b) = self.bucket(n_terms).filter(|_| target < 1.0) else {
             return (ApproxParams::EXACT, 1.0);
         };
         let ord = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
@@ -167,9 +168,13 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
             Query::new(QueryRef { terms: &q.indices[a..b], weights: &q.values[a..b] }, vocab, Some(i))?;
         }
     }
+    let given = queries.is_some();
     let n = queries.as_ref().map_or(0, |q| q.indptr.len().saturating_sub(1));
+    if given && n == 0 {
+        return Err(crate::Error::InvalidArgument("calibration queries: none given".into()));
+    }
     let c = calibrate(index, queries, seed, true);
-    if n > 0 && c.points.is_empty() && index.view().forward.is_some() {
+    if given && c.points.is_empty() && index.view().forward.is_some() {
         return Err(crate::Error::InvalidArgument(format!(
             "calibration queries: none of the {n} queries has {CAL_K} matching documents in this segment \
              (of {} documents); give queries that share terms with the documents",

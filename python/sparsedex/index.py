@@ -597,9 +597,10 @@ class SparseIndex:
 
         With ``quantization="u8"``, warns (``UserWarning``, once per handle, after the commit
         is done, naming the document holding the largest weight) when the new segment's 8-bit
-        grid leaves 99.9% of its weights (256 or more) on impacts 1..4: one weight far above the rest set the grid, and exact
-        search, still exact, then reranks most matching documents from their stored vectors,
-        which is much slower. Such data wants ``quantization="float"``."""
+        grid leaves 99.9% of its weights (256 or more) on impacts 1..8: one weight far above
+        the rest set the grid, and exact search, still exact, then reranks most matching
+        documents from their stored vectors, which is much slower. Such data wants
+        ``quantization="float"``."""
         with self._lock:
             self._stamp_encoder()
             return self._store.commit()

@@ -12,7 +12,10 @@
 //! [`MARGIN_SE`] standard errors is used: a bucket's recall is a mean over a few hundred
 //! queries at most, and the cheapest of 64 points that reach the target on those queries is
 //! the one whose estimate is most likely too high (with 200 held-out synthetic queries and
-//! no margin, the point chosen for 0.99 reached 0.990 on them and 0.984 on others).
+//! no margin, the point chosen for 0.99 reached 0.990 on them and 0.984 on others). A bucket
+//! with fewer than [`MIN_BUCKET_QUERIES`] queries is not used (its queries take the nearest
+//! bucket with enough, and the exact search when there is none), and a target of 1 is always
+//! the exact search.
 //!
 //! Calibration queries are the user's (`calibrate(queries)`), or *pseudo-queries*: stored
 //! rows of documents drawn at random, cut to their heaviest 6, 12, 24, 48, 96 or 160 terms

@@ -90,7 +90,7 @@ pub struct PlanTerm<W> {
 }
 
 /// A query prepared for one segment.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Plan<K: Kind> {
     /// Terms with postings and a non-zero weight, ascending by term id.
     pub terms: Vec<PlanTerm<K::W>>,
@@ -108,6 +108,21 @@ pub struct Plan<K: Kind> {
     /// Tie key of each internal doc (the rank of its id in the segment,
     /// [`crate::index::Index::tie_rank`]); `None`: the doc id itself.
     pub ties: Option<std::sync::Arc<[u32]>>,
+}
+
+// Not derived: a derive would ask `K` (a marker type) to be `Clone` too.
+impl<K: Kind> Clone for Plan<K> {
+    fn clone(&self) -> Self {
+        Plan {
+            terms: self.terms.clone(),
+            norm: self.norm,
+            slack: self.slack,
+            ctx: self.ctx,
+            allowed: self.allowed.clone(),
+            floor: self.floor,
+            ties: self.ties.clone(),
+        }
+    }
 }
 
 impl<K: Kind> Plan<K> {

@@ -48,7 +48,7 @@
 
 use super::kind::F32Kind;
 use super::plan::{Plan, Query};
-use super::rows::FloatRowScorer;
+use super::rows::{prefetch_ahead, FloatRowScorer};
 use super::topk::TopK;
 use super::{exact_raw, Algorithm, Kind, Scratch};
 use crate::index::{Forward, ImpactArrays, IndexView};
@@ -130,9 +130,6 @@ impl Bounds {
     }
 }
 
-/// How many candidates ahead of the one being scored the float rerank prefetches stored rows.
-pub(crate) const ROWS_AHEAD: usize = 4;
-
 /// Exact float top-`k` (see the module doc) of `plan` in segment `v` with stored rows `fwd`,
 /// the candidates found by `algo`; `query` holds the float weights, `floor` (weight units)
 /// the score a hit must reach (from other segments). Scores are the float dot products.
@@ -178,18 +175,12 @@ pub(crate) fn search<K: Kind>(
         let rows = FloatRowScorer::new(v, fwd, query, scratch);
         let mut top = TopK::<f32>::with_allowed(k, plan.allowed.as_ref(), ffloor).with_ties(plan.ties.as_ref());
         let mut done = false;
-        // The candidates' rows lie far apart: fetch a few candidates ahead.
-        for &(d, _) in cands.iter().take(ROWS_AHEAD) {
-            rows.prefetch(d as usize);
-        }
         for (i, &(d, s)) in cands.iter().enumerate() {
             if b.max_float(K::to_f32(s, plan.norm) as f64) <= top.threshold() as f64 {
                 done = true; // this candidate and every document after it score too little
                 break;
             }
-            if let Some(&(next, _)) = cands.get(i + ROWS_AHEAD) {
-                rows.prefetch(next as usize);
-            }
+            prefetch_ahead(&cands, i, |x| rows.prefetch(x));
             top.push(d, rows.score(d as usize));
         }
         if !done {

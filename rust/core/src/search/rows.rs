@@ -16,6 +16,23 @@ use super::plan::{Plan, Query};
 use super::{Kind, Scratch};
 use crate::index::{Forward, FwdTerms, IndexView, TermId};
 
+/// How many candidates ahead of the one being scored the reranks prefetch stored rows.
+pub(crate) const ROWS_AHEAD: usize = 4;
+
+/// Before scoring candidate `i` of `cands` (whose rows lie far apart): ask `prefetch` for the
+/// row [`ROWS_AHEAD`] candidates further, and at `i = 0` for the first ones too.
+#[inline(always)]
+pub(crate) fn prefetch_ahead<S>(cands: &[(u32, S)], i: usize, prefetch: impl Fn(usize)) {
+    if i == 0 {
+        for c in cands.iter().take(ROWS_AHEAD) {
+            prefetch(c.0 as usize);
+        }
+    }
+    if let Some(c) = cands.get(i + ROWS_AHEAD) {
+        prefetch(c.0 as usize);
+    }
+}
+
 /// Scores documents of one segment for one prepared query from their stored rows. Borrows the
 /// per-term tables of the scratch space; [`RowScorer::finish`] gives them back cleared.
 pub(crate) struct RowScorer<'a, 'p, K: Kind> {

@@ -35,7 +35,7 @@ pub mod persist;
 pub use calibrate::{Calibration, CalibrationPoint};
 
 use super::plan::{Plan, PlanTerm, Query};
-use super::rows::{FloatRowScorer, RowScorer};
+use super::rows::{prefetch_ahead, FloatRowScorer, RowScorer};
 use super::segments::Prepared;
 use super::topk::TopK;
 use super::{with_kind, Algorithm, DocSet, Hit, Kind, Scratch};
@@ -155,15 +155,7 @@ pub(crate) fn run<K: Kind>(
             v,
             arrays,
             fwd,
-            Plan {
-                terms: plan.terms.clone(),
-                norm: plan.norm,
-                slack: plan.slack,
-                ctx: plan.ctx,
-                allowed: plan.allowed.clone(),
-                floor: plan.floor,
-                ties: plan.ties.clone(),
-            },
+            plan.clone(),
             query,
             k,
             Algorithm::Auto,
@@ -183,14 +175,8 @@ pub(crate) fn run<K: Kind>(
         let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
-        // The candidates' rows lie far apart: fetch a few candidates ahead.
-        for &(d, _) in cands.iter().take(super::rerank::ROWS_AHEAD) {
-            rows.prefetch(d as usize);
-        }
         for (i, &(d, _)) in cands.iter().enumerate() {
-            if let Some(&(next, _)) = cands.get(i + super::rerank::ROWS_AHEAD) {
-                rows.prefetch(next as usize);
-            }
+            prefetch_ahead(&cands, i, |x| rows.prefetch(x));
             top.push(d, rows.score(d as usize));
         }
         rows.finish(scratch);
@@ -203,14 +189,8 @@ pub(crate) fn run<K: Kind>(
     let rows = FloatRowScorer::new(v, fwd, query, scratch);
     let floor = floor.map_or(0.0, |f| super::F32Kind::floor_below(f, 1.0));
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), floor).with_ties(plan.ties.as_ref());
-    // The candidates' rows lie far apart: fetch a few candidates ahead.
-    for &(d, _) in cands.iter().take(super::rerank::ROWS_AHEAD) {
-        rows.prefetch(d as usize);
-    }
     for (i, &(d, _)) in cands.iter().enumerate() {
-        if let Some(&(next, _)) = cands.get(i + super::rerank::ROWS_AHEAD) {
-            rows.prefetch(next as usize);
-        }
+        prefetch_ahead(&cands, i, |x| rows.prefetch(x));
         top.push(d, rows.score(d as usize));
     }
     rows.finish(scratch);

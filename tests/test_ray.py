@@ -172,9 +172,15 @@ def test_sharded_equals_single(cluster, tmp_path_factory, seed, n, num_shards, q
         for q in qs:
             for k in (1, 3, 50):
                 _same(sh.search(q, k=k), _canonical(single, q, k))
+            # approximate search at a target of 1 is the exact search, sharded too
+            _same(sh.search(q, k=3, algorithm="approximate", target_recall=1.0), _canonical(single, q, 3))
             _same(sh.search(q, k=5, filter=flt), _canonical(single, q, 5, filter=flt))
         for q, got in zip(qs, sh.search_batch(qs, k=4)):
             _same(got, _canonical(single, q, 4))
+        for q, got in zip(qs, sh.search_batch(qs, k=4, algorithm="approximate", target_recall=1.0)):
+            _same(got, _canonical(single, q, 4))
+        with pytest.raises(ValueError, match="target_recall applies to algorithm='approximate' only"):
+            sh.search(qs[0], k=3, target_recall=0.9)
         live = [r["id"] for r in rows if r["id"] not in set(deleted)]
         if live:
             d1, d2 = sh.get(live[-1]), single.get(live[-1])

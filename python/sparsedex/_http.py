@@ -6,7 +6,7 @@ Requests and responses are JSON shaped like the Python calls:
 - ``POST /search``       ``{"query": "text" | {"indices": [...], "values": [...]}, "k": 10,
   "filter": {...}, "algorithm": "auto", "target_recall": 0.97}`` -> ``{"hits": [{"id", "score",
   "payload"}, ...]}`` (``"limit"``, Qdrant's name for ``k``, is accepted too; ``"target_recall"``
-  with ``"algorithm": "approximate"`` only, and not behind ``--ray``)
+  with ``"algorithm": "approximate"`` only)
 - ``POST /search_batch`` ``{"queries": [...], "k", "filter", "algorithm", "target_recall"}`` ->
   ``{"hits": [[...], ...]}``
 - ``POST /get``          ``{"id": ...}`` -> ``{"id", "text", "payload", "vector": {"indices", "values"}}``
@@ -104,17 +104,10 @@ def _top_terms(body: dict[str, Any]) -> int | None:
     return t
 
 
-def _target(index: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``target_recall`` as a keyword argument when the request gives one (checked by the
-    index; a sharded index has none)."""
+def _target(body: dict[str, Any]) -> dict[str, Any]:
+    """``target_recall`` as a keyword argument when the request gives one (the index checks it)."""
     t = body.get("target_recall")
-    if t is None:
-        return {}
-    from .index import SparseIndex
-
-    if not isinstance(index, SparseIndex):
-        raise ValueError('"target_recall" is not supported by a sharded index (serve without --ray)')
-    return {"target_recall": t}
+    return {} if t is None else {"target_recall": t}
 
 
 def call(index: Any, op: str, body: dict[str, Any]) -> Any:
@@ -125,7 +118,7 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
     if op == "search":
         _need(body, "query")
         hits = index.search(_vector(body["query"]), k=_k(body), algorithm=body.get("algorithm", "auto"),
-                            filter=body.get("filter"), **_target(index, body))
+                            filter=body.get("filter"), **_target(body))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
         qs = body.get("queries")
@@ -133,7 +126,7 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
             raise ValueError('the request has no "queries" list')
         res = index.search_batch([_vector(q, f"query {i}") for i, q in enumerate(qs)], k=_k(body),
                                  algorithm=body.get("algorithm", "auto"), filter=body.get("filter"),
-                                 **_target(index, body))
+                                 **_target(body))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":
         _need(body, "id")

@@ -886,7 +886,8 @@ class _Shard:
 
     # reads
     def _canonical(
-        self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None, stats: Any = None
+        self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None, stats: Any = None,
+        target_recall: float | None = None,
     ) -> list[Hit]:
         """This shard's top-k in canonical order (score descending, then id ascending). The
         engine returns exactly that whatever the shard's layout (BP order, segments, merges):
@@ -894,18 +895,21 @@ class _Shard:
         which is Python's order of ``str``), so the k hits are the shard's share of the single
         index's top-k and no re-asking is needed."""
         if hits is None:
-            hits = self.index.search(q, k=k, algorithm=algorithm, filter=filter, collection_stats=stats)
+            hits = self.index.search(q, k=k, algorithm=algorithm, filter=filter, collection_stats=stats,
+                                     target_recall=target_recall)
         return hits[:k]
 
-    def search(self, q: Any, k: int, algorithm: str, filter: Any) -> list[tuple[Any, float, Any]]:
+    def search(self, q: Any, k: int, algorithm: str, filter: Any,
+               target_recall: float | None = None) -> list[tuple[Any, float, Any]]:
         self._ok()
         q, df = self._local(q)
         if isinstance(q, SparseEmbedding) and q.nnz == 0:
             return []
         stats = None if df is None else self._stats_for([q], [df])
-        return _hits_out(self._canonical(q, k, algorithm, filter, stats=stats))
+        return _hits_out(self._canonical(q, k, algorithm, filter, stats=stats, target_recall=target_recall))
 
-    def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any) -> list[list[tuple[Any, float, Any]]]:
+    def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any,
+                     target_recall: float | None = None) -> list[list[tuple[Any, float, Any]]]:
         idx = self._ok()
         unseen: dict[str, int] = {}
         pairs = [self._local(q, unseen) for q in qs]
@@ -916,7 +920,8 @@ class _Shard:
             bm25 = pairs[live[0]][1] is not None
             stats = self._stats_for([local[i] for i in live], [pairs[i][1] for i in live]) if bm25 else None
             res = idx.search_batch(
-                [local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1, collection_stats=stats
+                [local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1, collection_stats=stats,
+                target_recall=target_recall,
             )
             for i, h in zip(live, res):
                 out[i] = _hits_out(self._canonical(local[i], k, algorithm, filter, hits=h, stats=stats))
@@ -1369,32 +1374,38 @@ class ShardedIndex:
         rows.sort(key=lambda h: (-h[1], h[0]))
         return [Hit(i, s, p) for i, s, p in rows[:k]]
 
-    def search(self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None) -> list[Hit]:
+    def search(self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None,
+               target_recall: float | None = None) -> list[Hit]:
         """The ``k`` best documents of the whole collection for ``query`` (a text or a sparse
         vector), best first: every shard's top-k merged by (score descending, id ascending),
         which is exactly :meth:`SparseIndex.search` over the same documents. ``filter``
-        applies in every shard. Errors as :meth:`SparseIndex.search`, plus
-        :class:`ShardUnavailableError`."""
+        applies in every shard. ``algorithm="approximate"`` searches every shard approximately
+        at ``target_recall`` (each shard's segments calibrated on their own; 1.0 is the exact
+        search). Errors as :meth:`SparseIndex.search`, plus :class:`ShardUnavailableError`."""
         from . import _validate
+        from .index import _check_algorithm
 
         k = _validate.check_k(k)
+        _check_algorithm(algorithm, target_recall)
         q = self._query(query)
-        res = self._fan("search", q, k, algorithm, filter)
+        res = self._fan("search", q, k, algorithm, filter, target_recall)
         return self._merge((res[s] for s in sorted(res)), k)
 
     def search_batch(self, queries: Iterable[Any], k: int = 10, algorithm: str = "auto",
-                     filter: Any = None) -> list[list[Hit]]:
+                     filter: Any = None, target_recall: float | None = None) -> list[list[Hit]]:
         """:meth:`search` for many queries; one call per shard."""
         from . import _validate
+        from .index import _check_algorithm
 
         k = _validate.check_k(k)
+        _check_algorithm(algorithm, target_recall)
         qs = list(queries)
         if not qs:
             return []
         sent = [self._query(q, what=f"query {i}") for i, q in enumerate(qs)]
         if not self._bm25:
             sent = [SparseEmbedding(indices=a, values=b) for a, b in sent]
-        res = self._fan("search_batch", sent, k, algorithm, filter)
+        res = self._fan("search_batch", sent, k, algorithm, filter, target_recall)
         return [self._merge((res[s][i] for s in sorted(res)), k) for i in range(len(qs))]
 
     def _owner(self, id: Any) -> int:

@@ -210,8 +210,8 @@ pub(crate) fn search_one(
     floor: Option<f32>,
 ) -> Vec<Hit> {
     let v = index.view();
-    let params = if v.forward.is_none() {
-        ApproxParams::EXACT
+    let params = if v.forward.is_none() || target.get() >= 1.0 {
+        ApproxParams::EXACT // a target of 1 is the exact search, in small segments too
     } else if v.n_docs < MIN_DOCS {
         SMALL
     } else {

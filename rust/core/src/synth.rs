@@ -513,6 +513,16 @@ impl Seen {
     }
 }
 
+/// One step of Marsaglia's xorshift64 (shifts 13, 7, 17): the new state, which is also the
+/// value drawn. For cheap, reproducible draws inside the engine (calibration pseudo-queries,
+/// the kernel measurement); `state` must not be 0.
+pub(crate) fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// xoshiro256++ (Blackman & Vigna), seeded with splitmix64.
 struct Rng {
     s: [u64; 4],

@@ -100,12 +100,7 @@ pub fn measure(sets: &[Isa]) -> Vec<f64> {
     const N: usize = 1 << 16;
     const BLOCKS: usize = 192;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = move || crate::synth::xorshift64(&mut seed);
     // Blocks of 128 distinct ascending documents (a posting list's block), random impacts.
     let blocks: Vec<(Vec<u32>, Vec<u8>)> = (0..BLOCKS)
         .map(|_| {
@@ -554,10 +549,7 @@ mod tests {
     use super::*;
 
     fn rng(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
+        crate::synth::xorshift64(seed)
     }
 
     #[test]

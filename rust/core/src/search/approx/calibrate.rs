@@ -286,12 +286,7 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
     let Some(fwd) = v.forward else { return Vec::new() };
     let n = v.n_docs as usize;
     let mut rng = seed | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = move || crate::synth::xorshift64(&mut rng);
     let mut out = Vec::new();
     for (b, &len) in PSEUDO_LEN.iter().enumerate() {
         let lo = if b == 0 { 1 } else { BUCKETS[b - 1] + 1 };

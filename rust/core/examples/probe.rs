@@ -16,7 +16,7 @@ fn read<T: Copy + Default>(p: &str) -> Vec<T> {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let dir = &a[1];
-    let reorder = a.get(2).map_or(false, |s| s == "1");
+    let reorder = a.get(2).is_some_and(|s| s == "1");
     let algos: Vec<Algorithm> = a
         .get(3)
         .map_or("exhaustive,bmp,auto".to_string(), |s| s.clone())

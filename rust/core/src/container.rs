@@ -902,7 +902,7 @@ impl Container {
             .checked_mul(ENTRY_LEN as u64)
             .and_then(|l| l.checked_add(table_offset))
             .ok_or_else(|| corrupt("section table size overflows"))?;
-        if table_offset < HEADER_LEN as u64 || table_offset % ALIGN as u64 != 0 {
+        if table_offset < HEADER_LEN as u64 || !table_offset.is_multiple_of(ALIGN as u64) {
             return Err(corrupt(format!("bad section table offset {table_offset}")));
         }
         if table_end != total {
@@ -946,7 +946,7 @@ impl Container {
             let end = offset
                 .checked_add(len)
                 .ok_or_else(|| corrupt(format!("section '{name}': offset + length overflows")))?;
-            if offset % ALIGN as u64 != 0 {
+            if !offset.is_multiple_of(ALIGN as u64) {
                 return Err(corrupt(format!("section '{name}': offset {offset} is not {ALIGN}-byte aligned")));
             }
             if offset < prev_end as u64 || end > table_offset as u64 {
@@ -1012,14 +1012,14 @@ impl Container {
         }
         let bytes = &self.image.as_bytes()[s.offset..s.offset + s.len];
         let size = std::mem::size_of::<T>();
-        if bytes.len() % size != 0 {
+        if !bytes.len().is_multiple_of(size) {
             return Err(corrupt(format!(
                 "section '{name}': {} bytes is not a whole number of {} values",
                 bytes.len(),
                 T::KIND.name()
             )));
         }
-        if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
             return Err(corrupt(format!("section '{name}' is misaligned for {}", T::KIND.name())));
         }
         // SAFETY: the pointer is aligned for T and the range holds exactly len/size Ts inside

@@ -70,7 +70,7 @@ pub fn clean_row(
                 return Err(format!("term id {t} is out of range (vocabulary size {n})"));
             }
         }
-        sorted &= prev.map_or(true, |p| p < t);
+        sorted &= prev.is_none_or(|p| p < t);
         prev = Some(t);
         // Zeros are kept until duplicates are checked (on the full row), then dropped.
         out.push((t, w));
@@ -93,7 +93,7 @@ fn row_is_clean(indices: &[u32], values: &[f32], n_terms: Option<u32>) -> bool {
         return false;
     }
     let limit = n_terms.unwrap_or(u32::MAX);
-    let in_range = n_terms.is_none() || indices.last().map_or(true, |&t| t < limit);
+    let in_range = n_terms.is_none() || indices.last().is_none_or(|&t| t < limit);
     // `w > 0 && w < inf` is false for NaN, infinities, negatives and zeros
     let weights_ok = values.iter().fold(true, |ok, &w| ok & (w > 0.0) & (w < f32::INFINITY));
     let ascending = indices.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));

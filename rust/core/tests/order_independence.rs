@@ -127,7 +127,7 @@ fn query(vocab: u32, seed: u64, tf: bool) -> Vec<(u32, f32)> {
     let mut next = xorshift(seed);
     let mut q: Vec<(u32, f32)> = Vec::new();
     for t in 0..vocab {
-        if next() % 3 == 0 {
+        if next().is_multiple_of(3) {
             q.push((t, if tf { (1 + next() % 3) as f32 } else { (next() % 1000) as f32 / 211.0 + 0.01 }));
         }
     }

@@ -198,7 +198,7 @@ pub fn encode_docs_final(docs: &[u32], prev: Option<u32>, out: &mut Vec<u8>) -> 
 /// bug as in [`decode_docs`] (opening an index refuses it).
 #[inline]
 pub fn decode_stored_docs(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
-    if input.len() % 16 == 0 {
+    if input.len().is_multiple_of(16) {
         decode_docs(input, (input.len() / 16) as u32, prev, out);
     } else {
         decode_trimmed(input, prev, out);
@@ -215,7 +215,7 @@ pub fn decode_stored_docs(input: &[u8], prev: Option<u32>, out: &mut [u32; BLOCK
 #[inline]
 pub fn decode_stored_docs_at(section: &[u8], lo: usize, hi: usize, prev: Option<u32>, out: &mut [u32; BLOCK_LEN]) {
     let input = &section[lo..hi];
-    if input.len() % 16 == 0 {
+    if input.len().is_multiple_of(16) {
         decode_docs(input, (input.len() / 16) as u32, prev, out);
         return;
     }

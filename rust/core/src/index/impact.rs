@@ -84,7 +84,7 @@ pub(crate) fn bm25_as_u32s(x: &[Bm25Impact]) -> &[u32] {
 
 /// `u32` pairs as BM25 impacts (`None` for an odd length).
 pub(crate) fn bm25_from_u32s(x: &[u32]) -> Option<&[Bm25Impact]> {
-    if x.len() % 2 != 0 {
+    if !x.len().is_multiple_of(2) {
         return None;
     }
     // SAFETY: the slice holds an even number of initialized u32 at an address aligned for u32;

@@ -540,7 +540,7 @@ fn run_with<K: Kind>(
         }
         Step::Pair { leader, challenger, counted } => {
             // Alternate who runs first, so that neither profits from the other's warm caches.
-            let (out, tl, tc) = if postings % 2 == 0 {
+            let (out, tl, tc) = if postings.is_multiple_of(2) {
                 let (o, tl) = timed(leader, scratch);
                 let (_, tc) = timed(challenger, scratch);
                 (o, tl, tc)

@@ -226,7 +226,7 @@ pub fn search_or_give_up<K: Kind>(
     // Blocks without an allowed document are never scored.
     let allowed = plan.allowed.as_ref();
     let mut ids: Vec<u32> = (0..nb as u32)
-        .filter(|&b| ub[b as usize] > K::S::default() && allowed.map_or(true, |a| a.word(b as usize) != 0))
+        .filter(|&b| ub[b as usize] > K::S::default() && allowed.is_none_or(|a| a.word(b as usize) != 0))
         .collect();
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     let mut batch = (4 * k).div_ceil(DOC_BLOCK).max(8);

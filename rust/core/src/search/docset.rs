@@ -21,7 +21,7 @@ impl DocSet {
                 words.len()
             )));
         }
-        if n_docs % 64 != 0 {
+        if !n_docs.is_multiple_of(64) {
             if let Some(last) = words.last_mut() {
                 *last &= (1u64 << (n_docs % 64)) - 1;
             }

@@ -1,0 +1,350 @@
+//! The two inner loops of term-at-a-time scoring, with SIMD twins picked once per process:
+//!
+//! - [`accumulate_u32`]: `acc[doc] += w * impact` for one decoded 128-posting block (a
+//!   scatter-add: the doc ids of a block are distinct, so a gather / add / scatter of 16 lanes
+//!   is exact);
+//! - [`drain_above_u32`]: one pass over the accumulators that hands every value above a
+//!   (rising) threshold to a collector and leaves every accumulator zero (16 lanes compared
+//!   at a time; the collector is only called for the rare lanes that pass).
+//!
+//! Every SIMD kernel has a scalar twin with identical results (tested on random input for
+//! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at
+//! run time; the wheel stays baseline x86-64. The AVX2 set (`Isa::Avx2`) runs the threshold
+//! scan and the block-bound update 8 lanes at a time (AVX2 has no scatter, so the scatter-add
+//! and the row kernel stay scalar there). Which set searches use is measured once per process
+//! ([`fastest`]): on a CPU whose AVX-512 scatter is slow, the AVX2 set wins.
+//!
+//! Safety of the scatter: the kernels never trust the doc ids. A block's doc ids are checked
+//! against the accumulator length (one vector max per block) before any unchecked access; a
+//! block that fails the check (a corrupt index that slipped through validation) is added with
+//! bounds checks instead, ignoring out-of-range ids, as the portable loop does.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::index::TermId;
+
+/// A set of accumulation kernels. The SIMD sets carry a [`Detected`] proof, which only
+/// [`available`] (and so [`isa`], [`fastest`]) makes after detecting the instructions at run
+/// time: the safe kernel functions below can take any `Isa` a caller holds, and none can name
+/// a set this CPU lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable scalar loops.
+    Scalar,
+    /// AVX2: 8-lane threshold scan and block-bound update; the other kernels scalar.
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Detected),
+    /// AVX-512 (F + BW) gather / scatter kernels.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Detected),
+}
+
+/// Proof that this CPU has the instructions of a SIMD kernel set: it cannot be made outside
+/// this module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detected(());
+
+/// The kernel set searches use: the fastest on this CPU, measured once per process
+/// ([`fastest`]), or the one [`force`] chose.
+#[inline]
+pub fn isa() -> Isa {
+    match CHOSEN.load(Ordering::Relaxed) {
+        1 => Isa::Scalar,
+        #[cfg(target_arch = "x86_64")]
+        2 => Isa::Avx512(Detected(())),
+        #[cfg(target_arch = "x86_64")]
+        3 => Isa::Avx2(Detected(())),
+        _ => {
+            let best = fastest();
+            CHOSEN.store(code(best), Ordering::Relaxed);
+            best
+        }
+    }
+}
+
+/// Run every later search with `isa` (`None`: the fastest, [`fastest`]), for measuring the
+/// SIMD kernels against their scalar twins (an `Isa` is always one of [`available`]).
+pub fn force(isa: Option<Isa>) {
+    let pick = isa.unwrap_or_else(fastest);
+    CHOSEN.store(code(pick), Ordering::Relaxed);
+}
+
+/// The fastest kernel set of [`available`] on this CPU, measured once per process (about a
+/// millisecond, on the first search): the widest instructions are not always the fastest.
+/// On an AMD EPYC with AVX-512 (a Zen 4 class core, whose 16-lane scatter is slow) the AVX-512
+/// set made debian's exhaustive search no faster than the scalar loops (0.146-0.153 against
+/// 0.146-0.149 ms median), while the AVX2 set took 0.121-0.126 ms (`examples/probe.rs` with
+/// `PROBE_ISA`, each query run by every set in turn, both orders). The measurement is the
+/// exhaustive scorer's work, [`accumulate_u32`] over 128-posting blocks of distinct random
+/// documents and one [`drain_above_u32`] pass, on 65,536 accumulators; each set runs
+/// [`PICK_TRIALS`] times, interleaved, and keeps its fastest trial. A wider set must win by
+/// [`PICK_MARGIN`] to be chosen over a narrower one.
+pub fn fastest() -> Isa {
+    static PICK: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *PICK.get_or_init(|| {
+        let sets = available();
+        if sets.len() == 1 {
+            return sets[0];
+        }
+        let times = measure(&sets);
+        let mut best = 0;
+        for i in 1..sets.len() {
+            if times[i] < times[best] * (1.0 - PICK_MARGIN) {
+                best = i;
+            }
+        }
+        sets[best]
+    })
+}
+
+/// Trials per kernel set in [`fastest`].
+pub const PICK_TRIALS: usize = 7;
+/// How much faster (as a fraction) a wider kernel set must be to be picked over a narrower one.
+pub const PICK_MARGIN: f64 = 0.03;
+
+/// Seconds of each kernel set's fastest trial of the exhaustive scorer's work (see [`fastest`]).
+pub fn measure(sets: &[Isa]) -> Vec<f64> {
+    const N: usize = 1 << 16;
+    const BLOCKS: usize = 192;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || crate::synth::xorshift64(&mut seed);
+    // Blocks of 128 distinct ascending documents (a posting list's block), random impacts.
+    let blocks: Vec<(Vec<u32>, Vec<u8>)> = (0..BLOCKS)
+        .map(|_| {
+            let start = (next() % (N as u64 - 128 * 64)) as u32;
+            let mut d = start;
+            let docs: Vec<u32> = (0..128)
+                .map(|_| {
+                    d += 1 + (next() % 63) as u32;
+                    d
+                })
+                .collect();
+            let imps: Vec<u8> = (0..128).map(|_| 1 + (next() % 255) as u8).collect();
+            (docs, imps)
+        })
+        .collect();
+    let mut acc = vec![0u32; N];
+    let mut best = vec![f64::MAX; sets.len()];
+    for _ in 0..PICK_TRIALS {
+        for (i, &isa) in sets.iter().enumerate() {
+            let t = std::time::Instant::now();
+            for (j, (docs, imps)) in blocks.iter().enumerate() {
+                accumulate_u32(isa, &mut acc, docs, imps, 1 + j as u32);
+            }
+            let mut kept = 0u32;
+            drain_above_u32(isa, &mut acc, 1 << 20, |_, s| {
+                kept = kept.wrapping_add(s);
+                1 << 20
+            });
+            std::hint::black_box(kept);
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+        }
+    }
+    best
+}
+
+static CHOSEN: AtomicU8 = AtomicU8::new(0);
+
+fn code(i: Isa) -> u8 {
+    match i {
+        Isa::Scalar => 1,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(_) => 2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(_) => 3,
+    }
+}
+
+/// Every kernel set this CPU can run, narrowest first ([`fastest`] prefers the narrower of two
+/// sets within its margin).
+pub fn available() -> Vec<Isa> {
+    #[allow(unused_mut)]
+    let mut v = vec![Isa::Scalar];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") {
+            v.push(Isa::Avx2(Detected(())));
+        }
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+            v.push(Isa::Avx512(Detected(())));
+        }
+    }
+    v
+}
+
+/// `acc[docs[i]] += w * imps[i] as u32` for every `i < docs.len()`, with wrapping arithmetic
+/// (the query plan guarantees no score overflows). `docs` must be distinct (they are: one
+/// block of one posting list); ids at or beyond `acc.len()` are ignored.
+#[inline]
+pub fn accumulate_u32(isa: Isa, acc: &mut [u32], docs: &[u32], imps: &[u8], w: u32) {
+    let n = docs.len().min(imps.len());
+    let (docs, imps) = (&docs[..n], &imps[..n]);
+    match isa {
+        Isa::Scalar => accumulate_u32_scalar(acc, docs, imps, w),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(_) => accumulate_u32_scalar(acc, docs, imps, w),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512(_) => {
+            // Distinct ids below acc.len(): checked here, so the kernel may use unchecked lanes.
+            let max = docs.iter().copied().max().unwrap_or(0);
+            if (max as usize) < acc.len() && n > 0 {
+                // SAFETY: avx512f/bw were detected (only `available` makes an Isa::Avx512); every
+                // id is < acc.len() (checked just above) and the ids are distinct, so the
+                // gather / scatter lanes address valid, non-overlapping accumulators; `imps`
+                // and `docs` hold exactly `n` elements and the tail is masked.
+                unsafe { x86::accumulate_u32(acc.as_mut_ptr(), docs.as_ptr(), imps.as_ptr(), n, w) }
+            } else {
+                accumulate_u32_scalar(acc, docs, imps, w)
+            }
+        }
+    }
+}
+
+/// The portable twin of [`accumulate_u32`].
+#[inline]
+pub fn accumulate_u32_scalar(acc: &mut [u32], docs: &[u32], imps: &[u8], w: u32) {
+    let max = docs.iter().copied().max().unwrap_or(0);
+    if (max as usize) < acc.len() {
+        for (&d, &i) in docs.iter().zip(imps) {
+            // Checked above: the compiler keeps this bounds check out of the loop only if it
+            // can prove it; `get_mut` keeps it safe either way, and is well predicted.
+            if let Some(a) = acc.get_mut(d as usize) {
+                *a = a.wrapping_add(w.wrapping_mul(i as u32));
+            }
+        }
+    } else {
+        for (&d, &i) in docs.iter().zip(imps) {
+            if let Some(a) = acc.get_mut(d as usize) {
+                *a = a.wrapping_add(w.wrapping_mul(i as u32));
+            }
+        }
+    }
+}
+
+/// One pass over `acc`: for every accumulator above the threshold, call `take(doc, value)`,
+/// which offers it to a collector and returns the new threshold; every accumulator is zero
+/// afterwards. Documents are visited in ascending order, so with a collector that breaks ties
+/// by doc id the result is the same as the scalar loop's.
+#[inline]
+pub fn drain_above_u32(isa: Isa, acc: &mut [u32], thr: u32, take: impl FnMut(u32, u32) -> u32) {
+    match isa {
+        Isa::Scalar => drain_above_u32_scalar(acc, thr, take),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected; the kernel reads and writes only inside `acc`.
+        Isa::Avx2(_) => unsafe { x86::drain_above_u32_avx2(acc, thr, take) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx512f was detected; the kernel reads and writes only inside `acc`.
+        Isa::Avx512(_) => unsafe { x86::drain_above_u32(acc, thr, take) },
+    }
+}
+
+/// The portable twin of [`drain_above_u32`].
+#[inline]
+pub fn drain_above_u32_scalar(acc: &mut [u32], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {
+    for (d, a) in acc.iter_mut().enumerate() {
+        let s = std::mem::take(a);
+        if s > thr {
+            thr = take(d as u32, s);
+        }
+    }
+}
+
+/// `ub[i] += w * dense[i] as u32` for every `i` (wrapping; the query plan guarantees no
+/// overflow): one query term's contribution to the upper bounds of every block.
+#[inline]
+pub fn add_scaled_u32(isa: Isa, ub: &mut [u32], dense: &[u8], w: u32) {
+    let n = ub.len().min(dense.len());
+    let (ub, dense) = (&mut ub[..n], &dense[..n]);
+    match isa {
+        Isa::Scalar => add_scaled_u32_scalar(ub, dense, w),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected; both slices hold exactly `n` elements.
+        Isa::Avx2(_) => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx512f/bw were detected; both slices hold exactly `n` elements.
+        Isa::Avx512(_) => unsafe { x86::add_scaled_u32(ub.as_mut_ptr(), dense.as_ptr(), n, w) },
+    }
+}
+
+/// The portable twin of [`add_scaled_u32`].
+#[inline]
+pub fn add_scaled_u32_scalar(ub: &mut [u32], dense: &[u8], w: u32) {
+    for (u, &x) in ub.iter_mut().zip(dense) {
+        *u = u.wrapping_add(w.wrapping_mul(x as u32));
+    }
+}
+
+/// Exact score of one stored row under u8 quantization: the sum over its entries `(t, x)` of
+/// `wtab[t] * quantize(x, scale)` (wrapping; the query plan guarantees no overflow), where
+/// `wtab` holds the query's u32 weight of each local term (0 for terms not in the query) and
+/// `quantize` is the builder's [`crate::index::build::quantize`]. Terms at or beyond
+/// `wtab.len()` count as absent. Term ids are `u16` or `u32` (the stored vectors' width).
+#[inline]
+pub fn score_row_u8<T: TermId>(isa: Isa, terms: &[T], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
+    let n = terms.len().min(values.len());
+    if wtab.is_empty() {
+        return 0;
+    }
+    match isa {
+        Isa::Scalar => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2(_) => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx512f/bw were detected; `terms` holds at least `n` elements of the width
+        // passed (2 or 4 bytes, checked here), `values` at least `n`; `wtab` is not empty (the
+        // kernel clamps every term id to `wtab.len() - 1` before the gather and masks out the
+        // entries it clamped).
+        Isa::Avx512(_) => unsafe {
+            match std::mem::size_of::<T>() {
+                2 => x86::score_row_u8::<2>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),
+                4 => x86::score_row_u8::<4>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),
+                _ => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+            }
+        },
+    }
+}
+
+/// The portable twin of [`score_row_u8`].
+#[inline]
+pub fn score_row_u8_scalar<T: TermId>(terms: &[T], values: &[f32], scale: f32, wtab: &[u32]) -> u32 {
+    let mut s = 0u32;
+    for (&t, &x) in terms.iter().zip(values) {
+        let w = wtab.get(t.into() as usize).copied().unwrap_or(0);
+        if w != 0 {
+            s = s.wrapping_add(w.wrapping_mul(crate::index::build::quantize(x, scale) as u32));
+        }
+    }
+    s
+}
+
+/// Call `f(docs, impacts)` for every 128-posting block of `term`'s list in doc order (the
+/// last block may be shorter): the block-at-a-time loop of the term-at-a-time scorers.
+#[inline]
+pub fn for_each_block<I: Copy>(
+    v: &crate::index::IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, I>,
+    term: u32,
+    mut f: impl FnMut(&[u32], &[I]),
+) {
+    use crate::codec::BLOCK_LEN;
+    let t = term as usize;
+    if t >= v.n_terms as usize {
+        return;
+    }
+    let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+    let p0 = v.term_post_start[t] as usize;
+    let df = v.term_post_start[t + 1] as usize - p0;
+    let mut buf = [0u32; BLOCK_LEN];
+    for b in b0..b1 {
+        crate::postings::decode_block(v, b0, b, &mut buf);
+        let start = (b - b0) * BLOCK_LEN;
+        let len = (df - start).min(BLOCK_LEN);
+        f(&buf[..len], &arrays.impacts[p0 + start..p0 + start + len]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! Development probe: per-query latency of each algorithm on a corpus dumped as raw arrays.
-//! `cargo run --release --example probe -- DIR [reorder:0|1] [algos,...]`
+//! `cargo run --release --example probe -- DIR [reorder:0|1|bp] [algos,...]` (0: none, 1: signature,
+//! bp: the default, BP)
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Reorder};
 use sparsedex_core::search::{search, Algorithm, QueryRef};
 use sparsedex_core::vectors::CsrRef;
@@ -16,7 +17,12 @@ fn read<T: Copy + Default>(p: &str) -> Vec<T> {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     let dir = &a[1];
-    let reorder = a.get(2).is_some_and(|s| s == "1");
+    let mode = a.get(2).map_or("0", |s| s.as_str());
+    let reorder = match mode {
+        "1" => Reorder::Signature,
+        "bp" => Reorder::default(),
+        _ => Reorder::None,
+    };
     let algos: Vec<Algorithm> = a
         .get(3)
         .map_or("exhaustive,bmp,auto".to_string(), |s| s.clone())
@@ -47,7 +53,11 @@ fn main() {
     let t = Instant::now();
     let cache = format!(
         "{dir}/index-{}-{}.sdx",
-        if reorder { "sig" } else { "none" },
+        match mode {
+            "1" => "sig",
+            "bp" => "bp",
+            _ => "none",
+        },
         std::env::var("PROBE_TAG").unwrap_or_default()
     );
     let ix = if std::path::Path::new(&cache).exists() && std::env::var("PROBE_REBUILD").is_err() {
@@ -58,7 +68,7 @@ fn main() {
             IdsInput::None,
             &BuildOptions {
                 n_terms: Some(30522),
-                reorder: if reorder { Reorder::Signature } else { Reorder::None },
+                reorder,
                 store_vectors: true,
                 ..Default::default()
             },
@@ -69,7 +79,7 @@ fn main() {
         ix
     };
     let v = ix.view();
-    eprintln!("build {:.2}s, {} docs", t.elapsed().as_secs_f64(), ix.n_docs());
+    eprintln!("build {:.2}s, {} docs, postings bytes {}", t.elapsed().as_secs_f64(), ix.n_docs(), ix.stats().postings_bytes);
     let nq = qi.len() - 1;
     let post: Vec<u64> = (0..nq)
         .map(|i| (qi[i] as usize..qi[i + 1] as usize).map(|p| v.local_term(qx[p]).map_or(0, |t| v.df(t))).sum())

@@ -319,16 +319,20 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
 /// The cost of reranking one candidate, in postings of the candidate stage, for rows of
 /// `mean_row` stored entries on average. A candidate is a random access into the stored rows
 /// (cache and TLB misses, then a gather per entry into the query's weight table) and one more
-/// place in the candidate stage's top-k' heap, which lowers its threshold. Measured with
-/// `examples/approx_grid.rs` (the slope from 10 to 250 candidates at a fixed cut, against the
-/// exhaustive scorer's time per posting): since the rows of the candidates are prefetched a few
-/// ahead, one more candidate costs about 0.5 us on debian (60k real splade-tiny documents of
-/// 150 entries, 1.1 ns per posting) and on synthetic 100k (120 entries, 1.15 ns), about 3
-/// postings per stored entry (7.5 before the prefetch). Counting a row at its entries alone
-/// (1 each) made the calibration choose deep reranks of a short cut that were 2-3x slower than
-/// a shallow rerank of a longer cut at the same recall.
+/// place in the candidate stage's top-k' heap, which lowers its threshold (so a pruning
+/// candidate stage visits more). Most of it does not grow with the row: measured with
+/// `examples/approx_grid.rs` (the slope from 10 to 160 candidates at cuts 0.5 / 0.7 / 0.9,
+/// against the exhaustive scorer's time per posting from `examples/probe.rs`, same session),
+/// one more candidate costs 0.41 us = 385 postings on WordNet glosses (118k real splade-tiny
+/// documents of 40 entries, 1.06 ns per posting), 0.55 us = 618 postings on debian (60k of
+/// 150 entries, 0.89 ns) and 0.64 us = 740 postings on synthetic 100k (120 entries, 0.86 ns;
+/// its candidate stage prunes). `300 + 2 x entries` gives 380 / 600 / 540. The model before it,
+/// `64 + 3 x entries` (184 postings on WordNet), made rows look cheap on short rows: the
+/// calibration chose deep reranks (25 x k) that made approximate search at 0.99 slower than
+/// the exact search there (0.148 against 0.081 ms); counting a row at its entries alone (1
+/// each), before that, made it choose deep reranks of a short cut on debian too.
 pub fn row_cost(mean_row: f64) -> f64 {
-    64.0 + 3.0 * mean_row
+    300.0 + 2.0 * mean_row
 }
 
 /// Depth of the reference of a quantized segment, as a multiple of k: the float top-k is taken

@@ -864,7 +864,8 @@ class SparseIndex:
         ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
         use, on pseudo-queries drawn from its stored vectors (kept in the segment's
         calibration file, so a reopened index is not calibrated again; see :meth:`calibrate`),
-        and the cheapest setting whose
+        and the fastest setting (by its search time, measured on the segment while
+        calibrating; the exact search is one of the settings) whose
         calibration recall@10 reaches the target by 1.5 standard errors of that mean is used
         (so that a setting is not chosen for the luck of a small sample; query cut by weight
         share, then an

@@ -66,12 +66,7 @@ fn main() {
         let ix = build(
             CsrRef { indptr: &di, indices: &dx, values: &dv },
             IdsInput::None,
-            &BuildOptions {
-                n_terms: Some(30522),
-                reorder,
-                store_vectors: true,
-                ..Default::default()
-            },
+            &BuildOptions { n_terms: Some(30522), reorder, store_vectors: true, ..Default::default() },
         )
         .unwrap()
         .index;
@@ -79,7 +74,12 @@ fn main() {
         ix
     };
     let v = ix.view();
-    eprintln!("build {:.2}s, {} docs, postings bytes {}", t.elapsed().as_secs_f64(), ix.n_docs(), ix.stats().postings_bytes);
+    eprintln!(
+        "build {:.2}s, {} docs, postings bytes {}",
+        t.elapsed().as_secs_f64(),
+        ix.n_docs(),
+        ix.stats().postings_bytes
+    );
     let nq = qi.len() - 1;
     let post: Vec<u64> = (0..nq)
         .map(|i| (qi[i] as usize..qi[i + 1] as usize).map(|p| v.local_term(qx[p]).map_or(0, |t| v.df(t))).sum())

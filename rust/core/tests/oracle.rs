@@ -724,8 +724,7 @@ fn run_all_bm25(index: &Index, q: &[(u32, f32)], k: usize, stats: Option<&Bm25St
     let qr = QueryRef { terms: &terms, weights: &weights };
     let everything =
         search_with(index, qr, index.n_docs().max(1) as usize, Algorithm::Exhaustive, None, stats).unwrap();
-    let want: Vec<Hit> =
-        everything.into_iter().filter(|h| allowed.is_none_or(|a| a.contains(h.doc))).take(k).collect();
+    let want: Vec<Hit> = everything.into_iter().filter(|h| allowed.is_none_or(|a| a.contains(h.doc))).take(k).collect();
     for algo in Algorithm::ALL {
         let got = search_with(index, qr, k, algo, allowed, stats).unwrap();
         assert_eq!(got, want, "BM25 {algo} differs from the oracle (k={k}, query={q:?})");

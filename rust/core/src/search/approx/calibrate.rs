@@ -4,8 +4,9 @@
 //! result against the exact one (a returned document counts when its score reaches the exact
 //! k-th score, so ties at the k-th place are not held against it; for u8 segments scores are
 //! the float dot products of the stored vectors, the ones approximate search returns, see
-//! [`eval_query`]), and a cost: the postings of the cut query's lists plus [`row_cost`] per
-//! reranked candidate. Queries are grouped by length (the number of their terms in the
+//! [`eval_query`]), and a cost: the point's search time, measured on the segment (see
+//! [`eval_grid`]; the exact search's own time at [`ApproxParams::EXACT`], whose recall is 1, so
+//! the exact search is chosen wherever it is the cheapest way to a target). Queries are grouped by length (the number of their terms in the
 //! segment), because a short query needs a larger share of its weight than a long one:
 //! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
 //! point of the query's bucket whose calibration recall reaches the target with a margin of
@@ -70,7 +71,8 @@ pub struct CalibrationPoint {
     /// Standard error of that mean (the sample standard deviation of the queries' recalls
     /// over the square root of their number; 1 for a bucket of one query).
     pub recall_se: f64,
-    /// Mean cost: postings of the cut query's lists plus [`row_cost`] per reranked candidate.
+    /// Mean cost: the point's search time in microseconds, measured on this segment while
+    /// calibrating (see [`eval_grid`]).
     pub cost: f64,
 }
 
@@ -316,31 +318,12 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
     out
 }
 
-/// The cost of reranking one candidate, in postings of the candidate stage, for rows of
-/// `mean_row` stored entries on average. A candidate is a random access into the stored rows
-/// (cache and TLB misses, then a gather per entry into the query's weight table) and one more
-/// place in the candidate stage's top-k' heap, which lowers its threshold (so a pruning
-/// candidate stage visits more). Most of it does not grow with the row: measured with
-/// `examples/approx_grid.rs` (the slope from 10 to 160 candidates at cuts 0.5 / 0.7 / 0.9,
-/// against the exhaustive scorer's time per posting from `examples/probe.rs`, same session),
-/// one more candidate costs 0.41 us = 385 postings on WordNet glosses (118k real splade-tiny
-/// documents of 40 entries, 1.06 ns per posting), 0.55 us = 618 postings on debian (60k of
-/// 150 entries, 0.89 ns) and 0.64 us = 740 postings on synthetic 100k (120 entries, 0.86 ns;
-/// its candidate stage prunes). `300 + 2 x entries` gives 380 / 600 / 540. The model before it,
-/// `64 + 3 x entries` (184 postings on WordNet), made rows look cheap on short rows: the
-/// calibration chose deep reranks (25 x k) that made approximate search at 0.99 slower than
-/// the exact search there (0.148 against 0.081 ms); counting a row at its entries alone (1
-/// each), before that, made it choose deep reranks of a short cut on debian too.
-pub fn row_cost(mean_row: f64) -> f64 {
-    300.0 + 2.0 * mean_row
-}
-
 /// Depth of the reference of a quantized segment, as a multiple of k: the float top-k is taken
 /// from the exact top-`REF_DEPTH x k` by quantized scores, reranked by float scores.
 pub const REF_DEPTH: usize = 10;
 
 /// Evaluate the grid on one calibration query: its bucket and, per (beta, rerank) in
-/// row-major order, (recall@k, cost: see [`row_cost`]). `None` if the query has no exact hit.
+/// row-major order, (recall@k, cost: see [`eval_grid`]). `None` if the query has no exact hit.
 ///
 /// Recall is measured against the scores approximate search returns: for quantized vector
 /// kinds ([`Kind::FLOAT_RERANK`]) the float dot product of the stored vectors, whose top-k is
@@ -372,18 +355,36 @@ fn eval_query<K: Kind>(
         if truth.len() < k {
             return None;
         }
-        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, scratch, |scratch, cands| {
+        // What approximate search does at `ApproxParams::EXACT`: the float exact search.
+        let t = std::time::Instant::now();
+        let exact = crate::search::rerank::search::<K>(
+            v,
+            arrays,
+            fwd,
+            plan.clone(),
+            query,
+            k,
+            Algorithm::Auto,
+            None,
+            None,
+            scratch,
+        );
+        std::hint::black_box(exact);
+        let exact_us = t.elapsed().as_secs_f64() * 1e6;
+        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
             let rows = FloatRowScorer::new(v, fwd, query, scratch);
             let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
             rows.finish(scratch);
             full
         }))
     } else {
+        let t = std::time::Instant::now();
         let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
+        let exact_us = t.elapsed().as_secs_f64() * 1e6;
         if truth.len() < k {
             return None;
         }
-        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, scratch, |scratch, cands| {
+        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
             let rows = RowScorer::new(v, fwd, plan, scratch);
             let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
             rows.finish(scratch);
@@ -393,7 +394,21 @@ fn eval_query<K: Kind>(
 }
 
 /// The grid of one calibration query whose reference k-th score is `theta`, with candidates
-/// rescored by `rescore` (in the score type of the reference).
+/// rescored by `rescore` (in the score type of the reference); `exact_us` is the time the exact
+/// search took on the query.
+///
+/// Costs are measured times, in microseconds. For each cut, the candidate stage is timed at
+/// `k' = k` and at the deepest `k'` of the grid and interpolated linearly between them, and the
+/// rerank costs its measured time per candidate; [`ApproxParams::EXACT`] costs `exact_us`, at
+/// recall 1 (approximate search runs the exact search there). They replace a model that
+/// counted postings plus a fixed cost per reranked row, whose error depended on the corpus:
+/// one more candidate was measured at 385 postings on WordNet glosses (rows of 40 entries),
+/// 618 on debian (150) and 740 on synthetic 100k (120, a pruning candidate stage), so that
+/// model chose deep reranks where rows were short (approximate search at 0.99 on WordNet took
+/// 0.112 ms against the exact search's 0.076) and, on calibration queries given, points that
+/// were cheaper by the model but slower by the clock (synthetic 100k: 0.106 against 0.088 ms at
+/// 0.95). Times depend on the machine and its load, so two calibrations of one segment can
+/// choose differently between points of nearly equal cost; recalls do not change.
 #[allow(clippy::too_many_arguments)]
 fn eval_grid<K: Kind, S: Score>(
     v: &IndexView<'_>,
@@ -401,29 +416,44 @@ fn eval_grid<K: Kind, S: Score>(
     plan: &Plan<K>,
     k: usize,
     theta: S,
+    exact_us: f64,
     scratch: &mut Scratch,
     rescore: impl Fn(&mut Scratch, &[(u32, K::S)]) -> Vec<(u32, S)>,
 ) -> (usize, Vec<(f64, f64)>) {
-    let fwd = v.forward.expect("checked by the caller");
+    use std::time::Instant;
     let bucket = BUCKETS.iter().position(|&m| plan.terms.len() <= m).unwrap_or(BUCKETS.len() - 1);
-    let mean_row = fwd.terms.len() as f64 / v.n_docs.max(1) as f64;
     let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
+    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
     let mut grid = Vec::with_capacity(BETAS.len() * RERANKS.len());
     for &beta in &BETAS {
         let kept = cut_terms(plan, arrays, beta);
         let cut = super::cut_plan(plan, &kept);
-        let postings: u64 = cut.terms.iter().map(|pt| v.df(pt.term)).sum();
+        // The candidate stage timed at k' = k and at the deepest k', the rerank per candidate.
+        let t = Instant::now();
+        std::hint::black_box(exact_raw::<K>(v, arrays, &cut, k, Algorithm::Auto, None, scratch));
+        let t_k = us(t);
+        let t = Instant::now();
         let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, None, scratch);
+        let t_max = us(t).max(t_k);
+        let t = Instant::now();
         let full = rescore(scratch, &cands);
+        let per_row = us(t) / cands.len().max(1) as f64;
         for &rerank in &RERANKS {
             let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
+            if beta >= 1.0 && rerank <= 1.0 {
+                // ApproxParams::EXACT: approximate search runs the exact search there.
+                grid.push((1.0, exact_us));
+                continue;
+            }
             let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), S::default()).with_ties(plan.ties.as_ref());
             for &(d, s) in full.iter().take(kk) {
                 top.push(d, s);
             }
             let hits = top.into_sorted();
             let good = hits.iter().filter(|h| h.1 >= theta).count();
-            grid.push((good as f64 / k as f64, postings as f64 + kk as f64 * row_cost(mean_row)));
+            let deeper = if max_kk > k { (kk - k) as f64 / (max_kk - k) as f64 } else { 0.0 };
+            let cost = t_k + (t_max - t_k) * deeper + per_row * kk.min(cands.len()) as f64;
+            grid.push((good as f64 / k as f64, cost));
         }
     }
     (bucket, grid)

@@ -30,10 +30,10 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// Format version of a calibration file. Version 2: the recall of a quantized segment's points
 /// is against the float dot product of the stored vectors (version 1 measured it against the
 /// segment's quantized scores). Version 3: each point also holds the standard error of its
-/// recall, and costs count a reranked row at the remeasured [`super::calibrate::row_cost`].
-/// Version 4: costs count a reranked row at `300 + 2 x entries` postings (version 3: `64 + 3 x
-/// entries`, which chose deep reranks on short rows). A file of another version is refused, so
-/// the segment is calibrated again.
+/// recall, and costs count a reranked row at a remeasured rate. Version 4: costs are the
+/// points' search times measured on the segment, in microseconds, and the exact point holds the
+/// exact search's time at recall 1 (version 3: postings plus a modelled cost per reranked row). A
+/// file of another version is refused, so the segment is calibrated again.
 pub const VERSION: u32 = 4;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 6;

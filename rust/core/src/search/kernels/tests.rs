@@ -75,8 +75,9 @@ fn row_kernels_match_scalar() {
     let mut seed = 99u64;
     for case in 0..500 {
         let nt = 1 + (rng(&mut seed) % 400) as usize;
-        let wtab: Vec<u32> =
-            (0..nt).map(|_| if rng(&mut seed).is_multiple_of(3) { (rng(&mut seed) % 70_000) as u32 } else { 0 }).collect();
+        let wtab: Vec<u32> = (0..nt)
+            .map(|_| if rng(&mut seed).is_multiple_of(3) { (rng(&mut seed) % 70_000) as u32 } else { 0 })
+            .collect();
         let len = (rng(&mut seed) % 200) as usize;
         let terms: Vec<u32> = (0..len).map(|_| (rng(&mut seed) % (nt as u64 + 3)) as u32).collect();
         let values: Vec<f32> = (0..len)

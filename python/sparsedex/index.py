@@ -995,9 +995,10 @@ class SparseIndex:
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
         target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
         reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
-        queries (the cheapest parameters whose mean exceeds the target by 1.5 standard errors
-        of it; where none does, those of the highest mean less 1.5 standard errors, the dearest
-        of ties). A segment's calibration is kept with it in memory and, for an index
+        queries (the fastest parameters, by their search time measured on the segment while
+        calibrating, whose mean exceeds the target by 1.5 standard errors of it; the exact
+        search, beta 1 and rerank 1 at recall 1, is one of them, so a target is always
+        reachable). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
         new segment is, and a damaged calibration file is ignored (recalibrated, rewritten).

@@ -6,8 +6,9 @@
 //! the float dot products of the stored vectors, the ones approximate search returns, see
 //! [`eval_query`]), and a cost: the point's search time, measured on the segment (see
 //! [`eval_grid`]; the exact search's own time at [`ApproxParams::EXACT`], whose recall is 1, so
-//! the exact search is chosen wherever it is the cheapest way to a target). Queries are grouped by length (the number of their terms in the
-//! segment), because a short query needs a larger share of its weight than a long one:
+//! the exact search is chosen wherever it is the cheapest way to a target). Queries are grouped
+//! by length (the number of their terms in the segment), because a short query needs a larger
+//! share of its weight than a long one:
 //! buckets of at most 8, 16, 32, 64, 128 and more terms. For a target, the cheapest grid
 //! point of the query's bucket whose calibration recall reaches the target with a margin of
 //! [`MARGIN_SE`] standard errors is used: a bucket's recall is a mean over a few hundred

@@ -206,6 +206,40 @@ fn target_one_is_the_exact_search() {
     }
 }
 
+/// Every bucket of a calibration holds the exact search (beta 1, rerank 1) at recall 1 with no
+/// error and its measured cost, so every target below 1 is reached, and the point chosen for
+/// it is never dearer than the exact search by the calibration's own measure.
+#[test]
+fn the_exact_search_is_a_calibration_point_and_bounds_the_cost() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, BUCKETS};
+    use sparsedex_core::search::approx::ApproxParams;
+    let (index, _, queries, _) = corpus_with_float(12_000, 5);
+    let q = CsrRef { indptr: &queries.indptr, indices: &queries.indices, values: &queries.values };
+    for cal in [calibrate_with(&index, None, 3).unwrap(), calibrate_with(&index, Some(q), 3).unwrap()] {
+        for (b, &nq) in cal.queries.iter().enumerate() {
+            let bucket: Vec<_> = cal.points.iter().filter(|p| p.bucket == b).collect();
+            if nq == 0 {
+                assert!(bucket.is_empty());
+                continue;
+            }
+            let exact: Vec<_> = bucket.iter().filter(|p| p.params == ApproxParams::EXACT).collect();
+            assert_eq!(exact.len(), 1, "bucket {b}");
+            assert_eq!((exact[0].recall, exact[0].recall_se), (1.0, 0.0), "bucket {b}");
+            assert!(exact[0].cost.is_finite() && exact[0].cost > 0.0, "bucket {b}: {}", exact[0].cost);
+            if nq < 30 {
+                continue; // too few queries: the bucket is not used
+            }
+            let n_terms = if b == 0 { 1 } else { BUCKETS[b - 1] + 1 };
+            for target in [0.5, 0.9, 0.95, 0.99, 0.999] {
+                let (p, r) = cal.choose(target, n_terms);
+                let chosen = bucket.iter().find(|x| x.params == p).expect("a point of the bucket");
+                assert!(chosen.cost <= exact[0].cost, "bucket {b} target {target}: {chosen:?} dearer than {exact:?}");
+                assert!(r - 1.5 * chosen.recall_se >= target, "bucket {b} target {target}: {chosen:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn no_calibration_queries_is_an_error() {
     use sparsedex_core::search::approx::calibrate::calibrate_with;

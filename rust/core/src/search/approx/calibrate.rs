@@ -247,14 +247,11 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         for (bi, &beta) in BETAS.iter().enumerate() {
             for (ri, &rerank) in RERANKS.iter().enumerate() {
                 let (r, r2, c) = sums[b][bi * RERANKS.len() + ri];
-                let (recall, recall_se) = mean_and_se(r, r2, counts[b]);
-                points.push(CalibrationPoint {
-                    bucket: b,
-                    params: ApproxParams { beta, rerank },
-                    recall,
-                    recall_se,
-                    cost: c / counts[b] as f64,
-                });
+                let params = ApproxParams { beta, rerank };
+                // The exact search is exact by construction, not by a sample: no error.
+                let (recall, recall_se) =
+                    if params == ApproxParams::EXACT { (1.0, 0.0) } else { mean_and_se(r, r2, counts[b]) };
+                points.push(CalibrationPoint { bucket: b, params, recall, recall_se, cost: c / counts[b] as f64 });
             }
         }
     }

@@ -4,7 +4,7 @@ Documents: one per synset (data.noun/verb/adj/adv), id = {pos}{offset} with pos 
 satellites are 'a' too); text = lemma names (underscores as spaces, joined ", ") + ": " + the definition part
 of the gloss (its quoted usage examples removed); exact duplicate texts dropped (first kept).
 Queries: 2,000 usage examples (the double-quoted sentences inside glosses). Candidates: examples of at least 4 words
-whose text is unique (case-insensitive, over all examples); 2,000 synsets holding a candidate are sampled (seed 7) and
+whose text is unique (case-insensitive, over the examples of kept synsets); 2,000 synsets holding a candidate are sampled (seed 7) and
 one candidate drawn from each, so at most one query per synset.
 Qrels: grade 2 = the synset the example came from. Vectors: splade-tiny (bundled model of the product).
 Usage: python build_wordnet.py DEB OUT_DIR   (DEB = wordnet-base_1%3a3.0-37_all.deb)

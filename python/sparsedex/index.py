@@ -1001,7 +1001,9 @@ class SparseIndex:
         reachable). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
-        new segment is, and a damaged calibration file is ignored (recalibrated, rewritten).
+        new segment is, and a damaged calibration file, or one an older version of sparsedex
+        wrote, is ignored (recalibrated on pseudo-queries, rewritten: a calibration made from
+        your queries must then be made again).
         Raises ValueError for a target outside (0, 1] and the
         errors of :meth:`search_batch` for bad queries.
         """

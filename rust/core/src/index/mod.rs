@@ -192,10 +192,18 @@ pub enum FwdTerms<'a> {
     U32(&'a [u32]),
 }
 
-/// Local term ids of any stored width, widened to `u32` where they are read.
-pub trait TermId: Copy + Into<u32> + Send + Sync + 'static {}
+/// Local term ids of any stored width, widened to `u32` where they are read. Sealed: `u16` and
+/// `u32` only (the SIMD row kernel reads them as little-endian bytes of their width).
+pub trait TermId: sealed::Sealed + Copy + Into<u32> + Send + Sync + 'static {}
 impl TermId for u16 {}
 impl TermId for u32 {}
+
+mod sealed {
+    /// Implemented only here: no other crate can add a [`super::TermId`].
+    pub trait Sealed {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+}
 
 /// Largest number of local terms whose ids are stored as `u16`.
 pub const FWD_U16_TERMS: usize = 1 << 16;

@@ -403,7 +403,8 @@ fn eval_query<K: Kind>(
 /// one more candidate was measured at 385 postings on WordNet glosses (rows of 40 entries),
 /// 618 on debian (150) and 740 on synthetic 100k (120, a pruning candidate stage), so that
 /// model chose deep reranks where rows were short (approximate search at 0.99 on WordNet took
-/// 0.112 ms against the exact search's 0.076) and, on calibration queries given, points that
+/// 0.112 ms against the exact search's 0.076 in `examples/approx_grid.rs`, 0.148 against 0.081
+/// in the harness) and, on calibration queries given, points that
 /// were cheaper by the model but slower by the clock (synthetic 100k: 0.106 against 0.088 ms at
 /// 0.95). Times depend on the machine and its load, so two calibrations of one segment can
 /// choose differently between points of nearly equal cost; recalls do not change.

@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 3) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 4) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -244,8 +244,9 @@ mod tests {
     #[test]
     fn refuses_an_earlier_version() {
         // Version 1 recall was measured against quantized scores, version 2 has no standard
-        // errors and older costs: a file of either version must never be read as version 3.
-        for version in [1, 2] {
+        // errors, versions 2 and 3 hold modelled costs, not measured times: a file of an
+        // earlier version must never be read as the current one.
+        for version in 1..VERSION {
             refuses_version(version);
         }
     }
@@ -264,7 +265,7 @@ mod tests {
         assert!(matches!(e, Error::UnsupportedVersion { found, .. } if found == version), "{e}");
     }
 
-    /// A version-3 file whose points hold a standard error out of range (negative, above 1,
+    /// A current-version file whose points hold a standard error out of range (negative, above 1,
     /// NaN) or 5 words (version 2's layout) is refused, never used.
     #[test]
     fn refuses_bad_standard_errors_and_short_points() {

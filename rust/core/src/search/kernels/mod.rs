@@ -9,7 +9,7 @@
 //!
 //! Every SIMD kernel has a scalar twin with identical results (tested on random input for
 //! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at
-//! run time; the wheel stays baseline x86-64. The AVX2 set (`Isa::Avx2`) runs the threshold
+//! run time; the wheel stays baseline x86-64. The AVX2 set runs the threshold
 //! scan and the block-bound update 8 lanes at a time (AVX2 has no scatter, so the scatter-add
 //! and the row kernel stay scalar there). Which set searches use is measured once per process
 //! ([`fastest`]): on a CPU whose AVX-512 scatter is slow, the AVX2 set wins.
@@ -23,37 +23,63 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::index::TermId;
 
-/// A set of accumulation kernels. The SIMD sets carry a [`Detected`] proof, which only
-/// [`available`] (and so [`isa`], [`fastest`]) makes after detecting the instructions at run
-/// time: the safe kernel functions below can take any `Isa` a caller holds, and none can name
-/// a set this CPU lacks.
+/// A set of accumulation kernels: [`Isa::SCALAR`], or a SIMD set that only [`available`] (and
+/// so [`isa`], [`fastest`]) hands out, after detecting its instructions at run time. The type is
+/// opaque (its one field is private), so safe code can pass an `Isa` it holds to the safe kernel
+/// functions below but cannot make one that names a set this CPU lacks:
+///
+/// ```compile_fail
+/// use sparsedex_core::search::kernels::{available, Isa};
+/// let held: Isa = available()[0];
+/// let Isa(set) = held; // error[E0451]: the field is private, so no set can be taken or named
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Isa(Set);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
+enum Set {
     /// Portable scalar loops.
     Scalar,
     /// AVX2: 8-lane threshold scan and block-bound update; the other kernels scalar.
     #[cfg(target_arch = "x86_64")]
-    Avx2(Detected),
-    /// AVX-512 (F + BW) gather / scatter kernels.
+    Avx2,
+    /// AVX-512 (F + BW + VL) gather / scatter kernels.
     #[cfg(target_arch = "x86_64")]
-    Avx512(Detected),
+    Avx512,
 }
 
-/// Proof that this CPU has the instructions of a SIMD kernel set: it cannot be made outside
-/// this module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Detected(());
+impl Isa {
+    /// The portable scalar loops (every CPU).
+    pub const SCALAR: Isa = Isa(Set::Scalar);
+
+    /// `"scalar"`, `"avx2"` or `"avx512"`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Set::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            Set::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Set::Avx512 => "avx512",
+        }
+    }
+}
+
+impl std::fmt::Debug for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// The kernel set searches use: the fastest on this CPU, measured once per process
 /// ([`fastest`]), or the one [`force`] chose.
 #[inline]
 pub fn isa() -> Isa {
     match CHOSEN.load(Ordering::Relaxed) {
-        1 => Isa::Scalar,
+        1 => Isa(Set::Scalar),
         #[cfg(target_arch = "x86_64")]
-        2 => Isa::Avx512(Detected(())),
+        2 => Isa(Set::Avx512),
         #[cfg(target_arch = "x86_64")]
-        3 => Isa::Avx2(Detected(())),
+        3 => Isa(Set::Avx2),
         _ => {
             let best = fastest();
             CHOSEN.store(code(best), Ordering::Relaxed);
@@ -63,9 +89,10 @@ pub fn isa() -> Isa {
 }
 
 /// Run every later search with `isa` (`None`: the fastest, [`fastest`]), for measuring the
-/// SIMD kernels against their scalar twins (an `Isa` is always one of [`available`]).
+/// SIMD kernels against their scalar twins. `isa` must be one of [`available`] (it always is:
+/// only `available` makes SIMD sets; checked again here, others are ignored).
 pub fn force(isa: Option<Isa>) {
-    let pick = isa.unwrap_or_else(fastest);
+    let pick = isa.filter(|i| available().contains(i)).unwrap_or_else(fastest);
     CHOSEN.store(code(pick), Ordering::Relaxed);
 }
 
@@ -146,12 +173,12 @@ pub fn measure(sets: &[Isa]) -> Vec<f64> {
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
 fn code(i: Isa) -> u8 {
-    match i {
-        Isa::Scalar => 1,
+    match i.0 {
+        Set::Scalar => 1,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512(_) => 2,
+        Set::Avx512 => 2,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2(_) => 3,
+        Set::Avx2 => 3,
     }
 }
 
@@ -159,14 +186,17 @@ fn code(i: Isa) -> u8 {
 /// sets within its margin).
 pub fn available() -> Vec<Isa> {
     #[allow(unused_mut)]
-    let mut v = vec![Isa::Scalar];
+    let mut v = vec![Isa(Set::Scalar)];
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") {
-            v.push(Isa::Avx2(Detected(())));
+            v.push(Isa(Set::Avx2));
         }
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
-            v.push(Isa::Avx512(Detected(())));
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+        {
+            v.push(Isa(Set::Avx512));
         }
     }
     v
@@ -179,19 +209,21 @@ pub fn available() -> Vec<Isa> {
 pub fn accumulate_u32(isa: Isa, acc: &mut [u32], docs: &[u32], imps: &[u8], w: u32) {
     let n = docs.len().min(imps.len());
     let (docs, imps) = (&docs[..n], &imps[..n]);
-    match isa {
-        Isa::Scalar => accumulate_u32_scalar(acc, docs, imps, w),
+    match isa.0 {
+        Set::Scalar => accumulate_u32_scalar(acc, docs, imps, w),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2(_) => accumulate_u32_scalar(acc, docs, imps, w),
+        Set::Avx2 => accumulate_u32_scalar(acc, docs, imps, w),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512(_) => {
+        Set::Avx512 => {
             // Distinct ids below acc.len(): checked here, so the kernel may use unchecked lanes.
+            // The gather / scatter lanes are signed 32-bit offsets: ids must also be below 2^31.
             let max = docs.iter().copied().max().unwrap_or(0);
-            if (max as usize) < acc.len() && n > 0 {
-                // SAFETY: avx512f/bw were detected (only `available` makes an Isa::Avx512); every
-                // id is < acc.len() (checked just above) and the ids are distinct, so the
-                // gather / scatter lanes address valid, non-overlapping accumulators; `imps`
-                // and `docs` hold exactly `n` elements and the tail is masked.
+            if (max as usize) < acc.len() && max <= i32::MAX as u32 && n > 0 {
+                // SAFETY: avx512f/bw/vl were detected (only `available` makes this set); every
+                // id is < acc.len() and < 2^31 (checked just above: the lanes' sign-extended
+                // offsets are the ids) and the ids are distinct, so the gather / scatter lanes
+                // address valid, non-overlapping accumulators; `imps` and `docs` hold exactly
+                // `n` elements and the tail is masked.
                 unsafe { x86::accumulate_u32(acc.as_mut_ptr(), docs.as_ptr(), imps.as_ptr(), n, w) }
             } else {
                 accumulate_u32_scalar(acc, docs, imps, w)
@@ -227,14 +259,14 @@ pub fn accumulate_u32_scalar(acc: &mut [u32], docs: &[u32], imps: &[u8], w: u32)
 /// by doc id the result is the same as the scalar loop's.
 #[inline]
 pub fn drain_above_u32(isa: Isa, acc: &mut [u32], thr: u32, take: impl FnMut(u32, u32) -> u32) {
-    match isa {
-        Isa::Scalar => drain_above_u32_scalar(acc, thr, take),
+    match isa.0 {
+        Set::Scalar => drain_above_u32_scalar(acc, thr, take),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx2 was detected; the kernel reads and writes only inside `acc`.
-        Isa::Avx2(_) => unsafe { x86::drain_above_u32_avx2(acc, thr, take) },
+        Set::Avx2 => unsafe { x86::drain_above_u32_avx2(acc, thr, take) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f was detected; the kernel reads and writes only inside `acc`.
-        Isa::Avx512(_) => unsafe { x86::drain_above_u32(acc, thr, take) },
+        Set::Avx512 => unsafe { x86::drain_above_u32(acc, thr, take) },
     }
 }
 
@@ -255,14 +287,14 @@ pub fn drain_above_u32_scalar(acc: &mut [u32], mut thr: u32, mut take: impl FnMu
 pub fn add_scaled_u32(isa: Isa, ub: &mut [u32], dense: &[u8], w: u32) {
     let n = ub.len().min(dense.len());
     let (ub, dense) = (&mut ub[..n], &dense[..n]);
-    match isa {
-        Isa::Scalar => add_scaled_u32_scalar(ub, dense, w),
+    match isa.0 {
+        Set::Scalar => add_scaled_u32_scalar(ub, dense, w),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx2 was detected; both slices hold exactly `n` elements.
-        Isa::Avx2(_) => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
+        Set::Avx2 => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f/bw were detected; both slices hold exactly `n` elements.
-        Isa::Avx512(_) => unsafe { x86::add_scaled_u32(ub.as_mut_ptr(), dense.as_ptr(), n, w) },
+        Set::Avx512 => unsafe { x86::add_scaled_u32(ub.as_mut_ptr(), dense.as_ptr(), n, w) },
     }
 }
 
@@ -285,16 +317,22 @@ pub fn score_row_u8<T: TermId>(isa: Isa, terms: &[T], values: &[f32], scale: f32
     if wtab.is_empty() {
         return 0;
     }
-    match isa {
-        Isa::Scalar => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+    match isa.0 {
+        Set::Scalar => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2(_) => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+        Set::Avx2 => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
+        #[cfg(target_arch = "x86_64")]
+        // The gather's lanes are signed 32-bit offsets: a table past 2^31 entries takes the
+        // scalar loop.
+        Set::Avx512 if wtab.len() > i32::MAX as usize => score_row_u8_scalar(&terms[..n], &values[..n], scale, wtab),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx512f/bw were detected; `terms` holds at least `n` elements of the width
-        // passed (2 or 4 bytes, checked here), `values` at least `n`; `wtab` is not empty (the
-        // kernel clamps every term id to `wtab.len() - 1` before the gather and masks out the
-        // entries it clamped).
-        Isa::Avx512(_) => unsafe {
+        // passed (2 or 4 bytes, checked here; `TermId` is sealed: u16 and u32 only, whose bytes
+        // are their little-endian values), `values` at least `n`; `wtab` is not empty and has
+        // at most 2^31 - 1 entries (checked above; the kernel clamps every term id to
+        // `wtab.len() - 1`, a non-negative i32, before the gather and masks out the entries it
+        // clamped).
+        Set::Avx512 => unsafe {
             match std::mem::size_of::<T>() {
                 2 => x86::score_row_u8::<2>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),
                 4 => x86::score_row_u8::<4>(terms.as_ptr().cast(), values.as_ptr(), n, scale, wtab),

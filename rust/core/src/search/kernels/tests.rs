@@ -163,7 +163,7 @@ fn drain_kernels_match_scalar() {
             assert!(a.iter().all(|&x| x == 0), "{isa:?} left accumulators dirty");
             got
         };
-        let want = run(Isa::Scalar);
+        let want = run(Isa::SCALAR);
         for isa in available() {
             assert_eq!(run(isa), want, "{isa:?} case {case}");
         }

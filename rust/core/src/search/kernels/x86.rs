@@ -140,9 +140,10 @@ pub(super) unsafe fn score_row_u8<const W: usize>(
 ///
 /// # Safety
 ///
-/// avx512f and avx512bw are available; `docs` and `imps` are valid for `n` reads; the `n`
-/// doc ids are distinct and each is a valid index of the `acc` allocation.
-#[target_feature(enable = "avx512f,avx512bw")]
+/// avx512f, avx512bw and avx512vl are available (the tail's 128-bit masked load is VL);
+/// `docs` and `imps` are valid for `n` reads; the `n` doc ids are distinct, each is a valid
+/// index of the `acc` allocation and below 2^31 (the gather / scatter lanes are signed).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn accumulate_u32(acc: *mut u32, docs: *const u32, imps: *const u8, n: usize, w: u32) {
     let wv = _mm512_set1_epi32(w as i32);
     let mut i = 0;

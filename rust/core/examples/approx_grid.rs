@@ -1,6 +1,6 @@
 //! Development probe for approximate search: per (beta, rerank) grid point, the median latency
 //! and the recall@10 against float scores on a corpus dumped as raw arrays (as `probe`), beside
-//! the calibrated choice at 0.95 / 0.97 / 0.99.
+//! the calibrated choice at 0.95 / 0.97 / 0.99 (`DUMP=b`: the calibration's points of bucket b).
 //! `cargo run --release --example approx_grid -- DIR [n_queries]`
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
 use sparsedex_core::search::approx::calibrate::{BETAS, RERANKS};
@@ -102,6 +102,15 @@ fn main() {
         let algo = Algorithm::Approximate(RecallTarget::new(t).unwrap());
         let (ms, r) = time(&|i| search(&ix, q(i), 10, algo).unwrap());
         let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
+        // DUMP=b: the calibration's points of bucket b (recall, standard error, cost in us).
+        if let Some(b) = std::env::var("DUMP").ok().and_then(|s| s.parse::<usize>().ok()).filter(|_| t == 0.95) {
+            for p in cal.points.iter().filter(|p| p.bucket == b) {
+                eprintln!(
+                    "  bucket {b} b{} r{}: recall {:.4} se {:.4} cost {:.1} us",
+                    p.params.beta, p.params.rerank, p.recall, p.recall_se, p.cost
+                );
+            }
+        }
         let ch: Vec<String> = [12usize, 24, 48]
             .iter()
             .map(|&n| {

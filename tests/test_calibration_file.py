@@ -100,6 +100,25 @@ def test_calibrate_writes_the_file(built, tmp_path):
     ix.close()
 
 
+def test_a_query_calibration_is_not_replaced_by_an_older_handle(built, tmp_path):
+    """A handle opened before another one calibrated on queries takes that calibration file
+    on its first approximate search, instead of calibrating on pseudo-queries and overwriting
+    it (newcomer13 F4)."""
+    path = _copy(built, tmp_path)
+    older = SparseIndex.open(path)  # no calibration file yet when it opens
+    other = SparseIndex.open(path)
+    other.calibrate(QUERIES, target_recall=0.97)
+    m0 = _made()
+    _approx(older)
+    assert _made() == m0  # it read the file rather than calibrate
+    assert any(r.get("calibrated_on") == "queries" for r in older.calibrate(target_recall=0.97))
+    older.close()
+    other.close()
+    again = SparseIndex.open(path)
+    assert any(r.get("calibrated_on") == "queries" for r in again.calibrate(target_recall=0.97))
+    again.close()
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "empty"])
 def test_damaged_file_is_recalibrated_and_rewritten(built, tmp_path, damage):
     path = _copy(built, tmp_path)

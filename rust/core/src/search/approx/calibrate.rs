@@ -127,8 +127,9 @@ impl Calibration {
     }
 }
 
-/// The segment's calibration, made from pseudo-queries on first use (or the one given with
-/// [`set`]). The first use calibrates on the calling thread alone, holding the segment's
+/// The segment's calibration: the one in memory, else the segment's calibration file as it is
+/// now, else one made from pseudo-queries on first use (or the one given with [`set`]). The
+/// first use calibrates on the calling thread alone, holding the segment's
 /// lock: a parallel calibration started from a worker of a batch search could, while it
 /// waits, be handed another query of the same batch that needs the same lock.
 pub fn cached(index: &Index) -> Arc<Calibration> {
@@ -136,8 +137,24 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
     if let Some(c) = slot.as_ref() {
         return c.clone();
     }
-    let c = Arc::new(calibrate(index, None, 0x5eed, false));
-    super::persist::save(index, &c);
+    // Another handle or process may have calibrated the segment since this handle opened it
+    // (perhaps on the user's queries, with `calibrate(queries)`): take its file rather than
+    // calibrate on pseudo-queries and overwrite it. Checked again after calibrating, since that
+    // takes seconds; only a file written in the instant between the check and the write is
+    // replaced.
+    let c = match super::persist::load(index) {
+        Some(c) => Arc::new(c),
+        None => {
+            let made = calibrate(index, None, 0x5eed, false);
+            match super::persist::load(index) {
+                Some(c) => Arc::new(c),
+                None => {
+                    super::persist::save(index, &made);
+                    Arc::new(made)
+                }
+            }
+        }
+    };
     *slot = Some(c.clone());
     c
 }

@@ -103,6 +103,16 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
     }
 }
 
+/// The calibration in `index`'s calibration file as it is now, if the store told the segment
+/// where its file is and the file is valid for it (counted as a read, see [`counters`]). Another
+/// handle or process may have written it since this one attached the segment.
+pub fn load(index: &Index) -> Option<Calibration> {
+    let sc = index.approx_file().get()?;
+    let c = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok())?;
+    LOADED.fetch_add(1, Ordering::Relaxed);
+    Some(c)
+}
+
 /// Write `c` as `index`'s calibration file, if the store told it where (best effort: a
 /// failure leaves the calibration in memory only). True if written.
 pub fn save(index: &Index, c: &Calibration) -> bool {

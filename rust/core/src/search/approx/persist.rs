@@ -16,7 +16,7 @@
 //! a damaged file is never *used*. A failure to write it (a read-only directory, a full
 //! disk) leaves the calibration in memory only, as before; searches never fail for it.
 
-use super::calibrate::{Calibration, CalibrationPoint, BUCKETS};
+use super::calibrate::{Calibration, CalibrationPoint, BETAS, BUCKETS, RERANKS};
 use super::ApproxParams;
 use crate::container::{Container, ContainerWriter, Image};
 use crate::index::Index;
@@ -204,10 +204,8 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
         let bucket = r[0] as usize;
         let ok = bucket < BUCKETS.len()
             && queries[bucket] > 0
-            && beta > 0.0
-            && beta <= 1.0
-            && rerank >= 1.0
-            && rerank.is_finite()
+            && BETAS.contains(&beta)
+            && RERANKS.contains(&rerank)
             && (0.0..=1.0).contains(&recall)
             && (0.0..=1.0).contains(&recall_se)
             && cost.is_finite()
@@ -298,6 +296,20 @@ mod tests {
         w.add_u64s("points", &five).unwrap();
         let e = decode(w.into_image().as_bytes(), "o", 10_000).unwrap_err();
         assert!(e.to_string().contains("points"), "{e}");
+    }
+
+    /// Parameters off the calibration grid (a hand-edited file whose checksums were
+    /// recomputed: `rerank` 1e30, `beta` 0.55) are refused (newcomer13 F5).
+    #[test]
+    fn refuses_parameters_off_the_grid() {
+        for (beta, rerank) in [(0.5, 1e30), (0.5, 3.0), (0.55, 2.5), (0.0, 2.5)] {
+            let mut c = sample();
+            c.points[0].params = ApproxParams { beta, rerank };
+            let b = encode(&c, "o", 10_000).unwrap();
+            let e = decode(&b, "o", 10_000).unwrap_err();
+            assert!(e.to_string().contains("out of range"), "beta {beta} rerank {rerank}: {e}");
+        }
+        assert!(decode(&encode(&sample(), "o", 10_000).unwrap(), "o", 10_000).is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 4) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 5) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -30,11 +30,12 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// Format version of a calibration file. Version 2: the recall of a quantized segment's points
 /// is against the float dot product of the stored vectors (version 1 measured it against the
 /// segment's quantized scores). Version 3: each point also holds the standard error of its
-/// recall, and costs count a reranked row at a remeasured rate. Version 4: costs are the
+/// recall, and costs count a reranked row at a remeasured rate. Version 4 (never released):
+/// costs modelled at `300 + 2 x entries` postings per reranked row. Version 5: costs are the
 /// points' search times measured on the segment, in microseconds, and the exact point holds the
-/// exact search's time at recall 1 (version 3: postings plus a modelled cost per reranked row). A
-/// file of another version is refused, so the segment is calibrated again.
-pub const VERSION: u32 = 4;
+/// exact search's time at recall 1 (versions 2-4: postings plus a modelled cost per reranked
+/// row). A file of another version is refused, so the segment is calibrated again.
+pub const VERSION: u32 = 5;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 6;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).
@@ -252,7 +253,7 @@ mod tests {
     #[test]
     fn refuses_an_earlier_version() {
         // Version 1 recall was measured against quantized scores, version 2 has no standard
-        // errors, versions 2 and 3 hold modelled costs, not measured times: a file of an
+        // errors, versions 2 to 4 hold modelled costs, not measured times: a file of an
         // earlier version must never be read as the current one.
         for version in 1..VERSION {
             refuses_version(version);

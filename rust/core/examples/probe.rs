@@ -6,16 +6,9 @@ use sparsedex_core::search::{search, Algorithm, QueryRef};
 use sparsedex_core::vectors::CsrRef;
 use std::time::Instant;
 
-fn read<T: Copy + Default>(p: &str) -> Vec<T> {
-    let b = std::fs::read(p).unwrap();
-    let size = std::mem::size_of::<T>();
-    assert_eq!(b.len() % size, 0, "{p}: {} bytes is not a whole number of {size}-byte values", b.len());
-    let mut v = vec![T::default(); b.len() / size];
-    // SAFETY: `v` holds exactly `b.len()` bytes (checked above), and the callers read plain
-    // numbers (u32 / u64 / f32), for which any bytes are a valid value.
-    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), v.as_mut_ptr() as *mut u8, b.len()) };
-    v
-}
+#[path = "common/raw.rs"]
+mod raw;
+use raw::read;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();

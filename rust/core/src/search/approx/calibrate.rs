@@ -142,19 +142,13 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
     // calibrate on pseudo-queries and overwrite it. Checked again after calibrating, since that
     // takes seconds; only a file written in the instant between the check and the write is
     // replaced.
-    let c = match super::persist::load(index) {
-        Some(c) => Arc::new(c),
-        None => {
-            let made = calibrate(index, None, 0x5eed, false);
-            match super::persist::load(index) {
-                Some(c) => Arc::new(c),
-                None => {
-                    super::persist::save(index, &made);
-                    Arc::new(made)
-                }
-            }
-        }
-    };
+    let c = Arc::new(super::persist::load(index).unwrap_or_else(|| {
+        let made = calibrate(index, None, 0x5eed, false);
+        super::persist::load(index).unwrap_or_else(|| {
+            super::persist::save(index, &made);
+            made
+        })
+    }));
     *slot = Some(c.clone());
     c
 }
@@ -456,7 +450,7 @@ fn eval_grid<K: Kind, S: Score>(
         let per_row = us(t) / cands.len().max(1) as f64;
         for &rerank in &RERANKS {
             let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
-            if beta >= 1.0 && rerank <= 1.0 {
+            if (ApproxParams { beta, rerank }) == ApproxParams::EXACT {
                 // ApproxParams::EXACT: approximate search runs the exact search there.
                 grid.push((1.0, exact_us));
                 continue;

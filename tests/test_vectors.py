@@ -179,3 +179,52 @@ def test_batch_validation_names_the_first_vector_at_fault():
         validate_embeddings_csr([good, (np.array([3]), np.array([np.nan]))], what="document")
     indptr, indices, values = validate_embeddings_csr([good, (np.array([4, 9]), np.array([0.0, 3.0]))])
     assert indptr.tolist() == [0, 2, 3] and indices.tolist() == [1, 2, 9] and values.tolist() == [0.5, 1.0, 3.0]
+
+
+# the one-pass fast path (engine's row_is_clean) against the full checks ---------------------
+@given(_vector(), st.sampled_from([None, 20, 41, 2**32]))
+def test_the_fast_path_returns_what_the_full_checks_return(v, vocab_size):
+    """uint32 / float32 vectors that meet the contract skip the Python checks
+    (``_core.row_is_clean``); every vector must come out, or be refused, exactly as the full
+    checks (forced here by handing the same arrays as int64 / float64) would do it."""
+    if not isinstance(v, tuple) or not isinstance(v[0], np.ndarray) or v[0].ndim != 1:
+        return
+    idx, val = v
+    if idx.dtype.kind not in "iu" or val.dtype.kind != "f" or not np.all(idx >= 0):
+        return
+    if idx.size and idx.max() > 2**32 - 1:
+        return
+    with np.errstate(over="ignore"):
+        fast_in = (idx.astype(np.uint32), val.astype(np.float32))
+    slow_in = (fast_in[0].astype(np.int64), fast_in[1].astype(np.float64))
+
+    def run(x):
+        try:
+            return validate_embedding(x, vocab_size, what="query"), None
+        except (TypeError, ValueError) as e:
+            return None, (type(e), str(e))
+
+    (fast, fast_err), (slow, slow_err) = run(fast_in), run(slow_in)
+    assert fast_err == slow_err
+    if slow is not None:
+        assert fast.indices.dtype == np.uint32 and fast.values.dtype == np.float32
+        np.testing.assert_array_equal(fast.indices, slow.indices)
+        np.testing.assert_array_equal(fast.values, slow.values)
+
+
+def test_a_clean_query_is_checked_by_the_engine_and_a_bad_one_named():
+    from sparsedex import _core
+
+    assert _core.row_is_clean(np.array([1, 5], np.uint32), np.array([0.5, 1e14], np.float32))
+    assert not _core.row_is_clean(np.array([5, 1], np.uint32), np.array([0.5, 1.0], np.float32))  # unsorted
+    assert not _core.row_is_clean(np.array([1, 5], np.uint32), np.array([0.5, 1e15], np.float32))
+    assert not _core.row_is_clean(np.array([1, 5], np.uint32), np.array([0.5, 0.0], np.float32))  # a zero
+    assert not _core.row_is_clean(np.array([1, 5], np.uint32), np.array([0.5, 1.0], np.float32), 5)  # vocab
+    assert not _core.row_is_clean(np.array([1, 5, 9], np.uint32)[::2], np.array([0.5, 1.0], np.float32))  # strided
+    # an unsorted query still works (the full checks sort it), a bad one is named
+    from sparsedex._segment import SegmentView
+
+    ix = SegmentView.build([([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1])], ids=["a", "b"])
+    assert ix.search(np.array([9, 7], np.uint32), np.array([1.0, 1.0], np.float32), k=1)[0].tolist() == ["b"]
+    with pytest.raises(ValueError, match=r"query 0: weight 1e\+15 is above the largest weight"):
+        ix.search(np.array([7], np.uint32), np.array([1e15], np.float32))

@@ -29,6 +29,7 @@ __all__ = [
     "bp_order",
     "calibration_counters",
     "clean_csr",
+    "row_is_clean",
     "merge",
     "search_segments",
     "search_segments_batch",
@@ -381,6 +382,7 @@ def search_segments_batch(
     target_recall: float | None = None,
     scores: str = "vectors",
 ) -> tuple[_I64, _I64, _F32]: ...
+def row_is_clean(indices: _U32, values: _F32, n_terms: int | None = None) -> bool: ...
 def clean_csr(
     indptr: _U64,
     indices: _U32,

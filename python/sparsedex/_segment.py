@@ -53,6 +53,19 @@ def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(idx, dtype=np.uint32), np.ascontiguousarray(val, dtype=np.float32)
 
 
+def _clean_arrays(idx: Any, val: Any) -> bool:
+    """Whether ``idx`` / ``val`` are 1-d contiguous uint32 / float32 arrays that already meet
+    the vector contract (ids ascending, weights positive, finite, at most 1e14): the engine
+    checks that in one pass (:func:`sparsedex._core.row_is_clean`), and anything else takes
+    the checks that name what is wrong."""
+    return (
+        type(idx) is np.ndarray and type(val) is np.ndarray
+        and idx.dtype == np.uint32 and val.dtype == np.float32
+        and idx.ndim == 1 and val.ndim == 1
+        and _core.row_is_clean(idx, val)
+    )
+
+
 def _is_int_vector(x: Any) -> bool:
     if isinstance(x, np.ndarray):
         return x.ndim == 1 and (np.issubdtype(x.dtype, np.integer) or x.size == 0)
@@ -171,6 +184,8 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalise one query: `(indices, values)`, a SparseEmbedding or a dict."""
+    if values is not None and _clean_arrays(query, values):
+        return query, values  # the common case: one engine pass instead of the checks below
     idx, val = _row((query, values), None, "query") if values is not None else _row(query, None, "query")
     _validate.check_csr_weights(np.array([0, val.size]), val, "query")
     return idx, val

@@ -59,7 +59,7 @@ _QUANTIZATIONS = ("u8", "float")
 
 
 # results ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One search result: the document's id, its score, its payload (None if it has none, or
     with ``with_payload=False``) and, with ``with_vectors=True``, its stored vector (a
@@ -890,11 +890,13 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
-        hits = snap.search(
+        hits = snap.search_triples(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
             algorithm, flt, stats, target_recall=target_recall, scores=scores,
         )
-        return self._hits(snap, [(h.segment, h.doc, h.score) for h in hits if opts.keep(h.score)], opts)
+        if opts.score_threshold is not None:
+            hits = [h for h in hits if opts.keep(h[2])]
+        return self._hits(snap, hits, opts)
 
     def search_batch(
         self,
@@ -1054,9 +1056,12 @@ class SparseIndex:
                 seg = snap.states[si].segment
                 for d, p in zip(docs, seg.docs.payloads(docs)):
                     payloads[(si, d)] = p
+        states = snap.states
+        if opts is not None and not want_payload and not opts.with_vectors:  # ids and scores only
+            return [Hit(states[si].segment.index.id(d), float(score)) for si, d, score in triples]
         out = []
         for si, d, score in triples:
-            index = snap.states[si].segment.index
+            index = states[si].segment.index
             p = payloads.get((si, d))
             vector = None
             if opts is not None:

@@ -300,13 +300,29 @@ class Snapshot:
         """Global top-k over every segment's live documents passing ``flt`` (exact, or with
         ``algorithm="approximate"`` at ``target_recall``); u8 segments return ``scores``
         (``"vectors"``: float32 dot products of the stored vectors; ``"impacts"``: 8-bit)."""
+        return [StoreHit(a, d, s) for a, d, s in self.search_triples(
+            indices, values, k, algorithm, flt, stats, target_recall, scores)]
+
+    def search_triples(
+        self,
+        indices: np.ndarray,
+        values: np.ndarray,
+        k: int,
+        algorithm: str = "auto",
+        flt: Filter | None = None,
+        stats: _core.Bm25Stats | None = None,
+        target_recall: float | None = None,
+        scores: str = "vectors",
+    ) -> list[tuple[int, int, float]]:
+        """:meth:`search` as plain (segment position, internal doc, score) tuples, best first
+        (no :class:`StoreHit` per hit: the hot path of ``SparseIndex.search``)."""
         if not self.states:
             return []
         segs, docs, scores = self.core.search(
             np.ascontiguousarray(indices, dtype=np.uint32), np.ascontiguousarray(values, dtype=np.float32),
             k, algorithm, self._filters(flt), stats, target_recall, scores,
         )
-        return [StoreHit(a, d, s) for a, d, s in zip(segs.tolist(), docs.tolist(), scores.tolist())]
+        return list(zip(segs.tolist(), docs.tolist(), scores.tolist()))
 
     def search_batch(
         self,

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
+
 __all__ = [
     "MAX_WEIGHT",
     "MAX_VOCAB_SIZE",
@@ -294,7 +296,16 @@ def validate_embedding(
         emb = as_sparse_embedding(embedding)
     except TypeError as e:
         raise TypeError(f"{where}: {e}") from None
-    idx, val = np.asarray(emb.indices), np.asarray(emb.values)
+    idx, val = emb.indices, emb.values
+    if (  # the common case, checked by the engine in one pass: a clean uint32 / float32 vector
+        type(idx) is np.ndarray and type(val) is np.ndarray
+        and idx.dtype == np.uint32 and val.dtype == np.float32
+        and idx.ndim == 1 and val.ndim == 1
+        and (vocab_size is None or 0 < vocab_size)
+        and _core.row_is_clean(idx, val, None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size))
+    ):
+        return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)
+    idx, val = np.asarray(idx), np.asarray(val)
     if idx.ndim != 1:
         raise ValueError(f"{where}: indices must be 1-D, got shape {idx.shape}")
     if val.ndim != 1:

@@ -4,13 +4,14 @@
 
 use proptest::prelude::*;
 use sparsedex_core::index::build::CsrRef;
-use sparsedex_core::vectors::{clean_csr, clean_row};
+use sparsedex_core::vectors::{clean_csr, clean_row, row_is_clean, MAX_WEIGHT};
 use sparsedex_core::Error;
 
 /// A row: mostly clean (ascending ids, positive weights), sometimes unsorted, with a repeated
-/// id, a zero, a negative, NaN or infinite weight, or an id at the vocabulary's edge.
+/// id, a zero, a negative, NaN or infinite weight, a weight at or just above [`MAX_WEIGHT`],
+/// or an id at the vocabulary's edge.
 fn row() -> impl Strategy<Value = (Vec<u32>, Vec<f32>)> {
-    (prop::collection::btree_set(0u32..60, 0..12), 0u8..10, any::<u64>()).prop_map(|(set, kind, seed)| {
+    (prop::collection::btree_set(0u32..60, 0..12), 0u8..12, any::<u64>()).prop_map(|(set, kind, seed)| {
         let mut ix: Vec<u32> = set.into_iter().collect();
         let mut vs: Vec<f32> = ix.iter().enumerate().map(|(i, _)| 0.5 + ((seed >> (i % 60)) % 7) as f32).collect();
         let k = (seed % 97) as usize;
@@ -27,6 +28,8 @@ fn row() -> impl Strategy<Value = (Vec<u32>, Vec<f32>)> {
                     ix[j] = t;
                 }
                 7 => ix[j] = 63,
+                8 => vs[j] = MAX_WEIGHT,
+                9 => vs[j] = MAX_WEIGHT * 1.0001,
                 _ => {}
             }
         }
@@ -72,6 +75,21 @@ fn check(rows: &[(Vec<u32>, Vec<f32>)], vocab: Option<u32>) {
 #[test]
 fn a_zero_weight_row_is_cleaned_like_clean_row_does() {
     check(&[(vec![0], vec![0.0])], None);
+}
+
+/// Weights up to [`MAX_WEIGHT`] are kept; a larger one (whose products could overflow f32
+/// scores to infinity) is an error naming the term, as NaN and negative weights are.
+#[test]
+fn a_weight_above_the_limit_is_refused() {
+    let mut buf = Vec::new();
+    assert!(row_is_clean(&[1, 4], &[1.0, MAX_WEIGHT], None));
+    clean_row(&[1, 4], &[1.0, MAX_WEIGHT], None, &mut buf).unwrap();
+    assert_eq!(buf, vec![(1, 1.0), (4, MAX_WEIGHT)]);
+    assert!(!row_is_clean(&[1, 4], &[1.0, 1e15], None));
+    let msg = clean_row(&[1, 4], &[1.0, 1e15], None, &mut buf).unwrap_err();
+    assert!(msg.starts_with("weight of term 4 is 1e15, above the largest weight sparsedex accepts (1e14)"), "{msg}");
+    let err = clean_csr(CsrRef { indptr: &[0, 1, 2], indices: &[3, 3], values: &[1.0, f32::MAX] }, None).unwrap_err();
+    assert!(matches!(err, Error::InvalidDocument { doc: 1, .. }), "{err:?}");
 }
 
 proptest! {

@@ -23,8 +23,8 @@ mod _core {
     use super::index::{merge, PyIndex};
     #[pymodule_export]
     use super::segments::{
-        algorithm_name, algorithms, calibration_counters, clean_csr, search_segments, search_segments_batch,
-        simd_kernel, write_atomically, PyDocSet,
+        algorithm_name, algorithms, calibration_counters, clean_csr, row_is_clean, search_segments,
+        search_segments_batch, simd_kernel, write_atomically, PyDocSet,
     };
     #[pymodule_export]
     use super::store::{PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore};

@@ -151,6 +151,23 @@ pub fn clean_csr<'py>(
     Ok((p.into_pyarray(py), t.into_pyarray(py), v.into_pyarray(py)))
 }
 
+/// Whether one vector already meets the vector contract as the engine stores it: weights
+/// positive, finite and at most 1e14, term ids strictly ascending and below `n_terms` when
+/// given. One pass, no copies, so that a caller can skip its own checks (which name what is
+/// wrong) for the common, clean vector; False says only that those checks must run.
+#[pyfunction]
+#[pyo3(signature = (indices, values, n_terms=None))]
+pub fn row_is_clean(
+    indices: PyReadonlyArray1<'_, u32>,
+    values: PyReadonlyArray1<'_, f32>,
+    n_terms: Option<u32>,
+) -> bool {
+    match (indices.as_slice(), values.as_slice()) {
+        (Ok(i), Ok(v)) => sparsedex_core::vectors::row_is_clean(i, v, n_terms),
+        _ => false, // not contiguous: the caller's checks run
+    }
+}
+
 /// Names of the traversal algorithms, in the order the benchmarks report them.
 #[pyfunction]
 pub fn algorithms() -> Vec<&'static str> {

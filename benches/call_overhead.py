@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""What one search call costs in Python around the engine: microseconds per call of
+``SegmentView.search`` and ``SparseIndex.search`` (with and without payloads) beside the bare
+engine call (``_core.Index.search``), on a tiny index where the search itself takes about a
+microsecond, so that what is left is the binding's and the package's own work.
+
+    python benches/call_overhead.py                               # this checkout
+    python benches/call_overhead.py --base /path/to/old/python    # beside another build
+
+``--base``: a directory holding another ``sparsedex`` package (e.g. a ``git worktree`` of an
+older commit, with this build's ``_core`` extension copied in when only the Python side
+differs). Each round runs one process per build, alternating which goes first; the report is
+the median over rounds of each process's median per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+CHILD = r"""
+import json, sys, tempfile, time
+import numpy as np
+import sparsedex
+from sparsedex._segment import SegmentView
+
+rng = np.random.default_rng(0)
+n = 1000
+rows = [np.sort(rng.choice(1000, 5, replace=False)) for _ in range(n)]
+docs = [{int(t): float(rng.random() + 0.1) for t in r} for r in rows]
+indptr = np.zeros(n + 1, np.int64)
+indptr[1:] = np.cumsum([len(r) for r in rows])
+ind = np.concatenate(rows).astype(np.uint32)
+val = np.array([w for d in docs for w in d.values()], np.float32)
+seg = SegmentView.build((indptr, ind, val), quantization="u8", store_vectors=True)
+ix = sparsedex.SparseIndex.create(tempfile.mkdtemp() + "/ix", encoder=None)
+ix.add(docs, ids=list(range(n)), payloads=[{"n": i} for i in range(n)])
+ix.commit()
+q = (np.array([3, 7, 11], np.uint32), np.array([1.0, 0.5, 0.25], np.float32))
+assert len(ix.search(q, k=10)) == 10 and len(seg.search(q[0], q[1], k=10)[0]) == 10
+
+def per_call(f, n=4000):
+    for _ in range(300):
+        f()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        f()
+        ts.append(time.perf_counter_ns() - t)
+    ts.sort()
+    return ts[len(ts) // 2] / 1000
+
+out = {
+    "engine (_core.Index.search)": per_call(lambda: seg._core.search(q[0], q[1], 10, "auto", target_recall=None, scores="vectors")),
+    "SegmentView.search": per_call(lambda: seg.search(q[0], q[1], k=10)),
+    "SparseIndex.search": per_call(lambda: ix.search(q, k=10)),
+    "SparseIndex.search, with_payload=False": per_call(lambda: ix.search(q, k=10, with_payload=False)),
+}
+print(json.dumps(out))
+"""
+
+
+def run(path: str | None) -> dict[str, float]:
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = os.path.abspath(path) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"the measuring process failed:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", help="a directory holding another sparsedex package to compare with")
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
+    builds = {"this": None} if not a.base else {"base": a.base, "this": None}
+    got: dict[str, list[dict[str, float]]] = {b: [] for b in builds}
+    for r in range(a.rounds):
+        order = list(builds) if r % 2 == 0 else list(reversed(builds))
+        for b in order:
+            got[b].append(run(builds[b]))
+        print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
+    keys = list(got["this"][0])
+    head = "| us per call (median of rounds) | " + " | ".join(builds) + (" | this / base |" if a.base else " |")
+    print(head)
+    print("|---" * (len(builds) + 1 + (1 if a.base else 0)) + "|")
+    for k in keys:
+        med = {b: statistics.median(x[k] for x in got[b]) for b in builds}
+        cells = " | ".join(f"{med[b]:.2f}" for b in builds)
+        ratio = f" | {med['this'] / med['base']:.2f}x" if a.base else ""
+        print(f"| {k} | {cells}{ratio} |")
+
+
+if __name__ == "__main__":
+    main()

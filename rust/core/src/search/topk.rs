@@ -195,6 +195,85 @@ impl<S: Score> TopK<S> {
     }
 }
 
+/// A top-k collector for offers that come in bulk (the drain of a dense accumulator array,
+/// thousands of offers for a k of tens): offers are appended to a buffer, and when it holds
+/// `4k`, one selection (`select_nth_unstable`, linear) finds its k-th score, drops the entries
+/// below it and raises the threshold, so that an offer costs O(1) amortised instead of a heap's
+/// O(log k). [`Gather::finish`] hands the survivors (the k best and their ties) to the
+/// [`TopK`] it was made from, whose order, ties, allowed set and floor decide the result: the
+/// same result as offering every document to that collector (every document dropped scores
+/// below k buffered documents that score at least as well, so it could not have entered).
+/// The threshold lags the heap's between selections (the documents offered meanwhile pass a
+/// lower bar), which is what the buffer is for.
+pub struct Gather<S> {
+    top: TopK<S>,
+    buf: Vec<(u32, S)>,
+    cap: usize,
+    /// Exclusive threshold: the floor, then just below the k-th buffered score.
+    thr: S,
+}
+
+impl<S: Score> Gather<S> {
+    /// A gatherer that feeds `top` (which should be empty).
+    pub fn new(top: TopK<S>) -> Self {
+        let cap = (4 * top.k).clamp(64, 4 * INITIAL);
+        let thr = top.threshold();
+        Gather { buf: Vec::with_capacity(cap), cap, thr, top }
+    }
+
+    /// The exclusive threshold: only a document scoring above it can enter.
+    #[inline]
+    pub fn threshold(&self) -> S {
+        self.thr
+    }
+
+    /// Offer a document (one scoring above [`Gather::threshold`]); returns the threshold.
+    #[inline]
+    pub fn offer(&mut self, doc: u32, score: S) -> S {
+        let score = score.canon();
+        if !(score > self.thr) {
+            return self.thr;
+        }
+        if let Some(a) = &self.top.allowed {
+            if !a.contains(doc) {
+                return self.thr;
+            }
+        }
+        self.buf.push((doc, score));
+        if self.buf.len() >= self.cap {
+            self.select();
+        }
+        self.thr
+    }
+
+    /// Keep the entries at or above the k-th best score (ties included: the tie key decides
+    /// among them at the end) and raise the threshold to just below it.
+    fn select(&mut self) {
+        let k = self.top.k;
+        if self.buf.len() > k {
+            let desc = |a: &(u32, S), b: &(u32, S)| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal);
+            let kth = self.buf.select_nth_unstable_by(k - 1, desc).1 .1;
+            self.buf.retain(|e| e.1 >= kth);
+            let t = kth.just_below();
+            if t > self.thr {
+                self.thr = t;
+            }
+        }
+        if self.buf.len() * 2 > self.cap {
+            self.cap *= 2; // many ties at the k-th score: a larger buffer, so selections stay rare
+        }
+    }
+
+    /// The collector, holding the best `k` of every document offered.
+    pub fn finish(mut self) -> TopK<S> {
+        self.select();
+        for (d, s) in self.buf {
+            self.top.push(d, s);
+        }
+        self.top
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +289,37 @@ mod tests {
             }
             assert_eq!(t.threshold(), 4, "exclusive threshold: a tied score may still enter");
             assert_eq!(t.into_sorted(), vec![(5, 5), (4, 5), (3, 5)]);
+        }
+    }
+
+    /// Gathering equals offering every document to the collector, with ties, an allowed set
+    /// and a floor, whatever the number of offers against k.
+    #[test]
+    fn gather_equals_the_heap() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..300 {
+            let n = 1 + (crate::synth::xorshift64(&mut rng) % 3000) as usize;
+            let k = 1 + (crate::synth::xorshift64(&mut rng) % 300) as usize;
+            let levels = 1 + crate::synth::xorshift64(&mut rng) % 50; // few levels: many ties
+            let scores: Vec<u32> = (0..n).map(|_| (crate::synth::xorshift64(&mut rng) % levels) as u32).collect();
+            let ties: Arc<[u32]> = (0..n as u32).map(|d| (d * 7919) % n as u32).collect::<Vec<_>>().into();
+            let allowed = (case % 3 == 0).then(|| {
+                let words: Vec<u64> = (0..n.div_ceil(64)).map(|_| crate::synth::xorshift64(&mut rng)).collect();
+                DocSet::from_words(words, n as u32).unwrap()
+            });
+            let floor = (case % 4 == 0) as u32 * 3;
+            let fresh = || TopK::with_allowed(k, allowed.as_ref(), floor).with_ties(Some(&ties));
+            let mut heap = fresh();
+            for (d, &s) in scores.iter().enumerate() {
+                heap.push(d as u32, s);
+            }
+            let mut g = Gather::new(fresh());
+            for (d, &s) in scores.iter().enumerate() {
+                if s > g.threshold() {
+                    g.offer(d as u32, s);
+                }
+            }
+            assert_eq!(g.finish().into_sorted(), heap.into_sorted(), "case {case}: n {n} k {k}");
         }
     }
 

@@ -93,6 +93,20 @@ fn score_row<K: Kind, T: TermId>(
     s
 }
 
+/// Ask the CPU to start loading where document `d`'s stored row lies (its `indptr` entries),
+/// so that a later [`prefetch_row`] of `d` does not wait for them: candidates' rows are far
+/// apart, and so are their `indptr` entries (a miss there stalled the row prefetch itself).
+#[inline(always)]
+pub(crate) fn prefetch_start(fwd: &Forward<'_>, d: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = fwd.indptr.get(d) {
+        // SAFETY: prefetching is a hint and never faults; the address is inside `indptr`.
+        unsafe { std::arch::x86_64::_mm_prefetch((x as *const u64).cast::<i8>(), std::arch::x86_64::_MM_HINT_T0) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (fwd, d);
+}
+
 /// Ask the CPU to start loading document `d`'s stored terms and weights.
 #[inline(always)]
 pub(crate) fn prefetch_row(fwd: &Forward<'_>, d: usize) {

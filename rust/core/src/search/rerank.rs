@@ -180,7 +180,7 @@ pub(crate) fn search<K: Kind>(
                 done = true; // this candidate and every document after it score too little
                 break;
             }
-            prefetch_ahead(&cands, i, |x| rows.prefetch(x));
+            prefetch_ahead(&cands, i, |x| rows.prefetch(x), |x| rows.prefetch_start(x));
             top.push(d, rows.score(d as usize));
         }
         if !done {

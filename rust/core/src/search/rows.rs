@@ -20,13 +20,21 @@ use crate::index::{Forward, FwdTerms, IndexView, TermId};
 pub(crate) const ROWS_AHEAD: usize = 4;
 
 /// Before scoring candidate `i` of `cands` (whose rows lie far apart): ask `prefetch` for the
-/// row [`ROWS_AHEAD`] candidates further, and at `i = 0` for the first ones too.
+/// row [`ROWS_AHEAD`] candidates further and `start` for where the row `2 x ROWS_AHEAD`
+/// candidates further lies (so that the row prefetch finds its `indptr` entries loaded), and
+/// at `i = 0` for the first ones too.
 #[inline(always)]
-pub(crate) fn prefetch_ahead<S>(cands: &[(u32, S)], i: usize, prefetch: impl Fn(usize)) {
+pub(crate) fn prefetch_ahead<S>(cands: &[(u32, S)], i: usize, prefetch: impl Fn(usize), start: impl Fn(usize)) {
     if i == 0 {
+        for c in cands.iter().take(2 * ROWS_AHEAD) {
+            start(c.0 as usize);
+        }
         for c in cands.iter().take(ROWS_AHEAD) {
             prefetch(c.0 as usize);
         }
+    }
+    if let Some(c) = cands.get(i + 2 * ROWS_AHEAD) {
+        start(c.0 as usize);
     }
     if let Some(c) = cands.get(i + ROWS_AHEAD) {
         prefetch(c.0 as usize);
@@ -78,6 +86,12 @@ impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
     #[inline(always)]
     pub(crate) fn prefetch(&self, d: usize) {
         super::forward::prefetch_row(&self.fwd, d);
+    }
+
+    /// Ask the CPU to start loading where document `d`'s stored row lies.
+    #[inline(always)]
+    pub(crate) fn prefetch_start(&self, d: usize) {
+        super::forward::prefetch_start(&self.fwd, d);
     }
 
     /// The exact score of document `d` (< n_docs).
@@ -168,6 +182,12 @@ impl<'a> FloatRowScorer<'a> {
     #[inline(always)]
     pub(crate) fn prefetch(&self, d: usize) {
         super::forward::prefetch_row(&self.fwd, d);
+    }
+
+    /// Ask the CPU to start loading where document `d`'s stored row lies.
+    #[inline(always)]
+    pub(crate) fn prefetch_start(&self, d: usize) {
+        super::forward::prefetch_start(&self.fwd, d);
     }
 
     #[inline(always)]

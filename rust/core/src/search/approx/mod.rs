@@ -176,7 +176,7 @@ pub(crate) fn run<K: Kind>(
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
         for (i, &(d, _)) in cands.iter().enumerate() {
-            prefetch_ahead(&cands, i, |x| rows.prefetch(x));
+            prefetch_ahead(&cands, i, |x| rows.prefetch(x), |x| rows.prefetch_start(x));
             top.push(d, rows.score(d as usize));
         }
         rows.finish(scratch);
@@ -190,7 +190,7 @@ pub(crate) fn run<K: Kind>(
     let floor = floor.map_or(0.0, |f| super::F32Kind::floor_below(f, 1.0));
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), floor).with_ties(plan.ties.as_ref());
     for (i, &(d, _)) in cands.iter().enumerate() {
-        prefetch_ahead(&cands, i, |x| rows.prefetch(x));
+        prefetch_ahead(&cands, i, |x| rows.prefetch(x), |x| rows.prefetch_start(x));
         top.push(d, rows.score(d as usize));
     }
     rows.finish(scratch);

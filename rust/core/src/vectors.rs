@@ -1,7 +1,7 @@
 //! The vector contract (DESIGN.md), in one place: term ids are `u32` (any value, below the
 //! vocabulary size when one is declared) and unique per vector; weights are finite, >= 0 and at
-//! most [`MAX_WEIGHT`]; zero weights are dropped. Anything else is an error naming the offending row (documents) or
-//! query. Rows need not be sorted by term id: cleaning sorts them.
+//! most [`MAX_WEIGHT`]; zero weights are dropped. Anything else is an error naming the
+//! offending row (documents) or query. Rows need not be sorted by term id: cleaning sorts them.
 
 use crate::{Error, Result};
 use rayon::prelude::*;

@@ -2,7 +2,8 @@
 //!
 //! Every posting of every query term is decoded and added into a dense accumulator array
 //! (one slot per document), terms in canonical order (ascending term id); then one pass over
-//! the accumulators collects the top-k and clears them. Both loops are kernels of the impact
+//! the accumulators collects the top-k and clears them (into a heap, or for k >= 32 into a
+//! buffer with linear selections, [`Gather`]). Both loops are kernels of the impact
 //! kind ([`Kind::accumulate`], [`Kind::drain_above`]): for u8 impacts, a 16-lane gather / add
 //! / scatter per decoded block and a 16-lane threshold scan where the CPU has AVX-512, scalar
 //! loops elsewhere (see [`super::kernels`]).
@@ -10,13 +11,13 @@
 use super::kernels::for_each_block;
 use super::plan::Plan;
 use super::topk::{Gather, TopK};
+use super::{Kind, Scratch};
+use crate::index::{ImpactArrays, IndexView};
 
 /// From this k on, the drain gathers into a buffer ([`Gather`]) instead of a heap: the
 /// approximate search's candidate stage (k' = 15..250) offered thousands of documents to a
 /// heap of k' (its pushes were 16% of an approximate search's time on WordNet glosses).
 const GATHER_K: usize = 32;
-use super::{Kind, Scratch};
-use crate::index::{ImpactArrays, IndexView};
 
 /// Exact top-`k` by scoring every posting.
 pub fn search<K: Kind>(

@@ -387,3 +387,64 @@ def test_readme_python_examples(tmp_path, monkeypatch):
         exec(compile(code, str(readme), "exec"), {"__name__": "readme"})
         ran += 1
     assert ran >= 4
+
+
+# returned objects do not share state with the index -------------------------------------------
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_changing_a_returned_payload_changes_nothing_stored(tmp_path, on_disk):
+    """A hit's or a document's payload is the caller's to change (an in-memory index handed
+    out its stored dicts: changing one changed the stored payload, what filters matched and
+    what save() wrote)."""
+    import numpy as np
+
+    ix = SparseIndex.create(tmp_path / "ix" if on_disk else None)
+    q = (np.array([1], np.uint32), np.array([1.0], np.float32))
+    ix.add([q], ids=["a"], payloads=[{"n": 1, "tags": ["x"]}])
+    ix.commit()
+    h = ix.search(q, k=1)[0]
+    h.payload["n"] = -1
+    h.payload["tags"].append("y")
+    d = ix.get("a")
+    d.payload["n"] = -2
+    assert ix.get("a").payload == {"n": 1, "tags": ["x"]}
+    assert [x.id for x in ix.search(q, k=1, filter={"n": 1})] == ["a"]
+    ix.save(tmp_path / "copy")
+    assert SparseIndex.open(tmp_path / "copy").get("a").payload == {"n": 1, "tags": ["x"]}
+
+
+def test_unaligned_query_arrays_are_searched(tmp_path):
+    """A C-contiguous but unaligned array (np.frombuffer at an odd offset) is copied for the
+    engine, not refused with a message about contiguity."""
+    import numpy as np
+
+    from sparsedex._segment import SegmentView
+
+    def unaligned(a):
+        out = np.frombuffer(bytearray(a.nbytes + 1), dtype=a.dtype, offset=1, count=a.size)
+        out[...] = a
+        return out
+
+    qi, qv = unaligned(np.array([1, 5, 9], np.uint32)), unaligned(np.array([1.0, 2.0, 3.0], np.float32))
+    assert not qi.flags.aligned
+    docs = [(np.array([1, 5], np.uint32), np.array([1.0, 1.0], np.float32)),
+            (np.array([5, 9], np.uint32), np.array([2.0, 2.0], np.float32))]
+    ix = SparseIndex.create(None)
+    ix.add(docs)
+    ix.commit()
+    assert [(h.id, h.score) for h in ix.search((qi, qv), k=2)] == [(1, 10.0), (0, 3.0)]
+    sv = SegmentView.build(docs)
+    ids, scores = sv.search(qi, qv, k=2)
+    assert ids.tolist() == [1, 0] and scores.tolist() == [10.0, 3.0]
+
+
+def test_hit_keeps_its_dict_and_pickles():
+    """`Hit` stays a plain frozen dataclass: pickles written by earlier versions (whose state is
+    the instance dict) load as they were, and vars() / weak references work (a slotted Hit,
+    tried in stop 24, loaded old pickles as Hit(id='id', score='score', ...))."""
+    import pickle
+    import weakref
+
+    h = Hit("a", 1.5, {"n": 1})
+    assert vars(h) == {"id": "a", "score": 1.5, "payload": {"n": 1}, "vector": None}
+    assert pickle.loads(pickle.dumps(h)) == h
+    assert weakref.ref(h)() is h

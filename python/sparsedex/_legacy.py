@@ -332,7 +332,7 @@ def upgrade(store: Any) -> None:
         for src, to in prepared.names():
             seg = tmp._segs[src]
             att = f"{to}.docs"
-            write_docs(p / att, to, payloads_json(seg.docs.all_payloads()),
+            write_docs(p / att, to, payloads_json(seg.docs.stored_payloads(range(seg.docs.n))),
                        seg.docs.all_texts() if old.store_texts else None)
             attachments.append(att)
         store._lock.check()

@@ -50,7 +50,7 @@ def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{where}: term id {bad} is out of range")
     if val.size and not (np.issubdtype(val.dtype, np.floating) or np.issubdtype(val.dtype, np.integer)):
         raise ValueError(f"{where}: weights must be numbers, got dtype {val.dtype}")
-    return np.ascontiguousarray(idx, dtype=np.uint32), np.ascontiguousarray(val, dtype=np.float32)
+    return _validate.c_array(idx, np.uint32), _validate.c_array(val, np.float32)
 
 
 def _clean_arrays(idx: Any, val: Any) -> bool:
@@ -156,9 +156,9 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _check_values_dtype(values, what)
         _check_float32_range(indptr, values, what)
         return (
-            np.ascontiguousarray(indptr, dtype=np.uint64),
-            np.ascontiguousarray(indices, dtype=np.uint32),
-            np.ascontiguousarray(values, dtype=np.float32),
+            _validate.c_array(indptr, np.uint64),
+            _validate.c_array(indices, np.uint32),
+            _validate.c_array(values, np.float32),
         )
     if isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray) and docs[0].ndim == 1 \
             and docs[0].dtype.kind == "f":
@@ -173,9 +173,9 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _check_values_dtype(m.data, what)
         _check_float32_range(m.indptr, m.data, what)
         return (
-            np.ascontiguousarray(m.indptr, dtype=np.uint64),
-            np.ascontiguousarray(m.indices, dtype=np.uint32),
-            np.ascontiguousarray(m.data, dtype=np.float32),
+            _validate.c_array(m.indptr, np.uint64),
+            _validate.c_array(m.indices, np.uint32),
+            _validate.c_array(m.data, np.float32),
         )
     rows = [_row(v, i, what) for i, v in enumerate(docs)]  # checked here for row-naming errors
     indptr, indices, values = to_csr_arrays(rows, validate=False)
@@ -300,9 +300,9 @@ class SegmentView:
         vectors, or fewer than 8,192 documents). Raises ValueError naming a malformed query.
         Evaluate the recall reached on *other* queries than these."""
         ip, ix, vx = to_csr(queries, "query")
-        return bool(self._core.calibrate(np.ascontiguousarray(ip, dtype=np.uint64),
-                                         np.ascontiguousarray(ix, dtype=np.uint32),
-                                         np.ascontiguousarray(vx, dtype=np.float32)))
+        return bool(self._core.calibrate(_validate.c_array(ip, np.uint64),
+                                         _validate.c_array(ix, np.uint32),
+                                         _validate.c_array(vx, np.float32)))
 
     # search -----------------------------------------------------------------------------
     def _external(self, rows: np.ndarray) -> np.ndarray:

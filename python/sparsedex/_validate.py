@@ -91,6 +91,15 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def c_array(x: Any, dtype: Any) -> np.ndarray:
+    """``x`` as a C-contiguous, aligned array of ``dtype``, for the engine (which reads arrays
+    in place): ``np.ascontiguousarray``, copied when the result is not aligned (an array made
+    with ``np.frombuffer(..., offset=1)`` is contiguous but not aligned, and the engine refuses
+    it)."""
+    a = np.ascontiguousarray(x, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
+
+
 def check_int(value: Any, name: str, lo: int, hi: int) -> int:
     """``value`` as an int when it is an integer in ``lo .. hi`` (inclusive).
 

@@ -127,6 +127,11 @@ class SegmentDocs(ABC):
     def all_payloads(self) -> list[dict[str, Any] | None]:
         return self.payloads(range(self.n))
 
+    def stored_payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        """:meth:`payloads` for serializing them (read, never changed): the stored objects
+        themselves where a store keeps objects, so that writing them copies nothing."""
+        return self.payloads(docs)
+
     def all_texts(self) -> list[str | None]:
         return self.texts(range(self.n))
 
@@ -145,6 +150,15 @@ def _resolve(payload: Any, keys: Sequence[str]) -> Any:
     return v
 
 
+def _copy_json(v: Any) -> Any:
+    """A copy of a JSON-like value: its dicts and lists copied, all the way down."""
+    if isinstance(v, dict):
+        return {k: _copy_json(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy_json(x) for x in v]
+    return v
+
+
 class MemoryDocs(SegmentDocs):
     """Payloads and texts held in Python lists (an in-memory index)."""
 
@@ -156,6 +170,13 @@ class MemoryDocs(SegmentDocs):
         self.n = len(self._payloads)
 
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        # copies, as an index directory's are (decoded per read): changing a hit's or a
+        # document's payload must not change the stored one, what filters match or what
+        # save() writes
+        p = self._payloads
+        return [_copy_json(p[d]) for d in docs]
+
+    def stored_payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
         p = self._payloads
         return [p[d] for d in docs]
 
@@ -591,7 +612,7 @@ def merge_docs(
                         conn.execute("DETACH DATABASE src")
                 else:
                     ol = old.tolist()
-                    pls = payloads_json(m.payloads(ol))
+                    pls = payloads_json(m.stored_payloads(ol))
                     txs = m.texts(ol) if keep_texts else [None] * len(ol)
                     conn.execute("BEGIN")
                     conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))

@@ -59,7 +59,7 @@ _QUANTIZATIONS = ("u8", "float")
 
 
 # results ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Hit:
     """One search result: the document's id, its score, its payload (None if it has none, or
     with ``with_payload=False``) and, with ``with_vectors=True``, its stored vector (a

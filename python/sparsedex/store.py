@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from ._core import CorruptIndexError, SparsedexError
 from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
 from .filters import Filter, PayloadColumns
@@ -319,7 +319,7 @@ class Snapshot:
         if not self.states:
             return []
         segs, docs, scores = self.core.search(
-            np.ascontiguousarray(indices, dtype=np.uint32), np.ascontiguousarray(values, dtype=np.float32),
+            _validate.c_array(indices, np.uint32), _validate.c_array(values, np.float32),
             k, algorithm, self._filters(flt), stats, target_recall, scores,
         )
         return list(zip(segs.tolist(), docs.tolist(), scores.tolist()))
@@ -342,8 +342,8 @@ class Snapshot:
         if not self.states:
             return (np.full((nq, 0), -1, np.int64), np.full((nq, 0), -1, np.int64), np.zeros((nq, 0), np.float32))
         return self.core.search_batch(
-            np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
-            np.ascontiguousarray(values, dtype=np.float32), k, algorithm, threads, self._filters(flt), stats,
+            _validate.c_array(indptr, np.uint64), _validate.c_array(indices, np.uint32),
+            _validate.c_array(values, np.float32), k, algorithm, threads, self._filters(flt), stats,
             target_recall, scores,
         )
 
@@ -881,10 +881,10 @@ class Store:
             else:
                 kw["ids_int"] = np.fromiter(ids_l, dtype=np.int64, count=len(ids_l))
             if doc_len is not None:
-                kw["doc_len"] = np.ascontiguousarray(doc_len, dtype=np.uint32)
+                kw["doc_len"] = _validate.c_array(doc_len, np.uint32)
             start, stop = self._core.stage_add(
-                np.ascontiguousarray(indptr, dtype=np.uint64), np.ascontiguousarray(indices, dtype=np.uint32),
-                np.ascontiguousarray(values, dtype=np.float32), replace=replace, **kw,
+                _validate.c_array(indptr, np.uint64), _validate.c_array(indices, np.uint32),
+                _validate.c_array(values, np.float32), replace=replace, **kw,
             )
             assert start == len(self._p_ids) and stop - start == len(ids_l), (start, stop, len(self._p_ids))
             self._p_ids.extend(ids_l)
@@ -1335,7 +1335,7 @@ class Store:
                 if isinstance(seg.docs, SqliteDocs):
                     seg.docs.copy_to(d / att)
                 else:
-                    write_docs(d / att, to, payloads_json(seg.docs.all_payloads()),
+                    write_docs(d / att, to, payloads_json(seg.docs.stored_payloads(range(seg.docs.n))),
                                seg.docs.all_texts() if self.store_texts else None)
                 attachments.append(att)
             lock.check()

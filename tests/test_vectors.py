@@ -228,3 +228,15 @@ def test_a_clean_query_is_checked_by_the_engine_and_a_bad_one_named():
     assert ix.search(np.array([9, 7], np.uint32), np.array([1.0, 1.0], np.float32), k=1)[0].tolist() == ["b"]
     with pytest.raises(ValueError, match=r"query 0: weight 1e\+15 is above the largest weight"):
         ix.search(np.array([7], np.uint32), np.array([1e15], np.float32))
+
+
+def test_an_odd_vocab_size_takes_the_full_checks_as_before():
+    """Only an int vocab_size (or None) takes the fast path; anything else behaves as it always
+    did (review24 L4: inf was let through, "10" refused)."""
+    idx, val = np.array([1, 5], np.uint32), np.array([0.5, 1.0], np.float32)
+    with pytest.raises(OverflowError):
+        validate_embedding((idx, val), float("inf"))
+    assert validate_embedding((idx, val), "10").indices.tolist() == [1, 5]
+    with pytest.raises(ValueError, match="not below"):
+        validate_embedding((idx, val), "5")
+    assert validate_embedding((idx, val), np.int64(6)).indices.tolist() == [1, 5]

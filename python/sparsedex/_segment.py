@@ -185,7 +185,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalise one query: `(indices, values)`, a SparseEmbedding or a dict."""
     if values is not None and _clean_arrays(query, values):
-        return query, values  # the common case: one engine pass instead of the checks below
+        return query, values  # a clean, sorted uint32 / float32 query: one engine pass
     idx, val = _row((query, values), None, "query") if values is not None else _row(query, None, "query")
     _validate.check_csr_weights(np.array([0, val.size]), val, "query")
     return idx, val

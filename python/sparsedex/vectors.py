@@ -297,11 +297,12 @@ def validate_embedding(
     except TypeError as e:
         raise TypeError(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
-    if (  # the common case, checked by the engine in one pass: a clean uint32 / float32 vector
+    if (  # a clean, sorted uint32 / float32 vector: checked by the engine in one pass
         type(idx) is np.ndarray and type(val) is np.ndarray
         and idx.dtype == np.uint32 and val.dtype == np.float32
         and idx.ndim == 1 and val.ndim == 1
-        and (vocab_size is None or 0 < vocab_size)
+        and (vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
+                                    and 0 < vocab_size))  # any other vocab_size: the checks below, as before
         and _core.row_is_clean(idx, val, None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size))
     ):
         return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)

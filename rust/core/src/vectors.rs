@@ -1,14 +1,18 @@
 //! The vector contract (DESIGN.md), in one place: term ids are `u32` (any value, below the
-//! vocabulary size when one is declared) and unique per vector; weights are finite, >= 0 and at
-//! most [`MAX_WEIGHT`]; zero weights are dropped. Anything else is an error naming the
-//! offending row (documents) or query. Rows need not be sorted by term id: cleaning sorts them.
+//! vocabulary size when one is declared) and unique per vector; weights are finite and >= 0;
+//! zero weights are dropped. Anything else is an error naming the offending row (documents) or
+//! query. Rows need not be sorted by term id: cleaning sorts them. The Python package also
+//! refuses new weights above [`MAX_WEIGHT`]; the engine does not, so that data written before
+//! that limit (sparsedex 0.1 indexes) still opens.
 
 use crate::{Error, Result};
 use rayon::prelude::*;
 
-/// The largest weight a vector may hold: with every weight at most `1e14`, a dot product of
-/// two vectors is at most `1e14 * 1e14 * 2^32`, about `4.3e37`, below `f32::MAX` (`3.4e38`),
-/// so that no score overflows to infinity.
+/// The largest weight the Python package accepts in a new vector (`sparsedex.vectors.MAX_WEIGHT`):
+/// with every weight at most `1e14`, a dot product of two vectors is at most
+/// `1e14 * 1e14 * 2^32`, about `4.3e37`, below `f32::MAX` (`3.4e38`), so that no score
+/// overflows to infinity. [`row_is_clean_within`] checks it; [`clean_row`] does not (stored
+/// data written before the limit must still be read).
 pub const MAX_WEIGHT: f32 = 1e14;
 
 /// Documents in CSR form: row `d` is `indices[indptr[d]..indptr[d+1]]` with `values[..]`.
@@ -70,12 +74,6 @@ pub fn clean_row(
         if w < 0.0 {
             return Err(format!("weight of term {t} is negative ({w})"));
         }
-        if w > MAX_WEIGHT {
-            return Err(format!(
-                "weight of term {t} is {w:e}, above the largest weight sparsedex accepts (1e14); \
-                 larger weights could overflow float32 scores"
-            ));
-        }
         if let Some(n) = n_terms {
             if t >= n {
                 return Err(format!("term id {t} is out of range (vocabulary size {n})"));
@@ -96,18 +94,24 @@ pub fn clean_row(
     Ok(())
 }
 
-/// Whether a row is already what [`clean_row`] makes of it: positive weights of at most
-/// [`MAX_WEIGHT`], term ids strictly ascending (so no repeats) and below `n_terms` when given.
-/// One branch-light pass; any other row goes through [`clean_row`], which names what is wrong.
+/// Whether a row is already what [`clean_row`] makes of it: finite positive weights, term
+/// ids strictly ascending (so no repeats) and below `n_terms` when given. One branch-light
+/// pass; any other row goes through [`clean_row`], which names what is wrong.
 pub fn row_is_clean(indices: &[u32], values: &[f32], n_terms: Option<u32>) -> bool {
+    row_is_clean_within(indices, values, n_terms, f32::MAX)
+}
+
+/// [`row_is_clean`] with weights at most `max_weight` too (the Python package's check of a new
+/// vector: `max_weight` = [`MAX_WEIGHT`]).
+pub fn row_is_clean_within(indices: &[u32], values: &[f32], n_terms: Option<u32>, max_weight: f32) -> bool {
     if indices.len() != values.len() {
         return false;
     }
     let limit = n_terms.unwrap_or(u32::MAX);
     let in_range = n_terms.is_none() || indices.last().is_none_or(|&t| t < limit);
-    // `w > 0 && w <= MAX_WEIGHT` is false for NaN, infinities, negatives, zeros and weights
+    // `w > 0 && w <= max_weight` is false for NaN, infinities, negatives, zeros and weights
     // above the limit
-    let weights_ok = values.iter().fold(true, |ok, &w| ok & (w > 0.0) & (w <= MAX_WEIGHT));
+    let weights_ok = values.iter().fold(true, |ok, &w| ok & (w > 0.0) & (w <= max_weight));
     let ascending = indices.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
     in_range && weights_ok && ascending
 }

@@ -163,8 +163,11 @@ pub fn row_is_clean(
     n_terms: Option<u32>,
 ) -> bool {
     match (indices.as_slice(), values.as_slice()) {
-        (Ok(i), Ok(v)) => sparsedex_core::vectors::row_is_clean(i, v, n_terms),
-        _ => false, // not contiguous: the caller's checks run
+        (Ok(i), Ok(v)) => {
+            use sparsedex_core::vectors::{row_is_clean_within, MAX_WEIGHT};
+            row_is_clean_within(i, v, n_terms, MAX_WEIGHT)
+        }
+        _ => false, // not contiguous or not aligned: the caller's checks run
     }
 }
 

@@ -14,9 +14,10 @@ use super::topk::{Gather, TopK};
 use super::{Kind, Scratch};
 use crate::index::{ImpactArrays, IndexView};
 
-/// From this k on, the drain gathers into a buffer ([`Gather`]) instead of a heap: the
-/// approximate search's candidate stage (k' = 15..250) offered thousands of documents to a
-/// heap of k' (its pushes were 16% of an approximate search's time on WordNet glosses).
+/// From this k on (and below a quarter of the documents, where a buffer of 4k gains nothing),
+/// the drain gathers into a buffer ([`Gather`]) instead of a heap: the approximate search's
+/// candidate stage (k' = 15..250) offered thousands of documents to a heap of k' (its pushes
+/// were 16% of an approximate search's time on WordNet glosses).
 const GATHER_K: usize = 32;
 
 /// Exact top-`k` by scoring every posting.
@@ -35,7 +36,7 @@ pub fn search<K: Kind>(
     }
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // One pass collects the top-k and clears the accumulators for the next query.
-    if k >= GATHER_K {
+    if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
         K::drain_above(acc, g.threshold(), |d, s| g.offer(d, s));
         return g.finish().into_sorted();

@@ -196,15 +196,17 @@ impl<S: Score> TopK<S> {
 }
 
 /// A top-k collector for offers that come in bulk (the drain of a dense accumulator array,
-/// thousands of offers for a k of tens): offers are appended to a buffer, and when it holds
-/// `4k`, one selection (`select_nth_unstable`, linear) finds its k-th score, drops the entries
-/// below it and raises the threshold, so that an offer costs O(1) amortised instead of a heap's
-/// O(log k). [`Gather::finish`] hands the survivors (the k best and their ties) to the
+/// thousands of offers for a k of tens): offers are appended to a buffer, and when it is full
+/// (`4k` entries, at least 64; it grows as it fills, from at most 16,384), one selection
+/// (`select_nth_unstable`, linear) in the collector's order (score descending, then tie key
+/// ascending) keeps the k best and raises the threshold to just below the k-th score, so that
+/// an offer costs O(1) amortised instead of a heap's O(log k), and the buffer never outgrows
+/// its capacity, however many documents tie. [`Gather::finish`] hands the k survivors to the
 /// [`TopK`] it was made from, whose order, ties, allowed set and floor decide the result: the
-/// same result as offering every document to that collector (every document dropped scores
-/// below k buffered documents that score at least as well, so it could not have entered).
-/// The threshold lags the heap's between selections (the documents offered meanwhile pass a
-/// lower bar), which is what the buffer is for.
+/// same result as offering every document to that collector (a document dropped ranks below k
+/// buffered ones, so it could not have entered). The threshold lags the heap's between
+/// selections (the documents offered meanwhile pass a lower bar), which is what the buffer is
+/// for; it is never above the heap's.
 pub struct Gather<S> {
     top: TopK<S>,
     buf: Vec<(u32, S)>,
@@ -216,9 +218,9 @@ pub struct Gather<S> {
 impl<S: Score> Gather<S> {
     /// A gatherer that feeds `top` (which should be empty).
     pub fn new(top: TopK<S>) -> Self {
-        let cap = (4 * top.k).clamp(64, 4 * INITIAL);
+        let cap = top.k.saturating_mul(4).max(64);
         let thr = top.threshold();
-        Gather { buf: Vec::with_capacity(cap), cap, thr, top }
+        Gather { buf: Vec::with_capacity(cap.min(4 * INITIAL)), cap, thr, top }
     }
 
     /// The exclusive threshold: only a document scoring above it can enter.
@@ -246,21 +248,23 @@ impl<S: Score> Gather<S> {
         self.thr
     }
 
-    /// Keep the entries at or above the k-th best score (ties included: the tie key decides
-    /// among them at the end) and raise the threshold to just below it.
+    /// Keep the k best entries in the collector's order and raise the threshold to just below
+    /// the k-th score (a document scoring exactly that may still enter by its tie key).
     fn select(&mut self) {
         let k = self.top.k;
-        if self.buf.len() > k {
-            let desc = |a: &(u32, S), b: &(u32, S)| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal);
-            let kth = self.buf.select_nth_unstable_by(k - 1, desc).1 .1;
-            self.buf.retain(|e| e.1 >= kth);
-            let t = kth.just_below();
-            if t > self.thr {
-                self.thr = t;
-            }
+        if self.buf.len() <= k {
+            return;
         }
-        if self.buf.len() * 2 > self.cap {
-            self.cap *= 2; // many ties at the k-th score: a larger buffer, so selections stay rare
+        let ties = self.top.ties.as_deref();
+        let key = |d: u32| ties.map_or(d, |t| t[d as usize]);
+        let order = |a: &(u32, S), b: &(u32, S)| {
+            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| key(a.0).cmp(&key(b.0)))
+        };
+        let kth = self.buf.select_nth_unstable_by(k - 1, order).1 .1;
+        self.buf.truncate(k);
+        let t = kth.just_below();
+        if t > self.thr {
+            self.thr = t;
         }
     }
 
@@ -318,6 +322,7 @@ mod tests {
                 if s > g.threshold() {
                     g.offer(d as u32, s);
                 }
+                assert!(g.buf.len() < g.cap, "the buffer stays within its capacity, ties or not");
             }
             assert_eq!(g.finish().into_sorted(), heap.into_sorted(), "case {case}: n {n} k {k}");
         }

@@ -478,18 +478,32 @@ def test_no_manifest(tmp_path, cluster) -> None:
         sdr.ShardedIndex(tmp_path)
 
 
+def _kill(actor) -> None:
+    """ray.kill, and wait until the actor is gone: the kill is asynchronous, and a call made at
+    once could still be answered (a CI run searched a just-killed shard successfully)."""
+    ray.kill(actor)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=2)
+        except Exception:  # RayActorError (dead), or no answer
+            return
+        time.sleep(0.05)
+    raise AssertionError("a killed actor still answers after 20 s")
+
+
 def test_dead_actor(built) -> None:
     q = ([1, 2, 3], [1.0, 1.0, 1.0])
     with sdr.ShardedIndex(built, replicas=2, timeout_s=20) as sh:
         want = sh.search(q, k=10)
-        ray.kill(sh.actors()[1][0])
-        ray.kill(sh.actors()[2][1])
+        _kill(sh.actors()[1][0])
+        _kill(sh.actors()[2][1])
         for _ in range(3):  # every replica choice: still answers, and the same
             _same(sh.search(q, k=10), want)
         with pytest.raises(sdr.ShardUnavailableError, match=r"shard-00001: its writer \(replica 0\) is dead"):
             sh.delete([next(i for i in range(10**9, 10**9 + 100) if sdr.shard_of(i, 3) == 1)], missing_ok=True)
     with sdr.ShardedIndex(built, replicas=1, timeout_s=20) as sh:
-        ray.kill(sh.actors()[1][0])
+        _kill(sh.actors()[1][0])
         t = time.monotonic()
         with pytest.raises(sdr.ShardUnavailableError, match="shard-00001 is unavailable.*no other replica"):
             sh.search(q, k=10)

@@ -115,6 +115,15 @@ impl<S: Score> TopK<S> {
         }
     }
 
+    /// The tie key of `doc` (see the module doc).
+    #[inline]
+    fn key(&self, doc: u32) -> u32 {
+        match &self.ties {
+            Some(t) => t[doc as usize],
+            None => doc,
+        }
+    }
+
     /// Offer a document; returns true if it entered. It competes with its score's rank
     /// value ([`Score::canon`]), which is what [`TopK::into_sorted`] returns.
     #[inline]
@@ -213,6 +222,10 @@ pub struct Gather<S> {
     cap: usize,
     /// Exclusive threshold: the floor, then just below the k-th buffered score.
     thr: S,
+    /// The k-th entry's score and tie key after the last selection: a document with that score
+    /// and a larger key ranks below it and is refused at once, as the heap refuses it (on data
+    /// where many documents tie, they would otherwise fill the buffer again and again).
+    kth: Option<(S, u32)>,
 }
 
 impl<S: Score> Gather<S> {
@@ -220,7 +233,7 @@ impl<S: Score> Gather<S> {
     pub fn new(top: TopK<S>) -> Self {
         let cap = top.k.saturating_mul(4).max(64);
         let thr = top.threshold();
-        Gather { buf: Vec::with_capacity(cap.min(4 * INITIAL)), cap, thr, top }
+        Gather { buf: Vec::with_capacity(cap.min(4 * INITIAL)), cap, thr, top, kth: None }
     }
 
     /// The exclusive threshold: only a document scoring above it can enter.
@@ -235,6 +248,11 @@ impl<S: Score> Gather<S> {
         let score = score.canon();
         if !(score > self.thr) {
             return self.thr;
+        }
+        if let Some((ks, kk)) = self.kth {
+            if score == ks && self.top.key(doc) > kk {
+                return self.thr;
+            }
         }
         if let Some(a) = &self.top.allowed {
             if !a.contains(doc) {
@@ -255,12 +273,12 @@ impl<S: Score> Gather<S> {
         if self.buf.len() <= k {
             return;
         }
-        let ties = self.top.ties.as_deref();
-        let key = |d: u32| ties.map_or(d, |t| t[d as usize]);
+        let top = &self.top;
         let order = |a: &(u32, S), b: &(u32, S)| {
-            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| key(a.0).cmp(&key(b.0)))
+            b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal).then_with(|| top.key(a.0).cmp(&top.key(b.0)))
         };
-        let kth = self.buf.select_nth_unstable_by(k - 1, order).1 .1;
+        let (kd, kth) = *self.buf.select_nth_unstable_by(k - 1, order).1;
+        self.kth = Some((kth, self.top.key(kd)));
         self.buf.truncate(k);
         let t = kth.just_below();
         if t > self.thr {

@@ -140,11 +140,7 @@ impl<S: Score> TopK<S> {
                 return false;
             }
         }
-        let key = match &self.ties {
-            Some(t) => t[doc as usize],
-            None => doc,
-        };
-        let e = (score, key, doc);
+        let e = (score, self.key(doc), doc);
         if self.heap.len() < self.k {
             self.heap.push(e);
             self.sift_up(self.heap.len() - 1);

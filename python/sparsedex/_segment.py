@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core, _validate
-from .vectors import _array, to_csr_arrays
+from .vectors import _array, _clean_by_engine, to_csr_arrays
 
 __all__ = ["SegmentView", "to_csr", "to_query"]
 
@@ -51,19 +51,6 @@ def _row(v: Any, i: int | None, what: str) -> tuple[np.ndarray, np.ndarray]:
     if val.size and not (np.issubdtype(val.dtype, np.floating) or np.issubdtype(val.dtype, np.integer)):
         raise ValueError(f"{where}: weights must be numbers, got dtype {val.dtype}")
     return _validate.c_array(idx, np.uint32), _validate.c_array(val, np.float32)
-
-
-def _clean_arrays(idx: Any, val: Any) -> bool:
-    """Whether ``idx`` / ``val`` are 1-d contiguous uint32 / float32 arrays that already meet
-    the vector contract (ids ascending, weights positive, finite, at most 1e14): the engine
-    checks that in one pass (:func:`sparsedex._core.row_is_clean`), and anything else takes
-    the checks that name what is wrong."""
-    return (
-        type(idx) is np.ndarray and type(val) is np.ndarray
-        and idx.dtype == np.uint32 and val.dtype == np.float32
-        and idx.ndim == 1 and val.ndim == 1
-        and _core.row_is_clean(idx, val)
-    )
 
 
 def _is_int_vector(x: Any) -> bool:
@@ -184,7 +171,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalise one query: `(indices, values)`, a SparseEmbedding or a dict."""
-    if values is not None and _clean_arrays(query, values):
+    if values is not None and _clean_by_engine(query, values):
         return query, values  # a clean, sorted uint32 / float32 query: one engine pass
     idx, val = _row((query, values), None, "query") if values is not None else _row(query, None, "query")
     _validate.check_csr_weights(np.array([0, val.size]), val, "query")

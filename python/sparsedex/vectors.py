@@ -272,6 +272,20 @@ def _where(row: int | None, what: str | None) -> str:
     return f"{what} {row}" if row is not None else what
 
 
+def _clean_by_engine(idx: Any, val: Any, n_terms: int | None = None) -> bool:
+    """Whether ``idx`` / ``val`` are 1-d uint32 / float32 arrays that already meet the vector
+    contract (ids ascending and below ``n_terms`` when given, weights positive, finite, at most
+    1e14), checked by the engine in one pass (:func:`sparsedex._core.row_is_clean`); False
+    (anything else, including non-contiguous or unaligned arrays) means the checks that name
+    what is wrong must run."""
+    return (
+        type(idx) is np.ndarray and type(val) is np.ndarray
+        and idx.dtype == np.uint32 and val.dtype == np.float32
+        and idx.ndim == 1 and val.ndim == 1
+        and _core.row_is_clean(idx, val, n_terms)
+    )
+
+
 def validate_embedding(
     embedding: Any,
     vocab_size: int | None = None,
@@ -298,12 +312,9 @@ def validate_embedding(
         raise TypeError(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
     if (  # a clean, sorted uint32 / float32 vector: checked by the engine in one pass
-        type(idx) is np.ndarray and type(val) is np.ndarray
-        and idx.dtype == np.uint32 and val.dtype == np.float32
-        and idx.ndim == 1 and val.ndim == 1
-        and (vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
-                                    and 0 < vocab_size))  # any other vocab_size: the checks below, as before
-        and _core.row_is_clean(idx, val, None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size))
+        (vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
+                                and 0 < vocab_size))  # any other vocab_size: the checks below, as before
+        and _clean_by_engine(idx, val, None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size))
     ):
         return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)
     idx, val = np.asarray(idx), np.asarray(val)

@@ -7,6 +7,9 @@
 //! kind ([`Kind::accumulate`], [`Kind::drain_above`]): for u8 impacts, a 16-lane gather / add
 //! / scatter per decoded block and a 16-lane threshold scan where the CPU has AVX-512, scalar
 //! loops elsewhere (see [`super::kernels`]).
+//!
+//! A u8 plan whose scores cannot pass `u16::MAX` (approximate search's requantized cut
+//! queries) is scored in 16-bit accumulators ([`search_u16`]): the same hits, half the bytes.
 
 use super::kernels::for_each_block;
 use super::plan::Plan;
@@ -28,6 +31,9 @@ pub fn search<K: Kind>(
     k: usize,
     scratch: &mut Scratch,
 ) -> Vec<(u32, K::S)> {
+    if let Some(top) = K::exhaustive_narrow(v, arrays, plan, k, scratch) {
+        return top;
+    }
     let n = v.n_docs as usize;
     let acc = super::zeroed_acc::<K>(scratch, n);
     for pt in &plan.terms {
@@ -47,4 +53,133 @@ pub fn search<K: Kind>(
         top.threshold()
     });
     top.into_sorted()
+}
+
+/// [`search`] of a u8 plan whose scores cannot pass `u16::MAX` (the caller checked: see
+/// [`Kind::exhaustive_narrow`]), in 16-bit accumulators: the same hits, with half the bytes to
+/// add into and to drain (the drain reads and clears the whole accumulator array, a fixed cost
+/// per query; approximate search's candidate stage requantizes its cut query to fit).
+pub(crate) fn search_u16(
+    v: &IndexView<'_>,
+    arrays: &ImpactArrays<'_, u8>,
+    plan: &Plan<super::U8Kind>,
+    k: usize,
+    scratch: &mut Scratch,
+) -> Vec<(u32, u32)> {
+    use super::kernels::{accumulate_u16, drain_above_u16, isa};
+    let n = v.n_docs as usize;
+    let acc = &mut scratch.acc_u16;
+    if acc.len() < n {
+        acc.resize(n, 0);
+    }
+    debug_assert!(acc.iter().all(|&a| a == 0), "accumulators were left dirty");
+    let acc = &mut acc[..n];
+    for pt in &plan.terms {
+        // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
+        let w = pt.w as u16;
+        for_each_block(v, arrays, pt.term, |docs, imps| accumulate_u16(acc, docs, imps, w));
+    }
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    if k >= GATHER_K && k.saturating_mul(4) < n {
+        let mut g = Gather::new(top);
+        drain_above_u16(isa(), acc, g.threshold(), |d, s| g.offer(d, s));
+        return g.finish().into_sorted();
+    }
+    let thr = top.threshold();
+    drain_above_u16(isa(), acc, thr, |d, s| {
+        top.push(d, s);
+        top.threshold()
+    });
+    top.into_sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
+    use crate::search::approx::cut_terms;
+    use crate::search::plan::Plan;
+    use crate::search::segments::prepare;
+    use crate::search::{exact_raw, Algorithm, DocSet, QueryRef, U8Kind};
+    use crate::synth::{generate, xorshift64, SynthParams};
+    use crate::vectors::CsrRef;
+
+    /// Narrowed plans (weights requantized so that every score fits 16 bits, as approximate
+    /// search's cut queries are): the 16-bit exhaustive scorer returns the brute-force top-k of
+    /// the same weights, and so does every exact algorithm, so the candidates of approximate
+    /// search do not depend on which one the race runs. With allowed sets, floors and tie keys,
+    /// k on both sides of the gathering bound.
+    #[test]
+    fn narrow_plans_equal_brute_force_under_every_algorithm() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for (seed, n_docs) in [(3u64, 2_500usize), (4, 9_000)] {
+            let p = SynthParams { n_docs, n_queries: 24, vocab_size: 3_000, seed, ..SynthParams::default() };
+            let (docs, queries) = generate(&p);
+            let ix = build(
+                CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
+                IdsInput::None,
+                &BuildOptions {
+                    n_terms: Some(p.vocab_size),
+                    quantization: Quantization::U8 { scale: None },
+                    store_vectors: true,
+                    reorder: Reorder::default(),
+                },
+            )
+            .unwrap()
+            .index;
+            let v = ix.view();
+            let a = U8Kind::arrays(v).unwrap();
+            let n = v.n_docs as usize;
+            let mut scratch = Scratch::default();
+            for qi in 0..queries.indptr.len() - 1 {
+                let (s, e) = (queries.indptr[qi] as usize, queries.indptr[qi + 1] as usize);
+                let q = QueryRef { terms: &queries.indices[s..e], weights: &queries.values[s..e] };
+                let pr = prepare(&[&ix], q, None, None).unwrap();
+                let full = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
+                let beta = [0.5f32, 0.8, 1.0][qi % 3];
+                let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(&full, &a, beta));
+                U8Kind::narrow_weights(&mut plan, a.term_max);
+                let bound: u64 = plan.terms.iter().map(|pt| pt.w as u64 * a.term_max[pt.term as usize] as u64).sum();
+                assert!(bound <= u16::MAX as u64, "query {qi}: bound {bound}");
+                if qi % 4 == 1 {
+                    let words: Vec<u64> =
+                        (0..n.div_ceil(64)).map(|_| xorshift64(&mut rng) | xorshift64(&mut rng)).collect();
+                    plan.allowed = Some(DocSet::from_words(words, n as u32).unwrap());
+                }
+                if qi % 4 == 2 {
+                    let keys: Vec<u32> = (0..n as u32).map(|d| (d * 7919) % n as u32).collect();
+                    plan.ties = Some(keys.into());
+                }
+                let mut sums = vec![0u64; n];
+                for pt in &plan.terms {
+                    for_each_block(v, &a, pt.term, |ds, is| {
+                        for (&d, &i) in ds.iter().zip(is) {
+                            sums[d as usize] += pt.w as u64 * i as u64;
+                        }
+                    });
+                }
+                if qi % 4 == 3 {
+                    let mut sorted = sums.clone();
+                    sorted.sort_unstable();
+                    plan.floor = sorted[n * 9 / 10] as u32;
+                }
+                for k in [1usize, 10, 40, 300] {
+                    let key = |d: usize| plan.ties.as_ref().map_or(d as u32, |t| t[d]);
+                    let mut want: Vec<(u32, u32)> = (0..n)
+                        .filter(|&d| {
+                            sums[d] > plan.floor as u64 && plan.allowed.as_ref().is_none_or(|s| s.contains(d as u32))
+                        })
+                        .map(|d| (d as u32, sums[d] as u32))
+                        .collect();
+                    want.sort_by(|x, y| y.1.cmp(&x.1).then(key(x.0 as usize).cmp(&key(y.0 as usize))));
+                    want.truncate(k);
+                    assert_eq!(search::<U8Kind>(v, &a, &plan, k, &mut scratch), want, "seed {seed} query {qi} k {k}");
+                    for algo in Algorithm::ALL {
+                        let got = exact_raw::<U8Kind>(v, &a, &plan, k, algo, None, &mut scratch);
+                        assert_eq!(got, want, "{} seed {seed} query {qi} k {k}", algo.name());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -124,6 +124,34 @@ pub trait Kind: 'static {
             *u += Self::mul(w, x);
         }
     }
+    /// The exhaustive scorer's exact top-`k` of `plan` with 16-bit accumulators, when the kind
+    /// has them and no document can score above `u16::MAX` (the sum over the plan's terms of
+    /// weight x the term's largest impact); `None` otherwise, and the scorer uses
+    /// [`Kind::acc`]. Half the bytes to add into and to drain: see [`super::exhaustive`].
+    #[inline]
+    fn exhaustive_narrow(
+        _v: &IndexView<'_>,
+        _arrays: &ImpactArrays<'_, Self::Imp>,
+        _plan: &super::Plan<Self>,
+        _k: usize,
+        _scratch: &mut Scratch,
+    ) -> Option<Vec<(u32, Self::S)>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+    /// Scale `plan`'s weights down (rounding, each at least 1) until no document can score
+    /// above `u16::MAX`, for kinds with 16-bit accumulators ([`Kind::exhaustive_narrow`]); the
+    /// norm follows. Approximate search requantizes its cut query so (its candidates are a
+    /// ranking to be reranked, and 16-bit accumulators halve the exhaustive scorer's memory
+    /// traffic); other kinds, and plans that cannot fit, are left as they are.
+    #[inline]
+    fn narrow_weights(_plan: &mut super::Plan<Self>, _term_max: &[Self::Imp])
+    where
+        Self: Sized,
+    {
+    }
     /// Zero every accumulator, calling `take(doc, score)` in doc order for those above the
     /// threshold `thr`; `take` returns the new threshold. Kinds with a SIMD kernel override it.
     #[inline]
@@ -267,6 +295,49 @@ impl Kind for U8Kind {
     fn drain_above(acc: &mut [u32], thr: u32, take: impl FnMut(u32, u32) -> u32) {
         super::kernels::drain_above_u32(super::kernels::isa(), acc, thr, take)
     }
+    fn exhaustive_narrow(
+        v: &IndexView<'_>,
+        arrays: &ImpactArrays<'_, u8>,
+        plan: &super::Plan<Self>,
+        k: usize,
+        scratch: &mut Scratch,
+    ) -> Option<Vec<(u32, u32)>> {
+        (u16_bound(plan, arrays.term_max) <= u16::MAX as u64)
+            .then(|| super::exhaustive::search_u16(v, arrays, plan, k, scratch))
+    }
+    fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8]) {
+        let bound = u16_bound(plan, term_max);
+        if bound <= u16::MAX as u64 {
+            return;
+        }
+        let mut s = u16::MAX as f64 / bound as f64;
+        // Rounding can carry the sum past the limit: shrink until it fits (a few steps at most;
+        // more than 257 terms of the largest impact cannot fit at weight 1, and stay as given).
+        for _ in 0..64 {
+            let ws: Vec<u32> = plan.terms.iter().map(|pt| ((pt.w as f64 * s).round() as u32).max(1)).collect();
+            let b: u64 = plan
+                .terms
+                .iter()
+                .zip(&ws)
+                .map(|(pt, &w)| w as u64 * term_max.get(pt.term as usize).copied().unwrap_or(u8::MAX) as u64)
+                .sum();
+            if b <= u16::MAX as u64 {
+                for (pt, w) in plan.terms.iter_mut().zip(ws) {
+                    pt.w = w;
+                }
+                plan.norm = (plan.norm as f64 * s) as f32;
+                plan.floor = 0;
+                return;
+            }
+            s *= 0.97;
+        }
+    }
+}
+
+/// The largest score a document can reach under `plan`: the sum over its terms of weight x
+/// the term's largest impact (a term without a stored maximum counts at 255).
+fn u16_bound(plan: &super::Plan<U8Kind>, term_max: &[u8]) -> u64 {
+    plan.terms.iter().map(|pt| pt.w as u64 * term_max.get(pt.term as usize).copied().unwrap_or(u8::MAX) as u64).sum()
 }
 
 /// Float kind: f32 impacts, weights and scores.
@@ -327,6 +398,9 @@ impl Kind for F32Kind {
 pub struct Scratch {
     /// Integer accumulators of the term-at-a-time oracle.
     pub acc_u32: Vec<u32>,
+    /// 16-bit accumulators of the exhaustive scorer of light u8 plans
+    /// ([`Kind::exhaustive_narrow`]).
+    pub acc_u16: Vec<u16>,
     /// Float accumulators.
     pub acc_f32: Vec<f32>,
     /// Doc-block upper bounds (integer kinds).

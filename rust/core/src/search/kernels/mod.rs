@@ -281,6 +281,46 @@ pub fn drain_above_u32_scalar(acc: &mut [u32], mut thr: u32, mut take: impl FnMu
     }
 }
 
+/// `acc[docs[i]] += w * imps[i]` in 16-bit accumulators, with wrapping arithmetic (the caller
+/// guarantees that no score passes `u16::MAX`, see [`super::exhaustive`]); ids at or beyond
+/// `acc.len()` are ignored. Scalar on every CPU: there is no 16-bit gather / scatter, and the
+/// gain of a narrow accumulator is the halved memory of the pass that drains it.
+#[inline]
+pub fn accumulate_u16(acc: &mut [u16], docs: &[u32], imps: &[u8], w: u16) {
+    for (&d, &i) in docs.iter().zip(imps) {
+        if let Some(a) = acc.get_mut(d as usize) {
+            *a = a.wrapping_add(w.wrapping_mul(i as u16));
+        }
+    }
+}
+
+/// [`drain_above_u32`] over 16-bit accumulators: for every accumulator above `thr`, call
+/// `take(doc, value)`, which returns the new threshold; every accumulator is zero afterwards,
+/// documents are visited in ascending order. A threshold at or above `u16::MAX` passes nothing.
+#[inline]
+pub fn drain_above_u16(isa: Isa, acc: &mut [u16], thr: u32, take: impl FnMut(u32, u32) -> u32) {
+    match isa.0 {
+        Set::Scalar => drain_above_u16_scalar(acc, thr, take),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected; the kernel reads and writes only inside `acc`.
+        Set::Avx2 => unsafe { x86::drain_above_u16_avx2(acc, thr, take) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx512f/bw were detected; the kernel reads and writes only inside `acc`.
+        Set::Avx512 => unsafe { x86::drain_above_u16(acc, thr, take) },
+    }
+}
+
+/// The portable twin of [`drain_above_u16`].
+#[inline]
+pub fn drain_above_u16_scalar(acc: &mut [u16], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {
+    for (d, a) in acc.iter_mut().enumerate() {
+        let s = std::mem::take(a) as u32;
+        if s > thr {
+            thr = take(d as u32, s);
+        }
+    }
+}
+
 /// `ub[i] += w * dense[i] as u32` for every `i` (wrapping; the query plan guarantees no
 /// overflow): one query term's contribution to the upper bounds of every block.
 #[inline]

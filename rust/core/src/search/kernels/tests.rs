@@ -169,3 +169,61 @@ fn drain_kernels_match_scalar() {
         }
     }
 }
+
+/// The 16-bit drains against the scalar loop: values with the top bit set (the unsigned
+/// compare's edge), thresholds at and above `u16::MAX` (nothing passes), a rising threshold.
+#[test]
+fn drain_u16_kernels_match_scalar() {
+    let mut seed = 78u64;
+    for case in 0..300 {
+        let n = (rng(&mut seed) % 3000) as usize;
+        let wide = case % 3 == 0;
+        let acc: Vec<u16> = (0..n)
+            .map(|_| match (rng(&mut seed) % 5, wide) {
+                (0, false) => (rng(&mut seed) % 1000) as u16,
+                (0, true) => rng(&mut seed) as u16,
+                (1, true) => u16::MAX - (rng(&mut seed) % 3) as u16,
+                _ => 0,
+            })
+            .collect();
+        let thr0 = if wide {
+            [0, 1 << 15, (1 << 15) - 1, u16::MAX as u32 - 1, u16::MAX as u32, u32::MAX][case / 3 % 6]
+        } else {
+            (rng(&mut seed) % 50) as u32
+        };
+        let run = |isa: Isa| {
+            let mut a = acc.clone();
+            let mut got = Vec::new();
+            let mut thr = thr0;
+            drain_above_u16(isa, &mut a, thr0, |d, s| {
+                got.push((d, s));
+                thr = thr.max(s / 2);
+                thr
+            });
+            assert!(a.iter().all(|&x| x == 0), "{isa:?} left accumulators dirty");
+            got
+        };
+        let want = run(Isa::SCALAR);
+        let brute: Vec<(u32, u32)> = acc
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| s as u32 > thr0)
+            .map(|(d, &s)| (d as u32, s as u32))
+            .take(1)
+            .collect();
+        assert_eq!(want.first(), brute.first(), "case {case}: the first entry above the threshold");
+        for isa in available() {
+            assert_eq!(run(isa), want, "{isa:?} case {case}");
+        }
+    }
+}
+
+/// `accumulate_u16` adds `w x impact` to the named accumulators only (up to `u16::MAX`
+/// exactly), ignoring ids past the end.
+#[test]
+fn accumulate_u16_adds_what_it_is_given() {
+    let mut acc = vec![0u16; 10];
+    acc[9] = 1;
+    accumulate_u16(&mut acc, &[0, 3, 9, 10, 400], &[2, 255, 1, 7, 7], 257);
+    assert_eq!(acc, vec![514, 0, 0, u16::MAX, 0, 0, 0, 0, 0, 258]);
+}

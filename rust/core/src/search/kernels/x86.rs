@@ -58,6 +58,91 @@ pub(super) unsafe fn drain_above_u32_avx2(acc: &mut [u32], mut thr: u32, mut tak
     }
 }
 
+/// AVX2 [`super::drain_above_u16`]: 16 lanes compared at a time (unsigned, as signed compares
+/// of the values with their top bit flipped), zeroed with one store.
+///
+/// # Safety
+///
+/// avx2 is available.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn drain_above_u16_avx2(acc: &mut [u16], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {
+    let n = acc.len();
+    let p = acc.as_mut_ptr();
+    let zero = _mm256_setzero_si256();
+    let bias = _mm256_set1_epi16(i16::MIN);
+    // Lanes compare against min(thr, u16::MAX): no 16-bit value is above that clamp when thr is.
+    let lane = |thr: u32| _mm256_set1_epi16((thr.min(u16::MAX as u32) as u16 ^ 0x8000) as i16);
+    let mut t = lane(thr);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n: the 16 lanes are inside `acc`.
+        let v = _mm256_loadu_si256(p.add(i).cast());
+        let gt = _mm256_cmpgt_epi16(_mm256_xor_si256(v, bias), t);
+        // Two mask bits per 16-bit lane: keep the low one.
+        let mut m = (_mm256_movemask_epi8(gt) as u32) & 0x5555_5555;
+        if m != 0 {
+            // Rare: lanes above the threshold, in doc order (the threshold may rise).
+            while m != 0 {
+                let j = (m.trailing_zeros() / 2) as usize;
+                m &= m - 1;
+                let s = *p.add(i + j) as u32;
+                if s > thr {
+                    thr = take((i + j) as u32, s);
+                }
+            }
+            t = lane(thr);
+        }
+        _mm256_storeu_si256(p.add(i).cast(), zero);
+        i += 16;
+    }
+    for (d, a) in acc.iter_mut().enumerate().skip(i) {
+        let s = std::mem::take(a) as u32;
+        if s > thr {
+            thr = take(d as u32, s);
+        }
+    }
+}
+
+/// AVX-512 [`super::drain_above_u16`]: 32 lanes at a time.
+///
+/// # Safety
+///
+/// avx512f and avx512bw are available.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn drain_above_u16(acc: &mut [u16], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {
+    let n = acc.len();
+    let p = acc.as_mut_ptr();
+    let zero = _mm512_setzero_si512();
+    let lane = |thr: u32| _mm512_set1_epi16(thr.min(u16::MAX as u32) as u16 as i16);
+    let mut t = lane(thr);
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n: the 32 lanes are inside `acc`.
+        let v = _mm512_loadu_si512(p.add(i).cast());
+        let mut m = _mm512_cmpgt_epu16_mask(v, t) as u32;
+        if m != 0 {
+            // Rare: lanes above the threshold, in doc order (the threshold may rise).
+            while m != 0 {
+                let j = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let s = *p.add(i + j) as u32;
+                if s > thr {
+                    thr = take((i + j) as u32, s);
+                }
+            }
+            t = lane(thr);
+        }
+        _mm512_storeu_si512(p.add(i).cast(), zero);
+        i += 32;
+    }
+    for (d, a) in acc.iter_mut().enumerate().skip(i) {
+        let s = std::mem::take(a) as u32;
+        if s > thr {
+            thr = take(d as u32, s);
+        }
+    }
+}
+
 /// AVX-512 [`super::add_scaled_u32`] of `n` entries.
 ///
 /// # Safety

@@ -141,6 +141,15 @@ pub trait Kind: 'static {
     {
         None
     }
+    /// True when [`Kind::exhaustive_narrow`] can score `plan` (no document can score above
+    /// `u16::MAX`); `term_max` holds each term's largest impact.
+    #[inline]
+    fn narrow_fits(_plan: &super::Plan<Self>, _term_max: &[Self::Imp]) -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
     /// Scale `plan`'s weights down (rounding, each at least 1) until no document can score
     /// above `u16::MAX`, for kinds with 16-bit accumulators ([`Kind::exhaustive_narrow`]); the
     /// norm follows. Approximate search requantizes its cut query so (its candidates are a
@@ -302,8 +311,10 @@ impl Kind for U8Kind {
         k: usize,
         scratch: &mut Scratch,
     ) -> Option<Vec<(u32, u32)>> {
-        (u16_bound(plan, arrays.term_max) <= u16::MAX as u64)
-            .then(|| super::exhaustive::search_u16(v, arrays, plan, k, scratch))
+        Self::narrow_fits(plan, arrays.term_max).then(|| super::exhaustive::search_u16(v, arrays, plan, k, scratch))
+    }
+    fn narrow_fits(plan: &super::Plan<Self>, term_max: &[u8]) -> bool {
+        u16_bound(plan, term_max) <= u16::MAX as u64
     }
     fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8]) {
         let bound = u16_bound(plan, term_max);

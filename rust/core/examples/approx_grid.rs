@@ -128,6 +128,35 @@ fn main() {
             .collect();
         println!("approximate@{t}: {ms:.3} ms recall {r:.4}  chosen {}", ch.join(" "));
     }
+    // BYBUCKET=1: per query-length bucket and grid point, the calibration's recall (and its
+    // lower bound, the mean less MARGIN_SE standard errors) beside the recall the real queries
+    // of that bucket reach (untimed): how well the calibration queries stand for real ones.
+    if std::env::var("BYBUCKET").is_ok() {
+        use sparsedex_core::search::approx::calibrate::{BUCKETS, MARGIN_SE};
+        let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
+        let bucket = |n: usize| BUCKETS.iter().position(|&m| n <= m).unwrap_or(BUCKETS.len() - 1);
+        let qb: Vec<usize> = (0..nq).map(|i| bucket(q(i).terms.len())).collect();
+        for p in &cal.points {
+            let mine: Vec<usize> = (0..nq).filter(|&i| qb[i] == p.bucket).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let r = mine.iter().map(|&i| recall(&search_with_params(&ix, q(i), 10, p.params).unwrap(), i)).sum::<f64>()
+                / mine.len() as f64;
+            println!(
+                "bucket {} b{} r{}: calibration {:.4} (lower {:.4}) real {:.4} ({} queries) gap {:+.4}",
+                p.bucket,
+                p.params.beta,
+                p.params.rerank,
+                p.recall,
+                p.recall - MARGIN_SE * p.recall_se,
+                r,
+                mine.len(),
+                r - p.recall
+            );
+        }
+        return;
+    }
     let lens: Vec<usize> = (0..nq).map(|i| q(i).terms.len()).collect();
     println!("query terms median {}", median(lens.iter().map(|&x| x as f64).collect()));
     let betas: Vec<f32> =

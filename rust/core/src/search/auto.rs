@@ -401,17 +401,17 @@ impl Race {
 /// the same run's per-algorithm rows say 2.7x and 7x, and on synthetic 100k the race ended on
 /// the exhaustive scorer although superblock pruning takes 0.66x its time; CPU time leaves
 /// the preemption out.
-struct Clock {
+pub(crate) struct Clock {
     wall: Instant,
     cpu: Option<u64>,
 }
 
 impl Clock {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Clock { cpu: thread_cpu_ns(), wall: Instant::now() }
     }
 
-    fn elapsed_ns(&self) -> f64 {
+    pub(crate) fn elapsed_ns(&self) -> f64 {
         match (self.cpu, thread_cpu_ns()) {
             (Some(a), Some(b)) if b >= a => (b - a) as f64,
             _ => self.wall.elapsed().as_nanos() as f64,

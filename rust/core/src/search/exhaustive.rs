@@ -182,4 +182,64 @@ mod tests {
             }
         }
     }
+
+    /// `narrow_weights` on hand-made plans: the bound fits afterwards; weights that round to 0
+    /// drop their terms and the canonical positions stay `0..len`; a plan that would lose every
+    /// term (hundreds of equal weights) is left as it is; a plan that already fits is untouched.
+    #[test]
+    fn narrow_weights_edges() {
+        use crate::search::plan::PlanTerm;
+        let (docs, _) =
+            generate(&SynthParams { n_docs: 300, n_queries: 1, vocab_size: 1_000, seed: 9, ..SynthParams::default() });
+        let ix = build(
+            CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
+            IdsInput::None,
+            &BuildOptions {
+                n_terms: Some(1_000),
+                quantization: Quantization::U8 { scale: None },
+                store_vectors: false,
+                reorder: Reorder::None,
+            },
+        )
+        .unwrap()
+        .index;
+        let v = ix.view();
+        let a = U8Kind::arrays(v).unwrap();
+        let terms: Vec<u32> = (0..v.n_terms).filter(|&t| a.term_max[t as usize] > 0).collect();
+        let q: Vec<u32> = terms.iter().take(40).copied().collect();
+        let base = |ws: &[u32]| {
+            let pr =
+                prepare(&[&ix], QueryRef { terms: &q[..ws.len()], weights: &vec![1.0; ws.len()] }, None, None).unwrap();
+            let mut p = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
+            for (pt, &w) in p.terms.iter_mut().zip(ws) {
+                pt.w = w;
+            }
+            p
+        };
+        let bound =
+            |p: &Plan<U8Kind>| p.terms.iter().map(|pt| pt.w as u64 * a.term_max[pt.term as usize] as u64).sum::<u64>();
+        // One heavy term, many light ones: the lightest round to 0 and go.
+        let ws: Vec<u32> = (0..40).map(|i| if i == 7 { 65_535 } else { 1 + i * 3 }).collect();
+        let mut p = base(&ws);
+        let norm = p.norm;
+        U8Kind::narrow_weights(&mut p, a.term_max);
+        assert!(bound(&p) <= u16::MAX as u64 && !p.terms.is_empty());
+        assert!(p.terms.len() < 40, "light terms dropped");
+        assert!(p.terms.iter().enumerate().all(|(i, pt)| pt.qi == i && pt.w > 0));
+        assert!(p.terms.windows(2).all(|w| w[0].term < w[1].term));
+        assert!(p.norm < norm);
+        // Already fits: untouched.
+        let mut small = base(&[1, 2, 3]);
+        let before: Vec<(u32, u32, usize)> = small.terms.iter().map(|pt| (pt.term, pt.w, pt.qi)).collect();
+        U8Kind::narrow_weights(&mut small, a.term_max);
+        assert_eq!(small.terms.iter().map(|pt| (pt.term, pt.w, pt.qi)).collect::<Vec<_>>(), before);
+        // A plan whose every weight would round to 0 (1,200 terms, made by hand) is unchanged.
+        let mut many = base(&[1_000; 40]);
+        let t0 = many.terms[0];
+        many.terms = (0..1_200).map(|i| PlanTerm { qi: i, ..t0 }).collect();
+        let before: Vec<u32> = many.terms.iter().map(|pt| pt.w).collect();
+        U8Kind::narrow_weights(&mut many, a.term_max);
+        assert_eq!(many.terms.iter().map(|pt| pt.w).collect::<Vec<_>>(), before);
+        assert!(!U8Kind::narrow_fits(&many, a.term_max), "left to 32-bit scoring");
+    }
 }

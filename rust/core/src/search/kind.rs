@@ -150,9 +150,9 @@ pub trait Kind: 'static {
     {
         false
     }
-    /// Scale `plan`'s weights down (rounding, each at least 1) until no document can score
-    /// above `u16::MAX`, for kinds with 16-bit accumulators ([`Kind::exhaustive_narrow`]); the
-    /// norm follows. Approximate search requantizes its cut query so (its candidates are a
+    /// Scale `plan`'s weights down (rounding; a term whose weight rounds to 0 is dropped) until
+    /// no document can score above `u16::MAX`, for kinds with 16-bit accumulators
+    /// ([`Kind::exhaustive_narrow`]); the norm follows. Approximate search requantizes its cut query so (its candidates are a
     /// ranking to be reranked, and 16-bit accumulators halve the exhaustive scorer's memory
     /// traffic); other kinds, and plans that cannot fit, are left as they are.
     #[inline]
@@ -321,21 +321,23 @@ impl Kind for U8Kind {
         if bound <= u16::MAX as u64 {
             return;
         }
+        let tm = |t: u32| term_max.get(t as usize).copied().unwrap_or(u8::MAX) as u64;
         let mut s = u16::MAX as f64 / bound as f64;
-        // Rounding can carry the sum past the limit: shrink until it fits (a few steps at most;
-        // more than 257 terms of the largest impact cannot fit at weight 1, and stay as given).
+        // Rounding can carry the sum past the limit: shrink until it fits (a step or two). A
+        // weight that rounds to 0 drops its term: what the term adds is then below half a unit
+        // per impact, the error rounding makes in every other term (raising it to 1 would
+        // double that). When every weight would round to 0 (hundreds of terms of equal
+        // weight), the plan stays as it is, and is scored in 32 bits.
         for _ in 0..64 {
-            let ws: Vec<u32> = plan.terms.iter().map(|pt| ((pt.w as f64 * s).round() as u32).max(1)).collect();
-            let b: u64 = plan
-                .terms
-                .iter()
-                .zip(&ws)
-                .map(|(pt, &w)| w as u64 * term_max.get(pt.term as usize).copied().unwrap_or(u8::MAX) as u64)
-                .sum();
+            let ws: Vec<u32> = plan.terms.iter().map(|pt| (pt.w as f64 * s).round() as u32).collect();
+            let b: u64 = plan.terms.iter().zip(&ws).map(|(pt, &w)| w as u64 * tm(pt.term)).sum();
             if b <= u16::MAX as u64 {
-                for (pt, w) in plan.terms.iter_mut().zip(ws) {
-                    pt.w = w;
+                if ws.iter().all(|&w| w == 0) {
+                    return;
                 }
+                // Canonical positions stay `0..len` in term order, as in every plan.
+                let kept = plan.terms.iter().zip(ws).filter(|&(_, w)| w > 0);
+                plan.terms = kept.enumerate().map(|(qi, (pt, w))| super::plan::PlanTerm { w, qi, ..*pt }).collect();
                 plan.norm = (plan.norm as f64 * s) as f32;
                 plan.floor = 0;
                 return;

@@ -31,6 +31,7 @@
 
 use super::{cut_terms, ApproxParams};
 use crate::index::{Index, IndexView};
+use crate::search::auto::Clock;
 use crate::search::plan::{Plan, Query, QueryRef};
 use crate::search::rows::{FloatRowScorer, RowScorer};
 use crate::search::topk::{Score, TopK};
@@ -365,7 +366,7 @@ fn eval_query<K: Kind>(
             return None;
         }
         // What approximate search does at `ApproxParams::EXACT`: the float exact search.
-        let t = std::time::Instant::now();
+        let t = Clock::start();
         let exact = crate::search::rerank::search::<K>(
             v,
             arrays,
@@ -379,7 +380,7 @@ fn eval_query<K: Kind>(
             scratch,
         );
         std::hint::black_box(exact);
-        let exact_us = t.elapsed().as_secs_f64() * 1e6;
+        let exact_us = t.elapsed_ns() / 1e3;
         Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
             let rows = FloatRowScorer::new(v, fwd, query, scratch);
             let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
@@ -387,9 +388,9 @@ fn eval_query<K: Kind>(
             full
         }))
     } else {
-        let t = std::time::Instant::now();
+        let t = Clock::start();
         let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
-        let exact_us = t.elapsed().as_secs_f64() * 1e6;
+        let exact_us = t.elapsed_ns() / 1e3;
         if truth.len() < k {
             return None;
         }
@@ -417,8 +418,14 @@ fn eval_query<K: Kind>(
 /// 0.112 ms against the exact search's 0.076 in `examples/approx_grid.rs`, 0.148 against 0.081
 /// in the harness) and, on calibration queries given, points that
 /// were cheaper by the model but slower by the clock (synthetic 100k: 0.106 against 0.088 ms at
-/// 0.95). Times depend on the machine and its load, so two calibrations of one segment can
-/// choose differently between points of nearly equal cost; recalls do not change.
+/// 0.95). Times are the calibrating thread's CPU time ([`Clock`], as auto's race): on a busy
+/// machine wall-clock times also counted other processes' time whenever the thread was
+/// descheduled, and WordNet glosses calibrated beside two other jobs (load 4) chose points whose
+/// recall on real queries was 0.963 at target 0.97 (a quiet calibration's points: 0.979); with
+/// CPU time three calibrations under that load chose the quiet calibration's points at all three
+/// targets (`examples/approx_grid.rs`, stop 25). Times still depend on the machine (caches
+/// shared with other jobs), so two calibrations of one segment can choose differently between
+/// points of nearly equal cost; recalls do not change.
 #[allow(clippy::too_many_arguments)]
 fn eval_grid<K: Kind, S: Score>(
     v: &IndexView<'_>,
@@ -430,22 +437,21 @@ fn eval_grid<K: Kind, S: Score>(
     scratch: &mut Scratch,
     rescore: impl Fn(&mut Scratch, &[(u32, K::S)]) -> Vec<(u32, S)>,
 ) -> (usize, Vec<(f64, f64)>) {
-    use std::time::Instant;
     let bucket = BUCKETS.iter().position(|&m| plan.terms.len() <= m).unwrap_or(BUCKETS.len() - 1);
     let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
-    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    let us = |t: Clock| t.elapsed_ns() / 1e3;
     let mut grid = Vec::with_capacity(BETAS.len() * RERANKS.len());
     for &beta in &BETAS {
         let kept = cut_terms(plan, arrays, beta);
         let cut = super::cut_plan(plan, &kept);
         // The candidate stage timed at k' = k and at the deepest k', the rerank per candidate.
-        let t = Instant::now();
+        let t = Clock::start();
         std::hint::black_box(exact_raw::<K>(v, arrays, &cut, k, Algorithm::Auto, None, scratch));
         let t_k = us(t);
-        let t = Instant::now();
+        let t = Clock::start();
         let cands = exact_raw::<K>(v, arrays, &cut, max_kk, Algorithm::Auto, None, scratch);
         let t_max = us(t).max(t_k);
-        let t = Instant::now();
+        let t = Clock::start();
         let full = rescore(scratch, &cands);
         let per_row = us(t) / cands.len().max(1) as f64;
         for &rerank in &RERANKS {

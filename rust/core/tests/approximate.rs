@@ -121,6 +121,67 @@ fn approximate_honours_filters() {
     }
 }
 
+/// A query whose heaviest term is rare (the cut keeps only it) among many light common terms:
+/// approximate search still returns k hits, also when a filter excludes every document of the
+/// rare term (it returned those few documents, and none under the filter: newcomer15 M1), and
+/// each hit carries its float score, for u8 and f32 indexes.
+#[test]
+fn a_rare_heavy_term_does_not_cut_the_hits_short() {
+    let (u8_index, f32_index, _, vocab) = corpus_with_float(12_000, 11);
+    for index in [&u8_index, &f32_index] {
+        let n = index.n_docs();
+        let mut holders: Vec<Vec<u32>> = vec![Vec::new(); vocab as usize];
+        for d in 0..n {
+            for &t in index.vector(d).unwrap().0.iter() {
+                holders[t as usize].push(d);
+            }
+        }
+        let rare = (0..vocab).find(|&t| (2..=5).contains(&holders[t as usize].len())).expect("a rare term");
+        let mut terms: Vec<u32> =
+            (0..vocab).filter(|&t| holders[t as usize].len() > n as usize / 50).take(150).collect();
+        terms.push(rare);
+        terms.sort_unstable();
+        let weights: Vec<f32> = terms.iter().map(|&t| if t == rare { 1.0 } else { 1e-3 }).collect();
+        let q = QueryRef { terms: &terms, weights: &weights };
+        let allowed = DocSet::from_docs((0..n).filter(|d| !holders[rare as usize].contains(d)), n).unwrap();
+        for t in [0.9, 0.95, 0.99] {
+            let algo = Algorithm::Approximate(RecallTarget::new(t).unwrap());
+            for (filter, name) in [(None, "no filter"), (Some(&allowed), "filter")] {
+                let exact = search_with(index, q, 10, Algorithm::Exhaustive, filter, None).unwrap();
+                assert_eq!(exact.len(), 10, "{name}: the query matches many documents");
+                let got = search_with(index, q, 10, algo, filter, None).unwrap();
+                assert_eq!(got.len(), 10, "target {t}, {name}: {} hits", got.len());
+                assert!(
+                    got.iter().all(|h| filter.is_none_or(|f| f.contains(h.doc))),
+                    "{name}: a hit outside the filter"
+                );
+            }
+        }
+    }
+}
+
+/// A calibration query is put in the bucket of its terms present in the segment, as a searched
+/// query is, also when most of its weights quantize to 0 (calibration counted only the terms
+/// left in its plan: 20-term queries went to the bucket of queries of at most 8, newcomer15 L2).
+#[test]
+fn calibration_buckets_queries_by_their_terms_as_search_does() {
+    use sparsedex_core::search::approx::calibrate::calibrate_with;
+    let (index, queries, _) = corpus(10_000, 12);
+    let (mut indptr, mut terms, mut weights) = (vec![0u64], Vec::new(), Vec::new());
+    for i in 0..40 {
+        let (t, _) = queries.row(i);
+        let t: Vec<u32> = t.iter().copied().take(20).collect();
+        assert_eq!(t.len(), 20, "synthetic queries hold at least 20 terms");
+        weights.extend((0..20).map(|j| if j == 0 { 1.0f32 } else { 1e-7 }));
+        terms.extend(t);
+        indptr.push(terms.len() as u64);
+    }
+    let cal = calibrate_with(&index, Some(CsrRef { indptr: &indptr, indices: &terms, values: &weights }), 3).unwrap();
+    // 20 terms: the bucket of queries of 17..32 terms (some queries may lack 10 matches).
+    assert_eq!(cal.queries.iter().sum::<usize>(), cal.queries[2], "{:?}", cal.queries);
+    assert!(cal.queries[2] >= 30, "{:?}", cal.queries);
+}
+
 #[test]
 fn target_recall_out_of_range_is_an_error() {
     for bad in [0.0, -0.5, 1.01, f64::NAN] {

@@ -381,7 +381,7 @@ fn eval_query<K: Kind>(
         );
         std::hint::black_box(exact);
         let exact_us = t.elapsed_ns() / 1e3;
-        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
+        Some(eval_grid(v, arrays, plan, query, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
             let rows = FloatRowScorer::new(v, fwd, query, scratch);
             let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
             rows.finish(scratch);
@@ -394,7 +394,7 @@ fn eval_query<K: Kind>(
         if truth.len() < k {
             return None;
         }
-        Some(eval_grid(v, arrays, plan, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
+        Some(eval_grid(v, arrays, plan, query, k, truth[k - 1].1, exact_us, scratch, |scratch, cands| {
             let rows = RowScorer::new(v, fwd, plan, scratch);
             let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
             rows.finish(scratch);
@@ -431,13 +431,15 @@ fn eval_grid<K: Kind, S: Score>(
     v: &IndexView<'_>,
     arrays: &crate::index::ImpactArrays<'_, K::Imp>,
     plan: &Plan<K>,
+    query: &Query,
     k: usize,
     theta: S,
     exact_us: f64,
     scratch: &mut Scratch,
     rescore: impl Fn(&mut Scratch, &[(u32, K::S)]) -> Vec<(u32, S)>,
 ) -> (usize, Vec<(f64, f64)>) {
-    let bucket = BUCKETS.iter().position(|&m| plan.terms.len() <= m).unwrap_or(BUCKETS.len() - 1);
+    let n_terms = super::query_terms_in(v, query);
+    let bucket = BUCKETS.iter().position(|&m| n_terms <= m).unwrap_or(BUCKETS.len() - 1);
     let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
     let us = |t: Clock| t.elapsed_ns() / 1e3;
     let mut grid = Vec::with_capacity(BETAS.len() * RERANKS.len());

@@ -94,6 +94,13 @@ impl ApproxParams {
     pub const EXACT: ApproxParams = ApproxParams { beta: 1.0, rerank: 1.0 };
 }
 
+/// The length of `query` that picks its calibration bucket: its terms present in the segment
+/// (also those whose weight quantizes to 0, which the plan leaves out), the same count for a
+/// calibration query and a searched one (newcomer15 L2: calibration counted plan terms).
+pub(crate) fn query_terms_in(v: &IndexView<'_>, query: &Query) -> usize {
+    query.terms().iter().filter(|&&t| v.local_term(t).is_some()).count()
+}
+
 /// The plan terms kept by a cut at `beta`, as positions in `plan.terms` (ascending).
 pub(crate) fn cut_terms<K: Kind>(plan: &Plan<K>, arrays: &ImpactArrays<'_, K::Imp>, beta: f32) -> Vec<usize> {
     let ubs: Vec<f64> =
@@ -178,6 +185,11 @@ pub(crate) fn run<K: Kind>(
         }
         let cut = cut_plan(plan, &kept);
         let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
+        if cands.len() < k {
+            // The cut query matches fewer than k allowed documents while the terms it dropped
+            // may match more (as in the quantized case below): the exact search.
+            return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
+        }
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
         for (i, &(d, _)) in cands.iter().enumerate() {
@@ -194,7 +206,17 @@ pub(crate) fn run<K: Kind>(
     // scores, so which one runs changes the speed only; the calibration measured this ranking).
     let mut cut = cut_plan(plan, &kept);
     K::narrow_weights(&mut cut, arrays.term_max);
-    let cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
+    let mut cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
+    if cands.len() < k && cut.terms.len() < plan.terms.len() {
+        // The cut query matches fewer than k allowed documents (its heavy terms are rare, or a
+        // filter or deletions leave few of their documents) while the terms it dropped (by the
+        // cut, or by requantizing to 0) may match many more: without this, approximate search
+        // returned fewer than k hits, none at all when a filter excluded every document of the
+        // heavy terms (newcomer15 M1). The candidates are then the full query's top-k', in
+        // 32-bit scores, where no term is dropped.
+        let full = cut_plan(plan, &(0..plan.terms.len()).collect::<Vec<_>>());
+        cands = super::exact_raw::<K>(v, arrays, &full, kk, Algorithm::Auto, race, scratch);
+    }
     let rows = FloatRowScorer::new(v, fwd, query, scratch);
     let floor = floor.map_or(0.0, |f| super::F32Kind::floor_below(f, 1.0));
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), floor).with_ties(plan.ties.as_ref());
@@ -224,8 +246,7 @@ pub(crate) fn search_one(
     } else if v.n_docs < MIN_DOCS {
         SMALL
     } else {
-        let n_terms = p.query.terms().iter().filter(|&&t| v.local_term(t).is_some()).count();
-        calibrate::cached(index).params(target.get(), n_terms)
+        calibrate::cached(index).params(target.get(), query_terms_in(v, &p.query))
     };
     search_params(index, p, k, params, allowed, floor)
 }

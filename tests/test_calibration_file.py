@@ -119,6 +119,25 @@ def test_a_query_calibration_is_not_replaced_by_an_older_handle(built, tmp_path)
     again.close()
 
 
+def test_calibrate_without_queries_takes_another_handles_query_calibration(built, tmp_path):
+    """`calibrate()` without queries on a handle opened before another one calibrated on
+    queries takes that calibration file, as a first approximate search does, instead of
+    calibrating on pseudo-queries and overwriting it (newcomer15 L1)."""
+    path = _copy(built, tmp_path)
+    older = SparseIndex.open(path)
+    other = SparseIndex.open(path)
+    other.calibrate(QUERIES, target_recall=0.97)
+    m0 = _made()
+    rep = older.calibrate(target_recall=0.97)
+    assert _made() == m0  # read the file, no calibration
+    assert any(r.get("calibrated_on") == "queries" for r in rep)
+    older.close()
+    other.close()
+    again = SparseIndex.open(path)
+    assert any(r.get("calibrated_on") == "queries" for r in again.calibrate(target_recall=0.97))
+    again.close()
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "empty"])
 def test_damaged_file_is_recalibrated_and_rewritten(built, tmp_path, damage):
     path = _copy(built, tmp_path)

@@ -71,8 +71,15 @@ def test_index_bm25_float_running_ids(capsys, tmp_path):
     assert [h["id"] for h in json.loads(out)] == [1]
     rc, out, _ = run_cli(capsys, "search", ix, "dog", "--json", "--algorithm", "approximate", "--target-recall", "0.9")
     assert rc == 0 and [h["id"] for h in json.loads(out)] == [1]
-    rc, out, err = run_cli(capsys, "search", ix, "dog", "--algorithm", "approximate", "--target-recall", "2")
-    assert rc != 0 and "target_recall must be a number in (0, 1], got 2.0" in err, err
+    # A bad target is a usage error (exit 2, newcomer15 L3), as is a target without approximate.
+    for bad, want in [(["--algorithm", "approximate", "--target-recall", "2"], "target_recall must be a number in (0, 1], got 2"),
+                      (["--algorithm", "approximate", "--target-recall", "0"], "target_recall must be a number in (0, 1], got 0"),
+                      (["--algorithm", "approximate", "--target-recall", "nan"], "target_recall must be a number in (0, 1], got nan"),
+                      (["--target-recall", "0.9"], "--target-recall applies only with --algorithm approximate")]:
+        with pytest.raises(SystemExit) as e:
+            run_cli(capsys, "search", ix, "dog", *bad)
+        assert e.value.code == 2
+        assert want in capsys.readouterr().err
     rc, out, _ = run_cli(capsys, "explain", ix, "dogs", "1")
     assert "dog" in out
     rc, out, _ = run_cli(capsys, "search", ix, "unicorn")

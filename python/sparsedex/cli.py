@@ -886,6 +886,19 @@ def _algorithm_type(raw: str) -> str:
 _algorithm_type.__name__ = "algorithm"
 
 
+def _target_recall_type(raw: str) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {raw!r}") from None
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"target_recall must be a number in (0, 1], got {raw}")
+    return v
+
+
+_target_recall_type.__name__ = "target recall"
+
+
 def _run_tag_type(raw: str) -> str:
     if not raw or re.search(r"\s", raw):
         raise argparse.ArgumentTypeError(f"must be one non-empty word (no spaces: the run file's last column), got {raw!r}")
@@ -1002,7 +1015,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
-    s.add_argument("--target-recall", type=float, metavar="R",
+    s.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
     s.set_defaults(func=cmd_search)
@@ -1134,6 +1147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
     parser = build_parser()
     a = parser.parse_args(argv)
+    if getattr(a, "target_recall", None) is not None and getattr(a, "algorithm", None) != "approximate":
+        parser.error("--target-recall applies only with --algorithm approximate")
     from ._core import SparsedexError
 
     try:

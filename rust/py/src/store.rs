@@ -574,8 +574,9 @@ impl PySnapshot {
     }
 
     /// Calibrate segment `pos` for approximate search now, on all cores: on the given queries
-    /// (CSR, external term ids) or, without them, on pseudo-queries drawn from its stored rows.
-    /// Replaces any calibration it had. Returns False (and does nothing) for a segment searched
+    /// (CSR, external term ids), replacing any calibration it had, or, without them, on
+    /// pseudo-queries drawn from its stored rows unless it has a calibration already, in memory
+    /// or in its calibration file (`calibrate::ensure`). Returns False (and does nothing) for a segment searched
     /// exactly by approximate searches (no stored vectors, or fewer than 8,192 documents).
     #[pyo3(signature = (pos, indptr=None, indices=None, values=None))]
     fn calibrate(
@@ -597,8 +598,14 @@ impl PySnapshot {
             (None, None, None) => None,
             _ => return Err(PyValueError::new_err("calibration queries: give indptr, indices and values, or none")),
         };
-        let c = enter(py, || calibrate::calibrate_with(index, q, 0x5eed))?;
-        calibrate::set(index, c);
+        match q {
+            // Without queries: the calibration in memory or in the segment's file, if any.
+            None => enter(py, || calibrate::ensure(index))?,
+            Some(q) => {
+                let c = enter(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
+                calibrate::set(index, c);
+            }
+        }
         Ok(true)
     }
 

@@ -154,6 +154,32 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
     c
 }
 
+/// What `calibrate()` without queries does to a segment: nothing when it has a calibration in
+/// memory; else take the segment's calibration file when there is one (another handle or
+/// process may have written it, perhaps calibrated on the user's queries, as [`cached`] does);
+/// else calibrate on pseudo-queries ([`calibrate_with`], on every core) and keep the result,
+/// writing the file unless one appeared meanwhile (newcomer15 L1: it calibrated and overwrote
+/// a file another process had just calibrated on queries).
+pub fn ensure(index: &Index) -> Result<()> {
+    if peek(index).is_some() {
+        return Ok(());
+    }
+    let keep = |c: Calibration| {
+        let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| Arc::new(c));
+    };
+    if let Some(c) = super::persist::load(index) {
+        keep(c);
+        return Ok(());
+    }
+    let made = calibrate_with(index, None, 0x5eed)?;
+    match super::persist::load(index) {
+        Some(c) => keep(c),
+        None => set(index, made),
+    }
+    Ok(())
+}
+
 /// Keep `c` as the segment's calibration (replacing any), and write it to the segment's
 /// calibration file when the segment has one (best effort, see [`super::persist`]).
 pub fn set(index: &Index, c: Calibration) {

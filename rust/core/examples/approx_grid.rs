@@ -106,12 +106,15 @@ fn main() {
         .sum::<f64>()
         / nq as f64;
     println!("exhaustive u8: {ms:.3} ms, recall vs float {exact_float_recall:.4}");
-    for t in [0.95, 0.97, 0.99] {
+    // TARGETS=a,b,..: the recall targets to report (default 0.95,0.97,0.99).
+    let targets: Vec<f64> =
+        std::env::var("TARGETS").map_or(vec![0.95, 0.97, 0.99], |s| s.split(',').map(|x| x.parse().unwrap()).collect());
+    for &t in &targets {
         let algo = Algorithm::Approximate(RecallTarget::new(t).unwrap());
         let (ms, r) = time(&|i| search(&ix, q(i), 10, algo).unwrap());
         let cal = sparsedex_core::search::approx::calibrate::cached(&ix);
         // DUMP=b: the calibration's points of bucket b (recall, standard error, cost in us).
-        if let Some(b) = std::env::var("DUMP").ok().and_then(|s| s.parse::<usize>().ok()).filter(|_| t == 0.95) {
+        if let Some(b) = std::env::var("DUMP").ok().and_then(|s| s.parse::<usize>().ok()).filter(|_| t == targets[0]) {
             for p in cal.points.iter().filter(|p| p.bucket == b) {
                 eprintln!(
                     "  bucket {b} b{} r{}: recall {:.4} se {:.4} cost {:.1} us",

@@ -141,6 +141,16 @@ pub trait Kind: 'static {
     {
         None
     }
+    /// How far [`Kind::narrow_weights`] moved `plan`'s scores into `narrowed` at most, in
+    /// `narrowed`'s units: the sum over the terms of |new weight - old weight x scale| x the
+    /// term's largest impact (dropped terms counted at their scaled weight); 0 for kinds that do
+    /// not requantize.
+    fn narrowing_error(_plan: &super::Plan<Self>, _narrowed: &super::Plan<Self>, _term_max: &[Self::Imp]) -> f64
+    where
+        Self: Sized,
+    {
+        0.0
+    }
     /// True when [`Kind::exhaustive_narrow`] can score `plan` (no document can score above
     /// `u16::MAX`); `term_max` holds each term's largest impact.
     #[inline]
@@ -312,6 +322,28 @@ impl Kind for U8Kind {
         scratch: &mut Scratch,
     ) -> Option<Vec<(u32, u32)>> {
         Self::narrow_fits(plan, arrays.term_max).then(|| super::exhaustive::search_u16(v, arrays, plan, k, scratch))
+    }
+    fn narrowing_error(plan: &super::Plan<Self>, narrowed: &super::Plan<Self>, term_max: &[u8]) -> f64 {
+        if narrowed.norm == plan.norm || plan.norm <= 0.0 {
+            return 0.0; // unchanged
+        }
+        let s = narrowed.norm as f64 / plan.norm as f64;
+        let tm = |t: u32| term_max.get(t as usize).copied().unwrap_or(u8::MAX) as f64;
+        // Both plans list terms ascending by term id; `narrowed` may lack some.
+        let mut j = 0;
+        let mut e = 0.0;
+        for pt in &plan.terms {
+            let scaled = pt.w as f64 * s;
+            let new = match narrowed.terms.get(j) {
+                Some(n) if n.term == pt.term => {
+                    j += 1;
+                    n.w as f64
+                }
+                _ => 0.0,
+            };
+            e += (new - scaled).abs() * tm(pt.term);
+        }
+        e
     }
     fn narrow_fits(plan: &super::Plan<Self>, term_max: &[u8]) -> bool {
         u16_bound(plan, term_max) <= u16::MAX as u64

@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 6) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 7) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -34,10 +34,12 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// costs modelled at `300 + 2 x entries` postings per reranked row. Version 5: costs are the
 /// points' search times measured on the segment, in microseconds, and the exact point holds the
 /// exact search's time at recall 1 (versions 2-4: postings plus a modelled cost per reranked
-/// row). Version 6: the candidate stage ranks by the cut query requantized so that scores fit
-/// 16 bits (a version 5 file measured the recalls and times of another ranking). A file of
-/// another version is refused, so the segment is calibrated again.
-pub const VERSION: u32 = 6;
+/// row). Version 6 (never released): as 5. Version 7: the grid is measured with the candidate
+/// stage approximate search runs (the cut query requantized to 16 bits where
+/// `approx::candidate_plan` allows), times are the calibrating thread's CPU time, the reference
+/// of a quantized segment is its exact float top-k, and queries are bucketed by their terms in
+/// the segment. A file of another version is refused, so the segment is calibrated again.
+pub const VERSION: u32 = 7;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 6;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).

@@ -138,7 +138,7 @@ mod tests {
                 let full = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
                 let beta = [0.5f32, 0.8, 1.0][qi % 3];
                 let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(&full, &a, beta));
-                U8Kind::narrow_weights(&mut plan, a.term_max);
+                U8Kind::narrow_weights(&mut plan, a.term_max, f64::INFINITY);
                 let bound: u64 = plan.terms.iter().map(|pt| pt.w as u64 * a.term_max[pt.term as usize] as u64).sum();
                 assert!(bound <= u16::MAX as u64, "query {qi}: bound {bound}");
                 if qi % 4 == 1 {
@@ -222,7 +222,7 @@ mod tests {
         let ws: Vec<u32> = (0..40).map(|i| if i == 7 { 65_535 } else { 1 + i * 3 }).collect();
         let mut p = base(&ws);
         let norm = p.norm;
-        U8Kind::narrow_weights(&mut p, a.term_max);
+        U8Kind::narrow_weights(&mut p, a.term_max, f64::INFINITY);
         assert!(bound(&p) <= u16::MAX as u64 && !p.terms.is_empty());
         assert!(p.terms.len() < 40, "light terms dropped");
         assert!(p.terms.iter().enumerate().all(|(i, pt)| pt.qi == i && pt.w > 0));
@@ -231,14 +231,14 @@ mod tests {
         // Already fits: untouched.
         let mut small = base(&[1, 2, 3]);
         let before: Vec<(u32, u32, usize)> = small.terms.iter().map(|pt| (pt.term, pt.w, pt.qi)).collect();
-        U8Kind::narrow_weights(&mut small, a.term_max);
+        U8Kind::narrow_weights(&mut small, a.term_max, f64::INFINITY);
         assert_eq!(small.terms.iter().map(|pt| (pt.term, pt.w, pt.qi)).collect::<Vec<_>>(), before);
         // A plan whose every weight would round to 0 (1,200 terms, made by hand) is unchanged.
         let mut many = base(&[1_000; 40]);
         let t0 = many.terms[0];
         many.terms = (0..1_200).map(|i| PlanTerm { qi: i, ..t0 }).collect();
         let before: Vec<u32> = many.terms.iter().map(|pt| pt.w).collect();
-        U8Kind::narrow_weights(&mut many, a.term_max);
+        U8Kind::narrow_weights(&mut many, a.term_max, f64::INFINITY);
         assert_eq!(many.terms.iter().map(|pt| pt.w).collect::<Vec<_>>(), before);
         assert!(!U8Kind::narrow_fits(&many, a.term_max), "left to 32-bit scoring");
     }

@@ -141,16 +141,6 @@ pub trait Kind: 'static {
     {
         None
     }
-    /// How far [`Kind::narrow_weights`] moved `plan`'s scores into `narrowed` at most, in
-    /// `narrowed`'s units: the sum over the terms of |new weight - old weight x scale| x the
-    /// term's largest impact (dropped terms counted at their scaled weight); 0 for kinds that do
-    /// not requantize.
-    fn narrowing_error(_plan: &super::Plan<Self>, _narrowed: &super::Plan<Self>, _term_max: &[Self::Imp]) -> f64
-    where
-        Self: Sized,
-    {
-        0.0
-    }
     /// True when [`Kind::exhaustive_narrow`] can score `plan` (no document can score above
     /// `u16::MAX`); `term_max` holds each term's largest impact.
     #[inline]
@@ -162,11 +152,13 @@ pub trait Kind: 'static {
     }
     /// Scale `plan`'s weights down (rounding; a term whose weight rounds to 0 is dropped) until
     /// no document can score above `u16::MAX`, for kinds with 16-bit accumulators
-    /// ([`Kind::exhaustive_narrow`]); the norm follows. Approximate search requantizes its cut query so (its candidates are a
+    /// ([`Kind::exhaustive_narrow`]); the norm follows. Unless the rounding would move a score
+    /// by more than `max_error` units: the sum over the terms of |new weight - scaled weight| x
+    /// the term's largest impact (a dropped term counts its scaled weight). Approximate search requantizes its cut query so (its candidates are a
     /// ranking to be reranked, and 16-bit accumulators halve the exhaustive scorer's memory
     /// traffic); other kinds, and plans that cannot fit, are left as they are.
     #[inline]
-    fn narrow_weights(_plan: &mut super::Plan<Self>, _term_max: &[Self::Imp])
+    fn narrow_weights(_plan: &mut super::Plan<Self>, _term_max: &[Self::Imp], _max_error: f64)
     where
         Self: Sized,
     {
@@ -323,32 +315,10 @@ impl Kind for U8Kind {
     ) -> Option<Vec<(u32, u32)>> {
         Self::narrow_fits(plan, arrays.term_max).then(|| super::exhaustive::search_u16(v, arrays, plan, k, scratch))
     }
-    fn narrowing_error(plan: &super::Plan<Self>, narrowed: &super::Plan<Self>, term_max: &[u8]) -> f64 {
-        if narrowed.norm == plan.norm || plan.norm <= 0.0 {
-            return 0.0; // unchanged
-        }
-        let s = narrowed.norm as f64 / plan.norm as f64;
-        let tm = |t: u32| term_max.get(t as usize).copied().unwrap_or(u8::MAX) as f64;
-        // Both plans list terms ascending by term id; `narrowed` may lack some.
-        let mut j = 0;
-        let mut e = 0.0;
-        for pt in &plan.terms {
-            let scaled = pt.w as f64 * s;
-            let new = match narrowed.terms.get(j) {
-                Some(n) if n.term == pt.term => {
-                    j += 1;
-                    n.w as f64
-                }
-                _ => 0.0,
-            };
-            e += (new - scaled).abs() * tm(pt.term);
-        }
-        e
-    }
     fn narrow_fits(plan: &super::Plan<Self>, term_max: &[u8]) -> bool {
         u16_bound(plan, term_max) <= u16::MAX as u64
     }
-    fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8]) {
+    fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8], max_error: f64) {
         let bound = u16_bound(plan, term_max);
         if bound <= u16::MAX as u64 {
             return;
@@ -364,7 +334,13 @@ impl Kind for U8Kind {
             let ws: Vec<u32> = plan.terms.iter().map(|pt| (pt.w as f64 * s).round() as u32).collect();
             let b: u64 = plan.terms.iter().zip(&ws).map(|(pt, &w)| w as u64 * tm(pt.term)).sum();
             if b <= u16::MAX as u64 {
-                if ws.iter().all(|&w| w == 0) {
+                let error: f64 = plan
+                    .terms
+                    .iter()
+                    .zip(&ws)
+                    .map(|(pt, &w)| (w as f64 - pt.w as f64 * s).abs() * tm(pt.term) as f64)
+                    .sum();
+                if ws.iter().all(|&w| w == 0) || error > max_error {
                     return;
                 }
                 // Canonical positions stay `0..len` in term order, as in every plan.

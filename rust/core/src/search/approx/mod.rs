@@ -155,16 +155,11 @@ pub(crate) fn candidate_plan<K: Kind>(
     arrays: &ImpactArrays<'_, K::Imp>,
     kept: &[usize],
 ) -> Plan<K> {
-    let cut = cut_plan(plan, kept);
-    if v.n_docs < MIN_DOCS {
-        return cut;
+    let mut cut = cut_plan(plan, kept);
+    if v.n_docs >= MIN_DOCS {
+        K::narrow_weights(&mut cut, arrays.term_max, u16::MAX as f64 / 20.0);
     }
-    let mut narrow = cut.clone();
-    K::narrow_weights(&mut narrow, arrays.term_max);
-    if K::narrowing_error(&cut, &narrow, arrays.term_max) * 20.0 > u16::MAX as f64 {
-        return cut;
-    }
-    narrow
+    cut
 }
 
 /// Approximate top-`k` of a prepared plan in one segment with stored vectors, scores in

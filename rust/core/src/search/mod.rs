@@ -119,7 +119,25 @@ macro_rules! with_kind {
 pub(crate) use with_kind;
 
 thread_local! {
-    pub(crate) static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Run `f` with this thread's scratch space. Searches leave its accumulators all zero when they
+/// return; one that panics midway (caught at the Python boundary) leaves them dirty, and the
+/// next search on the thread would add into stale scores. So the scratch is marked in use
+/// while `f` runs, and a use that finds the mark still set (a panic unwound through it) starts
+/// from a fresh scratch space (review25 L6).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut s = cell.borrow_mut();
+        if s.in_use {
+            *s = Scratch::default();
+        }
+        s.in_use = true;
+        let out = f(&mut s);
+        s.in_use = false;
+        out
+    })
 }
 
 /// Exact top-`k` of a prepared plan with `algo` (raw scores of the plan's kind), using
@@ -156,7 +174,7 @@ fn run<K: Kind>(
     algo: Algorithm,
     race: &auto::Race,
 ) -> Vec<Hit> {
-    let raw = SCRATCH.with(|s| exact_raw::<K>(v, arrays, plan, k, algo, Some(race), &mut s.borrow_mut()));
+    let raw = with_scratch(|s| exact_raw::<K>(v, arrays, plan, k, algo, Some(race), s));
     raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
 }
 
@@ -235,7 +253,7 @@ pub fn search_forward(index: &Index, q: QueryRef<'_>, k: usize, allowed: &DocSet
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
         plan.allowed = Some(allowed.clone());
         plan.ties = index.tie_rank().cloned();
-        let raw = SCRATCH.with(|s| forward::search::<K>(v, &fwd, &plan, k, &mut s.borrow_mut().table));
+        let raw = with_scratch(|s| forward::search::<K>(v, &fwd, &plan, k, &mut s.table));
         raw.into_iter().map(|(doc, s)| Hit { doc, score: K::to_f32(s, plan.norm) }).collect()
     }))
 }
@@ -271,19 +289,8 @@ pub(crate) fn search_one_above(
         plan.ties = index.tie_rank().cloned();
         if K::FLOAT_RERANK && p.scores == Scores::Vectors {
             if let Some(fwd) = v.forward {
-                let hits = SCRATCH.with(|s| {
-                    rerank::search::<K>(
-                        v,
-                        &a,
-                        fwd,
-                        plan,
-                        &p.query,
-                        k,
-                        algo,
-                        Some(index.auto_race()),
-                        floor,
-                        &mut s.borrow_mut(),
-                    )
+                let hits = with_scratch(|s| {
+                    rerank::search::<K>(v, &a, fwd, plan, &p.query, k, algo, Some(index.auto_race()), floor, s)
                 });
                 return hits.into_iter().map(|(doc, score)| Hit { doc, score }).collect();
             }
@@ -377,4 +384,28 @@ pub fn search_batch_scores(
             .collect()
     };
     on_threads(threads, work)
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+
+    /// A search that panics midway leaves no dirty accumulators to the next search on the
+    /// thread; a search that returns keeps its buffers (no reset without a panic).
+    #[test]
+    fn a_panic_midway_leaves_no_dirty_accumulators() {
+        let r = std::panic::catch_unwind(|| {
+            with_scratch(|s| {
+                s.acc_u32.resize(8, 0);
+                s.acc_u32[3] = 7;
+                s.acc_u16.resize(8, 0);
+                s.acc_u16[2] = 5;
+                panic!("midway")
+            })
+        });
+        assert!(r.is_err());
+        with_scratch(|s| assert!(s.acc_u32.iter().all(|&a| a == 0) && s.acc_u16.iter().all(|&a| a == 0)));
+        with_scratch(|s| s.acc_u32.resize(16, 0));
+        with_scratch(|s| assert_eq!(s.acc_u32.len(), 16));
+    }
 }

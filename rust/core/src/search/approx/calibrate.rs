@@ -261,7 +261,7 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
         with_kind!(v, |K, a| {
             let mut plan = Plan::<K>::new(v, &query, None);
             plan.allowed = allowed;
-            crate::search::SCRATCH.with(|s| eval_query::<K>(v, &a, &plan, &query, &mut s.borrow_mut()))
+            crate::search::with_scratch(|s| eval_query::<K>(v, &a, &plan, &query, s))
         })
     };
     let evals: Vec<Option<(usize, Vec<(f64, f64)>)>> =

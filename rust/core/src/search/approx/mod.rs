@@ -301,9 +301,8 @@ fn search_params(
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        let raw = super::SCRATCH.with(|s| {
-            run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), &mut s.borrow_mut())
-        });
+        let raw =
+            super::with_scratch(|s| run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), s));
         raw.into_iter().map(|(doc, score)| Hit { doc, score }).collect()
     })
 }

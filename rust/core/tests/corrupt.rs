@@ -166,6 +166,52 @@ fn doc_ids_that_disagree_with_block_metadata_are_corrupt() {
     }
 }
 
+/// review25 L6: bounds below the impacts they bound (a block's maximum, a term's maximum, an
+/// entry of a dense doc-block, fine-block or superblock array) are corrupt: pruning would skip
+/// documents that score, and the 16-bit candidate scorer, which sizes the query's weights by
+/// `term_max`, would wrap. A block's or a term's maximum must be exact (raised too, it is
+/// corrupt); a dense entry raised only prunes less, and such a file opens and searches.
+#[test]
+fn bounds_below_the_impacts_are_corrupt() {
+    for q in [Quantization::U8 { scale: None }, Quantization::F32] {
+        let base = index_bytes(q);
+        let (suffix, width) = match q {
+            Quantization::F32 => ("f32", 4),
+            _ => ("u8", 1),
+        };
+        for (section, want) in [
+            ("block_max", "'block_max'"),
+            ("term_max", "'term_max'"),
+            ("dbm", "'dbm' array"),
+            ("fbm", "'fbm' array"),
+            ("sbm", "'sbm' array"),
+        ] {
+            let name = format!("{section}_{suffix}");
+            for raise in [true, false] {
+                let mut bytes = base.clone();
+                let mut raised = raise;
+                patch(&mut bytes, &name, |s| {
+                    // The first entry that is not 0 (a dense array's first block holds term 0).
+                    let i =
+                        (0..s.len() / width).find(|&i| s[i * width..(i + 1) * width].iter().any(|&b| b != 0)).unwrap();
+                    if width == 1 {
+                        raised = raise && s[i] < u8::MAX;
+                        s[i] = if raised { s[i] + 1 } else { s[i] - 1 };
+                    } else {
+                        let x = f32::from_le_bytes(s[4 * i..4 * i + 4].try_into().unwrap());
+                        set_f32(s, i, if raise { x * 1.5 } else { x * 0.5 });
+                    }
+                });
+                if raised && !section.ends_with("_max") {
+                    search_all(&open(&bytes).unwrap());
+                } else {
+                    assert_corrupt(open(&bytes), want);
+                }
+            }
+        }
+    }
+}
+
 fn set_u32(sec: &mut [u8], i: usize, v: u32) {
     sec[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
 }

@@ -28,7 +28,9 @@
 //! Version 1 files (per-term arrays sized by the largest term id) are upgraded in memory
 //! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
-use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView};
+use super::blockmax::{FINE_BLOCK, SUPERBLOCK_DOCS};
+use super::impact::Impact;
+use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView, DOC_BLOCK};
 use crate::codec::{packed_len, rows_for, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
@@ -255,14 +257,16 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
 fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
     use rayon::prelude::*;
     (0..v.n_terms as usize).into_par_iter().try_for_each_init(
-        || [0u32; BLOCK_LEN],
-        |buf, t| {
+        || ([0u32; BLOCK_LEN], Vec::new()),
+        |(buf, term_docs), t| {
             let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
             let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
+            term_docs.clear();
             for b in first..end {
                 decode_block(v, first, b, buf);
                 let len = (df - (b - first) * BLOCK_LEN).min(BLOCK_LEN);
                 let docs = &buf[..len];
+                term_docs.extend_from_slice(docs);
                 let above_prev = b == first || docs[0] > v.block_last[b - 1];
                 if !above_prev || docs.windows(2).any(|w| w[0] >= w[1]) || docs[len - 1] != v.block_last[b] {
                     return Err(corrupt(format!("term {t}: doc ids of block {b} do not match the block metadata")));
@@ -275,9 +279,67 @@ fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
                     }
                 }
             }
-            Ok(())
+            match v.impacts {
+                Impacts::U8(a) => check_bounds(v, &a, t, term_docs),
+                Impacts::F32(a) => check_bounds(v, &a, t, term_docs),
+                Impacts::Bm25(a) => check_bounds(v, &a, t, term_docs),
+            }
         },
     )
+}
+
+/// Check the bounds of term `t` (local id; `docs`: its doc ids, decoded and checked) against
+/// its impacts: each block's `block_max` and the term's `term_max` are exactly the maxima
+/// (joins) the writer makes, and every entry of its dense doc-block, fine-block and superblock
+/// arrays covers the impacts of its postings in that block. Pruning skips whatever a bound says
+/// cannot score, and the 16-bit candidate scorer sizes its weights by `term_max`: a bound below
+/// an impact (a damaged file whose checksums were rewritten) would silently drop or wrap scores
+/// instead of failing here (review25 L6). A dense entry above the maximum only prunes less, and
+/// is not checked (checking equality, zeros included, doubled the open time of a 1M-document
+/// segment; this check adds about a quarter).
+fn check_bounds<I: Impact + PartialEq>(
+    v: &IndexView<'_>,
+    a: &ImpactArrays<'_, I>,
+    t: usize,
+    docs: &[u32],
+) -> Result<()> {
+    let p0 = v.term_post_start[t] as usize;
+    let imps = &a.impacts[p0..p0 + docs.len()];
+    let join = |xs: &[I]| xs.iter().fold(I::default(), |m, &x| m.join(x));
+    let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+    for (i, b) in (b0..b1).enumerate() {
+        let chunk = &imps[i * BLOCK_LEN..((i + 1) * BLOCK_LEN).min(imps.len())];
+        if a.block_max[b] != join(chunk) {
+            return Err(corrupt(format!(
+                "term {t}: 'block_max' of block {b} is not the largest impact of its postings"
+            )));
+        }
+    }
+    if a.term_max[t] != join(&a.block_max[b0..b1]) {
+        return Err(corrupt(format!("term {t}: 'term_max' is not the largest impact of its postings")));
+    }
+    let levels = [
+        ("dbm", &a.doc_block_max, DOC_BLOCK),
+        ("fbm", &a.fine_block_max, FINE_BLOCK),
+        ("sbm", &a.superblock_max, SUPERBLOCK_DOCS),
+    ];
+    for (name, level, size) in levels {
+        let Some(dense) = level.of(t as u32) else { continue };
+        // Every posting's impact within its block's entry (`entry.join(x) == entry`), in one
+        // branch-free pass; the position only when it fails. Block sizes are powers of two.
+        debug_assert!(size.is_power_of_two());
+        let shift = size.trailing_zeros();
+        let covers = |d: u32, x: I| dense.get((d >> shift) as usize).is_some_and(|&e| e.join(x) == e);
+        if !docs.iter().zip(imps).fold(true, |ok, (&d, &x)| ok & covers(d, x)) {
+            let i = docs.iter().zip(imps).position(|(&d, &x)| !covers(d, x)).unwrap_or(0);
+            return Err(corrupt(format!(
+                "term {t}: entry {} of its '{name}' array is below the impact of a posting of document {}",
+                docs[i] >> shift,
+                docs[i]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `term_ids` (strictly ascending, below the declared vocabulary) and the optional

@@ -41,8 +41,9 @@ fn main() {
         QueryRef { terms: &qx[s..e], weights: &qv[s..e] }
     };
     let algo = if target >= 1.0 { Algorithm::Auto } else { Algorithm::Approximate(RecallTarget::new(target).unwrap()) };
+    let t = Instant::now();
     search(&ix, q(0), 10, algo).unwrap();
-    eprintln!("start");
+    eprintln!("first search (calibration) {:.2} s; start", t.elapsed().as_secs_f64());
     let t = Instant::now();
     for _ in 0..reps {
         for i in 0..nq {

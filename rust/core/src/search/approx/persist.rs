@@ -307,7 +307,7 @@ mod tests {
     /// recomputed: `rerank` 1e30, `beta` 0.55) are refused (newcomer13 F5).
     #[test]
     fn refuses_parameters_off_the_grid() {
-        for (beta, rerank) in [(0.5, 1e30), (0.5, 3.0), (0.55, 2.5), (0.0, 2.5)] {
+        for (beta, rerank) in [(0.5, 1e30), (0.5, 3.0), (0.45, 2.5), (0.0, 2.5)] {
             let mut c = sample();
             c.points[0].params = ApproxParams { beta, rerank };
             let b = encode(&c, "o", 10_000).unwrap();

@@ -342,3 +342,22 @@ def test_commit_docs_on_a_full_disk_names_the_file(tmp_path, monkeypatch, texts)
         docs_mod.write_docs(dest, "seg-000002", payloads, ["t" * 2000] * 50 if texts else None)
     assert e.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_while_closing_documents_is_not_swallowed(tmp_path):
+    # newcomer11 L2: a KeyboardInterrupt raised inside SqliteDocs.__del__ (every merged-away
+    # segment runs it) was printed as "Exception ignored" and dropped, and the program ran on.
+    s = _sqlite(tmp_path)
+    s._conn.close()
+
+    class Interrupted:
+        def close(self):
+            raise KeyboardInterrupt
+
+    s._conn = Interrupted()
+    import time
+
+    with pytest.raises(KeyboardInterrupt):
+        del s
+        for _ in range(1000):  # the main thread takes the re-delivered interrupt here
+            time.sleep(0.001)

@@ -33,6 +33,7 @@ into Python.
 
 from __future__ import annotations
 
+import _thread
 import errno
 import json
 import os
@@ -243,12 +244,21 @@ class SqliteDocs(SegmentDocs):
         # A sqlite3.Connection sits in a reference cycle with its statement cache, so it (and
         # the file it holds open) would live until the cycle collector runs; close it when the
         # segment's documents are dropped, so a merged-away file's disk space is freed now.
-        conn = getattr(self, "_conn", None)
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # pragma: no cover - best effort at teardown
-                pass
+        try:
+            conn = getattr(self, "_conn", None)
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - best effort at teardown
+                    pass
+        except KeyboardInterrupt:
+            # Python prints an exception raised in __del__ and drops it ("Exception ignored
+            # in ..."): a Ctrl-C landing here (each merged-away segment runs this, so a bulk
+            # load meets it often) was swallowed and the program ran on (newcomer11 L2).
+            # Deliver it again to the main thread from a new thread: that one runs when this
+            # one next lets go of the GIL, by then out of __del__ (interrupting from here
+            # raises at once, inside __del__ again).
+            _thread.start_new_thread(_thread.interrupt_main, ())
 
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"{self.path}: {what}")

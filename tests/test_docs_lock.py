@@ -361,3 +361,26 @@ def test_ctrl_c_while_closing_documents_is_not_swallowed(tmp_path):
         del s
         for _ in range(1000):  # the main thread takes the re-delivered interrupt here
             time.sleep(0.001)
+
+
+def test_an_interrupt_caught_off_the_main_thread_is_not_redelivered(tmp_path):
+    # review26 L2: a KeyboardInterrupt caught by __del__ on a worker thread is not a Ctrl-C
+    # (signals reach the main thread only): the main thread must not be interrupted for it.
+    import threading
+    import time
+
+    s = _sqlite(tmp_path)
+    s._conn.close()
+
+    class Interrupted:
+        def close(self):
+            raise KeyboardInterrupt
+
+    s._conn = Interrupted()
+    box = [s]
+    del s
+    t = threading.Thread(target=box.clear)  # the last reference dies on the worker
+    t.start()
+    t.join()
+    for _ in range(200):
+        time.sleep(0.001)

@@ -38,6 +38,7 @@ import errno
 import json
 import os
 import re
+import signal
 import sqlite3
 import threading
 import zlib
@@ -208,6 +209,26 @@ class MemoryDocs(SegmentDocs):
 _SIMPLE_KEY = re.compile(r'^[^"\\\x00-\x1f]+$')
 
 
+def _redeliver_interrupt() -> None:
+    """Raise again, in the main thread, a Ctrl-C that a ``__del__`` caught.
+
+    Only a real Ctrl-C: one caught on the main thread (signals are delivered there only) while
+    Python's own SIGINT handler is installed (an application's handler already ran for that
+    press and is not run twice). It is delivered from a new thread, which runs when the main
+    thread next lets go of the GIL, by then out of ``__del__`` (interrupting from within
+    raises at once, inside ``__del__`` again); so it lands a little later than the press. At
+    interpreter shutdown no thread can start and the interrupt is dropped, as before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    try:
+        _thread.start_new_thread(_thread.interrupt_main, ())
+    except RuntimeError:  # pragma: no cover - interpreter shutting down
+        pass
+
+
 class SqliteDocs(SegmentDocs):
     """A segment's ``seg-N.docs`` database, opened read-only and immutable.
 
@@ -255,10 +276,7 @@ class SqliteDocs(SegmentDocs):
             # Python prints an exception raised in __del__ and drops it ("Exception ignored
             # in ..."): a Ctrl-C landing here (each merged-away segment runs this, so a bulk
             # load meets it often) was swallowed and the program ran on (newcomer11 L2).
-            # Deliver it again to the main thread from a new thread: that one runs when this
-            # one next lets go of the GIL, by then out of __del__ (interrupting from here
-            # raises at once, inside __del__ again).
-            _thread.start_new_thread(_thread.interrupt_main, ())
+            _redeliver_interrupt()
 
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"{self.path}: {what}")

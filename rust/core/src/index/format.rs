@@ -288,15 +288,17 @@ fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
     )
 }
 
-/// Check that the bounds of term `t` (local id; `docs`: its doc ids, decoded and checked) cover
-/// its impacts: each block's `block_max` every impact of the block, the term's `term_max` every
-/// impact of the term, and each entry of its dense doc-block, fine-block and superblock arrays the
-/// impacts of its postings in that block. Pruning skips whatever a bound says cannot score, and
-/// the 16-bit candidate scorer sizes its weights by `term_max`: a bound below an impact (a
-/// damaged file whose checksums were rewritten) would silently drop or wrap scores instead of
-/// failing here (review25 L6). A bound above the maximum the writer makes only prunes less,
-/// and is not an error (checking dense arrays for equality, zeros included, doubled the open
-/// time of a 1M-document segment; this check adds about a quarter).
+/// Check the bounds of term `t` (local id; `docs`: its doc ids, decoded and checked) against its
+/// impacts: each block's `block_max` and the term's `term_max` are exactly the largest impacts
+/// (joins) they bound, as every writer makes them, and each entry of its dense doc-block,
+/// fine-block and superblock arrays covers the impacts of its postings in that block. Pruning
+/// skips whatever a bound says cannot score, and the 16-bit candidate scorer sizes its weights
+/// by `term_max`: a bound below an impact (a damaged file whose checksums were rewritten) would
+/// silently drop or wrap scores, and a `term_max` far above its impacts would squeeze the
+/// candidate stage's weights to a few levels and lose its recall (review26 L1), instead of
+/// failing here (review25 L6). A dense entry above the maximum only prunes less, and is
+/// accepted: checking the dense arrays for equality, zeros included, doubled the open time of a
+/// 1M-document segment; this check adds about a quarter.
 fn check_bounds<I: Impact + PartialEq>(
     v: &IndexView<'_>,
     a: &ImpactArrays<'_, I>,
@@ -305,19 +307,18 @@ fn check_bounds<I: Impact + PartialEq>(
 ) -> Result<()> {
     let p0 = v.term_post_start[t] as usize;
     let imps = &a.impacts[p0..p0 + docs.len()];
-    // `bound` covers `x` when joining `x` adds nothing (x <= bound for numbers).
-    let covers = |bound: I, xs: &[I]| xs.iter().fold(true, |ok, &x| ok & (bound.join(x) == bound));
+    let join = |xs: &[I]| xs.iter().fold(I::default(), |m, &x| m.join(x));
     let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
     for (i, b) in (b0..b1).enumerate() {
         let chunk = &imps[i * BLOCK_LEN..((i + 1) * BLOCK_LEN).min(imps.len())];
-        if !covers(a.block_max[b], chunk) {
+        if a.block_max[b] != join(chunk) {
             return Err(corrupt(format!(
-                "term {t}: 'block_max' of block {b} is below the impact of one of its postings"
+                "term {t}: 'block_max' of block {b} is not the largest impact of its postings"
             )));
         }
     }
-    if !covers(a.term_max[t], imps) {
-        return Err(corrupt(format!("term {t}: 'term_max' is below the impact of one of its postings")));
+    if a.term_max[t] != join(&a.block_max[b0..b1]) {
+        return Err(corrupt(format!("term {t}: 'term_max' is not the largest impact of its postings")));
     }
     let levels = [
         ("dbm", &a.doc_block_max, DOC_BLOCK),

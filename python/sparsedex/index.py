@@ -983,7 +983,9 @@ class SparseIndex:
         rows of random documents cut to their heaviest 6..160 terms); or queries as
         :meth:`search_batch` takes them (texts with an encoder, vectors otherwise; ideally a
         sample of a few hundred real queries), to recalibrate every segment on them. Only
-        query-length buckets with at least 30 of them are used; with fewer everywhere,
+        query-length buckets with at least 30 of them are measured: a bucket with fewer is
+        still listed in the report, with its count, and takes the parameters (and recall) of
+        the nearest bucket with enough, as its searches do; with fewer everywhere,
         approximate search is the exact search. Queries none of which has 10 matching
         documents in a segment are a ValueError (the segment keeps its calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;

@@ -344,9 +344,9 @@ def test_commit_docs_on_a_full_disk_names_the_file(tmp_path, monkeypatch, texts)
     assert os.listdir(tmp_path) == []
 
 
-def test_ctrl_c_while_closing_documents_is_not_swallowed(tmp_path):
-    # newcomer11 L2: a KeyboardInterrupt raised inside SqliteDocs.__del__ (every merged-away
-    # segment runs it) was printed as "Exception ignored" and dropped, and the program ran on.
+def _docs_whose_close_is_interrupted(tmp_path):
+    """A SqliteDocs whose connection raises KeyboardInterrupt on close, as a Ctrl-C landing
+    in __del__ does."""
     s = _sqlite(tmp_path)
     s._conn.close()
 
@@ -355,8 +355,15 @@ def test_ctrl_c_while_closing_documents_is_not_swallowed(tmp_path):
             raise KeyboardInterrupt
 
     s._conn = Interrupted()
+    return s
+
+
+def test_ctrl_c_while_closing_documents_is_not_swallowed(tmp_path):
+    # newcomer11 L2: a KeyboardInterrupt raised inside SqliteDocs.__del__ (every merged-away
+    # segment runs it) was printed as "Exception ignored" and dropped, and the program ran on.
     import time
 
+    s = _docs_whose_close_is_interrupted(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         del s
         for _ in range(1000):  # the main thread takes the re-delivered interrupt here
@@ -369,16 +376,7 @@ def test_an_interrupt_caught_off_the_main_thread_is_not_redelivered(tmp_path):
     import threading
     import time
 
-    s = _sqlite(tmp_path)
-    s._conn.close()
-
-    class Interrupted:
-        def close(self):
-            raise KeyboardInterrupt
-
-    s._conn = Interrupted()
-    box = [s]
-    del s
+    box = [_docs_whose_close_is_interrupted(tmp_path)]
     t = threading.Thread(target=box.clear)  # the last reference dies on the worker
     t.start()
     t.join()

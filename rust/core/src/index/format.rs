@@ -29,7 +29,7 @@
 //! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
 use super::blockmax::{FINE_BLOCK, SUPERBLOCK_DOCS};
-use super::impact::Impact;
+use super::impact::{join_all, Impact};
 use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView, DOC_BLOCK};
 use crate::codec::{packed_len, rows_for, BLOCK_LEN};
 use crate::container::Container;
@@ -307,17 +307,16 @@ fn check_bounds<I: Impact + PartialEq>(
 ) -> Result<()> {
     let p0 = v.term_post_start[t] as usize;
     let imps = &a.impacts[p0..p0 + docs.len()];
-    let join = |xs: &[I]| xs.iter().fold(I::default(), |m, &x| m.join(x));
     let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
     for (i, b) in (b0..b1).enumerate() {
         let chunk = &imps[i * BLOCK_LEN..((i + 1) * BLOCK_LEN).min(imps.len())];
-        if a.block_max[b] != join(chunk) {
+        if a.block_max[b] != join_all(chunk) {
             return Err(corrupt(format!(
                 "term {t}: 'block_max' of block {b} is not the largest impact of its postings"
             )));
         }
     }
-    if a.term_max[t] != join(&a.block_max[b0..b1]) {
+    if a.term_max[t] != join_all(&a.block_max[b0..b1]) {
         return Err(corrupt(format!("term {t}: 'term_max' is not the largest impact of its postings")));
     }
     let levels = [

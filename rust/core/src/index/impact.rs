@@ -19,6 +19,13 @@ pub trait Impact: Copy + Default + Send + Sync + Debug + 'static {
     fn is_zero(self) -> bool;
 }
 
+/// The join of `xs` (`Default::default()` for none): the maximum of a block's or a term's
+/// impacts, as the writer stores it and the open check recomputes it.
+#[inline]
+pub(crate) fn join_all<I: Impact>(xs: &[I]) -> I {
+    xs.iter().fold(I::default(), |m, &x| m.join(x))
+}
+
 impl Impact for u8 {
     #[inline(always)]
     fn join(self, other: u8) -> u8 {

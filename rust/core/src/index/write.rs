@@ -2,7 +2,7 @@
 //! postings, 128-posting blocks with their maxima, and the doc-block maxima of common terms.
 
 use super::build::Local;
-use super::impact::{bm25_as_u32s, Bm25Impact, Impact};
+use super::impact::{bm25_as_u32s, join_all, Bm25Impact, Impact};
 use super::DOC_BLOCK;
 use crate::codec::{encode_docs, encode_docs_final, BLOCK_LEN};
 use crate::container::ContainerWriter;
@@ -142,7 +142,7 @@ pub(crate) fn write_postings<I: StoredImpact>(
                     let last = *dc.last().unwrap_or(&0);
                     prev = Some(last);
                     tb.last.push(last);
-                    let m = ic.iter().copied().fold(I::default(), I::join);
+                    let m = join_all(ic);
                     tb.max.push(m);
                     term_max = term_max.join(m);
                     n += 1;

@@ -357,6 +357,7 @@ impl PyIndex {
         d.set_item("blocks", s.n_blocks)?;
         d.set_item("bytes", s.bytes)?;
         d.set_item("postings_bytes", s.postings_bytes)?;
+        d.set_item("derived_bytes", s.derived_bytes)?;
         d.set_item("vectors_bytes", s.forward_bytes)?;
         let v = self.inner.view();
         let quant = match (s.kind, v.bm25) {

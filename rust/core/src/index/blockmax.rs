@@ -9,29 +9,25 @@
 //! per block) for the terms common enough to pay for them (rules below); the other terms'
 //! bounds are computed at query time from their postings, which are short.
 //!
-//! Sections (format version 2, optional: an index without them is searched with bounds
-//! derived at query time or by the exhaustive scorer):
-//! - `fbm_meta` (u64 x 3): fine block size (16), superblock size in fine blocks (64), number
-//!   of dense fine arrays;
-//! - `fbm_slot` (u32, n_terms): the term's dense fine array, or `u32::MAX`;
-//! - `fbm_<kind>` (`u8`/`f32`/`bm25`): the dense fine arrays, `ceil(n_docs / 16)` entries each;
-//! - `sbm_meta` (u64 x 1): number of dense superblock arrays;
-//! - `sbm_slot` (u32, n_terms), `sbm_<kind>`: the dense superblock arrays, `ceil(n_docs /
-//!   1024)` entries each.
-//!
 //! Which terms get a dense array, and why: a dense array of `n` blocks costs `n` entries; the
 //! postings of a term with document frequency `df` cost about `df` entries (plus doc ids) and
 //! reading them yields the same maxima. A term gets a dense array at a level when
 //! `df >= n_blocks / 2` at that level: the array is then at most twice the size of the term's
-//! impacts, and reading it is a sequential, vectorised pass instead of a posting decode. The
-//! fine arrays take about as many bytes as the impacts of the terms that have them; measured
-//! on the debian corpus (60k documents, 9.1M postings) 4.4 MB of fine arrays and 0.4 MB of
-//! superblock arrays against 9.1 MB of u8 impacts.
+//! impacts, and reading it is a sequential, vectorised pass instead of a posting decode.
+//!
+//! The dense arrays (these two levels and the 64-document doc blocks of
+//! [`crate::search::bmp`]) are not stored in the file (format version 4): they are maxima of
+//! the postings, derived when a segment is opened, in the same parallel pass that decodes every
+//! doc-id block to validate it ([`derive`]). They take about as many bytes as the impacts of
+//! the terms that have them (0.95 bytes per posting on the debian corpus, 0.77 on synthetic
+//! vectors): stored, they made the postings 43% larger than without them (28.4 MB against
+//! 20.0 on debian). Files of versions 2 and 3 hold them (`dbm_*`, `fbm_*`, `sbm_*`); they are
+//! ignored and derived like the others.
 
-use super::impact::{bm25_as_u32s, Bm25Impact, Impact};
-use crate::container::ContainerWriter;
-use crate::Result;
-use rayon::prelude::*;
+use super::impact::{Bm25Impact, Impact};
+
+const _: () =
+    assert!(super::DOC_BLOCK.is_power_of_two() && FINE_BLOCK.is_power_of_two() && SUPERBLOCK_DOCS.is_power_of_two());
 
 /// Documents per fine block (doc `d` is in fine block `d / 16`).
 pub const FINE_BLOCK: usize = 16;
@@ -42,124 +38,147 @@ pub const SUPERBLOCK: usize = 64;
 /// Documents per superblock.
 pub const SUPERBLOCK_DOCS: usize = FINE_BLOCK * SUPERBLOCK;
 
-/// Impact types that can be written as dense maxima sections.
-pub(crate) trait DenseSection: Impact {
-    /// Section-name suffix of the kind (`u8`, `f32`, `bm25`).
-    const SUFFIX: &'static str;
-    fn add(w: &mut ContainerWriter, name: &str, data: &[Self]) -> Result<()>;
-}
-impl DenseSection for u8 {
-    const SUFFIX: &'static str = "u8";
-    fn add(w: &mut ContainerWriter, name: &str, data: &[u8]) -> Result<()> {
-        w.add_bytes(name, data)
-    }
-}
-impl DenseSection for f32 {
-    const SUFFIX: &'static str = "f32";
-    fn add(w: &mut ContainerWriter, name: &str, data: &[f32]) -> Result<()> {
-        w.add_f32s(name, data)
-    }
-}
-impl DenseSection for Bm25Impact {
-    const SUFFIX: &'static str = "bm25";
-    fn add(w: &mut ContainerWriter, name: &str, data: &[Bm25Impact]) -> Result<()> {
-        w.add_u32s(name, bm25_as_u32s(data))
-    }
+/// One level of dense maxima, owned: the slot of every term (its array's index, or
+/// `u32::MAX`), the arrays (`n_blocks` entries each, concatenated) and the block count.
+#[derive(Debug, Default)]
+pub(crate) struct Level<I> {
+    slot: Vec<u32>,
+    dense: Vec<I>,
+    n_blocks: usize,
 }
 
-/// Dense maxima of the terms whose document frequency is at least half the number of blocks
-/// of `block_docs` documents: (slot per term, concatenated arrays, number of arrays).
-fn dense_maxima<I: Impact>(
-    n_docs: usize,
-    block_docs: usize,
-    start: &[u64],
-    docs: &[u32],
-    impacts: &[I],
-) -> (Vec<u32>, Vec<I>, usize) {
-    let nt = start.len().saturating_sub(1);
-    let nb = n_docs.div_ceil(block_docs);
-    let mut slot = vec![u32::MAX; nt];
-    let dense_terms: Vec<usize> = (0..nt)
-        .filter(|&t| {
+impl<I: Impact> Level<I> {
+    /// Slots for the terms whose document frequency is at least half the number of blocks of
+    /// `block_docs` documents (`start`: the `n_terms + 1` posting offsets), arrays zeroed (the
+    /// join's identity).
+    fn for_terms(start: &[u64], n_docs: usize, block_docs: usize) -> Self {
+        let nt = start.len().saturating_sub(1);
+        let n_blocks = n_docs.div_ceil(block_docs);
+        let mut slot = vec![u32::MAX; nt];
+        let mut n = 0u32;
+        for (t, s) in slot.iter_mut().enumerate() {
             let df = (start[t + 1] - start[t]) as usize;
-            df > 0 && df * 2 >= nb.max(1)
-        })
-        .collect();
-    for (i, &t) in dense_terms.iter().enumerate() {
-        slot[t] = i as u32;
-    }
-    let arrays: Vec<Vec<I>> = dense_terms
-        .par_iter()
-        .map(|&t| {
-            let mut m = vec![I::default(); nb];
-            let (a, b) = (start[t] as usize, start[t + 1] as usize);
-            for (&d, &imp) in docs[a..b].iter().zip(&impacts[a..b]) {
-                let e = &mut m[d as usize / block_docs];
-                *e = e.join(imp);
+            if df > 0 && df * 2 >= n_blocks.max(1) {
+                *s = n;
+                n += 1;
             }
-            m
-        })
-        .collect();
-    let n = arrays.len();
-    (slot, arrays.concat(), n)
+        }
+        Level { slot, dense: vec![I::default(); n as usize * n_blocks], n_blocks }
+    }
+
+    /// The borrowed view of this level.
+    pub(crate) fn view(&self) -> super::DocBlockMax<'_, I> {
+        super::DocBlockMax { slot: &self.slot, dense: &self.dense, n_blocks: self.n_blocks }
+    }
+
+    /// Bytes in memory.
+    fn bytes(&self) -> usize {
+        self.slot.len() * 4 + self.dense.len() * std::mem::size_of::<I>()
+    }
 }
 
-/// Write the fine-block and superblock maxima sections of a segment of `n_docs` documents
-/// whose term-major postings are `docs` / `impacts`, term `t` at `start[t]..start[t + 1]`.
-pub(crate) fn write_block_maxima<I: DenseSection>(
-    w: &mut ContainerWriter,
-    n_docs: usize,
+/// The dense maxima of a segment at its three levels: 64-document doc blocks
+/// ([`super::DOC_BLOCK`]), fine blocks and superblocks.
+#[derive(Debug, Default)]
+pub(crate) struct Derived<I> {
+    pub(crate) doc: Level<I>,
+    pub(crate) fine: Level<I>,
+    pub(crate) superblock: Level<I>,
+}
+
+impl<I: Impact> Derived<I> {
+    fn bytes(&self) -> usize {
+        self.doc.bytes() + self.fine.bytes() + self.superblock.bytes()
+    }
+}
+
+/// The dense maxima of a segment of any impact kind, derived at open ([`derive`]) and owned by
+/// its [`super::Index`].
+#[derive(Debug)]
+pub(crate) enum DerivedMaxima {
+    U8(Derived<u8>),
+    F32(Derived<f32>),
+    Bm25(Derived<Bm25Impact>),
+}
+
+impl DerivedMaxima {
+    /// Point the dense arrays of `v` (empty as read, [`super::format::read_view_with`]) at
+    /// these. Errors if the kinds differ (they never do for the maxima derived from `v`).
+    pub(crate) fn attach<'a>(&'a self, v: &mut super::IndexView<'a>) -> crate::Result<()> {
+        fn set<'a, I: Impact>(a: &mut super::ImpactArrays<'a, I>, d: &'a Derived<I>) {
+            a.doc_block_max = d.doc.view();
+            a.fine_block_max = d.fine.view();
+            a.superblock_max = d.superblock.view();
+        }
+        match (&mut v.impacts, self) {
+            (super::Impacts::U8(a), DerivedMaxima::U8(d)) => set(a, d),
+            (super::Impacts::F32(a), DerivedMaxima::F32(d)) => set(a, d),
+            (super::Impacts::Bm25(a), DerivedMaxima::Bm25(d)) => set(a, d),
+            _ => return Err(crate::Error::Corrupt("block maxima of another impact kind".into())),
+        }
+        Ok(())
+    }
+
+    /// Bytes in memory (arrays and slots).
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            DerivedMaxima::U8(d) => d.bytes(),
+            DerivedMaxima::F32(d) => d.bytes(),
+            DerivedMaxima::Bm25(d) => d.bytes(),
+        }
+    }
+}
+
+/// Where the scan of one term puts its maxima: its arrays at the three levels (doc block,
+/// fine block, superblock), where it has them.
+pub(crate) type TermArrays<'a, I> = (usize, [Option<&'a mut [I]>; 3]);
+
+/// Allocate the three levels for a segment of `n_docs` documents whose posting offsets are
+/// `start`, and hand `scan` one work item per term that has an array at some level (every
+/// term when `all`), in term order: `scan` fills them (see [`join_postings`]).
+pub(crate) fn derive<I: Impact + Send + Sync>(
     start: &[u64],
-    docs: &[u32],
-    impacts: &[I],
-) -> Result<()> {
-    let (slot, dense, n) = dense_maxima(n_docs, FINE_BLOCK, start, docs, impacts);
-    w.add_u64s("fbm_meta", &[FINE_BLOCK as u64, SUPERBLOCK as u64, n as u64])?;
-    w.add_u32s("fbm_slot", &slot)?;
-    I::add(w, &format!("fbm_{}", I::SUFFIX), &dense)?;
-    let (slot, dense, n) = dense_maxima(n_docs, SUPERBLOCK_DOCS, start, docs, impacts);
-    w.add_u64s("sbm_meta", &[n as u64])?;
-    w.add_u32s("sbm_slot", &slot)?;
-    I::add(w, &format!("sbm_{}", I::SUFFIX), &dense)
+    n_docs: usize,
+    all: bool,
+    scan: impl FnOnce(Vec<TermArrays<'_, I>>) -> crate::Result<()>,
+) -> crate::Result<Derived<I>> {
+    let mut d = Derived {
+        doc: Level::for_terms(start, n_docs, super::DOC_BLOCK),
+        fine: Level::for_terms(start, n_docs, FINE_BLOCK),
+        superblock: Level::for_terms(start, n_docs, SUPERBLOCK_DOCS),
+    };
+    {
+        let Derived { doc, fine, superblock } = &mut d;
+        let levels = [doc, fine, superblock];
+        let mut arrays = levels.map(|l| (l.slot.as_slice(), l.dense.chunks_mut(l.n_blocks.max(1))));
+        let nt = start.len().saturating_sub(1);
+        let mut items = Vec::new();
+        for t in 0..nt {
+            let outs = arrays.each_mut().map(|(slot, chunks)| match slot[t] {
+                u32::MAX => None,
+                _ => chunks.next(),
+            });
+            if all || outs.iter().any(Option::is_some) {
+                items.push((t, outs));
+            }
+        }
+        scan(items)?;
+    }
+    Ok(d)
 }
 
-/// Read the optional fine-block and superblock sections of kind `suffix` (absent: no dense
-/// arrays), checking the block sizes, the slots (`nt` of them, each an array index or
-/// `u32::MAX`) and the array lengths.
-pub(crate) fn read_block_maxima<'a, I>(
-    c: &'a crate::container::Container,
-    suffix: &str,
-    get: &impl Fn(&str) -> Result<&'a [I]>,
-    nt: usize,
-    n_docs: u32,
-) -> Result<(super::DocBlockMax<'a, I>, super::DocBlockMax<'a, I>)> {
-    let corrupt = |m: &str| crate::Error::Corrupt(m.to_string());
-    let n_fine = (n_docs as usize).div_ceil(FINE_BLOCK);
-    let n_super = (n_docs as usize).div_ceil(SUPERBLOCK_DOCS);
-    if !c.has("fbm_meta") {
-        return Ok((super::DocBlockMax::none(n_fine), super::DocBlockMax::none(n_super)));
-    }
-    let meta = c.u64s("fbm_meta")?;
-    if meta.len() != 3 || meta[0] != FINE_BLOCK as u64 || meta[1] != SUPERBLOCK as u64 {
-        return Err(corrupt("section 'fbm_meta' is not valid"));
-    }
-    let smeta = c.u64s("sbm_meta")?;
-    if smeta.len() != 1 {
-        return Err(corrupt("section 'sbm_meta' is not valid"));
-    }
-    let mut out = Vec::with_capacity(2);
-    for (name, n_arrays, n_blocks) in [("fbm", meta[2], n_fine), ("sbm", smeta[0], n_super)] {
-        let slot = c.u32s(&format!("{name}_slot"))?;
-        if slot.len() != nt || slot.iter().any(|&s| s != u32::MAX && s as u64 >= n_arrays) {
-            return Err(crate::Error::Corrupt(format!("section '{name}_slot' is not valid")));
+/// Join the impacts `imps` of the postings of documents `docs` (ascending, below the segment's
+/// document count) into a term's arrays at the three levels.
+#[inline]
+pub(crate) fn join_postings<I: Impact>(outs: &mut [Option<&mut [I]>; 3], docs: &[u32], imps: &[I]) {
+    const SHIFTS: [u32; 3] =
+        [super::DOC_BLOCK.trailing_zeros(), FINE_BLOCK.trailing_zeros(), SUPERBLOCK_DOCS.trailing_zeros()];
+    for (out, shift) in outs.iter_mut().zip(SHIFTS) {
+        let Some(m) = out else { continue };
+        for (&d, &x) in docs.iter().zip(imps) {
+            if let Some(e) = m.get_mut((d >> shift) as usize) {
+                *e = e.join(x);
+            }
         }
-        let dense = get(&format!("{name}_{suffix}"))?;
-        if (dense.len() as u64) != n_arrays.saturating_mul(n_blocks as u64) {
-            return Err(crate::Error::Corrupt(format!("section '{name}_{suffix}' has the wrong length")));
-        }
-        out.push(super::DocBlockMax { slot, dense, n_blocks });
     }
-    let sb = out.pop().expect("two levels");
-    let fine = out.pop().expect("two levels");
-    Ok((fine, sb))
 }

@@ -310,19 +310,19 @@ fn write_impacts(
     Ok(match quantization {
         Quantization::F32 => {
             let impacts = postings_impacts(local, |v, _| v);
-            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
+            write_postings(w, local.n_terms() as usize, impacts)?;
             (ImpactKind::F32, 1.0f32)
         }
         Quantization::U8 { scale } => {
             let scale = u8_scale(local, scale)?;
             let impacts = postings_impacts(local, |v, _| quantize(v, scale));
-            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
+            write_postings(w, local.n_terms() as usize, impacts)?;
             (ImpactKind::U8, scale)
         }
         Quantization::Bm25(_) => {
             let dl = doc_len.ok_or_else(|| Error::InvalidArgument("a BM25 index needs document lengths".into()))?;
             let impacts = postings_impacts(local, |v, d| Bm25Impact { tf: v as u32, dl: dl[d] });
-            write_postings(w, local.n_terms() as usize, local.indptr.len() - 1, impacts)?;
+            write_postings(w, local.n_terms() as usize, impacts)?;
             (ImpactKind::Bm25, 1.0f32)
         }
     })

@@ -316,8 +316,7 @@ fn postings_of<'a, I: StoredImpact>(
         }
     }
     let n_post = docs.len();
-    let n_docs = newdoc.iter().map(|m| m.iter().filter(|&&d| d != u32::MAX).count()).sum::<usize>();
-    write_postings(&mut w, term_ids.len(), n_docs, Postings::new(start, docs, impacts))?;
+    write_postings(&mut w, term_ids.len(), Postings::new(start, docs, impacts))?;
     Ok(((w, n_post), term_ids))
 }
 

@@ -1,7 +1,8 @@
 //! Section names of an index image and the validation run when one is opened.
 //!
-//! Format versions 2 and 3 (every section little-endian; rust/core/FORMAT.md has the full
-//! table; 3 is 2 with trimmed final doc-id blocks and `fwd_terms_u16`):
+//! Format versions 2, 3 and 4 (every section little-endian; rust/core/FORMAT.md has the full
+//! table; 3 is 2 with trimmed final doc-id blocks and `fwd_terms_u16`; 4 is 3 without the
+//! dense block maxima, which are derived at open, see [`super::blockmax`]):
 //! - `meta` (u64 x 10): n_docs, n_terms (local terms), impact kind (0 = u8, 1 = f32,
 //!   2 = BM25), f32 scale bits, declared vocabulary size (0 = none); BM25: k1 f32 bits, b f32
 //!   bits, total document length, integer scoring (0/1) (zero for other kinds); document order
@@ -15,11 +16,10 @@
 //! - `block_last` (u32, n_blocks), `block_off` (u64, n_blocks + 1), `docs` (bytes).
 //! - `impacts_<k>`, `block_max_<k>`, `term_max_<k>` for the kind `<k>` = `u8` (bytes), `f32`
 //!   or `bm25` (u32 pairs tf, dl per posting; maxima are joins: largest tf, smallest dl).
-//! - `dbm_meta` (u64 x 2: doc block size 64, number of dense arrays), `dbm_slot` (u32,
-//!   n_terms: dense array index or u32::MAX), `dbm_<k>` (dense arrays of ceil(n_docs / 64)
-//!   doc-block maxima each).
+//! - versions 2 and 3 only, ignored when read: `dbm_meta`, `dbm_slot`, `dbm_<k>` (dense
+//!   doc-block maxima), `fbm_*` and `sbm_*` (fine-block and superblock maxima).
 //! - BM25: `doc_len` (u32, n_docs), each posting's `dl` equal to its document's length.
-//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids) or, version 3 only,
+//! - optional `fwd_indptr` (u64), `fwd_terms` (u32, local ids) or, from version 3,
 //!   `fwd_terms_u16` (u16 stored as bytes; written when n_terms <= 65,536), `fwd_values` (f32):
 //!   the stored vectors.
 //! - optional ids (see [`super::ids`]): `ids_i64` (i64, n_docs) or `ids_str_off` (u64,
@@ -28,7 +28,7 @@
 //! Version 1 files (per-term arrays sized by the largest term id) are upgraded in memory
 //! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
-use super::blockmax::{FINE_BLOCK, SUPERBLOCK_DOCS};
+use super::blockmax::{self, Derived, DerivedMaxima, FINE_BLOCK, SUPERBLOCK_DOCS};
 use super::impact::{join_all, Impact};
 use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView, DOC_BLOCK};
 use crate::codec::{packed_len, rows_for, BLOCK_LEN};
@@ -38,11 +38,14 @@ use crate::{Error, Result};
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
-/// Format version this build writes (and reads): version 2 plus trimmed final doc-id blocks
-/// ([`crate::codec::encode_docs_final`]) and the stored vectors' term ids as `u16`
-/// (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
-pub const VERSION: u32 = 3;
-/// The previous version, still read: full doc-id blocks only, `fwd_terms` as `u32`.
+/// Format version this build writes (and reads): version 3 without the dense block-maxima
+/// sections (derived at open, [`super::blockmax`]).
+pub const VERSION: u32 = 4;
+/// The previous version, still read (its dense block-maxima sections are ignored): version 2
+/// plus trimmed final doc-id blocks ([`crate::codec::encode_docs_final`]) and the stored
+/// vectors' term ids as `u16` (`fwd_terms_u16`) when the segment has at most 65,536 local terms.
+pub const VERSION_3: u32 = 3;
+/// The version before, still read: full doc-id blocks only, `fwd_terms` as `u32`.
 pub const VERSION_2: u32 = 2;
 /// Number of `meta` entries.
 pub const META_LEN: usize = 10;
@@ -64,15 +67,11 @@ pub(crate) fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u6
     Ok(())
 }
 
-/// Build validated views over a parsed container.
-pub fn read_view(c: &Container) -> Result<IndexView<'_>> {
-    read_view_with(c, true)
-}
-
-/// [`read_view`], with `deep = false` for an image this process built and validated itself
-/// ([`crate::index::Index::from_written_image`]): the sections, their lengths and offsets are
-/// checked as always, the passes over every posting, block, stored term and id are not (they
-/// held for the same bytes in memory).
+/// Build validated views over a parsed container; its dense block maxima are empty until
+/// [`DerivedMaxima::attach`] points them at those [`derive_maxima`] derives. `deep = false` is for an image this process
+/// built and validated itself ([`crate::index::Index::from_written_image`]): the sections,
+/// their lengths and offsets are checked as always, the passes over every posting, block,
+/// stored term and id are not (they held for the same bytes in memory).
 pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>> {
     let meta = c.u64s("meta")?;
     if meta.len() != META_LEN {
@@ -109,7 +108,7 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
     let tbs: Vec<u64> = term_block_start.iter().map(|&x| x as u64).collect();
     check_offsets("term_block_start", &tbs, nt + 1, n_blocks as u64)?;
     check_offsets("block_off", block_off, n_blocks + 1, docs.len() as u64)?;
-    let trimmed_ok = c.format_version() >= VERSION;
+    let trimmed_ok = c.format_version() >= VERSION_3;
     for t in 0..if deep { nt } else { 0 } {
         let df = term_post_start[t + 1] - term_post_start[t];
         if df == 0 {
@@ -153,34 +152,20 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
         }
     }
     let np = n_postings as usize;
-    let dbm_meta = c.u64s("dbm_meta")?;
-    if dbm_meta.len() != 2 || dbm_meta[0] != super::DOC_BLOCK as u64 {
-        return Err(corrupt("section 'dbm_meta' is not valid"));
-    }
-    let n_pop = dbm_meta[1] as usize;
-    let dbm_slot = c.u32s("dbm_slot")?;
-    let n_doc_blocks = (n_docs as usize).div_ceil(super::DOC_BLOCK);
-    if dbm_slot.len() != nt || dbm_slot.iter().any(|&s| s != u32::MAX && s as usize >= n_pop) {
-        return Err(corrupt("section 'dbm_slot' is not valid"));
-    }
-    let dbm = (dbm_slot, n_doc_blocks);
-    let lens = (np, n_blocks, nt, n_pop * n_doc_blocks);
+    let lens = (np, n_blocks, nt);
     let (impacts, bm25, doc_len) = match meta[2] {
         0 => {
             check_no_bm25(meta)?;
-            let a = read_arrays("u8", |n| c.bytes(n), dbm, lens, c, n_docs)?;
+            let a = read_arrays("u8", |n| c.bytes(n), lens, n_docs)?;
             (Impacts::U8(a), None, None)
         }
         1 => {
             check_no_bm25(meta)?;
-            let a = read_arrays("f32", |n| c.f32s(n), dbm, lens, c, n_docs)?;
+            let a = read_arrays("f32", |n| c.f32s(n), lens, n_docs)?;
             if deep {
                 check_weights("impacts_f32", a.impacts)?;
                 check_weights("block_max_f32", a.block_max)?;
                 check_weights("term_max_f32", a.term_max)?;
-                check_weights("dbm_f32", a.doc_block_max.dense)?;
-                check_weights("fbm_f32", a.fine_block_max.dense)?;
-                check_weights("sbm_f32", a.superblock_max.dense)?;
             }
             (Impacts::F32(a), None, None)
         }
@@ -189,7 +174,7 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
                 super::impact::bm25_from_u32s(c.u32s(n)?)
                     .ok_or_else(|| corrupt(format!("section '{n}' holds an odd number of u32")))
             };
-            let a = read_arrays("bm25", pairs, dbm, lens, c, n_docs)?;
+            let a = read_arrays("bm25", pairs, lens, n_docs)?;
             let checked: &[(&str, &[super::impact::Bm25Impact])] = if deep {
                 &[("impacts_bm25", a.impacts), ("block_max_bm25", a.block_max), ("term_max_bm25", a.term_max)]
             } else {
@@ -243,70 +228,79 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
         doc_len,
         members_order,
     };
-    if deep {
-        check_doc_blocks(&view)?;
-    }
     Ok(view)
 }
 
-/// Decode every doc-id block once and check what the cursors rely on: the doc ids of a
-/// block's postings are strictly increasing, above the previous block's last doc id (within
-/// the term), and the last one is the block's `block_last` (so below `n_docs`). A seek stops
-/// inside the block whose `block_last` reaches its target only if that holds. In parallel
-/// over terms; the cost is one decode of the postings, less than verifying their checksums.
-fn check_doc_blocks(v: &IndexView<'_>) -> Result<()> {
-    use rayon::prelude::*;
-    (0..v.n_terms as usize).into_par_iter().try_for_each_init(
-        || ([0u32; BLOCK_LEN], Vec::new()),
-        |(buf, term_docs), t| {
-            let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
-            let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
-            term_docs.clear();
-            for b in first..end {
-                decode_block(v, first, b, buf);
-                let len = (df - (b - first) * BLOCK_LEN).min(BLOCK_LEN);
-                let docs = &buf[..len];
-                term_docs.extend_from_slice(docs);
-                let above_prev = b == first || docs[0] > v.block_last[b - 1];
-                if !above_prev || docs.windows(2).any(|w| w[0] >= w[1]) || docs[len - 1] != v.block_last[b] {
-                    return Err(corrupt(format!("term {t}: doc ids of block {b} do not match the block metadata")));
-                }
-                if let (Impacts::Bm25(a), Some(dl)) = (v.impacts, v.doc_len) {
-                    // Every posting repeats its document's length.
-                    let p0 = v.term_post_start[t] as usize + (b - first) * BLOCK_LEN;
-                    if docs.iter().zip(&a.impacts[p0..p0 + len]).any(|(&d, i)| dl[d as usize] != i.dl) {
-                        return Err(corrupt(format!("term {t}: a posting of block {b} disagrees with 'doc_len'")));
-                    }
-                }
-            }
-            match v.impacts {
-                Impacts::U8(a) => check_bounds(v, &a, t, term_docs),
-                Impacts::F32(a) => check_bounds(v, &a, t, term_docs),
-                Impacts::Bm25(a) => check_bounds(v, &a, t, term_docs),
-            }
-        },
-    )
+/// Derive the dense block maxima of the segment (see [`super::blockmax`]) from its postings,
+/// decoding the doc-id blocks of the terms that have dense arrays. With `deep`, every term's
+/// blocks are decoded and checked in the same pass: the doc ids of a block's postings are
+/// strictly increasing, above the previous block's last doc id (within the term), and the last
+/// one is the block's `block_last` (so below `n_docs`): a seek stops inside the block whose
+/// `block_last` reaches its target only if that holds; and the bounds are checked against the
+/// impacts ([`check_bounds`]). In parallel over terms; the cost is one decode of the postings,
+/// less than verifying their checksums.
+pub(crate) fn derive_maxima(v: &IndexView<'_>, deep: bool) -> Result<DerivedMaxima> {
+    Ok(match v.impacts {
+        Impacts::U8(a) => DerivedMaxima::U8(derive_kind(v, &a, deep)?),
+        Impacts::F32(a) => DerivedMaxima::F32(derive_kind(v, &a, deep)?),
+        Impacts::Bm25(a) => DerivedMaxima::Bm25(derive_kind(v, &a, deep)?),
+    })
 }
 
-/// Check the bounds of term `t` (local id; `docs`: its doc ids, decoded and checked) against its
-/// impacts: each block's `block_max` and the term's `term_max` are exactly the largest impacts
-/// (joins) they bound, as every writer makes them, and each entry of its dense doc-block,
-/// fine-block and superblock arrays covers the impacts of its postings in that block. Pruning
-/// skips whatever a bound says cannot score, and the 16-bit candidate scorer sizes its weights
-/// by `term_max`: a bound below an impact (a damaged file whose checksums were rewritten) would
-/// silently drop or wrap scores, and a `term_max` far above its impacts would squeeze the
-/// candidate stage's weights to a few levels and lose its recall (review26 L1), instead of
-/// failing here (review25 L6). A dense entry above the maximum only prunes less, and is
-/// accepted: checking the dense arrays for equality, zeros included, doubled the open time of a
-/// 1M-document segment; this check adds about a quarter.
-fn check_bounds<I: Impact + PartialEq>(
+fn derive_kind<I: Impact + PartialEq + Send + Sync>(
     v: &IndexView<'_>,
     a: &ImpactArrays<'_, I>,
-    t: usize,
-    docs: &[u32],
-) -> Result<()> {
-    let p0 = v.term_post_start[t] as usize;
-    let imps = &a.impacts[p0..p0 + docs.len()];
+    deep: bool,
+) -> Result<Derived<I>> {
+    use rayon::prelude::*;
+    blockmax::derive(v.term_post_start, v.n_docs as usize, deep, |items| {
+        items.into_par_iter().try_for_each_init(
+            || ([0u32; BLOCK_LEN], Vec::new()),
+            |(buf, term_docs), (t, mut outs)| {
+                let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+                let p0 = v.term_post_start[t] as usize;
+                let df = v.term_post_start[t + 1] as usize - p0;
+                term_docs.clear();
+                for b in first..end {
+                    decode_block(v, first, b, buf);
+                    let len = (df - (b - first) * BLOCK_LEN).min(BLOCK_LEN);
+                    let docs = &buf[..len];
+                    term_docs.extend_from_slice(docs);
+                    if !deep {
+                        continue;
+                    }
+                    let above_prev = b == first || docs[0] > v.block_last[b - 1];
+                    if !above_prev || docs.windows(2).any(|w| w[0] >= w[1]) || docs[len - 1] != v.block_last[b] {
+                        return Err(corrupt(format!("term {t}: doc ids of block {b} do not match the block metadata")));
+                    }
+                    if let (Impacts::Bm25(a), Some(dl)) = (v.impacts, v.doc_len) {
+                        // Every posting repeats its document's length.
+                        let p = p0 + (b - first) * BLOCK_LEN;
+                        if docs.iter().zip(&a.impacts[p..p + len]).any(|(&d, i)| dl[d as usize] != i.dl) {
+                            return Err(corrupt(format!("term {t}: a posting of block {b} disagrees with 'doc_len'")));
+                        }
+                    }
+                }
+                let imps = &a.impacts[p0..p0 + df];
+                if deep {
+                    check_bounds(v, a, t, imps)?;
+                }
+                blockmax::join_postings(&mut outs, term_docs, imps);
+                Ok(())
+            },
+        )
+    })
+}
+
+/// Check the bounds of term `t` (local id; `imps`: the impacts of its postings) against its
+/// impacts: each block's `block_max` and the term's `term_max` are exactly the largest impacts
+/// (joins) they bound, as every writer makes them. Pruning skips whatever a bound says cannot
+/// score, and the 16-bit candidate scorer sizes its weights by `term_max`: a bound below an
+/// impact (a damaged file whose checksums were rewritten) would silently drop or wrap scores,
+/// and a `term_max` far above its impacts would squeeze the candidate stage's weights to a few
+/// levels and lose its recall (review26 L1), instead of failing here (review25 L6). The dense
+/// block maxima are derived from the postings, not read ([`super::blockmax`]).
+fn check_bounds<I: Impact + PartialEq>(v: &IndexView<'_>, a: &ImpactArrays<'_, I>, t: usize, imps: &[I]) -> Result<()> {
     let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
     for (i, b) in (b0..b1).enumerate() {
         let chunk = &imps[i * BLOCK_LEN..((i + 1) * BLOCK_LEN).min(imps.len())];
@@ -318,27 +312,6 @@ fn check_bounds<I: Impact + PartialEq>(
     }
     if a.term_max[t] != join_all(&a.block_max[b0..b1]) {
         return Err(corrupt(format!("term {t}: 'term_max' is not the largest impact of its postings")));
-    }
-    let levels = [
-        ("dbm", &a.doc_block_max, DOC_BLOCK),
-        ("fbm", &a.fine_block_max, FINE_BLOCK),
-        ("sbm", &a.superblock_max, SUPERBLOCK_DOCS),
-    ];
-    for (name, level, size) in levels {
-        let Some(dense) = level.of(t as u32) else { continue };
-        // Every posting's impact within its block's entry (`entry.join(x) == entry`), in one
-        // branch-free pass; the position only when it fails. Block sizes are powers of two.
-        debug_assert!(size.is_power_of_two());
-        let shift = size.trailing_zeros();
-        let covers = |d: u32, x: I| dense.get((d >> shift) as usize).is_some_and(|&e| e.join(x) == e);
-        if !docs.iter().zip(imps).fold(true, |ok, (&d, &x)| ok & covers(d, x)) {
-            let i = docs.iter().zip(imps).position(|(&d, &x)| !covers(d, x)).unwrap_or(0);
-            return Err(corrupt(format!(
-                "term {t}: entry {} of its '{name}' array is below the impact of a posting of document {}",
-                docs[i] >> shift,
-                docs[i]
-            )));
-        }
     }
     Ok(())
 }
@@ -378,30 +351,25 @@ fn read_terms(c: &Container, nt: usize, vocab: Option<u32>) -> Result<(&[u32], O
 }
 
 /// The impact sections of kind `suffix` (`impacts_<suffix>`, `block_max_<suffix>`,
-/// `term_max_<suffix>`, `dbm_<suffix>`), read with `get` and checked against the expected
-/// lengths `(postings, blocks, terms, dense doc-block maxima)`.
+/// `term_max_<suffix>`), read with `get` and checked against the expected lengths `(postings,
+/// blocks, terms)`; no dense maxima yet (they are derived, [`derive_maxima`]).
 fn read_arrays<'a, I>(
     suffix: &str,
     get: impl Fn(&str) -> Result<&'a [I]>,
-    (slot, n_blocks): (&'a [u32], usize),
-    (np, nb, nt, nd): (usize, usize, usize, usize),
-    c: &'a Container,
+    (np, nb, nt): (usize, usize, usize),
     n_docs: u32,
 ) -> Result<ImpactArrays<'a, I>> {
-    let (fine_block_max, superblock_max) = super::blockmax::read_block_maxima(c, suffix, &get, nt, n_docs)?;
+    let n_docs = n_docs as usize;
     let a = ImpactArrays {
         impacts: get(&format!("impacts_{suffix}"))?,
         block_max: get(&format!("block_max_{suffix}"))?,
         term_max: get(&format!("term_max_{suffix}"))?,
-        doc_block_max: super::DocBlockMax { slot, dense: get(&format!("dbm_{suffix}"))?, n_blocks },
-        fine_block_max,
-        superblock_max,
+        doc_block_max: super::DocBlockMax::none(n_docs.div_ceil(DOC_BLOCK)),
+        fine_block_max: super::DocBlockMax::none(n_docs.div_ceil(FINE_BLOCK)),
+        superblock_max: super::DocBlockMax::none(n_docs.div_ceil(SUPERBLOCK_DOCS)),
     };
     if a.impacts.len() != np || a.block_max.len() != nb || a.term_max.len() != nt {
         return Err(corrupt("impact sections have the wrong length"));
-    }
-    if Some(a.doc_block_max.dense.len()) != Some(nd) {
-        return Err(corrupt("doc-block maxima have the wrong length"));
     }
     Ok(a)
 }

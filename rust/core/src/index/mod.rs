@@ -100,13 +100,6 @@ pub struct ImpactArrays<'a, I> {
     pub superblock_max: DocBlockMax<'a, I>,
 }
 
-impl<I> ImpactArrays<'_, I> {
-    /// Entries of the dense block-maxima arrays (doc blocks, fine blocks, superblocks).
-    fn dense_len(&self) -> usize {
-        self.doc_block_max.dense.len() + self.fine_block_max.dense.len() + self.superblock_max.dense.len()
-    }
-}
-
 /// Impact arrays of either kind.
 #[derive(Clone, Copy, Debug)]
 pub enum Impacts<'a> {
@@ -296,8 +289,11 @@ impl<'a> IndexView<'a> {
 
 /// An immutable index. Cheap to share across threads (`Send + Sync`); searching borrows it.
 pub struct Index {
-    // Field order matters: `view` borrows from `container` and is dropped first.
+    // Field order matters: `view` borrows from `derived` and `container` and is dropped first.
     view: IndexView<'static>,
+    /// The dense block maxima, derived from the postings at open ([`blockmax`]); shared with
+    /// the index parsed from the same bytes in memory ([`Index::from_written_image`]).
+    derived: Arc<blockmax::DerivedMaxima>,
     container: Arc<Container>,
     /// The approximate-search calibration, made on first use or read from the segment's
     /// calibration file (see [`crate::search::approx::calibrate`]).
@@ -341,8 +337,11 @@ pub struct Stats {
     pub n_blocks: u64,
     /// Bytes of the whole image.
     pub bytes: u64,
-    /// Bytes of the posting lists alone (doc ids, impacts, block and term metadata).
+    /// Bytes of the posting lists alone in the file (doc ids, impacts, block and term
+    /// metadata).
     pub postings_bytes: u64,
+    /// Bytes of the dense block maxima derived at open (in memory only, [`blockmax`]).
+    pub derived_bytes: u64,
     /// Bytes of the stored forward vectors.
     pub forward_bytes: u64,
     /// Impact kind.
@@ -358,18 +357,24 @@ impl Index {
     /// A file of format version 1 (sparsedex 0.1) is rebuilt in memory as a version-2 index
     /// with the same documents, order, ids and impacts ([`v1::upgrade`]).
     pub fn from_image(image: Image, verify_checksums: bool) -> Result<Index> {
-        Index::parse(image, verify_checksums, true)
+        Index::parse(image, verify_checksums, true, None)
     }
 
     /// Parse the image of a file this process has just written from an index it built and
     /// parsed in memory (so validated, [`Index::from_image`]): the same bytes, so the sections,
     /// lengths and offsets are checked again but not every posting, block, stored term and id
-    /// (`format::read_view_with`). Any other file goes through [`Index::from_image`].
-    pub(crate) fn from_written_image(image: Image) -> Result<Index> {
-        Index::parse(image, false, false)
+    /// (`format::read_view_with`), and the dense block maxima are `built`'s (derived from the
+    /// same postings). Any other file goes through [`Index::from_image`].
+    pub(crate) fn from_written_image(image: Image, built: &Index) -> Result<Index> {
+        Index::parse(image, false, false, Some(&built.derived))
     }
 
-    fn parse(image: Image, verify_checksums: bool, deep: bool) -> Result<Index> {
+    fn parse(
+        image: Image,
+        verify_checksums: bool,
+        deep: bool,
+        derived: Option<&Arc<blockmax::DerivedMaxima>>,
+    ) -> Result<Index> {
         if image.as_bytes().len() >= 12
             && image.as_bytes()[..8] == format::MAGIC
             && image.as_bytes()[8..12] == v1::VERSION.to_le_bytes()
@@ -377,24 +382,32 @@ impl Index {
             return v1::upgrade(image, verify_checksums);
         }
         let b = image.as_bytes();
-        let old = b.len() >= 12 && b[..8] == format::MAGIC && b[8..12] == format::VERSION_2.to_le_bytes();
-        let version = if old { format::VERSION_2 } else { format::VERSION };
+        let version = match b.get(8..12).map(|v| u32::from_le_bytes(v.try_into().expect("4 bytes"))) {
+            Some(v @ (format::VERSION_2 | format::VERSION_3)) if b[..8] == format::MAGIC => v,
+            _ => format::VERSION,
+        };
         let container = Arc::new(Container::parse(image, format::MAGIC, version, verify_checksums)?);
-        if old && container.has("fwd_terms_u16") {
+        if version == format::VERSION_2 && container.has("fwd_terms_u16") {
             return Err(Error::Corrupt(format!(
                 "section 'fwd_terms_u16' in a file of format version {version} (it needs version {})",
-                format::VERSION
+                format::VERSION_3
             )));
         }
-        let view = format::read_view_with(&container, deep)?;
-        // SAFETY: every slice in `view` points into the image owned by `container`: a heap
-        // buffer or a read-only memory map, neither of which moves or is released while the
-        // `Arc<Container>` held in the same struct lives. `view` is declared before
-        // `container`, so it is dropped first, and it is only handed out re-borrowed with the
-        // lifetime of `&self` (see [`Index::view`]).
+        let mut view = format::read_view_with(&container, deep)?;
+        let derived = match derived {
+            Some(d) => d.clone(),
+            None => Arc::new(format::derive_maxima(&view, deep)?),
+        };
+        derived.attach(&mut view)?;
+        // SAFETY: every slice in `view` points into the image owned by `container` (a heap
+        // buffer or a read-only memory map) or into the arrays owned by `derived`, none of
+        // which moves or is released while the `Arc`s held in the same struct live. `view` is
+        // declared before both, so it is dropped first, and it is only handed out re-borrowed
+        // with the lifetime of `&self` (see [`Index::view`]).
         let view: IndexView<'static> = unsafe { std::mem::transmute::<IndexView<'_>, IndexView<'static>>(view) };
         Ok(Index {
             view,
+            derived,
             container,
             approx: std::sync::Mutex::new(None),
             approx_file: Default::default(),
@@ -543,13 +556,8 @@ impl Index {
         let postings_bytes = v.docs.len() as u64
             + v.n_postings() * imp_size
             + n_blocks * (4 + 8 + imp_size)
-            + (v.n_terms as u64) * (8 + 4 + 4 + 4 + imp_size)
+            + (v.n_terms as u64) * (8 + 4 + 4 + imp_size)
             + v.term_lut.map_or(0, |l| l.len() as u64 * 4)
-            + match v.impacts {
-                Impacts::U8(a) => a.dense_len() as u64,
-                Impacts::F32(a) => a.dense_len() as u64 * 4,
-                Impacts::Bm25(a) => a.dense_len() as u64 * 8,
-            }
             + v.doc_len.map_or(0, |d| d.len() as u64 * 4);
         let forward_bytes =
             v.forward.map_or(0, |f| (f.indptr.len() * 8 + f.terms.len() * f.terms.width() + f.values.len() * 4) as u64);
@@ -561,6 +569,7 @@ impl Index {
             n_blocks,
             bytes: self.container.total_bytes() as u64,
             postings_bytes,
+            derived_bytes: self.derived.bytes() as u64,
             forward_bytes,
             kind: v.kind(),
             scale: v.scale,

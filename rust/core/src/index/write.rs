@@ -1,23 +1,18 @@
 //! Writing the posting sections of a segment: a counting sort of the rows into term-major
-//! postings, 128-posting blocks with their maxima, and the doc-block maxima of common terms.
+//! postings and 128-posting blocks with their maxima.
 
 use super::build::Local;
 use super::impact::{bm25_as_u32s, join_all, Bm25Impact, Impact};
-use super::DOC_BLOCK;
 use crate::codec::{encode_docs, encode_docs_final, BLOCK_LEN};
 use crate::container::ContainerWriter;
 use crate::Result;
 use rayon::prelude::*;
 
 /// Impact types stored in an index.
-pub(crate) trait StoredImpact: Impact + super::blockmax::DenseSection {
-    fn add_dense(w: &mut ContainerWriter, dense: &[Self]) -> Result<()>;
+pub(crate) trait StoredImpact: Impact {
     fn add_sections(w: &mut ContainerWriter, impacts: &[Self], block_max: &[Self], term_max: &[Self]) -> Result<()>;
 }
 impl StoredImpact for u8 {
-    fn add_dense(w: &mut ContainerWriter, dense: &[u8]) -> Result<()> {
-        w.add_bytes("dbm_u8", dense)
-    }
     fn add_sections(w: &mut ContainerWriter, impacts: &[u8], block_max: &[u8], term_max: &[u8]) -> Result<()> {
         w.add_bytes("impacts_u8", impacts)?;
         w.add_bytes("block_max_u8", block_max)?;
@@ -26,9 +21,6 @@ impl StoredImpact for u8 {
     }
 }
 impl StoredImpact for f32 {
-    fn add_dense(w: &mut ContainerWriter, dense: &[f32]) -> Result<()> {
-        w.add_f32s("dbm_f32", dense)
-    }
     fn add_sections(w: &mut ContainerWriter, impacts: &[f32], block_max: &[f32], term_max: &[f32]) -> Result<()> {
         w.add_f32s("impacts_f32", impacts)?;
         w.add_f32s("block_max_f32", block_max)?;
@@ -37,9 +29,6 @@ impl StoredImpact for f32 {
     }
 }
 impl StoredImpact for Bm25Impact {
-    fn add_dense(w: &mut ContainerWriter, dense: &[Bm25Impact]) -> Result<()> {
-        w.add_u32s("dbm_bm25", bm25_as_u32s(dense))
-    }
     fn add_sections(
         w: &mut ContainerWriter,
         impacts: &[Bm25Impact],
@@ -94,13 +83,8 @@ pub(crate) fn postings_impacts<I: StoredImpact>(c: &Local, f: impl Fn(f32, usize
     Postings { start, docs, impacts }
 }
 
-/// Write the posting sections of a segment of `nt` terms and `n_docs` documents.
-pub(crate) fn write_postings<I: StoredImpact>(
-    w: &mut ContainerWriter,
-    nt: usize,
-    n_docs: usize,
-    p: Postings<I>,
-) -> Result<()> {
+/// Write the posting sections of a segment of `nt` terms.
+pub(crate) fn write_postings<I: StoredImpact>(w: &mut ContainerWriter, nt: usize, p: Postings<I>) -> Result<()> {
     struct TermBlocks<I> {
         bytes: Vec<u8>,
         offs: Vec<u64>,
@@ -182,28 +166,7 @@ pub(crate) fn write_postings<I: StoredImpact>(
     w.add_bytes("docs", &docs_bytes)?;
     I::add_sections(w, &p.impacts, &block_max, &term_max)?;
 
-    // Doc-block maxima (for the block-max pruning algorithm): dense arrays for the terms
-    // common enough that a dense add is cheaper than reading their postings.
-    let nb = n_docs.div_ceil(DOC_BLOCK);
-    let mut slot = vec![u32::MAX; nt];
-    let popular: Vec<usize> = (0..nt)
-        .filter(|&t| ((p.start[t + 1] - p.start[t]) as usize) * 2 >= nb.max(1) && p.start[t + 1] > p.start[t])
-        .collect();
-    for (i, &t) in popular.iter().enumerate() {
-        slot[t] = i as u32;
-    }
-    let mut flat = vec![I::default(); popular.len() * nb];
-    if nb > 0 {
-        flat.par_chunks_mut(nb).zip(popular.par_iter()).for_each(|(m, &t)| {
-            let (a, b) = (p.start[t] as usize, p.start[t + 1] as usize);
-            for (&d, &imp) in p.docs[a..b].iter().zip(&p.impacts[a..b]) {
-                let e = &mut m[d as usize / DOC_BLOCK];
-                *e = e.join(imp);
-            }
-        });
-    }
-    w.add_u64s("dbm_meta", &[DOC_BLOCK as u64, popular.len() as u64])?;
-    w.add_u32s("dbm_slot", &slot)?;
-    I::add_dense(w, &flat)?;
-    super::blockmax::write_block_maxima(w, n_docs, &p.start, &p.docs, &p.impacts)
+    // The dense doc-block, fine-block and superblock maxima are derived at open, not written
+    // (format version 4, see `blockmax`).
+    Ok(())
 }

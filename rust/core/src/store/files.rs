@@ -190,30 +190,30 @@ impl FileRecord {
         self.open_mapped_at(file, "a new segment", false, None)
     }
 
-    /// [`FileRecord::open_written_index_at`] (in `dir`) for `bytes` that were the image of an index parsed
-    /// in memory (validated there, [`Index::from_image`]): the mapped file must hold exactly
-    /// those bytes (one comparison, the pages are still cached), then its sections and their
-    /// lengths are checked; the passes over every posting and id are not made again
-    /// ([`Index::from_written_image`]).
-    pub(crate) fn open_written_built_index(&self, dir: &Path, bytes: &[u8]) -> Result<Index> {
-        self.open_mapped(dir, "a new segment", false, Some(bytes))
+    /// [`FileRecord::open_written_index_at`] (in `dir`) for the image of `built`, an index
+    /// parsed in memory (validated there, [`Index::from_image`]): the mapped file must hold
+    /// exactly its bytes (one comparison, the pages are still cached), then its sections and
+    /// their lengths are checked; the passes over every posting and id are not made again and
+    /// the derived block maxima are `built`'s ([`Index::from_written_image`]).
+    pub(crate) fn open_written_built_index(&self, dir: &Path, built: &Index) -> Result<Index> {
+        self.open_mapped(dir, "a new segment", false, Some(built))
     }
 
-    /// Map and check the file; `built`: the bytes of an index validated in memory that the
-    /// file must equal (then the deep passes are skipped), or None for a full validation.
-    fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool, built: Option<&[u8]>) -> Result<Index> {
+    /// Map and check the file; `built`: an index validated in memory whose bytes the file must
+    /// equal (then the deep passes are skipped), or None for a full validation.
+    fn open_mapped(&self, dir: &Path, what: &str, check_crc: bool, built: Option<&Index>) -> Result<Index> {
         self.open_mapped_at(&dir.join(&self.name), what, check_crc, built)
     }
 
-    fn open_mapped_at(&self, path: &Path, what: &str, check_crc: bool, built: Option<&[u8]>) -> Result<Index> {
+    fn open_mapped_at(&self, path: &Path, what: &str, check_crc: bool, built: Option<&Index>) -> Result<Index> {
         let path = path.to_path_buf();
         let image = Image::open_file(&path).map_err(|e| missing_as_corrupt(e, &path, what))?;
         let b = image.as_bytes();
         let crc = if check_crc { crc32fast::hash(b) } else { self.crc32 };
         self.check(&path, b.len() as u64, crc, what)?;
-        let deep = match built {
-            None => true,
-            Some(want) if want == b => false,
+        let built = match built {
+            None => None,
+            Some(ix) if ix.image_bytes() == b => Some(ix),
             Some(_) => {
                 return Err(Error::Corrupt(format!(
                     "{}: differs from the bytes just written ({what}; changed on disk)",
@@ -221,7 +221,10 @@ impl FileRecord {
                 )))
             }
         };
-        let index = if deep { Index::from_image(image, false) } else { Index::from_written_image(image) };
+        let index = match built {
+            None => Index::from_image(image, false),
+            Some(ix) => Index::from_written_image(image, ix),
+        };
         index.map_err(|e| in_file(e, &path))
     }
 }

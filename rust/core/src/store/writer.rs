@@ -556,7 +556,7 @@ impl Store {
         let rec = FileRecord::of_bytes(&file, bytes);
         // `index` was parsed (and validated) from these very bytes: the map must hold them and
         // is checked for its sections and lengths, not walked again
-        let mapped = rec.open_written_built_index(dir, bytes)?;
+        let mapped = rec.open_written_built_index(dir, index)?;
         Ok((Arc::new(mapped), Some(rec)))
     }
 

@@ -168,17 +168,41 @@ pub(crate) fn derive<I: Impact + Send + Sync>(
 }
 
 /// Join the impacts `imps` of the postings of documents `docs` (ascending, below the segment's
-/// document count) into a term's arrays at the three levels.
+/// document count) into a term's arrays at the three levels (doc block, fine block,
+/// superblock). The finest level the term has is filled from the postings, each coarser one
+/// from the finest already filled (a join over 4 or 64 fine entries, or 16 doc-block entries):
+/// one pass over the postings instead of one per level.
 #[inline]
-pub(crate) fn join_postings<I: Impact>(outs: &mut [Option<&mut [I]>; 3], docs: &[u32], imps: &[I]) {
-    const SHIFTS: [u32; 3] =
-        [super::DOC_BLOCK.trailing_zeros(), FINE_BLOCK.trailing_zeros(), SUPERBLOCK_DOCS.trailing_zeros()];
-    for (out, shift) in outs.iter_mut().zip(SHIFTS) {
+pub(crate) fn join_postings<I: Impact>(outs: [Option<&mut [I]>; 3], docs: &[u32], imps: &[I]) {
+    let [doc, fine, superblock] = outs;
+    let mut finer: Option<(&[I], usize)> = None;
+    for (out, size) in [(fine, FINE_BLOCK), (doc, super::DOC_BLOCK), (superblock, SUPERBLOCK_DOCS)] {
         let Some(m) = out else { continue };
-        for (&d, &x) in docs.iter().zip(imps) {
-            if let Some(e) = m.get_mut((d >> shift) as usize) {
-                *e = e.join(x);
+        match finer {
+            Some((f, f_size)) => {
+                for (e, chunk) in m.iter_mut().zip(f.chunks(size / f_size)) {
+                    *e = super::impact::join_all(chunk);
+                }
             }
+            None => scatter(docs, imps, size.trailing_zeros(), m),
+        }
+        finer = Some((m, size));
+    }
+}
+
+/// The maxima of the blocks of `1 << shift` documents from the postings: a running join in a
+/// register, stored at its block after every posting (the last store of a block is its
+/// maximum). Stores only: joining into the array in place makes each posting wait for the
+/// previous one's store to the same entry.
+fn scatter<I: Impact>(docs: &[u32], imps: &[I], shift: u32, m: &mut [I]) {
+    let (mut cur, mut acc) = (u32::MAX, I::default());
+    for (&d, &x) in docs.iter().zip(imps) {
+        let b = d >> shift;
+        // which one is unpredictable (a block ends after any posting): a select, not a branch
+        acc = std::hint::select_unpredictable(b == cur, acc, I::default()).join(x);
+        cur = b;
+        if let Some(e) = m.get_mut(b as usize) {
+            *e = acc;
         }
     }
 }

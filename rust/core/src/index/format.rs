@@ -256,7 +256,7 @@ fn derive_kind<I: Impact + PartialEq + Send + Sync>(
     blockmax::derive(v.term_post_start, v.n_docs as usize, deep, |items| {
         items.into_par_iter().try_for_each_init(
             || ([0u32; BLOCK_LEN], Vec::new()),
-            |(buf, term_docs), (t, mut outs)| {
+            |(buf, term_docs), (t, outs)| {
                 let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
                 let p0 = v.term_post_start[t] as usize;
                 let df = v.term_post_start[t + 1] as usize - p0;
@@ -285,7 +285,7 @@ fn derive_kind<I: Impact + PartialEq + Send + Sync>(
                 if deep {
                     check_bounds(v, a, t, imps)?;
                 }
-                blockmax::join_postings(&mut outs, term_docs, imps);
+                blockmax::join_postings(outs, term_docs, imps);
                 Ok(())
             },
         )

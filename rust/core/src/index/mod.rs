@@ -240,8 +240,9 @@ impl<'a> FwdTerms<'a> {
     /// The largest entry, if any.
     pub fn max(&self) -> Option<u32> {
         match self {
-            FwdTerms::U16(t) => t.iter().max().map(|&x| x as u32),
-            FwdTerms::U32(t) => t.iter().max().copied(),
+            // a fold vectorises (`Iterator::max` keeps the last of equal maxima and does not)
+            FwdTerms::U16(t) => (!t.is_empty()).then(|| t.iter().fold(0, |m, &x| m.max(x)) as u32),
+            FwdTerms::U32(t) => (!t.is_empty()).then(|| t.iter().fold(0, |m, &x| m.max(x))),
         }
     }
 }

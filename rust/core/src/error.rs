@@ -50,6 +50,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The call was cancelled (a Ctrl-C in Python, see [`crate::cancel`]).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Result alias of the core.

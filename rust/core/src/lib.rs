@@ -2,6 +2,7 @@
 //! any non-negative sparse weights) with exact top-k traversal.
 //!
 //! Layers, bottom up:
+//! - [`cancel`]: cooperative cancellation of long calls.
 //! - [`codec`]: 128-value blocks of bit-packed integers, SIMD decoding with a scalar twin.
 //! - [`container`]: the versioned, checksummed file image every index lives in (memory or mmap).
 //! - [`fs`]: the one atomic, durable file write.
@@ -22,6 +23,7 @@
     clippy::type_complexity
 )]
 
+pub mod cancel;
 pub mod codec;
 pub mod container;
 pub mod error;

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use sparsedex_core::reorder::{BpOptions, BpWeighting};
 
 use crate::convert::{csr, slice};
-use crate::error::enter;
+use crate::error::{enter, enter_long};
 
 /// A seeded synthetic corpus shaped like SPLADE output on MS MARCO (see the core crate's
 /// `synth` module for the model). Returns (doc_indptr, doc_indices, doc_values, q_indptr,
@@ -122,6 +122,6 @@ pub fn bp_order<'py>(
         Some(a) => Some(slice(a, "init")?),
         None => None,
     };
-    let order = enter(py, || sparsedex_core::index::build::bp_order_csr(docs, n_terms, init, &o))?;
+    let order = enter_long(py, || sparsedex_core::index::build::bp_order_csr(docs, n_terms, init, &o))?;
     Ok(order.into_pyarray(py))
 }

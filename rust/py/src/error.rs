@@ -1,7 +1,8 @@
 //! The exception family of the native module and the one gate every call goes through.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyOSError, PyPermissionError, PyValueError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyKeyError, PyKeyboardInterrupt, PyOSError, PyPermissionError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use sparsedex_core::Error;
@@ -30,6 +31,7 @@ pub fn to_py(e: Error) -> PyErr {
         Error::NotFound(_) => PyKeyError::new_err(e.to_string()),
         Error::Conflict(_) => ConflictError::new_err(e.to_string()),
         Error::Corrupt(_) | Error::UnsupportedVersion { .. } => CorruptIndexError::new_err(e.to_string()),
+        Error::Cancelled => PyKeyboardInterrupt::new_err("cancelled"),
         Error::Io { ref source, .. } => match source.kind() {
             std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
             std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
@@ -44,6 +46,66 @@ pub fn to_py(e: Error) -> PyErr {
 pub fn enter<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
     // parallel work below runs on a pool of this process even in a fork() child (core `par`)
     let r = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sparsedex_core::par::run(f))));
+    outcome(r)
+}
+
+/// How often [`enter_long`] looks for a pending signal while the call runs.
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// [`enter`] for calls that can take seconds to minutes (builds with BP reordering, merges,
+/// reorders, calibrations): on the main thread, `f` runs on a thread of its own while this one
+/// checks for signals every 50 ms (Python runs its signal handlers only on the main thread,
+/// and only when it holds the interpreter lock). When a handler raises (Ctrl-C:
+/// KeyboardInterrupt), the call is cancelled ([`sparsedex_core::cancel`]): it stops at its
+/// next check, cleans up as after any error, and the handler's exception is raised. A call
+/// that finished before its next check keeps its effects, and the exception is still raised
+/// (as Python raises it after a C call that returns). Elsewhere than on the main thread, this
+/// is [`enter`]. Costs a thread start (tens of microseconds), so not for searches.
+pub fn enter_long<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+    if !is_main_thread(py) {
+        return enter(py, f);
+    }
+    let token = sparsedex_core::cancel::Token::new();
+    let (r, raised) = py.detach(|| {
+        std::thread::scope(|s| {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let token = &token;
+            let worker = s.spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sparsedex_core::cancel::scope(token, || sparsedex_core::par::run(f))
+                }));
+                let _ = done_tx.send(());
+                r
+            });
+            let mut raised = None;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(SIGNAL_POLL) {
+                if raised.is_none() {
+                    if let Err(e) = Python::attach(|py| py.check_signals()) {
+                        token.cancel();
+                        raised = Some(e);
+                    }
+                }
+            }
+            let r = worker.join().unwrap_or_else(Err);
+            (r, raised)
+        })
+    });
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    outcome(r)
+}
+
+/// Whether this is the interpreter's main thread (the one signal handlers run on).
+fn is_main_thread(py: Python<'_>) -> bool {
+    let ident = |t: &Bound<'_, PyAny>| t.getattr("ident").and_then(|i| i.extract::<u64>());
+    py.import("threading")
+        .and_then(|m| Ok(m.call_method0("get_ident")?.extract::<u64>()? == ident(&m.call_method0("main_thread")?)?))
+        .unwrap_or(false)
+}
+
+/// A call's result, or its error or panic, as Python sees it.
+fn outcome<T>(r: std::thread::Result<Result<T, Error>>) -> PyResult<T> {
     match r {
         Ok(r) => r.map_err(to_py),
         Err(p) => {

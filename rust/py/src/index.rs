@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::convert::{
     csr, doc_set, id_of, id_to_py, ids_input, quantization, slice, Csr1, Hits2, PyBm25Stats, ReorderArg, Vec1,
 };
-use crate::error::{enter, to_py};
+use crate::error::{enter, enter_long, to_py};
 
 /// An immutable index over sparse vectors: one engine segment (the low-level engine behind
 /// `sparsedex.VectorIndex` and every segment of a store).
@@ -51,7 +51,7 @@ fn build_index(
     };
     let ids = ids_input(ids_i, ids_str.as_deref())?;
     let opts = BuildOptions { n_terms, quantization, store_vectors, reorder };
-    enter(py, || {
+    enter_long(py, || {
         // Without ids, a reordered index keeps the input row numbers as its ids (what
         // `VectorIndex` reports as ids).
         let rows: Vec<i64>;
@@ -179,7 +179,7 @@ impl PyIndex {
             return Ok(false);
         }
         let q = csr(&indptr, &indices, &values)?;
-        let c = enter(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
+        let c = enter_long(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
         calibrate::set(index, c);
         Ok(true)
     }
@@ -436,7 +436,7 @@ pub fn merge<'py>(
     let ixs: Vec<Arc<Index>> = indexes.iter().map(|b| b.get().inner.clone()).collect();
     let sets: Vec<_> = live.iter().map(|a| a.as_ref().map(|d| d.get().inner.clone())).collect();
     let opts = sparsedex_core::index::MergeOptions { quantization: q, reorder: reorder.parse()? };
-    let m = enter(py, || {
+    let m = enter_long(py, || {
         let members: Vec<(&Index, Option<&sparsedex_core::search::DocSet>)> =
             ixs.iter().zip(&sets).map(|(ix, s)| (&**ix, s.as_ref())).collect();
         sparsedex_core::index::merge(&members, &opts)

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, ReorderArg, SegHits1, SegHits2};
-use crate::error::{enter, ConflictError};
+use crate::error::{enter, enter_long, ConflictError};
 use crate::index::PyIndex;
 use crate::segments::PyDocSet;
 
@@ -266,7 +266,7 @@ impl PyStore {
         py: Python<'py>,
     ) -> PyResult<Option<(String, Bound<'py, PyArray1<u32>>, Option<(u32, f32, f32, bool, u8, u64)>)>> {
         let s = &self.inner;
-        let p = enter(py, || s.prepare_commit())?;
+        let p = enter_long(py, || s.prepare_commit())?;
         Ok(p.map(|p| {
             let coarse = p.coarse.map(|c| (c.row, c.weight, c.scale, c.own, c.top_impact, c.weights));
             (p.name, p.order.into_pyarray(py), coarse)
@@ -321,7 +321,7 @@ impl PyStore {
     fn merge(&self, py: Python<'_>, names: Vec<String>, reserved: Option<&PyReservation>) -> PyResult<PyPreparedMerge> {
         let s = &self.inner;
         let r = reserved.map(|r| taken(&r.inner, "reservation")).transpose()?;
-        let p = enter(py, || match r {
+        let p = enter_long(py, || match r {
             Some(r) => s.merge_reserved(&names, r),
             None => s.merge(&names),
         })?;
@@ -357,7 +357,7 @@ impl PyStore {
     /// the interpreter is released). Install it with `finish_merge`, like a merge.
     fn reorder(&self, py: Python<'_>, name: String) -> PyResult<PyPreparedMerge> {
         let s = &self.inner;
-        let p = enter(py, || s.reorder(&name))?;
+        let p = enter_long(py, || s.reorder(&name))?;
         Ok(PyPreparedMerge { name: p.name.clone(), members: p.members.clone(), inner: Mutex::new(Some(p)) })
     }
 
@@ -600,9 +600,9 @@ impl PySnapshot {
         };
         match q {
             // Without queries: the calibration in memory or in the segment's file, if any.
-            None => enter(py, || calibrate::ensure(index))?,
+            None => enter_long(py, || calibrate::ensure(index))?,
             Some(q) => {
-                let c = enter(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
+                let c = enter_long(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
                 calibrate::set(index, c);
             }
         }

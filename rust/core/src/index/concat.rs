@@ -264,7 +264,11 @@ fn postings_of<'a, I: StoredImpact>(
     let mut term_ids = Vec::new();
     let mut next = vec![0usize; views.len()];
     let mut buf = [0u32; BLOCK_LEN];
+    let stop = crate::cancel::watch();
     loop {
+        if term_ids.len() % 1024 == 0 {
+            stop.check()?;
+        }
         // The smallest external id not yet merged.
         let mut ext = None;
         for (v, &t) in views.iter().zip(&next) {

@@ -63,12 +63,14 @@ impl Reorder {
     pub(crate) fn order(self, c: &Local) -> Result<Option<Vec<u32>>> {
         self.check()?;
         let n = c.indptr.len() - 1;
-        Ok(match self {
+        let order = match self {
             _ if n <= 1 => None,
             Reorder::None => None,
             Reorder::Signature => Some(signature_order(&c.indptr, &c.terms, &c.values, c.n_terms())),
             Reorder::Bp(o) => Some(bp_order(&c.indptr, &c.terms, &c.values, c.n_terms(), &o)),
-        })
+        };
+        crate::cancel::check()?; // a cancelled BP stops early with a partial order
+        Ok(order)
     }
 }
 
@@ -138,7 +140,9 @@ pub fn bp_order_csr(
     let (map, term_ids) = TermMap::from_terms(docs.indices);
     let mut local = docs.indices.to_vec();
     map.remap(&mut local);
-    Ok(bp_refine(docs.indptr, &local, docs.values, term_ids.len() as u32, &init, opts))
+    let order = bp_refine(docs.indptr, &local, docs.values, term_ids.len() as u32, &init, opts);
+    crate::cancel::check()?; // a cancelled BP stops early with a partial order
+    Ok(order)
 }
 
 /// A document order that puts similar documents next to each other, so that blocks of

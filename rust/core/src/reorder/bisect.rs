@@ -73,6 +73,8 @@ impl Tables {
 pub(crate) struct Ctx<'a> {
     pub opts: &'a BpOptions,
     pub tables: &'a Tables,
+    /// The calling thread's cancellation ([`crate::cancel`]): no more swaps or bisections.
+    pub stop: crate::cancel::Watch,
 }
 
 /// Where a partition of `n` documents splits: half, rounded to a multiple of `align` when the
@@ -91,7 +93,8 @@ pub(crate) fn split_point(n: usize, align: usize) -> usize {
 /// the roles of the two buffers swapped; leaves write their documents to `out`.
 pub(crate) fn recurse(ctx: &Ctx<'_>, depth: u32, src: Part<'_>, dst: Part<'_>, out: &mut [u32]) {
     let n = src.docs.len();
-    if n <= ctx.opts.leaf_size.max(1) || depth >= ctx.opts.max_depth || n < 2 {
+    // cancelled: the order so far (a permutation still) is kept; the caller returns the error
+    if n <= ctx.opts.leaf_size.max(1) || depth >= ctx.opts.max_depth || n < 2 || ctx.stop.stopped() {
         out.copy_from_slice(src.docs);
         return;
     }
@@ -148,6 +151,9 @@ fn bisect(ctx: &Ctx<'_>, p: &Part<'_>, m: usize) -> (Vec<u8>, Vec<[u32; 2]>) {
     let mut gains = vec![0.0f32; n];
     let (mut cand0, mut cand1) = (Vec::new(), Vec::new());
     for _ in 0..ctx.opts.iterations(n) {
+        if ctx.stop.stopped() {
+            break;
+        }
         move_gains(ctx.tables, &deg, &mut cache, log_n0, log_n1);
         doc_gains(p, &side, &cache, uniform, &mut gains);
         // A document can only be in a swap with a positive sum if its gain beats minus the

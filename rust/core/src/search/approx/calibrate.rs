@@ -150,7 +150,8 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
     // takes seconds; only a file written in the instant between the check and the write is
     // replaced.
     let c = Arc::new(super::persist::load(index).unwrap_or_else(|| {
-        let made = calibrate(index, None, 0x5eed, false);
+        // not cancellable: a search waits for it, and a partial calibration must not be kept
+        let made = calibrate(index, None, 0x5eed, false, &Default::default());
         super::persist::load(index).unwrap_or_else(|| {
             super::persist::save(index, &made);
             made
@@ -223,7 +224,9 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
     if given && n == 0 {
         return Err(crate::Error::InvalidArgument("calibration queries: none given".into()));
     }
-    let c = calibrate(index, queries, seed, true);
+    let stop = crate::cancel::watch();
+    let c = calibrate(index, queries, seed, true, &stop);
+    stop.check()?; // cancelled: queries were skipped, the calibration is partial
     if given && c.points.is_empty() && index.view().forward.is_some() {
         return Err(crate::Error::InvalidArgument(format!(
             "calibration queries: none of the {n} queries has {CAL_K} matching documents in this segment \
@@ -241,7 +244,13 @@ struct CalQuery {
     exclude: Option<u32>,
 }
 
-fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bool) -> Calibration {
+fn calibrate(
+    index: &Index,
+    queries: Option<CsrRef<'_>>,
+    seed: u64,
+    parallel: bool,
+    stop: &crate::cancel::Watch,
+) -> Calibration {
     use rayon::prelude::*;
     CALIBRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let v = index.view();
@@ -262,6 +271,9 @@ fn calibrate(index: &Index, queries: Option<CsrRef<'_>>, seed: u64, parallel: bo
     }
     // Per query: its bucket, and per grid point (recall, cost).
     let eval = |q: &CalQuery| {
+        if stop.stopped() {
+            return None;
+        }
         let query = Query::new(QueryRef { terms: &q.terms, weights: &q.weights }, None, None).ok()?;
         let allowed = q.exclude.map(|d| all_but(v.n_docs, d));
         with_kind!(v, |K, a| {

@@ -4,8 +4,9 @@ segment, a calibration) stops it within a fraction of a second, instead of when 
 while the main thread polls for signals, and cancels it (core `cancel`, bindings `enter_long`).
 
 The signal is real (SIGINT raised in this process from a timer thread), as a terminal's Ctrl-C
-is; the workloads are sized to take seconds here, and each test first measures its workload
-uninterrupted so that it can tell an early stop from a call that simply ended.
+is; the workloads are sized to take seconds here (the signal comes after 0.3 s), and each test
+also times its workload uninterrupted (the retry, or a build first) so that the delay between the
+signal and the exception is judged against it.
 """
 
 import os
@@ -44,6 +45,12 @@ def _interrupt_after(seconds):
     return sent, t
 
 
+def _assert_prompt(delay, full):
+    """The exception came well before the call would have ended (about half a second on a
+    quiet machine; the bound leaves room for a loaded one)."""
+    assert delay < max(1.5, full / 3), (delay, full)
+
+
 def _timed(f):
     t = time.perf_counter()
     f()
@@ -68,7 +75,7 @@ def test_ctrl_c_stops_a_build_with_bp_reordering_at_once(big):
     timer.join()
     assert sent, "the signal was not sent"
     # raised soon after the signal, and well before the build would have ended
-    assert raised - sent[0] < 0.5 + 0.1 * full, (raised - sent[0], full)
+    _assert_prompt(raised - sent[0], full)
     assert raised - t0 < 0.6 * full, (raised - t0, full)
     # and the next call works
     ix = SegmentView.build(_corpus(1000), quantization="u8", store_vectors=False, reorder="bp")
@@ -81,24 +88,17 @@ def test_ctrl_c_during_a_commit_leaves_nothing_committed_and_the_retry_commits(t
     path = tmp_path / "i"
     ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
     ix.add((indptr, indices, values))
-    # how long the commit's segment build takes, measured on a twin
-    twin = SparseIndex.create(tmp_path / "twin", merge_policy=MergePolicy(factor=0))
-    twin.add((indptr, indices, values))
-    full = _timed(twin.commit)
-    twin.close()
-    if full < 1.5:
-        pytest.skip(f"the commit takes {full:.2f} s here: too quick to interrupt half-way")
     sent, timer = _interrupt_after(0.3)
     with pytest.raises(KeyboardInterrupt):
         ix.commit()
     raised = time.perf_counter()
     timer.join()
-    assert raised - sent[0] < 0.5 + 0.1 * full, (raised - sent[0], full)
     other = SparseIndex.open(path)
     assert len(other) == 0  # nothing committed
     other.close()
     assert not [f for f in os.listdir(path) if ".tmp" in f]
-    ix.commit()  # the retry commits the staged documents
+    full = _timed(ix.commit)  # the retry commits the staged documents
+    _assert_prompt(raised - sent[0], full)
     assert len(ix) == n
     q_idx, q_val = indices[:20], values[:20]
     hits = ix.search((np.unique(q_idx), np.ones(len(np.unique(q_idx)), np.float32)), k=5)
@@ -107,6 +107,45 @@ def test_ctrl_c_during_a_commit_leaves_nothing_committed_and_the_retry_commits(t
     reopened = SparseIndex.open(path)
     assert len(reopened) == n
     reopened.close()
+
+
+def _segments(path):
+    return sorted(f for f in os.listdir(path) if f.startswith("seg-") and f.endswith(".sdx"))
+
+
+def test_ctrl_c_during_a_merge_leaves_the_segments_and_the_retry_merges(tmp_path, big):
+    indptr, indices, values = big
+    n = len(indptr) - 1
+    quarters = [(int(indptr[i * n // 4]), int(indptr[(i + 1) * n // 4])) for i in range(4)]
+
+    def load(path):
+        ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+        for i, (a, b) in enumerate(quarters):
+            lo, hi = i * n // 4, (i + 1) * n // 4
+            ix.add((indptr[lo:hi + 1] - indptr[lo], indices[a:b], values[a:b]))
+            ix.commit()
+        return ix
+
+    path = tmp_path / "i"
+    ix = load(path)
+    before = _segments(path)
+    assert len(before) == 4
+    q = (np.array([1, 2, 3, 5, 8], np.uint32), np.ones(5, np.float32))
+    hits = [h.id for h in ix.search(q, k=10)]
+    sent, timer = _interrupt_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        ix.merge()
+    raised = time.perf_counter()
+    timer.join()
+    other = SparseIndex.open(path)
+    assert len(other) == n and [h.id for h in other.search(q, k=10)] == hits
+    other.close()
+    full = _timed(ix.merge)  # the retry merges
+    _assert_prompt(raised - sent[0], full)
+    assert len(ix) == n and [h.id for h in ix.search(q, k=10)] == hits
+    ix.close()
+    assert len(_segments(path)) == 1
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
 
 
 def test_ctrl_c_stops_a_calibration(big):
@@ -122,7 +161,7 @@ def test_ctrl_c_stops_a_calibration(big):
         seg.calibrate(queries)
     raised = time.perf_counter()
     timer.join()
-    assert raised - sent[0] < 0.5 + 0.1 * full, (raised - sent[0], full)
+    _assert_prompt(raised - sent[0], full)
     assert seg.calibrate(queries)  # and the next one runs in full
 
 
@@ -133,3 +172,72 @@ def test_off_the_main_thread_a_long_call_runs_as_before():
     t.start()
     t.join()
     assert out and out[0].stats()["documents"] == 2000
+
+
+def _four_commits(path, n=240_000, policy=None):
+    a = _core.synthetic_corpus(n, 1, 11)
+    ix = SparseIndex.create(path, merge_policy=policy or MergePolicy(factor=2))  # background merges
+    b = n // 4
+    for i in range(4):
+        lo, hi = int(a[0][i * b]), int(a[0][(i + 1) * b])
+        ix.add((a[0][i * b:(i + 1) * b + 1] - a[0][i * b], a[1][lo:hi], a[2][lo:hi]))
+        ix.commit()
+    return ix
+
+
+def test_an_interrupted_wait_for_a_background_merge_keeps_track_of_it(tmp_path):
+    # breaker27 M1: a KeyboardInterrupt inside Thread.join() made is_alive() read False while
+    # the merge ran on, and close() returned at once (files left behind; once an abort at exit)
+    path = tmp_path / "i"
+    ix = _four_commits(path)
+    sent, timer = _interrupt_after(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        ix.merge()  # waits for the background merge first
+    timer.join()
+    ix.close()  # waits for it, or cancels it if interrupted
+    assert not [t for t in threading.enumerate() if t.name == "sparsedex-merge"]
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
+    other = SparseIndex.open(path)
+    assert len(other) == 240_000
+    other.close()
+
+
+def test_close_without_waiting_cancels_a_running_merge(tmp_path):
+    path = tmp_path / "i"
+    ix = _four_commits(path)
+    assert ix._store._merging()
+    t = time.perf_counter()
+    ix.close(wait_for_merges=False)
+    assert time.perf_counter() - t < 2.0
+    assert not [t for t in threading.enumerate() if t.name == "sparsedex-merge"]
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
+    other = SparseIndex.open(path)
+    assert len(other) == 240_000
+    other.close()
+
+
+def test_exit_with_a_merge_running_cancels_it_and_exits_cleanly(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "i"
+    code = f"""
+import sys
+sys.path[:0] = {[p for p in sys.path if p]!r}
+from sparsedex import _core, SparseIndex, MergePolicy
+a = _core.synthetic_corpus(240_000, 1, 11)
+ix = SparseIndex.create({str(path)!r}, merge_policy=MergePolicy(factor=2))
+b = 60_000
+for i in range(4):
+    lo, hi = int(a[0][i * b]), int(a[0][(i + 1) * b])
+    ix.add((a[0][i * b:(i + 1) * b + 1] - a[0][i * b], a[1][lo:hi], a[2][lo:hi]))
+    ix.commit()
+assert ix._store._merging()
+print("exiting with a merge running", flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert "exiting with a merge running" in r.stdout
+    assert "FATAL" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    other = SparseIndex.open(path)
+    assert len(other) == 240_000
+    other.close()

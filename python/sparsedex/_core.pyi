@@ -55,6 +55,18 @@ class ConflictError(SparsedexError):
     """The index was changed by another writer meanwhile, or a call came in the wrong order."""
 
 @final
+class CancelToken:
+    """Cancels the long engine calls of the thread that installed it (KeyboardInterrupt
+    "cancelled" at their next check)."""
+
+    def __init__(self) -> None: ...
+    def install(self) -> None: ...
+    @staticmethod
+    def uninstall() -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
 class Bm25Stats:
     """Collection statistics of a BM25 search: N, total length, df of each term (df <= N)."""
 

@@ -31,9 +31,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+import atexit
 import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -47,6 +49,20 @@ from ._core import CorruptIndexError, SparsedexError
 from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
 from .filters import Filter, PayloadColumns
 from .lock import LOCK_FILE, IndexLockedError, WriterLock
+
+# Stores whose merge thread runs: at exit their merges are cancelled and waited for, before the
+# interpreter stops its daemon threads (one stopped inside an engine call aborted the process,
+# breaker27 M1).
+_RUNNING_MERGES: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_merges_at_exit() -> None:
+    for store in list(_RUNNING_MERGES):
+        try:
+            store._stop_merger()
+        except BaseException:  # pragma: no cover - best effort at exit
+            pass
 
 __all__ = [
     "Store",
@@ -502,6 +518,12 @@ class Store:
         self._writing = path is None  # in memory: always the writer
         self._closed = False
         self._merger: threading.Thread | None = None
+        # Set by the merge thread itself when it ends: Thread.is_alive() is not to be trusted
+        # after a join() that a KeyboardInterrupt broke off (CPython 3.11: it then reads False
+        # while the thread runs on; breaker27 M1). Its token cancels its engine calls.
+        self._merger_done = threading.Event()
+        self._merger_done.set()
+        self._merger_cancel: _core.CancelToken | None = None
         self._merge_error: BaseException | None = None
         self._commits = 0  # commits made through this object (the reorder jobs' clock)
         # The generation before the Rust commit of a commit() under way, until this handle has
@@ -798,8 +820,9 @@ class Store:
 
     def close(self, wait_for_merges: bool = True) -> None:
         """Drop uncommitted changes and release the writer lock (if held), after waiting for
-        background merges (unless ``wait_for_merges=False``: a running merge is then
-        abandoned; the next writer collects its files). Idempotent: closing a closed store
+        background merges (unless ``wait_for_merges=False``, or the wait is interrupted: a
+        running merge is then cancelled, and closing waits for it to stop, within about half a
+        second, or when a documents copy it is making ends; its files are removed). Idempotent: closing a closed store
         does nothing. Every other method of a closed store raises :class:`ClosedIndexError`,
         and it never takes the writer lock again."""
         if self._closed:
@@ -808,6 +831,8 @@ class Store:
             if wait_for_merges:
                 self.wait_for_merges()
         finally:
+            # interrupted while waiting, or not waiting: cancel the merge and let it end first
+            self._stop_merger()
             with self._wlock:
                 self._closed = True
                 self._reset_pending()
@@ -1217,12 +1242,42 @@ class Store:
     def _start_merger(self) -> None:
         """Start the merge thread if the policy wants merges (or a segment waits for a
         reorder job) and none is running."""
-        if self._merger is not None and self._merger.is_alive():
+        if self._merging():
             return  # it plans again when it is done
         if not self.merge_policy.plan(self._core) and not self._reorder_candidates():
             return
+        self._merger_done.clear()
+        self._merger_cancel = _core.CancelToken()
         self._merger = threading.Thread(target=self._merge_loop, name="sparsedex-merge", daemon=True)
-        self._merger.start()
+        try:
+            self._merger.start()
+        except BaseException:
+            self._merger_done.set()
+            raise
+        _RUNNING_MERGES.add(self)
+
+    def _merging(self) -> bool:
+        """Whether the merge thread is running (until it has returned from its last call)."""
+        return not self._merger_done.is_set()
+
+    def _stop_merger(self) -> None:
+        """Cancel the running merge (its engine call raises at its next check, within about
+        half a second; a copy of documents runs to its end) and wait for the thread to end, even
+        through a KeyboardInterrupt, which is raised after: the store must not be torn down
+        under a merge (breaker27 M1: files left behind, and once an abort at exit)."""
+        if not self._merging():
+            return
+        token = self._merger_cancel
+        if token is not None:
+            token.cancel()
+        interrupted = None
+        while self._merging():
+            try:
+                self._merger_done.wait(0.1)
+            except KeyboardInterrupt as e:  # pragma: no cover - timing
+                interrupted = e
+        if interrupted is not None:
+            raise interrupted
 
     def _merge_loop(self) -> None:
         """Merge what the policy plans, install, plan again, until nothing is left to merge;
@@ -1230,6 +1285,9 @@ class Store:
         planning merges again after each. Merges are built outside the writer's lock (adds,
         deletes and commits go on); each is installed under it, carrying over deletions made
         in the meantime."""
+        token = self._merger_cancel
+        if token is not None:
+            token.install()
         try:
             while True:
                 with self._wlock:
@@ -1255,7 +1313,12 @@ class Store:
                     continue
                 self._merge_group([name], reorder=True)
         except BaseException as e:  # reported by the next commit or wait_for_merges()
-            self._merge_error = e
+            if not (token is not None and token.cancelled):  # cancelled by close(): no error
+                self._merge_error = e
+        finally:
+            _core.CancelToken.uninstall()
+            _RUNNING_MERGES.discard(self)
+            self._merger_done.set()
 
     def wait_for_merges(self, reorder: bool = False) -> None:
         """Block until background merges are done (and raise if one failed). A reorder job
@@ -1267,8 +1330,8 @@ class Store:
             self._no_reorders += 1
         try:
             self._wake.set()
-            while self._merger is not None and self._merger.is_alive():
-                self._merger.join(0.1)
+            while self._merging():
+                self._merger_done.wait(0.1)
         finally:
             with self._wlock:
                 self._no_reorders -= 1

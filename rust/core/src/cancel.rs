@@ -51,6 +51,13 @@ pub fn scope<T>(token: &Token, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Make `token` the current thread's token until replaced (`None`: no token): for a thread
+/// whose every call should be cancellable by one token, such as a background merge thread
+/// (the Python bindings' `CancelToken.install`).
+pub fn set_current(token: Option<Token>) {
+    CURRENT.with(|c| *c.borrow_mut() = token);
+}
+
 /// The current thread's token, to check from other threads (none outside [`scope`]).
 #[derive(Clone, Debug, Default)]
 pub struct Watch(Option<Token>);

@@ -126,3 +126,42 @@ fn outcome<T>(r: std::thread::Result<Result<T, Error>>) -> PyResult<T> {
 pub fn _after_fork() {
     sparsedex_core::par::note_fork();
 }
+
+/// A cancellation token for the long calls of one Python thread (a background merge thread):
+/// `install()` on that thread makes its engine calls check it; `cancel()` from any thread makes
+/// the running or next call raise KeyboardInterrupt("cancelled") at its next check (core
+/// `cancel`).
+#[pyclass(module = "sparsedex._core", name = "CancelToken")]
+pub struct PyCancelToken {
+    inner: sparsedex_core::cancel::Token,
+}
+
+#[pymethods]
+impl PyCancelToken {
+    #[new]
+    fn new() -> Self {
+        PyCancelToken { inner: sparsedex_core::cancel::Token::new() }
+    }
+
+    /// Make this the calling thread's token (its engine calls check it).
+    fn install(&self) {
+        sparsedex_core::cancel::set_current(Some(self.inner.clone()));
+    }
+
+    /// Remove the calling thread's token.
+    #[staticmethod]
+    fn uninstall() {
+        sparsedex_core::cancel::set_current(None);
+    }
+
+    /// Ask the calls checking this token to stop.
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+
+    /// Whether `cancel()` was called.
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+}

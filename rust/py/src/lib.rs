@@ -18,7 +18,7 @@ mod _core {
     #[pymodule_export]
     use super::dev::{bp_order, similarity_order, synthetic_corpus};
     #[pymodule_export]
-    use super::error::{_after_fork, ConflictError, CorruptIndexError, SparsedexError};
+    use super::error::{_after_fork, ConflictError, CorruptIndexError, PyCancelToken, SparsedexError};
     #[pymodule_export]
     use super::index::{merge, PyIndex};
     #[pymodule_export]

@@ -62,6 +62,7 @@ impl Reorder {
     /// The order of `c`'s rows (`order[new_id] = input_row`), or `None` to keep them.
     pub(crate) fn order(self, c: &Local) -> Result<Option<Vec<u32>>> {
         self.check()?;
+        crate::cancel::check()?;
         let n = c.indptr.len() - 1;
         let order = match self {
             _ if n <= 1 => None,

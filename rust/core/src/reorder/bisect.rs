@@ -156,6 +156,9 @@ fn bisect(ctx: &Ctx<'_>, p: &Part<'_>, m: usize) -> (Vec<u8>, Vec<[u32; 2]>) {
         }
         move_gains(ctx.tables, &deg, &mut cache, log_n0, log_n1);
         doc_gains(p, &side, &cache, uniform, &mut gains);
+        if ctx.stop.stopped() {
+            break; // an iteration of a large partition takes a while: stop before its swaps
+        }
         // A document can only be in a swap with a positive sum if its gain beats minus the
         // best gain on the other side.
         let mut best = [f32::NEG_INFINITY; 2];

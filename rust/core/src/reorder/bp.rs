@@ -201,6 +201,10 @@ pub fn bp_refine(
     if n <= 1 {
         return init.to_vec();
     }
+    let stop = crate::cancel::watch();
+    if stop.stopped() {
+        return init.to_vec();
+    }
     let graph = Graph::new(indptr, terms, values, n_terms, init, opts);
     let Graph { docs, starts, terms: gterms, units, n_terms } = graph;
     let total = gterms.len();
@@ -208,7 +212,7 @@ pub fn bp_refine(
     let mut b = (vec![0u32; n], vec![0usize; n], vec![0u32; total], vec![0u8; total]);
     let mut out = vec![0u32; n];
     let tables = Tables::new(n, opts.weighting);
-    let ctx = bisect::Ctx { opts, tables: &tables, stop: crate::cancel::watch() };
+    let ctx = bisect::Ctx { opts, tables: &tables, stop };
     let src = Part { docs: &mut a.0, starts: &mut a.1, terms: &mut a.2, units: &mut a.3, n_terms: n_terms as usize };
     let dst = Part { docs: &mut b.0, starts: &mut b.1, terms: &mut b.2, units: &mut b.3, n_terms: 0 };
     bisect::recurse(&ctx, 0, src, dst, &mut out);

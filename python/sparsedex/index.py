@@ -635,7 +635,9 @@ class SparseIndex:
 
     def close(self, wait_for_merges: bool = True) -> None:
         """Forget uncommitted changes and release the writer lock (if this handle holds it),
-        after background merges finish (``wait_for_merges=False`` abandons a running merge).
+        after background merges finish (``wait_for_merges=False``, or a Ctrl-C while waiting,
+        cancels a running merge instead, and closing waits the fraction of a second it takes to
+        stop; the index stays as its last commit left it).
 
         Closing is final and idempotent (a second ``close()`` does nothing): afterwards every
         other method, reads (search, get, ids, len, explain, ...) and writes (add, commit, ...)

@@ -28,10 +28,10 @@ read as they are by readers (:mod:`sparsedex._legacy`).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import math
-import atexit
 import os
 import threading
 import warnings
@@ -822,8 +822,8 @@ class Store:
         """Drop uncommitted changes and release the writer lock (if held), after waiting for
         background merges (unless ``wait_for_merges=False``, or the wait is interrupted: a
         running merge is then cancelled, and closing waits for it to stop, within about half a
-        second, or when a documents copy it is making ends; its files are removed). Idempotent: closing a closed store
-        does nothing. Every other method of a closed store raises :class:`ClosedIndexError`,
+        second, or when a documents copy it is making ends; its files are removed).
+        Idempotent: closing a closed store does nothing. Every other method of a closed store raises :class:`ClosedIndexError`,
         and it never takes the writer lock again."""
         if self._closed:
             return
@@ -1270,6 +1270,7 @@ class Store:
         token = self._merger_cancel
         if token is not None:
             token.cancel()
+        self._wake.set()  # out of an idle wait for a reorder job
         interrupted = None
         while self._merging():
             try:
@@ -1291,7 +1292,7 @@ class Store:
         try:
             while True:
                 with self._wlock:
-                    if self._closed or not self._writing:
+                    if self._closed or not self._writing or (token is not None and token.cancelled):
                         return
                     commits = self._commits
                     self._wake.clear()

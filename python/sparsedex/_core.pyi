@@ -14,6 +14,7 @@ import numpy.typing as npt
 __all__ = [
     "_after_fork",
     "Bm25Stats",
+    "CancelToken",
     "ConflictError",
     "CorruptIndexError",
     "DocSet",
@@ -67,6 +68,7 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
+@final
 class Bm25Stats:
     """Collection statistics of a BM25 search: N, total length, df of each term (df <= N)."""
 

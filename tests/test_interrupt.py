@@ -109,25 +109,32 @@ def test_ctrl_c_during_a_commit_leaves_nothing_committed_and_the_retry_commits(t
     reopened.close()
 
 
+def _four_commits(path, corpus, policy):
+    """An index of `corpus` (CSR arrays) added and committed in four quarters."""
+    indptr, indices, values = corpus
+    n = len(indptr) - 1
+    ix = SparseIndex.create(path, merge_policy=policy)
+    for i in range(4):
+        lo, hi = i * n // 4, (i + 1) * n // 4
+        a, b = int(indptr[lo]), int(indptr[hi])
+        ix.add((indptr[lo:hi + 1] - indptr[lo], indices[a:b], values[a:b]))
+        ix.commit()
+    return ix
+
+
+def _background(path):
+    """Four commits of 240k documents under the default policy: a background merge follows."""
+    return _four_commits(path, _core.synthetic_corpus(240_000, 1, 11)[:3], MergePolicy(factor=2))
+
+
 def _segments(path):
     return sorted(f for f in os.listdir(path) if f.startswith("seg-") and f.endswith(".sdx"))
 
 
 def test_ctrl_c_during_a_merge_leaves_the_segments_and_the_retry_merges(tmp_path, big):
-    indptr, indices, values = big
-    n = len(indptr) - 1
-    quarters = [(int(indptr[i * n // 4]), int(indptr[(i + 1) * n // 4])) for i in range(4)]
-
-    def load(path):
-        ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
-        for i, (a, b) in enumerate(quarters):
-            lo, hi = i * n // 4, (i + 1) * n // 4
-            ix.add((indptr[lo:hi + 1] - indptr[lo], indices[a:b], values[a:b]))
-            ix.commit()
-        return ix
-
+    n = len(big[0]) - 1
     path = tmp_path / "i"
-    ix = load(path)
+    ix = _four_commits(path, big, MergePolicy(factor=0))
     before = _segments(path)
     assert len(before) == 4
     q = (np.array([1, 2, 3, 5, 8], np.uint32), np.ones(5, np.float32))
@@ -174,22 +181,13 @@ def test_off_the_main_thread_a_long_call_runs_as_before():
     assert out and out[0].stats()["documents"] == 2000
 
 
-def _four_commits(path, n=240_000, policy=None):
-    a = _core.synthetic_corpus(n, 1, 11)
-    ix = SparseIndex.create(path, merge_policy=policy or MergePolicy(factor=2))  # background merges
-    b = n // 4
-    for i in range(4):
-        lo, hi = int(a[0][i * b]), int(a[0][(i + 1) * b])
-        ix.add((a[0][i * b:(i + 1) * b + 1] - a[0][i * b], a[1][lo:hi], a[2][lo:hi]))
-        ix.commit()
-    return ix
 
 
 def test_an_interrupted_wait_for_a_background_merge_keeps_track_of_it(tmp_path):
     # breaker27 M1: a KeyboardInterrupt inside Thread.join() made is_alive() read False while
     # the merge ran on, and close() returned at once (files left behind; once an abort at exit)
     path = tmp_path / "i"
-    ix = _four_commits(path)
+    ix = _background(path)
     sent, timer = _interrupt_after(0.2)
     with pytest.raises(KeyboardInterrupt):
         ix.merge()  # waits for the background merge first
@@ -204,7 +202,7 @@ def test_an_interrupted_wait_for_a_background_merge_keeps_track_of_it(tmp_path):
 
 def test_close_without_waiting_cancels_a_running_merge(tmp_path):
     path = tmp_path / "i"
-    ix = _four_commits(path)
+    ix = _background(path)
     assert ix._store._merging()
     t = time.perf_counter()
     ix.close(wait_for_merges=False)

@@ -6,6 +6,7 @@
 //! (`Container::parse`) for comparison.
 
 use sparsedex_core::container::{Container, Image};
+use sparsedex_core::index::format::MAGIC;
 use sparsedex_core::index::Index;
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ fn main() {
         let b = std::fs::read(p).unwrap();
         let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
         let (cmed, _, _) =
-            time(&|| drop(Container::parse(Image::open_file(p).unwrap(), *b"SPDXIDX\0", version, true).unwrap()));
+            time(&|| drop(Container::parse(Image::open_file(p).unwrap(), MAGIC, version, true).unwrap()));
         let st = Index::open(p).unwrap().stats();
         println!(
             "{path}: version {version}, {:.1} MB, open median {med:.1} ms (min {lo:.1}, max {hi:.1}; checksums alone {cmed:.1}), \

@@ -68,10 +68,11 @@ pub(crate) fn check_offsets(name: &str, offs: &[u64], expect_len: usize, end: u6
 }
 
 /// Build validated views over a parsed container; its dense block maxima are empty until
-/// [`DerivedMaxima::attach`] points them at those [`derive_maxima`] derives. `deep = false` is for an image this process
-/// built and validated itself ([`crate::index::Index::from_written_image`]): the sections,
-/// their lengths and offsets are checked as always, the passes over every posting, block,
-/// stored term and id are not (they held for the same bytes in memory).
+/// [`DerivedMaxima::attach`] points them at those [`derive_maxima`] derives. `deep = false`
+/// is for an image this process built and validated itself
+/// ([`crate::index::Index::from_written_image`]): the sections, their lengths and offsets are
+/// checked as always, the passes over every posting, block, stored term and id are not (they
+/// held for the same bytes in memory).
 pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>> {
     let meta = c.u64s("meta")?;
     if meta.len() != META_LEN {

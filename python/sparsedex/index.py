@@ -216,6 +216,33 @@ def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return None
 
 
+def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The rows of CSR arrays ``(indptr, indices, values)`` (one query a row) as ``(indices,
+    values)`` pairs, which the caller validates as any query vector (errors name ``query i``);
+    None when ``queries`` is not such a tuple. ValueError when the arrays do not form a CSR
+    matrix (indptr not integer, not starting at 0, decreasing, or not ending at the number of
+    indices and values)."""
+    if not (isinstance(queries, tuple) and len(queries) == 3 and isinstance(queries[0], np.ndarray)
+            and queries[0].ndim == 1 and queries[0].dtype.kind in "iuf"):
+        return None
+    indptr, indices, values = queries[0], np.asarray(queries[1]), np.asarray(queries[2])
+    if indptr.dtype.kind == "f":
+        raise ValueError(f"queries: CSR indptr must have an integer dtype, got {indptr.dtype}")
+    if indices.ndim != 1 or values.ndim != 1 or indices.shape != values.shape:
+        raise ValueError(
+            f"queries: CSR indices and values must be 1-d arrays of one length, got shapes {indices.shape} "
+            f"and {values.shape}"
+        )
+    ip = indptr.astype(np.int64)
+    if ip.size == 0 or ip[0] != 0 or ip[-1] != indices.size or (ip.size > 1 and bool(np.any(np.diff(ip) < 0))):
+        raise ValueError(
+            f"queries: CSR indptr must start at 0, never decrease and end at the number of entries "
+            f"({indices.size}); got {ip.size} entries from {int(ip[0]) if ip.size else None} "
+            f"to {int(ip[-1]) if ip.size else None}"
+        )
+    return [(indices[a:b], values[a:b]) for a, b in zip(ip[:-1].tolist(), ip[1:].tolist())]
+
+
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR arrays of already validated vectors."""
     return to_csr_arrays(vectors, validate=False)
@@ -917,8 +944,8 @@ class SparseIndex:
         target_recall: float | None = None,
         scores: str = "vectors",
     ) -> list[list[Hit]]:
-        """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix, one query
-        a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
+        """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix or CSR
+        arrays ``(indptr, indices, values)``, one query a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
         may use); ``filter``, ``collection_stats`` (BM25 statistics must then cover every
         query's terms), ``target_recall``, ``scores`` and the Qdrant keywords of :meth:`search`
         apply to every query. Errors name the query (``query 3``)."""
@@ -957,6 +984,8 @@ class SparseIndex:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
         (errors name the query)."""
         rows = sparse_matrix_rows(queries)
+        if rows is None:
+            rows = _csr_triple_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
         if qs is None:
             raise TypeError("queries is None: pass a list of texts or sparse vectors")

@@ -19,6 +19,7 @@ import pytest
 
 from sparsedex import MergePolicy, SparseIndex
 from sparsedex import _core
+from sparsedex import store as store_mod
 from sparsedex._segment import SegmentView
 
 pytestmark = pytest.mark.skipif(
@@ -239,3 +240,67 @@ print("exiting with a merge running", flush=True)
     other = SparseIndex.open(path)
     assert len(other) == 240_000
     other.close()
+
+
+@pytest.fixture(scope="module")
+def with_payloads():
+    return _core.synthetic_corpus(240_000, 1, 13)[:3]
+
+
+@pytest.mark.parametrize("during", ["alongside", "in_merge_order"])
+def test_ctrl_c_during_a_merge_stops_its_documents_copy_and_leaves_no_file(tmp_path, with_payloads, during):
+    """breaker27 L1: an interrupted merge() waited for the SQLite copy of the documents (0.8 s
+    on 4 x 60k documents with payloads) and left the copy behind as seg-N.docs. A merge copies
+    the documents alongside the engine's merge, in the order a concatenation gives, and again
+    in the merge's order when that differs (here: the merge reorders by BP); the signal comes
+    during the first copy (the engine merge still running) or the second (the merge done)."""
+    indptr, indices, values = with_payloads
+    n = len(indptr) - 1
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    for i in range(4):
+        lo, hi = i * n // 4, (i + 1) * n // 4
+        a, b = int(indptr[lo]), int(indptr[hi])
+        ix.add((indptr[lo:hi + 1] - indptr[lo], indices[a:b], values[a:b]),
+               payloads=[{"doc": j, "note": "x" * 200} for j in range(lo, hi)])
+        ix.commit()
+    copies, sent = [], []
+    real = store_mod.merge_docs
+    fire_on = 1 if during == "alongside" else 2
+
+    def copy(*a, **kw):  # fires SIGINT 50 ms into copy number `fire_on`, records how each ended
+        if len(copies) + 1 == fire_on:
+            sent.append(_interrupt_after(0.05))
+        t = time.perf_counter()
+        try:
+            real(*a, **kw)
+            copies.append(("done", time.perf_counter() - t))
+        except BaseException as e:
+            copies.append((type(e).__name__, time.perf_counter() - t))
+            raise
+
+    store_mod.merge_docs = copy
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ix.merge()
+    finally:
+        store_mod.merge_docs = real
+    assert sent, copies
+    sent[0][1].join()
+    if during == "in_merge_order":
+        # stopped, not run to its end
+        assert [c[0] for c in copies] == ["done", "CopyCancelled"], copies
+    else:
+        # stopped when the engine's merge raised, or done before it did (its file removed)
+        assert len(copies) == 1 and copies[0][0] in ("done", "CopyCancelled"), copies
+    # no documents file without its segment: the merge installed or not (in_merge_order: the
+    # merge installed, and the reorder job that follows it, which copies again, interrupted)
+    # (a merged segment's engine file not installed stays until the next commit collects it)
+    docs = sorted(f[: -len(".docs")] for f in os.listdir(path) if f.endswith(".docs"))
+    assert docs == [f"seg-00000{i}" for i in ((1, 2, 3, 4) if during == "alongside" else (5,))], docs
+    assert not [f for f in os.listdir(path) if ".tmp" in f]
+    assert not [t for t in threading.enumerate() if t.name == "sparsedex-merge-docs"]
+    ix.merge()  # the retry merges, documents and all
+    assert len(ix) == n and ix.get(n - 1).payload == {"doc": n - 1, "note": "x" * 200}
+    ix.close()
+    assert len([f for f in os.listdir(path) if f.endswith(".docs")]) == 1

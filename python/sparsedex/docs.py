@@ -586,6 +586,44 @@ def _fill_map(conn: sqlite3.Connection, new: np.ndarray, old: np.ndarray) -> Non
     conn.execute("COMMIT")
 
 
+class CopyCancelled(Exception):
+    """A documents copy stopped by :meth:`CopyCancel.cancel`."""
+
+
+class CopyCancel:
+    """Lets another thread stop a documents copy (:func:`merge_docs`): :meth:`cancel`
+    interrupts the SQLite statement it runs (``sqlite3.Connection.interrupt``, made to be
+    called from another thread) and makes it stop before its next step, raising
+    :class:`CopyCancelled`; its temporary file is removed and nothing is published."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise CopyCancelled("documents copy cancelled")
+
+    def attach(self, conn: sqlite3.Connection) -> None:
+        """Make ``cancel`` interrupt ``conn`` (raises :class:`CopyCancelled` if it was
+        cancelled already)."""
+        with self._lock:
+            self._conn = conn
+        self.check()
+
+    def detach(self) -> None:
+        """Before the connection closes: ``cancel`` no longer touches it."""
+        with self._lock:
+            self._conn = None
+
+
 def merge_docs(
     dest: str | os.PathLike[str],
     segment: str,
@@ -593,11 +631,15 @@ def merge_docs(
     origin_member: np.ndarray,
     origin_doc: np.ndarray,
     keep_texts: bool,
+    cancel: CopyCancel | None = None,
 ) -> None:
     """Write the documents database of a merged segment: document ``j`` of the new segment is
     document ``origin_doc[j]`` of ``members[origin_member[j]]`` (as the engine's merge reports
-    it). SQLite members are copied inside SQLite (attached, joined on a mapping table)."""
+    it). SQLite members are copied inside SQLite (attached, joined on a mapping table).
+    ``cancel``: stops the copy from another thread (:class:`CopyCancel`; raises
+    :class:`CopyCancelled`, nothing written)."""
     dest = Path(dest)
+    cancel = cancel or CopyCancel()
     tmp = _tmp_name(dest)
     om = np.asarray(origin_member, dtype=np.int64)
     od = np.asarray(origin_doc, dtype=np.int64)
@@ -605,10 +647,13 @@ def merge_docs(
         raise ValueError("origin arrays differ in length")
     n = int(om.shape[0])
     try:
+        cancel.check()
         conn = _create(tmp, segment, n)
         try:
+            cancel.attach(conn)
             conn.execute("CREATE TEMP TABLE map (new INTEGER PRIMARY KEY, old INTEGER NOT NULL)")
             for i, m in enumerate(members):
+                cancel.check()
                 new = np.flatnonzero(om == i)
                 if new.size == 0:
                     continue
@@ -620,6 +665,7 @@ def merge_docs(
                     m._ensure_verified()
                     if not run:
                         _fill_map(conn, new, old)
+                    cancel.check()
                     conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
                     try:
                         text = "s.text" if keep_texts else "NULL"
@@ -649,8 +695,16 @@ def merge_docs(
             if count != n:
                 raise CorruptIndexError(f"merging documents into {dest.name}: {count} rows copied, expected {n}")
         finally:
+            cancel.detach()
             conn.close()
+        cancel.check()
         _publish(tmp, dest, new=True)
     except BaseException as e:
+        if cancel.cancelled:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise CopyCancelled(f"documents copy of merged segment {segment} cancelled") from None
         _failed_write(e, tmp, f"merged segment {segment}")
         raise

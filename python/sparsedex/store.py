@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _core, _validate
 from ._core import CorruptIndexError, SparsedexError
-from .docs import MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
+from .docs import CopyCancel, MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
 from .filters import Filter, PayloadColumns
 from .lock import LOCK_FILE, IndexLockedError, WriterLock
 
@@ -416,6 +416,43 @@ class _Background:
         if self._error is not None:
             e, self._error = self._error, None
             raise e
+
+
+class _DocsCopy:
+    """The documents copy of a merge (:func:`merge_docs`), on a thread of its own so that it can
+    be stopped: by a Ctrl-C in the merging thread, or, in the background merge thread, by the
+    cancellation :meth:`Store.close` makes (its ``CancelToken``)."""
+
+    def __init__(self, store: Store, dest: Path, segment: str, members: list[SegmentView],
+                 om: np.ndarray, od: np.ndarray) -> None:
+        self.cancel = CopyCancel()
+        self.done = threading.Event()  # Thread.is_alive is not trusted after an interrupted join
+        self.failed: list[BaseException] = []
+        self.token = store._merger_cancel if threading.current_thread() is store._merger else None
+
+        def run() -> None:
+            try:
+                merge_docs(dest, segment, [m.docs for m in members], om, od, store.store_texts, self.cancel)
+            except BaseException as e:  # raised by wait(), in the merging thread
+                self.failed.append(e)
+            finally:
+                self.done.set()
+
+        threading.Thread(target=run, name="sparsedex-merge-docs", daemon=True).start()
+
+    def wait(self) -> None:
+        """Wait for the copy; raise its error, or KeyboardInterrupt when the background merge
+        is cancelled meanwhile."""
+        while not self.done.wait(0.05):
+            if self.token is not None and self.token.cancelled:
+                raise KeyboardInterrupt("merge cancelled")
+        if self.failed:
+            raise self.failed[0]
+
+    def stop(self) -> None:
+        """Interrupt the copy and wait for it to end (it removes its temporary file)."""
+        self.cancel.cancel()
+        self.done.wait()
 
 
 class Store:
@@ -822,7 +859,7 @@ class Store:
         """Drop uncommitted changes and release the writer lock (if held), after waiting for
         background merges (unless ``wait_for_merges=False``, or the wait is interrupted: a
         running merge is then cancelled, and closing waits for it to stop, within about half a
-        second, or when a documents copy it is making ends; its files are removed).
+        second; a documents copy it is making is interrupted, and its files are removed).
         Idempotent: closing a closed store does nothing. Every other method of a closed store raises :class:`ClosedIndexError`,
         and it never takes the writer lock again."""
         if self._closed:
@@ -1091,7 +1128,12 @@ class Store:
             return []
         assert self.path is not None
         att = f"{name}.{_DOCS_EXT}"
-        merge_docs(self.path / att, name, [m.docs for m in members], om, od, self.store_texts)
+        copy = _DocsCopy(self, self.path / att, name, members, om, od)
+        try:
+            copy.wait()
+        except BaseException:
+            copy.stop()
+            raise
         return [att]
 
     def _merge_alongside_docs(
@@ -1110,36 +1152,36 @@ class Store:
         reserved = self._core.reserve_segment()
         om, od = self._core.concat_origin(names)
         att = f"{reserved.name}.{_DOCS_EXT}"
-        failed: list[BaseException] = []
-
-        def copy() -> None:
-            try:
-                merge_docs(self.path / att, reserved.name, [m.docs for m in members], om, od, self.store_texts)
-            except BaseException as e:  # re-raised below, in the merging thread
-                failed.append(e)
-
-        copier = threading.Thread(target=copy, name="sparsedex-merge-docs", daemon=True)
-        copier.start()
+        copy = _DocsCopy(self, self.path / att, reserved.name, members, om, od)
         try:
             prepared = self._core.merge(names, reserved)
-        finally:
-            copier.join()
-        if failed:
-            raise failed[0]
+            copy.wait()
+        except BaseException:
+            # The merge failed or was cancelled (Ctrl-C, close()), or the copy failed: stop the
+            # copy (SQLite interrupted, nothing published) rather than wait for it, and remove
+            # what it published if it had finished (breaker27 L1: an interrupted merge() waited
+            # for the whole copy, 0.8 s on 4 x 60k documents, and left the file behind).
+            copy.stop()
+            self._discard_reserved_docs(att)
+            raise
         pm, pd = prepared.origin()
         if om.shape == pm.shape and np.array_equal(om, pm) and np.array_equal(od, pd):
             return prepared, [att]
+        self._discard_reserved_docs(att)
+        return prepared, None
+
+    def _discard_reserved_docs(self, att: str) -> None:
+        """Remove the documents file ``att`` a merge copied under its reserved segment name and
+        will not install. It is ours while this store writes (the name is reserved); once
+        closed (a merge abandoned by close(wait_for_merges=False)), a newer writer may have
+        committed a file under the name: leave it (a later copy then fails, naming the file)."""
+        assert self.path is not None
         with self._wlock:
-            # The copy in the guessed order is ours while this store writes (the name is
-            # reserved): remove it and the caller copies again. Once closed (a merge abandoned by
-            # close(wait_for_merges=False)), a newer writer may have committed a file under the
-            # name: leave it (the caller's copy then fails, naming the file).
             if not self._closed and self._writing:
                 try:
                     os.unlink(self.path / att)
                 except FileNotFoundError:
                     pass
-        return prepared, None
 
     def _merge_group(self, names: list[str], reorder: bool = False) -> int | None:
         """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
@@ -1262,7 +1304,7 @@ class Store:
 
     def _stop_merger(self) -> None:
         """Cancel the running merge (its engine call raises at its next check, within about
-        half a second; a copy of documents runs to its end) and wait for the thread to end, even
+        half a second; a copy of documents alongside it is interrupted) and wait for the thread to end, even
         through a KeyboardInterrupt, which is raised after: the store must not be torn down
         under a merge (breaker27 M1: files left behind, and once an abort at exit)."""
         if not self._merging():

@@ -985,7 +985,7 @@ class SparseIndex:
     def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
         (errors name the query)."""
-        rows = sparse_matrix_rows(queries)
+        rows: list[Any] | None = sparse_matrix_rows(queries)
         if rows is None:
             rows = _csr_triple_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None

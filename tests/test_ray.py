@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st  # 
 import sparsedex  # noqa: E402
 from sparsedex import SparseIndex  # noqa: E402
 import sparsedex.ray as sdr  # noqa: E402
+from sparsedex.vectors import to_csr_arrays, validate_embedding  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -179,6 +180,12 @@ def test_sharded_equals_single(cluster, tmp_path_factory, seed, n, num_shards, q
             _same(got, _canonical(single, q, 4))
         for q, got in zip(qs, sh.search_batch(qs, k=4, algorithm="approximate", target_recall=1.0)):
             _same(got, _canonical(single, q, 4))
+        if not bm25:  # the same queries as CSR arrays (indptr, indices, values), one a row
+            csr = to_csr_arrays([validate_embedding(q) for q in qs])
+            for q, got in zip(qs, sh.search_batch(csr, k=4)):
+                _same(got, _canonical(single, q, 4))
+            with pytest.raises(ValueError, match="never decrease"):
+                sh.search_batch((csr[0][::-1].copy(), csr[1], csr[2]), k=4)
         with pytest.raises(ValueError, match="target_recall applies to algorithm='approximate' only"):
             sh.search(qs[0], k=3, target_recall=0.9)
         live = [r["id"] for r in rows if r["id"] not in set(deleted)]

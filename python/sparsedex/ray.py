@@ -1393,13 +1393,21 @@ class ShardedIndex:
 
     def search_batch(self, queries: Iterable[Any], k: int = 10, algorithm: str = "auto",
                      filter: Any = None, target_recall: float | None = None) -> list[list[Hit]]:
-        """:meth:`search` for many queries; one call per shard."""
+        """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix or CSR
+        arrays ``(indptr, indices, values)``, one query a row); one call per shard."""
         from . import _validate
         from .index import _check_algorithm
 
         k = _validate.check_k(k)
         _check_algorithm(algorithm, target_recall)
-        qs = list(queries)
+        from .index import _csr_triple_rows
+        from .vectors import sparse_matrix_rows
+
+        # a scipy.sparse matrix or CSR arrays (indptr, indices, values): one query a row
+        rows: list[Any] | None = sparse_matrix_rows(queries)
+        if rows is None:
+            rows = _csr_triple_rows(queries)
+        qs = rows if rows is not None else list(queries)
         if not qs:
             return []
         sent = [self._query(q, what=f"query {i}") for i, q in enumerate(qs)]

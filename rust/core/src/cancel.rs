@@ -69,6 +69,15 @@ impl Watch {
         self.0.as_ref().is_some_and(Token::is_cancelled)
     }
 
+    /// Run `f` with this watch's token (if any) as the current thread's: for a helper thread
+    /// that does part of a cancellable call and checks with [`check`] or [`watch`] itself.
+    pub fn scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.0 {
+            Some(t) => scope(t, f),
+            None => f(),
+        }
+    }
+
     /// `Err(Error::Cancelled)` if the call was cancelled.
     #[inline]
     pub fn check(&self) -> Result<()> {

@@ -465,6 +465,9 @@ impl FileSink {
     }
 
     fn send(&mut self) -> Result<()> {
+        // A cancelled call (Ctrl-C during a merge's or a commit's streaming write) stops here,
+        // at a chunk's end; the caller removes the temporary file as after any error.
+        crate::cancel::check()?;
         let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         let full = std::mem::replace(&mut self.cur, next);
         let sent = self.tx.as_ref().map(|tx| tx.send(full).is_ok()).unwrap_or(false);

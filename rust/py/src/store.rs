@@ -375,6 +375,18 @@ impl PyStore {
         enter(py, || s.finish_merge(p, &attachments))
     }
 
+    /// Drop a prepared merge that will not be installed and remove the engine file it wrote
+    /// (not the caller's attachments), rather than leave it to the next commit's collection.
+    /// Nothing if it was installed or dropped already.
+    fn abandon_merge(&self, py: Python<'_>, prepared: &PyPreparedMerge) -> PyResult<()> {
+        let p = prepared.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let s = &self.inner;
+        match p {
+            Some(p) => enter(py, || s.abandon_merge(p)),
+            None => Ok(()),
+        }
+    }
+
     /// Save the committed state into directory `dest` (whose writer lock the caller holds)
     /// under fresh names; the previous save there stays whole until the new one is committed.
     /// Returns the destination's generation.

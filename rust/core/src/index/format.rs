@@ -254,10 +254,14 @@ fn derive_kind<I: Impact + PartialEq + Send + Sync>(
     deep: bool,
 ) -> Result<Derived<I>> {
     use rayon::prelude::*;
+    // The pass reads every posting (a merged segment's file is checked so while it is synced):
+    // a cancelled call (Ctrl-C) stops it between terms.
+    let stop = crate::cancel::watch();
     blockmax::derive(v.term_post_start, v.n_docs as usize, deep, |items| {
         items.into_par_iter().try_for_each_init(
             || ([0u32; BLOCK_LEN], Vec::new()),
             |(buf, term_docs), (t, outs)| {
+                stop.check()?;
                 let (first, end) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
                 let p0 = v.term_post_start[t] as usize;
                 let df = v.term_post_start[t + 1] as usize - p0;

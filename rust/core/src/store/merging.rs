@@ -274,8 +274,7 @@ impl Store {
                         Out::File { size, crc32, .. } => Ok((origin, size, crc32)),
                         Out::Index(index) => {
                             let bytes = index.image_bytes();
-                            crate::fs::failpoint::write(f, bytes)
-                                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                            crate::fs::write_cancellable(f, tmp, bytes)?;
                             Ok((origin, bytes.len() as u64, crc32fast::hash(bytes)))
                         }
                     }
@@ -316,6 +315,26 @@ impl Store {
     /// keeping the deletions made since [`Store::merge`] read them and moving staged deletions
     /// of the members onto it. Returns the new generation, or `None` if a member is gone
     /// meanwhile (merged elsewhere): the merge is then dropped.
+    /// Drop a prepared merge that will not be installed and remove the engine file it wrote,
+    /// now rather than at the next commit's collection (an interrupted merge left a file the
+    /// size of the merged segment until then; for a reader, for good: breaker28 M2). Only that
+    /// file: attachments are the caller's. Call it while still the writer that prepared it
+    /// (the file's name was reserved for it).
+    pub fn abandon_merge(&self, prepared: PreparedMerge) -> Result<()> {
+        let file = prepared.engine.as_ref().and_then(|(_, rec)| rec.as_ref()).map(|rec| rec.name.clone());
+        drop(prepared); // unmapped; its name leaves the in-flight set
+        let (Some(dir), Some(file)) = (&self.dir, file) else { return Ok(()) };
+        if self.snapshot().segments.iter().any(|s| s.data.sdx.as_ref().is_some_and(|r| r.name == file)) {
+            return Ok(()); // committed after all (cannot happen: the name was the merge's)
+        }
+        match std::fs::remove_file(dir.join(&file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", dir.join(&file).display()), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn finish_merge(&self, prepared: PreparedMerge, attachments: &[String]) -> Result<Option<u64>> {
         let mut w = lock(&self.writer);
         self.begin(&mut w)?;

@@ -547,9 +547,7 @@ impl Store {
         let file = sdx_name(name);
         let bytes = index.image_bytes();
         if merged {
-            crate::fs::create_fill(&dir.join(&file), |f, tmp| {
-                crate::fs::failpoint::write(f, bytes).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))
-            })?;
+            crate::fs::create_fill(&dir.join(&file), |f, tmp| crate::fs::write_cancellable(f, tmp, bytes))?;
         } else {
             crate::fs::replace(&dir.join(&file), bytes)?;
         }

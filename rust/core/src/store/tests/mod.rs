@@ -448,6 +448,50 @@ fn a_merge_that_fills_the_next_level_is_planned_with_it() {
     assert!(plan_of(&[30, 30, 10, 10]).is_empty());
 }
 
+#[test]
+fn an_abandoned_merge_removes_its_engine_file_and_nothing_else() {
+    // breaker28 M2: an interrupted merge's file stayed until the next commit collected it
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let store = Store::create(Some(dir.as_path()), StoreConfig::default()).unwrap();
+    for i in 0..3i64 {
+        let d = docs(40, i as u64 + 1, false);
+        store.stage_add(csr(&d), IdsInput::Int(&ids(i * 40..i * 40 + 40)), None, false).unwrap();
+        store.finish_commit(&[], None).unwrap();
+    }
+    let files = |d: &Path| {
+        let mut v: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let names: Vec<String> = store.snapshot().segments().iter().map(|s| s.name().to_string()).collect();
+    let prepared = store.merge(&names).unwrap();
+    let sdx = format!("{}.sdx", prepared.name);
+    let docs_file = format!("{}.docs", prepared.name);
+    std::fs::write(dir.join(&docs_file), b"the caller's attachment").unwrap();
+    assert!(dir.join(&sdx).exists());
+    let generation = store.snapshot().generation;
+    store.abandon_merge(prepared).unwrap();
+    assert!(!dir.join(&sdx).exists());
+    assert!(dir.join(&docs_file).exists(), "attachments are the caller's to remove");
+    std::fs::remove_file(dir.join(&docs_file)).unwrap();
+    assert_eq!(files(&dir), before);
+    assert_eq!(store.snapshot().generation, generation);
+    assert_eq!(state(&store.snapshot()).len(), 120);
+    // in memory: nothing to remove
+    let mem = Store::create(None, StoreConfig::default()).unwrap();
+    let d = docs(40, 9, false);
+    mem.stage_add(csr(&d), IdsInput::Int(&ids(0..40)), None, false).unwrap();
+    mem.finish_commit(&[], None).unwrap();
+    mem.stage_add(csr(&d), IdsInput::Int(&ids(40..80)), None, false).unwrap();
+    mem.finish_commit(&[], None).unwrap();
+    let names: Vec<String> = mem.snapshot().segments().iter().map(|s| s.name().to_string()).collect();
+    mem.abandon_merge(mem.merge(&names).unwrap()).unwrap();
+    assert_eq!(mem.snapshot().segments().len(), 2);
+}
+
 /// Merges planned by the policy and installed while deletions go on: the merged segment keeps
 /// the deletions made meanwhile and takes the staged ones; results are a fresh index's.
 #[test]

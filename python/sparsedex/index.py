@@ -216,6 +216,14 @@ def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return None
 
 
+def query_rows(queries: Any) -> list[Any] | None:
+    """The rows of a scipy.sparse matrix (as vectors) or of CSR arrays ``(indptr, indices,
+    values)`` (as ``(indices, values)`` pairs), one query a row; None for anything else (a list
+    of queries). For the batch calls of SparseIndex and ShardedIndex."""
+    rows: list[Any] | None = sparse_matrix_rows(queries)
+    return rows if rows is not None else _csr_triple_rows(queries)
+
+
 def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """The rows of CSR arrays ``(indptr, indices, values)`` (one query a row) as ``(indices,
     values)`` pairs, which the caller validates as any query vector (errors name ``query i``);
@@ -985,9 +993,7 @@ class SparseIndex:
     def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
         (errors name the query)."""
-        rows: list[Any] | None = sparse_matrix_rows(queries)
-        if rows is None:
-            rows = _csr_triple_rows(queries)
+        rows = query_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
         if qs is None:
             raise TypeError("queries is None: pass a list of texts or sparse vectors")

@@ -1400,13 +1400,9 @@ class ShardedIndex:
 
         k = _validate.check_k(k)
         _check_algorithm(algorithm, target_recall)
-        from .index import _csr_triple_rows
-        from .vectors import sparse_matrix_rows
+        from .index import query_rows
 
-        # a scipy.sparse matrix or CSR arrays (indptr, indices, values): one query a row
-        rows: list[Any] | None = sparse_matrix_rows(queries)
-        if rows is None:
-            rows = _csr_triple_rows(queries)
+        rows = query_rows(queries)  # a scipy.sparse matrix or CSR arrays: one query a row
         qs = rows if rows is not None else list(queries)
         if not qs:
             return []

@@ -429,7 +429,6 @@ class _DocsCopy:
         self.done = threading.Event()  # Thread.is_alive is not trusted after an interrupted join
         self.failed: list[BaseException] = []
         self.token = store._merger_cancel if threading.current_thread() is store._merger else None
-
         self.published = False  # the copy's file is in place under its name
 
         def run() -> None:
@@ -1180,8 +1179,8 @@ class Store:
         return prepared, None
 
     def _discard_reserved_docs(self, att: str) -> None:
-        """Remove the documents file ``att`` a merge copied under its reserved segment name and
-        will not install. It is ours while this store writes (the name is reserved); once
+        """Remove the documents file ``att`` a merge copied under its segment name (reserved
+        for it) and will not install. It is ours while this store writes (the name is reserved); once
         closed (a merge abandoned by close(wait_for_merges=False)), a newer writer may have
         committed a file under the name: leave it (a later copy then fails, naming the file)."""
         assert self.path is not None
@@ -1255,8 +1254,8 @@ class Store:
                 self._core.abandon_merge(prepared)
             except Exception:  # pragma: no cover - best effort: the next commit collects them
                 pass
-        for att in attachments:
-            self._discard_reserved_docs(att)
+            for att in attachments:
+                self._discard_reserved_docs(att)
 
     def _members_gone(self, names: list[str]) -> bool:
         """Whether a segment of ``names`` is no longer in the current commit (a commit dropped

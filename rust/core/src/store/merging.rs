@@ -310,11 +310,6 @@ impl Store {
         })
     }
 
-    /// Install a merge (a writer call): the merged segment (with `attachments`, files
-    /// `<name>.<ext>` the caller wrote) replaces its members, at the first member's place,
-    /// keeping the deletions made since [`Store::merge`] read them and moving staged deletions
-    /// of the members onto it. Returns the new generation, or `None` if a member is gone
-    /// meanwhile (merged elsewhere): the merge is then dropped.
     /// Drop a prepared merge that will not be installed and remove the engine file it wrote,
     /// now rather than at the next commit's collection (an interrupted merge left a file the
     /// size of the merged segment until then; for a reader, for good: breaker28 M2). Only that
@@ -327,14 +322,20 @@ impl Store {
         if self.snapshot().segments.iter().any(|s| s.data.sdx.as_ref().is_some_and(|r| r.name == file)) {
             return Ok(()); // committed after all (cannot happen: the name was the merge's)
         }
-        match std::fs::remove_file(dir.join(&file)) {
+        let path = dir.join(&file);
+        match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io(format!("removing {}", dir.join(&file).display()), e))
+                Err(Error::io(format!("removing {}", path.display()), e))
             }
             _ => Ok(()),
         }
     }
 
+    /// Install a merge (a writer call): the merged segment (with `attachments`, files
+    /// `<name>.<ext>` the caller wrote) replaces its members, at the first member's place,
+    /// keeping the deletions made since [`Store::merge`] read them and moving staged deletions
+    /// of the members onto it. Returns the new generation, or `None` if a member is gone
+    /// meanwhile (merged elsewhere): the merge is then dropped.
     pub fn finish_merge(&self, prepared: PreparedMerge, attachments: &[String]) -> Result<Option<u64>> {
         let mut w = lock(&self.writer);
         self.begin(&mut w)?;

@@ -336,3 +336,78 @@ fn truncated_version_3_files_are_errors() {
         }
     }
 }
+
+/// The stored vectors are checked against the postings at open (breaker27 L3): a file whose
+/// `fwd_*` sections were changed consistently (the container's checksums rewritten, every
+/// length and offset still right) is a corruption error, for u8, f32 and BM25 segments, where
+/// it used to open and make exact search (which rescores from the stored vectors) and the
+/// postings disagree.
+#[test]
+fn stored_vectors_that_disagree_with_the_postings_are_corrupt() {
+    use sparsedex_core::index::build::build_with;
+    use sparsedex_core::index::Bm25Params;
+    let csr = corpus(500, 300);
+    let tfs: Vec<f32> = csr.2.iter().enumerate().map(|(i, _)| (1 + i % 5) as f32).collect();
+    let doc_len: Vec<u32> = csr.0.windows(2).map(|w| (w[1] - w[0]) as u32 * 3).collect();
+    let bm25 = {
+        let opts = BuildOptions {
+            quantization: Quantization::Bm25(Bm25Params { k1: 1.2, b: 0.75, quantized: false }),
+            store_vectors: true,
+            reorder: Reorder::None,
+            ..Default::default()
+        };
+        let docs = CsrRef { indptr: &csr.0, indices: &csr.1, values: &tfs };
+        build_with(docs, IdsInput::None, Some(&doc_len), &opts).unwrap().index
+    };
+    let images = [
+        ("u8", bytes_of(&built(&csr, Quantization::U8 { scale: None }))),
+        ("f32", bytes_of(&built(&csr, Quantization::F32))),
+        ("bm25", bytes_of(&bm25)),
+    ];
+    for (kind, image) in &images {
+        assert!(open(image).is_ok(), "{kind}: the untouched file opens");
+        let c = Container::parse(Image::from_bytes(image), MAGIC, VERSION, true).unwrap();
+        let indptr = le_u64s(c.bytes("fwd_indptr").unwrap());
+        let values: Vec<f32> =
+            c.bytes("fwd_values").unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let terms: Vec<u16> =
+            c.bytes("fwd_terms_u16").unwrap().chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+        // A row of at least three entries whose first two weights make different impacts.
+        let (a, _) = indptr
+            .windows(2)
+            .map(|w| (w[0] as usize, w[1] as usize))
+            .find(|&(a, b)| b - a >= 3 && values[a] * 1.5 < values[a + 1] && terms[a] + 1 < terms[a + 1])
+            .expect("such a row");
+        let with_values = |f: &dyn Fn(&mut Vec<f32>)| {
+            let mut v = values.clone();
+            f(&mut v);
+            let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            rewrite(image, VERSION, |name, data| match name {
+                "fwd_values" => vec![(name.into(), raw.clone())],
+                _ => vec![(name.into(), data.to_vec())],
+            })
+        };
+        let with_terms = |f: &dyn Fn(&mut Vec<u16>)| {
+            let mut t = terms.clone();
+            f(&mut t);
+            let raw: Vec<u8> = t.iter().flat_map(|x| x.to_le_bytes()).collect();
+            rewrite(image, VERSION, |name, data| match name {
+                "fwd_terms_u16" => vec![(name.into(), raw.clone())],
+                _ => vec![(name.into(), data.to_vec())],
+            })
+        };
+        let disagree = "disagree with the postings";
+        // Two weights of a row swapped: the same terms and weights, paired differently.
+        assert_corrupt(open(&with_values(&|v| v.swap(a, a + 1))), disagree);
+        // One weight changed to one its impact would not come from.
+        assert_corrupt(open(&with_values(&|v| v[a] = v[a + 1] * 2.0)), disagree);
+        // One term id changed to another, the row still ascending.
+        assert_corrupt(open(&with_terms(&|t| t[a] += 1)), disagree);
+        // Two term ids of a row swapped.
+        assert_corrupt(open(&with_terms(&|t| t.swap(a, a + 1))), "not strictly ascending");
+        // A weight that is not a positive number.
+        for bad in [f32::NAN, -1.0, 0.0, f32::INFINITY] {
+            assert_corrupt(open(&with_values(&|v| v[a] = bad)), "not a positive number");
+        }
+    }
+}

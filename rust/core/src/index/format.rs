@@ -29,12 +29,13 @@
 //! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
 use super::blockmax::{self, Derived, DerivedMaxima, FINE_BLOCK, SUPERBLOCK_DOCS};
-use super::impact::{join_all, Impact};
-use super::{Forward, FwdTerms, ImpactArrays, Impacts, IndexView, DOC_BLOCK};
+use super::impact::{join_all, posting_hash, Impact};
+use super::{Forward, FwdTerms, ImpactArrays, ImpactKind, Impacts, IndexView, DOC_BLOCK};
 use crate::codec::{packed_len, rows_for, BLOCK_LEN};
 use crate::container::Container;
 use crate::postings::decode_block;
 use crate::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// File magic of an index image.
 pub const MAGIC: [u8; 8] = *b"SPDXIDX\0";
@@ -240,19 +241,117 @@ pub(crate) fn read_view_with(c: &Container, deep: bool) -> Result<IndexView<'_>>
 /// `block_last` reaches its target only if that holds; and the bounds are checked against the
 /// impacts ([`check_bounds`]). In parallel over terms; the cost is one decode of the postings,
 /// less than verifying their checksums.
+///
+/// With `deep`, a segment that stores its vectors also has them checked against its postings
+/// ([`check_forward`]): the sums of a hash of every (term, document, impact) over the postings
+/// and over the stored vectors must be equal.
 pub(crate) fn derive_maxima(v: &IndexView<'_>, deep: bool) -> Result<DerivedMaxima> {
-    Ok(match v.impacts {
-        Impacts::U8(a) => DerivedMaxima::U8(derive_kind(v, &a, deep)?),
-        Impacts::F32(a) => DerivedMaxima::F32(derive_kind(v, &a, deep)?),
-        Impacts::Bm25(a) => DerivedMaxima::Bm25(derive_kind(v, &a, deep)?),
-    })
+    let sum = AtomicU64::new(0);
+    let derived = match v.impacts {
+        Impacts::U8(a) => DerivedMaxima::U8(derive_kind(v, &a, deep, &sum)?),
+        Impacts::F32(a) => DerivedMaxima::F32(derive_kind(v, &a, deep, &sum)?),
+        Impacts::Bm25(a) => DerivedMaxima::Bm25(derive_kind(v, &a, deep, &sum)?),
+    };
+    if deep {
+        if let Some(f) = &v.forward {
+            check_forward(v, f, sum.into_inner())?;
+        }
+    }
+    Ok(derived)
+}
+
+/// Check the stored vectors against the postings (breaker27 L3): every row's local term ids
+/// strictly ascending, every weight finite and above 0, and the sum of
+/// [`posting_hash`]`(term, doc, key)` over the rows (the key being what the writer makes of the
+/// weight: its u8 impact, f32 bits or BM25 term frequency) equal to `postings_sum`, the same sum
+/// over the postings. So the stored vectors hold exactly the postings' (term, document) pairs with the weights their
+/// impacts came from; a file whose `fwd_*` sections were changed and their checksums rewritten
+/// is refused here instead of making exact search, which rescores candidates from the stored
+/// vectors, and the approximate rerank disagree with the postings. In parallel over documents,
+/// cancellable between chunks.
+fn check_forward(v: &IndexView<'_>, f: &super::Forward<'_>, postings_sum: u64) -> Result<()> {
+    let scale = v.scale;
+    let forward_sum = match (v.kind(), f.terms) {
+        (ImpactKind::U8, FwdTerms::U16(t)) => forward_sum(f, t, |w| quantize_checked(w, scale)),
+        (ImpactKind::U8, FwdTerms::U32(t)) => forward_sum(f, t, |w| quantize_checked(w, scale)),
+        (ImpactKind::F32, FwdTerms::U16(t)) => forward_sum(f, t, |w| w.to_bits() as u64),
+        (ImpactKind::F32, FwdTerms::U32(t)) => forward_sum(f, t, |w| w.to_bits() as u64),
+        (ImpactKind::Bm25, FwdTerms::U16(t)) => forward_sum(f, t, |w| w as u32 as u64),
+        (ImpactKind::Bm25, FwdTerms::U32(t)) => forward_sum(f, t, |w| w as u32 as u64),
+    }?;
+    if forward_sum != postings_sum {
+        return Err(corrupt(
+            "the stored vectors ('fwd_*') disagree with the postings: their terms, documents or weights differ",
+        ));
+    }
+    Ok(())
+}
+
+/// [`super::build::quantize`] of a weight, without the float-to-int saturation a general `as` cast needs
+/// (twice as fast in the open check): `w * scale` is held within `0..=256` first, so it
+/// truncates to an i32 as is, and the clamp gives what `quantize` gives for every weight above
+/// 0 (`quantize_checked_equals_quantize` checks it; the open check refuses other weights).
+#[inline(always)]
+fn quantize_checked(w: f32, scale: f32) -> u64 {
+    // `min` and `max` return the other operand for a NaN, so `y` is in 0..=256 (`clamp` would
+    // pass a NaN through).
+    #[allow(clippy::manual_clamp)]
+    let y = (w * scale).min(256.0).max(0.0);
+    // SAFETY: `y` is finite and within 0..=256, which i32 represents: truncation is defined.
+    let t = unsafe { y.to_int_unchecked::<i32>() };
+    let r = t + ((y - t as f32) >= 0.5) as i32; // the difference is exact below 2^23
+    r.clamp(1, 255) as u64
+}
+
+/// The sum of [`posting_hash`] over the stored vectors (`terms`: their local term ids), each
+/// weight's key made by `key` (what the writer makes of a weight, [`super::impact::Impact::check_key`]),
+/// checking each row's order and weights on the way.
+fn forward_sum<T: super::TermId>(f: &super::Forward<'_>, terms: &[T], key: impl Fn(f32) -> u64 + Sync) -> Result<u64> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 4096;
+    let stop = crate::cancel::watch();
+    let n_docs = f.indptr.len() - 1;
+    let row = |d: usize| -> Result<u64> {
+        let (a, b) = (f.indptr[d] as usize, f.indptr[d + 1] as usize);
+        row_sum(d, &terms[a..b], &f.values[a..b], &key)
+    };
+    (0..n_docs.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            stop.check()?;
+            (c * CHUNK..((c + 1) * CHUNK).min(n_docs)).try_fold(0u64, |acc, d| Ok(acc.wrapping_add(row(d)?)))
+        })
+        .try_reduce(|| 0, |x, y| Ok(x.wrapping_add(y)))
+}
+
+/// One stored row's share of [`forward_sum`] (document `d`, its term ids and weights).
+#[inline(never)]
+fn row_sum<T: super::TermId>(d: usize, ts: &[T], ws: &[f32], key: &impl Fn(f32) -> u64) -> Result<u64> {
+    // Branch-free over the row; the message is looked for only when a row fails.
+    let descending = ts.windows(2).fold(false, |bad, p| bad | (p[0].into() >= p[1].into()));
+    // A finite f32 above 0 has bits 1..=0x7f7f_ffff.
+    let not_positive = ws.iter().fold(false, |bad, w| bad | (w.to_bits().wrapping_sub(1) >= 0x7f7f_ffff));
+    if descending {
+        return Err(corrupt(format!("stored vector of document {d}: term ids are not strictly ascending")));
+    }
+    if not_positive {
+        let w = ws.iter().find(|&&w| !(w.is_finite() && w > 0.0)).copied().unwrap_or_default();
+        return Err(corrupt(format!("stored vector of document {d}: weight {w} is not a positive number")));
+    }
+    let mut h = 0u64;
+    for (&t, &w) in ts.iter().zip(ws) {
+        h = h.wrapping_add(posting_hash(t.into(), d as u32, key(w)));
+    }
+    Ok(h)
 }
 
 fn derive_kind<I: Impact + PartialEq + Send + Sync>(
     v: &IndexView<'_>,
     a: &ImpactArrays<'_, I>,
     deep: bool,
+    forward_sum: &AtomicU64,
 ) -> Result<Derived<I>> {
+    let hash_postings = deep && v.forward.is_some();
     use rayon::prelude::*;
     // The pass reads every posting (a merged segment's file is checked so while it is synced):
     // a cancelled call (Ctrl-C) stops it between terms.
@@ -289,6 +388,13 @@ fn derive_kind<I: Impact + PartialEq + Send + Sync>(
                 let imps = &a.impacts[p0..p0 + df];
                 if deep {
                     check_bounds(v, a, t, imps)?;
+                }
+                if hash_postings {
+                    let h = term_docs
+                        .iter()
+                        .zip(imps)
+                        .fold(0u64, |h, (&d, i)| h.wrapping_add(posting_hash(t as u32, d, i.check_key())));
+                    forward_sum.fetch_add(h, Ordering::Relaxed);
                 }
                 blockmax::join_postings(outs, term_docs, imps);
                 Ok(())
@@ -418,5 +524,33 @@ fn check_weights(name: &str, ws: &[f32]) -> Result<()> {
     match ws.iter().position(|w| !(w.is_finite() && *w >= 0.0)) {
         Some(i) => Err(corrupt(format!("section '{name}': entry {i} is {} (not a finite weight >= 0)", ws[i]))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::build::quantize;
+    use super::*;
+
+    #[test]
+    fn quantize_checked_equals_quantize() {
+        // Every 97th positive finite f32 (and the ends), at scales from tiny to huge, and the
+        // weights whose scaled value lands on or next to a half.
+        let scales = [1e-30f32, 0.003, 1.0, 255.0 / 3.7, 255.0, 1e4, 3e38];
+        for &scale in &scales {
+            let mut bits = 1u32;
+            while bits <= 0x7f7f_ffff {
+                let w = f32::from_bits(bits);
+                assert_eq!(quantize_checked(w, scale), quantize(w, scale) as u64, "w {w:e} scale {scale:e}");
+                bits = bits.saturating_add(97);
+            }
+            assert_eq!(quantize_checked(f32::MAX, scale), quantize(f32::MAX, scale) as u64);
+        }
+        for k in 0..600u32 {
+            let half = k as f32 / 2.0;
+            for y in [half, f32::from_bits(half.to_bits().saturating_sub(1)), f32::from_bits(half.to_bits() + 1)] {
+                assert_eq!(quantize_checked(y, 1.0), quantize(y, 1.0) as u64, "y {y:e}");
+            }
+        }
     }
 }

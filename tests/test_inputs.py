@@ -310,9 +310,10 @@ def test_csr_arrays_as_queries_in_search_batch_and_calibrate():
     assert ix.search_batch((np.array([0]), np.array([], np.uint32), np.array([], np.float32))) == []
     assert [s["name"] for s in ix.calibrate(csr)] == [s["name"] for s in ix.calibrate()]
     bad_structure = [
-        ((np.array([0, 1, 5]), csr[1][:3], csr[2][:3]), "end at the number of entries \\(3\\)"),
-        ((np.array([0, 3, 1, 4]), csr[1], csr[2]), "never decrease"),
-        ((np.array([1, 2, 4]), csr[1][:3], csr[2][:3]), "start at 0"),
+        ((np.array([0, 1, 5]), csr[1][:3], csr[2][:3]), "end at the number of entries \\(3\\), got 5"),
+        ((np.array([0, 3, 1, 4]), csr[1], csr[2]),
+         "indptr decreases at query 1: indptr\\[1\\] = 3 > indptr\\[2\\] = 1"),
+        ((np.array([1, 2, 4]), csr[1][:3], csr[2][:3]), "start at 0, got 1"),
         ((np.array([0.0, 1, 4]), csr[1], csr[2]), "indptr must have an integer dtype, got float64"),
         ((np.array([0, 1, 4]), csr[1], csr[2][:3]), "shapes \\(4,\\) and \\(3,\\)"),
     ]
@@ -653,3 +654,80 @@ def test_csr_values_of_a_wrong_dtype_are_named(values, msg):
     ix.add((np.array([0, 1, 2]), np.array([3, 4]), np.array([1, 2])), ids=[1, 2])
     ix.add((np.array([0, 1]), np.array([5]), np.array([0.5], dtype=object)), ids=[3])
     assert ix.search({3: 1.0}, k=1)[0].id == 1
+
+
+@pytest.mark.parametrize("call", ["add", "search_batch", "calibrate"])
+def test_malformed_csr_arrays_are_named_as_such(call):
+    """CSR arrays that are not a CSR matrix get a message about the arrays, for documents and
+    queries alike (breaker28 L1: an indptr given as a bool, object or str array, a 2-d or 0-d
+    one, an empty one, or four arrays fell through to "document 0 / query 0: cannot interpret
+    ndarray as a sparse vector", and a decreasing indptr did not name the row)."""
+    ix = SparseIndex(None, "float")
+    ix.add([{1: 1.0}, {2: 2.0}])
+    what = "documents" if call == "add" else "queries"
+    row = "document" if call == "add" else "query"
+    idx, val = np.array([1, 2, 3], np.uint32), np.array([1.0, 1.0, 1.0], np.float32)
+    cases = [
+        ((np.array([False, True, True]), idx[:1], val[:1]), "indptr must have an integer dtype, got bool"),
+        ((np.array([0, 1], dtype=object), idx[:1], val[:1]), "indptr must have an integer dtype, got object"),
+        ((np.array(["0", "1"]), idx[:1], val[:1]), "indptr must have an integer dtype, got <U1"),
+        ((np.array([[0, 1]]), idx[:1], val[:1]), "indptr must be a 1-d array, got shape \\(1, 2\\)"),
+        ((np.array(0), idx[:1], val[:1]), "indptr must be a 1-d array, got shape \\(\\)"),
+        ((np.array([], np.int64), idx[:0], val[:0]), "indptr is empty"),
+        ((np.array([0, 1]), idx[:1], val[:1], np.array([7])), "are \\(indptr, indices, values\\), got a tuple of 4"),
+        ((np.array([0, 1]), idx[:1]), "are \\(indptr, indices, values\\), got a tuple of 2"),
+        ((np.array([0, 2, 1, 3]), idx, val), f"indptr decreases at {row} 1: indptr\\[1\\] = 2 > indptr\\[2\\] = 1"),
+        ((np.array([0, 2**63 + 5], np.uint64), idx[:1], val[:1]), "more than there can be entries"),
+    ]
+    for arrays, msg in cases:
+        with pytest.raises(ValueError, match=f"^{what}: CSR arrays.*{msg}"):
+            getattr(ix, call)(arrays)
+    assert len(ix) == 2
+
+
+def test_csr_arrays_as_a_list_of_three_or_with_a_list_indptr():
+    """A list of three arrays, and an indptr given as a list of ints, are CSR arrays for add
+    and search_batch alike (search_batch refused both)."""
+    ix = SparseIndex(None, "float")
+    idx, val = np.array([1, 2, 3], np.uint32), np.array([1.0, 2.0, 0.5], np.float32)
+    assert ix.add([np.array([0, 1, 3]), idx, val], ids=["a", "b"]) == ["a", "b"]
+    assert ix.add(([0, 1], idx[2:], val[2:]), ids=["c"]) == ["c"]
+    want = [ix.search({1: 1.0}), ix.search({2: 1.0, 3: 1.0})]
+    assert ix.search_batch([np.array([0, 1, 3]), np.array([1, 2, 3]), np.array([1.0, 1.0, 1.0])]) == want
+    assert ix.search_batch(([0, 1, 3], np.array([1, 2, 3]), np.array([1.0, 1.0, 1.0]))) == want
+
+
+def test_query_term_ids_beyond_the_vocabulary_are_refused(tmp_path):
+    """A query vector with a term id no document can hold (at or above a SPLADE encoder's
+    vocabulary, or the declared vocab_size) is a ValueError naming the query and the id, in
+    search, search_batch, explain and decode, also for an index opened from disk (breaker28
+    L2: it matched nothing, silently, where add refuses such ids). BM25's dictionary grows, so
+    its ids are not bounded."""
+    ix = SparseIndex("splade-tiny", path=tmp_path / "s")
+    ix.add(["music band", "a red car"], ids=["m", "c"])
+    ix.commit()
+    n = ix.encoder.vocab_size
+    assert n == 30522
+    for index in (ix, SparseIndex.open(tmp_path / "s")):
+        assert index.search({n - 1: 1.0}) == []
+        bad = {n: 1.0, 5: 1.0}
+        msg = f"indices\\[0\\] = {n} is not below the encoder's vocabulary size \\({n}\\)"
+        with pytest.raises(ValueError, match=f"^query: {msg}"):
+            index.search(bad)
+        with pytest.raises(ValueError, match=f"^query 1: {msg}"):
+            index.search_batch([{5: 1.0}, bad])
+        with pytest.raises(ValueError, match=f"^query 0: indices\\[0\\] = {2**31}"):
+            index.search_batch((np.array([0, 1]), np.array([2**31]), np.array([1.0])))
+        with pytest.raises(ValueError, match=f"^query: {msg}"):
+            index.explain(bad, "m")
+        with pytest.raises(ValueError, match=f"^vector: {msg}"):
+            index.decode(bad)
+    ix.close()
+    v = SparseIndex(None, vocab_size=100)
+    v.add([{1: 1.0}])
+    with pytest.raises(ValueError, match="query: indices\\[0\\] = 100 is not below the vocabulary size \\(100\\)"):
+        v.search({100: 1.0})
+    assert [h.id for h in v.search({99: 1.0, 1: 1.0})] == [0]
+    b = SparseIndex("bm25")
+    b.add(["a b c"])
+    assert b.search({10_000: 1.0}) == []

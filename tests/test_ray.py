@@ -184,7 +184,7 @@ def test_sharded_equals_single(cluster, tmp_path_factory, seed, n, num_shards, q
             csr = to_csr_arrays([validate_embedding(q) for q in qs])
             for q, got in zip(qs, sh.search_batch(csr, k=4)):
                 _same(got, _canonical(single, q, 4))
-            with pytest.raises(ValueError, match="never decrease"):
+            with pytest.raises(ValueError, match="queries: CSR arrays: indptr must start at 0"):
                 sh.search_batch((csr[0][::-1].copy(), csr[1], csr[2]), k=4)
         with pytest.raises(ValueError, match="target_recall applies to algorithm='approximate' only"):
             sh.search(qs[0], k=3, target_recall=0.9)
@@ -256,6 +256,11 @@ def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
         e = sh.explain("rock music", 0)
         assert e.score == single.explain("rock music", 0).score
         assert {m.token for m in e.matches} == {m.token for m in single.explain("rock music", 0).matches}
+        # a query term no shard can hold is named, as SparseIndex.search names it (breaker28 L2)
+        with pytest.raises(ValueError, match="query: indices\\[0\\] = 30522 is not below the encoder's vocabulary"):
+            sh.search({30522: 1.0})
+        with pytest.raises(ValueError, match="query 1: indices\\[0\\] = 30522"):
+            sh.search_batch([{7: 1.0}, {30522: 1.0}])
 
 
 def test_build_shards_many_shards_on_a_small_cluster(cluster, tmp_path) -> None:

@@ -153,7 +153,7 @@ def test_bad_documents_name_the_row(docs, message):
 def test_bad_inputs_other():
     with pytest.raises(ValueError, match="document 0: term id 12 is out of range \\(vocabulary size 10\\)"):
         SegmentView.build([([12], [1.0])], vocab_size=10)
-    with pytest.raises(ValueError, match="indptr ends at 5"):
+    with pytest.raises(ValueError, match="documents: CSR arrays: indptr must end at the number of entries \\(2\\), got 5"):
         SegmentView.build((np.array([0, 5]), np.array([1, 2], np.uint32), np.array([1, 1], np.float32)))
     with pytest.raises(ValueError, match="2 ids given for 1 documents"):
         SegmentView.build([([1], [1.0])], ids=["a", "b"])

@@ -94,7 +94,7 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     if indices.size == 0:
         return
     if indices.dtype.kind not in "iu":
-        raise ValueError(f"{what}s: term ids must be integers in 0..2**32-1, got dtype {indices.dtype}")
+        raise ValueError(f"{_plural(what)}: term ids must be integers in 0..2**32-1, got dtype {indices.dtype}")
     if int(indices.min()) >= 0 and int(indices.max()) <= _U32_MAX:  # the common case: two passes
         return
     pos = int(np.argmax((indices < 0) | (indices > _U32_MAX)))
@@ -109,7 +109,7 @@ def _check_values_dtype(values: Any, what: str) -> None:
     dict or pair row), and strings, complex or other objects get a message naming the array."""
     v = np.asarray(values)
     if v.dtype.kind == "b":
-        raise ValueError(f"{what}s: CSR values are booleans (dtype bool): True/False are not weights")
+        raise ValueError(f"{_plural(what)}: CSR values are booleans (dtype bool): True/False are not weights")
     if v.dtype.kind in "fiu":
         return
     if v.dtype.kind == "O":  # Python numbers in an object array convert; anything else is named
@@ -118,7 +118,7 @@ def _check_values_dtype(values: Any, what: str) -> None:
             return
         except (TypeError, ValueError):
             pass
-    raise ValueError(f"{what}s: CSR values must be real numbers, got an array of dtype {v.dtype}")
+    raise ValueError(f"{_plural(what)}: CSR values must be real numbers, got an array of dtype {v.dtype}")
 
 
 def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
@@ -135,10 +135,66 @@ def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
         raise ValueError(f"{what} {row}: values[{j}] = {float(v[pos])!r} is not finite in float32")
 
 
+def _plural(what: str) -> str:
+    return "queries" if what == "query" else f"{what}s"
+
+
+def _csr_given(x: Any) -> bool:
+    """Whether ``x`` is given as CSR arrays: a tuple whose first item is an array (or, as
+    before, a tuple of three whose first item is a list of integers), or a list of three arrays
+    whose first is a 1-d integer array. Anything else is read as one vector a row."""
+    if isinstance(x, tuple) and x:
+        return isinstance(x[0], np.ndarray) or (len(x) == 3 and _is_int_vector(x[0]))
+    return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) for a in x)
+            and x[0].ndim == 1 and x[0].dtype.kind in "iu")
+
+
+def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """CSR arrays ``(indptr, indices, values)`` of a batch (``what``: "document" or "query",
+    one a row) with their structure checked, as ``(indptr as int64, indices, values)`` arrays
+    (term ids and weights are the caller's to check); None when ``x`` is not given as CSR
+    arrays (see :func:`_csr_given`).
+
+    ValueError naming what is wrong: not three arrays; indptr not a 1-d integer array, empty,
+    not starting at 0, decreasing (naming the row), or not ending at the number of entries;
+    indices and values not 1-d arrays of one length.
+    """
+    if not _csr_given(x):
+        return None
+    where = f"{_plural(what)}: CSR arrays"
+    if len(x) != 3:
+        raise ValueError(f"{where} are (indptr, indices, values), got a {type(x).__name__} of {len(x)} items")
+    indptr, indices, values = np.asarray(x[0]), np.asarray(x[1]), np.asarray(x[2])
+    if indptr.ndim != 1:
+        raise ValueError(f"{where}: indptr must be a 1-d array, got shape {indptr.shape}")
+    if indptr.size == 0:
+        raise ValueError(f"{where}: indptr is empty (it has one entry more than there are rows: [0] for none)")
+    if indptr.dtype.kind not in "iu":
+        raise ValueError(f"{where}: indptr must have an integer dtype, got {indptr.dtype}")
+    if indices.ndim != 1 or values.ndim != 1 or indices.shape != values.shape:
+        raise ValueError(
+            f"{where}: indices and values must be 1-d arrays of one length, got shapes {indices.shape} "
+            f"and {values.shape}"
+        )
+    if indptr.dtype == np.uint64 and int(indptr.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{where}: indptr holds {int(indptr.max())}, more than there can be entries")
+    ip = indptr.astype(np.int64)
+    if ip[0] != 0:
+        raise ValueError(f"{where}: indptr must start at 0, got {int(ip[0])}")
+    steps = np.diff(ip)
+    if steps.size and int(steps.min()) < 0:
+        i = int(np.argmax(steps < 0))
+        raise ValueError(f"{where}: indptr decreases at {what} {i}: indptr[{i}] = {int(ip[i])} > "
+                         f"indptr[{i + 1}] = {int(ip[i + 1])}")
+    if ip[-1] != indices.size:
+        raise ValueError(f"{where}: indptr must end at the number of entries ({indices.size}), got {int(ip[-1])}")
+    return ip, indices, values
+
+
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if isinstance(docs, tuple) and len(docs) == 3 and _is_int_vector(docs[0]):
-        indptr, indices, values = docs
-        indices = np.asarray(indices)
+    csr = csr_arrays(docs, what)
+    if csr is not None:
+        indptr, indices, values = csr
         _check_term_ids(indptr, indices, what)
         _check_values_dtype(values, what)
         _check_float32_range(indptr, values, what)
@@ -147,9 +203,6 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _validate.c_array(indices, np.uint32),
             _validate.c_array(values, np.float32),
         )
-    if isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray) and docs[0].ndim == 1 \
-            and docs[0].dtype.kind == "f":
-        raise ValueError(f"{what}s: CSR indptr must have an integer dtype, got {docs[0].dtype}")
     if hasattr(docs, "tocsr"):  # scipy.sparse
         m = docs.tocsr()
         if not m.has_sorted_indices:

@@ -206,12 +206,12 @@ def _is_bm25(encoder: Any) -> bool:
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """CSR arrays of a scipy.sparse matrix or an ``(indptr, indices, values)`` tuple, else None
-    (unchecked: the caller checks term ids and weights once, against its vocabulary)."""
-    if hasattr(docs, "tocsr") or (isinstance(docs, tuple) and len(docs) == 3 and isinstance(docs[0], np.ndarray)
-                                  and docs[0].ndim == 1 and docs[0].dtype.kind in "iuf"):
-        from ._segment import _to_csr
+    """CSR arrays of a scipy.sparse matrix or of CSR arrays ``(indptr, indices, values)``, else
+    None (term ids and weights unchecked: the caller checks them once, against its vocabulary;
+    the arrays' structure is checked, a ValueError naming what is wrong)."""
+    from ._segment import _csr_given, _to_csr
 
+    if hasattr(docs, "tocsr") or _csr_given(docs):
         return _to_csr(docs, "document")
     return None
 
@@ -227,27 +227,14 @@ def query_rows(queries: Any) -> list[Any] | None:
 def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """The rows of CSR arrays ``(indptr, indices, values)`` (one query a row) as ``(indices,
     values)`` pairs, which the caller validates as any query vector (errors name ``query i``);
-    None when ``queries`` is not such a tuple. ValueError when the arrays do not form a CSR
-    matrix (indptr not integer, not starting at 0, decreasing, or not ending at the number of
-    indices and values)."""
-    if not (isinstance(queries, tuple) and len(queries) == 3 and isinstance(queries[0], np.ndarray)
-            and queries[0].ndim == 1 and queries[0].dtype.kind in "iuf"):
+    None when ``queries`` is not given as CSR arrays. ValueError when the arrays do not form a
+    CSR matrix (:func:`sparsedex._segment.csr_arrays` says which way)."""
+    from ._segment import csr_arrays
+
+    csr = csr_arrays(queries, "query")
+    if csr is None:
         return None
-    indptr, indices, values = queries[0], np.asarray(queries[1]), np.asarray(queries[2])
-    if indptr.dtype.kind == "f":
-        raise ValueError(f"queries: CSR indptr must have an integer dtype, got {indptr.dtype}")
-    if indices.ndim != 1 or values.ndim != 1 or indices.shape != values.shape:
-        raise ValueError(
-            f"queries: CSR indices and values must be 1-d arrays of one length, got shapes {indices.shape} "
-            f"and {values.shape}"
-        )
-    ip = indptr.astype(np.int64)
-    if ip.size == 0 or ip[0] != 0 or ip[-1] != indices.size or (ip.size > 1 and bool(np.any(np.diff(ip) < 0))):
-        raise ValueError(
-            f"queries: CSR indptr must start at 0, never decrease and end at the number of entries "
-            f"({indices.size}); got {ip.size} entries from {int(ip[0]) if ip.size else None} "
-            f"to {int(ip[-1]) if ip.size else None}"
-        )
+    ip, indices, values = csr
     return [(indices[a:b], values[a:b]) for a, b in zip(ip[:-1].tolist(), ip[1:].tolist())]
 
 
@@ -792,8 +779,31 @@ class SparseIndex:
             if self._idf:
                 v = _qdrant.idf_query(self, v, snap if snap is not None else self._snap())
             return v
-        v = validate_embedding(query, row=None, what=what)
+        v = self._validate_query(query, None, what)
         return _qdrant.idf_query(self, v, snap if snap is not None else self._snap()) if self._idf else v
+
+    def _query_term_limit(self) -> tuple[int | None, str]:
+        """The bound on the term ids of a query vector and its name for messages: the declared
+        ``vocab_size`` (vectors you bring), or a SPLADE encoder's vocabulary (no document of
+        the index can hold a term at or above it, so such a query term is a mistake, as it is
+        in :meth:`add`); none for BM25 (its dictionary grows as documents come, and a reader may
+        lag a writer), Qdrant/bm25 (hashed ids) and other encoders. Read from the encoder's
+        identity when it is not loaded (no model is loaded for it)."""
+        if not self._has_encoder:
+            return self._store.vocab_size, "the vocabulary size"
+        if self._encoder is not None and not hasattr(self._encoder, "identity"):
+            return None, ""
+        ident = self._encoder_identity if self._encoder is None else None
+        if ident is None:
+            ident = {"kind": getattr(self._encoder, "kind", None), "vocab_size": getattr(self._encoder, "vocab_size", None)}
+        size = ident.get("vocab_size")
+        if ident.get("kind") == "splade" and isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size, "the encoder's vocabulary size"
+        return None, ""
+
+    def _validate_query(self, q: Any, row: int | None, what: str) -> SparseEmbedding:
+        limit, name = self._query_term_limit()
+        return validate_embedding(q, limit, row=row, what=what, limit_name=name)
 
     @property
     def _idf(self) -> bool:
@@ -1008,7 +1018,7 @@ class SparseIndex:
             _validate.check_texts(texts, "query")
             vecs = list(self.encoder.encode_queries(texts))
         else:
-            vecs = [validate_embedding(q, row=i, what="query") for i, q in enumerate(qs)]
+            vecs = [self._validate_query(q, i, "query") for i, q in enumerate(qs)]
         if self._idf:
             vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         return vecs
@@ -1212,7 +1222,7 @@ class SparseIndex:
             if self._bm25:
                 v = self._bm25_query_weights(v)
         else:
-            v = validate_embedding(embedding, what="vector")
+            v = self._validate_query(embedding, None, "vector")
         idx = np.asarray(v.indices, dtype=np.int64)
         val = np.asarray(v.values, dtype=np.float64)
         order = np.lexsort((idx, -val))

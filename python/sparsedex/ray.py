@@ -1347,7 +1347,12 @@ class ShardedIndex:
                 raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
             (v,) = self.encoder.encode_queries([q])
         else:
-            v = validate_embedding(q, row=None, what=what)
+            # a SPLADE index's shards hold no term at or above its encoder's vocabulary: such a
+            # query term is a mistake, named here (as SparseIndex.search does)
+            enc = self.manifest.get("encoder") or {}
+            size = enc.get("vocab_size") if enc.get("kind") == "splade" else None
+            limit = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+            v = validate_embedding(q, limit, row=None, what=what, limit_name="the encoder's vocabulary size")
         return (np.asarray(v.indices, dtype=np.uint32), np.asarray(v.values, dtype=np.float32))
 
     def _bm25_query(self, text: Any, what: str) -> _Bm25Query:

@@ -638,10 +638,10 @@ def test_scipy_and_csr_weights_too_large_for_float32_are_named():
 
 
 @pytest.mark.parametrize("values, msg", [
-    (np.array(["a", "b"]), r"documents: CSR values must be real numbers, got an array of dtype <U1"),
-    (np.array([True, False]), r"documents: CSR values are booleans \(dtype bool\)"),
-    (np.array([1 + 2j, 3j]), r"documents: CSR values must be real numbers, got an array of dtype complex128"),
-    (np.array([object(), 1.0], dtype=object), r"documents: CSR values must be real numbers, got an array of dtype object"),
+    (np.array(["a", "b"]), r"documents: CSR arrays: values must be real numbers, got an array of dtype <U1"),
+    (np.array([True, False]), r"documents: CSR arrays: values are booleans \(dtype bool\)"),
+    (np.array([1 + 2j, 3j]), r"documents: CSR arrays: values must be real numbers, got an array of dtype complex128"),
+    (np.array([object(), 1.0], dtype=object), r"documents: CSR arrays: values must be real numbers, got an array of dtype object"),
 ])
 def test_csr_values_of_a_wrong_dtype_are_named(values, msg):
     """newcomer9 L5: a CSR values array of strings, booleans or other non-numbers is refused
@@ -678,6 +678,11 @@ def test_malformed_csr_arrays_are_named_as_such(call):
         ((np.array([0, 1]), idx[:1]), "are \\(indptr, indices, values\\), got a tuple of 2"),
         ((np.array([0, 2, 1, 3]), idx, val), f"indptr decreases at {row} 1: indptr\\[1\\] = 2 > indptr\\[2\\] = 1"),
         ((np.array([0, 2**63 + 5], np.uint64), idx[:1], val[:1]), "more than there can be entries"),
+        # breaker29 L3: the arrays' dtypes, and a None indptr
+        ((np.array([0, 1]), np.array([1.0]), val[:1]), "indices \\(term ids\\) must have an integer dtype, got float64"),
+        ((np.array([0, 1]), idx[:1], np.array(["a"])), "values must be real numbers, got an array of dtype <U1"),
+        ((np.array([0, 1]), idx[:1], np.array([True])), "values are booleans"),
+        ((None, idx[:1], val[:1]), "indptr is None"),
     ]
     for arrays, msg in cases:
         with pytest.raises(ValueError, match=f"^{what}: CSR arrays.*{msg}"):
@@ -695,6 +700,7 @@ def test_csr_arrays_as_a_list_of_three_or_with_a_list_indptr():
     want = [ix.search({1: 1.0}), ix.search({2: 1.0, 3: 1.0})]
     assert ix.search_batch([np.array([0, 1, 3]), np.array([1, 2, 3]), np.array([1.0, 1.0, 1.0])]) == want
     assert ix.search_batch(([0, 1, 3], np.array([1, 2, 3]), np.array([1.0, 1.0, 1.0]))) == want
+    assert ix.search_batch((np.array([0, 1, 3]), np.array([1, 2, 3]), np.array([1.0, 1, 1], dtype=object))) == want
 
 
 def test_query_term_ids_beyond_the_vocabulary_are_refused(tmp_path):

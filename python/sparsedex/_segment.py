@@ -144,7 +144,8 @@ def _csr_given(x: Any) -> bool:
     before, a tuple of three whose first item is a list of integers), or a list of three arrays
     whose first is a 1-d integer array. Anything else is read as one vector a row."""
     if isinstance(x, tuple) and x:
-        return isinstance(x[0], np.ndarray) or (len(x) == 3 and _is_int_vector(x[0]))
+        return isinstance(x[0], np.ndarray) or (len(x) == 3 and (_is_int_vector(x[0]) or (
+            x[0] is None and any(isinstance(a, np.ndarray) for a in x[1:]))))
     return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) for a in x)
             and x[0].ndim == 1 and x[0].dtype.kind in "iu")
 
@@ -155,15 +156,18 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
     (term ids and weights are the caller's to check); None when ``x`` is not given as CSR
     arrays (see :func:`_csr_given`).
 
-    ValueError naming what is wrong: not three arrays; indptr not a 1-d integer array, empty,
-    not starting at 0, decreasing (naming the row), or not ending at the number of entries;
-    indices and values not 1-d arrays of one length.
+    ValueError naming what is wrong: not three arrays; indptr None or not a 1-d integer array,
+    empty, not starting at 0, decreasing (naming the row), or not ending at the number of
+    entries; indices and values not 1-d arrays of one length, indices not integers, values not
+    real numbers.
     """
     if not _csr_given(x):
         return None
     where = f"{_plural(what)}: CSR arrays"
     if len(x) != 3:
         raise ValueError(f"{where} are (indptr, indices, values), got a {type(x).__name__} of {len(x)} items")
+    if x[0] is None:
+        raise ValueError(f"{where}: indptr is None (give a 1-d integer array: row i is entries indptr[i]:indptr[i+1])")
     indptr, indices, values = np.asarray(x[0]), np.asarray(x[1]), np.asarray(x[2])
     if indptr.ndim != 1:
         raise ValueError(f"{where}: indptr must be a 1-d array, got shape {indptr.shape}")
@@ -176,6 +180,12 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
             f"{where}: indices and values must be 1-d arrays of one length, got shapes {indices.shape} "
             f"and {values.shape}"
         )
+    if indices.size and indices.dtype.kind not in "iu":
+        raise ValueError(f"{where}: indices (term ids) must have an integer dtype, got {indices.dtype}")
+    try:
+        _check_values_dtype(values, what)
+    except ValueError as e:
+        raise ValueError(f"{where}: {str(e).split('CSR ', 1)[-1]}") from None
     if indptr.dtype == np.uint64 and int(indptr.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{where}: indptr holds {int(indptr.max())}, more than there can be entries")
     ip = indptr.astype(np.int64)

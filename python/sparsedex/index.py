@@ -235,6 +235,8 @@ def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None
     if csr is None:
         return None
     ip, indices, values = csr
+    if values.dtype.kind == "O":  # Python numbers (checked by csr_arrays), as add takes them
+        values = values.astype(np.float64)
     return [(indices[a:b], values[a:b]) for a, b in zip(ip[:-1].tolist(), ip[1:].tolist())]
 
 

@@ -409,5 +409,21 @@ fn stored_vectors_that_disagree_with_the_postings_are_corrupt() {
         for bad in [f32::NAN, -1.0, 0.0, f32::INFINITY] {
             assert_corrupt(open(&with_values(&|v| v[a] = bad)), "not a positive number");
         }
+        // The largest weight raised beyond the 8-bit grid (its impact would still clamp to the
+        // stored 255: breaker29 M1), or a fractional BM25 term frequency (it truncates to the
+        // stored one: breaker29 L1).
+        let top = (0..values.len()).max_by(|&i, &j| values[i].total_cmp(&values[j])).unwrap();
+        match *kind {
+            "u8" => {
+                for bad in [values[top] * 2.0, 1e30] {
+                    assert_corrupt(open(&with_values(&|v| v[top] = bad)), "above the segment's 8-bit grid");
+                }
+            }
+            "bm25" => {
+                assert_corrupt(open(&with_values(&|v| v[a] += 0.99)), "not a whole term frequency");
+                assert_corrupt(open(&with_values(&|v| v[top] += 0.5)), "not a whole term frequency");
+            }
+            _ => assert_corrupt(open(&with_values(&|v| v[top] *= 2.0)), disagree),
+        }
     }
 }

@@ -261,7 +261,8 @@ pub(crate) fn derive_maxima(v: &IndexView<'_>, deep: bool) -> Result<DerivedMaxi
 }
 
 /// Check the stored vectors against the postings (breaker27 L3): every row's local term ids
-/// strictly ascending, every weight finite and above 0, and the sum of
+/// strictly ascending, every weight finite and above 0 (u8: within the segment's grid, `w *
+/// scale <= 255.5`, as every writer makes it; BM25: a whole term frequency), and the sum of
 /// [`posting_hash`]`(term, doc, key)` over the rows (the key being what the writer makes of the
 /// weight: its u8 impact, f32 bits or BM25 term frequency) equal to `postings_sum`, the same sum
 /// over the postings. So the stored vectors hold exactly the postings' (term, document) pairs with the weights their
@@ -271,13 +272,21 @@ pub(crate) fn derive_maxima(v: &IndexView<'_>, deep: bool) -> Result<DerivedMaxi
 /// cancellable between chunks.
 fn check_forward(v: &IndexView<'_>, f: &super::Forward<'_>, postings_sum: u64) -> Result<()> {
     let scale = v.scale;
+    // What each kind's writer accepts besides a positive finite weight: u8, `w * scale <= 255.5`
+    // (a weight above the grid would be clamped to impact 255, so the hash alone would not see
+    // it: breaker29 M1); BM25, a whole term frequency that fits a u32.
+    let in_grid = |w: f32| w * scale <= 255.5;
+    let whole_tf = |w: f32| w.fract() == 0.0 && w <= u32::MAX as f32;
+    let any = |_: f32| true;
+    let u8_rule = "is above the segment's 8-bit grid (weight x scale must be at most 255.5)";
+    let tf_rule = "is not a whole term frequency (a BM25 segment stores term frequencies)";
     let forward_sum = match (v.kind(), f.terms) {
-        (ImpactKind::U8, FwdTerms::U16(t)) => forward_sum(f, t, |w| quantize_checked(w, scale)),
-        (ImpactKind::U8, FwdTerms::U32(t)) => forward_sum(f, t, |w| quantize_checked(w, scale)),
-        (ImpactKind::F32, FwdTerms::U16(t)) => forward_sum(f, t, |w| w.to_bits() as u64),
-        (ImpactKind::F32, FwdTerms::U32(t)) => forward_sum(f, t, |w| w.to_bits() as u64),
-        (ImpactKind::Bm25, FwdTerms::U16(t)) => forward_sum(f, t, |w| w as u32 as u64),
-        (ImpactKind::Bm25, FwdTerms::U32(t)) => forward_sum(f, t, |w| w as u32 as u64),
+        (ImpactKind::U8, FwdTerms::U16(t)) => forward_sum(f, t, |w| quantize_checked(w, scale), in_grid, u8_rule),
+        (ImpactKind::U8, FwdTerms::U32(t)) => forward_sum(f, t, |w| quantize_checked(w, scale), in_grid, u8_rule),
+        (ImpactKind::F32, FwdTerms::U16(t)) => forward_sum(f, t, |w| w.to_bits() as u64, any, ""),
+        (ImpactKind::F32, FwdTerms::U32(t)) => forward_sum(f, t, |w| w.to_bits() as u64, any, ""),
+        (ImpactKind::Bm25, FwdTerms::U16(t)) => forward_sum(f, t, |w| w as u32 as u64, whole_tf, tf_rule),
+        (ImpactKind::Bm25, FwdTerms::U32(t)) => forward_sum(f, t, |w| w as u32 as u64, whole_tf, tf_rule),
     }?;
     if forward_sum != postings_sum {
         return Err(corrupt(
@@ -305,15 +314,22 @@ fn quantize_checked(w: f32, scale: f32) -> u64 {
 
 /// The sum of [`posting_hash`] over the stored vectors (`terms`: their local term ids), each
 /// weight's key made by `key` (what the writer makes of a weight, [`super::impact::Impact::check_key`]),
-/// checking each row's order and weights on the way.
-fn forward_sum<T: super::TermId>(f: &super::Forward<'_>, terms: &[T], key: impl Fn(f32) -> u64 + Sync) -> Result<u64> {
+/// checking each row's order and weights on the way: positive and finite, and `valid` (a
+/// weight that is not is refused with `rule`, what it breaks).
+fn forward_sum<T: super::TermId>(
+    f: &super::Forward<'_>,
+    terms: &[T],
+    key: impl Fn(f32) -> u64 + Sync,
+    valid: impl Fn(f32) -> bool + Sync,
+    rule: &str,
+) -> Result<u64> {
     use rayon::prelude::*;
     const CHUNK: usize = 4096;
     let stop = crate::cancel::watch();
     let n_docs = f.indptr.len() - 1;
     let row = |d: usize| -> Result<u64> {
         let (a, b) = (f.indptr[d] as usize, f.indptr[d + 1] as usize);
-        row_sum(d, &terms[a..b], &f.values[a..b], &key)
+        row_sum(d, &terms[a..b], &f.values[a..b], &key, &valid, rule)
     };
     (0..n_docs.div_ceil(CHUNK))
         .into_par_iter()
@@ -326,17 +342,29 @@ fn forward_sum<T: super::TermId>(f: &super::Forward<'_>, terms: &[T], key: impl 
 
 /// One stored row's share of [`forward_sum`] (document `d`, its term ids and weights).
 #[inline(never)]
-fn row_sum<T: super::TermId>(d: usize, ts: &[T], ws: &[f32], key: &impl Fn(f32) -> u64) -> Result<u64> {
+fn row_sum<T: super::TermId>(
+    d: usize,
+    ts: &[T],
+    ws: &[f32],
+    key: &impl Fn(f32) -> u64,
+    valid: &impl Fn(f32) -> bool,
+    rule: &str,
+) -> Result<u64> {
     // Branch-free over the row; the message is looked for only when a row fails.
     let descending = ts.windows(2).fold(false, |bad, p| bad | (p[0].into() >= p[1].into()));
     // A finite f32 above 0 has bits 1..=0x7f7f_ffff.
     let not_positive = ws.iter().fold(false, |bad, w| bad | (w.to_bits().wrapping_sub(1) >= 0x7f7f_ffff));
+    let invalid = ws.iter().fold(false, |bad, &w| bad | !valid(w));
     if descending {
         return Err(corrupt(format!("stored vector of document {d}: term ids are not strictly ascending")));
     }
     if not_positive {
         let w = ws.iter().find(|&&w| !(w.is_finite() && w > 0.0)).copied().unwrap_or_default();
         return Err(corrupt(format!("stored vector of document {d}: weight {w} is not a positive number")));
+    }
+    if invalid {
+        let w = ws.iter().find(|&&w| !valid(w)).copied().unwrap_or_default();
+        return Err(corrupt(format!("stored vector of document {d}: weight {w} {rule}")));
     }
     let mut h = 0u64;
     for (&t, &w) in ts.iter().zip(ws) {

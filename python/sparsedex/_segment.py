@@ -104,12 +104,13 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
 
 
-def _check_values_dtype(values: Any, what: str) -> None:
+def _check_values_dtype(values: Any, where: str) -> None:
     """ValueError unless CSR ``values`` are real numbers: booleans are not weights (as in a
-    dict or pair row), and strings, complex or other objects get a message naming the array."""
+    dict or pair row), and strings, complex or other objects get a message naming the array.
+    ``where`` begins the message ("documents: CSR", say)."""
     v = np.asarray(values)
     if v.dtype.kind == "b":
-        raise ValueError(f"{_plural(what)}: CSR values are booleans (dtype bool): True/False are not weights")
+        raise ValueError(f"{where} values are booleans (dtype bool): True/False are not weights")
     if v.dtype.kind in "fiu":
         return
     if v.dtype.kind == "O":  # Python numbers in an object array convert; anything else is named
@@ -118,7 +119,7 @@ def _check_values_dtype(values: Any, what: str) -> None:
             return
         except (TypeError, ValueError):
             pass
-    raise ValueError(f"{_plural(what)}: CSR values must be real numbers, got an array of dtype {v.dtype}")
+    raise ValueError(f"{where} values must be real numbers, got an array of dtype {v.dtype}")
 
 
 def _check_float32_range(indptr: Any, values: Any, what: str) -> None:
@@ -182,10 +183,7 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
         )
     if indices.size and indices.dtype.kind not in "iu":
         raise ValueError(f"{where}: indices (term ids) must have an integer dtype, got {indices.dtype}")
-    try:
-        _check_values_dtype(values, what)
-    except ValueError as e:
-        raise ValueError(f"{where}: {str(e).split('CSR ', 1)[-1]}") from None
+    _check_values_dtype(values, f"{where}:")
     if indptr.dtype == np.uint64 and int(indptr.max()) > np.iinfo(np.int64).max:
         raise ValueError(f"{where}: indptr holds {int(indptr.max())}, more than there can be entries")
     ip = indptr.astype(np.int64)
@@ -204,9 +202,8 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     csr = csr_arrays(docs, what)
     if csr is not None:
-        indptr, indices, values = csr
+        indptr, indices, values = csr  # structure and dtypes checked by csr_arrays
         _check_term_ids(indptr, indices, what)
-        _check_values_dtype(values, what)
         _check_float32_range(indptr, values, what)
         return (
             _validate.c_array(indptr, np.uint64),
@@ -220,7 +217,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 m = m.copy()
             m.sort_indices()
         _check_term_ids(m.indptr, np.asarray(m.indices), what)
-        _check_values_dtype(m.data, what)
+        _check_values_dtype(m.data, f"{_plural(what)}: CSR")
         _check_float32_range(m.indptr, m.data, what)
         return (
             _validate.c_array(m.indptr, np.uint64),

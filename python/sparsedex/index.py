@@ -1020,7 +1020,8 @@ class SparseIndex:
             _validate.check_texts(texts, "query")
             vecs = list(self.encoder.encode_queries(texts))
         else:
-            vecs = [self._validate_query(q, i, "query") for i, q in enumerate(qs)]
+            limit, name = self._query_term_limit()
+            vecs = [validate_embedding(q, limit, row=i, what="query", limit_name=name) for i, q in enumerate(qs)]
         if self._idf:
             vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         return vecs

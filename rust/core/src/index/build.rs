@@ -141,7 +141,7 @@ pub fn build_with(docs: CsrRef<'_>, ids: IdsInput<'_>, doc_len: Option<&[u32]>, 
 
 /// BM25 weights are term frequencies: whole numbers from 1 to 2^32 - 1.
 pub(crate) fn check_tf(c: &Cleaned) -> Result<()> {
-    match c.values.iter().position(|&v| v.fract() != 0.0 || v > u32::MAX as f32) {
+    match c.values.iter().position(|&v| !is_whole_tf(v)) {
         None => Ok(()),
         Some(pos) => {
             let d = c.indptr.partition_point(|&o| o <= pos as u64) - 1;
@@ -328,6 +328,21 @@ fn write_impacts(
     })
 }
 
+/// Whether weight `w` fits the u8 grid of `scale`: `w * scale <= 255.5` (in f32), so that it
+/// rounds to at most 255. Every u8 writer keeps its weights so; the open check of the stored
+/// vectors holds a file to it.
+#[inline]
+pub(crate) fn fits_u8_grid(w: f32, scale: f32) -> bool {
+    w * scale <= 255.5
+}
+
+/// Whether weight `w` is a term frequency a BM25 segment stores: a whole number that fits a
+/// u32 (its posting holds `w as u32`).
+#[inline]
+pub(crate) fn is_whole_tf(w: f32) -> bool {
+    w.fract() == 0.0 && w <= u32::MAX as f32
+}
+
 /// The u8 scale: the given one (checked against every weight), or 255 / the largest weight.
 fn u8_scale(local: &Local, scale: Option<f32>) -> Result<f32> {
     let max_w = max_weight(&local.values);
@@ -337,7 +352,8 @@ fn u8_scale(local: &Local, scale: Option<f32>) -> Result<f32> {
                 return Err(Error::InvalidArgument(format!("quantization scale must be a positive number, got {s}")));
             }
             // `v * s` rounds monotonically in `v`: when the largest weight fits, all do
-            let over = if max_w * s > 255.5 { local.values.iter().position(|&v| v * s > 255.5) } else { None };
+            let over =
+                if !fits_u8_grid(max_w, s) { local.values.iter().position(|&v| !fits_u8_grid(v, s)) } else { None };
             if let Some(pos) = over {
                 let d = local.indptr.partition_point(|&o| o <= pos as u64) - 1;
                 return Err(Error::InvalidDocument {

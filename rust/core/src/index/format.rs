@@ -29,6 +29,7 @@
 //! ([`super::v1`]); a version-2 file holding `fwd_terms_u16` or a trimmed block is corrupt.
 
 use super::blockmax::{self, Derived, DerivedMaxima, FINE_BLOCK, SUPERBLOCK_DOCS};
+use super::build::{fits_u8_grid, is_whole_tf};
 use super::impact::{join_all, posting_hash, Impact};
 use super::{Forward, FwdTerms, ImpactArrays, ImpactKind, Impacts, IndexView, DOC_BLOCK};
 use crate::codec::{packed_len, rows_for, BLOCK_LEN};
@@ -261,32 +262,34 @@ pub(crate) fn derive_maxima(v: &IndexView<'_>, deep: bool) -> Result<DerivedMaxi
 }
 
 /// Check the stored vectors against the postings (breaker27 L3): every row's local term ids
-/// strictly ascending, every weight finite and above 0 (u8: within the segment's grid, `w *
-/// scale <= 255.5`, as every writer makes it; BM25: a whole term frequency), and the sum of
-/// [`posting_hash`]`(term, doc, key)` over the rows (the key being what the writer makes of the
-/// weight: its u8 impact, f32 bits or BM25 term frequency) equal to `postings_sum`, the same sum
-/// over the postings. So the stored vectors hold exactly the postings' (term, document) pairs with the weights their
-/// impacts came from; a file whose `fwd_*` sections were changed and their checksums rewritten
-/// is refused here instead of making exact search, which rescores candidates from the stored
-/// vectors, and the approximate rerank disagree with the postings. In parallel over documents,
-/// cancellable between chunks.
-fn check_forward(v: &IndexView<'_>, f: &super::Forward<'_>, postings_sum: u64) -> Result<()> {
+/// strictly ascending, every weight finite and above 0 (u8: within the segment's grid,
+/// [`fits_u8_grid`]; BM25: [`is_whole_tf`]), and the sum of [`posting_hash`]`(term, doc, key)`
+/// over the rows (the key being what the writer makes of the weight: its u8 impact, f32 bits
+/// or BM25 term frequency) equal to `postings_sum`, the same sum over the postings. So the
+/// stored vectors hold exactly the postings' (term, document) pairs with the weights their
+/// impacts came from (u8: to within one step of the grid); a file whose `fwd_*` sections were
+/// changed and their checksums rewritten is refused here instead of making exact search, which
+/// rescores candidates from the stored vectors, and the approximate rerank disagree with the
+/// postings. In parallel over documents, cancellable between chunks.
+fn check_forward(v: &IndexView<'_>, f: &Forward<'_>, postings_sum: u64) -> Result<()> {
     let scale = v.scale;
-    // What each kind's writer accepts besides a positive finite weight: u8, `w * scale <= 255.5`
-    // (a weight above the grid would be clamped to impact 255, so the hash alone would not see
-    // it: breaker29 M1); BM25, a whole term frequency that fits a u32.
-    let in_grid = |w: f32| w * scale <= 255.5;
-    let whole_tf = |w: f32| w.fract() == 0.0 && w <= u32::MAX as f32;
-    let any = |_: f32| true;
-    let u8_rule = "is above the segment's 8-bit grid (weight x scale must be at most 255.5)";
-    let tf_rule = "is not a whole term frequency (a BM25 segment stores term frequencies)";
-    let forward_sum = match (v.kind(), f.terms) {
-        (ImpactKind::U8, FwdTerms::U16(t)) => forward_sum(f, t, |w| quantize_checked(w, scale), in_grid, u8_rule),
-        (ImpactKind::U8, FwdTerms::U32(t)) => forward_sum(f, t, |w| quantize_checked(w, scale), in_grid, u8_rule),
-        (ImpactKind::F32, FwdTerms::U16(t)) => forward_sum(f, t, |w| w.to_bits() as u64, any, ""),
-        (ImpactKind::F32, FwdTerms::U32(t)) => forward_sum(f, t, |w| w.to_bits() as u64, any, ""),
-        (ImpactKind::Bm25, FwdTerms::U16(t)) => forward_sum(f, t, |w| w as u32 as u64, whole_tf, tf_rule),
-        (ImpactKind::Bm25, FwdTerms::U32(t)) => forward_sum(f, t, |w| w as u32 as u64, whole_tf, tf_rule),
+    // Besides a positive finite weight, what each kind's writer accepts: u8, a weight within the
+    // grid (one above it would be clamped to impact 255, so the hash alone would not see it:
+    // breaker29 M1); BM25, a whole term frequency.
+    let forward_sum = match v.kind() {
+        ImpactKind::U8 => forward_sum(
+            f,
+            |w| quantize_checked(w, scale),
+            |w| fits_u8_grid(w, scale),
+            "is above the segment's 8-bit grid (weight x scale must be at most 255.5)",
+        ),
+        ImpactKind::F32 => forward_sum(f, |w| w.to_bits() as u64, |_| true, ""),
+        ImpactKind::Bm25 => forward_sum(
+            f,
+            |w| w as u32 as u64,
+            is_whole_tf,
+            "is not a whole term frequency (a BM25 segment stores term frequencies)",
+        ),
     }?;
     if forward_sum != postings_sum {
         return Err(corrupt(
@@ -296,10 +299,11 @@ fn check_forward(v: &IndexView<'_>, f: &super::Forward<'_>, postings_sum: u64) -
     Ok(())
 }
 
-/// [`super::build::quantize`] of a weight, without the float-to-int saturation a general `as` cast needs
-/// (twice as fast in the open check): `w * scale` is held within `0..=256` first, so it
-/// truncates to an i32 as is, and the clamp gives what `quantize` gives for every weight above
-/// 0 (`quantize_checked_equals_quantize` checks it; the open check refuses other weights).
+/// [`super::build::quantize`] of a weight, without the float-to-int saturation a general `as`
+/// cast needs (twice as fast in the open check): `w * scale` is held within `0..=256` first, so
+/// it truncates to an i32 as is, and the clamp gives what `quantize` gives for every weight
+/// above 0 (`quantize_checked_equals_quantize` checks it; the open check refuses other
+/// weights).
 #[inline(always)]
 fn quantize_checked(w: f32, scale: f32) -> u64 {
     // `min` and `max` return the other operand for a NaN, so `y` is in 0..=256 (`clamp` would
@@ -312,15 +316,28 @@ fn quantize_checked(w: f32, scale: f32) -> u64 {
     r.clamp(1, 255) as u64
 }
 
-/// The sum of [`posting_hash`] over the stored vectors (`terms`: their local term ids), each
-/// weight's key made by `key` (what the writer makes of a weight, [`super::impact::Impact::check_key`]),
-/// checking each row's order and weights on the way: positive and finite, and `valid` (a
-/// weight that is not is refused with `rule`, what it breaks).
-fn forward_sum<T: super::TermId>(
-    f: &super::Forward<'_>,
-    terms: &[T],
+/// The sum of [`posting_hash`] over the stored vectors, each weight's key made by `key` (what
+/// the writer makes of a weight, [`super::impact::Impact::check_key`]), checking each row's
+/// order and weights on the way: positive and finite, and `valid` (a weight that is not is
+/// refused with `rule`, what it breaks).
+fn forward_sum(
+    f: &Forward<'_>,
     key: impl Fn(f32) -> u64 + Sync,
     valid: impl Fn(f32) -> bool + Sync,
+    rule: &str,
+) -> Result<u64> {
+    match f.terms {
+        FwdTerms::U16(t) => forward_sum_of(f, t, &key, &valid, rule),
+        FwdTerms::U32(t) => forward_sum_of(f, t, &key, &valid, rule),
+    }
+}
+
+/// [`forward_sum`] with the stored term ids `terms` of one width.
+fn forward_sum_of<T: super::TermId>(
+    f: &Forward<'_>,
+    terms: &[T],
+    key: &(impl Fn(f32) -> u64 + Sync),
+    valid: &(impl Fn(f32) -> bool + Sync),
     rule: &str,
 ) -> Result<u64> {
     use rayon::prelude::*;
@@ -329,7 +346,7 @@ fn forward_sum<T: super::TermId>(
     let n_docs = f.indptr.len() - 1;
     let row = |d: usize| -> Result<u64> {
         let (a, b) = (f.indptr[d] as usize, f.indptr[d + 1] as usize);
-        row_sum(d, &terms[a..b], &f.values[a..b], &key, &valid, rule)
+        row_sum(d, &terms[a..b], &f.values[a..b], key, valid, rule)
     };
     (0..n_docs.div_ceil(CHUNK))
         .into_par_iter()

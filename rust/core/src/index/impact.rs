@@ -17,17 +17,15 @@ pub trait Impact: Copy + Default + Send + Sync + Debug + 'static {
     fn join(self, other: Self) -> Self;
     /// True for the impact of "no posting" (a real posting never has it).
     fn is_zero(self) -> bool;
-    /// What the open check compares with the stored vector's weight: the
-    /// `u8` impact, the `f32` bits, or BM25's term frequency (the length is checked against
-    /// `doc_len`).
+    /// What the open check compares with the stored vector's weight: the `u8` impact, the
+    /// `f32` bits, or BM25's term frequency (the length is checked against `doc_len`).
     fn check_key(self) -> u64;
 }
 
 /// One (term, document, impact) triple's share of the stored-vectors checksum: a mix of all
 /// three (the key scaled by the golden ratio folded into the (term, doc) word, then a
-/// multiply-xorshift round), summed with
-/// wrapping adds, so the sum is the same in any order and a changed term, document or weight
-/// (or two swapped) changes it but with chance 2^-64.
+/// multiply-xorshift round), summed with wrapping adds, so the sum is the same in any order and
+/// a changed term, document or weight (or two swapped) changes it but with chance 2^-64.
 #[inline(always)]
 pub(crate) fn posting_hash(term: u32, doc: u32, key: u64) -> u64 {
     let x = ((term as u64) << 32 | doc as u64) ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -66,9 +66,9 @@ pub(crate) fn search_u16(
     k: usize,
     scratch: &mut Scratch,
 ) -> Vec<(u32, u32)> {
-    use super::kernels::{accumulate_u16, drain_above_u16, isa};
+    use super::kernels::{accumulate_u16, drain_top_u16, isa};
     let n = v.n_docs as usize;
-    let acc = &mut scratch.acc_u16;
+    let Scratch { acc_u16: acc, chunk_max, .. } = scratch;
     if acc.len() < n {
         acc.resize(n, 0);
     }
@@ -80,13 +80,16 @@ pub(crate) fn search_u16(
         for_each_block(v, arrays, pt.term, |docs, imps| accumulate_u16(acc, docs, imps, w));
     }
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    // The drain's threshold may start from the chunk maxima only when every document may be
+    // collected (an allowed set may exclude the documents that hold them).
+    let seed_k = if plan.allowed.is_none() { k } else { 0 };
     if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
-        drain_above_u16(isa(), acc, g.threshold(), |d, s| g.offer(d, s));
+        drain_top_u16(isa(), acc, g.threshold(), seed_k, chunk_max, |d, s| g.offer(d, s));
         return g.finish().into_sorted();
     }
     let thr = top.threshold();
-    drain_above_u16(isa(), acc, thr, |d, s| {
+    drain_top_u16(isa(), acc, thr, seed_k, chunk_max, |d, s| {
         top.push(d, s);
         top.threshold()
     });
@@ -137,7 +140,7 @@ mod tests {
                 let pr = prepare(&[&ix], q, None, None).unwrap();
                 let full = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
                 let beta = [0.5f32, 0.8, 1.0][qi % 3];
-                let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(&full, &a, beta));
+                let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(v, &full, &a, beta));
                 U8Kind::narrow_weights(&mut plan, a.term_max, f64::INFINITY);
                 let bound: u64 = plan.terms.iter().map(|pt| pt.w as u64 * a.term_max[pt.term as usize] as u64).sum();
                 assert!(bound <= u16::MAX as u64, "query {qi}: bound {bound}");

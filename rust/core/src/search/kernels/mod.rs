@@ -310,6 +310,100 @@ pub fn drain_above_u16(isa: Isa, acc: &mut [u16], thr: u32, take: impl FnMut(u32
     }
 }
 
+/// Accumulators per chunk of [`drain_top_u16`].
+pub const DRAIN_CHUNK: usize = 64;
+
+/// [`drain_above_u16`] for a collector of the best `seed_k` documents (0: no seed), in two
+/// passes over chunks of [`DRAIN_CHUNK`] accumulators:
+///
+/// 1. Each chunk's largest value is read into `maxes` (a vectorized max, no branch, no write).
+///    These are scores of distinct documents, so if at least `seed_k` of them reach `s`, no
+///    document scoring below `s` can be among the best `seed_k`: the threshold starts at
+///    `s - 1` (`s` a multiple of 256, from a histogram of the maxima). Without a seed the
+///    collector's threshold starts at the floor and a drain offers hundreds of documents while
+///    it climbs, each an unpredictable branch (half the drain's time in approximate search's
+///    candidate stage, k' = 25..250).
+/// 2. Chunks whose maximum is above the threshold are drained as [`drain_above_u16`] does;
+///    the others are zeroed with plain stores, and chunks that hold only zeros (untouched by
+///    the query) are not written at all.
+///
+/// The threshold never falls below the seed, whatever `take` returns. `take` sees documents in
+/// ascending order, as [`drain_above_u16`] gives them. The seed is only valid when every
+/// document may be collected: a caller with an allowed set must pass `seed_k = 0`.
+pub fn drain_top_u16(
+    isa: Isa,
+    acc: &mut [u16],
+    thr: u32,
+    seed_k: usize,
+    maxes: &mut Vec<u16>,
+    mut take: impl FnMut(u32, u32) -> u32,
+) {
+    maxes.clear();
+    maxes.resize(acc.len().div_ceil(DRAIN_CHUNK), 0);
+    chunk_maxima_u16(isa, acc, maxes);
+    let mut seed = 0u32;
+    if seed_k > 0 {
+        let mut hist = [0u32; 256];
+        for &m in maxes.iter() {
+            hist[(m >> 8) as usize] += 1;
+        }
+        let mut at_least = 0usize;
+        for b in (1..256).rev() {
+            at_least += hist[b] as usize;
+            if at_least >= seed_k {
+                seed = ((b as u32) << 8) - 1;
+                break;
+            }
+        }
+    }
+    let mut thr = thr.max(seed);
+    let n = acc.len();
+    for (c, &m) in maxes.iter().enumerate() {
+        if m == 0 {
+            continue;
+        }
+        let lo = c * DRAIN_CHUNK;
+        let chunk = &mut acc[lo..(lo + DRAIN_CHUNK).min(n)];
+        if m as u32 > thr {
+            let mut t = thr;
+            drain_above_u16(isa, chunk, thr, |d, s| {
+                t = take(lo as u32 + d, s).max(seed);
+                t
+            });
+            thr = t;
+        } else {
+            chunk.fill(0);
+        }
+    }
+}
+
+/// The largest value of each [`DRAIN_CHUNK`] of `acc` into `maxes` (`acc.len().div_ceil(64)`
+/// entries).
+#[inline]
+fn chunk_maxima_u16(isa: Isa, acc: &[u16], maxes: &mut [u16]) {
+    match isa.0 {
+        Set::Scalar => chunk_maxima_u16_scalar(acc, maxes),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: avx2 was detected (AVX-512 CPUs have it too); the kernel is the safe
+        // portable loop compiled for it.
+        Set::Avx2 | Set::Avx512 => unsafe { x86::chunk_maxima_u16_avx2(acc, maxes) },
+    }
+}
+
+/// The portable twin of `chunk_maxima_u16`.
+#[inline(always)]
+pub(super) fn chunk_maxima_u16_scalar(acc: &[u16], maxes: &mut [u16]) {
+    let mut chunks = acc.chunks_exact(DRAIN_CHUNK);
+    for (m, c) in maxes.iter_mut().zip(&mut chunks) {
+        let c: &[u16; DRAIN_CHUNK] = c.try_into().expect("chunks_exact");
+        *m = c.iter().copied().fold(0, u16::max);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        maxes[acc.len() / DRAIN_CHUNK] = rest.iter().copied().fold(0, u16::max);
+    }
+}
+
 /// The portable twin of [`drain_above_u16`].
 #[inline]
 pub fn drain_above_u16_scalar(acc: &mut [u16], mut thr: u32, mut take: impl FnMut(u32, u32) -> u32) {

@@ -227,3 +227,60 @@ fn accumulate_u16_adds_what_it_is_given() {
     accumulate_u16(&mut acc, &[0, 3, 9, 10, 400], &[2, 255, 1, 7, 7], 257);
     assert_eq!(acc, vec![514, 0, 0, u16::MAX, 0, 0, 0, 0, 0, 258]);
 }
+
+/// The seeded two-pass drain keeps what a collector of the best `k` keeps from the one-pass
+/// drain, on every kernel set: the same top-k (ties to the smaller document), every
+/// accumulator zero afterwards, documents offered in ascending order; with a seed the
+/// offers are far fewer where scores spread.
+#[test]
+fn drain_top_u16_keeps_the_top_k_of_the_plain_drain() {
+    let mut seed = 91u64;
+    for case in 0..400 {
+        let n = (rng(&mut seed) % 5000) as usize;
+        let density = 1 + rng(&mut seed) % 8;
+        let acc: Vec<u16> = (0..n)
+            .map(|_| match rng(&mut seed) % density {
+                0 => match case % 4 {
+                    0 => (rng(&mut seed) % 300) as u16,
+                    1 => u16::MAX - (rng(&mut seed) % 700) as u16,
+                    2 => (rng(&mut seed) % 40) as u16 * 256,
+                    _ => rng(&mut seed) as u16,
+                },
+                _ => 0,
+            })
+            .collect();
+        let k = [1usize, 3, 10, 40, 250, 6000][case % 6];
+        let floor = [0u32, 0, 100, 255, 256, 40_000][case / 6 % 6];
+        // A collector of the best k above the floor (ties to the smaller doc), fed in order.
+        let collect = |drain: &mut dyn FnMut(&mut Vec<u16>, &mut dyn FnMut(u32, u32) -> u32)| {
+            let mut a = acc.clone();
+            let mut top: Vec<(u32, u32)> = Vec::new();
+            let mut offered = 0usize;
+            let mut last = None;
+            drain(&mut a, &mut |d, s| {
+                assert!(last.is_none_or(|l| l < d), "case {case}: offers out of order");
+                last = Some(d);
+                offered += 1;
+                top.push((d, s));
+                top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+                top.truncate(k);
+                if top.len() == k {
+                    floor.max(top[k - 1].1.saturating_sub(1))
+                } else {
+                    floor
+                }
+            });
+            assert!(a.iter().all(|&x| x == 0), "case {case}: accumulators left dirty");
+            (top, offered)
+        };
+        let (want, plain) = collect(&mut |a, f| drain_above_u16(Isa::SCALAR, a, floor, f));
+        for isa in available() {
+            for seed_k in [0, k] {
+                let mut maxes = Vec::new();
+                let (got, offered) = collect(&mut |a, f| drain_top_u16(isa, a, floor, seed_k, &mut maxes, f));
+                assert_eq!(got, want, "{isa:?} case {case} k {k} seed_k {seed_k}");
+                assert!(offered <= plain, "{isa:?} case {case}: {offered} offers, {plain} without the seed");
+            }
+        }
+    }
+}

@@ -16,6 +16,16 @@ pub(super) unsafe fn add_scaled_u32_avx2(ub: &mut [u32], dense: &[u8], w: u32) {
     }
 }
 
+/// AVX2 `super::chunk_maxima_u16`: the portable loop compiled for AVX2 (16-lane maxima).
+///
+/// # Safety
+///
+/// avx2 is available.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn chunk_maxima_u16_avx2(acc: &[u16], maxes: &mut [u16]) {
+    super::chunk_maxima_u16_scalar(acc, maxes)
+}
+
 /// AVX2 [`super::drain_above_u32`]: 8 lanes compared at a time (unsigned, as signed
 /// compares of the values with their top bit flipped), zeroed with one store.
 ///

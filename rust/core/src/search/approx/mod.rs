@@ -9,8 +9,9 @@
 //! terms pruned by weight) and *alpha* (blocks pruned against a scaled threshold). Here:
 //!
 //! 1. **Cut.** Query terms are ranked by their largest possible contribution (weight x the
-//!    term's largest impact); the heaviest are kept until they hold a fraction `beta` of the
-//!    query's total (at least one term).
+//!    term's largest impact) per square root of their list length, and kept in that order
+//!    until they hold a fraction `beta` of the query's total bound (at least one term): the
+//!    rarer terms tell documents apart for fewer postings ([`cut_terms`]).
 //! 2. **Candidates.** The exact top-`k'` (`k' = rerank x k`) of the cut query, by the exact
 //!    engine ([`Algorithm::Auto`](super::Algorithm::Auto): block-max pruning on large
 //!    segments, term-at-a-time on small ones), among the allowed documents. For u8 segments

@@ -140,7 +140,7 @@ mod tests {
                 let pr = prepare(&[&ix], q, None, None).unwrap();
                 let full = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
                 let beta = [0.5f32, 0.8, 1.0][qi % 3];
-                let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(v, &full, &a, beta));
+                let mut plan = crate::search::approx::cut_plan(&full, &cut_terms(&full, &a, beta));
                 U8Kind::narrow_weights(&mut plan, a.term_max, f64::INFINITY);
                 let bound: u64 = plan.terms.iter().map(|pt| pt.w as u64 * a.term_max[pt.term as usize] as u64).sum();
                 assert!(bound <= u16::MAX as u64, "query {qi}: bound {bound}");

@@ -476,7 +476,7 @@ fn eval_grid<K: Kind, S: Score>(
     let us = |t: Clock| t.elapsed_ns() / 1e3;
     let mut grid = Vec::with_capacity(BETAS.len() * RERANKS.len());
     for &beta in &BETAS {
-        let kept = cut_terms(v, plan, arrays, beta);
+        let kept = cut_terms(plan, arrays, beta);
         // The cut exactly as approximate search makes it (requantized to 16 bits where it
         // does), so that the recall and the times measured are those of the searches made.
         let cut = super::candidate_plan(v, plan, arrays, &kept);

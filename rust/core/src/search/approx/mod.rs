@@ -9,9 +9,8 @@
 //! terms pruned by weight) and *alpha* (blocks pruned against a scaled threshold). Here:
 //!
 //! 1. **Cut.** Query terms are ranked by their largest possible contribution (weight x the
-//!    term's largest impact) per square root of their list length, and kept in that order
-//!    until they hold a fraction `beta` of the query's total bound (at least one term): the
-//!    rarer terms tell documents apart for fewer postings ([`cut_terms`]).
+//!    term's largest impact); the heaviest are kept until they hold a fraction `beta` of the
+//!    query's total (at least one term).
 //! 2. **Candidates.** The exact top-`k'` (`k' = rerank x k`) of the cut query, by the exact
 //!    engine ([`Algorithm::Auto`](super::Algorithm::Auto): block-max pruning on large
 //!    segments, term-at-a-time on small ones), among the allowed documents. For u8 segments
@@ -103,28 +102,12 @@ pub(crate) fn query_terms_in(v: &IndexView<'_>, query: &Query) -> usize {
 }
 
 /// The plan terms kept by a cut at `beta`, as positions in `plan.terms` (ascending).
-///
-/// Terms are taken in decreasing order of their bound (weight x the term's largest impact)
-/// *per square root of their list length* ([`CUT_DF_EXPONENT`]), until the bounds taken hold a
-/// fraction `beta` of the query's total bound (at least one term). Ranking by the bound alone
-/// spends most of the candidate stage's postings on common terms, whose contributions are
-/// high but nearly the same for every document they list; dividing by `sqrt(df)` keeps the
-/// rarer terms that tell documents apart. At the same recall@10 (rerank 4k) the candidate
-/// stage then decodes 2.5-2.9x fewer postings on synthetic 100k and 1.3-1.5x fewer on debian
-/// (`examples/approx_grid.rs`, stop 30).
-pub(crate) fn cut_terms<K: Kind>(
-    v: &IndexView<'_>,
-    plan: &Plan<K>,
-    arrays: &ImpactArrays<'_, K::Imp>,
-    beta: f32,
-) -> Vec<usize> {
+pub(crate) fn cut_terms<K: Kind>(plan: &Plan<K>, arrays: &ImpactArrays<'_, K::Imp>, beta: f32) -> Vec<usize> {
     let ubs: Vec<f64> =
         plan.terms.iter().map(|pt| K::to_f32(K::mul(pt.w, arrays.term_max[pt.term as usize]), 1.0) as f64).collect();
-    let keys: Vec<f64> =
-        plan.terms.iter().zip(&ubs).map(|(pt, &ub)| ub / (v.df(pt.term).max(1) as f64).powf(CUT_DF_EXPONENT)).collect();
     let total: f64 = ubs.iter().sum();
     let mut order: Vec<usize> = (0..ubs.len()).collect();
-    order.sort_by(|&a, &b| keys[b].partial_cmp(&keys[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| ubs[b].partial_cmp(&ubs[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
     let mut kept = Vec::new();
     let mut sum = 0.0;
     for &i in &order {
@@ -137,10 +120,6 @@ pub(crate) fn cut_terms<K: Kind>(
     kept.sort_unstable();
     kept
 }
-
-/// The exponent of the list length in the order of [`cut_terms`]: a term's bound is divided
-/// by `df^CUT_DF_EXPONENT`.
-pub const CUT_DF_EXPONENT: f64 = 0.5;
 
 /// The plan of the terms at positions `kept` (ascending) of `plan`, without a floor (a floor
 /// bounds full scores, not the cut query's). Canonical positions are renumbered `0..kept.len()`
@@ -221,7 +200,7 @@ pub(crate) fn run<K: Kind>(
             scratch,
         );
     }
-    let kept = cut_terms(v, plan, arrays, params.beta);
+    let kept = cut_terms(plan, arrays, params.beta);
     let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
     if !K::FLOAT_RERANK {
         // The full query's top-k' reranked by its own exact scores is its exact top-k.

@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 8) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 7) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -38,10 +38,8 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// stage approximate search runs (the cut query requantized to 16 bits where
 /// `approx::candidate_plan` allows), times are the calibrating thread's CPU time, the reference
 /// of a quantized segment is its exact float top-k, and queries are bucketed by their terms in
-/// the segment. Version 8: the same fields, measured with the cut that takes terms by their bound
-/// per square root of their list length ([`super::cut_terms`]); a version-7 point's `beta`
-/// kept other terms. A file of another version is refused, so the segment is calibrated again.
-pub const VERSION: u32 = 8;
+/// the segment. A file of another version is refused, so the segment is calibrated again.
+pub const VERSION: u32 = 7;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 6;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).

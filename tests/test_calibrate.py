@@ -127,13 +127,15 @@ def test_calibrate_empty_and_closed(tmp_path):
 
 
 def test_target_recall_types(big):
-    """numpy numbers are numbers; None (in calibrate) and bools are refused, naming the value."""
+    """numpy numbers are numbers; None is the default target in calibrate as in search
+    (breaker30 L2: calibrate refused it); bools and strings are refused, naming the value."""
     from sparsedex._segment import SegmentView
 
     q = ([1, 2, 3], [1.0, 0.5, 0.2])
     assert big.search(q, k=5, algorithm="approximate", target_recall=np.float32(0.97))
     assert big.calibrate(target_recall=np.float64(0.9))
-    for bad in (None, True, "0.9"):
+    assert big.calibrate(target_recall=None) == big.calibrate()
+    for bad in (True, "0.9"):
         with pytest.raises(ValueError, match="target_recall must be a number in \\(0, 1\\], got"):
             big.calibrate(target_recall=bad)
     sv = SegmentView.build([([1, 2], [1.0, 2.0]), ([2, 3], [0.5, 0.5])])

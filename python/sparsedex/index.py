@@ -1026,7 +1026,7 @@ class SparseIndex:
             vecs = [_qdrant.idf_query(self, v, snap) for v in vecs]
         return vecs
 
-    def calibrate(self, queries: Any = None, *, target_recall: float = 0.97) -> list[dict[str, Any]]:
+    def calibrate(self, queries: Any = None, *, target_recall: float | None = 0.97) -> list[dict[str, Any]]:
         """Calibrate approximate search now, on all cores, rather than on the first
         ``algorithm="approximate"`` query (which calibrates each segment it meets on one core),
         and report the recall each segment's chosen parameters reached.
@@ -1041,7 +1041,7 @@ class SparseIndex:
         approximate search is the exact search. Queries none of which has 10 matching
         documents in a segment are a ValueError (the segment keeps its calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
-        the calibration covers them all).
+        the calibration covers them all); None is the default, 0.97, as in :meth:`search`.
 
         Returns one dict per segment of the current snapshot: ``name``, ``documents``,
         ``approximate`` (False: the segment is searched exactly by approximate searches, as it
@@ -1063,8 +1063,8 @@ class SparseIndex:
         Raises ValueError for a target outside (0, 1] and the
         errors of :meth:`search_batch` for bad queries.
         """
-        if target_recall is None:
-            raise ValueError("target_recall must be a number in (0, 1], got None")
+        if target_recall is None:  # the default, as in search and search_batch
+            target_recall = 0.97
         _check_algorithm("approximate", target_recall)
         snap = self._snap()
         csr = None

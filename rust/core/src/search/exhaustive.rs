@@ -57,8 +57,10 @@ pub fn search<K: Kind>(
 
 /// [`search`] of a u8 plan whose scores cannot pass `u16::MAX` (the caller checked: see
 /// [`Kind::exhaustive_narrow`]), in 16-bit accumulators: the same hits, with half the bytes to
-/// add into and to drain (the drain reads and clears the whole accumulator array, a fixed cost
-/// per query; approximate search's candidate stage requantizes its cut query to fit).
+/// add into and to drain (the drain reads the whole accumulator array, a fixed cost per query;
+/// approximate search's candidate stage requantizes its cut query to fit). The drain is
+/// [`super::kernels::drain_top_u16`]: chunk maxima seed its threshold (without an allowed set)
+/// and chunks the query never touched are not written.
 pub(crate) fn search_u16(
     v: &IndexView<'_>,
     arrays: &ImpactArrays<'_, u8>,

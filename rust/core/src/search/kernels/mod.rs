@@ -5,7 +5,10 @@
 //!   is exact);
 //! - [`drain_above_u32`]: one pass over the accumulators that hands every value above a
 //!   (rising) threshold to a collector and leaves every accumulator zero (16 lanes compared
-//!   at a time; the collector is only called for the rare lanes that pass).
+//!   at a time; the collector is only called for the rare lanes that pass);
+//! - [`drain_top_u16`]: the 16-bit drain of approximate search's candidate stage, in two
+//!   passes: chunk maxima first (they seed the threshold of a top-k collector), then only the
+//!   chunks above the threshold, and no write to chunks the query never touched.
 //!
 //! Every SIMD kernel has a scalar twin with identical results (tested on random input for
 //! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at

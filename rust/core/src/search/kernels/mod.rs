@@ -341,7 +341,7 @@ pub fn drain_top_u16(
     maxes: &mut Vec<u16>,
     mut take: impl FnMut(u32, u32) -> u32,
 ) {
-    maxes.clear();
+    // Every entry is written by `chunk_maxima_u16`: no need to clear the buffer first.
     maxes.resize(acc.len().div_ceil(DRAIN_CHUNK), 0);
     chunk_maxima_u16(isa, acc, maxes);
     let mut seed = 0u32;

@@ -47,7 +47,7 @@ def test_calibrate_reports_each_segment(big):
         assert r["calibrated_on"] == "pseudo-queries"
         assert r["buckets"], r
         for b in r["buckets"]:
-            assert b["queries"] > 0 and 0 < b["beta"] <= 1 and b["rerank"] >= 1
+            assert b["queries"] > 0 and 0 < b["beta"] <= 1 and 0 <= b["gamma"] < 1 and b["rerank"] >= 1
             assert b["recall"] >= 0.95  # the chosen point reached the target on its queries
     # a higher target never chooses a cheaper point with lower recall
     hi = big.calibrate(target_recall=0.995)

@@ -1049,11 +1049,13 @@ class SparseIndex:
         (``"pseudo-queries"`` or ``"queries"``) and ``buckets``: per query length (queries are
         grouped by their number of terms present in the segment, ``max_terms``; None for the
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
-        target (``beta``, the share of the query's bound the cut keeps; ``rerank``, candidates
+        target (``beta``, the share of the query's bound the cut keeps; ``gamma``, the layered
+        cut of quantized segments: postings contributing less than this fraction of the query's
+        largest term contribution are skipped, 0 for none; ``rerank``, candidates
         reranked as a multiple of k) and ``recall``, the mean recall@10 they reached on those
         queries (the fastest parameters, by their search time measured on the segment while
         calibrating, whose mean exceeds the target by 1.5 standard errors of it; the exact
-        search, beta 1 and rerank 1 at recall 1, is one of them, so a target is always
+        search, beta 1, gamma 0 and rerank 1 at recall 1, is one of them, so a target is always
         reachable). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
@@ -1085,8 +1087,15 @@ class SparseIndex:
                 pseudo, buckets = rep
                 entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
                 entry["buckets"] = [
-                    {"max_terms": m, "queries": nq, "beta": round(float(b), 4), "rerank": round(float(r), 4), "recall": round(float(rc), 4)}
-                    for m, nq, b, r, rc in buckets
+                    {
+                        "max_terms": m,
+                        "queries": nq,
+                        "beta": round(float(b), 4),
+                        "gamma": round(float(g), 4),
+                        "rerank": round(float(r), 4),
+                        "recall": round(float(rc), 4),
+                    }
+                    for m, nq, b, g, r, rc in buckets
                 ]
             out.append(entry)
         return out

@@ -3,7 +3,7 @@
 //! the calibrated choice at 0.95 / 0.97 / 0.99 (`DUMP=b`: the calibration's points of bucket b).
 //! `cargo run --release --example approx_grid -- DIR [n_queries]`
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
-use sparsedex_core::search::approx::calibrate::{BETAS, RERANKS};
+use sparsedex_core::search::approx::calibrate::{BETAS, LAYERED, RERANKS};
 use sparsedex_core::search::approx::{search_with_params, ApproxParams, RecallTarget};
 use sparsedex_core::search::{search, Algorithm, QueryRef};
 use sparsedex_core::vectors::CsrRef;
@@ -117,8 +117,8 @@ fn main() {
         if let Some(b) = std::env::var("DUMP").ok().and_then(|s| s.parse::<usize>().ok()).filter(|_| t == targets[0]) {
             for p in cal.points.iter().filter(|p| p.bucket == b) {
                 eprintln!(
-                    "  bucket {b} b{} r{}: recall {:.4} se {:.4} cost {:.1} us",
-                    p.params.beta, p.params.rerank, p.recall, p.recall_se, p.cost
+                    "  bucket {b} b{} g{} r{}: recall {:.4} se {:.4} cost {:.1} us",
+                    p.params.beta, p.params.gamma, p.params.rerank, p.recall, p.recall_se, p.cost
                 );
             }
         }
@@ -126,7 +126,7 @@ fn main() {
             .iter()
             .map(|&n| {
                 let (p, r) = cal.choose(t, n);
-                format!("{n}t:b{}r{}@{r:.3}", p.beta, p.rerank)
+                format!("{n}t:b{}g{}r{}@{r:.3}", p.beta, p.gamma, p.rerank)
             })
             .collect();
         println!("approximate@{t}: {ms:.3} ms recall {r:.4}  chosen {}", ch.join(" "));
@@ -147,9 +147,10 @@ fn main() {
             let r = mine.iter().map(|&i| recall(&search_with_params(&ix, q(i), 10, p.params).unwrap(), i)).sum::<f64>()
                 / mine.len() as f64;
             println!(
-                "bucket {} b{} r{}: calibration {:.4} (lower {:.4}) real {:.4} ({} queries) gap {:+.4}",
+                "bucket {} b{} g{} r{}: calibration {:.4} (lower {:.4}) real {:.4} ({} queries) gap {:+.4}",
                 p.bucket,
                 p.params.beta,
+                p.params.gamma,
                 p.params.rerank,
                 p.recall,
                 p.recall - MARGIN_SE * p.recall_se,
@@ -162,16 +163,35 @@ fn main() {
     }
     let lens: Vec<usize> = (0..nq).map(|i| q(i).terms.len()).collect();
     println!("query terms median {}", median(lens.iter().map(|&x| x as f64).collect()));
-    let betas: Vec<f32> =
-        std::env::var("BETAS").map_or(BETAS.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect());
-    let reranks: Vec<f32> =
-        std::env::var("RERANKS").map_or(RERANKS.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect());
-    println!("beta rerank ms recall");
-    for &beta in &betas {
+    // BETAS=a,b,..: cuts by bound share read whole; LBETAS=a,b,..: the same cuts read from the
+    // high layer (gamma 1); default: BETAS and the layered grid.
+    let list = |name: &str, default: &[f32]| -> Vec<f32> {
+        std::env::var(name).map_or(default.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect())
+    };
+    let lbetas: Vec<f32> = LAYERED.iter().filter(|c| c.1 > 0.0).map(|c| c.0).collect();
+    let (betas, lbetas) = match (std::env::var("BETAS").is_ok(), std::env::var("LBETAS").is_ok()) {
+        (true, false) => (list("BETAS", &BETAS), vec![]),
+        (false, true) => (vec![], list("LBETAS", &lbetas)),
+        _ => (list("BETAS", &BETAS), list("LBETAS", &lbetas)),
+    };
+    let mut cuts: Vec<(f32, f32)> = betas.iter().map(|&b| (b, 0.0)).chain(lbetas.iter().map(|&b| (b, 1.0))).collect();
+    // CUTS=beta:gamma,..: exactly these cuts.
+    if let Ok(c) = std::env::var("CUTS") {
+        cuts = c
+            .split(',')
+            .map(|x| {
+                let (b, g) = x.split_once(':').unwrap();
+                (b.parse().unwrap(), g.parse().unwrap())
+            })
+            .collect();
+    }
+    let reranks: Vec<f32> = list("RERANKS", &RERANKS);
+    println!("beta gamma rerank ms recall");
+    for &(beta, gamma) in &cuts {
         for &rerank in &reranks {
-            let p = ApproxParams { beta, rerank };
+            let p = ApproxParams { beta, gamma, rerank };
             let (ms, r) = time(&|i| search_with_params(&ix, q(i), 10, p).unwrap());
-            println!("{beta} {rerank} {ms:.3} {r:.4}");
+            println!("{beta} {gamma} {rerank} {ms:.3} {r:.4}");
         }
     }
 }

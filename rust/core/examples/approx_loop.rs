@@ -4,7 +4,7 @@
 //! `cargo run --release --example approx_loop -- DIR 0.97 200`; profile with
 //! `perf record -D <ms past the calibration> ./target/release/examples/approx_loop DIR 0.97 200`.
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
-use sparsedex_core::search::approx::RecallTarget;
+use sparsedex_core::search::approx::{search_with_params, ApproxParams, RecallTarget};
 use sparsedex_core::search::{search, Algorithm, QueryRef};
 use sparsedex_core::vectors::CsrRef;
 use std::time::Instant;
@@ -41,13 +41,24 @@ fn main() {
         QueryRef { terms: &qx[s..e], weights: &qv[s..e] }
     };
     let algo = if target >= 1.0 { Algorithm::Auto } else { Algorithm::Approximate(RecallTarget::new(target).unwrap()) };
+    let fixed0 = std::env::var("PARAMS").is_ok();
     let t = Instant::now();
-    search(&ix, q(0), 10, algo).unwrap();
+    if !fixed0 {
+        search(&ix, q(0), 10, algo).unwrap();
+    }
     eprintln!("first search (calibration) {:.2} s; start", t.elapsed().as_secs_f64());
+    // PARAMS=beta,gamma,rerank: fixed parameters (`search_with_params`) instead of the calibrated ones.
+    let fixed = std::env::var("PARAMS").ok().map(|s| {
+        let v: Vec<f32> = s.split(',').map(|x| x.parse().unwrap()).collect();
+        ApproxParams { beta: v[0], gamma: v[1], rerank: v[2] }
+    });
     let t = Instant::now();
     for _ in 0..reps {
         for i in 0..nq {
-            std::hint::black_box(search(&ix, q(i), 10, algo).unwrap());
+            match fixed {
+                Some(p) => std::hint::black_box(search_with_params(&ix, q(i), 10, p).unwrap()),
+                None => std::hint::black_box(search(&ix, q(i), 10, algo).unwrap()),
+            };
         }
     }
     eprintln!("{:.4} ms/query", t.elapsed().as_secs_f64() * 1e3 / (reps * nq) as f64);

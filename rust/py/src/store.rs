@@ -623,7 +623,7 @@ impl PySnapshot {
 
     /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries?, one
     /// entry per query-length bucket with calibration queries: (most query terms, or None for
-    /// the last bucket; calibration queries; beta; rerank; mean recall@10 reached on them)). The
+    /// the last bucket; calibration queries; beta; gamma; rerank; mean recall@10 reached on them)). The
     /// entries are the cheapest parameters whose mean recall exceeds the target by 1.5
     /// standard errors (where none does, those of the highest mean less 1.5 standard errors;
     /// `Calibration::choose`). None if the segment is not calibrated yet.
@@ -631,7 +631,7 @@ impl PySnapshot {
         &self,
         pos: usize,
         target: f64,
-    ) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f64)>)>> {
+    ) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f32, f64)>)>> {
         use sparsedex_core::search::approx::calibrate::{self, BUCKETS};
         let index = self.segment(pos)?.index();
         let Some(c) = calibrate::peek(index) else { return Ok(None) };
@@ -641,7 +641,7 @@ impl PySnapshot {
                 continue;
             }
             let (p, recall) = c.choose(target, max.min(1 << 20));
-            out.push(((max != usize::MAX).then_some(max), c.queries[b], p.beta, p.rerank, recall));
+            out.push(((max != usize::MAX).then_some(max), c.queries[b], p.beta, p.gamma, p.rerank, recall));
         }
         Ok(Some((c.pseudo, out)))
     }

@@ -299,6 +299,9 @@ pub struct Index {
     /// The approximate-search calibration, made on first use or read from the segment's
     /// calibration file (see [`crate::search::approx::calibrate`]).
     approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
+    /// The high layer of approximate search's candidate stage, made on first use (u8
+    /// segments only, see [`crate::search::approx::layer`]).
+    approx_layer: std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>>,
     /// Where this segment's calibration is kept on disk (set once by the store for segments of
     /// an index directory; unset in memory).
     approx_file: std::sync::OnceLock<crate::search::approx::persist::Sidecar>,
@@ -411,6 +414,7 @@ impl Index {
             derived,
             container,
             approx: std::sync::Mutex::new(None),
+            approx_layer: Default::default(),
             approx_file: Default::default(),
             auto: Default::default(),
             auto_cut: Default::default(),
@@ -457,6 +461,11 @@ impl Index {
     /// The slot of this segment's approximate-search calibration.
     pub(crate) fn approx_calibration(&self) -> &std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>> {
         &self.approx
+    }
+
+    /// The high layer of this (u8) segment's postings, made on first use.
+    pub(crate) fn approx_layer(&self) -> &std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>> {
+        &self.approx_layer
     }
 
     /// Where this segment's calibration is kept on disk, once the store has said so.

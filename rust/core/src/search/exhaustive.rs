@@ -34,12 +34,27 @@ pub fn search<K: Kind>(
     if let Some(top) = K::exhaustive_narrow(v, arrays, plan, k, scratch) {
         return top;
     }
+    search_with(v, plan, k, scratch, |acc| {
+        for pt in &plan.terms {
+            let w = pt.w;
+            for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
+        }
+    })
+}
+
+/// [`search`] in the plan's own accumulators with the accumulation given: `accumulate` adds
+/// the plan's postings (or the part of them it reads, as approximate search's layered
+/// candidate stage does) into the zeroed accumulators.
+pub(crate) fn search_with<K: Kind>(
+    v: &IndexView<'_>,
+    plan: &Plan<K>,
+    k: usize,
+    scratch: &mut Scratch,
+    accumulate: impl FnOnce(&mut [K::S]),
+) -> Vec<(u32, K::S)> {
     let n = v.n_docs as usize;
     let acc = super::zeroed_acc::<K>(scratch, n);
-    for pt in &plan.terms {
-        let w = pt.w;
-        for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
-    }
+    accumulate(acc);
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // One pass collects the top-k and clears the accumulators for the next query.
     if k >= GATHER_K && k.saturating_mul(4) < n {
@@ -68,7 +83,26 @@ pub(crate) fn search_u16(
     k: usize,
     scratch: &mut Scratch,
 ) -> Vec<(u32, u32)> {
-    use super::kernels::{accumulate_u16, drain_top_u16, isa};
+    search_u16_with(v, plan, k, scratch, |acc| {
+        for pt in &plan.terms {
+            // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
+            let w = pt.w as u16;
+            for_each_block(v, arrays, pt.term, |docs, imps| super::kernels::accumulate_u16(acc, docs, imps, w));
+        }
+    })
+}
+
+/// [`search_u16`] with the accumulation given: `accumulate` adds the plan's postings (or the
+/// part of them it reads, as approximate search's layered candidate stage does) into the
+/// zeroed 16-bit accumulators; no sum may pass `u16::MAX`.
+pub(crate) fn search_u16_with(
+    v: &IndexView<'_>,
+    plan: &Plan<super::U8Kind>,
+    k: usize,
+    scratch: &mut Scratch,
+    accumulate: impl FnOnce(&mut [u16]),
+) -> Vec<(u32, u32)> {
+    use super::kernels::{drain_top_u16, isa};
     let n = v.n_docs as usize;
     let Scratch { acc_u16: acc, chunk_max, .. } = scratch;
     if acc.len() < n {
@@ -76,11 +110,7 @@ pub(crate) fn search_u16(
     }
     debug_assert!(acc.iter().all(|&a| a == 0), "accumulators were left dirty");
     let acc = &mut acc[..n];
-    for pt in &plan.terms {
-        // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
-        let w = pt.w as u16;
-        for_each_block(v, arrays, pt.term, |docs, imps| accumulate_u16(acc, docs, imps, w));
-    }
+    accumulate(acc);
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // The drain's threshold may start from the chunk maxima only when every document may be
     // collected (an allowed set may exclude the documents that hold them).

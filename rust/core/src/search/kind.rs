@@ -141,6 +141,27 @@ pub trait Kind: 'static {
     {
         None
     }
+    /// The exact top-`k` of approximate search's layered candidate stage (see
+    /// [`super::approx::layer`]): the terms of `plan` at positions `kept` (the cut),
+    /// requantized as [`super::approx::candidate_plan`] does, each read whole or from its high
+    /// layer as `gamma` says ([`super::approx::layer::reads`]). `None` for kinds without a
+    /// high layer.
+    #[allow(clippy::too_many_arguments)]
+    fn layered_candidates(
+        _v: &IndexView<'_>,
+        _arrays: &ImpactArrays<'_, Self::Imp>,
+        _plan: &super::Plan<Self>,
+        _kept: &[usize],
+        _layer: &super::approx::layer::HighLayer,
+        _gamma: f32,
+        _k: usize,
+        _scratch: &mut Scratch,
+    ) -> Option<Vec<(u32, Self::S)>>
+    where
+        Self: Sized,
+    {
+        None
+    }
     /// True when [`Kind::exhaustive_narrow`] can score `plan` (no document can score above
     /// `u16::MAX`); `term_max` holds each term's largest impact.
     #[inline]
@@ -317,6 +338,39 @@ impl Kind for U8Kind {
     }
     fn narrow_fits(plan: &super::Plan<Self>, term_max: &[u8]) -> bool {
         u16_bound(plan, term_max) <= u16::MAX as u64
+    }
+    fn layered_candidates(
+        v: &IndexView<'_>,
+        arrays: &ImpactArrays<'_, u8>,
+        plan: &super::Plan<Self>,
+        kept: &[usize],
+        layer: &super::approx::layer::HighLayer,
+        gamma: f32,
+        k: usize,
+        scratch: &mut Scratch,
+    ) -> Option<Vec<(u32, u32)>> {
+        use super::approx::layer::{for_each_read, reads, Read};
+        let how = reads(plan, arrays, layer, kept, gamma);
+        let cut = super::approx::candidate_plan(v, plan, arrays, kept);
+        // Requantizing may drop terms (weights rounding to 0): find each survivor's read by term.
+        let read = |t: u32| kept.iter().position(|&i| plan.terms[i].term == t).map_or(Read::Whole, |j| how[j]);
+        if Self::narrow_fits(&cut, arrays.term_max) {
+            return Some(super::exhaustive::search_u16_with(v, &cut, k, scratch, |acc| {
+                for pt in &cut.terms {
+                    // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
+                    let w = pt.w as u16;
+                    for_each_read(v, arrays, layer, pt.term, read(pt.term), |d, i| {
+                        super::kernels::accumulate_u16(acc, d, i, w)
+                    });
+                }
+            }));
+        }
+        Some(super::exhaustive::search_with(v, &cut, k, scratch, |acc| {
+            for pt in &cut.terms {
+                let w = pt.w;
+                for_each_read(v, arrays, layer, pt.term, read(pt.term), |d, i| Self::accumulate(acc, d, i, w));
+            }
+        }))
     }
     fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8], max_error: f64) {
         let bound = u16_bound(plan, term_max);

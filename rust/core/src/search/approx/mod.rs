@@ -11,7 +11,9 @@
 //! 1. **Cut.** Query terms are ranked by their largest possible contribution (weight x the
 //!    term's largest impact); the heaviest are kept until they hold a fraction `beta` of the
 //!    query's total (at least one term).
-//! 2. **Candidates.** The exact top-`k'` (`k' = rerank x k`) of the cut query, by the exact
+//! 2. **Candidates.** The exact top-`k'` (`k' = rerank x k`) of the cut query (on u8 segments
+//!    at `gamma > 0`, of the postings it reads: its lighter terms' high layers only, see
+//!    [`layer`]; by the 16-bit exhaustive scorer), else by the exact
 //!    engine ([`Algorithm::Auto`](super::Algorithm::Auto): block-max pruning on large
 //!    segments, term-at-a-time on small ones), among the allowed documents. For u8 segments
 //!    the cut query's weights are first requantized so that no score passes 16 bits
@@ -28,13 +30,14 @@
 //!    whose u8 rounding caps its recall against float scores (0.9915 on debian, 0.9945 on
 //!    synthetic 100k). Segments of other kinds rerank with their own exact scores.
 //!
-//! `(beta, rerank)` come from a calibration of the segment ([`calibrate`]): the cheapest
+//! `(beta, gamma, rerank)` come from a calibration of the segment ([`calibrate`]): the cheapest
 //! point of a grid whose recall on calibration queries (against the scores the rerank gives:
 //! float for u8 segments) reaches the target, or the point of highest recall when none does.
 //! A segment without stored vectors is searched exactly; one smaller than [`MIN_DOCS`] is not
 //! calibrated but takes [`SMALL`] (its exact top-4k reranked).
 
 pub mod calibrate;
+pub mod layer;
 pub mod persist;
 
 pub use calibrate::{Calibration, CalibrationPoint};
@@ -78,20 +81,24 @@ impl RecallTarget {
 /// vectors: the exact top-`4k` by the segment's own scores, reranked (by float scores where the
 /// segment is quantized, so that its scores are those of the other segments; elsewhere this is
 /// the exact search).
-pub const SMALL: ApproxParams = ApproxParams { beta: 1.0, rerank: 4.0 };
+pub const SMALL: ApproxParams = ApproxParams { beta: 1.0, gamma: 0.0, rerank: 4.0 };
 
 /// The parameters of one approximate search.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ApproxParams {
     /// Share of the query's total bound kept by the cut (in `(0, 1]`).
     pub beta: f32,
+    /// The layered cut's threshold, as a fraction of the query's largest term contribution
+    /// (in `[0, 1)`; 0: no layered cut). Only segments with a high layer (u8, with stored
+    /// vectors) use it; see [`layer`].
+    pub gamma: f32,
     /// Candidates reranked, as a multiple of `k` (at least 1).
     pub rerank: f32,
 }
 
 impl ApproxParams {
     /// The parameters of the exact search.
-    pub const EXACT: ApproxParams = ApproxParams { beta: 1.0, rerank: 1.0 };
+    pub const EXACT: ApproxParams = ApproxParams { beta: 1.0, gamma: 0.0, rerank: 1.0 };
 }
 
 /// The length of `query` that picks its calibration bucket: its terms present in the segment
@@ -178,6 +185,7 @@ pub(crate) fn run<K: Kind>(
     params: ApproxParams,
     floor: Option<f32>,
     race: Option<&super::auto::Race>,
+    layer: Option<&layer::HighLayer>,
     scratch: &mut Scratch,
 ) -> Vec<(u32, f32)> {
     let weight_units = |raw: Vec<(u32, K::S)>| raw.into_iter().map(|(d, s)| (d, K::to_f32(s, plan.norm))).collect();
@@ -229,12 +237,21 @@ pub(crate) fn run<K: Kind>(
     // the exhaustive scorer then adds into and drains half the bytes (every candidate algorithm
     // ranks by the same requantized scores, so which one runs changes the speed only; the
     // calibration measures this same ranking, `calibrate::eval_grid`).
-    let cut = candidate_plan(v, plan, arrays, &kept);
-    let mut cands = super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch);
-    if cands.len() < k && cut.terms.len() < plan.terms.len() {
+    let layered = match layer {
+        Some(l) if params.gamma > 0.0 => K::layered_candidates(v, arrays, plan, &kept, l, params.gamma, kk, scratch),
+        _ => None,
+    };
+    let mut cands = match layered {
+        Some(c) => c,
+        None => {
+            let cut = candidate_plan(v, plan, arrays, &kept);
+            super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch)
+        }
+    };
+    if cands.len() < k {
         // The cut query matches fewer than k allowed documents (its heavy terms are rare, or a
-        // filter or deletions leave few of their documents) while the terms it dropped (by the
-        // cut, or by requantizing to 0) may match many more: without this, approximate search
+        // filter or deletions leave few of their documents) while the terms and postings it
+        // dropped (by the cut, the layers, or requantizing to 0) may match many more: without this, approximate search
         // returned fewer than k hits, none at all when a filter excluded every document of the
         // heavy terms (newcomer15 M1). The candidates are then the full query's top-k', in
         // 32-bit scores, where no term is dropped.
@@ -250,6 +267,17 @@ pub(crate) fn run<K: Kind>(
     }
     rows.finish(scratch);
     top.into_sorted()
+}
+
+/// The segment's high layer ([`layer`]), made on first use: for calibrated u8 segments with
+/// stored vectors (at least [`MIN_DOCS`] documents); `None` for others.
+pub(crate) fn high_layer(index: &Index) -> Option<std::sync::Arc<layer::HighLayer>> {
+    let v = index.view();
+    if v.forward.is_none() || v.n_docs < MIN_DOCS {
+        return None;
+    }
+    let crate::index::Impacts::U8(a) = v.impacts else { return None };
+    Some(index.approx_layer().get_or_init(|| std::sync::Arc::new(layer::HighLayer::build(v, &a))).clone())
 }
 
 /// Approximate top-`k` of a prepared query in one segment, at recall `target` (calibrating
@@ -301,8 +329,10 @@ fn search_params(
         if let Some(f) = floor {
             plan.floor = K::floor_below(f, plan.norm);
         }
-        let raw =
-            super::with_scratch(|s| run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), s));
+        let layer = if params.gamma > 0.0 { high_layer(index) } else { None };
+        let raw = super::with_scratch(|s| {
+            run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), layer.as_deref(), s)
+        });
         raw.into_iter().map(|(doc, score)| Hit { doc, score }).collect()
     })
 }

@@ -16,7 +16,7 @@
 //! a damaged file is never *used*. A failure to write it (a read-only directory, a full
 //! disk) leaves the calibration in memory only, as before; searches never fail for it.
 
-use super::calibrate::{Calibration, CalibrationPoint, BETAS, BUCKETS, RERANKS};
+use super::calibrate::{cuts, Calibration, CalibrationPoint, BUCKETS, RERANKS};
 use super::ApproxParams;
 use crate::container::{Container, ContainerWriter, Image};
 use crate::index::Index;
@@ -38,10 +38,12 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// stage approximate search runs (the cut query requantized to 16 bits where
 /// `approx::candidate_plan` allows), times are the calibrating thread's CPU time, the reference
 /// of a quantized segment is its exact float top-k, and queries are bucketed by their terms in
-/// the segment. A file of another version is refused, so the segment is calibrated again.
-pub const VERSION: u32 = 7;
+/// the segment. Version 8: each point also holds `gamma`, the layered cut of segments with a
+/// high layer (`approx::layer`), whose grid replaces the cuts by bound share there. A file of
+/// another version is refused, so the segment is calibrated again.
+pub const VERSION: u32 = 8;
 /// u64 values per point in the `points` section.
-const POINT_WORDS: usize = 6;
+const POINT_WORDS: usize = 7;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).
 pub const EXT: &str = "cal";
 
@@ -166,6 +168,7 @@ pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
             p.recall.to_bits(),
             p.recall_se.to_bits(),
             p.cost.to_bits(),
+            p.params.gamma.to_bits() as u64,
         ]);
     }
     w.add_u64s("points", &pts)?;
@@ -202,14 +205,14 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
     let mut points = Vec::with_capacity(raw.len() / POINT_WORDS);
     for r in raw.chunks_exact(POINT_WORDS) {
         let f32_of = |x: u64| (x <= u32::MAX as u64).then(|| f32::from_bits(x as u32));
-        let (Some(beta), Some(rerank)) = (f32_of(r[1]), f32_of(r[2])) else {
+        let (Some(beta), Some(rerank), Some(gamma)) = (f32_of(r[1]), f32_of(r[2]), f32_of(r[6])) else {
             return Err(bad("bad parameters"));
         };
         let (recall, recall_se, cost) = (f64::from_bits(r[3]), f64::from_bits(r[4]), f64::from_bits(r[5]));
         let bucket = r[0] as usize;
         let ok = bucket < BUCKETS.len()
             && queries[bucket] > 0
-            && BETAS.contains(&beta)
+            && (cuts(false).contains(&(beta, gamma)) || cuts(true).contains(&(beta, gamma)))
             && RERANKS.contains(&rerank)
             && (0.0..=1.0).contains(&recall)
             && (0.0..=1.0).contains(&recall_se)
@@ -218,7 +221,7 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
         if !ok {
             return Err(bad("a calibration point is out of range"));
         }
-        points.push(CalibrationPoint { bucket, params: ApproxParams { beta, rerank }, recall, recall_se, cost });
+        points.push(CalibrationPoint { bucket, params: ApproxParams { beta, gamma, rerank }, recall, recall_se, cost });
     }
     Ok(Calibration { points, queries, pseudo: meta[2] == 1 })
 }
@@ -232,12 +235,19 @@ mod tests {
             points: vec![
                 CalibrationPoint {
                     bucket: 1,
-                    params: ApproxParams { beta: 0.5, rerank: 2.5 },
+                    params: ApproxParams { beta: 0.5, gamma: 0.0, rerank: 2.5 },
                     recall: 0.97,
                     recall_se: 0.004,
                     cost: 1234.5,
                 },
                 CalibrationPoint { bucket: 1, params: ApproxParams::EXACT, recall: 1.0, recall_se: 0.0, cost: 9999.0 },
+                CalibrationPoint {
+                    bucket: 1,
+                    params: ApproxParams { beta: 0.8, gamma: 0.1, rerank: 6.5 },
+                    recall: 0.99,
+                    recall_se: 0.002,
+                    cost: 321.0,
+                },
             ],
             queries: [0, 100, 0, 0, 0, 0],
             pseudo: true,
@@ -304,15 +314,18 @@ mod tests {
     }
 
     /// Parameters off the calibration grid (a hand-edited file whose checksums were
-    /// recomputed: `rerank` 1e30, `beta` 0.55) are refused (newcomer13 F5).
+    /// recomputed: `rerank` 1e30, `beta` 0.55, a gamma off the layered grid or beside a beta
+    /// below 1) are refused (newcomer13 F5).
     #[test]
     fn refuses_parameters_off_the_grid() {
-        for (beta, rerank) in [(0.5, 1e30), (0.5, 3.0), (0.45, 2.5), (0.0, 2.5)] {
+        for (beta, gamma, rerank) in
+            [(0.5, 0.0, 1e30), (0.5, 0.0, 3.0), (0.45, 0.0, 2.5), (0.0, 0.0, 2.5), (1.0, 0.13, 2.5), (0.5, 0.1, 2.5)]
+        {
             let mut c = sample();
-            c.points[0].params = ApproxParams { beta, rerank };
+            c.points[0].params = ApproxParams { beta, gamma, rerank };
             let b = encode(&c, "o", 10_000).unwrap();
             let e = decode(&b, "o", 10_000).unwrap_err();
-            assert!(e.to_string().contains("out of range"), "beta {beta} rerank {rerank}: {e}");
+            assert!(e.to_string().contains("out of range"), "beta {beta} gamma {gamma} rerank {rerank}: {e}");
         }
         assert!(decode(&encode(&sample(), "o", 10_000).unwrap(), "o", 10_000).is_ok());
     }

@@ -352,23 +352,32 @@ impl Kind for U8Kind {
         use super::approx::layer::{for_each_read, reads, Read};
         let how = reads(plan, arrays, layer, kept, gamma);
         let cut = super::approx::candidate_plan(v, plan, arrays, kept);
-        // Requantizing may drop terms (weights rounding to 0): find each survivor's read by term.
-        let read = |t: u32| kept.iter().position(|&i| plan.terms[i].term == t).map_or(Read::Whole, |j| how[j]);
+        // Requantizing may drop terms (weights rounding to 0) but keeps the others in order
+        // (ascending term ids, as `kept`): each survivor's read, by a walk along both.
+        let mut j = 0;
+        let reads_of_cut: Vec<Read> = cut
+            .terms
+            .iter()
+            .map(|pt| {
+                while j < kept.len() && plan.terms[kept[j]].term != pt.term {
+                    j += 1;
+                }
+                how.get(j).copied().unwrap_or(Read::Whole)
+            })
+            .collect();
         if Self::narrow_fits(&cut, arrays.term_max) {
             return Some(super::exhaustive::search_u16_with(v, &cut, k, scratch, |acc| {
-                for pt in &cut.terms {
+                for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
                     // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
                     let w = pt.w as u16;
-                    for_each_read(v, arrays, layer, pt.term, read(pt.term), |d, i| {
-                        super::kernels::accumulate_u16(acc, d, i, w)
-                    });
+                    for_each_read(v, arrays, layer, pt.term, r, |d, i| super::kernels::accumulate_u16(acc, d, i, w));
                 }
             }));
         }
         Some(super::exhaustive::search_with(v, &cut, k, scratch, |acc| {
-            for pt in &cut.terms {
+            for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
                 let w = pt.w;
-                for_each_read(v, arrays, layer, pt.term, read(pt.term), |d, i| Self::accumulate(acc, d, i, w));
+                for_each_read(v, arrays, layer, pt.term, r, |d, i| Self::accumulate(acc, d, i, w));
             }
         }))
     }

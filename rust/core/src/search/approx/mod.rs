@@ -88,9 +88,10 @@ pub const SMALL: ApproxParams = ApproxParams { beta: 1.0, gamma: 0.0, rerank: 4.
 pub struct ApproxParams {
     /// Share of the query's total bound kept by the cut (in `(0, 1]`).
     pub beta: f32,
-    /// The layered cut's threshold, as a fraction of the query's largest term contribution
-    /// (in `[0, 1)`; 0: no layered cut). Only segments with a high layer (u8, with stored
-    /// vectors) use it; see [`layer`].
+    /// The layered cut: the kept terms whose weight x layer floor is below `gamma` x the query's
+    /// largest term contribution are read from their high layers (0: every term read whole; 1:
+    /// every kept term from its layer). Only segments with a high layer (u8, with stored vectors,
+    /// at least [`MIN_DOCS`] documents) use it; see [`layer`].
     pub gamma: f32,
     /// Candidates reranked, as a multiple of `k` (at least 1).
     pub rerank: f32,
@@ -251,10 +252,10 @@ pub(crate) fn run<K: Kind>(
     if cands.len() < k {
         // The cut query matches fewer than k allowed documents (its heavy terms are rare, or a
         // filter or deletions leave few of their documents) while the terms and postings it
-        // dropped (by the cut, the layers, or requantizing to 0) may match many more: without this, approximate search
-        // returned fewer than k hits, none at all when a filter excluded every document of the
-        // heavy terms (newcomer15 M1). The candidates are then the full query's top-k', in
-        // 32-bit scores, where no term is dropped.
+        // dropped (by the cut, the layers, or requantizing to 0) may match many more: without
+        // this, approximate search returned fewer than k hits, none at all when a filter
+        // excluded every document of the heavy terms (newcomer15 M1). The candidates are then
+        // the full query's top-k', in 32-bit scores, where no term is dropped.
         let full = cut_plan(plan, &(0..plan.terms.len()).collect::<Vec<_>>());
         cands = super::exact_raw::<K>(v, arrays, &full, kk, Algorithm::Auto, race, scratch);
     }

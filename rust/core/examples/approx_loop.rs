@@ -41,6 +41,20 @@ fn main() {
         QueryRef { terms: &qx[s..e], weights: &qv[s..e] }
     };
     let algo = if target >= 1.0 { Algorithm::Auto } else { Algorithm::Approximate(RecallTarget::new(target).unwrap()) };
+    // LAYER=1: the size of the segment's high layer (approximate search's layered cuts).
+    if std::env::var("LAYER").is_ok() {
+        use sparsedex_core::search::{Kind, U8Kind};
+        let v = ix.view();
+        let t = Instant::now();
+        let layer = sparsedex_core::search::approx::layer::HighLayer::build(v, &U8Kind::arrays(v).unwrap());
+        eprintln!(
+            "high layer: {:.1} MB, {:.1}% of {} postings, built in {:.2} s",
+            layer.bytes() as f64 / 1e6,
+            100.0 * layer.postings_len() as f64 / dx.len() as f64,
+            dx.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
     let fixed0 = std::env::var("PARAMS").is_ok();
     let t = Instant::now();
     if !fixed0 {

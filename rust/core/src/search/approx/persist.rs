@@ -223,6 +223,14 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
         }
         points.push(CalibrationPoint { bucket, params: ApproxParams { beta, gamma, rerank }, recall, recall_se, cost });
     }
+    // Every point from one grid: the layered one (segments with a high layer) or the cuts by
+    // bound share alone (breaker31 L1: a file whose layered points were all turned to gamma 0,
+    // checksums recomputed, mixed both grids and was used).
+    let (layered, plain) = (cuts(true), cuts(false));
+    let cut = |p: &CalibrationPoint| (p.params.beta, p.params.gamma);
+    if !(points.iter().all(|p| layered.contains(&cut(p))) || points.iter().all(|p| plain.contains(&cut(p)))) {
+        return Err(bad("points from more than one grid of cuts"));
+    }
     Ok(Calibration { points, queries, pseudo: meta[2] == 1 })
 }
 
@@ -328,6 +336,18 @@ mod tests {
             assert!(e.to_string().contains("out of range"), "beta {beta} gamma {gamma} rerank {rerank}: {e}");
         }
         assert!(decode(&encode(&sample(), "o", 10_000).unwrap(), "o", 10_000).is_ok());
+    }
+
+    /// A file mixing the two grids of cuts (layered points turned to gamma 0 by hand, checksums
+    /// recomputed) is refused; either grid alone is read.
+    #[test]
+    fn refuses_points_of_two_grids() {
+        let mut c = sample();
+        c.points[0].params = ApproxParams { beta: 0.65, gamma: 0.0, rerank: 2.5 }; // plain grid only
+        let e = decode(&encode(&c, "o", 10_000).unwrap(), "o", 10_000).unwrap_err();
+        assert!(e.to_string().contains("more than one grid"), "{e}");
+        c.points.truncate(2); // (0.65, 0) and the exact point: the plain grid
+        assert!(decode(&encode(&c, "o", 10_000).unwrap(), "o", 10_000).is_ok());
     }
 
     #[test]

@@ -163,18 +163,21 @@ fn main() {
     }
     let lens: Vec<usize> = (0..nq).map(|i| q(i).terms.len()).collect();
     println!("query terms median {}", median(lens.iter().map(|&x| x as f64).collect()));
-    // BETAS=a,b,..: cuts by bound share read whole; LBETAS=a,b,..: the same cuts read from the
-    // high layer (gamma 1); default: BETAS and the layered grid.
+    // BETAS=a,b,..: cuts by bound share read whole; LBETAS=a,b,..: the same cuts with layered
+    // reads (gamma 0.1, as in the calibration's layered grid); default: BETAS and LAYERED.
     let list = |name: &str, default: &[f32]| -> Vec<f32> {
         std::env::var(name).map_or(default.to_vec(), |s| s.split(',').map(|x| x.parse().unwrap()).collect())
     };
-    let lbetas: Vec<f32> = LAYERED.iter().filter(|c| c.1 > 0.0).map(|c| c.0).collect();
-    let (betas, lbetas) = match (std::env::var("BETAS").is_ok(), std::env::var("LBETAS").is_ok()) {
-        (true, false) => (list("BETAS", &BETAS), vec![]),
-        (false, true) => (vec![], list("LBETAS", &lbetas)),
-        _ => (list("BETAS", &BETAS), list("LBETAS", &lbetas)),
+    let mut cuts: Vec<(f32, f32)> = match (std::env::var("BETAS").is_ok(), std::env::var("LBETAS").is_ok()) {
+        (false, false) => {
+            BETAS.iter().map(|&b| (b, 0.0)).chain(LAYERED.iter().copied().filter(|c| c.1 > 0.0)).collect()
+        }
+        (b, l) => {
+            let whole = if b { list("BETAS", &BETAS) } else { vec![] };
+            let layered = if l { list("LBETAS", &[]) } else { vec![] };
+            whole.iter().map(|&b| (b, 0.0)).chain(layered.iter().map(|&b| (b, 0.1))).collect()
+        }
     };
-    let mut cuts: Vec<(f32, f32)> = betas.iter().map(|&b| (b, 0.0)).chain(lbetas.iter().map(|&b| (b, 1.0))).collect();
     // CUTS=beta:gamma,..: exactly these cuts.
     if let Ok(c) = std::env::var("CUTS") {
         cuts = c

@@ -142,21 +142,22 @@ pub trait Kind: 'static {
         None
     }
     /// The exact top-`k` of approximate search's layered candidate stage (see
-    /// [`super::approx::layer`]): the terms of `plan` at positions `kept` (the cut),
-    /// requantized as [`super::approx::candidate_plan`] does, each read whole or from its high
-    /// layer as `gamma` says ([`super::approx::layer::reads`]). `None` for kinds without a
-    /// high layer.
+    /// [`super::approx::layer`]): `cut`, the plan of the terms of `plan` at positions `kept`
+    /// as [`super::approx::candidate_plan`] makes it, each term read whole or from its high
+    /// layer as `gamma` says ([`super::approx::layer::reads`]), and whether any was read from
+    /// its layer. `None` for kinds without a high layer.
     #[allow(clippy::too_many_arguments)]
     fn layered_candidates(
         _v: &IndexView<'_>,
         _arrays: &ImpactArrays<'_, Self::Imp>,
         _plan: &super::Plan<Self>,
         _kept: &[usize],
+        _cut: &super::Plan<Self>,
         _layer: &super::approx::layer::HighLayer,
         _gamma: f32,
         _k: usize,
         _scratch: &mut Scratch,
-    ) -> Option<Vec<(u32, Self::S)>>
+    ) -> Option<(Vec<(u32, Self::S)>, bool)>
     where
         Self: Sized,
     {
@@ -344,14 +345,14 @@ impl Kind for U8Kind {
         arrays: &ImpactArrays<'_, u8>,
         plan: &super::Plan<Self>,
         kept: &[usize],
+        cut: &super::Plan<Self>,
         layer: &super::approx::layer::HighLayer,
         gamma: f32,
         k: usize,
         scratch: &mut Scratch,
-    ) -> Option<Vec<(u32, u32)>> {
+    ) -> Option<(Vec<(u32, u32)>, bool)> {
         use super::approx::layer::{for_each_read, reads, Read};
         let how = reads(plan, arrays, layer, kept, gamma);
-        let cut = super::approx::candidate_plan(v, plan, arrays, kept);
         // Requantizing may drop terms (weights rounding to 0) but keeps the others in order
         // (ascending term ids, as `kept`): each survivor's read, by a walk along both.
         let mut j = 0;
@@ -365,21 +366,24 @@ impl Kind for U8Kind {
                 how.get(j).copied().unwrap_or(Read::Whole)
             })
             .collect();
-        if Self::narrow_fits(&cut, arrays.term_max) {
-            return Some(super::exhaustive::search_u16_with(v, &cut, k, scratch, |acc| {
+        let layered = reads_of_cut.contains(&Read::High);
+        if Self::narrow_fits(cut, arrays.term_max) {
+            let top = super::exhaustive::search_u16_with(v, cut, k, scratch, |acc| {
                 for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
                     // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
                     let w = pt.w as u16;
                     for_each_read(v, arrays, layer, pt.term, r, |d, i| super::kernels::accumulate_u16(acc, d, i, w));
                 }
-            }));
+            });
+            return Some((top, layered));
         }
-        Some(super::exhaustive::search_with(v, &cut, k, scratch, |acc| {
+        let top = super::exhaustive::search_with(v, cut, k, scratch, |acc| {
             for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
                 let w = pt.w;
                 for_each_read(v, arrays, layer, pt.term, r, |d, i| Self::accumulate(acc, d, i, w));
             }
-        }))
+        });
+        Some((top, layered))
     }
     fn narrow_weights(plan: &mut super::Plan<Self>, term_max: &[u8], max_error: f64) {
         let bound = u16_bound(plan, term_max);

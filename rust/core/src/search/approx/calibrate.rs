@@ -532,8 +532,8 @@ fn eval_grid<K: Kind, S: Score>(
         let kept = cut_terms(plan, arrays, beta);
         let cut = super::candidate_plan(v, plan, arrays, &kept);
         let stage = |kk: usize, scratch: &mut Scratch| match layer.filter(|_| gamma > 0.0) {
-            Some(l) => K::layered_candidates(v, arrays, plan, &kept, l, gamma, kk, scratch)
-                .unwrap_or_else(|| exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, None, scratch)),
+            Some(l) => K::layered_candidates(v, arrays, plan, &kept, &cut, l, gamma, kk, scratch)
+                .map_or_else(|| exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, None, scratch), |c| c.0),
             None => exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, None, scratch),
         };
         // The candidate stage timed at k' = k and at the deepest k', the rerank per candidate.

@@ -334,7 +334,9 @@ mod tests {
                         .collect();
                     want.sort_by(|x, y| y.1.cmp(&x.1).then(key(x.0 as usize).cmp(&key(y.0 as usize))));
                     want.truncate(k);
-                    let got = U8Kind::layered_candidates(v, &a, &plan, &kept, &layer, gamma, k, &mut scratch).unwrap();
+                    let got = U8Kind::layered_candidates(v, &a, &plan, &kept, &cut, &layer, gamma, k, &mut scratch)
+                        .unwrap()
+                        .0;
                     assert_eq!(got, want, "seed {seed} query {qi} k {k} beta {beta} gamma {gamma}");
                 }
             }

@@ -238,18 +238,16 @@ pub(crate) fn run<K: Kind>(
     // the exhaustive scorer then adds into and drains half the bytes (every candidate algorithm
     // ranks by the same requantized scores, so which one runs changes the speed only; the
     // calibration measures this same ranking, `calibrate::eval_grid`).
+    let cut = candidate_plan(v, plan, arrays, &kept);
     let layered = match layer {
-        Some(l) if params.gamma > 0.0 => K::layered_candidates(v, arrays, plan, &kept, l, params.gamma, kk, scratch),
+        Some(l) if params.gamma > 0.0 => {
+            K::layered_candidates(v, arrays, plan, &kept, &cut, l, params.gamma, kk, scratch)
+        }
         _ => None,
     };
-    let mut cands = match layered {
-        Some(c) => c,
-        None => {
-            let cut = candidate_plan(v, plan, arrays, &kept);
-            super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch)
-        }
-    };
-    if cands.len() < k {
+    let (mut cands, read_layers) =
+        layered.unwrap_or_else(|| (super::exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, race, scratch), false));
+    if cands.len() < k && (cut.terms.len() < plan.terms.len() || read_layers) {
         // The cut query matches fewer than k allowed documents (its heavy terms are rare, or a
         // filter or deletions leave few of their documents) while the terms and postings it
         // dropped (by the cut, the layers, or requantizing to 0) may match many more: without

@@ -489,8 +489,8 @@ pub struct Scratch {
     /// 16-bit accumulators of the exhaustive scorer of light u8 plans
     /// ([`Kind::exhaustive_narrow`]).
     pub acc_u16: Vec<u16>,
-    /// Chunk maxima of the 16-bit drain ([`super::kernels::drain_top_u16`]).
-    pub chunk_max: Vec<u16>,
+    /// Chunks kept by the first pass of the 16-bit drain ([`super::kernels::drain_top_u16`]).
+    pub chunk_max: Vec<u64>,
     /// Set while a search uses this scratch space ([`super::with_scratch`]): found set, a search
     /// panicked midway and the buffers may be dirty.
     pub in_use: bool,

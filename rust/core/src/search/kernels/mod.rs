@@ -7,8 +7,9 @@
 //!   (rising) threshold to a collector and leaves every accumulator zero (16 lanes compared
 //!   at a time; the collector is only called for the rare lanes that pass);
 //! - [`drain_top_u16`]: the 16-bit drain of approximate search's candidate stage, in two
-//!   passes: chunk maxima first (they seed the threshold of a top-k collector), then only the
-//!   chunks above the threshold, and no write to chunks the query never touched.
+//!   passes: chunk maxima first (they seed the threshold of a top-k collector; chunks below it
+//!   are zeroed as they are read), then only the chunks above the threshold, and no write to
+//!   chunks the query never touched.
 //!
 //! Every SIMD kernel has a scalar twin with identical results (tested on random input for
 //! every kernel this CPU has). The AVX-512 kernels run only where `avx512f` was detected at
@@ -319,55 +320,41 @@ pub const DRAIN_CHUNK: usize = 64;
 /// [`drain_above_u16`] for a collector of the best `seed_k` documents (0: no seed), in two
 /// passes over chunks of [`DRAIN_CHUNK`] accumulators:
 ///
-/// 1. Each chunk's largest value is read into `maxes` (a vectorized max, no branch, no write).
-///    These are scores of distinct documents, so if at least `seed_k` of them reach `s`, no
-///    document scoring below `s` can be among the best `seed_k`: the threshold starts at
-///    `s - 1` (`s` a multiple of 256, from a histogram of the maxima). Without a seed the
-///    collector's threshold starts at the floor and a drain offers hundreds of documents while
-///    it climbs, each an unpredictable branch (half the drain's time in approximate search's
-///    candidate stage, k' = 25..250).
-/// 2. Chunks whose maximum is above the threshold are drained as [`drain_above_u16`] does;
-///    the others are zeroed with plain stores, and chunks that hold only zeros (untouched by
-///    the query) are not written at all.
+/// 1. Each chunk's largest value is taken (a vectorized max, no branch). These are scores of
+///    distinct documents, so once at least `seed_k` of the maxima seen reach `s`, no document
+///    scoring below `s` can be among the best `seed_k`: the *seed* rises to `s - 1` (`s` a
+///    multiple of 256, from a histogram of the maxima). A chunk whose maximum is at or below
+///    the seed so far (or `thr`) is zeroed at once, while it is in the L1 cache; the others
+///    are listed in `kept`. Without a seed the collector's threshold starts at the floor and
+///    a drain offers hundreds of documents while it climbs, each an unpredictable branch
+///    (half the drain's time in approximate search's candidate stage, k' = 25..250).
+/// 2. The listed chunks whose maximum is above the threshold (at least the final seed) are
+///    drained as [`drain_above_u16`] does; the other listed ones are zeroed. Chunks that hold
+///    only zeros (untouched by the query) are not written at all.
+///
+/// Zeroing in the first pass spares a second pass over the whole accumulator (and a call to
+/// `memset` per chunk).
 ///
 /// The threshold never falls below the seed, whatever `take` returns. `take` sees documents in
 /// ascending order, as [`drain_above_u16`] gives them. The seed is only valid when every
-/// document may be collected: a caller with an allowed set must pass `seed_k = 0`.
+/// document may be collected: a caller with an allowed set must pass `seed_k = 0`. `kept` is
+/// scratch space (left empty).
 pub fn drain_top_u16(
     isa: Isa,
     acc: &mut [u16],
     thr: u32,
     seed_k: usize,
-    maxes: &mut Vec<u16>,
+    kept: &mut Vec<u64>,
     mut take: impl FnMut(u32, u32) -> u32,
 ) {
-    // Every entry is written by `chunk_maxima_u16`: no need to clear the buffer first.
-    maxes.resize(acc.len().div_ceil(DRAIN_CHUNK), 0);
-    chunk_maxima_u16(isa, acc, maxes);
-    let mut seed = 0u32;
-    if seed_k > 0 {
-        let mut hist = [0u32; 256];
-        for &m in maxes.iter() {
-            hist[(m >> 8) as usize] += 1;
-        }
-        let mut at_least = 0usize;
-        for b in (1..256).rev() {
-            at_least += hist[b] as usize;
-            if at_least >= seed_k {
-                seed = ((b as u32) << 8) - 1;
-                break;
-            }
-        }
-    }
+    kept.clear();
+    let seed = chunk_pass_u16(isa, acc, thr, seed_k, kept);
     let mut thr = thr.max(seed);
     let n = acc.len();
-    for (c, &m) in maxes.iter().enumerate() {
-        if m == 0 {
-            continue;
-        }
-        let lo = c * DRAIN_CHUNK;
+    for &e in kept.iter() {
+        let (lo, m) = ((e >> 16) as usize * DRAIN_CHUNK, (e & 0xffff) as u32);
         let chunk = &mut acc[lo..(lo + DRAIN_CHUNK).min(n)];
-        if m as u32 > thr {
+        if m > thr {
             let mut t = thr;
             drain_above_u16(isa, chunk, thr, |d, s| {
                 t = take(lo as u32 + d, s).max(seed);
@@ -378,32 +365,71 @@ pub fn drain_top_u16(
             chunk.fill(0);
         }
     }
+    kept.clear();
 }
 
-/// The largest value of each [`DRAIN_CHUNK`] of `acc` into `maxes` (`acc.len().div_ceil(64)`
-/// entries).
+/// Pass 1 of [`drain_top_u16`]: lists in `kept` (as `chunk << 16 | max`, ascending) the
+/// chunks whose maximum is above `thr` and the seed so far, zeroes the other touched ones, and
+/// returns the final seed (0 without one).
 #[inline]
-fn chunk_maxima_u16(isa: Isa, acc: &[u16], maxes: &mut [u16]) {
+fn chunk_pass_u16(isa: Isa, acc: &mut [u16], thr: u32, seed_k: usize, kept: &mut Vec<u64>) -> u32 {
     match isa.0 {
-        Set::Scalar => chunk_maxima_u16_scalar(acc, maxes),
+        Set::Scalar => chunk_pass_u16_scalar(acc, thr, seed_k, kept),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: avx2 was detected (AVX-512 CPUs have it too); the kernel is the safe
         // portable loop compiled for it.
-        Set::Avx2 | Set::Avx512 => unsafe { x86::chunk_maxima_u16_avx2(acc, maxes) },
+        Set::Avx2 | Set::Avx512 => unsafe { x86::chunk_pass_u16_avx2(acc, thr, seed_k, kept) },
     }
 }
 
-/// The portable twin of `chunk_maxima_u16`.
+/// The portable `chunk_pass_u16`.
 #[inline(always)]
-pub(super) fn chunk_maxima_u16_scalar(acc: &[u16], maxes: &mut [u16]) {
-    let mut chunks = acc.chunks_exact(DRAIN_CHUNK);
-    for (m, c) in maxes.iter_mut().zip(&mut chunks) {
-        let c: &[u16; DRAIN_CHUNK] = c.try_into().expect("chunks_exact");
-        *m = c.iter().copied().fold(0, u16::max);
+pub(super) fn chunk_pass_u16_scalar(acc: &mut [u16], thr: u32, seed_k: usize, kept: &mut Vec<u64>) -> u32 {
+    // Maxima per bin of 256 (from `bin` up), and how many of them there are: the seed is
+    // `bin * 256 - 1` once `bin` > 0, the highest bin with at least `seed_k` maxima at or above
+    // it. Maxima below the bin no longer count, so they are not recorded.
+    let mut hist = [0u32; 256];
+    let mut bin = 0usize;
+    let mut at_least = 0usize;
+    let mut cut = thr; // chunks whose maximum is at or below this are zeroed
+    let mut one = |c: usize, chunk: &mut [u16], m: u16| {
+        if m == 0 {
+            return;
+        }
+        if m as u32 <= cut {
+            chunk.fill(0);
+            return;
+        }
+        kept.push(((c as u64) << 16) | m as u64);
+        if seed_k > 0 {
+            hist[(m >> 8) as usize] += 1;
+            at_least += 1;
+            let before = bin;
+            while bin < 255 && at_least - hist[bin] as usize >= seed_k {
+                at_least -= hist[bin] as usize;
+                bin += 1;
+            }
+            if bin != before {
+                cut = cut.max(((bin as u32) << 8) - 1);
+            }
+        }
+    };
+    let mut chunks = acc.chunks_exact_mut(DRAIN_CHUNK);
+    for (c, chunk) in (&mut chunks).enumerate() {
+        let chunk: &mut [u16; DRAIN_CHUNK] = chunk.try_into().expect("chunks_exact");
+        let m = chunk.iter().copied().fold(0, u16::max);
+        one(c, chunk, m);
     }
-    let rest = chunks.remainder();
+    let c = acc.len() / DRAIN_CHUNK;
+    let rest = &mut acc[c * DRAIN_CHUNK..];
     if !rest.is_empty() {
-        maxes[acc.len() / DRAIN_CHUNK] = rest.iter().copied().fold(0, u16::max);
+        let m = rest.iter().copied().fold(0, u16::max);
+        one(c, rest, m);
+    }
+    if seed_k > 0 && bin > 0 {
+        ((bin as u32) << 8) - 1
+    } else {
+        0
     }
 }
 

@@ -16,14 +16,15 @@ pub(super) unsafe fn add_scaled_u32_avx2(ub: &mut [u32], dense: &[u8], w: u32) {
     }
 }
 
-/// AVX2 `super::chunk_maxima_u16`: the portable loop compiled for AVX2 (16-lane maxima).
+/// AVX2 `super::chunk_pass_u16`: the portable loop compiled for AVX2 (16-lane maxima,
+/// 32-byte zeroing stores).
 ///
 /// # Safety
 ///
 /// avx2 is available.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn chunk_maxima_u16_avx2(acc: &[u16], maxes: &mut [u16]) {
-    super::chunk_maxima_u16_scalar(acc, maxes)
+pub(super) unsafe fn chunk_pass_u16_avx2(acc: &mut [u16], thr: u32, seed_k: usize, kept: &mut Vec<u64>) -> u32 {
+    super::chunk_pass_u16_scalar(acc, thr, seed_k, kept)
 }
 
 /// AVX2 [`super::drain_above_u32`]: 8 lanes compared at a time (unsigned, as signed

@@ -469,3 +469,22 @@ fn one_common_term_queries_keep_their_recall() {
         assert!(LAYERED.contains(&(p.params.beta, p.params.gamma)), "{:?}", p.params);
     }
 }
+
+/// The high layers approximate search makes on its first layered search are memory the segment
+/// keeps: `stats().derived_bytes` counts them from then on, and only then.
+#[test]
+fn stats_count_the_high_layers_once_made() {
+    use sparsedex_core::search::approx::{search_with_params, ApproxParams};
+    let (index, queries, _) = corpus(sparsedex_core::search::approx::MIN_DOCS as usize + 2_000, 7);
+    let (terms, weights) = queries.row(0);
+    let q = QueryRef { terms, weights };
+    let before = index.stats().derived_bytes;
+    search_with_params(&index, q, 10, ApproxParams { beta: 0.8, gamma: 0.0, rerank: 4.0 }).unwrap();
+    assert_eq!(index.stats().derived_bytes, before, "a cut read whole makes no layer");
+    search_with_params(&index, q, 10, ApproxParams { beta: 0.8, gamma: 0.1, rerank: 4.0 }).unwrap();
+    let after = index.stats().derived_bytes;
+    // 4 bytes of doc id and 1 of impact per layered posting, and more than a few postings
+    assert!(after > before + 5 * 1_000, "{before} -> {after}");
+    search_with_params(&index, q, 10, ApproxParams { beta: 0.8, gamma: 0.1, rerank: 4.0 }).unwrap();
+    assert_eq!(index.stats().derived_bytes, after, "made once");
+}

@@ -344,7 +344,9 @@ pub struct Stats {
     /// Bytes of the posting lists alone in the file (doc ids, impacts, block and term
     /// metadata).
     pub postings_bytes: u64,
-    /// Bytes of the dense block maxima derived at open (in memory only, [`blockmax`]).
+    /// Bytes derived from the postings and kept in memory only: the dense block maxima derived
+    /// at open ([`blockmax`]), and approximate search's high layers once its first search or
+    /// calibration has made them ([`crate::search::approx::layer`]).
     pub derived_bytes: u64,
     /// Bytes of the stored forward vectors.
     pub forward_bytes: u64,
@@ -579,7 +581,7 @@ impl Index {
             n_blocks,
             bytes: self.container.total_bytes() as u64,
             postings_bytes,
-            derived_bytes: self.derived.bytes() as u64,
+            derived_bytes: (self.derived.bytes() + self.approx_layer.get().map_or(0, |l| l.bytes())) as u64,
             forward_bytes,
             kind: v.kind(),
             scale: v.scale,

@@ -141,3 +141,22 @@ def test_target_recall_types(big):
     sv = SegmentView.build([([1, 2], [1.0, 2.0]), ([2, 3], [0.5, 0.5])])
     with pytest.raises(ValueError, match="target_recall must be a number"):
         sv.search(q, k=2, algorithm="approximate", target_recall=True)
+
+
+def test_too_few_calibration_queries_warn(big):
+    """Calibration queries too few for any bucket make approximate search the exact search:
+    documented, and said by a warning, naming the segment; enough queries, or the calibration
+    kept from them (no queries given), say nothing."""
+    import warnings
+
+    few = _corpus(3, seed=11, nnz=30)
+    with pytest.warns(UserWarning, match=r"no query-length bucket with 30 or more of the 3 queries"):
+        rep = big.calibrate(few, target_recall=0.97)
+    large = [r for r in rep if r["approximate"]]
+    assert large and all(b["recall"] == 1.0 for b in large[0]["buckets"])
+    q = few[0]
+    assert [h.id for h in big.search(q, k=10, algorithm="approximate")] == [h.id for h in big.search(q, k=10)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big.calibrate()  # keeps the calibration made from the three queries: no new warning
+        big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)

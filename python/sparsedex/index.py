@@ -1038,7 +1038,7 @@ class SparseIndex:
         query-length buckets with at least 30 of them are measured: a bucket with fewer is
         still listed in the report, with its count, and takes the parameters (and recall) of
         the nearest bucket with enough, as its searches do; with fewer everywhere,
-        approximate search is the exact search. Queries none of which has 10 matching
+        approximate search is the exact search (and a UserWarning says so). Queries none of which has 10 matching
         documents in a segment are a ValueError (the segment keeps its calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
         the calibration covers them all); None is the default, 0.97, as in :meth:`search`.
@@ -1097,6 +1097,13 @@ class SparseIndex:
                     }
                     for m, nq, b, g, r, rc in buckets
                 ]
+                if queries is not None and all(b["queries"] < _MIN_BUCKET_QUERIES for b in entry["buckets"]):
+                    warnings.warn(
+                        f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
+                        f"{_MIN_BUCKET_QUERIES} or more of the {len(vecs)} queries, so approximate search is "
+                        f"the exact search there; calibrate on a few hundred queries",
+                        stacklevel=2,
+                    )
             out.append(entry)
         return out
 
@@ -1338,6 +1345,10 @@ class SparseIndex:
         enc = "vectors" if ident is None else (ident.get("model") or ident.get("kind"))
         return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r}{where})"
 
+
+#: Calibration queries a query-length bucket needs before approximate search uses its points
+#: (rust/core search::approx::calibrate::MIN_BUCKET_QUERIES).
+_MIN_BUCKET_QUERIES = 30
 
 _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxscore", "blockmaxmaxscore",
             "taat_maxscore", "tms", "block_max_pruning"}

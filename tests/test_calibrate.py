@@ -160,3 +160,18 @@ def test_too_few_calibration_queries_warn(big):
         warnings.simplefilter("error")
         big.calibrate()  # keeps the calibration made from the three queries: no new warning
         big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)
+
+
+def test_calibrate_progress_bar(big, capsys):
+    """progress=True draws a bar per calibrated segment from the engine's count of calibration
+    queries evaluated, which ends at all of them; progress=False draws nothing."""
+    queries = _corpus(120, seed=13, nnz=30)
+    big.calibrate(queries, progress=True)
+    err = capsys.readouterr().err
+    assert "calibrating" in err and "query" in err
+    snap = big._snap()
+    pos = next(i for i, st in enumerate(snap.states) if st.segment.n >= 8192)
+    done, total = snap.core.calibration_progress(pos)
+    assert done == total == 120
+    big.calibrate(queries, progress=False)
+    assert capsys.readouterr().err == ""

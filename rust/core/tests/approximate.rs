@@ -488,3 +488,16 @@ fn stats_count_the_high_layers_once_made() {
     search_with_params(&index, q, 10, ApproxParams { beta: 0.8, gamma: 0.1, rerank: 4.0 }).unwrap();
     assert_eq!(index.stats().derived_bytes, after, "made once");
 }
+
+/// A segment's calibration counts the calibration queries it has evaluated, for a progress
+/// display: nothing before, all of them after.
+#[test]
+fn calibration_progress_counts_the_queries_evaluated() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
+    let (index, queries, _) = corpus(sparsedex_core::search::approx::MIN_DOCS as usize + 1_000, 9);
+    assert_eq!(index.calibration_progress(), (0, 0));
+    let q = CsrRef { indptr: &queries.indptr, indices: &queries.indices, values: &queries.values };
+    set(&index, calibrate_with(&index, Some(q), 1).unwrap());
+    let n = queries.indptr.len() - 1;
+    assert_eq!(index.calibration_progress(), (n, n));
+}

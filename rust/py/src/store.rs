@@ -621,6 +621,12 @@ impl PySnapshot {
         Ok(true)
     }
 
+    /// How far segment `pos`'s latest calibration got: (calibration queries evaluated, in
+    /// all); (0, 0) before any. Readable from another thread while `calibrate` runs.
+    fn calibration_progress(&self, pos: usize) -> PyResult<(usize, usize)> {
+        Ok(self.segment(pos)?.index().calibration_progress())
+    }
+
     /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries?, one
     /// entry per query-length bucket with calibration queries: (most query terms, or None for
     /// the last bucket; calibration queries; beta; gamma; rerank; mean recall@10 reached on them)). The

@@ -302,6 +302,8 @@ pub struct Index {
     /// The high layer of approximate search's candidate stage, made on first use (u8
     /// segments only, see [`crate::search::approx::layer`]).
     approx_layer: std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>>,
+    /// How far the running calibration of this segment is (see [`Index::calibration_progress`]).
+    approx_progress: crate::search::approx::calibrate::Progress,
     /// Where this segment's calibration is kept on disk (set once by the store for segments of
     /// an index directory; unset in memory).
     approx_file: std::sync::OnceLock<crate::search::approx::persist::Sidecar>,
@@ -417,6 +419,7 @@ impl Index {
             container,
             approx: std::sync::Mutex::new(None),
             approx_layer: Default::default(),
+            approx_progress: Default::default(),
             approx_file: Default::default(),
             auto: Default::default(),
             auto_cut: Default::default(),
@@ -468,6 +471,17 @@ impl Index {
     /// The high layer of this (u8) segment's postings, made on first use.
     pub(crate) fn approx_layer(&self) -> &std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>> {
         &self.approx_layer
+    }
+
+    /// How far the latest calibration of this segment got: (calibration queries evaluated,
+    /// calibration queries in all); (0, 0) before any. For a progress display while a
+    /// calibration runs on another thread (two calibrations of one segment at once share it).
+    pub fn calibration_progress(&self) -> (usize, usize) {
+        self.approx_progress.get()
+    }
+
+    pub(crate) fn approx_progress(&self) -> &crate::search::approx::calibrate::Progress {
+        &self.approx_progress
     }
 
     /// Where this segment's calibration is kept on disk, once the store has said so.

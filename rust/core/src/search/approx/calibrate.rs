@@ -272,6 +272,33 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
     Ok(c)
 }
 
+/// How far a segment's calibration is: calibration queries evaluated, of how many
+/// ([`Index::calibration_progress`]).
+#[derive(Debug, Default)]
+pub struct Progress {
+    done: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    /// (queries evaluated, queries in all).
+    pub fn get(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total = self.total.load(Relaxed);
+        (self.done.load(Relaxed).min(total), total)
+    }
+
+    fn start(&self, total: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.done.store(0, Relaxed);
+        self.total.store(total, Relaxed);
+    }
+
+    fn tick(&self) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// One calibration query: external terms and weights, and the document it came from.
 struct CalQuery {
     terms: Vec<u32>,
@@ -304,6 +331,8 @@ fn calibrate(
     if v.forward.is_none() || qs.is_empty() {
         return Calibration { points: Vec::new(), queries: [0; 6], pseudo };
     }
+    let progress = index.approx_progress();
+    progress.start(qs.len());
     let layer = super::high_layer(index);
     let grid_cuts = cuts(layer.is_some());
     // Per query: its bucket, and per grid point (recall, cost).
@@ -318,6 +347,11 @@ fn calibrate(
             plan.allowed = allowed;
             crate::search::with_scratch(|s| eval_query::<K>(v, &a, &plan, &query, layer.as_deref(), s))
         })
+    };
+    let eval = |q: &CalQuery| {
+        let out = eval(q);
+        progress.tick();
+        out
     };
     let evals: Vec<Option<(usize, Vec<(f64, f64)>)>> =
         if parallel { qs.par_iter().map(eval).collect() } else { qs.iter().map(eval).collect() };

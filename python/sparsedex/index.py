@@ -1041,8 +1041,9 @@ class SparseIndex:
         query-length buckets with at least 30 of them are measured: a bucket with fewer is
         still listed in the report, with its count, and takes the parameters (and recall) of
         the nearest bucket with enough, as its searches do; with fewer everywhere,
-        approximate search is the exact search (and a UserWarning says so). Queries none of which has 10 matching
-        documents in a segment are a ValueError (the segment keeps its calibration).
+        approximate search is the exact search (and a UserWarning says so). Queries none of
+        which has 10 matching documents in a segment are a ValueError (the segment keeps its
+        calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
         the calibration covers them all); None is the default, 0.97, as in :meth:`search`.
         progress: show a progress bar per segment being calibrated (calibration queries
@@ -1371,7 +1372,10 @@ def _calibration_bar(core: Any, pos: int, name: str, enabled: bool | None) -> It
         with progress_bar(None, f"calibrating {name}", True, unit="query") as bar:
             while True:
                 last = done.wait(0.1)
-                n, total = core.calibration_progress(pos)
+                try:
+                    n, total = core.calibration_progress(pos)
+                except Exception:  # the index closed meanwhile: the call itself will say so
+                    break
                 if n < bar.n:  # a new calibration started after the one the bar showed
                     bar.reset(total=total or None)
                 if total and bar.total != total:

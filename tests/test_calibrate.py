@@ -175,3 +175,15 @@ def test_calibrate_progress_bar(big, capsys):
     assert done == total == 120
     big.calibrate(queries, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_calibrate_progress_argument(big, capsys):
+    """progress is True, False or None: a string that reads as "off" must not switch a bar on;
+    segments too small to be calibrated draw none."""
+    for bad in ("no", "0", 2, 1.5):
+        with pytest.raises(TypeError, match="progress must be True, False or None"):
+            big.calibrate(progress=bad)
+    big.calibrate(progress=True)  # the large segment keeps its calibration, the small one has none
+    err = capsys.readouterr().err
+    small = [st.segment.name for st in big._snap().states if st.segment.n < 8192]
+    assert small and not any(name in err for name in small)

@@ -1046,9 +1046,10 @@ class SparseIndex:
         calibration).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
         the calibration covers them all); None is the default, 0.97, as in :meth:`search`.
-        progress: show a progress bar per segment being calibrated (calibration queries
-        evaluated; None: when stderr is a terminal; ``SPARSEDEX_PROGRESS=0`` turns it off). A
-        segment of a million documents takes several seconds.
+        progress: True, False or None: show a progress bar per segment being calibrated
+        (calibration queries evaluated; None: when stderr is a terminal, unless
+        ``SPARSEDEX_PROGRESS=0``). A segment of a million documents takes several seconds.
+        Calls calibrating one segment at once share its count.
 
         Returns one dict per segment of the current snapshot: ``name``, ``documents``,
         ``approximate`` (False: the segment is searched exactly by approximate searches, as it
@@ -1069,12 +1070,14 @@ class SparseIndex:
         new segment is, and a damaged calibration file, or one an older version of sparsedex
         wrote, is ignored (recalibrated on pseudo-queries, rewritten: a calibration made from
         your queries must then be made again).
-        Raises ValueError for a target outside (0, 1] and the
-        errors of :meth:`search_batch` for bad queries.
+        Raises ValueError for a target outside (0, 1], TypeError for a ``progress`` other than
+        True, False or None, and the errors of :meth:`search_batch` for bad queries.
         """
         if target_recall is None:  # the default, as in search and search_batch
             target_recall = 0.97
         _check_algorithm("approximate", target_recall)
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True, False or None, not {progress!r}")
         snap = self._snap()
         csr = None
         if queries is not None:
@@ -1088,7 +1091,8 @@ class SparseIndex:
         for pos, st in enumerate(snap.states):
             rep = None if csr is not None else core.calibration(pos, target)
             if rep is None:
-                with _calibration_bar(core, pos, st.segment.name, progress):
+                bar = progress if st.segment.n >= _APPROX_MIN_DOCS else False  # smaller: never calibrated
+                with _calibration_bar(core, pos, st.segment.name, bar):
                     made = core.calibrate(pos, *(csr or ()))
                 if made:
                     rep = core.calibration(pos, target)
@@ -1398,6 +1402,8 @@ def _calibration_bar(core: Any, pos: int, name: str, enabled: bool | None) -> It
 #: Calibration queries a query-length bucket needs before approximate search uses its points
 #: (rust/core search::approx::calibrate::MIN_BUCKET_QUERIES).
 _MIN_BUCKET_QUERIES = 30
+#: Documents a segment needs to be calibrated (rust/core search::approx::MIN_DOCS).
+_APPROX_MIN_DOCS = 8192
 
 _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxscore", "blockmaxmaxscore",
             "taat_maxscore", "tms", "block_max_pruning"}

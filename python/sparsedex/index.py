@@ -1091,7 +1091,7 @@ class SparseIndex:
         for pos, st in enumerate(snap.states):
             rep = None if csr is not None else core.calibration(pos, target)
             if rep is None:
-                bar = progress if st.segment.n >= _APPROX_MIN_DOCS else False  # smaller: never calibrated
+                bar = progress if core.calibrates(pos) else False
                 with _calibration_bar(core, pos, st.segment.name, bar):
                     made = core.calibrate(pos, *(csr or ()))
                 if made:
@@ -1402,8 +1402,6 @@ def _calibration_bar(core: Any, pos: int, name: str, enabled: bool | None) -> It
 #: Calibration queries a query-length bucket needs before approximate search uses its points
 #: (rust/core search::approx::calibrate::MIN_BUCKET_QUERIES).
 _MIN_BUCKET_QUERIES = 30
-#: Documents a segment needs to be calibrated (rust/core search::approx::MIN_DOCS).
-_APPROX_MIN_DOCS = 8192
 
 _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxscore", "blockmaxmaxscore",
             "taat_maxscore", "tms", "block_max_pruning"}

@@ -172,10 +172,9 @@ impl PyIndex {
         indices: PyReadonlyArray1<'_, u32>,
         values: PyReadonlyArray1<'_, f32>,
     ) -> PyResult<bool> {
-        use sparsedex_core::search::approx::{calibrate, MIN_DOCS};
+        use sparsedex_core::search::approx::{calibrate, calibrates};
         let index = &*self.inner;
-        let v = index.view();
-        if v.forward.is_none() || v.n_docs < MIN_DOCS {
+        if !calibrates(index) {
             return Ok(false);
         }
         let q = csr(&indptr, &indices, &values)?;

@@ -599,10 +599,9 @@ impl PySnapshot {
         indices: Option<PyReadonlyArray1<'_, u32>>,
         values: Option<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<bool> {
-        use sparsedex_core::search::approx::{calibrate, MIN_DOCS};
+        use sparsedex_core::search::approx::{calibrate, calibrates};
         let index = self.segment(pos)?.index();
-        let v = index.view();
-        if v.forward.is_none() || v.n_docs < MIN_DOCS {
+        if !calibrates(index) {
             return Ok(false);
         }
         let q = match (&indptr, &indices, &values) {
@@ -619,6 +618,12 @@ impl PySnapshot {
             }
         }
         Ok(true)
+    }
+
+    /// Whether approximate search calibrates segment `pos` (stored vectors, at least 8,192
+    /// documents); `calibrate` does nothing to the others.
+    fn calibrates(&self, pos: usize) -> PyResult<bool> {
+        Ok(sparsedex_core::search::approx::calibrates(self.segment(pos)?.index()))
     }
 
     /// How far segment `pos`'s latest calibration got: (calibration queries evaluated, in

@@ -104,7 +104,7 @@ pub(crate) fn search_u16_with(
 ) -> Vec<(u32, u32)> {
     use super::kernels::{drain_top_u16, isa};
     let n = v.n_docs as usize;
-    let Scratch { acc_u16: acc, chunk_max, .. } = scratch;
+    let Scratch { acc_u16: acc, drain_kept, .. } = scratch;
     if acc.len() < n {
         acc.resize(n, 0);
     }
@@ -117,11 +117,11 @@ pub(crate) fn search_u16_with(
     let seed_k = if plan.allowed.is_none() { k } else { 0 };
     if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
-        drain_top_u16(isa(), acc, g.threshold(), seed_k, chunk_max, |d, s| g.offer(d, s));
+        drain_top_u16(isa(), acc, g.threshold(), seed_k, drain_kept, |d, s| g.offer(d, s));
         return g.finish().into_sorted();
     }
     let thr = top.threshold();
-    drain_top_u16(isa(), acc, thr, seed_k, chunk_max, |d, s| {
+    drain_top_u16(isa(), acc, thr, seed_k, drain_kept, |d, s| {
         top.push(d, s);
         top.threshold()
     });

@@ -352,7 +352,7 @@ impl Kind for U8Kind {
         scratch: &mut Scratch,
     ) -> Option<(Vec<(u32, u32)>, bool)> {
         use super::approx::layer::{for_each_read, reads, Read};
-        let how = reads(plan, arrays, layer, kept, gamma);
+        let how = reads(v, plan, arrays, layer, kept, gamma);
         // Requantizing may drop terms (weights rounding to 0) but keeps the others in order
         // (ascending term ids, as `kept`): each survivor's read, by a walk along both.
         let mut j = 0;
@@ -490,7 +490,7 @@ pub struct Scratch {
     /// ([`Kind::exhaustive_narrow`]).
     pub acc_u16: Vec<u16>,
     /// Chunks kept by the first pass of the 16-bit drain ([`super::kernels::drain_top_u16`]).
-    pub chunk_max: Vec<u64>,
+    pub drain_kept: Vec<u64>,
     /// Set while a search uses this scratch space ([`super::with_scratch`]): found set, a search
     /// panicked midway and the buffers may be dirty.
     pub in_use: bool,

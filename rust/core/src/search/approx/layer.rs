@@ -54,8 +54,6 @@ pub struct HighLayer {
     /// Per local term, the smallest impact of its layer; 0 for terms without one (their layer
     /// is the whole list).
     floor: Vec<u8>,
-    /// Per local term, the length of its whole list.
-    df: Vec<u32>,
 }
 
 impl HighLayer {
@@ -67,7 +65,6 @@ impl HighLayer {
             docs: Vec::new(),
             imps: Vec::new(),
             floor: vec![0; n_terms],
-            df: vec![0; n_terms],
         };
         out.start.push(0);
         for t in 0..n_terms {
@@ -75,7 +72,6 @@ impl HighLayer {
             let floor = ((RHO * max as f32).ceil() as u8).max(1);
             let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
             let p0 = v.term_post_start[t] as usize;
-            out.df[t] = df as u32;
             let high = arrays.impacts[p0..p0 + df].iter().filter(|&&i| i >= floor).count();
             if df > crate::codec::BLOCK_LEN && high * 2 <= df {
                 out.floor[t] = floor;
@@ -100,11 +96,6 @@ impl HighLayer {
         self.floor.get(t as usize).copied().unwrap_or(0)
     }
 
-    /// The length of local term `t`'s whole list.
-    pub fn df(&self, t: u32) -> usize {
-        self.df.get(t as usize).copied().unwrap_or(0) as usize
-    }
-
     /// The layer of local term `t` (doc ids, impacts); empty for a term without one.
     pub fn postings(&self, t: u32) -> (&[u32], &[u8]) {
         let t = t as usize;
@@ -122,7 +113,7 @@ impl HighLayer {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.start.len() * 8 + self.docs.len() * 4 + self.imps.len() + self.floor.len() + self.df.len() * 4
+        self.start.len() * 8 + self.docs.len() * 4 + self.imps.len() + self.floor.len()
     }
 }
 
@@ -154,6 +145,7 @@ pub const SKIP_BUDGET: f64 = 0.3;
 /// their layers while the total they may skip stays within [`SKIP_BUDGET`] x that largest
 /// contribution; the others are read whole.
 pub(crate) fn reads(
+    v: &IndexView<'_>,
     plan: &Plan<U8Kind>,
     arrays: &ImpactArrays<'_, u8>,
     layer: &HighLayer,
@@ -172,7 +164,9 @@ pub(crate) fn reads(
             continue;
         }
         let skip = pt.w as f64 * (floor - 1) as f64;
-        let saved = (layer.df(pt.term) - layer.postings(pt.term).0.len()) as f64;
+        let t = pt.term as usize;
+        let df = (v.term_post_start[t + 1] - v.term_post_start[t]) as usize;
+        let saved = (df - layer.postings(pt.term).0.len()) as f64;
         cands.push((saved / skip.max(f64::MIN_POSITIVE), skip, j));
     }
     cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
@@ -297,7 +291,7 @@ mod tests {
                 }
                 let (beta, gamma) = [(0.7f32, 1.0f32), (0.9, 0.1), (1.0, 1.0), (0.8, 0.0)][qi % 4];
                 let kept = cut_terms(&plan, &a, beta);
-                let how = reads(&plan, &a, &layer, &kept, gamma);
+                let how = reads(v, &plan, &a, &layer, &kept, gamma);
                 // Layered reads only where the layer exists and gamma allows, within the budget.
                 let umax =
                     plan.terms.iter().map(|pt| pt.w as f64 * a.term_max[pt.term as usize] as f64).fold(0.0, f64::max);
@@ -367,12 +361,12 @@ mod tests {
         let pr = prepare(&[&ix], QueryRef { terms: &ext, weights: &weights }, None, None).unwrap();
         let plan = Plan::<U8Kind>::new(v, &pr.query, pr.avgdl);
         let all: Vec<usize> = (0..plan.terms.len()).collect();
-        let how = reads(&plan, &a, &layer, &all, 0.1);
+        let how = reads(v, &plan, &a, &layer, &all, 0.1);
         let high = how.iter().filter(|&&h| h == Read::High).count();
         assert!((1..=5).contains(&high), "{high} of {} terms read from their layers", how.len());
         // the heavy term alone, at gamma 1: read from its layer (it may skip 0.3 of itself)
         let one = prepare(&[&ix], QueryRef { terms: &ext[..1], weights: &[1.0] }, None, None).unwrap();
         let plan1 = Plan::<U8Kind>::new(v, &one.query, one.avgdl);
-        assert_eq!(reads(&plan1, &a, &layer, &[0], 1.0), vec![Read::High]);
+        assert_eq!(reads(v, &plan1, &a, &layer, &[0], 1.0), vec![Read::High]);
     }
 }

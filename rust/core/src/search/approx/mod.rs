@@ -268,13 +268,21 @@ pub(crate) fn run<K: Kind>(
     top.into_sorted()
 }
 
-/// The segment's high layer ([`layer`]), made on first use: for calibrated u8 segments with
-/// stored vectors (at least [`MIN_DOCS`] documents); `None` for others.
-pub(crate) fn high_layer(index: &Index) -> Option<std::sync::Arc<layer::HighLayer>> {
+/// Whether approximate search calibrates this segment: it stores its vectors (without them
+/// approximate search is the exact search) and holds at least [`MIN_DOCS`] documents (smaller
+/// segments use fixed parameters).
+pub fn calibrates(index: &Index) -> bool {
     let v = index.view();
-    if v.forward.is_none() || v.n_docs < MIN_DOCS {
+    v.forward.is_some() && v.n_docs >= MIN_DOCS
+}
+
+/// The segment's high layer ([`layer`]), made on first use: for calibrated u8 segments
+/// ([`calibrates`]); `None` for others.
+pub(crate) fn high_layer(index: &Index) -> Option<std::sync::Arc<layer::HighLayer>> {
+    if !calibrates(index) {
         return None;
     }
+    let v = index.view();
     let crate::index::Impacts::U8(a) = v.impacts else { return None };
     Some(index.approx_layer().get_or_init(|| std::sync::Arc::new(layer::HighLayer::build(v, &a))).clone())
 }

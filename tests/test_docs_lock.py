@@ -382,3 +382,27 @@ def test_an_interrupt_caught_off_the_main_thread_is_not_redelivered(tmp_path):
     t.join()
     for _ in range(200):
         time.sleep(0.001)
+
+
+def test_payloads_read_together_in_any_order(tmp_path):
+    """A search reads its hits' payloads in one parse (SqliteDocs.payloads): any order,
+    repeats, payloads of None, big integers and odd keys come back as stored."""
+    s = _sqlite(tmp_path)
+    order = [5, 0, 2, 2, 1, 4, 3, 0]
+    assert s.payloads(order) == [PAYLOADS[d] for d in order]
+    assert s.payloads([]) == []
+
+
+@pytest.mark.parametrize("text", ["1,2", "{", "1],[2", "", "[1", "nul"])
+def test_a_payload_that_is_not_one_json_value_is_named_corrupt(tmp_path, text):
+    """A stored payload text that is not one JSON value (a file damaged in a way its checksum
+    does not see) is a CorruptIndexError, also when the texts read together would parse as an
+    array of another length ("1,2") or close it early ("1],[2")."""
+    import zlib
+
+    p = tmp_path / "seg-000001.docs"
+    write_docs(p, "seg-000001", ['{"a": 1}', text, None], [None, None, None])
+    s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
+    assert s.payloads([0, 2]) == [{"a": 1}, None]
+    with pytest.raises(CorruptIndexError, match="a payload is not JSON"):
+        s.payloads([0, 1, 2])

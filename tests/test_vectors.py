@@ -240,3 +240,88 @@ def test_an_odd_vocab_size_takes_the_full_checks_as_before():
     with pytest.raises(ValueError, match="not below"):
         validate_embedding((idx, val), "5")
     assert validate_embedding((idx, val), np.int64(6)).indices.tolist() == [1, 5]
+
+
+# the engine's one-pass conversion of other dtypes (_core.clean_row) against the full checks -
+_ID_DTYPES = [np.uint32, np.int32, np.int64, np.uint64, np.int16, np.uint8]
+_WEIGHT_DTYPES = [np.float32, np.float64, np.int64, np.int32, np.float16]
+
+
+@given(
+    st.lists(st.integers(-3, 2**32 + 3), max_size=6),
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([0.0, 1e-50, 1e-45, 1e14, 1.00000001e14, 3.5e38, -1.0, 0.25]),
+            st.integers(-2, 10**15),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(_ID_DTYPES),
+    st.sampled_from(_WEIGHT_DTYPES),
+    st.sampled_from(["as given", "sorted", "dict"]),
+    st.sampled_from([None, 20, 2**31, 2**32 - 1, 2**32]),
+)
+def test_every_fast_path_returns_what_the_full_checks_return(ids, ws, id_dtype, w_dtype, order, vocab_size):
+    """A query or document vector of any dtype numpy makes from lists and dicts (int32 / int64
+    / uint64 ids, float64 or integer weights: fastembed's vectors, ``{term: weight}``) comes
+    out of :func:`validate_embedding` (whose fast paths hand clean vectors to the engine's
+    one-pass checks) exactly as the full Python checks return it, or is refused with the same
+    error: ids out of range or negative, unsorted or repeated ids, zero, negative, NaN,
+    infinite, too large, float32-overflowing or float32-underflowing weights."""
+    from sparsedex.vectors import _full_checks
+
+    n = min(len(ids), len(ws))
+    ids, ws = ids[:n], ws[:n]
+    if order == "sorted":
+        pairs = sorted(dict(zip(ids, ws)).items())
+        ids, ws = [p[0] for p in pairs], [p[1] for p in pairs]
+    info = np.iinfo(id_dtype)
+    if any(not info.min <= t <= info.max for t in ids):
+        return  # numpy would not hold them in this dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.dtype(w_dtype).kind == "i":
+            if any(isinstance(w, float) for w in ws):
+                return
+            winfo = np.iinfo(w_dtype)
+            if any(not winfo.min <= w <= winfo.max for w in ws):
+                return
+        v = (np.asarray(ids, dtype=id_dtype), np.asarray(ws, dtype=w_dtype))
+    if order == "dict":
+        v = {int(t): float(w) for t, w in zip(*v)}
+
+    def run(f):
+        try:
+            e = f()
+            return (e.indices.dtype, e.indices.tolist(), e.values.dtype, e.values.tolist()), None
+        except (TypeError, ValueError) as e:
+            return None, (type(e), str(e))
+
+    where = "query 3"
+    got = run(lambda: validate_embedding(v, vocab_size, row=3, what="query"))
+    emb = as_sparse_embedding(v)
+    want = run(lambda: _full_checks(emb.indices, emb.values, vocab_size, where, True, "the vocabulary size"))
+    assert got == want
+
+
+def test_clean_row_takes_other_dtypes_and_refuses_what_it_cannot_vouch_for():
+    from sparsedex import _core
+
+    i64, f64 = np.array([1, 5], np.int64), np.array([0.5, 1e14], np.float64)
+    out = _core.clean_row(i64, f64)
+    assert out is not None and out[0].dtype == np.uint32 and out[1].dtype == np.float32
+    assert out[0].tolist() == [1, 5] and out[1].tolist() == [0.5, np.float32(1e14)]
+    assert _core.clean_row(np.array([-1, 5], np.int64), f64) is None  # negative id
+    assert _core.clean_row(np.array([1, 2**32], np.int64), f64) is None  # past 32 bits
+    assert _core.clean_row(np.array([5, 1], np.int64), f64) is None  # unsorted
+    assert _core.clean_row(np.array([1, 1], np.int64), f64) is None  # repeated
+    assert _core.clean_row(i64, f64, 5) is None  # not below n_terms
+    assert _core.clean_row(i64, np.array([0.5, 1e-50])) is None  # 0 in float32
+    assert _core.clean_row(i64, np.array([0.5, 1e39])) is None  # inf in float32
+    assert _core.clean_row(i64, np.array([0.5, np.nan])) is None
+    assert _core.clean_row(i64, np.array([0.5, 2e14])) is None  # above 1e14
+    assert _core.clean_row(i64, np.array([0.5, 1.0, 2.0])) is None  # lengths differ
+    assert _core.clean_row(np.array([1, 5, 9], np.int64)[::2], f64) is None  # strided
+    assert _core.clean_row(i64.astype(object), f64) is None  # object arrays
+    assert _core.clean_row(i64, np.array([True, True])) is None  # bools are not weights
+    assert _core.clean_row(i64, np.array([1, 2], np.int64))[1].tolist() == [1.0, 2.0]  # counts

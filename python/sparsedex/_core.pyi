@@ -30,6 +30,7 @@ __all__ = [
     "bp_order",
     "calibration_counters",
     "clean_csr",
+    "clean_row",
     "row_is_clean",
     "merge",
     "search_segments",
@@ -400,6 +401,9 @@ def search_segments_batch(
     scores: str = "vectors",
 ) -> tuple[_I64, _I64, _F32]: ...
 def row_is_clean(indices: _U32, values: _F32, n_terms: int | None = None) -> bool: ...
+def clean_row(
+    indices: npt.NDArray[Any], values: npt.NDArray[Any], n_terms: int | None = None
+) -> tuple[_U32, _F32] | None: ...
 def clean_csr(
     indptr: _U64,
     indices: _U32,

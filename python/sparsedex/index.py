@@ -94,6 +94,20 @@ class Hit:
         return f"Hit(id={self.id!r}, score={self.score:.4f}{p}{v})"
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _hit(id: Any, score: float, payload: Any = None, vector: Any = None) -> Hit:
+    """``Hit(id, float(score), payload, vector)`` made directly, as the search paths make
+    tens of them per call: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (0.43 against 0.27 us per hit). The same object: a ``Hit`` whose
+    fields are in its ``__dict__``."""
+    h = _new_object(Hit)
+    _set_attribute(h, "__dict__", {"id": id, "score": float(score), "payload": payload, "vector": vector})
+    return h
+
+
 @dataclass(frozen=True)
 class Document:
     """A stored document: id, text (None if not kept), payload and its stored vector: the
@@ -1131,18 +1145,19 @@ class SparseIndex:
         """Hits for (segment position, internal doc, score), payloads read per segment at once;
         ``opts`` (Qdrant keywords): payload selection and vectors."""
         want_payload = opts is None or opts.wants_payload
+        states = snap.states
+        if opts is not None and not want_payload and not opts.with_vectors:  # ids and scores only
+            ids = [s.segment.index.id for s in states]
+            return [_hit(ids[si](d), score) for si, d, score in triples]
         by_seg: dict[int, list[int]] = {}
         for si, d, _ in triples:
             by_seg.setdefault(si, []).append(d)
         payloads: dict[tuple[int, int], Any] = {}
         if want_payload:
             for si, docs in by_seg.items():
-                seg = snap.states[si].segment
+                seg = states[si].segment
                 for d, p in zip(docs, seg.docs.payloads(docs)):
                     payloads[(si, d)] = p
-        states = snap.states
-        if opts is not None and not want_payload and not opts.with_vectors:  # ids and scores only
-            return [Hit(states[si].segment.index.id(d), float(score)) for si, d, score in triples]
         out = []
         for si, d, score in triples:
             index = states[si].segment.index
@@ -1153,7 +1168,7 @@ class SparseIndex:
                 if opts.with_vectors:
                     idx, val = index.get(d)
                     vector = SparseEmbedding(indices=idx, values=val)
-            out.append(Hit(index.id(d), float(score), p, vector))
+            out.append(_hit(index.id(d), score, p, vector))
         return out
 
     # documents --------------------------------------------------------------------------------

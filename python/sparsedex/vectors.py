@@ -155,6 +155,8 @@ def _overflows_float32(values: np.ndarray) -> bool:
     """True when finite values would become inf in float32 (kept as is for validation to name)."""
     if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or values.size == 0:
         return False
+    if np.abs(values).max() <= np.finfo(np.float32).max:  # the common case, in one reduction
+        return False  # (False for NaN too: it goes on to the full check)
     with np.errstate(invalid="ignore"):
         return bool(np.any(np.isfinite(values) & (np.abs(values) > np.finfo(np.float32).max)))
 
@@ -311,12 +313,26 @@ def validate_embedding(
     except TypeError as e:
         raise TypeError(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
-    if (  # a clean, sorted uint32 / float32 vector: checked by the engine in one pass
-        (vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
-                                and 0 < vocab_size))  # any other vocab_size: the checks below, as before
-        and _clean_by_engine(idx, val, None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size))
-    ):
-        return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)
+    if vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
+                              and 0 < vocab_size):  # any other vocab_size: the checks below, as before
+        n_terms = None if vocab_size is None or vocab_size > _MAX_TERM_ID else int(vocab_size)
+        # a clean, sorted uint32 / float32 vector: checked by the engine in one pass
+        if _clean_by_engine(idx, val, n_terms):
+            return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)
+        # other dtypes (int64 ids and float64 weights from a dict or a list, fastembed's
+        # vectors): converted and checked by the engine in one pass when they are clean
+        if type(idx) is np.ndarray and type(val) is np.ndarray:
+            clean = _core.clean_row(idx, val, n_terms)
+            if clean is not None:
+                return SparseEmbedding(indices=clean[0], values=clean[1])
+    return _full_checks(idx, val, vocab_size, where, drop_zeros, limit_name)
+
+
+def _full_checks(
+    idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str
+) -> SparseEmbedding:
+    """:func:`validate_embedding`'s checks one by one, naming what is wrong (its fast paths
+    must return what these return, tests/test_vectors.py)."""
     idx, val = np.asarray(idx), np.asarray(val)
     if idx.ndim != 1:
         raise ValueError(f"{where}: indices must be 1-D, got shape {idx.shape}")

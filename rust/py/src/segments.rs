@@ -8,7 +8,7 @@ use sparsedex_core::search::{self, DocSet, QueryRef};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::convert::{algorithm, csr, matrices, slice, Csr1, PyBm25Stats, SegHits1, SegHits2};
+use crate::convert::{algorithm, csr, matrices, slice, Csr1, PyBm25Stats, SegHits1, SegHits2, Vec1};
 use crate::error::{enter, to_py};
 use crate::index::PyIndex;
 
@@ -169,6 +169,48 @@ pub fn row_is_clean(
         }
         _ => false, // not contiguous or not aligned: the caller's checks run
     }
+}
+
+/// One vector given with other dtypes (indices int32 / int64 / uint64, values float64 /
+/// int32 / int64, as numpy makes them from Python lists and dicts and as fastembed returns
+/// them), as uint32 / float32 arrays when, converted, it meets the vector contract as
+/// [`row_is_clean`] checks it: every id fits 32 bits and is below `n_terms` when given, ids
+/// strictly ascending, every weight, rounded to float32 as numpy's `astype` rounds it,
+/// positive, finite and at most 1e14. None for anything else (other dtypes, arrays that are
+/// not contiguous, or a vector that breaks the contract): the caller's checks, which name
+/// what is wrong, run then. One pass, so that the common clean query skips a dozen numpy
+/// calls on arrays of a few dozen entries.
+#[pyfunction]
+#[pyo3(signature = (indices, values, n_terms=None))]
+// uint32 ids beside float64 weights, int64 ids beside float32 ones: each side converts its own
+// dtype as well, where the conversion is the identity
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+pub fn clean_row<'py>(
+    py: Python<'py>,
+    indices: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    n_terms: Option<u32>,
+) -> Option<Vec1<'py>> {
+    use sparsedex_core::vectors::{row_is_clean_within, MAX_WEIGHT};
+    macro_rules! convert {
+        ($x:expr, $f:expr, $($t:ty),+) => {{
+            let mut out = None;
+            $(
+                if out.is_none() {
+                    if let Ok(a) = $x.cast::<PyArray1<$t>>() {
+                        // an array borrowed mutably elsewhere, or not contiguous: None
+                        out = Some(a.try_readonly().ok().and_then(|a| {
+                            a.as_slice().ok().and_then(|s| s.iter().map(|&v| $f(v)).collect::<Option<Vec<_>>>())
+                        }));
+                    }
+                }
+            )+
+            out.flatten()
+        }};
+    }
+    let ids: Vec<u32> = convert!(indices, |v| u32::try_from(v).ok(), i64, i32, u64, u32)?;
+    let ws: Vec<f32> = convert!(values, |v| Some(v as f32), f64, i64, i32, f32)?;
+    row_is_clean_within(&ids, &ws, n_terms, MAX_WEIGHT).then(|| (ids.into_pyarray(py), ws.into_pyarray(py)))
 }
 
 /// Names of the traversal algorithms, in the order the benchmarks report them.

@@ -393,16 +393,41 @@ def test_payloads_read_together_in_any_order(tmp_path):
     assert s.payloads([]) == []
 
 
-@pytest.mark.parametrize("text", ["1,2", "{", "1],[2", "", "[1", "nul"])
-def test_a_payload_that_is_not_one_json_value_is_named_corrupt(tmp_path, text):
-    """A stored payload text that is not one JSON value (a file damaged in a way its checksum
-    does not see) is a CorruptIndexError, also when the texts read together would parse as an
-    array of another length ("1,2") or close it early ("1],[2")."""
+@pytest.mark.parametrize(
+    "texts, match",
+    [
+        (['{"a": 1}', "1,2", None], "a payload is not JSON"),
+        (['{"a": 1}', "{", None], "a payload is not JSON"),
+        (['{"a": 1}', "1],[2", None], "a payload is not JSON"),
+        (['{"a": 1}', "", None], "a payload is not JSON"),
+        (['{"a": 1}', "nul", None], "a payload is not JSON"),
+        # texts that are no JSON value each, but one joined (breaker33 M1)
+        (['{"a": 1}', '{"b": 1', '"c": 2}'], "a payload is not JSON"),
+        (['{"a": 1}', '3,4', None], "a payload is not JSON"),
+        (['{"a": 1}', "3", None], "document 1 is not a JSON object"),
+        (['{"a": 1}', "[1]", None], "document 1 is not a JSON object"),
+    ],
+)
+def test_a_payload_that_is_not_one_json_object_is_named_corrupt(tmp_path, texts, match):
+    """A stored payload text that is not one JSON object (a file damaged in a way its checksum
+    does not see, or written by a faulty writer) is a CorruptIndexError, whichever documents
+    are read together: each text is parsed on its own."""
     import zlib
 
     p = tmp_path / "seg-000001.docs"
-    write_docs(p, "seg-000001", ['{"a": 1}', text, None], [None, None, None])
+    write_docs(p, "seg-000001", texts, [None, None, None])
     s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
-    assert s.payloads([0, 2]) == [{"a": 1}, None]
-    with pytest.raises(CorruptIndexError, match="a payload is not JSON"):
-        s.payloads([0, 1, 2])
+    assert s.payloads([0]) == [{"a": 1}]
+    for docs in ([0, 1, 2], [1], [1, 2], [2, 1, 0]):
+        with pytest.raises(CorruptIndexError, match=match):
+            s.payloads(docs)
+    assert s.payloads([0, 0]) == [{"a": 1}, {"a": 1}]  # good documents still read
+
+
+def test_payload_texts_with_whitespace_around_them_still_read(tmp_path):
+    import zlib
+
+    p = tmp_path / "seg-000001.docs"
+    write_docs(p, "seg-000001", [' {"a": 1}', '{"b": [1, 2]}\n', None], [None, None, None])
+    s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
+    assert s.payloads([2, 1, 0]) == [None, {"b": [1, 2]}, {"a": 1}]

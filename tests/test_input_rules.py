@@ -311,8 +311,12 @@ def test_every_encoder_refuses_lone_surrogates_alike(model, text):
 
 
 @pytest.mark.parametrize("encoder", ["splade-tiny", "bm25", "Qdrant/bm25"])
-@pytest.mark.parametrize("query", ["", "  \t\n"])
+@pytest.mark.parametrize("query", ["", "  \t\n", "\u200b", "\ufeff\x00", "\u00ad "])
 def test_blank_queries_match_nothing_with_every_encoder(encoder, query):
+    """A query without a token of its own (empty, whitespace, or only characters the
+    tokenizer drops: a zero-width space, a byte-order mark, NUL, a soft hyphen) gets the empty
+    vector and matches nothing; SPLADE used to rank by its special tokens' weights for the
+    latter (breaker33 L1)."""
     enc = SparseTextEmbedding(encoder) if encoder != "bm25" else "bm25"
     ix = SparseIndex(enc)
     ix.add([d["text"] for d in DOCS], ids=[d["id"] for d in DOCS])
@@ -326,12 +330,13 @@ def test_splade_query_embed_of_blank_text_stays_the_models(tmp_path):
     enc = SparseTextEmbedding("splade-tiny")
     (v,) = list(enc.query_embed([""]))
     assert v.indices.size > 0
-    vecs = enc.encode_queries(["", "rock", " "])
-    assert [x.indices.size == 0 for x in vecs] == [True, False, True]
+    vecs = enc.encode_queries(["", "rock", " ", "\u200b", "rock\u200b"])
+    assert [x.indices.size == 0 for x in vecs] == [True, False, True, True, False]
+    assert list(enc.query_embed(["\u200b"]))[0].indices.size > 0  # the model's, as fastembed
     assert np.array_equal(vecs[1].indices, list(enc.query_embed(["rock"]))[0].indices)
 
 
-@pytest.mark.parametrize("query", ["", " "])
+@pytest.mark.parametrize("query", ["", " ", "\u200b"])
 def test_cli_blank_query_says_why_nothing_matches(capsys, ix, query):
     rc, out, _ = run_cli(capsys, "search", ix, query)
     assert rc == 0 and out == "no matching documents (an empty or blank query matches no document)\n"

@@ -325,3 +325,30 @@ def test_clean_row_takes_other_dtypes_and_refuses_what_it_cannot_vouch_for():
     assert _core.clean_row(i64.astype(object), f64) is None  # object arrays
     assert _core.clean_row(i64, np.array([True, True])) is None  # bools are not weights
     assert _core.clean_row(i64, np.array([1, 2], np.int64))[1].tolist() == [1.0, 2.0]  # counts
+
+
+def test_integer_keys_numpy_would_promote_are_ids():
+    """A dict or list of integer ids that numpy would hold as float64 (numpy uint64 beside
+    Python ints) or as objects (past 64 bits) is taken as integers: valid ones pass, others
+    are named by position and value (breaker33 M2: "indices must have an integer dtype, got
+    float64", "must be integers, got dtype object")."""
+    v = validate_embedding({np.uint64(3): 1.0, 5: 2.0}, 100, what="query")
+    assert v.indices.tolist() == [3, 5] and v.values.tolist() == [1.0, 2.0]
+    v = validate_embedding(([np.uint64(7), 2, np.int32(4)], [1.0, 1.0, 1.0]), what="query")
+    assert v.indices.tolist() == [7, 2, 4]
+    with pytest.raises(ValueError, match=r"query: indices\[1\] = 1180591620717411303424 is not below the vocabulary size \(100\)"):
+        validate_embedding({3: 1.0, 2**70: 1.0}, 100, what="query")
+    with pytest.raises(ValueError, match=r"query: indices\[1\] = 1180591620717411303424 is not below 2\*\*32"):
+        validate_embedding({3: 1.0, 2**70: 1.0}, what="query")
+    with pytest.raises(ValueError, match=r"query: indices\[0\] = -1180591620717411303424 is negative"):
+        validate_embedding({-(2**70): 1.0}, what="query")
+    with pytest.raises(ValueError, match=r"query: indices\[0\] = 18446744073709551615 is not below"):
+        validate_embedding({np.uint64(2**64 - 1): 1.0, -1: 1.0}, what="query")
+    with pytest.raises(ValueError, match=r"query: values\[0\] = 1.18\d+e\+21 is above the largest weight"):
+        validate_embedding({3: 2**70}, what="query")
+    with pytest.raises(ValueError, match=r"query: values\[0\] = an integer of 401 digits is above the largest weight"):
+        validate_embedding({3: 10**400}, what="query")
+    with pytest.raises(ValueError, match=r"indices\[0\] is a bool"):
+        validate_embedding({True: 1.0, np.uint64(3): 1.0}, what="query")
+    with pytest.raises(ValueError, match=r"indices must have an integer dtype"):
+        validate_embedding(([3, 5.0], [1.0, 1.0]), what="query")  # a float among ids stays refused

@@ -66,6 +66,14 @@ class UserError(Exception):
     """An error reported as one line, without a traceback."""
 
 
+def _blank_note(index: Any, query: str) -> str:
+    """Why a query found nothing, when it is blank: empty, whitespace, or characters the
+    tokenizer drops (its vector is empty)."""
+    if not query.strip() or (index.encoder is not None and not index.decode(query)):
+        return " (an empty or blank query matches no document)"
+    return ""
+
+
 def _warn(msg: str) -> None:
     print(f"{PROG}: warning: {msg}", file=sys.stderr)
 
@@ -622,7 +630,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not hits:
-        print("no matching documents" + (" (an empty or blank query matches no document)" if not a.query.strip() else ""))
+        print("no matching documents" + _blank_note(index, a.query))
         return 0
     idw = max(len("id"), *(len(str(h.id)) for h in hits))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
@@ -818,8 +826,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"Indexed {len(index)} film descriptions with the bundled SPLADE model splade-tiny ({dt:.1f} s).")
     print(f"\nQuery: {a.query!r}\n")
     if not hits:
-        blank = " (an empty or blank query matches no document)" if not a.query.strip() else ""
-        print(f"no matching documents{blank}")
+        print(f"no matching documents{_blank_note(index, a.query)}")
         return 0
     print(f"{'rank':>4}  {'score':>7}  film")
     for r, h in enumerate(hits, 1):

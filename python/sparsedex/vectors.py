@@ -214,7 +214,30 @@ def _int_array(x: Any) -> np.ndarray:
         return arr
     if arr.size == 0:
         return arr.astype(np.int32)
+    if isinstance(x, (list, tuple)) and _all_ints(x):
+        # integers numpy promoted to float64 (numpy uint64 beside Python or int64 ones, the
+        # keys of a dict) or kept as objects (past 64 bits): as Python ints, so that the checks
+        # see the ids given and name one out of range
+        ints = [int(v) for v in x]
+        lo, hi = min(ints), max(ints)
+        if lo >= 0 and hi < 2**64:
+            return np.array(ints, dtype=np.uint64)
+        if -(2**63) <= lo and hi < 2**63:
+            return np.array(ints, dtype=np.int64)
+        return np.array(ints, dtype=object)
     return arr  # left as is: validation names the problem
+
+
+def _all_ints(items: Any) -> bool:
+    """Whether every item is an integer (Python or numpy), none a bool."""
+    return all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items)
+
+
+def _all_numbers(items: Any) -> bool:
+    """Whether every item is an int or a float (Python or numpy), none a bool."""
+    return all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in items
+    )
 
 
 def as_sparse_embedding(obj: Any) -> SparseEmbedding:
@@ -334,6 +357,31 @@ def _full_checks(
     """:func:`validate_embedding`'s checks one by one, naming what is wrong (its fast paths
     must return what these return, tests/test_vectors.py)."""
     idx, val = np.asarray(idx), np.asarray(val)
+    if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
+        # integers past 64 bits (or an object array of integers): named if out of range
+        ints = [int(v) for v in idx.tolist()]
+        limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
+        for i, t in enumerate(ints):
+            if t < 0:
+                raise ValueError(f"{where}: indices[{i}] = {t} is negative")
+            if t > limit:
+                what = limit_name if vocab_size is not None else "2**32 (term ids are 32-bit unsigned)"
+                bound = vocab_size if vocab_size is not None else 2**32
+                raise ValueError(f"{where}: indices[{i}] = {t} is not below {what} ({bound})")
+        idx = np.array(ints, dtype=np.int64)
+    if val.ndim == 1 and val.dtype == object and val.size and _all_numbers(val.tolist()):
+        # numbers numpy kept as objects (integers past 64 bits): as floats, or named
+        floats = []
+        for i, w in enumerate(val.tolist()):
+            try:
+                floats.append(float(w))
+            except OverflowError:
+                shown = str(w) if len(str(w)) <= 30 else f"an integer of {len(str(w))} digits"
+                raise ValueError(
+                    f"{where}: values[{i}] = {shown} is above the largest weight sparsedex accepts (1e14); "
+                    "larger weights could overflow float32 scores"
+                ) from None
+        val = np.array(floats, dtype=np.float64)
     if idx.ndim != 1:
         raise ValueError(f"{where}: indices must be 1-D, got shape {idx.shape}")
     if val.ndim != 1:

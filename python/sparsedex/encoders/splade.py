@@ -503,22 +503,14 @@ class SpladeEncoder:
 
     def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
         """Queries are encoded as documents are (SPLADE++ uses one encoder for both), except
-        that an empty or whitespace-only query gets the empty vector, so it matches no
-        document, as with every other encoder (BM25, Qdrant/bm25). The model itself would
-        give such a text the weights of its special tokens ([CLS], [SEP]) and rank documents
-        by them; :meth:`query_embed` / :meth:`embed` still return exactly that, as fastembed.
+        that a query without a token (empty, whitespace, or characters the tokenizer drops
+        such as a zero-width space or a control character) gets the empty vector, so it
+        matches no document, as with every other encoder (BM25, Qdrant/bm25). The model
+        itself would give such a text the weights of its special tokens ([CLS], [SEP]) and
+        rank documents by them; :meth:`query_embed` / :meth:`embed` still return exactly
+        that, as fastembed.
         """
-        items = list(iter_texts(texts))
-        blank = [i for i, t in enumerate(items) if not t.strip()]
-        if not blank:
-            return list(self._encode(items, desc="encoding queries"))
-        out: list[SparseEmbedding | None] = [None] * len(items)
-        for i in blank:
-            out[i] = SparseEmbedding(indices=np.zeros(0, dtype=np.uint32), values=np.zeros(0, dtype=np.float32))
-        rest = [i for i, t in enumerate(items) if t.strip()]
-        for i, v in zip(rest, self._encode([items[i] for i in rest], desc="encoding queries")):
-            out[i] = v
-        return out  # type: ignore[return-value]
+        return list(self._encode(list(iter_texts(texts)), desc="encoding queries", blank_queries=True))
 
     def embed(
         self,
@@ -579,7 +571,7 @@ class SpladeEncoder:
         return self.embed(query, **kwargs)
 
     def _encode(
-        self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None
+        self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None, blank_queries: bool = False
     ) -> Iterator[SparseEmbedding]:
         texts = text_batch(texts)
         total = len(texts) if isinstance(texts, Sequence) else None
@@ -594,19 +586,29 @@ class SpladeEncoder:
             for part in _chunks(texts, chunk):
                 for j, t in enumerate(part):
                     check_text(t, f"text {start + j}")
-                yield from self._encode_chunk(part, bs, bar.update)
+                yield from self._encode_chunk(part, bs, bar.update, blank_queries)
                 start += len(part)
         finally:
             if external is None:
                 bar.close()
 
     def _encode_chunk(
-        self, texts: list[str], batch_size: int, on_batch: Any = None
+        self, texts: list[str], batch_size: int, on_batch: Any = None, blank_queries: bool = False
     ) -> list[SparseEmbedding]:
+        """The vectors of ``texts``, run through the model in batches of similar length;
+        with ``blank_queries``, texts without a token of their own (only the special tokens
+        the tokenizer adds) get the empty vector instead of the model's."""
         ids = self._window.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         out: list[SparseEmbedding | None] = [None] * len(texts)
+        if blank_queries:
+            blank = lengths <= self._n_special_tokens()
+            for k in np.flatnonzero(blank).tolist():
+                out[k] = SparseEmbedding(indices=np.zeros(0, dtype=np.uint32), values=np.zeros(0, dtype=np.float32))
+            order = order[~blank[order]]
+            if on_batch is not None and blank.any():
+                on_batch(int(blank.sum()))
         i = 0
         while i < len(order):
             longest = max(int(lengths[order[i]]), 1)
@@ -622,6 +624,13 @@ class SpladeEncoder:
             if on_batch is not None:
                 on_batch(len(group))
         return out  # type: ignore[return-value]
+
+    def _n_special_tokens(self) -> int:
+        """How many tokens the tokenizer adds to every text ([CLS] and [SEP]: those of "")."""
+        n = getattr(self, "_n_special", None)
+        if n is None:
+            n = self._n_special = len(self._window.token_ids([""])[0])
+        return n
 
     def _run(self, ids: list[list[int]], width: int) -> np.ndarray:
         n = len(ids)

@@ -294,3 +294,27 @@ def test_a_calibration_file_that_is_no_regular_small_file_is_ignored(built, tmp_
     assert out.returncode == 0, out.stderr
     n_hits, made = map(int, out.stdout.split())
     assert n_hits == 10 and made == 1  # calibrated again, the file not used
+
+
+def test_calibrate_after_open_is_the_warm_up(built, tmp_path):
+    """`calibrate()` on a reopened index reads its calibration file without calibrating again
+    and makes the high layer the first approximate search would otherwise make (stop 33: the
+    first search after a reopen paid for it, 0.33 s at 1M documents)."""
+    path = _copy(built, tmp_path)
+    ix = SparseIndex.open(path)
+    _approx(ix)  # calibrates and writes the file
+    ix.close()
+    ix = SparseIndex.open(path)
+    big = ix._snap().states[0].segment.index
+    before = big.stats()["derived_bytes"]
+    m0 = _made()
+    ix.calibrate()
+    assert _made() == m0  # the file, not a new calibration
+    made = big.stats()["derived_bytes"]
+    assert made > before + 5 * 1_000, (before, made)  # the layer: 5 bytes per layered posting
+    want = _approx(ix)
+    assert big.stats()["derived_bytes"] == made  # searches made nothing more
+    ix.close()
+    fresh = SparseIndex.open(path)
+    assert _approx(fresh) == want  # the same results as without the warm-up
+    fresh.close()

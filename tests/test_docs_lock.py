@@ -431,3 +431,30 @@ def test_payload_texts_with_whitespace_around_them_still_read(tmp_path):
     write_docs(p, "seg-000001", [' {"a": 1}', '{"b": [1, 2]}\n', None], [None, None, None])
     s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
     assert s.payloads([2, 1, 0]) == [None, {"b": [1, 2]}, {"a": 1}]
+
+
+def test_payloads_stored_as_blobs_or_numbers(tmp_path):
+    """A payload stored as a BLOB (bytes of JSON) still reads, as json.loads read it; bytes
+    that are no JSON text and a number are a CorruptIndexError, not a TypeError (review33
+    M1)."""
+    import sqlite3
+    import zlib
+
+    p = tmp_path / "seg-000001.docs"
+    write_docs(p, "seg-000001", ['{"a": 1}', '{"b": 2}', None], [None, None, None])
+    con = sqlite3.connect(p)
+    con.execute("UPDATE docs SET payload = ? WHERE doc = 1", (b'{"b": 2}',))
+    con.execute("UPDATE docs SET payload = ? WHERE doc = 2", (b"\xff\xfe{",))
+    con.commit()
+    con.close()
+    s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
+    assert s.payloads([1, 0]) == [{"b": 2}, {"a": 1}]
+    with pytest.raises(CorruptIndexError, match="a payload is not JSON"):
+        s.payloads([2])
+    con = sqlite3.connect(p)
+    con.execute("UPDATE docs SET payload = 7 WHERE doc = 2")
+    con.commit()
+    con.close()
+    s = SqliteDocs(p, 3, crc32=zlib.crc32(p.read_bytes()), segment="seg-000001")
+    with pytest.raises(CorruptIndexError, match="document 2 is not a JSON object"):
+        s.payloads([2])

@@ -352,3 +352,26 @@ def test_integer_keys_numpy_would_promote_are_ids():
         validate_embedding({True: 1.0, np.uint64(3): 1.0}, what="query")
     with pytest.raises(ValueError, match=r"indices must have an integer dtype"):
         validate_embedding(([3, 5.0], [1.0, 1.0]), what="query")  # a float among ids stays refused
+
+
+def test_review33_ids_and_weights_out_of_range():
+    # the SparseEmbedding constructor takes the same integer ids as the dict and tuple forms
+    v = validate_embedding(SparseEmbedding([np.uint64(5), 3], [1.0, 1.0]), what="query")
+    assert v.indices.tolist() == [5, 3]
+    with pytest.raises(ValueError, match=r"query: values\[0\] = an integer of 401 digits is negative"):
+        validate_embedding({3: -(10**400)}, what="query")
+
+
+@pytest.mark.parametrize("vocab_size", [2**32 + 1, 2**40, 2**64 + 5])
+def test_a_vocab_size_past_32_bits_does_not_let_ids_wrap(vocab_size):
+    """Term ids are 32-bit: a vocab_size above 2**32 bounds nothing more, and an id of 2**32
+    or more is refused rather than kept as its low 32 bits (review33: [5, 2**33] became
+    [5, 0]); no OverflowError for a vocab_size past 64 bits."""
+    from sparsedex.vectors import validate_embeddings_csr
+
+    for v in [([5, 2**33], [1.0, 1.0]), (np.array([5, 2**33], np.int64), np.array([1.0, 1.0])), {5: 1.0, 2**33: 1.0}]:
+        with pytest.raises(ValueError, match=r"indices\[1\] = 8589934592 is not below 2\*\*32"):
+            validate_embedding(v, vocab_size, what="query")
+        with pytest.raises(ValueError, match=r"row 1: indices\[1\] = 8589934592 is not below 2\*\*32"):
+            validate_embeddings_csr([([1], [1.0]), v], vocab_size)
+    assert validate_embedding(([5, 2**32 - 1], [1.0, 1.0]), vocab_size).indices.tolist() == [5, 2**32 - 1]

@@ -67,10 +67,12 @@ class UserError(Exception):
 
 
 def _blank_note(index: Any, query: str) -> str:
-    """Why a query found nothing, when it is blank: empty, whitespace, or characters the
-    tokenizer drops (its vector is empty)."""
-    if not query.strip() or (index.encoder is not None and not index.decode(query)):
+    """Why a query found nothing, when its vector is empty: a blank text, or one whose every
+    word the encoder drops (stopwords, characters the tokenizer ignores)."""
+    if not query.strip():
         return " (an empty or blank query matches no document)"
+    if index.encoder is not None and not index.decode(query):
+        return " (the encoder keeps no term of this query, so it matches no document)"
     return ""
 
 

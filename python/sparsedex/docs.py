@@ -109,9 +109,12 @@ def _one_json_value(text: str) -> Any:
         value, end = _raw_decode(text)
         if end == len(text):
             return value
-    except ValueError:
+    except (ValueError, TypeError):  # TypeError: bytes (a BLOB), which json.loads decodes
         pass
-    return json.loads(text)  # whitespace around the value, or an error naming the fault
+    try:
+        return json.loads(text)  # whitespace around the value, or an error naming the fault
+    except TypeError as e:  # not text at all (an integer column value)
+        raise ValueError(str(e)) from None
 
 
 _PATH_CHUNK = 1 << 18  # documents per SQLite aggregate in path_values

@@ -83,7 +83,7 @@ class SparseEmbedding:
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        indices = _array(self.indices)
+        indices = _int_array(self.indices)
         if indices.size == 0 and indices.dtype.kind not in "iu":
             indices = indices.astype(np.int32)
         self.indices = indices
@@ -351,6 +351,16 @@ def validate_embedding(
     return _full_checks(idx, val, vocab_size, where, drop_zeros, limit_name)
 
 
+def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str, Any]:
+    """The largest term id a vector may hold under ``vocab_size``, what that bound is called
+    and its value, for messages: below the vocabulary size, and never past 32 bits (a
+    ``vocab_size`` above 2**32 let ids of 2**32 and more through, to wrap to their low 32
+    bits in uint32, review33)."""
+    if vocab_size is None or int(vocab_size) - 1 > _MAX_TERM_ID:
+        return _MAX_TERM_ID, "2**32 (term ids are 32-bit unsigned)", 2**32
+    return int(vocab_size) - 1, limit_name, vocab_size
+
+
 def _full_checks(
     idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str
 ) -> SparseEmbedding:
@@ -360,13 +370,11 @@ def _full_checks(
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range
         ints = [int(v) for v in idx.tolist()]
-        limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
+        limit, what, bound = _id_limit(vocab_size, limit_name)
         for i, t in enumerate(ints):
             if t < 0:
                 raise ValueError(f"{where}: indices[{i}] = {t} is negative")
             if t > limit:
-                what = limit_name if vocab_size is not None else "2**32 (term ids are 32-bit unsigned)"
-                bound = vocab_size if vocab_size is not None else 2**32
                 raise ValueError(f"{where}: indices[{i}] = {t} is not below {what} ({bound})")
         idx = np.array(ints, dtype=np.int64)
     if val.ndim == 1 and val.dtype == object and val.size and _all_numbers(val.tolist()):
@@ -376,7 +384,9 @@ def _full_checks(
             try:
                 floats.append(float(w))
             except OverflowError:
-                shown = str(w) if len(str(w)) <= 30 else f"an integer of {len(str(w))} digits"
+                shown = str(w) if len(str(w)) <= 30 else f"an integer of {len(str(abs(w)))} digits"
+                if w < 0:
+                    raise ValueError(f"{where}: values[{i}] = {shown} is negative") from None
                 raise ValueError(
                     f"{where}: values[{i}] = {shown} is above the largest weight sparsedex accepts (1e14); "
                     "larger weights could overflow float32 scores"
@@ -418,11 +428,9 @@ def _full_checks(
         if lo < 0:
             bad = int(np.argmax(idx < 0))
             raise ValueError(f"{where}: indices[{bad}] = {int(idx[bad])} is negative")
-        limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
+        limit, what, bound = _id_limit(vocab_size, limit_name)
         if hi > limit:
             bad = int(np.argmax(idx > limit))
-            what = limit_name if vocab_size is not None else "2**32 (term ids are 32-bit unsigned)"
-            bound = vocab_size if vocab_size is not None else 2**32
             raise ValueError(
                 f"{where}: indices[{bad}] = {int(idx[bad])} is not below {what} ({bound})"
             )
@@ -528,7 +536,7 @@ def _batch_csr(items: list[Any], vocab_size: int | None) -> tuple[np.ndarray, np
         return indptr, idx.astype(np.uint32), val.astype(np.float32)
     if idx.dtype.kind not in "iu":  # uint64 with int64 concatenates to float64
         return None
-    limit = _MAX_TERM_ID if vocab_size is None else int(vocab_size) - 1
+    limit = _id_limit(vocab_size, "")[0]
     if idx.min() < 0 or idx.max() > limit or _overflows_float32(val):
         return None
     val32 = val.astype(np.float32, copy=False)

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MIN_BUCKET_QUERIES",
     "_after_fork",
     "Bm25Stats",
     "CancelToken",
@@ -400,6 +401,7 @@ def search_segments_batch(
     target_recall: float | None = None,
     scores: str = "vectors",
 ) -> tuple[_I64, _I64, _F32]: ...
+MIN_BUCKET_QUERIES: int
 def row_is_clean(indices: _U32, values: _F32, n_terms: int | None = None) -> bool: ...
 def clean_row(
     indices: npt.NDArray[Any], values: npt.NDArray[Any], n_terms: int | None = None

@@ -95,10 +95,6 @@ def payloads_json(payloads: Iterable[dict[str, Any] | None]) -> list[str | None]
     return [None if p is None else join(enc(p, 0)) for p in payloads]
 
 
-def _load_payload(s: str | None) -> dict[str, Any] | None:
-    return None if s is None else json.loads(s)
-
-
 _raw_decode = json.JSONDecoder().raw_decode
 
 

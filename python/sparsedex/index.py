@@ -1138,10 +1138,10 @@ class SparseIndex:
                     }
                     for m, nq, b, g, r, rc in buckets
                 ]
-                if queries is not None and all(b["queries"] < _MIN_BUCKET_QUERIES for b in entry["buckets"]):
+                if queries is not None and all(b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]):
                     warnings.warn(
                         f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
-                        f"{_MIN_BUCKET_QUERIES} or more of the {len(vecs)} queries, so approximate search is "
+                        f"{_core.MIN_BUCKET_QUERIES} or more of the {len(vecs)} queries, so approximate search is "
                         f"the exact search there; calibrate on a few hundred queries",
                         stacklevel=2,
                     )
@@ -1425,11 +1425,6 @@ def _calibration_bar(core: Any, pos: int, name: str, enabled: bool | None) -> It
     finally:
         done.set()
         t.join()
-
-
-#: Calibration queries a query-length bucket needs before approximate search uses its points
-#: (rust/core search::approx::calibrate::MIN_BUCKET_QUERIES).
-_MIN_BUCKET_QUERIES = 30
 
 _ALIASES = {"taat", "oracle", "block_max_wand", "blockmaxwand", "block_max_maxscore", "blockmaxmaxscore",
             "taat_maxscore", "tms", "block_max_pruning"}

@@ -344,7 +344,8 @@ def validate_embedding(
             return emb if emb is not embedding else SparseEmbedding(indices=idx, values=val)
         # other dtypes (int64 ids and float64 weights from a dict or a list, fastembed's
         # vectors): converted and checked by the engine in one pass when they are clean
-        if type(idx) is np.ndarray and type(val) is np.ndarray:
+        if (type(idx) is np.ndarray and type(val) is np.ndarray
+                and not (idx.dtype == np.uint32 and val.dtype == np.float32)):  # refused just above
             clean = _core.clean_row(idx, val, n_terms)
             if clean is not None:
                 return SparseEmbedding(indices=clean[0], values=clean[1])
@@ -361,6 +362,14 @@ def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str, Any]:
     return int(vocab_size) - 1, limit_name, vocab_size
 
 
+def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> ValueError:
+    """The error for term id ``t`` at position ``i``: negative, or past the limit."""
+    if t < 0:
+        return ValueError(f"{where}: indices[{i}] = {t} is negative")
+    _, what, bound = _id_limit(vocab_size, limit_name)
+    return ValueError(f"{where}: indices[{i}] = {t} is not below {what} ({bound})")
+
+
 def _full_checks(
     idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str
 ) -> SparseEmbedding:
@@ -370,12 +379,10 @@ def _full_checks(
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range
         ints = [int(v) for v in idx.tolist()]
-        limit, what, bound = _id_limit(vocab_size, limit_name)
-        for i, t in enumerate(ints):
-            if t < 0:
-                raise ValueError(f"{where}: indices[{i}] = {t} is negative")
-            if t > limit:
-                raise ValueError(f"{where}: indices[{i}] = {t} is not below {what} ({bound})")
+        limit = _id_limit(vocab_size, limit_name)[0]
+        bad = next((i for i, t in enumerate(ints) if not 0 <= t <= limit), None)
+        if bad is not None:
+            raise _bad_id(where, bad, ints[bad], vocab_size, limit_name)
         idx = np.array(ints, dtype=np.int64)
     if val.ndim == 1 and val.dtype == object and val.size and _all_numbers(val.tolist()):
         # numbers numpy kept as objects (integers past 64 bits): as floats, or named
@@ -427,13 +434,11 @@ def _full_checks(
         lo, hi = idx.min(), idx.max()
         if lo < 0:
             bad = int(np.argmax(idx < 0))
-            raise ValueError(f"{where}: indices[{bad}] = {int(idx[bad])} is negative")
-        limit, what, bound = _id_limit(vocab_size, limit_name)
+            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name)
+        limit = _id_limit(vocab_size, limit_name)[0]
         if hi > limit:
             bad = int(np.argmax(idx > limit))
-            raise ValueError(
-                f"{where}: indices[{bad}] = {int(idx[bad])} is not below {what} ({bound})"
-            )
+            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name)
     if _overflows_float32(val):
         bad = int(np.argmax(np.isfinite(val) & (np.abs(val) > np.finfo(np.float32).max)))
         raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite in float32")

@@ -28,4 +28,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::store::{PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore};
+    /// Calibration queries a query-length bucket needs before approximate search uses its
+    /// points (`search::approx::calibrate::MIN_BUCKET_QUERIES`).
+    #[pymodule_export]
+    const MIN_BUCKET_QUERIES: usize = sparsedex_core::search::approx::calibrate::MIN_BUCKET_QUERIES;
 }

@@ -338,7 +338,7 @@ pub const DRAIN_CHUNK: usize = 64;
 /// The threshold never falls below the seed, whatever `take` returns. `take` sees documents in
 /// ascending order, as [`drain_above_u16`] gives them. The seed is only valid when every
 /// document may be collected: a caller with an allowed set must pass `seed_k = 0`. `kept` is
-/// scratch space (left empty).
+/// scratch space (cleared first).
 pub fn drain_top_u16(
     isa: Isa,
     acc: &mut [u16],
@@ -365,7 +365,6 @@ pub fn drain_top_u16(
             chunk.fill(0);
         }
     }
-    kept.clear();
 }
 
 /// Pass 1 of [`drain_top_u16`]: lists in `kept` (as `chunk << 16 | max`, ascending) the

@@ -208,6 +208,16 @@ def test_bad_local_dirs(tmp_path):
         SpladeEncoder(tmp_path / "m" / "model.onnx")
 
 
+
+def test_max_length_must_leave_room_for_text():
+    # max_length=2 held only [CLS] and [SEP]: every text, whatever its words, encoded to the
+    # empty vector (review33). 3 keeps one word piece of the text.
+    with pytest.raises(ValueError, match="at least 3, got 2"):
+        SpladeEncoder("splade-tiny", max_length=2)
+    enc = SpladeEncoder("splade-tiny", max_length=3)
+    a, b = enc.embed(["music", "football"])
+    assert a.nnz > 0 and b.nnz > 0 and not np.array_equal(a.indices, b.indices)
+
 # -- toy ONNX models: input-name aliases, undeclared inputs ------------------------------------
 def _toy_model(dirpath: Path, mask_name: str | None, type_name: str | None, vocab: int = 16, opset: int = 17):
     """logits[b, s, :] = table[input_ids[b, s]] (+ 0 * each extra input), plus splade-tiny's tokenizer."""

@@ -363,6 +363,14 @@ class SpladeEncoder:
         if not limits and _valid_len(self._config.get("max_position_embeddings")):
             limits = [self._config["max_position_embeddings"]]
         self.max_length = min([int(max_length), *limits])
+        n_special = tok.num_special_tokens_to_add(False)
+        if self.max_length <= n_special:
+            # a window of only the special tokens: every text would encode to the same vector
+            cap = "" if self.max_length == int(max_length) else f" (capped at the model's limit {self.max_length})"
+            raise ValueError(
+                f"max_length must leave room for text: model {r.name!r} adds {n_special} special tokens to "
+                f"every text, so max_length must be at least {n_special + 1}, got {int(max_length)}{cap}"
+            )
         trunc = tok.truncation or {}
         tok.enable_truncation(
             max_length=self.max_length,

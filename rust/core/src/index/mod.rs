@@ -296,22 +296,12 @@ pub struct Index {
     /// the index parsed from the same bytes in memory ([`Index::from_written_image`]).
     derived: Arc<blockmax::DerivedMaxima>,
     container: Arc<Container>,
-    /// The approximate-search calibration, made on first use or read from the segment's
-    /// calibration file (see [`crate::search::approx::calibrate`]).
-    approx: std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>>,
-    /// The high layer of approximate search's candidate stage, made on first use (u8
-    /// segments only, see [`crate::search::approx::layer`]).
-    approx_layer: std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>>,
-    /// How far the running calibration of this segment is (see [`Index::calibration_progress`]).
-    approx_progress: crate::search::approx::calibrate::Progress,
-    /// Where this segment's calibration is kept on disk (set once by the store for segments of
-    /// an index directory; unset in memory).
-    approx_file: std::sync::OnceLock<crate::search::approx::persist::Sidecar>,
+    /// What approximate search keeps with the segment: calibration, high layer, the race of its
+    /// cut queries ([`crate::search::approx::State`]).
+    approx: crate::search::approx::State,
     /// The timings behind [`crate::search::Algorithm::Auto`]'s choice on this segment (in
     /// memory only, see `search::auto`).
     auto: crate::search::auto::Race,
-    /// The same for the cut queries of approximate searches (they have fewer terms).
-    auto_cut: crate::search::auto::Race,
     /// The tie key of every document, made on first search ([`Index::tie_rank`]).
     ties: std::sync::OnceLock<Option<Arc<[u32]>>>,
 }
@@ -417,12 +407,8 @@ impl Index {
             view,
             derived,
             container,
-            approx: std::sync::Mutex::new(None),
-            approx_layer: Default::default(),
-            approx_progress: Default::default(),
-            approx_file: Default::default(),
+            approx: Default::default(),
             auto: Default::default(),
-            auto_cut: Default::default(),
             ties: Default::default(),
         })
     }
@@ -458,35 +444,16 @@ impl Index {
         &self.auto
     }
 
-    /// The timings behind auto's choice for the cut queries of approximate searches.
-    pub(crate) fn auto_cut_race(&self) -> &crate::search::auto::Race {
-        &self.auto_cut
-    }
-
-    /// The slot of this segment's approximate-search calibration.
-    pub(crate) fn approx_calibration(&self) -> &std::sync::Mutex<Option<Arc<crate::search::approx::Calibration>>> {
+    /// What approximate search keeps with this segment.
+    pub(crate) fn approx(&self) -> &crate::search::approx::State {
         &self.approx
-    }
-
-    /// The high layer of this (u8) segment's postings, made on first use.
-    pub(crate) fn approx_layer(&self) -> &std::sync::OnceLock<Arc<crate::search::approx::layer::HighLayer>> {
-        &self.approx_layer
     }
 
     /// How far the latest calibration of this segment got: (calibration queries evaluated,
     /// calibration queries in all); (0, 0) before any. For a progress display while a
     /// calibration runs on another thread (two calibrations of one segment at once share it).
     pub fn calibration_progress(&self) -> (usize, usize) {
-        self.approx_progress.get()
-    }
-
-    pub(crate) fn approx_progress(&self) -> &crate::search::approx::calibrate::Progress {
-        &self.approx_progress
-    }
-
-    /// Where this segment's calibration is kept on disk, once the store has said so.
-    pub(crate) fn approx_file(&self) -> &std::sync::OnceLock<crate::search::approx::persist::Sidecar> {
-        &self.approx_file
+        self.approx.progress.get()
     }
 
     /// Borrowed views of the index arrays.
@@ -595,7 +562,7 @@ impl Index {
             n_blocks,
             bytes: self.container.total_bytes() as u64,
             postings_bytes,
-            derived_bytes: (self.derived.bytes() + self.approx_layer.get().map_or(0, |l| l.bytes())) as u64,
+            derived_bytes: (self.derived.bytes() + self.approx.layer.get().map_or(0, |l| l.bytes())) as u64,
             forward_bytes,
             kind: v.kind(),
             scale: v.scale,

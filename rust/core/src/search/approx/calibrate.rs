@@ -175,7 +175,7 @@ impl Calibration {
 /// lock: a parallel calibration started from a worker of a batch search could, while it
 /// waits, be handed another query of the same batch that needs the same lock.
 pub fn cached(index: &Index) -> Arc<Calibration> {
-    let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = index.approx().slot();
     if let Some(c) = slot.as_ref() {
         return c.clone();
     }
@@ -208,7 +208,7 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
 pub fn ensure(index: &Index) -> Result<()> {
     if peek(index).is_none() {
         let keep = |c: Calibration| {
-            let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = index.approx().slot();
             slot.get_or_insert_with(|| Arc::new(c));
         };
         if let Some(c) = super::persist::load(index) {
@@ -228,7 +228,7 @@ pub fn ensure(index: &Index) -> Result<()> {
 /// Keep `c` as the segment's calibration (replacing any), and write it to the segment's
 /// calibration file when the segment has one (best effort, see [`super::persist`]).
 pub fn set(index: &Index, c: Calibration) {
-    let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = index.approx().slot();
     super::persist::save(index, &c);
     *slot = Some(Arc::new(c));
 }
@@ -243,7 +243,7 @@ pub fn calibrations_made() -> u64 {
 
 /// The segment's calibration if it has one already (never calibrates).
 pub fn peek(index: &Index) -> Option<Arc<Calibration>> {
-    index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()).clone()
+    index.approx().slot().clone()
 }
 
 /// Calibrate a segment on `queries` (CSR, external term ids), or on pseudo-queries drawn with
@@ -334,7 +334,7 @@ fn calibrate(
     if v.forward.is_none() || qs.is_empty() {
         return Calibration { points: Vec::new(), queries: [0; 6], pseudo };
     }
-    let progress = index.approx_progress();
+    let progress = &index.approx().progress;
     progress.start(qs.len());
     let layer = super::high_layer(index);
     let grid_cuts = cuts(layer.is_some());

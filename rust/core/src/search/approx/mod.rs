@@ -268,6 +268,32 @@ pub(crate) fn run<K: Kind>(
     top.into_sorted()
 }
 
+/// What approximate search keeps with one segment ([`Index::approx`]), all made on first use
+/// and held in memory for the segment's life.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// The calibration, made on first use or read from the calibration file ([`calibrate`]).
+    pub(crate) calibration: std::sync::Mutex<Option<std::sync::Arc<Calibration>>>,
+    /// How far the running calibration is ([`Index::calibration_progress`]).
+    pub(crate) progress: calibrate::Progress,
+    /// Where the calibration is kept on disk (set once by the store for segments of an index
+    /// directory; unset in memory, see [`persist`]).
+    pub(crate) file: std::sync::OnceLock<persist::Sidecar>,
+    /// The high layer of the candidate stage (u8 segments only, see [`layer`]).
+    pub(crate) layer: std::sync::OnceLock<std::sync::Arc<layer::HighLayer>>,
+    /// The timings behind [`Algorithm::Auto`]'s choice for cut queries (they have fewer terms
+    /// than the queries of the segment's own race, [`Index::auto_race`]).
+    pub(crate) auto_cut: crate::search::auto::Race,
+}
+
+impl State {
+    /// The calibration slot, locked (a panic while it was held left nothing half-written: it
+    /// only ever holds a whole `Arc`).
+    pub(crate) fn slot(&self) -> std::sync::MutexGuard<'_, Option<std::sync::Arc<Calibration>>> {
+        self.calibration.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Whether approximate search calibrates this segment: it stores its vectors (without them
 /// approximate search is the exact search) and holds at least [`MIN_DOCS`] documents (smaller
 /// segments use fixed parameters).
@@ -284,7 +310,7 @@ pub(crate) fn high_layer(index: &Index) -> Option<std::sync::Arc<layer::HighLaye
     }
     let v = index.view();
     let crate::index::Impacts::U8(a) = v.impacts else { return None };
-    Some(index.approx_layer().get_or_init(|| std::sync::Arc::new(layer::HighLayer::build(v, &a))).clone())
+    Some(index.approx().layer.get_or_init(|| std::sync::Arc::new(layer::HighLayer::build(v, &a))).clone())
 }
 
 /// Approximate top-`k` of a prepared query in one segment, at recall `target` (calibrating
@@ -338,7 +364,7 @@ fn search_params(
         }
         let layer = if params.gamma > 0.0 { high_layer(index) } else { None };
         let raw = super::with_scratch(|s| {
-            run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(index.auto_cut_race()), layer.as_deref(), s)
+            run::<K>(v, &a, &plan, &p.query, k, params, floor, Some(&index.approx().auto_cut), layer.as_deref(), s)
         });
         raw.into_iter().map(|(doc, score)| Hit { doc, score }).collect()
     })

@@ -93,16 +93,16 @@ pub fn file_name(segment: &str) -> String {
 /// its calibration lives, and take the calibration from the file when there is a valid one and
 /// the segment has none in memory yet. Does nothing after the first call for an index.
 pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32) {
-    if index.approx_file().get().is_some() {
+    if index.approx().file.get().is_some() {
         return;
     }
     let sc = Sidecar { path: dir.join(file_name(segment)), owner: owner(uuid, segment, sdx_crc) };
     let loaded = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok());
-    if index.approx_file().set(sc).is_err() {
+    if index.approx().file.set(sc).is_err() {
         return; // another thread attached it first
     }
     if let Some(c) = loaded {
-        let mut slot = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = index.approx().slot();
         if slot.is_none() {
             *slot = Some(Arc::new(c));
             LOADED.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +114,7 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
 /// where its file is and the file is valid for it (counted as a read, see [`counters`]). Another
 /// handle or process may have written it since this one attached the segment.
 pub fn load(index: &Index) -> Option<Calibration> {
-    let sc = index.approx_file().get()?;
+    let sc = index.approx().file.get()?;
     let c = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok())?;
     LOADED.fetch_add(1, Ordering::Relaxed);
     Some(c)
@@ -123,7 +123,7 @@ pub fn load(index: &Index) -> Option<Calibration> {
 /// Write `c` as `index`'s calibration file, if the store told it where (best effort: a
 /// failure leaves the calibration in memory only). True if written.
 pub fn save(index: &Index, c: &Calibration) -> bool {
-    let Some(sc) = index.approx_file().get() else { return false };
+    let Some(sc) = index.approx().file.get() else { return false };
     write_file(&sc.path, &sc.owner, c, index.n_docs())
 }
 
@@ -147,7 +147,7 @@ fn write_file(path: &Path, owner: &str, c: &Calibration, n_docs: u32) -> bool {
 /// `sdx_crc`: what `save_copy` does for each segment it copies, so a saved copy is not
 /// calibrated again. Best effort, like [`save`]. True if written.
 pub fn save_for(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32) -> bool {
-    let c = index.approx_calibration().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let c = index.approx().slot().clone();
     let Some(c) = c else { return false };
     write_file(&dir.join(file_name(segment)), &owner(uuid, segment, sdx_crc), &c, index.n_docs())
 }

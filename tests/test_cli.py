@@ -132,7 +132,7 @@ def test_demo(capsys):
         (["index", "{tmp}/notext.jsonl", "{tmp}/ix"], "notext.jsonl:1: no text field (looked for text, contents; fields here: id, body)"),
         (["index", "{tmp}/good.jsonl", "{tmp}/ix", "--encoder", "/no/such/model"], "unknown model '/no/such/model'"),
         (["search", "{tmp}/missing", "q"], "missing: no such index directory"),
-        (["search", "{tmp}", "q"], "not a sparsedex index"),
+        (["search", "{tmp}", "q"], ": no sparsedex index there: no CURRENT file and no index files"),
         (["explain", "{tmp}/good_ix", "fox", "42"], "no document with id '42'"),
         (["eval", "{tmp}/good_ix", "{tmp}/good.jsonl", "{tmp}/none.tsv"], "none.tsv: no such qrels file"),
         (["eval", "{tmp}/good_ix", "{tmp}/good.jsonl", "{tmp}/good.jsonl", "--metrics", "foo"], "unknown metric 'foo'"),

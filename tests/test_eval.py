@@ -135,7 +135,11 @@ def test_hand_computed():
     assert means["rr"] == pytest.approx((1 / 3) / 3)  # mean over the 3 judged queries
     assert evaluate(run, qrels, ["rr"], missing="skip")["rr"] == pytest.approx(1 / 3)  # only q1 is in both
     assert evaluate({}, qrels, ["ndcg@10", "map"]) == {"ndcg@10": 0.0, "map": 0.0}
-    assert np.isnan(evaluate(run, {}, ["map"])["map"])  # no judged query
+    # no judged query: an error, as for an empty qrels file (NaN means before breaker34)
+    with pytest.raises(ValueError, match="qrels is empty"):
+        evaluate(run, {}, ["map"])
+    # one metric given bare: that metric, not the characters of its name (breaker34)
+    assert evaluate(run, qrels, "rr") == means and evaluate(run, qrels, Metric("rr", None)) == means
     # a ranked list evaluates like the dict of the same scores
     assert evaluate({"1": [("a", 1.0), ("z", 3.0)]}, qrels) == evaluate({"1": {"a": 1.0, "z": 3.0}}, qrels)
     assert_same(run, qrels)
@@ -167,7 +171,7 @@ def test_files_roundtrip(tmp_path):
 
 doc_ids = st.sampled_from([f"d{i}" for i in range(12)])
 qids = st.sampled_from([str(i) for i in range(6)])
-qrels_st = st.dictionaries(qids, st.dictionaries(doc_ids, st.integers(-1, 3), min_size=1, max_size=8), max_size=5)
+qrels_st = st.dictionaries(qids, st.dictionaries(doc_ids, st.integers(-1, 3), min_size=1, max_size=8), min_size=1, max_size=5)
 # few distinct scores, so ties are common
 run_st = st.dictionaries(
     qids, st.dictionaries(doc_ids, st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, -1.0]), min_size=1, max_size=12), max_size=5

@@ -33,6 +33,8 @@ def test_one_call_equals_fuse(pair, method):
         assert got == want
         (batch,) = fusion.hybrid_search_batch([bm25, splade], [q], method=method, limit=5)
         assert batch == want
+        # a bare text is one query, not one per character (breaker34)
+        assert fusion.hybrid_search_batch([bm25, splade], q, method=method, limit=5) == [want]
 
 
 def test_weights_filters_and_depth(pair):
@@ -61,6 +63,8 @@ def test_bad_arguments(pair):
         fusion.hybrid_search([bm25, splade], "q", limit=3, nope=1)  # passed on to search()
     with pytest.raises(ValueError, match="unknown fusion method"):
         fusion.hybrid_search([bm25, splade], "q", method="max")
+    with pytest.raises(ValueError, match="weights are all 0"):
+        fusion.hybrid_search([bm25, splade], "q", weights=[0, 0.0])
 
 
 def test_rrf_constant_only_where_it_applies():

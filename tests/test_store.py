@@ -411,8 +411,11 @@ def test_files_from_another_index_are_rejected(tmp_path):
     with pytest.raises(FileNotFoundError):
         SparseIndex.open(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CorruptIndexError, match="CURRENT"):
+    with pytest.raises(FileNotFoundError, match="no sparsedex index there: no CURRENT file and no index files"):
         SparseIndex.open(tmp_path / "empty")
+    (b / "CURRENT").unlink()  # an index's files without the one naming its commit: damaged
+    with pytest.raises(CorruptIndexError, match="missing CURRENT"):
+        SparseIndex.open(b)
 
 
 # concurrency ----------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ class SegmentView:
                 seen: set[Any] = set()
                 for i, x in enumerate(ids_list):
                     if x in seen:
-                        raise ValueError(f"id {x!r} of document {i} is a duplicate")
+                        raise ValueError(f"id {_validate.shown(x)} of document {i} is a duplicate")
                     seen.add(x)
         core = _core.Index.build(
             indptr,

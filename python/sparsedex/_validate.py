@@ -152,6 +152,16 @@ def a_type(x: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def shown(x: Any, limit: int = 120) -> str:
+    """``repr(x)`` for a message, cut to about ``limit`` characters with its length said (an id
+    of a million characters made a KeyError of a million, breaker34)."""
+    r = repr(x)
+    if len(r) <= limit:
+        return r
+    n = f"{len(x):,} characters" if isinstance(x, (str, bytes)) else f"{len(r):,} characters as repr"
+    return f"{r[: limit - 20]}... ({n})"
+
+
 def check_text(text: Any, label: str) -> str:
     """``text`` when it is a ``str`` of valid Unicode; else TypeError / ValueError naming ``label``."""
     if not isinstance(text, str):

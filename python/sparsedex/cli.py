@@ -62,6 +62,14 @@ _ID_LIKE = re.compile(r"(?:^|[_\-. ])(?:id|ids|no|num|number|key|uuid|guid)$|^(?
 _CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$|^ID$")
 
 
+def shown(x: Any) -> str:
+    """``repr(x)`` cut for a message (`_validate.shown`; imported when needed, as the CLI keeps
+    numpy out of ``--help``)."""
+    from ._validate import shown as _shown
+
+    return _shown(x)
+
+
 class UserError(Exception):
     """An error reported as one line, without a traceback."""
 
@@ -306,12 +314,12 @@ def load_records(
                 kind = (k, line)
             elif k is not kind[0]:
                 raise UserError(
-                    f"{path}:{line}: id {x!r} is {'a string' if k is str else 'an integer'} but the id on line "
+                    f"{path}:{line}: id {shown(x)} is {'a string' if k is str else 'an integer'} but the id on line "
                     f"{kind[1]} is {'a string' if kind[0] is str else 'an integer'}: ids must be all strings or all "
                     "integers"
                 )
             if x in seen:
-                raise UserError(f"{path}:{line}: id {x!r} repeats the id of line {seen[x]}")
+                raise UserError(f"{path}:{line}: id {shown(x)} repeats the id of line {seen[x]}")
             seen[x] = line
             out_ids.append(x)
         texts.append(_text_of(path, r, line, fields, auto_title))
@@ -382,7 +390,7 @@ def _doc_id(index: Any, raw: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise UserError(f"no document with id {raw!r} in the index (its ids are integers)") from None
+            raise UserError(f"no document with id {shown(raw)} in the index (its ids are integers)") from None
     return raw
 
 
@@ -577,7 +585,7 @@ def cmd_add(a: argparse.Namespace) -> int:
     if recs.ids and have is not None and not isinstance(recs.ids[0], have):
         want, got = ("strings", "an integer") if have is str else ("integers", "a string")
         raise UserError(
-            f"{a.corpus}:{recs.lines[0]}: id {recs.ids[0]!r} is {got} but the ids of {a.index_dir} are {want}: "
+            f"{a.corpus}:{recs.lines[0]}: id {shown(recs.ids[0])} is {got} but the ids of {a.index_dir} are {want}: "
             "ids must be all strings or all integers"
         )
     t0 = time.perf_counter()
@@ -681,7 +689,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
     doc_id = _doc_id(index, a.doc_id)
     if doc_id not in index:
-        raise UserError(f"no document with id {a.doc_id!r} in {a.index_dir}")
+        raise UserError(f"no document with id {shown(a.doc_id)} in {a.index_dir}")
     e = index.explain(a.query, doc_id)
     if a.json:
         print(json.dumps(_explanation_json(e), ensure_ascii=False, indent=1))

@@ -412,13 +412,16 @@ def _as_qrels(qrels: Any) -> dict[str, dict[str, int]]:
                 raise ValueError(f"document {did!r} is judged twice for query {q!r} (as {d!r} and as its string)")
             docs[did] = _grade(r, q, did)
         out[q] = docs
+    if not out:
+        # every mean would be NaN (no judged query): as an empty qrels file is an error
+        raise ValueError("qrels is empty: no judged query to evaluate")
     return out
 
 
 def evaluate_per_query(
     run: Any,
     qrels: Mapping[str, Mapping[str, int]],
-    metrics: Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
+    metrics: str | Metric | Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
     *,
     rel_threshold: int = 1,
     gains: str = "linear",
@@ -432,6 +435,8 @@ def evaluate_per_query(
         raise ValueError(f"gains must be one of {_GAINS}, got {gains!r}")
     if missing not in ("zero", "skip"):
         raise ValueError(f"missing must be 'zero' or 'skip', got {missing!r}")
+    if isinstance(metrics, (str, Metric)):  # one metric: not the characters of its name
+        metrics = [metrics]
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
@@ -453,7 +458,7 @@ def evaluate_per_query(
 def evaluate(
     run: Any,
     qrels: Mapping[str, Mapping[str, int]],
-    metrics: Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
+    metrics: str | Metric | Sequence[str | Metric] = ("ndcg@10", "map", "r@100"),
     *,
     rel_threshold: int = 1,
     gains: str = "linear",

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import a_type
+from ._validate import a_type, shown
 from .index import Hit
 
 __all__ = [
@@ -121,9 +121,9 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
             try:
                 dup = it.id in seen
             except TypeError:
-                raise TypeError(f"run {r}, item {p}: id {it.id!r} is not hashable") from None
+                raise TypeError(f"run {r}, item {p}: id {shown(it.id)} is not hashable") from None
             if dup:
-                raise ValueError(f"run {r} ranks id {it.id!r} twice (item {p}): a run holds each document once")
+                raise ValueError(f"run {r} ranks id {shown(it.id)} twice (item {p}): a run holds each document once")
             seen.add(it.id)
         out.append(items)
     return out
@@ -140,6 +140,9 @@ def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
     for i, x in enumerate(w):
         if not math.isfinite(x) or x < 0:
             raise ValueError(f"weight {i} is {x}: weights must be finite and >= 0")
+    if n and not any(w):
+        # every fused score 0: an order by document id alone, not a ranking (breaker34)
+        raise ValueError("weights are all 0: at least one run must count (a weight of 0 leaves a run out)")
     return w
 
 
@@ -209,7 +212,7 @@ def reciprocal_rank_fusion(
     k:
         The rank constant (> 0; 60 in the paper). Larger ``k`` flattens the rank discount.
     weights:
-        One non-negative weight per run (default all 1).
+        One non-negative weight per run (default all 1), not all 0.
     limit:
         Return the best ``limit`` documents (default: every document of every run).
 
@@ -272,7 +275,7 @@ def distribution_based_score_fusion(
         Ranked lists with scores, higher is better (hits, ``(id, score)`` pairs, or
         ``{id: score}``).
     weights:
-        One non-negative weight per run (default all 1).
+        One non-negative weight per run (default all 1), not all 0.
     limit:
         Return the best ``limit`` documents (default: all).
 
@@ -395,7 +398,7 @@ def hybrid_search_batch(
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
-    queries = list(queries)
+    queries = [queries] if isinstance(queries, str) else list(queries)  # a bare text is one query
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
     return [
         fuse([r[i] for r in per_index], method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)

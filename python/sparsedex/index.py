@@ -617,7 +617,7 @@ class SparseIndex:
         if over.size:
             row = int(np.searchsorted(indptr, over[0], side="right")) - 1
             warnings.warn(
-                f"document {row} (id {ids[row]!r}) has weight {float(values[over[0]])!r}, above the "
+                f"document {row} (id {_validate.shown(ids[row])}) has weight {float(values[over[0]])!r}, above the "
                 f"max_weight={mw!r} this index was created with: the segment it lands in gets a coarser u8 grid "
                 "of its own (255 / its largest weight), so its 8-bit scores (scores='impacts') are rounded more "
                 "coarsely and depend on how documents fall into segments; create the index with a larger "
@@ -746,14 +746,14 @@ class SparseIndex:
                 want = kind
             elif kind is not want:
                 raise TypeError(
-                    f"id {x!r} of document {i} is {_validate.a_type(x)} but the index's ids are "
+                    f"id {_validate.shown(x)} of document {i} is {_validate.a_type(x)} but the index's ids are "
                     f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
                 )
             if x in seen:
-                raise ValueError(f"id {x!r} of document {i} is a duplicate")
+                raise ValueError(f"id {_validate.shown(x)} of document {i} is a duplicate")
             seen.add(x)
             if not upsert and self._has_encoder and self._store.locate(x) is not None:  # before encoding
-                raise ValueError(f"id {x!r} of document {i} is already in the index (upsert() replaces documents)")
+                raise ValueError(f"id {_validate.shown(x)} of document {i} is already in the index (upsert() replaces documents)")
         # vectors: ids already in the index are refused by the store before it changes anything
         # ("document i: id x is already in the index"), without a lookup per id here
         return out
@@ -1023,7 +1023,10 @@ class SparseIndex:
 
     def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
-        (errors name the query)."""
+        (errors name the query). A bare text is one query, as in :meth:`add` (iterating it
+        would search each of its characters, breaker34)."""
+        if isinstance(queries, str):
+            queries = [queries]
         rows = query_rows(queries)
         qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
         if qs is None:
@@ -1190,7 +1193,7 @@ class SparseIndex:
         try:
             return snap.locate(key)
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise KeyError(f"no document with id {id!r} in the index") from None
+            raise KeyError(f"no document with id {_validate.shown(id)} in the index") from None
 
     def __contains__(self, id: Any) -> bool:
         snap = self._snap()  # ClosedIndexError on a closed index
@@ -1339,6 +1342,11 @@ class SparseIndex:
         its saved identity on first use (the bundled model by name, a local model directory by
         its path, BM25 with its saved term dictionary and parameters); pass ``encoder=`` to use
         another one (e.g. the model moved elsewhere).
+
+        Raises :class:`FileNotFoundError` when ``path`` is not a directory or holds no index
+        (none of an index's files: an empty directory, another program's), and
+        :class:`~sparsedex.errors.CorruptIndexError` when the index there is damaged (a file
+        missing, truncated or changed since its commit).
         """
         self = cls.__new__(cls)
         self._init_common()

@@ -67,6 +67,7 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
     raise ImportError("sparsedex.ray needs Ray: pip install 'sparsedex[ray]'") from e
 
 from ._core import SparsedexError
+from ._validate import shown
 from .filters import normalize_payload
 from .index import Document, Explanation, Hit, SparseIndex, TermMatch
 from .vectors import SparseEmbedding, validate_embedding
@@ -299,9 +300,9 @@ def _check_add_fits(docs: list[Any], ids: list[Any], max_weight: float, given: b
         if _grid_fits(w, max_weight):
             continue
         if given:
-            _check_grid_fits(w, max_weight, f"document {i} (id {ids[i]!r})", "rebuild the index (build_shards)")
+            _check_grid_fits(w, max_weight, f"document {i} (id {shown(ids[i])})", "rebuild the index (build_shards)")
         warnings.warn(
-            f"document {i} (id {ids[i]!r}) has weight {w!r}, above the largest weight the index was built with "
+            f"document {i} (id {shown(ids[i])}) has weight {w!r}, above the largest weight the index was built with "
             f"({max_weight!r}, the u8 grid every shard shares): the segment it lands in gets a coarser grid of its "
             "own, and its shard's scores may differ from one index's by that rounding; build with a larger "
             "max_weight to keep one grid",
@@ -360,7 +361,7 @@ class _ShardBuilder:
         ids = [self.ids[i] for i in order]
         for a, b in zip(ids, ids[1:]):
             if a == b and type(a) is type(b):  # sorted: a repeated id sits next to itself
-                raise ValueError(f"{self.name}: id {a!r} appears more than once in the dataset (ids must be unique)")
+                raise ValueError(f"{self.name}: id {shown(a)} appears more than once in the dataset (ids must be unique)")
         docs = [self.docs[i] for i in order]
         payloads = [self.payloads[i] for i in order] if spec["payload_columns"] else None
         texts = [self.texts[i] for i in order]
@@ -1427,7 +1428,7 @@ class ShardedIndex:
         s = self._owner(id)
         d = self._fan("get", id, shards=[s])[s]
         if d is None:
-            raise KeyError(f"no document with id {id!r} in the index")
+            raise KeyError(f"no document with id {shown(id)} in the index")
         return d
 
     def __contains__(self, id: Any) -> bool:
@@ -1443,7 +1444,7 @@ class ShardedIndex:
         s = self._owner(id)
         e = self._fan("explain", self._query(query), id, top_terms, shards=[s])[s]
         if e is None:
-            raise KeyError(f"no document with id {id!r} in the index")
+            raise KeyError(f"no document with id {shown(id)} in the index")
         enc = self.encoder
         if enc is not None and hasattr(enc, "id_to_token"):
             tok = enc.id_to_token
@@ -1531,7 +1532,7 @@ class ShardedIndex:
             for s, flags in have.items():
                 for x, ok in zip(per[s][0], flags):
                     if not ok:
-                        raise KeyError(f"no document with id {x!r} in the index")
+                        raise KeyError(f"no document with id {shown(x)} in the index")
         return sum(self._fan("delete", shards=sorted(per), writer=True, per_shard=per).values())
 
     def commit(self) -> int:

@@ -974,7 +974,7 @@ class Store:
             if kind is str and ints or kind is int and strs or kind is None:
                 missing = ints if kind is str else strs if kind is int else ids_l
                 if missing and not missing_ok:
-                    raise KeyError(f"no document with id {missing[0]!r} in the index")
+                    raise KeyError(f"no document with id {_validate.shown(missing[0])} in the index")
                 ids_l = strs if kind is str else ints if kind is int else []
             if not ids_l:
                 return 0
@@ -985,7 +985,7 @@ class Store:
                     n = self._core.stage_delete(ids_int=np.asarray(ids_l, dtype=np.int64), missing_ok=missing_ok)
             except KeyError:
                 missing_id = next((x for x in ids_l if self.locate(x) is None), None)
-                raise KeyError(f"no document with id {missing_id!r} in the index") from None
+                raise KeyError(f"no document with id {_validate.shown(missing_id)} in the index") from None
             self._p_deletes += int(n)
             return int(n)
 

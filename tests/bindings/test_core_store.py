@@ -111,8 +111,13 @@ def test_on_disk_attachments_reopen_gc_and_conflicts(tmp_path: Path):
         other.finish_commit()
     with pytest.raises(FileExistsError):
         _core.Store.create(d)
-    with pytest.raises(_core.CorruptIndexError, match="missing CURRENT"):
+    # A directory without an index's files is not an index (the wrong directory named), one
+    # with them but no CURRENT a damaged index (breaker34).
+    with pytest.raises(FileNotFoundError, match="no sparsedex index there"):
         _core.Store.open(tmp_path)
+    (d / "CURRENT").unlink()
+    with pytest.raises(_core.CorruptIndexError, match="missing CURRENT"):
+        _core.Store.open(d)
 
 
 def test_merges_and_saves(tmp_path: Path):

@@ -38,11 +38,29 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Parse CURRENT's bytes.
+/// Parse CURRENT's bytes. Without CURRENT, a directory that holds none of an index's files (an
+/// empty directory, another program's) is not an index: a `NotFound` I/O error saying so (the
+/// user named the wrong directory; "corrupt" sent them looking for damage, breaker34). One
+/// with files of an index but no CURRENT is a damaged index.
 pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current> {
-    let b = bytes.ok_or_else(|| {
-        Error::Corrupt(format!("{}: missing {CURRENT} (not a sparsedex index directory)", dir.display()))
-    })?;
+    let Some(b) = bytes else {
+        let has_ours = std::fs::read_dir(dir)
+            .map(|es| es.flatten().any(|e| super::files::ours(&e.file_name().to_string_lossy()).is_some()))
+            .unwrap_or(false);
+        if !has_ours {
+            return Err(Error::io(
+                format!("{}: no sparsedex index there", dir.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {CURRENT} file and no index files (an empty directory, or another program's)"),
+                ),
+            ));
+        }
+        return Err(Error::Corrupt(format!(
+            "{}: missing {CURRENT} (the directory holds index files but not the file naming the last commit)",
+            dir.display()
+        )));
+    };
     Current::decode(b, &dir.join(CURRENT))
 }
 

@@ -178,6 +178,9 @@ def test_sharded_equals_single(cluster, tmp_path_factory, seed, n, num_shards, q
             _same(sh.search(q, k=5, filter=flt), _canonical(single, q, 5, filter=flt))
         for q, got in zip(qs, sh.search_batch(qs, k=4)):
             _same(got, _canonical(single, q, 4))
+        if bm25:  # a bare text is one query, not one per character (breaker34)
+            (got,) = sh.search_batch(qs[0], k=4)
+            _same(got, _canonical(single, qs[0], 4))
         for q, got in zip(qs, sh.search_batch(qs, k=4, algorithm="approximate", target_recall=1.0)):
             _same(got, _canonical(single, q, 4))
         if not bm25:  # the same queries as CSR arrays (indptr, indices, values), one a row

@@ -1408,6 +1408,8 @@ class ShardedIndex:
         _check_algorithm(algorithm, target_recall)
         from .index import query_rows
 
+        if isinstance(queries, str):  # a bare text is one query, as in SparseIndex.search_batch
+            queries = [queries]
         rows = query_rows(queries)  # a scipy.sparse matrix or CSR arrays: one query a row
         qs = rows if rows is not None else list(queries)
         if not qs:

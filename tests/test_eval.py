@@ -140,6 +140,7 @@ def test_hand_computed():
         evaluate(run, {}, ["map"])
     # one metric given bare: that metric, not the characters of its name (breaker34)
     assert evaluate(run, qrels, "rr") == means and evaluate(run, qrels, Metric("rr", None)) == means
+    assert evaluate(run, qrels, (m for m in ["rr"])) == means  # a generator: read once (review34)
     # a ranked list evaluates like the dict of the same scores
     assert evaluate({"1": [("a", 1.0), ("z", 3.0)]}, qrels) == evaluate({"1": {"a": 1.0, "z": 3.0}}, qrels)
     assert_same(run, qrels)

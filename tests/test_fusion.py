@@ -174,3 +174,13 @@ def test_fuses_two_sparsedex_indexes():
     best = sorted(by_hand.items(), key=lambda kv: -kv[1])[:3]
     assert [(h.id, h.score) for h in got] == [(i, pytest.approx(s)) for i, s in best]
     assert all(h.payload == {"n": h.id} for h in got)  # the payloads of the first index's hits
+
+
+def test_a_bare_run_and_zero_weights_are_named():
+    # one run of (docid, score) pairs passed without its list: each pair became a run and the
+    # scores became documents (review34)
+    with pytest.raises(TypeError, match=r"run 0 is a \(docid, score\) pair, not a ranked list"):
+        fusion.rrf([("d1", 1.0), ("d2", 0.5)])
+    assert [h.id for h in fusion.rrf([(5, 7), (7, 9)])] == [7, 5, 9]  # runs of bare int ids still work
+    with pytest.raises(ValueError, match="weights are all 0"):
+        fusion.rrf([["a"], ["b"]], weights=[0, 0])

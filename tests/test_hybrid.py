@@ -35,6 +35,8 @@ def test_one_call_equals_fuse(pair, method):
         assert batch == want
         # a bare text is one query, not one per character (breaker34)
         assert fusion.hybrid_search_batch([bm25, splade], q, method=method, limit=5) == [want]
+        # a generator is read once for both indexes (review34)
+        assert fusion.hybrid_search_batch([bm25, splade], (x for x in [q]), method=method, limit=5) == [want]
 
 
 def test_weights_filters_and_depth(pair):
@@ -83,3 +85,17 @@ def test_rrf_constant_only_where_it_applies():
     # rrf_k and its alias k are the same constant
     assert fusion.hybrid_search([a], "band", rrf_k=1) == fusion.hybrid_search([a], "band", k=1)
     assert fusion.fuse([["r", "j"]], rrf_k=1)[0].score == pytest.approx(1 / 2)
+
+
+def test_batch_of_csr_arrays():
+    # CSR arrays (indptr, indices, values) are one query a row, as search_batch takes them; the
+    # fused batch had one result per array (3) and failed with an IndexError (review34)
+    import numpy as np
+
+    a, b = SparseIndex(None), SparseIndex(None, "float")
+    docs = [{1: 1.0, 2: 0.5}, {2: 1.0}, {3: 2.0, 1: 0.1}]
+    a.add(docs)
+    b.add(docs)
+    csr = (np.array([0, 2, 3]), np.array([1, 2, 3], dtype=np.uint32), np.array([1.0, 0.5, 1.0], np.float32))
+    got = fusion.hybrid_search_batch([a, b], csr, limit=3)
+    assert got == [fusion.hybrid_search([a, b], {1: 1.0, 2: 0.5}, limit=3), fusion.hybrid_search([a, b], {3: 1.0}, limit=3)]

@@ -523,6 +523,12 @@ def test_none_and_other_non_lists():
         ix.add(5)
     with pytest.raises(TypeError, match="queries is None"):
         ix.search_batch(None)
+    # one vector query, bytes or a number where a batch goes: named, not iterated (review34)
+    with pytest.raises(TypeError, match="queries is a dict, which is one vector query"):
+        ix.search_batch({1: 1.0})
+    for bad, name in ((b"ab", "bytes"), (5, "int")):
+        with pytest.raises(TypeError, match=f"queries must be a list of texts or sparse vectors, got {name}"):
+            ix.search_batch(bad)
     with pytest.raises(TypeError, match="payloads must be a list"):
         ix.add([{1: 1.0}], payloads={"a": 1})
 

@@ -264,6 +264,13 @@ def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
             sh.search({30522: 1.0})
         with pytest.raises(ValueError, match="query 1: indices\\[0\\] = 30522"):
             sh.search_batch([{7: 1.0}, {30522: 1.0}])
+        # ids as SparseIndex takes them: a string is not one id per character, bytes not ids
+        # per byte, a numpy integer one id (review34)
+        with pytest.raises(TypeError, match="not a string"):
+            sh.add(["x", "y"], ids="ab")
+        with pytest.raises(TypeError, match="got bytes"):
+            sh.delete(b"he", missing_ok=True)
+        assert sh.delete(np.int64(99)) == 1
 
 
 def test_build_shards_many_shards_on_a_small_cluster(cluster, tmp_path) -> None:

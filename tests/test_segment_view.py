@@ -157,6 +157,9 @@ def test_bad_inputs_other():
         SegmentView.build((np.array([0, 5]), np.array([1, 2], np.uint32), np.array([1, 1], np.float32)))
     with pytest.raises(ValueError, match="2 ids given for 1 documents"):
         SegmentView.build([([1], [1.0])], ids=["a", "b"])
+    for bad in ("ab", b"ab"):  # one id per character / byte before review34
+        with pytest.raises(TypeError, match="not a string"):
+            SegmentView.build([([1], [1.0]), ([2], [1.0])], ids=bad)
     with pytest.raises(ValueError, match="duplicate"):
         SegmentView.build([([1], [1.0]), ([2], [1.0])], ids=["a", "a"])
     with pytest.raises(TypeError, match="all ints or all strings"):

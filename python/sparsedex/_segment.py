@@ -289,6 +289,8 @@ class SegmentView:
         n = len(indptr) - 1
         ids_int = ids_str = None
         if ids is not None:
+            if isinstance(ids, (str, bytes, bytearray)):  # one id per character / byte (review34)
+                raise TypeError("ids must be a sequence (one id per document), not a string")
             ids_list = list(ids) if not isinstance(ids, np.ndarray) else ids
             if len(ids_list) != n:
                 raise ValueError(f"{len(ids_list)} ids given for {n} documents")

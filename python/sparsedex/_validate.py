@@ -158,7 +158,11 @@ def shown(x: Any, limit: int = 120) -> str:
     r = repr(x)
     if len(r) <= limit:
         return r
-    n = f"{len(x):,} characters" if isinstance(x, (str, bytes)) else f"{len(r):,} characters as repr"
+    n = (
+        f"{len(x):,} characters" if isinstance(x, str)
+        else f"{len(x):,} bytes" if isinstance(x, (bytes, bytearray))
+        else f"{len(r):,} characters as repr"
+    )
     return f"{r[: limit - 20]}... ({n})"
 
 
@@ -263,7 +267,7 @@ def lookup_id(x: Any) -> int | str:
         return int(x)
     if isinstance(x, str):
         return str(x)
-    raise TypeError(f"a document id is an int or a str, got {type(x).__name__} {x!r}")
+    raise TypeError(f"a document id is an int or a str, got {type(x).__name__} {shown(x)}")
 
 
 def lookup_ids(ids: Any) -> list[int | str]:

@@ -366,7 +366,7 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         if not qid:
             raise UserError(f"{p}:{lineno}: empty query id")
         if qid in seen:
-            raise UserError(f"{p}:{lineno}: query id {qid!r} repeats the id of line {seen[qid]}")
+            raise UserError(f"{p}:{lineno}: query id {shown(qid)} repeats the id of line {seen[qid]}")
         problem = _surrogate_problem(text)
         if problem:
             raise UserError(f"{p}:{lineno}: query text {problem}")

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 
 from ._textfile import utf8_lines
-from ._validate import a_type
+from ._validate import a_type, shown
 
 __all__ = [
     "Qrels",
@@ -130,14 +130,14 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
         first = False
         if not (math.isfinite(value) and value == int(value)):
             raise ValueError(
-                f"{p}:{lineno}: relevance {rel_s!r} of document {did!r} for query {qid!r} is not an "
+                f"{p}:{lineno}: relevance {rel_s!r} of document {shown(did)} for query {shown(qid)} is not an "
                 "integer (trec_eval would truncate it; grades are integers)"
             )
         rel = int(rel_s) if _INT.fullmatch(rel_s) else int(value)
         key = (qid, did)
         if key in seen:
             raise ValueError(
-                f"{p}:{lineno}: document {did!r} is judged twice for query {qid!r} (first on line "
+                f"{p}:{lineno}: document {shown(did)} is judged twice for query {shown(qid)} (first on line "
                 f"{seen[key]}); trec_eval refuses duplicate docs"
             )
         seen[key] = lineno
@@ -173,11 +173,11 @@ def read_run(path: str | os.PathLike[str]) -> Run:
         except ValueError:
             raise ValueError(f"{p}:{lineno}: score {score_s!r} is not a number") from None
         if math.isnan(score):
-            raise ValueError(f"{p}:{lineno}: score of document {did!r} for query {qid!r} is NaN")
+            raise ValueError(f"{p}:{lineno}: score of document {shown(did)} for query {shown(qid)} is NaN")
         key = (qid, did)
         if key in seen:
             raise ValueError(
-                f"{p}:{lineno}: document {did!r} is listed twice for query {qid!r} (first on line "
+                f"{p}:{lineno}: document {shown(did)} is listed twice for query {shown(qid)} (first on line "
                 f"{seen[key]}); trec_eval refuses duplicate docs"
             )
         seen[key] = lineno
@@ -188,17 +188,17 @@ def read_run(path: str | os.PathLike[str]) -> Run:
 
 
 def _for(qid: Any) -> str:
-    return "" if qid is None else f" for query {qid!r}"
+    return "" if qid is None else f" for query {shown(qid)}"
 
 
 def _score(x: Any, qid: Any, did: Any) -> float:
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise ValueError(
-            f"score of document {did!r}{_for(qid)} is {a_type(x)} ({x!r}), not a number"
+            f"score of document {shown(did)}{_for(qid)} is {a_type(x)} ({x!r}), not a number"
         )
     v = float(x)
     if math.isnan(v):
-        raise ValueError(f"score of document {did!r}{_for(qid)} is NaN")
+        raise ValueError(f"score of document {shown(did)}{_for(qid)} is NaN")
     return v
 
 
@@ -215,7 +215,7 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
         pairs = []
         for item in docs:
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
-                raise ValueError(f"run entry{_for(qid)}: {item!r} is not a (docid, score) pair")
+                raise ValueError(f"run entry{_for(qid)}: {shown(item)} is not a (docid, score) pair")
             pairs.append((item[0], item[1]))
     out: list[tuple[str, float]] = []
     seen: set[str] = set()
@@ -223,7 +223,7 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
         did = str(d)
         if did in seen:
             raise ValueError(
-                f"document {did!r} is listed twice{_for(qid)} (trec_eval refuses duplicate docs)"
+                f"document {shown(did)} is listed twice{_for(qid)} (trec_eval refuses duplicate docs)"
             )
         seen.add(did)
         out.append((did, _score(x, qid, did)))
@@ -261,7 +261,7 @@ def write_run(
             ranked = ranked[:k]
         for r, (did, score) in enumerate(ranked, 1):
             if re.search(r"\s", str(qid)) or re.search(r"\s", str(did)):
-                raise ValueError(f"query id {qid!r} / doc id {did!r} contains whitespace")
+                raise ValueError(f"query id {shown(qid)} / doc id {shown(did)} contains whitespace")
             lines.append(f"{qid} Q0 {did} {r} {score!r} {tag}\n")
     p = Path(path)
     p.write_text("".join(lines), encoding="utf-8")
@@ -376,7 +376,7 @@ def _as_run(run: Any) -> dict[str, list[str]]:
     for qid, docs in run.items():
         q = str(qid)
         if q in out:
-            raise ValueError(f"query {q!r} appears twice in the run (as {qid!r} and as its string)")
+            raise ValueError(f"query {shown(q)} appears twice in the run (as {shown(qid)} and as its string)")
         items = _scored(docs, q)
         out[q] = [d for d, _ in sorted(items, key=lambda x: (x[1], x[0]), reverse=True)]
     return out
@@ -389,7 +389,7 @@ def _grade(x: Any, qid: str, did: str) -> int:
         return int(x)
     what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else repr(x)
     raise ValueError(
-        f"relevance of document {did!r} for query {qid!r} is {what}: grades are integers "
+        f"relevance of document {shown(did)} for query {shown(qid)} is {what}: grades are integers "
         "(trec_eval would truncate a fractional grade)"
     )
 
@@ -402,14 +402,14 @@ def _as_qrels(qrels: Any) -> dict[str, dict[str, int]]:
     for qid, judged in qrels.items():
         q = str(qid)
         if q in out:
-            raise ValueError(f"query {q!r} appears twice in the qrels (as {qid!r} and as its string)")
+            raise ValueError(f"query {shown(q)} appears twice in the qrels (as {shown(qid)} and as its string)")
         if not isinstance(judged, Mapping):
-            raise ValueError(f"qrels of query {q!r} is {a_type(judged)}, expected {{docid: relevance}}")
+            raise ValueError(f"qrels of query {shown(q)} is {a_type(judged)}, expected {{docid: relevance}}")
         docs: dict[str, int] = {}
         for d, r in judged.items():
             did = str(d)
             if did in docs:
-                raise ValueError(f"document {did!r} is judged twice for query {q!r} (as {d!r} and as its string)")
+                raise ValueError(f"document {shown(did)} is judged twice for query {shown(q)} (as {shown(d)} and as its string)")
             docs[did] = _grade(r, q, did)
         out[q] = docs
     if not out:
@@ -437,6 +437,9 @@ def evaluate_per_query(
         raise ValueError(f"missing must be 'zero' or 'skip', got {missing!r}")
     if isinstance(metrics, (str, Metric)):  # one metric: not the characters of its name
         metrics = [metrics]
+    elif isinstance(metrics, (bytes, bytearray)) or not isinstance(metrics, Iterable):
+        raise TypeError(f"metrics must be a metric name or a list of them, got {type(metrics).__name__}")
+    metrics = list(metrics)  # read twice below (a generator would give no names, review34)
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._progress import progress_bar
+from ._validate import shown
 
 __all__ = ["to_qdrant"]
 
@@ -52,12 +53,12 @@ def _qdrant_id(x: Any, uuid_ids: bool) -> int | str:
             # Qdrant keeps the canonical spelling: the point would come back under another id,
             # and two spellings of one UUID would overwrite each other.
             raise ValueError(
-                f"document id {x!r} spells a UUID but not in Qdrant's canonical form ({canonical!r}): "
+                f"document id {shown(x)} spells a UUID but not in Qdrant's canonical form ({canonical!r}): "
                 "Qdrant would return it changed, and ids that spell the same UUID would become one "
                 "point; pass ids='uuid' (the id itself goes into the payload)"
             )
     raise ValueError(
-        f"document id {x!r} is not a Qdrant point id (an unsigned integer or a UUID): pass "
+        f"document id {shown(x)} is not a Qdrant point id (an unsigned integer or a UUID): pass "
         "ids='uuid' to write UUIDs derived from the ids, with the id itself in the payload"
     )
 
@@ -109,7 +110,7 @@ def _check_documents(index: Any, uuid_ids: bool, id_key: str, text_key: str | No
                 for x, payload in zip(doc_ids, seg.docs.payloads(chunk)):
                     for key in keys:
                         if payload and key in payload:
-                            raise ValueError(f"payload of document {x!r} already holds {key!r}: choose another key")
+                            raise ValueError(f"payload of document {shown(x)} already holds {key!r}: choose another key")
 
 
 def to_qdrant(

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
 
 from ._validate import a_type, shown
-from .index import Hit
+from .index import Hit, batch_queries
 
 __all__ = [
     "reciprocal_rank_fusion",
@@ -113,6 +113,16 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
         elif isinstance(run, (str, bytes)) or not isinstance(run, Iterable) or hasattr(run, "score"):
             raise TypeError(
                 f"run {r} is {a_type(run)}, not a ranked list: pass runs=[list_1, list_2, ...]"
+            )
+        elif (
+            isinstance(run, tuple) and len(run) == 2 and isinstance(run[0], (str, int, np.integer))
+            and isinstance(run[1], (float, np.floating))
+        ):
+            # one run of (docid, score) pairs passed bare: its pairs would each be a run, and
+            # the scores documents (review34)
+            raise TypeError(
+                f"run {r} is a (docid, score) pair, not a ranked list: pass runs=[list_1, list_2, ...], "
+                "each a list of such pairs"
             )
         else:
             items = [_item(x, r, p, need_score) for p, x in enumerate(run)]
@@ -337,8 +347,10 @@ def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[li
     for i, ix in enumerate(indexes):
         if not isinstance(ix, SparseIndex):
             raise TypeError(f"indexes[{i}] is {a_type(ix)}, not a SparseIndex")
-    if weights is not None and len(weights) != len(indexes):
-        raise ValueError(f"{len(weights)} weights for {len(indexes)} indexes")
+    if weights is not None:  # before any search (review34)
+        if isinstance(weights, Sized) and len(weights) != len(indexes):
+            raise ValueError(f"{len(weights)} weights for {len(indexes)} indexes")
+        _weights(weights, len(indexes))
     lim = _limit(limit)
     if lim is None or lim < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
@@ -398,7 +410,7 @@ def hybrid_search_batch(
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
     ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
-    queries = [queries] if isinstance(queries, str) else list(queries)  # a bare text is one query
+    queries = batch_queries(queries)  # one list for every index (a generator would be used up)
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
     return [
         fuse([r[i] for r in per_index], method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)

@@ -243,6 +243,29 @@ def query_rows(queries: Any) -> list[Any] | None:
     return rows if rows is not None else _csr_triple_rows(queries)
 
 
+def batch_queries(queries: Any) -> list[Any]:
+    """The queries of a batch call (SparseIndex and ShardedIndex ``search_batch``,
+    ``calibrate``, ``fusion.hybrid_search_batch``), one item a query: a bare text is one
+    query, as :meth:`SparseIndex.add` takes one text (iterating it searched each of its
+    characters, breaker34); the rows of a scipy.sparse matrix or of CSR arrays ``(indptr,
+    indices, values)``; else the items of any iterable. TypeError saying what to pass for None,
+    bytes, a dict (that is one vector query) or anything not iterable."""
+    if isinstance(queries, str):
+        return [queries]
+    rows = query_rows(queries)
+    if rows is not None:
+        return rows
+    if queries is None:
+        raise TypeError("queries is None: pass a list of texts or sparse vectors")
+    if isinstance(queries, Mapping):
+        raise TypeError("queries is a dict, which is one vector query: pass a list of queries (or call search())")
+    if isinstance(queries, (bytes, bytearray)) or not isinstance(queries, Iterable):
+        raise TypeError(f"queries must be a list of texts or sparse vectors, got {type(queries).__name__}")
+    if type(queries).__module__.startswith("pandas") and hasattr(queries, "columns"):
+        raise TypeError("queries is a pandas DataFrame: pass one column, e.g. df['query']")
+    return list(queries)
+
+
 def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
     """The rows of CSR arrays ``(indptr, indices, values)`` (one query a row) as ``(indices,
     values)`` pairs, which the caller validates as any query vector (errors name ``query i``);
@@ -1023,14 +1046,8 @@ class SparseIndex:
 
     def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked
-        (errors name the query). A bare text is one query, as in :meth:`add` (iterating it
-        would search each of its characters, breaker34)."""
-        if isinstance(queries, str):
-            queries = [queries]
-        rows = query_rows(queries)
-        qs = rows if rows is not None else _validate.documents_list(queries) if queries is not None else None
-        if qs is None:
-            raise TypeError("queries is None: pass a list of texts or sparse vectors")
+        (errors name the query); see :func:`batch_queries`."""
+        qs = batch_queries(queries)
         if not qs:
             return []
         texts = [q for q in qs if isinstance(q, str)]

@@ -104,12 +104,12 @@ def _route_key(id: Any) -> bytes:
         raise TypeError("a document has no id (None / null; Arrow reads a missing integer id as NaN): "
                         "every row needs an int or str id")
     if isinstance(id, (bool, np.bool_)):
-        raise TypeError(f"id {id!r} is a bool: ids are ints or strings")
+        raise TypeError(f"id {shown(id)} is a bool: ids are ints or strings")
     if isinstance(id, (int, np.integer)):
         return b"i:" + str(int(id)).encode("ascii")
     if isinstance(id, str):
         return b"s:" + id.encode("utf-8", "surrogatepass")
-    raise TypeError(f"id {id!r} is a {type(id).__name__}: ids are ints or strings")
+    raise TypeError(f"id {shown(id)} is a {type(id).__name__}: ids are ints or strings")
 
 
 def shard_of(id: Any, num_shards: int) -> int:
@@ -1406,12 +1406,9 @@ class ShardedIndex:
 
         k = _validate.check_k(k)
         _check_algorithm(algorithm, target_recall)
-        from .index import query_rows
+        from .index import batch_queries
 
-        if isinstance(queries, str):  # a bare text is one query, as in SparseIndex.search_batch
-            queries = [queries]
-        rows = query_rows(queries)  # a scipy.sparse matrix or CSR arrays: one query a row
-        qs = rows if rows is not None else list(queries)
+        qs = batch_queries(queries)  # a bare text: one query; a sparse matrix or CSR arrays: one a row
         if not qs:
             return []
         sent = [self._query(q, what=f"query {i}") for i, q in enumerate(qs)]
@@ -1477,9 +1474,10 @@ class ShardedIndex:
         docs = [documents] if isinstance(documents, str) else list(documents)
         if ids is None:
             raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
-        ids = list(ids)
-        if len(ids) != len(docs):
-            raise ValueError(f"{len(docs)} documents but {len(ids)} ids")
+        from . import _validate
+
+        # a string is refused, not taken as one id per character (review34), as SparseIndex does
+        ids = _validate.check_new_ids(ids, len(docs))
         if payloads is not None:
             payloads = list(payloads)
             if len(payloads) != len(docs):
@@ -1489,8 +1487,6 @@ class ShardedIndex:
             if any(isinstance(d, str) for d in docs):
                 if self.encoder is None:
                     raise TypeError("documents are texts but this index has no encoder: pass sparse vectors")
-                from . import _validate
-
                 for i, d in enumerate(docs):
                     if not isinstance(d, str):
                         raise TypeError(f"document {i} is {_validate.a_type(d)}: pass all texts or all vectors")
@@ -1526,7 +1522,9 @@ class ShardedIndex:
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
         """Delete documents by id (routed); an unknown id is a KeyError unless ``missing_ok``.
         Visible after :meth:`commit`."""
-        ids = [ids] if isinstance(ids, (int, str)) else list(ids)
+        from . import _validate
+
+        ids = _validate.lookup_ids(ids)  # one id, or many; bytes or a bare number type refused by name
         groups = self._route(ids)
         per = {s: ([ids[i] for i in rows], missing_ok) for s, rows in groups.items()}
         if not missing_ok:  # check every shard first: a refused delete changes nothing

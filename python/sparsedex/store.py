@@ -775,7 +775,7 @@ class Store:
         while the staged ids are known, given once the commit is done."""
         doc = self._p_ids[row] if 0 <= row < len(self._p_ids) else row
         if own:
-            why = f"is set by weight {weight:.6g} of document {doc!r}, its largest"
+            why = f"is set by weight {weight:.6g} of document {_validate.shown(doc)}, its largest"
             fix = "scale the outlier down"
         else:
             why = (f"is the index's shared grid (largest weight {255.0 / scale:.6g}: the first commit's, or "

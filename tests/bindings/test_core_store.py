@@ -118,6 +118,17 @@ def test_on_disk_attachments_reopen_gc_and_conflicts(tmp_path: Path):
     (d / "CURRENT").unlink()
     with pytest.raises(_core.CorruptIndexError, match="missing CURRENT"):
         _core.Store.open(d)
+    # Only what a creation writes before CURRENT (the lock, the first manifest): no committed
+    # index yet (a reader racing create(), or a creation interrupted), not "corrupt" (review34).
+    fresh = tmp_path / "fresh"
+    _core.Store.create(fresh)
+    (fresh / "CURRENT").unlink()
+    (fresh / "LOCK").write_text("")
+    with pytest.raises(FileNotFoundError, match="no committed index there yet"):
+        _core.Store.open(fresh)
+    (fresh / "manifest-000001").unlink()
+    with pytest.raises(FileNotFoundError, match="no committed index there yet"):
+        _core.Store.open(fresh)  # the lock alone
 
 
 def test_merges_and_saves(tmp_path: Path):

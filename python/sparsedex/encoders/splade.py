@@ -268,7 +268,8 @@ class SpladeEncoder:
         holding ``model.onnx`` and ``tokenizer.json``.
     max_length:
         Texts are truncated to this many tokens (special tokens included); capped at the
-        model's own limit (tokenizer_config.json ``model_max_length``). Only a window of a
+        model's own limit (tokenizer_config.json ``model_max_length``); at least one more than
+        the special tokens the model adds (3 for BERT's ``[CLS]`` and ``[SEP]``). Only a window of a
         long text is tokenised (see :class:`TextWindow`), with identical vectors.
     threads:
         ORT intra-op threads; ``None`` uses every core this process may run on.
@@ -322,7 +323,7 @@ class SpladeEncoder:
         providers: Sequence[Any] | None = None,
         cuda: bool = False,
     ) -> None:
-        max_length = check_int(max_length, "max_length", 2, 1_000_000)
+        max_length = check_int(max_length, "max_length", 1, 1_000_000)  # at least the model's specials + 1: below
         batch_size = check_int(batch_size, "batch_size", 1, 1 << 20)
         token_budget = check_int(token_budget, "token_budget", 1, 1 << 30)
         if threads is not None:

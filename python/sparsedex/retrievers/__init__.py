@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._validate import shown
+
 __all__ = ["hit_text", "hit_metadata", "check_top_k", "warn_if_no_texts"]
 
 
@@ -39,7 +41,7 @@ def hit_metadata(hit: Any, id_key: str, score_key: str | None) -> dict[str, Any]
     for key in (id_key, score_key):
         if key is not None and key in meta:
             raise ValueError(
-                f"document {hit.id!r}: its payload has a key {key!r}, the metadata key the retriever "
+                f"document {shown(hit.id)}: its payload has a key {key!r}, the metadata key the retriever "
                 f"puts the hit's {'id' if key == id_key else 'score'} under; pass another "
                 f"{'id_key' if key == id_key else 'score_key'}= to the retriever"
             )

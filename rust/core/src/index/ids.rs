@@ -39,6 +39,24 @@ impl std::fmt::Display for Id<'_> {
     }
 }
 
+impl Id<'_> {
+    /// The id for an error message: as [`Display`](std::fmt::Display) writes it, but a string id
+    /// of more than [`SHOWN_CHARS`] characters is cut there, with its length said (a missing id
+    /// of a million characters made a message of a million, review34).
+    pub fn shown(&self) -> String {
+        match self {
+            Id::Str(s) if s.chars().count() > SHOWN_CHARS => {
+                let head: String = s.chars().take(SHOWN_CHARS).collect();
+                format!("{head:?}... ({} characters)", s.chars().count())
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// Characters of a string id that [`Id::shown`] keeps.
+pub const SHOWN_CHARS: usize = 100;
+
 /// An owned id (for maps and staged documents).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IdBuf {
@@ -164,7 +182,7 @@ impl IdsData {
         if let Some(w) = s.windows(2).find(|w| self.get(w[0] as usize) == self.get(w[1] as usize)) {
             return Err(Error::InvalidDocument {
                 doc: w[1] as usize,
-                msg: format!("id {} is a duplicate (of document {})", self.get(w[1] as usize), w[0]),
+                msg: format!("id {} is a duplicate (of document {})", self.get(w[1] as usize).shown(), w[0]),
             });
         }
         Ok(Some(s))
@@ -364,6 +382,16 @@ mod tests {
 
     fn ints(v: &[i64]) -> IdsData {
         IdsData::Int(v.to_vec())
+    }
+
+    #[test]
+    fn messages_show_a_long_string_id_cut() {
+        assert_eq!(Id::Int(-5).shown(), "-5");
+        assert_eq!(Id::Str("a\"b").shown(), "\"a\\\"b\"");
+        let long = "é".repeat(1_000_000);
+        let shown = Id::Str(&long).shown();
+        assert!(shown.starts_with("\"éé") && shown.ends_with("\"... (1000000 characters)"), "{shown}");
+        assert_eq!(shown.chars().count(), SHOWN_CHARS + 2 + " ... (1000000 characters)".len() - 1);
     }
 
     #[test]

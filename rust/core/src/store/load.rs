@@ -38,28 +38,49 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Parse CURRENT's bytes. Without CURRENT, a directory that holds none of an index's files (an
-/// empty directory, another program's) is not an index: a `NotFound` I/O error saying so (the
-/// user named the wrong directory; "corrupt" sent them looking for damage, breaker34). One
-/// with files of an index but no CURRENT is a damaged index.
+/// Parse CURRENT's bytes. Without CURRENT (it is replaced by renames, never removed), what the
+/// directory holds says why (breaker34; before, every case was "corrupt"):
+/// - segment files or a manifest past the first: an index whose CURRENT was lost, damaged
+///   ([`Error::Corrupt`]);
+/// - only the lock, temporary files or the first manifest (`manifest-000001`, written by
+///   [`super::Store::create`] before CURRENT): an index being created, or whose
+///   creation was interrupted: a `NotFound` I/O error, no committed index there yet;
+/// - none of an index's files (an empty directory, another program's): a `NotFound` I/O error,
+///   no index there (the user named the wrong directory).
 pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current> {
     let Some(b) = bytes else {
-        let has_ours = std::fs::read_dir(dir)
-            .map(|es| es.flatten().any(|e| super::files::ours(&e.file_name().to_string_lossy()).is_some()))
-            .unwrap_or(false);
-        if !has_ours {
-            return Err(Error::io(
-                format!("{}: no sparsedex index there", dir.display()),
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no {CURRENT} file and no index files (an empty directory, or another program's)"),
-                ),
-            ));
+        let list = |e| Error::io(format!("listing {}", dir.display()), e);
+        let (mut committed, mut ours) = (false, false);
+        for e in std::fs::read_dir(dir).map_err(list)? {
+            let name = e.map_err(list)?.file_name();
+            let name = name.to_string_lossy();
+            let temp = crate::fs::temp_target(&name).is_some();
+            committed |= !temp
+                && (super::files::split_segment_file(&name).is_some()
+                    || super::files::parse_manifest(&name).is_some_and(|g| g > 1));
+            ours |= name == super::files::LOCK || super::files::ours(&name).is_some();
         }
-        return Err(Error::Corrupt(format!(
-            "{}: missing {CURRENT} (the directory holds index files but not the file naming the last commit)",
-            dir.display()
-        )));
+        let not_found = |what: String| {
+            let (head, why) = what.split_once(": ").expect("a message with a reason");
+            Error::io(format!("{}: {head}", dir.display()), std::io::Error::new(std::io::ErrorKind::NotFound, why))
+        };
+        return Err(if committed {
+            Error::Corrupt(format!(
+                "{}: missing {CURRENT} (the directory holds an index's segment files or later manifests, but \
+                 not the file naming its last commit)",
+                dir.display()
+            ))
+        } else if ours {
+            not_found(format!(
+                "no committed index there yet: only an index's lock, temporary files or first manifest (an index \
+                 is being created there, or its creation was interrupted; {CURRENT} names a commit once it is made)"
+            ))
+        } else {
+            not_found(format!(
+                "no sparsedex index there: no {CURRENT} file and no index files (an empty directory, or another \
+                 program's)"
+            ))
+        });
     };
     Current::decode(b, &dir.join(CURRENT))
 }

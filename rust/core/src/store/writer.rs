@@ -272,14 +272,14 @@ impl Store {
             if let Some(j) = seen.insert(id, i) {
                 return Err(Error::InvalidDocument {
                     doc: i,
-                    msg: format!("id {} is a duplicate (of document {j})", id.as_id()),
+                    msg: format!("id {} is a duplicate (of document {j})", id.as_id().shown()),
                 });
             }
             if let Some(loc) = locate_in(&w, &snap, id.as_id()) {
                 if !replace {
                     return Err(Error::InvalidDocument {
                         doc: i,
-                        msg: format!("id {} is already in the index (replace it with an upsert)", id.as_id()),
+                        msg: format!("id {} is already in the index (replace it with an upsert)", id.as_id().shown()),
                     });
                 }
                 replaced.push(loc);
@@ -349,7 +349,7 @@ impl Store {
             match locate_in(&w, &snap, id.as_id()) {
                 Some(loc) => found.push(loc),
                 None if missing_ok => {}
-                None => return Err(Error::NotFound(format!("no document with id {} in the index", id.as_id()))),
+                None => return Err(Error::NotFound(format!("no document with id {} in the index", id.as_id().shown()))),
             }
         }
         for loc in &found {

@@ -141,6 +141,12 @@ def test_hand_computed():
     # one metric given bare: that metric, not the characters of its name (breaker34)
     assert evaluate(run, qrels, "rr") == means and evaluate(run, qrels, Metric("rr", None)) == means
     assert evaluate(run, qrels, (m for m in ["rr"])) == means  # a generator: read once (review34)
+    for bad in ([b"map"], ["map", 5], [None]):  # named, not an AttributeError (breaker34b)
+        with pytest.raises(TypeError, match="a metric is a name such as 'ndcg@10'"):
+            evaluate(run, qrels, bad)
+    with pytest.raises(ValueError) as ei:
+        evaluate(run, qrels, ["x" * 10**6])
+    assert len(str(ei.value)) < 300
     # a ranked list evaluates like the dict of the same scores
     assert evaluate({"1": [("a", 1.0), ("z", 3.0)]}, qrels) == evaluate({"1": {"a": 1.0, "z": 3.0}}, qrels)
     assert_same(run, qrels)

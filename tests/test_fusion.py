@@ -181,6 +181,9 @@ def test_a_bare_run_and_zero_weights_are_named():
     # scores became documents (review34)
     with pytest.raises(TypeError, match=r"run 0 is a \(docid, score\) pair, not a ranked list"):
         fusion.rrf([("d1", 1.0), ("d2", 0.5)])
+    for bare in ([("a", 3), ("b", 2)], [["a", 3.0], ["b", 2.0]], [(1, 0.5), (2, 0.25)]):  # breaker34b
+        with pytest.raises(TypeError, match=r"run 0 is a \(docid, score\) pair"):
+            fusion.rrf(bare)
     assert [h.id for h in fusion.rrf([(5, 7), (7, 9)])] == [7, 5, 9]  # runs of bare int ids still work
     with pytest.raises(ValueError, match="weights are all 0"):
         fusion.rrf([["a"], ["b"]], weights=[0, 0])

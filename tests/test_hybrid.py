@@ -67,6 +67,9 @@ def test_bad_arguments(pair):
         fusion.hybrid_search([bm25, splade], "q", method="max")
     with pytest.raises(ValueError, match="weights are all 0"):
         fusion.hybrid_search([bm25, splade], "q", weights=[0, 0.0])
+    # weights as a generator: read once (the early check used it up, breaker34b)
+    assert fusion.hybrid_search([bm25, splade], "q", weights=(w for w in [2.0, 1.0])) == fusion.hybrid_search(
+        [bm25, splade], "q", weights=[2.0, 1.0])
 
 
 def test_rrf_constant_only_where_it_applies():

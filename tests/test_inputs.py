@@ -529,6 +529,27 @@ def test_none_and_other_non_lists():
     for bad, name in ((b"ab", "bytes"), (5, "int")):
         with pytest.raises(TypeError, match=f"queries must be a list of texts or sparse vectors, got {name}"):
             ix.search_batch(bad)
+    with pytest.raises(TypeError, match="query 0 is a dict, query 1 a str"):  # which one (breaker34b)
+        ix.search_batch([{1: 1.0}, "text"])
+
+
+def test_ids_out_of_range_and_huge_in_messages():
+    # breaker34b: delete of an int outside 64 bits was an OverflowError; an int of more than
+    # 4,300 digits could not even be shown
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}], ids=[7])
+    ix.commit()
+    for big in (2**64, -(2**63) - 1, 10**5000):
+        with pytest.raises(KeyError, match="no document with id"):
+            ix.delete(big)
+        assert ix.delete([big, 7], missing_ok=True) == 1
+        ix.rollback()
+    with pytest.raises(KeyError, match="an integer of 16,610 bits"):
+        ix.get(10**5000)
+    long = "k" * 10**6
+    with pytest.raises(ValueError) as ei:  # a payload key path of a million characters
+        ix.add([{1: 1.0}], payloads=[{long: {"x": object()}}])
+    assert len(str(ei.value)) < 400 and "1,000,002 characters" in str(ei.value)
     with pytest.raises(TypeError, match="payloads must be a list"):
         ix.add([{1: 1.0}], payloads={"a": 1})
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ._shown import shown
 from .filters import MAX_DEPTH, PayloadError, normalize_payload
 from .vectors import MAX_VOCAB_SIZE as _MAX_VOCAB
 from .vectors import MAX_WEIGHT
@@ -150,20 +151,6 @@ def a_type(x: Any) -> str:
     """``x``'s type name with its article, for messages: ``"an int"``, ``"a str"``."""
     name = type(x).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
-
-
-def shown(x: Any, limit: int = 120) -> str:
-    """``repr(x)`` for a message, cut to about ``limit`` characters with its length said (an id
-    of a million characters made a KeyError of a million, breaker34)."""
-    r = repr(x)
-    if len(r) <= limit:
-        return r
-    n = (
-        f"{len(x):,} characters" if isinstance(x, str)
-        else f"{len(x):,} bytes" if isinstance(x, (bytes, bytearray))
-        else f"{len(r):,} characters as repr"
-    )
-    return f"{r[: limit - 20]}... ({n})"
 
 
 def check_text(text: Any, label: str) -> str:

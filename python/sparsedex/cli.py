@@ -50,6 +50,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ._shown import shown
+
 __all__ = ["main", "read_jsonl", "evaluate_index", "load_records", "Records"]
 
 PROG = "sparsedex"
@@ -60,14 +62,6 @@ DOC_TEXT_FIELDS = ("text", "contents")
 QUERY_TEXT_FIELDS = ("text", "query", "title")
 _ID_LIKE = re.compile(r"(?:^|[_\-. ])(?:id|ids|no|num|number|key|uuid|guid)$|^(?:uuid|guid|key|docno|docnum|url)$")
 _CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$|^ID$")
-
-
-def shown(x: Any) -> str:
-    """``repr(x)`` cut for a message (`_validate.shown`; imported when needed, as the CLI keeps
-    numpy out of ``--help``)."""
-    from ._validate import shown as _shown
-
-    return _shown(x)
 
 
 class UserError(Exception):
@@ -642,7 +636,9 @@ def cmd_search(a: argparse.Namespace) -> int:
     if not hits:
         print("no matching documents" + _blank_note(index, a.query))
         return 0
-    idw = max(len("id"), *(len(str(h.id)) for h in hits))
+    # ids are printed whole, but pad the column to 40 at most (one id of a million characters
+    # padded every row to a million, breaker34b)
+    idw = min(40, max(len("id"), *(len(str(h.id)) for h in hits)))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
     for r, h in enumerate(hits, 1):
         print(f"{r:>4}  {h.score:9.4f}  {str(h.id):<{idw}}  {_label(h, index)}")

@@ -126,11 +126,11 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
             if first:
                 first = False
                 continue  # header
-            raise ValueError(f"{p}:{lineno}: relevance {rel_s!r} is not an integer") from None
+            raise ValueError(f"{p}:{lineno}: relevance {shown(rel_s)} is not an integer") from None
         first = False
         if not (math.isfinite(value) and value == int(value)):
             raise ValueError(
-                f"{p}:{lineno}: relevance {rel_s!r} of document {shown(did)} for query {shown(qid)} is not an "
+                f"{p}:{lineno}: relevance {shown(rel_s)} of document {shown(did)} for query {shown(qid)} is not an "
                 "integer (trec_eval would truncate it; grades are integers)"
             )
         rel = int(rel_s) if _INT.fullmatch(rel_s) else int(value)
@@ -171,7 +171,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
         try:
             score = float(score_s)
         except ValueError:
-            raise ValueError(f"{p}:{lineno}: score {score_s!r} is not a number") from None
+            raise ValueError(f"{p}:{lineno}: score {shown(score_s)} is not a number") from None
         if math.isnan(score):
             raise ValueError(f"{p}:{lineno}: score of document {shown(did)} for query {shown(qid)} is NaN")
         key = (qid, did)
@@ -194,7 +194,7 @@ def _for(qid: Any) -> str:
 def _score(x: Any, qid: Any, did: Any) -> float:
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise ValueError(
-            f"score of document {shown(did)}{_for(qid)} is {a_type(x)} ({x!r}), not a number"
+            f"score of document {shown(did)}{_for(qid)} is {a_type(x)} ({shown(x)}), not a number"
         )
     v = float(x)
     if math.isnan(v):
@@ -300,11 +300,13 @@ def parse_metric(name: str | Metric) -> Metric:
     also trec_eval style ``"ndcg_cut_10"`` / ``"recall_100"``."""
     if isinstance(name, Metric):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"a metric is a name such as 'ndcg@10' (or a Metric), got {a_type(name)}")
     s = name.strip().lower()
     m = re.fullmatch(r"([a-z_]+?)(?:(?:@|_)(\d+))?", s)
     if not m or m.group(1) not in _ALIASES:
         raise ValueError(
-            f"unknown metric {name!r}: use ndcg, ap/map, rr/mrr, r/recall or p, "
+            f"unknown metric {shown(name)}: use ndcg, ap/map, rr/mrr, r/recall or p, "
             "optionally with @k (e.g. ndcg@10, map, r@100)"
         )
     kind = _ALIASES[m.group(1)]
@@ -387,7 +389,7 @@ def _grade(x: Any, qid: str, did: str) -> int:
         return int(x)
     if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
         return int(x)
-    what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else repr(x)
+    what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else shown(x)
     raise ValueError(
         f"relevance of document {shown(did)} for query {shown(qid)} is {what}: grades are integers "
         "(trec_eval would truncate a fractional grade)"

@@ -95,6 +95,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._core import SparsedexError
+from ._shown import cut, shown
 
 __all__ = [
     "FilterError",
@@ -653,7 +654,7 @@ def _type_name(x: Any) -> str:
 
 
 def _where(loc: str) -> str:
-    return f"filter at {loc}" if loc else "filter"
+    return f"filter at {cut(loc)}" if loc else "filter"
 
 
 def _join(loc: str, part: str) -> str:
@@ -695,10 +696,10 @@ def _check_path(path: Any, loc: str) -> str:
         raise FilterError(f"{_where(loc)}: field names must be strings, got {_type_name(path)}")
     if path.startswith("$"):
         raise FilterError(
-            f"{_where(loc)}: unknown logical operator {path!r} (known: {', '.join(_LOGICAL_OPS)})"
+            f"{_where(loc)}: unknown logical operator {shown(path)} (known: {', '.join(_LOGICAL_OPS)})"
         )
     if path == "" or "" in path.split("."):
-        raise FilterError(f"{_where(loc)}: invalid field path {path!r} (empty segment)")
+        raise FilterError(f"{_where(loc)}: invalid field path {shown(path)} (empty segment)")
     return path
 
 
@@ -889,7 +890,7 @@ class PayloadError(SparsedexError, ValueError):
         self.path = path
         self.problem = problem
         self.prefix = prefix
-        at = f" at {path}" if path else ""
+        at = f" at {cut(path)}" if path else ""
         super().__init__(f"{prefix}payload of {label}{at}: {problem}")
 
     def __reduce__(self) -> Any:  # pickles whole (across processes: Ray, multiprocessing)
@@ -926,10 +927,10 @@ def _plain_dict(d: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, x in d.items():
         if not isinstance(k, str):
-            raise _Problem(path, f"keys must be strings, got {_type_name(k)} {k!r}")
+            raise _Problem(path, f"keys must be strings, got {_type_name(k)} {shown(k)}")
         here = f"{path}.{k}" if path else k
         if _has_surrogate(k):
-            raise _Problem(path, f"key {k!r}: " + _surrogate_note(k))
+            raise _Problem(path, f"key {shown(k)}: " + _surrogate_note(k))
         out[str(k)] = _plain_value(x, here, depth)
     return out
 

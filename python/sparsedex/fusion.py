@@ -85,7 +85,7 @@ def _item(x: Any, run: int, pos: int, need_score: bool) -> _Item:
         )
     if need_score:
         raise ValueError(
-            f"run {run}, item {pos} is a bare id ({x!r}): distribution-based fusion needs scores "
+            f"run {run}, item {pos} is a bare id ({shown(x)}): distribution-based fusion needs scores "
             "(hits or (id, score) pairs)"
         )
     return _Item(_plain(x), None, None)
@@ -95,10 +95,22 @@ def _score(s: Any, run: int, pos: int) -> float:
     try:
         v = float(s)
     except (TypeError, ValueError):
-        raise TypeError(f"run {run}, item {pos}: score {s!r} is not a number") from None
+        raise TypeError(f"run {run}, item {pos}: score {shown(s)} is not a number") from None
     if math.isnan(v):
         raise ValueError(f"run {run}, item {pos}: score is NaN")
     return v
+
+
+def _looks_like_a_pair(run: Any) -> bool:
+    """Whether a "run" is a (docid, score) pair: one run passed without its outer list, whose
+    pairs would each be taken as a run, and the scores as documents (review34, breaker34b): two
+    items, the second a number, and the first a str or the second a float (ids are ints or
+    strs; two ints stay a run of two bare ids)."""
+    if not isinstance(run, (tuple, list)) or len(run) != 2:
+        return False
+    a, b = run
+    number = isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, (bool, np.bool_))
+    return number and (isinstance(a, str) or isinstance(b, (float, np.floating)))
 
 
 def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
@@ -114,10 +126,7 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
             raise TypeError(
                 f"run {r} is {a_type(run)}, not a ranked list: pass runs=[list_1, list_2, ...]"
             )
-        elif (
-            isinstance(run, tuple) and len(run) == 2 and isinstance(run[0], (str, int, np.integer))
-            and isinstance(run[1], (float, np.floating))
-        ):
+        elif _looks_like_a_pair(run):
             # one run of (docid, score) pairs passed bare: its pairs would each be a run, and
             # the scores documents (review34)
             raise TypeError(
@@ -152,7 +161,7 @@ def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
             raise ValueError(f"weight {i} is {x}: weights must be finite and >= 0")
     if n and not any(w):
         # every fused score 0: an order by document id alone, not a ranking (breaker34)
-        raise ValueError("weights are all 0: at least one run must count (a weight of 0 leaves a run out)")
+        raise ValueError("weights are all 0: at least one run must weigh more than 0")
     return w
 
 
@@ -339,7 +348,11 @@ def fuse(
     return distribution_based_score_fusion(runs, weights=weights, limit=limit)
 
 
-def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[list[Any], int, int]:
+def _hybrid_args(
+    indexes: Any, weights: Any, limit: Any, depth: Any
+) -> tuple[list[Any], list[float] | None, int, int]:
+    """The indexes, the weights (a list: a generator is read here once, breaker34b), limit and
+    depth of a hybrid search, all checked before any search."""
     from .index import SparseIndex
 
     if isinstance(indexes, SparseIndex) or not isinstance(indexes, Sequence) or not indexes:
@@ -347,10 +360,11 @@ def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[li
     for i, ix in enumerate(indexes):
         if not isinstance(ix, SparseIndex):
             raise TypeError(f"indexes[{i}] is {a_type(ix)}, not a SparseIndex")
+    w = None
     if weights is not None:  # before any search (review34)
         if isinstance(weights, Sized) and len(weights) != len(indexes):
             raise ValueError(f"{len(weights)} weights for {len(indexes)} indexes")
-        _weights(weights, len(indexes))
+        w = _weights(weights, len(indexes))
     lim = _limit(limit)
     if lim is None or lim < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
@@ -359,7 +373,7 @@ def _hybrid_args(indexes: Any, weights: Any, limit: Any, depth: Any) -> tuple[li
     dep = _limit(depth, "depth")
     if dep is None or dep < lim:
         raise ValueError(f"depth must be an integer >= limit ({lim}), got {depth!r}")
-    return list(indexes), lim, dep
+    return list(indexes), w, lim, dep
 
 
 def hybrid_search(
@@ -388,7 +402,7 @@ def hybrid_search(
     that returned them. Documents are matched across indexes by id, so the indexes should hold
     the same documents under the same ids.
     """
-    ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    ixs, weights, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
     runs = [ix.search(query, limit=dep, **search_kwargs) for ix in ixs]
     return fuse(runs, method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)
@@ -408,7 +422,7 @@ def hybrid_search_batch(
 ) -> list[list[Hit]]:
     """:func:`hybrid_search` for many queries: one :meth:`search_batch
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
-    ixs, lim, dep = _hybrid_args(indexes, weights, limit, depth)
+    ixs, weights, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
     queries = batch_queries(queries)  # one list for every index (a generator would be used up)
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]

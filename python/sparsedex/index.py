@@ -1052,7 +1052,12 @@ class SparseIndex:
             return []
         texts = [q for q in qs if isinstance(q, str)]
         if texts and len(texts) != len(qs):
-            raise TypeError("queries must be all texts or all vectors")
+            first = isinstance(qs[0], str)
+            i = next(i for i, q in enumerate(qs) if isinstance(q, str) != first)
+            raise TypeError(
+                f"queries must be all texts or all vectors: query 0 is {_validate.a_type(qs[0])}, "
+                f"query {i} {_validate.a_type(qs[i])}"
+            )
         if texts:
             if not self._has_encoder:
                 raise TypeError("queries are texts but this index has no encoder: pass sparse vectors")

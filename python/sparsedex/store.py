@@ -967,6 +967,13 @@ class Store:
             ids_l = list(dict.fromkeys(ids))
             if not ids_l:
                 return 0
+            # an integer outside the signed 64-bit range cannot be in the index (it made an
+            # OverflowError in the int64 array below, breaker34b)
+            out_of_range = [x for x in ids_l if not isinstance(x, str) and not _validate.ID_MIN <= x <= _validate.ID_MAX]
+            if out_of_range:
+                if not missing_ok:
+                    raise KeyError(f"no document with id {_validate.shown(out_of_range[0])} in the index")
+                ids_l = [x for x in ids_l if isinstance(x, str) or _validate.ID_MIN <= x <= _validate.ID_MAX]
             ints = [x for x in ids_l if not isinstance(x, str)]
             strs = [x for x in ids_l if isinstance(x, str)]
             kind = self.id_kind

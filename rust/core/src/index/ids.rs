@@ -217,7 +217,7 @@ impl IdsData {
                     Ordering::Equal => {
                         return Err(Error::InvalidDocument {
                             doc: d as usize,
-                            msg: format!("id {id} is a duplicate (of document {pd})"),
+                            msg: format!("id {} is a duplicate (of document {pd})", id.shown()),
                         })
                     }
                     Ordering::Greater => return self.sorted(),

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 FAMILY_COLORS = {"scipy": "#7f7f7f", "bmp": "#1f77b4", "pisa": "#2ca02c",
-                 "seismic": "#ff7f0e", "sparsedex": "#d62728"}
+                 "seismic": "#ff7f0e", "kannolo": "#9467bd", "sparsedex": "#d62728"}
 
 
 def _family(name):
@@ -23,8 +23,9 @@ def _x(v):
     return f"{v:.2g}×" if v < 10 else f"{v:,.0f}×"
 
 
-def _place_labels(ax, rows):
-    """Annotate points, nudging labels down where they would overlap (axes coordinates)."""
+def _place_labels(ax, rows, step):
+    """Annotate points, nudging labels down where they would overlap (axes coordinates; `step`
+    is one label's height as a fraction of the axes)."""
     import numpy as np
     x0, x1 = ax.get_xlim()
     y0, y1 = (np.log10(v) for v in ax.get_ylim())
@@ -33,12 +34,12 @@ def _place_labels(ax, rows):
         fx = (r["recall"] - x0) / (x1 - x0)
         fy = (np.log10(r["median_ms"]) - y0) / (y1 - y0)
         ly = fy
-        while any(abs(ly - py) < 0.045 and abs(fx - px) < 0.25 for px, py in placed):
-            ly -= 0.045
+        while any(abs(ly - py) < step and abs(fx - px) < 0.3 for px, py in placed):
+            ly -= step
         placed.append((fx, ly))
-        ax.annotate(r["system"], (fx, fy), xycoords="axes fraction", xytext=(fx + 0.02, ly + 0.01),
-                    textcoords="axes fraction", fontsize=8,
-                    arrowprops=dict(arrowstyle="-", color="gray", lw=0.5) if ly != fy else None)
+        ax.annotate(r["system"], (fx, fy), xycoords="axes fraction", xytext=(fx + 0.02, ly),
+                    textcoords="axes fraction", fontsize=7, va="center", annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", color="gray", lw=0.5) if abs(ly - fy) > 1e-9 else None)
 
 
 def plot(json_path, png_path=None):
@@ -51,7 +52,9 @@ def plot(json_path, png_path=None):
     rows = [r for r in data["rows"] if not r.get("batch") and r.get("median_ms")]
     c = data["corpus"]
     k = data["k"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.15, 1]})
+    # tall enough for one bar (and one label) per row: with 30+ rows a fixed height squashed both
+    height = max(5.5, 0.26 * len(rows) + 2.0)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1.15, 1]})
 
     # left: latency vs recall
     for r in rows:
@@ -70,7 +73,8 @@ def plot(json_path, png_path=None):
     ymax = max(r["p90_ms"] for r in rows)
     ax.set_ylim(ymin / 2.5, ymax * 1.5)
     ax.grid(True, which="both", alpha=0.3)
-    _place_labels(ax, rows)
+    ax_h_pt = ax.get_position().height * height * 72  # the axes' height in points
+    _place_labels(ax, rows, step=10.0 / ax_h_pt)
     ax.set_title("latency vs recall  (o exact, ^ approximate)", fontsize=10)
 
     # right: speedup vs scipy, bars sorted
@@ -93,8 +97,13 @@ def plot(json_path, png_path=None):
     bx.set_xlabel("speedup vs scipy exhaustive (median, same run, log)")
     bx.set_xlim(min(sp) * 0.5, max(sp) * 12)
     bx.set_title("speedup (hatched = approximate)", fontsize=10)
-    fig.suptitle(f"{c['docs']:,} docs × {c['queries']:,} queries, top-{k} — {c['source']}", fontsize=11)
-    fig.tight_layout()
+    import textwrap
+
+    source = str(c["source"]).split(";")[0]  # the corpus; the rest is in the result file
+    source += ")" * (source.count("(") - source.count(")"))
+    title = f"{c['docs']:,} docs × {c['queries']:,} queries, top-{k}: {source}"
+    fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     png_path = Path(png_path) if png_path else json_path.with_suffix(".png")
     fig.savefig(png_path, dpi=110)
     plt.close(fig)

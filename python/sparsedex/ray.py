@@ -66,6 +66,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised without the extra
     raise ImportError("sparsedex.ray needs Ray: pip install 'sparsedex[ray]'") from e
 
+from . import _validate
 from ._core import SparsedexError
 from ._validate import shown
 from .filters import normalize_payload
@@ -401,8 +402,6 @@ def _add_vectors_with_texts(idx: SparseIndex, docs: Any, ids: Sequence[Any], pay
                             texts: Sequence[Any], *, upsert: bool) -> None:
     """Add (or upsert) vectors together with the texts they were encoded from, to an index
     without an encoder (a SPLADE shard: the encoder runs once, upstream) that keeps texts."""
-    from . import _validate
-
     with idx._lock:
         new_ids, csr, pls, _ = idx._prepare(docs, ids, payloads, upsert=upsert)
         if not new_ids:
@@ -1359,7 +1358,6 @@ class ShardedIndex:
     def _bm25_query(self, text: Any, what: str) -> _Bm25Query:
         from collections import Counter
 
-        from . import _validate
         from .encoders.bm25 import Bm25Encoder
 
         if not isinstance(text, str):
@@ -1388,7 +1386,6 @@ class ShardedIndex:
         applies in every shard. ``algorithm="approximate"`` searches every shard approximately
         at ``target_recall`` (each shard's segments calibrated on their own; 1.0 is the exact
         search). Errors as :meth:`SparseIndex.search`, plus :class:`ShardUnavailableError`."""
-        from . import _validate
         from .index import _check_algorithm
 
         k = _validate.check_k(k)
@@ -1401,7 +1398,6 @@ class ShardedIndex:
                      filter: Any = None, target_recall: float | None = None) -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix or CSR
         arrays ``(indptr, indices, values)``, one query a row); one call per shard."""
-        from . import _validate
         from .index import _check_algorithm
 
         k = _validate.check_k(k)
@@ -1418,8 +1414,6 @@ class ShardedIndex:
         return [self._merge((res[s][i] for s in sorted(res)), k) for i in range(len(qs))]
 
     def _owner(self, id: Any) -> int:
-        from . import _validate
-
         return shard_of(_validate.lookup_id(id), self.num_shards)
 
     def get(self, id: Any) -> Document:
@@ -1459,8 +1453,6 @@ class ShardedIndex:
 
     # writes -----------------------------------------------------------------------------------
     def _route(self, ids: Sequence[Any]) -> dict[int, list[int]]:
-        from . import _validate
-
         groups: dict[int, list[int]] = {}
         for i, x in enumerate(ids):
             try:
@@ -1474,8 +1466,6 @@ class ShardedIndex:
         docs = [documents] if isinstance(documents, str) else list(documents)
         if ids is None:
             raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
-        from . import _validate
-
         # a string is refused, not taken as one id per character (review34), as SparseIndex does
         ids = _validate.check_new_ids(ids, len(docs))
         if payloads is not None:
@@ -1522,8 +1512,6 @@ class ShardedIndex:
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
         """Delete documents by id (routed); an unknown id is a KeyError unless ``missing_ok``.
         Visible after :meth:`commit`."""
-        from . import _validate
-
         ids = _validate.lookup_ids(ids)  # one id, or many; bytes or a bare number type refused by name
         groups = self._route(ids)
         per = {s: ([ids[i] for i in rows], missing_ok) for s, rows in groups.items()}

@@ -967,13 +967,6 @@ class Store:
             ids_l = list(dict.fromkeys(ids))
             if not ids_l:
                 return 0
-            # an integer outside the signed 64-bit range cannot be in the index (it made an
-            # OverflowError in the int64 array below, breaker34b)
-            out_of_range = [x for x in ids_l if not isinstance(x, str) and not _validate.ID_MIN <= x <= _validate.ID_MAX]
-            if out_of_range:
-                if not missing_ok:
-                    raise KeyError(f"no document with id {_validate.shown(out_of_range[0])} in the index")
-                ids_l = [x for x in ids_l if isinstance(x, str) or _validate.ID_MIN <= x <= _validate.ID_MAX]
             ints = [x for x in ids_l if not isinstance(x, str)]
             strs = [x for x in ids_l if isinstance(x, str)]
             kind = self.id_kind
@@ -985,16 +978,31 @@ class Store:
                 ids_l = strs if kind is str else ints if kind is int else []
             if not ids_l:
                 return 0
+            as_int = None if isinstance(ids_l[0], str) else self._int64_ids(ids_l, missing_ok)
             try:
-                if isinstance(ids_l[0], str):
+                if as_int is None:
                     n = self._core.stage_delete(ids_str=ids_l, missing_ok=missing_ok)
                 else:
-                    n = self._core.stage_delete(ids_int=np.asarray(ids_l, dtype=np.int64), missing_ok=missing_ok)
+                    n = self._core.stage_delete(ids_int=as_int, missing_ok=missing_ok)
             except KeyError:
                 missing_id = next((x for x in ids_l if self.locate(x) is None), None)
                 raise KeyError(f"no document with id {_validate.shown(missing_id)} in the index") from None
             self._p_deletes += int(n)
             return int(n)
+
+    @staticmethod
+    def _int64_ids(ids: list[int], missing_ok: bool) -> np.ndarray:
+        """``ids`` as int64 for the core. An int outside the signed 64-bit range cannot be in
+        the index: the KeyError naming it, or left out with ``missing_ok`` (it was an
+        OverflowError, breaker34b); looked for only when the conversion fails."""
+        try:
+            return np.asarray(ids, dtype=np.int64)
+        except OverflowError:
+            inside = [x for x in ids if _validate.ID_MIN <= x <= _validate.ID_MAX]
+            if not missing_ok:
+                raise KeyError(f"no document with id {_validate.shown(next(x for x in ids if x not in inside))} "
+                               "in the index") from None
+            return np.asarray(inside, dtype=np.int64)
 
     def _retry_or_drop_prepared(self) -> None:
         """A commit failed after its segment was built: the core keeps the prepared commit

@@ -45,11 +45,13 @@ impl Id<'_> {
     /// of a million characters made a message of a million, review34).
     pub fn shown(&self) -> String {
         match self {
-            Id::Str(s) if s.chars().count() > SHOWN_CHARS => {
-                let head: String = s.chars().take(SHOWN_CHARS).collect();
-                format!("{head:?}... ({} characters)", s.chars().count())
-            }
-            _ => self.to_string(),
+            // the byte where character SHOWN_CHARS starts: found after SHOWN_CHARS steps, not by
+            // counting the whole id
+            Id::Str(s) => match s.char_indices().nth(SHOWN_CHARS) {
+                Some((cut, _)) => format!("{:?}... ({} characters)", &s[..cut], s.chars().count()),
+                None => self.to_string(),
+            },
+            Id::Int(_) => self.to_string(),
         }
     }
 }

@@ -60,8 +60,7 @@ pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current>
                     || super::files::parse_manifest(&name).is_some_and(|g| g > 1));
             ours |= name == super::files::LOCK || super::files::ours(&name).is_some();
         }
-        let not_found = |what: String| {
-            let (head, why) = what.split_once(": ").expect("a message with a reason");
+        let not_found = |head: &str, why: String| {
             Error::io(format!("{}: {head}", dir.display()), std::io::Error::new(std::io::ErrorKind::NotFound, why))
         };
         return Err(if committed {
@@ -71,15 +70,18 @@ pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current>
                 dir.display()
             ))
         } else if ours {
-            not_found(format!(
-                "no committed index there yet: only an index's lock, temporary files or first manifest (an index \
-                 is being created there, or its creation was interrupted; {CURRENT} names a commit once it is made)"
-            ))
+            not_found(
+                "no committed index there yet",
+                format!(
+                    "only an index's lock, temporary files or first manifest (an index is being created there, \
+                     or its creation was interrupted; {CURRENT} names a commit once it is made)"
+                ),
+            )
         } else {
-            not_found(format!(
-                "no sparsedex index there: no {CURRENT} file and no index files (an empty directory, or another \
-                 program's)"
-            ))
+            not_found(
+                "no sparsedex index there",
+                format!("no {CURRENT} file and no index files (an empty directory, or another program's)"),
+            )
         });
     };
     Current::decode(b, &dir.join(CURRENT))

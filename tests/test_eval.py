@@ -138,6 +138,11 @@ def test_hand_computed():
     # no judged query: an error, as for an empty qrels file (NaN means before breaker34)
     with pytest.raises(ValueError, match="qrels is empty"):
         evaluate(run, {}, ["map"])
+    # missing="skip" with no query in both: an error naming ids of each (NaN means before stop 35)
+    with pytest.raises(ValueError, match=r"no query of the qrels is in the run.*'1'.*'q1'"):
+        evaluate({"q1": {"a": 1.0}}, qrels, ["map"], missing="skip")
+    with pytest.raises(ValueError, match="run queries e.g. none"):
+        evaluate({}, qrels, ["map"], missing="skip", per_query=True)
     # one metric given bare: that metric, not the characters of its name (breaker34)
     assert evaluate(run, qrels, "rr") == means and evaluate(run, qrels, Metric("rr", None)) == means
     assert evaluate(run, qrels, (m for m in ["rr"])) == means  # a generator: read once (review34)

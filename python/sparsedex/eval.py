@@ -17,7 +17,8 @@ provider on the same run and the same gains):
 - Means are over judged queries: every query in the qrels counts, a query the run lacks
   scores 0 (``missing="zero"``); ``missing="skip"`` averages over the queries in both.
   Queries only in the run are ignored. A judged query with no relevant document scores 0.
-  With no query to average over, the mean is NaN (as ir_measures reports).
+  ``missing="skip"`` with no query in both is an error naming a query id of each (ir_measures
+  reports NaN there; it is nearly always ids that do not match, e.g. ``1`` and ``"q1"``).
 
 Inputs (trec_eval's rules, ``get_trec_results.c``, ``get_qrels.c`` and ``form_res_rels.c``
 of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
@@ -457,6 +458,13 @@ def evaluate_per_query(
         values = _query_values(docs, judged, parsed, rel_threshold, gains)
         for n, v in zip(names, values):
             result[n][qid] = v
+    if missing == "skip" and not any(q in ranked for q in checked):
+        # every mean would be NaN: nearly always query ids that do not match
+        run_ids = ", ".join(shown(q) for q in list(ranked)[:3]) or "none"
+        raise ValueError(
+            "missing='skip': no query of the qrels is in the run, nothing to average over "
+            f"(qrels queries e.g. {', '.join(shown(q) for q in list(checked)[:3])}; run queries e.g. {run_ids})"
+        )
     return result
 
 

@@ -66,7 +66,8 @@ pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current>
         return Err(if committed {
             Error::Corrupt(format!(
                 "{}: missing {CURRENT} (the directory holds an index's segment files or later manifests, but \
-                 not the file naming its last commit)",
+                 not the file naming its last commit; if an index is being saved there right now, {CURRENT} \
+                 comes last: open it once the save has finished)",
                 dir.display()
             ))
         } else if ours {

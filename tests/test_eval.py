@@ -143,6 +143,17 @@ def test_hand_computed():
         evaluate({"q1": {"a": 1.0}}, qrels, ["map"], missing="skip")
     with pytest.raises(ValueError, match="run queries e.g. none"):
         evaluate({}, qrels, ["map"], missing="skip", per_query=True)
+    # missing="zero" then gives zeros, with a warning naming ids of each (newcomer35)
+    with pytest.warns(UserWarning, match=r"every metric is 0.*'1'.*'q1'"):
+        assert evaluate({"q1": {"a": 1.0}}, qrels, ["map"]) == {"map": 0.0}
+    # an empty metric list, a threshold that is not an integer grade, per_query not a bool
+    with pytest.raises(ValueError, match="metrics is empty"):
+        evaluate(run, qrels, [])
+    for bad in ("1", 1.5, True, None):
+        with pytest.raises(TypeError, match="rel_threshold must be an integer grade"):
+            evaluate(run, qrels, ["map"], rel_threshold=bad)
+    with pytest.raises(TypeError, match="per_query must be True or False"):
+        evaluate(run, qrels, ["map"], per_query="no")
     # one metric given bare: that metric, not the characters of its name (breaker34)
     assert evaluate(run, qrels, "rr") == means and evaluate(run, qrels, Metric("rr", None)) == means
     assert evaluate(run, qrels, (m for m in ["rr"])) == means  # a generator: read once (review34)
@@ -190,6 +201,7 @@ run_st = st.dictionaries(
 )
 
 
+@pytest.mark.filterwarnings("ignore:no query of the run is judged:UserWarning")  # disjoint random runs
 @settings(max_examples=150, deadline=None)
 @given(qrels_st, run_st)
 def test_matches_ir_measures_on_random_runs(qrels, run):

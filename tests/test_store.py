@@ -408,8 +408,12 @@ def test_files_from_another_index_are_rejected(tmp_path):
             _open_and_search(b)
         (b / f).write_bytes(orig)
     _open_and_search(b)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no index directory there"):
         SparseIndex.open(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")  # a file, e.g. the index's CURRENT (newcomer35)
+    for f in (tmp_path / "afile", b / "CURRENT"):
+        with pytest.raises(FileNotFoundError, match="is a file, not an index directory"):
+            SparseIndex.open(f)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no sparsedex index there: no CURRENT file and no index files"):
         SparseIndex.open(tmp_path / "empty")

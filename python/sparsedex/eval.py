@@ -18,7 +18,8 @@ provider on the same run and the same gains):
   scores 0 (``missing="zero"``); ``missing="skip"`` averages over the queries in both.
   Queries only in the run are ignored. A judged query with no relevant document scores 0.
   ``missing="skip"`` with no query in both is an error naming a query id of each (ir_measures
-  reports NaN there; it is nearly always ids that do not match, e.g. ``1`` and ``"q1"``).
+  reports NaN there; it is nearly always ids that do not match, e.g. ``1`` and ``"q1"``);
+  with ``missing="zero"`` every metric is then 0 and a ``UserWarning`` names ids of each.
 
 Inputs (trec_eval's rules, ``get_trec_results.c``, ``get_qrels.c`` and ``form_res_rels.c``
 of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
@@ -53,6 +54,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -438,11 +440,16 @@ def evaluate_per_query(
         raise ValueError(f"gains must be one of {_GAINS}, got {gains!r}")
     if missing not in ("zero", "skip"):
         raise ValueError(f"missing must be 'zero' or 'skip', got {missing!r}")
+    # grades are integers (a fractional grade is an error), so is the threshold they meet
+    if isinstance(rel_threshold, bool) or not isinstance(rel_threshold, (int, np.integer)):
+        raise TypeError(f"rel_threshold must be an integer grade, got {shown(rel_threshold)} ({type(rel_threshold).__name__})")
     if isinstance(metrics, (str, Metric)):  # one metric: not the characters of its name
         metrics = [metrics]
     elif isinstance(metrics, (bytes, bytearray)) or not isinstance(metrics, Iterable):
         raise TypeError(f"metrics must be a metric name or a list of them, got {type(metrics).__name__}")
     metrics = list(metrics)  # read twice below (a generator would give no names, review34)
+    if not metrics:
+        raise ValueError("metrics is empty: name at least one (e.g. 'ndcg@10')")
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
@@ -458,6 +465,15 @@ def evaluate_per_query(
         values = _query_values(docs, judged, parsed, rel_threshold, gains)
         for n, v in zip(names, values):
             result[n][qid] = v
+    if ranked and not any(q in ranked for q in checked) and missing == "zero":
+        # every judged query scores 0: nearly always ids that do not match (1 and "q1")
+        warnings.warn(
+            "no query of the run is judged in the qrels: every metric is 0 "
+            f"(qrels queries e.g. {', '.join(shown(q) for q in list(checked)[:3])}; "
+            f"run queries e.g. {', '.join(shown(q) for q in list(ranked)[:3])})",
+            UserWarning,
+            stacklevel=3,
+        )
     if missing == "skip" and not any(q in ranked for q in checked):
         # every mean would be NaN: nearly always query ids that do not match
         run_ids = ", ".join(shown(q) for q in list(ranked)[:3]) or "none"
@@ -486,6 +502,8 @@ def evaluate(
     ``per_query=True`` returns ``(means, per_query_values)``. Bad input raises
     :class:`ValueError` naming the file and line, or the query and document.
     """
+    if not isinstance(per_query, (bool, np.bool_)):
+        raise TypeError(f"per_query must be True or False, got {shown(per_query)}")
     if isinstance(run, (str, os.PathLike)):
         run = read_run(run)
     if isinstance(qrels, (str, os.PathLike)):

@@ -537,6 +537,8 @@ class Store:
         write, which upgrades it in place (see :mod:`sparsedex._legacy`)."""
         p = Path(path)
         if not p.is_dir():
+            if p.exists():
+                raise FileNotFoundError(f"{p}: is a file, not an index directory (open the directory that holds CURRENT)")
             raise FileNotFoundError(f"{p}: no index directory there")
         from . import _legacy
 

@@ -168,3 +168,58 @@ def test_a_merge_never_replaces_a_file_under_its_name(tmp_path, taken):
     w.close()
     back = SparseIndex.open(src)
     assert len(back) == 30 and back.get(25).payload == {"i": 25}
+
+
+def test_a_save_into_a_new_directory_appears_whole(tmp_path, monkeypatch):
+    """A reader opening the destination of a save into a directory that did not exist finds no
+    directory, then the whole index: never a half-written one (newcomer35: 'missing CURRENT'
+    corruption errors in mid-save), and a save that fails midway leaves no destination and no
+    staging directory behind."""
+    rng = np.random.default_rng(7)
+    ix = SparseIndex(None, "u8")
+    n = 4_000
+    vecs = []
+    for _ in range(n):
+        idx = np.sort(rng.choice(3_000, size=40, replace=False)).astype(np.uint32)
+        vecs.append((idx, rng.uniform(0.1, 2.0, size=40).astype(np.float32)))
+    ix.add(vecs, payloads=[{"i": i, "pad": "x" * 50} for i in range(n)])
+    for round_ in range(4):
+        dest = tmp_path / f"new{round_}"
+        seen: list[str] = []
+        opened: list[int] = []
+        stop = threading.Event()
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    r = SparseIndex.open(dest)
+                except FileNotFoundError as e:
+                    if "no index directory there" not in str(e):
+                        seen.append(f"FileNotFoundError: {e}")
+                    continue
+                except Exception as e:  # noqa: BLE001 - any other error is the failure
+                    seen.append(f"{type(e).__name__}: {e}")
+                    continue
+                opened.append(len(r))
+                r.close()
+                return
+
+        t = threading.Thread(target=reader)
+        t.start()
+        ix.save(dest)
+        t.join(timeout=60)
+        stop.set()
+        t.join()
+        assert seen == []
+        assert opened == [n]
+    # a save that fails midway: nothing at the destination, no staging directory left
+    import sparsedex.store as store_mod
+
+    def broken(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(store_mod, "write_docs", broken)
+    with pytest.raises(OSError, match="simulated"):
+        ix.save(tmp_path / "failed")
+    assert not (tmp_path / "failed").exists()
+    assert not [p.name for p in tmp_path.iterdir() if ".saving-" in p.name]

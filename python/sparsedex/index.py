@@ -1322,8 +1322,9 @@ class SparseIndex:
 
         For the index's own directory this is :meth:`commit`. Otherwise the committed state
         (an in-memory index: everything added) is written as a new index at ``path``, which
-        must be empty, missing, or hold a sparsedex index (then replaced atomically: its
-        readers keep their snapshot). Uncommitted changes of a durable index are not copied.
+        must be empty, missing (then written beside it and renamed into place: a reader opening
+        ``path`` meanwhile finds no directory, never half an index), or hold a sparsedex index
+        (then replaced atomically: its readers keep their snapshot). Uncommitted changes of a durable index are not copied.
         """
         dest = Path(path)
         if self.path is not None and dest.resolve() == self.path.resolve():

@@ -33,6 +33,7 @@ import functools
 import json
 import math
 import os
+import stat
 import threading
 import warnings
 import weakref
@@ -536,10 +537,12 @@ class Store:
         first write). A directory in sparsedex 0.1's layout is read as it is until the first
         write, which upgrades it in place (see :mod:`sparsedex._legacy`)."""
         p = Path(path)
-        if not p.is_dir():
-            if p.exists():
-                raise FileNotFoundError(f"{p}: is a file, not an index directory (open the directory that holds CURRENT)")
-            raise FileNotFoundError(f"{p}: no index directory there")
+        try:
+            is_dir = stat.S_ISDIR(p.stat().st_mode)  # one look: a save may rename it into place
+        except (OSError, ValueError):
+            raise FileNotFoundError(f"{p}: no index directory there") from None
+        if not is_dir:
+            raise FileNotFoundError(f"{p}: is a file, not an index directory (open the directory that holds CURRENT)")
         from . import _legacy
 
         if _legacy.is_legacy(p):
@@ -1462,11 +1465,13 @@ class Store:
     ) -> int:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
-        one's ``CURRENT`` replaces it). Takes ``dest``'s writer lock meanwhile. ``terms``: the
+        one's ``CURRENT`` replaces it; a missing ``dest`` appears whole, see :meth:`_save_new`). Takes ``dest``'s writer lock meanwhile. ``terms``: the
         copy's vocabulary (term texts by id) for an in-memory store; a store on disk copies
         its committed vocabulary file."""
         self._check_open()
         d = Path(dest)
+        if not d.exists() and not d.is_symlink():
+            return self._save_new(d, settings, terms)
         d.mkdir(parents=True, exist_ok=True)
         lock = WriterLock(d)
         lock.acquire()
@@ -1500,3 +1505,35 @@ class Store:
             return gen
         finally:
             lock.release()
+
+    def _save_new(self, d: Path, settings: dict[str, Any] | None, terms: Sequence[str] | None) -> int:
+        """:meth:`save_copy` into a directory that does not exist yet: written whole in a
+        hidden sibling (``.NAME.saving-PID-RANDOM``) and renamed to ``d`` once committed, so that
+        a reader opening ``d`` meanwhile finds no directory there (``FileNotFoundError``), never
+        a half-written index, and a save killed midway leaves ``d`` absent (newcomer35: readers
+        racing a save into a new directory were told the index was corrupt, and so was a
+        reader of what a killed save left). Should ``d`` appear meanwhile, the copy is written
+        into it instead, as into any existing directory."""
+        import secrets
+        import shutil
+
+        d.parent.mkdir(parents=True, exist_ok=True)
+        stage = d.parent / f".{d.name}.saving-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            stage.mkdir()
+            gen = self.save_copy(stage, settings, terms)
+            try:
+                os.rename(stage, d)  # atomic; refuses (or, on POSIX, fails non-empty) if d exists
+            except OSError:
+                if not d.is_dir():
+                    raise
+                shutil.rmtree(stage, ignore_errors=True)
+                from ._legacy import is_ours
+
+                if any(not is_ours(f.name) for f in d.iterdir()) and not (d / "CURRENT").is_file():
+                    raise FileExistsError(f"{d} appeared during the save and is not a sparsedex index: not overwriting it") from None
+                return self.save_copy(d, settings, terms)
+            return gen
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise

@@ -36,6 +36,9 @@ pub fn search<K: Kind>(
     }
     search_with(v, plan, k, scratch, |acc| {
         for pt in &plan.terms {
+            super::kernels::prefetch_term(v, arrays, pt.term);
+        }
+        for pt in &plan.terms {
             let w = pt.w;
             for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
         }
@@ -84,6 +87,9 @@ pub(crate) fn search_u16(
     scratch: &mut Scratch,
 ) -> Vec<(u32, u32)> {
     search_u16_with(v, plan, k, scratch, |acc| {
+        for pt in &plan.terms {
+            super::kernels::prefetch_term(v, arrays, pt.term);
+        }
         for pt in &plan.terms {
             // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
             let w = pt.w as u16;

@@ -367,6 +367,9 @@ impl Kind for U8Kind {
             })
             .collect();
         let layered = reads_of_cut.contains(&Read::High);
+        for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
+            super::approx::layer::prefetch_read(v, arrays, layer, pt.term, r);
+        }
         if Self::narrow_fits(cut, arrays.term_max) {
             let top = super::exhaustive::search_u16_with(v, cut, k, scratch, |acc| {
                 for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {

@@ -200,6 +200,21 @@ pub(crate) fn for_each_read(
     }
 }
 
+/// Ask the CPU to start loading the first cache lines of what [`for_each_read`] of term `t`
+/// reads ([`prefetch_term`] for a whole list; the start of its high layer).
+#[inline]
+pub(crate) fn prefetch_read(v: &IndexView<'_>, arrays: &ImpactArrays<'_, u8>, layer: &HighLayer, t: u32, how: Read) {
+    use super::super::kernels::{prefetch_lines, prefetch_term, PREFETCH_LINES};
+    match how {
+        Read::Whole => prefetch_term(v, arrays, t),
+        Read::High => {
+            let (d, i) = layer.postings(t);
+            prefetch_lines(d, PREFETCH_LINES);
+            prefetch_lines(i, PREFETCH_LINES / 4);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -543,6 +543,51 @@ pub fn for_each_block<I: Copy>(
     }
 }
 
+/// Ask the CPU to start loading the first [`PREFETCH_LINES`] cache lines of `term`'s
+/// compressed doc ids (and a quarter as many of its impacts), so that a query's posting lists
+/// are fetched together, before the first is scored, rather than one after another as the
+/// scoring reaches each: with the caches cold (other work between queries), the list starts
+/// are misses the hardware prefetcher cannot predict. On synthetic 100k, approximate search's
+/// candidate stage (beta 0.7, gamma 0.1, rerank 4; `examples/approx_grid.rs`, 200 queries) went
+/// from 0.080-0.084 to 0.067-0.072 ms warm and from 0.136-0.141 to 0.111-0.113 ms after reading
+/// 16 MB of other memory before each query (`COLD=16`); 4 lines gained less, 32 no more. The
+/// exhaustive scorer, which asks for every term's lines before its first, went from 0.316-0.321
+/// to 0.278-0.280 ms warm and from 0.379-0.383 to 0.323-0.342 cold there, and on debian from
+/// 0.171-0.175 to 0.165 warm and 0.215-0.217 to 0.190-0.194 cold (stop 35, Intel Xeon).
+#[inline]
+pub fn prefetch_term<I>(v: &crate::index::IndexView<'_>, arrays: &crate::index::ImpactArrays<'_, I>, term: u32) {
+    let t = term as usize;
+    if t >= v.n_terms as usize {
+        return;
+    }
+    let (b0, b1) = (v.term_block_start[t] as usize, v.term_block_start[t + 1] as usize);
+    let (lo, hi) = (v.block_off[b0] as usize, v.block_off[b1] as usize);
+    prefetch_lines(&v.docs[lo..hi], PREFETCH_LINES);
+    let (p0, p1) = (v.term_post_start[t] as usize, v.term_post_start[t + 1] as usize);
+    prefetch_lines(&arrays.impacts[p0..p1], PREFETCH_LINES / 4);
+}
+
+/// Cache lines [`prefetch_term`] asks for at the start of a term's doc ids.
+pub const PREFETCH_LINES: usize = 16;
+
+/// Ask the CPU to start loading the first `max` cache lines of `x` (a hint: nothing is read).
+#[inline(always)]
+pub fn prefetch_lines<T>(x: &[T], max: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = x.as_ptr() as *const i8;
+        let bytes = std::mem::size_of_val(x).min(max * 64);
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: a hint at an address inside `x`; prefetching never faults.
+            unsafe { std::arch::x86_64::_mm_prefetch(p.add(off), std::arch::x86_64::_MM_HINT_T0) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (x, max);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

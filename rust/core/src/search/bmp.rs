@@ -181,7 +181,15 @@ pub fn search_or_give_up<K: Kind>(
     let (ub, acc) = K::ub_and_acc(scratch);
     ub.clear();
     ub.resize(nb, K::S::default());
-    // 1. Upper bound of every doc block.
+    // 1. Upper bound of every doc block. What each term reads first (its per-block maxima or
+    //    its postings) is asked for up front, as the exhaustive scorer does
+    //    ([`super::kernels::prefetch_term`]).
+    for pt in &plan.terms {
+        match arrays.doc_block_max.of(pt.term) {
+            Some(d) => super::kernels::prefetch_lines(d, super::kernels::PREFETCH_LINES),
+            None => super::kernels::prefetch_term(v, arrays, pt.term),
+        }
+    }
     let mut sources = Vec::with_capacity(plan.terms.len());
     for pt in &plan.terms {
         let t = pt.term as usize;

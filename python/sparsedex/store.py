@@ -1518,7 +1518,10 @@ class Store:
         import shutil
 
         d.parent.mkdir(parents=True, exist_ok=True)
-        stage = d.parent / f".{d.name}.saving-{os.getpid()}-{secrets.token_hex(4)}"
+        # the staging name is longer than the final one: a name near the 255-byte limit of
+        # most file systems keeps only its start there
+        base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
+        stage = d.parent / f".{base}.saving-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             stage.mkdir()
             gen = self.save_copy(stage, settings, terms)

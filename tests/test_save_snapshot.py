@@ -228,3 +228,19 @@ def test_a_save_into_a_new_directory_appears_whole(tmp_path, monkeypatch):
     long = tmp_path / ("é" * 120)  # 240 bytes
     ix.save(long)
     assert len(SparseIndex.open(long)) == n
+    # what a killed save left (its process gone) is removed by the next save into that path;
+    # a live process's staging folder is left alone
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".again.saving-{pid}-0123abcd"
+    live = tmp_path / f".again.saving-{os.getppid()}-89abcdef"
+    (stale / "sub").mkdir(parents=True)
+    live.mkdir()
+    ix.save(tmp_path / "again")
+    assert len(SparseIndex.open(tmp_path / "again")) == n
+    if os.name == "posix":
+        assert not stale.exists()
+    assert live.exists()

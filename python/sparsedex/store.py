@@ -1518,6 +1518,7 @@ class Store:
         import shutil
 
         d.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_stages(d)
         # the staging name is longer than the final one: a name near the 255-byte limit of
         # most file systems keeps only its start there
         base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
@@ -1540,3 +1541,33 @@ class Store:
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
+
+
+def _remove_dead_stages(d: Path) -> None:
+    """Remove the staging folders (``.NAME.saving-PID-RANDOM``, see :meth:`Store._save_new`)
+    that saves into ``d`` killed on this machine left, once their process is gone (POSIX only:
+    elsewhere the check could not be made without touching the process)."""
+    import re as _re
+    import shutil
+
+    if os.name != "posix":
+        return
+    base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
+    pat = _re.compile(_re.escape(f".{base}.saving-") + r"(\d+)-[0-9a-f]{8}")
+    try:
+        names = os.listdir(d.parent)
+    except OSError:
+        return
+    for name in names:
+        m = pat.fullmatch(name)
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d.parent / name, ignore_errors=True)
+        except (PermissionError, OverflowError, OSError):
+            continue

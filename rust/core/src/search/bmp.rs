@@ -183,7 +183,8 @@ pub fn search_or_give_up<K: Kind>(
     ub.resize(nb, K::S::default());
     // 1. Upper bound of every doc block. What each term reads first (its per-block maxima or
     //    its postings) is asked for up front, as the exhaustive scorer does
-    //    ([`super::kernels::prefetch_term`]).
+    //    ([`super::kernels::prefetch_term`]): on synthetic 100k (`examples/probe.rs`, BP order,
+    //    warm) bmp's median went from 0.215-0.230 to 0.174-0.196 ms, 3 alternating runs each.
     for pt in &plan.terms {
         match arrays.doc_block_max.of(pt.term) {
             Some(d) => super::kernels::prefetch_lines(d, super::kernels::PREFETCH_LINES),

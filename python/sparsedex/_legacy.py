@@ -79,6 +79,14 @@ def is_vector_dir(p: Path) -> bool:
     return _current_bytes(p) is None and (p / _VEC_META).is_file()
 
 
+def is_foreign_dir(p: Path) -> bool:
+    """Whether directory ``p`` holds another program's files: a name no index directory holds
+    (:func:`is_ours`), without a CURRENT and not a 0.1 ``VectorIndex``. A directory holding
+    only what a save killed before its first commit left is not foreign. ``save()`` refuses
+    to write into a foreign directory."""
+    return any(not is_ours(f.name) for f in p.iterdir()) and not (p / "CURRENT").is_file() and not is_vector_dir(p)
+
+
 def is_legacy(p: Path) -> bool:
     """Whether ``p`` is in a sparsedex 0.1 layout (its CURRENT is 0.1's, or a VectorIndex's)."""
     raw = _current_bytes(p)

@@ -51,6 +51,7 @@ of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -465,23 +466,20 @@ def evaluate_per_query(
         values = _query_values(docs, judged, parsed, rel_threshold, gains)
         for n, v in zip(names, values):
             result[n][qid] = v
-    if ranked and not any(q in ranked for q in checked) and missing == "zero":
-        # every judged query scores 0: nearly always ids that do not match (1 and "q1")
-        warnings.warn(
-            "no query of the run is judged in the qrels: every metric is 0 "
-            f"(qrels queries e.g. {', '.join(shown(q) for q in list(checked)[:3])}; "
-            f"run queries e.g. {', '.join(shown(q) for q in list(ranked)[:3])})",
-            UserWarning,
-            stacklevel=3,
-        )
-    if missing == "skip" and not any(q in ranked for q in checked):
-        # every mean would be NaN: nearly always query ids that do not match
-        run_ids = ", ".join(shown(q) for q in list(ranked)[:3]) or "none"
-        raise ValueError(
-            "missing='skip': no query of the qrels is in the run, nothing to average over "
-            f"(qrels queries e.g. {', '.join(shown(q) for q in list(checked)[:3])}; run queries e.g. {run_ids})"
-        )
+    if not any(q in ranked for q in checked):
+        # nearly always query ids that do not match (1 and "q1"): every mean would be NaN
+        # (skip) or 0 (zero, where an empty run is a plain run of nothing)
+        ids = f"(qrels queries e.g. {_some_ids(checked)}; run queries e.g. {_some_ids(ranked)})"
+        if missing == "skip":
+            raise ValueError(f"missing='skip': no query of the qrels is in the run, nothing to average over {ids}")
+        if ranked:
+            warnings.warn(f"no query of the run is judged in the qrels: every metric is 0 {ids}", UserWarning, stacklevel=3)
     return result
+
+
+def _some_ids(queries: Mapping[str, Any]) -> str:
+    """The first three query ids of ``queries``, shown, for a message; ``none`` when empty."""
+    return ", ".join(shown(q) for q in itertools.islice(queries, 3)) or "none"
 
 
 def evaluate(

@@ -1324,7 +1324,8 @@ class SparseIndex:
         (an in-memory index: everything added) is written as a new index at ``path``, which
         must be empty, missing (then written beside it and renamed into place: a reader opening
         ``path`` meanwhile finds no directory, never half an index), or hold a sparsedex index
-        (then replaced atomically: its readers keep their snapshot). Uncommitted changes of a durable index are not copied.
+        (then replaced atomically: its readers keep their snapshot). Uncommitted changes of a
+        durable index are not copied.
         """
         dest = Path(path)
         if self.path is not None and dest.resolve() == self.path.resolve():
@@ -1333,11 +1334,9 @@ class SparseIndex:
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            from ._legacy import is_ours, is_vector_dir
+            from ._legacy import is_foreign_dir
 
-            # a directory holding only what a save killed before its first commit left is fine
-            if any(not is_ours(f.name) for f in dest.iterdir()) and not (dest / "CURRENT").is_file() \
-                    and not is_vector_dir(dest):
+            if is_foreign_dir(dest):
                 raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
         ident = self._identity_for_store()
         if ident is not None and ident.get("kind") == "custom":

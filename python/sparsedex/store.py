@@ -33,6 +33,9 @@ import functools
 import json
 import math
 import os
+import re
+import secrets
+import shutil
 import stat
 import threading
 import warnings
@@ -1465,9 +1468,9 @@ class Store:
     ) -> int:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
-        one's ``CURRENT`` replaces it; a missing ``dest`` appears whole, see :meth:`_save_new`). Takes ``dest``'s writer lock meanwhile. ``terms``: the
-        copy's vocabulary (term texts by id) for an in-memory store; a store on disk copies
-        its committed vocabulary file."""
+        one's ``CURRENT`` replaces it; a missing ``dest`` appears whole, see :meth:`_save_new`).
+        Takes ``dest``'s writer lock meanwhile. ``terms``: the copy's vocabulary (term texts by
+        id) for an in-memory store; a store on disk copies its committed vocabulary file."""
         self._check_open()
         d = Path(dest)
         if not d.exists() and not d.is_symlink():
@@ -1514,15 +1517,9 @@ class Store:
         racing a save into a new directory were told the index was corrupt, and so was a
         reader of what a killed save left). Should ``d`` appear meanwhile, the copy is written
         into it instead, as into any existing directory."""
-        import secrets
-        import shutil
-
         d.parent.mkdir(parents=True, exist_ok=True)
         _remove_dead_stages(d)
-        # the staging name is longer than the final one: a name near the 255-byte limit of
-        # most file systems keeps only its start there
-        base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
-        stage = d.parent / f".{base}.saving-{os.getpid()}-{secrets.token_hex(4)}"
+        stage = d.parent / f"{_stage_prefix(d)}{os.getpid()}-{secrets.token_hex(4)}"
         try:
             stage.mkdir()
             gen = self.save_copy(stage, settings, terms)
@@ -1532,10 +1529,12 @@ class Store:
                 if not d.is_dir():
                     raise
                 shutil.rmtree(stage, ignore_errors=True)
-                from ._legacy import is_ours
+                from ._legacy import is_foreign_dir
 
-                if any(not is_ours(f.name) for f in d.iterdir()) and not (d / "CURRENT").is_file():
-                    raise FileExistsError(f"{d} appeared during the save and is not a sparsedex index: not overwriting it") from None
+                if is_foreign_dir(d):
+                    raise FileExistsError(
+                        f"{d} appeared during the save and is not a sparsedex index: not overwriting it"
+                    ) from None
                 return self.save_copy(d, settings, terms)
             return gen
         except BaseException:
@@ -1543,17 +1542,21 @@ class Store:
             raise
 
 
+def _stage_prefix(d: Path) -> str:
+    """The start of the names of ``d``'s staging folders (``.NAME.saving-``, then
+    ``PID-RANDOM``). They are longer than ``d``'s own name: a name near the 255-byte limit of
+    most file systems keeps only its start there."""
+    base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
+    return f".{base}.saving-"
+
+
 def _remove_dead_stages(d: Path) -> None:
     """Remove the staging folders (``.NAME.saving-PID-RANDOM``, see :meth:`Store._save_new`)
     that saves into ``d`` killed on this machine left, once their process is gone (POSIX only:
     elsewhere the check could not be made without touching the process)."""
-    import re as _re
-    import shutil
-
     if os.name != "posix":
         return
-    base = d.name if len(os.fsencode(d.name)) <= 200 else d.name[:50]
-    pat = _re.compile(_re.escape(f".{base}.saving-") + r"(\d+)-[0-9a-f]{8}")
+    pat = re.compile(re.escape(_stage_prefix(d)) + r"(\d+)-[0-9a-f]{8}")
     try:
         names = os.listdir(d.parent)
     except OSError:

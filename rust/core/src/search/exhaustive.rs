@@ -35,9 +35,7 @@ pub fn search<K: Kind>(
         return top;
     }
     search_with(v, plan, k, scratch, |acc| {
-        for pt in &plan.terms {
-            super::kernels::prefetch_term(v, arrays, pt.term);
-        }
+        super::kernels::prefetch_terms(v, arrays, plan.terms.iter().map(|pt| pt.term));
         for pt in &plan.terms {
             let w = pt.w;
             for_each_block(v, arrays, pt.term, |docs, imps| K::accumulate(acc, docs, imps, w));
@@ -87,9 +85,7 @@ pub(crate) fn search_u16(
     scratch: &mut Scratch,
 ) -> Vec<(u32, u32)> {
     search_u16_with(v, plan, k, scratch, |acc| {
-        for pt in &plan.terms {
-            super::kernels::prefetch_term(v, arrays, pt.term);
-        }
+        super::kernels::prefetch_terms(v, arrays, plan.terms.iter().map(|pt| pt.term));
         for pt in &plan.terms {
             // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
             let w = pt.w as u16;

@@ -567,6 +567,18 @@ pub fn prefetch_term<I>(v: &crate::index::IndexView<'_>, arrays: &crate::index::
     prefetch_lines(&arrays.impacts[p0..p1], PREFETCH_LINES / 4);
 }
 
+/// [`prefetch_term`] of each of `terms`, all before any is read.
+#[inline]
+pub fn prefetch_terms<I>(
+    v: &crate::index::IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, I>,
+    terms: impl Iterator<Item = u32>,
+) {
+    for t in terms {
+        prefetch_term(v, arrays, t);
+    }
+}
+
 /// Cache lines [`prefetch_term`] asks for at the start of a term's doc ids.
 pub const PREFETCH_LINES: usize = 16;
 

@@ -8,13 +8,15 @@
 //! contributions are kept for scoring. Blocks are then scored in decreasing order of their
 //! bounds, in batches that grow fourfold; each batch raises the threshold, and blocks whose
 //! bound falls below it are dropped. Within a batch, blocks are scored in doc order from the
-//! posting lists (no forward index), terms in canonical order, so float scores equal the
-//! oracle's bit for bit.
+//! posting lists (no forward index), with the scattered reads of each term pipelined a few
+//! terms ahead; float kinds read terms in canonical order, so their scores equal the oracle's
+//! bit for bit, and exact (integer) kinds read the heaviest terms first and drop a block
+//! midway once it cannot beat the threshold (see `score_blocks`).
 //!
 //! Pruning needs documents that score alike to share blocks: on a collection in arbitrary
 //! order most blocks survive and the exhaustive scorer is faster (see `choose`).
 
-use super::common::for_each_posting;
+use super::kernels::for_each_block;
 use super::plan::Plan;
 use super::topk::TopK;
 use super::{Kind, Scratch};
@@ -45,15 +47,6 @@ impl<'a, I: Copy> RangeReader<'a, I> {
         RangeReader { v, imps, b0, b1, p0, df, cur: b0, decoded: false, buf: [0; BLOCK_LEN] }
     }
 
-    /// Go back to the start of the list (the decoded block stays cached).
-    fn restart(&mut self) {
-        if self.decoded && self.cur != self.b0 {
-            // keep the cache valid: `cur` must name the decoded block
-            self.decoded = false;
-        }
-        self.cur = self.b0;
-    }
-
     #[inline]
     fn decode(&mut self, b: usize) {
         if self.decoded && self.cur == b {
@@ -64,17 +57,30 @@ impl<'a, I: Copy> RangeReader<'a, I> {
         self.decoded = true;
     }
 
-    /// Call `f(doc, impact)` for every posting with `lo <= doc < hi`.
+    /// The posting block holding the term's first posting at or after doc `lo`, searching
+    /// forward from `from` (galloping, then binary search); `b1` if there is none.
     #[inline]
-    fn range(&mut self, lo: u32, hi: u32, mut f: impl FnMut(u32, I)) {
+    fn seek(&self, from: usize, lo: u32) -> usize {
         let lasts = &self.v.block_last[..self.b1];
-        let mut b = self.cur;
-        if lasts[b] < lo {
-            b += 1;
-            if b < self.b1 && lasts[b] < lo {
-                b += lasts[b..self.b1].partition_point(|&l| l < lo);
-            }
+        let mut b = from;
+        if b >= self.b1 || lasts[b] >= lo {
+            return b;
         }
+        let mut step = 1;
+        while b + step < self.b1 && lasts[b + step] < lo {
+            b += step;
+            step *= 2;
+        }
+        // lasts[b] < lo, and lasts[b + step] >= lo or b + step is past the list
+        let end = (b + step + 1).min(self.b1);
+        b + lasts[b..end].partition_point(|&l| l < lo)
+    }
+
+    /// Call `f(doc, impact)` for every posting with `lo <= doc < hi`, starting at posting
+    /// block `b`, which [`Self::seek`] found for `lo`.
+    #[inline]
+    fn range_from(&mut self, mut b: usize, lo: u32, hi: u32, mut f: impl FnMut(u32, I)) {
+        let lasts = &self.v.block_last[..self.b1];
         while b < self.b1 {
             self.decode(b);
             let start = (b - self.b0) * BLOCK_LEN;
@@ -101,31 +107,182 @@ enum TermSource<'a, I, S> {
     Gathered(Vec<u32>, Vec<S>),
 }
 
+/// For each of `blocks` (ascending) that holds the dense term read by `reader`: the block's
+/// index in `blocks` and the posting block where its documents start, into `out`. The posting
+/// blocks' offsets and impacts are prefetched.
+fn locate<I: Impact>(
+    reader: &RangeReader<'_, I>,
+    dense: &[I],
+    blocks: &[u32],
+    live: &[bool],
+    out: &mut Vec<(u32, u32)>,
+) {
+    out.clear();
+    let mut pb = reader.b0;
+    for (bi, &b) in blocks.iter().enumerate() {
+        if !live[bi] || dense[b as usize].is_zero() {
+            continue;
+        }
+        pb = reader.seek(pb, b * DOC_BLOCK as u32);
+        if pb >= reader.b1 {
+            break;
+        }
+        out.push((bi as u32, pb as u32));
+        let v = reader.v;
+        super::kernels::prefetch_lines(&v.block_off[pb..pb + 2], 1);
+        let start = reader.p0 + (pb - reader.b0) * BLOCK_LEN;
+        let end = (reader.p0 + reader.df).min(start + BLOCK_LEN);
+        super::kernels::prefetch_lines(&reader.imps[start..end], 4);
+    }
+}
+
+/// Prefetch the compressed doc ids of the posting blocks `located` names.
+fn prefetch_located<I>(reader: &RangeReader<'_, I>, located: &[(u32, u32)]) {
+    let v = reader.v;
+    for &(_, pb) in located {
+        let pb = pb as usize;
+        let (lo, hi) = (v.block_off[pb] as usize, v.block_off[pb + 1] as usize);
+        super::kernels::prefetch_lines(&v.docs[lo..hi], 4);
+    }
+}
+
+/// The number of leading elements of ascending `x` below `lo`, found by galloping from the
+/// front: O(log d) for an answer d, where the gathered docs of a rare term are skipped
+/// between the few blocks a batch scores.
+#[inline]
+fn gallop(x: &[u32], lo: u32) -> usize {
+    if x.first().is_none_or(|&d| d >= lo) {
+        return 0;
+    }
+    let mut step = 1;
+    let mut b = 0;
+    while b + step < x.len() && x[b + step] < lo {
+        b += step;
+        step *= 2;
+    }
+    let end = (b + step + 1).min(x.len());
+    b + x[b..end].partition_point(|&d| d < lo)
+}
+
+/// Working memory of [`score_blocks`], kept across batches.
+struct BatchScratch<S> {
+    /// Located reads of the dense terms in flight ([`locate`]), by dense-term position mod 3.
+    located: [Vec<(u32, u32)>; 3],
+    /// Sources in reading order.
+    order: Vec<usize>,
+    /// Per dense term (in `order`'s dense part): its bound summed over the batch's blocks.
+    weight: Vec<S>,
+    /// Per block of the batch: false once none of its documents can beat the threshold.
+    live: Vec<bool>,
+}
+
+impl<S> Default for BatchScratch<S> {
+    fn default() -> Self {
+        BatchScratch { located: Default::default(), order: Vec::new(), weight: Vec::new(), live: Vec::new() }
+    }
+}
+
+/// Dense terms read between two checks of which blocks can still reach the threshold.
+const CHECK_EVERY: usize = 3;
+
 /// Score the doc blocks `blocks` (ascending) exactly and offer every matching doc to `top`.
+///
+/// The reads of a dense term are cache misses scattered over its list, so they are
+/// pipelined: while dense term `j` is scored, term `j + 1`'s compressed doc ids are
+/// prefetched, term `j + 2`'s posting blocks are located (their offsets and impacts
+/// prefetched) and term `j + 3`'s block ends are prefetched.
+///
+/// When sums are exact (integer kinds, `!K::ORDERED_SUM`), terms are read rare terms first,
+/// then dense terms by decreasing weight over the batch, and every [`CHECK_EVERY`] dense
+/// terms a block is dropped once its best partial score plus the bounds of the terms not
+/// yet read cannot beat `theta` (the threshold the batch started with; it only rises), as
+/// MaxScore does per document (Turtle & Flood, 1995). Float kinds read terms in canonical
+/// order and score every block fully, so their sums equal the oracle's bit for bit.
 fn score_blocks<K: Kind>(
     plan: &Plan<K>,
     sources: &mut [TermSource<'_, K::Imp, K::S>],
     blocks: &[u32],
+    theta: K::S,
     acc: &mut Vec<K::S>,
+    bs: &mut BatchScratch<K::S>,
     top: &mut TopK<K::S>,
 ) {
     acc.clear();
     acc.resize(blocks.len() * DOC_BLOCK, K::S::default());
-    for (pt, src) in plan.terms.iter().zip(sources.iter_mut()) {
-        match src {
-            TermSource::Dense(dense, reader) => {
-                reader.restart(); // batches are not in doc order relative to each other
-                for (bi, &b) in blocks.iter().enumerate() {
-                    if dense[b as usize].is_zero() {
+    bs.live.clear();
+    bs.live.resize(blocks.len(), true);
+    bs.order.clear();
+    let zero = K::S::default();
+    let early = !K::ORDERED_SUM;
+    if early {
+        bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Gathered(..))));
+        let first_dense = bs.order.len();
+        bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Dense(..))));
+        bs.weight.clear();
+        for &i in &bs.order[first_dense..] {
+            let mut sum = zero;
+            if let TermSource::Dense(dense, _) = &sources[i] {
+                for &b in blocks {
+                    sum += K::mul(plan.terms[i].w, dense[b as usize]);
+                }
+            }
+            bs.weight.push(sum);
+        }
+        let mut dense: Vec<(K::S, usize)> = bs.weight.iter().copied().zip(bs.order.drain(first_dense..)).collect();
+        dense.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+        bs.order.extend(dense.iter().map(|&(_, i)| i));
+    } else {
+        bs.order.extend(0..sources.len());
+    }
+    let order = std::mem::take(&mut bs.order);
+    let dense_ix: Vec<usize> = order.iter().copied().filter(|&i| matches!(sources[i], TermSource::Dense(..))).collect();
+    let BatchScratch { located, live, .. } = bs;
+    let stage =
+        |sources: &[TermSource<'_, K::Imp, K::S>], j: usize, located: &mut [Vec<(u32, u32)>; 3], live: &[bool]| {
+            if let Some(TermSource::Dense(dense, reader)) = dense_ix.get(j).map(|&i| &sources[i]) {
+                locate(reader, dense, blocks, live, &mut located[j % 3]);
+            }
+        };
+    let lasts_ahead = |sources: &[TermSource<'_, K::Imp, K::S>], j: usize| {
+        if let Some(TermSource::Dense(_, r)) = dense_ix.get(j).map(|&i| &sources[i]) {
+            super::kernels::prefetch_lines(&r.v.block_last[r.b0..r.b1], 64);
+        }
+    };
+    for j in 0..3 {
+        lasts_ahead(sources, j);
+    }
+    stage(sources, 0, located, live);
+    stage(sources, 1, located, live);
+    if let Some(TermSource::Dense(_, r)) = dense_ix.first().map(|&i| &sources[i]) {
+        prefetch_located(r, &located[0]);
+    }
+    let mut j = 0; // dense terms scored so far
+    for &i in &order {
+        let pt = &plan.terms[i];
+        if let TermSource::Dense(..) = sources[i] {
+            if early && j % CHECK_EVERY == 0 {
+                drop_hopeless::<K>(plan, sources, &dense_ix[j..], blocks, theta, acc, live);
+            }
+            lasts_ahead(sources, j + 3);
+            stage(sources, j + 2, located, live);
+            if let Some(TermSource::Dense(_, r)) = dense_ix.get(j + 1).map(|&i| &sources[i]) {
+                prefetch_located(r, &located[(j + 1) % 3]);
+            }
+        }
+        match &mut sources[i] {
+            TermSource::Dense(_, reader) => {
+                let w = pt.w;
+                for &(bi, pb) in &located[j % 3] {
+                    if !live[bi as usize] {
                         continue;
                     }
-                    let lo = b * DOC_BLOCK as u32;
-                    let base = bi * DOC_BLOCK;
-                    let w = pt.w;
-                    reader.range(lo, lo.saturating_add(DOC_BLOCK as u32), |d, imp| {
+                    let lo = blocks[bi as usize] * DOC_BLOCK as u32;
+                    let base = bi as usize * DOC_BLOCK;
+                    reader.range_from(pb as usize, lo, lo.saturating_add(DOC_BLOCK as u32), |d, imp| {
                         acc[base + (d - lo) as usize] += K::mul(w, imp);
                     });
                 }
+                j += 1;
             }
             TermSource::Gathered(docs, contrib) => {
                 let first = blocks.first().map_or(0, |&b| b * DOC_BLOCK as u32);
@@ -133,9 +290,7 @@ fn score_blocks<K: Kind>(
                 for (bi, &b) in blocks.iter().enumerate() {
                     let lo = b * DOC_BLOCK as u32;
                     let hi = lo.saturating_add(DOC_BLOCK as u32);
-                    while p < docs.len() && docs[p] < lo {
-                        p += 1;
-                    }
+                    p += gallop(&docs[p..], lo);
                     while p < docs.len() && docs[p] < hi {
                         acc[bi * DOC_BLOCK + (docs[p] - lo) as usize] += contrib[p];
                         p += 1;
@@ -144,10 +299,47 @@ fn score_blocks<K: Kind>(
             }
         }
     }
+    bs.order = order;
     for (bi, &b) in blocks.iter().enumerate() {
+        if !bs.live[bi] {
+            continue;
+        }
         let lo = b * DOC_BLOCK as u32;
         for (j, s) in acc[bi * DOC_BLOCK..(bi + 1) * DOC_BLOCK].iter().enumerate() {
             top.push(lo + j as u32, *s);
+        }
+    }
+}
+
+/// Mark dead each live block of the batch whose best partial score in `acc`, plus the
+/// bounds of the dense terms `unread` (the rare terms are all read by now), cannot beat
+/// `theta`.
+fn drop_hopeless<K: Kind>(
+    plan: &Plan<K>,
+    sources: &[TermSource<'_, K::Imp, K::S>],
+    unread: &[usize],
+    blocks: &[u32],
+    theta: K::S,
+    acc: &[K::S],
+    live: &mut [bool],
+) {
+    for (bi, &b) in blocks.iter().enumerate() {
+        if !live[bi] {
+            continue;
+        }
+        let mut best = K::S::default();
+        for &s in &acc[bi * DOC_BLOCK..(bi + 1) * DOC_BLOCK] {
+            if s > best {
+                best = s;
+            }
+        }
+        for &i in unread {
+            if let TermSource::Dense(dense, _) = &sources[i] {
+                best += K::mul(plan.terms[i].w, dense[b as usize]);
+            }
+        }
+        if K::below(best, theta, plan.slack) {
+            live[bi] = false;
         }
     }
 }
@@ -179,8 +371,9 @@ pub fn search_or_give_up<K: Kind>(
     }
     let nb = n.div_ceil(DOC_BLOCK);
     let (ub, acc) = K::ub_and_acc(scratch);
+    let zero = K::S::default();
     ub.clear();
-    ub.resize(nb, K::S::default());
+    ub.resize(nb, zero);
     // 1. Upper bound of every doc block. What each term reads first (its per-block maxima or
     //    its postings) is asked for up front, as the exhaustive scorer does
     //    ([`super::kernels::prefetch_term`]): on synthetic 100k (`examples/probe.rs`, BP order,
@@ -195,9 +388,7 @@ pub fn search_or_give_up<K: Kind>(
     for pt in &plan.terms {
         let t = pt.term as usize;
         if let Some(d) = arrays.doc_block_max.of(pt.term) {
-            for (u, &x) in ub.iter_mut().zip(d) {
-                *u += K::mul(pt.w, x);
-            }
+            K::add_bounds(ub, d, pt.w);
             sources.push(TermSource::Dense(d, RangeReader::new(v, arrays.impacts, t)));
             continue;
         }
@@ -205,21 +396,23 @@ pub fn search_or_give_up<K: Kind>(
         let mut docs = Vec::with_capacity(df);
         let mut contrib = Vec::with_capacity(df);
         let mut cur_blk = usize::MAX;
-        let mut cur_max = K::S::default();
+        let mut cur_max = zero;
         let w = pt.w;
-        for_each_posting(v, arrays, pt.term, |d, imp| {
-            let c = K::mul(w, imp);
-            docs.push(d);
-            contrib.push(c);
-            let blk = d as usize / DOC_BLOCK;
-            if blk != cur_blk {
-                if let Some(u) = ub.get_mut(cur_blk) {
-                    *u += cur_max;
+        for_each_block(v, arrays, pt.term, |ds, is| {
+            let at = contrib.len();
+            docs.extend_from_slice(ds);
+            contrib.extend(is.iter().map(|&i| K::mul(w, i)));
+            for (&d, &c) in ds.iter().zip(&contrib[at..]) {
+                let blk = d as usize / DOC_BLOCK;
+                if blk != cur_blk {
+                    if let Some(u) = ub.get_mut(cur_blk) {
+                        *u += cur_max;
+                    }
+                    cur_blk = blk;
+                    cur_max = c;
+                } else if c > cur_max {
+                    cur_max = c;
                 }
-                cur_blk = blk;
-                cur_max = c;
-            } else if c > cur_max {
-                cur_max = c;
             }
         });
         if let Some(u) = ub.get_mut(cur_blk) {
@@ -241,6 +434,7 @@ pub fn search_or_give_up<K: Kind>(
     let mut batch = (4 * k).div_ceil(DOC_BLOCK).max(8);
     let mut done = 0;
     let mut picked: Vec<u32> = Vec::new();
+    let mut bs = BatchScratch::default();
     loop {
         let theta = top.threshold();
         let mut keep = done;
@@ -268,7 +462,7 @@ pub fn search_or_give_up<K: Kind>(
         picked.clear();
         picked.extend_from_slice(&ids[done..done + take]);
         picked.sort_unstable();
-        score_blocks(plan, &mut sources, &picked, acc, &mut top);
+        score_blocks(plan, &mut sources, &picked, theta, acc, &mut bs, &mut top);
         done += take;
         batch *= 4;
     }

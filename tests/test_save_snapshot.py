@@ -244,3 +244,29 @@ def test_a_save_into_a_new_directory_appears_whole(tmp_path, monkeypatch):
     if os.name == "posix":
         assert not stale.exists()
     assert live.exists()
+
+
+def test_save_through_a_dangling_symlink_and_a_path_ending_in_dotdot(tmp_path, monkeypatch):
+    """breaker35: a symbolic link to a directory not made yet gave a bare FileExistsError
+    (mkdir on the link); ``save("newpar/..")`` made ``newpar`` and then refused with a
+    message about ``newpar/..``. The link is followed and ``..`` resolved first."""
+    ix = SparseIndex(None, "float")
+    ix.add([vec(i) for i in range(4)], payloads=[{"i": i} for i in range(4)])
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "target")
+    ix.save(link)
+    assert (tmp_path / "target").is_dir() and link.is_symlink()
+    assert len(SparseIndex.open(link)) == 4
+    assert _hits(SparseIndex.open(tmp_path / "target"), vec(1)) == _hits(ix, vec(1))
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    with pytest.raises(FileExistsError, match="is not a sparsedex index") as e:
+        ix.save("newpar/..")
+    assert str(work) in str(e.value)
+    assert not (work / "newpar").exists()
+    (work / "notes.txt").unlink()
+    ix.save("newpar/..")  # the empty working directory itself
+    assert len(SparseIndex.open(work)) == 4 and not (work / "newpar").exists()

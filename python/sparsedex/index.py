@@ -1325,9 +1325,15 @@ class SparseIndex:
         must be empty, missing (then written beside it and renamed into place: a reader opening
         ``path`` meanwhile finds no directory, never half an index), or hold a sparsedex index
         (then replaced atomically: its readers keep their snapshot). Uncommitted changes of a
-        durable index are not copied.
+        durable index are not copied. A symbolic link to a missing directory is followed (the
+        index is written where it points), and a path ending in ``..`` is resolved first.
+
+        Raises :class:`FileExistsError` when ``path`` is a file, or a directory holding
+        something other than a sparsedex index.
         """
         dest = Path(path)
+        if dest.name == ".." or (dest.is_symlink() and not dest.exists()):
+            dest = Path(os.path.realpath(dest))
         if self.path is not None and dest.resolve() == self.path.resolve():
             self.commit()
             return

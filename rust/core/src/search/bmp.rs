@@ -165,21 +165,16 @@ fn gallop(x: &[u32], lo: u32) -> usize {
 }
 
 /// Working memory of [`score_blocks`], kept across batches.
-struct BatchScratch<S> {
+#[derive(Default)]
+struct BatchScratch {
     /// Located reads of the dense terms in flight ([`locate`]), by dense-term position mod 3.
     located: [Vec<(u32, u32)>; 3],
     /// Sources in reading order.
     order: Vec<usize>,
     /// Per dense term (in `order`'s dense part): its bound summed over the batch's blocks.
-    weight: Vec<S>,
+    weight: Vec<f64>,
     /// Per block of the batch: false once none of its documents can beat the threshold.
     live: Vec<bool>,
-}
-
-impl<S> Default for BatchScratch<S> {
-    fn default() -> Self {
-        BatchScratch { located: Default::default(), order: Vec::new(), weight: Vec::new(), live: Vec::new() }
-    }
 }
 
 /// Dense terms read between two checks of which blocks can still reach the threshold.
@@ -204,7 +199,7 @@ fn score_blocks<K: Kind>(
     blocks: &[u32],
     theta: K::S,
     acc: &mut Vec<K::S>,
-    bs: &mut BatchScratch<K::S>,
+    bs: &mut BatchScratch,
     top: &mut TopK<K::S>,
 ) {
     acc.clear();
@@ -212,7 +207,6 @@ fn score_blocks<K: Kind>(
     bs.live.clear();
     bs.live.resize(blocks.len(), true);
     bs.order.clear();
-    let zero = K::S::default();
     let early = !K::ORDERED_SUM;
     if early {
         bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Gathered(..))));
@@ -220,16 +214,17 @@ fn score_blocks<K: Kind>(
         bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Dense(..))));
         bs.weight.clear();
         for &i in &bs.order[first_dense..] {
-            let mut sum = zero;
+            // in f64: summed over the batch's blocks, the integer bounds could overflow
+            let mut sum = 0.0f64;
             if let TermSource::Dense(dense, _) = &sources[i] {
                 for &b in blocks {
-                    sum += K::mul(plan.terms[i].w, dense[b as usize]);
+                    sum += K::to_f32(K::mul(plan.terms[i].w, dense[b as usize]), 1.0) as f64;
                 }
             }
             bs.weight.push(sum);
         }
-        let mut dense: Vec<(K::S, usize)> = bs.weight.iter().copied().zip(bs.order.drain(first_dense..)).collect();
-        dense.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+        let mut dense: Vec<(f64, usize)> = bs.weight.iter().copied().zip(bs.order.drain(first_dense..)).collect();
+        dense.sort_by(|a, b| b.0.total_cmp(&a.0));
         bs.order.extend(dense.iter().map(|&(_, i)| i));
     } else {
         bs.order.extend(0..sources.len());

@@ -56,9 +56,9 @@ _HEAD = 65536
 
 
 def is_ours(name: str) -> bool:
-    """A file name an index directory may hold (ours, any version, temporary ones too)."""
-    return name in ("CURRENT", "LOCK") or name.startswith(("seg-", "manifest-", ".seg-", ".manifest-", ".CURRENT")) \
-        or name.endswith(".tmp")
+    """A file name an index directory without a CURRENT may hold and still take a save (ours,
+    any version, temporary ones too): the Rust core's rule, which its save applies too."""
+    return _core.index_dir_may_hold(name)
 
 
 def _current_bytes(p: Path) -> bytes | None:
@@ -80,11 +80,17 @@ def is_vector_dir(p: Path) -> bool:
 
 
 def is_foreign_dir(p: Path) -> bool:
-    """Whether directory ``p`` holds another program's files: a name no index directory holds
-    (:func:`is_ours`), without a CURRENT and not a 0.1 ``VectorIndex``. A directory holding
-    only what a save killed before its first commit left is not foreign. ``save()`` refuses
-    to write into a foreign directory."""
-    return any(not is_ours(f.name) for f in p.iterdir()) and not (p / "CURRENT").is_file() and not is_vector_dir(p)
+    """Whether directory ``p`` holds another program's files: a CURRENT that is not a sparsedex
+    one (LevelDB's, RocksDB's), or, without a CURRENT, a name no index directory holds
+    (:func:`is_ours`) unless ``p`` is a 0.1 ``VectorIndex``. A directory holding only what a
+    save killed before its first commit left is not foreign. ``save()`` refuses to write into a
+    foreign directory."""
+    raw = _current_bytes(p)
+    if raw is not None:
+        return not _core.is_our_current(raw[:8])
+    if (p / "CURRENT").exists():  # not a readable file: a directory, a dangling link
+        return True
+    return any(not is_ours(f.name) for f in p.iterdir()) and not is_vector_dir(p)
 
 
 def is_legacy(p: Path) -> bool:

@@ -36,6 +36,7 @@ statistics can also come from outside (:meth:`SparseIndex.collection_stats`,
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import threading
@@ -288,6 +289,31 @@ def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np
 
 
 # the index ----------------------------------------------------------------------------------
+
+def _save_destination(dest: Path) -> Path:
+    """Where :meth:`SparseIndex.save` writes for ``dest``: ``x/..`` resolved (``x`` must exist,
+    as the OS would ask), a symbolic link to a missing directory followed; errors naming the
+    path for a loop of links and for a file where a parent directory should be."""
+    if dest.name == "..":
+        if not dest.parent.is_dir():
+            raise FileNotFoundError(f"cannot save to {dest}: {dest.parent} is not an existing directory")
+        return Path(os.path.realpath(dest))
+    if dest.is_symlink() and not dest.exists():
+        try:
+            os.stat(dest)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FileExistsError(f"cannot save to {dest}: it is a loop of symbolic links") from None
+        dest = Path(os.path.realpath(dest))
+    if not dest.exists():
+        up = dest.parent
+        while not up.exists() and up != up.parent:
+            up = up.parent
+        if not up.is_dir():
+            raise NotADirectoryError(f"cannot save to {dest}: {up} is a file, not a directory")
+    return dest
+
+
 class SparseIndex:
     """A searchable, explainable, updatable collection of documents.
 
@@ -1328,12 +1354,12 @@ class SparseIndex:
         durable index are not copied. A symbolic link to a missing directory is followed (the
         index is written where it points), and a path ending in ``..`` is resolved first.
 
-        Raises :class:`FileExistsError` when ``path`` is a file, or a directory holding
-        something other than a sparsedex index.
+        Raises :class:`FileExistsError` when ``path`` is a file, a loop of symbolic links, or a
+        directory holding something other than a sparsedex index (another program's files, or
+        its ``CURRENT``); :class:`NotADirectoryError` when a file stands where a parent
+        directory should be; :class:`FileNotFoundError` for ``x/..`` when ``x`` is missing.
         """
-        dest = Path(path)
-        if dest.name == ".." or (dest.is_symlink() and not dest.exists()):
-            dest = Path(os.path.realpath(dest))
+        dest = _save_destination(Path(path))
         if self.path is not None and dest.resolve() == self.path.resolve():
             self.commit()
             return

@@ -27,7 +27,9 @@ mod _core {
         search_segments_batch, simd_kernel, write_atomically, PyDocSet,
     };
     #[pymodule_export]
-    use super::store::{PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore};
+    use super::store::{
+        index_dir_may_hold, is_our_current, PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore,
+    };
     /// Calibration queries a query-length bucket needs before approximate search uses its
     /// points (`search::approx::calibrate::MIN_BUCKET_QUERIES`).
     #[pymodule_export]

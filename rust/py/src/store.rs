@@ -790,3 +790,18 @@ impl PySnapshot {
         )
     }
 }
+
+/// Whether an index directory without a CURRENT yet may hold a file named `name` and still take
+/// a save (the rule `PreparedSave` applies; `sparsedex._legacy.is_foreign_dir` asks it first,
+/// before taking the directory's lock).
+#[pyfunction]
+pub fn index_dir_may_hold(name: &str) -> bool {
+    sparsedex_core::store::index_dir_may_hold(name)
+}
+
+/// Whether `head`, a CURRENT file's first bytes, is a sparsedex CURRENT (today's or 0.1's):
+/// another program's CURRENT (LevelDB's, RocksDB's) is not.
+#[pyfunction]
+pub fn is_our_current(head: &[u8]) -> bool {
+    sparsedex_core::store::is_our_current(head)
+}

@@ -24,6 +24,8 @@ pub const LEGACY_VECTOR_INDEX: [&str; 2] = ["sparsedex.json", "vectors.sdx"];
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SPDXMAN1";
 /// Magic of CURRENT.
 pub const CURRENT_MAGIC: [u8; 8] = *b"SPDXCUR1";
+/// Magic of a sparsedex 0.1 CURRENT (an index directory the Python side upgrades on save).
+pub const LEGACY_CURRENT_MAGIC: [u8; 8] = *b"SDXCURR1";
 /// Magic of a deletion file.
 pub const DELETIONS_MAGIC: [u8; 8] = *b"SPDXDEL1";
 /// Format version of the store's own files (manifest, CURRENT, deletions).
@@ -96,6 +98,21 @@ pub fn role_of(rest: &str) -> Role {
     } else {
         Role::Attachment
     }
+}
+
+/// Whether a directory without an index (no CURRENT) may hold a file named `name` and still
+/// take a save: our files (segments, manifests, vocabularies, their temporary files), CURRENT
+/// and LOCK, and a sparsedex 0.1 `VectorIndex`'s files. Anything else is another program's, and
+/// a save refuses to write beside it.
+pub fn index_dir_may_hold(name: &str) -> bool {
+    name == CURRENT || name == LOCK || LEGACY_VECTOR_INDEX.contains(&name) || ours(name).is_some()
+}
+
+/// Whether `head` (a CURRENT file's first bytes) is a sparsedex CURRENT, of today's layout or
+/// of 0.1's: a CURRENT of another program (LevelDB's, RocksDB's) is not, and its directory is
+/// never written into.
+pub fn is_our_current(head: &[u8]) -> bool {
+    head.starts_with(&CURRENT_MAGIC) || head.starts_with(&LEGACY_CURRENT_MAGIC)
 }
 
 /// The segment a file of ours belongs to (segment files, and temporary files of them), or

@@ -42,7 +42,7 @@ mod tests;
 mod vocab;
 mod writer;
 
-pub use files::{FileRecord, CURRENT, LOCK};
+pub use files::{index_dir_may_hold, is_our_current, FileRecord, CURRENT, LOCK};
 pub use manifest::{IdKind, Settings, StoreQuantization};
 pub use merging::{MergePolicy, PreparedMerge, Reservation};
 pub use save::PreparedSave;

@@ -96,15 +96,27 @@ impl Store {
         }
         // A directory without an index must hold nothing but our leftovers, or be a sparsedex
         // 0.1 `VectorIndex` directory (`sparsedex.json` + `vectors.sdx`, which the caller removes
-        // once CURRENT names the new index). Files around an index are left alone.
-        if let (Ok(entries), false) = (std::fs::read_dir(dest), dest.join(files::CURRENT).exists()) {
+        // once CURRENT names the new index). Files around an index are left alone; a CURRENT
+        // that is not ours (LevelDB's, RocksDB's) is another program's directory.
+        let current = dest.join(files::CURRENT);
+        if current.exists() {
+            let mut head = Vec::with_capacity(8);
+            let read = std::fs::File::open(&current)
+                .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head));
+            if read.is_ok() && !files::is_our_current(&head) {
+                return Err(Error::io(
+                    format!(
+                        "{} holds a CURRENT file that is not a sparsedex index's: choose another directory",
+                        dest.display()
+                    ),
+                    std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+                ));
+            }
+        }
+        if let (Ok(entries), false) = (std::fs::read_dir(dest), current.exists()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name != files::CURRENT
-                    && name != files::LOCK
-                    && !files::LEGACY_VECTOR_INDEX.contains(&name.as_str())
-                    && files::ours(&name).is_none()
-                {
+                if !files::index_dir_may_hold(&name) {
                     return Err(Error::io(
                         format!(
                             "{} holds files that are not a sparsedex index's ({name:?}): choose another directory",

@@ -603,6 +603,15 @@ fn save_copy_over_an_earlier_save() {
     std::fs::create_dir(&dest).unwrap();
     std::fs::write(dest.join("thesis.tex"), b"x").unwrap();
     assert!(store.save_copy(&dest).unwrap_err().to_string().contains("thesis.tex"));
+    // Another program's CURRENT (LevelDB's) is not an index's: nothing is written there.
+    let db = tmp.path().join("leveldb");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::write(db.join("CURRENT"), b"MANIFEST-000001\n").unwrap();
+    std::fs::write(db.join("MANIFEST-000001"), b"x").unwrap();
+    let err = store.save_copy(&db).unwrap_err().to_string();
+    assert!(err.contains("CURRENT file that is not a sparsedex index's"), "{err}");
+    assert_eq!(names(&db), vec!["CURRENT".to_string(), "MANIFEST-000001".to_string()]);
+    assert_eq!(std::fs::read(db.join("CURRENT")).unwrap(), b"MANIFEST-000001\n");
 }
 
 /// Readers opening a directory while it is saved over again and again always get a whole

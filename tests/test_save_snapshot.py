@@ -324,6 +324,9 @@ def test_save_never_writes_into_another_programs_directory(tmp_path):
     with pytest.raises(FileExistsError, match="not a sparsedex index"):
         ix.save(only)
     assert (only / "CURRENT").read_text() == "mine" and os.listdir(only) == ["CURRENT"]
+    with pytest.raises(FileExistsError, match="CURRENT file that is not a sparsedex index's"):
+        SparseIndex(None, "float", path=db)  # not 'already holds an index: open it'
+    assert {n: (db / n).read_bytes() for n in os.listdir(db)} == before
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "notes.tmp").write_text("n")

@@ -508,8 +508,13 @@ class Store:
         else:
             if p.exists() and not p.is_dir():
                 raise FileExistsError(f"{p} exists and is not a directory")
-            from ._legacy import is_vector_dir
+            from ._legacy import is_foreign_dir, is_vector_dir
 
+            if (p / "CURRENT").exists() and is_foreign_dir(p):
+                raise FileExistsError(
+                    f"{p} holds a CURRENT file that is not a sparsedex index's (another program's "
+                    "directory): choose an empty or new directory"
+                )
             if (p / "CURRENT").exists() or p.is_dir() and is_vector_dir(p):
                 raise FileExistsError(f"{p} already holds an index: open it with SparseIndex.open()")
             if p.is_dir():

@@ -764,3 +764,37 @@ def test_query_term_ids_beyond_the_vocabulary_are_refused(tmp_path):
     b = SparseIndex("bm25")
     b.add(["a b c"])
     assert b.search({10_000: 1.0}) == []
+
+
+def test_search_batch_takes_every_form_of_a_batch_alike():
+    """A scipy.sparse matrix or CSR arrays whose entries all pass the batch checks skip the
+    per-query objects (stop 36); the results must equal those of a list of vectors and of
+    search() one query at a time, with repeated entries (summed), explicit zeros (dropped),
+    unsorted rows and empty rows among the queries."""
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(36)
+    ix = SparseIndex(None, "u8")
+    ix.add([(np.sort(rng.choice(500, 20, replace=False)).astype(np.uint32),
+             rng.uniform(0.1, 2, 20).astype(np.float32)) for _ in range(300)])
+    rows, cols, vals = [], [], []
+    for r in range(60):
+        n = 0 if r % 17 == 3 else int(rng.integers(1, 12))
+        c = rng.choice(500, n, replace=True)  # repeats: summed by the matrix
+        rows += [r] * n
+        cols += c.tolist()
+        vals += np.where(rng.random(n) < 0.1, 0.0, rng.uniform(0.05, 2, n)).tolist()
+    indptr = np.searchsorted(np.array(rows), np.arange(61), side="left")
+    m = sp.csr_matrix((np.array(vals), np.array(cols), indptr), shape=(60, 500))  # as given
+    assert not m.has_canonical_format
+    want = [ix.search(m[r], k=7) for r in range(60)]
+    assert ix.search_batch(m, k=7) == want
+    m.sum_duplicates()
+    assert ix.search_batch((m.indptr, m.indices, m.data), k=7) == want
+    assert ix.search_batch([m[r] for r in range(60)], k=7) == want
+    # a fault anywhere still names its query, found by the per-query checks
+    bad = m.copy()
+    bad.data[bad.indptr[41]] = -1.0
+    with pytest.raises(ValueError, match="query 41"):
+        ix.search_batch(bad, k=7)
+    with pytest.raises(ValueError, match="query 41"):
+        ix.search_batch((bad.indptr, bad.indices, bad.data), k=7)

@@ -535,12 +535,21 @@ def _batch_csr(items: list[Any], vocab_size: int | None) -> tuple[np.ndarray, np
         return None
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lens, out=indptr[1:])
-    idx = np.concatenate(idxs)
-    val = np.concatenate(vals)
+    return checked_csr(indptr, np.concatenate(idxs), np.concatenate(vals), vocab_size)
+
+
+def checked_csr(
+    indptr: np.ndarray, idx: np.ndarray, val: np.ndarray, vocab_size: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The batch checks of :func:`validate_embeddings_csr` on CSR arrays (``indptr`` int64,
+    well formed): term ids integers below ``vocab_size``'s limit and strictly increasing in each
+    row, weights finite, non-negative and within float32's range; the arrays as ``(indptr
+    int64, indices uint32, values float32)`` with zero weights dropped, or None when any check
+    fails (the caller then goes vector by vector, for the error that names the vector)."""
+    if idx.dtype.kind not in "iu" or val.dtype.kind not in "fiu":  # (uint64 with int64 concatenates to float64)
+        return None
     if idx.size == 0:
         return indptr, idx.astype(np.uint32), val.astype(np.float32)
-    if idx.dtype.kind not in "iu":  # uint64 with int64 concatenates to float64
-        return None
     limit = _id_limit(vocab_size, "")[0]
     if idx.min() < 0 or idx.max() > limit or _overflows_float32(val):
         return None

@@ -324,7 +324,7 @@ def test_save_never_writes_into_another_programs_directory(tmp_path):
     with pytest.raises(FileExistsError, match="not a sparsedex index"):
         ix.save(only)
     assert (only / "CURRENT").read_text() == "mine" and os.listdir(only) == ["CURRENT"]
-    with pytest.raises(FileExistsError, match="CURRENT file that is not a sparsedex index's"):
+    with pytest.raises(FileExistsError, match="its CURRENT is not a sparsedex index's"):
         SparseIndex(None, "float", path=db)  # not 'already holds an index: open it'
     assert {n: (db / n).read_bytes() for n in os.listdir(db)} == before
     odd = tmp_path / "odd"
@@ -341,3 +341,76 @@ def test_save_never_writes_into_another_programs_directory(tmp_path):
     ix.add([vec(2)])
     ix.save(ok)
     assert len(SparseIndex.open(ok)) == 3 and (ok / "README.txt").read_text() == "notes beside the index"
+
+
+@pytest.mark.parametrize("case", ["sparsedex.json", "vectors.sdx", "json+notes", "current-link", "current-fifo",
+                                  "current-dir"])
+def test_save_and_create_refuse_lookalike_directories_and_leave_them_untouched(tmp_path, case):
+    """breaker36: a user's sparsedex.json (or vectors.sdx) was taken for a 0.1 VectorIndex and
+    deleted by the upgrade; a refusal by the core alone left a LOCK behind; a CURRENT that is a
+    link to nothing was taken for an index, and a FIFO named CURRENT blocked save, create and
+    open forever. Each is refused, naming why, and nothing in the directory changes."""
+    ix = SparseIndex(None, "float")
+    ix.add([vec(0)])
+    d = tmp_path / "d"
+    d.mkdir()
+    if case == "sparsedex.json":
+        (d / "sparsedex.json").write_text('{"my": "config"}')
+    elif case == "vectors.sdx":
+        (d / "vectors.sdx").write_bytes(b"mine")
+    elif case == "json+notes":
+        (d / "sparsedex.json").write_text('{"my": "config"}')
+        (d / "notes.txt").write_text("n")
+    elif case == "current-link":
+        (d / "CURRENT").symlink_to(tmp_path / "nowhere")
+    elif case == "current-fifo":
+        os.mkfifo(d / "CURRENT")
+    else:
+        (d / "CURRENT").mkdir()
+
+    def state():
+        return sorted((n, os.lstat(d / n).st_mode, (d / n).read_bytes() if (d / n).is_file() else None)
+                      for n in os.listdir(d))
+
+    before = state()
+    with pytest.raises(FileExistsError, match="not a sparsedex index"):
+        ix.save(d)
+    assert state() == before
+    with pytest.raises(FileExistsError, match="not a sparsedex index"):
+        SparseIndex(None, "float", path=d)
+    assert state() == before
+    if case.startswith("current-") and case != "current-link":
+        with pytest.raises(CorruptIndexError, match="not a regular file"):
+            SparseIndex.open(d)
+    else:
+        with pytest.raises((FileNotFoundError, CorruptIndexError)):
+            SparseIndex.open(d)
+    assert state() == before
+
+
+def test_create_takes_the_same_paths_as_save(tmp_path, monkeypatch):
+    """breaker36: SparseIndex(path=...) gave bare pathlib errors where save() gives clear ones,
+    and 'missing/../new' made 'missing'."""
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "target")
+    ix = SparseIndex(None, "float", path=link)
+    ix.add([vec(0)])
+    ix.commit()
+    ix.close()
+    assert (tmp_path / "target" / "CURRENT").is_file()
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(FileExistsError, match="loop of symbolic links"):
+        SparseIndex(None, "float", path=loop)
+    with pytest.raises(FileExistsError, match="leads nowhere"):
+        SparseIndex(None, "float").save(loop / "child")
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
+        SparseIndex(None, "float", path=f / "sub")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="missing is not an existing directory"):
+        SparseIndex(None, "float", path="missing/../new")
+    with pytest.raises(FileNotFoundError, match="m2 is not an existing directory"):
+        SparseIndex(None, "float").save("m2/../new2")
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "m2").exists()

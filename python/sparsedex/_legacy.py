@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -62,10 +63,20 @@ def is_ours(name: str) -> bool:
 
 
 def _current_bytes(p: Path) -> bytes | None:
+    """CURRENT's first bytes: None without one (none, or a link to nothing), ``b""`` for one
+    that is not a regular file (a directory, a FIFO: never opened, the open would block)."""
+    try:
+        st = os.stat(p / "CURRENT")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:  # a loop of links
+        return b""
+    if not stat.S_ISREG(st.st_mode):
+        return b""
     try:
         with open(p / "CURRENT", "rb") as f:
             return f.read(1 << 16)
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         return None
 
 
@@ -79,18 +90,45 @@ def is_vector_dir(p: Path) -> bool:
     return _current_bytes(p) is None and (p / _VEC_META).is_file()
 
 
-def is_foreign_dir(p: Path) -> bool:
-    """Whether directory ``p`` holds another program's files: a CURRENT that is not a sparsedex
-    one (LevelDB's, RocksDB's), or, without a CURRENT, a name no index directory holds
-    (:func:`is_ours`) unless ``p`` is a 0.1 ``VectorIndex``. A directory holding only what a
-    save killed before its first commit left is not foreign. ``save()`` refuses to write into a
-    foreign directory."""
+def foreign_reason(p: Path) -> str | None:
+    """Why directory ``p`` holds another program's files, naming the file (for the message),
+    or None when it does not: a CURRENT that is not a sparsedex one (LevelDB's, RocksDB's; a
+    directory, a FIFO, a link to nothing); a ``sparsedex.json`` or ``vectors.sdx`` that is not
+    a 0.1 ``VectorIndex``'s (newcomer36: a user's were taken for one and deleted by the
+    upgrade); without a CURRENT, any name no index directory holds (:func:`is_ours`) unless
+    ``p`` is a 0.1 ``VectorIndex``. Files beside an index are its user's and not a reason; a
+    directory holding only what a killed save left is not foreign. ``save()`` and creating an
+    index refuse a foreign directory."""
     raw = _current_bytes(p)
     if raw is not None:
-        return not _core.is_our_current(raw[:8])
-    if (p / "CURRENT").exists():  # not a readable file: a directory, a dangling link
-        return True
-    return any(not is_ours(f.name) for f in p.iterdir()) and not is_vector_dir(p)
+        return None if _core.is_our_current(raw[:8]) else "its CURRENT is not a sparsedex index's"
+    if os.path.lexists(p / "CURRENT"):
+        return "its CURRENT is a symbolic link to nothing"
+    names = sorted(os.listdir(p))
+    vector = is_vector_dir(p) and _vector_meta_ok(p)
+    for n in names:
+        if n in (_VEC_META, _VEC_FILE) and not vector:
+            return f"{n!r} is not a sparsedex 0.1 VectorIndex's"
+    if vector:
+        return None
+    return next((f"{n!r} is there" for n in names if not is_ours(n)), None)
+
+
+def is_foreign_dir(p: Path) -> bool:
+    """Whether directory ``p`` holds another program's files (:func:`foreign_reason`)."""
+    return foreign_reason(p) is not None
+
+
+def _vector_meta_ok(p: Path) -> bool:
+    """Whether ``p``'s ``sparsedex.json`` is a regular file naming the 0.1 VectorIndex format."""
+    mp = p / _VEC_META
+    if not mp.is_file():
+        return False
+    try:
+        meta = json.loads(mp.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == _VEC_FORMAT
 
 
 def is_legacy(p: Path) -> bool:

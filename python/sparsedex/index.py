@@ -36,7 +36,6 @@ statistics can also come from outside (:meth:`SparseIndex.collection_stats`,
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import threading
@@ -52,7 +51,7 @@ from . import _core
 from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
-from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store
+from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store, index_destination
 from .vectors import (
     SparseEmbedding,
     checked_csr,
@@ -318,28 +317,6 @@ def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np
 
 # the index ----------------------------------------------------------------------------------
 
-def _save_destination(dest: Path) -> Path:
-    """Where :meth:`SparseIndex.save` writes for ``dest``: ``x/..`` resolved (``x`` must exist,
-    as the OS would ask), a symbolic link to a missing directory followed; errors naming the
-    path for a loop of links and for a file where a parent directory should be."""
-    if dest.name == "..":
-        if not dest.parent.is_dir():
-            raise FileNotFoundError(f"cannot save to {dest}: {dest.parent} is not an existing directory")
-        return Path(os.path.realpath(dest))
-    if dest.is_symlink() and not dest.exists():
-        try:
-            os.stat(dest)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise FileExistsError(f"cannot save to {dest}: it is a loop of symbolic links") from None
-        dest = Path(os.path.realpath(dest))
-    if not dest.exists():
-        up = dest.parent
-        while not up.exists() and up != up.parent:
-            up = up.parent
-        if not up.is_dir():
-            raise NotADirectoryError(f"cannot save to {dest}: {up} is a file, not a directory")
-    return dest
 
 
 class SparseIndex:
@@ -1411,17 +1388,18 @@ class SparseIndex:
         its ``CURRENT``); :class:`NotADirectoryError` when a file stands where a parent
         directory should be; :class:`FileNotFoundError` for ``x/..`` when ``x`` is missing.
         """
-        dest = _save_destination(Path(path))
+        dest = index_destination(Path(path), "save to")
         if self.path is not None and dest.resolve() == self.path.resolve():
             self.commit()
             return
         if dest.exists():
             if not dest.is_dir():
                 raise FileExistsError(f"{dest} exists and is not a directory")
-            from ._legacy import is_foreign_dir
+            from ._legacy import foreign_reason
 
-            if is_foreign_dir(dest):
-                raise FileExistsError(f"{dest} exists and is not a sparsedex index: not overwriting it")
+            why = foreign_reason(dest)
+            if why is not None:
+                raise FileExistsError(f"{dest} exists and is not a sparsedex index ({why}): not overwriting it")
         ident = self._identity_for_store()
         if ident is not None and ident.get("kind") == "custom":
             raise ValueError(

@@ -29,6 +29,7 @@ read as they are by readers (:mod:`sparsedex._legacy`).
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import json
 import math
@@ -506,26 +507,19 @@ class Store:
         if p is None:
             self._core = _core.Store.create(None, **kw)
         else:
+            p = index_destination(p, "create an index at")
             if p.exists() and not p.is_dir():
                 raise FileExistsError(f"{p} exists and is not a directory")
-            from ._legacy import is_foreign_dir, is_vector_dir
-
-            if (p / "CURRENT").exists() and is_foreign_dir(p):
-                raise FileExistsError(
-                    f"{p} holds a CURRENT file that is not a sparsedex index's (another program's "
-                    "directory): choose an empty or new directory"
-                )
-            if (p / "CURRENT").exists() or p.is_dir() and is_vector_dir(p):
-                raise FileExistsError(f"{p} already holds an index: open it with SparseIndex.open()")
             if p.is_dir():
-                from ._legacy import is_ours
+                from ._legacy import foreign_reason, is_vector_dir
 
-                foreign = [f for f in os.listdir(p) if not is_ours(f)]
-                if foreign:
+                why = foreign_reason(p)
+                if why is not None:
                     raise FileExistsError(
-                        f"{p} is not empty and not a sparsedex index ({foreign[0]!r} is there): "
-                        "choose an empty or new directory"
+                        f"{p} is not empty and not a sparsedex index ({why}): choose an empty or new directory"
                     )
+                if os.path.lexists(p / "CURRENT") or is_vector_dir(p):
+                    raise FileExistsError(f"{p} already holds an index: open it with SparseIndex.open()")
             p.mkdir(parents=True, exist_ok=True)
             lock = WriterLock(p)
             self._lock = lock
@@ -1545,6 +1539,40 @@ class Store:
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
+
+
+def index_destination(dest: Path, verb: str) -> Path:
+    """Where an index is written for the path ``dest`` (``verb``: "save to", "create an index
+    at", for the messages): a path ending in ``..`` resolved, a symbolic link to a missing
+    directory followed. As the OS would, a ``..`` needs the directory before it to exist
+    (``FileNotFoundError``); a loop of links, or a link leading nowhere on the way, is a
+    ``FileExistsError`` and a file where a parent directory should be a
+    ``NotADirectoryError``, each naming the path (newcomer36, breaker36: bare pathlib errors
+    from deep inside, and ``missing/../new`` made ``missing``)."""
+    parts = dest.parts
+    for i, part in enumerate(parts):
+        if part == ".." and i > 0 and not Path(*parts[:i]).is_dir():
+            raise FileNotFoundError(f"cannot {verb} {dest}: {Path(*parts[:i])} is not an existing directory")
+    if dest.name == "..":
+        return Path(os.path.realpath(dest))
+    if dest.is_symlink() and not dest.exists():
+        try:
+            os.stat(dest)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise FileExistsError(f"cannot {verb} {dest}: it is a loop of symbolic links") from None
+        dest = Path(os.path.realpath(dest))
+    if not dest.exists():
+        up = dest.parent
+        while not up.exists() and up != up.parent:
+            if os.path.lexists(up):
+                raise FileExistsError(
+                    f"cannot {verb} {dest}: {up} is a symbolic link that leads nowhere (a loop, or a missing target)"
+                )
+            up = up.parent
+        if not up.is_dir():
+            raise NotADirectoryError(f"cannot {verb} {dest}: {up} is a file, not a directory")
+    return dest
 
 
 def _stage_prefix(d: Path) -> str:

@@ -32,12 +32,21 @@ pub fn to_py(e: Error) -> PyErr {
         Error::Conflict(_) => ConflictError::new_err(e.to_string()),
         Error::Corrupt(_) | Error::UnsupportedVersion { .. } => CorruptIndexError::new_err(e.to_string()),
         Error::Cancelled => PyKeyboardInterrupt::new_err("cancelled"),
-        Error::Io { ref source, .. } => match source.kind() {
-            std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(e.to_string()),
-            std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(e.to_string()),
-            std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(e.to_string()),
-            _ => PyOSError::new_err(e.to_string()),
-        },
+        Error::Io { ref source, ref context } => {
+            // An error the core made up from a kind alone (a refusal, not a failed system call)
+            // reads as its context: its source would only add "entity already exists".
+            let msg = if source.raw_os_error().is_none() && source.get_ref().is_none() {
+                context.clone()
+            } else {
+                e.to_string()
+            };
+            match source.kind() {
+                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+                std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(msg),
+                _ => PyOSError::new_err(msg),
+            }
+        }
     }
 }
 

@@ -26,7 +26,15 @@ pub(crate) struct Loaded {
 
 /// The bytes of CURRENT (`None` if there is none).
 pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(dir.join(CURRENT)) {
+    let path = dir.join(CURRENT);
+    // A CURRENT that is not a regular file (a directory, a FIFO, a device) is never read: a
+    // FIFO would block the open forever (breaker36).
+    if let Ok(m) = std::fs::metadata(&path) {
+        if !m.is_file() {
+            return Err(Error::Corrupt(format!("{}: not a regular file, not a sparsedex CURRENT", path.display())));
+        }
+    }
+    match std::fs::read(&path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !dir.is_dir() {
@@ -34,7 +42,7 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
             }
             Ok(None)
         }
-        Err(e) => Err(Error::io(format!("reading {}", dir.join(CURRENT).display()), e)),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
 

@@ -99,11 +99,17 @@ impl Store {
         // once CURRENT names the new index). Files around an index are left alone; a CURRENT
         // that is not ours (LevelDB's, RocksDB's) is another program's directory.
         let current = dest.join(files::CURRENT);
-        if current.exists() {
-            let mut head = Vec::with_capacity(8);
-            let read = std::fs::File::open(&current)
-                .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head));
-            if read.is_ok() && !files::is_our_current(&head) {
+        let has_current = std::fs::symlink_metadata(&current).is_ok();
+        if has_current {
+            // a regular file starting with our magic; a directory, a FIFO (never opened: the
+            // open would block), a dangling link or another program's CURRENT is not ours
+            let ours = std::fs::metadata(&current).is_ok_and(|m| m.is_file()) && {
+                let mut head = Vec::with_capacity(8);
+                std::fs::File::open(&current)
+                    .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head))
+                    .is_ok_and(|_| files::is_our_current(&head))
+            };
+            if !ours {
                 return Err(Error::io(
                     format!(
                         "{} holds a CURRENT file that is not a sparsedex index's: choose another directory",
@@ -113,7 +119,7 @@ impl Store {
                 ));
             }
         }
-        if let (Ok(entries), false) = (std::fs::read_dir(dest), current.exists()) {
+        if let (Ok(entries), false) = (std::fs::read_dir(dest), has_current) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !files::index_dir_may_hold(&name) {

@@ -989,3 +989,30 @@ fn calibration_files_live_and_die_with_their_segment() {
     store.collect_garbage().unwrap();
     assert!(!dir.join("seg-000001.cal").exists());
 }
+
+/// A CURRENT that is not a regular file is never opened (a FIFO would block forever,
+/// breaker36): opening the directory is a corrupt-index error, and a save into it refuses.
+#[cfg(unix)]
+#[test]
+fn a_current_that_is_not_a_file_is_refused_without_reading_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(None, StoreConfig::default()).unwrap();
+    store.stage_add(csr(&docs(10, 5, false)), IdsInput::None, None, false).unwrap();
+    store.finish_commit(&[], None).unwrap();
+    for (name, make) in [
+        (
+            "fifo",
+            (|p: &Path| assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success())) as fn(&Path),
+        ),
+        ("dir", |p: &Path| std::fs::create_dir(p).unwrap()),
+    ] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        make(&dir.join(CURRENT));
+        let err = Store::open(&dir).err().expect("refused").to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = store.save_copy(&dir).unwrap_err().to_string();
+        assert!(err.contains("not a sparsedex index's"), "{err}");
+        assert_eq!(names(&dir), vec![CURRENT.to_string()]);
+    }
+}

@@ -798,3 +798,17 @@ def test_search_batch_takes_every_form_of_a_batch_alike():
         ix.search_batch(bad, k=7)
     with pytest.raises(ValueError, match="query 41"):
         ix.search_batch((bad.indptr, bad.indices, bad.data), k=7)
+
+
+
+def test_repeated_entries_of_a_scipy_query_sum_alike_in_search_and_search_batch():
+    """breaker36: a float index scored a scipy query with repeated entries 0.6333333253 in
+    search_batch (float32 sums in CSR order) and 0.6333333850 in search (COO order)."""
+    sp = pytest.importorskip("scipy.sparse")
+    ix = SparseIndex(None, "float")
+    ix.add([{3: 1.0}])
+    q = sp.coo_matrix((np.array([0.1, 0.2, 1e-8, 1 / 3], np.float32), ([0] * 4, [3] * 4)), shape=(1, 10))
+    one = ix.search(q)
+    assert ix.search_batch(q) == [one] == ix.search_batch([q])
+    unsummed = sp.csr_matrix((q.data, q.col, np.array([0, 4])), shape=(1, 10))  # duplicates kept
+    assert ix.search_batch(unsummed) == [one] == [ix.search(unsummed)]

@@ -56,6 +56,7 @@ from .vectors import (
     SparseEmbedding,
     checked_csr,
     sparse_matrix_rows,
+    summed_duplicates,
     to_csr_arrays,
     validate_embedding,
     validate_embeddings_csr,
@@ -296,8 +297,7 @@ def _whole_query_csr(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     if type(queries).__module__.startswith("scipy.sparse") and hasattr(queries, "tocsr"):
         if len(queries.shape) != 2:
             return None
-        m = queries.tocsr(copy=True)
-        m.sum_duplicates()
+        m = summed_duplicates(queries, "csr")
         return np.asarray(m.indptr, dtype=np.int64), np.asarray(m.indices), np.asarray(m.data)
     from ._segment import csr_arrays
 

@@ -183,6 +183,18 @@ def _first_bool(arr: np.ndarray) -> int | None:
     return None
 
 
+def summed_duplicates(obj: Any, fmt: str) -> Any:
+    """A copy of scipy.sparse ``obj`` in format ``fmt`` ("coo" or "csr") with repeated entries
+    summed, in float64 for narrower floats, before any conversion sums them: then a query's sum
+    does not depend on the order a format sums in (breaker36: float32 sums in COO and CSR order
+    differed in the last bit between search and search_batch)."""
+    if obj.dtype.kind == "f" and obj.dtype.itemsize < 8 and not getattr(obj, "has_canonical_format", False):
+        obj = obj.astype(np.float64)
+    m = obj.tocoo(copy=True) if fmt == "coo" else obj.tocsr(copy=True)
+    m.sum_duplicates()
+    return m
+
+
 def _scipy_row(obj: Any) -> SparseEmbedding | None:
     """A scipy.sparse row (``1 x V`` or 1-D) as a vector; None when ``obj`` is not scipy.sparse."""
     if not type(obj).__module__.startswith("scipy.sparse") or not hasattr(obj, "tocoo"):
@@ -193,8 +205,7 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
             f"a sparse matrix with {shape[0]} rows is {shape[0]} vectors, not one: "
             "pass it to search_batch (or add), or take one row"
         )
-    coo = obj.tocoo(copy=True)
-    coo.sum_duplicates()  # scipy's meaning of repeated entries: their sum
+    coo = summed_duplicates(obj, "coo")  # scipy's meaning of repeated entries: their sum
     cols = coo.coords[-1] if hasattr(coo, "coords") else coo.col
     return SparseEmbedding(indices=np.asarray(cols), values=np.asarray(coo.data))
 
@@ -282,8 +293,7 @@ def sparse_matrix_rows(obj: Any) -> list[SparseEmbedding] | None:
         return None
     if len(obj.shape) != 2:
         return [as_sparse_embedding(obj)]
-    m = obj.tocsr(copy=True)
-    m.sum_duplicates()
+    m = summed_duplicates(obj, "csr")
     ip = np.asarray(m.indptr, dtype=np.int64)
     return [
         SparseEmbedding(indices=np.asarray(m.indices[ip[r] : ip[r + 1]]), values=np.asarray(m.data[ip[r] : ip[r + 1]]))

@@ -414,3 +414,76 @@ def test_create_takes_the_same_paths_as_save(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="m2 is not an existing directory"):
         SparseIndex(None, "float").save("m2/../new2")
     assert not (tmp_path / "missing").exists() and not (tmp_path / "m2").exists()
+
+
+def test_user_files_named_like_old_index_files_survive_a_save_over_an_index(tmp_path):
+    """recheck36: saving over an index deleted a user's sparsedex.json, vectors.sdx and
+    manifest-notes.json beside it (taken for a 0.1 index's leftovers by their names)."""
+    ix = SparseIndex(None, "float")
+    ix.add([vec(0)])
+    a = tmp_path / "a"
+    ix.save(a)
+    mine = {"sparsedex.json": b'{"mine": 1}', "vectors.sdx": b"my vectors", "manifest-notes.json": b"{}"}
+    for n, b in mine.items():
+        (a / n).write_bytes(b)
+    ix.add([vec(1)])
+    ix.save(a)
+    assert {n: (a / n).read_bytes() for n in mine} == mine
+    assert len(SparseIndex.open(a)) == 2
+
+
+@pytest.mark.parametrize("case", ["lock-fifo", "lock-link", "vector-dir+notes"])
+def test_refusals_leave_no_lock_behind(tmp_path, case):
+    """recheck36: a LOCK that is a FIFO gave io.UnsupportedOperation and one that is a link an
+    OSError about links; a 0.1 VectorIndex directory with a user's file beside it was refused
+    by the core only after the writer lock had left a LOCK."""
+    ix = SparseIndex(None, "float")
+    ix.add([vec(0)])
+    d = tmp_path / "d"
+    d.mkdir()
+    if case == "lock-fifo":
+        os.mkfifo(d / "LOCK")
+    elif case == "lock-link":
+        (tmp_path / "outside").write_text("keep")
+        (d / "LOCK").symlink_to(tmp_path / "outside")
+    else:
+        (d / "sparsedex.json").write_text('{"format": "sparsedex-vector-index", "version": 1}')
+        (d / "notes.txt").write_text("n")
+    before = sorted(os.listdir(d))
+    for attempt in (lambda: ix.save(d), lambda: SparseIndex(None, "float", path=d)):
+        with pytest.raises(FileExistsError, match="not a sparsedex index"):
+            attempt()
+        assert sorted(os.listdir(d)) == before
+    if case == "lock-link":
+        assert (tmp_path / "outside").read_text() == "keep"
+
+
+@pytest.mark.parametrize("case", ["manifest-fifo", "segment-fifo", "current-loop"])
+def test_open_of_an_index_with_a_file_that_is_not_a_file_is_corrupt_not_a_hang(tmp_path, case):
+    """recheck36: an index file replaced by a FIFO hung open (and save) forever, and a CURRENT
+    linking to itself raised a raw OSError. Run in a child process, so that a hang fails the
+    test instead of the suite."""
+    import subprocess
+    import sys
+
+    ix = SparseIndex(None, "float")
+    ix.add([vec(0), vec(1)])
+    d = tmp_path / "idx"
+    ix.save(d)
+    names = os.listdir(d)
+    if case == "current-loop":
+        os.unlink(d / "CURRENT")
+        (d / "CURRENT").symlink_to(d / "CURRENT")
+    else:
+        prefix = "manifest-" if case == "manifest-fifo" else "seg-"
+        victim = sorted(n for n in names if n.startswith(prefix) and (prefix == "manifest-" or n.endswith(".sdx")))[-1]
+        os.unlink(d / victim)
+        os.mkfifo(d / victim)
+    code = (
+        "import sys\nfrom sparsedex import SparseIndex, CorruptIndexError\n"
+        "try:\n    SparseIndex.open(sys.argv[1]).search({1: 1.0})\n"
+        "except CorruptIndexError as e:\n    print('corrupt:', e); sys.exit(0)\n"
+        "print('opened'); sys.exit(1)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -53,6 +53,7 @@ _CUR_MAGIC = b"SDXCURR1"
 _MAN_MAGIC = b"SDXMANI1"
 _DOCS_MAGIC = b"SDXDOCS1"
 _DEL_MAGIC = b"SDXDELS1"
+_SEGMENT_MAGIC = b"SPDXIDX\0"  # an engine segment file (the core's index::format::MAGIC)
 _HEAD = 65536
 
 
@@ -92,13 +93,17 @@ def is_vector_dir(p: Path) -> bool:
 
 def foreign_reason(p: Path) -> str | None:
     """Why directory ``p`` holds another program's files, naming the file (for the message),
-    or None when it does not: a CURRENT that is not a sparsedex one (LevelDB's, RocksDB's; a
-    directory, a FIFO, a link to nothing); a ``sparsedex.json`` or ``vectors.sdx`` that is not
-    a 0.1 ``VectorIndex``'s (newcomer36: a user's were taken for one and deleted by the
-    upgrade); without a CURRENT, any name no index directory holds (:func:`is_ours`) unless
-    ``p`` is a 0.1 ``VectorIndex``. Files beside an index are its user's and not a reason; a
+    or None when it does not: a LOCK that is not a regular file (a FIFO, a link); a CURRENT
+    that is not a sparsedex one (LevelDB's, RocksDB's; a directory, a FIFO, a link to
+    nothing); a ``sparsedex.json`` or ``vectors.sdx`` that is not a 0.1 ``VectorIndex``'s
+    (newcomer36: a user's were taken for one and deleted by the upgrade); without a CURRENT
+    (a 0.1 ``VectorIndex`` too), any name no index directory holds (:func:`is_ours`, the core's
+    own rule). Files beside an index (with a CURRENT) are its user's and not a reason; a
     directory holding only what a killed save left is not foreign. ``save()`` and creating an
     index refuse a foreign directory."""
+    lock = p / "LOCK"
+    if os.path.lexists(lock) and (lock.is_symlink() or not lock.is_file()):
+        return "its LOCK is not a regular file"
     raw = _current_bytes(p)
     if raw is not None:
         return None if _core.is_our_current(raw[:8]) else "its CURRENT is not a sparsedex index's"
@@ -109,8 +114,7 @@ def foreign_reason(p: Path) -> str | None:
     for n in names:
         if n in (_VEC_META, _VEC_FILE) and not vector:
             return f"{n!r} is not a sparsedex 0.1 VectorIndex's"
-    if vector:
-        return None
+    # the core's rule for a directory without CURRENT (a 0.1 VectorIndex too): ours only
     return next((f"{n!r} is there" for n in names if not is_ours(n)), None)
 
 
@@ -139,11 +143,33 @@ def is_legacy(p: Path) -> bool:
     return raw.startswith(_CUR_MAGIC)
 
 
+def _legacy_file(p: Path, n: str) -> bool:
+    """Whether ``p / n`` is a sparsedex 0.1 file by its name *and* its content (a regular file
+    with 0.1's magic, or a ``sparsedex.json`` naming the VectorIndex format): a user's file of
+    the same name beside an index is not (recheck36: saving over an index deleted them)."""
+    if n == _VEC_META:
+        return _vector_meta_ok(p)
+    if n == _VEC_FILE:
+        magic = _SEGMENT_MAGIC
+    elif n.startswith("manifest-") and n.endswith(".json") or n.startswith(".manifest-") and ".json" in n:
+        magic = _MAN_MAGIC
+    else:
+        return False
+    f = p / n
+    if not f.is_file() or f.is_symlink():
+        return False
+    try:
+        with open(f, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
 def is_legacy_leftover(p: Path) -> bool:
     """Whether ``p`` holds 0.1 files although its CURRENT is of today's layout."""
     if _current_bytes(p) is None or is_legacy(p):
         return False
-    return any(n.startswith("manifest-") and n.endswith(".json") or n in (_VEC_META, _VEC_FILE) for n in os.listdir(p))
+    return any(_legacy_file(p, n) for n in os.listdir(p))
 
 
 def remove_legacy_files(p: Path, keep_current: bool) -> None:
@@ -152,8 +178,7 @@ def remove_legacy_files(p: Path, keep_current: bool) -> None:
     if keep_current:
         return
     for n in sorted(os.listdir(p), key=lambda n: n != _VEC_META):  # sparsedex.json first
-        if n.startswith("manifest-") and n.endswith(".json") or n.startswith(".manifest-") and ".json" in n \
-                or n in (_VEC_META, _VEC_FILE):
+        if _legacy_file(p, n):
             try:
                 os.unlink(p / n)
             except OSError:
@@ -180,14 +205,25 @@ def _json(path: Path, magic: bytes, data: bytes) -> Any:
         raise CorruptIndexError(f"{path}: unreadable ({e})") from None
 
 
+def _read_regular(path: Path, what: str) -> bytes:
+    """The bytes of ``path``, a file a 0.1 index names; CorruptIndexError when it is missing or
+    not a regular file (a directory, a FIFO: never opened, the open would block, recheck36)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise CorruptIndexError(f"{path}: missing ({what} of the committed index)") from None
+    except OSError as e:
+        raise CorruptIndexError(f"{path}: {e.strerror} ({what} of the committed index)") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptIndexError(f"{path}: not a regular file ({what} of the committed index)")
+    return path.read_bytes()
+
+
 def _recorded(root: Path, rec: Any, what: str, head_only: bool = False) -> tuple[Path, bytes]:
     if not isinstance(rec, dict) or not isinstance(rec.get("file"), str) or "/" in rec["file"]:
         raise CorruptIndexError(f"{root}: manifest entry for {what} is malformed")
     p = root / rec["file"]
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise CorruptIndexError(f"{p}: missing ({what} of the committed index)") from None
+    data = _read_regular(p, what)
     if len(data) != rec.get("size"):
         raise CorruptIndexError(f"{p}: size {len(data)} bytes, the manifest records {rec.get('size')}")
     if zlib.crc32(data[:_HEAD] if head_only else data) != rec.get("crc32"):
@@ -211,10 +247,7 @@ class Legacy:
         if not isinstance(name, str) or "/" in name:
             raise CorruptIndexError(f"{p / 'CURRENT'}: names no manifest")
         mp = p / name
-        try:
-            m = _json(mp, _MAN_MAGIC, mp.read_bytes())
-        except FileNotFoundError:
-            raise CorruptIndexError(f"{mp}: missing (named by CURRENT)") from None
+        m = _json(mp, _MAN_MAGIC, _read_regular(mp, "the manifest CURRENT names"))
         if not isinstance(m, dict) or m.get("format") != "sparsedex-store" or m.get("version") != 1:
             raise CorruptIndexError(f"{mp}: not a sparsedex 0.1 manifest")
         if m.get("uuid") != cur.get("store"):
@@ -238,7 +271,7 @@ class Legacy:
     def _init_vector_dir(self, p: Path) -> None:
         mp = p / _VEC_META
         try:
-            meta = json.loads(mp.read_text(encoding="utf-8"))
+            meta = json.loads(_read_regular(mp, "the VectorIndex's metadata").decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise CorruptIndexError(f"{mp}: unreadable ({e})") from None
         if not isinstance(meta, dict) or meta.get("format") != _VEC_FORMAT:

@@ -261,7 +261,12 @@ impl Image {
     /// The map is only sound while no one modifies the file; files written by
     /// [`ContainerWriter::write_file`] are replaced by rename, never rewritten in place.
     pub fn open_file(path: &Path) -> Result<Image> {
-        let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = crate::fs::open_regular(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                Error::Corrupt(format!("{}: {e}, not a sparsedex index file", path.display()))
+            }
+            _ => Error::io(format!("opening {}", path.display()), e),
+        })?;
         let len = file.metadata().map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?.len();
         if len < HEADER_LEN as u64 {
             return Err(Error::Corrupt(format!("{}: {}", path.display(), short_image_message(len as usize))));

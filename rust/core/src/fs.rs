@@ -85,10 +85,29 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically_with(path, |f| failpoint::write(f, bytes))
 }
 
+/// Open `path` for reading if it is a regular file (links followed). Anything else (a
+/// directory, a FIFO, a device) is an `InvalidData` error, found without blocking: the open of
+/// a FIFO would wait for a writer forever, and a device would be read without end
+/// (breaker36, recheck36: an index file replaced by a FIFO hung open and save).
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK); // no effect on a regular file's reads
+    }
+    let f = o.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok(f)
+}
+
 /// Copy the file `src` to `dst` atomically and durably, streaming (for files too large to
 /// hold in memory).
 pub fn copy_atomically(src: &Path, dst: &Path) -> Result<()> {
-    let mut from = File::open(src).map_err(|e| Error::io(format!("opening {}", src.display()), e))?;
+    let mut from = open_regular(src).map_err(|e| Error::io(format!("opening {}", src.display()), e))?;
     let mut buf = vec![0u8; 1 << 20];
     write_atomically_with(dst, |f| loop {
         let n = std::io::Read::read(&mut from, &mut buf)?;

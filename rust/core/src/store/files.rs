@@ -185,7 +185,9 @@ impl FileRecord {
     /// Read the file in `dir` whole, its size and CRC32 checked.
     pub fn read(&self, dir: &Path, what: &str) -> Result<Vec<u8>> {
         let path = dir.join(&self.name);
-        let bytes = std::fs::read(&path)
+        let mut bytes = Vec::new();
+        crate::fs::open_regular(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
             .map_err(|e| missing_as_corrupt(Error::io(format!("reading {}", path.display()), e), &path, what))?;
         self.check(&path, bytes.len() as u64, crc32fast::hash(&bytes), what)?;
         Ok(bytes)
@@ -253,6 +255,9 @@ fn missing_as_corrupt(e: Error, path: &Path, what: &str) -> Error {
         Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Error::Corrupt(format!("{}: missing ({what} of the committed index)", path.display()))
         }
+        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
+            Error::Corrupt(format!("{}: not a regular file ({what} of the committed index)", path.display()))
+        }
         other => other,
     }
 }
@@ -267,7 +272,7 @@ pub fn in_file(e: Error, path: &Path) -> Error {
 
 /// Size and CRC32 of a file, read in 1 MiB pieces.
 pub fn crc_of_file(path: &Path) -> Result<(u64, u32)> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut f = crate::fs::open_regular(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut h = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;

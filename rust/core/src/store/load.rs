@@ -29,10 +29,16 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
     let path = dir.join(CURRENT);
     // A CURRENT that is not a regular file (a directory, a FIFO, a device) is never read: a
     // FIFO would block the open forever (breaker36).
-    if let Ok(m) = std::fs::metadata(&path) {
-        if !m.is_file() {
-            return Err(Error::Corrupt(format!("{}: not a regular file, not a sparsedex CURRENT", path.display())));
+    match std::fs::metadata(&path) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::Corrupt(format!("{}: not a regular file, not a sparsedex CURRENT", path.display())))
         }
+        // a loop of links, a component that is a file: not an index's CURRENT (a raw OSError
+        // before, recheck36)
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound && e.kind() != std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::Corrupt(format!("{}: {e}, not a sparsedex CURRENT", path.display())))
+        }
+        _ => {}
     }
     match std::fs::read(&path) {
         Ok(b) => Ok(Some(b)),

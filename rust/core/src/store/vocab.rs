@@ -138,6 +138,8 @@ pub fn decode(bytes: &[u8], uuid: &str, n_terms: u64, start: u64, path: &Path) -
 fn open_error(e: std::io::Error, path: &Path) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         corrupt(path, "missing (the vocabulary file of the committed index)")
+    } else if e.kind() == std::io::ErrorKind::InvalidData {
+        corrupt(path, "not a regular file (the vocabulary file of the committed index)")
     } else {
         Error::io(format!("opening {}", path.display()), e)
     }
@@ -148,7 +150,7 @@ impl VocabHandle {
     /// length (more is the leftover of an unfinished append).
     pub(crate) fn open(dir: &Path, record: &VocabRecord) -> Result<VocabHandle> {
         let path = dir.join(&record.file.name);
-        let file = File::open(&path).map_err(|e| open_error(e, &path))?;
+        let file = crate::fs::open_regular(&path).map_err(|e| open_error(e, &path))?;
         let len = file.metadata().map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?.len();
         if len < record.file.size {
             return Err(corrupt(

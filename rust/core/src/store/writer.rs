@@ -349,7 +349,9 @@ impl Store {
             match locate_in(&w, &snap, id.as_id()) {
                 Some(loc) => found.push(loc),
                 None if missing_ok => {}
-                None => return Err(Error::NotFound(format!("no document with id {} in the index", id.as_id().shown()))),
+                None => {
+                    return Err(Error::NotFound(format!("no document with id {} in the index", id.as_id().shown())))
+                }
             }
         }
         for loc in &found {

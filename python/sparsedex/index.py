@@ -55,8 +55,8 @@ from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, St
 from .vectors import (
     SparseEmbedding,
     checked_csr,
+    scipy_matrix_csr,
     sparse_matrix_rows,
-    summed_duplicates,
     to_csr_arrays,
     validate_embedding,
     validate_embeddings_csr,
@@ -274,40 +274,43 @@ def batch_queries(queries: Any) -> list[Any]:
     return list(queries)
 
 
-def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The rows of CSR arrays ``(indptr, indices, values)`` (one query a row) as ``(indices,
-    values)`` pairs, which the caller validates as any query vector (errors name ``query i``);
-    None when ``queries`` is not given as CSR arrays. ValueError when the arrays do not form a
-    CSR matrix (:func:`sparsedex._segment.csr_arrays` says which way)."""
+def _csr_triple(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Queries given as CSR arrays ``(indptr, indices, values)``, one a row, as arrays (indptr
+    int64; Python numbers as float64, as add takes them); None when ``queries`` is not given as
+    CSR arrays. ValueError when the arrays do not form a CSR matrix
+    (:func:`sparsedex._segment.csr_arrays` says which way)."""
     from ._segment import csr_arrays
 
     csr = csr_arrays(queries, "query")
     if csr is None:
         return None
     ip, indices, values = csr
-    if values.dtype.kind == "O":  # Python numbers (checked by csr_arrays), as add takes them
+    if values.dtype.kind == "O":  # Python numbers (checked by csr_arrays)
         values = values.astype(np.float64)
+    return ip, indices, values
+
+
+def _csr_triple_rows(queries: Any) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The rows of CSR arrays (:func:`_csr_triple`) as ``(indices, values)`` pairs, which the
+    caller validates as any query vector (errors name ``query i``)."""
+    csr = _csr_triple(queries)
+    if csr is None:
+        return None
+    ip, indices, values = csr
     return [(indices[a:b], values[a:b]) for a, b in zip(ip[:-1].tolist(), ip[1:].tolist())]
 
 
 def _whole_query_csr(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The CSR arrays ``(indptr int64, indices, values)`` of queries given as a 2-D scipy.sparse
-    matrix (repeated entries summed, as :func:`query_rows` reads it) or as CSR arrays; None for
-    anything else, and for arrays whose structure is wrong (:func:`query_rows` then raises)."""
-    if type(queries).__module__.startswith("scipy.sparse") and hasattr(queries, "tocsr"):
-        if len(queries.shape) != 2:
-            return None
-        m = summed_duplicates(queries, "csr")
-        return np.asarray(m.indptr, dtype=np.int64), np.asarray(m.indices), np.asarray(m.data)
-    from ._segment import csr_arrays
-
+    matrix (as :func:`query_rows` reads it) or as CSR arrays; None for anything else, and for
+    arrays whose structure is wrong (:func:`query_rows` then raises)."""
+    m = scipy_matrix_csr(queries)
+    if m is not None:
+        return m
     try:
-        csr = csr_arrays(queries, "query")
+        return _csr_triple(queries)
     except ValueError:
         return None
-    if csr is None or csr[2].dtype.kind == "O":
-        return None
-    return np.asarray(csr[0], dtype=np.int64), csr[1], csr[2]
 
 
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -293,12 +293,20 @@ def sparse_matrix_rows(obj: Any) -> list[SparseEmbedding] | None:
         return None
     if len(obj.shape) != 2:
         return [as_sparse_embedding(obj)]
-    m = summed_duplicates(obj, "csr")
-    ip = np.asarray(m.indptr, dtype=np.int64)
+    ip, indices, data = scipy_matrix_csr(obj)  # type: ignore[misc]
     return [
-        SparseEmbedding(indices=np.asarray(m.indices[ip[r] : ip[r + 1]]), values=np.asarray(m.data[ip[r] : ip[r + 1]]))
-        for r in range(m.shape[0])
+        SparseEmbedding(indices=np.asarray(indices[a:b]), values=np.asarray(data[a:b]))
+        for a, b in zip(ip[:-1].tolist(), ip[1:].tolist())
     ]
+
+
+def scipy_matrix_csr(obj: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The CSR arrays ``(indptr int64, indices, values)`` of a 2-D scipy.sparse matrix / array,
+    repeated entries summed (:func:`summed_duplicates`); None when ``obj`` is not one."""
+    if not type(obj).__module__.startswith("scipy.sparse") or not hasattr(obj, "tocsr") or len(obj.shape) != 2:
+        return None
+    m = summed_duplicates(obj, "csr")
+    return np.asarray(m.indptr, dtype=np.int64), np.asarray(m.indices), np.asarray(m.data)
 
 
 def _where(row: int | None, what: str | None) -> str:

@@ -61,19 +61,7 @@ impl<'a, I: Copy> RangeReader<'a, I> {
     /// forward from `from` (galloping, then binary search); `b1` if there is none.
     #[inline]
     fn seek(&self, from: usize, lo: u32) -> usize {
-        let lasts = &self.v.block_last[..self.b1];
-        let mut b = from;
-        if b >= self.b1 || lasts[b] >= lo {
-            return b;
-        }
-        let mut step = 1;
-        while b + step < self.b1 && lasts[b + step] < lo {
-            b += step;
-            step *= 2;
-        }
-        // lasts[b] < lo, and lasts[b + step] >= lo or b + step is past the list
-        let end = (b + step + 1).min(self.b1);
-        b + lasts[b..end].partition_point(|&l| l < lo)
+        from + gallop(&self.v.block_last[from.min(self.b1)..self.b1], lo)
     }
 
     /// Call `f(doc, impact)` for every posting with `lo <= doc < hi`, starting at posting
@@ -147,8 +135,8 @@ fn prefetch_located<I>(reader: &RangeReader<'_, I>, located: &[(u32, u32)]) {
 }
 
 /// The number of leading elements of ascending `x` below `lo`, found by galloping from the
-/// front: O(log d) for an answer d, where the gathered docs of a rare term are skipped
-/// between the few blocks a batch scores.
+/// front: O(log d) for an answer d. Skips a rare term's gathered docs, and a dense term's block
+/// ends ([`RangeReader::seek`]), between the few blocks a batch scores.
 #[inline]
 fn gallop(x: &[u32], lo: u32) -> usize {
     if x.first().is_none_or(|&d| d >= lo) {
@@ -169,10 +157,6 @@ fn gallop(x: &[u32], lo: u32) -> usize {
 struct BatchScratch {
     /// Located reads of the dense terms in flight ([`locate`]), by dense-term position mod 3.
     located: [Vec<(u32, u32)>; 3],
-    /// Sources in reading order.
-    order: Vec<usize>,
-    /// Per dense term (in `order`'s dense part): its bound summed over the batch's blocks.
-    weight: Vec<f64>,
     /// Per block of the batch: false once none of its documents can beat the threshold.
     live: Vec<bool>,
 }
@@ -206,32 +190,29 @@ fn score_blocks<K: Kind>(
     acc.resize(blocks.len() * DOC_BLOCK, K::S::default());
     bs.live.clear();
     bs.live.resize(blocks.len(), true);
-    bs.order.clear();
     let early = !K::ORDERED_SUM;
+    let is_dense = |i: &usize| matches!(sources[*i], TermSource::Dense(..));
+    // dense terms in reading order: canonical, or by decreasing bound over the batch (summed in
+    // f64: in the kind's integers the sum could overflow)
+    let mut dense_ix: Vec<usize> = (0..sources.len()).filter(is_dense).collect();
     if early {
-        bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Gathered(..))));
-        let first_dense = bs.order.len();
-        bs.order.extend((0..sources.len()).filter(|&i| matches!(sources[i], TermSource::Dense(..))));
-        bs.weight.clear();
-        for &i in &bs.order[first_dense..] {
-            // in f64: summed over the batch's blocks, the integer bounds could overflow
-            let mut sum = 0.0f64;
-            if let TermSource::Dense(dense, _) = &sources[i] {
-                for &b in blocks {
-                    sum += K::to_f32(K::mul(plan.terms[i].w, dense[b as usize]), 1.0) as f64;
-                }
+        let weight = |i: usize| match &sources[i] {
+            TermSource::Dense(dense, _) => {
+                blocks.iter().map(|&b| K::to_f32(K::mul(plan.terms[i].w, dense[b as usize]), 1.0) as f64).sum()
             }
-            bs.weight.push(sum);
-        }
-        let mut dense: Vec<(f64, usize)> = bs.weight.iter().copied().zip(bs.order.drain(first_dense..)).collect();
-        dense.sort_by(|a, b| b.0.total_cmp(&a.0));
-        bs.order.extend(dense.iter().map(|&(_, i)| i));
-    } else {
-        bs.order.extend(0..sources.len());
+            TermSource::Gathered(..) => 0.0,
+        };
+        let mut weighted: Vec<(f64, usize)> = dense_ix.iter().map(|&i| (weight(i), i)).collect();
+        weighted.sort_by(|a, b| b.0.total_cmp(&a.0));
+        dense_ix = weighted.into_iter().map(|(_, i)| i).collect();
     }
-    let order = std::mem::take(&mut bs.order);
-    let dense_ix: Vec<usize> = order.iter().copied().filter(|&i| matches!(sources[i], TermSource::Dense(..))).collect();
-    let BatchScratch { located, live, .. } = bs;
+    // all terms in reading order: the rare (gathered) ones first when exact sums allow it
+    let order: Vec<usize> = if early {
+        (0..sources.len()).filter(|i| !is_dense(i)).chain(dense_ix.iter().copied()).collect()
+    } else {
+        (0..sources.len()).collect()
+    };
+    let BatchScratch { located, live } = bs;
     let stage =
         |sources: &[TermSource<'_, K::Imp, K::S>], j: usize, located: &mut [Vec<(u32, u32)>; 3], live: &[bool]| {
             if let Some(TermSource::Dense(dense, reader)) = dense_ix.get(j).map(|&i| &sources[i]) {
@@ -294,9 +275,8 @@ fn score_blocks<K: Kind>(
             }
         }
     }
-    bs.order = order;
     for (bi, &b) in blocks.iter().enumerate() {
-        if !bs.live[bi] {
+        if !live[bi] {
             continue;
         }
         let lo = b * DOC_BLOCK as u32;

@@ -27,29 +27,26 @@ pub(crate) struct Loaded {
 /// The bytes of CURRENT (`None` if there is none).
 pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
     let path = dir.join(CURRENT);
-    // A CURRENT that is not a regular file (a directory, a FIFO, a device) is never read: a
-    // FIFO would block the open forever (breaker36).
-    match std::fs::metadata(&path) {
-        Ok(m) if !m.is_file() => {
-            return Err(Error::Corrupt(format!("{}: not a regular file, not a sparsedex CURRENT", path.display())))
-        }
-        // a loop of links, a component that is a file: not an index's CURRENT (a raw OSError
-        // before, recheck36)
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound && e.kind() != std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::Corrupt(format!("{}: {e}, not a sparsedex CURRENT", path.display())))
-        }
-        _ => {}
-    }
-    match std::fs::read(&path) {
-        Ok(b) => Ok(Some(b)),
+    // A CURRENT that is not a regular file (a directory, a FIFO, a device) is never read
+    // ([`crate::fs::open_regular`]): a FIFO would block the open forever (breaker36).
+    let mut f = match crate::fs::open_regular(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !dir.is_dir() {
                 return Err(Error::io(format!("{}: no index directory there", dir.display()), e));
             }
-            Ok(None)
+            return Ok(None);
         }
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::io(format!("reading {}", path.display()), e))
+        }
+        // not a regular file, a loop of links, a component that is a file: not an index's
+        // CURRENT (a raw OSError before, recheck36)
+        Err(e) => return Err(Error::Corrupt(format!("{}: {e}, not a sparsedex CURRENT", path.display()))),
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(Some(bytes))
 }
 
 /// Parse CURRENT's bytes. Without CURRENT (it is replaced by renames, never removed), what the

@@ -101,14 +101,9 @@ impl Store {
         let current = dest.join(files::CURRENT);
         let has_current = std::fs::symlink_metadata(&current).is_ok();
         if has_current {
-            // a regular file starting with our magic; a directory, a FIFO (never opened: the
-            // open would block), a dangling link or another program's CURRENT is not ours
-            let ours = std::fs::metadata(&current).is_ok_and(|m| m.is_file()) && {
-                let mut head = Vec::with_capacity(8);
-                std::fs::File::open(&current)
-                    .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 8), &mut head))
-                    .is_ok_and(|_| files::is_our_current(&head))
-            };
+            // a regular file starting with our magic; a directory, a FIFO (never opened), a
+            // dangling link or another program's CURRENT is not ours
+            let ours = matches!(load::read_current_bytes(dest), Ok(Some(b)) if files::is_our_current(&b));
             if !ours {
                 return Err(Error::io(
                     format!(

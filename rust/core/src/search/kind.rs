@@ -351,7 +351,7 @@ impl Kind for U8Kind {
         k: usize,
         scratch: &mut Scratch,
     ) -> Option<(Vec<(u32, u32)>, bool)> {
-        use super::approx::layer::{for_each_read, reads, Read};
+        use super::approx::layer::{reads, Read, ReadCursor};
         let how = reads(v, plan, arrays, layer, kept, gamma);
         // Requantizing may drop terms (weights rounding to 0) but keeps the others in order
         // (ascending term ids, as `kept`): each survivor's read, by a walk along both.
@@ -370,20 +370,22 @@ impl Kind for U8Kind {
         for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
             super::approx::layer::prefetch_read(v, arrays, layer, pt.term, r);
         }
+        let mut cursors: Vec<ReadCursor> =
+            cut.terms.iter().zip(&reads_of_cut).map(|(pt, &r)| ReadCursor::new(v, layer, pt.term, r)).collect();
         if Self::narrow_fits(cut, arrays.term_max) {
-            let top = super::exhaustive::search_u16_with(v, cut, k, scratch, |acc| {
-                for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
+            let top = super::exhaustive::search_u16_with(v, cut, k, scratch, |acc, hi| {
+                for (pt, c) in cut.terms.iter().zip(&mut cursors) {
                     // Fits: w x (any impact of the term) <= the plan's bound <= u16::MAX.
                     let w = pt.w as u16;
-                    for_each_read(v, arrays, layer, pt.term, r, |d, i| super::kernels::accumulate_u16(acc, d, i, w));
+                    c.until(v, arrays, hi, |d, i| super::kernels::accumulate_u16(acc, d, i, w));
                 }
             });
             return Some((top, layered));
         }
-        let top = super::exhaustive::search_with(v, cut, k, scratch, |acc| {
-            for (pt, &r) in cut.terms.iter().zip(&reads_of_cut) {
+        let top = super::exhaustive::search_with(v, cut, k, scratch, |acc, hi| {
+            for (pt, c) in cut.terms.iter().zip(&mut cursors) {
                 let w = pt.w;
-                for_each_read(v, arrays, layer, pt.term, r, |d, i| Self::accumulate(acc, d, i, w));
+                c.until(v, arrays, hi, |d, i| Self::accumulate(acc, d, i, w));
             }
         });
         Some((top, layered))

@@ -34,7 +34,7 @@
 //! Terms of one block, or whose layer would hold more than half of their list,
 //! have none (they are read whole).
 
-use super::super::kernels::for_each_block;
+use super::super::kernels::{for_each_block, ListCursor};
 use super::super::plan::Plan;
 use super::super::U8Kind;
 use crate::index::{ImpactArrays, IndexView};
@@ -180,27 +180,51 @@ pub(crate) fn reads(
     how
 }
 
-/// Feed `f(docs, impacts)` with the postings of local term `t` read as `how`.
-pub(crate) fn for_each_read(
-    v: &IndexView<'_>,
-    arrays: &ImpactArrays<'_, u8>,
-    layer: &HighLayer,
-    t: u32,
-    how: Read,
-    mut f: impl FnMut(&[u32], &[u8]),
-) {
-    match how {
-        Read::Whole => for_each_block(v, arrays, t, f),
-        Read::High => {
-            let (d, i) = layer.postings(t);
-            for (dc, ic) in d.chunks(crate::codec::BLOCK_LEN).zip(i.chunks(crate::codec::BLOCK_LEN)) {
-                f(dc, ic);
+/// The postings of a local term read as a [`Read`] says, in ascending doc ranges: a whole list
+/// through a [`ListCursor`], a high layer from its arrays.
+pub(crate) enum ReadCursor<'a> {
+    /// A whole list.
+    Whole(ListCursor),
+    /// A high layer (doc ids, impacts) from a position on.
+    High(&'a [u32], &'a [u8]),
+}
+
+impl<'a> ReadCursor<'a> {
+    pub(crate) fn new(v: &IndexView<'_>, layer: &'a HighLayer, t: u32, how: Read) -> Self {
+        match how {
+            Read::Whole => ReadCursor::Whole(ListCursor::new(v, t)),
+            Read::High => {
+                let (d, i) = layer.postings(t);
+                ReadCursor::High(d, i)
+            }
+        }
+    }
+
+    /// Feed `f(docs, impacts)` with the postings not read yet below doc `hi` (a whole list's
+    /// blocks as [`ListCursor::until`] takes them).
+    #[inline]
+    pub(crate) fn until(
+        &mut self,
+        v: &IndexView<'_>,
+        arrays: &ImpactArrays<'_, u8>,
+        hi: u32,
+        mut f: impl FnMut(&[u32], &[u8]),
+    ) {
+        match self {
+            ReadCursor::Whole(c) => c.until(v, arrays, hi, f),
+            ReadCursor::High(d, i) => {
+                let n = d.partition_point(|&x| x < hi);
+                for (dc, ic) in d[..n].chunks(crate::codec::BLOCK_LEN).zip(i[..n].chunks(crate::codec::BLOCK_LEN)) {
+                    f(dc, ic);
+                }
+                *d = &d[n..];
+                *i = &i[n..];
             }
         }
     }
 }
 
-/// Ask the CPU to start loading the first cache lines of what [`for_each_read`] of term `t`
+/// Ask the CPU to start loading the first cache lines of what a [`ReadCursor`] of term `t`
 /// reads ([`prefetch_term`] for a whole list; the start of its high layer).
 #[inline]
 pub(crate) fn prefetch_read(v: &IndexView<'_>, arrays: &ImpactArrays<'_, u8>, layer: &HighLayer, t: u32, how: Read) {

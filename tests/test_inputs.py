@@ -295,6 +295,16 @@ def test_scipy_rows_and_matrices_as_queries():
     with pytest.raises(TypeError, match="query: a sparse matrix with 3 rows is 3 vectors"):
         ix.search(m)
     assert ix.explain(m[0], "a").score == pytest.approx(1.0)
+    # An n-D sparse array (scipy >= 1.15) is no vector: it was read as one query (breaker36).
+    try:
+        cube = sp.coo_array((np.array([1.0]), (np.array([0]), np.array([0]), np.array([1]))), shape=(1, 1, 4))
+    except (TypeError, ValueError):  # an older scipy without n-D arrays
+        cube = None
+    if cube is not None:
+        for call in (ix.search, ix.search_batch, lambda q: ix.explain(q, "a"), lambda q: ix.add([q], ids=["z"])):
+            with pytest.raises(TypeError, match="shape \\(1, 1, 4\\) has 3 dimensions"):
+                call(cube)
+        assert len(ix) == 3
 
 
 def test_csr_arrays_as_queries_in_search_batch_and_calibrate():

@@ -200,6 +200,11 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
     if not type(obj).__module__.startswith("scipy.sparse") or not hasattr(obj, "tocoo"):
         return None
     shape = tuple(obj.shape)
+    if len(shape) not in (1, 2):
+        raise TypeError(
+            f"a sparse array of shape {shape} has {len(shape)} dimensions: a vector is 1-D "
+            "or one row (1 x vocabulary), a batch 2-D (one row per vector)"
+        )
     if len(shape) == 2 and shape[0] != 1:
         raise TypeError(
             f"a sparse matrix with {shape[0]} rows is {shape[0]} vectors, not one: "

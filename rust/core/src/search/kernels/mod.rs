@@ -107,9 +107,13 @@ pub fn force(isa: Option<Isa>) {
 /// 0.146-0.149 ms median), while the AVX2 set took 0.121-0.126 ms (`examples/probe.rs` with
 /// `PROBE_ISA`, each query run by every set in turn, both orders). The measurement is the
 /// exhaustive scorer's work, [`accumulate_u32`] over 128-posting blocks of distinct random
-/// documents and one [`drain_above_u32`] pass, on 65,536 accumulators; each set runs
-/// [`PICK_TRIALS`] times, interleaved, and keeps its fastest trial. A wider set must win by
-/// [`PICK_MARGIN`] to be chosen over a narrower one.
+/// documents and one [`drain_above_u32`] pass, on 32,768 accumulators with two postings each
+/// (real queries add 2-3 postings per accumulator: debian's 155k over 60k documents); each set
+/// runs [`PICK_TRIALS`] times, interleaved, and keeps its fastest trial. A wider set must win by
+/// [`PICK_MARGIN`] to be chosen over a narrower one. Until stop 37 the trial added 0.4 postings
+/// per accumulator, so the drain decided it: on an Intel Xeon with AVX-512 it picked AVX2,
+/// although the AVX-512 set made debian's exhaustive search 7% faster (0.186 against 0.173 ms
+/// median, `examples/probe.rs`); the trial now picks AVX-512 there (about 49 against 52 us).
 pub fn fastest() -> Isa {
     static PICK: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
     *PICK.get_or_init(|| {
@@ -135,18 +139,18 @@ pub const PICK_MARGIN: f64 = 0.03;
 
 /// Seconds of each kernel set's fastest trial of the exhaustive scorer's work (see [`fastest`]).
 pub fn measure(sets: &[Isa]) -> Vec<f64> {
-    const N: usize = 1 << 16;
-    const BLOCKS: usize = 192;
+    const N: usize = 1 << 15;
+    const BLOCKS: usize = 512;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || crate::synth::xorshift64(&mut seed);
     // Blocks of 128 distinct ascending documents (a posting list's block), random impacts.
     let blocks: Vec<(Vec<u32>, Vec<u8>)> = (0..BLOCKS)
         .map(|_| {
-            let start = (next() % (N as u64 - 128 * 64)) as u32;
+            let start = (next() % (N as u64 - 128 * 16)) as u32;
             let mut d = start;
             let docs: Vec<u32> = (0..128)
                 .map(|_| {
-                    d += 1 + (next() % 63) as u32;
+                    d += 1 + (next() % 15) as u32;
                     d
                 })
                 .collect();
@@ -196,7 +200,9 @@ pub fn available() -> Vec<Isa> {
         if is_x86_feature_detected!("avx2") {
             v.push(Isa(Set::Avx2));
         }
-        if is_x86_feature_detected!("avx512f")
+        // The AVX-512 set runs AVX2 kernels where they are the faster (`add_scaled_u32`).
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
         {
@@ -455,8 +461,11 @@ pub fn add_scaled_u32(isa: Isa, ub: &mut [u32], dense: &[u8], w: u32) {
         // SAFETY: avx2 was detected; both slices hold exactly `n` elements.
         Set::Avx2 => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: avx512f/bw were detected; both slices hold exactly `n` elements.
-        Set::Avx512 => unsafe { x86::add_scaled_u32(ub.as_mut_ptr(), dense.as_ptr(), n, w) },
+        // SAFETY: avx2 was detected (the AVX-512 set requires it); both slices hold exactly `n`
+        // elements. The AVX2 loop: a 16-lane kernel (widen, multiply, add) made block-max
+        // pruning's bounds slower on an Intel Xeon with AVX-512 (`bmp` on synthetic 100k, BP,
+        // `examples/probe.rs` with `PROBE_ISA`: 0.132 against 0.125-0.131 ms).
+        Set::Avx512 => unsafe { x86::add_scaled_u32_avx2(ub, dense, w) },
     }
 }
 

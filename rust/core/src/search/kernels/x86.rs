@@ -154,29 +154,6 @@ pub(super) unsafe fn drain_above_u16(acc: &mut [u16], mut thr: u32, mut take: im
     }
 }
 
-/// AVX-512 [`super::add_scaled_u32`] of `n` entries.
-///
-/// # Safety
-///
-/// avx512f and avx512bw are available; `ub` and `dense` are valid for `n` elements.
-#[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn add_scaled_u32(ub: *mut u32, dense: *const u8, n: usize, w: u32) {
-    let wv = _mm512_set1_epi32(w as i32);
-    let mut i = 0;
-    while i + 16 <= n {
-        // SAFETY: i + 16 <= n: 16 bytes of `dense` and 16 u32 of `ub` are in bounds.
-        let x = _mm512_cvtepu8_epi32(_mm_loadu_si128(dense.add(i).cast()));
-        let u = _mm512_loadu_si512(ub.add(i).cast());
-        _mm512_storeu_si512(ub.add(i).cast(), _mm512_add_epi32(u, _mm512_mullo_epi32(x, wv)));
-        i += 16;
-    }
-    while i < n {
-        // SAFETY: i < n.
-        *ub.add(i) = (*ub.add(i)).wrapping_add(w.wrapping_mul(*dense.add(i) as u32));
-        i += 1;
-    }
-}
-
 /// AVX-512 [`super::score_row_u8`] of `n` entries.
 ///
 /// # Safety

@@ -11,7 +11,7 @@
 //! A u8 plan whose scores cannot pass `u16::MAX` (approximate search's requantized cut
 //! queries) is scored in 16-bit accumulators ([`search_u16`]): the same hits, half the bytes.
 
-use super::kernels::{doc_ranges, ListCursor};
+use super::kernels::{by_ranges, ListCursor};
 use super::plan::Plan;
 use super::topk::{Gather, TopK};
 use super::{Kind, Scratch};
@@ -48,41 +48,34 @@ pub fn search<K: Kind>(
 /// hi)` adds the plan's postings (or the part of them it reads, as approximate search's layered
 /// candidate stage does) with doc ids below `hi` that it has not added yet, and no other, into
 /// the accumulators. It is called for each of the [`doc_ranges`] in turn (`hi` its end, or
-/// `u32::MAX` for the last), and each range is drained for the top-k as soon as it is complete:
-/// the range's accumulators are still in the L2 cache when they are added to and drained. Each
-/// document's terms are added in the plan's order, as without ranges, so float sums are
-/// unchanged. On synthetic 1M (one segment, BP order, `examples/probe.rs`, 400 queries) the
-/// exhaustive scorer went from 3.31 to 2.83 ms with ranges of 512 KB.
+/// `u32::MAX` for the last; [`by_ranges`]), and each range is drained for the top-k as soon as
+/// it is complete: the range's accumulators are still in the L2 cache when they are added to
+/// and drained. Each document's terms are added in the plan's order, as without ranges, so float
+/// sums are unchanged. On synthetic 1M (one segment, BP order, `examples/probe.rs`, 400 queries)
+/// the exhaustive scorer went from 3.45 to 2.84-2.90 ms with ranges of 256 or 512 KB.
 pub(crate) fn search_with<K: Kind>(
     v: &IndexView<'_>,
     plan: &Plan<K>,
     k: usize,
     scratch: &mut Scratch,
-    mut accumulate: impl FnMut(&mut [K::S], u32),
+    accumulate: impl FnMut(&mut [K::S], u32),
 ) -> Vec<(u32, K::S)> {
     let n = v.n_docs as usize;
     let acc = super::zeroed_acc::<K>(scratch, n);
-    let ranges = doc_ranges(n, std::mem::size_of::<K::S>());
-    let last = ranges.len() - 1;
-    let top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // One pass per range collects the top-k and clears the accumulators for the next query.
     if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
-        for (r, &(lo, hi)) in ranges.iter().enumerate() {
-            accumulate(acc, if r == last { u32::MAX } else { hi as u32 });
-            K::drain_above(&mut acc[lo..hi], g.threshold(), |d, s| g.offer(d + lo as u32, s));
-        }
+        by_ranges(acc, accumulate, |part, lo| K::drain_above(part, g.threshold(), |d, s| g.offer(d + lo, s)));
         return g.finish().into_sorted();
     }
-    let mut top = top;
-    for (r, &(lo, hi)) in ranges.iter().enumerate() {
-        accumulate(acc, if r == last { u32::MAX } else { hi as u32 });
+    by_ranges(acc, accumulate, |part, lo| {
         let thr = top.threshold();
-        K::drain_above(&mut acc[lo..hi], thr, |d, s| {
-            top.push(d + lo as u32, s);
+        K::drain_above(part, thr, |d, s| {
+            top.push(d + lo, s);
             top.threshold()
         });
-    }
+    });
     top.into_sorted()
 }
 
@@ -117,7 +110,7 @@ pub(crate) fn search_u16_with(
     plan: &Plan<super::U8Kind>,
     k: usize,
     scratch: &mut Scratch,
-    mut accumulate: impl FnMut(&mut [u16], u32),
+    accumulate: impl FnMut(&mut [u16], u32),
 ) -> Vec<(u32, u32)> {
     use super::kernels::{drain_top_u16, isa};
     let n = v.n_docs as usize;
@@ -127,30 +120,25 @@ pub(crate) fn search_u16_with(
     }
     debug_assert!(acc.iter().all(|&a| a == 0), "accumulators were left dirty");
     let acc = &mut acc[..n];
-    let ranges = doc_ranges(n, 2);
-    let last = ranges.len() - 1;
-    let top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     // The drain's threshold may start from the chunk maxima only when every document may be
     // collected (an allowed set may exclude the documents that hold them).
     let seed_k = if plan.allowed.is_none() { k } else { 0 };
     if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
-        for (r, &(lo, hi)) in ranges.iter().enumerate() {
-            accumulate(acc, if r == last { u32::MAX } else { hi as u32 });
+        by_ranges(acc, accumulate, |part, lo| {
             let thr = g.threshold();
-            drain_top_u16(isa(), &mut acc[lo..hi], thr, seed_k, drain_kept, |d, s| g.offer(d + lo as u32, s));
-        }
+            drain_top_u16(isa(), part, thr, seed_k, drain_kept, |d, s| g.offer(d + lo, s));
+        });
         return g.finish().into_sorted();
     }
-    let mut top = top;
-    for (r, &(lo, hi)) in ranges.iter().enumerate() {
-        accumulate(acc, if r == last { u32::MAX } else { hi as u32 });
+    by_ranges(acc, accumulate, |part, lo| {
         let thr = top.threshold();
-        drain_top_u16(isa(), &mut acc[lo..hi], thr, seed_k, drain_kept, |d, s| {
-            top.push(d + lo as u32, s);
+        drain_top_u16(isa(), part, thr, seed_k, drain_kept, |d, s| {
+            top.push(d + lo, s);
             top.threshold()
         });
-    }
+    });
     top.into_sorted()
 }
 
@@ -159,6 +147,7 @@ mod tests {
     use super::*;
     use crate::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
     use crate::search::approx::cut_terms;
+    use crate::search::kernels::doc_ranges;
     use crate::search::kernels::for_each_block;
     use crate::search::plan::Plan;
     use crate::search::segments::prepare;

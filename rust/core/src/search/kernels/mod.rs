@@ -535,6 +535,8 @@ pub fn for_each_block<I: Copy>(
     term: u32,
     mut f: impl FnMut(&[u32], &[I]),
 ) {
+    // Not `ListCursor::until(u32::MAX)`: its per-block range check and state in memory made
+    // `bmp`'s rare-term gathering slower (synthetic 1M, 0.68 to 0.75 ms).
     use crate::codec::BLOCK_LEN;
     let t = term as usize;
     if t >= v.n_terms as usize {
@@ -636,6 +638,24 @@ pub(crate) const RANGE_BYTES: usize = 4 << 10;
 pub(crate) fn doc_ranges(n_docs: usize, width: usize) -> Vec<(usize, usize)> {
     let per = (RANGE_BYTES / width.max(1) / 64 * 64).max(64);
     (0..n_docs.div_ceil(per).max(1)).map(|r| (r * per, ((r + 1) * per).min(n_docs))).collect()
+}
+
+/// A ranged accumulation over `acc` (one accumulator per document): for each of the
+/// [`doc_ranges`] in turn, `accumulate(acc, end)` adds every posting below `end` not added yet
+/// (`end` is `u32::MAX` for the last range, so that none is left), then `drain(range, lo)`
+/// collects and clears that range's accumulators, `lo` its first document.
+#[inline]
+pub(crate) fn by_ranges<S>(
+    acc: &mut [S],
+    mut accumulate: impl FnMut(&mut [S], u32),
+    mut drain: impl FnMut(&mut [S], u32),
+) {
+    let ranges = doc_ranges(acc.len(), std::mem::size_of::<S>());
+    let last = ranges.len() - 1;
+    for (r, &(lo, hi)) in ranges.iter().enumerate() {
+        accumulate(acc, if r == last { u32::MAX } else { hi as u32 });
+        drain(&mut acc[lo..hi], lo as u32);
+    }
 }
 
 /// Ask the CPU to start loading the first [`PREFETCH_LINES`] cache lines of `term`'s

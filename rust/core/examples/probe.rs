@@ -105,8 +105,8 @@ fn main() {
             for nt in [6usize, 12, 24, 48, 96, 160] {
                 let (p, r) = cal.choose(if let Algorithm::Approximate(t) = alg { t.get() } else { 1.0 }, nt);
                 eprintln!(
-                    "  {nt} terms: beta {} rerank {} cal recall {:.4} (queries per bucket {:?})",
-                    p.beta, p.rerank, r, cal.queries
+                    "  {nt} terms: beta {} gamma {} rerank {} cal recall {:.4} (queries per bucket {:?})",
+                    p.beta, p.gamma, p.rerank, r, cal.queries
                 );
             }
         }

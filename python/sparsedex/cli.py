@@ -41,6 +41,7 @@ import argparse
 import json
 import math
 import re
+import socket
 import sys
 import textwrap
 import time
@@ -622,6 +623,11 @@ def cmd_search(a: argparse.Namespace) -> int:
     flt = _filter_arg(a.filter)
     _check_query_arg(a.query)
     index = _open_index(a.index_dir)
+    if index.encoder_identity is None:
+        raise UserError(
+            f"{a.index_dir} holds vectors you bring (no encoder): the command line searches by text; "
+            "search it from Python with a sparse vector (SparseIndex.open(...).search(vector))"
+        )
     kw = {} if a.target_recall is None else {"target_recall": a.target_recall}
     hits = index.search(a.query, k=a.k, algorithm=a.algorithm, filter=flt, **kw)
     if a.json:
@@ -718,6 +724,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise UserError(f"{a.qrels}: no such qrels file")
     qrels = read_qrels(a.qrels)
     queries = load_queries(a.queries, a.text_field, a.id_field)
+    if not queries:
+        raise UserError(f"{a.queries}: no queries")
     index = _open_index(a.index_dir)
     t0 = time.perf_counter()
     means, run = evaluate_index(
@@ -760,6 +768,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(f"{out}: is a directory, expected a run file name")
     if out.exists() and not a.overwrite:
         raise UserError(f"{out}: exists: pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: its folder {out.parent} does not exist")
     index = _open_index(a.index_dir)
     t0 = time.perf_counter()
     run = _search_all(index, queries, a.k, a.algorithm, flt)
@@ -965,7 +975,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
         raise UserError("--replicas and --address need --ray")
     from ._http import serve_index
 
-    serve_index(_open_index(a.index_dir), host=a.host, port=a.port, refresh_s=a.refresh_s)
+    index = _open_index(a.index_dir)
+    try:
+        serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s)
+    except OSError as e:
+        if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN):
+            raise UserError(f"--host {a.host}: {e.strerror or e}") from None
+        raise
     return 0
 
 

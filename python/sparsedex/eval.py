@@ -113,6 +113,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     seen: dict[tuple[str, str], int] = {}
     p = Path(path)
     first = True
+    header: tuple[int, str] | None = None  # the first line, skipped as a header
     for lineno, s in _lines(p):
         parts = s.split()
         if len(parts) == 3:
@@ -129,6 +130,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
         except ValueError:
             if first:
                 first = False
+                header = (lineno, rel_s)
                 continue  # header
             raise ValueError(f"{p}:{lineno}: relevance {shown(rel_s)} is not an integer") from None
         first = False
@@ -147,6 +149,11 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
         seen[key] = lineno
         qrels.setdefault(qid, {})[did] = rel
     if not qrels:
+        if header is not None:
+            raise ValueError(
+                f"{p}: no judgements: its only judgement line (line {header[0]}) was taken as a header, "
+                f"its relevance {shown(header[1])} not being an integer"
+            )
         raise ValueError(f"{p}: no judgements (the qrels file is empty)")
     return qrels
 

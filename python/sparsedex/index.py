@@ -228,8 +228,73 @@ def _make_encoder(encoder: Any) -> Any:
     return encoder
 
 
+def encode_for_index(encoder: Any, texts: list[str]) -> list[Any]:
+    """The vectors an index stores for document ``texts``: ``encoder.encode_documents``, with
+    blank texts (no token of their own) as empty vectors for SPLADE encoders, as blank queries
+    are (the model would give them the weights of its special tokens, and they would rank
+    first for common words); BM25 encoders give blank texts empty vectors already."""
+    from .encoders.splade import SpladeEncoder
+
+    if isinstance(encoder, SpladeEncoder):
+        return list(encoder.encode_documents(texts, blank_as_empty=True))
+    return list(encoder.encode_documents(texts))
+
+
 def _is_bm25(encoder: Any) -> bool:
     return getattr(encoder, "kind", None) == "bm25"
+
+
+# Encoder kinds whose term ids mean different things: an index built with one is searched with
+# another only by mistake (its queries' term ids name other terms, and the next commit would
+# record the other encoder as the index's).
+_KNOWN_KINDS = ("splade", "bm25", "fastembed-bm25")
+
+
+def _kind_of(ident: Any) -> Any:
+    """An encoder identity's kind and, for SPLADE, model (None: vectors you bring)."""
+    if not isinstance(ident, Mapping):
+        return None
+    return (ident.get("kind"), ident.get("model_sha256") or ident.get("model"), ident.get("vocab_size"))
+
+
+def _describe_identity(ident: Mapping[str, Any]) -> str:
+    kind = ident.get("kind")
+    if kind == "splade":
+        return f"SPLADE ({ident.get('model')!s}, vocabulary of {ident.get('vocab_size')})"
+    if kind == "bm25":
+        return "BM25"
+    if kind == "fastembed-bm25":
+        return f"Qdrant/bm25 ({ident.get('language')})"
+    return repr(kind)
+
+
+def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
+    """Why ``encoder`` cannot encode for an index whose saved encoder identity is ``saved``,
+    or None when it can (or when either side is unknown: vectors you bring, a custom encoder).
+    Another kind of encoder, a SPLADE model of another vocabulary, BM25 with another analyzer
+    or other k1 / b, Qdrant/bm25 with other parameters: each gives term ids or weights that
+    do not match the index's documents."""
+    if not isinstance(saved, Mapping) or not hasattr(encoder, "identity"):
+        return None
+    given = encoder.identity(include_vocabulary=False) if _is_bm25(encoder) else encoder.identity()
+    if not isinstance(given, Mapping):
+        return None
+    sk, gk = saved.get("kind"), given.get("kind")
+    if sk not in _KNOWN_KINDS or gk not in _KNOWN_KINDS:
+        return None
+    if sk != gk:
+        return f"the index was built with {_describe_identity(saved)}, not {_describe_identity(given)}"
+    if sk == "splade":
+        if saved.get("vocab_size") != given.get("vocab_size"):
+            return (f"the index was built with {_describe_identity(saved)}; this model has a vocabulary of "
+                    f"{given.get('vocab_size')}")
+        return None
+    keys = ("k1", "b", "analyzer") if sk == "bm25" else ("k", "b", "avg_len", "language", "token_max_length", "disable_stemmer")
+    differ = [k for k in keys if saved.get(k) != given.get(k)]
+    if differ:
+        shown = ", ".join(f"{k} {saved.get(k)!r} (given {given.get(k)!r})" for k in differ)
+        return f"the index was built with {_describe_identity(saved)} of other settings: {shown}"
+    return None
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -408,7 +473,13 @@ class SparseIndex:
             raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
         self._encoder = _make_encoder(encoder)
         self._encoder_identity: dict[str, Any] | None = None  # for a lazily re-created encoder
+        self._encoder_given = self._encoder is not None
         self._init_common()
+        if vocab_size is not None and self._encoder is not None:
+            raise ValueError(
+                "vocab_size is for vectors you bring (encoder=None); the encoder fixes the term ids "
+                f"(got vocab_size={vocab_size!r} with an encoder)"
+            )
         vocab = _validate.check_vocab_size(vocab_size) if self._encoder is None else None
         if max_weight is not None:
             max_weight = _validate.check_weight(max_weight, "max_weight")
@@ -591,7 +662,7 @@ class SparseIndex:
         if bulk is not None:
             return new_ids, csr, pls, stored, texts
         if self._has_encoder:
-            vectors = list(self.encoder.encode_documents(docs)) if n else []
+            vectors = encode_for_index(self.encoder, docs) if n else []
         else:
             limit, name = _validate.vocab_limit(self._store.vocab_size)
             return new_ids, validate_embeddings_csr(docs, limit, what="document", limit_name=name), pls, stored, texts
@@ -728,10 +799,33 @@ class SparseIndex:
             return self._store.merge(max_segments)
 
     def refresh(self) -> bool:
-        """Move this handle to the newest commit in its directory (True if there was one)."""
+        """Move this handle to the newest commit in its directory (True if there was one).
+
+        When the directory now holds another index (replaced by :meth:`save` or ``sparsedex
+        index --overwrite``) built with another encoder, the handle takes that index's encoder;
+        an encoder given to :meth:`open` is kept only where it matches the new index (else a
+        warning says the handle switched)."""
         with self._lock:
+            before = self._store.settings.get("encoder")
             changed = self._store.refresh()
-            if changed and self._bm25:
+            after = self._store.settings.get("encoder")
+            if changed and _kind_of(before) != _kind_of(after):
+                # The directory now holds another index (replaced by save() or `sparsedex index
+                # --overwrite`) of another encoder: searches must encode with its encoder. An
+                # encoder given at open is kept where it still matches; else a warning says the
+                # handle now uses the index's own.
+                given = self._encoder if getattr(self, "_encoder_given", False) else None
+                why = _encoder_mismatch(after, given) if given is not None else None
+                if why is not None:
+                    warnings.warn(
+                        f"{self._store.path} now holds another index: {why}; this handle now encodes "
+                        "with the index's own encoder",
+                        stacklevel=2,
+                    )
+                    given = None
+                self._encoder_given = given is not None
+                self._take_encoder(given)
+            elif changed and self._bm25:
                 self._reload_bm25_encoder()
             return changed
 
@@ -1316,6 +1410,8 @@ class SparseIndex:
         ``scores="impacts"`` the 8-bit score (document weights: the dequantized impacts).
         """
         _check_scores(scores)
+        if top_terms is not None:
+            top_terms = _validate.check_int(top_terms, "top_terms", 0, 2**63 - 1)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
         si, d = self._locate(snap, id)
@@ -1361,6 +1457,8 @@ class SparseIndex:
         """A vector (or a text, encoded as a query) as ``[(token, weight), ...]``, highest
         weight first. Without an encoder the tokens are the term ids as strings. A text
         decoded by a BM25 index shows the query weights ``idf * qtf`` of its terms."""
+        if top_k is not None:
+            top_k = _validate.check_int(top_k, "top_k", 0, 2**63 - 1)
         if isinstance(embedding, str):
             v = self._query_vector(embedding)
             if self._bm25:
@@ -1371,7 +1469,7 @@ class SparseIndex:
         val = np.asarray(v.values, dtype=np.float64)
         order = np.lexsort((idx, -val))
         if top_k is not None:
-            order = order[: max(0, int(top_k))]
+            order = order[:top_k]
         return [(self._token(int(idx[i])), float(val[i])) for i in order]
 
     # persistence ------------------------------------------------------------------------------
@@ -1428,7 +1526,11 @@ class SparseIndex:
         (:class:`IndexLockedError` if another writer holds it). The encoder is re-created from
         its saved identity on first use (the bundled model by name, a local model directory by
         its path, BM25 with its saved term dictionary and parameters); pass ``encoder=`` to use
-        another one (e.g. the model moved elsewhere).
+        another one of the same kind (e.g. the model moved elsewhere). An encoder whose vectors
+        cannot match the documents' is refused with a :class:`ValueError` naming both: another
+        kind (SPLADE, BM25, Qdrant/bm25), a SPLADE model of another vocabulary size, BM25 or
+        Qdrant/bm25 of other parameters; a BM25 encoder given takes the index's term
+        dictionary. :meth:`refresh` follows an index replaced by one of another encoder.
 
         Raises :class:`FileNotFoundError` when ``path`` is not a directory or holds no index
         (none of an index's files: an empty directory, another program's), and
@@ -1440,15 +1542,36 @@ class SparseIndex:
         self._store = Store.open(path, merge_policy=merge_policy)
         self._encoder = None
         self._encoder_identity = None
+        self._encoder_given = encoder is not None
+        try:
+            self._take_encoder(_make_encoder(encoder) if encoder is not None else None)
+        except BaseException:
+            self._store.close()
+            raise
+        return self
+
+    def _take_encoder(self, given: Any) -> None:
+        """Set this handle's encoder for the committed index: ``given`` (checked against the
+        saved identity: ValueError naming both when they do not match; a BM25 encoder takes
+        the index's term dictionary), or, without one, the saved identity's."""
         ident = self._store.settings.get("encoder")
-        if encoder is not None:
-            self._encoder = _make_encoder(encoder)
+        if given is not None:
+            why = _encoder_mismatch(ident, given)
+            if why is not None:
+                raise ValueError(
+                    f"{self._store.path}: {why}, whose vectors do not match its documents' "
+                    "(open it without encoder= to use its own)"
+                )
+            if _is_bm25(given) and isinstance(ident, dict) and ident.get("kind") == "bm25":
+                given = self._load_bm25_encoder(ident)  # the index's term dictionary
+            self._encoder, self._encoder_identity = given, None
         elif isinstance(ident, dict):
             if ident.get("kind") == "bm25":
-                self._encoder = self._load_bm25_encoder(ident)
+                self._encoder, self._encoder_identity = self._load_bm25_encoder(ident), None
             else:
-                self._encoder_identity = ident
-        return self
+                self._encoder, self._encoder_identity = None, ident
+        else:
+            self._encoder, self._encoder_identity = None, None
 
     # misc -------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

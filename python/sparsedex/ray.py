@@ -70,7 +70,7 @@ from . import _validate
 from ._core import SparsedexError
 from ._validate import shown
 from .filters import normalize_payload
-from .index import Document, Explanation, Hit, SparseIndex, TermMatch
+from .index import Document, Explanation, Hit, SparseIndex, TermMatch, encode_for_index
 from .vectors import SparseEmbedding, validate_embedding
 
 __all__ = [
@@ -173,7 +173,7 @@ class _EncodeActor:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise TypeError(f"column {self.text_column!r}: row {i} of a batch is a {type(t).__name__}, not a text")
-        vecs = self.encoder.encode_documents(texts) if texts else []
+        vecs = encode_for_index(self.encoder, texts) if texts else []
         out = dict(batch)
         ind = np.empty(len(vecs), dtype=object)
         val = np.empty(len(vecs), dtype=object)
@@ -224,7 +224,8 @@ def encode(
     ray.data.Dataset
         The same rows (other columns pass through) with ``indices`` (uint32 term ids,
         ascending) and ``values`` (float32 weights > 0) columns added: variable-length arrays,
-        one vector per row, equal to ``SpladeEncoder.encode_documents`` of the text.
+        one vector per row, equal to ``SpladeEncoder.encode_documents(text, blank_as_empty=True)``
+        (the vectors :class:`~sparsedex.SparseIndex` stores: a blank text has none).
 
     Raises
     ------
@@ -1481,7 +1482,7 @@ class ShardedIndex:
                     if not isinstance(d, str):
                         raise TypeError(f"document {i} is {_validate.a_type(d)}: pass all texts or all vectors")
                 texts = list(_validate.check_texts(docs))
-                docs = list(self.encoder.encode_documents(docs))
+                docs = encode_for_index(self.encoder, docs)
             docs = [validate_embedding(d, row=i, what="document") for i, d in enumerate(docs)]
             docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
             mw = self.manifest.get("grid", {}).get("max_weight")

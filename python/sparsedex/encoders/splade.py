@@ -506,9 +506,14 @@ class SpladeEncoder:
         return enc
 
     # encoding --------------------------------------------------------------------------
-    def encode_documents(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
-        """One sparse vector per text (a single string counts as one text)."""
-        return list(self._encode(texts, desc="encoding documents"))
+    def encode_documents(self, texts: str | Iterable[str], *, blank_as_empty: bool = False) -> list[SparseEmbedding]:
+        """One sparse vector per text (a single string counts as one text), as fastembed gives
+        it. ``blank_as_empty``: a text without a token of its own (empty, whitespace, characters
+        the tokenizer drops) gets the empty vector, as :meth:`encode_queries` gives blank
+        queries, instead of the model's weights of its special tokens; :class:`SparseIndex`
+        adds documents so, since those weights (``is``, ``means``, ``and``, ...) made every blank
+        document outrank real ones for common words."""
+        return list(self._encode(texts, desc="encoding documents", blank_queries=blank_as_empty))
 
     def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
         """Queries are encoded as documents are (SPLADE++ uses one encoder for both), except

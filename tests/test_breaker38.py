@@ -176,3 +176,16 @@ def test_cli_messages_name_what_is_wrong(tmp_path, capsys):
     assert "holds vectors you bring" in err and "from Python" in err
     assert main(["serve", str(tmp_path / "ix"), "--host", "999.1.1.1", "--port", "8799"]) != 0
     assert "--host 999.1.1.1" in capsys.readouterr().err
+
+
+def test_cli_shows_library_warnings_as_its_own(tmp_path, capsys):
+    (tmp_path / "c.jsonl").write_text('{"id": "a", "text": "alpha beta"}\n')
+    assert main(["index", str(tmp_path / "c.jsonl"), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    (tmp_path / "q.jsonl").write_text('{"id": "zz", "text": "alpha"}\n')
+    (tmp_path / "qrels.txt").write_text("q1 0 a 1\n")
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "ix"), str(tmp_path / "q.jsonl"), str(tmp_path / "qrels.txt")]) == 0
+    err = capsys.readouterr().err
+    # one line, the CLI's prefix, no "file:line: UserWarning" nor the source line after it
+    assert err.startswith("sparsedex: warning: no query of the run is judged") and err.count("\n") == 1, err
+    assert "UserWarning" not in err

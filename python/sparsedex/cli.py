@@ -45,6 +45,7 @@ import socket
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -81,6 +82,10 @@ def _blank_note(index: Any, query: str) -> str:
 
 def _warn(msg: str) -> None:
     print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    _warn(str(message))
 
 
 # input files ----------------------------------------------------------------------------------
@@ -1181,7 +1186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._core import SparsedexError
 
     try:
-        return int(a.func(a) or 0)
+        # the library's warnings (a run and qrels without a common query, ...) as the CLI's own
+        # one-line warnings, not Python's "file:line: UserWarning" with the source line after
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(a.func(a) or 0)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -189,3 +189,74 @@ def test_cli_shows_library_warnings_as_its_own(tmp_path, capsys):
     # one line, the CLI's prefix, no "file:line: UserWarning" nor the source line after it
     assert err.startswith("sparsedex: warning: no query of the run is judged") and err.count("\n") == 1, err
     assert "UserWarning" not in err
+
+
+@pytest.mark.model
+def test_refresh_follows_settings_and_races_with_a_lazy_model_load(tmp_path, monkeypatch):
+    from sparsedex.encoders import registry
+    from sparsedex.encoders.fastembed_bm25 import FastembedBm25Encoder
+
+    # Qdrant/bm25 replaced by Qdrant/bm25 of other settings: the handle takes the new settings
+    path = tmp_path / "q"
+    a = SparseIndex(FastembedBm25Encoder())
+    a.add(DOCS, ids=list("abcd"))
+    a.save(path)
+    r = SparseIndex.open(path)
+    assert r.encoder_identity["k"] == 1.2
+    b = SparseIndex(FastembedBm25Encoder(k=0.5, b=0.3))
+    b.add(DOCS, ids=list("abcd"))
+    b.save(path)
+    assert r.refresh() and r.encoder_identity["k"] == 0.5
+    r.add(["more rock music"], ids=["e"])
+    r.commit()
+    r.close()
+    assert SparseIndex.open(path).encoder_identity["k"] == 0.5
+
+    # the handle's SPLADE model loads lazily; a refresh to a BM25 index while it loads must win
+    sp_path = tmp_path / "s"
+    sp = SparseIndex(encoder="splade-tiny")
+    sp.add(DOCS)
+    sp.save(sp_path)
+    h = SparseIndex.open(sp_path)
+    real = registry.load_encoder
+
+    def load_then_replace(ident, *args, **kwargs):
+        enc = real(ident, *args, **kwargs)
+        bm = SparseIndex(encoder="bm25")
+        bm.add(["rock music", "other"], ids=["b0", "b1"])
+        bm.save(sp_path)
+        assert h.refresh()
+        return enc
+
+    monkeypatch.setattr(registry, "load_encoder", load_then_replace)
+    h.encoder  # loads splade-tiny, during which the directory becomes a BM25 index
+    monkeypatch.setattr(registry, "load_encoder", real)
+    assert h.encoder_identity["kind"] == "bm25"
+    with SparseIndex.open(sp_path) as fresh:
+        assert ids(h.search("rock music", k=2)) == ids(fresh.search("rock music", k=2)) == ["b0"]
+    h.close()
+
+
+@pytest.mark.model
+def test_a_custom_encoder_keeps_the_saved_identity(indexes, tmp_path):
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(indexes / "splade", path)
+
+    class Custom:  # wraps the index's model; no identity()
+        def __init__(self):
+            self.inner = SpladeEncoder("splade-tiny", progress=False)
+
+        def encode_documents(self, texts):
+            return self.inner.encode_documents(texts)
+
+        def encode_queries(self, texts):
+            return self.inner.encode_queries(texts)
+
+    with SparseIndex.open(path, encoder=Custom()) as ix:
+        ix.add(["a new document about rock"], ids=[99])
+        ix.commit()
+    with SparseIndex.open(path) as ix:
+        assert ix.encoder_identity["kind"] == "splade"
+        assert 99 in ids(ix.search("rock", k=10))

@@ -247,6 +247,9 @@ def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
         sdr.encode(ds, "bm25")
     # SPLADE shards: text queries are encoded once by the caller, equal to a single index
     sdr.build_shards(ds, tmp_path / "s", num_shards=2, encoder="splade-tiny")
+    # an encoder of another kind is refused before any actor starts (breaker38 recheck)
+    with pytest.raises(ValueError, match=r"built with SPLADE .*not BM25"):
+        sdr.ShardedIndex(tmp_path / "s", encoder="bm25")
     single = SparseIndex("splade-tiny")
     single.add(texts, ids=list(range(len(texts))))
     with sdr.ShardedIndex(tmp_path / "s") as sh:

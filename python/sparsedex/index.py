@@ -251,10 +251,15 @@ _KNOWN_KINDS = ("splade", "bm25", "fastembed-bm25")
 
 
 def _kind_of(ident: Any) -> Any:
-    """An encoder identity's kind and, for SPLADE, model (None: vectors you bring)."""
+    """What of an encoder identity decides its vectors (None: vectors you bring): a SPLADE
+    model's kind, model and vocabulary size; every other setting of other kinds (BM25's term
+    dictionary aside, which grows with the index)."""
     if not isinstance(ident, Mapping):
         return None
-    return (ident.get("kind"), ident.get("model_sha256") or ident.get("model"), ident.get("vocab_size"))
+    if ident.get("kind") == "splade":
+        return ("splade", ident.get("model_sha256") or ident.get("model"), ident.get("vocab_size"))
+    rest = {k: v for k, v in ident.items() if k not in ("vocabulary", "vocab_size")}
+    return json.dumps(rest, sort_keys=True, default=str)
 
 
 def _describe_identity(ident: Mapping[str, Any]) -> str:
@@ -520,11 +525,17 @@ class SparseIndex:
     @property
     def encoder(self) -> Any:
         """The encoder (None for vectors you bring); re-created on first use after open()."""
-        if self._encoder is None and self._encoder_identity is not None:
+        ident = self._encoder_identity
+        if self._encoder is None and ident is not None:
             from .encoders.registry import load_encoder
 
-            self._encoder = load_encoder(self._encoder_identity)
-            self._encoder_identity = None
+            enc = load_encoder(ident)  # seconds, outside the lock
+            with self._lock:
+                if self._encoder is None and self._encoder_identity is ident:
+                    self._encoder, self._encoder_identity = enc, None
+                elif self._encoder is None:
+                    # refresh() moved the handle to another index meanwhile: its encoder
+                    return self.encoder
         return self._encoder
 
     @property
@@ -557,6 +568,13 @@ class SparseIndex:
         ident = self.encoder_identity
         if self._bm25 and ident is not None:
             ident = {k: v for k, v in ident.items() if k not in ("vocabulary", "vocab_size")}
+        if isinstance(ident, dict) and ident.get("kind") == "custom":
+            # a custom encoder (no identity()) given to open() encodes for the index's own: the
+            # index keeps the identity that re-creates it (recording {"kind": "custom"} made the
+            # index unopenable without that object: breaker38 recheck)
+            saved = self._store.settings.get("encoder") if hasattr(self, "_store") else None
+            if isinstance(saved, dict) and saved.get("kind") in _KNOWN_KINDS:
+                return saved
         return ident
 
     def _bm25_terms(self, ident: dict[str, Any]) -> list[str]:

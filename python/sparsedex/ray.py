@@ -1165,6 +1165,16 @@ class ShardedIndex:
         self._bm25 = bool(m.get("bm25"))
         self._encoder_arg = encoder
         self._encoder: Any = None
+        if encoder is not None:
+            # as SparseIndex.open: an encoder whose vectors cannot match the shards' documents
+            # (another kind, vocabulary or settings) is refused, not searched with
+            from .index import _encoder_mismatch, _make_encoder
+
+            self._encoder = _make_encoder(encoder)
+            why = _encoder_mismatch(m.get("encoder"), self._encoder)
+            if why is not None:
+                raise ValueError(f"{self.path}: {why}, whose vectors do not match its documents' "
+                                 "(open it without encoder= to use its own)")
         self._bm25_analyzer: Any = None
         self._bm25_stats: tuple[int, int, dict[str, int]] = (0, 0, {})
         self._lock = threading.RLock()

@@ -276,9 +276,9 @@ def _describe_identity(ident: Mapping[str, Any]) -> str:
 def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
     """Why ``encoder`` cannot encode for an index whose saved encoder identity is ``saved``,
     or None when it can (or when either side is unknown: vectors you bring, a custom encoder).
-    Another kind of encoder, a SPLADE model of another vocabulary, BM25 with another analyzer
-    or other k1 / b, Qdrant/bm25 with other parameters: each gives term ids or weights that
-    do not match the index's documents."""
+    Another kind of encoder, a SPLADE model of another vocabulary, BM25 or Qdrant/bm25 of any
+    other setting (analyzer, k1 / b, language, ...): each gives term ids or weights that do not
+    match the index's documents."""
     if not isinstance(saved, Mapping) or not hasattr(encoder, "identity"):
         return None
     given = encoder.identity(include_vocabulary=False) if _is_bm25(encoder) else encoder.identity()
@@ -294,12 +294,23 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
             return (f"the index was built with {_describe_identity(saved)}; this model has a vocabulary of "
                     f"{given.get('vocab_size')}")
         return None
-    keys = ("k1", "b", "analyzer") if sk == "bm25" else ("k", "b", "avg_len", "language", "token_max_length", "disable_stemmer")
+    # BM25 and Qdrant/bm25: every setting but the term dictionary, which grows with the index
+    keys = [k for k in dict.fromkeys([*saved, *given]) if k not in ("vocabulary", "vocab_size")]
     differ = [k for k in keys if saved.get(k) != given.get(k)]
     if differ:
         shown = ", ".join(f"{k} {saved.get(k)!r} (given {given.get(k)!r})" for k in differ)
         return f"the index was built with {_describe_identity(saved)} of other settings: {shown}"
     return None
+
+
+def check_encoder_matches(path: Any, saved: Any, encoder: Any) -> None:
+    """ValueError naming both when ``encoder`` cannot encode for the index at ``path``, whose
+    saved encoder identity is ``saved`` (:func:`_encoder_mismatch`)."""
+    why = _encoder_mismatch(saved, encoder)
+    if why is not None:
+        raise ValueError(
+            f"{path}: {why}, whose vectors do not match its documents' (open it without encoder= to use its own)"
+        )
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -832,7 +843,7 @@ class SparseIndex:
                 # --overwrite`) of another encoder: searches must encode with its encoder. An
                 # encoder given at open is kept where it still matches; else a warning says the
                 # handle now uses the index's own.
-                given = self._encoder if getattr(self, "_encoder_given", False) else None
+                given = self._encoder if self._encoder_given else None
                 why = _encoder_mismatch(after, given) if given is not None else None
                 if why is not None:
                     warnings.warn(
@@ -1574,12 +1585,7 @@ class SparseIndex:
         the index's term dictionary), or, without one, the saved identity's."""
         ident = self._store.settings.get("encoder")
         if given is not None:
-            why = _encoder_mismatch(ident, given)
-            if why is not None:
-                raise ValueError(
-                    f"{self._store.path}: {why}, whose vectors do not match its documents' "
-                    "(open it without encoder= to use its own)"
-                )
+            check_encoder_matches(self._store.path, ident, given)
             if _is_bm25(given) and isinstance(ident, dict) and ident.get("kind") == "bm25":
                 given = self._load_bm25_encoder(ident)  # the index's term dictionary
             self._encoder, self._encoder_identity = given, None

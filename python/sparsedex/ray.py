@@ -1163,18 +1163,14 @@ class ShardedIndex:
         self.replicas = replicas
         self.timeout_s = float(timeout_s)
         self._bm25 = bool(m.get("bm25"))
-        self._encoder_arg = encoder
         self._encoder: Any = None
         if encoder is not None:
             # as SparseIndex.open: an encoder whose vectors cannot match the shards' documents
             # (another kind, vocabulary or settings) is refused, not searched with
-            from .index import _encoder_mismatch, _make_encoder
+            from .index import _make_encoder, check_encoder_matches
 
             self._encoder = _make_encoder(encoder)
-            why = _encoder_mismatch(m.get("encoder"), self._encoder)
-            if why is not None:
-                raise ValueError(f"{self.path}: {why}, whose vectors do not match its documents' "
-                                 "(open it without encoder= to use its own)")
+            check_encoder_matches(self.path, m.get("encoder"), self._encoder)
         self._bm25_analyzer: Any = None
         self._bm25_stats: tuple[int, int, dict[str, int]] = (0, 0, {})
         self._lock = threading.RLock()
@@ -1337,15 +1333,10 @@ class ShardedIndex:
         vectors you bring)."""
         if self._bm25:
             return None
-        if self._encoder is None:
-            if self._encoder_arg is not None:
-                from .index import _make_encoder
+        if self._encoder is None and self.manifest.get("encoder"):  # an encoder given is made at open
+            from .encoders.registry import load_encoder
 
-                self._encoder = _make_encoder(self._encoder_arg)
-            elif self.manifest.get("encoder"):
-                from .encoders.registry import load_encoder
-
-                self._encoder = load_encoder(self.manifest["encoder"], progress=False)
+            self._encoder = load_encoder(self.manifest["encoder"], progress=False)
         return self._encoder
 
     def _query(self, q: Any, what: str = "query") -> Any:

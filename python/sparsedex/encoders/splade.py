@@ -513,7 +513,7 @@ class SpladeEncoder:
         queries, instead of the model's weights of its special tokens; :class:`SparseIndex`
         adds documents so, since those weights (``is``, ``means``, ``and``, ...) made every blank
         document outrank real ones for common words."""
-        return list(self._encode(texts, desc="encoding documents", blank_queries=blank_as_empty))
+        return list(self._encode(texts, desc="encoding documents", blank_as_empty=blank_as_empty))
 
     def encode_queries(self, texts: str | Iterable[str]) -> list[SparseEmbedding]:
         """Queries are encoded as documents are (SPLADE++ uses one encoder for both), except
@@ -524,7 +524,7 @@ class SpladeEncoder:
         rank documents by them; :meth:`query_embed` / :meth:`embed` still return exactly
         that, as fastembed.
         """
-        return list(self._encode(list(iter_texts(texts)), desc="encoding queries", blank_queries=True))
+        return list(self._encode(list(iter_texts(texts)), desc="encoding queries", blank_as_empty=True))
 
     def embed(
         self,
@@ -585,7 +585,7 @@ class SpladeEncoder:
         return self.embed(query, **kwargs)
 
     def _encode(
-        self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None, blank_queries: bool = False
+        self, texts: str | Iterable[str], *, desc: str, batch_size: int | None = None, blank_as_empty: bool = False
     ) -> Iterator[SparseEmbedding]:
         texts = text_batch(texts)
         total = len(texts) if isinstance(texts, Sequence) else None
@@ -600,23 +600,23 @@ class SpladeEncoder:
             for part in _chunks(texts, chunk):
                 for j, t in enumerate(part):
                     check_text(t, f"text {start + j}")
-                yield from self._encode_chunk(part, bs, bar.update, blank_queries)
+                yield from self._encode_chunk(part, bs, bar.update, blank_as_empty)
                 start += len(part)
         finally:
             if external is None:
                 bar.close()
 
     def _encode_chunk(
-        self, texts: list[str], batch_size: int, on_batch: Any = None, blank_queries: bool = False
+        self, texts: list[str], batch_size: int, on_batch: Any = None, blank_as_empty: bool = False
     ) -> list[SparseEmbedding]:
         """The vectors of ``texts``, run through the model in batches of similar length;
-        with ``blank_queries``, texts without a token of their own (only the special tokens
+        with ``blank_as_empty``, texts without a token of their own (only the special tokens
         the tokenizer adds) get the empty vector instead of the model's."""
         ids = self._window.token_ids(texts)
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
         out: list[SparseEmbedding | None] = [None] * len(texts)
-        if blank_queries:
+        if blank_as_empty:
             blank = lengths <= self._n_special_tokens()
             for k in np.flatnonzero(blank).tolist():
                 out[k] = SparseEmbedding(indices=np.zeros(0, dtype=np.uint32), values=np.zeros(0, dtype=np.float32))

@@ -280,12 +280,15 @@ class SqliteDocs(SegmentDocs):
         # the file it holds open) would live until the cycle collector runs; close it when the
         # segment's documents are dropped, so a merged-away file's disk space is freed now.
         try:
-            conn = getattr(self, "_conn", None)
-            if conn is not None:
-                try:
-                    conn.close()
-                except Exception:  # pragma: no cover - best effort at teardown
-                    pass
+            # The file handle too: left to the garbage collector, each dropped segment's handle
+            # printed a ResourceWarning (`python -X dev`, pytest), after every refresh() past a
+            # merge or a replaced directory and at exit.
+            for res in (getattr(self, "_conn", None), getattr(self, "_fh", None)):
+                if res is not None:
+                    try:
+                        res.close()
+                    except Exception:  # pragma: no cover - best effort at teardown
+                        pass
         except KeyboardInterrupt:
             # Python prints an exception raised in __del__ and drops it ("Exception ignored
             # in ..."): a Ctrl-C landing here (each merged-away segment runs this, so a bulk

@@ -114,3 +114,75 @@ def test_target_recall(index) -> None:
     assert status == 400 and "target_recall must be a number in (0, 1]" in obj["error"], obj
     status, obj = _req(index, "search", {"query": Q, "target_recall": 0.9})
     assert status == 400 and "target_recall applies to algorithm='approximate' only" in obj["error"], obj
+
+
+# ``sparsedex serve``'s own HTTP server (the standard library's), on a real socket -------------
+
+def _serve(index, monkeypatch, idle_s: float = 30.0) -> int:
+    import socket
+    import threading
+
+    monkeypatch.setattr(_http, "IDLE_TIMEOUT_S", idle_s)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=_http.serve_index, args=(index, "127.0.0.1", port), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _raw(port: int, head: bytes, body: bytes = b"", wait_s: float = 10.0) -> tuple[int, dict]:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as s:
+        s.sendall(head + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data:
+                hdr, _, rest = data.partition(b"\r\n\r\n")
+                n = int(next(line.split(b":")[1] for line in hdr.split(b"\r\n")
+                             if line.lower().startswith(b"content-length")))
+                if len(rest) >= n:
+                    break
+    hdr, _, rest = data.partition(b"\r\n\r\n")
+    return int(hdr.split()[1]), json.loads(rest)
+
+
+def test_serve_refuses_bad_and_huge_bodies_without_reading_them(index, monkeypatch) -> None:
+    """A body announced at 10 GB is a 413 answered at once (the server used to allocate the
+    announced size up front, and was killed for memory); a malformed Content-Length is a 400,
+    a chunked body a 411; a body sent in pieces is read whole."""
+    port = _serve(index, monkeypatch)
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n", b'{"q')
+    assert status == 413 and "10000000000 bytes" in obj["error"], obj
+    for bad in (b"-5", b"abc", b"1e3"):
+        status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: " + bad + b"\r\n\r\n")
+        assert status == 400 and "Content-Length" in obj["error"], (bad, obj)
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"3\r\n{}\n\r\n0\r\n\r\n")
+    assert status == 411, obj
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]
+
+
+def test_serve_drops_a_client_that_stops_sending(index, monkeypatch) -> None:
+    """A connection that announces a body and goes silent is closed after IDLE_TIMEOUT_S
+    (each held a server thread for ever), and the server keeps answering others."""
+    import socket
+
+    port = _serve(index, monkeypatch, idle_s=0.5)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q")
+        t = time.monotonic()
+        assert s.recv(1024) == b""  # closed by the server, without an answer
+        assert time.monotonic() - t < 5
+    status, obj = _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and obj == {"documents": 3}

@@ -16,7 +16,9 @@ Requests and responses are JSON shaped like the Python calls:
 Bad input answers 400 ``{"error": message}`` (a field the endpoint does not take is an error
 naming it, so that a typo such as ``"fliter"`` never silently returns unfiltered hits; a body
 nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable shard 503.
-Nothing here imports Ray.
+``sparsedex serve`` answers a body over :data:`MAX_BODY_BYTES` 413, a malformed
+``Content-Length`` 400 and a chunked body without one 411, and closes a connection silent for
+:data:`IDLE_TIMEOUT_S` seconds. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ import time
 from typing import Any, Callable
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
+
+#: the largest request body ``sparsedex serve`` reads (a larger one is answered 413)
+MAX_BODY_BYTES = 64 << 20
+#: seconds a connection to ``sparsedex serve`` may stay silent before it is closed
+IDLE_TIMEOUT_S = 30.0
 
 #: the fields each endpoint takes (anything else is a 400 naming it)
 FIELDS = {
@@ -213,6 +220,10 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
     refresher = Refresher(index.refresh, refresh_s) if getattr(index, "path", None) is not None else None
 
     class Handler(BaseHTTPRequestHandler):
+        # Seconds a connection may stay silent (mid-request, or idle between keep-alive
+        # requests) before it is closed: each one holds a server thread.
+        timeout = IDLE_TIMEOUT_S
+
         def _answer(self, raw: bytes | None) -> None:
             status, obj = respond(index, self.path, raw, None, refresher)
             data = json.dumps(obj).encode()
@@ -225,9 +236,54 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         def do_GET(self) -> None:  # noqa: N802
             self._answer(None)
 
+        def _error(self, status: int, message: str) -> None:
+            """Answer ``status`` with a JSON error and close the connection (the rest of the
+            request, if any, is not read)."""
+            self.close_connection = True
+            data = json.dumps({"error": message}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self) -> None:  # noqa: N802
-            n = int(self.headers.get("Content-Length") or 0)
-            self._answer(self.rfile.read(n) if n else b"")
+            length = self.headers.get("Content-Length")
+            if length is None:
+                if self.headers.get("Transfer-Encoding"):
+                    self._error(411, "send the request body with a Content-Length (chunked bodies are not read)")
+                    return
+                self._answer(b"")
+                return
+            try:
+                n = int(length.strip())
+                if n < 0:
+                    raise ValueError
+            except ValueError:
+                self._error(400, f"Content-Length must be a whole number of bytes, got {length!r}")
+                return
+            if n > MAX_BODY_BYTES:
+                self._error(413, f"the request body is {n} bytes; at most {MAX_BODY_BYTES} are read "
+                                 "(split a large batch into several /search_batch requests)")
+                return
+            # Read as the bytes arrive, not all announced up front: rfile.read(n) allocates n
+            # bytes at once, so a client announcing a huge body it never sends held that memory.
+            chunks, left = [], n
+            try:
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    left -= len(chunk)
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True  # a client that stopped sending: drop it quietly
+                return
+            if left > 0:
+                self.close_connection = True  # the client closed before sending its whole body
+                return
+            self._answer(b"".join(chunks))
 
         def log_message(self, *args: Any) -> None:
             pass

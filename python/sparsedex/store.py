@@ -625,11 +625,16 @@ class Store:
             if self._snapshot is not None and self._snapshot.generation == core.generation and self._snapshot.core.uuid == core.uuid:
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
                 return
+            # Segments are reused by name only within one index: another index written into
+            # the directory (deleted and written again, a symbolic link switched) may name its
+            # segments alike, and a reader kept the old segments' ids and documents.
+            same_index = self._snapshot is not None and self._snapshot.core.uuid == core.uuid
+            known = self._segs if same_index else {}
             try:
                 segs = []
                 for i, rec in enumerate(core.segments()):
                     name = rec["name"]
-                    seg = self._segs.get(name)
+                    seg = known.get(name)
                     if seg is None:
                         n = int(rec["documents"])
                         docs = self._open_docs(name, n, rec.get("attachment_records", []))

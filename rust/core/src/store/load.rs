@@ -126,6 +126,9 @@ fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<L
     if manifest.uuid != current.uuid || manifest.generation != current.generation {
         return Err(Error::Corrupt(format!("{}: belongs to another index or commit than {CURRENT}", mpath.display())));
     }
+    // Segments (and the vocabulary) are reused only from a snapshot of the same index: another
+    // index written into the directory may name its segments alike.
+    let old = old.filter(|o| o.uuid == manifest.uuid);
     let known: HashMap<&str, &SegmentState> =
         old.map(|o| o.segments.iter().map(|s| (s.name(), s)).collect()).unwrap_or_default();
     let mut segments = Vec::with_capacity(manifest.segments.len());

@@ -277,7 +277,13 @@ impl Store {
     fn reload(&self, w: &mut writer::Writer, dir: &Path) -> Result<bool> {
         let old = self.snapshot();
         let l = load::load(dir, Some(&old))?;
-        if l.current.manifest.name == w.manifest_name && l.snapshot.generation == old.generation {
+        // The same manifest name and generation in another index (the directory deleted and
+        // written again, or a symbolic link switched to an index built elsewhere) is a move:
+        // comparing names and generations alone kept a reader on the replaced index.
+        if l.current.manifest.name == w.manifest_name
+            && l.snapshot.generation == old.generation
+            && l.snapshot.uuid == old.uuid
+        {
             return Ok(false);
         }
         self.next_segment.fetch_max(l.manifest.settings.next_segment, Ordering::Relaxed);

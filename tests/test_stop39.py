@@ -81,3 +81,41 @@ def test_refresh_follows_a_symbolic_link_switched_to_another_index(tmp_path):
     assert [(h.id, h.payload["src"]) for h in r.search({1: 1.0})] == [("green-3", "green"), ("green-2", "green"),
                                                                        ("green-1", "green")]
     r.close()
+
+
+def test_running_out_of_file_descriptors_is_not_a_corrupt_index(tmp_path):
+    """An index of more segments than the process may open files is a sound index: opening it
+    raises an OSError that says so (EMFILE), not a CorruptIndexError naming a documents file or
+    CURRENT (breaker39)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from sparsedex import MergePolicy
+
+    d = tmp_path / "many"
+    w = SparseIndex(None, path=d, merge_policy=MergePolicy(factor=10**6))
+    for s in range(60):
+        w.add([{1: 1.0 + s}], ids=[s], payloads=[{"s": s}])
+        w.commit()
+    assert len(w.segments()) == 60
+    w.close()
+    code = textwrap.dedent(f"""
+        import errno, os, resource, sys
+        from sparsedex import SparseIndex, CorruptIndexError
+        open_now = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        try:
+            SparseIndex.open({str(d)!r})
+        except CorruptIndexError as e:
+            print("CORRUPT", e); sys.exit(1)
+        except OSError as e:
+            assert e.errno == errno.EMFILE, e
+            print("OSERROR", e); sys.exit(0)
+        print("OPENED"); sys.exit(2)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "too many open files" in out.stdout
+    with SparseIndex.open(d) as r:  # and the index is sound
+        assert len(r) == 60

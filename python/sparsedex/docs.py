@@ -243,6 +243,22 @@ def _redeliver_interrupt() -> None:
         pass
 
 
+def _raise_if_out_of_files(fh: Any, path: Path) -> None:
+    """SQLite says only "unable to open database file" when the process is out of file
+    descriptors: ask the system (one dup of an open file), and raise that as an OSError naming
+    the limit, not a corrupt index (breaker39: 400 segments under a limit of 512 files were
+    reported as a damaged documents file, a sound index)."""
+    try:
+        os.close(os.dup(fh.fileno()))
+    except OSError as e:
+        if e.errno in (errno.EMFILE, errno.ENFILE):
+            raise OSError(
+                e.errno,
+                f"too many open files while opening {path} (an open index holds two per segment): raise the "
+                "limit (ulimit -n), merge segments (merge()), or open fewer handles",
+            ) from None
+
+
 class SqliteDocs(SegmentDocs):
     """A segment's ``seg-N.docs`` database, opened read-only and immutable.
 
@@ -273,6 +289,7 @@ class SqliteDocs(SegmentDocs):
             )
             self._conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as e:
+            _raise_if_out_of_files(self._fh, self.path)
             raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
 
     def __del__(self) -> None:

@@ -42,11 +42,33 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
         }
         // not a regular file, a loop of links, a component that is a file: not an index's
         // CURRENT (a raw OSError before, recheck36)
-        Err(e) => return Err(Error::Corrupt(format!("{}: {e}, not a sparsedex CURRENT", path.display()))),
+        Err(e) if not_a_current(&e) => {
+            return Err(Error::Corrupt(format!("{}: {e}, not a sparsedex CURRENT", path.display())))
+        }
+        // Anything else is the system's, not the file's: out of file descriptors (EMFILE,
+        // ENFILE), memory or I/O. It was reported as a corrupt CURRENT, and a user told so
+        // might "repair" a sound index (breaker39, 400 segments under a limit of 512 files).
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut f, &mut bytes).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     Ok(Some(bytes))
+}
+
+/// Whether opening CURRENT failed because of what stands at its path (not a regular file, a
+/// loop of symbolic links, a component that is a file), not because of the system.
+fn not_a_current(e: &std::io::Error) -> bool {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        return true; // crate::fs::open_regular: not a regular file
+    }
+    #[cfg(unix)]
+    {
+        matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EISDIR))
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
 }
 
 /// Parse CURRENT's bytes. Without CURRENT (it is replaced by renames, never removed), what the

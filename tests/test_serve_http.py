@@ -186,3 +186,37 @@ def test_serve_drops_a_client_that_stops_sending(index, monkeypatch) -> None:
         assert time.monotonic() - t < 5
     status, obj = _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 200 and obj == {"documents": 3}
+
+
+def test_serve_answers_wrong_methods_405_and_listens_on_ipv6(index, monkeypatch) -> None:
+    """GET on a POST endpoint and PUT/DELETE are JSON 405s naming what is served (were a 400
+    "no query" and an HTML 501 page); an IPv6 --host such as ::1 binds."""
+    import socket
+
+    port = _serve(index, monkeypatch)
+    status, obj = _raw(port, b"GET /search HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 405 and "POST" in obj["error"], obj
+    for method in (b"PUT", b"DELETE"):
+        status, obj = _raw(port, method + b" /search HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        assert status == 405 and "GET /health" in obj["error"], (method, obj)
+    if not socket.has_ipv6:
+        return
+    with socket.socket(socket.AF_INET6) as s:
+        try:
+            s.bind(("::1", 0))
+        except OSError:
+            return  # no IPv6 loopback on this machine
+        port6 = s.getsockname()[1]
+    import threading
+
+    threading.Thread(target=_http.serve_index, args=(index, "::1", port6), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("::1", port6), timeout=1) as c:
+                c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert b'{"documents": 3}' in c.recv(4096)
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)

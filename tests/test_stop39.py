@@ -119,3 +119,22 @@ def test_running_out_of_file_descriptors_is_not_a_corrupt_index(tmp_path):
     assert "too many open files" in out.stdout
     with SparseIndex.open(d) as r:  # and the index is sound
         assert len(r) == 60
+
+
+def test_cli_serve_names_a_busy_port(tmp_path, capsys):
+    """`sparsedex serve --port P` where P is taken: a one-line error naming --port (was the bare
+    "[Errno 98] Address already in use")."""
+    import socket
+
+    from sparsedex import cli
+
+    with SparseIndex.create(tmp_path / "ix") as ix:
+        ix.add([{1: 1.0}])
+        ix.commit()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = cli.main(["serve", str(tmp_path / "ix"), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert rc != 0 and f"--port {port}" in err and "in use" in err, err

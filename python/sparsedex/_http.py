@@ -234,14 +234,26 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
+            op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            if op in ENDPOINTS and op != "health":
+                self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST")
+                return
             self._answer(None)
 
-        def _error(self, status: int, message: str) -> None:
+        def _wrong_method(self) -> None:
+            self._error(405, f"{self.command} is not served: POST /search, /search_batch, /get, /explain; "
+                             "GET /health", allow="GET, POST")
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _wrong_method
+
+        def _error(self, status: int, message: str, allow: str | None = None) -> None:
             """Answer ``status`` with a JSON error and close the connection (the rest of the
             request, if any, is not read)."""
             self.close_connection = True
             data = json.dumps({"error": message}).encode()
             self.send_response(status)
+            if allow is not None:
+                self.send_header("Allow", allow)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Connection", "close")
@@ -288,6 +300,13 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         def log_message(self, *args: Any) -> None:
             pass
 
-    with ThreadingHTTPServer((host, port), Handler) as httpd:
+    class Server(ThreadingHTTPServer):
+        pass
+
+    if ":" in host:  # an IPv6 address (e.g. ::1): the standard server binds IPv4 by default
+        import socket
+
+        Server.address_family = socket.AF_INET6
+    with Server((host.strip("[]"), port), Handler) as httpd:
         print(f"serving {host}:{port} (POST /search, /search_batch, /get, /explain; GET /health)", flush=True)
         httpd.serve_forever()

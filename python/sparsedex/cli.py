@@ -38,6 +38,7 @@ key (``json`` would keep the last one without a word).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import re
@@ -984,8 +985,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
     try:
         serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s)
     except OSError as e:
-        if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN):
+        if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN,
+                                         socket.EAI_FAMILY, errno.EADDRNOTAVAIL):
             raise UserError(f"--host {a.host}: {e.strerror or e}") from None
+        if getattr(e, "errno", None) in (errno.EADDRINUSE, errno.EACCES):
+            raise UserError(f"--port {a.port}: {e.strerror or e} on {a.host} (choose another --port)") from None
         raise
     return 0
 

@@ -1260,7 +1260,7 @@ class SparseIndex:
 
         Afterwards every segment is ready for approximate search: calibrated, and its *high
         layer* made (the large postings of each term, which the layered cuts read; kept in
-        memory, counted in ``stats()["derived_bytes"]``), which the first approximate search
+        memory, counted in ``info()["engine"]["derived_bytes"]``), which the first approximate search
         would otherwise make (0.33 s for a segment of a million documents). So after opening
         an index, ``calibrate()`` is the warm-up: it reads the calibration files and makes the
         layers, without calibrating again.

@@ -138,3 +138,21 @@ def test_cli_serve_names_a_busy_port(tmp_path, capsys):
         rc = cli.main(["serve", str(tmp_path / "ix"), "--port", str(port)])
     err = capsys.readouterr().err
     assert rc != 0 and f"--port {port}" in err and "in use" in err, err
+
+
+def test_bm25_stats_missing_a_query_term_name_the_word():
+    """collection_stats= made for other words than the query's: the error names the query's
+    missing words (it named a term id, while the user passed words), in search, search_batch
+    (with the query's position) and explain."""
+    import pytest
+
+    ix = SparseIndex("bm25")
+    ix.add(["measuring the band", "music band", "a measured tempo"])
+    st = ix.collection_stats(["measur"])
+    with pytest.raises(ValueError, match=r"no document frequency for 'band', 'music' of the query"):
+        ix.search("measure music band", collection_stats=st)
+    with pytest.raises(ValueError, match=r"'band', 'music' of query 1:"):
+        ix.search_batch(["measure", "music band"], collection_stats=st)
+    with pytest.raises(ValueError, match=r"'music' of the query"):
+        ix.explain("music measure", 0, collection_stats=st)
+    assert [h.id for h in ix.search("measure", collection_stats=st)] == [0, 2]

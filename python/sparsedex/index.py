@@ -1059,6 +1059,25 @@ class SparseIndex:
             )
         return stats
 
+    def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None) -> None:
+        """``stats`` must give a document frequency for every term of the query: the error names
+        the missing terms as words (the engine's names only a term id, and the user passed
+        words to :meth:`collection_stats`)."""
+        if stats is None:
+            return
+        terms = np.asarray(terms, dtype=np.uint32)
+        missing = terms[~np.isin(terms, np.asarray(stats.terms, dtype=np.uint32))]
+        if not missing.size:
+            return
+        vocab = getattr(getattr(self.encoder, "vocabulary", None), "terms", None)
+        words = [repr(vocab[t]) if vocab is not None and t < len(vocab) else f"term {t}" for t in missing.tolist()[:5]]
+        more = f" and {missing.size - 5} more" if missing.size > 5 else ""
+        where = "the query" if query is None else f"query {query}"
+        raise ValueError(
+            f"the BM25 statistics given (collection_stats=) have no document frequency for {', '.join(words)}{more} "
+            f"of {where}: make them with collection_stats() over every query's text (or with no terms: all of them)"
+        )
+
     # searching --------------------------------------------------------------------------------
     def search(
         self,
@@ -1140,6 +1159,7 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
+        self._check_stats_cover(stats, q.indices)
         hits = snap.search_triples(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
             algorithm, flt, stats, target_recall=target_recall, scores=scores,
@@ -1187,6 +1207,9 @@ class SparseIndex:
             return []
         if not snap.states:
             return [[] for _ in range(nq)]
+        if stats is not None:
+            for qi in range(nq):
+                self._check_stats_cover(stats, csr[1][csr[0][qi]: csr[0][qi + 1]], qi)
         S, D, V = snap.search_batch(
             csr, k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
         )
@@ -1445,6 +1468,7 @@ class SparseIndex:
         snap = self._snap()
         si, d = self._locate(snap, id)
         q = self._query_vector(query)
+        self._check_stats_cover(stats, q.indices)
         seg = snap.states[si].segment
         parts, score = snap.core.explain(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats,

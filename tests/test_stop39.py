@@ -156,3 +156,41 @@ def test_bm25_stats_missing_a_query_term_name_the_word():
     with pytest.raises(ValueError, match=r"'music' of the query"):
         ix.explain("music measure", 0, collection_stats=st)
     assert [h.id for h in ix.search("measure", collection_stats=st)] == [0, 2]
+
+
+def test_refresh_follows_a_symbolic_link_switched_to_an_updated_copy(tmp_path):
+    """Blue/green with `cp -r`: green is a copy of blue (the same index uuid) and each takes
+    its own commit (the same generation, the same new segment name): refresh() said nothing
+    changed, and with generations apart it mixed green's engine segment with blue's ids and
+    payloads (recheck39). Segments are now reused only where their files are the same."""
+    import os
+    import shutil
+
+    blue, green, live = tmp_path / "blue", tmp_path / "green", tmp_path / "live"
+    _build(blue, ["a0", "a1"], [1.0, 2.0], "base")
+    shutil.copytree(blue, green)
+    for d, i, tag in ((blue, "x", "blue"), (green, "y", "green")):
+        with SparseIndex.open(d) as w:
+            w.add([{1: 5.0}], ids=[i], payloads=[{"v": tag}])
+            w.commit()
+    os.symlink("blue", live)
+    r = SparseIndex.open(live)
+    assert sorted(r.ids()) == ["a0", "a1", "x"]
+    os.symlink("green", tmp_path / "t")
+    os.replace(tmp_path / "t", live)
+    assert r.refresh() is True
+    assert sorted(r.ids()) == ["a0", "a1", "y"]
+    assert [(h.id, h.payload) for h in r.search({1: 1.0}, k=1)] == [("y", {"v": "green"})]
+    # generations apart: green one commit further, switched back and forth
+    with SparseIndex.open(green) as w:
+        w.add([{1: 9.0}], ids=["z"], payloads=[{"v": "green2"}])
+        w.commit()
+    os.symlink("blue", tmp_path / "t")
+    os.replace(tmp_path / "t", live)
+    assert r.refresh() is True and sorted(r.ids()) == ["a0", "a1", "x"]
+    os.symlink("green", tmp_path / "t")
+    os.replace(tmp_path / "t", live)
+    assert r.refresh() is True
+    assert [(h.id, h.payload["v"]) for h in r.search({1: 1.0}, k=2)] == [("z", "green2"), ("y", "green")]
+    assert r.get("y").payload == {"v": "green"} and sorted(r.ids()) == ["a0", "a1", "y", "z"]
+    r.close()

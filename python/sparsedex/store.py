@@ -580,6 +580,7 @@ class Store:
         self._wake = threading.Event()  # set by commits and wait_for_merges: the merge thread plans again
         self._no_reorders = 0  # > 0: the merge thread starts no reorder job (someone waits for merges)
         self._segs: dict[str, SegmentView] = {}
+        self._seg_files: dict[str, Any] = {}  # per segment name: its files' records (reuse key)
         self._mem_docs: dict[str, MemoryDocs] = {}  # in memory: each segment's documents
         self._mem_inflight: set[str] = set()  # in memory: merges whose documents are ready
         self._snapshot: Snapshot | None = None
@@ -622,19 +623,25 @@ class Store:
         collected meanwhile) moves on to the newer commit, as long as there is one."""
         for attempt in range(50):
             core = self._core.snapshot()
-            if self._snapshot is not None and self._snapshot.generation == core.generation and self._snapshot.core.uuid == core.uuid:
+            recs = core.segments()
+            files = {r["name"]: (r.get("engine_record"), tuple(map(tuple, r.get("attachment_records", []))))
+                     for r in recs}
+            if (self._snapshot is not None and self._snapshot.generation == core.generation
+                    and self._snapshot.core.uuid == core.uuid and files == self._seg_files):
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
                 return
             # Segments are reused by name only within one index: another index written into
             # the directory (deleted and written again, a symbolic link switched) may name its
             # segments alike, and a reader kept the old segments' ids and documents.
+            # A copy of the index (`cp -r`: the same uuid) updated apart names its new segments
+            # alike too: a segment is reused only where its files are the same ones.
             same_index = self._snapshot is not None and self._snapshot.core.uuid == core.uuid
             known = self._segs if same_index else {}
             try:
                 segs = []
-                for i, rec in enumerate(core.segments()):
+                for i, rec in enumerate(recs):
                     name = rec["name"]
-                    seg = known.get(name)
+                    seg = known.get(name) if self._seg_files.get(name) == files[name] else None
                     if seg is None:
                         n = int(rec["documents"])
                         docs = self._open_docs(name, n, rec.get("attachment_records", []))
@@ -652,6 +659,7 @@ class Store:
                     raise
                 continue
             self._segs = {s.name: s for s in segs}
+            self._seg_files = files
             if self._in_memory:
                 self._mem_docs = {
                     k: v for k, v in self._mem_docs.items() if k in self._segs or k in self._mem_inflight
@@ -898,7 +906,7 @@ class Store:
                 # must not keep merged-away files' disk space (newcomer9 L3). A search running
                 # in another thread keeps the snapshot it holds until it returns.
                 self._snapshot = None
-                self._segs = {}
+                self._segs, self._seg_files = {}, {}
                 self._core.release()
 
     def __del__(self) -> None:  # pragma: no cover - best effort

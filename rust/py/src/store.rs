@@ -549,8 +549,9 @@ impl PySnapshot {
         enter(py, || s.vocabulary(start))
     }
 
-    /// One dict per segment: name, documents, live, attachments (file names) and
-    /// attachment_records ((name, size, crc32) as the manifest records them).
+    /// One dict per segment: name, documents, live, attachments (file names),
+    /// attachment_records ((name, size, crc32) as the manifest records them) and engine_record
+    /// (the engine file's (name, size, crc32); None in memory).
     fn segments<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.inner
             .segments()
@@ -561,6 +562,7 @@ impl PySnapshot {
                 d.set_item("documents", s.index().n_docs())?;
                 d.set_item("live", s.n_live)?;
                 d.set_item("attachments", s.data.attachments.iter().map(|a| a.name.clone()).collect::<Vec<_>>())?;
+                d.set_item("engine_record", s.data.sdx.as_ref().map(|r| (r.name.clone(), r.size, r.crc32)))?;
                 d.set_item(
                     "attachment_records",
                     s.data.attachments.iter().map(|a| (a.name.clone(), a.size, a.crc32)).collect::<Vec<_>>(),

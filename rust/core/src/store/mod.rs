@@ -280,9 +280,16 @@ impl Store {
         // The same manifest name and generation in another index (the directory deleted and
         // written again, or a symbolic link switched to an index built elsewhere) is a move:
         // comparing names and generations alone kept a reader on the replaced index.
+        // A copy of the index (`cp -r`, the same uuid) updated apart and switched in by a
+        // symbolic link may even share the generation: the segments' files decide.
+        let same_files = l.snapshot.segments.len() == old.segments.len()
+            && l.snapshot.segments.iter().zip(&old.segments).all(|(a, b)| {
+                a.name() == b.name() && a.data.sdx == b.data.sdx && a.deletions == b.deletions
+            });
         if l.current.manifest.name == w.manifest_name
             && l.snapshot.generation == old.generation
             && l.snapshot.uuid == old.uuid
+            && same_files
         {
             return Ok(false);
         }

@@ -1022,15 +1022,23 @@ class SparseIndex:
 
         Returns a :class:`sparsedex._core.Bm25Stats` (``n_docs``: live documents N;
         ``total_len``: the sum of their lengths; ``terms``: uint32 term ids ascending, unique;
-        ``df``: uint64 documents holding each term). Statistics of several shards add up
-        (``Bm25Stats.sum([...])``); pass the sum to :meth:`search` / :meth:`search_batch`
-        (``collection_stats=``) so that N shards score exactly like one index over all their
-        documents. TypeError for an index that is not BM25.
+        ``df``: uint64 documents holding each term; ``words``: each term's text, where the
+        index has a term dictionary). Statistics of several shards add up
+        (``Bm25Stats.sum([...])``, by word: shards built apart each grow their own dictionary,
+        so one term id names different words in each); pass the sum to :meth:`search` /
+        :meth:`search_batch` (``collection_stats=``) so that N shards score exactly like one
+        index over all their documents: each shard looks the words up in its own dictionary.
+        TypeError for an index that is not BM25.
         """
         if not self._bm25:
             raise TypeError("collection_stats() is for BM25 indexes (this index scores dot products)")
         snap = self._snap()
-        return snap.core.bm25_stats(self._stat_terms(terms))
+        st = snap.core.bm25_stats(self._stat_terms(terms))
+        vocab = getattr(self.encoder, "vocabulary", None)
+        if vocab is None or not hasattr(vocab, "term"):
+            return st
+        words = [vocab.term(t) for t in st.terms.tolist()]
+        return _core.Bm25Stats(st.n_docs, st.total_len, st.terms, st.df, words=words)
 
     def _stat_terms(self, terms: Any) -> np.ndarray:
         if terms is None:
@@ -1057,7 +1065,34 @@ class SparseIndex:
                 f"collection_stats must be a Bm25Stats (from collection_stats(), or Bm25Stats.sum of "
                 f"several), got {type(stats).__name__}"
             )
-        return stats
+        return self._stats_by_word(stats)
+
+    def _stats_by_word(self, stats: _core.Bm25Stats) -> _core.Bm25Stats:
+        """``stats`` keyed by this index's term ids: statistics that carry words (from
+        :meth:`collection_stats`, maybe summed over shards built apart, whose dictionaries
+        differ) are looked up word by word in this index's dictionary; words it lacks match
+        no query term here and are left out. Kept for the last statistics seen (a loop of
+        searches with one sum looks its words up once)."""
+        words = stats.words
+        vocab = getattr(self.encoder, "vocabulary", None)
+        if words is None or vocab is None or not hasattr(vocab, "get"):
+            return stats
+        cached = getattr(self, "_stats_keyed", None)
+        if cached is not None and cached[0] is stats and cached[1] == len(vocab):
+            return cached[2]
+        terms = stats.terms.tolist()
+        ids = [vocab.get(w) for w in words]
+        if ids == terms:
+            out = stats
+        else:
+            rows = sorted((i, d) for i, d in zip(ids, stats.df.tolist()) if i is not None)
+            out = _core.Bm25Stats(
+                stats.n_docs, stats.total_len,
+                np.asarray([r[0] for r in rows], dtype=np.uint32), np.asarray([r[1] for r in rows], dtype=np.uint64),
+                words=[vocab.term(r[0]) for r in rows],
+            )
+        self._stats_keyed = (stats, len(vocab), out)
+        return out
 
     def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None) -> None:
         """``stats`` must give a document frequency for every term of the query: the error names

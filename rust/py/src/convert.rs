@@ -150,30 +150,115 @@ pub fn id_to_py<'py>(py: Python<'py>, id: Id<'_>) -> PyResult<Bound<'py, PyAny>>
 #[pyclass(frozen, name = "Bm25Stats", module = "sparsedex._core")]
 pub struct PyBm25Stats {
     pub inner: Bm25Stats,
+    /// The term texts, aligned with `inner.terms()`, where the statistics came from an index
+    /// with a term dictionary: term ids are that dictionary's, and another index (its own
+    /// dictionary) looks the words up instead.
+    pub words: Option<Vec<String>>,
 }
 
 #[pymethods]
 impl PyBm25Stats {
     /// Statistics over `n_docs` documents of total length `total_len`, with `df[i]` the
-    /// document frequency of `terms[i]` (every term a query may hold). A df above `n_docs` or
-    /// a repeated term is a ValueError.
+    /// document frequency of `terms[i]` (every term a query may hold), and optionally
+    /// `words[i]` its text. A df above `n_docs`, a repeated term or word, or `words` of
+    /// another length than `terms` is a ValueError.
     #[new]
+    #[pyo3(signature = (n_docs, total_len, terms, df, words=None))]
     fn new(
         n_docs: u64,
         total_len: u64,
         terms: PyReadonlyArray1<'_, u32>,
         df: PyReadonlyArray1<'_, u64>,
+        words: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let inner = Bm25Stats::new(n_docs, total_len, slice(&terms, "terms")?.to_vec(), slice(&df, "df")?.to_vec())
             .map_err(to_py)?;
-        Ok(PyBm25Stats { inner })
+        if let Some(w) = &words {
+            if w.len() != inner.terms().len() {
+                return Err(PyValueError::new_err(format!(
+                    "words has {} entries for {} terms: one word per term id",
+                    w.len(),
+                    inner.terms().len()
+                )));
+            }
+            let mut seen = std::collections::HashSet::with_capacity(w.len());
+            if let Some(dup) = w.iter().find(|x| !seen.insert(x.as_str())) {
+                return Err(PyValueError::new_err(format!("word {dup:?} appears twice in words")));
+            }
+        }
+        Ok(PyBm25Stats { inner, words })
     }
 
-    /// The sum of statistics of disjoint collections (shards) over the same terms.
+    /// The sum of statistics of disjoint collections (shards). Statistics that carry their
+    /// words (those of `SparseIndex.collection_stats`) add up by word, whatever each shard's
+    /// term ids: separately built BM25 indexes each grow their own dictionary, so one id
+    /// names different words in each. A word some parts lack has df 0 there. When the parts'
+    /// dictionaries agree on every id they share, the sum keeps their ids; otherwise its
+    /// terms are positions in its (sorted) words, and an index looks the words up. Statistics
+    /// without words (built by hand) must cover the same term ids (ValueError otherwise);
+    /// mixing the two kinds is a ValueError.
     #[staticmethod]
     fn sum(parts: Vec<Bound<'_, PyBm25Stats>>) -> PyResult<Self> {
-        let parts: Vec<Bm25Stats> = parts.iter().map(|p| p.get().inner.clone()).collect();
-        Ok(PyBm25Stats { inner: Bm25Stats::sum(&parts).map_err(to_py)? })
+        let with_words = parts.iter().filter(|p| p.get().words.is_some()).count();
+        if with_words == 0 {
+            let parts: Vec<Bm25Stats> = parts.iter().map(|p| p.get().inner.clone()).collect();
+            return Ok(PyBm25Stats { inner: Bm25Stats::sum(&parts).map_err(to_py)?, words: None });
+        }
+        if with_words != parts.len() {
+            let i = parts.iter().position(|p| p.get().words.is_none()).unwrap_or(0);
+            return Err(PyValueError::new_err(format!(
+                "Bm25Stats.sum: part {i} has no words (built by hand from term ids) while others \
+                 carry theirs (from collection_stats()): term ids of different indexes cannot be \
+                 matched to words; build every part with collection_stats()"
+            )));
+        }
+        use std::collections::{BTreeMap, HashMap};
+        let (mut n, mut total) = (0u64, 0u64);
+        // word -> (summed df, the id the parts give it, or None where they disagree)
+        let mut by_word: BTreeMap<&str, (u64, Option<u32>)> = BTreeMap::new();
+        let mut word_of: HashMap<u32, &str> = HashMap::new();
+        let mut ids_agree = true;
+        for p in &parts {
+            let p = p.get();
+            n = n
+                .checked_add(p.inner.n_docs())
+                .ok_or_else(|| PyValueError::new_err("Bm25Stats.sum: n_docs overflows"))?;
+            total = total
+                .checked_add(p.inner.total_len())
+                .ok_or_else(|| PyValueError::new_err("Bm25Stats.sum: total_len overflows"))?;
+            let words = p.words.as_ref().expect("checked: every part has words");
+            for ((w, &t), &d) in words.iter().zip(p.inner.terms()).zip(p.inner.df()) {
+                let e = by_word.entry(w.as_str()).or_insert((0, Some(t)));
+                e.0 += d;
+                if e.1 != Some(t) {
+                    ids_agree = false;
+                }
+                if *word_of.entry(t).or_insert(w.as_str()) != w.as_str() {
+                    ids_agree = false;
+                }
+            }
+        }
+        let mut rows: Vec<(u32, &str, u64)> = if ids_agree {
+            by_word.iter().map(|(w, &(d, t))| (t.expect("ids agree"), *w, d)).collect()
+        } else {
+            by_word.iter().enumerate().map(|(i, (w, &(d, _)))| (i as u32, *w, d)).collect()
+        };
+        rows.sort_unstable_by_key(|r| r.0);
+        let inner = Bm25Stats::new(
+            n,
+            total,
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.2).collect(),
+        )
+        .map_err(to_py)?;
+        Ok(PyBm25Stats { inner, words: Some(rows.iter().map(|r| r.1.to_string()).collect()) })
+    }
+
+    /// The term texts aligned with `terms` (a list of str), or None for statistics built
+    /// from term ids alone.
+    #[getter]
+    fn words(&self) -> Option<Vec<String>> {
+        self.words.clone()
     }
 
     /// Number of documents (N).
@@ -202,10 +287,11 @@ impl PyBm25Stats {
 
     fn __repr__(&self) -> String {
         format!(
-            "Bm25Stats(n_docs={}, total_len={}, terms={})",
+            "Bm25Stats(n_docs={}, total_len={}, terms={}{})",
             self.inner.n_docs(),
             self.inner.total_len(),
-            self.inner.terms().len()
+            self.inner.terms().len(),
+            if self.words.is_some() { ", with words" } else { "" }
         )
     }
 }

@@ -336,7 +336,7 @@ impl PyIndex {
     /// BM25 statistics of every document of this index for `terms` (uint32).
     fn bm25_stats(&self, terms: PyReadonlyArray1<'_, u32>) -> PyResult<PyBm25Stats> {
         let inner = search::Bm25Stats::of_indexes(&[&self.inner], slice(&terms, "terms")?);
-        Ok(PyBm25Stats { inner })
+        Ok(PyBm25Stats { inner, words: None })
     }
 
     /// The race behind algorithm="auto" on this segment: (leader's name or None during the

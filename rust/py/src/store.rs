@@ -677,7 +677,7 @@ impl PySnapshot {
         let t = slice(&terms, "terms")?;
         let snap = &self.inner;
         let inner = enter(py, || Ok(snap.bm25_stats(t)))?;
-        Ok(PyBm25Stats { inner })
+        Ok(PyBm25Stats { inner, words: None })
     }
 
     /// Exact global top-k of one query over the live documents (each segment restricted to its

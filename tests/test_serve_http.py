@@ -223,3 +223,70 @@ def test_serve_answers_wrong_methods_405_and_listens_on_ipv6(index, monkeypatch)
         except ConnectionRefusedError:
             assert time.monotonic() < deadline
             time.sleep(0.02)
+
+
+def _exchange(port: int, data: bytes, wait_s: float = 10.0) -> bytes:
+    """Send ``data`` and read until the server closes the connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as s:
+        s.sendall(data)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return got
+
+
+def test_serve_is_strict_about_framing_and_methods(index, monkeypatch) -> None:
+    """Content-Length digits only (Python's int() took '+23', '2_3' and ' 2 '), repeated with
+    different values or beside Transfer-Encoding a 400 (request smuggling starts there), HEAD
+    answers GET's head without a body and TRACE is a JSON 405 (HTML 501 pages before), and a
+    connection serves several HTTP/1.1 requests (each one closed it). From recheck39."""
+    port = _serve(index, monkeypatch)
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    for bad in (b"+%d" % len(body), b"%d_0" % len(body), b"\xd9\xa3"):
+        status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: " + bad + b"\r\n\r\n", body)
+        assert status == 400 and "Content-Length" in obj["error"], (bad, obj)
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 3\r\n\r\n"
+                       % len(body), body)
+    assert status == 400 and "different values" in obj["error"], obj
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n" % len(body), body)
+    assert status == 400 and "Transfer-Encoding" in obj["error"], obj
+    got = _exchange(port, b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 16" in head and rest == b"", got
+    status, obj = _raw(port, b"TRACE /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 405 and "GET /health" in obj["error"], obj
+    # keep-alive: two searches on one connection, both answered
+    req = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    got = _exchange(port, req + req[:-len(body)].replace(b"Host: x", b"Host: x\r\nConnection: close") + body)
+    assert got.count(b"HTTP/1.1 200") == 2 and got.count(b'"id": "b"') == 2, got
+
+
+def test_serve_413_reaches_a_client_still_sending(index, monkeypatch) -> None:
+    """A client sending a body over the limit reads the 413: the server used to close with the
+    body unread, and the client's next send or read met a connection reset instead."""
+    import socket
+    import threading
+
+    port = _serve(index, monkeypatch)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (100 << 20))
+
+        def send() -> None:
+            try:
+                for _ in range(64):
+                    s.sendall(b"x" * (64 << 10))
+            except OSError:
+                pass
+
+        t = threading.Thread(target=send)
+        t.start()
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+            if b"}" in got:
+                break
+        t.join()
+    assert got.startswith(b"HTTP/1.1 413") and b"at most" in got, got[:200]

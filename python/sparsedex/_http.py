@@ -16,19 +16,28 @@ Requests and responses are JSON shaped like the Python calls:
 Bad input answers 400 ``{"error": message}`` (a field the endpoint does not take is an error
 naming it, so that a typo such as ``"fliter"`` never silently returns unfiltered hits; a body
 nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable shard 503.
-``sparsedex serve`` answers a body over :data:`MAX_BODY_BYTES` 413, a malformed
-``Content-Length`` 400 and a chunked body without one 411, and closes a connection silent for
-:data:`IDLE_TIMEOUT_S` seconds. Nothing here imports Ray.
+``sparsedex serve`` speaks HTTP/1.1 (keep-alive), answers a body over :data:`MAX_BODY_BYTES`
+413 (reading and dropping the rest for :data:`LINGER_S` seconds, so that the client sees it),
+a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
+``Content-Length`` 400 and a chunked body without one 411, a method other than GET, HEAD and
+POST a JSON 405, and closes a connection silent for :data:`IDLE_TIMEOUT_S` seconds. Nothing
+here imports Ray.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from typing import Any, Callable
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
+
+#: seconds a refused request's body is still read and dropped after the 413, so that the
+#: client sees the answer rather than a reset connection
+LINGER_S = 2.0
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 #: the largest request body ``sparsedex serve`` reads (a larger one is answered 413)
 MAX_BODY_BYTES = 64 << 20
@@ -223,15 +232,19 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         # Seconds a connection may stay silent (mid-request, or idle between keep-alive
         # requests) before it is closed: each one holds a server thread.
         timeout = IDLE_TIMEOUT_S
+        # HTTP/1.1: a connection serves one request after another (keep-alive) unless the
+        # client asks to close it; every answer carries its Content-Length.
+        protocol_version = "HTTP/1.1"
 
-        def _answer(self, raw: bytes | None) -> None:
+        def _answer(self, raw: bytes | None, body: bool = True) -> None:
             status, obj = respond(index, self.path, raw, None, refresher)
             data = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if body:
+                self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
             op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -240,15 +253,26 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 return
             self._answer(None)
 
+        def do_HEAD(self) -> None:  # noqa: N802
+            """GET's status and headers without its body (RFC 9110 §9.3.2)."""
+            op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            if op in ENDPOINTS and op != "health":
+                self._error(405, f"/{op} takes POST with a JSON body", allow="POST", body=False)
+                return
+            self._answer(None, body=False)
+
         def _wrong_method(self) -> None:
             self._error(405, f"{self.command} is not served: POST /search, /search_batch, /get, /explain; "
-                             "GET /health", allow="GET, POST")
+                             "GET /health", allow="GET, HEAD, POST")
 
-        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _wrong_method
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _wrong_method
 
-        def _error(self, status: int, message: str, allow: str | None = None) -> None:
+        def _error(self, status: int, message: str, allow: str | None = None, body: bool = True,
+                   linger: bool = False) -> None:
             """Answer ``status`` with a JSON error and close the connection (the rest of the
-            request, if any, is not read)."""
+            request, if any, is not read). ``linger``: the client may still be sending a body
+            this answer refuses; read and drop it for a moment after answering, so that the
+            client reads the answer instead of a connection reset (nginx's lingering close)."""
             self.close_connection = True
             data = json.dumps({"error": message}).encode()
             self.send_response(status)
@@ -258,26 +282,49 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(data)
+            if body:
+                self.wfile.write(data)
+            if linger:
+                self._linger()
+
+        def _linger(self) -> None:
+            import socket
+
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                end = time.monotonic() + LINGER_S
+                while (left := end - time.monotonic()) > 0:
+                    self.connection.settimeout(left)
+                    if not self.connection.recv(1 << 16):
+                        break
+            except OSError:
+                pass
 
         def do_POST(self) -> None:  # noqa: N802
-            length = self.headers.get("Content-Length")
-            if length is None:
-                if self.headers.get("Transfer-Encoding"):
+            lengths = self.headers.get_all("Content-Length") or []
+            if self.headers.get("Transfer-Encoding"):
+                if lengths:
+                    # both framings at once: the way request smuggling starts (RFC 9112 §6.1)
+                    self._error(400, "a request may not have both Transfer-Encoding and Content-Length")
+                else:
                     self._error(411, "send the request body with a Content-Length (chunked bodies are not read)")
-                    return
+                return
+            if not lengths:
                 self._answer(b"")
                 return
-            try:
-                n = int(length.strip())
-                if n < 0:
-                    raise ValueError
-            except ValueError:
+            values = {v.strip() for v in lengths}
+            length = lengths[0]
+            if len(values) > 1:
+                self._error(400, f"Content-Length is given {len(lengths)} times with different values {sorted(values)}")
+                return
+            if not _DIGITS.fullmatch(length.strip()):
                 self._error(400, f"Content-Length must be a whole number of bytes, got {length!r}")
                 return
+            n = int(length.strip())
             if n > MAX_BODY_BYTES:
                 self._error(413, f"the request body is {n} bytes; at most {MAX_BODY_BYTES} are read "
-                                 "(split a large batch into several /search_batch requests)")
+                                 "(split a large batch into several /search_batch requests)", linger=True)
                 return
             # Read as the bytes arrive, not all announced up front: rfile.read(n) allocates n
             # bytes at once, so a client announcing a huge body it never sends held that memory.

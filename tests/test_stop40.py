@@ -68,3 +68,30 @@ def test_bm25_statistics_of_shards_sharing_a_dictionary_keep_their_ids():
     whole = one.collection_stats("lazy dog")
     assert total.terms.tolist() == whole.terms.tolist() and total.words == whole.words
     assert total.df.tolist() == whole.df.tolist()
+
+
+def test_cli_index_overwrite_refuses_an_index_being_written_before_encoding(capsys, tmp_path, monkeypatch):
+    """`sparsedex index --overwrite` into an index another writer holds: the lock refused the
+    save only after every document was encoded (recheck39); now before reading the corpus."""
+    import json
+
+    import sparsedex.cli as cli
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text {i}"}) + "\n" for i in range(3)))
+    ix = tmp_path / "ix"
+    assert cli.main(["index", str(corpus), str(ix), "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    writer = SparseIndex.open(ix)
+    writer.add(["pending"], ids=["p"])  # a writer takes the lock on its first change
+
+    def never(*a, **k):
+        raise AssertionError("the corpus was read although the index is locked")
+
+    with monkeypatch.context() as m:
+        m.setattr(cli, "load_records", never)
+        rc = cli.main(["index", str(corpus), str(ix), "--encoder", "bm25", "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "being written by another writer" in err and "--overwrite" in err, err
+    writer.close()
+    assert cli.main(["index", str(corpus), str(ix), "--encoder", "bm25", "--overwrite"]) == 0

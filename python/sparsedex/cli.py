@@ -522,6 +522,16 @@ def _check_new_index_dir(path: str, overwrite: bool) -> None:
         return
     if (p / "CURRENT").is_file():
         if overwrite:
+            # a writer holding the index would refuse the save only after every document was
+            # encoded (minutes): ask now (the save takes the lock again, for itself)
+            from .lock import IndexLockedError, WriterLock
+
+            lock = WriterLock(p)
+            try:
+                lock.acquire()
+            except IndexLockedError as e:
+                raise UserError(f"{e} (--overwrite replaces an index no one is writing)") from None
+            lock.release()
             return
         raise UserError(
             f"{p}: holds an index already: pass --overwrite to replace it, or use `sparsedex add {p} CORPUS` "

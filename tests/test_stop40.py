@@ -95,3 +95,17 @@ def test_cli_index_overwrite_refuses_an_index_being_written_before_encoding(caps
     assert rc == 1 and "being written by another writer" in err and "--overwrite" in err, err
     writer.close()
     assert cli.main(["index", str(corpus), str(ix), "--encoder", "bm25", "--overwrite"]) == 0
+
+
+def test_bm25_stats_missing_terms_are_named_as_typed():
+    """The missing-statistics error named the dictionary's stems ('measur'), not the words the
+    user typed: it names both now (recheck39)."""
+    ix = SparseIndex("bm25")
+    ix.add(["measuring the band", "music bands", "a measured tempo"])
+    st = ix.collection_stats(["music"])
+    with pytest.raises(ValueError, match=r"'measuring' \(term 'measur'\), 'bands' \(term 'band'\) of the query"):
+        ix.search("music bands measuring", collection_stats=st)
+    with pytest.raises(ValueError, match=r"'measured' \(term 'measur'\) of query 1"):
+        ix.search_batch(["music", "measured"], collection_stats=st)
+    with pytest.raises(ValueError, match=r"'band' of the query"):  # typed as the term: said once
+        ix.explain("band music", 0, collection_stats=st)

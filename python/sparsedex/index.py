@@ -1094,9 +1094,11 @@ class SparseIndex:
         self._stats_keyed = (stats, len(vocab), out)
         return out
 
-    def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None) -> None:
+    def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None,
+                           text: Any = None) -> None:
         """``stats`` must give a document frequency for every term of the query: the error names
-        the missing terms as words (the engine's names only a term id, and the user passed
+        the missing terms as the words typed in ``text`` (the query, where it is a text), else
+        as the dictionary's terms (the engine's names only a term id, and the user passed
         words to :meth:`collection_stats`)."""
         if stats is None:
             return
@@ -1105,7 +1107,22 @@ class SparseIndex:
         if not missing.size:
             return
         vocab = getattr(getattr(self.encoder, "vocabulary", None), "terms", None)
-        words = [repr(vocab[t]) if vocab is not None and t < len(vocab) else f"term {t}" for t in missing.tolist()[:5]]
+        typed: dict[int, str] = {}
+        if isinstance(text, str):
+            import re
+
+            # each word of the text analysed alone: which one became a missing term (a stem)
+            for w in dict.fromkeys(re.findall(r"\w+", text)[:256]):
+                try:
+                    ids = self.encoder.encode_queries([w])[0].indices.tolist()
+                except Exception:  # noqa: BLE001 - only for a friendlier message
+                    break
+                for t in ids:
+                    typed.setdefault(int(t), w)
+        words = []
+        for t in missing.tolist()[:5]:
+            term = repr(vocab[t]) if vocab is not None and t < len(vocab) else f"term {t}"
+            words.append(f"{typed[t]!r} (term {term})" if t in typed and repr(typed[t]) != term else term)
         more = f" and {missing.size - 5} more" if missing.size > 5 else ""
         where = "the query" if query is None else f"query {query}"
         raise ValueError(
@@ -1194,7 +1211,7 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
-        self._check_stats_cover(stats, q.indices)
+        self._check_stats_cover(stats, q.indices, text=query)
         hits = snap.search_triples(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
             algorithm, flt, stats, target_recall=target_recall, scores=scores,
@@ -1244,7 +1261,8 @@ class SparseIndex:
             return [[] for _ in range(nq)]
         if stats is not None:
             for qi in range(nq):
-                self._check_stats_cover(stats, csr[1][csr[0][qi]: csr[0][qi + 1]], qi)
+                self._check_stats_cover(stats, csr[1][csr[0][qi]: csr[0][qi + 1]], qi,
+                                        text=queries[qi] if isinstance(queries, (list, tuple)) else None)
         S, D, V = snap.search_batch(
             csr, k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
         )
@@ -1503,7 +1521,7 @@ class SparseIndex:
         snap = self._snap()
         si, d = self._locate(snap, id)
         q = self._query_vector(query)
-        self._check_stats_cover(stats, q.indices)
+        self._check_stats_cover(stats, q.indices, text=query)
         seg = snap.states[si].segment
         parts, score = snap.core.explain(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats,

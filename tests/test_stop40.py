@@ -109,3 +109,125 @@ def test_bm25_stats_missing_terms_are_named_as_typed():
         ix.search_batch(["music", "measured"], collection_stats=st)
     with pytest.raises(ValueError, match=r"'band' of the query"):  # typed as the term: said once
         ix.explain("band music", 0, collection_stats=st)
+
+
+def _switch(tmp_path, live, target):
+    import os
+
+    os.symlink(target, tmp_path / "t")
+    os.replace(tmp_path / "t", live)
+
+
+def test_refresh_follows_a_copy_whose_engine_file_is_byte_identical(tmp_path):
+    """Blue/green by `cp -r` where both take a commit of the same vectors (or BM25 texts of
+    the same shape): their new engine files are byte-identical, only the documents files and
+    the dictionary differ. refresh() compared engine files alone and said nothing changed; the
+    reader kept blue's payloads, texts and dictionary (recheck40 H1)."""
+    import os
+    import shutil
+
+    blue, green, live = tmp_path / "blue", tmp_path / "green", tmp_path / "live"
+    ix = SparseIndex("bm25", path=blue)
+    ix.add(["the quick brown fox", "lazy dog sleeps"], ids=["a", "c"])
+    ix.commit()
+    ix.close()
+    shutil.copytree(blue, green)
+    for p, w in ((blue, "apple"), (green, "zebra")):
+        with SparseIndex.open(p) as x:
+            x.add([w + " pie"], ids=["b"], payloads=[{"c": p.name}])
+            x.commit()
+    os.symlink("blue", live)
+    r = SparseIndex.open(live)
+    assert [h.id for h in r.search("apple")] == ["b"]
+    _switch(tmp_path, live, "green")
+    assert r.refresh() is True
+    assert [h.id for h in r.search("zebra")] == ["b"] and r.search("apple") == []
+    assert r.get("b").text == "zebra pie" and r.get("b").payload == {"c": "green"}
+    assert r.refresh() is False
+    r.close()
+
+
+def test_refresh_never_mixes_a_copy_s_deletions_with_the_old_payloads(tmp_path):
+    """Green (a copy of blue) takes the same vectors with other payloads and a delete in one
+    commit: refresh() moved, but kept blue's documents files for the reused engine segment
+    (green's count, blue's payloads; recheck40 H2)."""
+    import os
+    import shutil
+
+    blue, green, live = tmp_path / "blue", tmp_path / "green", tmp_path / "live"
+    with SparseIndex(None, path=blue) as ix:
+        ix.add([{1: 1.0}, {2: 1.0}], ids=["a", "z"], payloads=[{"c": "base"}] * 2)
+        ix.commit()
+    shutil.copytree(blue, green)
+    with SparseIndex.open(blue) as x:
+        x.add([{1: 5.0}], ids=["b"], payloads=[{"c": "BLUE-b"}])
+        x.commit()
+    with SparseIndex.open(green) as x:
+        x.add([{1: 5.0}], ids=["b"], payloads=[{"c": "GREN-b"}])
+        x.delete(["a"])
+        x.commit()
+    os.symlink("blue", live)
+    r = SparseIndex.open(live)
+    assert r.get("b").payload == {"c": "BLUE-b"}
+    _switch(tmp_path, live, "green")
+    assert r.refresh() is True
+    assert len(r) == 2 and r.get("b").payload == {"c": "GREN-b"}
+    assert [(h.id, h.payload) for h in r.search({1: 1.0}, k=5)] == [("b", {"c": "GREN-b"})]
+    r.close()
+
+
+def test_a_refresh_that_failed_midway_is_finished_by_the_next(tmp_path, monkeypatch):
+    """refresh() moved the core, then failed opening a documents file (a symbolic link
+    switched midway): the store kept the old snapshot while the core was ahead, and every later
+    refresh() said nothing was new, for good (recheck40 H3)."""
+    import sparsedex.store as store_mod
+    from sparsedex import CorruptIndexError
+
+    d = tmp_path / "ix"
+    with SparseIndex(None, path=d) as w:
+        w.add([{1: 1.0}], ids=["a"], payloads=[{"v": 1}])
+        w.commit()
+    r = SparseIndex.open(d)
+    with SparseIndex.open(d) as w:
+        w.add([{1: 2.0}], ids=["b"], payloads=[{"v": 2}])
+        w.commit()
+    real = store_mod.Store._open_docs
+    calls = {"n": 0}
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        raise CorruptIndexError("seg-000002.docs: missing (simulated: the link moved)")
+
+    monkeypatch.setattr(store_mod.Store, "_open_docs", flaky)
+    with pytest.raises(CorruptIndexError):
+        r.refresh()
+    assert calls["n"] >= 1 and sorted(r.ids()) == ["a"]
+    monkeypatch.setattr(store_mod.Store, "_open_docs", real)
+    assert r.refresh() is True
+    assert sorted(r.ids()) == ["a", "b"] and r.get("b").payload == {"v": 2}
+    assert r.refresh() is False
+    r.close()
+
+
+def test_collection_stats_looked_up_again_after_refresh_to_another_dictionary(tmp_path):
+    """The word-to-id lookup of collection_stats= is kept for the last statistics; after
+    refresh() to another index whose dictionary holds as many terms, the old lookup was
+    reused: wrong BM25 scores (recheck40 H4)."""
+    import os
+
+    a, b, live = tmp_path / "a", tmp_path / "b", tmp_path / "live"
+    for p, docs in ((a, ["apple pie", "apple zebra"]), (b, ["zebra pie", "zebra crossing"])):
+        with SparseIndex("bm25", "float", path=p) as x:
+            x.add(docs, ids=["d0", "d1"])
+            x.commit()
+    A, B = SparseIndex.open(a), SparseIndex.open(b)
+    tot = Bm25Stats.sum([A.collection_stats(), B.collection_stats()])
+    os.symlink("a", live)
+    r = SparseIndex.open(live)
+    r.search("zebra", collection_stats=tot)
+    _switch(tmp_path, live, "b")
+    assert r.refresh() is True
+    got = [(h.id, h.score) for h in r.search("zebra pie", collection_stats=tot)]
+    assert got == [(h.id, h.score) for h in B.search("zebra pie", collection_stats=tot)]
+    for x in (r, A, B):
+        x.close()

@@ -1077,9 +1077,11 @@ class SparseIndex:
         vocab = getattr(self.encoder, "vocabulary", None)
         if words is None or vocab is None or not hasattr(vocab, "get"):
             return stats
+        # keyed on the dictionary object too: refresh() to another index gives the handle
+        # another dictionary, which may hold as many terms (recheck40)
         cached = getattr(self, "_stats_keyed", None)
-        if cached is not None and cached[0] is stats and cached[1] == len(vocab):
-            return cached[2]
+        if cached is not None and cached[0] is stats and cached[1] is vocab and cached[2] == len(vocab):
+            return cached[3]
         terms = stats.terms.tolist()
         ids = [vocab.get(w) for w in words]
         if ids == terms:
@@ -1091,7 +1093,7 @@ class SparseIndex:
                 np.asarray([r[0] for r in rows], dtype=np.uint32), np.asarray([r[1] for r in rows], dtype=np.uint64),
                 words=[vocab.term(r[0]) for r in rows],
             )
-        self._stats_keyed = (stats, len(vocab), out)
+        self._stats_keyed = (stats, vocab, len(vocab), out)
         return out
 
     def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None,

@@ -39,6 +39,7 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 import warnings
 import weakref
 from collections import OrderedDict
@@ -617,10 +618,11 @@ class Store:
         # is not checked, as save_copy copies a database under the destination's new name.
         return SqliteDocs(f, n, crc32=int(rec[2]))
 
-    def _load_snapshot(self, retry: bool = False) -> None:
+    def _load_snapshot(self, retry: bool = False) -> bool:
         """Make the core's current snapshot this store's (opening the documents of segments
-        not seen before). A reader that finds a documents file gone (a writer committed and
-        collected meanwhile) moves on to the newer commit, as long as there is one."""
+        not seen before); False if it was this store's already. A reader that finds a
+        documents file gone (a writer committed and collected meanwhile, or a symbolic link
+        switched to another index) moves on to the newer commit, as long as there is one."""
         for attempt in range(50):
             core = self._core.snapshot()
             recs = core.segments()
@@ -629,7 +631,7 @@ class Store:
             if (self._snapshot is not None and self._snapshot.generation == core.generation
                     and self._snapshot.core.uuid == core.uuid and files == self._seg_files):
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
-                return
+                return False
             # Segments are reused by name only within one index: another index written into
             # the directory (deleted and written again, a symbolic link switched) may name its
             # segments alike, and a reader kept the old segments' ids and documents.
@@ -651,12 +653,12 @@ class Store:
             except CorruptIndexError:
                 if not retry or attempt == 49 or self._writing:
                     raise
-                try:
-                    moved = self._core.refresh()
-                except SparsedexError:
+                moved = self._core.refresh()
+                if not moved and attempt >= 2:
                     raise
                 if not moved:
-                    raise
+                    # the directory may be changing under a symbolic link: look again shortly
+                    time.sleep(0.01)
                 continue
             self._segs = {s.name: s for s in segs}
             self._seg_files = files
@@ -666,7 +668,8 @@ class Store:
                 }
             self._settings = settings
             self._snapshot = Snapshot(core, segs)
-            return
+            return True
+        return True  # pragma: no cover - every attempt returns or raises
 
     # reading ------------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -772,9 +775,10 @@ class Store:
             if self._legacy is not None:
                 return False
             moved = self._core.refresh()
-            if moved:
-                self._load_snapshot(retry=True)
-            return moved
+            # Always reconcile with the core's snapshot, not only when the core moved: a refresh
+            # that failed while opening the documents (a symbolic link switched midway) left the
+            # core ahead of this store, and every later refresh() said nothing was new.
+            return self._load_snapshot(retry=True) or moved
 
     # writing ------------------------------------------------------------------------------
     def _reset_pending(self) -> None:

@@ -155,10 +155,26 @@ fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<L
         old.map(|o| o.segments.iter().map(|s| (s.name(), s)).collect()).unwrap_or_default();
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for rec in &manifest.segments {
-        let prev = known.get(rec.name.as_str()).filter(|s| s.data.sdx.as_ref() == Some(&rec.sdx));
-        let data = match prev {
-            Some(s) => s.data.clone(),
-            None => {
+        // The segment of the same name and engine file read before: its engine is reused; its
+        // state (documents files, deletions) only where those are the same files too (a copy
+        // of the index updated apart may hold byte-identical engine files beside other
+        // documents files).
+        let same_engine = known.get(rec.name.as_str()).filter(|s| s.data.sdx.as_ref() == Some(&rec.sdx));
+        let prev = same_engine.filter(|s| s.data.attachments == rec.attachments);
+        let data = match (prev, same_engine) {
+            (Some(s), _) => s.data.clone(),
+            (None, Some(s)) => {
+                for a in &rec.attachments {
+                    check_size(dir, a, &rec.name)?;
+                }
+                Arc::new(SegmentData {
+                    name: rec.name.clone(),
+                    index: s.data.index.clone(),
+                    sdx: Some(rec.sdx.clone()),
+                    attachments: rec.attachments.clone(),
+                })
+            }
+            (None, None) => {
                 let what = format!("segment {}'s engine file", rec.name);
                 let index = rec.sdx.open_index(dir, &what)?;
                 let path = dir.join(&rec.sdx.name);

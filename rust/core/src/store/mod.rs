@@ -281,11 +281,17 @@ impl Store {
         // written again, or a symbolic link switched to an index built elsewhere) is a move:
         // comparing names and generations alone kept a reader on the replaced index.
         // A copy of the index (`cp -r`, the same uuid) updated apart and switched in by a
-        // symbolic link may even share the generation: the segments' files decide.
+        // symbolic link may even share the generation: the files decide, every one the
+        // manifest records (two writers adding the same vectors write byte-identical engine
+        // files; their documents files or vocabularies still differ).
         let same_files = l.snapshot.segments.len() == old.segments.len()
             && l.snapshot.segments.iter().zip(&old.segments).all(|(a, b)| {
-                a.name() == b.name() && a.data.sdx == b.data.sdx && a.deletions == b.deletions
-            });
+                a.name() == b.name()
+                    && a.data.sdx == b.data.sdx
+                    && a.data.attachments == b.data.attachments
+                    && a.deletions == b.deletions
+            })
+            && l.snapshot.settings == old.settings;
         if l.current.manifest.name == w.manifest_name
             && l.snapshot.generation == old.generation
             && l.snapshot.uuid == old.uuid

@@ -290,3 +290,21 @@ def test_serve_413_reaches_a_client_still_sending(index, monkeypatch) -> None:
                 break
         t.join()
     assert got.startswith(b"HTTP/1.1 413") and b"at most" in got, got[:200]
+
+
+def test_serve_answers_its_own_errors_in_json_and_keeps_get_framing(index, monkeypatch) -> None:
+    """The standard server's own errors (an unknown method, a malformed request line, HTTP/2)
+    were HTML pages; a GET announcing a body left it unread, to be parsed as the next request
+    (an HTML 501 for the client's next POST). From recheck40."""
+    port = _serve(index, monkeypatch)
+    for head, status in ((b"FOO /search HTTP/1.1\r\nHost: x\r\n\r\n", 501), (b"HELLO\r\n\r\n", 400),
+                         (b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505)):
+        got = _exchange(port, head)
+        hdr, _, rest = got.partition(b"\r\n\r\n")
+        assert hdr.split()[1] == str(status).encode() and b"application/json" in hdr, got
+        assert "error" in json.loads(rest), got
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    get = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    post = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    got = _exchange(port, get + post)
+    assert got.startswith(b"HTTP/1.1 200") and b"501" not in got and b"<" not in got, got

@@ -20,8 +20,10 @@ nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable s
 413 (reading and dropping the rest for :data:`LINGER_S` seconds, so that the client sees it),
 a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
 ``Content-Length`` 400 and a chunked body without one 411, a method other than GET, HEAD and
-POST a JSON 405, and closes a connection silent for :data:`IDLE_TIMEOUT_S` seconds. Nothing
-here imports Ray.
+POST a JSON 405, its own protocol errors (an unknown method, a malformed request line, HTTP/2)
+as JSON too, closes the connection after a GET that announces a body (it is not read), queues
+up to 1,024 connections while its threads accept them, and closes a connection silent for
+:data:`IDLE_TIMEOUT_S` seconds. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -235,6 +237,9 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         # HTTP/1.1: a connection serves one request after another (keep-alive) unless the
         # client asks to close it; every answer carries its Content-Length.
         protocol_version = "HTTP/1.1"
+        # a request line too malformed to name its version is answered with a status line and
+        # headers too (as HTTP/0.9, the standard server sent a bare body)
+        default_request_version = "HTTP/1.1"
 
         def _answer(self, raw: bytes | None, body: bool = True) -> None:
             status, obj = respond(index, self.path, raw, None, refresher)
@@ -246,7 +251,34 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             if body:
                 self.wfile.write(data)
 
+        def _body_unread(self) -> None:
+            """A GET or HEAD that announces a body: the body is not read, so the connection
+            closes after the answer (read as the next request, it lost the framing)."""
+            if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """The standard server's own errors (an unknown method, a malformed request line,
+            HTTP/2, a line or header block too long) as JSON like every other answer (they
+            were HTML pages), and the connection closed."""
+            short, long = self.responses.get(code, ("Error", ""))
+            text = message or short
+            if explain and explain != long:
+                text = f"{text}: {explain}"
+            self.close_connection = True
+            body = json.dumps({"error": text}).encode()
+            self.send_response(code, short)
+            self.send_header("Connection", "close")
+            has_body = code >= 200 and code not in (204, 304) and self.command != "HEAD"
+            if has_body:
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if has_body:
+                self.wfile.write(body)
+
         def do_GET(self) -> None:  # noqa: N802
+            self._body_unread()
             op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             if op in ENDPOINTS and op != "health":
                 self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST")
@@ -255,6 +287,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
 
         def do_HEAD(self) -> None:  # noqa: N802
             """GET's status and headers without its body (RFC 9110 §9.3.2)."""
+            self._body_unread()
             op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             if op in ENDPOINTS and op != "health":
                 self._error(405, f"/{op} takes POST with a JSON body", allow="POST", body=False)
@@ -348,7 +381,19 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             pass
 
     class Server(ThreadingHTTPServer):
-        pass
+        # Connections the kernel queues while every thread is busy accepting: the standard
+        # server's 5 dropped the SYNs of a burst of clients, which retried after 1, 3, 7 s.
+        request_queue_size = 1024
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            import sys
+
+            exc = sys.exc_info()[1]
+            if isinstance(exc, (ConnectionError, TimeoutError)):
+                return  # a client that went away: nothing to report
+            print(f"sparsedex serve: error answering {client_address}: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
 
     if ":" in host:  # an IPv6 address (e.g. ::1): the standard server binds IPv4 by default
         import socket

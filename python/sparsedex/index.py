@@ -1096,6 +1096,54 @@ class SparseIndex:
         self._stats_keyed = (stats, vocab, len(vocab), out)
         return out
 
+    def _with_unseen_words(
+        self, texts: list[Any], vecs: list[SparseEmbedding], given: Any, stats: _core.Bm25Stats | None
+    ) -> tuple[list[SparseEmbedding], _core.Bm25Stats | None]:
+        """Text queries scored with statistics that carry words (``given``, e.g. summed over
+        shards built apart; ``stats``, the same keyed by this index's term ids): each query word
+        this index's dictionary lacks but the statistics hold joins the query with an id past
+        the dictionary, and the statistics with its df. It matches nothing here, but on a u8
+        index the query's 16-bit quantization depends on every query weight, so without it a
+        shard scored its documents a rounding apart from one index over all the shards (as
+        ``sparsedex.ray``'s shards do; recheck40). Ids are shared across the queries of a batch:
+        two different words never share one."""
+        words = getattr(given, "words", None)
+        vocab = getattr(self.encoder, "vocabulary", None) if self._bm25 else None
+        if stats is None or words is None or vocab is None or not hasattr(vocab, "get"):
+            return vecs, stats
+        analyzer = getattr(self.encoder, "analyzer", None)
+        if analyzer is None:
+            return vecs, stats
+        from collections import Counter
+
+        df_of = {w: d for w, d in zip(words, given.df.tolist()) if d > 0}
+        n = len(vocab)
+        unseen: dict[str, int] = {}
+        out = []
+        for text, v in zip(texts, vecs):
+            if not isinstance(text, str):
+                out.append(v)
+                continue
+            extra = [(unseen.setdefault(w, n + len(unseen)), c) for w, c in Counter(analyzer(text)).items()
+                     if w in df_of and vocab.get(w) is None]
+            if not extra:
+                out.append(v)
+                continue
+            idx = np.concatenate([np.asarray(v.indices, dtype=np.int64), np.asarray([e[0] for e in extra], np.int64)])
+            val = np.concatenate([np.asarray(v.values, dtype=np.float32), np.asarray([e[1] for e in extra], np.float32)])
+            order = np.argsort(idx, kind="stable")
+            out.append(SparseEmbedding(indices=idx[order].astype(np.int32), values=val[order]))
+        if not unseen:
+            return out, stats
+        rows = sorted(zip(stats.terms.tolist(), stats.df.tolist(), stats.words or [None] * len(stats.terms)))
+        rows += [(i, df_of[w], w) for w, i in unseen.items()]
+        have_words = all(r[2] is not None for r in rows)
+        merged = _core.Bm25Stats(
+            stats.n_docs, stats.total_len, np.asarray([r[0] for r in rows], np.uint32),
+            np.asarray([r[1] for r in rows], np.uint64), words=[r[2] for r in rows] if have_words else None,
+        )
+        return out, merged
+
     def _check_stats_cover(self, stats: _core.Bm25Stats | None, terms: Any, query: int | None = None,
                            text: Any = None) -> None:
         """``stats`` must give a document frequency for every term of the query: the error names
@@ -1213,6 +1261,7 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
+        (q,), stats = self._with_unseen_words([query], [q], collection_stats, stats)
         self._check_stats_cover(stats, q.indices, text=query)
         hits = snap.search_triples(
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), k,
@@ -1255,7 +1304,14 @@ class SparseIndex:
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
-        csr = self._batch_query_csr(queries, snap)
+        if stats is not None and getattr(collection_stats, "words", None) is not None and self._bm25:
+            qs = batch_queries(queries)
+            vecs, stats = self._with_unseen_words(qs, self._vectors_of(qs, snap), collection_stats, stats)
+            queries = qs
+            csr = _csr(vecs) if vecs else (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32),
+                                           np.zeros(0, dtype=np.float32))
+        else:
+            csr = self._batch_query_csr(queries, snap)
         nq = len(csr[0]) - 1
         if not nq:
             return []
@@ -1523,6 +1579,7 @@ class SparseIndex:
         snap = self._snap()
         si, d = self._locate(snap, id)
         q = self._query_vector(query)
+        (q,), stats = self._with_unseen_words([query], [q], collection_stats, stats)
         self._check_stats_cover(stats, q.indices, text=query)
         seg = snap.states[si].segment
         parts, score = snap.core.explain(

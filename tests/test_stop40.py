@@ -268,3 +268,17 @@ def test_u8_bm25_shards_built_apart_score_exactly_like_one_index(tmp_path):
     assert missing > 10  # the case at hand: words some shard never saw
     got_b = [[(h.id, h.score) for h in r] for r in shards[0].search_batch(queries, k=20, collection_stats=total)]
     assert got_b == [[(h.id, h.score) for h in shards[0].search(q, k=20, collection_stats=total)] for q in queries]
+
+
+def test_bm25_stats_take_any_integer_arrays_and_name_bad_ones():
+    """Bm25Stats(…, int64 arrays) was "'ndarray' object is not an instance of 'ndarray'"
+    (recheck40 L): any integer array or list is taken; other input is named."""
+    a = Bm25Stats(10, 100, np.array([1, 3]), np.array([1, 2]))
+    b = Bm25Stats(10, 100, [1, 3], [1, 2])
+    assert a.terms.tolist() == b.terms.tolist() == [1, 3] and a.df.tolist() == [1, 2]
+    with pytest.raises(ValueError, match=r"terms\[0\] = -1 is out of range"):
+        Bm25Stats(10, 100, [-1], [1])
+    with pytest.raises(TypeError, match=r"terms\[0\] is a bool"):
+        Bm25Stats(10, 100, [True], [1])
+    with pytest.raises(TypeError, match=r"df must be .*\(got str\)"):
+        Bm25Stats(10, 100, [1], "1")

@@ -77,7 +77,12 @@ class Bm25Stats:
     """Collection statistics of a BM25 search: N, total length, df of each term (df <= N)."""
 
     def __new__(
-        cls, n_docs: int, total_len: int, terms: _U32, df: _U64, words: list[str] | None = None
+        cls,
+        n_docs: int,
+        total_len: int,
+        terms: _U32 | npt.ArrayLike,
+        df: _U64 | npt.ArrayLike,
+        words: list[str] | None = None,
     ) -> Bm25Stats: ...
     @staticmethod
     def sum(parts: list[Bm25Stats]) -> Bm25Stats: ...

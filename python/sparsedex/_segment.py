@@ -100,7 +100,7 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     pos = int(np.argmax((indices < 0) | (indices > _U32_MAX)))
     row, j = _at(indptr, pos)
     v = int(indices[pos])
-    why = "is negative" if v < 0 else "is not below 2**32 (term ids are 32-bit unsigned) (4294967296)"
+    why = "is negative" if v < 0 else "is not below 2**32 = 4294967296 (term ids are 32-bit unsigned)"
     raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
 
 

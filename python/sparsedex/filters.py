@@ -40,7 +40,8 @@ Semantics
   non-finite float.
 - ``$eq``, ``$in`` and the ranges match when ANY value of the field matches (as in Mongo and
   Qdrant). Each operator is tested on its own, so ``{"x": {"$gt": 1, "$lt": 3}}`` matches
-  ``{"x": [0, 5]}`` (there is no ``$elemMatch``). ``$in: []`` matches nothing.
+  ``{"x": [0, 5]}`` (``$elemMatch`` asks for one value meeting them all). ``$in: []`` matches
+  nothing.
 - ``$ne: x`` is exactly ``$not: {$eq: x}`` and ``$nin`` is ``$not: {$in: ...}``: both match
   documents where the field is missing.
 - ``$exists: true`` matches when the path exists, whatever the value (``null``, ``[]`` and

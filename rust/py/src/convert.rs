@@ -146,6 +146,37 @@ pub fn id_to_py<'py>(py: Python<'py>, id: Id<'_>) -> PyResult<Bound<'py, PyAny>>
     })
 }
 
+/// Integers in `0..=max` from a 1-d sequence (an integer array of any dtype, a list), for
+/// arguments whose fast path is one exact array dtype; the error names the argument.
+fn int_list(obj: &Bound<'_, PyAny>, name: &str, what: &str, max: u64) -> PyResult<Vec<u64>> {
+    let bad = |why: String| {
+        PyTypeError::new_err(format!("{name} must be {what}: a 1-d integer array or a list of ints ({why})"))
+    };
+    if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
+        return Err(bad(format!("got {}", obj.get_type().name()?)));
+    }
+    let items: Vec<Bound<'_, PyAny>> = obj
+        .try_iter()
+        .map_err(|_| bad(format!("got {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?
+        .collect::<PyResult<_>>()?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            if x.is_instance_of::<pyo3::types::PyBool>() {
+                return Err(bad(format!("{name}[{i}] is a bool")));
+            }
+            let v: i128 = x.call_method0("__index__").and_then(|v| v.extract()).map_err(|_| {
+                bad(format!("{name}[{i}] = {} is not an integer", x.repr().map(|r| r.to_string()).unwrap_or_default()))
+            })?;
+            if v < 0 || v > max as i128 {
+                return Err(PyValueError::new_err(format!("{name}[{i}] = {v} is out of range: {name} must be {what}")));
+            }
+            Ok(v as u64)
+        })
+        .collect()
+}
+
 /// BM25 statistics handed over from Python.
 #[pyclass(frozen, name = "Bm25Stats", module = "sparsedex._core")]
 pub struct PyBm25Stats {
@@ -167,12 +198,22 @@ impl PyBm25Stats {
     fn new(
         n_docs: u64,
         total_len: u64,
-        terms: PyReadonlyArray1<'_, u32>,
-        df: PyReadonlyArray1<'_, u64>,
+        terms: &Bound<'_, PyAny>,
+        df: &Bound<'_, PyAny>,
         words: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let inner = Bm25Stats::new(n_docs, total_len, slice(&terms, "terms")?.to_vec(), slice(&df, "df")?.to_vec())
-            .map_err(to_py)?;
+        let terms: Vec<u32> = match terms.extract::<PyReadonlyArray1<'_, u32>>() {
+            Ok(a) => slice(&a, "terms")?.to_vec(),
+            Err(_) => int_list(terms, "terms", "term ids in 0..2**32-1", u32::MAX as u64)?
+                .into_iter()
+                .map(|x| x as u32)
+                .collect(),
+        };
+        let df: Vec<u64> = match df.extract::<PyReadonlyArray1<'_, u64>>() {
+            Ok(a) => slice(&a, "df")?.to_vec(),
+            Err(_) => int_list(df, "df", "document frequencies (integers >= 0)", u64::MAX)?,
+        };
+        let inner = Bm25Stats::new(n_docs, total_len, terms, df).map_err(to_py)?;
         if let Some(w) = &words {
             if w.len() != inner.terms().len() {
                 return Err(PyValueError::new_err(format!(
@@ -244,13 +285,8 @@ impl PyBm25Stats {
             by_word.iter().enumerate().map(|(i, (w, &(d, _)))| (i as u32, *w, d)).collect()
         };
         rows.sort_unstable_by_key(|r| r.0);
-        let inner = Bm25Stats::new(
-            n,
-            total,
-            rows.iter().map(|r| r.0).collect(),
-            rows.iter().map(|r| r.2).collect(),
-        )
-        .map_err(to_py)?;
+        let inner = Bm25Stats::new(n, total, rows.iter().map(|r| r.0).collect(), rows.iter().map(|r| r.2).collect())
+            .map_err(to_py)?;
         Ok(PyBm25Stats { inner, words: Some(rows.iter().map(|r| r.1.to_string()).collect()) })
     }
 

@@ -282,3 +282,20 @@ def test_bm25_stats_take_any_integer_arrays_and_name_bad_ones():
         Bm25Stats(10, 100, [True], [1])
     with pytest.raises(TypeError, match=r"df must be .*\(got str\)"):
         Bm25Stats(10, 100, [1], "1")
+
+
+def test_bm25_stats_pickle():
+    """Statistics travel to other processes (shards' workers): Bm25Stats pickles, words and
+    all (recheck40 L)."""
+    import pickle
+
+    ix = SparseIndex("bm25")
+    ix.add(DOCS, ids=IDS)
+    st = ix.collection_stats("quick fox")
+    back = pickle.loads(pickle.dumps(st))
+    assert (back.n_docs, back.total_len, back.terms.tolist(), back.df.tolist(), back.words) == (
+        st.n_docs, st.total_len, st.terms.tolist(), st.df.tolist(), st.words)
+    assert [h.score for h in ix.search("quick fox", collection_stats=back)] == [
+        h.score for h in ix.search("quick fox", collection_stats=st)]
+    bare = Bm25Stats(3, 9, [1], [2])
+    assert pickle.loads(pickle.dumps(bare)).words is None

@@ -290,6 +290,29 @@ impl PyBm25Stats {
         Ok(PyBm25Stats { inner, words: Some(rows.iter().map(|r| r.1.to_string()).collect()) })
     }
 
+    /// Pickling (statistics sent to other processes, e.g. shards' workers): the constructor's
+    /// arguments.
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Bound<'py, PyAny>,
+        (u64, u64, Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>, Option<Vec<String>>),
+    )> {
+        let s = slf.get();
+        Ok((
+            slf.get_type().into_any(),
+            (
+                s.inner.n_docs(),
+                s.inner.total_len(),
+                s.inner.terms().to_vec().into_pyarray(py),
+                s.inner.df().to_vec().into_pyarray(py),
+                s.words.clone(),
+            ),
+        ))
+    }
+
     /// The term texts aligned with `terms` (a list of str), or None for statistics built
     /// from term ids alone.
     #[getter]

@@ -277,22 +277,21 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             if has_body:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def _get(self, body: bool) -> None:
+            """GET, or HEAD (``body`` False: GET's status and headers only, RFC 9110 §9.3.2)."""
             self._body_unread()
             op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             if op in ENDPOINTS and op != "health":
-                self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST")
+                self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST",
+                            body=body)
                 return
-            self._answer(None)
+            self._answer(None, body=body)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._get(body=True)
 
         def do_HEAD(self) -> None:  # noqa: N802
-            """GET's status and headers without its body (RFC 9110 §9.3.2)."""
-            self._body_unread()
-            op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            if op in ENDPOINTS and op != "health":
-                self._error(405, f"/{op} takes POST with a JSON body", allow="POST", body=False)
-                return
-            self._answer(None, body=False)
+            self._get(body=False)
 
         def _wrong_method(self) -> None:
             self._error(405, f"{self.command} is not served: POST /search, /search_batch, /get, /explain; "

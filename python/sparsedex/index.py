@@ -395,7 +395,9 @@ def _whole_query_csr(queries: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
 
 
 def _csr(vectors: Sequence[SparseEmbedding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR arrays of already validated vectors."""
+    """CSR arrays of already validated vectors (int64 indptr; no rows for none)."""
+    if not vectors:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32)
     return to_csr_arrays(vectors, validate=False)
 
 
@@ -1135,12 +1137,13 @@ class SparseIndex:
             out.append(SparseEmbedding(indices=idx[order].astype(np.int32), values=val[order]))
         if not unseen:
             return out, stats
-        rows = sorted(zip(stats.terms.tolist(), stats.df.tolist(), stats.words or [None] * len(stats.terms)))
-        rows += [(i, df_of[w], w) for w, i in unseen.items()]
-        have_words = all(r[2] is not None for r in rows)
+        # ``stats`` (keyed by _stats_by_word) carries words and ascending ids below ``n``; the
+        # unseen words' ids follow in the order they were given
         merged = _core.Bm25Stats(
-            stats.n_docs, stats.total_len, np.asarray([r[0] for r in rows], np.uint32),
-            np.asarray([r[1] for r in rows], np.uint64), words=[r[2] for r in rows] if have_words else None,
+            stats.n_docs, stats.total_len,
+            np.concatenate([stats.terms, np.fromiter(unseen.values(), np.uint32, len(unseen))]),
+            np.concatenate([stats.df, np.fromiter((df_of[w] for w in unseen), np.uint64, len(unseen))]),
+            words=[*stats.words, *unseen],
         )
         return out, merged
 
@@ -1308,8 +1311,7 @@ class SparseIndex:
             qs = batch_queries(queries)
             vecs, stats = self._with_unseen_words(qs, self._vectors_of(qs, snap), collection_stats, stats)
             queries = qs
-            csr = _csr(vecs) if vecs else (np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32),
-                                           np.zeros(0, dtype=np.float32))
+            csr = _csr(vecs)
         else:
             csr = self._batch_query_csr(queries, snap)
         nq = len(csr[0]) - 1
@@ -1351,10 +1353,7 @@ class SparseIndex:
         if not self._idf and qs and not any(isinstance(q, str) for q in qs):
             limit, name = self._query_term_limit()
             return validate_embeddings_csr(qs, limit, what="query", limit_name=name)
-        vecs = self._vectors_of(qs, snap)
-        if not vecs:
-            return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32)
-        return _csr(vecs)
+        return _csr(self._vectors_of(qs, snap))
 
     def _batch_vectors(self, queries: Any, snap: Snapshot) -> list[SparseEmbedding]:
         """Many queries (texts or vectors, or a scipy.sparse matrix) as query vectors, checked

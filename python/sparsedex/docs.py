@@ -120,6 +120,9 @@ class SegmentDocs(ABC):
     """The payloads and texts of one segment's documents, by internal document number."""
 
     n: int
+    #: Whether a read found the file damaged (every later read raises the same error); a
+    #: refresh opens such a segment's documents again.
+    failed: bool = False
 
     @abstractmethod
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
@@ -331,6 +334,7 @@ class SqliteDocs(SegmentDocs):
                 self._check_schema()
             except CorruptIndexError as e:
                 self._failed = str(e)
+                self.failed = True
                 raise
             self._verified = True
 

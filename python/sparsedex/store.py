@@ -596,7 +596,12 @@ class Store:
         read as it is, until its first writer upgrades it)."""
         return self._core.path is None
 
-    def _open_docs(self, name: str, n: int, records: list[tuple[str, int, int]]) -> SegmentDocs:
+    def _open_docs(self, name: str, n: int, records: list[tuple[str, int, int]],
+                   directory: Path | None = None) -> SegmentDocs:
+        """The documents of segment ``name``, from ``directory`` (the one the core read the
+        commit from, its symbolic links resolved: through the link, a switch to another copy
+        of the index meanwhile paired this commit with that copy's same-sized file, which
+        failed its checksum on the first read, for good: recheck40b H2), or this store's."""
         if self._in_memory:
             docs = self._mem_docs.get(name)
             if docs is None:
@@ -607,7 +612,7 @@ class Store:
         if rec is None:
             raise CorruptIndexError(f"{self.path}: segment {name} has no documents file ({want}) in the manifest")
         assert self.path is not None
-        f = self.path / want
+        f = (directory if directory is not None else self.path) / want
         try:
             size = f.stat().st_size
         except FileNotFoundError:
@@ -629,7 +634,8 @@ class Store:
             files = {r["name"]: (r.get("engine_record"), tuple(map(tuple, r.get("attachment_records", []))))
                      for r in recs}
             if (self._snapshot is not None and self._snapshot.generation == core.generation
-                    and self._snapshot.core.uuid == core.uuid and files == self._seg_files):
+                    and self._snapshot.core.uuid == core.uuid and files == self._seg_files
+                    and not any(st.segment.docs.failed for st in self._snapshot.states)):
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
                 return False
             # Segments are reused by name only within one index: another index written into
@@ -639,14 +645,18 @@ class Store:
             # alike too: a segment is reused only where its files are the same ones.
             same_index = self._snapshot is not None and self._snapshot.core.uuid == core.uuid
             known = self._segs if same_index else {}
+            where = core.directory
+            where = Path(where) if where is not None else None
             try:
                 segs = []
                 for i, rec in enumerate(recs):
                     name = rec["name"]
                     seg = known.get(name) if self._seg_files.get(name) == files[name] else None
+                    if seg is not None and seg.docs.failed:
+                        seg = None  # found damaged: open the file again (it may be mended)
                     if seg is None:
                         n = int(rec["documents"])
-                        docs = self._open_docs(name, n, rec.get("attachment_records", []))
+                        docs = self._open_docs(name, n, rec.get("attachment_records", []), where)
                         seg = SegmentView(name, n, core.index(i), docs)
                     segs.append(seg)
                 settings = _parse_settings(self.path, core.settings()["settings_json"])

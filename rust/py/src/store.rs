@@ -501,6 +501,13 @@ impl PySnapshot {
         self.inner.generation()
     }
 
+    /// The directory this commit was read from, its symbolic links resolved (None in
+    /// memory): the layer above opens the commit's own files (documents) there.
+    #[getter]
+    fn directory(&self) -> Option<std::path::PathBuf> {
+        self.inner.dir().map(|d| d.to_path_buf())
+    }
+
     /// The store id.
     #[getter]
     fn uuid(&self) -> String {

@@ -14,7 +14,7 @@ use super::vocab::VocabHandle;
 use crate::index::Impacts;
 use crate::{Error, Result};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A loaded commit.
@@ -122,22 +122,42 @@ pub(crate) fn parse_current(dir: &Path, bytes: Option<&[u8]>) -> Result<Current>
 }
 
 /// Load the committed state of `dir`, reusing the segments and deletions `old` already holds.
+///
+/// Every file of one commit is read from one directory: `dir` with its symbolic links
+/// resolved first, so that a link switched to another copy of the index (blue/green
+/// deployment) while the commit loads cannot pair this manifest with the other copy's files;
+/// the snapshot records that directory ([`Snapshot::dir`]).
 pub(crate) fn load(dir: &Path, old: Option<&Snapshot>) -> Result<Loaded> {
-    let mut raw = read_current_bytes(dir)?;
+    let mut real = resolved(dir);
+    let mut raw = read_current_bytes(&real)?;
     for attempt in 0.. {
-        match load_once(dir, raw.as_deref(), old) {
-            Ok(l) => return Ok(l),
+        match load_once(&real, raw.as_deref(), old) {
+            Ok(mut l) => {
+                l.snapshot.dir = Some(Arc::new(real));
+                return Ok(l);
+            }
             Err(e @ (Error::Corrupt(_) | Error::Io { .. })) => {
-                let now = read_current_bytes(dir)?;
-                if now == raw || attempt >= 100 {
+                let again = resolved(dir);
+                let now = read_current_bytes(&again)?;
+                if (now == raw && again == real) || attempt >= 100 {
                     return Err(e);
                 }
                 raw = now;
+                real = again;
             }
             Err(e) => return Err(e),
         }
     }
     unreachable!("the loop returns")
+}
+
+/// `dir` with its symbolic links resolved, where it has any (else `dir` as given, so that
+/// messages name the path the caller gave).
+fn resolved(dir: &Path) -> PathBuf {
+    match (dir.canonicalize(), std::path::absolute(dir)) {
+        (Ok(real), Ok(abs)) if real != abs => real,
+        _ => dir.to_path_buf(),
+    }
 }
 
 fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<Loaded> {
@@ -230,6 +250,7 @@ fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<L
         settings: Arc::new(manifest.settings.clone()),
         segments,
         vocab,
+        dir: None, // set by load()
     };
     Ok(Loaded { current, manifest, snapshot })
 }

@@ -175,6 +175,7 @@ impl Store {
             settings: cur.settings.clone(),
             segments: Vec::new(),
             vocab: None,
+            dir: cur.dir.clone(),
         };
         *cur = Arc::new(empty);
     }
@@ -187,11 +188,13 @@ impl std::fmt::Debug for Store {
 }
 
 /// `snap` with every segment told where its calibration file is (and given the calibration
-/// it holds, see [`crate::search::approx::persist`]); segments already told are skipped.
-fn attach_calibrations(dir: &Path, snap: Snapshot) -> Snapshot {
+/// it holds, see [`crate::search::approx::persist`]), in the directory the commit was read
+/// from; segments already told are skipped. Nothing to do in memory.
+fn attach_calibrations(snap: Snapshot) -> Snapshot {
+    let Some(dir) = snap.dir.clone() else { return snap };
     for s in &snap.segments {
         if let Some(sdx) = &s.data.sdx {
-            crate::search::approx::persist::attach(s.index(), dir, &snap.uuid, s.name(), sdx.crc32);
+            crate::search::approx::persist::attach(s.index(), &dir, &snap.uuid, s.name(), sdx.crc32);
         }
     }
     snap
@@ -214,6 +217,7 @@ impl Store {
             settings: Arc::new(settings.clone()),
             segments: Vec::new(),
             vocab: None,
+            dir: path.map(|p| Arc::new(p.to_path_buf())),
         });
         let store = Store {
             dir: path.map(Path::to_path_buf),
@@ -247,7 +251,7 @@ impl Store {
                 false,
                 l.current.manifest.name.clone(),
             )),
-            current: Mutex::new(Arc::new(attach_calibrations(path, l.snapshot))),
+            current: Mutex::new(Arc::new(attach_calibrations(l.snapshot))),
             inflight: Inflight::default(),
             staged_terms: Default::default(),
         })
@@ -302,7 +306,7 @@ impl Store {
         self.next_segment.fetch_max(l.manifest.settings.next_segment, Ordering::Relaxed);
         w.settings = l.manifest.settings.clone();
         w.manifest_name = l.current.manifest.name.clone();
-        *lock(&self.current) = Arc::new(attach_calibrations(dir, l.snapshot));
+        *lock(&self.current) = Arc::new(attach_calibrations(l.snapshot));
         Ok(true)
     }
 
@@ -474,10 +478,15 @@ impl Store {
         drop(staged_terms);
         w.settings = settings.clone();
         let mut snap =
-            Snapshot { generation, uuid: old.uuid.clone(), settings: Arc::new(settings), segments: states, vocab };
-        if let Some(dir) = &self.dir {
-            snap = attach_calibrations(dir, snap);
-        }
+            Snapshot {
+                generation,
+                uuid: old.uuid.clone(),
+                settings: Arc::new(settings),
+                segments: states,
+                vocab,
+                dir: self.dir.clone().map(Arc::new),
+            };
+        snap = attach_calibrations(snap);
         *lock(&self.current) = Arc::new(snap);
         let mut synced = Ok(());
         if let Some(dir) = &self.dir {

@@ -24,12 +24,23 @@ pub struct Snapshot {
     /// The vocabulary file, opened when the commit was loaded (`None` without one, and in
     /// memory).
     pub(crate) vocab: super::vocab::SharedVocab,
+    /// The directory this commit was read from, its symbolic links resolved (`None` in
+    /// memory; a writer's own commits name the store's path).
+    pub(crate) dir: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Snapshot {
     /// The commit's generation.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The directory this commit was read from, symbolic links resolved: files of the
+    /// commit that the core does not open (a layer above's attachments) are opened there, so
+    /// that a link switched to another copy of the index meanwhile cannot pair this commit
+    /// with the other copy's files. `None` in memory.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref().map(|d| d.as_path())
     }
 
     /// The store id.

@@ -21,9 +21,10 @@ nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable s
 a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
 ``Content-Length`` 400 and a chunked body without one 411, a method other than GET, HEAD and
 POST a JSON 405, its own protocol errors (an unknown method, a malformed request line, HTTP/2)
-as JSON too, closes the connection after a GET that announces a body (it is not read), queues
-up to 1,024 connections while its threads accept them, and closes a connection silent for
-:data:`IDLE_TIMEOUT_S` seconds. Nothing here imports Ray.
+as JSON too, an HTTP/0.9 request line (no version) a JSON 400 at once, closes the connection
+after a GET that announces a body (it is not read), queues up to 1,024 connections while its
+threads accept them, and closes a connection silent for :data:`IDLE_TIMEOUT_S` seconds.
+Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -276,6 +277,19 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self.end_headers()
             if has_body:
                 self.wfile.write(body)
+
+        def parse_request(self) -> bool:
+            """The standard parsing, but an HTTP/0.9 request line (``GET /health``, no version)
+            is a JSON 400 answered at once and the connection closed: the standard server
+            went on to read header lines after it (the client sends none), so the client
+            waited :data:`IDLE_TIMEOUT_S` for nothing."""
+            line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+            if len(line.split()) == 2:
+                self.command, self.request_version = None, self.default_request_version
+                self.requestline = line
+                self.send_error(400, "HTTP/0.9 requests are not supported: send METHOD PATH HTTP/1.1, then headers")
+                return False
+            return super().parse_request()
 
         def _get(self, body: bool) -> None:
             """GET, or HEAD (``body`` False: GET's status and headers only, RFC 9110 §9.3.2)."""

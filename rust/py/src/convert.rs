@@ -191,8 +191,9 @@ pub struct PyBm25Stats {
 impl PyBm25Stats {
     /// Statistics over `n_docs` documents of total length `total_len`, with `df[i]` the
     /// document frequency of `terms[i]` (every term a query may hold), and optionally
-    /// `words[i]` its text. A df above `n_docs`, a repeated term or word, or `words` of
-    /// another length than `terms` is a ValueError.
+    /// `words[i]` its text (terms in any order: `terms` reads back ascending, `df` and `words`
+    /// with them). A df above `n_docs`, a repeated term or word, or `words` of another length
+    /// than `terms` is a ValueError.
     #[new]
     #[pyo3(signature = (n_docs, total_len, terms, df, words=None))]
     fn new(
@@ -213,15 +214,28 @@ impl PyBm25Stats {
             Ok(a) => slice(&a, "df")?.to_vec(),
             Err(_) => int_list(df, "df", "document frequencies (integers >= 0)", u64::MAX)?,
         };
-        let inner = Bm25Stats::new(n_docs, total_len, terms, df).map_err(to_py)?;
-        if let Some(w) = &words {
-            if w.len() != inner.terms().len() {
+        let (terms, df, words) = match words {
+            Some(w) if w.len() != terms.len() => {
                 return Err(PyValueError::new_err(format!(
                     "words has {} entries for {} terms: one word per term id",
                     w.len(),
-                    inner.terms().len()
+                    terms.len()
                 )));
             }
+            // the core keeps the terms ascending: the words follow their terms (they stayed in
+            // the order given, each naming another term, for terms given unsorted); terms and
+            // df of different lengths are the core's error below
+            Some(w) if !terms.is_sorted() && terms.len() == df.len() => {
+                let mut rows: Vec<((u32, u64), String)> = terms.into_iter().zip(df).zip(w).collect();
+                rows.sort_by_key(|r| r.0 .0);
+                let (pairs, w): (Vec<(u32, u64)>, Vec<String>) = rows.into_iter().unzip();
+                let (t, d) = pairs.into_iter().unzip();
+                (t, d, Some(w))
+            }
+            w => (terms, df, w),
+        };
+        let inner = Bm25Stats::new(n_docs, total_len, terms, df).map_err(to_py)?;
+        if let Some(w) = &words {
             let mut seen = std::collections::HashSet::with_capacity(w.len());
             if let Some(dup) = w.iter().find(|x| !seen.insert(x.as_str())) {
                 return Err(PyValueError::new_err(format!("word {dup:?} appears twice in words")));
@@ -237,9 +251,30 @@ impl PyBm25Stats {
     /// dictionaries agree on every id they share, the sum keeps their ids; otherwise its
     /// terms are positions in its (sorted) words, and an index looks the words up. Statistics
     /// without words (built by hand) must cover the same term ids (ValueError otherwise);
-    /// mixing the two kinds is a ValueError.
+    /// mixing the two kinds is a ValueError. `parts` is any iterable of Bm25Stats (a list, a
+    /// generator...); another element is a TypeError naming its position, and a document
+    /// count, total length or df whose sum passes 2**64-1 a ValueError naming it.
     #[staticmethod]
-    fn sum(parts: Vec<Bound<'_, PyBm25Stats>>) -> PyResult<Self> {
+    fn sum(parts: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let type_name = |x: &Bound<'_, PyAny>| x.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        let items = parts.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "Bm25Stats.sum takes an iterable of Bm25Stats (a list, a generator...), got {}",
+                type_name(parts)
+            ))
+        })?;
+        let parts: Vec<Bound<'_, PyBm25Stats>> = items
+            .enumerate()
+            .map(|(i, x)| {
+                let x = x?;
+                x.cast_into::<PyBm25Stats>().map_err(|e| {
+                    PyTypeError::new_err(format!(
+                        "Bm25Stats.sum: part {i} is a {}, not a Bm25Stats (from collection_stats() or Bm25Stats(...))",
+                        type_name(&e.into_inner())
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
         let with_words = parts.iter().filter(|p| p.get().words.is_some()).count();
         if with_words == 0 {
             let parts: Vec<Bm25Stats> = parts.iter().map(|p| p.get().inner.clone()).collect();
@@ -259,18 +294,16 @@ impl PyBm25Stats {
         let mut by_word: BTreeMap<&str, (u64, Option<u32>)> = BTreeMap::new();
         let mut word_of: HashMap<u32, &str> = HashMap::new();
         let mut ids_agree = true;
+        let overflow =
+            |what: String| PyValueError::new_err(format!("Bm25Stats.sum: the summed {what} overflows 64 bits"));
         for p in &parts {
             let p = p.get();
-            n = n
-                .checked_add(p.inner.n_docs())
-                .ok_or_else(|| PyValueError::new_err("Bm25Stats.sum: n_docs overflows"))?;
-            total = total
-                .checked_add(p.inner.total_len())
-                .ok_or_else(|| PyValueError::new_err("Bm25Stats.sum: total_len overflows"))?;
+            n = n.checked_add(p.inner.n_docs()).ok_or_else(|| overflow("document count".into()))?;
+            total = total.checked_add(p.inner.total_len()).ok_or_else(|| overflow("total length".into()))?;
             let words = p.words.as_ref().expect("checked: every part has words");
             for ((w, &t), &d) in words.iter().zip(p.inner.terms()).zip(p.inner.df()) {
                 let e = by_word.entry(w.as_str()).or_insert((0, Some(t)));
-                e.0 += d;
+                e.0 = e.0.checked_add(d).ok_or_else(|| overflow(format!("document frequency of {w:?}")))?;
                 if e.1 != Some(t) {
                     ids_agree = false;
                 }
@@ -342,6 +375,20 @@ impl PyBm25Stats {
     #[getter]
     fn df<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
         self.inner.df().to_vec().into_pyarray(py)
+    }
+
+    /// Equal statistics: the same document count, total length, terms, dfs and words (None
+    /// differs from any list). Another type compares NotImplemented.
+    fn __eq__(&self, other: &Self) -> bool {
+        self.inner == other.inner && self.words == other.words
+    }
+
+    /// Consistent with `__eq__` (a Bm25Stats is immutable: usable as a dict key or in a set).
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.inner.n_docs(), self.inner.total_len(), self.inner.terms(), self.inner.df(), &self.words).hash(&mut h);
+        h.finish()
     }
 
     fn __repr__(&self) -> String {

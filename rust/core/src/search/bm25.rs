@@ -131,20 +131,24 @@ impl Bm25Stats {
         ((n - df + 0.5) / (df + 0.5)).ln_1p()
     }
 
-    /// The sum of statistics of disjoint collections (shards) over the same terms.
+    /// The sum of statistics of disjoint collections (shards) over the same terms. Parts over
+    /// other terms, or sums past `u64::MAX` (documents, total length or a df; the additions
+    /// are checked, they wrapped in release builds), are [`Error::InvalidArgument`].
     pub fn sum(parts: &[Bm25Stats]) -> Result<Bm25Stats> {
         let Some(first) = parts.first() else {
             return Ok(Bm25Stats { n_docs: 0, total_len: 0, terms: Vec::new(), df: Vec::new() });
         };
+        let overflow =
+            |what: &str| Error::InvalidArgument(format!("BM25 statistics: the summed {what} overflows 64 bits"));
         let mut out = first.clone();
         for p in &parts[1..] {
             if p.terms != out.terms {
                 return Err(Error::InvalidArgument("BM25 statistics to add cover different terms".into()));
             }
-            out.n_docs += p.n_docs;
-            out.total_len += p.total_len;
-            for (a, b) in out.df.iter_mut().zip(&p.df) {
-                *a += b;
+            out.n_docs = out.n_docs.checked_add(p.n_docs).ok_or_else(|| overflow("document count"))?;
+            out.total_len = out.total_len.checked_add(p.total_len).ok_or_else(|| overflow("total length"))?;
+            for ((a, b), t) in out.df.iter_mut().zip(&p.df).zip(&p.terms) {
+                *a = a.checked_add(*b).ok_or_else(|| overflow(&format!("document frequency of term {t}")))?;
             }
         }
         Ok(out)
@@ -379,5 +383,14 @@ mod tests {
         assert!(err.contains("term 7 is in 4 documents, more than the 3"), "{err}");
         let t = Bm25Stats::sum(&[s.clone(), s.clone()]).unwrap();
         assert_eq!((t.n_docs(), t.total_len(), t.df()), (20, 100, &[8u64, 2][..]));
+        // checked sums: an overflow is an error naming what overflowed, never a wrapped count
+        let big = Bm25Stats::new(u64::MAX, 1, vec![2, 9], vec![1, 0]).unwrap();
+        let err = Bm25Stats::sum(&[big.clone(), s.clone()]).unwrap_err().to_string();
+        assert!(err.contains("summed document count overflows 64 bits"), "{err}");
+        let long = Bm25Stats::new(1, u64::MAX, vec![2, 9], vec![1, 0]).unwrap();
+        let err = Bm25Stats::sum(&[long, s.clone()]).unwrap_err().to_string();
+        assert!(err.contains("summed total length overflows 64 bits"), "{err}");
+        let ok = Bm25Stats::new(u64::MAX - 10, 0, vec![2, 9], vec![0, 0]).unwrap();
+        assert_eq!(Bm25Stats::sum(&[ok, s.clone()]).unwrap().n_docs(), u64::MAX);
     }
 }

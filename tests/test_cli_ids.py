@@ -338,3 +338,46 @@ def test_progress_advances_per_encoding_batch(capsys, tmp_path, monkeypatch):
     assert rc == 0, err
     ups = bars[0].updates
     assert sum(ups) == 150 and len(ups) > 2 and max(ups) <= 64  # per encoding batch, not per 1,024-document chunk
+
+
+def test_index_overwrite_holds_the_writer_lock_while_encoding(capsys, tmp_path, monkeypatch):
+    """``index --overwrite`` takes the old index's writer lock before encoding and keeps it
+    until its save (a writer starting meanwhile used to commit into an index about to be
+    replaced); given through a symbolic link, the save uses the same hold; the lock is free
+    afterwards, and after a refused corpus."""
+    from sparsedex import cli
+    from sparsedex.lock import IndexLockedError
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", BEIR)
+    ix = tmp_path / "ix"
+    assert run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")[0] == 0
+    (tmp_path / "link").symlink_to(ix)
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "z", "text": "something else"}])
+    real = cli._add_in_chunks
+    refused = []
+
+    def add_and_try_a_writer(index, recs, **kw):
+        w = SparseIndex.open(ix)
+        try:
+            w.delete(["doc-a"])
+        except IndexLockedError as e:
+            refused.append(str(e))
+        finally:
+            w.close()
+        return real(index, recs, **kw)
+
+    monkeypatch.setattr(cli, "_add_in_chunks", add_and_try_a_writer)
+    for target in (ix, tmp_path / "link"):
+        refused.clear()
+        rc, out, err = run_cli(capsys, "index", other, target, "--encoder", "bm25", "--overwrite")
+        assert rc == 0, err
+        assert len(refused) == 1 and "being written by another writer" in refused[0], refused
+        assert SparseIndex.open(ix).ids() == ["z"]
+    monkeypatch.setattr(cli, "_add_in_chunks", real)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert run_cli(capsys, "index", empty, ix, "--encoder", "bm25", "--overwrite")[0] == 1
+    w = SparseIndex.open(ix)  # the lock is free again
+    w.delete(["z"])
+    w.commit()
+    w.close()

@@ -512,18 +512,20 @@ def _eval_warnings(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, 
 
 
 # commands -----------------------------------------------------------------------------------
-def _check_new_index_dir(path: str, overwrite: bool) -> None:
+def _check_new_index_dir(path: str, overwrite: bool) -> Any:
+    """Refuse ``path`` unless it is missing, empty, or (with ``overwrite``) an index no one
+    writes; for the last, returns its writer lock, taken: held while the documents are encoded
+    (minutes) so that no writer starts meanwhile only to have its commits replaced, and handed
+    to the save. None otherwise."""
     p = Path(path)
     if not p.exists():
-        return
+        return None
     if not p.is_dir():
         raise UserError(f"{p}: exists and is not a directory")
     if not any(p.iterdir()):
-        return
+        return None
     if (p / "CURRENT").is_file():
         if overwrite:
-            # a writer holding the index would refuse the save only after every document was
-            # encoded (minutes): ask now (the save takes the lock again, for itself)
             from .lock import IndexLockedError, WriterLock
 
             lock = WriterLock(p)
@@ -531,8 +533,7 @@ def _check_new_index_dir(path: str, overwrite: bool) -> None:
                 lock.acquire()
             except IndexLockedError as e:
                 raise UserError(f"{e} (--overwrite replaces an index no one is writing)") from None
-            lock.release()
-            return
+            return lock
         raise UserError(
             f"{p}: holds an index already: pass --overwrite to replace it, or use `sparsedex add {p} CORPUS` "
             "to add documents to it"
@@ -543,17 +544,22 @@ def _check_new_index_dir(path: str, overwrite: bool) -> None:
 def cmd_index(a: argparse.Namespace) -> int:
     from .index import SparseIndex
 
-    _check_new_index_dir(a.index_dir, a.overwrite)
-    recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file", ids="none" if a.no_ids else "optional")
-    if not recs.texts:
-        raise UserError(f"{a.corpus}: no documents")
-    if recs.ids is None and not a.no_ids:
-        _warn(f"{a.corpus} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
-    t0 = time.perf_counter()
-    index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
-    _add_in_chunks(index, recs)
-    index.save(a.index_dir)
-    dt = time.perf_counter() - t0
+    held = _check_new_index_dir(a.index_dir, a.overwrite)
+    try:
+        recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file",
+                            ids="none" if a.no_ids else "optional")
+        if not recs.texts:
+            raise UserError(f"{a.corpus}: no documents")
+        if recs.ids is None and not a.no_ids:
+            _warn(f"{a.corpus} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
+        t0 = time.perf_counter()
+        index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
+        _add_in_chunks(index, recs)
+        index.save(a.index_dir, _held=held)
+        dt = time.perf_counter() - t0
+    finally:
+        if held is not None:
+            held.release()
     ident = index.encoder_identity or {}
     print(
         f"indexed {len(index)} documents into {a.index_dir} "

@@ -1718,7 +1718,7 @@ class SparseIndex:
         return [(self._token(int(idx[i])), float(val[i])) for i in order]
 
     # persistence ------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, _held: Any = None) -> None:
         """Write the index to directory ``path``.
 
         For the index's own directory this is :meth:`commit`. Otherwise the committed state
@@ -1755,7 +1755,8 @@ class SparseIndex:
         self._snap()  # an in-memory index commits what is staged
         with self._lock:
             terms = self.encoder.vocabulary.terms if self._bm25 else None
-            self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident}, terms=terms)
+            self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident}, terms=terms,
+                                  held=_held)
 
     @classmethod
     def open(

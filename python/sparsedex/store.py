@@ -1490,20 +1490,25 @@ class Store:
 
     # saving -------------------------------------------------------------------------------
     def save_copy(
-        self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None, terms: Sequence[str] | None = None
+        self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None, terms: Sequence[str] | None = None,
+        held: WriterLock | None = None,
     ) -> int:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
         one's ``CURRENT`` replaces it; a missing ``dest`` appears whole, see :meth:`_save_new`).
         Takes ``dest``'s writer lock meanwhile. ``terms``: the copy's vocabulary (term texts by
-        id) for an in-memory store; a store on disk copies its committed vocabulary file."""
+        id) for an in-memory store; a store on disk copies its committed vocabulary file.
+        ``held``: ``dest``'s writer lock, taken already by the caller (kept held afterwards)."""
         self._check_open()
         d = Path(dest)
         if not d.exists() and not d.is_symlink():
             return self._save_new(d, settings, terms)
         d.mkdir(parents=True, exist_ok=True)
-        lock = WriterLock(d)
-        lock.acquire()
+        if held is not None and held.held and _same_file(held.path, d / LOCK_FILE):
+            lock, own = held, False
+        else:
+            lock, own = WriterLock(d), True
+            lock.acquire()
         try:
             from . import _legacy
 
@@ -1533,7 +1538,8 @@ class Store:
                 _legacy.remove_legacy_files(d, keep_current=False)
             return gen
         finally:
-            lock.release()
+            if own:
+                lock.release()
 
     def _save_new(self, d: Path, settings: dict[str, Any] | None, terms: Sequence[str] | None) -> int:
         """:meth:`save_copy` into a directory that does not exist yet: written whole in a
@@ -1600,6 +1606,14 @@ def index_destination(dest: Path, verb: str) -> Path:
         if not up.is_dir():
             raise NotADirectoryError(f"cannot {verb} {dest}: {up} is a file, not a directory")
     return dest
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one existing file (through any links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _stage_prefix(d: Path) -> str:

@@ -628,7 +628,8 @@ def test_serve_http(built, tmp_path) -> None:
     q = {"indices": [1, 2, 3], "values": [1.0, 2.0, 0.5]}
     want = sh.search((q["indices"], q["values"]), k=5, filter={"year": {"$lte": 1993}})
     top = sh.search((q["indices"], q["values"]), k=1)[0].id
-    base = sh.serve(port=port, refresh_s=0.2)
+    base = sh.serve(port=port, refresh_s=0.2, route_prefix="/api/v1")
+    assert base == f"http://127.0.0.1:{port}/api/v1/"
     from ray import serve
 
     try:
@@ -650,6 +651,10 @@ def test_serve_http(built, tmp_path) -> None:
         assert r.status_code == 404 and "no document" in r.json()["error"]
         r = requests.post(base + "search_batch", json={"queries": [q, q], "k": 2}, timeout=30)
         assert r.status_code == 200 and len(r.json()["hits"]) == 2
+        # only the endpoints' own paths below the route prefix reach them
+        r = requests.post(base + "x/search", json={"query": q, "k": 5}, timeout=30)
+        assert r.status_code == 404 and "x/search" in r.json()["error"], r.text
+        assert requests.get(base + "health/", timeout=30).status_code == 200
         r = requests.post(base + "search", data=b"{not json", timeout=30)
         assert r.status_code == 400
         r = requests.post(base + "search", json={"query": q, "fliter": {}}, timeout=30)

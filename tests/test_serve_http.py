@@ -308,3 +308,27 @@ def test_serve_answers_its_own_errors_in_json_and_keeps_get_framing(index, monke
     post = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     got = _exchange(port, get + post)
     assert got.startswith(b"HTTP/1.1 200") and b"501" not in got and b"<" not in got, got
+
+
+def test_only_the_endpoints_own_paths_reach_them(index, monkeypatch) -> None:
+    """``/x/search`` or ``/a/b/health`` is a 404 (any path ending in an endpoint's name used to
+    reach it); ``/search/`` and a query string still do; Ray Serve's route prefix (the ASGI
+    root_path) is taken off first, whether or not the path carries it."""
+    assert _http.endpoint("/search") == _http.endpoint("/search/") == _http.endpoint("/search?x=1") == "search"
+    assert _http.endpoint("/x/search") == "x/search"
+    assert _http.endpoint("/api/v1/search", "/api/v1") == _http.endpoint("/search", "/api/v1/") == "search"
+    assert _http.endpoint("/api/v1x/search", "/api/v1") == "api/v1x/search"
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    status, obj = _http.respond(index, "/x/search", body)
+    assert status == 404 and "x/search" in obj["error"], obj
+    assert _http.respond(index, "/search/", body)[0] == 200
+    port = _serve(index, monkeypatch)
+    status, obj = _raw(port, b"GET /a/b/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 404 and "a/b/health" in obj["error"], obj
+    status, obj = _raw(port, b"GET /x/search HTTP/1.1\r\nHost: x\r\n\r\n")  # not a 405 for /search
+    assert status == 404, obj
+    status, obj = _raw(port, b"POST /x/search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert status == 404, obj
+    status, obj = _raw(port, b"POST /search?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"], obj
+    assert _raw(port, b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n") == (200, {"documents": 3})

@@ -190,11 +190,23 @@ class Refresher:
             self._lock.release()
 
 
+def endpoint(path: str, root: str = "") -> str:
+    """The endpoint a request target names: ``/search`` (or ``/search/``, or with a query
+    string) is ``"search"``; ``root`` is where the application is mounted (Ray Serve's route
+    prefix), taken off first. Anything else below the root (``/x/search``) is returned whole
+    (``"x/search"``), an unknown endpoint: only the endpoints' own paths reach them."""
+    p = path.split("?", 1)[0]
+    root = root.rstrip("/")
+    if root and (p == root or p.startswith(root + "/")):
+        p = p[len(root):]
+    return p.strip("/")
+
+
 def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseException] | None = None,
-            refresh: Callable[[], None] | None = None) -> tuple[int, Any]:
+            refresh: Callable[[], None] | None = None, root: str = "") -> tuple[int, Any]:
     """(HTTP status, JSON object) for a request to ``path`` with body ``raw`` (None: GET);
-    ``refresh`` (a :class:`Refresher`) runs first."""
-    op = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    ``refresh`` (a :class:`Refresher`) runs first; ``root``: see :func:`endpoint`."""
+    op = endpoint(path, root)
     body: Any = {}
     if raw:
         try:
@@ -294,7 +306,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         def _get(self, body: bool) -> None:
             """GET, or HEAD (``body`` False: GET's status and headers only, RFC 9110 §9.3.2)."""
             self._body_unread()
-            op = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            op = endpoint(self.path)
             if op in ENDPOINTS and op != "health":
                 self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST",
                             body=body)

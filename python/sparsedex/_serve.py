@@ -29,7 +29,10 @@ class SearchDeployment:
         from .ray import ShardUnavailableError
 
         raw = await request.body() if request.method == "POST" else None
-        status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError, self.refresher)
+        # the route prefix is the ASGI root_path; whether url.path starts with it has changed
+        # between Starlette versions, and endpoint() takes it off only where it does
+        status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError, self.refresher,
+                                    root=request.scope.get("root_path", ""))
         return JSONResponse(obj, status_code=status)
 
 

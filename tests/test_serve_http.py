@@ -332,3 +332,49 @@ def test_only_the_endpoints_own_paths_reach_them(index, monkeypatch) -> None:
     status, obj = _raw(port, b"POST /search?v=1 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
     assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"], obj
     assert _raw(port, b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n") == (200, {"documents": 3})
+
+
+def test_route_prefix(index, monkeypatch) -> None:
+    """``serve_index(route_prefix=...)``: the endpoints under the prefix only; a prefix that is
+    not a path is a ValueError naming it (``--route-prefix`` in the CLI: a one-line error)."""
+    import socket
+    import threading
+
+    monkeypatch.setattr(_http, "IDLE_TIMEOUT_S", 30.0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=_http.serve_index, args=(index, "127.0.0.1", port), kwargs={"route_prefix": "/api/v1/"},
+                     daemon=True).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    post = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    status, obj = _raw(port, post % (b"/api/v1/search", len(body)), body)
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"], obj
+    for path in (b"/search", b"/api/search", b"/api/v1x/search", b"/api/v1/x/search"):
+        status, obj = _raw(port, post % (path, len(body)), body)
+        assert status == 404 and "/api/v1/search" in obj["error"], (path, obj)
+    assert _raw(port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n") == (200, {"documents": 3})
+    status, obj = _raw(port, b"GET /api/v1/search HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 405 and "/api/v1/search takes POST" in obj["error"], obj
+    for bad in ("api", "/a?b", "/a b", ""):
+        with pytest.raises(ValueError, match="route prefix"):
+            _http.serve_index(index, "127.0.0.1", 0, route_prefix=bad)
+
+
+def test_cli_route_prefix_is_checked(tmp_path, capsys) -> None:
+    from sparsedex.cli import main
+
+    index = SparseIndex(None, "float")
+    index.add([([1], [1.0])], ids=["a"])
+    index.save(tmp_path / "ix")
+    assert main(["serve", str(tmp_path / "ix"), "--route-prefix", "api"]) == 1
+    err = capsys.readouterr().err
+    assert "--route-prefix" in err and "must be a path starting with /" in err, err

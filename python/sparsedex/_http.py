@@ -190,23 +190,41 @@ class Refresher:
             self._lock.release()
 
 
-def endpoint(path: str, root: str = "") -> str:
+def endpoint(path: str, root: str = "", strict: bool = False) -> str:
     """The endpoint a request target names: ``/search`` (or ``/search/``, or with a query
-    string) is ``"search"``; ``root`` is where the application is mounted (Ray Serve's route
-    prefix), taken off first. Anything else below the root (``/x/search``) is returned whole
-    (``"x/search"``), an unknown endpoint: only the endpoints' own paths reach them."""
+    string) is ``"search"``; ``root`` is where the application is mounted (the route prefix),
+    taken off first. Anything else (``/x/search``) is returned as the path below the root
+    (``"x/search"``), not an endpoint: only the endpoints' own paths reach them. A path outside
+    ``root`` is kept whole unless ``strict`` (then it is returned with its leading ``/``, never
+    an endpoint's name): Ray Serve routes only paths under its prefix here, and whether the
+    path it passes carries the prefix has changed between Starlette versions."""
     p = path.split("?", 1)[0]
     root = root.rstrip("/")
     if root and (p == root or p.startswith(root + "/")):
         p = p[len(root):]
+    elif root and strict:
+        return p
     return p.strip("/")
 
 
+def check_route_prefix(prefix: str) -> str:
+    """``prefix`` normalised (``/api/v1/`` is ``/api/v1``; ``/`` is ``""``); ValueError naming
+    it unless it is a path: starting with ``/``, without a query string, fragment or spaces."""
+    if not isinstance(prefix, str) or not prefix.startswith("/") or any(c in prefix for c in "?# \t\r\n"):
+        raise ValueError(f"route prefix {prefix!r} must be a path starting with / (e.g. /api/v1), "
+                         "without ?, # or spaces")
+    return prefix.rstrip("/")
+
+
 def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseException] | None = None,
-            refresh: Callable[[], None] | None = None, root: str = "") -> tuple[int, Any]:
+            refresh: Callable[[], None] | None = None, root: str = "", strict: bool = False) -> tuple[int, Any]:
     """(HTTP status, JSON object) for a request to ``path`` with body ``raw`` (None: GET);
-    ``refresh`` (a :class:`Refresher`) runs first; ``root``: see :func:`endpoint`."""
-    op = endpoint(path, root)
+    ``refresh`` (a :class:`Refresher`) runs first; ``root`` and ``strict``: see :func:`endpoint`."""
+    op = endpoint(path, root, strict)
+    if op not in ENDPOINTS:
+        base = root.rstrip("/")
+        return 404, {"error": f"no endpoint at {path.split('?', 1)[0]}: POST {base}/search, {base}/search_batch, "
+                              f"{base}/get, {base}/explain; GET {base}/health"}
     body: Any = {}
     if raw:
         try:
@@ -235,10 +253,14 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
         return 500, {"error": f"{type(e).__name__}: {e}"}
 
 
-def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s: float = 1.0) -> None:
+def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s: float = 1.0,
+                route_prefix: str = "/") -> None:
     """Serve one index with the standard library's threading HTTP server until interrupted.
     The index follows its directory's commits (``index.refresh()`` at most every
-    ``refresh_s`` seconds, before a request)."""
+    ``refresh_s`` seconds, before a request). The endpoints are under ``route_prefix``
+    (``/api`` serves ``/api/search``; any other path is a 404). ValueError for a prefix that
+    is not a path."""
+    prefix = check_route_prefix(route_prefix)
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     refresher = Refresher(index.refresh, refresh_s) if getattr(index, "path", None) is not None else None
@@ -255,7 +277,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         default_request_version = "HTTP/1.1"
 
         def _answer(self, raw: bytes | None, body: bool = True) -> None:
-            status, obj = respond(index, self.path, raw, None, refresher)
+            status, obj = respond(index, self.path, raw, None, refresher, root=prefix, strict=True)
             data = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -306,9 +328,10 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         def _get(self, body: bool) -> None:
             """GET, or HEAD (``body`` False: GET's status and headers only, RFC 9110 §9.3.2)."""
             self._body_unread()
-            op = endpoint(self.path)
+            op = endpoint(self.path, prefix, strict=True)
             if op in ENDPOINTS and op != "health":
-                self._error(405, f"/{op} takes POST with a JSON body (GET serves /health only)", allow="POST",
+                self._error(405, f"{prefix}/{op} takes POST with a JSON body (GET serves {prefix}/health only)",
+                            allow="POST",
                             body=body)
                 return
             self._answer(None, body=body)
@@ -320,8 +343,9 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self._get(body=False)
 
         def _wrong_method(self) -> None:
-            self._error(405, f"{self.command} is not served: POST /search, /search_batch, /get, /explain; "
-                             "GET /health", allow="GET, HEAD, POST")
+            b = prefix
+            self._error(405, f"{self.command} is not served: POST {b}/search, {b}/search_batch, {b}/get, "
+                             f"{b}/explain; GET {b}/health", allow="GET, HEAD, POST")
 
         do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _wrong_method
 
@@ -425,5 +449,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
 
         Server.address_family = socket.AF_INET6
     with Server((host.strip("[]"), port), Handler) as httpd:
-        print(f"serving {host}:{port} (POST /search, /search_batch, /get, /explain; GET /health)", flush=True)
+        b = prefix
+        print(f"serving {host}:{port} (POST {b}/search, {b}/search_batch, {b}/get, {b}/explain; GET {b}/health)",
+              flush=True)
         httpd.serve_forever()

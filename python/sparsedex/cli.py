@@ -976,6 +976,12 @@ _QID_HELP = "JSON field holding the query id (default: the first of id, _id, qid
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
+    from ._http import check_route_prefix
+
+    try:
+        prefix = check_route_prefix(a.route_prefix)
+    except ValueError as e:
+        raise UserError(f"--route-prefix: {e}") from None
     if a.ray:
         try:
             from .ray import MANIFEST, ShardedIndex
@@ -990,8 +996,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
             pass
         from ._serve import run
 
-        print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}/", flush=True)
-        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s)
+        print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
+        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
+            route_prefix=prefix or "/")
         return 0
     if a.replicas != 1 or a.address is not None:
         raise UserError("--replicas and --address need --ray")
@@ -999,7 +1006,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     index = _open_index(a.index_dir)
     try:
-        serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s)
+        serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/")
     except OSError as e:
         if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN,
                                          socket.EAI_FAMILY, errno.EADDRNOTAVAIL):
@@ -1181,6 +1188,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="follow the index directory's commits (sparsedex add / delete, other writers): check "
                          "for a newer commit at most every this many seconds, before a request (default 1; "
                          "0: before every request)")
+    sv.add_argument("--route-prefix", default="/", metavar="PATH",
+                    help="serve the endpoints under this path (e.g. /api/v1: POST /api/v1/search); "
+                         "default /")
     sv.set_defaults(func=cmd_serve)
     return p
 

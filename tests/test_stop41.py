@@ -190,3 +190,87 @@ def test_a_damaged_documents_file_is_opened_again_once_mended(tmp_path):
     reader.refresh()
     assert reader.get("a").payload == {"x": 1}
     reader.close()
+
+
+@pytest.mark.parametrize("how", ["save", "link"])
+def test_a_handle_opened_before_the_index_was_replaced_cannot_write_into_the_new_one(tmp_path, how) -> None:
+    """A handle that had not written yet (no lock) when another index was saved at its path,
+    or its symbolic link switched to another index, is refused its first write with a
+    ConflictError, before encoding: it used to commit its own BM25 dictionary and encoder
+    settings into the other index (unopenable: "term appears twice"; or a SPLADE index
+    relabelled BM25, whose searches found nothing). After refresh() it writes to the new index
+    with the new index's encoder."""
+    from sparsedex.errors import ConflictError
+
+    a = SparseIndex("bm25")
+    a.add(["alpha bravo charlie delta echo"], ids=["a"])
+    b = SparseIndex("bm25")
+    b.add(["echo foxtrot golf hotel india juliet kilo lima"], ids=["b"])
+    if how == "save":
+        a.save(tmp_path / "ix")
+        path = tmp_path / "ix"
+    else:
+        a.save(tmp_path / "blue")
+        b.save(tmp_path / "green")
+        path = tmp_path / "live"
+        os.symlink("blue", path)
+    w = SparseIndex.open(path)
+    if how == "save":
+        b.save(path)
+    else:
+        _switch(path, "green")
+    with pytest.raises(ConflictError, match="another index was saved there"):
+        w.add(["mike november"], ids=["late"])
+    with pytest.raises(ConflictError, match="another index was saved there"):
+        w.delete(["a"], missing_ok=True)
+    target = path if how == "save" else tmp_path / "green"
+    fresh = SparseIndex.open(target)
+    assert fresh.ids() == ["b"] and [h.id for h in fresh.search("echo golf", k=5)] == ["b"]
+    assert w.refresh()
+    w.add(["mike november echo"], ids=["late"])
+    w.commit()
+    w.close()
+    again = SparseIndex.open(target)
+    assert sorted(again.ids()) == ["b", "late"]
+    assert [h.id for h in again.search("november", k=5)] == ["late"]
+    assert [h.id for h in again.search("golf", k=5)] == ["b"]
+
+
+def test_info_and_encoder_identity_during_refresh_wait_for_the_encoder(tmp_path, monkeypatch):
+    # helper-85 M1: info() paired the new commit's documents with the old index's encoder, and
+    # encoder_identity could read None in between; both now read the pair refresh() leaves
+    from sparsedex.store import Store
+
+    blue, green, link = tmp_path / "blue", tmp_path / "green", tmp_path / "current"
+    with SparseIndex.create(blue, encoder="bm25") as ix:
+        ix.add(["apple pie", "cherry tart"], ids=["a", "b"])
+        ix.commit()
+    with SparseIndex.create(green, encoder=None, vocab_size=100) as ix:
+        ix.add([([1], [1.0]), ([2], [1.0]), ([3], [1.0])], ids=["x", "y", "z"])
+        ix.commit()
+    _switch(link, blue)
+    reader = SparseIndex.open(link)
+    assert (reader.info()["documents"], reader.info()["encoder"]["kind"]) == (2, "bm25")
+    moved = Store.refresh
+    seen: list = []
+
+    def refresh_with_reads_in_between(self):
+        out = moved(self)
+
+        def read() -> None:
+            i = reader.info()
+            seen.append((i["documents"], i["encoder"], reader.encoder_identity, reader.encoder))
+
+        t = threading.Thread(target=read)
+        t.start()
+        t.join(0.5)
+        return out
+
+    monkeypatch.setattr(Store, "refresh", refresh_with_reads_in_between)
+    _switch(link, green)
+    assert reader.refresh()
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [(3, None, None, None)]
+    reader.close()

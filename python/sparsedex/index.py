@@ -596,12 +596,29 @@ class SparseIndex:
     def _encoder_identity(self, ident: dict[str, Any] | None) -> None:
         self._enc_ident = ident
 
+    def _encoder_pair(self) -> tuple[Any, dict[str, Any] | None]:
+        """(encoder, identity) of one index: the read's view when one is pinned, else the pair
+        between two refreshes (the same seqlock as :meth:`_view`; no snapshot taken, so an
+        in-memory index's staged changes stay staged)."""
+        view = getattr(self._pins, "view", None)
+        if view is not None:
+            return view[1], view[2]
+        while True:
+            e = self._epoch
+            if e & 1:
+                with self._lock:
+                    pass
+                continue
+            pair = (self._enc, self._enc_ident)
+            if self._epoch == e:
+                return pair
+
     # encoder ----------------------------------------------------------------------------------
     @property
     def encoder(self) -> Any:
         """The encoder (None for vectors you bring); re-created on first use after open()."""
-        ident = self._encoder_identity
-        if self._encoder is None and ident is not None:
+        enc, ident = self._encoder_pair()
+        if enc is None and ident is not None:
             from .encoders.registry import load_encoder
 
             enc = load_encoder(ident)  # seconds, outside the lock
@@ -615,14 +632,17 @@ class SparseIndex:
                 elif self._encoder is None:
                     # refresh() moved the handle to another index meanwhile: its encoder
                     return self.encoder
-        return self._encoder
+                else:
+                    return self._encoder
+            return enc
+        return enc
 
     @property
     def encoder_identity(self) -> dict[str, Any] | None:
         """What re-creates the encoder (saved with the index); None for vectors you bring."""
-        if self._encoder_identity is not None:
-            return self._encoder_identity
-        enc = self._encoder
+        enc, ident = self._encoder_pair()
+        if ident is not None:
+            return ident
         if enc is None:
             return None
         if not hasattr(enc, "identity"):
@@ -1815,6 +1835,7 @@ class SparseIndex:
             self._encoder, self._encoder_identity = None, None
 
     # misc -------------------------------------------------------------------------------------
+    @_one_view
     def info(self) -> dict[str, Any]:
         """Documents, encoder identity (without the BM25 term list), quantization, segments
         and the engines' summed stats."""

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, _validate
-from ._core import CorruptIndexError, SparsedexError
+from ._core import ConflictError, CorruptIndexError, SparsedexError
 from .docs import CopyCancel, MemoryDocs, SegmentDocs, SqliteDocs, merge_docs, payloads_json, write_docs
 from .filters import Filter, PayloadColumns
 from .lock import LOCK_FILE, IndexLockedError, WriterLock
@@ -870,6 +870,10 @@ class Store:
                 self._lock.check_process()  # a fork child staging through its parent's writer
             return
         assert self.path is not None and self._lock is not None
+        # the index this handle has open: if another one stands at the path now (a save or an
+        # `index --overwrite` there, a symbolic link switched), writing would commit this
+        # handle's encoder settings and vocabulary into it
+        opened = self._snapshot.core.uuid if self._snapshot is not None and self._legacy is None else None
         self._lock.acquire()
         try:
             if self._legacy is not None:
@@ -877,6 +881,12 @@ class Store:
 
                 _legacy.upgrade(self)
             self._core.begin_write()  # catches up, collects garbage
+            if opened is not None and self._core.snapshot().uuid != opened:
+                raise ConflictError(
+                    f"{self.path}: another index was saved there (or a symbolic link switched to it) since this "
+                    "handle opened it; writing through this handle would mix the two: open the index again "
+                    "(or refresh() this handle) to write to it"
+                )
             from . import _legacy
 
             if _legacy.is_legacy_leftover(self.path):  # an upgrade killed after its commit point

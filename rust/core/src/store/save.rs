@@ -129,7 +129,7 @@ impl Store {
             }
         }
         std::fs::create_dir_all(dest).map_err(|e| Error::io(format!("creating directory {}", dest.display()), e))?;
-        // The destination's own store id and counters, if it holds a readable store.
+        // The destination's counters, if it holds a readable store.
         let existing =
             load::read_current_bytes(dest)?.and_then(|b| load::parse_current(dest, Some(&b)).ok()).and_then(|c| {
                 let bytes = c.manifest.read(dest, "the manifest").ok()?;
@@ -143,7 +143,10 @@ impl Store {
             Some((c, m)) => {
                 next = next.max(m.settings.next_segment);
                 generation = generation.max(m.generation + 1);
-                (m.uuid.clone(), Some(c.manifest.name.clone()))
+                // a new store id all the same: the save is another index, and a handle that had
+                // the old one open must not take it for the same (a writer would commit its old
+                // encoder settings and vocabulary into it)
+                (files::new_uuid(), Some(c.manifest.name.clone()))
             }
             None => (files::new_uuid(), None),
         };

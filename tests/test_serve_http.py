@@ -378,3 +378,43 @@ def test_cli_route_prefix_is_checked(tmp_path, capsys) -> None:
     assert main(["serve", str(tmp_path / "ix"), "--route-prefix", "api"]) == 1
     err = capsys.readouterr().err
     assert "--route-prefix" in err and "must be a path starting with /" in err, err
+
+
+def test_a_server_keeps_its_index_while_the_directory_holds_none(tmp_path, capsys) -> None:
+    """helper-85 M2: the served link switched to a missing directory, a file or a link loop
+    made every request a 500 (/health too); the server now answers from the index it has,
+    says why once on stderr and in /health's refresh_error, and follows the link again once
+    it names an index."""
+    import os
+
+    SparseIndex.create(tmp_path / "blue", encoder=None, vocab_size=10).close()
+    with SparseIndex.open(tmp_path / "blue") as ix:
+        ix.add([([1], [1.0])], ids=["blue"])
+        ix.commit()
+    with SparseIndex.create(tmp_path / "green", encoder=None, vocab_size=10) as ix:
+        ix.add([([1], [2.0]), ([1], [1.0])], ids=["green", "green2"])
+        ix.commit()
+    (tmp_path / "afile").write_text("x")
+    link = tmp_path / "live"
+    os.symlink(tmp_path / "blue", link)
+    reader = SparseIndex.open(link)
+    refresher = _http.Refresher(reader.refresh, 0)
+    body = json.dumps({"query": {"indices": [1], "values": [1.0]}, "k": 5}).encode()
+
+    def switch(target) -> None:
+        os.symlink(target, str(link) + ".tmp")
+        os.replace(str(link) + ".tmp", link)
+
+    for bad in (tmp_path / "missing", tmp_path / "afile", link):
+        switch(bad)
+        status, obj = _http.respond(reader, "/search", body, None, refresher)
+        assert status == 200 and [h["id"] for h in obj["hits"]] == ["blue"], (bad, obj)
+        status, obj = _http.respond(reader, "/health", None, None, refresher)
+        assert status == 200 and obj["documents"] == 1 and obj["refresh_error"], (bad, obj)
+    err = capsys.readouterr().err
+    assert err.count("cannot follow the index directory") == 3 and "still serving" in err, err
+    switch(tmp_path / "green")
+    status, obj = _http.respond(reader, "/search", body, None, refresher)
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["green", "green2"], obj
+    assert _http.respond(reader, "/health", None, None, refresher) == (200, {"documents": 2})
+    reader.close()

@@ -35,6 +35,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from ._core import CorruptIndexError
+
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
 
 #: seconds a refused request's body is still read and dropped after the 413, so that the
@@ -169,7 +171,13 @@ class Refresher:
     directory's newest commit) before a request when ``every_s`` seconds or more have passed
     since the last call, so that a server follows later commits (``sparsedex add``, another
     writer) at the cost of one cheap check per ``every_s``. One caller refreshes at a time;
-    the others answer from the snapshot they have."""
+    the others answer from the snapshot they have.
+
+    While the directory holds no readable index (removed, a symbolic link switched to a
+    missing or half-copied directory, a damaged commit), the server goes on answering from the
+    index it has: the refresh's error is printed once to stderr, kept in :attr:`error` (shown
+    by ``/health`` as ``refresh_error``), and the refresh is tried again every ``every_s``
+    seconds (every request answered 500 before)."""
 
     def __init__(self, refresh: Callable[[], Any], every_s: float = 1.0) -> None:
         if not (isinstance(every_s, (int, float)) and every_s >= 0):
@@ -177,6 +185,7 @@ class Refresher:
         self.refresh, self.every_s = refresh, float(every_s)
         self._last = time.monotonic()
         self._lock = threading.Lock()
+        self.error: str | None = None
 
     def __call__(self) -> None:
         if time.monotonic() - self._last < self.every_s:
@@ -184,7 +193,18 @@ class Refresher:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            self.refresh()
+            try:
+                self.refresh()
+            except (OSError, CorruptIndexError) as e:
+                msg = f"{type(e).__name__}: {e}"
+                if msg != self.error:
+                    import sys
+
+                    print(f"sparsedex serve: cannot follow the index directory ({msg}); still serving the "
+                          "index opened before", file=sys.stderr, flush=True)
+                self.error = msg
+            else:
+                self.error = None
             self._last = time.monotonic()
         finally:
             self._lock.release()
@@ -238,7 +258,11 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
     try:
         if refresh is not None:
             refresh()
-        return 200, call(index, op, body)
+        out = call(index, op, body)
+        stale = getattr(refresh, "error", None)
+        if op == "health" and stale is not None and isinstance(out, dict):
+            out = {**out, "refresh_error": stale}
+        return 200, out
     except KeyError as e:
         return 404, {"error": str(e.args[0]) if e.args else "not found"}
     except LookupError as e:

@@ -149,3 +149,27 @@ def test_serve_answers_http09_at_once(monkeypatch) -> None:
         while chunk := c.recv(65536):
             got += chunk
     assert got.startswith(b"HTTP/1.1 200") and json.loads(got.partition(b"\r\n\r\n")[2]) == {"documents": 1}
+
+
+def test_bm25stats_arguments_are_named() -> None:
+    """helper-85 L2: a negative or too large n_docs / total_len was an OverflowError naming
+    nothing, a bool was taken as 1, words given as one string or with a lone surrogate got
+    library-internal messages."""
+    import pickle
+
+    import numpy as np
+
+    cases = [((-1, 10, [1], [0]), ValueError, "n_docs = -1 is out of range"),
+             ((2**64, 10, [1], [0]), ValueError, "n_docs = 18446744073709551616 is out of range"),
+             ((5, -3, [1], [0]), ValueError, "total_len = -3 is out of range"),
+             ((True, 10, [1], [1]), TypeError, "n_docs must be an integer >= 0, not a bool"),
+             ((5, 2.5, [1], [1]), TypeError, "total_len must be an integer >= 0, not float"),
+             ((10, 5, [1], [1], "a"), TypeError, "words must be a list of strings, one per term, not a str"),
+             ((10, 5, [1], [1], ["\ud800"]), ValueError, r"words\[0\] is not valid Unicode"),
+             ((10, 5, [1], [1], [3]), TypeError, r"words\[0\] must be a string, not int")]
+    for args, exc, msg in cases:
+        with pytest.raises(exc, match=msg):
+            Bm25Stats(*args)
+    s = Bm25Stats(np.int64(10), np.uint64(50), [3, 1], [2, 1], ("c", "a"))
+    assert s == pickle.loads(pickle.dumps(s)) and s.n_docs == 10 and s.total_len == 50
+    assert Bm25Stats(2**64 - 1, 0, [1], [0], words=None).n_docs == 2**64 - 1

@@ -177,6 +177,47 @@ fn int_list(obj: &Bound<'_, PyAny>, name: &str, what: &str, max: u64) -> PyResul
         .collect()
 }
 
+/// A count argument (`n_docs`, `total_len`): an integer in `0..=2**64-1`, not a bool; the
+/// error names the argument.
+fn count_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!("{name} must be an integer >= 0, not a bool")));
+    }
+    let v: i128 = obj.call_method0("__index__").and_then(|v| v.extract()).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{name} must be an integer >= 0, not {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    if v < 0 || v > u64::MAX as i128 {
+        return Err(PyValueError::new_err(format!("{name} = {v} is out of range: an integer in 0..2**64-1")));
+    }
+    Ok(v as u64)
+}
+
+/// The `words` argument: strings (not one string), each valid Unicode; errors name the entry.
+fn words_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let kind = |x: &Bound<'_, PyAny>| x.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
+        return Err(PyTypeError::new_err(format!("words must be a list of strings, one per term, not a {}", kind(obj))));
+    }
+    let items = obj
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("words must be a list of strings, one per term, not {}", kind(obj))))?;
+    items
+        .enumerate()
+        .map(|(i, x)| {
+            let x = x?;
+            let s = x.cast::<pyo3::types::PyString>().map_err(|_| {
+                PyTypeError::new_err(format!("words[{i}] must be a string, not {}", kind(&x)))
+            })?;
+            s.to_str().map(str::to_string).map_err(|_| {
+                PyValueError::new_err(format!("words[{i}] is not valid Unicode (a lone surrogate): {}", s.repr().map(|r| r.to_string()).unwrap_or_default()))
+            })
+        })
+        .collect()
+}
+
 /// BM25 statistics handed over from Python.
 #[pyclass(frozen, name = "Bm25Stats", module = "sparsedex._core")]
 pub struct PyBm25Stats {
@@ -197,12 +238,15 @@ impl PyBm25Stats {
     #[new]
     #[pyo3(signature = (n_docs, total_len, terms, df, words=None))]
     fn new(
-        n_docs: u64,
-        total_len: u64,
+        n_docs: &Bound<'_, PyAny>,
+        total_len: &Bound<'_, PyAny>,
         terms: &Bound<'_, PyAny>,
         df: &Bound<'_, PyAny>,
-        words: Option<Vec<String>>,
+        words: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let n_docs = count_arg(n_docs, "n_docs")?;
+        let total_len = count_arg(total_len, "total_len")?;
+        let words = words.filter(|w| !w.is_none()).map(words_arg).transpose()?;
         let terms: Vec<u32> = match terms.extract::<PyReadonlyArray1<'_, u32>>() {
             Ok(a) => slice(&a, "terms")?.to_vec(),
             Err(_) => int_list(terms, "terms", "term ids in 0..2**32-1", u32::MAX as u64)?

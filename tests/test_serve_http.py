@@ -418,3 +418,20 @@ def test_a_server_keeps_its_index_while_the_directory_holds_none(tmp_path, capsy
     assert status == 200 and [h["id"] for h in obj["hits"]] == ["green", "green2"], obj
     assert _http.respond(reader, "/health", None, None, refresher) == (200, {"documents": 2})
     reader.close()
+
+
+def test_empty_lines_before_a_request_line_are_skipped(index, monkeypatch) -> None:
+    """helper-85 L1: a CRLF before the request line (RFC 9112 §2.2: SHOULD be ignored), or a
+    stray CRLF after a body on a keep-alive connection, closed the connection unanswered."""
+    import socket
+
+    port = _serve(index, monkeypatch)
+    assert _raw(port, b"\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n") == (200, {"documents": 3})
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    post = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(post + b"\r\n" + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200") == 2 and data.endswith(b'{"documents": 3}'), data

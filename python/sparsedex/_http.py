@@ -337,10 +337,16 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 self.wfile.write(body)
 
         def parse_request(self) -> bool:
-            """The standard parsing, but an HTTP/0.9 request line (``GET /health``, no version)
+            """The standard parsing, after empty lines, but an HTTP/0.9 request line (``GET /health``, no version)
             is a JSON 400 answered at once and the connection closed: the standard server
             went on to read header lines after it (the client sends none), so the client
             waited :data:`IDLE_TIMEOUT_S` for nothing."""
+            # empty lines before a request line (a client's stray CRLF after a body) are skipped,
+            # as RFC 9112 §2.2 asks (the standard server closed the connection without an answer)
+            for _ in range(16):
+                if self.raw_requestline not in (b"\r\n", b"\n"):
+                    break
+                self.raw_requestline = self.rfile.readline(65537)
             line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
             if len(line.split()) == 2:
                 self.command, self.request_version = None, self.default_request_version

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -198,8 +199,6 @@ class Refresher:
             except (OSError, CorruptIndexError) as e:
                 msg = f"{type(e).__name__}: {e}"
                 if msg != self.error:
-                    import sys
-
                     print(f"sparsedex serve: cannot follow the index directory ({msg}); still serving the "
                           "index opened before", file=sys.stderr, flush=True)
                 self.error = msg
@@ -227,6 +226,11 @@ def endpoint(path: str, root: str = "", strict: bool = False) -> str:
     return p.strip("/")
 
 
+def served(base: str = "") -> str:
+    """The endpoints served under route prefix ``base``, for messages."""
+    return f"POST {base}/search, {base}/search_batch, {base}/get, {base}/explain; GET {base}/health"
+
+
 def check_route_prefix(prefix: str) -> str:
     """``prefix`` normalised (``/api/v1/`` is ``/api/v1``; ``/`` is ``""``); ValueError naming
     it unless it is a path: starting with ``/``, without a query string, fragment or spaces."""
@@ -242,9 +246,7 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
     ``refresh`` (a :class:`Refresher`) runs first; ``root`` and ``strict``: see :func:`endpoint`."""
     op = endpoint(path, root, strict)
     if op not in ENDPOINTS:
-        base = root.rstrip("/")
-        return 404, {"error": f"no endpoint at {path.split('?', 1)[0]}: POST {base}/search, {base}/search_batch, "
-                              f"{base}/get, {base}/explain; GET {base}/health"}
+        return 404, {"error": f"no endpoint at {path.split('?', 1)[0]}: {served(root.rstrip('/'))}"}
     body: Any = {}
     if raw:
         try:
@@ -361,8 +363,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             op = endpoint(self.path, prefix, strict=True)
             if op in ENDPOINTS and op != "health":
                 self._error(405, f"{prefix}/{op} takes POST with a JSON body (GET serves {prefix}/health only)",
-                            allow="POST",
-                            body=body)
+                            allow="POST", body=body)
                 return
             self._answer(None, body=body)
 
@@ -373,9 +374,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self._get(body=False)
 
         def _wrong_method(self) -> None:
-            b = prefix
-            self._error(405, f"{self.command} is not served: POST {b}/search, {b}/search_batch, {b}/get, "
-                             f"{b}/explain; GET {b}/health", allow="GET, HEAD, POST")
+            self._error(405, f"{self.command} is not served: {served(prefix)}", allow="GET, HEAD, POST")
 
         do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _wrong_method
 
@@ -466,8 +465,6 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         daemon_threads = True
 
         def handle_error(self, request: Any, client_address: Any) -> None:
-            import sys
-
             exc = sys.exc_info()[1]
             if isinstance(exc, (ConnectionError, TimeoutError)):
                 return  # a client that went away: nothing to report
@@ -479,7 +476,5 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
 
         Server.address_family = socket.AF_INET6
     with Server((host.strip("[]"), port), Handler) as httpd:
-        b = prefix
-        print(f"serving {host}:{port} (POST {b}/search, {b}/search_batch, {b}/get, {b}/explain; GET {b}/health)",
-              flush=True)
+        print(f"serving {host}:{port} ({served(prefix)})", flush=True)
         httpd.serve_forever()

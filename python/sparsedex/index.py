@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -563,17 +563,22 @@ class SparseIndex:
     # (recheck40b H1: 1,194 wrong hits of 15,708 under `serve --refresh-s 0`). A read takes
     # the pair between two refreshes (a seqlock on _epoch) and keeps it, on its thread, for
     # the whole call, nested calls included.
-    def _view(self) -> tuple[Snapshot, Any, Any]:
+    def _between_refreshes(self, read: Callable[[], Any]) -> Any:
+        """``read()`` run with no refresh() moving this handle meanwhile (a seqlock on
+        ``_epoch``: run again when one did)."""
         while True:
             e = self._epoch
             if e & 1:  # a refresh is moving this handle: wait for it
                 with self._lock:
                     pass
                 continue
-            snap = self._snap()  # an in-memory index commits what is staged
-            view = (snap, self._enc, self._enc_ident)
+            out = read()
             if self._epoch == e:
-                return view
+                return out
+
+    def _view(self) -> tuple[Snapshot, Any, Any]:
+        # an in-memory index commits what is staged (_snap)
+        return self._between_refreshes(lambda: (self._snap(), self._enc, self._enc_ident))
 
     @property
     def _encoder(self) -> Any:
@@ -603,15 +608,7 @@ class SparseIndex:
         view = getattr(self._pins, "view", None)
         if view is not None:
             return view[1], view[2]
-        while True:
-            e = self._epoch
-            if e & 1:
-                with self._lock:
-                    pass
-                continue
-            pair = (self._enc, self._enc_ident)
-            if self._epoch == e:
-                return pair
+        return self._between_refreshes(lambda: (self._enc, self._enc_ident))
 
     # encoder ----------------------------------------------------------------------------------
     @property
@@ -632,9 +629,8 @@ class SparseIndex:
                 elif self._encoder is None:
                     # refresh() moved the handle to another index meanwhile: its encoder
                     return self.encoder
-                else:
+                else:  # loaded meanwhile by another thread, or refresh() set another
                     return self._encoder
-            return enc
         return enc
 
     @property

@@ -131,10 +131,7 @@ pub fn id_of(x: &Bound<'_, PyAny>) -> PyResult<IdBuf> {
     }
     match x.extract::<i64>() {
         Ok(i) => Ok(IdBuf::Int(i)),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "ids are ints (64-bit) or strings, not {}",
-            x.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ))),
+        Err(_) => Err(PyTypeError::new_err(format!("ids are ints (64-bit) or strings, not {}", type_name(x)))),
     }
 }
 
@@ -146,6 +143,30 @@ pub fn id_to_py<'py>(py: Python<'py>, id: Id<'_>) -> PyResult<Bound<'py, PyAny>>
     })
 }
 
+/// The name of `x`'s type, for error messages.
+fn type_name(x: &Bound<'_, PyAny>) -> String {
+    x.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// Why a Python object is not an integer in `0..=max`.
+enum IntFault {
+    Bool,
+    NotInt,
+    Range(i128),
+}
+
+/// `x` as an integer in `0..=max` (anything with `__index__`: int, numpy integers), not a bool.
+fn int_in(x: &Bound<'_, PyAny>, max: u64) -> Result<u64, IntFault> {
+    if x.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(IntFault::Bool);
+    }
+    let v: i128 = x.call_method0("__index__").and_then(|v| v.extract()).map_err(|_| IntFault::NotInt)?;
+    if v < 0 || v > max as i128 {
+        return Err(IntFault::Range(v));
+    }
+    Ok(v as u64)
+}
+
 /// Integers in `0..=max` from a 1-d sequence (an integer array of any dtype, a list), for
 /// arguments whose fast path is one exact array dtype; the error names the argument.
 fn int_list(obj: &Bound<'_, PyAny>, name: &str, what: &str, max: u64) -> PyResult<Vec<u64>> {
@@ -153,26 +174,24 @@ fn int_list(obj: &Bound<'_, PyAny>, name: &str, what: &str, max: u64) -> PyResul
         PyTypeError::new_err(format!("{name} must be {what}: a 1-d integer array or a list of ints ({why})"))
     };
     if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
-        return Err(bad(format!("got {}", obj.get_type().name()?)));
+        return Err(bad(format!("got {}", type_name(obj))));
     }
-    let items: Vec<Bound<'_, PyAny>> = obj
-        .try_iter()
-        .map_err(|_| bad(format!("got {}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?
-        .collect::<PyResult<_>>()?;
+    let items: Vec<Bound<'_, PyAny>> =
+        obj.try_iter().map_err(|_| bad(format!("got {}", type_name(obj))))?.collect::<PyResult<_>>()?;
     items
         .iter()
         .enumerate()
         .map(|(i, x)| {
-            if x.is_instance_of::<pyo3::types::PyBool>() {
-                return Err(bad(format!("{name}[{i}] is a bool")));
-            }
-            let v: i128 = x.call_method0("__index__").and_then(|v| v.extract()).map_err(|_| {
-                bad(format!("{name}[{i}] = {} is not an integer", x.repr().map(|r| r.to_string()).unwrap_or_default()))
-            })?;
-            if v < 0 || v > max as i128 {
-                return Err(PyValueError::new_err(format!("{name}[{i}] = {v} is out of range: {name} must be {what}")));
-            }
-            Ok(v as u64)
+            int_in(x, max).map_err(|f| match f {
+                IntFault::Bool => bad(format!("{name}[{i}] is a bool")),
+                IntFault::NotInt => bad(format!(
+                    "{name}[{i}] = {} is not an integer",
+                    x.repr().map(|r| r.to_string()).unwrap_or_default()
+                )),
+                IntFault::Range(v) => {
+                    PyValueError::new_err(format!("{name}[{i}] = {v} is out of range: {name} must be {what}"))
+                }
+            })
         })
         .collect()
 }
@@ -180,39 +199,36 @@ fn int_list(obj: &Bound<'_, PyAny>, name: &str, what: &str, max: u64) -> PyResul
 /// A count argument (`n_docs`, `total_len`): an integer in `0..=2**64-1`, not a bool; the
 /// error names the argument.
 fn count_arg(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
-    if obj.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err(format!("{name} must be an integer >= 0, not a bool")));
-    }
-    let v: i128 = obj.call_method0("__index__").and_then(|v| v.extract()).map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{name} must be an integer >= 0, not {}",
-            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ))
-    })?;
-    if v < 0 || v > u64::MAX as i128 {
-        return Err(PyValueError::new_err(format!("{name} = {v} is out of range: an integer in 0..2**64-1")));
-    }
-    Ok(v as u64)
+    int_in(obj, u64::MAX).map_err(|f| match f {
+        IntFault::Bool => PyTypeError::new_err(format!("{name} must be an integer >= 0, not a bool")),
+        IntFault::NotInt => PyTypeError::new_err(format!("{name} must be an integer >= 0, not {}", type_name(obj))),
+        IntFault::Range(v) => PyValueError::new_err(format!("{name} = {v} is out of range: an integer in 0..2**64-1")),
+    })
 }
 
 /// The `words` argument: strings (not one string), each valid Unicode; errors name the entry.
 fn words_arg(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    let kind = |x: &Bound<'_, PyAny>| x.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    let not_words =
+        || PyTypeError::new_err(format!("words must be a list of strings, one per term, not {}", type_name(obj)));
     if obj.is_instance_of::<pyo3::types::PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
-        return Err(PyTypeError::new_err(format!("words must be a list of strings, one per term, not a {}", kind(obj))));
+        return Err(PyTypeError::new_err(format!(
+            "words must be a list of strings, one per term, not a {}",
+            type_name(obj)
+        )));
     }
-    let items = obj
-        .try_iter()
-        .map_err(|_| PyTypeError::new_err(format!("words must be a list of strings, one per term, not {}", kind(obj))))?;
-    items
+    obj.try_iter()
+        .map_err(|_| not_words())?
         .enumerate()
         .map(|(i, x)| {
             let x = x?;
-            let s = x.cast::<pyo3::types::PyString>().map_err(|_| {
-                PyTypeError::new_err(format!("words[{i}] must be a string, not {}", kind(&x)))
-            })?;
+            let s = x
+                .cast::<pyo3::types::PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("words[{i}] must be a string, not {}", type_name(&x))))?;
             s.to_str().map(str::to_string).map_err(|_| {
-                PyValueError::new_err(format!("words[{i}] is not valid Unicode (a lone surrogate): {}", s.repr().map(|r| r.to_string()).unwrap_or_default()))
+                PyValueError::new_err(format!(
+                    "words[{i}] is not valid Unicode (a lone surrogate): {}",
+                    s.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
             })
         })
         .collect()
@@ -300,7 +316,6 @@ impl PyBm25Stats {
     /// count, total length or df whose sum passes 2**64-1 a ValueError naming it.
     #[staticmethod]
     fn sum(parts: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let type_name = |x: &Bound<'_, PyAny>| x.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         let items = parts.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
                 "Bm25Stats.sum takes an iterable of Bm25Stats (a list, a generator...), got {}",

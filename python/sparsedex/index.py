@@ -554,6 +554,7 @@ class SparseIndex:
         self._enc_ident: dict[str, Any] | None = None
         self._pins = threading.local()
         self._epoch = 0  # odd while refresh() moves the snapshot and the encoder
+        self._vocab_session = 0  # the store's write session whose dictionary _sync_vocabulary checked
 
     # one view per read ------------------------------------------------------------------------
     # A read (search, search_batch, explain, ...) works on one snapshot and the encoder that
@@ -654,6 +655,7 @@ class SparseIndex:
         if self._store.has_staged():
             self._store.set_settings({**self._store.settings, "encoder": self._identity_for_store()})
             if self._bm25:
+                self._sync_vocabulary()  # a handle that only deleted: its dictionary may be stale
                 self._store.stage_terms(self.encoder.vocabulary)
 
     def _identity_for_store(self) -> dict[str, Any] | None:
@@ -682,10 +684,31 @@ class SparseIndex:
 
     def _sync_vocabulary(self) -> None:
         """Give the BM25 encoder the terms other writers committed since it was loaded (the
-        dictionary only grows), before it assigns ids to new terms."""
+        dictionary only grows), before it assigns ids to new terms or a commit appends them.
+        Under the handle's lock, as the writer.
+
+        The first time after this handle became the writer, its dictionary (loaded from an
+        earlier commit) is compared with the committed one: the directory may hold a copy of
+        the index that took other terms since (a backup restored with ``cp -r``, a symbolic
+        link switched between two copies; same uuid, so the writer's check does not refuse it).
+        A dictionary that is not a prefix of the committed one is replaced by it, as
+        :meth:`refresh` would: extending it would give committed terms the wrong ids, or append
+        terms the index already has (unopenable: "term appears twice")."""
         n = self._store.vocabulary_len()
+        if n is None:
+            return
         vocab = self.encoder.vocabulary
-        if n is not None and len(vocab) < n:
+        session = self._store.write_sessions
+        if session != self._vocab_session:
+            if len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):
+                self._epoch += 1  # odd: reads wait (see _view)
+                try:
+                    self._reload_bm25_encoder()
+                finally:
+                    self._epoch += 1
+                vocab = self.encoder.vocabulary
+            self._vocab_session = session
+        if len(vocab) < n:
             vocab.extend(self._store.vocabulary(len(vocab)))
 
     @property

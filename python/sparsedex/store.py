@@ -563,6 +563,9 @@ class Store:
         self._wlock = threading.RLock()
         self._lock = WriterLock(path) if path is not None else None
         self._writing = path is None  # in memory: always the writer
+        # how many times this handle became the writer: the layer above re-checks what it
+        # loaded from an earlier commit (BM25's term dictionary) against the one it writes on
+        self.write_sessions = 0
         self._closed = False
         self._merger: threading.Thread | None = None
         # Set by the merge thread itself when it ends: Thread.is_alive() is not to be trusted
@@ -893,6 +896,7 @@ class Store:
                 _legacy.remove_legacy_files(self.path, keep_current=False)
             self._writing = True
             self._load_snapshot()
+            self.write_sessions += 1
         except BaseException:
             self._writing = False
             try:

@@ -1,0 +1,110 @@
+"""A writer handle whose directory was swapped for a *copy of the same index* that took other
+commits since the handle opened it (a backup restored with ``cp -r``, a symbolic link switched
+between two copies): the uuid is the same, so the stale-handle check lets it write, and its BM25
+term dictionary, loaded from the other copy, must not be committed (helper-86 HIGH)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from sparsedex import SparseIndex
+
+
+def _ids(ix, q):
+    return [h.id for h in ix.search(q, k=5)]
+
+
+def _diverged(tmp_path):
+    """X and Y: copies of one BM25 index (same uuid), each with one commit of its own terms."""
+    x, y = tmp_path / "X", tmp_path / "Y"
+    a = SparseIndex("bm25")
+    a.add(["alpha bravo"], ids=["a0"])
+    a.save(x)
+    a.close()
+    shutil.copytree(x, y)
+    with SparseIndex.open(x) as w:
+        w.add(["zulu xray"], ids=["x1"])
+        w.commit()
+    with SparseIndex.open(y) as w:
+        w.add(["yankee whiskey"], ids=["y1"])
+        w.commit()
+    return x, y
+
+
+def _check_y(y, late_words):
+    r = SparseIndex.open(y)  # was: CorruptIndexError "term ... appears twice", or wrong words
+    try:
+        assert _ids(r, "whiskey") == ["y1"]
+        assert _ids(r, "xray") == []  # X's term did not come along
+        for w in late_words:
+            assert "late" in _ids(r, w), w
+        assert "late" not in _ids(r, "whiskey")
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("how", ["link", "restore"])
+def test_a_stale_writer_on_a_diverged_copy_adds_with_the_committed_dictionary(tmp_path, how):
+    x, y = _diverged(tmp_path)
+    if how == "link":
+        link = tmp_path / "L"
+        os.symlink(x, link)
+        w = SparseIndex.open(link)
+        os.symlink(y, tmp_path / "L.tmp")
+        os.replace(tmp_path / "L.tmp", link)
+        target = y
+    else:  # restore: X replaced by a copy of Y under the open handle
+        w = SparseIndex.open(x)
+        shutil.rmtree(x)
+        shutil.copytree(y, x)
+        target = x
+    assert _ids(w, "zulu") == ["x1"]  # the handle still reads what it opened
+    w.add(["victor zulu yankee"], ids=["late"])
+    w.commit()
+    assert _ids(w, "victor") == ["late"]
+    assert _ids(w, "zulu") == ["late"]
+    assert set(_ids(w, "yankee")) == {"late", "y1"}
+    w.close()
+    _check_y(target, ["victor", "zulu", "yankee"])
+
+
+def test_a_stale_handle_that_only_deletes_does_not_append_its_terms(tmp_path):
+    x, y = _diverged(tmp_path)
+    with SparseIndex.open(x) as w:  # X's dictionary is longer than Y's committed one
+        w.add(["one two three four five six"], ids=["x2"])
+        w.commit()
+    w = SparseIndex.open(x)
+    shutil.rmtree(x)
+    shutil.copytree(y, x)
+    w.delete(["a0"])
+    w.commit()
+    w.close()
+    with SparseIndex.open(x) as r:
+        assert sorted(r.ids()) == ["y1"]
+        assert _ids(r, "whiskey") == ["y1"]
+        assert r.encoder.vocabulary.terms_from(0) == SparseIndex.open(y).encoder.vocabulary.terms_from(0)
+        r.add(["six whiskey"], ids=["z"])  # a later writer's new term gets a fresh id
+        r.commit()
+        assert _ids(r, "six") == ["z"]
+
+
+def test_a_writer_whose_dictionary_is_current_keeps_it(tmp_path):
+    """The usual case: another writer committed more terms; the handle extends its dictionary
+    (it is a prefix of the committed one) and keeps the same object."""
+    ix = SparseIndex("bm25")
+    ix.add(["alpha bravo"], ids=["a"])
+    ix.save(tmp_path / "ix")
+    ix.close()
+    w = SparseIndex.open(tmp_path / "ix")
+    vocab = w.encoder.vocabulary
+    with SparseIndex.open(tmp_path / "ix") as o:
+        o.add(["charlie delta"], ids=["c"])
+        o.commit()
+    w.add(["delta echo"], ids=["d"])
+    assert w.encoder.vocabulary is vocab
+    w.commit()
+    assert sorted(_ids(w, "delta")) == ["c", "d"]
+    w.close()

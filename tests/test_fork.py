@@ -114,3 +114,37 @@ def test_forked_child_cannot_stage_through_the_parents_writer(tmp_path):
     ix.commit()
     assert len(ix) == 15
     ix.close()
+
+
+def _child_merges(path, q):
+    try:
+        w = SparseIndex.open(path)
+        for n in range(3):
+            w.add([f"tok{n} words"], ids=[f"p{n}"])
+            w.commit()
+        w.merge()  # checks the merged segment in a thread of its own: hung in a child (helper-86)
+        q.put(("ok", (len(w.segments()), sorted(w.ids()))))
+        w.close()
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        q.put(("error", repr(e)))
+
+
+def test_forked_child_merges(tmp_path):
+    """A child forked after the parent added and saved merges (and closes) in it."""
+    path = str(tmp_path / "fm")
+    b = SparseIndex("bm25")
+    b.add(["seed doc"], ids=["seed"])
+    b.save(path)
+    b.close()
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_merges, args=(path, q))
+    p.start()
+    p.join(120)
+    if p.is_alive():
+        p.kill()
+        p.join()
+        pytest.fail("the forked child hung in merge()")
+    status, result = q.get(timeout=10)
+    assert status == "ok", result
+    assert result == (1, ["p0", "p1", "p2", "seed"])

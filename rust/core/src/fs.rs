@@ -179,7 +179,10 @@ pub(crate) fn create_fill_check<T: Sync, U: Send>(
         let (sync, check) = std::thread::scope(|s| {
             let h = std::thread::Builder::new()
                 .name("sparsedex-check".into())
-                .spawn_scoped(s, move || watch.scope(|| check(tmp, value)))
+                // par::run: the check verifies in parallel, and this thread is no worker of the
+                // caller's pool (in a fork() child the global pool it would fall back to has no
+                // threads: the merge hung, helper-86)
+                .spawn_scoped(s, move || watch.scope(|| crate::par::run(|| check(tmp, value))))
                 .map_err(|e| Error::io(format!("starting the thread that checks {}", tmp.display()), e));
             let sync = sync_file(f, tmp);
             let check = h.and_then(|h| {

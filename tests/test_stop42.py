@@ -108,3 +108,28 @@ def test_a_writer_whose_dictionary_is_current_keeps_it(tmp_path):
     w.commit()
     assert sorted(_ids(w, "delta")) == ["c", "d"]
     w.close()
+
+
+@pytest.mark.parametrize("target", ["file", "loop"])
+def test_refresh_through_a_link_to_a_file_or_a_loop_says_no_index_is_there(tmp_path, target):
+    """Not "corrupt index file": nothing is corrupt, the link names no directory (helper-86 LOW;
+    serve shows this message as refresh_error)."""
+    a = SparseIndex("bm25")
+    a.add(["x y"], ids=["a"])
+    a.save(tmp_path / "A")
+    a.close()
+    link = tmp_path / "L"
+    os.symlink(tmp_path / "A", link)
+    r = SparseIndex.open(link)
+    if target == "file":
+        (tmp_path / "f.txt").write_text("hi")
+        dest = tmp_path / "f.txt"
+    else:
+        dest = tmp_path / "loop"
+        os.symlink(dest, dest)
+    os.remove(link)
+    os.symlink(dest, link)
+    with pytest.raises(FileNotFoundError, match="no index directory there"):
+        r.refresh()
+    assert _ids(r, "x") == ["a"]  # still reads what it has
+    r.close()

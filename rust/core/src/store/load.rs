@@ -40,6 +40,13 @@ pub(crate) fn read_current_bytes(dir: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(Error::io(format!("reading {}", path.display()), e))
         }
+        // the directory itself is a file or a loop of symbolic links (a link switched to one
+        // under a serving handle): no index there, as for a missing directory; nothing is
+        // corrupt (it read "corrupt index file", helper-86)
+        Err(e) if not_a_current(&e) && !dir.is_dir() => {
+            let what = format!("{}: no index directory there (a file, or a loop of symbolic links)", dir.display());
+            return Err(Error::io(what, std::io::Error::new(std::io::ErrorKind::NotFound, e)));
+        }
         // not a regular file, a loop of links, a component that is a file: not an index's
         // CURRENT (a raw OSError before, recheck36)
         Err(e) if not_a_current(&e) => {

@@ -174,16 +174,23 @@ def test_serve_refuses_bad_and_huge_bodies_without_reading_them(index, monkeypat
 
 
 def test_serve_drops_a_client_that_stops_sending(index, monkeypatch) -> None:
-    """A connection that announces a body and goes silent is closed after IDLE_TIMEOUT_S
-    (each held a server thread for ever), and the server keeps answering others."""
+    """A connection that announces a body and goes silent is answered 408 and closed after
+    IDLE_TIMEOUT_S (each held a server thread for ever; then it was closed without an answer),
+    and the server keeps answering others."""
     import socket
 
     port = _serve(index, monkeypatch, idle_s=0.5)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q")
         t = time.monotonic()
-        assert s.recv(1024) == b""  # closed by the server, without an answer
+        data = b""
+        while chunk := s.recv(1024):  # answered 408 (was closed without an answer), then closed
+            data += chunk
         assert time.monotonic() - t < 5
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), data
+        assert b"Connection: close" in head
+        assert "3 of the 100 bytes" in json.loads(body)["error"]
     status, obj = _raw(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 200 and obj == {"documents": 3}
 
@@ -435,3 +442,34 @@ def test_empty_lines_before_a_request_line_are_skipped(index, monkeypatch) -> No
         while chunk := s.recv(65536):
             data += chunk
     assert data.count(b"HTTP/1.1 200") == 2 and data.endswith(b'{"documents": 3}'), data
+
+
+def test_only_one_slash_and_the_right_method_reach_an_endpoint(index, monkeypatch) -> None:
+    """``//search`` and ``/search//`` are 404s (every slash was stripped: they reached
+    /search), a POST to /health is a 405 with Allow: GET, HEAD (it was answered as a GET), and a
+    GET of a POST endpoint is a 405 through respond() too (Ray Serve's path)."""
+    for path in ("//search", "/search//", "//health"):
+        status, obj = _http.respond(index, path, json.dumps({"query": Q}).encode())
+        assert status == 404 and "no endpoint at" in obj["error"], (path, obj)
+    assert _http.respond(index, "/search/", json.dumps({"query": Q, "k": 1}).encode())[0] == 200
+    status, obj = _http.respond(index, "/health", b"")
+    assert status == 405 and "takes GET" in obj["error"], obj
+    status, obj = _http.respond(index, "/search", None)
+    assert status == 405 and "takes POST" in obj["error"], obj
+    port = _serve(index, monkeypatch)
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        data = b""
+        while chunk := s.recv(1024):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD" in head, data
+    assert "takes GET" in json.loads(body)["error"]
+    # (a leading "//" is collapsed to "/" by the standard library's server itself, gh-87389)
+    body = json.dumps({"query": Q}).encode()
+    status, obj = _raw(port, b"POST /search// HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+    assert status == 404, obj
+    status, obj = _raw(port, b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200, obj

@@ -20,7 +20,9 @@ nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable s
 413 (reading and dropping the rest for :data:`LINGER_S` seconds, so that the client sees it),
 a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
 ``Content-Length`` 400 and a chunked body without one 411, a method other than GET, HEAD and
-POST a JSON 405, its own protocol errors (an unknown method, a malformed request line, HTTP/2)
+POST a JSON 405 (as are a POST to ``/health`` and a GET of another endpoint), a body that stops
+arriving before its ``Content-Length`` a 408 once the connection has been silent for
+:data:`IDLE_TIMEOUT_S` seconds, its own protocol errors (an unknown method, a malformed request line, HTTP/2)
 as JSON too, an HTTP/0.9 request line (no version) a JSON 400 at once, closes the connection
 after a GET that announces a body (it is not read), queues up to 1,024 connections while its
 threads accept them, and closes a connection silent for :data:`IDLE_TIMEOUT_S` seconds.
@@ -223,7 +225,10 @@ def endpoint(path: str, root: str = "", strict: bool = False) -> str:
         p = p[len(root):]
     elif root and strict:
         return p
-    return p.strip("/")
+    # one leading and one trailing slash: "//search" or "/search//" is not the endpoint's path
+    # (they reached it while every slash was stripped)
+    p = p[1:] if p.startswith("/") else p
+    return p[:-1] if p.endswith("/") else p
 
 
 def served(base: str = "") -> str:
@@ -247,6 +252,11 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
     op = endpoint(path, root, strict)
     if op not in ENDPOINTS:
         return 404, {"error": f"no endpoint at {path.split('?', 1)[0]}: {served(root.rstrip('/'))}"}
+    base = root.rstrip("/")
+    if op == "health" and raw is not None:
+        return 405, {"error": f"{base}/health takes GET (or HEAD), without a body"}
+    if op != "health" and raw is None:
+        return 405, {"error": f"{base}/{op} takes POST with a JSON body (GET serves {base}/health only)"}
     body: Any = {}
     if raw:
         try:
@@ -421,6 +431,10 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 else:
                     self._error(411, "send the request body with a Content-Length (chunked bodies are not read)")
                 return
+            if endpoint(self.path, prefix, strict=True) == "health":
+                self._error(405, f"{prefix}/health takes GET (or HEAD), without a body", allow="GET, HEAD",
+                            linger=bool(lengths))
+                return
             if not lengths:
                 self._answer(b"")
                 return
@@ -442,13 +456,19 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             chunks, left = [], n
             try:
                 while left > 0:
-                    chunk = self.rfile.read(min(left, 1 << 20))
+                    chunk = self.rfile.read1(min(left, 1 << 20))  # what has come: counted if it stops
                     if not chunk:
                         break
                     chunks.append(chunk)
                     left -= len(chunk)
-            except (TimeoutError, ConnectionError):
-                self.close_connection = True  # a client that stopped sending: drop it quietly
+            except TimeoutError:
+                # a client that stopped sending mid-body: say so before closing (it waited for
+                # an answer that could never come)
+                self._error(408, f"the request body stopped arriving: {n - left} of the {n} bytes its "
+                                 f"Content-Length announced came before {self.timeout:g} s of silence")
+                return
+            except ConnectionError:
+                self.close_connection = True  # the client is gone
                 return
             if left > 0:
                 self.close_connection = True  # the client closed before sending its whole body

@@ -28,11 +28,11 @@ def test_sum_overflow_is_a_value_error() -> None:
         with pytest.raises(ValueError, match=f"the summed {what} overflows 64 bits"):
             Bm25Stats.sum([big, small])
     # statistics with words add up by word: checked the same way
-    w = Bm25Stats(U64_MAX, 1, [0], [U64_MAX], words=["fox"])
+    w = Bm25Stats(U64_MAX, U64_MAX - 1, [0], [U64_MAX - 1], words=["fox"])
     with pytest.raises(ValueError, match="the summed document count overflows 64 bits"):
         Bm25Stats.sum([w, Bm25Stats(1, 1, [0], [1], words=["fox"])])
     with pytest.raises(ValueError, match="the summed total length overflows 64 bits"):
-        Bm25Stats.sum([Bm25Stats(0, U64_MAX, [0], [0], words=["fox"]), Bm25Stats(0, 1, [0], [0], words=["dog"])])
+        Bm25Stats.sum([Bm25Stats(1, U64_MAX, [0], [0], words=["fox"]), Bm25Stats(1, 1, [0], [0], words=["dog"])])
     # up to the limit is fine
     top = Bm25Stats.sum([Bm25Stats(U64_MAX - 5, 0, [1, 2], [0, 0]), small])
     assert (top.n_docs, top.total_len, top.df.tolist()) == (U64_MAX, 10, [1, 0])

@@ -133,3 +133,20 @@ def test_refresh_through_a_link_to_a_file_or_a_loop_says_no_index_is_there(tmp_p
         r.refresh()
     assert _ids(r, "x") == ["a"]  # still reads what it has
     r.close()
+
+
+def test_bm25_stats_that_contradict_themselves_are_refused():
+    """A total length below a document frequency, or a length over no documents, gave finite
+    but meaningless scores (average document length 0); statistics of a real index pass."""
+    from sparsedex import Bm25Stats
+
+    with pytest.raises(ValueError, match="term 1 is in 2 documents, but total_len .* is 0"):
+        Bm25Stats(2, 0, [0, 1], [0, 2])
+    with pytest.raises(ValueError, match="total_len 5 over n_docs 0"):
+        Bm25Stats(0, 5, [], [])
+    ix = SparseIndex("bm25")
+    ix.add(["alpha bravo", "alpha charlie delta", "the"], ids=["a", "b", "c"])
+    st = ix.collection_stats()
+    again = Bm25Stats(st.n_docs, st.total_len, st.terms, st.df, words=st.words)
+    assert again == st
+    assert [h.id for h in ix.search("alpha bravo", k=2, collection_stats=again)] == ["a", "b"]

@@ -249,8 +249,9 @@ impl PyBm25Stats {
     /// Statistics over `n_docs` documents of total length `total_len`, with `df[i]` the
     /// document frequency of `terms[i]` (every term a query may hold), and optionally
     /// `words[i]` its text (terms in any order: `terms` reads back ascending, `df` and `words`
-    /// with them). A df above `n_docs`, a repeated term or word, or `words` of another length
-    /// than `terms` is a ValueError.
+    /// with them). A df above `n_docs` or above `total_len` (a document holding a term has a
+    /// length of at least 1), a `total_len` over 0 documents, a repeated term or word, or
+    /// `words` of another length than `terms` is a ValueError.
     #[new]
     #[pyo3(signature = (n_docs, total_len, terms, df, words=None))]
     fn new(
@@ -294,6 +295,19 @@ impl PyBm25Stats {
             }
             w => (terms, df, w),
         };
+        // statistics made by hand that contradict themselves gave finite but meaningless
+        // scores (a total length of 0: an average document length of 0): a document a term is
+        // in has a length of at least 1, and documents of no length add none
+        if let Some((i, d)) = df.iter().enumerate().find(|(_, &d)| d > total_len) {
+            return Err(PyValueError::new_err(format!(
+                "Bm25Stats: term {} is in {d} documents, but total_len (the length of all documents together) \
+                 is {total_len}: each document holding a term has a length of at least 1",
+                terms[i]
+            )));
+        }
+        if n_docs == 0 && total_len > 0 {
+            return Err(PyValueError::new_err(format!("Bm25Stats: total_len {total_len} over n_docs 0 documents")));
+        }
         let inner = Bm25Stats::new(n_docs, total_len, terms, df).map_err(to_py)?;
         if let Some(w) = &words {
             let mut seen = std::collections::HashSet::with_capacity(w.len());

@@ -7,6 +7,7 @@ call (``SparseIndex.open``, ``add``, ``save``, ``search_batch``), found by a new
 
 import multiprocessing as mp
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -148,3 +149,78 @@ def test_forked_child_merges(tmp_path):
     status, result = q.get(timeout=10)
     assert status == "ok", result
     assert result == (1, ["p0", "p1", "p2", "seed"])
+
+
+def _vecs(n, seed):
+    return [{int(t): float(w) for t, w in zip(*map(list, d))} for d in _docs(n, seed)]
+
+
+@pytest.mark.parametrize("op", ["wait_for_merges", "close", "merge", "exit"])
+def test_forked_child_does_not_wait_for_the_parents_merge(tmp_path, op):
+    """A child forked while the parent's background merge ran (and held the store's lock):
+    close(), wait_for_merges() and the exit hook return at once, merge() is refused; they hung
+    for ever waiting for a thread that stayed in the parent (helper-87)."""
+    import os
+    import threading
+
+    ix = SparseIndex(None, "u8", path=str(tmp_path / "ix"))
+    for i in range(12):
+        ix.add(_vecs(200, i))
+        ix.commit()
+    ix._store._merger_done.clear()  # as while a merge runs (made deterministic)
+    from sparsedex.store import _RUNNING_MERGES
+
+    _RUNNING_MERGES.add(ix._store)  # as _start_merger does: the exit hook stops it
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another thread holds the store's lock at the fork (a merge installing)
+        with ix._store._wlock:
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    held.wait(10)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(r)
+        try:
+            if op == "exit":  # what the interpreter runs at exit (sys.exit would unwind pytest here)
+                from sparsedex.store import _stop_merges_at_exit
+
+                _stop_merges_at_exit()
+                os.write(w, b"ok")
+                os._exit(0)
+            try:
+                getattr(ix, op)()
+                os.write(w, b"ok")
+            except Exception as e:  # noqa: BLE001
+                os.write(w, f"{type(e).__name__}: {e}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    release.set()
+    t.join()
+    ix._store._merger_done.set()
+    _RUNNING_MERGES.discard(ix._store)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail(f"the forked child hung in {op}")
+    got = os.read(r, 4096).decode()
+    os.close(r)
+    if op == "merge":
+        assert got.startswith("IndexLockedError") and "fork()ed child" in got, got
+    else:
+        assert got == "ok", got
+    assert os.waitstatus_to_exitcode(status) == 0
+    ix.add(_vecs(5, 99))  # the parent goes on
+    ix.commit()
+    ix.close()

@@ -150,3 +150,40 @@ def test_bm25_stats_that_contradict_themselves_are_refused():
     again = Bm25Stats(st.n_docs, st.total_len, st.terms, st.df, words=st.words)
     assert again == st
     assert [h.id for h in ix.search("alpha bravo", k=2, collection_stats=again)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("op", ["merge", "delete"])
+def test_a_handle_that_becomes_the_writer_searches_with_the_new_commits_dictionary(tmp_path, op):
+    """merge() or delete() moves the handle to the newest commit: another writer's new words
+    are found (they found nothing until the handle's next add, helper-87)."""
+    p = tmp_path / "ix"
+    ix = SparseIndex("bm25", path=p)
+    ix.add(["alpha bravo", "charlie delta"], ids=["d0", "d1"])
+    ix.commit()
+    ix.close()
+    h = SparseIndex.open(p)
+    with SparseIndex.open(p) as w:
+        w.add(["echo foxtrot"], ids=["d2"])
+        w.commit()
+    if op == "merge":
+        h.merge()
+    else:
+        h.delete("d1")
+    assert _ids(h, "echo") == ["d2"]
+    assert sorted(_ids(h, "foxtrot alpha")) == ["d0", "d2"]
+    assert [[x.id for x in hits] for hits in h.search_batch(["echo", "foxtrot"], k=3)] == [["d2"], ["d2"]]
+    h.close()
+
+
+def test_a_handle_that_merges_after_a_backup_was_restored_under_it(tmp_path):
+    """The restored copy holds other words at the ids the handle knew: after merge() its
+    searches use the restored dictionary (they returned other documents)."""
+    x, y = _diverged(tmp_path)  # X: alpha bravo + zulu xray; Y: alpha bravo + yankee whiskey
+    h = SparseIndex.open(x)
+    shutil.rmtree(x)
+    shutil.copytree(y, x)
+    h.merge()
+    assert _ids(h, "yankee") == ["y1"]
+    assert _ids(h, "zulu") == []
+    assert sorted(h.ids()) == ["a0", "y1"]
+    h.close()

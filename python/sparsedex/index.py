@@ -41,6 +41,7 @@ import json
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,6 +423,23 @@ def _one_view(method: Any) -> Any:
 
     return read
 
+
+# Every SparseIndex of this process: a fork() child gets fresh locks for them, as for the
+# stores (see store._after_fork_in_child); a refresh() another thread had half done at the fork
+# is not waited for by the child's reads (its odd epoch would make them wait for ever).
+_HANDLES: "weakref.WeakSet[SparseIndex]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for ix in list(_HANDLES):
+        ix._lock = threading.RLock()
+        if ix._epoch & 1:
+            ix._epoch += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 class SparseIndex:
     """A searchable, explainable, updatable collection of documents.
 
@@ -550,6 +568,7 @@ class SparseIndex:
 
     def _init_common(self) -> None:
         self._lock = threading.RLock()
+        _HANDLES.add(self)
         self._enc: Any = None
         self._enc_ident: dict[str, Any] | None = None
         self._pins = threading.local()
@@ -697,19 +716,39 @@ class SparseIndex:
         n = self._store.vocabulary_len()
         if n is None:
             return
-        vocab = self.encoder.vocabulary
+        vocab = self._enc.vocabulary  # the writer's encoder (not a read's pinned view)
         session = self._store.write_sessions
         if session != self._vocab_session:
             if len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):
-                self._epoch += 1  # odd: reads wait (see _view)
+                moving = self._epoch & 1  # already inside a move (_writer_moves)
+                if not moving:
+                    self._epoch += 1  # odd: reads wait (see _view)
                 try:
                     self._reload_bm25_encoder()
                 finally:
-                    self._epoch += 1
-                vocab = self.encoder.vocabulary
+                    if not moving:
+                        self._epoch += 1
+                vocab = self._enc.vocabulary
             self._vocab_session = session
         if len(vocab) < n:
             vocab.extend(self._store.vocabulary(len(vocab)))
+
+    def _writer_moves(self, load: Callable[[], Any]) -> None:
+        """Run by the store as this handle becomes the writer (its first add, delete, commit
+        or merge): ``load`` moves it to the newest commit, and BM25's term dictionary moves
+        with it (:meth:`_sync_vocabulary`), in one step for reads (the seqlock of
+        :meth:`_view`), as :meth:`refresh` moves both. Before, after a ``merge()`` or
+        ``delete()`` the handle searched the newer commit with its old dictionary (another
+        writer's new words found nothing, or, after a backup was restored under it, other
+        documents) until its next add, and reads in between paired the two (helper-87)."""
+        with self._lock:  # every path here holds it already (the order is this lock, then the store's)
+            self._epoch += 1  # odd: reads wait (see _view)
+            try:
+                load()
+                if self._enc is not None and self._bm25 and hasattr(self._enc, "vocabulary"):
+                    self._sync_vocabulary()
+            finally:
+                self._epoch += 1
 
     @property
     def _has_encoder(self) -> bool:
@@ -917,7 +956,11 @@ class SparseIndex:
         ``reorder=True``, then rebuild every merged segment still waiting for its reorder job
         in the index's document order (``reorder``, e.g. BP), so that searches are as fast as
         they get; results are the same either way."""
-        self._store.wait_for_merges(reorder)
+        if reorder:  # may become the writer: under this handle's lock, as every write (_writer_moves)
+            with self._lock:
+                self._store.wait_for_merges(reorder)
+        else:
+            self._store.wait_for_merges(reorder)
 
     def rollback(self) -> None:
         """Forget every change since the last commit."""
@@ -1825,6 +1868,7 @@ class SparseIndex:
         self = cls.__new__(cls)
         self._init_common()
         self._store = Store.open(path, merge_policy=merge_policy)
+        self._store.on_writer_move = weakref.WeakMethod(self._writer_moves)
         self._encoder = None
         self._encoder_identity = None
         self._encoder_given = encoder is not None

@@ -62,6 +62,24 @@ from .lock import LOCK_FILE, IndexLockedError, WriterLock
 _RUNNING_MERGES: "weakref.WeakSet[Store]" = weakref.WeakSet()
 
 
+# Every store of this process: a fork() child gets fresh locks for them (below).
+_STORES: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A fork() child has only the thread that forked: a store lock another thread held at
+    that moment (a background merge installing, a writer mid-add) stays held for ever, and
+    the child's first ``close()``, ``wait_for_merges()`` or write on a handle it inherited
+    hung (helper-87). Each store gets a fresh lock; what the child may do with an inherited
+    handle is read and close (writes are refused: :meth:`WriterLock.check_process`)."""
+    for store in list(_STORES):
+        store._wlock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _stop_merges_at_exit() -> None:
     for store in list(_RUNNING_MERGES):
@@ -561,11 +579,15 @@ class Store:
         self.path = path
         self.merge_policy = merge_policy or MergePolicy()
         self._wlock = threading.RLock()
+        _STORES.add(self)
         self._lock = WriterLock(path) if path is not None else None
         self._writing = path is None  # in memory: always the writer
         # how many times this handle became the writer: the layer above re-checks what it
         # loaded from an earlier commit (BM25's term dictionary) against the one it writes on
         self.write_sessions = 0
+        # the layer above's step that moves this handle to the newest commit as it becomes the
+        # writer (a weakref.WeakMethod taking the move: see SparseIndex._writer_moves)
+        self.on_writer_move: Any = None
         self._closed = False
         self._merger: threading.Thread | None = None
         # Set by the merge thread itself when it ends: Thread.is_alive() is not to be trusted
@@ -573,6 +595,7 @@ class Store:
         # while the thread runs on; breaker27 M1). Its token cancels its engine calls.
         self._merger_done = threading.Event()
         self._merger_done.set()
+        self._merger_pid = os.getpid()  # the process whose merge thread _merger_done tells of
         self._merger_cancel: _core.CancelToken | None = None
         self._merge_error: BaseException | None = None
         self._commits = 0  # commits made through this object (the reorder jobs' clock)
@@ -895,8 +918,12 @@ class Store:
             if _legacy.is_legacy_leftover(self.path):  # an upgrade killed after its commit point
                 _legacy.remove_legacy_files(self.path, keep_current=False)
             self._writing = True
-            self._load_snapshot()
             self.write_sessions += 1
+            move = self.on_writer_move() if self.on_writer_move is not None else None
+            if move is not None:
+                move(self._load_snapshot)
+            else:
+                self._load_snapshot()
         except BaseException:
             self._writing = False
             try:
@@ -1381,6 +1408,7 @@ class Store:
         if not self.merge_policy.plan(self._core) and not self._reorder_candidates():
             return
         self._merger_done.clear()
+        self._merger_pid = os.getpid()
         self._merger_cancel = _core.CancelToken()
         self._merger = threading.Thread(target=self._merge_loop, name="sparsedex-merge", daemon=True)
         try:
@@ -1391,8 +1419,11 @@ class Store:
         _RUNNING_MERGES.add(self)
 
     def _merging(self) -> bool:
-        """Whether the merge thread is running (until it has returned from its last call)."""
-        return not self._merger_done.is_set()
+        """Whether the merge thread is running (until it has returned from its last call). In
+        a fork() child, never: the thread stayed in the parent (fork copies only the calling
+        thread), and waiting for it, in ``wait_for_merges()``, ``close()``, ``merge()`` or the
+        exit hook, hung the child forever (helper-87)."""
+        return not self._merger_done.is_set() and self._merger_pid == os.getpid()
 
     def _stop_merger(self) -> None:
         """Cancel the running merge (its engine call raises at its next check, within about

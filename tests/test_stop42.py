@@ -187,3 +187,61 @@ def test_a_handle_that_merges_after_a_backup_was_restored_under_it(tmp_path):
     assert _ids(h, "zulu") == []
     assert sorted(h.ids()) == ["a0", "y1"]
     h.close()
+
+
+def test_a_backup_copied_into_the_directory_under_a_writer_is_refused_at_commit(tmp_path):
+    """``cp -r backup/. ix/`` overwrites LOCK in place (same inode): the commit went through and
+    recorded the writer's segment checksums over the backup's files (unopenable index,
+    helper-87). Now the lock's content says another hold's: IndexLockedError, nothing
+    committed, and the index opens as the backup."""
+    import subprocess
+
+    a, b = tmp_path / "ix", tmp_path / "backup"
+    ix = SparseIndex(None, vocab_size=100, path=a)
+    ix.add([{1: 1.0}], ids=["c0"])
+    ix.commit()
+    ix.close()
+    shutil.copytree(a, b)
+    for d, v in ((a, {2: 1.0}), (b, {3: 2.0})):
+        with SparseIndex.open(d) as w:
+            w.add([v, v], ids=[f"x{d.name}", f"y{d.name}"])
+            w.commit()
+    h = SparseIndex.open(a)
+    h.add([{4: 1.0}], ids=["h0"])  # the writer: lock held, a document staged
+    subprocess.run(["cp", "-r", f"{b}/.", f"{a}/"], check=True)
+    from sparsedex import IndexLockedError
+
+    with pytest.raises(IndexLockedError, match="was overwritten while this writer held it"):
+        h.commit()
+    h.close()
+    with SparseIndex.open(a) as r:
+        assert sorted(r.ids()) == ["c0", "xbackup", "ybackup"]
+
+
+def test_a_writer_whose_directory_was_replaced_merges_into_a_lock_error(tmp_path):
+    """A writer's directory replaced by a copy holding fewer documents: merge() raised an I/O
+    error or 'corrupt' about files it never wrote; it names the replaced lock."""
+    a, b = tmp_path / "ix", tmp_path / "backup"
+    ix = SparseIndex("bm25", path=a)
+    ix.add(["alpha bravo", "charlie"], ids=["c0", "c1"])
+    ix.commit()
+    ix.close()
+    shutil.copytree(a, b)
+    with SparseIndex.open(a) as w:
+        w.add(["delta", "echo"], ids=["a0", "a1"])
+        w.commit()
+    with SparseIndex.open(b) as w:
+        w.add(["foxtrot"], ids=["b0"])
+        w.commit()
+    h = SparseIndex.open(a)
+    h.add(["golf"], ids=["h0"])
+    h.commit()  # h is the writer now
+    shutil.rmtree(a)
+    shutil.copytree(b, a)
+    from sparsedex import IndexLockedError
+
+    with pytest.raises(IndexLockedError, match="deleted or replaced"):
+        h.merge()
+    h.close()
+    with SparseIndex.open(a) as r:
+        assert sorted(r.ids()) == ["b0", "c0", "c1"]

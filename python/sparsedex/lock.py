@@ -11,8 +11,9 @@ the parent's hold, and the parent's release frees the directory even while such 
 
 A lock file can be deleted while held (by hand, or by a tool cleaning a directory). A second
 writer would then create a new ``LOCK`` and lock that. So the holder checks, before every
-commit point, that ``LOCK`` is still the file it locked (same device and inode); if not, the
-commit is refused with :class:`IndexLockedError` and nothing is published.
+commit point, that ``LOCK`` is still the file it locked (same device and inode) and still holds
+what it wrote there (a token of this hold: files copied into the directory overwrite it in
+place); if not, the commit is refused with :class:`IndexLockedError` and nothing is published.
 
 The holder's process id and host are written into ``LOCK`` for the error a second writer gets.
 """
@@ -20,6 +21,7 @@ The holder's process id and host are written into ``LOCK`` for the error a secon
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class WriterLock:
         self.path = self.directory / LOCK_FILE
         self._lock: filelock.BaseFileLock | None = None
         self._identity: tuple[int, int] | None = None
+        self._content = b""
         self._pid = os.getpid()
 
     @property
@@ -78,15 +81,20 @@ class WriterLock:
             raise type(e)(e.errno, f"{self.directory}: the writer lock {self.path.name} {why}", str(self.path)) from None
         try:
             st = os.stat(self.path)
-            with open(self.path, "r+b") as f:  # who holds it, for a second writer's error
+            # who holds it, for a second writer's error, and a token of this hold: a copy into
+            # the directory (`cp -r backup/. ix/`) overwrites the file in place, keeping its
+            # inode, and only its content tells (helper-87)
+            content = f"pid {os.getpid()} on {socket.gethostname()} (hold {secrets.token_hex(8)})".encode()
+            with open(self.path, "r+b") as f:
                 f.truncate(0)
-                f.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
+                f.write(content)
                 f.flush()
         except OSError:
             lock.release()
             raise
         self._lock = lock
         self._identity = (st.st_dev, st.st_ino)
+        self._content = content
         self._pid = os.getpid()
 
     def check_process(self) -> None:
@@ -113,6 +121,17 @@ class WriterLock:
             raise IndexLockedError(
                 f"{self.path} was deleted or replaced while this writer held it: another writer may "
                 "have taken the index over; nothing was committed. close() and open the index again"
+            )
+        try:
+            with open(self.path, "rb") as f:
+                content = f.read(len(self._content) + 1)
+        except OSError:
+            content = b""
+        if content != self._content:
+            raise IndexLockedError(
+                f"{self.path} was overwritten while this writer held it (files copied into the index "
+                "directory, such as a backup restored with cp): the directory may no longer hold what this "
+                "writer knows; nothing was committed. close() and open the index again"
             )
 
     def release(self) -> None:

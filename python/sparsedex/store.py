@@ -1285,7 +1285,18 @@ class Store:
         """Merge segments ``names`` (Rust, interpreter released; documents in SQLite) and
         install the merge under the writer's lock. None if a member went away meanwhile (a
         commit dropped it, all its documents deleted). ``reorder``: a reorder job of the single
-        segment ``names[0]`` (rebuilt in the index's document order)."""
+        segment ``names[0]`` (rebuilt in the index's document order). A merge that fails on
+        its files while the writer's lock file was replaced (the directory replaced under the
+        writer: ``rm -rf`` or ``mv`` and a copy) raises the lock's IndexLockedError, which
+        says what happened (it was an I/O error or a 'corrupt' one about files this writer
+        never wrote, helper-87)."""
+        try:
+            return self._merge_group_files(names, reorder)
+        except (OSError, CorruptIndexError):
+            self._check_lock()
+            raise
+
+    def _merge_group_files(self, names: list[str], reorder: bool) -> int | None:
         with self._wlock:
             found = [self._segs.get(n) for n in names]
         members = [m for m in found if m is not None]
@@ -1523,6 +1534,7 @@ class Store:
         self.wait_for_merges()
         with self._wlock:
             self._begin_write()
+            self._check_lock()  # a directory replaced under this writer: said before merging
             if self.has_staged():
                 self.commit(merge=False)
             for _ in range(64):

@@ -253,7 +253,12 @@ impl FileRecord {
 fn missing_as_corrupt(e: Error, path: &Path, what: &str) -> Error {
     match e {
         Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Error::Corrupt(format!("{}: missing ({what} of the committed index)", path.display()))
+            // files lost, or a copy of the directory caught half done (CURRENT copied before
+            // the files it names: a served link switched to it, helper-87): both read here
+            Error::Corrupt(format!(
+                "{}: missing ({what} of the committed index: files lost, or a copy of the index still in progress)",
+                path.display()
+            ))
         }
         Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::InvalidData => {
             Error::Corrupt(format!("{}: not a regular file ({what} of the committed index)", path.display()))

@@ -716,7 +716,12 @@ class SparseIndex:
         n = self._store.vocabulary_len()
         if n is None:
             return
-        vocab = self._enc.vocabulary  # the writer's encoder (not a read's pinned view)
+        enc = self._enc  # the writer's encoder (not a read's pinned view)
+        if enc is None:  # not loaded yet: loaded from the commit the handle is on when used
+            if self._epoch & 1:
+                return
+            enc = self.encoder
+        vocab = enc.vocabulary
         session = self._store.write_sessions
         if session != self._vocab_session:
             if len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):

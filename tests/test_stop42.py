@@ -245,3 +245,22 @@ def test_a_writer_whose_directory_was_replaced_merges_into_a_lock_error(tmp_path
     h.close()
     with SparseIndex.open(a) as r:
         assert sorted(r.ids()) == ["b0", "c0", "c1"]
+
+
+def test_a_lock_file_emptied_by_another_writers_attempt_does_not_refuse_the_holder(tmp_path):
+    """filelock 3.x opened LOCK with O_TRUNC when trying to take it: a second writer's failed
+    attempt empties the file; that is not a copy into the directory, and the holder commits."""
+    p = tmp_path / "ix"
+    w = SparseIndex(None, vocab_size=10, path=p)
+    w.add([{1: 1.0}], ids=["a"])
+    w.commit()
+    (p / "LOCK").write_bytes(b"")  # as an O_TRUNC open does
+    w.add([{2: 1.0}], ids=["b"])
+    w.commit()
+    (p / "LOCK").write_bytes(b"pid 1 on elsewhere (hold 0123456789abcdef)")  # a copy's text
+    w.add([{3: 1.0}], ids=["c"])
+    from sparsedex import IndexLockedError
+
+    with pytest.raises(IndexLockedError, match="was overwritten"):
+        w.commit()
+    w.close()

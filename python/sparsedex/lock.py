@@ -127,7 +127,9 @@ class WriterLock:
                 content = f.read(len(self._content) + 1)
         except OSError:
             content = b""
-        if content != self._content:
+        # empty: truncated by another process's attempt to take the lock (filelock 3.x opened
+        # the file with O_TRUNC), not a copy; a copy brings another hold's non-empty text
+        if content and content != self._content:
             raise IndexLockedError(
                 f"{self.path} was overwritten while this writer held it (files copied into the index "
                 "directory, such as a backup restored with cp): the directory may no longer hold what this "

@@ -724,7 +724,10 @@ class SparseIndex:
         vocab = enc.vocabulary
         session = self._store.write_sessions
         if session != self._vocab_session:
-            if len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):
+            mark = getattr(vocab, "committed", None)
+            if mark is not None and len(vocab) == mark[3] and self._store.vocabulary_extends(mark):
+                pass  # the committed vocabulary begins with this dictionary (by its checksum)
+            elif len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):
                 moving = self._epoch & 1  # already inside a move (_writer_moves)
                 if not moving:
                     self._epoch += 1  # odd: reads wait (see _view)
@@ -1126,12 +1129,16 @@ class SparseIndex:
         term dictionary from the vocabulary file (or, in older indexes, the settings)."""
         from .encoders.bm25 import Bm25Encoder
 
+        record = self._store.vocabulary_record() if self._store.vocabulary_len() is not None else None
         terms = self._bm25_terms(ident)
         ident = {k: v for k, v in ident.items() if k != "vocab_size" or "vocabulary" in ident}
         try:
-            return Bm25Encoder.from_identity({**ident, "vocabulary": terms})
+            enc = Bm25Encoder.from_identity({**ident, "vocabulary": terms})
         except (ValueError, TypeError, KeyError) as e:
             raise CorruptIndexError(f"{self._store.path}: unreadable BM25 encoder settings ({e})") from None
+        if record is not None and record[3] == len(terms):
+            enc.vocabulary.committed = record
+        return enc
 
     def _query_vector(self, query: Any, what: str = "query", snap: Snapshot | None = None) -> SparseEmbedding:
         """A query as the engine takes it: SPLADE weights, BM25 query term frequencies (the

@@ -757,6 +757,19 @@ class Store:
         n = self._core_settings().get("vocabulary_terms")
         return None if n is None else int(n)
 
+    def vocabulary_record(self) -> tuple[str, int, int, int] | None:
+        """(file, bytes, crc32, terms) of the committed vocabulary (None without a file)."""
+        st = self._core_settings()
+        if st.get("vocabulary_file") is None:
+            return None
+        return (st["vocabulary_file"], int(st["vocabulary_bytes"]), int(st["vocabulary_crc32"]),
+                int(st["vocabulary_terms"]))
+
+    def vocabulary_extends(self, record: tuple[str, int, int, int]) -> bool:
+        """Whether the committed vocabulary begins with the one ``record``
+        (:meth:`vocabulary_record` of an earlier commit) describes, by its checksum."""
+        return bool(self.snapshot.core.vocabulary_extends(*record))
+
     def vocabulary(self, start: int = 0) -> list[str]:
         """The committed terms with ids ``start ..`` from the vocabulary file, read through
         the handle opened with the snapshot (:class:`CorruptIndexError` naming the file if it

@@ -104,6 +104,10 @@ class TermDictionary:
 
     def __init__(self, terms: Iterable[str] = ()) -> None:
         self._terms: list[str] = list(terms)
+        # the vocabulary record (file, bytes, crc32, terms) of the index commit these terms were
+        # read from, set by the index that read them: its writer checks the committed vocabulary
+        # still begins with them by that record's checksum, not term by term
+        self.committed: tuple[str, int, int, int] | None = None
         # one C-level pass (opening a BM25 index builds this for its whole vocabulary)
         self._ids: dict[str, int] = dict(zip(self._terms, range(len(self._terms))))
         if len(self._ids) != len(self._terms):

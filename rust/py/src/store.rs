@@ -544,12 +544,26 @@ impl PySnapshot {
         d.set_item("vocabulary_terms", s.vocabulary.as_ref().map(|v| v.n_terms))?;
         d.set_item("vocabulary_file", s.vocabulary.as_ref().map(|v| v.file.name.clone()))?;
         d.set_item("vocabulary_bytes", s.vocabulary.as_ref().map(|v| v.file.size))?;
+        d.set_item("vocabulary_crc32", s.vocabulary.as_ref().map(|v| v.file.crc32))?;
         Ok(d)
     }
 
     /// The committed term texts with ids `start ..` from the index's vocabulary file (empty
     /// without one), read through the handle opened with this commit; CorruptIndexError naming
     /// the file if it is truncated or its checksum differs from the manifest's.
+    /// Whether this commit's vocabulary begins with the one recorded as (`file`, `size`,
+    /// `crc32`, `n_terms`) (the settings' vocabulary_file, vocabulary_bytes, vocabulary_crc32
+    /// and vocabulary_terms of an earlier commit): the same file, at least as long, and its
+    /// first `size` bytes have that CRC32. False for a copy of the index that took other terms.
+    fn vocabulary_extends(&self, py: Python<'_>, file: String, size: u64, crc32: u32, n_terms: u64) -> PyResult<bool> {
+        let s = &self.inner;
+        let rec = sparsedex_core::store::VocabRecord {
+            file: sparsedex_core::store::FileRecord { name: file, size, crc32 },
+            n_terms,
+        };
+        enter(py, || s.vocabulary_extends(&rec))
+    }
+
     #[pyo3(signature = (start=0))]
     fn vocabulary(&self, py: Python<'_>, start: u64) -> PyResult<Vec<String>> {
         let s = &self.inner;

@@ -73,6 +73,15 @@ impl Snapshot {
         }
     }
 
+    /// Whether this commit's vocabulary begins with the one `earlier` records (see
+    /// [`super::VocabHandle::extends`]); false without a vocabulary file.
+    pub fn vocabulary_extends(&self, earlier: &super::VocabRecord) -> Result<bool> {
+        match &self.vocab {
+            Some(h) => h.extends(earlier),
+            None => Ok(false),
+        }
+    }
+
     /// Number of live documents.
     pub fn n_live(&self) -> u64 {
         self.segments.iter().map(|s| s.n_live as u64).sum()

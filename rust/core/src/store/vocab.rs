@@ -189,6 +189,28 @@ impl VocabHandle {
         Ok(buf)
     }
 
+    /// Whether this commit's vocabulary begins with the one `earlier` records: the same file,
+    /// at least as long, and its first `earlier.file.size` bytes have `earlier`'s CRC32 (then its
+    /// first `earlier.n_terms` terms are `earlier`'s). False for a copy of the index that took
+    /// other terms since (a backup restored, a link switched between two copies). Reads those
+    /// bytes once (about a millisecond per 5 MB), where comparing the terms decoded them all.
+    pub fn extends(&self, earlier: &VocabRecord) -> Result<bool> {
+        let r = &self.record;
+        if r.file.name != earlier.file.name || r.file.size < earlier.file.size || r.n_terms < earlier.n_terms {
+            return Ok(false);
+        }
+        let n = usize::try_from(earlier.file.size).map_err(|_| corrupt(&self.path, "too large"))?;
+        let mut buf = vec![0u8; n];
+        read_exact_at(&self.file, &mut buf, 0).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                corrupt(&self.path, "shorter than the manifest records for the vocabulary (truncated)")
+            } else {
+                Error::io(format!("reading {}", self.path.display()), e)
+            }
+        })?;
+        Ok(crc32fast::hash(&buf) == earlier.file.crc32)
+    }
+
     /// The committed terms with ids `start ..` (all of the prefix is read and checked).
     pub fn terms(&self, uuid: &str, start: u64) -> Result<Vec<String>> {
         let bytes = self.committed_bytes()?;
@@ -323,6 +345,28 @@ mod tests {
         let other = "f".repeat(32);
         let e = VocabHandle::open(dir.path(), &r3).unwrap().terms(&other, 0).unwrap_err();
         assert!(e.to_string().contains("another index"), "{e}");
+    }
+
+    #[test]
+    fn extends_tells_a_longer_vocabulary_from_a_diverged_copy() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let r0 = write_new(d1.path(), "vocab-000001", UUID, &strings(&["alpha", "bravo"])).unwrap();
+        std::fs::copy(d1.path().join("vocab-000001"), d2.path().join("vocab-000001")).unwrap();
+        let r1 = append(d1.path(), &r0, UUID, &strings(&["zulu", "xray"])).unwrap();
+        // the copy took other terms of the same lengths: same size, same count, other bytes
+        let c1 = append(d2.path(), &r0, UUID, &strings(&["yank", "whis"])).unwrap();
+        assert_eq!((c1.file.size, c1.n_terms), (r1.file.size, r1.n_terms));
+        let h1 = VocabHandle::open(d1.path(), &r1).unwrap();
+        assert!(h1.extends(&r0).unwrap());
+        assert!(h1.extends(&r1).unwrap());
+        assert!(!h1.extends(&c1).unwrap());
+        let hc = VocabHandle::open(d2.path(), &c1).unwrap();
+        assert!(hc.extends(&r0).unwrap());
+        assert!(!hc.extends(&r1).unwrap());
+        // shorter, or another file: not an extension
+        assert!(!VocabHandle::open(d1.path(), &r0).unwrap().extends(&r1).unwrap());
+        let other = VocabRecord { file: FileRecord { name: "vocab-000009".into(), ..r0.file.clone() }, ..r0.clone() };
+        assert!(!h1.extends(&other).unwrap());
     }
 
     #[test]

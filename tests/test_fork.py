@@ -224,3 +224,113 @@ def test_forked_child_does_not_wait_for_the_parents_merge(tmp_path, op):
     ix.add(_vecs(5, 99))  # the parent goes on
     ix.commit()
     ix.close()
+
+
+def _fork_and_wait(child, release, label):
+    """Fork; the child runs ``child()`` and writes what it returned (or the error) to a pipe;
+    the parent then calls ``release()`` and waits (at most 60 s) for the child."""
+    import os
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(r)
+        try:
+            try:
+                got = str(child())
+            except Exception as e:  # noqa: BLE001
+                got = f"{type(e).__name__}: {e}"
+            os.write(w, got.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    release()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail(f"the forked child hung in {label}")
+    got = os.read(r, 65536).decode()
+    os.close(r)
+    return got
+
+
+def test_forked_child_reads_documents_a_parent_thread_was_reading(tmp_path):
+    """A child forked while another thread of the parent read a segment's documents file (it
+    held that file's lock, and SQLite's connection mutex): the child's search with payloads,
+    get() and filter hung for ever on them (helper-88: 14 of 20 children). The child now reads
+    through a connection of its own."""
+    import threading
+
+    ix = SparseIndex("bm25", path=str(tmp_path / "ix"))
+    ix.add([f"d{i}u common" for i in range(300)], ids=list(range(300)), payloads=[{"n": i} for i in range(300)])
+    ix.commit()
+    assert ix.get(5).payload == {"n": 5}
+    from sparsedex.docs import _OPEN_DOCS
+
+    (d,) = [x for x in _OPEN_DOCS if str(x.path).startswith(str(tmp_path))]
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a search of another thread fetching payloads, frozen at the fork
+        with d._lock:
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    held.wait(10)
+
+    def child():
+        hits = ix.search("d7u common", k=3)
+        n = len(ix.search("common", k=5, filter={"n": {"$lt": 10}}))
+        return (hits[0].id, hits[0].payload, ix.get(9).payload, n)
+
+    got = _fork_and_wait(child, release.set, "a search with payloads")
+    t.join()
+    assert got == str((7, {"n": 7}, {"n": 9}, 5)), got
+    ix.close()
+
+
+def test_forked_child_is_refused_the_writer_state_a_parent_thread_held(tmp_path):
+    """A child forked while a thread of the parent was inside a commit (holding the engine
+    store's writer state): the child's refresh() and close() hung for ever (helper-88, 3-4 of
+    8 children). Now refresh() is refused with an error that says what to do, close() returns,
+    and searches work."""
+    import threading
+
+    ix = SparseIndex("bm25", path=str(tmp_path / "ix"))
+    ix.add([f"d{i}u common" for i in range(50)], ids=list(range(50)))
+    ix.commit()
+    ix.close()
+    ix = SparseIndex.open(str(tmp_path / "ix"))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # as a thread in the middle of a commit
+        ix._store._core._hold_writer_for_test(held.set, lambda: release.wait(30))
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    held.wait(10)
+
+    def child():
+        out = []
+        try:
+            ix.refresh()
+            out.append("refresh ok")
+        except Exception as e:  # noqa: BLE001
+            out.append(f"{type(e).__name__}: {e}")
+        out.append([h.id for h in ix.search("d7u", k=1)])
+        ix.close()
+        out.append("closed")
+        return out
+
+    got = _fork_and_wait(child, release.set, "refresh() or close()")
+    t.join()
+    assert "ConflictError: this index handle was inherited through fork()" in got, got
+    assert "[7]" in got and "closed" in got, got
+    ix.close()

@@ -34,6 +34,7 @@ into Python.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import errno
 import json
 import os
@@ -41,9 +42,10 @@ import re
 import signal
 import sqlite3
 import threading
+import weakref
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +264,23 @@ def _raise_if_out_of_files(fh: Any, path: Path) -> None:
             ) from None
 
 
+# Every open documents file of this process, and what a fork() child set aside: see
+# SqliteDocs._reopen_in_child.
+_OPEN_DOCS: "weakref.WeakSet[SqliteDocs]" = weakref.WeakSet()
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    """Each open documents file gets a fresh lock in a fork() child (a parent thread may have
+    held the old one at the fork); its connection is replaced on first use."""
+    for d in list(_OPEN_DOCS):
+        d._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SqliteDocs(SegmentDocs):
     """A segment's ``seg-N.docs`` database, opened read-only and immutable.
 
@@ -276,6 +295,8 @@ class SqliteDocs(SegmentDocs):
         self._crc32 = crc32
         self._segment = segment
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # the process the connection and handle belong to
+        _OPEN_DOCS.add(self)
         self._verified = crc32 is None
         self._failed: str | None = None
         self._fh = None
@@ -299,6 +320,8 @@ class SqliteDocs(SegmentDocs):
         # A sqlite3.Connection sits in a reference cycle with its statement cache, so it (and
         # the file it holds open) would live until the cycle collector runs; close it when the
         # segment's documents are dropped, so a merged-away file's disk space is freed now.
+        if getattr(self, "_pid", None) not in (None, os.getpid()):
+            return  # a fork() child's inherited connection and handle: never closed there
         try:
             # The file handle too: left to the garbage collector, each dropped segment's handle
             # printed a ResourceWarning (`python -X dev`, pytest), after every refresh() past a
@@ -315,6 +338,41 @@ class SqliteDocs(SegmentDocs):
             # load meets it often) was swallowed and the program ran on (newcomer11 L2).
             _redeliver_interrupt()
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold this file's lock, with a connection and a file handle of this process."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._reopen_in_child()
+            yield
+
+    def _reopen_in_child(self) -> None:
+        """In a ``fork()`` child (the at-fork hook gave it a fresh lock): a connection and a
+        file handle of its own. The inherited ones may be locked for good (SQLite's connection
+        mutex, the buffered reader's lock) by a parent thread that was reading at the fork, a
+        thread the child does not have (helper-88: 14 of 20 children searching an inherited
+        handle hung); SQLite also forbids carrying a connection across fork(). They are kept,
+        never used or closed (closing takes those locks). The file is reopened through the
+        inherited descriptor where the system allows (a writer may have collected its name),
+        else by name."""
+        _INHERITED.extend(r for r in (self._conn, self._fh) if r is not None)
+        self._pid = os.getpid()
+        src = str(self.path)
+        if self._fh is not None and os.path.exists(f"/proc/self/fd/{self._fh.fileno()}"):
+            src = f"/proc/self/fd/{self._fh.fileno()}"
+        try:
+            fh = open(src, "rb")
+        except FileNotFoundError:
+            raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
+        src = f"/proc/self/fd/{fh.fileno()}" if src.startswith("/proc/") else src
+        try:
+            conn = sqlite3.connect(f"file:{Path(src).as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as e:
+            fh.close()
+            raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
+        self._fh, self._conn = fh, conn
+
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"{self.path}: {what}")
 
@@ -322,7 +380,7 @@ class SqliteDocs(SegmentDocs):
         """First read: the file's CRC32 against the manifest's, then the schema."""
         if self._verified:
             return
-        with self._lock:
+        with self._locked():
             if self._verified:
                 return
             if self._failed is not None:  # found damaged before: the same error on every read
@@ -357,7 +415,7 @@ class SqliteDocs(SegmentDocs):
         file a newer commit has collected can still be saved. Raises
         :class:`CorruptIndexError` naming this file if its bytes no longer match the
         manifest's CRC32, ``OSError`` naming ``dest`` if it cannot be written."""
-        with self._lock:
+        with self._locked():
             try:
                 with open(dest, "xb") as out:
                     crc = self._read_all(out.write)
@@ -392,7 +450,7 @@ class SqliteDocs(SegmentDocs):
                 raise IndexError(f"document {d} is out of range ({self.n} documents)")
         out: dict[int, Any] = {}
         try:
-            with self._lock:
+            with self._locked():
                 if len(wanted) * 4 >= self.n and self.n > _CHUNK:
                     cur = self._conn.execute(f"SELECT doc, {column} FROM docs ORDER BY doc")
                     want = set(wanted)
@@ -445,7 +503,7 @@ class SqliteDocs(SegmentDocs):
         vals: list[Any] = []
         try:
             for lo in range(0, max(self.n, 1), _PATH_CHUNK):
-                with self._lock:
+                with self._locked():
                     row = self._conn.execute(
                         "SELECT json_group_array(doc), json_group_array(v) FROM "
                         "(SELECT doc, payload -> ?1 AS v FROM docs WHERE doc >= ?2 AND doc < ?3 ORDER BY doc)",
@@ -476,7 +534,7 @@ class SqliteDocs(SegmentDocs):
         return docs, vals
 
     def close(self) -> None:
-        with self._lock:
+        with self._locked():
             self._conn.close()
             if self._fh is not None:
                 self._fh.close()

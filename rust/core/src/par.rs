@@ -64,6 +64,32 @@ fn child_pool() -> Option<Arc<rayon::ThreadPool>> {
     Some(pool)
 }
 
+/// How long [`lock_owned_by`] tries a mutex inherited through `fork()` before giving up.
+pub const INHERITED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Lock `m`, a mutex of an object made by process `owner` (its pid). In that process this is
+/// a plain lock (a poisoned mutex is taken as is). In a `fork()` child the mutex may have been
+/// held by a thread of the parent at the fork, a thread the child does not have, so it would
+/// never be released: the child tries for [`INHERITED_LOCK_WAIT`] (a thread of its own holds
+/// it for a moment at most) and then gives up with `None` (helper-88: a child's `close()` or
+/// `refresh()` on an index handle it inherited hung while a parent thread was committing).
+pub fn lock_owned_by<T>(m: &Mutex<T>, owner: u32) -> Option<std::sync::MutexGuard<'_, T>> {
+    if std::process::id() == owner {
+        return Some(m.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    let deadline = std::time::Instant::now() + INHERITED_LOCK_WAIT;
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rayon::prelude::*;

@@ -227,6 +227,18 @@ impl PyStore {
         }))
     }
 
+    /// Test hook: call `held()` then `wait()` while holding the store's writer state, as a
+    /// thread inside a commit does (tests/test_fork.py forks meanwhile).
+    fn _hold_writer_for_test(&self, held: &Bound<'_, PyAny>, wait: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.inner
+            .hold_writer_while(|| -> PyResult<()> {
+                held.call0()?;
+                wait.call0()?;
+                Ok(())
+            })
+            .map_err(crate::error::to_py)?
+    }
+
     /// Whether changes are staged (or a commit prepared).
     fn has_staged(&self) -> bool {
         self.inner.has_staged()

@@ -15,7 +15,7 @@
 
 use super::files::FileRecord;
 use super::segment::{SegmentData, SegmentState};
-use super::{lock, InflightGuard, Store};
+use super::{InflightGuard, Store};
 use crate::index::build::Quantization;
 use crate::index::concat::Out;
 use crate::index::merge::{merge_deferring_order, merge_deferring_order_into};
@@ -337,7 +337,7 @@ impl Store {
     /// of the members onto it. Returns the new generation, or `None` if a member is gone
     /// meanwhile (merged elsewhere): the merge is then dropped.
     pub fn finish_merge(&self, prepared: PreparedMerge, attachments: &[String]) -> Result<Option<u64>> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         let snap = self.snapshot();
         let pos: Option<Vec<usize>> = prepared.members.iter().map(|n| snap.position(n)).collect();

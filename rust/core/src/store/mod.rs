@@ -37,6 +37,7 @@ mod merging;
 mod save;
 mod segment;
 mod snapshot;
+mod stamps;
 #[cfg(test)]
 mod tests;
 mod vocab;
@@ -153,12 +154,18 @@ impl Drop for InflightGuard {
 /// A set of segments with one writer at a time (see the module doc).
 pub struct Store {
     dir: Option<PathBuf>,
-    current: Mutex<Arc<Snapshot>>,
+    /// The snapshot searches read: swapped, never locked (a `fork()` child reads it even when
+    /// a thread of the parent was publishing a commit at the fork).
+    current: arc_swap::ArcSwap<Snapshot>,
+    /// The process that made this store (a `fork()` child inherits it: see [`Store::writer`]).
+    pid: u32,
     writer: Mutex<writer::Writer>,
     next_segment: AtomicU64,
     inflight: Inflight,
     /// Terms to append to the vocabulary file at the next commit.
     staged_terms: vocab::StagedTerms,
+    /// Size and modification time of the committed files as read or written.
+    stamps: stamps::Stamps,
 }
 
 impl Store {
@@ -168,7 +175,7 @@ impl Store {
     /// running search holds the old snapshot. For a store being closed: the layer above refuses
     /// every call afterwards (a merge abandoned meanwhile finds its members gone and is dropped).
     pub fn release(&self) {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = self.current.load_full();
         let empty = Snapshot {
             generation: cur.generation,
             uuid: cur.uuid.clone(),
@@ -177,7 +184,7 @@ impl Store {
             vocab: None,
             dir: cur.dir.clone(),
         };
-        *cur = Arc::new(empty);
+        self.current.store(Arc::new(empty));
     }
 }
 
@@ -204,7 +211,37 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The error of a call a `fork()` child made on a store it inherited, whose writer state a
+/// thread of the parent held at the fork (that thread is not in the child: the state stays
+/// locked for good).
+fn inherited_busy() -> Error {
+    Error::Conflict(
+        "this index handle was inherited through fork() while another thread of the parent process was \
+         writing through it: its writer state is not usable in the child; open the index again in the child \
+         (searches on the inherited handle still work)"
+            .into(),
+    )
+}
+
 impl Store {
+    /// The writer state, locked ([`crate::par::lock_owned_by`]): `None` only in a `fork()`
+    /// child whose parent had a thread inside a write call at the fork.
+    pub(crate) fn writer_opt(&self) -> Option<MutexGuard<'_, writer::Writer>> {
+        crate::par::lock_owned_by(&self.writer, self.pid)
+    }
+
+    /// [`Store::writer_opt`], or the error that says why it cannot be had.
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, writer::Writer>> {
+        self.writer_opt().ok_or_else(inherited_busy)
+    }
+
+    /// Run `f` holding the writer state (a test hook: as a thread inside a commit holds it).
+    #[doc(hidden)]
+    pub fn hold_writer_while<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let _w = self.writer()?;
+        Ok(f())
+    }
+
     /// A new, empty store: in memory (`path` `None`) or in a directory that holds no index
     /// (it may hold our leftovers and the caller's `LOCK`; anything else is refused, so as not
     /// to write into someone else's directory). The caller holds the writer lock.
@@ -221,11 +258,13 @@ impl Store {
         });
         let store = Store {
             dir: path.map(Path::to_path_buf),
-            current: Mutex::new(snapshot),
-            writer: Mutex::new(writer::Writer::new(settings, true, String::new())),
+            current: arc_swap::ArcSwap::new(snapshot),
+            pid: std::process::id(),
+            writer: Mutex::new(writer::Writer::new(settings, true, None)),
             next_segment: AtomicU64::new(1),
             inflight: Inflight::default(),
             staged_terms: Default::default(),
+            stamps: Default::default(),
         };
         if let Some(dir) = path {
             check_creatable(dir)?;
@@ -243,17 +282,21 @@ impl Store {
     /// needed; a write call makes it a writer, see [`Store::begin_write`]).
     pub fn open(path: &Path) -> Result<Store> {
         let l = load::load(path, None)?;
+        let stamps = stamps::Stamps::default();
+        stamps.adopt(path, &l.snapshot);
         Ok(Store {
             dir: Some(path.to_path_buf()),
             next_segment: AtomicU64::new(l.manifest.settings.next_segment),
             writer: Mutex::new(writer::Writer::new(
                 l.manifest.settings.clone(),
                 false,
-                l.current.manifest.name.clone(),
+                Some(l.current.manifest.clone()),
             )),
-            current: Mutex::new(Arc::new(attach_calibrations(l.snapshot))),
+            current: arc_swap::ArcSwap::from_pointee(attach_calibrations(l.snapshot)),
+            pid: std::process::id(),
             inflight: Inflight::default(),
             staged_terms: Default::default(),
+            stamps,
         })
     }
 
@@ -264,14 +307,14 @@ impl Store {
 
     /// The current snapshot (cheap; holds the segments it names for as long as it lives).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        lock(&self.current).clone()
+        self.current.load_full()
     }
 
     /// Move to the newest commit in the directory; true if there was a newer one. Refused
     /// while changes are staged.
     pub fn refresh(&self) -> Result<bool> {
         let Some(dir) = &self.dir else { return Ok(false) };
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         if w.has_staged() {
             return Err(Error::Conflict("refresh() with uncommitted changes: commit or roll back first".into()));
         }
@@ -280,7 +323,16 @@ impl Store {
 
     fn reload(&self, w: &mut writer::Writer, dir: &Path) -> Result<bool> {
         let old = self.snapshot();
-        let l = load::load(dir, Some(&old))?;
+        let mut l = load::load(dir, Some(&old))?;
+        // A file this store read was replaced under the same name since (a backup copied over
+        // the directory, helper-88): the segments the load reused from `old` map other bytes
+        // now (or older ones, where the copy renamed new files in). Load the commit afresh,
+        // every file verified against its record.
+        let rewritten = self.stamps.changed(dir, &l.snapshot).is_some();
+        if rewritten {
+            l = load::load(dir, None)?;
+            self.stamps.clear();
+        }
         // The same manifest name and generation in another index (the directory deleted and
         // written again, or a symbolic link switched to an index built elsewhere) is a move:
         // comparing names and generations alone kept a reader on the replaced index.
@@ -296,7 +348,8 @@ impl Store {
                     && a.deletions == b.deletions
             })
             && l.snapshot.settings == old.settings;
-        if l.current.manifest.name == w.manifest_name
+        if !rewritten
+            && w.manifest.as_ref().is_some_and(|m| m.name == l.current.manifest.name)
             && l.snapshot.generation == old.generation
             && l.snapshot.uuid == old.uuid
             && same_files
@@ -305,8 +358,9 @@ impl Store {
         }
         self.next_segment.fetch_max(l.manifest.settings.next_segment, Ordering::Relaxed);
         w.settings = l.manifest.settings.clone();
-        w.manifest_name = l.current.manifest.name.clone();
-        *lock(&self.current) = Arc::new(attach_calibrations(l.snapshot));
+        w.manifest = Some(l.current.manifest.clone());
+        self.stamps.adopt(dir, &l.snapshot);
+        self.current.store(Arc::new(attach_calibrations(l.snapshot)));
         Ok(true)
     }
 
@@ -314,7 +368,7 @@ impl Store {
     /// made meanwhile, make sure no name a crashed writer used is reused, and collect garbage.
     /// Every write call does this first; it is a no-op for a writer.
     pub fn begin_write(&self) -> Result<()> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)
     }
 
@@ -335,9 +389,13 @@ impl Store {
     /// Stop being the writer (the caller is about to release the writer lock): staged changes
     /// are dropped, and the next write call catches up again.
     pub fn end_write(&self) {
-        let mut w = lock(&self.writer);
+        // a fork() child whose parent was writing at the fork never held the write (writes
+        // are the parent's): nothing to end
+        let Some(mut w) = self.writer_opt() else { return };
         w.rollback();
-        *lock(&self.staged_terms.0) = None;
+        if let Some(mut t) = crate::par::lock_owned_by(&self.staged_terms.0, self.pid) {
+            *t = None;
+        }
         if self.dir.is_some() {
             w.is_writer = false;
         }
@@ -349,7 +407,7 @@ impl Store {
     /// A store without a vocabulary file gets one (`vocab-<G>`) at the commit. In memory the
     /// terms are not kept (the layer above keeps them; a save is given them).
     pub fn stage_terms(&self, first: u64, terms: Vec<String>) -> Result<()> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         let have = w.settings.vocabulary.as_ref().map_or(0, |v| v.n_terms);
         if first != have {
@@ -363,7 +421,7 @@ impl Store {
 
     /// Collect garbage now (a writer call).
     pub fn collect_garbage(&self) -> Result<()> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         if let Some(dir) = &self.dir {
             self.collect(dir);
@@ -428,8 +486,18 @@ impl Store {
         let mut staged_terms = lock(&self.staged_terms.0);
         let mut vocab = old.vocab.clone();
         if let Some(dir) = &self.dir {
-            if !w.manifest_name.is_empty() {
-                check_current(dir, &w.manifest_name)?;
+            if let Some(m) = &w.manifest {
+                check_current(dir, m)?;
+            }
+            if let Some(c) = self.stamps.changed(dir, &old) {
+                return Err(Error::Conflict(format!(
+                    "{}: {} {} since this index read it: files were copied or restored into the directory \
+                     while the index was open (nothing was committed; reopen the index to work on what the \
+                     directory holds now)",
+                    dir.display(),
+                    c.name,
+                    c.how
+                )));
             }
             if let Some((first, terms)) = staged_terms.as_ref() {
                 let rec = match &settings.vocabulary {
@@ -472,22 +540,24 @@ impl Store {
             crate::fs::write_atomically(&dir.join(&mname), &bytes)?;
             let cur = Current { manifest: Rec::of_bytes(&mname, &bytes), generation, uuid: old.uuid.clone() };
             crate::fs::replace(&dir.join(files::CURRENT), &cur.encode()?)?; // the commit point
-            w.manifest_name = mname;
+            w.manifest = Some(cur.manifest.clone());
         }
         *staged_terms = None;
         drop(staged_terms);
         w.settings = settings.clone();
-        let mut snap =
-            Snapshot {
-                generation,
-                uuid: old.uuid.clone(),
-                settings: Arc::new(settings),
-                segments: states,
-                vocab,
-                dir: self.dir.clone().map(Arc::new),
-            };
+        let mut snap = Snapshot {
+            generation,
+            uuid: old.uuid.clone(),
+            settings: Arc::new(settings),
+            segments: states,
+            vocab,
+            dir: self.dir.clone().map(Arc::new),
+        };
         snap = attach_calibrations(snap);
-        *lock(&self.current) = Arc::new(snap);
+        if let Some(dir) = &self.dir {
+            self.stamps.adopt(dir, &snap);
+        }
+        self.current.store(Arc::new(snap));
         let mut synced = Ok(());
         if let Some(dir) = &self.dir {
             synced = crate::fs::sync_dir(dir);
@@ -551,15 +621,26 @@ fn check_creatable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// CURRENT still names `manifest` (nobody else committed).
-fn check_current(dir: &Path, manifest: &str) -> Result<()> {
+/// CURRENT still names `manifest`, the very file (nobody else committed, and no copy of an
+/// index replaced CURRENT: a backup's CURRENT may name a manifest of the same name).
+fn check_current(dir: &Path, manifest: &Rec) -> Result<()> {
     let raw = load::read_current_bytes(dir)?;
     let cur = load::parse_current(dir, raw.as_deref())?;
-    if cur.manifest.name != manifest {
+    if cur.manifest.name != manifest.name {
         return Err(Error::Conflict(format!(
             "{}: another writer committed {} meanwhile (hold the writer lock around every write)",
             dir.display(),
             cur.manifest.name
+        )));
+    }
+    if cur.manifest != *manifest {
+        return Err(Error::Conflict(format!(
+            "{}: {CURRENT} was replaced since this index read it (it names another {}: a copy of an index \
+             restored into the directory while it was open?); nothing was committed: reopen the index to work \
+             on what the directory holds now",
+            dir.display(),
+            manifest.name,
+            CURRENT = files::CURRENT
         )));
     }
     Ok(())

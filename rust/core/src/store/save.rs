@@ -24,7 +24,7 @@ pub struct PreparedSave {
     generation: u64,
     next_segment: u64,
     /// The manifest the destination's CURRENT named when the save began.
-    before: Option<String>,
+    before: Option<FileRecord>,
     segments: Vec<SegmentRecord>,
 }
 
@@ -146,7 +146,7 @@ impl Store {
                 // a new store id all the same: the save is another index, and a handle that had
                 // the old one open must not take it for the same (a writer would commit its old
                 // encoder settings and vocabulary into it)
-                (files::new_uuid(), Some(c.manifest.name.clone()))
+                (files::new_uuid(), Some(c.manifest.clone()))
             }
             None => (files::new_uuid(), None),
         };

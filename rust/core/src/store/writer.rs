@@ -4,7 +4,7 @@
 use super::files::{sdx_name, split_segment_file, FileRecord};
 use super::manifest::{IdKind, Settings, StoreQuantization};
 use super::segment::{SegmentData, SegmentState};
-use super::{lock, InflightGuard, Store};
+use super::{InflightGuard, Store};
 use crate::index::build::{build_local, BuildOptions, Local, Quantization};
 use crate::index::ids::IdsData;
 use crate::index::{Id, IdBuf, IdsInput, Index};
@@ -146,13 +146,14 @@ pub(crate) struct Writer {
     pub(crate) is_writer: bool,
     pub(crate) staged: Staged,
     prepared: Option<PreparedCommit>,
-    /// The manifest CURRENT named at the last load or commit (to detect other writers).
-    pub(crate) manifest_name: String,
+    /// CURRENT's record of the manifest at the last load or commit (to detect other writers,
+    /// and copies written into the directory); `None` before the first commit of a new store.
+    pub(crate) manifest: Option<super::files::FileRecord>,
 }
 
 impl Writer {
-    pub(crate) fn new(settings: Settings, is_writer: bool, manifest_name: String) -> Writer {
-        Writer { settings, is_writer, staged: Staged::default(), prepared: None, manifest_name }
+    pub(crate) fn new(settings: Settings, is_writer: bool, manifest: Option<super::files::FileRecord>) -> Writer {
+        Writer { settings, is_writer, staged: Staged::default(), prepared: None, manifest }
     }
     pub(crate) fn has_staged(&self) -> bool {
         self.staged.any() || self.prepared.is_some()
@@ -184,8 +185,11 @@ fn ids_of(ids: IdsInput<'_>, n: usize, next: i64) -> Result<Vec<IdBuf>> {
 impl Store {
     /// Where the live document `id` is, as the writer sees it.
     pub fn locate(&self, id: Id<'_>) -> Option<Location> {
-        let w = lock(&self.writer);
-        locate_in(&w, &self.snapshot(), id)
+        let snap = self.snapshot();
+        match self.writer_opt() {
+            Some(w) => locate_in(&w, &snap, id),
+            None => snap.locate(id).map(|(segment, doc)| Location::Committed { segment, doc }),
+        }
     }
 }
 
@@ -201,13 +205,15 @@ fn locate_in(w: &Writer, snap: &super::Snapshot, id: Id<'_>) -> Option<Location>
 impl Store {
     /// Whether changes are staged (or a commit is prepared).
     pub fn has_staged(&self) -> bool {
-        lock(&self.writer).has_staged()
+        self.writer_opt().is_some_and(|w| w.has_staged())
     }
 
     /// The next automatic integer id: one above the largest integer id ever added.
     pub fn next_int_id(&self) -> i64 {
-        let w = lock(&self.writer);
-        w.staged.next_int_id.unwrap_or(w.settings.next_int_id)
+        match self.writer_opt() {
+            Some(w) => w.staged.next_int_id.unwrap_or(w.settings.next_int_id),
+            None => self.snapshot().settings.next_int_id,
+        }
     }
 
     /// Stage a raise of the next automatic integer id to at least `next` (a writer call): the
@@ -218,7 +224,7 @@ impl Store {
         if next < 0 {
             return Err(Error::InvalidArgument(format!("the next integer id must be at least 0, got {next}")));
         }
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         if w.prepared.is_some() {
             return Err(Error::Conflict("a commit is prepared: finish it (or roll back) before staging more".into()));
@@ -243,7 +249,7 @@ impl Store {
         doc_len: Option<&[u32]>,
         replace: bool,
     ) -> Result<Range<u32>> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         if w.prepared.is_some() {
             return Err(Error::Conflict("a commit is prepared: finish it (or roll back) before staging more".into()));
@@ -329,7 +335,7 @@ impl Store {
     /// not there is an error ([`Error::NotFound`]) unless `missing_ok`. An id listed twice is
     /// deleted once. Returns how many documents will be deleted.
     pub fn stage_delete(&self, ids: IdsInput<'_>, missing_ok: bool) -> Result<u64> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         if w.prepared.is_some() {
             return Err(Error::Conflict("a commit is prepared: finish it (or roll back) before staging more".into()));
@@ -362,7 +368,9 @@ impl Store {
 
     /// Forget every staged change (and a prepared commit).
     pub fn rollback(&self) {
-        lock(&self.writer).rollback();
+        if let Some(mut w) = self.writer_opt() {
+            w.rollback();
+        }
     }
 
     /// Build the staged documents into a segment in memory (a writer call) and say its name
@@ -371,7 +379,7 @@ impl Store {
     /// staged (deletions alone still need `finish_commit`). Called again while the commit is
     /// prepared, it returns the same answer (nothing can be staged meanwhile).
     pub fn prepare_commit(&self) -> Result<Option<PreparedSegment>> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         if let Some(p) = &w.prepared {
             // prepared already (a caller interrupted before it kept the answer: staging is
@@ -445,7 +453,7 @@ impl Store {
     /// start): unlike other write calls, this one never *becomes* the writer, since that
     /// collects garbage, which only the holder of the directory's lock may do.
     pub fn write_prepared(&self) -> Result<()> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         if !w.is_writer {
             return Err(Error::Conflict("write_prepared: this store is not the writer (nothing is prepared)".into()));
         }
@@ -471,7 +479,7 @@ impl Store {
     /// of the very last step (the directory sync after CURRENT's rename) leaves the commit done
     /// and visible, its durability unconfirmed.
     pub fn finish_commit(&self, attachments: &[String], settings_json: Option<&str>) -> Result<u64> {
-        let mut w = lock(&self.writer);
+        let mut w = self.writer()?;
         self.begin(&mut w)?;
         let json_changes = settings_json.is_some_and(|j| j != w.settings.json);
         if w.prepared.is_none() && !w.staged.any() && !json_changes {

@@ -1018,3 +1018,92 @@ fn a_current_that_is_not_a_file_is_refused_without_reading_it() {
         assert_eq!(names(&dir), vec![CURRENT.to_string()]);
     }
 }
+
+/// Copy every file of `from` into `to`, over files of the same name (as `cp -r from/. to/`
+/// does: in place, same inode), leaving out `skip`.
+fn copy_into(from: &Path, to: &Path, skip: &[&str]) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if !skip.contains(&name.as_str()) {
+            std::fs::write(to.join(&name), std::fs::read(from.join(&name)).unwrap()).unwrap();
+        }
+    }
+}
+
+/// Two copies of one index (same uuid) that diverged by one commit each: `ix` and `bk`, each
+/// at generation 3 with a `seg-000002` of its own (of `n_ix` and `n_bk` documents).
+fn diverged_copies(tmp: &Path, n_ix: usize, n_bk: usize) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (ix, bk) = (tmp.join("ix"), tmp.join("bk"));
+    std::fs::create_dir(&ix).unwrap();
+    let s = Store::create(Some(&ix), StoreConfig::default()).unwrap();
+    s.stage_add(csr(&docs(50, 1, false)), IdsInput::None, None, false).unwrap();
+    s.finish_commit(&[], None).unwrap();
+    std::fs::create_dir(&bk).unwrap();
+    copy_into(&ix, &bk, &[]);
+    for (dir, n, seed, first) in [(&ix, n_ix, 2, 1000), (&bk, n_bk, 3, 2000)] {
+        let s = Store::open(dir).unwrap();
+        s.stage_add(csr(&docs(n, seed, false)), IdsInput::Int(&ids(first..first + n as i64)), None, false).unwrap();
+        assert_eq!(s.finish_commit(&[], None).unwrap(), 3);
+    }
+    (ix, bk)
+}
+
+#[test]
+fn a_writer_refuses_to_commit_over_files_copied_into_its_directory() {
+    // helper-88: a backup copied into the directory of an open writer (`cp -r bk/. ix/`, its
+    // LOCK left out) between add and commit: the commit recorded the writer's checksums over
+    // the backup's files, and the index could not be opened again.
+    for skip in [&[][..], &[CURRENT, "manifest-000003"][..]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ix, bk) = diverged_copies(tmp.path(), 30, 40);
+        let w = Store::open(&ix).unwrap();
+        w.stage_add(csr(&docs(5, 9, false)), IdsInput::Int(&ids(5000..5005)), None, false).unwrap();
+        copy_into(&bk, &ix, skip);
+        let err = w.finish_commit(&[], None).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Conflict(_)), "{msg}");
+        if skip.is_empty() {
+            assert!(msg.contains("CURRENT was replaced"), "{msg}");
+        } else {
+            assert!(msg.contains("seg-000002.sdx has another size"), "{msg}");
+        }
+        assert!(w.has_staged(), "the staged changes stay");
+        // Nothing was committed: the directory holds what the copy left.
+        let now = Store::open(&ix).map(|s| s.snapshot().generation);
+        if skip.is_empty() {
+            assert_eq!(state(&Store::open(&ix).unwrap().snapshot()), state(&Store::open(&bk).unwrap().snapshot()));
+        } else {
+            assert!(matches!(now, Err(Error::Corrupt(_))), "{now:?}"); // the copy's doing, not the writer's
+        }
+    }
+}
+
+#[test]
+fn a_writer_refuses_a_same_size_rewrite_and_a_reader_reloads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ix, bk) = diverged_copies(tmp.path(), 30, 30);
+    let w = Store::open(&ix).unwrap();
+    let reader = Store::open(&ix).unwrap();
+    let before = state(&reader.snapshot());
+    w.stage_add(csr(&docs(5, 9, false)), IdsInput::Int(&ids(5000..5005)), None, false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30)); // past the file times' granularity
+    let (a, b) = (std::fs::read(ix.join("seg-000002.sdx")).unwrap(), std::fs::read(bk.join("seg-000002.sdx")).unwrap());
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b);
+    std::fs::write(ix.join("seg-000002.sdx"), &b).unwrap();
+    let msg = w.finish_commit(&[], None).unwrap_err().to_string();
+    assert!(msg.contains("seg-000002.sdx was rewritten (other bytes"), "{msg}");
+    // The reader's refresh no longer keeps the mapping of a file rewritten under it: it loads
+    // the commit again, each file checked against its record (here: the manifest's checksum
+    // of the file CURRENT still names no longer holds: a corrupt directory, said so).
+    let err = reader.refresh().unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)) && err.to_string().contains("seg-000002.sdx"), "{err}");
+    // Putting the bytes back makes the directory whole again: the reader finds nothing new,
+    // and the writer commits.
+    std::fs::write(ix.join("seg-000002.sdx"), &a).unwrap();
+    assert!(!reader.refresh().unwrap());
+    assert_eq!(state(&reader.snapshot()), before);
+    assert_eq!(w.finish_commit(&[], None).unwrap(), 4);
+    assert!(reader.refresh().unwrap());
+    assert_eq!(reader.snapshot().n_live(), before.len() as u64 + 5);
+}

@@ -1,0 +1,75 @@
+"""Files copied into the directory of an open index (helper-88): a backup restored with
+``cp -r backup/. ix/`` or ``rsync --exclude LOCK`` between a writer's ``add`` and its
+``commit``. The commit recorded the writer's checksums over the backup's files and the index
+could not be opened again; now the commit is refused and the directory keeps what the copy
+left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from sparsedex import SparseIndex
+from sparsedex.errors import ConflictError
+
+
+def _copy_into(src, dst, skip=()):
+    """``cp -r src/. dst/``: every file written over the one of the same name, in place."""
+    for name in os.listdir(src):
+        if name not in skip:
+            with open(os.path.join(src, name), "rb") as f, open(os.path.join(dst, name), "wb") as g:
+                g.write(f.read())
+
+
+@pytest.mark.parametrize("backup", ["same index", "another index"])
+def test_a_commit_over_a_backup_copied_into_the_directory_is_refused(tmp_path, backup):
+    ix, bk = tmp_path / "ix", tmp_path / "bk"
+    base = [f"base{i}u common" for i in range(5)]
+    x = SparseIndex("bm25", path=ix)
+    x.add(base, ids=[f"b{i}" for i in range(5)])
+    x.commit()
+    x.close()
+    if backup == "same index":
+        shutil.copytree(ix, bk)
+    else:
+        with SparseIndex("bm25", path=bk) as y:
+            y.add(base, ids=[f"b{i}" for i in range(5)])
+            y.commit()
+    with SparseIndex.open(bk) as y:
+        y.add([f"bk{i}u common" for i in range(6)], ids=[f"k{i}" for i in range(6)])
+        y.commit()
+    os.unlink(bk / "LOCK")  # a backup tool that leaves lock files out
+    with SparseIndex.open(ix) as y:
+        y.add([f"ix{i}u common" for i in range(4)], ids=[f"i{i}" for i in range(4)])
+        y.commit()
+    h = SparseIndex.open(ix)
+    h.add(["hnewu common"], ids=["hnew"])  # h holds the writer lock now
+    _copy_into(bk, ix)
+    with pytest.raises(ConflictError, match="CURRENT was replaced since this index read it"):
+        h.commit()  # was: committed, and the index could not be opened again
+    h.close()
+    with SparseIndex.open(ix) as r:  # what the copy left: the backup, whole
+        assert sorted(r.ids()) == sorted([f"b{i}" for i in range(5)] + [f"k{i}" for i in range(6)])
+        assert [x.id for x in r.search("bk2u")] == ["k2"]
+
+
+def test_a_commit_over_segment_files_copied_in_is_refused(tmp_path):
+    """Only the segment files copied in (CURRENT and the manifests left out): the stamps of the
+    files the writer read tell."""
+    ix, bk = tmp_path / "ix", tmp_path / "bk"
+    with SparseIndex("bm25", path=ix) as x:
+        x.add(["base common"], ids=["b"])
+        x.commit()
+    shutil.copytree(ix, bk)
+    for d, tag, n in [(ix, "ix", 4), (bk, "bk", 40)]:
+        with SparseIndex.open(d) as y:
+            y.add([f"{tag}{i}u common" for i in range(n)], ids=[f"{tag}{i}" for i in range(n)])
+            y.commit()
+    h = SparseIndex.open(ix)
+    h.add(["hnewu common"], ids=["hnew"])
+    _copy_into(bk, ix, skip=[n for n in os.listdir(bk) if not n.startswith("seg-")] + ["LOCK"])
+    with pytest.raises(ConflictError, match=r"seg-000002\.\w+ (has another size|was rewritten)"):
+        h.commit()
+    h.close()

@@ -73,3 +73,46 @@ def test_a_commit_over_segment_files_copied_in_is_refused(tmp_path):
     with pytest.raises(ConflictError, match=r"seg-000002\.\w+ (has another size|was rewritten)"):
         h.commit()
     h.close()
+
+
+def test_statistics_with_df_zero_for_a_held_term_are_refused():
+    """helper-88 MEDIUM: df 0 for a term documents of the index hold made search() return
+    nothing, silently; explain() with a df at the top of the u64 range raised a raw
+    OverflowError."""
+    from sparsedex import Bm25Stats
+
+    ix = SparseIndex("bm25")
+    ix.add(["apple banana", "apple cherry cherry", "durian"], ids=[0, 1, 2])
+    t = int(ix.collection_stats(["apple"]).terms[0])
+    bad = Bm25Stats(3, 5, [t], [0])
+    for call in (lambda: ix.search("apple", collection_stats=bad),
+                 lambda: ix.search_batch(["durian", "apple"], collection_stats=Bm25Stats(
+                     3, 5, [t, int(ix.collection_stats(["durian"]).terms[0])], [0, 1])),
+                 lambda: ix.explain("apple", 0, collection_stats=bad)):
+        with pytest.raises(ValueError, match=r"document frequency 0 for 'appl'.*which 2 document\(s\) of this index hold"):
+            call()
+    # df 0 for a term the index lacks is fine (it matches nothing here)
+    other = ix.collection_stats(["apple", "zebra"])
+    assert [h.id for h in ix.search("apple zebra", collection_stats=other)] == [0, 1]
+    huge = Bm25Stats(2**64 - 1, 2**64 - 1, [t], [2**64 - 1])
+    e = ix.explain("apple", 0, collection_stats=huge)
+    assert e.score == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_newline_added_to_the_lock_file_is_not_another_hold(tmp_path):
+    """helper-88 LOW: an editor's final newline appended to LOCK made its holder refuse every
+    commit ("overwritten while this writer held it"); another hold's text still refuses."""
+    from sparsedex import IndexLockedError
+
+    with SparseIndex(None, vocab_size=100, path=tmp_path / "ix") as h:
+        h.add([{1: 1.0}], ids=["a"])
+        h.commit()
+        with open(tmp_path / "ix" / "LOCK", "ab") as f:
+            f.write(b"\n")
+        h.add([{2: 1.0}], ids=["b"])
+        h.commit()
+        text = (tmp_path / "ix" / "LOCK").read_bytes()
+        (tmp_path / "ix" / "LOCK").write_bytes(text.replace(b"hold ", b"hold 0"))
+        h.add([{3: 1.0}], ids=["c"])
+        with pytest.raises(IndexLockedError, match="overwritten while this writer held it"):
+            h.commit()

@@ -225,8 +225,9 @@ def endpoint(path: str, root: str = "", strict: bool = False) -> str:
         p = p[len(root):]
     elif root and strict:
         return p
-    # one leading and one trailing slash: "//search" or "/search//" is not the endpoint's path
-    # (they reached it while every slash was stripped)
+    # one leading and one trailing slash: "/search//" is not the endpoint's path (it reached it
+    # while every slash was stripped). "//search" is, under the plain server: Python's
+    # http.server collapses leading slashes of the request path to one before we see it.
     p = p[1:] if p.startswith("/") else p
     return p[:-1] if p.endswith("/") else p
 

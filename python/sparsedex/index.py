@@ -1329,6 +1329,7 @@ class SparseIndex:
         terms = np.asarray(terms, dtype=np.uint32)
         missing = terms[~np.isin(terms, np.asarray(stats.terms, dtype=np.uint32))]
         if not missing.size:
+            self._check_stats_df(stats, terms, query)
             return
         vocab = getattr(getattr(self.encoder, "vocabulary", None), "terms", None)
         typed: dict[int, str] = {}
@@ -1352,6 +1353,29 @@ class SparseIndex:
         raise ValueError(
             f"the BM25 statistics given (collection_stats=) have no document frequency for {', '.join(words)}{more} "
             f"of {where}: make them with collection_stats() over every query's text (or with no terms: all of them)"
+        )
+
+    def _check_stats_df(self, stats: _core.Bm25Stats, terms: np.ndarray, query: int | None) -> None:
+        """A document frequency of 0 in ``stats`` for a query term that documents of this index
+        hold cannot be (statistics count every document of the collection, this index's too):
+        the engine takes df 0 for a term absent from the collection and left it out, so the
+        search found nothing, silently (helper-88)."""
+        zero = np.asarray(stats.terms, dtype=np.uint32)[np.asarray(stats.df, dtype=np.uint64) == 0]
+        zero = np.intersect1d(zero, terms)
+        if not zero.size:
+            return
+        local = self._snap().core.bm25_stats(zero)
+        held = [(int(t), int(d)) for t, d in zip(local.terms.tolist(), local.df.tolist()) if d > 0]
+        if not held:
+            return
+        vocab = getattr(getattr(self.encoder, "vocabulary", None), "terms", None)
+        t, d = held[0]
+        term = repr(vocab[t]) if vocab is not None and t < len(vocab) else f"term {t}"
+        where = "the query" if query is None else f"query {query}"
+        raise ValueError(
+            f"the BM25 statistics given (collection_stats=) give document frequency 0 for {term} of {where}, "
+            f"which {d} document(s) of this index hold: statistics must count every document of the collection, "
+            f"this index's included (make them with collection_stats(), summed over shards with Bm25Stats.sum)"
         )
 
     # searching --------------------------------------------------------------------------------
@@ -1786,7 +1810,7 @@ class SparseIndex:
         idx = np.asarray(q.indices, dtype=np.uint32)
         st = stats if stats is not None else self._snap().core.bm25_stats(idx)
         df_of = dict(zip(st.terms.tolist(), st.df.tolist()))
-        df = np.asarray([df_of.get(int(t), 0) for t in idx.tolist()], dtype=np.int64)
+        df = np.asarray([df_of.get(int(t), 0) for t in idx.tolist()], dtype=np.uint64)
         has = df > 0
         w = bm25_idf(df[has], st.n_docs) * np.asarray(q.values, dtype=np.float64)[has]
         return SparseEmbedding(indices=idx[has], values=w.astype(np.float32))

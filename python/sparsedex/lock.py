@@ -124,11 +124,12 @@ class WriterLock:
             )
         try:
             with open(self.path, "rb") as f:
-                content = f.read(len(self._content) + 1)
+                content = f.read(len(self._content) + 64).strip()
         except OSError:
             content = b""
         # empty: truncated by another process's attempt to take the lock (filelock 3.x opened
-        # the file with O_TRUNC), not a copy; a copy brings another hold's non-empty text
+        # the file with O_TRUNC), not a copy; a copy brings another hold's non-empty text.
+        # Whitespace around the text (an editor's final newline) is not another hold.
         if content and content != self._content:
             raise IndexLockedError(
                 f"{self.path} was overwritten while this writer held it (files copied into the index "

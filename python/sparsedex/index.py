@@ -728,14 +728,8 @@ class SparseIndex:
             if mark is not None and len(vocab) == mark[3] and self._store.vocabulary_extends(mark):
                 pass  # the committed vocabulary begins with this dictionary (by its checksum)
             elif len(vocab) > n or self._store.vocabulary(0)[: len(vocab)] != vocab.terms_from(0):
-                moving = self._epoch & 1  # already inside a move (_writer_moves)
-                if not moving:
-                    self._epoch += 1  # odd: reads wait (see _view)
-                try:
+                with self._moving():
                     self._reload_bm25_encoder()
-                finally:
-                    if not moving:
-                        self._epoch += 1
                 vocab = self._enc.vocabulary
             self._vocab_session = session
         if len(vocab) < n:
@@ -749,14 +743,26 @@ class SparseIndex:
         ``delete()`` the handle searched the newer commit with its old dictionary (another
         writer's new words found nothing, or, after a backup was restored under it, other
         documents) until its next add, and reads in between paired the two (helper-87)."""
-        with self._lock:  # every path here holds it already (the order is this lock, then the store's)
-            self._epoch += 1  # odd: reads wait (see _view)
-            try:
-                load()
-                if self._enc is not None and self._bm25 and hasattr(self._enc, "vocabulary"):
-                    self._sync_vocabulary()
-            finally:
-                self._epoch += 1
+        # every path here holds the lock already (the order is this lock, then the store's)
+        with self._lock, self._moving():
+            load()
+            if self._enc is not None and self._bm25 and hasattr(self._enc, "vocabulary"):
+                self._sync_vocabulary()
+
+    @contextlib.contextmanager
+    def _moving(self) -> Iterator[None]:
+        """The writer side of the seqlock of :meth:`_view`: ``_epoch`` is odd while the handle
+        moves its snapshot and encoder (reads wait, then read the pair again). Re-entrant: a
+        move inside a move (the dictionary reloaded while the writer moves, inside a refresh)
+        leaves the count alone. The caller holds ``_lock``."""
+        if self._epoch & 1:
+            yield
+            return
+        self._epoch += 1  # odd: reads wait
+        try:
+            yield
+        finally:
+            self._epoch += 1
 
     @property
     def _has_encoder(self) -> bool:
@@ -992,12 +998,8 @@ class SparseIndex:
         index --overwrite``) built with another encoder, the handle takes that index's encoder;
         an encoder given to :meth:`open` is kept only where it matches the new index (else a
         warning says the handle switched)."""
-        with self._lock:
-            self._epoch += 1  # odd: reads wait (see _view)
-            try:
-                return self._refresh()
-            finally:
-                self._epoch += 1
+        with self._lock, self._moving():
+            return self._refresh()
 
     def _refresh(self) -> bool:
         before = self._store.settings.get("encoder")
@@ -1129,7 +1131,7 @@ class SparseIndex:
         term dictionary from the vocabulary file (or, in older indexes, the settings)."""
         from .encoders.bm25 import Bm25Encoder
 
-        record = self._store.vocabulary_record() if self._store.vocabulary_len() is not None else None
+        record = self._store.vocabulary_record()
         terms = self._bm25_terms(ident)
         ident = {k: v for k, v in ident.items() if k != "vocab_size" or "vocabulary" in ident}
         try:

@@ -116,3 +116,35 @@ def test_a_newline_added_to_the_lock_file_is_not_another_hold(tmp_path):
         h.add([{3: 1.0}], ids=["c"])
         with pytest.raises(IndexLockedError, match="overwritten while this writer held it"):
             h.commit()
+
+
+def test_a_search_over_files_rewritten_under_the_handle_says_so(tmp_path):
+    """A backup copied over the files of an open index (in place, so the mapped bytes change;
+    here the copy is larger, so no SIGBUS): the search met bytes its structure does not allow
+    and reported "internal error (please report it)" (helper-88). It names the file now."""
+    from sparsedex.errors import CorruptIndexError
+
+    ix, bk = tmp_path / "ix", tmp_path / "bk"
+    with SparseIndex("bm25", path=ix) as x:
+        x.add([f"base{i}u common" for i in range(5)], ids=[f"b{i}" for i in range(5)])
+        x.commit()
+    shutil.copytree(ix, bk)
+    with SparseIndex.open(ix) as x:
+        x.add([f"ix{i}u common" for i in range(4)], ids=[f"i{i}" for i in range(4)])
+        x.commit()
+    with SparseIndex.open(bk) as x:
+        x.add([f"bk{i}u common w{i % 50}" for i in range(3000)], ids=[f"k{i}" for i in range(3000)])
+        x.commit()
+    h = SparseIndex.open(ix)
+    assert (bk / "seg-000002.sdx").stat().st_size > (ix / "seg-000002.sdx").stat().st_size
+    _copy_into(bk, ix, skip=["LOCK"])
+    errors = []
+    for q in ["ix2u", "common", "base1u"]:
+        try:
+            h.search(q, k=3)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    assert errors, "the search read the rewritten bytes without noticing"
+    for e in errors:
+        assert isinstance(e, CorruptIndexError) and "seg-000002.sdx has another size under this open index" in str(e), e
+    h.close()

@@ -418,10 +418,38 @@ def _one_view(method: Any) -> Any:
         pins.view = self._view()
         try:
             return method(self, *args, **kwargs)
+        except (SparsedexError, ValueError) as e:
+            err = _files_changed_under(self, e)
+            if err is e:
+                raise
+            raise err from e
         finally:
             pins.view = None
 
     return read
+
+
+def _files_changed_under(ix: "SparseIndex", e: Exception) -> Exception:
+    """``e``, or, when it is the engine's internal error or a ValueError and a file of the
+    handle's commit was rewritten under it since it was read (files copied over the directory
+    of an open index: the memory-mapped bytes changed under the search), a
+    :class:`CorruptIndexError` that says so (it read "internal error (please report it)", or
+    named statistics the user never gave, helper-88)."""
+    if isinstance(e, SparsedexError) and not str(e).startswith("internal error"):
+        return e
+    if getattr(ix, "_store", None) is None or ix._store.path is None:
+        return e
+    try:
+        changed = ix._store._core.changed_file()
+    except Exception:  # noqa: BLE001 - only for a better message
+        return e
+    if changed is None:
+        return e
+    return CorruptIndexError(
+        f"{ix._store.path}: {changed} under this open index (files copied into its directory, such as a "
+        "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
+        "directory and switch to it (rename, or move a symbolic link), then open it or refresh()"
+    )
 
 
 # Every SparseIndex of this process: a fork() child gets fresh locks for them, as for the

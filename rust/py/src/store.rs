@@ -227,6 +227,13 @@ impl PyStore {
         }))
     }
 
+    /// The first file of the current commit rewritten or removed since this store read it
+    /// (`"<name> <how>"`), or None.
+    fn changed_file(&self, py: Python<'_>) -> Option<String> {
+        let s = &self.inner;
+        enter(py, || Ok(s.changed_file())).ok().flatten()
+    }
+
     /// Test hook: call `held()` then `wait()` while holding the store's writer state, as a
     /// thread inside a commit does (tests/test_fork.py forks meanwhile).
     fn _hold_writer_for_test(&self, held: &Bound<'_, PyAny>, wait: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -235,6 +235,18 @@ impl Store {
         self.writer_opt().ok_or_else(inherited_busy)
     }
 
+    /// The first file of the current commit that was rewritten or removed since this store
+    /// read it (its size or modification time differs and its bytes no longer match the
+    /// manifest's record), as `"<name> <how>"`; `None` when every file is as read, and in
+    /// memory. One `stat` per file: for explaining a failure (a search that met bytes its
+    /// structure does not allow, because files were copied over the directory of the open
+    /// index), not for every call.
+    pub fn changed_file(&self) -> Option<String> {
+        let dir = self.dir.as_ref()?;
+        let c = self.stamps.changed(dir, &self.snapshot())?;
+        Some(format!("{} {}", c.name, c.how))
+    }
+
     /// Run `f` holding the writer state (a test hook: as a thread inside a commit holds it).
     #[doc(hidden)]
     pub fn hold_writer_while<T>(&self, f: impl FnOnce() -> T) -> Result<T> {

@@ -334,3 +334,47 @@ def test_forked_child_is_refused_the_writer_state_a_parent_thread_held(tmp_path)
     assert "ConflictError: this index handle was inherited through fork()" in got, got
     assert "[7]" in got and "closed" in got, got
     ix.close()
+
+
+def test_fork_waits_for_sqlite_calls_in_progress():
+    """SQLite's global mutexes stay locked in a child forked while another thread was inside
+    an SQLite call, and the child's first SQLite call hangs (helper-90: children of a parent
+    writing or merging, in sqlite3.connect). fork() now waits at the gate every SQLite call of
+    sparsedex runs in, until the calls in progress end."""
+    import os
+    import threading
+
+    from sparsedex import docs
+
+    inside, left = threading.Event(), []
+
+    def call() -> None:  # a thread inside an SQLite call of sparsedex
+        with docs._GATE:
+            inside.set()
+            time.sleep(0.5)
+            left.append(time.monotonic())
+
+    t = threading.Thread(target=call)
+    t.start()
+    inside.wait(10)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        os._exit(0)
+    forked = time.monotonic()
+    t.join()
+    os.waitpid(pid, 0)
+    assert left and forked >= left[0], "fork() went ahead while a thread was inside SQLite"
+    with docs._GATE:  # open again in the parent
+        pass
+
+
+def test_sparsedex_errors_cross_process_boundaries():
+    """A worker of a multiprocessing Pool that raised CorruptIndexError failed to send it back
+    ("Can't pickle <class '_core.CorruptIndexError'>": the class named a module '_core')."""
+    import pickle
+
+    from sparsedex.errors import ConflictError, CorruptIndexError, SparsedexError
+
+    for cls in (SparsedexError, CorruptIndexError, ConflictError):
+        e = pickle.loads(pickle.dumps(cls("seg-000001.sdx: missing")))
+        assert type(e) is cls and str(e) == "seg-000001.sdx: missing"

@@ -264,6 +264,68 @@ def _raise_if_out_of_files(fh: Any, path: Path) -> None:
             ) from None
 
 
+class _ForkGate:
+    """Makes ``fork()`` wait until no thread of this process is inside SQLite.
+
+    SQLite is not fork-safe: its global mutexes (memory statistics, the Unix VFS's list of
+    open files) stay locked for ever in a child forked while another thread was inside any
+    SQLite call, and the child's first SQLite call, even opening a new connection, hangs
+    (helper-90: 1-4 of 20-30 children of a parent writing or merging). Every SQLite call of
+    this module runs inside the gate (``with _GATE:``, one statement or a bounded chunk at a
+    time, re-entrant per thread); ``os.register_at_fork(before=...)`` closes it and waits for
+    the calls in progress to end (at most 30 s, then forks anyway), and it opens again after the
+    fork, in the parent and, as a new gate, in the child."""
+
+    def __init__(self) -> None:
+        # re-entrant: a __del__ run by the garbage collector inside before_fork enters too
+        self._cv = threading.Condition(threading.RLock())
+        self._inside = 0
+        self._forking = False
+        self._forker = 0
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        if not depth:
+            with self._cv:
+                while self._forking and self._forker != threading.get_ident():
+                    self._cv.wait()
+                self._inside += 1
+        self._local.depth = depth + 1
+
+    def __exit__(self, *exc: Any) -> None:
+        self._local.depth -= 1
+        if not self._local.depth:
+            with self._cv:
+                self._inside -= 1
+                if not self._inside:
+                    self._cv.notify_all()
+
+    def before_fork(self) -> None:
+        self._cv.acquire()
+        self._forking, self._forker = True, threading.get_ident()
+        # a fork from inside the gate (its own calls) cannot wait for itself
+        mine = 1 if getattr(self._local, "depth", 0) else 0
+        self._cv.wait_for(lambda: self._inside <= mine, timeout=30)
+        # the lock stays held across the fork: nothing enters meanwhile
+
+    def after_fork_in_parent(self) -> None:
+        self._forking = False
+        self._cv.notify_all()
+        self._cv.release()
+
+
+_GATE = _ForkGate()
+
+
+def _gate_before_fork() -> None:
+    _GATE.before_fork()
+
+
+def _gate_after_fork_in_parent() -> None:
+    _GATE.after_fork_in_parent()
+
+
 # Every open documents file of this process, and what a fork() child set aside: see
 # SqliteDocs._reopen_in_child.
 _OPEN_DOCS: "weakref.WeakSet[SqliteDocs]" = weakref.WeakSet()
@@ -272,13 +334,18 @@ _INHERITED: list[Any] = []
 
 def _after_fork_in_child() -> None:
     """Each open documents file gets a fresh lock in a fork() child (a parent thread may have
-    held the old one at the fork); its connection is replaced on first use."""
+    held the old one at the fork); its file handle is replaced on first use, and the fork gate
+    is new."""
+    global _GATE
+    _GATE = _ForkGate()
     for d in list(_OPEN_DOCS):
         d._lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_gate_before_fork, after_in_parent=_gate_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class SqliteDocs(SegmentDocs):
@@ -308,10 +375,11 @@ class SqliteDocs(SegmentDocs):
             raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
         try:
             # Opening the connection opens the file: from here on a collected file stays readable.
-            self._conn = sqlite3.connect(
-                f"file:{self.path.as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA query_only = 1")
+            with _GATE:
+                self._conn = sqlite3.connect(
+                    f"file:{self.path.as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                )
+                self._conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as e:
             _raise_if_out_of_files(self._fh, self.path)
             raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
@@ -326,12 +394,13 @@ class SqliteDocs(SegmentDocs):
             # The file handle too: left to the garbage collector, each dropped segment's handle
             # printed a ResourceWarning (`python -X dev`, pytest), after every refresh() past a
             # merge or a replaced directory and at exit.
-            for res in (getattr(self, "_conn", None), getattr(self, "_fh", None)):
-                if res is not None:
-                    try:
-                        res.close()
-                    except Exception:  # pragma: no cover - best effort at teardown
-                        pass
+            with _GATE:
+                for res in (getattr(self, "_conn", None), getattr(self, "_fh", None)):
+                    if res is not None:
+                        try:
+                            res.close()
+                        except Exception:  # pragma: no cover - best effort at teardown
+                            pass
         except KeyboardInterrupt:
             # Python prints an exception raised in __del__ and drops it ("Exception ignored
             # in ..."): a Ctrl-C landing here (each merged-away segment runs this, so a bulk
@@ -340,38 +409,35 @@ class SqliteDocs(SegmentDocs):
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold this file's lock, with a connection and a file handle of this process."""
-        with self._lock:
+        """Hold this file's lock (inside the fork gate), with a file handle of this process."""
+        with self._lock, _GATE:
             if self._pid != os.getpid():
                 self._reopen_in_child()
             yield
 
     def _reopen_in_child(self) -> None:
-        """In a ``fork()`` child (the at-fork hook gave it a fresh lock): a connection and a
-        file handle of its own. The inherited ones may be locked for good (SQLite's connection
-        mutex, the buffered reader's lock) by a parent thread that was reading at the fork, a
-        thread the child does not have (helper-88: 14 of 20 children searching an inherited
-        handle hung); SQLite also forbids carrying a connection across fork(). They are kept,
-        never used or closed (closing takes those locks). The file is reopened through the
-        inherited descriptor where the system allows (a writer may have collected its name),
-        else by name."""
-        _INHERITED.extend(r for r in (self._conn, self._fh) if r is not None)
+        """In a ``fork()`` child (the at-fork hook gave this file a fresh lock): the connection
+        is kept, since no thread was inside SQLite at the fork (:class:`_ForkGate`) and it is
+        read-only and immutable (no file locks, no journal, which is what SQLite's rule
+        against carrying connections across fork() protects); reopening it failed for a file a
+        merge had collected (SQLite resolves ``/proc/self/fd`` links to the deleted name). The
+        file handle of the checksum pass and :meth:`copy_to` is replaced: a parent thread may
+        have been reading it at the fork (its lock held for good), and the child must not move
+        the parent's file offset. It is reopened through the inherited descriptor where the
+        system allows (the name may be collected), else by name; the inherited one is kept,
+        never used or closed (closing takes its lock)."""
         self._pid = os.getpid()
-        src = str(self.path)
-        if self._fh is not None and os.path.exists(f"/proc/self/fd/{self._fh.fileno()}"):
-            src = f"/proc/self/fd/{self._fh.fileno()}"
-        try:
-            fh = open(src, "rb")
-        except FileNotFoundError:
-            raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
-        src = f"/proc/self/fd/{fh.fileno()}" if src.startswith("/proc/") else src
-        try:
-            conn = sqlite3.connect(f"file:{Path(src).as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-            conn.execute("PRAGMA query_only = 1")
-        except sqlite3.Error as e:
-            fh.close()
-            raise CorruptIndexError(f"{self.path}: cannot open the documents database ({e})") from None
-        self._fh, self._conn = fh, conn
+        old, self._fh = self._fh, None
+        if old is None:
+            return
+        _INHERITED.append(old)
+        proc = f"/proc/self/fd/{old.fileno()}"
+        for src in (proc, str(self.path)):
+            try:
+                self._fh = open(src, "rb")
+                return
+            except OSError:
+                continue
 
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"{self.path}: {what}")
@@ -545,6 +611,11 @@ class SqliteDocs(SegmentDocs):
 
 
 def _create(path: Path, segment: str, n: int) -> sqlite3.Connection:
+    with _GATE:
+        return _create_in_gate(path, segment, n)
+
+
+def _create_in_gate(path: Path, segment: str, n: int) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path.as_posix()}", uri=True, isolation_level=None)
     conn.executescript(
         f"""
@@ -609,6 +680,7 @@ def _failed_write(e: BaseException, tmp: Path, what: str) -> None:
 
 
 _CHUNK_DOCS = 8192  # payloads per INSERT ... SELECT FROM json_each
+_COPY_DOCS = 1 << 16  # documents per INSERT ... SELECT of a merge's copy (one call in the fork gate)
 _CHUNK_CHARS = 1 << 26  # ... and at most this much JSON (SQLite's string limit is 1e9 bytes)
 
 
@@ -628,13 +700,17 @@ def _insert_payloads(conn: sqlite3.Connection, payloads: Sequence[str | None]) -
         chunk = payloads[start:stop]
         array = "[" + ",".join("null" if p is None else p for p in chunk) + "]"
         try:
-            conn.execute(
-                "INSERT INTO docs SELECT ? + key, value, NULL FROM json_each(?)", (start, array)
-            )
+            with _GATE:
+                conn.execute(
+                    "INSERT INTO docs SELECT ? + key, value, NULL FROM json_each(?)", (start, array)
+                )
         except sqlite3.OperationalError as e:  # pragma: no cover - SQLite built without JSON
             if "json_each" not in str(e):
                 raise
-            conn.executemany("INSERT INTO docs VALUES (?, ?, NULL)", ((start + i, p) for i, p in enumerate(chunk)))
+            with _GATE:
+                conn.executemany(
+                    "INSERT INTO docs VALUES (?, ?, NULL)", ((start + i, p) for i, p in enumerate(chunk))
+                )
         start = stop
 
 
@@ -654,15 +730,20 @@ def write_docs(
     try:
         conn = _create(tmp, segment, n)
         try:
-            conn.execute("BEGIN")
+            with _GATE:
+                conn.execute("BEGIN")
             if texts is None:
                 _insert_payloads(conn, payloads)
             else:
-                rows = ((i, p, t) for i, (p, t) in enumerate(zip(payloads, texts)))
-                conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
-            conn.execute("COMMIT")
+                for a in range(0, n, _CHUNK_DOCS):
+                    rows = zip(range(a, a + _CHUNK_DOCS), payloads[a : a + _CHUNK_DOCS], texts[a : a + _CHUNK_DOCS])
+                    with _GATE:
+                        conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+            with _GATE:
+                conn.execute("COMMIT")
         finally:
-            conn.close()
+            with _GATE:
+                conn.close()
         _publish(tmp, dest)
     except BaseException as e:
         _failed_write(e, tmp, f"segment {segment}")
@@ -673,21 +754,25 @@ def _fill_map(conn: sqlite3.Connection, new: np.ndarray, old: np.ndarray) -> Non
     """Replace the rows of ``temp.map`` by the pairs ``(new[i], old[i])``: one JSON array
     unpacked by ``json_each`` per chunk (no Python-level binding per row; without SQLite's
     JSON functions, one row at a time)."""
-    conn.execute("BEGIN")
-    conn.execute("DELETE FROM temp.map")
+    with _GATE:
+        conn.execute("BEGIN")
+        conn.execute("DELETE FROM temp.map")
     for a in range(0, new.shape[0], _CHUNK_DOCS * 8):
         nw, ol = new[a : a + _CHUNK_DOCS * 8], old[a : a + _CHUNK_DOCS * 8]
         try:
-            conn.execute(
-                "INSERT INTO temp.map SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-                "FROM json_each(?)",
-                (json.dumps(np.stack([nw, ol], axis=1).tolist()),),
-            )
+            with _GATE:
+                conn.execute(
+                    "INSERT INTO temp.map SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+                    "FROM json_each(?)",
+                    (json.dumps(np.stack([nw, ol], axis=1).tolist()),),
+                )
         except sqlite3.OperationalError as e:  # pragma: no cover - SQLite built without JSON
             if "json_each" not in str(e) and "json_extract" not in str(e):
                 raise
-            conn.executemany("INSERT INTO temp.map VALUES (?, ?)", zip(nw.tolist(), ol.tolist()))
-    conn.execute("COMMIT")
+            with _GATE:
+                conn.executemany("INSERT INTO temp.map VALUES (?, ?)", zip(nw.tolist(), ol.tolist()))
+    with _GATE:
+        conn.execute("COMMIT")
 
 
 class CopyCancelled(Exception):
@@ -755,7 +840,8 @@ def merge_docs(
         conn = _create(tmp, segment, n)
         try:
             cancel.attach(conn)
-            conn.execute("CREATE TEMP TABLE map (new INTEGER PRIMARY KEY, old INTEGER NOT NULL)")
+            with _GATE:
+                conn.execute("CREATE TEMP TABLE map (new INTEGER PRIMARY KEY, old INTEGER NOT NULL)")
             for i, m in enumerate(members):
                 cancel.check()
                 new = np.flatnonzero(om == i)
@@ -770,37 +856,50 @@ def merge_docs(
                     if not run:
                         _fill_map(conn, new, old)
                     cancel.check()
-                    conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
+                    with _GATE:
+                        conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
                     try:
                         text = "s.text" if keep_texts else "NULL"
-                        conn.execute("BEGIN")
-                        if run:
-                            conn.execute(
-                                f"INSERT INTO main.docs SELECT s.doc + ?, s.payload, {text} "
-                                "FROM src.docs AS s WHERE s.doc BETWEEN ? AND ? ORDER BY s.doc",
-                                (int(new[0] - old[0]), int(old[0]), int(old[-1])),
-                            )
-                        else:
-                            conn.execute(
-                                f"INSERT INTO main.docs SELECT map.new, s.payload, {text} "
-                                "FROM temp.map AS map JOIN src.docs AS s ON s.doc = map.old"
-                            )
-                        conn.execute("COMMIT")
+                        with _GATE:
+                            conn.execute("BEGIN")
+                        # in bounded ranges of documents, each one call inside the fork gate
+                        for a in range(0, new.size, _COPY_DOCS):
+                            lo, hi = a, min(a + _COPY_DOCS, new.size) - 1
+                            with _GATE:
+                                if run:
+                                    conn.execute(
+                                        f"INSERT INTO main.docs SELECT s.doc + ?, s.payload, {text} "
+                                        "FROM src.docs AS s WHERE s.doc BETWEEN ? AND ? ORDER BY s.doc",
+                                        (int(new[0] - old[0]), int(old[lo]), int(old[hi])),
+                                    )
+                                else:
+                                    conn.execute(
+                                        f"INSERT INTO main.docs SELECT map.new, s.payload, {text} "
+                                        "FROM temp.map AS map JOIN src.docs AS s ON s.doc = map.old "
+                                        "WHERE map.new BETWEEN ? AND ? ORDER BY map.new",
+                                        (int(new[lo]), int(new[hi])),
+                                    )
+                        with _GATE:
+                            conn.execute("COMMIT")
                     finally:
-                        conn.execute("DETACH DATABASE src")
+                        with _GATE:
+                            conn.execute("DETACH DATABASE src")
                 else:
                     ol = old.tolist()
                     pls = payloads_json(m.stored_payloads(ol))
                     txs = m.texts(ol) if keep_texts else [None] * len(ol)
-                    conn.execute("BEGIN")
-                    conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))
-                    conn.execute("COMMIT")
-            (count,) = conn.execute("SELECT count(*) FROM docs").fetchone()
+                    with _GATE:
+                        conn.execute("BEGIN")
+                        conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))
+                        conn.execute("COMMIT")
+            with _GATE:
+                (count,) = conn.execute("SELECT count(*) FROM docs").fetchone()
             if count != n:
                 raise CorruptIndexError(f"merging documents into {dest.name}: {count} rows copied, expected {n}")
         finally:
             cancel.detach()
-            conn.close()
+            with _GATE:
+                conn.close()
         cancel.check()
         _publish(tmp, dest, new=True)
     except BaseException as e:

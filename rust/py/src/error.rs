@@ -7,15 +7,15 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use sparsedex_core::Error;
 
-pyo3::create_exception!(_core, SparsedexError, PyException, "Base class of sparsedex errors.");
+pyo3::create_exception!(sparsedex._core, SparsedexError, PyException, "Base class of sparsedex errors.");
 pyo3::create_exception!(
-    _core,
+    sparsedex._core,
     CorruptIndexError,
     SparsedexError,
     "An index file is truncated, corrupted, of another format version, or not an index file."
 );
 pyo3::create_exception!(
-    _core,
+    sparsedex._core,
     ConflictError,
     SparsedexError,
     "The index was changed by another writer meanwhile, or a call came in the wrong order."

@@ -148,3 +148,35 @@ def test_a_search_over_files_rewritten_under_the_handle_says_so(tmp_path):
     for e in errors:
         assert isinstance(e, CorruptIndexError) and "seg-000002.sdx has another size under this open index" in str(e), e
     h.close()
+
+
+def test_a_refused_commit_writes_nothing_over_a_restored_backup(tmp_path):
+    """helper-90 HIGH: a backup written by save() (its own segment numbering) copied into the
+    directory without LOCK while a writer had documents staged: the commit was refused, but
+    only after it had written its new segment's files under a name the restored commit uses,
+    and the restored index could not be opened any more. The directory is checked before any
+    file is written now."""
+    ix, work, bk = tmp_path / "ix", tmp_path / "work", tmp_path / "bk"
+    w = SparseIndex(None, vocab_size=1000, path=ix)
+    for i in range(3):
+        w.add([{i * 10 + j: 1.0 + j} for j in range(50)], ids=[f"a{i}-{j}" for j in range(50)])
+        w.commit()
+    w.close()
+    shutil.copytree(ix, work)
+    with SparseIndex.open(work) as b:
+        b.add([{900: 1.0}] * 30, ids=[f"b{j}" for j in range(30)])
+        b.commit()
+        b.delete(["a0-0", "a0-1"])
+        b.commit()
+        b.save(bk)
+    with SparseIndex.open(bk) as r:
+        want = sorted(r.ids())
+    h = SparseIndex.open(ix)
+    h.add([{901: 2.0}] * 20, ids=[f"h{j}" for j in range(20)])
+    _copy_into(bk, ix, skip=["LOCK"])
+    with pytest.raises(ConflictError, match="CURRENT names manifest-000001, not the manifest-000004 this index read"):
+        h.commit()
+    h.close()
+    with SparseIndex.open(ix) as r:  # was: CorruptIndexError (seg-000004.sdx: ... bytes, the manifest records ...)
+        assert sorted(r.ids()) == want
+        assert [x.id for x in r.search({900: 1.0}, k=1)][0].startswith("b")

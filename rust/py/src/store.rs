@@ -234,6 +234,14 @@ impl PyStore {
         enter(py, || Ok(s.changed_file())).ok().flatten()
     }
 
+    /// Check, before a commit writes any file, that the directory still holds what this
+    /// writer read (CURRENT, and the size and modification time of every file): a
+    /// ConflictError naming what changed.
+    fn check_directory(&self, py: Python<'_>) -> PyResult<()> {
+        let s = &self.inner;
+        enter(py, || s.check_directory())
+    }
+
     /// Test hook: call `held()` then `wait()` while holding the store's writer state, as a
     /// thread inside a commit does (tests/test_fork.py forks meanwhile).
     fn _hold_writer_for_test(&self, held: &Bound<'_, PyAny>, wait: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -247,6 +247,43 @@ impl Store {
         Some(format!("{} {}", c.name, c.how))
     }
 
+    /// The directory still holds what this writer read or wrote: CURRENT's record of the
+    /// manifest, and the size and modification time of every file of `snap` (its current
+    /// snapshot; [`stamps`]). Else a [`Error::Conflict`] naming what changed: files were
+    /// copied or restored into the directory while the index was open.
+    fn check_unchanged(&self, w: &writer::Writer, dir: &Path, snap: &Snapshot) -> Result<()> {
+        if let Some(m) = &w.manifest {
+            check_current(dir, m)?;
+        }
+        if let Some(c) = self.stamps.changed(dir, snap) {
+            return Err(Error::Conflict(format!(
+                "{}: {} {} since this index read it: files were copied or restored into the directory while \
+                 the index was open (nothing was committed; reopen the index to work on what the directory \
+                 holds now)",
+                dir.display(),
+                c.name,
+                c.how
+            )));
+        }
+        Ok(())
+    }
+
+    /// Check, before a commit writes any file (the layer above calls it before writing a
+    /// segment's documents; [`Store::write_prepared`] and the commit itself check again), that
+    /// the directory still holds what this writer knows ([`Store::check_unchanged`]): a
+    /// backup restored into the directory between `add` and `commit` may use the very segment
+    /// name this commit is about to write, and writing it would damage the restored index
+    /// (helper-90). A no-op for a store that is not the writer (its next write call reloads
+    /// first) and in memory.
+    pub fn check_directory(&self) -> Result<()> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let w = self.writer()?;
+        if !w.is_writer {
+            return Ok(());
+        }
+        self.check_unchanged(&w, dir, &self.snapshot())
+    }
+
     /// Run `f` holding the writer state (a test hook: as a thread inside a commit holds it).
     #[doc(hidden)]
     pub fn hold_writer_while<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
@@ -498,19 +535,7 @@ impl Store {
         let mut staged_terms = lock(&self.staged_terms.0);
         let mut vocab = old.vocab.clone();
         if let Some(dir) = &self.dir {
-            if let Some(m) = &w.manifest {
-                check_current(dir, m)?;
-            }
-            if let Some(c) = self.stamps.changed(dir, &old) {
-                return Err(Error::Conflict(format!(
-                    "{}: {} {} since this index read it: files were copied or restored into the directory \
-                     while the index was open (nothing was committed; reopen the index to work on what the \
-                     directory holds now)",
-                    dir.display(),
-                    c.name,
-                    c.how
-                )));
-            }
+            self.check_unchanged(w, dir, &old)?;
             if let Some((first, terms)) = staged_terms.as_ref() {
                 let rec = match &settings.vocabulary {
                     Some(v) if v.n_terms == *first => vocab::append(dir, v, &old.uuid, terms)?,
@@ -640,9 +665,13 @@ fn check_current(dir: &Path, manifest: &Rec) -> Result<()> {
     let cur = load::parse_current(dir, raw.as_deref())?;
     if cur.manifest.name != manifest.name {
         return Err(Error::Conflict(format!(
-            "{}: another writer committed {} meanwhile (hold the writer lock around every write)",
+            "{}: {CURRENT} names {}, not the {} this index read: another writer committed meanwhile (hold the \
+             writer lock around every write), or a copy of an index was restored into the directory while it was \
+             open; nothing was committed: reopen the index to work on what the directory holds now",
             dir.display(),
-            cur.manifest.name
+            cur.manifest.name,
+            manifest.name,
+            CURRENT = files::CURRENT
         )));
     }
     if cur.manifest != *manifest {

@@ -463,6 +463,12 @@ impl Store {
         if self.dir.is_none() || p.written.is_some() {
             return Ok(());
         }
+        if let Some(dir) = &self.dir {
+            self.check_unchanged(&w, dir, &self.snapshot())?;
+        }
+        let Some(p) = w.prepared.as_mut() else {
+            return Err(Error::Conflict("nothing prepared".into()));
+        };
         if let Some((name, index, _)) = &p.segment {
             p.written = Some(self.write_engine(name, index, false)?);
         }

@@ -147,7 +147,47 @@ def test_a_search_over_files_rewritten_under_the_handle_says_so(tmp_path):
     assert errors, "the search read the rewritten bytes without noticing"
     for e in errors:
         assert isinstance(e, CorruptIndexError) and "seg-000002.sdx has another size under this open index" in str(e), e
+    # get() of a document the handle's commit holds: it read KeyError (helper-90)
+    with pytest.raises(CorruptIndexError, match="seg-000002.sdx has another size under this open index"):
+        h.get("i1")
     h.close()
+
+
+def test_an_engine_panic_prints_nothing_on_stderr(tmp_path):
+    """The same search in a process of its own, RUST_BACKTRACE unset: Rust's default panic
+    report ("thread '<unnamed>' panicked at ...") was printed on stderr besides the exception
+    that reports it (helper-90)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f'''
+        import os, shutil
+        from sparsedex import SparseIndex
+        ix, bk = {str(tmp_path / "ix")!r}, {str(tmp_path / "bk")!r}
+        with SparseIndex("bm25", path=ix) as x:
+            x.add(["base common"], ids=["b"]); x.commit()
+        shutil.copytree(ix, bk)
+        with SparseIndex.open(ix) as x:
+            x.add([f"ix{{i}}u common" for i in range(4)], ids=[f"i{{i}}" for i in range(4)]); x.commit()
+        with SparseIndex.open(bk) as x:
+            x.add([f"bk{{i}}u common w{{i % 50}}" for i in range(3000)], ids=[f"k{{i}}" for i in range(3000)]); x.commit()
+        h = SparseIndex.open(ix)
+        for n in os.listdir(bk):
+            if n != "LOCK":
+                with open(os.path.join(bk, n), "rb") as f, open(os.path.join(ix, n), "wb") as g:
+                    g.write(f.read())
+        for q in ["ix2u", "common"]:
+            try:
+                h.search(q)
+            except Exception as e:
+                print(type(e).__name__)
+    ''')
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "CorruptIndexError" in r.stdout, r.stdout
+    assert "panicked" not in r.stderr, r.stderr
 
 
 def test_a_refused_commit_writes_nothing_over_a_restored_backup(tmp_path):
@@ -180,3 +220,20 @@ def test_a_refused_commit_writes_nothing_over_a_restored_backup(tmp_path):
     with SparseIndex.open(ix) as r:  # was: CorruptIndexError (seg-000004.sdx: ... bytes, the manifest records ...)
         assert sorted(r.ids()) == want
         assert [x.id for x in r.search({900: 1.0}, k=1)][0].startswith("b")
+
+
+def test_default_ids_continue_from_commits_made_after_the_handle_opened(tmp_path):
+    """helper-90 MEDIUM: a handle opened while another writer added, used after that writer
+    closed: its add() numbered from its stale commit and was refused, "id 3 is already in the
+    index (replace it with an upsert)", though no id was passed."""
+    a = SparseIndex(None, vocab_size=100, path=tmp_path / "ix")
+    a.add([{1: 1.0}] * 3)
+    a.commit()
+    b = SparseIndex.open(tmp_path / "ix")
+    a.add([{2: 1.0}] * 2)
+    a.commit()
+    a.close()
+    assert b.add([{3: 1.0}]) == [5]
+    b.commit()
+    assert sorted(b.ids()) == [0, 1, 2, 3, 4, 5]
+    b.close()

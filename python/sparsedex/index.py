@@ -432,7 +432,7 @@ def _one_view(method: Any) -> Any:
 def _files_changed_under(ix: "SparseIndex", e: Exception) -> Exception:
     """``e``, or, when it is the engine's internal error or a ValueError and a file of the
     handle's commit was rewritten under it since it was read (files copied over the directory
-    of an open index: the memory-mapped bytes changed under the search), a
+    of an open index: the memory-mapped bytes changed under the search; get()'s KeyError too), a
     :class:`CorruptIndexError` that says so (it read "internal error (please report it)", or
     named statistics the user never gave, helper-88)."""
     if isinstance(e, SparsedexError) and not str(e).startswith("internal error"):
@@ -926,10 +926,14 @@ class SparseIndex:
     def _add(self, documents: Any, ids: Any, payloads: Any, *, upsert: bool) -> list[Any]:
         with self._lock:
             # encoding grows BM25's term dictionary: a refused add must leave it as it was
-            if self._bm25 and self._store.path is not None and not self._store.closed:
-                # term ids are assigned by encoding: as the writer, knowing every committed term
+            if (self._bm25 or ids is None) and self._store.path is not None and not self._store.closed:
+                # term ids are assigned by encoding, and default document ids continue from the
+                # largest one ever added: as the writer, knowing every commit (a handle opened
+                # while another writer added numbered from its stale commit: "id 3 is already in
+                # the index", helper-90)
                 self._store.begin_write()
-                self._sync_vocabulary()
+                if self._bm25:
+                    self._sync_vocabulary()
             vocab = getattr(self._encoder, "vocabulary", None) if self._bm25 else None
             mark = len(vocab) if vocab is not None else None
             try:
@@ -1770,10 +1774,17 @@ class SparseIndex:
         """The stored document ``id`` (KeyError if there is none): its text (None if not kept),
         payload and vector as stored (BM25: term frequencies). Reads only this document."""
         snap = self._snap()
-        si, d = self._locate(snap, id)
-        seg = snap.states[si].segment
-        idx, val = seg.index.get(d)
-        return Document(seg.index.id(d), seg.docs.text(d), seg.docs.payload(d), SparseEmbedding(indices=idx, values=val))
+        try:
+            si, d = self._locate(snap, id)
+            seg = snap.states[si].segment
+            idx, val = seg.index.get(d)
+            doc = seg.docs.text(d), seg.docs.payload(d)
+        except (KeyError, ValueError, SparsedexError) as e:
+            err = _files_changed_under(self, e)  # a KeyError over files rewritten under it
+            if err is e:
+                raise
+            raise err from e
+        return Document(seg.index.id(d), doc[0], doc[1], SparseEmbedding(indices=idx, values=val))
 
     def ids(self) -> list[Any]:
         """All document ids (segment by segment; within a segment in storage order)."""

@@ -123,9 +123,31 @@ fn outcome<T>(r: std::thread::Result<Result<T, Error>>) -> PyResult<T> {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(SparsedexError::new_err(format!("internal error (please report it): {msg}")))
+            let at = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let at = at.map(|a| format!(" (at {a})")).unwrap_or_default();
+            Err(SparsedexError::new_err(format!("internal error (please report it): {msg}{at}")))
         }
     }
+}
+
+/// Where the last engine panic happened (`file:line:column`), for the error that reports it.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Install the process's panic hook (at module import): an engine panic is caught at the
+/// binding ([`outcome`]) and becomes a `SparsedexError` whose message says what and where, so
+/// Rust's default report on stderr ("thread '<unnamed>' panicked at ...") is not printed as
+/// well (helper-90). With `RUST_BACKTRACE` set, the default report (and its backtrace) is
+/// printed as before.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(l) = info.location() {
+            *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{}:{}", l.file(), l.line()));
+        }
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+    }));
 }
 
 /// Called by Python in a `fork()` child (`os.register_at_fork(after_in_child=...)`): the

@@ -34,4 +34,10 @@ mod _core {
     /// points (`search::approx::calibrate::MIN_BUCKET_QUERIES`).
     #[pymodule_export]
     const MIN_BUCKET_QUERIES: usize = sparsedex_core::search::approx::calibrate::MIN_BUCKET_QUERIES;
+
+    #[pymodule_init]
+    fn init(_m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        super::error::install_panic_hook();
+        Ok(())
+    }
 }

@@ -624,6 +624,75 @@ fn tiny_segments_are_tiny() {
     }
 }
 
+/// Segments with vocabularies of very different sizes searched one after another on one
+/// thread: the per-term tables of the scratch space (left as long as the largest vocabulary
+/// seen, all cleared, since searches no longer re-zero them per segment) score a small segment
+/// exactly. Every algorithm, both scores, the wide segment first and last, and a small segment
+/// alone after a wide one, against the exhaustive scorer over one index of all documents.
+#[test]
+fn segments_of_different_vocabularies_reuse_the_term_tables() {
+    // wide: 400 documents over 3000 terms; narrow: 300 documents over terms 0..4
+    let (mut indptr, mut indices, mut values) = (vec![0u64], Vec::new(), Vec::new());
+    let mut rng = 7u64;
+    let mut next = || {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (rng >> 33) as u32
+    };
+    for d in 0..700u32 {
+        let mut row: Vec<u32> =
+            if d < 400 { (0..12).map(|_| next() % 3000).collect() } else { (0..3).map(|_| next() % 4).collect() };
+        row.sort_unstable();
+        row.dedup();
+        for t in row {
+            indices.push(t);
+            values.push(0.05 + (next() % 1000) as f32 / 997.0);
+        }
+        indptr.push(indices.len() as u64);
+    }
+    let opts =
+        |quantization| BuildOptions { n_terms: Some(3000), quantization, store_vectors: true, reorder: Reorder::None };
+    let max_w = values.iter().copied().fold(0.0f32, f32::max);
+    for quantization in [Quantization::U8 { scale: Some(255.0 / max_w) }, Quantization::F32] {
+        let part = |a: usize, b: usize| {
+            let ip: Vec<u64> = indptr[a..=b].iter().map(|&p| p - indptr[a]).collect();
+            let (lo, hi) = (indptr[a] as usize, indptr[b] as usize);
+            let csr = CsrRef { indptr: &ip, indices: &indices[lo..hi], values: &values[lo..hi] };
+            // stored ids: ties break by id, whichever segment comes first
+            let ids: Vec<i64> = (a as i64..b as i64).collect();
+            build(csr, IdsInput::Int(&ids), &opts(quantization)).unwrap().index
+        };
+        let whole = part(0, 700);
+        let (wide, narrow) = (part(0, 400), part(400, 700));
+        assert!(wide.view().n_terms > 10 * narrow.view().n_terms);
+        for (terms, weights) in
+            [(vec![0u32, 1, 2, 3], vec![0.7f32, 0.2, 1.3, 0.4]), (vec![1, 2, 17, 2999], vec![1.0, 0.5, 2.0, 0.3])]
+        {
+            let qr = QueryRef { terms: &terms, weights: &weights };
+            for scores in [Scores::Vectors, Scores::Impacts] {
+                let want = search_with_scores(&whole, qr, 7, Algorithm::Exhaustive, None, None, scores).unwrap();
+                let want_narrow =
+                    search_with_scores(&narrow, qr, 7, Algorithm::Exhaustive, None, None, scores).unwrap();
+                for algo in Algorithm::ALL {
+                    for (order, base) in [([&wide, &narrow], [0u32, 400]), ([&narrow, &wide], [400, 0])] {
+                        let segs: Vec<Segment<'_>> =
+                            order.iter().map(|ix| Segment { index: ix, allowed: None }).collect();
+                        let got: Vec<Hit> =
+                            sparsedex_core::search::search_segments_scores(&segs, qr, 7, algo, None, scores)
+                                .unwrap()
+                                .into_iter()
+                                .map(|h| Hit { doc: base[h.segment as usize] + h.doc, score: h.score })
+                                .collect();
+                        assert_eq!(got, want, "{algo} {scores:?} {quantization:?}");
+                    }
+                    let _ = search_with_scores(&wide, qr, 7, algo, None, None, scores).unwrap();
+                    let got = search_with_scores(&narrow, qr, 7, algo, None, None, scores).unwrap();
+                    assert_eq!(got, want_narrow, "{algo} {scores:?} {quantization:?}, narrow after wide");
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // BM25: term frequencies and document lengths scored at query time from statistics that come
 // with the query.

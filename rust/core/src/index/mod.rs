@@ -248,6 +248,14 @@ impl<'a> FwdTerms<'a> {
 }
 
 impl<'a> IndexView<'a> {
+    /// Ask the CPU to start loading what [`Self::local_term`] reads for `ext` (its entry of the
+    /// lookup table; nothing for a view that searches its term ids).
+    #[inline]
+    pub fn prefetch_local_term(&self, ext: u32) {
+        if let Some(lut) = self.term_lut {
+            crate::search::kernels::prefetch_lines(lut.get(ext as usize..).unwrap_or_default(), 1);
+        }
+    }
     /// The local id of external term id `ext`, if the segment has postings for it: one table
     /// lookup, or a binary search over `term_ids`.
     #[inline]

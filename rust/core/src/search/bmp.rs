@@ -91,8 +91,9 @@ impl<'a, I: Copy> RangeReader<'a, I> {
 enum TermSource<'a, I, S> {
     /// A common term: dense doc-block maxima (to skip blocks without it) and its postings.
     Dense(&'a [I], RangeReader<'a, I>),
-    /// Another term: its postings' docs and contributions, gathered while bounding.
-    Gathered(Vec<u32>, Vec<S>),
+    /// Another term: its postings' docs and contributions, gathered while bounding (slices of
+    /// two buffers shared by all such terms of the search).
+    Gathered(&'a [u32], &'a [S]),
 }
 
 /// For each of `blocks` (ascending) that holds the dense term read by `reader`: the block's
@@ -353,31 +354,39 @@ pub fn search_or_give_up<K: Kind>(
     //    its postings) is asked for up front, as the exhaustive scorer does
     //    ([`super::kernels::prefetch_term`]): on synthetic 100k (`examples/probe.rs`, BP order,
     //    warm) bmp's median went from 0.215-0.230 to 0.174-0.196 ms, 3 alternating runs each.
+    //    The term entries that lead there are asked for first, for all terms at once (with
+    //    many segments, each segment's are cold: issue #10).
+    super::kernels::prefetch_term_meta(v, arrays, plan.terms.iter().map(|pt| pt.term));
+    super::kernels::prefetch_term_blocks(v, arrays, plan.terms.iter().map(|pt| pt.term));
     for pt in &plan.terms {
         match arrays.doc_block_max.of(pt.term) {
             Some(d) => super::kernels::prefetch_lines(d, super::kernels::PREFETCH_LINES),
             None => super::kernels::prefetch_term(v, arrays, pt.term),
         }
     }
-    let mut sources = Vec::with_capacity(plan.terms.len());
+    // The rare terms' docs and contributions, one after another in two buffers (two
+    // allocations per search rather than two per rare term: with many segments, per-segment
+    // allocations showed in profiles, issue #10).
+    let rare = |t: u32| arrays.doc_block_max.of(t).is_none();
+    let total: usize = plan.terms.iter().filter(|pt| rare(pt.term)).map(|pt| v.df(pt.term) as usize).sum();
+    let mut gdocs: Vec<u32> = Vec::with_capacity(total);
+    let mut gcontrib: Vec<K::S> = Vec::with_capacity(total);
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(plan.terms.len());
     for pt in &plan.terms {
-        let t = pt.term as usize;
+        let at = gdocs.len();
         if let Some(d) = arrays.doc_block_max.of(pt.term) {
             K::add_bounds(ub, d, pt.w);
-            sources.push(TermSource::Dense(d, RangeReader::new(v, arrays.impacts, t)));
+            spans.push((at, at));
             continue;
         }
-        let df = v.df(pt.term) as usize;
-        let mut docs = Vec::with_capacity(df);
-        let mut contrib = Vec::with_capacity(df);
         let mut cur_blk = usize::MAX;
         let mut cur_max = zero;
         let w = pt.w;
         for_each_block(v, arrays, pt.term, |ds, is| {
-            let at = contrib.len();
-            docs.extend_from_slice(ds);
-            contrib.extend(is.iter().map(|&i| K::mul(w, i)));
-            for (&d, &c) in ds.iter().zip(&contrib[at..]) {
+            let at = gcontrib.len();
+            gdocs.extend_from_slice(ds);
+            gcontrib.extend(is.iter().map(|&i| K::mul(w, i)));
+            for (&d, &c) in ds.iter().zip(&gcontrib[at..]) {
                 let blk = d as usize / DOC_BLOCK;
                 if blk != cur_blk {
                     if let Some(u) = ub.get_mut(cur_blk) {
@@ -393,8 +402,17 @@ pub fn search_or_give_up<K: Kind>(
         if let Some(u) = ub.get_mut(cur_blk) {
             *u += cur_max;
         }
-        sources.push(TermSource::Gathered(docs, contrib));
+        spans.push((at, gdocs.len()));
     }
+    let mut sources: Vec<TermSource<'_, K::Imp, K::S>> = plan
+        .terms
+        .iter()
+        .zip(&spans)
+        .map(|(pt, &(a, b))| match arrays.doc_block_max.of(pt.term) {
+            Some(d) => TermSource::Dense(d, RangeReader::new(v, arrays.impacts, pt.term as usize)),
+            None => TermSource::Gathered(&gdocs[a..b], &gcontrib[a..b]),
+        })
+        .collect();
     // 2. Blocks in decreasing order of their bounds, in batches that grow fourfold: each batch
     //    is scored in doc order and raises the threshold; blocks whose bound falls below it are
     //    dropped before the next batch. A dropped block's documents all score below the final

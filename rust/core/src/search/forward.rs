@@ -30,8 +30,8 @@ pub fn search<K: Kind>(
         return Vec::new();
     }
     let nt = v.n_terms as usize;
-    if table.len() != nt {
-        table.clear();
+    // All u32::MAX between searches: a table left longer by a segment with more terms serves.
+    if table.len() < nt {
         table.resize(nt, u32::MAX);
     }
     for (i, pt) in plan.terms.iter().enumerate() {

@@ -285,6 +285,7 @@ pub(crate) fn search_one_above(
     let v = index.view();
     with_kind!(v, |K, a| {
         let mut plan = Plan::<K>::new(v, &p.query, p.avgdl);
+        kernels::prefetch_term_meta(v, &a, plan.terms.iter().map(|pt| pt.term));
         plan.allowed = allowed.cloned();
         plan.ties = index.tie_rank().cloned();
         if K::FLOAT_RERANK && p.scores == Scores::Vectors {

@@ -63,16 +63,16 @@ impl<'a, 'p, K: Kind> RowScorer<'a, 'p, K> {
         let mut pos = std::mem::take(&mut scratch.table);
         let mut wtab = std::mem::take(&mut scratch.weights_u32);
         if fast {
-            if wtab.len() != nt {
-                wtab.clear();
+            // All 0 between searches: a table left longer by a segment with more terms
+            // serves (segments of one search have vocabularies of different sizes).
+            if wtab.len() < nt {
                 wtab.resize(nt, 0);
             }
             for pt in &plan.terms {
                 wtab[pt.term as usize] = K::row_weight_u32(pt.w).unwrap_or(0);
             }
         } else {
-            if pos.len() != nt {
-                pos.clear();
+            if pos.len() < nt {
                 pos.resize(nt, u32::MAX);
             }
             for (i, pt) in plan.terms.iter().enumerate() {
@@ -154,8 +154,9 @@ impl<'a> FloatRowScorer<'a> {
     pub(crate) fn new(v: &IndexView<'a>, fwd: Forward<'a>, q: &Query, scratch: &mut Scratch) -> Self {
         let nt = v.n_terms as usize;
         let mut wf = std::mem::take(&mut scratch.weights_f32);
-        if wf.len() != nt {
-            wf.clear();
+        // All 0 between searches: a table left longer by a segment with more terms serves
+        // (each segment of a search re-zeroed all of it before, issue #10).
+        if wf.len() < nt {
             wf.resize(nt, 0.0);
         }
         let mut set = Vec::with_capacity(q.terms().len());

@@ -140,6 +140,14 @@ pub fn search_segments_scores(
 pub(crate) fn search_prepared(segs: &[Segment<'_>], p: &Prepared, k: usize, algo: Algorithm) -> Vec<SegmentHit> {
     let mut order: Vec<usize> = (0..segs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(segs[i].allowed.map_or(segs[i].index.n_docs() as u64, |a| a.len())));
+    // Every segment maps the query's terms to its own ids first: the lookups of all segments
+    // are asked for together rather than one segment's after another's search (issue #10).
+    for s in segs {
+        let v = s.index.view();
+        for &t in p.query.terms() {
+            v.prefetch_local_term(t);
+        }
+    }
     let mut best: Vec<SegmentHit> = Vec::with_capacity(2 * k.min(1 << 16));
     for &si in &order {
         let s = &segs[si];

@@ -682,6 +682,47 @@ pub fn prefetch_term<I>(v: &crate::index::IndexView<'_>, arrays: &crate::index::
     prefetch_lines(&arrays.impacts[p0..p1], PREFETCH_LINES / 4);
 }
 
+/// Ask the CPU to start loading the per-term entries a search reads first for each of `terms`
+/// (local ids): where its posting blocks and postings start, its largest impact and the slot of
+/// its doc-block maxima. One line each, no branch on what they hold, so the misses of all terms
+/// are in flight together. [`prefetch_term`] then reads these entries to find the lists, a
+/// second miss that depends on the first: issued term after term, its loads and the branches on
+/// them kept the misses of one term from overlapping those of the next (seen as the largest
+/// per-segment cost of a search over many small segments, issue #10).
+#[inline]
+pub fn prefetch_term_meta<I>(
+    v: &crate::index::IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, I>,
+    terms: impl Iterator<Item = u32>,
+) {
+    for t in terms {
+        let t = t as usize;
+        prefetch_lines(v.term_block_start.get(t..).unwrap_or_default(), 1);
+        prefetch_lines(v.term_post_start.get(t..).unwrap_or_default(), 1);
+        prefetch_lines(arrays.term_max.get(t..).unwrap_or_default(), 1);
+        prefetch_lines(arrays.doc_block_max.slot.get(t..).unwrap_or_default(), 1);
+    }
+}
+
+/// Ask the CPU to start loading the first entry of the block offsets of each of `terms` that
+/// has no doc-block maxima (the terms whose postings [`prefetch_term`] asks for next), once
+/// [`prefetch_term_meta`] has had the term entries loaded.
+#[inline]
+pub fn prefetch_term_blocks<I>(
+    v: &crate::index::IndexView<'_>,
+    arrays: &crate::index::ImpactArrays<'_, I>,
+    terms: impl Iterator<Item = u32>,
+) {
+    for t in terms {
+        let t = t as usize;
+        if t >= v.n_terms as usize || arrays.doc_block_max.slot.get(t).is_some_and(|&s| s != u32::MAX) {
+            continue;
+        }
+        let b0 = v.term_block_start[t] as usize;
+        prefetch_lines(v.block_off.get(b0..).unwrap_or_default(), 1);
+    }
+}
+
 /// [`prefetch_term`] of each of `terms`, all before any is read.
 #[inline]
 pub fn prefetch_terms<I>(

@@ -742,8 +742,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if not metrics:
         raise UserError("--metrics is empty")
     parsed = [parse_metric(m) for m in metrics]
-    if not Path(a.qrels).is_file():
+    qp = Path(a.qrels)
+    if not qp.exists():
         raise UserError(f"{a.qrels}: no such qrels file")
+    if qp.is_dir():
+        raise UserError(f"{a.qrels}: a directory, not a qrels file")
     qrels = read_qrels(a.qrels)
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:

@@ -237,3 +237,26 @@ def test_default_ids_continue_from_commits_made_after_the_handle_opened(tmp_path
     b.commit()
     assert sorted(b.ids()) == [0, 1, 2, 3, 4, 5]
     b.close()
+
+
+def test_a_background_merge_error_keeps_its_class_and_names_rewritten_files(tmp_path):
+    """helper-91: a background merge that read files rewritten under the handle reported
+    "internal error (please report it)", and every merge error arrived as a plain
+    SparsedexError (``except CorruptIndexError`` missed a corrupt member)."""
+    from sparsedex.errors import CorruptIndexError, SparsedexError
+
+    with SparseIndex(None, vocab_size=100, path=tmp_path / "ix") as h:
+        h.add([{1: 1.0}], ids=["a"])
+        h.commit()
+        h._store._merge_error = CorruptIndexError("seg-000001.docs: checksum differs")
+        with pytest.raises(CorruptIndexError, match="a background merge failed: CorruptIndexError: seg-000001"):
+            h.wait_for_merges()
+        h._store._merge_error = SparsedexError("internal error (please report it): index out of bounds")
+        with pytest.raises(SparsedexError, match="internal error") as got:
+            h.wait_for_merges()
+        assert type(got.value) is SparsedexError  # no file changed: the engine's error as it was
+        sdx = tmp_path / "ix" / "seg-000001.sdx"
+        sdx.write_bytes(sdx.read_bytes() + b"\0" * 64)  # rewritten under the handle
+        h._store._merge_error = SparsedexError("internal error (please report it): index out of bounds")
+        with pytest.raises(CorruptIndexError, match=r"seg-000001\.sdx has another size under this open index"):
+            h.wait_for_merges()

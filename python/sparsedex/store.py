@@ -1539,7 +1539,23 @@ class Store:
         e = self._merge_error
         if e is not None:
             self._merge_error = None
-            raise SparsedexError(f"a background merge failed: {type(e).__name__}: {e}") from e
+            changed = None
+            if isinstance(e, SparsedexError) and str(e).startswith("internal error") and self.path is not None:
+                try:
+                    changed = self._core.changed_file()
+                except Exception:  # noqa: BLE001 - only for a better message
+                    changed = None
+            if changed is not None:
+                # the merge read files rewritten under this handle (a backup copied over its
+                # directory): say so, not "internal error" (helper-91)
+                raise CorruptIndexError(
+                    f"a background merge failed: {self.path}: {changed} under this open index (files copied into "
+                    "its directory, such as a backup restored with cp?); nothing was merged. Restore into a new "
+                    "directory and switch to it, then open it"
+                ) from e
+            # the class of what went wrong, so that `except CorruptIndexError` catches a merge's
+            cls = type(e) if isinstance(e, (CorruptIndexError, ConflictError)) else SparsedexError
+            raise cls(f"a background merge failed: {type(e).__name__}: {e}") from e
 
     def merge(self, max_segments: int = 1) -> int:
         """Merge segments (smallest first) until at most ``max_segments`` remain, dropping

@@ -437,19 +437,9 @@ def _files_changed_under(ix: "SparseIndex", e: Exception) -> Exception:
     named statistics the user never gave, helper-88)."""
     if isinstance(e, SparsedexError) and not str(e).startswith("internal error"):
         return e
-    if getattr(ix, "_store", None) is None or ix._store.path is None:
-        return e
-    try:
-        changed = ix._store._core.changed_file()
-    except Exception:  # noqa: BLE001 - only for a better message
-        return e
-    if changed is None:
-        return e
-    return CorruptIndexError(
-        f"{ix._store.path}: {changed} under this open index (files copied into its directory, such as a "
-        "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
-        "directory and switch to it (rename, or move a symbolic link), then open it or refresh()"
-    )
+    store = getattr(ix, "_store", None)
+    err = store.rewritten_files_error() if store is not None else None
+    return e if err is None else err
 
 
 # Every SparseIndex of this process: a fork() child gets fresh locks for them, as for the
@@ -1389,6 +1379,25 @@ class SparseIndex:
             f"of {where}: make them with collection_stats() over every query's text (or with no terms: all of them)"
         )
 
+    def _check_stats_batch(self, stats: _core.Bm25Stats, csr: Any, queries: Any) -> None:
+        """:meth:`_check_stats_cover` for a batch: one pass over all its terms, then the
+        per-query check (for its message) only of the queries holding a term the statistics
+        miss or give document frequency 0 (instead of two set operations over the statistics
+        per query)."""
+        indptr = np.asarray(csr[0], dtype=np.int64)
+        terms = np.asarray(csr[1], dtype=np.uint32)
+        known = np.asarray(stats.terms, dtype=np.uint32)
+        suspect = ~np.isin(terms, known)
+        zero = known[np.asarray(stats.df, dtype=np.uint64) == 0]
+        if zero.size:
+            suspect |= np.isin(terms, zero)
+        if not suspect.any():
+            return
+        texts = queries if isinstance(queries, (list, tuple)) else None
+        for qi in np.unique(np.searchsorted(indptr, np.flatnonzero(suspect), side="right") - 1).tolist():
+            self._check_stats_cover(stats, terms[indptr[qi]: indptr[qi + 1]], qi,
+                                    text=texts[qi] if texts is not None else None)
+
     def _check_stats_df(self, stats: _core.Bm25Stats, terms: np.ndarray, query: int | None) -> None:
         """A document frequency of 0 in ``stats`` for a query term that documents of this index
         hold cannot be (statistics count every document of the collection, this index's too):
@@ -1551,9 +1560,7 @@ class SparseIndex:
         if not snap.states:
             return [[] for _ in range(nq)]
         if stats is not None:
-            for qi in range(nq):
-                self._check_stats_cover(stats, csr[1][csr[0][qi]: csr[0][qi + 1]], qi,
-                                        text=queries[qi] if isinstance(queries, (list, tuple)) else None)
+            self._check_stats_batch(stats, csr, queries)
         S, D, V = snap.search_batch(
             csr, k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
         )

@@ -1535,24 +1535,36 @@ class Store:
                 self._begin_write()
             self._reorder_all()
 
+    def rewritten_files_error(self, prefix: str = "") -> "CorruptIndexError | None":
+        """A :class:`CorruptIndexError` naming the file of this handle's commit that was
+        rewritten under it since it was read (files copied into the directory of an open
+        index, such as a backup restored with ``cp``: its memory-mapped bytes changed under a
+        search or a merge), its message led by ``prefix``; None when every file is as read, and
+        in memory. One ``stat`` per file: for explaining a failure, not for every call."""
+        if self.path is None:
+            return None
+        try:
+            changed = self._core.changed_file()
+        except Exception:  # noqa: BLE001 - only for a better message
+            return None
+        if changed is None:
+            return None
+        return CorruptIndexError(
+            f"{prefix}{self.path}: {changed} under this open index (files copied into its directory, such as a "
+            "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
+            "directory and switch to it (rename, or move a symbolic link), then open it or refresh()"
+        )
+
     def _raise_merge_error(self) -> None:
         e = self._merge_error
         if e is not None:
             self._merge_error = None
-            changed = None
-            if isinstance(e, SparsedexError) and str(e).startswith("internal error") and self.path is not None:
-                try:
-                    changed = self._core.changed_file()
-                except Exception:  # noqa: BLE001 - only for a better message
-                    changed = None
-            if changed is not None:
+            if isinstance(e, SparsedexError) and str(e).startswith("internal error"):
                 # the merge read files rewritten under this handle (a backup copied over its
                 # directory): say so, not "internal error" (helper-91)
-                raise CorruptIndexError(
-                    f"a background merge failed: {self.path}: {changed} under this open index (files copied into "
-                    "its directory, such as a backup restored with cp?); nothing was merged. Restore into a new "
-                    "directory and switch to it, then open it"
-                ) from e
+                err = self.rewritten_files_error("a background merge failed (nothing was merged): ")
+                if err is not None:
+                    raise err from e
             # the class of what went wrong, so that `except CorruptIndexError` catches a merge's
             cls = type(e) if isinstance(e, (CorruptIndexError, ConflictError)) else SparsedexError
             raise cls(f"a background merge failed: {type(e).__name__}: {e}") from e

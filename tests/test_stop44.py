@@ -1,0 +1,27 @@
+"""Stop 44: search_batch checks BM25 statistics once per batch (then only the queries that
+hold a suspect term), naming the first query at fault."""
+
+import pytest
+
+from sparsedex import Bm25Stats, SparseIndex
+
+
+def test_batch_statistics_are_checked_once_and_name_the_query_at_fault():
+    ix = SparseIndex("bm25")
+    ix.add(["apple banana", "apple cherry cherry", "durian"], ids=[0, 1, 2])
+    tid = {w: int(ix.collection_stats([w]).terms[0]) for w in ["apple", "durian", "cherry"]}
+    st = ix.collection_stats()
+    n, total = st.n_docs, st.total_len
+    # df 0 for 'cherry', which a document holds: refused, naming the first query holding it
+    bad = Bm25Stats(n, total, [tid["apple"], tid["durian"], tid["cherry"]], [2, 1, 0])
+    with pytest.raises(ValueError, match=r"document frequency 0 for 'cherri' of query 2"):
+        ix.search_batch(["apple", "durian", "cherry", "cherry apple"], collection_stats=bad)
+    # a term the statistics lack, in query 1 only
+    few = Bm25Stats(n, total, [tid["apple"]], [2])
+    with pytest.raises(ValueError, match=r"no document frequency for 'durian'.* of query 1:"):
+        ix.search_batch(["apple", "durian apple", "apple"], collection_stats=few)
+    # statistics covering every query: the batch equals one search per query
+    good = ix.collection_stats(["apple", "durian"])
+    qs = ["durian apple", "durian", "apple"]
+    got = ix.search_batch(qs, collection_stats=good)
+    assert [[h.id for h in row] for row in got] == [[h.id for h in ix.search(q, collection_stats=good)] for q in qs]

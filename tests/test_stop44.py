@@ -25,3 +25,14 @@ def test_batch_statistics_are_checked_once_and_name_the_query_at_fault():
     qs = ["durian apple", "durian", "apple"]
     got = ix.search_batch(qs, collection_stats=good)
     assert [[h.id for h in row] for row in got] == [[h.id for h in ix.search(q, collection_stats=good)] for q in qs]
+
+
+def test_statistics_from_strided_numpy_arrays():
+    """A numpy slice (not contiguous) as terms or df was refused ('must be a contiguous 1-d
+    array'); it is read as the values it holds."""
+    import numpy as np
+
+    t = np.arange(20, dtype=np.uint32)
+    d = np.arange(40, dtype=np.uint64)
+    st = Bm25Stats(100, 1000, t[::2], d[::4])
+    assert st.terms.tolist() == list(range(0, 20, 2)) and st.df.tolist() == list(range(0, 40, 4))

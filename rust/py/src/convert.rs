@@ -264,15 +264,16 @@ impl PyBm25Stats {
         let n_docs = count_arg(n_docs, "n_docs")?;
         let total_len = count_arg(total_len, "total_len")?;
         let words = words.filter(|w| !w.is_none()).map(words_arg).transpose()?;
+        // a strided array (a numpy slice such as a[::2]) is read element by element
         let terms: Vec<u32> = match terms.extract::<PyReadonlyArray1<'_, u32>>() {
-            Ok(a) => slice(&a, "terms")?.to_vec(),
+            Ok(a) => a.as_array().to_vec(),
             Err(_) => int_list(terms, "terms", "term ids in 0..2**32-1", u32::MAX as u64)?
                 .into_iter()
                 .map(|x| x as u32)
                 .collect(),
         };
         let df: Vec<u64> = match df.extract::<PyReadonlyArray1<'_, u64>>() {
-            Ok(a) => slice(&a, "df")?.to_vec(),
+            Ok(a) => a.as_array().to_vec(),
             Err(_) => int_list(df, "df", "document frequencies (integers >= 0)", u64::MAX)?,
         };
         let (terms, df, words) = match words {

@@ -36,3 +36,17 @@ def test_statistics_from_strided_numpy_arrays():
     d = np.arange(40, dtype=np.uint64)
     st = Bm25Stats(100, 1000, t[::2], d[::4])
     assert st.terms.tolist() == list(range(0, 20, 2)) and st.df.tolist() == list(range(0, 40, 4))
+
+
+def test_a_term_id_of_2_32_is_named_once():
+    """The error for a term id of 2**32 read 'is not below 2**32 (term ids are 32-bit
+    unsigned) (4294967296)': the bound's value once, in its name."""
+    import numpy as np
+
+    ix = SparseIndex(encoder=None)
+    for bad in ([{2**32: 1.0}], (np.array([0, 1]), np.array([2**32]), np.array([1.0]))):
+        with pytest.raises(ValueError) as e:
+            ix.add(bad)
+        assert str(e.value).count("4294967296") == 2 and "2**32 = 4294967296 (term ids are 32-bit unsigned)" in str(e.value), e.value
+    with pytest.raises(ValueError, match=r"is not below the vocabulary size \(10\)"):
+        SparseIndex(encoder=None, vocab_size=10).add([{12: 1.0}])

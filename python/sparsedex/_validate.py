@@ -386,7 +386,7 @@ def vocab_limit(vocab_size: int | None) -> tuple[int, str]:
     """The bound on documents' term ids and its name for messages."""
     if vocab_size is not None:
         return vocab_size, "the vocabulary size"
-    return 2**32, "2**32 (term ids are 32-bit unsigned)"
+    return 2**32, "2**32 = 4294967296 (term ids are 32-bit unsigned)"
 
 
 def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "document",
@@ -403,7 +403,8 @@ def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "docume
     if over.any():
         pos = int(np.argmax(over))
         row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
-        raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {name} ({limit})")
+        value = "" if str(limit) in name else f" ({limit})"  # 2**32's name gives its value
+        raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {name}{value}")
 
 
 def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "document") -> None:

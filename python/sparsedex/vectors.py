@@ -381,7 +381,7 @@ def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str, Any]:
     ``vocab_size`` above 2**32 let ids of 2**32 and more through, to wrap to their low 32
     bits in uint32, review33)."""
     if vocab_size is None or int(vocab_size) - 1 > _MAX_TERM_ID:
-        return _MAX_TERM_ID, "2**32 (term ids are 32-bit unsigned)", 2**32
+        return _MAX_TERM_ID, "2**32 = 4294967296 (term ids are 32-bit unsigned)", 2**32
     return int(vocab_size) - 1, limit_name, vocab_size
 
 
@@ -390,7 +390,8 @@ def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> Val
     if t < 0:
         return ValueError(f"{where}: indices[{i}] = {t} is negative")
     _, what, bound = _id_limit(vocab_size, limit_name)
-    return ValueError(f"{where}: indices[{i}] = {t} is not below {what} ({bound})")
+    value = "" if str(bound) in what else f" ({bound})"  # 2**32's name gives its value
+    return ValueError(f"{where}: indices[{i}] = {t} is not below {what}{value}")
 
 
 def _full_checks(

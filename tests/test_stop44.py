@@ -50,3 +50,17 @@ def test_a_term_id_of_2_32_is_named_once():
         assert str(e.value).count("4294967296") == 2 and "2**32 = 4294967296 (term ids are 32-bit unsigned)" in str(e.value), e.value
     with pytest.raises(ValueError, match=r"is not below the vocabulary size \(10\)"):
         SparseIndex(encoder=None, vocab_size=10).add([{12: 1.0}])
+
+
+def test_save_where_no_folder_can_be_made_names_the_destination():
+    """save() into a new directory whose parent takes no new folders named the hidden staging
+    folder ('/proc/.nope.saving-PID-RANDOM'), a path the user never gave."""
+    import os
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(OSError) as e:
+        ix.save("/proc/sparsedex-nope")
+    assert "cannot write an index at /proc/sparsedex-nope" in str(e.value) and "saving" not in str(e.value), e.value

@@ -1655,7 +1655,10 @@ class Store:
         _remove_dead_stages(d)
         stage = d.parent / f"{_stage_prefix(d)}{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            stage.mkdir()
+            try:
+                stage.mkdir()
+            except OSError as e:  # named the hidden staging folder, which the user never named
+                raise type(e)(e.errno, f"cannot write an index at {d}: {e.strerror or e}") from None
             gen = self.save_copy(stage, settings, terms)
             try:
                 os.rename(stage, d)  # atomic; refuses (or, on POSIX, fails non-empty) if d exists

@@ -64,3 +64,47 @@ def test_save_where_no_folder_can_be_made_names_the_destination():
     with pytest.raises(OSError) as e:
         ix.save("/proc/sparsedex-nope")
     assert "cannot write an index at /proc/sparsedex-nope" in str(e.value) and "saving" not in str(e.value), e.value
+
+
+_REWRITTEN = r"""
+import shutil, subprocess, sys, numpy as np, scipy.sparse as sp
+from sparsedex import SparseIndex, CorruptIndexError
+base = sys.argv[1]
+def build(d, n, seed):
+    M = sp.random(n, 300, density=0.05, format="csr", random_state=seed, dtype=np.float32)
+    ix = SparseIndex(None, path=d); ix.add(M, ids=[f"d{i}" for i in range(n)]); ix.commit(); ix.close()
+build(base + "/ix", 2000, 3); build(base + "/other", 500, 4)
+r = SparseIndex.open(base + "/ix"); q = {i: 1.0 for i in range(0, 300, 7)}
+assert len(r.search(q, k=2)) == 2
+subprocess.run(f"cp -r {base}/other/. {base}/ix/", shell=True, check=True)
+for name, fn in [("search", lambda: r.search(q, k=2)), ("get", lambda: r.get("d5")),
+                 ("search_batch", lambda: r.search_batch([q], k=2)), ("search again", lambda: r.search(q, k=2))]:
+    try:
+        fn()
+        print(name, "no error")
+    except CorruptIndexError as e:
+        assert "under this open index" in str(e), e
+        print(name, "CorruptIndexError")
+r.refresh()
+print("after refresh", len(r), r.search(q, k=1)[0].id)
+"""
+
+
+def test_reads_after_files_were_found_rewritten_fail_without_touching_them(tmp_path):
+    """helper-92: a backup copied (cp) over an open index's directory: the first search that
+    notices says so (CorruptIndexError), but get() then read the memory-mapped file the copy
+    had shrunk and the process died of SIGBUS. Reads of that snapshot now fail at once with
+    the same error; refresh() moves to the restored files."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    r = subprocess.run([sys.executable, "-c", _REWRITTEN, str(tmp_path)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["search CorruptIndexError", "get CorruptIndexError", "search_batch CorruptIndexError",
+                         "search again CorruptIndexError"], r.stdout
+    assert lines[4].startswith("after refresh 500 "), r.stdout
+    assert "panicked" not in r.stderr, r.stderr

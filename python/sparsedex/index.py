@@ -417,6 +417,9 @@ def _one_view(method: Any) -> Any:
             return method(self, *args, **kwargs)
         pins.view = self._view()
         try:
+            store = getattr(self, "_store", None)
+            if store is not None:
+                store.check_rewritten(pins.view[0])
             return method(self, *args, **kwargs)
         except (SparsedexError, ValueError) as e:
             err = _files_changed_under(self, e)
@@ -1781,6 +1784,7 @@ class SparseIndex:
         """The stored document ``id`` (KeyError if there is none): its text (None if not kept),
         payload and vector as stored (BM25: term frequencies). Reads only this document."""
         snap = self._snap()
+        self._store.check_rewritten(snap)
         try:
             si, d = self._locate(snap, id)
             seg = snap.states[si].segment

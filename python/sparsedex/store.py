@@ -611,6 +611,10 @@ class Store:
         self._mem_docs: dict[str, MemoryDocs] = {}  # in memory: each segment's documents
         self._mem_inflight: set[str] = set()  # in memory: merges whose documents are ready
         self._snapshot: Snapshot | None = None
+        # (snapshot, message) once a read found files of that snapshot rewritten under it: its
+        # memory-mapped bytes are no longer what was read, and touching them again may kill the
+        # process (SIGBUS), so later reads of it fail at once (check_rewritten)
+        self._rewritten: tuple[Snapshot, str] | None = None
         self._settings = {}
         self._legacy: Any = None  # an old-layout directory not upgraded yet
         self._warned_coarse = False  # a coarse u8 grid is warned about once per handle
@@ -1549,11 +1553,23 @@ class Store:
             return None
         if changed is None:
             return None
-        return CorruptIndexError(
-            f"{prefix}{self.path}: {changed} under this open index (files copied into its directory, such as a "
+        msg = (
+            f"{self.path}: {changed} under this open index (files copied into its directory, such as a "
             "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
             "directory and switch to it (rename, or move a symbolic link), then open it or refresh()"
         )
+        if self._snapshot is not None:
+            self._rewritten = (self._snapshot, msg)
+        return CorruptIndexError(prefix + msg)
+
+    def check_rewritten(self, snap: "Snapshot") -> None:
+        """Raise the :class:`CorruptIndexError` of :meth:`rewritten_files_error` again if a read
+        found files of ``snap`` rewritten under it: its memory-mapped bytes are not read again
+        (a file shrunk under its mapping kills the process with SIGBUS; helper-92). A no-op
+        for any other snapshot (``refresh()`` reads the files again)."""
+        r = self._rewritten
+        if r is not None and r[0] is snap:
+            raise CorruptIndexError(r[1])
 
     def _raise_merge_error(self) -> None:
         e = self._merge_error

@@ -108,3 +108,39 @@ def test_reads_after_files_were_found_rewritten_fail_without_touching_them(tmp_p
                          "search again CorruptIndexError"], r.stdout
     assert lines[4].startswith("after refresh 500 "), r.stdout
     assert "panicked" not in r.stderr, r.stderr
+
+
+_FD_LIMIT = r"""
+import errno, resource, sys
+from sparsedex import SparseIndex, MergePolicy
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (96, hard))
+w = SparseIndex(None, path=sys.argv[1], merge_policy=MergePolicy(factor=0))
+done = 0
+try:
+    for i in range(200):
+        w.add([{1: 1.0}], ids=[i], payloads=[{"i": i}]); w.commit(); done += 1
+    print("no error")
+except OSError as e:
+    print("failed", e.errno in (errno.EMFILE, errno.ENFILE), "ulimit -n" in str(e), done)
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+w.close()
+print("reopened", len(SparseIndex.open(sys.argv[1])) == done)
+"""
+
+
+def test_a_commit_out_of_file_descriptors_says_what_holds_them(tmp_path):
+    """helper-92: commits until the process ran out of file descriptors failed with 'OSError
+    opening .../CURRENT: Too many open files (os error 24)', no hint; the error now says an
+    open index holds two per segment and what to do, and the index keeps its commits."""
+    import subprocess
+    import sys
+
+    if sys.platform == "win32":
+        pytest.skip("RLIMIT_NOFILE is POSIX")
+    r = subprocess.run([sys.executable, "-c", _FD_LIMIT, str(tmp_path / "ix")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    lines = r.stdout.split("\n")
+    assert lines[0].startswith("failed True True "), r.stdout
+    assert lines[1] == "reopened True", r.stdout

@@ -40,6 +40,19 @@ pub fn to_py(e: Error) -> PyErr {
             } else {
                 e.to_string()
             };
+            // EMFILE / ENFILE (the same numbers on Linux and macOS): say what holds the files
+            // and what to do (helper-92: a commit out of descriptors said only "Too many open
+            // files" about CURRENT)
+            #[cfg(unix)]
+            if let Some(code @ (23 | 24)) = source.raw_os_error() {
+                return PyOSError::new_err((
+                    code,
+                    format!(
+                        "{msg} (an open index holds two files per segment): raise the limit (ulimit -n), \
+                         merge segments (merge()), or open fewer handles"
+                    ),
+                ));
+            }
             match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),

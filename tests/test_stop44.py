@@ -144,3 +144,22 @@ def test_a_commit_out_of_file_descriptors_says_what_holds_them(tmp_path):
     lines = r.stdout.split("\n")
     assert lines[0].startswith("failed True True "), r.stdout
     assert lines[1] == "reopened True", r.stdout
+
+
+def test_a_lock_holder_that_has_yet_to_write_its_name_is_waited_for(tmp_path):
+    """helper-92: a writer losing a race read LOCK between the winner taking it and writing
+    who it is, and said '(unknown holder)': it looks again for a moment."""
+    import threading
+
+    from sparsedex.lock import LOCK_FILE, WriterLock
+
+    lk = WriterLock(tmp_path)
+    (tmp_path / LOCK_FILE).write_bytes(b"")
+    t = threading.Timer(0.03, lambda: (tmp_path / LOCK_FILE).write_bytes(b"pid 4242 on somehost"))
+    t.start()
+    try:
+        assert lk._holder() == "pid 4242 on somehost"
+    finally:
+        t.join()
+    (tmp_path / LOCK_FILE).write_bytes(b"")
+    assert lk._holder() == "unknown holder"  # nobody ever writes: said after a short wait

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 
 import filelock
@@ -55,11 +56,19 @@ class WriterLock:
         return self._lock is not None and self._pid == os.getpid() and self._lock.is_locked
 
     def _holder(self) -> str:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read(200)
-        except OSError:
-            raw = b""
+        # A writer takes the lock, then writes who it is: a loser reading in between finds the
+        # file empty, so it looks again for up to 0.1 s (helper-92: "unknown holder" in races)
+        raw = b""
+        for attempt in range(21):
+            if attempt:
+                time.sleep(0.005)
+            try:
+                with open(self.path, "rb") as f:
+                    raw = f.read(200)
+            except OSError:
+                raw = b""
+            if raw.strip():
+                break
         # what a writer wrote there ("pid N on host"); anything else is shown only in part
         text = "".join(c if c.isprintable() else "?" for c in raw.decode("utf-8", errors="replace")).strip()
         return (text[:100] + "…" if len(text) > 100 else text) or "unknown holder"

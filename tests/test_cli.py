@@ -135,7 +135,6 @@ def test_demo(capsys):
         (["search", "{tmp}", "q"], ": no sparsedex index there: no CURRENT file and no index files"),
         (["explain", "{tmp}/good_ix", "fox", "42"], "no document with id '42'"),
         (["eval", "{tmp}/good_ix", "{tmp}/good.jsonl", "{tmp}/none.tsv"], "none.tsv: no such qrels file"),
-        (["eval", "{tmp}/good_ix", "{tmp}/good.jsonl", "{tmp}/good.jsonl", "--metrics", "foo"], "unknown metric 'foo'"),
     ],
 )
 def test_errors_are_one_line(capsys, tmp_path, args, message):
@@ -157,6 +156,16 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["search", "ix", "q", "-k", "0"])
     assert e.value.code == 2
+    capsys.readouterr()
+    # a metric name and an empty INDEX_DIR are arguments too (helper-92: exit 1 after loading
+    # the index; '' was searched as '.')
+    for args, message in [(["eval", "ix", "q.jsonl", "qrels.tsv", "--metrics", "foo"], "unknown metric 'foo'"),
+                          (["eval", "ix", "q.jsonl", "qrels.tsv", "--metrics", "ndcg@10,p"], "precision needs a cutoff"),
+                          (["search", "", "q"], "INDEX_DIR is empty")]:
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2, args
+        assert message in capsys.readouterr().err, args
 
 
 def cli(*args, **kw):

@@ -1020,6 +1020,30 @@ def cmd_serve(a: argparse.Namespace) -> int:
     return 0
 
 
+
+def _index_dir_arg(value: str) -> str:
+    """INDEX_DIR as given; an empty one is a usage error (it was searched as ".", the current
+    directory, and reported as such: helper-92)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("INDEX_DIR is empty: name the index directory")
+    return value
+
+
+def _metrics_arg(value: str) -> str:
+    """--metrics as given, each name checked first: an unknown one is a usage error (exit 2),
+    as every other malformed argument (it exited 1 after loading the index: helper-92)."""
+    from .eval import parse_metric
+
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("empty: name at least one metric, e.g. ndcg@10")
+    for m in names:
+        try:
+            parse_metric(m)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     try:
         from importlib.metadata import version
@@ -1055,7 +1079,7 @@ def build_parser() -> argparse.ArgumentParser:
               "sparsedex index beir/scifact/corpus.jsonl scifact-bm25 --encoder bm25   # _id, title + text",
               "sparsedex index passages.jsonl ix --id-field pid --text-field title,text --quantization float"])
     i.add_argument("corpus", metavar="CORPUS.jsonl")
-    i.add_argument("index_dir", metavar="INDEX_DIR")
+    i.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     i.add_argument("--encoder", default="splade-tiny",
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
     i.add_argument("--quantization", choices=["u8", "float"], default="u8",
@@ -1073,7 +1097,7 @@ def build_parser() -> argparse.ArgumentParser:
              ['sparsedex search my-index "a movie about music"',
               'sparsedex search my-index "heist" -k 5 --explain',
               'sparsedex search my-index "band" --filter \'{"year": {"$gte": 1990}}\' --json'])
-    s.add_argument("index_dir", metavar="INDEX_DIR")
+    s.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     s.add_argument("query")
     s.add_argument("-k", type=k_type, default=10, help="hits (default 10)")
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
@@ -1090,7 +1114,7 @@ def build_parser() -> argparse.ArgumentParser:
               "--new-ids adds the documents as new ones, numbered after the index's largest id.",
               ["sparsedex add my-index more.jsonl", "sparsedex add my-index more.jsonl --id-field docid",
                "sparsedex add my-index notes.jsonl --new-ids"])
-    ad.add_argument("index_dir", metavar="INDEX_DIR")
+    ad.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     ad.add_argument("corpus", metavar="CORPUS.jsonl")
     ad.add_argument("--text-field", default=None, help=_TEXT_HELP)
     ad.add_argument("--id-field", default=None, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
@@ -1101,7 +1125,7 @@ def build_parser() -> argparse.ArgumentParser:
               "Delete documents by id and commit. An id that is not in the index is an error unless "
               "--missing-ok.",
               ["sparsedex delete my-index doc-17 doc-42", "sparsedex delete my-index 3 --missing-ok"])
-    de.add_argument("index_dir", metavar="INDEX_DIR")
+    de.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     de.add_argument("doc_ids", metavar="DOC_ID", nargs="+")
     de.add_argument("--missing-ok", action="store_true", help="ignore ids that are not in the index")
     de.set_defaults(func=cmd_delete)
@@ -1109,7 +1133,7 @@ def build_parser() -> argparse.ArgumentParser:
     mg = _sub(sub, "merge", "merge an index's segments (drops deleted documents)",
               "Merge an index's segments down to --max-segments, dropping deleted documents, and commit.",
               ["sparsedex merge my-index", "sparsedex merge my-index --max-segments 4"])
-    mg.add_argument("index_dir", metavar="INDEX_DIR")
+    mg.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     mg.add_argument("--max-segments", type=_bounded_int(1, 2**31 - 1), default=1, help="segments to keep (default 1)")
     mg.set_defaults(func=cmd_merge)
 
@@ -1117,7 +1141,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Show why one document scored what it did for a query: both texts expanded into weighted terms, "
              "and the matched terms whose contributions sum to the score.",
              ['sparsedex explain my-index "a movie about music" spinal', 'sparsedex explain my-index "heist" 3 --all'])
-    x.add_argument("index_dir", metavar="INDEX_DIR")
+    x.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     x.add_argument("query")
     x.add_argument("doc_id", metavar="DOC_ID")
     x.add_argument("--all", action="store_true", help="list every matched term")
@@ -1131,10 +1155,11 @@ def build_parser() -> argparse.ArgumentParser:
              "uses 2^rel-1. Warns when no retrieved id is in the qrels and when a metric looks deeper than -k.",
              ["sparsedex eval my-index queries.jsonl qrels.tsv",
               "sparsedex eval my-index queries.jsonl qrels.tsv --metrics ndcg@10,mrr@10,r@1000 -k 1000 --run-out run.trec"])
-    e.add_argument("index_dir", metavar="INDEX_DIR")
+    e.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     e.add_argument("queries", metavar="QUERIES.jsonl")
     e.add_argument("qrels", metavar="QRELS.tsv")
-    e.add_argument("--metrics", default="ndcg@10,map,r@100", help="comma-separated (default ndcg@10,map,r@100)")
+    e.add_argument("--metrics", default="ndcg@10,map,r@100", type=_metrics_arg,
+                   help="comma-separated (default ndcg@10,map,r@100)")
     e.add_argument("-k", type=k_type, default=1000, help="documents retrieved per query (default 1000)")
     e.add_argument("--run-out", metavar="RUN.trec", help="write the run in TREC format")
     e.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file")
@@ -1154,7 +1179,7 @@ def build_parser() -> argparse.ArgumentParser:
              ["sparsedex run queries.jsonl my-index -o run.trec",
               "sparsedex run queries.tsv my-index -o run.trec -k 100 --run-tag splade-tiny"])
     r.add_argument("topics", metavar="TOPICS")
-    r.add_argument("index_dir", metavar="INDEX_DIR")
+    r.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write")
     r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")
     r.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file (default sparsedex)")
@@ -1169,7 +1194,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Print an index's size, encoder (model, or BM25 parameters and text analysis), quantization, "
              "commit and segments.",
              ["sparsedex info my-index", "sparsedex info my-index --json"])
-    n.add_argument("index_dir", metavar="INDEX_DIR")
+    n.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     n.add_argument("--json", action="store_true", help="print JSON")
     n.set_defaults(func=cmd_info)
 
@@ -1181,7 +1206,7 @@ def build_parser() -> argparse.ArgumentParser:
               ["sparsedex serve my-index --port 8000",
                "sparsedex serve my-sharded-index --ray --replicas 2",
                "curl -s localhost:8000/search -d '{\"query\": \"a movie about music\", \"k\": 3}'"])
-    sv.add_argument("index_dir", metavar="INDEX_DIR")
+    sv.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     sv.add_argument("--ray", action="store_true", help="serve a sharded index with Ray Serve")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=_bounded_int(1, 65535), default=8000, help="port (default 8000)")

@@ -440,7 +440,7 @@ class SqliteDocs(SegmentDocs):
                 continue
 
     def _corrupt(self, what: str) -> CorruptIndexError:
-        return CorruptIndexError(f"{self.path}: {what}")
+        return CorruptIndexError(f"corrupt index file: {self.path}: {what}")
 
     def _ensure_verified(self) -> None:
         """First read: the file's CRC32 against the manifest's, then the schema."""

@@ -163,3 +163,31 @@ def test_a_lock_holder_that_has_yet_to_write_its_name_is_waited_for(tmp_path):
         t.join()
     (tmp_path / LOCK_FILE).write_bytes(b"")
     assert lk._holder() == "unknown holder"  # nobody ever writes: said after a short wait
+
+
+def test_a_stale_reader_whose_files_were_collected_gets_a_plain_keyerror(tmp_path):
+    """helper-93 HIGH: a reader on an older commit whose files a writer has since collected (a
+    merge) asked get() for an id its commit lacks: the KeyError was reported as a
+    CorruptIndexError 'seg-... is gone under this open index (files copied into its
+    directory ...)'; `sparsedex serve` answered such gets with 500s while a writer committed.
+    A file gone changes nothing a reader has open; its searches and gets go on."""
+    import os
+
+    path = tmp_path / "ix"
+    w = SparseIndex(encoder=None, path=path)
+    for i in range(3):
+        w.add([{1: 1.0 + i}, {2: 1.0}], ids=[f"a{i}", f"b{i}"])
+        w.commit()
+    r = SparseIndex.open(path)
+    before = sorted(os.listdir(path))
+    w.delete("a0")
+    w.merge()
+    w.close()
+    assert set(before) - set(os.listdir(path)), "the merge collected the reader's files"
+    with pytest.raises(KeyError):
+        r.get("nope")
+    assert r.get("a0").id == "a0"  # its commit still holds it
+    assert [h.id for h in r.search({1: 1.0}, k=3)] == ["a2", "a1", "a0"]
+    r.refresh()
+    with pytest.raises(KeyError):
+        r.get("a0")

@@ -235,15 +235,17 @@ impl Store {
         self.writer_opt().ok_or_else(inherited_busy)
     }
 
-    /// The first file of the current commit that was rewritten or removed since this store
-    /// read it (its size or modification time differs and its bytes no longer match the
-    /// manifest's record), as `"<name> <how>"`; `None` when every file is as read, and in
-    /// memory. One `stat` per file: for explaining a failure (a search that met bytes its
-    /// structure does not allow, because files were copied over the directory of the open
-    /// index), not for every call.
+    /// The first file of the current commit that was rewritten since this store read it (its
+    /// size or modification time differs and its bytes no longer match the manifest's record),
+    /// as `"<name> <how>"`; `None` when every file is as read, and in memory. A file *gone*
+    /// is not a change here: a writer collects the files of older commits while readers still
+    /// hold them open and mapped, unchanged (helper-93: a stale reader's KeyError for a
+    /// deleted id was reported as files copied over the index). One `stat` per file: for
+    /// explaining a failure (a search that met bytes its structure does not allow, because
+    /// files were copied over the directory of the open index), not for every call.
     pub fn changed_file(&self) -> Option<String> {
         let dir = self.dir.as_ref()?;
-        let c = self.stamps.changed(dir, &self.snapshot())?;
+        let c = self.stamps.changed(dir, &self.snapshot(), false)?;
         Some(format!("{} {}", c.name, c.how))
     }
 
@@ -255,7 +257,7 @@ impl Store {
         if let Some(m) = &w.manifest {
             check_current(dir, m)?;
         }
-        if let Some(c) = self.stamps.changed(dir, snap) {
+        if let Some(c) = self.stamps.changed(dir, snap, true) {
             return Err(Error::Conflict(format!(
                 "{}: {} {} since this index read it: files were copied or restored into the directory while \
                  the index was open (nothing was committed; reopen the index to work on what the directory \
@@ -377,7 +379,7 @@ impl Store {
         // the directory, helper-88): the segments the load reused from `old` map other bytes
         // now (or older ones, where the copy renamed new files in). Load the commit afresh,
         // every file verified against its record.
-        let rewritten = self.stamps.changed(dir, &l.snapshot).is_some();
+        let rewritten = self.stamps.changed(dir, &l.snapshot, true).is_some();
         if rewritten {
             l = load::load(dir, None)?;
             self.stamps.clear();

@@ -105,12 +105,15 @@ impl Stamps {
         self.lock().clear();
     }
 
-    /// The first file of `snap` stamped under the same record that is gone, or whose size or
-    /// modification time differs now and whose bytes no longer match the record (a file
-    /// rewritten with the same bytes, `touch`ed, or a vocabulary file with an uncommitted tail
-    /// is stamped again; that reads it whole, once). Files that cannot be looked at
-    /// (permissions) are left to the reads that follow.
-    pub(crate) fn changed(&self, dir: &Path, snap: &Snapshot) -> Option<Changed> {
+    /// The first file of `snap` stamped under the same record that is gone (when `gone`
+    /// counts), or whose size or modification time differs now and whose bytes no longer match
+    /// the record (a file rewritten with the same bytes, `touch`ed, or a vocabulary file with
+    /// an uncommitted tail is stamped again; that reads it whole, once). Files that cannot be
+    /// looked at (permissions) are left to the reads that follow. A file gone does not change
+    /// what a reader has mapped or open (a writer collects the files of older commits while
+    /// readers of other processes still read them): only a writer, about to record the files
+    /// in a manifest, counts it.
+    pub(crate) fn changed(&self, dir: &Path, snap: &Snapshot, gone: bool) -> Option<Changed> {
         let mut m = self.lock();
         for (rec, prefix) in files_of(snap) {
             let Some((r, s)) = m.get_mut(&rec.name) else { continue };
@@ -126,7 +129,7 @@ impl Stamps {
                 }
                 Ok(now) if now.size != s.size => "has another size",
                 Ok(_) => "was rewritten (other bytes of the same size)",
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is gone",
+                Err(e) if gone && e.kind() == std::io::ErrorKind::NotFound => "is gone",
                 Err(_) => continue,
             };
             return Some(Changed { name: rec.name.clone(), how });

@@ -165,7 +165,7 @@ pub(crate) fn concat(
         let (views, newdoc, origin) = (&views, &newdoc, &origin);
         let side = std::thread::Builder::new()
             .name("sparsedex-merge-stored".into())
-            .spawn_scoped(s, move || crate::par::run(|| stored_of(views, newdoc, origin, ids)))  // see fs::create_fill_check
+            .spawn_scoped(s, move || crate::par::run(|| stored_of(views, newdoc, origin, ids))) // see fs::create_fill_check
             .map_err(|e| Error::io("starting the thread that merges stored vectors", e));
         let postings = match quantization {
             Quantization::F32 => postings_of(w, views, newdoc, |v| match v.impacts {

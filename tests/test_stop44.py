@@ -191,3 +191,23 @@ def test_a_stale_reader_whose_files_were_collected_gets_a_plain_keyerror(tmp_pat
     r.refresh()
     with pytest.raises(KeyError):
         r.get("a0")
+
+
+def test_a_tokenizer_with_ids_past_the_models_vocabulary_is_named(tmp_path):
+    """helper-93 MEDIUM: a tokenizer.json whose token ids exceed the model's vocabulary made the
+    first encode fail with ONNX Runtime's bare 'INVALID_ARGUMENT ... Gather node ... idx=100101
+    must be within the inclusive range [-30522,30521]'. (Not checked at load: a model's output
+    may have fewer entries than its input vocabulary.)"""
+    import json
+    import shutil
+
+    from sparsedex.encoders.registry import bundled_model_dir
+
+    d = tmp_path / "model"
+    shutil.copytree(str(bundled_model_dir()), d)
+    tok = json.loads((d / "tokenizer.json").read_text(encoding="utf-8"))
+    tok["model"]["vocab"] = {t: i + 100_000 for t, i in tok["model"]["vocab"].items()}
+    (d / "tokenizer.json").write_text(json.dumps(tok), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"has no embedding for a token id its tokenizer\.json gave \(largest in "
+                                         r"this batch: 1\d{5}\): the tokenizer and model\.onnx do not belong together"):
+        SparseIndex(str(d)).add(["a rock band"])

@@ -661,7 +661,19 @@ class SpladeEncoder:
             want = self._input_dtypes.get(name)
             if want is not None and arr.dtype != want:
                 feed[name] = arr.astype(want)
-        (pooled,) = self._session.run([_POOLED], feed)
+        try:
+            (pooled,) = self._session.run([_POOLED], feed)
+        except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own classes
+            text = " ".join(str(e).split())
+            if "Gather" in text and "must be within" in text:
+                # a token id the model has no embedding row for (helper-93): the tokenizer's ids
+                # go past the model's vocabulary
+                raise ValueError(
+                    f"model {self._resolved.name!r} has no embedding for a token id its tokenizer.json gave (largest "
+                    f"in this batch: {int(input_ids.max())}): the tokenizer and model.onnx do not belong together "
+                    f"(ONNX Runtime: {text[:200]})"
+                ) from None
+            raise
         return pooled
 
     # tokens ----------------------------------------------------------------------------

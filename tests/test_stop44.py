@@ -211,3 +211,18 @@ def test_a_tokenizer_with_ids_past_the_models_vocabulary_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"has no embedding for a token id its tokenizer\.json gave \(largest in "
                                          r"this batch: 1\d{5}\): the tokenizer and model\.onnx do not belong together"):
         SparseIndex(str(d)).add(["a rock band"])
+
+
+def test_a_tokenizer_json_of_another_shape_says_so(tmp_path):
+    """helper-93 LOW: valid JSON that is no tokenizer read 'expected `,` or `}` at line 1 column
+    23', a parse position in a file that parses."""
+    import shutil
+
+    from sparsedex.encoders.registry import bundled_model_dir
+
+    d = tmp_path / "model"
+    shutil.copytree(str(bundled_model_dir()), d)
+    (d / "tokenizer.json").write_text('{"version": "1.0", "foo": 1}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"not a readable Hugging Face tokenizer file \(valid JSON, but with no "
+                                         r"'model', 'normalizer', 'pre_tokenizer' section\)"):
+        SparseIndex(str(d)).add(["a rock band"])

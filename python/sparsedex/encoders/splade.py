@@ -346,10 +346,20 @@ class SpladeEncoder:
         tok_cfg = _read_json(r, "tokenizer_config.json")
         self._config = _read_json(r, "config.json")
         special = _read_json(r, "special_tokens_map.json")
+        tok_text = r.file("tokenizer.json").read_text(encoding="utf-8")
         try:
-            tok = Tokenizer.from_str(r.file("tokenizer.json").read_text(encoding="utf-8"))
+            tok = Tokenizer.from_str(tok_text)
         except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on a bad file
             why = " ".join(str(e).split())[:200] or type(e).__name__
+            try:  # valid JSON of another shape: say what is missing, not where serde stopped
+                doc = json.loads(tok_text)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict) and not {"model", "normalizer", "pre_tokenizer"} <= doc.keys():
+                missing = sorted({"model", "normalizer", "pre_tokenizer"} - doc.keys())
+                why = f"valid JSON, but with no {', '.join(repr(m) for m in missing)} section"
+            elif doc is not None and not isinstance(doc, dict):
+                why = f"valid JSON, but {type(doc).__name__}, not an object"
             raise ValueError(
                 f"tokenizer.json of model {r.name!r} is not a readable Hugging Face tokenizer file ({why})"
             ) from None

@@ -473,3 +473,20 @@ def test_only_one_slash_and_the_right_method_reach_an_endpoint(index, monkeypatc
     assert status == 404, obj
     status, obj = _raw(port, b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 200, obj
+
+
+def test_queries_of_json_kinds_no_query_has_are_named_in_json_terms(index) -> None:
+    """helper-93 LOW: {"query": 5} was refused with the Python types a vector may be (a
+    SparseEmbedding, a scipy.sparse row, a pandas Series), and a batch mixing a text and a
+    vector object called the object 'a tuple'."""
+    for q, kind in ((5, "a number"), (None, "null"), (True, "true/false"), ([1, 2], "a list")):
+        status, obj = _req(index, "search", {"query": q})
+        assert status == 400 and obj["error"] == (
+            'query must be a text (a JSON string) or a sparse vector {"indices": [...], "values": [...]}, '
+            f"got {kind}"), obj
+    status, obj = _req(index, "search_batch", {"queries": ["data", Q]})
+    assert status == 400 and obj["error"] == (
+        'queries must be all texts or all sparse vectors: query 0 is a text, query 1 a sparse vector '
+        '{"indices", "values"}'), obj
+    status, obj = _req(index, "search_batch", {"queries": [Q, 3]})
+    assert status == 400 and obj["error"].startswith("query 1 must be a text"), obj

@@ -75,7 +75,25 @@ def _vector(v: Any, what: str = "query") -> Any:
                 kind = "null" if v[key] is None else type(v[key]).__name__
                 raise ValueError(f'{what}: "{key}" must be a JSON list, got {kind}')
         return (v["indices"], v["values"])
+    if not isinstance(v, str):
+        kind = {type(None): "null", bool: "true/false", int: "a number", float: "a number", list: "a list"}.get(
+            type(v), type(v).__name__)
+        raise ValueError(f'{what} must be a text (a JSON string) or a sparse vector {{"indices": [...], "values": '
+                         f'[...]}}, got {kind}')
     return v
+
+
+def _batch(qs: list[Any]) -> list[Any]:
+    """The queries of /search_batch: all texts or all vectors (the index's error named the
+    vectors' Python form, a tuple, helper-93)."""
+    out = [_vector(q, f"query {i}") for i, q in enumerate(qs)]
+    kinds = [isinstance(q, str) for q in out]
+    if any(kinds) and not all(kinds):
+        i = kinds.index(not kinds[0])
+        name = lambda text: "a text" if text else 'a sparse vector {"indices", "values"}'  # noqa: E731
+        raise ValueError(f"queries must be all texts or all sparse vectors: query 0 is {name(kinds[0])}, "
+                         f"query {i} {name(kinds[i])}")
+    return out
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -148,7 +166,7 @@ def call(index: Any, op: str, body: dict[str, Any]) -> Any:
         qs = body.get("queries")
         if not isinstance(qs, list):
             raise ValueError('the request has no "queries" list')
-        res = index.search_batch([_vector(q, f"query {i}") for i, q in enumerate(qs)], k=_k(body),
+        res = index.search_batch(_batch(qs), k=_k(body),
                                  algorithm=body.get("algorithm", "auto"), filter=body.get("filter"),
                                  **_target(body))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}

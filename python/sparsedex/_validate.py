@@ -403,8 +403,8 @@ def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "docume
     if over.any():
         pos = int(np.argmax(over))
         row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
-        value = "" if str(limit) in name else f" ({limit})"  # 2**32's name gives its value
-        raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {name}{value}")
+        shown = name if vocab_size is None else f"{name} ({limit})"  # 2**32's name holds its value
+        raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {shown}")
 
 
 def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "document") -> None:

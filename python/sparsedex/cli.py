@@ -738,9 +738,7 @@ _GAINS_NOTE = {
 def cmd_eval(a: argparse.Namespace) -> int:
     from .eval import parse_metric, read_qrels, write_run
 
-    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]
-    if not metrics:
-        raise UserError("--metrics is empty")
+    metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]  # checked by _metrics_arg
     parsed = [parse_metric(m) for m in metrics]
     qp = Path(a.qrels)
     if not qp.exists():

@@ -375,23 +375,22 @@ def validate_embedding(
     return _full_checks(idx, val, vocab_size, where, drop_zeros, limit_name)
 
 
-def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str, Any]:
-    """The largest term id a vector may hold under ``vocab_size``, what that bound is called
-    and its value, for messages: below the vocabulary size, and never past 32 bits (a
+def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str]:
+    """The largest term id a vector may hold under ``vocab_size``, and that bound as messages
+    name it, with its value: below the vocabulary size, and never past 32 bits (a
     ``vocab_size`` above 2**32 let ids of 2**32 and more through, to wrap to their low 32
     bits in uint32, review33)."""
-    if vocab_size is None or int(vocab_size) - 1 > _MAX_TERM_ID:
-        return _MAX_TERM_ID, "2**32 = 4294967296 (term ids are 32-bit unsigned)", 2**32
-    return int(vocab_size) - 1, limit_name, vocab_size
+    if vocab_size is None or int(vocab_size) - 1 >= _MAX_TERM_ID:  # 2**32 itself is the 32-bit bound
+        return _MAX_TERM_ID, "2**32 = 4294967296 (term ids are 32-bit unsigned)"
+    return int(vocab_size) - 1, f"{limit_name} ({vocab_size})"
 
 
 def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> ValueError:
     """The error for term id ``t`` at position ``i``: negative, or past the limit."""
     if t < 0:
         return ValueError(f"{where}: indices[{i}] = {t} is negative")
-    _, what, bound = _id_limit(vocab_size, limit_name)
-    value = "" if str(bound) in what else f" ({bound})"  # 2**32's name gives its value
-    return ValueError(f"{where}: indices[{i}] = {t} is not below {what}{value}")
+    what = _id_limit(vocab_size, limit_name)[1]
+    return ValueError(f"{where}: indices[{i}] = {t} is not below {what}")
 
 
 def _full_checks(

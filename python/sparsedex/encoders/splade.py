@@ -355,8 +355,8 @@ class SpladeEncoder:
                 doc = json.loads(tok_text)
             except ValueError:
                 doc = None
-            if isinstance(doc, dict) and not {"model", "normalizer", "pre_tokenizer"} <= doc.keys():
-                missing = sorted({"model", "normalizer", "pre_tokenizer"} - doc.keys())
+            missing = sorted({"model", "normalizer", "pre_tokenizer"} - doc.keys()) if isinstance(doc, dict) else []
+            if missing:
                 why = f"valid JSON, but with no {', '.join(repr(m) for m in missing)} section"
             elif doc is not None and not isinstance(doc, dict):
                 why = f"valid JSON, but {type(doc).__name__}, not an object"

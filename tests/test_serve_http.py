@@ -490,3 +490,114 @@ def test_queries_of_json_kinds_no_query_has_are_named_in_json_terms(index) -> No
         '{"indices", "values"}'), obj
     status, obj = _req(index, "search_batch", {"queries": [Q, 3]})
     assert status == 400 and obj["error"].startswith("query 1 must be a text"), obj
+
+
+def test_k_and_batch_over_the_caps_are_refused_before_any_search(index, monkeypatch) -> None:
+    """A tester's /search_batch of 20,000 queries at k=1000 ran 81 s and took 861 MB: a k (or
+    limit) over max_k is a 400 and a batch over max_batch a 413, each naming the field, its
+    value, the cap and the flag that raises it, answered before the index is asked anything."""
+    calls = []
+    monkeypatch.setattr(index, "search", lambda *a, **kw: calls.append("search"), raising=False)
+    monkeypatch.setattr(index, "search_batch", lambda *a, **kw: calls.append("search_batch"), raising=False)
+    status, obj = _req(index, "search", {"query": Q, "k": _http.DEFAULT_MAX_K + 1})
+    assert status == 400 and obj == {"error": (
+        f'"k" is {_http.DEFAULT_MAX_K + 1}, over this server\'s cap of {_http.DEFAULT_MAX_K} hits per query (ask for '
+        f"at most {_http.DEFAULT_MAX_K}, or start the server with sparsedex serve --max-k {_http.DEFAULT_MAX_K + 1} "
+        "to raise the cap)")}, obj
+    status, obj = _req(index, "search_batch", {"queries": [Q], "limit": 5000})
+    assert status == 400 and obj["error"].startswith('"limit" is 5000, over this server\'s cap of 1000'), obj
+    status, obj = _req(index, "search_batch", {"queries": [Q] * 20_000, "k": 1000})
+    assert status == 413 and obj == {"error": (
+        f'"queries" has 20000 queries, over this server\'s cap of {_http.DEFAULT_MAX_BATCH} per /search_batch request '
+        f"(send them in requests of at most {_http.DEFAULT_MAX_BATCH}, or start the server with sparsedex serve "
+        "--max-batch 20000 to raise the cap)")}, obj
+    assert calls == []
+    monkeypatch.undo()
+    # at the caps: answered
+    status, obj = _req(index, "search", {"query": Q, "k": _http.DEFAULT_MAX_K})
+    assert status == 200 and len(obj["hits"]) == 2, obj
+    status, obj = _req(index, "search_batch", {"queries": [Q] * _http.DEFAULT_MAX_BATCH, "k": 1})
+    assert status == 200 and len(obj["hits"]) == _http.DEFAULT_MAX_BATCH, obj
+    # k that is not a positive integer is still the index's 400 (not the cap's)
+    for bad in (0, -5, "x", True):
+        status, obj = _req(index, "search", {"query": Q, "k": bad})
+        assert status == 400 and "cap" not in obj["error"] and "k" in obj["error"], (bad, obj)
+    # respond() with other caps (Ray Serve's path passes the deployment's)
+    body = json.dumps({"queries": [Q] * 3, "k": 2}).encode()
+    status, obj = _http.respond(index, "/search_batch", body, max_batch=2)
+    assert status == 413 and "cap of 2 per /search_batch" in obj["error"], obj
+    status, obj = _http.respond(index, "/search_batch", body, max_k=1)
+    assert status == 400 and '"k" is 2, over this server\'s cap of 1' in obj["error"], obj
+
+
+def _serve_kw(index, **kw) -> int:
+    import socket
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threading.Thread(target=_http.serve_index, args=(index, "127.0.0.1", port), kwargs=kw, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
+def _post(port: int, op: str, obj) -> tuple[int, dict]:
+    body = json.dumps(obj).encode()
+    return _raw(port, b"POST /%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (op.encode(), len(body)), body)
+
+
+def test_serve_caps_default_and_raised_through_serve_index(index, monkeypatch) -> None:
+    """``serve_index(max_k=..., max_batch=...)``: the server's caps, on a real socket; a cap
+    that is not an integer >= 1 is a ValueError naming it."""
+    port = _serve(index, monkeypatch)
+    status, obj = _post(port, "search", {"query": Q, "k": 1001})
+    assert status == 400 and "--max-k 1001" in obj["error"], obj
+    status, obj = _post(port, "search_batch", {"queries": [Q] * 1025, "k": 1})
+    assert status == 413 and "--max-batch 1025" in obj["error"], obj
+    raised = _serve_kw(index, max_k=5000, max_batch=2000)
+    status, obj = _post(raised, "search", {"query": Q, "k": 5000})
+    assert status == 200 and len(obj["hits"]) == 2, obj
+    status, obj = _post(raised, "search_batch", {"queries": [Q] * 2000, "k": 5000})
+    assert status == 200 and len(obj["hits"]) == 2000, obj
+    status, obj = _post(raised, "search", {"query": Q, "k": 5001})
+    assert status == 400 and "cap of 5000" in obj["error"], obj
+    lowered = _serve_kw(index, max_k=1, max_batch=1)
+    status, obj = _post(lowered, "search_batch", {"queries": [Q, Q], "k": 1})
+    assert status == 413 and "cap of 1 per /search_batch" in obj["error"], obj
+    status, obj = _post(lowered, "search", {"query": Q, "k": 2})
+    assert status == 400 and "cap of 1 hits" in obj["error"], obj
+    for kw, name in (({"max_k": 0}, "max_k"), ({"max_batch": -1}, "max_batch"), ({"max_k": 1.5}, "max_k"),
+                     ({"max_batch": True}, "max_batch")):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            _http.serve_index(index, "127.0.0.1", 0, **kw)
+
+
+def test_cli_max_k_and_max_batch(tmp_path, capsys, monkeypatch) -> None:
+    """``sparsedex serve --max-k N --max-batch N`` reach the server; a value < 1 (or not an
+    integer) is a usage error, exit code 2."""
+    from sparsedex.cli import main
+
+    index = SparseIndex(None, "float")
+    index.add([([1], [1.0])], ids=["a"])
+    index.save(tmp_path / "ix")
+    seen = {}
+    monkeypatch.setattr(_http, "serve_index", lambda index, **kw: seen.update(kw))
+    assert main(["serve", str(tmp_path / "ix")]) == 0
+    assert (seen["max_k"], seen["max_batch"]) == (_http.DEFAULT_MAX_K, _http.DEFAULT_MAX_BATCH)
+    assert main(["serve", str(tmp_path / "ix"), "--max-k", "5000", "--max-batch", "7"]) == 0
+    assert (seen["max_k"], seen["max_batch"]) == (5000, 7)
+    capsys.readouterr()
+    for flag in ("--max-k", "--max-batch"):
+        for bad in ("0", "-3", "x", "1.5"):
+            with pytest.raises(SystemExit) as e:
+                main(["serve", str(tmp_path / "ix"), flag, bad])
+            assert e.value.code == 2, (flag, bad)
+            err = capsys.readouterr().err
+            assert f"argument {flag}:" in err, err

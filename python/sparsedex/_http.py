@@ -16,6 +16,10 @@ Requests and responses are JSON shaped like the Python calls:
 Bad input answers 400 ``{"error": message}`` (a field the endpoint does not take is an error
 naming it, so that a typo such as ``"fliter"`` never silently returns unfiltered hits; a body
 nested too deeply is a 400 too), an unknown id or endpoint 404, an unavailable shard 503.
+Each request's work is capped before any search runs: a ``k`` (or ``limit``) over ``max_k``
+(default :data:`DEFAULT_MAX_K`) is a 400 and a /search_batch of more than ``max_batch``
+queries (default :data:`DEFAULT_MAX_BATCH`) a 413, each naming the field, its value, the cap
+and ``sparsedex serve``'s flag that raises it (``--max-k``, ``--max-batch``).
 ``sparsedex serve`` speaks HTTP/1.1 (keep-alive), answers a body over :data:`MAX_BODY_BYTES`
 413 (reading and dropping the rest for :data:`LINGER_S` seconds, so that the client sees it),
 a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
@@ -52,6 +56,12 @@ MAX_BODY_BYTES = 64 << 20
 #: seconds a connection to ``sparsedex serve`` may stay silent before it is closed
 IDLE_TIMEOUT_S = 30.0
 
+#: the most hits per query a server answers unless started with another ``max_k`` (``--max-k``)
+DEFAULT_MAX_K = 1000
+#: the most queries in one /search_batch request unless started with another ``max_batch``
+#: (``--max-batch``); with :data:`DEFAULT_MAX_K`, at most about a million hits per response
+DEFAULT_MAX_BATCH = 1024
+
 #: the fields each endpoint takes (anything else is a 400 naming it)
 FIELDS = {
     "search": ("query", "k", "limit", "filter", "algorithm", "target_recall"),
@@ -60,6 +70,23 @@ FIELDS = {
     "explain": ("query", "id", "top_terms"),
     "health": (),
 }
+
+
+class OverCap(ValueError):
+    """A request over one of the server's caps (``max_k``, ``max_batch``); ``status`` is
+    its HTTP status (a ValueError, so anything catching those still answers 400)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_caps(max_k: Any, max_batch: Any) -> tuple[int, int]:
+    """``(max_k, max_batch)`` when both are integers >= 1; ValueError naming the one that is not."""
+    for name, v in (("max_k", max_k), ("max_batch", max_batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    return max_k, max_batch
 
 
 def _vector(v: Any, what: str = "query") -> Any:
@@ -137,6 +164,17 @@ def _k(body: dict[str, Any]) -> Any:
     return body.get("k", 10)
 
 
+def _capped_k(body: dict[str, Any], max_k: int) -> Any:
+    """:func:`_k`, refused (400) above ``max_k``; a ``k`` that is not an integer is left to the
+    index to refuse, naming it."""
+    k = _k(body)
+    if isinstance(k, int) and not isinstance(k, bool) and k > max_k:
+        field = "limit" if "limit" in body else "k"
+        raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
+                           f"at most {max_k}, or start the server with sparsedex serve --max-k {k} to raise the cap)")
+    return k
+
+
 def _top_terms(body: dict[str, Any]) -> int | None:
     t = body.get("top_terms", 30)
     if t is None:
@@ -152,21 +190,30 @@ def _target(body: dict[str, Any]) -> dict[str, Any]:
     return {} if t is None else {"target_recall": t}
 
 
-def call(index: Any, op: str, body: dict[str, Any]) -> Any:
-    """Run endpoint ``op`` with JSON ``body`` on ``index`` (a SparseIndex or a ShardedIndex)."""
+def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
+         max_batch: int = DEFAULT_MAX_BATCH) -> Any:
+    """Run endpoint ``op`` with JSON ``body`` on ``index`` (a SparseIndex or a ShardedIndex);
+    :class:`OverCap` before any search for a ``k`` over ``max_k`` or more than ``max_batch``
+    queries."""
     if op not in ENDPOINTS:
         raise LookupError(f"unknown endpoint {op!r} (one of: {', '.join(ENDPOINTS)})")
     _check_fields(op, body)
     if op == "search":
         _need(body, "query")
-        hits = index.search(_vector(body["query"]), k=_k(body), algorithm=body.get("algorithm", "auto"),
+        k = _capped_k(body, max_k)
+        hits = index.search(_vector(body["query"]), k=k, algorithm=body.get("algorithm", "auto"),
                             filter=body.get("filter"), **_target(body))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
         qs = body.get("queries")
         if not isinstance(qs, list):
             raise ValueError('the request has no "queries" list')
-        res = index.search_batch(_batch(qs), k=_k(body),
+        if len(qs) > max_batch:
+            raise OverCap(413, f'"queries" has {len(qs)} queries, over this server\'s cap of {max_batch} per '
+                               f"/search_batch request (send them in requests of at most {max_batch}, or start the "
+                               f"server with sparsedex serve --max-batch {len(qs)} to raise the cap)")
+        k = _capped_k(body, max_k)
+        res = index.search_batch(_batch(qs), k=k,
                                  algorithm=body.get("algorithm", "auto"), filter=body.get("filter"),
                                  **_target(body))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
@@ -265,9 +312,11 @@ def check_route_prefix(prefix: str) -> str:
 
 
 def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseException] | None = None,
-            refresh: Callable[[], None] | None = None, root: str = "", strict: bool = False) -> tuple[int, Any]:
+            refresh: Callable[[], None] | None = None, root: str = "", strict: bool = False,
+            max_k: int = DEFAULT_MAX_K, max_batch: int = DEFAULT_MAX_BATCH) -> tuple[int, Any]:
     """(HTTP status, JSON object) for a request to ``path`` with body ``raw`` (None: GET);
-    ``refresh`` (a :class:`Refresher`) runs first; ``root`` and ``strict``: see :func:`endpoint`."""
+    ``refresh`` (a :class:`Refresher`) runs first; ``root`` and ``strict``: see :func:`endpoint`;
+    ``max_k``, ``max_batch``: the caps of :func:`call`."""
     op = endpoint(path, root, strict)
     if op not in ENDPOINTS:
         return 404, {"error": f"no endpoint at {path.split('?', 1)[0]}: {served(root.rstrip('/'))}"}
@@ -289,7 +338,7 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
     try:
         if refresh is not None:
             refresh()
-        out = call(index, op, body)
+        out = call(index, op, body, max_k, max_batch)
         stale = getattr(refresh, "error", None)
         if op == "health" and stale is not None and isinstance(out, dict):
             out = {**out, "refresh_error": stale}
@@ -298,6 +347,8 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
         return 404, {"error": str(e.args[0]) if e.args else "not found"}
     except LookupError as e:
         return 404, {"error": str(e)}
+    except OverCap as e:
+        return e.status, {"error": str(e)}
     except (ValueError, TypeError) as e:
         return 400, {"error": str(e)}
     except RecursionError:
@@ -309,13 +360,16 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
 
 
 def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s: float = 1.0,
-                route_prefix: str = "/") -> None:
+                route_prefix: str = "/", max_k: int = DEFAULT_MAX_K, max_batch: int = DEFAULT_MAX_BATCH) -> None:
     """Serve one index with the standard library's threading HTTP server until interrupted.
     The index follows its directory's commits (``index.refresh()`` at most every
     ``refresh_s`` seconds, before a request). The endpoints are under ``route_prefix``
-    (``/api`` serves ``/api/search``; any other path is a 404). ValueError for a prefix that
-    is not a path."""
+    (``/api`` serves ``/api/search``; any other path is a 404). A request asking for more
+    than ``max_k`` hits per query is a 400, a /search_batch of more than ``max_batch``
+    queries a 413. ValueError for a prefix that is not a path, or a cap that is not an
+    integer >= 1."""
     prefix = check_route_prefix(route_prefix)
+    max_k, max_batch = check_caps(max_k, max_batch)
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     refresher = Refresher(index.refresh, refresh_s) if getattr(index, "path", None) is not None else None
@@ -332,7 +386,8 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         default_request_version = "HTTP/1.1"
 
         def _answer(self, raw: bytes | None, body: bool = True) -> None:
-            status, obj = respond(index, self.path, raw, None, refresher, root=prefix, strict=True)
+            status, obj = respond(index, self.path, raw, None, refresher, root=prefix, strict=True,
+                                  max_k=max_k, max_batch=max_batch)
             data = json.dumps(obj).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

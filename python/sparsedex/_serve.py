@@ -19,9 +19,11 @@ class SearchDeployment:
     actors are shared by every request the replica answers; they reserve the CPUs free when
     it starts, up to 0.25 each, see ``ShardedIndex(num_cpus=None)``)."""
 
-    def __init__(self, path: str, replicas: int, timeout_s: float, refresh_s: float = 1.0) -> None:
+    def __init__(self, path: str, replicas: int, timeout_s: float, refresh_s: float = 1.0,
+                 max_k: int = _http.DEFAULT_MAX_K, max_batch: int = _http.DEFAULT_MAX_BATCH) -> None:
         from .ray import ShardedIndex
 
+        self.max_k, self.max_batch = _http.check_caps(max_k, max_batch)
         self.index = ShardedIndex(path, replicas=replicas, timeout_s=timeout_s)
         self.refresher = _http.Refresher(self.index.refresh, refresh_s)
 
@@ -32,15 +34,20 @@ class SearchDeployment:
         # the route prefix is the ASGI root_path; whether url.path starts with it has changed
         # between Starlette versions, and endpoint() takes it off only where it does
         status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError, self.refresher,
-                                    root=request.scope.get("root_path", ""))
+                                    root=request.scope.get("root_path", ""), max_k=self.max_k,
+                                    max_batch=self.max_batch)
         return JSONResponse(obj, status_code=status)
 
 
 def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",
-        name: str = "sparsedex", blocking: bool = False, timeout_s: float = 60.0, refresh_s: float = 1.0) -> str:
+        name: str = "sparsedex", blocking: bool = False, timeout_s: float = 60.0, refresh_s: float = 1.0,
+        max_k: int = _http.DEFAULT_MAX_K, max_batch: int = _http.DEFAULT_MAX_BATCH) -> str:
     """Start (or update) the Serve application ``name`` for the sharded index at ``path``;
     returns its base URL. ``blocking`` waits until interrupted (the CLI). The index follows
-    the directory's commits: checked at most every ``refresh_s`` seconds, before a request."""
+    the directory's commits: checked at most every ``refresh_s`` seconds, before a request.
+    ``max_k``, ``max_batch``: the most hits per query and queries per /search_batch a request
+    may ask for (:func:`sparsedex._http.call`); ValueError unless integers >= 1."""
+    max_k, max_batch = _http.check_caps(max_k, max_batch)
     if not ray.is_initialized():
         ray.init()
     serve.start(http_options={"host": host, "port": port})
@@ -59,6 +66,6 @@ def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 80
             f"started with): serve on port={have[1]}, host={have[0]!r} (under another name= to keep the "
             "application already there), or call ray.serve.shutdown() first"
         )
-    app = SearchDeployment.bind(path, replicas, timeout_s, refresh_s)
+    app = SearchDeployment.bind(path, replicas, timeout_s, refresh_s, max_k, max_batch)
     serve.run(app, name=name, route_prefix=route_prefix, blocking=blocking)
     return f"http://{host}:{port}{route_prefix.rstrip('/')}/"

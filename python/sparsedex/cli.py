@@ -999,7 +999,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
         print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
         run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
-            route_prefix=prefix or "/")
+            route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch)
         return 0
     if a.replicas != 1 or a.address is not None:
         raise UserError("--replicas and --address need --ray")
@@ -1007,7 +1007,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     index = _open_index(a.index_dir)
     try:
-        serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/")
+        serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/",
+                    max_k=a.max_k, max_batch=a.max_batch)
     except OSError as e:
         if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN,
                                          socket.EAI_FAMILY, errno.EADDRNOTAVAIL):
@@ -1049,6 +1050,8 @@ def build_parser() -> argparse.ArgumentParser:
         __version__ = version("sparsedex")
     except Exception:  # pragma: no cover - not installed as a distribution
         __version__ = "unknown"
+
+    from ._http import DEFAULT_MAX_BATCH, DEFAULT_MAX_K
 
     k_type = _k_type()
     p = argparse.ArgumentParser(
@@ -1217,6 +1220,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--route-prefix", default="/", metavar="PATH",
                     help="serve the endpoints under this path (e.g. /api/v1: POST /api/v1/search); "
                          "default /")
+    sv.add_argument("--max-k", type=k_type, default=DEFAULT_MAX_K, metavar="N",
+                    help=f"the most hits per query a request may ask for (\"k\" or \"limit\"); more is a 400 "
+                         f"(default {DEFAULT_MAX_K})")
+    sv.add_argument("--max-batch", type=k_type, default=DEFAULT_MAX_BATCH, metavar="N",
+                    help="the most queries one /search_batch request may hold; more is a 413 "
+                         f"(default {DEFAULT_MAX_BATCH})")
     sv.set_defaults(func=cmd_serve)
     return p
 

@@ -66,7 +66,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised without the extra
     raise ImportError("sparsedex.ray needs Ray: pip install 'sparsedex[ray]'") from e
 
-from . import _validate
+from . import _http, _validate
 from ._core import SparsedexError
 from ._validate import shown
 from .filters import normalize_payload
@@ -1570,7 +1570,8 @@ class ShardedIndex:
         return [list(r) for r in self._actors]
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",
-              name: str = "sparsedex", blocking: bool = False, refresh_s: float = 1.0) -> str:
+              name: str = "sparsedex", blocking: bool = False, refresh_s: float = 1.0,
+              max_k: int = _http.DEFAULT_MAX_K, max_batch: int = _http.DEFAULT_MAX_BATCH) -> str:
         """Serve this index over HTTP with Ray Serve; returns the base URL.
 
         ``POST {route_prefix}search`` with ``{"query": text | {"indices": [...], "values":
@@ -1584,14 +1585,16 @@ class ShardedIndex:
         follows the directory's commits: a request arriving ``refresh_s`` seconds or more after
         the last check first calls :meth:`refresh` (one cheap call per shard replica), so a
         commit (this object's, another process's, ``sparsedex add``) is served within about
-        ``refresh_s`` of it (0: checked before every request).
+        ``refresh_s`` of it (0: checked before every request). A request for more than
+        ``max_k`` hits per query is a 400, a ``search_batch`` of more than ``max_batch``
+        queries a 413 (ValueError here unless both are integers >= 1).
         """
         self._check_open()
         from ._serve import run
 
         return run(str(self.path), replicas=self.replicas, host=host, port=port,
                    route_prefix=route_prefix, name=name, blocking=blocking, timeout_s=self.timeout_s,
-                   refresh_s=refresh_s)
+                   refresh_s=refresh_s, max_k=max_k, max_batch=max_batch)
 
     def __repr__(self) -> str:
         closed = ", closed" if getattr(self, "_closed", False) else ""

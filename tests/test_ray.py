@@ -659,6 +659,15 @@ def test_serve_http(built, tmp_path) -> None:
         assert r.status_code == 400
         r = requests.post(base + "search", json={"query": q, "fliter": {}}, timeout=30)
         assert r.status_code == 400 and 'unknown field "fliter"' in r.json()["error"]
+        # a body over the plain server's cap is a 413 here too: announced, or sent chunked
+        from sparsedex._http import MAX_BODY_BYTES
+
+        big = b"[" + b" " * MAX_BODY_BYTES + b"]"
+        r = requests.post(base + "search_batch", data=big, timeout=60)
+        assert r.status_code == 413 and f"is {len(big)} bytes" in r.json()["error"], r.text
+        r = requests.post(base + "search_batch", data=(big[i:i + (1 << 20)] for i in range(0, len(big), 1 << 20)),
+                          timeout=60)
+        assert r.status_code == 413 and "more than" in r.json()["error"], r.text
         # the served index follows this object's commits
         sh.delete([top])
         sh.upsert([([39], [5.0])], ids=[10**6], payloads=[{"year": 1990}])

@@ -30,13 +30,42 @@ class SearchDeployment:
     async def __call__(self, request: Request) -> JSONResponse:
         from .ray import ShardUnavailableError
 
-        raw = await request.body() if request.method == "POST" else None
+        raw = None
+        if request.method == "POST":
+            raw = await _capped_body(request)
+            if isinstance(raw, JSONResponse):
+                return raw
         # the route prefix is the ASGI root_path; whether url.path starts with it has changed
         # between Starlette versions, and endpoint() takes it off only where it does
         status, obj = _http.respond(self.index, request.url.path, raw, ShardUnavailableError, self.refresher,
                                     root=request.scope.get("root_path", ""), max_k=self.max_k,
                                     max_batch=self.max_batch)
         return JSONResponse(obj, status_code=status)
+
+
+async def _capped_body(request: Request) -> bytes | JSONResponse:
+    """The request body, or a 413 once it is over :data:`sparsedex._http.MAX_BODY_BYTES`, as
+    ``sparsedex serve`` answers: by its Content-Length before reading, else as it arrives
+    (Starlette's ``request.body()`` would hold the whole of a body of any size)."""
+    cap = _http.MAX_BODY_BYTES
+    length = request.headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > cap:
+        return _too_large(int(length))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            return _too_large(None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(n: int | None) -> JSONResponse:
+    """413 for a body of ``n`` bytes (``None``: one found over the cap as it arrived)."""
+    cap = _http.MAX_BODY_BYTES
+    size = f"more than {cap}" if n is None else str(n)
+    return JSONResponse({"error": f"the request body is {size} bytes; at most {cap} are read "
+                                  "(split a large batch into several /search_batch requests)"}, status_code=413)
 
 
 def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",

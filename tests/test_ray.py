@@ -743,3 +743,29 @@ def test_cli_serve_ray_needs_sharded_index(tmp_path, capsys) -> None:
     assert "no shards.json" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--replicas", "2"]) == 1
     assert "need --ray" in capsys.readouterr().err
+
+
+def test_serve_body_read_times_out(monkeypatch) -> None:
+    """A body that stops arriving is a 408 after IDLE_TIMEOUT_S (helper-96: five stalled
+    clients held every request slot of a replica), a whole one is read, and the replica
+    takes more than Serve's default five requests at once."""
+    import asyncio
+
+    from sparsedex import _http, _serve
+
+    class Stalled:
+        def __init__(self, parts, stall):
+            self.headers, self.parts, self.stall = {"content-length": "100"}, parts, stall
+
+        async def stream(self):
+            for p in self.parts:
+                yield p
+            if self.stall:
+                await asyncio.sleep(3600)
+
+    monkeypatch.setattr(_http, "IDLE_TIMEOUT_S", 0.2)
+    r = asyncio.run(_serve._capped_body(Stalled([b"123456789"], True)))
+    assert r.status_code == 408
+    assert json.loads(r.body) == {"error": "the request body stopped arriving: 9 bytes came, then nothing for 0.2 s"}
+    assert asyncio.run(_serve._capped_body(Stalled([b"ab", b"cd"], False))) == b"abcd"
+    assert _serve.SearchDeployment._deployment_config.max_ongoing_requests >= 64

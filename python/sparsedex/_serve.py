@@ -3,6 +3,8 @@ the JSON API is :mod:`sparsedex._http`'s."""
 
 from __future__ import annotations
 
+import asyncio
+
 import ray
 from ray import serve
 from starlette.requests import Request
@@ -13,7 +15,9 @@ from . import _http
 
 # num_cpus=0: the replica mostly waits on its shard actors, and a reservation could leave it
 # unplaced (Serve then waits for CPUs forever) on a cluster whose CPUs the shard actors hold.
-@serve.deployment(ray_actor_options={"num_cpus": 0})
+# max_ongoing_requests: Serve's default (5) let five clients that stall mid-body hold every
+# slot of a replica, so that nothing else, /health included, was answered.
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=64)
 class SearchDeployment:
     """A Serve replica holding one :class:`~sparsedex.ray.ShardedIndex` handle (its shard
     actors are shared by every request the replica answers; they reserve the CPUs free when
@@ -46,13 +50,23 @@ class SearchDeployment:
 async def _capped_body(request: Request) -> bytes | JSONResponse:
     """The request body, or a 413 once it is over :data:`sparsedex._http.MAX_BODY_BYTES`, as
     ``sparsedex serve`` answers: by its Content-Length before reading, else as it arrives
-    (Starlette's ``request.body()`` would hold the whole of a body of any size)."""
+    (Starlette's ``request.body()`` would hold the whole of a body of any size); a 408 once the
+    body has stopped arriving for :data:`sparsedex._http.IDLE_TIMEOUT_S` seconds, so that a
+    stalled client does not hold one of the replica's request slots for ever."""
     cap = _http.MAX_BODY_BYTES
     length = request.headers.get("content-length", "").strip()
     if length.isdigit() and int(length) > cap:
         return _too_large(int(length))
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), _http.IDLE_TIMEOUT_S)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            return JSONResponse({"error": f"the request body stopped arriving: {size} bytes came, then nothing "
+                                          f"for {_http.IDLE_TIMEOUT_S:g} s"}, status_code=408)
         size += len(chunk)
         if size > cap:
             return _too_large(None)

@@ -81,6 +81,14 @@ class OverCap(ValueError):
         self.status = status
 
 
+def body_too_large(n: int | None) -> str:
+    """The 413 message for a request body of ``n`` bytes (``None``: found over
+    :data:`MAX_BODY_BYTES` as it arrived), the same from both servers."""
+    size = f"more than {MAX_BODY_BYTES}" if n is None else str(n)
+    return (f"the request body is {size} bytes; at most {MAX_BODY_BYTES} are read "
+            "(split a large batch into several /search_batch requests)")
+
+
 def check_caps(max_k: Any, max_batch: Any) -> tuple[int, int]:
     """``(max_k, max_batch)`` when both are integers >= 1; ValueError naming the one that is not."""
     for name, v in (("max_k", max_k), ("max_batch", max_batch)):
@@ -522,8 +530,7 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 return
             n = int(length.strip())
             if n > MAX_BODY_BYTES:
-                self._error(413, f"the request body is {n} bytes; at most {MAX_BODY_BYTES} are read "
-                                 "(split a large batch into several /search_batch requests)", linger=True)
+                self._error(413, body_too_large(n), linger=True)
                 return
             # Read as the bytes arrive, not all announced up front: rfile.read(n) allocates n
             # bytes at once, so a client announcing a huge body it never sends held that memory.

@@ -27,7 +27,7 @@ class SearchDeployment:
                  max_k: int = _http.DEFAULT_MAX_K, max_batch: int = _http.DEFAULT_MAX_BATCH) -> None:
         from .ray import ShardedIndex
 
-        self.max_k, self.max_batch = _http.check_caps(max_k, max_batch)
+        self.max_k, self.max_batch = max_k, max_batch  # checked by run(), before Ray starts
         self.index = ShardedIndex(path, replicas=replicas, timeout_s=timeout_s)
         self.refresher = _http.Refresher(self.index.refresh, refresh_s)
 
@@ -56,7 +56,7 @@ async def _capped_body(request: Request) -> bytes | JSONResponse:
     cap = _http.MAX_BODY_BYTES
     length = request.headers.get("content-length", "").strip()
     if length.isdigit() and int(length) > cap:
-        return _too_large(int(length))
+        return JSONResponse({"error": _http.body_too_large(int(length))}, status_code=413)
     chunks, size = [], 0
     stream = request.stream().__aiter__()
     while True:
@@ -69,17 +69,9 @@ async def _capped_body(request: Request) -> bytes | JSONResponse:
                                           f"for {_http.IDLE_TIMEOUT_S:g} s"}, status_code=408)
         size += len(chunk)
         if size > cap:
-            return _too_large(None)
+            return JSONResponse({"error": _http.body_too_large(None)}, status_code=413)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(n: int | None) -> JSONResponse:
-    """413 for a body of ``n`` bytes (``None``: one found over the cap as it arrived)."""
-    cap = _http.MAX_BODY_BYTES
-    size = f"more than {cap}" if n is None else str(n)
-    return JSONResponse({"error": f"the request body is {size} bytes; at most {cap} are read "
-                                  "(split a large batch into several /search_batch requests)"}, status_code=413)
 
 
 def run(path: str, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000, route_prefix: str = "/",

@@ -347,9 +347,22 @@ def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path
     dup = [{"id": i % 3, "indices": np.array([1], np.uint32), "values": np.array([1.0])} for i in range(5)]
     with pytest.raises(ValueError, match=r"shard-0000\d: id [01] appears more than once in the dataset"):
         sdr.build_shards(ray.data.from_items(dup), tmp_path / "d", num_shards=2)
+    # the failed build (shards were being written) left nothing behind: the same call retried works
+    assert not (tmp_path / "d").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+    sdr.build_shards(ray.data.from_items(dup[:3]), tmp_path / "d", num_shards=2)
+    with sdr.ShardedIndex(tmp_path / "d") as sh:
+        assert len(sh) == 3
     with pytest.raises(TypeError, match="a document has no id"):
         sdr.build_shards(ray.data.from_items([{"id": None, "indices": np.array([1], np.uint32),
                                                "values": np.array([1.0])}]), tmp_path / "n", num_shards=2)
+    # a null among int ids (an Arrow int column with a null, which numpy would read as floats):
+    # the null row is named, not the first row as "id 0.0 is a float"
+    nulls = [{"id": None if i == 5 else i, "indices": np.array([1], np.uint32), "values": np.array([1.0])}
+             for i in range(8)]
+    with pytest.raises(TypeError, match=r"the id column 'id' is null in row 5 of a batch of 8, after the "
+                                        r"document with id 4"):
+        sdr.build_shards(ray.data.from_items(nulls, override_num_blocks=1), tmp_path / "n2", num_shards=2)
     meta = {"tags": ["rock", "live"], "year": 1984, "deep": {"xs": [[1, 2], [3]]}}
     items = [{"id": 1, "indices": np.array([1], np.uint32), "values": np.array([1.0]), "meta": meta, "n": 3},
              {"id": 2, "indices": np.array([1], np.uint32), "values": np.array([1.0]), "meta": None, "n": None}]
@@ -477,6 +490,37 @@ def test_shard_with_another_grid(built, tmp_path) -> None:
     idx.close()
     (p / "shard-00000" / "sparsedex-shard.json").write_text(json.dumps(marker))
     with pytest.raises(sdr.ShardError, match="shard-00000 is quantized 'u8' with max_weight 100"):
+        sdr.ShardedIndex(p)
+
+
+def _replace_shard(p: Path, name: str, idx_args: tuple, docs: list) -> None:
+    """Rebuild shard ``name`` of ``p`` as ``SparseIndex(*idx_args)`` over ``docs``, keeping its
+    marker file (a forged marker: index id, shard number and grid all match)."""
+    marker = (p / name / "sparsedex-shard.json").read_text()
+    shutil.rmtree(p / name)
+    idx = SparseIndex(*idx_args, path=p / name)
+    idx.add(docs, ids=list(range(len(docs))))
+    idx.commit()
+    idx.close()
+    (p / name / "sparsedex-shard.json").write_text(marker)
+
+
+def test_shard_that_scores_otherwise(built, tmp_path) -> None:
+    """A shard whose encoder differs from the index's (its marker forged, so index id, shard
+    number and grid match) is refused by name: BM25 parameters or analysis of another kind
+    would score its documents on another scale than the other shards'."""
+    from sparsedex.encoders.bm25 import Bm25Encoder
+
+    rows = [{"id": i, "text": f"ant bee {'cat ' * (i % 3)}"} for i in range(12)]
+    sdr.build_shards(ray.data.from_items(rows, override_num_blocks=1), tmp_path / "b", num_shards=2, encoder="bm25")
+    with sdr.ShardedIndex(tmp_path / "b") as sh:
+        assert len(sh.search("cat", k=20)) == 8
+    _replace_shard(tmp_path / "b", "shard-00001", (Bm25Encoder(k1=1.5), "u8"), ["ant cat", "bee"])
+    with pytest.raises(sdr.ShardError, match=r"shard shard-00001 has another BM25 encoder: k1 1\.5 \(the index: 1\.2\)"):
+        sdr.ShardedIndex(tmp_path / "b")
+    p = _copy(built, tmp_path / "c")  # vectors: a BM25 shard among them
+    _replace_shard(p, "shard-00000", ("bm25", "u8"), ["ant cat"])
+    with pytest.raises(sdr.ShardError, match=r"shard shard-00000 has an encoder \(Bm25Encoder\), the index holds vectors"):
         sdr.ShardedIndex(p)
 
 
@@ -647,6 +691,10 @@ def test_serve_http(built, tmp_path) -> None:
         assert r.json() == {"hits": [{"id": h.id, "score": h.score, "payload": h.payload} for h in want]}
         r = requests.post(base + "search", json={"query": q, "k": 0}, timeout=30)
         assert r.status_code == 400 and "k" in r.json()["error"]
+        r = requests.post(base + "search", json={"query": q, "k": None}, timeout=30)  # null: the default, as
+        ten = sh.search((q["indices"], q["values"]), k=None)  # None is 10, as in SparseIndex.search
+        assert ten == sh.search((q["indices"], q["values"]), k=10)
+        assert r.status_code == 200 and [h["id"] for h in r.json()["hits"]] == [h.id for h in ten], r.text
         r = requests.post(base + "get", json={"id": 10**9}, timeout=30)
         assert r.status_code == 404 and "no document" in r.json()["error"]
         r = requests.post(base + "search_batch", json={"queries": [q, q], "k": 2}, timeout=30)

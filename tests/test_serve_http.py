@@ -58,6 +58,13 @@ def test_limit_is_k(index) -> None:
     status, obj = _req(index, "search", {"query": Q, "limit": 1, "k": 2})
     assert status == 400 and "not both" in obj["error"]
     assert _req(index, "search", {"query": Q, "limit": 1, "k": 1})[0] == 200
+    # a null is a field not given (the Ray Serve path answers the same: test_ray.py::test_serve_http)
+    status, obj = _req(index, "search", {"query": Q, "k": None})
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b", "a"]
+    status, obj = _req(index, "search", {"query": Q, "k": 1, "limit": None})
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]
+    status, obj = _req(index, "search_batch", {"queries": [Q], "k": None, "limit": 1})
+    assert status == 200 and [len(h) for h in obj["hits"]] == [1]
     status, obj = _req(index, "search", {"query": Q, "limit": "x"})
     assert status == 400 and "k" in obj["error"]
 

@@ -164,12 +164,14 @@ def _check_fields(op: str, body: dict[str, Any]) -> None:
 
 
 def _k(body: dict[str, Any]) -> Any:
-    """``k``, or ``limit`` (Qdrant's name for it); both at once must agree."""
-    if "limit" in body:
-        if "k" in body and body["k"] != body["limit"]:
-            raise ValueError(f'pass "k" or "limit" (its Qdrant name), not both: k={body["k"]!r}, limit={body["limit"]!r}')
-        return body["limit"]
-    return body.get("k", 10)
+    """``k``, or ``limit`` (Qdrant's name for it); both at once must agree. A null is a field
+    not given (so ``"k": null`` is the default 10, on every server)."""
+    k, limit = body.get("k"), body.get("limit")
+    if limit is not None:
+        if k is not None and k != limit:
+            raise ValueError(f'pass "k" or "limit" (its Qdrant name), not both: k={k!r}, limit={limit!r}')
+        return limit
+    return 10 if k is None else k
 
 
 def _capped_k(body: dict[str, Any], max_k: int) -> Any:
@@ -177,7 +179,7 @@ def _capped_k(body: dict[str, Any], max_k: int) -> Any:
     index to refuse, naming it."""
     k = _k(body)
     if isinstance(k, int) and not isinstance(k, bool) and k > max_k:
-        field = "limit" if "limit" in body else "k"
+        field = "k" if body.get("limit") is None else "limit"
         raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
                            f"at most {max_k}, or start the server with sparsedex serve --max-k {k} to raise the cap)")
     return k

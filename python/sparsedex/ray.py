@@ -51,6 +51,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -463,8 +464,24 @@ def _raise_routed(raw: Any) -> None:
 
 def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
     n = len(builders)
-    batch, cols = _split_batch(batch, spec["payload_columns"])
-    ids = [_plain_id(x) for x in batch[spec["id_column"]].tolist()]
+    id_col = spec["id_column"]
+    # ids read as Python values, like payloads: Arrow -> numpy turns an int column with a null
+    # into floats, and the first row (not the null one) would be reported as "id 0.0 is a float"
+    batch, cols = _split_batch(batch, list(dict.fromkeys([*spec["payload_columns"], id_col])))
+    ids = [_plain_id(x) for x in cols[id_col]]
+    def missing(x: Any) -> bool:
+        return x is None or (isinstance(x, float) and x != x)
+
+    for i, x in enumerate(ids):
+        if missing(x):
+            before = [y for y in ids[:i] if not missing(y)]
+            after = [y for y in ids[i + 1:] if not missing(y)]
+            where = (f", after the document with id {shown(before[-1])}" if before else
+                     f", before the document with id {shown(after[0])}" if after else "")
+            raise TypeError(f"a document has no id: the id column {id_col!r} is null in row {i} of a batch "
+                            f"of {len(ids)}{where}; every row needs an int or str id")
+    if id_col not in spec["payload_columns"]:
+        del cols[id_col]
     shards = _shard_column(ids, n)
     if spec["bm25"]:
         docs = batch[spec["text_column"]].tolist()
@@ -689,10 +706,15 @@ def build_shards(
     KeyError
         A column that the dataset does not have.
     FileExistsError
-        ``path`` holds something already.
+        ``path`` holds something already (checked first, and again when the built index is
+        renamed into place).
 
     Notes
     -----
+    The index is built in a hidden directory beside ``path`` (``.<name>.building-<id>``) and
+    renamed to ``path`` once every shard and the manifest are written: a build that fails
+    removes it and leaves ``path`` as it was, so the same call can simply be retried.
+
     The dataset streams through once: each batch is routed row by row to its shard's builder
     actor, which keeps its documents until every batch has passed, then (with the global
     grid now known) writes its index. A shard's documents must therefore fit in one worker's
@@ -711,7 +733,7 @@ def build_shards(
             raise ValueError(f"max_weight must be a positive finite number, got {max_weight!r}")
         max_weight = float(max_weight)
     builder_cpus = _builder_cpus(num_shards, num_cpus, 0 if (ident is None or bm25) else encode_concurrency)
-    root = Path(path)
+    root = Path(path).resolve()  # a symbolic link: the directory it points to
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise FileExistsError(f"{root} exists and is not an empty directory")
     cols = dataset.columns()
@@ -742,9 +764,14 @@ def build_shards(
         "encoder": ident if bm25 else None, "vocab_size": vocab_size,
         "store_texts": bool(store_texts) and ident is not None and not bm25,
     }
-    root.mkdir(parents=True, exist_ok=True)
+    # built beside ``path`` and renamed into place at the end: a failed build leaves ``path`` as
+    # it was (a retry at the same path works) and a reader never finds half a sharded index
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = root.parent / f".{root.name}.building-{index_id[:12]}"
+    work.mkdir()
     opts = {"num_cpus": builder_cpus, "max_restarts": 0}
-    builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(root), spec, i) for i in range(num_shards)]
+    builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(work), spec, i) for i in range(num_shards)]
+    done = False
     try:
         # every builder placed before the dataset starts: Ray Data would otherwise fill the
         # CPUs with routing tasks that wait on builders that cannot be scheduled
@@ -767,6 +794,17 @@ def build_shards(
                 _check_grid_fits(heaviest[0], max_weight, f"the document with id {heaviest[1]!r}", "build_shards")
         grid = _grid(quantization, bm25, max_weight)
         counts = ray.get([b.build.remote(grid) for b in builders])
+        if sum(counts) != n_docs:  # pragma: no cover - a bug in routing
+            raise RuntimeError(f"shards hold {sum(counts)} documents, the dataset {n_docs}")
+        manifest = {
+            "format": _FORMAT, "version": _VERSION, "index_id": index_id, "num_shards": num_shards,
+            "routing": {"hash": "blake2b-64-le", "key": "i:<decimal int id> | s:<utf-8 str id>",
+                        "shard": "hash mod num_shards"},
+            "grid": grid, "max_weight_given": max_weight_given, "encoder": ident, "bm25": bm25,
+            "shards": [{"name": _shard_name(i), "documents": counts[i]} for i in range(num_shards)],
+        }
+        _write_json(work / MANIFEST, manifest)
+        done = True
     except Exception as e:  # a RayTaskError, or Ray Data's UserCodeException around the user's error
         cause = _user_cause(e)
         if cause is e:
@@ -775,15 +813,17 @@ def build_shards(
     finally:
         for b in builders:
             ray.kill(b)
-    if sum(counts) != n_docs:  # pragma: no cover - a bug in routing
-        raise RuntimeError(f"shards hold {sum(counts)} documents, the dataset {n_docs}")
-    manifest = {
-        "format": _FORMAT, "version": _VERSION, "index_id": index_id, "num_shards": num_shards,
-        "routing": {"hash": "blake2b-64-le", "key": "i:<decimal int id> | s:<utf-8 str id>", "shard": "hash mod num_shards"},
-        "grid": grid, "max_weight_given": max_weight_given, "encoder": ident, "bm25": bm25,
-        "shards": [{"name": _shard_name(i), "documents": counts[i]} for i in range(num_shards)],
-    }
-    _write_json(root / MANIFEST, manifest)
+        if not done:
+            shutil.rmtree(work, ignore_errors=True)
+    try:
+        os.rename(work, root)  # onto a missing or empty directory
+    except OSError:
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise FileExistsError(
+                f"{root} was filled by something else while the shards were built; the built index is "
+                f"left at {work} (rename it where you want it)"
+            ) from None
+        raise
     return manifest
 
 
@@ -1015,6 +1055,10 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
         idx = SparseIndex.open(d)
     except Exception as e:
         raise ShardError(f"shard {name}: {type(e).__name__}: {e}") from None
+    why = _scoring_mismatch(idx, manifest)
+    if why is not None:
+        idx.close()
+        raise ShardError(f"shard {name} {why} (shards must score as one index)")
     actual = _actual_grid(idx)
     want_q = grid["quantization"]
     if actual[0] != want_q or (isinstance(grid.get("max_weight"), float) and
@@ -1024,6 +1068,24 @@ def _open_shard(root: Path, manifest: dict[str, Any], shard: int) -> SparseIndex
             f"shard {name} is quantized {actual[0]!r} with max_weight {actual[1]!r}, but the index's grid is {grid!r}"
         )
     return idx
+
+
+def _scoring_mismatch(idx: SparseIndex, manifest: Mapping[str, Any]) -> str | None:
+    """How shard ``idx`` would score otherwise than the index of ``manifest`` says, or None.
+    A BM25 shard has the index's BM25 parameters and text analysis (each shard grows its own
+    term dictionary, which is not compared); a vector shard has no encoder."""
+    enc = getattr(idx, "encoder", None)
+    if not manifest.get("bm25"):
+        return None if enc is None else f"has an encoder ({type(enc).__name__}), the index holds vectors"
+    have = enc.identity() if enc is not None and hasattr(enc, "identity") else None
+    if not isinstance(have, Mapping) or have.get("kind") != "bm25":
+        return f"has no BM25 encoder ({type(enc).__name__ if enc is not None else 'vectors'}), the index is BM25"
+    skip = ("vocabulary", "vocab_size")
+    have = json.loads(json.dumps({k: v for k, v in have.items() if k not in skip}))
+    want = json.loads(json.dumps({k: v for k, v in (manifest.get("encoder") or {}).items() if k not in skip}))
+    diff = [f"{k} {shown(have.get(k))} (the index: {shown(want.get(k))})"
+            for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+    return f"has another BM25 encoder: {', '.join(diff)}" if diff else None
 
 
 def _check_manifest_shards(root: Path, m: Mapping[str, Any]) -> int:
@@ -1390,7 +1452,7 @@ class ShardedIndex:
         search). Errors as :meth:`SparseIndex.search`, plus :class:`ShardUnavailableError`."""
         from .index import _check_algorithm
 
-        k = _validate.check_k(k)
+        k = _validate.check_k(10 if k is None else k)  # None: the default, as SparseIndex.search
         _check_algorithm(algorithm, target_recall)
         q = self._query(query)
         res = self._fan("search", q, k, algorithm, filter, target_recall)
@@ -1402,7 +1464,7 @@ class ShardedIndex:
         arrays ``(indptr, indices, values)``, one query a row); one call per shard."""
         from .index import _check_algorithm
 
-        k = _validate.check_k(k)
+        k = _validate.check_k(10 if k is None else k)  # None: the default, as SparseIndex.search
         _check_algorithm(algorithm, target_recall)
         from .index import batch_queries
 

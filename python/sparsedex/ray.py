@@ -101,8 +101,13 @@ class ShardUnavailableError(ShardError):
 
 
 # routing ------------------------------------------------------------------------------------
+def _null_id(id: Any) -> bool:
+    """A missing id: None, or the NaN a numpy float column holds for a null."""
+    return id is None or (isinstance(id, (float, np.floating)) and id != id)
+
+
 def _route_key(id: Any) -> bytes:
-    if id is None or (isinstance(id, (float, np.floating)) and id != id):
+    if _null_id(id):
         raise TypeError("a document has no id (None / null; Arrow reads a missing integer id as NaN): "
                         "every row needs an int or str id")
     if isinstance(id, (bool, np.bool_)):
@@ -469,13 +474,10 @@ def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
     # into floats, and the first row (not the null one) would be reported as "id 0.0 is a float"
     batch, cols = _split_batch(batch, list(dict.fromkeys([*spec["payload_columns"], id_col])))
     ids = [_plain_id(x) for x in cols[id_col]]
-    def missing(x: Any) -> bool:
-        return x is None or (isinstance(x, float) and x != x)
-
     for i, x in enumerate(ids):
-        if missing(x):
-            before = [y for y in ids[:i] if not missing(y)]
-            after = [y for y in ids[i + 1:] if not missing(y)]
+        if _null_id(x):
+            before = [y for y in ids[:i] if not _null_id(y)]
+            after = [y for y in ids[i + 1:] if not _null_id(y)]
             where = (f", after the document with id {shown(before[-1])}" if before else
                      f", before the document with id {shown(after[0])}" if after else "")
             raise TypeError(f"a document has no id: the id column {id_col!r} is null in row {i} of a batch "

@@ -176,6 +176,10 @@ def test_cli_messages_name_what_is_wrong(tmp_path, capsys):
     assert "holds vectors you bring" in err and "from Python" in err
     assert main(["serve", str(tmp_path / "ix"), "--host", "999.1.1.1", "--port", "8799"]) != 0
     assert "--host 999.1.1.1" in capsys.readouterr().err
+    (tmp_path / "sh").mkdir()  # a sharded index (its shards.json) without --ray: says to use --ray
+    (tmp_path / "sh" / "shards.json").write_text("{}")
+    assert main(["serve", str(tmp_path / "sh")]) != 0
+    assert "is a sharded index (it has shards.json): serve it with --ray" in capsys.readouterr().err
 
 
 def test_cli_shows_library_warnings_as_its_own(tmp_path, capsys):

@@ -245,6 +245,14 @@ def test_encode_equals_in_process_encoder(cluster, tmp_path) -> None:
         assert np.asarray(r["values"]).tolist() == v.values.tolist()
     with pytest.raises(ValueError, match="BM25"):
         sdr.encode(ds, "bm25")
+    # a row that is not a text: a TypeError naming the document (not a RayTaskError naming a
+    # row of a batch); an encoder build_shards cannot build with: a ValueError up front
+    bad = ray.data.from_items([{"id": 10 + i, "text": None if i == 3 else "x"} for i in range(5)])
+    with pytest.raises(TypeError, match=r"^document 13: the text column 'text' holds None, not a text"):
+        sdr.build_shards(bad, tmp_path / "bad", num_shards=2, encoder="splade-tiny")
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match=r"build_shards encodes with 'bm25' or a SPLADE model, not 'Qdrant/bm25'"):
+        sdr.build_shards(ds, tmp_path / "q", num_shards=2, encoder="Qdrant/bm25")
     # SPLADE shards: text queries are encoded once by the caller, equal to a single index
     sdr.build_shards(ds, tmp_path / "s", num_shards=2, encoder="splade-tiny")
     # an encoder of another kind is refused before any actor starts (breaker38 recheck)
@@ -303,6 +311,30 @@ def test_build_shards_many_shards_on_a_small_cluster(cluster, tmp_path) -> None:
     assert sum(s["documents"] for s in out["m"]["shards"]) == 5
 
 
+def test_build_shards_into_an_existing_directory(cluster, tmp_path) -> None:
+    """An existing empty directory (a mount point, a process's working directory) stays the
+    same directory, with its permissions: the shards move into it. A failed build into missing
+    parents removes the parents it created."""
+    d = tmp_path / "empty"
+    d.mkdir(mode=0o700)
+    before = d.stat()
+    rows = [{"id": i, "indices": np.array([1 + i % 3], np.uint32), "values": np.array([1.0])} for i in range(6)]
+    sdr.build_shards(ray.data.from_items(rows), d, num_shards=2)
+    after = d.stat()
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert sorted(p.name for p in d.iterdir()) == ["shard-00000", "shard-00001", "shards.json"]
+    with sdr.ShardedIndex(d) as sh:
+        assert len(sh) == 6
+    dup = rows + rows[:1]
+    with pytest.raises(ValueError, match="appears more than once"):
+        sdr.build_shards(ray.data.from_items(dup), tmp_path / "p1" / "p2" / "idx", num_shards=2)
+    assert not (tmp_path / "p1").exists()
+    (tmp_path / "e2").mkdir()
+    with pytest.raises(ValueError, match="appears more than once"):
+        sdr.build_shards(ray.data.from_items(dup), tmp_path / "e2", num_shards=2)
+    assert list((tmp_path / "e2").iterdir()) == []
+
+
 def test_build_shards_input_errors(cluster, tmp_path) -> None:
     """Errors raised inside Ray tasks and actors come out as the ValueError / TypeError the
     docstring promises, with their own message (PayloadError survives pickling)."""
@@ -356,6 +388,23 @@ def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path
     with pytest.raises(TypeError, match="a document has no id"):
         sdr.build_shards(ray.data.from_items([{"id": None, "indices": np.array([1], np.uint32),
                                                "values": np.array([1.0])}]), tmp_path / "n", num_shards=2)
+    # int and str ids (an int in shard 0, a str in shard 1: each shard alone is fine): refused
+    # by build_shards, as by SparseIndex.add (searches failed comparing them)
+    i0 = next(i for i in range(100) if sdr.shard_of(i, 2) == 0)
+    s1 = next(f"d{i}" for i in range(100) if sdr.shard_of(f"d{i}", 2) == 1)
+    mixed = [{"id": x, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)} for x in (i0, s1)]
+    with pytest.raises(TypeError, match=rf"id {i0} is an int and id '{s1}' a str: ids must be all ints or all strings"):
+        sdr.build_shards(ray.data.from_items(mixed, override_num_blocks=1), tmp_path / "m", num_shards=2)
+    assert not (tmp_path / "m").exists()
+    # a null id in another batch of a pandas column (floats throughout): the float ids say why
+    import pandas as pd
+
+    df = pd.DataFrame({"id": [float(i) if i != 6 else float("nan") for i in range(8)],
+                       "indices": [np.array([1], np.uint32)] * 8, "values": [np.array([1.0])] * 8})
+    with pytest.raises(TypeError, match=r"(a null id elsewhere in the column may be the cause|is null in row)"):
+        sdr.build_shards(ray.data.from_pandas(df), tmp_path / "pd", num_shards=2, batch_size=2)
+    with pytest.raises(TypeError, match=r"id 0\.0 is a float \(a whole number stored as a float"):
+        sdr._route_key(0.0)
     # a null among int ids (an Arrow int column with a null, which numpy would read as floats):
     # the null row is named, not the first row as "id 0.0 is a float"
     nulls = [{"id": None if i == 5 else i, "indices": np.array([1], np.uint32), "values": np.array([1.0])}
@@ -516,7 +565,12 @@ def test_shard_that_scores_otherwise(built, tmp_path) -> None:
     with sdr.ShardedIndex(tmp_path / "b") as sh:
         assert len(sh.search("cat", k=20)) == 8
     _replace_shard(tmp_path / "b", "shard-00001", (Bm25Encoder(k1=1.5), "u8"), ["ant cat", "bee"])
-    with pytest.raises(sdr.ShardError, match=r"shard shard-00001 has another BM25 encoder: k1 1\.5 \(the index: 1\.2\)"):
+    with pytest.raises(sdr.ShardError, match=r"^shard shard-00001 has another BM25 encoder: k1 1\.5 \(the index: 1\.2\)"):
+        sdr.ShardedIndex(tmp_path / "b")
+    from sparsedex.encoders.bm25 import Analyzer
+
+    _replace_shard(tmp_path / "b", "shard-00001", (Bm25Encoder(Analyzer(stopwords="english")), "u8"), ["ant cat"])
+    with pytest.raises(sdr.ShardError, match=r"has another BM25 encoder: analyzer\.stopwords 'english' \(the index: None\)"):
         sdr.ShardedIndex(tmp_path / "b")
     p = _copy(built, tmp_path / "c")  # vectors: a BM25 shard among them
     _replace_shard(p, "shard-00000", ("bm25", "u8"), ["ant cat"])

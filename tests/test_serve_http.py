@@ -65,6 +65,11 @@ def test_limit_is_k(index) -> None:
     assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]
     status, obj = _req(index, "search_batch", {"queries": [Q], "k": None, "limit": 1})
     assert status == 200 and [len(h) for h in obj["hits"]] == [1]
+    status, obj = _req(index, "search", {"query": Q, "algorithm": None})
+    assert status == 200 and [h["id"] for h in obj["hits"]] == ["b", "a"]
+    for k, limit in ((3, 3.0), (3.0, 3)):  # either order: both fields must agree, types too
+        status, obj = _req(index, "search", {"query": Q, "k": k, "limit": limit})
+        assert status == 400 and "not both" in obj["error"], (k, limit, obj)
     status, obj = _req(index, "search", {"query": Q, "limit": "x"})
     assert status == 400 and "k" in obj["error"]
 

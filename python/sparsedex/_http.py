@@ -165,10 +165,11 @@ def _check_fields(op: str, body: dict[str, Any]) -> None:
 
 def _k(body: dict[str, Any]) -> Any:
     """``k``, or ``limit`` (Qdrant's name for it); both at once must agree. A null is a field
-    not given (so ``"k": null`` is the default 10, on every server)."""
+    not given (so ``"k": null`` is the default 10, on every server), as for ``algorithm``,
+    ``filter`` and ``target_recall``."""
     k, limit = body.get("k"), body.get("limit")
     if limit is not None:
-        if k is not None and k != limit:
+        if k is not None and (k != limit or type(k) is not type(limit)):  # 3 and 3.0: one would pass, one not
             raise ValueError(f'pass "k" or "limit" (its Qdrant name), not both: k={k!r}, limit={limit!r}')
         return limit
     return 10 if k is None else k
@@ -183,6 +184,12 @@ def _capped_k(body: dict[str, Any], max_k: int) -> Any:
         raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
                            f"at most {max_k}, or start the server with sparsedex serve --max-k {k} to raise the cap)")
     return k
+
+
+def _algorithm(body: dict[str, Any]) -> Any:
+    """``algorithm``; null is not given (``"auto"``)."""
+    a = body.get("algorithm")
+    return "auto" if a is None else a
 
 
 def _top_terms(body: dict[str, Any]) -> int | None:
@@ -211,7 +218,7 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
     if op == "search":
         _need(body, "query")
         k = _capped_k(body, max_k)
-        hits = index.search(_vector(body["query"]), k=k, algorithm=body.get("algorithm", "auto"),
+        hits = index.search(_vector(body["query"]), k=k, algorithm=_algorithm(body),
                             filter=body.get("filter"), **_target(body))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
@@ -224,7 +231,7 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
                                f"server with sparsedex serve --max-batch {len(qs)} to raise the cap)")
         k = _capped_k(body, max_k)
         res = index.search_batch(_batch(qs), k=k,
-                                 algorithm=body.get("algorithm", "auto"), filter=body.get("filter"),
+                                 algorithm=_algorithm(body), filter=body.get("filter"),
                                  **_target(body))
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":

@@ -1005,6 +1005,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
         raise UserError("--replicas and --address need --ray")
     from ._http import serve_index
 
+    if (Path(a.index_dir) / "shards.json").is_file():  # sparsedex.ray.MANIFEST (ray itself may be missing)
+        raise UserError(f"{a.index_dir} is a sharded index (it has shards.json): serve it with --ray "
+                        "(sparsedex serve DIR --ray), which needs ray[serve]")
     index = _open_index(a.index_dir)
     try:
         serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/",

@@ -51,6 +51,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import shutil
 import threading
 import time
@@ -116,7 +117,11 @@ def _route_key(id: Any) -> bytes:
         return b"i:" + str(int(id)).encode("ascii")
     if isinstance(id, str):
         return b"s:" + id.encode("utf-8", "surrogatepass")
-    raise TypeError(f"id {shown(id)} is a {type(id).__name__}: ids are ints or strings")
+    hint = ""
+    if isinstance(id, (float, np.floating)) and float(id).is_integer():
+        hint = (" (a whole number stored as a float: pandas and numpy turn an int column with a "
+                "missing value into floats, so a null id elsewhere in the column may be the cause)")
+    raise TypeError(f"id {shown(id)} is a {type(id).__name__}{hint}: ids are ints or strings")
 
 
 def shard_of(id: Any, num_shards: int) -> int:
@@ -160,7 +165,8 @@ def _is_bm25_identity(ident: Mapping[str, Any] | None) -> bool:
 class _EncodeActor:
     """A Ray Data actor: loads the encoder once, then encodes batch after batch."""
 
-    def __init__(self, identity: dict[str, Any], text_column: str, cuda: bool, threads: int | None) -> None:
+    def __init__(self, identity: dict[str, Any], text_column: str, cuda: bool, threads: int | None,
+                 report_bad: bool = False) -> None:
         from .encoders.registry import load_encoder
 
         kwargs: dict[str, Any] = {}
@@ -171,16 +177,28 @@ class _EncodeActor:
         kwargs["progress"] = False
         self.encoder = load_encoder(identity, **kwargs)
         self.text_column = text_column
+        # build_shards: a row that is not a text is reported in column BAD_TEXT (and encoded as
+        # an empty vector) for the router to raise with the document's id; Ray Data would wrap
+        # an exception raised here in a RayTaskError that hides it
+        self.report_bad = report_bad
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.text_column not in batch:
             raise KeyError(f"the dataset has no column {self.text_column!r} (columns: {sorted(batch)})")
         texts = batch[self.text_column].tolist()
+        bad = [""] * len(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise TypeError(f"column {self.text_column!r}: row {i} of a batch is a {type(t).__name__}, not a text")
+                if not self.report_bad:
+                    raise TypeError(f"column {self.text_column!r}: row {i} of a batch is a {type(t).__name__}, not a text")
+                from ._validate import a_type
+
+                bad[i] = f"the text column {self.text_column!r} holds {'None' if t is None else a_type(t)}, not a text"
+                texts[i] = ""
         vecs = encode_for_index(self.encoder, texts) if texts else []
         out = dict(batch)
+        if self.report_bad:
+            out[_BAD_TEXT] = np.asarray(bad, dtype=object)
         ind = np.empty(len(vecs), dtype=object)
         val = np.empty(len(vecs), dtype=object)
         for i, v in enumerate(vecs):
@@ -199,6 +217,7 @@ def encode(
     concurrency: int | tuple[int, int] = 1,
     num_cpus: float = 1,
     num_gpus: float = 0,
+    _report_bad: bool = False,
 ) -> "ray.data.Dataset":
     """Encode a Ray Dataset's texts into sparse vectors on a pool of actors.
 
@@ -261,6 +280,7 @@ def encode(
         _EncodeActor,
         fn_constructor_kwargs={
             "identity": ident, "text_column": text_column, "cuda": num_gpus > 0, "threads": threads,
+            "report_bad": _report_bad,
         },
         batch_size=batch_size,
         batch_format="numpy",
@@ -271,6 +291,9 @@ def encode(
 
 
 # building -----------------------------------------------------------------------------------
+_BAD_TEXT = "__sparsedex_bad_text"  # see _EncodeActor.report_bad
+
+
 def _shard_name(i: int) -> str:
     return f"shard-{i:05d}"
 
@@ -439,6 +462,7 @@ def _route_batch(batch: Any, builders: list[Any], spec: dict[str, Any]) -> dict[
     the driver raises as it is: Ray Data would wrap a raised one in a UserCodeException that
     loses it on the way."""
     err: BaseException | None = None
+    n_rows: tuple[int, Any] = (0, None)
     try:
         n_rows = _route_rows(batch, builders, spec)
     except (ValueError, TypeError, KeyError) as e:
@@ -448,18 +472,18 @@ def _route_batch(batch: Any, builders: list[Any], spec: dict[str, Any]) -> dict[
         if err is e:
             raise
     if err is None:
-        return {"n": np.array([n_rows], dtype=np.int64), "error": np.array([b""], dtype=object)}
-    import pickle
-
-    return {"n": np.array([0], dtype=np.int64), "error": np.array([pickle.dumps(_prefixed(err, ""))], dtype=object)}
+        # one of the batch's ids (all ints or all strings by now): the driver checks that every
+        # batch has the kind of the first (a shard holding both could not order its ids)
+        return {"n": np.array([n_rows[0]], dtype=np.int64), "error": np.array([b""], dtype=object),
+                "id": np.array([pickle.dumps(n_rows[1])], dtype=object)}
+    return {"n": np.array([0], dtype=np.int64), "error": np.array([pickle.dumps(_prefixed(err, ""))], dtype=object),
+            "id": np.array([pickle.dumps(None)], dtype=object)}
 
 
 def _raise_routed(raw: Any) -> None:
     """Raise the error :func:`_route_batch` sent back (if any)."""
     if raw is None or len(raw) == 0:
         return
-    import pickle
-
     try:
         e = pickle.loads(raw)
     except Exception:  # noqa: BLE001 - an exception class this process cannot rebuild
@@ -467,7 +491,8 @@ def _raise_routed(raw: Any) -> None:
     raise e
 
 
-def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
+def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> tuple[int, Any]:
+    """Send each row of ``batch`` to its shard's builder; (rows sent, the first row's id)."""
     n = len(builders)
     id_col = spec["id_column"]
     # ids read as Python values, like payloads: Arrow -> numpy turns an int column with a null
@@ -482,6 +507,11 @@ def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
                      f", before the document with id {shown(after[0])}" if after else "")
             raise TypeError(f"a document has no id: the id column {id_col!r} is null in row {i} of a batch "
                             f"of {len(ids)}{where}; every row needs an int or str id")
+    strs = [x for x in ids if isinstance(x, str)]
+    if strs and len(strs) < len(ids):
+        num = next(x for x in ids if not isinstance(x, str))
+        if isinstance(num, int) and not isinstance(num, bool):  # else shard_of names the bad id
+            raise TypeError(_mixed_ids(num, strs[0]))
     if id_col not in spec["payload_columns"]:
         del cols[id_col]
     shards = _shard_column(ids, n)
@@ -494,6 +524,10 @@ def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
                 raise TypeError(f"document {ids[i]!r}: the text column {spec['text_column']!r} holds "
                                 f"{a_type(d)}, not a text (a BM25 index encodes texts)")
     else:
+        if _BAD_TEXT in batch:
+            for i, m in enumerate(batch[_BAD_TEXT].tolist()):
+                if m:
+                    raise TypeError(f"document {shown(ids[i])}: {m}")
         ind, val = batch["indices"], batch["values"]
         docs = [_vector_row(ind[i], val[i], ids[i]) for i in range(len(ids))]
     texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
@@ -506,7 +540,11 @@ def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> int:
         refs.append(builders[s].add.remote([ids[i] for i in rows], [docs[i] for i in rows], [pls[i] for i in rows],
                                            None if texts is None else [texts[i] for i in rows]))
     ray.get(refs)  # backpressure: a batch is done when its shards hold it
-    return len(ids)
+    return len(ids), (ids[0] if ids else None)
+
+
+def _mixed_ids(num: int, text: str) -> str:
+    return f"id {shown(num)} is an int and id {shown(text)} a str: ids must be all ints or all strings"
 
 
 def _prefixed(e: BaseException, prefix: str) -> BaseException:
@@ -713,9 +751,11 @@ def build_shards(
 
     Notes
     -----
-    The index is built in a hidden directory beside ``path`` (``.<name>.building-<id>``) and
-    renamed to ``path`` once every shard and the manifest are written: a build that fails
-    removes it and leaves ``path`` as it was, so the same call can simply be retried.
+    The index is built in a hidden directory (``.<name>.building-<id>`` beside a missing
+    ``path``, ``.building-<id>`` inside an existing empty one) and moved into place once every
+    shard and the manifest are written: a build that fails removes it (and the parent
+    directories it created) and leaves ``path`` as it was, so the same call can simply be
+    retried. An existing ``path`` stays the same directory (a mount point works).
 
     The dataset streams through once: each batch is routed row by row to its shard's builder
     actor, which keeps its documents until every batch has passed, then (with the global
@@ -727,6 +767,12 @@ def build_shards(
     if quantization not in ("u8", "float"):
         raise ValueError(f"quantization must be 'u8' or 'float', got {quantization!r}")
     ident: dict[str, Any] | None = None if encoder is None else _encoder_identity(encoder)
+    if ident is not None and ident.get("kind") not in ("bm25", "splade"):
+        raise ValueError(
+            f"build_shards encodes with 'bm25' or a SPLADE model, not {encoder!r} (kind "
+            f"{ident.get('kind')!r}): encode the documents yourself and pass their vectors "
+            "(indices / values columns, encoder=None)"
+        )
     bm25 = _is_bm25_identity(ident)
     if max_weight is not None:
         if quantization != "u8" or bm25:
@@ -750,7 +796,7 @@ def build_shards(
         if text_column not in cols:
             raise KeyError(f"the dataset has no text column {text_column!r} (columns: {cols})")
         if not bm25:
-            dataset = encode(dataset, ident, text_column=text_column, concurrency=encode_concurrency)
+            dataset = encode(dataset, ident, text_column=text_column, concurrency=encode_concurrency, _report_bad=True)
             from .encoders.registry import load_encoder
 
             vocab_size = int(load_encoder(ident, progress=False).vocab_size)
@@ -766,14 +812,20 @@ def build_shards(
         "encoder": ident if bm25 else None, "vocab_size": vocab_size,
         "store_texts": bool(store_texts) and ident is not None and not bm25,
     }
-    # built beside ``path`` and renamed into place at the end: a failed build leaves ``path`` as
-    # it was (a retry at the same path works) and a reader never finds half a sharded index
+    # built in a hidden directory and moved into place at the end: a failed build leaves
+    # ``path`` as it was (a retry at the same path works) and a reader never finds half a
+    # sharded index. Beside a missing ``path`` (then renamed to it); inside an existing empty
+    # one, whose entries then move up into it: it stays the same directory (a mount point, a
+    # process's working directory, its permissions), on its own file system
+    made = [d for d in root.parents if not d.exists()]
     root.parent.mkdir(parents=True, exist_ok=True)
-    work = root.parent / f".{root.name}.building-{index_id[:12]}"
+    into = root.is_dir()
+    work = root / f".building-{index_id[:12]}" if into else root.parent / f".{root.name}.building-{index_id[:12]}"
     work.mkdir()
     opts = {"num_cpus": builder_cpus, "max_restarts": 0}
     builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(work), spec, i) for i in range(num_shards)]
     done = False
+    writes: list[Any] = []
     try:
         # every builder placed before the dataset starts: Ray Data would otherwise fill the
         # CPUs with routing tasks that wait on builders that cannot be scheduled
@@ -784,9 +836,16 @@ def build_shards(
         )
         # consumed here (no aggregation task: it would need a whole CPU the builders may hold)
         n_docs = 0
+        first_id: Any = None
         for b in routed.iter_batches(batch_format="numpy", batch_size=None):
             for raw in b["error"].tolist():
                 _raise_routed(raw)
+            for raw in b["id"].tolist():
+                x = pickle.loads(raw)
+                if first_id is None:
+                    first_id = x
+                elif x is not None and isinstance(x, str) != isinstance(first_id, str):
+                    raise TypeError(_mixed_ids(*((first_id, x) if isinstance(x, str) else (x, first_id))))
             n_docs += int(b["n"].sum())
         if quantization == "u8" and not bm25:
             heaviest = max(ray.get([b.heaviest.remote() for b in builders]), key=lambda h: h[0])
@@ -795,7 +854,8 @@ def build_shards(
             else:
                 _check_grid_fits(heaviest[0], max_weight, f"the document with id {heaviest[1]!r}", "build_shards")
         grid = _grid(quantization, bm25, max_weight)
-        counts = ray.get([b.build.remote(grid) for b in builders])
+        writes = [b.build.remote(grid) for b in builders]
+        counts = ray.get(writes)
         if sum(counts) != n_docs:  # pragma: no cover - a bug in routing
             raise RuntimeError(f"shards hold {sum(counts)} documents, the dataset {n_docs}")
         manifest = {
@@ -816,17 +876,44 @@ def build_shards(
         for b in builders:
             ray.kill(b)
         if not done:
+            # a builder may still be writing its shard (another one failed): removed once the
+            # kill has stopped it, or its files would land after the removal
+            if writes:
+                ray.wait(writes, num_returns=len(writes), timeout=60)
             shutil.rmtree(work, ignore_errors=True)
-    try:
-        os.rename(work, root)  # onto a missing or empty directory
-    except OSError:
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise FileExistsError(
-                f"{root} was filled by something else while the shards were built; the built index is "
-                f"left at {work} (rename it where you want it)"
-            ) from None
-        raise
+            for d in made:  # the parents this call created, innermost first
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+    _move_into_place(work, root, into)
     return manifest
+
+
+def _move_into_place(work: Path, root: Path, into: bool) -> None:
+    """Move a built sharded index from ``work`` to ``root``: rename ``work`` to ``root`` (not
+    ``into``: ``root`` was missing), or move ``work``'s entries up into ``root`` (``work``
+    inside it), the shards first and ``shards.json`` last, so that a reader finds a complete
+    index or none. FileExistsError, naming where the built index is left, when something else
+    filled ``root`` meanwhile."""
+    def filled() -> FileExistsError:
+        return FileExistsError(f"{root} was filled by something else while the shards were built; the built "
+                               f"index is left at {work} (move its contents where you want them)")
+
+    if into:
+        if any(p != work for p in root.iterdir()):
+            raise filled()
+        for e in sorted(work.iterdir(), key=lambda p: p.name == MANIFEST):
+            os.rename(e, root / e.name)
+        work.rmdir()
+        return
+    try:
+        os.rename(work, root)
+    except OSError as e:
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise filled() from None
+        raise OSError(e.errno, f"cannot rename {work} to {root} ({e.strerror}); the built index is left at "
+                               f"{work}") from None
 
 
 # shard actors -------------------------------------------------------------------------------
@@ -859,7 +946,7 @@ class _Shard:
         try:
             self.index = _open_shard(Path(root), manifest, shard)
         except Exception as e:  # reported by describe(), where the caller asks
-            self.error = f"{type(e).__name__}: {e}"
+            self.error = str(e) if isinstance(e, ShardError) else f"{type(e).__name__}: {e}"
 
     def _ok(self) -> SparseIndex:
         if self.error is not None:
@@ -1082,9 +1169,19 @@ def _scoring_mismatch(idx: SparseIndex, manifest: Mapping[str, Any]) -> str | No
     have = enc.identity() if enc is not None and hasattr(enc, "identity") else None
     if not isinstance(have, Mapping) or have.get("kind") != "bm25":
         return f"has no BM25 encoder ({type(enc).__name__ if enc is not None else 'vectors'}), the index is BM25"
-    skip = ("vocabulary", "vocab_size")
-    have = json.loads(json.dumps({k: v for k, v in have.items() if k not in skip}))
-    want = json.loads(json.dumps({k: v for k, v in (manifest.get("encoder") or {}).items() if k not in skip}))
+    def flat(d: Mapping[str, Any], at: str = "") -> dict[str, Any]:  # analyzer.stopwords, ...
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if k in ("vocabulary", "vocab_size"):
+                continue
+            if isinstance(v, Mapping):
+                out.update(flat(v, f"{at}{k}."))
+            else:
+                out[at + k] = v
+        return out
+
+    have = flat(json.loads(json.dumps(have)))
+    want = flat(json.loads(json.dumps(manifest.get("encoder") or {})))
     diff = [f"{k} {shown(have.get(k))} (the index: {shown(want.get(k))})"
             for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
     return f"has another BM25 encoder: {', '.join(diff)}" if diff else None

@@ -333,6 +333,23 @@ def test_build_shards_into_an_existing_directory(cluster, tmp_path) -> None:
     with pytest.raises(ValueError, match="appears more than once"):
         sdr.build_shards(ray.data.from_items(dup), tmp_path / "e2", num_shards=2)
     assert list((tmp_path / "e2").iterdir()) == []
+    # a name of 240 characters (its hidden work directory's name must fit in 255 too)
+    long = tmp_path / "np" / ("x" * 240)
+    sdr.build_shards(ray.data.from_items(rows), long, num_shards=2)
+    assert sorted(p.name for p in (tmp_path / "np").iterdir()) == ["x" * 240]
+    # a build already writing into a directory (or one killed): the next is refused up front
+    (tmp_path / "e3" / ".sparsedex-building").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="another build_shards is writing into it, or one was killed"):
+        sdr.build_shards(ray.data.from_items(rows), tmp_path / "e3", num_shards=2)
+    # a missing path made (empty) by someone else during the build: kept and filled, not replaced
+    work, root = tmp_path / ".sparsedex-building-x", tmp_path / "late"
+    (work / "shard-00000").mkdir(parents=True)
+    (work / "shards.json").write_text("{}")
+    root.mkdir()
+    ino = root.stat().st_ino
+    sdr._move_into_place(work, root, into=False)
+    assert root.stat().st_ino == ino and sorted(p.name for p in root.iterdir()) == ["shard-00000", "shards.json"]
+    assert not work.exists()
 
 
 def test_build_shards_input_errors(cluster, tmp_path) -> None:

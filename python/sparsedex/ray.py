@@ -292,6 +292,7 @@ def encode(
 
 # building -----------------------------------------------------------------------------------
 _BAD_TEXT = "__sparsedex_bad_text"  # see _EncodeActor.report_bad
+_BUILDING = ".sparsedex-building"  # build_shards' work directory (see there)
 
 
 def _shard_name(i: int) -> str:
@@ -751,8 +752,9 @@ def build_shards(
 
     Notes
     -----
-    The index is built in a hidden directory (``.<name>.building-<id>`` beside a missing
-    ``path``, ``.building-<id>`` inside an existing empty one) and moved into place once every
+    The index is built in a hidden directory (``.sparsedex-building-<id>`` beside a missing
+    ``path``, ``.sparsedex-building`` inside an existing empty one, where a second build into
+    the same directory meets it and fails at once) and moved into place once every
     shard and the manifest are written: a build that fails removes it (and the parent
     directories it created) and leaves ``path`` as it was, so the same call can simply be
     retried. An existing ``path`` stays the same directory (a mount point works).
@@ -783,7 +785,11 @@ def build_shards(
     builder_cpus = _builder_cpus(num_shards, num_cpus, 0 if (ident is None or bm25) else encode_concurrency)
     root = Path(path).resolve()  # a symbolic link: the directory it points to
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise FileExistsError(f"{root} exists and is not an empty directory")
+        hint = ""
+        if (root / _BUILDING).is_dir():
+            hint = (f" (another build_shards is writing into it, or one was killed: remove {root / _BUILDING} "
+                    "if none runs)")
+        raise FileExistsError(f"{root} exists and is not an empty directory{hint}")
     cols = dataset.columns()
     if id_column not in cols:
         raise KeyError(f"the dataset has no id column {id_column!r} (columns: {cols})")
@@ -816,17 +822,24 @@ def build_shards(
     # ``path`` as it was (a retry at the same path works) and a reader never finds half a
     # sharded index. Beside a missing ``path`` (then renamed to it); inside an existing empty
     # one, whose entries then move up into it: it stays the same directory (a mount point, a
-    # process's working directory, its permissions), on its own file system
+    # process's working directory, its permissions), on its own file system; its fixed name
+    # makes a second build into the same directory fail at once (mkdir), not both at the end
     made = [d for d in root.parents if not d.exists()]
-    root.parent.mkdir(parents=True, exist_ok=True)
     into = root.is_dir()
-    work = root / f".building-{index_id[:12]}" if into else root.parent / f".{root.name}.building-{index_id[:12]}"
-    work.mkdir()
-    opts = {"num_cpus": builder_cpus, "max_restarts": 0}
-    builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(work), spec, i) for i in range(num_shards)]
-    done = False
+    work = root / _BUILDING if into else root.parent / f"{_BUILDING}-{index_id[:12]}"  # short: any name fits
+    done = mine = False
     writes: list[Any] = []
+    builders: list[Any] = []
     try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            work.mkdir()
+        except FileExistsError:
+            raise FileExistsError(f"{root}: another build_shards is writing into it ({work} exists; remove it "
+                                  "if none runs)") from None
+        mine = True
+        opts = {"num_cpus": builder_cpus, "max_restarts": 0}
+        builders = [ray.remote(_ShardBuilder).options(**opts).remote(str(work), spec, i) for i in range(num_shards)]
         # every builder placed before the dataset starts: Ray Data would otherwise fill the
         # CPUs with routing tasks that wait on builders that cannot be scheduled
         ray.get([b.max_weight.remote() for b in builders])
@@ -875,12 +888,13 @@ def build_shards(
     finally:
         for b in builders:
             ray.kill(b)
-        if not done:
+        if not done and mine:
             # a builder may still be writing its shard (another one failed): removed once the
             # kill has stopped it, or its files would land after the removal
             if writes:
                 ray.wait(writes, num_returns=len(writes), timeout=60)
             shutil.rmtree(work, ignore_errors=True)
+        if not done:
             for d in made:  # the parents this call created, innermost first
                 try:
                     d.rmdir()
@@ -900,7 +914,7 @@ def _move_into_place(work: Path, root: Path, into: bool) -> None:
         return FileExistsError(f"{root} was filled by something else while the shards were built; the built "
                                f"index is left at {work} (move its contents where you want them)")
 
-    if into:
+    if into or root.is_dir():  # (an empty directory made meanwhile by someone else: kept, filled)
         if any(p != work for p in root.iterdir()):
             raise filled()
         for e in sorted(work.iterdir(), key=lambda p: p.name == MANIFEST):

@@ -886,13 +886,14 @@ def build_shards(
             raise
         raise cause from None
     finally:
+        if not done and writes:
+            # the other builders may still be writing their shards (one failed): they finish
+            # before the work directory is removed. A kill does not wait for its worker to stop
+            # writing, and files landing after the removal were left behind (seen in CI)
+            ray.wait(writes, num_returns=len(writes), timeout=300)
         for b in builders:
             ray.kill(b)
         if not done and mine:
-            # a builder may still be writing its shard (another one failed): removed once the
-            # kill has stopped it, or its files would land after the removal
-            if writes:
-                ray.wait(writes, num_returns=len(writes), timeout=60)
             shutil.rmtree(work, ignore_errors=True)
         if not done:
             for d in made:  # the parents this call created, innermost first

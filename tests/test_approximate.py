@@ -140,3 +140,16 @@ def test_recall_target_holds_after_deleting_the_best_documents(debian, tmp_path)
     cp.commit()
     for target in (0.95, 0.99):
         assert _mean_recall(cp, queries, target) >= target - 0.005
+
+
+def test_query_weights_below_the_u8_grid_find_what_exact_search_finds(built):
+    # Every weight of the query rounds to 0 on the segment's grid (below about 1e-36): the
+    # approximate search returned [] where the exact search returns the documents (helper-99).
+    ix, d, q = built
+    ix.search(q[0], k=3, algorithm="approximate")  # calibrated
+    t = int(np.bincount(d.indices).argmax())
+    for w in (1e-30, 1e-37, 1e-40):
+        want = ix.search({t: w}, k=3, algorithm="exhaustive", with_payload=False)
+        got = ix.search({t: w}, k=3, algorithm="approximate", with_payload=False)
+        assert len(want) == 3
+        assert [h.id for h in got] == [h.id for h in want]

@@ -193,9 +193,12 @@ pub(crate) fn run<K: Kind>(
     let Some(fwd) = v.forward else {
         return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
     };
-    if K::FLOAT_RERANK && params == ApproxParams::EXACT {
+    if K::FLOAT_RERANK && (params == ApproxParams::EXACT || plan.terms.is_empty()) {
         // The exact search (no calibrated point to use): the float top-k, as exact search
-        // gives it (the u8 top-k reranked would not be).
+        // gives it (the u8 top-k reranked would not be). Also when every query weight rounds
+        // to 0 on the segment's grid (all below about 1e-36): the plan has no term to rank
+        // candidates by, and the exact search scores such terms from the rows (approximate
+        // search returned nothing, helper-99).
         return super::rerank::search::<K>(
             v,
             arrays,

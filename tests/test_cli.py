@@ -80,6 +80,19 @@ def test_index_bm25_float_running_ids(capsys, tmp_path):
             run_cli(capsys, "search", ix, "dog", *bad)
         assert e.value.code == 2
         assert want in capsys.readouterr().err
+    # eval and run take the target too (helper-99 LOW: 'unrecognized arguments')
+    (tmp_path / "q.jsonl").write_text('{"id": "q1", "text": "dog"}\n')
+    (tmp_path / "qrels.tsv").write_text("q1 1 1\n")
+    rc, out, err = run_cli(capsys, "eval", ix, tmp_path / "q.jsonl", tmp_path / "qrels.tsv", "--json",
+                           "--algorithm", "approximate", "--target-recall", "0.9")
+    assert rc == 0 and json.loads(out)["metrics"]["ndcg@10"] == 1.0, err
+    rc, out, err = run_cli(capsys, "run", tmp_path / "q.jsonl", ix, "-o", tmp_path / "run.trec",
+                           "--algorithm", "approximate", "--target-recall", "0.9")
+    assert rc == 0 and (tmp_path / "run.trec").read_text().startswith("q1 Q0 1 1 "), err
+    for cmd in (["eval", ix, tmp_path / "q.jsonl", tmp_path / "qrels.tsv"], ["run", tmp_path / "q.jsonl", ix, "-o", tmp_path / "r2"]):
+        with pytest.raises(SystemExit) as e:
+            run_cli(capsys, *cmd, "--target-recall", "0.9")
+        assert e.value.code == 2 and "--target-recall applies only with --algorithm approximate" in capsys.readouterr().err
     rc, out, _ = run_cli(capsys, "explain", ix, "dogs", "1")
     assert "dog" in out
     rc, out, _ = run_cli(capsys, "search", ix, "unicorn")

@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ._shown import shown
 
@@ -451,8 +451,10 @@ def _add_in_chunks(index: Any, recs: Records, chunk: int = 1024, upsert: bool = 
 
 # evaluation ---------------------------------------------------------------------------------
 def _search_all(index: Any, queries: Sequence[tuple[str, str]], k: int, algorithm: str,
-                filter: Any = None) -> dict[str, dict[str, float]]:
-    """``{qid: {docid: score}}`` of ``queries`` on ``index``, 256 queries a batch."""
+                filter: Any = None, target_recall: Optional[float] = None) -> dict[str, dict[str, float]]:
+    """``{qid: {docid: score}}`` of ``queries`` on ``index``, 256 queries a batch
+    (``target_recall``: approximate search's target, with ``algorithm="approximate"``)."""
+    kw = {} if target_recall is None else {"target_recall": target_recall}
     enc = index.encoder
     saved = getattr(enc, "progress", None)
     if hasattr(enc, "progress"):
@@ -462,7 +464,7 @@ def _search_all(index: Any, queries: Sequence[tuple[str, str]], k: int, algorith
             results = []
             for s in range(0, len(queries), 256):
                 part = [t for _, t in queries[s : s + 256]]
-                results.extend(index.search_batch(part, k=k, algorithm=algorithm, filter=filter))
+                results.extend(index.search_batch(part, k=k, algorithm=algorithm, filter=filter, **kw))
                 bar.update(len(part))
     finally:
         if hasattr(enc, "progress"):
@@ -480,15 +482,17 @@ def evaluate_index(
     gains: str = "linear",
     rel_threshold: int = 1,
     algorithm: str = "auto",
+    target_recall: Optional[float] = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Search ``queries`` ((id, text) pairs) on ``index`` and score the run against ``qrels``
     (a path or ``{qid: {docid: rel}}``): returns (means by metric, run ``{qid: {docid: score}}``).
-    ``gains``: nDCG gains, ``"linear"`` (trec_eval's, default) or ``"exponential"``."""
+    ``gains``: nDCG gains, ``"linear"`` (trec_eval's, default) or ``"exponential"``;
+    ``target_recall``: approximate search's target, with ``algorithm="approximate"``."""
     from .eval import evaluate, read_qrels
 
     if not isinstance(qrels, dict):
         qrels = read_qrels(qrels)
-    run = _search_all(index, queries, k, algorithm)
+    run = _search_all(index, queries, k, algorithm, target_recall=target_recall)
     means = evaluate(run, qrels, list(metrics), gains=gains, rel_threshold=rel_threshold)
     return means, run
 
@@ -753,7 +757,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     means, run = evaluate_index(
         index, queries, qrels, metrics, a.k,
-        gains=a.gains, rel_threshold=a.rel_threshold, algorithm=a.algorithm,
+        gains=a.gains, rel_threshold=a.rel_threshold, algorithm=a.algorithm, target_recall=a.target_recall,
     )
     dt = time.perf_counter() - t0
     _eval_warnings(run, qrels, parsed, a.k, a.qrels)
@@ -795,7 +799,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise UserError(f"{out}: its folder {out.parent} does not exist")
     index = _open_index(a.index_dir)
     t0 = time.perf_counter()
-    run = _search_all(index, queries, a.k, a.algorithm, flt)
+    run = _search_all(index, queries, a.k, a.algorithm, flt, a.target_recall)
     bad = next((d for docs in run.values() for d in docs if not d or re.search(r"\s", d)), None)
     if bad is not None:
         raise UserError(f"document id {bad!r} is empty or holds whitespace: a TREC run cannot hold it")
@@ -1173,6 +1177,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     e.add_argument("--id-field", default=None, help=_QID_HELP)
     e.add_argument("--algorithm", default="auto", type=_algorithm_type)
+    e.add_argument("--target-recall", type=_target_recall_type, metavar="R",
+                   help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     e.add_argument("--json", action="store_true", help="print JSON")
     e.set_defaults(func=cmd_eval)
 
@@ -1190,6 +1196,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     r.add_argument("--id-field", default=None, help=_QID_HELP)
     r.add_argument("--algorithm", default="auto", type=_algorithm_type)
+    r.add_argument("--target-recall", type=_target_recall_type, metavar="R",
+                   help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
     r.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
     r.set_defaults(func=cmd_run)

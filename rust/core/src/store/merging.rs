@@ -300,6 +300,20 @@ impl Store {
                 (merged.origin, engine)
             }
         };
+        // Members calibrated for approximate search (in memory or in their files): the merged
+        // segment is calibrated here, off the writer lock, and its high layer made, rather than
+        // by the first approximate search after the merge is installed (which waited for it:
+        // 7-15 s on debian, helper-99). On pseudo-queries: a calibration made on the user's
+        // queries is not carried over (its queries are not kept). The file is written when
+        // the merge is installed (`persist::attach`).
+        if let Some((ix, _)) = &engine {
+            let calibrated = members.iter().any(|s| crate::search::approx::persist::calibrated(s.index()));
+            if calibrated && crate::search::approx::calibrates(ix) {
+                let c = crate::search::approx::calibrate::calibrate_with(ix, None, 0x5eed)?;
+                ix.approx().slot().get_or_insert_with(|| Arc::new(c));
+                let _ = crate::search::approx::high_layer(ix);
+            }
+        }
         Ok(PreparedMerge {
             name,
             members: names.to_vec(),

@@ -101,13 +101,27 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
     if index.approx().file.set(sc).is_err() {
         return; // another thread attached it first
     }
-    if let Some(c) = loaded {
-        let mut slot = index.approx().slot();
-        if slot.is_none() {
+    let mut slot = index.approx().slot();
+    match loaded {
+        Some(c) if slot.is_none() => {
             *slot = Some(Arc::new(c));
             LOADED.fetch_add(1, Ordering::Relaxed);
         }
+        // Calibrated before the store knew its file (a merge's new segment, calibrated while
+        // merging because its members were, [`crate::store::Store::merge`]): written now.
+        None => {
+            if let (Some(c), Some(sc)) = (slot.as_ref(), index.approx().file.get()) {
+                write_file(&sc.path, &sc.owner, c, index.n_docs());
+            }
+        }
+        _ => {}
     }
+}
+
+/// Whether the segment has been calibrated: in memory, or in its calibration file (a file is
+/// checked for being there, not read).
+pub fn calibrated(index: &Index) -> bool {
+    index.approx().slot().is_some() || index.approx().file.get().is_some_and(|sc| sc.path.is_file())
 }
 
 /// The calibration in `index`'s calibration file as it is now, if the store told the segment

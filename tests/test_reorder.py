@@ -74,7 +74,7 @@ def test_bad_reorder_values_are_clear_errors():
     with pytest.raises(ValueError, match="reorder must be"):
         _core.Store.create(None, reorder="random")
     with pytest.raises(ValueError, match="reorder must be"):
-        SparseIndex(None, reorder="BP")
+        SparseIndex(None, reorder="bisection")
     with pytest.raises(TypeError, match="reorder must be a string or a bool"):
         SparseIndex(None, reorder=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="reorder must be"):
@@ -85,6 +85,18 @@ def test_bad_reorder_values_are_clear_errors():
         _core.bp_order(*docs, leaf_size=0)
     with pytest.raises(ValueError, match="not a permutation"):
         _core.bp_order(*docs, init=np.zeros(200, dtype=np.uint32))
+
+
+def test_reorder_names_are_case_insensitive_like_algorithm_names():
+    # reorder="BP" was a ValueError while algorithm="BMP" was accepted (helper-100 LOW)
+    docs, qs = corpus(300)
+    assert SparseIndex(None, reorder="BP")._store.reorder == "bp"
+    assert SparseIndex(None, reorder="Signature")._store.reorder == "signature"
+    a = _core.Index.build(*docs, quantization="float", reorder="BP")
+    b = _core.Index.build(*docs, quantization="float", reorder="bp")
+    assert [a.id(d) for d in range(300)] == [b.id(d) for d in range(300)]
+    _core.Store.create(None, reorder="NONE")  # the engine takes any case too
+    assert SparseIndex(None, reorder="NONE")._store.reorder == "none"
 
 
 def test_bp_order_is_a_deterministic_permutation_over_any_term_ids():

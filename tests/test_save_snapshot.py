@@ -487,3 +487,25 @@ def test_open_of_an_index_with_a_file_that_is_not_a_file_is_corrupt_not_a_hang(t
     )
     r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_save_of_a_durable_index_with_uncommitted_changes_warns(tmp_path):
+    # The copy holds the last commit only; it used to leave the staged adds out silently
+    # (helper-100 LOW).
+    import warnings
+
+    ix = SparseIndex(None, "float", path=tmp_path / "src", merge_policy=NEVER)
+    ix.add([vec(0), vec(1)], ids=[0, 1])
+    ix.commit()
+    ix.add([vec(2)], ids=[2])
+    with pytest.warns(UserWarning, match=r"not committed .*call commit\(\) first"):
+        ix.save(tmp_path / "copy")
+    assert len(SparseIndex.open(tmp_path / "copy")) == 2
+    ix.commit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ix.save(tmp_path / "copy2")  # nothing staged: no warning
+        mem = SparseIndex(None, "float")
+        mem.add([vec(3)], ids=[3])
+        mem.save(tmp_path / "copy3")  # an in-memory index saves everything added
+    assert len(SparseIndex.open(tmp_path / "copy2")) == 3

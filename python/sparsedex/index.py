@@ -1896,7 +1896,8 @@ class SparseIndex:
         must be empty, missing (then written beside it and renamed into place: a reader opening
         ``path`` meanwhile finds no directory, never half an index), or hold a sparsedex index
         (then replaced atomically: its readers keep their snapshot). Uncommitted changes of a
-        durable index are not copied. A symbolic link to a missing directory is followed (the
+        durable index are not copied: a UserWarning says so when there are any (call
+        :meth:`commit` first to include them). A symbolic link to a missing directory is followed (the
         index is written where it points), and a path ending in ``..`` is resolved first.
 
         Raises :class:`FileExistsError` when ``path`` is a file, a loop of symbolic links, or a
@@ -1921,6 +1922,13 @@ class SparseIndex:
             raise ValueError(
                 f"cannot save an index whose encoder ({ident['class']}) has no identity(): "
                 "use SpladeEncoder, Bm25Encoder or vectors you bring"
+            )
+        if self.path is not None and self._store.has_staged():
+            warnings.warn(
+                f"save({str(dest)!r}) writes the last commit of {str(self.path)!r}: the adds and deletes made "
+                "since are not committed and are not in the copy; call commit() first to include them",
+                UserWarning,
+                stacklevel=2,
             )
         self._snap()  # an in-memory index commits what is staged
         with self._lock:

@@ -121,13 +121,14 @@ REORDERS = ("bp", "signature", "none")
 
 
 def reorder_name(reorder: Any) -> str:
-    """``reorder=`` as a name: "bp", "signature" or "none"; True is the default ("bp"), False
-    "none". Anything else is a ValueError (a TypeError for another type)."""
+    """``reorder=`` as a name: "bp", "signature" or "none", in any case (as algorithm names
+    are); True is the default ("bp"), False "none". Anything else is a ValueError (a TypeError
+    for another type)."""
     if isinstance(reorder, bool):
         return "bp" if reorder else "none"
     if isinstance(reorder, str):
-        if reorder in REORDERS:
-            return reorder
+        if reorder.lower() in REORDERS:
+            return reorder.lower()
         raise ValueError(f"reorder must be 'bp', 'signature' or 'none' (or True / False), got {reorder!r}")
     raise TypeError(f"reorder must be a string or a bool, got {type(reorder).__name__}")
 

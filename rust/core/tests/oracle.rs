@@ -444,6 +444,44 @@ fn synthetic_corpus_all_algorithms_equal_oracle() {
     }
 }
 
+/// Long queries (hundreds of terms: unions of 16 synthetic queries, and random terms of
+/// weight 1, as a document used as a query gives): every algorithm equals the oracle. Block-max
+/// pruning keeps each block's unread bound sum up to date as it reads terms (it summed the
+/// unread terms' bounds at every check, quadratic in the query's terms).
+#[test]
+fn long_queries_all_algorithms_equal_oracle() {
+    use sparsedex_core::synth::{generate, SynthParams};
+    let p = SynthParams { n_docs: 12_000, n_queries: 64, seed: 11, ..SynthParams::default() };
+    let (docs, queries) = generate(&p);
+    let mut long: Vec<Vec<(u32, f32)>> = Vec::new();
+    for u in 0..2 {
+        let mut m = std::collections::BTreeMap::<u32, f32>::new();
+        for i in u * 16..(u + 1) * 16 {
+            let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+            for (&t, &w) in queries.indices[a..b].iter().zip(&queries.values[a..b]) {
+                *m.entry(t).or_default() += w;
+            }
+        }
+        long.push(m.into_iter().collect());
+    }
+    long.push((0..p.vocab_size).step_by(37).map(|t| (t, 1.0)).collect());
+    assert!(long.iter().all(|q| q.len() > 300), "{:?}", long.iter().map(|q| q.len()).collect::<Vec<_>>());
+    for (quant, store_vectors, reorder) in
+        [(Quantization::U8 { scale: None }, true, Reorder::bp()), (Quantization::F32, true, Reorder::Signature)]
+    {
+        let index = build(
+            CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values },
+            IdsInput::None,
+            &BuildOptions { n_terms: Some(p.vocab_size), quantization: quant, store_vectors, reorder },
+        )
+        .unwrap()
+        .index;
+        for q in &long {
+            run_all(&index, q, 10);
+        }
+    }
+}
+
 #[test]
 fn empty_index_and_edge_queries() {
     let c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };

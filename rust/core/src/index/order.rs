@@ -89,14 +89,15 @@ impl From<bool> for Reorder {
 impl std::str::FromStr for Reorder {
     type Err = Error;
 
-    /// `"none"`, `"signature"` or `"bp"` (BP with its default options).
+    /// `"none"`, `"signature"` or `"bp"` (BP with its default options), in any case (as
+    /// algorithm names are).
     fn from_str(s: &str) -> Result<Self> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "none" => Ok(Reorder::None),
             "signature" => Ok(Reorder::Signature),
             "bp" => Ok(Reorder::bp()),
-            other => Err(Error::InvalidArgument(format!(
-                "reorder must be 'bp', 'signature' or 'none' (or True / False), got '{other}'"
+            _ => Err(Error::InvalidArgument(format!(
+                "reorder must be 'bp', 'signature' or 'none' (or True / False), got '{s}'"
             ))),
         }
     }

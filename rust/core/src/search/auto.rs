@@ -8,7 +8,9 @@
 //! - a query whose lists hold fewer postings than 5% of the documents: MaxScore (the
 //!   exhaustive scorer's pass over every accumulator would dominate); fewer than 1/128 of
 //!   them for a plan whose scores fit 16-bit accumulators (approximate search's requantized
-//!   cut queries, [`Kind::narrow_fits`]), whose pass reads half the bytes;
+//!   cut queries, [`Kind::narrow_fits`]), whose pass reads half the bytes; and in both cases
+//!   only while postings x terms stays below 1/16 of the documents ([`MAXSCORE_WORK_SHARE`]):
+//!   MaxScore looks at every essential list for every document it visits;
 //! - an index (segment) of fewer than 32,768 documents, or a filter that leaves fewer than
 //!   1/8 of the documents: the exhaustive scorer.
 //!
@@ -52,7 +54,10 @@
 //!   postings, medians in ms): on debian the exhaustive scorer wins the cheap third (0.202
 //!   against bmt 0.310) and bmt the costly third (0.407 against 0.465); on synthetic 100k
 //!   block-max pruning wins the cheap third (0.212 against sp 0.236) and superblock pruning
-//!   the costly third (0.328 against 0.395). Each class pays its own warm-up.
+//!   the costly third (0.328 against 0.395). Each class pays its own warm-up. Queries of more
+//!   than [`LONG_QUERY`] terms have a class of their own, raced between the exhaustive scorer
+//!   and bmt only: block-max and superblock pruning cost the query's dense terms times the
+//!   segment's blocks whatever they skip, and lose 3-60x on such queries.
 //! - **Clock.** Runs are timed in the thread's CPU time ([`Clock`]): on a busy machine a run
 //!   descheduled half-way would otherwise count the other processes' time.
 //!
@@ -126,6 +131,16 @@ const FORWARD_RATIO: f64 = 0.6;
 /// drain costs about 0.05 ns per document, a MaxScore posting several ns.
 const NARROW_MAXSCORE_SHARE: u64 = 128;
 
+/// MaxScore is auto's choice for a query of few postings only while its postings times its
+/// terms stay below `1 / MAXSCORE_WORK_SHARE` of the documents: document at a time, it looks at
+/// every essential list for every document it visits, so its cost grows as postings x terms,
+/// and a long query of rare terms made it the slowest choice. Measured at 1M synthetic
+/// documents (one thread, k=10, ms, exhaustive / MaxScore / bmp): `benches/auto_rule.py`
+/// queries cut to 2 terms (postings x terms = 0.038 x documents) 0.208 / 0.157 / 0.231, to
+/// 3 terms (0.093) 0.245 / 0.279 / 0.216; 16 terms of document frequency 100..1000 (0.17)
+/// 0.48 / 0.42 / 0.30; 64 such terms (2.6) 0.75 / 4.77 / 1.88.
+const MAXSCORE_WORK_SHARE: u64 = 16;
+
 /// Counted queries of the warm-up, each run by every candidate.
 pub const WARM: usize = 6;
 /// Paired ratios kept per candidate.
@@ -152,11 +167,34 @@ pub const SWITCH: f32 = 0.95;
 const NC: usize = 4;
 
 /// Query-cost classes, each with its own race: the query's postings per document of the
-/// segment below 1, 1..2, 2..4, and 4 or more.
-pub const CLASSES: usize = 4;
+/// segment below 1, 1..2, 2..4, and 4 or more; and queries of more than [`LONG_QUERY`] terms.
+pub const CLASSES: usize = 5;
 
-/// The cost class of a query whose lists hold `postings` postings, in a segment of `n_docs`.
-fn class_of(postings: u64, n_docs: u32) -> usize {
+/// The class of queries of more than [`LONG_QUERY`] terms.
+const LONG: usize = CLASSES - 1;
+
+/// A query of more than this many terms races only the exhaustive scorer and block-max TAAT
+/// MaxScore (which accumulates its heavy terms exhaustively). Block-max and superblock
+/// pruning cost at least the query's dense terms times the segment's blocks, whatever they
+/// skip, and on such queries no block bound falls below the threshold; each of the race's
+/// warm-up queries would run them. Measured with `benches/long_queries.py` (one thread, k=10,
+/// fastest of 3, ms; exhaustive / bmp / sp / bmt; benches/results/long-queries.md):
+/// synthetic 1M, a union of 4 real queries (178 terms): 12.5 / 12.3 / 28.4 / 5.3; of 16 (655
+/// terms): 47.4 / 220 / 557 / 40.4; of 64 (2,149): 139 / 919 / 1,205 / 118; 512 random terms:
+/// 14.1 / 130 / 602 / 14.8. Debian (60k), a union of 64 queries (853 terms): 4.3 / 27.2 / 40.9
+/// / 5.7; 2,048 random terms: 2.5 / 28.1 / 39.7 / 3.6. Fresh segments' first queries of 8,000
+/// random terms (debian) now take 9-15 ms under auto against 8-10 ms exhaustive. Before, each
+/// of a class's first seven ran all four, and block-max pruning re-summed the unread terms'
+/// bounds at every check (quadratic in the terms: 722 ms for one such query against 11 ms
+/// exhaustive): 0.5-1 s per query on helper-100's 40k-document segment.
+pub const LONG_QUERY: usize = 512;
+
+/// The cost class of a query of `terms` terms whose lists hold `postings` postings, in a
+/// segment of `n_docs`.
+fn class_of(postings: u64, n_docs: u32, terms: usize) -> usize {
+    if terms > LONG_QUERY {
+        return LONG;
+    }
     let per_doc = postings as f64 / n_docs.max(1) as f64;
     match per_doc {
         x if x < 1.0 => 0,
@@ -494,7 +532,8 @@ fn run_with<K: Kind>(
         }
     }
     let maxscore_below = if K::narrow_fits(plan, arrays.term_max) { NARROW_MAXSCORE_SHARE } else { 20 };
-    if postings * maxscore_below < v.n_docs as u64 {
+    let n = v.n_docs as u64;
+    if postings * maxscore_below < n && postings * plan.terms.len() as u64 * MAXSCORE_WORK_SHARE < n {
         return maxscore::search::<K>(v, arrays, plan, k);
     }
     // A filter leaving under 1/8 of the documents keeps the threshold low for long: block-max
@@ -504,12 +543,22 @@ fn run_with<K: Kind>(
     if v.n_docs < SMALL_INDEX || narrow {
         return exhaustive::search::<K>(v, arrays, plan, k, scratch);
     }
-    let cands = candidates(v, arrays);
-    let class = class_of(postings, v.n_docs);
+    let class = class_of(postings, v.n_docs, plan.terms.len());
+    let mut cands = candidates(v, arrays);
+    if class == LONG {
+        cands = Cands(cands.0 & (1 << Candidate::Exhaustive as u8 | 1 << Candidate::BlockMaxTaat as u8));
+        if cands.len() == 1 {
+            return exhaustive::search::<K>(v, arrays, plan, k, scratch);
+        }
+    }
     let step = match race {
         Some(race) if count => race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].pick(cands),
         _ => match race.and_then(|r| r.inner.lock().unwrap_or_else(|e| e.into_inner())[class].leader()) {
             Some(c) if cands.has(c) => Step::Lead(c),
+            // no leader yet: block-max pruning's bound phase alone would cost a long query
+            // several exhaustive scorings (debian, 8,000 terms: 66 ms per warm-up query
+            // against 12 ms exhaustive, the float rerank's second traversal running it)
+            _ if class == LONG => return exhaustive::search::<K>(v, arrays, plan, k, scratch),
             _ => {
                 return match bmp::search_or_give_up::<K>(v, arrays, plan, k, scratch, Some(0.125)) {
                     Some(r) => r,
@@ -774,9 +823,12 @@ mod tests {
     #[test]
     fn each_query_cost_class_races_on_its_own() {
         assert_eq!(
-            [0, 59_999, 60_000, 119_999, 120_000, 239_999, 240_000, u64::MAX].map(|p| class_of(p, 60_000)),
+            [0, 59_999, 60_000, 119_999, 120_000, 239_999, 240_000, u64::MAX].map(|p| class_of(p, 60_000, 10)),
             [0, 0, 1, 1, 2, 2, 3, 3]
         );
+        // a long query has a class of its own, whatever its postings
+        assert_eq!([0, u64::MAX].map(|p| class_of(p, 60_000, LONG_QUERY)), [0, 3]);
+        assert_eq!([0, u64::MAX].map(|p| class_of(p, 60_000, LONG_QUERY + 1)), [LONG, LONG]);
         // Cheap queries favour block-max pruning, costly ones superblock pruning (as on
         // synthetic 100k): each class elects its own leader.
         let race = Race::default();
@@ -787,7 +839,66 @@ mod tests {
             step(&mut all[class], ALL, &cost, &mut runs);
         }
         let st = race.standings();
-        assert_eq!(st.iter().map(|s| s.1).collect::<Vec<_>>(), vec![None, Some("bmp"), None, Some("sp")]);
+        assert_eq!(st.iter().map(|s| s.1).collect::<Vec<_>>(), vec![None, Some("bmp"), None, Some("sp"), None]);
         assert_eq!(st.iter().map(|s| s.0).sum::<u64>(), 2_000);
+    }
+
+    /// A query of more than [`LONG_QUERY`] terms races only the exhaustive scorer and bmt,
+    /// in a class of its own (before, every warm-up query of a fresh segment also ran block-max
+    /// and superblock pruning: an 8,000-term query took 0.5-1 s on debian where the exhaustive
+    /// scorer takes 11 ms), and its hits are the exhaustive scorer's.
+    #[test]
+    fn long_queries_race_only_the_exhaustive_scorer_and_bmt() {
+        use crate::index::build::{build, BuildOptions, Quantization, Reorder};
+        use crate::index::ids::IdsInput;
+        use crate::search::{search, Algorithm, QueryRef};
+        use crate::vectors::CsrRef;
+        let (n, per_doc, vocab) = (40_000usize, 20usize, 2_000u32); // above SMALL_INDEX: a race runs
+        let mut x = 7u64;
+        let mut rnd = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        let mut indptr = vec![0u64];
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let mut row: Vec<u32> = (0..per_doc).map(|_| rnd() % vocab).collect();
+            row.sort_unstable();
+            row.dedup();
+            values.extend(row.iter().map(|_| 0.1 + (rnd() % 1000) as f32 / 100.0));
+            indices.extend(row);
+            indptr.push(indices.len() as u64);
+        }
+        let csr = CsrRef { indptr: &indptr, indices: &indices, values: &values };
+        let opts = BuildOptions {
+            n_terms: None,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: Reorder::None,
+        };
+        let ix = build(csr, IdsInput::None, &opts).unwrap().index;
+        for q in 0..(WARM as u32 + 4) {
+            let terms: Vec<u32> = (0..LONG_QUERY as u32 + 88)
+                .map(|t| (t * 3 + q) % vocab)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            assert!(terms.len() > LONG_QUERY);
+            let weights: Vec<f32> = terms.iter().map(|&t| 1.0 + (t % 7) as f32).collect();
+            let qr = QueryRef { terms: &terms, weights: &weights };
+            let got = search(&ix, qr, 10, Algorithm::Auto).unwrap();
+            let want = search(&ix, qr, 10, Algorithm::Exhaustive).unwrap();
+            assert_eq!(
+                got.iter().map(|h| (h.doc, h.score)).collect::<Vec<_>>(),
+                want.iter().map(|h| (h.doc, h.score)).collect::<Vec<_>>()
+            );
+        }
+        let all = ix.auto_race().inner.lock().unwrap();
+        let long = &all[LONG];
+        assert_eq!(long.queries, WARM as u64 + 4);
+        assert!(matches!(long.leader, Some(0) | Some(3)), "leader {:?}", long.leader);
+        let bmp_sp = [Candidate::BlockMax as usize, Candidate::Superblock as usize];
+        assert!(bmp_sp.iter().all(|&c| long.ratios[c].is_empty() && long.paired[c] == 0), "{long:?}");
+        assert!(all[..LONG].iter().all(|s| s.queries == 0), "short classes saw no query");
     }
 }

@@ -155,11 +155,13 @@ fn gallop(x: &[u32], lo: u32) -> usize {
 
 /// Working memory of [`score_blocks`], kept across batches.
 #[derive(Default)]
-struct BatchScratch {
+struct BatchScratch<S> {
     /// Located reads of the dense terms in flight ([`locate`]), by dense-term position mod 3.
     located: [Vec<(u32, u32)>; 3],
     /// Per block of the batch: false once none of its documents can beat the threshold.
     live: Vec<bool>,
+    /// Per block of the batch: the bounds of the dense terms not read yet, summed.
+    rem: Vec<S>,
 }
 
 /// Dense terms read between two checks of which blocks can still reach the threshold.
@@ -184,7 +186,7 @@ fn score_blocks<K: Kind>(
     blocks: &[u32],
     theta: K::S,
     acc: &mut Vec<K::S>,
-    bs: &mut BatchScratch,
+    bs: &mut BatchScratch<K::S>,
     top: &mut TopK<K::S>,
 ) {
     acc.clear();
@@ -213,7 +215,23 @@ fn score_blocks<K: Kind>(
     } else {
         (0..sources.len()).collect()
     };
-    let BatchScratch { located, live } = bs;
+    let BatchScratch { located, live, rem } = bs;
+    // Per block of the batch, the sum of the bounds of the dense terms not read yet (exact
+    // sums only): kept up to date as terms are read, so that a check costs O(blocks), not
+    // O(blocks x unread terms), which made 8,000-term queries take 0.7 s (debian, against
+    // 11 ms exhaustive).
+    rem.clear();
+    if early {
+        rem.resize(blocks.len(), K::S::default());
+        for &i in &dense_ix {
+            if let TermSource::Dense(dense, _) = &sources[i] {
+                let w = plan.terms[i].w;
+                for (r, &b) in rem.iter_mut().zip(blocks) {
+                    *r += K::mul(w, dense[b as usize]);
+                }
+            }
+        }
+    }
     let stage =
         |sources: &[TermSource<'_, K::Imp, K::S>], j: usize, located: &mut [Vec<(u32, u32)>; 3], live: &[bool]| {
             if let Some(TermSource::Dense(dense, reader)) = dense_ix.get(j).map(|&i| &sources[i]) {
@@ -238,7 +256,7 @@ fn score_blocks<K: Kind>(
         let pt = &plan.terms[i];
         if let TermSource::Dense(..) = sources[i] {
             if early && j % CHECK_EVERY == 0 {
-                drop_hopeless::<K>(plan, sources, &dense_ix[j..], blocks, theta, acc, live);
+                drop_hopeless::<K>(blocks, rem, theta, plan.slack, acc, live);
             }
             lasts_ahead(sources, j + 3);
             stage(sources, j + 2, located, live);
@@ -247,8 +265,14 @@ fn score_blocks<K: Kind>(
             }
         }
         match &mut sources[i] {
-            TermSource::Dense(_, reader) => {
+            TermSource::Dense(dense, reader) => {
                 let w = pt.w;
+                if early {
+                    // this term is read now: its bound leaves the blocks' unread remainder
+                    for (r, &b) in rem.iter_mut().zip(blocks) {
+                        *r = *r - K::mul(w, dense[b as usize]);
+                    }
+                }
                 for &(bi, pb) in &located[j % 3] {
                     if !live[bi as usize] {
                         continue;
@@ -287,19 +311,11 @@ fn score_blocks<K: Kind>(
     }
 }
 
-/// Mark dead each live block of the batch whose best partial score in `acc`, plus the
-/// bounds of the dense terms `unread` (the rare terms are all read by now), cannot beat
+/// Mark dead each live block of the batch whose best partial score in `acc`, plus `rem` (the
+/// bounds of the dense terms not read yet; the rare terms are all read by now), cannot beat
 /// `theta`.
-fn drop_hopeless<K: Kind>(
-    plan: &Plan<K>,
-    sources: &[TermSource<'_, K::Imp, K::S>],
-    unread: &[usize],
-    blocks: &[u32],
-    theta: K::S,
-    acc: &[K::S],
-    live: &mut [bool],
-) {
-    for (bi, &b) in blocks.iter().enumerate() {
+fn drop_hopeless<K: Kind>(blocks: &[u32], rem: &[K::S], theta: K::S, slack: f32, acc: &[K::S], live: &mut [bool]) {
+    for bi in 0..blocks.len() {
         if !live[bi] {
             continue;
         }
@@ -309,12 +325,7 @@ fn drop_hopeless<K: Kind>(
                 best = s;
             }
         }
-        for &i in unread {
-            if let TermSource::Dense(dense, _) = &sources[i] {
-                best += K::mul(plan.terms[i].w, dense[b as usize]);
-            }
-        }
-        if K::below(best, theta, plan.slack) {
+        if K::below(best + rem[bi], theta, slack) {
             live[bi] = false;
         }
     }
@@ -427,7 +438,7 @@ pub fn search_or_give_up<K: Kind>(
     let mut batch = (4 * k).div_ceil(DOC_BLOCK).max(8);
     let mut done = 0;
     let mut picked: Vec<u32> = Vec::new();
-    let mut bs = BatchScratch::default();
+    let mut bs = BatchScratch::<K::S>::default();
     loop {
         let theta = top.threshold();
         let mut keep = done;

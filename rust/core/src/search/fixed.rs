@@ -42,6 +42,15 @@ impl std::ops::Add for Fixed {
     }
 }
 
+impl std::ops::Sub for Fixed {
+    type Output = Fixed;
+    /// Exact: used to take back a contribution added before (a bound sum's unread remainder).
+    #[inline(always)]
+    fn sub(self, o: Fixed) -> Fixed {
+        Fixed(self.0 - o.0)
+    }
+}
+
 impl std::ops::AddAssign for Fixed {
     #[inline(always)]
     fn add_assign(&mut self, o: Fixed) {

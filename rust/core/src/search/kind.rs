@@ -43,6 +43,7 @@ pub trait Kind: 'static {
         + super::topk::Score
         + std::ops::Add<Output = Self::S>
         + std::ops::AddAssign
+        + std::ops::Sub<Output = Self::S>
         + Send
         + Sync
         + fmt::Debug;

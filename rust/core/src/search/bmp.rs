@@ -268,9 +268,12 @@ fn score_blocks<K: Kind>(
             TermSource::Dense(dense, reader) => {
                 let w = pt.w;
                 if early {
-                    // this term is read now: its bound leaves the blocks' unread remainder
-                    for (r, &b) in rem.iter_mut().zip(blocks) {
-                        *r = *r - K::mul(w, dense[b as usize]);
+                    // this term is read now: its bound leaves the live blocks' unread remainder
+                    // (a dead block's is never read again)
+                    for ((r, &b), &l) in rem.iter_mut().zip(blocks).zip(live.iter()) {
+                        if l {
+                            *r = *r - K::mul(w, dense[b as usize]);
+                        }
                     }
                 }
                 for &(bi, pb) in &located[j % 3] {

@@ -102,6 +102,10 @@ def test_text_fields_join_and_are_checked(capsys, tmp_path):
     rc, out, err = run_cli(capsys, "index", bad, tmp_path / "ix2", "--encoder", "bm25", "--text-field", "headline,body")
     assert rc == 1
     one_line_error(err, "bad.jsonl:2: field 'headline' is a number, not a string")
+    nulls = write_jsonl(tmp_path / "nulls.jsonl", [{"id": 1, "headline": "ok"}, {"id": 2, "headline": None, "body": None}])
+    rc, out, err = run_cli(capsys, "index", nulls, tmp_path / "ix3", "--encoder", "bm25", "--text-field", "headline,body")
+    assert rc == 1
+    one_line_error(err, "nulls.jsonl:2: none of the fields 'headline', 'body' (all null)")
     rc, out, err = run_cli(capsys, "index", bad, tmp_path / "ix3", "--encoder", "bm25", "--text-field", "nothere")
     one_line_error(err, "bad.jsonl:1: no 'nothere' field")
 
@@ -129,6 +133,9 @@ def test_a_duplicate_id_on_line_2000_names_line_2000(capsys, tmp_path):
         ('{"id": 99999999999999999999, "text": "x"}', "c.jsonl:2: field 'id': integer id 99999999999999999999 is outside"),
         ('{"id": "b", "text": ["x"]}', "c.jsonl:2: field 'text' is a list, not a string"),
         ('{"id": "b"}', "c.jsonl:2: no 'text' field"),
+        # was indexed as an empty document (helper-101)
+        ('{"id": "b", "text": null}', "c.jsonl:2: field 'text' is null, not a string"),
+        ('{"id": "b", "title": "t", "text": null}', "c.jsonl:2: field 'text' is null, not a string"),
         ("[" * 100_000 + "]" * 100_000, "c.jsonl:2: bad JSON line (nested too deeply)"),
         ('{"id": "b", "text": "x", "deep": ' + "[" * 80 + "]" * 80 + "}", "c.jsonl:2: field 'deep", ),
     ],

@@ -220,9 +220,14 @@ def _text_of(path: str, r: dict[str, Any], line: int, fields: list[str], auto_ti
     else:
         if auto_title and fields[0] not in r:
             raise UserError(f"{path}:{line}: no {fields[0]!r} field (choose it with --text-field)")
+        if auto_title and r[fields[0]] is None:  # a null title is no title; a null text is no document
+            raise UserError(f"{path}:{line}: field {fields[0]!r} is null, not a string")
         names = ["title", *fields] if auto_title and "title" in r else list(fields)
-        if not any(n in r for n in names):
-            raise UserError(f"{path}:{line}: none of the fields {', '.join(map(repr, names))} (choose with --text-field)")
+        if not any(r.get(n) is not None for n in names):
+            raise UserError(
+                f"{path}:{line}: none of the fields {', '.join(map(repr, names))} "
+                f"({'all null' if any(n in r for n in names) else 'choose with --text-field'})"
+            )
         parts = []
         for name in names:
             v = r.pop(name, None)

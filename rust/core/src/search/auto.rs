@@ -31,6 +31,11 @@
 //!   (0.31 ms against block-max pruning's 0.35 ms, stop 17) but a longer tail (p90 1.02
 //!   against 0.69 ms), and one preempted run outweighs five honest ones in a sum, not in a
 //!   median. The other candidates' rings start with their warm-up ratios to the leader.
+//!   A candidate [`DROP`] (4) times slower than the fastest on each of its first
+//!   [`DROP_AFTER`] (2) counted warm-up queries leaves the warm-up: superblock pruning is 10-70x slower than the exhaustive scorer on debian,
+//!   and it used to run on all seven of each class's first queries of a fresh segment, which
+//!   then cost 10-44x the exhaustive scorer's time (helper-101). Its ring holds the ratios it
+//!   was measured at, so it is re-checked as any slow candidate is.
 //! - **Leader.** Every later query is answered by the leader alone, untimed.
 //! - **Re-checks.** Every other candidate is re-checked in bursts of [`BURST`] consecutive
 //!   queries (the first uncounted), run *on the same query* as the leader (in alternating
@@ -141,8 +146,15 @@ const NARROW_MAXSCORE_SHARE: u64 = 128;
 /// 0.48 / 0.42 / 0.30; 64 such terms (2.6) 0.75 / 4.77 / 1.88.
 const MAXSCORE_WORK_SHARE: u64 = 16;
 
-/// Counted queries of the warm-up, each run by every candidate.
+/// Counted queries of the warm-up, each run by every candidate not dropped from it.
 pub const WARM: usize = 6;
+/// A candidate whose time is at least `DROP` times the fastest candidate's on each of its
+/// first [`DROP_AFTER`] counted warm-up queries leaves the warm-up.
+pub const DROP: f64 = 4.0;
+/// Counted warm-up queries after which a candidate [`DROP`] times slower on each leaves the
+/// warm-up (on each: one run slowed by a page fault or a cold cache does not drop the
+/// candidate that would have won).
+pub const DROP_AFTER: usize = 2;
 /// Paired ratios kept per candidate.
 pub const RING: usize = 8;
 /// Consecutive paired runs of a re-checked candidate (the first is not counted).
@@ -245,9 +257,12 @@ pub struct Race {
 struct RaceState {
     /// The candidate answering queries (None during the warm-up).
     leader: Option<usize>,
-    /// Warm-up queries seen, and every candidate's time on each counted one (ns).
+    /// Warm-up queries seen, and every candidate's time on each counted one (ns; NaN where
+    /// it did not run).
     warm_seen: usize,
     warm_ns: Vec<[f64; NC]>,
+    /// Candidates dropped from the warm-up (bit `c`; see [`DROP`]).
+    dropped: u8,
     /// Per candidate: its time divided by the leader's on the same query, last [`RING`].
     ratios: [Vec<f32>; NC],
     /// Next slot of each ring.
@@ -267,10 +282,10 @@ struct RaceState {
 /// What to run for one query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
-    /// Warm-up: every candidate, timed, starting with candidate `first` and in turn after it
-    /// (so that no candidate always runs on the caches the same other one left); counted
-    /// unless it is the very first query.
-    All { counted: bool, first: usize },
+    /// Warm-up: every candidate of `run` (those not dropped from the warm-up), timed,
+    /// starting with candidate `first` and in turn after it (so that no candidate always runs
+    /// on the caches the same other one left); counted unless it is the very first query.
+    All { counted: bool, first: usize, run: Cands },
     /// The leader alone, untimed.
     Lead(usize),
     /// The leader and a challenger on the same query, both timed; the ratio counts if `counted`.
@@ -306,17 +321,11 @@ fn median(xs: &[f32]) -> f32 {
 /// (`warm[q][c]`, ns): the one with the smallest median over the queries of its time divided
 /// by the fastest candidate's time on that query (the candidate fastest on most queries, which
 /// one preempted or cold-cache run cannot outvote); ties go to the smaller total time, then to
-/// the earlier candidate.
+/// the earlier candidate. Times that are NaN (a candidate that did not run) are left out.
 fn elect(cands: Cands, warm: &[[f64; NC]]) -> usize {
     let score = |c: usize| {
-        let rel: Vec<f32> = warm
-            .iter()
-            .map(|t| {
-                let best = cands.iter().map(|o| t[o]).fold(f64::INFINITY, f64::min).max(1.0);
-                (t[c] / best) as f32
-            })
-            .collect();
-        (median(&rel), warm.iter().map(|t| t[c]).sum::<f64>())
+        let rel: Vec<f32> = warm.iter().filter(|t| !t[c].is_nan()).map(|t| (t[c] / fastest(cands, t)) as f32).collect();
+        (median(&rel), warm.iter().map(|t| t[c]).filter(|x| !x.is_nan()).sum::<f64>())
     };
     cands
         .iter()
@@ -325,14 +334,21 @@ fn elect(cands: Cands, warm: &[[f64; NC]]) -> usize {
         .map_or(0, |(c, _)| c)
 }
 
+/// The fastest time of one warm-up query among the candidates of `cands` that ran (ns, at
+/// least 1).
+fn fastest(cands: Cands, t: &[f64; NC]) -> f64 {
+    cands.iter().map(|o| t[o]).filter(|x| !x.is_nan()).fold(f64::INFINITY, f64::min).max(1.0)
+}
+
 impl RaceState {
     /// What to run for the next query among `cands`.
     fn pick(&mut self, cands: Cands) -> Step {
         self.queries += 1;
         let Some(leader) = self.leader else {
             self.warm_seen += 1;
-            let first = cands.iter().nth(self.warm_seen % cands.len().max(1)).unwrap_or(0);
-            return Step::All { counted: self.warm_seen > 1, first };
+            let active = self.warming(cands);
+            let first = active.iter().nth(self.warm_seen % active.len().max(1)).unwrap_or(0);
+            return Step::All { counted: self.warm_seen > 1, first, run: active };
         };
         if let Some((c, left)) = self.burst {
             self.burst = if left > 1 { Some((c, left - 1)) } else { None };
@@ -358,13 +374,26 @@ impl RaceState {
             return; // a query whose warm-up began before another thread's election
         }
         self.warm_ns.push(ns);
+        for c in self.warming(cands).iter() {
+            let rel: Vec<f64> =
+                self.warm_ns.iter().filter(|t| !t[c].is_nan()).map(|t| t[c] / fastest(cands, t)).collect();
+            let slow = rel.iter().fold(f64::INFINITY, |a, &r| a.min(r));
+            if rel.len() >= DROP_AFTER && slow >= DROP {
+                self.dropped |= 1 << c;
+            }
+        }
         if self.warm_ns.len() < WARM {
             return;
         }
-        let lead = elect(cands, &self.warm_ns);
+        let lead = elect(self.warming(cands), &self.warm_ns);
         self.set_leader(cands, lead, 0);
         for c in cands.iter().filter(|&c| c != lead) {
-            let rs: Vec<f32> = self.warm_ns.iter().map(|t| (t[c] / t[lead].max(1.0)) as f32).collect();
+            let rs: Vec<f32> = self
+                .warm_ns
+                .iter()
+                .filter(|t| !t[c].is_nan() && !t[lead].is_nan())
+                .map(|t| (t[c] / t[lead].max(1.0)) as f32)
+                .collect();
             self.ratios[c] = rs.iter().rev().take(RING).rev().copied().collect();
             self.next[c] = self.ratios[c].len() % RING;
             self.due[c] = self.queries + recheck_gap(median(&rs), 0);
@@ -407,6 +436,17 @@ impl RaceState {
 
     fn leader(&self) -> Option<usize> {
         self.leader
+    }
+
+    /// The candidates of `cands` still in the warm-up (not dropped; never none: the fastest
+    /// candidate of every query is never [`DROP`] times slower than itself).
+    fn warming(&self, cands: Cands) -> Cands {
+        let active = Cands(cands.0 & !self.dropped);
+        if active.len() == 0 {
+            cands
+        } else {
+            active
+        }
     }
 }
 
@@ -470,16 +510,21 @@ fn thread_cpu_ns() -> Option<u64> {
     None
 }
 
-/// The candidates a segment races: the exhaustive scorer and block-max pruning always;
-/// superblock pruning and block-max TAAT MaxScore when the segment stores its vectors (they
-/// score surviving blocks / candidates from them), the latter only with fine-block maxima.
-fn candidates<I>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, I>) -> Cands {
+/// The candidates a segment races for a query of cost class `class`: the exhaustive scorer
+/// and block-max pruning always; superblock pruning and block-max TAAT MaxScore when the
+/// segment stores its vectors (they score surviving blocks / candidates from them), the latter
+/// only with fine-block maxima. Queries of more than [`LONG_QUERY`] terms race only the
+/// exhaustive scorer and block-max TAAT MaxScore.
+fn candidates<I>(v: &IndexView<'_>, arrays: &ImpactArrays<'_, I>, class: usize) -> Cands {
     let mut m = 0b11u8;
     if v.forward.is_some() {
         m |= 1 << 2;
         if !arrays.fine_block_max.slot.is_empty() {
             m |= 1 << 3;
         }
+    }
+    if class == LONG {
+        m &= 1 << Candidate::Exhaustive as u8 | 1 << Candidate::BlockMaxTaat as u8;
     }
     Cands(m)
 }
@@ -544,12 +589,9 @@ fn run_with<K: Kind>(
         return exhaustive::search::<K>(v, arrays, plan, k, scratch);
     }
     let class = class_of(postings, v.n_docs, plan.terms.len());
-    let mut cands = candidates(v, arrays);
-    if class == LONG {
-        cands = Cands(cands.0 & (1 << Candidate::Exhaustive as u8 | 1 << Candidate::BlockMaxTaat as u8));
-        if cands.len() == 1 {
-            return exhaustive::search::<K>(v, arrays, plan, k, scratch);
-        }
+    let cands = candidates(v, arrays, class);
+    if cands.len() == 1 {
+        return exhaustive::search::<K>(v, arrays, plan, k, scratch);
     }
     let step = match race {
         Some(race) if count => race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].pick(cands),
@@ -580,10 +622,10 @@ fn run_with<K: Kind>(
     };
     match step {
         Step::Lead(c) => go(c, scratch),
-        Step::All { counted, first } => {
-            let mut ns = [0f64; NC];
+        Step::All { counted, first, run } => {
+            let mut ns = [f64::NAN; NC];
             let mut out = Vec::new();
-            let order: Vec<usize> = cands.iter().collect();
+            let order: Vec<usize> = run.iter().collect();
             let at = order.iter().position(|&c| c == first).unwrap_or(0);
             for i in 0..order.len() {
                 let c = order[(at + i) % order.len()];
@@ -630,13 +672,13 @@ mod tests {
     /// One query of a race where candidate `c` takes `cost[c]` (times of the same query).
     fn step(st: &mut RaceState, cands: Cands, cost: &[f32; NC], runs: &mut [usize; NC]) {
         match st.pick(cands) {
-            Step::All { counted, first } => {
-                assert!(cands.has(first));
-                for c in cands.iter() {
+            Step::All { counted, first, run } => {
+                assert!(run.has(first) && run.0 & !cands.0 == 0);
+                for c in run.iter() {
                     runs[c] += 1;
                 }
                 if counted {
-                    st.record_warm(cands, cost.map(|x| x as f64));
+                    st.record_warm(cands, std::array::from_fn(|c| if run.has(c) { cost[c] as f64 } else { f64::NAN }));
                 }
             }
             Step::Lead(c) => runs[c] += 1,
@@ -658,7 +700,12 @@ mod tests {
             step(st, cands, &cost(i), &mut runs);
         }
         for c in 0..NC {
-            assert_eq!(runs[c], if cands.has(c) { WARM + 1 } else { 0 }, "{runs:?}");
+            let want = match (cands.has(c), st.dropped >> c & 1 == 1) {
+                (false, _) => 0,
+                (true, false) => WARM + 1,
+                (true, true) => 1 + DROP_AFTER, // the uncounted first query, then DROP_AFTER
+            };
+            assert_eq!(runs[c], want, "{runs:?}");
         }
     }
 
@@ -843,6 +890,32 @@ mod tests {
         assert_eq!(st.iter().map(|s| s.0).sum::<u64>(), 2_000);
     }
 
+    /// A candidate [`DROP`] times slower than the fastest on each of its first [`DROP_AFTER`]
+    /// counted warm-up queries runs on no more of them (superblock pruning on debian, 10-70x
+    /// the exhaustive scorer, ran on each class's first seven queries: helper-101); one slow
+    /// run alone drops no one, and a dropped candidate is re-checked later, from the ratios
+    /// it was measured at.
+    #[test]
+    fn a_candidate_far_slower_leaves_the_warm_up() {
+        let mut st = RaceState::default();
+        // sp 30x, bmp 3x (kept: not DROP times slower), bmt 1.2x; the exhaustive scorer's
+        // first and third counted runs are slowed 20x, which must not drop it.
+        warm_up(&mut st, ALL, |i| if i == 1 || i == 3 { [20.0, 3.0, 30.0, 1.2] } else { [1.0, 3.0, 30.0, 1.2] });
+        assert_eq!(st.dropped, 1 << 2, "only sp leaves the warm-up");
+        assert_eq!(st.leader(), Some(0));
+        assert_eq!(st.ratios[2], vec![1.5, 30.0], "sp's ring: the ratios it was measured at");
+        assert_eq!(st.ratios[1].len(), WARM, "bmp ran the whole warm-up");
+        let mut runs = [0usize; NC];
+        let cost = [1.0f32, 3.0, 30.0, 1.2];
+        for _ in 0..20_000 {
+            step(&mut st, ALL, &cost, &mut runs);
+        }
+        // re-checked about every RECHECK x 30 queries, in bursts of BURST
+        let want = 20_000.0 / (RECHECK as f64 * 30.0 + BURST as f64) * BURST as f64;
+        assert!((runs[2] as f64 - want).abs() <= BURST as f64 + 1.0, "{runs:?} {want}");
+        assert_eq!(st.leader(), Some(0));
+    }
+
     /// A query of more than [`LONG_QUERY`] terms races only the exhaustive scorer and bmt,
     /// in a class of its own (before, every warm-up query of a fresh segment also ran block-max
     /// and superblock pruning: an 8,000-term query took 0.5-1 s on debian where the exhaustive
@@ -852,24 +925,20 @@ mod tests {
         use crate::index::build::{build, BuildOptions, Quantization, Reorder};
         use crate::index::ids::IdsInput;
         use crate::search::{search, Algorithm, QueryRef};
+        use crate::synth::{generate, SynthParams};
         use crate::vectors::CsrRef;
-        let (n, per_doc, vocab) = (40_000usize, 20usize, 2_000u32); // above SMALL_INDEX: a race runs
-        let mut x = 7u64;
-        let mut rnd = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) as u32
+        // above SMALL_INDEX: a race runs
+        let vocab = 2_000u32;
+        let p = SynthParams {
+            n_docs: 40_000,
+            n_queries: 1,
+            vocab_size: vocab,
+            doc_nnz: 20.0,
+            seed: 7,
+            ..SynthParams::default()
         };
-        let mut indptr = vec![0u64];
-        let (mut indices, mut values) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            let mut row: Vec<u32> = (0..per_doc).map(|_| rnd() % vocab).collect();
-            row.sort_unstable();
-            row.dedup();
-            values.extend(row.iter().map(|_| 0.1 + (rnd() % 1000) as f32 / 100.0));
-            indices.extend(row);
-            indptr.push(indices.len() as u64);
-        }
-        let csr = CsrRef { indptr: &indptr, indices: &indices, values: &values };
+        let (docs, _) = generate(&p);
+        let csr = CsrRef { indptr: &docs.indptr, indices: &docs.indices, values: &docs.values };
         let opts = BuildOptions {
             n_terms: None,
             quantization: Quantization::U8 { scale: None },

@@ -195,17 +195,30 @@ fn score_blocks<K: Kind>(
     bs.live.resize(blocks.len(), true);
     let early = !K::ORDERED_SUM;
     let is_dense = |i: &usize| matches!(sources[*i], TermSource::Dense(..));
-    // dense terms in reading order: canonical, or by decreasing bound over the batch (summed in
-    // f64: in the kind's integers the sum could overflow)
+    let BatchScratch { located, live, rem } = bs;
+    // Dense terms in reading order: canonical, or (exact sums) by decreasing bound over the
+    // batch, summed in f64 (in the kind's integers the sum could overflow). The same pass
+    // fills `rem`: per block of the batch, the sum of the bounds of the dense terms not read
+    // yet, kept up to date as terms are read, so that a check costs O(blocks), not
+    // O(blocks x unread terms), which made 8,000-term queries take 0.7 s (debian, against
+    // 11 ms exhaustive). Exact sums do not depend on the order they are added in.
     let mut dense_ix: Vec<usize> = (0..sources.len()).filter(is_dense).collect();
+    rem.clear();
     if early {
-        let weight = |i: usize| match &sources[i] {
-            TermSource::Dense(dense, _) => {
-                blocks.iter().map(|&b| K::to_f32(K::mul(plan.terms[i].w, dense[b as usize]), 1.0) as f64).sum()
+        rem.resize(blocks.len(), K::S::default());
+        let mut weighted: Vec<(f64, usize)> = Vec::with_capacity(dense_ix.len());
+        for &i in &dense_ix {
+            if let TermSource::Dense(dense, _) = &sources[i] {
+                let w = plan.terms[i].w;
+                let mut sum = 0f64;
+                for (r, &b) in rem.iter_mut().zip(blocks) {
+                    let m = K::mul(w, dense[b as usize]);
+                    *r += m;
+                    sum += K::to_f32(m, 1.0) as f64;
+                }
+                weighted.push((sum, i));
             }
-            TermSource::Gathered(..) => 0.0,
-        };
-        let mut weighted: Vec<(f64, usize)> = dense_ix.iter().map(|&i| (weight(i), i)).collect();
+        }
         weighted.sort_by(|a, b| b.0.total_cmp(&a.0));
         dense_ix = weighted.into_iter().map(|(_, i)| i).collect();
     }
@@ -215,23 +228,6 @@ fn score_blocks<K: Kind>(
     } else {
         (0..sources.len()).collect()
     };
-    let BatchScratch { located, live, rem } = bs;
-    // Per block of the batch, the sum of the bounds of the dense terms not read yet (exact
-    // sums only): kept up to date as terms are read, so that a check costs O(blocks), not
-    // O(blocks x unread terms), which made 8,000-term queries take 0.7 s (debian, against
-    // 11 ms exhaustive).
-    rem.clear();
-    if early {
-        rem.resize(blocks.len(), K::S::default());
-        for &i in &dense_ix {
-            if let TermSource::Dense(dense, _) = &sources[i] {
-                let w = plan.terms[i].w;
-                for (r, &b) in rem.iter_mut().zip(blocks) {
-                    *r += K::mul(w, dense[b as usize]);
-                }
-            }
-        }
-    }
     let stage =
         |sources: &[TermSource<'_, K::Imp, K::S>], j: usize, located: &mut [Vec<(u32, u32)>; 3], live: &[bool]| {
             if let Some(TermSource::Dense(dense, reader)) = dense_ix.get(j).map(|&i| &sources[i]) {

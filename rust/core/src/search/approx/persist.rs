@@ -2,7 +2,7 @@
 //! (rust/core/FORMAT.md §6a), so that reopening an index does not calibrate it again.
 //!
 //! Segments are immutable, so a calibration stays right for as long as its segment lives. The
-//! file is a container (magic `SPDXCAL1`, version 7) bound to exactly one engine file: its
+//! file is a container (magic `SPDXCAL1`, version 9) bound to exactly one engine file: its
 //! `owner` section names the store, the segment and the CRC32 of the engine file, so a file
 //! left from another store, another segment or another build of the same name is never used.
 //! It is written atomically (temporary file, fsync, rename) after a calibration, by whichever
@@ -39,9 +39,13 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// `approx::candidate_plan` allows), times are the calibrating thread's CPU time, the reference
 /// of a quantized segment is its exact float top-k, and queries are bucketed by their terms in
 /// the segment. Version 8: each point also holds `gamma`, the layered cut of segments with a
-/// high layer (`approx::layer`), whose grid replaces the cuts by bound share there. A file of
-/// another version is refused, so the segment is calibrated again.
-pub const VERSION: u32 = 8;
+/// high layer (`approx::layer`), whose grid replaces the cuts by bound share there. Version 9:
+/// the layout of 8, but a calibration on pseudo-queries includes multi-topic ones
+/// (`calibrate::pseudo_queries`) and a point's recall is that of its bucket's kind of query
+/// least sure to reach a target; version 8's pseudo-query calibrations missed their targets on
+/// multi-topic long queries. A file of another version is refused, so the segment is
+/// calibrated again.
+pub const VERSION: u32 = 9;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 7;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).

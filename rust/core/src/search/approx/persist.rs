@@ -44,8 +44,14 @@ pub const MAGIC: [u8; 8] = *b"SPDXCAL1";
 /// (`calibrate::pseudo_queries`) and a point's recall is that of its bucket's kind of query
 /// least sure to reach a target; version 8's pseudo-query calibrations missed their targets on
 /// multi-topic long queries. A file of another version is refused, so the segment is
-/// calibrated again.
+/// calibrated again, but for a version-8 file of a calibration on the user's queries
+/// ([`USER_QUERIES_SINCE`]).
 pub const VERSION: u32 = 9;
+/// The earliest version whose calibrations on the user's queries (not pseudo-queries) are
+/// still read: version 9 changed only how pseudo-queries are made and weighed, so a version-8
+/// calibration on the user's queries is what version 9 would make of the same queries, and
+/// throwing it away would recalibrate the segment on pseudo-queries, not on the user's.
+pub const USER_QUERIES_SINCE: u32 = 8;
 /// u64 values per point in the `points` section.
 const POINT_WORDS: usize = 7;
 /// Extension of a segment's calibration file (`seg-<N>.cal`).
@@ -197,13 +203,22 @@ pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
 /// checked (a file for another owner, grid of buckets or document count is refused too).
 pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
     let bad = |m: &str| Error::Corrupt(format!("calibration file: {m}"));
-    let c = Container::parse(Image::from_bytes(bytes), MAGIC, VERSION, true)?;
+    let (c, version) = match Container::parse(Image::from_bytes(bytes), MAGIC, VERSION, true) {
+        Err(Error::UnsupportedVersion { found, .. }) if (USER_QUERIES_SINCE..VERSION).contains(&found) => {
+            (Container::parse(Image::from_bytes(bytes), MAGIC, found, true)?, found)
+        }
+        r => (r?, VERSION),
+    };
     if c.bytes("owner")? != owner.as_bytes() {
         return Err(bad("belongs to another index, segment or engine file"));
     }
     let meta = c.u64s("meta")?;
     if meta.len() != 3 || meta[0] != n_docs as u64 || meta[2] > 1 {
         return Err(bad("bad meta section"));
+    }
+    if version < VERSION && meta[2] == 1 {
+        // an earlier version's calibration on pseudo-queries: made again
+        return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
     }
     if c.u64s("buckets")? != BUCKETS.map(|b| b as u64).as_slice() {
         return Err(bad("made for another grid of query-length buckets"));
@@ -298,6 +313,31 @@ mod tests {
         for version in 1..VERSION {
             refuses_version(version);
         }
+    }
+
+    /// A version-8 file of a calibration on the user's queries is read (version 9 changed only
+    /// the pseudo-queries); one on pseudo-queries is refused.
+    #[test]
+    fn reads_a_version_8_calibration_on_the_users_queries() {
+        let c = Calibration { pseudo: false, ..sample() };
+        let d = decode(&with_version(&c, 8), "u/seg-000001/0000abcd", 10_000).unwrap();
+        assert_eq!((&d.points, d.queries, d.pseudo), (&c.points, c.queries, false));
+        let e = decode(&with_version(&sample(), 8), "u/seg-000001/0000abcd", 10_000).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedVersion { found: 8, .. }), "{e}");
+        let e = decode(&with_version(&c, 7), "u/seg-000001/0000abcd", 10_000).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedVersion { found: 7, .. }), "{e}");
+    }
+
+    /// `c` encoded as a file of `version`.
+    fn with_version(c: &Calibration, version: u32) -> Vec<u8> {
+        let mut w = ContainerWriter::new(MAGIC, version);
+        let b = encode(c, "u/seg-000001/0000abcd", 10_000).unwrap();
+        let parsed = Container::parse(Image::from_bytes(&b), MAGIC, VERSION, true).unwrap();
+        for name in ["meta", "buckets", "queries", "points"] {
+            w.add_u64s(name, parsed.u64s(name).unwrap()).unwrap();
+        }
+        w.add_bytes("owner", b"u/seg-000001/0000abcd").unwrap();
+        w.into_image().as_bytes().to_vec()
     }
 
     fn refuses_version(version: u32) {

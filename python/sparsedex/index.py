@@ -1641,8 +1641,8 @@ class SparseIndex:
 
         queries: None, to calibrate every segment not calibrated yet on pseudo-queries (stored
         rows of random documents cut to their heaviest 6..160 terms and, for queries of more
-        than 32 terms, as many multi-topic ones: sums of the rows of 2-16 random documents cut
-        alike; a setting must reach the target on both kinds); or queries as
+        than 32 terms, as many multi-topic ones: sums of the rows of 2-16 random documents, at
+        most one per 10 terms, cut alike; a setting must reach the target on both kinds); or queries as
         :meth:`search_batch` takes them (texts with an encoder, vectors otherwise; ideally a
         sample of a few hundred real queries), to recalibrate every segment on them. Only
         query-length buckets with at least 30 of them are measured: a bucket with fewer is

@@ -24,7 +24,7 @@
 //! 24, 48, 96 or 160 terms (one length per bucket), searched among every other document (the
 //! source document is excluded, or it would trivially be the first hit); and, in the buckets
 //! of more than 32 terms, as many multi-topic pseudo-queries: sums of the rows of 2 to 16
-//! random documents cut to the bucket's length, searched among every document but their
+//! random documents (at most one per [`MULTI_TERMS_PER_DOC`] of the bucket's terms) cut to the bucket's length, searched among every document but their
 //! sources. A document's row is one topic, and a long query may be several, whose top k is
 //! harder to find: calibrated on single rows alone, unions of 20 real debian queries reached
 //! recall 0.825 at target 0.90. In a bucket with both kinds, a point's recall is that of the
@@ -110,6 +110,13 @@ pub const MULTI_FROM_BUCKET: usize = 3;
 pub const MULTI_PER_BUCKET: usize = 100;
 /// Numbers of documents summed by the multi-topic pseudo-queries, in turn.
 pub const MULTI_DOCS: [usize; 4] = [2, 4, 8, 16];
+/// A bucket's multi-topic pseudo-queries sum at most its length / `MULTI_TERMS_PER_DOC`
+/// documents (but at least 2): 2 or 4 for the bucket of 33-64 terms (cut to 48), whose sums of
+/// 8 and 16 documents kept 3-6 terms of each, queries harder than any real one, so that real
+/// synthetic 100k queries of 47 terms were searched at beta 0.8 and rerank 6.5 for 0.97,
+/// where with the cap beta 0.85 and rerank 4 reach 0.997 on them (and every kind of
+/// `benches/approx_multitopic.py` on debian still meets every target).
+pub const MULTI_TERMS_PER_DOC: usize = 10;
 /// k of the calibration searches.
 pub const CAL_K: usize = 10;
 /// Standard errors by which a point's mean calibration recall must exceed the target for the
@@ -480,7 +487,8 @@ fn all_but(n: u32, docs: &[u32]) -> DocSet {
 ///   bucket's length (its heaviest terms), searched among every other document;
 /// - from bucket [`MULTI_FROM_BUCKET`] on (33 terms and more), [`MULTI_PER_BUCKET`]
 ///   multi-topic ones: the sum of the rows of 2, 4, 8 or 16 random documents
-///   ([`MULTI_DOCS`], in turn) cut to the bucket's length, searched among every document but
+///   ([`MULTI_DOCS`], in turn; at most one per [`MULTI_TERMS_PER_DOC`] of the
+///   bucket's terms) cut to the bucket's length, searched among every document but
 ///   those. A long query may be several topics (a query expanded from several documents, a
 ///   conversation, a union of queries), whose top k spreads over several clusters of
 ///   documents; the top k of one document's row is one cluster. Calibrated on single rows
@@ -527,12 +535,14 @@ fn pseudo_queries(v: &IndexView<'_>, seed: u64) -> Vec<CalQuery> {
         if b < MULTI_FROM_BUCKET {
             continue;
         }
+        let sizes: Vec<usize> =
+            MULTI_DOCS.iter().copied().filter(|&m| m == MULTI_DOCS[0] || m * MULTI_TERMS_PER_DOC <= len).collect();
         let mut got = 0;
         for i in 0..MULTI_PER_BUCKET * 20 {
             if got == MULTI_PER_BUCKET || n < 2 {
                 break;
             }
-            let m = MULTI_DOCS[i % MULTI_DOCS.len()].min(n);
+            let m = sizes[i % sizes.len()].min(n);
             let mut docs: Vec<u32> = Vec::with_capacity(m);
             while docs.len() < m {
                 let d = (next() % n as u64) as u32;
@@ -821,6 +831,12 @@ mod tests {
             }
             multi[b] += 1;
             sizes.insert(q.exclude.len());
+            assert!(
+                q.exclude.len() <= (PSEUDO_LEN[b] / MULTI_TERMS_PER_DOC).max(2),
+                "{} sources, {} terms",
+                q.exclude.len(),
+                PSEUDO_LEN[b]
+            );
             assert!(b >= MULTI_FROM_BUCKET, "{} terms", q.terms.len());
             for (&t, &w) in q.terms.iter().zip(&q.weights) {
                 let sum: f32 = q.exclude.iter().map(|&d| weight(d, t)).sum();

@@ -24,7 +24,8 @@
 //! the fastest exact algorithm on debian, within a few percent of the exhaustive scorer):
 //!
 //! - **Warm-up.** The segment's first `1 + WARM` queries are run by every candidate (the
-//!   first only warms the caches), each query starting with the next candidate in turn. The
+//!   first only warms the caches; a class whose first query comes after another class's
+//!   counts it, the segment being warm), each query starting with the next candidate in turn. The
 //!   leader is the candidate **fastest on most queries**: the smallest median over the warm-up
 //!   queries of its time divided by the fastest candidate's time on that query ([`elect`]).
 //!   Not the smallest total: on synthetic 100k superblock pruning has the smaller median
@@ -35,7 +36,9 @@
 //!   [`DROP_AFTER`] (2) counted warm-up queries leaves the warm-up: superblock pruning is 10-70x slower than the exhaustive scorer on debian,
 //!   and it used to run on all seven of each class's first queries of a fresh segment, which
 //!   then cost 10-44x the exhaustive scorer's time (helper-101). Its ring holds the ratios it
-//!   was measured at, so it is re-checked as any slow candidate is.
+//!   was measured at, so it is re-checked as any slow candidate is. A candidate dropped from
+//!   one class's warm-up skips the uncounted first query of the segment's other classes, and
+//!   leaves their warm-ups after one counted query if it is that slow there too.
 //! - **Leader.** Every later query is answered by the leader alone, untimed.
 //! - **Re-checks.** Every other candidate is re-checked in bursts of [`BURST`] consecutive
 //!   queries (the first uncounted), run *on the same query* as the leader (in alternating
@@ -334,6 +337,26 @@ fn elect(cands: Cands, warm: &[[f64; NC]]) -> usize {
         .map_or(0, |(c, _)| c)
 }
 
+/// What a class's race takes from the segment's other cost classes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Prior {
+    /// The candidates dropped from another class's warm-up: they leave this class's
+    /// warm-up after one counted query [`DROP`] times slower than the fastest.
+    suspect: u8,
+    /// Whether another class has seen a query: the segment's caches and lazily made
+    /// structures are warm, so this class's first query is counted (the uncounted first
+    /// query is the segment's, not each class's).
+    warmed: bool,
+}
+
+impl Prior {
+    /// The prior of `class` among the segment's races `all`.
+    fn of(all: &[RaceState], class: usize) -> Self {
+        let others = || all.iter().enumerate().filter(move |&(c, _)| c != class).map(|(_, s)| s);
+        Prior { suspect: others().fold(0, |m, s| m | s.dropped), warmed: others().any(|s| s.queries > 0) }
+    }
+}
+
 /// The fastest time of one warm-up query among the candidates of `cands` that ran (ns, at
 /// least 1).
 fn fastest(cands: Cands, t: &[f64; NC]) -> f64 {
@@ -341,14 +364,19 @@ fn fastest(cands: Cands, t: &[f64; NC]) -> f64 {
 }
 
 impl RaceState {
-    /// What to run for the next query among `cands`.
-    fn pick(&mut self, cands: Cands) -> Step {
+    /// What to run for the next query among `cands`, given what the segment's other cost
+    /// classes know ([`Prior`]).
+    fn pick(&mut self, cands: Cands, prior: Prior) -> Step {
         self.queries += 1;
         let Some(leader) = self.leader else {
             self.warm_seen += 1;
-            let active = self.warming(cands);
-            let first = active.iter().nth(self.warm_seen % active.len().max(1)).unwrap_or(0);
-            return Step::All { counted: self.warm_seen > 1, first, run: active };
+            let uncounted = self.warm_seen == 1 && !prior.warmed;
+            let mut run = self.warming(cands);
+            if uncounted && run.0 & !prior.suspect != 0 {
+                run = Cands(run.0 & !prior.suspect);
+            }
+            let first = run.iter().nth(self.warm_seen % run.len().max(1)).unwrap_or(0);
+            return Step::All { counted: !uncounted, first, run };
         };
         if let Some((c, left)) = self.burst {
             self.burst = if left > 1 { Some((c, left - 1)) } else { None };
@@ -365,11 +393,16 @@ impl RaceState {
         Step::Lead(leader)
     }
 
-    /// The warm-up's times of one counted query (ns per candidate; those outside `cands`
-    /// ignored). After [`WARM`] of them the leader is elected ([`elect`]) and every other
-    /// candidate's ring holds its warm-up ratios to the leader, so that one wrong election
-    /// is undone by the first re-check burst.
-    fn record_warm(&mut self, cands: Cands, ns: [f64; NC]) {
+    /// The warm-up's times of one counted query (ns per candidate; NaN for those that did not
+    /// run, and those outside `cands` ignored). A candidate [`DROP`] times slower than the
+    /// fastest on each of its first [`DROP_AFTER`] counted queries leaves the warm-up; one
+    /// in `suspect` (dropped from another cost class's warm-up on the segment) on its first:
+    /// a candidate that slow on one class is mostly that slow on the others (superblock
+    /// pruning on debian), and its first counted run of this class is still measured before
+    /// it is dropped here. After [`WARM`] counted queries the leader is elected ([`elect`])
+    /// and every other candidate's ring holds its warm-up ratios to the leader, so that one
+    /// wrong election is undone by the first re-check burst.
+    fn record_warm(&mut self, cands: Cands, ns: [f64; NC], prior: Prior) {
         if self.leader.is_some() {
             return; // a query whose warm-up began before another thread's election
         }
@@ -378,7 +411,8 @@ impl RaceState {
             let rel: Vec<f64> =
                 self.warm_ns.iter().filter(|t| !t[c].is_nan()).map(|t| t[c] / fastest(cands, t)).collect();
             let slow = rel.iter().fold(f64::INFINITY, |a, &r| a.min(r));
-            if rel.len() >= DROP_AFTER && slow >= DROP {
+            let need = if prior.suspect >> c & 1 == 1 { 1 } else { DROP_AFTER };
+            if rel.len() >= need && slow >= DROP {
                 self.dropped |= 1 << c;
             }
         }
@@ -594,7 +628,11 @@ fn run_with<K: Kind>(
         return exhaustive::search::<K>(v, arrays, plan, k, scratch);
     }
     let step = match race {
-        Some(race) if count => race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].pick(cands),
+        Some(race) if count => {
+            let mut all = race.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let prior = Prior::of(&all[..], class);
+            all[class].pick(cands, prior)
+        }
         _ => match race.and_then(|r| r.inner.lock().unwrap_or_else(|e| e.into_inner())[class].leader()) {
             Some(c) if cands.has(c) => Step::Lead(c),
             // no leader yet: block-max pruning's bound phase alone would cost a long query
@@ -636,7 +674,9 @@ fn run_with<K: Kind>(
                 }
             }
             if let (true, Some(race)) = (counted, race) {
-                race.inner.lock().unwrap_or_else(|e| e.into_inner())[class].record_warm(cands, ns);
+                let mut all = race.inner.lock().unwrap_or_else(|e| e.into_inner());
+                let prior = Prior::of(&all[..], class);
+                all[class].record_warm(cands, ns, prior);
             }
             out
         }
@@ -671,14 +711,20 @@ mod tests {
 
     /// One query of a race where candidate `c` takes `cost[c]` (times of the same query).
     fn step(st: &mut RaceState, cands: Cands, cost: &[f32; NC], runs: &mut [usize; NC]) {
-        match st.pick(cands) {
+        step_with(st, cands, cost, runs, Prior::default())
+    }
+
+    /// [`step`], with the candidates dropped from other classes' warm-ups.
+    fn step_with(st: &mut RaceState, cands: Cands, cost: &[f32; NC], runs: &mut [usize; NC], prior: Prior) {
+        match st.pick(cands, prior) {
             Step::All { counted, first, run } => {
                 assert!(run.has(first) && run.0 & !cands.0 == 0);
                 for c in run.iter() {
                     runs[c] += 1;
                 }
                 if counted {
-                    st.record_warm(cands, std::array::from_fn(|c| if run.has(c) { cost[c] as f64 } else { f64::NAN }));
+                    let ns = std::array::from_fn(|c| if run.has(c) { cost[c] as f64 } else { f64::NAN });
+                    st.record_warm(cands, ns, prior);
                 }
             }
             Step::Lead(c) => runs[c] += 1,
@@ -914,6 +960,39 @@ mod tests {
         let want = 20_000.0 / (RECHECK as f64 * 30.0 + BURST as f64) * BURST as f64;
         assert!((runs[2] as f64 - want).abs() <= BURST as f64 + 1.0, "{runs:?} {want}");
         assert_eq!(st.leader(), Some(0));
+    }
+
+    /// A candidate dropped from another class's warm-up skips this class's uncounted first
+    /// query, and leaves after one counted query [`DROP`] times slower; one that is fast here
+    /// stays in the race and can lead it. Once another class has seen a query, a class's
+    /// first query is counted: the segment is warm.
+    #[test]
+    fn a_candidate_dropped_in_another_class_is_dropped_sooner() {
+        let sp = 1u8 << 2;
+        let mut st = RaceState::default();
+        let mut runs = [0usize; NC];
+        let prior = Prior { suspect: sp, warmed: false };
+        for _ in 0..(WARM + 1) {
+            step_with(&mut st, ALL, &[1.0, 3.0, 30.0, 1.2], &mut runs, prior);
+        }
+        assert_eq!(runs, [WARM + 1, WARM + 1, 1, WARM + 1], "sp ran on the first counted query only");
+        assert_eq!((st.dropped, st.leader()), (sp, Some(0)));
+        // fast here: measured on every counted query, and elected
+        let mut st = RaceState::default();
+        let mut runs = [0usize; NC];
+        for _ in 0..(WARM + 1) {
+            step_with(&mut st, ALL, &[1.0, 3.0, 0.5, 1.2], &mut runs, prior);
+        }
+        assert_eq!(runs, [WARM + 1, WARM + 1, WARM, WARM + 1]);
+        assert_eq!((st.dropped, st.leader()), (0, Some(2)));
+        // a warm segment: no uncounted query; the leader is elected after WARM queries
+        let mut st = RaceState::default();
+        let mut runs = [0usize; NC];
+        for _ in 0..WARM {
+            step_with(&mut st, ALL, &[1.0, 3.0, 30.0, 1.2], &mut runs, Prior { suspect: sp, warmed: true });
+        }
+        assert_eq!(runs, [WARM, WARM, 1, WARM]);
+        assert_eq!((st.dropped, st.leader()), (sp, Some(0)));
     }
 
     /// A query of more than [`LONG_QUERY`] terms races only the exhaustive scorer and bmt,

@@ -187,3 +187,20 @@ def test_calibrate_progress_argument(big, capsys):
     err = capsys.readouterr().err
     small = [st.segment.name for st in big._snap().states if st.segment.n < 8192]
     assert small and not any(name in err for name in small)
+
+
+def test_repeated_calibration_queries_count_once(big):
+    """A query given several times counts once (a raw sample of a query log repeats its popular
+    queries): 40 copies of one query made a bucket of 40 equal recalls, without spread, whose
+    cheapest point passed every target and was then used for every query length (helper-104:
+    real queries reached 0.887 at 0.97). They warn, and make a bucket of one query."""
+    one = _corpus(1, seed=12, nnz=30)[0]
+    with pytest.warns(UserWarning) as rec:
+        rep = big.calibrate([one] * 40, target_recall=0.97)
+    msgs = [str(w.message) for w in rec]
+    assert any("39 of the 40 queries repeat another" in m for m in msgs), msgs
+    assert any("no query-length bucket with 30 or more" in m for m in msgs), msgs
+    large = [r for r in rep if r["approximate"]][0]
+    assert sum(b["queries"] for b in large["buckets"]) == 1
+    assert [h.id for h in big.search(one, k=10, algorithm="approximate")] == [h.id for h in big.search(one, k=10)]
+    big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)  # as the other tests left it

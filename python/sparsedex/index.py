@@ -1693,6 +1693,13 @@ class SparseIndex:
                 raise ValueError("calibration queries: the list is empty")
             ip, ix, vx = _csr(vecs)
             csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
+            distinct = len({(v.indices.tobytes(), v.values.tobytes()) for v in vecs})
+            if distinct < len(vecs):
+                warnings.warn(
+                    f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another; "
+                    f"each distinct query counts once ({distinct})",
+                    stacklevel=2,
+                )
         core, target = snap.core, float(target_recall)
         out = []
         for pos, st in enumerate(snap.states):

@@ -114,32 +114,65 @@ pub(crate) fn search_u16_with(
 ) -> Vec<(u32, u32)> {
     use super::kernels::{drain_top_u16, isa};
     let n = v.n_docs as usize;
-    let Scratch { acc_u16: acc, drain_kept, .. } = scratch;
+    let ranked = std::mem::take(&mut scratch.rank_request) && plan.allowed.is_some();
+    let Scratch { acc_u16: acc, drain_kept, cand_ranks, .. } = scratch;
     if acc.len() < n {
         acc.resize(n, 0);
     }
     debug_assert!(acc.iter().all(|&a| a == 0), "accumulators were left dirty");
     let acc = &mut acc[..n];
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
+    if ranked {
+        top = top.logging_excluded();
+    }
     // The drain's threshold may start from the chunk maxima only when every document may be
     // collected (an allowed set may exclude the documents that hold them).
     let seed_k = if plan.allowed.is_none() { k } else { 0 };
-    if k >= GATHER_K && k.saturating_mul(4) < n {
+    let mut top = if k >= GATHER_K && k.saturating_mul(4) < n {
         let mut g = Gather::new(top);
         by_ranges(acc, accumulate, |part, lo| {
             let thr = g.threshold();
             drain_top_u16(isa(), part, thr, seed_k, drain_kept, |d, s| g.offer(d + lo, s));
         });
-        return g.finish().into_sorted();
-    }
-    by_ranges(acc, accumulate, |part, lo| {
-        let thr = top.threshold();
-        drain_top_u16(isa(), part, thr, seed_k, drain_kept, |d, s| {
-            top.push(d + lo, s);
-            top.threshold()
+        g.finish()
+    } else {
+        by_ranges(acc, accumulate, |part, lo| {
+            let thr = top.threshold();
+            drain_top_u16(isa(), part, thr, seed_k, drain_kept, |d, s| {
+                top.push(d + lo, s);
+                top.threshold()
+            });
         });
-    });
-    top.into_sorted()
+        top
+    };
+    let excluded = top.take_excluded();
+    let hits = top.into_sorted();
+    if let Some(x) = excluded {
+        *cand_ranks = Some(ranks_among_all(&hits, x));
+    }
+    hits
+}
+
+/// The ranks (from 1) among all documents of `hits` (best first, of an allowed set), given
+/// the scores of the excluded documents that scored at least the last of them
+/// ([`TopK::logging_excluded`]): a hit's rank among the allowed documents plus the excluded
+/// scores above its own (an excluded document tied with it is not counted).
+fn ranks_among_all(hits: &[(u32, u32)], excluded: Vec<u32>) -> Vec<u32> {
+    // An excluded score counts for the hits below it: those from the first hit scoring under
+    // it on (a histogram by that position, then its running sum: no sort of the thousands of
+    // scores a filter of 1% leaves).
+    let mut from = vec![0usize; hits.len() + 1];
+    for e in excluded {
+        from[hits.partition_point(|h| h.1 >= e)] += 1;
+    }
+    let mut above = 0usize;
+    hits.iter()
+        .enumerate()
+        .map(|(j, _)| {
+            above += from[j];
+            (j + 1 + above).min(u32::MAX as usize) as u32
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -225,6 +258,16 @@ mod tests {
                     want.sort_by(|x, y| y.1.cmp(&x.1).then(key(x.0 as usize).cmp(&key(y.0 as usize))));
                     want.truncate(k);
                     assert_eq!(search::<U8Kind>(v, &a, &plan, k, &mut scratch), want, "seed {seed} query {qi} k {k}");
+                    if let Some(allowed) = &plan.allowed {
+                        // Asked for, the hits' ranks among all documents (approximate search's
+                        // sparse filters): its rank among the allowed plus the excluded above
+                        scratch.rank_request = true;
+                        assert_eq!(search_u16(v, &a, &plan, k, &mut scratch), want);
+                        let above = |s: u32| (0..n).filter(|&e| !allowed.contains(e as u32) && sums[e] > s as u64).count();
+                        let ranks: Vec<u32> = want.iter().enumerate().map(|(j, &(_, s))| (j + 1 + above(s)) as u32).collect();
+                        assert_eq!(scratch.cand_ranks.take(), Some(ranks), "seed {seed} query {qi} k {k}");
+                        assert!(!scratch.rank_request);
+                    }
                     for algo in Algorithm::ALL {
                         let got = exact_raw::<U8Kind>(v, &a, &plan, k, algo, None, &mut scratch);
                         assert_eq!(got, want, "{} seed {seed} query {qi} k {k}", algo.name());

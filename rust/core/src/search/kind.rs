@@ -526,6 +526,13 @@ pub struct Scratch {
     /// between queries: the table of the float rerank of approximate search
     /// ([`super::rows::FloatRowScorer`]).
     pub weights_f32: Vec<f32>,
+    /// Set by a caller that wants the ranks among all documents of the candidates of its next
+    /// filtered 16-bit exhaustive ranking ([`super::exhaustive::search_u16_with`], approximate
+    /// search's candidate stage); that ranking clears it and leaves them in `cand_ranks`.
+    pub rank_request: bool,
+    /// The ranks (from 1) among all documents of the hits of the ranking that took
+    /// `rank_request`, hit by hit.
+    pub cand_ranks: Option<Vec<u32>>,
 }
 
 /// This kind's accumulators for `n` documents, all zero. Every algorithm that uses them

@@ -71,6 +71,9 @@ pub struct TopK<S> {
     /// A document must score above this to enter (zero, or a floor carried over from other
     /// segments of the same search).
     floor: S,
+    /// The scores of the documents outside `allowed` that were offered and would otherwise
+    /// have been compared with the k-th ([`TopK::logging_excluded`]).
+    excluded: Option<Vec<S>>,
 }
 
 #[inline(always)]
@@ -82,13 +85,28 @@ fn worse<S: PartialOrd>(a: &(S, u32, u32), b: &(S, u32, u32)) -> bool {
 impl<S: Score> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: None, ties: None, floor: S::default() }
+        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: None, ties: None, floor: S::default(), excluded: None }
     }
 
     /// Collector for the best `k` documents of `allowed` (all documents when `None`) that
     /// score above `floor`.
     pub fn with_allowed(k: usize, allowed: Option<&DocSet>, floor: S) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: allowed.cloned(), ties: None, floor }
+        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: allowed.cloned(), ties: None, floor, excluded: None }
+    }
+
+    /// This collector, also keeping the score of every document outside its allowed set that
+    /// is offered and scores at least the k-th so far ([`TopK::take_excluded`]): every
+    /// excluded document scoring at least the final k-th score is among them (the k-th only
+    /// rises), so the rank of a collected document among *all* documents is its rank among
+    /// the allowed ones plus the excluded scores above its own.
+    pub fn logging_excluded(mut self) -> Self {
+        self.excluded = Some(Vec::new());
+        self
+    }
+
+    /// The excluded scores kept by [`TopK::logging_excluded`] (`None` without it).
+    pub fn take_excluded(&mut self) -> Option<Vec<S>> {
+        self.excluded.take()
     }
 
     /// This collector with ties broken by `ties[doc]` ascending (by doc id when `None`).
@@ -137,6 +155,9 @@ impl<S: Score> TopK<S> {
         }
         if let Some(a) = &self.allowed {
             if !a.contains(doc) {
+                if let Some(x) = &mut self.excluded {
+                    x.push(score);
+                }
                 return false;
             }
         }
@@ -252,6 +273,9 @@ impl<S: Score> Gather<S> {
         }
         if let Some(a) = &self.top.allowed {
             if !a.contains(doc) {
+                if let Some(x) = &mut self.top.excluded {
+                    x.push(score);
+                }
                 return self.thr;
             }
         }
@@ -279,6 +303,11 @@ impl<S: Score> Gather<S> {
         let t = kth.just_below();
         if t > self.thr {
             self.thr = t;
+        }
+        if let Some(x) = &mut self.top.excluded {
+            // Only the scores above the threshold can count for a hit (see `logging_excluded`).
+            let thr = self.thr;
+            x.retain(|&e| e > thr);
         }
     }
 

@@ -221,17 +221,11 @@ pub(crate) fn run<K: Kind>(
         }
         let cut = cut_plan(plan, &kept);
         let cut_all = unfiltered(&cut);
-        let Some(cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, |depth, filtered| {
-            super::exact_raw::<K>(
-                v,
-                arrays,
-                if filtered { &cut } else { &cut_all },
-                depth,
-                Algorithm::Auto,
-                race,
-                scratch,
-            )
-        }) else {
+        let stage = |depth: usize, filtered: bool, _ranked: bool| {
+            let c = if filtered { &cut } else { &cut_all };
+            (super::exact_raw::<K>(v, arrays, c, depth, Algorithm::Auto, race, scratch), None)
+        };
+        let Some(cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
             return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
         };
         if cands.len() < k {
@@ -257,8 +251,12 @@ pub(crate) fn run<K: Kind>(
     let cut = candidate_plan(v, plan, arrays, &kept);
     let (plan_all, cut_all) = (unfiltered(plan), unfiltered(&cut));
     let mut read_layers = false;
-    let stage = |depth: usize, filtered: bool| {
+    let stage = |depth: usize, filtered: bool, ranked: bool| {
         let (p, c) = if filtered { (plan, &cut) } else { (&plan_all, &cut_all) };
+        // The 16-bit exhaustive ranking also gives the candidates' ranks among all documents
+        // when asked (the layered stage and the exhaustive scorer use it; `None` otherwise).
+        scratch.rank_request = ranked;
+        scratch.cand_ranks = None;
         let layered = match layer {
             Some(l) if params.gamma > 0.0 => {
                 K::layered_candidates(v, arrays, p, &kept, c, l, params.gamma, depth, scratch)
@@ -268,7 +266,8 @@ pub(crate) fn run<K: Kind>(
         let (cands, layers) = layered
             .unwrap_or_else(|| (super::exact_raw::<K>(v, arrays, c, depth, Algorithm::Auto, race, scratch), false));
         read_layers |= layers;
-        cands
+        scratch.rank_request = false;
+        (cands, scratch.cand_ranks.take())
     };
     let Some(mut cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
         // The allowed set leaves out so many of the documents the cut query ranks first that
@@ -360,15 +359,15 @@ fn honour_allowed<S: Copy>(
     k: usize,
     kk: usize,
     rerank: f32,
-    mut stage: impl FnMut(usize, bool) -> Vec<(u32, S)>,
+    mut stage: impl FnMut(usize, bool, bool) -> (Vec<(u32, S)>, Option<Vec<u32>>),
 ) -> Option<Vec<(u32, S)>> {
     let n = (n_docs as usize).max(1);
-    let Some(a) = allowed else { return Some(stage(kk, true)) };
+    let Some(a) = allowed else { return Some(stage(kk, true, false).0) };
     let share = a.len() as f64 / n as f64;
     if a.len() as usize == n || a.len() as usize <= kk {
         // Every document allowed; or so few that the candidate stage reranks all of them
         // that the cut query matches.
-        return Some(stage(kk, true));
+        return Some(stage(kk, true, false).0);
     }
     if share < DENSE_ALLOWED {
         return sparse_allowed(n, a, share, k, kk, stage);
@@ -377,7 +376,7 @@ fn honour_allowed<S: Copy>(
     let cap = kk.saturating_mul(MAX_DEPTH_FACTOR);
     let mut depth = ((kk as f64 / share * DEPTH_SLACK).ceil() as usize).clamp(kk, n);
     loop {
-        let all = stage(depth, false);
+        let all = stage(depth, false, false).0;
         let (mut seen, mut rank) = (0usize, None);
         for (i, &(d, _)) in all.iter().enumerate() {
             if a.contains(d) {
@@ -438,38 +437,59 @@ fn sparse_allowed<S: Copy>(
     share: f64,
     k: usize,
     kk: usize,
-    mut stage: impl FnMut(usize, bool) -> Vec<(u32, S)>,
+    mut stage: impl FnMut(usize, bool, bool) -> (Vec<(u32, S)>, Option<Vec<u32>>),
 ) -> Option<Vec<(u32, S)>> {
-    // Enough that the first `kk` allowed candidates are almost always among them (a second
-    // candidate stage, among the allowed documents only, costs as much as the first).
-    let want = (SPARSE_RANK_FACTOR * k).max(k + SPARSE_WINDOW).max(kk + kk / 2 + 8);
+    let want = (SPARSE_RANK_FACTOR * k).max(k + SPARSE_WINDOW);
+    let (mut cands, ranks) = stage(kk.max(want), true, true);
+    if let Some(ranks) = ranks {
+        // The ranking among the allowed documents, with each candidate's rank among all.
+        let ranks: Vec<usize> = ranks.iter().take(want).map(|&r| r as usize).collect();
+        if ranks.len() >= k && !head_passes(&ranks, k, share, want) {
+            return None;
+        }
+        cands.truncate(kk);
+        return Some(cands);
+    }
+    // A stage that cannot tell ranks among all documents (not the 16-bit exhaustive scorer):
+    // one ranking of all documents, to the depth where a random filter puts the first `want`
+    // allowed ones (and the first `kk`, so that a second ranking is rarely needed).
+    let want = want.max(kk + kk / 2 + 8);
     let depth = (want as f64 / share).ceil();
     if depth > SPARSE_MAX_DEPTH.max(MAX_DEPTH_FACTOR.saturating_mul(kk)) as f64 {
         return None;
     }
     let depth = (depth as usize).clamp(kk, n);
-    let all = stage(depth, false);
-    // The ranks (from 1) of the first `want` allowed candidates.
-    let ranks: Vec<usize> =
-        all.iter().enumerate().filter(|&(_, &(d, _))| a.contains(d)).map(|(i, _)| i + 1).take(want).collect();
+    let all = stage(depth, false, false).0;
     if all.len() < depth {
         // The cut query matches no more documents: every allowed one it matches is here.
         return Some(all.into_iter().filter(|&(d, _)| a.contains(d)).take(kk).collect());
     }
-    if ranks.len() < k {
-        return None;
-    }
-    let (j1, j2) = (k / 2, ranks.len());
-    let density = if j2 > j1 + 1 { (j2 - j1 - 1) as f64 / (ranks[j2 - 1] - ranks[j1]) as f64 } else { share };
-    let head = ranks[k - 1] as f64 * density - k as f64;
-    if head > ((SPARSE_RANK_FACTOR - 1) * k).max(SPARSE_MIN_HEAD) as f64 {
+    let ranks: Vec<usize> =
+        all.iter().enumerate().filter(|&(_, &(d, _))| a.contains(d)).map(|(i, _)| i + 1).take(want).collect();
+    if ranks.len() < k || !head_passes(&ranks, k, share, want) {
         return None;
     }
     let allowed: Vec<(u32, S)> = all.iter().copied().filter(|&(d, _)| a.contains(d)).take(kk).collect();
     if allowed.len() >= kk {
         return Some(allowed);
     }
-    Some(stage(kk, true))
+    Some(stage(kk, true, false).0)
+}
+
+/// Whether approximate search may take the candidates of a sparse allowed set whose first
+/// allowed documents stand at `ranks` (from 1, ascending, at least `k`) among all documents,
+/// `share` of them allowed, `want` of them looked for ([`sparse_allowed`]): the `k`-th no
+/// deeper than a random filter puts the `want`-th, and the estimated excluded head within
+/// `max((SPARSE_RANK_FACTOR - 1) x k, SPARSE_MIN_HEAD)`.
+fn head_passes(ranks: &[usize], k: usize, share: f64, want: usize) -> bool {
+    let kth = ranks[k - 1];
+    if kth as f64 * share > want as f64 {
+        return false;
+    }
+    let (j1, j2) = (k / 2, ranks.len());
+    let density = if j2 > j1 + 1 { (j2 - j1 - 1) as f64 / (ranks[j2 - 1] - ranks[j1]).max(1) as f64 } else { share };
+    let head = kth as f64 * density - k as f64;
+    head <= ((SPARSE_RANK_FACTOR - 1) * k).max(SPARSE_MIN_HEAD) as f64
 }
 
 /// The excluded head [`sparse_allowed`] lets approximate search take, as a multiple of `k`
@@ -595,11 +615,25 @@ mod tests {
         n: u32,
         a: &DocSet,
         asked: &'a mut Vec<(usize, bool)>,
-    ) -> impl FnMut(usize, bool) -> Vec<(u32, u32)> + 'a {
+    ) -> impl FnMut(usize, bool, bool) -> (Vec<(u32, u32)>, Option<Vec<u32>>) + 'a {
+        stage_of(n, a, asked, false)
+    }
+
+    /// [`ranked`], where a filtered ranking also tells its candidates' ranks among all
+    /// documents when asked (as the 16-bit exhaustive scorer does), if `tells`.
+    fn stage_of<'a>(
+        n: u32,
+        a: &DocSet,
+        asked: &'a mut Vec<(usize, bool)>,
+        tells: bool,
+    ) -> impl FnMut(usize, bool, bool) -> (Vec<(u32, u32)>, Option<Vec<u32>>) + 'a {
         let a = a.clone();
-        move |depth, filtered| {
+        move |depth, filtered, rank| {
             asked.push((depth, filtered));
-            (0..n).filter(|&d| !filtered || a.contains(d)).take(depth).map(|d| (d, n - d)).collect()
+            let c: Vec<(u32, u32)> =
+                (0..n).filter(|&d| !filtered || a.contains(d)).take(depth).map(|d| (d, n - d)).collect();
+            let ranks = (tells && filtered && rank).then(|| c.iter().map(|&(d, _)| d + 1).collect());
+            (c, ranks)
         }
     }
 
@@ -642,14 +676,20 @@ mod tests {
     }
 
     #[test]
-    fn a_random_sparse_set_takes_its_first_allowed_in_one_ranking_of_all() {
+    fn a_random_sparse_set_takes_its_first_allowed_in_one_ranking() {
         let n = 10_000;
         let sparse = set(n, |d| d % 4 != 0); // 25% allowed, spread evenly
+        let first_40 = (0..40).map(|i| 4 * i).collect::<Vec<_>>();
+        // A stage that tells ranks among all documents: one ranking among the allowed ones
+        let mut asked = Vec::new();
+        let c = honour_allowed(n, Some(&sparse), 10, 40, 4.0, stage_of(n, &sparse, &mut asked, true)).unwrap();
+        assert_eq!(asked, [(40, true)]);
+        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), first_40);
+        // One that cannot: want = max(20, 30, 40 + 20 + 8) = 68 allowed, at depth 68 / 0.25
         let mut asked = Vec::new();
         let c = honour_allowed(n, Some(&sparse), 10, 40, 4.0, ranked(n, &sparse, &mut asked)).unwrap();
-        // want = max(20, 30, 40 + 20 + 8) = 68 allowed, at depth 68 / 0.25: the first 40 of them
-        assert_eq!(asked, [(272, false)]);
-        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), (0..40).map(|i| 4 * i).collect::<Vec<_>>());
+        assert_eq!(asked, [(40, true), (272, false)]);
+        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), first_40);
         let mut asked = Vec::new();
         let c = honour_allowed(n, None, 10, 40, 4.0, ranked(n, &sparse, &mut asked)).unwrap();
         assert_eq!((asked.as_slice(), c.len()), (&[(40, true)][..], 40));
@@ -663,46 +703,61 @@ mod tests {
     #[test]
     fn a_sparse_set_that_leaves_out_its_own_head_goes_exact() {
         let n = 10_000;
-        // 25% allowed less its first `head` allowed documents (the next page of a filtered
-        // search): the head is estimated as `head` and passes only up to max(k, 5)
-        for (head, exact) in [(0, false), (5, false), (10, false), (15, true), (20, true), (50, true)] {
-            let a = set(n, |d| d % 4 != 0 || d < 4 * head);
-            let mut asked = Vec::new();
-            let c = honour_allowed(n, Some(&a), 10, 40, 4.0, ranked(n, &a, &mut asked));
-            assert_eq!(c.is_none(), exact, "head {head}");
-            assert!(asked.iter().all(|&(_, f)| !f), "{asked:?}");
-            if let Some(c) = c {
-                assert!(c.len() == 40 && c.iter().all(|&(d, _)| a.contains(d) && d >= 4 * head as u32));
+        for tells in [true, false] {
+            // 25% allowed less its first `head` allowed documents (the next page of a filtered
+            // search): the head is estimated as `head` and passes only up to max(k, 5)
+            for (head, exact) in [(0, false), (5, false), (10, false), (15, true), (20, true), (50, true)] {
+                let a = set(n, |d| d % 4 != 0 || d < 4 * head);
+                let mut asked = Vec::new();
+                let c = honour_allowed(n, Some(&a), 10, 40, 4.0, stage_of(n, &a, &mut asked, tells));
+                assert_eq!(c.is_none(), exact, "head {head}, tells {tells}");
+                if let Some(c) = c {
+                    assert!(c.len() == 40 && c.iter().all(|&(d, _)| a.contains(d) && d >= 4 * head as u32));
+                }
             }
-        }
-        // The query's ranks 50..3,000 allowed (30%): dense past a head of 50
-        let band = set(n, |d| !(50..3_000).contains(&d));
-        let mut asked = Vec::new();
-        assert!(honour_allowed(n, Some(&band), 10, 40, 4.0, ranked(n, &band, &mut asked)).is_none());
-        // A random set, however it falls, keeps approximate search at k = 1..5 too (the head
-        // must pass 5 documents)
-        for k in [1usize, 2, 5] {
+            // The query's ranks 50..3,000 allowed (30%): dense past a head of 50
+            let band = set(n, |d| !(50..3_000).contains(&d));
             let mut asked = Vec::new();
-            let a = set(n, |d| d % 4 != 0);
-            assert!(honour_allowed(n, Some(&a), k, 4 * k, 4.0, ranked(n, &a, &mut asked)).is_some(), "k {k}");
+            assert!(honour_allowed(n, Some(&band), 10, 40, 4.0, stage_of(n, &band, &mut asked, tells)).is_none());
+            // Allowed documents only past rank 400 (anti-correlated with the query): the 10th
+            // allowed one deeper than a random filter puts the 30th
+            let late = set(n, |d| d % 4 != 0 || d < 400);
+            let mut asked = Vec::new();
+            assert!(honour_allowed(n, Some(&late), 10, 40, 4.0, stage_of(n, &late, &mut asked, tells)).is_none());
+            // A random set keeps approximate search at k = 1..5 too (the head must pass 5)
+            for k in [1usize, 2, 5] {
+                let mut asked = Vec::new();
+                let a = set(n, |d| d % 4 != 0);
+                let c = honour_allowed(n, Some(&a), k, 4 * k, 4.0, stage_of(n, &a, &mut asked, tells));
+                assert_eq!(c.map(|c| c.len()), Some(4 * k), "k {k}, tells {tells}");
+            }
         }
     }
 
     #[test]
     fn a_very_sparse_set_or_a_short_ranking() {
         let n = 100_000;
-        // 0.5% allowed: 68 allowed would need a ranking of 13,600 documents: the exact search
+        // 0.5% allowed: without ranks, 68 allowed would need a ranking of 13,600 documents:
+        // the exact search; with them, the one ranking among the allowed documents
         let rare = set(n, |d| d % 200 != 0);
         let mut asked = Vec::new();
         assert!(honour_allowed(n, Some(&rare), 10, 40, 4.0, ranked(n, &rare, &mut asked)).is_none());
-        assert!(asked.is_empty());
+        assert_eq!(asked, [(40, true)]);
+        let mut asked = Vec::new();
+        let c = honour_allowed(n, Some(&rare), 10, 40, 4.0, stage_of(n, &rare, &mut asked, true)).unwrap();
+        assert_eq!((asked.as_slice(), c.len()), (&[(40, true)][..], 40));
         // The cut query matches fewer documents than the depth asked: every allowed one it
         // matches, even fewer than k (approximate search then widens the candidates itself)
         let a = set(n, |d| d % 4 != 0);
-        let short = |depth: usize, filtered: bool| -> Vec<(u32, u32)> {
-            (0..30u32).filter(|&d| !filtered || a.contains(d)).take(depth).map(|d| (d, 100 - d)).collect()
-        };
-        let c = honour_allowed(n, Some(&a), 10, 40, 4.0, short).unwrap();
-        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), vec![0, 4, 8, 12, 16, 20, 24, 28]);
+        for tells in [true, false] {
+            let short = |depth: usize, filtered: bool, rank: bool| {
+                let c: Vec<(u32, u32)> =
+                    (0..30u32).filter(|&d| !filtered || a.contains(d)).take(depth).map(|d| (d, 100 - d)).collect();
+                let r = (tells && filtered && rank).then(|| c.iter().map(|&(d, _)| d + 1).collect());
+                (c, r)
+            };
+            let c = honour_allowed(n, Some(&a), 10, 40, 4.0, short).unwrap();
+            assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), vec![0, 4, 8, 12, 16, 20, 24, 28]);
+        }
     }
 }

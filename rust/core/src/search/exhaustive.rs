@@ -154,23 +154,24 @@ pub(crate) fn search_u16_with(
 }
 
 /// The ranks (from 1) among all documents of `hits` (best first, of an allowed set), given
-/// the scores of the excluded documents that scored at least the last of them
-/// ([`TopK::logging_excluded`]): a hit's rank among the allowed documents plus the excluded
-/// scores above its own (an excluded document tied with it is not counted).
+/// the excluded scores the collector kept ([`TopK::logging_excluded`]: every one at least the
+/// last hit's, and maybe lower ones, which count for no hit): a hit's rank among the allowed
+/// documents plus the excluded scores above its own (an excluded document tied with it is not
+/// counted).
 fn ranks_among_all(hits: &[(u32, u32)], excluded: Vec<u32>) -> Vec<u32> {
-    // An excluded score counts for the hits below it: those from the first hit scoring under
-    // it on (a histogram by that position, then its running sum: no sort of the thousands of
-    // scores a filter of 1% leaves).
-    let mut from = vec![0usize; hits.len() + 1];
+    // An excluded score counts for the hits from the first one scoring under it on: a
+    // histogram by that position, then its running sum (no sort of the thousands of scores a
+    // filter of 1% keeps).
+    let mut from = vec![0u32; hits.len() + 1];
     for e in excluded {
         from[hits.partition_point(|h| h.1 >= e)] += 1;
     }
-    let mut above = 0usize;
-    hits.iter()
-        .enumerate()
-        .map(|(j, _)| {
-            above += from[j];
-            (j + 1 + above).min(u32::MAX as usize) as u32
+    let mut above = 0u32;
+    (1..=hits.len() as u32)
+        .zip(&from)
+        .map(|(rank, &f)| {
+            above += f;
+            rank.saturating_add(above)
         })
         .collect()
 }

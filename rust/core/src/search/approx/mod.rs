@@ -419,18 +419,13 @@ fn honour_allowed<S: Copy>(
 /// same filter less its own first 10 / 20 / 50 hits 0.893 / 0.842 / 0.709, and a filter
 /// allowing the query's ranks 50-3,000 (5% of the documents) 0.673.
 ///
-/// So the first `want` allowed documents (`max(SPARSE_RANK_FACTOR x k, k + 20)`) are found
-/// in the cut query's ranking of all documents, to the depth where a random filter puts them
-/// (`want / share`), and the *excluded head* is estimated: the rank of the `k`-th allowed
-/// one times the allowed documents' density past the `k/2`-th (past the blurred edge of an
-/// excluded head), less `k`. It is about 0 under a random filter and `excluded` when the
-/// first `excluded` allowed documents are left out. The exact search runs when the head
-/// passes `max((SPARSE_RANK_FACTOR - 1) x k, SPARSE_MIN_HEAD)` (at most 1 query in 100
-/// under a random filter at `k = 10`, by the gamma law of the ranks; the next pages of the
-/// dense case, [`MAX_RANK_FACTOR`], stop at `2k`), or when fewer than `k` allowed documents
-/// rank that deep. A ranking deeper than [`SPARSE_MAX_DEPTH`] (or `MAX_DEPTH_FACTOR x kk`)
-/// is not made: the filter leaves so few documents that the exact search scores them from
-/// their stored vectors.
+/// So the ranks among all documents of the first `want` allowed candidates
+/// (`max(SPARSE_RANK_FACTOR x k, k + SPARSE_WINDOW)`) decide ([`head_passes`]). The 16-bit
+/// exhaustive scorer of the candidate stage tells them as it ranks the allowed documents
+/// ([`crate::search::TopK::logging_excluded`]); another stage is followed by one ranking of
+/// all documents to the depth where a random filter puts them (`want / share`, and no deeper
+/// than [`SPARSE_MAX_DEPTH`] or `MAX_DEPTH_FACTOR x kk`: past it the filter leaves so few
+/// documents that the exact search scores them from their stored vectors).
 fn sparse_allowed<S: Copy>(
     n: usize,
     a: &DocSet,
@@ -440,56 +435,65 @@ fn sparse_allowed<S: Copy>(
     mut stage: impl FnMut(usize, bool, bool) -> (Vec<(u32, S)>, Option<Vec<u32>>),
 ) -> Option<Vec<(u32, S)>> {
     let want = (SPARSE_RANK_FACTOR * k).max(k + SPARSE_WINDOW);
-    let (mut cands, ranks) = stage(kk.max(want), true, true);
-    if let Some(ranks) = ranks {
-        // The ranking among the allowed documents, with each candidate's rank among all.
-        let ranks: Vec<usize> = ranks.iter().take(want).map(|&r| r as usize).collect();
-        if ranks.len() >= k && !head_passes(&ranks, k, share, want) {
-            return None;
+    let (mut cands, told) = stage(kk.max(want), true, true);
+    let ranks = match told {
+        Some(mut r) => {
+            r.truncate(want);
+            r
         }
-        cands.truncate(kk);
-        return Some(cands);
-    }
-    // A stage that cannot tell ranks among all documents (not the 16-bit exhaustive scorer):
-    // one ranking of all documents, to the depth where a random filter puts the first `want`
-    // allowed ones (and the first `kk`, so that a second ranking is rarely needed).
-    let want = want.max(kk + kk / 2 + 8);
-    let depth = (want as f64 / share).ceil();
-    if depth > SPARSE_MAX_DEPTH.max(MAX_DEPTH_FACTOR.saturating_mul(kk)) as f64 {
+        None => {
+            // Deep enough for the first `want` allowed ones (and the first `kk`) under a
+            // random filter.
+            let depth = (want.max(kk + kk / 2 + 8) as f64 / share).ceil();
+            if depth > SPARSE_MAX_DEPTH.max(MAX_DEPTH_FACTOR.saturating_mul(kk)) as f64 {
+                return None;
+            }
+            let depth = (depth as usize).clamp(kk, n);
+            let all = stage(depth, false, false).0;
+            if all.len() < depth {
+                // The cut query matches no more documents: every allowed one it matches is
+                // among the candidates.
+                cands.truncate(kk);
+                return Some(cands);
+            }
+            let r: Vec<u32> = all
+                .iter()
+                .enumerate()
+                .filter(|&(_, &(d, _))| a.contains(d))
+                .map(|(i, _)| i as u32 + 1)
+                .take(want)
+                .collect();
+            if r.len() < k {
+                return None; // the k-th allowed one deeper than a random filter puts the want-th
+            }
+            r
+        }
+    };
+    if ranks.len() >= k && !head_passes(&ranks, k, share, want) {
         return None;
     }
-    let depth = (depth as usize).clamp(kk, n);
-    let all = stage(depth, false, false).0;
-    if all.len() < depth {
-        // The cut query matches no more documents: every allowed one it matches is here.
-        return Some(all.into_iter().filter(|&(d, _)| a.contains(d)).take(kk).collect());
-    }
-    let ranks: Vec<usize> =
-        all.iter().enumerate().filter(|&(_, &(d, _))| a.contains(d)).map(|(i, _)| i + 1).take(want).collect();
-    if ranks.len() < k || !head_passes(&ranks, k, share, want) {
-        return None;
-    }
-    let allowed: Vec<(u32, S)> = all.iter().copied().filter(|&(d, _)| a.contains(d)).take(kk).collect();
-    if allowed.len() >= kk {
-        return Some(allowed);
-    }
-    Some(stage(kk, true, false).0)
+    cands.truncate(kk);
+    Some(cands)
 }
 
 /// Whether approximate search may take the candidates of a sparse allowed set whose first
 /// allowed documents stand at `ranks` (from 1, ascending, at least `k`) among all documents,
 /// `share` of them allowed, `want` of them looked for ([`sparse_allowed`]): the `k`-th no
-/// deeper than a random filter puts the `want`-th, and the estimated excluded head within
-/// `max((SPARSE_RANK_FACTOR - 1) x k, SPARSE_MIN_HEAD)`.
-fn head_passes(ranks: &[usize], k: usize, share: f64, want: usize) -> bool {
-    let kth = ranks[k - 1];
-    if kth as f64 * share > want as f64 {
+/// deeper than a random filter puts the `want`-th, and the *excluded head* within
+/// `max((SPARSE_RANK_FACTOR - 1) x k, SPARSE_MIN_HEAD)`. The head is the rank of the `k`-th
+/// allowed one times the allowed documents' density past the `k/2`-th (past the blurred edge
+/// of an excluded head), less `k`: about 0 under a random filter, `excluded` when the first
+/// `excluded` allowed documents are left out (the exact search then runs for at most 1 query
+/// in 100 under a random filter at `k = 10`, by the gamma law of the ranks; the next pages of
+/// the dense case, [`MAX_RANK_FACTOR`], stop at `2k`).
+fn head_passes(ranks: &[u32], k: usize, share: f64, want: usize) -> bool {
+    let kth = ranks[k - 1] as f64;
+    if kth * share > want as f64 {
         return false;
     }
     let (j1, j2) = (k / 2, ranks.len());
     let density = if j2 > j1 + 1 { (j2 - j1 - 1) as f64 / (ranks[j2 - 1] - ranks[j1]).max(1) as f64 } else { share };
-    let head = kth as f64 * density - k as f64;
-    head <= ((SPARSE_RANK_FACTOR - 1) * k).max(SPARSE_MIN_HEAD) as f64
+    kth * density - k as f64 <= ((SPARSE_RANK_FACTOR - 1) * k).max(SPARSE_MIN_HEAD) as f64
 }
 
 /// The excluded head [`sparse_allowed`] lets approximate search take, as a multiple of `k`

@@ -476,6 +476,7 @@ class PayloadColumns:
         ids: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
         *,
         source: Any = None,
+        locate: Callable[[Any], int | None] | None = None,
     ) -> None:
         if (payloads is None) == (source is None):
             raise TypeError("PayloadColumns takes payloads or source=, one of the two")
@@ -491,6 +492,9 @@ class PayloadColumns:
         # the documents' ids, in the same order (what ``$ids`` tests), or a function giving
         # them on first use; None when not given
         self._ids = ids
+        # locate(id) -> the position of the document with that id, or None (a lookup, where
+        # ``ids`` is a scan): lets ``$ids`` with a few ids skip the scan of every id
+        self.locate = locate
 
     @property
     def ids(self) -> Sequence[Any] | None:
@@ -625,6 +629,9 @@ class _ElemMatch(_Node):
         return v is not _MISSING and any(self._one(e) for e in _elements(v))
 
 
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
 class _Ids(_Node):
     """The document's id is one of ``ids`` (ints and strings; ``1`` never equals ``"1"``)."""
 
@@ -637,6 +644,18 @@ class _Ids(_Node):
         return i in self._strs if isinstance(i, str) else i in self._ints
 
     def mask(self, cols: PayloadColumns) -> np.ndarray:
+        n = len(cols)
+        if cols.locate is not None and len(self.ids) <= max(64, n // 16):
+            # a few ids: look each one up (a binary search) instead of testing every document's
+            # id, which costs about 0.1 us per document (9 ms per new filter at 60k documents)
+            out = np.zeros(n, dtype=bool)
+            for x in self.ids:
+                if isinstance(x, int) and not _I64_MIN <= x <= _I64_MAX:
+                    continue  # no stored id is outside int64
+                d = cols.locate(x)
+                if d is not None:
+                    out[d] = True
+            return out
         if cols.ids is None:
             raise FilterError("filter at $ids: these documents come without their ids")
         return np.fromiter(map(self._has, cols.ids), dtype=bool, count=len(cols.ids))

@@ -241,7 +241,11 @@ class SegmentView:
                 if self._columns is None:
                     # ids through a function that does not hold this view: no reference cycle,
                     # so dropping the view closes its documents file at once
-                    self._columns = PayloadColumns(source=self.docs, ids=functools.partial(_id_list, self.index, self.n))
+                    self._columns = PayloadColumns(
+                        source=self.docs,
+                        ids=functools.partial(_id_list, self.index, self.n),
+                        locate=self.index.locate,
+                    )
         return self._columns
 
     def filter_set(self, flt: Filter) -> "_core.DocSet | None":

@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The shared data (../shared beside the repository), or where SPARSEDEX_SHARED says (a checkout
+# elsewhere, such as a git worktree; without it the tests that need the data skip)
+SHARED = Path(os.environ.get("SPARSEDEX_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 @pytest.fixture(scope="session")

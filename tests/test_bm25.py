@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from sparsedex.encoders.bm25 import (
 )
 from sparsedex.vectors import to_csr_arrays
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("SPARSEDEX_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 if not DATA.is_dir():  # worktrees live elsewhere; fall back to the documented location
     DATA = Path("/work/shared/data")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from sparsedex.eval import (
 ir_measures = pytest.importorskip("ir_measures")
 from ir_measures import AP, P, R, RR, nDCG  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(os.environ.get("SPARSEDEX_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 if not DATA.is_dir():
     DATA = Path("/work/shared/data")
 HAVE_DATA = (DATA / "vaswani").is_dir() and (DATA / "cranfield").is_dir()

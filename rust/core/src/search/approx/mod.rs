@@ -361,7 +361,8 @@ const MAX_RANK_FACTOR: usize = 3;
 /// query's order at such depths is looser than the calibration measured), the exact search
 /// runs instead. A sparse allowed set takes its first allowed documents from one ranking of
 /// all documents, and the exact search when it leaves out its own first ranks
-/// ([`sparse_allowed`]).
+/// ([`sparse_allowed`]). Below [`ALLOWED_MIN_K`] hits, all of this is done for a search of
+/// that many.
 fn honour_allowed<S: Copy>(
     n_docs: u32,
     allowed: Option<&DocSet>,
@@ -442,7 +443,9 @@ fn honour_allowed<S: Copy>(
 /// ([`crate::search::TopK::logging_excluded`]); another stage is followed by one ranking of
 /// all documents to the depth where a random filter puts them (`want / share`, and no deeper
 /// than [`SPARSE_MAX_DEPTH`] or `MAX_DEPTH_FACTOR x kk`: past it the filter leaves so few
-/// documents that the exact search scores them from their stored vectors).
+/// documents that the exact search scores them from their stored vectors). The exact search
+/// also runs, without a stage, when the stage would reach deeper among all documents than
+/// [`SPARSE_MAX_REACH`] of them.
 fn sparse_allowed<S: Copy>(
     n: usize,
     a: &DocSet,

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from sparsedex import SparseIndex
 
 TARGETS = (0.90, 0.95, 0.97, 0.99)
-SHARES = (0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3)
+SHARES = (0.001, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3)
 
 
 def recall(hits, srow, mask, k):

@@ -266,6 +266,11 @@ def test_ids_filter():
         f.mask(PayloadColumns([None]))
     with pytest.raises(FilterError, match=r"\$ids\[0\].*int or a str"):
         compile_filter({"$ids": [True]})
+    # a lone surrogate can be no stored id (helper-106: a TypeError from the id lookup, or no
+    # error at all when the list was long enough to be scanned)
+    for ids in (["\ud800", "a"], ["a"] * 100 + ["\ud800"]):
+        with pytest.raises(FilterError, match=r"\$ids\[\d+\].*lone surrogate"):
+            compile_filter({"$ids": ids})
     with pytest.raises(FilterError, match="not allowed in \\$elemMatch"):
         compile_filter({"x": {"$elemMatch": {"$eq": 1}}})
     assert compile_filter({"$ids": []}).mask(cols).tolist() == [False] * 4

@@ -271,6 +271,10 @@ def test_ids_filter():
     for ids in (["\ud800", "a"], ["a"] * 100 + ["\ud800"]):
         with pytest.raises(FilterError, match=r"\$ids\[\d+\].*lone surrogate"):
             compile_filter({"$ids": ids})
+    # nor any payload key (helper-107: such a field name matched nothing, silently)
+    for expr in ({"\ud800": 1}, {"$and": [{"ok": 1}, {"a.\udc00": {"$gt": 1}}]}):
+        with pytest.raises(FilterError, match=r"field name .*lone surrogate"):
+            compile_filter(expr)
     with pytest.raises(FilterError, match="not allowed in \\$elemMatch"):
         compile_filter({"x": {"$elemMatch": {"$eq": 1}}})
     assert compile_filter({"$ids": []}).mask(cols).tolist() == [False] * 4

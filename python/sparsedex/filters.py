@@ -715,6 +715,8 @@ def _number(x: Any, loc: str) -> int | float:
 def _check_path(path: Any, loc: str) -> str:
     if not isinstance(path, str):
         raise FilterError(f"{_where(loc)}: field names must be strings, got {_type_name(path)}")
+    if _has_surrogate(path):
+        raise FilterError(f"filter: the field name {shown(path)} holds a lone surrogate (not valid Unicode)")
     if path.startswith("$"):
         raise FilterError(
             f"{_where(loc)}: unknown logical operator {shown(path)} (known: {', '.join(_LOGICAL_OPS)})"

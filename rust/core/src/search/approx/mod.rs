@@ -328,10 +328,12 @@ fn rerank_outweighs_postings<K: Kind>(v: &IndexView<'_>, fwd: &Forward<'_>, plan
 }
 
 /// What a reranked entry costs in postings of the exhaustive scorer ([`rerank_outweighs_postings`]).
-/// On debian at k = 100 (one segment, about 24k entries reranked against 155k postings)
-/// approximate search cost what the exhaustive scorer did (0.44-0.49 against 0.45 ms): about
-/// 15 ns per reranked entry against 3 ns per posting. On a 3-segment debian index it cost 1.31x
-/// `auto` at k = 100 and 1.73x at k = 500 (helper-107).
+/// On debian at k = 100 (one segment, rows of 150 entries, about 45k entries reranked against a
+/// median of 155k postings) approximate search cost about what the exhaustive scorer did
+/// (0.44-0.49 against 0.45-0.53 ms): some 8 ns per reranked entry against 3 ns per posting, and
+/// the candidate stage besides. On a 3-segment debian index it cost 1.31x `auto` at k = 100 and
+/// 1.73x at k = 500 (helper-107). With 4, at k = 10 the 2% of debian's queries with fewer than
+/// about 39k postings take the exact search.
 const RERANK_ENTRY_COST: f64 = 4.0;
 
 /// `plan` without its allowed set (documents it excludes are ranked too).

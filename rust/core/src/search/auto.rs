@@ -602,7 +602,7 @@ fn run_with<K: Kind>(
     count: bool,
     scratch: &mut Scratch,
 ) -> Vec<(u32, K::S)> {
-    let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
+    let postings = plan.postings(v);
     if let (Some(allowed), Some(fwd)) = (&plan.allowed, &v.forward) {
         // Expected stored entries of the allowed documents.
         let entries = (allowed.len() as f64) * (fwd.terms.len() as f64) / (v.n_docs.max(1) as f64);

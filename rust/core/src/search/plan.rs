@@ -126,6 +126,11 @@ impl<K: Kind> Clone for Plan<K> {
 }
 
 impl<K: Kind> Plan<K> {
+    /// The postings of this plan's terms in segment `v` (what the exhaustive scorer reads).
+    pub fn postings(&self, v: &IndexView<'_>) -> u64 {
+        self.terms.iter().map(|pt| v.df(pt.term)).sum()
+    }
+
     /// Prepare the validated query `q` for segment `v`. `avgdl`: the average document length
     /// of the collection, for BM25 segments (the segment's own when `None`).
     pub fn new(v: &IndexView<'_>, q: &Query, avgdl: Option<f64>) -> Plan<K> {

@@ -193,41 +193,29 @@ pub(crate) fn run<K: Kind>(
     let Some(fwd) = v.forward else {
         return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
     };
-    if K::FLOAT_RERANK && (params == ApproxParams::EXACT || plan.terms.is_empty()) {
-        // The exact search (no calibrated point to use): the float top-k, as exact search
-        // gives it (the u8 top-k reranked would not be). Also when every query weight rounds
-        // to 0 on the segment's grid (all below about 1e-36): the plan has no term to rank
-        // candidates by, and the exact search scores such terms from the rows (approximate
-        // search returned nothing, helper-99).
-        return super::rerank::search::<K>(
-            v,
-            arrays,
-            fwd,
-            plan.clone(),
-            query,
-            k,
-            Algorithm::Auto,
-            race,
-            floor,
-            scratch,
-        );
-    }
-    let kept = cut_terms(plan, arrays, params.beta);
-    let kk = ((k as f64 * params.rerank.max(1.0) as f64).ceil() as usize).clamp(k, v.n_docs.max(1) as usize);
-    if rerank_outweighs_postings(v, &fwd, plan, kk) {
-        // Reranking k' stored rows would cost more than the full query's postings: the exact
-        // search is cheaper (debian, k = 1,000: 4.06 ms approximate at 0.90 against 2.79 ms
-        // exhaustive).
-        return if K::FLOAT_RERANK {
+    // The exact search: for quantized vector kinds the float top-k, as exact search gives it
+    // (the u8 top-k reranked would not be); other kinds by their own exact scores.
+    let exact = |scratch: &mut Scratch| -> Vec<(u32, f32)> {
+        if K::FLOAT_RERANK {
             super::rerank::search::<K>(v, arrays, fwd, plan.clone(), query, k, Algorithm::Auto, race, floor, scratch)
         } else {
             weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch))
-        };
+        }
+    };
+    let kk = rerank_depth(k, params.rerank, v.n_docs as usize);
+    if params == ApproxParams::EXACT || plan.terms.is_empty() || rerank_outweighs_postings(v, &fwd, plan, kk) {
+        // No calibrated point to use. Or every query weight rounds to 0 on the segment's grid
+        // (all below about 1e-36): the plan has no term to rank candidates by, and the exact
+        // search scores such terms from the rows (approximate search returned nothing,
+        // helper-99). Or reranking k' stored rows would cost more than the full query's
+        // postings (debian, k = 1,000: 4.06 ms approximate at 0.90 against 2.79 ms exhaustive).
+        return exact(scratch);
     }
+    let kept = cut_terms(plan, arrays, params.beta);
     if !K::FLOAT_RERANK {
         // The full query's top-k' reranked by its own exact scores is its exact top-k.
         if kept.len() == plan.terms.len() {
-            return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
+            return exact(scratch);
         }
         let cut = cut_plan(plan, &kept);
         let cut_all = unfiltered(&cut);
@@ -236,12 +224,12 @@ pub(crate) fn run<K: Kind>(
             (super::exact_raw::<K>(v, arrays, c, depth, Algorithm::Auto, race, scratch), None)
         };
         let Some(cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
-            return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
+            return exact(scratch);
         };
         if cands.len() < k {
             // The cut query matches fewer than k allowed documents while the terms it dropped
             // may match more (as in the quantized case below): the exact search.
-            return weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch));
+            return exact(scratch);
         }
         let rows = RowScorer::new(v, fwd, plan, scratch);
         let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
@@ -282,18 +270,7 @@ pub(crate) fn run<K: Kind>(
     let Some(mut cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
         // The allowed set leaves out so many of the documents the cut query ranks first that
         // the candidates to rerank would cost more than the exact search.
-        return super::rerank::search::<K>(
-            v,
-            arrays,
-            fwd,
-            plan.clone(),
-            query,
-            k,
-            Algorithm::Auto,
-            race,
-            floor,
-            scratch,
-        );
+        return exact(scratch);
     };
     if cands.len() < k && (cut.terms.len() < plan.terms.len() || read_layers) {
         // The cut query matches fewer than k allowed documents (its heavy terms are rare, or a
@@ -316,6 +293,12 @@ pub(crate) fn run<K: Kind>(
     top.into_sorted()
 }
 
+/// `k'`, the candidates approximate search reranks for `k` hits: `rerank x k`, at least `k`
+/// and at most the segment's `n` documents.
+fn rerank_depth(k: usize, rerank: f32, n: usize) -> usize {
+    ((k as f64 * rerank.max(1.0) as f64).ceil() as usize).max(k).min(n.max(1))
+}
+
 /// Whether reranking `kk` stored rows (their expected entries: `kk` times the segment's mean
 /// row length) costs at least what the full query's postings cost the exhaustive scorer: a
 /// reranked entry costs [`RERANK_ENTRY_COST`] postings (a row is a cache-missing jump, each
@@ -323,8 +306,7 @@ pub(crate) fn run<K: Kind>(
 /// the exact search there.
 fn rerank_outweighs_postings<K: Kind>(v: &IndexView<'_>, fwd: &Forward<'_>, plan: &Plan<K>, kk: usize) -> bool {
     let entries = kk as f64 * fwd.terms.len() as f64 / v.n_docs.max(1) as f64;
-    let postings: u64 = plan.terms.iter().map(|pt| v.df(pt.term)).sum();
-    entries * RERANK_ENTRY_COST >= postings as f64
+    entries * RERANK_ENTRY_COST >= plan.postings(v) as f64
 }
 
 /// What a reranked entry costs in postings of the exhaustive scorer ([`rerank_outweighs_postings`]).
@@ -405,12 +387,7 @@ fn honour_allowed<S: Copy>(
     let Some(a) = allowed else { return Some(stage(kk, true, false).0) };
     // Below ALLOWED_MIN_K, the candidates of a top-ALLOWED_MIN_K search (the caller keeps the
     // best k of them).
-    let (k, kk) = if k < ALLOWED_MIN_K {
-        let ke = ALLOWED_MIN_K;
-        (ke, ((ke as f64 * rerank.max(1.0) as f64).ceil() as usize).max(kk).min(n))
-    } else {
-        (k, kk)
-    };
+    let (k, kk) = if k < ALLOWED_MIN_K { (ALLOWED_MIN_K, rerank_depth(ALLOWED_MIN_K, rerank, n)) } else { (k, kk) };
     let share = a.len() as f64 / n as f64;
     if a.len() as usize == n {
         return Some(stage(kk, true, false).0); // every document allowed

@@ -380,8 +380,9 @@ fn calibrate(
     progress.start(qs.len());
     let layer = super::high_layer(index);
     let grid_cuts = cuts(layer.is_some());
-    // Per query: its bucket, and per grid point (recall, cost).
-    let eval = |q: &CalQuery| {
+    // Per query: its bucket and its grid (see `QueryGrid`). The candidate stage is timed at
+    // k' = k on every `TIME_K_EVERY`-th query only (see `eval_grid`).
+    let eval = |(qi, q): (usize, &CalQuery)| {
         if stop.stopped() {
             return None;
         }
@@ -390,33 +391,48 @@ fn calibrate(
         with_kind!(v, |K, a| {
             let mut plan = Plan::<K>::new(v, &query, None);
             plan.allowed = allowed;
-            crate::search::with_scratch(|s| eval_query::<K>(v, &a, &plan, &query, layer.as_deref(), s))
+            let time_k = qi % TIME_K_EVERY == 0;
+            crate::search::with_scratch(|s| eval_query::<K>(v, &a, &plan, &query, layer.as_deref(), time_k, s))
         })
-        .map(|(b, grid)| (b, usize::from(q.multi), grid))
+        .map(|g| (usize::from(q.multi), g))
     };
-    let eval = |q: &CalQuery| {
+    let eval = |q: (usize, &CalQuery)| {
         let out = eval(q);
         progress.tick();
         out
     };
-    let evals: Vec<Option<(usize, usize, Vec<(f64, f64)>)>> =
-        if parallel { qs.par_iter().map(eval).collect() } else { qs.iter().map(eval).collect() };
+    let evals: Vec<Option<(usize, QueryGrid)>> = if parallel {
+        qs.par_iter().enumerate().map(eval).collect()
+    } else {
+        qs.iter().enumerate().map(eval).collect()
+    };
     // Per bucket, kind of query (single-topic, multi-topic) and point: sums of recall, of its
-    // square, and of cost.
+    // square, and of the cost besides the candidate stage's; per bucket and cut, the stage's
+    // times: sums of t_max over all queries, and of t_k and t_max over those timed at k.
     let n_points = grid_cuts.len() * RERANKS.len();
     let mut sums =
         vec![[vec![(0.0f64, 0.0f64, 0.0f64); n_points], vec![(0.0f64, 0.0f64, 0.0f64); n_points]]; BUCKETS.len()];
+    let mut stage_sums = vec![vec![(0.0f64, 0.0f64, 0.0f64); grid_cuts.len()]; BUCKETS.len()];
     let mut counts = [0usize; 6];
     let mut kind_counts = [[0usize; 2]; 6];
-    for (b, kind, grid) in evals.into_iter().flatten() {
+    for (kind, g) in evals.into_iter().flatten() {
+        let b = g.bucket;
         counts[b] += 1;
         kind_counts[b][kind] += 1;
-        for (s, g) in sums[b][kind].iter_mut().zip(grid) {
-            s.0 += g.0;
-            s.1 += g.0 * g.0;
-            s.2 += g.1;
+        for (s, p) in sums[b][kind].iter_mut().zip(&g.points) {
+            s.0 += p.0;
+            s.1 += p.0 * p.0;
+            s.2 += p.1;
+        }
+        for (s, &(t_max, t_k)) in stage_sums[b].iter_mut().zip(&g.stages) {
+            s.0 += t_max;
+            if let Some(t_k) = t_k {
+                s.1 += t_k;
+                s.2 += t_max;
+            }
         }
     }
+    let (k, max_kk) = depths(v.n_docs);
     // A quantized segment's candidates are ranked by 8-bit scores, whose rounding ties
     // documents the float rerank tells apart: reranking only k of them leaves no room for the
     // ties at the k-th place. Calibration queries of several terms rarely tie, so such points
@@ -436,7 +452,19 @@ fn calibrate(
                 if quantized && rerank <= 1.0 && params != ApproxParams::EXACT {
                     continue;
                 }
-                let cost = (sums[b][0][i].2 + sums[b][1][i].2) / counts[b] as f64;
+                let mut cost = sums[b][0][i].2 + sums[b][1][i].2;
+                if params != ApproxParams::EXACT {
+                    // The stage at this depth: interpolated between its times at k' = k and
+                    // at the deepest k'; the bucket's queries not timed at k take the ratio
+                    // t_k / t_max of those that were (the sums are linear in each query's
+                    // times, so this estimates the sum over all of them).
+                    let (all_max, timed_k, timed_max) = stage_sums[b][bi];
+                    let ratio = if timed_max > 0.0 { (timed_k / timed_max).min(1.0) } else { 1.0 };
+                    let sum_k = timed_k + ratio * (all_max - timed_max);
+                    let d = deeper(k, max_kk, rerank);
+                    cost += sum_k + (all_max - sum_k) * d;
+                }
+                let cost = cost / counts[b] as f64;
                 // The exact search is exact by construction, not by a sample: no error.
                 let (recall, recall_se) = if params == ApproxParams::EXACT {
                     (1.0, 0.0)
@@ -601,10 +629,11 @@ fn eval_query<K: Kind>(
     plan: &Plan<K>,
     query: &Query,
     layer: Option<&super::layer::HighLayer>,
+    time_k: bool,
     scratch: &mut Scratch,
-) -> Option<(usize, Vec<(f64, f64)>)> {
+) -> Option<QueryGrid> {
     let fwd = v.forward?;
-    let k = CAL_K.min(v.n_docs as usize);
+    let k = depths(v.n_docs).0;
     if k == 0 {
         return None;
     }
@@ -627,12 +656,24 @@ fn eval_query<K: Kind>(
         if exact.len() < k {
             return None;
         }
-        Some(eval_grid(v, arrays, plan, query, k, exact[k - 1].1, exact_us, layer, scratch, |scratch, cands| {
-            let rows = FloatRowScorer::new(v, fwd, query, scratch);
-            let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
-            rows.finish(scratch);
-            full
-        }))
+        Some(eval_grid(
+            v,
+            arrays,
+            plan,
+            query,
+            k,
+            exact[k - 1].1,
+            exact_us,
+            layer,
+            time_k,
+            scratch,
+            |scratch, cands| {
+                let rows = FloatRowScorer::new(v, fwd, query, scratch);
+                let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
+                rows.finish(scratch);
+                full
+            },
+        ))
     } else {
         let t = Clock::start();
         let truth = exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, None, scratch);
@@ -640,23 +681,75 @@ fn eval_query<K: Kind>(
         if truth.len() < k {
             return None;
         }
-        Some(eval_grid(v, arrays, plan, query, k, truth[k - 1].1, exact_us, layer, scratch, |scratch, cands| {
-            let rows = RowScorer::new(v, fwd, plan, scratch);
-            let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
-            rows.finish(scratch);
-            full
-        }))
+        Some(eval_grid(
+            v,
+            arrays,
+            plan,
+            query,
+            k,
+            truth[k - 1].1,
+            exact_us,
+            layer,
+            time_k,
+            scratch,
+            |scratch, cands| {
+                let rows = RowScorer::new(v, fwd, plan, scratch);
+                let full = cands.iter().map(|&(d, _)| (d, rows.score(d as usize))).collect();
+                rows.finish(scratch);
+                full
+            },
+        ))
     }
+}
+
+/// `(k, max_kk)` of a segment of `n_docs` documents: the calibration's k ([`CAL_K`], at most
+/// the documents) and its deepest `k'` (`k` x the largest of [`RERANKS`], likewise capped).
+fn depths(n_docs: u32) -> (usize, usize) {
+    let k = CAL_K.min(n_docs as usize);
+    (k, ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(n_docs as usize))
+}
+
+/// `k'` for `rerank` (at least `k`, at most `max_kk`).
+fn rerank_kk(k: usize, max_kk: usize, rerank: f32) -> usize {
+    ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k))
+}
+
+/// Where `rerank`'s `k'` lies between `k` (0) and the deepest `max_kk` (1).
+fn deeper(k: usize, max_kk: usize, rerank: f32) -> f64 {
+    if max_kk > k {
+        (rerank_kk(k, max_kk, rerank) - k) as f64 / (max_kk - k) as f64
+    } else {
+        0.0
+    }
+}
+
+/// The candidate stage is timed at `k' = k` on every this-many-th calibration query only (at
+/// the deepest `k'` on every one, whose candidates are reranked). Timing it at `k'= k` was a
+/// search of its own per query and cut, 30% of a calibration (debian, 60k documents: 4.5 of
+/// 15 s on one core); the other queries take the ratio `t_k / t_max` of the timed ones of their
+/// bucket and cut (see [`calibrate`]).
+const TIME_K_EVERY: usize = 4;
+
+/// The grid of one calibration query ([`eval_grid`]).
+struct QueryGrid {
+    /// Its bucket.
+    bucket: usize,
+    /// Per (cut, rerank) in row-major order: (recall@k, cost besides the candidate stage: the
+    /// rerank's, or the exact search's at [`ApproxParams::EXACT`]).
+    points: Vec<(f64, f64)>,
+    /// Per cut: the candidate stage's time at the deepest `k'`, and at `k' = k` when timed.
+    stages: Vec<(f64, Option<f64>)>,
 }
 
 /// The grid of one calibration query whose reference k-th score is `theta`, with candidates
 /// rescored by `rescore` (in the score type of the reference); `exact_us` is the time the exact
-/// search took on the query.
+/// search took on the query; `time_k`: whether to time the candidate stage at `k' = k`.
 ///
 /// Costs are measured times, in microseconds. For each cut, the candidate stage is timed at
-/// `k' = k` and at the deepest `k'` of the grid and interpolated linearly between them, and the
-/// rerank costs its measured time per candidate; [`ApproxParams::EXACT`] costs `exact_us`, at
-/// recall 1 (approximate search runs the exact search there). They replace a model that
+/// `k' = k` and at the deepest `k'` of the grid and interpolated linearly between them (at
+/// `k' = k` on a sample of the queries, [`TIME_K_EVERY`]), and the rerank costs its measured
+/// time per candidate; [`ApproxParams::EXACT`] costs `exact_us`, at recall 1 (approximate
+/// search runs the exact search there). They replace a model that
 /// counted postings plus a fixed cost per reranked row, whose error depended on the corpus:
 /// one more candidate was measured at 385 postings on WordNet glosses (rows of 40 entries),
 /// 618 on debian (150) and 740 on synthetic 100k (120, a pruning candidate stage), so that
@@ -672,6 +765,11 @@ fn eval_query<K: Kind>(
 /// targets (`examples/approx_grid.rs`, stop 25). Times still depend on the machine (caches
 /// shared with other jobs), so two calibrations of one segment can choose differently between
 /// points of nearly equal cost; recalls do not change.
+///
+/// The cuts' candidates overlap (most of one cut's are another's), so each document is
+/// rescored once per query: the time per candidate is the time of the rescoring done over the
+/// documents rescored (until stop 52 every cut rescored all of its candidates, 10% of a
+/// calibration on debian).
 #[allow(clippy::too_many_arguments)]
 fn eval_grid<K: Kind, S: Score>(
     v: &IndexView<'_>,
@@ -682,15 +780,24 @@ fn eval_grid<K: Kind, S: Score>(
     theta: S,
     exact_us: f64,
     layer: Option<&super::layer::HighLayer>,
+    time_k: bool,
     scratch: &mut Scratch,
     rescore: impl Fn(&mut Scratch, &[(u32, K::S)]) -> Vec<(u32, S)>,
-) -> (usize, Vec<(f64, f64)>) {
+) -> QueryGrid {
     let n_terms = super::query_terms_in(v, query);
     let bucket = BUCKETS.iter().position(|&m| n_terms <= m).unwrap_or(BUCKETS.len() - 1);
-    let max_kk = ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(v.n_docs as usize);
+    let max_kk = depths(v.n_docs).1;
     let us = |t: Clock| t.elapsed_ns() / 1e3;
     let grid_cuts = cuts(layer.is_some());
-    let mut grid = Vec::with_capacity(grid_cuts.len() * RERANKS.len());
+    // Scores of the documents rescored so far (every cut's candidates are a subset of the
+    // segment; a hash of the doc id alone suffices).
+    let mut known: std::collections::HashMap<u32, S, std::hash::BuildHasherDefault<DocHasher>> =
+        std::collections::HashMap::default();
+    let (mut rescore_us, mut rescored) = (0.0f64, 0usize);
+    let mut fresh: Vec<(u32, K::S)> = Vec::new();
+    let mut stages = Vec::with_capacity(grid_cuts.len());
+    // per cut: the recall of each rerank depth, and the number of candidates
+    let mut recalls: Vec<(Vec<f64>, usize)> = Vec::with_capacity(grid_cuts.len());
     for &(beta, gamma) in &grid_cuts {
         // The candidate stage exactly as approximate search runs it (`super::run`: layered, or
         // the cut requantized to 16 bits where it does), so that the recall and the times
@@ -702,35 +809,71 @@ fn eval_grid<K: Kind, S: Score>(
                 .map_or_else(|| exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, None, scratch), |c| c.0),
             None => exact_raw::<K>(v, arrays, &cut, kk, Algorithm::Auto, None, scratch),
         };
-        // The candidate stage timed at k' = k and at the deepest k', the rerank per candidate.
-        let t = Clock::start();
-        std::hint::black_box(stage(k, scratch));
-        let t_k = us(t);
+        // The candidate stage timed at k' = k (on a sample of the queries) and at the deepest
+        // k', the rerank per candidate.
+        let t_k = time_k.then(|| {
+            let t = Clock::start();
+            std::hint::black_box(stage(k, scratch));
+            us(t)
+        });
         let t = Clock::start();
         let cands = stage(max_kk, scratch);
-        let t_max = us(t).max(t_k);
-        let t = Clock::start();
-        let full = rescore(scratch, &cands);
-        let per_row = us(t) / cands.len().max(1) as f64;
+        let t_max = us(t);
+        stages.push((t_max.max(t_k.unwrap_or(0.0)), t_k));
+        fresh.clear();
+        fresh.extend(cands.iter().filter(|c| !known.contains_key(&c.0)));
+        if !fresh.is_empty() {
+            let t = Clock::start();
+            let scored = rescore(scratch, &fresh);
+            rescore_us += us(t);
+            rescored += scored.len();
+            known.extend(scored);
+        }
+        let full: Vec<(u32, S)> = cands.iter().map(|&(d, _)| (d, known[&d])).collect();
+        let mut rs = Vec::with_capacity(RERANKS.len());
         for &rerank in &RERANKS {
-            let kk = ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k));
-            if (ApproxParams { beta, gamma, rerank }) == ApproxParams::EXACT {
-                // ApproxParams::EXACT: approximate search runs the exact search there.
-                grid.push((1.0, exact_us));
-                continue;
-            }
+            let kk = rerank_kk(k, max_kk, rerank);
             let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), S::default()).with_ties(plan.ties.as_ref());
             for &(d, s) in full.iter().take(kk) {
                 top.push(d, s);
             }
             let hits = top.into_sorted();
-            let good = hits.iter().filter(|h| h.1 >= theta).count();
-            let deeper = if max_kk > k { (kk - k) as f64 / (max_kk - k) as f64 } else { 0.0 };
-            let cost = t_k + (t_max - t_k) * deeper + per_row * kk.min(cands.len()) as f64;
-            grid.push((good as f64 / k as f64, cost));
+            rs.push(hits.iter().filter(|h| h.1 >= theta).count() as f64 / k as f64);
+        }
+        recalls.push((rs, cands.len()));
+    }
+    let per_row = rescore_us / rescored.max(1) as f64;
+    let mut points = Vec::with_capacity(grid_cuts.len() * RERANKS.len());
+    for (&(beta, gamma), (rs, n_cands)) in grid_cuts.iter().zip(&recalls) {
+        for (&rerank, &r) in RERANKS.iter().zip(rs) {
+            if (ApproxParams { beta, gamma, rerank }) == ApproxParams::EXACT {
+                // ApproxParams::EXACT: approximate search runs the exact search there.
+                points.push((1.0, exact_us));
+            } else {
+                points.push((r, per_row * rerank_kk(k, max_kk, rerank).min(*n_cands) as f64));
+            }
         }
     }
-    (bucket, grid)
+    QueryGrid { bucket, points, stages }
+}
+
+/// Hashes a document id for [`eval_grid`]'s map of rescored documents (Fibonacci hashing:
+/// the ids are distinct small integers, SipHash's protection against chosen keys is not needed).
+#[derive(Default)]
+struct DocHasher(u64);
+
+impl std::hash::Hasher for DocHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, d: u32) {
+        self.0 = (d as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! whole corpus is one segment, BP order, u8 with stored vectors): per run, the seconds
 //! (`RAYON_NUM_THREADS=1` for one core, as a first approximate search calibrates) and, per
 //! bucket with queries, the recall and parameters chosen at 0.90 / 0.95 / 0.97 / 0.99.
+//! `DOCS=n`: the first n documents only.
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
 use sparsedex_core::search::approx::calibrate::{calibrate_with, BUCKETS};
 use sparsedex_core::vectors::CsrRef;
@@ -19,8 +20,11 @@ fn main() {
     let di: Vec<u64> = read(&format!("{dir}/d_indptr"));
     let dx: Vec<u32> = read(&format!("{dir}/d_indices"));
     let dv: Vec<f32> = read(&format!("{dir}/d_values"));
+    // DOCS=n: the first n documents only (a segment of a live index)
+    let n = std::env::var("DOCS").map_or(di.len() - 1, |s| s.parse::<usize>().unwrap().min(di.len() - 1));
+    let e = di[n] as usize;
     let ix = build(
-        CsrRef { indptr: &di, indices: &dx, values: &dv },
+        CsrRef { indptr: &di[..=n], indices: &dx[..e], values: &dv[..e] },
         IdsInput::None,
         &BuildOptions {
             n_terms: None,

@@ -501,3 +501,37 @@ fn calibration_progress_counts_the_queries_evaluated() {
     let n = queries.indptr.len() - 1;
     assert_eq!(index.calibration_progress(), (n, n));
 }
+
+/// A u8 segment under `MIN_DOCS` is not calibrated: approximate search there is the exact
+/// float search. Until stop 52 it reranked the segment's u8 top-4k by their float rows, which
+/// misses the float top-k wherever more than 4k documents share its u8 score: here 200
+/// weights within one 8-bit step, the best at the largest ids (the u8 top-4k, ties to the
+/// smaller ids, held none of them).
+#[test]
+fn a_small_segment_is_searched_exactly() {
+    let n = 200usize;
+    let indptr: Vec<u64> = (0..=n as u64).collect();
+    let indices = vec![7u32; n];
+    let values: Vec<f32> = (0..n).map(|i| 100.0 + i as f32 * 1e-3).collect();
+    let ix = build(
+        CsrRef { indptr: &indptr, indices: &indices, values: &values },
+        IdsInput::None,
+        &BuildOptions {
+            n_terms: None,
+            quantization: Quantization::U8 { scale: None },
+            store_vectors: true,
+            reorder: Reorder::None,
+        },
+    )
+    .unwrap()
+    .index;
+    let q = QueryRef { terms: &[7], weights: &[1.5] };
+    for k in [1, 3, 10] {
+        let exact = search(&ix, q, k, Algorithm::Exhaustive).unwrap();
+        assert_eq!(exact[0].doc, n as u32 - 1, "the float top-1");
+        for t in [0.5, 0.9, 0.99] {
+            let got = search(&ix, q, k, Algorithm::Approximate(RecallTarget::new(t).unwrap())).unwrap();
+            assert_eq!(got, exact, "k {k} target {t}");
+        }
+    }
+}

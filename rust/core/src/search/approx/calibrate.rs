@@ -393,7 +393,7 @@ fn calibrate(
             plan.allowed = allowed;
             // a pseudo-random quarter of the queries (not every 4th: queries given in a
             // periodic order, short and long in turn, would leave a bucket untimed)
-            let time_k = ((qi as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % TIME_K_EVERY == 0;
+            let time_k = ((qi as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32).is_multiple_of(TIME_K_EVERY);
             crate::search::with_scratch(|s| eval_query::<K>(v, &a, &plan, &query, layer.as_deref(), time_k, s))
         })
         .map(|g| (usize::from(q.multi), g))

@@ -603,9 +603,9 @@ pub(crate) fn search_one(
     floor: Option<f32>,
 ) -> Vec<Hit> {
     let v = index.view();
-    let params = if v.forward.is_none() || target.get() >= 1.0 {
-        ApproxParams::EXACT // a target of 1 is the exact search, in small segments too
-    } else if v.n_docs < MIN_DOCS {
+    // No stored rows to rerank, a target of 1, or a segment too small to calibrate: the exact
+    // search (for a u8 segment the float one).
+    let params = if v.forward.is_none() || target.get() >= 1.0 || v.n_docs < MIN_DOCS {
         ApproxParams::EXACT
     } else {
         calibrate::cached(index).params(target.get(), query_terms_in(v, &p.query))

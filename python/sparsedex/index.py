@@ -1661,7 +1661,8 @@ class SparseIndex:
         Returns one dict per segment of the current snapshot: ``name``, ``documents``,
         ``approximate`` (False: the segment is searched exactly by approximate searches, as it
         holds fewer than 8,192 documents or no stored vectors), ``calibrated_on``
-        (``"pseudo-queries"`` or ``"queries"``) and ``buckets``: per query length (queries are
+        (``"pseudo-queries"`` or ``"queries"``; None where ``approximate`` is False) and
+        ``buckets`` (empty where it is False): per query length (queries are
         grouped by their number of terms present in the segment, ``max_terms``; None for the
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
         target (``beta``, the share of the query's bound the cut keeps; ``gamma``, the layered
@@ -1677,8 +1678,15 @@ class SparseIndex:
         new segment is, and a damaged calibration file, or one an older version of sparsedex
         wrote, is ignored (recalibrated on pseudo-queries, rewritten: a calibration made from
         your queries must then be made again).
-        Raises ValueError for a target outside (0, 1], TypeError for a ``progress`` other than
-        True, False or None, and the errors of :meth:`search_batch` for bad queries.
+        A ``calibrate()`` without queries running beside a ``calibrate(queries)`` (another
+        thread) never replaces the calibration on queries. Ctrl-C stops a ``calibrate()`` within
+        about half a second; the calibration a first approximate search makes on its own cannot
+        be interrupted (seconds for a large segment), one more reason to call ``calibrate()``
+        first.
+        Raises ValueError for a target outside (0, 1], or naming the segment in which none of the
+        queries has 10 matching documents (segments before it in the report are calibrated on
+        the queries by then), TypeError for a ``progress`` other than True, False or None, and
+        the errors of :meth:`search_batch` for bad queries.
         """
         if target_recall is None:  # the default, as in search and search_batch
             target_recall = 0.97
@@ -1707,12 +1715,22 @@ class SparseIndex:
             if rep is None:
                 bar = progress if core.calibrates(pos) else False
                 with _calibration_bar(core, pos, st.segment.name, bar):
-                    made = core.calibrate(pos, *(csr or ()))
+                    try:
+                        made = core.calibrate(pos, *(csr or ()))
+                    except ValueError as e:
+                        # name the segment (its position in the index means nothing to the user)
+                        raise ValueError(f"segment {st.segment.name!r}: {e}") from None
                 if made:
                     rep = core.calibration(pos, target)
             else:  # calibrated already (in memory or its file): make its high layer, the warm-up
                 core.calibrate(pos)
-            entry: dict[str, Any] = {"name": st.segment.name, "documents": st.segment.n, "approximate": rep is not None}
+            entry: dict[str, Any] = {
+                "name": st.segment.name,
+                "documents": st.segment.n,
+                "approximate": rep is not None,
+                "calibrated_on": None,
+                "buckets": [],
+            }
             if rep is not None:
                 pseudo, buckets = rep
                 entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
@@ -1730,7 +1748,7 @@ class SparseIndex:
                 if queries is not None and all(b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]):
                     warnings.warn(
                         f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
-                        f"{_core.MIN_BUCKET_QUERIES} or more of the {len(vecs)} queries, so approximate search is "
+                        f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
                         f"the exact search there; calibrate on a few hundred queries",
                         stacklevel=2,
                     )

@@ -226,8 +226,9 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
 /// search. Its calibration: the one in memory; else the segment's calibration file when there
 /// is one (another handle or process may have written it, perhaps calibrated on the user's
 /// queries, as [`cached`] does); else one on pseudo-queries ([`calibrate_with`], on every core),
-/// kept and written to the file unless one appeared meanwhile (newcomer15 L1: it calibrated and
-/// overwrote a file another process had just calibrated on queries). And its high layer
+/// kept and written to the file unless one appeared meanwhile, in the file or in memory
+/// (newcomer15 L1: it calibrated and overwrote a file another process had just calibrated on
+/// queries; helper-108: a calibration on queries another thread had just set). And its high layer
 /// ([`super::layer`]), which the calibration makes but a calibration read from the file does
 /// not: otherwise the first approximate search after reopening an index made it (0.33 s for a
 /// segment of 1M synthetic documents), so `calibrate()` after opening is the warm-up.
@@ -243,7 +244,15 @@ pub fn ensure(index: &Index) -> Result<()> {
             let made = calibrate_with(index, None, 0x5eed)?;
             match super::persist::load(index) {
                 Some(c) => keep(c),
-                None => set(index, made),
+                // Not over a calibration set while this one ran (`calibrate(queries)` from
+                // another thread: it was replaced by pseudo-queries', helper-108).
+                None => {
+                    let mut slot = index.approx().slot();
+                    if slot.is_none() {
+                        super::persist::save(index, &made);
+                        *slot = Some(Arc::new(made));
+                    }
+                }
             }
         }
     }

@@ -38,7 +38,7 @@
 //! does not calibrate it again. It is not part of the engine file (it depends on the queries
 //! given and can be redone at any time).
 
-use super::{cut_terms, ApproxParams};
+use super::{cut_terms, rerank_depth, ApproxParams};
 use crate::index::{Index, IndexView};
 use crate::search::auto::Clock;
 use crate::search::plan::{Plan, Query, QueryRef};
@@ -234,24 +234,24 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
 /// segment of 1M synthetic documents), so `calibrate()` after opening is the warm-up.
 pub fn ensure(index: &Index) -> Result<()> {
     if peek(index).is_none() {
-        let keep = |c: Calibration| {
+        // Never over a calibration set meanwhile (`calibrate(queries)` from another thread: it
+        // was replaced by pseudo-queries', helper-108); `save`: write it to the file too.
+        let keep = |c: Calibration, save: bool| {
             let mut slot = index.approx().slot();
-            slot.get_or_insert_with(|| Arc::new(c));
+            if slot.is_none() {
+                if save {
+                    super::persist::save(index, &c);
+                }
+                *slot = Some(Arc::new(c));
+            }
         };
-        if let Some(c) = super::persist::load(index) {
-            keep(c);
-        } else {
-            let made = calibrate_with(index, None, 0x5eed)?;
-            match super::persist::load(index) {
-                Some(c) => keep(c),
-                // Not over a calibration set while this one ran (`calibrate(queries)` from
-                // another thread: it was replaced by pseudo-queries', helper-108).
-                None => {
-                    let mut slot = index.approx().slot();
-                    if slot.is_none() {
-                        super::persist::save(index, &made);
-                        *slot = Some(Arc::new(made));
-                    }
+        match super::persist::load(index) {
+            Some(c) => keep(c, false),
+            None => {
+                let made = calibrate_with(index, None, 0x5eed)?;
+                match super::persist::load(index) {
+                    Some(c) => keep(c, false),
+                    None => keep(made, true),
                 }
             }
         }
@@ -472,7 +472,7 @@ fn calibrate(
                     let (all_max, timed_k, timed_max) = stage_sums[b][bi];
                     let ratio = if timed_max > 0.0 { (timed_k / timed_max).min(1.0) } else { 1.0 };
                     let sum_k = timed_k + ratio * (all_max - timed_max);
-                    let d = deeper(k, max_kk, rerank);
+                    let d = deeper(k, max_kk, rerank, v.n_docs);
                     cost += sum_k + (all_max - sum_k) * d;
                 }
                 let cost = cost / counts[b] as f64;
@@ -714,21 +714,17 @@ fn eval_query<K: Kind>(
 }
 
 /// `(k, max_kk)` of a segment of `n_docs` documents: the calibration's k ([`CAL_K`], at most
-/// the documents) and its deepest `k'` (`k` x the largest of [`RERANKS`], likewise capped).
+/// the documents) and its deepest `k'` (that of the largest of [`RERANKS`]).
 fn depths(n_docs: u32) -> (usize, usize) {
     let k = CAL_K.min(n_docs as usize);
-    (k, ((k as f32 * RERANKS[RERANKS.len() - 1]).ceil() as usize).min(n_docs as usize))
+    (k, rerank_depth(k, RERANKS[RERANKS.len() - 1], n_docs as usize))
 }
 
-/// `k'` for `rerank` (at least `k`, at most `max_kk`).
-fn rerank_kk(k: usize, max_kk: usize, rerank: f32) -> usize {
-    ((k as f32 * rerank).ceil() as usize).clamp(k, max_kk.max(k))
-}
-
-/// Where `rerank`'s `k'` lies between `k` (0) and the deepest `max_kk` (1).
-fn deeper(k: usize, max_kk: usize, rerank: f32) -> f64 {
+/// Where `rerank`'s `k'` ([`rerank_depth`], as approximate search reranks) lies between `k`
+/// (0) and the deepest, `max_kk` (1), for a segment of `n_docs` documents.
+fn deeper(k: usize, max_kk: usize, rerank: f32, n_docs: u32) -> f64 {
     if max_kk > k {
-        (rerank_kk(k, max_kk, rerank) - k) as f64 / (max_kk - k) as f64
+        (rerank_depth(k, rerank, n_docs as usize) - k) as f64 / (max_kk - k) as f64
     } else {
         0.0
     }
@@ -843,7 +839,7 @@ fn eval_grid<K: Kind, S: Score>(
         let full: Vec<(u32, S)> = cands.iter().map(|&(d, _)| (d, known[&d])).collect();
         let mut rs = Vec::with_capacity(RERANKS.len());
         for &rerank in &RERANKS {
-            let kk = rerank_kk(k, max_kk, rerank);
+            let kk = rerank_depth(k, rerank, v.n_docs as usize);
             let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), S::default()).with_ties(plan.ties.as_ref());
             for &(d, s) in full.iter().take(kk) {
                 top.push(d, s);
@@ -861,7 +857,7 @@ fn eval_grid<K: Kind, S: Score>(
                 // ApproxParams::EXACT: approximate search runs the exact search there.
                 points.push((1.0, exact_us));
             } else {
-                points.push((r, per_row * rerank_kk(k, max_kk, rerank).min(*n_cands) as f64));
+                points.push((r, per_row * rerank_depth(k, rerank, v.n_docs as usize).min(*n_cands) as f64));
             }
         }
     }

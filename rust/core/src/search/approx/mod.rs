@@ -294,7 +294,7 @@ pub(crate) fn run<K: Kind>(
 
 /// `k'`, the candidates approximate search reranks for `k` hits: `rerank x k`, at least `k`
 /// and at most the segment's `n` documents.
-fn rerank_depth(k: usize, rerank: f32, n: usize) -> usize {
+pub(crate) fn rerank_depth(k: usize, rerank: f32, n: usize) -> usize {
     ((k as f64 * rerank.max(1.0) as f64).ceil() as usize).max(k).min(n.max(1))
 }
 

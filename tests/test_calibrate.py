@@ -39,6 +39,9 @@ def big(tmp_path_factory):
 def test_calibrate_reports_each_segment(big):
     rep = big.calibrate(target_recall=0.95)
     assert len(rep) == len(big.segments())
+    assert [(r["name"], r["documents"], r["live"]) for r in rep] == [
+        (s["name"], s["documents"], s["live"]) for s in big.segments()
+    ]
     large = [r for r in rep if r["documents"] >= 8192]
     small = [r for r in rep if r["documents"] < 8192]
     assert large and all(r["approximate"] for r in large)
@@ -54,6 +57,17 @@ def test_calibrate_reports_each_segment(big):
     for a, b in zip(rep, hi):
         for x, y in zip(a.get("buckets", []), b.get("buckets", [])):
             assert y["recall"] >= 0.995 and (y["beta"], y["rerank"]) >= (0.0, 1.0)
+
+
+def test_the_report_counts_live_documents_apart(tmp_path):
+    ix = SparseIndex.create(tmp_path / "i")
+    ix.add(_corpus(300), ids=list(range(300)))
+    ix.commit()
+    ix.delete(list(range(0, 300, 10)))
+    ix.commit()
+    (r,) = ix.calibrate()
+    assert (r["documents"], r["live"]) == (300, 270)
+    ix.close()
 
 
 def _float_dot(ix, q, ids):

@@ -1658,8 +1658,9 @@ class SparseIndex:
         ``SPARSEDEX_PROGRESS=0``). A segment of a million documents takes several seconds.
         Calls calibrating one segment at once share its count.
 
-        Returns one dict per segment of the current snapshot: ``name``, ``documents``,
-        ``approximate`` (False: the segment is searched exactly by approximate searches, as it
+        Returns one dict per segment of the current snapshot: ``name``, ``documents`` (its
+        rows, deleted documents included, as :meth:`segments` reports them), ``live`` (those not
+        deleted), ``approximate`` (False: the segment is searched exactly by approximate searches, as it
         holds fewer than 8,192 documents or no stored vectors), ``calibrated_on``
         (``"pseudo-queries"`` or ``"queries"``; None where ``approximate`` is False) and
         ``buckets`` (empty where it is False): per query length (queries are
@@ -1727,6 +1728,7 @@ class SparseIndex:
             entry: dict[str, Any] = {
                 "name": st.segment.name,
                 "documents": st.segment.n,
+                "live": st.live,
                 "approximate": rep is not None,
                 "calibrated_on": None,
                 "buckets": [],

@@ -1506,6 +1506,7 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
+        _ready_for_approximate(snap, algorithm)
         (q,), stats = self._with_unseen_words([query], [q], collection_stats, stats)
         self._check_stats_cover(stats, q.indices, text=query)
         hits = snap.search_triples(
@@ -1564,6 +1565,7 @@ class SparseIndex:
             return [[] for _ in range(nq)]
         if stats is not None:
             self._check_stats_batch(stats, csr, queries)
+        _ready_for_approximate(snap, algorithm)
         S, D, V = snap.search_batch(
             csr, k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
         )
@@ -1628,9 +1630,10 @@ class SparseIndex:
     def calibrate(
         self, queries: Any = None, *, target_recall: float | None = 0.97, progress: bool | None = None
     ) -> list[dict[str, Any]]:
-        """Calibrate approximate search now, on all cores, rather than on the first
-        ``algorithm="approximate"`` query (which calibrates each segment it meets on one core),
-        and report the recall each segment's chosen parameters reached.
+        """Calibrate approximate search now, rather than on the first
+        ``algorithm="approximate"`` query (which calibrates, the same way, every segment of the
+        index not calibrated yet before it searches), and report the recall each segment's
+        chosen parameters reached.
 
         Afterwards every segment is ready for approximate search: calibrated, and its *high
         layer* made (the large postings of each term, which the layered cuts read; kept in
@@ -1680,10 +1683,10 @@ class SparseIndex:
         wrote, is ignored (recalibrated on pseudo-queries, rewritten: a calibration made from
         your queries must then be made again).
         A ``calibrate()`` without queries running beside a ``calibrate(queries)`` (another
-        thread) never replaces the calibration on queries. Ctrl-C stops a ``calibrate()`` within
-        about half a second; the calibration a first approximate search makes on its own cannot
-        be interrupted (seconds for a large segment), one more reason to call ``calibrate()``
-        first.
+        thread) never replaces the calibration on queries. Ctrl-C stops a ``calibrate()``, or
+        the calibration a first approximate search makes, within about half a second
+        (KeyboardInterrupt; the segments finished keep theirs; only on the main thread, where
+        Python delivers signals).
         Raises ValueError for a target outside (0, 1], or naming the segment in which none of the
         queries has 10 matching documents (segments before it in the report are calibrated on
         the queries by then), TypeError for a ``progress`` other than True, False or None, and
@@ -2054,6 +2057,30 @@ class SparseIndex:
         ident = self.encoder_identity
         enc = "vectors" if ident is None else (ident.get("model") or ident.get("kind"))
         return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r}{where})"
+
+
+def _ready_for_approximate(snap: Snapshot, algorithm: str) -> None:
+    """Before an approximate search: calibrate the segments of ``snap`` it would calibrate on
+    their first use (pseudo-queries; or read their calibration file), as ``calibrate()`` does,
+    on every core, with a progress bar on a terminal and stoppable by Ctrl-C
+    (KeyboardInterrupt within about half a second; the engine's own first-use calibration, on
+    one core inside the search, cannot be: helper-108, 9.7 s on debian). Once per snapshot;
+    one such calibration at a time in the process (each takes every core: threads that start
+    approximate searches together wait for the first one's rather than calibrate beside it)."""
+    if snap.approximate_ready or algorithm.lower() not in _APPROXIMATE:
+        return
+    with _FIRST_USE_CALIBRATION:
+        if snap.approximate_ready:
+            return
+        core = snap.core
+        for pos, st in enumerate(snap.states):
+            if st.live and core.calibrates(pos) and core.calibration(pos, 0.97) is None:
+                with _calibration_bar(core, pos, st.segment.name, None):
+                    core.calibrate(pos)
+        snap.approximate_ready = True
+
+
+_FIRST_USE_CALIBRATION = threading.Lock()
 
 
 @contextlib.contextmanager

@@ -301,6 +301,9 @@ class Snapshot:
         self.states = [
             SegmentState(seg, int(rec["live"]), core.live(i)) for i, (seg, rec) in enumerate(zip(segments, info))
         ]
+        #: Every segment that approximate search calibrates has a calibration (set by
+        #: ``SparseIndex`` once it made sure of it; calibrations are never dropped).
+        self.approximate_ready = False
 
     @property
     def live(self) -> int:

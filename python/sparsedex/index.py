@@ -1477,8 +1477,9 @@ class SparseIndex:
         scores are the ones Qdrant computes.
 
         ``algorithm="approximate"`` trades exactness for speed at a recall target
-        ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, on first
-        use, on pseudo-queries drawn from its stored vectors (kept in the segment's
+        ``target_recall`` in (0, 1] (default 0.97): each segment is calibrated once, before
+        the first approximate search that meets it (seconds for a large segment, on every core;
+        Ctrl-C stops it), on pseudo-queries drawn from its stored vectors (kept in the segment's
         calibration file, so a reopened index is not calibrated again; see :meth:`calibrate`),
         and the fastest setting (by its search time, measured on the segment while
         calibrating; the exact search is one of the settings) whose

@@ -43,6 +43,7 @@ import signal
 import sqlite3
 import threading
 import weakref
+import urllib.parse
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -98,6 +99,14 @@ def payloads_json(payloads: Iterable[dict[str, Any] | None]) -> list[str | None]
 
 
 _raw_decode = json.JSONDecoder().raw_decode
+
+
+def _sqlite_uri(path: Path, query: str = "") -> str:
+    """SQLite's ``file:`` URI of ``path``, percent-encoded: in a raw one, SQLite reads ``?`` as
+    the start of the query, ``#`` as a fragment and ``%XX`` as an escape, so an index directory
+    named ``data#1`` opened (and wrote tables into) a file ``data`` beside it (helper-109)."""
+    uri = "file:" + urllib.parse.quote(path.as_posix(), safe="/")
+    return f"{uri}?{query}" if query else uri
 
 
 def _one_json_value(text: str) -> Any:
@@ -377,7 +386,7 @@ class SqliteDocs(SegmentDocs):
             # Opening the connection opens the file: from here on a collected file stays readable.
             with _GATE:
                 self._conn = sqlite3.connect(
-                    f"file:{self.path.as_posix()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+                    _sqlite_uri(self.path, "mode=ro&immutable=1"), uri=True, check_same_thread=False
                 )
                 self._conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as e:
@@ -616,7 +625,7 @@ def _create(path: Path, segment: str, n: int) -> sqlite3.Connection:
 
 
 def _create_in_gate(path: Path, segment: str, n: int) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path.as_posix()}", uri=True, isolation_level=None)
+    conn = sqlite3.connect(_sqlite_uri(path), uri=True, isolation_level=None)
     conn.executescript(
         f"""
         PRAGMA journal_mode = OFF;
@@ -857,7 +866,7 @@ def merge_docs(
                         _fill_map(conn, new, old)
                     cancel.check()
                     with _GATE:
-                        conn.execute("ATTACH DATABASE ? AS src", (f"file:{m.path.as_posix()}?mode=ro&immutable=1",))
+                        conn.execute("ATTACH DATABASE ? AS src", (_sqlite_uri(m.path, "mode=ro&immutable=1"),))
                     try:
                         text = "s.text" if keep_texts else "NULL"
                         with _GATE:

@@ -1660,7 +1660,8 @@ class SparseIndex:
         progress: True, False or None: show a progress bar per segment being calibrated
         (calibration queries evaluated; None: when stderr is a terminal, unless
         ``SPARSEDEX_PROGRESS=0``). A segment of a million documents takes several seconds.
-        Calls calibrating one segment at once share its count.
+        Calibrations in one process run one at a time (each on every core), first approximate
+        searches' included: a call waits for the one running (Ctrl-C stops the wait).
 
         Returns one dict per segment of the current snapshot: ``name``, ``documents`` (its
         rows, deleted documents included, as :meth:`segments` reports them), ``live`` (those not
@@ -1714,51 +1715,54 @@ class SparseIndex:
                     stacklevel=2,
                 )
         core, target = snap.core, float(target_recall)
-        out = []
-        for pos, st in enumerate(snap.states):
-            rep = None if csr is not None else core.calibration(pos, target)
-            if rep is None:
-                bar = progress if core.calibrates(pos) else False
-                with _calibration_bar(core, pos, st.segment.name, bar):
-                    try:
-                        made = core.calibrate(pos, *(csr or ()))
-                    except ValueError as e:
-                        # name the segment (its position in the index means nothing to the user)
-                        raise ValueError(f"segment {st.segment.name!r}: {e}") from None
-                if made:
-                    rep = core.calibration(pos, target)
-            else:  # calibrated already (in memory or its file): make its high layer, the warm-up
-                core.calibrate(pos)
-            entry: dict[str, Any] = {
-                "name": st.segment.name,
-                "documents": st.segment.n,
-                "live": st.live,
-                "approximate": rep is not None,
-                "calibrated_on": None,
-                "buckets": [],
-            }
-            if rep is not None:
-                pseudo, buckets = rep
-                entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
-                entry["buckets"] = [
-                    {
-                        "max_terms": m,
-                        "queries": nq,
-                        "beta": round(float(b), 4),
-                        "gamma": round(float(g), 4),
-                        "rerank": round(float(r), 4),
-                        "recall": round(float(rc), 4),
-                    }
-                    for m, nq, b, g, r, rc in buckets
-                ]
-                if queries is not None and all(b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]):
-                    warnings.warn(
-                        f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
-                        f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
-                        f"the exact search there; calibrate on a few hundred queries",
-                        stacklevel=2,
-                    )
-            out.append(entry)
+        # one calibration at a time, the first approximate searches' included; waiting for
+        # another thread's stops on Ctrl-C (helper-109)
+        with _calibration_turn():
+            out = []
+            for pos, st in enumerate(snap.states):
+                rep = None if csr is not None else core.calibration(pos, target)
+                if rep is None:
+                    bar = progress if core.calibrates(pos) else False
+                    with _calibration_bar(core, pos, st.segment.name, bar):
+                        try:
+                            made = core.calibrate(pos, *(csr or ()))
+                        except ValueError as e:
+                            # name the segment (its position in the index means nothing to the user)
+                            raise ValueError(f"segment {st.segment.name!r}: {e}") from None
+                    if made:
+                        rep = core.calibration(pos, target)
+                else:  # calibrated already (in memory or its file): make its high layer, the warm-up
+                    core.calibrate(pos)
+                entry: dict[str, Any] = {
+                    "name": st.segment.name,
+                    "documents": st.segment.n,
+                    "live": st.live,
+                    "approximate": rep is not None,
+                    "calibrated_on": None,
+                    "buckets": [],
+                }
+                if rep is not None:
+                    pseudo, buckets = rep
+                    entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
+                    entry["buckets"] = [
+                        {
+                            "max_terms": m,
+                            "queries": nq,
+                            "beta": round(float(b), 4),
+                            "gamma": round(float(g), 4),
+                            "rerank": round(float(r), 4),
+                            "recall": round(float(rc), 4),
+                        }
+                        for m, nq, b, g, r, rc in buckets
+                    ]
+                    if queries is not None and all(b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]):
+                        warnings.warn(
+                            f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
+                            f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
+                            f"the exact search there; calibrate on a few hundred queries",
+                            stacklevel=2,
+                        )
+                out.append(entry)
         return out
 
     #: Traversal algorithms; "auto" picks one per query.
@@ -2066,11 +2070,11 @@ def _ready_for_approximate(snap: Snapshot, algorithm: str) -> None:
     on every core, with a progress bar on a terminal and stoppable by Ctrl-C
     (KeyboardInterrupt within about half a second; the engine's own first-use calibration, on
     one core inside the search, cannot be: helper-108, 9.7 s on debian). Once per snapshot;
-    one such calibration at a time in the process (each takes every core: threads that start
+    one calibration at a time in the process (:func:`_calibration_turn`: threads that start
     approximate searches together wait for the first one's rather than calibrate beside it)."""
     if snap.approximate_ready or algorithm.lower() not in _APPROXIMATE:
         return
-    with _FIRST_USE_CALIBRATION:
+    with _calibration_turn():
         if snap.approximate_ready:
             return
         core = snap.core
@@ -2081,7 +2085,23 @@ def _ready_for_approximate(snap: Snapshot, algorithm: str) -> None:
         snap.approximate_ready = True
 
 
-_FIRST_USE_CALIBRATION = threading.Lock()
+_CALIBRATION = threading.Lock()
+
+
+@contextlib.contextmanager
+def _calibration_turn() -> Iterator[None]:
+    """Hold the process's calibration lock (one calibration at a time: each takes every core).
+    Waited for in short steps, so that Ctrl-C stops the wait: a process-directed SIGINT may be
+    caught on another thread, and a main thread asleep in a plain ``acquire()`` then waited for
+    the whole calibration of the thread holding the lock (helper-109: 4-14 s)."""
+    got = False
+    try:
+        while not got:
+            got = _CALIBRATION.acquire(timeout=0.05)
+        yield
+    finally:
+        if got:
+            _CALIBRATION.release()
 
 
 @contextlib.contextmanager

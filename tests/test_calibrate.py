@@ -149,7 +149,14 @@ def test_target_recall_types(big):
     assert big.search(q, k=5, algorithm="approximate", target_recall=np.float32(0.97))
     assert big.calibrate(target_recall=np.float64(0.9))
     assert big.calibrate(target_recall=None) == big.calibrate()
-    for bad in (True, "0.9"):
+    # Fraction and Decimal are real numbers too (helper-109 LOW: refused)
+    from decimal import Decimal
+    from fractions import Fraction
+
+    want = big.search(q, k=5, algorithm="approximate", target_recall=0.97)
+    for t in (Fraction(97, 100), Decimal("0.97")):
+        assert big.search(q, k=5, algorithm="approximate", target_recall=t) == want
+    for bad in (True, "0.9", Decimal("NaN"), Fraction(3, 2)):
         with pytest.raises(ValueError, match="target_recall must be a number in \\(0, 1\\], got"):
             big.calibrate(target_recall=bad)
     sv = SegmentView.build([([1, 2], [1.0, 2.0]), ([2, 3], [0.5, 0.5])])

@@ -428,11 +428,15 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
 
 
 def check_target_recall(target_recall: Any) -> float | None:
-    """``target_recall`` as a float in (0, 1] (None stays None): a Python or numpy number, not a
-    bool. ValueError naming the value otherwise."""
+    """``target_recall`` as a float in (0, 1] (None stays None): a real number (Python, numpy,
+    ``Fraction``, ``Decimal``), not a bool. ValueError naming the value otherwise."""
+    import decimal
+    import numbers
+
     if target_recall is None:
         return None
-    if (isinstance(target_recall, (bool, np.bool_)) or not isinstance(target_recall, (int, float, np.integer, np.floating))
-            or not 0 < target_recall <= 1):
+    if (isinstance(target_recall, (bool, np.bool_))
+            or not isinstance(target_recall, (numbers.Real, decimal.Decimal, np.integer, np.floating))
+            or not 0 < float(target_recall) <= 1):
         raise ValueError(f"target_recall must be a number in (0, 1], got {target_recall!r}")
     return float(target_recall)

@@ -1540,7 +1540,9 @@ class SparseIndex:
         arrays ``(indptr, indices, values)``, one query a row) at once, on ``threads`` cores (default: all; at most 4 x the cores this process
         may use); ``filter``, ``collection_stats`` (BM25 statistics must then cover every
         query's terms), ``target_recall``, ``scores`` and the Qdrant keywords of :meth:`search`
-        apply to every query. Errors name the query (``query 3``)."""
+        apply to every query. Errors name the query (``query 3``). The calibration a first
+        approximate search makes (segments not calibrated yet) runs on every core whatever
+        ``threads`` says, as :meth:`calibrate` does: call that first to keep it out of a batch."""
         opts = _qdrant.SearchOptions.resolve(
             k=k, limit=limit, filter=filter, query_filter=query_filter, with_payload=with_payload,
             with_vectors=with_vectors, score_threshold=score_threshold,

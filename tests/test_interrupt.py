@@ -353,19 +353,27 @@ def test_ctrl_c_while_a_merge_writes_its_file_stops_it_and_removes_it(tmp_path, 
     ix.close()
 
 
-def test_ctrl_c_stops_the_calibration_a_first_approximate_search_makes(tmp_path):
-    """The first approximate search calibrates each segment not calibrated yet before it
-    searches, as calibrate() does: Ctrl-C stops it (before stop 53 the engine calibrated inside
-    the search, on one core, and the interrupt waited for it: helper-108, 9.7 s on debian)."""
+@pytest.fixture(scope="module")
+def calibratable(tmp_path_factory):
+    """(index directory of 100k synthetic documents, one of their queries, seconds a
+    calibrate() of it took): the tests remove its calibration file to make it uncalibrated."""
     indptr, indices, values = _corpus(100_000)
     qp, qi, qv = _core.synthetic_corpus(100_000, 3, 7)[3:6]
     query = dict(zip(qi[qp[0]:qp[1]].tolist(), qv[qp[0]:qp[1]].tolist()))
-    path = tmp_path / "a"
+    path = tmp_path_factory.mktemp("calibratable") / "a"
     ix = SparseIndex.create(path)
     ix.add((indptr, indices, values))
     ix.commit()
     full = _timed(lambda: ix.calibrate(progress=False))
     ix.close()
+    return path, query, full
+
+
+def test_ctrl_c_stops_the_calibration_a_first_approximate_search_makes(calibratable):
+    """The first approximate search calibrates each segment not calibrated yet before it
+    searches, as calibrate() does: Ctrl-C stops it (before stop 53 the engine calibrated inside
+    the search, on one core, and the interrupt waited for it: helper-108, 9.7 s on debian)."""
+    path, query, full = calibratable
     if full < 1.0:
         pytest.skip(f"calibration takes {full:.2f} s here: too quick to interrupt half-way")
     for cal in path.glob("*.cal"):  # reopened, the segment is not calibrated
@@ -386,19 +394,11 @@ def test_ctrl_c_stops_the_calibration_a_first_approximate_search_makes(tmp_path)
     ix.close()
 
 
-def test_ctrl_c_stops_a_wait_for_the_calibration_another_thread_makes(tmp_path):
+def test_ctrl_c_stops_a_wait_for_the_calibration_another_thread_makes(calibratable):
     """A worker thread's first approximate search calibrates; the main thread's search, or
     calibrate(), waits for it: Ctrl-C stops that wait within about half a second (helper-109:
     the interrupt came when the worker's calibration ended, 4-14 s later)."""
-    indptr, indices, values = _corpus(100_000)
-    qp, qi, qv = _core.synthetic_corpus(100_000, 3, 7)[3:6]
-    query = dict(zip(qi[qp[0]:qp[1]].tolist(), qv[qp[0]:qp[1]].tolist()))
-    path = tmp_path / "a"
-    ix = SparseIndex.create(path)
-    ix.add((indptr, indices, values))
-    ix.commit()
-    full = _timed(lambda: ix.calibrate(progress=False))
-    ix.close()
+    path, query, full = calibratable
     if full < 1.5:
         pytest.skip(f"calibration takes {full:.2f} s here: too quick to interrupt a wait for it")
     for call in (lambda ix: ix.search(query, algorithm="approximate"), lambda ix: ix.calibrate(progress=False)):

@@ -29,7 +29,9 @@ The index modules call these functions at their doors; the rules live here once.
 
 from __future__ import annotations
 
+import decimal
 import json
+import numbers
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -430,9 +432,6 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
 def check_target_recall(target_recall: Any) -> float | None:
     """``target_recall`` as a float in (0, 1] (None stays None): a real number (Python, numpy,
     ``Fraction``, ``Decimal``), not a bool. ValueError naming the value otherwise."""
-    import decimal
-    import numbers
-
     if target_recall is None:
         return None
     if (isinstance(target_recall, (bool, np.bool_))

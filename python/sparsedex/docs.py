@@ -42,8 +42,8 @@ import re
 import signal
 import sqlite3
 import threading
-import weakref
 import urllib.parse
+import weakref
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence

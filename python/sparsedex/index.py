@@ -1724,46 +1724,20 @@ class SparseIndex:
             for pos, st in enumerate(snap.states):
                 rep = None if csr is not None else core.calibration(pos, target)
                 if rep is None:
-                    bar = progress if core.calibrates(pos) else False
-                    with _calibration_bar(core, pos, st.segment.name, bar):
-                        try:
-                            made = core.calibrate(pos, *(csr or ()))
-                        except ValueError as e:
-                            # name the segment (its position in the index means nothing to the user)
-                            raise ValueError(f"segment {st.segment.name!r}: {e}") from None
-                    if made:
+                    if _calibrate_segment(core, pos, st.segment.name, progress, csr):
                         rep = core.calibration(pos, target)
                 else:  # calibrated already (in memory or its file): make its high layer, the warm-up
                     core.calibrate(pos)
-                entry: dict[str, Any] = {
-                    "name": st.segment.name,
-                    "documents": st.segment.n,
-                    "live": st.live,
-                    "approximate": rep is not None,
-                    "calibrated_on": None,
-                    "buckets": [],
-                }
-                if rep is not None:
-                    pseudo, buckets = rep
-                    entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
-                    entry["buckets"] = [
-                        {
-                            "max_terms": m,
-                            "queries": nq,
-                            "beta": round(float(b), 4),
-                            "gamma": round(float(g), 4),
-                            "rerank": round(float(r), 4),
-                            "recall": round(float(rc), 4),
-                        }
-                        for m, nq, b, g, r, rc in buckets
-                    ]
-                    if queries is not None and all(b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]):
-                        warnings.warn(
-                            f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
-                            f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
-                            f"the exact search there; calibrate on a few hundred queries",
-                            stacklevel=2,
-                        )
+                entry = _calibration_entry(st, rep)
+                if queries is not None and rep is not None and all(
+                    b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]
+                ):
+                    warnings.warn(
+                        f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
+                        f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
+                        f"the exact search there; calibrate on a few hundred queries",
+                        stacklevel=2,
+                    )
                 out.append(entry)
         return out
 
@@ -2081,10 +2055,50 @@ def _ready_for_approximate(snap: Snapshot, algorithm: str) -> None:
             return
         core = snap.core
         for pos, st in enumerate(snap.states):
-            if st.live and core.calibrates(pos) and core.calibration(pos, 0.97) is None:
-                with _calibration_bar(core, pos, st.segment.name, None):
-                    core.calibrate(pos)
+            if st.live and core.calibration(pos, 0.97) is None:
+                _calibrate_segment(core, pos, st.segment.name, None)
         snap.approximate_ready = True
+
+
+def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, csr: Any = None) -> bool:
+    """Calibrate segment ``pos`` of ``core`` (on the query CSR ``csr``, or on pseudo-queries
+    unless its calibration file serves), with a progress bar when ``progress`` allows and the
+    segment calibrates at all. False for a segment approximate search searches exactly. A
+    ValueError names the segment (its position means nothing to the user)."""
+    bar = progress if core.calibrates(pos) else False
+    with _calibration_bar(core, pos, name, bar):
+        try:
+            return bool(core.calibrate(pos, *(csr or ())))
+        except ValueError as e:
+            raise ValueError(f"segment {name!r}: {e}") from None
+
+
+def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:
+    """:meth:`SparseIndex.calibrate`'s report of segment state ``st`` whose calibration report
+    from the engine is ``rep`` (None: searched exactly)."""
+    entry: dict[str, Any] = {
+        "name": st.segment.name,
+        "documents": st.segment.n,
+        "live": st.live,
+        "approximate": rep is not None,
+        "calibrated_on": None,
+        "buckets": [],
+    }
+    if rep is not None:
+        pseudo, buckets = rep
+        entry["calibrated_on"] = "pseudo-queries" if pseudo else "queries"
+        entry["buckets"] = [
+            {
+                "max_terms": m,
+                "queries": nq,
+                "beta": round(float(b), 4),
+                "gamma": round(float(g), 4),
+                "rerank": round(float(r), 4),
+                "recall": round(float(rc), 4),
+            }
+            for m, nq, b, g, r, rc in buckets
+        ]
+    return entry
 
 
 _CALIBRATION = threading.Lock()

@@ -53,6 +53,7 @@ from . import _core
 from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
 from .filters import Filter, compile_filter
+from .lock import calibration_lock
 from .store import ClosedIndexError, IndexLockedError, MergePolicy, Snapshot, Store, index_destination
 from .vectors import (
     SparseEmbedding,
@@ -1507,7 +1508,7 @@ class SparseIndex:
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
-        _ready_for_approximate(snap, algorithm)
+        _ready_for_approximate(snap, algorithm, self.path)
         (q,), stats = self._with_unseen_words([query], [q], collection_stats, stats)
         self._check_stats_cover(stats, q.indices, text=query)
         hits = snap.search_triples(
@@ -1568,7 +1569,7 @@ class SparseIndex:
             return [[] for _ in range(nq)]
         if stats is not None:
             self._check_stats_batch(stats, csr, queries)
-        _ready_for_approximate(snap, algorithm)
+        _ready_for_approximate(snap, algorithm, self.path)
         S, D, V = snap.search_batch(
             csr, k, algorithm, threads, flt, stats, target_recall=target_recall, scores=scores
         )
@@ -1717,9 +1718,9 @@ class SparseIndex:
                     stacklevel=2,
                 )
         core, target = snap.core, float(target_recall)
-        # one calibration at a time, the first approximate searches' included; waiting for
-        # another thread's stops on Ctrl-C (helper-109)
-        with _calibration_turn():
+        # one calibration at a time, the first approximate searches' included, in this process
+        # and (on an index on disk) in others; waiting for another's stops on Ctrl-C (helper-109)
+        with _calibration_turn(self.path):
             out = []
             for pos, st in enumerate(snap.states):
                 rep = None if csr is not None else core.calibration(pos, target)
@@ -2040,23 +2041,28 @@ class SparseIndex:
         return f"SparseIndex({len(self)} documents, encoder={enc!r}, quantization={self.quantization!r}{where})"
 
 
-def _ready_for_approximate(snap: Snapshot, algorithm: str) -> None:
+def _ready_for_approximate(snap: Snapshot, algorithm: str, directory: Path | None = None) -> None:
     """Before an approximate search: calibrate the segments of ``snap`` it would calibrate on
     their first use (pseudo-queries; or read their calibration file), as ``calibrate()`` does,
     on every core, with a progress bar on a terminal and stoppable by Ctrl-C
     (KeyboardInterrupt within about half a second; the engine's own first-use calibration, on
     one core inside the search, cannot be: helper-108, 9.7 s on debian). Once per snapshot;
-    one calibration at a time in the process (:func:`_calibration_turn`: threads that start
-    approximate searches together wait for the first one's rather than calibrate beside it)."""
+    one calibration at a time (:func:`_calibration_turn`: threads, and processes on the index
+    in ``directory``, that start approximate searches together wait for the first one's and
+    read its calibration rather than calibrate beside it)."""
     if snap.approximate_ready or algorithm.lower() not in _APPROXIMATE:
         return
-    with _calibration_turn():
-        if snap.approximate_ready:
-            return
-        core = snap.core
-        for pos, st in enumerate(snap.states):
-            if st.live and core.calibration(pos, 0.97) is None:
-                _calibrate_segment(core, pos, st.segment.name, None)
+    core = snap.core
+
+    def missing() -> list[int]:
+        return [pos for pos, st in enumerate(snap.states) if st.live and core.calibration(pos, 0.97) is None]
+
+    if not missing():  # calibrated already (in memory): no lock to take
+        snap.approximate_ready = True
+        return
+    with _calibration_turn(directory):
+        for pos in missing():
+            _calibrate_segment(core, pos, snap.states[pos].segment.name, None)
         snap.approximate_ready = True
 
 
@@ -2105,16 +2111,20 @@ _CALIBRATION = threading.Lock()
 
 
 @contextlib.contextmanager
-def _calibration_turn() -> Iterator[None]:
-    """Hold the process's calibration lock (one calibration at a time: each takes every core).
-    Waited for in short steps, so that Ctrl-C stops the wait: a process-directed SIGINT may be
-    caught on another thread, and a main thread asleep in a plain ``acquire()`` then waited for
-    the whole calibration of the thread holding the lock (helper-109: 4-14 s)."""
+def _calibration_turn(directory: Path | None = None) -> Iterator[None]:
+    """Hold the process's calibration lock (one calibration at a time: each takes every core),
+    then, for an index on disk, ``directory``'s calibration lock, which other processes take too
+    (:func:`~sparsedex.lock.calibration_lock`: the second process to calibrate a segment reads
+    the first one's ``.cal`` file instead). Both are waited for in short steps, so that Ctrl-C
+    stops the wait: a process-directed SIGINT may be caught on another thread, and a main thread
+    asleep in a plain ``acquire()`` then waited for the whole calibration of the thread holding
+    the lock (helper-109: 4-14 s)."""
     got = False
     try:
         while not got:
             got = _CALIBRATION.acquire(timeout=0.05)
-        yield
+        with calibration_lock(directory):
+            yield
     finally:
         if got:
             _CALIBRATION.release()

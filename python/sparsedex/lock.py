@@ -16,23 +16,32 @@ what it wrote there (a token of this hold: files copied into the directory overw
 place); if not, the commit is refused with :class:`IndexLockedError` and nothing is published.
 
 The holder's process id and host are written into ``LOCK`` for the error a second writer gets.
+
+Calibrations of approximate search take a second lock, :func:`calibration_lock`, on the
+directory's ``CALIBRATE.LOCK`` file: readers too. A calibration takes every core for seconds
+(half a minute for a large BM25 segment) and is written to the segment's ``seg-<N>.cal`` file,
+so processes that open a fresh index together (a server's workers) calibrate one after another
+and all but the first read the first one's file, rather than each calibrating beside the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
 
 from ._core import SparsedexError
 
-__all__ = ["IndexLockedError", "WriterLock", "LOCK_FILE"]
+__all__ = ["IndexLockedError", "WriterLock", "LOCK_FILE", "CALIBRATION_LOCK_FILE", "calibration_lock"]
 
 LOCK_FILE = "LOCK"
+CALIBRATION_LOCK_FILE = "CALIBRATE.LOCK"
 
 
 class IndexLockedError(SparsedexError):
@@ -155,3 +164,33 @@ class WriterLock:
 
     def __repr__(self) -> str:
         return f"WriterLock({str(self.path)!r}, held={self.held})"
+
+
+@contextlib.contextmanager
+def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.05) -> Iterator[bool]:
+    """Hold the calibration lock of index ``directory`` (``CALIBRATE.LOCK``, ``filelock``)
+    across processes while the body runs; yields whether it is held. Waited for in ``step``
+    second tries, so that Ctrl-C (KeyboardInterrupt) stops the wait. Best effort: without a
+    directory (an index in memory), or where the file cannot be made or opened (a read-only
+    directory, a directory in its place), the body runs without it, as the calibration then
+    runs in memory only anyway. Released when the process ends, however it ends."""
+    lock = None
+    if directory is not None:
+        candidate = filelock.FileLock(
+            str(Path(directory) / CALIBRATION_LOCK_FILE), thread_local=False, is_singleton=False
+        )
+        try:
+            while True:
+                try:
+                    candidate.acquire(timeout=step, poll_interval=min(step, 0.01))
+                    break
+                except filelock.Timeout:
+                    continue
+            lock = candidate
+        except OSError:
+            lock = None
+    try:
+        yield lock is not None
+    finally:
+        if lock is not None:
+            lock.release(force=True)

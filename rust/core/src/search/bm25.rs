@@ -328,9 +328,10 @@ impl Kind for Bm25U8Kind {
         }
         w.q * q8(w.c0, w.c1, i)
     }
-    /// Per block: every posting's contribution first, in a loop without stores to `acc` that
-    /// the compiler vectorises (the two divisions and the rounding of [`q8`], 4 or 8 lanes at
-    /// a time), then the scattered adds.
+    /// Per block: every posting's contribution first (the two divisions and the rounding of
+    /// [`q8`], in a loop without stores to `acc`, which the compiler is free to vectorise and
+    /// whose divisions no longer wait on the scattered adds), then the adds. With [`grid8`],
+    /// debian's BM25 exhaustive search went from 0.83 to 0.27 ms (`benches/bm25_peers.py`).
     #[inline]
     fn accumulate(acc: &mut [u32], docs: &[u32], imps: &[Bm25Impact], w: Bm25Q) {
         const CHUNK: usize = 128;
@@ -380,9 +381,7 @@ mod tests {
     /// rounding's edges), and the special values: negatives, NaN, infinities, huge values.
     #[test]
     fn grid8_equals_rounding_then_clamping() {
-        let check = |y: f32| {
-            assert_eq!(grid8(y), (y.round() as u32).clamp(1, 255), "y = {y:e} ({:#x})", y.to_bits())
-        };
+        let check = |y: f32| assert_eq!(grid8(y), (y.round() as u32).clamp(1, 255), "y = {y:e} ({:#x})", y.to_bits());
         let mut b = 0u32;
         while f32::from_bits(b) < 1024.0 {
             check(f32::from_bits(b));
@@ -395,8 +394,24 @@ mod tests {
             }
         }
         for y in [
-            -0.0f32, -0.3, -0.5, -0.7, -1.5, -1e30, f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY,
-            f32::MIN_POSITIVE, 1e-45, 8388607.5, 8388608.0, 4294967040.0, 4294967296.0, 1e30, f32::MAX,
+            -0.0f32,
+            -0.3,
+            -0.5,
+            -0.7,
+            -1.5,
+            -1e30,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            1e-45,
+            8388607.5,
+            8388608.0,
+            4294967040.0,
+            4294967296.0,
+            1e30,
+            f32::MAX,
         ] {
             check(y);
         }
@@ -418,12 +433,25 @@ mod tests {
             let docs: Vec<u32> = (0..n as u32).map(|d| d * 3 + (round % 3)).collect();
             let imps: Vec<Bm25Impact> = (0..n)
                 .map(|_| {
-                    let tf = match next() % 10 { 0 => 0, 1 => u32::MAX - (next() % 4) as u32, _ => 1 + (next() % 40) as u32 };
-                    let dl = match next() % 10 { 0 => 0, 1 => u32::MAX - (next() % 4) as u32, 2 => 1 << 24 | 1, _ => 1 + (next() % 900) as u32 };
+                    let tf = match next() % 10 {
+                        0 => 0,
+                        1 => u32::MAX - (next() % 4) as u32,
+                        _ => 1 + (next() % 40) as u32,
+                    };
+                    let dl = match next() % 10 {
+                        0 => 0,
+                        1 => u32::MAX - (next() % 4) as u32,
+                        2 => 1 << 24 | 1,
+                        _ => 1 + (next() % 900) as u32,
+                    };
                     Bm25Impact { tf, dl }
                 })
                 .collect();
-            let w = Bm25Q { q: (next() % 60_000) as u32, c0: 0.3 + (next() % 100) as f32 * 0.01, c1: (next() % 1000) as f32 * 1e-4 };
+            let w = Bm25Q {
+                q: (next() % 60_000) as u32,
+                c0: 0.3 + (next() % 100) as f32 * 0.01,
+                c1: (next() % 1000) as f32 * 1e-4,
+            };
             let mut acc = vec![7u32; 3 * n + 3];
             let mut want = acc.clone();
             Bm25U8Kind::accumulate(&mut acc, &docs, &imps, w);

@@ -235,3 +235,11 @@ def test_float_bm25_scores_do_not_depend_on_insertion_order_or_segments():
         # explain's contributions add up to the score (the f32 nearest to their exact sum)
         e = rev.explain(q, want[0][0])
         assert e.score == want[0][1]
+
+
+@pytest.mark.parametrize("k1", [float("inf"), float("nan"), -1.0])
+def test_k1_must_be_finite_and_non_negative(k1):
+    # k1=inf was accepted and failed later, at save, as "Out of range float values are not
+    # JSON compliant" (helper-110)
+    with pytest.raises(ValueError, match="k1 must be finite and >= 0"):
+        Bm25Encoder(k1=k1)

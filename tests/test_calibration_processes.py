@@ -14,6 +14,8 @@ import time
 import numpy as np
 import pytest
 
+import sparsedex.index
+import sparsedex.lock as lock_module
 from sparsedex import MergePolicy, SparseIndex
 from sparsedex import _core
 from sparsedex.lock import CALIBRATION_LOCK_FILE, calibration_lock
@@ -105,10 +107,12 @@ def test_processes_starting_together_calibrate_once(fresh):
 
 
 def test_without_a_lock_file_calibration_goes_on(fresh):
-    # A directory where the lock file would be: the lock is best effort, the search works.
+    # A directory where the lock file would be: the lock is best effort (a warning, once per
+    # directory), the search works.
     (fresh / CALIBRATION_LOCK_FILE).mkdir()
-    with calibration_lock(fresh) as held:
-        assert not held
+    with pytest.warns(RuntimeWarning, match="CALIBRATE.LOCK cannot be used"):
+        with calibration_lock(fresh) as held:
+            assert not held
     ix = SparseIndex.open(fresh)
     hits = ix.search((QUERY[0], QUERY[1]), k=10, algorithm="approximate", target_recall=0.95)
     assert len(hits) == 10 and list(fresh.glob("*.cal"))
@@ -123,3 +127,51 @@ def test_an_index_in_memory_takes_no_lock():
     ix.commit()
     assert len(ix.search((QUERY[0], QUERY[1]), k=10, algorithm="approximate")) == 10
     assert len(ix.calibrate()) == 1
+
+
+def test_no_lock_where_calibrations_cannot_be_written(fresh, monkeypatch):
+    # A full disk (or a read-only directory): waiting for a calibration that cannot reach its
+    # file would only make each process calibrate in turn (helper-110: 9 / 18 / 28 s), so the
+    # processes calibrate side by side, as without the lock.
+    monkeypatch.setattr(lock_module, "MIN_FREE_FOR_CALIBRATION", 1 << 62)
+    with calibration_lock(fresh) as held:
+        assert not held
+    assert not (fresh / CALIBRATION_LOCK_FILE).exists()
+
+
+def _search_in_child(path, out):
+    ix = SparseIndex.open(path)
+    out.put(len(ix.search((QUERY[0], QUERY[1]), k=10, algorithm="approximate")))
+
+
+def test_a_fork_while_a_thread_holds_the_calibration_lock_does_not_hang_the_child(fresh):
+    # helper-110: a pool forked while calibrate() ran on a thread; every worker inherited the
+    # process calibration lock as held, by a thread it does not have, and hung.
+    import multiprocessing as mp
+    import threading
+
+    held, done = threading.Event(), threading.Event()
+
+    def holder():
+        with sparsedex.index._calibration_turn(None):
+            held.set()
+            done.wait(60)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert held.wait(10)
+        ctx = mp.get_context("fork")
+        out = ctx.Queue()
+        p = ctx.Process(target=_search_in_child, args=(fresh, out))
+        p.start()
+        p.join(60)
+        hung = p.is_alive()
+        if hung:
+            p.kill()
+            p.join()
+        assert not hung, "the forked child waited for a lock held by a thread it does not have"
+        assert p.exitcode == 0 and out.get(timeout=5) == 10
+    finally:
+        done.set()
+        t.join()

@@ -2110,6 +2110,20 @@ def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:
 _CALIBRATION = threading.Lock()
 
 
+def _calibration_lock_after_fork() -> None:
+    """In a ``fork()``ed child: a new process calibration lock. The child has none of the
+    parent's threads, so a lock one of them held at the fork (a ``calibrate()`` on a thread
+    while a pool forks its workers) would be held forever there: every worker hung on its first
+    approximate search (helper-110). The directory's lock file still keeps the child waiting
+    until the parent's calibration is written (``flock``, released by the parent's unlock)."""
+    global _CALIBRATION
+    _CALIBRATION = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_calibration_lock_after_fork)
+
+
 @contextlib.contextmanager
 def _calibration_turn(directory: Path | None = None) -> Iterator[None]:
     """Hold the process's calibration lock (one calibration at a time: each takes every core),
@@ -2119,15 +2133,15 @@ def _calibration_turn(directory: Path | None = None) -> Iterator[None]:
     stops the wait: a process-directed SIGINT may be caught on another thread, and a main thread
     asleep in a plain ``acquire()`` then waited for the whole calibration of the thread holding
     the lock (helper-109: 4-14 s)."""
-    got = False
+    lock, got = _CALIBRATION, False  # the lock taken is the one released, across a fork too
     try:
         while not got:
-            got = _CALIBRATION.acquire(timeout=0.05)
+            got = lock.acquire(timeout=0.05)
         with calibration_lock(directory):
             yield
     finally:
         if got:
-            _CALIBRATION.release()
+            lock.release()
 
 
 @contextlib.contextmanager

@@ -29,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,9 +175,12 @@ def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.0
     second tries, so that Ctrl-C (KeyboardInterrupt) stops the wait. Best effort: without a
     directory (an index in memory), or where the file cannot be made or opened (a read-only
     directory, a directory in its place), the body runs without it, as the calibration then
-    runs in memory only anyway. Released when the process ends, however it ends."""
+    runs in memory only anyway (a RuntimeWarning, once per directory, says so when the path is
+    unusable); nor where calibrations could not be written for others to read (a read-only
+    directory, under :data:`MIN_FREE_FOR_CALIBRATION` free bytes). Released when the process
+    ends, however it ends."""
     lock = None
-    if directory is not None:
+    if directory is not None and _calibrations_persist(Path(directory)):
         candidate = filelock.FileLock(
             str(Path(directory) / CALIBRATION_LOCK_FILE), thread_local=False, is_singleton=False
         )
@@ -187,10 +192,41 @@ def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.0
                 except filelock.Timeout:
                     continue
             lock = candidate
-        except OSError:
-            lock = None
+        except OSError as e:
+            _warn_once(
+                Path(directory),
+                f"{directory}: the calibration lock {CALIBRATION_LOCK_FILE} cannot be used "
+                f"({e.strerror or e}); processes calibrate this index side by side. Remove what is in its place",
+            )
     try:
         yield lock is not None
     finally:
         if lock is not None:
             lock.release(force=True)
+
+
+#: Free bytes below which calibration files are not expected to be written (a segment's
+#: ``seg-<N>.cal`` is tens of KB): processes then calibrate side by side, not one after another.
+MIN_FREE_FOR_CALIBRATION = 4 << 20
+
+_warned: set[Path] = set()
+
+
+def _calibrations_persist(directory: Path) -> bool:
+    """Whether a calibration made now is likely to reach its ``.cal`` file in ``directory``,
+    so that processes waiting for it can read it. Otherwise (a read-only directory, a full
+    disk) each of N waiting processes would calibrate in turn, the last after N calibrations
+    (helper-110: 9 / 18 / 28 s for three processes on a full disk), so the lock is not taken."""
+    try:
+        if not os.access(directory, os.W_OK):
+            return False
+        return shutil.disk_usage(directory).free >= MIN_FREE_FOR_CALIBRATION
+    except OSError:
+        return False
+
+
+def _warn_once(directory: Path, message: str) -> None:
+    key = directory.resolve()
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)

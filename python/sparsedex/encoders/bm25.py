@@ -17,6 +17,7 @@ stay right as documents are added:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -203,8 +204,8 @@ class Bm25Encoder:
         b: float = 0.75,
         vocabulary: TermDictionary | Iterable[str] | None = None,
     ) -> None:
-        if not k1 >= 0:
-            raise ValueError(f"k1 must be >= 0, got {k1}")
+        if not (k1 >= 0 and math.isfinite(k1)):
+            raise ValueError(f"k1 must be finite and >= 0, got {k1}")
         if not 0 <= b <= 1:
             raise ValueError(f"b must be in [0, 1], got {b}")
         self.analyzer = analyzer if analyzer is not None else Analyzer()

@@ -175,3 +175,35 @@ def test_a_fork_while_a_thread_holds_the_calibration_lock_does_not_hang_the_chil
     finally:
         done.set()
         t.join()
+
+
+def test_a_terminal_is_told_when_a_process_waits_for_another_calibration(fresh, monkeypatch):
+    # helper-110: a waiting process printed nothing, however long the other calibration took
+    import io
+    import threading
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(lock_module, "WAIT_MESSAGE_AFTER", 0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def other():  # another open file description: flock makes it a second holder, as a process
+        with calibration_lock(fresh):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        assert held.wait(10)
+        threading.Timer(0.6, release.set).start()
+        with calibration_lock(fresh) as got:
+            assert got
+    finally:
+        release.set()
+        t.join()
+    assert err.getvalue().count("waiting for another process's calibration") == 1, err.getvalue()

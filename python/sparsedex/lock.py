@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -185,11 +186,14 @@ def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.0
             str(Path(directory) / CALIBRATION_LOCK_FILE), thread_local=False, is_singleton=False
         )
         try:
+            start, told = time.monotonic(), False
             while True:
                 try:
                     candidate.acquire(timeout=step, poll_interval=min(step, 0.01))
                     break
                 except filelock.Timeout:
+                    if not told and time.monotonic() - start >= WAIT_MESSAGE_AFTER:
+                        told = _tell_waiting(directory)
                     continue
             lock = candidate
         except OSError as e:
@@ -210,6 +214,27 @@ def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.0
 MIN_FREE_FOR_CALIBRATION = 4 << 20
 
 _warned: set[Path] = set()
+
+#: Seconds of waiting for another process's calibration after which a terminal is told so.
+WAIT_MESSAGE_AFTER = 1.0
+
+
+def _tell_waiting(directory: str | os.PathLike[str]) -> bool:
+    """One line on a terminal's stderr while this process waits for another's calibration
+    (a stopped calibrator would otherwise keep it waiting without a word: helper-110)."""
+    err = sys.stderr
+    try:
+        if err is None or not err.isatty():
+            return True
+        print(
+            f"sparsedex: waiting for another process's calibration of {directory} "
+            f"({CALIBRATION_LOCK_FILE}); it is read when done",
+            file=err,
+            flush=True,
+        )
+    except (OSError, ValueError):  # a closed or broken stderr
+        pass
+    return True
 
 
 def _calibrations_persist(directory: Path) -> bool:

@@ -2055,9 +2055,14 @@ def _ready_for_approximate(snap: Snapshot, algorithm: str, directory: Path | Non
     core = snap.core
 
     def missing() -> list[int]:
-        return [pos for pos, st in enumerate(snap.states) if st.live and core.calibration(pos, 0.97) is None]
+        # segments searched exactly (small, or without stored vectors) have nothing to wait for
+        return [
+            pos
+            for pos, st in enumerate(snap.states)
+            if st.live and core.calibrates(pos) and core.calibration(pos, 0.97) is None
+        ]
 
-    if not missing():  # calibrated already (in memory): no lock to take
+    if not missing():  # calibrated already (in memory), or nothing to calibrate: no lock to take
         snap.approximate_ready = True
         return
     with _calibration_turn(directory):

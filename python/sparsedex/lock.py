@@ -193,7 +193,8 @@ def calibration_lock(directory: str | os.PathLike[str] | None, step: float = 0.0
                     break
                 except filelock.Timeout:
                     if not told and time.monotonic() - start >= WAIT_MESSAGE_AFTER:
-                        told = _tell_waiting(directory)
+                        _tell_waiting(directory)
+                        told = True
                     continue
             lock = candidate
         except OSError as e:
@@ -219,13 +220,13 @@ _warned: set[Path] = set()
 WAIT_MESSAGE_AFTER = 1.0
 
 
-def _tell_waiting(directory: str | os.PathLike[str]) -> bool:
+def _tell_waiting(directory: str | os.PathLike[str]) -> None:
     """One line on a terminal's stderr while this process waits for another's calibration
     (a stopped calibrator would otherwise keep it waiting without a word: helper-110)."""
     err = sys.stderr
     try:
         if err is None or not err.isatty():
-            return True
+            return
         print(
             f"sparsedex: waiting for another process's calibration of {directory} "
             f"({CALIBRATION_LOCK_FILE}); it is read when done",
@@ -234,7 +235,6 @@ def _tell_waiting(directory: str | os.PathLike[str]) -> bool:
         )
     except (OSError, ValueError):  # a closed or broken stderr
         pass
-    return True
 
 
 def _calibrations_persist(directory: Path) -> bool:

@@ -281,6 +281,7 @@ fn q8(c0: f32, c1: f32, i: Bm25Impact) -> u32 {
 /// so its truncation is `floor(y + 0.5)`, which is `round(y)` (half away from zero); above,
 /// both give 255.
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // max/min send a NaN to 0, where clamp would keep it
 fn grid8(y: f32) -> u32 {
     let r = y.max(0.0).min(255.5) + 0.5;
     // SAFETY: r is in [0.5, 256] (f32::max returns 0 for a NaN y), within i32.

@@ -264,8 +264,10 @@ mod tests {
                         // sparse filters): its rank among the allowed plus the excluded above
                         scratch.rank_request = true;
                         assert_eq!(search_u16(v, &a, &plan, k, &mut scratch), want);
-                        let above = |s: u32| (0..n).filter(|&e| !allowed.contains(e as u32) && sums[e] > s as u64).count();
-                        let ranks: Vec<u32> = want.iter().enumerate().map(|(j, &(_, s))| (j + 1 + above(s)) as u32).collect();
+                        let above =
+                            |s: u32| (0..n).filter(|&e| !allowed.contains(e as u32) && sums[e] > s as u64).count();
+                        let ranks: Vec<u32> =
+                            want.iter().enumerate().map(|(j, &(_, s))| (j + 1 + above(s)) as u32).collect();
                         assert_eq!(scratch.cand_ranks.take(), Some(ranks), "seed {seed} query {qi} k {k}");
                         assert!(!scratch.rank_request);
                     }

@@ -85,13 +85,27 @@ fn worse<S: PartialOrd>(a: &(S, u32, u32), b: &(S, u32, u32)) -> bool {
 impl<S: Score> TopK<S> {
     /// Collector for the best `k` documents (k >= 1).
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: None, ties: None, floor: S::default(), excluded: None }
+        TopK {
+            k,
+            heap: Vec::with_capacity(k.min(INITIAL)),
+            allowed: None,
+            ties: None,
+            floor: S::default(),
+            excluded: None,
+        }
     }
 
     /// Collector for the best `k` documents of `allowed` (all documents when `None`) that
     /// score above `floor`.
     pub fn with_allowed(k: usize, allowed: Option<&DocSet>, floor: S) -> Self {
-        TopK { k, heap: Vec::with_capacity(k.min(INITIAL)), allowed: allowed.cloned(), ties: None, floor, excluded: None }
+        TopK {
+            k,
+            heap: Vec::with_capacity(k.min(INITIAL)),
+            allowed: allowed.cloned(),
+            ties: None,
+            floor,
+            excluded: None,
+        }
     }
 
     /// This collector, also keeping the score of every document outside its allowed set that

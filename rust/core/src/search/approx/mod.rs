@@ -782,7 +782,7 @@ mod tests {
                 let c = honour_allowed(n, Some(&a), 10, 40, 4.0, stage_of(n, &a, &mut asked, tells));
                 assert_eq!(c.is_none(), exact, "head {head}, tells {tells}");
                 if let Some(c) = c {
-                    assert!(c.len() == 40 && c.iter().all(|&(d, _)| a.contains(d) && d >= 4 * head as u32));
+                    assert!(c.len() == 40 && c.iter().all(|&(d, _)| a.contains(d) && d >= 4 * head));
                 }
             }
             // The query's ranks 50..3,000 allowed (30%): dense past a head of 50

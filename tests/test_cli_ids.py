@@ -388,3 +388,34 @@ def test_index_overwrite_holds_the_writer_lock_while_encoding(capsys, tmp_path, 
     w.delete(["z"])
     w.commit()
     w.close()
+
+
+@pytest.mark.parametrize("start", ["missing", "empty"])
+def test_index_does_not_replace_an_index_saved_there_while_it_encoded(capsys, tmp_path, monkeypatch, start):
+    """Two ``sparsedex index`` runs into one new directory (helper-111): both found it missing
+    or empty at start, both said they had indexed, and the later save replaced the earlier
+    index. Now the later run fails, naming the index saved meanwhile, and leaves it whole."""
+    from sparsedex import cli
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", BEIR)
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "z", "text": "something else"}])
+    ix = tmp_path / "ix"
+    if start == "empty":
+        ix.mkdir()
+    real = cli._add_in_chunks
+
+    def another_run_saves_first(index, recs, **kw):
+        monkeypatch.setattr(cli, "_add_in_chunks", real)
+        assert run_cli(capsys, "index", other, ix, "--encoder", "bm25")[0] == 0  # the other run, quicker
+        return real(index, recs, **kw)
+
+    monkeypatch.setattr(cli, "_add_in_chunks", another_run_saves_first)
+    rc, out, err = run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")
+    assert rc == 1
+    one_line_error(err, "holds an index already, saved there by another process while this one was indexing")
+    assert SparseIndex.open(ix).ids() == ["z"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ix")]  # no staging folder left
+    # With --overwrite the same race replaces it (as --overwrite says).
+    monkeypatch.setattr(cli, "_add_in_chunks", real)
+    assert run_cli(capsys, "index", corpus, ix, "--encoder", "bm25", "--overwrite")[0] == 0
+    assert sorted(SparseIndex.open(ix).ids()) == ["doc-a", "doc-b", "doc-c"]

@@ -564,7 +564,17 @@ def cmd_index(a: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
         _add_in_chunks(index, recs)
-        index.save(a.index_dir, _held=held)
+        try:
+            # Without --overwrite, an index another process saved there meanwhile (two `sparsedex
+            # index` runs side by side) is not replaced: both checked an empty directory at start.
+            index.save(a.index_dir, _held=held, _replace=held is not None)
+        except FileExistsError as e:
+            if held is not None or not (Path(a.index_dir) / "CURRENT").exists():
+                raise
+            raise UserError(
+                f"{a.index_dir}: holds an index already, saved there by another process while this one was "
+                "indexing: pass --overwrite to replace it"
+            ) from None
         dt = time.perf_counter() - t0
     finally:
         if held is not None:

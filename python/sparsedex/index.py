@@ -1902,7 +1902,7 @@ class SparseIndex:
         return [(self._token(int(idx[i])), float(val[i])) for i in order]
 
     # persistence ------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, _held: Any = None) -> None:
+    def save(self, path: str | os.PathLike[str], *, _held: Any = None, _replace: bool = True) -> None:
         """Write the index to directory ``path``.
 
         For the index's own directory this is :meth:`commit`. Otherwise the committed state
@@ -1948,7 +1948,7 @@ class SparseIndex:
         with self._lock:
             terms = self.encoder.vocabulary.terms if self._bm25 else None
             self._store.save_copy(dest, settings={**self._store.settings, "encoder": ident}, terms=terms,
-                                  held=_held)
+                                  held=_held, replace=_replace)
 
     @classmethod
     def open(

@@ -1617,18 +1617,21 @@ class Store:
     # saving -------------------------------------------------------------------------------
     def save_copy(
         self, dest: str | os.PathLike[str], settings: dict[str, Any] | None = None, terms: Sequence[str] | None = None,
-        held: WriterLock | None = None,
+        held: WriterLock | None = None, replace: bool = True,
     ) -> int:
         """Write the committed state as a store at ``dest`` (empty, missing, or holding an
         index: its counters and id go on, and its previous save stays whole until the new
         one's ``CURRENT`` replaces it; a missing ``dest`` appears whole, see :meth:`_save_new`).
         Takes ``dest``'s writer lock meanwhile. ``terms``: the copy's vocabulary (term texts by
         id) for an in-memory store; a store on disk copies its committed vocabulary file.
-        ``held``: ``dest``'s writer lock, taken already by the caller (kept held afterwards)."""
+        ``held``: ``dest``'s writer lock, taken already by the caller (kept held afterwards).
+        ``replace=False``: an index at ``dest`` (one that appeared since the caller looked, e.g.
+        another process's save) is not replaced: :class:`FileExistsError`, checked under the
+        writer lock."""
         self._check_open()
         d = Path(dest)
         if not d.exists() and not d.is_symlink():
-            return self._save_new(d, settings, terms)
+            return self._save_new(d, settings, terms, replace)
         d.mkdir(parents=True, exist_ok=True)
         if held is not None and held.held and _same_file(held.path, d / LOCK_FILE):
             lock, own = held, False
@@ -1638,6 +1641,8 @@ class Store:
         try:
             from . import _legacy
 
+            if not replace and (os.path.lexists(d / "CURRENT") or _legacy.is_legacy(d)):
+                raise FileExistsError(f"{d} holds an index (written since this save began): not replacing it")
             if _legacy.is_legacy(d):
                 _legacy.remove_legacy_files(d, keep_current=True)
             # This handle's snapshot, whose segments' documents it holds open: a newer commit
@@ -1667,7 +1672,9 @@ class Store:
             if own:
                 lock.release()
 
-    def _save_new(self, d: Path, settings: dict[str, Any] | None, terms: Sequence[str] | None) -> int:
+    def _save_new(
+        self, d: Path, settings: dict[str, Any] | None, terms: Sequence[str] | None, replace: bool = True
+    ) -> int:
         """:meth:`save_copy` into a directory that does not exist yet: written whole in a
         hidden sibling (``.NAME.saving-PID-RANDOM``) and renamed to ``d`` once committed, so that
         a reader opening ``d`` meanwhile finds no directory there (``FileNotFoundError``), never
@@ -1696,7 +1703,7 @@ class Store:
                     raise FileExistsError(
                         f"{d} appeared during the save and is not a sparsedex index: not overwriting it"
                     ) from None
-                return self.save_copy(d, settings, terms)
+                return self.save_copy(d, settings, terms, replace=replace)
             return gen
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)

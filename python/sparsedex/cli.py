@@ -1126,6 +1126,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
+    s.set_defaults(_subparser=s)  # its usage line for errors main() finds
     s.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     s.add_argument("--filter", metavar="JSON", help='payload filter, e.g. \'{"year": {"$gte": 1990}, "genre": "drama"}\'')
@@ -1192,6 +1193,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     e.add_argument("--id-field", default=None, help=_QID_HELP)
     e.add_argument("--algorithm", default="auto", type=_algorithm_type)
+    e.set_defaults(_subparser=e)  # its usage line for errors main() finds
     e.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     e.add_argument("--json", action="store_true", help="print JSON")
@@ -1211,6 +1213,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
     r.add_argument("--id-field", default=None, help=_QID_HELP)
     r.add_argument("--algorithm", default="auto", type=_algorithm_type)
+    r.set_defaults(_subparser=r)  # its usage line for errors main() finds
     r.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
@@ -1273,7 +1276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     if getattr(a, "target_recall", None) is not None and getattr(a, "algorithm", None) != "approximate":
-        parser.error("--target-recall applies only with --algorithm approximate")
+        # the subcommand's usage line, as argparse gives for its other usage errors (helper-111)
+        getattr(a, "_subparser", parser).error("--target-recall applies only with --algorithm approximate")
     from ._core import SparsedexError
 
     try:

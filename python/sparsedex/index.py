@@ -138,7 +138,7 @@ class Document:
         text = self.text if self.text is None or len(self.text) <= 60 else self.text[:57] + "..."
         return (
             f"Document(id={self.id!r}, text={text!r}, payload={self.payload!r}, "
-            f"nnz={self.vector.nnz})"
+            f"vector=<{self.vector.nnz} terms>)"  # not a field of its own (helper-111: nnz= read as one)
         )
 
 
@@ -281,7 +281,12 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
     or None when it can (or when either side is unknown: vectors you bring, a custom encoder).
     Another kind of encoder, a SPLADE model of another vocabulary, BM25 or Qdrant/bm25 of any
     other setting (analyzer, k1 / b, language, ...): each gives term ids or weights that do not
-    match the index's documents."""
+    match the index's documents. A BM25 encoder for an index of vectors you bring (saved
+    ``None``) too: BM25 indexes keep term frequencies and document lengths, and its term ids
+    would name the vectors' terms (helper-111: accepted, the user's vectors matched BM25 query
+    words, and the next commit recorded the index as a BM25 index)."""
+    if saved is None and _is_bm25(encoder):
+        return "the index was built from vectors you bring, not with BM25"
     if not isinstance(saved, Mapping) or not hasattr(encoder, "identity"):
         return None
     given = encoder.identity(include_vocabulary=False) if _is_bm25(encoder) else encoder.identity()

@@ -1,0 +1,53 @@
+"""Stop 55: helper-111's findings (a BM25 encoder on an index of vectors you bring; ...)."""
+
+import warnings
+
+import pytest
+
+from sparsedex import Bm25Encoder, SparseIndex
+
+
+@pytest.mark.parametrize("encoder", ["bm25", Bm25Encoder(k1=0.9)])
+def test_a_bm25_encoder_is_refused_for_an_index_of_vectors_you_bring(tmp_path, encoder):
+    """Opening an index of vectors you bring with a BM25 encoder was accepted: BM25 query words
+    matched the user's term ids (doc 1, without the word, ranked first) and the next commit
+    recorded the index as a BM25 index. Now a ValueError names the index and what it holds."""
+    p = tmp_path / "vec"
+    v = SparseIndex.create(p)
+    v.add([{0: 5.0, 1: 5.0}, {2: 1.0}], ids=[1, 2])
+    v.commit()
+    v.close()
+    with pytest.raises(ValueError, match=r"vec: the index was built from vectors you bring, not with BM25"):
+        SparseIndex.open(p, encoder=encoder)
+    again = SparseIndex.open(p)  # untouched, still an index of vectors
+    assert again.info()["encoder"] is None and sorted(again.ids()) == [1, 2]
+    again.close()
+
+
+def test_a_handle_with_a_bm25_encoder_switches_when_a_vectors_index_replaces_its_index(tmp_path):
+    """refresh() onto an index of vectors saved in place of the BM25 index the handle was
+    opened on with a BM25 encoder: the encoder no longer matches, the handle warns and drops it."""
+    p = tmp_path / "ix"
+    b = SparseIndex("bm25", path=p)
+    b.add(["apple banana", "cherry"], ids=[1, 2])
+    b.commit()
+    b.close()
+    h = SparseIndex.open(p, encoder="bm25")
+    vec = SparseIndex(encoder=None, vocab_size=10)
+    vec.add([{3: 1.0}], ids=[7])
+    vec.save(p)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert h.refresh()
+    assert any("built from vectors you bring, not with BM25" in str(x.message) for x in w), [str(x.message) for x in w]
+    assert [hit.id for hit in h.search({3: 1.0})] == [7]
+    h.close()
+
+
+def test_a_documents_repr_names_only_its_fields():
+    ix = SparseIndex(encoder=None, vocab_size=10)
+    ix.add([{1: 1.0, 4: 2.0}], ids=["a"], payloads=[{"x": 1}])
+    doc = ix.get("a")
+    r = repr(doc)
+    assert r == "Document(id='a', text=None, payload={'x': 1}, vector=<2 terms>)", r
+    assert doc.vector.nnz == 2

@@ -154,7 +154,7 @@ def test_a_search_over_files_rewritten_under_the_handle_says_so(tmp_path):
 
 
 def test_an_engine_panic_prints_nothing_on_stderr(tmp_path):
-    """The same search in a process of its own, RUST_BACKTRACE unset: Rust's default panic
+    """The same search in a process of its own, SPARSEDEX_BACKTRACE unset: Rust's default panic
     report ("thread '<unnamed>' panicked at ...") was printed on stderr besides the exception
     that reports it (helper-90)."""
     import subprocess
@@ -183,11 +183,19 @@ def test_an_engine_panic_prints_nothing_on_stderr(tmp_path):
             except Exception as e:
                 print(type(e).__name__)
     ''')
-    env = {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+    # RUST_BACKTRACE set (many Rust developers' shells, helper-111's too) prints nothing either;
+    # SPARSEDEX_BACKTRACE asks for the report
+    env = {k: v for k, v in os.environ.items() if k != "SPARSEDEX_BACKTRACE"}
+    env["RUST_BACKTRACE"] = "1"
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "CorruptIndexError" in r.stdout, r.stdout
     assert "panicked" not in r.stderr, r.stderr
+    again = script.replace(str(tmp_path / "ix"), str(tmp_path / "ix2")).replace(str(tmp_path / "bk"), str(tmp_path / "bk2"))
+    r = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True,
+                       env={**env, "SPARSEDEX_BACKTRACE": "1"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "CorruptIndexError" in r.stdout and "panicked" in r.stderr, (r.stdout, r.stderr)
 
 
 def test_a_refused_commit_writes_nothing_over_a_restored_backup(tmp_path):

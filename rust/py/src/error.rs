@@ -149,15 +149,17 @@ static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None
 /// Install the process's panic hook (at module import): an engine panic is caught at the
 /// binding ([`outcome`]) and becomes a `SparsedexError` whose message says what and where, so
 /// Rust's default report on stderr ("thread '<unnamed>' panicked at ...") is not printed as
-/// well (helper-90). With `RUST_BACKTRACE` set, the default report (and its backtrace) is
-/// printed as before.
+/// well (helper-90). With `SPARSEDEX_BACKTRACE` set, the default report (and its backtrace,
+/// as `RUST_BACKTRACE` asks) is printed too. Not with `RUST_BACKTRACE` alone: many shells of Rust
+/// developers set it, and a panic the bindings turn into an error (a search over files copied
+/// under an open index, reported as `CorruptIndexError`) printed a report there (helper-111).
 pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(l) = info.location() {
             *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{}:{}", l.file(), l.line()));
         }
-        if std::env::var_os("RUST_BACKTRACE").is_some() {
+        if std::env::var_os("SPARSEDEX_BACKTRACE").is_some() {
             default(info);
         }
     }));

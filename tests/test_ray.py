@@ -311,6 +311,46 @@ def test_build_shards_many_shards_on_a_small_cluster(cluster, tmp_path) -> None:
     assert sum(s["documents"] for s in out["m"]["shards"]) == 5
 
 
+def test_build_shards_refuses_when_other_actors_hold_the_cpus_ray_data_needs(cluster, tmp_path) -> None:
+    """helper-112 HIGH: with an open ShardedIndex's actors holding 1.5 of the 2 CPUs,
+    build_shards waited forever (Ray Data's read task needs 1 CPU). Now a ValueError says what
+    is free and what to close, after a short wait (3 s) for CPUs to come back; the same build
+    works once they are released."""
+
+    @ray.remote(num_cpus=1.5)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    rows = [{"id": i, "indices": np.array([1 + i % 3], np.uint32), "values": np.array([1.0])} for i in range(6)]
+    h = Holder.remote()
+    ray.get(h.ready.remote())
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(ValueError, match=r"needs 1 free CPU\(s\) for Ray Data's tasks .* only 0.5 of the "
+                                             r"cluster's 2 CPUs are free: .* ShardedIndex"):
+            sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2)
+        assert time.monotonic() - t0 < 30
+        assert not (tmp_path / "a").exists()
+    finally:
+        ray.kill(h)
+    h = Holder.options(num_cpus=0.6).remote()  # 1.4 free: 1 for Ray Data, 0.4 for builders
+    ray.get(h.ready.remote())
+    try:
+        with pytest.raises(ValueError, match=r"num_cpus=0.3 x num_shards=2 = 0.6 CPUs .* only 1.4 of the cluster's "
+                                             r"2 CPUs are free: pass num_cpus <= 0.2"):
+            sdr.build_shards(ray.data.from_items(rows), tmp_path / "b", num_shards=2, num_cpus=0.3)
+        m = sdr.build_shards(ray.data.from_items(rows), tmp_path / "c", num_shards=2, num_cpus=0.2)
+        assert sum(s["documents"] for s in m["shards"]) == 6
+    finally:
+        ray.kill(h)
+    deadline = time.monotonic() + 30
+    while ray.available_resources().get("CPU", 0.0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the next tests find the cluster's CPUs free
+    m = sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2)
+    assert sum(s["documents"] for s in m["shards"]) == 6
+
+
 def test_build_shards_into_an_existing_directory(cluster, tmp_path) -> None:
     """An existing empty directory (a mount point, a process's working directory) stays the
     same directory, with its permissions: the shards move into it. A failed build into missing

@@ -602,13 +602,28 @@ def _builder_cpus(num_shards: int, num_cpus: float | None, encoders: int) -> flo
     if not ray.is_initialized():
         ray.init()
     need = _DATA_CPUS + float(encoders)  # each SPLADE encoder actor reserves 1 CPU
-    if num_cpus is None:
-        # what is free now (other actors may hold CPUs): builders may get 0 (they mostly wait)
-        avail = float(ray.available_resources().get("CPU", 0.0))
-        return _cpu_share(min(0.25, max(0.0, avail - need) / num_shards))
-    if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and num_cpus >= 0):
+    if num_cpus is not None and not (
+        isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and num_cpus >= 0
+    ):
         raise ValueError(f"num_cpus must be a number >= 0, got {num_cpus!r}")
     total = float(ray.cluster_resources().get("CPU", 0.0))
+    builders = 0.0 if num_cpus is None else float(num_cpus) * num_shards
+    # What is free now: other actors (an open ShardedIndex's shard actors, another job's) may
+    # hold CPUs, and a build whose Ray Data tasks cannot get theirs waits forever without a
+    # word (helper-112: a ShardedIndex of 3 shards x 2 replicas left 0.5 of 2 CPUs free).
+    # Briefly waited for: CPUs a finished job's tasks still hold come back within moments.
+    avail = _free_cpus(need + builders if builders <= total - need + 1e-9 else need)
+    if avail + 1e-9 < need:
+        enc = f" and its {encoders} SPLADE encoder actor(s)" if encoders else ""
+        raise ValueError(
+            f"build_shards needs {need:g} free CPU(s) for Ray Data's tasks (reading and routing batches){enc}, "
+            f"but only {avail:g} of the cluster's {total:g} CPUs are free: other actors hold the rest (an open "
+            "ShardedIndex reserves num_cpus per shard replica: close() it, or open it with num_cpus=0), "
+            "or use a larger cluster"
+        )
+    if num_cpus is None:
+        # builders may get 0 (they mostly wait)
+        return _cpu_share(min(0.25, max(0.0, avail - need) / num_shards))
     room = total - need
     if num_cpus * num_shards > room + 1e-9:
         raise ValueError(
@@ -619,7 +634,25 @@ def _builder_cpus(num_shards: int, num_cpus: float | None, encoders: int) -> flo
             + f": pass num_cpus <= {max(room, 0) / num_shards:.4g} (builders mostly wait; num_cpus=0 is "
             "fine), or num_cpus=None to size it from the free CPUs, or use fewer shards or a larger cluster"
         )
+    if builders > avail - need + 1e-9:
+        raise ValueError(
+            f"build_shards would reserve num_cpus={num_cpus:g} x num_shards={num_shards} = {builders:g} CPUs for "
+            f"its shard builders and Ray Data's tasks need {need:g}, but only {avail:g} of the cluster's "
+            f"{total:g} CPUs are free: pass num_cpus <= {max(avail - need, 0) / num_shards:.4g} (builders mostly "
+            "wait; num_cpus=0 is fine), or num_cpus=None to size it from the free CPUs, or close what holds "
+            "the others (an open ShardedIndex)"
+        )
     return float(num_cpus)
+
+
+def _free_cpus(want: float, wait_s: float = 3.0) -> float:
+    """The cluster's free CPUs, waiting up to ``wait_s`` seconds for ``want`` of them."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        free = float(ray.available_resources().get("CPU", 0.0))
+        if free + 1e-9 >= want or time.monotonic() >= deadline:
+            return free
+        time.sleep(0.1)
 
 
 def _bm25_encoder(spec: dict[str, Any]) -> Any:

@@ -7,18 +7,21 @@ import pytest
 from sparsedex import Bm25Encoder, SparseIndex
 
 
-@pytest.mark.parametrize("encoder", ["bm25", Bm25Encoder(k1=0.9)])
+@pytest.mark.parametrize("encoder", ["bm25", Bm25Encoder(k1=0.9), "Qdrant/bm25"])
 def test_a_bm25_encoder_is_refused_for_an_index_of_vectors_you_bring(tmp_path, encoder):
     """Opening an index of vectors you bring with a BM25 encoder was accepted: BM25 query words
     matched the user's term ids (doc 1, without the word, ranked first) and the next commit
-    recorded the index as a BM25 index. Now a ValueError names the index and what it holds."""
+    recorded the index as a BM25 index; Qdrant/bm25 weighted the vector queries by idf
+    (helper-112). Now a ValueError names the index and what it holds; a SPLADE encoder (the
+    vectors may be its own) is still accepted."""
     p = tmp_path / "vec"
     v = SparseIndex.create(p)
     v.add([{0: 5.0, 1: 5.0}, {2: 1.0}], ids=[1, 2])
     v.commit()
     v.close()
-    with pytest.raises(ValueError, match=r"vec: the index was built from vectors you bring, not with BM25"):
+    with pytest.raises(ValueError, match=r"vec: the index was built from vectors you bring, not with (BM25|Qdrant/bm25)"):
         SparseIndex.open(p, encoder=encoder)
+    SparseIndex.open(p, encoder="splade-tiny").close()
     again = SparseIndex.open(p)  # untouched, still an index of vectors
     assert again.info()["encoder"] is None and sorted(again.ids()) == [1, 2]
     again.close()

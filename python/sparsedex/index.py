@@ -284,13 +284,17 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
     match the index's documents. A BM25 encoder for an index of vectors you bring (saved
     ``None``) too: BM25 indexes keep term frequencies and document lengths, and its term ids
     would name the vectors' terms (helper-111: accepted, the user's vectors matched BM25 query
-    words, and the next commit recorded the index as a BM25 index)."""
-    if saved is None and _is_bm25(encoder):
-        return "the index was built from vectors you bring, not with BM25"
-    if not isinstance(saved, Mapping) or not hasattr(encoder, "identity"):
+    words, and the next commit recorded the index as a BM25 index); and Qdrant/bm25, whose
+    queries are weighted by the index's idf (helper-112: the same vector query scored 1.04 where
+    it scored 1.5)."""
+    if not hasattr(encoder, "identity") or not (saved is None or isinstance(saved, Mapping)):
         return None
     given = encoder.identity(include_vocabulary=False) if _is_bm25(encoder) else encoder.identity()
     if not isinstance(given, Mapping):
+        return None
+    if saved is None:
+        if given.get("kind") in ("bm25", "fastembed-bm25"):
+            return f"the index was built from vectors you bring, not with {_describe_identity(given)}"
         return None
     sk, gk = saved.get("kind"), given.get("kind")
     if sk not in _KNOWN_KINDS or gk not in _KNOWN_KINDS:

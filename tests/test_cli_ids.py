@@ -419,3 +419,38 @@ def test_index_does_not_replace_an_index_saved_there_while_it_encoded(capsys, tm
     monkeypatch.setattr(cli, "_add_in_chunks", real)
     assert run_cli(capsys, "index", corpus, ix, "--encoder", "bm25", "--overwrite")[0] == 0
     assert sorted(SparseIndex.open(ix).ids()) == ["doc-a", "doc-b", "doc-c"]
+
+
+def test_index_into_a_directory_an_index_is_being_saved_into(capsys, tmp_path, monkeypatch):
+    """helper-112 LOW: a run that started while another's save was writing into the directory
+    (its LOCK and segment files there, no CURRENT yet) said "is not a sparsedex index"; one
+    whose save met the other's writer lock said "close() the other index" (Python's advice).
+    Both now say another process is writing an index there."""
+    from sparsedex import cli
+    from sparsedex.lock import WriterLock
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", BEIR)
+    mid = tmp_path / "mid"
+    mid.mkdir()
+    (mid / "LOCK").write_text("")
+    (mid / "seg-000001.sdx").write_bytes(b"\0" * 16)
+    rc, out, err = run_cli(capsys, "index", corpus, mid, "--encoder", "bm25")
+    assert rc == 1
+    one_line_error(err, "holds the files of an index but not its CURRENT yet: another process is writing")
+    ix = tmp_path / "ix"
+    ix.mkdir()
+    real = cli._add_in_chunks
+    other = WriterLock(ix)
+
+    def another_writer_takes_the_lock(index, recs, **kw):
+        other.acquire()
+        return real(index, recs, **kw)
+
+    monkeypatch.setattr(cli, "_add_in_chunks", another_writer_takes_the_lock)
+    try:
+        rc, out, err = run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")
+    finally:
+        other.release()
+    assert rc == 1
+    one_line_error(err, "another process is writing an index into it: wait for it to finish")
+    assert "close()" not in err

@@ -547,11 +547,41 @@ def _check_new_index_dir(path: str, overwrite: bool) -> Any:
             f"{p}: holds an index already: pass --overwrite to replace it, or use `sparsedex add {p} CORPUS` "
             "to add documents to it"
         )
+    if _being_written(p):
+        raise UserError(_WRITING.format(p=p))
     raise UserError(f"{p}: exists, is not empty and is not a sparsedex index: choose another directory")
+
+
+# a save into the directory in progress (another `sparsedex index`), or one killed midway
+_WRITING = ("{p}: holds the files of an index but not its CURRENT yet: another process is writing an index into "
+            "it (wait for it to finish, then pass --overwrite to replace that index or use `sparsedex add`), "
+            "or a save into it was killed (remove the directory)")
+
+
+def _being_written(p: Path) -> bool:
+    """Whether ``p`` looks like an index being saved (helper-112: its writer lock file and
+    segment files are there before its ``CURRENT``). Only looked at, never locked: a probe
+    taking the lock could make that save fail."""
+    from .lock import LOCK_FILE
+
+    try:
+        return (p / LOCK_FILE).is_file() and any(x.name.startswith("seg-") for x in p.iterdir())
+    except OSError:
+        return False
+    lock = WriterLock(p)
+    try:
+        lock.acquire()
+    except IndexLockedError:
+        return True
+    except OSError:
+        return False
+    lock.release()
+    return False
 
 
 def cmd_index(a: argparse.Namespace) -> int:
     from .index import SparseIndex
+    from .lock import IndexLockedError
 
     held = _check_new_index_dir(a.index_dir, a.overwrite)
     try:
@@ -568,7 +598,14 @@ def cmd_index(a: argparse.Namespace) -> int:
             # Without --overwrite, an index another process saved there meanwhile (two `sparsedex
             # index` runs side by side) is not replaced: both checked an empty directory at start.
             index.save(a.index_dir, _held=held, _replace=held is not None)
-        except FileExistsError as e:
+        except IndexLockedError:
+            if held is not None:
+                raise
+            raise UserError(
+                f"{a.index_dir}: another process is writing an index into it: wait for it to finish, then pass "
+                "--overwrite to replace that index or use `sparsedex add` to add to it"
+            ) from None
+        except FileExistsError:
             if held is not None or not (Path(a.index_dir) / "CURRENT").exists():
                 raise
             raise UserError(

@@ -54,3 +54,15 @@ def test_a_documents_repr_names_only_its_fields():
     r = repr(doc)
     assert r == "Document(id='a', text=None, payload={'x': 1}, vector=<2 terms>)", r
     assert doc.vector.nnz == 2
+
+
+def test_the_k_cap_suggests_only_a_max_k_the_command_line_takes():
+    """helper-112 LOW: k = 10**30 over the cap suggested `--max-k 10**30`, which the CLI refuses."""
+    from sparsedex import _http
+
+    with pytest.raises(_http.OverCap) as e:
+        _http._capped_k({"k": 10**30}, 1000)
+    assert "--max-k" not in str(e.value) and "at most 1000" in str(e.value)
+    with pytest.raises(_http.OverCap) as e:
+        _http._capped_k({"k": 5000}, 1000)
+    assert "sparsedex serve --max-k 5000 to raise the cap" in str(e.value)

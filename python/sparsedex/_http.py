@@ -181,8 +181,13 @@ def _capped_k(body: dict[str, Any], max_k: int) -> Any:
     k = _k(body)
     if isinstance(k, int) and not isinstance(k, bool) and k > max_k:
         field = "k" if body.get("limit") is None else "limit"
+        from ._validate import MAX_K
+
+        # the --max-k to suggest only where the command line takes it (helper-112: k=10**30
+        # suggested a --max-k the CLI refuses)
+        raise_it = f", or start the server with sparsedex serve --max-k {k} to raise the cap" if k <= MAX_K else ""
         raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
-                           f"at most {max_k}, or start the server with sparsedex serve --max-k {k} to raise the cap)")
+                           f"at most {max_k}{raise_it})")
     return k
 
 

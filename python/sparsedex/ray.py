@@ -1572,7 +1572,12 @@ class ShardedIndex:
         from .encoders.bm25 import Bm25Encoder
 
         if not isinstance(text, str):
-            raise TypeError(f"{what} is a {type(text).__name__}: a BM25 index is searched with texts")
+            # a sparse vector too: each shard numbers its BM25 terms itself, so term ids do not
+            # name the same word across shards (helper-112: "is a tuple" read as an internal error)
+            kind = "a sparse vector" if isinstance(text, (tuple, list, dict)) or hasattr(text, "indices") else (
+                f"a {type(text).__name__}")
+            raise TypeError(f"{what} is {kind}: a sharded BM25 index is searched with texts (each shard numbers "
+                            "its terms itself, so term ids name no word across shards)")
         _validate.check_text(text, what)
         if self._bm25_analyzer is None:
             ident = {k: v for k, v in self.manifest["encoder"].items() if k not in ("vocabulary", "vocab_size")}

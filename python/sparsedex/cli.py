@@ -568,15 +568,6 @@ def _being_written(p: Path) -> bool:
         return (p / LOCK_FILE).is_file() and any(x.name.startswith("seg-") for x in p.iterdir())
     except OSError:
         return False
-    lock = WriterLock(p)
-    try:
-        lock.acquire()
-    except IndexLockedError:
-        return True
-    except OSError:
-        return False
-    lock.release()
-    return False
 
 
 def cmd_index(a: argparse.Namespace) -> int:

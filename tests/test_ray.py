@@ -352,6 +352,10 @@ def test_build_shards_refuses_when_other_actors_hold_the_cpus_ray_data_needs(clu
         time.sleep(0.1)  # the next tests find the cluster's CPUs free
     m = sdr.build_shards(ray.data.from_items(rows), tmp_path / "a", num_shards=2)
     assert sum(s["documents"] for s in m["shards"]) == 6
+    # opened at once, every CPU reserved, while the builders' CPUs are still being released
+    # (helper-113: refused, 1.5 of 2 CPUs free just after build_shards returned)
+    with sdr.ShardedIndex(tmp_path / "a", replicas=2, num_cpus=0.5) as sh:
+        assert len(sh) == 6
 
 
 def test_build_shards_into_an_existing_directory(cluster, tmp_path) -> None:

@@ -549,7 +549,8 @@ def _check_new_index_dir(path: str, overwrite: bool) -> Any:
         )
     if _being_written(p):
         raise UserError(_WRITING.format(p=p))
-    raise UserError(f"{p}: exists, is not empty and is not a sparsedex index: choose another directory")
+    raise UserError(f"{p}: exists, is not empty and is not a sparsedex index: choose another directory"
+                    + (" (--overwrite replaces only a sparsedex index)" if overwrite else ""))
 
 
 # a save into the directory in progress (another `sparsedex index`), or one killed midway
@@ -588,16 +589,17 @@ def cmd_index(a: argparse.Namespace) -> int:
         try:
             # Without --overwrite, an index another process saved there meanwhile (two `sparsedex
             # index` runs side by side) is not replaced: both checked an empty directory at start.
-            index.save(a.index_dir, _held=held, _replace=held is not None)
+            # With it, the later save replaces it, as it would one there from the start (helper-113).
+            index.save(a.index_dir, _held=held, _replace=bool(a.overwrite))
         except IndexLockedError:
-            if held is not None:
+            if a.overwrite:
                 raise
             raise UserError(
                 f"{a.index_dir}: another process is writing an index into it: wait for it to finish, then pass "
                 "--overwrite to replace that index or use `sparsedex add` to add to it"
             ) from None
         except FileExistsError:
-            if held is not None or not (Path(a.index_dir) / "CURRENT").exists():
+            if a.overwrite or not (Path(a.index_dir) / "CURRENT").exists():
                 raise
             raise UserError(
                 f"{a.index_dir}: holds an index already, saved there by another process while this one was "

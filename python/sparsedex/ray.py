@@ -1278,7 +1278,9 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
     if num_cpus is None:
         if not ray.is_initialized():
             ray.init()
-        free = float(ray.available_resources().get("CPU", 0.0))
+        # CPUs released moments ago (build_shards' builders just after it returns) come back
+        # within a second: waited for briefly, as build_shards does (helper-113)
+        free = _free_cpus(0.25 * num_shards * replicas)
         # Ray takes fractions of a CPU in steps of 0.0001: round down (0 is fine, actors mostly wait)
         return _cpu_share(min(0.25, max(0.0, free) / (num_shards * replicas)))
     if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and math.isfinite(num_cpus)
@@ -1290,7 +1292,7 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
         ray.init()
     need = num_shards * replicas * float(num_cpus)
     total = float(ray.cluster_resources().get("CPU", 0.0))
-    free = float(ray.available_resources().get("CPU", 0.0))
+    free = _free_cpus(need) if need <= total + 1e-9 else float(ray.available_resources().get("CPU", 0.0))
     if need > free + 1e-9:
         fits = _cpu_share(free / (num_shards * replicas))
         raise ValueError(

@@ -924,8 +924,14 @@ def build_shards(
             # before the work directory is removed. A kill does not wait for its worker to stop
             # writing, and files landing after the removal were left behind (seen in CI)
             ray.wait(writes, num_returns=len(writes), timeout=300)
+        free = float(ray.available_resources().get("CPU", 0.0))
         for b in builders:
             ray.kill(b)
+        if done and builders:
+            # returns once Ray has the builders' CPUs back (moments after the kills): a
+            # ShardedIndex opened right after found them still reserved and was refused (helper-113)
+            total = float(ray.cluster_resources().get("CPU", 0.0))
+            _free_cpus(min(total, free + builder_cpus * len(builders)))
         if not done and mine:
             shutil.rmtree(work, ignore_errors=True)
         if not done:
@@ -1278,9 +1284,7 @@ def _check_actor_cpus(num_shards: int, replicas: int, num_cpus: Any) -> float:
     if num_cpus is None:
         if not ray.is_initialized():
             ray.init()
-        # CPUs released moments ago (build_shards' builders just after it returns) come back
-        # within a second: waited for briefly, as build_shards does (helper-113)
-        free = _free_cpus(0.25 * num_shards * replicas)
+        free = float(ray.available_resources().get("CPU", 0.0))
         # Ray takes fractions of a CPU in steps of 0.0001: round down (0 is fine, actors mostly wait)
         return _cpu_share(min(0.25, max(0.0, free) / (num_shards * replicas)))
     if not (isinstance(num_cpus, (int, float)) and not isinstance(num_cpus, bool) and math.isfinite(num_cpus)

@@ -1641,9 +1641,10 @@ class Store:
         try:
             from . import _legacy
 
-            if not replace and (os.path.lexists(d / "CURRENT") or _legacy.is_legacy(d)):
+            legacy = _legacy.is_legacy(d)
+            if not replace and (legacy or os.path.lexists(d / "CURRENT")):
                 raise FileExistsError(f"{d} holds an index (written since this save began): not replacing it")
-            if _legacy.is_legacy(d):
+            if legacy:
                 _legacy.remove_legacy_files(d, keep_current=True)
             # This handle's snapshot, whose segments' documents it holds open: a newer commit
             # (a background merge, another writer) may have collected their files by name.

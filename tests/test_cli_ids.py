@@ -461,3 +461,42 @@ def test_index_into_a_directory_an_index_is_being_saved_into(capsys, tmp_path, m
     assert rc == 1
     one_line_error(err, "another process is writing an index into it: wait for it to finish")
     assert "close()" not in err
+
+
+def test_index_overwrite_meeting_another_writer_speaks_the_cli(capsys, tmp_path, monkeypatch):
+    """With ``--overwrite``, an index another process is writing (its writer lock held at the
+    start, or taken while this run encoded) is refused in the CLI's words, naming the holder:
+    not the library's "close() the other index", which speaks to Python code (stop 55's
+    leftover)."""
+    from sparsedex import cli
+    from sparsedex.lock import WriterLock
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", BEIR)
+    ix = tmp_path / "ix"
+    assert run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")[0] == 0
+    w = SparseIndex.open(ix)
+    w.delete(["doc-a"])  # takes the writer lock
+    try:
+        rc, out, err = run_cli(capsys, "index", corpus, ix, "--encoder", "bm25", "--overwrite")
+    finally:
+        w.close()
+    assert rc == 1
+    one_line_error(err, "another process is writing this index (pid ")
+    assert "--overwrite replaces an index no one is writing" in err and "close()" not in err
+    fresh = tmp_path / "fresh"
+    real = cli._add_in_chunks
+    other = WriterLock(fresh)
+
+    def another_writer_takes_the_lock(index, recs, **kw):
+        fresh.mkdir()
+        other.acquire()
+        return real(index, recs, **kw)
+
+    monkeypatch.setattr(cli, "_add_in_chunks", another_writer_takes_the_lock)
+    try:
+        rc, out, err = run_cli(capsys, "index", corpus, fresh, "--encoder", "bm25", "--overwrite")
+    finally:
+        other.release()
+    assert rc == 1
+    one_line_error(err, "another process is writing an index into it: wait for it to finish, then run again")
+    assert "close()" not in err

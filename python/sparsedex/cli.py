@@ -540,8 +540,11 @@ def _check_new_index_dir(path: str, overwrite: bool) -> Any:
             lock = WriterLock(p)
             try:
                 lock.acquire()
-            except IndexLockedError as e:
-                raise UserError(f"{e} (--overwrite replaces an index no one is writing)") from None
+            except IndexLockedError:
+                raise UserError(
+                    f"{p}: another process is writing this index ({lock._holder()}): --overwrite replaces an "
+                    "index no one is writing; wait for that process to finish (or stop it), then run again"
+                ) from None
             return lock
         raise UserError(
             f"{p}: holds an index already: pass --overwrite to replace it, or use `sparsedex add {p} CORPUS` "
@@ -593,7 +596,11 @@ def cmd_index(a: argparse.Namespace) -> int:
             index.save(a.index_dir, _held=held, _replace=bool(a.overwrite))
         except IndexLockedError:
             if a.overwrite:
-                raise
+                # the library's wording ("close() the other index") speaks to Python code
+                raise UserError(
+                    f"{a.index_dir}: another process is writing an index into it: wait for it to finish, then run "
+                    "again to replace that index"
+                ) from None
             raise UserError(
                 f"{a.index_dir}: another process is writing an index into it: wait for it to finish, then pass "
                 "--overwrite to replace that index or use `sparsedex add` to add to it"

@@ -23,7 +23,7 @@ and ``sparsedex serve``'s flag that raises it (``--max-k``, ``--max-batch``).
 ``sparsedex serve`` speaks HTTP/1.1 (keep-alive), answers a body over :data:`MAX_BODY_BYTES`
 413 (reading and dropping the rest for :data:`LINGER_S` seconds, so that the client sees it),
 a malformed or repeated ``Content-Length`` (digits only) 400, ``Transfer-Encoding`` beside a
-``Content-Length`` 400 and a chunked body without one 411, a method other than GET, HEAD and
+``Content-Length`` 400, a chunked body without one 411 and a POST with neither 411, a method other than GET, HEAD and
 POST a JSON 405 (as are a POST to ``/health`` and a GET of another endpoint), a body that stops
 arriving before its ``Content-Length`` a 408 once the connection has been silent for
 :data:`IDLE_TIMEOUT_S` seconds, its own protocol errors (an unknown method, a malformed request line, HTTP/2)
@@ -532,7 +532,11 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                             linger=bool(lengths))
                 return
             if not lengths:
-                self._answer(b"")
+                # HTTP/1.1 reads such a request as having no body (RFC 9112 §6.3), whatever the
+                # client meant to send after its headers: say which header is missing rather
+                # than that the (empty) body has no query
+                self._error(411, "send the request body with a Content-Length header: without one (or chunked "
+                                 "framing) a POST has no body", linger=True)
                 return
             values = {v.strip() for v in lengths}
             length = lengths[0]

@@ -493,10 +493,16 @@ def evaluate_index(
     (a path or ``{qid: {docid: rel}}``): returns (means by metric, run ``{qid: {docid: score}}``).
     ``gains``: nDCG gains, ``"linear"`` (trec_eval's, default) or ``"exponential"``;
     ``target_recall``: approximate search's target, with ``algorithm="approximate"``."""
-    from .eval import evaluate, read_qrels
+    from .eval import _check_exponential_grades, evaluate, parse_metric, read_qrels
 
+    where = "" if isinstance(qrels, dict) else f"{qrels}: "
     if not isinstance(qrels, dict):
         qrels = read_qrels(qrels)
+    if gains == "exponential" and any(parse_metric(m).kind == "ndcg" for m in metrics):
+        try:  # before the search, which can take minutes, rather than after it
+            _check_exponential_grades(qrels)
+        except ValueError as e:
+            raise ValueError(f"{where}{e}") from None
     run = _search_all(index, queries, k, algorithm, target_recall=target_recall)
     means = evaluate(run, qrels, list(metrics), gains=gains, rel_threshold=rel_threshold)
     return means, run
@@ -802,6 +808,13 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if qp.is_dir():
         raise UserError(f"{a.qrels}: a directory, not a qrels file")
     qrels = read_qrels(a.qrels)
+    if a.gains == "exponential" and any(m.kind == "ndcg" for m in parsed):
+        from .eval import _check_exponential_grades
+
+        try:  # before the search, naming the file
+            _check_exponential_grades(qrels)
+        except ValueError as e:
+            raise UserError(f"{a.qrels}: {e}") from None
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:
         raise UserError(f"{a.queries}: no queries")

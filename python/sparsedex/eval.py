@@ -329,10 +329,29 @@ def parse_metric(name: str | Metric) -> Metric:
     return Metric(kind, k)
 
 
+# The largest grade exponential gains take: 2**grade - 1 is a float up to grade 1023, and at
+# 1000 the sum of the gains of millions of documents (the ideal DCG) stays finite too.
+MAX_EXPONENTIAL_GRADE = 1000
+
+
 def _gain(rel: int, gains: str) -> float:
     if rel <= 0:
         return 0.0
-    return float(2**rel - 1) if gains == "exponential" else float(rel)
+    # in floats: 2**rel of a Python int built a number of rel bits first (a grade of 1e11
+    # took 12.5 GB, helper-115); grades above MAX_EXPONENTIAL_GRADE are refused by evaluate()
+    return math.ldexp(1.0, rel) - 1.0 if gains == "exponential" else float(rel)
+
+
+def _check_exponential_grades(qrels: Mapping[str, Mapping[str, int]]) -> None:
+    """Refuse a grade whose exponential gain overflows a float, naming its query and document."""
+    for qid, judged in qrels.items():
+        for doc, rel in judged.items():
+            if rel > MAX_EXPONENTIAL_GRADE:
+                raise ValueError(
+                    f"qrels: query {shown(qid)} document {shown(doc)}: grade {rel} is too large for exponential "
+                    f"gains, which take grades up to {MAX_EXPONENTIAL_GRADE} (2**grade - 1, and the sums of "
+                    "such gains, soon pass a float's range): use linear gains, or grades on a smaller scale"
+                )
 
 
 def _query_values(
@@ -462,6 +481,8 @@ def evaluate_per_query(
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
     checked = _as_qrels(qrels)
+    if gains == "exponential" and any(m.kind == "ndcg" for m in parsed):
+        _check_exponential_grades(checked)
     result: dict[str, dict[str, float]] = {n: {} for n in names}
     for qid, judged in checked.items():
         if qid not in ranked:

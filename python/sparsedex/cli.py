@@ -1317,6 +1317,8 @@ def _message(e: BaseException) -> str:
         return str(e.args[0])
     if isinstance(e, OSError) and e.filename and e.strerror:
         return f"{e.filename}: {e.strerror}"
+    if isinstance(e, OSError) and e.errno is not None and e.strerror:
+        return " ".join(e.strerror.split())  # the engine's message, without "[Errno N]"
     msg = str(e) or type(e).__name__
     return " ".join(msg.split())
 

@@ -451,6 +451,17 @@ class SqliteDocs(SegmentDocs):
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"corrupt index file: {self.path}: {what}")
 
+    def _damaged(self, what: str) -> CorruptIndexError:
+        """The error of a read that found the file damaged after its first check (its bytes
+        changed since: a file rewritten in place under an open index), kept: every later read
+        of this handle raises it again, and a ``refresh()`` opens and checks the file anew
+        (helper-114: a later read succeeded, and a refresh kept the damaged handle)."""
+        e = self._corrupt(what)
+        self._failed = str(e)
+        self.failed = True
+        self._verified = False
+        return e
+
     def _ensure_verified(self) -> None:
         """First read: the file's CRC32 against the manifest's, then the schema."""
         if self._verified:
@@ -536,10 +547,10 @@ class SqliteDocs(SegmentDocs):
                         q = f"SELECT doc, {column} FROM docs WHERE doc IN ({','.join('?' * len(part))})"
                         out.update(self._conn.execute(q, part).fetchall())
         except sqlite3.Error as e:
-            raise self._corrupt(f"unreadable ({e})") from None
+            raise self._damaged(f"unreadable ({e})") from None
         if len(out) != len(wanted):
             missing = next(d for d in wanted if d not in out)
-            raise self._corrupt(f"document {missing} is missing")
+            raise self._damaged(f"document {missing} is missing")
         return out
 
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
@@ -551,10 +562,10 @@ class SqliteDocs(SegmentDocs):
             # around a value, or damage) goes to json.loads, which names what is wrong.
             values = [None if t is None else _one_json_value(t) for t in rows.values()]
         except ValueError as e:
-            raise self._corrupt(f"a payload is not JSON ({e})") from None
+            raise self._damaged(f"a payload is not JSON ({e})") from None
         for d, v in zip(rows.keys(), values):
             if v is not None and type(v) is not dict:  # add() stores dicts or None only
-                raise self._corrupt(f"the payload of document {d} is not a JSON object: {v!r:.60}")
+                raise self._damaged(f"the payload of document {d} is not a JSON object: {v!r:.60}")
         cache = dict(zip(rows.keys(), values))
         return [cache[int(d)] for d in docs]
 
@@ -600,7 +611,7 @@ class SqliteDocs(SegmentDocs):
                         raise ValueError(f"{len(texts)} values at {path!r} read back as {len(got)}")
                     vals += got
         except (sqlite3.Error, ValueError, TypeError) as e:
-            raise self._corrupt(f"unreadable payloads ({e})") from None
+            raise self._damaged(f"unreadable payloads ({e})") from None
         docs = np.asarray(docs_l, dtype=np.int64)
         if docs.size > 1 and not np.all(docs[1:] > docs[:-1]):  # SQLite gives them in order
             order = np.argsort(docs, kind="stable")
@@ -679,13 +690,33 @@ def _failed_write(e: BaseException, tmp: Path, what: str) -> None:
     and raise an SQLite operational error (full disk, I/O error) as ``OSError`` (``ENOSPC`` or
     ``EIO``) naming the segment and the file; other errors return, for the caller to re-raise."""
     try:
+        size: int | None = tmp.stat().st_size
+    except OSError:
+        size = None
+    try:
         tmp.unlink()
     except OSError:
         pass
     if isinstance(e, sqlite3.OperationalError):
         full = "full" in str(e)
-        raise OSError(errno.ENOSPC if full else errno.EIO,
-                      f"writing the documents of {what} ({tmp}): {e}", str(tmp)) from e
+        code, why = (errno.ENOSPC if full else errno.EIO), ""
+        limit = _file_size_limit()
+        if not full and limit is not None and size is not None and size + (1 << 20) >= limit:
+            # SQLite reports a write refused with EFBIG as "disk I/O error" (helper-114)
+            code = errno.EFBIG
+            why = f" (the file reached this process's file size limit, {limit:,} bytes: ulimit -f)"
+        raise OSError(code, f"writing the documents of {what} ({tmp}): {e}{why}", str(tmp)) from e
+
+
+def _file_size_limit() -> int | None:
+    """This process's file size limit in bytes (RLIMIT_FSIZE), None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 _CHUNK_DOCS = 8192  # payloads per INSERT ... SELECT FROM json_each

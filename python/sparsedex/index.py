@@ -448,7 +448,9 @@ def _files_changed_under(ix: "SparseIndex", e: Exception) -> Exception:
     of an open index: the memory-mapped bytes changed under the search; get()'s KeyError too), a
     :class:`CorruptIndexError` that says so (it read "internal error (please report it)", or
     named statistics the user never gave, helper-88)."""
-    if isinstance(e, SparsedexError) and not str(e).startswith("internal error"):
+    # a documents file that fails to read (SQLite's "malformed") may be one rewritten under the
+    # handle too: then say so (helper-114: it read "unreadable" alone)
+    if isinstance(e, SparsedexError) and not (str(e).startswith("internal error") or isinstance(e, CorruptIndexError)):
         return e
     store = getattr(ix, "_store", None)
     err = store.rewritten_files_error() if store is not None else None

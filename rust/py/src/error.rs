@@ -53,6 +53,18 @@ pub fn to_py(e: Error) -> PyErr {
                     ),
                 ));
             }
+            // A failed system call keeps its errno (helper-114: a commit past the file size
+            // limit raised an OSError whose errno was None, "File too large (os error 27)" only
+            // in its text, so `e.errno in (ENOSPC, EFBIG)` missed it); OSError(errno, msg)
+            // picks the matching subclass itself.
+            if let Some(code) = source.raw_os_error() {
+                return match source.kind() {
+                    std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err((code, msg)),
+                    std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err((code, msg)),
+                    std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err((code, msg)),
+                    _ => PyOSError::new_err((code, msg)),
+                };
+            }
             match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),

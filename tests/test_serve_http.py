@@ -80,6 +80,11 @@ def test_top_terms(index) -> None:
         assert status == 400 and '"top_terms" must be an integer >= 0' in obj["error"], bad
     for ok in (0, 1, None):
         assert _req(index, "explain", {"query": Q, "id": "a", "top_terms": ok})[0] == 200
+    # top_terms bounds the decoded vectors the answer carries (helper-115: it changed nothing)
+    got = {n: _req(index, "explain", {"query": Q, "id": "a", "top_terms": n})[1] for n in (0, 1, None)}
+    assert got[0]["document_terms"] == [] and got[0]["query_terms"] == []
+    assert got[1]["document_terms"] == [["2", 2.0]] and len(got[1]["query_terms"]) == 1
+    assert len(got[None]["document_terms"]) == 2 and len(got[None]["matches"]) == 1
 
 
 def test_deeply_nested_body_is_400(index) -> None:

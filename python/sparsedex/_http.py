@@ -250,7 +250,11 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
         e = index.explain(_vector(body["query"]), body["id"], top_terms=_top_terms(body))
         return {"id": e.id, "score": e.score,
                 "matches": [{"term_id": m.term_id, "token": m.token, "query_weight": m.query_weight,
-                             "doc_weight": m.doc_weight, "contribution": m.contribution} for m in e.matches]}
+                             "doc_weight": m.doc_weight, "contribution": m.contribution} for m in e.matches],
+                # the two vectors decoded, heaviest first, at most top_terms each (helper-115:
+                # top_terms was taken but changed nothing, as these were left out)
+                "query_terms": [[t, float(w)] for t, w in e.query_terms],
+                "document_terms": [[t, float(w)] for t, w in e.document_terms]}
     if op == "health":
         return {"documents": len(index)}
     raise LookupError(f"unknown endpoint {op!r} (one of: {', '.join(ENDPOINTS)})")

@@ -71,8 +71,11 @@ def test_arguments_that_do_not_apply_are_errors():
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="parallel"):
             list(m.embed(["x"], parallel=bad))
-    for bad in (0, -3, 2.5):
+    for bad in (0, -3):
         with pytest.raises(ValueError, match="batch_size"):
+            list(m.embed(["x"], batch_size=bad))
+    for bad in (2.5, True, None):  # a TypeError, as SpladeEncoder(batch_size=...) raises (helper-115)
+        with pytest.raises(TypeError, match="batch_size"):
             list(m.embed(["x"], batch_size=bad))
     with pytest.raises(TypeError, match="text 2 is an int, not a str"):
         list(m.embed(["a", "b", 7], batch_size=2, parallel=2))

@@ -102,3 +102,65 @@ def test_a_commit_past_the_file_size_limit_raises_efbig(tmp_path, what, limit):
     r = SparseIndex.open(p)
     assert sorted(r.ids()) == list(range(10))
     r.close()
+
+
+def test_exponential_gains_refuse_grades_past_a_float_and_compute_in_floats(tmp_path):
+    """helper-115 HIGH: ``2**rel - 1`` of a Python int built a number of ``rel`` bits (a grade of
+    1e11 took 12.5 GB and minutes; 5000 raised OverflowError, an "internal error" in the CLI).
+    Now gains are floats; a grade above 1000 is refused with exponential gains (named, with
+    its query and document), and linear gains take any grade."""
+    from sparsedex import eval as E
+    from sparsedex.cli import main
+
+    run = {"q1": [("d1", 2.0), ("d2", 1.0)]}
+    for grade in (5000, 99_999_999_999):
+        with pytest.raises(ValueError, match=rf"query 'q1' document 'd1': grade {grade} is too large for exponential"):
+            E.evaluate(run, {"q1": {"d1": grade, "d2": 1}}, ["ndcg@10"], gains="exponential")
+        assert E.evaluate(run, {"q1": {"d1": grade, "d2": 1}}, ["ndcg@10", "map"]) == {"ndcg@10": 1.0, "map": 1.0}
+        # not an nDCG: gains do not matter
+        assert E.evaluate(run, {"q1": {"d1": grade}}, ["map"], gains="exponential") == {"map": 1.0}
+    assert E.evaluate(run, {"q1": {"d1": 1000, "d2": 1000}}, ["ndcg@10"], gains="exponential") == {"ndcg@10": 1.0}
+    got = E.evaluate(run, {"q1": {"d1": 1, "d2": 3}}, ["ndcg@10"], gains="exponential")["ndcg@10"]
+    want = (1 / 1 + 7 / np.log2(3)) / (7 / 1 + 1 / np.log2(3))
+    assert got == pytest.approx(want, rel=1e-12)
+    # the CLI refuses before searching, naming the qrels file
+    (tmp_path / "c.jsonl").write_text('{"id": "d1", "text": "hello world"}\n{"id": "d2", "text": "bye"}\n')
+    (tmp_path / "q.jsonl").write_text('{"id": "q1", "text": "hello"}\n')
+    (tmp_path / "b.qrels").write_text("q1 0 d1 5000\n")
+    assert main(["index", str(tmp_path / "c.jsonl"), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    rc = main(["eval", str(tmp_path / "ix"), str(tmp_path / "q.jsonl"), str(tmp_path / "b.qrels"), "--gains", "exponential"])
+    assert rc == 1
+
+
+def test_helper115_messages(capsys):
+    """helper-115 LOW: a query of None on an index that encodes texts names texts; a bool or
+    string grade is not told about fractions; a batch_size of the wrong type is a TypeError
+    everywhere."""
+    from sparsedex import eval as E
+    from sparsedex.embedding import SparseTextEmbedding
+
+    ix = SparseIndex("bm25")
+    ix.add(["hello world", "bye"])
+    for call in (lambda: ix.search(None), lambda: ix.search_batch([None]), lambda: ix.search_batch(["a", None])):
+        with pytest.raises(TypeError, match="is None: pass (a text|texts) .this index encodes them."):
+            call()
+    for g, why in ((True, "not a bool"), ("2", "not a str"), (1.5, "would truncate a fractional grade")):
+        with pytest.raises(ValueError, match=why):
+            E.evaluate({"q1": [("d1", 1.0)]}, {"q1": {"d1": g}}, ["map"])
+    m = SparseTextEmbedding("splade-tiny")
+    for bad in (1.5, True, None):
+        with pytest.raises(TypeError, match="batch_size"):
+            list(m.embed(["x"], batch_size=bad))
+
+
+def test_run_and_qrels_numbers_take_no_underscores(tmp_path):
+    """helper-115 LOW: a score or grade written "1_000" was read as 1000 (Python's syntax;
+    trec_eval reads 1); now it is an error naming the file and line."""
+    from sparsedex import eval as E
+
+    (tmp_path / "r.run").write_text("q1 Q0 d1 1 1_000 t\n")
+    with pytest.raises(ValueError, match=r"r.run:1: score '1_000' is not a number"):
+        E.read_run(tmp_path / "r.run")
+    (tmp_path / "q.qrels").write_text("q1 0 d1 1\nq1 0 d2 1_0\n")
+    with pytest.raises(ValueError, match=r"q.qrels:2: relevance '1_0' is not an integer"):
+        E.read_qrels(tmp_path / "q.qrels")

@@ -185,7 +185,8 @@ def _capped_k(body: dict[str, Any], max_k: int) -> Any:
 
         # the --max-k to suggest only where the command line takes it (helper-112: k=10**30
         # suggested a --max-k the CLI refuses)
-        raise_it = f", or start the server with sparsedex serve --max-k {k} to raise the cap" if k <= MAX_K else ""
+        raise_it = (f", or start the server with sparsedex serve --max-k {k} to raise the cap" if k <= MAX_K
+                    else f"; sparsedex serve --max-k raises the cap, up to {MAX_K}")
         raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
                            f"at most {max_k}{raise_it})")
     return k

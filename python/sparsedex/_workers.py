@@ -122,7 +122,11 @@ def _batches(documents: str | Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    """``batch_size`` as an int: TypeError for a non-integer (as the encoders' own
+    ``batch_size=`` raises, helper-115), ValueError for one below 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be a positive integer, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 

@@ -689,7 +689,7 @@ def cmd_delete(a: argparse.Namespace) -> int:
     gen = index.commit()
     left = len(index)
     index.close()
-    print(f"deleted {n} documents from {a.index_dir} ({left} left, commit {gen})")
+    print(f"deleted {n} document{'' if n == 1 else 's'} from {a.index_dir} ({left} left, commit {gen})")
     return 0
 
 

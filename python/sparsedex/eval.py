@@ -126,7 +126,8 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
                 f"got {len(parts)} fields"
             )
         try:
-            value = float(rel_s)
+            # Python's number syntax also takes "1_000" (trec_eval would read 1): not a grade
+            value = float(rel_s) if "_" not in rel_s else float("x")
         except ValueError:
             if first:
                 first = False
@@ -180,7 +181,8 @@ def read_run(path: str | os.PathLike[str]) -> Run:
             )
         qid, _, did, _, score_s, _ = parts
         try:
-            score = float(score_s)
+            # Python's number syntax also takes "1_000", which trec_eval reads as 1 (helper-115)
+            score = float(score_s) if "_" not in score_s else float("x")
         except ValueError:
             raise ValueError(f"{p}:{lineno}: score {shown(score_s)} is not a number") from None
         if math.isnan(score):
@@ -420,9 +422,12 @@ def _grade(x: Any, qid: str, did: str) -> int:
     if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
         return int(x)
     what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else shown(x)
+    # the reason fits the value: a fraction, or a value of another type (helper-115: a bool or a
+    # string was told about truncated fractions)
+    why = ("trec_eval would truncate a fractional grade" if isinstance(x, (float, np.floating))
+           else f"not a {type(x).__name__}")
     raise ValueError(
-        f"relevance of document {shown(did)} for query {shown(qid)} is {what}: grades are integers "
-        "(trec_eval would truncate a fractional grade)"
+        f"relevance of document {shown(did)} for query {shown(qid)} is {what}: grades are integers ({why})"
     )
 
 

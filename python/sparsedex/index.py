@@ -159,7 +159,8 @@ class Explanation:
 
     ``matches``: the terms query and document share, largest contribution first; their
     contributions sum to ``score`` (computed in the index's own arithmetic, so with a ``u8``
-    index the weights are the dequantized ones the index scores). ``query_terms`` and
+    index the weights are the dequantized ones the index scores), and each is
+    ``query_weight * doc_weight``. ``query_terms`` and
     ``document_terms``: the two vectors decoded to (token, weight), highest first, which shows
     how an expanding encoder such as SPLADE rewrote both texts.
     """
@@ -1191,6 +1192,9 @@ class SparseIndex:
             if self._idf:
                 v = _qdrant.idf_query(self, v, snap if snap is not None else self._snap())
             return v
+        if query is None and self._has_encoder:
+            # "cannot interpret NoneType as a sparse vector" said nothing of texts (helper-115)
+            raise TypeError(f"{what} is None: pass a text (this index encodes them) or a sparse vector")
         v = self._validate_query(query, None, what)
         return _qdrant.idf_query(self, v, snap if snap is not None else self._snap()) if self._idf else v
 
@@ -1608,7 +1612,8 @@ class SparseIndex:
                 if fast is not None:
                     return fast
         qs = batch_queries(queries)
-        if not self._idf and qs and not any(isinstance(q, str) for q in qs):
+        if not self._idf and qs and not any(isinstance(q, str) for q in qs) and not (
+                self._has_encoder and any(q is None for q in qs)):
             limit, name = self._query_term_limit()
             return validate_embeddings_csr(qs, limit, what="query", limit_name=name)
         return _csr(self._vectors_of(qs, snap))
@@ -1622,6 +1627,9 @@ class SparseIndex:
         """:meth:`_batch_vectors` of the queries :func:`batch_queries` listed."""
         if not qs:
             return []
+        if self._has_encoder and any(q is None for q in qs):
+            i = next(i for i, q in enumerate(qs) if q is None)
+            raise TypeError(f"query {i} is None: pass texts (this index encodes them) or sparse vectors")
         texts = [q for q in qs if isinstance(q, str)]
         if texts and len(texts) != len(qs):
             first = isinstance(qs[0], str)
@@ -1844,7 +1852,11 @@ class SparseIndex:
         document vectors kept in the explanation (None: all). With ``quantization="u8"`` the score
         explained is the one :meth:`search` returns: the float32 dot product of the stored
         vector with the query (document weights: the stored float weights), or with
-        ``scores="impacts"`` the 8-bit score (document weights: the dequantized impacts).
+        ``scores="impacts"`` the 8-bit score (document weights: the dequantized impacts). Where
+        the 8-bit scores are explained (``scores="impacts"``, and BM25 indexes with u8 impacts),
+        query weights are the ones those scores use, rounded to a 16-bit grid, so that
+        ``query_weight * doc_weight`` is each contribution (the lightest terms' weights move
+        by up to a few percent).
         """
         _check_scores(scores)
         if top_terms is not None:

@@ -265,7 +265,9 @@ def encode(
             f"encode() runs SPLADE models, not {ident.get('kind')!r}: BM25 weights depend on the whole "
             "collection, so give the texts to build_shards(..., encoder='bm25', text_column=...)"
         )
-    if not (isinstance(batch_size, int) and batch_size >= 1):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}")
+    if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not (num_cpus > 0 and num_gpus >= 0):
         raise ValueError(f"num_cpus must be > 0 and num_gpus >= 0, got {num_cpus!r}, {num_gpus!r}")

@@ -319,6 +319,11 @@ impl Kind for Bm25U8Kind {
         }
         (q8(c0, c1, i) as f64 * (p.k1 as f64 + 1.0) / 255.0) as f32
     }
+    fn scored_query_weight(w: Bm25Q, norm: f32, ctx: &WeightCtx) -> Option<f32> {
+        // contribution q x q8 / norm = (q x grid / norm) x (q8 / grid), grid = 255 / (k1 + 1)
+        let grid = 255.0 / (consts(ctx).0.k1 as f64 + 1.0);
+        Some((w.q as f64 * grid / norm as f64) as f32)
+    }
     fn w_is_zero(w: Bm25Q) -> bool {
         w.q == 0
     }

@@ -24,7 +24,9 @@ use crate::{Error, Result};
 pub struct Contribution {
     /// External term id.
     pub term: u32,
-    /// The query's weight for the term (as given; BM25: `idf * qtf`).
+    /// The query's weight for the term as the index scores it (BM25: `idf * qtf`): as given,
+    /// or, in the 8-bit scores of a quantized index, rounded to its 16-bit grid; so that
+    /// `query_weight * doc_weight` is the contribution.
     pub query_weight: f32,
     /// The document's weight for the term as the index scores it (dequantized impact).
     pub doc_weight: f32,
@@ -46,9 +48,13 @@ fn run<K: Kind>(
         if c.cur.seek(doc) == doc {
             total += c.score();
             let term = v.external_term(plan.terms[c.qi].term);
+            let given = p.query.weight_of(term).unwrap_or(0.0);
             out.push(Contribution {
                 term,
-                query_weight: p.query.weight_of(term).unwrap_or(0.0),
+                // a quantized kind's weight as it scores it (rounded to 16 bits): times
+                // doc_weight, the contribution (helper-115: the given weight missed it by up
+                // to 2% for BM25's lightest terms)
+                query_weight: K::scored_query_weight(plan.terms[c.qi].w, plan.norm, &plan.ctx).unwrap_or(given),
                 doc_weight: K::doc_weight(c.cur.impact(), &plan.ctx),
                 contribution: K::to_f32(c.score(), plan.norm),
             });

@@ -72,6 +72,12 @@ pub trait Kind: 'static {
     fn impact_of(x: f32, dl: u32, scale: f32) -> Self::Imp;
     /// The document's weight for a term, as this kind scores it (for explanations).
     fn doc_weight(i: Self::Imp, ctx: &WeightCtx) -> f32;
+    /// The query's weight for a term as this kind scores it, given its weight `w` in a plan of
+    /// norm `norm` (for explanations: with [`Kind::doc_weight`], their product is the term's
+    /// contribution). None where the kind scores the weight as given (float kinds).
+    fn scored_query_weight(_w: Self::W, _norm: f32, _ctx: &WeightCtx) -> Option<f32> {
+        None
+    }
     /// True for a zero query weight.
     fn w_is_zero(w: Self::W) -> bool;
     /// Contribution of one posting; non-decreasing in the impact's order (so the contribution
@@ -280,6 +286,10 @@ impl Kind for U8Kind {
     }
     fn doc_weight(i: u8, ctx: &WeightCtx) -> f32 {
         i as f32 / ctx.scale
+    }
+    fn scored_query_weight(w: u32, norm: f32, ctx: &WeightCtx) -> Option<f32> {
+        // contribution w x i / norm = (w x scale / norm) x (i / scale)
+        Some((w as f64 * ctx.scale as f64 / norm as f64) as f32)
     }
     fn w_is_zero(w: u32) -> bool {
         w == 0

@@ -6,7 +6,10 @@ provider on the same run and the same gains):
 - A run's documents are ranked by score descending, ties by document id descending (string
   order); the ranks written in a run file are ignored.
 - Binary metrics (AP, RR, R, P) count a document relevant when ``rel >= rel_threshold``
-  (default 1); ``R = number of relevant documents in the qrels`` of that query.
+  (default 1); ``R = number of relevant documents in the qrels`` of that query. A threshold
+  of 0 or below counts judged documents of such grades relevant (never unjudged ones), as
+  trec_eval's ``-l`` does; ir_measures refuses such a level, so there is nothing of it to
+  compare with.
 - nDCG gains are ``rel`` by default (``gains="linear"``: what trec_eval's ``ndcg`` /
   ``ndcg_cut`` and ir_measures' ``nDCG`` use) or ``2**rel - 1`` (``gains="exponential"``,
   the convention of REFERENCE_RESULTS.json and of Burges et al. 2005); ``rel <= 0`` gains 0.

@@ -42,11 +42,11 @@ def test_a_documents_file_rewritten_in_place_is_named_kept_and_read_again_on_ref
     for read in (lambda: r.get(5), lambda: r.search(q, k=1)):  # sticks
         with pytest.raises(CorruptIndexError, match="under this open index"):
             read()
-    r.refresh()
-    with pytest.raises(CorruptIndexError, match="checksum differs from the manifest's"):
-        r.get(5)
-    with pytest.raises(CorruptIndexError, match="checksum differs from the manifest's"):
-        r.get(6)
+    with pytest.raises(CorruptIndexError, match=r"\.docs was rewritten .* since this index read it"):
+        r.refresh()
+    for i in (5, 6):
+        with pytest.raises(CorruptIndexError, match="seg-000001.docs was rewritten"):
+            r.get(i)
     docs.write_bytes(orig)
     r.refresh()
     assert r.get(5).payload["g"] == 5
@@ -196,3 +196,94 @@ def test_explained_8bit_scores_multiply_out(kind):
             for m in e.matches:
                 off = max(off, abs(m.query_weight * m.doc_weight - m.contribution) / m.contribution)
     assert off < 1e-5, off
+
+
+def _two_indexes(tmp_path, kind):
+    """Two indexes whose first segment's files have the same size and other contents."""
+    n = 3000
+    for name, word in (("a", "apple"), ("b", "mango")):
+        if kind == "docs":
+            ix = SparseIndex("bm25", path=tmp_path / name)
+            ix.add([f"{word} number {i:05d} " + "filler text " * 10 for i in range(n)], ids=[f"d{i}" for i in range(n)],
+                   payloads=[{"src": name, "i": i} for i in range(n)])
+        else:
+            off = 0 if name == "a" else 1000
+            ix = SparseIndex(None, path=tmp_path / name)
+            ix.add([([i % 50 + off, 900], [1.0 + (i % 13), 0.5]) for i in range(n)], ids=[f"d{i}" for i in range(n)])
+        ix.commit()
+        ix.close()
+    ext = ".docs" if kind == "docs" else ".sdx"
+    a, b = next((tmp_path / "a").glob("seg-*" + ext)), next((tmp_path / "b").glob("seg-*" + ext))
+    assert a.stat().st_size == b.stat().st_size
+    return a, b
+
+
+def test_a_documents_file_rewritten_under_a_warm_handle_is_not_read_after_refresh(tmp_path):
+    """helper-116 HIGH: a handle that had read seg-N.docs, then had it rewritten in place with
+    another index's (valid, same size) file, read a mix of both after refresh() (SQLite keeps
+    the pages it read of an immutable file), and refresh() said nothing. Now refresh() raises,
+    naming the file, and every later read of the handle raises; a fresh open refuses it."""
+    a, b = _two_indexes(tmp_path, "docs")
+    r = SparseIndex.open(tmp_path / "a")
+    assert r.get("d0").payload["src"] == "a"
+    orig = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    with pytest.raises(CorruptIndexError, match=r"seg-000001\.docs was rewritten .* since this index read it"):
+        r.refresh()
+    for read in (lambda: r.get("d0"), lambda: r.get("d2600"), lambda: r.search("filler", k=2, filter={"src": "b"})):
+        with pytest.raises(CorruptIndexError, match=r"seg-000001\.docs was rewritten"):
+            read()
+    with pytest.raises(CorruptIndexError, match="checksum differs"):
+        SparseIndex.open(tmp_path / "a").get("d5")
+    a.write_bytes(orig)  # mended in place: the handle reads it again
+    r.refresh()
+    assert r.get("d2600").payload == {"src": "a", "i": 2600}
+    r.close()
+
+
+def test_a_writer_does_not_commit_over_a_rewritten_documents_file(tmp_path):
+    """helper-116: a writer that had not read seg-N.docs committed over it once it had been
+    rewritten with other bytes: the committed index then failed its checksum at every open.
+    Now the write is refused naming the file, nothing is committed, and the lock is free."""
+    a, b = _two_indexes(tmp_path, "docs")
+    w = SparseIndex.open(tmp_path / "a")
+    orig = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    with pytest.raises(CorruptIndexError, match=r"seg-000001\.docs was rewritten"):
+        w.add(["kiwi"], ids=["new"])
+        w.commit()
+    w.close()
+    a.write_bytes(orig)
+    r = SparseIndex.open(tmp_path / "a")
+    assert len(r) == 3000 and r.get("d7").payload == {"src": "a", "i": 7}
+    r.add(["kiwi"], ids=["new"])  # the lock was released
+    r.commit()
+    r.close()
+
+
+def test_an_engine_file_rewritten_under_a_handle_is_not_searched_after_refresh(tmp_path):
+    """helper-116: refresh() found seg-N.sdx rewritten (another index's bytes, same size) and
+    raised, but later searches of the handle answered from the other index's postings. Now
+    they raise too, also after the file is restored by rename (the handle's mapping is of the
+    rewritten bytes): the handle must be opened again."""
+    import os
+
+    a, b = _two_indexes(tmp_path, "sdx")
+    r = SparseIndex.open(tmp_path / "a")
+    want = r.search({3: 1.0}, k=2)
+    assert want
+    orig = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    with pytest.raises(CorruptIndexError, match="checksum differs"):
+        r.refresh()
+    for q in ({3: 1.0}, {1003: 1.0}):
+        with pytest.raises(CorruptIndexError, match=r"seg-000001\.sdx was rewritten"):
+            r.search(q, k=2)
+    tmp = a.with_name("restore.tmp")
+    tmp.write_bytes(orig)
+    os.replace(tmp, a)
+    r.refresh()
+    with pytest.raises(CorruptIndexError, match=r"seg-000001\.sdx was rewritten .* open it again"):
+        r.search({3: 1.0}, k=2)
+    r.close()
+    assert SparseIndex.open(tmp_path / "a").search({3: 1.0}, k=2) == want

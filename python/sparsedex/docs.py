@@ -135,6 +135,11 @@ class SegmentDocs(ABC):
     #: refresh opens such a segment's documents again.
     failed: bool = False
 
+    def changed_on_disk(self) -> bool:
+        """Whether the file under this segment's documents' name is no longer the one opened
+        (another inode, size or modification time); False in memory and for a file gone."""
+        return False
+
     @abstractmethod
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
         """Payloads of ``docs`` (internal numbers, any order, repeats allowed), in that order."""
@@ -382,6 +387,7 @@ class SqliteDocs(SegmentDocs):
             self._fh = open(self.path, "rb")
         except FileNotFoundError:
             raise CorruptIndexError(f"{self.path}: missing (a documents file of the committed index)") from None
+        self._stamp = _stamp(os.fstat(self._fh.fileno()))
         try:
             # Opening the connection opens the file: from here on a collected file stays readable.
             with _GATE:
@@ -451,11 +457,22 @@ class SqliteDocs(SegmentDocs):
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"corrupt index file: {self.path}: {what}")
 
+    def changed_on_disk(self) -> bool:
+        # SQLite reads the file as immutable (no change counter, a page cache kept across
+        # reads): a file rewritten in place under the open handle was read half old, half new,
+        # even after refresh() (helper-116), which now opens it again when this says so
+        try:
+            return _stamp(os.stat(self.path)) != self._stamp
+        except OSError:  # gone (collected after a newer commit): the open handle still reads
+            return False
+
     def _damaged(self, what: str) -> CorruptIndexError:
-        """The error of a read that found the file damaged after its first check (its bytes
-        changed since: a file rewritten in place under an open index), kept: every later read
-        of this handle raises it again, and a ``refresh()`` opens and checks the file anew
-        (helper-114: a later read succeeded, and a refresh kept the damaged handle)."""
+        """The error of a read that found the file itself damaged after its first check
+        (SQLite cannot read it, or a document row is gone: its bytes changed since, as a file
+        rewritten in place under an open index), kept: every later read of this handle raises
+        it again, and a ``refresh()`` opens and checks the file anew (helper-114: a later read
+        succeeded, and a refresh kept the damaged handle). A stored value that is not what
+        ``add()`` stores (a payload that is not one JSON object) fails only the reads of it."""
         e = self._corrupt(what)
         self._failed = str(e)
         self.failed = True
@@ -562,10 +579,10 @@ class SqliteDocs(SegmentDocs):
             # around a value, or damage) goes to json.loads, which names what is wrong.
             values = [None if t is None else _one_json_value(t) for t in rows.values()]
         except ValueError as e:
-            raise self._damaged(f"a payload is not JSON ({e})") from None
+            raise self._corrupt(f"a payload is not JSON ({e})") from None
         for d, v in zip(rows.keys(), values):
             if v is not None and type(v) is not dict:  # add() stores dicts or None only
-                raise self._damaged(f"the payload of document {d} is not a JSON object: {v!r:.60}")
+                raise self._corrupt(f"the payload of document {d} is not a JSON object: {v!r:.60}")
         cache = dict(zip(rows.keys(), values))
         return [cache[int(d)] for d in docs]
 
@@ -610,8 +627,10 @@ class SqliteDocs(SegmentDocs):
                     if len(got) != len(texts):
                         raise ValueError(f"{len(texts)} values at {path!r} read back as {len(got)}")
                     vals += got
-        except (sqlite3.Error, ValueError, TypeError) as e:
+        except sqlite3.Error as e:
             raise self._damaged(f"unreadable payloads ({e})") from None
+        except (ValueError, TypeError) as e:  # a value's text, not the file: other reads go on
+            raise self._corrupt(f"unreadable payloads ({e})") from None
         docs = np.asarray(docs_l, dtype=np.int64)
         if docs.size > 1 and not np.all(docs[1:] > docs[:-1]):  # SQLite gives them in order
             order = np.argsort(docs, kind="stable")
@@ -683,6 +702,11 @@ def _publish(tmp: Path, dest: Path, new: bool = False) -> None:
 
 def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells one file's content from another's under the same name, short of reading it."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _failed_write(e: BaseException, tmp: Path, what: str) -> None:

@@ -622,7 +622,9 @@ class Store:
         # (snapshot, message) once a read found files of that snapshot rewritten under it: its
         # memory-mapped bytes are no longer what was read, and touching them again may kill the
         # process (SIGBUS), so later reads of it fail at once (check_rewritten)
-        self._rewritten: tuple[Snapshot, str] | None = None
+        # The third item: the file is one the core maps (not a documents file, which a refresh
+        # opens again), so the error outlives a refresh() that reloads nothing (see refresh).
+        self._rewritten: tuple[Snapshot, str, bool] | None = None
         self._settings = {}
         self._legacy: Any = None  # an old-layout directory not upgraded yet
         self._warned_coarse = False  # a coarse u8 grid is warned about once per handle
@@ -673,7 +675,8 @@ class Store:
                      for r in recs}
             if (self._snapshot is not None and self._snapshot.generation == core.generation
                     and self._snapshot.core.uuid == core.uuid and files == self._seg_files
-                    and not any(st.segment.docs.failed for st in self._snapshot.states)):
+                    and not any(st.segment.docs.failed or st.segment.docs.changed_on_disk()
+                                for st in self._snapshot.states)):
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
                 return False
             # Segments are reused by name only within one index: another index written into
@@ -690,8 +693,10 @@ class Store:
                 for i, rec in enumerate(recs):
                     name = rec["name"]
                     seg = known.get(name) if self._seg_files.get(name) == files[name] else None
-                    if seg is not None and seg.docs.failed:
-                        seg = None  # found damaged: open the file again (it may be mended)
+                    if seg is not None and (seg.docs.failed or seg.docs.changed_on_disk()):
+                        # found damaged, or rewritten under its name: open the file again (it
+                        # may be mended; else its check against the manifest fails, and sticks)
+                        seg = None
                     if seg is None:
                         n = int(rec["documents"])
                         docs = self._open_docs(name, n, rec.get("attachment_records", []), where)
@@ -835,11 +840,26 @@ class Store:
                 raise SparsedexError("refresh() with uncommitted changes: commit() or rollback() first")
             if self._legacy is not None:
                 return False
-            moved = self._core.refresh()
+            r = self._rewritten
+            tainted = r if r is not None and r[0] is self._snapshot and r[2] else None
+            try:
+                moved = self._core.refresh()
+            except CorruptIndexError:
+                # A file of this handle's commit rewritten under it (the core read it again and
+                # it failed its check): its mapped bytes are another file's now, and searches
+                # went on reading them (helper-116). Every later read of this commit raises.
+                self.rewritten_files_error()
+                raise
             # Always reconcile with the core's snapshot, not only when the core moved: a refresh
             # that failed while opening the documents (a symbolic link switched midway) left the
             # core ahead of this store, and every later refresh() said nothing was new.
-            return self._load_snapshot(retry=True) or moved
+            changed = self._load_snapshot(retry=True)
+            if tainted is not None and not moved:
+                # The core kept its segments (their files hold the recorded bytes again, e.g.
+                # restored by rename): its mappings may still be of the rewritten bytes
+                # (helper-116: searches then answered from another index). Still an error.
+                self._rewritten = (self._snapshot, tainted[1], True)
+            return changed or moved
 
     # writing ------------------------------------------------------------------------------
     def _reset_pending(self) -> None:
@@ -1564,10 +1584,10 @@ class Store:
         msg = (
             f"{self.path}: {changed} under this open index (files copied into its directory, such as a "
             "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
-            "directory and switch to it (rename, or move a symbolic link), then open it or refresh()"
+            "directory and switch to it (rename, or move a symbolic link), then open it again"
         )
         if self._snapshot is not None:
-            self._rewritten = (self._snapshot, msg)
+            self._rewritten = (self._snapshot, msg, not changed.split(" ", 1)[0].endswith(".docs"))
         return CorruptIndexError(prefix + msg)
 
     def check_rewritten(self, snap: "Snapshot") -> None:

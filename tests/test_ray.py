@@ -512,6 +512,30 @@ def test_bm25_batch_equals_search(cluster, tmp_path) -> None:
             _same(got, _canonical(single, q, 20))
 
 
+def test_scores_impacts_through_shards(cluster, tmp_path) -> None:
+    """helper-116 M: ShardedIndex took no ``scores=``: a u8 index's 8-bit scores could not be
+    asked for or explained through it. Now search, search_batch and explain take it, equal
+    to a single index's; a bad value is refused as SparseIndex refuses it."""
+    rng = np.random.default_rng(5)
+    rows = [{"id": i, "indices": np.sort(rng.choice(200, 12, replace=False)).tolist(),
+             "values": (rng.random(12) * 3 + 0.01).round(4).tolist(), "year": 2000} for i in range(120)]
+    sdr.build_shards(ray.data.from_items(rows, override_num_blocks=2), tmp_path / "i", num_shards=2,
+                     payload_columns=["year"])
+    single = _single(rows, False, "u8", [])
+    q = {int(t): 1.0 + t % 3 for t in range(0, 200, 7)}
+    with sdr.ShardedIndex(tmp_path / "i") as sh:
+        got = sh.search(q, k=15, scores="impacts")
+        _same(got, single.search(q, k=15, scores="impacts"))
+        assert [h.score for h in got] != [h.score for h in sh.search(q, k=15)]  # 8-bit, not float
+        _same(sh.search_batch([q], k=15, scores="impacts")[0], got)
+        e = sh.explain(q, got[0].id, scores="impacts")
+        assert e.score == got[0].score == single.explain(q, got[0].id, scores="impacts").score
+        with pytest.raises(ValueError, match="scores must be 'vectors' or 'impacts'"):
+            sh.search(q, scores="8bit")
+        with pytest.raises(ValueError, match="applies to the exact algorithms"):
+            sh.search(q, algorithm="approximate", scores="impacts")
+
+
 def test_bm25_float_sharded_bit_exact(cluster, tmp_path) -> None:
     """float BM25: each shard numbers terms with its own dictionary (the order in which it
     first met them), and the engine sums a document's contributions exactly (fixed point), so
@@ -823,6 +847,16 @@ def test_serve_http(built, tmp_path) -> None:
         assert requests.get(base + "health/", timeout=30).status_code == 200
         r = requests.post(base + "search", data=b"{not json", timeout=30)
         assert r.status_code == 400
+        # a POST without Content-Length: a 411 naming the header, as the plain server answers
+        # (helper-116: 400 "the request has no query")
+        import socket
+
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"POST /api/v1/search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while chunk := s.recv(4096):
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 411") and b"Content-Length header" in got, got
         r = requests.post(base + "search", json={"query": q, "fliter": {}}, timeout=30)
         assert r.status_code == 400 and 'unknown field "fliter"' in r.json()["error"]
         # a body over the plain server's cap is a 413 here too: announced, or sent chunked

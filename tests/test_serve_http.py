@@ -189,6 +189,11 @@ def test_serve_refuses_bad_and_huge_bodies_without_reading_them(index, monkeypat
     # "the request has no query", stop 55's leftover)
     status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\n\r\n", b'{"query": "x"}')
     assert status == 411 and "Content-Length header" in obj["error"], obj
+    status, obj = _raw(port, b"POST /nope HTTP/1.1\r\nHost: x\r\n\r\n")  # the path first: a 404
+    assert status == 404, obj
+    # a whole number too large to hold: a 413, not "must be a whole number" (helper-116)
+    status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n")
+    assert status == 413 and "99999999999999999999999 bytes" in obj["error"], obj
     body = json.dumps({"query": Q, "k": 1}).encode()
     status, obj = _raw(port, b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body), body)
     assert status == 200 and [h["id"] for h in obj["hits"]] == ["b"]

@@ -92,7 +92,7 @@ def test_cli_index_overwrite_refuses_an_index_being_written_before_encoding(caps
         m.setattr(cli, "load_records", never)
         rc = cli.main(["index", str(corpus), str(ix), "--encoder", "bm25", "--overwrite"])
     err = capsys.readouterr().err
-    assert rc == 1 and "being written by another writer" in err and "--overwrite" in err, err
+    assert rc == 1 and "another process is writing this index (pid" in err and "--overwrite" in err, err
     writer.close()
     assert cli.main(["index", str(corpus), str(ix), "--encoder", "bm25", "--overwrite"]) == 0
 

@@ -204,7 +204,7 @@ def _top_terms(body: dict[str, Any]) -> int | None:
         return None
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
         raise ValueError(f'"top_terms" must be an integer >= 0 or null, got {t!r}')
-    return t
+    return None if t >= 2**63 else t  # more than any vector holds: all (the API caps it at 2**63 - 1)
 
 
 def _target(body: dict[str, Any]) -> dict[str, Any]:
@@ -322,6 +322,11 @@ def endpoint(path: str, root: str = "", strict: bool = False) -> str:
     # http.server collapses leading slashes of the request path to one before we see it.
     p = p[1:] if p.startswith("/") else p
     return p[:-1] if p.endswith("/") else p
+
+
+#: The 411 of a POST to an endpoint without a Content-Length (nor chunked framing).
+NO_LENGTH = ("send the request body with a Content-Length header: without one (or chunked framing) a POST has "
+             "no body")
 
 
 def served(base: str = "") -> str:
@@ -537,16 +542,21 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                             linger=bool(lengths))
                 return
             if not lengths:
+                if endpoint(self.path, prefix, strict=True) not in ENDPOINTS:
+                    self._answer(b"")  # an unknown path: its 404 (helper-116: a 411 said less)
+                    return
                 # HTTP/1.1 reads such a request as having no body (RFC 9112 §6.3), whatever the
                 # client meant to send after its headers: say which header is missing rather
                 # than that the (empty) body has no query
-                self._error(411, "send the request body with a Content-Length header: without one (or chunked "
-                                 "framing) a POST has no body", linger=True)
+                self._error(411, NO_LENGTH, linger=True)
                 return
             values = {v.strip() for v in lengths}
             length = lengths[0]
             if len(values) > 1:
                 self._error(400, f"Content-Length is given {len(lengths)} times with different values {sorted(values)}")
+                return
+            if re.fullmatch(r"[0-9]{21,}", length.strip()):  # digits, only too many (helper-116)
+                self._error(413, body_too_large(int(length.strip())), linger=True)
                 return
             if not _DIGITS.fullmatch(length.strip()):
                 self._error(400, f"Content-Length must be a whole number of bytes, got {length!r}")

@@ -36,6 +36,12 @@ class SearchDeployment:
 
         raw = None
         if request.method == "POST":
+            op = _http.endpoint(request.url.path, request.scope.get("root_path", ""), strict=True)
+            if (op in _http.ENDPOINTS and op != "health" and "content-length" not in request.headers
+                    and "transfer-encoding" not in request.headers):
+                # as sparsedex serve answers (helper-116: "the request has no query", the bytes
+                # after the headers dropped)
+                return JSONResponse({"error": _http.NO_LENGTH}, status_code=411)
             raw = await _capped_body(request)
             if isinstance(raw, JSONResponse):
                 return raw

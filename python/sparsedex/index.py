@@ -162,7 +162,9 @@ class Explanation:
     index the weights are the dequantized ones the index scores), and each is
     ``query_weight * doc_weight``. ``query_terms`` and
     ``document_terms``: the two vectors decoded to (token, weight), highest first, which shows
-    how an expanding encoder such as SPLADE rewrote both texts.
+    how an expanding encoder such as SPLADE rewrote both texts (BM25: the query's ``idf * qtf``
+    and the document's term frequencies, its stored vector; ``matches`` give the document
+    weights BM25 scores).
     """
 
     id: Any

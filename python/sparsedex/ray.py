@@ -1073,7 +1073,7 @@ class _Shard:
     # reads
     def _canonical(
         self, q: Any, k: int, algorithm: str, filter: Any, hits: list[Hit] | None = None, stats: Any = None,
-        target_recall: float | None = None,
+        target_recall: float | None = None, scores: str = "vectors",
     ) -> list[Hit]:
         """This shard's top-k in canonical order (score descending, then id ascending). The
         engine returns exactly that whatever the shard's layout (BP order, segments, merges):
@@ -1082,20 +1082,21 @@ class _Shard:
         index's top-k and no re-asking is needed."""
         if hits is None:
             hits = self.index.search(q, k=k, algorithm=algorithm, filter=filter, collection_stats=stats,
-                                     target_recall=target_recall)
+                                     target_recall=target_recall, scores=scores)
         return hits[:k]
 
     def search(self, q: Any, k: int, algorithm: str, filter: Any,
-               target_recall: float | None = None) -> list[tuple[Any, float, Any]]:
+               target_recall: float | None = None, scores: str = "vectors") -> list[tuple[Any, float, Any]]:
         self._ok()
         q, df = self._local(q)
         if isinstance(q, SparseEmbedding) and q.nnz == 0:
             return []
         stats = None if df is None else self._stats_for([q], [df])
-        return _hits_out(self._canonical(q, k, algorithm, filter, stats=stats, target_recall=target_recall))
+        return _hits_out(self._canonical(q, k, algorithm, filter, stats=stats, target_recall=target_recall,
+                                         scores=scores))
 
     def search_batch(self, qs: list[Any], k: int, algorithm: str, filter: Any,
-                     target_recall: float | None = None) -> list[list[tuple[Any, float, Any]]]:
+                     target_recall: float | None = None, scores: str = "vectors") -> list[list[tuple[Any, float, Any]]]:
         idx = self._ok()
         unseen: dict[str, int] = {}
         pairs = [self._local(q, unseen) for q in qs]
@@ -1107,7 +1108,7 @@ class _Shard:
             stats = self._stats_for([local[i] for i in live], [pairs[i][1] for i in live]) if bm25 else None
             res = idx.search_batch(
                 [local[i] for i in live], k=k, algorithm=algorithm, filter=filter, threads=1, collection_stats=stats,
-                target_recall=target_recall,
+                target_recall=target_recall, scores=scores,
             )
             for i, h in zip(live, res):
                 out[i] = _hits_out(self._canonical(local[i], k, algorithm, filter, hits=h, stats=stats))
@@ -1117,13 +1118,13 @@ class _Shard:
         idx = self._ok()
         return idx.get(id) if id in idx else None
 
-    def explain(self, q: Any, id: Any, top_terms: int | None) -> Explanation | None:
+    def explain(self, q: Any, id: Any, top_terms: int | None, scores: str = "vectors") -> Explanation | None:
         idx = self._ok()
         if id not in idx:
             return None
         v, df = self._local(q)
         stats = None if df is None else self._stats_for([v], [df])
-        return idx.explain(v, id, top_terms=top_terms, collection_stats=stats)
+        return idx.explain(v, id, top_terms=top_terms, collection_stats=stats, scores=scores)
 
     def contains(self, ids: list[Any]) -> list[bool]:
         idx = self._ok()
@@ -1489,7 +1490,8 @@ class ShardedIndex:
                 raise ShardUnavailableError(
                     f"shard {_shard_name(s)}: its writer (replica 0) is dead: writes go to replica 0 of "
                     "each shard; reopen the index to restart it"
-                    + (" (reads still go to its other replicas)" if self.replicas > 1 else "")
+                    + (" (reads still go to its other replicas)"
+                       if any((s, r) not in self._dead for r in range(1, self.replicas)) else "")
                 )
             return None if 0 in tried else 0
         n = self.replicas
@@ -1603,29 +1605,33 @@ class ShardedIndex:
         return [Hit(i, s, p) for i, s, p in rows[:k]]
 
     def search(self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None,
-               target_recall: float | None = None) -> list[Hit]:
+               target_recall: float | None = None, scores: str = "vectors") -> list[Hit]:
         """The ``k`` best documents of the whole collection for ``query`` (a text or a sparse
         vector), best first: every shard's top-k merged by (score descending, id ascending),
         which is exactly :meth:`SparseIndex.search` over the same documents. ``filter``
         applies in every shard. ``algorithm="approximate"`` searches every shard approximately
         at ``target_recall`` (each shard's segments calibrated on their own; 1.0 is the exact
-        search). Errors as :meth:`SparseIndex.search`, plus :class:`ShardUnavailableError`."""
-        from .index import _check_algorithm
+        search). ``scores``: as :meth:`SparseIndex.search` (``"impacts"``: a u8 index's 8-bit
+        scores). Errors as :meth:`SparseIndex.search`, plus :class:`ShardUnavailableError`."""
+        from .index import _check_algorithm, _check_scores
 
         k = _validate.check_k(10 if k is None else k)  # None: the default, as SparseIndex.search
         _check_algorithm(algorithm, target_recall)
+        _check_scores(scores, algorithm)
         q = self._query(query)
-        res = self._fan("search", q, k, algorithm, filter, target_recall)
+        res = self._fan("search", q, k, algorithm, filter, target_recall, scores)
         return self._merge((res[s] for s in sorted(res)), k)
 
     def search_batch(self, queries: Iterable[Any], k: int = 10, algorithm: str = "auto",
-                     filter: Any = None, target_recall: float | None = None) -> list[list[Hit]]:
+                     filter: Any = None, target_recall: float | None = None,
+                     scores: str = "vectors") -> list[list[Hit]]:
         """:meth:`search` for many queries (texts or vectors, or a scipy.sparse matrix or CSR
         arrays ``(indptr, indices, values)``, one query a row); one call per shard."""
-        from .index import _check_algorithm
+        from .index import _check_algorithm, _check_scores
 
         k = _validate.check_k(10 if k is None else k)  # None: the default, as SparseIndex.search
         _check_algorithm(algorithm, target_recall)
+        _check_scores(scores, algorithm)
         from .index import batch_queries
 
         qs = batch_queries(queries)  # a bare text: one query; a sparse matrix or CSR arrays: one a row
@@ -1634,7 +1640,7 @@ class ShardedIndex:
         sent = [self._query(q, what=f"query {i}") for i, q in enumerate(qs)]
         if not self._bm25:
             sent = [SparseEmbedding(indices=a, values=b) for a, b in sent]
-        res = self._fan("search_batch", sent, k, algorithm, filter, target_recall)
+        res = self._fan("search_batch", sent, k, algorithm, filter, target_recall, scores)
         return [self._merge((res[s][i] for s in sorted(res)), k) for i in range(len(qs))]
 
     def _owner(self, id: Any) -> int:
@@ -1655,11 +1661,14 @@ class ShardedIndex:
             return False
         return bool(self._fan("contains", [id], shards=[s])[s][0])
 
-    def explain(self, query: Any, id: Any, top_terms: int | None = 30) -> Explanation:
-        """Why document ``id`` scored what it did (as :meth:`SparseIndex.explain`; a SPLADE
-        index decodes term ids to tokens with its encoder)."""
+    def explain(self, query: Any, id: Any, top_terms: int | None = 30, *, scores: str = "vectors") -> Explanation:
+        """Why document ``id`` scored what it did (as :meth:`SparseIndex.explain`, ``scores``
+        too; a SPLADE index decodes term ids to tokens with its encoder)."""
+        from .index import _check_scores
+
+        _check_scores(scores)
         s = self._owner(id)
-        e = self._fan("explain", self._query(query), id, top_terms, shards=[s])[s]
+        e = self._fan("explain", self._query(query), id, top_terms, scores, shards=[s])[s]
         if e is None:
             raise KeyError(f"no document with id {shown(id)} in the index")
         enc = self.encoder

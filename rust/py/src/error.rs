@@ -58,6 +58,9 @@ pub fn to_py(e: Error) -> PyErr {
             // in its text, so `e.errno in (ENOSPC, EFBIG)` missed it); OSError(errno, msg)
             // picks the matching subclass itself.
             if let Some(code) = source.raw_os_error() {
+                // EFBIG (27 on Linux and macOS): a write past the process's file size limit
+                #[cfg(unix)]
+                let msg = if code == 27 { format!("{msg} (the process's file size limit: ulimit -f)") } else { msg };
                 return match source.kind() {
                     std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err((code, msg)),
                     std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err((code, msg)),

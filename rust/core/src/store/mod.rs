@@ -379,24 +379,7 @@ impl Store {
         // the directory, helper-88): the segments the load reused from `old` map other bytes
         // now (or older ones, where the copy renamed new files in). Load the commit afresh,
         // every file verified against its record.
-        let changed = self.stamps.changed(dir, &l.snapshot, true);
-        if let Some(c) = &changed {
-            // The fresh load below verifies the engine files, not the attachments (documents
-            // files: the layer above checks them when it first reads them), so one rewritten
-            // with other bytes was adopted silently: a writer then committed over it an index
-            // that no longer opened, and a reader read it half old, half new (helper-116).
-            if l.snapshot.segments.iter().any(|s| s.data.attachments.iter().any(|a| a.name == c.name)) {
-                return Err(Error::Corrupt(format!(
-                    "{}: {} {} since this index read it (files copied or restored into the directory while \
-                     the index was open?): it no longer holds what the commit records. Restore into a new \
-                     directory and switch to it (rename, or move a symbolic link), then open it again",
-                    dir.display(),
-                    c.name,
-                    c.how
-                )));
-            }
-        }
-        let rewritten = changed.is_some();
+        let rewritten = self.stamps.changed(dir, &l.snapshot, true).is_some();
         if rewritten {
             l = load::load(dir, None)?;
             self.stamps.clear();

@@ -488,21 +488,20 @@ def evaluate_index(
     rel_threshold: int = 1,
     algorithm: str = "auto",
     target_recall: Optional[float] = None,
+    qrels_name: Optional[str] = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Search ``queries`` ((id, text) pairs) on ``index`` and score the run against ``qrels``
     (a path or ``{qid: {docid: rel}}``): returns (means by metric, run ``{qid: {docid: score}}``).
     ``gains``: nDCG gains, ``"linear"`` (trec_eval's, default) or ``"exponential"``;
-    ``target_recall``: approximate search's target, with ``algorithm="approximate"``."""
+    ``target_recall``: approximate search's target, with ``algorithm="approximate"``;
+    ``qrels_name``: the qrels file's name for messages, when ``qrels`` is a dict read from it."""
     from .eval import _check_exponential_grades, evaluate, parse_metric, read_qrels
 
-    where = "" if isinstance(qrels, dict) else f"{qrels}: "
+    where = qrels_name or ("" if isinstance(qrels, dict) else str(qrels))
     if not isinstance(qrels, dict):
         qrels = read_qrels(qrels)
-    if gains == "exponential" and any(parse_metric(m).kind == "ndcg" for m in metrics):
-        try:  # before the search, which can take minutes, rather than after it
-            _check_exponential_grades(qrels)
-        except ValueError as e:
-            raise ValueError(f"{where}{e}") from None
+    # before the search, which can take minutes, rather than after it
+    _check_exponential_grades(qrels, [parse_metric(m) for m in metrics], gains, f"{where}: " if where else "")
     run = _search_all(index, queries, k, algorithm, target_recall=target_recall)
     means = evaluate(run, qrels, list(metrics), gains=gains, rel_threshold=rel_threshold)
     return means, run
@@ -808,13 +807,6 @@ def cmd_eval(a: argparse.Namespace) -> int:
     if qp.is_dir():
         raise UserError(f"{a.qrels}: a directory, not a qrels file")
     qrels = read_qrels(a.qrels)
-    if a.gains == "exponential" and any(m.kind == "ndcg" for m in parsed):
-        from .eval import _check_exponential_grades
-
-        try:  # before the search, naming the file
-            _check_exponential_grades(qrels)
-        except ValueError as e:
-            raise UserError(f"{a.qrels}: {e}") from None
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:
         raise UserError(f"{a.queries}: no queries")
@@ -823,6 +815,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     means, run = evaluate_index(
         index, queries, qrels, metrics, a.k,
         gains=a.gains, rel_threshold=a.rel_threshold, algorithm=a.algorithm, target_recall=a.target_recall,
+        qrels_name=a.qrels,
     )
     dt = time.perf_counter() - t0
     _eval_warnings(run, qrels, parsed, a.k, a.qrels)

@@ -103,6 +103,14 @@ def _lines(p: Path) -> Iterator[tuple[int, str]]:
             yield lineno, s
 
 
+def _trec_float(s: str) -> float:
+    """A number of a qrels or run file: ``float``, less Python's ``1_000`` (trec_eval reads 1,
+    helper-115), a ValueError."""
+    if "_" in s:
+        raise ValueError(s)
+    return float(s)
+
+
 def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     """Read qrels: ``qid docid rel`` (TSV / whitespace) or TREC ``qid iter docid rel``.
 
@@ -129,8 +137,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
                 f"got {len(parts)} fields"
             )
         try:
-            # Python's number syntax also takes "1_000" (trec_eval would read 1): not a grade
-            value = float(rel_s) if "_" not in rel_s else float("x")
+            value = _trec_float(rel_s)
         except ValueError:
             if first:
                 first = False
@@ -184,8 +191,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
             )
         qid, _, did, _, score_s, _ = parts
         try:
-            # Python's number syntax also takes "1_000", which trec_eval reads as 1 (helper-115)
-            score = float(score_s) if "_" not in score_s else float("x")
+            score = _trec_float(score_s)
         except ValueError:
             raise ValueError(f"{p}:{lineno}: score {shown(score_s)} is not a number") from None
         if math.isnan(score):
@@ -347,13 +353,17 @@ def _gain(rel: int, gains: str) -> float:
     return math.ldexp(1.0, rel) - 1.0 if gains == "exponential" else float(rel)
 
 
-def _check_exponential_grades(qrels: Mapping[str, Mapping[str, int]]) -> None:
-    """Refuse a grade whose exponential gain overflows a float, naming its query and document."""
+def _check_exponential_grades(qrels: Mapping[str, Mapping[str, int]], metrics: Sequence[Metric], gains: str,
+                               where: str = "") -> None:
+    """With exponential gains and an nDCG among ``metrics``, refuse a grade whose gain
+    overflows a float, naming its query and document (``where``: the qrels file, for messages)."""
+    if gains != "exponential" or not any(m.kind == "ndcg" for m in metrics):
+        return
     for qid, judged in qrels.items():
         for doc, rel in judged.items():
             if rel > MAX_EXPONENTIAL_GRADE:
                 raise ValueError(
-                    f"qrels: query {shown(qid)} document {shown(doc)}: grade {rel} is too large for exponential "
+                    f"{where}qrels: query {shown(qid)} document {shown(doc)}: grade {rel} is too large for exponential "
                     f"gains, which take grades up to {MAX_EXPONENTIAL_GRADE} (2**grade - 1, and the sums of "
                     "such gains, soon pass a float's range): use linear gains, or grades on a smaller scale"
                 )
@@ -489,8 +499,7 @@ def evaluate_per_query(
     names = [m if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
     checked = _as_qrels(qrels)
-    if gains == "exponential" and any(m.kind == "ndcg" for m in parsed):
-        _check_exponential_grades(checked)
+    _check_exponential_grades(checked, parsed, gains)
     result: dict[str, dict[str, float]] = {n: {} for n in names}
     for qid, judged in checked.items():
         if qid not in ranked:

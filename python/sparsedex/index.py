@@ -1614,8 +1614,8 @@ class SparseIndex:
                 if fast is not None:
                     return fast
         qs = batch_queries(queries)
-        if not self._idf and qs and not any(isinstance(q, str) for q in qs) and not (
-                self._has_encoder and any(q is None for q in qs)):
+        self._refuse_none_queries(qs)
+        if not self._idf and qs and not any(isinstance(q, str) for q in qs):
             limit, name = self._query_term_limit()
             return validate_embeddings_csr(qs, limit, what="query", limit_name=name)
         return _csr(self._vectors_of(qs, snap))
@@ -1625,13 +1625,19 @@ class SparseIndex:
         (errors name the query); see :func:`batch_queries`."""
         return self._vectors_of(batch_queries(queries), snap)
 
+    def _refuse_none_queries(self, qs: list[Any]) -> None:
+        """A None among the queries of an index that encodes texts: a TypeError that says so
+        ("cannot interpret NoneType as a sparse vector" said nothing of texts, helper-115)."""
+        if self._has_encoder:
+            i = next((i for i, q in enumerate(qs) if q is None), None)
+            if i is not None:
+                raise TypeError(f"query {i} is None: pass texts (this index encodes them) or sparse vectors")
+
     def _vectors_of(self, qs: list[Any], snap: Snapshot) -> list[SparseEmbedding]:
         """:meth:`_batch_vectors` of the queries :func:`batch_queries` listed."""
         if not qs:
             return []
-        if self._has_encoder and any(q is None for q in qs):
-            i = next(i for i, q in enumerate(qs) if q is None)
-            raise TypeError(f"query {i} is None: pass texts (this index encodes them) or sparse vectors")
+        self._refuse_none_queries(qs)
         texts = [q for q in qs if isinstance(q, str)]
         if texts and len(texts) != len(qs):
             first = isinstance(qs[0], str)

@@ -704,9 +704,11 @@ def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
 
 
-def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    """What tells one file's content from another's under the same name, short of reading it."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What tells one file's content from another's under the same name, short of reading it:
+    the status-change time too, which a copy that keeps the modification time (``cp -p``,
+    ``rsync -a``) still moves (helper-117)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _failed_write(e: BaseException, tmp: Path, what: str) -> None:

@@ -236,7 +236,7 @@ impl Store {
     }
 
     /// The first file of the current commit that was rewritten since this store read it (its
-    /// size or modification time differs and its bytes no longer match the manifest's record),
+    /// stamp differs, [`stamps`], and its bytes no longer match the manifest's record),
     /// as `"<name> <how>"`; `None` when every file is as read, and in memory. A file *gone*
     /// is not a change here: a writer collects the files of older commits while readers still
     /// hold them open and mapped, unchanged (helper-93: a stale reader's KeyError for a

@@ -9,8 +9,14 @@
 //! structure (helper-88). A stamp costs one `stat` per file; a commit checks the files it
 //! carries forward, and a refresh re-reads (and verifies) a segment whose file changed.
 //!
-//! A same-size overwrite within the file system's timestamp granularity goes unseen; so does a
-//! copy of byte-identical files with their times preserved (`cp -a`), which changes nothing.
+//! On Unix a stamp holds the file's device, inode and status-change time (ctime) too: a copy
+//! that keeps the modification time (`cp -p`, `rsync -a`, `tar x`) still changes the ctime
+//! (which `utime` cannot set back), and a rename over the file changes its inode (helper-117:
+//! a same-size `cp -p` over an engine file went unseen, and searches returned another index's
+//! hits). A ctime that moves for another reason (`chmod`, a hard link made or removed) costs
+//! one read of the file, whose CRC32 then matches its record and the file is stamped again.
+//! A same-size overwrite within the file system's timestamp granularity still goes unseen (on
+//! Linux the granularity of ctime is the kernel's clock tick, a few milliseconds at most).
 
 use super::files::FileRecord;
 use super::snapshot::Snapshot;
@@ -19,16 +25,25 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// A file's size and modification time.
+/// A file's size and modification time, and on Unix its device, inode and status-change time
+/// (seconds, nanoseconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     size: u64,
     mtime: Option<SystemTime>,
+    node: (u64, u64, i64, i64),
 }
 
 fn stamp_of(path: &Path) -> std::io::Result<Stamp> {
     let m = std::fs::metadata(path)?;
-    Ok(Stamp { size: m.len(), mtime: m.modified().ok() })
+    #[cfg(unix)]
+    let node = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
+    };
+    #[cfg(not(unix))]
+    let node = (0, 0, 0, 0);
+    Ok(Stamp { size: m.len(), mtime: m.modified().ok(), node })
 }
 
 /// Every file a snapshot's commit names: engine files, attachments, deletion files, then the
@@ -106,7 +121,7 @@ impl Stamps {
     }
 
     /// The first file of `snap` stamped under the same record that is gone (when `gone`
-    /// counts), or whose size or modification time differs now and whose bytes no longer match
+    /// counts), or whose stamp (size, modification time, inode, ctime) differs now and whose bytes no longer match
     /// the record (a file rewritten with the same bytes, `touch`ed, or a vocabulary file with
     /// an uncommitted tail is stamped again; that reads it whole, once). Files that cannot be
     /// looked at (permissions) are left to the reads that follow. A file gone does not change
@@ -128,6 +143,9 @@ impl Stamps {
                     continue;
                 }
                 Ok(now) if now.size != s.size => "has another size",
+                Ok(now) if (now.node.0, now.node.1) != (s.node.0, s.node.1) => {
+                    "was replaced (another file of the same size was renamed or copied in under its name)"
+                }
                 Ok(_) => "was rewritten (other bytes of the same size)",
                 Err(e) if gone && e.kind() == std::io::ErrorKind::NotFound => "is gone",
                 Err(_) => continue,

@@ -1107,3 +1107,55 @@ fn a_writer_refuses_a_same_size_rewrite_and_a_reader_reloads_it() {
     assert!(reader.refresh().unwrap());
     assert_eq!(reader.snapshot().n_live(), before.len() as u64 + 5);
 }
+
+/// helper-117: a same-size rewrite that keeps the modification time (`cp -p`, `rsync -a`) went
+/// unseen (the stamp held size and mtime only): a reader's searches read another index's bytes
+/// and its refresh() said nothing, a writer committed over it. The stamp holds the inode and
+/// the ctime too; a rename over the file with the times kept is seen as well.
+#[cfg(unix)]
+#[test]
+fn a_same_size_rewrite_that_keeps_the_modification_time_is_seen() {
+    for rename in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ix, bk) = diverged_copies(tmp.path(), 30, 30);
+        let w = Store::open(&ix).unwrap();
+        let reader = Store::open(&ix).unwrap();
+        w.stage_add(csr(&docs(5, 9, false)), IdsInput::Int(&ids(5000..5005)), None, false).unwrap();
+        let path = ix.join("seg-000002.sdx");
+        let (a, b) = (std::fs::read(&path).unwrap(), std::fs::read(bk.join("seg-000002.sdx")).unwrap());
+        assert_eq!(a.len(), b.len());
+        assert_ne!(a, b);
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30)); // past the file times' granularity
+        let target = if rename { ix.join("copy.tmp") } else { path.clone() };
+        std::fs::write(&target, &b).unwrap();
+        std::fs::File::options().write(true).open(&target).unwrap().set_modified(mtime).unwrap();
+        if rename {
+            std::fs::rename(&target, &path).unwrap();
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        let how = if rename { "seg-000002.sdx was replaced" } else { "seg-000002.sdx was rewritten" };
+        let changed = reader.changed_file().expect("the rewrite is seen");
+        assert!(changed.starts_with(how), "{changed}");
+        let msg = w.finish_commit(&[], None).unwrap_err().to_string();
+        assert!(msg.contains(how), "{msg}");
+        let err = reader.refresh().unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)) && err.to_string().contains("seg-000002.sdx"), "{err}");
+    }
+}
+
+/// A ctime moved by something that leaves the bytes alone (a hard link made and removed, a
+/// chmod) reads the file once and keeps it: no change reported, nothing reloaded.
+#[cfg(unix)]
+#[test]
+fn a_ctime_moved_without_new_bytes_is_no_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ix, _bk) = diverged_copies(tmp.path(), 30, 30);
+    let reader = Store::open(&ix).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let path = ix.join("seg-000002.sdx");
+    std::fs::hard_link(&path, ix.join("extra-link")).unwrap();
+    std::fs::remove_file(ix.join("extra-link")).unwrap();
+    assert_eq!(reader.changed_file(), None);
+    assert!(!reader.refresh().unwrap());
+}

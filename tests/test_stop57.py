@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sparsedex import CorruptIndexError, SparseIndex
+from sparsedex import ConflictError, CorruptIndexError, SparseIndex
 
 from test_stop56 import _two_indexes
 
@@ -47,3 +47,29 @@ def test_a_same_size_copy_that_keeps_the_modification_time_is_noticed(tmp_path, 
         ix = SparseIndex.open(tmp_path / "a")
         ix.search(q, k=2)
         ix.get("d5")
+
+
+def test_merge_over_an_engine_file_rewritten_under_the_writer_names_it(tmp_path):
+    """helper-117 MEDIUM: merge() over an engine file rewritten in place raised
+    "CorruptIndexError: stored vector of document 63: term ids are not strictly ascending",
+    naming neither file nor segment (commit() said ConflictError naming the file). Now the
+    error names the file rewritten under the open index, and nothing is merged."""
+    a, b = _two_indexes(tmp_path / "x", "sdx")
+    for frac in (None, 0.2, 0.4, 0.6, 0.8):  # b's whole file, or 64 bytes of 0xff at frac
+        p = tmp_path / f"a{frac}"
+        shutil.copytree(a.parent, p)
+        ix = SparseIndex.open(p)
+        ix.add([([7, 8], [1.0, 2.0])], ids=["extra"])
+        ix.commit()
+        gen = ix.generation
+        time.sleep(0.02)
+        with open(p / a.name, "r+b") as fh:
+            if frac is None:
+                fh.write(b.read_bytes())
+            else:
+                fh.seek(int(a.stat().st_size * frac))
+                fh.write(b"\xff" * 64)
+        with pytest.raises((CorruptIndexError, ConflictError), match=rf"{a.name} was rewritten"):
+            ix.merge()
+        assert ix.generation == gen
+        ix.close()

@@ -1338,11 +1338,19 @@ class Store:
         its files while the writer's lock file was replaced (the directory replaced under the
         writer: ``rm -rf`` or ``mv`` and a copy) raises the lock's IndexLockedError, which
         says what happened (it was an I/O error or a 'corrupt' one about files this writer
-        never wrote, helper-87)."""
+        never wrote, helper-87). One that fails over a file of the commit rewritten under this
+        handle (files copied into the directory) names that file (helper-117: it read "stored
+        vector of document 63: term ids are not strictly ascending", or a ValueError about
+        ids)."""
         try:
             return self._merge_group_files(names, reorder)
-        except (OSError, CorruptIndexError):
-            self._check_lock()
+        except (OSError, SparsedexError, ValueError) as e:
+            if isinstance(e, (OSError, CorruptIndexError)):
+                self._check_lock()
+            if not isinstance(e, (OSError, ConflictError)):  # a ConflictError names the file already
+                err = self.rewritten_files_error("the merge failed (nothing was merged): ")
+                if err is not None:
+                    raise err from e
             raise
 
     def _merge_group_files(self, names: list[str], reorder: bool) -> int | None:

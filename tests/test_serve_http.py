@@ -341,6 +341,10 @@ def test_serve_answers_its_own_errors_in_json_and_keeps_get_framing(index, monke
     post = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     got = _exchange(port, get + post)
     assert got.startswith(b"HTTP/1.1 200") and b"501" not in got and b"<" not in got, got
+    # ... and the answer says the connection closes (helper-117: it closed without a word)
+    assert b"connection: close" in got.partition(b"\r\n\r\n")[0].lower(), got
+    plain = _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert plain.startswith(b"HTTP/1.1 200"), plain
 
 
 def test_only_the_endpoints_own_paths_reach_them(index, monkeypatch) -> None:

@@ -424,6 +424,8 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:  # a GET with a body not read (or the client's own ask)
+                self.send_header("Connection", "close")
             self.end_headers()
             if body:
                 self.wfile.write(data)

@@ -1589,9 +1589,14 @@ class Store:
             return None
         if changed is None:
             return None
+        what = (
+            "the directory no longer holds the files it read"
+            if " was replaced" in changed  # renamed over: the handle's own mapping is intact
+            else "its memory-mapped files no longer hold what it read"
+        )
         msg = (
             f"{self.path}: {changed} under this open index (files copied into its directory, such as a "
-            "backup restored with cp?): its memory-mapped files no longer hold what it read. Restore into a new "
+            f"backup restored with cp?): {what}. Restore into a new "
             "directory and switch to it (rename, or move a symbolic link), then open it again"
         )
         if self._snapshot is not None:

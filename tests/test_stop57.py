@@ -73,3 +73,75 @@ def test_merge_over_an_engine_file_rewritten_under_the_writer_names_it(tmp_path)
             ix.merge()
         assert ix.generation == gen
         ix.close()
+
+
+def _cp_p(src, dst):
+    """``cp -p``: ``src``'s bytes written over ``dst`` in place, then ``dst``'s old times set back."""
+    st = dst.stat()
+    time.sleep(0.02)
+    with open(dst, "r+b") as fh:
+        fh.write(src.read_bytes())
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_save_refuses_an_engine_file_rewritten_under_the_handle(tmp_path):
+    """helper-118 HIGH: save() copied an engine file rewritten under the open index (another
+    index's bytes, cp -p) into a backup with a fresh, valid checksum: the backup opened and
+    returned the other index's hits and another document's payload. save() now checks the
+    copied image against the commit's record and raises, naming the file; no index is left at
+    the destination."""
+    a, b = _two_indexes(tmp_path, "sdx")
+    for writer in (False, True):
+        ix = SparseIndex.open(tmp_path / "a")
+        if writer:
+            ix.delete(["d1"])
+            ix.commit()
+        assert ix.search({3: 1.0}, k=2)
+        orig = a.read_bytes()
+        _cp_p(b, a)
+        dest = tmp_path / f"copy{writer}"
+        with pytest.raises(CorruptIndexError, match=rf"{a.name}: no longer holds what the commit records"):
+            ix.save(dest)
+        assert not (dest / "CURRENT").exists()
+        ix.close()
+        a.write_bytes(orig)
+
+
+def test_a_writer_whose_commit_found_a_rewritten_file_stops_reading_it(tmp_path):
+    """helper-118 MEDIUM: a writer whose commit() raised ConflictError ("seg-N.sdx was
+    rewritten") went on answering searches from the rewritten bytes (another index's hits)
+    and get() returned another document's payload. Its reads now raise too."""
+    a, b = _two_indexes(tmp_path, "sdx")
+    w = SparseIndex.open(tmp_path / "a")
+    w.delete(["d1"])
+    w.commit()
+    assert w.search({3: 1.0}, k=2)
+    _cp_p(b, a)
+    w.delete(["d2"])
+    with pytest.raises(ConflictError, match=rf"{a.name} was rewritten"):
+        w.commit()
+    for read in (lambda: w.search({3: 1.0}, k=2), lambda: w.get("d5")):
+        with pytest.raises(CorruptIndexError, match=rf"{a.name} was rewritten"):
+            read()
+    w.close()
+
+
+def test_metadata_changes_are_no_new_commit(tmp_path):
+    """helper-118 LOW: chmod, touch or a hard link on a documents file made refresh() return
+    True (a newer commit) with nothing new; none of them raises or stops a commit."""
+    a, _ = _two_indexes(tmp_path, "docs")
+    ix = SparseIndex.open(tmp_path / "a")
+    assert ix.get("d7").payload["i"] == 7
+    assert ix.refresh() is False
+    for change in (lambda p: os.chmod(p, 0o600), lambda p: os.utime(p),
+                   lambda p: (os.link(p, tmp_path / "extra"), os.unlink(tmp_path / "extra"))):
+        for f in (tmp_path / "a").glob("seg-*"):
+            change(f)
+        assert ix.refresh() is False
+        assert ix.get("d7").payload["i"] == 7
+    ix.delete(["d7"])
+    ix.commit()
+    assert ix.refresh() is False and ix.get("d8").payload["i"] == 8
+    with pytest.raises(KeyError):
+        ix.get("d7")
+    ix.close()

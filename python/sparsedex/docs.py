@@ -462,9 +462,28 @@ class SqliteDocs(SegmentDocs):
         # reads): a file rewritten in place under the open handle was read half old, half new,
         # even after refresh() (helper-116), which now opens it again when this says so
         try:
-            return _stamp(os.stat(self.path)) != self._stamp
+            st = os.stat(self.path)
         except OSError:  # gone (collected after a newer commit): the open handle still reads
             return False
+        now = _stamp(st)
+        if now == self._stamp:
+            return False
+        # A stamp moved by something that left the bytes alone (chmod, touch, a hard link
+        # made or removed, the same bytes copied in) is no change: the file still holds what
+        # the manifest records (helper-118: refresh() said it moved to a newer commit). Reads
+        # the file once.
+        if self._crc32 is not None and st.st_size == self._stamp[2]:
+            try:
+                crc = 0
+                with open(self.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        crc = zlib.crc32(block, crc)
+            except OSError:
+                return True
+            if crc == self._crc32:
+                self._stamp = now
+                return False
+        return True
 
     def _damaged(self, what: str) -> CorruptIndexError:
         """The error of a read that found the file itself damaged after its first check

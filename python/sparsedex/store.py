@@ -1153,7 +1153,17 @@ class Store:
 
     def commit(self, *, merge: bool = True) -> int:
         """Make every staged change durable and visible at once; returns the new generation
-        (unchanged if there was nothing to commit)."""
+        (unchanged if there was nothing to commit). A commit refused because files of the
+        directory were rewritten under this handle (``ConflictError``) leaves the handle's reads
+        of its commit raising too: its mapped bytes may be the rewritten ones (helper-118: a
+        writer went on returning another index's hits after its commit said so)."""
+        try:
+            return self._commit(merge)
+        except (ConflictError, CorruptIndexError):
+            self.rewritten_files_error()
+            raise
+
+    def _commit(self, merge: bool) -> int:
         with self._wlock:
             self._begin_write()  # moves on to a commit an interrupt cut short (_catch_up)
             if not self.has_staged():
@@ -1231,13 +1241,13 @@ class Store:
                             f"the commit succeeded (generation {generation}); the merge that followed it "
                             f"failed and is left for a later commit or merge(): {e!r}",
                             RuntimeWarning,
-                            stacklevel=3,
+                            stacklevel=4,
                         )
             if coarse is not None and not self._warned_coarse:
                 # once the commit is done: a warning turned into an error must not read as a
                 # failed commit (nor leave one prepared)
                 self._warned_coarse = True
-                warnings.warn(coarse, UserWarning, stacklevel=3)
+                warnings.warn(coarse, UserWarning, stacklevel=4)
             return generation
 
     def _committed(self) -> None:
@@ -1347,9 +1357,11 @@ class Store:
         except (OSError, SparsedexError, ValueError) as e:
             if isinstance(e, (OSError, CorruptIndexError)):
                 self._check_lock()
-            if not isinstance(e, (OSError, ConflictError)):  # a ConflictError names the file already
+            if not isinstance(e, OSError):
                 err = self.rewritten_files_error("the merge failed (nothing was merged): ")
-                if err is not None:
+                # a ConflictError names the file already (the call above made the handle's
+                # later reads raise, as for any rewritten file found)
+                if err is not None and not isinstance(e, ConflictError):
                     raise err from e
             raise
 

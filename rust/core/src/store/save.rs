@@ -158,6 +158,19 @@ impl Store {
             let bytes = s.index().image_bytes();
             crate::fs::write_atomically(&dest.join(&sdx), bytes)?;
             let sdx_rec = FileRecord::of_bytes(&sdx, bytes);
+            // The image of a segment read from a file is that file's mapping: bytes copied over
+            // the file while the index was open change it, and the copy would record them under
+            // a fresh, valid checksum, an index that opens and returns another index's hits
+            // (helper-118). The copy's record must be the one the commit holds.
+            if let Some(src) = &s.data.sdx {
+                if (src.size, src.crc32) != (sdx_rec.size, sdx_rec.crc32) {
+                    let at = self.dir.as_ref().map_or_else(|| src.name.clone(), |d| d.join(&src.name).display().to_string());
+                    return Err(Error::Corrupt(format!(
+                        "{at}: no longer holds what the commit records (its checksum differs from the manifest's): \
+                         files were copied into the directory while the index was open; nothing was saved"
+                    )));
+                }
+            }
             // The segment's approximate-search calibration, if it has one: the copy is the same
             // engine file, so the calibration holds; rebound to the destination's store, name and
             // engine file (FORMAT.md §6a). Best effort, as every calibration write: a copy without

@@ -631,3 +631,32 @@ def test_cli_max_k_and_max_batch(tmp_path, capsys, monkeypatch) -> None:
             assert e.value.code == 2, (flag, bad)
             err = capsys.readouterr().err
             assert f"argument {flag}:" in err, err
+
+
+def test_expect_continue_garbage_lines_and_long_integers(index, monkeypatch) -> None:
+    """helper-118: ``Expect: 100-continue`` with a body over the limit got 100 Continue, then
+    413 (the client was invited to upload first); bytes that are no request line were told
+    "HTTP/0.9 requests are not supported"; an integer of 5000 digits was refused with a
+    message naming sys.set_int_max_str_digits()."""
+    import socket
+
+    monkeypatch.setattr(_http, "LINGER_S", 0.2)
+    port = _serve(index, monkeypatch)
+    head = b"POST /search HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n"
+    got = _exchange(port, head)
+    assert got.startswith(b"HTTP/1.1 413") and b"100 Continue" not in got, got
+    # a body that will be read is still invited
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 100"), first
+        s.sendall(body)
+        rest = first.partition(b"\r\n\r\n")[2] or s.recv(65536)
+        assert rest.startswith(b"HTTP/1.1 200"), rest
+    got = _exchange(port, b"\x00\x01\x02 garbage\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400") and b"malformed request line" in got and b"0.9" not in got, got
+    big = b'{"query": {"1": 1.0}, "k": 1' + b"0" * 5000 + b"}"
+    got = _exchange(port, b"POST /search HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                    % len(big) + big)
+    assert got.startswith(b"HTTP/1.1 400") and b"4300 digits" in got and b"sys." not in got, got

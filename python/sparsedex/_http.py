@@ -362,6 +362,9 @@ def respond(index: Any, path: str, raw: bytes | None, unavailable: type[BaseExce
         try:
             body = json.loads(raw, object_pairs_hook=_no_duplicates)
         except ValueError as e:
+            if "int_max_str_digits" in str(e) or "integer string conversion" in str(e):
+                # Python's limit on digits, whose message names a Python call (helper-118)
+                return 400, {"error": "the request body holds an integer with more than 4300 digits"}
             return 400, {"error": f"the request body is not JSON ({e})"}
         except RecursionError:
             return 400, {"error": "the request body is nested too deeply"}
@@ -468,12 +471,29 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                     break
                 self.raw_requestline = self.rfile.readline(65537)
             line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-            if len(line.split()) == 2:
+            words = line.split()
+            if len(words) == 2 and not (words[0].isalpha() and words[0].isupper() and words[1].startswith("/")):
+                # not a request line at all (binary bytes, a TLS hello): not "HTTP/0.9" (helper-118)
+                self.command, self.request_version = None, self.default_request_version
+                self.requestline = line
+                self.send_error(400, "malformed request line: send METHOD PATH HTTP/1.1, then headers")
+                return False
+            if len(words) == 2:
                 self.command, self.request_version = None, self.default_request_version
                 self.requestline = line
                 self.send_error(400, "HTTP/0.9 requests are not supported: send METHOD PATH HTTP/1.1, then headers")
                 return False
             return super().parse_request()
+
+        def handle_expect_100(self) -> bool:
+            """``Expect: 100-continue``: invite the body only when it will be read; a body
+            announced over :data:`MAX_BODY_BYTES` (or a malformed length) is refused at once,
+            without a 100 Continue first (helper-118: the client was invited to upload, then
+            told 413)."""
+            length = (self.headers.get("Content-Length") or "").strip()
+            if self.command != "POST" or not _DIGITS.fullmatch(length) or int(length) > MAX_BODY_BYTES:
+                return True  # do_POST (or the method's handler) answers, without inviting the body
+            return super().handle_expect_100()
 
         def _get(self, body: bool) -> None:
             """GET, or HEAD (``body`` False: GET's status and headers only, RFC 9110 §9.3.2)."""

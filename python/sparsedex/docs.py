@@ -474,10 +474,8 @@ class SqliteDocs(SegmentDocs):
         # the file once.
         if self._crc32 is not None and st.st_size == self._stamp[2]:
             try:
-                crc = 0
                 with open(self.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        crc = zlib.crc32(block, crc)
+                    crc = _crc32_of(f, lambda block: None)
             except OSError:
                 return True
             if crc == self._crc32:
@@ -524,12 +522,8 @@ class SqliteDocs(SegmentDocs):
         f = self._fh
         if f is None:
             raise self._corrupt("no open handle to read (closed)")
-        crc = 0
         f.seek(0)  # the callers hold self._lock: nothing else moves this handle meanwhile
-        for block in iter(lambda: f.read(1 << 20), b""):
-            crc = zlib.crc32(block, crc)
-            sink(block)
-        return crc
+        return _crc32_of(f, sink)
 
     def copy_to(self, dest: str | os.PathLike[str]) -> None:
         """Write this segment's documents file, byte for byte, to ``dest`` (a new file; the
@@ -721,6 +715,16 @@ def _publish(tmp: Path, dest: Path, new: bool = False) -> None:
 
 def _tmp_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
+def _crc32_of(f: Any, sink: Any) -> int:
+    """The CRC32 of what is left to read of the binary file ``f``, read in blocks of 1 MiB,
+    each passed to ``sink`` too."""
+    crc = 0
+    for block in iter(lambda: f.read(1 << 20), b""):
+        crc = zlib.crc32(block, crc)
+        sink(block)
+    return crc
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:

@@ -164,7 +164,8 @@ impl Store {
             // (helper-118). The copy's record must be the one the commit holds.
             if let Some(src) = &s.data.sdx {
                 if (src.size, src.crc32) != (sdx_rec.size, sdx_rec.crc32) {
-                    let at = self.dir.as_ref().map_or_else(|| src.name.clone(), |d| d.join(&src.name).display().to_string());
+                    let at =
+                        self.dir.as_ref().map_or_else(|| src.name.clone(), |d| d.join(&src.name).display().to_string());
                     return Err(Error::Corrupt(format!(
                         "{at}: no longer holds what the commit records (its checksum differs from the manifest's): \
                          files were copied into the directory while the index was open; nothing was saved"

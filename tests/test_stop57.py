@@ -145,3 +145,49 @@ def test_metadata_changes_are_no_new_commit(tmp_path):
     with pytest.raises(KeyError):
         ix.get("d7")
     ix.close()
+
+
+_LONG_QUERY_CHILD = r"""
+import os, signal, sys, threading, time
+import numpy as np, scipy.sparse as sp
+from sparsedex import SparseIndex
+r = np.random.default_rng(5)
+N, n, V = 9000, 150000, 200000
+cols = np.sort(r.integers(0, V, size=(N, 20)), axis=1)
+L = sp.csr_matrix(((0.1 + 0.9 * r.random(N * 20)).astype(np.float32), cols.ravel(), np.arange(0, N * 20 + 1, 20)),
+                  shape=(N, V))
+L.sum_duplicates()
+long = sp.csr_matrix((np.full(n, 0.5, np.float32), (np.zeros(n, int), np.arange(n))), shape=(1, V))
+D = sp.vstack([L, long]).tocsr()
+ix = SparseIndex(None)
+ix.add(D, ids=list(range(N + 1)))
+ix.search(D[0], k=10)
+for algo in sys.argv[1:]:
+    sent = []
+    threading.Timer(1.0, lambda: (sent.append(time.monotonic()), os.kill(os.getpid(), signal.SIGINT))).start()
+    t = time.monotonic()
+    try:
+        ix.search(D[N], k=10, algorithm=algo)
+        print(algo, "finished", time.monotonic() - t, flush=True)
+    except KeyboardInterrupt:
+        print(algo, "interrupted", time.monotonic() - sent[0], flush=True)
+"""
+
+
+def test_ctrl_c_stops_a_document_at_a_time_search_of_a_long_query():
+    """helper-119 MEDIUM: `bmw` on a query of 150,000 terms (a document used as a query) ran for
+    143 s and ignored Ctrl-C (`wand` longer). Such searches now run interruptibly (the search
+    loops check the call's cancellation), and WAND's re-sort of many moved cursors is a merge,
+    not one bubble each (one step of 24 s)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LONG_QUERY_CHILD, "maxscore", "wand", "bmw"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.split("\n")
+    for algo in ("maxscore", "wand", "bmw"):
+        line = next(x for x in lines if x.startswith(algo + " "))
+        what, secs = line.split()[1], float(line.split()[2])
+        # interrupted soon after the signal (or, on a machine fast enough, finished in time)
+        assert (what == "interrupted" and secs < 5.0) or (what == "finished" and secs < 2.0), line

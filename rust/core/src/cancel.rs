@@ -94,6 +94,38 @@ pub fn watch() -> Watch {
     Watch(CURRENT.with(|c| c.borrow().clone()))
 }
 
+/// A check for hot loops (the document-at-a-time searches' pivots, of which a query of
+/// thousands of terms may take minutes): [`Ticker::stopped`] reads the token once every
+/// `every` calls. A search that stops returns what it found so far, which the binding that
+/// cancelled it discards (it raises the signal's exception).
+pub struct Ticker {
+    watch: Watch,
+    n: u32,
+    every: u32,
+}
+
+impl Ticker {
+    /// A ticker of the current thread's call for a loop whose steps each cost about `work`
+    /// (e.g. the query's terms, for a pivot step that may look at each): the token is read
+    /// every `max(1, 4096 / work)` steps (every step of a query of 150,000 terms, whose steps
+    /// each re-sort thousands of cursors; every 400 of a query of 10 terms).
+    pub fn new(work: usize) -> Self {
+        let every = (4096 / work.max(1)).clamp(1, 4096) as u32;
+        Ticker { watch: watch(), n: 0, every }
+    }
+
+    /// Whether the call was cancelled, looked at every `every` calls.
+    #[inline]
+    pub fn stopped(&mut self) -> bool {
+        self.n += 1;
+        if self.n < self.every {
+            return false;
+        }
+        self.n = 0;
+        self.watch.stopped()
+    }
+}
+
 /// `Err(Error::Cancelled)` if the current thread's call was cancelled.
 pub fn check() -> Result<()> {
     watch().check()

@@ -1176,3 +1176,42 @@ fn tiny_query_weights_give_the_float_top_k() {
         }
     }
 }
+
+/// helper-119: a document holding every term of a query of thousands of terms (a document
+/// used as a query) moved thousands of WAND cursors in one step, re-sorted one at a time
+/// (O(terms^2): 24 s for 150,000 terms, in a step no Ctrl-C could stop). Every algorithm
+/// still equals the oracle on that shape, u8 and float, with the re-sort by merge.
+#[test]
+fn a_document_holding_every_term_of_a_long_query() {
+    let (n, long, vocab) = (2_000usize, 3_000u32, 20_000u32);
+    let mut c = Corpus { indptr: vec![0], indices: vec![], values: vec![] };
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..n {
+        let mut ts: Vec<u32> = (0..20).map(|_| (next() % vocab as u64) as u32).collect();
+        ts.sort_unstable();
+        ts.dedup();
+        for t in ts {
+            c.indices.push(t);
+            c.values.push(0.1 + (next() % 900) as f32 / 1000.0);
+        }
+        c.indptr.push(c.indices.len() as u64);
+    }
+    for t in 0..long {
+        c.indices.push(t * (vocab / long));
+        c.values.push(0.5);
+    }
+    c.indptr.push(c.indices.len() as u64);
+    let q: Vec<(u32, f32)> = (0..long).map(|t| (t * (vocab / long), 0.5)).collect();
+    for quant in [Quantization::U8 { scale: None }, Quantization::F32] {
+        let index = build_kind_with(&c, quant, true);
+        for k in [1, 10, 100] {
+            run_all(&index, &q, k);
+        }
+    }
+}

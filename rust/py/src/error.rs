@@ -133,6 +133,18 @@ pub fn enter_long<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> 
     outcome(r)
 }
 
+/// Query terms from which a document-at-a-time search runs under [`enter_long`], so that
+/// Ctrl-C stops it (helper-119: `bmw` took 143 s on a query of 150,000 terms and ignored
+/// SIGINT). Shorter queries take milliseconds, less than [`enter_long`]'s thread start would
+/// be worth.
+const LONG_QUERY_TERMS: usize = 256;
+
+/// Whether a search with `algo` of a query of `terms` terms may take long enough to be worth
+/// making interruptible ([`enter_long`]; the search loops check the call's token).
+pub fn long_search(algo: sparsedex_core::search::Algorithm, terms: usize) -> bool {
+    algo.is_document_at_a_time() && terms >= LONG_QUERY_TERMS
+}
+
 /// Whether this is the interpreter's main thread (the one signal handlers run on).
 fn is_main_thread(py: Python<'_>) -> bool {
     let ident = |t: &Bound<'_, PyAny>| t.getattr("ident").and_then(|i| i.extract::<u64>());

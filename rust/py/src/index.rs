@@ -214,8 +214,8 @@ impl PyIndex {
         let inner = &self.inner;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
-        let hits =
-            enter(py, || search::search_with_scores(inner, q, k, algo, allowed.as_ref(), stats.as_ref(), score_kind))?;
+        let run = || search::search_with_scores(inner, q, k, algo, allowed.as_ref(), stats.as_ref(), score_kind);
+        let hits = if crate::error::long_search(algo, q.terms.len()) { enter_long(py, run)? } else { enter(py, run)? };
         let docs: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
         Ok((docs.into_pyarray(py), scores.into_pyarray(py)))

@@ -753,7 +753,8 @@ impl PySnapshot {
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());
         let snap = &self.inner;
-        let hits = enter(py, || snap.search(q, k, algo, f.as_deref(), stats.as_ref(), scores))?;
+        let run = || snap.search(q, k, algo, f.as_deref(), stats.as_ref(), scores);
+        let hits = if crate::error::long_search(algo, q.terms.len()) { enter_long(py, run)? } else { enter(py, run)? };
         let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
         let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let v: Vec<f32> = hits.iter().map(|h| h.score).collect();

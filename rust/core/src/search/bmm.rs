@@ -39,7 +39,11 @@ pub fn search<K: Kind>(
     // bm_prefix[i] = sum of the block maxima of non-essential lists 0..=i for the candidate.
     let mut bm_prefix = vec![K::S::default(); n];
     let mut cur = cs.iter().map(|c| c.cur.doc()).min().unwrap_or(TERMINATED);
+    let mut stop = crate::cancel::Ticker::new(plan.terms.len()); // Ctrl-C on a long query (see the binding)
     while cur != TERMINATED && first_ess < n {
+        if stop.stopped() {
+            break;
+        }
         let mut score = K::S::default();
         let mut next = TERMINATED;
         for c in cs[first_ess..].iter_mut() {

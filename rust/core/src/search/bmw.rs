@@ -24,7 +24,11 @@ pub fn search<K: Kind>(
     let mut top = TopK::with_allowed(k, plan.allowed.as_ref(), plan.floor).with_ties(plan.ties.as_ref());
     let mut ev = Evaluator::<K>::new(n);
     let mut thr = top.threshold();
+    let mut stop = crate::cancel::Ticker::new(plan.terms.len()); // Ctrl-C on a long query (see the binding)
     while let Some(mut pivot) = cs.find_pivot(thr, plan.slack) {
+        if stop.stopped() {
+            break;
+        }
         let pd = cs.doc(pivot);
         while pivot + 1 < n && cs.doc(pivot + 1) == pd {
             pivot += 1;

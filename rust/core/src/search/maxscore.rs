@@ -38,7 +38,11 @@ pub fn search<K: Kind>(
         first_ess += 1; // a floor carried over from other segments prunes from the start
     }
     let mut cur = cs.iter().map(|c| c.cur.doc()).min().unwrap_or(TERMINATED);
+    let mut stop = crate::cancel::Ticker::new(plan.terms.len()); // Ctrl-C on a long query (see the binding)
     while cur != TERMINATED && first_ess < n {
+        if stop.stopped() {
+            break;
+        }
         let mut score = K::S::default();
         let mut next = TERMINATED;
         for c in cs[first_ess..].iter_mut() {

@@ -660,3 +660,26 @@ def test_expect_continue_garbage_lines_and_long_integers(index, monkeypatch) -> 
     got = _exchange(port, b"POST /search HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
                     % len(big) + big)
     assert got.startswith(b"HTTP/1.1 400") and b"4300 digits" in got and b"sys." not in got, got
+
+
+def test_get_with_conflicting_lengths_and_expect_only_for_readable_bodies(index, monkeypatch) -> None:
+    """helper-120: a GET with Content-Length 0 and then N ran its body as a second request
+    (smuggling past a proxy framing by the second header); Expect: 100-continue invited bodies
+    then refused unread (conflicting lengths, Transfer-Encoding beside a length, POST /health)."""
+    import socket
+
+    monkeypatch.setattr(_http, "LINGER_S", 0.2)
+    port = _serve(index, monkeypatch)
+    body = json.dumps({"query": Q, "k": 1}).encode()
+    inner = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    got = _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n"
+                    % len(inner) + inner)
+    assert got.count(b"HTTP/1.1 ") == 1 and b"connection: close" in got.lower(), got
+    for head in (b"POST /search HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                 b"POST /search HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n",
+                 b"POST /health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(head)
+            first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 4") and b"100 Continue" not in first, (head, first)

@@ -191,3 +191,25 @@ def test_ctrl_c_stops_a_document_at_a_time_search_of_a_long_query():
         what, secs = line.split()[1], float(line.split()[2])
         # interrupted soon after the signal (or, on a machine fast enough, finished in time)
         assert (what == "interrupted" and secs < 5.0) or (what == "finished" and secs < 2.0), line
+
+
+@pytest.mark.parametrize("op", ["merge", "save", "first_write"])
+def test_reads_raise_after_merge_save_or_a_first_write_found_a_rewritten_file(tmp_path, op):
+    """helper-120 HIGH: merge(), save() and a handle's first write raised CorruptIndexError
+    naming a rewritten engine file, but the handle's later searches answered from the
+    rewritten bytes (another index's hits). Now they raise too."""
+    a, b = _two_indexes(tmp_path, "sdx")
+    ix = SparseIndex.open(tmp_path / "a")
+    assert ix.search({3: 1.0}, k=2)
+    _cp_p(b, a)
+    with pytest.raises((CorruptIndexError, ConflictError), match=a.name):
+        if op == "merge":
+            ix.merge()
+        elif op == "save":
+            ix.save(tmp_path / "copy")
+        else:
+            ix.add([([7, 8], [1.0, 2.0])], ids=["extra"])
+            ix.commit()
+    with pytest.raises(CorruptIndexError, match=rf"{a.name} was rewritten"):
+        ix.search({3: 1.0}, k=2)
+    ix.close()

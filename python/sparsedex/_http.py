@@ -436,7 +436,9 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         def _body_unread(self) -> None:
             """A GET or HEAD that announces a body: the body is not read, so the connection
             closes after the answer (read as the next request, it lost the framing)."""
-            if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get("Transfer-Encoding"):
+            lengths = self.headers.get_all("Content-Length") or []
+            # any length but 0 (helper-120: "0" then "N" ran the body as the next request)
+            if any(v.strip() not in ("", "0") for v in lengths) or self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
 
         def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -490,9 +492,15 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
             announced over :data:`MAX_BODY_BYTES` (or a malformed length) is refused at once,
             without a 100 Continue first (helper-118: the client was invited to upload, then
             told 413)."""
-            length = (self.headers.get("Content-Length") or "").strip()
-            if self.command != "POST" or not _DIGITS.fullmatch(length) or int(length) > MAX_BODY_BYTES:
-                return True  # do_POST (or the method's handler) answers, without inviting the body
+            lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            length = next(iter(lengths)) if len(lengths) == 1 else ""
+            op = endpoint(self.path, prefix, strict=True)
+            if (self.command != "POST" or self.headers.get("Transfer-Encoding") is not None
+                    or not _DIGITS.fullmatch(length) or int(length) > MAX_BODY_BYTES
+                    or op not in ENDPOINTS or op == "health"):
+                # do_POST (or the method's handler) answers with its error, without inviting
+                # the body (helper-120: 100 Continue, then 400 for conflicting lengths or 405)
+                return True
             return super().handle_expect_100()
 
         def _get(self, body: bool) -> None:

@@ -29,6 +29,7 @@ read as they are by readers (:mod:`sparsedex._legacy`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import functools
 import json
@@ -43,7 +44,7 @@ import time
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -936,7 +937,8 @@ class Store:
         handle's that an interrupt cut short after its commit point (:meth:`_catch_up`)."""
         self._check_open()
         if self._writing:
-            self._catch_up()
+            with self._noticing_rewrites():
+                self._catch_up()
             if self._lock is not None:
                 self._lock.check_process()  # a fork child staging through its parent's writer
             return
@@ -951,7 +953,8 @@ class Store:
                 from . import _legacy
 
                 _legacy.upgrade(self)
-            self._core.begin_write()  # catches up, collects garbage
+            with self._noticing_rewrites():
+                self._core.begin_write()  # catches up, collects garbage
             if opened is not None and self._core.snapshot().uuid != opened:
                 raise ConflictError(
                     f"{self.path}: another index was saved there (or a symbolic link switched to it) since this "
@@ -1157,8 +1160,19 @@ class Store:
         directory were rewritten under this handle (``ConflictError``) leaves the handle's reads
         of its commit raising too: its mapped bytes may be the rewritten ones (helper-118: a
         writer went on returning another index's hits after its commit said so)."""
-        try:
+        with self._noticing_rewrites():
             return self._commit(merge)
+
+    @contextlib.contextmanager
+    def _noticing_rewrites(self) -> Iterator[None]:
+        """Around a call that checks the files of the commit (a commit, becoming the writer,
+        a save): when it raises ``ConflictError`` or ``CorruptIndexError`` because a file was
+        rewritten under this handle, the handle's later reads of its commit raise too
+        (:meth:`rewritten_files_error`): its mapped bytes may be the rewritten ones (helper-118,
+        helper-120: searches after such a commit, merge, save or first write returned another
+        index's hits)."""
+        try:
+            yield
         except (ConflictError, CorruptIndexError):
             self.rewritten_files_error()
             raise
@@ -1695,7 +1709,8 @@ class Store:
             # (a background merge, another writer) may have collected their files by name.
             snap = self.snapshot
             segs = {st.segment.name: st.segment for st in snap.states}
-            p = self._core.prepare_save(d, snapshot=snap.core, copy_attachments=False)
+            with self._noticing_rewrites():
+                p = self._core.prepare_save(d, snapshot=snap.core, copy_attachments=False)
             attachments: list[str] = []
             for src, to in p.names():
                 seg = segs[src]

@@ -213,3 +213,26 @@ def test_reads_raise_after_merge_save_or_a_first_write_found_a_rewritten_file(tm
     with pytest.raises(CorruptIndexError, match=rf"{a.name} was rewritten"):
         ix.search({3: 1.0}, k=2)
     ix.close()
+
+
+def test_refresh_does_not_reopen_a_failed_documents_file_left_as_it_is(tmp_path):
+    """helper-120 LOW: after a reader's documents file was replaced (cp -p), every refresh()
+    returned True (it reopened the failed file each time). Now a failed file left as it is is
+    kept (its reads keep raising) and refresh() says nothing new; once the file is mended, a
+    refresh() reads it again."""
+    a, b = _two_indexes(tmp_path, "docs")
+    r = SparseIndex.open(tmp_path / "a")
+    assert r.get("d5").payload["src"] == "a"
+    orig = a.read_bytes()
+    _cp_p(b, a)
+    r.refresh()  # reopens the rewritten file
+    with pytest.raises(CorruptIndexError, match=a.name):
+        r.get("d5")
+    assert r.refresh() is False
+    assert r.refresh() is False
+    with pytest.raises(CorruptIndexError, match=a.name):
+        r.get("d5")
+    a.write_bytes(orig)
+    r.refresh()
+    assert r.get("d5").payload["src"] == "a"
+    r.close()

@@ -140,6 +140,10 @@ class SegmentDocs(ABC):
         (another inode, size or modification time); False in memory and for a file gone."""
         return False
 
+    def moved(self) -> bool:
+        """Whether the file's stamp moved since it was opened (no read); False in memory."""
+        return False
+
     @abstractmethod
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
         """Payloads of ``docs`` (internal numbers, any order, repeats allowed), in that order."""
@@ -456,6 +460,13 @@ class SqliteDocs(SegmentDocs):
 
     def _corrupt(self, what: str) -> CorruptIndexError:
         return CorruptIndexError(f"corrupt index file: {self.path}: {what}")
+
+    def moved(self) -> bool:
+        """Whether the file's stamp differs from the one this handle opened (no read)."""
+        try:
+            return _stamp(os.stat(self.path)) != self._stamp
+        except OSError:
+            return False
 
     def changed_on_disk(self) -> bool:
         # SQLite reads the file as immutable (no change counter, a page cache kept across

@@ -490,6 +490,16 @@ class _DocsCopy:
         self.done.wait()
 
 
+def _reopen_docs(docs: Any) -> bool:
+    """Whether a refresh opens a segment's documents file again: it was rewritten under its
+    name since it was opened, or it failed its check and its file changed since (it may be
+    mended). A failed file left as it is is kept, failing every read as before, so that
+    refresh() does not report a new commit each time (helper-120)."""
+    if docs.failed:
+        return bool(docs.moved())
+    return bool(docs.changed_on_disk())
+
+
 class Store:
     """An index's segments on disk (``path``) or in memory (``path=None``), with one writer.
 
@@ -676,8 +686,7 @@ class Store:
                      for r in recs}
             if (self._snapshot is not None and self._snapshot.generation == core.generation
                     and self._snapshot.core.uuid == core.uuid and files == self._seg_files
-                    and not any(st.segment.docs.failed or st.segment.docs.changed_on_disk()
-                                for st in self._snapshot.states)):
+                    and not any(_reopen_docs(st.segment.docs) for st in self._snapshot.states)):
                 self._snapshot = Snapshot(core, [st.segment for st in self._snapshot.states])
                 return False
             # Segments are reused by name only within one index: another index written into
@@ -694,7 +703,7 @@ class Store:
                 for i, rec in enumerate(recs):
                     name = rec["name"]
                     seg = known.get(name) if self._seg_files.get(name) == files[name] else None
-                    if seg is not None and (seg.docs.failed or seg.docs.changed_on_disk()):
+                    if seg is not None and _reopen_docs(seg.docs):
                         # found damaged, or rewritten under its name: open the file again (it
                         # may be mended; else its check against the manifest fails, and sticks)
                         seg = None

@@ -474,16 +474,14 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 self.raw_requestline = self.rfile.readline(65537)
             line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
             words = line.split()
-            if len(words) == 2 and not (words[0].isalpha() and words[0].isupper() and words[1].startswith("/")):
-                # not a request line at all (binary bytes, a TLS hello): not "HTTP/0.9" (helper-118)
-                self.command, self.request_version = None, self.default_request_version
-                self.requestline = line
-                self.send_error(400, "malformed request line: send METHOD PATH HTTP/1.1, then headers")
-                return False
             if len(words) == 2:
+                # a method and a path is HTTP/0.9; anything else is no request line at all
+                # (binary bytes, a TLS hello), not "HTTP/0.9" (helper-118)
+                http09 = words[0].isalpha() and words[0].isupper() and words[1].startswith("/")
                 self.command, self.request_version = None, self.default_request_version
                 self.requestline = line
-                self.send_error(400, "HTTP/0.9 requests are not supported: send METHOD PATH HTTP/1.1, then headers")
+                self.send_error(400, ("HTTP/0.9 requests are not supported" if http09 else "malformed request line")
+                                + ": send METHOD PATH HTTP/1.1, then headers")
                 return False
             return super().parse_request()
 

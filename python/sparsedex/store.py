@@ -852,14 +852,11 @@ class Store:
                 return False
             r = self._rewritten
             tainted = r if r is not None and r[0] is self._snapshot and r[2] else None
-            try:
+            # A file of this handle's commit rewritten under it (the core reads it again and it
+            # fails its check): its mapped bytes are another file's now, and searches went on
+            # reading them (helper-116). Every later read of this commit raises.
+            with self._noticing_rewrites():
                 moved = self._core.refresh()
-            except CorruptIndexError:
-                # A file of this handle's commit rewritten under it (the core read it again and
-                # it failed its check): its mapped bytes are another file's now, and searches
-                # went on reading them (helper-116). Every later read of this commit raises.
-                self.rewritten_files_error()
-                raise
             # Always reconcile with the core's snapshot, not only when the core moved: a refresh
             # that failed while opening the documents (a symbolic link switched midway) left the
             # core ahead of this store, and every later refresh() said nothing was new.

@@ -139,10 +139,21 @@ pub fn enter_long<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> 
 /// be worth.
 const LONG_QUERY_TERMS: usize = 256;
 
-/// Whether a search with `algo` of a query of `terms` terms may take long enough to be worth
-/// making interruptible ([`enter_long`]; the search loops check the call's token).
-pub fn long_search(algo: sparsedex_core::search::Algorithm, terms: usize) -> bool {
-    algo.is_document_at_a_time() && terms >= LONG_QUERY_TERMS
+/// Run the search `f` with `algo` of a query of `terms` terms: under [`enter_long`] when it
+/// may take long enough to be worth making interruptible (a document-at-a-time algorithm and
+/// at least [`LONG_QUERY_TERMS`] terms; the search loops check the call's token), else under
+/// [`enter`].
+pub fn enter_search<T: Send>(
+    py: Python<'_>,
+    algo: sparsedex_core::search::Algorithm,
+    terms: usize,
+    f: impl FnOnce() -> Result<T, Error> + Send,
+) -> PyResult<T> {
+    if algo.is_document_at_a_time() && terms >= LONG_QUERY_TERMS {
+        enter_long(py, f)
+    } else {
+        enter(py, f)
+    }
 }
 
 /// Whether this is the interpreter's main thread (the one signal handlers run on).

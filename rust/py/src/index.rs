@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::convert::{
     csr, doc_set, id_of, id_to_py, ids_input, quantization, slice, Csr1, Hits2, PyBm25Stats, ReorderArg, Vec1,
 };
-use crate::error::{enter, enter_long, to_py};
+use crate::error::{enter, enter_long, enter_search, to_py};
 
 /// An immutable index over sparse vectors: one engine segment (the low-level engine behind
 /// `sparsedex.VectorIndex` and every segment of a store).
@@ -214,8 +214,9 @@ impl PyIndex {
         let inner = &self.inner;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
-        let run = || search::search_with_scores(inner, q, k, algo, allowed.as_ref(), stats.as_ref(), score_kind);
-        let hits = if crate::error::long_search(algo, q.terms.len()) { enter_long(py, run)? } else { enter(py, run)? };
+        let hits = enter_search(py, algo, q.terms.len(), || {
+            search::search_with_scores(inner, q, k, algo, allowed.as_ref(), stats.as_ref(), score_kind)
+        })?;
         let docs: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
         Ok((docs.into_pyarray(py), scores.into_pyarray(py)))

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::convert::{algorithm, csr, matrices, slice, Csr1, PyBm25Stats, SegHits1, SegHits2, Vec1};
-use crate::error::{enter, enter_long, to_py};
+use crate::error::{enter, enter_search, to_py};
 use crate::index::PyIndex;
 
 /// A set of allowed internal doc ids of one index (bit d%64 of word d//64), built once and
@@ -89,8 +89,9 @@ pub fn search_segments<'py>(
     let segs = segments_of(&ixs, &sets);
     let q = QueryRef { terms: slice(&indices, "indices")?, weights: slice(&values, "values")? };
     let stats = stats.map(|s| s.get().inner.clone());
-    let run = || search::search_segments_scores(&segs, q, k, algo, stats.as_ref(), scores);
-    let hits = if crate::error::long_search(algo, q.terms.len()) { enter_long(py, run)? } else { enter(py, run)? };
+    let hits = enter_search(py, algo, q.terms.len(), || {
+        search::search_segments_scores(&segs, q, k, algo, stats.as_ref(), scores)
+    })?;
     let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
     let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
     let v: Vec<f32> = hits.iter().map(|h| h.score).collect();

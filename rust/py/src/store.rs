@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, ReorderArg, SegHits1, SegHits2};
-use crate::error::{enter, enter_long, ConflictError};
+use crate::error::{enter, enter_long, enter_search, ConflictError};
 use crate::index::PyIndex;
 use crate::segments::PyDocSet;
 
@@ -753,8 +753,8 @@ impl PySnapshot {
         let f = filter_sets(&filters);
         let stats = stats.map(|s| s.get().inner.clone());
         let snap = &self.inner;
-        let run = || snap.search(q, k, algo, f.as_deref(), stats.as_ref(), scores);
-        let hits = if crate::error::long_search(algo, q.terms.len()) { enter_long(py, run)? } else { enter(py, run)? };
+        let hits =
+            enter_search(py, algo, q.terms.len(), || snap.search(q, k, algo, f.as_deref(), stats.as_ref(), scores))?;
         let a: Vec<u32> = hits.iter().map(|h| h.segment).collect();
         let d: Vec<u32> = hits.iter().map(|h| h.doc).collect();
         let v: Vec<f32> = hits.iter().map(|h| h.score).collect();

@@ -151,9 +151,9 @@ pub(crate) fn search_prepared(segs: &[Segment<'_>], p: &Prepared, k: usize, algo
     let mut best: Vec<SegmentHit> = Vec::with_capacity(2 * k.min(1 << 16));
     // a cancelled call (Ctrl-C on a long document-at-a-time search) opens no further segment:
     // each would open and sort the query's cursors before its loop's first check (helper-120)
-    let stop = crate::cancel::watch();
+    let stop = algo.is_document_at_a_time().then(crate::cancel::watch);
     for &si in &order {
-        if stop.stopped() {
+        if stop.as_ref().is_some_and(|w| w.stopped()) {
             break;
         }
         let s = &segs[si];

@@ -156,6 +156,14 @@ pub fn enter_search<T: Send>(
     }
 }
 
+/// Run the batch search `f` under [`enter_long`]: a batch may run for minutes (many queries,
+/// or long queries of a document-at-a-time algorithm), and a thread start is nothing beside
+/// it. Its queries run on the worker pool under the call's token, and a cancelled batch starts
+/// no further query (until stop 58, Ctrl-C waited for the whole batch, helper-120).
+pub fn enter_batch<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+    enter_long(py, f)
+}
+
 /// Whether this is the interpreter's main thread (the one signal handlers run on).
 fn is_main_thread(py: Python<'_>) -> bool {
     let ident = |t: &Bound<'_, PyAny>| t.getattr("ident").and_then(|i| i.extract::<u64>());

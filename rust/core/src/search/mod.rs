@@ -369,10 +369,14 @@ pub fn search_batch_scores(
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
     let nq = check_csr(&queries, "queries")?;
+    // The pool's threads do not see the calling thread's cancellation token: each query runs
+    // under it, and a cancelled batch starts no further query (Ctrl-C, helper-120).
+    let watch = crate::cancel::watch();
     let work = || -> Result<Vec<Vec<Hit>>> {
         (0..nq)
             .into_par_iter()
             .map(|i| {
+                watch.check()?;
                 let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
                 let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
                 let mut p = prepare(&[index], q, Some(i), stats)?;
@@ -380,11 +384,14 @@ pub fn search_batch_scores(
                 if let Algorithm::Approximate(t) = algo {
                     return Ok(approx::search_one(index, &p, k, t, allowed, None));
                 }
-                Ok(search_one_above(index, &p, k, algo, allowed, None))
+                Ok(watch.scope(|| search_one_above(index, &p, k, algo, allowed, None)))
             })
             .collect()
     };
-    on_threads(threads, work)
+    let out = on_threads(threads, work)?;
+    // a query stopped midway returned what it had found so far
+    watch.check()?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ import time
 from typing import Any, Callable
 
 from ._core import CorruptIndexError
+from ._shown import shown
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
 
@@ -187,7 +188,7 @@ def _capped_k(body: dict[str, Any], max_k: int) -> Any:
         # suggested a --max-k the CLI refuses)
         raise_it = (f", or start the server with sparsedex serve --max-k {k} to raise the cap" if k <= MAX_K
                     else f"; sparsedex serve --max-k raises the cap, up to {MAX_K}")
-        raise OverCap(400, f'"{field}" is {k}, over this server\'s cap of {max_k} hits per query (ask for '
+        raise OverCap(400, f'"{field}" is {shown(k, 40)}, over this server\'s cap of {max_k} hits per query (ask for '
                            f"at most {max_k}{raise_it})")
     return k
 
@@ -474,6 +475,13 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 self.raw_requestline = self.rfile.readline(65537)
             line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
             words = line.split()
+            if not words:
+                # 17 empty lines or more (the standard server closed without an answer,
+                # helper-120): a 400 that says so
+                self.command, self.request_version = None, self.default_request_version
+                self.requestline = ""
+                self.send_error(400, "more than 16 empty lines before the request line")
+                return False
             if len(words) == 2:
                 # a method and a path is HTTP/0.9; anything else is no request line at all
                 # (binary bytes, a TLS hello), not "HTTP/0.9" (helper-118)
@@ -483,7 +491,15 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 self.send_error(400, ("HTTP/0.9 requests are not supported" if http09 else "malformed request line")
                                 + ": send METHOD PATH HTTP/1.1, then headers")
                 return False
-            return super().parse_request()
+            if not super().parse_request():
+                return False
+            if not self.path.startswith("/"):
+                # RFC 9112 §3.2: the target of a request to a server is a path from "/" (or
+                # "*" for OPTIONS, or an absolute URL for a proxy, which this is not); `GET
+                # health` reached /health (helper-120)
+                self.send_error(400, f"malformed request target {shown(self.path, 60)}: it must start with /")
+                return False
+            return True
 
         def handle_expect_100(self) -> bool:
             """``Expect: 100-continue``: invite the body only when it will be read; a body

@@ -9,7 +9,7 @@ def shown(x: Any, limit: int = 120) -> str:
     """``repr(x)`` for a message, cut to about ``limit`` characters with its length said (an id
     of a million characters made a KeyError of a million, breaker34)."""
     if isinstance(x, int) and x.bit_length() > 10_000:  # repr() refuses ints past 4,300 digits
-        return f"<an integer of {x.bit_length():,} bits>"
+        return f"<an integer of about {round(x.bit_length() * 0.30103):,} digits>"
     r = repr(x)
     if len(r) <= limit:
         return r

@@ -110,10 +110,11 @@ def check_int(value: Any, name: str, lo: int, hi: int) -> int:
     the range when it is outside it.
     """
     if not _is_int(value):
-        raise TypeError(f"{name} must be an integer between {lo} and {hi}, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be an integer between {lo} and {hi}, got {type(value).__name__} "
+                        f"{shown(value)}")
     v = int(value)
     if not lo <= v <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}")
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {shown(v)}")
     return v
 
 

@@ -4,7 +4,19 @@
 //! ms of each (fastest of 3 interleaved rounds); with `loop-reps`, only the `nseg` search, that
 //! many rounds (a `perf` target).
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
-use sparsedex_core::search::{search_segments, Algorithm, QueryRef, Segment};
+use sparsedex_core::search::{search_segments_scores, Algorithm, QueryRef, Scores, Segment};
+
+/// `SDX_IMPACTS=1`: the 8-bit scores (no float rerank).
+fn search_segments(
+    s: &[Segment<'_>],
+    q: QueryRef<'_>,
+    k: usize,
+    a: Algorithm,
+    st: Option<&sparsedex_core::search::Bm25Stats>,
+) -> sparsedex_core::Result<Vec<sparsedex_core::search::SegmentHit>> {
+    let sc = if std::env::var_os("SDX_IMPACTS").is_some() { Scores::Impacts } else { Scores::Vectors };
+    search_segments_scores(s, q, k, a, st, sc)
+}
 use sparsedex_core::vectors::CsrRef;
 use std::time::Instant;
 

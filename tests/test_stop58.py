@@ -2,6 +2,9 @@
 import subprocess
 import sys
 
+import pytest
+
+from sparsedex import ConflictError, SparseIndex
 from test_stop57 import _LONG_QUERY_CHILD
 
 _BATCH_CHILD = _LONG_QUERY_CHILD.split("for algo in sys.argv[1:]:")[0] + r"""
@@ -65,3 +68,44 @@ def test_http_request_target_empty_lines_and_long_values_are_answered(monkeypatc
                         % len(body) + body)
         assert got.startswith(b"HTTP/1.1 400") and len(got) < 1000, got
         assert (b"about 4,000 digits" if k[0] == ord("9") else b"(4,000 characters)") in got, got
+
+
+def _replaced_docs_case(tmp_path, how):
+    import os
+    import shutil
+
+    from test_stop56 import _two_indexes
+    from test_stop57 import _cp_p
+
+    a, b = _two_indexes(tmp_path, "docs")
+    w = SparseIndex.open(tmp_path / "a")
+    orig = a.read_bytes()
+    if how == "rename":
+        shutil.copy(b, str(a) + ".x")
+        os.replace(str(a) + ".x", a)
+    else:
+        _cp_p(b, a)
+    if how == "refresh":
+        assert w.refresh() is True  # opens the replaced file again
+    return a, orig, w
+
+
+@pytest.mark.parametrize("how", ["cp_p", "rename", "refresh"])
+def test_a_commit_does_not_carry_forward_a_replaced_documents_file(tmp_path, how):
+    """helper-118 MEDIUM (left open in stop 57): a documents file replaced under an open
+    handle before its first write (cp -p, or a rename over it), or opened again by refresh()
+    after it was replaced, was committed over: the new commit recorded the old checksum for
+    the other file, and the index failed its checksum at the next open. The commit is now
+    refused, naming the file, with the staged documents kept; once the file's bytes are put
+    back the same handle commits them."""
+    a, orig, w = _replaced_docs_case(tmp_path, how)
+    w.add(["a new document"], ids=["zz"])
+    with pytest.raises(ConflictError, match=rf"{a.name} was changed under this handle"):
+        w.commit()
+    assert w._store.has_staged()  # nothing was committed; the document is still staged
+    a.write_bytes(orig)
+    w.commit()
+    w.close()
+    r = SparseIndex.open(tmp_path / "a")
+    assert r.get("d5").payload == {"src": "a", "i": 5} and r.get("zz").id == "zz"
+    r.close()

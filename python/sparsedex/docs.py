@@ -144,6 +144,15 @@ class SegmentDocs(ABC):
         """Whether the file's stamp moved since it was opened (no read); False in memory."""
         return False
 
+    #: Opened again by a refresh or a writer's catch-up because the file under its name had
+    #: changed since the handle opened it (so it is checked before a commit carries it forward).
+    reopened = False
+
+    def differs_from_record(self) -> str | None:
+        """Why the file under this segment's documents' name does not hold what the commit
+        records, or None: before a commit carries the file forward. None in memory."""
+        return None
+
     @abstractmethod
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
         """Payloads of ``docs`` (internal numbers, any order, repeats allowed), in that order."""
@@ -467,6 +476,32 @@ class SqliteDocs(SegmentDocs):
             return _stamp(os.stat(self.path)) != self._stamp
         except OSError:
             return False
+
+    def differs_from_record(self) -> str | None:
+        """Why the file does not hold what the commit records (found damaged by a read,
+        rewritten since opened, or opened again after such a change and failing its checksum
+        now), or None. A file never changed under the handle is not read (the first read of
+        each checks it); one opened again after a change is read once, in full. A writer that
+        carried such a file forward committed an index that failed its checksum at the next
+        open (helper-118)."""
+        if self.failed:
+            if self.moved() and self._crc32 is not None:
+                # put back since (the handle's reads open it again at the next refresh)
+                try:
+                    with open(self.path, "rb") as f:
+                        if _crc32_of(f, lambda block: None) == self._crc32:
+                            return None
+                except OSError:
+                    pass
+            return self._failed or "found damaged by a read"
+        if self.changed_on_disk():
+            return "rewritten since this handle opened it"
+        if self.reopened and not self._verified:
+            try:
+                self._ensure_verified()
+            except CorruptIndexError as e:
+                return str(e)
+        return None
 
     def changed_on_disk(self) -> bool:
         # SQLite reads the file as immutable (no change counter, a page cache kept across

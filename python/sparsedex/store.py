@@ -648,7 +648,7 @@ class Store:
         return self._core.path is None
 
     def _open_docs(self, name: str, n: int, records: list[tuple[str, int, int]],
-                   directory: Path | None = None) -> SegmentDocs:
+                   directory: Path | None = None, reopened: bool = False) -> SegmentDocs:
         """The documents of segment ``name``, from ``directory`` (the one the core read the
         commit from, its symbolic links resolved: through the link, a switch to another copy
         of the index meanwhile paired this commit with that copy's same-sized file, which
@@ -672,7 +672,9 @@ class Store:
             raise CorruptIndexError(f"{f}: size {size} bytes, the manifest records {rec[1]} (truncated, or from another index)")
         # The manifest's size and CRC32 bind the file to this commit; its recorded segment name
         # is not checked, as save_copy copies a database under the destination's new name.
-        return SqliteDocs(f, n, crc32=int(rec[2]))
+        docs = SqliteDocs(f, n, crc32=int(rec[2]))
+        docs.reopened = reopened
+        return docs
 
     def _load_snapshot(self, retry: bool = False) -> bool:
         """Make the core's current snapshot this store's (opening the documents of segments
@@ -703,13 +705,14 @@ class Store:
                 for i, rec in enumerate(recs):
                     name = rec["name"]
                     seg = known.get(name) if self._seg_files.get(name) == files[name] else None
+                    reopened = False
                     if seg is not None and _reopen_docs(seg.docs):
                         # found damaged, or rewritten under its name: open the file again (it
                         # may be mended; else its check against the manifest fails, and sticks)
-                        seg = None
+                        seg, reopened = None, True
                     if seg is None:
                         n = int(rec["documents"])
-                        docs = self._open_docs(name, n, rec.get("attachment_records", []), where)
+                        docs = self._open_docs(name, n, rec.get("attachment_records", []), where, reopened)
                         seg = SegmentView(name, n, core.index(i), docs)
                     segs.append(seg)
                 settings = _parse_settings(self.path, core.settings()["settings_json"])
@@ -1169,6 +1172,24 @@ class Store:
         with self._noticing_rewrites():
             return self._commit(merge)
 
+    def _check_carried_documents(self) -> None:
+        """``ConflictError`` before a commit carries forward a documents file that no longer
+        holds what the index's commit records (helper-118: one replaced before the handle's
+        first write, or opened again by a ``refresh()`` after it was replaced, was committed
+        over, and the index then failed its checksum at the next open). The engine files are
+        checked by the core likewise."""
+        if self.path is None or self._in_memory:
+            return
+        for st in self.snapshot.states:
+            why = st.segment.docs.differs_from_record()
+            if why is not None:
+                raise ConflictError(
+                    f"{self.path}: {st.segment.name}.{_DOCS_EXT} was changed under this handle and no longer holds "
+                    f"what the index's commit records ({why}); a commit would carry it forward into an index "
+                    "that fails its checksum at the next open. Nothing was committed (the staged changes are "
+                    "kept): put the file's own bytes back (restore it from a backup), then commit again"
+                )
+
     @contextlib.contextmanager
     def _noticing_rewrites(self) -> Iterator[None]:
         """Around a call that checks the files of the commit (a commit, becoming the writer,
@@ -1190,6 +1211,7 @@ class Store:
                 return self.snapshot.generation
             self._raise_merge_error()
             self._check_lock()
+            self._check_carried_documents()
             # before any file is written: a backup restored into the directory meanwhile may
             # use the segment name this commit writes (helper-90: the refused commit then left
             # the restored index unopenable)

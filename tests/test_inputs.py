@@ -554,7 +554,7 @@ def test_ids_out_of_range_and_huge_in_messages():
             ix.delete(big)
         assert ix.delete([big, 7], missing_ok=True) == 1
         ix.rollback()
-    with pytest.raises(KeyError, match="an integer of 16,610 bits"):
+    with pytest.raises(KeyError, match="an integer of about 5,000 digits"):
         ix.get(10**5000)
     long = "k" * 10**6
     with pytest.raises(ValueError) as ei:  # a payload key path of a million characters

@@ -1211,11 +1211,11 @@ class Store:
                 return self.snapshot.generation
             self._raise_merge_error()
             self._check_lock()
-            self._check_carried_documents()
             # before any file is written: a backup restored into the directory meanwhile may
             # use the segment name this commit writes (helper-90: the refused commit then left
             # the restored index unopenable)
             self._core.check_directory()
+            self._check_carried_documents()  # after the core's checks: theirs name CURRENT first
             if self._prepared is None:
                 p = self._core.prepare_commit()
                 if p is not None:

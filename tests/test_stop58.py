@@ -109,3 +109,41 @@ def test_a_commit_does_not_carry_forward_a_replaced_documents_file(tmp_path, how
     r = SparseIndex.open(tmp_path / "a")
     assert r.get("d5").payload == {"src": "a", "i": 5} and r.get("zz").id == "zz"
     r.close()
+
+
+_REFRESH_CHILD = _LONG_QUERY_CHILD.split("ix = SparseIndex(None)")[0] + r"""
+import tempfile
+d = tempfile.mkdtemp()
+ix = SparseIndex(None, path=d + "/ix")
+ix.add(D, ids=list(range(N + 1)))
+ix.commit()
+ix.close()
+ix = SparseIndex.open(d + "/ix")
+got = []
+th = threading.Thread(target=lambda: got.append(ix.search_batch(sp.vstack([D[N]] * 2).tocsr(), k=3,
+                                                                algorithm="maxscore")))
+t = time.monotonic()
+th.start()
+time.sleep(1.0)
+t1 = time.monotonic()
+ix.refresh()
+print("refresh", time.monotonic() - t1, flush=True)
+th.join()
+print("batch", time.monotonic() - t, flush=True)
+want = [h.id for h in ix.search(D[N], k=3, algorithm="exhaustive")]
+print("exact", all([h.id for h in hits] == want for hits in got[0]), flush=True)
+"""
+
+
+def test_refresh_does_not_wait_for_a_long_search_batch():
+    """helper-121 MEDIUM: refresh() on a handle whose search_batch (threads=None) ran long
+    queries waited until they ended (8.6 s behind two 150,000-term maxscore queries; the HTTP
+    server refreshes before each request, so it answered nothing meanwhile): the batch held
+    every worker of rayon's global pool, where refresh() verifies checksums. Batches now run
+    on a pool of their own."""
+    out = subprocess.run([sys.executable, "-c", _REFRESH_CHILD], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    vals = {line.split()[0]: line.split()[1] for line in out.stdout.split("\n") if line.strip()}
+    if float(vals["batch"]) > 3.0:  # the batch was still running when refresh() was called
+        assert float(vals["refresh"]) < 1.0, out.stdout
+    assert vals["exact"] == "True", out.stdout

@@ -303,10 +303,15 @@ pub(crate) fn search_one_above(
     })
 }
 
-/// Run `work` on `threads` threads (rayon's global pool when `None`).
+/// Run `work` (a batch search) on `threads` threads; when `None`, on a pool of its own with
+/// as many threads as rayon's current pool (all cores by default). Not on the global pool
+/// itself: a batch of long queries holds every worker of the pool it runs on until each query
+/// ends, and every other engine call that does parallel work there (a `refresh()` verifying a
+/// file's checksums, a build) queued behind it: `refresh()` waited 8-17 s behind a batch of two
+/// 150,000-term queries, and the HTTP server answered nothing meanwhile (helper-121).
 pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     match threads {
-        None => work(),
+        None => pool(rayon::current_num_threads().max(1))?.install(work),
         Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
         Some(n) => pool(n)?.install(work),
     }

@@ -147,3 +147,59 @@ def test_refresh_does_not_wait_for_a_long_search_batch():
     if float(vals["batch"]) > 3.0:  # the batch was still running when refresh() was called
         assert float(vals["refresh"]) < 1.0, out.stdout
     assert vals["exact"] == "True", out.stdout
+
+
+_TWO_BATCHES_CHILD = _LONG_QUERY_CHILD.split("for algo in sys.argv[1:]:")[0] + r"""
+other = SparseIndex(None)
+other.add([([1], [1.0]), ([2], [2.0])])
+for threads in (None, 2):
+    th = threading.Thread(target=lambda: ix.search_batch(sp.vstack([D[N]] * 2).tocsr(), k=10,
+                                                         algorithm="maxscore", threads=threads))
+    t = time.monotonic()
+    th.start()
+    time.sleep(1.0)
+    t1 = time.monotonic()
+    small = other.search_batch([{1: 1.0}], k=1, threads=threads)
+    same = ix.search_batch(D[:3], k=1, threads=threads)
+    print("small", time.monotonic() - t1, small[0][0].id, [h[0].id for h in same], flush=True)
+    th.join()
+    print("long", time.monotonic() - t, flush=True)
+"""
+
+
+def test_a_batch_does_not_wait_for_another_threads_long_batch():
+    """helper-122 MEDIUM: with one shared batch pool, a one-query search_batch (of another
+    index, or the same) waited 7 s behind a long batch of another thread, 122 s behind 8
+    150,000-term wand queries; the HTTP server's /search_batch requests queued likewise. Each
+    batch now runs on a pool of its own (idle pools are kept and reused)."""
+    out = subprocess.run([sys.executable, "-c", _TWO_BATCHES_CHILD], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [x.split() for x in out.stdout.split("\n") if x.strip()]
+    for small, long in zip(lines[0::2], lines[1::2]):
+        assert small[2] == "0" and small[3:] == ["[0,", "1,", "2]"], out.stdout
+        if float(long[1]) > 3.0:  # the long batch was still running
+            assert float(small[1]) < 1.0, out.stdout
+
+
+def test_http_blank_lines_and_long_names_in_errors(monkeypatch) -> None:
+    """helper-122 LOWs: a line of blanks before the request line was answered "more than 16
+    empty lines"; an unknown algorithm, field or filter operator of 1 MB, or a term id of
+    4,000 digits, was echoed whole in the 400."""
+    import json
+
+    from sparsedex import _http
+    from test_serve_http import _exchange, _serve
+
+    index = SparseIndex(None, "float")
+    index.add([([1, 2], [1.0, 2.0]), ([2], [3.0])], ids=["a", "b"])
+    port = _serve(index, monkeypatch)
+    got = _exchange(port, b" \t\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 400") and b"only blanks" in got and b"16" not in got, got
+    q = {"indices": [2], "values": [1.0]}
+    big = "x" * 1_000_000
+    for op, body in (("search", {"query": q, "algorithm": big}), ("search_batch", {"queries": [q], "algorithm": big}),
+                     ("search", {"query": q, big: 1}), ("search", {"query": q, "filter": {"a": {"$" + big: 1}}}),
+                     ("search", {"query": {"indices": [-int("9" * 4000)], "values": [1.0]}}),
+                     ("search", {"query": {"indices": [int("9" * 4000)], "values": [1.0]}})):
+        status, obj = _http.respond(index, "/" + op, json.dumps(body).encode())
+        assert status == 400 and len(obj["error"]) < 400, (op, obj["error"][:300])

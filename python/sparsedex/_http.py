@@ -43,7 +43,7 @@ import time
 from typing import Any, Callable
 
 from ._core import CorruptIndexError
-from ._shown import shown
+from ._shown import cut, shown
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
 
@@ -160,7 +160,7 @@ def _check_fields(op: str, body: dict[str, Any]) -> None:
     for f in body:
         if f not in allowed:
             raise ValueError(
-                f'unknown field "{f}" in a /{op} request (it takes: {", ".join(allowed) or "no fields"})'
+                f'unknown field "{cut(f, 60)}" in a /{op} request (it takes: {", ".join(allowed) or "no fields"})'
             )
 
 
@@ -475,12 +475,16 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 self.raw_requestline = self.rfile.readline(65537)
             line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
             words = line.split()
+            if not self.raw_requestline:
+                return False  # the client closed the connection after empty lines
             if not words:
                 # 17 empty lines or more (the standard server closed without an answer,
-                # helper-120): a 400 that says so
+                # helper-120), or a line of blanks (helper-122): a 400 that says which
                 self.command, self.request_version = None, self.default_request_version
                 self.requestline = ""
-                self.send_error(400, "more than 16 empty lines before the request line")
+                self.send_error(400, "more than 16 empty lines before the request line"
+                                if self.raw_requestline in (b"\r\n", b"\n")
+                                else "malformed request line (only blanks): send METHOD PATH HTTP/1.1, then headers")
                 return False
             if len(words) == 2:
                 # a method and a path is HTTP/0.9; anything else is no request line at all

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ._shown import shown
 from . import _core, _validate
 from .vectors import _array, _clean_by_engine, to_csr_arrays
 
@@ -101,7 +102,7 @@ def _check_term_ids(indptr: Any, indices: np.ndarray, what: str) -> None:
     row, j = _at(indptr, pos)
     v = int(indices[pos])
     why = "is negative" if v < 0 else "is not below 2**32 = 4294967296 (term ids are 32-bit unsigned)"
-    raise ValueError(f"{what} {row}: indices[{j}] = {v} {why}")
+    raise ValueError(f"{what} {row}: indices[{j}] = {shown(v, 40)} {why}")
 
 
 def _check_values_dtype(values: Any, where: str) -> None:

@@ -839,7 +839,7 @@ def _compile_field(path: str, value: Any, loc: str) -> tuple[_Node, dict[str, An
             nodes.append(node if arg else _Not(node))
             canon[op] = arg
         else:
-            raise FilterError(f"{_where(loc)}: unknown operator {op!r} (known: {', '.join(_FIELD_OPS)})")
+            raise FilterError(f"{_where(loc)}: unknown operator {shown(op, 60)} (known: {', '.join(_FIELD_OPS)})")
     return (nodes[0] if len(nodes) == 1 else _And(nodes)), canon
 
 

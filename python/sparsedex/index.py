@@ -49,6 +49,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._shown import shown
 from . import _core
 from ._core import CorruptIndexError, SparsedexError
 from . import _qdrant, _validate
@@ -2242,7 +2243,7 @@ def _check_algorithm(name: str, target_recall: float | None = None) -> None:
     algos = SparseIndex.algorithms
     if not isinstance(name, str) or (name.lower() not in algos and name.lower() not in _ALIASES | _APPROXIMATE):
         choices = ", ".join((*algos, "approximate"))
-        raise ValueError(f"unknown algorithm {name!r} (choose one of: {choices})")
+        raise ValueError(f"unknown algorithm {shown(name, 60)} (choose one of: {choices})")
     if target_recall is None:
         return
     if name.lower() not in _APPROXIMATE:

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ._shown import shown
 from . import _core
 
 __all__ = [
@@ -388,9 +389,9 @@ def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str]:
 def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> ValueError:
     """The error for term id ``t`` at position ``i``: negative, or past the limit."""
     if t < 0:
-        return ValueError(f"{where}: indices[{i}] = {t} is negative")
+        return ValueError(f"{where}: indices[{i}] = {shown(t, 40)} is negative")
     what = _id_limit(vocab_size, limit_name)[1]
-    return ValueError(f"{where}: indices[{i}] = {t} is not below {what}")
+    return ValueError(f"{where}: indices[{i}] = {shown(t, 40)} is not below {what}")
 
 
 def _full_checks(

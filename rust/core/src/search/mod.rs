@@ -61,7 +61,7 @@ use kind::zeroed_acc;
 use segments::{prepare, Prepared};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 /// One result: internal doc id (row number) and score.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -303,43 +303,80 @@ pub(crate) fn search_one_above(
     })
 }
 
-/// Run `work` (a batch search) on `threads` threads; when `None`, on a pool of its own with
-/// as many threads as rayon's current pool (all cores by default). Not on the global pool
-/// itself: a batch of long queries holds every worker of the pool it runs on until each query
-/// ends, and every other engine call that does parallel work there (a `refresh()` verifying a
-/// file's checksums, a build) queued behind it: `refresh()` waited 8-17 s behind a batch of two
-/// 150,000-term queries, and the HTTP server answered nothing meanwhile (helper-121).
+/// Run `work` (a batch search) on `threads` threads; when `None`, as many as rayon's current
+/// pool has (all cores by default). Each call runs on a pool of its own, taken from the idle
+/// pools of its size (or started), never on rayon's global pool nor on a pool another batch is
+/// using: a batch of long queries holds every worker of its pool until each query ends, and
+/// any other work on that pool queued behind it. On the global pool that was every engine
+/// call with parallel work (`refresh()` verifying a file's checksums waited 8-17 s behind a
+/// batch of two 150,000-term queries, and the HTTP server answered nothing meanwhile:
+/// helper-121); on one shared batch pool, every other batch (a one-query batch waited 7 s
+/// behind such a batch in another thread: helper-122). Concurrent batches now share the cores
+/// as threads do.
 pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    match threads {
-        None => pool(rayon::current_num_threads().max(1))?.install(work),
-        Some(0) => Err(Error::InvalidArgument("threads must be at least 1".into())),
-        Some(n) => pool(n)?.install(work),
+    let n = match threads {
+        None => rayon::current_num_threads().max(1),
+        Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
+        Some(n) => n,
+    };
+    let lease = PoolLease::take(n)?;
+    lease.pool.as_ref().expect("a leased pool").install(work)
+}
+
+/// The idle batch pools of this process, by size (the process id too: pools inherited
+/// through fork() have no threads, see crate::par).
+type IdlePools = HashMap<(u32, usize), Vec<rayon::ThreadPool>>;
+
+fn idle_pools() -> std::sync::MutexGuard<'static, IdlePools> {
+    static POOLS: OnceLock<Mutex<IdlePools>> = OnceLock::new();
+    POOLS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Idle pools kept per size (more are stopped when returned).
+const IDLE_POOLS_KEPT: usize = 8;
+
+/// A batch pool in use, returned to the idle pools when dropped (also when the batch panics).
+struct PoolLease {
+    pool: Option<rayon::ThreadPool>,
+    key: (u32, usize),
+}
+
+impl PoolLease {
+    fn take(threads: usize) -> Result<PoolLease> {
+        let key = (std::process::id(), threads);
+        {
+            let mut map = idle_pools();
+            if map.keys().any(|&(owner, _)| owner != key.0) {
+                // never drop another process's pools (their workers do not exist here)
+                for (_, stale) in map.drain() {
+                    std::mem::forget(stale);
+                }
+            }
+            if let Some(p) = map.get_mut(&key).and_then(Vec::pop) {
+                return Ok(PoolLease { pool: Some(p), key });
+            }
+        }
+        let p = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+        Ok(PoolLease { pool: Some(p), key })
     }
 }
 
-fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    // cached per process: a pool inherited through fork() has no threads (see crate::par)
-    static POOLS: OnceLock<Mutex<HashMap<(u32, usize), Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut map = pools.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if let Some(p) = map.get(&(pid, threads)) {
-        return Ok(p.clone());
-    }
-    if map.keys().any(|&(owner, _)| owner != pid) {
-        // never drop another process's pools (their workers do not exist here)
-        for (_, stale) in map.drain() {
-            std::mem::forget(stale);
+impl Drop for PoolLease {
+    fn drop(&mut self) {
+        let Some(p) = self.pool.take() else { return };
+        if std::process::id() != self.key.0 {
+            std::mem::forget(p); // leased before a fork(): its workers are not in this process
+            return;
+        }
+        let mut map = idle_pools();
+        let idle = map.entry(self.key).or_default();
+        if idle.len() < IDLE_POOLS_KEPT {
+            idle.push(p);
         }
     }
-    let p = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?,
-    );
-    map.insert((pid, threads), p.clone());
-    Ok(p)
 }
 
 /// Exact top-`k` of every query of a CSR batch, in parallel on `threads` threads (all cores

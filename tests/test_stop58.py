@@ -203,3 +203,48 @@ def test_http_blank_lines_and_long_names_in_errors(monkeypatch) -> None:
                      ("search", {"query": {"indices": [int("9" * 4000)], "values": [1.0]}})):
         status, obj = _http.respond(index, "/" + op, json.dumps(body).encode())
         assert status == 400 and len(obj["error"]) < 400, (op, obj["error"][:300])
+
+
+_FORK_CHILD = r"""
+import os, signal, sys, threading
+import numpy as np
+from sparsedex import SparseIndex
+r = np.random.default_rng(3)
+docs = [(sorted(r.choice(100, size=5, replace=False).tolist()), (1 + r.integers(0, 5, 5)).tolist()) for _ in range(50)]
+ix = SparseIndex(None, quantization="float")
+ix.add(docs, ids=list(range(50)))
+q = [{t: float(w) for t, w in zip(*docs[0])}]
+want = [h.id for h in ix.search_batch(q, k=10)[0]]
+stop = []
+def busy(w):
+    th = [1, 2, None, 3][w % 4]
+    while not stop:
+        ix.search_batch(q, k=10, threads=th)
+ts = [threading.Thread(target=busy, args=(w,)) for w in range(6)]
+for t in ts:
+    t.start()
+hung = bad = 0
+for i in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(5)
+        got = [h.id for h in ix.search_batch(q, k=10, threads=[None, 1, 2][i % 3])[0]]
+        os._exit(0 if got == want else 3)
+    st = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    hung += st == -signal.SIGALRM
+    bad += st not in (0, -signal.SIGALRM)
+stop.append(1)
+for t in ts:
+    t.join()
+print("hung", hung, "bad", bad, flush=True)
+"""
+
+
+def test_search_batch_in_a_child_forked_while_batches_run():
+    """helper-123 MEDIUM: a child forked while the parent's threads ran search_batch hung in
+    its own search_batch about once in 250-2,000 forks: a parent thread held the idle-pool
+    registry's mutex at the fork. Each process now has its own registry (par::PerProcess),
+    and the child never touches its parent's."""
+    out = subprocess.run([sys.executable, "-c", _FORK_CHILD, "1500"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "hung 0 bad 0" in out.stdout, out.stdout

@@ -18,7 +18,51 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 static FORKED: AtomicBool = AtomicBool::new(false);
-static CHILD_POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+static CHILD_POOL: PerProcess<Mutex<Option<Arc<rayon::ThreadPool>>>> = PerProcess::new();
+
+/// A value of which each process has its own, made on first use in that process: after a
+/// `fork()` the child makes a fresh one and never touches its parent's. For process-wide
+/// registries behind a mutex (pools): a thread of the parent may have held the mutex at the
+/// fork, a thread the child does not have, and the child would wait on it forever
+/// (helper-123: a forked child's `search_batch` hung about once in 1,000 forks while the
+/// parent's threads ran batches). The parent's value is leaked in the child, never dropped
+/// (its pools' workers do not exist there).
+pub struct PerProcess<T> {
+    cur: std::sync::atomic::AtomicPtr<(u32, T)>,
+}
+
+impl<T> PerProcess<T> {
+    /// Empty until first used.
+    pub const fn new() -> Self {
+        PerProcess { cur: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()) }
+    }
+
+    /// This process's value, made by `make` if it has none yet.
+    pub fn get(&'static self, make: impl Fn() -> T) -> &'static T {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        let pid = std::process::id();
+        loop {
+            let p = self.cur.load(Acquire);
+            // SAFETY: a non-null pointer was made by Box::into_raw below and is never freed
+            // (values are leaked, not replaced in place), so it is valid for 'static.
+            if let Some(v) = unsafe { p.as_ref() } {
+                if v.0 == pid {
+                    return &v.1;
+                }
+            }
+            let new = Box::into_raw(Box::new((pid, make())));
+            match self.cur.compare_exchange(p, new, AcqRel, Acquire) {
+                // SAFETY: `new` is a live box now owned by `cur`, never freed.
+                Ok(_) => return unsafe { &(*new).1 },
+                Err(_) => {
+                    // another thread of this process installed one first: use that one
+                    // SAFETY: `new` was never shared.
+                    drop(unsafe { Box::from_raw(new) });
+                }
+            }
+        }
+    }
+}
 
 /// Record that this process is a `fork()` child of a process that may have started rayon's
 /// global pool. Async-signal-safe (one atomic store): call it from an after-fork hook.
@@ -47,20 +91,14 @@ pub fn run<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// This process's own pool (created on first use after a fork; `None` if no thread could
 /// be started, then the work runs on the calling thread's rayon fallback).
 fn child_pool() -> Option<Arc<rayon::ThreadPool>> {
-    let pid = std::process::id();
-    let mut slot = CHILD_POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((owner, pool)) = slot.as_ref() {
-        if *owner == pid {
-            return Some(pool.clone());
-        }
-    }
-    // a pool made by the parent of a nested fork: its threads are gone here; never drop it
-    // (dropping would signal workers that do not exist), just forget it
-    if let Some((_, stale)) = slot.take() {
-        std::mem::forget(stale);
+    // this process's slot: a nested fork's parent's slot (and pool, whose threads are gone
+    // here) is never touched, nor dropped (dropping would signal workers that do not exist)
+    let mut slot = CHILD_POOL.get(|| Mutex::new(None)).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pool) = slot.as_ref() {
+        return Some(pool.clone());
     }
     let pool = Arc::new(rayon::ThreadPoolBuilder::new().thread_name(|i| format!("sparsedex-{i}")).build().ok()?);
-    *slot = Some((pid, pool.clone()));
+    *slot = Some(pool.clone());
     Some(pool)
 }
 

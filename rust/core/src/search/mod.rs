@@ -61,7 +61,7 @@ use kind::zeroed_acc;
 use segments::{prepare, Prepared};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// One result: internal doc id (row number) and score.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -323,21 +323,31 @@ pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() ->
     lease.pool.as_ref().expect("a leased pool").install(work)
 }
 
-/// The idle batch pools of this process, by size (the process id too: pools inherited
-/// through fork() have no threads, see crate::par).
-type IdlePools = HashMap<(u32, usize), Vec<rayon::ThreadPool>>;
-
-fn idle_pools() -> std::sync::MutexGuard<'static, IdlePools> {
-    static POOLS: OnceLock<Mutex<IdlePools>> = OnceLock::new();
-    POOLS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner())
+/// The idle batch pools of this process, by size, and their threads in all.
+#[derive(Default)]
+struct IdlePools {
+    by_size: HashMap<usize, Vec<rayon::ThreadPool>>,
+    threads: usize,
 }
 
-/// Idle pools kept per size (more are stopped when returned).
-const IDLE_POOLS_KEPT: usize = 8;
+/// This process's idle batch pools ([`crate::par::PerProcess`]: a forked child never waits on
+/// a registry lock a parent thread held at the fork, helper-123).
+fn idle_pools() -> std::sync::MutexGuard<'static, IdlePools> {
+    static POOLS: crate::par::PerProcess<Mutex<IdlePools>> = crate::par::PerProcess::new();
+    POOLS.get(|| Mutex::new(IdlePools::default())).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The most threads idle batch pools keep in all (pools returned beyond it are stopped):
+/// twice the cores, at least 16 (helper-123: 8 idle pools of every size made hundreds of
+/// idle threads, each with its search scratch).
+fn idle_threads_kept() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get()).max(8)
+}
 
 /// A batch pool in use, returned to the idle pools when dropped (also when the batch panics).
 struct PoolLease {
     pool: Option<rayon::ThreadPool>,
+    /// The process and the pool's size.
     key: (u32, usize),
 }
 
@@ -345,14 +355,9 @@ impl PoolLease {
     fn take(threads: usize) -> Result<PoolLease> {
         let key = (std::process::id(), threads);
         {
-            let mut map = idle_pools();
-            if map.keys().any(|&(owner, _)| owner != key.0) {
-                // never drop another process's pools (their workers do not exist here)
-                for (_, stale) in map.drain() {
-                    std::mem::forget(stale);
-                }
-            }
-            if let Some(p) = map.get_mut(&key).and_then(Vec::pop) {
+            let mut idle = idle_pools();
+            if let Some(p) = idle.by_size.get_mut(&threads).and_then(Vec::pop) {
+                idle.threads -= threads;
                 return Ok(PoolLease { pool: Some(p), key });
             }
         }
@@ -371,10 +376,10 @@ impl Drop for PoolLease {
             std::mem::forget(p); // leased before a fork(): its workers are not in this process
             return;
         }
-        let mut map = idle_pools();
-        let idle = map.entry(self.key).or_default();
-        if idle.len() < IDLE_POOLS_KEPT {
-            idle.push(p);
+        let mut idle = idle_pools();
+        if idle.threads + self.key.1 <= idle_threads_kept() {
+            idle.threads += self.key.1;
+            idle.by_size.entry(self.key.1).or_default().push(p);
         }
     }
 }

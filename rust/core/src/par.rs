@@ -31,6 +31,12 @@ pub struct PerProcess<T> {
     cur: std::sync::atomic::AtomicPtr<(u32, T)>,
 }
 
+impl<T> Default for PerProcess<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> PerProcess<T> {
     /// Empty until first used.
     pub const fn new() -> Self {

@@ -383,9 +383,10 @@ class SqliteDocs(SegmentDocs):
     naming it, not a wrong payload. ``n`` is the segment's document count (checked too)."""
 
     def __init__(self, path: str | os.PathLike[str], n: int, *, crc32: int | None = None,
-                 segment: str | None = None) -> None:
+                 segment: str | None = None, reopened: bool = False) -> None:
         self.path = Path(path)
         self.n = int(n)
+        self.reopened = reopened
         self._crc32 = crc32
         self._segment = segment
         self._lock = threading.Lock()
@@ -485,14 +486,8 @@ class SqliteDocs(SegmentDocs):
         carried such a file forward committed an index that failed its checksum at the next
         open (helper-118)."""
         if self.failed:
-            if self.moved() and self._crc32 is not None:
-                # put back since (the handle's reads open it again at the next refresh)
-                try:
-                    with open(self.path, "rb") as f:
-                        if _crc32_of(f, lambda block: None) == self._crc32:
-                            return None
-                except OSError:
-                    pass
+            if self.moved() and self._holds_record():
+                return None  # put back since (the handle's reads open it again at the next refresh)
             return self._failed or "found damaged by a read"
         if self.changed_on_disk():
             return "rewritten since this handle opened it"
@@ -518,16 +513,21 @@ class SqliteDocs(SegmentDocs):
         # made or removed, the same bytes copied in) is no change: the file still holds what
         # the manifest records (helper-118: refresh() said it moved to a newer commit). Reads
         # the file once.
-        if self._crc32 is not None and st.st_size == self._stamp[2]:
-            try:
-                with open(self.path, "rb") as f:
-                    crc = _crc32_of(f, lambda block: None)
-            except OSError:
-                return True
-            if crc == self._crc32:
-                self._stamp = now
-                return False
+        if st.st_size == self._stamp[2] and self._holds_record():
+            self._stamp = now
+            return False
         return True
+
+    def _holds_record(self) -> bool:
+        """Whether the file now under this segment's name has the CRC32 the manifest records
+        (read once, in full, by name; False without a record or when it cannot be read)."""
+        if self._crc32 is None:
+            return False
+        try:
+            with open(self.path, "rb") as f:
+                return _crc32_of(f, lambda block: None) == self._crc32
+        except OSError:
+            return False
 
     def _damaged(self, what: str) -> CorruptIndexError:
         """The error of a read that found the file itself damaged after its first check

@@ -672,9 +672,7 @@ class Store:
             raise CorruptIndexError(f"{f}: size {size} bytes, the manifest records {rec[1]} (truncated, or from another index)")
         # The manifest's size and CRC32 bind the file to this commit; its recorded segment name
         # is not checked, as save_copy copies a database under the destination's new name.
-        docs = SqliteDocs(f, n, crc32=int(rec[2]))
-        docs.reopened = reopened
-        return docs
+        return SqliteDocs(f, n, crc32=int(rec[2]), reopened=reopened)
 
     def _load_snapshot(self, retry: bool = False) -> bool:
         """Make the core's current snapshot this store's (opening the documents of segments

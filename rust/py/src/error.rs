@@ -97,7 +97,9 @@ const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// next check, cleans up as after any error, and the handler's exception is raised. A call
 /// that finished before its next check keeps its effects, and the exception is still raised
 /// (as Python raises it after a C call that returns). Elsewhere than on the main thread, this
-/// is [`enter`]. Costs a thread start (tens of microseconds), so not for searches.
+/// is [`enter`]. Costs a thread start (tens of microseconds), so not for single searches
+/// (see [`enter_search`]); batch searches always run under it (a batch may take minutes, and
+/// its queries check the call's token: until stop 58 Ctrl-C waited for the whole batch).
 pub fn enter_long<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
     if !is_main_thread(py) {
         return enter(py, f);
@@ -154,14 +156,6 @@ pub fn enter_search<T: Send>(
     } else {
         enter(py, f)
     }
-}
-
-/// Run the batch search `f` under [`enter_long`]: a batch may run for minutes (many queries,
-/// or long queries of a document-at-a-time algorithm), and a thread start is nothing beside
-/// it. Its queries run on the worker pool under the call's token, and a cancelled batch starts
-/// no further query (until stop 58, Ctrl-C waited for the whole batch, helper-120).
-pub fn enter_batch<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
-    enter_long(py, f)
 }
 
 /// Whether this is the interpreter's main thread (the one signal handlers run on).

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::convert::{
     csr, doc_set, id_of, id_to_py, ids_input, quantization, slice, Csr1, Hits2, PyBm25Stats, ReorderArg, Vec1,
 };
-use crate::error::{enter, enter_batch, enter_long, enter_search, to_py};
+use crate::error::{enter, enter_long, enter_search, to_py};
 
 /// An immutable index over sparse vectors: one engine segment (the low-level engine behind
 /// `sparsedex.VectorIndex` and every segment of a store).
@@ -248,7 +248,7 @@ impl PyIndex {
         let k = search::effective_k(inner, k).map_err(to_py)?;
         let allowed = doc_set(&allowed, inner.n_docs())?;
         let stats = stats.map(|s| s.get().inner.clone());
-        let (docs, scores, nq) = enter_batch(py, || {
+        let (docs, scores, nq) = enter_long(py, || {
             let res = search::search_batch_scores(
                 inner,
                 queries,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::convert::{algorithm, csr, matrices, slice, Csr1, PyBm25Stats, SegHits1, SegHits2, Vec1};
-use crate::error::{enter, enter_batch, enter_search, to_py};
+use crate::error::{enter, enter_long, enter_search, to_py};
 use crate::index::PyIndex;
 
 /// A set of allowed internal doc ids of one index (bit d%64 of word d//64), built once and
@@ -125,7 +125,7 @@ pub fn search_segments_batch<'py>(
     let k = search::effective_k_segments(&segs, k).map_err(to_py)?;
     let queries = csr(&indptr, &indices, &values)?;
     let stats = stats.map(|s| s.get().inner.clone());
-    let (sg, docs, scores, nq) = enter_batch(py, || {
+    let (sg, docs, scores, nq) = enter_long(py, || {
         let res = search::search_segments_batch_scores(&segs, queries, k, algo, threads, stats.as_ref(), score_kind)?;
         let (sg, docs, scores) = matrices(&res, k, |h| (h.segment as i64, h.doc as i64, h.score));
         Ok((sg, docs, scores, res.len()))

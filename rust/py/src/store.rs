@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::convert::{csr, id_of, ids_input, matrices, slice, Pairs, PyBm25Stats, ReorderArg, SegHits1, SegHits2};
-use crate::error::{enter, enter_batch, enter_long, enter_search, ConflictError};
+use crate::error::{enter, enter_long, enter_search, ConflictError};
 use crate::index::PyIndex;
 use crate::segments::PyDocSet;
 
@@ -789,7 +789,7 @@ impl PySnapshot {
             return Err(PyValueError::new_err("k must be at least 1"));
         }
         let k = k.min((snap.n_live().max(1)).min(usize::MAX as u64) as usize);
-        let (sg, docs, scores, nq) = enter_batch(py, || {
+        let (sg, docs, scores, nq) = enter_long(py, || {
             let res = snap.search_batch(queries, k, algo, threads, f.as_deref(), stats.as_ref(), score_kind)?;
             let (sg, docs, scores) = matrices(&res, k, |h| (h.segment as i64, h.doc as i64, h.score));
             Ok((sg, docs, scores, res.len()))

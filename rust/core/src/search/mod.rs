@@ -313,7 +313,7 @@ pub(crate) fn search_one_above(
 /// helper-121); on one shared batch pool, every other batch (a one-query batch waited 7 s
 /// behind such a batch in another thread: helper-122). Concurrent batches now share the cores
 /// as threads do.
-pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let n = match threads {
         None => rayon::current_num_threads().max(1),
         Some(0) => return Err(Error::InvalidArgument("threads must be at least 1".into())),
@@ -321,6 +321,30 @@ pub(crate) fn on_threads<T: Send>(threads: Option<usize>, work: impl FnOnce() ->
     };
     let lease = PoolLease::take(n)?;
     lease.pool.as_ref().expect("a leased pool").install(work)
+}
+
+/// `query(i)` for every `i` in `0..nq`, in parallel on `threads` threads ([`on_threads`]).
+/// The pool's threads do not see the calling thread's cancellation token: each query runs
+/// under it, a cancelled batch starts no further query (Ctrl-C, helper-120), and it returns
+/// `Cancelled` even when every query ended (one stopped midway returned what it had found).
+pub(crate) fn batch<T: Send>(
+    nq: usize,
+    threads: Option<usize>,
+    query: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    use rayon::prelude::*;
+    let watch = crate::cancel::watch();
+    let out = on_threads(threads, || {
+        (0..nq)
+            .into_par_iter()
+            .map(|i| {
+                watch.check()?;
+                watch.scope(|| query(i))
+            })
+            .collect()
+    })?;
+    watch.check()?;
+    Ok(out)
 }
 
 /// The idle batch pools of this process, by size, and their threads in all.
@@ -412,33 +436,19 @@ pub fn search_batch_scores(
     stats: Option<&Bm25Stats>,
     scores: Scores,
 ) -> Result<Vec<Vec<Hit>>> {
-    use rayon::prelude::*;
     let k = effective_k(index, k)?;
     check_allowed(index, allowed)?;
     let nq = check_csr(&queries, "queries")?;
-    // The pool's threads do not see the calling thread's cancellation token: each query runs
-    // under it, and a cancelled batch starts no further query (Ctrl-C, helper-120).
-    let watch = crate::cancel::watch();
-    let work = || -> Result<Vec<Vec<Hit>>> {
-        (0..nq)
-            .into_par_iter()
-            .map(|i| {
-                watch.check()?;
-                let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-                let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
-                let mut p = prepare(&[index], q, Some(i), stats)?;
-                p.scores = scores;
-                if let Algorithm::Approximate(t) = algo {
-                    return Ok(approx::search_one(index, &p, k, t, allowed, None));
-                }
-                Ok(watch.scope(|| search_one_above(index, &p, k, algo, allowed, None)))
-            })
-            .collect()
-    };
-    let out = on_threads(threads, work)?;
-    // a query stopped midway returned what it had found so far
-    watch.check()?;
-    Ok(out)
+    batch(nq, threads, |i| {
+        let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+        let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
+        let mut p = prepare(&[index], q, Some(i), stats)?;
+        p.scores = scores;
+        if let Algorithm::Approximate(t) = algo {
+            return Ok(approx::search_one(index, &p, k, t, allowed, None));
+        }
+        Ok(search_one_above(index, &p, k, algo, allowed, None))
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::bm25::Bm25Stats;
 use super::plan::{Query, QueryRef};
-use super::{check_allowed, on_threads, search_one_above, Algorithm, DocSet, Scores};
+use super::{batch, check_allowed, search_one_above, Algorithm, DocSet, Scores};
 use crate::index::{Bm25Params, ExternalIds, Index};
 use crate::vectors::{check_csr, CsrRef};
 use crate::{Error, Result};
@@ -215,31 +215,17 @@ pub fn search_segments_batch_scores(
     stats: Option<&Bm25Stats>,
     scores: Scores,
 ) -> Result<Vec<Vec<SegmentHit>>> {
-    use rayon::prelude::*;
     let nq = check_csr(&queries, "queries")?;
     for s in segs {
         check_allowed(s.index, s.allowed)?;
     }
     let k = effective_k_segments(segs, k)?;
     let indexes: Vec<&Index> = segs.iter().map(|s| s.index).collect();
-    // The pool's threads do not see the calling thread's cancellation token: each query runs
-    // under it, and a cancelled batch starts no further query (Ctrl-C, helper-120).
-    let watch = crate::cancel::watch();
-    let work = || -> Result<Vec<Vec<SegmentHit>>> {
-        (0..nq)
-            .into_par_iter()
-            .map(|i| {
-                watch.check()?;
-                let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
-                let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
-                let mut p = prepare(&indexes, q, Some(i), stats)?;
-                p.scores = scores;
-                Ok(watch.scope(|| search_prepared(segs, &p, k, algo)))
-            })
-            .collect()
-    };
-    let out = on_threads(threads, work)?;
-    // a query stopped midway returned what it had found so far
-    watch.check()?;
-    Ok(out)
+    batch(nq, threads, |i| {
+        let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+        let q = QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] };
+        let mut p = prepare(&indexes, q, Some(i), stats)?;
+        p.scores = scores;
+        Ok(search_prepared(segs, &p, k, algo))
+    })
 }

@@ -417,6 +417,42 @@ def test_build_shards_input_errors(cluster, tmp_path) -> None:
         sdr.build_shards(ray.data.from_items(rows), tmp_path / "b", num_shards=2)
 
 
+def test_sharded_ids_keep_one_type_across_shards(cluster, tmp_path) -> None:
+    """helper-124: each shard checked only its own ids, so an int index took a string id routed
+    to a shard without documents, and a search whose hits tied an int and a string id then
+    raised. Now refused as SparseIndex.add refuses it, whichever shard the id routes to; ids
+    of both types in one call too; a dataset whose blocks disagree on the id column's type is a
+    TypeError naming it; a text query without an encoder says how to open the index with one."""
+    vec = lambda: (np.array([1], np.uint32), np.array([1.0], np.float32))  # noqa: E731
+    rows = [{"id": 0, "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
+    sdr.build_shards(ray.data.from_items(rows), tmp_path / "ints", num_shards=4)
+    empty_shard = lambda key: next(x for x in (key(j) for j in range(1, 200))  # noqa: E731
+                                   if sdr.shard_of(x, 4) != sdr.shard_of(0, 4))
+    sid = empty_shard(lambda j: f"s{j}")
+    with sdr.ShardedIndex(tmp_path / "ints", num_cpus=0) as sh:
+        with pytest.raises(TypeError, match=f"id '{sid}' of document 0 is a str but the index's ids are ints"):
+            sh.add([vec()], ids=[sid])
+        with pytest.raises(TypeError, match="ids must be all ints or all strings"):
+            sh.upsert([vec(), vec()], ids=[7, sid])
+        sh.add([vec()], ids=[7])
+        sh.commit()
+        assert [h.id for h in sh.search(([1], [1.0]), k=5)] == [0, 7]
+    rows = [{"id": "a", "indices": np.array([1], np.uint32), "values": np.array([1.0], np.float32)}]
+    sdr.build_shards(ray.data.from_items(rows), tmp_path / "strs", num_shards=4)
+    num = next(j for j in range(1, 200) if sdr.shard_of(j, 4) != sdr.shard_of("a", 4))
+    with sdr.ShardedIndex(tmp_path / "strs", num_cpus=0) as sh:
+        with pytest.raises(TypeError, match=f"id {num} of document 0 is an int but the index's ids are strings"):
+            sh.add([vec()], ids=[num])
+        with pytest.raises(TypeError, match="no encoder.*ShardedIndex\\(path, encoder="):
+            sh.search("a text query")
+        assert len(sh) == 1
+    sid2 = next(f"s{j}" for j in range(100) if sdr.shard_of(f"s{j}", 2) != sdr.shard_of(0, 2))
+    mixed = [{"id": 0, "indices": [1], "values": [1.0]}, {"id": sid2, "indices": [1], "values": [1.0]}]
+    with pytest.raises(TypeError, match="the id column 'id': ids must be all ints or all strings"):
+        sdr.build_shards(ray.data.from_items(mixed, override_num_blocks=2), tmp_path / "mixed", num_shards=2)
+    assert not (tmp_path / "mixed").exists()
+
+
 def test_build_shards_checks_vectors_ids_and_payloads_like_add(cluster, tmp_path) -> None:
     """A vector SparseIndex.add refuses is refused by build_shards too, naming the document's
     id (never cast: a float, negative or too large term id used to be truncated or wrapped);

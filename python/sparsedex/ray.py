@@ -825,7 +825,14 @@ def build_shards(
             hint = (f" (another build_shards is writing into it, or one was killed: remove {root / _BUILDING} "
                     "if none runs)")
         raise FileExistsError(f"{root} exists and is not an empty directory{hint}")
-    cols = dataset.columns()
+    try:
+        cols = dataset.columns()
+    except Exception as e:  # Ray unifies its blocks' Arrow schemas here
+        if "incompatible types" not in str(e):
+            raise
+        hint = (f" (the id column {id_column!r}: ids must be all ints or all strings)"
+                if f"Field {id_column} " in str(e) else "")
+        raise TypeError(f"the dataset's blocks give a column different types: {e}{hint}") from None
     if id_column not in cols:
         raise KeyError(f"the dataset has no id column {id_column!r} (columns: {cols})")
     for c in payload_columns or ():
@@ -1011,7 +1018,9 @@ class _Shard:
 
     def describe(self) -> dict[str, Any]:
         idx = self._ok()
-        return {"documents": len(idx), "generation": idx.generation}
+        kind = idx._id_kind()
+        return {"documents": len(idx), "generation": idx.generation,
+                "id_kind": None if kind is None else ("str" if kind is str else "int")}
 
     def ping(self) -> bool:
         return True
@@ -1565,7 +1574,11 @@ class ShardedIndex:
             return self._bm25_query(q, what)
         if isinstance(q, str):
             if self.encoder is None:
-                raise TypeError(f"{what} is a text but this index has no encoder: pass a sparse vector")
+                raise TypeError(
+                    f"{what} is a text but this index has no encoder (built from vectors, encoder=None): "
+                    "pass a sparse vector, or open it with the model that encoded the documents, "
+                    "ShardedIndex(path, encoder=\"splade-tiny\") (a name or a model directory)"
+                )
             (v,) = self.encoder.encode_queries([q])
         else:
             # a SPLADE index's shards hold no term at or above its encoder's vocabulary: such a
@@ -1601,7 +1614,9 @@ class ShardedIndex:
     @staticmethod
     def _merge(parts: Iterable[list[tuple[Any, float, Any]]], k: int) -> list[Hit]:
         rows = [h for p in parts for h in p]
-        rows.sort(key=lambda h: (-h[1], h[0]))
+        # ints before strings on a tie: an index written before ids were checked across
+        # shards can hold both (comparing them raised)
+        rows.sort(key=lambda h: (-h[1], isinstance(h[0], str), h[0]))
         return [Hit(i, s, p) for i, s, p in rows[:k]]
 
     def search(self, query: Any, k: int = 10, algorithm: str = "auto", filter: Any = None,
@@ -1695,6 +1710,34 @@ class ShardedIndex:
             groups.setdefault(shard_of(key, self.num_shards), []).append(i)
         return groups
 
+    def _check_id_kind(self, ids: Sequence[Any]) -> None:
+        """Refuse ids of another type than the index's (TypeError naming the first such id),
+        as :meth:`SparseIndex.add` does: each shard checks only its own documents, so an int
+        index took a string id routed to a shard without documents yet, and a search whose
+        hits tied an int and a string id then failed (helper-124). The index's type is asked
+        of the shards once they hold documents, then kept."""
+        if not ids:
+            return
+        want = getattr(self, "_id_kind", None)
+        if want is None:
+            kinds = {v.get("id_kind") for v in self._fan("describe").values()} - {None}
+            if len(kinds) > 1:
+                raise TypeError("the shards hold both int and string ids (written before this check "
+                                "existed): rebuild the index with ids of one type")
+            if kinds:
+                want = str if kinds.pop() == "str" else int
+                self._id_kind = want
+        for i, x in enumerate(ids):
+            kind = str if isinstance(x, str) else int
+            if want is None:
+                want = kind
+            elif kind is not want:
+                whose = "the index's ids are" if getattr(self, "_id_kind", None) else "the ids before it are"
+                raise TypeError(
+                    f"id {shown(x)} of document {i} is {_validate.a_type(x)} but {whose} "
+                    f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
+                )
+
     def _write_docs(self, documents: Sequence[Any], ids: Sequence[Any] | None, payloads: Any, upsert: bool) -> list[Any]:
         docs = [documents] if isinstance(documents, str) else list(documents)
         if ids is None:
@@ -1709,7 +1752,11 @@ class ShardedIndex:
         if not self._bm25:
             if any(isinstance(d, str) for d in docs):
                 if self.encoder is None:
-                    raise TypeError("documents are texts but this index has no encoder: pass sparse vectors")
+                    raise TypeError(
+                        "documents are texts but this index has no encoder (built from vectors, encoder=None): "
+                        "pass sparse vectors, or open it with the model that encoded the others, "
+                        "ShardedIndex(path, encoder=\"splade-tiny\")"
+                    )
                 for i, d in enumerate(docs):
                     if not isinstance(d, str):
                         raise TypeError(f"document {i} is {_validate.a_type(d)}: pass all texts or all vectors")
@@ -1720,6 +1767,7 @@ class ShardedIndex:
             mw = self.manifest.get("grid", {}).get("max_weight")
             if isinstance(mw, float):  # the shared u8 grid: a heavier weight would leave it
                 _check_add_fits(docs, ids, mw, bool(self.manifest.get("max_weight_given")))
+        self._check_id_kind(ids)
         groups = self._route(ids)
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
                    None if payloads is None else [payloads[i] for i in rows], upsert,

@@ -412,7 +412,9 @@ def test_cli_route_prefix_is_checked(tmp_path, capsys) -> None:
     index = SparseIndex(None, "float")
     index.add([([1], [1.0])], ids=["a"])
     index.save(tmp_path / "ix")
-    assert main(["serve", str(tmp_path / "ix"), "--route-prefix", "api"]) == 1
+    with pytest.raises(SystemExit) as e:  # a usage error, as other flags' (helper-125)
+        main(["serve", str(tmp_path / "ix"), "--route-prefix", "api"])
+    assert e.value.code == 2
     err = capsys.readouterr().err
     assert "--route-prefix" in err and "must be a path starting with /" in err, err
 

@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from ._core import CorruptIndexError
 from ._shown import cut, shown
+from ._validate import a_type
 
 ENDPOINTS = ("search", "search_batch", "get", "explain", "health")
 
@@ -230,8 +231,10 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
         qs = body.get("queries")
-        if not isinstance(qs, list):
+        if "queries" not in body:
             raise ValueError('the request has no "queries" list')
+        if not isinstance(qs, list):
+            raise ValueError(f'"queries" must be a list of queries, got {a_type(qs)}')
         if len(qs) > max_batch:
             raise OverCap(413, f'"queries" has {len(qs)} queries, over this server\'s cap of {max_batch} per '
                                f"/search_batch request (send them in requests of at most {max_batch}, or start the "

@@ -132,11 +132,16 @@ def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+            rec = json.loads(line.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
         except _DuplicateKey as e:
             raise UserError(f"{p}:{lineno}: key {e.args[0]!r} appears twice in one JSON object: keep one") from None
         except RecursionError:
             raise UserError(f"{p}:{lineno}: bad JSON line (nested too deeply)") from None
+        except json.JSONDecodeError as e:
+            # the position within the line (json's own "line 1 column 18" read as another line)
+            hint = (f"; a {what} is JSONL, one JSON object a line, not TSV"
+                    if "\t" in line and not line.lstrip().startswith("{") else "")
+            raise UserError(f"{p}:{lineno}: bad JSON line ({e.msg} at column {e.colno}){hint}") from None
         except ValueError as e:
             raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
         if not isinstance(rec, dict):
@@ -806,6 +811,11 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise UserError(f"{a.qrels}: no such qrels file")
     if qp.is_dir():
         raise UserError(f"{a.qrels}: a directory, not a qrels file")
+    if a.run_out == "-":
+        raise UserError("--run-out -: the metrics are printed on stdout; name a file for the run "
+                        "(`sparsedex run TOPICS INDEX -o -` prints a run)")
+    if a.run_out:
+        _check_run_file(Path(a.run_out), a.overwrite, "--run-out")
     qrels = read_qrels(a.qrels)
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:
@@ -820,7 +830,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     _eval_warnings(run, qrels, parsed, a.k, a.qrels)
     if a.run_out:
-        write_run(run, a.run_out, tag=a.run_tag)
+        _write_run_file(run, Path(a.run_out), a.run_tag)
     judged_run = sum(1 for q in qrels if q in run)
     uses_ndcg = any(m.kind == "ndcg" for m in parsed)
     if a.json:
@@ -848,23 +858,47 @@ def cmd_run(a: argparse.Namespace) -> int:
     queries = load_queries(a.topics, a.text_field, a.id_field)
     if not queries:
         raise UserError(f"{a.topics}: no queries")
-    out = Path(a.output)
-    if out.is_dir():
-        raise UserError(f"{out}: is a directory, expected a run file name")
-    if out.exists() and not a.overwrite:
-        raise UserError(f"{out}: exists: pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise UserError(f"{out}: its folder {out.parent} does not exist")
+    out = None if a.output == "-" else Path(a.output)  # "-": the run on stdout
+    if out is not None:
+        _check_run_file(out, a.overwrite, "-o")
     index = _open_index(a.index_dir)
     t0 = time.perf_counter()
     run = _search_all(index, queries, a.k, a.algorithm, flt, a.target_recall)
     bad = next((d for docs in run.values() for d in docs if not d or re.search(r"\s", d)), None)
     if bad is not None:
         raise UserError(f"document id {bad!r} is empty or holds whitespace: a TREC run cannot hold it")
-    write_run(run, out, tag=a.run_tag)
     n = sum(len(d) for d in run.values())
-    print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to {out} in {time.perf_counter() - t0:.1f} s")
+    took = time.perf_counter() - t0
+    if out is None:
+        write_run(run, sys.stdout, tag=a.run_tag)
+        sys.stdout.flush()
+        print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to stdout in {took:.1f} s", file=sys.stderr)
+        return 0
+    _write_run_file(run, out, a.run_tag)
+    print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to {out} in {took:.1f} s")
     return 0
+
+
+def _check_run_file(out: Path, overwrite: bool, flag: str) -> None:
+    """Refuse a run file path before any search: a directory, a missing folder, or an
+    existing file without --overwrite (`eval --run-out` replaced any file silently, even the
+    qrels it was reading or an index's CURRENT: helper-125)."""
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory, expected a run file name ({flag})")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: exists: pass --overwrite to replace it ({flag})")
+    if not out.parent.is_dir():
+        raise UserError(f"{out}: its folder {out.parent} does not exist ({flag})")
+
+
+def _write_run_file(run: Any, out: Path, tag: str) -> None:
+    """Write a TREC run; a failed write is an error naming the file."""
+    from .eval import write_run
+
+    try:
+        write_run(run, out, tag=tag)
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the run: {e.strerror or e}") from None
 
 
 def cmd_info(a: argparse.Namespace) -> int:
@@ -1044,7 +1078,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     try:
         prefix = check_route_prefix(a.route_prefix)
     except ValueError as e:
-        raise UserError(f"--route-prefix: {e}") from None
+        a._subparser.error(f"argument --route-prefix: {e}")  # a usage error: exit 2, as other flags
     if a.ray:
         try:
             from .ray import MANIFEST, ShardedIndex
@@ -1229,6 +1263,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated (default ndcg@10,map,r@100)")
     e.add_argument("-k", type=k_type, default=1000, help="documents retrieved per query (default 1000)")
     e.add_argument("--run-out", metavar="RUN.trec", help="write the run in TREC format")
+    e.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
     e.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file")
     e.add_argument("--gains", choices=["linear", "exponential"], default="linear",
                    help="nDCG gains: rel (default, as trec_eval and ir_measures) or 2^rel-1")
@@ -1250,7 +1285,7 @@ def build_parser() -> argparse.ArgumentParser:
               "sparsedex run queries.tsv my-index -o run.trec -k 100 --run-tag splade-tiny"])
     r.add_argument("topics", metavar="TOPICS")
     r.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
-    r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write")
+    r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write (- for stdout)")
     r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")
     r.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file (default sparsedex)")
     r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
@@ -1298,7 +1333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch", type=k_type, default=DEFAULT_MAX_BATCH, metavar="N",
                     help="the most queries one /search_batch request may hold; more is a 413 "
                          f"(default {DEFAULT_MAX_BATCH})")
-    sv.set_defaults(func=cmd_serve)
+    sv.set_defaults(func=cmd_serve, _subparser=sv)  # its usage line for errors
     return p
 
 

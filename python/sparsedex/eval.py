@@ -4,7 +4,8 @@ Conventions (those of trec_eval / pytrec_eval, so values equal ir_measures' ``py
 provider on the same run and the same gains):
 
 - A run's documents are ranked by score descending, ties by document id descending (string
-  order); the ranks written in a run file are ignored.
+  order); the ranks written in a run file are ignored. Scores are compared as float32, as
+  trec_eval stores them: 1.00000001 and 1.0 tie.
 - Binary metrics (AP, RR, R, P) count a document relevant when ``rel >= rel_threshold``
   (default 1); ``R = number of relevant documents in the qrels`` of that query. A threshold
   of 0 or below counts judged documents of such grades relevant (never unjudged ones), as
@@ -253,29 +254,41 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
 
 
 def rank(docs: Mapping[str, float] | Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Order documents as trec_eval does: score descending, then document id descending.
+    """Order documents as trec_eval does: score descending (compared as float32, as trec_eval
+    stores scores), then document id descending.
 
     Raises :class:`ValueError` for a NaN score, a score that is not a number, or a document
     listed twice.
     """
-    items = _scored(docs, None)
-    return sorted(items, key=lambda x: (x[1], x[0]), reverse=True)
+    return _ranked(_scored(docs, None))
+
+
+def _ranked(items: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``items`` in trec_eval's order: score descending *as a float32* (trec_eval keeps a
+    run's scores in C floats, so 1.00000001 and 1.0 tie, as in ir_measures: helper-125), then
+    document id descending. The scores themselves are kept."""
+    if not items:
+        return []
+    with np.errstate(over="ignore"):  # beyond float32's range: infinite, as C's conversion
+        f32 = np.asarray([x for _, x in items], dtype=np.float64).astype(np.float32).tolist()
+    order = sorted(range(len(items)), key=lambda i: (f32[i], items[i][0]), reverse=True)
+    return [items[i] for i in order]
 
 
 def write_run(
     run: Mapping[str, Mapping[str, float] | Sequence[tuple[str, float]]],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Any,
     tag: str = "sparsedex",
     k: int | None = None,
 ) -> None:
-    """Write a TREC run file. ``{qid: {docid: score}}`` is ranked with :func:`rank`;
+    """Write a TREC run file (``path``: a file name, or an open text file). ``{qid: {docid: score}}`` is ranked with :func:`rank`;
     ``{qid: [(docid, score), ...]}`` keeps the given order. ``k`` keeps the top k per query."""
     if re.search(r"\s", tag) or not tag:
         raise ValueError(f"run tag must be a non-empty word, got {tag!r}")
     lines = []
     for qid, docs in run.items():
         ranked = (
-            sorted(_scored(docs, qid), key=lambda x: (x[1], x[0]), reverse=True)
+            _ranked(_scored(docs, qid))
             if isinstance(docs, Mapping)
             else _scored(docs, qid)
         )
@@ -285,6 +298,9 @@ def write_run(
             if re.search(r"\s", str(qid)) or re.search(r"\s", str(did)):
                 raise ValueError(f"query id {shown(qid)} / doc id {shown(did)} contains whitespace")
             lines.append(f"{qid} Q0 {did} {r} {score!r} {tag}\n")
+    if hasattr(path, "write"):  # an open text file (sys.stdout: `sparsedex run -o -`)
+        path.write("".join(lines))
+        return
     p = Path(path)
     p.write_text("".join(lines), encoding="utf-8")
 
@@ -425,7 +441,7 @@ def _as_run(run: Any) -> dict[str, list[str]]:
         if q in out:
             raise ValueError(f"query {shown(q)} appears twice in the run (as {shown(qid)} and as its string)")
         items = _scored(docs, q)
-        out[q] = [d for d, _ in sorted(items, key=lambda x: (x[1], x[0]), reverse=True)]
+        out[q] = [d for d, _ in _ranked(items)]
     return out
 
 

@@ -170,10 +170,12 @@ struct BatchScratch<S> {
 /// segment is close to the final threshold, so the first small batch rarely drops any later
 /// block, and each batch has a fixed cost of its own (about 9 us on synthetic 1M: every
 /// query term's first posting blocks of the batch are cache misses), while a block costs
-/// about 2 us. Measured with `examples/seg_probe.rs DIR 10 bmp,auto` (median per-query ms,
-/// 10 segments against one merged segment, same run): synthetic 1M bmp 1.35-1.40x before,
-/// 1.30-1.34x after; debian bmp 1.26x before, 1.14x after (issue #10, stop 59). Bounded so
-/// that a weak floor (a small first segment) still prunes as batches raise the threshold.
+/// about 2 us. Measured with `examples/seg_probe.rs DIR 10 bmp,auto` (10 segments against one
+/// merged segment, ratio of median per-query times; builds before and after run alternately,
+/// quiet machine, issue #10, stop 59): synthetic 1M bmp 1.37-1.42x before, 1.36x after, auto
+/// 1.38-1.42x before, 1.36-1.38x after; debian bmp 1.22-1.26x before, 1.11-1.13x after, auto
+/// 1.29-1.32x before, 1.18-1.20x after. Bounded so that a weak floor (a small first segment)
+/// still prunes as batches raise the threshold.
 const FLOOR_BATCH: usize = 256;
 
 /// Dense terms read between two checks of which blocks can still reach the threshold.

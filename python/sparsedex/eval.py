@@ -281,8 +281,9 @@ def write_run(
     tag: str = "sparsedex",
     k: int | None = None,
 ) -> None:
-    """Write a TREC run file (``path``: a file name, or an open text file). ``{qid: {docid: score}}`` is ranked with :func:`rank`;
-    ``{qid: [(docid, score), ...]}`` keeps the given order. ``k`` keeps the top k per query."""
+    """Write a TREC run file (``path``: a file name, or an open text file).
+    ``{qid: {docid: score}}`` is ranked with :func:`rank`; ``{qid: [(docid, score), ...]}``
+    keeps the given order. ``k`` keeps the top k per query."""
     if re.search(r"\s", tag) or not tag:
         raise ValueError(f"run tag must be a non-empty word, got {tag!r}")
     lines = []

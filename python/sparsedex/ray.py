@@ -1744,6 +1744,7 @@ class ShardedIndex:
             raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
         # a string is refused, not taken as one id per character (review34), as SparseIndex does
         ids = _validate.check_new_ids(ids, len(docs))
+        self._check_id_kind(ids)  # before any encoding
         if payloads is not None:
             payloads = list(payloads)
             if len(payloads) != len(docs):
@@ -1767,7 +1768,6 @@ class ShardedIndex:
             mw = self.manifest.get("grid", {}).get("max_weight")
             if isinstance(mw, float):  # the shared u8 grid: a heavier weight would leave it
                 _check_add_fits(docs, ids, mw, bool(self.manifest.get("max_weight_given")))
-        self._check_id_kind(ids)
         groups = self._route(ids)
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
                    None if payloads is None else [payloads[i] for i in rows], upsert,

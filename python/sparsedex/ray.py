@@ -1400,6 +1400,7 @@ class ShardedIndex:
             check_encoder_matches(self.path, m.get("encoder"), self._encoder)
         self._bm25_analyzer: Any = None
         self._bm25_stats: tuple[int, int, dict[str, int]] = (0, 0, {})
+        self._id_kind: type | None = None  # int or str once a shard holds a document (_check_id_kind)
         self._lock = threading.RLock()
         self._rr = 0
         for i in range(self.num_shards):  # cheap checks first, by name, before any actor starts
@@ -1718,7 +1719,7 @@ class ShardedIndex:
         of the shards once they hold documents, then kept."""
         if not ids:
             return
-        want = getattr(self, "_id_kind", None)
+        want = self._id_kind
         if want is None:
             kinds = {v.get("id_kind") for v in self._fan("describe").values()} - {None}
             if len(kinds) > 1:
@@ -1732,7 +1733,7 @@ class ShardedIndex:
             if want is None:
                 want = kind
             elif kind is not want:
-                whose = "the index's ids are" if getattr(self, "_id_kind", None) else "the ids before it are"
+                whose = "the index's ids are" if self._id_kind else "the ids before it are"
                 raise TypeError(
                     f"id {shown(x)} of document {i} is {_validate.a_type(x)} but {whose} "
                     f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"

@@ -230,9 +230,9 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
                             filter=body.get("filter"), **_target(body))
         return {"hits": [_hit(h) for h in hits]}
     if op == "search_batch":
-        qs = body.get("queries")
         if "queries" not in body:
             raise ValueError('the request has no "queries" list')
+        qs = body["queries"]
         if not isinstance(qs, list):
             raise ValueError(f'"queries" must be a list of queries, got {a_type(qs)}')
         if len(qs) > max_batch:

@@ -156,6 +156,15 @@ def a_type(x: Any) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
+def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are") -> TypeError:
+    """The error for id ``x`` of document ``i``, whose type is not ``want`` (int or str), the
+    type of ``whose`` ids."""
+    return TypeError(
+        f"id {shown(x)} of document {i} is {a_type(x)} but {whose} "
+        f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
+    )
+
+
 def check_text(text: Any, label: str) -> str:
     """``text`` when it is a ``str`` of valid Unicode; else TypeError / ValueError naming ``label``."""
     if not isinstance(text, str):

@@ -1133,10 +1133,7 @@ class SparseIndex:
             if want is None:
                 want = kind
             elif kind is not want:
-                raise TypeError(
-                    f"id {_validate.shown(x)} of document {i} is {_validate.a_type(x)} but the index's ids are "
-                    f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
-                )
+                raise _validate.wrong_id_kind(x, i, want)
             if x in seen:
                 raise ValueError(f"id {_validate.shown(x)} of document {i} is a duplicate")
             seen.add(x)

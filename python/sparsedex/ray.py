@@ -1416,7 +1416,11 @@ class ShardedIndex:
         self._dead: set[tuple[int, int]] = set()
         try:
             # actors start, shards open
-            self._fan("describe", timeout_s=max(self.timeout_s, start_timeout_s), timeout_name="start_timeout_s")
+            described = self._fan("describe", timeout_s=max(self.timeout_s, start_timeout_s),
+                                  timeout_name="start_timeout_s")
+            kinds = self._id_kinds(described)
+            if len(kinds) == 1:  # the ids' type, for _check_id_kind (both: refused at the first write)
+                self._id_kind = kinds.pop()
             if self._bm25:
                 self._sync_bm25()
         except BaseException:
@@ -1711,33 +1715,34 @@ class ShardedIndex:
             groups.setdefault(shard_of(key, self.num_shards), []).append(i)
         return groups
 
+    @staticmethod
+    def _id_kinds(described: Mapping[int, Any]) -> set[type]:
+        """The types of the ids the shards hold, from their ``describe`` answers."""
+        return {str if v["id_kind"] == "str" else int for v in described.values() if v.get("id_kind")}
+
     def _check_id_kind(self, ids: Sequence[Any]) -> None:
         """Refuse ids of another type than the index's (TypeError naming the first such id),
         as :meth:`SparseIndex.add` does: each shard checks only its own documents, so an int
         index took a string id routed to a shard without documents yet, and a search whose
-        hits tied an int and a string id then failed (helper-124). The index's type is asked
-        of the shards once they hold documents, then kept."""
+        hits tied an int and a string id then failed (helper-124). The index's type is known
+        from the shards when the index opens, else asked of them once they hold documents."""
         if not ids:
             return
-        want = self._id_kind
-        if want is None:
-            kinds = {v.get("id_kind") for v in self._fan("describe").values()} - {None}
+        if self._id_kind is None:
+            kinds = self._id_kinds(self._fan("describe"))
             if len(kinds) > 1:
                 raise TypeError("the shards hold both int and string ids (written before this check "
                                 "existed): rebuild the index with ids of one type")
             if kinds:
-                want = str if kinds.pop() == "str" else int
-                self._id_kind = want
+                self._id_kind = kinds.pop()
+        want = self._id_kind
+        whose = "the index's ids are" if want else "the ids before it are"
         for i, x in enumerate(ids):
             kind = str if isinstance(x, str) else int
             if want is None:
                 want = kind
             elif kind is not want:
-                whose = "the index's ids are" if self._id_kind else "the ids before it are"
-                raise TypeError(
-                    f"id {shown(x)} of document {i} is {_validate.a_type(x)} but {whose} "
-                    f"{'strings' if want is str else 'ints'}: ids must be all ints or all strings"
-                )
+                raise _validate.wrong_id_kind(x, i, want, whose)
 
     def _write_docs(self, documents: Sequence[Any], ids: Sequence[Any] | None, payloads: Any, upsert: bool) -> list[Any]:
         docs = [documents] if isinstance(documents, str) else list(documents)

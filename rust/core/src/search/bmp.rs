@@ -472,7 +472,7 @@ pub fn search_or_give_up<K: Kind>(
         }
         let left = ids.len() - done;
         let take = if plan.floor > K::S::default() && left <= FLOOR_BATCH { left } else { batch.min(left) };
-        if take < ids.len() - done {
+        if take < left {
             ids[done..].select_nth_unstable_by(take - 1, |&a, &b| {
                 ub[b as usize].partial_cmp(&ub[a as usize]).unwrap_or(std::cmp::Ordering::Equal)
             });

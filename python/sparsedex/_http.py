@@ -297,8 +297,10 @@ class Refresher:
             except (OSError, CorruptIndexError) as e:
                 msg = f"{type(e).__name__}: {e}"
                 if msg != self.error:
-                    print(f"sparsedex serve: cannot follow the index directory ({msg}); still serving the "
-                          "index opened before", file=sys.stderr, flush=True)
+                    # The index opened before answers while its own files are intact; a file of
+                    # it that was overwritten in place fails the requests that read it (500).
+                    print(f"sparsedex serve: cannot follow the index directory ({msg}); answering from the "
+                          "index opened before where its files are unchanged", file=sys.stderr, flush=True)
                 self.error = msg
             else:
                 self.error = None

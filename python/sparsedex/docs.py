@@ -98,7 +98,13 @@ def payloads_json(payloads: Iterable[dict[str, Any] | None]) -> list[str | None]
     return [None if p is None else join(enc(p, 0)) for p in payloads]
 
 
-_raw_decode = json.JSONDecoder().raw_decode
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's JSON reader takes and add()
+    never stores (its payloads are standard JSON): a value edited into the file (helper-127)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+_raw_decode = json.JSONDecoder(parse_constant=_no_constant).raw_decode
 
 
 def _sqlite_uri(path: Path, query: str = "") -> str:
@@ -119,7 +125,8 @@ def _one_json_value(text: str) -> Any:
     except (ValueError, TypeError):  # TypeError: bytes (a BLOB), which json.loads decodes
         pass
     try:
-        return json.loads(text)  # whitespace around the value, or an error naming the fault
+        # whitespace around the value, or an error naming the fault
+        return json.loads(text, parse_constant=_no_constant)
     except TypeError as e:  # not text at all (an integer column value)
         raise ValueError(str(e)) from None
 
@@ -599,6 +606,8 @@ class SqliteDocs(SegmentDocs):
             raise self._corrupt("not a sparsedex documents database (application id)")
         if ver != SCHEMA_VERSION:
             raise self._corrupt(f"documents format version {ver} is not supported (this build reads {SCHEMA_VERSION})")
+        if meta.get("format") != "sparsedex-docs":
+            raise self._corrupt(f"not a sparsedex documents database (format {meta.get('format')!r})")
         if meta.get("documents") != str(self.n):
             raise self._corrupt(f"holds {meta.get('documents')} documents, the manifest records {self.n}")
         if self._segment is not None and meta.get("segment") != self._segment:

@@ -39,6 +39,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import threading
 import warnings
 import weakref
@@ -267,6 +268,30 @@ def _kind_of(ident: Any) -> Any:
         return ("splade", ident.get("model_sha256") or ident.get("model"), ident.get("vocab_size"))
     rest = {k: v for k, v in ident.items() if k not in ("vocabulary", "vocab_size")}
     return json.dumps(rest, sort_keys=True, default=str)
+
+
+def _check_saved_identity(path: Any, ident: Any, bm25_engine: bool) -> None:
+    """:class:`CorruptIndexError` naming ``path`` unless ``ident``, the encoder identity of an
+    index's settings, is one this library writes: none, or an object of a known kind, BM25
+    exactly where the engine weights with BM25, a SPLADE model named by a string. Hand-edited
+    settings (checksums and all) gave AttributeError or KeyError at the first text search, or
+    opened a BM25 engine as an index of vectors you bring (helper-127)."""
+    kind = ident.get("kind") if isinstance(ident, dict) else None
+    problem = None
+    if ident is None:
+        if bm25_engine:
+            problem = "the engine weights with BM25 but the settings name no encoder"
+    elif not isinstance(ident, dict):
+        problem = f"the encoder identity is a {type(ident).__name__}, not an object"
+    elif kind not in ("splade", "bm25", "fastembed-bm25"):
+        problem = f"unknown encoder kind {kind!r}"
+    elif (kind == "bm25") != bm25_engine:
+        engine = "weights with BM25" if bm25_engine else "does not weight with BM25"
+        problem = f"the settings name a {kind} encoder but the engine {engine}"
+    elif kind == "splade" and not (isinstance(ident.get("model"), str) and ident["model"]):
+        problem = "the SPLADE encoder names no model"
+    if problem is not None:
+        raise CorruptIndexError(f"{path}: unreadable encoder settings ({problem})")
 
 
 def _describe_identity(ident: Mapping[str, Any]) -> str:
@@ -1174,7 +1199,8 @@ class SparseIndex:
         ident = {k: v for k, v in ident.items() if k != "vocab_size" or "vocabulary" in ident}
         try:
             enc = Bm25Encoder.from_identity({**ident, "vocabulary": terms})
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, AttributeError, re.error) as e:
+            # AttributeError: an analyzer that is not an object; re.error: its token pattern
             raise CorruptIndexError(f"{self._store.path}: unreadable BM25 encoder settings ({e})") from None
         if record is not None and record[3] == len(terms):
             enc.vocabulary.committed = record
@@ -2021,8 +2047,10 @@ class SparseIndex:
     def _take_encoder(self, given: Any) -> None:
         """Set this handle's encoder for the committed index: ``given`` (checked against the
         saved identity: ValueError naming both when they do not match; a BM25 encoder takes
-        the index's term dictionary), or, without one, the saved identity's."""
+        the index's term dictionary), or, without one, the saved identity's.
+        :class:`CorruptIndexError` when the saved identity is none this library writes."""
         ident = self._store.settings.get("encoder")
+        _check_saved_identity(self._store.path, ident, self._store.bm25 is not None)
         if given is not None:
             check_encoder_matches(self._store.path, ident, given)
             if _is_bm25(given) and isinstance(ident, dict) and ident.get("kind") == "bm25":

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_int
 from ..vectors import SparseEmbedding, as_sparse_embedding
 
 __all__ = [
@@ -324,7 +325,7 @@ class FastembedBm25Encoder:
         val = np.asarray(emb.values, dtype=np.float64)
         order = np.lexsort((idx, -val))
         if top_k is not None:
-            order = order[: max(0, int(top_k))]
+            order = order[: check_int(top_k, "top_k", 0, 2**63 - 1)]
         return [(self._reverse.get(int(idx[i]), f"#{int(idx[i])}"), float(val[i])) for i in order]
 
     # identity ----------------------------------------------------------------------------------

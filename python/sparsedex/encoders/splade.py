@@ -726,7 +726,8 @@ def decode_with(embedding: Any, id_to_token: Any, top_k: int | None = None) -> l
     val = np.asarray(emb.values, dtype=np.float64)
     order = np.lexsort((idx, -val))
     if top_k is not None:
-        order = order[: max(0, int(top_k))]
+        # an int >= 0, as explain's top_terms (a negative one returned nothing quietly)
+        order = order[: check_int(top_k, "top_k", 0, 2**63 - 1)]
     return [(id_to_token(int(idx[k])), float(val[k])) for k in order]
 
 

@@ -1,0 +1,103 @@
+"""Stop 60: hand-edited index settings and documents are CorruptIndexError; encoders'
+``decode`` refuses a negative ``top_k`` (helper-127)."""
+
+import copy
+import sqlite3
+import zlib
+
+import pytest
+
+from sparsedex import CorruptIndexError, SparseIndex
+from sparsedex.docs import SqliteDocs, payload_json, write_docs
+from sparsedex.encoders.bm25 import Bm25Encoder
+from sparsedex.encoders.fastembed_bm25 import FastembedBm25Encoder
+
+
+def _commit_settings(path, edit) -> None:
+    """Commit the index at ``path`` with its settings changed by ``edit`` (through the store's
+    own commit, so sizes and checksums are right: only the settings' meaning is wrong)."""
+    ix = SparseIndex.open(path)
+    settings = copy.deepcopy({k: v for k, v in ix._store.settings.items() if k not in ("format", "version")})
+    edit(settings)
+    ix._store.set_settings(settings)
+    ix._store.commit()
+    ix.close()
+
+
+@pytest.mark.parametrize(
+    "label, edit, says",
+    [
+        ("analyzer null", lambda s: s["encoder"].__setitem__("analyzer", None), "unreadable BM25 encoder settings"),
+        ("bad token pattern", lambda s: s["encoder"]["analyzer"].__setitem__("token_pattern", "("),
+         "unreadable BM25 encoder settings"),
+        ("splade on a BM25 engine", lambda s: s["encoder"].__setitem__("kind", "splade"),
+         "the settings name a splade encoder but the engine weights with BM25"),
+        ("empty identity", lambda s: s.__setitem__("encoder", {}), "unknown encoder kind None"),
+        ("no encoder on a BM25 engine", lambda s: s.__setitem__("encoder", None),
+         "the engine weights with BM25 but the settings name no encoder"),
+    ],
+)
+def test_edited_bm25_settings_are_corrupt(tmp_path, label, edit, says):
+    path = tmp_path / "ix"
+    with SparseIndex("bm25", path=path) as ix:
+        ix.add(["python package", "rust crate"])
+        ix.commit()
+    _commit_settings(path, edit)
+    # before: AttributeError, KeyError, re.error at open or at the first text search, or the
+    # BM25 engine opened as an index of vectors you bring
+    with pytest.raises(CorruptIndexError, match=says):
+        SparseIndex.open(path).search("python")
+
+
+@pytest.mark.parametrize(
+    "ident, says",
+    [
+        (5, "the encoder identity is a int, not an object"),
+        ({"kind": "bm25", "k1": 1.2, "b": 0.75}, "the settings name a bm25 encoder but the engine does not weight"),
+        ({"kind": "splade"}, "the SPLADE encoder names no model"),
+        ({"kind": "colbert"}, "unknown encoder kind 'colbert'"),
+    ],
+)
+def test_edited_vector_index_settings_are_corrupt(tmp_path, ident, says):
+    path = tmp_path / "ix"
+    with SparseIndex(encoder=None, path=path) as ix:
+        ix.add([{1: 1.0}])
+        ix.commit()
+    _commit_settings(path, lambda s: s.__setitem__("encoder", ident))
+    with pytest.raises(CorruptIndexError, match=says):
+        SparseIndex.open(path)
+
+
+def _docs_db(tmp_path, payload_text, fmt="sparsedex-docs"):
+    """A documents database of 2 documents, the second's payload text and the format edited
+    in afterwards (write_docs takes standard JSON only)."""
+    f = tmp_path / "seg-000001.docs"
+    write_docs(f, "seg-000001", [payload_json({"n": 1}), payload_json({"n": 0})], None)
+    conn = sqlite3.connect(f)
+    conn.execute("UPDATE docs SET payload = ? WHERE doc = 1", (payload_text,))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'format'", (fmt,))
+    conn.commit()
+    conn.close()
+    # the CRC32 the manifest would record for it (the first read checks it, then the schema)
+    return SqliteDocs(f, 2, crc32=zlib.crc32(f.read_bytes()))
+
+
+def test_documents_with_nan_or_another_format_are_corrupt(tmp_path):
+    # add() refuses NaN in a payload; one edited into the file was returned as nan by get and
+    # search while a filter on it said the file was damaged
+    with pytest.raises(CorruptIndexError, match="a payload is not JSON .NaN is not a JSON value"):
+        _docs_db(tmp_path, '{"n":NaN}').payloads([0, 1])
+    assert _docs_db(tmp_path, '{"n":2}').payloads([0, 1]) == [{"n": 1}, {"n": 2}]
+    with pytest.raises(CorruptIndexError, match=r"not a sparsedex documents database \(format 'x'\)"):
+        _docs_db(tmp_path, '{"n":2}', fmt="x").payloads([0])
+
+
+def test_decode_refuses_a_negative_top_k():
+    for enc in (Bm25Encoder(), FastembedBm25Encoder()):
+        vec = list(enc.encode_documents(["alpha beta"]))[0]
+        # before: a negative top_k returned [] quietly (explain's top_terms refused it)
+        with pytest.raises(ValueError, match="top_k must be between 0"):
+            enc.decode(vec, top_k=-1)
+        with pytest.raises(TypeError, match="top_k must be an integer"):
+            enc.decode(vec, top_k=1.5)
+        assert len(enc.decode(vec, top_k=1)) == 1 and enc.decode(vec, top_k=0) == []

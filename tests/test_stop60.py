@@ -101,3 +101,53 @@ def test_decode_refuses_a_negative_top_k():
         with pytest.raises(TypeError, match="top_k must be an integer"):
             enc.decode(vec, top_k=1.5)
         assert len(enc.decode(vec, top_k=1)) == 1 and enc.decode(vec, top_k=0) == []
+
+
+def _cli(capsys, *args):
+    from sparsedex.cli import main
+
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_delete_missing_ok_takes_an_id_of_the_other_type(tmp_path, capsys):
+    path = tmp_path / "ix"
+    with SparseIndex("bm25", path=path) as ix:
+        ix.add(["alpha", "beta"], ids=[0, 1])
+        ix.commit()
+    rc, _, err = _cli(capsys, "delete", path, "nosuch")
+    assert rc == 1 and "no document with id 'nosuch'" in err
+    # before: the same error with --missing-ok, which a string-id index took as missing
+    rc, out, _ = _cli(capsys, "delete", path, "nosuch", "1", "--missing-ok")
+    assert rc == 0 and "deleted 1 document from" in out, out
+    assert SparseIndex.open(path).ids() == [0]
+
+
+def test_cli_merge_interrupted_after_a_commit_says_what_was_merged(tmp_path, capsys, monkeypatch):
+    from sparsedex.store import Store
+
+    path = tmp_path / "ix"
+    with SparseIndex("bm25", path=path) as ix:
+        for i in range(3):
+            ix.add([f"text {i}"], ids=[i])
+            ix.commit()
+        assert len(ix.segments()) == 3
+    real = Store.merge
+
+    def merged_then_interrupted(self, max_segments=1):
+        # a Ctrl-C once the merge is committed (during the reordering that follows it)
+        real(self, max_segments)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "merge", merged_then_interrupted)
+    rc, _, err = _cli(capsys, "merge", path)
+    assert rc == 130 and "was merged in part before the interrupt: 3 -> 1 segments (commit" in err, err
+    assert len(SparseIndex.open(path).segments()) == 1
+
+    def interrupted_at_once(self, max_segments=1):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Store, "merge", interrupted_at_once)
+    rc, _, err = _cli(capsys, "merge", path)
+    assert rc == 130 and "merged in part" not in err and "interrupted" in err, err

@@ -688,7 +688,15 @@ def cmd_add(a: argparse.Namespace) -> int:
 
 def cmd_delete(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
-    ids = [_doc_id(index, x) for x in a.doc_ids]
+    ids = []
+    for x in a.doc_ids:
+        try:
+            ids.append(_doc_id(index, x))
+        except UserError:
+            if not a.missing_ok:
+                raise
+            # not a number in an index of integer ids: no such document, as --missing-ok
+            # takes one of the right type (helper-128)
     n = index.delete(ids, missing_ok=a.missing_ok)
     gen = index.commit()
     left = len(index)
@@ -699,8 +707,18 @@ def cmd_delete(a: argparse.Namespace) -> int:
 
 def cmd_merge(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir)
-    before = len(index.segments())
-    gen = index.merge(a.max_segments)
+    before, gen0 = len(index.segments()), index.generation
+    try:
+        gen = index.merge(a.max_segments)
+    except KeyboardInterrupt:
+        # Merges installed before a Ctrl-C stay committed, and the reordering after them runs
+        # as a commit of its own (SparseIndex.merge): "interrupted" alone read as "nothing
+        # changed" (helper-128).
+        if index.generation != gen0:
+            print(f"{PROG}: {a.index_dir} was merged in part before the interrupt: {before} -> "
+                  f"{len(index.segments())} segments (commit {index.generation}); the rest was not done",
+                  file=sys.stderr)
+        raise
     after = len(index.segments())
     index.close()
     print(f"merged {a.index_dir}: {before} -> {after} segments (commit {gen})")

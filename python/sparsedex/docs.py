@@ -58,6 +58,8 @@ __all__ = ["SegmentDocs", "MemoryDocs", "SqliteDocs", "write_docs", "merge_docs"
 
 APPLICATION_ID = 0x53445844  # "SDXD"
 SCHEMA_VERSION = 1
+#: The ``format`` entry of a documents database's ``meta`` table.
+DOCS_FORMAT = "sparsedex-docs"
 _MISSING = object()
 _CHUNK = 900  # rows per IN (...) query: below SQLite's default limit of 999 variables
 
@@ -606,7 +608,7 @@ class SqliteDocs(SegmentDocs):
             raise self._corrupt("not a sparsedex documents database (application id)")
         if ver != SCHEMA_VERSION:
             raise self._corrupt(f"documents format version {ver} is not supported (this build reads {SCHEMA_VERSION})")
-        if meta.get("format") != "sparsedex-docs":
+        if meta.get("format") != DOCS_FORMAT:
             raise self._corrupt(f"not a sparsedex documents database (format {meta.get('format')!r})")
         if meta.get("documents") != str(self.n):
             raise self._corrupt(f"holds {meta.get('documents')} documents, the manifest records {self.n}")
@@ -736,7 +738,7 @@ def _create_in_gate(path: Path, segment: str, n: int) -> sqlite3.Connection:
     )
     conn.executemany(
         "INSERT INTO meta VALUES (?, ?)",
-        [("format", "sparsedex-docs"), ("segment", segment), ("documents", str(n))],
+        [("format", DOCS_FORMAT), ("segment", segment), ("documents", str(n))],
     )
     return conn
 

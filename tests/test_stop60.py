@@ -151,3 +151,71 @@ def test_cli_merge_interrupted_after_a_commit_says_what_was_merged(tmp_path, cap
     monkeypatch.setattr(Store, "merge", interrupted_at_once)
     rc, _, err = _cli(capsys, "merge", path)
     assert rc == 130 and "merged in part" not in err and "interrupted" in err, err
+
+
+def test_info_counts_terms_and_vocabulary_once_over_segments(tmp_path):
+    ix = SparseIndex(None, path=tmp_path / "s")
+    for i in range(3):
+        ix.add([{5: 1.0, 100000: 2.0 * (i + 1)}], ids=[i])
+        ix.commit()
+    ix.add([{7: 1.0}], ids=[3], payloads=None)
+    ix.commit()
+    assert len(ix.segments()) == 4
+    eng = ix.info()["engine"]
+    # before: vocabulary 300009 and terms 7, summed over segments
+    assert (eng["vocabulary"], eng["terms"], eng["postings"], eng["documents"]) == (100001, 3, 7, 4), eng
+    ix.merge()
+    merged = ix.info()["engine"]
+    assert (merged["vocabulary"], merged["terms"], merged["postings"]) == (100001, 3, 7), merged
+    ix.close()
+
+
+def test_fusion_arguments_and_large_scores():
+    from sparsedex import fusion
+
+    # scores from about 1e154 on overflowed the squares: NaN came back
+    hits = fusion.dbsf([[("a", 1e308), ("b", -1e308)]])
+    assert [h.id for h in hits] == ["a", "b"] and hits[0].score == pytest.approx(0.6178511, rel=1e-6)
+    assert [round(h.score, 6) for h in fusion.dbsf([[("a", 3e200), ("b", 1e200), ("c", 2e200)]])] == [
+        round(h.score, 6) for h in fusion.dbsf([[("a", 3.0), ("b", 1.0), ("c", 2.0)]])]
+    with pytest.raises(TypeError, match="k must be a finite number > 0, got 'abc'"):
+        fusion.rrf([["a"]], k="abc")
+    with pytest.raises(TypeError, match="got True"):
+        fusion.rrf([["a"]], k=True)
+    with pytest.raises(TypeError, match="weight 0 is None: weights must be numbers"):
+        fusion.rrf([["a"]], weights=[None])
+    for bad in ("1.0", True):
+        with pytest.raises(TypeError, match="run 0, item 0: score .* is not a number"):
+            fusion.dbsf([[("a", bad)]])
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match="depth must be between"):
+        fusion.hybrid_search([ix], {1: 1.0}, depth=2**64)
+
+
+def test_filter_integer_beyond_the_text_limit_is_a_filter_error():
+    from sparsedex.filters import FilterError
+
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}], payloads=[{"x": 1}])
+    for flt, where in (({"x": 10**5000}, "filter at x:"), ({"x": {"$in": [1, 10**5000]}}, r"filter at x.\$in\[1\]:")):
+        # before: Python's "Exceeds the limit (4300 digits) for integer string conversion"
+        with pytest.raises(FilterError, match=where + " the integer has too many digits"):
+            ix.search({1: 1.0}, filter=flt)
+
+
+def test_to_qdrant_and_explain_table_argument_checks():
+    from sparsedex import export
+
+    with pytest.raises(TypeError, match="index must be a SparseIndex, got str"):
+        export.to_qdrant("notanindex", None, "c")
+    ix = SparseIndex("bm25")
+    ix.add(["the cat sat on the mat with a hat"], ids=["d"])
+    with pytest.raises(TypeError, match="client must be a qdrant_client.QdrantClient, got NoneType"):
+        export.to_qdrant(ix, None, "c")
+    e = ix.explain("cat mat hat", "d")
+    with pytest.raises(ValueError, match="limit must be between 0"):
+        e.table(limit=-1)  # took every row but the last
+    lines = e.table(limit=0).splitlines()
+    # the rest's label fits the term column: every line as wide as the header
+    assert lines[2].startswith("(3 more)") and len({len(x) for x in lines}) == 1, lines

@@ -158,6 +158,8 @@ def to_qdrant(
 
     Raises
     ------
+    TypeError
+        ``index`` is not a SparseIndex, or ``client`` has no ``upsert`` (not a Qdrant client).
     ValueError
         An id that is not a Qdrant point id (with ``ids="same"``), an existing collection
         without the sparse vector or with another modifier, a payload that already holds
@@ -170,6 +172,12 @@ def to_qdrant(
         from qdrant_client import models
     except ImportError:
         raise ImportError("to_qdrant needs qdrant-client: pip install qdrant-client") from None
+    from .index import SparseIndex
+
+    if not isinstance(index, SparseIndex):  # said "'str' object has no attribute '_snap'" (helper-129)
+        raise TypeError(f"index must be a SparseIndex, got {type(index).__name__}")
+    if not callable(getattr(client, "upsert", None)):
+        raise TypeError(f"client must be a qdrant_client.QdrantClient, got {type(client).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= 65536:
         raise ValueError(f"batch_size must be an integer in 1 .. 65536, got {batch_size!r}")
     if ids not in ("same", "uuid"):

@@ -684,9 +684,17 @@ def _join(loc: str, part: str) -> str:
 
 def _plain(x: Any, loc: str) -> Any:
     try:
-        return _numpy_scalar(x)
+        x = _numpy_scalar(x)
     except ValueError as e:
         raise FilterError(f"{_where(loc)}: {e}") from None
+    if type(x) is int and x.bit_length() > 14_000:  # about 4,200 digits: Python's text limit
+        try:
+            str(x)
+        except ValueError:
+            # the filter's canonical JSON raised Python's own message (helper-129); a payload
+            # cannot hold such an integer either
+            raise FilterError(f"{_where(loc)}: the integer has too many digits to be written as text") from None
+    return x
 
 
 def _scalar(x: Any, loc: str) -> Any:

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import a_type, shown
+from ._validate import MAX_K, a_type, check_int, shown
 from .index import Hit, batch_queries
 
 __all__ = [
@@ -91,11 +91,15 @@ def _item(x: Any, run: int, pos: int, need_score: bool) -> _Item:
     return _Item(_plain(x), None, None)
 
 
+def _number(x: Any) -> bool:
+    """Whether ``x`` is a real number (not a bool, nor a string that float() would read)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def _score(s: Any, run: int, pos: int) -> float:
-    try:
-        v = float(s)
-    except (TypeError, ValueError):
-        raise TypeError(f"run {run}, item {pos}: score {shown(s)} is not a number") from None
+    if not _number(s):  # "1.0" and True were taken as 1.0 (helper-129)
+        raise TypeError(f"run {run}, item {pos}: score {shown(s)} is not a number")
+    v = float(s)
     if math.isnan(v):
         raise ValueError(f"run {run}, item {pos}: score is NaN")
     return v
@@ -109,8 +113,7 @@ def _looks_like_a_pair(run: Any) -> bool:
     if not isinstance(run, (tuple, list)) or len(run) != 2:
         return False
     a, b = run
-    number = isinstance(b, (int, float, np.integer, np.floating)) and not isinstance(b, (bool, np.bool_))
-    return number and (isinstance(a, str) or isinstance(b, (float, np.floating)))
+    return _number(b) and (isinstance(a, str) or isinstance(b, (float, np.floating)))
 
 
 def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
@@ -153,7 +156,11 @@ def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
         return [1.0] * n
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Iterable):
         raise TypeError(f"weights must be a list of numbers, one per run, got {type(weights).__name__}")
-    w = [float(x) for x in weights]
+    w = []
+    for i, x in enumerate(weights):
+        if not _number(x):  # float() named the value, not the weight (helper-129)
+            raise TypeError(f"weight {i} is {shown(x)}: weights must be numbers, one per run")
+        w.append(float(x))
     if len(w) != n:
         raise ValueError(f"{len(w)} weights for {n} runs: give one weight per run")
     for i, x in enumerate(w):
@@ -247,6 +254,8 @@ def reciprocal_rank_fusion(
         run, a bad ``k``, weight or limit (``limit`` is None or >= 1); the message names the
         run and the item.
     """
+    if not _number(k):  # "abc" said "could not convert string to float", True was 1 (helper-129)
+        raise TypeError(f"k must be a finite number > 0, got {shown(k)}")
     kk = float(k)
     if not math.isfinite(kk) or kk <= 0:
         raise ValueError(f"k must be a finite number > 0, got {k!r}")
@@ -271,6 +280,12 @@ def _distribution_normalised(items: list[_Item]) -> list[float]:
     s = np.array([it.score for it in items], dtype=np.float64)
     if s.max() == s.min():  # equal scores: std is 0 (a rounded mean would make it ~1e-16)
         return [0.5] * n
+    big = float(np.abs(s).max())
+    if big > 1e150:
+        # The normalised scores do not change when a run's scores are all divided by one
+        # number: dividing by the largest magnitude keeps the squares below overflow (scores
+        # from about 1e154 on gave NaN, helper-129).
+        s = s / big
     mean = math.fsum(s.tolist()) / n
     std = math.sqrt(math.fsum(((s - mean) ** 2).tolist()) / (n - 1))
     lo, hi = mean - 3.0 * std, mean + 3.0 * std
@@ -373,6 +388,8 @@ def _hybrid_args(
     dep = _limit(depth, "depth")
     if dep is None or dep < lim:
         raise ValueError(f"depth must be an integer >= limit ({lim}), got {depth!r}")
+    # each index is searched for depth hits: named here, not as the search's k (helper-129)
+    check_int(dep, "depth", lim, MAX_K)
     return list(indexes), w, lim, dep
 
 

@@ -182,9 +182,16 @@ class Explanation:
         return len(self.matches)
 
     def table(self, limit: int | None = 20) -> str:
-        """The matched terms as a text table (``limit`` rows, the rest summed in one line)."""
+        """The matched terms as a text table (``limit`` rows, an integer >= 0 or None for all;
+        the rest summed in one line)."""
+        if limit is not None:
+            # -1 took all rows but the last (helper-129)
+            limit = _validate.check_int(limit, "limit", 0, 2**63 - 1)
         rows = self.matches if limit is None else self.matches[:limit]
-        width = max([len("term")] + [len(m.token) for m in rows])
+        rest = self.matches[len(rows):]
+        label = f"({len(rest)} more)"
+        # the column holds the terms, "total" and the line of the rest
+        width = max([len("term"), len(label) if rest else 0] + [len(m.token) for m in rows])
         lines = [
             f"{'term':<{width}}  {'query':>8}  {'document':>8}  {'contribution':>12}",
             f"{'-' * width}  {'-' * 8}  {'-' * 8}  {'-' * 12}",
@@ -193,10 +200,8 @@ class Explanation:
             lines.append(
                 f"{m.token:<{width}}  {m.query_weight:8.4f}  {m.doc_weight:8.4f}  {m.contribution:12.4f}"
             )
-        rest = self.matches[len(rows):]
         if rest:
             s = sum(m.contribution for m in rest)
-            label = f"({len(rest)} more)"
             lines.append(f"{label:<{width}}  {'':>8}  {'':>8}  {s:12.4f}")
         lines.append(f"{'total':<{width}}  {'':>8}  {'':>8}  {self.score:12.4f}")
         return "\n".join(lines)
@@ -268,6 +273,10 @@ def _kind_of(ident: Any) -> Any:
         return ("splade", ident.get("model_sha256") or ident.get("model"), ident.get("vocab_size"))
     rest = {k: v for k, v in ident.items() if k not in ("vocabulary", "vocab_size")}
     return json.dumps(rest, sort_keys=True, default=str)
+
+
+#: Engine stats of one segment that do not add up over segments (``info()``).
+_PER_INDEX_STATS = ("vocabulary", "terms", "scale")
 
 
 def _check_saved_identity(path: Any, ident: Any, bm25_engine: bool) -> None:
@@ -2068,7 +2077,9 @@ class SparseIndex:
     @_one_view
     def info(self) -> dict[str, Any]:
         """Documents, encoder identity (without the BM25 term list), quantization, segments
-        and the engines' summed stats."""
+        and the engine's stats: counts summed over segments; ``vocabulary`` the largest
+        segment's, ``terms`` the distinct terms of all segments, ``scale`` None where segments
+        have 8-bit grids of their own."""
         ident = self.encoder_identity
         snap = self._snap()
         engine: dict[str, Any] | None = None
@@ -2078,8 +2089,19 @@ class SparseIndex:
                 engine = dict(s)
             else:
                 for key, val in s.items():
-                    if isinstance(val, int) and isinstance(engine.get(key), int) and key != "n_terms":
+                    if key in _PER_INDEX_STATS:
+                        continue
+                    if isinstance(val, int) and isinstance(engine.get(key), int):
                         engine[key] += val
+        if engine is not None and len(snap.states) > 1:
+            # Counts add up over segments; the vocabulary and the distinct terms do not (a term
+            # held by 3 segments counted 3 times, helper-129), nor a u8 grid of its own each.
+            indexes = [st.segment.index for st in snap.states]
+            engine["vocabulary"] = max(ix.vocabulary for ix in indexes)
+            engine["terms"] = int(np.unique(np.concatenate([ix.term_ids() for ix in indexes])).size)
+            scales = {ix.stats().get("scale") for ix in indexes}
+            if len(scales) > 1:
+                engine["scale"] = None  # each segment on its own 8-bit grid
         return {
             "documents": len(self),
             "encoder": None if ident is None else {k: v for k, v in ident.items() if k != "vocabulary"},

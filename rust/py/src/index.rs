@@ -393,6 +393,12 @@ impl PyIndex {
         self.vocabulary()
     }
 
+    /// The external term ids this segment holds postings for, ascending (uint32 array): its
+    /// term dictionary. Segments of one index hold different terms; `info()` counts their union.
+    fn term_ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u32>> {
+        self.inner.view().term_ids.to_vec().into_pyarray(py)
+    }
+
     /// Whether the original vectors are stored.
     #[getter]
     fn has_vectors(&self) -> bool {

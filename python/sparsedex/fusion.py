@@ -36,7 +36,9 @@ scores agree to about 1e-6.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
@@ -92,8 +94,9 @@ def _item(x: Any, run: int, pos: int, need_score: bool) -> _Item:
 
 
 def _number(x: Any) -> bool:
-    """Whether ``x`` is a real number (not a bool, nor a string that float() would read)."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+    """Whether ``x`` is a real number (Python's, numpy's, a Fraction or Decimal; not a bool,
+    nor a string that float() would read)."""
+    return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, (bool, np.bool_))
 
 
 def _score(s: Any, run: int, pos: int) -> float:

@@ -2083,24 +2083,21 @@ class SparseIndex:
         ident = self.encoder_identity
         snap = self._snap()
         engine: dict[str, Any] | None = None
-        for st in snap.states:
-            s = st.segment.index.stats()
+        indexes = [st.segment.index for st in snap.states]
+        stats = [ix.stats() for ix in indexes]
+        for s in stats:
             if engine is None:
                 engine = dict(s)
             else:
                 for key, val in s.items():
-                    if key in _PER_INDEX_STATS:
-                        continue
-                    if isinstance(val, int) and isinstance(engine.get(key), int):
+                    if key not in _PER_INDEX_STATS and isinstance(val, int) and isinstance(engine.get(key), int):
                         engine[key] += val
-        if engine is not None and len(snap.states) > 1:
+        if engine is not None and len(indexes) > 1:
             # Counts add up over segments; the vocabulary and the distinct terms do not (a term
             # held by 3 segments counted 3 times, helper-129), nor a u8 grid of its own each.
-            indexes = [st.segment.index for st in snap.states]
-            engine["vocabulary"] = max(ix.vocabulary for ix in indexes)
+            engine["vocabulary"] = max(s["vocabulary"] for s in stats)
             engine["terms"] = int(np.unique(np.concatenate([ix.term_ids() for ix in indexes])).size)
-            scales = {ix.stats().get("scale") for ix in indexes}
-            if len(scales) > 1:
+            if len({s.get("scale") for s in stats}) > 1:
                 engine["scale"] = None  # each segment on its own 8-bit grid
         return {
             "documents": len(self),

@@ -687,14 +687,22 @@ def _plain(x: Any, loc: str) -> Any:
         x = _numpy_scalar(x)
     except ValueError as e:
         raise FilterError(f"{_where(loc)}: {e}") from None
-    if type(x) is int and x.bit_length() > 14_000:  # about 4,200 digits: Python's text limit
-        try:
-            str(x)
-        except ValueError:
-            # the filter's canonical JSON raised Python's own message (helper-129); a payload
-            # cannot hold such an integer either
-            raise FilterError(f"{_where(loc)}: the integer has too many digits to be written as text") from None
+    if type(x) is int and _too_many_digits(x):
+        # the filter's canonical JSON raised Python's own message (helper-129); a payload
+        # cannot hold such an integer either
+        raise FilterError(f"{_where(loc)}: the integer has too many digits to be written as text")
     return x
+
+
+def _too_many_digits(v: int) -> bool:
+    """Whether ``str(v)`` passes Python's limit on the digits of an integer's text."""
+    if v.bit_length() <= 14_000:  # about 4,200 digits: beyond, ask Python
+        return False
+    try:
+        str(v)
+    except ValueError:
+        return True
+    return False
 
 
 def _scalar(x: Any, loc: str) -> Any:
@@ -977,11 +985,8 @@ def _plain_value(v: Any, path: str, depth: int) -> Any:
             raise _Problem(path, _surrogate_note(v))
         return v
     if t is int:
-        if v.bit_length() > 14_000:  # about 4,200 digits: beyond, check Python's text limit
-            try:
-                str(v)
-            except ValueError:
-                raise _Problem(path, "the integer has too many digits to be written as text") from None
+        if _too_many_digits(v):
+            raise _Problem(path, "the integer has too many digits to be written as text")
         return v
     if t is float:
         if not math.isfinite(v):

@@ -295,7 +295,7 @@ def _range(key: str, r: Any, loc: str) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _untranslatable(loc, f"a range on {key!r} with a {type(v).__name__} bound",
                                   "DatetimeRange is not supported; bounds are numbers")
-        if not math.isfinite(v):
+        if isinstance(v, float) and not math.isfinite(v):  # an int is exact (10**400 overflowed isfinite)
             raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} must be a finite number, got {v!r}")
         bounds["$" + k] = v
     if not bounds:

@@ -398,10 +398,10 @@ def _open_index(path: str) -> Any:
 
 def _doc_id(index: Any, raw: str) -> Any:
     if index._id_kind() is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise UserError(f"no document with id {shown(raw)} in the index (its ids are integers)") from None
+        # a plain decimal integer: int() also reads "1_0" as 10 and other scripts' digits (helper-130)
+        if not re.fullmatch(r"[+-]?[0-9]+", raw):
+            raise UserError(f"no document with id {shown(raw)} in the index (its ids are integers)")
+        return int(raw)
     return raw
 
 
@@ -945,6 +945,8 @@ def cmd_info(a: argparse.Namespace) -> int:
              "no stopwords" if not stop else f"stopwords {stop if isinstance(stop, str) else len(stop)}"]
         )
         rows.append(("encoder", f"BM25 k1={enc.get('k1')} b={enc.get('b')}, {enc.get('vocab_size')} terms ({analysis})"))
+    elif enc.get("kind") == "fastembed-bm25":
+        rows.append(("encoder", f"Qdrant/bm25 (language {enc.get('language')}, k {enc.get('k')}, b {enc.get('b')})"))
     else:
         rows.append(("encoder", f"{enc.get('kind')} {enc.get('model')} ({enc.get('source')}, max_length {enc.get('max_length')})"))
     rows.append(("quantization", info["quantization"]))

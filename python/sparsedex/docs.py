@@ -37,6 +37,7 @@ import _thread
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import signal
@@ -106,7 +107,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-_raw_decode = json.JSONDecoder(parse_constant=_no_constant).raw_decode
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, which must be a finite float: ``1e999``
+    read as inf, a value add() never stores (helper-130)."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"{text[:40]} is beyond the range of a float")
+    return v
+
+
+_raw_decode = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float).raw_decode
 
 
 def _sqlite_uri(path: Path, query: str = "") -> str:
@@ -128,7 +138,7 @@ def _one_json_value(text: str) -> Any:
         pass
     try:
         # whitespace around the value, or an error naming the fault
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except TypeError as e:  # not text at all (an integer column value)
         raise ValueError(str(e)) from None
 

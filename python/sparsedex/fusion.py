@@ -96,13 +96,24 @@ def _item(x: Any, run: int, pos: int, need_score: bool) -> _Item:
 def _number(x: Any) -> bool:
     """Whether ``x`` is a real number (Python's, numpy's, a Fraction or Decimal; not a bool,
     nor a string that float() would read)."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:  # a 0-d array, as float() takes it
+        return x.dtype.kind in "iuf"
     return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, (bool, np.bool_))
+
+
+def _as_float(x: Any, what: str) -> float:
+    """``float(x)`` of a number :func:`_number` accepted; ValueError naming ``what`` for one
+    beyond float's range (an int of 400 digits raised a bare OverflowError, helper-130)."""
+    try:
+        return float(x)
+    except OverflowError:
+        raise ValueError(f"{what} {shown(x)} is beyond the range of a float") from None
 
 
 def _score(s: Any, run: int, pos: int) -> float:
     if not _number(s):  # "1.0" and True were taken as 1.0 (helper-129)
         raise TypeError(f"run {run}, item {pos}: score {shown(s)} is not a number")
-    v = float(s)
+    v = _as_float(s, f"run {run}, item {pos}: score")
     if math.isnan(v):
         raise ValueError(f"run {run}, item {pos}: score is NaN")
     return v
@@ -163,7 +174,7 @@ def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
     for i, x in enumerate(weights):
         if not _number(x):  # float() named the value, not the weight (helper-129)
             raise TypeError(f"weight {i} is {shown(x)}: weights must be numbers, one per run")
-        w.append(float(x))
+        w.append(_as_float(x, f"weight {i}"))
     if len(w) != n:
         raise ValueError(f"{len(w)} weights for {n} runs: give one weight per run")
     for i, x in enumerate(w):
@@ -259,7 +270,7 @@ def reciprocal_rank_fusion(
     """
     if not _number(k):  # "abc" said "could not convert string to float", True was 1 (helper-129)
         raise TypeError(f"k must be a finite number > 0, got {shown(k)}")
-    kk = float(k)
+    kk = _as_float(k, "k")
     if not math.isfinite(kk) or kk <= 0:
         raise ValueError(f"k must be a finite number > 0, got {k!r}")
     parsed = _runs(runs, need_score=False)
@@ -284,10 +295,11 @@ def _distribution_normalised(items: list[_Item]) -> list[float]:
     if s.max() == s.min():  # equal scores: std is 0 (a rounded mean would make it ~1e-16)
         return [0.5] * n
     big = float(np.abs(s).max())
-    if big > 1e150:
+    if not 1e-150 < big < 1e150:
         # The normalised scores do not change when a run's scores are all divided by one
-        # number: dividing by the largest magnitude keeps the squares below overflow (scores
-        # from about 1e154 on gave NaN, helper-129).
+        # number: dividing by the largest magnitude keeps the squares from overflowing (scores
+        # from about 1e154 on gave NaN, helper-129) or underflowing (below about 1e-162 every
+        # score normalised to 0.5, helper-130).
         s = s / big
     mean = math.fsum(s.tolist()) / n
     std = math.sqrt(math.fsum(((s - mean) ** 2).tolist()) / (n - 1))

@@ -190,21 +190,19 @@ class Explanation:
         rows = self.matches if limit is None else self.matches[:limit]
         rest = self.matches[len(rows):]
         label = f"({len(rest)} more)"
-        # the column holds the terms, "total" and the line of the rest
-        width = max([len("term"), len(label) if rest else 0] + [len(m.token) for m in rows])
-        lines = [
-            f"{'term':<{width}}  {'query':>8}  {'document':>8}  {'contribution':>12}",
-            f"{'-' * width}  {'-' * 8}  {'-' * 8}  {'-' * 12}",
-        ]
-        for m in rows:
-            lines.append(
-                f"{m.token:<{width}}  {m.query_weight:8.4f}  {m.doc_weight:8.4f}  {m.contribution:12.4f}"
-            )
+        cells = [(m.token, f"{m.query_weight:.4f}", f"{m.doc_weight:.4f}", f"{m.contribution:.4f}") for m in rows]
         if rest:
-            s = sum(m.contribution for m in rest)
-            lines.append(f"{label:<{width}}  {'':>8}  {'':>8}  {s:12.4f}")
-        lines.append(f"{'total':<{width}}  {'':>8}  {'':>8}  {self.score:12.4f}")
-        return "\n".join(lines)
+            cells.append((label, "", "", f"{sum(m.contribution for m in rest):.4f}"))
+        cells.append(("total", "", "", f"{self.score:.4f}"))
+        head = ("term", "query", "document", "contribution")
+        # each column as wide as its widest cell (a weight of 1e8 pushed the columns after it
+        # out of line, helper-130; the rest's label the term column, helper-129)
+        w = [max([len(head[c]), 8 if c in (1, 2) else 0] + [len(r[c]) for r in cells]) for c in range(4)]
+
+        def line(r: tuple[str, str, str, str]) -> str:
+            return f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}"
+
+        return "\n".join([line(head), line(tuple("-" * x for x in w)), *map(line, cells)])
 
     def __str__(self) -> str:
         head = f"document {self.id!r}: score {self.score:.4f} from {len(self.matches)} matched terms"
@@ -281,10 +279,11 @@ _PER_INDEX_STATS = ("vocabulary", "terms", "scale")
 
 def _check_saved_identity(path: Any, ident: Any, bm25_engine: bool) -> None:
     """:class:`CorruptIndexError` naming ``path`` unless ``ident``, the encoder identity of an
-    index's settings, is one this library writes: none, or an object of a known kind, BM25
-    exactly where the engine weights with BM25, a SPLADE model named by a string. Hand-edited
-    settings (checksums and all) gave AttributeError or KeyError at the first text search, or
-    opened a BM25 engine as an index of vectors you bring (helper-127)."""
+    index's settings, is one this library writes: none, or an object naming its kind (a
+    custom encoder's ``identity()`` names its own, and such an index opens with
+    ``encoder=``), BM25 exactly where the engine weights with BM25, a SPLADE model named by a
+    string. Hand-edited settings (checksums and all) gave AttributeError or KeyError at the
+    first text search, or opened a BM25 engine as an index of vectors you bring (helper-127)."""
     kind = ident.get("kind") if isinstance(ident, dict) else None
     problem = None
     if ident is None:
@@ -292,8 +291,8 @@ def _check_saved_identity(path: Any, ident: Any, bm25_engine: bool) -> None:
             problem = "the engine weights with BM25 but the settings name no encoder"
     elif not isinstance(ident, dict):
         problem = f"the encoder identity is a {type(ident).__name__}, not an object"
-    elif kind not in ("splade", "bm25", "fastembed-bm25"):
-        problem = f"unknown encoder kind {kind!r}"
+    elif not (isinstance(kind, str) and kind):
+        problem = f"the encoder identity names no kind (kind {kind!r})"
     elif (kind == "bm25") != bm25_engine:
         engine = "weights with BM25" if bm25_engine else "does not weight with BM25"
         problem = f"the settings name a {kind} encoder but the engine {engine}"

@@ -199,7 +199,7 @@ class Explanation:
         # out of line, helper-130; the rest's label the term column, helper-129)
         w = [max([len(head[c]), 8 if c in (1, 2) else 0] + [len(r[c]) for r in cells]) for c in range(4)]
 
-        def line(r: tuple[str, str, str, str]) -> str:
+        def line(r: tuple[str, ...]) -> str:
             return f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}"
 
         return "\n".join([line(head), line(tuple("-" * x for x in w)), *map(line, cells)])

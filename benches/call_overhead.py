@@ -42,12 +42,21 @@ seg = SegmentView.build((indptr, ind, val), quantization="u8", store_vectors=Tru
 ix = sparsedex.SparseIndex.create(tempfile.mkdtemp() + "/ix", encoder=None)
 ix.add(docs, ids=list(range(n)), payloads=[{"n": i} for i in range(n)])
 ix.commit()
+# the same documents without payloads (a search then has none to read)
+bare = sparsedex.SparseIndex.create(tempfile.mkdtemp() + "/bare", encoder=None)
+bare.add(docs, ids=list(range(n)))
+bare.commit()
 q = (np.array([3, 7, 11], np.uint32), np.array([1.0, 0.5, 0.25], np.float32))
 assert len(ix.search(q, k=10)) == 10 and len(seg.search(q[0], q[1], k=10)[0]) == 10
 
 q_dict = {3: 1.0, 7: 0.5, 11: 0.25}
 q_lists = ([3, 7, 11], [1.0, 0.5, 0.25])
 q_int64 = (np.array([3, 7, 11], np.int64), np.array([1.0, 0.5, 0.25], np.float32))
+try:
+    import scipy.sparse
+    q_scipy = scipy.sparse.csr_matrix((q[1], q[0], [0, 3]), shape=(1, 1000))
+except ImportError:  # scipy is optional
+    q_scipy = None
 
 def per_call(f, n=4000):
     for _ in range(300):
@@ -64,6 +73,7 @@ out = {
     "engine (_core.Index.search)": per_call(lambda: seg._core.search(q[0], q[1], 10, "auto", target_recall=None, scores="vectors")),
     "SegmentView.search": per_call(lambda: seg.search(q[0], q[1], k=10)),
     "SparseIndex.search": per_call(lambda: ix.search(q, k=10)),
+    "SparseIndex.search, no payloads stored": per_call(lambda: bare.search(q, k=10)),
     "SparseIndex.search, with_payload=False": per_call(lambda: ix.search(q, k=10, with_payload=False)),
     # the shapes users bring: a dict, Python lists, fastembed's int64 / float32 arrays
     "SparseIndex.search, with_payload=False, dict query": per_call(
@@ -73,6 +83,9 @@ out = {
     "SparseIndex.search, with_payload=False, int64 query": per_call(
         lambda: ix.search(q_int64, k=10, with_payload=False)),
 }
+if q_scipy is not None:
+    out["SparseIndex.search, with_payload=False, scipy.sparse row query"] = per_call(
+        lambda: ix.search(q_scipy, k=10, with_payload=False))
 print(json.dumps(out))
 """
 

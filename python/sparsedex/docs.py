@@ -324,27 +324,34 @@ class _ForkGate:
 
     def __init__(self) -> None:
         # re-entrant: a __del__ run by the garbage collector inside before_fork enters too
-        self._cv = threading.Condition(threading.RLock())
+        self._lock = threading.RLock()
+        self._cv = threading.Condition(self._lock)
         self._inside = 0
         self._forking = False
         self._forker = 0
         self._local = threading.local()
 
+    # Every payload read of a search passes here, so the way in and out is the C lock alone
+    # (the Condition's own methods are Python calls: 2 us a pass); the Condition is waited on
+    # and notified only while a fork is waiting.
     def __enter__(self) -> None:
-        depth = getattr(self._local, "depth", 0)
+        local = self._local
+        depth = getattr(local, "depth", 0)
         if not depth:
-            with self._cv:
+            with self._lock:
                 while self._forking and self._forker != threading.get_ident():
                     self._cv.wait()
                 self._inside += 1
-        self._local.depth = depth + 1
+        local.depth = depth + 1
 
     def __exit__(self, *exc: Any) -> None:
-        self._local.depth -= 1
-        if not self._local.depth:
-            with self._cv:
+        local = self._local
+        depth = local.depth - 1
+        local.depth = depth
+        if not depth:
+            with self._lock:
                 self._inside -= 1
-                if not self._inside:
+                if self._forking and not self._inside:
                     self._cv.notify_all()
 
     def before_fork(self) -> None:
@@ -413,6 +420,8 @@ class SqliteDocs(SegmentDocs):
         _OPEN_DOCS.add(self)
         self._verified = crc32 is None
         self._failed: str | None = None
+        # whether any document has a payload: None until the first payload read asks the file
+        self._any_payload: bool | None = None
         self._fh = None
         try:
             # the lazy checksum and copy_to() read this handle, not the name (a writer may
@@ -625,15 +634,23 @@ class SqliteDocs(SegmentDocs):
         if self._segment is not None and meta.get("segment") != self._segment:
             raise self._corrupt(f"belongs to segment {meta.get('segment')}, not {self._segment}")
 
-    def _rows(self, column: str, docs: Sequence[int]) -> dict[int, Any]:
-        self._ensure_verified()
+    def _check_range(self, docs: Sequence[int]) -> list[int]:
+        """``docs`` as sorted distinct ints, each checked to be a document of the segment."""
         wanted = sorted(set(int(d) for d in docs))
         for d in wanted[:1] + wanted[-1:]:
             if not 0 <= d < self.n:
                 raise IndexError(f"document {d} is out of range ({self.n} documents)")
+        return wanted
+
+    def _rows(self, column: str, docs: Sequence[int]) -> dict[int, Any]:
+        self._ensure_verified()
+        wanted = self._check_range(docs)
         out: dict[int, Any] = {}
         try:
-            with self._locked():
+            # the lock and gate of `_locked`, without its generator (each search reads here)
+            with self._lock, _GATE:
+                if self._pid != os.getpid():
+                    self._reopen_in_child()
                 if len(wanted) * 4 >= self.n and self.n > _CHUNK:
                     cur = self._conn.execute(f"SELECT doc, {column} FROM docs ORDER BY doc")
                     want = set(wanted)
@@ -650,7 +667,28 @@ class SqliteDocs(SegmentDocs):
             raise self._damaged(f"document {missing} is missing")
         return out
 
+    def _has_payloads(self) -> bool:
+        """Whether any document of the file has a payload, asked once (one pass over the
+        table, as the checksum's over the file): a search of an index without payloads then
+        reads nothing here (a query of k rows and the fork gate cost about 60 us a search on a
+        small index, `benches/call_overhead.py`). The pass also counts the rows: fewer than
+        the segment's documents is a damaged file, as a read of a missing row says."""
+        if self._any_payload is None:
+            self._ensure_verified()
+            try:
+                with self._locked():
+                    rows, with_payload = self._conn.execute("SELECT COUNT(*), COUNT(payload) FROM docs").fetchone()
+            except sqlite3.Error as e:
+                raise self._damaged(f"unreadable ({e})") from None
+            if rows != self.n:
+                raise self._damaged(f"holds {rows} document rows, the manifest records {self.n}")
+            self._any_payload = with_payload > 0
+        return self._any_payload
+
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
+        if not self._has_payloads():
+            self._check_range(docs)
+            return [None] * len(docs)
         rows = self._rows("payload", docs)
         try:
             # each stored text must be exactly one JSON value; json.loads per text cost a Python

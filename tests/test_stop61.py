@@ -1,0 +1,132 @@
+"""Stop 61: what one search costs in Python around the engine. A search of an index without
+payloads reads nothing from its documents databases, and a canonical scipy.sparse CSR row is
+taken as it is (``benches/call_overhead.py``); what they skip is still checked."""
+
+import sqlite3
+import threading
+import zlib
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from sparsedex import CorruptIndexError, SparseIndex
+from sparsedex import docs as docs_mod
+from sparsedex.docs import SqliteDocs, payload_json, write_docs
+from sparsedex.vectors import as_sparse_embedding
+
+
+def _no_row_reads(monkeypatch):
+    def refuse(self, column, docs):
+        raise AssertionError(f"read {column} rows {list(docs)}")
+
+    monkeypatch.setattr(SqliteDocs, "_rows", refuse)
+
+
+def test_search_of_an_index_without_payloads_reads_no_rows(tmp_path, monkeypatch):
+    ix = SparseIndex.create(tmp_path / "ix", encoder=None)
+    ix.add([{1: 1.0, 2: 0.5}, {2: 1.0}, {3: 2.0}], ids=["a", "b", "c"])
+    ix.commit()
+    ix = SparseIndex.open(tmp_path / "ix")
+    _no_row_reads(monkeypatch)
+    hits = ix.search({2: 1.0}, k=5)
+    assert [(h.id, h.payload) for h in hits] == [("b", None), ("a", None)]
+    assert [h.payload for h in ix.search_batch([{2: 1.0}, {3: 1.0}], k=1)[0]] == [None]
+
+
+def test_search_with_payloads_still_reads_them(tmp_path):
+    ix = SparseIndex.create(tmp_path / "ix", encoder=None)
+    ix.add([{1: 1.0}, {1: 2.0}], ids=[1, 2], payloads=[None, {"x": [1, {"y": 2}]}])
+    ix.commit()
+    ix = SparseIndex.open(tmp_path / "ix")
+    hits = ix.search({1: 1.0}, k=2)
+    assert [(h.id, h.payload) for h in hits] == [(2, {"x": [1, {"y": 2}]}), (1, None)]
+    hits[0].payload["x"].append(3)  # a copy: the stored payload does not change
+    assert ix.get(2).payload == {"x": [1, {"y": 2}]}
+
+
+def _db(tmp_path, payloads, delete_row=None, name="seg-000001"):
+    f = tmp_path / f"{name}.docs"
+    write_docs(f, name, [None if p is None else payload_json(p) for p in payloads], None)
+    if delete_row is not None:
+        conn = sqlite3.connect(f)
+        conn.execute("DELETE FROM docs WHERE doc = ?", (delete_row,))
+        conn.commit()
+        conn.execute("VACUUM")
+        conn.close()
+    return SqliteDocs(f, len(payloads), crc32=zlib.crc32(f.read_bytes()))
+
+
+def test_no_payload_database_answers_none_and_checks_what_it_skips(tmp_path):
+    d = _db(tmp_path, [None, None, None])
+    assert d.payloads([2, 0, 2]) == [None, None, None]
+    with pytest.raises(IndexError, match="document 3 is out of range"):
+        d.payloads([0, 3])
+    # a row removed (checksum resealed): without payloads no row is read by a search, so the
+    # one pass that finds there are none counts the rows too
+    with pytest.raises(CorruptIndexError, match="holds 2 document rows, the manifest records 3"):
+        _db(tmp_path, [None, None, None], delete_row=1, name="seg-000002").payloads([0])
+    # with payloads, a missing row is found where it is read, as before
+    with pytest.raises(CorruptIndexError, match="document 2 is missing|holds 2 document rows"):
+        _db(tmp_path, [{"a": 1}, None, None], delete_row=2, name="seg-000003").payloads([0, 2])
+
+
+def test_canonical_scipy_row_is_taken_as_is_and_copied(monkeypatch):
+    from sparsedex import vectors
+
+    summed = vectors.summed_duplicates
+    calls = []
+    monkeypatch.setattr(vectors, "summed_duplicates", lambda *a: calls.append(a) or summed(*a))
+    m = scipy.sparse.csr_matrix((np.array([0.5, 2.0], np.float32), np.array([3, 9]), [0, 2]), shape=(1, 20))
+    v = as_sparse_embedding(m)
+    assert v.indices.tolist() == [3, 9] and v.values.tolist() == [0.5, 2.0]
+    v.values[0] = 7.0  # not the matrix's own array
+    assert m.data[0] == np.float32(0.5)
+    assert not calls  # no conversion to COO (90 us a query)
+    # repeated or unsorted columns still go through the summing path
+    dup = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([9, 3, 9]), [0, 3]), shape=(1, 20))
+    assert not dup.has_canonical_format
+    v = as_sparse_embedding(dup)
+    assert dict(zip(v.indices.tolist(), v.values.tolist())) == {3: 2.0, 9: 5.0}
+    assert len(calls) == 1
+
+
+def test_scipy_row_query_scores_as_the_dict_query():
+    rng = np.random.default_rng(3)
+    docs = [{int(t): float(rng.random()) for t in rng.choice(50, 6, replace=False)} for _ in range(40)]
+    ix = SparseIndex(None)
+    ix.add(docs)
+    q = {4: 0.75, 17: 1.5, 30: 0.25}
+    row = scipy.sparse.csr_matrix((list(q.values()), list(q.keys()), [0, 3]), shape=(1, 50))
+    assert [(h.id, h.score) for h in ix.search(row, k=8)] == [(h.id, h.score) for h in ix.search(q, k=8)]
+
+
+def test_fork_gate_still_waits_for_a_reader_inside_it():
+    gate = docs_mod._ForkGate()
+    inside, release, forked = threading.Event(), threading.Event(), threading.Event()
+
+    def reader():
+        with gate:
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    inside.wait(5)
+
+    def forker():
+        gate.before_fork()  # waits until the reader leaves
+        forked.set()
+        gate.after_fork_in_parent()
+
+    f = threading.Thread(target=forker)
+    f.start()
+    assert not forked.wait(0.3)
+    release.set()
+    assert forked.wait(5)
+    t.join(5)
+    f.join(5)
+    with gate:  # open again
+        with gate:  # re-entrant
+            pass
+    assert gate._inside == 0

@@ -45,30 +45,61 @@ def test_search_with_payloads_still_reads_them(tmp_path):
     assert ix.get(2).payload == {"x": [1, {"y": 2}]}
 
 
-def _db(tmp_path, payloads, delete_row=None, name="seg-000001"):
+def _db(tmp_path, payloads, edit=None, name="seg-000001"):
+    """A documents database of ``payloads``, its tables then edited by ``edit(conn)`` (and
+    the checksum the manifest would record taken afterwards)."""
     f = tmp_path / f"{name}.docs"
     write_docs(f, name, [None if p is None else payload_json(p) for p in payloads], None)
-    if delete_row is not None:
+    if edit is not None:
         conn = sqlite3.connect(f)
-        conn.execute("DELETE FROM docs WHERE doc = ?", (delete_row,))
+        edit(conn)
         conn.commit()
-        conn.execute("VACUUM")
         conn.close()
     return SqliteDocs(f, len(payloads), crc32=zlib.crc32(f.read_bytes()))
 
 
-def test_no_payload_database_answers_none_and_checks_what_it_skips(tmp_path):
+def _meta(path):
+    with sqlite3.connect(path) as conn:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+
+
+def test_no_payload_database_answers_none_without_reading_rows(tmp_path, monkeypatch):
     d = _db(tmp_path, [None, None, None])
+    assert _meta(d.path)["payloads"] == "0"
+    assert _meta(_db(tmp_path, [None, {"a": 1}, {}], name="seg-000002").path)["payloads"] == "2"
+    _no_row_reads(monkeypatch)
     assert d.payloads([2, 0, 2]) == [None, None, None]
     with pytest.raises(IndexError, match="document 3 is out of range"):
         d.payloads([0, 3])
-    # a row removed (checksum resealed): without payloads no row is read by a search, so the
-    # one pass that finds there are none counts the rows too
-    with pytest.raises(CorruptIndexError, match="holds 2 document rows, the manifest records 3"):
-        _db(tmp_path, [None, None, None], delete_row=1, name="seg-000002").payloads([0])
-    # with payloads, a missing row is found where it is read, as before
-    with pytest.raises(CorruptIndexError, match="document 2 is missing|holds 2 document rows"):
-        _db(tmp_path, [{"a": 1}, None, None], delete_row=2, name="seg-000003").payloads([0, 2])
+
+
+def test_a_database_without_the_count_is_read_row_by_row(tmp_path):
+    # files written before stop 61: the rows are read, and what a read finds is checked
+    def old(conn):
+        conn.execute("DELETE FROM meta WHERE key = 'payloads'")
+        conn.execute("DELETE FROM docs WHERE doc = 1")
+
+    d = _db(tmp_path, [None, None, None], edit=old)
+    assert d.payloads([0, 2]) == [None, None]
+    with pytest.raises(CorruptIndexError, match="document 1 is missing"):
+        d.payloads([1])
+    for bad in ("x", "-1", "4", "\u0663"):
+        e = _db(tmp_path, [None] * 3, edit=lambda c, v=bad: c.execute("UPDATE meta SET value = ? WHERE key = 'payloads'", (v,)), name=f"seg-bad{len(bad)}")
+        with pytest.raises(CorruptIndexError, match="the count of payloads in meta is not one of 0..3"):
+            e.payloads([0])
+
+
+def test_merged_documents_record_their_payload_count(tmp_path):
+    ix = SparseIndex.create(tmp_path / "ix", encoder=None)
+    ix.add([{1: 1.0}, {2: 1.0}], ids=[1, 2])
+    ix.commit()
+    ix.add([{1: 2.0}, {3: 1.0}], ids=[3, 4], payloads=[{"p": 3}, None])
+    ix.commit()
+    ix.merge()
+    (f,) = (tmp_path / "ix").glob("*.docs")
+    assert _meta(f)["payloads"] == "1"
+    ix = SparseIndex.open(tmp_path / "ix")
+    assert [(h.id, h.payload) for h in ix.search({1: 1.0}, k=5)] == [(3, {"p": 3}), (1, None)]
 
 
 def test_canonical_scipy_row_is_taken_as_is_and_copied(monkeypatch):

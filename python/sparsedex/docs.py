@@ -636,7 +636,7 @@ class SqliteDocs(SegmentDocs):
 
     def _check_range(self, docs: Sequence[int]) -> list[int]:
         """``docs`` as sorted distinct ints, each checked to be a document of the segment."""
-        wanted = sorted(set(int(d) for d in docs))
+        wanted = sorted(set(map(int, docs)))
         for d in wanted[:1] + wanted[-1:]:
             if not 0 <= d < self.n:
                 raise IndexError(f"document {d} is out of range ({self.n} documents)")
@@ -668,21 +668,23 @@ class SqliteDocs(SegmentDocs):
         return out
 
     def _has_payloads(self) -> bool:
-        """Whether any document of the file has a payload, asked once (one pass over the
-        table, as the checksum's over the file): a search of an index without payloads then
-        reads nothing here (a query of k rows and the fork gate cost about 60 us a search on a
-        small index, `benches/call_overhead.py`). The pass also counts the rows: fewer than
-        the segment's documents is a damaged file, as a read of a missing row says."""
+        """Whether any document of the file has a payload, from the count its writer recorded
+        in ``meta`` (read once): a search of an index without payloads then reads no rows (a
+        query of k rows cost about 60 us a search on a small index, `benches/call_overhead.py`).
+        A file written before the count existed is read row by row, as before."""
         if self._any_payload is None:
             self._ensure_verified()
             try:
                 with self._locked():
-                    rows, with_payload = self._conn.execute("SELECT COUNT(*), COUNT(payload) FROM docs").fetchone()
+                    row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (PAYLOADS_KEY,)).fetchone()
             except sqlite3.Error as e:
                 raise self._damaged(f"unreadable ({e})") from None
-            if rows != self.n:
-                raise self._damaged(f"holds {rows} document rows, the manifest records {self.n}")
-            self._any_payload = with_payload > 0
+            if row is None:
+                self._any_payload = True
+            elif isinstance(row[0], str) and row[0].isascii() and row[0].isdigit() and int(row[0]) <= self.n:
+                self._any_payload = int(row[0]) > 0
+            else:
+                raise self._corrupt(f"the count of payloads in meta is not one of 0..{self.n}: {row[0]!r:.40}")
         return self._any_payload
 
     def payloads(self, docs: Sequence[int]) -> list[dict[str, Any] | None]:
@@ -789,6 +791,17 @@ def _create_in_gate(path: Path, segment: str, n: int) -> sqlite3.Connection:
         [("format", DOCS_FORMAT), ("segment", segment), ("documents", str(n))],
     )
     return conn
+
+
+#: The ``meta`` entry counting the documents that have a payload (written since stop 61; a file
+#: without it is read as before, row by row).
+PAYLOADS_KEY = "payloads"
+
+
+def _record_payloads(conn: sqlite3.Connection, count: int) -> None:
+    """Write how many documents of the new database have a payload (``PAYLOADS_KEY``)."""
+    with _GATE:
+        conn.execute("INSERT INTO meta VALUES (?, ?)", (PAYLOADS_KEY, str(int(count))))
 
 
 def _publish(tmp: Path, dest: Path, new: bool = False) -> None:
@@ -933,6 +946,7 @@ def write_docs(
                     rows = zip(range(a, a + _CHUNK_DOCS), payloads[a : a + _CHUNK_DOCS], texts[a : a + _CHUNK_DOCS])
                     with _GATE:
                         conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", rows)
+            _record_payloads(conn, sum(p is not None for p in payloads))
             with _GATE:
                 conn.execute("COMMIT")
         finally:
@@ -1087,9 +1101,10 @@ def merge_docs(
                         conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", zip(new.tolist(), pls, txs))
                         conn.execute("COMMIT")
             with _GATE:
-                (count,) = conn.execute("SELECT count(*) FROM docs").fetchone()
+                count, with_payload = conn.execute("SELECT count(*), count(payload) FROM docs").fetchone()
             if count != n:
                 raise CorruptIndexError(f"merging documents into {dest.name}: {count} rows copied, expected {n}")
+            _record_payloads(conn, with_payload)
         finally:
             cancel.detach()
             with _GATE:

@@ -20,10 +20,13 @@ has not read from it yet (POSIX keeps an open file alive).
 Schema (``PRAGMA application_id`` = 0x53445844, "SDXD"; ``user_version`` = 1)::
 
     CREATE TABLE docs (doc INTEGER PRIMARY KEY, payload TEXT, text TEXT)
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)   -- segment name, documents, format
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)   -- segment name, documents, format,
+                                                           -- payloads (since stop 61)
 
 ``doc`` is the internal document number (0..n-1, every one present), ``payload`` the payload
-as compact JSON (NULL for none), ``text`` the text (NULL when not kept).
+as compact JSON (NULL for none), ``text`` the text (NULL when not kept). ``meta``'s
+``payloads`` counts the documents with a payload, so that a search of a segment without any
+reads no rows; a file without it (written before) is read row by row.
 
 Payload columns for filters (:class:`~sparsedex.filters.PayloadColumns`) are built per field
 path on first use: :meth:`SegmentDocs.path_values` asks SQLite's JSON functions for the

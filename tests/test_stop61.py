@@ -114,6 +114,11 @@ def test_canonical_scipy_row_is_taken_as_is_and_copied(monkeypatch):
     v.values[0] = 7.0  # not the matrix's own array
     assert m.data[0] == np.float32(0.5)
     assert not calls  # no conversion to COO (90 us a query)
+    # arrays longer than the row (scipy reads up to indptr[-1] only)
+    long = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 5, 7]), np.array([0, 2])), shape=(1, 10))
+    assert long.has_canonical_format
+    v = as_sparse_embedding(long)
+    assert v.indices.tolist() == [1, 5] and v.values.tolist() == [1.0, 2.0]
     # repeated or unsorted columns still go through the summing path
     dup = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([9, 3, 9]), [0, 3]), shape=(1, 20))
     assert not dup.has_canonical_format

@@ -215,7 +215,8 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
         # one CSR row with sorted, distinct columns (what slicing a CSR matrix gives): its
         # arrays, copied (not shared with the caller's matrix), nothing to sum (the conversion
         # to COO below took about 90 us a query)
-        return SparseEmbedding(indices=obj.indices.copy(), values=obj.data.copy())
+        a, b = int(obj.indptr[0]), int(obj.indptr[1])  # entries past indptr[-1] are not the row's
+        return SparseEmbedding(indices=obj.indices[a:b].copy(), values=obj.data[a:b].copy())
     coo = summed_duplicates(obj, "coo")  # scipy's meaning of repeated entries: their sum
     cols = coo.coords[-1] if hasattr(coo, "coords") else coo.col
     return SparseEmbedding(indices=np.asarray(cols), values=np.asarray(coo.data))

@@ -114,17 +114,32 @@ def test_canonical_scipy_row_is_taken_as_is_and_copied(monkeypatch):
     v.values[0] = 7.0  # not the matrix's own array
     assert m.data[0] == np.float32(0.5)
     assert not calls  # no conversion to COO (90 us a query)
-    # arrays longer than the row (scipy reads up to indptr[-1] only)
-    long = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 5, 7]), np.array([0, 2])), shape=(1, 10))
-    assert long.has_canonical_format
-    v = as_sparse_embedding(long)
-    assert v.indices.tolist() == [1, 5] and v.values.tolist() == [1.0, 2.0]
     # repeated or unsorted columns still go through the summing path
     dup = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([9, 3, 9]), [0, 3]), shape=(1, 20))
     assert not dup.has_canonical_format
     v = as_sparse_embedding(dup)
     assert dict(zip(v.indices.tolist(), v.values.tolist())) == {3: 2.0, 9: 5.0}
     assert len(calls) == 1
+
+
+def test_scipy_row_whose_arrays_disagree_with_its_indptr_or_width_is_read_as_scipy_reads_it():
+    # arrays longer than the row (scipy reads up to indptr[-1] only)
+    long = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 5, 7]), np.array([0, 2])), shape=(1, 10))
+    assert long.has_canonical_format
+    v = as_sparse_embedding(long)
+    assert v.indices.tolist() == [1, 5] and v.values.tolist() == [1.0, 2.0]
+    # arrays assigned by hand (helper-131): the fast path took them whole
+    ix = SparseIndex(None)
+    ix.add([{3: 1.0}, {17: 1.0}, {40: 1.0}], ids=["a", "b", "c"])
+
+    def q():
+        return scipy.sparse.csr_matrix((np.array([0.5, 1.25, 2.0]), np.array([3, 17, 40]), np.array([0, 3])), shape=(1, 60))
+
+    for edit in (lambda m: setattr(m, "indptr", np.array([0, 1])), lambda m: m.indices.__setitem__(2, 65)):
+        m = q()
+        edit(m)  # indptr for one entry of three, or column 65 of a row of 60
+        with pytest.raises(ValueError, match="query: scipy cannot read this sparse row .*check its indptr, indices and data"):
+            ix.search(m)
 
 
 def test_scipy_row_query_scores_as_the_dict_query():
@@ -165,4 +180,37 @@ def test_fork_gate_still_waits_for_a_reader_inside_it():
     with gate:  # open again
         with gate:  # re-entrant
             pass
-    assert gate._inside == 0
+    assert not gate._members
+
+
+def test_fork_gate_fork_from_a_signal_handler_never_waits_for_its_own_thread():
+    """A fork from a signal handler that interrupts its thread anywhere in the gate's way in
+    or out: the gate's record of the thread changes in one store, so the fork never waits for
+    the thread it runs on (a count and a depth changed one after the other left a window in
+    which it waited 30 s, helper-131). Here the fork runs right after every change."""
+    import time
+
+    gate = docs_mod._ForkGate()
+    times = []
+
+    def fork_now():
+        t = time.monotonic()
+        gate.before_fork()
+        gate.after_fork_in_parent()
+        times.append(time.monotonic() - t)
+
+    class Hooked(dict):
+        def __setitem__(self, k, v):
+            super().__setitem__(k, v)
+            fork_now()
+
+        def __delitem__(self, k):
+            super().__delitem__(k)
+            fork_now()
+
+    gate._members = Hooked()
+    with gate:
+        with gate:
+            pass
+    assert len(times) == 4 and max(times) < 1
+    assert not gate._members

@@ -329,40 +329,50 @@ class _ForkGate:
         # re-entrant: a __del__ run by the garbage collector inside before_fork enters too
         self._lock = threading.RLock()
         self._cv = threading.Condition(self._lock)
-        self._inside = 0
+        # Threads inside the gate, by thread id, with their depth of nested entries: each
+        # change is one store or delete, so a fork from a signal handler that interrupts its
+        # own thread in __enter__ or __exit__ always sees whether that thread is inside (a
+        # count and a thread-local depth, changed one after the other, left a window in which
+        # the fork waited for its own thread, 30 s; helper-131).
+        self._members: dict[int, int] = {}
         self._forking = False
         self._forker = 0
-        self._local = threading.local()
 
     # Every payload read of a search passes here, so the way in and out is the C lock alone
     # (the Condition's own methods are Python calls: 2 us a pass); the Condition is waited on
     # and notified only while a fork is waiting.
     def __enter__(self) -> None:
-        local = self._local
-        depth = getattr(local, "depth", 0)
-        if not depth:
-            with self._lock:
-                while self._forking and self._forker != threading.get_ident():
-                    self._cv.wait()
-                self._inside += 1
-        local.depth = depth + 1
+        me = threading.get_ident()
+        depth = self._members.get(me, 0)
+        if depth:
+            self._members[me] = depth + 1
+            return
+        with self._lock:
+            while self._forking and self._forker != me:
+                self._cv.wait()
+            self._members[me] = 1
 
     def __exit__(self, *exc: Any) -> None:
-        local = self._local
-        depth = local.depth - 1
-        local.depth = depth
-        if not depth:
-            with self._lock:
-                self._inside -= 1
-                if self._forking and not self._inside:
-                    self._cv.notify_all()
+        me = threading.get_ident()
+        depth = self._members[me] - 1
+        if depth:
+            self._members[me] = depth
+            return
+        with self._lock:
+            del self._members[me]
+            if self._forking and not self._others(self._forker):
+                self._cv.notify_all()
+
+    def _others(self, me: int) -> bool:
+        """Whether a thread other than ``me`` is inside the gate."""
+        return any(t != me for t in list(self._members))
 
     def before_fork(self) -> None:
         self._cv.acquire()
-        self._forking, self._forker = True, threading.get_ident()
-        # a fork from inside the gate (its own calls) cannot wait for itself
-        mine = 1 if getattr(self._local, "depth", 0) else 0
-        self._cv.wait_for(lambda: self._inside <= mine, timeout=30)
+        me = threading.get_ident()
+        self._forking, self._forker = True, me
+        # a fork from inside the gate (its own calls) waits for the other threads only
+        self._cv.wait_for(lambda: not self._others(me), timeout=30)
         # the lock stays held across the fork: nothing enters meanwhile
 
     def after_fork_in_parent(self) -> None:

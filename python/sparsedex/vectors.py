@@ -212,12 +212,21 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
             "pass it to search_batch (or add), or take one row"
         )
     if getattr(obj, "format", None) == "csr" and len(shape) == 2 and obj.has_canonical_format:
-        # one CSR row with sorted, distinct columns (what slicing a CSR matrix gives): its
+        # One CSR row with sorted, distinct columns (what slicing a CSR matrix gives): its
         # arrays, copied (not shared with the caller's matrix), nothing to sum (the conversion
-        # to COO below took about 90 us a query)
-        a, b = int(obj.indptr[0]), int(obj.indptr[1])  # entries past indptr[-1] are not the row's
-        return SparseEmbedding(indices=obj.indices[a:b].copy(), values=obj.data[a:b].copy())
-    coo = summed_duplicates(obj, "coo")  # scipy's meaning of repeated entries: their sum
+        # to COO below took about 70 us a query). Only when they are what scipy reads: arrays
+        # assigned by hand may disagree with indptr or the width (helper-131), and scipy's
+        # conversion below then reads or refuses them as scipy does.
+        idx, data, ip = obj.indices, obj.data, obj.indptr
+        if (
+            len(ip) == 2 and ip[0] == 0 and ip[1] == len(idx) == len(data)
+            and (len(idx) == 0 or (int(idx.min()) >= 0 and int(idx.max()) < shape[1]))
+        ):
+            return SparseEmbedding(indices=idx.copy(), values=data.copy())
+    try:
+        coo = summed_duplicates(obj, "coo")  # scipy's meaning of repeated entries: their sum
+    except ValueError as e:  # arrays assigned by hand that disagree with indptr or the shape
+        raise ValueError(f"scipy cannot read this sparse row ({e}): check its indptr, indices and data") from None
     cols = coo.coords[-1] if hasattr(coo, "coords") else coo.col
     return SparseEmbedding(indices=np.asarray(cols), values=np.asarray(coo.data))
 
@@ -363,8 +372,8 @@ def validate_embedding(
     where = _where(row, what)
     try:
         emb = as_sparse_embedding(embedding)
-    except TypeError as e:
-        raise TypeError(f"{where}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
     if vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
                               and 0 < vocab_size):  # any other vocab_size: the checks below, as before

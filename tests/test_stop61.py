@@ -103,43 +103,60 @@ def test_merged_documents_record_their_payload_count(tmp_path):
 
 
 def test_canonical_scipy_row_is_taken_as_is_and_copied(monkeypatch):
-    from sparsedex import vectors
-
-    summed = vectors.summed_duplicates
-    calls = []
-    monkeypatch.setattr(vectors, "summed_duplicates", lambda *a: calls.append(a) or summed(*a))
     m = scipy.sparse.csr_matrix((np.array([0.5, 2.0], np.float32), np.array([3, 9]), [0, 2]), shape=(1, 20))
-    v = as_sparse_embedding(m)
+
+    def no_conversion(*a, **k):
+        raise AssertionError("converted")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(type(m), "tocsr", no_conversion)  # no conversion: 70 us a query
+        mp.setattr(type(m), "tocoo", no_conversion)
+        v = as_sparse_embedding(m)
     assert v.indices.tolist() == [3, 9] and v.values.tolist() == [0.5, 2.0]
     v.values[0] = 7.0  # not the matrix's own array
     assert m.data[0] == np.float32(0.5)
-    assert not calls  # no conversion to COO (90 us a query)
-    # repeated or unsorted columns still go through the summing path
+    # repeated or unsorted columns are summed
     dup = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 4.0]), np.array([9, 3, 9]), [0, 3]), shape=(1, 20))
     assert not dup.has_canonical_format
     v = as_sparse_embedding(dup)
     assert dict(zip(v.indices.tolist(), v.values.tolist())) == {3: 2.0, 9: 5.0}
-    assert len(calls) == 1
 
 
 def test_scipy_row_whose_arrays_disagree_with_its_indptr_or_width_is_read_as_scipy_reads_it():
-    # arrays longer than the row (scipy reads up to indptr[-1] only)
-    long = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 5, 7]), np.array([0, 2])), shape=(1, 10))
-    assert long.has_canonical_format
-    v = as_sparse_embedding(long)
-    assert v.indices.tolist() == [1, 5] and v.values.tolist() == [1.0, 2.0]
-    # arrays assigned by hand (helper-131): the fast path took them whole
     ix = SparseIndex(None)
-    ix.add([{3: 1.0}, {17: 1.0}, {40: 1.0}], ids=["a", "b", "c"])
+    ix.add([{1: 1.0}, {3: 1.0}, {5: 1.0}, {7: 1.0}, {17: 1.0}, {20: 1.0}, {40: 1.0}], ids=[1, 3, 5, 7, 17, 20, 40])
+
+    def found(m):
+        return [(h.id, h.score) for h in ix.search(m, k=10)]
+
+    # arrays longer than the row: scipy reads up to indptr[-1] (as search_batch of the matrix)
+    long = scipy.sparse.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 5, 7]), np.array([0, 2])), shape=(1, 10))
+    assert found(long) == [(5, 2.0), (1, 1.0)]
+    assert [[(h.id, h.score) for h in r] for r in ix.search_batch(long, k=10)] == [found(long)]
 
     def q():
-        return scipy.sparse.csr_matrix((np.array([0.5, 1.25, 2.0]), np.array([3, 17, 40]), np.array([0, 3])), shape=(1, 60))
+        return scipy.sparse.csr_matrix((np.array([0.5, 1.25, 2.0]), np.array([3, 17, 20]), np.array([0, 3])), shape=(1, 25))
 
-    for edit in (lambda m: setattr(m, "indptr", np.array([0, 1])), lambda m: m.indices.__setitem__(2, 65)):
+    # arrays assigned or edited by hand (helper-131, helper-132): scipy's flags stay set
+    m = q()
+    m.indptr = np.array([0, 1])
+    assert found(m) == [(3, 0.5)]  # scipy: the row is {3: 0.5}
+    for col in (2, 1):  # the last column, then a middle one, beyond the row's 25
         m = q()
-        edit(m)  # indptr for one entry of three, or column 65 of a row of 60
-        with pytest.raises(ValueError, match="query: scipy cannot read this sparse row .*check its indptr, indices and data"):
+        assert m.has_canonical_format
+        m.indices[col] = 40
+        with pytest.raises(ValueError, match="query: column 40 is outside the sparse row's 25 columns"):
             ix.search(m)
+        with pytest.raises(ValueError, match="query 0: column 40 is outside"):
+            ix.search_batch([m])
+    m = q()
+    m.has_canonical_format
+    m.indices[1] = 3  # a repeated column under a stale canonical flag: summed, as scipy reads it
+    assert found(m) == [(20, 2.0), (3, 1.75)]
+    m = q()
+    m.indptr = np.array([0, 5])  # more entries than the arrays hold
+    with pytest.raises(ValueError, match=r"^query 0: scipy cannot read this sparse row .*check its indptr, indices and data"):
+        ix.search_batch([m])
 
 
 def test_scipy_row_query_scores_as_the_dict_query():

@@ -211,27 +211,42 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
             f"a sparse matrix with {shape[0]} rows is {shape[0]} vectors, not one: "
             "pass it to search_batch (or add), or take one row"
         )
-    if getattr(obj, "format", None) == "csr" and len(shape) == 2 and obj.has_canonical_format:
-        # One CSR row with sorted, distinct columns (what slicing a CSR matrix gives): its
-        # arrays, copied (not shared with the caller's matrix), nothing to sum (the conversion
-        # to COO below took about 70 us a query). Only when they are what scipy reads: arrays
-        # assigned by hand may disagree with indptr or the width (helper-131), and scipy's
-        # conversion below then reads or refuses them as scipy does.
-        # (The columns are sorted, so the first and last bound them; min() and max() cost
-        # 14 us here.)
+    width = shape[-1]
+    if getattr(obj, "format", None) == "csr" and len(shape) == 2:
+        # One CSR row whose arrays are exactly the row, columns strictly increasing within its
+        # width (what slicing a CSR matrix gives): its arrays, copied (not shared with the
+        # caller's matrix), nothing to sum; the conversion below took about 70 us a query.
+        # Checked here rather than taken from scipy's has_canonical_format, which stays True
+        # after the arrays are edited in place (helper-132).
         idx, data, ip = obj.indices, obj.data, obj.indptr
         n = len(idx)
         if (
-            len(data) == n and ip.tolist() == [0, n]
-            and (n == 0 or (int(idx[0]) >= 0 and int(idx[-1]) < shape[1]))
+            len(data) == n and ip.tolist() == [0, n] and idx.dtype.kind in "iu"
+            and (n == 0 or (int(idx[0]) >= 0 and int(idx[-1]) < width and (n == 1 or bool((idx[1:] > idx[:-1]).all()))))
         ):
             return SparseEmbedding(indices=idx.copy(), values=data.copy())
     try:
-        coo = summed_duplicates(obj, "coo")  # scipy's meaning of repeated entries: their sum
+        # scipy's meaning of repeated entries: their sum (in float64 for narrower floats, as
+        # summed_duplicates does for batches); its sorted / canonical flags may be stale after
+        # an in-place edit, so they are cleared on the copy and it is sorted and summed again
+        src = obj.astype(np.float64) if obj.dtype.kind == "f" and obj.dtype.itemsize < 8 else obj  # before
+        m = src.tocsr(copy=True) if len(shape) == 2 else src.tocoo(copy=True)  # any conversion sums
+        if hasattr(m, "has_sorted_indices"):
+            m.has_sorted_indices = False
+        m.has_canonical_format = False
+        m.sum_duplicates()
     except ValueError as e:  # arrays assigned by hand that disagree with indptr or the shape
         raise ValueError(f"scipy cannot read this sparse row ({e}): check its indptr, indices and data") from None
-    cols = coo.coords[-1] if hasattr(coo, "coords") else coo.col
-    return SparseEmbedding(indices=np.asarray(cols), values=np.asarray(coo.data))
+    if len(shape) == 2:
+        a, b = int(m.indptr[0]), int(m.indptr[1])
+        cols, vals = m.indices[a:b], m.data[a:b]
+    else:
+        cols, vals = (m.coords[-1] if hasattr(m, "coords") else m.col), m.data
+    cols = np.asarray(cols)
+    if cols.size and cols.dtype.kind in "iu" and (int(cols.min()) < 0 or int(cols.max()) >= width):
+        bad = int(cols.min()) if int(cols.min()) < 0 else int(cols.max())
+        raise ValueError(f"column {bad} is outside the sparse row's {width} columns (its arrays were edited by hand?)")
+    return SparseEmbedding(indices=cols, values=np.asarray(vals))
 
 
 def _pandas_series(obj: Any) -> SparseEmbedding | None:
@@ -375,8 +390,8 @@ def validate_embedding(
     where = _where(row, what)
     try:
         emb = as_sparse_embedding(embedding)
-    except (TypeError, ValueError) as e:
-        raise type(e)(f"{where}: {e}") from None
+    except (TypeError, ValueError) as e:  # plain types: a subclass may take other arguments
+        raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
     if vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
                               and 0 < vocab_size):  # any other vocab_size: the checks below, as before
@@ -564,7 +579,7 @@ def _batch_csr(items: list[Any], vocab_size: int | None) -> tuple[np.ndarray, np
         return None
     try:
         embs = [as_sparse_embedding(e) for e in items]
-    except TypeError:
+    except (TypeError, ValueError):  # named per vector by the caller's second pass
         return None
     idxs = [np.asarray(e.indices) for e in embs]
     vals = [np.asarray(e.values) for e in embs]

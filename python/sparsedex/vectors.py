@@ -184,14 +184,22 @@ def _first_bool(arr: np.ndarray) -> int | None:
     return None
 
 
-def summed_duplicates(obj: Any, fmt: str) -> Any:
+def summed_duplicates(obj: Any, fmt: str, recheck: bool = False) -> Any:
     """A copy of scipy.sparse ``obj`` in format ``fmt`` ("coo" or "csr") with repeated entries
     summed, in float64 for narrower floats, before any conversion sums them: then a query's sum
     does not depend on the order a format sums in (breaker36: float32 sums in COO and CSR order
-    differed in the last bit between search and search_batch)."""
-    if obj.dtype.kind == "f" and obj.dtype.itemsize < 8 and not getattr(obj, "has_canonical_format", False):
+    differed in the last bit between search and search_batch). ``recheck``: do not trust
+    scipy's sorted / canonical flags, which stay set after arrays are edited in place
+    (helper-132): the copy is sorted and summed again (a sort of the whole copy, so for single
+    rows)."""
+    canonical = not recheck and getattr(obj, "has_canonical_format", False)
+    if obj.dtype.kind == "f" and obj.dtype.itemsize < 8 and not canonical:
         obj = obj.astype(np.float64)
     m = obj.tocoo(copy=True) if fmt == "coo" else obj.tocsr(copy=True)
+    if recheck:
+        if hasattr(m, "has_sorted_indices"):
+            m.has_sorted_indices = False
+        m.has_canonical_format = False
     m.sum_duplicates()
     return m
 
@@ -226,15 +234,9 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
         ):
             return SparseEmbedding(indices=idx.copy(), values=data.copy())
     try:
-        # scipy's meaning of repeated entries: their sum (in float64 for narrower floats, as
-        # summed_duplicates does for batches); its sorted / canonical flags may be stale after
-        # an in-place edit, so they are cleared on the copy and it is sorted and summed again
-        src = obj.astype(np.float64) if obj.dtype.kind == "f" and obj.dtype.itemsize < 8 else obj  # before
-        m = src.tocsr(copy=True) if len(shape) == 2 else src.tocoo(copy=True)  # any conversion sums
-        if hasattr(m, "has_sorted_indices"):
-            m.has_sorted_indices = False
-        m.has_canonical_format = False
-        m.sum_duplicates()
+        # scipy's meaning of repeated entries: their sum; through CSR for a 1 x V row, as
+        # search_batch reads a matrix
+        m = summed_duplicates(obj, "csr" if len(shape) == 2 else "coo", recheck=True)
     except ValueError as e:  # arrays assigned by hand that disagree with indptr or the shape
         raise ValueError(f"scipy cannot read this sparse row ({e}): check its indptr, indices and data") from None
     if len(shape) == 2:

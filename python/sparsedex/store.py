@@ -305,6 +305,15 @@ class Snapshot:
         #: Every segment that approximate search calibrates has a calibration (set by
         #: ``SparseIndex`` once it made sure of it; calibrations are never dropped).
         self.approximate_ready = False
+        self._settings: dict[str, Any] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The commit's settings (``_core.Snapshot.settings()``), read once: they are fixed per
+        commit, and each search asks for the vocabulary size (about 1.6 us a read)."""
+        s = self._settings
+        if s is None:
+            s = self._settings = self.core.settings()
+        return s
 
     @property
     def live(self) -> int:
@@ -756,7 +765,7 @@ class Store:
         return self._core
 
     def _core_settings(self) -> dict[str, Any]:
-        return self.snapshot.core.settings()
+        return self.snapshot.settings()
 
     @property
     def quantization(self) -> str:

@@ -45,7 +45,7 @@ def test_weights_filters_and_depth(pair):
     flt = {"minutes": {"$lt": 100}}
     want = fusion.fuse([bm25.search(q, k=7, filter=flt), splade.search(q, k=7, filter=flt)], "rrf",
                        weights=[2.0, 1.0], k=10, limit=3)
-    got = fusion.hybrid_search([bm25, splade], q, limit=3, depth=7, weights=[2.0, 1.0], k=10, filter=flt)
+    got = fusion.hybrid_search([bm25, splade], q, limit=3, depth=7, weights=[2.0, 1.0], rrf_k=10, filter=flt)
     assert got == want and all(h.payload["minutes"] < 100 for h in got)
     hits = fusion.hybrid_search([bm25, splade], q, limit=2, with_vectors=True, with_payload=False)
     assert all(h.vector is not None and h.payload is None for h in hits)
@@ -85,8 +85,12 @@ def test_rrf_constant_only_where_it_applies():
     with pytest.raises(ValueError, match="not both"):
         fusion.hybrid_search([a], "band", rrf_k=1, k=1)
     assert len(fusion.hybrid_search([a], "band", method="dbsf", limit=1)) == 1
-    # rrf_k and its alias k are the same constant
-    assert fusion.hybrid_search([a], "band", rrf_k=1) == fusion.hybrid_search([a], "band", k=1)
+    # rrf_k and its alias k are the same constant; k says it is not the number of hits (helper-133)
+    with pytest.warns(UserWarning, match="k=1 is RRF's rank constant"):
+        aliased = fusion.hybrid_search([a], "band", k=1)
+    with pytest.warns(UserWarning, match="not the number of hits: pass limit="):
+        fusion.hybrid_search_batch([a], ["band"], k=1)
+    assert fusion.hybrid_search([a], "band", rrf_k=1) == aliased
     assert fusion.fuse([["r", "j"]], rrf_k=1)[0].score == pytest.approx(1 / 2)
 
 

@@ -363,7 +363,10 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
     if head.startswith(b"{") or not head:
         r = load_records(path, text_field, id_field, "queries file", ids="required")
         assert r.ids is not None
-        return [(str(q), t) for q, t in zip(r.ids, r.texts)]
+        qids = [str(q) for q in r.ids]
+        for qid, lineno in zip(qids, r.lines):
+            _check_query_id(qid, p, lineno)
+        return list(zip(qids, r.texts))
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for lineno, line in _text_lines(p):
@@ -374,8 +377,7 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         if not sep:
             raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")
         qid = qid.strip()
-        if not qid:
-            raise UserError(f"{p}:{lineno}: empty query id")
+        _check_query_id(qid, p, lineno)
         if qid in seen:
             raise UserError(f"{p}:{lineno}: query id {shown(qid)} repeats the id of line {seen[qid]}")
         problem = _surrogate_problem(text)
@@ -384,6 +386,16 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         seen[qid] = lineno
         out.append((qid, text))
     return out
+
+
+def _check_query_id(qid: str, p: Path, lineno: int) -> None:
+    """A query id must be one non-empty word: TREC runs and qrels are split on whitespace, so
+    an empty id or one holding a space made a run file no reader (sparsedex's included) could
+    read back, or one whose lines named another query (helper-133)."""
+    if not qid:
+        raise UserError(f"{p}:{lineno}: empty query id")
+    if re.search(r"\s", qid):
+        raise UserError(f"{p}:{lineno}: query id {shown(qid)} holds whitespace: a TREC run or qrels file cannot hold it")
 
 
 # index helpers --------------------------------------------------------------------------------
@@ -1205,8 +1217,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--quantization", choices=["u8", "float"], default="u8",
                    help="impact precision (default u8)")
     i.add_argument("--text-field", default=None, help=_TEXT_HELP)
-    i.add_argument("--id-field", default=None, help=_ID_HELP)
-    i.add_argument("--no-ids", action="store_true", help="ignore any id field: number the documents 0, 1, ...")
+    # one or the other: with both, the numbering won and the id became a payload field (helper-133)
+    ids = i.add_mutually_exclusive_group()
+    ids.add_argument("--id-field", default=None, help=_ID_HELP)
+    ids.add_argument("--no-ids", action="store_true", help="ignore any id field: number the documents 0, 1, ...")
     i.add_argument("--no-texts", action="store_true", help="do not keep the texts in the index")
     i.add_argument("--overwrite", action="store_true", help="replace an index already in INDEX_DIR")
     i.set_defaults(func=cmd_index)
@@ -1238,8 +1252,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     ad.add_argument("corpus", metavar="CORPUS.jsonl")
     ad.add_argument("--text-field", default=None, help=_TEXT_HELP)
-    ad.add_argument("--id-field", default=None, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
-    ad.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
+    ids = ad.add_mutually_exclusive_group()
+    ids.add_argument("--id-field", default=None, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
+    ids.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
     ad.set_defaults(func=cmd_add)
 
     de = _sub(sub, "delete", "delete documents by id from an index, and commit",

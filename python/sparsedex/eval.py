@@ -151,7 +151,19 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
                 f"{p}:{lineno}: relevance {shown(rel_s)} of document {shown(did)} for query {shown(qid)} is not an "
                 "integer (trec_eval would truncate it; grades are integers)"
             )
-        rel = int(rel_s) if _INT.fullmatch(rel_s) else int(value)
+        if not _GRADE.fullmatch(rel_s):
+            # 1e3: trec_eval's atol reads the leading digits only (1), float() the
+            # whole number (helper-133)
+            raise ValueError(
+                f"{p}:{lineno}: relevance {shown(rel_s)} of document {shown(did)} for query {shown(qid)} is not "
+                "written as a plain integer (trec_eval would read its leading digits only)"
+            )
+        rel = int(value)
+        if not -(2**31) <= rel < 2**31:
+            raise ValueError(
+                f"{p}:{lineno}: relevance {shown(rel_s)} of document {shown(did)} for query {shown(qid)} is out of "
+                "range (grades are 32-bit integers in trec_eval and pytrec_eval)"
+            )
         key = (qid, did)
         if key in seen:
             raise ValueError(
@@ -170,7 +182,8 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     return qrels
 
 
-_INT = re.compile(r"[+-]?\d+")
+# a grade as trec_eval's atol reads it whole: an integer, or one with a fraction of zeros (2.0)
+_GRADE = re.compile(r"[+-]?\d+(\.0*)?")
 
 
 def read_run(path: str | os.PathLike[str]) -> Run:
@@ -295,9 +308,13 @@ def write_run(
         )
         if k is not None:
             ranked = ranked[:k]
+        if ranked and (not str(qid) or re.search(r"\s", str(qid))):
+            raise ValueError(f"query id {shown(qid)} is empty or holds whitespace: a TREC run cannot hold it")
         for r, (did, score) in enumerate(ranked, 1):
-            if re.search(r"\s", str(qid)) or re.search(r"\s", str(did)):
-                raise ValueError(f"query id {shown(qid)} / doc id {shown(did)} contains whitespace")
+            if not str(did) or re.search(r"\s", str(did)):
+                raise ValueError(
+                    f"doc id {shown(did)} of query {shown(qid)} is empty or holds whitespace: a TREC run cannot hold it"
+                )
             lines.append(f"{qid} Q0 {did} {r} {score!r} {tag}\n")
     if hasattr(path, "write"):  # an open text file (sys.stdout: `sparsedex run -o -`)
         path.write("".join(lines))

@@ -39,6 +39,7 @@ import dataclasses
 import decimal
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
@@ -154,6 +155,8 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
             items = [_item(x, r, p, need_score) for p, x in enumerate(run)]
         seen: set[Any] = set()
         for p, it in enumerate(items):
+            if isinstance(it.id, bool):  # True == 1 and hashes alike: it merged with id 1 (helper-133)
+                raise TypeError(f"run {r}, item {p}: id {it.id} is a bool, not a document id")
             try:
                 dup = it.id in seen
             except TypeError:
@@ -408,6 +411,19 @@ def _hybrid_args(
     return list(indexes), w, lim, dep
 
 
+def _warn_k(k: Any) -> None:
+    """Say that hybrid search's ``k`` is RRF's rank constant: everywhere else in sparsedex
+    ``k`` is the number of hits, and ``hybrid_search(ixs, q, k=3)`` returned 10 hits fused
+    with constant 3 without a word (helper-133)."""
+    if k is not None:
+        warnings.warn(
+            f"hybrid search's k={k!r} is RRF's rank constant (an alias of rrf_k), not the number of "
+            "hits: pass limit= for the number of hits, rrf_k= for the constant",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def hybrid_search(
     indexes: Sequence[Any],
     query: Any,
@@ -436,6 +452,7 @@ def hybrid_search(
     """
     ixs, weights, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
+    _warn_k(k)
     runs = [ix.search(query, limit=dep, **search_kwargs) for ix in ixs]
     return fuse(runs, method, rrf_k=rrf_k, k=k, weights=weights, limit=lim)
 
@@ -456,6 +473,7 @@ def hybrid_search_batch(
     <sparsedex.SparseIndex.search_batch>` per index (all cores), then one fusion per query."""
     ixs, weights, lim, dep = _hybrid_args(indexes, weights, limit, depth)
     fuse([], method, rrf_k=rrf_k, k=k)  # a method or constant that does not fit: before searching
+    _warn_k(k)
     queries = batch_queries(queries)  # one list for every index (a generator would be used up)
     per_index = [ix.search_batch(queries, limit=dep, **search_kwargs) for ix in ixs]
     return [

@@ -1,0 +1,142 @@
+"""Stop 62: helper-133's findings. Query ids a TREC run cannot hold are refused when the
+queries are read; qrels grades must be written as trec_eval reads them; fusion refuses bool
+ids; hybrid search says its ``k`` is RRF's constant; the CLI's id flags that contradict each
+other are a usage error."""
+
+import json
+
+import pytest
+
+from sparsedex import SparseIndex, fusion
+from sparsedex.cli import main
+from sparsedex.eval import read_qrels, read_run, write_run
+
+
+def run_cli(capsys, *args):
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def bm25_index(tmp_path, capsys):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "x y"}\n')
+    ix = tmp_path / "ix"
+    rc, _, err = run_cli(capsys, "index", corpus, ix, "--encoder", "bm25")
+    assert rc == 0, err
+    return ix
+
+
+@pytest.mark.parametrize("qid, message", [
+    ("", "q.jsonl:2: empty query id"),
+    ("q 2", "q.jsonl:2: query id 'q 2' holds whitespace"),
+    ("q\t2", "q.jsonl:2: query id 'q\\t2' holds whitespace"),
+])
+@pytest.mark.parametrize("out", ["-", "run.trec"])
+def test_run_refuses_query_ids_a_run_cannot_hold(capsys, tmp_path, bm25_index, qid, message, out):
+    # an empty query id wrote lines " Q0 b 1 ..." that read_run refused (5 fields); one with a
+    # space wrote a query no reader could tell apart, and with -o - the queries before it
+    # were printed before the error
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "q1", "text": "x"}) + "\n" + json.dumps({"id": qid, "text": "x"}) + "\n")
+    target = out if out == "-" else tmp_path / out
+    rc, stdout, err = run_cli(capsys, "run", q, bm25_index, "-o", target)
+    assert rc == 1 and message in err, err
+    assert stdout == ""
+    assert out == "-" or not target.exists()
+
+
+def test_run_and_eval_read_tsv_query_ids_alike(capsys, tmp_path, bm25_index):
+    q = tmp_path / "q.tsv"
+    q.write_text("q1\tx\nq 2\tx y\n")
+    qrels = tmp_path / "qrels"
+    qrels.write_text("q1 0 a 1\n")
+    rc, _, err = run_cli(capsys, "run", q, bm25_index, "-o", "-")
+    assert rc == 1 and "q.tsv:2: query id 'q 2' holds whitespace" in err
+    rc, _, err = run_cli(capsys, "eval", bm25_index, q, qrels)
+    assert rc == 1 and "q.tsv:2: query id 'q 2' holds whitespace" in err
+    # clean ids: the run reads back
+    q.write_text("q1\tx\nq2\tx y\n")
+    rc, _, err = run_cli(capsys, "run", q, bm25_index, "-o", tmp_path / "ok.trec")
+    assert rc == 0, err
+    assert set(read_run(tmp_path / "ok.trec")) == {"q1", "q2"}
+
+
+def test_write_run_names_the_id_at_fault(tmp_path):
+    with pytest.raises(ValueError, match=r"^query id '' is empty or holds whitespace"):
+        write_run({"": {"d": 1.0}}, tmp_path / "r")
+    with pytest.raises(ValueError, match=r"^query id 'q 1' is empty"):
+        write_run({"q 1": {"d": 1.0}}, tmp_path / "r")
+    # the doc id, not "query id 'q1' / doc id ..." (helper-133 found the query blamed)
+    with pytest.raises(ValueError, match=r"^doc id 'd 1' of query 'q1' is empty or holds whitespace"):
+        write_run({"q1": {"d 1": 1.0}}, tmp_path / "r")
+    with pytest.raises(ValueError, match=r"^doc id '' of query 'q1'"):
+        write_run({"q1": [("", 1.0)]}, tmp_path / "r")
+    # a query without results writes nothing, whatever its id
+    write_run({"q 1": {}, "q2": {"d": 1.0}}, tmp_path / "r")
+    assert read_run(tmp_path / "r") == {"q2": {"d": 1.0}}
+
+
+@pytest.mark.parametrize("grade", ["1e3", "1E0", "0x10", "99999999999999999999", "-2147483649", "2147483648"])
+def test_qrels_grades_trec_eval_would_read_otherwise_are_refused(tmp_path, grade):
+    # trec_eval's atol reads 1e3 as 1 (float() as 1000); grades past 32 bits overflow it
+    p = tmp_path / "qrels"
+    p.write_text(f"q1 0 d1 1\nq1 0 d2 {grade}\n")
+    with pytest.raises(ValueError, match=rf"qrels:2: relevance '{grade}' (of document 'd2' for query 'q1' )?is"):
+        read_qrels(p)
+
+
+@pytest.mark.parametrize("grade, value", [("2", 2), ("+3", 3), ("-1", -1), ("2.0", 2), ("2.", 2), ("007", 7),
+                                          ("2147483647", 2**31 - 1), ("-2147483648", -(2**31))])
+def test_qrels_plain_grades_are_read(tmp_path, grade, value):
+    p = tmp_path / "qrels"
+    p.write_text(f"q1 0 d1 {grade}\n")
+    assert read_qrels(p) == {"q1": {"d1": value}}
+
+
+def test_qrels_header_still_skipped(tmp_path):
+    p = tmp_path / "qrels"
+    p.write_text("query_id iter doc_id relevance\nq1 0 d1 1\n")
+    assert read_qrels(p) == {"q1": {"d1": 1}}
+
+
+def test_fusion_refuses_bool_ids():
+    # True == 1 and hashes alike: it was merged with document 1
+    with pytest.raises(TypeError, match=r"run 1, item 0: id True is a bool, not a document id"):
+        fusion.reciprocal_rank_fusion([[(1, 1.0)], [(True, 1.0)]])
+    with pytest.raises(TypeError, match=r"run 0, item 1: id False is a bool"):
+        fusion.fuse([[0, False]])
+    assert [h.id for h in fusion.reciprocal_rank_fusion([[(1, 1.0)], [(1, 0.5)]])] == [1]
+
+
+def test_hybrid_search_k_warns_that_it_is_the_rank_constant():
+    ix = SparseIndex(encoder="bm25")
+    ix.add(["a band on tour", "a quiet film", "band music"], ids=[1, 2, 3])
+    with pytest.warns(UserWarning, match=r"k=1 is RRF's rank constant \(an alias of rrf_k\)"):
+        hits = fusion.hybrid_search([ix], "band", k=1)
+    assert len(hits) == 2  # every match (limit 10), not 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fusion.hybrid_search([ix], "band", rrf_k=1, limit=1) == hits[:1]
+
+
+@pytest.mark.parametrize("command, flags", [
+    ("index", ["--id-field", "id", "--no-ids"]),
+    ("add", ["--id-field", "id", "--new-ids"]),
+])
+def test_contradicting_id_flags_are_a_usage_error(capsys, tmp_path, bm25_index, command, flags):
+    corpus = tmp_path / "more.jsonl"
+    corpus.write_text('{"id": "c", "text": "z"}\n')
+    target = tmp_path / "new" if command == "index" else bm25_index
+    args = [corpus, target] if command == "index" else [target, corpus]
+    with pytest.raises(SystemExit) as e:
+        main([command, *map(str, args), *flags])
+    assert e.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert command == "add" or not target.exists()
+    # --id-field alone is taken
+    rc, _, err = run_cli(capsys, command, *args, *flags[:2])
+    assert rc == 0, err

@@ -1,8 +1,8 @@
 //! Development probe: one search over `nseg` segments against one segment of the same documents
 //! (shared 8-bit grid, BP order each), as a multi-segment index searches them.
 //! `cargo run --release --example seg_probe -- DIR nseg [algos] [loop-reps]`: median per-query
-//! ms of each (fastest of 3 interleaved rounds); with `loop-reps`, only the `nseg` search, that
-//! many rounds (a `perf` target).
+//! ms of each (fastest of 3 interleaved rounds; `CHUNK=c`: c queries per turn, default 1); with
+//! `loop-reps`, only the `nseg` search, that many rounds (a `perf` target).
 use sparsedex_core::index::build::{build, BuildOptions, IdsInput, Quantization, Reorder};
 use sparsedex_core::search::{search_segments_scores, Algorithm, QueryRef, Scores, Segment};
 
@@ -79,16 +79,23 @@ fn main() {
         eprintln!("{:.4} ms/query", t.elapsed().as_secs_f64() * 1e3 / (r * nq) as f64);
         return;
     }
+    // CHUNK=c: each side runs c queries in a row before the other takes its turn (default 1:
+    // the two sides alternate query by query, each query finding the caches the other side
+    // left; CHUNK=200, a whole round per side, is how benches/updates.py times indexes, as an
+    // index serving its own queries sees them).
+    let chunk: usize = std::env::var("CHUNK").map_or(1, |s| s.parse().expect("CHUNK: queries per turn"));
     for &algo in &algos {
         let mut best = [vec![f64::MAX; nq], vec![f64::MAX; nq]];
         for round in 0..4 {
-            for i in 0..nq {
-                for w in if (i + round) % 2 == 0 { [0, 1] } else { [1, 0] } {
-                    let t = Instant::now();
-                    let h = search_segments(if w == 0 { &s1 } else { &sn }, q(i), 10, algo, None).unwrap();
-                    std::hint::black_box(h);
-                    if round > 0 {
-                        best[w][i] = best[w][i].min(t.elapsed().as_secs_f64() * 1e3);
+            for (c, lo) in (0..nq).step_by(chunk.max(1)).enumerate() {
+                for w in if (c + round) % 2 == 0 { [0, 1] } else { [1, 0] } {
+                    for i in lo..(lo + chunk.max(1)).min(nq) {
+                        let t = Instant::now();
+                        let h = search_segments(if w == 0 { &s1 } else { &sn }, q(i), 10, algo, None).unwrap();
+                        std::hint::black_box(h);
+                        if round > 0 {
+                            best[w][i] = best[w][i].min(t.elapsed().as_secs_f64() * 1e3);
+                        }
                     }
                 }
             }

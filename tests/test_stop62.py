@@ -140,3 +140,58 @@ def test_contradicting_id_flags_are_a_usage_error(capsys, tmp_path, bm25_index, 
     # --id-field alone is taken
     rc, _, err = run_cli(capsys, command, *args, *flags[:2])
     assert rc == 0, err
+
+
+# helper-134 -------------------------------------------------------------------------------------
+@pytest.fixture
+def durable(tmp_path):
+    ix = SparseIndex.create(tmp_path / "ix", encoder=None)
+    ix.add([{1: 1.0}, {2: 2.0}], ids=[10, 20], payloads=[{"x": 1}, None])
+    ix.commit()
+    yield ix
+    ix.close()
+
+
+@pytest.mark.parametrize("bad, exc", [("1", TypeError), (None, TypeError), (True, TypeError), (1.5, TypeError),
+                                      (2**70, ValueError), (0, ValueError)])
+def test_merge_checks_max_segments(durable, bad, exc):
+    # "1" / None: a bare "'<' not supported"; 2**70: a bare OverflowError; True: taken as 1
+    with pytest.raises(exc, match=r"^max_segments must be"):
+        durable.merge(bad)
+    assert durable.merge(1) >= 1
+
+
+def test_flags_must_be_bools(durable):
+    with pytest.raises(TypeError, match=r"^reorder must be True or False, got str 'x'"):
+        durable.wait_for_merges("x")
+    with pytest.raises(TypeError, match=r"^wait_for_merges must be True or False, got int 1"):
+        durable.close(1)
+    assert not durable.closed
+    durable.wait_for_merges(reorder=False)
+
+
+def test_an_indices_values_mapping_with_another_key_is_named(durable):
+    with pytest.raises(TypeError, match=r"""^query: a \{"indices": \.\.\., "values": \.\.\.\} vector holds no other key, got 'x'"""):
+        durable.search({"indices": [1, 2], "values": [1.0, 1.0], "x": 1})
+    assert [h.id for h in durable.search({"indices": [1, 2], "values": [1.0, 1.0]})] == [20, 10]
+
+
+def test_with_payload_dict_errors_name_the_keys(durable):
+    with pytest.raises(TypeError, match=r"\{'include': \[keys\]\}.*got a dict with keys 'includ'$"):
+        durable.search({1: 1.0}, with_payload={"includ": ["x"]})
+    with pytest.raises(TypeError, match=r"got a dict with keys 'exclude', 'include'$"):
+        durable.search({1: 1.0}, with_payload={"include": ["x"], "exclude": ["y"]})
+    assert durable.search({1: 1.0}, with_payload={"include": ["x"]})[0].payload == {"x": 1}
+
+
+def test_get_of_a_staged_id_says_reads_see_the_last_commit(durable):
+    durable.add([{3: 3.0}], ids=[30])
+    with pytest.raises(KeyError, match="no document with id 30 in the index .reads see the last commit; this handle has uncommitted"):
+        durable.get(30)
+    with pytest.raises(ValueError, match="already in the index"):
+        durable.add([{3: 1.0}], ids=[30])
+    durable.commit()
+    assert durable.get(30).id == 30
+    with pytest.raises(KeyError) as e:
+        durable.get(31)
+    assert "uncommitted" not in str(e.value)

@@ -402,9 +402,13 @@ def _check_selector(sel: Any) -> Any:
         if isinstance(keys, str) or not isinstance(keys, (list, tuple)):
             raise TypeError(f"with_payload {kind} must be a list of keys")
         return {kind: [_payload_key(k) for k in keys]}
+    # the dict forms are accepted above: say what was wrong with this one (helper-134: the
+    # message said dicts were not taken at all)
+    got = (f"a dict with keys {', '.join(sorted(map(repr, sel))[:3])}" if isinstance(sel, Mapping)
+           else type(sel).__name__)
     raise TypeError(
-        f"with_payload must be True, False, a list of keys, or PayloadSelectorInclude / "
-        f"PayloadSelectorExclude, got {type(sel).__name__}"
+        "with_payload must be True, False, a list of keys, {'include': [keys]}, {'exclude': [keys]}, "
+        f"or PayloadSelectorInclude / PayloadSelectorExclude, got {got}"
     )
 
 

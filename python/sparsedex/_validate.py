@@ -118,6 +118,14 @@ def check_int(value: Any, name: str, lo: int, hi: int) -> int:
     return v
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool when it is True or False (numpy's too); :class:`TypeError` naming
+    ``name`` otherwise (``"x"`` or ``1`` were taken as True, helper-134)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {shown(value)}")
+    return bool(value)
+
+
 def check_k(k: Any) -> int:
     """``k`` (hits per query): an integer in ``1 .. MAX_K``."""
     return check_int(k, "k", 1, MAX_K)

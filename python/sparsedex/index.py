@@ -1044,6 +1044,7 @@ class SparseIndex:
         ``reorder=True``, then rebuild every merged segment still waiting for its reorder job
         in the index's document order (``reorder``, e.g. BP), so that searches are as fast as
         they get; results are the same either way."""
+        reorder = _validate.check_bool(reorder, "reorder")
         if reorder:  # may become the writer: under this handle's lock, as every write (_writer_moves)
             with self._lock:
                 self._store.wait_for_merges(reorder)
@@ -1061,6 +1062,7 @@ class SparseIndex:
         commits staged changes first. Returns the new generation. A Ctrl-C (KeyboardInterrupt)
         stops it within about half a second, its documents copy included: merges installed
         before stay, the one running leaves the index as it was."""
+        max_segments = _validate.check_int(max_segments, "max_segments", 1, 2**63 - 1)
         with self._lock:
             self._stamp_encoder()
             return self._store.merge(max_segments)
@@ -1111,7 +1113,7 @@ class SparseIndex:
         Python file does), and the handle never takes the writer lock again; open the
         directory again with :meth:`open` for more. ``with SparseIndex.open(path) as ix:``
         closes on leaving the block."""
-        self._store.close(wait_for_merges)
+        self._store.close(_validate.check_bool(wait_for_merges, "wait_for_merges"))
 
     @property
     def closed(self) -> bool:
@@ -1843,7 +1845,12 @@ class SparseIndex:
         try:
             return snap.locate(key)
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise KeyError(f"no document with id {_validate.shown(id)} in the index") from None
+            # reads see the last commit, while add() sees the staged ids too: say so, rather
+            # than "not in the index" beside add's "already in the index" (helper-134)
+            staged = ""
+            if self._store.has_staged():
+                staged = " (reads see the last commit; this handle has uncommitted changes)"
+            raise KeyError(f"no document with id {_validate.shown(id)} in the index{staged}") from None
 
     def __contains__(self, id: Any) -> bool:
         snap = self._snap()  # ClosedIndexError on a closed index

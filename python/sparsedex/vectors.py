@@ -314,8 +314,16 @@ def as_sparse_embedding(obj: Any) -> SparseEmbedding:
     if hasattr(obj, "indices") and hasattr(obj, "values") and not isinstance(obj, Mapping):
         return SparseEmbedding(indices=_int_array(obj.indices), values=_array(obj.values))
     if isinstance(obj, Mapping):
-        if set(obj.keys()) == {"indices", "values"}:
+        keys = set(obj.keys())
+        if keys == {"indices", "values"}:
             return SparseEmbedding(indices=_int_array(obj["indices"]), values=_array(obj["values"]))
+        if {"indices", "values"} <= keys:
+            # not a {term_id: weight} dict either: numpy's "inhomogeneous shape" said nothing
+            # of the key (helper-134)
+            extra = sorted(map(repr, keys - {"indices", "values"}))
+            raise TypeError(
+                f'a {{"indices": ..., "values": ...}} vector holds no other key, got {", ".join(extra[:3])}'
+            )
         return SparseEmbedding.from_dict(obj)
     if isinstance(obj, tuple) and len(obj) == 2:
         return SparseEmbedding(indices=_int_array(obj[0]), values=_array(obj[1]))

@@ -404,8 +404,10 @@ def _check_selector(sel: Any) -> Any:
         return {kind: [_payload_key(k) for k in keys]}
     # the dict forms are accepted above: say what was wrong with this one (helper-134: the
     # message said dicts were not taken at all)
-    got = (f"a dict with keys {', '.join(sorted(map(repr, sel))[:3])}" if isinstance(sel, Mapping)
-           else type(sel).__name__)
+    if isinstance(sel, Mapping):
+        got = f"a dict with keys {', '.join(sorted(map(repr, sel))[:3])}" if sel else "an empty dict"
+    else:
+        got = type(sel).__name__
     raise TypeError(
         "with_payload must be True, False, a list of keys, {'include': [keys]}, {'exclude': [keys]}, "
         f"or PayloadSelectorInclude / PayloadSelectorExclude, got {got}"

@@ -389,13 +389,15 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
 
 
 def _check_query_id(qid: str, p: Path, lineno: int) -> None:
-    """A query id must be one non-empty word: TREC runs and qrels are split on whitespace, so
-    an empty id or one holding a space made a run file no reader (sparsedex's included) could
-    read back, or one whose lines named another query (helper-133)."""
+    """A query id must be one non-empty word not starting with ``#``: TREC runs and qrels are
+    split on whitespace and their readers skip lines starting with ``#``, so such an id made a
+    run file no reader (sparsedex's included) could read back whole (helper-133, helper-135)."""
     if not qid:
         raise UserError(f"{p}:{lineno}: empty query id")
     if re.search(r"\s", qid):
         raise UserError(f"{p}:{lineno}: query id {shown(qid)} holds whitespace: a TREC run or qrels file cannot hold it")
+    if qid.startswith("#"):  # helper-135: its run lines were skipped as comments when read back
+        raise UserError(f"{p}:{lineno}: query id {shown(qid)} starts with '#': run and qrels readers skip such lines as comments")
 
 
 # index helpers --------------------------------------------------------------------------------

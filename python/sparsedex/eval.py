@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from ._textfile import utf8_lines
-from ._validate import a_type, shown
+from ._validate import MAX_K, a_type, check_int, shown
 
 __all__ = [
     "Qrels",
@@ -140,7 +140,9 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
         try:
             value = _trec_float(rel_s)
         except ValueError:
-            if first:
+            # a header names its columns: a grade field holding a digit (1_0, a superscript 2)
+            # is a judgement written wrong, not a header to skip (helper-135)
+            if first and not any(c.isdigit() for c in rel_s):
                 first = False
                 header = (lineno, rel_s)
                 continue  # header
@@ -183,7 +185,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
 
 
 # a grade as trec_eval's atol reads it whole: an integer, or one with a fraction of zeros (2.0)
-_GRADE = re.compile(r"[+-]?\d+(\.0*)?")
+_GRADE = re.compile(r"[+-]?[0-9]+(\.0*)?")  # ASCII digits: atol reads others (١, ２) as 0
 
 
 def read_run(path: str | os.PathLike[str]) -> Run:
@@ -256,6 +258,9 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     seen: set[str] = set()
     for d, x in pairs:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (str, int, np.integer)):
+            # None, True or b'q' were read (and written) as their Python text (helper-135)
+            raise TypeError(f"doc id {shown(d)}{_for(qid)} is {a_type(d)}: ids in a run are strings or integers")
         did = str(d)
         if did in seen:
             raise ValueError(
@@ -288,6 +293,15 @@ def _ranked(items: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return [items[i] for i in order]
 
 
+def _check_run_id(x: Any, what: str, where: str = "") -> None:
+    """An id a TREC run can hold: a str or an int (numpy's too), one non-empty word.
+    None, True or b'q' were written as their Python text (helper-135)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (str, int, np.integer)):
+        raise TypeError(f"{what} {shown(x)}{where} is {a_type(x)}: ids in a run are strings or integers")
+    if not str(x) or re.search(r"\s", str(x)):
+        raise ValueError(f"{what} {shown(x)}{where} is empty or holds whitespace: a TREC run cannot hold it")
+
+
 def write_run(
     run: Mapping[str, Mapping[str, float] | Sequence[tuple[str, float]]],
     path: str | os.PathLike[str] | Any,
@@ -299,6 +313,8 @@ def write_run(
     keeps the given order. ``k`` keeps the top k per query."""
     if re.search(r"\s", tag) or not tag:
         raise ValueError(f"run tag must be a non-empty word, got {tag!r}")
+    if k is not None:
+        k = check_int(k, "k", 1, MAX_K)
     lines = []
     for qid, docs in run.items():
         ranked = (
@@ -308,13 +324,12 @@ def write_run(
         )
         if k is not None:
             ranked = ranked[:k]
-        if ranked and (not str(qid) or re.search(r"\s", str(qid))):
-            raise ValueError(f"query id {shown(qid)} is empty or holds whitespace: a TREC run cannot hold it")
+        if ranked:
+            _check_run_id(qid, "query id")
+            if str(qid).startswith("#"):  # readers skip the line as a comment (helper-135)
+                raise ValueError(f"query id {shown(qid)} starts with '#': a run reader skips such lines as comments")
         for r, (did, score) in enumerate(ranked, 1):
-            if not str(did) or re.search(r"\s", str(did)):
-                raise ValueError(
-                    f"doc id {shown(did)} of query {shown(qid)} is empty or holds whitespace: a TREC run cannot hold it"
-                )
+            _check_run_id(did, "doc id", f" of query {shown(qid)}")
             lines.append(f"{qid} Q0 {did} {r} {score!r} {tag}\n")
     if hasattr(path, "write"):  # an open text file (sys.stdout: `sparsedex run -o -`)
         path.write("".join(lines))

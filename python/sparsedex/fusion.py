@@ -157,6 +157,9 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
         for p, it in enumerate(items):
             if isinstance(it.id, bool):  # True == 1 and hashes alike: it merged with id 1 (helper-133)
                 raise TypeError(f"run {r}, item {p}: id {it.id} is a bool, not a document id")
+            if isinstance(it.id, numbers.Number) and not isinstance(it.id, int):
+                # 1.0, Decimal(1), 1+0j equal 1 and hash alike: merged with id 1 (helper-135)
+                raise TypeError(f"run {r}, item {p}: id {shown(it.id)} is {a_type(it.id)}: document ids are ints or strings")
             try:
                 dup = it.id in seen
             except TypeError:

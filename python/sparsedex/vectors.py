@@ -317,9 +317,12 @@ def as_sparse_embedding(obj: Any) -> SparseEmbedding:
         keys = set(obj.keys())
         if keys == {"indices", "values"}:
             return SparseEmbedding(indices=_int_array(obj["indices"]), values=_array(obj["values"]))
-        if {"indices", "values"} <= keys:
-            # not a {term_id: weight} dict either: numpy's "inhomogeneous shape" said nothing
-            # of the key (helper-134)
+        if keys & {"indices", "values"}:
+            # not a {term_id: weight} dict either: numpy's "inhomogeneous shape" or "values must
+            # be 1-D" said nothing of the keys (helper-134, helper-135)
+            missing = sorted({"indices", "values"} - keys)
+            if missing:
+                raise TypeError(f'a {{"indices": ..., "values": ...}} vector has no {missing[0]!r} key')
             extra = sorted(map(repr, keys - {"indices", "values"}))
             raise TypeError(
                 f'a {{"indices": ..., "values": ...}} vector holds no other key, got {", ".join(extra[:3])}'

@@ -39,7 +39,11 @@ of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
   ``inf`` and ``-inf`` rank first and last. ``True`` / ``False`` are not scores.
 - Grades are integers. trec_eval reads them with ``atol``, truncating ``1.5`` to 1 without a
   word; here **a fractional grade is an error** naming the query and document (``2.0`` is the
-  grade 2). ``True`` / ``False`` and NaN are not grades.
+  grade 2). ``True`` / ``False`` and NaN are not grades. In a file a grade is written as a
+  plain ASCII integer within 32 bits (``1e3``, which ``atol`` reads as 1, or ``٢`` are errors),
+  and a first line is a header only when its grade field holds no digit.
+- Ids in a run are strings or integers; a query id written to a run file is one word that does
+  not start with ``#`` (run and qrels readers skip such lines as comments).
 - Files must be UTF-8; a UTF-8 byte-order mark at the start of a file is dropped (read as
   ``utf-8-sig``), so a file saved by a Windows tool gives the same metrics. Any other byte
   that is not UTF-8 is an error naming the file and line. A qrels file with no judgement

@@ -151,7 +151,7 @@ def test_bad_input_is_named():
             fusion.rrf([["a"]], limit=bad)
         with pytest.raises(ValueError, match="limit"):
             fusion.distribution_based_score_fusion([[("a", 1.0)]], limit=bad)
-    with pytest.raises(TypeError, match="not hashable"):
+    with pytest.raises(TypeError, match=r"run 0, item 0: id \['a'\] is a list: document ids are ints or strings"):
         fusion.rrf([[(["a"], 1.0)]])
     with pytest.raises(TypeError, match="run 0, item 0 is a list"):
         fusion.rrf([[["a", "b"]]])

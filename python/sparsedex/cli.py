@@ -349,7 +349,8 @@ def _records(path: str, text_field: str | None, id_field: str | None, what: str)
 
 
 def load_queries(path: str, text_field: str | None, id_field: str | None) -> list[tuple[str, str]]:
-    """``[(qid, text), ...]`` of a JSONL queries file, or of a TSV file ``qid<TAB>text``."""
+    """``[(qid, text), ...]`` of a JSONL queries file, or of a TSV file ``qid<TAB>text`` (blank
+    lines and lines starting with ``#`` skipped)."""
     from ._validate import _surrogate_problem
 
     p = Path(path)
@@ -371,8 +372,8 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
     seen: dict[str, int] = {}
     for lineno, line in _text_lines(p):
         line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
+        if not line.strip() or line.startswith("#"):
+            continue  # blank lines and comments, as the run and qrels readers skip them (helper-136)
         qid, sep, text = line.partition("\t")
         if not sep:
             raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")

@@ -41,9 +41,10 @@ of trec_eval 9.0.x; where trec_eval has no rule, the stricter choice is named):
   word; here **a fractional grade is an error** naming the query and document (``2.0`` is the
   grade 2). ``True`` / ``False`` and NaN are not grades. In a file a grade is written as a
   plain ASCII integer within 32 bits (``1e3``, which ``atol`` reads as 1, or ``٢`` are errors),
-  and a first line is a header only when its grade field holds no digit.
-- Ids in a run are strings or integers; a query id written to a run file is one word that does
-  not start with ``#`` (run and qrels readers skip such lines as comments).
+  and a first line is a header only when its grade field holds a letter.
+- Ids in runs and qrels are strings or integers (a float id, ``10.0`` from a pandas column,
+  never matched ``"10"``); a query id written to a run file is one word that does not start
+  with ``#`` (run and qrels readers skip such lines as comments).
 - Files must be UTF-8; a UTF-8 byte-order mark at the start of a file is dropped (read as
   ``utf-8-sig``), so a file saved by a Windows tool gives the same metrics. Any other byte
   that is not UTF-8 is an error naming the file and line. A qrels file with no judgement
@@ -144,9 +145,10 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
         try:
             value = _trec_float(rel_s)
         except ValueError:
-            # a header names its columns: a grade field holding a digit (1_0, a superscript 2)
-            # is a judgement written wrong, not a header to skip (helper-135)
-            if first and not any(c.isdigit() for c in rel_s):
+            # a header names its columns: a grade field without a letter (1_0, a superscript 2)
+            # is a judgement written wrong, not a header to skip (helper-135; "score2" is a
+            # header, helper-136)
+            if first and any(c.isalpha() for c in rel_s):
                 first = False
                 header = (lineno, rel_s)
                 continue  # header
@@ -162,7 +164,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
             # whole number (helper-133)
             raise ValueError(
                 f"{p}:{lineno}: relevance {shown(rel_s)} of document {shown(did)} for query {shown(qid)} is not "
-                "written as a plain integer (trec_eval would read its leading digits only)"
+                "written as a plain ASCII integer (trec_eval's atol would read another number)"
             )
         rel = int(value)
         if not -(2**31) <= rel < 2**31:
@@ -244,6 +246,16 @@ def _score(x: Any, qid: Any, did: Any) -> float:
     return v
 
 
+def _id_text(x: Any, what: str, where: str = "") -> str:
+    """``str(x)`` of an id of a run or qrels: a str or an int (numpy's too). None, True, 1.0
+    or b'q' were taken as their Python text ("None", "1.0"), so a qrels doc id read as a float
+    by pandas (10.0) never matched the run's "10" and scored 0 without a word (helper-135,
+    helper-136)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (str, int, np.integer)):
+        raise TypeError(f"{what} {shown(x)}{where} is {a_type(x)}: ids are strings or integers")
+    return str(x)
+
+
 def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
     """``[(docid, score), ...]`` of one query's run entry (a dict or a list of pairs), checked."""
     if isinstance(docs, Mapping):
@@ -262,10 +274,7 @@ def _scored(docs: Any, qid: Any) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
     seen: set[str] = set()
     for d, x in pairs:
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (str, int, np.integer)):
-            # None, True or b'q' were read (and written) as their Python text (helper-135)
-            raise TypeError(f"doc id {shown(d)}{_for(qid)} is {a_type(d)}: ids in a run are strings or integers")
-        did = str(d)
+        did = _id_text(d, "doc id", _for(qid))
         if did in seen:
             raise ValueError(
                 f"document {shown(did)} is listed twice{_for(qid)} (trec_eval refuses duplicate docs)"
@@ -298,11 +307,8 @@ def _ranked(items: list[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def _check_run_id(x: Any, what: str, where: str = "") -> None:
-    """An id a TREC run can hold: a str or an int (numpy's too), one non-empty word.
-    None, True or b'q' were written as their Python text (helper-135)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (str, int, np.integer)):
-        raise TypeError(f"{what} {shown(x)}{where} is {a_type(x)}: ids in a run are strings or integers")
-    if not str(x) or re.search(r"\s", str(x)):
+    """An id a TREC run can hold (:func:`_id_text`), one non-empty word."""
+    if not _id_text(x, what, where) or re.search(r"\s", str(x)):
         raise ValueError(f"{what} {shown(x)}{where} is empty or holds whitespace: a TREC run cannot hold it")
 
 
@@ -474,7 +480,7 @@ def _as_run(run: Any) -> dict[str, list[str]]:
         raise TypeError("run must be {qid: {docid: score}} or {qid: [(docid, score), ...]}")
     out: dict[str, list[str]] = {}
     for qid, docs in run.items():
-        q = str(qid)
+        q = _id_text(qid, "query id", " of the run")
         if q in out:
             raise ValueError(f"query {shown(q)} appears twice in the run (as {shown(qid)} and as its string)")
         items = _scored(docs, q)
@@ -503,14 +509,14 @@ def _as_qrels(qrels: Any) -> dict[str, dict[str, int]]:
         raise TypeError("qrels must be {qid: {docid: relevance}} or a path to a qrels file")
     out: dict[str, dict[str, int]] = {}
     for qid, judged in qrels.items():
-        q = str(qid)
+        q = _id_text(qid, "query id", " of the qrels")
         if q in out:
             raise ValueError(f"query {shown(q)} appears twice in the qrels (as {shown(qid)} and as its string)")
         if not isinstance(judged, Mapping):
             raise ValueError(f"qrels of query {shown(q)} is {a_type(judged)}, expected {{docid: relevance}}")
         docs: dict[str, int] = {}
         for d, r in judged.items():
-            did = str(d)
+            did = _id_text(d, "doc id", f" for query {shown(q)} in the qrels")
             if did in docs:
                 raise ValueError(f"document {shown(did)} is judged twice for query {shown(q)} (as {shown(d)} and as its string)")
             docs[did] = _grade(r, q, did)

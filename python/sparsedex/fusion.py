@@ -155,16 +155,11 @@ def _runs(runs: Iterable[Any], need_score: bool) -> list[list[_Item]]:
             items = [_item(x, r, p, need_score) for p, x in enumerate(run)]
         seen: set[Any] = set()
         for p, it in enumerate(items):
-            if isinstance(it.id, bool):  # True == 1 and hashes alike: it merged with id 1 (helper-133)
-                raise TypeError(f"run {r}, item {p}: id {it.id} is a bool, not a document id")
-            if isinstance(it.id, numbers.Number) and not isinstance(it.id, int):
-                # 1.0, Decimal(1), 1+0j equal 1 and hash alike: merged with id 1 (helper-135)
+            if isinstance(it.id, bool) or not isinstance(it.id, (int, str)):
+                # True, 1.0, Decimal(1) equal 1 and hash alike: they merged with id 1; None and
+                # b'a' were ids too (helper-133, helper-135, helper-136)
                 raise TypeError(f"run {r}, item {p}: id {shown(it.id)} is {a_type(it.id)}: document ids are ints or strings")
-            try:
-                dup = it.id in seen
-            except TypeError:
-                raise TypeError(f"run {r}, item {p}: id {shown(it.id)} is not hashable") from None
-            if dup:
+            if it.id in seen:
                 raise ValueError(f"run {r} ranks id {shown(it.id)} twice (item {p}): a run holds each document once")
             seen.add(it.id)
         out.append(items)

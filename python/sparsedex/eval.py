@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 
 from ._textfile import utf8_lines
-from ._validate import MAX_K, a_type, check_int, shown
+from ._validate import MAX_K, a_type, check_bool, check_int, shown
 
 __all__ = [
     "Qrels",
@@ -604,8 +604,7 @@ def evaluate(
     ``per_query=True`` returns ``(means, per_query_values)``. Bad input raises
     :class:`ValueError` naming the file and line, or the query and document.
     """
-    if not isinstance(per_query, (bool, np.bool_)):
-        raise TypeError(f"per_query must be True or False, got {shown(per_query)}")
+    per_query = check_bool(per_query, "per_query")
     if isinstance(run, (str, os.PathLike)):
         run = read_run(run)
     if isinstance(qrels, (str, os.PathLike)):

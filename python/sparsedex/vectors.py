@@ -230,7 +230,7 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
         n = len(idx)
         if (
             len(data) == n and ip.tolist() == [0, n] and idx.dtype.kind in "iu"
-            and (n == 0 or (int(idx[0]) >= 0 and int(idx[-1]) < width and (n == 1 or bool((idx[1:] > idx[:-1]).all()))))
+            and (n == 0 or (int(idx[0]) >= 0 and int(idx[-1]) < width and bool((idx[1:] > idx[:-1]).all())))
         ):
             return SparseEmbedding(indices=idx.copy(), values=data.copy())
     try:
@@ -245,8 +245,9 @@ def _scipy_row(obj: Any) -> SparseEmbedding | None:
     else:
         cols, vals = (m.coords[-1] if hasattr(m, "coords") else m.col), m.data
     cols = np.asarray(cols)
-    if cols.size and cols.dtype.kind in "iu" and (int(cols.min()) < 0 or int(cols.max()) >= width):
-        bad = int(cols.min()) if int(cols.min()) < 0 else int(cols.max())
+    lo, hi = (int(cols.min()), int(cols.max())) if cols.size and cols.dtype.kind in "iu" else (0, -1)
+    if lo < 0 or hi >= width:
+        bad = lo if lo < 0 else hi
         raise ValueError(f"column {bad} is outside the sparse row's {width} columns (its arrays were edited by hand?)")
     return SparseEmbedding(indices=cols, values=np.asarray(vals))
 

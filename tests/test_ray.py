@@ -1005,3 +1005,23 @@ def test_serve_body_read_times_out(monkeypatch) -> None:
     assert json.loads(r.body) == {"error": "the request body stopped arriving: 9 bytes came, then nothing for 0.2 s"}
     assert asyncio.run(_serve._capped_body(Stalled([b"ab", b"cd"], False))) == b"abcd"
     assert _serve.SearchDeployment._deployment_config.max_ongoing_requests >= 64
+
+
+def test_close_takes_wait_for_merges_as_sparse_index_does(cluster, tmp_path) -> None:
+    """ShardedIndex.close(wait_for_merges=...) as SparseIndex.close (helper-135: it took no
+    argument and stopped the actors without closing their indexes)."""
+    from sparsedex import ClosedIndexError, SparseEmbedding
+
+    rows = _corpus(11, 12, False)
+    sdr.build_shards(ray.data.from_items(rows, override_num_blocks=2), tmp_path / "i", num_shards=2)
+    sh = sdr.ShardedIndex(tmp_path / "i")
+    sh.add([SparseEmbedding(indices=np.array([1, 2], np.uint32), values=np.array([1.0, 2.0], np.float32))],
+           ids=[10_000])
+    with pytest.raises(TypeError, match="wait_for_merges"):
+        sh.close(wait_for_merges="no")  # type: ignore[arg-type]
+    sh.close(wait_for_merges=False)
+    sh.close()  # idempotent
+    with pytest.raises(ClosedIndexError):
+        len(sh)
+    with sdr.ShardedIndex(tmp_path / "i") as again:  # the uncommitted add is forgotten
+        assert len(again) == len(rows) and 10_000 not in again

@@ -1085,6 +1085,15 @@ def _run_tag_type(raw: str) -> str:
 _run_tag_type.__name__ = "run tag"
 
 
+def _field_type(raw: str) -> str:
+    if not raw:
+        raise argparse.ArgumentTypeError("empty: name a JSON field, e.g. id or text")
+    return raw
+
+
+_field_type.__name__ = "field name"
+
+
 def _k_type() -> Any:
     from ._validate import MAX_K
 
@@ -1219,10 +1228,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
     i.add_argument("--quantization", choices=["u8", "float"], default="u8",
                    help="impact precision (default u8)")
-    i.add_argument("--text-field", default=None, help=_TEXT_HELP)
+    i.add_argument("--text-field", default=None, type=_field_type, help=_TEXT_HELP)
     # one or the other: with both, the numbering won and the id became a payload field (helper-133)
     ids = i.add_mutually_exclusive_group()
-    ids.add_argument("--id-field", default=None, help=_ID_HELP)
+    ids.add_argument("--id-field", default=None, type=_field_type, help=_ID_HELP)
     ids.add_argument("--no-ids", action="store_true", help="ignore any id field: number the documents 0, 1, ...")
     i.add_argument("--no-texts", action="store_true", help="do not keep the texts in the index")
     i.add_argument("--overwrite", action="store_true", help="replace an index already in INDEX_DIR")
@@ -1254,9 +1263,9 @@ def build_parser() -> argparse.ArgumentParser:
                "sparsedex add my-index notes.jsonl --new-ids"])
     ad.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     ad.add_argument("corpus", metavar="CORPUS.jsonl")
-    ad.add_argument("--text-field", default=None, help=_TEXT_HELP)
+    ad.add_argument("--text-field", default=None, type=_field_type, help=_TEXT_HELP)
     ids = ad.add_mutually_exclusive_group()
-    ids.add_argument("--id-field", default=None, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
+    ids.add_argument("--id-field", default=None, type=_field_type, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
     ids.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
     ad.set_defaults(func=cmd_add)
 
@@ -1306,8 +1315,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--gains", choices=["linear", "exponential"], default="linear",
                    help="nDCG gains: rel (default, as trec_eval and ir_measures) or 2^rel-1")
     e.add_argument("--rel-threshold", type=int, default=1, help="lowest relevant grade (default 1)")
-    e.add_argument("--text-field", default=None, help=_QTEXT_HELP)
-    e.add_argument("--id-field", default=None, help=_QID_HELP)
+    e.add_argument("--text-field", default=None, type=_field_type, help=_QTEXT_HELP)
+    e.add_argument("--id-field", default=None, type=_field_type, help=_QID_HELP)
     e.add_argument("--algorithm", default="auto", type=_algorithm_type)
     e.set_defaults(_subparser=e)  # its usage line for errors main() finds
     e.add_argument("--target-recall", type=_target_recall_type, metavar="R",
@@ -1326,8 +1335,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write (- for stdout)")
     r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")
     r.add_argument("--run-tag", default="sparsedex", type=_run_tag_type, help="tag column of the run file (default sparsedex)")
-    r.add_argument("--text-field", default=None, help=_QTEXT_HELP)
-    r.add_argument("--id-field", default=None, help=_QID_HELP)
+    r.add_argument("--text-field", default=None, type=_field_type, help=_QTEXT_HELP)
+    r.add_argument("--id-field", default=None, type=_field_type, help=_QID_HELP)
     r.add_argument("--algorithm", default="auto", type=_algorithm_type)
     r.set_defaults(_subparser=r)  # its usage line for errors main() finds
     r.add_argument("--target-recall", type=_target_recall_type, metavar="R",

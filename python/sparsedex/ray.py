@@ -1165,9 +1165,9 @@ class _Shard:
             return False
         return idx.refresh()
 
-    def close(self) -> None:
+    def close(self, wait_for_merges: bool = True) -> None:
         if self.error is None:
-            self.index.close()
+            self.index.close(wait_for_merges)
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -1833,10 +1833,30 @@ class ShardedIndex:
         return moved
 
     # lifecycle --------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop every shard actor (their indexes close)."""
+    def close(self, wait_for_merges: bool = True) -> None:
+        """Close every shard's index, as :meth:`SparseIndex.close` does (uncommitted changes
+        are forgotten; after the shard's background merges finish, or cancelling them with
+        ``wait_for_merges=False``), then stop the shard actors. A replica that has not closed
+        within ``timeout_s`` is stopped anyway (its directory stays as its last commit left
+        it). Closing is final and idempotent; afterwards every method raises
+        :class:`~sparsedex.ClosedIndexError`."""
+        wait = _validate.check_bool(wait_for_merges, "wait_for_merges")
         self._closed = True
         actors, self._actors = getattr(self, "_actors", []), []
+        dead = getattr(self, "_dead", set())
+        refs = []
+        for s, reps in enumerate(actors):
+            for r, a in enumerate(reps):
+                if (s, r) not in dead:
+                    try:
+                        refs.append(a.close.remote(wait))
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+        if refs:
+            try:
+                ray.wait(refs, num_returns=len(refs), timeout=getattr(self, "timeout_s", None))
+            except Exception:  # noqa: BLE001 - a dead actor's call: it is stopped below anyway
+                pass
         for reps in actors:
             for a in reps:
                 try:

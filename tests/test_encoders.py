@@ -258,6 +258,7 @@ def _toy_model(dirpath: Path, mask_name: str | None, type_name: str | None, voca
     "mask_name,type_name,opset",
     [("input_mask", "segment_ids", 17), ("attention_mask", None, 13), (None, None, 18), (None, "token_type_ids", 17)],
 )
+@pytest.mark.filterwarnings("ignore:model .* scores 16 terms but its tokenizer")
 def test_toy_models_aliases_and_declared_inputs(tmp_path, mask_name, type_name, opset):
     table = _toy_model(tmp_path / "toy", mask_name, type_name, opset=opset)
     e = SpladeEncoder(tmp_path / "toy", progress=False)
@@ -316,3 +317,26 @@ def test_progress_helper(monkeypatch, capsys):
 
 def test_sparse_embedding_is_what_encoders_return():
     assert SparseEmbedding.__dataclass_fields__.keys() == {"indices", "values"}
+
+
+def test_model_outputs_of_another_shape(tmp_path):
+    """helper-137: a [batch, seq] output was pooled into nonsense vectors without a word; a
+    [batch, seq, 1] output against a 30,522-token tokenizer likewise (now a warning: toy
+    models of few terms, as above, are legitimate)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    d = tmp_path / "flat"
+    d.mkdir()
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])
+    graph = helper.make_graph([helper.make_node("Cast", ["input_ids"], ["logits"], to=TensorProto.FLOAT)], "flat",
+                              [ids], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(d / "model.onnx"))
+    shutil.copy(PKG_MODEL / "tokenizer.json", d / "tokenizer.json")
+    with pytest.raises(ValueError, match=r"output 'logits' has 2 dimensions; a SPLADE model outputs \[batch, sequence, vocabulary\]"):
+        SpladeEncoder(d, progress=False)
+    _toy_model(tmp_path / "one", None, None, vocab=1)
+    with pytest.warns(UserWarning, match="scores 1 terms but its tokenizer has 30522 tokens"):
+        SpladeEncoder(tmp_path / "one", progress=False)

@@ -13,6 +13,10 @@ from pathlib import Path
 BOM = b"\xef\xbb\xbf"
 
 
+#: Magic numbers of compressed files, for the error on their first line (helper-137).
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
 def utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a UTF-8 text file, numbered from 1, a leading BOM dropped.
 
@@ -28,8 +32,10 @@ def utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
+                packed = next((k for m, k in _COMPRESSED if lineno == 1 and raw.startswith(m)), None)
                 raise ValueError(
                     f"{p}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                    + (f"; the file looks {packed}-compressed: decompress it first" if packed else "")
                 ) from None
             yield lineno, line
 

@@ -176,6 +176,8 @@ def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are"
 def check_text(text: Any, label: str) -> str:
     """``text`` when it is a ``str`` of valid Unicode; else TypeError / ValueError naming ``label``."""
     if not isinstance(text, str):
+        if isinstance(text, float) and text != text:  # pandas' missing value (helper-137: "is a float")
+            raise TypeError(f"{label} is NaN (a missing value), not a str")
         raise TypeError(f"{label} is {a_type(text)}, not a str")
     problem = _surrogate_problem(text)
     if problem:
@@ -298,6 +300,9 @@ def documents_list(documents: Any) -> list[Any]:
         raise TypeError(
             f"documents must be a list of texts or vectors, got {type(documents).__name__}"
         )
+    if isinstance(documents, (set, frozenset)):
+        # no order: the ids numbered 0, 1, ... (or given) fell on the texts in hash order (helper-137)
+        raise TypeError(f"documents is a {type(documents).__name__}, which has no order: pass a list")
     if type(documents).__module__.startswith("pandas") and hasattr(documents, "columns"):
         # iterating a DataFrame gives its column names, not its rows
         raise TypeError("documents is a pandas DataFrame: pass one column, e.g. df['text']")

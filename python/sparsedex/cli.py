@@ -81,6 +81,11 @@ def _blank_note(index: Any, query: str) -> str:
     return ""
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``"1 document"``, ``"2 documents"``."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _warn(msg: str) -> None:
     print(f"{PROG}: warning: {msg}", file=sys.stderr)
 
@@ -141,7 +146,8 @@ def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
             # the position within the line (json's own "line 1 column 18" read as another line)
             hint = (f"; a {what} is JSONL, one JSON object a line, not TSV"
                     if "\t" in line and not line.lstrip().startswith("{") else "")
-            raise UserError(f"{p}:{lineno}: bad JSON line ({e.msg} at column {e.colno}){hint}") from None
+            where = "column" if e.msg.endswith(" at") else "at column"  # "Unterminated string starting at"
+            raise UserError(f"{p}:{lineno}: bad JSON line ({e.msg} {where} {e.colno}){hint}") from None
         except ValueError as e:
             raise UserError(f"{p}:{lineno}: bad JSON line ({e})") from None
         if not isinstance(rec, dict):
@@ -401,14 +407,30 @@ def _check_query_id(qid: str, p: Path, lineno: int) -> None:
         raise UserError(f"{p}:{lineno}: query id {shown(qid)} starts with '#': run and qrels readers skip such lines as comments")
 
 
+def _warn_run_ids(path: str, recs: Records) -> None:
+    """Warn about document ids a TREC run cannot hold (empty, or holding whitespace): the index
+    takes them, `search` and the Python API return them, but `run` and `eval --run-out`
+    refuse to write them (helper-137: found only after indexing)."""
+    if not recs.ids:
+        return
+    bad = [(line, x) for line, x in zip(recs.lines, recs.ids) if isinstance(x, str) and (not x or re.search(r"\s", x))]
+    if bad:
+        line, x = bad[0]
+        _warn(f"{path}:{line}: document id {shown(x)} is empty or holds whitespace"
+              + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
+              + ": `sparsedex run` and `eval --run-out` cannot write such ids to a TREC run")
+
+
 # index helpers --------------------------------------------------------------------------------
-def _open_index(path: str) -> Any:
+def _open_index(path: str, encoder: str | None = None) -> Any:
+    """Open the index at ``path``; ``encoder`` (``--encoder``): the model to encode texts with
+    instead of the one recorded with the index (checked to be the same model by open())."""
     from .index import SparseIndex
 
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such index directory")
-    return SparseIndex.open(p)
+    return SparseIndex.open(p, encoder=encoder)
 
 
 def _doc_id(index: Any, raw: str) -> Any:
@@ -420,14 +442,24 @@ def _doc_id(index: Any, raw: str) -> Any:
     return raw
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(s: str) -> str:
+    """``s`` with its control characters escaped (``\\x1b``): stored texts and ids are printed
+    to a terminal, where a NUL or an ESC sequence in a corpus recoloured or rewrote it
+    (helper-137)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
 def _label(hit: Any, index: Any, width: int = 70) -> str:
     p = hit.payload or {}
     for key in ("title", "name", "movie_name"):
         if isinstance(p.get(key), str):
-            return p[key]
+            return _printable(" ".join(p[key].split()))
     doc = index.get(hit.id)
     text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
-    text = " ".join(text.split())
+    text = _printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -611,6 +643,7 @@ def cmd_index(a: argparse.Namespace) -> int:
             raise UserError(f"{a.corpus}: no documents")
         if recs.ids is None and not a.no_ids:
             _warn(f"{a.corpus} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
+        _warn_run_ids(a.corpus, recs)
         t0 = time.perf_counter()
         index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
         _add_in_chunks(index, recs)
@@ -643,7 +676,7 @@ def cmd_index(a: argparse.Namespace) -> int:
             held.release()
     ident = index.encoder_identity or {}
     print(
-        f"indexed {len(index)} documents into {a.index_dir} "
+        f"indexed {_count(len(index), 'document')} into {a.index_dir} "
         f"(encoder {ident.get('model') or ident.get('kind')}, {index.quantization} impacts) in {dt:.1f} s"
     )
     return 0
@@ -673,7 +706,8 @@ def cmd_add(a: argparse.Namespace) -> int:
             f"{a.corpus}: no id field: `add` replaces documents by id, so without ids it would add every "
             "document again; pass --id-field NAME, or --new-ids to add them as new documents"
         )
-    index = _open_index(a.index_dir)
+    _warn_run_ids(a.corpus, recs)
+    index = _open_index(a.index_dir, a.encoder)
     have = index._id_kind()  # the index's id type (None: no document yet)
     if a.new_ids and have is str:
         raise UserError(
@@ -695,8 +729,8 @@ def cmd_add(a: argparse.Namespace) -> int:
     index.close()
     verb = "added" if a.new_ids else "added or replaced"
     print(
-        f"{verb} {len(recs.texts)} documents in {a.index_dir} ({before} -> {after} documents, "
-        f"commit {gen}, {nseg} segments) in {time.perf_counter() - t0:.1f} s"
+        f"{verb} {_count(len(recs.texts), 'document')} in {a.index_dir} ({before} -> {_count(after, 'document')}, "
+        f"commit {gen}, {_count(nseg, 'segment')}) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
 
@@ -743,7 +777,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
 def cmd_search(a: argparse.Namespace) -> int:
     flt = _filter_arg(a.filter)
     _check_query_arg(a.query)
-    index = _open_index(a.index_dir)
+    index = _open_index(a.index_dir, a.encoder)
     if index.encoder_identity is None:
         raise UserError(
             f"{a.index_dir} holds vectors you bring (no encoder): the command line searches by text; "
@@ -765,10 +799,10 @@ def cmd_search(a: argparse.Namespace) -> int:
         return 0
     # ids are printed whole, but pad the column to 40 at most (one id of a million characters
     # padded every row to a million, breaker34b)
-    idw = min(40, max(len("id"), *(len(str(h.id)) for h in hits)))
+    idw = min(40, max(len("id"), *(len(_printable(str(h.id))) for h in hits)))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
     for r, h in enumerate(hits, 1):
-        print(f"{r:>4}  {h.score:9.4f}  {str(h.id):<{idw}}  {_label(h, index)}")
+        print(f"{r:>4}  {h.score:9.4f}  {_printable(str(h.id)):<{idw}}  {_label(h, index)}")
         if a.explain:
             print(_indent(index.explain(a.query, h.id).table(limit=10), 6))
     return 0
@@ -809,7 +843,7 @@ def _terms_line(terms: list[tuple[str, float]], n: int) -> str:
 
 def cmd_explain(a: argparse.Namespace) -> int:
     _check_query_arg(a.query)
-    index = _open_index(a.index_dir)
+    index = _open_index(a.index_dir, a.encoder)
     doc_id = _doc_id(index, a.doc_id)
     if doc_id not in index:
         raise UserError(f"no document with id {shown(a.doc_id)} in {a.index_dir}")
@@ -853,7 +887,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:
         raise UserError(f"{a.queries}: no queries")
-    index = _open_index(a.index_dir)
+    index = _open_index(a.index_dir, a.encoder)
     t0 = time.perf_counter()
     means, run = evaluate_index(
         index, queries, qrels, metrics, a.k,
@@ -894,21 +928,24 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = None if a.output == "-" else Path(a.output)  # "-": the run on stdout
     if out is not None:
         _check_run_file(out, a.overwrite, "-o")
-    index = _open_index(a.index_dir)
+    index = _open_index(a.index_dir, a.encoder)
     t0 = time.perf_counter()
     run = _search_all(index, queries, a.k, a.algorithm, flt, a.target_recall)
-    bad = next((d for docs in run.values() for d in docs if not d or re.search(r"\s", d)), None)
+    bad = next(((q, d) for q, docs in run.items() for d in docs if not d or re.search(r"\s", d)), None)
     if bad is not None:
-        raise UserError(f"document id {bad!r} is empty or holds whitespace: a TREC run cannot hold it")
+        raise UserError(f"query {shown(bad[0])}: document id {shown(bad[1])} is empty or holds whitespace: a TREC "
+                        f"run cannot hold it (search the index with `sparsedex search`, or re-index with one-word ids)")
     n = sum(len(d) for d in run.values())
     took = time.perf_counter() - t0
     if out is None:
         write_run(run, sys.stdout, tag=a.run_tag)
         sys.stdout.flush()
-        print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to stdout in {took:.1f} s", file=sys.stderr)
+        print(f"wrote {_count(n, 'result')} for {_count(len(queries), 'query', 'queries')} (top {a.k}) to stdout "
+              f"in {took:.1f} s", file=sys.stderr)
         return 0
     _write_run_file(run, out, a.run_tag)
-    print(f"wrote {n} results for {len(queries)} queries (top {a.k}) to {out} in {took:.1f} s")
+    print(f"wrote {_count(n, 'result')} for {_count(len(queries), 'query', 'queries')} (top {a.k}) to {out} "
+          f"in {took:.1f} s")
     return 0
 
 
@@ -970,6 +1007,10 @@ def cmd_info(a: argparse.Namespace) -> int:
     rows.append(("segments", f"{len(segs)} ({sum(s['documents'] - s['live'] for s in segs)} deleted documents not yet merged away)"))
     for k, v in (info["engine"] or {}).items():
         if k not in ("documents", "quantization"):
+            if isinstance(v, (tuple, list)) and v and all(isinstance(x, float) for x in v):
+                import numpy as np
+
+                v = ", ".join(str(np.float32(x)) for x in v)  # the engine's f32 (1.2, not 1.2000000476837158)
             rows.append((k, v))
     w = max(len(k) for k, _ in rows) + 2
     for k, v in rows:
@@ -1114,6 +1155,8 @@ _ID_HELP = ("JSON field holding the id (default: the first of id, _id, docid, do
             "without one, documents are numbered 0, 1, ...)")
 _QTEXT_HELP = "JSON field(s) holding the query text (default: text, else query, else title)"
 _QID_HELP = "JSON field holding the query id (default: the first of id, _id, qid, query_id)"
+_OPEN_ENCODER_HELP = ("encode texts with this model (a name or directory) instead of the one recorded with the "
+                      "index, e.g. when its directory moved; it must be the same model")
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -1148,7 +1191,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if (Path(a.index_dir) / "shards.json").is_file():  # sparsedex.ray.MANIFEST (ray itself may be missing)
         raise UserError(f"{a.index_dir} is a sharded index (it has shards.json): serve it with --ray "
                         "(sparsedex serve DIR --ray), which needs ray[serve]")
-    index = _open_index(a.index_dir)
+    index = _open_index(a.index_dir, a.encoder)
     try:
         serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/",
                     max_k=a.max_k, max_batch=a.max_batch)
@@ -1246,6 +1289,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     s.add_argument("query")
     s.add_argument("-k", type=k_type, default=10, help="hits (default 10)")
+    s.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
@@ -1267,6 +1311,7 @@ def build_parser() -> argparse.ArgumentParser:
     ids = ad.add_mutually_exclusive_group()
     ids.add_argument("--id-field", default=None, type=_field_type, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
     ids.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
+    ad.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     ad.set_defaults(func=cmd_add)
 
     de = _sub(sub, "delete", "delete documents by id from an index, and commit",
@@ -1294,6 +1339,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("doc_id", metavar="DOC_ID")
     x.add_argument("--all", action="store_true", help="list every matched term")
     x.add_argument("--json", action="store_true", help="print JSON")
+    x.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     x.set_defaults(func=cmd_explain)
 
     e = _sub(sub, "eval", "run queries and score them against qrels",
@@ -1322,6 +1368,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     e.set_defaults(func=cmd_eval)
 
     r = _sub(sub, "run", "search every query of a topics file and write a TREC run (no qrels needed)",
@@ -1343,6 +1390,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
     r.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
+    r.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     r.set_defaults(func=cmd_run)
 
     n = _sub(sub, "info", "describe an index",
@@ -1380,6 +1428,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch", type=k_type, default=DEFAULT_MAX_BATCH, metavar="N",
                     help="the most queries one /search_batch request may hold; more is a 413 "
                          f"(default {DEFAULT_MAX_BATCH})")
+    sv.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
     sv.set_defaults(func=cmd_serve, _subparser=sv)  # its usage line for errors
     return p
 

@@ -706,9 +706,20 @@ class SparseIndex:
         """The encoder (None for vectors you bring); re-created on first use after open()."""
         enc, ident = self._encoder_pair()
         if enc is None and ident is not None:
-            from .encoders.registry import load_encoder
+            from .encoders.registry import ModelNotAvailableError, load_encoder
 
-            enc = load_encoder(ident)  # seconds, outside the lock
+            try:
+                enc = load_encoder(ident)  # seconds, outside the lock
+            except ModelNotAvailableError as e:
+                # the model recorded with the index moved or was removed (helper-137: the bare
+                # "unknown model" did not say it was the index's, nor how to give another)
+                head = (f"{self.path or 'this index'}: the encoder recorded with the index cannot be "
+                        f"re-created: {e}. ")
+                err = ModelNotAvailableError(
+                    head + "Put the model back, or open the index with another copy of the same model: "
+                    "SparseIndex.open(path, encoder=DIR)")
+                err.cli_message = head + "Put the model back, or pass --encoder DIR (another copy of the same model)"
+                raise err from e
             with self._lock:
                 if self._enc is None and self._enc_ident is ident:
                     self._encoder, self._encoder_identity = enc, None
@@ -902,6 +913,8 @@ class SparseIndex:
             n = len(docs)
             if self._has_encoder:
                 for i, d in enumerate(docs):
+                    if isinstance(d, float) and d != d:
+                        _validate.check_text(d, f"document {i}")  # NaN: pandas' missing value
                     if not isinstance(d, str):
                         raise TypeError(
                             f"document {i} is {_validate.a_type(d)}: this index encodes texts "

@@ -204,6 +204,9 @@ class Bm25Encoder:
         b: float = 0.75,
         vocabulary: TermDictionary | Iterable[str] | None = None,
     ) -> None:
+        for name, x in (("k1", k1), ("b", b)):  # helper-137: k1='1' gave a bare comparison error
+            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a number, got {type(x).__name__} {x!r}")
         if not (k1 >= 0 and math.isfinite(k1)):
             raise ValueError(f"k1 must be finite and >= 0, got {k1}")
         if not 0 <= b <= 1:

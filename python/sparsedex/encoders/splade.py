@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -439,7 +440,23 @@ class SpladeEncoder:
             out = rank3[0] if rank3 else (outputs[0] if outputs else None)
         if out is None:
             raise ValueError(f"model {r.name!r} has no output")
+        if out.shape is not None and len(out.shape) != 3:
+            # helper-137: a [batch, seq] output was pooled into vectors of nonsense terms
+            raise ValueError(
+                f"model {r.name!r}: output {out.name!r} has {len(out.shape)} dimensions; a SPLADE model outputs "
+                "[batch, sequence, vocabulary] logits"
+            )
         last = out.shape[-1] if out.shape else None
+        n_tokens = self._tokenizer.get_vocab_size(with_added_tokens=False)
+        if isinstance(last, int) and 0 < last < n_tokens:
+            # a warning, not an error: toy models of few terms over a real tokenizer are legitimate
+            # in tests; a real model of another tokenizer is what this catches (helper-137)
+            warnings.warn(
+                f"model {r.name!r}: output {out.name!r} scores {last} terms but its tokenizer has {n_tokens} tokens: "
+                "term ids will not be token ids, and explain() will name the wrong tokens (are model.onnx and "
+                "tokenizer.json of one model?)",
+                stacklevel=3,
+            )
         vocab = last if isinstance(last, int) and last > 0 else None
         if vocab is None:
             vocab = _valid_len(self._config.get("vocab_size")) or self._tokenizer.get_vocab_size(

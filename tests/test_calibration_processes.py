@@ -7,6 +7,7 @@ instead of calibrating beside it. Calibrations are counted with
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -64,15 +65,25 @@ def fresh(tmp_path):
 
 def _start(path):
     p = subprocess.Popen([sys.executable, "-c", CHILD, str(path), json.dumps(QUERY)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "ready", p.stderr.read()
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # "ready" read a byte at a time, from the pipe itself: a buffered readline() could read the
+    # report line too when the child printed both before this process ran (a child that reads
+    # the first one's calibration file searches in milliseconds), and communicate() below, which
+    # reads the pipe, not the buffer, then found no report (seen once, on a busy machine)
+    line = b""
+    while not line.endswith(b"\n"):
+        c = os.read(p.stdout.fileno(), 1)
+        if not c:
+            break
+        line += c
+    assert line.strip() == b"ready", p.stderr.read().decode()
     return p
 
 
 def _finish(p):
     out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
+    assert p.returncode == 0, err.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 def test_a_second_process_waits_for_the_first_calibration_and_reads_its_file(fresh):

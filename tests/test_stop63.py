@@ -126,3 +126,17 @@ def test_text_inputs_named_as_what_they_are():
             Bm25Encoder(k1=bad)
     with pytest.raises(TypeError, match="b must be a number"):
         Bm25Encoder(b="0.5")
+
+
+def test_a_directory_in_place_of_a_documents_file_is_named_so(tmp_path):
+    # helper-138: it read as "4096 bytes, the manifest records N (truncated ...)"
+    from sparsedex import CorruptIndexError
+
+    ix = SparseIndex(encoder=None)
+    ix.add([(np.array([1, 2], np.uint32), np.array([1.0, 2.0], np.float32))] * 3, ids=[1, 2, 3])
+    ix.save(tmp_path / "ix")
+    docs = next((tmp_path / "ix").glob("seg-*.docs"))
+    docs.unlink()
+    docs.mkdir()
+    with pytest.raises(CorruptIndexError, match=r"\.docs: not a regular file \(an attachment of segment seg-"):
+        SparseIndex.open(tmp_path / "ix").search(([1], [1.0]), k=3, with_payload=True)

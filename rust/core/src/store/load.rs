@@ -265,14 +265,20 @@ fn load_once(dir: &Path, raw: Option<&[u8]>, old: Option<&Snapshot>) -> Result<L
 /// An attachment's size as the manifest records it (its CRC32 is checked on first use).
 fn check_size(dir: &Path, a: &FileRecord, segment: &str) -> Result<()> {
     let path = dir.join(&a.name);
-    let size = std::fs::metadata(&path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::Corrupt(format!("{}: missing (an attachment of segment {segment})", path.display()))
-            }
-            _ => Error::io(format!("reading metadata of {}", path.display()), e),
-        })?
-        .len();
+    let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Corrupt(format!("{}: missing (an attachment of segment {segment})", path.display()))
+        }
+        _ => Error::io(format!("reading metadata of {}", path.display()), e),
+    })?;
+    if !meta.is_file() {
+        // a directory's own size read as "truncated" (helper-138)
+        return Err(Error::Corrupt(format!(
+            "{}: not a regular file (an attachment of segment {segment})",
+            path.display()
+        )));
+    }
+    let size = meta.len();
     if size != a.size {
         return Err(Error::Corrupt(format!(
             "{}: {size} bytes, the manifest records {} (truncated, or from another index)",

@@ -1159,3 +1159,22 @@ fn a_ctime_moved_without_new_bytes_is_no_change() {
     assert_eq!(reader.changed_file(), None);
     assert!(!reader.refresh().unwrap());
 }
+
+/// An attachment replaced by a directory is "not a regular file", not a size mismatch
+/// (helper-138: "4096 bytes, the manifest records 450560 (truncated ...)").
+#[test]
+fn an_attachment_that_is_a_directory_is_named_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ix");
+    std::fs::create_dir(&dir).unwrap();
+    let store = Store::create(Some(&dir), StoreConfig::default()).unwrap();
+    store.stage_add(csr(&docs(20, 5, false)), IdsInput::None, None, false).unwrap();
+    store.prepare_commit().unwrap().unwrap();
+    std::fs::write(dir.join("seg-000001.docs"), b"documents").unwrap();
+    store.finish_commit(&["seg-000001.docs".to_string()], None).unwrap();
+    drop(store);
+    std::fs::remove_file(dir.join("seg-000001.docs")).unwrap();
+    std::fs::create_dir(dir.join("seg-000001.docs")).unwrap();
+    let err = Store::open(&dir).err().expect("refused").to_string();
+    assert!(err.contains("seg-000001.docs: not a regular file (an attachment of segment seg-000001)"), "{err}");
+}

@@ -411,9 +411,11 @@ def _warn_run_ids(path: str, recs: Records) -> None:
     """Warn about document ids a TREC run cannot hold (empty, or holding whitespace): the index
     takes them, `search` and the Python API return them, but `run` and `eval --run-out`
     refuse to write them (helper-137: found only after indexing)."""
+    from .eval import is_run_word
+
     if not recs.ids:
         return
-    bad = [(line, x) for line, x in zip(recs.lines, recs.ids) if isinstance(x, str) and (not x or re.search(r"\s", x))]
+    bad = [(line, x) for line, x in zip(recs.lines, recs.ids) if isinstance(x, str) and not is_run_word(x)]
     if bad:
         line, x = bad[0]
         _warn(f"{path}:{line}: document id {shown(x)} is empty or holds whitespace"
@@ -919,7 +921,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from .eval import write_run
+    from .eval import is_run_word, write_run
 
     flt = _filter_arg(a.filter)
     queries = load_queries(a.topics, a.text_field, a.id_field)
@@ -931,7 +933,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir, a.encoder)
     t0 = time.perf_counter()
     run = _search_all(index, queries, a.k, a.algorithm, flt, a.target_recall)
-    bad = next(((q, d) for q, docs in run.items() for d in docs if not d or re.search(r"\s", d)), None)
+    bad = next(((q, d) for q, docs in run.items() for d in docs if not is_run_word(d)), None)
     if bad is not None:
         raise UserError(f"query {shown(bad[0])}: document id {shown(bad[1])} is empty or holds whitespace: a TREC "
                         f"run cannot hold it (search the index with `sparsedex search`, or re-index with one-word ids)")

@@ -306,9 +306,15 @@ def _ranked(items: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return [items[i] for i in order]
 
 
+def is_run_word(s: str) -> bool:
+    """Whether ``s`` can be an id of a TREC run or qrels line: not empty and no whitespace
+    (readers split the lines on whitespace)."""
+    return bool(s) and not re.search(r"\s", s)
+
+
 def _check_run_id(x: Any, what: str, where: str = "") -> None:
     """An id a TREC run can hold (:func:`_id_text`), one non-empty word."""
-    if not _id_text(x, what, where) or re.search(r"\s", str(x)):
+    if not is_run_word(_id_text(x, what, where)):
         raise ValueError(f"{what} {shown(x)}{where} is empty or holds whitespace: a TREC run cannot hold it")
 
 

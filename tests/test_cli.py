@@ -231,7 +231,7 @@ def test_add_delete_merge_and_filter(capsys, corpus, tmp_path):
     rc, out, err = run_cli(capsys, "info", ix)
     assert "segments:       2 (3 deleted documents" in out, out
     rc, out, err = run_cli(capsys, "merge", ix)
-    assert rc == 0 and "-> 1 segments" in out, err
+    assert rc == 0 and "-> 1 segment (" in out, err
     rc, out, err = run_cli(capsys, "search", ix, "band", "--filter", "{bad json")
     assert rc == 1 and "--filter is not valid JSON" in err
     rc, out, err = run_cli(capsys, "search", ix, "band", "--filter", '{"year": {"$around": 3}}')

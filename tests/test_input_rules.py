@@ -207,7 +207,7 @@ def test_add_new_ids_to_a_string_id_index_names_the_cli_way(capsys, tmp_path, ix
 @pytest.mark.parametrize("bad,kind", [(5, "an int"), (b"abc", "a bytes"), (None, "None"), (2.5, "a float")])
 def test_type_names_in_messages_take_the_right_article(bad, kind):
     enc = SparseTextEmbedding("Qdrant/bm25")
-    with pytest.raises(TypeError, match=f"text 1 is {kind}, not a str" if bad is not None else "text 1 is a NoneType"):
+    with pytest.raises(TypeError, match=f"text 1 is {kind}, not a str" if bad is not None else r"text 1 is a missing value \(None\)"):
         list(enc.embed(["ok", bad]))
 
 

@@ -596,7 +596,7 @@ def test_splade_texts_with_surrogates_are_named():
     enc = SpladeEncoder("splade-tiny", progress=False)
     with pytest.raises(ValueError, match=r"text 1 holds a lone surrogate \(U\+D800 at character 3\)"):
         enc.encode_documents(["fine", "bad\ud800"])
-    with pytest.raises(TypeError, match="text 0 is a NoneType, not a str"):
+    with pytest.raises(TypeError, match=r"text 0 is a missing value \(None\), not a str"):
         enc.encode_documents([None])
     with pytest.raises(TypeError, match="texts is None"):
         enc.encode_documents(None)

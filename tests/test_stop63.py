@@ -16,7 +16,7 @@ def test_empty_field_name_is_a_usage_error(capsys, tmp_path, flag):
     with pytest.raises(SystemExit) as e:
         main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25", flag])
     assert e.value.code == 2
-    assert f"argument {flag[:-1]}: empty: name a JSON field" in capsys.readouterr().err
+    assert f"argument {flag[:-1]}: '' names no field: name a JSON field" in capsys.readouterr().err
     assert not (tmp_path / "ix").exists()
 
 
@@ -116,7 +116,7 @@ def test_text_inputs_named_as_what_they_are():
     from sparsedex import Bm25Encoder
 
     ix = SparseIndex("bm25")
-    with pytest.raises(TypeError, match=r"document 1 is NaN \(a missing value\), not a str"):
+    with pytest.raises(TypeError, match=r"document 1 is a missing value \(NaN\), not a str"):
         ix.add(pd.Series(["x", None]))
     with pytest.raises(TypeError, match="documents is a set, which has no order: pass a list"):
         ix.add({"a", "b"})
@@ -140,3 +140,140 @@ def test_a_directory_in_place_of_a_documents_file_is_named_so(tmp_path):
     docs.mkdir()
     with pytest.raises(CorruptIndexError, match=r"\.docs: not a regular file \(an attachment of segment seg-"):
         SparseIndex.open(tmp_path / "ix").search(([1], [1.0]), k=3, with_payload=True)
+
+
+def test_coo_documents_with_repeated_entries_are_refused_as_csr_ones_are():
+    # helper-140: tocsr() summed them (1 + 2 stored as 3) without a word
+    import scipy.sparse as sp
+
+    for make in (sp.coo_matrix, sp.coo_array):
+        coo = make((np.array([1.0, 2.0, 3.0]), (np.array([1, 0, 1]), np.array([5, 4, 5]))), shape=(2, 10))
+        ix = SparseIndex(encoder=None)
+        with pytest.raises(ValueError, match="document 1: term id 5 appears more than once"):
+            ix.add(coo)
+        assert len(ix) == 0
+    ok = sp.coo_matrix((np.array([1.0, 2.0, 3.0]), (np.array([1, 0, 1]), np.array([6, 4, 5]))), shape=(2, 10))
+    ix = SparseIndex(encoder=None)
+    ix.add(ok)
+    assert ix.get(1).vector.indices.tolist() == [5, 6] and ix.get(1).vector.values.tolist() == [3.0, 1.0]
+
+
+def test_bad_weights_name_their_term():
+    # helper-140: a dict document's "values[0]" said nothing about which term
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match=r"document 3: values\[0\] = nan is not finite \(the weight of term 1\)"):
+        SparseIndex(encoder=None).add([{1: 1.0}, {1: 1.0}, {2: 1.0}, {1: float("nan")}])
+    with pytest.raises(ValueError, match=r"above the largest weight .* \(the weight of term 5\)"):
+        SparseIndex(encoder=None).add([{1: 1.0}, {5: 2e14}])
+    with pytest.raises(ValueError, match=r"query: values\[0\] = -1.0 is negative \(the weight of term 2\)"):
+        SparseIndex(encoder=None).search({2: -1.0})
+    csr = sp.csr_matrix((np.array([1.0, 2e14]), np.array([4, 7]), np.array([0, 1, 2])), shape=(2, 10))
+    with pytest.raises(ValueError, match=r"document 1: weight 2e\+14 of term 7 is above the largest weight"):
+        SparseIndex(encoder=None).add(csr)
+
+
+def test_a_qdrant_filter_given_to_filter_says_where_it_goes():
+    models = pytest.importorskip("qdrant_client.models")
+    from sparsedex import FilterError
+
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}], payloads=[{"a": 1}])
+    f = models.Filter(must=[models.FieldCondition(key="a", match=models.MatchValue(value=1))])
+    with pytest.raises(FilterError, match="a qdrant_client Filter goes to query_filter="):
+        ix.search({1: 1.0}, filter=f)
+    assert [h.id for h in ix.search({1: 1.0}, query_filter=f)] == [0]
+
+
+def _splade_copy(tmp_path, name):
+    import shutil
+    from pathlib import Path
+
+    import sparsedex
+
+    out = tmp_path / name
+    shutil.copytree(Path(sparsedex.__file__).parent / "models" / "splade-tiny", out)
+    return out
+
+
+def test_another_model_of_the_same_vocabulary_is_refused(capsys, tmp_path):
+    # helper-139: --encoder / open(encoder=) took a model of the same vocabulary size but other
+    # weights, and searched (and `add` re-recorded it) with vectors of another model
+    m1 = _splade_copy(tmp_path, "m1")
+    m2 = _splade_copy(tmp_path, "m2")
+    import onnx
+
+    model = onnx.load(str(m2 / "model.onnx"))
+    model.doc_string = "another model"  # same graph and vocabulary, another sha256
+    onnx.save(model, str(m2 / "model.onnx"))
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "a rock band on tour"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", str(m1)]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "band", "--encoder", str(m2)]) == 1
+    err = capsys.readouterr().err
+    assert "whose model.onnx has sha256" in err and "(run it without --encoder to use its own)" in err
+    with pytest.raises(ValueError, match=r"another model, or one changed since.*open it without encoder="):
+        SparseIndex.open(tmp_path / "ix", encoder=str(m2))
+    assert main(["add", str(tmp_path / "ix"), str(corpus), "--encoder", str(m2)]) == 1
+    assert SparseIndex.open(tmp_path / "ix").encoder_identity["model"] == str(m1.resolve())
+
+
+def test_cli_encoder_on_an_index_of_vectors_you_bring_is_refused(capsys, tmp_path):
+    ix = SparseIndex.create(tmp_path / "v", encoder=None)
+    ix.add([([1, 2], [1.0, 2.0])], ids=["d"])
+    ix.commit()
+    ix.close()
+    assert main(["search", str(tmp_path / "v"), "band", "--encoder", "splade-tiny"]) == 1
+    assert "holds vectors you bring (no model is recorded with it)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["search", str(tmp_path / "v"), "band", "--encoder", ""])
+    assert e.value.code == 2
+
+
+def test_ids_given_as_a_set_are_refused():
+    ix = SparseIndex("bm25")
+    with pytest.raises(TypeError, match="ids is a set, which has no order"):
+        ix.add(["doc for apple", "doc for banana"], ids={"apple", "banana"})
+    with pytest.raises(TypeError, match="ids is a frozenset, which has no order"):
+        ix.add(["a", "b"], ids=frozenset({1, 2}))
+    assert len(ix) == 0
+
+
+def test_bm25_parameters_of_numpy_and_other_real_types():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from sparsedex import Bm25Encoder
+
+    assert Bm25Encoder(k1=np.float32(1.2), b=np.float32(0.6)).identity()["k1"] == 1.2
+    assert Bm25Encoder(k1=Fraction(6, 5), b=Decimal("0.6")).b == 0.6
+    with pytest.raises(ValueError, match="k1 must be finite, got an integer of 401 digits"):
+        Bm25Encoder(k1=10**400)
+
+
+def test_a_lock_that_is_a_fifo_is_named(tmp_path):
+    import os
+
+    ix = SparseIndex.create(tmp_path / "i", encoder=None)
+    ix.add([([1], [1.0])], ids=[1])
+    ix.commit()
+    ix.close()
+    (tmp_path / "i" / "LOCK").unlink(missing_ok=True)
+    os.mkfifo(tmp_path / "i" / "LOCK")
+    r = SparseIndex.open(tmp_path / "i")
+    with pytest.raises(OSError, match="the writer lock LOCK is not a regular file, not a lock file: remove it"):
+        r.add([([2], [1.0])], ids=[2])
+    r.close()
+
+
+def test_search_table_cuts_titles_and_escapes_format_characters(capsys, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a\\u202eb", "title": "' + "t" * 300 + '", "text": "hello"}\n'
+                      '{"id": "z\\u200bz", "text": "hello there"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "hello"]) == 0
+    out = capsys.readouterr().out
+    assert "a\\u202eb" in out and "z\\u200bz" in out and "\u202e" not in out
+    assert "t" * 67 + "..." in out and "t" * 68 not in out

@@ -226,7 +226,7 @@ def test_a_clean_query_is_checked_by_the_engine_and_a_bad_one_named():
 
     ix = SegmentView.build([([1, 7], [0.5, 1.2]), ([7, 9], [2.0, 0.1])], ids=["a", "b"])
     assert ix.search(np.array([9, 7], np.uint32), np.array([1.0, 1.0], np.float32), k=1)[0].tolist() == ["b"]
-    with pytest.raises(ValueError, match=r"query 0: weight 1e\+15 is above the largest weight"):
+    with pytest.raises(ValueError, match=r"query 0: weight 1e\+15 of term \d+ is above the largest weight"):
         ix.search(np.array([7], np.uint32), np.array([1e15], np.float32))
 
 

@@ -74,7 +74,7 @@ def to_csr(docs: Any, what: str = "document", vocab_size: int | None = None) -> 
     csr = _to_csr(docs, what)
     if what == "document" and vocab_size is None:  # with a vocabulary size, the engine names the row
         _validate.check_csr_terms(csr[0], csr[1], what)
-    _validate.check_csr_weights(csr[0], csr[2], what)
+    _validate.check_csr_weights(csr[0], csr[2], what, csr[1])
     return csr
 
 
@@ -200,6 +200,23 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
     return ip, indices, values
 
 
+def _check_coo_duplicates(m: Any, what: str) -> None:
+    """A COO matrix's entries repeating a (row, column) pair are an error naming the first
+    row and term, as in CSR input: ``tocsr()`` sums them, which rewrote the input without a
+    word (helper-140)."""
+    if getattr(m, "format", None) != "coo" or getattr(m, "has_canonical_format", False):
+        return
+    rows, cols = np.asarray(m.row, np.int64), np.asarray(m.col, np.int64)
+    if rows.size < 2:
+        return
+    key = rows * np.int64(m.shape[1]) + cols  # < 2**63: rows < 2**31 and columns <= 2**32
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if dup.size:
+        j = order[dup[0]]
+        raise ValueError(f"{what} {rows[j]}: term id {cols[j]} appears more than once")
+
+
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     csr = csr_arrays(docs, what)
     if csr is not None:
@@ -212,6 +229,7 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _validate.c_array(values, np.float32),
         )
     if hasattr(docs, "tocsr"):  # scipy.sparse
+        _check_coo_duplicates(docs, what)
         m = docs.tocsr()
         if not m.has_sorted_indices:
             if m is docs:  # never reorder the caller's matrix in place
@@ -235,7 +253,7 @@ def to_query(query: Any, values: Any = None) -> tuple[np.ndarray, np.ndarray]:
     if values is not None and _clean_by_engine(query, values):
         return query, values  # a clean, sorted uint32 / float32 query: one engine pass
     idx, val = _row((query, values), None, "query") if values is not None else _row(query, None, "query")
-    _validate.check_csr_weights(np.array([0, val.size]), val, "query")
+    _validate.check_csr_weights(np.array([0, val.size]), val, "query", idx)
     return idx, val
 
 

@@ -173,11 +173,24 @@ def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are"
     )
 
 
+def missing_value(x: Any) -> str | None:
+    """How ``x`` reads as a missing value (``None``, a NaN, pandas' ``NA`` / ``NaT``), for
+    messages; None when it is not one (helper-137, helper-139: "document 1 is a float")."""
+    if x is None:
+        return "None"
+    if isinstance(x, (float, np.floating)) and x != x:
+        return "NaN"
+    if type(x).__name__ in ("NAType", "NaTType"):
+        return f"pandas' {x!r}"
+    return None
+
+
 def check_text(text: Any, label: str) -> str:
     """``text`` when it is a ``str`` of valid Unicode; else TypeError / ValueError naming ``label``."""
     if not isinstance(text, str):
-        if isinstance(text, float) and text != text:  # pandas' missing value (helper-137: "is a float")
-            raise TypeError(f"{label} is NaN (a missing value), not a str")
+        missing = missing_value(text)
+        if missing is not None:
+            raise TypeError(f"{label} is a missing value ({missing}), not a str")
         raise TypeError(f"{label} is {a_type(text)}, not a str")
     problem = _surrogate_problem(text)
     if problem:
@@ -232,6 +245,9 @@ def check_id(x: Any, label: str) -> int | str:
         if problem:
             raise ValueError(f"id of {label} {problem}")
         return str(x)
+    missing = missing_value(x)
+    if missing is not None:
+        raise TypeError(f"id of {label} is a missing value ({missing}): ids are ints or strings")
     raise TypeError(f"id of {label} is {a_type(x)}: ids are ints or strings")
 
 
@@ -241,6 +257,8 @@ def check_new_ids(ids: Any, n: int) -> list[int | str]:
         raise TypeError("ids must be a sequence (one id per document), not a string")
     if isinstance(ids, Mapping) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be a sequence (one id per document), got {type(ids).__name__}")
+    if isinstance(ids, (set, frozenset)):  # helper-139: ids fell on the documents in hash order
+        raise TypeError(f"ids is a {type(ids).__name__}, which has no order: pass a list (one id per document)")
     out = [check_id(x, f"document {i}") for i, x in enumerate(ids)]
     if len(out) != n:
         raise ValueError(f"{len(out)} ids given for {n} documents")
@@ -432,9 +450,11 @@ def check_csr_terms(indptr: np.ndarray, indices: np.ndarray, what: str = "docume
         raise ValueError(f"{what} {row}: term id {int(ix[pos])} is not below {shown}")
 
 
-def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "document") -> None:
-    """ValueError naming the row of the first finite weight above :data:`MAX_WEIGHT` (NaN,
-    infinities and negative weights are left to the engine's own check, which names them)."""
+def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "document",
+                      indices: np.ndarray | None = None) -> None:
+    """ValueError naming the row (and with ``indices``, the term) of the first finite weight
+    above :data:`MAX_WEIGHT` (NaN, infinities and negative weights are left to the engine's
+    own check, which names them)."""
     v = np.asarray(values)
     if v.size == 0:
         return
@@ -446,8 +466,9 @@ def check_csr_weights(indptr: np.ndarray, values: np.ndarray, what: str = "docum
     if over.any():
         pos = int(np.argmax(over))
         row = int(np.searchsorted(np.asarray(indptr, dtype=np.int64), pos, side="right")) - 1
+        term = "" if indices is None else f" of term {int(np.asarray(indices)[pos])}"
         raise ValueError(
-            f"{what} {row}: weight {v[pos]!s} is above the largest weight sparsedex accepts "
+            f"{what} {row}: weight {v[pos]!s}{term} is above the largest weight sparsedex accepts "
             "(1e14); larger weights could overflow float32 scores"
         )
 

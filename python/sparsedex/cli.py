@@ -432,7 +432,14 @@ def _open_index(path: str, encoder: str | None = None) -> Any:
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such index directory")
-    return SparseIndex.open(p, encoder=encoder)
+    index = SparseIndex.open(p, encoder=encoder)
+    if encoder is not None and index._store.settings.get("encoder") is None:
+        # helper-139: the user's term ids were matched against the model's words, and `add`
+        # recorded the model as the index's
+        index.close()
+        raise UserError(f"{p} holds vectors you bring (no model is recorded with it): --encoder names another "
+                        "copy of the model an index was built with")
+    return index
 
 
 def _doc_id(index: Any, raw: str) -> Any:
@@ -444,25 +451,29 @@ def _doc_id(index: Any, raw: str) -> Any:
     return raw
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, and the format characters that reorder or hide text (bidi overrides and
+# isolates, zero-width characters: helper-139)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 
 
 def _printable(s: str) -> str:
     """``s`` with its control characters escaped (``\\x1b``): stored texts and ids are printed
     to a terminal, where a NUL or an ESC sequence in a corpus recoloured or rewrote it
     (helper-137)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", s)
 
 
 def _label(hit: Any, index: Any, width: int = 70) -> str:
     p = hit.payload or {}
     for key in ("title", "name", "movie_name"):
         if isinstance(p.get(key), str):
-            return _printable(" ".join(p[key].split()))
-    doc = index.get(hit.id)
-    text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
+            text = p[key]
+            break
+    else:
+        doc = index.get(hit.id)
+        text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
     text = _printable(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."  # a title too (helper-139)
 
 
 def _progress(total: int, desc: str, unit: str = "doc") -> Any:
@@ -772,7 +783,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
         raise
     after = len(index.segments())
     index.close()
-    print(f"merged {a.index_dir}: {before} -> {after} segments (commit {gen})")
+    print(f"merged {a.index_dir}: {before} -> {_count(after, 'segment')} (commit {gen})")
     return 0
 
 
@@ -913,7 +924,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     for m in metrics:
         v = means[m]
         print(f"{m:<{w}}  {'nan' if math.isnan(v) else f'{v:.4f}'}")
-    print(f"{len(qrels)} judged queries ({judged_run} of them in the {len(queries)} queries run), "
+    print(f"{_count(len(qrels), 'judged query', 'judged queries')} ({judged_run} of them in the "
+          f"{_count(len(queries), 'query', 'queries')} run), "
           f"top {a.k}, {dt:.1f} s" + (f"; run written to {a.run_out}" if a.run_out else ""))
     if uses_ndcg:
         print(_GAINS_NOTE[a.gains])
@@ -1009,10 +1021,11 @@ def cmd_info(a: argparse.Namespace) -> int:
     rows.append(("segments", f"{len(segs)} ({sum(s['documents'] - s['live'] for s in segs)} deleted documents not yet merged away)"))
     for k, v in (info["engine"] or {}).items():
         if k not in ("documents", "quantization"):
-            if isinstance(v, (tuple, list)) and v and all(isinstance(x, float) for x in v):
+            if isinstance(v, float) or (isinstance(v, (tuple, list)) and v and all(isinstance(x, float) for x in v)):
                 import numpy as np
 
-                v = ", ".join(str(np.float32(x)) for x in v)  # the engine's f32 (1.2, not 1.2000000476837158)
+                # the engine's f32 numbers by their shortest text (1.2, not 1.2000000476837158)
+                v = ", ".join(str(np.float32(x)) for x in (v if isinstance(v, (tuple, list)) else [v]))
             rows.append((k, v))
     w = max(len(k) for k, _ in rows) + 2
     for k, v in rows:
@@ -1128,9 +1141,18 @@ def _run_tag_type(raw: str) -> str:
 _run_tag_type.__name__ = "run tag"
 
 
+def _model_type(raw: str) -> str:
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("empty: name a model (splade-tiny, bm25, ...) or a model directory")
+    return raw
+
+
+_model_type.__name__ = "model"
+
+
 def _field_type(raw: str) -> str:
-    if not raw:
-        raise argparse.ArgumentTypeError("empty: name a JSON field, e.g. id or text")
+    if not raw.replace(",", "").strip():  # "", " " or "," (helper-139)
+        raise argparse.ArgumentTypeError(f"{raw!r} names no field: name a JSON field, e.g. id or text")
     return raw
 
 
@@ -1194,6 +1216,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
         raise UserError(f"{a.index_dir} is a sharded index (it has shards.json): serve it with --ray "
                         "(sparsedex serve DIR --ray), which needs ray[serve]")
     index = _open_index(a.index_dir, a.encoder)
+    # the model loads now, not at the first request: one that moved fails here with the CLI's
+    # message, not every search with a 500 (helper-139)
+    index.encoder  # noqa: B018
     try:
         serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/",
                     max_k=a.max_k, max_batch=a.max_batch)
@@ -1269,7 +1294,7 @@ def build_parser() -> argparse.ArgumentParser:
               "sparsedex index passages.jsonl ix --id-field pid --text-field title,text --quantization float"])
     i.add_argument("corpus", metavar="CORPUS.jsonl")
     i.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
-    i.add_argument("--encoder", default="splade-tiny",
+    i.add_argument("--encoder", default="splade-tiny", type=_model_type,
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
     i.add_argument("--quantization", choices=["u8", "float"], default="u8",
                    help="impact precision (default u8)")
@@ -1291,7 +1316,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     s.add_argument("query")
     s.add_argument("-k", type=k_type, default=10, help="hits (default 10)")
-    s.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    s.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     s.add_argument("--explain", action="store_true", help="explain each hit term by term")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--algorithm", default="auto", type=_algorithm_type, help="traversal algorithm (default auto)")
@@ -1313,7 +1338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ids = ad.add_mutually_exclusive_group()
     ids.add_argument("--id-field", default=None, type=_field_type, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
     ids.add_argument("--new-ids", action="store_true", help="add every document as a new one, with new ids")
-    ad.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    ad.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     ad.set_defaults(func=cmd_add)
 
     de = _sub(sub, "delete", "delete documents by id from an index, and commit",
@@ -1341,7 +1366,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("doc_id", metavar="DOC_ID")
     x.add_argument("--all", action="store_true", help="list every matched term")
     x.add_argument("--json", action="store_true", help="print JSON")
-    x.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    x.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     x.set_defaults(func=cmd_explain)
 
     e = _sub(sub, "eval", "run queries and score them against qrels",
@@ -1370,7 +1395,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--target-recall", type=_target_recall_type, metavar="R",
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     e.add_argument("--json", action="store_true", help="print JSON")
-    e.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    e.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     e.set_defaults(func=cmd_eval)
 
     r = _sub(sub, "run", "search every query of a topics file and write a TREC run (no qrels needed)",
@@ -1392,7 +1417,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --algorithm approximate: the recall@10 target in (0, 1] (default 0.97)")
     r.add_argument("--filter", metavar="JSON", help="payload filter applied to every query")
     r.add_argument("--overwrite", action="store_true", help="replace RUN.trec if it exists")
-    r.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    r.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     r.set_defaults(func=cmd_run)
 
     n = _sub(sub, "info", "describe an index",
@@ -1430,7 +1455,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch", type=k_type, default=DEFAULT_MAX_BATCH, metavar="N",
                     help="the most queries one /search_batch request may hold; more is a 413 "
                          f"(default {DEFAULT_MAX_BATCH})")
-    sv.add_argument("--encoder", default=None, metavar="MODEL", help=_OPEN_ENCODER_HELP)
+    sv.add_argument("--encoder", default=None, metavar="MODEL", type=_model_type, help=_OPEN_ENCODER_HELP)
     sv.set_defaults(func=cmd_serve, _subparser=sv)  # its usage line for errors
     return p
 

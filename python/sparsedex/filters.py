@@ -747,7 +747,10 @@ def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]
     if depth > MAX_DEPTH:
         raise FilterError(f"{_where(loc)}: the filter is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(expr, dict):
-        raise FilterError(f"{_where(loc)}: expected a dict, got {_type_name(expr)}")
+        # a qdrant_client model here is a Filter given to filter= (helper-140): say where it goes
+        hint = ("; a qdrant_client Filter goes to query_filter="
+                if depth == 1 and type(expr).__module__.startswith("qdrant_client") else "")
+        raise FilterError(f"{_where(loc)}: expected a dict, got {_type_name(expr)}{hint}")
     nodes: list[_Node] = []
     canon: dict[str, Any] = {}
     for key, value in expr.items():

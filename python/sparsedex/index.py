@@ -342,6 +342,12 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
         if saved.get("vocab_size") != given.get("vocab_size"):
             return (f"the index was built with {_describe_identity(saved)}; this model has a vocabulary of "
                     f"{given.get('vocab_size')}")
+        ss, gs = saved.get("model_sha256"), given.get("model_sha256")
+        if ss and gs and ss != gs:
+            # helper-139: a model of the same vocabulary size was taken, and searched with vectors
+            # of another model (loading the recorded model checks its sha256 likewise)
+            return (f"the index was built with {_describe_identity(saved)}, whose model.onnx has sha256 "
+                    f"{ss[:16]}...; this model's is {gs[:16]}... (another model, or one changed since)")
         return None
     # BM25 and Qdrant/bm25: every setting but the term dictionary, which grows with the index
     keys = [k for k in dict.fromkeys([*saved, *given]) if k not in ("vocabulary", "vocab_size")]
@@ -357,9 +363,10 @@ def check_encoder_matches(path: Any, saved: Any, encoder: Any) -> None:
     saved encoder identity is ``saved`` (:func:`_encoder_mismatch`)."""
     why = _encoder_mismatch(saved, encoder)
     if why is not None:
-        raise ValueError(
-            f"{path}: {why}, whose vectors do not match its documents' (open it without encoder= to use its own)"
-        )
+        head = f"{path}: {why}, whose vectors do not match its documents'"
+        err = ValueError(head + " (open it without encoder= to use its own)")
+        err.cli_message = head + " (run it without --encoder to use its own)"  # type: ignore[attr-defined]
+        raise err
 
 
 def _bulk_csr(docs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -902,7 +909,7 @@ class SparseIndex:
             # rest (NaN, negative, repeated term ids) once, by the store as it stages the rows
             indptr, indices, values = bulk
             _validate.check_csr_terms(indptr, indices, vocab_size=self._store.vocab_size)
-            _validate.check_csr_weights(indptr, values)
+            _validate.check_csr_weights(indptr, values, indices=indices)
             csr = (indptr, indices, values)
             n = len(indptr) - 1
             texts: list[str | None] = [None] * n
@@ -913,8 +920,8 @@ class SparseIndex:
             n = len(docs)
             if self._has_encoder:
                 for i, d in enumerate(docs):
-                    if isinstance(d, float) and d != d:
-                        _validate.check_text(d, f"document {i}")  # NaN: pandas' missing value
+                    if _validate.missing_value(d) is not None:
+                        _validate.check_text(d, f"document {i}")  # None, NaN, pandas' NA: named so
                     if not isinstance(d, str):
                         raise TypeError(
                             f"document {i} is {_validate.a_type(d)}: this index encodes texts "

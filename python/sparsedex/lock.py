@@ -27,10 +27,12 @@ and all but the first read the first one's file, rather than each calibrating be
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
 import socket
+import stat
 import sys
 import time
 import warnings
@@ -89,6 +91,20 @@ class WriterLock:
         """Take the lock now, or raise :class:`IndexLockedError` naming the holder."""
         if self.held:
             return
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = None  # missing: filelock creates it (other errors: its open names them below)
+        if mode is not None and not stat.S_ISREG(mode):
+            # a FIFO or a device: filelock opened it, and the holder line's write failed with a
+            # bare "File or stream is not seekable" (helper-139)
+            is_dir = stat.S_ISDIR(mode)
+            raise (IsADirectoryError if is_dir else OSError)(
+                errno.EISDIR if is_dir else errno.EINVAL,
+                f"the writer lock {self.path.name} is {'a directory' if is_dir else 'not a regular file'}, "
+                "not a lock file: remove it",
+                str(self.path),
+            )
         lock = filelock.FileLock(str(self.path), timeout=0, thread_local=False, is_singleton=False)
         try:
             lock.acquire()
@@ -98,8 +114,8 @@ class WriterLock:
                 "writer at a time: close() the other index, or open this one only to read"
             ) from None
         except OSError as e:  # not a lock we could take at all
-            why = "is a directory, not a lock file: remove it" if self.path.is_dir() else f"cannot be opened ({e.strerror or e})"
-            raise type(e)(e.errno, f"{self.directory}: the writer lock {self.path.name} {why}", str(self.path)) from None
+            raise type(e)(e.errno, f"the writer lock {self.path.name} cannot be opened ({e.strerror or e})",
+                          str(self.path)) from None
         try:
             st = os.stat(self.path)
             # who holds it, for a second writer's error, and a token of this hold: a copy into

@@ -1745,7 +1745,7 @@ class ShardedIndex:
                 raise _validate.wrong_id_kind(x, i, want, whose)
 
     def _write_docs(self, documents: Sequence[Any], ids: Sequence[Any] | None, payloads: Any, upsert: bool) -> list[Any]:
-        docs = [documents] if isinstance(documents, str) else list(documents)
+        docs = [documents] if isinstance(documents, str) else _validate.documents_list(documents)
         if ids is None:
             raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
         # a string is refused, not taken as one id per character (review34), as SparseIndex does
@@ -1865,6 +1865,7 @@ class ShardedIndex:
                     pass
 
     def __enter__(self) -> "ShardedIndex":
+        self._check_open()  # as SparseIndex: `with` on a closed index is an error (helper-139)
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -510,23 +510,28 @@ def _full_checks(
         if hi > limit:
             bad = int(np.argmax(idx > limit))
             raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name)
+    # the term a bad weight belongs to, named too: for a dict {term: weight} "values[0]" says
+    # nothing (helper-140)
+    def of_term(i: int) -> str:
+        return f" (the weight of term {int(idx[i])})"
+
     if _overflows_float32(val):
         bad = int(np.argmax(np.isfinite(val) & (np.abs(val) > np.finfo(np.float32).max)))
-        raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite in float32")
+        raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite in float32{of_term(bad)}")
     val32 = val.astype(np.float32, copy=False)
     if val32.size:
         finite = np.isfinite(val32)
         if not finite.all():
             bad = int(np.argmin(finite))
-            raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite")
+            raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite{of_term(bad)}")
         if (val32 < 0).any():
             bad = int(np.argmax(val32 < 0))
-            raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is negative")
+            raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is negative{of_term(bad)}")
         if (val32 > _MAX_WEIGHT32).any():
             bad = int(np.argmax(val32 > _MAX_WEIGHT32))
             raise ValueError(
                 f"{where}: values[{bad}] = {val[bad]!s} is above the largest weight sparsedex "
-                "accepts (1e14); larger weights could overflow float32 scores"
+                f"accepts (1e14); larger weights could overflow float32 scores{of_term(bad)}"
             )
     idx32 = idx.astype(np.uint32, copy=False)
     if idx32.size > 1:

@@ -186,6 +186,22 @@ class TermDictionary:
 
 
 # encoder -------------------------------------------------------------------------------
+def _parameter(x: Any, name: str) -> float:
+    """A BM25 parameter as a float: a real number (int, float, numpy's, Fraction, Decimal);
+    numpy's narrow floats by their shortest text (``np.float32(1.2)`` is 1.2, not
+    1.2000000476837158, which reopening with ``k1=1.2`` then refused: helper-139). TypeError
+    naming it for anything else (``k1='1'`` gave a bare comparison error: helper-137)."""
+    import decimal
+    import numbers
+
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, decimal.Decimal)):
+        raise TypeError(f"{name} must be a number, got {type(x).__name__} {x!r}")
+    try:
+        return float(str(x)) if isinstance(x, np.floating) and x.itemsize < 8 else float(x)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(int(x))))} digits") from None
+
+
 class Bm25Encoder:
     """Text to term-frequency vectors for BM25 (weights are computed by the index).
 
@@ -204,9 +220,7 @@ class Bm25Encoder:
         b: float = 0.75,
         vocabulary: TermDictionary | Iterable[str] | None = None,
     ) -> None:
-        for name, x in (("k1", k1), ("b", b)):  # helper-137: k1='1' gave a bare comparison error
-            if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{name} must be a number, got {type(x).__name__} {x!r}")
+        k1, b = _parameter(k1, "k1"), _parameter(b, "b")
         if not (k1 >= 0 and math.isfinite(k1)):
             raise ValueError(f"k1 must be finite and >= 0, got {k1}")
         if not 0 <= b <= 1:

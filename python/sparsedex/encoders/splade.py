@@ -700,7 +700,22 @@ class SpladeEncoder:
                     f"in this batch: {int(input_ids.max())}): the tokenizer and model.onnx do not belong together "
                     f"(ONNX Runtime: {text[:200]})"
                 ) from None
+            if "sparsedex_pool" in text:
+                # the pooling appended to the model failed on its output: an output of undeclared
+                # shape that is not [batch, sequence, vocabulary] (helper-139: ONNX Runtime's bare
+                # broadcasting error)
+                raise ValueError(
+                    f"model {self._resolved.name!r}: its output could not be pooled as [batch, sequence, vocabulary] "
+                    f"logits, which a SPLADE model outputs (ONNX Runtime: {text[:200]})"
+                ) from None
             raise
+        if pooled.ndim != 2 or pooled.shape[1] != self._vocab_size:
+            # a width other than the declared or assumed vocabulary: term ids past it broke
+            # explain() and decoding later (helper-139)
+            raise ValueError(
+                f"model {self._resolved.name!r} scored {pooled.shape[-1]} terms per text; its declared output, "
+                f"config.json or tokenizer give a vocabulary of {self._vocab_size}"
+            )
         return pooled
 
     # tokens ----------------------------------------------------------------------------

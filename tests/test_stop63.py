@@ -277,3 +277,58 @@ def test_search_table_cuts_titles_and_escapes_format_characters(capsys, tmp_path
     out = capsys.readouterr().out
     assert "a\\u202eb" in out and "z\\u200bz" in out and "\u202e" not in out
     assert "t" * 67 + "..." in out and "t" * 68 not in out
+
+
+def test_bm25_k1_past_what_its_impacts_hold():
+    # helper-142: k1=1000 on a u8 index tied and misordered documents without a word; k1=1e20
+    # did on a float index too
+    from sparsedex import Bm25Encoder
+
+    with pytest.warns(UserWarning, match="BM25 k1=1000 on a u8 index: its 8-bit impacts lose precision"):
+        SparseIndex(Bm25Encoder(k1=1000))
+    ix = SparseIndex(Bm25Encoder(k1=1000), quantization="float")
+    ix.add(["a b c", "a a a a a a a b", "c"])
+    assert [h.id for h in ix.search("a b")] == [1, 0]
+    with pytest.raises(ValueError, match="k1 must be at most 1000"):
+        Bm25Encoder(k1=1e20)
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("", "matches the empty string"), ("a*", "matches the empty string"), ("(?:x)|", "matches the empty string"),
+    ("(", "is not a valid regular expression"), ("(a)(b)", "has capturing groups"),
+])
+def test_token_patterns_that_cannot_make_words_are_refused(pattern, message):
+    # helper-142: "" became a term of every text (every document matched every query); groups
+    # gave tuples; an invalid pattern a bare re.error
+    from sparsedex.encoders.analysis import Analyzer
+
+    with pytest.raises(ValueError, match=f"token_pattern .* {message}"):
+        Analyzer(token_pattern=pattern)
+    with pytest.raises(TypeError, match="stopwords must be"):
+        Analyzer(stopwords=5)
+
+
+def test_metric_names_and_qrels_dict_grades():
+    from sparsedex.eval import evaluate, parse_metric
+
+    for bad in ("ndcg@\u0663", "ndcg@99999999999999999999"):
+        with pytest.raises(ValueError):
+            parse_metric(bad)
+    with pytest.raises(ValueError, match="out of range"):
+        evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 2**40}}, ["map"])
+    assert evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 2**31 - 1}}, ["map"])["map"] == 1.0
+
+
+def test_cli_metrics_list_and_delete_of_nothing(capsys, tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "x"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    (tmp_path / "q.tsv").write_text("q1\tx\n")
+    (tmp_path / "qrels").write_text("q1 0 a 1\n")
+    for metrics, message in (("ndcg@10,,map", "has an empty item"), ("ndcg@10,nDCG@10", "names the same metric")):
+        with pytest.raises(SystemExit) as e:
+            main(["eval", str(tmp_path / "ix"), str(tmp_path / "q.tsv"), str(tmp_path / "qrels"), "--metrics", metrics])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+    gen = SparseIndex.open(tmp_path / "ix").generation
+    assert main(["delete", str(tmp_path / "ix"), "zz", "--missing-ok"]) == 0
+    assert SparseIndex.open(tmp_path / "ix").generation == gen  # nothing deleted: no commit

@@ -760,7 +760,7 @@ def cmd_delete(a: argparse.Namespace) -> int:
             # not a number in an index of integer ids: no such document, as --missing-ok
             # takes one of the right type (helper-128)
     n = index.delete(ids, missing_ok=a.missing_ok)
-    gen = index.commit()
+    gen = index.commit() if n else index.generation  # nothing deleted: no new commit (helper-142)
     left = len(index)
     index.close()
     print(f"deleted {n} document{'' if n == 1 else 's'} from {a.index_dir} ({left} left, commit {gen})")
@@ -1246,14 +1246,20 @@ def _metrics_arg(value: str) -> str:
     as every other malformed argument (it exited 1 after loading the index: helper-92)."""
     from .eval import parse_metric
 
-    names = [m.strip() for m in value.split(",") if m.strip()]
-    if not names:
+    if not value.strip():
         raise argparse.ArgumentTypeError("empty: name at least one metric, e.g. ndcg@10")
+    names = [m.strip() for m in value.split(",")]
+    if "" in names:  # helper-142: "ndcg@10,,map" skipped the empty item without a word
+        raise argparse.ArgumentTypeError(f"{value!r} has an empty item: metrics are separated by single commas")
+    seen: dict[Any, str] = {}
     for m in names:
         try:
-            parse_metric(m)
+            parsed = parse_metric(m)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+        if parsed in seen:  # the same metric twice printed two rows
+            raise argparse.ArgumentTypeError(f"{m!r} names the same metric as {seen[parsed]!r}")
+        seen[parsed] = m
     return value
 
 def build_parser() -> argparse.ArgumentParser:

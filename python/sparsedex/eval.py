@@ -390,7 +390,7 @@ def parse_metric(name: str | Metric) -> Metric:
     if not isinstance(name, str):
         raise TypeError(f"a metric is a name such as 'ndcg@10' (or a Metric), got {a_type(name)}")
     s = name.strip().lower()
-    m = re.fullmatch(r"([a-z_]+?)(?:(?:@|_)(\d+))?", s)
+    m = re.fullmatch(r"([a-z_]+?)(?:(?:@|_)([0-9]+))?", s)  # ASCII digits (helper-142: "ndcg@٣" read as 3)
     if not m or m.group(1) not in _ALIASES:
         raise ValueError(
             f"unknown metric {shown(name)}: use ndcg, ap/map, rr/mrr, r/recall or p, "
@@ -398,8 +398,8 @@ def parse_metric(name: str | Metric) -> Metric:
         )
     kind = _ALIASES[m.group(1)]
     k = int(m.group(2)) if m.group(2) else None
-    if k is not None and k < 1:
-        raise ValueError(f"metric {name!r}: the cutoff must be >= 1")
+    if k is not None and not 1 <= k <= MAX_K:
+        raise ValueError(f"metric {name!r}: the cutoff must be between 1 and 2**63 - 1")
     if kind == "p" and k is None:
         raise ValueError(f"metric {name!r}: precision needs a cutoff, e.g. p@10")
     return Metric(kind, k)
@@ -495,10 +495,16 @@ def _as_run(run: Any) -> dict[str, list[str]]:
 
 
 def _grade(x: Any, qid: str, did: str) -> int:
+    v: int | None = None
     if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
-        return int(x)
-    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
-        return int(x)
+        v = int(x)
+    elif isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
+        v = int(x)
+    if v is not None:
+        if not -(2**31) <= v < 2**31:  # as a qrels file's grades (helper-142: a dict took 2**40)
+            raise ValueError(f"relevance of document {shown(did)} for query {shown(qid)} is {v}: out of range "
+                             "(grades are 32-bit integers in trec_eval and pytrec_eval)")
+        return v
     what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else shown(x)
     # the reason fits the value: a fraction, or a value of another type (helper-115: a bool or a
     # string was told about truncated fractions)

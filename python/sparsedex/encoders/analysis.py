@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["Analyzer", "ENGLISH_STOPWORDS", "available_languages"]
@@ -90,6 +90,25 @@ def available_languages() -> list[str]:
     return sorted(Stemmer.algorithms())
 
 
+def _compile_token_pattern(pattern: Any) -> re.Pattern[str]:
+    """``token_pattern`` compiled, or a ValueError / TypeError naming it (helper-142): a
+    pattern that matches the empty string made ``""`` a term of every text (every document
+    matched every query), one with capturing groups gave tuples (``re.findall``), an invalid
+    one a bare ``re.error``."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"token_pattern must be a str (a regular expression), got {type(pattern).__name__}")
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"token_pattern {pattern!r} is not a valid regular expression: {e}") from None
+    if rx.groups:
+        raise ValueError(f"token_pattern {pattern!r} has capturing groups: write them (?:...)")
+    if rx.fullmatch("") is not None:
+        raise ValueError(f"token_pattern {pattern!r} matches the empty string: a word must hold a character "
+                         "(e.g. \\w+, not \\w*)")
+    return rx
+
+
 class Analyzer:
     """Turns text into index terms.
 
@@ -140,8 +159,13 @@ class Analyzer:
         self.lowercase = bool(lowercase)
         self.normalization = normalization
         self.token_pattern = token_pattern
-        self._re = None if token_pattern is None else re.compile(token_pattern)
+        self._re = None if token_pattern is None else _compile_token_pattern(token_pattern)
         self._stopwords_spec: Any
+        if stopwords is not None and not isinstance(stopwords, (bool, str)) and (
+            not isinstance(stopwords, Iterable) or isinstance(stopwords, (bytes, Mapping))
+        ):
+            raise TypeError(f"stopwords must be True, False, None, a language name or a list of words, "
+                            f"got {type(stopwords).__name__}")
         if stopwords is None or stopwords is False:
             self.stopwords: frozenset[str] = frozenset()
             self._stopwords_spec = None
@@ -187,7 +211,8 @@ class Analyzer:
         """Normalised, case-folded words with stopwords removed, before stemming."""
         text = self._fold(text)
         if self._re is not None:
-            words = self._re.findall(text)
+            # empty matches dropped: a pattern can match "" in some places only (e.g. \b)
+            words = [w for w in self._re.findall(text) if w]
         elif text.isascii():
             words = _ASCII_WORDS.findall(text)
         else:

@@ -186,6 +186,10 @@ class TermDictionary:
 
 
 # encoder -------------------------------------------------------------------------------
+#: The largest k1 taken: BM25's term-frequency saturation is long reached (usual values 0.5-3).
+MAX_K1 = 1000.0
+
+
 def _parameter(x: Any, name: str) -> float:
     """A BM25 parameter as a float: a real number (int, float, numpy's, Fraction, Decimal);
     numpy's narrow floats by their shortest text (``np.float32(1.2)`` is 1.2, not
@@ -223,6 +227,10 @@ class Bm25Encoder:
         k1, b = _parameter(k1, "k1"), _parameter(b, "b")
         if not (k1 >= 0 and math.isfinite(k1)):
             raise ValueError(f"k1 must be finite and >= 0, got {k1}")
+        if k1 > MAX_K1:
+            # term frequencies saturate long before; past it float32 scores lost their order too
+            # (helper-142: 64.0 for every document at k1=1e20)
+            raise ValueError(f"k1 must be at most {MAX_K1:g} (usual values are 0.5 to 3), got {k1:g}")
         if not 0 <= b <= 1:
             raise ValueError(f"b must be in [0, 1], got {b}")
         self.analyzer = analyzer if analyzer is not None else Analyzer()

@@ -332,3 +332,81 @@ def test_cli_metrics_list_and_delete_of_nothing(capsys, tmp_path):
     gen = SparseIndex.open(tmp_path / "ix").generation
     assert main(["delete", str(tmp_path / "ix"), "zz", "--missing-ok"]) == 0
     assert SparseIndex.open(tmp_path / "ix").generation == gen  # nothing deleted: no commit
+
+
+def test_models_with_external_weights_are_told_apart(tmp_path):
+    # helper-141: the identity hashed model.onnx only, the same file for two models whose
+    # weights live in model.onnx_data: the other model was taken, by open(encoder=) and by a
+    # plain open after the data file was replaced
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    def external(src, dst, bump):
+        shutil.copytree(src, dst)
+        m = onnx.load(str(dst / "model.onnx"))
+        if bump:
+            t = next(t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 1)
+            a = numpy_helper.to_array(t).copy()
+            a += 0.5
+            t.CopyFrom(numpy_helper.from_array(a, t.name))
+        (dst / "model.onnx").unlink()
+        onnx.save(m, str(dst / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="model.onnx_data", size_threshold=0)
+
+    base = _splade_copy(tmp_path, "base")
+    external(base, tmp_path / "a", bump=False)
+    external(base, tmp_path / "b", bump=True)
+    assert (tmp_path / "a" / "model.onnx").read_bytes() == (tmp_path / "b" / "model.onnx").read_bytes()
+    ix = SparseIndex(str(tmp_path / "a"), path=tmp_path / "ix")
+    ix.add(["a rock band on tour", "a quiet library"])
+    ix.commit()
+    ix.close()
+    with pytest.raises(ValueError, match="whose external data has sha256"):
+        SparseIndex.open(tmp_path / "ix", encoder=str(tmp_path / "b"))
+    assert SparseIndex.open(tmp_path / "ix", encoder=str(tmp_path / "a")).search("band", k=1)[0].id == 0
+    shutil.copy(tmp_path / "b" / "model.onnx_data", tmp_path / "a" / "model.onnx_data")
+    with pytest.raises(ValueError, match="external data's sha256"):
+        SparseIndex.open(tmp_path / "ix").search("band")
+
+
+def test_coo_check_keeps_one_dimensional_and_wide_matrices():
+    # helper-141: the duplicate check refused a 1-D coo_array (IndexError) and took the columns
+    # of a wide matrix for duplicates (row * width + column overflowed)
+    import scipy.sparse as sp
+
+    ix = SparseIndex(encoder=None)
+    ix.add(sp.coo_array((np.array([3.0, 1.0]), (np.array([3, 4]),)), shape=(10,)))
+    assert ix.get(0).vector.indices.tolist() == [3, 4]
+    with pytest.raises(ValueError, match="document 0: term id 3 appears more than once"):
+        SparseIndex(encoder=None).add(sp.coo_array((np.array([3.0, 1.0]), (np.array([3, 3]),)), shape=(10,)))
+    ix = SparseIndex(encoder=None)
+    assert ix.add(sp.coo_matrix(([1.0, 2.0], ([0, 4], [5, 5])), shape=(5, 2**62))) == [0, 1, 2, 3, 4]
+
+
+def test_more_characters_escaped_and_messages(capsys, tmp_path):
+    from decimal import Decimal
+
+    from sparsedex import Bm25Encoder, FilterError
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "i\\u2028d", "text": "rock \\u061c\\u00ad end"}\n{"id": "x", "text": "other"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "rock"]) == 0
+    out = capsys.readouterr().out
+    assert "i\\u2028d" in out and "\\u061c\\xad" in out
+    assert main(["delete", str(tmp_path / "ix"), "i\u2028d"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "ix")]) == 0
+    assert "(1 deleted document not yet merged away)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"k1 must be finite and >= 0, got Decimal\('sNaN'\)"):
+        Bm25Encoder(k1=Decimal("sNaN"))
+    with pytest.raises(TypeError, match=r"document 1 is a missing value \(Decimal\('NaN'\)\)"):
+        SparseIndex("bm25").add(["a", Decimal("NaN")])
+    models = pytest.importorskip("qdrant_client.models")
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(FilterError, match="qdrant_client conditions go in a Filter, given to query_filter="):
+        ix.search({1: 1.0}, filter=models.FieldCondition(key="a", match=models.MatchValue(value=1)))

@@ -206,12 +206,15 @@ def _check_coo_duplicates(m: Any, what: str) -> None:
     word (helper-140)."""
     if getattr(m, "format", None) != "coo" or getattr(m, "has_canonical_format", False):
         return
-    rows, cols = np.asarray(m.row, np.int64), np.asarray(m.col, np.int64)
-    if rows.size < 2:
+    coords = [np.asarray(c, np.int64) for c in getattr(m, "coords", None) or (m.row, m.col)]
+    if coords[0].size < 2:
         return
-    key = rows * np.int64(m.shape[1]) + cols  # < 2**63: rows < 2**31 and columns <= 2**32
-    order = np.argsort(key, kind="stable")
-    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    # a 1-D coo_array is one document (row 0); rows and columns compared as a pair, not as one
+    # key row * width + column, which overflowed for wide shapes (helper-141)
+    rows, cols = (np.zeros_like(coords[0]), coords[0]) if len(coords) == 1 else (coords[0], coords[1])
+    order = np.lexsort((cols, rows))
+    r, c = rows[order], cols[order]
+    dup = np.flatnonzero((r[1:] == r[:-1]) & (c[1:] == c[:-1]))
     if dup.size:
         j = order[dup[0]]
         raise ValueError(f"{what} {rows[j]}: term id {cols[j]} appears more than once")

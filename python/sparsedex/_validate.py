@@ -180,6 +180,8 @@ def missing_value(x: Any) -> str | None:
         return "None"
     if isinstance(x, (float, np.floating)) and x != x:
         return "NaN"
+    if type(x).__name__ == "Decimal" and x.is_nan():
+        return f"{x!r}"
     if type(x).__name__ in ("NAType", "NaTType"):
         return f"pandas' {x!r}"
     return None

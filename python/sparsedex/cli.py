@@ -46,6 +46,7 @@ import socket
 import sys
 import textwrap
 import time
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -451,16 +452,22 @@ def _doc_id(index: Any, raw: str) -> Any:
     return raw
 
 
-# C0 and C1 controls, and the format characters that reorder or hide text (bidi overrides and
-# isolates, zero-width characters: helper-139)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
 def _printable(s: str) -> str:
-    """``s`` with its control characters escaped (``\\x1b``): stored texts and ids are printed
-    to a terminal, where a NUL or an ESC sequence in a corpus recoloured or rewrote it
-    (helper-137)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", s)
+    """``s`` with its control characters (C0, C1), format characters (Unicode category Cf:
+    bidi marks and overrides, zero-width and invisible characters) and line / paragraph
+    separators escaped (``\\x1b``, ``\\u202e``): stored texts and ids are printed to a
+    terminal, where a NUL or an ESC sequence in a corpus recoloured or rewrote it and a bidi
+    override reversed a row (helper-137, helper-139, helper-141)."""
+    if s.isascii() and s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if o < 0x20 or 0x7F <= o < 0xA0 or unicodedata.category(ch) in ("Cf", "Zl", "Zp"):
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _label(hit: Any, index: Any, width: int = 70) -> str:
@@ -472,8 +479,9 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
     else:
         doc = index.get(hit.id)
         text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
-    text = _printable(" ".join(text.split()))
-    return text if len(text) <= width else text[: width - 3] + "..."  # a title too (helper-139)
+    text = " ".join(text.split())
+    # cut, then escaped: a cut after escaping could end inside an escape (helper-141)
+    return _printable(text if len(text) <= width else text[: width - 3] + "...")  # a title too (helper-139)
 
 
 def _progress(total: int, desc: str, unit: str = "doc") -> Any:
@@ -1018,7 +1026,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     rows.append(("quantization", info["quantization"]))
     segs = info["segments"]
     rows.append(("commit", info["generation"]))
-    rows.append(("segments", f"{len(segs)} ({sum(s['documents'] - s['live'] for s in segs)} deleted documents not yet merged away)"))
+    dead = sum(s['documents'] - s['live'] for s in segs)
+    rows.append(("segments", f"{len(segs)} ({_count(dead, 'deleted document')} not yet merged away)"))
     for k, v in (info["engine"] or {}).items():
         if k not in ("documents", "quantization"):
             if isinstance(v, float) or (isinstance(v, (tuple, list)) and v and all(isinstance(x, float) for x in v)):

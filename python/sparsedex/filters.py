@@ -748,8 +748,10 @@ def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]
         raise FilterError(f"{_where(loc)}: the filter is nested more than {MAX_DEPTH} levels deep")
     if not isinstance(expr, dict):
         # a qdrant_client model here is a Filter given to filter= (helper-140): say where it goes
-        hint = ("; a qdrant_client Filter goes to query_filter="
-                if depth == 1 and type(expr).__module__.startswith("qdrant_client") else "")
+        hint = ""
+        if type(expr).__module__.startswith("qdrant_client"):
+            hint = ("; a qdrant_client Filter goes to query_filter=" if type(expr).__name__ == "Filter"
+                    else "; qdrant_client conditions go in a Filter, given to query_filter=")
         raise FilterError(f"{_where(loc)}: expected a dict, got {_type_name(expr)}{hint}")
     nodes: list[_Node] = []
     canon: dict[str, Any] = {}

@@ -342,12 +342,13 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
         if saved.get("vocab_size") != given.get("vocab_size"):
             return (f"the index was built with {_describe_identity(saved)}; this model has a vocabulary of "
                     f"{given.get('vocab_size')}")
-        ss, gs = saved.get("model_sha256"), given.get("model_sha256")
-        if ss and gs and ss != gs:
-            # helper-139: a model of the same vocabulary size was taken, and searched with vectors
-            # of another model (loading the recorded model checks its sha256 likewise)
-            return (f"the index was built with {_describe_identity(saved)}, whose model.onnx has sha256 "
-                    f"{ss[:16]}...; this model's is {gs[:16]}... (another model, or one changed since)")
+        for key, what in (("model_sha256", "model.onnx"), ("data_sha256", "external data")):
+            ss, gs = saved.get(key), given.get(key)
+            if ss and gs and ss != gs:
+                # helper-139, helper-141: a model of the same vocabulary size was taken, and searched
+                # with vectors of another model (loading the recorded model checks them likewise)
+                return (f"the index was built with {_describe_identity(saved)}, whose {what} has sha256 "
+                        f"{ss[:16]}...; this model's is {gs[:16]}... (another model, or one changed since)")
         return None
     # BM25 and Qdrant/bm25: every setting but the term dictionary, which grows with the index
     keys = [k for k in dict.fromkeys([*saved, *given]) if k not in ("vocabulary", "vocab_size")]

@@ -200,6 +200,8 @@ def _parameter(x: Any, name: str) -> float:
 
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, decimal.Decimal)):
         raise TypeError(f"{name} must be a number, got {type(x).__name__} {x!r}")
+    if isinstance(x, decimal.Decimal) and x.is_nan():  # float() of a signaling NaN raises
+        raise ValueError(f"{name} must be finite and >= 0, got {x!r}")
     try:
         return float(str(x)) if isinstance(x, np.floating) and x.itemsize < 8 else float(x)
     except OverflowError:

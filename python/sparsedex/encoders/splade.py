@@ -141,9 +141,11 @@ def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOL
     return model
 
 
-def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool) -> bytes:
-    """The pooled graph of a model whose weights live in external data files: those need the
-    ``onnx`` package to be read in (models over 2 GB are saved that way)."""
+def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool) -> tuple[bytes, str]:
+    """The pooled graph of a model whose weights live in external data files (those need the
+    ``onnx`` package to be read in; models over 2 GB are saved that way), and the sha256 of
+    those weights: ``model.onnx``'s own hash leaves them out, so another model of the same
+    graph file was taken as the index's (helper-141)."""
     try:
         import onnx
         from onnx import TensorProto, helper
@@ -156,11 +158,17 @@ def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_
     if not isinstance(r.root, Path):
         raise ValueError(f"model {r.name!r} has external data but is not in a directory")
     proto = onnx.load_from_string(raw)
+    external = [t.name for t in proto.graph.initializer if t.data_location == TensorProto.EXTERNAL]
     load_external_data_for_model(proto, str(r.root))
+    h = hashlib.sha256()
+    by_name = {t.name: t for t in proto.graph.initializer}
+    for name in external:  # graph order: the same files in the same places hash alike
+        h.update(name.encode())
+        h.update(by_name[name].raw_data)
     if add_mask:
         proto.graph.input.append(helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "seq"]))
     add_pooling_to_graph(proto, logits, mask)
-    return bytes(proto.SerializeToString())
+    return bytes(proto.SerializeToString()), h.hexdigest()
 
 
 def _read_json(resolved: ResolvedModel, name: str) -> dict[str, Any]:
@@ -335,6 +343,7 @@ class SpladeEncoder:
         self.progress = progress
         self.threads = int(threads) if threads else _available_cores()
         self._model_sha256: str | None = None
+        self._data_sha256: str | None = None  # of the weights in external data files, if any
         self._load_tokenizer(max_length)
         self.token_budget = max(int(token_budget), self.max_length)
         self._load_session(providers, cuda)
@@ -469,7 +478,7 @@ class SpladeEncoder:
         if add_mask:
             self._input_dtypes[_EXTRA_MASK] = np.dtype(np.int64)
         if info.external_data:
-            serialized = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask)
+            serialized, self._data_sha256 = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask)
         else:
             serialized = with_pooling(raw, out.name, self._pool_mask_name, add_mask_input=add_mask, interface=info)
         del raw
@@ -478,7 +487,9 @@ class SpladeEncoder:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        # fatal only: ONNX Runtime also logs the errors it raises (a model's output that cannot be
+        # pooled printed its own red line before sparsedex's message: helper-141)
+        so.log_severity_level = 4
         self._providers = plist
         self._session = ort.InferenceSession(serialized, sess_options=so, providers=plist)
         check_session(self._session, plist)
@@ -512,6 +523,8 @@ class SpladeEncoder:
             "model_sha256": self._model_sha256,
             "max_length": self.max_length,
             "vocab_size": self.vocab_size,
+            # only for models with external data: the identity of other models is unchanged
+            **({"data_sha256": self._data_sha256} if self._data_sha256 else {}),
         }
 
     @classmethod
@@ -523,13 +536,15 @@ class SpladeEncoder:
             raise ValueError(f"not a SPLADE encoder identity: {identity!r}")
         kwargs.setdefault("max_length", identity.get("max_length", 512))
         enc = cls(identity["model"], **kwargs)
-        want = identity.get("model_sha256")
-        if verify and want and want != enc._model_sha256:
-            raise ValueError(
-                f"model {identity['model']!r} has changed: sha256 {enc._model_sha256} differs from "
-                f"the saved {want}; its vectors would not match the index (pass verify=False to "
-                "load it anyway)"
-            )
+        for key, have in (("model_sha256", enc._model_sha256), ("data_sha256", enc._data_sha256)):
+            want = identity.get(key)
+            if verify and want and want != have:
+                what = "sha256" if key == "model_sha256" else "external data's sha256"
+                raise ValueError(
+                    f"model {identity['model']!r} has changed: {what} {have} differs from "
+                    f"the saved {want}; its vectors would not match the index (pass verify=False to "
+                    "load it anyway)"
+                )
         return enc
 
     # encoding --------------------------------------------------------------------------
@@ -709,11 +724,16 @@ class SpladeEncoder:
                     f"logits, which a SPLADE model outputs (ONNX Runtime: {text[:200]})"
                 ) from None
             raise
-        if pooled.ndim != 2 or pooled.shape[1] != self._vocab_size:
+        if pooled.ndim != 2:  # an output of undeclared shape, one rank too many (helper-141)
+            raise ValueError(
+                f"model {self._resolved.name!r}: its output has {pooled.ndim + 1} dimensions; a SPLADE model "
+                "outputs [batch, sequence, vocabulary] logits"
+            )
+        if pooled.shape[1] != self._vocab_size:
             # a width other than the declared or assumed vocabulary: term ids past it broke
             # explain() and decoding later (helper-139)
             raise ValueError(
-                f"model {self._resolved.name!r} scored {pooled.shape[-1]} terms per text; its declared output, "
+                f"model {self._resolved.name!r} scored {pooled.shape[1]} terms per text; its declared output, "
                 f"config.json or tokenizer give a vocabulary of {self._vocab_size}"
             )
         return pooled

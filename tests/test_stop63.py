@@ -410,3 +410,54 @@ def test_more_characters_escaped_and_messages(capsys, tmp_path):
     ix.add([{1: 1.0}])
     with pytest.raises(FilterError, match="qdrant_client conditions go in a Filter, given to query_filter="):
         ix.search({1: 1.0}, filter=models.FieldCondition(key="a", match=models.MatchValue(value=1)))
+
+
+def test_indexes_saved_before_the_new_bm25_rules_still_open(tmp_path):
+    # helper-143: a saved one-group token_pattern (which analysed fine) or k1 > 1000 made the
+    # index unopenable ("corrupt") once the rules for new encoders applied to saved ones too
+    from sparsedex import Bm25Encoder
+    from sparsedex.encoders.analysis import Analyzer
+
+    docs = ["The quick brown fox", "Lazy dogs sleep all day", "A fox and a dog", "dogs dogs dogs fox"]
+    want = SparseIndex(Bm25Encoder(Analyzer(token_pattern=r"\w+")))
+    want.add(docs)
+    ident = Bm25Encoder(Analyzer(token_pattern=r"\w+")).identity()
+    ident["analyzer"]["token_pattern"] = r"(\w+)"  # as saved by an earlier version
+    enc = Bm25Encoder.from_identity(ident)
+    assert enc.analyzer.token_pattern == r"(\w+)" and enc.analyzer("dogs fox") == want.encoder.analyzer("dogs fox")
+    ident = Bm25Encoder(k1=3).identity()
+    ident["k1"] = 1500.0
+    assert Bm25Encoder.from_identity(ident).k1 == 1500.0
+    with pytest.raises(ValueError, match="got 1000.0000001"):
+        Bm25Encoder(k1=1000.0000001)
+    with pytest.raises(TypeError, match="stopwords must be words"):
+        Analyzer(stopwords=["the", None])
+
+
+def test_scipy_rows_in_a_list_of_documents_refuse_repeated_entries():
+    # helper-143: a 1-D coo_array (or a 1 x V CSR row) in a list was summed; bare, refused
+    import scipy.sparse as sp
+
+    d = sp.coo_array((np.array([1.0, 2.0]), (np.array([5, 5]),)), shape=(10,))
+    row = sp.csr_matrix((np.array([1.0, 2.0]), np.array([5, 5]), np.array([0, 2])), shape=(1, 10))
+    for docs in ([d], [{1: 1.0}, row]):
+        with pytest.raises(ValueError, match=r"document \d: term id 5 appears more than once"):
+            SparseIndex(encoder=None).add(docs)
+    ix = SparseIndex(encoder=None)
+    ix.add([sp.coo_array((np.array([1.0, 2.0]), (np.array([6, 5]),)), shape=(10,))])
+    assert ix.get(0).vector.indices.tolist() == [5, 6]
+    assert ix.search(d)[0].score == 6.0  # a query's repeated entries are summed, as documented
+
+
+def test_evaluate_refuses_the_same_metric_twice_and_the_table_cuts_as_printed(capsys, tmp_path):
+    from sparsedex.eval import evaluate
+
+    with pytest.raises(ValueError, match="is the same metric as"):
+        evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}}, ["ndcg@10", "NDCG@010"])
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "z1", "text": "jazz", "title": "' + "\\u200b" * 200 + '"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "jazz"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.endswith("...") and len(row.split("  ")[-1]) <= 70 and "\\u200b" in row

@@ -479,9 +479,18 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
     else:
         doc = index.get(hit.id)
         text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
-    text = " ".join(text.split())
-    # cut, then escaped: a cut after escaping could end inside an escape (helper-141)
-    return _printable(text if len(text) <= width else text[: width - 3] + "...")  # a title too (helper-139)
+    # escaped character by character and cut at the width as printed, never inside an escape
+    # (helper-141), however many escapes (helper-143: 200 zero-width spaces printed 1,200 wide)
+    parts = [_printable(ch) for ch in " ".join(text.split())]  # a title too (helper-139)
+    if sum(len(p) for p in parts) <= width:
+        return "".join(parts)
+    out, n = [], 0
+    for p in parts:
+        if n + len(p) > width - 3:
+            break
+        out.append(p)
+        n += len(p)
+    return "".join(out) + "..."
 
 
 def _progress(total: int, desc: str, unit: str = "doc") -> Any:

@@ -568,6 +568,9 @@ def evaluate_per_query(
         raise ValueError("metrics is empty: name at least one (e.g. 'ndcg@10')")
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
+    for i, p in enumerate(parsed):  # as --metrics (helper-143: two keys of one metric came back)
+        if p in parsed[:i]:
+            raise ValueError(f"metric {shown(names[i])} is the same metric as {shown(names[parsed.index(p)])}")
     ranked = _as_run(run)
     checked = _as_qrels(qrels)
     _check_exponential_grades(checked, parsed, gains)

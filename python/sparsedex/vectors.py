@@ -402,6 +402,15 @@ def validate_embedding(
     field.
     """
     where = _where(row, what)
+    if what == "document" and type(embedding).__module__.startswith("scipy.sparse") and hasattr(embedding, "tocoo"):
+        # a stored vector is kept exactly as given: a scipy row's repeated entries, which
+        # as_sparse_embedding sums (a query's meaning), are refused in a document, as a whole
+        # COO matrix's are (helper-143: a 1-D coo_array in a list was summed)
+        cols = np.asarray(embedding.tocoo().coords[-1])
+        if cols.size > 1:
+            u, counts = np.unique(cols, return_counts=True)
+            if (counts > 1).any():
+                raise ValueError(f"{where}: term id {int(u[np.argmax(counts > 1)])} appears more than once")
     try:
         emb = as_sparse_embedding(embedding)
     except (TypeError, ValueError) as e:  # plain types: a subclass may take other arguments
@@ -581,7 +590,10 @@ def validate_embeddings_csr(
     field. Raises :class:`ValueError` / :class:`TypeError` as :func:`validate_embedding`.
     """
     items = embeddings if isinstance(embeddings, list) else list(embeddings)
-    fast = _batch_csr(items, vocab_size)
+    # documents that are scipy rows go one by one: validate_embedding refuses their repeated
+    # entries, which the batch path's as_sparse_embedding sums (helper-143)
+    scipy_docs = what == "document" and any(type(e).__module__.startswith("scipy.sparse") for e in items)
+    fast = None if scipy_docs else _batch_csr(items, vocab_size)
     if fast is not None:
         return fast
     embs = [

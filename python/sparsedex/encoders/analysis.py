@@ -178,7 +178,11 @@ class Analyzer:
             self.stopwords = _BUILTIN_STOPWORDS[name.lower()]
             self._stopwords_spec = name.lower()
         else:
-            words = [self._fold(w) for w in stopwords]
+            words = list(stopwords)
+            bad = [w for w in words if not isinstance(w, str)]
+            if bad:  # helper-143: a bare AttributeError ('isascii')
+                raise TypeError(f"stopwords must be words (str), got {type(bad[0]).__name__} {bad[0]!r} in the list")
+            words = [self._fold(w) for w in words]
             self.stopwords = frozenset(words)
             self._stopwords_spec = sorted(self.stopwords)
         self._stemmer = None
@@ -248,14 +252,24 @@ class Analyzer:
         """The analyzer of :meth:`config`. A config without ``normalization`` (saved by
         sparsedex <= 0.1) gives that version's analysis: no normalisation, ``str.lower()``,
         its ``token_pattern`` (``\\w+``)."""
-        return cls(
+        a = cls(
             config.get("language", "english"),
             stemming=config.get("stemming", True),
             stopwords=config.get("stopwords"),
             lowercase=config.get("lowercase", True),
-            token_pattern=config.get("token_pattern", _LEGACY_PATTERN),
             normalization=config.get("normalization"),
         )
+        pattern = config.get("token_pattern", _LEGACY_PATTERN)
+        if pattern is not None:
+            # a saved index keeps the pattern it was built with: the rules for new analyzers
+            # (_compile_token_pattern) made indexes saved with a one-group pattern, which
+            # analysed fine, unopenable (helper-143)
+            try:
+                a._re = re.compile(pattern)
+            except (re.error, TypeError) as e:
+                raise ValueError(f"token_pattern {pattern!r} is not a valid regular expression: {e}") from None
+            a.token_pattern = pattern
+        return a
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Analyzer) and self.config() == other.config()

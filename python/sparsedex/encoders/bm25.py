@@ -232,7 +232,7 @@ class Bm25Encoder:
         if k1 > MAX_K1:
             # term frequencies saturate long before; past it float32 scores lost their order too
             # (helper-142: 64.0 for every document at k1=1e20)
-            raise ValueError(f"k1 must be at most {MAX_K1:g} (usual values are 0.5 to 3), got {k1:g}")
+            raise ValueError(f"k1 must be at most {MAX_K1:g} (usual values are 0.5 to 3), got {k1!r}")
         if not 0 <= b <= 1:
             raise ValueError(f"b must be in [0, 1], got {b}")
         self.analyzer = analyzer if analyzer is not None else Analyzer()
@@ -348,12 +348,17 @@ class Bm25Encoder:
             raise ValueError(
                 f"BM25 vocabulary has {len(vocab)} terms but vocab_size says {identity['vocab_size']}"
             )
-        return cls(
+        k1 = identity.get("k1", 1.2)
+        enc = cls(
             Analyzer.from_config(identity.get("analyzer", {})),
-            k1=identity.get("k1", 1.2),
+            k1=min(k1, MAX_K1) if isinstance(k1, (int, float)) else k1,
             b=identity.get("b", 0.75),
             vocabulary=vocab,
         )
+        # a saved index keeps its k1: MAX_K1 applies to new encoders (an index saved with k1=1500
+        # before the limit became unopenable: helper-143)
+        enc.k1 = float(k1)
+        return enc
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`identity` (with the vocabulary) as JSON, atomically."""

@@ -461,3 +461,27 @@ def test_evaluate_refuses_the_same_metric_twice_and_the_table_cuts_as_printed(ca
     assert main(["search", str(tmp_path / "ix"), "jazz"]) == 0
     row = capsys.readouterr().out.splitlines()[1]
     assert row.endswith("...") and len(row.split("  ")[-1]) <= 70 and "\\u200b" in row
+
+
+def test_a_matrix_in_a_list_of_documents_is_named_as_a_matrix():
+    # helper-144: the repeat check of 61a1f30 read a 2-row matrix's column 0 twice as a repeat
+    import scipy.sparse as sp
+
+    for m in (sp.csr_array(np.array([[1.0, 0, 0], [1.0, 0, 0]])),
+              sp.coo_array((np.array([1.0, 2.0]), (np.array([3, 5]), np.array([0, 0]))), shape=(50, 1))):
+        with pytest.raises(TypeError, match="rows is .* vectors, not one"):
+            SparseIndex(encoder=None).add([m])
+
+
+def test_a_saved_analyzer_keeps_its_empty_matches_and_the_table_counts_columns(capsys, tmp_path):
+    from sparsedex.encoders.analysis import Analyzer
+
+    saved = Analyzer.from_config({**Analyzer().config(), "token_pattern": r"\w*"})
+    assert "" in saved.words("rock city")  # as the index's documents were analysed
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "z1", "text": "jazz", "title": "' + "\u6f22" * 60 + '"}\n')
+    assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "ix"), "jazz"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.endswith("...") and row.count("\u6f22") == 33

@@ -482,15 +482,26 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
     # escaped character by character and cut at the width as printed, never inside an escape
     # (helper-141), however many escapes (helper-143: 200 zero-width spaces printed 1,200 wide)
     parts = [_printable(ch) for ch in " ".join(text.split())]  # a title too (helper-139)
-    if sum(len(p) for p in parts) <= width:
+    cols = [_columns(p) for p in parts]
+    if sum(cols) <= width:
         return "".join(parts)
     out, n = [], 0
-    for p in parts:
-        if n + len(p) > width - 3:
+    for p, c in zip(parts, cols):
+        if n + c > width - 3:
             break
         out.append(p)
-        n += len(p)
+        n += c
     return "".join(out) + "..."
+
+
+def _columns(part: str) -> int:
+    """Terminal columns of one printed character (or its escape): 2 for East Asian wide and
+    full-width characters, 0 for combining marks (helper-144: 60 CJK characters took 120)."""
+    if len(part) != 1:
+        return len(part)
+    if unicodedata.combining(part):
+        return 0
+    return 2 if unicodedata.east_asian_width(part) in ("W", "F") else 1
 
 
 def _progress(total: int, desc: str, unit: str = "doc") -> Any:

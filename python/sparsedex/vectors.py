@@ -402,7 +402,9 @@ def validate_embedding(
     field.
     """
     where = _where(row, what)
-    if what == "document" and type(embedding).__module__.startswith("scipy.sparse") and hasattr(embedding, "tocoo"):
+    shape = tuple(getattr(embedding, "shape", ()))
+    if (what == "document" and type(embedding).__module__.startswith("scipy.sparse") and hasattr(embedding, "tocoo")
+            and (len(shape) == 1 or (len(shape) == 2 and shape[0] == 1))):  # a row; a matrix is named below
         # a stored vector is kept exactly as given: a scipy row's repeated entries, which
         # as_sparse_embedding sums (a query's meaning), are refused in a document, as a whole
         # COO matrix's are (helper-143: a 1-D coo_array in a list was summed)

@@ -160,6 +160,7 @@ class Analyzer:
         self.normalization = normalization
         self.token_pattern = token_pattern
         self._re = None if token_pattern is None else _compile_token_pattern(token_pattern)
+        self._keep_empty = False  # True for a saved analyzer (from_config)
         self._stopwords_spec: Any
         if stopwords is not None and not isinstance(stopwords, (bool, str)) and (
             not isinstance(stopwords, Iterable) or isinstance(stopwords, (bytes, Mapping))
@@ -216,7 +217,9 @@ class Analyzer:
         text = self._fold(text)
         if self._re is not None:
             # empty matches dropped: a pattern can match "" in some places only (e.g. \b)
-            words = [w for w in self._re.findall(text) if w]
+            words = self._re.findall(text)
+            if not self._keep_empty:
+                words = [w for w in words if w]
         elif text.isascii():
             words = _ASCII_WORDS.findall(text)
         else:
@@ -269,6 +272,9 @@ class Analyzer:
             except (re.error, TypeError) as e:
                 raise ValueError(f"token_pattern {pattern!r} is not a valid regular expression: {e}") from None
             a.token_pattern = pattern
+            # and its empty matches, which its documents' postings hold (helper-144: dropping them
+            # changed the scores of an index saved with \w*)
+            a._keep_empty = True
         return a
 
     def __eq__(self, other: object) -> bool:

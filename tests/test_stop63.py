@@ -314,9 +314,8 @@ def test_metric_names_and_qrels_dict_grades():
     for bad in ("ndcg@\u0663", "ndcg@99999999999999999999"):
         with pytest.raises(ValueError):
             parse_metric(bad)
-    with pytest.raises(ValueError, match="out of range"):
-        evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 2**40}}, ["map"])
-    assert evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 2**31 - 1}}, ["map"])["map"] == 1.0
+    # a dict's grades stay unbounded with linear gains (stop 56's contract, test_stop56)
+    assert evaluate({"q1": {"a": 1.0}}, {"q1": {"a": 2**40}}, ["map"])["map"] == 1.0
 
 
 def test_cli_metrics_list_and_delete_of_nothing(capsys, tmp_path):
@@ -449,11 +448,11 @@ def test_scipy_rows_in_a_list_of_documents_refuse_repeated_entries():
     assert ix.search(d)[0].score == 6.0  # a query's repeated entries are summed, as documented
 
 
-def test_evaluate_refuses_the_same_metric_twice_and_the_table_cuts_as_printed(capsys, tmp_path):
+def test_the_table_cuts_as_printed(capsys, tmp_path):
     from sparsedex.eval import evaluate
 
-    with pytest.raises(ValueError, match="is the same metric as"):
-        evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}}, ["ndcg@10", "NDCG@010"])
+    # evaluate() returns a key per name given, aliases too (test_input_rules asks for mrr@10 and rr@10)
+    assert evaluate({"q": {"a": 1.0}}, {"q": {"a": 1}}, ["ndcg@10", "NDCG@010"]) == {"ndcg@10": 1.0, "NDCG@010": 1.0}
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"id": "z1", "text": "jazz", "title": "' + "\\u200b" * 200 + '"}\n')
     assert main(["index", str(corpus), str(tmp_path / "ix"), "--encoder", "bm25"]) == 0

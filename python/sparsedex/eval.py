@@ -495,16 +495,10 @@ def _as_run(run: Any) -> dict[str, list[str]]:
 
 
 def _grade(x: Any, qid: str, did: str) -> int:
-    v: int | None = None
     if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)):
-        v = int(x)
-    elif isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
-        v = int(x)
-    if v is not None:
-        if not -(2**31) <= v < 2**31:  # as a qrels file's grades (helper-142: a dict took 2**40)
-            raise ValueError(f"relevance of document {shown(did)} for query {shown(qid)} is {v}: out of range "
-                             "(grades are 32-bit integers in trec_eval and pytrec_eval)")
-        return v
+        return int(x)
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x) == int(x):
+        return int(x)
     what = "NaN" if isinstance(x, (float, np.floating)) and math.isnan(x) else shown(x)
     # the reason fits the value: a fraction, or a value of another type (helper-115: a bool or a
     # string was told about truncated fractions)
@@ -568,9 +562,6 @@ def evaluate_per_query(
         raise ValueError("metrics is empty: name at least one (e.g. 'ndcg@10')")
     parsed = [parse_metric(m) for m in metrics]
     names = [m if isinstance(m, str) else str(m) for m in metrics]
-    for i, p in enumerate(parsed):  # as --metrics (helper-143: two keys of one metric came back)
-        if p in parsed[:i]:
-            raise ValueError(f"metric {shown(names[i])} is the same metric as {shown(names[parsed.index(p)])}")
     ranked = _as_run(run)
     checked = _as_qrels(qrels)
     _check_exponential_grades(checked, parsed, gains)

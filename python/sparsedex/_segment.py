@@ -22,7 +22,7 @@ import numpy as np
 
 from ._shown import shown
 from . import _core, _validate
-from .vectors import _array, _clean_by_engine, to_csr_arrays
+from .vectors import _array, _clean_by_engine, repeated_entry, to_csr_arrays
 
 __all__ = ["SegmentView", "to_csr", "to_query"]
 
@@ -200,26 +200,6 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
     return ip, indices, values
 
 
-def _check_coo_duplicates(m: Any, what: str) -> None:
-    """A COO matrix's entries repeating a (row, column) pair are an error naming the first
-    row and term, as in CSR input: ``tocsr()`` sums them, which rewrote the input without a
-    word (helper-140)."""
-    if getattr(m, "format", None) != "coo" or getattr(m, "has_canonical_format", False):
-        return
-    coords = [np.asarray(c, np.int64) for c in getattr(m, "coords", None) or (m.row, m.col)]
-    if coords[0].size < 2:
-        return
-    # a 1-D coo_array is one document (row 0); rows and columns compared as a pair, not as one
-    # key row * width + column, which overflowed for wide shapes (helper-141)
-    rows, cols = (np.zeros_like(coords[0]), coords[0]) if len(coords) == 1 else (coords[0], coords[1])
-    order = np.lexsort((cols, rows))
-    r, c = rows[order], cols[order]
-    dup = np.flatnonzero((r[1:] == r[:-1]) & (c[1:] == c[:-1]))
-    if dup.size:
-        j = order[dup[0]]
-        raise ValueError(f"{what} {rows[j]}: term id {cols[j]} appears more than once")
-
-
 def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     csr = csr_arrays(docs, what)
     if csr is not None:
@@ -232,7 +212,11 @@ def _to_csr(docs: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _validate.c_array(values, np.float32),
         )
     if hasattr(docs, "tocsr"):  # scipy.sparse
-        _check_coo_duplicates(docs, what)
+        # COO input whose entries repeat is refused, as CSR's is: tocsr() would sum them,
+        # rewriting the input without a word (helper-140)
+        rep = repeated_entry(docs) if getattr(docs, "format", None) == "coo" else None
+        if rep is not None:
+            raise ValueError(f"{what} {rep[0]}: term id {rep[1]} appears more than once")
         m = docs.tocsr()
         if not m.has_sorted_indices:
             if m is docs:  # never reorder the caller's matrix in place

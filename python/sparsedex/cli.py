@@ -481,17 +481,20 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
         text = doc.text or (json.dumps(p, ensure_ascii=False) if p else "")
     # escaped character by character and cut at the width as printed, never inside an escape
     # (helper-141), however many escapes (helper-143: 200 zero-width spaces printed 1,200 wide)
-    parts = [_printable(ch) for ch in " ".join(text.split())]  # a title too (helper-139)
-    cols = [_columns(p) for p in parts]
-    if sum(cols) <= width:
-        return "".join(parts)
-    out, n = [], 0
-    for p, c in zip(parts, cols):
-        if n + c > width - 3:
-            break
-        out.append(p)
+    # (a title too: helper-139); only the characters up to the width are escaped, not a whole
+    # document's
+    out: list[str] = []
+    n = fit = 0  # columns so far; characters that fit before a "..."
+    for ch in " ".join(text.split()):
+        p = _printable(ch)
+        c = _columns(p)
+        if n + c <= width - 3:
+            fit = len(out) + 1
         n += c
-    return "".join(out) + "..."
+        if n > width:
+            return "".join(out[:fit]) + "..."
+        out.append(p)
+    return "".join(out)
 
 
 def _columns(part: str) -> int:

@@ -184,6 +184,26 @@ def _first_bool(arr: np.ndarray) -> int | None:
     return None
 
 
+def repeated_entry(m: Any, trust_canonical: bool = True) -> tuple[int, int] | None:
+    """The first (row, column) a scipy.sparse COO matrix or array holds more than once, by
+    row then column (a 1-D array's row is 0); None when none repeats (at once when
+    ``trust_canonical`` and scipy's flag says so). Rows and columns are compared as pairs (a
+    key ``row * width + column`` overflowed for wide shapes: helper-141)."""
+    if trust_canonical and getattr(m, "has_canonical_format", False):
+        return None
+    coords = [np.asarray(c, np.int64) for c in getattr(m, "coords", None) or (m.row, m.col)]
+    if coords[0].size < 2:
+        return None
+    rows, cols = (np.zeros_like(coords[0]), coords[0]) if len(coords) == 1 else (coords[0], coords[1])
+    order = np.lexsort((cols, rows))
+    r, c = rows[order], cols[order]
+    dup = np.flatnonzero((r[1:] == r[:-1]) & (c[1:] == c[:-1]))
+    if not dup.size:
+        return None
+    j = order[dup[0]]
+    return int(rows[j]), int(cols[j])
+
+
 def summed_duplicates(obj: Any, fmt: str, recheck: bool = False) -> Any:
     """A copy of scipy.sparse ``obj`` in format ``fmt`` ("coo" or "csr") with repeated entries
     summed, in float64 for narrower floats, before any conversion sums them: then a query's sum
@@ -408,11 +428,9 @@ def validate_embedding(
         # a stored vector is kept exactly as given: a scipy row's repeated entries, which
         # as_sparse_embedding sums (a query's meaning), are refused in a document, as a whole
         # COO matrix's are (helper-143: a 1-D coo_array in a list was summed)
-        cols = np.asarray(embedding.tocoo().coords[-1])
-        if cols.size > 1:
-            u, counts = np.unique(cols, return_counts=True)
-            if (counts > 1).any():
-                raise ValueError(f"{where}: term id {int(u[np.argmax(counts > 1)])} appears more than once")
+        rep = repeated_entry(embedding.tocoo(), trust_canonical=False)  # flags survive edits (helper-132)
+        if rep is not None:
+            raise ValueError(f"{where}: term id {rep[1]} appears more than once")
     try:
         emb = as_sparse_embedding(embedding)
     except (TypeError, ValueError) as e:  # plain types: a subclass may take other arguments

@@ -90,17 +90,20 @@ def available_languages() -> list[str]:
     return sorted(Stemmer.algorithms())
 
 
-def _compile_token_pattern(pattern: Any) -> re.Pattern[str]:
+def _compile_token_pattern(pattern: Any, rules: bool = True) -> re.Pattern[str]:
     """``token_pattern`` compiled, or a ValueError / TypeError naming it (helper-142): a
     pattern that matches the empty string made ``""`` a term of every text (every document
     matched every query), one with capturing groups gave tuples (``re.findall``), an invalid
-    one a bare ``re.error``."""
+    one a bare ``re.error``. ``rules=False`` (a saved analyzer's pattern) checks only that it
+    compiles: a saved index keeps the pattern it was built with (helper-143)."""
     if not isinstance(pattern, str):
         raise TypeError(f"token_pattern must be a str (a regular expression), got {type(pattern).__name__}")
     try:
         rx = re.compile(pattern)
     except re.error as e:
         raise ValueError(f"token_pattern {pattern!r} is not a valid regular expression: {e}") from None
+    if not rules:
+        return rx
     if rx.groups:
         raise ValueError(f"token_pattern {pattern!r} has capturing groups: write them (?:...)")
     if rx.fullmatch("") is not None:
@@ -267,10 +270,7 @@ class Analyzer:
             # a saved index keeps the pattern it was built with: the rules for new analyzers
             # (_compile_token_pattern) made indexes saved with a one-group pattern, which
             # analysed fine, unopenable (helper-143)
-            try:
-                a._re = re.compile(pattern)
-            except (re.error, TypeError) as e:
-                raise ValueError(f"token_pattern {pattern!r} is not a valid regular expression: {e}") from None
+            a._re = _compile_token_pattern(pattern, rules=False)
             a.token_pattern = pattern
             # and its empty matches, which its documents' postings hold (helper-144: dropping them
             # changed the scores of an index saved with \w*)

@@ -297,6 +297,7 @@ class SegmentView:
         if ids is not None:
             if isinstance(ids, (str, bytes, bytearray)):  # one id per character / byte (review34)
                 raise TypeError("ids must be a sequence (one id per document), not a string")
+            _validate.refuse_unordered(ids, "ids", " (one id per document)")  # helper-145: taken in hash order
             ids_list = list(ids) if not isinstance(ids, np.ndarray) else ids
             if len(ids_list) != n:
                 raise ValueError(f"{len(ids_list)} ids given for {n} documents")

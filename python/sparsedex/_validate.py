@@ -253,14 +253,20 @@ def check_id(x: Any, label: str) -> int | str:
     raise TypeError(f"id of {label} is {a_type(x)}: ids are ints or strings")
 
 
+def refuse_unordered(x: Any, name: str, hint: str = "") -> None:
+    """A TypeError when ``x`` is a set: its items would fall on the documents in hash order
+    (helper-137: documents, helper-139: ids); ``hint`` follows "pass a list"."""
+    if isinstance(x, (set, frozenset)):
+        raise TypeError(f"{name} is a {type(x).__name__}, which has no order: pass a list{hint}")
+
+
 def check_new_ids(ids: Any, n: int) -> list[int | str]:
     """``ids`` for ``n`` new documents: a sequence (not a string) of valid ids, one each."""
     if isinstance(ids, (str, bytes)):
         raise TypeError("ids must be a sequence (one id per document), not a string")
     if isinstance(ids, Mapping) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be a sequence (one id per document), got {type(ids).__name__}")
-    if isinstance(ids, (set, frozenset)):  # helper-139: ids fell on the documents in hash order
-        raise TypeError(f"ids is a {type(ids).__name__}, which has no order: pass a list (one id per document)")
+    refuse_unordered(ids, "ids", " (one id per document)")
     out = [check_id(x, f"document {i}") for i, x in enumerate(ids)]
     if len(out) != n:
         raise ValueError(f"{len(out)} ids given for {n} documents")
@@ -320,9 +326,7 @@ def documents_list(documents: Any) -> list[Any]:
         raise TypeError(
             f"documents must be a list of texts or vectors, got {type(documents).__name__}"
         )
-    if isinstance(documents, (set, frozenset)):
-        # no order: the ids numbered 0, 1, ... (or given) fell on the texts in hash order (helper-137)
-        raise TypeError(f"documents is a {type(documents).__name__}, which has no order: pass a list")
+    refuse_unordered(documents, "documents")
     if type(documents).__module__.startswith("pandas") and hasattr(documents, "columns"):
         # iterating a DataFrame gives its column names, not its rows
         raise TypeError("documents is a pandas DataFrame: pass one column, e.g. df['text']")

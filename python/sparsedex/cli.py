@@ -28,7 +28,8 @@ Input records (JSONL, one object a line):
 Query files for ``eval`` and ``run`` may also be TSV, ``qid<TAB>text`` a line (MS MARCO's
 ``queries.tsv``): a file whose first line is not a JSON object is read that way.
 
-Every text file (corpus, queries, qrels) is read by one rule, the one of
+An input file named ``-`` (corpus, queries, qrels) is standard input (``./-`` for a file
+of that name). Every text file (corpus, queries, qrels) is read by one rule, the one of
 :mod:`sparsedex.eval` too (``sparsedex._textfile``): UTF-8, a byte-order mark at the start
 of the file dropped (``utf-8-sig``); another byte that is not UTF-8 is an error naming the
 file, line and byte. A key twice in one JSON object is an error naming the file, line and
@@ -110,9 +111,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _text_lines(p: Path) -> Any:
+def _text_lines(p: str | Path) -> Any:
     """``(line number, line)`` of a text file by the one reader rule (``_textfile``: UTF-8,
-    a leading byte-order mark dropped); not UTF-8 is a UserError naming file and line."""
+    a leading byte-order mark dropped; ``-``: standard input); not UTF-8 is a UserError naming
+    file and line."""
     from ._textfile import utf8_lines
 
     try:
@@ -126,15 +128,18 @@ def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
 
     Read by the one text-file rule (UTF-8; a byte-order mark at the start is dropped). A key
     twice in one object is an error (``{"id": "a", "id": "b"}`` would silently keep ``b``).
-    Each object gets its line number under ``"__line__"``.
+    Each object gets its line number under ``"__line__"``. ``-`` reads standard input.
     """
+    from ._textfile import is_stdin
+
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: no such {what}")
-    if p.is_dir():
-        raise UserError(f"{p}: is a directory, expected a JSONL {what}")
+    if not is_stdin(path):
+        if not p.exists():
+            raise UserError(f"{p}: no such {what}")
+        if p.is_dir():
+            raise UserError(f"{p}: is a directory, expected a JSONL {what}")
     out = []
-    for lineno, line in _text_lines(p):
+    for lineno, line in _text_lines(path):
         if not line.strip():
             continue
         try:
@@ -289,8 +294,8 @@ def load_records(
     from ._validate import ID_MAX, ID_MIN, _surrogate_problem
     from .filters import PayloadError, normalize_payload
 
+    recs = read_jsonl(path, what)  # before str(): Path("./-") is a file named -, "-" standard input
     path = str(path)
-    recs = read_jsonl(path, what)
     if not recs:
         return Records(path, None if ids != "required" else [], [], [], [], None, [])
     queries = what.startswith("quer")
@@ -357,17 +362,17 @@ def _records(path: str, text_field: str | None, id_field: str | None, what: str)
 
 def load_queries(path: str, text_field: str | None, id_field: str | None) -> list[tuple[str, str]]:
     """``[(qid, text), ...]`` of a JSONL queries file, or of a TSV file ``qid<TAB>text`` (blank
-    lines and lines starting with ``#`` skipped)."""
+    lines and lines starting with ``#`` skipped); ``-`` reads standard input."""
+    from ._textfile import first_content_bytes, is_stdin
     from ._validate import _surrogate_problem
 
     p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: no such queries file")
-    if p.is_dir():
-        raise UserError(f"{p}: is a directory, expected a queries file")
-    from ._textfile import first_content_bytes
-
-    head = first_content_bytes(p)
+    if not is_stdin(path):
+        if not p.exists():
+            raise UserError(f"{p}: no such queries file")
+        if p.is_dir():
+            raise UserError(f"{p}: is a directory, expected a queries file")
+    head = first_content_bytes(path)
     if head.startswith(b"{") or not head:
         r = load_records(path, text_field, id_field, "queries file", ids="required")
         assert r.ids is not None
@@ -377,7 +382,7 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         return list(zip(qids, r.texts))
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
-    for lineno, line in _text_lines(p):
+    for lineno, line in _text_lines(path):
         line = line.rstrip("\r\n")
         if not line.strip() or line.startswith("#"):
             continue  # blank lines and comments, as the run and qrels readers skip them (helper-136)
@@ -498,7 +503,8 @@ def _label(hit: Any, index: Any, width: int = 70) -> str:
 
 
 def _columns(part: str) -> int:
-    """Terminal columns of one printed character (or its escape): 2 for East Asian wide and
+    """Terminal columns of one printed character (or its escape; ``sum(map(_columns, s))`` for
+    a whole printed string, whose escapes are ASCII): 2 for East Asian wide and
     full-width characters, 0 for combining marks (helper-144: 60 CJK characters took 120)."""
     if len(part) != 1:
         return len(part)
@@ -842,11 +848,14 @@ def cmd_search(a: argparse.Namespace) -> int:
         print("no matching documents" + _blank_note(index, a.query))
         return 0
     # ids are printed whole, but pad the column to 40 at most (one id of a million characters
-    # padded every row to a million, breaker34b)
-    idw = min(40, max(len("id"), *(len(_printable(str(h.id))) for h in hits)))
+    # padded every row to a million, breaker34b); measured in terminal columns, as titles are
+    # (helper-145: a CJK id took twice its length and pushed its row's document right)
+    ids = [_printable(str(h.id)) for h in hits]
+    cols = [sum(map(_columns, x)) for x in ids]
+    idw = min(40, max(len("id"), *cols))
     print(f"{'rank':>4}  {'score':>9}  {'id':<{idw}}  document")
-    for r, h in enumerate(hits, 1):
-        print(f"{r:>4}  {h.score:9.4f}  {_printable(str(h.id)):<{idw}}  {_label(h, index)}")
+    for r, (h, x, c) in enumerate(zip(hits, ids, cols), 1):
+        print(f"{r:>4}  {h.score:9.4f}  {x}{' ' * (idw - c)}  {_label(h, index)}")
         if a.explain:
             print(_indent(index.explain(a.query, h.id).table(limit=10), 6))
     return 0
@@ -913,15 +922,19 @@ _GAINS_NOTE = {
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
+    from ._textfile import is_stdin
     from .eval import parse_metric, read_qrels, write_run
 
     metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]  # checked by _metrics_arg
     parsed = [parse_metric(m) for m in metrics]
     qp = Path(a.qrels)
-    if not qp.exists():
-        raise UserError(f"{a.qrels}: no such qrels file")
-    if qp.is_dir():
-        raise UserError(f"{a.qrels}: a directory, not a qrels file")
+    if is_stdin(a.qrels) and is_stdin(a.queries):
+        raise UserError("QUERIES and QRELS are both - (standard input): read one of them from a file")
+    if not is_stdin(a.qrels):
+        if not qp.exists():
+            raise UserError(f"{a.qrels}: no such qrels file")
+        if qp.is_dir():
+            raise UserError(f"{a.qrels}: a directory, not a qrels file")
     if a.run_out == "-":
         raise UserError("--run-out -: the metrics are printed on stdout; name a file for the run "
                         "(`sparsedex run TOPICS INDEX -o -` prints a run)")
@@ -1330,7 +1343,7 @@ def build_parser() -> argparse.ArgumentParser:
              ["sparsedex index corpus.jsonl my-index",
               "sparsedex index beir/scifact/corpus.jsonl scifact-bm25 --encoder bm25   # _id, title + text",
               "sparsedex index passages.jsonl ix --id-field pid --text-field title,text --quantization float"])
-    i.add_argument("corpus", metavar="CORPUS.jsonl")
+    i.add_argument("corpus", metavar="CORPUS.jsonl", help="the JSONL corpus (- for standard input)")
     i.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     i.add_argument("--encoder", default="splade-tiny", type=_model_type,
                    help="splade-tiny (default, bundled), bm25, prithivida/Splade_PP_en_v1, or a model directory")
@@ -1371,7 +1384,7 @@ def build_parser() -> argparse.ArgumentParser:
               ["sparsedex add my-index more.jsonl", "sparsedex add my-index more.jsonl --id-field docid",
                "sparsedex add my-index notes.jsonl --new-ids"])
     ad.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
-    ad.add_argument("corpus", metavar="CORPUS.jsonl")
+    ad.add_argument("corpus", metavar="CORPUS.jsonl", help="the JSONL documents to add (- for standard input)")
     ad.add_argument("--text-field", default=None, type=_field_type, help=_TEXT_HELP)
     ids = ad.add_mutually_exclusive_group()
     ids.add_argument("--id-field", default=None, type=_field_type, help="JSON field holding the id (default: id, _id, docid, doc_id, pid or docno)")
@@ -1415,8 +1428,8 @@ def build_parser() -> argparse.ArgumentParser:
              ["sparsedex eval my-index queries.jsonl qrels.tsv",
               "sparsedex eval my-index queries.jsonl qrels.tsv --metrics ndcg@10,mrr@10,r@1000 -k 1000 --run-out run.trec"])
     e.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
-    e.add_argument("queries", metavar="QUERIES.jsonl")
-    e.add_argument("qrels", metavar="QRELS.tsv")
+    e.add_argument("queries", metavar="QUERIES.jsonl", help="the queries, JSONL or TSV (- for standard input)")
+    e.add_argument("qrels", metavar="QRELS.tsv", help="the relevance judgements (- for standard input)")
     e.add_argument("--metrics", default="ndcg@10,map,r@100", type=_metrics_arg,
                    help="comma-separated (default ndcg@10,map,r@100)")
     e.add_argument("-k", type=k_type, default=1000, help="documents retrieved per query (default 1000)")
@@ -1442,7 +1455,7 @@ def build_parser() -> argparse.ArgumentParser:
              "trec_eval or ir_measures. No qrels are needed.",
              ["sparsedex run queries.jsonl my-index -o run.trec",
               "sparsedex run queries.tsv my-index -o run.trec -k 100 --run-tag splade-tiny"])
-    r.add_argument("topics", metavar="TOPICS")
+    r.add_argument("topics", metavar="TOPICS", help="the queries, JSONL or TSV (- for standard input)")
     r.add_argument("index_dir", metavar="INDEX_DIR", type=_index_dir_arg)
     r.add_argument("-o", "--output", required=True, metavar="RUN.trec", help="the run file to write (- for stdout)")
     r.add_argument("-k", type=k_type, default=1000, help="documents per query (default 1000)")

@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from ._textfile import utf8_lines
+from ._textfile import is_stdin, utf8_lines
 from ._validate import MAX_K, a_type, check_bool, check_int, shown
 
 __all__ = [
@@ -95,15 +95,18 @@ _GAINS = ("exponential", "linear")
 
 
 # files ----------------------------------------------------------------------------------
-def _lines(p: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     """(line number, stripped line) of the content lines of a text file: blank lines and
     ``#`` comments skipped; read by the one text-file rule (UTF-8, a leading byte-order mark
-    dropped: see ``docs/inputs.md``); not UTF-8 is a ValueError naming the file and line."""
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
-    if p.is_dir():
-        raise IsADirectoryError(f"{p}: is a directory, not a file")
-    for lineno, line in utf8_lines(p):
+    dropped: see ``docs/inputs.md``; ``-``: standard input); not UTF-8 is a ValueError naming
+    the file and line."""
+    p = Path(path)
+    if not is_stdin(path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file")
+        if p.is_dir():
+            raise IsADirectoryError(f"{p}: is a directory, not a file")
+    for lineno, line in utf8_lines(path):
         s = line.strip()
         if s and not s.startswith("#"):
             yield lineno, s
@@ -124,14 +127,15 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     blank lines and lines starting with ``#`` are skipped. A malformed line, a fractional
     grade, a document judged twice for one query or a file that is not UTF-8 raises
     :class:`ValueError` naming the file and line (see the module docstring); so does a file
-    with no judgement at all (empty, or only a header, comments and blank lines).
+    with no judgement at all (empty, or only a header, comments and blank lines). ``"-"``
+    reads standard input.
     """
     qrels: Qrels = {}
     seen: dict[tuple[str, str], int] = {}
     p = Path(path)
     first = True
     header: tuple[int, str] | None = None  # the first line, skipped as a header
-    for lineno, s in _lines(p):
+    for lineno, s in _lines(path):
         parts = s.split()
         if len(parts) == 3:
             qid, did, rel_s = parts
@@ -200,12 +204,12 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     Blank lines and ``#`` comments are skipped. A malformed line, a score that is not a
     number or is NaN, a document listed twice for one query or a file that is not UTF-8
     raises :class:`ValueError` naming the file and line (see the module docstring); so does a
-    file with no result at all.
+    file with no result at all. ``"-"`` reads standard input.
     """
     run: Run = {}
     seen: dict[tuple[str, str], int] = {}
     p = Path(path)
-    for lineno, s in _lines(p):
+    for lineno, s in _lines(path):
         parts = s.split()
         if len(parts) != 6:
             raise ValueError(
@@ -561,7 +565,9 @@ def evaluate_per_query(
     if not metrics:
         raise ValueError("metrics is empty: name at least one (e.g. 'ndcg@10')")
     parsed = [parse_metric(m) for m in metrics]
-    names = [m if isinstance(m, str) else str(m) for m in metrics]
+    # the names as parse_metric reads them, spaces around them dropped, as --metrics drops them
+    # ("ndcg@10, map"): "ndcg@10 " was returned under a key with its space (helper-145)
+    names = [m.strip() if isinstance(m, str) else str(m) for m in metrics]
     ranked = _as_run(run)
     checked = _as_qrels(qrels)
     _check_exponential_grades(checked, parsed, gains)
@@ -578,12 +584,15 @@ def evaluate_per_query(
             result[n][qid] = v
     if not any(q in ranked for q in checked):
         # nearly always query ids that do not match (1 and "q1"): every mean would be NaN
-        # (skip) or 0 (zero, where an empty run is a plain run of nothing)
+        # (skip) or 0 (zero, as ir_measures gives; said so, for an empty run too: helper-145)
         ids = f"(qrels queries e.g. {_some_ids(checked)}; run queries e.g. {_some_ids(ranked)})"
         if missing == "skip":
             raise ValueError(f"missing='skip': no query of the qrels is in the run, nothing to average over {ids}")
         if ranked:
             warnings.warn(f"no query of the run is judged in the qrels: every metric is 0 {ids}", UserWarning, stacklevel=3)
+        else:  # (empty qrels are refused above)
+            warnings.warn(f"the run holds no query: every metric is 0 (qrels queries e.g. {_some_ids(checked)})",
+                          UserWarning, stacklevel=3)
     return result
 
 

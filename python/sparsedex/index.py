@@ -347,8 +347,13 @@ def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
             if ss and gs and ss != gs:
                 # helper-139, helper-141: a model of the same vocabulary size was taken, and searched
                 # with vectors of another model (loading the recorded model checks them likewise)
+                # helper-145: the same model in another file layout (weights inline or in an external
+                # data file, or saved again by onnx.save) hashes differently too: refused, but said so
                 return (f"the index was built with {_describe_identity(saved)}, whose {what} has sha256 "
-                        f"{ss[:16]}...; this model's is {gs[:16]}... (another model, or one changed since)")
+                        f"{ss[:16]}...; this model's is {gs[:16]}... (another model, or one changed since; the "
+                        "same model saved in another file layout, its weights inline or in an external data file "
+                        "or saved again by onnx.save, differs too: use the copy of the model the index was built "
+                        "with, or re-index with this one)")
         return None
     # BM25 and Qdrant/bm25: every setting but the term dictionary, which grows with the index
     keys = [k for k in dict.fromkeys([*saved, *given]) if k not in ("vocabulary", "vocab_size")]
@@ -1263,9 +1268,12 @@ class SparseIndex:
             if self._idf:
                 v = _qdrant.idf_query(self, v, snap if snap is not None else self._snap())
             return v
-        if query is None and self._has_encoder:
-            # "cannot interpret NoneType as a sparse vector" said nothing of texts (helper-115)
-            raise TypeError(f"{what} is None: pass a text (this index encodes them) or a sparse vector")
+        missing = _validate.missing_value(query)
+        if missing is not None and self._has_encoder:
+            # "cannot interpret NoneType as a sparse vector" said nothing of texts (helper-115),
+            # nor of pandas' NA (helper-145)
+            is_what = "None" if query is None else f"a missing value ({missing})"
+            raise TypeError(f"{what} is {is_what}: pass a text (this index encodes them) or a sparse vector")
         v = self._validate_query(query, None, what)
         return _qdrant.idf_query(self, v, snap if snap is not None else self._snap()) if self._idf else v
 
@@ -1695,12 +1703,14 @@ class SparseIndex:
         return self._vectors_of(batch_queries(queries), snap)
 
     def _refuse_none_queries(self, qs: list[Any]) -> None:
-        """A None among the queries of an index that encodes texts: a TypeError that says so
-        ("cannot interpret NoneType as a sparse vector" said nothing of texts, helper-115)."""
+        """A None (or another missing value: NaN, pandas' NA) among the queries of an index that
+        encodes texts: a TypeError that says so ("cannot interpret NoneType as a sparse vector"
+        said nothing of texts, helper-115)."""
         if self._has_encoder:
-            i = next((i for i, q in enumerate(qs) if q is None), None)
+            i = next((i for i, q in enumerate(qs) if _validate.missing_value(q) is not None), None)
             if i is not None:
-                raise TypeError(f"query {i} is None: pass texts (this index encodes them) or sparse vectors")
+                is_what = "None" if qs[i] is None else f"a missing value ({_validate.missing_value(qs[i])})"
+                raise TypeError(f"query {i} is {is_what}: pass texts (this index encodes them) or sparse vectors")
 
     def _vectors_of(self, qs: list[Any], snap: Snapshot) -> list[SparseEmbedding]:
         """:meth:`_batch_vectors` of the queries :func:`batch_queries` listed."""

@@ -92,9 +92,21 @@ class WriterLock:
         if self.held:
             return
         try:
-            mode = os.stat(self.path).st_mode
+            mode = os.lstat(self.path).st_mode
         except OSError:
             mode = None  # missing: filelock creates it (other errors: its open names them below)
+        if mode is not None and stat.S_ISLNK(mode):
+            # refused: filelock opens with O_NOFOLLOW, and said only "Too many levels of symbolic
+            # links" (helper-145); a lock taken through a link would lock the file it names
+            try:
+                target = os.readlink(self.path)
+            except OSError:
+                target = "?"
+            raise OSError(
+                errno.ELOOP,
+                f"the writer lock {self.path.name} is a symbolic link (to {target}), not a lock file: remove it",
+                str(self.path),
+            )
         if mode is not None and not stat.S_ISREG(mode):
             # a FIFO or a device: filelock opened it, and the holder line's write failed with a
             # bare "File or stream is not seekable" (helper-139)

@@ -434,6 +434,11 @@ def validate_embedding(
     try:
         emb = as_sparse_embedding(embedding)
     except (TypeError, ValueError) as e:  # plain types: a subclass may take other arguments
+        from ._validate import missing_value  # here: _validate imports this module
+
+        missing = missing_value(embedding) if isinstance(e, TypeError) else None
+        if missing is not None:  # "cannot interpret NAType" named no missing value (helper-145)
+            raise TypeError(f"{where} is a missing value ({missing}), not a sparse vector") from None
         raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
     if vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)

@@ -141,7 +141,8 @@ def add_pooling_to_graph(model: Any, logits: str, mask: str, output: str = _POOL
     return model
 
 
-def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool) -> tuple[bytes, str]:
+def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_mask: bool,
+                      model_file: str = "model.onnx") -> tuple[bytes, str]:
     """The pooled graph of a model whose weights live in external data files (those need the
     ``onnx`` package to be read in; models over 2 GB are saved that way), and the sha256 of
     those weights: ``model.onnx``'s own hash leaves them out, so another model of the same
@@ -149,7 +150,7 @@ def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_
     try:
         import onnx
         from onnx import TensorProto, helper
-        from onnx.external_data_helper import load_external_data_for_model
+        from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model
     except ImportError:
         raise ImportError(
             f"model {r.name!r} keeps its weights in external data files; loading such a model "
@@ -158,8 +159,21 @@ def _pooled_with_onnx(r: ResolvedModel, raw: bytes, logits: str, mask: str, add_
     if not isinstance(r.root, Path):
         raise ValueError(f"model {r.name!r} has external data but is not in a directory")
     proto = onnx.load_from_string(raw)
-    external = [t.name for t in proto.graph.initializer if t.data_location == TensorProto.EXTERNAL]
-    load_external_data_for_model(proto, str(r.root))
+    tensors = [t for t in proto.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    external = [t.name for t in tensors]
+    # a data file not copied with model.onnx: onnx's own ValidationError named neither the model
+    # directory nor that model.onnx keeps its weights there (helper-145)
+    files = list(dict.fromkeys(ExternalDataInfo(t).location for t in tensors))
+    missing = [f for f in files if not (r.root / f).is_file()]
+    if missing:
+        raise ModelNotAvailableError(
+            f"model directory {r.root} lacks {', '.join(missing)}: its {model_file} keeps its weights in external "
+            f"data ({', '.join(files)}); copy {'it' if len(files) == 1 else 'them'} into the directory with {model_file}"
+        )
+    try:
+        load_external_data_for_model(proto, str(r.root))
+    except Exception as e:  # noqa: BLE001 - onnx's ValidationError (a path out of the directory, ...)
+        raise ValueError(f"model directory {r.root}: the external data of {model_file} cannot be read ({e})") from None
     h = hashlib.sha256()
     by_name = {t.name: t for t in proto.graph.initializer}
     for name in external:  # graph order: the same files in the same places hash alike
@@ -478,7 +492,8 @@ class SpladeEncoder:
         if add_mask:
             self._input_dtypes[_EXTRA_MASK] = np.dtype(np.int64)
         if info.external_data:
-            serialized, self._data_sha256 = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask)
+            serialized, self._data_sha256 = _pooled_with_onnx(r, raw, out.name, self._pool_mask_name, add_mask,
+                                                              model_file)
         else:
             serialized = with_pooling(raw, out.name, self._pool_mask_name, add_mask_input=add_mask, interface=info)
         del raw

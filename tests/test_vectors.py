@@ -350,8 +350,8 @@ def test_integer_keys_numpy_would_promote_are_ids():
         validate_embedding({3: 10**400}, what="query")
     with pytest.raises(ValueError, match=r"indices\[0\] is a bool"):
         validate_embedding({True: 1.0, np.uint64(3): 1.0}, what="query")
-    with pytest.raises(ValueError, match=r"indices must have an integer dtype"):
-        validate_embedding(([3, 5.0], [1.0, 1.0]), what="query")  # a float among ids stays refused
+    with pytest.raises(ValueError, match=r"query: indices\[1\] is 5.0, not an integer"):
+        validate_embedding(([3, 5.0], [1.0, 1.0]), what="query")  # a float among ids stays refused, named (helper-147)
 
 
 def test_review33_ids_and_weights_out_of_range():

@@ -39,13 +39,14 @@ entries are summed, as scipy defines them) or a pandas Series of weights indexed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._shown import shown
+from ._shown import cut, shown
 from . import _core
 
 __all__ = [
@@ -439,6 +440,9 @@ def validate_embedding(
         missing = missing_value(embedding) if isinstance(e, TypeError) else None
         if missing is not None:  # "cannot interpret NAType" named no missing value (helper-145)
             raise TypeError(f"{where} is a missing value ({missing}), not a sparse vector") from None
+        named = _list_item_error(where, embedding) if isinstance(e, ValueError) else None
+        if named is not None:  # a list inside a list: numpy's "inhomogeneous shape"
+            raise named from None
         raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{where}: {e}") from None
     idx, val = emb.indices, emb.values
     if vocab_size is None or (isinstance(vocab_size, (int, np.integer)) and not isinstance(vocab_size, bool)
@@ -454,7 +458,7 @@ def validate_embedding(
             clean = _core.clean_row(idx, val, n_terms)
             if clean is not None:
                 return SparseEmbedding(indices=clean[0], values=clean[1])
-    return _full_checks(idx, val, vocab_size, where, drop_zeros, limit_name)
+    return _full_checks(idx, val, vocab_size, where, drop_zeros, limit_name, embedding)
 
 
 def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str]:
@@ -475,11 +479,67 @@ def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> Val
     return ValueError(f"{where}: indices[{i}] = {shown(t, 40)} is not below {what}")
 
 
+def _given_lists(obj: Any) -> tuple[Any, Any, list[Any] | None] | None:
+    """``(indices, values, terms)`` of a vector as given when it is a pair or an
+    ``{"indices", "values"}`` mapping (``terms``: None) or a ``{term_id: weight}`` mapping
+    (``terms``: its keys), for :func:`_list_item_error`; None for anything else."""
+    if isinstance(obj, tuple) and len(obj) == 2:
+        return obj[0], obj[1], None
+    if isinstance(obj, Mapping):
+        if set(obj.keys()) == {"indices", "values"}:
+            return obj["indices"], obj["values"], None
+        keys = list(obj.keys())
+        return keys, [obj[k] for k in keys], keys
+    return None
+
+
+def _item(v: Any) -> str:
+    """An item of a list of indices or values, for a message: a JSON client never made a
+    numpy array, so its value and kind, not a dtype (helper-147)."""
+    if v is None:
+        return "null (None)"
+    if isinstance(v, (bool, np.bool_)):
+        return f"a bool ({v!r})"
+    if isinstance(v, str):
+        return f"a string ({cut(json.dumps(v, ensure_ascii=False), 40)})"
+    if isinstance(v, (list, tuple)):
+        return f"a list ({shown(v, 40)})"
+    if isinstance(v, Mapping):
+        return f"a dict ({shown(v, 40)})"
+    if isinstance(v, (float, np.floating)):
+        return shown(float(v), 40)
+    return f"{shown(v, 40)} (a {type(v).__name__})"
+
+
+def _list_item_error(where: str, embedding: Any) -> ValueError | None:
+    """For indices or values given as a Python list or tuple (a JSON array), the error naming
+    the first item that is not an integer term id or not a number, by position and value
+    ("values[0] is a string ("a"), not a number"), instead of the dtype numpy made of the list;
+    None when the lists hold no such item (or were not lists). Only on an error: the lists
+    are looked at item by item."""
+    given = _given_lists(embedding)
+    if given is None:
+        return None
+    idx, val, terms = given
+    if isinstance(idx, (list, tuple)):
+        for i, v in enumerate(idx):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)):
+                return ValueError(f"{where}: indices[{i}] is {_item(v)}, not an integer")
+    if isinstance(val, (list, tuple)):
+        for i, v in enumerate(val):
+            if not _all_numbers([v]):
+                term = f" (the weight of term {shown(terms[i], 40)})" if terms is not None else ""
+                return ValueError(f"{where}: values[{i}] is {_item(v)}, not a number{term}")
+    return None
+
+
 def _full_checks(
-    idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str
+    idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str,
+    given: Any = None,
 ) -> SparseEmbedding:
     """:func:`validate_embedding`'s checks one by one, naming what is wrong (its fast paths
-    must return what these return, tests/test_vectors.py)."""
+    must return what these return, tests/test_vectors.py). ``given``: the vector as given, to
+    name an item of its lists that is not a number rather than the dtype (:func:`_list_item_error`)."""
     idx, val = np.asarray(idx), np.asarray(val)
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range
@@ -516,6 +576,9 @@ def _full_checks(
         bad = _first_bool(idx) if idx.dtype == object else None
         if bad is not None:
             raise ValueError(f"{where}: indices[{bad}] is a bool ({idx[bad]!r}), not a term id")
+        named = _list_item_error(where, given)
+        if named is not None:
+            raise named
         if idx.dtype.kind == "b" or idx.dtype == object:
             raise ValueError(f"{where}: indices must be integers, got dtype {idx.dtype}")
         if idx.dtype.kind == "f" and np.all(np.isfinite(idx)) and np.all(idx == np.round(idx)):
@@ -534,7 +597,7 @@ def _full_checks(
         if bad is not None:
             raise ValueError(f"{where}: values[{bad}] is a bool ({val[bad]!r}), not a weight")
     if val.dtype.kind not in "fiu":
-        raise ValueError(f"{where}: values must be numbers, got dtype {val.dtype}")
+        raise _list_item_error(where, given) or ValueError(f"{where}: values must be numbers, got dtype {val.dtype}")
     if idx.size:
         lo, hi = idx.min(), idx.max()
         if lo < 0:

@@ -1,0 +1,54 @@
+"""Stop 64: helper-147's findings in ``sparsedex serve`` and the Qdrant export: a JSON query's
+bad item named by its value (not the dtype numpy made of the list), SIGTERM stopping the
+plain server as Ctrl-C does, and ``text_key`` on an index without texts."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from sparsedex import SparseIndex
+from sparsedex import _http
+
+
+@pytest.fixture()
+def index():
+    idx = SparseIndex(None, "float")
+    idx.add([([1, 2], [1.0, 2.0]), ([2], [3.0])], ids=["a", "b"])
+    return idx
+
+
+def _req(index, op: str, body) -> tuple[int, dict]:
+    return _http.respond(index, "/" + op, json.dumps(body).encode())
+
+
+def test_json_query_items_are_named_by_value_not_dtype(index) -> None:
+    """A JSON client never made a numpy array: "values must be numbers, got dtype <U1" and
+    "indices must be integers, got dtype float64" named none of its values."""
+    cases = [
+        ({"indices": [1, 2], "values": ["a", 1.0]}, 'values[0] is a string ("a"), not a number'),
+        ({"indices": [1, 1.5], "values": [1.0, 1.0]}, "indices[1] is 1.5, not an integer"),
+        ({"indices": [1.0, 2.0], "values": [1.0, 1.0]}, "indices[0] is 1.0, not an integer"),
+        ({"indices": [1, "2"], "values": [1.0, 1.0]}, 'indices[1] is a string ("2"), not an integer'),
+        ({"indices": [1, None], "values": [1.0, 1.0]}, "indices[1] is null (None), not an integer"),
+        ({"indices": [1, 2], "values": [1.0, None]}, "values[1] is null (None), not a number"),
+        ({"indices": [1, 2], "values": [1.0, [1]]}, "values[1] is a list ([1]), not a number"),  # numpy: "inhomogeneous"
+        ({"indices": [1, 2], "values": [1.0, {}]}, "values[1] is a dict ({}), not a number"),
+    ]
+    for q, message in cases:
+        assert _req(index, "search", {"query": q}) == (400, {"error": f"query: {message}"}), q
+        assert _req(index, "search_batch", {"queries": [{"indices": [1], "values": [1.0]}, q]}) == (
+            400, {"error": f"query 1: {message}"}), q
+        # Python users passing lists get the same message
+        with pytest.raises(ValueError, match=f"^query: {re.escape(message)}$"):
+            index.search((q["indices"], q["values"]))
+    with pytest.raises(ValueError, match=r'^query: values\[0\] is a string \("x"\), not a number \(the weight of term 1\)$'):
+        index.search({1: "x"})
+    # numpy arrays keep naming their dtype: that is what their owner chose
+    with pytest.raises(ValueError, match=r"^query: values must be numbers, got dtype <U1$"):
+        index.search((np.array([1, 2]), np.array(["a", "b"])))
+    with pytest.raises(ValueError, match=r"^query: indices must be integers, got dtype float64$"):
+        index.search((np.array([1, 1.5]), np.array([1.0, 1.0])))

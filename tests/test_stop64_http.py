@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -52,3 +57,59 @@ def test_json_query_items_are_named_by_value_not_dtype(index) -> None:
         index.search((np.array([1, 2]), np.array(["a", "b"])))
     with pytest.raises(ValueError, match=r"^query: indices must be integers, got dtype float64$"):
         index.search((np.array([1, 1.5]), np.array([1.0, 1.0])))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_stops_the_plain_server_as_ctrl_c_does(tmp_path) -> None:
+    """``sparsedex serve INDEX`` on SIGTERM was killed by the signal (exit -15, no message, a
+    request in progress cut). Now it stops accepting, answers the request in progress (with
+    Connection: close), closes the index, says so on one line and exits 0."""
+    idx = SparseIndex(None, "float", path=tmp_path / "p")
+    idx.add([([1, 2], [1.0, 2.0]), ([2], [3.0])], ids=["a", "b"])
+    idx.commit()
+    idx.close()
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sparsedex", "serve", str(tmp_path / "p"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        with conn:
+            body = json.dumps({"query": {"indices": [2], "values": [1.0]}, "k": 1}).encode()
+            # a request in progress: headers and half its body sent when SIGTERM arrives
+            conn.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            conn.sendall(body[10:])
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), data
+        assert b"connection: close" in head.lower(), data
+        assert json.loads(rest) == {"hits": [{"id": "b", "score": 3.0, "payload": None}]}
+        assert proc.wait(timeout=30) == 0
+        err = proc.stderr.read()
+        assert err.strip() == "sparsedex: terminated (SIGTERM): stopped serving", err
+        with pytest.raises(OSError):  # no longer accepting
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

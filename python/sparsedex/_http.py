@@ -30,7 +30,9 @@ arriving before its ``Content-Length`` a 408 once the connection has been silent
 as JSON too, an HTTP/0.9 request line (no version) a JSON 400 at once, closes the connection
 after a GET that announces a body (it is not read), queues up to 1,024 connections while its
 threads accept them, and closes a connection silent for :data:`IDLE_TIMEOUT_S` seconds.
-Nothing here imports Ray.
+Interrupted (Ctrl-C, or SIGTERM through the CLI), it stops accepting connections and waits
+up to :data:`DRAIN_S` seconds for the requests being answered (their answers close their
+connections). Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_BODY_BYTES = 64 << 20
 #: seconds a connection to ``sparsedex serve`` may stay silent before it is closed
 IDLE_TIMEOUT_S = 30.0
+#: seconds ``sparsedex serve``, once interrupted (Ctrl-C, SIGTERM), waits for the requests
+#: being answered to finish, after it stopped accepting connections
+DRAIN_S = 5.0
 
 #: the most hits per query a server answers unless started with another ``max_k`` (``--max-k``)
 DEFAULT_MAX_K = 1000
@@ -408,12 +413,19 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
     (``/api`` serves ``/api/search``; any other path is a 404). A request asking for more
     than ``max_k`` hits per query is a 400, a /search_batch of more than ``max_batch``
     queries a 413. ValueError for a prefix that is not a path, or a cap that is not an
-    integer >= 1."""
+    integer >= 1. Interrupted (KeyboardInterrupt, or another exception raised in this
+    thread, as the CLI's SIGTERM handler does), it stops accepting connections, waits up to
+    :data:`DRAIN_S` seconds for the requests being answered, then lets the exception go on."""
     prefix = check_route_prefix(route_prefix)
     max_k, max_batch = check_caps(max_k, max_batch)
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     refresher = Refresher(index.refresh, refresh_s) if getattr(index, "path", None) is not None else None
+    # requests read and not yet answered; once stopping, the server waits for them (up to
+    # DRAIN_S) before returning, and every answer closes its connection (helper-147)
+    busy = threading.Condition()
+    in_flight = [0]
+    stopping = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         # Seconds a connection may stay silent (mid-request, or idle between keep-alive
@@ -429,6 +441,23 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         # a request line too malformed to name its version is answered with a status line and
         # headers too (as HTTP/0.9, the standard server sent a bare body)
         default_request_version = "HTTP/1.1"
+
+        def handle_one_request(self) -> None:
+            self._counted = False
+            try:
+                super().handle_one_request()
+            finally:
+                if self._counted:
+                    with busy:
+                        in_flight[0] -= 1
+                        busy.notify_all()
+                if stopping.is_set():
+                    self.close_connection = True
+
+        def end_headers(self) -> None:
+            if stopping.is_set() and not self.close_connection:
+                self.send_header("Connection", "close")  # (sets close_connection)
+            super().end_headers()
 
         def _answer(self, raw: bytes | None, body: bool = True) -> None:
             status, obj = respond(index, self.path, raw, None, refresher, root=prefix, strict=True,
@@ -512,6 +541,9 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
                 # health` reached /health (helper-120)
                 self.send_error(400, f"malformed request target {shown(self.path, 60)}: it must start with /")
                 return False
+            with busy:  # a request to answer: waited for when the server stops
+                in_flight[0] += 1
+                self._counted = True
             return True
 
         def handle_expect_100(self) -> bool:
@@ -668,4 +700,10 @@ def serve_index(index: Any, host: str = "127.0.0.1", port: int = 8000, refresh_s
         Server.address_family = socket.AF_INET6
     with Server((host.strip("[]"), port), Handler) as httpd:
         print(f"serving {host}:{port} ({served(prefix)})", flush=True)
-        httpd.serve_forever()
+        try:
+            httpd.serve_forever()
+        finally:  # interrupted: stop accepting, then let the requests being answered finish
+            stopping.set()
+            httpd.socket.close()
+            with busy:
+                busy.wait_for(lambda: in_flight[0] == 0, DRAIN_S)

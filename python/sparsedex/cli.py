@@ -43,9 +43,11 @@ import errno
 import json
 import math
 import re
+import signal
 import socket
 import sys
 import textwrap
+import threading
 import time
 import unicodedata
 import warnings
@@ -1228,6 +1230,16 @@ _OPEN_ENCODER_HELP = ("encode texts with this model (a name or directory) instea
                       "index, e.g. when its directory moved; it must be the same model")
 
 
+class _Terminated(BaseException):
+    """SIGTERM while ``sparsedex serve`` runs, raised in the main thread as Ctrl-C raises
+    KeyboardInterrupt (a BaseException: the server's request loop lets it through)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise _Terminated
+
+
 def cmd_serve(a: argparse.Namespace) -> int:
     from ._http import check_route_prefix
 
@@ -1264,9 +1276,17 @@ def cmd_serve(a: argparse.Namespace) -> int:
     # the model loads now, not at the first request: one that moved fails here with the CLI's
     # message, not every search with a 500 (helper-139)
     index.encoder  # noqa: B018
+    # SIGTERM (a supervisor's stop: systemd, docker, Kubernetes) stops the server as Ctrl-C
+    # does, requests being answered finished (serve_index), and exits 0 with a line that says
+    # so; it killed the process mid-request, exit -15 (helper-147)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         serve_index(index, host=a.host, port=a.port, refresh_s=a.refresh_s, route_prefix=prefix or "/",
                     max_k=a.max_k, max_batch=a.max_batch)
+    except _Terminated:
+        print(f"{PROG}: terminated (SIGTERM): stopped serving", file=sys.stderr, flush=True)
+        return 0
     except OSError as e:
         if getattr(e, "errno", None) in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None), socket.EAI_AGAIN,
                                          socket.EAI_FAMILY, errno.EADDRNOTAVAIL):
@@ -1274,6 +1294,10 @@ def cmd_serve(a: argparse.Namespace) -> int:
         if getattr(e, "errno", None) in (errno.EADDRINUSE, errno.EACCES):
             raise UserError(f"--port {a.port}: {e.strerror or e} on {a.host} (choose another --port)") from None
         raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        index.close()
     return 0
 
 
@@ -1315,7 +1339,7 @@ def build_parser() -> argparse.ArgumentParser:
     except Exception:  # pragma: no cover - not installed as a distribution
         __version__ = "unknown"
 
-    from ._http import DEFAULT_MAX_BATCH, DEFAULT_MAX_K
+    from ._http import DEFAULT_MAX_BATCH, DEFAULT_MAX_K, DRAIN_S
 
     k_type = _k_type()
     p = argparse.ArgumentParser(
@@ -1483,7 +1507,10 @@ def build_parser() -> argparse.ArgumentParser:
               "Serve search over HTTP: POST /search {\"query\": ..., \"k\": 10, \"filter\": {...}} answers "
               "{\"hits\": [{\"id\", \"score\", \"payload\"}]}; also /search_batch, /get, /explain and GET /health. "
               "Without --ray, one index in this process; with --ray, a sharded index (sparsedex.ray) through Ray "
-              "Serve (needs pip install 'sparsedex[ray]').",
+              "Serve (needs pip install 'sparsedex[ray]'). Without --ray, Ctrl-C or SIGTERM stops the server: it "
+              f"stops accepting connections, lets the requests being answered finish (up to {DRAIN_S:g} s), closes the "
+              "index and exits (SIGTERM: exit 0, \"sparsedex: terminated (SIGTERM): stopped serving\"; "
+              "Ctrl-C: 130).",
               ["sparsedex serve my-index --port 8000",
                "sparsedex serve my-sharded-index --ray --replicas 2",
                "curl -s localhost:8000/search -d '{\"query\": \"a movie about music\", \"k\": 3}'"])

@@ -113,3 +113,27 @@ def test_sigterm_stops_the_plain_server_as_ctrl_c_does(tmp_path) -> None:
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_to_qdrant_text_key_without_texts() -> None:
+    """``text_key`` on an index that holds no texts wrote ``"t": None`` into every payload: it
+    is refused before the collection is created; a document without a text gets no key."""
+    pytest.importorskip("qdrant_client")
+    from qdrant_client import QdrantClient
+
+    from sparsedex.export import to_qdrant
+
+    client = QdrantClient(":memory:")
+    vectors = SparseIndex(None)
+    vectors.add([{1: 1.0}, {2: 1.0}], ids=["a", "b"], payloads=[{"x": 1}, None])
+    with pytest.raises(ValueError, match=r"^text_key='t': no document of this index has a text"):
+        to_qdrant(vectors, client, "c1", ids="uuid", text_key="t")
+    assert not client.collection_exists("c1")
+    assert to_qdrant(vectors, client, "c1", ids="uuid") == 2  # without text_key, as before
+    # some documents without a text (not reachable through add(): their stored text removed)
+    texts = SparseIndex("bm25")
+    texts.add(["hello world", "bye world"], ids=[1, 2])
+    texts._snap().states[0].segment.docs._texts[1] = None
+    assert to_qdrant(texts, client, "c2", text_key="t") == 2
+    got = {p.id: p.payload for p in client.scroll("c2", limit=10, with_payload=True)[0]}
+    assert got == {1: {"t": "hello world"}, 2: {}}

@@ -93,9 +93,13 @@ def _documents(index: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray, dict[s
 def _check_documents(index: Any, uuid_ids: bool, id_key: str, text_key: str | None) -> None:
     """Everything about the documents that would make the export fail, found before Qdrant is
     touched: ids that are not point ids (``ids="same"``), payloads already holding ``id_key``
-    (``ids="uuid"``) or ``text_key``. Payloads are read only when a key is to be added."""
+    (``ids="uuid"``) or ``text_key``, a ``text_key`` where no live document has a text (every
+    payload would get ``text_key: null``, helper-147). Payloads are read only when a key is to be
+    added, texts only until one is found."""
     snap = index._snap()
     keys = [k for k in ((id_key if uuid_ids else None), text_key) if k is not None]
+    text_seen = text_key is None
+    n_live = 0
     for st in snap.states:
         seg = st.segment
         eng = seg.index
@@ -103,6 +107,9 @@ def _check_documents(index: Any, uuid_ids: bool, id_key: str, text_key: str | No
         for at in range(0, len(live), 1024):
             chunk = live[at:at + 1024]
             doc_ids = [eng.id(d) for d in chunk]
+            n_live += len(chunk)
+            if not text_seen:
+                text_seen = any(t is not None for t in seg.docs.texts(chunk))
             if not uuid_ids:
                 for x in doc_ids:
                     _qdrant_id(x, False)
@@ -111,6 +118,11 @@ def _check_documents(index: Any, uuid_ids: bool, id_key: str, text_key: str | No
                     for key in keys:
                         if payload and key in payload:
                             raise ValueError(f"payload of document {shown(x)} already holds {key!r}: choose another key")
+    if n_live and not text_seen:
+        raise ValueError(
+            f"text_key={text_key!r}: no document of this index has a text (added as vectors, or "
+            "without texts), so there is nothing to write under it: leave text_key out"
+        )
 
 
 def to_qdrant(
@@ -147,7 +159,9 @@ def to_qdrant(
         changed); ``"uuid"``: point ids are UUIDs derived from the ids (uuid5, stable), and the
         id itself goes into the payload under ``id_key``.
     text_key:
-        Also write each stored text into the payload under this key (None: no texts).
+        Also write each stored text into the payload under this key (None: no texts). A
+        document without a text gets no such key (not a null); an index none of whose
+        documents has a text is refused.
     progress:
         Show a progress bar (None: when stderr is a terminal and there are many documents).
 
@@ -163,7 +177,8 @@ def to_qdrant(
     ValueError
         An id that is not a Qdrant point id (with ``ids="same"``), an existing collection
         without the sparse vector or with another modifier, a payload that already holds
-        ``id_key`` or ``text_key``, bad arguments. All of these are found before the
+        ``id_key`` or ``text_key``, a ``text_key`` for an index that keeps no texts or none of
+        whose documents has one, bad arguments. All of these are found before the
         collection is created or any point written: a refused export leaves Qdrant as it was.
     ImportError
         qdrant-client is not installed.
@@ -209,7 +224,8 @@ def to_qdrant(
     try:
         for doc_id, idx, val, payload, text in _documents(index):
             out = dict(payload) if payload else {}
-            for key, value in ((id_key if uuid_ids else None, doc_id), (text_key, text)):
+            # a document without a text gets no text_key (it got a null, helper-147)
+            for key, value in ((id_key if uuid_ids else None, doc_id), (text_key if text is not None else None, text)):
                 if key is None:
                     continue
                 if key in out:

@@ -283,10 +283,14 @@ class Refresher:
     by ``/health`` as ``refresh_error``), and the refresh is tried again every ``every_s``
     seconds (every request answered 500 before)."""
 
-    def __init__(self, refresh: Callable[[], Any], every_s: float = 1.0) -> None:
+    def __init__(self, refresh: Callable[[], Any], every_s: float = 1.0,
+                 errors: tuple[type[BaseException], ...] = ()) -> None:
         if not (isinstance(every_s, (int, float)) and every_s >= 0):
             raise ValueError(f"refresh_s must be a number >= 0, got {every_s!r}")
         self.refresh, self.every_s = refresh, float(every_s)
+        # recorded as OSError is (Ray Serve: a shard whose actors died; the requests its live
+        # shards can answer are answered, helper-147)
+        self.errors: tuple[type[BaseException], ...] = (OSError, CorruptIndexError, *errors)
         self._last = time.monotonic()
         self._lock = threading.Lock()
         self.error: str | None = None
@@ -299,7 +303,7 @@ class Refresher:
         try:
             try:
                 self.refresh()
-            except (OSError, CorruptIndexError) as e:
+            except self.errors as e:
                 msg = f"{type(e).__name__}: {e}"
                 if msg != self.error:
                     # The index opened before answers while its own files are intact; a file of

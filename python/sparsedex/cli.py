@@ -1257,13 +1257,16 @@ def cmd_serve(a: argparse.Namespace) -> int:
         if not (Path(a.index_dir) / MANIFEST).is_file():
             raise UserError(f"{a.index_dir}: no {MANIFEST}; --ray serves a sharded index (sparsedex.ray.build_shards)")
         ray.init(address=a.address)
-        with ShardedIndex(a.index_dir, replicas=a.replicas) as index:  # checks every shard, then hands over
-            pass
+        # checks every shard (and --encoder against the index), then hands over; --encoder
+        # reaches the deployment (it was ignored: an index built from vectors could not be
+        # searched with texts, helper-147)
+        with ShardedIndex(a.index_dir, replicas=a.replicas, encoder=a.encoder) as index:
+            encoder = index._given_encoder()
         from ._serve import run
 
         print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
         run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
-            route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch)
+            route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch, encoder=encoder)
         return 0
     if a.replicas != 1 or a.address is not None:
         raise UserError("--replicas and --address need --ray")

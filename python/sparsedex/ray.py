@@ -5,7 +5,7 @@ never imports Ray; this module does.
 
 >>> import ray, sparsedex.ray as sdr                                    # doctest: +SKIP
 >>> ds = ray.data.read_json("corpus.jsonl")                             # doctest: +SKIP
->>> ds = sdr.encode(ds, "splade-tiny", concurrency=4)                   # doctest: +SKIP
+>>> ds = sdr.encode(ds, "splade-tiny", concurrency=(1, 4))              # doctest: +SKIP
 >>> sdr.build_shards(ds, "idx", num_shards=8)                           # doctest: +SKIP
 >>> index = sdr.ShardedIndex("idx", replicas=2)                         # doctest: +SKIP
 >>> index.search("a movie about music", k=10)                           # doctest: +SKIP
@@ -52,6 +52,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import threading
 import time
@@ -236,7 +237,10 @@ def encode(
     batch_size:
         Rows per batch handed to an actor.
     concurrency:
-        Number of encoder actors (or ``(min, max)`` for an autoscaling pool).
+        Number of encoder actors (or ``(min, max)`` for an autoscaling pool, which grows as
+        far as the CPUs allow). A fixed size (or minimum) whose actors would leave Ray Data
+        no CPU to read the dataset with is a ValueError up front (the read would wait for
+        ever); a materialized dataset needs no such CPU.
     num_cpus:
         CPUs reserved per actor; the encoder runs that many ONNX Runtime threads (at least 1).
     num_gpus:
@@ -255,7 +259,8 @@ def encode(
     Raises
     ------
     ValueError
-        For BM25, or a bad ``batch_size`` / ``concurrency``.
+        For BM25, or a bad ``batch_size`` / ``concurrency``, or ``concurrency x num_cpus``
+        plus the CPU Ray Data reads with above the cluster's CPUs (the message says what fits).
     KeyError, TypeError
         (when the dataset executes) a missing text column or a row that is not a text.
     """
@@ -274,10 +279,13 @@ def encode(
     threads = max(1, int(math.floor(num_cpus)))
     if isinstance(concurrency, tuple):
         pool = ray.data.ActorPoolStrategy(min_size=int(concurrency[0]), max_size=int(concurrency[1]))
+        fixed = int(concurrency[0])
     elif isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
         pool = ray.data.ActorPoolStrategy(size=concurrency)
+        fixed = concurrency
     else:
         raise ValueError(f"concurrency must be a positive int or a (min, max) pair, got {concurrency!r}")
+    _check_encode_cpus(dataset, concurrency, fixed, num_cpus)
     return dataset.map_batches(
         _EncodeActor,
         fn_constructor_kwargs={
@@ -290,6 +298,35 @@ def encode(
         num_cpus=num_cpus,
         num_gpus=num_gpus if num_gpus > 0 else None,
     )
+
+
+def _check_encode_cpus(dataset: Any, concurrency: Any, actors: int, num_cpus: float) -> None:
+    """A ValueError when ``actors`` encoder actors of ``num_cpus`` each would leave Ray Data no
+    CPU for the tasks that produce the dataset's rows (reading a file, an earlier ``map``): the
+    actors start first and hold the CPUs, the read task waits for one, and the dataset never
+    finishes (helper-147: 4 actors on 2 CPUs, stuck). A materialized dataset has no such tasks
+    (its blocks are in memory): its actors may take every CPU, and Ray Data then runs with the
+    actors that fit. Checked against the cluster's CPUs now (an autoscaling cluster may add
+    nodes later: size it first)."""
+    from ray.data.dataset import MaterializedDataset
+
+    if isinstance(dataset, MaterializedDataset):
+        return
+    if not ray.is_initialized():
+        ray.init()
+    total = float(ray.cluster_resources().get("CPU", 0.0))
+    need = actors * float(num_cpus) + _DATA_CPUS
+    if need > total + 1e-9:
+        fits = max(0, int(math.floor((total - _DATA_CPUS) / float(num_cpus) + 1e-9)))
+        raise ValueError(
+            f"encode(concurrency={concurrency!r}, num_cpus={num_cpus:g}) starts {actors} encoder actor(s) "
+            f"reserving {actors * float(num_cpus):g} CPU(s), and Ray Data needs {_DATA_CPUS:g} more to read the "
+            f"dataset, but the cluster has {total:g} CPUs: the actors would hold them and the read would wait "
+            "for ever. "
+            + (f"Pass concurrency={fits}, or concurrency=(1, {max(actors, 2)}) (a pool that grows as the CPUs "
+               "allow), or " if fits >= 1 else "Pass a smaller num_cpus, or ")
+            + "materialize the dataset first (ds.materialize()), or use a larger cluster"
+        )
 
 
 # building -----------------------------------------------------------------------------------
@@ -533,7 +570,7 @@ def _route_rows(batch: Any, builders: list[Any], spec: dict[str, Any]) -> tuple[
                     raise TypeError(f"document {shown(ids[i])}: {m}")
         ind, val = batch["indices"], batch["values"]
         docs = [_vector_row(ind[i], val[i], ids[i]) for i in range(len(ids))]
-    texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and not spec["bm25"] else None
+    texts = batch[spec["text_column"]].tolist() if spec.get("store_texts") and spec.get("texts_given") else None
     # checked here, where the document's id is known (a shard's builder knows rows only)
     pls = [normalize_payload({c: _json_value(cols[c][i]) for c in cols}, f"document {ids[i]!r}") if cols else None
            for i in range(len(ids))]
@@ -558,7 +595,15 @@ def _prefixed(e: BaseException, prefix: str) -> BaseException:
 
     if isinstance(e, PayloadError):
         return PayloadError(e.label, e.path, e.problem, prefix + e.prefix)
-    msg = f"{prefix}{e.args[0] if isinstance(e, KeyError) and e.args else e}"
+    return _remade(e, f"{prefix}{_message(e)}")
+
+
+def _message(e: BaseException) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+
+
+def _remade(e: BaseException, msg: str) -> BaseException:
+    """``e`` with message ``msg`` (see :func:`_prefixed`)."""
     try:
         out = type(e)(msg)
         if str(out) == msg or isinstance(e, KeyError):
@@ -569,6 +614,26 @@ def _prefixed(e: BaseException, prefix: str) -> BaseException:
         if isinstance(e, base):
             return base(msg)
     return e
+
+
+_DOCUMENT_N = re.compile(r"\bdocument (\d+)\b")
+
+
+def _relabel(e: BaseException, positions: Sequence[int]) -> BaseException:
+    """A shard's error about ``document j`` of its slice of a batch, renamed ``document
+    positions[j]``: the document's position in the caller's batch (the first such mention)."""
+    from .filters import PayloadError
+
+    def fix(text: str) -> str:
+        m = _DOCUMENT_N.search(text)
+        if m is None or int(m.group(1)) >= len(positions):
+            return text
+        return f"{text[:m.start(1)]}{positions[int(m.group(1))]}{text[m.end(1):]}"
+
+    if isinstance(e, PayloadError):
+        return PayloadError(fix(e.label), e.path, e.problem, e.prefix)
+    msg = _message(e)
+    return e if fix(msg) == msg else _remade(e, fix(msg))
 
 
 def _user_cause(e: BaseException) -> BaseException:
@@ -765,8 +830,10 @@ def build_shards(
         (builders mostly wait; 0 is allowed). Given explicitly, a reservation that leaves no
         room is a ValueError up front (it would otherwise wait forever for a CPU).
     store_texts:
-        With an encoder, keep each document's text in its shard (returned by ``get``), as
-        :class:`~sparsedex.SparseIndex` does by default. BM25 shards always keep texts.
+        Keep each document's text in its shard (returned by ``get``), as
+        :class:`~sparsedex.SparseIndex` does by default: with an encoder, the texts of the
+        dataset; built from vectors, the texts of documents added later as texts (through a
+        :class:`ShardedIndex` opened with the encoder). BM25 shards always keep texts.
 
     Returns
     -------
@@ -858,7 +925,10 @@ def build_shards(
         "index_id": index_id, "id_column": id_column, "text_column": text_column,
         "payload_columns": list(payload_columns or ()), "bm25": bm25,
         "encoder": ident if bm25 else None, "vocab_size": vocab_size,
-        "store_texts": bool(store_texts) and ident is not None and not bm25,
+        # shards built from vectors keep the texts of later adds too (ShardedIndex opened with
+        # the encoder), as a SparseIndex of vectors opened with one does (helper-147)
+        "store_texts": bool(store_texts) and not bm25,
+        "texts_given": ident is not None and not bm25,  # a text column to keep (SPLADE)
     }
     # built in a hidden directory and moved into place at the end: a failed build leaves
     # ``path`` as it was (a retry at the same path works) and a reader never finds half a
@@ -1140,12 +1210,33 @@ class _Shard:
         return [x in idx for x in ids]
 
     # writes (the writer replica)
-    def add(self, docs: list[Any], ids: list[Any], payloads: Any, upsert: bool, texts: list[Any] | None = None) -> int:
+    def present(self, ids: list[Any]) -> list[bool]:
+        """Whether each id is in this shard as its writer sees it (staged adds and deletes
+        included), before :meth:`ShardedIndex.add` sends any shard its slice."""
         idx = self._ok()
-        if texts is not None and idx.store_texts and not getattr(idx, "_bm25", False):
-            _add_vectors_with_texts(idx, docs, ids, payloads, texts, upsert=upsert)
-        else:
-            (idx.upsert if upsert else idx.add)(docs, ids=ids, payloads=payloads)
+        return [idx._store.locate(x) is not None for x in ids]
+
+    def add(self, docs: list[Any], ids: list[Any], payloads: Any, upsert: bool, texts: list[Any] | None = None,
+            positions: Sequence[int] | None = None) -> int:
+        """Add (or upsert) a slice of a batch; ``positions``: each document's position in the
+        caller's batch, which an error names."""
+        import warnings
+
+        idx = self._ok()
+        try:
+            with warnings.catch_warnings():
+                # a weight above the shared grid: ShardedIndex.add warned the caller already,
+                # naming the document in the caller's batch (this one reached the driver too)
+                warnings.filterwarnings("ignore", message=r"document \d+ \(id .*above the max_weight",
+                                        category=UserWarning)
+                if texts is not None and idx.store_texts and not getattr(idx, "_bm25", False):
+                    _add_vectors_with_texts(idx, docs, ids, payloads, texts, upsert=upsert)
+                else:
+                    (idx.upsert if upsert else idx.add)(docs, ids=ids, payloads=payloads)
+        except (ValueError, TypeError, KeyError) as e:
+            if positions is None:
+                raise
+            raise _relabel(e, positions) from None
         return len(ids)
 
     def delete(self, ids: list[Any], missing_ok: bool) -> int:
@@ -1345,7 +1436,10 @@ class ShardedIndex:
     start_timeout_s:
         How long opening waits for the actors to start and open their shards.
     encoder:
-        The query encoder for a SPLADE index (default: re-created from ``shards.json``).
+        The query encoder for a SPLADE index (default: re-created from ``shards.json``): a
+        model name or directory, a :class:`~sparsedex.encoders.SpladeEncoder`, or its
+        ``identity()``. An index built from vectors needs it for text queries and text adds;
+        :meth:`serve` hands it to the deployment.
 
     Raises
     ------
@@ -1396,8 +1490,14 @@ class ShardedIndex:
             # (another kind, vocabulary or settings) is refused, not searched with
             from .index import _make_encoder, check_encoder_matches
 
-            self._encoder = _make_encoder(encoder)
+            if isinstance(encoder, Mapping):  # an identity() (serve() hands the encoder over so)
+                from .encoders.registry import load_encoder
+
+                self._encoder = load_encoder(dict(encoder), progress=False)
+            else:
+                self._encoder = _make_encoder(encoder)
             check_encoder_matches(self.path, m.get("encoder"), self._encoder)
+        self._encoder_given = self._encoder is not None
         self._bm25_analyzer: Any = None
         self._bm25_stats: tuple[int, int, dict[str, int]] = (0, 0, {})
         self._id_kind: type | None = None  # int or str once a shard holds a document (_check_id_kind)
@@ -1449,10 +1549,16 @@ class ShardedIndex:
             with self._lock:
                 self._rr += 1
                 rr = self._rr
+            # a replica for every shard before any call goes out: a shard without one (a writer
+            # known dead) refuses the call before another shard runs it (a commit committed the
+            # shards before the dead one, helper-147)
+            picks = {}
             for s in todo:
                 r = self._pick(s, tried[s], rr, writer)
                 if r is None:
                     raise self._err(s, last.get(s, "every replica is dead"))
+                picks[s] = r
+            for s, r in picks.items():
                 tried[s].add(r)
                 a = per_shard[s] if per_shard is not None else args
                 refs[getattr(self._actors[s][r], method).remote(*a)] = (s, r)
@@ -1493,7 +1599,8 @@ class ShardedIndex:
                     f"shard {_shard_name(s)}: its writer (replica 0) is dead ({last[s]}): writes go to "
                     "replica 0; reopen the index to restart it" if (s, 0) in self._dead else
                     f"shard {_shard_name(s)}: its writer (replica 0) did not answer: {last[s]}"
-                    + ("; the write stays queued on it and applies in order" if "no answer" in last[s] else "")
+                    + ("; the write stays queued on it and applies in order"
+                       if "no answer" in last[s] and method not in ("ping", "present") else "")
                 )
             todo = retry
         return out
@@ -1536,14 +1643,15 @@ class ShardedIndex:
 
             raise ClosedIndexError(f"{self!r} is closed: open a new ShardedIndex({str(self.path)!r})")
 
-    def _all_replicas(self, method: str, *args: Any) -> list[Any]:
+    def _all_replicas(self, method: str, *args: Any, timeout_s: float | None = None) -> list[Any]:
         self._check_open()
         refs = {}
         for s in range(self.num_shards):
             for r in range(self.replicas):
                 if (s, r) not in self._dead:
                     refs[getattr(self._actors[s][r], method).remote(*args)] = (s, r)
-        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout_s)
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=wait)
         out = []
         for ref in ready:
             try:
@@ -1558,6 +1666,15 @@ class ShardedIndex:
             if all((s, r) in self._dead for r in range(self.replicas)):
                 raise self._err(s, "every replica is dead")
         return out
+
+    def _dead_replicas(self, timeout_s: float) -> list[tuple[int, int]]:
+        """Every (shard, replica) whose actor died, after one ping to each replica not known
+        dead (one that does not answer within ``timeout_s`` is busy, not dead)."""
+        try:
+            self._all_replicas("ping", timeout_s=timeout_s)
+        except ShardUnavailableError:
+            pass  # every replica of a shard is dead: listed below
+        return sorted(self._dead)
 
     # queries ----------------------------------------------------------------------------------
     @property
@@ -1588,10 +1705,8 @@ class ShardedIndex:
         else:
             # a SPLADE index's shards hold no term at or above its encoder's vocabulary: such a
             # query term is a mistake, named here (as SparseIndex.search does)
-            enc = self.manifest.get("encoder") or {}
-            size = enc.get("vocab_size") if enc.get("kind") == "splade" else None
-            limit = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-            v = validate_embedding(q, limit, row=None, what=what, limit_name="the encoder's vocabulary size")
+            v = validate_embedding(q, self._vocab_limit(), row=None, what=what,
+                                   limit_name="the encoder's vocabulary size")
         return (np.asarray(v.indices, dtype=np.uint32), np.asarray(v.values, dtype=np.float32))
 
     def _bm25_query(self, text: Any, what: str) -> _Bm25Query:
@@ -1745,18 +1860,38 @@ class ShardedIndex:
                 raise _validate.wrong_id_kind(x, i, want, whose)
 
     def _write_docs(self, documents: Sequence[Any], ids: Sequence[Any] | None, payloads: Any, upsert: bool) -> list[Any]:
+        """Check the whole batch as :meth:`SparseIndex.add` would (documents, ids, payloads,
+        and, for an add, ids already in their shards, asked of every shard's writer), then send
+        each shard its slice: a refused batch changes no shard, and errors name the document's
+        position in the caller's batch. (Each shard took its slice in turn, checking it itself:
+        a refused batch left the slices before the bad document staged, helper-147.)"""
         docs = [documents] if isinstance(documents, str) else _validate.documents_list(documents)
         if ids is None:
             raise ValueError("a sharded index needs ids to add documents (the id chooses the shard)")
         # a string is refused, not taken as one id per character (review34), as SparseIndex does
         ids = _validate.check_new_ids(ids, len(docs))
         self._check_id_kind(ids)  # before any encoding
+        seen: set[Any] = set()
+        for i, x in enumerate(ids):  # (all ints or all strings by now)
+            if x in seen:
+                raise ValueError(f"id {shown(x)} of document {i} is a duplicate")
+            seen.add(x)
         if payloads is not None:
+            if isinstance(payloads, (str, bytes, Mapping)) or not isinstance(payloads, Iterable):
+                raise TypeError(f"payloads must be a list (one dict or None per document), got {type(payloads).__name__}")
             payloads = list(payloads)
             if len(payloads) != len(docs):
                 raise ValueError(f"{len(docs)} documents but {len(payloads)} payloads")
+            payloads = _validate.normalize_payloads(payloads, len(docs))  # names the document at fault
         texts: list[Any] | None = None
-        if not self._bm25:
+        if self._bm25:
+            for i, d in enumerate(docs):  # as SparseIndex.add of a BM25 index checks them
+                if _validate.missing_value(d) is not None:
+                    _validate.check_text(d, f"document {i}")
+                if not isinstance(d, str):
+                    raise TypeError(f"document {i} is {_validate.a_type(d)}: this index encodes texts")
+            docs = _validate.check_texts(docs)
+        else:
             if any(isinstance(d, str) for d in docs):
                 if self.encoder is None:
                     raise TypeError(
@@ -1769,22 +1904,45 @@ class ShardedIndex:
                         raise TypeError(f"document {i} is {_validate.a_type(d)}: pass all texts or all vectors")
                 texts = list(_validate.check_texts(docs))
                 docs = encode_for_index(self.encoder, docs)
-            docs = [validate_embedding(d, row=i, what="document") for i, d in enumerate(docs)]
+            limit = self._vocab_limit()
+            docs = [validate_embedding(d, limit, row=i, what="document", limit_name="the vocabulary size")
+                    for i, d in enumerate(docs)]
             docs = [(np.asarray(d.indices, dtype=np.uint32), np.asarray(d.values, dtype=np.float32)) for d in docs]
             mw = self.manifest.get("grid", {}).get("max_weight")
             if isinstance(mw, float):  # the shared u8 grid: a heavier weight would leave it
                 _check_add_fits(docs, ids, mw, bool(self.manifest.get("max_weight_given")))
         groups = self._route(ids)
+        # every shard taking a slice answers first (its writer: it sees its staged writes), so
+        # that an id already there, or a writer found dead, refuses the batch before any shard
+        # stages its slice
+        if upsert:
+            self._fan("ping", shards=sorted(groups), writer=True)
+        else:
+            have = self._fan("present", shards=sorted(groups), writer=True,
+                             per_shard={s: ([ids[i] for i in rows],) for s, rows in groups.items()})
+            there = [rows[j] for s, rows in groups.items() for j, ok in enumerate(have[s]) if ok]
+            if there:
+                i = min(there)
+                raise ValueError(f"document {i}: id {shown(ids[i])} is already in the index (replace it with an upsert)")
         per = {s: ([docs[i] for i in rows], [ids[i] for i in rows],
                    None if payloads is None else [payloads[i] for i in rows], upsert,
-                   None if texts is None else [texts[i] for i in rows])
+                   None if texts is None else [texts[i] for i in rows], rows)
                for s, rows in groups.items()}
         self._fan("add", shards=sorted(per), writer=True, per_shard=per)
         return ids
 
+    def _vocab_limit(self) -> int | None:
+        """The term ids a SPLADE index's shards may hold: below its encoder's vocabulary size
+        (None: any 32-bit id)."""
+        enc = self.manifest.get("encoder") or {}
+        size = enc.get("vocab_size") if enc.get("kind") == "splade" else None
+        return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
     def add(self, documents: Any, ids: Sequence[Any], payloads: Any = None) -> list[Any]:
         """Add documents (texts or vectors, as the index takes) with their ids, each to the
-        shard its id hashes to; visible after :meth:`commit`. An id already in its shard is an
+        shard its id hashes to; visible after :meth:`commit`. The whole batch is checked before
+        any shard takes its slice: a refused add leaves every shard as it was, and its error
+        names the document's position in ``documents``. An id already in its shard is an
         error (as :meth:`SparseIndex.add`); so is, on a ``u8`` index of vectors built with an
         explicit ``max_weight``, a weight above it (ValueError naming the document and the
         weight, before anything is written: it would leave the grid every shard shares). On a
@@ -1811,9 +1969,15 @@ class ShardedIndex:
         return sum(self._fan("delete", shards=sorted(per), writer=True, per_shard=per).values())
 
     def commit(self) -> int:
-        """Commit every shard (each atomically; shards one after the other), refresh the
-        other replicas and, for BM25, the collection statistics. Returns the largest shard
-        generation."""
+        """Commit every shard (each atomically), refresh the other replicas and, for BM25, the
+        collection statistics. Returns the largest shard generation.
+
+        Every shard's writer is asked first whether it is alive: when one is dead (or does not
+        answer within ``timeout_s``), :class:`ShardUnavailableError` and no shard commits (their
+        staged writes stay staged; reopening the index forgets them). There is no commit
+        across shards: a writer that dies after that check, while the shards commit, leaves
+        the shards that committed before it committed (see the Ray page, "Failures")."""
+        self._fan("ping", writer=True)
         gens = self._fan("commit", writer=True)
         if self.replicas > 1:
             self._all_replicas("refresh")
@@ -1893,14 +2057,26 @@ class ShardedIndex:
         commit (this object's, another process's, ``sparsedex add``) is served within about
         ``refresh_s`` of it (0: checked before every request). A request for more than
         ``max_k`` hits per query is a 400, a ``search_batch`` of more than ``max_batch``
-        queries a 413 (ValueError here unless both are integers >= 1).
+        queries a 413 (ValueError here unless both are integers >= 1). The deployment opens
+        the index with the ``encoder`` this object was opened with (an index built from vectors
+        needs it for text queries).
+
+        Ray Serve checks each deployment replica every few seconds: one whose shard actors
+        died (nothing restarts an actor) fails the check, and Serve replaces it, with new shard
+        actors. Until then, a request its live shards can answer is answered; one that needs
+        a dead shard is a 503 naming it, and ``/health`` shows the reason as ``refresh_error``.
         """
         self._check_open()
         from ._serve import run
 
         return run(str(self.path), replicas=self.replicas, host=host, port=port,
                    route_prefix=route_prefix, name=name, blocking=blocking, timeout_s=self.timeout_s,
-                   refresh_s=refresh_s, max_k=max_k, max_batch=max_batch)
+                   refresh_s=refresh_s, max_k=max_k, max_batch=max_batch, encoder=self._given_encoder())
+
+    def _given_encoder(self) -> dict[str, Any] | None:
+        """The identity of the encoder given when this index was opened (None: none given),
+        for another process to open the index with it (the model is loaded there, not pickled)."""
+        return _encoder_identity(self._encoder) if self._encoder_given else None
 
     def __repr__(self) -> str:
         closed = ", closed" if getattr(self, "_closed", False) else ""

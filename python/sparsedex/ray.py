@@ -277,7 +277,14 @@ def encode(
     if not (num_cpus > 0 and num_gpus >= 0):
         raise ValueError(f"num_cpus must be > 0 and num_gpus >= 0, got {num_cpus!r}, {num_gpus!r}")
     threads = max(1, int(math.floor(num_cpus)))
+    def _count(x: Any) -> bool:
+        return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) and x >= 1
+
     if isinstance(concurrency, tuple):
+        # helper-150: (1,) was an IndexError, (0, 2) and (2, 1) Ray's own tuples
+        if len(concurrency) != 2 or not all(map(_count, concurrency)) or concurrency[0] > concurrency[1]:
+            raise ValueError(f"concurrency must be a positive int or a (min, max) pair of positive ints with "
+                             f"min <= max, got {concurrency!r}")
         pool = ray.data.ActorPoolStrategy(min_size=int(concurrency[0]), max_size=int(concurrency[1]))
         fixed = int(concurrency[0])
     elif isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
@@ -285,7 +292,7 @@ def encode(
         fixed = concurrency
     else:
         raise ValueError(f"concurrency must be a positive int or a (min, max) pair, got {concurrency!r}")
-    _check_encode_cpus(dataset, concurrency, fixed, num_cpus)
+    _check_encode_cpus(dataset, concurrency, fixed, num_cpus, num_gpus)
     return dataset.map_batches(
         _EncodeActor,
         fn_constructor_kwargs={
@@ -300,21 +307,31 @@ def encode(
     )
 
 
-def _check_encode_cpus(dataset: Any, concurrency: Any, actors: int, num_cpus: float) -> None:
+def _check_encode_cpus(dataset: Any, concurrency: Any, actors: int, num_cpus: float, num_gpus: float = 0) -> None:
     """A ValueError when ``actors`` encoder actors of ``num_cpus`` each would leave Ray Data no
     CPU for the tasks that produce the dataset's rows (reading a file, an earlier ``map``): the
     actors start first and hold the CPUs, the read task waits for one, and the dataset never
     finishes (helper-147: 4 actors on 2 CPUs, stuck). A materialized dataset has no such tasks
     (its blocks are in memory): its actors may take every CPU, and Ray Data then runs with the
     actors that fit. Checked against the cluster's CPUs now (an autoscaling cluster may add
-    nodes later: size it first)."""
+    nodes later: size it first). Likewise actors reserving more GPUs than the cluster has
+    (a materialized dataset too: the actors themselves would never start)."""
     from ray.data.dataset import MaterializedDataset
 
-    if isinstance(dataset, MaterializedDataset):
-        return
     if not ray.is_initialized():
         ray.init()
-    total = float(ray.cluster_resources().get("CPU", 0.0))
+    resources = ray.cluster_resources()
+    gpus = float(resources.get("GPU", 0.0))
+    if num_gpus > 0 and actors * float(num_gpus) > gpus + 1e-9:
+        # the actors would wait for ever for GPUs the cluster does not have (helper-150)
+        raise ValueError(
+            f"encode(concurrency={concurrency!r}, num_gpus={num_gpus:g}) starts {actors} encoder actor(s) "
+            f"reserving {actors * float(num_gpus):g} GPU(s), but the cluster has {gpus:g}: pass fewer actors or "
+            "num_gpus=0, or use a cluster with GPUs"
+        )
+    if isinstance(dataset, MaterializedDataset):
+        return
+    total = float(resources.get("CPU", 0.0))
     need = actors * float(num_cpus) + _DATA_CPUS
     if need > total + 1e-9:
         fits = max(0, int(math.floor((total - _DATA_CPUS) / float(num_cpus) + 1e-9)))

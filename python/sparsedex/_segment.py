@@ -314,11 +314,7 @@ class SegmentView:
                 raise TypeError("ids must be all ints or all strings, not a mix")
             uniq = len(set(ids_list.tolist() if isinstance(ids_list, np.ndarray) else ids_list))
             if uniq != n:
-                seen: set[Any] = set()
-                for i, x in enumerate(ids_list):
-                    if x in seen:
-                        raise ValueError(f"id {_validate.shown(x)} of document {i} is a duplicate")
-                    seen.add(x)
+                _validate.refuse_duplicate_ids(ids_list)
         core = _core.Index.build(
             indptr,
             indices,

@@ -260,6 +260,15 @@ def refuse_unordered(x: Any, name: str, hint: str = "") -> None:
         raise TypeError(f"{name} is a {type(x).__name__}, which has no order: pass a list{hint}")
 
 
+def refuse_duplicate_ids(ids: Iterable[Any]) -> None:
+    """A ValueError naming the first id given twice in ``ids`` (hashable ids)."""
+    seen: set[Any] = set()
+    for i, x in enumerate(ids):
+        if x in seen:
+            raise ValueError(f"id {shown(x)} of document {i} is a duplicate")
+        seen.add(x)
+
+
 def check_new_ids(ids: Any, n: int) -> list[int | str]:
     """``ids`` for ``n`` new documents: a sequence (not a string) of valid ids, one each."""
     if isinstance(ids, (str, bytes)):

@@ -1888,11 +1888,7 @@ class ShardedIndex:
         # a string is refused, not taken as one id per character (review34), as SparseIndex does
         ids = _validate.check_new_ids(ids, len(docs))
         self._check_id_kind(ids)  # before any encoding
-        seen: set[Any] = set()
-        for i, x in enumerate(ids):  # (all ints or all strings by now)
-            if x in seen:
-                raise ValueError(f"id {shown(x)} of document {i} is a duplicate")
-            seen.add(x)
+        _validate.refuse_duplicate_ids(ids)  # (all ints or all strings by now)
         if payloads is not None:
             if isinstance(payloads, (str, bytes, Mapping)) or not isinstance(payloads, Iterable):
                 raise TypeError(f"payloads must be a list (one dict or None per document), got {type(payloads).__name__}")

@@ -313,6 +313,13 @@ def _describe_identity(ident: Mapping[str, Any]) -> str:
     return repr(kind)
 
 
+def _missing_query(q: Any) -> str | None:
+    """How a query that is a missing value reads in a message ("None", "a missing value
+    (pandas' <NA>)"); None for any other query."""
+    m = _validate.missing_value(q)
+    return m if m is None or q is None else f"a missing value ({m})"
+
+
 def _encoder_mismatch(saved: Any, encoder: Any) -> str | None:
     """Why ``encoder`` cannot encode for an index whose saved encoder identity is ``saved``,
     or None when it can (or when either side is unknown: vectors you bring, a custom encoder).
@@ -1268,12 +1275,11 @@ class SparseIndex:
             if self._idf:
                 v = _qdrant.idf_query(self, v, snap if snap is not None else self._snap())
             return v
-        missing = _validate.missing_value(query)
+        missing = _missing_query(query)
         if missing is not None and self._has_encoder:
             # "cannot interpret NoneType as a sparse vector" said nothing of texts (helper-115),
             # nor of pandas' NA (helper-145)
-            is_what = "None" if query is None else f"a missing value ({missing})"
-            raise TypeError(f"{what} is {is_what}: pass a text (this index encodes them) or a sparse vector")
+            raise TypeError(f"{what} is {missing}: pass a text (this index encodes them) or a sparse vector")
         v = self._validate_query(query, None, what)
         return _qdrant.idf_query(self, v, snap if snap is not None else self._snap()) if self._idf else v
 
@@ -1707,10 +1713,9 @@ class SparseIndex:
         encodes texts: a TypeError that says so ("cannot interpret NoneType as a sparse vector"
         said nothing of texts, helper-115)."""
         if self._has_encoder:
-            i = next((i for i, q in enumerate(qs) if _validate.missing_value(q) is not None), None)
-            if i is not None:
-                is_what = "None" if qs[i] is None else f"a missing value ({_validate.missing_value(qs[i])})"
-                raise TypeError(f"query {i} is {is_what}: pass texts (this index encodes them) or sparse vectors")
+            hit = next(((i, m) for i, q in enumerate(qs) if (m := _missing_query(q)) is not None), None)
+            if hit is not None:
+                raise TypeError(f"query {hit[0]} is {hit[1]}: pass texts (this index encodes them) or sparse vectors")
 
     def _vectors_of(self, qs: list[Any], snap: Snapshot) -> list[SparseEmbedding]:
         """:meth:`_batch_vectors` of the queries :func:`batch_queries` listed."""

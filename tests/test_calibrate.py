@@ -164,23 +164,35 @@ def test_target_recall_types(big):
         sv.search(q, k=2, algorithm="approximate", target_recall=True)
 
 
-def test_too_few_calibration_queries_warn(big):
-    """Calibration queries too few for any bucket make approximate search the exact search:
-    documented, and said by a warning, naming the segment; enough queries, or the calibration
-    kept from them (no queries given), say nothing."""
+def test_too_few_calibration_queries_are_refused_and_the_calibration_kept(big):
+    """Calibration queries too few for every query-length bucket (under 30 in each) are a
+    ValueError naming the segment and the count per bucket, and the segment keeps the
+    calibration it had, in memory and in its calibration file (helper-146: 20 queries replaced
+    a good pseudo-query calibration, and its file, with one that made approximate search the
+    exact search, with only a warning)."""
     import warnings
 
-    few = _corpus(3, seed=11, nnz=30)
-    with pytest.warns(UserWarning, match=r"no query-length bucket with 30 or more of the 3 distinct queries"):
-        rep = big.calibrate(few, target_recall=0.97)
-    large = [r for r in rep if r["approximate"]]
-    assert large and all(b["recall"] == 1.0 for b in large[0]["buckets"])
-    q = few[0]
-    assert [h.id for h in big.search(q, k=10, algorithm="approximate")] == [h.id for h in big.search(q, k=10)]
+    big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)
+    before = big.calibrate(target_recall=0.97)
+    large = next(r for r in before if r["approximate"])
+    assert large["calibrated_on"] == "queries"
+    few = _corpus(20, seed=11, nnz=30)
+    with pytest.raises(ValueError) as e:
+        big.calibrate(few, target_recall=0.97)
+    msg = str(e.value)
+    assert f"segment {large['name']!r}" in msg, msg
+    assert "of the 20 queries have 10 matching documents" in msg, msg
+    assert "no query-length bucket holds the 30 queries a calibration needs" in msg, msg
+    assert "(by their terms present in the segment: 20 of " in msg, msg
+    assert "keeps its calibration" in msg, msg
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        big.calibrate()  # keeps the calibration made from the three queries: no new warning
-        big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)
+        assert big.calibrate(target_recall=0.97) == before  # kept in memory
+    reopened = SparseIndex.open(big.path)
+    try:
+        assert reopened.calibrate(target_recall=0.97) == before  # and in its file
+    finally:
+        reopened.close()
 
 
 def test_calibrate_progress_bar(big, capsys):
@@ -214,17 +226,12 @@ def test_repeated_calibration_queries_count_once(big):
     """A query given several times counts once (a raw sample of a query log repeats its popular
     queries): 40 copies of one query made a bucket of 40 equal recalls, without spread, whose
     cheapest point passed every target and was then used for every query length (helper-104:
-    real queries reached 0.887 at 0.97). They warn, and make a bucket of one query."""
+    real queries reached 0.887 at 0.97). They warn, and make a bucket of one query, which is
+    too few: refused, counting the query once."""
     one = _corpus(1, seed=12, nnz=30)[0]
-    with pytest.warns(UserWarning) as rec:
-        rep = big.calibrate([one] * 40, target_recall=0.97)
-    msgs = [str(w.message) for w in rec]
-    assert any("39 of the 40 queries repeat another" in m for m in msgs), msgs
-    assert any("no query-length bucket with 30 or more" in m for m in msgs), msgs
-    large = [r for r in rep if r["approximate"]][0]
-    assert sum(b["queries"] for b in large["buckets"]) == 1
-    assert [h.id for h in big.search(one, k=10, algorithm="approximate")] == [h.id for h in big.search(one, k=10)]
-    big.calibrate(_corpus(100, seed=7, nnz=30), target_recall=0.97)  # as the other tests left it
+    with pytest.warns(UserWarning, match="39 of the 40 queries repeat another"):
+        with pytest.raises(ValueError, match=r"1 of the 40 queries have 10 matching documents in this segment \(counting repeats once\)"):
+            big.calibrate([one] * 40, target_recall=0.97)
 
 
 def test_a_calibration_on_pseudo_queries_never_replaces_one_on_queries_made_meanwhile():

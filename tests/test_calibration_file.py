@@ -27,7 +27,7 @@ def _corpus(n: int, seed: int = 0, vocab: int = 3000, nnz: int = 40):
     return docs
 
 
-QUERIES = _corpus(20, seed=5, nnz=25)
+QUERIES = _corpus(40, seed=5, nnz=25)  # one query-length bucket of 40: enough to calibrate
 
 
 def _approx(ix):

@@ -1765,10 +1765,10 @@ class SparseIndex:
         sample of a few hundred real queries), to recalibrate every segment on them. Only
         query-length buckets with at least 30 of them are measured: a bucket with fewer is
         still listed in the report, with its count, and takes the parameters (and recall) of
-        the nearest bucket with enough, as its searches do; with fewer everywhere,
-        approximate search is the exact search (and a UserWarning says so). Queries none of
-        which has 10 matching documents in a segment are a ValueError (the segment keeps its
-        calibration).
+        the nearest bucket with enough, as its searches do. Queries too few for every bucket
+        of a segment, and queries none of which has 10 matching documents in it, are a
+        ValueError: the segment keeps its calibration (too few queries would have made
+        approximate search the exact search there).
         target_recall: the target in (0, 1] the report is for (searches may use any target;
         the calibration covers them all); None is the default, 0.97, as in :meth:`search`.
         progress: True, False or None: show a progress bar per segment being calibrated
@@ -1804,8 +1804,9 @@ class SparseIndex:
         (KeyboardInterrupt; the segments finished keep theirs; only on the main thread, where
         Python delivers signals).
         Raises ValueError for a target outside (0, 1], or naming the segment in which none of the
-        queries has 10 matching documents (segments before it in the report are calibrated on
-        the queries by then), TypeError for a ``progress`` other than True, False or None, and
+        queries has 10 matching documents or no query-length bucket has 30 of them, with the
+        count per bucket (segments before it in the report are calibrated on the queries by
+        then), TypeError for a ``progress`` other than True, False or None, and
         the errors of :meth:`search_batch` for bad queries.
         """
         if target_recall is None:  # the default, as in search and search_batch
@@ -1840,17 +1841,7 @@ class SparseIndex:
                         rep = core.calibration(pos, target)
                 else:  # calibrated already (in memory or its file): make its high layer, the warm-up
                     core.calibrate(pos)
-                entry = _calibration_entry(st, rep)
-                if queries is not None and rep is not None and all(
-                    b["queries"] < _core.MIN_BUCKET_QUERIES for b in entry["buckets"]
-                ):
-                    warnings.warn(
-                        f"calibration queries: segment {st.segment.name!r} has no query-length bucket with "
-                        f"{_core.MIN_BUCKET_QUERIES} or more of the {distinct} distinct queries, so approximate search is "
-                        f"the exact search there; calibrate on a few hundred queries",
-                        stacklevel=2,
-                    )
-                out.append(entry)
+                out.append(_calibration_entry(st, rep))
         return out
 
     #: Traversal algorithms; "auto" picks one per query.

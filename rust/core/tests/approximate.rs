@@ -357,21 +357,32 @@ fn calibrated_on_queries_it_holds_the_target_on_other_queries() {
     }
 }
 
-/// Calibrated on too few queries (fewer than `MIN_BUCKET_QUERIES` in every bucket), approximate
-/// search is the exact search: the float top-k, not a cheap point that a handful of queries
-/// happened to pass. Queries that match no document are refused, naming the problem.
+/// Calibration queries too few for every bucket (fewer than `MIN_BUCKET_QUERIES` in each) are
+/// refused, with the count per bucket, so the segment keeps its calibration (helper-146: 20
+/// queries replaced a good pseudo-query calibration with the exact search). A calibration whose
+/// buckets all hold too few queries (one read from an older file) gives the exact search: the
+/// float top-k, not a cheap point that a handful of queries happened to pass. Queries that match
+/// no document are refused, naming the problem.
 #[test]
-fn too_few_calibration_queries_give_the_exact_search() {
-    use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
+fn too_few_calibration_queries_are_refused_and_give_the_exact_search() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, set, MIN_BUCKET_QUERIES};
     let (index, float, queries, _) = corpus_with_float(12_000, 3);
-    let few = CsrRef {
-        indptr: &queries.indptr[..6],
-        indices: &queries.indices[..queries.indptr[5] as usize],
-        values: &queries.values[..queries.indptr[5] as usize],
+    let rows = |n: usize| CsrRef {
+        indptr: &queries.indptr[..=n],
+        indices: &queries.indices[..queries.indptr[n] as usize],
+        values: &queries.values[..queries.indptr[n] as usize],
     };
-    set(&index, calibrate_with(&index, Some(few), 1).unwrap());
+    let e = calibrate_with(&index, Some(rows(5)), 1).unwrap_err().to_string();
+    assert!(e.contains("5 of the 5 queries have 10 matching documents"), "{e}");
+    assert!(e.contains("no query-length bucket holds the 30 queries a calibration needs"), "{e}");
+    assert!(e.contains("(by their terms present in the segment: 5 of ") && e.contains("keeps its calibration"), "{e}");
+    // enough queries calibrate; the same calibration with every bucket below the minimum is exact
+    let mut few = calibrate_with(&index, Some(rows(60)), 1).unwrap();
+    assert!(few.queries.iter().any(|&n| n >= MIN_BUCKET_QUERIES), "{:?}", few.queries);
+    few.queries = few.queries.map(|n| n.min(MIN_BUCKET_QUERIES - 1));
+    set(&index, few);
     let algo = Algorithm::Approximate(RecallTarget::new(0.95).unwrap());
-    for i in 5..60 {
+    for i in 60..100 {
         let (terms, weights) = queries.row(i);
         let q = QueryRef { terms, weights };
         let want = search(&float, q, 10, Algorithm::Exhaustive).unwrap();

@@ -123,7 +123,8 @@ pub const CAL_K: usize = 10;
 /// point to be chosen (see the module doc).
 pub const MARGIN_SE: f64 = 1.5;
 /// Calibration queries a bucket needs before its points are used; queries of a bucket with
-/// fewer take the nearest bucket with enough, and the exact search when none has. A handful of
+/// fewer take the nearest bucket with enough, and the exact search when none has (a calibration
+/// on queries given with none is refused by [`calibrate_with`]). A handful of
 /// queries that all reach recall 1 at a cheap point say little (a newcomer calibrated debian on
 /// 1-10 queries and reached 0.82-0.87 on 200 others).
 pub const MIN_BUCKET_QUERIES: usize = 30;
@@ -282,7 +283,9 @@ pub fn peek(index: &Index) -> Option<Arc<Calibration>> {
 }
 
 /// Calibrate a segment on `queries` (CSR, external term ids), or on pseudo-queries drawn with
-/// `seed` when `None`. Errors only for malformed queries (naming the query).
+/// `seed` when `None`. Errors for malformed queries (naming the query), for queries none of
+/// which has [`CAL_K`] matching documents, and for queries too few for every bucket (fewer than
+/// [`MIN_BUCKET_QUERIES`] in each): the caller then leaves the segment's calibration as it is.
 pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> Result<Calibration> {
     if let Some(q) = &queries {
         let nq = check_csr(q, "calibration queries")?;
@@ -305,6 +308,30 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
             "calibration queries: none of the {n} queries has {CAL_K} matching documents in this segment \
              (of {} documents); give queries that share terms with the documents",
             index.n_docs()
+        )));
+    }
+    // Too few queries in every bucket would make approximate search the exact search: refused,
+    // so the segment keeps the calibration it has (helper-146: 20 queries replaced a good
+    // pseudo-query calibration, and its file, with the exact search, and only 30+ queries or a
+    // merge brought one back).
+    if given && !c.points.is_empty() && c.queries.iter().all(|&nq| nq < MIN_BUCKET_QUERIES) {
+        let per_bucket: Vec<String> = BUCKETS
+            .iter()
+            .zip(c.queries)
+            .scan(0, |lo, (&hi, nq)| {
+                let range = if hi == usize::MAX { format!("{}+", *lo + 1) } else { format!("{}-{hi}", *lo + 1) };
+                *lo = hi;
+                Some((nq > 0).then(|| format!("{nq} of {range} terms")))
+            })
+            .flatten()
+            .collect();
+        let used: usize = c.queries.iter().sum();
+        return Err(crate::Error::InvalidArgument(format!(
+            "calibration queries: {used} of the {n} queries have {CAL_K} matching documents in this segment \
+             (counting repeats once), and no query-length bucket holds the {MIN_BUCKET_QUERIES} queries a calibration \
+             needs (by their terms present in the segment: {}); the segment keeps its calibration; give a few \
+             hundred queries",
+            per_bucket.join(", ")
         )));
     }
     Ok(c)

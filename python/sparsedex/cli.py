@@ -39,6 +39,7 @@ key (``json`` would keep the last one without a word).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
@@ -1257,16 +1258,34 @@ def cmd_serve(a: argparse.Namespace) -> int:
         if not (Path(a.index_dir) / MANIFEST).is_file():
             raise UserError(f"{a.index_dir}: no {MANIFEST}; --ray serves a sharded index (sparsedex.ray.build_shards)")
         ray.init(address=a.address)
-        # checks every shard (and --encoder against the index), then hands over; --encoder
-        # reaches the deployment (it was ignored: an index built from vectors could not be
-        # searched with texts, helper-147)
-        with ShardedIndex(a.index_dir, replicas=a.replicas, encoder=a.encoder) as index:
-            encoder = index._given_encoder()
-        from ._serve import run
+        # SIGTERM as for the plain server: ray.init installs Ray's C++ handler, which printed a
+        # stack dump and ended the process by SIGABRT (exit -6); ours replaces it from here on
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        try:
+            # checks every shard (and --encoder against the index), then hands over; --encoder
+            # reaches the deployment (it was ignored: an index built from vectors could not be
+            # searched with texts, helper-147)
+            with ShardedIndex(a.index_dir, replicas=a.replicas, encoder=a.encoder) as index:
+                encoder = index._given_encoder()
+            from ._serve import run
 
-        print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
-        run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
-            route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch, encoder=encoder)
+            print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
+            run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
+                route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch, encoder=encoder)
+        except (_Terminated, KeyboardInterrupt) as stop:
+            # the application ends with the command, also on a cluster given by --address (where
+            # Serve outlives this process); a local cluster ends with the process
+            from ray import serve
+
+            with contextlib.suppress(Exception):
+                serve.delete("sparsedex")
+            if isinstance(stop, KeyboardInterrupt):
+                raise
+            print(f"{PROG}: terminated (SIGTERM): stopped serving", file=sys.stderr, flush=True)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         return 0
     if a.replicas != 1 or a.address is not None:
         raise UserError("--replicas and --address need --ray")
@@ -1513,7 +1532,8 @@ def build_parser() -> argparse.ArgumentParser:
               "Serve (needs pip install 'sparsedex[ray]'). Without --ray, Ctrl-C or SIGTERM stops the server: it "
               f"stops accepting connections, lets the requests being answered finish (up to {DRAIN_S:g} s), closes the "
               "index and exits (SIGTERM: exit 0, \"sparsedex: terminated (SIGTERM): stopped serving\"; "
-              "Ctrl-C: 130).",
+              "Ctrl-C: 130). With --ray, they end the Ray Serve application (also on a cluster given by "
+              "--address) and exit the same way.",
               ["sparsedex serve my-index --port 8000",
                "sparsedex serve my-sharded-index --ray --replicas 2",
                "curl -s localhost:8000/search -d '{\"query\": \"a movie about music\", \"k\": 3}'"])

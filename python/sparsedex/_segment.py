@@ -440,11 +440,13 @@ class SegmentView:
     def explain(self, query: Any, id: Any, values: Any = None, *, scores: str = "vectors") -> list[dict[str, float]]:
         """Why document `id` scored what it did: one dict per matched term (term, query_weight,
         doc_weight, contribution), largest contribution first; contributions sum to the score
-        (``scores`` as in :meth:`search`)."""
+        (``scores`` as in :meth:`search`). A term matches by a positive contribution, as a
+        document is a hit by a positive score (a product that underflows float32 is 0)."""
         idx, val = to_query(query, values)
         return [
             {"term": t, "query_weight": qw, "doc_weight": dw, "contribution": c}
             for t, qw, dw, c in self._core.explain(idx, val, self.row(id), scores=scores)
+            if c > 0
         ]
 
     def ids(self) -> np.ndarray:

@@ -159,7 +159,9 @@ class TermMatch:
 class Explanation:
     """Why document ``id`` scored ``score`` for a query.
 
-    ``matches``: the terms query and document share, largest contribution first; their
+    ``matches``: the terms query and document share whose contribution is positive, largest
+    contribution first (a shared term whose product underflows float32 to 0 is not a match, as
+    a document scoring 0 is not a hit of :meth:`SparseIndex.search`); their
     contributions sum to ``score`` (computed in the index's own arithmetic, so with a ``u8``
     index the weights are the dequantized ones the index scores), and each is
     ``query_weight * doc_weight``. ``query_terms`` and
@@ -1960,8 +1962,12 @@ class SparseIndex:
             np.asarray(q.indices, dtype=np.uint32), np.asarray(q.values, dtype=np.float32), si, d, stats,
             with_score=True, scores=scores,
         )
+        # a term counts as matched only by a positive contribution, as a document counts as a
+        # hit only by a positive score: weights of 1e-30 multiply to 0 in float32, and such a
+        # document, which search never returns, was explained as matched (the core lists every
+        # shared term: export reads document weights from it)
         matches = [
-            TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts
+            TermMatch(int(t), self._token(int(t)), float(qw), float(dw), float(c)) for t, qw, dw, c in parts if c > 0
         ]
         matches.sort(key=lambda m: (-m.contribution, m.term_id))
         score = float(score)  # bit-identical to the hit's score

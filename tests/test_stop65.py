@@ -1,6 +1,10 @@
 """Stop 65: faults found by helper-151. explain() agrees with search() on a document whose
-float32 score underflows to 0."""
+float32 score underflows to 0; pandas' NA and numpy's NaT are named missing values
+in queries, documents and ids."""
 
+import re
+
+import numpy as np
 import pytest
 
 from sparsedex import SparseIndex
@@ -27,3 +31,49 @@ def test_segment_view_explain_underflow_is_no_match():
     ids, _ = ix.search(([1], [1e-30]), k=5)
     assert ids.tolist() == []
     assert ix.explain(([1], [1e-30]), 10) == []
+
+
+_MISSING = [
+    (lambda: __import__("pandas").NA, "pandas' <NA>"),
+    (lambda: __import__("pandas").NaT, "pandas' NaT"),
+    (lambda: np.datetime64("NaT"), "np.datetime64('NaT"),
+    (lambda: np.timedelta64("NaT"), "np.timedelta64('NaT')"),
+]
+
+
+@pytest.mark.parametrize("make, name", _MISSING)
+def test_missing_values_are_named(make, name):
+    # pd.NA read "<NA> (a NAType)", numpy's NaT "np.datetime64('NaT','generic') (a datetime64)"
+    # and a timedelta64 NaT, an np.integer to numpy, "int() argument must be ... not 'NoneType'"
+    if name.startswith("pandas"):
+        pytest.importorskip("pandas")
+    v = make()
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}], ids=["a"])
+    cases = [
+        (lambda: ix.search({1: v}), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.search({v: 1.0}), rf"query: indices\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.search(([1], [v])), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.search(v), rf"query is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([{2: v}], ids=["x"]), rf"document 0: values\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([{v: 1.0}], ids=["x"]), rf"document 0: indices\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([v], ids=["x"]), rf"document 0 is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([{2: 1.0}], ids=[v]), rf"id of document 0 is a missing value \({re.escape(name)}"),
+        (lambda: ix.get(v), rf"a document id is an int or a str, got a missing value \({re.escape(name)}"),
+        (lambda: ix.delete(v), rf"ids is a missing value \({re.escape(name)}"),
+        (lambda: ix.delete([v]), rf"a document id is an int or a str, got a missing value \({re.escape(name)}"),
+    ]
+    for call, message in cases:
+        with pytest.raises((TypeError, ValueError), match=message):
+            call()
+    assert len(ix) == 1
+
+
+def test_timedelta_is_not_an_integer():
+    # np.timedelta64 is an np.integer subclass: timedelta64(5) was taken for the id 5
+    ix = SparseIndex(encoder=None)
+    with pytest.raises(TypeError, match="id of document 0 is a timedelta64"):
+        ix.add([{2: 1.0}], ids=[np.timedelta64(5)])
+    with pytest.raises(ValueError, match=r"values\[0\] is np.timedelta64\(5\) \(a timedelta64\), not a number"):
+        ix.add([([2], [np.timedelta64(5)])], ids=[1])
+    assert len(ix) == 0

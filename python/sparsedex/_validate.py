@@ -91,7 +91,9 @@ def max_threads() -> int:
 
 
 def _is_int(x: Any) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+    # numpy's timedelta64 is an np.integer: its NaT made int() fail on None, another one
+    # passed for the int it counts
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_, np.timedelta64))
 
 
 def c_array(x: Any, dtype: Any) -> np.ndarray:
@@ -174,13 +176,16 @@ def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are"
 
 
 def missing_value(x: Any) -> str | None:
-    """How ``x`` reads as a missing value (``None``, a NaN, pandas' ``NA`` / ``NaT``), for
-    messages; None when it is not one (helper-137, helper-139: "document 1 is a float")."""
+    """How ``x`` reads as a missing value (``None``, a NaN, pandas' ``NA`` / ``NaT``, numpy's
+    ``NaT``), for messages; None when it is not one (helper-137, helper-139: "document 1 is a
+    float")."""
     if x is None:
         return "None"
     if isinstance(x, (float, np.floating)) and x != x:
         return "NaN"
     if type(x).__name__ == "Decimal" and x.is_nan():
+        return f"{x!r}"
+    if isinstance(x, (np.datetime64, np.timedelta64)) and np.isnat(x):
         return f"{x!r}"
     if type(x).__name__ in ("NAType", "NaTType"):
         return f"pandas' {x!r}"
@@ -311,6 +316,9 @@ def lookup_id(x: Any) -> int | str:
         return int(x)
     if isinstance(x, str):
         return str(x)
+    missing = missing_value(x)
+    if missing is not None and x is not None:
+        raise TypeError(f"a document id is an int or a str, got a missing value ({missing})")
     raise TypeError(f"a document id is an int or a str, got {type(x).__name__} {shown(x)}")
 
 
@@ -320,6 +328,9 @@ def lookup_ids(ids: Any) -> list[int | str]:
         raise TypeError("ids is None: pass one id or a list of ids to delete")
     if _is_int(ids) or isinstance(ids, str):
         return [lookup_id(ids)]
+    missing = missing_value(ids)
+    if missing is not None:
+        raise TypeError(f"ids is a missing value ({missing}): pass one id or a list of ids to delete")
     if isinstance(ids, (bytes, Mapping)) or not isinstance(ids, Iterable):
         raise TypeError(f"ids must be one id (int or str) or a list of them, got {type(ids).__name__}")
     return [lookup_id(x) for x in ids]

@@ -303,14 +303,18 @@ def _int_array(x: Any) -> np.ndarray:
 
 
 def _all_ints(items: Any) -> bool:
-    """Whether every item is an integer (Python or numpy), none a bool."""
-    return all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items)
+    """Whether every item is an integer (Python or numpy), none a bool or a timedelta64 (an
+    np.integer to numpy)."""
+    return all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_, np.timedelta64)) for v in items
+    )
 
 
 def _all_numbers(items: Any) -> bool:
-    """Whether every item is an int or a float (Python or numpy), none a bool."""
+    """Whether every item is an int or a float (Python or numpy), none a bool or a timedelta64."""
     return all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in items
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_, np.timedelta64))
+        for v in items
     )
 
 
@@ -508,6 +512,11 @@ def _item(v: Any) -> str:
         return f"a dict ({shown(v, 40)})"
     if isinstance(v, (float, np.floating)):
         return shown(float(v), 40)
+    from ._validate import missing_value  # here: _validate imports this module
+
+    missing = missing_value(v)
+    if missing is not None:  # "<NA> (a NAType)" named no missing value
+        return f"a missing value ({missing})"
     return f"{shown(v, 40)} (a {type(v).__name__})"
 
 
@@ -523,7 +532,7 @@ def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     idx, val, terms = given
     if isinstance(idx, (list, tuple)):
         for i, v in enumerate(idx):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, (bool, np.bool_)):
+            if not _all_ints([v]):
                 return ValueError(f"{where}: indices[{i}] is {_item(v)}, not an integer")
     if isinstance(val, (list, tuple)):
         for i, v in enumerate(val):

@@ -1,6 +1,6 @@
 """Stop 65: faults found by helper-151. explain() agrees with search() on a document whose
 float32 score underflows to 0; pandas' NA and numpy's NaT are named missing values
-in queries, documents and ids."""
+in queries, documents and ids; a dict's key that is no term id is named by the key."""
 
 import re
 
@@ -52,11 +52,12 @@ def test_missing_values_are_named(make, name):
     ix.add([{1: 1.0}], ids=["a"])
     cases = [
         (lambda: ix.search({1: v}), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
-        (lambda: ix.search({v: 1.0}), rf"query: indices\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.search({v: 1.0}), rf"query: a key is a missing value \({re.escape(name)}"),
         (lambda: ix.search(([1], [v])), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
         (lambda: ix.search(v), rf"query is a missing value \({re.escape(name)}"),
         (lambda: ix.add([{2: v}], ids=["x"]), rf"document 0: values\[0\] is a missing value \({re.escape(name)}"),
-        (lambda: ix.add([{v: 1.0}], ids=["x"]), rf"document 0: indices\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([{v: 1.0}], ids=["x"]), rf"document 0: a key is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([([v], [1.0])], ids=["x"]), rf"document 0: indices\[0\] is a missing value \({re.escape(name)}"),
         (lambda: ix.add([v], ids=["x"]), rf"document 0 is a missing value \({re.escape(name)}"),
         (lambda: ix.add([{2: 1.0}], ids=[v]), rf"id of document 0 is a missing value \({re.escape(name)}"),
         (lambda: ix.get(v), rf"a document id is an int or a str, got a missing value \({re.escape(name)}"),
@@ -77,3 +78,22 @@ def test_timedelta_is_not_an_integer():
     with pytest.raises(ValueError, match=r"values\[0\] is np.timedelta64\(5\) \(a timedelta64\), not a number"):
         ix.add([([2], [np.timedelta64(5)])], ids=[1])
     assert len(ix) == 0
+
+
+@pytest.mark.parametrize(
+    "key, shown",
+    [("1", '"1" (a str)'), ("x", '"x" (a str)'), (1.0, "1.0 (a float)"), (True, "True (a bool)"),
+     ((1, 2), "(1, 2) (a tuple)")],
+)
+def test_dict_key_is_named(key, shown):
+    # {"1": 0.5} read 'indices[0] is a string ("1"), not an integer': no list was given
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}], ids=["a"])
+    with pytest.raises(ValueError, match=rf"^query: key {re.escape(shown)} is not a term id$"):
+        ix.search({2: 1.0, key: 0.5} if key is not True else {key: 0.5})
+    with pytest.raises(ValueError, match=rf"^document 1: key {re.escape(shown)} is not a term id$"):
+        ix.add([{3: 1.0}, {key: 0.5}], ids=["b", "c"])
+    assert len(ix) == 1
+    # a pair of lists is still named by position
+    with pytest.raises(ValueError, match=r'^query: indices\[0\] is a string \("1"\), not an integer$'):
+        ix.search((["1"], [0.5]))

@@ -348,7 +348,7 @@ def test_integer_keys_numpy_would_promote_are_ids():
         validate_embedding({3: 2**70}, what="query")
     with pytest.raises(ValueError, match=r"query: values\[0\] = an integer of 401 digits is above the largest weight"):
         validate_embedding({3: 10**400}, what="query")
-    with pytest.raises(ValueError, match=r"indices\[0\] is a bool"):
+    with pytest.raises(ValueError, match=r"query: key True \(a bool\) is not a term id"):  # a dict's key, by the key
         validate_embedding({True: 1.0, np.uint64(3): 1.0}, what="query")
     with pytest.raises(ValueError, match=r"query: indices\[1\] is 5.0, not an integer"):
         validate_embedding(([3, 5.0], [1.0, 1.0]), what="query")  # a float among ids stays refused, named (helper-147)

@@ -520,12 +520,34 @@ def _item(v: Any) -> str:
     return f"{shown(v, 40)} (a {type(v).__name__})"
 
 
+def _dict_key_error(where: str, embedding: Any) -> ValueError | None:
+    """For a ``{term_id: weight}`` dict, the error naming its first key that is not an integer
+    term id by the key (``key "1" (a str) is not a term id``: "indices[0]" named no list the
+    caller wrote); None when every key is an integer (or it is no such dict)."""
+    if not isinstance(embedding, Mapping) or set(embedding.keys()) == {"indices", "values"}:
+        return None
+    from ._validate import missing_value  # here: _validate imports this module
+
+    for k in embedding.keys():
+        if _all_ints([k]):
+            continue
+        missing = missing_value(k)
+        if missing is not None:
+            return ValueError(f"{where}: a key is a missing value ({missing}), not a term id")
+        key = cut(json.dumps(k, ensure_ascii=False), 40) if isinstance(k, str) else shown(k, 40)
+        return ValueError(f"{where}: key {key} (a {type(k).__name__}) is not a term id")
+    return None
+
+
 def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     """For indices or values given as a Python list or tuple (a JSON array), the error naming
     the first item that is not an integer term id or not a number, by position and value
     ("values[0] is a string ("a"), not a number"), instead of the dtype numpy made of the list;
     None when the lists hold no such item (or were not lists). Only on an error: the lists
-    are looked at item by item."""
+    are looked at item by item. A dict's key that is no term id is named by the key."""
+    named = _dict_key_error(where, embedding)
+    if named is not None:
+        return named
     given = _given_lists(embedding)
     if given is None:
         return None
@@ -548,7 +570,11 @@ def _full_checks(
 ) -> SparseEmbedding:
     """:func:`validate_embedding`'s checks one by one, naming what is wrong (its fast paths
     must return what these return, tests/test_vectors.py). ``given``: the vector as given, to
-    name an item of its lists that is not a number rather than the dtype (:func:`_list_item_error`)."""
+    name an item of its lists that is not a number rather than the dtype (:func:`_list_item_error`),
+    or a key of a dict that is not a term id (:func:`_dict_key_error`)."""
+    named = _dict_key_error(where, given)
+    if named is not None:
+        raise named
     idx, val = np.asarray(idx), np.asarray(val)
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range

@@ -44,7 +44,7 @@ def test_dash_reads_standard_input(monkeypatch, capsys, tmp_path):
     assert "QUERIES and QRELS are both - (standard input)" in capsys.readouterr().err
     _stdin(monkeypatch, b'{"id": "q1", "text": "bye"}\n{bad\n')
     assert main(["run", "-", ix, "-o", "-"]) == 1
-    assert "-:2: bad JSON line" in capsys.readouterr().err
+    assert "standard input:2: bad JSON line" in capsys.readouterr().err  # "-:2:" before stop 65
     # a file named "-" is ./-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text("q1\tbye\n")

@@ -1,14 +1,18 @@
 """Stop 65: faults found by helper-151. explain() agrees with search() on a document whose
 float32 score underflows to 0; pandas' NA and numpy's NaT are named missing values
-in queries, documents and ids; a dict's key that is no term id is named by the key."""
+in queries, documents and ids; a dict's key that is no term id is named by the key; the CLI names an input file given as ``-``
+"standard input"."""
 
+import io
 import re
+import sys
 
 import numpy as np
 import pytest
 
 from sparsedex import SparseIndex
 from sparsedex._segment import SegmentView
+from sparsedex.cli import main
 
 
 @pytest.mark.parametrize("quantization", ["float", "u8"])
@@ -97,3 +101,47 @@ def test_dict_key_is_named(key, shown):
     # a pair of lists is still named by position
     with pytest.raises(ValueError, match=r'^query: indices\[0\] is a string \("1"\), not an integer$'):
         ix.search((["1"], [0.5]))
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_cli_names_standard_input(monkeypatch, capsys, tmp_path):
+    # "-:2: bad JSON line", "-: no documents": "-" read as no file at all
+    ix = str(tmp_path / "ix")
+    cases = [
+        (["index", "-", ix, "--encoder", "bm25"], b'{"id": "a", "text": "x"}\n{"id": "b"\n',
+         "standard input:2: bad JSON line"),
+        (["index", "-", ix, "--encoder", "bm25"], b'{"id": "a", "text": "x"}\n\xff\n', "standard input:2: not UTF-8 text"),
+        (["index", "-", ix, "--encoder", "bm25"], b"", "standard input: no documents"),
+        (["index", "-", ix, "--encoder", "bm25"], b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n',
+         "standard input:2: id 'a' repeats the id of line 1"),
+    ]
+    for argv, data, message in cases:
+        _stdin(monkeypatch, data)
+        assert main(argv) == 1
+        assert f"error: {message}" in capsys.readouterr().err
+    _stdin(monkeypatch, b'{"id": "a", "text": "hello"}\n{"id": "b", "text": "bye"}\n')
+    assert main(["index", "-", ix, "--encoder", "bm25"]) == 0
+    capsys.readouterr()
+    (tmp_path / "q.tsv").write_text("q1\thello\n")
+    (tmp_path / "qrels").write_text("q1 0 a 1\n")
+    cases = [
+        (["add", ix, "-"], b'{"text": "x"}\n', "standard input: no id field"),
+        (["run", "-", ix, "-o", "-"], b"q 1\tx\n", "standard input:1: query id 'q 1' holds whitespace"),
+        (["run", "-", ix, "-o", "-"], b"", "standard input: no queries"),
+        (["eval", ix, str(tmp_path / "q.tsv"), "-"], b"q1 0 a x\n", "standard input: no judgements"),
+        (["eval", ix, str(tmp_path / "q.tsv"), "-"], b"q1 0 a 1\nq1 0 a 1\n", "standard input:2: document 'a' is judged twice"),
+        (["eval", ix, "-", str(tmp_path / "qrels")], b"q1\n", "standard input:1: expected 'qid<TAB>text'"),
+    ]
+    for argv, data, message in cases:
+        _stdin(monkeypatch, data)
+        assert main(argv) == 1
+        assert f"error: {message}" in capsys.readouterr().err, argv
+    # a file named "-" is named ./-
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("q1\n")
+    assert main(["run", "./-", ix, "-o", "-"]) == 1
+    assert "error: ./-:1: expected 'qid<TAB>text'" in capsys.readouterr().err
+

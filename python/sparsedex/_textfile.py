@@ -34,6 +34,15 @@ def is_stdin(path: Any) -> bool:
     return isinstance(path, str) and path == STDIN
 
 
+def file_name(path: Any) -> str:
+    """How messages name an input file: ``standard input`` for ``-`` ("-:2: bad JSON line" read
+    as no file at all), ``./-`` for a file of that name, else the path."""
+    if is_stdin(path):
+        return "standard input"
+    name = str(Path(path))
+    return "./-" if name == "-" else name
+
+
 #: Lines of standard input that :func:`first_content_bytes` read ahead: ``[stream, lines]``,
 #: given back to the next reader of that stream (a pipe cannot be read twice).
 _read_ahead: list[Any] = [None, []]
@@ -74,7 +83,7 @@ def utf8_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     line that is not UTF-8 (columns count bytes after the BOM), and ``OSError`` when the
     file cannot be opened. ``-`` reads standard input.
     """
-    p = Path(path)
+    p = file_name(path)
     with _raw_lines(path) as f:
         for lineno, raw in enumerate(f, 1):
             if lineno == 1 and raw.startswith(BOM):

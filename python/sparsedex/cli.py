@@ -133,13 +133,13 @@ def read_jsonl(path: str | Path, what: str = "file") -> list[dict[str, Any]]:
     twice in one object is an error (``{"id": "a", "id": "b"}`` would silently keep ``b``).
     Each object gets its line number under ``"__line__"``. ``-`` reads standard input.
     """
-    from ._textfile import is_stdin
+    from ._textfile import file_name, is_stdin
 
-    p = Path(path)
+    p = file_name(path)  # "-": "standard input"
     if not is_stdin(path):
-        if not p.exists():
+        if not Path(path).exists():
             raise UserError(f"{p}: no such {what}")
-        if p.is_dir():
+        if Path(path).is_dir():
             raise UserError(f"{p}: is a directory, expected a JSONL {what}")
     out = []
     for lineno, line in _text_lines(path):
@@ -297,8 +297,10 @@ def load_records(
     from ._validate import ID_MAX, ID_MIN, _surrogate_problem
     from .filters import PayloadError, normalize_payload
 
+    from ._textfile import file_name
+
     recs = read_jsonl(path, what)  # before str(): Path("./-") is a file named -, "-" standard input
-    path = str(path)
+    path = file_name(path)  # for messages: "-" is "standard input"
     if not recs:
         return Records(path, None if ids != "required" else [], [], [], [], None, [])
     queries = what.startswith("quer")
@@ -366,14 +368,14 @@ def _records(path: str, text_field: str | None, id_field: str | None, what: str)
 def load_queries(path: str, text_field: str | None, id_field: str | None) -> list[tuple[str, str]]:
     """``[(qid, text), ...]`` of a JSONL queries file, or of a TSV file ``qid<TAB>text`` (blank
     lines and lines starting with ``#`` skipped); ``-`` reads standard input."""
-    from ._textfile import first_content_bytes, is_stdin
+    from ._textfile import file_name, first_content_bytes, is_stdin
     from ._validate import _surrogate_problem
 
-    p = Path(path)
+    p = file_name(path)  # "-": "standard input"
     if not is_stdin(path):
-        if not p.exists():
+        if not Path(path).exists():
             raise UserError(f"{p}: no such queries file")
-        if p.is_dir():
+        if Path(path).is_dir():
             raise UserError(f"{p}: is a directory, expected a queries file")
     head = first_content_bytes(path)
     if head.startswith(b"{") or not head:
@@ -404,7 +406,7 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
     return out
 
 
-def _check_query_id(qid: str, p: Path, lineno: int) -> None:
+def _check_query_id(qid: str, p: str, lineno: int) -> None:
     """A query id must be one non-empty word not starting with ``#``: TREC runs and qrels are
     split on whitespace and their readers skip lines starting with ``#``, so such an id made a
     run file no reader (sparsedex's included) could read back whole (helper-133, helper-135)."""
@@ -693,10 +695,10 @@ def cmd_index(a: argparse.Namespace) -> int:
         recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file",
                             ids="none" if a.no_ids else "optional")
         if not recs.texts:
-            raise UserError(f"{a.corpus}: no documents")
+            raise UserError(f"{recs.path}: no documents")
         if recs.ids is None and not a.no_ids:
-            _warn(f"{a.corpus} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
-        _warn_run_ids(a.corpus, recs)
+            _warn(f"{recs.path} has no id field: documents are numbered 0 to {len(recs.texts) - 1} in file order")
+        _warn_run_ids(recs.path, recs)
         t0 = time.perf_counter()
         index = SparseIndex(a.encoder, a.quantization, store_texts=not a.no_texts)
         _add_in_chunks(index, recs)
@@ -753,13 +755,13 @@ def cmd_add(a: argparse.Namespace) -> int:
     recs = load_records(a.corpus, a.text_field, a.id_field, "corpus file", ids="none" if a.new_ids else "optional",
                         no_ids_hint="--new-ids to add the documents as new ones")
     if not recs.texts:
-        raise UserError(f"{a.corpus}: no documents")
+        raise UserError(f"{recs.path}: no documents")
     if recs.ids is None and not a.new_ids:
         raise UserError(
-            f"{a.corpus}: no id field: `add` replaces documents by id, so without ids it would add every "
+            f"{recs.path}: no id field: `add` replaces documents by id, so without ids it would add every "
             "document again; pass --id-field NAME, or --new-ids to add them as new documents"
         )
-    _warn_run_ids(a.corpus, recs)
+    _warn_run_ids(recs.path, recs)
     index = _open_index(a.index_dir, a.encoder)
     have = index._id_kind()  # the index's id type (None: no document yet)
     if a.new_ids and have is str:
@@ -770,7 +772,7 @@ def cmd_add(a: argparse.Namespace) -> int:
     if recs.ids and have is not None and not isinstance(recs.ids[0], have):
         want, got = ("strings", "an integer") if have is str else ("integers", "a string")
         raise UserError(
-            f"{a.corpus}:{recs.lines[0]}: id {shown(recs.ids[0])} is {got} but the ids of {a.index_dir} are {want}: "
+            f"{recs.path}:{recs.lines[0]}: id {shown(recs.ids[0])} is {got} but the ids of {a.index_dir} are {want}: "
             "ids must be all strings or all integers"
         )
     t0 = time.perf_counter()
@@ -925,7 +927,7 @@ _GAINS_NOTE = {
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from ._textfile import is_stdin
+    from ._textfile import file_name, is_stdin
     from .eval import parse_metric, read_qrels, write_run
 
     metrics = [m.strip() for m in a.metrics.split(",") if m.strip()]  # checked by _metrics_arg
@@ -935,9 +937,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
         raise UserError("QUERIES and QRELS are both - (standard input): read one of them from a file")
     if not is_stdin(a.qrels):
         if not qp.exists():
-            raise UserError(f"{a.qrels}: no such qrels file")
+            raise UserError(f"{file_name(a.qrels)}: no such qrels file")
         if qp.is_dir():
-            raise UserError(f"{a.qrels}: a directory, not a qrels file")
+            raise UserError(f"{file_name(a.qrels)}: a directory, not a qrels file")
     if a.run_out == "-":
         raise UserError("--run-out -: the metrics are printed on stdout; name a file for the run "
                         "(`sparsedex run TOPICS INDEX -o -` prints a run)")
@@ -946,7 +948,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     qrels = read_qrels(a.qrels)
     queries = load_queries(a.queries, a.text_field, a.id_field)
     if not queries:
-        raise UserError(f"{a.queries}: no queries")
+        raise UserError(f"{file_name(a.queries)}: no queries")
     index = _open_index(a.index_dir, a.encoder)
     t0 = time.perf_counter()
     means, run = evaluate_index(
@@ -980,12 +982,13 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from ._textfile import file_name
     from .eval import is_run_word, write_run
 
     flt = _filter_arg(a.filter)
     queries = load_queries(a.topics, a.text_field, a.id_field)
     if not queries:
-        raise UserError(f"{a.topics}: no queries")
+        raise UserError(f"{file_name(a.topics)}: no queries")
     out = None if a.output == "-" else Path(a.output)  # "-": the run on stdout
     if out is not None:
         _check_run_file(out, a.overwrite, "-o")

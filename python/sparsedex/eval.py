@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from ._textfile import is_stdin, utf8_lines
+from ._textfile import file_name, is_stdin, utf8_lines
 from ._validate import MAX_K, a_type, check_bool, check_int, shown
 
 __all__ = [
@@ -100,11 +100,11 @@ def _lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
     ``#`` comments skipped; read by the one text-file rule (UTF-8, a leading byte-order mark
     dropped: see ``docs/inputs.md``; ``-``: standard input); not UTF-8 is a ValueError naming
     the file and line."""
-    p = Path(path)
+    p = file_name(path)  # "-": "standard input"
     if not is_stdin(path):
-        if not p.exists():
+        if not Path(path).exists():
             raise FileNotFoundError(f"{p}: no such file")
-        if p.is_dir():
+        if Path(path).is_dir():
             raise IsADirectoryError(f"{p}: is a directory, not a file")
     for lineno, line in utf8_lines(path):
         s = line.strip()
@@ -132,7 +132,7 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     """
     qrels: Qrels = {}
     seen: dict[tuple[str, str], int] = {}
-    p = Path(path)
+    p = file_name(path)
     first = True
     header: tuple[int, str] | None = None  # the first line, skipped as a header
     for lineno, s in _lines(path):
@@ -208,7 +208,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     """
     run: Run = {}
     seen: dict[tuple[str, str], int] = {}
-    p = Path(path)
+    p = file_name(path)
     for lineno, s in _lines(path):
         parts = s.split()
         if len(parts) != 6:

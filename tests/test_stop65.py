@@ -145,3 +145,19 @@ def test_cli_names_standard_input(monkeypatch, capsys, tmp_path):
     assert main(["run", "./-", ix, "-o", "-"]) == 1
     assert "error: ./-:1: expected 'qid<TAB>text'" in capsys.readouterr().err
 
+
+def test_empty_query_vector_is_no_hits_in_python_and_over_http():
+    # documented now: a query with no terms is no hits, from Python and over HTTP alike
+    import json
+
+    from sparsedex._http import respond
+
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}], ids=["a"])
+    assert ix.search({}) == [] and ix.search(([], [])) == [] and ix.search_batch([{}]) == [[]]
+    empty = {"indices": [], "values": []}
+    assert respond(ix, "/search", json.dumps({"query": empty}).encode()) == (200, {"hits": []})
+    assert respond(ix, "/search_batch", json.dumps({"queries": [empty]}).encode()) == (200, {"hits": [[]]})
+    status, out = respond(ix, "/search", json.dumps({"query": {}}).encode())
+    assert status == 400 and '"indices" is missing' in out["error"]
+    assert "matches no document" in SparseIndex.search.__doc__

@@ -6,7 +6,9 @@ Requests and responses are JSON shaped like the Python calls:
 - ``POST /search``       ``{"query": "text" | {"indices": [...], "values": [...]}, "k": 10,
   "filter": {...}, "algorithm": "auto", "target_recall": 0.97}`` -> ``{"hits": [{"id", "score",
   "payload"}, ...]}`` (``"limit"``, Qdrant's name for ``k``, is accepted too; ``"target_recall"``
-  with ``"algorithm": "approximate"`` only)
+  with ``"algorithm": "approximate"`` only); a vector with no terms, ``{"indices": [], "values": []}``,
+  matches nothing (``{"hits": []}``, as ``SparseIndex.search({})`` returns ``[]``); ``{}`` is a 400 (a
+  sparse vector here is the object with both keys: JSON keys are strings, not term ids)
 - ``POST /search_batch`` ``{"queries": [...], "k", "filter", "algorithm", "target_recall"}`` ->
   ``{"hits": [[...], ...]}``
 - ``POST /get``          ``{"id": ...}`` -> ``{"id", "text", "payload", "vector": {"indices", "values"}}``

@@ -1563,6 +1563,8 @@ class SparseIndex:
         every matching document is returned); a vector query may be anything
         :func:`sparsedex.vectors.as_sparse_embedding` takes (a scipy.sparse row, a pandas
         Series, ...); an invalid query is a ValueError / TypeError that starts with "query".
+        A query with no terms (``{}``, ``([], [])``, or a blank text) matches no document:
+        ``[]`` (over HTTP, ``{"indices": [], "values": []}`` answers ``{"hits": []}``).
         ``algorithm``: ``"auto"`` or one of :attr:`SparseIndex.algorithms` (all return the same
         hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`), e.g.
         ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k of the

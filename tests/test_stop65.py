@@ -4,6 +4,7 @@ in queries, documents and ids; a dict's key that is no term id is named by the k
 "standard input"."""
 
 import io
+import json
 import re
 import sys
 
@@ -161,3 +162,25 @@ def test_empty_query_vector_is_no_hits_in_python_and_over_http():
     status, out = respond(ix, "/search", json.dumps({"query": {}}).encode())
     assert status == 400 and '"indices" is missing' in out["error"]
     assert "matches no document" in SparseIndex.search.__doc__
+
+
+@pytest.mark.parametrize("line", [b" q1\thello\n", b"q1 \thello\n", b"q1\t\n q2\thello\n"])
+def test_tsv_query_id_is_taken_as_written(capsys, tmp_path, line):
+    # " q1" was silently "q1" in a TSV queries file, while JSONL refused it
+    ix = str(tmp_path / "ix")
+    (tmp_path / "c.jsonl").write_text('{"id": "a", "text": "hello"}\n')
+    assert main(["index", str(tmp_path / "c.jsonl"), ix, "--encoder", "bm25"]) == 0
+    q = tmp_path / "q.tsv"
+    q.write_bytes(line)
+    capsys.readouterr()
+    assert main(["run", str(q), ix, "-o", "-"]) == 1
+    bad = line.splitlines()[-1].split(b"\t")[0].decode()
+    n = len(line.splitlines())
+    assert f"error: {q}:{n}: query id {bad!r} holds whitespace" in capsys.readouterr().err
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": bad, "text": "hello"}) + "\n")
+    assert main(["run", str(tmp_path / "q.jsonl"), ix, "-o", "-"]) == 1
+    assert f"error: {tmp_path / 'q.jsonl'}:1: query id {bad!r} holds whitespace" in capsys.readouterr().err
+    # a CRLF line end is no part of the id
+    q.write_bytes(b"q1\thello\r\n")
+    assert main(["run", str(q), ix, "-o", "-"]) == 0
+    assert capsys.readouterr().out.startswith("q1 Q0 a 1 ")

@@ -26,7 +26,9 @@ Input records (JSONL, one object a line):
   can be stored exactly: see :func:`sparsedex.filters.normalize_payload`).
 
 Query files for ``eval`` and ``run`` may also be TSV, ``qid<TAB>text`` a line (MS MARCO's
-``queries.tsv``): a file whose first line is not a JSON object is read that way.
+``queries.tsv``): a file whose first line is not a JSON object is read that way. A query id
+is taken as written, in TSV as in JSONL: one holding whitespace (`` q1``) is an error naming
+the line, not trimmed.
 
 An input file named ``-`` (corpus, queries, qrels) is standard input (``./-`` for a file
 of that name). Every text file (corpus, queries, qrels) is read by one rule, the one of
@@ -394,7 +396,8 @@ def load_queries(path: str, text_field: str | None, id_field: str | None) -> lis
         qid, sep, text = line.partition("\t")
         if not sep:
             raise UserError(f"{p}:{lineno}: expected 'qid<TAB>text' (or a JSONL queries file)")
-        qid = qid.strip()
+        # the id as written: " q1" was silently "q1" here while a JSONL queries file refused it
+        # (the line end, "\r\n" too, is stripped above)
         _check_query_id(qid, p, lineno)
         if qid in seen:
             raise UserError(f"{p}:{lineno}: query id {shown(qid)} repeats the id of line {seen[qid]}")

@@ -201,7 +201,11 @@ pub(crate) fn run<K: Kind>(
             weight_units(super::exact_raw::<K>(v, arrays, plan, k, Algorithm::Auto, race, scratch))
         }
     };
-    let kk = rerank_depth(k, params.rerank, v.n_docs as usize);
+    // Fewer than CAL_K hits take the candidates of a top-CAL_K search, the ones the calibration
+    // measured (the caller keeps the best k of them): a top-1 search reranking its own 1 x rerank
+    // candidates reached 0.985 at target 0.99 on debian, top-2 0.980 (helper-152).
+    let kc = k.max(calibrate::CAL_K);
+    let kk = rerank_depth(kc, params.rerank, v.n_docs as usize);
     if params == ApproxParams::EXACT || plan.terms.is_empty() || rerank_outweighs_postings(v, &fwd, plan, kk) {
         // No calibrated point to use. Or every query weight rounds to 0 on the segment's grid
         // (all below about 1e-36): the plan has no term to rank candidates by, and the exact
@@ -222,7 +226,7 @@ pub(crate) fn run<K: Kind>(
             let c = if filtered { &cut } else { &cut_all };
             (super::exact_raw::<K>(v, arrays, c, depth, Algorithm::Auto, race, scratch), None)
         };
-        let Some(cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
+        let Some(cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), kc, kk, params.rerank, stage) else {
             return exact(scratch);
         };
         if cands.len() < k {
@@ -266,7 +270,7 @@ pub(crate) fn run<K: Kind>(
         scratch.rank_request = false;
         (cands, scratch.cand_ranks.take())
     };
-    let Some(mut cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), k, kk, params.rerank, stage) else {
+    let Some(mut cands) = honour_allowed(v.n_docs, plan.allowed.as_ref(), kc, kk, params.rerank, stage) else {
         // The allowed set leaves out so many of the documents the cut query ranks first that
         // the candidates to rerank would cost more than the exact search.
         return exact(scratch);
@@ -324,15 +328,6 @@ fn unfiltered<K: Kind>(plan: &Plan<K>) -> Plan<K> {
     p
 }
 
-/// Under an allowed set, approximate search for fewer than this many hits takes the candidates
-/// of a search for this many ([`honour_allowed`]). Where an allowed set leaves out the first
-/// documents a query ranks (the next page of a search), the hits asked for stand deeper in the
-/// cut query's order than the calibration measured, and at `k = 1-2` the ranks of so few
-/// candidates cannot tell an excluded head of 1-5 documents from a random filter: on debian
-/// (400 queries, target 0.90) a 20% filter less its own first 1 / 5 hits reached 0.880 / 0.783
-/// at `k = 1` (helper-105), the same search without a filter less its first 2 0.84. The
-/// candidates of a top-5 search cost a few more rows reranked.
-const ALLOWED_MIN_K: usize = 5;
 /// An allowed set (filter and deletions) of at least this share of a segment's documents is
 /// applied after the candidate stage rather than inside it (see [`honour_allowed`]).
 pub const DENSE_ALLOWED: f64 = 0.5;
@@ -372,8 +367,10 @@ const MAX_RANK_FACTOR: usize = 3;
 /// query's order at such depths is looser than the calibration measured), the exact search
 /// runs instead. A sparse allowed set takes its first allowed documents from one ranking of
 /// all documents, and the exact search when it leaves out its own first ranks
-/// ([`sparse_allowed`]). Below [`ALLOWED_MIN_K`] hits, all of this is done for a search of
-/// that many.
+/// ([`sparse_allowed`]). [`run`] asks for at least [`calibrate::CAL_K`] hits here: below that,
+/// the ranks of so few candidates cannot tell an excluded head of 1-5 documents from a random
+/// filter (on debian, 400 queries, target 0.90, a 20% filter less its own first 1 / 5 hits
+/// reached 0.880 / 0.783 at `k = 1` with `k = 1`'s own candidates, helper-105).
 fn honour_allowed<S: Copy>(
     n_docs: u32,
     allowed: Option<&DocSet>,
@@ -384,9 +381,6 @@ fn honour_allowed<S: Copy>(
 ) -> Option<Vec<(u32, S)>> {
     let n = (n_docs as usize).max(1);
     let Some(a) = allowed else { return Some(stage(kk, true, false).0) };
-    // Below ALLOWED_MIN_K, the candidates of a top-ALLOWED_MIN_K search (the caller keeps the
-    // best k of them).
-    let (k, kk) = if k < ALLOWED_MIN_K { (ALLOWED_MIN_K, rerank_depth(ALLOWED_MIN_K, rerank, n)) } else { (k, kk) };
     let share = a.len() as f64 / n as f64;
     if a.len() as usize == n {
         return Some(stage(kk, true, false).0); // every document allowed
@@ -609,7 +603,8 @@ pub(crate) fn search_one(
         ApproxParams::EXACT
     } else {
         let share = allowed.map_or(1.0, |a| a.len() as f64 / v.n_docs as f64);
-        calibrate::cached(index).params(depth_target(target.get(), k, share), query_terms_in(v, &p.query))
+        // the depth of the CAL_K hits whose candidates `run` ranks for fewer
+        calibrate::cached(index).params(depth_target(target.get(), k.max(calibrate::CAL_K), share), query_terms_in(v, &p.query))
     };
     search_params(index, p, k, params, allowed, floor)
 }
@@ -760,31 +755,6 @@ mod tests {
     }
 
     #[test]
-    fn below_five_hits_an_allowed_set_takes_a_top_5_searchs_candidates() {
-        let n = 10_000;
-        // k = 1, rerank 3: the candidates of a top-5 search (15), under dense and sparse sets;
-        // without an allowed set, those of a top-1 search (3)
-        let dense = set(n, |d| d % 4 == 1);
-        let mut asked = Vec::new();
-        let c = honour_allowed(n, Some(&dense), 1, 3, 3.0, ranked(n, &dense, &mut asked)).unwrap();
-        // the 5th allowed at rank 7: the allowed among the first 3 x 7 ranks
-        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), (0..21).filter(|d| d % 4 != 1).collect::<Vec<_>>());
-        let sparse = set(n, |d| d % 4 != 0);
-        let mut asked = Vec::new();
-        let c = honour_allowed(n, Some(&sparse), 1, 3, 3.0, stage_of(n, &sparse, &mut asked, true)).unwrap();
-        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), (0..15).map(|i| 4 * i).collect::<Vec<_>>());
-        let mut asked = Vec::new();
-        let c = honour_allowed(n, None, 1, 3, 3.0, ranked(n, &sparse, &mut asked)).unwrap();
-        assert_eq!(c.len(), 3);
-        // The first 2 ranks excluded at k = 1: the 5th allowed at rank 7 (<= 3 x 5), reranked to
-        // 3 x 7 = 21 ranks; at k = 1 itself the rank rule passed and 3 x 3 = 9 were reranked
-        let head = set(n, |d| d < 2);
-        let mut asked = Vec::new();
-        let c = honour_allowed(n, Some(&head), 1, 3, 3.0, ranked(n, &head, &mut asked)).unwrap();
-        assert_eq!(c.iter().map(|&(d, _)| d).collect::<Vec<_>>(), (2..21).collect::<Vec<_>>());
-    }
-
-    #[test]
     fn a_random_sparse_set_takes_its_first_allowed_in_one_ranking() {
         let n = 10_000;
         let sparse = set(n, |d| d % 4 != 0); // 25% allowed, spread evenly
@@ -836,13 +806,13 @@ mod tests {
             let late = set(n, |d| d % 4 != 0 || d < 400);
             let mut asked = Vec::new();
             assert!(honour_allowed(n, Some(&late), 10, 40, 4.0, stage_of(n, &late, &mut asked, tells)).is_none());
-            // A random set keeps approximate search at k = 1..5 too (the head must pass 5)
-            for k in [1usize, 2, 5] {
+            // A random set keeps approximate search at k = 5..10 too (the head must pass k; `run`
+            // asks for no fewer than CAL_K)
+            for k in [5usize, 10] {
                 let mut asked = Vec::new();
                 let a = set(n, |d| d % 4 != 0);
                 let c = honour_allowed(n, Some(&a), k, 4 * k, 4.0, stage_of(n, &a, &mut asked, tells));
-                // (below k = 5, the candidates of a top-5 search: ALLOWED_MIN_K)
-                assert_eq!(c.map(|c| c.len()), Some(4 * k.max(ALLOWED_MIN_K)), "k {k}, tells {tells}");
+                assert_eq!(c.map(|c| c.len()), Some(4 * k), "k {k}, tells {tells}");
             }
         }
     }

@@ -259,3 +259,40 @@ def test_queries_that_match_nothing_in_a_segment_name_it(big):
     # terms no document holds: the first segment calibrated (the large one) is named
     with pytest.raises(ValueError, match=r"segment 'seg-\d+': .*matching documents"):
         big.calibrate([([10_000 + i], [1.0]) for i in range(40)], target_recall=0.9)
+
+
+def test_a_refused_calibration_on_queries_changes_no_segment(tmp_path):
+    """helper-153: queries enough for the first segment's buckets but not the second's were
+    refused naming the second, after the first had been recalibrated on them (its file
+    rewritten). Every segment's calibration is now made before any is applied."""
+    import hashlib
+
+    from sparsedex import MergePolicy
+
+    ix = SparseIndex.create(tmp_path / "i", merge_policy=MergePolicy(factor=0))
+    ix.add(_corpus(9000, seed=21))  # terms 0..2999
+    ix.commit()
+    ix.add(_corpus(9000, seed=22, vocab=2000), ids=range(9000, 18000))  # terms 0..1999 only
+    ix.commit()
+    first, second = (s["name"] for s in ix.segments())
+    before = ix.calibrate(target_recall=0.97)
+    assert [r["calibrated_on"] for r in before] == ["pseudo-queries", "pseudo-queries"]
+    rng = np.random.default_rng(23)
+    # 12 terms each: 20 queries of common terms (12 terms in both segments), 20 with 6 common
+    # terms and 6 of 2000..2999 (12 terms in the first segment, 6 in the second): one bucket
+    # of 40 in the first segment, two of 20 in the second
+    queries = [(sorted(rng.choice(100, 12, replace=False).tolist()), [1.0] * 12) for _ in range(20)]
+    queries += [(sorted(rng.choice(100, 6, replace=False).tolist() + rng.choice(np.arange(2000, 2100), 6,
+                                                                                 replace=False).tolist()), [1.0] * 12)
+                for _ in range(20)]
+
+    def cal_files():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "i").glob("*.cal"))}
+
+    files = cal_files()
+    assert len(files) == 2
+    with pytest.raises(ValueError, match=f"segment {second!r}: .* no query-length bucket holds the 30 queries"):
+        ix.calibrate(queries, target_recall=0.97)
+    assert ix.calibrate(target_recall=0.97) == before  # the first segment kept its calibration too
+    assert cal_files() == files
+    ix.close()

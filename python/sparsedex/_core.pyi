@@ -21,6 +21,7 @@ __all__ = [
     "CorruptIndexError",
     "DocSet",
     "Index",
+    "PendingCalibration",
     "PreparedMerge",
     "PreparedSave",
     "Reservation",
@@ -218,6 +219,9 @@ class PreparedSave:
     def dest(self) -> str: ...
 
 @final
+class PendingCalibration:
+    """A segment's calibration on queries, made (Snapshot.calibrate_pending) but not applied."""
+
 class Snapshot:
     """A commit of a store: immutable, safe to search from many threads."""
 
@@ -242,6 +246,10 @@ class Snapshot:
         indices: _U32 | None = None,
         values: npt.NDArray[np.float32] | None = None,
     ) -> bool: ...
+    def calibrate_pending(
+        self, pos: int, indptr: npt.NDArray[np.uint64], indices: _U32, values: npt.NDArray[np.float32]
+    ) -> PendingCalibration | None: ...
+    def apply_calibration(self, pos: int, pending: PendingCalibration) -> None: ...
     def calibration(
         self, pos: int, target: float
     ) -> tuple[bool, list[tuple[int | None, int, float, float, float, float]]] | None: ...

@@ -349,8 +349,10 @@ class SegmentView:
         :meth:`search_batch` takes them: a CSR triple or a scipy.sparse matrix), replacing the
         calibration on pseudo-queries a first approximate search would make. Returns False
         (nothing done) when the segment is searched exactly by approximate searches (no stored
-        vectors, or fewer than 8,192 documents). Raises ValueError naming a malformed query.
-        Evaluate the recall reached on *other* queries than these."""
+        vectors, or fewer than 8,192 documents). Raises ValueError naming a malformed query, or
+        for queries none of which has 10 matching documents or too few for every query-length
+        bucket (fewer than 30 in each): the segment keeps its calibration then. Evaluate the
+        recall reached on *other* queries than these."""
         ip, ix, vx = to_csr(queries, "query")
         return bool(self._core.calibrate(_validate.c_array(ip, np.uint64),
                                          _validate.c_array(ix, np.uint32),

@@ -1805,12 +1805,12 @@ class SparseIndex:
         A ``calibrate()`` without queries running beside a ``calibrate(queries)`` (another
         thread) never replaces the calibration on queries. Ctrl-C stops a ``calibrate()``, or
         the calibration a first approximate search makes, within about half a second
-        (KeyboardInterrupt; the segments finished keep theirs; only on the main thread, where
-        Python delivers signals).
+        (KeyboardInterrupt; the segments finished keep theirs, but for ``calibrate(queries)``,
+        which changes no segment then; only on the main thread, where Python delivers signals).
         Raises ValueError for a target outside (0, 1], or naming the segment in which none of the
         queries has 10 matching documents or no query-length bucket has 30 of them, with the
-        count per bucket (segments before it in the report are calibrated on the queries by
-        then), TypeError for a ``progress`` other than True, False or None, and
+        count per bucket (a calibration on queries replaces every segment's or none: no
+        segment is changed then, nor by a Ctrl-C during it), TypeError for a ``progress`` other than True, False or None, and
         the errors of :meth:`search_batch` for bad queries.
         """
         if target_recall is None:  # the default, as in search and search_batch
@@ -1837,11 +1837,22 @@ class SparseIndex:
         # one calibration at a time, the first approximate searches' included, in this process
         # and (on an index on disk) in others; waiting for another's stops on Ctrl-C (helper-109)
         with _calibration_turn(self.path):
+            if csr is not None:
+                # every segment's calibration on the queries is made before any is applied: a
+                # refusal in one segment changes none (helper-153: the segments before it had
+                # been recalibrated, and their files rewritten)
+                made = [_calibrate_segment(core, pos, st.segment.name, progress, csr)
+                        for pos, st in enumerate(snap.states)]
+                for pos, pending in enumerate(made):
+                    if pending is not None:
+                        core.apply_calibration(pos, pending)
+                return [_calibration_entry(st, None if pending is None else core.calibration(pos, target))
+                        for pos, (st, pending) in enumerate(zip(snap.states, made))]
             out = []
             for pos, st in enumerate(snap.states):
-                rep = None if csr is not None else core.calibration(pos, target)
+                rep = core.calibration(pos, target)
                 if rep is None:
-                    if _calibrate_segment(core, pos, st.segment.name, progress, csr):
+                    if _calibrate_segment(core, pos, st.segment.name, progress):
                         rep = core.calibration(pos, target)
                 else:  # calibrated already (in memory or its file): make its high layer, the warm-up
                     core.calibrate(pos)
@@ -2202,15 +2213,17 @@ def _ready_for_approximate(snap: Snapshot, algorithm: str, directory: Path | Non
         snap.approximate_ready = True
 
 
-def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, csr: Any = None) -> bool:
-    """Calibrate segment ``pos`` of ``core`` (on the query CSR ``csr``, or on pseudo-queries
-    unless its calibration file serves), with a progress bar when ``progress`` allows and the
-    segment calibrates at all. False for a segment approximate search searches exactly. A
-    ValueError names the segment (its position means nothing to the user)."""
+def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, csr: Any = None) -> Any:
+    """Calibrate segment ``pos`` of ``core`` on pseudo-queries unless its calibration file
+    serves (False for a segment approximate search searches exactly, else True), or make its
+    calibration on the query CSR ``csr`` without applying it (``core.apply_calibration``; None
+    for a segment searched exactly), with a progress bar when ``progress`` allows and the
+    segment calibrates at all. A ValueError names the segment (its position means nothing to
+    the user)."""
     bar = progress if core.calibrates(pos) else False
     with _calibration_bar(core, pos, name, bar):
         try:
-            return bool(core.calibrate(pos, *(csr or ())))
+            return core.calibrate(pos) if csr is None else core.calibrate_pending(pos, *csr)
         except ValueError as e:
             raise ValueError(f"segment {name!r}: {e}") from None
 

@@ -28,7 +28,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::store::{
-        index_dir_may_hold, is_our_current, PyPreparedMerge, PyPreparedSave, PyReservation, PySnapshot, PyStore,
+        index_dir_may_hold, is_our_current, PyPendingCalibration, PyPreparedMerge, PyPreparedSave, PyReservation,
+        PySnapshot, PyStore,
     };
     /// Calibration queries a query-length bucket needs before approximate search uses its
     /// points (`search::approx::calibrate::MIN_BUCKET_QUERIES`).

@@ -75,6 +75,15 @@ pub struct PyPreparedSave {
     dest: PathBuf,
 }
 
+/// A segment's calibration on queries, made (`Snapshot.calibrate(..., apply=False)`) but not
+/// yet its calibration (`Snapshot.apply_calibration`): a calibration on queries replaces every
+/// segment's or none (helper-153: a refusal in one segment left the segments before it
+/// recalibrated).
+#[pyclass(frozen, name = "PendingCalibration", module = "sparsedex._core")]
+pub struct PyPendingCalibration {
+    inner: Mutex<Option<sparsedex_core::search::approx::calibrate::Calibration>>,
+}
+
 fn taken<T>(m: &Mutex<Option<T>>, what: &str) -> PyResult<T> {
     m.lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -668,6 +677,35 @@ impl PySnapshot {
             }
         }
         Ok(true)
+    }
+
+    /// `calibrate(pos, indptr, indices, values)`'s calibration on queries, made but not applied:
+    /// None for a segment `calibrate` does nothing to. Errors as `calibrate`.
+    fn calibrate_pending(
+        &self,
+        py: Python<'_>,
+        pos: usize,
+        indptr: PyReadonlyArray1<'_, u64>,
+        indices: PyReadonlyArray1<'_, u32>,
+        values: PyReadonlyArray1<'_, f32>,
+    ) -> PyResult<Option<PyPendingCalibration>> {
+        use sparsedex_core::search::approx::{calibrate, calibrates};
+        let index = self.segment(pos)?.index();
+        if !calibrates(index) {
+            return Ok(None);
+        }
+        let q = csr(&indptr, &indices, &values)?;
+        let c = enter_long(py, || calibrate::calibrate_with(index, Some(q), 0x5eed))?;
+        Ok(Some(PyPendingCalibration { inner: Mutex::new(Some(c)) }))
+    }
+
+    /// Make `pending` (from `calibrate(pos, queries..., apply=False)` on this segment) segment
+    /// `pos`'s calibration, in memory and in its calibration file. ConflictError if it was
+    /// applied already.
+    fn apply_calibration(&self, pos: usize, pending: &Bound<'_, PyPendingCalibration>) -> PyResult<()> {
+        let c = taken(&pending.get().inner, "calibration")?;
+        sparsedex_core::search::approx::calibrate::set(self.segment(pos)?.index(), c);
+        Ok(())
     }
 
     /// Whether approximate search calibrates segment `pos` (stored vectors, at least 8,192

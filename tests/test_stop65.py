@@ -140,6 +140,15 @@ def test_cli_names_standard_input(monkeypatch, capsys, tmp_path):
         _stdin(monkeypatch, data)
         assert main(argv) == 1
         assert f"error: {message}" in capsys.readouterr().err, argv
+    # eval's warning and its grade check name qrels read from standard input too (helper-153)
+    _stdin(monkeypatch, b"q1 0 zzz 1\n")
+    assert main(["eval", ix, str(tmp_path / "q.tsv"), "-"]) == 0
+    err = capsys.readouterr().err
+    assert "appear in standard input" in err and "in -" not in err, err
+    _stdin(monkeypatch, b"q1 0 a 1001\n")
+    assert main(["eval", ix, str(tmp_path / "q.tsv"), "-", "--gains", "exponential"]) == 1
+    err = capsys.readouterr().err
+    assert "error: standard input: qrels: query 'q1'" in err, err
     # a file named "-" is named ./-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-").write_text("q1\n")

@@ -957,10 +957,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     means, run = evaluate_index(
         index, queries, qrels, metrics, a.k,
         gains=a.gains, rel_threshold=a.rel_threshold, algorithm=a.algorithm, target_recall=a.target_recall,
-        qrels_name=a.qrels,
+        qrels_name=file_name(a.qrels),
     )
     dt = time.perf_counter() - t0
-    _eval_warnings(run, qrels, parsed, a.k, a.qrels)
+    _eval_warnings(run, qrels, parsed, a.k, file_name(a.qrels))
     if a.run_out:
         _write_run_file(run, Path(a.run_out), a.run_tag)
     judged_run = sum(1 for q in qrels if q in run)
@@ -1267,7 +1267,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
         # SIGTERM as for the plain server: ray.init installs Ray's C++ handler, which printed a
         # stack dump and ended the process by SIGABRT (exit -6); ours replaces it from here on
         main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+        terminated: list[int] = []
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            terminated.append(signum)
+            _on_sigterm(signum, frame)
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
         try:
             # checks every shard (and --encoder against the index), then hands over; --encoder
             # reaches the deployment (it was ignored: an index built from vectors could not be
@@ -1279,14 +1285,19 @@ def cmd_serve(a: argparse.Namespace) -> int:
             print(f"serving {a.index_dir} with Ray Serve on http://{a.host}:{a.port}{prefix}/", flush=True)
             run(a.index_dir, replicas=a.replicas, host=a.host, port=a.port, blocking=True, refresh_s=a.refresh_s,
                 route_prefix=prefix or "/", max_k=a.max_k, max_batch=a.max_batch, encoder=encoder)
-        except (_Terminated, KeyboardInterrupt) as stop:
+        except BaseException as stop:
+            # SIGTERM while starting may reach us inside Ray's Cython code, which hands it on as a
+            # SystemError ("... returned a result with an exception set", helper-153): whatever
+            # it became, after a SIGTERM this is the stop
+            if not terminated and not isinstance(stop, KeyboardInterrupt):
+                raise
             # the application ends with the command, also on a cluster given by --address (where
             # Serve outlives this process); a local cluster ends with the process
             from ray import serve
 
             with contextlib.suppress(Exception):
                 serve.delete("sparsedex")
-            if isinstance(stop, KeyboardInterrupt):
+            if not terminated:
                 raise
             print(f"{PROG}: terminated (SIGTERM): stopped serving", file=sys.stderr, flush=True)
         finally:

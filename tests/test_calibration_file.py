@@ -332,3 +332,32 @@ def test_calibrate_after_open_is_the_warm_up(built, tmp_path):
     fresh = SparseIndex.open(path)
     assert _approx(fresh) == want  # the same results as without the warm-up
     fresh.close()
+
+
+def test_refresh_takes_a_calibration_file_another_handle_rewrote(built, tmp_path):
+    """helper-152: a reader calibrated on pseudo-queries kept them after another process (here
+    another handle) calibrated the index on queries and rewrote the segment's file, refresh()
+    or not, until it reopened: a server's handle never took the new calibration. refresh()
+    now takes a rewritten calibration file; a damaged rewrite leaves the calibration as it is."""
+    path = _copy(built, tmp_path)
+    reader = SparseIndex.open(path)
+    first = reader.calibrate(target_recall=0.97)
+    assert any(r["calibrated_on"] == "pseudo-queries" for r in first)
+    other = SparseIndex.open(path)
+    made = other.calibrate(QUERIES, target_recall=0.97)
+    other.close()
+    assert reader.calibrate(target_recall=0.97) == first  # no refresh yet: as it was
+    reader.refresh()
+    assert reader.calibrate(target_recall=0.97) == made
+    fresh = SparseIndex.open(path)
+    assert _approx(reader) == _approx(fresh)
+    fresh.close()
+    # a refresh with nothing rewritten reads nothing; a damaged file is not taken
+    _, _, l0 = _core.calibration_counters()
+    reader.refresh()
+    assert _core.calibration_counters()[2] == l0
+    (cal,) = [path / n for n in _cal_files(path)]
+    cal.write_bytes(b"damaged")
+    reader.refresh()
+    assert reader.calibrate(target_recall=0.97) == made
+    reader.close()

@@ -1117,7 +1117,9 @@ class SparseIndex:
             return self._store.merge(max_segments)
 
     def refresh(self) -> bool:
-        """Move this handle to the newest commit in its directory (True if there was one).
+        """Move this handle to the newest commit in its directory (True if there was one), and
+        take the calibration files (``seg-<N>.cal``) another handle or process rewrote since
+        (a ``calibrate(queries)`` there; a damaged one is not taken).
 
         When the directory now holds another index (replaced by :meth:`save` or ``sparsedex
         index --overwrite``) built with another encoder, the handle takes that index's encoder;

@@ -369,7 +369,13 @@ impl Store {
         if w.has_staged() {
             return Err(Error::Conflict("refresh() with uncommitted changes: commit or roll back first".into()));
         }
-        self.reload(&mut w, dir)
+        let changed = self.reload(&mut w, dir)?;
+        // calibration files rewritten by another handle or process (a calibrate(queries)
+        // there): taken, or a server's handle kept its old calibration until it reopened
+        for s in self.snapshot().segments() {
+            crate::search::approx::persist::follow(s.index());
+        }
+        Ok(changed)
     }
 
     fn reload(&self, w: &mut writer::Writer, dir: &Path) -> Result<bool> {

@@ -550,6 +550,8 @@ pub(crate) struct State {
     /// Where the calibration is kept on disk (set once by the store for segments of an index
     /// directory; unset in memory, see [`persist`]).
     pub(crate) file: std::sync::OnceLock<persist::Sidecar>,
+    /// The calibration file as this handle last read or wrote it ([`persist::follow`]).
+    pub(crate) file_seen: std::sync::Mutex<Option<persist::FileSig>>,
     /// The high layer of the candidate stage (u8 segments only, see [`layer`]).
     pub(crate) layer: std::sync::OnceLock<std::sync::Arc<layer::HighLayer>>,
     /// The timings behind [`Algorithm::Auto`]'s choice for cut queries (they have fewer terms

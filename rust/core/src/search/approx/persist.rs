@@ -67,6 +67,51 @@ pub struct Sidecar {
     pub owner: String,
 }
 
+/// A calibration file's length, modification time and (on Unix) inode: what tells this handle
+/// that another one rewrote it ([`follow`]).
+pub(crate) type FileSig = (u64, Option<std::time::SystemTime>, u64);
+
+fn file_sig(path: &Path) -> Option<FileSig> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.len(), m.modified().ok(), ino))
+}
+
+/// Note the calibration file of `index` as it is now: read or written by this handle.
+fn seen(index: &Index, path: &Path) {
+    *index.approx().file_seen.lock().unwrap_or_else(|e| e.into_inner()) = file_sig(path);
+}
+
+/// Take the segment's calibration file when another handle or process rewrote it since this
+/// one last read or wrote it (a `calibrate(queries)` elsewhere, while this handle, a server's,
+/// kept the calibration it had: helper-152), and it is valid for the segment. Only for a
+/// segment calibrated in memory already (without one, its next approximate search reads the
+/// file anyway). True if it took the file. [`crate::store::Store::refresh`] calls it for every
+/// segment: a stat each.
+pub fn follow(index: &Index) -> bool {
+    let Some(sc) = index.approx().file.get() else { return false };
+    if index.approx().slot().is_none() {
+        return false;
+    }
+    let now = file_sig(&sc.path);
+    {
+        let mut seen = index.approx().file_seen.lock().unwrap_or_else(|e| e.into_inner());
+        if now.is_none() || *seen == now {
+            return false;
+        }
+        *seen = now;
+    }
+    let Some(c) = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok()) else {
+        return false; // damaged or foreign: the calibration in memory stays
+    };
+    LOADED.fetch_add(1, Ordering::Relaxed);
+    *index.approx().slot() = Some(Arc::new(c));
+    true
+}
+
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
 static LOADED: AtomicU64 = AtomicU64::new(0);
 
@@ -107,10 +152,12 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
         return;
     }
     let sc = Sidecar { path: dir.join(file_name(segment)), owner: owner(uuid, segment, sdx_crc) };
+    let sig = file_sig(&sc.path);
     let loaded = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok());
     if index.approx().file.set(sc).is_err() {
         return; // another thread attached it first
     }
+    *index.approx().file_seen.lock().unwrap_or_else(|e| e.into_inner()) = sig;
     let mut slot = index.approx().slot();
     match loaded {
         Some(c) if slot.is_none() => {
@@ -121,7 +168,9 @@ pub fn attach(index: &Index, dir: &Path, uuid: &str, segment: &str, sdx_crc: u32
         // merging because its members were, [`crate::store::Store::merge`]): written now.
         None => {
             if let (Some(c), Some(sc)) = (slot.as_ref(), index.approx().file.get()) {
-                write_file(&sc.path, &sc.owner, c, index.n_docs());
+                if write_file(&sc.path, &sc.owner, c, index.n_docs()) {
+                    seen(index, &sc.path);
+                }
             }
         }
         _ => {}
@@ -139,7 +188,9 @@ pub fn calibrated(index: &Index) -> bool {
 /// handle or process may have written it since this one attached the segment.
 pub fn load(index: &Index) -> Option<Calibration> {
     let sc = index.approx().file.get()?;
+    let sig = file_sig(&sc.path);
     let c = read_bounded(&sc.path).and_then(|bytes| decode(&bytes, &sc.owner, index.n_docs()).ok())?;
+    *index.approx().file_seen.lock().unwrap_or_else(|e| e.into_inner()) = sig;
     LOADED.fetch_add(1, Ordering::Relaxed);
     Some(c)
 }
@@ -148,7 +199,11 @@ pub fn load(index: &Index) -> Option<Calibration> {
 /// failure leaves the calibration in memory only). True if written.
 pub fn save(index: &Index, c: &Calibration) -> bool {
     let Some(sc) = index.approx().file.get() else { return false };
-    write_file(&sc.path, &sc.owner, c, index.n_docs())
+    let ok = write_file(&sc.path, &sc.owner, c, index.n_docs());
+    if ok {
+        seen(index, &sc.path);
+    }
+    ok
 }
 
 /// The owner string binding a calibration file to segment `segment` of store `uuid` whose

@@ -222,6 +222,7 @@ class PreparedSave:
 class PendingCalibration:
     """A segment's calibration on queries, made (Snapshot.calibrate_pending) but not applied."""
 
+@final
 class Snapshot:
     """A commit of a store: immutable, safe to search from many threads."""
 

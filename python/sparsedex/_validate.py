@@ -43,6 +43,7 @@ from ._shown import shown
 from .filters import MAX_DEPTH, PayloadError, normalize_payload
 from .vectors import MAX_VOCAB_SIZE as _MAX_VOCAB
 from .vectors import MAX_WEIGHT
+from .vectors import _is_int
 
 __all__ = [
     "MAX_K",
@@ -89,11 +90,6 @@ def max_threads() -> int:
     """The most threads a call may ask for: four times the cores this process may run on."""
     return 4 * _cores()
 
-
-def _is_int(x: Any) -> bool:
-    # numpy's timedelta64 is an np.integer: its NaT made int() fail on None, another one
-    # passed for the int it counts
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_, np.timedelta64))
 
 
 def c_array(x: Any, dtype: Any) -> np.ndarray:

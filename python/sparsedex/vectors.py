@@ -302,12 +302,16 @@ def _int_array(x: Any) -> np.ndarray:
     return arr  # left as is: validation names the problem
 
 
+def _is_int(x: Any) -> bool:
+    """Whether ``x`` is an integer (Python or numpy), not a bool nor a timedelta64 (an
+    np.integer to numpy: its NaT made int() fail on None, another one passed for the int it
+    counts). The one test of an integer for term ids, ids and ``k`` (``_validate`` too)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_, np.timedelta64))
+
+
 def _all_ints(items: Any) -> bool:
-    """Whether every item is an integer (Python or numpy), none a bool or a timedelta64 (an
-    np.integer to numpy)."""
-    return all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_, np.timedelta64)) for v in items
-    )
+    """Whether every item is an integer (:func:`_is_int`)."""
+    return all(_is_int(v) for v in items)
 
 
 def _all_numbers(items: Any) -> bool:
@@ -529,7 +533,7 @@ def _dict_key_error(where: str, embedding: Any) -> ValueError | None:
     from ._validate import missing_value  # here: _validate imports this module
 
     for k in embedding.keys():
-        if _all_ints([k]):
+        if _is_int(k):
             continue
         missing = missing_value(k)
         if missing is not None:
@@ -554,7 +558,7 @@ def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     idx, val, terms = given
     if isinstance(idx, (list, tuple)):
         for i, v in enumerate(idx):
-            if not _all_ints([v]):
+            if not _is_int(v):
                 return ValueError(f"{where}: indices[{i}] is {_item(v)}, not an integer")
     if isinstance(val, (list, tuple)):
         for i, v in enumerate(val):

@@ -1769,9 +1769,12 @@ class SparseIndex:
         most one per 10 terms, cut alike; a setting must reach the target on both kinds); or queries as
         :meth:`search_batch` takes them (texts with an encoder, vectors otherwise; ideally a
         sample of a few hundred real queries), to recalibrate every segment on them. Only
-        query-length buckets with at least 30 of them are measured: a bucket with fewer is
-        still listed in the report, with its count, and takes the parameters (and recall) of
-        the nearest bucket with enough, as its searches do. Queries too few for every bucket
+        query-length buckets with at least 30 of them are measured: a bucket with fewer keeps
+        the segment's calibration on pseudo-queries (its own, or one made then for those
+        buckets alone), and is listed with ``"calibrated_on": "pseudo-queries"`` and the
+        pseudo-queries' count; where pseudo-queries do not fill it either (stored rows
+        shorter than the bucket), it is listed with its count and takes the parameters (and
+        recall) of the nearest bucket with enough, as its searches do. Queries too few for every bucket
         of a segment, and queries none of which has 10 matching documents in it, are a
         ValueError: the segment keeps its calibration (too few queries would have made
         approximate search the exact search there).
@@ -1787,8 +1790,8 @@ class SparseIndex:
         rows, deleted documents included, as :meth:`segments` reports them), ``live`` (those not
         deleted), ``approximate`` (False: the segment is searched exactly by approximate searches, as it
         holds fewer than 8,192 documents or no stored vectors), ``calibrated_on``
-        (``"pseudo-queries"`` or ``"queries"``; None where ``approximate`` is False) and
-        ``buckets`` (empty where it is False): per query length (queries are
+        (``"pseudo-queries"``, or ``"queries"`` after a ``calibrate(queries)``; None where
+        ``approximate`` is False) and ``buckets`` (empty where it is False): per query length (queries are
         grouped by their number of terms present in the segment, ``max_terms``; None for the
         longest bucket) the number of calibration ``queries``, the parameters chosen for the
         target (``beta``, the share of the query's bound the cut keeps; ``gamma``, the layered
@@ -1798,7 +1801,8 @@ class SparseIndex:
         queries (the fastest parameters, by their search time measured on the segment while
         calibrating, whose mean exceeds the target by 1.5 standard errors of it; the exact
         search, beta 1, gamma 0 and rerank 1 at recall 1, is one of them, so a target is always
-        reachable). A segment's calibration is kept with it in memory and, for an index
+        reachable) and ``calibrated_on``, the bucket's own (``"pseudo-queries"`` or
+        ``"queries"``). A segment's calibration is kept with it in memory and, for an index
         directory, in the segment's calibration file ``seg-<N>.cal`` (rust/core/FORMAT.md
         §6a), which a later open reads: a reopened index is not calibrated again; a merge's
         new segment is, and a damaged calibration file, or one an older version of sparsedex
@@ -1828,10 +1832,11 @@ class SparseIndex:
                 raise ValueError("calibration queries: the list is empty")
             ip, ix, vx = _csr(vecs)
             csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
-            distinct = len({(v.indices.tobytes(), v.values.tobytes()) for v in vecs})
+            distinct = len({_proportions(v) for v in vecs})
             if distinct < len(vecs):
                 warnings.warn(
-                    f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another; "
+                    f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another "
+                    f"(or scale it: the same terms, weights in the same proportions, rank alike); "
                     f"each distinct query counts once ({distinct})",
                     stacklevel=2,
                 )
@@ -2230,6 +2235,20 @@ def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, cs
             raise ValueError(f"segment {name!r}: {e}") from None
 
 
+def _proportions(v: Any) -> tuple[bytes, bytes]:
+    """A calibration query's key for counting repeats, as the engine counts them
+    (``calibrate::proportions``): its terms, and its weights over the largest to 10 bits, so a
+    scaled copy of a query (the same ranking) is a repeat."""
+    idx = np.asarray(v.indices)
+    w = np.asarray(v.values, dtype=np.float64)
+    o = np.argsort(idx, kind="stable")
+    idx, w = idx[o], w[o]
+    top = float(w.max()) if w.size else 0.0
+    if not (top > 0.0 and np.isfinite(top)):
+        return idx.tobytes(), np.asarray(v.values)[o].tobytes()
+    return idx.tobytes(), np.rint(w / top * 1024.0).astype(np.int64).tobytes()
+
+
 def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:
     """:meth:`SparseIndex.calibrate`'s report of segment state ``st`` whose calibration report
     from the engine is ``rep`` (None: searched exactly)."""
@@ -2252,8 +2271,9 @@ def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:
                 "gamma": round(float(g), 4),
                 "rerank": round(float(r), 4),
                 "recall": round(float(rc), 4),
+                "calibrated_on": "pseudo-queries" if from_pseudo else "queries",
             }
-            for m, nq, b, g, r, rc in buckets
+            for m, nq, b, g, r, rc, from_pseudo in buckets
         ]
     return entry
 

@@ -177,9 +177,65 @@ fn calibration_buckets_queries_by_their_terms_as_search_does() {
         indptr.push(terms.len() as u64);
     }
     let cal = calibrate_with(&index, Some(CsrRef { indptr: &indptr, indices: &terms, values: &weights }), 3).unwrap();
-    // 20 terms: the bucket of queries of 17..32 terms (some queries may lack 10 matches).
-    assert_eq!(cal.queries.iter().sum::<usize>(), cal.queries[2], "{:?}", cal.queries);
-    assert!(cal.queries[2] >= 30, "{:?}", cal.queries);
+    // 20 terms: the bucket of queries of 17..32 terms (some queries may lack 10 matches); the
+    // other buckets are the pseudo-queries' (`calibrate_with` fills buckets the queries leave).
+    assert!(cal.queries[2] >= 30 && !cal.from_pseudo[2], "{:?}", cal.queries);
+    assert!((0..6).all(|b| b == 2 || cal.from_pseudo[b] || cal.queries[b] == 0), "{:?} {:?}", cal.queries, cal.from_pseudo);
+}
+
+/// helper-152 M2: queries given for one length leave the other query-length buckets to the
+/// segment's calibration on pseudo-queries, which are of those buckets' lengths (they took the
+/// parameters of the nearest bucket the queries filled: calibrated on 40 queries of 17-32
+/// terms, held-out queries of 9-16 terms reached 0.878 at target 0.90 on debian). The
+/// pseudo-query buckets the segment holds are kept as they are; a segment calibrated on
+/// nothing yet has those buckets calibrated on pseudo-queries then. Buckets the queries fill
+/// are theirs.
+#[test]
+fn buckets_the_queries_leave_keep_the_pseudo_query_calibration() {
+    use sparsedex_core::search::approx::calibrate::{calibrate_with, peek, set, BUCKETS, MIN_BUCKET_QUERIES};
+    let (index, queries, _) = corpus(12_000, 21);
+    let (mut indptr, mut terms, mut weights) = (vec![0u64], Vec::new(), Vec::new());
+    for i in 0..60 {
+        let (t, w) = queries.row(i);
+        terms.extend(t.iter().take(20));
+        weights.extend(w.iter().take(20));
+        indptr.push(terms.len() as u64);
+    }
+    let given = CsrRef { indptr: &indptr, indices: &terms, values: &weights };
+    let n_terms = |b: usize| if b == 0 { 4 } else { BUCKETS[b - 1] + 1 };
+    // A segment calibrated on nothing yet: the buckets the queries leave are calibrated on
+    // pseudo-queries of their lengths.
+    assert!(peek(&index).is_none());
+    let fresh = calibrate_with(&index, Some(given), 3).unwrap();
+    assert!(!fresh.pseudo && !fresh.from_pseudo[2] && fresh.queries[2] >= MIN_BUCKET_QUERIES, "{:?}", fresh.queries);
+    let pseudo = calibrate_with(&index, None, 0x5eed).unwrap();
+    let filled: Vec<usize> = (0..6).filter(|&b| b != 2 && pseudo.queries[b] >= MIN_BUCKET_QUERIES).collect();
+    assert!(filled.contains(&1) && filled.contains(&0), "pseudo-queries fill the short buckets: {:?}", pseudo.queries);
+    for &b in &filled {
+        assert!(fresh.from_pseudo[b], "bucket {b}: {:?}", fresh.from_pseudo);
+        assert_eq!(fresh.queries[b], pseudo.queries[b], "bucket {b}");
+        assert!(fresh.points.iter().any(|p| p.bucket == b), "bucket {b}");
+    }
+    // A segment calibrated on pseudo-queries: those buckets are kept as they are.
+    set(&index, pseudo.clone());
+    let kept = calibrate_with(&index, Some(given), 3).unwrap();
+    for &b in &filled {
+        let of = |c: &sparsedex_core::search::approx::calibrate::Calibration| {
+            c.points.iter().filter(|p| p.bucket == b).copied().collect::<Vec<_>>()
+        };
+        assert_eq!(of(&kept), of(&pseudo), "bucket {b}");
+        for target in [0.9, 0.95, 0.97, 0.99] {
+            assert_eq!(kept.choose(target, n_terms(b)), pseudo.choose(target, n_terms(b)), "bucket {b} at {target}");
+        }
+    }
+    // the bucket of the queries is theirs: their points, not the pseudo-queries'
+    assert!(!kept.from_pseudo[2]);
+    assert_eq!(kept.queries[2], fresh.queries[2]);
+    let of2 = |c: &sparsedex_core::search::approx::calibrate::Calibration| {
+        c.points.iter().filter(|p| p.bucket == 2).map(|p| (p.params, p.recall)).collect::<Vec<_>>()
+    };
+    assert_eq!(of2(&kept), of2(&fresh));
+    assert_ne!(of2(&kept), of2(&pseudo));
 }
 
 /// review25's adversarial corpus: the true top-10 hold one heavy term, half the documents hold
@@ -502,16 +558,23 @@ fn stats_count_the_high_layers_once_made() {
 }
 
 /// A segment's calibration counts the calibration queries it has evaluated, for a progress
-/// display: nothing before, all of them after.
+/// display: nothing before, all of them after, the pseudo-queries of the buckets the queries
+/// leave included (counted on, not from 0 again).
 #[test]
 fn calibration_progress_counts_the_queries_evaluated() {
     use sparsedex_core::search::approx::calibrate::{calibrate_with, set};
     let (index, queries, _) = corpus(sparsedex_core::search::approx::MIN_DOCS as usize + 1_000, 9);
     assert_eq!(index.calibration_progress(), (0, 0));
     let q = CsrRef { indptr: &queries.indptr, indices: &queries.indices, values: &queries.values };
-    set(&index, calibrate_with(&index, Some(q), 1).unwrap());
+    let c = calibrate_with(&index, Some(q), 1).unwrap();
     let n = queries.indptr.len() - 1;
-    assert_eq!(index.calibration_progress(), (n, n));
+    let (done, total) = index.calibration_progress();
+    assert_eq!(done, total);
+    // synthetic queries are of one length: the other buckets were filled by pseudo-queries
+    assert!(c.from_pseudo.contains(&true), "{:?}", c.from_pseudo);
+    let pseudo: usize = (0..6).filter(|&b| c.from_pseudo[b]).map(|b| c.queries[b]).sum();
+    assert!(total >= n + pseudo, "{total} < {n} + {pseudo}");
+    set(&index, c);
 }
 
 /// A u8 segment under `MIN_DOCS` is not calibrated: approximate search there is the exact

@@ -720,9 +720,10 @@ impl PySnapshot {
         Ok(self.segment(pos)?.index().calibration_progress())
     }
 
-    /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries?, one
+    /// Segment `pos`'s calibration at recall `target`, if it has one: (pseudo-queries alone?, one
     /// entry per query-length bucket with calibration queries: (most query terms, or None for
-    /// the last bucket; calibration queries; beta; gamma; rerank; mean recall@10 reached on them)). The
+    /// the last bucket; calibration queries; beta; gamma; rerank; mean recall@10 reached on them;
+    /// whether this bucket's calibration queries are pseudo-queries)). The
     /// entries are the cheapest parameters whose mean recall exceeds the target by 1.5
     /// standard errors (where none does, those of the highest mean less 1.5 standard errors;
     /// `Calibration::choose`). None if the segment is not calibrated yet.
@@ -730,7 +731,7 @@ impl PySnapshot {
         &self,
         pos: usize,
         target: f64,
-    ) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f32, f64)>)>> {
+    ) -> PyResult<Option<(bool, Vec<(Option<usize>, usize, f32, f32, f32, f64, bool)>)>> {
         use sparsedex_core::search::approx::calibrate::{self, BUCKETS};
         let index = self.segment(pos)?.index();
         let Some(c) = calibrate::peek(index) else { return Ok(None) };
@@ -740,7 +741,15 @@ impl PySnapshot {
                 continue;
             }
             let (p, recall) = c.choose(target, max.min(1 << 20));
-            out.push(((max != usize::MAX).then_some(max), c.queries[b], p.beta, p.gamma, p.rerank, recall));
+            out.push((
+                (max != usize::MAX).then_some(max),
+                c.queries[b],
+                p.beta,
+                p.gamma,
+                p.rerank,
+                recall,
+                c.from_pseudo[b],
+            ));
         }
         Ok(Some((c.pseudo, out)))
     }

@@ -16,8 +16,9 @@
 //! the one whose estimate is most likely too high (with 200 held-out synthetic queries and
 //! no margin, the point chosen for 0.99 reached 0.990 on them and 0.984 on others). A bucket
 //! with fewer than [`MIN_BUCKET_QUERIES`] queries is not used (its queries take the nearest
-//! bucket with enough, and the exact search when there is none), and a target of 1 is always
-//! the exact search.
+//! bucket with enough, and the exact search when there is none; a calibration on queries given
+//! takes such buckets from the segment's pseudo-query calibration where that has enough,
+//! [`calibrate_with`]), and a target of 1 is always the exact search.
 //!
 //! Calibration queries are the user's (`calibrate(queries)`), or *pseudo-queries*
 //! ([`pseudo_queries`]): stored rows of documents drawn at random, cut to their heaviest 6, 12,
@@ -153,15 +154,21 @@ pub struct Calibration {
     pub points: Vec<CalibrationPoint>,
     /// Calibration queries per bucket.
     pub queries: [usize; 6],
-    /// True for pseudo-queries (stored rows), false for queries given.
+    /// True for a calibration on pseudo-queries (stored rows) alone, false for one on queries
+    /// given ([`calibrate_with`]).
     pub pseudo: bool,
+    /// Per bucket, whether its points and count come from pseudo-queries: every bucket of a
+    /// calibration on pseudo-queries; in one on queries given, the buckets where they were
+    /// fewer than [`MIN_BUCKET_QUERIES`] and the segment's pseudo-query calibration has enough
+    /// (see [`calibrate_with`]).
+    pub from_pseudo: [bool; 6],
 }
 
 impl Calibration {
     /// The bucket of a query with `n_terms` terms in the segment, or the nearest bucket that
     /// has at least [`MIN_BUCKET_QUERIES`] calibration queries (None when none has).
     fn bucket(&self, n_terms: usize) -> Option<usize> {
-        let b = BUCKETS.iter().position(|&m| n_terms <= m).unwrap_or(BUCKETS.len() - 1);
+        let b = bucket_of(n_terms);
         (0..BUCKETS.len())
             .filter(|&c| self.queries[c] >= MIN_BUCKET_QUERIES)
             .min_by_key(|&c| (c as isize - b as isize).unsigned_abs() * 2 + usize::from(c > b))
@@ -213,7 +220,7 @@ pub fn cached(index: &Index) -> Arc<Calibration> {
     // replaced.
     let c = Arc::new(super::persist::load(index).unwrap_or_else(|| {
         // not cancellable: a search waits for it, and a partial calibration must not be kept
-        let made = calibrate(index, None, 0x5eed, false, &Default::default());
+        let made = calibrate(index, None, 0x5eed, false, &Default::default(), None);
         super::persist::load(index).unwrap_or_else(|| {
             super::persist::save(index, &made);
             made
@@ -283,7 +290,9 @@ pub fn peek(index: &Index) -> Option<Arc<Calibration>> {
 }
 
 /// Calibrate a segment on `queries` (CSR, external term ids), or on pseudo-queries drawn with
-/// `seed` when `None`. Errors for malformed queries (naming the query), for queries none of
+/// `seed` when `None`. The buckets `queries` leave with fewer than [`MIN_BUCKET_QUERIES`] are
+/// the segment's calibration on pseudo-queries there ([`Calibration::from_pseudo`];
+/// `fill_thin_buckets`). Errors for malformed queries (naming the query), for queries none of
 /// which has [`CAL_K`] matching documents, and for queries too few for every bucket (fewer than
 /// [`MIN_BUCKET_QUERIES`] in each): the caller then leaves the segment's calibration as it is.
 pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> Result<Calibration> {
@@ -301,7 +310,7 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
         return Err(crate::Error::InvalidArgument("calibration queries: none given".into()));
     }
     let stop = crate::cancel::watch();
-    let c = calibrate(index, queries, seed, true, &stop);
+    let c = calibrate(index, queries, seed, true, &stop, None);
     stop.check()?; // cancelled: queries were skipped, the calibration is partial
     if given && c.points.is_empty() && index.view().forward.is_some() {
         return Err(crate::Error::InvalidArgument(format!(
@@ -334,6 +343,48 @@ pub fn calibrate_with(index: &Index, queries: Option<CsrRef<'_>>, seed: u64) -> 
             per_bucket.join(", ")
         )));
     }
+    if given {
+        return fill_thin_buckets(index, c, &stop);
+    }
+    Ok(c)
+}
+
+/// `c`, a calibration on queries given, with each bucket where they were fewer than
+/// [`MIN_BUCKET_QUERIES`] taken from the segment's calibration on pseudo-queries when that has
+/// enough there: the pseudo-query buckets of the calibration the segment has (in memory, else
+/// in its file), else a calibration on pseudo-queries of those buckets alone, made now. Without
+/// it such a bucket took the parameters of the nearest bucket the queries filled (helper-152:
+/// calibrated on 40 queries of 17-32 terms, held-out queries of 9-16 terms reached 0.878 at
+/// target 0.90), measured on queries of another length, where pseudo-queries of the bucket's own
+/// length hold their targets.
+fn fill_thin_buckets(index: &Index, mut c: Calibration, stop: &crate::cancel::Watch) -> Result<Calibration> {
+    let thin: [bool; 6] = std::array::from_fn(|b| c.queries[b] < MIN_BUCKET_QUERIES);
+    if !thin.contains(&true) || c.points.is_empty() {
+        return Ok(c);
+    }
+    // The points taken must be of the grid of `c`'s (the segment's: layered or not).
+    let grid = cuts(super::high_layer(index).is_some());
+    let covers = |h: &Calibration, b: usize| {
+        h.from_pseudo[b]
+            && h.points.iter().filter(|p| p.bucket == b).all(|p| grid.contains(&(p.params.beta, p.params.gamma)))
+    };
+    let have = peek(index).or_else(|| super::persist::load(index).map(Arc::new));
+    let have = have.filter(|h| (0..BUCKETS.len()).all(|b| !thin[b] || covers(h, b)));
+    let source = match have {
+        Some(h) => h,
+        None => {
+            let made = calibrate(index, None, 0x5eed, true, stop, Some(thin));
+            stop.check()?;
+            Arc::new(made)
+        }
+    };
+    for b in (0..BUCKETS.len()).filter(|&b| thin[b] && source.queries[b] >= MIN_BUCKET_QUERIES) {
+        c.points.retain(|p| p.bucket != b);
+        c.points.extend(source.points.iter().filter(|p| p.bucket == b).copied());
+        c.queries[b] = source.queries[b];
+        c.from_pseudo[b] = true;
+    }
+    c.points.sort_by_key(|p| p.bucket);
     Ok(c)
 }
 
@@ -351,6 +402,13 @@ impl Progress {
         use std::sync::atomic::Ordering::Relaxed;
         let total = self.total.load(Relaxed);
         (self.done.load(Relaxed).min(total), total)
+    }
+
+    /// Count `more` queries to evaluate after those counted (the pseudo-queries a calibration
+    /// on queries adds for the buckets they leave, `fill_thin_buckets`): the display goes on
+    /// rather than start again.
+    fn extend(&self, more: usize) {
+        self.total.fetch_add(more, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn start(&self, total: usize) {
@@ -373,12 +431,19 @@ struct CalQuery {
     multi: bool,
 }
 
+/// The bucket of a query of `n_terms` terms in the segment.
+fn bucket_of(n_terms: usize) -> usize {
+    BUCKETS.iter().position(|&m| n_terms <= m).unwrap_or(BUCKETS.len() - 1)
+}
+
+/// Calibrate on `queries`, or on pseudo-queries (of the buckets of `only` alone, when given).
 fn calibrate(
     index: &Index,
     queries: Option<CsrRef<'_>>,
     seed: u64,
     parallel: bool,
     stop: &crate::cancel::Watch,
+    only: Option<[bool; 6]>,
 ) -> Calibration {
     use rayon::prelude::*;
     CALIBRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -398,22 +463,27 @@ fn calibrate(
                 })
             })
             .collect(),
-        None => pseudo_queries(v, seed),
+        // a pseudo-query's terms are all in the segment: its length is its bucket's
+        None => pseudo_queries(v, seed).into_iter().filter(|q| only.is_none_or(|o| o[bucket_of(q.terms.len())])).collect(),
     };
     // A query given several times counts once: a raw sample of a query log repeats its
     // popular queries, and 40 copies of one query made a bucket of 40 whose recalls, all
     // equal, had no spread, so its cheapest point passed every target (helper-104: real
-    // queries then reached 0.887 at 0.97).
+    // queries then reached 0.887 at 0.97). So does a query scaled (the same terms, weights in
+    // the same proportions: the same ranking; helper-152 M1: 30 scaled copies of one debian
+    // query passed as 30 queries, and real queries then reached 0.854 at 0.97).
     let mut seen = std::collections::HashSet::new();
-    let qs: Vec<CalQuery> = qs
-        .into_iter()
-        .filter(|q| pseudo || seen.insert((q.terms.clone(), q.weights.iter().map(|w| w.to_bits()).collect::<Vec<_>>())))
-        .collect();
+    let qs: Vec<CalQuery> =
+        qs.into_iter().filter(|q| pseudo || seen.insert((q.terms.clone(), proportions(&q.weights)))).collect();
     if v.forward.is_none() || qs.is_empty() {
-        return Calibration { points: Vec::new(), queries: [0; 6], pseudo };
+        return Calibration { points: Vec::new(), queries: [0; 6], pseudo, from_pseudo: [pseudo; 6] };
     }
     let progress = &index.approx().progress;
-    progress.start(qs.len());
+    if only.is_some() {
+        progress.extend(qs.len());
+    } else {
+        progress.start(qs.len());
+    }
     let layer = super::high_layer(index);
     let grid_cuts = cuts(layer.is_some());
     // Per query: its bucket and its grid (see `QueryGrid`). The candidate stage is timed at
@@ -513,7 +583,20 @@ fn calibrate(
             }
         }
     }
-    Calibration { points, queries: counts, pseudo }
+    Calibration { points, queries: counts, pseudo, from_pseudo: [pseudo; 6] }
+}
+
+/// A query's weights over its largest, to 10 bits (rounded half to even; finer steps split
+/// scaled copies, whose f32 products round apart by about 2^-23 of a weight): queries of the same
+/// terms whose weights are in the same proportions (one a scaled copy of the other) rank the
+/// documents alike and count once in a calibration. `sparsedex.SparseIndex.calibrate` counts
+/// the repeats it warns of alike.
+pub fn proportions(weights: &[f32]) -> Vec<i64> {
+    let max = weights.iter().fold(0.0f64, |m, &w| m.max(w as f64));
+    if max <= 0.0 || !max.is_finite() {
+        return weights.iter().map(|w| w.to_bits() as i64).collect();
+    }
+    weights.iter().map(|&w| (w as f64 / max * 1024.0).round_ties_even() as i64).collect()
 }
 
 /// The mean of `n` (≥ 1) recalls in `[0, 1]` whose sum is `sum` and sum of squares `sum2`, and
@@ -926,6 +1009,7 @@ mod tests {
             points: vec![point(0.975, 0.01, 100.0, 0.5), point(0.99, 0.002, 200.0, 0.7)],
             queries: [0, 0, 150, 0, 0, 0],
             pseudo: false,
+            from_pseudo: [false; 6],
         };
         let (p, r) = c.choose(0.97, 20);
         assert_eq!((p.beta, r), (0.7, 0.99));
@@ -938,8 +1022,22 @@ mod tests {
             points: vec![point(0.995, 0.02, 100.0, 0.5), point(0.99, 0.002, 200.0, 0.7)],
             queries: [0, 0, 150, 0, 0, 0],
             pseudo: false,
+            from_pseudo: [false; 6],
         };
         assert_eq!(noisy.choose(0.999, 20).0.beta, 0.7);
+    }
+
+    /// Scaled copies of a query (the same ranking) have its proportions; other weights do not.
+    #[test]
+    fn scaled_copies_have_the_same_proportions() {
+        let w = [0.731f32, 2.5, 0.05, 1.0, 3.999];
+        let p = proportions(&w);
+        for s in [0.25f32, 0.7, 1.3, 3.0, 7.5, 1000.0] {
+            let scaled: Vec<f32> = w.iter().map(|x| x * s).collect();
+            assert_eq!(proportions(&scaled), p, "scale {s}");
+        }
+        assert_ne!(proportions(&[0.731, 2.5, 0.06, 1.0, 3.999]), p);
+        assert_eq!(proportions(&[]), Vec::<i64>::new());
     }
 
     /// Two calibration queries that both reach recall 1 at a cheap point: their standard
@@ -951,6 +1049,7 @@ mod tests {
             points: vec![point(r, se, 100.0, 0.5), point(1.0, 0.0, 900.0, 1.0)],
             queries: [0, 0, 2, 0, 0, 0],
             pseudo: false,
+            from_pseudo: [false; 6],
         };
         assert_eq!(c.choose(0.97, 20).0.beta, 1.0);
     }
@@ -1043,7 +1142,7 @@ mod tests {
         assert_eq!(&multi[MULTI_FROM_BUCKET..], &[MULTI_PER_BUCKET; 6 - MULTI_FROM_BUCKET]);
         assert_eq!(sizes.into_iter().collect::<Vec<_>>(), MULTI_DOCS.to_vec());
         // The calibration evaluates them, excluded documents and all.
-        let c = calibrate(&index, None, 0x5eed, false, &Default::default());
+        let c = calibrate(&index, None, 0x5eed, false, &Default::default(), None);
         assert!(c.queries[BUCKETS.len() - 1] > MULTI_PER_BUCKET, "{:?}", c.queries);
     }
 

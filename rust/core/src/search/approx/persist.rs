@@ -238,6 +238,7 @@ pub fn encode(c: &Calibration, owner: &str, n_docs: u32) -> Result<Vec<u8>> {
     w.add_bytes("owner", owner.as_bytes())?;
     w.add_u64s("buckets", &BUCKETS.map(|b| b as u64))?;
     w.add_u64s("queries", &c.queries.map(|q| q as u64))?;
+    w.add_u64s("sources", &c.from_pseudo.map(u64::from))?;
     let mut pts = Vec::with_capacity(c.points.len() * POINT_WORDS);
     for p in &c.points {
         pts.extend([
@@ -286,6 +287,20 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
     for (d, &s) in queries.iter_mut().zip(q) {
         *d = s as usize;
     }
+    // Per bucket, calibrated on pseudo-queries (1) or on the queries given (0); files written
+    // before the section existed (it adds nothing a reader of version 9 must know) are of one
+    // source throughout, `meta[2]`'s.
+    let pseudo = meta[2] == 1;
+    let mut from_pseudo = [pseudo; 6];
+    if c.has("sources") {
+        let s = c.u64s("sources")?;
+        if s.len() != BUCKETS.len() || s.iter().any(|&x| x > 1) || (pseudo && s.contains(&0)) {
+            return Err(bad("bad sources section"));
+        }
+        for (d, &x) in from_pseudo.iter_mut().zip(s) {
+            *d = x == 1;
+        }
+    }
     let raw = c.u64s("points")?;
     if raw.len() % POINT_WORDS != 0 || (raw.len() / POINT_WORDS) as u64 != meta[1] {
         return Err(bad("bad points section"));
@@ -319,7 +334,7 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
     if !(points.iter().all(|p| layered.contains(&cut(p))) || points.iter().all(|p| plain.contains(&cut(p)))) {
         return Err(bad("points from more than one grid of cuts"));
     }
-    Ok(Calibration { points, queries, pseudo: meta[2] == 1 })
+    Ok(Calibration { points, queries, pseudo, from_pseudo })
 }
 
 #[cfg(test)]
@@ -347,6 +362,7 @@ mod tests {
             ],
             queries: [0, 100, 0, 0, 0, 0],
             pseudo: true,
+            from_pseudo: [true; 6],
         }
     }
 
@@ -358,6 +374,43 @@ mod tests {
         assert_eq!(d.points, c.points);
         assert_eq!(d.queries, c.queries);
         assert!(d.pseudo);
+        assert_eq!(d.from_pseudo, [true; 6]);
+    }
+
+    /// A calibration on queries whose thin buckets were taken from pseudo-queries keeps each
+    /// bucket's source; a file without the `sources` section (written before it existed) is of
+    /// `meta[2]`'s source throughout; a bad section is refused.
+    #[test]
+    fn sources_per_bucket() {
+        let owner = "u/seg-000001/0000abcd";
+        let mixed = Calibration { pseudo: false, from_pseudo: [true, false, true, false, false, true], ..sample() };
+        let d = decode(&encode(&mixed, owner, 10_000).unwrap(), owner, 10_000).unwrap();
+        assert_eq!((d.pseudo, d.from_pseudo), (false, mixed.from_pseudo));
+        // without the section: as version 9 wrote it before
+        let rewrite = |c: &Calibration, sources: Option<&[u64]>| {
+            let b = encode(c, owner, 10_000).unwrap();
+            let parsed = Container::parse(Image::from_bytes(&b), MAGIC, VERSION, true).unwrap();
+            let mut w = ContainerWriter::new(MAGIC, VERSION);
+            for name in ["meta", "buckets", "queries", "points"] {
+                w.add_u64s(name, parsed.u64s(name).unwrap()).unwrap();
+            }
+            w.add_bytes("owner", owner.as_bytes()).unwrap();
+            if let Some(s) = sources {
+                w.add_u64s("sources", s).unwrap();
+            }
+            w.into_image().as_bytes().to_vec()
+        };
+        let d = decode(&rewrite(&mixed, None), owner, 10_000).unwrap();
+        assert_eq!(d.from_pseudo, [false; 6]);
+        let d = decode(&rewrite(&sample(), None), owner, 10_000).unwrap();
+        assert_eq!(d.from_pseudo, [true; 6]);
+        for bad in [&[0u64, 0, 0, 0, 0][..], &[0, 0, 2, 0, 0, 0], &[0; 7]] {
+            let e = decode(&rewrite(&mixed, Some(bad)), owner, 10_000).unwrap_err();
+            assert!(e.to_string().contains("bad sources section"), "{e}");
+        }
+        // a calibration on pseudo-queries alone has no bucket of queries given
+        let e = decode(&rewrite(&sample(), Some(&[1, 0, 1, 1, 1, 1])), owner, 10_000).unwrap_err();
+        assert!(e.to_string().contains("bad sources section"), "{e}");
     }
 
     #[test]
@@ -374,9 +427,9 @@ mod tests {
     /// the pseudo-queries); one on pseudo-queries is refused.
     #[test]
     fn reads_a_version_8_calibration_on_the_users_queries() {
-        let c = Calibration { pseudo: false, ..sample() };
+        let c = Calibration { pseudo: false, from_pseudo: [false; 6], ..sample() };
         let d = decode(&with_version(&c, 8), "u/seg-000001/0000abcd", 10_000).unwrap();
-        assert_eq!((&d.points, d.queries, d.pseudo), (&c.points, c.queries, false));
+        assert_eq!((&d.points, d.queries, d.pseudo, d.from_pseudo), (&c.points, c.queries, false, [false; 6]));
         let e = decode(&with_version(&sample(), 8), "u/seg-000001/0000abcd", 10_000).unwrap_err();
         assert!(matches!(e, Error::UnsupportedVersion { found: 8, .. }), "{e}");
         let e = decode(&with_version(&c, 7), "u/seg-000001/0000abcd", 10_000).unwrap_err();

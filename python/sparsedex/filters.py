@@ -25,6 +25,10 @@ Language
   non-null value is not ``"a"`` (a list or dict value counts as such a value). A missing field,
   or ``[]``, has no value, so it never matches.
 - ``{"$ids": [id, ...]}``: the documents whose id (not payload) is listed (ints or strings).
+  A search refuses an id of the other kind than the index's ids (a str on an index of int
+  ids, or an int on one of str ids: ``1`` never equals ``"1"``, so it could match nothing) with
+  a :class:`FilterError` naming it; an index with no document yet has no kind of ids, and
+  there such a filter matches nothing.
 - ``{}`` matches every document.
 
 Semantics
@@ -633,10 +637,12 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
 class _Ids(_Node):
-    """The document's id is one of ``ids`` (ints and strings; ``1`` never equals ``"1"``)."""
+    """The document's id is one of ``ids`` (ints and strings; ``1`` never equals ``"1"``);
+    ``loc``: where the list is in the filter (``"$or[1].$ids"``), for messages."""
 
-    def __init__(self, ids: list[Any]) -> None:
+    def __init__(self, ids: list[Any], loc: str = "$ids") -> None:
         self.ids = ids
+        self.loc = loc
         self._ints = {x for x in ids if isinstance(x, int)}
         self._strs = {x for x in ids if isinstance(x, str)}
 
@@ -783,7 +789,7 @@ def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]
                 if isinstance(x, str) and _has_surrogate(x):
                     raise FilterError(f"{_where(f'{here}[{i}]')}: the string holds a lone surrogate (not valid Unicode)")
                 ids.append(x)
-            nodes.append(_Ids(ids))
+            nodes.append(_Ids(ids, here))
             canon[key] = ids
         else:
             path = _check_path(key, _join(loc, str(key)))
@@ -867,11 +873,28 @@ def _compile_field(path: str, value: Any, loc: str) -> tuple[_Node, dict[str, An
 class Filter:
     """A validated filter expression; build it with :func:`compile_filter`."""
 
-    __slots__ = ("_node", "_json")
+    __slots__ = ("_node", "_json", "_id_lists")
 
     def __init__(self, node: _Node, canonical: dict[str, Any]) -> None:
         self._node = node
         self._json = json.dumps(canonical, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        self._id_lists = list(_ids_nodes(node))  # the $ids clauses, for check_id_kind
+
+    def check_id_kind(self, kind: type | None, whose: str = "the index's ids are") -> None:
+        """Raise :class:`FilterError` naming the first id of an ``$ids`` clause that is not of
+        ``kind`` (int or str: the type of the index's ids; None, an index without documents
+        yet, checks nothing): such an id could match no document (``1`` never equals ``"1"``),
+        and a filter naming it matched nothing without a word (helper-155)."""
+        if kind is None:
+            return
+        for node in self._id_lists:
+            for i, x in enumerate(node.ids):
+                if not isinstance(x, kind):
+                    got = "a str" if isinstance(x, str) else "an int"
+                    raise FilterError(
+                        f"{_where(f'{node.loc}[{i}]')}: id {shown(x)} is {got} but {whose} "
+                        f"{'strings' if kind is str else 'ints'}: an id of the other kind matches no document"
+                    )
 
     def mask(self, columns: PayloadColumns) -> np.ndarray:
         """Boolean mask over the documents of ``columns``: True where the filter matches."""
@@ -896,6 +919,17 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self._json})"
+
+
+def _ids_nodes(node: _Node) -> Any:
+    """The ``$ids`` clauses of a filter tree, in the filter's order."""
+    if isinstance(node, _Ids):
+        yield node
+    elif isinstance(node, (_And, _Or)):
+        for c in node.children:
+            yield from _ids_nodes(c)
+    elif isinstance(node, _Not):
+        yield from _ids_nodes(node.child)
 
 
 def compile_filter(expr: Any) -> Filter:

@@ -1232,6 +1232,13 @@ class SparseIndex:
     def _id_kind(self) -> type | None:
         return self._store.id_kind
 
+    def _checked_filter(self, flt: Filter | None) -> Filter | None:
+        """``flt``, after refusing an ``$ids`` id of the other kind than this index's ids
+        (:meth:`Filter.check_id_kind`): it matched nothing without a word (helper-155)."""
+        if flt is not None and flt._id_lists:
+            flt.check_id_kind(self._id_kind())
+        return flt
+
     # snapshot ---------------------------------------------------------------------------------
     def _snap(self) -> Snapshot:
         """The snapshot reads use: an in-memory index commits staged changes first."""
@@ -1570,7 +1577,9 @@ class SparseIndex:
         ``algorithm``: ``"auto"`` or one of :attr:`SparseIndex.algorithms` (all return the same
         hits). ``filter``: a payload filter (see :mod:`sparsedex.filters`), e.g.
         ``{"genre": "drama", "year": {"$gte": 1990}}``; the hits are then the true top-k of the
-        documents that match it (evaluated inside the traversal). Equal scores come by id
+        documents that match it (evaluated inside the traversal); an ``$ids`` id of the other
+        kind than the index's ids (a str where they are ints, or the reverse) is a
+        :class:`~sparsedex.filters.FilterError` naming it. Equal scores come by id
         ascending (ints numerically, strings by code point), whatever the storage order.
 
         Qdrant's keywords (see :mod:`sparsedex._qdrant`): ``limit`` (another name for ``k``),
@@ -1606,7 +1615,7 @@ class SparseIndex:
             with_vectors=with_vectors, score_threshold=score_threshold,
         )
         k = self._check_k(opts.k)
-        flt = opts.filter
+        flt = self._checked_filter(opts.filter)
         _check_algorithm(algorithm, target_recall)
         _check_scores(scores, algorithm)
         stats = self._check_stats(collection_stats)
@@ -1655,7 +1664,7 @@ class SparseIndex:
             with_vectors=with_vectors, score_threshold=score_threshold,
         )
         k = self._check_k(opts.k)
-        flt = opts.filter
+        flt = self._checked_filter(opts.filter)
         _check_algorithm(algorithm, target_recall)
         _check_scores(scores, algorithm)
         threads = _validate.check_threads(threads)

@@ -1,0 +1,77 @@
+"""Stop 66: faults found by testers, fixed by helper-155. An ``$ids`` filter id of the other
+kind than the index's ids is an error naming it (it matched nothing without a word)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from sparsedex import FilterError, SparseIndex
+
+
+def _index(ids, path=None):
+    ix = SparseIndex(encoder=None, path=path)
+    ix.add([{1: 0.5}, {1: 1.0, 2: 0.5}, {2: 1.0}], ids=ids)
+    if path is not None:
+        ix.commit()
+    return ix
+
+
+@pytest.mark.parametrize(
+    "ids, flt, where, shown, kind",
+    [
+        ([1, 2, 3], {"$ids": ["1"]}, "$ids[0]", "'1'", "a str but the index's ids are ints"),
+        ([1, 2, 3], {"$ids": [2, "x"]}, "$ids[1]", "'x'", "a str but the index's ids are ints"),
+        (["a", "b", "c"], {"$ids": [0]}, "$ids[0]", "0", "an int but the index's ids are strings"),
+        (["a", "b", "c"], {"$ids": np.array([7])}, "$ids[0]", "7", "an int but the index's ids are strings"),
+        (["a", "b", "c"], {"$or": [{"x": 1}, {"$not": {"$ids": ["a", 2**70]}}]}, "$or[1].$not.$ids[1]",
+         str(2**70), "an int but the index's ids are strings"),
+    ],
+)
+def test_ids_filter_of_the_other_kind_is_named(ids, flt, where, shown, kind):
+    ix = _index(ids)
+    msg = f"filter at {where}: id {shown} is {kind}"
+    with pytest.raises(FilterError, match=re.escape(msg)):
+        ix.search({1: 1.0}, filter=flt)
+    with pytest.raises(FilterError, match=re.escape(msg)):
+        ix.search_batch([{1: 1.0}, {2: 1.0}], filter=flt)
+    with pytest.raises(ValueError, match=re.escape(msg)):  # a FilterError is a ValueError
+        ix.search({1: 1.0}, query_filter=None, filter=flt)
+
+
+def test_ids_filter_of_the_other_kind_from_qdrant_has_id_is_named():
+    ix = _index(["a", "b", "c"])
+    with pytest.raises(FilterError, match=r"id 3 is an int but the index's ids are strings"):
+        ix.search({1: 1.0}, query_filter={"must": [{"has_id": [3]}]})
+
+
+def test_ids_filter_of_the_right_kind_still_matches(tmp_path):
+    ix = _index([1, 2, 3])
+    assert {h.id for h in ix.search({1: 1.0, 2: 1.0}, filter={"$ids": [2, 3, 99]})} == {2, 3}
+    assert [h.id for h in ix.search({1: 1.0}, filter={"$ids": []})] == []
+    sx = _index(["a", "b", "c"], path=tmp_path / "ix")
+    assert {h.id for h in sx.search({1: 1.0, 2: 1.0}, filter={"$ids": ["c", "zz"]})} == {"c"}
+    sx.close()
+
+
+def test_ids_filter_on_an_index_without_documents_matches_nothing(tmp_path):
+    # no document yet: the index has no kind of ids, and either kind matches nothing
+    for ix in (SparseIndex(encoder=None), SparseIndex(encoder=None, path=tmp_path / "e")):
+        assert ix.search({1: 1.0}, filter={"$ids": [1]}) == []
+        assert ix.search({1: 1.0}, filter={"$ids": ["a"]}) == []
+        assert ix.search_batch([{1: 1.0}], filter={"$ids": ["a", 1]}) == [[]]
+        ix.close()
+
+
+def test_ids_filter_kind_is_the_staged_ids_kind_on_a_durable_index(tmp_path):
+    # the first ids are staged, not committed: their kind is the index's already, as add() holds
+    ix = SparseIndex(encoder=None, path=tmp_path / "ix")
+    ix.add([{1: 1.0}], ids=["a"])
+    with pytest.raises(FilterError, match=r"id 5 is an int but the index's ids are strings"):
+        ix.search({1: 1.0}, filter={"$ids": [5]})
+    ix.commit()
+    reader = SparseIndex.open(tmp_path / "ix")
+    with pytest.raises(FilterError, match=r"id 5 is an int but the index's ids are strings"):
+        reader.search({1: 1.0}, filter={"$ids": [5]})
+    reader.close()
+    ix.close()

@@ -474,7 +474,7 @@ def test_vocab_size_limits_are_usable(tmp_path):
     v = SegmentView.build((np.array([0, 1]), np.array([2**32 - 1], np.uint32), np.array([1.0], np.float32)))
     assert v.search(([2**32 - 1], [1.0]))[0].tolist() == [0]
     for t in (2**32, 2**40):
-        with pytest.raises(ValueError, match=rf"document 0: indices\[0\] = {t} is not below 2\*\*32"):
+        with pytest.raises(ValueError, match=rf"document 0: key {t} is not below 2\*\*32"):  # a dict: by key
             free.add([{t: 1.0}])
     assert len(free) == 4
     one = SparseIndex(None, vocab_size=1)
@@ -754,7 +754,7 @@ def test_query_term_ids_beyond_the_vocabulary_are_refused(tmp_path):
     for index in (ix, SparseIndex.open(tmp_path / "s")):
         assert index.search({n - 1: 1.0}) == []
         bad = {n: 1.0, 5: 1.0}
-        msg = f"indices\\[0\\] = {n} is not below the encoder's vocabulary size \\({n}\\)"
+        msg = f"key {n} is not below the encoder's vocabulary size \\({n}\\)"  # a dict: by key
         with pytest.raises(ValueError, match=f"^query: {msg}"):
             index.search(bad)
         with pytest.raises(ValueError, match=f"^query 1: {msg}"):
@@ -768,7 +768,7 @@ def test_query_term_ids_beyond_the_vocabulary_are_refused(tmp_path):
     ix.close()
     v = SparseIndex(None, vocab_size=100)
     v.add([{1: 1.0}])
-    with pytest.raises(ValueError, match="query: indices\\[0\\] = 100 is not below the vocabulary size \\(100\\)"):
+    with pytest.raises(ValueError, match="query: key 100 is not below the vocabulary size \\(100\\)"):
         v.search({100: 1.0})
     assert [h.id for h in v.search({99: 1.0, 1: 1.0})] == [0]
     b = SparseIndex("bm25")

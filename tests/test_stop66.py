@@ -1,5 +1,6 @@
 """Stop 66: faults found by testers, fixed by helper-155. An ``$ids`` filter id of the other
-kind than the index's ids is an error naming it (it matched nothing without a word)."""
+kind than the index's ids is an error naming it (it matched nothing without a word); a
+``{term_id: weight}`` dict's key out of range is named by the key."""
 
 import re
 
@@ -75,3 +76,44 @@ def test_ids_filter_kind_is_the_staged_ids_kind_on_a_durable_index(tmp_path):
         reader.search({1: 1.0}, filter={"$ids": [5]})
     reader.close()
     ix.close()
+
+
+@pytest.mark.parametrize(
+    "vec, msg",
+    [
+        ({1: 0.5, -1: 0.5}, "key -1 is negative"),
+        ({np.int64(-3): 0.5}, "key -3 is negative"),
+        ({1: 0.5, 2**32: 0.5}, "key 4294967296 is not below 2**32 = 4294967296 (term ids are 32-bit unsigned)"),
+        ({2**70: 0.5, 1: 0.5}, f"key {2**70} is not below 2**32"),
+        ({-(2**70): 0.5}, f"key {-(2**70)} is negative"),
+    ],
+)
+def test_dict_key_out_of_range_is_named_by_the_key(vec, msg):
+    # "indices[1] = -1 is negative" named a list the caller never wrote (stop 65 named a key
+    # that is no integer by the key; one out of range was still named by position)
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match="^" + re.escape(f"query: {msg}")):
+        ix.search(vec)
+    with pytest.raises(ValueError, match="^" + re.escape(f"query 1: {msg}")):
+        ix.search_batch([{1: 1.0}, vec])
+    with pytest.raises(ValueError, match="^" + re.escape(f"query: {msg}")):
+        ix.explain(vec, 0)
+    with pytest.raises(ValueError, match="^" + re.escape(f"document 1: {msg}")):
+        ix.add([{2: 1.0}, vec])
+    assert len(ix) == 1
+    # lists and arrays are still named by position
+    idx, val = list(vec), list(vec.values())
+    with pytest.raises(ValueError, match=r"^query: indices\[\d\] = "):
+        ix.search((idx, val))
+    with pytest.raises(ValueError, match=r"^query: indices\[\d\] = "):
+        ix.search({"indices": idx, "values": val})
+
+
+def test_dict_key_past_the_vocabulary_is_named_by_the_key():
+    ix = SparseIndex(encoder=None, vocab_size=100)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match=r"^query: key 100 is not below the vocabulary size \(100\)"):
+        ix.search({5: 1.0, 100: 1.0})
+    with pytest.raises(ValueError, match=r"^document 0: key 250 is not below the vocabulary size \(100\)"):
+        ix.add([{250: 1.0}])

@@ -300,7 +300,8 @@ def test_every_fast_path_returns_what_the_full_checks_return(ids, ws, id_dtype, 
     where = "query 3"
     got = run(lambda: validate_embedding(v, vocab_size, row=3, what="query"))
     emb = as_sparse_embedding(v)
-    want = run(lambda: _full_checks(emb.indices, emb.values, vocab_size, where, True, "the vocabulary size"))
+    # the vector as given too: a dict's bad key is named by the key (helper-155), as validate_embedding names it
+    want = run(lambda: _full_checks(emb.indices, emb.values, vocab_size, where, True, "the vocabulary size", v))
     assert got == want
 
 
@@ -330,19 +331,19 @@ def test_clean_row_takes_other_dtypes_and_refuses_what_it_cannot_vouch_for():
 def test_integer_keys_numpy_would_promote_are_ids():
     """A dict or list of integer ids that numpy would hold as float64 (numpy uint64 beside
     Python ints) or as objects (past 64 bits) is taken as integers: valid ones pass, others
-    are named by position and value (breaker33 M2: "indices must have an integer dtype, got
+    are named by position and value, a dict's by the key (breaker33 M2: "indices must have an integer dtype, got
     float64", "must be integers, got dtype object")."""
     v = validate_embedding({np.uint64(3): 1.0, 5: 2.0}, 100, what="query")
     assert v.indices.tolist() == [3, 5] and v.values.tolist() == [1.0, 2.0]
     v = validate_embedding(([np.uint64(7), 2, np.int32(4)], [1.0, 1.0, 1.0]), what="query")
     assert v.indices.tolist() == [7, 2, 4]
-    with pytest.raises(ValueError, match=r"query: indices\[1\] = 1180591620717411303424 is not below the vocabulary size \(100\)"):
+    with pytest.raises(ValueError, match=r"query: key 1180591620717411303424 is not below the vocabulary size \(100\)"):
         validate_embedding({3: 1.0, 2**70: 1.0}, 100, what="query")
-    with pytest.raises(ValueError, match=r"query: indices\[1\] = 1180591620717411303424 is not below 2\*\*32"):
+    with pytest.raises(ValueError, match=r"query: key 1180591620717411303424 is not below 2\*\*32"):
         validate_embedding({3: 1.0, 2**70: 1.0}, what="query")
-    with pytest.raises(ValueError, match=r"query: indices\[0\] = -1180591620717411303424 is negative"):
+    with pytest.raises(ValueError, match=r"query: key -1180591620717411303424 is negative"):
         validate_embedding({-(2**70): 1.0}, what="query")
-    with pytest.raises(ValueError, match=r"query: indices\[0\] = 18446744073709551615 is not below"):
+    with pytest.raises(ValueError, match=r"query: key 18446744073709551615 is not below"):
         validate_embedding({np.uint64(2**64 - 1): 1.0, -1: 1.0}, what="query")
     with pytest.raises(ValueError, match=r"query: values\[0\] = 1.18\d+e\+21 is above the largest weight"):
         validate_embedding({3: 2**70}, what="query")
@@ -370,8 +371,9 @@ def test_a_vocab_size_past_32_bits_does_not_let_ids_wrap(vocab_size):
     from sparsedex.vectors import validate_embeddings_csr
 
     for v in [([5, 2**33], [1.0, 1.0]), (np.array([5, 2**33], np.int64), np.array([1.0, 1.0])), {5: 1.0, 2**33: 1.0}]:
-        with pytest.raises(ValueError, match=r"indices\[1\] = 8589934592 is not below 2\*\*32"):
+        at = r"key 8589934592" if isinstance(v, dict) else r"indices\[1\] = 8589934592"  # a dict: by key
+        with pytest.raises(ValueError, match=at + r" is not below 2\*\*32"):
             validate_embedding(v, vocab_size, what="query")
-        with pytest.raises(ValueError, match=r"row 1: indices\[1\] = 8589934592 is not below 2\*\*32"):
+        with pytest.raises(ValueError, match=r"row 1: " + at + r" is not below 2\*\*32"):
             validate_embeddings_csr([([1], [1.0]), v], vocab_size)
     assert validate_embedding(([5, 2**32 - 1], [1.0, 1.0]), vocab_size).indices.tolist() == [5, 2**32 - 1]

@@ -15,7 +15,8 @@ The contract every vector handed to an index must meet (see DESIGN.md, "Vectors"
 - ``indices`` and ``values`` are 1-D and have the same length.
 
 :func:`validate_embedding` checks it and raises :class:`ValueError` naming the row and the
-field at fault. It never repairs a vector silently (dropping zeros is part of the
+field at fault (a ``{term_id: weight}`` dict's bad term id by its key: ``query: key -1 is
+negative``; lists and arrays by position: ``indices[1] = -1``). It never repairs a vector silently (dropping zeros is part of the
 contract, not a repair, and can be switched off). In particular:
 
 - ``True`` / ``False`` are not weights or term ids (a bool array, or a list holding a
@@ -479,12 +480,20 @@ def _id_limit(vocab_size: Any, limit_name: str) -> tuple[int, str]:
     return int(vocab_size) - 1, f"{limit_name} ({vocab_size})"
 
 
-def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str) -> ValueError:
-    """The error for term id ``t`` at position ``i``: negative, or past the limit."""
+def _bad_id(where: str, i: int, t: int, vocab_size: Any, limit_name: str, by_key: bool = False) -> ValueError:
+    """The error for term id ``t`` at position ``i``: negative, or past the limit. ``by_key``:
+    the vector was a ``{term_id: weight}`` dict, whose key is named (``key -1 is negative``:
+    "indices[1]" named a list the caller never wrote, helper-155)."""
+    at = f"key {shown(t, 40)}" if by_key else f"indices[{i}] = {shown(t, 40)}"
     if t < 0:
-        return ValueError(f"{where}: indices[{i}] = {shown(t, 40)} is negative")
+        return ValueError(f"{where}: {at} is negative")
     what = _id_limit(vocab_size, limit_name)[1]
-    return ValueError(f"{where}: indices[{i}] = {shown(t, 40)} is not below {what}")
+    return ValueError(f"{where}: {at} is not below {what}")
+
+
+def _is_term_dict(obj: Any) -> bool:
+    """Whether ``obj`` is a ``{term_id: weight}`` mapping (not ``{"indices", "values"}``)."""
+    return isinstance(obj, Mapping) and set(obj.keys()) != {"indices", "values"}
 
 
 def _given_lists(obj: Any) -> tuple[Any, Any, list[Any] | None] | None:
@@ -579,6 +588,7 @@ def _full_checks(
     named = _dict_key_error(where, given)
     if named is not None:
         raise named
+    by_key = _is_term_dict(given)  # its indices are its keys, in order: a bad one is named as a key
     idx, val = np.asarray(idx), np.asarray(val)
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range
@@ -586,7 +596,7 @@ def _full_checks(
         limit = _id_limit(vocab_size, limit_name)[0]
         bad = next((i for i, t in enumerate(ints) if not 0 <= t <= limit), None)
         if bad is not None:
-            raise _bad_id(where, bad, ints[bad], vocab_size, limit_name)
+            raise _bad_id(where, bad, ints[bad], vocab_size, limit_name, by_key)
         idx = np.array(ints, dtype=np.int64)
     if val.ndim == 1 and val.dtype == object and val.size and _all_numbers(val.tolist()):
         # numbers numpy kept as objects (integers past 64 bits): as floats, or named
@@ -641,11 +651,11 @@ def _full_checks(
         lo, hi = idx.min(), idx.max()
         if lo < 0:
             bad = int(np.argmax(idx < 0))
-            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name)
+            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name, by_key)
         limit = _id_limit(vocab_size, limit_name)[0]
         if hi > limit:
             bad = int(np.argmax(idx > limit))
-            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name)
+            raise _bad_id(where, bad, int(idx[bad]), vocab_size, limit_name, by_key)
     # the term a bad weight belongs to, named too: for a dict {term: weight} "values[0]" says
     # nothing (helper-140)
     def of_term(i: int) -> str:

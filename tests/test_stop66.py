@@ -117,3 +117,47 @@ def test_dict_key_past_the_vocabulary_is_named_by_the_key():
         ix.search({5: 1.0, 100: 1.0})
     with pytest.raises(ValueError, match=r"^document 0: key 250 is not below the vocabulary size \(100\)"):
         ix.add([{250: 1.0}])
+
+
+@pytest.mark.parametrize(
+    "make, msg",
+    [
+        (lambda pd: ([1, 2], pd.array([0.5, pd.NA], dtype="Float64")),
+         "values[1] is a missing value (pandas' <NA>), not a number (the weight of term 2)"),
+        (lambda pd: (pd.array([1, 2], dtype="Int64"), pd.array([1, pd.NA], dtype="Int64")),
+         "values[1] is a missing value (pandas' <NA>), not a number (the weight of term 2)"),
+        (lambda pd: (pd.array([1, pd.NA], dtype="Int64"), [0.5, 0.5]),
+         "indices[1] is a missing value (pandas' <NA>), not an integer"),
+        (lambda pd: {"indices": pd.array([pd.NA, 2], dtype="Int64"), "values": [0.5, 0.5]},
+         "indices[0] is a missing value (pandas' <NA>), not an integer"),
+        (lambda pd: pd.Series([0.5, pd.NA], index=[1, 2], dtype="Float64"),
+         "values[1] is a missing value (pandas' <NA>), not a number (the weight of term 2)"),
+        (lambda pd: pd.Series([0.5, 0.7], index=pd.Index([1, pd.NA], dtype="Int64")),
+         "indices[1] is a missing value (pandas' <NA>), not an integer"),
+    ],
+)
+def test_pandas_nullable_missing_values_are_named(make, msg):
+    # numpy makes NaN of a nullable array's pd.NA: it read "values[1] = nan is not finite" or
+    # "indices must be integers, got dtype float64", where a list holding pd.NA is named a
+    # missing value (stop 65)
+    pd = pytest.importorskip("pandas")
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}])
+    with pytest.raises(ValueError, match="^" + re.escape(f"query: {msg}")):
+        ix.search(make(pd))
+    with pytest.raises(ValueError, match="^" + re.escape(f"query 1: {msg}")):
+        ix.search_batch([{1: 1.0}, make(pd)])
+    with pytest.raises(ValueError, match="^" + re.escape(f"document 1: {msg}")):
+        ix.add([{2: 1.0}, make(pd)])
+    assert len(ix) == 1
+
+
+def test_pandas_nullable_vectors_without_missing_values_still_work():
+    pd = pytest.importorskip("pandas")
+    ix = SparseIndex(encoder=None)
+    ix.add([(pd.array([1, 2], dtype="Int64"), pd.array([0.5, 1.0], dtype="Float64"))])
+    ix.add([pd.Series([2.0], index=pd.Index([2], dtype="Int64"), dtype="Float64")])
+    assert [(h.id, h.score) for h in ix.search(([2], pd.array([1.0], dtype="Float64")))] == [(1, 2.0), (0, 1.0)]
+    # a NaN of a numpy-backed Series is no pandas missing value: still "not finite"
+    with pytest.raises(ValueError, match=r"^query: values\[1\] = nan is not finite \(the weight of term 2\)"):
+        ix.search(pd.Series([0.5, float("nan")], index=[1, 2]))

@@ -577,6 +577,62 @@ def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     return None
 
 
+def _pandas_parts(obj: Any) -> tuple[Any, Any] | None:
+    """``(indices, values)`` of a vector as given, where either may be a pandas object (a
+    pair, an ``{"indices", "values"}`` mapping, an object with ``.indices`` / ``.values``, or a
+    Series, whose index holds the term ids); None for anything else."""
+    if isinstance(obj, tuple) and len(obj) == 2:
+        return obj[0], obj[1]
+    if isinstance(obj, Mapping):
+        return (obj["indices"], obj["values"]) if set(obj.keys()) == {"indices", "values"} else None
+    if type(obj).__module__.startswith("pandas") and hasattr(obj, "index") and hasattr(obj, "array"):
+        return obj.index, obj.array
+    if hasattr(obj, "indices") and hasattr(obj, "values"):
+        return obj.indices, obj.values
+    return None
+
+
+def _first_pandas_missing(x: Any) -> tuple[int, str] | None:
+    """``(position, how it reads)`` of the first pandas missing value (``pd.NA``, ``NaT``) in
+    pandas array, Index or Series ``x``; None when it holds none, or ``x`` is no pandas object.
+    numpy makes NaN of a nullable array's ``pd.NA`` (``Float64``, ``Int64``), which read as
+    "nan is not finite" or "indices must be integers, got dtype float64" (helper-155)."""
+    if not type(x).__module__.startswith("pandas") or not hasattr(x, "isna"):
+        return None
+    try:
+        mask = np.asarray(x.isna(), dtype=bool)
+    except (TypeError, ValueError):
+        return None
+    if mask.ndim != 1 or not mask.any():
+        return None
+    i = int(np.argmax(mask))
+    from ._validate import missing_value  # here: _validate imports this module
+
+    items = x.array if hasattr(x, "array") else x
+    missing = missing_value(items[i])
+    # a NaN of a numpy-backed Series is left to the checks below ("nan is not finite")
+    return (i, missing) if missing is not None and missing.startswith("pandas'") else None
+
+
+def _pandas_missing_error(where: str, given: Any, idx: np.ndarray) -> ValueError | None:
+    """The error naming a pandas missing value among the indices or values of ``given`` (a
+    nullable ``Int64`` / ``Float64`` array, a Series...) by position, as a list holding one is
+    named (``values[1] is a missing value (pandas' <NA>), not a number``); None when none."""
+    parts = _pandas_parts(given)
+    if parts is None:
+        return None
+    hit = _first_pandas_missing(parts[0])
+    if hit is not None:
+        return ValueError(f"{where}: indices[{hit[0]}] is a missing value ({hit[1]}), not an integer")
+    hit = _first_pandas_missing(parts[1])
+    if hit is not None:
+        i = hit[0]
+        term = (f" (the weight of term {int(idx[i])})"
+                if idx.ndim == 1 and idx.dtype.kind in "iu" and i < idx.shape[0] else "")
+        return ValueError(f"{where}: values[{i}] is a missing value ({hit[1]}), not a number{term}")
+    return None
+
+
 def _full_checks(
     idx: Any, val: Any, vocab_size: Any, where: str, drop_zeros: bool, limit_name: str,
     given: Any = None,
@@ -590,6 +646,9 @@ def _full_checks(
         raise named
     by_key = _is_term_dict(given)  # its indices are its keys, in order: a bad one is named as a key
     idx, val = np.asarray(idx), np.asarray(val)
+    named = _pandas_missing_error(where, given, idx) if given is not None else None
+    if named is not None:
+        raise named
     if idx.ndim == 1 and idx.dtype == object and idx.size and _all_ints(idx.tolist()):
         # integers past 64 bits (or an object array of integers): named if out of range
         ints = [int(v) for v in idx.tolist()]

@@ -1,13 +1,16 @@
 """Stop 66: faults found by testers, fixed by helper-155. An ``$ids`` filter id of the other
 kind than the index's ids is an error naming it (it matched nothing without a word); a
-``{term_id: weight}`` dict's key out of range is named by the key."""
+``{term_id: weight}`` dict's key out of range is named by the key; pandas' NA in a nullable
+array is named a missing value; refresh() says what its True means where it takes a
+calibration file alone."""
 
+import inspect
 import re
 
 import numpy as np
 import pytest
 
-from sparsedex import FilterError, SparseIndex
+from sparsedex import FilterError, MergePolicy, SparseIndex
 
 
 def _index(ids, path=None):
@@ -161,3 +164,28 @@ def test_pandas_nullable_vectors_without_missing_values_still_work():
     # a NaN of a numpy-backed Series is no pandas missing value: still "not finite"
     with pytest.raises(ValueError, match=r"^query: values\[1\] = nan is not finite \(the weight of term 2\)"):
         ix.search(pd.Series([0.5, float("nan")], index=[1, 2]))
+
+
+def test_refresh_taking_only_a_calibration_file_returns_false(tmp_path):
+    """refresh() returns True for a newer commit only: a calibration file another process
+    rewrote (stop 65 made refresh() take it) is taken, and refresh() returns False, as its
+    docstring and the README now say (they left open whether True meant that too)."""
+    from test_calibration_file import QUERIES, _corpus
+
+    path = tmp_path / "i"
+    ix = SparseIndex.create(path, merge_policy=MergePolicy(factor=0))
+    ix.add(_corpus(9000))
+    ix.commit()
+    ix.close()
+    reader = SparseIndex.open(path)
+    first = reader.calibrate(target_recall=0.97)
+    other = SparseIndex.open(path)
+    made = other.calibrate(QUERIES, target_recall=0.97)
+    other.close()
+    assert made != first
+    assert reader.refresh() is False  # no newer commit
+    assert reader.calibrate(target_recall=0.97) == made  # the file was taken all the same
+    reader.close()
+    doc = inspect.getdoc(SparseIndex.refresh)
+    assert "Returns True when it moved to a newer commit" in doc
+    assert "calibration file taken while the commit stays the same does not make it return True" in doc.replace("\n", " ")

@@ -1117,9 +1117,15 @@ class SparseIndex:
             return self._store.merge(max_segments)
 
     def refresh(self) -> bool:
-        """Move this handle to the newest commit in its directory (True if there was one), and
-        take the calibration files (``seg-<N>.cal``) another handle or process rewrote since
-        (a ``calibrate(queries)`` there; a damaged one is not taken).
+        """Move this handle to the newest commit in its directory, and take the calibration
+        files (``seg-<N>.cal``) another handle or process rewrote since (a ``calibrate(queries)``
+        there; a damaged one is not taken).
+
+        Returns True when it moved to a newer commit, else False. A calibration file taken
+        while the commit stays the same does not make it return True: a calibration is no
+        commit (it changes no document, and the exact results are the same), yet this
+        handle's approximate searches use it from then on (``calibrate()`` without queries
+        reports it, ``calibrated_on``).
 
         When the directory now holds another index (replaced by :meth:`save` or ``sparsedex
         index --overwrite``) built with another encoder, the handle takes that index's encoder;

@@ -2002,8 +2002,10 @@ class ShardedIndex:
         """Move every replica to its shard's newest commit (made by another process or another
         :class:`ShardedIndex` on the same path; this object's own :meth:`commit` refreshes its
         replicas already), and for BM25 gather the collection statistics again. Returns True
-        if any shard moved. A replica holding uncommitted writes of its own stays where it
-        is. Cheap when nothing changed (each replica reads its ``CURRENT``)."""
+        if any shard moved to a newer commit (a calibration file another process rewrote is
+        taken too, as :meth:`SparseIndex.refresh` takes it, but is no move). A replica holding
+        uncommitted writes of its own stays where it is. Cheap when nothing changed (each
+        replica reads its ``CURRENT``)."""
         moved = any(self._all_replicas("poll"))
         if moved and self._bm25:
             self._sync_bm25()

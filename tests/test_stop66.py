@@ -4,7 +4,6 @@ kind than the index's ids is an error naming it (it matched nothing without a wo
 array is named a missing value; refresh() says what its True means where it takes a
 calibration file alone."""
 
-import inspect
 import re
 
 import numpy as np
@@ -186,6 +185,3 @@ def test_refresh_taking_only_a_calibration_file_returns_false(tmp_path):
     assert reader.refresh() is False  # no newer commit
     assert reader.calibrate(target_recall=0.97) == made  # the file was taken all the same
     reader.close()
-    doc = inspect.getdoc(SparseIndex.refresh)
-    assert "Returns True when it moved to a newer commit" in doc
-    assert "calibration file taken while the commit stays the same does not make it return True" in doc.replace("\n", " ")

@@ -66,13 +66,15 @@ def test_ids_filter_on_an_index_without_documents_matches_nothing(tmp_path):
         ix.close()
 
 
-def test_ids_filter_kind_is_the_staged_ids_kind_on_a_durable_index(tmp_path):
-    # the first ids are staged, not committed: their kind is the index's already, as add() holds
+def test_ids_filter_kind_is_the_searched_commits_on_a_durable_index(tmp_path):
+    # the first ids staged, not committed: a search reads the commit, which has no document
+    # (so matches nothing, whatever the filter); once committed, their kind is checked
     ix = SparseIndex(encoder=None, path=tmp_path / "ix")
     ix.add([{1: 1.0}], ids=["a"])
+    assert ix.search({1: 1.0}, filter={"$ids": [5]}) == []
+    ix.commit()
     with pytest.raises(FilterError, match=r"id 5 is an int but the index's ids are strings"):
         ix.search({1: 1.0}, filter={"$ids": [5]})
-    ix.commit()
     reader = SparseIndex.open(tmp_path / "ix")
     with pytest.raises(FilterError, match=r"id 5 is an int but the index's ids are strings"):
         reader.search({1: 1.0}, filter={"$ids": [5]})
@@ -185,3 +187,46 @@ def test_refresh_taking_only_a_calibration_file_returns_false(tmp_path):
     assert reader.refresh() is False  # no newer commit
     assert reader.calibrate(target_recall=0.97) == made  # the file was taken all the same
     reader.close()
+
+
+def test_object_arrays_holding_a_missing_value_name_it():
+    """helper-157 M1: an object array (numpy or pandas) holding ``None`` or ``pd.NA`` as a
+    vector's indices or values named only its dtype ("indices must be integers, got dtype
+    object"), where a list holding one names it by position."""
+    pd = pytest.importorskip("pandas")
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0, 2: 1.0}])
+    cases = [
+        ({"indices": np.array([1, None], dtype=object), "values": [1.0, 1.0]}, r"indices\[1\] is null \(None\), not an integer"),
+        ((np.array([1, pd.NA], dtype=object), [1.0, 1.0]), r"indices\[1\] is a missing value \(pandas' <NA>\), not an integer"),
+        ({"indices": [1, 2], "values": np.array([1.0, None], dtype=object)}, r"values\[1\] is null \(None\), not a number"),
+        (pd.Series([1.0, None], index=[1, 2], dtype=object), r"values\[1\] is null \(None\), not a number"),
+        (pd.Series([1.0, 2.0], index=pd.Index([1, None], dtype=object)), r"indices\[1\] is null \(None\), not an integer"),
+    ]
+    for q, msg in cases:
+        with pytest.raises(ValueError, match="^query: " + msg):
+            ix.search(q)
+    with pytest.raises(ValueError, match=r"^document 0: indices\[1\] is null \(None\), not an integer"):
+        ix.add([cases[0][0]])
+    # an object array of valid numbers is still taken
+    assert ix.search({"indices": np.array([1, 2], dtype=object), "values": [1.0, 1.0]})[0].id == 0
+
+
+def test_ids_filter_on_an_emptied_index_matches_nothing_either_way():
+    """helper-157 M2: with every document deleted, a ``$ids`` filter of the other kind raised
+    or returned ``[]`` depending on whether a commit came between the add and the delete. A
+    snapshot without live documents matches nothing whatever the filter: not checked."""
+    for search_between in (False, True):
+        ix = SparseIndex(None)
+        ix.add([{1: 1.0}], ids=["s"])
+        if search_between:
+            ix.search({1: 1.0})  # commits the add
+        ix.delete(["s"])
+        assert ix.search({1: 1.0}, filter={"$ids": [1]}) == []
+        assert ix.search_batch([{1: 1.0}], filter={"$ids": [1]}) == [[]]
+    ix = SparseIndex(None)
+    ix.add([{1: 1.0}, {1: 2.0}], ids=["s", "t"])
+    ix.search({1: 1.0})
+    ix.delete(["s"])
+    with pytest.raises(FilterError, match=r"id 1 is an int but the index's ids are strings"):
+        ix.search({1: 1.0}, filter={"$ids": [1]})

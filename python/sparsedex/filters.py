@@ -27,7 +27,7 @@ Language
 - ``{"$ids": [id, ...]}``: the documents whose id (not payload) is listed (ints or strings).
   A search refuses an id of the other kind than the index's ids (a str on an index of int
   ids, or an int on one of str ids: ``1`` never equals ``"1"``, so it could match nothing) with
-  a :class:`FilterError` naming it; an index with no document yet has no kind of ids, and
+  a :class:`FilterError` naming it; a search of a commit without live documents (none added yet, or all deleted) is not checked:
   there such a filter matches nothing.
 - ``{}`` matches every document.
 

@@ -1238,11 +1238,15 @@ class SparseIndex:
     def _id_kind(self) -> type | None:
         return self._store.id_kind
 
-    def _checked_filter(self, flt: Filter | None) -> Filter | None:
-        """``flt``, after refusing an ``$ids`` id of the other kind than this index's ids
-        (:meth:`Filter.check_id_kind`): it matched nothing without a word (helper-155)."""
-        if flt is not None and flt._id_lists:
-            flt.check_id_kind(self._id_kind())
+    def _checked_filter(self, flt: Filter | None, snap: Snapshot) -> Filter | None:
+        """``flt``, after refusing an ``$ids`` id of the other kind than the ids of ``snap``'s
+        documents (:meth:`Filter.check_id_kind`): it matched nothing without a word
+        (helper-155). A snapshot without live documents matches nothing whatever the filter,
+        and is not checked: an emptied index remembered a kind or not depending on whether a
+        commit came between its add and delete (helper-157)."""
+        if flt is not None and flt._id_lists and snap.live:
+            kind = snap.settings()["id_kind"]
+            flt.check_id_kind(None if kind is None else (str if kind == "str" else int))
         return flt
 
     # snapshot ---------------------------------------------------------------------------------
@@ -1621,11 +1625,11 @@ class SparseIndex:
             with_vectors=with_vectors, score_threshold=score_threshold,
         )
         k = self._check_k(opts.k)
-        flt = self._checked_filter(opts.filter)
         _check_algorithm(algorithm, target_recall)
         _check_scores(scores, algorithm)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
+        flt = self._checked_filter(opts.filter, snap)
         q = self._query_vector(query, snap=snap)
         if q.nnz == 0 or not snap.states:
             return []
@@ -1670,12 +1674,12 @@ class SparseIndex:
             with_vectors=with_vectors, score_threshold=score_threshold,
         )
         k = self._check_k(opts.k)
-        flt = self._checked_filter(opts.filter)
         _check_algorithm(algorithm, target_recall)
         _check_scores(scores, algorithm)
         threads = _validate.check_threads(threads)
         stats = self._check_stats(collection_stats)
         snap = self._snap()
+        flt = self._checked_filter(opts.filter, snap)
         if stats is not None and getattr(collection_stats, "words", None) is not None and self._bm25:
             qs = batch_queries(queries)
             vecs, stats = self._with_unseen_words(qs, self._vectors_of(qs, snap), collection_stats, stats)
@@ -1851,7 +1855,7 @@ class SparseIndex:
             if distinct < len(vecs):
                 warnings.warn(
                     f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another "
-                    f"(or scale it: the same terms, weights in the same proportions, rank alike); "
+                    f"(or scale it: the same terms, weights in the same proportions to 1/1024 of the largest, rank alike); "
                     f"each distinct query counts once ({distinct})",
                     stacklevel=2,
                 )

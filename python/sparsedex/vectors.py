@@ -507,6 +507,23 @@ def _given_lists(obj: Any) -> tuple[Any, Any, list[Any] | None] | None:
             return obj["indices"], obj["values"], None
         keys = list(obj.keys())
         return keys, [obj[k] for k in keys], keys
+    parts = _pandas_parts(obj)  # a Series, or an object with .indices / .values
+    return None if parts is None else (parts[0], parts[1], None)
+
+
+def _as_items(x: Any) -> Any:
+    """``x`` as a sequence of items when it is a list or tuple, or a 1-D array-like of dtype
+    object (numpy, pandas), whose items numpy left as Python objects (``None``, ``pd.NA``);
+    None otherwise."""
+    if isinstance(x, (list, tuple)):
+        return x
+    dtype = getattr(x, "dtype", None)
+    dtype = getattr(dtype, "numpy_dtype", dtype)  # a pandas array of numpy's object dtype
+    if isinstance(dtype, np.dtype) and dtype == object and getattr(x, "ndim", None) == 1:
+        try:
+            return list(x)
+        except TypeError:
+            return None
     return None
 
 
@@ -565,11 +582,12 @@ def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     if given is None:
         return None
     idx, val, terms = given
-    if isinstance(idx, (list, tuple)):
+    idx, val = _as_items(idx), _as_items(val)  # object arrays too: numpy named only their dtype
+    if idx is not None:
         for i, v in enumerate(idx):
             if not _is_int(v):
                 return ValueError(f"{where}: indices[{i}] is {_item(v)}, not an integer")
-    if isinstance(val, (list, tuple)):
+    if val is not None:
         for i, v in enumerate(val):
             if not _all_numbers([v]):
                 term = f" (the weight of term {shown(terms[i], 40)})" if terms is not None else ""

@@ -16,7 +16,7 @@
 //! a damaged file is never *used*. A failure to write it (a read-only directory, a full
 //! disk) leaves the calibration in memory only, as before; searches never fail for it.
 
-use super::calibrate::{cuts, Calibration, CalibrationPoint, BUCKETS, RERANKS};
+use super::calibrate::{cuts, Calibration, CalibrationPoint, BUCKETS, MIN_BUCKET_QUERIES, RERANKS};
 use super::ApproxParams;
 use crate::container::{Container, ContainerWriter, Image};
 use crate::index::Index;
@@ -300,6 +300,11 @@ pub fn decode(bytes: &[u8], owner: &str, n_docs: u32) -> Result<Calibration> {
         for (d, &x) in from_pseudo.iter_mut().zip(s) {
             *d = x == 1;
         }
+        // a calibration on queries given has a bucket of them (`calibrate_with` refuses queries
+        // too few for every bucket): one marked otherwise was tampered with (helper-156)
+        if !pseudo && !(0..BUCKETS.len()).any(|b| !from_pseudo[b] && queries[b] >= MIN_BUCKET_QUERIES) {
+            return Err(bad("bad sources section: no bucket of the queries given"));
+        }
     }
     let raw = c.u64s("points")?;
     if raw.len() % POINT_WORDS != 0 || (raw.len() / POINT_WORDS) as u64 != meta[1] {
@@ -407,6 +412,11 @@ mod tests {
         for bad in [&[0u64, 0, 0, 0, 0][..], &[0, 0, 2, 0, 0, 0], &[0; 7]] {
             let e = decode(&rewrite(&mixed, Some(bad)), owner, 10_000).unwrap_err();
             assert!(e.to_string().contains("bad sources section"), "{e}");
+        }
+        // a calibration on queries given with no bucket of them, or only a thin one
+        for bad in [&[1u64; 6][..], &[1, 1, 1, 1, 1, 0]] {
+            let e = decode(&rewrite(&mixed, Some(bad)), owner, 10_000).unwrap_err();
+            assert!(e.to_string().contains("no bucket of the queries given"), "{e}");
         }
         // a calibration on pseudo-queries alone has no bucket of queries given
         let e = decode(&rewrite(&sample(), Some(&[1, 0, 1, 1, 1, 1])), owner, 10_000).unwrap_err();

@@ -1851,11 +1851,11 @@ class SparseIndex:
                 raise ValueError("calibration queries: the list is empty")
             ip, ix, vx = _csr(vecs)
             csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
-            distinct = len({_proportions(v) for v in vecs})
+            distinct = _distinct_queries(vecs)
             if distinct < len(vecs):
                 warnings.warn(
                     f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another "
-                    f"(or scale it: the same terms, weights in the same proportions to 1/1024 of the largest, rank alike); "
+                    f"(or scale it: the same terms, weights in the same proportions, rank alike); "
                     f"each distinct query counts once ({distinct})",
                     stacklevel=2,
                 )
@@ -2254,18 +2254,27 @@ def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, cs
             raise ValueError(f"segment {name!r}: {e}") from None
 
 
-def _proportions(v: Any) -> tuple[bytes, bytes]:
-    """A calibration query's key for counting repeats, as the engine counts them
-    (``calibrate::proportions``): its terms, and its weights over the largest to 10 bits, so a
-    scaled copy of a query (the same ranking) is a repeat."""
-    idx = np.asarray(v.indices)
-    w = np.asarray(v.values, dtype=np.float64)
-    o = np.argsort(idx, kind="stable")
-    idx, w = idx[o], w[o]
-    top = float(w.max()) if w.size else 0.0
-    if not (top > 0.0 and np.isfinite(top)):
-        return idx.tobytes(), np.asarray(v.values)[o].tobytes()
-    return idx.tobytes(), np.rint(w / top * 1024.0).astype(np.int64).tobytes()
+def _distinct_queries(vecs: list[Any]) -> int:
+    """The number of distinct calibration queries among ``vecs``, as the engine counts them
+    (``calibrate::same_proportions``): of the same terms, a query whose weights are in the same
+    proportions as another's (the base-2 logarithms of the weights over the largest within
+    2^-12 each: a scaled copy, the same ranking) is a repeat."""
+    groups: dict[bytes, list[np.ndarray]] = {}
+    n = 0
+    for v in vecs:
+        idx = np.asarray(v.indices)
+        w = np.asarray(v.values, dtype=np.float32).astype(np.float64)
+        o = np.argsort(idx, kind="stable")
+        idx, w = idx[o], w[o]
+        top = float(w.max()) if w.size else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where((w > 0) & (top > 0), np.log2(np.where(w > 0, w, 1.0) / (top if top > 0 else 1.0)), -np.inf)
+        same = groups.setdefault(idx.astype(np.int64).tobytes(), [])
+        if any(np.all((o_ == logs) | (np.abs(o_ - logs) <= 1.0 / 4096.0)) for o_ in same):
+            continue
+        same.append(logs)
+        n += 1
+    return n
 
 
 def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:

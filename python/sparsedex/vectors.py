@@ -500,14 +500,10 @@ def _given_lists(obj: Any) -> tuple[Any, Any, list[Any] | None] | None:
     """``(indices, values, terms)`` of a vector as given when it is a pair or an
     ``{"indices", "values"}`` mapping (``terms``: None) or a ``{term_id: weight}`` mapping
     (``terms``: its keys), for :func:`_list_item_error`; None for anything else."""
-    if isinstance(obj, tuple) and len(obj) == 2:
-        return obj[0], obj[1], None
-    if isinstance(obj, Mapping):
-        if set(obj.keys()) == {"indices", "values"}:
-            return obj["indices"], obj["values"], None
+    if _is_term_dict(obj):
         keys = list(obj.keys())
         return keys, [obj[k] for k in keys], keys
-    parts = _pandas_parts(obj)  # a Series, or an object with .indices / .values
+    parts = _pandas_parts(obj)  # a pair, an {"indices", "values"} mapping, a Series, .indices / .values
     return None if parts is None else (parts[0], parts[1], None)
 
 
@@ -554,7 +550,7 @@ def _dict_key_error(where: str, embedding: Any) -> ValueError | None:
     """For a ``{term_id: weight}`` dict, the error naming its first key that is not an integer
     term id by the key (``key "1" (a str) is not a term id``: "indices[0]" named no list the
     caller wrote); None when every key is an integer (or it is no such dict)."""
-    if not isinstance(embedding, Mapping) or set(embedding.keys()) == {"indices", "values"}:
+    if not _is_term_dict(embedding):
         return None
     from ._validate import missing_value  # here: _validate imports this module
 

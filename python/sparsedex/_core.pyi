@@ -34,6 +34,7 @@ __all__ = [
     "calibration_counters",
     "clean_csr",
     "clean_row",
+    "distinct_queries",
     "row_is_clean",
     "merge",
     "search_segments",
@@ -444,6 +445,7 @@ def clean_csr(
     values: _F32,
     n_terms: int | None = None,
 ) -> tuple[_U64, _U32, _F32]: ...
+def distinct_queries(indptr: _U64, indices: _U32, values: _F32) -> int: ...
 def synthetic_corpus(
     n_docs: int,
     n_queries: int = 1000,

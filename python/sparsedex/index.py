@@ -1851,7 +1851,7 @@ class SparseIndex:
                 raise ValueError("calibration queries: the list is empty")
             ip, ix, vx = _csr(vecs)
             csr = (np.ascontiguousarray(ip, dtype=np.uint64), ix, vx)
-            distinct = _distinct_queries(vecs)
+            distinct = _core.distinct_queries(*csr)
             if distinct < len(vecs):
                 warnings.warn(
                     f"calibration queries: {len(vecs) - distinct} of the {len(vecs)} queries repeat another "
@@ -2252,29 +2252,6 @@ def _calibrate_segment(core: Any, pos: int, name: str, progress: bool | None, cs
             return core.calibrate(pos) if csr is None else core.calibrate_pending(pos, *csr)
         except ValueError as e:
             raise ValueError(f"segment {name!r}: {e}") from None
-
-
-def _distinct_queries(vecs: list[Any]) -> int:
-    """The number of distinct calibration queries among ``vecs``, as the engine counts them
-    (``calibrate::same_proportions``): of the same terms, a query whose weights are in the same
-    proportions as another's (the base-2 logarithms of the weights over the largest within
-    2^-12 each: a scaled copy, the same ranking) is a repeat."""
-    groups: dict[bytes, list[np.ndarray]] = {}
-    n = 0
-    for v in vecs:
-        idx = np.asarray(v.indices)
-        w = np.asarray(v.values, dtype=np.float32).astype(np.float64)
-        o = np.argsort(idx, kind="stable")
-        idx, w = idx[o], w[o]
-        top = float(w.max()) if w.size else 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where((w > 0) & (top > 0), np.log2(np.where(w > 0, w, 1.0) / (top if top > 0 else 1.0)), -np.inf)
-        same = groups.setdefault(idx.astype(np.int64).tobytes(), [])
-        if any(np.all((o_ == logs) | (np.abs(o_ - logs) <= 1.0 / 4096.0)) for o_ in same):
-            continue
-        same.append(logs)
-        n += 1
-    return n
 
 
 def _calibration_entry(st: Any, rep: Any) -> dict[str, Any]:

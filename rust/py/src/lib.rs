@@ -23,7 +23,7 @@ mod _core {
     use super::index::{merge, PyIndex};
     #[pymodule_export]
     use super::segments::{
-        algorithm_name, algorithms, calibration_counters, clean_csr, clean_row, row_is_clean, search_segments,
+        algorithm_name, algorithms, calibration_counters, clean_csr, distinct_queries, clean_row, row_is_clean, search_segments,
         search_segments_batch, simd_kernel, write_atomically, PyDocSet,
     };
     #[pymodule_export]

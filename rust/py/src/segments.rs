@@ -153,6 +153,20 @@ pub fn clean_csr<'py>(
     Ok((p.into_pyarray(py), t.into_pyarray(py), v.into_pyarray(py)))
 }
 
+/// The number of distinct queries among CSR `queries` as a calibration on them counts them: a
+/// copy, or a scaled copy (the same terms, weights in the same proportions), counts once
+/// (`search::approx::calibrate::distinct_queries`). ValueError naming a malformed query.
+#[pyfunction]
+pub fn distinct_queries(
+    py: Python<'_>,
+    indptr: PyReadonlyArray1<'_, u64>,
+    indices: PyReadonlyArray1<'_, u32>,
+    values: PyReadonlyArray1<'_, f32>,
+) -> PyResult<usize> {
+    let q = csr(&indptr, &indices, &values)?;
+    Ok(enter(py, || sparsedex_core::search::approx::calibrate::distinct_queries(q))?)
+}
+
 /// Whether one vector already meets the vector contract as the engine stores it: weights
 /// positive, finite and at most 1e14, term ids strictly ascending and below `n_terms` when
 /// given. One pass, no copies, so that a caller can skip its own checks (which name what is

@@ -472,22 +472,8 @@ fn calibrate(
     // queries then reached 0.887 at 0.97). So does a query scaled (the same terms, weights in
     // the same proportions: the same ranking; helper-152 M1: 30 scaled copies of one debian
     // query passed as 30 queries, and real queries then reached 0.854 at 0.97).
-    let mut seen: std::collections::HashMap<Vec<u32>, Vec<Vec<f64>>> = std::collections::HashMap::new();
-    let qs: Vec<CalQuery> = qs
-        .into_iter()
-        .filter(|q| {
-            if pseudo {
-                return true;
-            }
-            let p = proportions(&q.weights);
-            let same_terms = seen.entry(q.terms.clone()).or_default();
-            if same_terms.iter().any(|o| same_proportions(o, &p)) {
-                return false;
-            }
-            same_terms.push(p);
-            true
-        })
-        .collect();
+    let mut seen = Repeats::default();
+    let qs: Vec<CalQuery> = qs.into_iter().filter(|q| pseudo || seen.is_new(&q.terms, &q.weights)).collect();
     if v.forward.is_none() || qs.is_empty() {
         return Calibration { points: Vec::new(), queries: [0; 6], pseudo, from_pseudo: [pseudo; 6] };
     }
@@ -597,6 +583,44 @@ fn calibrate(
         }
     }
     Calibration { points, queries: counts, pseudo, from_pseudo: [pseudo; 6] }
+}
+
+/// Tells the repeats among calibration queries apart from the distinct ones: a query of the
+/// same terms as one seen, with its weights in the same proportions ([`same_proportions`]: a
+/// copy, or a scaled copy), is a repeat.
+#[derive(Debug, Default)]
+pub struct Repeats {
+    seen: std::collections::HashMap<Vec<u32>, Vec<Vec<f64>>>,
+}
+
+impl Repeats {
+    /// Whether the query of `terms` (sorted, distinct) and `weights` is a query not seen yet;
+    /// it is then remembered.
+    pub fn is_new(&mut self, terms: &[u32], weights: &[f32]) -> bool {
+        let p = proportions(weights);
+        let same_terms = self.seen.entry(terms.to_vec()).or_default();
+        if same_terms.iter().any(|o| same_proportions(o, &p)) {
+            return false;
+        }
+        same_terms.push(p);
+        true
+    }
+}
+
+/// The number of distinct queries in `queries` (CSR, external term ids in any order, each once
+/// in a query), as a calibration on them counts them
+/// ([`Repeats`]; before the terms absent from a segment are dropped, which may merge more in
+/// that segment). Errors as a search for a malformed query, naming it.
+pub fn distinct_queries(queries: CsrRef<'_>) -> Result<usize> {
+    let n = check_csr(&queries, "calibration queries")?;
+    let mut seen = Repeats::default();
+    let mut distinct = 0;
+    for i in 0..n {
+        let (a, b) = (queries.indptr[i] as usize, queries.indptr[i + 1] as usize);
+        let q = Query::new(QueryRef { terms: &queries.indices[a..b], weights: &queries.values[a..b] }, None, Some(i))?;
+        distinct += usize::from(seen.is_new(q.terms(), q.weights()));
+    }
+    Ok(distinct)
 }
 
 /// The base-2 logarithms of a query's weights over its largest (a weight of 0 or less, or a
@@ -1047,6 +1071,25 @@ mod tests {
     }
 
     /// Scaled copies of a query (the same ranking) have its proportions; other weights do not.
+    #[test]
+    fn distinct_queries_counts_copies_and_scaled_copies_once() {
+        // 0: a query; 1: its copy, terms in another order; 2: scaled by 3; 3: one weight 1% off;
+        // 4: other terms; 5: a copy of 4 with a zero weight more (dropped, as a search does)
+        let indptr = [0u64, 2, 4, 6, 8, 9, 11];
+        let indices = [1u32, 5, 5, 1, 1, 5, 1, 5, 7, 7, 2];
+        let values = [0.5f32, 2.0, 2.0, 0.5, 1.5, 6.0, 0.505, 2.0, 1.0, 1.0, 0.0];
+        let q = CsrRef { indptr: &indptr, indices: &indices, values: &values };
+        assert_eq!(distinct_queries(q).unwrap(), 3);
+        let mut r = Repeats::default();
+        assert!(r.is_new(&[1, 5], &[0.5, 2.0]));
+        assert!(!r.is_new(&[1, 5], &[0.25, 1.0]));
+        assert!(r.is_new(&[1, 6], &[0.25, 1.0]));
+        // a malformed query is named
+        let bad = [0.5f32, f32::NAN, 2.0, 0.5, 1.5, 6.0, 0.505, 2.0, 1.0, 1.0, 0.0];
+        let e = distinct_queries(CsrRef { indptr: &indptr, indices: &indices, values: &bad }).unwrap_err();
+        assert!(e.to_string().starts_with("query 0:"), "{e}");
+    }
+
     #[test]
     fn scaled_copies_have_the_same_proportions() {
         let w = [0.731f32, 2.5, 0.05, 1.0, 3.999];

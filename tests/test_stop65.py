@@ -56,11 +56,11 @@ def test_missing_values_are_named(make, name):
     ix = SparseIndex(encoder=None)
     ix.add([{1: 1.0}], ids=["a"])
     cases = [
-        (lambda: ix.search({1: v}), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.search({1: v}), rf"query: the weight of term 1 is a missing value \({re.escape(name)}"),
         (lambda: ix.search({v: 1.0}), rf"query: a key is a missing value \({re.escape(name)}"),
         (lambda: ix.search(([1], [v])), rf"query: values\[0\] is a missing value \({re.escape(name)}"),
         (lambda: ix.search(v), rf"query is a missing value \({re.escape(name)}"),
-        (lambda: ix.add([{2: v}], ids=["x"]), rf"document 0: values\[0\] is a missing value \({re.escape(name)}"),
+        (lambda: ix.add([{2: v}], ids=["x"]), rf"document 0: the weight of term 2 is a missing value \({re.escape(name)}"),
         (lambda: ix.add([{v: 1.0}], ids=["x"]), rf"document 0: a key is a missing value \({re.escape(name)}"),
         (lambda: ix.add([([v], [1.0])], ids=["x"]), rf"document 0: indices\[0\] is a missing value \({re.escape(name)}"),
         (lambda: ix.add([v], ids=["x"]), rf"document 0 is a missing value \({re.escape(name)}"),

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._shown import shown
 from . import _core, _validate
-from .vectors import _array, _clean_by_engine, repeated_entry, to_csr_arrays
+from .vectors import _array, _clean_by_engine, _first_pandas_missing, repeated_entry, to_csr_arrays
 
 __all__ = ["SegmentView", "to_csr", "to_query"]
 
@@ -141,15 +141,36 @@ def _plural(what: str) -> str:
     return "queries" if what == "query" else f"{what}s"
 
 
+def _pandas_1d(x: Any) -> bool:
+    """Whether ``x`` is a 1-d pandas object (a Series, an Index, an array such as ``Int64``)."""
+    return type(x).__module__.startswith("pandas") and getattr(x, "ndim", None) == 1 and hasattr(x, "to_numpy")
+
+
+def _pandas_indptr(x: Any, n: int) -> bool:
+    """Whether pandas object ``x``, first of ``n`` items, is a CSR indptr as a numpy array
+    would be: a pandas array or Index (never one vector), or, in three items, an integer Series
+    (nullable ``Int64`` too) on the default index 0, 1, 2... (a Series on term ids is a vector)."""
+    if not _pandas_1d(x):
+        return False
+    if not hasattr(x, "index"):
+        return True
+    index = x.index
+    return (n == 3 and getattr(x.dtype, "kind", None) in ("i", "u") and type(index).__name__ == "RangeIndex"
+            and index.start == 0 and index.step == 1)
+
+
 def _csr_given(x: Any) -> bool:
     """Whether ``x`` is given as CSR arrays: a tuple whose first item is an array (or, as
     before, a tuple of three whose first item is a list of integers), or a list of three arrays
-    whose first is a 1-d integer array. Anything else is read as one vector a row."""
+    whose first is a 1-d integer array. Pandas arrays, Indexes and integer Series on the default
+    index count as arrays (:func:`_pandas_indptr`: three Series were read as three vectors,
+    helper-159). Anything else is read as one vector a row."""
     if isinstance(x, tuple) and x:
-        return isinstance(x[0], np.ndarray) or (len(x) == 3 and (_is_int_vector(x[0]) or (
-            x[0] is None and any(isinstance(a, np.ndarray) for a in x[1:]))))
-    return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) for a in x)
-            and x[0].ndim == 1 and x[0].dtype.kind in "iu")
+        return isinstance(x[0], np.ndarray) or _pandas_indptr(x[0], len(x)) or (len(x) == 3 and (
+            _is_int_vector(x[0]) or (x[0] is None and any(isinstance(a, np.ndarray) for a in x[1:]))))
+    return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) or _pandas_1d(a) for a in x)
+            and ((isinstance(x[0], np.ndarray) and x[0].ndim == 1 and x[0].dtype.kind in "iu")
+                 or (_pandas_indptr(x[0], 3) and getattr(x[0].dtype, "kind", None) in ("i", "u"))))
 
 
 def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -170,6 +191,12 @@ def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] |
         raise ValueError(f"{where} are (indptr, indices, values), got a {type(x).__name__} of {len(x)} items")
     if x[0] is None:
         raise ValueError(f"{where}: indptr is None (give a 1-d integer array: row i is entries indptr[i]:indptr[i+1])")
+    for name, part in zip(("indptr", "indices", "values"), x):
+        # pandas' <NA> in a nullable array, which numpy makes NaN (or an object), named by position
+        hit = _first_pandas_missing(part)
+        if hit is not None:
+            kind = "a number" if name == "values" else "an integer"
+            raise ValueError(f"{where}: {name}[{hit[0]}] is a missing value ({hit[1]}), not {kind}")
     indptr, indices, values = np.asarray(x[0]), np.asarray(x[1]), np.asarray(x[2])
     if indptr.ndim != 1:
         raise ValueError(f"{where}: indptr must be a 1-d array, got shape {indptr.shape}")

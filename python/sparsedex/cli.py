@@ -80,10 +80,15 @@ class UserError(Exception):
 
 def _blank_note(index: Any, query: str) -> str:
     """Why a query found nothing, when its vector is empty: a blank text, or one whose every
-    word the encoder drops (stopwords, characters the tokenizer ignores)."""
+    word the encoder drops (stopwords, characters the tokenizer ignores), or, for a BM25 index,
+    one whose words it keeps but none of which is in the index's vocabulary (the encoder was
+    blamed for it, helper-159)."""
     if not query.strip():
         return " (an empty or blank query matches no document)"
     if index.encoder is not None and not index.decode(query):
+        enc = index.encoder
+        if getattr(enc, "kind", None) == "bm25" and enc.analyzer(query):
+            return " (none of this query's words is in the index's vocabulary, so it matches no document)"
         return " (the encoder keeps no term of this query, so it matches no document)"
     return ""
 

@@ -16,7 +16,8 @@ The contract every vector handed to an index must meet (see DESIGN.md, "Vectors"
 
 :func:`validate_embedding` checks it and raises :class:`ValueError` naming the row and the
 field at fault (a ``{term_id: weight}`` dict's bad term id by its key: ``query: key -1 is
-negative``; lists and arrays by position: ``indices[1] = -1``). It never repairs a vector silently (dropping zeros is part of the
+negative``, and a weight that is no number by its term: ``query: the weight of term 1 is null
+(None), not a number``; lists and arrays by position: ``indices[1] = -1``). It never repairs a vector silently (dropping zeros is part of the
 contract, not a repair, and can be switched off). In particular:
 
 - ``True`` / ``False`` are not weights or term ids (a bool array, or a list holding a
@@ -91,6 +92,8 @@ class SparseEmbedding:
             indices = indices.astype(np.int32)
         self.indices = indices
         values = _array(self.values)
+        if values.size == 0 and values.dtype == object:  # no weights, as an empty list gives
+            values = values.astype(np.float32)
         if values.dtype.kind in "fiu" and not _overflows_float32(values):
             values = values.astype(np.float32, copy=False)
         self.values = values
@@ -586,8 +589,10 @@ def _list_item_error(where: str, embedding: Any) -> ValueError | None:
     if val is not None:
         for i, v in enumerate(val):
             if not _all_numbers([v]):
-                term = f" (the weight of term {shown(terms[i], 40)})" if terms is not None else ""
-                return ValueError(f"{where}: values[{i}] is {_item(v)}, not a number{term}")
+                # a {term_id: weight} dict's weight by its key: "values[0]" named a list the
+                # caller never wrote (helper-159)
+                at = f"the weight of term {shown(terms[i], 40)}" if terms is not None else f"values[{i}]"
+                return ValueError(f"{where}: {at} is {_item(v)}, not a number")
     return None
 
 
@@ -688,8 +693,8 @@ def _full_checks(
         val = np.array(floats, dtype=np.float64)
     if idx.ndim != 1:
         raise ValueError(f"{where}: indices must be 1-D, got shape {idx.shape}")
-    if val.ndim != 1:
-        raise ValueError(f"{where}: values must be 1-D, got shape {val.shape}")
+    if val.ndim != 1:  # a weight that is a list ({1: [1.0]}): named, not the shape numpy made
+        raise _list_item_error(where, given) or ValueError(f"{where}: values must be 1-D, got shape {val.shape}")
     if idx.shape[0] != val.shape[0]:
         raise ValueError(
             f"{where}: indices and values differ in length ({idx.shape[0]} != {val.shape[0]})"
@@ -742,6 +747,9 @@ def _full_checks(
         finite = np.isfinite(val32)
         if not finite.all():
             bad = int(np.argmin(finite))
+            if by_key and np.isnan(val32[bad]):  # a dict's missing weight, by its key alone, as
+                # None's (helper-159)
+                raise ValueError(f"{where}: the weight of term {int(idx[bad])} is a missing value (NaN), not a number")
             raise ValueError(f"{where}: values[{bad}] = {float(val[bad])!r} is not finite{of_term(bad)}")
         if (val32 < 0).any():
             bad = int(np.argmax(val32 < 0))

@@ -551,8 +551,9 @@ def test_ids_filter_on_a_durable_index_with_segments_and_deletions(tmp_path, kin
     for trial in range(20):
         pick = [int(x) for x in rng.choice(600, int(rng.integers(1, 40)), replace=False)] + [5, 250]
         # ids no document holds, of the index's kind (one of the other kind is refused since
-        # stop 66, test_stop66; it was matched against nothing here)
-        sel = [key(i) for i in pick] + ([10**30, -7] if kind == "int" else ["zz", "7"])
+        # stop 66, test_stop66, and an int outside int64, 10**30 here before, since stop 67,
+        # test_stop67_ids; each was matched against nothing here)
+        sel = [key(i) for i in pick] + ([10**15, -7] if kind == "int" else ["zz", "7"])
         hits = ix.search(q, k=1000, filter={"$ids": sel})
         assert sorted(map(str, (h.id for h in hits))) == sorted(str(key(i)) for i in set(pick) & live)
         rest = ix.search(q, k=1000, filter={"$not": {"$ids": sel}})

@@ -42,6 +42,10 @@ where it is (``query_filter.must[1]``): full-text, phrase, prefix and substring 
 (``MatchText``, ``MatchTextAny``, ``MatchPhrase``, ``MatchPrefix``, ``MatchSubstring``),
 ``DatetimeRange``, geo conditions, ``values_count``, ``is_empty``, ``NestedCondition``,
 ``HasVectorCondition``, ``SliceCondition``, and keys with array syntax (``a[].b``, ``a[0]``).
+Other errors name their place in the Qdrant filter too: a value sparsedex refuses (a string
+with a lone surrogate, pandas' NA), or, at search, a ``has_id`` id of the other kind than the
+index's ids (``query_filter at must_not[0].has_id[0]: id '1' is a str but the index's ids are
+ints: ...``).
 
 Scores
 ------
@@ -59,10 +63,11 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from . import filters as _filters
 from .filters import Filter, FilterError, compile_filter
 from .vectors import SparseEmbedding
 
@@ -94,6 +99,16 @@ _MAX_COMBINATIONS = 256
 
 def _where(loc: str) -> str:
     return f"query_filter at {loc}" if loc else "query_filter"
+
+
+def _checked(check: Callable[[Any, str], Any], x: Any, loc: str) -> Any:
+    """``check(x, loc)``, a check of :mod:`sparsedex.filters`, its error naming ``loc`` in the
+    Qdrant filter: left to the compiling of the translation, the error named the translation's
+    place (``filter at $and[1].$not.$ids[0]`` for ``must_not[0].has_id[0]``, helper-160)."""
+    try:
+        return check(x, loc)
+    except FilterError as e:
+        raise FilterError(f"query_{e}") from None  # its messages begin "filter at <loc>"
 
 
 def _plain(obj: Any) -> Any:
@@ -191,7 +206,7 @@ def _key(key: Any, loc: str) -> str:
     if _ARRAY_SYNTAX.search(key):
         raise _untranslatable(loc, f"key {key!r}", "array paths ([] and [i]) and quoted keys are not supported; "
                               "a condition on an array field already matches when any element does")
-    return key
+    return _checked(_filters._check_path, key, loc)
 
 
 def _condition(c: Any, loc: str) -> dict[str, Any]:
@@ -209,12 +224,11 @@ def _condition(c: Any, loc: str) -> dict[str, Any]:
         out = []
         for i, x in enumerate(ids):
             x = x.item() if isinstance(x, np.generic) else x
-            if isinstance(x, bool) or not isinstance(x, (int, str)):
-                x = str(x) if type(x).__name__ == "UUID" else x
-            if isinstance(x, bool) or not isinstance(x, (int, str)):
-                raise FilterError(f"{_where(f'{loc}.has_id[{i}]')}: an id is an int or a str, got {type(x).__name__}")
-            out.append(x)
-        return {"$ids": out}
+            if type(x).__name__ == "UUID":
+                x = str(x)
+            out.append(_checked(_filters._id, x, f"{loc}.has_id[{i}]"))
+        # its errors at search (an id of the other kind) name this place, not the translation's
+        return {"$ids": _filters._PlacedIds(out, f"{loc}.has_id")}
     if "is_null" in c:
         field = _plain(c["is_null"])
         key = field.get("key") if isinstance(field, Mapping) else None
@@ -257,8 +271,8 @@ def _operand(x: Any, loc: str, key: str) -> Any:
             "(a float is a range: range=Range(gte=x, lte=x))"
         )
     if not isinstance(x, (str, int)):  # bool is an int
-        raise FilterError(f"{_where(loc)}: match values are str, int or bool, got {type(x).__name__}")
-    return x
+        raise FilterError(f"{_where(loc)}: match values are str, int or bool, got {_filters._type_name(x)}")
+    return _checked(_filters._scalar, x, loc)
 
 
 def _match(key: str, m: Any, loc: str) -> dict[str, Any]:
@@ -292,12 +306,15 @@ def _range(key: str, r: Any, loc: str) -> dict[str, Any]:
         if v is None:
             continue
         v = v.item() if isinstance(v, np.generic) else v
+        if type(v).__name__ in ("NAType", "NaTType"):
+            raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} is "
+                              f"{_filters._type_name(v)}, not a number")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _untranslatable(loc, f"a range on {key!r} with a {type(v).__name__} bound",
                                   "DatetimeRange is not supported; bounds are numbers")
         if isinstance(v, float) and not math.isfinite(v):  # an int is exact (10**400 overflowed isfinite)
             raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} must be a finite number, got {v!r}")
-        bounds["$" + k] = v
+        bounds["$" + k] = _checked(_filters._number, v, f"{loc}.{k}")
     if not bounds:
         raise FilterError(f"{_where(loc)}: a range on {key!r} needs at least one bound")
     if len(bounds) == 1:
@@ -337,10 +354,13 @@ class SearchOptions:
         exprs = []
         if filter is not None:
             exprs.append(compile_filter(filter))
+        translated = None
         if query_filter is not None:
-            exprs.append(compile_filter(translate_filter(query_filter)))
+            translated = translate_filter(query_filter)
+            exprs.append(compile_filter(translated))
         if len(exprs) == 2:
-            flt: Filter | None = compile_filter({"$and": [_expr_of(exprs[0]), _expr_of(exprs[1])]})
+            # the translation as it is: its has_id lists name their places (not after JSON)
+            flt: Filter | None = compile_filter({"$and": [_expr_of(exprs[0]), translated]})
         else:
             flt = exprs[0] if exprs else None
         if not isinstance(with_vectors, (bool, np.bool_)):

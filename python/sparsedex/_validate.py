@@ -171,6 +171,16 @@ def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are"
     )
 
 
+def other_kind(x: Any, kind: type | None, whose: str = "the index's ids are") -> str:
+    """``" (a str; the index's ids are ints)"`` (or the reverse) when id ``x`` is
+    not of ``kind`` (the type of the index's ids; None: no kind yet), else ``""``: the end of
+    a KeyError for an id that no document can have (helper-160: "no document with id '1'"
+    did not say why, where the ``$ids`` filter's FilterError did)."""
+    if kind is None or isinstance(x, kind):
+        return ""
+    return f" ({a_type(x)}; {whose} {'strings' if kind is str else 'ints'})"  # short: the id may be long
+
+
 def missing_value(x: Any) -> str | None:
     """How ``x`` reads as a missing value (``None``, a NaN, pandas' ``NA`` / ``NaT``, numpy's
     ``NaT``), for messages; None when it is not one (helper-137, helper-139: "document 1 is a

@@ -27,8 +27,10 @@ Language
 - ``{"$ids": [id, ...]}``: the documents whose id (not payload) is listed (ints or strings).
   A search refuses an id of the other kind than the index's ids (a str on an index of int
   ids, or an int on one of str ids: ``1`` never equals ``"1"``, so it could match nothing) with
-  a :class:`FilterError` naming it; a search of a commit without live documents (none added yet, or all deleted) is not checked:
-  there such a filter matches nothing.
+  a :class:`FilterError` naming it, and so is an int outside the signed 64-bit range of
+  integer ids on an index of int ids (no document can have it); a search of a commit without
+  live documents (none added yet, or all deleted) is not checked: there such a filter matches
+  nothing.
 - ``{}`` matches every document.
 
 Semantics
@@ -640,9 +642,10 @@ class _Ids(_Node):
     """The document's id is one of ``ids`` (ints and strings; ``1`` never equals ``"1"``);
     ``loc``: where the list is in the filter (``"$or[1].$ids"``), for messages."""
 
-    def __init__(self, ids: list[Any], loc: str = "$ids") -> None:
+    def __init__(self, ids: list[Any], loc: str = "$ids", where: str = "filter") -> None:
         self.ids = ids
         self.loc = loc
+        self.where = where  # "query_filter": loc is a place in a Qdrant filter (must_not[0].has_id)
         self._ints = {x for x in ids if isinstance(x, int)}
         self._strs = {x for x in ids if isinstance(x, str)}
 
@@ -677,7 +680,14 @@ class _Ids(_Node):
 
 
 def _type_name(x: Any) -> str:
-    return type(x).__name__
+    """``x``'s type name, for messages; pandas' NA and NaT as the missing values they are,
+    in the words used elsewhere ("got NAType" named no missing value, helper-160)."""
+    name = type(x).__name__
+    if name in ("NAType", "NaTType"):
+        from ._validate import missing_value  # here: _validate imports this module
+
+        return f"a missing value ({missing_value(x)})"
+    return name
 
 
 def _where(loc: str) -> str:
@@ -718,9 +728,10 @@ def _scalar(x: Any, loc: str) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         raise FilterError(f"{_where(loc)}: expected a finite number, got {x!r}")
     if not _is_scalar(x):
+        why = "for null, use None" if type(x).__name__ in ("NAType", "NaTType") else "only scalars can be compared"
         raise FilterError(
             f"{_where(loc)}: expected a scalar (null, bool, number or string), got "
-            f"{_type_name(x)}; only scalars can be compared"
+            f"{_type_name(x)}; {why}"
         )
     return x
 
@@ -732,6 +743,29 @@ def _number(x: Any, loc: str) -> int | float:
     if isinstance(x, float) and not math.isfinite(x):
         raise FilterError(f"{_where(loc)}: expected a finite number, got {x!r}")
     return x
+
+
+def _id(x: Any, loc: str) -> int | str:
+    """An id of an ``$ids`` list, as a plain int or str; FilterError naming ``loc`` else."""
+    x = _plain(x, loc)
+    if isinstance(x, bool) or not isinstance(x, (int, str)):
+        raise FilterError(f"{_where(loc)}: an id is an int or a str, got {_type_name(x)}")
+    if isinstance(x, str) and _has_surrogate(x):
+        raise FilterError(f"{_where(loc)}: the string holds a lone surrogate (not valid Unicode)")
+    return x
+
+
+class _PlacedIds(list):  # type: ignore[type-arg]
+    """The id list of an ``$ids`` clause translated from a Qdrant ``has_id``, carrying where
+    the ``has_id`` is in the Qdrant filter (``place``: ``"must_not[0].has_id"``): errors about
+    its ids name that place, not the translation's (``$and[1].$not.$ids``, helper-160). It is
+    a list, equal to the same ids in a plain list."""
+
+    place: str | None = None
+
+    def __init__(self, ids: Any = (), place: str | None = None) -> None:
+        super().__init__(ids)
+        self.place = place
 
 
 def _check_path(path: Any, loc: str) -> str:
@@ -781,15 +815,10 @@ def _compile(expr: Any, loc: str, depth: int = 1) -> tuple[_Node, dict[str, Any]
                 value = list(value)
             if not isinstance(value, (list, tuple)):
                 raise FilterError(f"{_where(here)}: expected a list of ids, got {_type_name(value)}")
-            ids = []
-            for i, x in enumerate(value):
-                x = _plain(x, f"{here}[{i}]")
-                if isinstance(x, bool) or not isinstance(x, (int, str)):
-                    raise FilterError(f"{_where(f'{here}[{i}]')}: an id is an int or a str, got {_type_name(x)}")
-                if isinstance(x, str) and _has_surrogate(x):
-                    raise FilterError(f"{_where(f'{here}[{i}]')}: the string holds a lone surrogate (not valid Unicode)")
-                ids.append(x)
-            nodes.append(_Ids(ids, here))
+            ids = [_id(x, f"{here}[{i}]") for i, x in enumerate(value)]
+            # a Qdrant filter's has_id, translated, names its own place (sparsedex._qdrant)
+            place = getattr(value, "place", None)
+            nodes.append(_Ids(ids, here) if place is None else _Ids(ids, place, "query_filter"))
             canon[key] = ids
         else:
             path = _check_path(key, _join(loc, str(key)))
@@ -883,17 +912,25 @@ class Filter:
     def check_id_kind(self, kind: type | None, whose: str = "the index's ids are") -> None:
         """Raise :class:`FilterError` naming the first id of an ``$ids`` clause that is not of
         ``kind`` (int or str: the type of the index's ids; None, an index without documents
-        yet, checks nothing): such an id could match no document (``1`` never equals ``"1"``),
-        and a filter naming it matched nothing without a word (helper-155)."""
+        yet, checks nothing), or, where ``kind`` is int, outside the signed 64-bit range of
+        integer ids: such an id could match no document (``1`` never equals ``"1"``), and a
+        filter naming it matched nothing without a word (helper-155, helper-160)."""
         if kind is None:
             return
         for node in self._id_lists:
             for i, x in enumerate(node.ids):
+                at = f"{node.where} at {cut(f'{node.loc}[{i}]')}"
                 if not isinstance(x, kind):
                     got = "a str" if isinstance(x, str) else "an int"
                     raise FilterError(
-                        f"{_where(f'{node.loc}[{i}]')}: id {shown(x)} is {got} but {whose} "
+                        f"{at}: id {shown(x)} is {got} but {whose} "
                         f"{'strings' if kind is str else 'ints'}: an id of the other kind matches no document"
+                    )
+                if isinstance(x, int) and not _I64_MIN <= x <= _I64_MAX:  # kind is int here
+                    # it matched nothing without a word (helper-160), as an id of the other kind did
+                    raise FilterError(
+                        f"{at}: id {shown(x)} is outside the signed 64-bit range of integer ids "
+                        "(-2**63 .. 2**63 - 1): no document can have it"
                     )
 
     def mask(self, columns: PayloadColumns) -> np.ndarray:
@@ -1054,6 +1091,8 @@ def _plain_value(v: Any, path: str, depth: int) -> Any:
         raise _Problem(path, "a numpy array is not a JSON value (pass .tolist() to store a list)")
     if isinstance(v, (tuple, set, frozenset)):
         raise _Problem(path, f"{_type_name(v)} is not a JSON value (JSON would store a list: pass a list)")
+    if type(v).__name__ in ("NAType", "NaTType"):  # pandas' NA: None stores null (helper-160)
+        raise _Problem(path, f"{_type_name(v)} is not a JSON value (for null, store None)")
     raise _Problem(path, f"{_type_name(v)} is not a JSON value")
 
 

@@ -989,7 +989,10 @@ class SparseIndex:
         as a scipy.sparse matrix or CSR arrays ``(indptr, indices, values)`` (one row each).
         ids: one per document, all ints or all strings, unique in the index (default: running
         integers continuing from the largest int id ever added). An id already in the index
-        is an error: :meth:`upsert` replaces documents.
+        is an error: :meth:`upsert` replaces documents. The kind of the index's ids is set by
+        its first add (only a :meth:`rollback` of it, before any commit, undoes it) and kept
+        for good, also once every document is deleted, whether or not a commit came between
+        the delete and the next add: an index of int ids takes no str id, and the reverse.
         payloads: one JSON-like dict (or None) per document, returned with hits and usable in
         filters; stored exactly or refused (:func:`sparsedex.filters.normalize_payload`).
         Returns the ids of the added documents. On a durable index they become visible (and
@@ -1068,7 +1071,7 @@ class SparseIndex:
 
     def delete(self, ids: Any, *, missing_ok: bool = False) -> int:
         """Delete documents by id (one id or a list). An unknown id is a KeyError unless
-        ``missing_ok``. Returns how many documents were deleted. On a durable index the
+        ``missing_ok`` (saying so for an id of the other kind than the index's ids). Returns how many documents were deleted. On a durable index the
         deletion becomes visible (and durable) at the next :meth:`commit`."""
         lookup = _validate.lookup_ids(ids)
         with self._lock:
@@ -1929,10 +1932,11 @@ class SparseIndex:
         except (KeyError, TypeError, ValueError, OverflowError):
             # reads see the last commit, while add() sees the staged ids too: say so, rather
             # than "not in the index" beside add's "already in the index" (helper-134)
-            staged = ""
-            if self._store.has_staged():
-                staged = " (reads see the last commit; this handle has uncommitted changes)"
-            raise KeyError(f"no document with id {_validate.shown(id)} in the index{staged}") from None
+            # an id of the other kind: say so (helper-160: the KeyError did not say why)
+            why = _validate.other_kind(key, self._id_kind())
+            if not why and self._store.has_staged():
+                why = " (reads see the last commit; this handle has uncommitted changes)"
+            raise KeyError(f"no document with id {_validate.shown(id)} in the index{why}") from None
 
     def __contains__(self, id: Any) -> bool:
         snap = self._snap()  # ClosedIndexError on a closed index
@@ -1943,8 +1947,9 @@ class SparseIndex:
             return False
 
     def get(self, id: Any) -> Document:
-        """The stored document ``id`` (KeyError if there is none): its text (None if not kept),
-        payload and vector as stored (BM25: term frequencies). Reads only this document."""
+        """The stored document ``id`` (KeyError if there is none, saying so for an id of the
+        other kind than the index's ids): its text (None if not kept), payload and vector as
+        stored (BM25: term frequencies). Reads only this document."""
         snap = self._snap()
         self._store.check_rewritten(snap)
         try:

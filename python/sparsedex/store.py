@@ -833,11 +833,28 @@ class Store:
 
     @property
     def id_kind(self) -> type | None:
-        """int or str (the kind of the index's ids, committed or staged), None if no id yet."""
+        """int or str (the kind of the index's ids, committed or staged), None if no id yet.
+
+        Set by the first add (unless rolled back) and kept for good, every document deleted
+        or not: the core records the kind of a segment's ids at its commit, and the settings
+        keep the kind of staged documents all deleted before their commit (no segment), which
+        the index forgot, so that add()'s rule depended on whether a commit came between the
+        delete and the add (helper-160)."""
         if self._p_ids:
             return str if isinstance(self._p_ids[0], str) else int
         k = self._core_settings()["id_kind"]
+        if k is None:
+            k = self._settings.get("id_kind")
         return None if k is None else (str if k == "str" else int)
+
+    def _keep_id_kind(self) -> None:
+        """Before a commit that adds no segment to an index without a kind of ids yet: keep
+        the kind of the staged ids (all deleted) in the settings (:attr:`id_kind`)."""
+        if not self._p_ids or self._core_settings()["id_kind"] is not None:
+            return
+        base = self._pending_settings if self._p_settings is not None else self._settings
+        if base.get("id_kind") is None:
+            self.set_settings({**base, "id_kind": "str" if isinstance(self._p_ids[0], str) else "int"})
 
     @property
     def store_texts(self) -> bool:
@@ -1113,7 +1130,8 @@ class Store:
             if kind is str and ints or kind is int and strs or kind is None:
                 missing = ints if kind is str else strs if kind is int else ids_l
                 if missing and not missing_ok:
-                    raise KeyError(f"no document with id {_validate.shown(missing[0])} in the index")
+                    raise KeyError(f"no document with id {_validate.shown(missing[0])} in the index"
+                                   f"{_validate.other_kind(missing[0], kind)}")
                 ids_l = strs if kind is str else ints if kind is int else []
             if not ids_l:
                 return 0
@@ -1233,6 +1251,8 @@ class Store:
                     self._prepared = ("", np.zeros(0, np.uint32))
             name, order = self._prepared
             attachments: list[str] = []
+            if not name:  # no segment, whose ids' kind the core records: keep the staged ids'
+                self._keep_id_kind()
             if name:
                 rows = order.tolist()
                 txs = [self._p_texts[r] for r in rows] if self.store_texts else None

@@ -1803,8 +1803,13 @@ class ShardedIndex:
         s = self._owner(id)
         d = self._fan("get", id, shards=[s])[s]
         if d is None:
-            raise KeyError(f"no document with id {shown(id)} in the index")
+            raise KeyError(f"no document with id {shown(id)} in the index{self._other_kind(id)}")
         return d
+
+    def _other_kind(self, id: Any) -> str:
+        """What a KeyError for ``id`` adds when it is of the other kind than the index's ids
+        (``" (a str; the index's ids are ints)"``, as SparseIndex says, helper-160); else ""."""
+        return _validate.other_kind(_validate.lookup_id(id), self._id_kind)
 
     def __contains__(self, id: Any) -> bool:
         try:
@@ -1822,7 +1827,7 @@ class ShardedIndex:
         s = self._owner(id)
         e = self._fan("explain", self._query(query), id, top_terms, scores, shards=[s])[s]
         if e is None:
-            raise KeyError(f"no document with id {shown(id)} in the index")
+            raise KeyError(f"no document with id {shown(id)} in the index{self._other_kind(id)}")
         enc = self.encoder
         if enc is not None and hasattr(enc, "id_to_token"):
             tok = enc.id_to_token
@@ -1978,7 +1983,7 @@ class ShardedIndex:
             for s, flags in have.items():
                 for x, ok in zip(per[s][0], flags):
                     if not ok:
-                        raise KeyError(f"no document with id {shown(x)} in the index")
+                        raise KeyError(f"no document with id {shown(x)} in the index{self._other_kind(x)}")
         return sum(self._fan("delete", shards=sorted(per), writer=True, per_shard=per).values())
 
     def commit(self) -> int:

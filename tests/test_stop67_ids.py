@@ -73,6 +73,9 @@ def test_qdrant_has_id_from_qdrant_client_models_names_the_qdrant_place():
          "query_filter at must[0].range.lt: the integer has too many digits"),
         ({"must": [{"key": "a..b", "match": {"value": 1}}]},
          "query_filter at must[0]: invalid field path 'a..b' (empty segment)"),
+        ({"must_not": [{"is_null": {"key": "$x"}}]},
+         "query_filter at must_not[0].is_null: key '$x' cannot be translated into a sparsedex filter: a sparsedex "
+         "filter cannot address a key beginning with $"),
     ],
 )
 def test_qdrant_filter_value_errors_name_the_qdrant_place(qf, msg):

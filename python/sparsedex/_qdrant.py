@@ -206,6 +206,8 @@ def _key(key: Any, loc: str) -> str:
     if _ARRAY_SYNTAX.search(key):
         raise _untranslatable(loc, f"key {key!r}", "array paths ([] and [i]) and quoted keys are not supported; "
                               "a condition on an array field already matches when any element does")
+    if key.startswith("$"):  # the filters' message spoke of logical operators (helper-160)
+        raise _untranslatable(loc, f"key {key!r}", "a sparsedex filter cannot address a key beginning with $")
     return _checked(_filters._check_path, key, loc)
 
 

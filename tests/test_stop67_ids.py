@@ -52,6 +52,22 @@ def test_qdrant_has_id_of_the_other_kind_names_the_qdrant_place(ids, qf, msg):
         ix.search({1: 1.0}, filter={"x": {"$gte": 0}}, query_filter=qf)
 
 
+def test_filter_beside_a_query_filter_names_its_own_place():
+    """helper-161: with filter= and query_filter= both given, an $ids id of the other kind in
+    filter= was named at "$and[0].$ids[0]", a place the user never wrote."""
+    ix = _index([1, 2, 3])
+    qf = {"must": [{"has_id": [1, 2]}]}
+    want = "filter at $ids[0]: id 'y' is a str but the index's ids are ints"
+    with pytest.raises(FilterError, match="^" + re.escape(want)):
+        ix.search({1: 1.0}, filter={"$ids": ["y"]}, query_filter=qf)
+    with pytest.raises(FilterError, match="^" + re.escape(want)):
+        ix.search_batch([{1: 1.0}], filter={"$ids": ["y"]}, query_filter=qf)
+    with pytest.raises(FilterError, match="^" + re.escape("query_filter at must[0].has_id[1]: id 'q' is a str")):
+        ix.search({1: 1.0}, filter={"$ids": [1]}, query_filter={"must": [{"has_id": [1, "q"]}]})
+    # the combination still filters by both
+    assert [h.id for h in ix.search({1: 1.0}, filter={"$ids": [1, 3]}, query_filter=qf)] == [1]
+
+
 def test_qdrant_has_id_from_qdrant_client_models_names_the_qdrant_place():
     models = pytest.importorskip("qdrant_client.models")
     ix = _index([1, 2, 3])
@@ -246,3 +262,17 @@ def test_rollback_of_the_first_add_still_forgets_the_kind(tmp_path):
     ix.commit()
     assert ix.ids() == [1]
     ix.close()
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_lookup_of_an_int_outside_int64_says_so(tmp_path, durable):
+    """helper-161: $ids said an int outside the signed 64-bit range can be no document's id;
+    get / delete / explain said only "no document with id ... in the index"."""
+    ix = _index([1, 2, 3], tmp_path / "ix" if durable else None)
+    for big in (2**64, -(2**63) - 1):
+        why = f"no document with id {big} in the index (outside the signed 64-bit range of int ids)"
+        for call in (lambda: ix.get(big), lambda: ix.delete(big), lambda: ix.delete([1, big]),
+                     lambda: ix.explain({1: 1.0}, big)):
+            with pytest.raises(KeyError, match="^" + re.escape(repr(why)) + "$"):
+                call()
+    assert ix.delete([1, 2**64], missing_ok=True) == 1

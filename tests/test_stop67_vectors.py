@@ -3,7 +3,7 @@ are pandas objects (Series, nullable ``Int64`` / ``Float64`` arrays) are read as
 as numpy arrays are, their missing values named by position; a ``{term_id: weight}`` dict's
 weight that is a list or a missing value is named by its key; empty object arrays are an
 empty vector, as empty lists are; the command line says of a BM25 query none of whose words
-is in the index's vocabulary that it is so, rather than blaming the encoder."""
+occurs in the index that it is so, rather than blaming the encoder."""
 
 import json
 import re
@@ -31,17 +31,16 @@ def _index():
 
 def _pandas_triples(pd):
     return [
-        (pd.Series(INDPTR), pd.Series(INDICES), pd.Series(VALUES)),
         (pd.array(INDPTR, dtype="Int64"), pd.array(INDICES, dtype="Int64"), pd.array(VALUES, dtype="Float64")),
-        (pd.Series(INDPTR, dtype="Int64"), pd.Series(INDICES, dtype="Int64"), pd.Series(VALUES, dtype="Float64")),
+        (pd.Index(INDPTR), pd.Series(INDICES, dtype="Int64"), pd.Series(VALUES, dtype="Float64")),
         (np.array(INDPTR), pd.Series(INDICES), pd.array(VALUES, dtype="Float64")),
-        [pd.Series(INDPTR), pd.Series(INDICES), pd.Series(VALUES)],
+        [pd.array(INDPTR, dtype="Int64"), pd.Series(INDICES), pd.Series(VALUES)],
     ]
 
 
 def test_pandas_csr_parts_are_read_as_csr_arrays():
-    """Three Series were read as three query vectors, and Int64 arrays got the advice "pass a
-    Series {term_id: weight}": pandas parts now give what numpy arrays give."""
+    """Int64 arrays got the advice "pass a Series {term_id: weight}": pandas arrays and Indexes
+    (a Series first is a vector, below) now give what numpy arrays give."""
     pd = pytest.importorskip("pandas")
     ix = _index()
     want = _hits(ix.search_batch((np.array(INDPTR), np.array(INDICES), np.array(VALUES))))
@@ -82,6 +81,22 @@ def test_series_on_term_ids_are_still_vectors():
     ix = _index()
     qs = (pd.Series([1, 2], index=[1, 2]), pd.Series([1.0], index=[3]), pd.Series([2], index=[2]))
     assert _hits(ix.search_batch(qs)) == _hits(ix.search_batch([{1: 1, 2: 2}, {3: 1.0}, {2: 2}]))
+
+
+def test_integer_series_on_the_default_index_are_vectors():
+    """helper-161: three integer Series on the default index (term frequencies,
+    ``pd.Series(np.bincount(tokens))``) were read as CSR arrays: 2 result lists for 3 queries,
+    and add() added 2 wrong documents or refused them. Each is one vector, as before stop 67."""
+    pd = pytest.importorskip("pandas")
+    ix = SparseIndex(encoder=None)
+    ix.add([{0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0}])
+    for batch in ([pd.Series([0, 1, 2]), pd.Series([4, 5]), pd.Series([1.0, 1.0])],
+                  (pd.Series([0, 1, 2]), pd.Series([4, 5]), pd.Series([1.0, 1.0]))):
+        assert _hits(ix.search_batch(batch)) == [[(0, 3.0)], [(0, 9.0)], [(0, 2.0)]]
+    docs = SparseIndex(encoder=None)
+    series = [pd.Series(np.bincount(d)) for d in (np.array([1, 1, 2]), np.array([0, 2, 2, 2]), np.array([3]))]
+    assert docs.add(series) == [0, 1, 2]
+    assert docs.get(1).vector.as_dict() == {0: 1.0, 2: 3.0}
 
 
 @pytest.mark.parametrize("weight", [[1.0], [1.0, 2.0], (1.0,)])
@@ -133,18 +148,19 @@ def test_dict_missing_weight_is_named_by_its_key():
         _index().search(([1, 2], [1.0, None]))
 
 
-def test_cli_bm25_query_without_a_known_word_says_so(capsys, tmp_path):
+@pytest.mark.parametrize("encoder", ["bm25", "Qdrant/bm25"])
+def test_cli_bm25_query_without_a_known_word_says_so(capsys, tmp_path, encoder):
     # it read "the encoder keeps no term of this query": the encoder kept the words, the
-    # index's vocabulary holds none of them
+    # index's documents hold none of them (helper-161: Qdrant/bm25's hashed terms too)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps(d) + "\n" for d in [
         {"id": "1", "text": "a rock band on tour"}, {"id": "2", "text": "jazz in the night club"}]))
     ix = tmp_path / "ix"
-    assert main(["index", str(corpus), str(ix), "--encoder", "bm25"]) == 0
+    assert main(["index", str(corpus), str(ix), "--encoder", encoder]) == 0
     capsys.readouterr()
     assert main(["search", str(ix), "zebra crossing"]) == 0
     out = capsys.readouterr().out
-    assert out == ("no matching documents (none of this query's words is in the index's vocabulary, "
+    assert out == ("no matching documents (none of this query's terms occurs in the index's documents, "
                    "so it matches no document)\n")
     # a query with no word at all is still the encoder's
     assert main(["search", str(ix), "\u200b"]) == 0

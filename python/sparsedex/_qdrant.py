@@ -361,8 +361,10 @@ class SearchOptions:
             translated = translate_filter(query_filter)
             exprs.append(compile_filter(translated))
         if len(exprs) == 2:
-            # the translation as it is: its has_id lists name their places (not after JSON)
             flt: Filter | None = compile_filter({"$and": [_expr_of(exprs[0]), translated]})
+            # the $ids checks at search name each filter's own places: filter='s "$ids[0]", not
+            # the combination's "$and[0].$ids[0]" (helper-161), and query_filter's has_id places
+            flt._id_lists = exprs[0]._id_lists + exprs[1]._id_lists
         else:
             flt = exprs[0] if exprs else None
         if not isinstance(with_vectors, (bool, np.bool_)):

@@ -146,31 +146,27 @@ def _pandas_1d(x: Any) -> bool:
     return type(x).__module__.startswith("pandas") and getattr(x, "ndim", None) == 1 and hasattr(x, "to_numpy")
 
 
-def _pandas_indptr(x: Any, n: int) -> bool:
-    """Whether pandas object ``x``, first of ``n`` items, is a CSR indptr as a numpy array
-    would be: a pandas array or Index (never one vector), or, in three items, an integer Series
-    (nullable ``Int64`` too) on the default index 0, 1, 2... (a Series on term ids is a vector)."""
-    if not _pandas_1d(x):
-        return False
-    if not hasattr(x, "index"):
-        return True
-    index = x.index
-    return (n == 3 and getattr(x.dtype, "kind", None) in ("i", "u") and type(index).__name__ == "RangeIndex"
-            and index.start == 0 and index.step == 1)
+def _pandas_indptr(x: Any) -> bool:
+    """Whether pandas object ``x`` is a CSR indptr as a numpy array would be: a pandas array
+    (``Int64`` and the like) or an Index, never one vector. A Series is not: a Series of weights
+    indexed by term id is one vector, and an integer Series on the default index (term
+    frequencies, ``pd.Series(np.bincount(tokens))``) is one too (helper-161: three such Series
+    read as CSR arrays made 2 result lists of 3 queries)."""
+    return _pandas_1d(x) and not hasattr(x, "index")
 
 
 def _csr_given(x: Any) -> bool:
     """Whether ``x`` is given as CSR arrays: a tuple whose first item is an array (or, as
     before, a tuple of three whose first item is a list of integers), or a list of three arrays
-    whose first is a 1-d integer array. Pandas arrays, Indexes and integer Series on the default
-    index count as arrays (:func:`_pandas_indptr`: three Series were read as three vectors,
-    helper-159). Anything else is read as one vector a row."""
+    whose first is a 1-d integer array. A first item that is a pandas array or Index counts as
+    an array (:func:`_pandas_indptr`; the parts after it may be Series, helper-159); a Series
+    first is a vector. Anything else is read as one vector a row."""
     if isinstance(x, tuple) and x:
-        return isinstance(x[0], np.ndarray) or _pandas_indptr(x[0], len(x)) or (len(x) == 3 and (
+        return isinstance(x[0], np.ndarray) or _pandas_indptr(x[0]) or (len(x) == 3 and (
             _is_int_vector(x[0]) or (x[0] is None and any(isinstance(a, np.ndarray) for a in x[1:]))))
     return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) or _pandas_1d(a) for a in x)
             and ((isinstance(x[0], np.ndarray) and x[0].ndim == 1 and x[0].dtype.kind in "iu")
-                 or (_pandas_indptr(x[0], 3) and getattr(x[0].dtype, "kind", None) in ("i", "u"))))
+                 or (_pandas_indptr(x[0]) and getattr(x[0].dtype, "kind", None) in ("i", "u"))))
 
 
 def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

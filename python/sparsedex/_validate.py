@@ -173,9 +173,12 @@ def wrong_id_kind(x: Any, i: int, want: type, whose: str = "the index's ids are"
 
 def other_kind(x: Any, kind: type | None, whose: str = "the index's ids are") -> str:
     """``" (a str; the index's ids are ints)"`` (or the reverse) when id ``x`` is
-    not of ``kind`` (the type of the index's ids; None: no kind yet), else ``""``: the end of
+    not of ``kind`` (the type of the index's ids; None: no kind yet), ``" (outside the signed
+    64-bit range of int ids)"`` for such an int on an index of int ids, else ``""``: the end of
     a KeyError for an id that no document can have (helper-160: "no document with id '1'"
     did not say why, where the ``$ids`` filter's FilterError did)."""
+    if kind is int and isinstance(x, int) and not isinstance(x, bool) and not ID_MIN <= x <= ID_MAX:
+        return " (outside the signed 64-bit range of int ids)"  # helper-161: $ids said so, get did not
     if kind is None or isinstance(x, kind):
         return ""
     return f" ({a_type(x)}; {whose} {'strings' if kind is str else 'ints'})"  # short: the id may be long

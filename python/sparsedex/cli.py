@@ -80,15 +80,19 @@ class UserError(Exception):
 
 def _blank_note(index: Any, query: str) -> str:
     """Why a query found nothing, when its vector is empty: a blank text, or one whose every
-    word the encoder drops (stopwords, characters the tokenizer ignores), or, for a BM25 index,
-    one whose words it keeps but none of which is in the index's vocabulary (the encoder was
-    blamed for it, helper-159)."""
+    word the encoder drops (stopwords, characters the tokenizer ignores), or one whose words it
+    keeps but none of whose terms occurs in the index (a BM25 vocabulary, or Qdrant/bm25's
+    hashed terms: the encoder was blamed for it, helper-159, helper-161)."""
     if not query.strip():
         return " (an empty or blank query matches no document)"
     if index.encoder is not None and not index.decode(query):
         enc = index.encoder
-        if getattr(enc, "kind", None) == "bm25" and enc.analyzer(query):
-            return " (none of this query's words is in the index's vocabulary, so it matches no document)"
+        if getattr(enc, "kind", None) == "bm25":  # its query vector holds only the index's words
+            kept = bool(enc.analyzer(query))
+        else:
+            kept = any(len(v.indices) for v in enc.encode_queries([query]))  # as the index encodes it
+        if kept:
+            return " (none of this query's terms occurs in the index's documents, so it matches no document)"
         return " (the encoder keeps no term of this query, so it matches no document)"
     return ""
 

@@ -1157,8 +1157,9 @@ class Store:
         except OverflowError:
             inside = [x for x in ids if _validate.ID_MIN <= x <= _validate.ID_MAX]
             if not missing_ok:
-                raise KeyError(f"no document with id {_validate.shown(next(x for x in ids if x not in inside))} "
-                               "in the index") from None
+                out = next(x for x in ids if x not in inside)
+                raise KeyError(f"no document with id {_validate.shown(out)} in the index"
+                               f"{_validate.other_kind(out, int)}") from None
             return np.asarray(inside, dtype=np.int64)
 
     def _retry_or_drop_prepared(self) -> None:

@@ -206,7 +206,8 @@ def test_payloads_that_would_be_rewritten_are_refused(payload, message):
 @pytest.mark.parametrize(
     "vector, message",
     [
-        ({1: True, 2: False}, "document 0: values[0] is a bool (True), not a weight"),
+        # a dict's bool weight by its key, as an np.bool_ one (helper-162)
+        ({1: True, 2: False}, "document 0: the weight of term 1 is a bool (True), not a number"),
         (([1, 2], [0.5, True]), "document 0: values[1] is a bool (True), not a weight"),
         ((np.array([1, 2]), np.array([True, False])), "document 0: values are booleans (dtype bool)"),
         (([True, 2], [0.5, 0.5]), "document 0: indices[0] is a bool (True), not a term id"),

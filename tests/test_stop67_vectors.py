@@ -103,7 +103,8 @@ def test_integer_series_on_the_default_index_are_vectors():
 def test_dict_weight_that_is_a_list_is_named_by_its_key(weight):
     # it read "values must be 1-D, got shape (1, 1)"
     shown = "[1.0]" if weight == [1.0] else ("[1.0, 2.0]" if len(weight) == 2 else "(1.0,)")
-    msg = f"the weight of term 1 is a list ({shown}), not a number"
+    kind = "a tuple" if isinstance(weight, tuple) else "a list"  # a tuple was called a list (helper-162)
+    msg = f"the weight of term 1 is {kind} ({shown}), not a number"
     with pytest.raises(ValueError, match="^" + re.escape(f"query: {msg}") + "$"):
         _index().search({1: weight})
     with pytest.raises(ValueError, match="^" + re.escape(f"document 1: {msg}") + "$"):

@@ -216,6 +216,18 @@ def _top_terms(body: dict[str, Any]) -> int | None:
     return None if t >= 2**63 else t  # more than any vector holds: all (the API caps it at 2**63 - 1)
 
 
+def _id(body: dict[str, Any]) -> Any:
+    """``id`` of /get and /explain: a JSON integer or string, else the error in JSON's words
+    (the index's TypeError named Python's types: "got NoneType None" for null)."""
+    v = body["id"]
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        kind = ("null" if v is None else "true" if v is True else "false" if v is False
+                else "a list" if isinstance(v, list) else "an object" if isinstance(v, dict)
+                else f"the number {json.dumps(v)}" if isinstance(v, float) else type(v).__name__)
+        raise ValueError(f'"id" must be an integer or a string, got {kind}')
+    return v
+
+
 def _target(body: dict[str, Any]) -> dict[str, Any]:
     """``target_recall`` as a keyword argument when the request gives one (the index checks it)."""
     t = body.get("target_recall")
@@ -253,13 +265,13 @@ def call(index: Any, op: str, body: dict[str, Any], max_k: int = DEFAULT_MAX_K,
         return {"hits": [[_hit(h) for h in hs] for hs in res]}
     if op == "get":
         _need(body, "id")
-        d = index.get(body["id"])
+        d = index.get(_id(body))
         v = d.vector
         return {"id": d.id, "text": d.text, "payload": d.payload,
                 "vector": {"indices": [int(x) for x in v.indices], "values": [float(x) for x in v.values]}}
     if op == "explain":
         _need(body, "query", "id")
-        e = index.explain(_vector(body["query"]), body["id"], top_terms=_top_terms(body))
+        e = index.explain(_vector(body["query"]), _id(body), top_terms=_top_terms(body))
         return {"id": e.id, "score": e.score,
                 "matches": [{"term_id": m.term_id, "token": m.token, "query_weight": m.query_weight,
                              "doc_weight": m.doc_weight, "contribution": m.contribution} for m in e.matches],

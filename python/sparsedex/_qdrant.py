@@ -58,6 +58,7 @@ live documents.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 import re
@@ -67,6 +68,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import _validate
 from . import filters as _filters
 from .filters import Filter, FilterError, compile_filter
 from .vectors import SparseEmbedding
@@ -221,6 +223,8 @@ def _condition(c: Any, loc: str) -> dict[str, Any]:
         return _field(c, loc)
     if "has_id" in c:
         ids = c["has_id"]
+        if isinstance(ids, np.ndarray) and ids.ndim == 1:  # as sparsedex's $ids takes one
+            ids = list(ids)
         if not isinstance(ids, (list, tuple)):
             raise FilterError(f"{_where(loc)}: has_id must be a list of ids, got {type(ids).__name__}")
         out = []
@@ -311,9 +315,12 @@ def _range(key: str, r: Any, loc: str) -> dict[str, Any]:
         if type(v).__name__ in ("NAType", "NaTType"):
             raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} is "
                               f"{_filters._type_name(v)}, not a number")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, (str, datetime.date, np.datetime64)):  # a DatetimeRange's bound
             raise _untranslatable(loc, f"a range on {key!r} with a {type(v).__name__} bound",
                                   "DatetimeRange is not supported; bounds are numbers")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):  # a list, a dict...: no DatetimeRange's
+            raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} must be a number, "
+                              f"got {_validate.a_type(v)}")
         if isinstance(v, float) and not math.isfinite(v):  # an int is exact (10**400 overflowed isfinite)
             raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} must be a finite number, got {v!r}")
         bounds["$" + k] = _checked(_filters._number, v, f"{loc}.{k}")

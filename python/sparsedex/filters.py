@@ -1044,7 +1044,9 @@ def _plain_dict(d: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, x in d.items():
         if not isinstance(k, str):
-            raise _Problem(path, f"keys must be strings, got {_type_name(k)} {shown(k)}")
+            kind = _type_name(k)  # pandas' NA / NaT: "a missing value (pandas' <NA>)" shows it once
+            raise _Problem(path, f"keys must be strings, got {kind}"
+                                 + ("" if kind.startswith("a missing value") else f" {shown(k)}"))
         here = f"{path}.{k}" if path else k
         if _has_surrogate(k):
             raise _Problem(path, f"key {shown(k)}: " + _surrogate_note(k))
@@ -1074,6 +1076,11 @@ def _plain_value(v: Any, path: str, depth: int) -> Any:
         if depth + 1 > MAX_DEPTH:
             raise _Problem(path, f"nested more than {MAX_DEPTH} levels deep")
         return [_plain_value(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(v)]
+    if isinstance(v, (np.datetime64, np.timedelta64)) and np.isnat(v):  # as pandas' NaT is named
+        # ("datetime64 is not a JSON value" named no missing value; timedelta64's was int()'s TypeError)
+        from ._validate import missing_value  # here: _validate imports this module
+
+        raise _Problem(path, f"a missing value ({missing_value(v)}) is not a JSON value (for null, store None)")
     if isinstance(v, np.generic):
         try:
             return _plain_value(_numpy_scalar(v), path, depth)

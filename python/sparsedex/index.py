@@ -1936,7 +1936,8 @@ class SparseIndex:
             why = _validate.other_kind(key, self._id_kind())
             if not why and self._store.has_staged():
                 why = " (reads see the last commit; this handle has uncommitted changes)"
-            raise KeyError(f"no document with id {_validate.shown(id)} in the index{why}") from None
+            # the id as the plain int / str looked up: np.str_('1') is numpy's repr of '1'
+            raise KeyError(f"no document with id {_validate.shown(key)} in the index{why}") from None
 
     def __contains__(self, id: Any) -> bool:
         snap = self._snap()  # ClosedIndexError on a closed index

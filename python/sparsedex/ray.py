@@ -1803,7 +1803,7 @@ class ShardedIndex:
         s = self._owner(id)
         d = self._fan("get", id, shards=[s])[s]
         if d is None:
-            raise KeyError(f"no document with id {shown(id)} in the index{self._other_kind(id)}")
+            raise KeyError(f"no document with id {shown(_validate.lookup_id(id))} in the index{self._other_kind(id)}")
         return d
 
     def _other_kind(self, id: Any) -> str:
@@ -1827,7 +1827,7 @@ class ShardedIndex:
         s = self._owner(id)
         e = self._fan("explain", self._query(query), id, top_terms, scores, shards=[s])[s]
         if e is None:
-            raise KeyError(f"no document with id {shown(id)} in the index{self._other_kind(id)}")
+            raise KeyError(f"no document with id {shown(_validate.lookup_id(id))} in the index{self._other_kind(id)}")
         enc = self.encoder
         if enc is not None and hasattr(enc, "id_to_token"):
             tok = enc.id_to_token

@@ -535,8 +535,8 @@ def _item(v: Any) -> str:
         return f"a bool ({v!r})"
     if isinstance(v, str):
         return f"a string ({cut(json.dumps(v, ensure_ascii=False), 40)})"
-    if isinstance(v, (list, tuple)):
-        return f"a list ({shown(v, 40)})"
+    if isinstance(v, (list, tuple)):  # a tuple named a tuple: "a list ((1.0,))" was not what was written
+        return f"a {'tuple' if isinstance(v, tuple) else 'list'} ({shown(v, 40)})"
     if isinstance(v, Mapping):
         return f"a dict ({shown(v, 40)})"
     if isinstance(v, (float, np.floating)):
@@ -722,6 +722,9 @@ def _full_checks(
     if val.dtype == object:
         bad = _first_bool(val)
         if bad is not None:
+            if by_key:  # a dict's bool weight by its key, as an np.bool_ one is ("values[1]"
+                # named a list the caller never wrote)
+                raise ValueError(f"{where}: the weight of term {int(idx[bad])} is a bool ({val[bad]!r}), not a number")
             raise ValueError(f"{where}: values[{bad}] is a bool ({val[bad]!r}), not a weight")
     if val.dtype.kind not in "fiu":
         raise _list_item_error(where, given) or ValueError(f"{where}: values must be numbers, got dtype {val.dtype}")

@@ -161,3 +161,30 @@ def test_sharded_numpy_id_shown_as_python_value(tmp_path) -> None:
                 assert e.value.args[0] == "no document with id 99 in the index"
     finally:
         ray.shutdown()
+
+
+# helper-163: numpy datetime64 / timedelta64 in payloads and filters ---------------------------
+
+
+def test_numpy_timedelta_and_nat_in_payloads_and_filters_are_named():
+    """np.timedelta64 is a numpy integer: int() of it raised Python's own TypeError in a payload
+    and in a filter; a NaT in filter= read "datetime64 is not a JSON value", and in a Qdrant
+    filter "got a NoneType" (its .item() is None), as if null were given."""
+    from sparsedex.filters import FilterError, PayloadError
+
+    ix = SparseIndex(encoder=None)
+    ix.add([{1: 1.0}], payloads=[{"a": 1}])
+    with pytest.raises(PayloadError, match=r"at a: timedelta64 is not a JSON value"):
+        ix.add([{1: 1.0}], payloads=[{"a": np.timedelta64(1, "s")}])
+    with pytest.raises(FilterError, match=r"^filter at a: timedelta64 is not a JSON value"):
+        ix.search({1: 1.0}, filter={"a": np.timedelta64(1, "s")})
+    for nat in (np.datetime64("NaT"), np.timedelta64("NaT")):
+        for flt, at in (({"a": nat}, "a"), ({"a": {"$in": [1, nat]}}, r"a\.\$in\[1\]")):
+            with pytest.raises(FilterError, match=rf"^filter at {at}: a missing value \(.*NaT.*\) is not a JSON "
+                                                  r"value \(for null, use None\)$"):
+                ix.search({1: 1.0}, filter=flt)
+        for qf, at in (({"must": [{"key": "a", "range": {"gte": nat}}]}, r"must\[0\]\.range\.gte"),
+                       ({"must": [{"key": "a", "match": {"value": nat}}]}, r"must\[0\]\.match"),
+                       ({"must": [{"has_id": [1, nat]}]}, r"must\[0\]\.has_id\[1\]")):
+            with pytest.raises(FilterError, match=rf"^query_filter at {at}: got a missing value \(.*NaT.*\)"):
+                ix.search({1: 1.0}, query_filter=qf)

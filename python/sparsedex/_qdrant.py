@@ -113,6 +113,14 @@ def _checked(check: Callable[[Any, str], Any], x: Any, loc: str) -> Any:
         raise FilterError(f"query_{e}") from None  # its messages begin "filter at <loc>"
 
 
+def _item(x: Any, loc: str) -> Any:
+    """Numpy scalar ``x`` as its Python value (``x`` itself else); numpy's NaT, whose value is
+    None (read "got a NoneType", as if null were given, helper-163), a FilterError naming it."""
+    if isinstance(x, (np.datetime64, np.timedelta64)) and np.isnat(x):
+        raise FilterError(f"{_where(loc)}: got a missing value ({_validate.missing_value(x)}), not a value to compare")
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _plain(obj: Any) -> Any:
     """A qdrant-client model as its REST JSON (aliases, no unset fields); else ``obj``."""
     dump = getattr(obj, "model_dump", None)
@@ -229,7 +237,7 @@ def _condition(c: Any, loc: str) -> dict[str, Any]:
             raise FilterError(f"{_where(loc)}: has_id must be a list of ids, got {type(ids).__name__}")
         out = []
         for i, x in enumerate(ids):
-            x = x.item() if isinstance(x, np.generic) else x
+            x = _item(x, f"{loc}.has_id[{i}]")
             if type(x).__name__ == "UUID":
                 x = str(x)
             out.append(_checked(_filters._id, x, f"{loc}.has_id[{i}]"))
@@ -270,7 +278,7 @@ def _field(c: Mapping[str, Any], loc: str) -> dict[str, Any]:
 
 
 def _operand(x: Any, loc: str, key: str) -> Any:
-    x = x.item() if isinstance(x, np.generic) else x
+    x = _item(x, loc)
     if isinstance(x, float):
         raise FilterError(
             f"{_where(loc)}: {x!r} on {key!r}: Qdrant matches str, int and bool values exactly "
@@ -311,7 +319,7 @@ def _range(key: str, r: Any, loc: str) -> dict[str, Any]:
         v = r.get(k)
         if v is None:
             continue
-        v = v.item() if isinstance(v, np.generic) else v
+        v = _item(v, f"{loc}.{k}")
         if type(v).__name__ in ("NAType", "NaTType"):
             raise FilterError(f"{_where(loc)}: the {k} bound of a range on {key!r} is "
                               f"{_filters._type_name(v)}, not a number")

@@ -139,6 +139,13 @@ def _numpy_scalar(x: Any) -> Any:
     """
     if not isinstance(x, np.generic):
         return x
+    if isinstance(x, (np.datetime64, np.timedelta64)):  # before np.integer: timedelta64 is one,
+        # and int() of it raised Python's own TypeError (helper-163)
+        if np.isnat(x):
+            from ._validate import missing_value  # here: _validate imports this module
+
+            raise ValueError(f"a missing value ({missing_value(x)}) is not a JSON value (for null, use None)")
+        raise ValueError(f"{type(x).__name__} is not a JSON value")
     if isinstance(x, np.bool_):
         return bool(x)
     if isinstance(x, np.integer):

@@ -168,3 +168,13 @@ def test_cli_bm25_query_without_a_known_word_says_so(capsys, tmp_path, encoder):
     assert "the encoder keeps no term of this query" in capsys.readouterr().out
     assert main(["search", str(ix), "rock"]) == 0
     assert "no matching documents" not in capsys.readouterr().out
+
+
+def test_pandas_string_arrays_on_a_text_index_are_not_csr():
+    """helper-163: a tuple of pandas string arrays given to a text index read "CSR arrays:
+    indptr must have an integer dtype"; only integer pandas arrays and Indexes are an indptr."""
+    pd = pytest.importorskip("pandas")
+    ix = SparseIndex("bm25")
+    triple = tuple(pd.array([t], dtype="string") for t in "pqr")
+    with pytest.raises(TypeError, match="this index encodes texts"):
+        ix.add(triple, ids=[1, 2, 3])

@@ -148,11 +148,11 @@ def _pandas_1d(x: Any) -> bool:
 
 def _pandas_indptr(x: Any) -> bool:
     """Whether pandas object ``x`` is a CSR indptr as a numpy array would be: a pandas array
-    (``Int64`` and the like) or an Index, never one vector. A Series is not: a Series of weights
+    (``Int64`` and the like) or an Index of integers (of strings: texts, helper-163), never one vector. A Series is not: a Series of weights
     indexed by term id is one vector, and an integer Series on the default index (term
     frequencies, ``pd.Series(np.bincount(tokens))``) is one too (helper-161: three such Series
     read as CSR arrays made 2 result lists of 3 queries)."""
-    return _pandas_1d(x) and not hasattr(x, "index")
+    return _pandas_1d(x) and not hasattr(x, "index") and getattr(x.dtype, "kind", None) in ("i", "u")
 
 
 def _csr_given(x: Any) -> bool:

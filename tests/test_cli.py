@@ -146,7 +146,10 @@ def test_demo(capsys):
         (["index", "{tmp}/good.jsonl", "{tmp}/ix", "--encoder", "/no/such/model"], "unknown model '/no/such/model'"),
         (["search", "{tmp}/missing", "q"], "missing: no such index directory"),
         (["search", "{tmp}", "q"], ": no sparsedex index there: no CURRENT file and no index files"),
-        (["explain", "{tmp}/good_ix", "fox", "42"], "no document with id '42'"),
+        # an int id as an int (it was quoted, '42', as a string), and why none can have it
+        (["explain", "{tmp}/good_ix", "fox", "42"], "no document with id 42 in"),
+        (["explain", "{tmp}/good_ix", "fox", "99999999999999999999"],
+         "no document with id 99999999999999999999 in {tmp}/good_ix (outside the signed 64-bit range of int ids)"),
         (["eval", "{tmp}/good_ix", "{tmp}/good.jsonl", "{tmp}/none.tsv"], "none.tsv: no such qrels file"),
     ],
 )
@@ -158,7 +161,7 @@ def test_errors_are_one_line(capsys, tmp_path, args, message):
     capsys.readouterr()
     rc, out, err = run_cli(capsys, *[a.format(tmp=tmp_path) for a in args])
     assert rc == 1
-    assert err.startswith("sparsedex: error: ") and message in err
+    assert err.startswith("sparsedex: error: ") and message.format(tmp=tmp_path) in err
     assert err.count("\n") == 1 and "Traceback" not in err
 
 

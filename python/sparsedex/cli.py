@@ -60,6 +60,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
+from . import _validate
 from ._shown import shown
 
 __all__ = ["main", "read_jsonl", "evaluate_index", "load_records", "Records"]
@@ -916,7 +917,9 @@ def cmd_explain(a: argparse.Namespace) -> int:
     index = _open_index(a.index_dir, a.encoder)
     doc_id = _doc_id(index, a.doc_id)
     if doc_id not in index:
-        raise UserError(f"no document with id {shown(a.doc_id)} in {a.index_dir}")
+        # the id as read (an int is not quoted), and why no document can have it, as delete says
+        raise UserError(f"no document with id {shown(doc_id)} in {a.index_dir}"
+                        f"{_validate.other_kind(doc_id, index._id_kind())}")
     e = index.explain(a.query, doc_id)
     if a.json:
         print(json.dumps(_explanation_json(e), ensure_ascii=False, indent=1))

@@ -148,10 +148,11 @@ def _pandas_1d(x: Any) -> bool:
 
 def _pandas_indptr(x: Any) -> bool:
     """Whether pandas object ``x`` is a CSR indptr as a numpy array would be: a pandas array
-    (``Int64`` and the like) or an Index of integers (of strings: texts, helper-163), never one vector. A Series is not: a Series of weights
-    indexed by term id is one vector, and an integer Series on the default index (term
-    frequencies, ``pd.Series(np.bincount(tokens))``) is one too (helper-161: three such Series
-    read as CSR arrays made 2 result lists of 3 queries)."""
+    (``Int64`` and the like) or an Index of integers (of strings: texts, helper-163), never one
+    vector. A Series is not: a Series of weights indexed by term id is one vector, and an
+    integer Series on the default index (term frequencies, ``pd.Series(np.bincount(tokens))``)
+    is one too (helper-161: three such Series read as CSR arrays made 2 result lists of 3
+    queries)."""
     return _pandas_1d(x) and not hasattr(x, "index") and getattr(x.dtype, "kind", None) in ("i", "u")
 
 
@@ -166,7 +167,7 @@ def _csr_given(x: Any) -> bool:
             _is_int_vector(x[0]) or (x[0] is None and any(isinstance(a, np.ndarray) for a in x[1:]))))
     return (isinstance(x, list) and len(x) == 3 and all(isinstance(a, np.ndarray) or _pandas_1d(a) for a in x)
             and ((isinstance(x[0], np.ndarray) and x[0].ndim == 1 and x[0].dtype.kind in "iu")
-                 or (_pandas_indptr(x[0]) and getattr(x[0].dtype, "kind", None) in ("i", "u"))))
+                 or _pandas_indptr(x[0])))
 
 
 def csr_arrays(x: Any, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
